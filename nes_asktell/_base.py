@@ -1,0 +1,606 @@
+"""The strategy base class: the ask/tell protocol shared by every NES variant."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import ClassVar, TypeVar
+
+import numpy as np
+from scipy.optimize import OptimizeResult
+
+from . import _noise, _shaping, _stopping
+from . import _validate as v
+from ._bounds import Box, make_box
+from ._typing import JSON, FloatArray
+
+S = TypeVar("S", bound="Strategy")
+
+STATE_VERSION = 1
+
+
+class NESWarning(UserWarning):
+    """Warning category for recoverable events during a run (e.g. a skipped update)."""
+
+
+def make_result(**fields: object) -> OptimizeResult:
+    """Return ``scipy.optimize.OptimizeResult(**fields)`` (the stubs do not declare keywords)."""
+    return OptimizeResult(**fields)
+
+
+def default_popsize(dim: int) -> int:
+    """Return ``4 + floor(3 ln d)`` (Wierstra et al. 2014, Table 1)."""
+    return 4 + math.floor(3 * math.log(dim))
+
+
+class Strategy(ABC):
+    """Base class of the NES strategies: ask/tell, counters, best-so-far, stopping, state.
+
+    Subclasses implement how a perturbation is scaled (:meth:`_perturb_into`), how the search
+    distribution is updated from the utilities (:meth:`_update`), and the extra state they carry.
+    """
+
+    #: the name used in ``state_dict()['strategy']``.
+    name: ClassVar[str] = "strategy"
+    _allow_legacy_rng: ClassVar[bool] = False
+    _default_mirrored: ClassVar[bool] = False
+    _default_shaping: ClassVar[str] = "nes"
+
+    def __init__(
+        self,
+        x0: object,
+        sigma0: object,
+        popsize: object = None,
+        *,
+        bounds: object = None,
+        rng: object = None,
+        mirrored: object = None,
+        shaping: object = None,
+        threads: object = 1,
+        maxfev: object = None,
+        maxiter: object = None,
+        ftarget: object = None,
+        tolfun: object = 1e-12,
+        tolx: object = 1e-12,
+        tolstagnation: object = None,
+        timeout: object = None,
+    ) -> None:
+        mean = v.as_vector("x0", x0)
+        dim = mean.size
+        self._sigma0 = self._check_sigma0(sigma0, dim)
+        if mirrored is None:
+            mirrored = self._default_mirrored
+        if not isinstance(mirrored, (bool, np.bool_)):
+            raise TypeError(f"`mirrored` must be True or False, but got {mirrored!r}.")
+        self._mirrored = bool(mirrored)
+        if popsize is None:
+            lam = default_popsize(dim)
+            lam += lam % 2 if self._mirrored else 0
+        else:
+            lam = v.integer("popsize", popsize, minimum=2)
+            if self._mirrored and lam % 2:
+                raise ValueError(f"`popsize` must be even with mirrored sampling, but got {lam}.")
+        self._threads = v.integer("threads", threads, minimum=1)
+        self._box: Box | None = make_box(bounds, dim)
+        self._shaping_spec = self._default_shaping if shaping is None else shaping
+        self._shape_fn = _shaping.resolve(self._shaping_spec)
+        self._noise = _noise.make_noise(
+            rng, allow_legacy=self._allow_legacy_rng, threads=self._threads
+        )
+        crit = _stopping.check_criteria(
+            maxfev=maxfev,
+            maxiter=maxiter,
+            ftarget=ftarget,
+            tolfun=tolfun,
+            tolx=tolx,
+            tolstagnation=tolstagnation,
+            timeout=timeout,
+        )
+        if crit["tolstagnation"] is None:
+            crit["tolstagnation"] = _stopping.default_stagnation(dim, lam)
+        self._crit = _stopping.Criteria(**crit)  # type: ignore[arg-type]
+        self._dim = dim
+        self._popsize = lam
+        self._mean = mean
+        self._generation = 0
+        self._nfev = 0
+        self._best_x = mean.copy() if self._box is None else self._box.clip(mean)
+        self._best_f = math.inf
+        self._fhist: list[float] = []
+        self._last_range = math.inf
+        self._since_improvement = 0
+        self._callback_stop = False
+        self._t0 = time.monotonic()
+        # The pending batch: the noise of the latest ask and its candidates.
+        self._Zh: FloatArray | None = None
+        self._X: FloatArray | None = None
+        self._noise_before_ask: JSON | None = None
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def _check_sigma0(self, sigma0: object, dim: int) -> FloatArray | float:
+        return v.positive_float("sigma0", sigma0)
+
+    @abstractmethod
+    def _perturb_into(self, Zh: FloatArray, out: FloatArray) -> None:
+        """Write the scaled perturbations of the noise rows `Zh` into `out` (same shape)."""
+
+    @abstractmethod
+    def _update(self, u: FloatArray) -> None:
+        """Update the search distribution from utilities `u` (aligned with the asked rows)."""
+
+    @abstractmethod
+    def _stds(self) -> FloatArray:
+        """Return the standard deviation of the search distribution along each coordinate."""
+
+    @abstractmethod
+    def _sigma_value(self) -> float | FloatArray:
+        """Return the public ``sigma``."""
+
+    def _options(self) -> JSON:
+        """Return the subclass's constructor keywords (plain data) for ``state_dict``."""
+        return {}
+
+    def _algo_state(self) -> JSON:
+        """Return the subclass's dynamic state as plain data."""
+        return {}
+
+    def _load_algo_state(self, state: JSON) -> None:
+        """Restore :meth:`_algo_state` output; raise KeyError/TypeError/ValueError if malformed."""
+        return None
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def dim(self) -> int:
+        """Number of dimensions d."""
+        return self._dim
+
+    @property
+    def popsize(self) -> int:
+        """Number of candidates per generation (lambda)."""
+        return self._popsize
+
+    @property
+    def mean(self) -> FloatArray:
+        """A copy of the mean of the search distribution (in the unbounded space)."""
+        return self._mean.copy()
+
+    @property
+    def sigma(self) -> float | FloatArray:
+        """The global step size (SNES: the per-coordinate step sizes, a copy)."""
+        return self._sigma_value()
+
+    @property
+    def generation(self) -> int:
+        """Number of completed tells."""
+        return self._generation
+
+    @property
+    def nfev(self) -> int:
+        """Number of fitness values evaluated and told so far."""
+        return self._nfev
+
+    @property
+    def mirrored(self) -> bool:
+        """Whether perturbations come in antithetic pairs (z, -z)."""
+        return self._mirrored
+
+    @property
+    def bounds(self) -> tuple[FloatArray, FloatArray] | None:
+        """The (lower, upper) box, or None."""
+        return None if self._box is None else (self._box.lower.copy(), self._box.upper.copy())
+
+    @property
+    def best(self) -> tuple[FloatArray, float]:
+        """The best candidate told so far and its raw fitness (inf before any finite value)."""
+        return self._best_x.copy(), self._best_f
+
+    # ------------------------------------------------------------------ ask / tell
+    @property
+    def _n_noise(self) -> int:
+        return self._popsize // 2 if self._mirrored else self._popsize
+
+    def ask(self) -> FloatArray:
+        """Sample a population.
+
+        Returns
+        -------
+        X : ndarray of shape (popsize, dim)
+            The candidates, read-only (copy it to change it). Asking again before ``tell``
+            returns the same candidates.
+        """
+        if self._X is not None:
+            return self._X
+        snapshot = self._noise.snapshot() if self._noise.kind == "sequential" else None
+        m = self._n_noise
+        if self._Zh is None or self._Zh.shape != (m, self._dim):
+            self._Zh = np.empty((m, self._dim))
+        Zh = self._noise.draw(self._generation, self._Zh)
+        X = np.empty((self._popsize, self._dim))
+        self._perturb_into(Zh, X[:m])
+        if self._mirrored:
+            np.subtract(self._mean, X[:m], out=X[m:])
+        X[:m] += self._mean
+        if self._box is not None:
+            self._box.reflect(X)
+        X.flags.writeable = False
+        self._X = X
+        self._noise_before_ask = snapshot
+        return X
+
+    def _match_rows(self, solutions: object) -> np.ndarray | None:
+        """Return the index in the asked batch of each told row (None: same order)."""
+        X = self._X
+        assert X is not None
+        if solutions is X:
+            return None
+        try:
+            S = np.asarray(solutions, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"`solutions` must be the ({self._popsize}, {self._dim}) array returned by "
+                f"ask(), but got {type(solutions).__name__}."
+            ) from exc
+        if S.shape != X.shape:
+            raise ValueError(
+                f"`solutions` must have shape {X.shape} (the rows of the latest ask), "
+                f"but got shape {S.shape}."
+            )
+        if np.array_equal(S, X):
+            return None
+        where: dict[bytes, list[int]] = {}
+        for k in range(X.shape[0]):
+            where.setdefault(X[k].tobytes(), []).append(k)
+        perm = np.empty(X.shape[0], dtype=np.int64)
+        for i in range(S.shape[0]):
+            slots = where.get(np.ascontiguousarray(S[i]).tobytes())
+            if not slots:
+                raise ValueError(
+                    f"`solutions` row {i} is not one of the candidates of the latest ask(); "
+                    "tell the rows that ask() returned, in any order."
+                )
+            perm[i] = slots.pop()
+        return perm
+
+    def tell(self, solutions: object, fitness: object) -> None:
+        """Update the search distribution from the fitness of the latest candidates.
+
+        Parameters
+        ----------
+        solutions : array_like of shape (popsize, dim)
+            The rows returned by the latest :meth:`ask`, in any order.
+        fitness : array_like of shape (popsize,)
+            Their fitness values, lower is better. NaN and inf rank worst; when every value is
+            non-finite the update is skipped with a :class:`NESWarning`.
+
+        Raises
+        ------
+        RuntimeError
+            If there is no batch to tell (tell before ask, or the same batch twice).
+        TypeError, ValueError
+            If `solutions` or `fitness` is malformed; the strategy is then left unchanged.
+        """
+        self._tell(solutions, fitness, self._popsize)
+
+    def _tell(self, solutions: object, fitness: object, n_evaluated: int) -> None:
+        if self._X is None:
+            what = "the same batch twice" if self._generation else "tell before ask"
+            raise RuntimeError(
+                f"tell() needs the candidates of a pending ask() ({what}); call ask() first."
+            )
+        f_told = v.fitness_vector(fitness, self._popsize)
+        perm = self._match_rows(solutions)
+        f = f_told if perm is None else np.empty_like(f_told)
+        if perm is not None:
+            f[perm] = f_told
+        finite = np.isfinite(f)
+        u = _shaping.apply(self._shape_fn, f) if finite.any() else None
+        # Nothing below raises: the state changes only from here on.
+        X = self._X
+        if u is None:
+            warnings.warn(
+                f"generation {self._generation}: every fitness value is non-finite; "
+                "the update is skipped.",
+                NESWarning,
+                stacklevel=3,
+            )
+        else:
+            self._update(u)
+            i = int(np.argmin(np.where(finite, f, np.inf)))
+            fmin = float(f[i])
+            if fmin < self._best_f:
+                self._best_f = fmin
+                self._best_x = X[i].copy()
+                self._since_improvement = 0
+            else:
+                self._since_improvement += 1
+            self._fhist.append(fmin)
+            del self._fhist[: -_stopping.history_length(self._dim, self._popsize)]
+            self._last_range = float(np.ptp(f[finite]))
+        self._nfev += n_evaluated
+        self._generation += 1
+        self._X = None
+        self._noise_before_ask = None
+
+    # ------------------------------------------------------------------ helpers for updates
+    def _noise_sum(self, u: FloatArray) -> FloatArray:
+        """Return ``sum_k u_k z_k`` over the asked rows (z_k are the unscaled perturbations)."""
+        Zh = self._Zh
+        assert Zh is not None
+        m = self._n_noise
+        if self._mirrored:
+            return (u[:m] - u[m:]) @ Zh
+        return u @ Zh
+
+    def _even_weights(self, u: FloatArray) -> FloatArray:
+        """Weights w with ``sum_k u_k h(z_k) = sum_j w_j h(Zh_j)`` for every even function h."""
+        m = self._n_noise
+        return u[:m] + u[m:] if self._mirrored else u
+
+    # ------------------------------------------------------------------ stopping and results
+    def stop(self) -> dict[str, float]:
+        """Return the termination criteria that hold, each with its threshold (empty if none)."""
+        full = len(self._fhist) >= _stopping.history_length(self._dim, self._popsize)
+        fun_range = (
+            max(max(self._fhist) - min(self._fhist), self._last_range) if full else math.inf
+        )
+        out = _stopping.holds(
+            self._crit,
+            nfev=self._nfev,
+            generation=self._generation,
+            best_f=self._best_f,
+            fun_range=fun_range,
+            stds=self._stds(),
+            mean=self._mean,
+            since_improvement=self._since_improvement,
+            history_full=full,
+            elapsed=time.monotonic() - self._t0,
+        )
+        if self._callback_stop:
+            out["callback"] = 1.0
+        return out
+
+    @property
+    def result(self) -> OptimizeResult:
+        """The outcome so far as a ``scipy.optimize.OptimizeResult``.
+
+        Fields: ``x`` and ``fun`` (best so far), ``nfev``, ``nit`` (generations), ``status``,
+        ``success``, ``message`` (scipy's wording), ``stop`` (the criteria that hold), ``mean``
+        and ``sigma``.
+        """
+        stop = self.stop()
+        order = (
+            "callback",
+            "ftarget",
+            "tolfun",
+            "tolx",
+            "maxfev",
+            "maxiter",
+            "timeout",
+            "tolstagnation",
+            "sigma",
+        )
+        status = next((_stopping.STATUS[k] for k in order if k in stop), -1)
+        return make_result(
+            x=self._best_x.copy(),
+            fun=self._best_f,
+            nfev=self._nfev,
+            nit=self._generation,
+            status=status,
+            success=status == 0,
+            message=_stopping.MESSAGES[status],
+            stop=stop,
+            mean=self._mean.copy(),
+            sigma=copy.copy(self._sigma_value()),
+        )
+
+    def optimize(
+        self,
+        fun: Callable[..., float],
+        *,
+        args: Sequence[object] = (),
+        maxfev: int | None = None,
+        maxiter: int | None = None,
+        workers: object = None,
+        callback: Callable[[OptimizeResult], object] | None = None,
+        disp: bool = False,
+    ) -> OptimizeResult:
+        """Run ask/evaluate/tell until :meth:`stop` holds, and return :attr:`result`.
+
+        Parameters
+        ----------
+        fun : callable
+            ``fun(x, *args) -> float`` to minimise.
+        args : tuple
+            Extra arguments of `fun`.
+        maxfev, maxiter : int, optional
+            Totals (counted from the start of the run) after which to stop. The last generation
+            evaluates only what the budget allows, so ``nfev`` never exceeds `maxfev`.
+        workers : None, int, map-like callable or Executor
+            How to evaluate a population (see :func:`nes_asktell.evaluate`).
+        callback : callable, optional
+            Called after each generation with the current :attr:`result`; returning True or
+            raising StopIteration stops the run (status 99).
+        disp : bool
+            Print a progress line every few generations.
+        """
+        from ._evaluate import Evaluator
+
+        changes = {
+            k: val for k, val in (("maxfev", maxfev), ("maxiter", maxiter)) if val is not None
+        }
+        crit = self._crit.updated(**changes)
+        evaluator = Evaluator(workers)
+        self._crit = crit
+        self._callback_stop = False
+        with evaluator:
+            while not self.stop():
+                X = self.ask()
+                n = self._popsize
+                if crit.maxfev is not None:
+                    n = min(n, crit.maxfev - self._nfev)
+                f = np.full(self._popsize, np.nan)
+                f[:n] = evaluator.evaluate(fun, X[:n], args)
+                self._tell(X, f, n)
+                if disp and _report_now(self._generation):
+                    self._print_progress()
+                if callback is not None:
+                    try:
+                        if callback(self.result) is True:
+                            self._callback_stop = True
+                    except StopIteration:
+                        self._callback_stop = True
+        if disp:
+            self._print_progress()
+        return self.result
+
+    def _print_progress(self) -> None:
+        print(
+            f"{type(self).__name__} gen {self._generation:6d}  nfev {self._nfev:9d}  "
+            f"best {self._best_f: .6e}  std {float(np.max(self._stds())):.3e}"
+        )
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> JSON:
+        """Return the complete state as JSON-serialisable plain data.
+
+        ``type(self).from_state(state)`` rebuilds a strategy that continues bit-identically,
+        also between ``ask`` and ``tell``.
+        """
+        if not isinstance(self._shaping_spec, str):
+            raise ValueError(
+                "`shaping` is a callable, which state_dict() cannot store; use pickle, or "
+                "pass it again to from_state(state, shaping=...)."
+            )
+        noise = self._noise_before_ask if self._noise_before_ask is not None else None
+        return {
+            "strategy": self.name,
+            "version": STATE_VERSION,
+            "dim": self._dim,
+            "popsize": self._popsize,
+            "sigma0": _to_plain(self._sigma0),
+            "mirrored": self._mirrored,
+            "shaping": self._shaping_spec,
+            "threads": self._threads,
+            "bounds": None
+            if self._box is None
+            else [_floats(self._box.lower), _floats(self._box.upper)],
+            "criteria": self._crit.to_json(),
+            "options": self._options(),
+            "mean": self._mean.tolist(),
+            "generation": self._generation,
+            "nfev": self._nfev,
+            "best_x": self._best_x.tolist(),
+            "best_f": None if math.isinf(self._best_f) else self._best_f,
+            "fhist": list(self._fhist),
+            "last_range": None if math.isinf(self._last_range) else self._last_range,
+            "since_improvement": self._since_improvement,
+            "asked": self._X is not None,
+            "noise": noise if noise is not None else self._noise.snapshot(),
+            "algo": self._algo_state(),
+        }
+
+    @classmethod
+    def from_state(cls: type[S], state: object, *, shaping: object = None) -> S:
+        """Rebuild a strategy from :meth:`state_dict` output.
+
+        Raises
+        ------
+        ValueError
+            If `state` is malformed or belongs to another strategy.
+        """
+        if not isinstance(state, dict):
+            raise ValueError(f"`state` must be a dict from state_dict(), but got {state!r:.80}.")
+        if state.get("strategy") != cls.name or state.get("version") != STATE_VERSION:
+            raise ValueError(
+                f"`state` must come from {cls.__name__}.state_dict() (version {STATE_VERSION}), "
+                f"but got strategy={state.get('strategy')!r}, version={state.get('version')!r}."
+            )
+        try:
+            bounds = state["bounds"]
+            crit = dict(state["criteria"])
+            options = dict(state["options"])
+            obj = cls(
+                np.asarray(state["mean"], dtype=np.float64),
+                np.asarray(state["sigma0"])
+                if isinstance(state["sigma0"], list)
+                else state["sigma0"],
+                state["popsize"],
+                bounds=None if bounds is None else (_unfloats(bounds[0]), _unfloats(bounds[1])),
+                rng=0,
+                mirrored=state["mirrored"],
+                shaping=state["shaping"] if shaping is None else shaping,
+                threads=state["threads"],
+                **crit,
+                **options,
+            )
+            if obj._dim != state["dim"]:
+                raise ValueError(f"dim {state['dim']} does not match the mean")
+            obj._noise = _noise.restore(state["noise"], obj._threads)
+            obj._generation = v.integer("generation", state["generation"], minimum=0)
+            obj._nfev = v.integer("nfev", state["nfev"], minimum=0)
+            obj._best_x = v.as_vector("best_x", state["best_x"], obj._dim)
+            best_f = state["best_f"]
+            obj._best_f = math.inf if best_f is None else v.real("best_f", best_f)
+            obj._fhist = [v.real("fhist", x) for x in state["fhist"]]
+            last = state["last_range"]
+            obj._last_range = math.inf if last is None else v.real("last_range", last)
+            obj._since_improvement = v.integer(
+                "since_improvement", state["since_improvement"], minimum=0
+            )
+            obj._load_algo_state(dict(state["algo"]))
+            asked = state["asked"]
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ValueError(f"`state` is malformed: {exc}") from exc
+        if asked:
+            obj.ask()
+        return obj
+
+    def __getstate__(self) -> dict[str, object]:
+        d = self.__dict__.copy()
+        d["_t0"] = time.monotonic() - self._t0  # elapsed, restored relative to the new clock
+        return d
+
+    def __setstate__(self, d: dict[str, object]) -> None:
+        self.__dict__.update(d)
+        self._t0 = time.monotonic() - float(d["_t0"])  # type: ignore[arg-type]
+        if self._X is not None:
+            self._X.flags.writeable = False
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(dim={self._dim}, popsize={self._popsize}, "
+            f"generation={self._generation}, nfev={self._nfev}, best_f={self._best_f:.6g})"
+        )
+
+
+CRITERIA = ("maxfev", "maxiter", "ftarget", "tolfun", "tolx", "tolstagnation", "timeout")
+
+
+def check_option_names(criteria: dict[str, object]) -> None:
+    """Raise TypeError naming the first keyword that is not a stopping criterion."""
+    unknown = sorted(set(criteria) - set(CRITERIA))
+    if unknown:
+        raise TypeError(
+            f"unknown option `{unknown[0]}` = {criteria[unknown[0]]!r}; the options are the "
+            f"documented keywords and the stopping criteria {list(CRITERIA)}."
+        )
+
+
+def _report_now(gen: int) -> bool:
+    return gen < 10 or gen % (10 ** int(math.log10(gen))) == 0
+
+
+def _floats(a: FloatArray) -> list[float | None]:
+    return [None if not math.isfinite(x) else float(x) for x in a]
+
+
+def _unfloats(a: Sequence[float | None]) -> list[float]:
+    return [math.nan if x is None else float(x) for x in a]
+
+
+def _to_plain(x: float | FloatArray) -> float | list[float]:
+    return x.tolist() if isinstance(x, np.ndarray) else float(x)

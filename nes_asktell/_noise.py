@@ -1,0 +1,179 @@
+"""Sources of standard-normal perturbations.
+
+Two kinds exist:
+
+* :class:`CounterNoise` (an integer seed, a ``SeedSequence`` or ``None``): row ``k`` of
+  generation ``g`` comes from its own stream ``SeedSequence(entropy, spawn_key=(g, k))`` driving
+  an ``SFC64`` bit generator. Any process can rebuild a perturbation from ``(entropy, g, k)``
+  alone, and rows can be filled by several threads with identical results.
+* :class:`SequentialNoise` (a ``Generator`` or legacy ``RandomState``): rows are drawn in sequence
+  from the given generator, as a plain numpy program would.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ._typing import JSON, FloatArray
+
+RngLike = (
+    None | int | np.integer | np.random.SeedSequence | np.random.Generator | np.random.RandomState
+)
+
+
+def counter_row(entropy: int, generation: int, index: int, out: FloatArray) -> None:
+    """Fill `out` with the perturbation of row `index` in `generation` (in place)."""
+    seq = np.random.SeedSequence(entropy, spawn_key=(generation, index))
+    np.random.Generator(np.random.SFC64(seq)).standard_normal(out=out, dtype=out.dtype)
+
+
+class CounterNoise:
+    """Counter-based noise: perturbation ``(g, k)`` has its own reproducible stream."""
+
+    kind = "counter"
+
+    def __init__(self, entropy: int, threads: int = 1) -> None:
+        self.entropy = int(entropy)
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    def draw(self, generation: int, out: FloatArray, start: int = 0) -> FloatArray:
+        """Fill the rows of `out` with perturbations ``start, start + 1, ...`` of `generation`."""
+        n = out.shape[0]
+        if self.threads > 1 and n > 1 and out.shape[1] >= 4096:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads)
+            chunks = np.array_split(np.arange(n), self.threads)
+
+            def fill(rows: Sequence[int]) -> None:
+                for k in rows:
+                    counter_row(self.entropy, generation, start + int(k), out[k])
+
+            list(self._pool.map(fill, [c.tolist() for c in chunks if c.size]))
+        else:
+            for k in range(n):
+                counter_row(self.entropy, generation, start + k, out[k])
+        return out
+
+    def snapshot(self) -> JSON:
+        """Return the plain-data state (the entropy: nothing else changes)."""
+        return {"kind": self.kind, "entropy": str(self.entropy)}
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"entropy": self.entropy, "threads": self.threads}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(int(state["entropy"]), int(state["threads"]))  # type: ignore[misc,call-overload]
+
+
+class SequentialNoise:
+    """Noise drawn in sequence from a ``Generator`` or a legacy ``RandomState``."""
+
+    kind = "sequential"
+
+    def __init__(self, rng: np.random.Generator | np.random.RandomState) -> None:
+        self.rng = rng
+
+    def draw(self, generation: int, out: FloatArray, start: int = 0) -> FloatArray:
+        """Fill `out` with the next normals of the generator (`generation` is not used)."""
+        if isinstance(self.rng, np.random.RandomState):
+            out[...] = self.rng.standard_normal(out.shape)
+        else:
+            self.rng.standard_normal(out=out, dtype=out.dtype)
+        return out
+
+    def snapshot(self) -> JSON:
+        """Return the generator's state as plain data."""
+        if isinstance(self.rng, np.random.RandomState):
+            st = self.rng.get_state(legacy=False)
+            inner = dict(st["state"])
+            inner["key"] = [int(v) for v in inner["key"]]
+            return {"kind": self.kind, "legacy": True, "state": _plain({**st, "state": inner})}
+        return {"kind": self.kind, "legacy": False, "state": _plain(self.rng.bit_generator.state)}
+
+
+def _plain(obj: object) -> object:
+    """Convert numpy scalars and arrays inside `obj` to JSON-serialisable data."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, numbers.Integral):
+        return int(obj)
+    if isinstance(obj, numbers.Real):
+        return float(obj)
+    return obj
+
+
+def restore(snapshot: object, threads: int = 1) -> CounterNoise | SequentialNoise:
+    """Rebuild a noise source from :meth:`snapshot` output; raise ValueError when malformed."""
+    try:
+        if not isinstance(snapshot, dict):
+            raise TypeError("not a mapping")
+        if snapshot["kind"] == "counter":
+            return CounterNoise(int(snapshot["entropy"]), threads)
+        if snapshot["kind"] != "sequential":
+            raise ValueError(f"unknown kind {snapshot['kind']!r}")
+        state = snapshot["state"]
+        if snapshot["legacy"]:
+            rs = np.random.RandomState()
+            inner = dict(state["state"])
+            inner["key"] = np.asarray(inner["key"], dtype=np.uint32)
+            rs.set_state({**state, "state": inner})
+            return SequentialNoise(rs)
+        bitgen_cls = getattr(np.random, str(state["bit_generator"]))
+        if not (isinstance(bitgen_cls, type) and issubclass(bitgen_cls, np.random.BitGenerator)):
+            raise ValueError(f"unknown bit generator {state['bit_generator']!r}")
+        bitgen = bitgen_cls()
+        bitgen.state = state
+        return SequentialNoise(np.random.Generator(bitgen))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ValueError(f"`state['noise']` is malformed: {exc}.") from exc
+
+
+def make_noise(
+    rng: object, *, allow_legacy: bool, threads: int = 1
+) -> CounterNoise | SequentialNoise:
+    """Turn an `rng` argument (SPEC 7) into a noise source, or raise TypeError naming `rng`."""
+    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
+        if rng is not None and int(rng) < 0:
+            raise ValueError(f"`rng` must be a non-negative integer seed, but got {rng}.")
+        seq = np.random.SeedSequence(None if rng is None else int(rng))
+        return CounterNoise(_entropy_of(seq), threads)
+    if isinstance(rng, np.random.SeedSequence):
+        if rng.spawn_key:
+            raise ValueError(
+                "`rng` must be a SeedSequence without a spawn key (pass the entropy of "
+                f"the parent), but got spawn_key={rng.spawn_key}."
+            )
+        return CounterNoise(_entropy_of(rng), threads)
+    if isinstance(rng, np.random.Generator):
+        return SequentialNoise(rng)
+    if isinstance(rng, np.random.RandomState):
+        if not allow_legacy:
+            raise TypeError(
+                "`rng` must be None, an int, a SeedSequence or a Generator (a legacy "
+                "RandomState is accepted by OpenES only), but got RandomState."
+            )
+        return SequentialNoise(rng)
+    raise TypeError(
+        "`rng` must be None, an int, a SeedSequence or a numpy Generator, "
+        f"but got {type(rng).__name__}: {rng!r}."
+    )
+
+
+def _entropy_of(seq: np.random.SeedSequence) -> int:
+    ent = seq.entropy
+    if isinstance(ent, (list, tuple, np.ndarray)):
+        # Fold a sequence of 32-bit words into one integer, as SeedSequence would read it back.
+        value = 0
+        for i, word in enumerate(ent):
+            value |= int(word) << (32 * i)
+        return value
+    return int(ent)  # type: ignore[arg-type]

@@ -1,0 +1,135 @@
+"""Fitness shaping as pure functions.
+
+Every function takes the raw fitness values of one population, ``f`` of shape ``(n,)`` where
+lower is better and NaN or inf may occur, and returns utilities of the same shape where higher is
+better. Non-finite values always count as the worst: rank-based shapings rank them last, and the
+value-based ones (z-score, raw) replace them by the worst finite value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ._typing import FloatArray, IntArray
+
+ShapingFn = Callable[[FloatArray], FloatArray]
+ShapingLike = str | ShapingFn
+
+
+def ranks(f: FloatArray) -> IntArray:
+    """Return 0-based ranks, best (lowest) first; non-finite values rank last, ties by index.
+
+    Examples
+    --------
+    >>> ranks(np.array([3.0, np.nan, 1.0, 2.0])).tolist()
+    [2, 3, 0, 1]
+    """
+    key = np.where(np.isfinite(f), f, np.inf)
+    order = np.argsort(key, kind="stable")
+    out = np.empty(f.shape[0], dtype=np.int64)
+    out[order] = np.arange(f.shape[0])
+    return out
+
+
+def nes_weights(n: int) -> FloatArray:
+    """Return the NES utilities by rank, best first (Wierstra et al. 2014, eq. 21).
+
+    ``u_k = max(0, ln(n/2 + 1) - ln k) / sum_j max(0, ln(n/2 + 1) - ln j) - 1/n`` for
+    ``k = 1..n``. They sum to zero and do not increase with k.
+
+    Examples
+    --------
+    >>> w = nes_weights(6)
+    >>> bool(abs(w.sum()) < 1e-15 and np.all(np.diff(w) <= 0))
+    True
+    """
+    k = np.arange(1, n + 1)
+    raw = np.maximum(0.0, np.log(n / 2 + 1) - np.log(k))
+    out: FloatArray = raw / raw.sum() - 1.0 / n
+    return out
+
+
+def nes_utilities(f: FloatArray) -> FloatArray:
+    """Rank-based NES utilities: ``u[i] = nes_weights(n)[rank(f[i])]``."""
+    return nes_weights(f.shape[0])[ranks(f)]
+
+
+def centered_ranks(f: FloatArray) -> FloatArray:
+    """Centered ranks (Salimans et al. 2017): the best gets 0.5, the worst -0.5.
+
+    Examples
+    --------
+    >>> centered_ranks(np.array([3.0, 1.0, 2.0])).tolist()
+    [-0.5, 0.5, 0.0]
+    """
+    n = f.shape[0]
+    if n == 1:
+        return np.zeros(1)
+    out: FloatArray = 0.5 - ranks(f) / (n - 1.0)
+    return out
+
+
+def _finite_or_worst(f: FloatArray) -> FloatArray:
+    finite = np.isfinite(f)
+    if finite.all():
+        return f
+    worst = f[finite].max() if finite.any() else 0.0
+    return np.where(finite, f, worst)
+
+
+def zscore(f: FloatArray) -> FloatArray:
+    """Standardised fitness ``(mean(f) - f) / std(f)``, the 2017 seed's shaping.
+
+    When all values are equal the utilities are all zero (no step), never NaN.
+
+    Examples
+    --------
+    >>> zscore(np.array([1.0, 1.0])).tolist()
+    [0.0, 0.0]
+    """
+    g = _finite_or_worst(f)
+    std = np.std(g)
+    if not std > 0.0:
+        return np.zeros_like(g)
+    # The seed computes (R - mean(R)) / std(R) with R = -f: the same numbers, bit for bit.
+    out: FloatArray = (-g - np.mean(-g)) / np.std(-g)
+    return out
+
+
+def raw(f: FloatArray) -> FloatArray:
+    """Raw fitness as utility, ``-f``: the plain Monte-Carlo search gradient."""
+    return -_finite_or_worst(f)
+
+
+SHAPINGS: dict[str, ShapingFn] = {
+    "nes": nes_utilities,
+    "centered_ranks": centered_ranks,
+    "zscore": zscore,
+    "raw": raw,
+}
+
+
+def resolve(shaping: object) -> ShapingFn:
+    """Return the shaping function for a name or a callable, or raise naming `shaping`."""
+    if isinstance(shaping, str):
+        try:
+            return SHAPINGS[shaping]
+        except KeyError:
+            raise ValueError(
+                f"`shaping` must be one of {sorted(SHAPINGS)} or a callable, but got {shaping!r}."
+            ) from None
+    if callable(shaping):
+        return shaping
+    raise TypeError(f"`shaping` must be a string or a callable, but got {shaping!r}.")
+
+
+def apply(fn: ShapingFn, f: FloatArray) -> FloatArray:
+    """Call a shaping function and check what it returns (a finite array of shape ``f.shape``)."""
+    u = np.asarray(fn(f.copy()), dtype=np.float64)
+    if u.shape != f.shape or not np.all(np.isfinite(u)):
+        raise ValueError(
+            f"`shaping` must return {f.shape[0]} finite utilities, but returned {u!r}."
+        )
+    return u

@@ -1,0 +1,121 @@
+"""Termination criteria, checked by :meth:`Strategy.stop`.
+
+Each criterion that holds appears in the dict returned by ``stop()`` with its threshold as the
+value, as in pycma: ``{'maxfev': 1000}``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from . import _validate as v
+from ._typing import JSON, FloatArray
+
+#: scipy's wording for the outcomes (``scipy.optimize._optimize._status_message``).
+MESSAGES = {
+    0: "Optimization terminated successfully.",
+    1: "Maximum number of function evaluations has been exceeded.",
+    2: "Maximum number of iterations has been exceeded.",
+    3: "The search stagnated: no further progress is possible.",
+    4: "The time limit was reached.",
+    99: "`callback` raised `StopIteration`.",
+    -1: "The optimization is still running.",
+}
+
+#: status code of each criterion (0 means converged).
+STATUS = {
+    "ftarget": 0,
+    "tolfun": 0,
+    "tolx": 0,
+    "maxfev": 1,
+    "maxiter": 2,
+    "tolstagnation": 3,
+    "sigma": 3,
+    "timeout": 4,
+    "callback": 99,
+}
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """The thresholds; None switches a criterion off."""
+
+    maxfev: int | None = None
+    maxiter: int | None = None
+    ftarget: float | None = None
+    tolfun: float | None = 1e-12
+    tolx: float | None = 1e-12
+    tolstagnation: int | None = None
+    timeout: float | None = None
+
+    def to_json(self) -> JSON:
+        """Return the thresholds as plain data."""
+        return asdict(self)
+
+    def updated(self, **changes: object) -> Criteria:
+        """Return a copy with `changes` applied after validating each of them."""
+        return replace(self, **check_criteria(**changes))  # type: ignore[arg-type]
+
+
+def check_criteria(**kw: object) -> dict[str, object]:
+    """Validate stopping keywords; raise TypeError/ValueError naming the bad one."""
+    out: dict[str, object] = {}
+    for name, value in kw.items():
+        if name in ("maxfev", "maxiter", "tolstagnation"):
+            out[name] = v.optional_integer(name, value, minimum=1)
+        elif name == "ftarget":
+            out[name] = None if value is None else v.real(name, value)
+        elif name in ("tolfun", "tolx", "timeout"):
+            out[name] = v.optional_float(name, value, allow_zero=True)
+        else:
+            raise TypeError(f"unknown stopping criterion `{name}`")
+    return out
+
+
+def default_stagnation(dim: int, popsize: int) -> int:
+    """Return the generations without a new best after which ``tolstagnation`` holds."""
+    return int(100 + 100 * dim**1.5 / popsize)
+
+
+def history_length(dim: int, popsize: int) -> int:
+    """Return how many generations of best values ``tolfun`` looks back over (as pycma)."""
+    return 10 + math.ceil(30 * dim / popsize)
+
+
+def holds(
+    crit: Criteria,
+    *,
+    nfev: int,
+    generation: int,
+    best_f: float,
+    fun_range: float,
+    stds: FloatArray,
+    mean: FloatArray,
+    since_improvement: int,
+    history_full: bool,
+    elapsed: float,
+) -> dict[str, float]:
+    """Return the criteria that hold, each with its threshold."""
+    out: dict[str, float] = {}
+    if crit.maxfev is not None and nfev >= crit.maxfev:
+        out["maxfev"] = crit.maxfev
+    if crit.maxiter is not None and generation >= crit.maxiter:
+        out["maxiter"] = crit.maxiter
+    if crit.ftarget is not None and best_f <= crit.ftarget:
+        out["ftarget"] = crit.ftarget
+    if generation == 0:
+        return out
+    if crit.tolfun is not None and history_full and fun_range < crit.tolfun:
+        out["tolfun"] = crit.tolfun
+    if crit.tolx is not None and float(np.max(stds)) < crit.tolx:
+        out["tolx"] = crit.tolx
+    if crit.tolstagnation is not None and since_improvement >= crit.tolstagnation:
+        out["tolstagnation"] = crit.tolstagnation
+    if crit.timeout is not None and elapsed >= crit.timeout:
+        out["timeout"] = crit.timeout
+    if np.all(mean + stds == mean):
+        out["sigma"] = float(np.max(stds))
+    return out

@@ -1,0 +1,40 @@
+"""Test configuration: hypothesis profiles and shared helpers.
+
+Statistical tests share a false-alarm budget of 1e-6 over the whole suite (STYLE.md). Each
+statistical assertion spends ``ALPHA_PER_ASSERTION`` and derives its tolerance from the known
+variance with ``Z`` standard deviations (two-sided normal quantile for that alpha, or the
+chi-square / binomial quantile written beside the assertion).
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+from scipy import stats
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=25,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile(
+    "nightly",
+    deadline=None,
+    max_examples=500,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+#: Upper bound on the number of statistical assertions evaluated in one run of the suite
+#: (hypothesis examples included: each example's assertion counts once). Raise it when adding
+#: statistical tests; the bound, not the exact count, is what the Bonferroni split needs.
+MAX_STAT_ASSERTIONS = 20_000
+FALSE_ALARM_BUDGET = 1e-6
+ALPHA_PER_ASSERTION = FALSE_ALARM_BUDGET / MAX_STAT_ASSERTIONS  # 5e-11
+#: two-sided normal quantile for ALPHA_PER_ASSERTION: z = 6.57
+Z = float(stats.norm.isf(ALPHA_PER_ASSERTION / 2))
