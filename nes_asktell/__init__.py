@@ -36,7 +36,16 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover
     pass
 
+#: Names loaded on first use: the integrations import optuna or dask only when asked for.
+_LAZY: dict[str, str] = {}
+
 
 def __getattr__(name: str) -> object:
     """Load the optional integrations lazily."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'nes_asktell' has no attribute {name!r}")

@@ -23,8 +23,14 @@ def run_demo(plot: str | None) -> int:
     print("== The 2017 seed: fixed-sigma NES, popsize 50, sigma 0.1, lr 0.001 ==")
     rs = np.random.RandomState(0)
     es = OpenES(
-        rs.randn(3), sigma0=0.1, popsize=50, optimizer="sgd", learning_rate=0.001,
-        shaping="zscore", mirrored=False, rng=rs,
+        rs.randn(3),
+        sigma0=0.1,
+        popsize=50,
+        optimizer="sgd",
+        learning_rate=0.001,
+        shaping="zscore",
+        mirrored=False,
+        rng=rs,
     )
     expected = resources.files("nes_asktell").joinpath("data/seed_trace.txt").read_text().split()
     seed_curve = []

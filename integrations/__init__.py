@@ -1,0 +1,1 @@
+"""Adapters of the strategies to other libraries (installed as ``nes_asktell.integrations``)."""
