@@ -1,16 +1,35 @@
-"""The demo: the 2017 seed run, then the same problem solved by the library's defaults."""
+"""The demo: the 2017 seed run, then the same problem solved by the library's defaults.
+
+``python -m nes_asktell demo`` replays the seed example (fixed-sigma NES, popsize 50, sigma 0.1,
+learning rate 0.001, z-scored rewards, ``np.random.seed(0)``) and checks its printed trace line for
+line, continues it to the evaluation budget, and then solves the same problem with the default
+OpenES, XNES and SNES from ``x0 ~ N(0, I)`` with ``sigma0 = 1``. Every run is measured the way the
+seed measures itself: the objective at the mean of the search distribution, against the number of
+fitness evaluations told so far. The convergence plot (log-scale f against evaluations) is written
+when matplotlib is installed.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 
 import numpy as np
 
+from ._base import Strategy
 from ._openes import OpenES
 from ._typing import FloatArray
 
 SOLUTION = np.array([0.5, 0.1, -0.3])
+#: the objective value a run must reach, at its mean.
 TARGET = 1e-8
+#: evaluations each run may spend.
+BUDGET = 20_000
+#: the seed of the demo's starting points and noise (every run is deterministic).
+SEED = 0
 
 
 def seed_problem(w: FloatArray) -> float:
@@ -18,11 +37,34 @@ def seed_problem(w: FloatArray) -> float:
     return float(np.sum((w - SOLUTION) ** 2))
 
 
-def run_demo(plot: str | None) -> int:
-    """Print the seed trace and the comparison; write a plot when matplotlib is available."""
-    print("== The 2017 seed: fixed-sigma NES, popsize 50, sigma 0.1, lr 0.001 ==")
+@dataclass
+class Run:
+    """The curve of one run: evaluations and the objective at the mean after each generation."""
+
+    label: str
+    nfev: list[int] = field(default_factory=list)
+    fmean: list[float] = field(default_factory=list)
+
+    @property
+    def hit(self) -> int | None:
+        """Evaluations when the mean first reached ``f < TARGET`` (None: never)."""
+        return next((n for n, f in zip(self.nfev, self.fmean, strict=True) if f < TARGET), None)
+
+    def outcome(self) -> str:
+        """One line: the evaluations to the target, or where the run stalled."""
+        if self.hit is not None:
+            return f"reaches f < {TARGET:g} after {self.hit:6d} evaluations"
+        tail = self.fmean[len(self.fmean) // 2 :]
+        return (
+            f"stalls: f at the mean hovers around {float(np.median(tail)):.1e} "
+            f"(median of the second half of the run, {self.nfev[-1]} evaluations)"
+        )
+
+
+def seed_strategy() -> OpenES:
+    """Return the seed configuration: x0 and the noise both from ``RandomState(0)``."""
     rs = np.random.RandomState(0)
-    es = OpenES(
+    return OpenES(
         rs.randn(3),
         sigma0=0.1,
         popsize=50,
@@ -32,18 +74,123 @@ def run_demo(plot: str | None) -> int:
         mirrored=False,
         rng=rs,
     )
-    expected = resources.files("nes_asktell").joinpath("data/seed_trace.txt").read_text().split()
-    seed_curve = []
+
+
+def replay_seed(es: OpenES, run: Run) -> bool:
+    """Run the seed's 300 iterations, print its trace, and return whether it matches 2017."""
+    expected_text = resources.files("nes_asktell").joinpath("data/seed_trace.txt").read_text()
+    expected = [line for line in expected_text.splitlines() if line]
     lines = []
     for i in range(300):
         f = seed_problem(es.mean)
-        seed_curve.append((es.nfev, f))
+        run.nfev.append(es.nfev)
+        run.fmean.append(f)
         if i % 20 == 0:
             lines.append(f"{i} {-f:f}")
             print(lines[-1])
         X = es.ask()
         es.tell(X, [seed_problem(x) for x in X])
-    same = lines == [" ".join(p) for p in zip(expected[::2], expected[1::2], strict=True)]
+    return lines == expected
+
+
+def solve(es: Strategy, run: Run, *, every: int) -> None:
+    """Continue `es` until its mean reaches the target or the budget is spent.
+
+    Prints a progress line every `every` generations and at the end.
+    """
+
+    def line() -> None:
+        best = es.best[1]
+        print(
+            f"  {run.label:<7} gen {es.generation:5d}  nfev {es.nfev:6d}  "
+            f"f(mean) {run.fmean[-1]:.3e}  best {best:.3e}  "
+            f"sigma {float(np.max(es.sigma)):.2e}"
+        )
+
+    if not run.nfev:
+        run.nfev.append(es.nfev)
+        run.fmean.append(seed_problem(es.mean))
+    while run.fmean[-1] >= TARGET and es.nfev < BUDGET:
+        X = es.ask()
+        es.tell(X, [seed_problem(x) for x in X])
+        run.nfev.append(es.nfev)
+        run.fmean.append(seed_problem(es.mean))
+        if es.generation % every == 0:
+            line()
+    if es.generation % every:
+        line()
+
+
+def default_strategies() -> list[tuple[str, Callable[[FloatArray], Strategy]]]:
+    """Return the defaults to compare: OpenES, and XNES and SNES where they exist."""
+    import nes_asktell
+
+    out: list[tuple[str, Callable[[FloatArray], Strategy]]] = []
+    for name in ("OpenES", "XNES", "SNES"):
+        try:
+            cls: type[Strategy] = getattr(nes_asktell, name)
+        except (AttributeError, ImportError):
+            continue
+        out.append((name, functools.partial(_make, cls)))
+    return out
+
+
+def _make(cls: type[Strategy], x0: FloatArray) -> Strategy:
+    return cls(x0, sigma0=1.0, rng=SEED)
+
+
+def plot_runs(runs: list[Run], path: str) -> bool:
+    """Write the convergence plot to `path`; return False when matplotlib is missing."""
+    try:
+        matplotlib = importlib.import_module("matplotlib")
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    plt = importlib.import_module("matplotlib.pyplot")
+    fig, ax = plt.subplots(figsize=(7.0, 4.5))
+    for run in runs:
+        ax.loglog(np.maximum(run.nfev, 1), np.maximum(run.fmean, 1e-300), label=run.label)
+    ax.axhline(TARGET, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("fitness evaluations")
+    ax.set_ylabel("f at the mean,  |w - w*|^2")
+    ax.set_title("The 2017 seed problem (d = 3)")
+    ax.set_xlim(1, BUDGET)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def run_demo(plot: str | None) -> int:
+    """Print the seed trace and the comparison; write a plot when matplotlib is available.
+
+    Returns 0 when the seed trace matches the 2017 one, 1 otherwise.
+    """
+    print("== 1. The 2017 seed: fixed-sigma NES, popsize 50, sigma 0.1, lr 0.001 ==")
+    seed = Run("seed")
+    es = seed_strategy()
+    same = replay_seed(es, seed)
     print(f"matches the 2017 trace line for line: {same}")
-    print(f"after {es.nfev} evaluations: f = {seed_problem(es.mean):.3e}")
+    print(f"after {es.nfev} evaluations: f = {seed.fmean[-1]:.3e}; continuing to the budget")
+    solve(es, seed, every=50)
+
+    print(f"\n== 2. The defaults, x0 ~ N(0, I) (seed {SEED}), sigma0 = 1 ==")
+    x0 = np.random.default_rng(SEED).standard_normal(3)
+    runs = [seed]
+    for label, make in default_strategies():
+        strategy = make(x0)
+        print(f"{label}: popsize {strategy.popsize}")
+        run = Run(label)
+        solve(strategy, run, every=500 if label == "OpenES" else 10)
+        runs.append(run)
+
+    print(f"\n== Evaluations until f(mean) < {TARGET:g} (budget {BUDGET}) ==")
+    for run in runs:
+        print(f"  {run.label:<7} {run.outcome()}")
+    if plot is not None:
+        if plot_runs(runs, plot):
+            print(f"\nconvergence plot written to {plot}")
+        else:
+            print("\nmatplotlib is not installed: no plot (pip install 'nes_asktell[plot]')")
     return 0 if same else 1
