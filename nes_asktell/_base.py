@@ -524,7 +524,7 @@ class Strategy(ABC):
             crit = dict(state["criteria"])
             options = dict(state["options"])
             obj = cls(
-                np.asarray(state["mean"], dtype=np.float64),
+                v.as_vector("mean", state["mean"]),
                 np.asarray(state["sigma0"])
                 if isinstance(state["sigma0"], list)
                 else state["sigma0"],
@@ -553,7 +553,11 @@ class Strategy(ABC):
             )
             obj._load_algo_state(dict(state["algo"]))
             asked = state["asked"]
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            if not isinstance(asked, bool):
+                raise TypeError(f"`asked` must be True or False, but got {asked!r}.")
+        except KeyError as exc:
+            raise ValueError(f"`state` is malformed: the key {exc} is missing.") from exc
+        except (TypeError, ValueError, IndexError) as exc:
             raise ValueError(f"`state` is malformed: {exc}") from exc
         if asked:
             obj.ask()

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import _validate as v
 from ._typing import FloatArray
 
 
@@ -65,9 +66,21 @@ def estimate_gradient(
 
     if not callable(fun):
         raise TypeError(f"`fun` must be callable, but got {fun!r}.")
+    # Checked here so that the messages name this function's arguments (not OpenES's).
+    x = v.as_vector("x", x)
+    sigma = v.positive_float("sigma", sigma)
     es = OpenES(x, sigma, popsize, mirrored=mirrored, shaping="raw", rng=rng)
     X = es.ask()
-    f = np.array([float(fun(row)) for row in X])
+    f = np.empty(X.shape[0])
+    for k, row in enumerate(X):
+        y = fun(row.copy())
+        try:
+            f[k] = float(y)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"`fun` must return a real number, but returned {y!r:.80} at the perturbed "
+                f"point {k}."
+            ) from None
     if not np.all(np.isfinite(f)):
         k = int(np.flatnonzero(~np.isfinite(f))[0])
         raise ValueError(f"`fun` returned {f[k]} at the perturbed point {k}; it must be finite.")

@@ -78,7 +78,7 @@ class OpenES(Strategy):
     >>> X = es.ask()
     >>> es.tell(X, [float(np.sum((x - 1.0) ** 2)) for x in X])
     >>> es.generation, X.shape
-    (1, (6, 3))
+    (1, (8, 3))
     """
 
     name = "openes"
@@ -108,14 +108,10 @@ class OpenES(Strategy):
     ) -> None:
         lr = v.positive_float("learning_rate", learning_rate)
         wd = v.positive_float("weight_decay", weight_decay, allow_zero=True)
-        sdecay = v.fraction("sigma_decay", sigma_decay, closed=True)
+        sdecay = _decay("sigma_decay", sigma_decay)
         slimit = v.positive_float("sigma_limit", sigma_limit, allow_zero=True)
-        ldecay = v.fraction("learning_rate_decay", learning_rate_decay, closed=True)
+        ldecay = _decay("learning_rate_decay", learning_rate_decay)
         llimit = v.positive_float("learning_rate_limit", learning_rate_limit, allow_zero=True)
-        if sdecay == 0.0:
-            raise ValueError("`sigma_decay` must be in (0, 1], but got 0.0.")
-        if ldecay == 0.0:
-            raise ValueError("`learning_rate_decay` must be in (0, 1], but got 0.0.")
         check_option_names(criteria)
         super().__init__(
             x0,
@@ -185,3 +181,13 @@ class OpenES(Strategy):
                 v.as_vector(key, opt[key], self._dim)
         v.integer("t", opt["t"], minimum=0)
         self._opt.load(opt)
+
+
+def _decay(name: str, value: object) -> float:
+    """Return a decay factor in (0, 1], or raise naming `name` and the value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"`{name}` must be a number in (0, 1], but got {value!r}.")
+    out = float(value)
+    if not 0.0 < out <= 1.0:
+        raise ValueError(f"`{name}` must be a number in (0, 1], but got {value!r}.")
+    return out

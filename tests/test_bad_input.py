@@ -1,0 +1,765 @@
+"""Bad input: one test per message; a rejected call leaves everything as it was.
+
+Each case asserts the exception type and its message (the argument in backticks and the value
+received). For calls on a strategy (`tell`), the state is compared through ``state_dict()``
+before and after, and the run is then continued next to a twin that never saw the bad call: both
+must ask exactly the same candidates. For constructors, `from_state` and `estimate_gradient`,
+the inputs (arrays, generators, state dicts) must be left untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.optimize import Bounds
+
+from nes_asktell import OpenES, estimate_gradient
+
+X0 = np.array([0.3, -0.2, 0.1])
+
+
+def sphere(x: np.ndarray) -> float:
+    return float(np.sum(x**2))
+
+
+def run(es: OpenES, generations: int) -> list[np.ndarray]:
+    asks = []
+    for _ in range(generations):
+        X = es.ask()
+        asks.append(X.copy())
+        es.tell(X, [sphere(x) for x in X])
+    return asks
+
+
+def snapshot(es: OpenES) -> str:
+    return json.dumps(es.state_dict(), sort_keys=True)
+
+
+def assert_rejected_and_unchanged(
+    es: OpenES, call: Callable[[OpenES], object], exc: type[Exception], match: str
+) -> None:
+    """`call(es)` raises `exc` matching `match`; `es` is unchanged and continues as its twin."""
+    twin = OpenES.from_state(es.state_dict())
+    before = snapshot(es)
+    with pytest.raises(exc, match=match):
+        call(es)
+    assert snapshot(es) == before
+    pending = es.state_dict()["asked"]
+    if pending:
+        X, Y = es.ask(), twin.ask()
+        np.testing.assert_array_equal(X, Y)
+        es.tell(X, [sphere(x) for x in X])
+        twin.tell(Y, [sphere(y) for y in Y])
+    for a, b in zip(run(es, 3), run(twin, 3), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert snapshot(es) == snapshot(twin)
+
+
+# ---------------------------------------------------------------- constructor arguments
+CONSTRUCTOR_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
+    ("x0 2-d", {"x0": np.zeros((2, 2))}, ValueError, r"`x0` must be 1-d, but got shape \(2, 2\)"),
+    ("x0 empty", {"x0": []}, ValueError, r"`x0` must not be empty, but got \[\]"),
+    ("x0 nan", {"x0": [0.0, np.nan]}, ValueError, r"`x0` must be finite, but got \[0.0, nan\]"),
+    ("x0 inf", {"x0": [np.inf, 0.0]}, ValueError, r"`x0` must be finite, but got \[inf, 0.0\]"),
+    ("x0 text", {"x0": "abc"}, TypeError, r"`x0` must be a 1-d array of numbers, but got 'abc'"),
+    ("x0 None", {"x0": None}, TypeError, r"`x0` must be a 1-d array of numbers, but got None"),
+    (
+        "x0 objects",
+        {"x0": [{}]},
+        TypeError,
+        r"`x0` must be a 1-d array of numbers, but got \[\{\}\]",
+    ),
+    (
+        "sigma0 negative",
+        {"sigma0": -1.0},
+        ValueError,
+        r"`sigma0` must be a positive finite number, but got -1.0\.",
+    ),
+    (
+        "sigma0 zero",
+        {"sigma0": 0.0},
+        ValueError,
+        r"`sigma0` must be a positive finite number, but got 0.0\.",
+    ),
+    (
+        "sigma0 nan",
+        {"sigma0": np.nan},
+        ValueError,
+        r"`sigma0` must be a positive finite number, but got nan\.",
+    ),
+    (
+        "sigma0 inf",
+        {"sigma0": np.inf},
+        ValueError,
+        r"`sigma0` must be a positive finite number, but got inf\.",
+    ),
+    (
+        "sigma0 text",
+        {"sigma0": "1"},
+        TypeError,
+        r"`sigma0` must be a positive finite number, but got '1'\.",
+    ),
+    (
+        "sigma0 array",
+        {"sigma0": np.ones(3)},
+        TypeError,
+        r"`sigma0` must be a positive finite number, but got array",
+    ),
+    (
+        "popsize 1",
+        {"popsize": 1, "mirrored": False},
+        ValueError,
+        r"`popsize` must be an integer >= 2, but got 1\.",
+    ),
+    ("popsize 0", {"popsize": 0}, ValueError, r"`popsize` must be an integer >= 2, but got 0\."),
+    (
+        "popsize fraction",
+        {"popsize": 2.5},
+        TypeError,
+        r"`popsize` must be an integer, but got 2.5\.",
+    ),
+    ("popsize text", {"popsize": "8"}, TypeError, r"`popsize` must be an integer, but got '8'\."),
+    (
+        "popsize bool",
+        {"popsize": True},
+        TypeError,
+        r"`popsize` must be an integer, but got True\.",
+    ),
+    (
+        "popsize odd mirrored",
+        {"popsize": 7},
+        ValueError,
+        r"`popsize` must be even with mirrored sampling, but got 7\.",
+    ),
+    (
+        "rng text",
+        {"rng": "abc"},
+        TypeError,
+        r"`rng` must be None, an int, a SeedSequence or a numpy Generator, but got str: 'abc'\.",
+    ),
+    ("rng float", {"rng": 1.5}, TypeError, r"`rng` must be .*, but got float: 1.5\."),
+    ("rng bool", {"rng": True}, TypeError, r"`rng` must be .*, but got bool: True\."),
+    (
+        "rng negative",
+        {"rng": -1},
+        ValueError,
+        r"`rng` must be a non-negative integer seed, but got -1\.",
+    ),
+    (
+        "rng spawned",
+        {"rng": np.random.SeedSequence(1).spawn(1)[0]},
+        ValueError,
+        r"`rng` must be a SeedSequence without a spawn key .*, but got spawn_key=\(0,\)\.",
+    ),
+    (
+        "bounds lower > upper",
+        {"bounds": ([0, 0, 1], [1, 1, 0])},
+        ValueError,
+        r"`bounds` must have lower <= upper in every coordinate, "
+        r"but got lower=1.0 and upper=0.0 at index 2\.",
+    ),
+    (
+        "bounds Bounds lower > upper",
+        {"bounds": Bounds([1, 0, 0], [0, 1, 1])},
+        ValueError,
+        r"`bounds` must have lower <= upper .* at index 0\.",
+    ),
+    (
+        "bounds wrong length",
+        {"bounds": ([0, 0], [1, 1])},
+        ValueError,
+        r"`bounds` must hold 3 lower and 3 upper values, but got \(\[0, 0\], \[1, 1\]\)\.",
+    ),
+    (
+        "bounds pairs wrong length",
+        {"bounds": [(0, 1)] * 4},
+        ValueError,
+        r"`bounds` must be \(lower, upper\) or 3 \(low, high\) pairs, but got \[\(0, 1\), ",
+    ),
+    (
+        "bounds not a sequence",
+        {"bounds": 5},
+        TypeError,
+        r"`bounds` must be None, \(lower, upper\), a sequence of \(low, high\) pairs or "
+        r"scipy.optimize.Bounds, but got 5\.",
+    ),
+    (
+        "bounds infinite wrong side",
+        {"bounds": (np.inf, np.inf)},
+        ValueError,
+        r"`bounds` must not have lower=\+inf or upper=-inf, but got \(inf, inf\)\.",
+    ),
+    ("unknown option", {"foo": 1}, TypeError, r"unknown option `foo` = 1; the options are"),
+    (
+        "optimizer unknown",
+        {"optimizer": "rmsprop"},
+        ValueError,
+        r"`optimizer` must be one of \['adam', 'momentum', 'sgd'\], but got 'rmsprop'\.",
+    ),
+    ("optimizer type", {"optimizer": 1}, TypeError, r"`optimizer` must be one of .*, but got 1\."),
+    (
+        "learning_rate zero",
+        {"learning_rate": 0},
+        ValueError,
+        r"`learning_rate` must be a positive finite number, but got 0\.",
+    ),
+    (
+        "learning_rate nan",
+        {"learning_rate": np.nan},
+        ValueError,
+        r"`learning_rate` must be a positive finite number, but got nan\.",
+    ),
+    (
+        "learning_rate text",
+        {"learning_rate": "0.1"},
+        TypeError,
+        r"`learning_rate` must be a positive finite number, but got '0.1'\.",
+    ),
+    (
+        "weight_decay negative",
+        {"weight_decay": -1},
+        ValueError,
+        r"`weight_decay` must be a non-negative finite number, but got -1\.",
+    ),
+    (
+        "sigma_decay zero",
+        {"sigma_decay": 0},
+        ValueError,
+        r"`sigma_decay` must be a number in \(0, 1\], but got 0\.",
+    ),
+    (
+        "sigma_decay above one",
+        {"sigma_decay": 1.5},
+        ValueError,
+        r"`sigma_decay` must be a number in \(0, 1\], but got 1.5\.",
+    ),
+    (
+        "sigma_decay text",
+        {"sigma_decay": "1"},
+        TypeError,
+        r"`sigma_decay` must be a number in \(0, 1\], but got '1'\.",
+    ),
+    (
+        "sigma_limit negative",
+        {"sigma_limit": -1},
+        ValueError,
+        r"`sigma_limit` must be a non-negative finite number, but got -1\.",
+    ),
+    (
+        "learning_rate_decay zero",
+        {"learning_rate_decay": 0.0},
+        ValueError,
+        r"`learning_rate_decay` must be a number in \(0, 1\], but got 0.0\.",
+    ),
+    (
+        "learning_rate_decay above one",
+        {"learning_rate_decay": 2},
+        ValueError,
+        r"`learning_rate_decay` must be a number in \(0, 1\], but got 2\.",
+    ),
+    (
+        "learning_rate_limit negative",
+        {"learning_rate_limit": -1},
+        ValueError,
+        r"`learning_rate_limit` must be a non-negative finite number, but got -1\.",
+    ),
+    (
+        "mirrored text",
+        {"mirrored": "yes"},
+        TypeError,
+        r"`mirrored` must be True or False, but got 'yes'\.",
+    ),
+    (
+        "shaping unknown",
+        {"shaping": "foo"},
+        ValueError,
+        r"`shaping` must be one of \['centered_ranks', 'nes', 'raw', 'zscore'\] or a callable, "
+        r"but got 'foo'\.",
+    ),
+    (
+        "shaping type",
+        {"shaping": 3},
+        TypeError,
+        r"`shaping` must be a string or a callable, but got 3\.",
+    ),
+    (
+        "threads zero",
+        {"threads": 0},
+        ValueError,
+        r"`threads` must be an integer >= 1, but got 0\.",
+    ),
+    ("maxfev zero", {"maxfev": 0}, ValueError, r"`maxfev` must be an integer >= 1, but got 0\."),
+    ("maxfev fraction", {"maxfev": 1.5}, TypeError, r"`maxfev` must be an integer, but got 1.5\."),
+    (
+        "maxiter negative",
+        {"maxiter": -1},
+        ValueError,
+        r"`maxiter` must be an integer >= 1, but got -1\.",
+    ),
+    (
+        "ftarget nan",
+        {"ftarget": np.nan},
+        ValueError,
+        r"`ftarget` must be a finite number, but got nan\.",
+    ),
+    (
+        "ftarget text",
+        {"ftarget": "a"},
+        TypeError,
+        r"`ftarget` must be a finite number, but got 'a'\.",
+    ),
+    (
+        "tolfun negative",
+        {"tolfun": -1},
+        ValueError,
+        r"`tolfun` must be a non-negative finite number, but got -1\.",
+    ),
+    (
+        "tolx nan",
+        {"tolx": np.nan},
+        ValueError,
+        r"`tolx` must be a non-negative finite number, but got nan\.",
+    ),
+    (
+        "tolstagnation zero",
+        {"tolstagnation": 0},
+        ValueError,
+        r"`tolstagnation` must be an integer >= 1, but got 0\.",
+    ),
+    (
+        "timeout negative",
+        {"timeout": -1},
+        ValueError,
+        r"`timeout` must be a non-negative finite number, but got -1\.",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "exc", "match"),
+    [case[1:] for case in CONSTRUCTOR_CASES],
+    ids=[case[0] for case in CONSTRUCTOR_CASES],
+)
+def test_constructor_rejects(changes: dict[str, Any], exc: type[Exception], match: str) -> None:
+    rs = np.random.RandomState(7)
+    kwargs: dict[str, Any] = {"x0": X0.copy(), "sigma0": 0.1, "rng": rs, **changes}
+    inputs = copy.deepcopy(kwargs)
+    state = rs.get_state(legacy=False)
+    with pytest.raises(exc, match=match):
+        OpenES(**kwargs)
+    # the rejected call changed none of its inputs, and drew nothing from the generator
+    if isinstance(kwargs["x0"], np.ndarray):
+        np.testing.assert_array_equal(kwargs["x0"], inputs["x0"])
+    after = rs.get_state(legacy=False)
+    np.testing.assert_array_equal(after["state"]["key"], state["state"]["key"])
+    assert after["state"]["pos"] == state["state"]["pos"]
+
+
+def test_constructor_rejects_a_randomstate_for_strategies_that_do_not_take_it() -> None:
+    # only OpenES accepts a legacy RandomState (for the seed configuration); the base class
+    # rejects it for every other strategy. Checked through the noise factory they share.
+    from nes_asktell import _noise
+
+    with pytest.raises(TypeError, match=r"`rng` must be .* \(a legacy RandomState is accepted"):
+        _noise.make_noise(np.random.RandomState(0), allow_legacy=False)
+
+
+# ---------------------------------------------------------------- tell
+def test_tell_before_ask() -> None:
+    es = OpenES(X0, 0.1, rng=1)
+    assert_rejected_and_unchanged(
+        es,
+        lambda e: e.tell(np.zeros((8, 3)), np.zeros(8)),
+        RuntimeError,
+        r"tell\(\) needs the candidates of a pending ask\(\) \(tell before ask\); call ask",
+    )
+
+
+def test_tell_of_the_same_batch_twice() -> None:
+    es = OpenES(X0, 0.1, rng=1)
+    X = es.ask()
+    es.tell(X, [sphere(x) for x in X])
+    assert_rejected_and_unchanged(
+        es,
+        lambda e: e.tell(X, [sphere(x) for x in X]),
+        RuntimeError,
+        r"tell\(\) needs the candidates of a pending ask\(\) \(the same batch twice\)",
+    )
+
+
+def test_tell_of_a_stale_batch_after_a_new_ask() -> None:
+    es = OpenES(X0, 0.1, rng=1)
+    old = es.ask().copy()
+    es.tell(old, [sphere(x) for x in old])
+    es.ask()
+    assert_rejected_and_unchanged(
+        es,
+        lambda e: e.tell(old, [sphere(x) for x in old]),
+        ValueError,
+        r"`solutions` row 0 is not one of the candidates of the latest ask\(\)",
+    )
+
+
+TELL_FITNESS_CASES: list[tuple[str, object, type[Exception], str]] = [
+    (
+        "too short",
+        np.zeros(5),
+        ValueError,
+        r"`fitness` must have shape \(8,\), one value per candidate, but got shape \(5,\)\.",
+    ),
+    (
+        "too long",
+        np.zeros(9),
+        ValueError,
+        r"`fitness` must have shape \(8,\), .* but got shape \(9,\)\.",
+    ),
+    (
+        "2-d",
+        np.zeros((2, 4)),
+        ValueError,
+        r"`fitness` must have shape \(8,\), .* but got shape \(2, 4\)\.",
+    ),
+    (
+        "text",
+        "abcdefgh",
+        TypeError,
+        r"`fitness` must be a sequence of 8 numbers, but got 'abcdefgh'\.",
+    ),
+    ("None", None, TypeError, r"`fitness` must be a sequence of 8 numbers, but got None\."),
+    (
+        "objects",
+        [{}] * 8,
+        TypeError,
+        r"`fitness` must be a sequence of 8 numbers, but got \[\{\}, ",
+    ),
+    (
+        "strings",
+        ["a"] * 8,
+        TypeError,
+        r"`fitness` must be a sequence of 8 real numbers, but got dtype <U1\.",
+    ),
+    (
+        "complex",
+        np.zeros(8) + 1j,
+        TypeError,
+        r"`fitness` must be a sequence of 8 real numbers, but got dtype complex128\.",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("fitness", "exc", "match"),
+    [case[1:] for case in TELL_FITNESS_CASES],
+    ids=[case[0] for case in TELL_FITNESS_CASES],
+)
+def test_tell_rejects_fitness(fitness: object, exc: type[Exception], match: str) -> None:
+    es = OpenES(X0, 0.1, rng=2)
+    run(es, 2)
+    X = es.ask()
+    assert_rejected_and_unchanged(es, lambda e: e.tell(X, fitness), exc, match)
+
+
+def _shifted(X: np.ndarray) -> np.ndarray:
+    Y = X.copy()
+    Y[3, 1] += 1e-9
+    return Y
+
+
+TELL_SOLUTIONS_CASES: list[tuple[str, Callable[[np.ndarray], object], type[Exception], str]] = [
+    (
+        "wrong shape",
+        lambda X: X[:3],
+        ValueError,
+        r"`solutions` must have shape \(8, 3\) \(the rows of the latest ask\), "
+        r"but got shape \(3, 3\)\.",
+    ),
+    (
+        "transposed",
+        lambda X: X.T,
+        ValueError,
+        r"`solutions` must have shape \(8, 3\) .* but got shape \(3, 8\)\.",
+    ),
+    (
+        "text",
+        lambda X: "abc",
+        TypeError,
+        r"`solutions` must be the \(8, 3\) array returned by ask\(\), but got str\.",
+    ),
+    (
+        "a row that was not asked",
+        _shifted,
+        ValueError,
+        r"`solutions` row 3 is not one of the candidates of the latest ask\(\)",
+    ),
+    (
+        "a row told twice",
+        lambda X: np.vstack([X[:1], X[:-1]]),
+        ValueError,
+        r"`solutions` row 1 is not one of the candidates",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "exc", "match"),
+    [case[1:] for case in TELL_SOLUTIONS_CASES],
+    ids=[case[0] for case in TELL_SOLUTIONS_CASES],
+)
+def test_tell_rejects_solutions(
+    make: Callable[[np.ndarray], object], exc: type[Exception], match: str
+) -> None:
+    es = OpenES(X0, 0.1, rng=3)
+    run(es, 1)
+    X = es.ask()
+    assert_rejected_and_unchanged(es, lambda e: e.tell(make(X), np.zeros(8)), exc, match)
+
+
+def test_tell_rejects_a_shaping_callable_that_returns_garbage() -> None:
+    def bad(f: np.ndarray) -> np.ndarray:
+        return np.full(f.shape, np.nan)
+
+    es = OpenES(X0, 0.1, rng=4, shaping=bad)
+    X = es.ask()
+    before = es.__getstate__()
+    with pytest.raises(
+        ValueError, match=r"`shaping` must return 8 finite utilities, but returned"
+    ):
+        es.tell(X, np.arange(8.0))
+    assert es.generation == 0
+    assert es.nfev == 0
+    np.testing.assert_array_equal(es.mean, before["_mean"])  # type: ignore[arg-type]
+    assert es.ask() is X  # the batch is still pending
+
+
+def test_state_dict_rejects_a_callable_shaping() -> None:
+    es = OpenES(X0, 0.1, rng=4, shaping=lambda f: -f)
+    with pytest.raises(ValueError, match=r"`shaping` is a callable, which state_dict\(\) cannot"):
+        es.state_dict()
+
+
+# ---------------------------------------------------------------- from_state
+def _state() -> dict[str, Any]:
+    es = OpenES(X0, 0.1, rng=5)
+    run(es, 3)
+    return json.loads(json.dumps(es.state_dict()))  # type: ignore[no-any-return]
+
+
+FROM_STATE_CASES: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
+    ("not a dict", lambda s: [1], r"`state` must be a dict from state_dict\(\), but got \[1\]\."),
+    (
+        "another strategy",
+        lambda s: {**s, "strategy": "xnes"},
+        r"`state` must come from OpenES.state_dict\(\) \(version 1\), "
+        r"but got strategy='xnes', version=1\.",
+    ),
+    (
+        "another version",
+        lambda s: {**s, "version": 99},
+        r"`state` must come from OpenES.state_dict\(\) .* but got strategy='openes', version=99\.",
+    ),
+    (
+        "missing key",
+        lambda s: {k: v for k, v in s.items() if k != "mean"},
+        r"`state` is malformed: the key 'mean' is missing\.",
+    ),
+    (
+        "non-finite mean",
+        lambda s: {**s, "mean": [0.0, None, 0.0]},
+        r"`state` is malformed: `mean` must be finite, but got \[0.0, None, 0.0\]\.",
+    ),
+    (
+        "dim mismatch",
+        lambda s: {**s, "dim": 4},
+        r"`state` is malformed: dim 4 does not match the mean",
+    ),
+    (
+        "negative generation",
+        lambda s: {**s, "generation": -1},
+        r"`state` is malformed: `generation` must be an integer >= 0, but got -1\.",
+    ),
+    (
+        "negative nfev",
+        lambda s: {**s, "nfev": -8},
+        r"`state` is malformed: `nfev` must be an integer >= 0, but got -8\.",
+    ),
+    (
+        "best_x wrong length",
+        lambda s: {**s, "best_x": [0.0, 0.0]},
+        r"`state` is malformed: `best_x` must have length 3, but got length 2\.",
+    ),
+    (
+        "best_f text",
+        lambda s: {**s, "best_f": "a"},
+        r"`state` is malformed: `best_f` must be a finite number, but got 'a'\.",
+    ),
+    (
+        "fhist text",
+        lambda s: {**s, "fhist": "ab"},
+        r"`state` is malformed: `fhist` must be a finite number, but got 'a'\.",
+    ),
+    (
+        "asked not a bool",
+        lambda s: {**s, "asked": "yes"},
+        r"`state` is malformed: `asked` must be True or False, but got 'yes'\.",
+    ),
+    (
+        "noise kind",
+        lambda s: {**s, "noise": {"kind": "x"}},
+        r"`state` is malformed: `state\['noise'\]` is malformed: unknown kind 'x'\.",
+    ),
+    (
+        "popsize 1",
+        lambda s: {**s, "popsize": 1},
+        r"`state` is malformed: `popsize` must be an integer >= 2, but got 1\.",
+    ),
+    (
+        "unknown option",
+        lambda s: {**s, "options": {**s["options"], "foo": 1}},
+        r"`state` is malformed: unknown option `foo` = 1",
+    ),
+    (
+        "optimizer name",
+        lambda s: {**s, "options": {**s["options"], "optimizer": "x"}},
+        r"`state` is malformed: `optimizer` must be one of .*, but got 'x'\.",
+    ),
+    (
+        "negative sigma",
+        lambda s: {**s, "algo": {**s["algo"], "sigma": -1}},
+        r"`state` is malformed: `sigma` must be a positive finite number, but got -1\.",
+    ),
+    (
+        "Adam moment wrong length",
+        lambda s: {
+            **s,
+            "algo": {**s["algo"], "optimizer": {**s["algo"]["optimizer"], "m": [1.0]}},
+        },
+        r"`state` is malformed: `m` must have length 3, but got length 1\.",
+    ),
+    (
+        "bounds lower > upper",
+        lambda s: {**s, "bounds": [[1, 1, 1], [0, 0, 0]]},
+        r"`state` is malformed: `bounds` must have lower <= upper",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "match"),
+    [case[1:] for case in FROM_STATE_CASES],
+    ids=[case[0] for case in FROM_STATE_CASES],
+)
+def test_from_state_rejects(corrupt: Callable[[dict[str, Any]], object], match: str) -> None:
+    state = _state()
+    bad = corrupt(copy.deepcopy(state))
+    kept = copy.deepcopy(bad)
+    with pytest.raises(ValueError, match=match):
+        OpenES.from_state(bad)
+    assert bad == kept  # the rejected state was not modified
+    OpenES.from_state(state)  # and a good one still loads
+
+
+# ---------------------------------------------------------------- estimate_gradient
+GRADIENT_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
+    ("fun not callable", {"fun": 3}, TypeError, r"`fun` must be callable, but got 3\."),
+    ("x empty", {"x": []}, ValueError, r"`x` must not be empty, but got \[\]\."),
+    ("x 2-d", {"x": np.zeros((2, 2))}, ValueError, r"`x` must be 1-d, but got shape \(2, 2\)\."),
+    ("x nan", {"x": [np.nan, 0.0]}, ValueError, r"`x` must be finite, but got \[nan, 0.0\]\."),
+    (
+        "sigma zero",
+        {"sigma": 0.0},
+        ValueError,
+        r"`sigma` must be a positive finite number, but got 0.0\.",
+    ),
+    (
+        "sigma inf",
+        {"sigma": np.inf},
+        ValueError,
+        r"`sigma` must be a positive finite number, but got inf\.",
+    ),
+    (
+        "sigma text",
+        {"sigma": "1"},
+        TypeError,
+        r"`sigma` must be a positive finite number, but got '1'\.",
+    ),
+    (
+        "popsize odd mirrored",
+        {"popsize": 3},
+        ValueError,
+        r"`popsize` must be even with mirrored sampling, but got 3\.",
+    ),
+    (
+        "popsize 1",
+        {"popsize": 1, "mirrored": False},
+        ValueError,
+        r"`popsize` must be an integer >= 2, but got 1\.",
+    ),
+    (
+        "popsize fraction",
+        {"popsize": 2.5},
+        TypeError,
+        r"`popsize` must be an integer, but got 2.5\.",
+    ),
+    (
+        "mirrored not a bool",
+        {"mirrored": 1},
+        TypeError,
+        r"`mirrored` must be True or False, but got 1\.",
+    ),
+    (
+        "rng unknown",
+        {"rng": "a"},
+        TypeError,
+        r"`rng` must be None, an int, a SeedSequence or a numpy Generator, but got str: 'a'\.",
+    ),
+    (
+        "fun returns nan",
+        {"fun": lambda x: np.nan},
+        ValueError,
+        r"`fun` returned nan at the perturbed point 0; it must be finite\.",
+    ),
+    (
+        "fun returns a vector",
+        {"fun": lambda x: x},
+        TypeError,
+        r"`fun` must return a real number, but returned array\(\[.* at the perturbed point 0\.",
+    ),
+    (
+        "fun returns text",
+        {"fun": lambda x: "a"},
+        TypeError,
+        r"`fun` must return a real number, but returned 'a' at the perturbed point 0\.",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "exc", "match"),
+    [case[1:] for case in GRADIENT_CASES],
+    ids=[case[0] for case in GRADIENT_CASES],
+)
+def test_estimate_gradient_rejects(
+    changes: dict[str, Any], exc: type[Exception], match: str
+) -> None:
+    x = np.array([0.5, -1.0])
+    kwargs: dict[str, Any] = {"fun": sphere, "x": x, "sigma": 0.1, "popsize": 4, **changes}
+    fun, xx, sigma, popsize = (kwargs.pop(k) for k in ("fun", "x", "sigma", "popsize"))
+    with pytest.raises(exc, match=match):
+        estimate_gradient(fun, xx, sigma, popsize, **kwargs)
+    np.testing.assert_array_equal(x, [0.5, -1.0])
+
+
+def test_estimate_gradient_does_not_let_fun_change_x() -> None:
+    x = np.array([0.5, -1.0])
+
+    def scribble(y: np.ndarray) -> float:
+        y[:] = 0.0  # a careless objective writing into its argument
+        return 1.0
+
+    estimate_gradient(scribble, x, 0.1, 4, rng=0)
+    np.testing.assert_array_equal(x, [0.5, -1.0])
