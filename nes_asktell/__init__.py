@@ -21,6 +21,7 @@ from ._shaping import centered_ranks, nes_utilities, nes_weights, raw, zscore
 __version__ = "0.1.0"
 
 __all__ = [
+    "NESSampler",
     "NESWarning",
     "OpenES",
     "Strategy",
@@ -37,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     pass
 
 #: Names loaded on first use: the integrations import optuna or dask only when asked for.
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {"NESSampler": ".integrations.optuna"}
 
 
 def __getattr__(name: str) -> object:

@@ -1,0 +1,201 @@
+"""The generations of a :class:`~nes_asktell.NESSampler` search, kept in the trials of a study.
+
+Storage layout (trial system attributes, all JSON, never pickle):
+
+* ``nes_asktell:candidate`` on every trial the sampler drew: ``{"state": D, "generation": g,
+  "index": k}``, candidate ``k`` of the state whose digest is ``D``.
+* ``nes_asktell:state:0``, ``nes_asktell:state:1``, ... on a *carrier* trial: the JSON text of a
+  state (chunks of at most ``CHUNK`` characters), then ``nes_asktell:state``: ``{"digest": D,
+  "key": K, "generation": g, "parent": P, "chunks": n}``, written last, so a reader never sees a
+  half-written state. ``D`` is the SHA-256 of the text, ``K`` identifies the search (search space
+  and sampler settings), ``P`` is the digest of the state it was told from (None for the first).
+
+The states form a tree under their parent links. Every process follows the same rule: the current
+search is the *longest* chain, ties going to the chain whose first differing state sits on the
+lowest trial number. Telling a generation is a deterministic function of its state and of the
+values of its slots (slot ``k``: the COMPLETE trial of candidate ``k`` with the lowest number), so
+processes that tell the same generation at the same time write the same state (same digest) and
+nothing forks. A fork needs two COMPLETE trials of one slot with different values (a replaced trial
+that finished after all) seen differently by two processes within the moment of the tell; then
+both branches are stored, every process picks the same one, and the trials drawn on the other are
+simply not used: no generation is lost or told twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+
+from optuna.trial import FrozenTrial
+
+PREFIX = "nes_asktell:"
+CANDIDATE = PREFIX + "candidate"
+STATE = PREFIX + "state"
+FORMAT = "nes_asktell.NESSampler/1"
+CHUNK = 60_000
+MAX_CHUNKS = 1_000
+_DIGEST_LEN = 20
+
+
+def digest_of(text: str) -> str:
+    """Return the digest stored with a state's JSON text."""
+    return hashlib.sha256(text.encode()).hexdigest()[:_DIGEST_LEN]
+
+
+def dumps(state: dict[str, object]) -> str:
+    """Return the canonical JSON text of a state (sorted keys, no NaN)."""
+    return json.dumps(state, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def key_of(parts: dict[str, object]) -> str:
+    """Return the identity of a search from its defining settings."""
+    return digest_of(dumps(parts))[:16]
+
+
+def chunked(text: str) -> list[str]:
+    """Split a state's text into the pieces stored as separate attributes."""
+    return [text[i : i + CHUNK] for i in range(0, max(len(text), 1), CHUNK)]
+
+
+@dataclass(frozen=True)
+class Carrier:
+    """A stored state, as announced by its summary attribute on a trial."""
+
+    number: int
+    trial_id: int
+    digest: str
+    key: str
+    generation: int
+    parent: str | None
+    chunks: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The candidate a trial evaluates: index `index` of the state with digest `state`."""
+
+    state: str
+    generation: int
+    index: int
+
+
+_DIGEST_RE = re.compile(f"[0-9a-f]{{{_DIGEST_LEN}}}")
+
+
+def _is_digest(x: object) -> bool:
+    return isinstance(x, str) and _DIGEST_RE.fullmatch(x) is not None
+
+
+def _is_count(x: object, lo: int, hi: float = math.inf) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and lo <= x <= hi
+
+
+def parse_carrier(trial: FrozenTrial) -> Carrier | None:
+    """Return the trial's state summary, None if it has none; raise ValueError if malformed."""
+    raw = trial.system_attrs.get(STATE)
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {
+        "digest",
+        "key",
+        "generation",
+        "parent",
+        "chunks",
+    }:
+        raise ValueError(f"`{STATE}` of trial {trial.number} is malformed: {raw!r:.80}")
+    parent = raw["parent"]
+    ok = (
+        _is_digest(raw["digest"])
+        and isinstance(raw["key"], str)
+        and len(raw["key"]) <= 64
+        and _is_count(raw["generation"], 0)
+        and _is_count(raw["chunks"], 1, MAX_CHUNKS)
+        and (parent is None or _is_digest(parent))
+        and (parent is None) == (raw["generation"] == 0)
+    )
+    if not ok:
+        raise ValueError(f"`{STATE}` of trial {trial.number} is malformed: {raw!r:.80}")
+    return Carrier(
+        trial.number,
+        trial._trial_id,
+        raw["digest"],
+        raw["key"],
+        raw["generation"],
+        parent,
+        raw["chunks"],
+    )
+
+
+def parse_candidate(trial: FrozenTrial) -> Candidate | None:
+    """Return the trial's candidate record, None if it has none; raise ValueError if malformed."""
+    raw = trial.system_attrs.get(CANDIDATE)
+    if raw is None:
+        return None
+    if (
+        not isinstance(raw, dict)
+        or set(raw) != {"state", "generation", "index"}
+        or not _is_digest(raw["state"])
+        or not _is_count(raw["generation"], 0)
+        or not _is_count(raw["index"], 0)
+    ):
+        raise ValueError(f"`{CANDIDATE}` of trial {trial.number} is malformed: {raw!r:.80}")
+    return Candidate(raw["state"], raw["generation"], raw["index"])
+
+
+def read_state(trial: FrozenTrial, carrier: Carrier) -> dict[str, object]:
+    """Return the state stored on `trial`, checked against its summary; raise ValueError."""
+    parts = [trial.system_attrs.get(f"{STATE}:{i}") for i in range(carrier.chunks)]
+    if not all(isinstance(p, str) for p in parts):
+        raise ValueError(f"the state stored on trial {trial.number} is incomplete")
+    text = "".join(p for p in parts if isinstance(p, str))
+    if digest_of(text) != carrier.digest:
+        raise ValueError(f"the state stored on trial {trial.number} does not match its digest")
+    state = json.loads(text)
+    if not isinstance(state, dict):
+        raise ValueError(f"the state stored on trial {trial.number} is not a JSON object")
+    expected = {
+        "format": FORMAT,
+        "key": carrier.key,
+        "generation": carrier.generation,
+        "parent": carrier.parent,
+    }
+    for name, value in expected.items():
+        if state.get(name) != value:
+            raise ValueError(
+                f"the state stored on trial {trial.number} has {name}={state.get(name)!r:.40}, "
+                f"but its summary says {value!r:.40}"
+            )
+    return state
+
+
+def longest_chain(carriers: list[Carrier]) -> list[Carrier]:
+    """Return the current chain of states, first to last (empty when there is none).
+
+    The chain is the longest path from a first state (generation 0) down the parent links; ties
+    go to the lowest carrier trial number at the first state where paths differ. Each digest is
+    represented by its lowest-numbered carrier.
+    """
+    by_digest: dict[str, Carrier] = {}
+    for c in sorted(carriers, key=lambda c: c.number):
+        by_digest.setdefault(c.digest, c)
+    children: dict[str | None, list[Carrier]] = {}
+    for c in by_digest.values():
+        parent = by_digest.get(c.parent) if c.parent is not None else None
+        if c.parent is not None and (parent is None or parent.generation + 1 != c.generation):
+            continue  # an orphan (its parent is unknown or inconsistent): never on the chain
+        children.setdefault(c.parent, []).append(c)
+    depth: dict[str, int] = {}
+    # Deepest generations first, so that children are done before their parents.
+    for c in sorted(by_digest.values(), key=lambda c: -c.generation):
+        kids = children.get(c.digest, [])
+        depth[c.digest] = 1 + max((depth.get(k.digest, 0) for k in kids), default=0)
+    chain: list[Carrier] = []
+    level = children.get(None, [])
+    while level:
+        best = min(level, key=lambda c: (-depth[c.digest], c.number))
+        chain.append(best)
+        level = children.get(best.digest, [])
+    return chain

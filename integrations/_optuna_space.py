@@ -1,0 +1,131 @@
+"""The map between Optuna's numeric distributions and the unit cube the strategies search.
+
+Every relative parameter becomes one coordinate in ``[0, 1]``:
+
+* a float on a linear scale: ``u = (x - low) / (high - low)``;
+* a float on a log scale: the same in ``ln x``;
+* a float with a ``step`` or an int (any ``step``): the ``n`` grid values ``low, low + step, ...``
+  split ``[0, 1]`` into ``n`` cells of equal width, and cell ``i`` maps to value ``i`` (so every
+  value has the same share of the cube);
+* an int on a log scale: the continuous interval ``[ln(low - 1/2), ln(high + 1/2)]``, rounded to
+  the nearest int.
+
+Coordinates outside ``[0, 1]`` are clipped, so every returned value lies in its distribution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+from optuna.distributions import (
+    BaseDistribution,
+    FloatDistribution,
+    IntDistribution,
+    distribution_to_json,
+)
+
+from nes_asktell._typing import FloatArray
+
+#: kinds of coordinates
+_LINEAR, _LOG, _GRID, _LOGINT = "linear", "log", "grid", "logint"
+
+
+def is_relative(dist: BaseDistribution) -> bool:
+    """Return whether the sampler searches `dist` itself (numeric with more than one value)."""
+    return isinstance(dist, (FloatDistribution, IntDistribution)) and not dist.single()
+
+
+class UnitSpace:
+    """The numeric parameters of a search space, mapped to ``[0, 1]^d``.
+
+    Parameters
+    ----------
+    space : dict of str to FloatDistribution or IntDistribution
+        The parameters, each with more than one value. They are kept in sorted name order.
+    """
+
+    def __init__(self, space: dict[str, BaseDistribution]) -> None:
+        self.names = sorted(space)
+        self.dists: list[FloatDistribution | IntDistribution] = []
+        self._kind: list[str] = []
+        self._a: list[float] = []  # start of the coordinate's interval (value or log value)
+        self._b: list[float] = []  # end of the interval
+        self._n: list[int] = []  # grid points (grid kind only)
+        for name in self.names:
+            dist = space[name]
+            if not is_relative(dist):
+                raise ValueError(f"`space[{name!r}]` is not a numeric range: {dist!r}.")
+            assert isinstance(dist, (FloatDistribution, IntDistribution))
+            self.dists.append(dist)
+            low, high = float(dist.low), float(dist.high)
+            step = dist.step
+            if isinstance(dist, IntDistribution) and dist.log:
+                kind, a, b = _LOGINT, math.log(low - 0.5), math.log(high + 0.5)
+            elif dist.log:
+                kind, a, b = _LOG, math.log(low), math.log(high)
+            elif step is not None:
+                kind, a, b = _GRID, low, high
+            else:
+                kind, a, b = _LINEAR, low, high
+            self._kind.append(kind)
+            self._a.append(a)
+            self._b.append(b)
+            n = round((high - low) / float(step)) + 1 if kind == _GRID and step else 0
+            self._n.append(n)
+        self.dim = len(self.names)
+        text = json.dumps(
+            [[name, distribution_to_json(space[name])] for name in self.names],
+            separators=(",", ":"),
+        )
+        #: a short digest that identifies the space (names and distributions)
+        self.signature = hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def from_unit(self, u: FloatArray) -> dict[str, int | float]:
+        """Return the parameter values (plain int and float) of the unit-cube point `u`."""
+        out: dict[str, int | float] = {}
+        for i, name in enumerate(self.names):
+            dist = self.dists[i]
+            ui = min(max(float(u[i]), 0.0), 1.0)
+            kind, a, b = self._kind[i], self._a[i], self._b[i]
+            if kind == _GRID:
+                n = self._n[i]
+                idx = min(int(ui * n), n - 1)
+                step = dist.step
+                assert step is not None
+                value: float = dist.low + idx * step
+            elif kind == _LINEAR:
+                value = a + ui * (b - a)
+            else:
+                value = math.exp(a + ui * (b - a))
+            value = min(max(value, dist.low), dist.high)
+            if isinstance(dist, IntDistribution):
+                out[name] = round(value)
+            else:
+                out[name] = float(value)
+        return out
+
+    def to_unit(self, params: dict[str, object]) -> FloatArray | None:
+        """Return the unit-cube point of `params` (cell centres for grids), or None if outside."""
+        u = np.empty(self.dim)
+        for i, name in enumerate(self.names):
+            value = params.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return None
+            dist = self.dists[i]
+            x = float(value)
+            if not dist.low <= x <= dist.high:
+                return None
+            kind, a, b = self._kind[i], self._a[i], self._b[i]
+            if kind == _GRID:
+                step = dist.step
+                assert step is not None
+                idx = min(max(round((x - dist.low) / step), 0), self._n[i] - 1)
+                u[i] = (idx + 0.5) / self._n[i]
+            elif kind == _LINEAR:
+                u[i] = (x - a) / (b - a)
+            else:
+                u[i] = (math.log(x) - a) / (b - a)
+        return u
