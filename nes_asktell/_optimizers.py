@@ -68,7 +68,12 @@ class Momentum(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma and Ba 2015, Algorithm 1) with bias correction."""
+    """Adam with bias correction, in the form of Kingma and Ba (2015, end of Section 2).
+
+    ``step = -lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + epsilon)``: epsilon is
+    added to the uncorrected ``sqrt(v)``, as in the evolution-strategies code of Salimans et al.
+    (2017); Algorithm 1 adds it after the bias correction (the two differ only through epsilon).
+    """
 
     name = "adam"
 
