@@ -17,10 +17,14 @@ from ._base import NESWarning, Strategy
 from ._gradient import estimate_gradient
 from ._openes import OpenES
 from ._shaping import centered_ranks, nes_utilities, nes_weights, raw, zscore
+from ._snes import SNES
+from ._xnes import XNES
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SNES",
+    "XNES",
     "NESSampler",
     "NESWarning",
     "OpenES",

@@ -1,0 +1,277 @@
+"""XNES: exponential natural evolution strategies with a full covariance matrix."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import ndtr
+
+from . import _validate as v
+from ._base import Strategy, check_option_names
+from ._typing import JSON, FloatArray
+
+
+def paper_eta_B(dim: int) -> float:
+    """Return the learning rate ``(9 + 3 ln d) / (5 d sqrt d)`` (Wierstra et al. 2014, Table 1)."""
+    return (9.0 + 3.0 * math.log(dim)) / (5.0 * dim * math.sqrt(dim))
+
+
+def default_eta_sigma(dim: int) -> float:
+    """Return XNES's default step-size learning rate (see the documentation for the benchmark)."""
+    return paper_eta_B(dim)
+
+
+def expm_sym(S: FloatArray, *, traceless: bool = False) -> FloatArray:
+    """Return the matrix exponential of the symmetric matrix `S` by an eigen-decomposition.
+
+    With `traceless`, the eigenvalues are shifted to sum to exactly zero (``trace(S)`` is zero
+    in exact arithmetic), so ``det(expm(S)) = 1`` holds to rounding and does not drift.
+    """
+    lam, V = np.linalg.eigh(S)
+    if traceless:
+        lam -= lam.mean()
+    out: FloatArray = (V * np.exp(lam)) @ V.T
+    return out
+
+
+def weighted_rank_test(u_order: FloatArray, w: FloatArray) -> float:
+    """Return the weighted Mann-Whitney statistic's normal CDF (Wierstra et al. 2014, Alg. 6).
+
+    `u_order` ranks the samples (0 = worst), `w` are the importance weights of the samples
+    under the hypothetical distribution. A value above 1/2 says the re-weighted samples rank
+    better than the unweighted ones.
+    """
+    n = float(w.size)
+    n_w = float(w.sum())
+    stat = float(w @ (u_order + 0.5))
+    mean = n * n_w / 2.0
+    std = math.sqrt(n * n_w * (n + n_w + 1.0) / 12.0)
+    return float(ndtr((stat - mean) / std))
+
+
+class XNES(Strategy):
+    r"""Exponential NES: a Gaussian search distribution with a full covariance matrix.
+
+    Parameters
+    ----------
+    x0 : array_like of shape (d,)
+        Initial mean.
+    sigma0 : float
+        Initial global step size.
+    popsize : int, optional
+        Candidates per generation; default ``4 + floor(3 ln d)``.
+    bounds : optional
+        Box constraints: None, ``(lower, upper)``, a sequence of ``(low, high)`` pairs, or
+        ``scipy.optimize.Bounds``. Candidates are reflected into the box.
+    rng : None, int, SeedSequence or Generator
+        Source of the noise (see :class:`OpenES`).
+    eta_mu : float
+        Learning rate of the mean; default 1.
+    eta_sigma : float, optional
+        Learning rate of the global step size; default 1 (see Notes).
+    eta_B : float, optional
+        Learning rate of the shape matrix; default ``(9 + 3 ln d) / (5 d sqrt d)``.
+    adaptation_sampling : bool
+        Adapt `eta_sigma` by adaptation sampling (Schaul 2012); default False.
+    mirrored : bool
+        Antithetic pairs ``(s, -s)``; default False.
+    shaping : str or callable
+        Fitness shaping, default ``"nes"`` (the rank-based NES utilities).
+    threads : int
+        Threads drawing counter-based noise.
+    **criteria
+        Stopping thresholds: `maxfev`, `maxiter`, `ftarget`, `tolfun`, `tolx`, `tolstagnation`,
+        `timeout`.
+
+    Notes
+    -----
+    Candidates are :math:`x_k = \mu + \sigma B s_k` with :math:`s_k \sim N(0, I)` and
+    :math:`\det B = 1`. With utilities :math:`u_k` (higher is better), Wierstra et al. (2014,
+    Algorithm 5) compute
+
+    .. math::
+
+        G_\delta = \sum_k u_k s_k, \quad
+        G_M = \sum_k u_k (s_k s_k^T - I), \quad
+        G_\sigma = \operatorname{tr}(G_M) / d, \quad
+        G_B = G_M - G_\sigma I
+
+    and update
+
+    .. math::
+
+        \mu \leftarrow \mu + \eta_\mu \sigma B G_\delta, \quad
+        \sigma \leftarrow \sigma \exp(\eta_\sigma G_\sigma / 2), \quad
+        B \leftarrow B \exp(\eta_B G_B / 2)
+
+    with the matrix exponential of the symmetric :math:`G_B` (trace zero, so
+    :math:`\det B` stays 1 and :math:`B B^T` stays symmetric positive definite). Nothing is
+    inverted: the update uses the stored :math:`s_k`.
+
+    References
+    ----------
+    D. Wierstra, T. Schaul, T. Glasmachers, Y. Sun, J. Peters, J. Schmidhuber. Natural
+    Evolution Strategies. JMLR 15:949-980, 2014.
+
+    T. Glasmachers, T. Schaul, Y. Sun, D. Wierstra, J. Schmidhuber. Exponential Natural
+    Evolution Strategies. GECCO 2010.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nes_asktell import XNES
+    >>> es = XNES(np.zeros(3), sigma0=1.0, rng=0, ftarget=1e-8)
+    >>> res = es.optimize(lambda x: float(np.sum((x - [0.5, 0.1, -0.3]) ** 2)))
+    >>> bool(res.fun < 1e-8)
+    True
+    """
+
+    name = "xnes"
+    _default_mirrored = False
+    _default_shaping = "nes"
+
+    def __init__(
+        self,
+        x0: object,
+        sigma0: object,
+        popsize: object = None,
+        *,
+        bounds: object = None,
+        rng: object = None,
+        eta_mu: object = 1.0,
+        eta_sigma: object = None,
+        eta_B: object = None,
+        adaptation_sampling: object = False,
+        mirrored: object = None,
+        shaping: object = None,
+        threads: object = 1,
+        **criteria: object,
+    ) -> None:
+        e_mu = v.positive_float("eta_mu", eta_mu)
+        e_sigma = None if eta_sigma is None else v.positive_float("eta_sigma", eta_sigma)
+        e_B = None if eta_B is None else v.positive_float("eta_B", eta_B)
+        if not isinstance(adaptation_sampling, (bool, np.bool_)):
+            raise TypeError(
+                f"`adaptation_sampling` must be True or False, but got {adaptation_sampling!r}."
+            )
+        check_option_names(criteria)
+        super().__init__(
+            x0,
+            sigma0,
+            popsize,
+            bounds=bounds,
+            rng=rng,
+            mirrored=mirrored,
+            shaping=shaping,
+            threads=threads,
+            **criteria,
+        )
+        d = self._dim
+        self._eta_mu = e_mu
+        self._eta_sigma0 = default_eta_sigma(d) if e_sigma is None else e_sigma
+        self._eta_B = paper_eta_B(d) if e_B is None else e_B
+        self._adapt = bool(adaptation_sampling)
+        # Dynamic state.
+        self._eta_sigma = self._eta_sigma0
+        self._last_step = 0.0
+        self._sigma = float(self._sigma0)
+        self._B: FloatArray = np.eye(d)
+
+    # ------------------------------------------------------------------ public read-only views
+    @property
+    def B(self) -> FloatArray:
+        """A copy of the shape matrix B (det B = 1); the covariance is ``sigma**2 B B^T``."""
+        return self._B.copy()
+
+    @property
+    def eta_sigma(self) -> float:
+        """The current learning rate of sigma (changes with adaptation sampling)."""
+        return self._eta_sigma
+
+    # ------------------------------------------------------------------ strategy hooks
+    def _perturb_into(self, Zh: FloatArray, out: FloatArray) -> None:
+        np.matmul(Zh, self._B.T, out=out)  # rows sigma B s_k
+        out *= self._sigma
+
+    def _update(self, u: FloatArray) -> None:
+        Zh = self._Zh
+        assert Zh is not None
+        d = self._dim
+        w = self._even_weights(u)
+        # Wierstra 2014, Algorithm 5: the natural gradient in local coordinates.
+        G_delta = self._noise_sum(u)
+        G_M = (Zh.T * w) @ Zh
+        G_M[np.diag_indices(d)] -= float(w.sum())
+        G_sigma = float(np.trace(G_M)) / d
+        G_B = G_M
+        G_B[np.diag_indices(d)] -= G_sigma
+        if self._adapt:
+            self._adapt_eta_sigma(u)
+        # Updates (Wierstra 2014, Algorithm 5, last three lines).
+        self._mean = self._mean + (self._eta_mu * self._sigma) * (self._B @ G_delta)
+        self._last_step = self._eta_sigma / 2.0 * G_sigma
+        self._sigma *= math.exp(self._last_step)
+        self._B = self._B @ expm_sym((self._eta_B / 2.0) * G_B, traceless=True)
+
+    def _adapt_eta_sigma(self, u: FloatArray) -> None:
+        # Wierstra 2014, Algorithm 6 (adaptation sampling). The current samples were drawn
+        # with sigma_t = sigma_{t-1} exp(step); would sigma' = sigma_{t-1} exp(1.5 step), a
+        # 1.5x larger step, have made the good ones more likely? Fresh samples, no bias.
+        if self._last_step == 0.0:
+            return
+        Zh = self._Zh
+        assert Zh is not None
+        d = self._dim
+        sq = np.einsum("ij,ij->i", Zh, Zh)
+        if self._mirrored:
+            sq = np.concatenate([sq, sq])
+        log_r = 0.5 * self._last_step  # log(sigma' / sigma_t)
+        # density ratio of each candidate under sigma' and sigma_t (same mean and B)
+        log_w = -d * log_r - 0.5 * sq * (math.exp(-2.0 * log_r) - 1.0)
+        w = np.exp(np.clip(log_w, -700.0, 700.0))
+        order = np.empty(u.size)
+        order[np.argsort(u, kind="stable")] = np.arange(u.size)  # 0 = worst
+        c = 0.1
+        rho = 0.5 - 1.0 / (3.0 * (d + 1.0))
+        if weighted_rank_test(order, w) < rho:
+            self._eta_sigma = (1.0 - c) * self._eta_sigma + c * self._eta_sigma0
+        else:
+            self._eta_sigma = min((1.0 + c) * self._eta_sigma, 1.0)
+
+    def _stds(self) -> FloatArray:
+        out: FloatArray = self._sigma * np.sqrt(np.einsum("ij,ij->i", self._B, self._B))
+        return out
+
+    def _sigma_value(self) -> float:
+        return self._sigma
+
+    # ------------------------------------------------------------------ state
+    def _options(self) -> JSON:
+        return {
+            "eta_mu": self._eta_mu,
+            "eta_sigma": self._eta_sigma0,
+            "eta_B": self._eta_B,
+            "adaptation_sampling": self._adapt,
+        }
+
+    def _algo_state(self) -> JSON:
+        return {
+            "sigma": self._sigma,
+            "B": self._B.tolist(),
+            "eta_sigma": self._eta_sigma,
+            "last_step": self._last_step,
+        }
+
+    def _load_algo_state(self, state: JSON) -> None:
+        sigma = v.positive_float("sigma", state["sigma"])
+        B = np.array(state["B"], dtype=np.float64)
+        d = self._dim
+        if B.shape != (d, d) or not np.all(np.isfinite(B)):
+            raise ValueError(f"`B` must be a finite ({d}, {d}) matrix, but got shape {B.shape}")
+        sign, logdet = np.linalg.slogdet(B)
+        if sign <= 0 or abs(logdet) > 1e-6:
+            raise ValueError(f"`B` must have determinant 1, but got {sign * math.exp(logdet)}")
+        eta = v.positive_float("eta_sigma", state["eta_sigma"])
+        last = v.real("last_step", state["last_step"])
+        self._sigma, self._B, self._eta_sigma, self._last_step = sigma, B, eta, last
