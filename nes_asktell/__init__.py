@@ -32,6 +32,7 @@ __all__ = [
     "__version__",
     "centered_ranks",
     "estimate_gradient",
+    "nes",
     "nes_utilities",
     "nes_weights",
     "raw",
@@ -42,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     pass
 
 #: Names loaded on first use: the integrations import optuna or dask only when asked for.
-_LAZY: dict[str, str] = {"NESSampler": ".integrations.optuna"}
+_LAZY: dict[str, str] = {"NESSampler": ".integrations.optuna", "nes": ".integrations.scipy"}
 
 
 def __getattr__(name: str) -> object:

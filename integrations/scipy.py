@@ -1,0 +1,489 @@
+"""``nes``: a NES strategy as a method of :func:`scipy.optimize.minimize`.
+
+scipy hands a callable `method` everything raw (``x0`` as given, bounds in the user's form, the
+callback unwrapped) and returns its result untouched, so this adapter does what scipy does for its
+own methods: it copies ``x0``, reads every form of bounds, wraps the callback, warns about unknown
+options and returns an :class:`~scipy.optimize.OptimizeResult` with scipy's status codes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import numbers
+import warnings
+from collections.abc import Callable, Sequence
+from typing import cast
+
+import numpy as np
+from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
+
+from nes_asktell import _validate as v
+from nes_asktell._base import CRITERIA, Strategy, make_result
+from nes_asktell._stopping import MESSAGES, STATUS, default_stagnation
+from nes_asktell._typing import FloatArray
+
+__all__ = ["nes"]
+
+#: strategy names and where their classes live (imported on first use).
+STRATEGIES: dict[str, tuple[str, str]] = {
+    "xnes": ("nes_asktell._xnes", "XNES"),
+    "snes": ("nes_asktell._snes", "SNES"),
+    "openes": ("nes_asktell._openes", "OpenES"),
+}
+
+#: constructor arguments the adapter sets itself (they are not passed-through options).
+_OWN = frozenset({"self", "x0", "sigma0", "popsize", "bounds", "rng", "maxfev", "maxiter"})
+
+
+def nes(
+    fun: Callable[..., object],
+    x0: object,
+    args: object = (),
+    *,
+    jac: object = None,
+    hess: object = None,
+    hessp: object = None,
+    bounds: object = None,
+    constraints: object = (),
+    callback: Callable[..., object] | None = None,
+    strategy: object = "xnes",
+    sigma0: object = None,
+    popsize: object = None,
+    maxfev: object = None,
+    maxiter: object = None,
+    tol: object = None,
+    rng: object = None,
+    workers: object = None,
+    vectorized: object = False,
+    restarts: object = 0,
+    disp: object = False,
+    **options: object,
+) -> OptimizeResult:
+    r"""Minimise `fun` with a Natural Evolution Strategy; a `method` for ``scipy.optimize``.
+
+    Pass it as ``scipy.optimize.minimize(fun, x0, method=nes, options={...})``; the keywords
+    below after `callback` are the `options`. It may also be called directly, and it serves as
+    the local minimiser of :func:`scipy.optimize.basinhopping` and as the `polish` callable of
+    :func:`scipy.optimize.differential_evolution`.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x, *args) -> float`` with `x` of shape (d,); with `vectorized`,
+        ``fun(X, *args) -> (S,)`` with `X` of shape (d, S). NaN and inf values rank worst.
+    x0 : array_like of shape (d,)
+        Initial mean of the search distribution (never modified). Outside `bounds` it is clipped
+        into them with an :class:`~scipy.optimize.OptimizeWarning`.
+    args : tuple
+        Extra arguments of `fun` (a non-tuple is wrapped in a tuple, as scipy does).
+    jac, hess, hessp : optional
+        Not used (NES needs no derivatives); ignored with a RuntimeWarning when given.
+    bounds : None, sequence of (low, high) pairs or scipy.optimize.Bounds
+        Box constraints; None in a pair, or an infinite value, means no bound. Every evaluated
+        point and the returned `x` lie inside the box (candidates are reflected into it).
+    constraints : empty
+        Only an empty sequence (or None) is accepted: NES handles no general constraints.
+    callback : callable, optional
+        Called after each generation as ``callback(intermediate_result=res)`` when its only
+        parameter is named ``intermediate_result`` (``res`` holds ``x``, ``fun``, ``nfev`` and
+        ``nit`` of the best point so far), else as ``callback(xk)``, with copies. Raising
+        StopIteration or returning True stops the run (status 99).
+    strategy : {"xnes", "snes", "openes"} or Strategy subclass
+        The search strategy; default ``"xnes"``.
+    sigma0 : float or array_like, optional
+        Initial step size. Default: per coordinate, a quarter of ``high - low`` where both bounds
+        are finite, else ``max(1, |x0_i|) / 2``; SNES takes these per coordinate, the other
+        strategies their median.
+    popsize : int, optional
+        Candidates per generation; the strategy's default when omitted (with `restarts`, the
+        size of the first run).
+    maxfev, maxiter : int or float, optional
+        Budgets of evaluations (points) and generations, counted over all restarts. A float is
+        rounded down; ``inf`` means no limit. ``nfev`` never exceeds `maxfev`.
+    tol : float, optional
+        Sets the strategy's `tolfun` (range of recent best values) and `tolx` (largest standard
+        deviation of the search distribution) unless those are given; 0 disables both; None
+        keeps the strategy's defaults.
+    rng : None, int, SeedSequence or Generator
+        Source of randomness; an int makes the run reproducible.
+    workers : None, int, map-like callable or Executor
+        How a population is evaluated (see :doc:`/parallel`). Ignored, with a warning, when
+        `vectorized` is True.
+    vectorized : bool
+        Evaluate each generation in one call ``fun(X, *args)`` with `X` of shape (d, S).
+    restarts : int
+        Number of IPOP restarts (the population doubles at each one) within the shared budget.
+    disp : bool
+        Print progress.
+    **options
+        The strategy's own keywords (for example ``learning_rate`` of OpenES) and its stopping
+        criteria (``ftarget``, ``tolfun``, ``tolx``, ``tolstagnation``, ``timeout``). Unknown
+        options are ignored with an :class:`~scipy.optimize.OptimizeWarning`.
+
+    Returns
+    -------
+    res : scipy.optimize.OptimizeResult
+        ``x`` (best point, inside the bounds), ``fun``, ``nfev`` (number of points evaluated,
+        which is the number of calls of `fun` unless `vectorized`), ``nit`` (generations),
+        ``status`` (0 converged, 1 `maxfev` reached, 2 `maxiter` reached, 3 stagnation, 4 time
+        limit, 99 stopped by the callback), ``success`` (status 0), ``message`` (scipy's
+        wording), and the final ``mean`` and ``sigma`` of the search distribution.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument or option is malformed, or `constraints` is not empty; nothing is
+        evaluated then.
+
+    Notes
+    -----
+    The run is :meth:`nes_asktell.Strategy.optimize` (or the IPOP restart loop) with scipy's
+    conventions around it. With an integer `rng` it is deterministic: the same call gives the
+    same result, also with `workers` or `vectorized`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.optimize import minimize
+    >>> from nes_asktell import nes
+    >>> def sphere(x):
+    ...     return float(np.sum((x - 1.0) ** 2))
+    >>> res = minimize(sphere, np.zeros(3), method=nes, options={"rng": 0})
+    >>> res.success, res.message, bool(res.fun < 1e-10)
+    (True, 'Optimization terminated successfully.', True)
+    >>> print(np.round(res.x, 6))
+    [1. 1. 1.]
+
+    Bounds in any form scipy accepts, and a budget of evaluations:
+
+    >>> res = minimize(sphere, [0.0, 0.0], method=nes, bounds=[(None, 0.5), (-1, 1)],
+    ...                options={"maxfev": 500, "rng": 0})
+    >>> print(np.round(res.x, 3), res.nfev <= 500)
+    [0.5 1. ] True
+    """
+    # ---- validate everything before the first evaluation
+    if not callable(fun):
+        raise TypeError(f"`fun` must be callable, but got {_short(fun)}.")
+    x = v.as_vector("x0", x0)
+    d = x.size
+    args = args if isinstance(args, tuple) else (args,)
+    _check_constraints(constraints)
+    lower, upper = _bounds(bounds, d)
+    cls = _resolve_strategy(strategy)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"`callback` must be callable or None, but got {_short(callback)}.")
+    budget_fev = _budget("maxfev", maxfev)
+    budget_it = _budget("maxiter", maxiter)
+    tol_value = v.optional_float("tol", tol, allow_zero=True)
+    vec = _flag("vectorized", vectorized)
+    show = _flag("disp", disp)
+    n_restarts = v.integer("restarts", restarts, minimum=0)
+    kwargs = _strategy_options(cls, options)
+    if tol_value is not None:
+        kwargs.setdefault("tolfun", tol_value)
+        kwargs.setdefault("tolx", tol_value)
+    for name, value in (("jac", jac), ("hess", hess), ("hessp", hessp)):
+        if value is not None and value is not False:
+            warnings.warn(
+                f"Method nes does not use derivative information: `{name}` is ignored.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    boxed = bool(np.any(np.isfinite(lower)) or np.any(np.isfinite(upper)))
+    if boxed and np.any((x < lower) | (x > upper)):
+        warnings.warn(
+            "Initial guess is not within the specified bounds; it is clipped into them.",
+            OptimizeWarning,
+            stacklevel=2,
+        )
+        x = np.clip(x, lower, upper)
+    if sigma0 is None:
+        sigma0 = _default_sigma0(x, lower, upper, per_coordinate=cls.name == "snes")
+    if vec:
+        if workers is not None and workers != 1:
+            warnings.warn(
+                "`vectorized` is True, so `workers` is ignored.", UserWarning, stacklevel=2
+            )
+        workers = _VectorizedMap(fun, args)
+    else:
+        fun = _Copying(fun)
+    box = Bounds(lower, upper) if boxed else None
+
+    # ---- run
+    if n_restarts:
+        res = _run_restarts(
+            cls,
+            x,
+            sigma0,
+            popsize,
+            box,
+            rng,
+            kwargs,
+            n_restarts,
+            fun=fun,
+            args=args,
+            maxfev=budget_fev,
+            maxiter=budget_it,
+            workers=workers,
+            callback=_Monitor(callback, 10**9),
+            disp=show,
+        )
+        monitor = _Monitor(None, 10**9)
+    else:
+        es = cls(x, sigma0, popsize, bounds=box, rng=rng, **kwargs)
+        limit = kwargs.get("tolstagnation") or default_stagnation(es.dim, es.popsize)
+        monitor = _Monitor(callback, int(limit))  # type: ignore[call-overload]
+        res = es.optimize(
+            cast("Callable[..., float]", fun),
+            args=args,
+            maxfev=budget_fev,
+            maxiter=budget_it,
+            workers=workers,
+            callback=monitor,
+            disp=show,
+        )
+    return _final(res, monitor)
+
+
+# ---------------------------------------------------------------------- helpers
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False, but got {_short(value)}.")
+    return bool(value)
+
+
+def _check_constraints(constraints: object) -> None:
+    if constraints is None:
+        return
+    if isinstance(constraints, (list, tuple)) and len(constraints) == 0:
+        return
+    raise ValueError(
+        "`constraints` must be empty: method nes handles bounds but no general constraints "
+        f"(use a penalty in `fun`, or method 'trust-constr' or 'COBYQA'), but got "
+        f"{_short(constraints)}."
+    )
+
+
+def _bounds(bounds: object, d: int) -> tuple[FloatArray, FloatArray]:
+    """Return (lower, upper) arrays from every form of bounds scipy accepts."""
+    if bounds is None:
+        return np.full(d, -np.inf), np.full(d, np.inf)
+    if isinstance(bounds, Bounds):
+        lb: object = bounds.lb
+        ub: object = bounds.ub
+    elif isinstance(bounds, (Sequence, np.ndarray)) and not isinstance(bounds, (str, bytes)):
+        pairs = list(bounds)
+        if len(pairs) != d or not all(
+            isinstance(p, (Sequence, np.ndarray)) and len(p) == 2 for p in pairs
+        ):
+            raise ValueError(
+                f"`bounds` must be {d} (low, high) pairs or scipy.optimize.Bounds, "
+                f"but got {_short(bounds)}."
+            )
+        lb = [-np.inf if p[0] is None else p[0] for p in pairs]
+        ub = [np.inf if p[1] is None else p[1] for p in pairs]
+    else:
+        raise TypeError(
+            "`bounds` must be None, a sequence of (low, high) pairs or scipy.optimize.Bounds, "
+            f"but got {_short(bounds)}."
+        )
+    try:
+        lower = np.broadcast_to(np.asarray(lb, dtype=np.float64), (d,)).copy()
+        upper = np.broadcast_to(np.asarray(ub, dtype=np.float64), (d,)).copy()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"`bounds` must hold {d} lower and {d} upper numbers, but got {_short(bounds)}."
+        ) from exc
+    if np.isnan(lower).any() or np.isnan(upper).any():
+        raise ValueError(f"`bounds` must not contain NaN, but got {_short(bounds)}.")
+    if np.any(lower > upper):
+        i = int(np.flatnonzero(lower > upper)[0])
+        raise ValueError(
+            f"`bounds` must have low <= high, but got low={lower[i]} > high={upper[i]} "
+            f"at index {i}."
+        )
+    if np.any(lower == np.inf) or np.any(upper == -np.inf):
+        raise ValueError(f"`bounds` must not have low=+inf or high=-inf, but got {bounds!r}.")
+    return lower, upper
+
+
+def _resolve_strategy(strategy: object) -> type[Strategy]:
+    if isinstance(strategy, str):
+        key = strategy.lower()
+        if key not in STRATEGIES:
+            raise ValueError(
+                f"`strategy` must be one of {sorted(STRATEGIES)} or a Strategy subclass, "
+                f"but got {strategy!r}."
+            )
+        module, name = STRATEGIES[key]
+        cls: type[Strategy] = getattr(importlib.import_module(module), name)
+        return cls
+    if isinstance(strategy, type) and issubclass(strategy, Strategy):
+        return strategy
+    raise TypeError(
+        f"`strategy` must be one of {sorted(STRATEGIES)} or a Strategy subclass, "
+        f"but got {_short(strategy)}."
+    )
+
+
+def _budget(name: str, value: object) -> int | None:
+    """Return a budget as an int (floats rounded down; None and inf mean no limit)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a number >= 1 or None, but got {_short(value)}.")
+    number = float(value)
+    if number == math.inf:
+        return None
+    if not number >= 1:  # also catches NaN
+        raise ValueError(f"`{name}` must be a number >= 1 or None, but got {_short(value)}.")
+    return int(value) if isinstance(value, numbers.Integral) else math.floor(number)
+
+
+def _strategy_options(cls: type[Strategy], options: dict[str, object]) -> dict[str, object]:
+    """Keep the options `cls` accepts; warn about the others as scipy does."""
+    accepted = set(CRITERIA) - {"maxfev", "maxiter"}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                accepted.add(p.name)
+    accepted -= _OWN
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        warnings.warn(
+            f"Unknown solver options: {', '.join(unknown)}", OptimizeWarning, stacklevel=3
+        )
+    return {k: val for k, val in options.items() if k in accepted}
+
+
+def _default_sigma0(
+    x: FloatArray, lower: FloatArray, upper: FloatArray, *, per_coordinate: bool
+) -> float | FloatArray:
+    """Return a quarter of the box width, or ``max(1, |x0_i|) / 2`` where a bound is missing."""
+    width = upper - lower
+    finite = np.isfinite(width)
+    scale = np.where(finite, width / 4.0, np.maximum(1.0, np.abs(x)) / 2.0)
+    positive = scale[scale > 0]
+    fallback = float(np.median(positive)) if positive.size else 1.0
+    if per_coordinate:
+        return np.where(scale > 0, scale, fallback)
+    return fallback
+
+
+class _Copying:
+    """``fun`` called with a writable copy of each point, as scipy's own methods do."""
+
+    def __init__(self, fun: Callable[..., object]) -> None:
+        self.fun = fun
+        self.__name__ = getattr(fun, "__name__", type(fun).__name__)
+
+    def __call__(self, x: FloatArray, *args: object) -> object:
+        return self.fun(np.array(x, dtype=np.float64), *args)
+
+
+class _VectorizedMap:
+    """A map-like ``workers`` that evaluates all rows in one call ``fun(X, *args)``, X (d, S)."""
+
+    def __init__(self, fun: Callable[..., object], args: tuple[object, ...]) -> None:
+        self.fun = fun
+        self.args = args
+
+    def __call__(self, _call: object, rows: object) -> FloatArray:
+        X = np.stack(list(rows), axis=1)  # type: ignore[call-overload]
+        S = X.shape[1]
+        try:
+            y = np.asarray(self.fun(X, *self.args), dtype=np.float64)
+        except TypeError as exc:
+            raise TypeError(
+                "`fun` must return an array of numbers when `vectorized` is True."
+            ) from exc
+        if y.size != S or (y.ndim > 1 and max(y.shape) != S):
+            raise ValueError(
+                f"`fun` must return an array of shape ({S},) for X of shape {X.shape} when "
+                f"`vectorized` is True, but got shape {y.shape}."
+            )
+        return y.reshape(S)
+
+
+def _public(res: OptimizeResult) -> OptimizeResult:
+    return make_result(x=np.copy(res.x), fun=res.fun, nfev=res.nfev, nit=res.nit)
+
+
+class _Monitor:
+    """The callback given to ``Strategy.optimize``: the user's callback and a stagnation guard.
+
+    The user's callback is adapted as scipy's own methods do. The guard ends a run whose best
+    value has not improved for `limit` generations, counting the generations in which every
+    value was NaN or inf (which the strategy skips), so that an objective that only returns NaN
+    cannot make the run go on forever.
+    """
+
+    def __init__(self, callback: Callable[..., object] | None, limit: int) -> None:
+        self.limit = limit
+        self.best = math.inf
+        self.best_nit = 0
+        self.stalled = False
+        self.user: Callable[[OptimizeResult], object] | None = None
+        if callback is None:
+            return
+        try:
+            params = set(inspect.signature(callback).parameters)
+        except (TypeError, ValueError):  # some builtins have no signature
+            params = set()
+        if params == {"intermediate_result"}:  # scipy's rule (optimize._optimize._wrap_callback)
+            self.user = lambda res: callback(intermediate_result=_public(res))
+        else:
+            self.user = lambda res: callback(np.copy(res.x))
+
+    def __call__(self, res: OptimizeResult) -> bool:
+        """Return True to stop; a StopIteration from the user's callback propagates."""
+        if res.fun < self.best:
+            self.best, self.best_nit = float(res.fun), int(res.nit)
+        if self.user is not None and self.user(res) is True:
+            return True
+        if res.nit - self.best_nit >= self.limit:
+            self.stalled = True
+            return True
+        return False
+
+
+def _final(res: OptimizeResult, monitor: _Monitor) -> OptimizeResult:
+    """Return the result with the fields scipy's methods return."""
+    status = int(res.status)
+    if monitor.stalled and status == STATUS["callback"]:
+        status = STATUS["tolstagnation"]
+    return make_result(
+        x=np.copy(res.x),
+        fun=float(res.fun),
+        nfev=int(res.nfev),
+        nit=int(res.nit),
+        status=status,
+        success=status == 0,
+        message=MESSAGES[status],
+        mean=res.mean,
+        sigma=res.sigma,
+    )
+
+
+def _run_restarts(
+    cls: type[Strategy],
+    x0: FloatArray,
+    sigma0: object,
+    popsize: object,
+    bounds: Bounds | None,
+    rng: object,
+    kwargs: dict[str, object],
+    restarts: int,
+    **run: object,
+) -> OptimizeResult:
+    raise NotImplementedError("restarts")

@@ -1,0 +1,641 @@
+"""The scipy adapter: ``minimize(fun, x0, method=nes)`` behaves like one of scipy's own methods.
+
+Convergence checks use fixed seeds: a seeded run is deterministic, so each is an exact regression
+check of that run, not a statistical claim.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import math
+import runpy
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.optimize import (
+    Bounds,
+    NonlinearConstraint,
+    OptimizeResult,
+    OptimizeWarning,
+    basinhopping,
+    differential_evolution,
+    minimize,
+    rosen,
+)
+
+import nes_asktell
+from nes_asktell import NESWarning, OpenES, nes
+
+SHIFT = np.array([1.0, -2.0, 0.5, 3.0, -1.0])
+
+
+def sphere(x: np.ndarray) -> float:
+    return float(np.sum((x - SHIFT[: x.size]) ** 2))
+
+
+class Recorder:
+    """An objective that records every point it is called with."""
+
+    def __init__(self, f=sphere):
+        self.f = f
+        self.points: list[np.ndarray] = []
+
+    def __call__(self, x, *args):
+        self.points.append(np.array(x, copy=True))
+        return self.f(x, *args)
+
+    @property
+    def calls(self) -> int:
+        return len(self.points)
+
+
+# ------------------------------------------------------------------ export and signature
+def test_exported_lazily_and_callable_by_scipy():
+    assert nes_asktell.nes is nes
+    assert "nes" in nes_asktell.__all__
+    # scipy calls a callable method with these keywords; all must be accepted.
+    params = inspect.signature(nes).parameters
+    for name in ("args", "jac", "hess", "hessp", "bounds", "constraints", "callback", "tol"):
+        assert name in params
+
+
+def test_minimize_returns_optimize_result_with_scipy_fields():
+    f = Recorder()
+    res = minimize(f, np.zeros(3), method=nes, options={"rng": 0})
+    assert isinstance(res, OptimizeResult)
+    assert res.success is True
+    assert res.status == 0
+    assert res.message == "Optimization terminated successfully."
+    assert res.nfev == f.calls
+    assert res.fun == sphere(res.x)
+    assert res.fun == min(sphere(p) for p in f.points)
+    assert res.nit >= 1
+    assert res.x.shape == (3,)
+    assert res.mean.shape == (3,)
+
+
+# ------------------------------------------------------------------ x0
+def test_x0_never_mutated_and_list_accepted():
+    x0 = np.array([0.3, -0.2, 0.1])
+    keep = x0.copy()
+    res = minimize(sphere, x0, method=nes, options={"rng": 1, "maxfev": 200})
+    np.testing.assert_array_equal(x0, keep)
+    assert res.x is not x0
+    ro = keep.copy()
+    ro.flags.writeable = False
+    res_ro = minimize(sphere, ro, method=nes, options={"rng": 1, "maxfev": 200})
+    res_list = minimize(sphere, [0.3, -0.2, 0.1], method=nes, options={"rng": 1, "maxfev": 200})
+    np.testing.assert_array_equal(res_ro.x, res.x)
+    np.testing.assert_array_equal(res_list.x, res.x)
+    # called directly too, with a list and a scalar
+    assert nes(sphere, [0.3, -0.2, 0.1], rng=1, maxfev=200).fun == res.fun
+    assert nes(sphere, 0.5, rng=1, maxfev=100).x.shape == (1,)
+
+
+def test_x0_outside_bounds_warns_and_is_clipped():
+    f = Recorder()
+    with pytest.warns(OptimizeWarning, match="not within the specified bounds"):
+        res = minimize(f, [5.0, -5.0], method=nes, bounds=[(0, 1), (-1, 0)], options={"rng": 0})
+    pts = np.array(f.points)
+    assert np.all(pts[:, 0] >= 0)
+    assert np.all(pts[:, 0] <= 1)
+    assert np.all(pts[:, 1] >= -1)
+    assert np.all(pts[:, 1] <= 0)
+    np.testing.assert_allclose(res.x, [1.0, -1.0], atol=1e-6)  # the constrained optimum
+
+
+def test_x0_inside_bounds_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        minimize(sphere, [0.5, 0.5], method=nes, bounds=[(0, 1), (0, 1)], options={"rng": 0})
+
+
+# ------------------------------------------------------------------ bounds
+BOUND_FORMS = {
+    "pairs": ([(-1.0, 2.0), (None, -2.5), (0.0, None)], [-1.0, -np.inf, 0.0], [2.0, -2.5, np.inf]),
+    "pairs_array": (np.array([[-1.0, 2.0], [-3.0, -2.5], [0.0, 1.0]]), [-1, -3, 0], [2, -2.5, 1]),
+    "Bounds_scalar": (Bounds(-0.5, 0.25), [-0.5] * 3, [0.25] * 3),
+    "Bounds_arrays": (
+        Bounds([0.0, -np.inf, 1.0], [0.5, 0.0, np.inf]),
+        [0, -np.inf, 1],
+        [0.5, 0, np.inf],
+    ),
+    "Bounds_mixed": (Bounds(0.0, [1.0, 2.0, 3.0]), [0, 0, 0], [1, 2, 3]),
+}
+
+
+@pytest.mark.parametrize("form", list(BOUND_FORMS))
+def test_every_evaluated_point_respects_each_bounds_form(form):
+    bounds, lo, hi = BOUND_FORMS[form]
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    f = Recorder()
+    x0 = np.clip(np.zeros(3), lo, hi)
+    res = minimize(f, x0, method=nes, bounds=bounds, options={"rng": 2, "maxfev": 600})
+    pts = np.array(f.points)
+    assert pts.shape == (res.nfev, 3)
+    assert np.all(pts >= lo)
+    assert np.all(pts <= hi)
+    assert np.all(res.x >= lo)
+    assert np.all(res.x <= hi)
+    # the box-constrained optimum of the shifted sphere is the clipped shift
+    np.testing.assert_allclose(res.x, np.clip(SHIFT[:3], lo, hi), atol=1e-2)
+
+
+def test_no_bounds_forms():
+    a = minimize(sphere, np.zeros(2), method=nes, options={"rng": 3, "maxfev": 300})
+    b = minimize(sphere, np.zeros(2), method=nes, bounds=None, options={"rng": 3, "maxfev": 300})
+    c = minimize(
+        sphere,
+        np.zeros(2),
+        method=nes,
+        bounds=[(None, None)] * 2,
+        options={"rng": 3, "maxfev": 300},
+    )
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.x, c.x)
+
+
+@pytest.mark.parametrize(
+    ("bounds", "exc", "match"),
+    [
+        ([(0, 1)], ValueError, r"`bounds` must be 2 \(low, high\) pairs"),
+        ([(0, 1, 2), (0, 1)], ValueError, r"`bounds` must be 2 \(low, high\) pairs"),
+        ([(1, 0), (0, 1)], ValueError, r"`bounds` must have low <= high, but got low=1.0"),
+        ([(0, np.nan), (0, 1)], ValueError, r"`bounds` must not contain NaN"),
+        (Bounds([0, 0, 0], [1, 1, 1]), ValueError, r"`bounds` must hold 2 lower and 2 upper"),
+        ("box", TypeError, r"`bounds` must be None, a sequence of \(low, high\) pairs"),
+        (3.0, TypeError, r"`bounds` must be None, a sequence .* but got 3.0"),
+    ],
+)
+def test_bad_bounds_rejected_before_any_evaluation(bounds, exc, match):
+    f = Recorder()
+    with pytest.raises(exc, match=match):
+        minimize(f, np.zeros(2), method=nes, bounds=bounds)
+    assert f.calls == 0
+
+
+# ------------------------------------------------------------------ constraints, jac, hess
+def test_constraints_rejected_clearly():
+    f = Recorder()
+    con = NonlinearConstraint(lambda x: x[0], 0, 1)
+    with pytest.raises(ValueError, match=r"`constraints` must be empty: method nes handles"):
+        minimize(f, np.zeros(2), method=nes, constraints=[con])
+    with pytest.raises(ValueError, match=r"`constraints` must be empty.*but got \{"):
+        minimize(f, np.zeros(2), method=nes, constraints={"type": "ineq", "fun": lambda x: x})
+    assert f.calls == 0
+    for empty in ((), [], None):
+        nes(sphere, np.zeros(2), constraints=empty, rng=0, maxfev=50)
+
+
+@pytest.mark.parametrize("name", ["jac", "hess", "hessp"])
+def test_derivatives_ignored_with_a_warning(name):
+    kw = {name: lambda x, *a: np.zeros_like(x)}
+    with pytest.warns(RuntimeWarning, match=f"`{name}` is ignored"):
+        res = minimize(sphere, np.zeros(2), method=nes, options={"rng": 0, "maxfev": 100}, **kw)
+    ref = minimize(sphere, np.zeros(2), method=nes, options={"rng": 0, "maxfev": 100})
+    np.testing.assert_array_equal(res.x, ref.x)
+
+
+def test_jac_true_still_works():
+    # with jac=True scipy wraps fun so that calls return the value only
+    def fg(x):
+        return sphere(x), 2 * (x - SHIFT[:2])
+
+    with pytest.warns(RuntimeWarning, match="`jac` is ignored"):
+        res = minimize(fg, np.zeros(2), jac=True, method=nes, options={"rng": 0})
+    assert res.fun < 1e-10
+
+
+# ------------------------------------------------------------------ options
+def test_unknown_options_warn_with_optimize_warning():
+    with pytest.warns(OptimizeWarning, match="Unknown solver options: maxfun, xatol"):
+        res = minimize(
+            sphere, np.zeros(2), method=nes, options={"maxfun": 3, "xatol": 1, "maxfev": 60}
+        )
+    assert res.nfev == 60  # the unknown options were ignored
+
+
+def test_strategy_by_name_and_class():
+    for strategy in ("xnes", "snes", "openes", "XNES", OpenES, nes_asktell.SNES):
+        res = minimize(
+            sphere, np.zeros(2), method=nes, options={"strategy": strategy, "rng": 0, "maxfev": 60}
+        )
+        assert res.nfev == 60
+    with pytest.raises(
+        ValueError, match=r"`strategy` must be one of \['openes', 'snes', 'xnes'\]"
+    ):
+        minimize(sphere, np.zeros(2), method=nes, options={"strategy": "cma"})
+    with pytest.raises(TypeError, match=r"`strategy` must be one of .* but got <class 'int'>"):
+        minimize(sphere, np.zeros(2), method=nes, options={"strategy": int})
+
+
+def test_sigma0_and_popsize_reach_the_strategy():
+    # OpenES keeps sigma fixed, so the result's sigma is sigma0.
+    res = nes(sphere, np.zeros(2), strategy="openes", sigma0=0.125, popsize=10, maxiter=1, rng=0)
+    assert res.sigma == 0.125
+    assert res.nfev == 10
+    with pytest.raises(ValueError, match=r"`sigma0` must be a positive finite number, but got -1"):
+        nes(sphere, np.zeros(2), sigma0=-1.0)
+    with pytest.raises(ValueError, match=r"`popsize` must be an integer >= 2, but got 1"):
+        nes(sphere, np.zeros(2), popsize=1)
+
+
+def test_default_sigma0_from_bounds_and_x0():
+    def sigma_of(x0, bounds, strategy="openes"):
+        return nes(sphere, x0, bounds=bounds, strategy=strategy, maxiter=1, rng=0).sigma
+
+    # no bounds: max(1, |x0_i|) / 2, median over coordinates
+    assert sigma_of(np.zeros(2), None) == 0.5
+    assert sigma_of(np.array([-4.0, 0.0, 8.0]), None) == 2.0
+    # both bounds finite: a quarter of the width
+    assert sigma_of(np.zeros(3), [(-1, 1), (-2, 2), (-4, 4)]) == 1.0
+    # mixed: the unbounded coordinate uses x0; a fixed coordinate (width 0) is skipped
+    assert sigma_of(np.zeros(3), [(0, 0), (-1, 1), (None, 0)]) == 0.5
+    # SNES gets the scales per coordinate
+    sigma = sigma_of(np.zeros(3), [(-1, 1), (-2, 2), (None, None)], strategy="snes")
+    assert isinstance(sigma, np.ndarray)
+    assert sigma.shape == (3,)
+
+
+def test_strategy_options_pass_through():
+    # a bad value reaches the strategy's own validation
+    with pytest.raises(ValueError, match=r"`learning_rate` must be a positive finite number"):
+        nes(sphere, np.zeros(2), strategy="openes", learning_rate=-1.0)
+    with pytest.raises(ValueError, match=r"`eta_sigma` must be a positive finite number"):
+        nes(sphere, np.zeros(2), strategy="xnes", eta_sigma=-1.0)
+    # an option of another strategy is unknown to this one
+    with pytest.warns(OptimizeWarning, match="Unknown solver options: learning_rate"):
+        nes(sphere, np.zeros(2), strategy="xnes", learning_rate=0.1, maxfev=30)
+    # stopping criteria pass through: ftarget ends the run as converged
+    f = Recorder()
+    res = minimize(f, np.zeros(2), method=nes, options={"ftarget": 1e-3, "rng": 0})
+    assert res.status == 0
+    assert res.fun <= 1e-3
+    assert res.nfev == f.calls
+    full = minimize(sphere, np.zeros(2), method=nes, options={"rng": 0})
+    assert full.nfev > res.nfev
+
+
+@pytest.mark.parametrize("maxfev", [1, 7, 60, 61, 100.0, 99.9])
+def test_maxfev_exact(maxfev):
+    f = Recorder()
+    res = minimize(f, np.zeros(3), method=nes, options={"maxfev": maxfev, "rng": 0})
+    assert res.nfev == f.calls == math.floor(maxfev)
+    assert res.status == 1
+    assert res.success is False
+    assert res.message == "Maximum number of function evaluations has been exceeded."
+
+
+def test_maxiter_and_unlimited_budgets():
+    f = Recorder()
+    res = minimize(f, np.zeros(3), method=nes, options={"maxiter": 4, "rng": 0})
+    assert res.nit == 4
+    assert res.nfev == f.calls == 4 * 7  # popsize 4 + floor(3 ln 3) = 7
+    assert res.status == 2
+    assert res.message == "Maximum number of iterations has been exceeded."
+    inf = minimize(sphere, np.zeros(3), method=nes, options={"maxfev": np.inf, "rng": 0})
+    ref = minimize(sphere, np.zeros(3), method=nes, options={"rng": 0})
+    assert inf.status == 0
+    assert inf.nfev == ref.nfev
+
+
+def test_tol():
+    # the default: the strategy's tolfun = tolx = 1e-12
+    ref = minimize(sphere, np.zeros(3), method=nes, options={"rng": 0})
+    loose = minimize(sphere, np.zeros(3), method=nes, tol=1e-3, options={"rng": 0})
+    assert loose.status == 0
+    assert loose.nfev < ref.nfev
+    # tol=0 disables both: the run goes on until the budget
+    budget = ref.nfev + 50
+    off = minimize(sphere, np.zeros(3), method=nes, tol=0, options={"rng": 0, "maxfev": budget})
+    assert off.status == 1
+    assert off.nfev == budget
+    # an explicit tolfun wins over tol
+    mixed = nes(sphere, np.zeros(3), tol=0, tolx=1e-3, rng=0)
+    assert mixed.status == 0
+
+
+def test_rng_reproducible():
+    a = minimize(sphere, np.zeros(4), method=nes, options={"rng": 7, "maxfev": 300})
+    b = minimize(sphere, np.zeros(4), method=nes, options={"rng": 7, "maxfev": 300})
+    c = minimize(sphere, np.zeros(4), method=nes, options={"rng": 8, "maxfev": 300})
+    np.testing.assert_array_equal(a.x, b.x)
+    assert a.fun == b.fun
+    assert not np.array_equal(a.x, c.x)
+    g = minimize(
+        sphere, np.zeros(4), method=nes, options={"rng": np.random.default_rng(7), "maxfev": 300}
+    )
+    assert g.nfev == 300
+
+
+def test_args_passed_through():
+    def f(x, a, b):
+        return float(np.sum((x - a) ** 2) + b)
+
+    res = minimize(
+        f, np.zeros(2), args=(np.array([1.0, 2.0]), 5.0), method=nes, options={"rng": 0}
+    )
+    np.testing.assert_allclose(res.x, [1.0, 2.0], atol=1e-5)
+    assert abs(res.fun - 5.0) < 1e-9
+
+    def g(x, a):
+        return float(np.sum((x - a) ** 2))
+
+    # a non-tuple `args` is wrapped in a tuple, as scipy does
+    one = nes(g, np.zeros(2), args=3.0, rng=0)
+    np.testing.assert_allclose(one.x, [3.0, 3.0], atol=1e-5)
+
+
+def test_disp_prints(capsys):
+    nes(sphere, np.zeros(2), disp=True, rng=0, maxiter=3)
+    out = capsys.readouterr().out
+    assert "gen" in out
+    assert "nfev" in out
+    nes(sphere, np.zeros(2), rng=0, maxiter=3)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    ("kw", "exc", "match"),
+    [
+        ({"maxfev": 0}, ValueError, r"`maxfev` must be a number >= 1 or None, but got 0"),
+        ({"maxfev": np.nan}, ValueError, r"`maxfev` must be a number >= 1 or None, but got nan"),
+        ({"maxiter": "10"}, TypeError, r"`maxiter` must be a number >= 1 or None, but got '10'"),
+        ({"maxiter": True}, TypeError, r"`maxiter` must be a number >= 1 or None, but got True"),
+        ({"tol": -1.0}, ValueError, r"`tol` must be a non-negative finite number, but got -1.0"),
+        ({"vectorized": 1}, TypeError, r"`vectorized` must be True or False, but got 1"),
+        ({"disp": "yes"}, TypeError, r"`disp` must be True or False, but got 'yes'"),
+        ({"restarts": -1}, ValueError, r"`restarts` must be an integer >= 0, but got -1"),
+        ({"callback": 3}, TypeError, r"`callback` must be callable or None, but got 3"),
+        ({"workers": "many"}, TypeError, r"`workers` must be"),
+        ({"rng": "seed"}, TypeError, r"`rng`"),
+    ],
+)
+def test_bad_options_rejected_before_any_evaluation(kw, exc, match):
+    f = Recorder()
+    with pytest.raises(exc, match=match):
+        nes(f, np.zeros(2), **kw)
+    assert f.calls == 0
+
+
+def test_bad_fun_and_x0():
+    with pytest.raises(TypeError, match=r"`fun` must be callable, but got 3"):
+        nes(3, np.zeros(2))
+    with pytest.raises(ValueError, match=r"`x0` must be finite"):
+        nes(sphere, [0.0, np.inf])
+    with pytest.raises(ValueError, match=r"'x0' must only have one dimension"):
+        minimize(sphere, np.zeros((2, 2)), method=nes)  # scipy's own check
+    with pytest.raises(ValueError, match=r"`x0` must be 1-d, but got shape \(2, 2\)"):
+        nes(sphere, np.zeros((2, 2)))
+
+
+# ------------------------------------------------------------------ callback
+def test_callback_intermediate_result():
+    seen: list[OptimizeResult] = []
+
+    def cb(intermediate_result):
+        assert isinstance(intermediate_result, OptimizeResult)
+        seen.append(intermediate_result)
+        intermediate_result.x[:] = 1e6  # a copy: must not disturb the run
+
+    f = Recorder()
+    res = minimize(f, np.zeros(2), method=nes, callback=cb, options={"rng": 0})
+    ref = minimize(sphere, np.zeros(2), method=nes, options={"rng": 0})
+    assert len(seen) == res.nit
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert [r.nit for r in seen] == list(range(1, res.nit + 1))
+    assert seen[-1].nfev == res.nfev
+    assert seen[-1].fun == res.fun
+    assert all(a.fun >= b.fun for a, b in itertools.pairwise(seen))
+
+
+def test_callback_xk_gets_copies():
+    seen: list[np.ndarray] = []
+
+    def cb(xk):
+        seen.append(xk.copy())
+        xk[:] = 1e6
+
+    res = minimize(sphere, np.zeros(2), method=nes, callback=cb, options={"rng": 0})
+    ref = minimize(sphere, np.zeros(2), method=nes, options={"rng": 0})
+    assert len(seen) == res.nit
+    np.testing.assert_array_equal(seen[-1], res.x)
+    np.testing.assert_array_equal(res.x, ref.x)
+
+
+def test_callback_with_two_parameters_gets_xk():
+    # scipy's rule: the keyword form only when `intermediate_result` is the only parameter
+    seen = []
+    minimize(
+        sphere,
+        np.zeros(2),
+        method=nes,
+        callback=lambda xk, extra=None: seen.append(xk),
+        options={"rng": 0, "maxiter": 2},
+    )
+    assert len(seen) == 2
+    assert isinstance(seen[0], np.ndarray)
+
+
+@pytest.mark.parametrize("how", ["raise", "true"])
+def test_callback_stop(how):
+    calls = []
+
+    def cb(intermediate_result):
+        calls.append(intermediate_result.nit)
+        if intermediate_result.nit == 3:
+            if how == "raise":
+                raise StopIteration
+            return True
+        return None
+
+    f = Recorder()
+    res = minimize(f, np.zeros(2), method=nes, callback=cb, options={"rng": 0})
+    assert calls == [1, 2, 3]
+    assert res.nit == 3
+    assert res.status == 99
+    assert res.success is False
+    assert res.message == "`callback` raised `StopIteration`."
+    assert res.nfev == f.calls == 3 * 6
+
+
+# ------------------------------------------------------------------ non-finite values
+@pytest.mark.filterwarnings("ignore::nes_asktell.NESWarning")  # a generation may be all NaN
+def test_nan_and_inf_values_rank_worst():
+    def f(x):
+        if x[0] < 0:
+            return np.nan
+        if x[1] < 0:
+            return np.inf
+        return sphere(x)
+
+    res = minimize(f, np.array([0.5, 0.5]), method=nes, options={"rng": 0})
+    assert np.isfinite(res.fun)
+    np.testing.assert_allclose(res.x, [1.0, 0.0], atol=1e-3)
+
+
+def test_all_nan_run_ends():
+    f = Recorder(lambda x: np.nan)
+    with pytest.warns(NESWarning, match="every fitness value is non-finite"):
+        res = minimize(f, np.zeros(2), method=nes, options={"rng": 0})
+    assert res.fun == np.inf
+    assert res.success is False
+    assert res.status == 3  # stagnation
+    assert res.nfev == f.calls
+    np.testing.assert_array_equal(res.x, np.zeros(2))
+
+
+# ------------------------------------------------------------------ workers, vectorized
+def test_fun_gets_writable_copies():
+    def f(x):
+        x[0] += 1e9  # scipy's methods pass copies: writing to x must not disturb the run
+        return sphere(x - np.array([1e9, 0.0]))
+
+    res = minimize(f, np.zeros(2), method=nes, options={"rng": 0, "maxfev": 300})
+    ref = minimize(sphere, np.zeros(2), method=nes, options={"rng": 0, "maxfev": 300})
+    np.testing.assert_array_equal(res.x, ref.x)
+
+
+def test_workers_map_and_executor_match_serial():
+    ref = minimize(sphere, np.zeros(3), method=nes, options={"rng": 4, "maxfev": 400})
+
+    def workers(func, rows):
+        return list(map(func, rows))
+
+    with_map = minimize(
+        sphere, np.zeros(3), method=nes, options={"rng": 4, "maxfev": 400, "workers": workers}
+    )
+    with ThreadPoolExecutor(2) as pool:
+        with_pool = minimize(
+            sphere, np.zeros(3), method=nes, options={"rng": 4, "maxfev": 400, "workers": pool}
+        )
+    np.testing.assert_array_equal(with_map.x, ref.x)
+    np.testing.assert_array_equal(with_pool.x, ref.x)
+    assert with_pool.nfev == ref.nfev == 400
+
+
+def test_vectorized():
+    shapes: list[tuple[int, ...]] = []
+
+    def fv(X, a):
+        shapes.append(X.shape)
+        return np.sum((X - SHIFT[:3, None]) ** 2, axis=0) + a
+
+    res = minimize(
+        fv,
+        np.zeros(3),
+        args=(0.0,),
+        method=nes,
+        options={"vectorized": True, "rng": 5, "maxfev": 400},
+    )
+    ref = minimize(sphere, np.zeros(3), method=nes, options={"rng": 5, "maxfev": 400})
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert res.fun == ref.fun
+    assert res.nfev == sum(s[1] for s in shapes) == 400
+    assert len(shapes) == res.nit
+    assert all(s[0] == 3 for s in shapes)
+    assert shapes[-1] == (3, 400 % 7)  # the last generation only evaluates what the budget allows
+
+
+def test_vectorized_bad_return_and_workers_warning():
+    with pytest.raises(
+        ValueError, match=r"`fun` must return an array of shape \(6,\) .* but got shape \(2, 6\)"
+    ):
+        nes(lambda X: np.zeros((2, X.shape[1])), np.zeros(2), vectorized=True, rng=0)
+    with pytest.warns(UserWarning, match="`workers` is ignored"):
+        nes(
+            lambda X: np.sum(X**2, axis=0),
+            np.zeros(2),
+            vectorized=True,
+            workers=lambda f, xs: list(map(f, xs)),
+            maxfev=12,
+        )
+
+
+# ------------------------------------------------------------------ scipy's global methods
+def test_basinhopping_local_minimizer():
+    def f(x):
+        return float(np.sum(x**2) + 0.5 * np.sum(np.cos(3 * x)))
+
+    rec = Recorder(f)
+    kw = {"method": nes, "options": {"rng": 0}}
+    res = basinhopping(rec, np.array([2.0, -2.0]), niter=3, minimizer_kwargs=kw, rng=0)
+    assert res.nfev == rec.calls  # basinhopping adds up our nfev
+    assert res.fun == min(f(p) for p in rec.points)
+    assert res.lowest_optimization_result.success
+
+
+def test_differential_evolution_polish_callable():
+    calls = []
+
+    def polish(func, x0, **kwds):
+        calls.append(kwds)
+        return nes(func, x0, sigma0=0.05, rng=0, **kwds)
+
+    bounds = [(-5, 5), (-5, 5)]
+    res = differential_evolution(rosen, bounds, polish=polish, maxiter=30, rng=0, tol=0)
+    assert "bounds" in calls[0]
+    assert "constraints" in calls[0]
+    assert np.all(res.x >= -5)
+    assert np.all(res.x <= 5)
+    assert res.fun < 1e-10
+    # nes itself (no partial) is accepted too
+    res2 = differential_evolution(rosen, bounds, polish=nes, maxiter=5, rng=0)
+    assert np.all(np.abs(res2.x) <= 5)
+    direct = functools.partial(nes, rng=1)
+    assert differential_evolution(rosen, bounds, polish=direct, maxiter=5, rng=0).fun < 1e-6
+
+
+# ------------------------------------------------------------------ property: budgets and bounds
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    maxfev=st.integers(1, 200),
+    width=st.floats(1e-3, 10.0),
+)
+def test_property_budget_and_box(seed, maxfev, width):
+    f = Recorder()
+    lo = SHIFT[:3] + width  # the optimum lies outside the box: points press on the walls
+    bounds = Bounds(lo, lo + width)
+    res = minimize(f, lo, method=nes, bounds=bounds, options={"rng": seed, "maxfev": maxfev})
+    pts = np.array(f.points)
+    assert res.nfev == f.calls <= maxfev
+    assert np.all(pts >= bounds.lb)
+    assert np.all(pts <= bounds.ub)
+    assert np.all(res.x >= bounds.lb)
+    assert np.all(res.x <= bounds.ub)
+
+
+# ------------------------------------------------------------------ convergence (fixed seeds)
+SEEDS = [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_converges_on_shifted_sphere_5d(seed):
+    # deterministic for each fixed seed: an exact regression check, not a statistical one
+    f = Recorder()
+    res = minimize(f, np.zeros(5), method=nes, options={"rng": seed, "maxfev": 6000})
+    assert res.fun < 1e-8
+    assert f.calls <= 6000
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_converges_on_rosenbrock_2d(seed):
+    f = Recorder(rosen)
+    res = minimize(f, [-1.2, 1.0], method=nes, options={"rng": seed, "maxfev": 10_000})
+    assert res.fun < 1e-6
+    assert f.calls <= 10_000
+    np.testing.assert_allclose(res.x, [1.0, 1.0], atol=1e-2)
+
+
+# ------------------------------------------------------------------ the example
+def test_example_runs(capsys):
+    path = Path(__file__).resolve().parents[1] / "examples" / "scipy_minimize.py"
+    runpy.run_path(str(path), run_name="__main__")
+    assert "nes" in capsys.readouterr().out
