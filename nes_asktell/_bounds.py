@@ -60,8 +60,29 @@ class Box:
         return Y
 
 
+def _not_pairs(seq: list[object]) -> bool:
+    """For d = 2: whether two (low, high) pairs would make no sense, so (lower, upper) is meant.
+
+    That is when a pair has low > high, low = +inf or high = -inf, or when every pair has
+    low == high (a box pinning every coordinate).
+    """
+    try:
+        p = np.array([[np.nan if v is None else v for v in s] for s in seq], dtype=np.float64)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return False
+    lo, hi = p[:, 0], p[:, 1]
+    return bool(
+        np.any(lo > hi) or np.any(lo == np.inf) or np.any(hi == -np.inf) or np.all(lo == hi)
+    )
+
+
 def make_box(bounds: object, dim: int) -> Box | None:
-    """Parse `bounds` (None, (lower, upper), a sequence of pairs, or scipy ``Bounds``)."""
+    """Parse `bounds` (None, (lower, upper), a sequence of pairs, or scipy ``Bounds``).
+
+    For d = 2 a sequence of two sequences of two numbers is ambiguous: it is read as scipy
+    reads it, two (low, high) pairs, unless that reading makes no sense (see
+    :func:`_not_pairs`); pass ``scipy.optimize.Bounds(lower, upper)`` to be explicit.
+    """
     if bounds is None:
         return None
     lb: object
@@ -72,7 +93,11 @@ def make_box(bounds: object, dim: int) -> Box | None:
         seq = list(bounds)
         if len(seq) == 2 and dim != 2 and all(np.ndim(s) <= 1 for s in seq):
             lb, ub = seq
-        elif len(seq) == dim and all(np.ndim(s) == 1 and len(s) == 2 for s in seq):
+        elif (
+            len(seq) == dim
+            and all(np.ndim(s) == 1 and len(s) == 2 for s in seq)
+            and not (dim == 2 and _not_pairs(seq))
+        ):
             lb = [np.nan if p[0] is None else p[0] for p in seq]
             ub = [np.nan if p[1] is None else p[1] for p in seq]
             lb = [-np.inf if np.isnan(v) else v for v in np.asarray(lb, dtype=float)]

@@ -88,8 +88,17 @@ def zscore(f: FloatArray) -> FloatArray:
     --------
     >>> zscore(np.array([1.0, 1.0])).tolist()
     [0.0, 0.0]
+    >>> zscore(np.array([1e300, -1e300])).tolist()
+    [-1.0, 1.0]
     """
     g = _finite_or_worst(f)
+    if g.size == 0 or np.all(g == g[0]):
+        return np.zeros_like(g)  # exactly equal: no step (the mean may round, the std not 0)
+    big = float(np.max(np.abs(g)))
+    if not 2.0**-500 < big < 2.0**500:
+        # Squares of values this large (small) overflow (underflow): scale by a power of two
+        # first, which is exact and leaves the z-score unchanged.
+        g = np.ldexp(g, -int(np.frexp(big)[1]))
     std = np.std(g)
     if not std > 0.0:
         return np.zeros_like(g)

@@ -1,0 +1,131 @@
+"""Box bounds: every accepted form, the reflection map, and best-so-far inside the box."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.optimize import Bounds
+
+from nes_asktell import OpenES
+from nes_asktell._bounds import make_box
+
+seeds = st.integers(0, 2**32 - 1)
+LOWER = np.array([-1.0, -np.inf, 0.0])
+UPPER = np.array([2.0, 0.5, np.inf])
+
+FORMS = {
+    "arrays": (LOWER, UPPER),
+    "lists": (LOWER.tolist(), UPPER.tolist()),
+    "pairs with None": [(-1.0, 2.0), (None, 0.5), (0.0, None)],
+    "pairs with inf": [(-1.0, 2.0), (-np.inf, 0.5), (0.0, np.inf)],
+    "scipy Bounds": Bounds(LOWER, UPPER),
+    "nan for no bound": (np.array([-1.0, np.nan, 0.0]), np.array([2.0, 0.5, np.nan])),
+}
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_every_form_gives_the_same_box(form: str) -> None:
+    es = OpenES(np.zeros(3), 0.5, bounds=FORMS[form], rng=0)
+    assert es.bounds is not None
+    np.testing.assert_array_equal(es.bounds[0], LOWER)
+    np.testing.assert_array_equal(es.bounds[1], UPPER)
+
+
+def test_scalar_bounds_broadcast() -> None:
+    box = make_box((-1.0, 1.0), 4)
+    assert box is not None
+    np.testing.assert_array_equal(box.lower, -np.ones(4))
+    np.testing.assert_array_equal(box.upper, np.ones(4))
+
+
+def test_two_dimensional_pairs_are_read_as_pairs() -> None:
+    # d = 2 is ambiguous; a sequence of two (low, high) pairs is read as scipy reads it.
+    box = make_box([(0.0, 1.0), (-5.0, 5.0)], 2)
+    assert box is not None
+    np.testing.assert_array_equal(box.lower, [0.0, -5.0])
+    np.testing.assert_array_equal(box.upper, [1.0, 5.0])
+
+
+@pytest.mark.parametrize(
+    ("bounds", "lower", "upper"),
+    [
+        (([0.5, -1.0], [0.5, 1.0]), [0.5, -1.0], [0.5, 1.0]),  # pairs would have low > high
+        (([0.0, 0.0], [1.0, 1.0]), [0.0, 0.0], [1.0, 1.0]),  # pairs would pin everything
+        ((np.array([-1.0, -2.0]), np.array([np.inf, np.inf])), [-1.0, -2.0], [np.inf, np.inf]),
+        (Bounds([0.0, 1.0], [2.0, 3.0]), [0.0, 1.0], [2.0, 3.0]),  # explicit
+    ],
+)
+def test_two_dimensional_lower_upper_when_pairs_make_no_sense(
+    bounds: object, lower: list[float], upper: list[float]
+) -> None:
+    box = make_box(bounds, 2)
+    assert box is not None
+    np.testing.assert_array_equal(box.lower, lower)
+    np.testing.assert_array_equal(box.upper, upper)
+
+
+def test_none_and_unbounded() -> None:
+    assert make_box(None, 3) is None
+    box = make_box((-np.inf, np.inf), 3)
+    assert box is not None
+    assert not box.active
+
+
+@given(seed=seeds, d=st.integers(1, 5), scale=st.sampled_from([0.1, 1.0, 100.0]))
+def test_reflection_maps_into_the_box_and_is_identity_inside(
+    seed: int, d: int, scale: float
+) -> None:
+    r = np.random.default_rng(seed)
+    lo = r.uniform(-2, 0, d)
+    hi = lo + r.uniform(0, 3, d)
+    lo[r.random(d) < 0.2] = -np.inf
+    hi[r.random(d) < 0.2] = np.inf
+    box = make_box(Bounds(lo, hi), d)  # explicit: (lo, hi) is ambiguous for d = 2
+    assert box is not None
+    Y = r.standard_normal((50, d)) * scale
+    inside = np.all((lo <= Y) & (hi >= Y), axis=1)
+    X = box.reflect(Y.copy())
+    assert box.contains(X)
+    np.testing.assert_array_equal(X[inside], Y[inside])
+
+
+def test_reflection_formula() -> None:
+    box = make_box(([0.0, 0.0, -np.inf], [1.0, np.inf, 2.0]), 3)
+    assert box is not None
+    Y = np.array([[1.25, -0.5, 2.5], [-0.25, 3.0, 5.0], [2.5, -4.0, -7.0], [-3.75, 0.0, 2.0]])
+    # both finite: period 2w = 2, x = min(t, 2 - t), t = y mod 2; one side: a single mirror
+    expected = np.array([[0.75, 0.5, 1.5], [0.25, 3.0, -1.0], [0.5, 4.0, -7.0], [0.25, 0.0, 2.0]])
+    np.testing.assert_allclose(box.reflect(Y), expected, rtol=0, atol=1e-15)
+
+
+def test_degenerate_interval_pins_the_coordinate() -> None:
+    es = OpenES(np.zeros(2), 1.0, bounds=([0.5, -1.0], [0.5, 1.0]), rng=1)
+    X = es.ask()
+    assert np.all(X[:, 0] == 0.5)
+
+
+@given(seed=seeds, mirrored=st.booleans())
+def test_asks_and_best_lie_inside_the_box(seed: int, mirrored: bool) -> None:
+    lo, hi = np.array([0.2, -1.0, -3.0]), np.array([0.4, 1.0, -2.5])
+    es = OpenES(np.zeros(3), 2.0, bounds=(lo, hi), rng=seed, mirrored=mirrored)
+    x, _ = es.best
+    assert np.all((x >= lo) & (x <= hi))  # x0 outside: the best starts clipped into the box
+    for _ in range(5):
+        X = es.ask()
+        assert np.all((lo <= X) & (hi >= X))
+        es.tell(X, [float(np.sum(x**2)) for x in X])
+        x, fx = es.best
+        assert np.all((x >= lo) & (x <= hi))
+        assert fx == float(np.sum(x**2))
+
+
+def test_bounded_optimum_on_the_wall_is_found() -> None:
+    # deterministic seed: an exact regression check of convergence to a wall of the box (with
+    # a shrinking sigma: at a fixed sigma the reflected samples keep the mean off the wall)
+    es = OpenES(
+        np.full(2, 0.5), 0.3, bounds=(0.25, 1.0), rng=0, learning_rate=0.02, sigma_decay=0.97
+    )
+    res = es.optimize(lambda x: float(np.sum(x**2)), maxfev=3000)
+    assert res.fun < 0.125 + 1e-3  # the corner (0.25, 0.25)
