@@ -1,0 +1,153 @@
+"""Termination: each criterion of stop() triggered on purpose, and the result it produces."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from nes_asktell import OpenES
+from nes_asktell._stopping import MESSAGES, default_stagnation, history_length
+
+
+def sphere(x: np.ndarray) -> float:
+    return float(np.sum(x**2))
+
+
+def constant(x: np.ndarray) -> float:
+    return 1.0
+
+
+def run_until_stop(es: OpenES, fun: object, limit: int = 10_000) -> int:
+    for _ in range(limit):
+        if es.stop():
+            return es.generation
+        X = es.ask()
+        es.tell(X, [fun(x) for x in X])  # type: ignore[operator]
+    raise AssertionError("stop() never held")
+
+
+def test_nothing_holds_at_the_start() -> None:
+    assert OpenES(np.zeros(3), 0.1, rng=0, maxfev=10, maxiter=2, timeout=100.0).stop() == {}
+
+
+def test_maxiter() -> None:
+    es = OpenES(np.ones(3), 0.1, rng=0, maxiter=7)
+    assert run_until_stop(es, sphere) == 7
+    assert es.stop() == {"maxiter": 7}
+    assert es.result.status == 2
+    assert es.result.message == MESSAGES[2]
+
+
+def test_maxfev_in_the_ask_tell_loop() -> None:
+    es = OpenES(np.ones(3), 0.1, 8, rng=0, maxfev=20)
+    run_until_stop(es, sphere)
+    assert es.nfev == 24  # whole generations: 3 x 8 >= 20
+    assert es.stop()["maxfev"] == 20
+
+
+@pytest.mark.parametrize("maxfev", [1, 7, 8, 9, 50, 101])
+def test_optimize_spends_maxfev_exactly(maxfev: int) -> None:
+    calls = []
+
+    def f(x: np.ndarray) -> float:
+        calls.append(x.copy())
+        return sphere(x)
+
+    es = OpenES(np.ones(3), 0.1, 8, rng=0, tolstagnation=10**6)
+    res = es.optimize(f, maxfev=maxfev)
+    assert len(calls) == res.nfev == es.nfev == maxfev
+    assert res.nit == math.ceil(maxfev / 8)
+    assert res.status == 1
+    assert not res.success
+    # the best is one of the evaluated points, with its value
+    assert any(np.array_equal(res.x, c) for c in calls)
+    assert res.fun == min(sphere(c) for c in calls)
+
+
+def test_ftarget() -> None:
+    es = OpenES(np.ones(2), 0.1, rng=0, ftarget=1.5)
+    run_until_stop(es, sphere)
+    assert es.best[1] <= 1.5
+    assert "ftarget" in es.stop()
+    assert es.result.status == 0
+    assert es.result.success
+
+
+def test_tolfun_on_a_flat_function() -> None:
+    # a constant f: the range of the best values and of the last generation is 0 < tolfun once
+    # the history is full
+    es = OpenES(np.zeros(3), 0.1, 8, rng=0, tolstagnation=10**6)
+    g = run_until_stop(es, constant)
+    assert g == history_length(3, 8)
+    assert es.stop() == {"tolfun": 1e-12}
+    assert es.result.success
+
+
+def test_tolx_with_a_shrinking_sigma() -> None:
+    es = OpenES(np.zeros(3), 1.0, rng=0, sigma_decay=0.5, tolx=1e-3, tolfun=None)
+    g = run_until_stop(es, sphere)
+    assert g == 10  # 0.5^10 < 1e-3 <= 0.5^9
+    assert es.stop() == {"tolx": 1e-3}
+
+
+def test_tolstagnation() -> None:
+    # constant f: the first generation sets the best, no later one improves on it
+    es = OpenES(np.zeros(3), 0.1, rng=0, tolstagnation=5, tolfun=None)
+    assert run_until_stop(es, constant) == 6
+    assert es.stop() == {"tolstagnation": 5}
+    assert es.result.status == 3
+
+
+def test_default_tolstagnation() -> None:
+    es = OpenES(np.zeros(4), 0.1, rng=0)
+    assert es.state_dict()["criteria"]["tolstagnation"] == default_stagnation(4, es.popsize)  # type: ignore[index]
+
+
+def test_timeout() -> None:
+    # a zero timeout holds as soon as one generation is done (elapsed >= 0); deterministic
+    es = OpenES(np.zeros(3), 0.1, rng=0, timeout=0.0)
+    assert es.stop() == {}
+    assert run_until_stop(es, sphere) == 1
+    assert "timeout" in es.stop()
+    assert es.result.status == 4
+
+
+def test_sigma_collapse() -> None:
+    # sigma below the resolution of the mean: mean + sigma == mean in every coordinate
+    es = OpenES(np.full(2, 1e20), 1.0, rng=0, tolx=None, tolfun=None)
+    assert run_until_stop(es, sphere) == 1
+    assert es.stop() == {"sigma": 1.0}
+    assert es.result.status == 3
+
+
+@pytest.mark.parametrize("how", ["return True", "raise StopIteration"])
+def test_callback_stops_the_run(how: str) -> None:
+    seen = []
+
+    def callback(result: object) -> bool:
+        seen.append(result)
+        if len(seen) == 3:
+            if how == "raise StopIteration":
+                raise StopIteration
+            return True
+        return False
+
+    es = OpenES(np.ones(2), 0.1, rng=0)
+    res = es.optimize(sphere, callback=callback)
+    assert res.nit == 3
+    assert res.status == 99
+    assert res.message == MESSAGES[99]
+    assert "callback" in res.stop
+    # a later optimize() call starts afresh
+    res = es.optimize(sphere, maxiter=5)
+    assert res.nit == 5
+    assert res.status == 2
+
+
+def test_several_criteria_at_once_and_the_status_order() -> None:
+    es = OpenES(np.ones(2), 0.1, 4, rng=0, maxfev=8, maxiter=2)
+    run_until_stop(es, sphere)
+    assert es.stop() == {"maxfev": 8, "maxiter": 2}
+    assert es.result.status == 1  # maxfev is reported before maxiter, as scipy does
