@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._base import NESWarning, Strategy
+from ._evaluate import Evaluator, evaluate
 from ._gradient import estimate_gradient
 from ._openes import OpenES
 from ._shaping import centered_ranks, nes_utilities, nes_weights, raw, zscore
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SNES",
     "XNES",
+    "Evaluator",
     "NESSampler",
     "NESWarning",
     "OpenES",
@@ -32,6 +34,7 @@ __all__ = [
     "__version__",
     "centered_ranks",
     "estimate_gradient",
+    "evaluate",
     "nes",
     "nes_utilities",
     "nes_weights",

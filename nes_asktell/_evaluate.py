@@ -1,14 +1,58 @@
-"""Evaluate a population: serially, or with a map-like callable or an Executor."""
+"""Evaluate a population: serially, in a process pool, with any Executor or map, or on dask.
+
+Two ways to move a population to the workers:
+
+* ``"vectors"``: each task carries its rows of ``X`` (8 d bytes per candidate).
+* ``"seeds"``: for a strategy with counter-based noise (an integer seed), each task carries the
+  keys of its candidates; the worker rebuilds them from the mean, the step sizes and the noise
+  keys (:func:`rebuild_row`). On a dask ``Client`` the mean is broadcast once per generation, so
+  a generation moves a few mean-sized messages instead of the whole population.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import numbers
+import os
+import pickle
+import time
+import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import CancelledError, Executor, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeoutError
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
+from . import _noise
+from ._base import NESWarning, Strategy
+from ._bounds import Box
 from ._typing import FloatArray
+
+MODES = ("auto", "vectors", "seeds")
+#: below this dimension ``mode="auto"`` ships vectors: rebuilding would cost more than it saves.
+SEEDS_MIN_DIM = 10_000
+_TIMEOUTS = (TimeoutError, FuturesTimeoutError)
+Result = tuple[FloatArray, list[str]]
+
+
+class NoiseMismatchError(RuntimeError):
+    """A worker draws other normal numbers than this process (another numpy version)."""
+
+
+@dataclass(frozen=True)
+class SeedSpec:
+    """What a worker needs, besides the mean and the step sizes, to rebuild candidates."""
+
+    entropy: int
+    generation: int
+    n_noise: int
+    mirrored: bool
+    dtype: str
+    check: bytes
 
 
 def _as_value(y: object, fun: object) -> float:
@@ -16,12 +60,411 @@ def _as_value(y: object, fun: object) -> float:
         return float(y)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         arr = np.asarray(y)
-        if arr.size == 1:
+        if arr.size == 1 and arr.dtype.kind in "biuf":
             return float(arr.reshape(()))
         raise TypeError(
             f"`fun` must return a real number, but {getattr(fun, '__name__', fun)!r} "
             f"returned {y!r:.80}."
         ) from None
+
+
+def rebuild_row(
+    spec: SeedSpec, mean: FloatArray, scale: float | FloatArray, box: Box | None, k: int
+) -> FloatArray:
+    """Return candidate `k` of the generation described by `spec`, as ``ask()`` built it."""
+    m = spec.n_noise
+    out = np.empty(mean.size, dtype=spec.dtype)
+    _noise.counter_row(spec.entropy, spec.generation, k % m, out)
+    np.multiply(out, scale, out=out)
+    if spec.mirrored and k >= m:
+        np.subtract(mean, out, out=out)
+    else:
+        out += mean
+    if box is not None:
+        box.reflect(out[None, :])
+    return out
+
+
+def _eval_rows(
+    fun: Callable[..., object], args: Sequence[object], rows: Sequence[FloatArray] | FloatArray
+) -> Result:
+    """Evaluate each row; a row whose `fun` raises gets NaN and an error line."""
+    values = np.full(len(rows), np.nan)
+    errors: list[str] = []
+    for i, x in enumerate(rows):
+        try:
+            values[i] = _as_value(fun(x, *args), fun)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+    return values, errors
+
+
+def _vectors_task(fun: Callable[..., object], args: Sequence[object], X: FloatArray) -> Result:
+    return _eval_rows(fun, args, X)
+
+
+_CHECKED: set[str] = set()  # precisions whose check value this process has confirmed
+
+
+def _seeds_task(
+    fun: Callable[..., object],
+    args: Sequence[object],
+    spec: SeedSpec,
+    mean: FloatArray,
+    scale: float | FloatArray,
+    bounds: tuple[FloatArray, FloatArray] | None,
+    keys: Sequence[int],
+) -> Result:
+    if spec.dtype not in _CHECKED:
+        if _noise.check_value(spec.dtype) != spec.check:
+            raise NoiseMismatchError(f"numpy {np.__version__} draws other {spec.dtype} noise")
+        _CHECKED.add(spec.dtype)
+    box = None if bounds is None else Box(*bounds)
+    return _eval_rows(fun, args, [rebuild_row(spec, mean, scale, box, k) for k in keys])
+
+
+def seed_plan(
+    strategy: Strategy, X: FloatArray
+) -> tuple[SeedSpec, FloatArray, float | FloatArray] | None:
+    """Return (spec, mean, scale) if the rows of `X` can be rebuilt from keys, else None.
+
+    `X` must be the first rows of the strategy's pending batch. The rebuild is checked on the
+    first and last row, so a strategy whose perturbation is not ``scale * z`` (XNES) ships
+    vectors.
+    """
+    noise, pending = strategy._noise, strategy._X
+    if not isinstance(noise, _noise.CounterNoise) or pending is None or X.shape[0] == 0:
+        return None
+    if not (X is pending or X.base is pending) or X.shape[1] != strategy.dim:
+        return None
+    scale = strategy._sigma_value()
+    if isinstance(scale, np.ndarray) and scale.shape != (strategy.dim,):
+        return None
+    dtype = np.dtype(strategy._dtype).name
+    spec = SeedSpec(
+        noise.entropy,
+        strategy.generation,
+        strategy._n_noise,
+        strategy.mirrored,
+        dtype,
+        _noise.check_value(dtype),
+    )
+    box = strategy._box
+    for k in {0, X.shape[0] - 1}:
+        if not np.array_equal(rebuild_row(spec, strategy._mean, scale, box, k), X[k]):
+            return None
+    return spec, strategy._mean, scale
+
+
+def _is_dask_client(obj: object) -> bool:
+    return type(obj).__module__.split(".")[0] == "distributed" and hasattr(obj, "scatter")
+
+
+def _nbytes(obj: object) -> int:
+    """Return the serialized size of `obj` (pickle protocol 5, buffers counted, not copied)."""
+    sizes: list[int] = []
+    try:
+        head = pickle.dumps(obj, protocol=5, buffer_callback=lambda b: sizes.append(len(b.raw())))
+    except Exception:
+        return 0
+    return len(head) + sum(sizes)
+
+
+def _unpicklable(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, pickle.PicklingError) or (
+        isinstance(exc, (AttributeError, TypeError))
+        and ("pickle" in text or "Can't get attribute" in text)
+    )
+
+
+_UNPICKLABLE = (
+    "`fun` (and `args`) must be picklable to run in other processes, but {exc}. Define `fun` "
+    "at module level in an importable module (not a lambda, a local function or a function "
+    "typed into an interactive session), guard the script with `if __name__ == '__main__':`, "
+    "or evaluate serially (workers=None), with threads (a ThreadPoolExecutor) or on dask, "
+    "which pickles lambdas."
+)
+
+
+class Evaluator:
+    """Evaluate populations with the chosen `workers`, reused across generations.
+
+    See :func:`nes_asktell.evaluate` for `workers`, `timeout` and `mode`. Use it as a context
+    manager: a process pool it creates is shut down on exit.
+    """
+
+    def __init__(self, workers: object = None, *, timeout: object = None, mode: str = "auto"):
+        self._delegate = workers if isinstance(workers, Evaluator) else None
+        self._workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._size = 1
+        self._seeds_ok = True
+        self._broadcast: dict[str, tuple[object, object]] = {}
+        #: serialized bytes sent to and received from the workers by the latest evaluate().
+        self.last_bytes = 0
+        if self._delegate is not None:
+            self._kind = "delegate"
+        elif workers is None:
+            self._kind = "serial"
+        elif isinstance(workers, numbers.Integral) and not isinstance(workers, bool):
+            n = int(workers)
+            if n == 0 or n < -1:
+                raise ValueError(
+                    f"`workers` must be a positive number of processes or -1 (one per core), "
+                    f"but got {n}."
+                )
+            self._size = (os.cpu_count() or 1) if n == -1 else n
+            self._kind = "pool" if self._size > 1 else "serial"
+        elif _is_dask_client(workers):
+            self._kind = "dask"
+        elif isinstance(workers, Executor):
+            self._kind = "executor"
+            self._size = int(getattr(workers, "_max_workers", 0) or os.cpu_count() or 1)
+        elif callable(workers):
+            self._kind = "map"
+        else:
+            raise TypeError(
+                "`workers` must be None, a number of processes, a map-like callable, a "
+                f"concurrent.futures.Executor or a dask Client, but got {workers!r}."
+            )
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+                raise TypeError(f"`timeout` must be a positive number, but got {timeout!r}.")
+            if not float(timeout) > 0:
+                raise ValueError(f"`timeout` must be a positive number, but got {timeout!r}.")
+            if self._kind in ("serial", "map"):
+                raise ValueError(
+                    "`timeout` needs workers that return futures (a number of processes, an "
+                    f"Executor or a dask Client), but got workers={workers!r}."
+                )
+        self._timeout = None if timeout is None else float(timeout)
+        if mode not in MODES:
+            raise ValueError(f"`mode` must be one of {MODES}, but got {mode!r}.")
+        if mode == "seeds" and self._kind == "map":
+            raise ValueError(
+                "`mode` 'seeds' needs workers that take tasks (a number of processes, an "
+                "Executor or a dask Client); a map-like callable receives single rows."
+            )
+        self._mode = mode
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Shut down the process pool this evaluator created (if any)."""
+        self._broadcast.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _reset_pool(self) -> None:
+        """Kill the pool's processes (hung or dead workers); a new pool starts on next use."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            procs = getattr(pool, "_processes", None) or {}
+            for proc in list(procs.values()):
+                if proc.is_alive():
+                    proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(
+        self,
+        fun: Callable[..., object],
+        X: FloatArray,
+        args: Sequence[object] = (),
+        *,
+        strategy: Strategy | None = None,
+    ) -> FloatArray:
+        """Return ``[fun(x, *args) for x in X]`` as a float64 array.
+
+        With `strategy`, `X` must be the first rows of its pending batch; the rows may then be
+        rebuilt by the workers from keys (``mode`` "auto" or "seeds").
+        """
+        if self._delegate is not None:
+            return self._delegate.evaluate(fun, X, args, strategy=strategy)
+        if not callable(fun):
+            raise TypeError(f"`fun` must be callable, but got {fun!r:.80}.")
+        args = tuple(args)
+        self.last_bytes = 0
+        n = len(X)
+        if self._kind == "serial":  # exceptions propagate, as in scipy's own loops
+            return np.array([_as_value(fun(x, *args), fun) for x in X], dtype=np.float64)
+        if self._kind == "map":
+            ys = list(self._workers(_Call(fun, args), list(X)))  # type: ignore[operator]
+            if len(ys) != n:
+                raise ValueError(f"`workers` returned {len(ys)} values for {n} candidates.")
+            return np.array([_as_value(y, fun) for y in ys], dtype=np.float64)
+        plan = None
+        wanted = self._mode == "seeds" or (strategy is not None and strategy.dim >= SEEDS_MIN_DIM)
+        if wanted and self._mode != "vectors" and self._seeds_ok and strategy is not None:
+            plan = seed_plan(strategy, X)
+        if self._mode == "seeds" and self._seeds_ok and plan is None:
+            raise ValueError(
+                "`mode` is 'seeds', but these candidates cannot be rebuilt from keys: that needs "
+                "the strategy's pending batch, an integer `rng` and a diagonal perturbation "
+                "(OpenES, SNES); XNES ships vectors."
+            )
+        if self._kind == "pool":
+            try:
+                pickle.dumps((fun, args))
+            except Exception as exc:
+                raise TypeError(_UNPICKLABLE.format(exc=exc)) from exc
+        values = np.full(n, np.nan)
+        errors: list[str] = []
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        bounds = None if strategy is None or strategy._box is None else strategy.bounds
+        n_tasks = self._n_workers()
+        chunks = [c for c in np.array_split(np.arange(n), min(n_tasks, n)) if c.size]
+        todo = list(range(len(chunks)))
+        for attempt in range(2):
+            if plan is not None:
+                tasks = self._seeds_tasks(fun, args, plan, bounds, chunks, todo)
+            else:
+                tasks = {
+                    i: (_vectors_task, fun, args, self._ship(X[chunks[i][0] : chunks[i][-1] + 1]))
+                    for i in todo
+                }
+            failed = self._run(tasks, chunks, values, errors, deadline, serial=attempt > 0)
+            if isinstance(failed, NoiseMismatchError):
+                self._seeds_ok, plan = False, None
+                warnings.warn(
+                    f"a worker cannot rebuild candidates from keys ({failed}); "
+                    "shipping vectors from now on.",
+                    NESWarning,
+                    stacklevel=2,
+                )
+                todo = [i for i in todo if np.isnan(values[chunks[i]]).all()]
+                continue
+            todo = failed
+            if not todo:
+                break
+        self._broadcast.pop("mean", None)
+        if todo:
+            errors.append(f"{sum(chunks[i].size for i in todo)} candidates lost with their worker")
+        if errors:
+            bad = int(np.count_nonzero(~np.isfinite(values)))
+            warnings.warn(
+                f"{bad} of {n} candidates have no finite fitness (ranked worst); "
+                f"{len(errors)} failure(s), the first: {errors[0]}",
+                NESWarning,
+                stacklevel=2,
+            )
+        return values
+
+    def _n_workers(self) -> int:
+        if self._kind == "dask":
+            try:
+                return max(1, sum(self._workers.nthreads().values()))  # type: ignore[attr-defined]
+            except Exception:
+                return 1
+        return self._size
+
+    def _ship(self, value: Any) -> Any:
+        """Return `value`, or on dask a future of it scattered to one worker."""
+        if self._kind == "dask":
+            self.last_bytes += _nbytes(value)
+            return self._workers.scatter(value, hash=False)  # type: ignore[attr-defined]
+        return value
+
+    def _bcast(self, name: str, value: Any) -> Any:
+        """On dask, broadcast `value` to every worker once (kept while it is the same object)."""
+        if self._kind != "dask" or not isinstance(value, np.ndarray):
+            return value
+        held = self._broadcast.get(name)
+        if held is not None and held[0] is value:
+            return held[1]
+        self.last_bytes += _nbytes(value) * self._n_workers()
+        fut = self._workers.scatter(value, broadcast=True, hash=False)  # type: ignore[attr-defined]
+        self._broadcast[name] = (value, fut)
+        return fut
+
+    def _seeds_tasks(
+        self,
+        fun: Callable[..., object],
+        args: tuple[object, ...],
+        plan: tuple[SeedSpec, FloatArray, float | FloatArray],
+        bounds: tuple[FloatArray, FloatArray] | None,
+        chunks: list[np.ndarray],
+        todo: list[int],
+    ) -> dict[int, tuple[Any, ...]]:
+        spec, mean, scale = plan
+        m = self._bcast("mean", mean)
+        s = self._bcast("scale", scale)
+        b = (
+            None
+            if bounds is None
+            else (self._bcast("lower", bounds[0]), self._bcast("upper", bounds[1]))
+        )
+        return {i: (_seeds_task, fun, args, spec, m, s, b, chunks[i].tolist()) for i in todo}
+
+    def _submit(self, task: tuple[Any, ...]) -> Any:
+        if self._kind == "dask":
+            return self._workers.submit(*task, pure=False)  # type: ignore[attr-defined]
+        if self._kind == "pool":
+            if self._pool is None:
+                ctx = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(self._size, mp_context=ctx)
+            return self._pool.submit(*task)
+        return self._workers.submit(*task)  # type: ignore[attr-defined]
+
+    def _run(
+        self,
+        tasks: dict[int, tuple[Any, ...]],
+        chunks: list[np.ndarray],
+        values: FloatArray,
+        errors: list[str],
+        deadline: float | None,
+        *,
+        serial: bool,
+    ) -> list[int] | NoiseMismatchError:
+        """Run `tasks`; fill `values`; return the tasks to retry (or the noise mismatch)."""
+        failed: list[int] = []
+        timed_out = False
+        if self._kind != "dask":
+            self.last_bytes += sum(_nbytes(t[1:]) for t in tasks.values())
+        # A retry of a process pool runs one task at a time, so a task that kills its worker
+        # cannot take the others down with it.
+        groups = [[i] for i in tasks] if serial and self._kind == "pool" else [list(tasks)]
+        for group in groups:
+            before = len(failed), timed_out
+            futures = {i: self._submit(tasks[i]) for i in group}
+            for i, fut in futures.items():
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    vals, errs = fut.result(timeout=left)
+                except _TIMEOUTS:
+                    fut.cancel()
+                    timed_out = True
+                    errors.append(f"timeout after {self._timeout} s")
+                    continue
+                except NoiseMismatchError as exc:
+                    return exc
+                except (BrokenProcessPool, CancelledError, OSError, EOFError) as exc:
+                    failed.append(i)
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                except Exception as exc:
+                    if _unpicklable(exc):
+                        raise TypeError(_UNPICKLABLE.format(exc=exc)) from exc
+                    failed.append(i)
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                values[chunks[i]] = vals
+                errors.extend(errs)
+                self.last_bytes += _nbytes((vals, errs))
+            if self._kind == "pool" and (len(failed), timed_out) != before:
+                self._reset_pool()
+        return failed
 
 
 class _Call:
@@ -35,38 +478,75 @@ class _Call:
         return self.fun(x, *self.args)
 
 
-class Evaluator:
-    """Evaluate populations with the chosen `workers` (reused across generations)."""
+def evaluate(
+    strategy_or_candidates: Strategy | object,
+    fun: Callable[..., object],
+    workers: object = None,
+    *,
+    args: Sequence[object] = (),
+    timeout: float | None = None,
+    mode: str = "auto",
+) -> FloatArray:
+    """Evaluate `fun` on a population, serially or in parallel.
 
-    def __init__(self, workers: object = None) -> None:
-        if workers is None or workers == 1:
-            self._map: Callable[..., object] | None = None
-        elif isinstance(workers, Executor):
-            self._map = workers.map
-        elif callable(workers):
-            self._map = workers
-        else:
-            raise TypeError(
-                "`workers` must be None, 1, a map-like callable or a "
-                f"concurrent.futures.Executor, but got {workers!r}."
+    Parameters
+    ----------
+    strategy_or_candidates : Strategy or array_like of shape (n, d)
+        A strategy (its pending batch is evaluated; ``ask()`` is called if needed) or candidates.
+    fun : callable
+        ``fun(x, *args) -> float``. It receives read-only rows.
+    workers : None, int, map-like callable, Executor, dask Client or Evaluator
+        None or 1: serial, in this process; an exception raised by `fun` propagates. An int:
+        a process pool of that size (``-1``: one per core), started with "spawn". A map-like
+        callable ``workers(func, iterable)`` (scipy's convention): it receives the rows one by
+        one. A ``concurrent.futures.Executor`` (dask's ``client.get_executor()``,
+        ``mpi4py.futures.MPIPoolExecutor``, a ``ThreadPoolExecutor``). A dask
+        ``distributed.Client``: the mean is broadcast once per generation. An
+        :class:`Evaluator`, to reuse its pool across calls. Pools, Executors and Clients get about
+        one task per worker.
+    args : tuple
+        Extra arguments of `fun`.
+    timeout : float, optional
+        Seconds the evaluation may take (pools, Executors and Clients); candidates without a
+        value by then get NaN.
+    mode : {"auto", "vectors", "seeds"}
+        How candidates reach pools, Executors and Clients: their rows, or their noise keys (a
+        strategy with an integer `rng` and a diagonal perturbation); "auto" uses keys from
+        d = 10,000 on.
+
+    Returns
+    -------
+    f : ndarray of shape (n,)
+        The fitness values. With a pool, an Executor or a Client, a candidate whose `fun`
+        raises, whose worker dies (after one retry) or that misses `timeout` gets NaN, with a
+        :class:`NESWarning`; the strategy ranks NaN worst.
+
+    Raises
+    ------
+    TypeError
+        If `workers` is of the wrong kind, or `fun` cannot be pickled for a process pool.
+    ValueError
+        If `workers`, `timeout` or `mode` has a bad value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nes_asktell import OpenES, evaluate
+    >>> es = OpenES(np.zeros(3), sigma0=0.5, rng=0)
+    >>> f = evaluate(es, lambda x: float(np.sum(x**2)))
+    >>> es.tell(es.ask(), f)
+    >>> f.shape
+    (6,)
+    """
+    strategy = strategy_or_candidates if isinstance(strategy_or_candidates, Strategy) else None
+    if strategy is not None:
+        X = strategy.ask()
+    else:
+        X = np.asarray(strategy_or_candidates, dtype=np.float64)
+        if X.ndim != 2:
+            raise ValueError(
+                "`strategy_or_candidates` must be a Strategy or an (n, d) array, but got an "
+                f"array of shape {X.shape}."
             )
-
-    def __enter__(self) -> Evaluator:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
-    def evaluate(
-        self, fun: Callable[..., object], X: FloatArray, args: Sequence[object] = ()
-    ) -> FloatArray:
-        """Return ``[fun(x, *args) for x in X]`` as a float64 array."""
-        call = _Call(fun, args)
-        rows = [np.array(x) for x in X]
-        ys = map(call, rows) if self._map is None else self._map(call, rows)
-        return np.array([_as_value(y, fun) for y in ys], dtype=np.float64)  # type: ignore[attr-defined]
+    with Evaluator(workers, timeout=timeout, mode=mode) as ev:
+        return ev.evaluate(fun, X, args, strategy=strategy)

@@ -13,22 +13,37 @@ Two kinds exist:
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import numpy.typing as npt
 
-from ._typing import JSON, FloatArray
+from ._typing import JSON
 
 RngLike = (
     None | int | np.integer | np.random.SeedSequence | np.random.Generator | np.random.RandomState
 )
 
 
-def counter_row(entropy: int, generation: int, index: int, out: FloatArray) -> None:
-    """Fill `out` with the perturbation of row `index` in `generation` (in place)."""
+def counter_row(entropy: int, generation: int, index: int, out: npt.NDArray[np.floating]) -> None:
+    """Fill `out` with the perturbation of row `index` in `generation` (in place).
+
+    `out` may be float64 or float32; the two precisions draw different (each reproducible)
+    numbers.
+    """
     seq = np.random.SeedSequence(entropy, spawn_key=(generation, index))
     np.random.Generator(np.random.SFC64(seq)).standard_normal(out=out, dtype=out.dtype)
+
+
+#: the key of the check value: a worker that draws other numbers for it cannot rebuild candidates.
+_CHECK_KEY = (0x5EED_C0DE, 0, 0)
+
+
+def check_value(dtype: npt.DTypeLike = np.float64) -> bytes:
+    """Return the bytes of a fixed 16-number counter draw (compared on first contact)."""
+    out = np.empty(16, dtype=dtype)
+    counter_row(*_CHECK_KEY, out)
+    return out.tobytes()
 
 
 class CounterNoise:
@@ -41,22 +56,35 @@ class CounterNoise:
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
 
-    def draw(self, generation: int, out: FloatArray, start: int = 0) -> FloatArray:
-        """Fill the rows of `out` with perturbations ``start, start + 1, ...`` of `generation`."""
+    def pool(self) -> ThreadPoolExecutor:
+        """Return the thread pool of this source (created on first use)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="nes_asktell")
+        return self._pool
+
+    def fill(self, generation: int, out: npt.NDArray[np.floating], start: int = 0) -> None:
+        """Fill the rows of `out` with perturbations ``start, start + 1, ...`` in this thread."""
+        for k in range(out.shape[0]):
+            counter_row(self.entropy, generation, start + k, out[k])
+
+    def draw(
+        self, generation: int, out: npt.NDArray[np.floating], start: int = 0
+    ) -> npt.NDArray[np.floating]:
+        """Fill the rows of `out` with perturbations ``start, start + 1, ...`` of `generation`.
+
+        Each row has its own stream, so the result does not depend on the number of threads.
+        """
         n = out.shape[0]
         if self.threads > 1 and n > 1 and out.shape[1] >= 4096:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads)
-            chunks = np.array_split(np.arange(n), self.threads)
+            bounds = np.linspace(0, n, min(self.threads, n) + 1).astype(int)
 
-            def fill(rows: Sequence[int]) -> None:
-                for k in rows:
-                    counter_row(self.entropy, generation, start + int(k), out[k])
+            def fill(i: int) -> None:
+                a, b = int(bounds[i]), int(bounds[i + 1])
+                self.fill(generation, out[a:b], start + a)
 
-            list(self._pool.map(fill, [c.tolist() for c in chunks if c.size]))
+            list(self.pool().map(fill, range(bounds.size - 1)))
         else:
-            for k in range(n):
-                counter_row(self.entropy, generation, start + k, out[k])
+            self.fill(generation, out, start)
         return out
 
     def snapshot(self) -> JSON:
@@ -78,7 +106,9 @@ class SequentialNoise:
     def __init__(self, rng: np.random.Generator | np.random.RandomState) -> None:
         self.rng = rng
 
-    def draw(self, generation: int, out: FloatArray, start: int = 0) -> FloatArray:
+    def draw(
+        self, generation: int, out: npt.NDArray[np.floating], start: int = 0
+    ) -> npt.NDArray[np.floating]:
         """Fill `out` with the next normals of the generator (`generation` is not used)."""
         if isinstance(self.rng, np.random.RandomState):
             out[...] = self.rng.standard_normal(out.shape)

@@ -1,0 +1,288 @@
+"""Parallel and distributed evaluation: serial, threads, a process pool and a real dask cluster.
+
+Every comparison here is exact: the same seed must give bit-identical runs whatever evaluates
+the population, and seeds mode must rebuild exactly the candidates that ask() returned.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import nes_asktell
+from nes_asktell import SNES, XNES, Evaluator, NESWarning, OpenES, evaluate
+from nes_asktell import _evaluate as ev
+
+D_BIG = 12_000  # above SEEDS_MIN_DIM: "auto" ships keys
+
+
+def sphere(x: np.ndarray) -> float:
+    return float(np.sum((x - 0.5) ** 2))
+
+
+def raises_on_first_positive(x: np.ndarray) -> float:
+    if x[0] > 0:
+        raise ArithmeticError("boom")
+    return sphere(x)
+
+
+def nan_on_positive(x: np.ndarray) -> float:
+    return float("nan") if x[0] > 0 else sphere(x)
+
+
+def hangs_on_positive(x: np.ndarray) -> float:
+    if x[0] > 0:
+        threading.Event().wait(120)  # a worker that hangs: only the timeout ends it
+    return sphere(x)
+
+
+def dies_on_positive(x: np.ndarray) -> float:
+    if x[0] > 0:
+        os._exit(3)  # the worker process dies without a word
+    return sphere(x)
+
+
+def run(cls: type, workers: object, d: int = 50, gens: int = 3, **kw: object) -> np.ndarray:
+    """Run `gens` generations and return the concatenated fitness values and final mean."""
+    es = cls(np.zeros(d), 0.3, rng=7, **kw)
+    out = []
+    with Evaluator(workers) as evaluator:
+        for _ in range(gens):
+            X = es.ask()
+            f = evaluator.evaluate(sphere, X, strategy=es)
+            es.tell(X, f)
+            out.append(f)
+    return np.concatenate([*out, es.mean])
+
+
+@pytest.fixture(scope="module")
+def pool() -> Evaluator:
+    with Evaluator(2) as evaluator:
+        yield evaluator
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+# ---------------------------------------------------------------------- same run everywhere
+@pytest.mark.parametrize("cls", [OpenES, SNES])
+def test_serial_threads_and_map_give_the_same_run(cls: type) -> None:
+    ref = run(cls, None)
+    with ThreadPoolExecutor(2) as tp:
+        np.testing.assert_array_equal(run(cls, tp), ref)
+    np.testing.assert_array_equal(run(cls, map), ref)
+    np.testing.assert_array_equal(run(cls, 1), ref)
+
+
+@pytest.mark.slow
+def test_process_pool_gives_the_same_run_in_both_modes(pool: Evaluator) -> None:
+    for cls in (OpenES, SNES):
+        ref = run(cls, None, d=D_BIG)
+        np.testing.assert_array_equal(run(cls, pool, d=D_BIG), ref)  # auto: seeds
+        with Evaluator(pool, mode="vectors") as vec:
+            np.testing.assert_array_equal(run(cls, vec, d=D_BIG), ref)
+
+
+@pytest.mark.slow
+def test_dask_cluster_gives_the_same_run_in_both_modes(client) -> None:
+    for cls in (OpenES, SNES):
+        ref = run(cls, None, d=D_BIG)
+        with Evaluator(client, mode="seeds") as seeds:
+            np.testing.assert_array_equal(run(cls, seeds, d=D_BIG), ref)
+        with Evaluator(client, mode="vectors") as vec:
+            np.testing.assert_array_equal(run(cls, vec, d=D_BIG), ref)
+    es = OpenES(np.zeros(20), 0.3, rng=1, maxiter=5)
+    ref = OpenES(np.zeros(20), 0.3, rng=1, maxiter=5).optimize(sphere)
+    res = es.optimize(sphere, workers=client.get_executor())
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert res.fun == ref.fun
+
+
+@pytest.mark.slow
+def test_seeds_move_far_fewer_bytes_than_vectors_on_dask(client) -> None:
+    es = OpenES(np.zeros(D_BIG), 0.3, popsize=8, rng=3)
+    X = es.ask()
+    with Evaluator(client, mode="seeds") as s, Evaluator(client, mode="vectors") as v:
+        fs = s.evaluate(sphere, X, strategy=es)
+        fv = v.evaluate(sphere, X, strategy=es)
+        np.testing.assert_array_equal(fs, fv)
+        # vectors: the 8 rows once (8 * 8 * d bytes); seeds: the mean to each of 2 workers
+        assert v.last_bytes >= 8 * 8 * D_BIG
+        assert s.last_bytes <= 2 * 8 * D_BIG + 20_000
+
+
+def test_seeds_mode_rebuilds_exactly_the_asked_rows() -> None:
+    box = (np.full(D_BIG, -0.2), np.full(D_BIG, 0.25))
+    for cls, kw in ((OpenES, {}), (SNES, {"mirrored": True}), (SNES, {"dtype": "float32"})):
+        es = cls(np.zeros(D_BIG), 0.3, popsize=6, rng=11, bounds=box, **kw)
+        es.tell(es.ask(), np.arange(6.0))
+        X = es.ask()
+        plan = ev.seed_plan(es, X)
+        assert plan is not None
+        spec, mean, scale = plan
+        for k in range(6):
+            np.testing.assert_array_equal(ev.rebuild_row(spec, mean, scale, es._box, k), X[k])
+
+
+def test_strategies_that_cannot_be_rebuilt_ship_vectors() -> None:
+    es = XNES(np.zeros(5), 0.3, rng=0)
+    X = es.ask()
+    assert ev.seed_plan(es, X) is not None  # B = I still: sigma B s is sigma s exactly
+    es.tell(X, [sphere(x) for x in X])
+    assert ev.seed_plan(es, es.ask()) is None  # x = mu + sigma B s, B is not diagonal
+    gen = OpenES(np.zeros(5), 0.3, rng=np.random.default_rng(0))
+    assert ev.seed_plan(gen, gen.ask()) is None  # a sequential stream has no keys
+    with (
+        ThreadPoolExecutor(1) as tp,
+        pytest.raises(ValueError, match="`mode` is 'seeds', but these candidates cannot"),
+    ):
+        evaluate(es, sphere, tp, mode="seeds")
+
+
+def test_a_worker_with_other_noise_falls_back_to_vectors(monkeypatch) -> None:
+    es = OpenES(np.zeros(D_BIG), 0.3, popsize=4, rng=5)
+    X = es.ask()
+    ref = evaluate(es, sphere)
+    real = ev.seed_plan
+
+    def wrong_check(strategy, X):
+        spec, mean, scale = real(strategy, X)
+        return ev.SeedSpec(**{**spec.__dict__, "check": b"other numpy"}), mean, scale
+
+    monkeypatch.setattr(ev, "seed_plan", wrong_check)
+    monkeypatch.setattr(ev, "_CHECKED", set())
+    with (
+        ThreadPoolExecutor(2) as tp,
+        pytest.warns(NESWarning, match="cannot rebuild candidates from keys"),
+    ):
+        f = evaluate(es, sphere, tp, mode="seeds")
+    np.testing.assert_array_equal(f, ref)
+    assert es.ask() is X
+
+
+# ---------------------------------------------------------------------- faults
+def test_serial_evaluation_propagates_the_exception() -> None:
+    es = OpenES(np.zeros(4), 1.0, rng=0)
+    with pytest.raises(ArithmeticError, match="boom"):
+        evaluate(es, raises_on_first_positive)
+
+
+def test_a_raising_candidate_gets_nan_and_the_run_goes_on() -> None:
+    es = OpenES(np.zeros(4), 1.0, rng=0, maxiter=3)
+    with ThreadPoolExecutor(2) as tp, pytest.warns(NESWarning, match="ArithmeticError: boom"):
+        res = es.optimize(raises_on_first_positive, workers=tp)
+    assert res.nit == 3
+    assert np.isfinite(res.fun)
+
+
+def test_nan_fitness_is_returned_as_nan_and_ranked_worst() -> None:
+    X = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    with ThreadPoolExecutor(2) as tp:
+        f = evaluate(X, nan_on_positive, tp)
+    assert np.isnan(f[0])
+    assert f[1] == sphere(X[1])
+
+
+@pytest.mark.slow
+def test_a_hanging_worker_times_out_and_the_pool_recovers() -> None:
+    X = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    with Evaluator(2, timeout=5.0) as evaluator:
+        evaluator.evaluate(sphere, X)  # start the pool before the clock matters
+        with pytest.warns(NESWarning, match="timeout after 5.0 s"):
+            f = evaluator.evaluate(hangs_on_positive, X)
+        assert np.isnan(f[0])
+        assert f[1] == sphere(X[1])
+        np.testing.assert_array_equal(evaluator.evaluate(sphere, X), [sphere(x) for x in X])
+
+
+@pytest.mark.slow
+def test_a_dying_worker_costs_only_its_candidates() -> None:
+    X = np.array([[1.0, 0.0], [-1.0, 0.0], [-2.0, 0.0], [-3.0, 1.0]])
+    with Evaluator(2) as evaluator:
+        with pytest.warns(NESWarning, match="BrokenProcessPool"):
+            f = evaluator.evaluate(dies_on_positive, X)
+        # the first task (rows 0, 1) dies twice; the second is retried alone and succeeds
+        assert np.isnan(f[:2]).all()
+        np.testing.assert_array_equal(f[2:], [sphere(x) for x in X[2:]])
+        np.testing.assert_array_equal(evaluator.evaluate(sphere, X), [sphere(x) for x in X])
+
+
+def test_unpicklable_function_with_a_process_pool_says_what_to_do() -> None:
+    X = np.zeros((2, 3))
+    with pytest.raises(TypeError, match=r"must be picklable.*module level"):
+        evaluate(X, lambda x: 0.0, 2)
+
+
+# ---------------------------------------------------------------------- arguments
+def test_workers_of_the_wrong_kind() -> None:
+    with pytest.raises(TypeError, match="`workers` must be None, a number of processes"):
+        Evaluator("four")
+
+
+@pytest.mark.parametrize("n", [0, -2])
+def test_workers_bad_count(n: int) -> None:
+    with pytest.raises(ValueError, match=rf"`workers` must be a positive .*but got {n}\."):
+        Evaluator(n)
+
+
+def test_workers_bool_is_rejected() -> None:
+    with pytest.raises(TypeError, match=r"`workers` must be None.*but got True"):
+        Evaluator(True)
+
+
+def test_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="`timeout` must be a positive number, but got -1"):
+        Evaluator(2, timeout=-1)
+
+
+def test_timeout_needs_futures() -> None:
+    with pytest.raises(ValueError, match="`timeout` needs workers that return futures"):
+        Evaluator(None, timeout=1.0)
+
+
+def test_mode_must_be_known() -> None:
+    with pytest.raises(ValueError, match="`mode` must be one of"):
+        Evaluator(2, mode="keys")
+
+
+def test_seeds_mode_needs_tasks() -> None:
+    with pytest.raises(ValueError, match="`mode` 'seeds' needs workers that take tasks"):
+        Evaluator(map, mode="seeds")
+
+
+def test_candidates_must_be_2d() -> None:
+    with pytest.raises(ValueError, match="`strategy_or_candidates` must be a Strategy or an"):
+        evaluate(np.zeros(3), sphere)
+
+
+def test_fun_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="`fun` must be callable"):
+        evaluate(np.zeros((2, 3)), 3.0)
+
+
+def test_map_returning_the_wrong_count() -> None:
+    with pytest.raises(ValueError, match="`workers` returned 1 values for 2 candidates"):
+        evaluate(np.zeros((2, 3)), sphere, lambda f, xs: [0.0])
+
+
+def test_evaluate_is_public() -> None:
+    assert "evaluate" in nes_asktell.__all__
+    assert "Evaluator" in nes_asktell.__all__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = evaluate(np.eye(3), sphere, 1)
+    np.testing.assert_array_equal(f, [sphere(x) for x in np.eye(3)])
