@@ -189,14 +189,14 @@ def nes(
             warnings.warn(
                 f"Method nes does not use derivative information: `{name}` is ignored.",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
     boxed = bool(np.any(np.isfinite(lower)) or np.any(np.isfinite(upper)))
     if boxed and np.any((x < lower) | (x > upper)):
         warnings.warn(
             "Initial guess is not within the specified bounds; it is clipped into them.",
             OptimizeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         x = np.clip(x, lower, upper)
     if sigma0 is None:
@@ -204,7 +204,7 @@ def nes(
     if vec:
         if workers is not None and workers != 1:
             warnings.warn(
-                "`vectorized` is True, so `workers` is ignored.", UserWarning, stacklevel=2
+                "`vectorized` is True, so `workers` is ignored.", UserWarning, stacklevel=3
             )
         workers = _VectorizedMap(fun, args)
     else:
@@ -361,7 +361,7 @@ def _strategy_options(cls: type[Strategy], options: dict[str, object]) -> dict[s
     unknown = [k for k in options if k not in accepted]
     if unknown:
         warnings.warn(
-            f"Unknown solver options: {', '.join(unknown)}", OptimizeWarning, stacklevel=3
+            f"Unknown solver options: {', '.join(unknown)}", OptimizeWarning, stacklevel=4
         )
     return {k: val for k, val in options.items() if k in accepted}
 

@@ -10,10 +10,8 @@ import functools
 import inspect
 import itertools
 import math
-import runpy
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,6 +220,19 @@ def test_unknown_options_warn_with_optimize_warning():
     assert res.nfev == 60  # the unknown options were ignored
 
 
+def test_warnings_point_at_the_callers_line():
+    # as scipy's own methods: the warning names the line that called minimize
+    with pytest.warns(OptimizeWarning) as record:
+        minimize(sphere, np.zeros(2), method=nes, options={"foo": 1, "maxfev": 10})
+    assert record[0].filename == __file__
+    with pytest.warns(OptimizeWarning, match="not within the specified bounds") as record:
+        minimize(sphere, [2.0], method=nes, bounds=[(0, 1)], options={"maxfev": 10})
+    assert record[0].filename == __file__
+    with pytest.warns(RuntimeWarning, match="`jac` is ignored") as record:
+        minimize(sphere, [0.0], jac=np.cos, method=nes, options={"maxfev": 10})
+    assert record[0].filename == __file__
+
+
 def test_strategy_by_name_and_class():
     for strategy in ("xnes", "snes", "openes", "XNES", OpenES, nes_asktell.SNES):
         res = minimize(
@@ -385,6 +396,14 @@ def test_bad_options_rejected_before_any_evaluation(kw, exc, match):
     assert f.calls == 0
 
 
+def test_fun_must_return_a_number():
+    def two(x):
+        return np.ones(2)
+
+    with pytest.raises(TypeError, match=r"`fun` must return a real number, but 'two' returned"):
+        nes(two, np.zeros(2), rng=0)
+
+
 def test_bad_fun_and_x0():
     with pytest.raises(TypeError, match=r"`fun` must be callable, but got 3"):
         nes(3, np.zeros(2))
@@ -493,6 +512,16 @@ def test_all_nan_run_ends():
 
 
 # ------------------------------------------------------------------ workers, vectorized
+@pytest.mark.slow
+def test_process_pool_workers_match_serial():
+    ref = minimize(sphere, np.zeros(3), method=nes, options={"rng": 4, "maxfev": 300})
+    res = minimize(
+        sphere, np.zeros(3), method=nes, options={"rng": 4, "maxfev": 300, "workers": 2}
+    )
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert res.nfev == 300
+
+
 def test_fun_gets_writable_copies():
     def f(x):
         x[0] += 1e9  # scipy's methods pass copies: writing to x must not disturb the run
@@ -632,10 +661,3 @@ def test_converges_on_rosenbrock_2d(seed):
     assert res.fun < 1e-6
     assert f.calls <= 10_000
     np.testing.assert_allclose(res.x, [1.0, 1.0], atol=1e-2)
-
-
-# ------------------------------------------------------------------ the example
-def test_example_runs(capsys):
-    path = Path(__file__).resolve().parents[1] / "examples" / "scipy_minimize.py"
-    runpy.run_path(str(path), run_name="__main__")
-    assert "nes" in capsys.readouterr().out
