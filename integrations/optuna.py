@@ -127,7 +127,7 @@ class NESSampler(BaseSampler):
 
     def __init__(
         self,
-        strategy: str | type[Strategy] = "openes",
+        strategy: str | type[Strategy] = "xnes",
         sigma0: float | None = None,
         popsize: int | None = None,
         n_startup_trials: int = 1,
@@ -135,8 +135,29 @@ class NESSampler(BaseSampler):
         warn_independent_sampling: bool = True,
         restarts: int = 0,
         seed: int | None = None,
+        *,
+        strategy_options: dict[str, object] | None = None,
     ) -> None:
         cls = _strategy_class(strategy)
+        if strategy_options is None:
+            options: dict[str, object] = {}
+        elif isinstance(strategy_options, dict) and all(
+            isinstance(k, str) for k in strategy_options
+        ):
+            options = dict(strategy_options)
+        else:
+            raise TypeError(
+                "`strategy_options` must be a dict of keyword arguments or None, "
+                f"but got {strategy_options!r}."
+            )
+        # Build one strategy now, so that a bad option fails here and not in a trial.
+        probe = cls(np.full(2, 0.5), 0.1, rng=0, **options)
+        try:
+            ch.dumps(probe.state_dict())
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"`strategy_options` must be plain JSON data, but got {strategy_options!r}."
+            ) from exc
         s0 = 1.0 / 6.0 if sigma0 is None else v.positive_float("sigma0", sigma0)
         lam = v.optional_integer("popsize", popsize, minimum=2)
         n_startup = v.integer("n_startup_trials", n_startup_trials, minimum=0)
@@ -160,6 +181,7 @@ class NESSampler(BaseSampler):
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
         self._warn_independent_sampling = warn_independent_sampling
         self._restarts = n_restarts
+        self._options = options
         self._seed = seed
         self._search_space = IntersectionSearchSpace()
         self._init_caches()
@@ -319,6 +341,7 @@ class NESSampler(BaseSampler):
                 "popsize": self._popsize,
                 "sigma0": self._sigma0,
                 "restarts": self._restarts,
+                "options": self._options,
             }
         )
 
@@ -421,7 +444,7 @@ class NESSampler(BaseSampler):
         lam = self._popsize or default_popsize(max(space.dim, 1))
         lam = lam * 2**restart
         lam += lam % 2 if self._cls._default_mirrored else 0
-        return self._cls(x0, self._sigma0, lam, rng=rng)
+        return self._cls(x0, self._sigma0, lam, rng=rng, **self._options)
 
     def _warm_start(
         self, space: UnitSpace, trials: list[FrozenTrial], sign: float

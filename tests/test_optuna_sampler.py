@@ -1,0 +1,513 @@
+"""NESSampler: search spaces, generations, failures, state in the storage, several processes.
+
+Every run below uses a fixed seed, so each convergence or equality check is an exact regression
+check of a deterministic run, not a statistical one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+optuna = pytest.importorskip("optuna")
+
+from nes_asktell.integrations import _optuna_chain as ch  # noqa: E402
+from nes_asktell.integrations._optuna_space import UnitSpace  # noqa: E402
+from optuna.distributions import (  # noqa: E402
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState  # noqa: E402
+
+from nes_asktell import NESSampler, NESWarning  # noqa: E402
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def new_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    trial_id = study._storage.create_new_trial(study._study_id)
+    return study._storage.get_trial(trial_id)
+
+
+def objective(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("x", -5.0, 5.0)
+    y = trial.suggest_float("y", 1e-3, 10.0, log=True)
+    n = trial.suggest_int("n", 0, 10)
+    return (x - 1.0) ** 2 + math.log10(y) ** 2 + (n - 3) ** 2
+
+
+def stored_state(trial: optuna.trial.FrozenTrial) -> dict[str, object]:
+    carrier = ch.parse_carrier(trial)
+    assert carrier is not None
+    return ch.read_state(trial, carrier)
+
+
+def check_chain(study: optuna.Study, sampler: NESSampler) -> list[dict[str, object]]:
+    """Check the stored chain of generations from the storage alone; return it.
+
+    Generation g + 1 must be told from exactly one COMPLETE trial per candidate index of
+    generation g, drawn from generation g's state; no trial is told twice; parents link up.
+    """
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    chain = sampler.generations(study)
+    assert chain, "no generation stored"
+    used: set[int] = set()
+    for g, entry in enumerate(chain):
+        assert entry["generation"] == g
+        carrier = ch.parse_carrier(trials[entry["trial"]])
+        assert carrier is not None
+        assert carrier.digest == entry["state"]
+        if g == 0:
+            assert carrier.parent is None
+            assert entry["told"] == []
+            continue
+        prev = chain[g - 1]
+        assert carrier.parent == prev["state"]
+        popsize = stored_state(trials[prev["trial"]])["strategy"]["popsize"]  # type: ignore[index]
+        told = entry["told"]
+        assert isinstance(told, list)
+        assert len(told) == popsize
+        indices = []
+        for number in told:
+            t = trials[number]
+            assert t.state == TrialState.COMPLETE
+            cand = ch.parse_candidate(t)
+            assert cand is not None
+            assert cand.state == prev["state"]
+            assert cand.generation == g - 1
+            indices.append(cand.index)
+        assert sorted(indices) == list(range(popsize))
+        assert not used & set(told), "a trial was told twice"
+        used |= set(told)
+    return chain
+
+
+# ---------------------------------------------------------------------- constructor
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"strategy": "cma"}, ValueError, r"`strategy` must be one of .*but got 'cma'"),
+        ({"sigma0": -1.0}, ValueError, r"`sigma0` must be a positive finite number, but got -1.0"),
+        (
+            {"sigma0": "big"},
+            TypeError,
+            r"`sigma0` must be a positive finite number, but got 'big'",
+        ),
+        ({"popsize": 1}, ValueError, r"`popsize` must be an integer >= 2, but got 1"),
+        ({"n_startup_trials": -1}, ValueError, r"`n_startup_trials` must be an integer >= 0"),
+        ({"independent_sampler": 3}, TypeError, r"`independent_sampler` must be an optuna"),
+        ({"warn_independent_sampling": 1}, TypeError, r"`warn_independent_sampling` must be"),
+        ({"restarts": -2}, ValueError, r"`restarts` must be an integer >= 0, but got -2"),
+        ({"seed": -1}, ValueError, r"`seed` must be an integer >= 0, but got -1"),
+        ({"seed": 1.5}, TypeError, r"`seed` must be an integer, but got 1.5"),
+        ({"strategy_options": [1]}, TypeError, r"`strategy_options` must be a dict"),
+        ({"strategy_options": {"eta_mu": -1.0}}, ValueError, r"`eta_mu` must be a positive"),
+    ],
+)
+def test_constructor_rejects_bad_arguments(
+    kwargs: dict[str, object], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        NESSampler(**kwargs)  # type: ignore[arg-type]
+
+
+def test_multi_objective_is_rejected() -> None:
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=NESSampler())
+    with pytest.raises(ValueError, match=r"`study` must be single-objective .* 2 objectives"):
+        study.sampler.sample_relative(study, new_trial(study), {"x": FloatDistribution(0, 1)})
+
+
+# ---------------------------------------------------------------------- the transform
+DISTRIBUTIONS = [
+    FloatDistribution(-1.0, 1.0),
+    FloatDistribution(1e-7, 1.0, log=True),
+    FloatDistribution(-10.0, 10.0, step=0.5),
+    FloatDistribution(-10.2, 10.2, step=0.1),
+    IntDistribution(3, 10),
+    IntDistribution(1, 100, log=True),
+    IntDistribution(3, 9, step=2),
+    IntDistribution(-9, 0, step=3),
+]
+
+
+@given(seed=st.integers(0, 2**32 - 1))
+def test_unit_space_values_lie_in_their_distributions(seed: int) -> None:
+    space = UnitSpace({f"p{i}": d for i, d in enumerate(DISTRIBUTIONS)})
+    rng = np.random.default_rng(seed)
+    u = rng.uniform(-0.5, 1.5, space.dim)  # outside the cube too: values are clipped
+    values = space.from_unit(u)
+    for name, dist in zip(space.names, space.dists, strict=True):
+        value = values[name]
+        assert type(value) is (int if isinstance(dist, IntDistribution) else float)
+        assert dist._contains(dist.to_internal_repr(value))
+    # The cell centre of each value maps back to the same value.
+    back = space.to_unit(values)
+    assert back is not None
+    assert space.from_unit(back) == values
+
+
+def test_unit_space_grid_gives_each_value_an_equal_cell() -> None:
+    space = UnitSpace({"k": IntDistribution(3, 9, step=2)})  # values 3, 5, 7, 9
+    edges = [0.0, 0.2499, 0.2501, 0.4999, 0.5001, 0.7499, 0.7501, 1.0]
+    got = [space.from_unit(np.array([u]))["k"] for u in edges]
+    assert got == [3, 3, 5, 5, 7, 7, 9, 9]
+    log_int = UnitSpace({"n": IntDistribution(1, 100, log=True)})
+    assert log_int.from_unit(np.array([0.0]))["n"] == 1
+    assert log_int.from_unit(np.array([1.0]))["n"] == 100
+
+
+@pytest.mark.parametrize("strategy", ["xnes", "snes", "openes"])
+def test_sample_relative_returns_plain_values_inside_the_distributions(strategy: str) -> None:
+    space = {f"p{i}": d for i, d in enumerate(DISTRIBUTIONS)}
+    sampler = NESSampler(strategy=strategy, seed=1, n_startup_trials=0)
+    study = optuna.create_study(sampler=sampler)
+    for _ in range(30):  # no before_trial: sample_relative works on its own
+        params = sampler.sample_relative(study, new_trial(study), space)
+        assert set(params) == set(space)
+        for name, dist in space.items():
+            value = params[name]
+            assert type(value) is (int if isinstance(dist, IntDistribution) else float)
+            assert dist._contains(dist.to_internal_repr(value))
+
+
+# ---------------------------------------------------------------------- search spaces
+def test_mixed_conditional_and_single_value_parameters(caplog: pytest.LogCaptureFixture) -> None:
+    def mixed(trial: optuna.Trial) -> float:
+        kind = trial.suggest_categorical("kind", ["a", "b"])
+        x = trial.suggest_float("x", -3.0, 3.0)
+        k = trial.suggest_int("k", 0, 20, step=5)
+        lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+        c = trial.suggest_float("c", 2.0, 2.0)  # low == high
+        extra = trial.suggest_float("extra", 0.0, 1.0) if kind == "a" else 0.5
+        return x**2 + (k - 10) ** 2 + math.log10(lr / 1e-3) ** 2 + c + extra
+
+    sampler = NESSampler(seed=3)
+    study = optuna.create_study(sampler=sampler)
+    optuna.logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING, logger="nes_asktell"):
+            study.optimize(mixed, n_trials=40)
+    finally:
+        optuna.logging.disable_propagation()
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert all(t.params["c"] == 2.0 for t in study.trials)
+    # the relative space is the numeric ranges common to all trials
+    space = sampler.infer_relative_search_space(study, study.trials[-1])
+    assert sorted(space) == ["k", "lr", "x"]
+    nes_trials = [t for t in study.trials if ch.CANDIDATE in t.system_attrs]
+    assert len(nes_trials) == 39  # every trial after the startup trial
+    assert "`kind`" in caplog.text  # the categorical is drawn independently, with the warning
+    assert "`c`" not in caplog.text  # a single value is no loss: no warning
+    check_chain(study, sampler)
+
+
+def test_changing_search_space_starts_a_new_search() -> None:
+    sampler = NESSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_float("y", 0, 1), 20)
+    first = sampler.generations(study)
+    study.enqueue_trial({"x": 0.5})
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_int("n", 0, 5), 20)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    space = {"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)}
+    assert sampler.generations(study, space) == first  # the first search is kept as it was
+
+
+# ---------------------------------------------------------------------- generations
+def test_generation_is_told_once_popsize_trials_complete() -> None:
+    sampler = NESSampler(seed=0, popsize=6)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=1 + 6 * 5)
+    chain = check_chain(study, sampler)
+    assert len(chain) == 5  # the startup trial, then generations 0..4 of 6 trials each
+    # the trial that tells generation g also draws candidate 0 of generation g + 1
+    for entry in chain:
+        cand = ch.parse_candidate(study.trials[entry["trial"]])  # type: ignore[index]
+        assert cand == ch.Candidate(entry["state"], entry["generation"], 0)  # type: ignore[arg-type]
+
+
+def test_failed_pruned_nan_and_abandoned_trials_are_replaced() -> None:
+    sampler = NESSampler(seed=0, popsize=6)
+    study = optuna.create_study(sampler=sampler)
+    count = {"n": 0}
+
+    def flaky(trial: optuna.Trial) -> float:
+        value = objective(trial)
+        count["n"] += 1
+        if count["n"] % 7 == 2:
+            raise optuna.TrialPruned()
+        if count["n"] % 7 == 4:
+            raise RuntimeError("the simulator crashed")
+        if count["n"] % 7 == 5:
+            return math.nan  # Optuna records a FAIL
+        return value
+
+    study.optimize(flaky, n_trials=10, catch=(RuntimeError,))
+    abandoned = [study.ask() for _ in range(3)]  # RUNNING for ever
+    for t in abandoned:
+        t.suggest_float("x", -5.0, 5.0)
+    study.optimize(flaky, n_trials=60, catch=(RuntimeError,))
+    states = {s: sum(t.state == s for t in study.trials) for s in TrialState}
+    assert states[TrialState.PRUNED] > 0
+    assert states[TrialState.FAIL] > 0
+    assert states[TrialState.RUNNING] == 3
+    chain = check_chain(study, sampler)  # only COMPLETE trials are told
+    assert len(chain) >= 6
+    # a failed trial's candidate goes to a later trial
+    failed = [
+        t for t in study.trials if t.state == TrialState.FAIL and ch.CANDIDATE in t.system_attrs
+    ]
+    for t in failed:
+        cand = ch.parse_candidate(t)
+        assert any(
+            ch.parse_candidate(u) == cand and u.state == TrialState.COMPLETE
+            for u in study.trials
+            if u.number > t.number
+        )
+
+
+def test_infinite_values_are_told_and_rank_worst() -> None:
+    sampler = NESSampler(seed=0, popsize=6)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(
+        lambda t: math.inf if t.suggest_float("x", -5, 5) > 0.5 else (t.params["x"] + 1) ** 2, 60
+    )
+    assert any(t.value == math.inf for t in study.trials)
+    chain = check_chain(study, sampler)
+    told_inf = [
+        n
+        for e in chain
+        for n in e["told"]
+        if study.trials[n].value == math.inf  # type: ignore[attr-defined]
+    ]
+    assert told_inf
+    assert study.best_value < 0.01
+
+
+def test_maximize_mirrors_minimize_exactly() -> None:
+    runs = []
+    for direction, sign in (("minimize", 1.0), ("maximize", -1.0)):
+        study = optuna.create_study(direction=direction, sampler=NESSampler(seed=5))
+        study.optimize(lambda t, s=sign: s * objective(t), n_trials=50)
+        runs.append([t.params for t in study.trials])
+    assert runs[0] == runs[1]
+
+
+def test_same_seed_same_trials_and_another_seed_differs() -> None:
+    def params(seed: int) -> list[dict[str, object]]:
+        study = optuna.create_study(sampler=NESSampler(seed=seed))
+        study.optimize(objective, n_trials=30)
+        return [t.params for t in study.trials]
+
+    assert params(7) == params(7)
+    assert params(7) != params(8)
+
+
+def test_pickled_sampler_continues_the_same_search() -> None:
+    sampler = NESSampler(seed=2)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=25)
+    copy = pickle.loads(pickle.dumps(sampler))
+    reference = optuna.create_study(sampler=NESSampler(seed=2))
+    reference.optimize(objective, n_trials=50)
+    study.sampler = copy
+    study.optimize(objective, n_trials=25)
+    assert [t.params for t in study.trials] == [t.params for t in reference.trials]
+
+
+def test_threads_share_one_sampler() -> None:
+    sampler = NESSampler(seed=0, popsize=6)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=80, n_jobs=4)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert len(check_chain(study, sampler)) >= 5
+
+
+def test_reseed_rng_reseeds_only_the_independent_sampler() -> None:
+    sampler = NESSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=10)
+    before = sampler.generations(study)
+    sampler.reseed_rng()
+    assert sampler.generations(study) == before
+    study.optimize(objective, n_trials=10)
+    assert sampler.generations(study)[: len(before)] == before
+
+
+def test_warm_start_from_existing_trials() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=30)
+    best = study.best_trial
+    sampler = NESSampler(seed=0)
+    study.sampler = sampler
+    study.optimize(objective, n_trials=1)
+    first = study.trials[-1]
+    state = stored_state(first)
+    space = UnitSpace(sampler.infer_relative_search_space(study, first))
+    mean = np.array(state["strategy"]["mean"])  # type: ignore[index]
+    assert space.from_unit(mean) == {k: best.params[k] for k in space.names}
+
+
+# ---------------------------------------------------------------------- the stored state
+def test_state_is_small_json_without_pickle() -> None:
+    sampler = NESSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=30)
+    for t in study.trials:
+        for key, value in t.system_attrs.items():
+            if key.startswith(ch.PREFIX):
+                text = json.dumps(value)
+                assert len(text) < 8000
+                assert "pickle" not in text
+    state = stored_state(study.trials[sampler.generations(study)[-1]["trial"]])  # type: ignore[index]
+    assert state["strategy"]["strategy"] == "xnes"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["summary", "text", "digest-ok-bad-content", "candidate"],
+)
+def test_malformed_state_is_ignored_with_a_warning(damage: str) -> None:
+    sampler = NESSampler(seed=0, popsize=6)
+    source = optuna.create_study(sampler=sampler)
+    source.optimize(objective, n_trials=14)
+    victim = sampler.generations(source)[-1]["trial"]
+    # Copy the trials into a new study, damaging what the victim stores (as a buggy or hostile
+    # writer to a shared database could).
+    study = optuna.create_study(sampler=NESSampler(seed=0, popsize=6))
+    for t in source.trials:
+        attrs = dict(t.system_attrs)
+        if t.number == victim:
+            if damage == "summary":
+                attrs[ch.STATE] = {"digest": "0" * 20, "chunks": "many"}
+            elif damage == "text":
+                attrs[f"{ch.STATE}:0"] = '{"format": "hacked"}'
+            elif damage == "digest-ok-bad-content":
+                state = stored_state(t)
+                state["strategy"]["algo"]["B"] = [[2.0] * 3] * 3  # type: ignore[index]
+                text = ch.dumps(state)
+                attrs[f"{ch.STATE}:0"] = text
+                attrs[ch.STATE] = {**attrs[ch.STATE], "digest": ch.digest_of(text)}
+            else:
+                attrs[ch.CANDIDATE] = "__import__('os').system('echo pwned')"
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=t.params,
+                distributions=t.distributions,
+                value=t.value,
+                system_attrs=attrs,
+            )
+        )
+    with pytest.warns(NESWarning, match=r"ignore"):
+        study.optimize(objective, n_trials=20)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    check_chain(study, study.sampler)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- real processes
+WORKER = textwrap.dedent(
+    """
+    import math, os, sys
+    import optuna
+    from nes_asktell import NESSampler
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    kind, where, n_trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if kind == "sqlite":
+        storage = optuna.storages.RDBStorage(
+            f"sqlite:///{where}", engine_kwargs={"connect_args": {"timeout": 60}}
+        )
+    else:
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(where))
+
+    def objective(trial):
+        trial.set_user_attr("pid", os.getpid())
+        x = trial.suggest_float("x", -5.0, 5.0)
+        y = trial.suggest_float("y", 1e-3, 10.0, log=True)
+        n = trial.suggest_int("n", 0, 10)
+        return (x - 1.0) ** 2 + math.log10(y) ** 2 + (n - 3) ** 2
+
+    sampler = NESSampler(seed=0, popsize=6)
+    study = optuna.load_study(study_name="s", storage=storage, sampler=sampler)
+    study.optimize(objective, n_trials=n_trials)
+    """
+)
+
+
+def make_storage(kind: str, tmp_path: Path) -> tuple[object, str]:
+    if kind == "sqlite":
+        where = str(tmp_path / "study.db")
+        return optuna.storages.RDBStorage(f"sqlite:///{where}"), where
+    where = str(tmp_path / "study.log")
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(where)), where
+
+
+def run_workers(tmp_path: Path, kind: str, where: str, counts: list[int]) -> None:
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), kind, where, str(n)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for n in counts
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_resume_in_a_fresh_process_continues_the_same_search(tmp_path: Path, kind: str) -> None:
+    storage, where = make_storage(kind, tmp_path)
+    optuna.create_study(study_name="s", storage=storage)
+    run_workers(tmp_path, kind, where, [20])
+    run_workers(tmp_path, kind, where, [25])  # a fresh process and a fresh sampler
+    resumed = optuna.load_study(study_name="s", storage=storage)
+    # The same search without the interruption, in this process and in memory.
+    reference = optuna.create_study(sampler=NESSampler(seed=0, popsize=6))
+
+    def objective_ref(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -5.0, 5.0)
+        y = trial.suggest_float("y", 1e-3, 10.0, log=True)
+        n = trial.suggest_int("n", 0, 10)
+        return (x - 1.0) ** 2 + math.log10(y) ** 2 + (n - 3) ** 2
+
+    reference.optimize(objective_ref, n_trials=45)
+    assert [t.params for t in resumed.trials] == [t.params for t in reference.trials]
+    check_chain(resumed, NESSampler(seed=0, popsize=6))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "n_procs"), [("sqlite", 3), ("journal", 3)])
+def test_concurrent_processes_share_one_search(tmp_path: Path, kind: str, n_procs: int) -> None:
+    storage, where = make_storage(kind, tmp_path)
+    optuna.create_study(study_name="s", storage=storage)
+    run_workers(tmp_path, kind, where, [30] * n_procs)
+    study = optuna.load_study(study_name="s", storage=storage)
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 30 * n_procs
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    chain = check_chain(study, NESSampler(seed=0, popsize=6))
+    assert len(chain) >= 5
+    # joint progress: the told trials came from more than one process
+    pids = {trials[n].user_attrs["pid"] for e in chain for n in e["told"]}  # type: ignore[attr-defined]
+    assert len(pids) > 1
+    assert len({t.user_attrs["pid"] for t in trials}) == n_procs
