@@ -1,0 +1,80 @@
+"""Small helpers shared by the benchmark modules: output folder, timing, medians, tables.
+
+Everything here is plain Python and numpy, so any benchmark module may import it:
+
+* :data:`OUT_DIR` is where tables and figures go (``docs/_static/bench``);
+* :func:`median_seconds` times a callable several times and returns the median;
+* :func:`simple_table` formats rows as a reStructuredText *simple table*, which reads well on a
+  terminal too, so one string is both printed and written to the docs;
+* :func:`write_text` and :func:`write_csv` write an output file, creating folders as needed;
+* :func:`fmt_count` and :func:`fmt_ratio` format evaluation counts and ratios (inf as ``inf``).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+#: The folder the docs include benchmark results from.
+OUT_DIR = Path(__file__).resolve().parent.parent / "docs" / "_static" / "bench"
+
+
+def median_seconds(func: Callable[[], object], repeats: int = 5) -> float:
+    """Return the median wall time of ``func()`` over `repeats` calls, in seconds."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def simple_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Return `rows` under `headers` as a reStructuredText simple table (left-aligned cells).
+
+    Empty cells are written as ``-`` so that reStructuredText never merges columns.
+    """
+    body = [[str(c) if str(c) else "-" for c in row] for row in rows]
+    head = [str(h) for h in headers]
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    rule = "  ".join("=" * w for w in widths)
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([rule, line(head), rule, *(line(r) for r in body), rule]) + "\n"
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write `text` to `path` (creating its folder) and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_csv(path: Path, headers: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:
+    """Write a CSV file with a header line (creating its folder) and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(headers)
+        writer.writerows(rows)
+    return path
+
+
+def fmt_count(x: float) -> str:
+    """Format an evaluation count: ``12,345``, or ``inf``."""
+    return "inf" if math.isinf(x) else f"{x:,.0f}"
+
+
+def fmt_ratio(x: float) -> str:
+    """Format a ratio with two decimals (three significant digits below 0.1), or ``inf``."""
+    if math.isnan(x):
+        return "-"
+    if math.isinf(x):
+        return "inf"
+    return f"{x:.2f}" if x >= 0.1 else f"{x:.3g}"
