@@ -135,6 +135,7 @@ def test_mirrored_estimate_of_a_linear_function_has_the_same_law(
     assert_exact_law(g_hat, g, m)
 
 
+@pytest.mark.slow
 @settings(max_examples=10)
 @given(seed=seeds, d=st.integers(2, 6))
 def test_error_shrinks_as_one_over_sqrt_popsize(seed: int, d: int) -> None:
