@@ -46,8 +46,10 @@ def estimate_gradient(
 
     Raises
     ------
+    TypeError
+        If an argument has the wrong type, or `fun` returns something that is not a number.
     ValueError
-        If an argument is invalid, or `fun` returns a non-finite value.
+        If an argument has an invalid value, or `fun` returns a non-finite value.
 
     Notes
     -----
