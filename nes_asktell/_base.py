@@ -43,6 +43,26 @@ class Strategy(ABC):
 
     Subclasses implement how a perturbation is scaled (:meth:`_perturb_into`), how the search
     distribution is updated from the utilities (:meth:`_update`), and the extra state they carry.
+
+    Examples
+    --------
+    The protocol, shown with :class:`~nes_asktell.OpenES` (every strategy behaves alike):
+
+    >>> import json
+    >>> import numpy as np
+    >>> from nes_asktell import OpenES
+    >>> def f(x):
+    ...     return float(np.sum(x**2))
+    >>> es = OpenES(np.ones(3), sigma0=0.1, rng=0, maxiter=5)
+    >>> while not es.stop():
+    ...     X = es.ask()
+    ...     es.tell(X[::-1], [f(x) for x in X[::-1]])  # rows in any order
+    >>> es.stop(), es.generation, es.nfev
+    ({'maxiter': 5}, 5, 40)
+    >>> X = es.ask()  # checkpoint between ask and tell, through JSON
+    >>> copy = OpenES.from_state(json.loads(json.dumps(es.state_dict())))
+    >>> bool(np.array_equal(copy.ask(), X))
+    True
     """
 
     #: the name used in ``state_dict()['strategy']``.
