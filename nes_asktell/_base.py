@@ -715,12 +715,12 @@ def _unshared(seq: list[FloatArray], i: int) -> bool:
 def _check_dtype(dtype: object) -> type[np.floating]:
     """Return np.float64 (the default) or np.float32, or raise naming `dtype`."""
     try:
-        dt = np.dtype("float64" if dtype is None else dtype)  # type: ignore[call-overload]
+        name = np.dtype("float64" if dtype is None else dtype).name  # type: ignore[call-overload]
     except TypeError:
-        dt = None
-    if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+        name = ""
+    if name not in ("float64", "float32"):
         raise ValueError(f"`dtype` must be 'float64' or 'float32', but got {dtype!r}.")
-    return np.float64 if dt == np.dtype(np.float64) else np.float32
+    return np.float64 if name == "float64" else np.float32
 
 
 def _report_now(gen: int) -> bool:
