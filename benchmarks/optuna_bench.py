@@ -152,6 +152,8 @@ def main(quick: bool = False) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     seeds = SEEDS[:1] if quick else SEEDS
     n_trials = 60 if quick else N_TRIALS
+    for name in SAMPLERS:  # warm up: imports and first-call costs are not sampler time
+        run("sphere-10d", name, 0, 5)
     rows = []
     for problem in PROBLEMS:
         curves: dict[str, list[np.ndarray]] = {s: [] for s in SAMPLERS}
