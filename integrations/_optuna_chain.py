@@ -27,9 +27,13 @@ import hashlib
 import json
 import math
 import re
+import warnings
 from dataclasses import dataclass
 
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
+
+from nes_asktell._base import NESWarning
 
 PREFIX = "nes_asktell:"
 CANDIDATE = PREFIX + "candidate"
@@ -199,3 +203,74 @@ def longest_chain(carriers: list[Carrier]) -> list[Carrier]:
         chain.append(best)
         level = children.get(best.digest, [])
     return chain
+
+
+def write_state(storage: BaseStorage, trial_id: int, state: dict[str, object]) -> str:
+    """Store `state` on a RUNNING trial (text first, summary last); return its digest."""
+    text = dumps(state)
+    digest = digest_of(text)
+    parts = chunked(text)
+    for i, part in enumerate(parts):
+        storage.set_trial_system_attr(trial_id, f"{STATE}:{i}", part)
+    key, generation, parent = state["key"], state["generation"], state["parent"]
+    if not (isinstance(key, str) and isinstance(generation, int)):  # pragma: no cover
+        raise TypeError("a state needs a str key and an int generation")
+    summary: dict[str, str | int | None] = {
+        "digest": digest,
+        "key": key,
+        "generation": generation,
+        "parent": parent if isinstance(parent, str) else None,
+        "chunks": len(parts),
+    }
+    storage.set_trial_system_attr(trial_id, STATE, summary)
+    return digest
+
+
+class Records:
+    """The parsed records of a study's trials, cached (a trial's records never change).
+
+    Malformed records are ignored with one :class:`~nes_asktell.NESWarning` each.
+    """
+
+    def __init__(self) -> None:
+        self._carriers: dict[tuple[str, int], Carrier] = {}
+        self._candidates: dict[tuple[str, int], Candidate] = {}
+        self._warned: set[object] = set()
+
+    def warn_once(self, tag: object, message: str) -> None:
+        """Warn with `message` unless a warning with `tag` was given before."""
+        if tag not in self._warned:
+            self._warned.add(tag)
+            warnings.warn(message, NESWarning, stacklevel=5)
+
+    def carriers(
+        self, study_name: str, trials: list[FrozenTrial], key: str, bad: set[str]
+    ) -> list[Carrier]:
+        """Return the valid carriers of search `key` whose digest is not in `bad`."""
+        out = []
+        for t in trials:
+            c = self._carriers.get((study_name, t.number))
+            if c is None and STATE in t.system_attrs:
+                try:
+                    c = parse_carrier(t)
+                except ValueError as exc:
+                    self.warn_once(("carrier", study_name, t.number), f"{exc}; it is ignored.")
+                    continue
+                if c is not None:
+                    self._carriers[study_name, t.number] = c
+            if c is not None and c.key == key and c.digest not in bad:
+                out.append(c)
+        return out
+
+    def candidate(self, study_name: str, t: FrozenTrial) -> Candidate | None:
+        """Return the candidate record of trial `t`, None if it has none or it is malformed."""
+        c = self._candidates.get((study_name, t.number))
+        if c is None and CANDIDATE in t.system_attrs:
+            try:
+                c = parse_candidate(t)
+            except ValueError as exc:
+                self.warn_once(("candidate", study_name, t.number), f"{exc}; it is ignored.")
+                return None
+            if c is not None:
+                self._candidates[study_name, t.number] = c
+        return c

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,47 +17,17 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from nes_asktell import _validate as v
-from nes_asktell._base import NESWarning, Strategy, default_popsize
-from nes_asktell._bounds import Box
-from nes_asktell._typing import FloatArray
+from nes_asktell._base import Strategy
 
 from . import _optuna_chain as ch
+from ._optuna_search import Loaded, Search, strategy_class
 from ._optuna_space import UnitSpace, is_relative
 
 __all__ = ["NESSampler"]
 
 _logger = optuna.logging.get_logger(__name__)
 
-_STRATEGIES = {
-    "xnes": ("nes_asktell._xnes", "XNES"),
-    "snes": ("nes_asktell._snes", "SNES"),
-    "openes": ("nes_asktell._openes", "OpenES"),
-}
 _CACHE_SIZE = 16
-
-
-def _strategy_class(strategy: object) -> type[Strategy]:
-    if isinstance(strategy, type) and issubclass(strategy, Strategy):
-        return strategy
-    if isinstance(strategy, str) and strategy in _STRATEGIES:
-        module, name = _STRATEGIES[strategy]
-        cls = getattr(importlib.import_module(module), name)
-        if not (isinstance(cls, type) and issubclass(cls, Strategy)):  # pragma: no cover
-            raise RuntimeError(f"{module}.{name} is not a Strategy")
-        return cls
-    raise ValueError(
-        f"`strategy` must be one of {sorted(_STRATEGIES)} or a Strategy subclass, "
-        f"but got {strategy!r}."
-    )
-
-
-@dataclass
-class _Loaded:
-    """A state read from the storage, with its strategy asked for the generation's candidates."""
-
-    state: dict[str, object]
-    es: Strategy
-    X: FloatArray
 
 
 class NESSampler(BaseSampler):
@@ -138,7 +105,7 @@ class NESSampler(BaseSampler):
         *,
         strategy_options: dict[str, object] | None = None,
     ) -> None:
-        cls = _strategy_class(strategy)
+        cls = strategy_class(strategy)
         if strategy_options is None:
             options: dict[str, object] = {}
         elif isinstance(strategy_options, dict) and all(
@@ -174,30 +141,22 @@ class NESSampler(BaseSampler):
         n_restarts = v.integer("restarts", restarts, minimum=0)
         if seed is not None:
             seed = v.integer("seed", seed, minimum=0)
-        self._cls = cls
-        self._sigma0 = s0
-        self._popsize = lam
+        self._search = Search(cls, s0, lam, n_restarts, options, seed)
         self._n_startup_trials = n_startup
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
         self._warn_independent_sampling = warn_independent_sampling
-        self._restarts = n_restarts
-        self._options = options
-        self._seed = seed
         self._search_space = IntersectionSearchSpace()
         self._init_caches()
 
     def _init_caches(self) -> None:
         self._lock = threading.RLock()
-        self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
-        # Parsed records by (study name, trial number): a trial's records never change.
-        self._carriers: dict[tuple[str, int], ch.Carrier] = {}
-        self._candidates: dict[tuple[str, int], ch.Candidate] = {}
+        self._loaded: OrderedDict[str, Loaded] = OrderedDict()
+        self._records = ch.Records()
         self._bad: set[str] = set()
-        self._warned: set[object] = set()
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()
-        for name in ("_lock", "_loaded", "_carriers", "_candidates", "_bad", "_warned"):
+        for name in ("_lock", "_loaded", "_records", "_bad"):
             del d[name]
         return d
 
@@ -309,7 +268,9 @@ class NESSampler(BaseSampler):
         with self._lock:
             unit = UnitSpace(numeric)
             space_dim = unit.dim
-            chain = ch.longest_chain(self._carriers_of(study, trials, self._key(unit)))
+            chain = ch.longest_chain(
+                self._records.carriers(study.study_name, trials, self._search.key(unit), self._bad)
+            )
             out: list[dict[str, object]] = []
             for c in chain:
                 loaded = self._load(c, trials, space_dim)
@@ -333,54 +294,7 @@ class NESSampler(BaseSampler):
                 f"{len(study.directions)} objectives."
             )
 
-    def _key(self, space: UnitSpace) -> str:
-        return ch.key_of(
-            {
-                "space": space.signature,
-                "strategy": self._cls.name,
-                "popsize": self._popsize,
-                "sigma0": self._sigma0,
-                "restarts": self._restarts,
-                "options": self._options,
-            }
-        )
-
-    def _warn_once(self, tag: object, message: str) -> None:
-        if tag not in self._warned:
-            self._warned.add(tag)
-            warnings.warn(message, NESWarning, stacklevel=4)
-
-    def _carriers_of(self, study: Study, trials: list[FrozenTrial], key: str) -> list[ch.Carrier]:
-        out = []
-        name = study.study_name
-        for t in trials:
-            c = self._carriers.get((name, t.number))
-            if c is None and ch.STATE in t.system_attrs:
-                try:
-                    c = ch.parse_carrier(t)
-                except ValueError as exc:
-                    self._warn_once(("carrier", name, t.number), f"{exc}; it is ignored.")
-                    continue
-                if c is not None:
-                    self._carriers[name, t.number] = c
-            if c is not None and c.key == key and c.digest not in self._bad:
-                out.append(c)
-        return out
-
-    def _candidate_of(self, study: Study, t: FrozenTrial) -> ch.Candidate | None:
-        name = study.study_name
-        c = self._candidates.get((name, t.number))
-        if c is None and ch.CANDIDATE in t.system_attrs:
-            try:
-                c = ch.parse_candidate(t)
-            except ValueError as exc:
-                self._warn_once(("candidate", name, t.number), f"{exc}; it is ignored.")
-                return None
-            if c is not None:
-                self._candidates[name, t.number] = c
-        return c
-
-    def _load(self, c: ch.Carrier, trials: list[FrozenTrial], dim: int) -> _Loaded | None:
+    def _load(self, c: ch.Carrier, trials: list[FrozenTrial], dim: int) -> Loaded | None:
         """Return the state of carrier `c` with its candidates, or None (and warn) if invalid."""
         hit = self._loaded.get(c.digest)
         if hit is not None:
@@ -390,11 +304,10 @@ class NESSampler(BaseSampler):
         try:
             if trial is None:
                 raise ValueError(f"trial {c.number} is missing")
-            state = ch.read_state(trial, c)
-            loaded = self._rebuild(state, dim)
+            loaded = self._search.rebuild(ch.read_state(trial, c), dim)
         except (ValueError, TypeError, KeyError, RecursionError) as exc:
             self._bad.add(c.digest)
-            self._warn_once(
+            self._records.warn_once(
                 ("state", c.digest),
                 f"NESSampler ignores the search state stored on trial {c.number}: {exc}",
             )
@@ -404,115 +317,34 @@ class NESSampler(BaseSampler):
             self._loaded.popitem(last=False)
         return loaded
 
-    def _rebuild(self, state: dict[str, object], dim: int) -> _Loaded:
-        sd = state["strategy"]
-        if not isinstance(sd, dict) or sd.get("strategy") != self._cls.name:
-            raise ValueError(f"the state is not a {self._cls.__name__} state")
-        es = self._cls.from_state(sd)
-        told, restart, entropy = state["told"], state["restart"], state["entropy"]
-        if not (isinstance(told, list) and all(isinstance(n, int) for n in told)):
-            raise ValueError(f"`told` is malformed: {told!r:.60}")
-        v.integer("restart", restart, minimum=0)
-        if not isinstance(entropy, str) or not entropy.isdigit():
-            raise ValueError(f"`entropy` is malformed: {entropy!r:.60}")
-        if es.bounds is not None or es.dim != dim:
-            raise ValueError(f"the state does not describe an unbounded {dim}-d search")
-        # The strategy searches R^d; its candidates are reflected into the unit cube, so the
-        # update sees the unbounded perturbations (as with the strategies' own `bounds`).
-        X = Box(np.zeros(dim), np.ones(dim)).reflect(es.ask().copy())
-        return _Loaded(state, es, X)
-
-    def _entropy(self) -> int:
-        if self._seed is not None:
-            return self._seed
-        ent = np.random.SeedSequence().entropy
-        assert isinstance(ent, int)
-        return ent
-
-    def _new_strategy(
-        self, space: UnitSpace, entropy: int, restart: int, x0: FloatArray | None
-    ) -> Strategy:
-        seq = np.random.SeedSequence(entropy, spawn_key=(restart,))
-        words = seq.generate_state(2, np.uint64)
-        rng = int(words[0]) << 64 | int(words[1])
-        if x0 is None:
-            x0 = (
-                np.full(space.dim, 0.5)
-                if restart == 0
-                else np.random.default_rng(seq.spawn(1)[0]).uniform(0.0, 1.0, space.dim)
-            )
-        lam = self._popsize or default_popsize(max(space.dim, 1))
-        lam = lam * 2**restart
-        lam += lam % 2 if self._cls._default_mirrored else 0
-        return self._cls(x0, self._sigma0, lam, rng=rng, **self._options)
-
-    def _warm_start(
-        self, space: UnitSpace, trials: list[FrozenTrial], sign: float
-    ) -> FloatArray | None:
-        """Return the best COMPLETE trial's point if at least a population of them fits `space`."""
-        points = []
-        for t in trials:
-            if t.state != TrialState.COMPLETE or t.value is None:
-                continue
-            if any(
-                t.distributions.get(n) != d for n, d in zip(space.names, space.dists, strict=True)
-            ):
-                continue
-            u = space.to_unit(t.params)
-            if u is not None and np.isfinite(t.value):
-                points.append((sign * t.value, t.number, u))
-        lam = self._popsize or default_popsize(max(space.dim, 1))
-        if len(points) < lam:
-            return None
-        return min(points, key=lambda p: (p[0], p[1]))[2]
-
-    def _write_state(self, study: Study, trial_id: int, state: dict[str, object]) -> str:
-        text = ch.dumps(state)
-        digest = ch.digest_of(text)
-        parts = ch.chunked(text)
-        for i, part in enumerate(parts):
-            study._storage.set_trial_system_attr(trial_id, f"{ch.STATE}:{i}", part)
-        key, generation, parent = state["key"], state["generation"], state["parent"]
-        assert isinstance(key, str)
-        assert isinstance(generation, int)
-        assert parent is None or isinstance(parent, str)
-        summary: dict[str, str | int | None] = {
-            "digest": digest,
-            "key": key,
-            "generation": generation,
-            "parent": parent,
-            "chunks": len(parts),
-        }
-        study._storage.set_trial_system_attr(trial_id, ch.STATE, summary)
-        return digest
-
     def _sample(
         self, study: Study, trial: FrozenTrial, space: UnitSpace
     ) -> dict[str, int | float] | None:
         trials = study.get_trials(deepcopy=False)
-        n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
-        if n_complete < self._n_startup_trials:
+        if sum(t.state == TrialState.COMPLETE for t in trials) < self._n_startup_trials:
             return None
-        key = self._key(space)
+        key = self._search.key(space)
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+        name = study.study_name
         me = next((t for t in trials if t.number == trial.number), trial)
-        carriers = self._carriers_of(study, trials, key)
-        mine = self._candidate_of(study, me)  # a trial sampled twice keeps its candidate
+        mine = self._records.candidate(name, me)  # a trial sampled twice keeps its candidate
+        if mine is not None and mine.state in self._loaded:
+            return space.from_unit(self._loaded[mine.state].X[mine.index])
+        carriers = self._records.carriers(name, trials, key, self._bad)
         while True:
             chain = ch.longest_chain([c for c in carriers if c.digest not in self._bad])
             if not chain:
-                return self._start(study, trial, space, key, trials, sign)
+                state = self._search.first_state(space, key, trials, sign)
+                return self._store_and_assign(study, trial, space, state)
             tip = chain[-1]
             loaded = self._load(tip, trials, space.dim)
             if loaded is not None:
                 break
-        if mine is not None and mine.state in self._loaded:
-            return space.from_unit(self._loaded[mine.state].X[mine.index])
         lam = loaded.X.shape[0]
         done: dict[int, FrozenTrial] = {}
         live = [0] * lam
         for t in trials:
-            cand = self._candidate_of(study, t)
+            cand = self._records.candidate(name, t)
             if cand is None or cand.state != tip.digest or cand.index >= lam:
                 continue
             if t.state == TrialState.COMPLETE and cand.index not in done:
@@ -520,7 +352,9 @@ class NESSampler(BaseSampler):
             elif t.state in (TrialState.RUNNING, TrialState.WAITING):
                 live[cand.index] += 1
         if len(done) == lam:
-            return self._tell(study, trial, space, tip, loaded, done, sign)
+            told = [done[k] for k in range(lam)]
+            state = self._search.next_state(tip, loaded, told, sign)
+            return self._store_and_assign(study, trial, space, state)
         free = [k for k in range(lam) if k not in done and live[k] == 0]
         if free:
             k = free[0]
@@ -536,76 +370,19 @@ class NESSampler(BaseSampler):
         digest: str,
         generation: int,
         k: int,
-        loaded: _Loaded,
+        loaded: Loaded,
     ) -> dict[str, int | float]:
         record: dict[str, str | int] = {"state": digest, "generation": generation, "index": k}
         study._storage.set_trial_system_attr(trial._trial_id, ch.CANDIDATE, record)
         return space.from_unit(loaded.X[k])
 
-    def _start(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        space: UnitSpace,
-        key: str,
-        trials: list[FrozenTrial],
-        sign: float,
-    ) -> dict[str, int | float]:
-        entropy = self._entropy()
-        es = self._new_strategy(space, entropy, 0, self._warm_start(space, trials, sign))
-        state: dict[str, object] = {
-            "format": ch.FORMAT,
-            "key": key,
-            "generation": 0,
-            "parent": None,
-            "told": [],
-            "restart": 0,
-            "entropy": str(entropy),
-            "strategy": es.state_dict(),
-        }
-        return self._store_and_assign(study, trial, space, state)
-
     def _store_and_assign(
         self, study: Study, trial: FrozenTrial, space: UnitSpace, state: dict[str, object]
     ) -> dict[str, int | float]:
-        digest = self._write_state(study, trial._trial_id, state)
+        digest = ch.write_state(study._storage, trial._trial_id, state)
         # Use the stored text, as every other process will.
-        loaded = self._rebuild(json.loads(ch.dumps(state)), space.dim)
+        loaded = self._search.rebuild(json.loads(ch.dumps(state)), space.dim)
         self._loaded[digest] = loaded
         generation = state["generation"]
         assert isinstance(generation, int)
         return self._assign(study, trial, space, digest, generation, 0, loaded)
-
-    def _tell(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        space: UnitSpace,
-        tip: ch.Carrier,
-        loaded: _Loaded,
-        done: dict[int, FrozenTrial],
-        sign: float,
-    ) -> dict[str, int | float]:
-        lam = loaded.X.shape[0]
-        f = np.array([sign * float(done[k].value) for k in range(lam)])  # type: ignore[arg-type]
-        es = self._cls.from_state(loaded.state["strategy"])
-        X = es.ask()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NESWarning)
-            es.tell(X, f)
-        restart = int(loaded.state["restart"])  # type: ignore[call-overload]
-        entropy = int(str(loaded.state["entropy"]))
-        if restart < self._restarts and es.stop():
-            restart += 1
-            es = self._new_strategy(space, entropy, restart, None)
-        state: dict[str, object] = {
-            "format": ch.FORMAT,
-            "key": tip.key,
-            "generation": tip.generation + 1,
-            "parent": tip.digest,
-            "told": [done[k].number for k in range(lam)],
-            "restart": restart,
-            "entropy": str(entropy),
-            "strategy": es.state_dict(),
-        }
-        return self._store_and_assign(study, trial, space, state)
