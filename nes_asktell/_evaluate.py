@@ -190,8 +190,35 @@ _UNPICKLABLE = (
 class Evaluator:
     """Evaluate populations with the chosen `workers`, reused across generations.
 
-    See :func:`nes_asktell.evaluate` for `workers`, `timeout` and `mode`. Use it as a context
-    manager: a process pool it creates is shut down on exit.
+    Parameters
+    ----------
+    workers : None, int, map-like callable, Executor, dask Client or Evaluator
+        See :func:`nes_asktell.evaluate`. A process pool (an int) starts on first use and is
+        shut down by :meth:`close` or on leaving the ``with`` block; an Executor or Client you
+        pass stays yours to close.
+    timeout : float, optional
+        Seconds one :meth:`evaluate` call may take (pools, Executors and Clients).
+    mode : {"auto", "vectors", "seeds"}
+        How candidates reach the workers (see :func:`nes_asktell.evaluate`).
+
+    Attributes
+    ----------
+    last_bytes : int
+        Serialized bytes sent to and received from the workers by the latest :meth:`evaluate`
+        (pickle protocol 5 sizes; a broadcast counts once per worker; 0 when serial).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> from nes_asktell import Evaluator, SNES
+    >>> es = SNES(np.zeros(4), 0.5, rng=0, maxiter=20)
+    >>> with ThreadPoolExecutor(2) as pool, Evaluator(pool) as ev:
+    ...     while not es.stop():
+    ...         X = es.ask()
+    ...         es.tell(X, ev.evaluate(lambda x: float(np.sum(x**2)), X, strategy=es))
+    >>> es.generation
+    20
     """
 
     def __init__(self, workers: object = None, *, timeout: object = None, mode: str = "auto"):
@@ -532,7 +559,7 @@ def evaluate(
     --------
     >>> import numpy as np
     >>> from nes_asktell import OpenES, evaluate
-    >>> es = OpenES(np.zeros(3), sigma0=0.5, rng=0)
+    >>> es = OpenES(np.zeros(3), sigma0=0.5, popsize=6, rng=0)
     >>> f = evaluate(es, lambda x: float(np.sum(x**2)))
     >>> es.tell(es.ask(), f)
     >>> f.shape
