@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _validate as v
 from ._base import Strategy, check_option_names
+from ._csa import StepSizePath, odd_weights
 from ._typing import JSON, FloatArray
 
 
@@ -89,6 +90,7 @@ class SNES(Strategy):
         rng: object = None,
         eta_mu: object = 1.0,
         eta_sigma: object = None,
+        csa: object = True,
         mirrored: object = None,
         shaping: object = None,
         threads: object = 1,
@@ -96,6 +98,8 @@ class SNES(Strategy):
     ) -> None:
         e_mu = v.positive_float("eta_mu", eta_mu)
         e_sigma = None if eta_sigma is None else v.positive_float("eta_sigma", eta_sigma)
+        if not isinstance(csa, (bool, np.bool_)):
+            raise TypeError(f"`csa` must be True or False, but got {csa!r}.")
         check_option_names(criteria)
         super().__init__(
             x0,
@@ -113,6 +117,7 @@ class SNES(Strategy):
         self._sigma: FloatArray = np.broadcast_to(
             np.asarray(self._sigma0, dtype=np.float64), (self._dim,)
         ).copy()
+        self._path = StepSizePath(self._dim, self._popsize) if csa else None
 
     def _check_sigma0(self, sigma0: object, dim: int) -> FloatArray | float:
         if isinstance(sigma0, (list, tuple, np.ndarray)):
@@ -151,7 +156,11 @@ class SNES(Strategy):
         G_mu = self._noise_sum(u)
         G_sigma = w @ (Zh * Zh) - float(w.sum())
         self._mean = self._mean + self._eta_mu * self._sigma * G_mu
-        self._sigma = self._sigma * np.exp(self._eta_sigma / 2.0 * G_sigma)
+        log_step = self._eta_sigma / 2.0 * G_sigma
+        if self._path is not None:
+            a = odd_weights(u, self._mirrored)
+            log_step += self._path.step(G_mu, float(np.sqrt(a @ a)))
+        self._sigma = self._sigma * np.exp(log_step)
 
     def _stds(self) -> FloatArray:
         return self._sigma.copy()
@@ -160,13 +169,22 @@ class SNES(Strategy):
         return self._sigma.copy()
 
     def _options(self) -> JSON:
-        return {"eta_mu": self._eta_mu, "eta_sigma": self._eta_sigma}
+        return {
+            "eta_mu": self._eta_mu,
+            "eta_sigma": self._eta_sigma,
+            "csa": self._path is not None,
+        }
 
     def _algo_state(self) -> JSON:
-        return {"sigma": self._sigma.tolist()}
+        return {
+            "sigma": self._sigma.tolist(),
+            "path": None if self._path is None else self._path.state(),
+        }
 
     def _load_algo_state(self, state: JSON) -> None:
         sigma = v.as_vector("sigma", state["sigma"], self._dim)
         if not np.all(sigma > 0):
             raise ValueError(f"`sigma` must be positive, but got {sigma.tolist()}")
+        if self._path is not None:
+            self._path.load(state["path"], self._dim)
         self._sigma = sigma

@@ -9,6 +9,7 @@ from scipy.special import ndtr
 
 from . import _validate as v
 from ._base import Strategy, check_option_names
+from ._csa import StepSizePath, odd_weights
 from ._typing import JSON, FloatArray
 
 
@@ -142,6 +143,7 @@ class XNES(Strategy):
         eta_mu: object = 1.0,
         eta_sigma: object = None,
         eta_B: object = None,
+        csa: object = True,
         adaptation_sampling: object = False,
         mirrored: object = None,
         shaping: object = None,
@@ -151,6 +153,8 @@ class XNES(Strategy):
         e_mu = v.positive_float("eta_mu", eta_mu)
         e_sigma = None if eta_sigma is None else v.positive_float("eta_sigma", eta_sigma)
         e_B = None if eta_B is None else v.positive_float("eta_B", eta_B)
+        if not isinstance(csa, (bool, np.bool_)):
+            raise TypeError(f"`csa` must be True or False, but got {csa!r}.")
         if not isinstance(adaptation_sampling, (bool, np.bool_)):
             raise TypeError(
                 f"`adaptation_sampling` must be True or False, but got {adaptation_sampling!r}."
@@ -172,11 +176,13 @@ class XNES(Strategy):
         self._eta_sigma0 = default_eta_sigma(d) if e_sigma is None else e_sigma
         self._eta_B = paper_eta_B(d) if e_B is None else e_B
         self._adapt = bool(adaptation_sampling)
+        self._path = StepSizePath(d, self._popsize) if csa else None
         # Dynamic state.
         self._eta_sigma = self._eta_sigma0
         self._last_step = 0.0
         self._sigma = float(self._sigma0)
         self._B: FloatArray = np.eye(d)
+        self._BT: FloatArray = np.eye(d)  # C-contiguous copy of B^T
 
     # ------------------------------------------------------------------ public read-only views
     @property
@@ -191,7 +197,9 @@ class XNES(Strategy):
 
     # ------------------------------------------------------------------ strategy hooks
     def _perturb_into(self, Zh: FloatArray, out: FloatArray) -> None:
-        np.matmul(Zh, self._B.T, out=out)  # rows sigma B s_k
+        # rows sigma B s_k; a C-contiguous B^T in the noise's dtype keeps matmul on BLAS
+        BT = self._BT if self._BT.dtype == Zh.dtype else self._BT.astype(Zh.dtype)
+        np.matmul(Zh, BT, out=out)
         out *= self._sigma
 
     def _update(self, u: FloatArray) -> None:
@@ -211,8 +219,13 @@ class XNES(Strategy):
         # Updates (Wierstra 2014, Algorithm 5, last three lines).
         self._mean = self._mean + (self._eta_mu * self._sigma) * (self._B @ G_delta)
         self._last_step = self._eta_sigma / 2.0 * G_sigma
-        self._sigma *= math.exp(self._last_step)
+        csa_step = 0.0
+        if self._path is not None:
+            a = odd_weights(u, self._mirrored)
+            csa_step = self._path.step(G_delta, float(np.sqrt(a @ a)))
+        self._sigma *= math.exp(self._last_step + csa_step)
         self._B = self._B @ expm_sym((self._eta_B / 2.0) * G_B, traceless=True)
+        self._BT = np.ascontiguousarray(self._B.T)
 
     def _adapt_eta_sigma(self, u: FloatArray) -> None:
         # Wierstra 2014, Algorithm 6 (adaptation sampling). The current samples were drawn
@@ -252,6 +265,7 @@ class XNES(Strategy):
             "eta_mu": self._eta_mu,
             "eta_sigma": self._eta_sigma0,
             "eta_B": self._eta_B,
+            "csa": self._path is not None,
             "adaptation_sampling": self._adapt,
         }
 
@@ -261,6 +275,7 @@ class XNES(Strategy):
             "B": self._B.tolist(),
             "eta_sigma": self._eta_sigma,
             "last_step": self._last_step,
+            "path": None if self._path is None else self._path.state(),
         }
 
     def _load_algo_state(self, state: JSON) -> None:
@@ -274,4 +289,7 @@ class XNES(Strategy):
             raise ValueError(f"`B` must have determinant 1, but got {sign * math.exp(logdet)}")
         eta = v.positive_float("eta_sigma", state["eta_sigma"])
         last = v.real("last_step", state["last_step"])
+        if self._path is not None:
+            self._path.load(state["path"], d)
         self._sigma, self._B, self._eta_sigma, self._last_step = sigma, B, eta, last
+        self._BT = np.ascontiguousarray(B.T)

@@ -39,8 +39,33 @@ def run(es: Strategy, fun: object, generations: int) -> list[np.ndarray]:
 
 
 # ---------------------------------------------------------------------- the XNES update
+class IndependentPath:
+    """Cumulative step-size adaptation (Hansen 2016, Table 1), written out plainly."""
+
+    def __init__(self, d: int, lam: int, mirrored: bool = False) -> None:
+        self.mirrored = mirrored
+        w = np.array([max(0.0, math.log(lam / 2 + 1) - math.log(k)) for k in range(1, lam + 1)])
+        w = w / w.sum()
+        mueff = 1 / np.sum(w**2)
+        self.c = (mueff + 2) / (d + mueff + 5)
+        self.damp = 1 + 2 * max(0.0, math.sqrt((mueff - 1) / (d + 1)) - 1) + self.c
+        self.chi = math.sqrt(d) * (1 - 1 / (4 * d) + 1 / (21 * d**2))
+        self.p = np.zeros(d)
+
+    def log_step(self, step: np.ndarray, u_norm: float) -> float:
+        c = self.c
+        self.p = (1 - c) * self.p + math.sqrt(c * (2 - c)) * step / u_norm
+        return min(1.0, c / self.damp * (np.linalg.norm(self.p) / self.chi - 1))
+
+
 def independent_xnes_step(
-    X: np.ndarray, f: np.ndarray, mu: np.ndarray, sigma: float, B: np.ndarray, eta: tuple
+    X: np.ndarray,
+    f: np.ndarray,
+    mu: np.ndarray,
+    sigma: float,
+    B: np.ndarray,
+    eta: tuple[float, float, float],
+    path: IndependentPath | None,
 ) -> tuple[np.ndarray, float, np.ndarray]:
     """Wierstra 2014, Algorithm 5, by a plain loop over the samples and scipy's expm."""
     eta_mu, eta_sigma, eta_B = eta
@@ -56,7 +81,13 @@ def independent_xnes_step(
     G_sigma = np.trace(G_M) / d
     G_B = G_M - G_sigma * np.eye(d)
     mu_new = mu + eta_mu * sigma * B @ G_delta
-    sigma_new = sigma * math.exp(eta_sigma / 2 * G_sigma)
+    log_step = eta_sigma / 2 * G_sigma
+    if path is not None:
+        # mirrored pairs: sum_k u_k s_k = sum_j (u_j - u_{j+m}) s_j, so |a| = |u[:m] - u[m:]|
+        m = X.shape[0] // 2
+        a = u[:m] - u[m:] if path.mirrored else u
+        log_step += path.log_step(G_delta, float(np.linalg.norm(a)))
+    sigma_new = sigma * math.exp(log_step)
     B_new = B @ scipy.linalg.expm(eta_B / 2 * G_B)
     return mu_new, sigma_new, B_new
 
@@ -66,9 +97,10 @@ def independent_xnes_step(
     d=st.integers(1, 6),
     mirrored=st.booleans(),
     adapt=st.booleans(),
+    csa=st.booleans(),
 )
 def test_xnes_update_matches_an_independent_computation(
-    seed: int, d: int, mirrored: bool, adapt: bool
+    seed: int, d: int, mirrored: bool, adapt: bool, csa: bool
 ) -> None:
     rng = np.random.default_rng(seed)
     es = XNES(
@@ -76,17 +108,21 @@ def test_xnes_update_matches_an_independent_computation(
         0.7,
         rng=seed,
         mirrored=mirrored,
+        csa=csa,
         adaptation_sampling=adapt,
         eta_sigma=0.4,
         eta_B=0.3,
     )
+    path = IndependentPath(d, es.popsize, mirrored) if csa else None
     for _ in range(4):  # a few generations so that B is not the identity
         mu, sigma, B = es.mean, es.sigma, es.B
         X = es.ask()
         f = np.array([ellipsoid(x) for x in X])
         es.tell(X, f)
         eta_sigma = es.eta_sigma  # adaptation sampling sets the rate used by this tell
-        mu_new, sigma_new, B_new = independent_xnes_step(X, f, mu, sigma, B, (1.0, eta_sigma, 0.3))
+        mu_new, sigma_new, B_new = independent_xnes_step(
+            X, f, mu, sigma, B, (1.0, eta_sigma, 0.3), path
+        )
         np.testing.assert_allclose(es.mean, mu_new, rtol=1e-9, atol=1e-12)
         assert es.sigma == pytest.approx(sigma_new, rel=1e-10)
         np.testing.assert_allclose(es.B, B_new, rtol=1e-9, atol=1e-12)
@@ -121,16 +157,22 @@ def test_snes_sigma_stays_positive(seed: int, d: int, mirrored: bool) -> None:
         assert np.all(np.isfinite(es.sigma))
 
 
-def test_snes_update_matches_the_equations() -> None:
-    es = SNES(np.zeros(3), np.array([0.5, 1.0, 2.0]), rng=3, eta_sigma=0.3, eta_mu=0.8)
-    mu, sigma = es.mean, es.sigma
-    X = es.ask()
-    f = np.array([ellipsoid(x) for x in X])
-    es.tell(X, f)
-    u = nes_utilities(f)
-    S = (X - mu) / sigma
-    np.testing.assert_allclose(es.mean, mu + 0.8 * sigma * (u @ S), rtol=1e-12)
-    np.testing.assert_allclose(es.sigma, sigma * np.exp(0.3 / 2 * (u @ (S**2 - 1))), rtol=1e-12)
+@pytest.mark.parametrize("csa", [False, True])
+def test_snes_update_matches_the_equations(csa: bool) -> None:
+    es = SNES(np.zeros(3), np.array([0.5, 1.0, 2.0]), rng=3, eta_sigma=0.3, eta_mu=0.8, csa=csa)
+    path = IndependentPath(3, es.popsize)
+    for _ in range(5):
+        mu, sigma = es.mean, es.sigma
+        X = es.ask()
+        f = np.array([ellipsoid(x) for x in X])
+        es.tell(X, f)
+        u = nes_utilities(f)
+        S = (X - mu) / sigma
+        np.testing.assert_allclose(es.mean, mu + 0.8 * sigma * (u @ S), rtol=1e-12)
+        log_step = 0.3 / 2 * (u @ (S**2 - 1))
+        if csa:
+            log_step += path.log_step(u @ S, float(np.linalg.norm(u)))
+        np.testing.assert_allclose(es.sigma, sigma * np.exp(log_step), rtol=1e-10)
 
 
 # ---------------------------------------------------------------------- reproducibility
@@ -236,6 +278,7 @@ def test_bounds_keep_candidates_inside(cls: type[Strategy]) -> None:
         ({"sigma0": -1.0}, ValueError, r"`sigma0` must be a positive finite number, but got -1"),
         ({"popsize": 1}, ValueError, r"`popsize` must be an integer >= 2, but got 1"),
         ({"bogus": 1}, TypeError, r"unknown option `bogus` = 1"),
+        ({"csa": "yes"}, TypeError, r"`csa` must be True or False, but got 'yes'"),
     ],
 )
 def test_bad_arguments(cls: type[Strategy], kw: dict, exc: type, match: str) -> None:
