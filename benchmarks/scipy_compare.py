@@ -295,7 +295,7 @@ def plot(
     except ImportError:  # the `plot` extra is optional
         return
     methods = list(METHODS)
-    fig, ax = plt.subplots(figsize=(9, 4.2))
+    fig, ax = plt.subplots(figsize=(9, 4.6))
     width = 0.8 / len(methods)
     for j, method in enumerate(methods):
         xs, ys, missing = [], [], []
@@ -307,22 +307,26 @@ def plot(
                 ys.append(hit)
             else:
                 missing.append(x)
-        bars = ax.bar(xs, ys, width, label=method)
-        if missing:
-            ax.plot(
-                missing,
-                [p.cap for p in problems][:1] * len(missing),
-                "x",
-                color=bars.patches[0].get_facecolor() if bars.patches else "k",
-            )
+        color = f"C{j}"
+        ax.bar(xs, ys, width, label=method, color=color)
+        # a run that did not reach the target in at least half the seeds: an x at the top
+        ax.plot(
+            missing,
+            [0.96] * len(missing),
+            "x",
+            color=color,
+            ms=6,
+            transform=ax.get_xaxis_transform(),
+        )
     ax.set_yscale("log")
-    ax.set_xticks(range(len(problems)), [p.name for p in problems], fontsize=8)
+    labels = [p.name.replace(" (", "\n(").replace(" rotated", "\nrotated") for p in problems]
+    ax.set_xticks(range(len(problems)), labels, fontsize=8)
     ax.set_ylabel("median evaluations to f - f_opt <= 1e-8")
     ax.set_title(
         f"minimize(method=nes) vs scipy's methods ({runs} seeds; x = median not reached)",
         fontsize=9,
     )
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=len(methods), loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
