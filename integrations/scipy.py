@@ -114,7 +114,8 @@ def nes(
     vectorized : bool
         Evaluate each generation in one call ``fun(X, *args)`` with `X` of shape (d, S).
     restarts : int
-        Number of IPOP restarts (the population doubles at each one) within the shared budget.
+        Number of IPOP restarts: when a run converges or stagnates, a new one starts from `x0`
+        and `sigma0` with twice the population, within the shared budgets. Default 0.
     disp : bool
         Print progress.
     **options
@@ -129,7 +130,8 @@ def nes(
         which is the number of calls of `fun` unless `vectorized`), ``nit`` (generations),
         ``status`` (0 converged, 1 `maxfev` reached, 2 `maxiter` reached, 3 stagnation, 4 time
         limit, 99 stopped by the callback), ``success`` (status 0), ``message`` (scipy's
-        wording), and the final ``mean`` and ``sigma`` of the search distribution.
+        wording), the final ``mean`` and ``sigma`` of the search distribution, and
+        ``restarts`` (how many were made) and ``popsize`` (of the last run).
 
     Raises
     ------
@@ -139,9 +141,9 @@ def nes(
 
     Notes
     -----
-    The run is :meth:`nes_asktell.Strategy.optimize` (or the IPOP restart loop) with scipy's
-    conventions around it. With an integer `rng` it is deterministic: the same call gives the
-    same result, also with `workers` or `vectorized`.
+    Each run is :meth:`nes_asktell.Strategy.optimize` with scipy's conventions around it. With
+    an integer `rng` the whole call is deterministic: the same call gives the same result, also
+    with `workers`, `vectorized` or `restarts`.
 
     Examples
     --------
@@ -212,39 +214,19 @@ def nes(
     box = Bounds(lower, upper) if boxed else None
 
     # ---- run
-    if n_restarts:
-        res = _run_restarts(
-            cls,
-            x,
-            sigma0,
-            popsize,
-            box,
-            rng,
-            kwargs,
-            n_restarts,
-            fun=fun,
-            args=args,
-            maxfev=budget_fev,
-            maxiter=budget_it,
-            workers=workers,
-            callback=_Monitor(callback, 10**9),
-            disp=show,
-        )
-        monitor = _Monitor(None, 10**9)
-    else:
-        es = cls(x, sigma0, popsize, bounds=box, rng=rng, **kwargs)
-        limit = kwargs.get("tolstagnation") or default_stagnation(es.dim, es.popsize)
-        monitor = _Monitor(callback, int(limit))  # type: ignore[call-overload]
-        res = es.optimize(
-            cast("Callable[..., float]", fun),
-            args=args,
-            maxfev=budget_fev,
-            maxiter=budget_it,
-            workers=workers,
-            callback=monitor,
-            disp=show,
-        )
-    return _final(res, monitor)
+    return _run(
+        lambda k, lam, seed: cls(x, sigma0, lam, bounds=box, rng=seed, **kwargs),
+        _seeds(rng, n_restarts + 1),
+        popsize,
+        n_restarts,
+        _Monitor(callback, kwargs.get("tolstagnation")),
+        fun=cast("Callable[..., float]", fun),
+        args=args,
+        maxfev=budget_fev,
+        maxiter=budget_it,
+        workers=workers,
+        disp=show,
+    )
 
 
 # ---------------------------------------------------------------------- helpers
@@ -415,24 +397,25 @@ class _VectorizedMap:
         return y.reshape(S)
 
 
-def _public(res: OptimizeResult) -> OptimizeResult:
-    return make_result(x=np.copy(res.x), fun=res.fun, nfev=res.nfev, nit=res.nit)
-
-
 class _Monitor:
     """The callback given to ``Strategy.optimize``: the user's callback and a stagnation guard.
 
-    The user's callback is adapted as scipy's own methods do. The guard ends a run whose best
-    value has not improved for `limit` generations, counting the generations in which every
-    value was NaN or inf (which the strategy skips), so that an objective that only returns NaN
-    cannot make the run go on forever.
+    The user's callback is adapted as scipy's own methods do and sees the whole run: the best
+    point over all restarts and the evaluations and generations counted from the start. The
+    guard ends a run whose best value has not improved for ``tolstagnation`` generations,
+    counting the generations in which every value was NaN or inf (which the strategy skips), so
+    that an objective that only returns NaN cannot make the run go on forever.
     """
 
-    def __init__(self, callback: Callable[..., object] | None, limit: int) -> None:
-        self.limit = limit
-        self.best = math.inf
-        self.best_nit = 0
+    def __init__(self, callback: Callable[..., object] | None, tolstagnation: object) -> None:
+        self.tolstagnation = tolstagnation
+        self.limit = 0
+        self.best_x: FloatArray | None = None
+        self.best_f = math.inf
+        self.nfev = 0  # totals of the finished runs
+        self.nit = 0
         self.stalled = False
+        self._best_nit = 0
         self.user: Callable[[OptimizeResult], object] | None = None
         if callback is None:
             return
@@ -441,49 +424,123 @@ class _Monitor:
         except (TypeError, ValueError):  # some builtins have no signature
             params = set()
         if params == {"intermediate_result"}:  # scipy's rule (optimize._optimize._wrap_callback)
-            self.user = lambda res: callback(intermediate_result=_public(res))
+            self.user = lambda res: callback(intermediate_result=res)
         else:
-            self.user = lambda res: callback(np.copy(res.x))
+            self.user = lambda res: callback(res.x)
+
+    def start(self, es: Strategy) -> None:
+        """Prepare for a new run of `es`."""
+        limit = self.tolstagnation
+        self.limit = limit if isinstance(limit, int) else default_stagnation(es.dim, es.popsize)
+        self._best_nit = 0
+        self.stalled = False
+
+    def finish(self, res: OptimizeResult) -> None:
+        """Add up a finished run."""
+        self._improve(res)
+        self.nfev += int(res.nfev)
+        self.nit += int(res.nit)
+
+    def _improve(self, res: OptimizeResult) -> bool:
+        if res.fun < self.best_f or self.best_x is None:
+            self.best_f, self.best_x = float(res.fun), np.copy(res.x)
+            return True
+        return False
 
     def __call__(self, res: OptimizeResult) -> bool:
         """Return True to stop; a StopIteration from the user's callback propagates."""
-        if res.fun < self.best:
-            self.best, self.best_nit = float(res.fun), int(res.nit)
-        if self.user is not None and self.user(res) is True:
-            return True
-        if res.nit - self.best_nit >= self.limit:
+        if self._improve(res):
+            self._best_nit = int(res.nit)
+        if self.user is not None:
+            assert self.best_x is not None
+            whole = make_result(
+                x=np.copy(self.best_x),
+                fun=self.best_f,
+                nfev=self.nfev + int(res.nfev),
+                nit=self.nit + int(res.nit),
+            )
+            if self.user(whole) is True:
+                return True
+        if res.nit - self._best_nit >= self.limit:
             self.stalled = True
             return True
         return False
 
 
-def _final(res: OptimizeResult, monitor: _Monitor) -> OptimizeResult:
-    """Return the result with the fields scipy's methods return."""
-    status = int(res.status)
-    if monitor.stalled and status == STATUS["callback"]:
-        status = STATUS["tolstagnation"]
+def _seeds(rng: object, n: int) -> list[object]:
+    """Return the `rng` of each of `n` runs.
+
+    The first run gets `rng` itself. For an int or SeedSequence, restart k gets the integer seed
+    drawn from ``SeedSequence(entropy, spawn_key=(k,))``; any other `rng` (a Generator) is shared
+    and drawn from in sequence.
+    """
+    seeded = isinstance(rng, np.random.SeedSequence) or (
+        isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and int(rng) >= 0
+    )
+    if not seeded:
+        return [rng] * n
+    entropy = rng.entropy if isinstance(rng, np.random.SeedSequence) else int(rng)  # type: ignore[call-overload]
+    out: list[object] = [rng]
+    for k in range(1, n):
+        words = np.random.SeedSequence(entropy, spawn_key=(k,)).generate_state(2, np.uint64)
+        out.append(int(words[0]) | int(words[1]) << 64)
+    return out
+
+
+def _run(
+    make: Callable[[int, object, object], Strategy],
+    seeds: list[object],
+    popsize: object,
+    restarts: int,
+    monitor: _Monitor,
+    *,
+    fun: Callable[..., float],
+    args: tuple[object, ...],
+    maxfev: int | None,
+    maxiter: int | None,
+    workers: object,
+    disp: bool,
+) -> OptimizeResult:
+    """Run the strategy, then up to `restarts` more with twice the population each (IPOP)."""
+    es = make(0, popsize, seeds[0])
+    lam = es.popsize
+    k = 0
+    while True:
+        monitor.start(es)
+        res = es.optimize(
+            fun,
+            args=args,
+            maxfev=None if maxfev is None else maxfev - monitor.nfev,
+            maxiter=None if maxiter is None else maxiter - monitor.nit,
+            workers=workers,
+            callback=monitor,
+            disp=disp,
+        )
+        monitor.finish(res)
+        status = int(res.status)
+        if monitor.stalled and status == STATUS["callback"]:
+            status = STATUS["tolstagnation"]
+        out_of_budget = (maxfev is not None and monitor.nfev >= maxfev) or (
+            maxiter is not None and monitor.nit >= maxiter
+        )
+        reached = "ftarget" in res.stop
+        if k == restarts or out_of_budget or reached or status not in (0, 3):
+            break
+        k += 1
+        es = make(k, lam * 2**k, seeds[k])
+        if disp:
+            print(f"restart {k}: popsize {es.popsize}")
+    assert monitor.best_x is not None
     return make_result(
-        x=np.copy(res.x),
-        fun=float(res.fun),
-        nfev=int(res.nfev),
-        nit=int(res.nit),
+        x=monitor.best_x,
+        fun=monitor.best_f,
+        nfev=monitor.nfev,
+        nit=monitor.nit,
         status=status,
         success=status == 0,
         message=MESSAGES[status],
         mean=res.mean,
         sigma=res.sigma,
+        restarts=k,
+        popsize=es.popsize,
     )
-
-
-def _run_restarts(
-    cls: type[Strategy],
-    x0: FloatArray,
-    sigma0: object,
-    popsize: object,
-    bounds: Bounds | None,
-    rng: object,
-    kwargs: dict[str, object],
-    restarts: int,
-    **run: object,
-) -> OptimizeResult:
-    raise NotImplementedError("restarts")

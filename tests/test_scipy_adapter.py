@@ -32,6 +32,8 @@ import nes_asktell
 from nes_asktell import NESWarning, OpenES, nes
 
 SHIFT = np.array([1.0, -2.0, 0.5, 3.0, -1.0])
+#: the fixed seeds of the convergence checks (each seeded run is deterministic)
+SEEDS = [0, 1, 2, 3, 4]
 
 
 def sphere(x: np.ndarray) -> float:
@@ -588,6 +590,107 @@ def test_vectorized_bad_return_and_workers_warning():
         )
 
 
+# ------------------------------------------------------------------ restarts (IPOP)
+def rastrigin(x):
+    return float(10 * x.size + np.sum(x**2 - 10 * np.cos(2 * np.pi * x)))
+
+
+BOX = Bounds(-5.12, 5.12)
+
+
+def test_restarts_share_the_budget_and_count_everything():
+    f = Recorder(rastrigin)
+    seen = []
+    res = minimize(
+        f,
+        np.full(2, 3.0),
+        method=nes,
+        bounds=BOX,
+        callback=lambda intermediate_result: seen.append(intermediate_result),
+        options={"restarts": 3, "maxfev": 3000, "rng": 0},
+    )
+    assert res.nfev == f.calls <= 3000
+    assert 1 <= res.restarts <= 3
+    assert res.popsize == 6 * 2**res.restarts  # popsize doubles at each restart
+    # the callback sees the whole run: totals from the start and the best over all restarts
+    assert [r.nit for r in seen] == list(range(1, res.nit + 1))
+    assert all(a.nfev < b.nfev for a, b in itertools.pairwise(seen))
+    assert all(a.fun >= b.fun for a, b in itertools.pairwise(seen))
+    assert seen[-1].nfev == res.nfev
+    assert res.fun == min(rastrigin(p) for p in f.points)
+    assert res.fun == seen[-1].fun
+    pts = np.array(f.points)
+    assert np.all(np.abs(pts) <= 5.12)
+    # only the budget or the last restart ends the loop here
+    assert (res.status == 1 and res.nfev == 3000) or res.restarts == 3
+
+
+def test_restarts_reproducible_and_maxiter_total():
+    kw = {"restarts": 2, "maxiter": 150, "rng": 3}
+    a = minimize(rastrigin, np.full(2, 3.0), method=nes, bounds=BOX, options=kw)
+    b = minimize(rastrigin, np.full(2, 3.0), method=nes, bounds=BOX, options=kw)
+    np.testing.assert_array_equal(a.x, b.x)
+    assert a.nfev == b.nfev
+    assert a.nit <= 150
+    g = minimize(
+        rastrigin,
+        np.full(2, 3.0),
+        method=nes,
+        bounds=BOX,
+        options={"restarts": 2, "maxfev": 2000, "rng": np.random.default_rng(3)},
+    )
+    assert g.nfev <= 2000
+
+
+def test_no_restart_after_ftarget_or_callback():
+    res = minimize(
+        rastrigin,
+        np.full(2, 3.0),
+        method=nes,
+        bounds=BOX,
+        options={"restarts": 5, "ftarget": 5.0, "rng": 0},
+    )
+    assert res.restarts == 0
+    assert res.status == 0
+    assert res.fun <= 5.0
+
+    def stop(intermediate_result):
+        if intermediate_result.nit == 5:
+            raise StopIteration
+
+    res = minimize(rastrigin, np.full(2, 3.0), method=nes, callback=stop, options={"restarts": 5})
+    assert res.status == 99
+    assert res.restarts == 0
+    assert res.nit == 5
+
+
+def test_all_nan_with_restarts_ends():
+    f = Recorder(lambda x: np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NESWarning)
+        res = nes(f, np.zeros(2), restarts=2, rng=0)
+    assert res.restarts == 2
+    assert res.status == 3
+    assert res.nfev == f.calls
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_restarts_solve_rastrigin_2d(seed):
+    # fixed seeds, so deterministic (an exact regression check); without restarts the run ends
+    # in a local minimum for four of these seeds
+    f = Recorder(rastrigin)
+    res = minimize(
+        f,
+        np.full(2, 3.0),
+        method=nes,
+        bounds=BOX,
+        options={"restarts": 5, "ftarget": 1e-8, "maxfev": 20_000, "rng": seed},
+    )
+    assert res.fun < 1e-8
+    assert res.status == 0
+    assert f.calls <= 20_000
+
+
 # ------------------------------------------------------------------ scipy's global methods
 def test_basinhopping_local_minimizer():
     def f(x):
@@ -642,7 +745,6 @@ def test_property_budget_and_box(seed, maxfev, width):
 
 
 # ------------------------------------------------------------------ convergence (fixed seeds)
-SEEDS = [0, 1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
