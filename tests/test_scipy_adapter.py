@@ -524,6 +524,20 @@ def test_process_pool_workers_match_serial():
     assert res.nfev == 300
 
 
+@pytest.mark.slow
+def test_dask_client_workers_match_serial():
+    distributed = pytest.importorskip("distributed")
+    ref = minimize(sphere, np.zeros(3), method=nes, options={"rng": 4, "maxfev": 300})
+    with distributed.Client(
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0"
+    ) as client:
+        res = minimize(
+            sphere, np.zeros(3), method=nes, options={"rng": 4, "maxfev": 300, "workers": client}
+        )
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert res.nfev == 300
+
+
 def test_fun_gets_writable_copies():
     def f(x):
         x[0] += 1e9  # scipy's methods pass copies: writing to x must not disturb the run
