@@ -511,3 +511,27 @@ def test_concurrent_processes_share_one_search(tmp_path: Path, kind: str, n_proc
     pids = {trials[n].user_attrs["pid"] for e in chain for n in e["told"]}  # type: ignore[attr-defined]
     assert len(pids) > 1
     assert len({t.user_attrs["pid"] for t in trials}) == n_procs
+
+
+def test_default_and_given_strategy_options_are_stored() -> None:
+    for options, expected in ((None, 1.0), ({"eta_sigma": 0.5}, 0.5)):
+        sampler = NESSampler(seed=0, strategy_options=options)
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(objective, n_trials=3)
+        state = stored_state(study.trials[sampler.generations(study)[0]["trial"]])  # type: ignore[index]
+        assert state["strategy"]["options"]["eta_sigma"] == expected  # type: ignore[index]
+
+
+def test_restarts_double_the_population() -> None:
+    # maxiter=3: each strategy stops after 3 generations, then restarts with twice the population.
+    sampler = NESSampler(seed=0, popsize=6, restarts=2, strategy_options={"maxiter": 3})
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=150)
+    trials = study.trials
+    chain = check_chain(study, sampler)
+    states = [stored_state(trials[e["trial"]]) for e in chain]  # type: ignore[index]
+    restarts = [s["restart"] for s in states]
+    popsizes = [s["strategy"]["popsize"] for s in states]  # type: ignore[index]
+    assert restarts[:7] == [0, 0, 0, 1, 1, 1, 2]
+    assert set(restarts) == {0, 1, 2}  # and no more than `restarts`
+    assert popsizes == [6 * 2**r for r in restarts]  # type: ignore[operator]
