@@ -5,8 +5,8 @@ Two ways to move a population to the workers:
 * ``"vectors"``: each task carries its rows of ``X`` (8 d bytes per candidate).
 * ``"seeds"``: for a strategy with counter-based noise (an integer seed), each task carries the
   keys of its candidates; the worker rebuilds them from the mean, the step sizes and the noise
-  keys (:func:`rebuild_row`). On a dask ``Client`` the mean is broadcast once per generation, so
-  a generation moves a few mean-sized messages instead of the whole population.
+  keys (``_tasks.rebuild_row``). On a dask ``Client`` the mean is broadcast once per
+  generation, so a generation moves a few mean-sized messages instead of the whole population.
 """
 
 from __future__ import annotations
@@ -21,170 +21,30 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Executor, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from . import _noise
 from ._base import NESWarning, Strategy
-from ._bounds import Box
+from ._tasks import (
+    UNPICKLABLE,
+    NoiseMismatchError,
+    SeedSpec,
+    as_value,
+    is_dask_client,
+    nbytes,
+    seed_plan,
+    seeds_task,
+    unpicklable,
+    vectors_task,
+)
 from ._typing import FloatArray
 
 MODES = ("auto", "vectors", "seeds")
 #: below this dimension ``mode="auto"`` ships vectors: rebuilding would cost more than it saves.
 SEEDS_MIN_DIM = 10_000
 _TIMEOUTS = (TimeoutError, FuturesTimeoutError)
-Result = tuple[FloatArray, list[str]]
-
-
-class NoiseMismatchError(RuntimeError):
-    """A worker draws other normal numbers than this process (another numpy version)."""
-
-
-@dataclass(frozen=True)
-class SeedSpec:
-    """What a worker needs, besides the mean and the step sizes, to rebuild candidates."""
-
-    entropy: int
-    generation: int
-    n_noise: int
-    mirrored: bool
-    dtype: str
-    check: bytes
-
-
-def _as_value(y: object, fun: object) -> float:
-    try:
-        return float(y)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        arr = np.asarray(y)
-        if arr.size == 1 and arr.dtype.kind in "biuf":
-            return float(arr.reshape(()))
-        raise TypeError(
-            f"`fun` must return a real number, but {getattr(fun, '__name__', fun)!r} "
-            f"returned {y!r:.80}."
-        ) from None
-
-
-def rebuild_row(
-    spec: SeedSpec, mean: FloatArray, scale: float | FloatArray, box: Box | None, k: int
-) -> FloatArray:
-    """Return candidate `k` of the generation described by `spec`, as ``ask()`` built it."""
-    m = spec.n_noise
-    out = np.empty(mean.size, dtype=spec.dtype)
-    _noise.counter_row(spec.entropy, spec.generation, k % m, out)
-    np.multiply(out, scale, out=out)
-    if spec.mirrored and k >= m:
-        np.subtract(mean, out, out=out)
-    else:
-        out += mean
-    if box is not None:
-        box.reflect(out[None, :])
-    return out
-
-
-def _eval_rows(
-    fun: Callable[..., object], args: Sequence[object], rows: Sequence[FloatArray] | FloatArray
-) -> Result:
-    """Evaluate each row; a row whose `fun` raises gets NaN and an error line."""
-    values = np.full(len(rows), np.nan)
-    errors: list[str] = []
-    for i, x in enumerate(rows):
-        try:
-            values[i] = _as_value(fun(x, *args), fun)
-        except Exception as exc:
-            errors.append(f"{type(exc).__name__}: {exc}")
-    return values, errors
-
-
-def _vectors_task(fun: Callable[..., object], args: Sequence[object], X: FloatArray) -> Result:
-    return _eval_rows(fun, args, X)
-
-
-_CHECKED: set[str] = set()  # precisions whose check value this process has confirmed
-
-
-def _seeds_task(
-    fun: Callable[..., object],
-    args: Sequence[object],
-    spec: SeedSpec,
-    mean: FloatArray,
-    scale: float | FloatArray,
-    bounds: tuple[FloatArray, FloatArray] | None,
-    keys: Sequence[int],
-) -> Result:
-    if spec.dtype not in _CHECKED:
-        if _noise.check_value(spec.dtype) != spec.check:
-            raise NoiseMismatchError(f"numpy {np.__version__} draws other {spec.dtype} noise")
-        _CHECKED.add(spec.dtype)
-    box = None if bounds is None else Box(*bounds)
-    return _eval_rows(fun, args, [rebuild_row(spec, mean, scale, box, k) for k in keys])
-
-
-def seed_plan(
-    strategy: Strategy, X: FloatArray
-) -> tuple[SeedSpec, FloatArray, float | FloatArray] | None:
-    """Return (spec, mean, scale) if the rows of `X` can be rebuilt from keys, else None.
-
-    `X` must be the first rows of the strategy's pending batch. The rebuild is checked on the
-    first and last row, so a strategy whose perturbation is not ``scale * z`` (XNES) ships
-    vectors.
-    """
-    noise, pending = strategy._noise, strategy._X
-    if not isinstance(noise, _noise.CounterNoise) or pending is None or X.shape[0] == 0:
-        return None
-    if not (X is pending or X.base is pending) or X.shape[1] != strategy.dim:
-        return None
-    scale = strategy._sigma_value()
-    if isinstance(scale, np.ndarray) and scale.shape != (strategy.dim,):
-        return None
-    dtype = np.dtype(strategy._dtype).name
-    spec = SeedSpec(
-        noise.entropy,
-        strategy.generation,
-        strategy._n_noise,
-        strategy.mirrored,
-        dtype,
-        _noise.check_value(dtype),
-    )
-    box = strategy._box
-    for k in {0, X.shape[0] - 1}:
-        if not np.array_equal(rebuild_row(spec, strategy._mean, scale, box, k), X[k]):
-            return None
-    return spec, strategy._mean, scale
-
-
-def _is_dask_client(obj: object) -> bool:
-    return type(obj).__module__.split(".")[0] == "distributed" and hasattr(obj, "scatter")
-
-
-def _nbytes(obj: object) -> int:
-    """Return the serialized size of `obj` (pickle protocol 5, buffers counted, not copied)."""
-    sizes: list[int] = []
-    try:
-        head = pickle.dumps(obj, protocol=5, buffer_callback=lambda b: sizes.append(len(b.raw())))
-    except Exception:
-        return 0
-    return len(head) + sum(sizes)
-
-
-def _unpicklable(exc: BaseException) -> bool:
-    text = str(exc)
-    return isinstance(exc, pickle.PicklingError) or (
-        isinstance(exc, (AttributeError, TypeError))
-        and ("pickle" in text or "Can't get attribute" in text)
-    )
-
-
-_UNPICKLABLE = (
-    "`fun` (and `args`) must be picklable to run in other processes, but {exc}. Define `fun` "
-    "at module level in an importable module (not a lambda, a local function or a function "
-    "typed into an interactive session), guard the script with `if __name__ == '__main__':`, "
-    "or evaluate serially (workers=None), with threads (a ThreadPoolExecutor) or on dask, "
-    "which pickles lambdas."
-)
 
 
 class Evaluator:
@@ -243,7 +103,7 @@ class Evaluator:
                 )
             self._size = (os.cpu_count() or 1) if n == -1 else n
             self._kind = "pool" if self._size > 1 else "serial"
-        elif _is_dask_client(workers):
+        elif is_dask_client(workers):
             self._kind = "dask"
         elif isinstance(workers, Executor):
             self._kind = "executor"
@@ -325,12 +185,12 @@ class Evaluator:
         self.last_bytes = 0
         n = len(X)
         if self._kind == "serial":  # exceptions propagate, as in scipy's own loops
-            return np.array([_as_value(fun(x, *args), fun) for x in X], dtype=np.float64)
+            return np.array([as_value(fun(x, *args), fun) for x in X], dtype=np.float64)
         if self._kind == "map":
             ys = list(self._workers(_Call(fun, args), list(X)))  # type: ignore[operator]
             if len(ys) != n:
                 raise ValueError(f"`workers` returned {len(ys)} values for {n} candidates.")
-            return np.array([_as_value(y, fun) for y in ys], dtype=np.float64)
+            return np.array([as_value(y, fun) for y in ys], dtype=np.float64)
         plan = None
         wanted = self._mode == "seeds" or (strategy is not None and strategy.dim >= SEEDS_MIN_DIM)
         if wanted and self._mode != "vectors" and self._seeds_ok and strategy is not None:
@@ -345,7 +205,7 @@ class Evaluator:
             try:
                 pickle.dumps((fun, args))
             except Exception as exc:
-                raise TypeError(_UNPICKLABLE.format(exc=exc)) from exc
+                raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
         values = np.full(n, np.nan)
         errors: list[str] = []
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
@@ -358,7 +218,7 @@ class Evaluator:
                 tasks = self._seeds_tasks(fun, args, plan, bounds, chunks, todo)
             else:
                 tasks = {
-                    i: (_vectors_task, fun, args, self._ship(X[chunks[i][0] : chunks[i][-1] + 1]))
+                    i: (vectors_task, fun, args, self._ship(X[chunks[i][0] : chunks[i][-1] + 1]))
                     for i in todo
                 }
             failed = self._run(tasks, chunks, values, errors, deadline, serial=attempt > 0)
@@ -399,7 +259,7 @@ class Evaluator:
     def _ship(self, value: Any) -> Any:
         """Return `value`, or on dask a future of it scattered to one worker."""
         if self._kind == "dask":
-            self.last_bytes += _nbytes(value)
+            self.last_bytes += nbytes(value)
             return self._workers.scatter(value, hash=False)  # type: ignore[attr-defined]
         return value
 
@@ -410,7 +270,7 @@ class Evaluator:
         held = self._broadcast.get(name)
         if held is not None and held[0] is value:
             return held[1]
-        self.last_bytes += _nbytes(value) * self._n_workers()
+        self.last_bytes += nbytes(value) * self._n_workers()
         fut = self._workers.scatter(value, broadcast=True, hash=False)  # type: ignore[attr-defined]
         self._broadcast[name] = (value, fut)
         return fut
@@ -432,7 +292,7 @@ class Evaluator:
             if bounds is None
             else (self._bcast("lower", bounds[0]), self._bcast("upper", bounds[1]))
         )
-        return {i: (_seeds_task, fun, args, spec, m, s, b, chunks[i].tolist()) for i in todo}
+        return {i: (seeds_task, fun, args, spec, m, s, b, chunks[i].tolist()) for i in todo}
 
     def _submit(self, task: tuple[Any, ...]) -> Any:
         if self._kind == "dask":
@@ -458,7 +318,7 @@ class Evaluator:
         failed: list[int] = []
         timed_out = False
         if self._kind != "dask":
-            self.last_bytes += sum(_nbytes(t[1:]) for t in tasks.values())
+            self.last_bytes += sum(nbytes(t[1:]) for t in tasks.values())
         # A retry of a process pool runs one task at a time, so a task that kills its worker
         # cannot take the others down with it.
         groups = [[i] for i in tasks] if serial and self._kind == "pool" else [list(tasks)]
@@ -481,14 +341,14 @@ class Evaluator:
                     errors.append(f"{type(exc).__name__}: {exc}")
                     continue
                 except Exception as exc:
-                    if _unpicklable(exc):
-                        raise TypeError(_UNPICKLABLE.format(exc=exc)) from exc
+                    if unpicklable(exc):
+                        raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
                     failed.append(i)
                     errors.append(f"{type(exc).__name__}: {exc}")
                     continue
                 values[chunks[i]] = vals
                 errors.extend(errs)
-                self.last_bytes += _nbytes((vals, errs))
+                self.last_bytes += nbytes((vals, errs))
             if self._kind == "pool" and (len(failed), timed_out) != before:
                 self._reset_pool()
         return failed

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import nes_asktell
-from nes_asktell import SNES, XNES, Evaluator, NESWarning, OpenES, evaluate
+from nes_asktell import SNES, XNES, Evaluator, NESWarning, OpenES, _tasks, evaluate
 from nes_asktell import _evaluate as ev
 
 D_BIG = 12_000  # above SEEDS_MIN_DIM: "auto" ships keys
@@ -135,7 +135,7 @@ def test_seeds_mode_rebuilds_exactly_the_asked_rows() -> None:
         assert plan is not None
         spec, mean, scale = plan
         for k in range(6):
-            np.testing.assert_array_equal(ev.rebuild_row(spec, mean, scale, es._box, k), X[k])
+            np.testing.assert_array_equal(_tasks.rebuild_row(spec, mean, scale, es._box, k), X[k])
 
 
 def test_strategies_that_cannot_be_rebuilt_ship_vectors() -> None:
@@ -161,10 +161,10 @@ def test_a_worker_with_other_noise_falls_back_to_vectors(monkeypatch) -> None:
 
     def wrong_check(strategy, X):
         spec, mean, scale = real(strategy, X)
-        return ev.SeedSpec(**{**spec.__dict__, "check": b"other numpy"}), mean, scale
+        return _tasks.SeedSpec(**{**spec.__dict__, "check": b"other numpy"}), mean, scale
 
     monkeypatch.setattr(ev, "seed_plan", wrong_check)
-    monkeypatch.setattr(ev, "_CHECKED", set())
+    monkeypatch.setattr(_tasks, "_CHECKED", set())
     with (
         ThreadPoolExecutor(2) as tp,
         pytest.warns(NESWarning, match="cannot rebuild candidates from keys"),
@@ -225,6 +225,19 @@ def test_unpicklable_function_with_a_process_pool_says_what_to_do() -> None:
     X = np.zeros((2, 3))
     with pytest.raises(TypeError, match=r"must be picklable.*module level"):
         evaluate(X, lambda x: 0.0, 2)
+
+
+@pytest.mark.slow
+def test_unpicklable_function_with_a_user_process_pool_says_what_to_do() -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    with (
+        ProcessPoolExecutor(1, mp_context=ctx) as pp,
+        pytest.raises(TypeError, match=r"must be picklable.*module level"),
+    ):
+        evaluate(np.zeros((2, 3)), lambda x: 0.0, pp)
 
 
 # ---------------------------------------------------------------------- arguments
