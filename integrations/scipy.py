@@ -430,8 +430,10 @@ class _Monitor:
 
     def start(self, es: Strategy) -> None:
         """Prepare for a new run of `es`."""
-        limit = self.tolstagnation
-        self.limit = limit if isinstance(limit, int) else default_stagnation(es.dim, es.popsize)
+        limit = self.tolstagnation  # validated by the strategy: None or an integral number
+        self.limit = (
+            default_stagnation(es.dim, es.popsize) if limit is None else int(limit)  # type: ignore[call-overload]
+        )
         self._best_nit = 0
         self.stalled = False
 
@@ -442,10 +444,11 @@ class _Monitor:
         self.nit += int(res.nit)
 
     def _improve(self, res: OptimizeResult) -> bool:
-        if res.fun < self.best_f or self.best_x is None:
+        """Keep the best point so far; return whether `res` improved on it."""
+        better = bool(res.fun < self.best_f)
+        if better or self.best_x is None:
             self.best_f, self.best_x = float(res.fun), np.copy(res.x)
-            return True
-        return False
+        return better
 
     def __call__(self, res: OptimizeResult) -> bool:
         """Return True to stop; a StopIteration from the user's callback propagates."""

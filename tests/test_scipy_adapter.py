@@ -502,6 +502,16 @@ def test_nan_and_inf_values_rank_worst():
     np.testing.assert_allclose(res.x, [1.0, 0.0], atol=1e-3)
 
 
+def test_all_nan_run_ends_after_tolstagnation_generations():
+    f = Recorder(lambda x: np.inf)
+    with pytest.warns(NESWarning, match="every fitness value is non-finite"):
+        res = nes(f, np.zeros(2), tolstagnation=5, rng=0)
+    assert res.nit == 5
+    assert res.nfev == f.calls == 5 * 6
+    assert res.status == 3
+    assert res.message == "The search stagnated: no further progress is possible."
+
+
 def test_all_nan_run_ends():
     f = Recorder(lambda x: np.nan)
     with pytest.warns(NESWarning, match="every fitness value is non-finite"):
