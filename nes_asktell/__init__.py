@@ -17,6 +17,7 @@ from ._base import NESWarning, Strategy
 from ._evaluate import Evaluator, evaluate
 from ._gradient import estimate_gradient
 from ._openes import OpenES
+from ._restarts import IPOP
 from ._shaping import centered_ranks, nes_utilities, nes_weights, raw, zscore
 from ._snes import SNES
 from ._xnes import XNES
@@ -24,6 +25,7 @@ from ._xnes import XNES
 __version__ = "0.1.0"
 
 __all__ = [
+    "IPOP",
     "SNES",
     "XNES",
     "Evaluator",

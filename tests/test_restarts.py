@@ -1,0 +1,239 @@
+"""IPOP restarts: the population doubles, the budget is shared and respected, state resumes."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nes_asktell import IPOP, SNES, XNES, OpenES
+
+
+def rastrigin(x: np.ndarray) -> float:
+    return float(10 * x.size + np.sum(x**2 - 10 * np.cos(2 * np.pi * x)))
+
+
+def sphere(x: np.ndarray) -> float:
+    return float(np.sum((x - 0.5) ** 2))
+
+
+def quick(**kw: object) -> IPOP:
+    """An IPOP whose runs converge quickly (loose local tolerances) on Rastrigin."""
+    args: dict[str, object] = {"tolfun": 1e-4, "tolx": 1e-4, "rng": 3, "max_restarts": 4}
+    args.update(kw)
+    return IPOP(XNES, np.full(2, 3.0), 1.0, **args)
+
+
+def drive(opt: IPOP, fun: object, steps: int | None = None) -> list[np.ndarray]:
+    asks = []
+    while not opt.stop() and (steps is None or len(asks) < steps):
+        X = opt.ask()
+        asks.append(X.copy())
+        opt.tell(X, [fun(x) for x in X])  # type: ignore[operator]
+    return asks
+
+
+def test_popsize_doubles_at_each_restart() -> None:
+    opt = quick()
+    res = opt.optimize(rastrigin)
+    sizes = [h["popsize"] for h in res.history]
+    assert res.restarts == 4
+    assert sizes == [6 * 2**r for r in range(5)]  # 4 + floor(3 ln 2) = 6
+    assert all(h["stop"] for h in res.history)
+    assert sum(int(h["nfev"]) for h in res.history) == res.nfev  # type: ignore[call-overload]
+
+
+def test_popsize_factor_and_mirrored_keep_popsize_even() -> None:
+    opt = quick(popsize=6, popsize_factor=1.5, mirrored=True)
+    res = opt.optimize(rastrigin)
+    sizes = [h["popsize"] for h in res.history]
+    assert sizes == [6, 10, 14, 20, 30]  # 6 * 1.5^r rounded, then up to even
+
+
+@settings(max_examples=10)
+@given(maxfev=st.integers(1, 1500))
+def test_optimize_spends_the_budget_exactly(maxfev: int) -> None:
+    opt = IPOP(XNES, np.full(2, 3.0), 1.0, maxfev=maxfev, tolfun=1e-3, tolx=1e-3, rng=0)
+    res = opt.optimize(rastrigin)
+    assert res.nfev == maxfev
+    assert "maxfev" in res.stop
+    assert res.stop["maxfev"] == maxfev
+
+
+def test_budget_is_shared_and_maxfev_never_triggers_a_restart() -> None:
+    calls = []
+
+    def counted(x: np.ndarray) -> float:
+        calls.append(1)
+        return rastrigin(x)
+
+    opt = quick(maxfev=2500, max_restarts=50)
+    res = opt.optimize(counted)
+    assert len(calls) == res.nfev == 2500
+    assert all("maxfev" not in h["stop"] for h in res.history[:-1])  # type: ignore[operator]
+    assert res.status == 1
+
+
+def test_ftarget_ends_the_whole_sequence() -> None:
+    opt = IPOP(XNES, np.full(3, 2.0), 1.0, ftarget=1e-6, maxfev=50_000, rng=2)
+    res = opt.optimize(sphere)
+    assert res.fun <= 1e-6
+    assert res.success
+    assert "ftarget" in res.stop
+    assert res.restarts == 0
+
+
+def test_first_run_is_the_plain_strategy() -> None:
+    x0 = np.array([1.0, -2.0, 0.5])
+    opt = IPOP(SNES, x0, 0.7, rng=42)
+    es = SNES(x0, 0.7, rng=42)
+    for X in drive(opt, sphere, steps=10):
+        Y = es.ask()
+        np.testing.assert_array_equal(X, Y)
+        es.tell(Y, [sphere(y) for y in Y])
+
+
+def test_restart_x0_is_the_original_x0_when_unbounded() -> None:
+    x0 = np.full(2, 3.0)
+    opt = quick()
+    seen = 0
+    while not opt.stop():
+        r = opt.restarts
+        X = opt.ask()
+        opt.tell(X, [rastrigin(x) for x in X])
+        if opt.restarts > r:  # a fresh run: nothing told yet, its mean is its x0
+            np.testing.assert_array_equal(opt.mean, x0)
+            seen += 1
+    assert seen == 4
+
+
+@pytest.mark.slow
+def test_restart_x0_is_uniform_in_the_box_when_bounded() -> None:
+    lower, upper = np.array([-5.0, 0.0]), np.array([5.0, 1.0])
+    means = []
+    for seed in range(4):
+        opt = quick(bounds=(lower, upper), rng=seed, max_restarts=2)
+        while not opt.stop():
+            r = opt.restarts
+            X = opt.ask()
+            opt.tell(X, [sphere(x) for x in X])
+            if opt.restarts > r:
+                means.append(opt.mean)
+    M = np.array(means)
+    assert M.shape[0] == 8
+    assert np.all((lower <= M) & (upper >= M))
+    assert len({tuple(m) for m in M}) == M.shape[0]  # every restart draws its own start
+
+
+def test_partially_bounded_coordinates_keep_x0() -> None:
+    opt = quick(bounds=[(-5.0, 5.0), (None, None)])
+    while opt.restarts == 0:
+        X = opt.ask()
+        opt.tell(X, [rastrigin(x) for x in X])
+    assert opt.mean[1] == 3.0
+
+
+def test_max_restarts_ends_the_sequence_with_the_local_reason() -> None:
+    opt = quick(max_restarts=1)
+    res = opt.optimize(rastrigin)
+    assert res.restarts == 1
+    assert {"tolfun", "tolx"} & set(res.stop)
+    assert len(res.history) == 2
+
+
+def test_callback_stops_everything() -> None:
+    opt = quick(maxfev=10_000)
+    res = opt.optimize(rastrigin, callback=lambda r: r.nit >= 3)
+    assert res.nit == 3
+    assert res.status == 99
+
+
+# ---------------------------------------------------------------------- state and resume
+@pytest.mark.parametrize("how", ["json", "pickle"])
+@pytest.mark.parametrize("pending", [False, True])
+def test_resume_across_restarts_is_bit_exact(how: str, pending: bool) -> None:
+    reference = quick(maxfev=3000)
+    asks_ref = drive(reference, rastrigin)
+    assert reference.restarts >= 2
+    opt = quick(maxfev=3000)
+    k = 0
+    while opt.restarts < 1:  # stop in the middle of the second run
+        X = opt.ask()
+        opt.tell(X, [rastrigin(x) for x in X])
+        k += 1
+    drive(opt, rastrigin, steps=3)
+    k += 3
+    if pending:
+        opt.ask()
+    if how == "json":
+        opt2 = IPOP.from_state(json.loads(json.dumps(opt.state_dict())))
+    else:
+        opt2 = pickle.loads(pickle.dumps(opt))
+    asks = drive(opt2, rastrigin)
+    assert len(asks) == len(asks_ref) - k
+    for x, y in zip(asks, asks_ref[k:], strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert opt2.best[1] == reference.best[1]
+    assert opt2.nfev == reference.nfev
+    assert opt2.state_dict() == reference.state_dict()
+
+
+@pytest.mark.parametrize("cls", [XNES, SNES, OpenES])
+def test_every_strategy_can_be_restarted(cls: type) -> None:
+    opt = IPOP(cls, np.full(2, 2.0), 0.5, maxfev=3000, tolfun=1e-3, tolx=1e-3, rng=1)
+    res = opt.optimize(rastrigin)
+    assert res.nfev == 3000
+    restored = IPOP.from_state(json.loads(json.dumps(opt.state_dict())))
+    assert restored.strategy.name == cls.name
+    assert IPOP(cls.name, np.zeros(2), 1.0).strategy.name == cls.name
+
+
+def test_generator_rng_is_drawn_from_once() -> None:
+    a = IPOP(XNES, np.zeros(2), 1.0, rng=np.random.default_rng(5))
+    b = IPOP(XNES, np.zeros(2), 1.0, rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(a.ask(), b.ask())
+
+
+# ---------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("args", "kw", "exc", "match"),
+    [
+        ((3,), {}, TypeError, r"`strategy` must be a Strategy subclass or its name, but got 3"),
+        (("cmaes",), {}, ValueError, r"`strategy` must be one of \['openes', 'snes', 'xnes'\]"),
+        ((XNES,), {"max_restarts": -1}, ValueError, r"`max_restarts` must be an integer >= 0"),
+        ((XNES,), {"popsize_factor": 0.5}, ValueError, r"`popsize_factor` must be a number >= 1"),
+        ((XNES,), {"maxfev": 0}, ValueError, r"`maxfev` must be an integer >= 1, but got 0"),
+        ((XNES,), {"eta_B": -1.0}, ValueError, r"`eta_B` must be a positive finite number"),
+        (
+            (XNES,),
+            {"rng": np.random.RandomState(0)},
+            TypeError,
+            r"`rng` must be None, an int, a SeedSequence or a Generator, but got RandomState",
+        ),
+    ],
+)
+def test_bad_arguments(args: tuple, kw: dict, exc: type, match: str) -> None:
+    with pytest.raises(exc, match=match):
+        IPOP(*args, np.zeros(2), 1.0, **kw)
+
+
+def test_malformed_state_is_rejected() -> None:
+    state = quick().state_dict()
+    with pytest.raises(ValueError, match=r"`state` must come from IPOP.state_dict\(\)"):
+        IPOP.from_state({"strategy": "xnes"})
+    state["inner_strategy"] = "cmaes"
+    with pytest.raises(ValueError, match=r"`state` is malformed: 'cmaes'"):
+        IPOP.from_state(state)
+
+
+def test_result_fields() -> None:
+    res = quick(maxfev=500).optimize(rastrigin)
+    assert res.nfev == 500
+    assert math.isfinite(res.fun)
+    assert res.x.shape == (2,)
+    assert rastrigin(res.x) == res.fun
