@@ -28,10 +28,13 @@ import json
 import math
 import re
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
+from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage
-from optuna.trial import FrozenTrial
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
 
 from nes_asktell._base import NESWarning
 
@@ -226,15 +229,38 @@ def write_state(storage: BaseStorage, trial_id: int, state: dict[str, object]) -
     return digest
 
 
+def find(trials: list[FrozenTrial], number: int) -> FrozenTrial | None:
+    """Return the trial numbered `number` (trials come sorted by number, from 0)."""
+    if 0 <= number < len(trials) and trials[number].number == number:
+        return trials[number]
+    return next((t for t in trials if t.number == number), None)
+
+
+@dataclass
+class Index:
+    """What the sampler knows about one study's trials, updated incrementally.
+
+    ``trials[:cursor]`` are finished and indexed for good (a finished trial never changes).
+    """
+
+    cursor: int = 0
+    carriers: dict[int, Carrier] = field(default_factory=dict)
+    candidates: dict[int, Candidate] = field(default_factory=dict)
+    by_state: dict[str, list[int]] = field(default_factory=dict)
+    #: the distributions common to every COMPLETE trial (Optuna's intersection search space)
+    space: dict[str, BaseDistribution] | None = None
+    chain_for: tuple[int, ...] = ()
+    chain: list[Carrier] = field(default_factory=list)
+
+
 class Records:
-    """The parsed records of a study's trials, cached (a trial's records never change).
+    """The parsed records of each study's trials.
 
     Malformed records are ignored with one :class:`~nes_asktell.NESWarning` each.
     """
 
     def __init__(self) -> None:
-        self._carriers: dict[tuple[str, int], Carrier] = {}
-        self._candidates: dict[tuple[str, int], Candidate] = {}
+        self._studies: dict[tuple[int, int, str], Index] = {}
         self._warned: set[object] = set()
 
     def warn_once(self, tag: object, message: str) -> None:
@@ -243,34 +269,51 @@ class Records:
             self._warned.add(tag)
             warnings.warn(message, NESWarning, stacklevel=5)
 
-    def carriers(
-        self, study_name: str, trials: list[FrozenTrial], key: str, bad: set[str]
-    ) -> list[Carrier]:
-        """Return the valid carriers of search `key` whose digest is not in `bad`."""
-        out = []
-        for t in trials:
-            c = self._carriers.get((study_name, t.number))
-            if c is None and STATE in t.system_attrs:
-                try:
-                    c = parse_carrier(t)
-                except ValueError as exc:
-                    self.warn_once(("carrier", study_name, t.number), f"{exc}; it is ignored.")
-                    continue
-                if c is not None:
-                    self._carriers[study_name, t.number] = c
-            if c is not None and c.key == key and c.digest not in bad:
-                out.append(c)
-        return out
+    def update(self, study: Study, trials: list[FrozenTrial]) -> Index:
+        """Index the trials not yet finished and indexed; return the study's index."""
+        sid = (id(study._storage), study._study_id, study.study_name)
+        ix = self._studies.get(sid)
+        if ix is None or ix.cursor > len(trials):
+            ix = self._studies[sid] = Index()
+        advancing = True
+        for pos in range(ix.cursor, len(trials)):
+            t = trials[pos]
+            n = t.number
+            if n not in ix.carriers and STATE in t.system_attrs:
+                c = self._parse(parse_carrier, t, "carrier")
+                if isinstance(c, Carrier):
+                    ix.carriers[n] = c
+            if n not in ix.candidates and CANDIDATE in t.system_attrs:
+                cand = self._parse(parse_candidate, t, "candidate")
+                if isinstance(cand, Candidate):
+                    ix.candidates[n] = cand
+                    ix.by_state.setdefault(cand.state, []).append(n)
+            if t.state == TrialState.COMPLETE:
+                dists = t.distributions
+                if ix.space is None:
+                    ix.space = dict(dists)
+                else:
+                    ix.space = {k: d for k, d in ix.space.items() if dists.get(k) == d}
+            if advancing and t.state.is_finished():
+                ix.cursor = pos + 1
+            else:
+                advancing = False
+        return ix
 
-    def candidate(self, study_name: str, t: FrozenTrial) -> Candidate | None:
-        """Return the candidate record of trial `t`, None if it has none or it is malformed."""
-        c = self._candidates.get((study_name, t.number))
-        if c is None and CANDIDATE in t.system_attrs:
-            try:
-                c = parse_candidate(t)
-            except ValueError as exc:
-                self.warn_once(("candidate", study_name, t.number), f"{exc}; it is ignored.")
-                return None
-            if c is not None:
-                self._candidates[study_name, t.number] = c
-        return c
+    def _parse(self, parse: Callable[[FrozenTrial], object], t: FrozenTrial, kind: str) -> object:
+        tag = (kind, t.number, t._trial_id)
+        if tag in self._warned:
+            return None
+        try:
+            return parse(t)
+        except ValueError as exc:
+            self.warn_once(tag, f"{exc}; it is ignored.")
+            return None
+
+    def chain(self, ix: Index, key: str, bad: set[str]) -> list[Carrier]:
+        """Return the current chain of search `key` (see :func:`longest_chain`), cached."""
+        carriers = [c for c in ix.carriers.values() if c.key == key and c.digest not in bad]
+        numbers = tuple(c.number for c in carriers)
+        if numbers != ix.chain_for or not ix.chain or ix.chain[0].key != key:
+            ix.chain_for, ix.chain = numbers, longest_chain(carriers)
+        return ix.chain

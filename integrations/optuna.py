@@ -12,7 +12,6 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
-from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -153,7 +152,6 @@ class NESSampler(BaseSampler):
         self._n_startup_trials = n_startup
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
         self._warn_independent_sampling = warn_independent_sampling
-        self._search_space = IntersectionSearchSpace()
         self._init_caches()
 
     def _init_caches(self) -> None:
@@ -161,10 +159,11 @@ class NESSampler(BaseSampler):
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()
         self._records = ch.Records()
         self._bad: set[str] = set()
+        self._spaces: dict[tuple[tuple[str, BaseDistribution], ...], tuple[UnitSpace, str]] = {}
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()
-        for name in ("_lock", "_loaded", "_records", "_bad"):
+        for name in ("_lock", "_loaded", "_records", "_bad", "_spaces"):
             del d[name]
         return d
 
@@ -182,11 +181,10 @@ class NESSampler(BaseSampler):
     ) -> dict[str, BaseDistribution]:
         """Return the numeric parameters with more than one value common to the finished trials."""
         self._check_single_objective(study)
-        return {
-            name: dist
-            for name, dist in self._search_space.calculate(study).items()
-            if is_relative(dist)
-        }
+        trials = study.get_trials(deepcopy=False)
+        with self._lock:
+            space = self._records.update(study, trials).space or {}
+        return {name: space[name] for name in sorted(space) if is_relative(space[name])}
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -201,7 +199,7 @@ class NESSampler(BaseSampler):
         out: dict[str, Any] = {}
         if numeric:
             with self._lock:
-                values = self._sample(study, trial, UnitSpace(numeric))
+                values = self._sample(study, trial, *self._unit_space(numeric))
             if values is None:
                 return {}
             out.update(values)
@@ -268,20 +266,17 @@ class NESSampler(BaseSampler):
             it, empty for the first).
         """
         self._check_single_objective(study)
-        space = self._search_space.calculate(study) if search_space is None else search_space
-        numeric = {name: d for name, d in space.items() if is_relative(d)}
-        if not numeric:
-            return []
         trials = study.get_trials(deepcopy=False)
         with self._lock:
-            unit = UnitSpace(numeric)
-            space_dim = unit.dim
-            chain = ch.longest_chain(
-                self._records.carriers(study.study_name, trials, self._search.key(unit), self._bad)
-            )
+            ix = self._records.update(study, trials)
+            space = (ix.space or {}) if search_space is None else search_space
+            numeric = {name: d for name, d in space.items() if is_relative(d)}
+            if not numeric:
+                return []
+            unit, key = self._unit_space(numeric)
             out: list[dict[str, object]] = []
-            for c in chain:
-                loaded = self._load(c, trials, space_dim)
+            for c in self._records.chain(ix, key, self._bad):
+                loaded = self._load(c, trials, unit.dim)
                 if loaded is None:
                     break
                 out.append(
@@ -308,7 +303,7 @@ class NESSampler(BaseSampler):
         if hit is not None:
             self._loaded.move_to_end(c.digest)
             return hit
-        trial = next((t for t in trials if t.number == c.number), None)
+        trial = ch.find(trials, c.number)
         try:
             if trial is None:
                 raise ValueError(f"trial {c.number} is missing")
@@ -325,22 +320,34 @@ class NESSampler(BaseSampler):
             self._loaded.popitem(last=False)
         return loaded
 
+    def _unit_space(self, numeric: dict[str, BaseDistribution]) -> tuple[UnitSpace, str]:
+        sig = tuple(sorted(numeric.items()))
+        hit = self._spaces.get(sig)
+        if hit is None:
+            unit = UnitSpace(numeric)
+            hit = self._spaces[sig] = (unit, self._search.key(unit))
+            while len(self._spaces) > _CACHE_SIZE:
+                del self._spaces[next(iter(self._spaces))]
+        return hit
+
     def _sample(
-        self, study: Study, trial: FrozenTrial, space: UnitSpace
+        self, study: Study, trial: FrozenTrial, space: UnitSpace, key: str
     ) -> dict[str, int | float] | None:
         trials = study.get_trials(deepcopy=False)
-        if sum(t.state == TrialState.COMPLETE for t in trials) < self._n_startup_trials:
+        n_complete = 0
+        for t in trials:
+            if n_complete >= self._n_startup_trials:
+                break
+            n_complete += t.state == TrialState.COMPLETE
+        if n_complete < self._n_startup_trials:
             return None
-        key = self._search.key(space)
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
-        name = study.study_name
-        me = next((t for t in trials if t.number == trial.number), trial)
-        mine = self._records.candidate(name, me)  # a trial sampled twice keeps its candidate
+        ix = self._records.update(study, trials)
+        mine = ix.candidates.get(trial.number)  # a trial sampled twice keeps its candidate
         if mine is not None and mine.state in self._loaded:
             return space.from_unit(self._loaded[mine.state].X[mine.index])
-        carriers = self._records.carriers(name, trials, key, self._bad)
         while True:
-            chain = ch.longest_chain([c for c in carriers if c.digest not in self._bad])
+            chain = self._records.chain(ix, key, self._bad)
             if not chain:
                 state = self._search.first_state(space, key, trials, sign)
                 return self._store_and_assign(study, trial, space, state)
@@ -351,14 +358,15 @@ class NESSampler(BaseSampler):
         lam = loaded.X.shape[0]
         done: dict[int, FrozenTrial] = {}
         live = [0] * lam
-        for t in trials:
-            cand = self._records.candidate(name, t)
-            if cand is None or cand.state != tip.digest or cand.index >= lam:
+        for number in sorted(ix.by_state.get(tip.digest, ())):
+            held = ch.find(trials, number)
+            k = ix.candidates[number].index
+            if held is None or k >= lam:
                 continue
-            if t.state == TrialState.COMPLETE and cand.index not in done:
-                done[cand.index] = t
-            elif t.state in (TrialState.RUNNING, TrialState.WAITING):
-                live[cand.index] += 1
+            if held.state == TrialState.COMPLETE and k not in done:
+                done[k] = held
+            elif held.state in (TrialState.RUNNING, TrialState.WAITING):
+                live[k] += 1
         if len(done) == lam:
             told = [done[k] for k in range(lam)]
             state = self._search.next_state(tip, loaded, told, sign)
