@@ -97,13 +97,13 @@ METHODS: dict[str, Callable[[int], Step]] = {
 }
 
 
-def asktell(dims: list[int], repeats: int) -> dict[int, dict[str, float]]:
+def asktell(dims: list[int], repeats: int, max_rounds: int = 50) -> dict[int, dict[str, float]]:
     """Return the median ask+tell seconds per dimension and method."""
     out: dict[int, dict[str, float]] = {}
     for d in dims:
         steps = {name: make(d) for name, make in METHODS.items()}
         times: dict[str, list[float]] = {name: [] for name in steps}
-        rounds = max(repeats, min(50, 2_000_000 // d))  # more rounds where a step is short
+        rounds = max(repeats, min(max_rounds, 2_000_000 // d))  # more where a step is short
         for r in range(rounds + 1):
             for name, step in steps.items():
                 gc.collect()
@@ -199,7 +199,7 @@ def main(quick: bool) -> None:
     env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     print(f"numpy {np.__version__}, {os.cpu_count()} cores, {env}")
     dims = [100, 10_000, 100_000] if quick else [100, 1_000, 10_000, 100_000, 1_000_000]
-    res = asktell(dims, repeats=2 if quick else 5)
+    res = asktell(dims, repeats=2 if quick else 5, max_rounds=5 if quick else 50)
     out = Path(tempfile.gettempdir()) / "nes_asktell_bench" if quick else OUT_DIR
     names = list(METHODS)
     headers = ["d", *[f"{n} (s)" for n in names]]

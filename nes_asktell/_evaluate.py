@@ -209,7 +209,8 @@ class Evaluator:
         values = np.full(n, np.nan)
         errors: list[str] = []
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
-        bounds = None if strategy is None or strategy._box is None else strategy.bounds
+        box = None if strategy is None else strategy._box
+        bounds = None if box is None else (box.lower, box.upper)  # the same arrays each time
         n_tasks = self._n_workers()
         chunks = [c for c in np.array_split(np.arange(n), min(n_tasks, n)) if c.size]
         todo = list(range(len(chunks)))

@@ -125,6 +125,17 @@ def test_seeds_move_far_fewer_bytes_than_vectors_on_dask(client) -> None:
         assert s.last_bytes <= 2 * 8 * D_BIG + 20_000
 
 
+@pytest.mark.slow
+def test_bounds_are_broadcast_once_and_bounded_runs_match(client) -> None:
+    box = (np.full(D_BIG, -0.3), np.full(D_BIG, 0.4))
+    ref = run(SNES, None, d=D_BIG, gens=2, bounds=box)
+    with Evaluator(client, mode="seeds") as seeds:
+        np.testing.assert_array_equal(run(SNES, seeds, d=D_BIG, gens=2, bounds=box), ref)
+        # the second generation sends the mean and SNES's sigma to 2 workers (4 * 8 d bytes),
+        # not the bounds again (another 4 * 8 d)
+        assert seeds.last_bytes <= 4 * 8 * D_BIG + 20_000
+
+
 def test_seeds_mode_rebuilds_exactly_the_asked_rows() -> None:
     box = (np.full(D_BIG, -0.2), np.full(D_BIG, 0.25))
     for cls, kw in ((OpenES, {}), (SNES, {"mirrored": True}), (SNES, {"dtype": "float32"})):
