@@ -21,6 +21,7 @@ from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
 
 from nes_asktell import _validate as v
 from nes_asktell._base import CRITERIA, Strategy, make_result
+from nes_asktell._restarts import IPOP
 from nes_asktell._stopping import MESSAGES, STATUS, default_stagnation
 from nes_asktell._typing import FloatArray
 
@@ -114,8 +115,10 @@ def nes(
     vectorized : bool
         Evaluate each generation in one call ``fun(X, *args)`` with `X` of shape (d, S).
     restarts : int
-        Number of IPOP restarts: when a run converges or stagnates, a new one starts from `x0`
-        and `sigma0` with twice the population, within the shared budgets. Default 0.
+        Number of IPOP restarts (:class:`nes_asktell.IPOP`): when a run converges or
+        stagnates, a new one starts with twice the population, from a point drawn uniformly in
+        the box where both bounds are finite (from `x0` elsewhere), within the shared budgets.
+        Default 0.
     disp : bool
         Print progress.
     **options
@@ -141,7 +144,8 @@ def nes(
 
     Notes
     -----
-    Each run is :meth:`nes_asktell.Strategy.optimize` with scipy's conventions around it. With
+    The run is :meth:`nes_asktell.Strategy.optimize` (with `restarts`,
+    :meth:`nes_asktell.IPOP.optimize`) with scipy's conventions around it. With
     an integer `rng` the whole call is deterministic: the same call gives the same result, also
     with `workers`, `vectorized` or `restarts`.
 
@@ -213,19 +217,37 @@ def nes(
         fun = _Copying(fun)
     box = Bounds(lower, upper) if boxed else None
 
-    # ---- run
-    return _run(
-        lambda k, lam, seed: cls(x, sigma0, lam, bounds=box, rng=seed, **kwargs),
-        _seeds(rng, n_restarts + 1),
-        popsize,
-        n_restarts,
-        _Monitor(callback, kwargs.get("tolstagnation")),
-        fun=cast("Callable[..., float]", fun),
+    # ---- run: the strategy's own loop, or IPOP's around it
+    opt: Strategy | IPOP
+    if n_restarts:
+        opt = IPOP(cls, x, sigma0, popsize, bounds=box, rng=rng, max_restarts=n_restarts, **kwargs)
+    else:
+        opt = cls(x, sigma0, popsize, bounds=box, rng=rng, **kwargs)
+    monitor = _Monitor(opt, callback, kwargs.get("tolstagnation"))
+    res = opt.optimize(
+        cast("Callable[..., float]", fun),
         args=args,
         maxfev=budget_fev,
         maxiter=budget_it,
         workers=workers,
+        callback=monitor,
         disp=show,
+    )
+    status = int(res.status)
+    if monitor.stalled and status == STATUS["callback"]:
+        status = STATUS["tolstagnation"]
+    return make_result(
+        x=np.copy(res.x),
+        fun=float(res.fun),
+        nfev=int(res.nfev),
+        nit=int(res.nit),
+        status=status,
+        success=status == 0,
+        message=MESSAGES[status],
+        mean=res.mean,
+        sigma=res.sigma,
+        restarts=int(res.get("restarts", 0)),
+        popsize=opt.popsize,
     )
 
 
@@ -398,24 +420,26 @@ class _VectorizedMap:
 
 
 class _Monitor:
-    """The callback given to ``Strategy.optimize``: the user's callback and a stagnation guard.
+    """The callback given to ``optimize``: the user's callback and a stagnation guard.
 
-    The user's callback is adapted as scipy's own methods do and sees the whole run: the best
-    point over all restarts and the evaluations and generations counted from the start. The
-    guard ends a run whose best value has not improved for ``tolstagnation`` generations,
-    counting the generations in which every value was NaN or inf (which the strategy skips), so
-    that an objective that only returns NaN cannot make the run go on forever.
+    The user's callback is adapted as scipy's own methods do; it sees the best point and the
+    evaluations and generations of the whole run (over all restarts). The guard ends the run
+    when the current strategy's best value has not improved for ``tolstagnation`` generations,
+    counting the generations in which every value was NaN or inf (which the strategy skips and
+    its own ``tolstagnation`` does not count), so that an objective that only returns NaN cannot
+    make the run go on forever.
     """
 
-    def __init__(self, callback: Callable[..., object] | None, tolstagnation: object) -> None:
-        self.tolstagnation = tolstagnation
-        self.limit = 0
-        self.best_x: FloatArray | None = None
-        self.best_f = math.inf
-        self.nfev = 0  # totals of the finished runs
-        self.nit = 0
+    def __init__(
+        self, opt: Strategy | IPOP, callback: Callable[..., object] | None, tolstagnation: object
+    ) -> None:
+        self.opt = opt
+        self.tolstagnation = tolstagnation  # validated by the strategy: None or integral
         self.stalled = False
-        self._best_nit = 0
+        self._inner: Strategy | None = None
+        self._limit = 0
+        self._best = math.inf
+        self._best_gen = 0
         self.user: Callable[[OptimizeResult], object] | None = None
         if callback is None:
             return
@@ -424,126 +448,29 @@ class _Monitor:
         except (TypeError, ValueError):  # some builtins have no signature
             params = set()
         if params == {"intermediate_result"}:  # scipy's rule (optimize._optimize._wrap_callback)
-            self.user = lambda res: callback(intermediate_result=res)
+            self.user = lambda res: callback(
+                intermediate_result=make_result(
+                    x=np.copy(res.x), fun=float(res.fun), nfev=int(res.nfev), nit=int(res.nit)
+                )
+            )
         else:
-            self.user = lambda res: callback(res.x)
-
-    def start(self, es: Strategy) -> None:
-        """Prepare for a new run of `es`."""
-        limit = self.tolstagnation  # validated by the strategy: None or an integral number
-        self.limit = (
-            default_stagnation(es.dim, es.popsize) if limit is None else int(limit)  # type: ignore[call-overload]
-        )
-        self._best_nit = 0
-        self.stalled = False
-
-    def finish(self, res: OptimizeResult) -> None:
-        """Add up a finished run."""
-        self._improve(res)
-        self.nfev += int(res.nfev)
-        self.nit += int(res.nit)
-
-    def _improve(self, res: OptimizeResult) -> bool:
-        """Keep the best point so far; return whether `res` improved on it."""
-        better = bool(res.fun < self.best_f)
-        if better or self.best_x is None:
-            self.best_f, self.best_x = float(res.fun), np.copy(res.x)
-        return better
+            self.user = lambda res: callback(np.copy(res.x))
 
     def __call__(self, res: OptimizeResult) -> bool:
         """Return True to stop; a StopIteration from the user's callback propagates."""
-        if self._improve(res):
-            self._best_nit = int(res.nit)
-        if self.user is not None:
-            assert self.best_x is not None
-            whole = make_result(
-                x=np.copy(self.best_x),
-                fun=self.best_f,
-                nfev=self.nfev + int(res.nfev),
-                nit=self.nit + int(res.nit),
+        if self.user is not None and self.user(res) is True:
+            return True
+        inner = self.opt.strategy if isinstance(self.opt, IPOP) else self.opt
+        if inner is not self._inner:  # a new run
+            self._inner, self._best, self._best_gen = inner, math.inf, 0
+            limit = self.tolstagnation
+            self._limit = (
+                default_stagnation(inner.dim, inner.popsize) if limit is None else int(limit)  # type: ignore[call-overload]
             )
-            if self.user(whole) is True:
-                return True
-        if res.nit - self._best_nit >= self.limit:
+        f = inner.best[1]
+        if f < self._best:
+            self._best, self._best_gen = f, inner.generation
+        if inner.generation - self._best_gen >= self._limit:
             self.stalled = True
             return True
         return False
-
-
-def _seeds(rng: object, n: int) -> list[object]:
-    """Return the `rng` of each of `n` runs.
-
-    The first run gets `rng` itself. For an int or SeedSequence, restart k gets the integer seed
-    drawn from ``SeedSequence(entropy, spawn_key=(k,))``; any other `rng` (a Generator) is shared
-    and drawn from in sequence.
-    """
-    seeded = isinstance(rng, np.random.SeedSequence) or (
-        isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and int(rng) >= 0
-    )
-    if not seeded:
-        return [rng] * n
-    entropy = rng.entropy if isinstance(rng, np.random.SeedSequence) else int(rng)  # type: ignore[call-overload]
-    out: list[object] = [rng]
-    for k in range(1, n):
-        words = np.random.SeedSequence(entropy, spawn_key=(k,)).generate_state(2, np.uint64)
-        out.append(int(words[0]) | int(words[1]) << 64)
-    return out
-
-
-def _run(
-    make: Callable[[int, object, object], Strategy],
-    seeds: list[object],
-    popsize: object,
-    restarts: int,
-    monitor: _Monitor,
-    *,
-    fun: Callable[..., float],
-    args: tuple[object, ...],
-    maxfev: int | None,
-    maxiter: int | None,
-    workers: object,
-    disp: bool,
-) -> OptimizeResult:
-    """Run the strategy, then up to `restarts` more with twice the population each (IPOP)."""
-    es = make(0, popsize, seeds[0])
-    lam = es.popsize
-    k = 0
-    while True:
-        monitor.start(es)
-        res = es.optimize(
-            fun,
-            args=args,
-            maxfev=None if maxfev is None else maxfev - monitor.nfev,
-            maxiter=None if maxiter is None else maxiter - monitor.nit,
-            workers=workers,
-            callback=monitor,
-            disp=disp,
-        )
-        monitor.finish(res)
-        status = int(res.status)
-        if monitor.stalled and status == STATUS["callback"]:
-            status = STATUS["tolstagnation"]
-        out_of_budget = (maxfev is not None and monitor.nfev >= maxfev) or (
-            maxiter is not None and monitor.nit >= maxiter
-        )
-        reached = "ftarget" in res.stop
-        if k == restarts or out_of_budget or reached or status not in (0, 3):
-            break
-        k += 1
-        es = make(k, lam * 2**k, seeds[k])
-        if disp:
-            print(f"restart {k}: popsize {es.popsize}")
-    assert monitor.best_x is not None
-    return make_result(
-        x=monitor.best_x,
-        fun=monitor.best_f,
-        nfev=monitor.nfev,
-        nit=monitor.nit,
-        status=status,
-        success=status == 0,
-        message=MESSAGES[status],
-        mean=res.mean,
-        sigma=res.sigma,
-        restarts=k,
-        popsize=es.popsize,
-    )
