@@ -114,7 +114,10 @@ def test_tiny_benchmark_writes_well_formed_tables(tmp_path: Path) -> None:
     assert all(r.error == "" and 0 < r.evals <= 1000 for r in runs)
     # the CMA-ES peers solve the 2-d sphere within 1000 evaluations (deterministic seeds)
     assert all(r.success for r in runs if r.method != "OpenES")
-    tables = bbob.write_outputs(runs, config, wall, missing, tmp_path)
+    seed = bbob.seed_problem(["pycma", "cmaes"], n_seeds=2)
+    assert all(k == 2 for _, k, _ in seed.values())  # 3-d quadratic, deterministic seeds
+    tables = bbob.write_outputs(runs, config, wall, missing, tmp_path, seed)
+    assert _table_shape((tmp_path / "bbob_seed_problem.rst").read_text()) == (3, 2)
     # columns: f, 3 methods (no ratio column without XNES and SNES); one row per function
     assert _table_shape(tables[2]) == (4, 1)
     assert _table_shape((tmp_path / "bbob_ert.rst").read_text().split("\n\n", 1)[1]) == (4, 1)
@@ -125,7 +128,7 @@ def test_tiny_benchmark_writes_well_formed_tables(tmp_path: Path) -> None:
         erts = {r["method"]: r for r in csv.DictReader(fh)}
     for r in runs:  # one run per method: ERT is its count if solved, else inf
         assert float(erts[r.method]["ert"]) == (r.evals if r.success else math.inf)
-    assert _table_shape((tmp_path / "bbob_targets.rst").read_text())[1] == 4
+    assert _table_shape((tmp_path / "bbob_targets.rst").read_text())[1] == 5
     assert (tmp_path / "bbob_meta.rst").read_text().startswith("Run on")
     assert (tmp_path / "bbob_ecdf.png").stat().st_size > 1000
 
@@ -144,8 +147,10 @@ def test_target_checks_read_the_ratios_to_pycma() -> None:
             table[(d, f, "SNES")] = (900.0, 5, 5)
     table[(20, 8, "pycma")] = (math.inf, 0, 5)  # pycma fails, XNES succeeds: met
     table[(5, 15, "XNES+IPOP")] = (20_000.0, 3, 5)
-    met = {name: ok for name, _, ok in bbob.target_checks(table)}
-    assert list(met.values()) == [True, False, True, False]
+    seed = {"XNES": (450.0, 25, 25), "SNES": (601.0, 25, 25)}
+    met = {name: ok for name, _, ok in bbob.target_checks(table, seed)}
+    assert list(met.values()) == [True, False, True, False, False]
+    assert bbob.target_checks(table, {"XNES": (450.0, 25, 25)})[4][2] is None
     table[(10, 1, "XNES")] = (math.inf, 0, 5)
     assert bbob.target_checks(table)[0][2] is False
     del table[(10, 2, "SNES")]
