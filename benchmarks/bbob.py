@@ -537,6 +537,59 @@ def ecdf_plot(runs: Sequence[Run], config: Config, path: Path) -> Path | None:
     return path
 
 
+def ratio_plot(table: ErtTable, config: Config, path: Path) -> Path | None:
+    """Plot ERT / pycma's ERT against d, one panel per function (missing points: no success)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, LogLocator
+    except ImportError:
+        return None
+    methods = [m for m in ("XNES", "SNES", "cmaes") if any(k[2] == m for k in table)]
+    n = len(config.functions)
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.9 * rows), squeeze=False)
+    marks = {"XNES": "C0o-", "SNES": "C1s-", "cmaes": "C4^--"}
+    for ax, f in zip(axes.ravel(), config.functions, strict=False):
+        for m in methods:
+            pts = [
+                (d, _ratio(table[(d, f, m)][0], table[(d, f, "pycma")][0]))
+                for d in config.dims
+                if (d, f, m) in table and (d, f, "pycma") in table
+            ]
+            pts = [(d, r) for d, r in pts if math.isfinite(r)]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marks.get(m, "o-"), label=m, ms=4)
+        ax.axhline(1.0, color="C3", lw=1.0, ls="--")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(min(lo, 0.4), max(hi, 2.5))  # at least 0.5, 1 and 2 on the axis
+        ax.set_xlim(min(config.dims) / 1.2, max(config.dims) * 1.2)
+        ax.set_xticks(config.dims, [str(d) for d in config.dims])
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+        ax.minorticks_off()
+        ax.set_title(f"f{f} {NAMES.get(str(f), '')}", fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("d")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("ERT / ERT of pycma")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("ERT relative to pycma (dashed line; below: fewer evaluations)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 # ---------------------------------------------------------------------------- overhead
 def _generation_timer(method: str, d: int) -> Callable[[], float]:
     """Return a function that runs one generation on the sphere and returns its ask+tell time."""
@@ -739,6 +792,8 @@ def write_outputs(
     write_text(out / "bbob_meta.rst", "\n\n".join(notes) + "\n")
     path = ecdf_plot(runs, config, out / "bbob_ecdf.png")
     print(f"ECDF plot: {path}")
+    path = ratio_plot(table, config, out / "bbob_ratio.png")
+    print(f"ERT ratio plot: {path}")
     return tables
 
 

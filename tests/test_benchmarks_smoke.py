@@ -131,6 +131,7 @@ def test_tiny_benchmark_writes_well_formed_tables(tmp_path: Path) -> None:
     assert _table_shape((tmp_path / "bbob_targets.rst").read_text())[1] == 5
     assert (tmp_path / "bbob_meta.rst").read_text().startswith("Run on")
     assert (tmp_path / "bbob_ecdf.png").stat().st_size > 1000
+    assert (tmp_path / "bbob_ratio.png").stat().st_size > 1000
 
     text = bbob.run_overhead(config, tmp_path)
     cols, nrows = _table_shape(text)
