@@ -6,9 +6,10 @@ Storage layout (trial system attributes, all JSON, never pickle):
   "index": k}``, candidate ``k`` of the state whose digest is ``D``.
 * ``nes_asktell:state:0``, ``nes_asktell:state:1``, ... on a *carrier* trial: the JSON text of a
   state (chunks of at most ``CHUNK`` characters), then ``nes_asktell:state``: ``{"digest": D,
-  "key": K, "generation": g, "parent": P, "chunks": n}``, written last, so a reader never sees a
-  half-written state. ``D`` is the SHA-256 of the text, ``K`` identifies the search (search space
-  and sampler settings), ``P`` is the digest of the state it was told from (None for the first).
+  "key": K, "generation": g, "parent": P, "chunks": n, "told": [...]}``, written last, so a
+  reader never sees a half-written state. ``D`` is the SHA-256 of the text, ``K`` identifies the
+  search (search space and sampler settings), ``P`` is the digest of the state it was told from
+  (None for the first) and ``told`` the numbers of the trials whose values were told.
 
 The states form a tree under their parent links. Every process follows the same rule: the current
 search is the *longest* chain, ties going to the chain whose first differing state sits on the
@@ -78,6 +79,7 @@ class Carrier:
     generation: int
     parent: str | None
     chunks: int
+    told: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -100,18 +102,15 @@ def _is_count(x: object, lo: int, hi: float = math.inf) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and lo <= x <= hi
 
 
+_SUMMARY_KEYS = {"digest", "key", "generation", "parent", "chunks", "told"}
+
+
 def parse_carrier(trial: FrozenTrial) -> Carrier | None:
     """Return the trial's state summary, None if it has none; raise ValueError if malformed."""
     raw = trial.system_attrs.get(STATE)
     if raw is None:
         return None
-    if not isinstance(raw, dict) or set(raw) != {
-        "digest",
-        "key",
-        "generation",
-        "parent",
-        "chunks",
-    }:
+    if not isinstance(raw, dict) or set(raw) != _SUMMARY_KEYS:
         raise ValueError(f"`{STATE}` of trial {trial.number} is malformed: {raw!r:.80}")
     parent = raw["parent"]
     ok = (
@@ -122,6 +121,8 @@ def parse_carrier(trial: FrozenTrial) -> Carrier | None:
         and _is_count(raw["chunks"], 1, MAX_CHUNKS)
         and (parent is None or _is_digest(parent))
         and (parent is None) == (raw["generation"] == 0)
+        and isinstance(raw["told"], list)
+        and all(_is_count(n, 0) for n in raw["told"])
     )
     if not ok:
         raise ValueError(f"`{STATE}` of trial {trial.number} is malformed: {raw!r:.80}")
@@ -133,6 +134,7 @@ def parse_carrier(trial: FrozenTrial) -> Carrier | None:
         raw["generation"],
         parent,
         raw["chunks"],
+        tuple(raw["told"]),
     )
 
 
@@ -208,8 +210,14 @@ def longest_chain(carriers: list[Carrier]) -> list[Carrier]:
     return chain
 
 
-def write_state(storage: BaseStorage, trial_id: int, state: dict[str, object]) -> str:
-    """Store `state` on a RUNNING trial (text first, summary last); return its digest."""
+def write_state(
+    storage: BaseStorage, trial_id: int, state: dict[str, object], told: list[int]
+) -> str:
+    """Store `state`, told from trials `told`, on a RUNNING trial; return its digest.
+
+    The text goes first and the summary last. The told trial numbers are in the summary, not
+    in the digested text.
+    """
     text = dumps(state)
     digest = digest_of(text)
     parts = chunked(text)
@@ -218,12 +226,13 @@ def write_state(storage: BaseStorage, trial_id: int, state: dict[str, object]) -
     key, generation, parent = state["key"], state["generation"], state["parent"]
     if not (isinstance(key, str) and isinstance(generation, int)):  # pragma: no cover
         raise TypeError("a state needs a str key and an int generation")
-    summary: dict[str, str | int | None] = {
+    summary: dict[str, str | int | list[int] | None] = {
         "digest": digest,
         "key": key,
         "generation": generation,
         "parent": parent if isinstance(parent, str) else None,
         "chunks": len(parts),
+        "told": told,
     }
     storage.set_trial_system_attr(trial_id, STATE, summary)
     return digest

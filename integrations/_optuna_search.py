@@ -1,9 +1,10 @@
 """The strategy side of :class:`~nes_asktell.NESSampler`: states, candidates and tells.
 
 A state (plain JSON) holds the strategy's ``state_dict`` at the start of a generation, with the
-search key, the generation, the parent digest, the trials told to produce it, the restart count
-and the seed entropy. Everything here is a deterministic function of a state and of the told
-values, so every process computes the same candidates and the same next state.
+search key, the generation, the parent digest, the restart count and the seed entropy (not the
+numbers of the trials told: two processes that tell the same values from different copies of a
+candidate must write the same state). Everything here is a deterministic function of a state
+and of the told values, so every process computes the same candidates and the same next state.
 """
 
 from __future__ import annotations
@@ -123,9 +124,7 @@ class Search:
         if not isinstance(sd, dict) or sd.get("strategy") != self.cls.name:
             raise ValueError(f"the state is not a {self.cls.__name__} state")
         es = self.cls.from_state(sd)
-        told, restart, entropy = state["told"], state["restart"], state["entropy"]
-        if not (isinstance(told, list) and all(isinstance(n, int) for n in told)):
-            raise ValueError(f"`told` is malformed: {told!r:.60}")
+        restart, entropy = state["restart"], state["entropy"]
         v.integer("restart", restart, minimum=0)
         if not isinstance(entropy, str) or not entropy.isdigit():
             raise ValueError(f"`entropy` is malformed: {entropy!r:.60}")
@@ -149,7 +148,6 @@ class Search:
             "key": key,
             "generation": 0,
             "parent": None,
-            "told": [],
             "restart": 0,
             "entropy": str(entropy),
             "strategy": es.state_dict(),
@@ -174,7 +172,6 @@ class Search:
             "key": tip.key,
             "generation": tip.generation + 1,
             "parent": tip.digest,
-            "told": [t.number for t in told],
             "restart": restart,
             "entropy": str(entropy),
             "strategy": es.state_dict(),

@@ -284,7 +284,7 @@ class NESSampler(BaseSampler):
                         "generation": c.generation,
                         "state": c.digest,
                         "trial": c.number,
-                        "told": list(loaded.state.get("told", [])),  # type: ignore[call-overload]
+                        "told": list(c.told),
                     }
                 )
         return out
@@ -350,7 +350,7 @@ class NESSampler(BaseSampler):
             chain = self._records.chain(ix, key, self._bad)
             if not chain:
                 state = self._search.first_state(space, key, trials, sign)
-                return self._store_and_assign(study, trial, space, state)
+                return self._store_and_assign(study, trial, space, state, [])
             tip = chain[-1]
             loaded = self._load(tip, trials, space.dim)
             if loaded is not None:
@@ -370,7 +370,7 @@ class NESSampler(BaseSampler):
         if len(done) == lam:
             told = [done[k] for k in range(lam)]
             state = self._search.next_state(tip, loaded, told, sign)
-            return self._store_and_assign(study, trial, space, state)
+            return self._store_and_assign(study, trial, space, state, [t.number for t in told])
         free = [k for k in range(lam) if k not in done and live[k] == 0]
         if free:
             k = free[0]
@@ -393,9 +393,14 @@ class NESSampler(BaseSampler):
         return space.from_unit(loaded.X[k])
 
     def _store_and_assign(
-        self, study: Study, trial: FrozenTrial, space: UnitSpace, state: dict[str, object]
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        space: UnitSpace,
+        state: dict[str, object],
+        told: list[int],
     ) -> dict[str, int | float]:
-        digest = ch.write_state(study._storage, trial._trial_id, state)
+        digest = ch.write_state(study._storage, trial._trial_id, state, told)
         # Use the stored text, as every other process will.
         loaded = self._search.rebuild(json.loads(ch.dumps(state)), space.dim)
         self._loaded[digest] = loaded

@@ -507,6 +507,12 @@ def test_concurrent_processes_share_one_search(tmp_path: Path, kind: str, n_proc
     assert all(t.state == TrialState.COMPLETE for t in trials)
     chain = check_chain(study, NESSampler(seed=0, popsize=6))
     assert len(chain) >= 5
+    # The objective is deterministic, so processes that told the same generation wrote the same
+    # state: one digest per generation, no fork.
+    carriers = [ch.parse_carrier(t) for t in trials if ch.STATE in t.system_attrs]
+    assert {(c.generation, c.digest) for c in carriers if c is not None} == {
+        (e["generation"], e["state"]) for e in chain
+    }
     # joint progress: the told trials came from more than one process
     pids = {trials[n].user_attrs["pid"] for e in chain for n in e["told"]}  # type: ignore[attr-defined]
     assert len(pids) > 1
