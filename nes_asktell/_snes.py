@@ -27,7 +27,8 @@ class SNES(Strategy):
     sigma0 : float or array_like of shape (d,)
         Initial step size(s).
     popsize : int, optional
-        Candidates per generation; default ``4 + floor(3 ln d)``.
+        Candidates per generation; default ``4 + floor(3 ln d)``, rounded up to even when
+        mirrored.
     bounds : optional
         Box constraints: None, ``(lower, upper)``, a sequence of ``(low, high)`` pairs, or
         ``scipy.optimize.Bounds``. Candidates are reflected into the box.
@@ -37,8 +38,11 @@ class SNES(Strategy):
         Learning rate of the mean; default 1.
     eta_sigma : float, optional
         Learning rate of the step sizes; default ``(3 + ln d) / (5 sqrt d)``.
+    csa : bool
+        Multiply all step sizes by the cumulative step-size adaptation factor (an evolution
+        path) after the NES update; default True.
     mirrored : bool
-        Antithetic pairs ``(s, -s)``; default False.
+        Antithetic pairs ``(s, -s)``; default False (`popsize` must be even when True).
     shaping : str or callable
         Fitness shaping, default ``"nes"`` (the rank-based NES utilities).
     threads : int
@@ -57,6 +61,10 @@ class SNES(Strategy):
         \mu \leftarrow \mu + \eta_\mu \sigma \odot \sum_k u_k s_k, \quad
         \sigma \leftarrow \sigma \odot \exp\Big(\frac{\eta_\sigma}{2}
         \sum_k u_k (s_k \odot s_k - 1)\Big).
+
+    With `csa`, every :math:`\sigma_i` is also multiplied by the cumulative step-size
+    adaptation factor of an evolution path of the mean steps (see the SNES/XNES
+    documentation page, which also has the measurements behind the defaults).
 
     References
     ----------

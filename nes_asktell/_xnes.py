@@ -61,7 +61,8 @@ class XNES(Strategy):
     sigma0 : float
         Initial global step size.
     popsize : int, optional
-        Candidates per generation; default ``4 + floor(3 ln d)``.
+        Candidates per generation; default ``4 + floor(3 ln d)``, rounded up to even when
+        mirrored.
     bounds : optional
         Box constraints: None, ``(lower, upper)``, a sequence of ``(low, high)`` pairs, or
         ``scipy.optimize.Bounds``. Candidates are reflected into the box.
@@ -70,13 +71,18 @@ class XNES(Strategy):
     eta_mu : float
         Learning rate of the mean; default 1.
     eta_sigma : float, optional
-        Learning rate of the global step size; default 1 (see Notes).
+        Initial learning rate of the NES step-size gradient; default the paper's
+        ``(9 + 3 ln d) / (5 d sqrt d)``. Adaptation sampling changes it during the run.
     eta_B : float, optional
         Learning rate of the shape matrix; default ``(9 + 3 ln d) / (5 d sqrt d)``.
+    csa : bool
+        Add cumulative step-size adaptation (an evolution path) to the NES step-size update;
+        default True.
     adaptation_sampling : bool
-        Adapt `eta_sigma` by adaptation sampling (Schaul 2012); default False.
+        Adapt `eta_sigma` by adaptation sampling (Wierstra et al. 2014, Algorithm 6);
+        default True.
     mirrored : bool
-        Antithetic pairs ``(s, -s)``; default False.
+        Antithetic pairs ``(s, -s)``; default False (`popsize` must be even when True).
     shaping : str or callable
         Fitness shaping, default ``"nes"`` (the rank-based NES utilities).
     threads : int
@@ -109,6 +115,13 @@ class XNES(Strategy):
     with the matrix exponential of the symmetric :math:`G_B` (trace zero, so
     :math:`\det B` stays 1 and :math:`B B^T` stays symmetric positive definite). Nothing is
     inverted: the update uses the stored :math:`s_k`.
+
+    With `csa`, :math:`\ln\sigma` also changes by the cumulative step-size adaptation term
+    of :class:`nes_asktell._csa.StepSizePath` (an evolution path of the mean steps
+    :math:`G_\delta`); with `adaptation_sampling`, :math:`\eta_\sigma` grows by 10% when a
+    1.5 times larger step would have made the new samples more likely to be good (a weighted
+    Mann-Whitney test) and otherwise relaxes towards its initial value. The measurements
+    behind these defaults are on the documentation page of SNES and XNES.
 
     References
     ----------
@@ -144,7 +157,7 @@ class XNES(Strategy):
         eta_sigma: object = None,
         eta_B: object = None,
         csa: object = True,
-        adaptation_sampling: object = False,
+        adaptation_sampling: object = True,
         mirrored: object = None,
         shaping: object = None,
         threads: object = 1,

@@ -109,7 +109,18 @@ def test_xnes_raw_search_gradient_is_the_natural_gradient(seed: int, d: int) -> 
     B = random_B(rng, d)
     f = Quadratic(rng, mu, sigma * B)
     eta_sigma, eta_B = 1e-7, 1e-7
-    es = XNES(mu, sigma, N, shaping="raw", csa=False, eta_sigma=eta_sigma, eta_B=eta_B, rng=rng)
+    es = XNES(
+        mu,
+        sigma,
+        N,
+        shaping="raw",
+        csa=False,
+        eta_sigma=eta_sigma,
+        eta_B=eta_B,
+        rng=rng,
+        mirrored=False,
+        adaptation_sampling=False,
+    )
     state = es.state_dict()
     state["algo"]["B"] = B.tolist()
     state["algo"]["sigma"] = sigma
@@ -147,7 +158,7 @@ def test_snes_raw_search_gradient_is_the_natural_gradient(seed: int, d: int) -> 
     sigma = rng.uniform(0.3, 1.5, d)
     f = Quadratic(rng, mu, np.diag(sigma))
     eta_sigma = 1e-7
-    es = SNES(mu, sigma, N, shaping="raw", csa=False, eta_sigma=eta_sigma, rng=rng)
+    es = SNES(mu, sigma, N, shaping="raw", csa=False, eta_sigma=eta_sigma, rng=rng, mirrored=False)
     X = es.ask()
     es.tell(X, f(X))
 

@@ -158,9 +158,11 @@ def test_snes_sigma_stays_positive(seed: int, d: int, mirrored: bool) -> None:
 
 
 @pytest.mark.parametrize("csa", [False, True])
-def test_snes_update_matches_the_equations(csa: bool) -> None:
-    es = SNES(np.zeros(3), np.array([0.5, 1.0, 2.0]), rng=3, eta_sigma=0.3, eta_mu=0.8, csa=csa)
-    path = IndependentPath(3, es.popsize)
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_snes_update_matches_the_equations(csa: bool, mirrored: bool) -> None:
+    sigma0 = np.array([0.5, 1.0, 2.0])
+    es = SNES(np.zeros(3), sigma0, rng=3, eta_sigma=0.3, eta_mu=0.8, csa=csa, mirrored=mirrored)
+    path = IndependentPath(3, es.popsize, mirrored)
     for _ in range(5):
         mu, sigma = es.mean, es.sigma
         X = es.ask()
@@ -171,7 +173,9 @@ def test_snes_update_matches_the_equations(csa: bool) -> None:
         np.testing.assert_allclose(es.mean, mu + 0.8 * sigma * (u @ S), rtol=1e-12)
         log_step = 0.3 / 2 * (u @ (S**2 - 1))
         if csa:
-            log_step += path.log_step(u @ S, float(np.linalg.norm(u)))
+            m = u.size // 2
+            a = u[:m] - u[m:] if mirrored else u
+            log_step += path.log_step(u @ S, float(np.linalg.norm(a)))
         np.testing.assert_allclose(es.sigma, sigma * np.exp(log_step), rtol=1e-10)
 
 
