@@ -8,34 +8,33 @@ options and returns an :class:`~scipy.optimize.OptimizeResult` with scipy's stat
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
-import numbers
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import cast
 
 import numpy as np
 from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
 
 from nes_asktell import _validate as v
-from nes_asktell._base import CRITERIA, Strategy, make_result
+from nes_asktell._base import Strategy, make_result
 from nes_asktell._restarts import IPOP
 from nes_asktell._stopping import MESSAGES, STATUS, default_stagnation
 from nes_asktell._typing import FloatArray
 
+from ._scipy_options import (
+    bounds_of,
+    budget,
+    check_constraints,
+    default_sigma0,
+    flag,
+    resolve_strategy,
+    short,
+    strategy_options,
+)
+
 __all__ = ["nes"]
-
-#: strategy names and where their classes live (imported on first use).
-STRATEGIES: dict[str, tuple[str, str]] = {
-    "xnes": ("nes_asktell._xnes", "XNES"),
-    "snes": ("nes_asktell._snes", "SNES"),
-    "openes": ("nes_asktell._openes", "OpenES"),
-}
-
-#: constructor arguments the adapter sets itself (they are not passed-through options).
-_OWN = frozenset({"self", "x0", "sigma0", "popsize", "bounds", "rng", "maxfev", "maxiter"})
 
 
 def nes(
@@ -171,22 +170,22 @@ def nes(
     """
     # ---- validate everything before the first evaluation
     if not callable(fun):
-        raise TypeError(f"`fun` must be callable, but got {_short(fun)}.")
+        raise TypeError(f"`fun` must be callable, but got {short(fun)}.")
     x = v.as_vector("x0", x0)
     d = x.size
     args = args if isinstance(args, tuple) else (args,)
-    _check_constraints(constraints)
-    lower, upper = _bounds(bounds, d)
-    cls = _resolve_strategy(strategy)
+    check_constraints(constraints)
+    lower, upper = bounds_of(bounds, d)
+    cls = resolve_strategy(strategy)
     if callback is not None and not callable(callback):
-        raise TypeError(f"`callback` must be callable or None, but got {_short(callback)}.")
-    budget_fev = _budget("maxfev", maxfev)
-    budget_it = _budget("maxiter", maxiter)
+        raise TypeError(f"`callback` must be callable or None, but got {short(callback)}.")
+    budget_fev = budget("maxfev", maxfev)
+    budget_it = budget("maxiter", maxiter)
     tol_value = v.optional_float("tol", tol, allow_zero=True)
-    vec = _flag("vectorized", vectorized)
-    show = _flag("disp", disp)
+    vec = flag("vectorized", vectorized)
+    show = flag("disp", disp)
     n_restarts = v.integer("restarts", restarts, minimum=0)
-    kwargs = _strategy_options(cls, options)
+    kwargs = strategy_options(cls, options)
     if tol_value is not None:
         kwargs.setdefault("tolfun", tol_value)
         kwargs.setdefault("tolx", tol_value)
@@ -206,7 +205,7 @@ def nes(
         )
         x = np.clip(x, lower, upper)
     if sigma0 is None:
-        sigma0 = _default_sigma0(x, lower, upper, per_coordinate=cls.name == "snes")
+        sigma0 = default_sigma0(x, lower, upper, per_coordinate=cls.name == "snes")
     if vec:
         if workers is not None and workers != 1:
             warnings.warn(
@@ -252,138 +251,6 @@ def nes(
 
 
 # ---------------------------------------------------------------------- helpers
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{name}` must be True or False, but got {_short(value)}.")
-    return bool(value)
-
-
-def _check_constraints(constraints: object) -> None:
-    if constraints is None:
-        return
-    if isinstance(constraints, (list, tuple)) and len(constraints) == 0:
-        return
-    raise ValueError(
-        "`constraints` must be empty: method nes handles bounds but no general constraints "
-        f"(use a penalty in `fun`, or method 'trust-constr' or 'COBYQA'), but got "
-        f"{_short(constraints)}."
-    )
-
-
-def _bounds(bounds: object, d: int) -> tuple[FloatArray, FloatArray]:
-    """Return (lower, upper) arrays from every form of bounds scipy accepts."""
-    if bounds is None:
-        return np.full(d, -np.inf), np.full(d, np.inf)
-    if isinstance(bounds, Bounds):
-        lb: object = bounds.lb
-        ub: object = bounds.ub
-    elif isinstance(bounds, (Sequence, np.ndarray)) and not isinstance(bounds, (str, bytes)):
-        pairs = list(bounds)
-        if len(pairs) != d or not all(
-            isinstance(p, (Sequence, np.ndarray)) and len(p) == 2 for p in pairs
-        ):
-            raise ValueError(
-                f"`bounds` must be {d} (low, high) pairs or scipy.optimize.Bounds, "
-                f"but got {_short(bounds)}."
-            )
-        lb = [-np.inf if p[0] is None else p[0] for p in pairs]
-        ub = [np.inf if p[1] is None else p[1] for p in pairs]
-    else:
-        raise TypeError(
-            "`bounds` must be None, a sequence of (low, high) pairs or scipy.optimize.Bounds, "
-            f"but got {_short(bounds)}."
-        )
-    try:
-        lower = np.broadcast_to(np.asarray(lb, dtype=np.float64), (d,)).copy()
-        upper = np.broadcast_to(np.asarray(ub, dtype=np.float64), (d,)).copy()
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"`bounds` must hold {d} lower and {d} upper numbers, but got {_short(bounds)}."
-        ) from exc
-    if np.isnan(lower).any() or np.isnan(upper).any():
-        raise ValueError(f"`bounds` must not contain NaN, but got {_short(bounds)}.")
-    if np.any(lower > upper):
-        i = int(np.flatnonzero(lower > upper)[0])
-        raise ValueError(
-            f"`bounds` must have low <= high, but got low={lower[i]} > high={upper[i]} "
-            f"at index {i}."
-        )
-    if np.any(lower == np.inf) or np.any(upper == -np.inf):
-        raise ValueError(f"`bounds` must not have low=+inf or high=-inf, but got {bounds!r}.")
-    return lower, upper
-
-
-def _resolve_strategy(strategy: object) -> type[Strategy]:
-    if isinstance(strategy, str):
-        key = strategy.lower()
-        if key not in STRATEGIES:
-            raise ValueError(
-                f"`strategy` must be one of {sorted(STRATEGIES)} or a Strategy subclass, "
-                f"but got {strategy!r}."
-            )
-        module, name = STRATEGIES[key]
-        cls: type[Strategy] = getattr(importlib.import_module(module), name)
-        return cls
-    if isinstance(strategy, type) and issubclass(strategy, Strategy):
-        return strategy
-    raise TypeError(
-        f"`strategy` must be one of {sorted(STRATEGIES)} or a Strategy subclass, "
-        f"but got {_short(strategy)}."
-    )
-
-
-def _budget(name: str, value: object) -> int | None:
-    """Return a budget as an int (floats rounded down; None and inf mean no limit)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a number >= 1 or None, but got {_short(value)}.")
-    number = float(value)
-    if number == math.inf:
-        return None
-    if not number >= 1:  # also catches NaN
-        raise ValueError(f"`{name}` must be a number >= 1 or None, but got {_short(value)}.")
-    return int(value) if isinstance(value, numbers.Integral) else math.floor(number)
-
-
-def _strategy_options(cls: type[Strategy], options: dict[str, object]) -> dict[str, object]:
-    """Keep the options `cls` accepts; warn about the others as scipy does."""
-    accepted = set(CRITERIA) - {"maxfev", "maxiter"}
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        for p in inspect.signature(init).parameters.values():
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-                accepted.add(p.name)
-    accepted -= _OWN
-    unknown = [k for k in options if k not in accepted]
-    if unknown:
-        warnings.warn(
-            f"Unknown solver options: {', '.join(unknown)}", OptimizeWarning, stacklevel=4
-        )
-    return {k: val for k, val in options.items() if k in accepted}
-
-
-def _default_sigma0(
-    x: FloatArray, lower: FloatArray, upper: FloatArray, *, per_coordinate: bool
-) -> float | FloatArray:
-    """Return a quarter of the box width, or ``max(1, |x0_i|) / 2`` where a bound is missing."""
-    width = upper - lower
-    finite = np.isfinite(width)
-    scale = np.where(finite, width / 4.0, np.maximum(1.0, np.abs(x)) / 2.0)
-    positive = scale[scale > 0]
-    fallback = float(np.median(positive)) if positive.size else 1.0
-    if per_coordinate:
-        return np.where(scale > 0, scale, fallback)
-    return fallback
-
-
 class _Copying:
     """``fun`` called with a writable copy of each point, as scipy's own methods do."""
 
