@@ -28,7 +28,7 @@ _logger = optuna.logging.get_logger(__name__)
 
 _CACHE_SIZE = 16
 #: The default initial step size, a fraction of each parameter's range (see the benchmark).
-DEFAULT_SIGMA0 = 0.3
+DEFAULT_SIGMA0 = 0.2
 #: Strategy options the sampler sets unless `strategy_options` says otherwise: XNES adapts its
 #: step size with rate 1 instead of the paper's (9 + 3 ln d) / (5 d sqrt d), which is too slow
 #: for budgets of a few hundred trials (see the benchmark).
@@ -50,7 +50,7 @@ class NESSampler(BaseSampler):
         The strategy that searches the unit cube.
     sigma0 : float, optional
         Initial step size in unit-cube coordinates (each parameter's range has width 1); default
-        0.3.
+        0.2.
     popsize : int, optional
         Trials per generation; default the strategy's (``4 + floor(3 ln d)``).
     n_startup_trials : int
@@ -264,6 +264,17 @@ class NESSampler(BaseSampler):
             One dict per generation: ``generation``, ``state`` (digest), ``trial`` (the number
             of the trial that stores it) and ``told`` (the trial numbers whose values produced
             it, empty for the first).
+
+        Examples
+        --------
+        >>> import optuna
+        >>> from nes_asktell import NESSampler
+        >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+        >>> sampler = NESSampler(seed=0, popsize=4)
+        >>> study = optuna.create_study(sampler=sampler)
+        >>> study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=10)
+        >>> [(g["generation"], g["trial"], g["told"]) for g in sampler.generations(study)]
+        [(0, 1, []), (1, 5, [1, 2, 3, 4]), (2, 9, [5, 6, 7, 8])]
         """
         self._check_single_objective(study)
         trials = study.get_trials(deepcopy=False)
