@@ -44,6 +44,11 @@ class Strategy(ABC):
     Subclasses implement how a perturbation is scaled (:meth:`_perturb_into`), how the search
     distribution is updated from the utilities (:meth:`_update`), and the extra state they carry.
 
+    Every strategy also takes the keywords ``threads`` (threads that draw counter-based noise
+    and build the candidates; the results are bit-identical for any count) and ``dtype``
+    (``"float64"``, the default, or ``"float32"``, which halves the memory of the noise and of
+    the candidates; the mean and the step sizes stay float64).
+
     Examples
     --------
     The protocol, shown with :class:`~nes_asktell.OpenES` (every strategy behaves alike):
@@ -234,8 +239,13 @@ class Strategy(ABC):
         Returns
         -------
         X : ndarray of shape (popsize, dim)
-            The candidates, read-only (copy it to change it). Asking again before ``tell``
-            returns the same candidates.
+            The candidates, read-only (copy it to change it), float64 (float32 with
+            ``dtype="float32"``). Asking again before ``tell`` returns the same candidates.
+
+        Notes
+        -----
+        A later ``ask`` may reuse the memory of a told batch, but only once nothing refers to
+        it any more (no variable, no view): a batch you hold never changes.
         """
         if self._X is not None:
             return self._X
