@@ -152,7 +152,7 @@ def run_de(p: Problem, f: Recorder, x0: Array, seed: int) -> OptimizeResult:
 METHODS: dict[str, Callable[[Problem, Recorder, Array, int], OptimizeResult]] = {
     "nes (xnes)": run_nes(),
     "nes (snes)": run_nes(strategy="snes"),
-    # "nes (xnes, 4 IPOP restarts)": run_nes(restarts=4),
+    "nes (xnes, 4 IPOP restarts)": run_nes(restarts=4),
     "Nelder-Mead": run_scipy("Nelder-Mead"),
     "Powell": run_scipy("Powell"),
     "differential_evolution": run_de,
