@@ -10,8 +10,10 @@ import functools
 import inspect
 import itertools
 import math
+import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -694,6 +696,20 @@ def test_no_restart_after_ftarget_or_callback():
     assert res.nit == 5
 
 
+def test_restarts_vectorized_match_serial():
+    def columns(X):
+        return 10 * X.shape[0] + np.sum(X**2 - 10 * np.cos(2 * np.pi * X), axis=0)
+
+    kw = {"restarts": 2, "maxfev": 1500, "rng": 5}
+    ref = minimize(rastrigin, np.full(2, 3.0), method=nes, bounds=BOX, options=kw)
+    vec = minimize(
+        columns, np.full(2, 3.0), method=nes, bounds=BOX, options={**kw, "vectorized": True}
+    )
+    np.testing.assert_array_equal(vec.x, ref.x)
+    assert vec.nfev == ref.nfev
+    assert vec.restarts == ref.restarts
+
+
 def test_all_nan_with_restarts_ends():
     f = Recorder(lambda x: np.nan)
     with warnings.catch_warnings():
@@ -793,3 +809,23 @@ def test_converges_on_rosenbrock_2d(seed):
     assert res.fun < 1e-6
     assert f.calls <= 10_000
     np.testing.assert_allclose(res.x, [1.0, 1.0], atol=1e-2)
+
+
+# ------------------------------------------------------------------ the comparison benchmark
+def test_benchmark_harness_counts_exactly():
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from benchmarks import scipy_compare as bench
+
+    problem = bench.PROBLEMS[1]  # rosenbrock-2 from (-1.2, 1)
+    for method in ("nes (xnes)", "Nelder-Mead"):
+        cell = bench.measure(problem, method, [0])
+        f = Recorder(problem.fun)
+        res = bench.METHODS[method](problem, f, problem.x0(np.random.default_rng(0), 2), 0)
+        assert cell.spent == [f.calls]
+        assert cell.final == [res.fun]
+        first = next(i + 1 for i, p in enumerate(f.points) if problem.fun(p) <= bench.TARGET)
+        assert cell.hits == [first]
+    text = bench.table(["a", "b"], [["1", "22"], ["333", "4"]])
+    assert text.splitlines()[0] == "===  =="
