@@ -31,8 +31,11 @@ _CACHE_SIZE = 16
 DEFAULT_SIGMA0 = 0.2
 #: Strategy options the sampler sets unless `strategy_options` says otherwise: XNES adapts its
 #: step size with rate 1 instead of the paper's (9 + 3 ln d) / (5 d sqrt d), which is too slow
-#: for budgets of a few hundred trials (see the benchmark).
-DEFAULT_OPTIONS: dict[str, dict[str, object]] = {"xnes": {"eta_sigma": 1.0}}
+#: for budgets of a few hundred trials, plus cumulative step-size adaptation (see the benchmark).
+#: Adaptation sampling is off: with eta_sigma at its upper limit 1 it changes nothing.
+DEFAULT_OPTIONS: dict[str, dict[str, object]] = {
+    "xnes": {"eta_sigma": 1.0, "csa": True, "adaptation_sampling": False}
+}
 
 
 class NESSampler(BaseSampler):
@@ -66,7 +69,8 @@ class NESSampler(BaseSampler):
         Seeds the first state of the search and the default independent sampler.
     strategy_options : dict, optional
         Keyword arguments of the strategy's constructor (plain JSON data: they are stored).
-        For ``"xnes"`` the sampler sets ``eta_sigma=1.0`` unless given here.
+        For ``"xnes"`` the sampler sets ``eta_sigma=1.0, csa=True, adaptation_sampling=False``
+        unless given here.
 
     Raises
     ------
