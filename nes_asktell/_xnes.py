@@ -12,6 +12,11 @@ from ._base import Strategy, check_option_names
 from ._csa import StepSizePath, odd_weights
 from ._typing import JSON, FloatArray
 
+#: Upper limit of eta_sigma under adaptation sampling. Wierstra et al. (2014, Algorithm 6) use
+#: 1; 0.5 converges prematurely less often (BBOB f8) and is faster on ill-conditioned problems,
+#: for up to 20% more evaluations on the sphere (see the documentation page for the figures).
+ETA_SIGMA_MAX = 0.5
+
 
 def paper_eta_B(dim: int) -> float:
     """Return the learning rate ``(9 + 3 ln d) / (5 d sqrt d)`` (Wierstra et al. 2014, Table 1)."""
@@ -117,9 +122,9 @@ class XNES(Strategy):
     inverted: the update uses the stored :math:`s_k`.
 
     With `csa`, :math:`\ln\sigma` also changes by the cumulative step-size adaptation term
-    of :class:`nes_asktell._csa.StepSizePath` (an evolution path of the mean steps
-    :math:`G_\delta`); with `adaptation_sampling`, :math:`\eta_\sigma` grows by 10% when a
-    1.5 times larger step would have made the new samples more likely to be good (a weighted
+    of an evolution path of the mean steps :math:`G_\delta` (Hansen and Ostermeier 2001).
+    With `adaptation_sampling`, :math:`\eta_\sigma` grows by 10% (up to 0.5) when a 1.5 times
+    larger step would have made the new samples more likely to be good (a weighted
     Mann-Whitney test) and otherwise relaxes towards its initial value. The measurements
     behind these defaults are on the documentation page of SNES and XNES.
 
@@ -263,7 +268,8 @@ class XNES(Strategy):
         if weighted_rank_test(order, w) < rho:
             self._eta_sigma = (1.0 - c) * self._eta_sigma + c * self._eta_sigma0
         else:
-            self._eta_sigma = min((1.0 + c) * self._eta_sigma, 1.0)
+            cap = max(ETA_SIGMA_MAX, self._eta_sigma0)
+            self._eta_sigma = min((1.0 + c) * self._eta_sigma, cap)
 
     def _stds(self) -> FloatArray:
         out: FloatArray = self._sigma * np.sqrt(np.einsum("ij,ij->i", self._B, self._B))

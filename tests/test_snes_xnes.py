@@ -144,6 +144,9 @@ def test_xnes_det_b_is_one_and_covariance_spd_after_every_tell(
         assert np.all(np.linalg.eigvalsh((C + C.T) / 2) > 0)
         assert es.sigma > 0
         assert math.isfinite(es.sigma)
+        # adaptation sampling keeps eta_sigma between its start and max(0.5, start)
+        eta0 = XNES(np.zeros(d), 1.0).eta_sigma
+        assert eta0 * (1 - 1e-12) <= es.eta_sigma <= max(0.5, eta0)
 
 
 @given(seed=st.integers(0, 2**32 - 1), d=st.integers(1, 8), mirrored=st.booleans())
