@@ -49,10 +49,15 @@ def strategy_class(strategy: object) -> type[Strategy]:
 
 @dataclass
 class Loaded:
-    """A state read from the storage, with the candidates of its generation in the unit cube."""
+    """A state read from the storage, with the candidates of its generation in the unit cube.
+
+    `extra` holds further samples of the same distribution (candidates ``popsize, popsize + 1,
+    ...``), computed on first use; None when the strategy cannot draw them reproducibly.
+    """
 
     state: dict[str, object]
     X: FloatArray
+    extra: FloatArray | None = None
 
 
 @dataclass
@@ -134,6 +139,31 @@ class Search:
         # update sees the unbounded perturbations (as with the strategies' own `bounds`).
         X = Box(np.zeros(dim), np.ones(dim)).reflect(es.ask().copy())
         return Loaded(state, X)
+
+    def extra_rows(self, loaded: Loaded) -> FloatArray | None:
+        """Return `popsize` more samples of the generation's distribution, or None.
+
+        With counter-based noise and no mirroring, candidate ``k`` has its own noise stream, so
+        the same state with a doubled population draws the same first ``popsize`` candidates and
+        then new ones; that is checked, and anything else gives None.
+        """
+        if loaded.extra is not None:
+            return loaded.extra
+        sd = loaded.state["strategy"]
+        assert isinstance(sd, dict)
+        noise = sd.get("noise")
+        if sd.get("mirrored") or not isinstance(noise, dict) or noise.get("kind") != "counter":
+            return None
+        lam, dim = loaded.X.shape
+        try:
+            X = self.cls.from_state({**sd, "popsize": 2 * lam}).ask()
+        except (ValueError, TypeError):  # pragma: no cover - a strategy that rejects it
+            return None
+        Y = Box(np.zeros(dim), np.ones(dim)).reflect(X.copy())
+        if not np.array_equal(Y[:lam], loaded.X):
+            return None
+        loaded.extra = Y[lam:]
+        return loaded.extra
 
     def first_state(
         self, space: UnitSpace, key: str, trials: list[FrozenTrial], sign: float

@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nes_asktell import _validate as v
 from nes_asktell._base import Strategy
+from nes_asktell._typing import FloatArray
 
 from . import _optuna_chain as ch
 from ._optuna_search import Loaded, Search, strategy_class
@@ -360,7 +361,7 @@ class NESSampler(BaseSampler):
         ix = self._records.update(study, trials)
         mine = ix.candidates.get(trial.number)  # a trial sampled twice keeps its candidate
         if mine is not None and mine.state in self._loaded:
-            return space.from_unit(self._loaded[mine.state].X[mine.index])
+            return space.from_unit(self._row(self._loaded[mine.state], mine.index))
         while True:
             chain = self._records.chain(ix, key, self._bad)
             if not chain:
@@ -372,25 +373,39 @@ class NESSampler(BaseSampler):
                 break
         lam = loaded.X.shape[0]
         done: dict[int, FrozenTrial] = {}
-        live = [0] * lam
+        live: dict[int, list[int]] = {}  # candidate -> numbers of its RUNNING/WAITING trials
+        completed: list[int] = []  # numbers of the generation's COMPLETE trials, extras too
+        n_extra = 0
         for number in sorted(ix.by_state.get(tip.digest, ())):
             held = ch.find(trials, number)
             k = ix.candidates[number].index
-            if held is None or k >= lam:
+            if held is None:
                 continue
-            if held.state == TrialState.COMPLETE and k not in done:
-                done[k] = held
-            elif held.state in (TrialState.RUNNING, TrialState.WAITING):
-                live[k] += 1
+            n_extra += k >= lam
+            if held.state == TrialState.COMPLETE:
+                completed.append(number)
+                if k < lam and k not in done:
+                    done[k] = held
+            elif k < lam and held.state in (TrialState.RUNNING, TrialState.WAITING):
+                live.setdefault(k, []).append(number)
         if len(done) == lam:
             told = [done[k] for k in range(lam)]
             state = self._search.next_state(tip, loaded, told, sign)
             return self._store_and_assign(study, trial, space, state, [t.number for t in told])
-        free = [k for k in range(lam) if k not in done and live[k] == 0]
+        live = {k: nums for k, nums in live.items() if k not in done}
+        free = [k for k in range(lam) if k not in done and k not in live]
         if free:
-            k = free[0]
-        else:  # every candidate is taken: back up the least duplicated RUNNING one
-            k = min((k for k in range(lam) if k not in done), key=lambda k: (live[k], k))
+            return self._assign(study, trial, space, tip.digest, tip.generation, free[0], loaded)
+        # Every candidate is taken. A candidate whose trials have all been overtaken by a
+        # population of COMPLETE trials is probably abandoned: back it up. Otherwise draw an
+        # extra sample of the same distribution (not told, but a new point, unlike a copy).
+        stale = [k for k, nums in live.items() if sum(n > max(nums) for n in completed) >= lam]
+        extra = self._search.extra_rows(loaded) if not stale and n_extra < lam else None
+        if extra is not None:
+            return self._assign(
+                study, trial, space, tip.digest, tip.generation, lam + n_extra, loaded
+            )
+        k = min(stale or live, key=lambda k: (len(live[k]), k))
         return self._assign(study, trial, space, tip.digest, tip.generation, k, loaded)
 
     def _assign(
@@ -405,7 +420,15 @@ class NESSampler(BaseSampler):
     ) -> dict[str, int | float]:
         record: dict[str, str | int] = {"state": digest, "generation": generation, "index": k}
         study._storage.set_trial_system_attr(trial._trial_id, ch.CANDIDATE, record)
-        return space.from_unit(loaded.X[k])
+        return space.from_unit(self._row(loaded, k))
+
+    def _row(self, loaded: Loaded, k: int) -> FloatArray:
+        lam = loaded.X.shape[0]
+        extra = self._search.extra_rows(loaded) if k >= lam else None
+        if k >= lam and (extra is None or k - lam >= extra.shape[0]):
+            raise RuntimeError(f"candidate {k} of a generation of {lam} cannot be drawn")
+        row: FloatArray = loaded.X[k] if extra is None else extra[k - lam]
+        return row
 
     def _store_and_assign(
         self,

@@ -266,17 +266,43 @@ def test_failed_pruned_nan_and_abandoned_trials_are_replaced() -> None:
     assert states[TrialState.RUNNING] == 3
     chain = check_chain(study, sampler)  # only COMPLETE trials are told
     assert len(chain) >= 6
-    # a failed trial's candidate goes to a later trial
+    # the candidate of a failed trial in a told generation went to a later, COMPLETE trial
+    # (extra samples, index >= popsize, are never told, so they are not replaced)
     failed = [
         t for t in study.trials if t.state == TrialState.FAIL and ch.CANDIDATE in t.system_attrs
     ]
+    checked = 0
     for t in failed:
         cand = ch.parse_candidate(t)
+        assert cand is not None
+        if cand.index >= 6 or cand.generation >= len(chain) - 1:
+            continue
+        checked += 1
         assert any(
             ch.parse_candidate(u) == cand and u.state == TrialState.COMPLETE
             for u in study.trials
             if u.number > t.number
         )
+    assert checked > 0
+    # While the abandoned trials held candidates, new trials drew extra samples (index >=
+    # popsize); once a population of trials had completed after them, the abandoned
+    # candidates were backed up and told.
+    held = [ch.parse_candidate(t) for t in abandoned_frozen(study, abandoned)]
+    extras = [c for t in study.trials if (c := ch.parse_candidate(t)) and c.index >= 6]
+    assert extras
+    told_held = [c for c in held if c is not None and c.index < 6]
+    assert told_held
+    for cand in told_held:
+        copies = [
+            u
+            for u in study.trials
+            if ch.parse_candidate(u) == cand and u.state == TrialState.COMPLETE
+        ]
+        assert copies
+
+
+def abandoned_frozen(study: optuna.Study, trials: list[optuna.Trial]) -> list[object]:
+    return [study.trials[t.number] for t in trials]
 
 
 def test_infinite_values_are_told_and_rank_worst() -> None:
