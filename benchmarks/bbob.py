@@ -783,7 +783,8 @@ def write_outputs(
     notes = [
         f"Run on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC with {config.processes} "
         f"worker processes: {len(runs)} runs, wall time {wall / 60:.1f} min "
-        f"({cpu / 60:.1f} min of run time in the workers).",
+        f"({cpu / 60:.1f} min of run time in the workers); load average of the machine at "
+        f"the end: {os.getloadavg()[2]:.1f} over 15 min.",
         f"Versions: {versions()}.",
     ]
     notes += [f"Not run ({m}): {why}" for m, why in missing.items()]
@@ -817,6 +818,7 @@ def run_overhead(config: Config, out: Path) -> str:
 
 def main(quick: bool) -> None:
     """Run the BBOB benchmark (``quick``: a small configuration written to a temporary folder)."""
+    t0 = time.perf_counter()
     config = QUICK if quick else Config()
     out = Path(tempfile.gettempdir()) / "nes_asktell_bench_quick" if quick else OUT_DIR
     print(
@@ -829,6 +831,13 @@ def main(quick: bool) -> None:
     seed = seed_problem(seed_methods, config.seed_problem_runs)
     write_outputs(runs, config, wall, missing, out, seed)
     run_overhead(config, out)
+    total = (
+        f"The whole benchmark (the runs, the seed's problem and the overhead table) took "
+        f"{(time.perf_counter() - t0) / 60:.1f} min."
+    )
+    print(total)
+    with (out / "bbob_meta.rst").open("a", encoding="utf-8") as fh:
+        fh.write(f"\n{total}\n")
 
 
 if __name__ == "__main__":
