@@ -19,6 +19,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+#: What an empty or undefined table cell shows.
+EMPTY = "\u2014"
+
 #: The folder the docs include benchmark results from.
 OUT_DIR = Path(__file__).resolve().parent.parent / "docs" / "_static" / "bench"
 
@@ -36,9 +39,10 @@ def median_seconds(func: Callable[[], object], repeats: int = 5) -> float:
 def simple_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     """Return `rows` under `headers` as a reStructuredText simple table (left-aligned cells).
 
-    Empty cells are written as ``-`` so that reStructuredText never merges columns.
+    Empty cells are written as an em dash (a lone ``-`` would start a bullet list), so that
+    reStructuredText never merges columns.
     """
-    body = [[str(c) if str(c) else "-" for c in row] for row in rows]
+    body = [[str(c) if str(c) else EMPTY for c in row] for row in rows]
     head = [str(h) for h in headers]
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
     rule = "  ".join("=" * w for w in widths)
@@ -72,9 +76,9 @@ def fmt_count(x: float) -> str:
 
 
 def fmt_ratio(x: float) -> str:
-    """Format a ratio with two decimals (three significant digits below 0.1), or ``inf``."""
+    """Format a ratio with two decimals (three significant digits below 0.1), inf or nan."""
     if math.isnan(x):
-        return "-"
+        return EMPTY
     if math.isinf(x):
         return "inf"
     return f"{x:.2f}" if x >= 0.1 else f"{x:.3g}"
