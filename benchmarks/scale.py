@@ -144,7 +144,11 @@ def _loopback_bytes() -> int | None:
 
 
 def on_dask(d: int, n: int, repeats: int) -> list[tuple[str, float, float, float | None]]:
-    """Return (mode, seconds, payload MB, loopback MB) per generation on a 2-worker cluster."""
+    """Return (mode, seconds, payload MB, loopback MB) per generation on a 2-worker cluster.
+
+    Vectors and seeds run twice: with a default ``Client`` (data to the workers goes through
+    the scheduler) and with ``Client(direct_to_workers=True)`` (the client sends it directly).
+    """
     from distributed import Client, LocalCluster
 
     rows = []
@@ -153,12 +157,19 @@ def on_dask(d: int, n: int, repeats: int) -> list[tuple[str, float, float, float
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
         Client(cluster) as client,
+        Client(cluster, direct_to_workers=True) as direct,
     ):
-        for mode in ("serial", "vectors", "seeds"):
+        runs: list[tuple[str, object, str]] = [
+            ("serial", None, "auto"),
+            ("vectors, via the scheduler", client, "vectors"),
+            ("seeds, via the scheduler", client, "seeds"),
+            ("vectors, direct_to_workers", direct, "vectors"),
+            ("seeds, direct_to_workers", direct, "seeds"),
+        ]
+        for label, workers, mode in runs:
             es = OpenES(np.zeros(d), 0.1, n, rng=0)
-            workers = None if mode == "serial" else client
             secs, payload, loop = [], [], []
-            with Evaluator(workers, mode="auto" if mode == "serial" else mode) as ev:
+            with Evaluator(workers, mode=mode) as ev:
                 for r in range(repeats + 1):
                     lo0 = _loopback_bytes()
                     t0 = time.perf_counter()
@@ -174,16 +185,24 @@ def on_dask(d: int, n: int, repeats: int) -> list[tuple[str, float, float, float
                             loop.append((lo1 - lo0) / 1e6)
             rows.append(
                 (
-                    mode,
+                    label,
                     statistics.median(secs),
                     statistics.median(payload),
                     statistics.median(loop) if loop else None,
                 )
             )
-            print(f"dask {mode}: {rows[-1]}", flush=True)
+            print(f"dask {label}: {rows[-1]}", flush=True)
             del es
             gc.collect()
     return rows
+
+
+def dask_table(rows: list[tuple[str, float, float, float | None]]) -> str:
+    """Format the rows of :func:`on_dask` as a reStructuredText table."""
+    return simple_table(
+        ["evaluation", "s / generation", "payload MB / generation", "loopback MB / generation"],
+        [[m, f"{s:.3f}", f"{p:.2f}", "-" if lo is None else f"{lo:.1f}"] for m, s, p, lo in rows],
+    )
 
 
 def _plot(res: dict[int, dict[str, float]], out: Path) -> None:
@@ -234,10 +253,7 @@ def main(quick: bool) -> None:
     write_csv(out / "scale_asktell.csv", ["d", *names], rows)
     _plot(res, out)
     drows = on_dask(1_000_000, 32, repeats=1 if quick else 5)
-    t3 = simple_table(
-        ["evaluation", "s / generation", "payload MB / generation", "loopback MB / generation"],
-        [[m, f"{s:.3f}", f"{p:.2f}", "-" if lo is None else f"{lo:.1f}"] for m, s, p, lo in drows],
-    )
+    t3 = dask_table(drows)
     print(t3)
     write_text(out / "scale_dask.rst", t3)
     print(f"tables and figure written to {out}")
