@@ -267,8 +267,8 @@ class NESSampler(BaseSampler):
         -------
         list of dict
             One dict per generation: ``generation``, ``state`` (digest), ``trial`` (the number
-            of the trial that stores it) and ``told`` (the trial numbers whose values produced
-            it, empty for the first).
+            of the trial that stores it) and ``told`` (the numbers of the trials whose values
+            produced it, in candidate order; empty for the first).
 
         Examples
         --------
@@ -279,7 +279,7 @@ class NESSampler(BaseSampler):
         >>> study = optuna.create_study(sampler=sampler)
         >>> study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=10)
         >>> [(g["generation"], g["trial"], g["told"]) for g in sampler.generations(study)]
-        [(0, 1, []), (1, 5, [1, 2, 3, 4]), (2, 9, [5, 6, 7, 8])]
+        [(0, 1, []), (1, 5, [4, 1, 3, 2]), (2, 9, [6, 5, 8, 7])]
         """
         self._check_single_objective(study)
         trials = study.get_trials(deepcopy=False)
@@ -395,7 +395,10 @@ class NESSampler(BaseSampler):
         live = {k: nums for k, nums in live.items() if k not in done}
         free = [k for k in range(lam) if k not in done and k not in live]
         if free:
-            return self._assign(study, trial, space, tip.digest, tip.generation, free[0], loaded)
+            # Spread concurrent samplers over the free candidates (by trial number), so that two
+            # processes reading the storage at the same moment rarely take the same one.
+            k = free[trial.number % len(free)]
+            return self._assign(study, trial, space, tip.digest, tip.generation, k, loaded)
         # Every candidate is taken. A candidate whose trials have all been overtaken by a
         # population of COMPLETE trials is probably abandoned: back it up. Otherwise draw an
         # extra sample of the same distribution (not told, but a new point, unlike a copy).
@@ -444,4 +447,5 @@ class NESSampler(BaseSampler):
         self._loaded[digest] = loaded
         generation = state["generation"]
         assert isinstance(generation, int)
-        return self._assign(study, trial, space, digest, generation, 0, loaded)
+        k = trial.number % loaded.X.shape[0]  # spread over the candidates, as in _sample
+        return self._assign(study, trial, space, digest, generation, k, loaded)
