@@ -81,8 +81,13 @@ class Evaluator:
     20
     """
 
+    _kind: str
+    _timeout: float | None
+    _mode: str
+
     def __init__(self, workers: object = None, *, timeout: object = None, mode: str = "auto"):
-        self._delegate = workers if isinstance(workers, Evaluator) else None
+        #: the evaluator that owns the process pool (another one when `workers` is an Evaluator)
+        self._owner: Evaluator = self
         self._workers = workers
         self._pool: ProcessPoolExecutor | None = None
         self._size = 1
@@ -90,8 +95,12 @@ class Evaluator:
         self._broadcast: dict[str, tuple[object, object]] = {}
         #: serialized bytes sent to and received from the workers by the latest evaluate().
         self.last_bytes = 0
-        if self._delegate is not None:
-            self._kind = "delegate"
+        if isinstance(workers, Evaluator):
+            # Share its workers (and its pool); its timeout and mode apply unless given here.
+            self._owner = workers._owner
+            self._kind, self._workers, self._size = workers._kind, workers._workers, workers._size
+            timeout = workers._timeout if timeout is None else timeout
+            mode = workers._mode if mode == "auto" else mode
         elif workers is None:
             self._kind = "serial"
         elif isinstance(workers, numbers.Integral) and not isinstance(workers, bool):
@@ -149,13 +158,14 @@ class Evaluator:
     def close(self) -> None:
         """Shut down the process pool this evaluator created (if any)."""
         self._broadcast.clear()
-        if self._pool is not None:
+        if self._owner is self and self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
     def _reset_pool(self) -> None:
         """Kill the pool's processes (hung or dead workers); a new pool starts on next use."""
-        pool, self._pool = self._pool, None
+        owner = self._owner
+        pool, owner._pool = owner._pool, None
         if pool is not None:
             procs = getattr(pool, "_processes", None) or {}
             for proc in list(procs.values()):
@@ -177,8 +187,6 @@ class Evaluator:
         With `strategy`, `X` must be the first rows of its pending batch; the rows may then be
         rebuilt by the workers from keys (``mode`` "auto" or "seeds").
         """
-        if self._delegate is not None:
-            return self._delegate.evaluate(fun, X, args, strategy=strategy)
         if not callable(fun):
             raise TypeError(f"`fun` must be callable, but got {fun!r:.80}.")
         args = tuple(args)
@@ -299,10 +307,11 @@ class Evaluator:
         if self._kind == "dask":
             return self._workers.submit(*task, pure=False)  # type: ignore[attr-defined]
         if self._kind == "pool":
-            if self._pool is None:
+            owner = self._owner
+            if owner._pool is None:
                 ctx = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(self._size, mp_context=ctx)
-            return self._pool.submit(*task)
+                owner._pool = ProcessPoolExecutor(self._size, mp_context=ctx)
+            return owner._pool.submit(*task)
         return self._workers.submit(*task)  # type: ignore[attr-defined]
 
     def _run(
@@ -390,7 +399,8 @@ def evaluate(
         one. A ``concurrent.futures.Executor`` (dask's ``client.get_executor()``,
         ``mpi4py.futures.MPIPoolExecutor``, a ``ThreadPoolExecutor``). A dask
         ``distributed.Client``: the mean is broadcast once per generation. An
-        :class:`Evaluator`, to reuse its pool across calls. Pools, Executors and Clients get about
+        :class:`Evaluator`, to reuse its workers and pool (its `timeout` and `mode` apply unless
+        given here). Pools, Executors and Clients get about
         one task per worker.
     args : tuple
         Extra arguments of `fun`.

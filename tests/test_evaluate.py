@@ -288,6 +288,14 @@ def test_seeds_mode_needs_tasks() -> None:
         Evaluator(map, mode="seeds")
 
 
+def test_an_evaluator_as_workers_lends_its_pool_and_settings(pool: Evaluator) -> None:
+    with Evaluator(pool, mode="vectors") as vec:
+        assert vec._owner is pool
+    assert pool._owner is pool  # closing the borrower left the pool to its owner
+    with Evaluator(None) as serial, pytest.raises(ValueError, match="`timeout` needs workers"):
+        Evaluator(serial, timeout=1.0)
+
+
 def test_candidates_must_be_2d() -> None:
     with pytest.raises(ValueError, match="`strategy_or_candidates` must be a Strategy or an"):
         evaluate(np.zeros(3), sphere)
