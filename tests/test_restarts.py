@@ -65,6 +65,15 @@ def test_optimize_spends_the_budget_exactly(maxfev: int) -> None:
     assert res.stop["maxfev"] == maxfev
 
 
+def test_optimize_maxfev_overrides_the_constructor_budget() -> None:
+    opt = quick(max_restarts=50)  # no budget at construction
+    res = opt.optimize(rastrigin, maxfev=1234)
+    assert res.nfev == 1234
+    assert res.restarts >= 1
+    res = opt.optimize(rastrigin, maxfev=2000)  # continue with a larger total
+    assert res.nfev == 2000
+
+
 def test_budget_is_shared_and_maxfev_never_triggers_a_restart() -> None:
     calls = []
 
