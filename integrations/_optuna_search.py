@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,3 +207,51 @@ class Search:
             "entropy": str(entropy),
             "strategy": es.state_dict(),
         }
+
+
+def plan(
+    trials: list[FrozenTrial],
+    numbers: list[int],
+    candidates: dict[int, ch.Candidate],
+    lam: int,
+    number: int,
+    can_extra: Callable[[], bool],
+) -> tuple[list[FrozenTrial] | None, int]:
+    """Decide what trial `number` does in a generation of `lam` candidates.
+
+    `numbers` are the trials holding candidates of the generation (sorted), `candidates` their
+    records. Returns ``(told, -1)`` when every candidate has a COMPLETE trial (`told`: the
+    lowest-numbered one of each, in candidate order), else ``(None, k)``: the candidate to
+    evaluate, ``k >= lam`` for an extra sample.
+    """
+    done: dict[int, FrozenTrial] = {}
+    live: dict[int, list[int]] = {}  # candidate -> numbers of its RUNNING/WAITING trials
+    completed: list[int] = []  # numbers of the generation's COMPLETE trials, extras too
+    n_extra = 0
+    for n in numbers:
+        held = ch.find(trials, n)
+        if held is None:
+            continue
+        k = candidates[n].index
+        n_extra += k >= lam
+        if held.state == TrialState.COMPLETE:
+            completed.append(n)
+            if k < lam and k not in done:
+                done[k] = held
+        elif k < lam and held.state in (TrialState.RUNNING, TrialState.WAITING):
+            live.setdefault(k, []).append(n)
+    if len(done) == lam:
+        return [done[k] for k in range(lam)], -1
+    live = {k: nums for k, nums in live.items() if k not in done}
+    free = [k for k in range(lam) if k not in done and k not in live]
+    if free:
+        # Spread concurrent samplers over the free candidates (by trial number), so that two
+        # processes reading the storage at the same moment rarely take the same one.
+        return None, free[number % len(free)]
+    # Every candidate is taken. A candidate whose trials have all been overtaken by a
+    # population of COMPLETE trials is probably abandoned: back it up. Otherwise draw an
+    # extra sample of the same distribution (not told, but a new point, unlike a copy).
+    stale = [k for k, nums in live.items() if sum(n > max(nums) for n in completed) >= lam]
+    if not stale and n_extra < lam and can_extra():
+        return None, lam + n_extra
+    return None, min(stale or live, key=lambda k: (len(live[k]), k))

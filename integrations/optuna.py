@@ -20,7 +20,7 @@ from nes_asktell._base import Strategy
 from nes_asktell._typing import FloatArray
 
 from . import _optuna_chain as ch
-from ._optuna_search import Loaded, Search, strategy_class
+from ._optuna_search import Loaded, Search, plan, strategy_class
 from ._optuna_space import UnitSpace, is_relative
 
 __all__ = ["NESSampler"]
@@ -85,8 +85,9 @@ class NESSampler(BaseSampler):
     computed from the stored state alone, so every process rebuilds the same candidates. A
     generation is told once each of its ``popsize`` candidates has a COMPLETE trial (the lowest
     numbered, when several evaluated it); FAIL, PRUNED and unfinished trials never block it: a
-    new trial takes a candidate no live trial holds, and when every candidate is taken it
-    duplicates a RUNNING one, so an abandoned trial is replaced. The told state is stored on the
+    new trial takes a candidate no live trial holds; when every candidate is taken it draws an
+    extra sample (not told), and backs up a RUNNING candidate once a population of trials has
+    completed after it, so an abandoned trial is replaced. The told state is stored on the
     trial that told it, with the digest of its parent; processes that tell the same generation
     write the same state, and all processes follow the same (longest) chain of states, so no
     generation is lost or told twice. See :doc:`/optuna` for the full argument.
@@ -371,44 +372,17 @@ class NESSampler(BaseSampler):
             loaded = self._load(tip, trials, space.dim)
             if loaded is not None:
                 break
-        lam = loaded.X.shape[0]
-        done: dict[int, FrozenTrial] = {}
-        live: dict[int, list[int]] = {}  # candidate -> numbers of its RUNNING/WAITING trials
-        completed: list[int] = []  # numbers of the generation's COMPLETE trials, extras too
-        n_extra = 0
-        for number in sorted(ix.by_state.get(tip.digest, ())):
-            held = ch.find(trials, number)
-            k = ix.candidates[number].index
-            if held is None:
-                continue
-            n_extra += k >= lam
-            if held.state == TrialState.COMPLETE:
-                completed.append(number)
-                if k < lam and k not in done:
-                    done[k] = held
-            elif k < lam and held.state in (TrialState.RUNNING, TrialState.WAITING):
-                live.setdefault(k, []).append(number)
-        if len(done) == lam:
-            told = [done[k] for k in range(lam)]
+        told, k = plan(
+            trials,
+            sorted(ix.by_state.get(tip.digest, ())),
+            ix.candidates,
+            loaded.X.shape[0],
+            trial.number,
+            lambda: self._search.extra_rows(loaded) is not None,
+        )
+        if told is not None:
             state = self._search.next_state(tip, loaded, told, sign)
             return self._store_and_assign(study, trial, space, state, [t.number for t in told])
-        live = {k: nums for k, nums in live.items() if k not in done}
-        free = [k for k in range(lam) if k not in done and k not in live]
-        if free:
-            # Spread concurrent samplers over the free candidates (by trial number), so that two
-            # processes reading the storage at the same moment rarely take the same one.
-            k = free[trial.number % len(free)]
-            return self._assign(study, trial, space, tip.digest, tip.generation, k, loaded)
-        # Every candidate is taken. A candidate whose trials have all been overtaken by a
-        # population of COMPLETE trials is probably abandoned: back it up. Otherwise draw an
-        # extra sample of the same distribution (not told, but a new point, unlike a copy).
-        stale = [k for k, nums in live.items() if sum(n > max(nums) for n in completed) >= lam]
-        extra = self._search.extra_rows(loaded) if not stale and n_extra < lam else None
-        if extra is not None:
-            return self._assign(
-                study, trial, space, tip.digest, tip.generation, lam + n_extra, loaded
-            )
-        k = min(stale or live, key=lambda k: (len(live[k]), k))
         return self._assign(study, trial, space, tip.digest, tip.generation, k, loaded)
 
     def _assign(
