@@ -51,6 +51,8 @@ def weighted_rank_test(u_order: FloatArray, w: FloatArray) -> float:
     n = float(w.size)
     n_w = float(w.sum())
     stat = float(w @ (u_order + 0.5))
+    if not (math.isfinite(n_w) and math.isfinite(stat) and n_w > 0.0):
+        return 0.0  # degenerate weights: no evidence for a larger rate
     mean = n * n_w / 2.0
     std = math.sqrt(n * n_w * (n + n_w + 1.0) / 12.0)
     return float(ndtr((stat - mean) / std))

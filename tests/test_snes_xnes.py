@@ -354,3 +354,14 @@ def test_state_of_another_strategy_is_rejected(cls: type[Strategy]) -> None:
     state = other(np.zeros(3), 1.0, rng=0).state_dict()
     with pytest.raises(ValueError, match=r"`state` must come from"):
         cls.from_state(state)
+
+
+def test_weighted_rank_test() -> None:
+    from nes_asktell._xnes import weighted_rank_test
+
+    order = np.arange(6.0)  # 0 = worst
+    assert weighted_rank_test(order, np.ones(6)) == pytest.approx(0.5)
+    # weight on the good samples -> above 1/2; on the bad ones -> below
+    assert weighted_rank_test(order, np.array([0.1, 0.1, 0.1, 2, 2, 2])) > 0.5
+    assert weighted_rank_test(order, np.array([2, 2, 2, 0.1, 0.1, 0.1])) < 0.5
+    assert weighted_rank_test(order, np.array([np.inf, 1, 1, 1, 1, 1])) == 0.0
