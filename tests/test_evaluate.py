@@ -98,6 +98,15 @@ def test_process_pool_gives_the_same_run_in_both_modes(pool: Evaluator) -> None:
 
 
 @pytest.mark.slow
+def test_optimize_on_a_borrowed_pool_matches_serial(pool: Evaluator) -> None:
+    ref = SNES(np.zeros(D_BIG), 0.3, rng=2, maxiter=3).optimize(sphere)
+    res = SNES(np.zeros(D_BIG), 0.3, rng=2, maxiter=3).optimize(sphere, workers=pool)
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert res.fun == ref.fun
+    assert pool._pool is not None  # optimize() closed its borrower, not the lender's pool
+
+
+@pytest.mark.slow
 def test_dask_cluster_gives_the_same_run_in_both_modes(client) -> None:
     for cls in (OpenES, SNES):
         ref = run(cls, None, d=D_BIG)
