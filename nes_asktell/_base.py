@@ -380,6 +380,9 @@ class Strategy(ABC):
                 NESWarning,
                 stacklevel=3,
             )
+            # A generation without a finite value is no improvement: tolstagnation still counts,
+            # so a run whose objective only returns NaN ends instead of looping forever.
+            self._since_improvement += 1
         else:
             self._update(u)
             i = int(np.argmin(np.where(finite, f, np.inf)))
