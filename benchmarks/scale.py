@@ -201,7 +201,7 @@ def dask_table(rows: list[tuple[str, float, float, float | None]]) -> str:
     """Format the rows of :func:`on_dask` as a reStructuredText table."""
     return simple_table(
         ["evaluation", "s / generation", "payload MB / generation", "loopback MB / generation"],
-        [[m, f"{s:.3f}", f"{p:.2f}", "-" if lo is None else f"{lo:.1f}"] for m, s, p, lo in rows],
+        [[m, f"{s:.3f}", f"{p:.2f}", "" if lo is None else f"{lo:.1f}"] for m, s, p, lo in rows],
     )
 
 
