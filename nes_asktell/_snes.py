@@ -157,12 +157,10 @@ class SNES(Strategy):
         np.multiply(Zh, self._sigma, out=out)
 
     def _update(self, u: FloatArray) -> None:
-        Zh = self._Zh
-        assert Zh is not None
         w = self._even_weights(u)
         # Wierstra 2014, Algorithm 6 (SNES): the natural gradients in local coordinates.
         G_mu = self._noise_sum(u)
-        G_sigma = w @ (Zh * Zh) - float(w.sum())
+        G_sigma = self._noise_sq_sum(w) - float(w.sum())
         self._mean = self._mean + self._eta_mu * self._sigma * G_mu
         log_step = self._eta_sigma / 2.0 * G_sigma
         if self._path is not None:

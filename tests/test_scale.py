@@ -88,7 +88,7 @@ def test_a_released_batch_is_reused() -> None:
     assert not es.ask().flags.writeable
 
 
-@pytest.mark.parametrize("cls", [OpenES])
+@pytest.mark.parametrize("cls", [OpenES, SNES])
 def test_ask_and_tell_make_no_population_sized_copies(cls: type) -> None:
     n, d = 16, 50_000
     es = cls(np.zeros(d), 0.3, n, rng=1, mirrored=False)
