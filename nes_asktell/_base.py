@@ -14,14 +14,12 @@ from typing import ClassVar, TypeVar
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-from . import _noise, _shaping, _stopping
+from . import _noise, _shaping, _state, _stopping
 from . import _validate as v
 from ._bounds import Box, make_box
 from ._typing import JSON, FloatArray
 
 S = TypeVar("S", bound="Strategy")
-
-STATE_VERSION = 1
 
 
 class NESWarning(UserWarning):
@@ -575,39 +573,7 @@ class Strategy(ABC):
         ``type(self).from_state(state)`` rebuilds a strategy that continues bit-identically,
         also between ``ask`` and ``tell``.
         """
-        if not isinstance(self._shaping_spec, str):
-            raise ValueError(
-                "`shaping` is a callable, which state_dict() cannot store; use pickle, or "
-                "pass it again to from_state(state, shaping=...)."
-            )
-        noise = self._noise_before_ask if self._noise_before_ask is not None else None
-        return {
-            "strategy": self.name,
-            "version": STATE_VERSION,
-            "dim": self._dim,
-            "popsize": self._popsize,
-            "sigma0": _to_plain(self._sigma0),
-            "mirrored": self._mirrored,
-            "shaping": self._shaping_spec,
-            "threads": self._threads,
-            "dtype": np.dtype(self._dtype).name,
-            "bounds": None
-            if self._box is None
-            else [_floats(self._box.lower), _floats(self._box.upper)],
-            "criteria": self._crit.to_json(),
-            "options": self._options(),
-            "mean": self._mean.tolist(),
-            "generation": self._generation,
-            "nfev": self._nfev,
-            "best_x": self._best_x.tolist(),
-            "best_f": None if math.isinf(self._best_f) else self._best_f,
-            "fhist": list(self._fhist),
-            "last_range": None if math.isinf(self._last_range) else self._last_range,
-            "since_improvement": self._since_improvement,
-            "asked": self._X is not None,
-            "noise": noise if noise is not None else self._noise.snapshot(),
-            "algo": self._algo_state(),
-        }
+        return _state.dump(self)
 
     @classmethod
     def from_state(cls: type[S], state: object, *, shaping: object = None) -> S:
@@ -618,57 +584,7 @@ class Strategy(ABC):
         ValueError
             If `state` is malformed or belongs to another strategy.
         """
-        if not isinstance(state, dict):
-            raise ValueError(f"`state` must be a dict from state_dict(), but got {state!r:.80}.")
-        if state.get("strategy") != cls.name or state.get("version") != STATE_VERSION:
-            raise ValueError(
-                f"`state` must come from {cls.__name__}.state_dict() (version {STATE_VERSION}), "
-                f"but got strategy={state.get('strategy')!r}, version={state.get('version')!r}."
-            )
-        try:
-            bounds = state["bounds"]
-            crit = dict(state["criteria"])
-            options = dict(state["options"])
-            obj = cls(
-                v.as_vector("mean", state["mean"]),
-                np.asarray(state["sigma0"])
-                if isinstance(state["sigma0"], list)
-                else state["sigma0"],
-                state["popsize"],
-                bounds=None if bounds is None else (_unfloats(bounds[0]), _unfloats(bounds[1])),
-                rng=0,
-                mirrored=state["mirrored"],
-                shaping=state["shaping"] if shaping is None else shaping,
-                threads=state["threads"],
-                dtype=state.get("dtype", "float64"),
-                **crit,
-                **options,
-            )
-            if obj._dim != state["dim"]:
-                raise ValueError(f"dim {state['dim']} does not match the mean")
-            obj._noise = _noise.restore(state["noise"], obj._threads)
-            obj._generation = v.integer("generation", state["generation"], minimum=0)
-            obj._nfev = v.integer("nfev", state["nfev"], minimum=0)
-            obj._best_x = v.as_vector("best_x", state["best_x"], obj._dim)
-            best_f = state["best_f"]
-            obj._best_f = math.inf if best_f is None else v.real("best_f", best_f)
-            obj._fhist = [v.real("fhist", x) for x in state["fhist"]]
-            last = state["last_range"]
-            obj._last_range = math.inf if last is None else v.real("last_range", last)
-            obj._since_improvement = v.integer(
-                "since_improvement", state["since_improvement"], minimum=0
-            )
-            obj._load_algo_state(dict(state["algo"]))
-            asked = state["asked"]
-            if not isinstance(asked, bool):
-                raise TypeError(f"`asked` must be True or False, but got {asked!r}.")
-        except KeyError as exc:
-            raise ValueError(f"`state` is malformed: the key {exc} is missing.") from exc
-        except (TypeError, ValueError, IndexError) as exc:
-            raise ValueError(f"`state` is malformed: {exc}") from exc
-        if asked:
-            obj.ask()
-        return obj
+        return _state.load(cls, state, shaping)
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()
@@ -738,15 +654,3 @@ def _check_dtype(dtype: object) -> type[np.floating]:
 
 def _report_now(gen: int) -> bool:
     return gen < 10 or gen % (10 ** int(math.log10(gen))) == 0
-
-
-def _floats(a: FloatArray) -> list[float | None]:
-    return [None if not math.isfinite(x) else float(x) for x in a]
-
-
-def _unfloats(a: Sequence[float | None]) -> list[float]:
-    return [math.nan if x is None else float(x) for x in a]
-
-
-def _to_plain(x: float | FloatArray) -> float | list[float]:
-    return x.tolist() if isinstance(x, np.ndarray) else float(x)

@@ -12,8 +12,9 @@ from scipy.optimize import OptimizeResult
 
 from . import _noise, _stopping
 from . import _validate as v
-from ._base import STATE_VERSION, Strategy, make_result
+from ._base import Strategy, make_result
 from ._bounds import make_box
+from ._state import STATE_VERSION
 from ._typing import JSON, FloatArray
 
 #: Criteria that end the whole run; any other criterion of the inner strategy triggers a restart.
