@@ -14,6 +14,7 @@ from scipy.optimize import Bounds, OptimizeWarning
 
 from nes_asktell._base import CRITERIA, Strategy
 from nes_asktell._typing import FloatArray
+from nes_asktell._validate import short
 
 #: strategy names and where their classes live (imported on first use).
 STRATEGIES: dict[str, tuple[str, str]] = {
@@ -24,19 +25,6 @@ STRATEGIES: dict[str, tuple[str, str]] = {
 
 #: constructor arguments the adapter sets itself (they are not passed-through options).
 _OWN = frozenset({"self", "x0", "sigma0", "popsize", "bounds", "rng", "maxfev", "maxiter"})
-
-
-def short(value: object) -> str:
-    """Return ``repr(value)``, cut to 80 characters for error messages."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def flag(name: str, value: object) -> bool:
-    """Return `value` as a bool, or raise TypeError naming `name`."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{name}` must be True or False, but got {short(value)}.")
-    return bool(value)
 
 
 def check_constraints(constraints: object) -> None:

@@ -146,11 +146,7 @@ class NESSampler(BaseSampler):
                 "`independent_sampler` must be an optuna.samplers.BaseSampler or None, "
                 f"but got {independent_sampler!r}."
             )
-        if not isinstance(warn_independent_sampling, bool):
-            raise TypeError(
-                "`warn_independent_sampling` must be True or False, "
-                f"but got {warn_independent_sampling!r}."
-            )
+        v.flag("warn_independent_sampling", warn_independent_sampling)
         n_restarts = v.integer("restarts", restarts, minimum=0)
         if seed is not None:
             seed = v.integer("seed", seed, minimum=0)

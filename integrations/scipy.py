@@ -22,15 +22,14 @@ from nes_asktell._base import Strategy, make_result
 from nes_asktell._restarts import IPOP
 from nes_asktell._stopping import MESSAGES, STATUS, default_stagnation
 from nes_asktell._typing import FloatArray
+from nes_asktell._validate import flag, short
 
 from ._scipy_options import (
     bounds_of,
     budget,
     check_constraints,
     default_sigma0,
-    flag,
     resolve_strategy,
-    short,
     strategy_options,
 )
 

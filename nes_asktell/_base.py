@@ -99,9 +99,7 @@ class Strategy(ABC):
         self._sigma0 = self._check_sigma0(sigma0, dim)
         if mirrored is None:
             mirrored = self._default_mirrored
-        if not isinstance(mirrored, (bool, np.bool_)):
-            raise TypeError(f"`mirrored` must be True or False, but got {mirrored!r}.")
-        self._mirrored = bool(mirrored)
+        self._mirrored = v.flag("mirrored", mirrored)
         if popsize is None:
             lam = default_popsize(dim)
             lam += lam % 2 if self._mirrored else 0

@@ -106,8 +106,7 @@ class SNES(Strategy):
     ) -> None:
         e_mu = v.positive_float("eta_mu", eta_mu)
         e_sigma = None if eta_sigma is None else v.positive_float("eta_sigma", eta_sigma)
-        if not isinstance(csa, (bool, np.bool_)):
-            raise TypeError(f"`csa` must be True or False, but got {csa!r}.")
+        v.flag("csa", csa)
         check_option_names(criteria)
         super().__init__(
             x0,
@@ -137,13 +136,13 @@ class SNES(Strategy):
             except (TypeError, ValueError) as exc:
                 raise TypeError(
                     f"`sigma0` must be a positive number or an array of {dim} positive numbers, "
-                    f"but got {v._short(sigma0)}."
+                    f"but got {v.short(sigma0)}."
                 ) from exc
             if out.shape != (dim,):
                 raise ValueError(f"`sigma0` must have shape ({dim},), but got shape {out.shape}.")
             if not np.all(np.isfinite(out) & (out > 0)):
                 raise ValueError(
-                    f"`sigma0` must hold positive finite numbers, but got {v._short(sigma0)}."
+                    f"`sigma0` must hold positive finite numbers, but got {v.short(sigma0)}."
                 )
             return out
         return v.positive_float("sigma0", sigma0)

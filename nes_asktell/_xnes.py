@@ -173,12 +173,8 @@ class XNES(Strategy):
         e_mu = v.positive_float("eta_mu", eta_mu)
         e_sigma = None if eta_sigma is None else v.positive_float("eta_sigma", eta_sigma)
         e_B = None if eta_B is None else v.positive_float("eta_B", eta_B)
-        if not isinstance(csa, (bool, np.bool_)):
-            raise TypeError(f"`csa` must be True or False, but got {csa!r}.")
-        if not isinstance(adaptation_sampling, (bool, np.bool_)):
-            raise TypeError(
-                f"`adaptation_sampling` must be True or False, but got {adaptation_sampling!r}."
-            )
+        v.flag("csa", csa)
+        v.flag("adaptation_sampling", adaptation_sampling)
         check_option_names(criteria)
         super().__init__(
             x0,
