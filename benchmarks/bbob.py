@@ -724,6 +724,7 @@ def write_outputs(
     missing: dict[str, str],
     out: Path,
     seed: SeedResults | None = None,
+    versions_text: str | None = None,
 ) -> dict[int, str]:
     """Print and write the ERT tables, per-run CSV, targets, ECDF plot and run notes."""
     table = ert_table(runs, config)
@@ -785,7 +786,7 @@ def write_outputs(
         f"worker processes: {len(runs)} runs, wall time {wall / 60:.1f} min "
         f"({cpu / 60:.1f} min of run time in the workers); load average of the machine at "
         f"the end: {os.getloadavg()[2]:.1f} over 15 min.",
-        f"Versions: {versions()}.",
+        f"Versions: {versions_text or versions()}.",
     ]
     notes += [f"Not run ({m}): {why}" for m, why in missing.items()]
     notes += [f"Error in {e}" for e in errors]
@@ -826,10 +827,13 @@ def main(quick: bool) -> None:
         f"{config.processes} processes; output in {out}",
         flush=True,
     )
+    at_start = versions()  # the workers import the library as it is now
     runs, wall, missing = run_all(config)
+    if versions() != at_start:
+        at_start += f"; the working tree changed during the run, to {_git_commit()}"
     seed_methods = available(["XNES", "SNES", "pycma", "cmaes"])[0]
     seed = seed_problem(seed_methods, config.seed_problem_runs)
-    write_outputs(runs, config, wall, missing, out, seed)
+    write_outputs(runs, config, wall, missing, out, seed, at_start)
     run_overhead(config, out)
     total = (
         f"The whole benchmark (the runs, the seed's problem and the overhead table) took "
