@@ -440,7 +440,10 @@ def target_checks(
         checks.append((name, "not run", None))
     else:
         evidence = f"{cell[1]}/{cell[2]} solved, ERT {fmt_count(cell[0])}"
-        checks.append((name, evidence, cell[1] >= 4))
+        if cell[2] != 5:
+            checks.append((name, evidence + " (the target is about 5 instances)", None))
+        else:
+            checks.append((name, evidence, cell[1] >= 4))
     name = "XNES and SNES solve the seed's 3-d problem in a median of <= 600 evaluations"
     if seed is None or any(m not in seed for m in ("XNES", "SNES")):
         checks.append((name, "not run", None))
@@ -773,9 +776,7 @@ def write_outputs(
     )
     checks = target_checks(table, seed)
     lines = ["Target", "met", "measured"]
-    trows = [
-        [name, {True: "yes", False: "no", None: "not run"}[ok], ev] for name, ev, ok in checks
-    ]
+    trows = [[name, {True: "yes", False: "no", None: "n/a"}[ok], ev] for name, ev, ok in checks]
     ttext = simple_table(lines, trows)
     print("\nIssue targets (from this run)\n" + ttext)
     write_text(out / "bbob_targets.rst", ttext)

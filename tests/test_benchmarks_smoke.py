@@ -152,6 +152,8 @@ def test_target_checks_read_the_ratios_to_pycma() -> None:
     met = {name: ok for name, _, ok in bbob.target_checks(table, seed)}
     assert list(met.values()) == [True, False, True, False, False]
     assert bbob.target_checks(table, {"XNES": (450.0, 25, 25)})[4][2] is None
+    table[(5, 15, "XNES+IPOP")] = (2_000.0, 2, 2)  # a quick run: 2 instances only
+    assert bbob.target_checks(table)[3][2] is None
     table[(10, 1, "XNES")] = (math.inf, 0, 5)
     assert bbob.target_checks(table)[0][2] is False
     del table[(10, 2, "SNES")]
