@@ -95,6 +95,7 @@ def test_start_points_are_shared_and_in_the_box() -> None:
     assert not np.array_equal(x0, bbob.start(15, 5, 4)[0])
 
 
+@pytest.mark.slow  # about 1.5 s on an idle machine, more on a busy one (it starts a process)
 def test_tiny_benchmark_writes_well_formed_tables(tmp_path: Path) -> None:
     config = bbob.Config(
         functions=(1,),
