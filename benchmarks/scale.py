@@ -3,10 +3,11 @@
 ``--quick`` (d up to 1e5, fewer repeats) writes to a temporary folder, not to the docs.
 
 Part 1, per-generation ask+tell time (popsize 64) for d = 1e2 .. 1e6, measured side by side in one
-run (round robin, median of the repeats after a warm-up): OpenES and SNES (1 and 2 threads), the
-floor (one call drawing the (64, d) float64 noise with numpy's default generator plus one
-matrix-vector product), the same floor drawing into a buffer reused across generations (no page
-faults), pycma's diagonal mode (``CMA_diagonal=True``) and cmaes' ``SepCMA``.
+run (round robin, median of the repeats after a warm-up): OpenES and SNES (1 and 2 threads; SNES
+also with mirrored sampling), the floor (one call drawing the (64, d) float64 noise with numpy's
+default generator plus one matrix-vector product), the same floor drawing into a buffer reused
+across generations (no page faults), pycma's diagonal mode (``CMA_diagonal=True``) and cmaes'
+``SepCMA``.
 
 Part 2, d = 1e6, 32 candidates, a dask ``LocalCluster`` with 2 worker processes: wall time per
 generation (ask, evaluate, tell) and bytes moved per generation, vectors against seeds. The
@@ -63,8 +64,8 @@ def _floor_reused(d: int) -> Step:
     return step
 
 
-def _nes(cls: type, d: int, threads: int) -> Step:
-    es = cls(np.zeros(d), 0.1, POPSIZE, rng=0, threads=threads)
+def _nes(cls: type, d: int, threads: int, **options: object) -> Step:
+    es = cls(np.zeros(d), 0.1, POPSIZE, rng=0, threads=threads, **options)
     f = np.random.default_rng(2).standard_normal(POPSIZE)
 
     def step() -> None:
@@ -107,6 +108,8 @@ METHODS: dict[str, Callable[[int], Step]] = {
     "OpenES threads=2": lambda d: _nes(OpenES, d, 2),
     "SNES": lambda d: _nes(SNES, d, 1),
     "SNES threads=2": lambda d: _nes(SNES, d, 2),
+    "SNES mirrored": lambda d: _nes(SNES, d, 1, mirrored=True),
+    "SNES mirrored threads=2": lambda d: _nes(SNES, d, 2, mirrored=True),
     "pycma diagonal": _pycma,
     "cmaes SepCMA": _sepcma,
 }
