@@ -11,6 +11,7 @@ Two ways to move a population to the workers:
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import numbers
 import os
@@ -34,6 +35,7 @@ from ._tasks import (
     as_value,
     is_dask_client,
     nbytes,
+    ready,
     seed_plan,
     seeds_task,
     unpicklable,
@@ -162,6 +164,21 @@ class Evaluator:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def _start_pool(self) -> ProcessPoolExecutor:
+        """Return the process pool, first starting it and waiting until every worker runs.
+
+        Starting spawned workers (a fresh interpreter importing numpy) can take seconds on a busy
+        machine; it happens here, before a generation's `timeout` clock starts.
+        """
+        owner = self._owner
+        if owner._pool is None:
+            pool = ProcessPoolExecutor(self._size, mp_context=multiprocessing.get_context("spawn"))
+            for fut in [pool.submit(ready) for _ in range(self._size)]:
+                with contextlib.suppress(BrokenProcessPool):
+                    fut.result()
+            owner._pool = pool
+        return owner._pool
+
     def _reset_pool(self) -> None:
         """Kill the pool's processes (hung or dead workers); a new pool starts on next use."""
         owner = self._owner
@@ -216,6 +233,8 @@ class Evaluator:
                 raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
         values = np.full(n, np.nan)
         errors: list[str] = []
+        if self._kind == "pool":
+            self._start_pool()  # start-up is not evaluation time
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
         box = None if strategy is None else strategy._box
         bounds = None if box is None else (box.lower, box.upper)  # the same arrays each time
@@ -307,11 +326,7 @@ class Evaluator:
         if self._kind == "dask":
             return self._workers.submit(*task, pure=False)  # type: ignore[attr-defined]
         if self._kind == "pool":
-            owner = self._owner
-            if owner._pool is None:
-                ctx = multiprocessing.get_context("spawn")
-                owner._pool = ProcessPoolExecutor(self._size, mp_context=ctx)
-            return owner._pool.submit(*task)
+            return self._start_pool().submit(*task)
         return self._workers.submit(*task)  # type: ignore[attr-defined]
 
     def _run(
