@@ -3,17 +3,20 @@
 ``--quick`` (d up to 1e5, fewer repeats) writes to a temporary folder, not to the docs.
 
 Part 1, per-generation ask+tell time (popsize 64) for d = 1e2 .. 1e6, measured side by side in one
-run (round robin, median of the repeats after a warm-up): OpenES and SNES (1 and 2 threads; SNES
-also with mirrored sampling), the floor (one call drawing the (64, d) float64 noise with numpy's
-default generator plus one matrix-vector product), the same floor drawing into a buffer reused
-across generations (no page faults), pycma's diagonal mode (``CMA_diagonal=True``) and cmaes'
-``SepCMA``.
+run (round robin, median of the repeats after a warm-up): OpenES and SNES with their defaults
+(mirrored sampling) on 1 and 2 threads, SNES also with ``mirrored=False``, the floor (one call
+drawing the (64, d) float64 noise with numpy's default generator plus one matrix-vector
+product), the same floor drawing into a buffer reused across generations (no page faults),
+pycma's diagonal mode (``CMA_diagonal=True``) and cmaes' ``SepCMA``.
 
 Part 2, d = 1e6, 32 candidates, a dask ``LocalCluster`` with 2 worker processes: wall time per
-generation (ask, evaluate, tell) and bytes moved per generation, vectors against seeds. The
-bytes are the serialized payloads (pickle protocol 5 sizes of what is sent and received, the
-broadcast mean counted once per worker) and, as a cross-check, the loopback interface counter
-over the generation (all processes on the machine, so an upper bound).
+generation (ask, evaluate, tell) and bytes moved per generation, vectors against seeds (the mean
+broadcast every generation) against replay (workers keep replicas of the strategy and replay its
+updates; the state travels in the first generation only, which is left out of the median as a
+warm-up, and its size is printed). The bytes are the serialized payloads (pickle protocol 5
+sizes of what is sent and received, a broadcast counted once per worker) and, as a cross-check,
+the loopback interface counter over the generation (all processes on the machine, so an upper
+bound).
 
 ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE``: on some processors these are set in the
 environment and slow numpy's kernels; the run prints them. To benchmark without them, unset both
@@ -108,8 +111,8 @@ METHODS: dict[str, Callable[[int], Step]] = {
     "OpenES threads=2": lambda d: _nes(OpenES, d, 2),
     "SNES": lambda d: _nes(SNES, d, 1),
     "SNES threads=2": lambda d: _nes(SNES, d, 2),
-    "SNES mirrored": lambda d: _nes(SNES, d, 1, mirrored=True),
-    "SNES mirrored threads=2": lambda d: _nes(SNES, d, 2, mirrored=True),
+    "SNES unmirrored": lambda d: _nes(SNES, d, 1, mirrored=False),
+    "SNES unmirrored threads=2": lambda d: _nes(SNES, d, 2, mirrored=False),
     "pycma diagonal": _pycma,
     "cmaes SepCMA": _sepcma,
 }
@@ -149,8 +152,9 @@ def _loopback_bytes() -> int | None:
 def on_dask(d: int, n: int, repeats: int) -> list[tuple[str, float, float, float | None]]:
     """Return (mode, seconds, payload MB, loopback MB) per generation on a 2-worker cluster.
 
-    Vectors and seeds run twice: with a default ``Client`` (data to the workers goes through
-    the scheduler) and with ``Client(direct_to_workers=True)`` (the client sends it directly).
+    Vectors, seeds and replay run twice: with a default ``Client`` (data to the workers goes
+    through the scheduler) and with ``Client(direct_to_workers=True)`` (the client sends it
+    directly). The first generation (for replay: the one that ships the state) is a warm-up.
     """
     from distributed import Client, LocalCluster
 
@@ -166,8 +170,10 @@ def on_dask(d: int, n: int, repeats: int) -> list[tuple[str, float, float, float
             ("serial", None, "auto"),
             ("vectors, via the scheduler", client, "vectors"),
             ("seeds, via the scheduler", client, "seeds"),
+            ("replay, via the scheduler", client, "replay"),
             ("vectors, direct_to_workers", direct, "vectors"),
             ("seeds, direct_to_workers", direct, "seeds"),
+            ("replay, direct_to_workers", direct, "replay"),
         ]
         for label, workers, mode in runs:
             es = OpenES(np.zeros(d), 0.1, n, rng=0)
@@ -180,6 +186,8 @@ def on_dask(d: int, n: int, repeats: int) -> list[tuple[str, float, float, float
                     f = ev.evaluate(np.linalg.norm, X, strategy=es)
                     es.tell(X, f)
                     del X
+                    if not r and mode == "replay":
+                        print(f"dask {label}: first generation {ev.last_bytes / 1e6:.1f} MB")
                     if r:
                         secs.append(time.perf_counter() - t0)
                         payload.append(ev.last_bytes / 1e6)
@@ -204,7 +212,7 @@ def dask_table(rows: list[tuple[str, float, float, float | None]]) -> str:
     """Format the rows of :func:`on_dask` as a reStructuredText table."""
     return simple_table(
         ["evaluation", "s / generation", "payload MB / generation", "loopback MB / generation"],
-        [[m, f"{s:.3f}", f"{p:.2f}", "" if lo is None else f"{lo:.1f}"] for m, s, p, lo in rows],
+        [[m, f"{s:.3f}", f"{p:.3f}", "" if lo is None else f"{lo:.3f}"] for m, s, p, lo in rows],
     )
 
 

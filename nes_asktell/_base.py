@@ -145,6 +145,9 @@ class Strategy(ABC):
         self._noise_before_ask: JSON | None = None
         # Batches told and possibly free for reuse (see _take_buffer).
         self._spare: list[FloatArray] = []
+        # The utilities applied by the latest tells, (generation, u or None when skipped): dask
+        # workers replay them to keep their replicas in step (see _tasks). Not state.
+        self._applied: list[tuple[int, FloatArray | None]] = []
 
     # ------------------------------------------------------------------ hooks for subclasses
     def _check_sigma0(self, sigma0: object, dim: int) -> FloatArray | float:
@@ -393,6 +396,8 @@ class Strategy(ABC):
             del self._fhist[: -_stopping.history_length(self._dim, self._popsize)]
             self._last_range = float(np.ptp(f[finite]))
         self._nfev += n_evaluated
+        kept = self._applied[-(APPLIED_KEPT - 1) :]
+        self._applied = [*kept, (self._generation, None if u is None else u.copy())]
         self._generation += 1
         self._X = None
         self._noise_before_ask = None
@@ -615,6 +620,9 @@ def check_option_names(criteria: dict[str, object]) -> None:
             f"documented keywords and the stopping criteria {list(CRITERIA)}."
         )
 
+
+#: how many applied updates a strategy keeps for the replicas of dask workers to replay.
+APPLIED_KEPT = 4
 
 #: elements per block of the fused ask pass and of the column blocks in _noise_sq_sum.
 _BLOCK = 1 << 18

@@ -7,6 +7,10 @@ Two ways to move a population to the workers:
   keys of its candidates; the worker rebuilds them from the mean, the step sizes and the noise
   keys (``_tasks.rebuild_row``). On a dask ``Client`` the mean is broadcast once per
   generation, so a generation moves a few mean-sized messages instead of the whole population.
+* ``"replay"`` (dask ``Client`` only; what "auto" picks there): every worker keeps a replica of
+  the strategy and replays the client's updates from their utilities (``_tasks.replay_task``),
+  so a generation moves a few KB; the state travels on first contact and whenever a replica is
+  missing or out of step.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import numbers
 import os
 import pickle
 import time
+import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Executor, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeoutError
@@ -31,11 +37,17 @@ from ._base import NESWarning, Strategy
 from ._tasks import (
     UNPICKLABLE,
     NoiseMismatchError,
+    Replay,
+    ReplicaMissingError,
     SeedSpec,
     as_value,
+    digest,
+    drop_replicas,
     is_dask_client,
     nbytes,
+    pack_replica,
     ready,
+    replay_task,
     seed_plan,
     seeds_task,
     unpicklable,
@@ -43,7 +55,7 @@ from ._tasks import (
 )
 from ._typing import FloatArray
 
-MODES = ("auto", "vectors", "seeds")
+MODES = ("auto", "vectors", "seeds", "replay")
 #: below this dimension ``mode="auto"`` ships vectors: rebuilding would cost more than it saves.
 SEEDS_MIN_DIM = 10_000
 _TIMEOUTS = (TimeoutError, FuturesTimeoutError)
@@ -60,14 +72,19 @@ class Evaluator:
         pass stays yours to close.
     timeout : float, optional
         Seconds one :meth:`evaluate` call may take (pools, Executors and Clients).
-    mode : {"auto", "vectors", "seeds"}
-        How candidates reach the workers (see :func:`nes_asktell.evaluate`).
+    mode : {"auto", "vectors", "seeds", "replay"}
+        How candidates reach the workers (see :func:`nes_asktell.evaluate`): "replay" keeps a
+        replica of the strategy on each dask worker, which redraws a generation's noise to
+        replay the update instead of receiving the mean: network traffic traded for worker
+        compute.
 
     Attributes
     ----------
     last_bytes : int
         Serialized bytes sent to and received from the workers by the latest :meth:`evaluate`
-        (pickle protocol 5 sizes; a broadcast counts once per worker; 0 when serial).
+        (pickle protocol 5 sizes of the tasks, of what is scattered and of the results; a
+        broadcast counts once per worker process, and so does a resent strategy state; 0 when
+        serial).
 
     Examples
     --------
@@ -95,6 +112,9 @@ class Evaluator:
         self._size = 1
         self._seeds_ok = True
         self._broadcast: dict[str, tuple[object, object]] = {}
+        #: replay mode: the run whose replicas the workers hold (a token per strategy).
+        self._token = ""
+        self._token_of: weakref.ref[Strategy] | None = None
         #: serialized bytes sent to and received from the workers by the latest evaluate().
         self.last_bytes = 0
         if isinstance(workers, Evaluator):
@@ -144,6 +164,11 @@ class Evaluator:
                 "`mode` 'seeds' needs workers that take tasks (a number of processes, an "
                 "Executor or a dask Client); a map-like callable receives single rows."
             )
+        if mode == "replay" and self._kind != "dask":
+            raise ValueError(
+                "`mode` 'replay' needs a dask Client (its workers keep replicas of the strategy "
+                f"between generations), but got workers={workers!r:.80}; use mode='seeds'."
+            )
         self._mode = mode
 
     def __enter__(self) -> Evaluator:
@@ -158,11 +183,19 @@ class Evaluator:
         self.close()
 
     def close(self) -> None:
-        """Shut down the process pool this evaluator created (if any)."""
+        """Shut down the process pool this evaluator created (if any); free worker replicas."""
         self._broadcast.clear()
+        self._drop_replicas()
         if self._owner is self and self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def _drop_replicas(self) -> None:
+        """Free the workers' replicas of this evaluator's run (replay mode)."""
+        if self._token:
+            with contextlib.suppress(Exception):  # the cluster may be gone already
+                self._workers.run(drop_replicas, self._token)  # type: ignore[attr-defined]
+            self._token, self._token_of = "", None
 
     def _start_pool(self) -> ProcessPoolExecutor:
         """Return the process pool, first starting it and waiting until every worker runs.
@@ -202,7 +235,7 @@ class Evaluator:
         """Return ``[fun(x, *args) for x in X]`` as a float64 array.
 
         With `strategy`, `X` must be the first rows of its pending batch; the rows may then be
-        rebuilt by the workers from keys (``mode`` "auto" or "seeds").
+        rebuilt by the workers from keys (``mode`` "auto", "seeds" or "replay").
         """
         if not callable(fun):
             raise TypeError(f"`fun` must be callable, but got {fun!r:.80}.")
@@ -217,15 +250,23 @@ class Evaluator:
                 raise ValueError(f"`workers` returned {len(ys)} values for {n} candidates.")
             return np.array([as_value(y, fun) for y in ys], dtype=np.float64)
         plan = None
-        wanted = self._mode == "seeds" or (strategy is not None and strategy.dim >= SEEDS_MIN_DIM)
+        keyed = self._mode in ("seeds", "replay")
+        wanted = keyed or (strategy is not None and strategy.dim >= SEEDS_MIN_DIM)
         if wanted and self._mode != "vectors" and self._seeds_ok and strategy is not None:
             plan = seed_plan(strategy, X)
-        if self._mode == "seeds" and self._seeds_ok and plan is None:
+        if keyed and self._seeds_ok and plan is None:
             raise ValueError(
-                "`mode` is 'seeds', but these candidates cannot be rebuilt from keys: that needs "
-                "the strategy's pending batch, an integer `rng` and a diagonal perturbation "
-                "(OpenES, SNES); XNES ships vectors."
+                f"`mode` is {self._mode!r}, but these candidates cannot be rebuilt from keys: "
+                "that needs the strategy's pending batch, an integer `rng` and a diagonal "
+                "perturbation (OpenES, SNES); XNES ships vectors."
             )
+        replay = self._kind == "dask" and self._mode in ("auto", "replay")
+        send_state = False
+        fresh = self._token_of is None or self._token_of() is not strategy
+        if plan is not None and replay and strategy is not None and fresh:
+            self._drop_replicas()  # those of the previous run
+            self._token, self._token_of = uuid.uuid4().hex, weakref.ref(strategy)
+            send_state = True  # first contact: the workers install the replica
         if self._kind == "pool":
             try:
                 pickle.dumps((fun, args))
@@ -241,15 +282,23 @@ class Evaluator:
         n_tasks = self._n_workers()
         chunks = [c for c in np.array_split(np.arange(n), min(n_tasks, n)) if c.size]
         todo = list(range(len(chunks)))
-        for attempt in range(2):
-            if plan is not None:
+        lost: list[int] = []
+        retried = False
+        state: Any = None
+        while todo:
+            if plan is not None and replay and strategy is not None:
+                if send_state and state is None:
+                    state = self._bcast_bytes(pack_replica(strategy))
+                tasks = self._replay_tasks(fun, args, plan[0], strategy, state, chunks, todo)
+            elif plan is not None:
                 tasks = self._seeds_tasks(fun, args, plan, bounds, chunks, todo)
             else:
                 tasks = {
                     i: (vectors_task, fun, args, self._ship(X[chunks[i][0] : chunks[i][-1] + 1]))
                     for i in todo
                 }
-            failed = self._run(tasks, chunks, values, errors, deadline, serial=attempt > 0)
+            stale: list[int] = []
+            failed = self._run(tasks, chunks, values, errors, deadline, retry=retried, stale=stale)
             if isinstance(failed, NoiseMismatchError):
                 self._seeds_ok, plan = False, None
                 warnings.warn(
@@ -260,12 +309,19 @@ class Evaluator:
                 )
                 todo = [i for i in todo if np.isnan(values[chunks[i]]).all()]
                 continue
-            todo = failed
-            if not todo:
-                break
+            if stale and send_state:  # the state itself installs a replica: should not happen
+                errors.append("a worker could not install the strategy's replica")
+                failed, stale = sorted(failed + stale), []
+            # A task whose worker has no replica in step is resent with the state (not a retry).
+            send_state = send_state or bool(stale)
+            if failed and retried:
+                lost = failed
+                failed = []
+            retried = retried or bool(failed)
+            todo = sorted(failed + stale)
         self._broadcast.pop("mean", None)
-        if todo:
-            errors.append(f"{sum(chunks[i].size for i in todo)} candidates lost with their worker")
+        if lost:
+            errors.append(f"{sum(chunks[i].size for i in lost)} candidates lost with their worker")
         if errors:
             bad = int(np.count_nonzero(~np.isfinite(values)))
             warnings.warn(
@@ -284,6 +340,13 @@ class Evaluator:
                 return 1
         return self._size
 
+    def _n_procs(self) -> int:
+        """Return the number of dask worker processes (a broadcast reaches each once)."""
+        try:
+            return max(1, len(self._workers.scheduler_info()["workers"]))  # type: ignore[attr-defined]
+        except Exception:
+            return self._n_workers()
+
     def _ship(self, value: Any) -> Any:
         """Return `value`, or on dask a future of it scattered to one worker."""
         if self._kind == "dask":
@@ -298,10 +361,28 @@ class Evaluator:
         held = self._broadcast.get(name)
         if held is not None and held[0] is value:
             return held[1]
-        self.last_bytes += nbytes(value) * self._n_workers()
+        self.last_bytes += nbytes(value) * self._n_procs()
         fut = self._workers.scatter(value, broadcast=True, hash=False)  # type: ignore[attr-defined]
         self._broadcast[name] = (value, fut)
         return fut
+
+    def _bcast_bytes(self, blob: bytes) -> Any:
+        """Broadcast a strategy's packed state to every dask worker (counted once per worker)."""
+        self.last_bytes += nbytes(blob) * self._n_procs()
+        return self._workers.scatter(blob, broadcast=True, hash=False)  # type: ignore[attr-defined]
+
+    def _replay_tasks(
+        self,
+        fun: Callable[..., object],
+        args: tuple[object, ...],
+        spec: SeedSpec,
+        strategy: Strategy,
+        state: Any,
+        chunks: list[np.ndarray],
+        todo: list[int],
+    ) -> dict[int, tuple[Any, ...]]:
+        replay = Replay(self._token, tuple(strategy._applied), digest(strategy))
+        return {i: (replay_task, fun, args, spec, replay, state, chunks[i].tolist()) for i in todo}
 
     def _seeds_tasks(
         self,
@@ -337,16 +418,19 @@ class Evaluator:
         errors: list[str],
         deadline: float | None,
         *,
-        serial: bool,
+        retry: bool,
+        stale: list[int],
     ) -> list[int] | NoiseMismatchError:
-        """Run `tasks`; fill `values`; return the tasks to retry (or the noise mismatch)."""
+        """Run `tasks`; fill `values`; return the tasks to retry (or the noise mismatch).
+
+        Tasks whose worker has no replica in step are appended to `stale`.
+        """
         failed: list[int] = []
         timed_out = False
-        if self._kind != "dask":
-            self.last_bytes += sum(nbytes(t[1:]) for t in tasks.values())
+        self.last_bytes += sum(nbytes(_wire(t[1:])) for t in tasks.values())
         # A retry of a process pool runs one task at a time, so a task that kills its worker
         # cannot take the others down with it.
-        groups = [[i] for i in tasks] if serial and self._kind == "pool" else [list(tasks)]
+        groups = [[i] for i in tasks] if retry and self._kind == "pool" else [list(tasks)]
         for group in groups:
             before = len(failed), timed_out
             futures = {i: self._submit(tasks[i]) for i in group}
@@ -361,6 +445,9 @@ class Evaluator:
                     continue
                 except NoiseMismatchError as exc:
                     return exc
+                except ReplicaMissingError:
+                    stale.append(i)
+                    continue
                 except (BrokenProcessPool, CancelledError, OSError, EOFError) as exc:
                     failed.append(i)
                     errors.append(f"{type(exc).__name__}: {exc}")
@@ -377,6 +464,15 @@ class Evaluator:
             if self._kind == "pool" and (len(failed), timed_out) != before:
                 self._reset_pool()
         return failed
+
+
+def _wire(obj: Any) -> Any:
+    """Return `obj` with each dask future replaced by its key (what a task message carries)."""
+    if isinstance(obj, tuple):
+        return tuple(_wire(o) for o in obj)
+    if type(obj).__name__ == "Future" and type(obj).__module__.startswith("distributed"):
+        return obj.key
+    return obj
 
 
 class _Call:
@@ -413,7 +509,8 @@ def evaluate(
         callable ``workers(func, iterable)`` (scipy's convention): it receives the rows one by
         one. A ``concurrent.futures.Executor`` (dask's ``client.get_executor()``,
         ``mpi4py.futures.MPIPoolExecutor``, a ``ThreadPoolExecutor``). A dask
-        ``distributed.Client``: the mean is broadcast once per generation. An
+        ``distributed.Client``: natively, with replicas of the strategy on the workers (see
+        `mode`). An
         :class:`Evaluator`, to reuse its workers and pool (its `timeout` and `mode` apply unless
         given here). Pools, Executors and Clients get about
         one task per worker.
@@ -422,10 +519,20 @@ def evaluate(
     timeout : float, optional
         Seconds the evaluation may take (pools, Executors and Clients); candidates without a
         value by then get NaN.
-    mode : {"auto", "vectors", "seeds"}
-        How candidates reach pools, Executors and Clients: their rows, or their noise keys (a
-        strategy with an integer `rng` and a diagonal perturbation); "auto" uses keys from
-        d = 10,000 on.
+    mode : {"auto", "vectors", "seeds", "replay"}
+        How candidates reach pools, Executors and Clients. "vectors": their rows (8 d bytes
+        each). "seeds": their noise keys (a strategy with an integer `rng` and a diagonal
+        perturbation: OpenES, SNES), with the mean and step sizes sent along (on a dask Client
+        broadcast once per generation: 8 d bytes per worker, twice that for SNES). "replay"
+        (a dask Client only): every worker keeps a replica of the strategy and brings it up to
+        date by replaying the client's updates from their utilities, so a generation moves a
+        few KB whatever d is (the state travels in the first generation, and again to a worker
+        that lost its replica or whose replica no longer matches); the price is compute on
+        the workers, each of which redraws the whole generation's noise (popsize x d normals,
+        half with mirrored sampling) and keeps a buffer of that size. Choose "replay" when the
+        network or the number of workers limits, "seeds" when the workers are few, on one
+        machine or a fast network, and their cores are busy. "auto" uses keys from d = 10,000
+        on: "replay" on a dask Client, "seeds" elsewhere.
 
     Returns
     -------
@@ -439,7 +546,8 @@ def evaluate(
     TypeError
         If `workers` is of the wrong kind, or `fun` cannot be pickled for a process pool.
     ValueError
-        If `workers`, `timeout` or `mode` has a bad value.
+        If `workers`, `timeout` or `mode` has a bad value ("replay" without a dask Client), or
+        `mode` asks for keys that cannot rebuild these candidates.
 
     Examples
     --------
