@@ -102,7 +102,7 @@ class Search:
                 else np.random.default_rng(seq.spawn(1)[0]).uniform(0.0, 1.0, dim)
             )
         lam = self._popsize(dim) * 2**restart
-        lam += lam % 2 if self.cls._default_mirrored else 0
+        lam += lam % 2 if self.options.get("mirrored", self.cls._default_mirrored) else 0
         return self.cls(x0, self.sigma0, lam, rng=rng, **self.options)
 
     def warm_start(

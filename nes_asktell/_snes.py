@@ -42,7 +42,8 @@ class SNES(Strategy):
         Multiply all step sizes by the cumulative step-size adaptation factor (an evolution
         path) after the NES update; default True.
     mirrored : bool
-        Antithetic pairs ``(s, -s)``; default False (`popsize` must be even when True).
+        Antithetic pairs ``(s, -s)``; default True (`popsize` must then be even). Measured
+        on BBOB as fast or faster than independent samples, and it halves the noise drawn.
     shaping : str or callable
         Fitness shaping, default ``"nes"`` (the rank-based NES utilities).
     threads : int
@@ -85,7 +86,7 @@ class SNES(Strategy):
     """
 
     name = "snes"
-    _default_mirrored = False
+    _default_mirrored = True
     _default_shaping = "nes"
 
     def __init__(

@@ -89,7 +89,8 @@ class XNES(Strategy):
         Adapt `eta_sigma` by adaptation sampling (Wierstra et al. 2014, Algorithm 6);
         default True.
     mirrored : bool
-        Antithetic pairs ``(s, -s)``; default False (`popsize` must be even when True).
+        Antithetic pairs ``(s, -s)``; default True (`popsize` must then be even). Measured
+        on BBOB as fast or faster than independent samples, and it halves the noise drawn.
     shaping : str or callable
         Fitness shaping, default ``"nes"`` (the rank-based NES utilities).
     threads : int
@@ -149,7 +150,7 @@ class XNES(Strategy):
     """
 
     name = "xnes"
-    _default_mirrored = False
+    _default_mirrored = True
     _default_shaping = "nes"
 
     def __init__(

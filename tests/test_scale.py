@@ -110,11 +110,13 @@ def test_ask_and_tell_make_no_population_sized_copies(cls: type) -> None:
 
 
 def test_noise_sq_sum_equals_the_direct_formula() -> None:
-    for threads in (1, 2):
-        es = SNES(np.zeros(3000), 0.3, 10, rng=2, threads=threads)
+    for threads, mirrored in [(1, False), (2, False), (1, True), (2, True)]:
+        es = SNES(np.zeros(3000), 0.3, 10, rng=2, threads=threads, mirrored=mirrored)
         es.ask()
-        w = np.linspace(-1.0, 1.0, 10)
         Zh = es._Zh
+        assert Zh is not None
+        assert Zh.shape == (5 if mirrored else 10, 3000)
+        w = np.linspace(-1.0, 1.0, Zh.shape[0])
         # the same sums in another order: rounding only, |error| <= 10 terms * eps * max term
         np.testing.assert_allclose(es._noise_sq_sum(w), w @ (Zh * Zh), rtol=0, atol=1e-12)
 
