@@ -435,7 +435,11 @@ class Evaluator:
             before = len(failed), timed_out
             futures = {i: self._submit(tasks[i]) for i in group}
             for i, fut in futures.items():
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                # A finished future is collected without a timeout: dask raises TimeoutError
+                # for result(timeout=0) even when the result is there.
+                left = None
+                if deadline is not None and not fut.done():
+                    left = max(0.0, deadline - time.monotonic())
                 try:
                     vals, errs = fut.result(timeout=left)
                 except _TIMEOUTS:

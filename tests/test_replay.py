@@ -7,6 +7,8 @@ its replica, and across a skipped (all-NaN) generation.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -23,6 +25,18 @@ def sphere(x: np.ndarray, shift: float = 0.5) -> float:
 
 def nan_when(x: np.ndarray, bad: bool) -> float:
     return float("nan") if bad else sphere(x)
+
+
+def raise_at(x: np.ndarray, target: np.ndarray) -> float:
+    if np.array_equal(x, target):
+        raise RuntimeError("boom")
+    return sphere(x)
+
+
+def sleep_at(x: np.ndarray, target: np.ndarray, seconds: float) -> float:
+    if np.array_equal(x, target):
+        time.sleep(seconds)
+    return sphere(x)
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +191,41 @@ def test_a_strategy_records_the_utilities_it_applied() -> None:
         assert es._applied[-1][0] == g
     assert [g for g, _ in es._applied] == list(range(2, APPLIED_KEPT + 2))  # bounded
     assert "applied" not in str(es.state_dict())  # not state
+
+
+@pytest.mark.slow
+def test_a_raising_candidate_gets_nan_in_replay_and_the_run_goes_on(client) -> None:
+    ref = SNES(np.zeros(D), 0.3, popsize=8, rng=11)
+    es = SNES(np.zeros(D), 0.3, popsize=8, rng=11)
+    with Evaluator(client, mode="replay") as ev:
+        for gen in range(3):
+            X, Xr = es.ask(), ref.ask()
+            target = X[2 * gen].copy()
+            with pytest.warns(NESWarning, match="RuntimeError: boom"):
+                f = ev.evaluate(raise_at, X, (target,), strategy=es)
+            fr = np.array([np.nan if np.array_equal(x, target) else sphere(x) for x in Xr])
+            np.testing.assert_array_equal(f, fr)  # NaN exactly where fun raised
+            es.tell(X, f)
+            ref.tell(Xr, fr)
+    np.testing.assert_array_equal(es.mean, ref.mean)
+    np.testing.assert_array_equal(es.sigma, ref.sigma)
+
+
+@pytest.mark.slow
+def test_a_hanging_candidate_times_out_in_replay_and_the_run_goes_on(client) -> None:
+    ref = SNES(np.zeros(D), 0.3, popsize=8, rng=12)
+    es = SNES(np.zeros(D), 0.3, popsize=8, rng=12)
+    with Evaluator(client, mode="replay", timeout=1.0) as ev:
+        np.testing.assert_array_equal(step(es, ev), step(ref, None))  # replicas installed
+        X, Xr = es.ask(), ref.ask()
+        with pytest.warns(NESWarning, match="timeout after 1.0 s"):
+            f = ev.evaluate(sleep_at, X, (X[0].copy(), 3.0), strategy=es)
+    # 8 rows in 2 tasks: the task holding row 0 (rows 0-3) is lost, the other one returns
+    assert np.isnan(f[:4]).all()
+    np.testing.assert_array_equal(f[4:], [sphere(x) for x in Xr[4:]])
+    es.tell(X, f)
+    ref.tell(Xr, f)
+    with Evaluator(client, mode="replay") as ev:  # no timeout: waits for the busy worker
+        for _ in range(2):
+            np.testing.assert_array_equal(step(es, ev), step(ref, None))
+    np.testing.assert_array_equal(es.mean, ref.mean)
