@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,22 +10,21 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
-from optuna.study import Study, StudyDirection
+from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from nes_asktell import _validate as v
 from nes_asktell._base import Strategy
-from nes_asktell._typing import FloatArray
 
 from . import _optuna_chain as ch
-from ._optuna_search import Loaded, Search, plan, strategy_class
-from ._optuna_space import UnitSpace, is_relative
+from ._optuna_assign import Assigner
+from ._optuna_search import Search, strategy_class
+from ._optuna_space import is_relative
 
 __all__ = ["NESSampler"]
 
 _logger = optuna.logging.get_logger(__name__)
 
-_CACHE_SIZE = 16
 #: The default initial step size, a fraction of each parameter's range (see the benchmark).
 DEFAULT_SIGMA0 = 0.2
 #: Strategy options the sampler sets unless `strategy_options` says otherwise: XNES adapts its
@@ -161,14 +158,11 @@ class NESSampler(BaseSampler):
 
     def _init_caches(self) -> None:
         self._lock = threading.RLock()
-        self._loaded: OrderedDict[str, Loaded] = OrderedDict()
-        self._records = ch.Records()
-        self._bad: set[str] = set()
-        self._spaces: dict[tuple[tuple[str, BaseDistribution], ...], tuple[UnitSpace, str]] = {}
+        self._assigner = Assigner(self._search, self._n_startup_trials)
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()
-        for name in ("_lock", "_loaded", "_records", "_bad", "_spaces"):
+        for name in ("_lock", "_assigner"):
             del d[name]
         return d
 
@@ -188,7 +182,7 @@ class NESSampler(BaseSampler):
         self._check_single_objective(study)
         trials = study.get_trials(deepcopy=False)
         with self._lock:
-            space = self._records.update(study, trials).space or {}
+            space = self._assigner.records.update(study, trials).space or {}
         return {name: space[name] for name in sorted(space) if is_relative(space[name])}
 
     def sample_relative(
@@ -204,7 +198,7 @@ class NESSampler(BaseSampler):
         out: dict[str, Any] = {}
         if numeric:
             with self._lock:
-                values = self._sample(study, trial, *self._unit_space(numeric))
+                values = self._assigner.sample(study, trial, *self._assigner.unit_space(numeric))
             if values is None:
                 return {}
             out.update(values)
@@ -284,26 +278,7 @@ class NESSampler(BaseSampler):
         self._check_single_objective(study)
         trials = study.get_trials(deepcopy=False)
         with self._lock:
-            ix = self._records.update(study, trials)
-            space = (ix.space or {}) if search_space is None else search_space
-            numeric = {name: d for name, d in space.items() if is_relative(d)}
-            if not numeric:
-                return []
-            unit, key = self._unit_space(numeric)
-            out: list[dict[str, object]] = []
-            for c in self._records.chain(ix, key, self._bad):
-                loaded = self._load(c, trials, unit.dim)
-                if loaded is None:
-                    break
-                out.append(
-                    {
-                        "generation": c.generation,
-                        "state": c.digest,
-                        "trial": c.number,
-                        "told": list(c.told),
-                    }
-                )
-        return out
+            return self._assigner.generations(study, trials, search_space)
 
     # ------------------------------------------------------------------ internals
     def _check_single_objective(self, study: Study) -> None:
@@ -312,113 +287,3 @@ class NESSampler(BaseSampler):
                 "`study` must be single-objective for NESSampler, but it has "
                 f"{len(study.directions)} objectives."
             )
-
-    def _load(self, c: ch.Carrier, trials: list[FrozenTrial], dim: int) -> Loaded | None:
-        """Return the state of carrier `c` with its candidates, or None (and warn) if invalid."""
-        hit = self._loaded.get(c.digest)
-        if hit is not None:
-            self._loaded.move_to_end(c.digest)
-            return hit
-        trial = ch.find(trials, c.number)
-        try:
-            if trial is None:
-                raise ValueError(f"trial {c.number} is missing")
-            loaded = self._search.rebuild(ch.read_state(trial, c), dim)
-        except (ValueError, TypeError, KeyError, RecursionError) as exc:
-            self._bad.add(c.digest)
-            self._records.warn_once(
-                ("state", c.digest),
-                f"NESSampler ignores the search state stored on trial {c.number}: {exc}",
-            )
-            return None
-        self._loaded[c.digest] = loaded
-        while len(self._loaded) > _CACHE_SIZE:
-            self._loaded.popitem(last=False)
-        return loaded
-
-    def _unit_space(self, numeric: dict[str, BaseDistribution]) -> tuple[UnitSpace, str]:
-        sig = tuple(sorted(numeric.items()))
-        hit = self._spaces.get(sig)
-        if hit is None:
-            unit = UnitSpace(numeric)
-            hit = self._spaces[sig] = (unit, self._search.key(unit))
-            while len(self._spaces) > _CACHE_SIZE:
-                del self._spaces[next(iter(self._spaces))]
-        return hit
-
-    def _sample(
-        self, study: Study, trial: FrozenTrial, space: UnitSpace, key: str
-    ) -> dict[str, int | float] | None:
-        trials = study.get_trials(deepcopy=False)
-        n_complete = 0
-        for t in trials:
-            if n_complete >= self._n_startup_trials:
-                break
-            n_complete += t.state == TrialState.COMPLETE
-        if n_complete < self._n_startup_trials:
-            return None
-        sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
-        ix = self._records.update(study, trials)
-        mine = ix.candidates.get(trial.number)  # a trial sampled twice keeps its candidate
-        if mine is not None and mine.state in self._loaded:
-            return space.from_unit(self._row(self._loaded[mine.state], mine.index))
-        while True:
-            chain = self._records.chain(ix, key, self._bad)
-            if not chain:
-                state = self._search.first_state(space, key, trials, sign)
-                return self._store_and_assign(study, trial, space, state, [])
-            tip = chain[-1]
-            loaded = self._load(tip, trials, space.dim)
-            if loaded is not None:
-                break
-        told, k = plan(
-            trials,
-            sorted(ix.by_state.get(tip.digest, ())),
-            ix.candidates,
-            loaded.X.shape[0],
-            trial.number,
-            lambda: self._search.extra_rows(loaded) is not None,
-        )
-        if told is not None:
-            state = self._search.next_state(tip, loaded, told, sign)
-            return self._store_and_assign(study, trial, space, state, [t.number for t in told])
-        return self._assign(study, trial, space, tip.digest, tip.generation, k, loaded)
-
-    def _assign(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        space: UnitSpace,
-        digest: str,
-        generation: int,
-        k: int,
-        loaded: Loaded,
-    ) -> dict[str, int | float]:
-        record: dict[str, str | int] = {"state": digest, "generation": generation, "index": k}
-        study._storage.set_trial_system_attr(trial._trial_id, ch.CANDIDATE, record)
-        return space.from_unit(self._row(loaded, k))
-
-    def _row(self, loaded: Loaded, k: int) -> FloatArray:
-        lam = loaded.X.shape[0]
-        extra = self._search.extra_rows(loaded) if k >= lam else None
-        if k >= lam and (extra is None or k - lam >= extra.shape[0]):
-            raise RuntimeError(f"candidate {k} of a generation of {lam} cannot be drawn")
-        row: FloatArray = loaded.X[k] if extra is None else extra[k - lam]
-        return row
-
-    def _store_and_assign(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        space: UnitSpace,
-        state: dict[str, object],
-        told: list[int],
-    ) -> dict[str, int | float]:
-        digest = ch.write_state(study._storage, trial._trial_id, state, told)
-        # Use the stored text, as every other process will.
-        loaded = self._search.rebuild(json.loads(ch.dumps(state)), space.dim)
-        self._loaded[digest] = loaded
-        generation = state["generation"]
-        assert isinstance(generation, int)
-        k = trial.number % loaded.X.shape[0]  # spread over the candidates, as in _sample
-        return self._assign(study, trial, space, digest, generation, k, loaded)

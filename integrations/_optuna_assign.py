@@ -1,0 +1,191 @@
+"""The process-local side of a :class:`~nes_asktell.NESSampler`: which candidate a trial gets.
+
+An :class:`Assigner` caches what this process read from the study (the parsed records of the
+trials, the loaded states with their candidates, the unit spaces and their search keys) and
+assigns a trial its candidate: it follows the chain of stored states to its tip, tells the
+generation when its slots are complete (storing the next state on the trial) and otherwise picks
+the candidate the trial evaluates (see ``_optuna_search.plan``), recording it on the trial.
+Everything it decides is a function of the study's storage; the caches only save work.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+
+from optuna.distributions import BaseDistribution
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from nes_asktell._typing import FloatArray
+
+from . import _optuna_chain as ch
+from ._optuna_search import Loaded, Search, plan
+from ._optuna_space import UnitSpace, is_relative
+
+_CACHE_SIZE = 16
+
+
+class Assigner:
+    """Assign the candidates of a search to trials, with this process's caches.
+
+    Parameters
+    ----------
+    search : Search
+        The settings of the search (strategy, step size, population, restarts, options, seed).
+    n_startup_trials : int
+        COMPLETE trials needed before the strategy samples.
+    """
+
+    def __init__(self, search: Search, n_startup_trials: int) -> None:
+        self.search = search
+        self.n_startup_trials = n_startup_trials
+        self.loaded: OrderedDict[str, Loaded] = OrderedDict()
+        self.records = ch.Records()
+        self.bad: set[str] = set()
+        self.spaces: dict[tuple[tuple[str, BaseDistribution], ...], tuple[UnitSpace, str]] = {}
+
+    def generations(
+        self,
+        study: Study,
+        trials: list[FrozenTrial],
+        search_space: dict[str, BaseDistribution] | None,
+    ) -> list[dict[str, object]]:
+        """Return the chain of stored states (see ``NESSampler.generations``)."""
+        ix = self.records.update(study, trials)
+        space = (ix.space or {}) if search_space is None else search_space
+        numeric = {name: d for name, d in space.items() if is_relative(d)}
+        if not numeric:
+            return []
+        unit, key = self.unit_space(numeric)
+        out: list[dict[str, object]] = []
+        for c in self.records.chain(ix, key, self.bad):
+            loaded = self.load(c, trials, unit.dim)
+            if loaded is None:
+                break
+            out.append(
+                {
+                    "generation": c.generation,
+                    "state": c.digest,
+                    "trial": c.number,
+                    "told": list(c.told),
+                }
+            )
+        return out
+
+    def load(self, c: ch.Carrier, trials: list[FrozenTrial], dim: int) -> Loaded | None:
+        """Return the state of carrier `c` with its candidates, or None (and warn) if invalid."""
+        hit = self.loaded.get(c.digest)
+        if hit is not None:
+            self.loaded.move_to_end(c.digest)
+            return hit
+        trial = ch.find(trials, c.number)
+        try:
+            if trial is None:
+                raise ValueError(f"trial {c.number} is missing")
+            loaded = self.search.rebuild(ch.read_state(trial, c), dim)
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            self.bad.add(c.digest)
+            self.records.warn_once(
+                ("state", c.digest),
+                f"NESSampler ignores the search state stored on trial {c.number}: {exc}",
+            )
+            return None
+        self.loaded[c.digest] = loaded
+        while len(self.loaded) > _CACHE_SIZE:
+            self.loaded.popitem(last=False)
+        return loaded
+
+    def unit_space(self, numeric: dict[str, BaseDistribution]) -> tuple[UnitSpace, str]:
+        """Return the unit space of the numeric parameters `numeric` and its search key."""
+        sig = tuple(sorted(numeric.items()))
+        hit = self.spaces.get(sig)
+        if hit is None:
+            unit = UnitSpace(numeric)
+            hit = self.spaces[sig] = (unit, self.search.key(unit))
+            while len(self.spaces) > _CACHE_SIZE:
+                del self.spaces[next(iter(self.spaces))]
+        return hit
+
+    def sample(
+        self, study: Study, trial: FrozenTrial, space: UnitSpace, key: str
+    ) -> dict[str, int | float] | None:
+        """Return the values of `trial`'s candidate (None during the startup trials).
+
+        The first trial of a search stores the first state; a trial sampled once every slot of
+        the current generation has a value tells it and stores the next state; either then
+        takes a candidate of the state it stored.
+        """
+        trials = study.get_trials(deepcopy=False)
+        n_complete = 0
+        for t in trials:
+            if n_complete >= self.n_startup_trials:
+                break
+            n_complete += t.state == TrialState.COMPLETE
+        if n_complete < self.n_startup_trials:
+            return None
+        sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+        ix = self.records.update(study, trials)
+        mine = ix.candidates.get(trial.number)  # a trial sampled twice keeps its candidate
+        if mine is not None and mine.state in self.loaded:
+            return space.from_unit(self._row(self.loaded[mine.state], mine.index))
+        while True:
+            chain = self.records.chain(ix, key, self.bad)
+            if not chain:
+                state = self.search.first_state(space, key, trials, sign)
+                return self._store_and_assign(study, trial, space, state, [])
+            tip = chain[-1]
+            loaded = self.load(tip, trials, space.dim)
+            if loaded is not None:
+                break
+        told, k = plan(
+            trials,
+            sorted(ix.by_state.get(tip.digest, ())),
+            ix.candidates,
+            loaded.X.shape[0],
+            trial.number,
+            lambda: self.search.extra_rows(loaded) is not None,
+        )
+        if told is not None:
+            state = self.search.next_state(tip, loaded, told, sign)
+            return self._store_and_assign(study, trial, space, state, [t.number for t in told])
+        return self._assign(study, trial, space, tip.digest, tip.generation, k, loaded)
+
+    def _assign(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        space: UnitSpace,
+        digest: str,
+        generation: int,
+        k: int,
+        loaded: Loaded,
+    ) -> dict[str, int | float]:
+        record: dict[str, str | int] = {"state": digest, "generation": generation, "index": k}
+        study._storage.set_trial_system_attr(trial._trial_id, ch.CANDIDATE, record)
+        return space.from_unit(self._row(loaded, k))
+
+    def _row(self, loaded: Loaded, k: int) -> FloatArray:
+        lam = loaded.X.shape[0]
+        extra = self.search.extra_rows(loaded) if k >= lam else None
+        if k >= lam and (extra is None or k - lam >= extra.shape[0]):
+            raise RuntimeError(f"candidate {k} of a generation of {lam} cannot be drawn")
+        row: FloatArray = loaded.X[k] if extra is None else extra[k - lam]
+        return row
+
+    def _store_and_assign(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        space: UnitSpace,
+        state: dict[str, object],
+        told: list[int],
+    ) -> dict[str, int | float]:
+        digest = ch.write_state(study._storage, trial._trial_id, state, told)
+        # Use the stored text, as every other process will.
+        loaded = self.search.rebuild(json.loads(ch.dumps(state)), space.dim)
+        self.loaded[digest] = loaded
+        generation = state["generation"]
+        assert isinstance(generation, int)
+        k = trial.number % loaded.X.shape[0]  # spread over the candidates, as in sample
+        return self._assign(study, trial, space, digest, generation, k, loaded)
