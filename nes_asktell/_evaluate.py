@@ -1,6 +1,6 @@
 """Evaluate a population: serially, in a process pool, with any Executor or map, or on dask.
 
-Two ways to move a population to the workers:
+Three ways to move a population to the workers:
 
 * ``"vectors"``: each task carries its rows of ``X`` (8 d bytes per candidate).
 * ``"seeds"``: for a strategy with counter-based noise (an integer seed), each task carries the
