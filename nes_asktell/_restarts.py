@@ -10,36 +10,16 @@ from typing import ClassVar
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-from . import _noise, _stopping
+from . import _restarts_runs as runs
+from . import _restarts_state, _stopping
 from . import _validate as v
-from ._base import Strategy, make_result
+from ._base import Strategy
 from ._bounds import make_box
-from ._state import STATE_VERSION
+from ._run import make_result
 from ._typing import JSON, FloatArray
 
 #: Criteria that end the whole run; any other criterion of the inner strategy triggers a restart.
 GLOBAL = ("maxfev", "maxiter", "ftarget", "timeout", "callback")
-
-
-def _strategy_classes() -> dict[str, type[Strategy]]:
-    from ._openes import OpenES
-    from ._snes import SNES
-    from ._xnes import XNES
-
-    return {cls.name: cls for cls in (XNES, SNES, OpenES)}
-
-
-def _seed_of(rng: object) -> int:
-    """Turn an `rng` argument into the integer entropy of the whole restart sequence."""
-    if isinstance(rng, np.random.Generator):
-        return int(rng.integers(0, 2**63))
-    if isinstance(rng, np.random.RandomState):
-        raise TypeError(
-            "`rng` must be None, an int, a SeedSequence or a Generator, but got RandomState."
-        )
-    noise = _noise.make_noise(rng, allow_legacy=False)
-    assert isinstance(noise, _noise.CounterNoise)
-    return noise.entropy
 
 
 class IPOP:
@@ -123,20 +103,7 @@ class IPOP:
         popsize_factor: object = 2,
         **options: object,
     ) -> None:
-        classes = _strategy_classes()
-        if isinstance(strategy, str):
-            if strategy.lower() not in classes:
-                raise ValueError(
-                    f"`strategy` must be one of {sorted(classes)} or a Strategy subclass, "
-                    f"but got {strategy!r}."
-                )
-            cls = classes[strategy.lower()]
-        elif isinstance(strategy, type) and issubclass(strategy, Strategy):
-            cls = strategy
-        else:
-            raise TypeError(
-                f"`strategy` must be a Strategy subclass or its name, but got {strategy!r}."
-            )
+        cls = runs.strategy_class(strategy)
         crit = _stopping.check_criteria(
             maxfev=maxfev, maxiter=maxiter, ftarget=ftarget, timeout=timeout
         )
@@ -145,7 +112,7 @@ class IPOP:
         if factor < 1.0:
             raise ValueError(f"`popsize_factor` must be a number >= 1, but got {factor}.")
         self._factor = factor
-        self._seed = _seed_of(rng)
+        self._seed = runs.seed_of(rng)
         self._cls = cls
         self._options = dict(options)
         self._crit = _stopping.Criteria(tolfun=None, tolx=None, **crit)  # type: ignore[arg-type]
@@ -167,38 +134,16 @@ class IPOP:
     # ------------------------------------------------------------------ runs
     def _make_run(self, r: int, x0: FloatArray, popsize: object) -> Strategy:
         remaining = None if self._crit.maxfev is None else self._crit.maxfev - self._nfev_done
-        seed = self._seed
-        if r:
-            words = np.random.SeedSequence(self._seed, spawn_key=(r,)).generate_state(2, np.uint64)
-            seed = int(words[0]) << 64 | int(words[1])
         return self._cls(
             x0,
             self._sigma0,
             popsize,
             bounds=self._bounds,
-            rng=seed,
+            rng=runs.run_seed(self._seed, r),
             maxfev=remaining,
             ftarget=self._crit.ftarget,
             **self._options,
         )
-
-    def _restart_x0(self, r: int) -> FloatArray:
-        x0 = self._x0.copy()
-        box = self._box
-        if box is not None:
-            finite = np.isfinite(box.lower) & np.isfinite(box.upper)
-            if finite.any():
-                seq = np.random.SeedSequence(self._seed, spawn_key=(r,)).spawn(1)[0]
-                u = np.random.default_rng(seq).uniform(0.0, 1.0, x0.size)
-                lo, hi = box.lower[finite], box.upper[finite]
-                x0[finite] = lo + u[finite] * (hi - lo)
-        return x0
-
-    def _popsize_of(self, r: int) -> int:
-        lam = round(self._popsize0 * self._factor**r)
-        if self._inner.mirrored:
-            lam += lam % 2
-        return max(lam, 2)
 
     def _after_tell(self) -> None:
         x, f = self._inner.best
@@ -209,21 +154,14 @@ class IPOP:
             return
         if self._restarts >= self._max_restarts:
             return
-        self._history.append(self._run_record(inner_stop))
+        self._history.append(runs.run_record(self._inner, inner_stop))
         self._nfev_done += self._inner.nfev
         self._generation_done += self._inner.generation
         self._restarts += 1
         r = self._restarts
-        self._inner = self._make_run(r, self._restart_x0(r), self._popsize_of(r))
-
-    def _run_record(self, stop: dict[str, float]) -> JSON:
-        return {
-            "popsize": self._inner.popsize,
-            "nfev": self._inner.nfev,
-            "generations": self._inner.generation,
-            "best_f": None if math.isinf(self._inner.best[1]) else self._inner.best[1],
-            "stop": sorted(stop),
-        }
+        x0 = runs.restart_x0(self._x0, self._box, self._seed, r)
+        lam = runs.restart_popsize(self._popsize0, self._factor, r, self._inner.mirrored)
+        self._inner = self._make_run(r, x0, lam)
 
     # ------------------------------------------------------------------ protocol
     @property
@@ -333,7 +271,7 @@ class IPOP:
             mean=res.mean,
             sigma=res.sigma,
             restarts=self._restarts,
-            history=[*self.history, self._run_record(self._inner.stop())],
+            history=[*self.history, runs.run_record(self._inner, self._inner.stop())],
         )
 
     def optimize(
@@ -387,38 +325,7 @@ class IPOP:
     # ------------------------------------------------------------------ state
     def state_dict(self) -> JSON:
         """Return the complete state as JSON-serialisable plain data."""
-        sigma0 = self._sigma0
-        return {
-            "strategy": self.name,
-            "version": STATE_VERSION,
-            "inner_strategy": self._cls.name,
-            "x0": self._x0.tolist(),
-            "sigma0": np.asarray(sigma0, dtype=float).tolist(),
-            "popsize0": self._popsize0,
-            "bounds": None
-            if self._box is None
-            else [
-                [None if not math.isfinite(a) else float(a) for a in self._box.lower],
-                [None if not math.isfinite(a) else float(a) for a in self._box.upper],
-            ],
-            "seed": str(self._seed),
-            "criteria": {
-                "maxfev": self._crit.maxfev,
-                "maxiter": self._crit.maxiter,
-                "ftarget": self._crit.ftarget,
-                "timeout": self._crit.timeout,
-            },
-            "max_restarts": self._max_restarts,
-            "popsize_factor": self._factor,
-            "options": dict(self._options),
-            "restarts": self._restarts,
-            "nfev_done": self._nfev_done,
-            "generation_done": self._generation_done,
-            "history": self.history,
-            "best_x": self._best_x.tolist(),
-            "best_f": None if math.isinf(self._best_f) else self._best_f,
-            "inner": self._inner.state_dict(),
-        }
+        return _restarts_state.dump(self)
 
     @classmethod
     def from_state(cls, state: object) -> IPOP:
@@ -429,44 +336,7 @@ class IPOP:
         ValueError
             If `state` is malformed.
         """
-        if not isinstance(state, dict) or state.get("strategy") != cls.name:
-            raise ValueError(f"`state` must come from IPOP.state_dict(), but got {state!r:.80}.")
-        try:
-            classes = _strategy_classes()
-            inner_cls = classes[str(state["inner_strategy"])]
-            bounds = state["bounds"]
-            box = None
-            if bounds is not None:
-                box = (
-                    [-math.inf if a is None else float(a) for a in bounds[0]],
-                    [math.inf if a is None else float(a) for a in bounds[1]],
-                )
-            sigma0 = state["sigma0"]
-            obj = cls(
-                inner_cls,
-                state["x0"],
-                np.asarray(sigma0) if isinstance(sigma0, list) else sigma0,
-                state["popsize0"],
-                bounds=box,
-                rng=int(state["seed"]),
-                max_restarts=state["max_restarts"],
-                popsize_factor=state["popsize_factor"],
-                **dict(state["criteria"]),
-                **dict(state["options"]),
-            )
-            obj._restarts = v.integer("restarts", state["restarts"], minimum=0)
-            obj._nfev_done = v.integer("nfev_done", state["nfev_done"], minimum=0)
-            obj._generation_done = v.integer(
-                "generation_done", state["generation_done"], minimum=0
-            )
-            obj._history = [dict(h) for h in state["history"]]
-            obj._best_x = v.as_vector("best_x", state["best_x"], obj.dim)
-            best_f = state["best_f"]
-            obj._best_f = math.inf if best_f is None else v.real("best_f", best_f)
-            obj._inner = inner_cls.from_state(state["inner"])
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise ValueError(f"`state` is malformed: {exc}") from exc
-        return obj
+        return _restarts_state.load(cls, state)
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()
