@@ -9,9 +9,7 @@ chi-square / binomial quantile written beside the assertion).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
-import pytest
 from hypothesis import HealthCheck, settings
 from scipy import stats
 
@@ -40,16 +38,3 @@ FALSE_ALARM_BUDGET = 1e-6
 ALPHA_PER_ASSERTION = FALSE_ALARM_BUDGET / MAX_STAT_ASSERTIONS  # 5e-11
 #: two-sided normal quantile for ALPHA_PER_ASSERTION: z = 6.57
 Z = float(stats.norm.isf(ALPHA_PER_ASSERTION / 2))
-
-
-@pytest.fixture(scope="session")
-def client() -> Iterator[object]:
-    """One small real dask cluster (2 worker processes, 1 thread each) for the whole suite."""
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c

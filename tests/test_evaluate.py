@@ -66,6 +66,18 @@ def pool() -> Evaluator:
         yield evaluator
 
 
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
 # ---------------------------------------------------------------------- same run everywhere
 @pytest.mark.parametrize("cls", [OpenES, SNES])
 def test_serial_threads_and_map_give_the_same_run(cls: type) -> None:

@@ -39,6 +39,18 @@ def sleep_at(x: np.ndarray, target: np.ndarray, seconds: float) -> float:
     return sphere(x)
 
 
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
 def state_bytes(es: object) -> int:
     return len(_tasks.pack_replica(es))  # type: ignore[arg-type]
 
