@@ -50,17 +50,10 @@ class Objective:
 
 # ---------------------------------------------------------------------------- the methods
 def nes_class(name: str) -> type:
-    """Return the strategy class `name` (``XNES``, ``SNES``, ``OpenES``) or raise ImportError."""
-    import nes_asktell
+    """Return the strategy class `name` (any case: ``XNES``, ``snes``) from the registry."""
+    from nes_asktell import resolve_strategy
 
-    modules = {"XNES": "_xnes", "SNES": "_snes", "OpenES": "_openes"}
-    try:
-        return getattr(nes_asktell, name)  # type: ignore[no-any-return]
-    except AttributeError:
-        import importlib
-
-        mod = importlib.import_module(f"nes_asktell.{modules[name]}")
-        return getattr(mod, name)  # type: ignore[no-any-return]
+    return resolve_strategy(name)
 
 
 def _ask_tell(es: object, obj: Objective) -> str:
@@ -77,17 +70,9 @@ def run_nes(name: str, obj: Objective, x0: np.ndarray, seed: int, sigma0: float)
 
 def run_seed(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> str:
     """The 2017 seed configuration: fixed sigma 0.1 (not `sigma0`), popsize 50, SGD, lr 0.001."""
-    es = nes_class("OpenES")(
-        x0,
-        sigma0=0.1,
-        popsize=50,
-        optimizer="sgd",
-        learning_rate=0.001,
-        shaping="zscore",
-        mirrored=False,
-        rng=np.random.RandomState(seed),  # noise in sequence, as in the 2017 seed
-    )
-    return _ask_tell(es, obj)
+    from nes_asktell import OpenES
+
+    return _ask_tell(OpenES.seed_configuration(x0, seed=seed), obj)
 
 
 def run_pycma(
@@ -123,9 +108,9 @@ def run_cmaes(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> str:
 
 def run_xnes_ipop(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> str:
     """XNES inside the library's IPOP restarts (default settings, the whole budget)."""
-    from nes_asktell._restarts import IPOP
+    from nes_asktell import IPOP
 
-    ipop = IPOP(nes_class("XNES"), x0, sigma0, maxfev=obj.budget, rng=seed)
+    ipop = IPOP("xnes", x0, sigma0, maxfev=obj.budget, rng=seed)
     return _ask_tell(ipop, obj)
 
 
@@ -164,7 +149,6 @@ def available(methods: Sequence[str]) -> tuple[list[str], dict[str, str]]:
                 nes_class(m)
             elif m == "XNES+IPOP":
                 nes_class("XNES")
-                from nes_asktell._restarts import IPOP  # noqa: F401
             elif m.startswith("pycma"):
                 import cma  # noqa: F401
             elif m == "cmaes":

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -216,7 +216,7 @@ def write_outputs(
     errors = sorted({f"{r.method}: {r.error}" for r in runs if r.error})
     cpu = sum(r.seconds for r in runs)
     notes = [
-        f"Run on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC with {config.processes} "
+        f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with {config.processes} "
         f"worker processes: {len(runs)} runs, wall time {wall / 60:.1f} min "
         f"({cpu / 60:.1f} min of run time in the workers); load average of the machine at "
         f"the end: {os.getloadavg()[2]:.1f} over 15 min.",

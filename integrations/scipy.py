@@ -10,56 +10,53 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 import warnings
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
+from scipy.optimize import OptimizeResult, OptimizeWarning
 
 from nes_asktell import _validate as v
-from nes_asktell._base import Strategy, make_result
+from nes_asktell._bounds import Box, parse_bounds
+from nes_asktell._evaluate import WorkersLike
 from nes_asktell._restarts import IPOP
-from nes_asktell._stopping import MESSAGES, STATUS, default_stagnation
-from nes_asktell._typing import FloatArray
+from nes_asktell._stopping import make_result
+from nes_asktell._strategy import CRITERIA, Strategy, resolve_strategy
+from nes_asktell._typing import ArrayLike, BoundsLike, CommonOptions, FloatArray, OptionValue
 from nes_asktell._validate import flag, short
 
-from ._scipy_options import (
-    bounds_of,
-    budget,
-    check_constraints,
-    default_sigma0,
-    resolve_strategy,
-    strategy_options,
-)
+if TYPE_CHECKING:  # the flavour of OptimizeResult that scipy's stubs expect of a method
+    from scipy.optimize._minimize import OptimizeResult as MinimizeResult
 
 __all__ = ["nes"]
 
 
 def nes(
     fun: Callable[..., object],
-    x0: object,
-    args: object = (),
+    x0: ArrayLike,
+    args: tuple[object, ...] | object = (),
     *,
     jac: object = None,
     hess: object = None,
     hessp: object = None,
-    bounds: object = None,
+    bounds: BoundsLike = None,
     constraints: object = (),
     callback: Callable[..., object] | None = None,
-    strategy: object = "xnes",
-    sigma0: object = None,
-    popsize: object = None,
-    maxfev: object = None,
-    maxiter: object = None,
-    tol: object = None,
-    rng: object = None,
-    workers: object = None,
-    vectorized: object = False,
-    restarts: object = 0,
-    disp: object = False,
-    **options: object,
-) -> OptimizeResult:
+    strategy: str | type[Strategy] = "xnes",
+    sigma0: float | ArrayLike | None = None,
+    popsize: int | None = None,
+    maxfev: float | None = None,
+    maxiter: float | None = None,
+    tol: float | None = None,
+    rng: np.random.Generator | np.random.SeedSequence | int | None = None,
+    workers: WorkersLike = None,
+    vectorized: bool = False,
+    restarts: int = 0,
+    disp: bool = False,
+    **options: OptionValue,
+) -> MinimizeResult:
     r"""Minimise `fun` with a Natural Evolution Strategy; a `method` for ``scipy.optimize``.
 
     Pass it as ``scipy.optimize.minimize(fun, x0, method=nes, options={...})``; the keywords
@@ -80,8 +77,10 @@ def nes(
     jac, hess, hessp : optional
         Not used (NES needs no derivatives); ignored with a RuntimeWarning when given.
     bounds : None, sequence of (low, high) pairs or scipy.optimize.Bounds
-        Box constraints; None in a pair, or an infinite value, means no bound. Every evaluated
-        point and the returned `x` lie inside the box (candidates are reflected into it).
+        Box constraints; None in a pair, or an infinite value, means no bound (NaN is an
+        error). Every evaluated point and the returned `x` lie inside the box (candidates are
+        reflected into it). The package's one parser reads them, so the strategies accept the
+        same forms.
     constraints : empty
         Only an empty sequence (or None) is accepted: NES handles no general constraints.
     callback : callable, optional
@@ -89,8 +88,9 @@ def nes(
         parameter is named ``intermediate_result`` (``res`` holds ``x``, ``fun``, ``nfev`` and
         ``nit`` of the best point so far), else as ``callback(xk)``, with copies. Raising
         StopIteration or returning True stops the run (status 99).
-    strategy : {"xnes", "snes", "openes"} or Strategy subclass
-        The search strategy; default ``"xnes"``.
+    strategy : str or Strategy subclass
+        The search strategy, a registered name in any case (``"xnes"``, ``"snes"``,
+        ``"openes"``, see :func:`nes_asktell.strategy_names`) or a class; default ``"xnes"``.
     sigma0 : float or array_like, optional
         Initial step size. Default: per coordinate, a quarter of ``high - low`` where both bounds
         are finite, else ``max(1, |x0_i|) / 2``; SNES takes these per coordinate, the other
@@ -173,18 +173,18 @@ def nes(
     x = v.as_vector("x0", x0)
     d = x.size
     args = args if isinstance(args, tuple) else (args,)
-    check_constraints(constraints)
-    lower, upper = bounds_of(bounds, d)
+    _check_constraints(constraints)
+    box = parse_bounds(bounds, d)
     cls = resolve_strategy(strategy)
     if callback is not None and not callable(callback):
         raise TypeError(f"`callback` must be callable or None, but got {short(callback)}.")
-    budget_fev = budget("maxfev", maxfev)
-    budget_it = budget("maxiter", maxiter)
+    budget_fev = _budget("maxfev", maxfev)
+    budget_it = _budget("maxiter", maxiter)
     tol_value = v.optional_float("tol", tol, allow_zero=True)
     vec = flag("vectorized", vectorized)
     show = flag("disp", disp)
     n_restarts = v.integer("restarts", restarts, minimum=0)
-    kwargs = strategy_options(cls, options)
+    kwargs = _strategy_options(cls, options)
     if tol_value is not None:
         kwargs.setdefault("tolfun", tol_value)
         kwargs.setdefault("tolx", tol_value)
@@ -195,16 +195,17 @@ def nes(
                 RuntimeWarning,
                 stacklevel=3,
             )
-    boxed = bool(np.any(np.isfinite(lower)) or np.any(np.isfinite(upper)))
-    if boxed and np.any((x < lower) | (x > upper)):
+    if box is not None and not box.active:
+        box = None
+    if box is not None and not box.contains(x):
         warnings.warn(
             "Initial guess is not within the specified bounds; it is clipped into them.",
             OptimizeWarning,
             stacklevel=3,
         )
-        x = np.clip(x, lower, upper)
+        x = box.clip(x)
     if sigma0 is None:
-        sigma0 = default_sigma0(x, lower, upper, per_coordinate=cls.name == "snes")
+        sigma0 = _default_sigma0(x, box, per_coordinate=cls.name == "snes")
     if vec:
         if workers is not None and workers != 1:
             warnings.warn(
@@ -213,40 +214,37 @@ def nes(
         workers = _VectorizedMap(fun, args)
     else:
         fun = _Copying(fun)
-    box = Bounds(lower, upper) if boxed else None
 
     # ---- run: the strategy's own loop, or IPOP's around it
+    bnds = None if box is None else box.to_bounds()
     opt: Strategy | IPOP
     if n_restarts:
-        opt = IPOP(cls, x, sigma0, popsize, bounds=box, rng=rng, max_restarts=n_restarts, **kwargs)
+        opt = IPOP(
+            cls, x, sigma0, popsize, bounds=bnds, rng=rng, max_restarts=n_restarts, **kwargs
+        )
     else:
-        opt = cls(x, sigma0, popsize, bounds=box, rng=rng, **kwargs)
-    monitor = _Monitor(opt, callback, kwargs.get("tolstagnation"))
+        opt = cls(x, sigma0, popsize, bounds=bnds, rng=rng, **kwargs)
     res = opt.optimize(
         cast("Callable[..., float]", fun),
         args=args,
         maxfev=budget_fev,
         maxiter=budget_it,
         workers=workers,
-        callback=monitor,
+        callback=None if callback is None else _scipy_callback(callback),
         disp=show,
     )
-    status = int(res.status)
-    if monitor.stalled and status == STATUS["callback"]:
-        status = STATUS["tolstagnation"]
-    return make_result(
+    out = make_result(
         x=np.copy(res.x),
         fun=float(res.fun),
         nfev=int(res.nfev),
         nit=int(res.nit),
-        status=status,
-        success=status == 0,
-        message=MESSAGES[status],
+        stop=res.stop,
         mean=res.mean,
         sigma=res.sigma,
         restarts=int(res.get("restarts", 0)),
         popsize=opt.popsize,
     )
+    return cast("MinimizeResult", out)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -285,58 +283,87 @@ class _VectorizedMap:
         return y.reshape(S)
 
 
-class _Monitor:
-    """The callback given to ``optimize``: the user's callback and a stagnation guard.
+def _scipy_callback(callback: Callable[..., object]) -> Callable[[OptimizeResult], object]:
+    """Adapt the user's callback as scipy's own methods do (with copies of what it sees).
 
-    The user's callback is adapted as scipy's own methods do; it sees the best point and the
-    evaluations and generations of the whole run (over all restarts). The guard ends the run
-    when the current strategy's best value has not improved for ``tolstagnation`` generations,
-    counting the generations in which every value was NaN or inf (which the strategy skips and
-    its own ``tolstagnation`` does not count), so that an objective that only returns NaN cannot
-    make the run go on forever.
+    ``callback(intermediate_result=res)`` when its only parameter has that name (scipy's rule,
+    ``optimize._optimize._wrap_callback``), else ``callback(xk)``. It sees the best point and
+    the evaluations and generations of the whole run (over all restarts).
     """
-
-    def __init__(
-        self, opt: Strategy | IPOP, callback: Callable[..., object] | None, tolstagnation: object
-    ) -> None:
-        self.opt = opt
-        self.tolstagnation = tolstagnation  # validated by the strategy: None or integral
-        self.stalled = False
-        self._inner: Strategy | None = None
-        self._limit = 0
-        self._best = math.inf
-        self._best_gen = 0
-        self.user: Callable[[OptimizeResult], object] | None = None
-        if callback is None:
-            return
-        try:
-            params = set(inspect.signature(callback).parameters)
-        except (TypeError, ValueError):  # some builtins have no signature
-            params = set()
-        if params == {"intermediate_result"}:  # scipy's rule (optimize._optimize._wrap_callback)
-            self.user = lambda res: callback(
-                intermediate_result=make_result(
-                    x=np.copy(res.x), fun=float(res.fun), nfev=int(res.nfev), nit=int(res.nit)
-                )
+    try:
+        params = set(inspect.signature(callback).parameters)
+    except (TypeError, ValueError):  # some builtins have no signature
+        params = set()
+    if params == {"intermediate_result"}:
+        return lambda res: callback(
+            intermediate_result=_intermediate(
+                {"x": np.copy(res.x), "fun": float(res.fun), "nfev": res.nfev, "nit": res.nit}
             )
-        else:
-            self.user = lambda res: callback(np.copy(res.x))
+        )
+    return lambda res: callback(np.copy(res.x))
 
-    def __call__(self, res: OptimizeResult) -> bool:
-        """Return True to stop; a StopIteration from the user's callback propagates."""
-        if self.user is not None and self.user(res) is True:
-            return True
-        inner = self.opt.strategy if isinstance(self.opt, IPOP) else self.opt
-        if inner is not self._inner:  # a new run
-            self._inner, self._best, self._best_gen = inner, math.inf, 0
-            limit = self.tolstagnation
-            self._limit = (
-                default_stagnation(inner.dim, inner.popsize) if limit is None else int(limit)  # type: ignore[call-overload]
-            )
-        f = inner.best[1]
-        if f < self._best:
-            self._best, self._best_gen = f, inner.generation
-        if inner.generation - self._best_gen >= self._limit:
-            self.stalled = True
-            return True
-        return False
+
+def _intermediate(fields: dict[str, Any]) -> OptimizeResult:
+    return OptimizeResult(**fields)
+
+
+def _check_constraints(constraints: object) -> None:
+    """Accept None or an empty sequence; raise ValueError for anything else."""
+    if constraints is None:
+        return
+    if isinstance(constraints, (list, tuple)) and len(constraints) == 0:
+        return
+    raise ValueError(
+        "`constraints` must be empty: method nes handles bounds but no general constraints "
+        f"(use a penalty in `fun`, or method 'trust-constr' or 'COBYQA'), but got "
+        f"{short(constraints)}."
+    )
+
+
+def _budget(name: str, value: object) -> int | None:
+    """Return a budget as an int (floats rounded down; None and inf mean no limit)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a number >= 1 or None, but got {short(value)}.")
+    number = float(value)
+    if number == math.inf:
+        return None
+    if not number >= 1:  # also catches NaN
+        raise ValueError(f"`{name}` must be a number >= 1 or None, but got {short(value)}.")
+    return int(value) if isinstance(value, numbers.Integral) else math.floor(number)
+
+
+#: constructor arguments the adapter sets itself (they are not passed-through options).
+_OWN = frozenset({"self", "x0", "sigma0", "popsize", "bounds", "rng", "maxfev", "maxiter"})
+
+
+def _strategy_options(cls: type[Strategy], options: dict[str, OptionValue]) -> dict[str, Any]:
+    """Keep the options `cls` accepts; warn about the others as scipy does."""
+    accepted = set(CRITERIA) | set(CommonOptions.__optional_keys__)
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                accepted.add(p.name)
+    accepted -= _OWN
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        warnings.warn(
+            f"Unknown solver options: {', '.join(unknown)}", OptimizeWarning, stacklevel=4
+        )
+    return {k: val for k, val in options.items() if k in accepted}
+
+
+def _default_sigma0(x: FloatArray, box: Box | None, *, per_coordinate: bool) -> float | FloatArray:
+    """Return a quarter of the box width, or ``max(1, |x0_i|) / 2`` where a bound is missing."""
+    width = np.full(x.size, np.inf) if box is None else box.upper - box.lower
+    finite = np.isfinite(width)
+    scale = np.where(finite, width / 4.0, np.maximum(1.0, np.abs(x)) / 2.0)
+    positive = scale[scale > 0]
+    fallback = float(np.median(positive)) if positive.size else 1.0
+    if per_coordinate:
+        return np.where(scale > 0, scale, fallback)
+    return fallback

@@ -1,26 +1,35 @@
 """nes_asktell: Natural Evolution Strategies with an ask/tell interface.
 
-The strategies (:class:`OpenES`; see the documentation for the others) share one protocol::
+The strategies (:class:`XNES`, :class:`SNES`, :class:`OpenES`) share one protocol::
 
-    es = OpenES(x0, sigma0=0.5, rng=0)
+    es = XNES(x0, sigma0=0.5, rng=0)
     while not es.stop():
         X = es.ask()
         es.tell(X, [f(x) for x in X])
     print(es.result)
+
+:class:`IPOP` restarts any of them; :func:`nes` is a method of ``scipy.optimize.minimize`` and
+:class:`NESSampler` an Optuna sampler (both loaded on first use, so that optuna is imported only
+when asked for).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
-from ._base import NESWarning, Strategy
 from ._evaluate import Evaluator, evaluate
-from ._gradient import estimate_gradient
-from ._openes import OpenES
+from ._openes import OpenES, estimate_gradient
 from ._restarts import IPOP
 from ._shaping import centered_ranks, nes_utilities, nes_weights, raw, zscore
 from ._snes import SNES
+from ._strategy import Strategy, resolve_strategy, strategy_names
+from ._typing import NESWarning
 from ._xnes import XNES
+
+if TYPE_CHECKING:  # the lazy names, for type checkers
+    from .integrations.optuna import NESSampler
+    from .integrations.scipy import nes
 
 __version__ = "0.1.0"
 
@@ -41,21 +50,18 @@ __all__ = [
     "nes_utilities",
     "nes_weights",
     "raw",
+    "resolve_strategy",
+    "strategy_names",
     "zscore",
 ]
 
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
-#: Names loaded on first use: the integrations import optuna or dask only when asked for.
+#: Names loaded on first use: the integrations import optuna only when asked for.
 _LAZY: dict[str, str] = {"NESSampler": ".integrations.optuna", "nes": ".integrations.scipy"}
 
 
 def __getattr__(name: str) -> object:
     """Load the optional integrations lazily."""
     if name in _LAZY:
-        import importlib
-
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
         globals()[name] = value
         return value

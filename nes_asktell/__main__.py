@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ._demo import run_demo
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit code."""
@@ -16,8 +18,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--no-plot", action="store_true", help="do not write the plot")
     args = parser.parse_args(argv)
     if args.command == "demo":
-        from ._demo import run_demo
-
         return run_demo(None if args.no_plot else args.plot)
     return 2  # pragma: no cover
 

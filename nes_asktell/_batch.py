@@ -1,21 +1,27 @@
-"""The batch of one generation: its row blocks, its memory, its told rows and its noise sums.
+"""The batch of one generation: building its candidates, its memory, its told rows, its sums.
 
 ``ask`` fills a batch in blocks of rows small enough to stay in cache (draw, scale, mirror,
 shift, reflect in one pass) and reuses the memory of a told batch that nothing refers to any
 more; ``tell`` maps the rows it receives back to the rows asked; the updates reduce the noise
 through :func:`noise_sum` and :func:`noise_sq_sum`. Every block depends only on the shape, so
 the results are the same for any thread count.
+
+With counter-based noise a candidate is also a function of its :class:`Keys` (the seed
+entropy, the generation, the row and its mirrored sign) and of the mean, the per-coordinate
+scale and the box: :func:`rebuild_row` builds it exactly as ``ask`` did, anywhere.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from ._bounds import Box
-from ._noise import CounterNoise, SequentialNoise
+from ._noise import CounterNoise, SequentialNoise, check_value, counter_row
 from ._typing import FloatArray
 
 #: elements per block of the fused ask pass and of the column blocks in noise_sq_sum.
@@ -71,6 +77,65 @@ def fill(
     else:
         for a, b in blocks:
             fill_rows(a, b)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """What rebuilds the candidates of one generation, besides the mean, scale and box.
+
+    Candidate ``k`` is ``mean + scale * z`` with ``z`` the counter draw ``(entropy, generation,
+    k mod n_noise)``, negated for the mirrored half (``k >= n_noise``), reflected into the box.
+    `check` holds the bytes of a fixed draw, which a worker compares with its own on first
+    contact (another numpy could draw other numbers).
+    """
+
+    entropy: int
+    generation: int
+    n_noise: int
+    mirrored: bool
+    dtype: str
+    check: bytes
+
+    @classmethod
+    def of(cls, entropy: int, generation: int, n_noise: int, mirrored: bool, dtype: str) -> Keys:
+        """Return the keys of a generation, with the check bytes of this process's numpy."""
+        return cls(entropy, generation, n_noise, mirrored, dtype, check_value(dtype))
+
+
+@dataclass(frozen=True)
+class KeyedBatch:
+    """Rows of a pending batch as keys: what a worker needs to rebuild them (``batch_keys``)."""
+
+    keys: Keys
+    mean: FloatArray
+    scale: float | FloatArray
+    box: Box | None
+
+
+def digest(generation: int, mean: FloatArray, scale: float | FloatArray) -> bytes:
+    """Return a hash of what a generation's candidates depend on: generation, mean, scale."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(int(generation).to_bytes(8, "little"))
+    h.update(np.ascontiguousarray(mean, dtype=np.float64).data)
+    h.update(np.ascontiguousarray(scale, dtype=np.float64).data)
+    return h.digest()
+
+
+def rebuild_row(
+    keys: Keys, mean: FloatArray, scale: float | FloatArray, box: Box | None, k: int
+) -> FloatArray:
+    """Return candidate `k` of the generation of `keys`, as ``ask()`` built it."""
+    m = keys.n_noise
+    out = np.empty(mean.size, dtype=keys.dtype)
+    counter_row(keys.entropy, keys.generation, k % m, out)
+    np.multiply(out, scale, out=out)
+    if keys.mirrored and k >= m:
+        np.subtract(mean, out, out=out)
+    else:
+        out += mean
+    if box is not None:
+        box.reflect(out[None, :])
+    return out
 
 
 def take_buffer(

@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.optimize import Bounds
 
-from ._typing import FloatArray
+from ._typing import BoundsLike, FloatArray
+from ._validate import short
 
 
 class Box:
@@ -29,6 +31,31 @@ class Box:
         self._lo_only = np.isfinite(lower) & ~np.isfinite(upper)
         self._hi_only = ~np.isfinite(lower) & np.isfinite(upper)
         self.active = bool(np.any(np.isfinite(lower) | np.isfinite(upper)))
+
+    def to_bounds(self) -> Bounds:
+        """Return the box as ``scipy.optimize.Bounds`` (infinite where unbounded)."""
+        return Bounds(self.lower.copy(), self.upper.copy())
+
+    def state_dict(self) -> list[list[float | None]]:
+        """Return ``[lower, upper]`` as plain data (None for an infinite bound)."""
+        return [_plain(self.lower), _plain(self.upper)]
+
+    @classmethod
+    def from_state(cls, state: object) -> Box:
+        """Rebuild a box from :meth:`state_dict` output; raise ValueError if malformed."""
+        if not (isinstance(state, list) and len(state) == 2):
+            raise ValueError(f"`bounds` must be [lower, upper], but got {short(state)}")
+        lower, upper = state
+        if not (isinstance(lower, list) and isinstance(upper, list)):
+            raise ValueError(f"`bounds` must be [lower, upper], but got {short(state)}")
+        try:
+            lo = np.array([-np.inf if x is None else x for x in lower], dtype=np.float64)
+            hi = np.array([np.inf if x is None else x for x in upper], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"`bounds` must hold numbers, but got {short(state)}") from exc
+        if lo.shape != hi.shape:
+            raise ValueError(f"`bounds` must have sides of one length, but got {short(state)}")
+        return _checked_box(lo, hi, state)
 
     def contains(self, x: FloatArray) -> bool:
         """Return whether every coordinate of `x` (any shape ending in d) is inside the box."""
@@ -60,6 +87,10 @@ class Box:
         return Y
 
 
+def _plain(a: FloatArray) -> list[float | None]:
+    return [float(x) if np.isfinite(x) else None for x in a]
+
+
 def _not_pairs(seq: list[object]) -> bool:
     """For d = 2: whether two (low, high) pairs would make no sense, so (lower, upper) is meant.
 
@@ -67,7 +98,10 @@ def _not_pairs(seq: list[object]) -> bool:
     low == high (a box pinning every coordinate).
     """
     try:
-        p = np.array([[np.nan if v is None else v for v in s] for s in seq], dtype=np.float64)  # type: ignore[attr-defined]
+        p = np.array(
+            [[np.nan if v is None else v for v in s] for s in seq],  # type: ignore[attr-defined]
+            dtype=np.float64,
+        )
     except (TypeError, ValueError):
         return False
     lo, hi = p[:, 0], p[:, 1]
@@ -76,52 +110,71 @@ def _not_pairs(seq: list[object]) -> bool:
     )
 
 
-def make_box(bounds: object, dim: int) -> Box | None:
-    """Parse `bounds` (None, (lower, upper), a sequence of pairs, or scipy ``Bounds``).
+def _is_pair(s: object) -> bool:
+    return (
+        isinstance(s, (Sequence, np.ndarray))
+        and not isinstance(s, (str, bytes))
+        and np.ndim(s) == 1
+        and len(s) == 2
+    )
 
-    For d = 2 a sequence of two sequences of two numbers is ambiguous: it is read as scipy
-    reads it, two (low, high) pairs, unless that reading makes no sense (see
-    :func:`_not_pairs`); pass ``scipy.optimize.Bounds(lower, upper)`` to be explicit.
+
+def parse_bounds(bounds: BoundsLike, dim: int) -> Box | None:
+    """Return the box of `bounds`, the one parser of every form the package accepts.
+
+    The forms: None (no box); ``scipy.optimize.Bounds``; ``(lower, upper)`` with scalars or
+    arrays of length `dim`; a sequence of `dim` ``(low, high)`` pairs, as scipy takes them.
+    None (in a pair) and an infinite value mean no bound on that side; NaN is an error. For
+    d = 2 a sequence of two sequences of two numbers is ambiguous: it is read as scipy reads
+    it, two (low, high) pairs, unless that reading makes no sense (see :func:`_not_pairs`);
+    pass ``scipy.optimize.Bounds(lower, upper)`` to be explicit.
+
+    Raises
+    ------
+    TypeError
+        If `bounds` is of none of these kinds.
+    ValueError
+        If it has the wrong length, holds NaN or non-numbers, or a lower bound above its upper.
     """
     if bounds is None:
         return None
     lb: object
     ub: object
-    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
-        lb, ub = bounds.lb, bounds.ub
-    elif isinstance(bounds, (Sequence, np.ndarray)):
-        seq = list(bounds)
-        if len(seq) == 2 and dim != 2 and all(np.ndim(s) <= 1 for s in seq):
+    if isinstance(bounds, Bounds) or (hasattr(bounds, "lb") and hasattr(bounds, "ub")):
+        lb, ub = bounds.lb, bounds.ub  # type: ignore[union-attr]
+    elif isinstance(bounds, (Sequence, np.ndarray)) and not isinstance(bounds, (str, bytes)):
+        seq: list[object] = list(bounds)
+        if len(seq) == 2 and dim != 2 and all(np.ndim(s) <= 1 for s in seq):  # type: ignore[arg-type]
             lb, ub = seq
         elif (
             len(seq) == dim
-            and all(np.ndim(s) == 1 and len(s) == 2 for s in seq)
+            and all(_is_pair(s) for s in seq)
             and not (dim == 2 and _not_pairs(seq))
         ):
-            lb = [np.nan if p[0] is None else p[0] for p in seq]
-            ub = [np.nan if p[1] is None else p[1] for p in seq]
-            lb = [-np.inf if np.isnan(v) else v for v in np.asarray(lb, dtype=float)]
-            ub = [np.inf if np.isnan(v) else v for v in np.asarray(ub, dtype=float)]
+            lb = [-np.inf if p[0] is None else p[0] for p in seq]  # type: ignore[index]
+            ub = [np.inf if p[1] is None else p[1] for p in seq]  # type: ignore[index]
         elif len(seq) == 2:
             lb, ub = seq
         else:
             raise ValueError(
-                f"`bounds` must be (lower, upper) or {dim} (low, high) pairs, but got {bounds!r}."
+                f"`bounds` must be (lower, upper) or {dim} (low, high) pairs, but got "
+                f"{short(bounds)}."
             )
     else:
         raise TypeError(
             "`bounds` must be None, (lower, upper), a sequence of (low, high) pairs or "
-            f"scipy.optimize.Bounds, but got {bounds!r}."
+            f"scipy.optimize.Bounds, but got {short(bounds)}."
         )
-    try:
-        lower = np.broadcast_to(np.asarray(lb, dtype=np.float64), (dim,)).copy()
-        upper = np.broadcast_to(np.asarray(ub, dtype=np.float64), (dim,)).copy()
-    except (TypeError, ValueError) as exc:
+    return _checked_box(_side(lb, dim, bounds, -np.inf), _side(ub, dim, bounds, np.inf), bounds)
+
+
+def _checked_box(lower: FloatArray, upper: FloatArray, bounds: object) -> Box:
+    """Return the box (lower, upper), or raise ValueError naming `bounds`."""
+    if np.isnan(lower).any() or np.isnan(upper).any():
         raise ValueError(
-            f"`bounds` must hold {dim} lower and {dim} upper values, but got {bounds!r}."
-        ) from exc
-    lower[np.isnan(lower)] = -np.inf
-    upper[np.isnan(upper)] = np.inf
+            "`bounds` must not contain NaN (use None or an infinite value for no bound), "
+            f"but got {short(bounds)}."
+        )
     if np.any(lower > upper):
         bad = int(np.flatnonzero(lower > upper)[0])
         raise ValueError(
@@ -129,5 +182,25 @@ def make_box(bounds: object, dim: int) -> Box | None:
             f"lower={lower[bad]} and upper={upper[bad]} at index {bad}."
         )
     if np.any(lower == np.inf) or np.any(upper == -np.inf):
-        raise ValueError(f"`bounds` must not have lower=+inf or upper=-inf, but got {bounds!r}.")
+        raise ValueError(
+            f"`bounds` must not have lower=+inf or upper=-inf, but got {short(bounds)}."
+        )
     return Box(lower, upper)
+
+
+def _side(value: object, dim: int, bounds: object, missing: float) -> FloatArray:
+    """Return one side of the box as a (dim,) float64 array (None means `missing`)."""
+    if value is None:
+        return np.full(dim, missing)
+    if isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes)):
+        value = [missing if x is None else x for x in value]
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf" or arr.dtype.kind == "b":
+            raise TypeError(f"dtype {arr.dtype}")
+        out: FloatArray = np.broadcast_to(arr.astype(np.float64), (dim,)).copy()
+        return out
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"`bounds` must hold {dim} lower and {dim} upper numbers, but got {short(bounds)}."
+        ) from exc

@@ -13,13 +13,14 @@ import math
 
 import numpy as np
 
-from . import _validate as v
 from ._shaping import nes_weights
-from ._typing import JSON, FloatArray
+from ._typing import FloatArray
 
 
 class StepSizePath:
-    r"""The evolution path :math:`p` and the log step-size change it implies.
+    r"""The constants of the evolution path :math:`p` and the log step-size change it implies.
+
+    The path itself is part of the strategy's state; :meth:`step` returns the new one.
 
     With :math:`\mu_{\mathrm{eff}} = 1 / \sum_k w_k^2` for the positive part :math:`w_k` of the
     NES utilities, :math:`c = (\mu_{\mathrm{eff}} + 2) / (d + \mu_{\mathrm{eff}} + 5)` and
@@ -42,29 +43,19 @@ class StepSizePath:
         self.c = (mueff + 2.0) / (dim + mueff + 5.0)
         self.damping = 1.0 + 2.0 * max(0.0, math.sqrt((mueff - 1.0) / (dim + 1.0)) - 1.0) + self.c
         self.chi = math.sqrt(dim) * (1.0 - 1.0 / (4.0 * dim) + 1.0 / (21.0 * dim * dim))
-        self.p: FloatArray = np.zeros(dim)
 
-    def step(self, G_delta: FloatArray, norm: float) -> float:
-        """Accumulate a mean step and return the change of ``ln(sigma)``.
+    def step(self, p: FloatArray, G_delta: FloatArray, norm: float) -> tuple[FloatArray, float]:
+        """Return the path after a mean step and the change of ``ln(sigma)`` it implies.
 
-        `G_delta` is ``sum_k a_k s_k`` in local coordinates and `norm` is ``|a|``.
+        `p` is the current path (not changed), `G_delta` is ``sum_k a_k s_k`` in local
+        coordinates and `norm` is ``|a|``.
         """
         c = self.c
         if norm > 0.0:
-            self.p = (1.0 - c) * self.p + (math.sqrt(c * (2.0 - c)) / norm) * G_delta
+            p = (1.0 - c) * p + (math.sqrt(c * (2.0 - c)) / norm) * G_delta
         else:
-            self.p = (1.0 - c) * self.p
-        return min(1.0, c / self.damping * (float(np.linalg.norm(self.p)) / self.chi - 1.0))
-
-    def state(self) -> JSON:
-        """Return the path as plain data."""
-        return {"p": self.p.tolist()}
-
-    def load(self, state: object, dim: int) -> None:
-        """Restore :meth:`state` output; raise KeyError/TypeError/ValueError if malformed."""
-        if not isinstance(state, dict):
-            raise TypeError(f"`path` must be a dict, but got {state!r:.80}")
-        self.p = v.as_vector("p", state["p"], dim)
+            p = (1.0 - c) * p
+        return p, min(1.0, c / self.damping * (float(np.linalg.norm(p)) / self.chi - 1.0))
 
 
 def odd_weights(u: FloatArray, mirrored: bool) -> FloatArray:

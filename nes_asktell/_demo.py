@@ -19,9 +19,11 @@ from importlib import resources
 
 import numpy as np
 
-from ._base import Strategy
 from ._openes import OpenES
+from ._snes import SNES
+from ._strategy import Strategy
 from ._typing import FloatArray
+from ._xnes import XNES
 
 SOLUTION = np.array([0.5, 0.1, -0.3])
 #: the objective value a run must reach, at its mean.
@@ -82,21 +84,6 @@ class Run:
         return f"  {self.label:<7} {cells[0]}   {cells[1]}{note}"
 
 
-def seed_strategy() -> OpenES:
-    """Return the seed configuration: x0 and the noise both from ``RandomState(0)``."""
-    rs = np.random.RandomState(0)
-    return OpenES(
-        rs.randn(3),
-        sigma0=0.1,
-        popsize=50,
-        optimizer="sgd",
-        learning_rate=0.001,
-        shaping="zscore",
-        mirrored=False,
-        rng=rs,
-    )
-
-
 def replay_seed(es: OpenES, run: Run) -> bool:
     """Run the seed's 300 iterations, print its trace, and return whether it matches 2017."""
     expected_text = resources.files("nes_asktell").joinpath("data/seed_trace.txt").read_text()
@@ -140,17 +127,8 @@ def solve(es: Strategy, run: Run, *, every: int) -> None:
 
 
 def default_strategies() -> list[tuple[str, Callable[[FloatArray], Strategy]]]:
-    """Return the defaults to compare: OpenES, and XNES and SNES where they exist."""
-    import nes_asktell
-
-    out: list[tuple[str, Callable[[FloatArray], Strategy]]] = []
-    for name in ("OpenES", "XNES", "SNES"):
-        try:
-            cls: type[Strategy] = getattr(nes_asktell, name)
-        except (AttributeError, ImportError):
-            continue
-        out.append((name, functools.partial(_make, cls)))
-    return out
+    """Return the defaults to compare: OpenES, XNES and SNES, each from ``sigma0 = 1``."""
+    return [(cls.__name__, functools.partial(_make, cls)) for cls in (OpenES, XNES, SNES)]
 
 
 def _make(cls: type[Strategy], x0: FloatArray) -> Strategy:
@@ -196,7 +174,7 @@ def run_demo(plot: str | None) -> int:
     """
     print("== 1. The 2017 seed: fixed-sigma NES, popsize 50, sigma 0.1, lr 0.001 ==")
     seed = Run("seed")
-    es = seed_strategy()
+    es = OpenES.seed_configuration()
     same = replay_seed(es, seed)
     print(f"matches the 2017 trace line for line: {same}")
     print(f"after {es.nfev} evaluations: f = {seed.fmean[-1]:.3e}; continuing to the budget")

@@ -1,45 +1,82 @@
-"""Evaluate a population: serially, in a process pool, with any Executor or map, or on dask.
+"""Evaluate a population: :class:`Evaluator` (reused across generations) and :func:`evaluate`.
 
-Three ways to move a population to the workers:
+Three ways to move a population to the workers of an engine (``_backends``):
 
 * ``"vectors"``: each task carries its rows of ``X`` (8 d bytes per candidate).
-* ``"seeds"``: for a strategy with counter-based noise (an integer seed), each task carries the
-  keys of its candidates; the worker rebuilds them from the mean, the step sizes and the noise
-  keys (``_tasks.rebuild_row``). On a dask ``Client`` the mean is broadcast once per
+* ``"seeds"``: for a strategy with counter-based noise (an integer seed) and a diagonal
+  perturbation, each task carries the keys of its candidates; the worker rebuilds them from
+  the mean, the step sizes and the keys. On a dask ``Client`` the mean is broadcast once per
   generation, so a generation moves a few mean-sized messages instead of the whole population.
 * ``"replay"`` (dask ``Client`` only; what "auto" picks there): every worker keeps a replica of
-  the strategy and replays the client's updates from their utilities (``_tasks.replay_task``),
-  so a generation moves a few KB; the state travels on first contact and whenever a replica is
-  missing or out of step.
+  the strategy and replays the client's updates from their utilities, so a generation moves a
+  few KB; the state travels on first contact and whenever a replica is missing or out of step.
 
-This module holds what the user sees: :func:`evaluate` and the constructor and ``evaluate`` of
-:class:`Evaluator`. Its base class ``_dispatch.Dispatcher`` builds and runs the tasks on the
-workers; ``_tasks`` holds what runs there.
+The evaluator reaches the strategy only through its narrow public methods (:class:`Keyed`),
+and runs what ``_tasks`` defines on the workers.
 """
 
 from __future__ import annotations
 
-import numbers
-import os
 import pickle
+import time
+import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import CancelledError
+from concurrent.futures import TimeoutError as FuturesTimeoutError
+from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ._base import NESWarning, Strategy
-from ._dispatch import Dispatcher
-from ._tasks import UNPICKLABLE, as_value, is_dask_client, seed_plan
-from ._typing import FloatArray
+from ._backends import Engine, EngineLike, MapEngine, make_engine
+from ._batch import KeyedBatch
+from ._tasks import (
+    UNPICKLABLE,
+    NoiseMismatchError,
+    Replay,
+    ReplicaMissingError,
+    as_value,
+    drop_replicas,
+    nbytes,
+    replay_task,
+    seeds_task,
+    unpicklable,
+    vectors_task,
+)
+from ._typing import JSON, ArrayLike, FloatArray, NESWarning
+from ._validate import short
 
 MODES = ("auto", "vectors", "seeds", "replay")
 #: below this dimension ``mode="auto"`` ships vectors: rebuilding would cost more than it saves.
 SEEDS_MIN_DIM = 10_000
+_TIMEOUTS = (TimeoutError, FuturesTimeoutError)
 
 
-class Evaluator(Dispatcher):
+@runtime_checkable
+class Keyed(Protocol):
+    """What evaluation needs of a strategy (see :class:`nes_asktell.Strategy`)."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def generation(self) -> int: ...
+
+    def ask(self) -> FloatArray: ...
+
+    def batch_keys(self, X: FloatArray) -> KeyedBatch | None: ...
+
+    def recent_updates(self) -> tuple[tuple[int, FloatArray | None], ...]: ...
+
+    def replica_state(self) -> JSON: ...
+
+    def digest(self) -> bytes: ...
+
+
+class Evaluator:
     """Evaluate populations with the chosen `workers`, reused across generations.
 
     Parameters
@@ -78,69 +115,58 @@ class Evaluator(Dispatcher):
     20
     """
 
-    def __init__(self, workers: object = None, *, timeout: object = None, mode: str = "auto"):
-        # The attributes are those of the Dispatcher base class, which documents them.
-        self._owner = self
-        self._workers = workers
-        self._pool = None
-        self._size = 1
-        self._seeds_ok = True
-        self._broadcast = {}
-        self._token, self._token_of = "", None
-        self.last_bytes = 0
+    _engine: Engine
+    _timeout: float | None
+    _mode: str
+
+    def __init__(
+        self,
+        workers: WorkersLike = None,
+        *,
+        timeout: float | None = None,
+        mode: str = "auto",
+    ) -> None:
         if isinstance(workers, Evaluator):
-            # Share its workers (and its pool); its timeout and mode apply unless given here.
-            self._owner = workers._owner
-            self._kind, self._workers, self._size = workers._kind, workers._workers, workers._size
+            # Share its engine (and pool); its timeout and mode apply unless given here.
+            engine, owned = workers._engine, False
             timeout = workers._timeout if timeout is None else timeout
             mode = workers._mode if mode == "auto" else mode
-        elif workers is None:
-            self._kind = "serial"
-        elif isinstance(workers, numbers.Integral) and not isinstance(workers, bool):
-            n = int(workers)
-            if n == 0 or n < -1:
-                raise ValueError(
-                    f"`workers` must be a positive number of processes or -1 (one per core), "
-                    f"but got {n}."
-                )
-            self._size = (os.cpu_count() or 1) if n == -1 else n
-            self._kind = "pool" if self._size > 1 else "serial"
-        elif is_dask_client(workers):
-            self._kind = "dask"
-        elif isinstance(workers, Executor):
-            self._kind = "executor"
-            self._size = int(getattr(workers, "_max_workers", 0) or os.cpu_count() or 1)
-        elif callable(workers):
-            self._kind = "map"
         else:
-            raise TypeError(
-                "`workers` must be None, a number of processes, a map-like callable, a "
-                f"concurrent.futures.Executor or a dask Client, but got {workers!r}."
-            )
+            engine, owned = make_engine(workers), True
         if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
-                raise TypeError(f"`timeout` must be a positive number, but got {timeout!r}.")
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise TypeError(f"`timeout` must be a positive number, but got {short(timeout)}.")
             if not float(timeout) > 0:
-                raise ValueError(f"`timeout` must be a positive number, but got {timeout!r}.")
-            if self._kind in ("serial", "map"):
+                raise ValueError(f"`timeout` must be a positive number, but got {short(timeout)}.")
+            if not engine.takes_tasks:
                 raise ValueError(
                     "`timeout` needs workers that return futures (a number of processes, an "
-                    f"Executor or a dask Client), but got workers={workers!r}."
+                    f"Executor or a dask Client), but got workers={short(workers)}."
                 )
-        self._timeout = None if timeout is None else float(timeout)
         if mode not in MODES:
-            raise ValueError(f"`mode` must be one of {MODES}, but got {mode!r}.")
-        if mode == "seeds" and self._kind == "map":
+            raise ValueError(f"`mode` must be one of {MODES}, but got {short(mode)}.")
+        if mode == "seeds" and isinstance(engine, MapEngine):
             raise ValueError(
                 "`mode` 'seeds' needs workers that take tasks (a number of processes, an "
                 "Executor or a dask Client); a map-like callable receives single rows."
             )
-        if mode == "replay" and self._kind != "dask":
+        if mode == "replay" and not engine.keeps_replicas:
             raise ValueError(
                 "`mode` 'replay' needs a dask Client (its workers keep replicas of the strategy "
-                f"between generations), but got workers={workers!r:.80}; use mode='seeds'."
+                f"between generations), but got workers={short(workers)}; use mode='seeds'."
             )
+        self._engine = engine
+        self._owns_engine = owned
+        self._timeout = None if timeout is None else float(timeout)
         self._mode = mode
+        #: False once a worker could not rebuild candidates from keys: vectors from then on.
+        self._seeds_ok = True
+        #: {name: (array, handle)} broadcast to every worker, kept while the same array.
+        self._broadcast: dict[str, tuple[object, object]] = {}
+        #: replay mode: the run whose replicas the workers hold (a token per strategy).
+        self._token = ""
+        self._token_of: weakref.ref[Keyed] | None = None
+        self.last_bytes = 0
 
     def __enter__(self) -> Evaluator:
         return self
@@ -157,9 +183,14 @@ class Evaluator(Dispatcher):
         """Shut down the process pool this evaluator created (if any); free worker replicas."""
         self._broadcast.clear()
         self._drop_replicas()
-        if self._owner is self and self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        if self._owns_engine:
+            self._engine.close()
+
+    def _drop_replicas(self) -> None:
+        """Free the workers' replicas of this evaluator's run (replay mode)."""
+        if self._token:
+            self._engine.run_everywhere(drop_replicas, self._token)
+            self._token, self._token_of = "", None
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(
@@ -168,7 +199,7 @@ class Evaluator(Dispatcher):
         X: FloatArray,
         args: Sequence[object] = (),
         *,
-        strategy: Strategy | None = None,
+        strategy: Keyed | None = None,
     ) -> FloatArray:
         """Return ``[fun(x, *args) for x in X]`` as a float64 array.
 
@@ -176,29 +207,26 @@ class Evaluator(Dispatcher):
         rebuilt by the workers from keys (``mode`` "auto", "seeds" or "replay").
         """
         if not callable(fun):
-            raise TypeError(f"`fun` must be callable, but got {fun!r:.80}.")
+            raise TypeError(f"`fun` must be callable, but got {short(fun)}.")
         args = tuple(args)
         self.last_bytes = 0
         n = len(X)
-        if self._kind == "serial":  # exceptions propagate, as in scipy's own loops
-            return np.array([as_value(fun(x, *args), fun) for x in X], dtype=np.float64)
-        if self._kind == "map":
-            ys = list(self._workers(_Call(fun, args), list(X)))  # type: ignore[operator]
-            if len(ys) != n:
-                raise ValueError(f"`workers` returned {len(ys)} values for {n} candidates.")
+        engine = self._engine
+        if not engine.takes_tasks:  # serial: exceptions propagate, as in scipy's own loops
+            ys = engine.map(_Call(fun, args), list(X))
             return np.array([as_value(y, fun) for y in ys], dtype=np.float64)
         plan = None
         keyed = self._mode in ("seeds", "replay")
         wanted = keyed or (strategy is not None and strategy.dim >= SEEDS_MIN_DIM)
         if wanted and self._mode != "vectors" and self._seeds_ok and strategy is not None:
-            plan = seed_plan(strategy, X)
+            plan = strategy.batch_keys(X)
         if keyed and self._seeds_ok and plan is None:
             raise ValueError(
                 f"`mode` is {self._mode!r}, but these candidates cannot be rebuilt from keys: "
                 "that needs the strategy's pending batch, an integer `rng` and a diagonal "
                 "perturbation (OpenES, SNES); XNES ships vectors."
             )
-        if self._kind == "pool":
+        if engine.isolates_retries:  # a process pool: say early that fun does not pickle
             try:
                 pickle.dumps((fun, args))
             except Exception as exc:
@@ -214,6 +242,198 @@ class Evaluator(Dispatcher):
             )
         return values
 
+    def _dispatch(
+        self,
+        fun: Callable[..., object],
+        args: tuple[object, ...],
+        X: FloatArray,
+        strategy: Keyed | None,
+        plan: KeyedBatch | None,
+    ) -> tuple[FloatArray, list[str]]:
+        """Evaluate `X` on the engine's workers; return the values and the failures.
+
+        With a `plan` the candidates travel as keys (replay mode where workers keep
+        replicas, seeds mode elsewhere), otherwise as rows. A candidate without a value gets
+        NaN.
+        """
+        engine = self._engine
+        n = len(X)
+        replay = engine.keeps_replicas and self._mode in ("auto", "replay")
+        send_state = False
+        fresh = self._token_of is None or self._token_of() is not strategy
+        if plan is not None and replay and strategy is not None and fresh:
+            self._drop_replicas()  # those of the previous run
+            self._token, self._token_of = uuid.uuid4().hex, weakref.ref(strategy)
+            send_state = True  # first contact: the workers install the replica
+        values = np.full(n, np.nan)
+        errors: list[str] = []
+        engine.start()  # start-up is not evaluation time
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        chunks = [c for c in np.array_split(np.arange(n), min(engine.size(), n)) if c.size]
+        todo = list(range(len(chunks)))
+        lost: list[int] = []
+        retried = False
+        state: Any = None
+        while todo:
+            if plan is not None and replay and strategy is not None:
+                if send_state and state is None:
+                    blob = pickle.dumps((type(strategy), strategy.replica_state()), protocol=5)
+                    state, sent = engine.broadcast(blob)
+                    self.last_bytes += sent
+                tasks = self._replay_tasks(fun, args, plan, strategy, state, chunks, todo)
+            elif plan is not None:
+                tasks = self._seeds_tasks(fun, args, plan, chunks, todo)
+            else:
+                tasks = {}
+                for i in todo:
+                    rows, sent = engine.ship(X[chunks[i][0] : chunks[i][-1] + 1])
+                    self.last_bytes += sent
+                    tasks[i] = (vectors_task, fun, args, rows)
+            stale: list[int] = []
+            failed = self._run(tasks, chunks, values, errors, deadline, retry=retried, stale=stale)
+            if isinstance(failed, NoiseMismatchError):
+                self._seeds_ok, plan = False, None
+                warnings.warn(
+                    f"a worker cannot rebuild candidates from keys ({failed}); "
+                    "shipping vectors from now on.",
+                    NESWarning,
+                    stacklevel=3,  # the caller of Evaluator.evaluate
+                )
+                todo = [i for i in todo if np.isnan(values[chunks[i]]).all()]
+                continue
+            if stale and send_state:  # the state itself installs a replica: should not happen
+                errors.append("a worker could not install the strategy's replica")
+                failed, stale = sorted(failed + stale), []
+            # A task whose worker has no replica in step is resent with the state (not a retry).
+            send_state = send_state or bool(stale)
+            if failed and retried:
+                lost = failed
+                failed = []
+            retried = retried or bool(failed)
+            todo = sorted(failed + stale)
+        self._broadcast.pop("mean", None)
+        if lost:
+            errors.append(f"{sum(chunks[i].size for i in lost)} candidates lost with their worker")
+        return values, errors
+
+    def _bcast(self, name: str, value: object) -> object:
+        """Broadcast `value` to every worker once (kept while it is the same array)."""
+        if not isinstance(value, np.ndarray):
+            return value
+        held = self._broadcast.get(name)
+        if held is not None and held[0] is value:
+            return held[1]
+        handle, sent = self._engine.broadcast(value)
+        self.last_bytes += sent
+        self._broadcast[name] = (value, handle)
+        return handle
+
+    def _replay_tasks(
+        self,
+        fun: Callable[..., object],
+        args: tuple[object, ...],
+        plan: KeyedBatch,
+        strategy: Keyed,
+        state: Any,
+        chunks: list[np.ndarray],
+        todo: list[int],
+    ) -> dict[int, tuple[Any, ...]]:
+        replay = Replay(self._token, strategy.recent_updates(), strategy.digest())
+        return {
+            i: (replay_task, fun, args, plan.keys, replay, state, chunks[i].tolist()) for i in todo
+        }
+
+    def _seeds_tasks(
+        self,
+        fun: Callable[..., object],
+        args: tuple[object, ...],
+        plan: KeyedBatch,
+        chunks: list[np.ndarray],
+        todo: list[int],
+    ) -> dict[int, tuple[Any, ...]]:
+        m = self._bcast("mean", plan.mean)
+        s = self._bcast("scale", plan.scale)
+        box = plan.box
+        b = (
+            None
+            if box is None
+            else (self._bcast("lower", box.lower), self._bcast("upper", box.upper))
+        )
+        return {i: (seeds_task, fun, args, plan.keys, m, s, b, chunks[i].tolist()) for i in todo}
+
+    def _run(
+        self,
+        tasks: dict[int, tuple[Any, ...]],
+        chunks: list[np.ndarray],
+        values: FloatArray,
+        errors: list[str],
+        deadline: float | None,
+        *,
+        retry: bool,
+        stale: list[int],
+    ) -> list[int] | NoiseMismatchError:
+        """Run `tasks`; fill `values`; return the tasks to retry (or the noise mismatch).
+
+        Tasks whose worker has no replica in step are appended to `stale`.
+        """
+        engine = self._engine
+        failed: list[int] = []
+        timed_out = False
+        self.last_bytes += sum(nbytes(_wire(t[1:])) for t in tasks.values())
+        # A retry on an isolating engine runs one task at a time, so a task that kills its
+        # worker cannot take the others down with it.
+        groups = [[i] for i in tasks] if retry and engine.isolates_retries else [list(tasks)]
+        for group in groups:
+            before = len(failed), timed_out
+            futures = {i: engine.submit(*tasks[i]) for i in group}
+            for i, fut in futures.items():
+                # A finished future is collected without a timeout: dask raises TimeoutError
+                # for result(timeout=0) even when the result is there.
+                left = None
+                if deadline is not None and not fut.done():
+                    left = max(0.0, deadline - time.monotonic())
+                try:
+                    vals, errs = fut.result(timeout=left)
+                except _TIMEOUTS:
+                    fut.cancel()
+                    timed_out = True
+                    errors.append(f"timeout after {self._timeout} s")
+                    continue
+                except NoiseMismatchError as exc:
+                    return exc
+                except ReplicaMissingError:
+                    stale.append(i)
+                    continue
+                except (BrokenProcessPool, CancelledError, OSError, EOFError) as exc:
+                    failed.append(i)
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                except Exception as exc:
+                    if unpicklable(exc):
+                        raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
+                    failed.append(i)
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                values[chunks[i]] = vals
+                errors.extend(errs)
+                self.last_bytes += nbytes((vals, errs))
+            if engine.isolates_retries and (len(failed), timed_out) != before:
+                engine.reset()
+        return failed
+
+
+#: what ``workers=`` accepts: an engine's argument, or an Evaluator to share its workers.
+WorkersLike = EngineLike | Evaluator
+
+
+def _wire(obj: Any) -> Any:
+    """Return `obj` with each dask future replaced by its key (what a task message carries)."""
+    if isinstance(obj, tuple):
+        return tuple(_wire(o) for o in obj)
+    if type(obj).__name__ == "Future" and type(obj).__module__.startswith("distributed"):
+        return obj.key
+    return obj
+
 
 class _Call:
     """A picklable ``x -> fun(x, *args)``."""
@@ -227,9 +447,9 @@ class _Call:
 
 
 def evaluate(
-    strategy_or_candidates: Strategy | object,
+    strategy_or_candidates: Keyed | ArrayLike,
     fun: Callable[..., object],
-    workers: object = None,
+    workers: WorkersLike = None,
     *,
     args: Sequence[object] = (),
     timeout: float | None = None,
@@ -250,10 +470,9 @@ def evaluate(
         one. A ``concurrent.futures.Executor`` (dask's ``client.get_executor()``,
         ``mpi4py.futures.MPIPoolExecutor``, a ``ThreadPoolExecutor``). A dask
         ``distributed.Client``: natively, with replicas of the strategy on the workers (see
-        `mode`). An
-        :class:`Evaluator`, to reuse its workers and pool (its `timeout` and `mode` apply unless
-        given here). Pools, Executors and Clients get about
-        one task per worker.
+        `mode`). An :class:`Evaluator`, to reuse its workers and pool (its `timeout` and
+        `mode` apply unless given here). Pools, Executors and Clients get about one task per
+        worker.
     args : tuple
         Extra arguments of `fun`.
     timeout : float, optional
@@ -299,7 +518,7 @@ def evaluate(
     >>> f.shape
     (6,)
     """
-    strategy = strategy_or_candidates if isinstance(strategy_or_candidates, Strategy) else None
+    strategy = strategy_or_candidates if isinstance(strategy_or_candidates, Keyed) else None
     if strategy is not None:
         X = strategy.ask()
     else:

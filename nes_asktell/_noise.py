@@ -18,11 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import numpy.typing as npt
 
-from ._typing import JSON
-
-RngLike = (
-    None | int | np.integer | np.random.SeedSequence | np.random.Generator | np.random.RandomState
-)
+from ._typing import JSON, LegacyRngLike
 
 
 def counter_row(entropy: int, generation: int, index: int, out: npt.NDArray[np.floating]) -> None:
@@ -87,7 +83,7 @@ class CounterNoise:
             self.fill(generation, out, start)
         return out
 
-    def snapshot(self) -> JSON:
+    def state_dict(self) -> JSON:
         """Return the plain-data state (the entropy: nothing else changes)."""
         return {"kind": self.kind, "entropy": str(self.entropy)}
 
@@ -116,7 +112,7 @@ class SequentialNoise:
             self.rng.standard_normal(out=out, dtype=out.dtype)
         return out
 
-    def snapshot(self) -> JSON:
+    def state_dict(self) -> JSON:
         """Return the generator's state as plain data."""
         if isinstance(self.rng, np.random.RandomState):
             st = self.rng.get_state(legacy=False)
@@ -141,17 +137,17 @@ def _plain(obj: object) -> object:
     return obj
 
 
-def restore(snapshot: object, threads: int = 1) -> CounterNoise | SequentialNoise:
-    """Rebuild a noise source from :meth:`snapshot` output; raise ValueError when malformed."""
+def from_state(noise: object, threads: int = 1) -> CounterNoise | SequentialNoise:
+    """Rebuild a noise source from its ``state_dict()`` output; raise ValueError if malformed."""
     try:
-        if not isinstance(snapshot, dict):
+        if not isinstance(noise, dict):
             raise TypeError("not a mapping")
-        if snapshot["kind"] == "counter":
-            return CounterNoise(int(snapshot["entropy"]), threads)
-        if snapshot["kind"] != "sequential":
-            raise ValueError(f"unknown kind {snapshot['kind']!r}")
-        state = snapshot["state"]
-        if snapshot["legacy"]:
+        if noise["kind"] == "counter":
+            return CounterNoise(int(noise["entropy"]), threads)
+        if noise["kind"] != "sequential":
+            raise ValueError(f"unknown kind {noise['kind']!r}")
+        state = noise["state"]
+        if noise["legacy"]:
             rs = np.random.RandomState()
             inner = dict(state["state"])
             inner["key"] = np.asarray(inner["key"], dtype=np.uint32)
@@ -168,7 +164,7 @@ def restore(snapshot: object, threads: int = 1) -> CounterNoise | SequentialNois
 
 
 def make_noise(
-    rng: object, *, allow_legacy: bool, threads: int = 1
+    rng: LegacyRngLike, *, allow_legacy: bool, threads: int = 1
 ) -> CounterNoise | SequentialNoise:
     """Turn an `rng` argument (SPEC 7) into a noise source, or raise TypeError naming `rng`."""
     if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):

@@ -1,13 +1,29 @@
-"""OpenES: fixed-sigma NES (Salimans et al. 2017), the 2017 seed's algorithm grown up."""
+"""OpenES: fixed-sigma NES (Salimans et al. 2017), the 2017 seed's algorithm grown up.
+
+Beside it, :func:`estimate_gradient`, the public Monte-Carlo gradient estimator, which is
+OpenES's estimate with raw shaping.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Unpack
 
 import numpy as np
 
 from . import _validate as v
-from ._base import Strategy, check_option_names
 from ._optimizers import make_optimizer
-from ._typing import JSON, FloatArray
+from ._strategy import Strategy
+from ._typing import (
+    JSON,
+    ArrayLike,
+    BoundsLike,
+    CommonOptions,
+    FloatArray,
+    LegacyRngLike,
+    RngLike,
+    ShapingLike,
+)
 
 
 class OpenES(Strategy):
@@ -42,11 +58,9 @@ class OpenES(Strategy):
         Antithetic pairs ``(z, -z)``; default True.
     shaping : str or callable
         Fitness shaping, default ``"centered_ranks"``.
-    threads : int
-        Threads drawing counter-based noise (results are identical for any count).
-    **criteria
-        Stopping thresholds: `maxfev`, `maxiter`, `ftarget`, `tolfun`, `tolx`, `tolstagnation`,
-        `timeout`.
+    **common
+        ``threads``, ``dtype`` and the stopping thresholds `maxfev`, `maxiter`, `ftarget`,
+        `tolfun`, `tolx`, `tolstagnation`, `timeout` (see :class:`Strategy`).
 
     Notes
     -----
@@ -61,9 +75,9 @@ class OpenES(Strategy):
     Monte-Carlo estimate of :math:`\nabla_\mu E[f(\mu + \sigma z)]` computed by
     :func:`nes_asktell.estimate_gradient`.
 
-    The 2017 seed example is the configuration ``OpenES(rs.randn(3), sigma0=0.1, popsize=50,
-    optimizer="sgd", learning_rate=0.001, shaping="zscore", mirrored=False, rng=rs)`` with
-    ``rs = np.random.RandomState(0)``.
+    The 2017 seed example is :meth:`seed_configuration`: ``OpenES(rs.randn(3), sigma0=0.1,
+    popsize=50, optimizer="sgd", learning_rate=0.001, shaping="zscore", mirrored=False,
+    rng=rs)`` with ``rs = np.random.RandomState(0)``.
 
     References
     ----------
@@ -82,29 +96,28 @@ class OpenES(Strategy):
     """
 
     name = "openes"
-    _allow_legacy_rng = True
-    _default_mirrored = True
-    _default_shaping = "centered_ranks"
+    allows_legacy_rng = True
+    default_mirrored = True
+    default_shaping = "centered_ranks"
 
     def __init__(
         self,
-        x0: object,
-        sigma0: object,
-        popsize: object = None,
+        x0: ArrayLike,
+        sigma0: float,
+        popsize: int | None = None,
         *,
-        bounds: object = None,
-        rng: object = None,
-        optimizer: object = "adam",
-        learning_rate: object = 0.01,
-        weight_decay: object = 0.0,
-        sigma_decay: object = 1.0,
-        sigma_limit: object = 0.0,
-        learning_rate_decay: object = 1.0,
-        learning_rate_limit: object = 0.0,
-        mirrored: object = None,
-        shaping: object = None,
-        threads: object = 1,
-        **criteria: object,
+        bounds: BoundsLike = None,
+        rng: LegacyRngLike = None,
+        optimizer: str = "adam",
+        learning_rate: float = 0.01,
+        weight_decay: float = 0.0,
+        sigma_decay: float = 1.0,
+        sigma_limit: float = 0.0,
+        learning_rate_decay: float = 1.0,
+        learning_rate_limit: float = 0.0,
+        mirrored: bool | None = None,
+        shaping: ShapingLike | None = None,
+        **common: Unpack[CommonOptions],
     ) -> None:
         lr = v.positive_float("learning_rate", learning_rate)
         wd = v.positive_float("weight_decay", weight_decay, allow_zero=True)
@@ -112,7 +125,6 @@ class OpenES(Strategy):
         slimit = v.positive_float("sigma_limit", sigma_limit, allow_zero=True)
         ldecay = _decay("learning_rate_decay", learning_rate_decay)
         llimit = v.positive_float("learning_rate_limit", learning_rate_limit, allow_zero=True)
-        check_option_names(criteria)
         super().__init__(
             x0,
             sigma0,
@@ -121,14 +133,41 @@ class OpenES(Strategy):
             rng=rng,
             mirrored=mirrored,
             shaping=shaping,
-            threads=threads,
-            **criteria,
+            **common,
         )
         self._opt = make_optimizer(optimizer, self._dim, lr)
         self._weight_decay = wd
         self._sigma_decay, self._sigma_limit = sdecay, slimit
         self._lr_decay, self._lr_limit = ldecay, llimit
         self._sigma = float(self._sigma0)
+
+    @classmethod
+    def seed_configuration(cls, x0: ArrayLike | None = None, *, seed: int = 0) -> OpenES:
+        """Return the 2017 seed example's configuration, its noise from ``RandomState(seed)``.
+
+        Fixed-sigma NES: population 50, sigma 0.1, SGD with learning rate 0.001 on rewards
+        standardised by ``(R - mean) / std``, independent samples, the noise drawn in sequence
+        from a legacy RandomState. Without `x0` the initial mean is drawn first from that
+        RandomState, as the example did (``np.random.seed(0); w = np.random.randn(3)``); with
+        the defaults the run reproduces the trace the example printed, line for line.
+
+        Examples
+        --------
+        >>> es = OpenES.seed_configuration()
+        >>> es.popsize, es.sigma, es.mirrored, es.dim
+        (50, 0.1, False, 3)
+        """
+        rs = np.random.RandomState(v.integer("seed", seed, minimum=0, maximum=2**32 - 1))
+        return cls(
+            rs.randn(3) if x0 is None else x0,
+            sigma0=0.1,
+            popsize=50,
+            optimizer="sgd",
+            learning_rate=0.001,
+            shaping="zscore",
+            mirrored=False,
+            rng=rs,
+        )
 
     @property
     def learning_rate(self) -> float:
@@ -142,16 +181,30 @@ class OpenES(Strategy):
         """Return the objective-gradient estimate ``-1/(n sigma) sum_k u_k z_k`` for the batch.
 
         `u` holds the utilities of the pending batch in ask order (higher is better).
-        """
-        return self._noise_sum(u) / (-self._popsize * self._sigma)
 
-    def _update(self, u: FloatArray) -> None:
-        g = self.gradient(u)
+        Raises
+        ------
+        RuntimeError
+            If no batch is pending.
+        """
+        if self._X is None or self._Zh is None:
+            raise RuntimeError("gradient() needs the candidates of a pending ask().")
+        return self._gradient(u, self._Zh)
+
+    def _gradient(self, u: FloatArray, Zh: FloatArray) -> FloatArray:
+        return self._noise_sum(Zh, u) / (-self._popsize * self._sigma)
+
+    def _updated(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
+        g = self._gradient(u, Zh)
         if self._weight_decay:
             g = g + self._weight_decay * self._mean
-        self._mean = self._mean + self._opt.step(g)
-        self._sigma = max(self._sigma * self._sigma_decay, self._sigma_limit)
-        self._opt.learning_rate = max(self._opt.learning_rate * self._lr_decay, self._lr_limit)
+        step, opt = self._opt.step(g)
+        opt.learning_rate = max(opt.learning_rate * self._lr_decay, self._lr_limit)
+        return {
+            "_mean": self._mean + step,
+            "_sigma": max(self._sigma * self._sigma_decay, self._sigma_limit),
+            "_opt": opt,
+        }
 
     def _stds(self) -> FloatArray:
         return np.full(self._dim, self._sigma)
@@ -171,16 +224,89 @@ class OpenES(Strategy):
         }
 
     def _algo_state(self) -> JSON:
-        return {"sigma": self._sigma, "optimizer": self._opt.state()}
+        return {"sigma": self._sigma, "optimizer": self._opt.state_dict()}
 
     def _load_algo_state(self, state: JSON) -> None:
-        self._sigma = v.positive_float("sigma", state["sigma"])
-        opt = dict(state["optimizer"])  # type: ignore[call-overload]
-        for key in ("m", "v"):
-            if key in opt:
-                v.as_vector(key, opt[key], self._dim)
-        v.integer("t", opt["t"], minimum=0)
-        self._opt.load(opt)
+        sigma = v.positive_float("sigma", state["sigma"])
+        self._opt = self._opt.from_state(state["optimizer"])
+        self._sigma = sigma
+
+
+def estimate_gradient(
+    fun: Callable[[FloatArray], float],
+    x: ArrayLike,
+    sigma: float,
+    popsize: int,
+    *,
+    mirrored: bool = True,
+    rng: RngLike = None,
+) -> FloatArray:
+    r"""Estimate the gradient of ``E[fun(x + sigma z)]``, z ~ N(0, I), by Monte Carlo.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x) -> float``.
+    x : array_like of shape (d,)
+        Where to estimate the gradient.
+    sigma : float
+        Standard deviation of the perturbations.
+    popsize : int
+        Number of evaluations n (even when `mirrored`).
+    mirrored : bool
+        Use antithetic pairs ``(z, -z)``.
+    rng : None, int, SeedSequence or Generator
+        Noise source, as for the strategies. With the same integer seed the perturbations equal
+        those of generation 0 of ``OpenES(x, sigma, popsize, rng=seed, mirrored=mirrored)``.
+
+    Returns
+    -------
+    g : ndarray of shape (d,)
+        :math:`\frac{1}{n\sigma}\sum_k f(x + \sigma z_k) z_k`, or mirrored with
+        :math:`m = n/2` pairs :math:`\frac{1}{2m\sigma}\sum_k (f(x + \sigma z_k) -
+        f(x - \sigma z_k)) z_k`.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type, or `fun` returns something that is not a number.
+    ValueError
+        If an argument has an invalid value, or `fun` returns a non-finite value.
+
+    Notes
+    -----
+    For a quadratic :math:`f` with gradient :math:`g` at `x`, the mirrored estimate equals
+    :math:`(\frac1m \sum_k z_k z_k^T)\, g` exactly, so its error has covariance
+    :math:`(|g|^2 I + g g^T)/m`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = estimate_gradient(lambda x: float(x @ x), np.ones(2), 0.1, 2000, rng=0)
+    >>> bool(np.allclose(g, [2.0, 2.0], atol=0.5))
+    True
+    """
+    if not callable(fun):
+        raise TypeError(f"`fun` must be callable, but got {v.short(fun)}.")
+    # Checked here so that the messages name this function's arguments (not OpenES's).
+    x = v.as_vector("x", x)
+    sigma = v.positive_float("sigma", sigma)
+    es = OpenES(x, sigma, popsize, mirrored=mirrored, shaping="raw", rng=rng)
+    X = es.ask()
+    f = np.empty(X.shape[0])
+    for k, row in enumerate(X):
+        y = fun(row.copy())
+        try:
+            f[k] = float(y)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"`fun` must return a real number, but returned {y!r:.80} at the perturbed "
+                f"point {k}."
+            ) from None
+    if not np.all(np.isfinite(f)):
+        k = int(np.flatnonzero(~np.isfinite(f))[0])
+        raise ValueError(f"`fun` returned {f[k]} at the perturbed point {k}; it must be finite.")
+    return es.gradient(-f)
 
 
 def _decay(name: str, value: object) -> float:

@@ -1,13 +1,18 @@
-"""Gradient steps for OpenES: SGD, momentum and Adam, each with optional L2 weight decay.
+"""Gradient steps for OpenES: SGD, momentum and Adam.
 
 Each optimizer turns the gradient ``g`` of the objective (to be minimised) into the step added to
-the mean, ``mu <- mu + step(g)``.
+the mean, ``mu <- mu + step(g)``. :meth:`Optimizer.step` never changes the optimizer: it returns
+the step and the optimizer after it, so a strategy can compute its whole update before
+committing any of it.
 """
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
+from . import _validate as v
 from ._typing import JSON, FloatArray
 
 
@@ -21,17 +26,31 @@ class Optimizer:
         self.learning_rate = learning_rate
         self.t = 0
 
-    def step(self, g: FloatArray) -> FloatArray:
-        """Return the step for gradient `g` and advance the state."""
+    def step(self, g: FloatArray) -> tuple[FloatArray, Optimizer]:
+        """Return the step for gradient `g` and the optimizer after it (this one is unchanged)."""
+        after = copy.copy(self)
+        return after._advance(g), after
+
+    def _advance(self, g: FloatArray) -> FloatArray:
+        """Return the step for gradient `g`, advancing this optimizer's state."""
         raise NotImplementedError
 
-    def state(self) -> JSON:
+    def state_dict(self) -> JSON:
         """Return the internal state as plain data."""
         return {"t": self.t}
 
-    def load(self, state: JSON) -> None:
-        """Restore :meth:`state` output (already validated by the caller)."""
-        self.t = int(state["t"])  # type: ignore[call-overload]
+    def from_state(self, state: object) -> Optimizer:
+        """Return a copy with the state of :meth:`state_dict` output; raise on malformed input."""
+        if not isinstance(state, dict):
+            raise TypeError(f"`optimizer` must be a dict, but got {v.short(state)}")
+        out = copy.copy(self)
+        out.t = v.integer("t", state["t"], minimum=0)
+        for key in self._vectors:
+            setattr(out, key, v.as_vector(key, state[key], self.dim))
+        return out
+
+    #: the names of the vector fields of the state.
+    _vectors: tuple[str, ...] = ()
 
 
 class SGD(Optimizer):
@@ -39,7 +58,7 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def step(self, g: FloatArray) -> FloatArray:
+    def _advance(self, g: FloatArray) -> FloatArray:
         self.t += 1
         return -self.learning_rate * g
 
@@ -48,23 +67,20 @@ class Momentum(Optimizer):
     """Heavy-ball momentum: ``v <- beta v + (1 - beta) g``, ``step = -lr * v``."""
 
     name = "momentum"
+    _vectors = ("v",)
 
     def __init__(self, dim: int, learning_rate: float, beta: float = 0.9) -> None:
         super().__init__(dim, learning_rate)
         self.beta = beta
         self.v = np.zeros(dim)
 
-    def step(self, g: FloatArray) -> FloatArray:
+    def _advance(self, g: FloatArray) -> FloatArray:
         self.t += 1
         self.v = self.beta * self.v + (1.0 - self.beta) * g
         return -self.learning_rate * self.v
 
-    def state(self) -> JSON:
+    def state_dict(self) -> JSON:
         return {"t": self.t, "v": self.v.tolist()}
-
-    def load(self, state: JSON) -> None:
-        super().load(state)
-        self.v = np.asarray(state["v"], dtype=np.float64)
 
 
 class Adam(Optimizer):
@@ -76,6 +92,7 @@ class Adam(Optimizer):
     """
 
     name = "adam"
+    _vectors = ("m", "v")
 
     def __init__(
         self,
@@ -90,7 +107,7 @@ class Adam(Optimizer):
         self.m = np.zeros(dim)
         self.v = np.zeros(dim)
 
-    def step(self, g: FloatArray) -> FloatArray:
+    def _advance(self, g: FloatArray) -> FloatArray:
         self.t += 1
         self.m = self.beta1 * self.m + (1.0 - self.beta1) * g
         self.v = self.beta2 * self.v + (1.0 - self.beta2) * (g * g)
@@ -98,13 +115,8 @@ class Adam(Optimizer):
         out: FloatArray = -a * self.m / (np.sqrt(self.v) + self.epsilon)
         return out
 
-    def state(self) -> JSON:
+    def state_dict(self) -> JSON:
         return {"t": self.t, "m": self.m.tolist(), "v": self.v.tolist()}
-
-    def load(self, state: JSON) -> None:
-        super().load(state)
-        self.m = np.asarray(state["m"], dtype=np.float64)
-        self.v = np.asarray(state["v"], dtype=np.float64)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {c.name: c for c in (SGD, Momentum, Adam)}

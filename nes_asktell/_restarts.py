@@ -1,4 +1,10 @@
-"""IPOP: restarts with an increasing population around any strategy, on a shared budget."""
+"""IPOP: restarts with an increasing population around any strategy, on a shared budget.
+
+:class:`IPOP` is whole here: its constructor, the runs it starts, the ask/tell protocol,
+``stop``/``result``, ``optimize`` (through the one run loop) and ``state_dict``/``from_state``.
+The helpers that say where restart ``r`` starts (:func:`run_seed`, :func:`restart_x0`,
+:func:`restart_popsize`) are shared with the Optuna sampler, so both restart alike.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +16,77 @@ from typing import ClassVar
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-from . import _restarts_runs as runs
-from . import _restarts_state, _stopping
+from . import _noise, _stopping
 from . import _validate as v
-from ._base import Strategy
-from ._bounds import make_box
-from ._run import make_result
-from ._typing import JSON, FloatArray
+from ._bounds import Box, parse_bounds
+from ._evaluate import WorkersLike
+from ._loop import run
+from ._strategy import STATE_VERSION, Strategy, even_popsize, resolve_strategy
+from ._typing import (
+    JSON,
+    ArrayLike,
+    BoundsLike,
+    FloatArray,
+    OptionValue,
+    RngLike,
+)
 
 #: Criteria that end the whole run; any other criterion of the inner strategy triggers a restart.
 GLOBAL = ("maxfev", "maxiter", "ftarget", "timeout", "callback")
+
+
+def seed_of(rng: RngLike) -> int:
+    """Turn an `rng` argument into the integer entropy of a whole restart sequence.
+
+    An int or a SeedSequence gives its entropy (so run 0 is the run the strategy itself would
+    make); a Generator is drawn from once.
+    """
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, 2**63))
+    if isinstance(rng, np.random.RandomState):
+        raise TypeError(
+            "`rng` must be None, an int, a SeedSequence or a Generator, but got RandomState."
+        )
+    noise = _noise.make_noise(rng, allow_legacy=False)
+    assert isinstance(noise, _noise.CounterNoise)  # an int, a SeedSequence or None
+    return noise.entropy
+
+
+def run_seed(seed: int, r: int) -> int:
+    """Return the seed of run `r`: `seed` for run 0, a 128-bit seed from ``(seed, r)`` after."""
+    if not r:
+        return seed
+    words = np.random.SeedSequence(seed, spawn_key=(r,)).generate_state(2, np.uint64)
+    return int(words[0]) << 64 | int(words[1])
+
+
+def restart_x0(x0: FloatArray, box: Box | None, seed: int, r: int) -> FloatArray:
+    """Return the initial mean of restart `r`: uniform in `box` where both bounds are finite."""
+    x0 = x0.copy()
+    if box is not None:
+        finite = np.isfinite(box.lower) & np.isfinite(box.upper)
+        if finite.any():
+            seq = np.random.SeedSequence(seed, spawn_key=(r,)).spawn(1)[0]
+            u = np.random.default_rng(seq).uniform(0.0, 1.0, x0.size)
+            lo, hi = box.lower[finite], box.upper[finite]
+            x0[finite] = lo + u[finite] * (hi - lo)
+    return x0
+
+
+def restart_popsize(popsize0: int, factor: float, r: int, mirrored: bool) -> int:
+    """Return the population of run `r`: ``popsize0 * factor**r``, even when `mirrored`."""
+    return max(even_popsize(round(popsize0 * factor**r), mirrored), 2)
+
+
+def run_record(es: Strategy, stop: dict[str, float]) -> JSON:
+    """Return the record of the run `es` (its criteria `stop`): an entry of ``IPOP.history``."""
+    return {
+        "popsize": es.popsize,
+        "nfev": es.nfev,
+        "generations": es.generation,
+        "best_f": None if math.isinf(es.best[1]) else es.best[1],
+        "stop": sorted(stop),
+    }
 
 
 class IPOP:
@@ -27,9 +94,9 @@ class IPOP:
 
     Parameters
     ----------
-    strategy : type or str
-        The strategy class (:class:`XNES`, :class:`SNES`, :class:`OpenES`) or its name
-        (``"xnes"``, ``"snes"``, ``"openes"``).
+    strategy : str or Strategy subclass
+        The strategy class (:class:`XNES`, :class:`SNES`, :class:`OpenES`, ...) or its
+        registered name, in any case (``"xnes"``, ``"SNES"``).
     x0 : array_like of shape (d,)
         Initial mean of the first run, and of every restart in unbounded coordinates.
     sigma0 : float or array_like
@@ -84,26 +151,27 @@ class IPOP:
     (True, True)
     """
 
+    #: the name in ``state_dict()['strategy']``.
     name: ClassVar[str] = "ipop"
 
     def __init__(
         self,
-        strategy: object,
-        x0: object,
-        sigma0: object,
-        popsize: object = None,
+        strategy: str | type[Strategy],
+        x0: ArrayLike,
+        sigma0: float | ArrayLike,
+        popsize: int | None = None,
         *,
-        bounds: object = None,
-        rng: object = None,
-        maxfev: object = None,
-        maxiter: object = None,
-        ftarget: object = None,
-        timeout: object = None,
-        max_restarts: object = 9,
-        popsize_factor: object = 2,
-        **options: object,
+        bounds: BoundsLike = None,
+        rng: RngLike = None,
+        maxfev: int | None = None,
+        maxiter: int | None = None,
+        ftarget: float | None = None,
+        timeout: float | None = None,
+        max_restarts: int = 9,
+        popsize_factor: float = 2,
+        **options: OptionValue,
     ) -> None:
-        cls = runs.strategy_class(strategy)
+        cls = resolve_strategy(strategy)
         crit = _stopping.check_criteria(
             maxfev=maxfev, maxiter=maxiter, ftarget=ftarget, timeout=timeout
         )
@@ -112,37 +180,40 @@ class IPOP:
         if factor < 1.0:
             raise ValueError(f"`popsize_factor` must be a number >= 1, but got {factor}.")
         self._factor = factor
-        self._seed = runs.seed_of(rng)
+        self._seed = seed_of(rng)
         self._cls = cls
         self._options = dict(options)
         self._crit = _stopping.Criteria(tolfun=None, tolx=None, **crit)  # type: ignore[arg-type]
         # The first run validates x0, sigma0, popsize, bounds and the options.
         self._x0 = v.as_vector("x0", x0)
         self._sigma0 = sigma0
-        self._bounds = bounds
-        self._box = make_box(bounds, self._x0.size)
+        self._box = parse_bounds(bounds, self._x0.size)
         self._restarts = 0
         self._nfev_done = 0
         self._generation_done = 0
         self._history: list[JSON] = []
-        self._callback_stop = False
         self._t0 = time.monotonic()
+        # The evaluations the current optimize() call may reach (None outside a call): no run
+        # starts at that point, since the call ends there.
+        self._call_limit: int | None = None
         self._inner = self._make_run(0, self._x0, popsize)
         self._popsize0 = self._inner.popsize
         self._best_x, self._best_f = self._inner.best
 
     # ------------------------------------------------------------------ runs
-    def _make_run(self, r: int, x0: FloatArray, popsize: object) -> Strategy:
+    def _make_run(self, r: int, x0: FloatArray, popsize: int | None) -> Strategy:
+        # The budget of a run is what the sequence has left; the budget of an optimize() call
+        # is the loop's, so that it does not stick to the run.
         remaining = None if self._crit.maxfev is None else self._crit.maxfev - self._nfev_done
         return self._cls(
             x0,
             self._sigma0,
             popsize,
-            bounds=self._bounds,
-            rng=runs.run_seed(self._seed, r),
+            bounds=None if self._box is None else self._box.to_bounds(),
+            rng=run_seed(self._seed, r),
             maxfev=remaining,
             ftarget=self._crit.ftarget,
-            **self._options,
+            **self._options,  # type: ignore[arg-type]
         )
 
     def _after_tell(self) -> None:
@@ -154,13 +225,15 @@ class IPOP:
             return
         if self._restarts >= self._max_restarts:
             return
-        self._history.append(runs.run_record(self._inner, inner_stop))
+        if self._call_limit is not None and self.nfev >= self._call_limit:
+            return  # the optimize() call ends here: no run to start
+        self._history.append(run_record(self._inner, inner_stop))
         self._nfev_done += self._inner.nfev
         self._generation_done += self._inner.generation
         self._restarts += 1
         r = self._restarts
-        x0 = runs.restart_x0(self._x0, self._box, self._seed, r)
-        lam = runs.restart_popsize(self._popsize0, self._factor, r, self._inner.mirrored)
+        x0 = restart_x0(self._x0, self._box, self._seed, r)
+        lam = restart_popsize(self._popsize0, self._factor, r, self._inner.mirrored)
         self._inner = self._make_run(r, x0, lam)
 
     # ------------------------------------------------------------------ protocol
@@ -200,6 +273,11 @@ class IPOP:
         return self._inner.sigma
 
     @property
+    def criteria(self) -> JSON:
+        """The thresholds that end the whole sequence, by name (None: off)."""
+        return self._crit.state_dict()
+
+    @property
     def nfev(self) -> int:
         """Evaluations told over all runs."""
         return self._nfev_done + self._inner.nfev
@@ -218,9 +296,11 @@ class IPOP:
         """Return the current run's candidates (see :meth:`Strategy.ask`)."""
         return self._inner.ask()
 
-    def tell(self, solutions: object, fitness: object) -> None:
+    def tell(
+        self, solutions: ArrayLike, fitness: ArrayLike, *, evaluated: int | None = None
+    ) -> None:
         """Tell the current run (see :meth:`Strategy.tell`); start the next run if it ends."""
-        self._inner.tell(solutions, fitness)
+        self._inner.tell(solutions, fitness, evaluated=evaluated)
         self._after_tell()
 
     def _global_stop(self) -> dict[str, float]:
@@ -244,8 +324,6 @@ class IPOP:
         if inner and (self._restarts >= self._max_restarts or any(k in GLOBAL for k in inner)):
             for key, value in inner.items():
                 out.setdefault(key, value)  # the whole sequence's thresholds come first
-        if self._callback_stop:
-            out["callback"] = 1.0
         return out
 
     @property
@@ -255,23 +333,16 @@ class IPOP:
         Two more fields: ``restarts`` and ``history`` (one record per run, the current one last).
         """
         res = self._inner.result
-        stop = self.stop()
-        order: tuple[str, ...] = ("callback", "ftarget", "tolfun", "tolx", "maxfev", "maxiter")
-        order += ("timeout", "tolstagnation", "sigma")
-        status = next((_stopping.STATUS[k] for k in order if k in stop), -1)
-        return make_result(
+        return _stopping.make_result(
             x=self._best_x.copy(),
             fun=self._best_f,
             nfev=self.nfev,
             nit=self.generation,
-            status=status,
-            success=status == 0,
-            message=_stopping.MESSAGES[status],
-            stop=stop,
+            stop=self.stop(),
             mean=res.mean,
             sigma=res.sigma,
             restarts=self._restarts,
-            history=[*self.history, runs.run_record(self._inner, self._inner.stop())],
+            history=[*self.history, run_record(self._inner, self._inner.stop())],
         )
 
     def optimize(
@@ -281,54 +352,63 @@ class IPOP:
         args: Sequence[object] = (),
         maxfev: int | None = None,
         maxiter: int | None = None,
-        workers: object = None,
+        workers: WorkersLike = None,
         callback: Callable[[OptimizeResult], object] | None = None,
         disp: bool = False,
     ) -> OptimizeResult:
-        """Run all restarts until :meth:`stop` holds (see :meth:`Strategy.optimize`)."""
-        from ._evaluate import Evaluator
+        """Run all restarts until :meth:`stop` holds (see :meth:`Strategy.optimize`).
 
-        changes = {k: x for k, x in (("maxfev", maxfev), ("maxiter", maxiter)) if x is not None}
-        crit = self._crit.updated(**changes)
-        if crit.maxfev is not None and crit.maxfev != self._crit.maxfev:
-            # tell the current run about the new budget
-            self._inner._crit = self._inner._crit.updated(
-                maxfev=max(crit.maxfev - self._nfev_done, 1)
+        `maxfev` and `maxiter` are totals over all runs, for this call only.
+        """
+        call_fev = v.optional_integer("maxfev", maxfev, minimum=0)
+        self._call_limit = call_fev
+        try:
+            return run(
+                self,
+                lambda: self._inner,
+                fun,
+                args=args,
+                maxfev=call_fev,
+                maxiter=maxiter,
+                workers=workers,
+                callback=callback,
+                disp=disp,
             )
-        evaluator = Evaluator(workers)
-        self._crit = crit
-        self._callback_stop = False
-        with evaluator:
-            while not self.stop():
-                es = self._inner
-                X = es.ask()
-                n = es.popsize
-                if crit.maxfev is not None:
-                    n = min(n, crit.maxfev - self.nfev)
-                f = np.full(es.popsize, np.nan)
-                f[:n] = evaluator.evaluate(fun, X[:n], args, strategy=es)
-                es._tell(X, f, n)
-                self._after_tell()
-                if disp:
-                    print(
-                        f"IPOP run {self._restarts} popsize {self.popsize:5d} "
-                        f"nfev {self.nfev:9d} best {self._best_f: .6e}"
-                    )
-                if callback is not None:
-                    try:
-                        if callback(self.result) is True:
-                            self._callback_stop = True
-                    except StopIteration:
-                        self._callback_stop = True
-        return self.result
+        finally:
+            self._call_limit = None
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> JSON:
         """Return the complete state as JSON-serialisable plain data."""
-        return _restarts_state.dump(self)
+        return {
+            "strategy": self.name,
+            "version": STATE_VERSION,
+            "inner_strategy": self._cls.name,
+            "x0": self._x0.tolist(),
+            "sigma0": np.asarray(self._sigma0, dtype=float).tolist(),
+            "popsize0": self._popsize0,
+            "bounds": None if self._box is None else self._box.state_dict(),
+            "seed": str(self._seed),
+            "criteria": {
+                "maxfev": self._crit.maxfev,
+                "maxiter": self._crit.maxiter,
+                "ftarget": self._crit.ftarget,
+                "timeout": self._crit.timeout,
+            },
+            "max_restarts": self._max_restarts,
+            "popsize_factor": self._factor,
+            "options": dict(self._options),
+            "restarts": self._restarts,
+            "nfev_done": self._nfev_done,
+            "generation_done": self._generation_done,
+            "history": self.history,
+            "best_x": self._best_x.tolist(),
+            "best_f": None if math.isinf(self._best_f) else self._best_f,
+            "run": self._inner.state_dict(),
+        }
 
     @classmethod
-    def from_state(cls, state: object) -> IPOP:
+    def from_state(cls, state: JSON) -> IPOP:
         """Rebuild an IPOP sequence from :meth:`state_dict` output.
 
         Raises
@@ -336,7 +416,39 @@ class IPOP:
         ValueError
             If `state` is malformed.
         """
-        return _restarts_state.load(cls, state)
+        if not isinstance(state, dict) or state.get("strategy") != cls.name:
+            raise ValueError(
+                f"`state` must come from IPOP.state_dict(), but got {v.short(state)}."
+            )
+        try:
+            inner_cls = resolve_strategy(str(state["inner_strategy"]))
+            bounds = state["bounds"]
+            sigma0 = state["sigma0"]
+            obj = cls(
+                inner_cls,
+                state["x0"],  # type: ignore[arg-type]
+                np.asarray(sigma0) if isinstance(sigma0, list) else sigma0,  # type: ignore[arg-type]
+                state["popsize0"],  # type: ignore[arg-type]
+                bounds=None if bounds is None else Box.from_state(bounds).to_bounds(),
+                rng=int(str(state["seed"])),
+                max_restarts=state["max_restarts"],  # type: ignore[arg-type]
+                popsize_factor=state["popsize_factor"],  # type: ignore[arg-type]
+                **dict(state["criteria"]),  # type: ignore[call-overload]
+                **dict(state["options"]),  # type: ignore[call-overload]
+            )
+            obj._restarts = v.integer("restarts", state["restarts"], minimum=0)
+            obj._nfev_done = v.integer("nfev_done", state["nfev_done"], minimum=0)
+            obj._generation_done = v.integer(
+                "generation_done", state["generation_done"], minimum=0
+            )
+            obj._history = [dict(h) for h in state["history"]]  # type: ignore[attr-defined]
+            obj._best_x = v.as_vector("best_x", state["best_x"], obj.dim)
+            best_f = state["best_f"]
+            obj._best_f = math.inf if best_f is None else v.real("best_f", best_f)
+            obj._inner = inner_cls.from_state(state["run"])  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ValueError(f"`state` is malformed: {exc}") from exc
+        return obj
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()

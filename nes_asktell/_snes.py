@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Unpack
 
 import numpy as np
 
 from . import _validate as v
-from ._base import Strategy, check_option_names
 from ._csa import StepSizePath, odd_weights
-from ._typing import JSON, FloatArray
+from ._strategy import Strategy
+from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
 
 
 def paper_eta_sigma(dim: int) -> float:
@@ -46,11 +47,9 @@ class SNES(Strategy):
         on BBOB as fast or faster than independent samples, and it halves the noise drawn.
     shaping : str or callable
         Fitness shaping, default ``"nes"`` (the rank-based NES utilities).
-    threads : int
-        Threads drawing counter-based noise.
-    **criteria
-        Stopping thresholds: `maxfev`, `maxiter`, `ftarget`, `tolfun`, `tolx`, `tolstagnation`,
-        `timeout`.
+    **common
+        ``threads``, ``dtype`` and the stopping thresholds `maxfev`, `maxiter`, `ftarget`,
+        `tolfun`, `tolx`, `tolstagnation`, `timeout` (see :class:`Strategy`).
 
     Notes
     -----
@@ -86,29 +85,27 @@ class SNES(Strategy):
     """
 
     name = "snes"
-    _default_mirrored = True
-    _default_shaping = "nes"
+    default_mirrored = True
+    default_shaping = "nes"
 
     def __init__(
         self,
-        x0: object,
-        sigma0: object,
-        popsize: object = None,
+        x0: ArrayLike,
+        sigma0: float | ArrayLike,
+        popsize: int | None = None,
         *,
-        bounds: object = None,
-        rng: object = None,
-        eta_mu: object = 1.0,
-        eta_sigma: object = None,
-        csa: object = True,
-        mirrored: object = None,
-        shaping: object = None,
-        threads: object = 1,
-        **criteria: object,
+        bounds: BoundsLike = None,
+        rng: RngLike = None,
+        eta_mu: float = 1.0,
+        eta_sigma: float | None = None,
+        csa: bool = True,
+        mirrored: bool | None = None,
+        shaping: ShapingLike | None = None,
+        **common: Unpack[CommonOptions],
     ) -> None:
         e_mu = v.positive_float("eta_mu", eta_mu)
         e_sigma = None if eta_sigma is None else v.positive_float("eta_sigma", eta_sigma)
         v.flag("csa", csa)
-        check_option_names(criteria)
         super().__init__(
             x0,
             sigma0,
@@ -117,8 +114,7 @@ class SNES(Strategy):
             rng=rng,
             mirrored=mirrored,
             shaping=shaping,
-            threads=threads,
-            **criteria,
+            **common,
         )
         self._eta_mu = e_mu
         self._eta_sigma = paper_eta_sigma(self._dim) if e_sigma is None else e_sigma
@@ -126,6 +122,7 @@ class SNES(Strategy):
             np.asarray(self._sigma0, dtype=np.float64), (self._dim,)
         ).copy()
         self._path = StepSizePath(self._dim, self._popsize) if csa else None
+        self._p: FloatArray = np.zeros(self._dim)  # the evolution path (with csa)
 
     def _check_sigma0(self, sigma0: object, dim: int) -> FloatArray | float:
         if isinstance(sigma0, (list, tuple, np.ndarray)):
@@ -156,17 +153,22 @@ class SNES(Strategy):
     def _perturb_into(self, Zh: FloatArray, out: FloatArray) -> None:
         np.multiply(Zh, self._sigma, out=out)
 
-    def _update(self, u: FloatArray) -> None:
+    def _updated(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
         w = self._even_weights(u)
         # Wierstra 2014, Algorithm 6 (SNES): the natural gradients in local coordinates.
-        G_mu = self._noise_sum(u)
-        G_sigma = self._noise_sq_sum(w) - float(w.sum())
-        self._mean = self._mean + self._eta_mu * self._sigma * G_mu
+        G_mu = self._noise_sum(Zh, u)
+        G_sigma = self._noise_sq_sum(Zh, w) - float(w.sum())
         log_step = self._eta_sigma / 2.0 * G_sigma
+        p = self._p
         if self._path is not None:
             a = odd_weights(u, self._mirrored)
-            log_step += self._path.step(G_mu, float(np.sqrt(a @ a)))
-        self._sigma = self._sigma * np.exp(log_step)
+            p, csa_step = self._path.step(p, G_mu, float(np.sqrt(a @ a)))
+            log_step += csa_step
+        return {
+            "_mean": self._mean + self._eta_mu * self._sigma * G_mu,
+            "_sigma": self._sigma * np.exp(log_step),
+            "_p": p,
+        }
 
     def _stds(self) -> FloatArray:
         return self._sigma.copy()
@@ -184,13 +186,13 @@ class SNES(Strategy):
     def _algo_state(self) -> JSON:
         return {
             "sigma": self._sigma.tolist(),
-            "path": None if self._path is None else self._path.state(),
+            "path": None if self._path is None else self._p.tolist(),
         }
 
     def _load_algo_state(self, state: JSON) -> None:
         sigma = v.as_vector("sigma", state["sigma"], self._dim)
         if not np.all(sigma > 0):
-            raise ValueError(f"`sigma` must be positive, but got {sigma.tolist()}")
+            raise ValueError(f"`sigma` must be positive, but got {v.short(sigma.tolist())}")
         if self._path is not None:
-            self._path.load(state["path"], self._dim)
+            self._p = v.as_vector("path", state["path"], self._dim)
         self._sigma = sigma

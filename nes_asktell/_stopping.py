@@ -1,15 +1,18 @@
-"""Termination criteria, checked by :meth:`Strategy.stop`.
+"""Termination criteria, checked by :meth:`Strategy.stop`, and the outcome they give.
 
 Each criterion that holds appears in the dict returned by ``stop()`` with its threshold as the
-value, as in pycma: ``{'maxfev': 1000}``.
+value, as in pycma: ``{'maxfev': 1000}``. :func:`make_result` is the one builder of the
+``OptimizeResult`` of a strategy, of IPOP and of a run, with scipy's status codes.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
+from scipy.optimize import OptimizeResult
 
 from . import _validate as v
 from ._typing import JSON, FloatArray
@@ -39,6 +42,50 @@ STATUS = {
 }
 
 
+#: the criteria in the order that decides the status when several hold.
+PRECEDENCE = (
+    "callback",
+    "ftarget",
+    "tolfun",
+    "tolx",
+    "maxfev",
+    "maxiter",
+    "timeout",
+    "tolstagnation",
+    "sigma",
+)
+
+
+def make_result(
+    *, x: FloatArray, fun: float, nfev: int, nit: int, stop: dict[str, float], **extra: object
+) -> OptimizeResult:
+    """Return the OptimizeResult of a run: the fields, ``stop`` and the status it implies.
+
+    ``status`` is that of the first criterion of :data:`PRECEDENCE` in `stop` (-1 when none
+    holds: the run goes on), ``success`` is ``status == 0`` and ``message`` scipy's wording.
+    """
+    status = next((STATUS[k] for k in PRECEDENCE if k in stop), -1)
+    fields: dict[str, Any] = {
+        "x": x,
+        "fun": fun,
+        "nfev": nfev,
+        "nit": nit,
+        "status": status,
+        "success": status == 0,
+        "message": MESSAGES[status],
+        "stop": stop,
+        **extra,
+    }
+    return OptimizeResult(**fields)
+
+
+def with_stop(res: OptimizeResult, stop: dict[str, float]) -> OptimizeResult:
+    """Return a copy of `res` whose ``stop`` also holds `stop` (status and message follow)."""
+    fields = {k: res[k] for k in res if k not in ("status", "success", "message", "stop")}
+    merged = {**stop, **res.stop}
+    return make_result(**fields, stop=merged)
+
+
 @dataclass(frozen=True)
 class Criteria:
     """The thresholds; None switches a criterion off."""
@@ -51,7 +98,7 @@ class Criteria:
     tolstagnation: int | None = None
     timeout: float | None = None
 
-    def to_json(self) -> JSON:
+    def state_dict(self) -> JSON:
         """Return the thresholds as plain data."""
         return asdict(self)
 

@@ -70,16 +70,17 @@ def fraction(name: str, value: object, *, closed: bool = False) -> float:
     return out
 
 
-def integer(name: str, value: object, *, minimum: int) -> int:
-    """Return `value` as an int >= `minimum`, or raise naming `name`."""
+def integer(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
+    """Return `value` as an int in [`minimum`, `maximum`], or raise naming `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
             raise TypeError(f"`{name}` must be an integer, but got {short(value)}.")
     out = int(value)
-    if out < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, but got {out}.")
+    if out < minimum or (maximum is not None and out > maximum):
+        limits = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"`{name}` must be an integer {limits}, but got {short(out)}.")
     return out
 
 

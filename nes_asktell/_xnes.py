@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import Unpack
 
 import numpy as np
 from scipy.special import ndtr
 
 from . import _validate as v
-from ._base import Strategy, check_option_names
 from ._csa import StepSizePath, odd_weights
-from ._typing import JSON, FloatArray
+from ._strategy import Strategy
+from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
 
 #: Upper limit of eta_sigma under adaptation sampling. Wierstra et al. (2014, Algorithm 6) use
 #: 1; 0.5 converges prematurely less often (BBOB f8) and is faster on ill-conditioned problems,
@@ -93,11 +94,9 @@ class XNES(Strategy):
         on BBOB as fast or faster than independent samples, and it halves the noise drawn.
     shaping : str or callable
         Fitness shaping, default ``"nes"`` (the rank-based NES utilities).
-    threads : int
-        Threads drawing counter-based noise.
-    **criteria
-        Stopping thresholds: `maxfev`, `maxiter`, `ftarget`, `tolfun`, `tolx`, `tolstagnation`,
-        `timeout`.
+    **common
+        ``threads``, ``dtype`` and the stopping thresholds `maxfev`, `maxiter`, `ftarget`,
+        `tolfun`, `tolx`, `tolstagnation`, `timeout` (see :class:`Strategy`).
 
     Notes
     -----
@@ -150,33 +149,31 @@ class XNES(Strategy):
     """
 
     name = "xnes"
-    _default_mirrored = True
-    _default_shaping = "nes"
+    default_mirrored = True
+    default_shaping = "nes"
 
     def __init__(
         self,
-        x0: object,
-        sigma0: object,
-        popsize: object = None,
+        x0: ArrayLike,
+        sigma0: float,
+        popsize: int | None = None,
         *,
-        bounds: object = None,
-        rng: object = None,
-        eta_mu: object = 1.0,
-        eta_sigma: object = None,
-        eta_B: object = None,
-        csa: object = True,
-        adaptation_sampling: object = True,
-        mirrored: object = None,
-        shaping: object = None,
-        threads: object = 1,
-        **criteria: object,
+        bounds: BoundsLike = None,
+        rng: RngLike = None,
+        eta_mu: float = 1.0,
+        eta_sigma: float | None = None,
+        eta_B: float | None = None,
+        csa: bool = True,
+        adaptation_sampling: bool = True,
+        mirrored: bool | None = None,
+        shaping: ShapingLike | None = None,
+        **common: Unpack[CommonOptions],
     ) -> None:
         e_mu = v.positive_float("eta_mu", eta_mu)
         e_sigma = None if eta_sigma is None else v.positive_float("eta_sigma", eta_sigma)
         e_B = None if eta_B is None else v.positive_float("eta_B", eta_B)
         v.flag("csa", csa)
         v.flag("adaptation_sampling", adaptation_sampling)
-        check_option_names(criteria)
         super().__init__(
             x0,
             sigma0,
@@ -185,8 +182,7 @@ class XNES(Strategy):
             rng=rng,
             mirrored=mirrored,
             shaping=shaping,
-            threads=threads,
-            **criteria,
+            **common,
         )
         d = self._dim
         self._eta_mu = e_mu
@@ -195,6 +191,7 @@ class XNES(Strategy):
         self._adapt = bool(adaptation_sampling)
         self._path = StepSizePath(d, self._popsize) if csa else None
         # Dynamic state.
+        self._p: FloatArray = np.zeros(d)  # the evolution path (with csa)
         self._eta_sigma = self._eta_sigma0
         self._last_step = 0.0
         self._sigma = float(self._sigma0)
@@ -219,39 +216,44 @@ class XNES(Strategy):
         np.matmul(Zh, BT, out=out)
         out *= self._sigma
 
-    def _update(self, u: FloatArray) -> None:
-        Zh = self._Zh
-        assert Zh is not None
+    def _updated(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
         d = self._dim
         w = self._even_weights(u)
         # Wierstra 2014, Algorithm 5: the natural gradient in local coordinates.
-        G_delta = self._noise_sum(u)
+        G_delta = self._noise_sum(Zh, u)
         G_M = (Zh.T * w) @ Zh
         G_M[np.diag_indices(d)] -= float(w.sum())
         G_sigma = float(np.trace(G_M)) / d
         G_B = G_M
         G_B[np.diag_indices(d)] -= G_sigma
-        if self._adapt:
-            self._adapt_eta_sigma(u)
+        eta_sigma = self._adapted_eta_sigma(u, Zh) if self._adapt else self._eta_sigma
         # Updates (Wierstra 2014, Algorithm 5, last three lines).
-        self._mean = self._mean + (self._eta_mu * self._sigma) * (self._B @ G_delta)
-        self._last_step = self._eta_sigma / 2.0 * G_sigma
+        last_step = eta_sigma / 2.0 * G_sigma
         csa_step = 0.0
+        p = self._p
         if self._path is not None:
             a = odd_weights(u, self._mirrored)
-            csa_step = self._path.step(G_delta, float(np.sqrt(a @ a)))
-        self._sigma *= math.exp(self._last_step + csa_step)
-        self._B = self._B @ expm_sym((self._eta_B / 2.0) * G_B, traceless=True)
-        self._BT = np.ascontiguousarray(self._B.T)
+            p, csa_step = self._path.step(p, G_delta, float(np.sqrt(a @ a)))
+        B = self._B @ expm_sym((self._eta_B / 2.0) * G_B, traceless=True)
+        return {
+            "_mean": self._mean + (self._eta_mu * self._sigma) * (self._B @ G_delta),
+            "_eta_sigma": eta_sigma,
+            "_last_step": last_step,
+            "_p": p,
+            "_sigma": self._sigma * math.exp(last_step + csa_step),
+            "_B": B,
+            "_BT": np.ascontiguousarray(B.T),
+        }
 
-    def _adapt_eta_sigma(self, u: FloatArray) -> None:
-        # Wierstra 2014, Algorithm 6 (adaptation sampling). The current samples were drawn
-        # with sigma_t = sigma_{t-1} exp(step); would sigma' = sigma_{t-1} exp(1.5 step), a
-        # 1.5x larger step, have made the good ones more likely? Fresh samples, no bias.
+    def _adapted_eta_sigma(self, u: FloatArray, Zh: FloatArray) -> float:
+        """Return eta_sigma after adaptation sampling (Wierstra 2014, Algorithm 6).
+
+        The current samples were drawn with sigma_t = sigma_{t-1} exp(step); would sigma' =
+        sigma_{t-1} exp(1.5 step), a 1.5x larger step, have made the good ones more likely?
+        Fresh samples, no bias.
+        """
         if self._last_step == 0.0:
-            return
-        Zh = self._Zh
-        assert Zh is not None
+            return self._eta_sigma
         d = self._dim
         sq = np.einsum("ij,ij->i", Zh, Zh)
         if self._mirrored:
@@ -265,10 +267,9 @@ class XNES(Strategy):
         c = 0.1
         rho = 0.5 - 1.0 / (3.0 * (d + 1.0))
         if weighted_rank_test(order, w) < rho:
-            self._eta_sigma = (1.0 - c) * self._eta_sigma + c * self._eta_sigma0
-        else:
-            cap = max(ETA_SIGMA_MAX, self._eta_sigma0)
-            self._eta_sigma = min((1.0 + c) * self._eta_sigma, cap)
+            return (1.0 - c) * self._eta_sigma + c * self._eta_sigma0
+        cap = max(ETA_SIGMA_MAX, self._eta_sigma0)
+        return min((1.0 + c) * self._eta_sigma, cap)
 
     def _stds(self) -> FloatArray:
         out: FloatArray = self._sigma * np.sqrt(np.einsum("ij,ij->i", self._B, self._B))
@@ -293,7 +294,7 @@ class XNES(Strategy):
             "B": self._B.tolist(),
             "eta_sigma": self._eta_sigma,
             "last_step": self._last_step,
-            "path": None if self._path is None else self._path.state(),
+            "path": None if self._path is None else self._p.tolist(),
         }
 
     def _load_algo_state(self, state: JSON) -> None:
@@ -308,6 +309,6 @@ class XNES(Strategy):
         eta = v.positive_float("eta_sigma", state["eta_sigma"])
         last = v.real("last_step", state["last_step"])
         if self._path is not None:
-            self._path.load(state["path"], d)
+            self._p = v.as_vector("path", state["path"], d)
         self._sigma, self._B, self._eta_sigma, self._last_step = sigma, B, eta, last
         self._BT = np.ascontiguousarray(B.T)

@@ -173,7 +173,7 @@ CONSTRUCTOR_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         "bounds wrong length",
         {"bounds": ([0, 0], [1, 1])},
         ValueError,
-        r"`bounds` must hold 3 lower and 3 upper values, but got \(\[0, 0\], \[1, 1\]\)\.",
+        r"`bounds` must hold 3 lower and 3 upper numbers, but got \(\[0, 0\], \[1, 1\]\)\.",
     ),
     (
         "bounds pairs wrong length",
@@ -554,8 +554,8 @@ FROM_STATE_CASES: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
     (
         "another strategy",
         lambda s: {**s, "strategy": "xnes"},
-        r"`state` must come from OpenES.state_dict\(\) \(version 1\), "
-        r"but got strategy='xnes', version=1\.",
+        r"`state` must come from OpenES.state_dict\(\) \(version 2\), "
+        r"but got strategy='xnes', version=2\.",
     ),
     (
         "another version",
@@ -589,17 +589,17 @@ FROM_STATE_CASES: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
     ),
     (
         "best_x wrong length",
-        lambda s: {**s, "best_x": [0.0, 0.0]},
+        lambda s: {**s, "record": {**s["record"], "best_x": [0.0, 0.0]}},
         r"`state` is malformed: `best_x` must have length 3, but got length 2\.",
     ),
     (
         "best_f text",
-        lambda s: {**s, "best_f": "a"},
+        lambda s: {**s, "record": {**s["record"], "best_f": "a"}},
         r"`state` is malformed: `best_f` must be a finite number, but got 'a'\.",
     ),
     (
         "fhist text",
-        lambda s: {**s, "fhist": "ab"},
+        lambda s: {**s, "record": {**s["record"], "fhist": "ab"}},
         r"`state` is malformed: `fhist` must be a finite number, but got 'a'\.",
     ),
     (

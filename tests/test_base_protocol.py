@@ -101,11 +101,31 @@ def test_optimize_disp_prints_progress(capsys: pytest.CaptureFixture[str]) -> No
 def test_optimize_rejects_bad_limits_and_leaves_the_strategy_unchanged() -> None:
     es = OpenES(np.ones(2), 0.1, rng=0)
     before = es.state_dict()
-    with pytest.raises(ValueError, match=r"`maxfev` must be an integer >= 1, but got 0\."):
-        es.optimize(sphere, maxfev=0)
+    with pytest.raises(ValueError, match=r"`maxfev` must be an integer >= 0, but got -1\."):
+        es.optimize(sphere, maxfev=-1)
     with pytest.raises(TypeError, match=r"`maxiter` must be an integer, but got 2.5\."):
         es.optimize(sphere, maxiter=2.5)  # type: ignore[arg-type]
     assert es.state_dict() == before
+
+
+def test_zero_budgets_return_at_once_as_scipy_does() -> None:
+    calls = []
+    es = OpenES(np.ones(2), 0.1, rng=0)
+    for budget in ({"maxiter": 0}, {"maxfev": 0}):
+        res = es.optimize(lambda x: calls.append(x) or sphere(x), **budget)  # type: ignore[arg-type, func-returns-value]
+        assert (res.nit, res.nfev, calls) == (0, 0, [])
+        assert res.status == (2 if "maxiter" in budget else 1)
+
+
+def test_budgets_of_optimize_do_not_stick() -> None:
+    # optimize(maxfev=...) ends that call; a later call without it runs on under the
+    # strategy's own criteria (here maxiter=9).
+    es = OpenES(np.ones(2), 0.1, rng=0, maxiter=9)
+    res = es.optimize(sphere, maxfev=12)
+    assert (res.nfev, res.status) == (12, 1)
+    res = es.optimize(sphere)
+    assert (res.nit, res.status) == (9, 2)
+    assert es.criteria["maxfev"] is None
 
 
 def test_repr() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from nes_asktell import OpenES, _demo
 from nes_asktell import __main__ as cli
-from nes_asktell import _demo
 
 
 @pytest.mark.slow
@@ -38,7 +38,7 @@ def test_demo_runs_are_deterministic_and_the_defaults_beat_the_seed() -> None:
     # Fixed seeds: every run below is deterministic, so this is an exact regression check of
     # the demo's claim (the defaults reach a lower f at the mean than the seed configuration).
     seed = _demo.Run("seed")
-    _demo.solve(_demo.seed_strategy(), seed, every=10**9)
+    _demo.solve(OpenES.seed_configuration(), seed, every=10**9)
     x0 = _demo.np.random.default_rng(_demo.SEED).standard_normal(3)
     for label, make in _demo.default_strategies():
         run = _demo.Run(label)

@@ -6,6 +6,8 @@ the population, and seeds mode must rebuild exactly the candidates that ask() re
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
 import os
 import threading
 import warnings
@@ -16,7 +18,7 @@ import pytest
 
 import nes_asktell
 from nes_asktell import SNES, XNES, Evaluator, NESWarning, OpenES, _tasks, evaluate
-from nes_asktell import _evaluate as ev
+from nes_asktell._batch import rebuild_row
 
 D_BIG = 12_000  # above SEEDS_MIN_DIM: "auto" ships keys
 
@@ -45,6 +47,12 @@ def dies_on_positive(x: np.ndarray) -> float:
     if x[0] > 0:
         os._exit(3)  # the worker process dies without a word
     return sphere(x)
+
+
+def children(evaluator: Evaluator) -> set[int]:
+    """The live child processes, once `evaluator` has evaluated (its pool has started)."""
+    evaluator.evaluate(sphere, np.zeros((4, 1)))
+    return {p.pid for p in multiprocessing.active_children() if p.pid is not None}
 
 
 def run(cls: type, workers: object, d: int = 50, gens: int = 3, **kw: object) -> np.ndarray:
@@ -99,11 +107,13 @@ def test_process_pool_gives_the_same_run_in_both_modes(pool: Evaluator) -> None:
 
 @pytest.mark.slow
 def test_optimize_on_a_borrowed_pool_matches_serial(pool: Evaluator) -> None:
+    before = children(pool)
     ref = SNES(np.zeros(D_BIG), 0.3, rng=2, maxiter=3).optimize(sphere)
     res = SNES(np.zeros(D_BIG), 0.3, rng=2, maxiter=3).optimize(sphere, workers=pool)
     np.testing.assert_array_equal(res.x, ref.x)
     assert res.fun == ref.fun
-    assert pool._pool is not None  # optimize() closed its borrower, not the lender's pool
+    # optimize() closed its borrower, not the lender's pool: the same processes still run
+    assert {p.pid for p in multiprocessing.active_children()} >= before
 
 
 @pytest.mark.slow
@@ -151,21 +161,21 @@ def test_seeds_mode_rebuilds_exactly_the_asked_rows() -> None:
         es = cls(np.zeros(D_BIG), 0.3, popsize=6, rng=11, bounds=box, **kw)
         es.tell(es.ask(), np.arange(6.0))
         X = es.ask()
-        plan = ev.seed_plan(es, X)
+        plan = es.batch_keys(X)
         assert plan is not None
-        spec, mean, scale = plan
         for k in range(6):
-            np.testing.assert_array_equal(_tasks.rebuild_row(spec, mean, scale, es._box, k), X[k])
+            row = rebuild_row(plan.keys, plan.mean, plan.scale, plan.box, k)
+            np.testing.assert_array_equal(row, X[k])
 
 
 def test_strategies_that_cannot_be_rebuilt_ship_vectors() -> None:
     es = XNES(np.zeros(5), 0.3, rng=0)
     X = es.ask()
-    assert ev.seed_plan(es, X) is not None  # B = I still: sigma B s is sigma s exactly
+    assert es.batch_keys(X) is not None  # B = I still: sigma B s is sigma s exactly
     es.tell(X, [sphere(x) for x in X])
-    assert ev.seed_plan(es, es.ask()) is None  # x = mu + sigma B s, B is not diagonal
+    assert es.batch_keys(es.ask()) is None  # x = mu + sigma B s, B is not diagonal
     gen = OpenES(np.zeros(5), 0.3, rng=np.random.default_rng(0))
-    assert ev.seed_plan(gen, gen.ask()) is None  # a sequential stream has no keys
+    assert gen.batch_keys(gen.ask()) is None  # a sequential stream has no keys
     with (
         ThreadPoolExecutor(1) as tp,
         pytest.raises(ValueError, match="`mode` is 'seeds', but these candidates cannot"),
@@ -177,13 +187,13 @@ def test_a_worker_with_other_noise_falls_back_to_vectors(monkeypatch) -> None:
     es = OpenES(np.zeros(D_BIG), 0.3, popsize=4, rng=5)
     X = es.ask()
     ref = evaluate(es, sphere)
-    real = ev.seed_plan
+    real = es.batch_keys
 
-    def wrong_check(strategy, X):
-        spec, mean, scale = real(strategy, X)
-        return _tasks.SeedSpec(**{**spec.__dict__, "check": b"other numpy"}), mean, scale
+    def wrong_check(X):
+        plan = real(X)
+        return dataclasses.replace(plan, keys=dataclasses.replace(plan.keys, check=b"other"))
 
-    monkeypatch.setattr(ev, "seed_plan", wrong_check)
+    monkeypatch.setattr(es, "batch_keys", wrong_check)
     monkeypatch.setattr(_tasks, "_CHECKED", set())
     with (
         ThreadPoolExecutor(2) as tp,
@@ -298,9 +308,11 @@ def test_seeds_mode_needs_tasks() -> None:
 
 
 def test_an_evaluator_as_workers_lends_its_pool_and_settings(pool: Evaluator) -> None:
+    before = children(pool)
     with Evaluator(pool, mode="vectors") as vec:
-        assert vec._owner is pool
-    assert pool._owner is pool  # closing the borrower left the pool to its owner
+        assert children(vec) == before  # the borrower evaluates on the lender's processes
+    # closing the borrower left the pool to its owner: the same processes still run
+    assert {p.pid for p in multiprocessing.active_children()} >= before
     with Evaluator(None) as serial, pytest.raises(ValueError, match="`timeout` needs workers"):
         Evaluator(serial, timeout=1.0)
 

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 optuna = pytest.importorskip("optuna")
 
-from nes_asktell.integrations import _optuna_chain as ch  # noqa: E402
-from nes_asktell.integrations._optuna_space import UnitSpace  # noqa: E402
+from nes_asktell.integrations.optuna import _storage as ch  # noqa: E402
+from nes_asktell.integrations.optuna._space import UnitSpace  # noqa: E402
 from optuna.distributions import (  # noqa: E402
     FloatDistribution,
     IntDistribution,
@@ -52,7 +52,7 @@ def objective(trial: optuna.Trial) -> float:
 def stored_state(trial: optuna.trial.FrozenTrial) -> dict[str, object]:
     carrier = ch.parse_carrier(trial)
     assert carrier is not None
-    return ch.read_state(trial, carrier)
+    return ch.stored_state(trial, carrier)
 
 
 def check_chain(study: optuna.Study, sampler: NESSampler) -> list[dict[str, object]]:
@@ -76,7 +76,7 @@ def check_chain(study: optuna.Study, sampler: NESSampler) -> list[dict[str, obje
             continue
         prev = chain[g - 1]
         assert carrier.parent == prev["state"]
-        popsize = stored_state(trials[prev["trial"]])["strategy"]["popsize"]  # type: ignore[index]
+        popsize = stored_state(trials[prev["trial"]])["run"]["popsize"]  # type: ignore[index]
         told = entry["told"]
         assert isinstance(told, list)
         assert len(told) == popsize
@@ -386,7 +386,7 @@ def test_warm_start_from_existing_trials() -> None:
     first = study.trials[-1]
     state = stored_state(first)
     space = UnitSpace(sampler.infer_relative_search_space(study, first))
-    mean = np.array(state["strategy"]["mean"])  # type: ignore[index]
+    mean = np.array(state["run"]["mean"])  # type: ignore[index]
     assert space.from_unit(mean) == {k: best.params[k] for k in space.names}
 
 
@@ -402,7 +402,7 @@ def test_state_is_small_json_without_pickle() -> None:
                 assert len(text) < 8000
                 assert "pickle" not in text
     state = stored_state(study.trials[sampler.generations(study)[-1]["trial"]])  # type: ignore[index]
-    assert state["strategy"]["strategy"] == "xnes"  # type: ignore[index]
+    assert state["run"]["strategy"] == "xnes"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -426,7 +426,7 @@ def test_malformed_state_is_ignored_with_a_warning(damage: str) -> None:
                 attrs[f"{ch.STATE}:0"] = '{"format": "hacked"}'
             elif damage == "digest-ok-bad-content":
                 state = stored_state(t)
-                state["strategy"]["algo"]["B"] = [[2.0] * 3] * 3  # type: ignore[index]
+                state["run"]["algo"]["B"] = [[2.0] * 3] * 3  # type: ignore[index]
                 text = ch.dumps(state)
                 attrs[f"{ch.STATE}:0"] = text
                 attrs[ch.STATE] = {**attrs[ch.STATE], "digest": ch.digest_of(text)}
@@ -554,7 +554,7 @@ def test_default_and_given_strategy_options_are_stored() -> None:
         study = optuna.create_study(sampler=sampler)
         study.optimize(objective, n_trials=3)
         state = stored_state(study.trials[sampler.generations(study)[0]["trial"]])  # type: ignore[index]
-        assert state["strategy"]["options"]["eta_sigma"] == expected  # type: ignore[index]
+        assert state["run"]["options"]["eta_sigma"] == expected  # type: ignore[index]
 
 
 def test_restarts_double_the_population() -> None:
@@ -566,7 +566,61 @@ def test_restarts_double_the_population() -> None:
     chain = check_chain(study, sampler)
     states = [stored_state(trials[e["trial"]]) for e in chain]  # type: ignore[index]
     restarts = [s["restart"] for s in states]
-    popsizes = [s["strategy"]["popsize"] for s in states]  # type: ignore[index]
+    popsizes = [s["run"]["popsize"] for s in states]  # type: ignore[index]
     assert restarts[:7] == [0, 0, 0, 1, 1, 1, 2]
     assert set(restarts) == {0, 1, 2}  # and no more than `restarts`
     assert popsizes == [6 * 2**r for r in restarts]  # type: ignore[operator]
+
+
+def test_runs_are_seeded_and_placed_as_ipop_seeds_and_places_them() -> None:
+    # One restart-seeding helper for IPOP and the sampler: run 0 is the strategy IPOP's run 0
+    # would be (x0 the centre of the cube, the seed itself), and restart r starts where IPOP's
+    # restart r starts in the unit box, with IPOP's seed and population.
+    from nes_asktell.integrations.optuna._sampler import DEFAULT_OPTIONS
+
+    from nes_asktell import IPOP, XNES
+    from nes_asktell._restarts import run_seed
+
+    # tolx=1 holds once sigma0 = 0.2 is told: every run stops after its first generation
+    sampler = NESSampler(seed=7, popsize=6, restarts=1, strategy_options={"tolx": 1.0})
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2 + t.suggest_float("y", 0, 1), 20)
+    chain = sampler.generations(study)
+    states = [stored_state(study.trials[e["trial"]]) for e in chain]  # type: ignore[index]
+    options = {**DEFAULT_OPTIONS["xnes"], "tolx": 1.0}
+    first = next(s for s in states if s["restart"] == 0)
+    run0 = XNES(np.full(2, 0.5), 0.2, 6, rng=7, **options)  # type: ignore[arg-type]
+    assert first["run"] == run0.state_dict()
+    second = next(s for s in states if s["restart"] == 1)
+    ipop = IPOP("xnes", np.full(2, 0.5), 0.2, 6, bounds=(0, 1), rng=7, max_restarts=1, **options)
+    X = ipop.ask()
+    ipop.tell(X, [float(x @ x) for x in X])
+    assert ipop.restarts == 1
+    assert second["run"]["mean"] == ipop.mean.tolist()  # type: ignore[index]
+    assert second["run"]["popsize"] == ipop.popsize == 12  # type: ignore[index]
+    assert second["run"]["noise"]["entropy"] == str(run_seed(7, 1))  # type: ignore[index]
+
+
+def test_a_stored_state_becomes_a_live_strategy_at_most_once(monkeypatch) -> None:
+    # A process turns each state it reads from the storage into a strategy once (telling a
+    # generation copies the live one); the states it stored itself are never parsed back.
+    from nes_asktell import XNES
+
+    calls = []
+    real = XNES.from_state.__func__  # type: ignore[attr-defined]
+
+    def counted(cls, state, **kw):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(cls, state, **kw)
+
+    monkeypatch.setattr(XNES, "from_state", classmethod(counted))
+    sampler = NESSampler(seed=0, popsize=4)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=41)
+    assert len(sampler.generations(study)) == 10
+    assert calls == []  # this process stored every state, so it parsed none
+    fresh = NESSampler(seed=0, popsize=4)  # another process, in effect: it reads them all
+    study.sampler = fresh
+    study.optimize(objective, n_trials=4)
+    n_states = len(fresh.generations(study))
+    assert 1 <= len(calls) <= n_states

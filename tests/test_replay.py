@@ -7,13 +7,14 @@ its replica, and across a skipped (all-NaN) generation.
 
 from __future__ import annotations
 
+import pickle
 import time
 
 import numpy as np
 import pytest
 
 from nes_asktell import SNES, XNES, Evaluator, NESWarning, OpenES, _tasks
-from nes_asktell._base import APPLIED_KEPT
+from nes_asktell._strategy import APPLIED_KEPT
 
 D = 12_000  # above SEEDS_MIN_DIM: "auto" rebuilds candidates from keys
 D_BYTES = 200_000  # a mean is 1.6 MB here, so any mean-sized message stands out
@@ -52,7 +53,8 @@ def client():
 
 
 def state_bytes(es: object) -> int:
-    return len(_tasks.pack_replica(es))  # type: ignore[arg-type]
+    """The size of the replica state the client sends on first contact."""
+    return len(pickle.dumps((type(es), es.replica_state()), protocol=5))  # type: ignore[attr-defined]
 
 
 def step(es: object, ev: Evaluator | None, fun=sphere, args: tuple = ()) -> np.ndarray:
@@ -152,7 +154,7 @@ def test_skipped_generations_replay_and_a_worker_far_behind_gets_the_state(clien
         with pytest.warns(NESWarning, match="every fitness value is non-finite"):
             step(es, None, nan_when, (True,)), step(ref, None, nan_when, (True,))
         step(es, None), step(ref, None)
-        assert es._applied[-2][1] is None  # the skipped update is recorded as such
+        assert es.recent_updates()[-2][1] is None  # the skipped update is recorded as such
         np.testing.assert_array_equal(step(es, ev), step(ref, None))
         assert ev.last_bytes < 50_000  # the workers replayed both generations
         for _ in range(APPLIED_KEPT + 1):  # further behind than the recipes the client keeps
@@ -188,8 +190,8 @@ def test_a_strategy_records_the_utilities_it_applied() -> None:
     for g in range(APPLIED_KEPT + 2):
         X = es.ask()
         es.tell(X, [sphere(x) for x in X])
-        assert es._applied[-1][0] == g
-    assert [g for g, _ in es._applied] == list(range(2, APPLIED_KEPT + 2))  # bounded
+        assert es.recent_updates()[-1][0] == g
+    assert [g for g, _ in es.recent_updates()] == list(range(2, APPLIED_KEPT + 2))  # bounded
     assert "applied" not in str(es.state_dict())  # not state
 
 

@@ -118,7 +118,7 @@ def test_noise_sq_sum_equals_the_direct_formula() -> None:
         assert Zh.shape == (5 if mirrored else 10, 3000)
         w = np.linspace(-1.0, 1.0, Zh.shape[0])
         # the same sums in another order: rounding only, |error| <= 10 terms * eps * max term
-        np.testing.assert_allclose(es._noise_sq_sum(w), w @ (Zh * Zh), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(es._noise_sq_sum(Zh, w), w @ (Zh * Zh), rtol=0, atol=1e-12)
 
 
 def test_float32_mode_halves_the_memory_and_still_optimizes() -> None:

@@ -14,17 +14,7 @@ TRACE = Path(__file__).resolve().parents[1] / "nes_asktell" / "data" / "seed_tra
 
 
 def seed_run() -> list[str]:
-    rs = np.random.RandomState(0)
-    es = OpenES(
-        rs.randn(3),
-        sigma0=0.1,
-        popsize=50,
-        optimizer="sgd",
-        learning_rate=0.001,
-        shaping="zscore",
-        mirrored=False,
-        rng=rs,
-    )
+    es = OpenES.seed_configuration()
     lines = []
     for i in range(300):
         if i % 20 == 0:

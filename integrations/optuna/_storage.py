@@ -1,5 +1,8 @@
 """The generations of a :class:`~nes_asktell.NESSampler` search, kept in the trials of a study.
 
+This is the only module that touches Optuna's storage internals (``study._storage``, a trial's
+``_trial_id``, ``study._study_id``): everything the sampler reads and writes goes through it.
+
 Storage layout (trial system attributes, all JSON, never pickle):
 
 * ``nes_asktell:candidate`` on every trial the sampler drew: ``{"state": D, "generation": g,
@@ -32,17 +35,16 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage
 from optuna.study import Study
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
-from nes_asktell._base import NESWarning
+from nes_asktell._typing import NESWarning
 
 PREFIX = "nes_asktell:"
 CANDIDATE = PREFIX + "candidate"
 STATE = PREFIX + "state"
-FORMAT = "nes_asktell.NESSampler/1"
+FORMAT = "nes_asktell.NESSampler/2"
 CHUNK = 60_000
 MAX_CHUNKS = 1_000
 _DIGEST_LEN = 20
@@ -154,7 +156,7 @@ def parse_candidate(trial: FrozenTrial) -> Candidate | None:
     return Candidate(raw["state"], raw["generation"], raw["index"])
 
 
-def read_state(trial: FrozenTrial, carrier: Carrier) -> dict[str, object]:
+def stored_state(trial: FrozenTrial, carrier: Carrier) -> dict[str, object]:
     """Return the state stored on `trial`, checked against its summary; raise ValueError."""
     parts = [trial.system_attrs.get(f"{STATE}:{i}") for i in range(carrier.chunks)]
     if not all(isinstance(p, str) for p in parts):
@@ -210,14 +212,26 @@ def longest_chain(carriers: list[Carrier]) -> list[Carrier]:
     return chain
 
 
-def write_state(
-    storage: BaseStorage, trial_id: int, state: dict[str, object], told: list[int]
+def record_candidate(study: Study, trial: FrozenTrial, candidate: Candidate) -> None:
+    """Record on the RUNNING `trial` which candidate it evaluates."""
+    record: dict[str, str | int] = {
+        "state": candidate.state,
+        "generation": candidate.generation,
+        "index": candidate.index,
+    }
+    study._storage.set_trial_system_attr(trial._trial_id, CANDIDATE, record)
+
+
+def store_state(
+    study: Study, trial: FrozenTrial, state: dict[str, object], told: list[int]
 ) -> str:
-    """Store `state`, told from trials `told`, on a RUNNING trial; return its digest.
+    """Store `state`, told from trials `told`, on the RUNNING `trial`; return its digest.
 
     The text goes first and the summary last. The told trial numbers are in the summary, not
     in the digested text.
     """
+    storage: BaseStorage = study._storage
+    trial_id = trial._trial_id
     text = dumps(state)
     digest = digest_of(text)
     parts = chunked(text)
@@ -256,8 +270,6 @@ class Index:
     carriers: dict[int, Carrier] = field(default_factory=dict)
     candidates: dict[int, Candidate] = field(default_factory=dict)
     by_state: dict[str, list[int]] = field(default_factory=dict)
-    #: the distributions common to every COMPLETE trial (Optuna's intersection search space)
-    space: dict[str, BaseDistribution] | None = None
     chain_for: tuple[int, ...] = ()
     chain: list[Carrier] = field(default_factory=list)
 
@@ -297,12 +309,6 @@ class Records:
                 if isinstance(cand, Candidate):
                     ix.candidates[n] = cand
                     ix.by_state.setdefault(cand.state, []).append(n)
-            if t.state == TrialState.COMPLETE:
-                dists = t.distributions
-                if ix.space is None:
-                    ix.space = dict(dists)
-                else:
-                    ix.space = {k: d for k, d in ix.space.items() if dists.get(k) == d}
             if advancing and t.state.is_finished():
                 ix.cursor = pos + 1
             else:

@@ -10,7 +10,6 @@ Everything it decides is a function of the study's storage; the caches only save
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 
 from optuna.distributions import BaseDistribution
@@ -19,9 +18,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nes_asktell._typing import FloatArray
 
-from . import _optuna_chain as ch
-from ._optuna_search import Loaded, Search, plan
-from ._optuna_space import UnitSpace, is_relative
+from . import _storage as ch
+from ._search import Loaded, Search, plan
+from ._space import UnitSpace, is_relative
 
 _CACHE_SIZE = 16
 
@@ -49,12 +48,11 @@ class Assigner:
         self,
         study: Study,
         trials: list[FrozenTrial],
-        search_space: dict[str, BaseDistribution] | None,
+        search_space: dict[str, BaseDistribution],
     ) -> list[dict[str, object]]:
         """Return the chain of stored states (see ``NESSampler.generations``)."""
         ix = self.records.update(study, trials)
-        space = (ix.space or {}) if search_space is None else search_space
-        numeric = {name: d for name, d in space.items() if is_relative(d)}
+        numeric = {name: d for name, d in search_space.items() if is_relative(d)}
         if not numeric:
             return []
         unit, key = self.unit_space(numeric)
@@ -83,7 +81,7 @@ class Assigner:
         try:
             if trial is None:
                 raise ValueError(f"trial {c.number} is missing")
-            loaded = self.search.rebuild(ch.read_state(trial, c), dim)
+            loaded = self.search.load(ch.stored_state(trial, c), dim)
         except (ValueError, TypeError, KeyError, RecursionError) as exc:
             self.bad.add(c.digest)
             self.records.warn_once(
@@ -132,8 +130,8 @@ class Assigner:
         while True:
             chain = self.records.chain(ix, key, self.bad)
             if not chain:
-                state = self.search.first_state(space, key, trials, sign)
-                return self._store_and_assign(study, trial, space, state, [])
+                first = self.search.first_state(space, key, trials, sign)
+                return self._store_and_assign(study, trial, space, first, [])
             tip = chain[-1]
             loaded = self.load(tip, trials, space.dim)
             if loaded is not None:
@@ -147,8 +145,8 @@ class Assigner:
             lambda: self.search.extra_rows(loaded) is not None,
         )
         if told is not None:
-            state = self.search.next_state(tip, loaded, told, sign)
-            return self._store_and_assign(study, trial, space, state, [t.number for t in told])
+            after = self.search.next_state(tip, loaded, told, sign)
+            return self._store_and_assign(study, trial, space, after, [t.number for t in told])
         return self._assign(study, trial, space, tip.digest, tip.generation, k, loaded)
 
     def _assign(
@@ -161,8 +159,7 @@ class Assigner:
         k: int,
         loaded: Loaded,
     ) -> dict[str, int | float]:
-        record: dict[str, str | int] = {"state": digest, "generation": generation, "index": k}
-        study._storage.set_trial_system_attr(trial._trial_id, ch.CANDIDATE, record)
+        ch.record_candidate(study, trial, ch.Candidate(digest, generation, k))
         return space.from_unit(self._row(loaded, k))
 
     def _row(self, loaded: Loaded, k: int) -> FloatArray:
@@ -178,14 +175,14 @@ class Assigner:
         study: Study,
         trial: FrozenTrial,
         space: UnitSpace,
-        state: dict[str, object],
+        loaded: Loaded,
         told: list[int],
     ) -> dict[str, int | float]:
-        digest = ch.write_state(study._storage, trial._trial_id, state, told)
-        # Use the stored text, as every other process will.
-        loaded = self.search.rebuild(json.loads(ch.dumps(state)), space.dim)
+        # The live strategy is the one every other process rebuilds from the stored text (a
+        # JSON round trip of plain data is exact).
+        digest = ch.store_state(study, trial, loaded.state, told)
         self.loaded[digest] = loaded
-        generation = state["generation"]
+        generation = loaded.state["generation"]
         assert isinstance(generation, int)
         k = trial.number % loaded.X.shape[0]  # spread over the candidates, as in sample
         return self._assign(study, trial, space, digest, generation, k, loaded)

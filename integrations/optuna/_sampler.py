@@ -1,4 +1,9 @@
-"""An Optuna sampler driven by a Natural Evolution Strategy: :class:`NESSampler`."""
+"""An Optuna sampler driven by a Natural Evolution Strategy: :class:`NESSampler`.
+
+The sampler holds Optuna's protocol and its arguments; the search (``_search``), the assignment
+of candidates to trials (``_assign``), the unit cube (``_space``) and the storage (``_storage``,
+the only module that touches Optuna's storage internals) live beside it.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,18 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
+from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from nes_asktell import _validate as v
-from nes_asktell._base import Strategy
+from nes_asktell._strategy import Strategy, resolve_strategy
+from nes_asktell._typing import OptionValue
 
-from . import _optuna_chain as ch
-from ._optuna_assign import Assigner
-from ._optuna_search import Search, strategy_class
-from ._optuna_space import is_relative
+from . import _storage as ch
+from ._assign import Assigner
+from ._search import Search
+from ._space import is_relative
 
 __all__ = ["NESSampler"]
 
@@ -33,7 +40,7 @@ DEFAULT_SIGMA0 = 0.2
 #: Adaptation sampling is off: with eta_sigma at its upper limit 1 it changes nothing. Sampling
 #: is not mirrored: the sampler's defaults were chosen by its benchmark with independent
 #: candidates (a few hundred trials), not by the BBOB runs behind the strategies' own defaults.
-DEFAULT_OPTIONS: dict[str, dict[str, object]] = {
+DEFAULT_OPTIONS: dict[str, dict[str, OptionValue]] = {
     "xnes": {"eta_sigma": 1.0, "csa": True, "adaptation_sampling": False, "mirrored": False},
     "snes": {"mirrored": False},
 }
@@ -50,8 +57,9 @@ class NESSampler(BaseSampler):
 
     Parameters
     ----------
-    strategy : {"xnes", "snes", "openes"} or Strategy subclass
-        The strategy that searches the unit cube.
+    strategy : str or Strategy subclass
+        The strategy that searches the unit cube: a registered name in any case (``"xnes"``,
+        ``"snes"``, ``"openes"``) or a class.
     sigma0 : float, optional
         Initial step size in unit-cube coordinates (each parameter's range has width 1); default
         0.2.
@@ -117,10 +125,10 @@ class NESSampler(BaseSampler):
         restarts: int = 0,
         seed: int | None = None,
         *,
-        strategy_options: dict[str, object] | None = None,
+        strategy_options: dict[str, OptionValue] | None = None,
     ) -> None:
-        cls = strategy_class(strategy)
-        options: dict[str, object] = dict(DEFAULT_OPTIONS.get(cls.name, {}))
+        cls = resolve_strategy(strategy)
+        options: dict[str, OptionValue] = dict(DEFAULT_OPTIONS.get(cls.name, {}))
         if isinstance(strategy_options, dict) and all(
             isinstance(k, str) for k in strategy_options
         ):
@@ -131,7 +139,7 @@ class NESSampler(BaseSampler):
                 f"but got {strategy_options!r}."
             )
         # Build one strategy now, so that a bad option fails here and not in a trial.
-        probe = cls(np.full(2, 0.5), 0.1, rng=0, **options)
+        probe = cls(np.full(2, 0.5), 0.1, rng=0, **options)  # type: ignore[arg-type]
         try:
             ch.dumps(probe.state_dict())
         except (TypeError, ValueError) as exc:
@@ -159,10 +167,11 @@ class NESSampler(BaseSampler):
     def _init_caches(self) -> None:
         self._lock = threading.RLock()
         self._assigner = Assigner(self._search, self._n_startup_trials)
+        self._space_calculator = IntersectionSearchSpace()
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()
-        for name in ("_lock", "_assigner"):
+        for name in ("_lock", "_assigner", "_space_calculator"):
             del d[name]
         return d
 
@@ -180,10 +189,9 @@ class NESSampler(BaseSampler):
     ) -> dict[str, BaseDistribution]:
         """Return the numeric parameters with more than one value common to the finished trials."""
         self._check_single_objective(study)
-        trials = study.get_trials(deepcopy=False)
         with self._lock:
-            space = self._assigner.records.update(study, trials).space or {}
-        return {name: space[name] for name in sorted(space) if is_relative(space[name])}
+            space = self._space_calculator.calculate(study)
+        return {name: d for name, d in space.items() if is_relative(d)}
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -278,6 +286,8 @@ class NESSampler(BaseSampler):
         self._check_single_objective(study)
         trials = study.get_trials(deepcopy=False)
         with self._lock:
+            if search_space is None:
+                search_space = self._space_calculator.calculate(study)
             return self._assigner.generations(study, trials, search_space)
 
     # ------------------------------------------------------------------ internals

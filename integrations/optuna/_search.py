@@ -1,15 +1,16 @@
 """The strategy side of :class:`~nes_asktell.NESSampler`: states, candidates and tells.
 
-A state (plain JSON) holds the strategy's ``state_dict`` at the start of a generation, with the
-search key, the generation, the parent digest, the restart count and the seed entropy (not the
-numbers of the trials told: two processes that tell the same values from different copies of a
-candidate must write the same state). Everything here is a deterministic function of a state
-and of the told values, so every process computes the same candidates and the same next state.
+A state (plain JSON) holds the strategy's ``state_dict`` at the start of a generation (``"run"``),
+with the search key, the generation, the parent digest, the restart count and the seed entropy
+(not the numbers of the trials told: two processes that tell the same values from different
+copies of a candidate must write the same state). Everything here is a deterministic function of
+a state and of the told values, so every process computes the same candidates and the same next
+state. Restarts start where IPOP's would (the shared helpers of ``nes_asktell._restarts``).
 """
 
 from __future__ import annotations
 
-import importlib
+import copy
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,47 +19,38 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from nes_asktell import _validate as v
-from nes_asktell._base import NESWarning, Strategy, default_popsize
 from nes_asktell._bounds import Box
-from nes_asktell._typing import FloatArray
+from nes_asktell._restarts import restart_popsize, restart_x0, run_seed
+from nes_asktell._strategy import Strategy, check_popsize
+from nes_asktell._typing import FloatArray, NESWarning, OptionValue
 
-from . import _optuna_chain as ch
-from ._optuna_space import UnitSpace
-
-STRATEGIES = {
-    "xnes": ("nes_asktell._xnes", "XNES"),
-    "snes": ("nes_asktell._snes", "SNES"),
-    "openes": ("nes_asktell._openes", "OpenES"),
-}
+from . import _storage as st
+from ._space import UnitSpace
 
 
-def strategy_class(strategy: object) -> type[Strategy]:
-    """Return the Strategy subclass named or given by `strategy`, or raise ValueError."""
-    if isinstance(strategy, type) and issubclass(strategy, Strategy):
-        return strategy
-    if isinstance(strategy, str) and strategy in STRATEGIES:
-        module, name = STRATEGIES[strategy]
-        cls = getattr(importlib.import_module(module), name)
-        if not (isinstance(cls, type) and issubclass(cls, Strategy)):  # pragma: no cover
-            raise RuntimeError(f"{module}.{name} is not a Strategy")
-        return cls
-    raise ValueError(
-        f"`strategy` must be one of {sorted(STRATEGIES)} or a Strategy subclass, "
-        f"but got {strategy!r}."
-    )
+def _unit_box(dim: int) -> Box:
+    return Box(np.zeros(dim), np.ones(dim))
 
 
 @dataclass
 class Loaded:
-    """A state read from the storage, with the candidates of its generation in the unit cube.
+    """A state of the storage as a live strategy (its batch asked), with its unit-cube rows.
 
     `extra` holds further samples of the same distribution (candidates ``popsize, popsize + 1,
     ...``), computed on first use; None when the strategy cannot draw them reproducibly.
     """
 
     state: dict[str, object]
+    es: Strategy
     X: FloatArray
     extra: FloatArray | None = None
+
+    @classmethod
+    def of(cls, state: dict[str, object], es: Strategy) -> Loaded:
+        """Return the loaded state of `es` (asking its batch)."""
+        # The strategy searches R^d; its candidates are reflected into the unit cube, so the
+        # update sees the unbounded perturbations (as with the strategies' own `bounds`).
+        return cls(state, es, _unit_box(es.dim).reflect(es.ask().copy()))
 
 
 @dataclass
@@ -69,12 +61,12 @@ class Search:
     sigma0: float
     popsize: int | None
     restarts: int
-    options: dict[str, object]
+    options: dict[str, OptionValue]
     seed: int | None
 
     def key(self, space: UnitSpace) -> str:
         """Return the identity of the search of `space` with these settings."""
-        return ch.key_of(
+        return st.key_of(
             {
                 "space": space.signature,
                 "strategy": self.cls.name,
@@ -85,25 +77,28 @@ class Search:
             }
         )
 
-    def _popsize(self, dim: int) -> int:
-        return self.popsize or default_popsize(max(dim, 1))
+    def _mirrored(self) -> bool:
+        return bool(self.options.get("mirrored", self.cls.default_mirrored))
+
+    def _popsize0(self, dim: int) -> int:
+        return check_popsize(self.popsize, max(dim, 1), self._mirrored())
 
     def new_strategy(
         self, dim: int, entropy: int, restart: int, x0: FloatArray | None = None
     ) -> Strategy:
-        """Return the strategy of restart `restart`: IPOP doubles the population each time."""
-        seq = np.random.SeedSequence(entropy, spawn_key=(restart,))
-        words = seq.generate_state(2, np.uint64)
-        rng = int(words[0]) << 64 | int(words[1])
-        if x0 is None:
-            x0 = (
-                np.full(dim, 0.5)
-                if restart == 0
-                else np.random.default_rng(seq.spawn(1)[0]).uniform(0.0, 1.0, dim)
-            )
-        lam = self._popsize(dim) * 2**restart
-        lam += lam % 2 if self.options.get("mirrored", self.cls._default_mirrored) else 0
-        return self.cls(x0, self.sigma0, lam, rng=rng, **self.options)
+        """Return the strategy of restart `restart`, seeded and placed as IPOP's would be.
+
+        Run 0 starts at `x0` (the centre of the cube by default) with the seed itself; restart
+        ``r`` starts uniformly in the cube with a seed derived from ``(seed, r)``, and a
+        population doubled ``r`` times.
+        """
+        if restart == 0:
+            start = np.full(dim, 0.5) if x0 is None else x0
+        else:
+            start = restart_x0(np.full(dim, 0.5), _unit_box(dim), entropy, restart)
+        lam = restart_popsize(self._popsize0(dim), 2.0, restart, self._mirrored())
+        rng = run_seed(entropy, restart)
+        return self.cls(start, self.sigma0, lam, rng=rng, **self.options)  # type: ignore[arg-type]
 
     def warm_start(
         self, space: UnitSpace, trials: list[FrozenTrial], sign: float
@@ -120,76 +115,57 @@ class Search:
             u = space.to_unit(t.params)
             if u is not None:
                 points.append((sign * t.value, t.number, u))
-        if len(points) < self._popsize(space.dim):
+        if len(points) < self._popsize0(space.dim):
             return None
         return min(points, key=lambda p: (p[0], p[1]))[2]
 
-    def rebuild(self, state: dict[str, object], dim: int) -> Loaded:
-        """Check a stored state and return it with its candidates; raise ValueError."""
-        sd = state["strategy"]
-        if not isinstance(sd, dict) or sd.get("strategy") != self.cls.name:
+    def load(self, state: dict[str, object], dim: int) -> Loaded:
+        """Check a stored state and return it as a live strategy; raise ValueError."""
+        run = state["run"]
+        if not isinstance(run, dict) or run.get("strategy") != self.cls.name:
             raise ValueError(f"the state is not a {self.cls.__name__} state")
-        es = self.cls.from_state(sd)
-        restart, entropy = state["restart"], state["entropy"]
-        v.integer("restart", restart, minimum=0)
+        v.integer("restart", state["restart"], minimum=0)
+        entropy = state["entropy"]
         if not isinstance(entropy, str) or not entropy.isdigit():
-            raise ValueError(f"`entropy` is malformed: {entropy!r:.60}")
+            raise ValueError(f"`entropy` is malformed: {v.short(entropy)}")
+        es = self.cls.from_state(run)
         if es.bounds is not None or es.dim != dim:
             raise ValueError(f"the state does not describe an unbounded {dim}-d search")
-        # The strategy searches R^d; its candidates are reflected into the unit cube, so the
-        # update sees the unbounded perturbations (as with the strategies' own `bounds`).
-        X = Box(np.zeros(dim), np.ones(dim)).reflect(es.ask().copy())
-        return Loaded(state, X)
+        return Loaded.of(state, es)
 
     def extra_rows(self, loaded: Loaded) -> FloatArray | None:
-        """Return `popsize` more samples of the generation's distribution, or None.
-
-        With counter-based noise and no mirroring, candidate ``k`` has its own noise stream, so
-        the same state with a doubled population draws the same first ``popsize`` candidates and
-        then new ones; that is checked, and anything else gives None.
-        """
-        if loaded.extra is not None:
-            return loaded.extra
-        sd = loaded.state["strategy"]
-        assert isinstance(sd, dict)
-        noise = sd.get("noise")
-        if sd.get("mirrored") or not isinstance(noise, dict) or noise.get("kind") != "counter":
-            return None
-        lam, dim = loaded.X.shape
-        try:
-            X = self.cls.from_state({**sd, "popsize": 2 * lam}).ask()
-        except (ValueError, TypeError):  # pragma: no cover - a strategy that rejects it
-            return None
-        Y = Box(np.zeros(dim), np.ones(dim)).reflect(X.copy())
-        if not np.array_equal(Y[:lam], loaded.X):
-            return None
-        loaded.extra = Y[lam:]
+        """Return `popsize` more samples of the generation's distribution, or None."""
+        if loaded.extra is None:
+            X = loaded.es.extra_samples(loaded.X.shape[0])
+            if X is not None:
+                loaded.extra = _unit_box(loaded.es.dim).reflect(X)
         return loaded.extra
 
     def first_state(
         self, space: UnitSpace, key: str, trials: list[FrozenTrial], sign: float
-    ) -> dict[str, object]:
+    ) -> Loaded:
         """Return the state of generation 0 (seeded by `seed`, or fresh entropy)."""
         entropy = self.seed if self.seed is not None else np.random.SeedSequence().entropy
         assert isinstance(entropy, int)
         x0 = self.warm_start(space, trials, sign)
         es = self.new_strategy(space.dim, entropy, 0, x0)
-        return {
-            "format": ch.FORMAT,
+        state: dict[str, object] = {
+            "format": st.FORMAT,
             "key": key,
             "generation": 0,
             "parent": None,
             "restart": 0,
             "entropy": str(entropy),
-            "strategy": es.state_dict(),
+            "run": es.state_dict(),
         }
+        return Loaded.of(state, es)
 
     def next_state(
-        self, tip: ch.Carrier, loaded: Loaded, told: list[FrozenTrial], sign: float
-    ) -> dict[str, object]:
+        self, tip: st.Carrier, loaded: Loaded, told: list[FrozenTrial], sign: float
+    ) -> Loaded:
         """Return the state after telling generation `tip` the values of `told` (slot order)."""
         f = np.array([sign * float(t.value) for t in told])  # type: ignore[arg-type]
-        es = self.cls.from_state(loaded.state["strategy"])
+        es = copy.deepcopy(loaded.es)  # the loaded strategy stays that of its digest
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NESWarning)  # all non-finite: the update is skipped
             es.tell(es.ask(), f)
@@ -198,21 +174,22 @@ class Search:
         if restart < self.restarts and es.stop():
             restart += 1
             es = self.new_strategy(es.dim, entropy, restart)
-        return {
-            "format": ch.FORMAT,
+        state: dict[str, object] = {
+            "format": st.FORMAT,
             "key": tip.key,
             "generation": tip.generation + 1,
             "parent": tip.digest,
             "restart": restart,
             "entropy": str(entropy),
-            "strategy": es.state_dict(),
+            "run": es.state_dict(),
         }
+        return Loaded.of(state, es)
 
 
 def plan(
     trials: list[FrozenTrial],
     numbers: list[int],
-    candidates: dict[int, ch.Candidate],
+    candidates: dict[int, st.Candidate],
     lam: int,
     number: int,
     can_extra: Callable[[], bool],
@@ -229,7 +206,7 @@ def plan(
     completed: list[int] = []  # numbers of the generation's COMPLETE trials, extras too
     n_extra = 0
     for n in numbers:
-        held = ch.find(trials, n)
+        held = st.find(trials, n)
         if held is None:
             continue
         k = candidates[n].index

@@ -1,0 +1,267 @@
+"""The engines that evaluate a population: one class per way of running work.
+
+Every engine has the small interface of :class:`Engine`. Two kinds exist:
+
+* engines that evaluate rows themselves (``takes_tasks = False``): :class:`Serial` (in this
+  process; an exception raised by ``fun`` propagates) and :class:`MapEngine` (a map-like
+  callable, scipy's ``workers(func, iterable)`` convention);
+* engines that run tasks and return futures: :class:`ProcessPool` (a process pool the engine
+  starts and owns), :class:`ExecutorEngine` (any ``concurrent.futures.Executor``) and
+  :class:`DaskEngine` (a dask ``distributed.Client``, whose worker processes can keep replicas
+  of the strategy between generations and receive broadcasts).
+
+:func:`make_engine` picks the engine for a ``workers`` argument: adding an engine is one class
+here and one detection line there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import numbers
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from ._tasks import nbytes, ready
+from ._typing import FloatArray
+from ._validate import short
+
+#: scipy's convention for a parallel map: ``workers(func, iterable) -> iterable``.
+MapLike = Callable[[Callable[[FloatArray], object], Iterable[FloatArray]], Iterable[object]]
+
+
+@runtime_checkable
+class DaskClientLike(Protocol):
+    """What the package uses of a dask ``distributed.Client``."""
+
+    def submit(self, func: Callable[..., object], *args: object, **kwargs: object) -> Any: ...
+
+    def scatter(self, data: object, **kwargs: object) -> Any: ...
+
+    def run(self, function: Callable[..., object], *args: object, **kwargs: object) -> Any: ...
+
+
+#: what ``workers=`` accepts besides an Evaluator (see :func:`nes_asktell.evaluate`).
+EngineLike = None | int | MapLike | Executor | DaskClientLike
+
+
+class Engine:
+    """Where the candidates of a generation are evaluated.
+
+    Attributes
+    ----------
+    takes_tasks : bool
+        True when :meth:`submit` runs tasks and returns futures; False when the engine
+        evaluates rows itself with :meth:`map`.
+    keeps_replicas : bool
+        True when worker processes live across generations and keep replicas (dask).
+    isolates_retries : bool
+        True when a failed task is retried alone, so that a task that kills its worker cannot
+        take the others down with it (a process pool, which is reset after a failure).
+    """
+
+    takes_tasks: ClassVar[bool] = True
+    keeps_replicas: ClassVar[bool] = False
+    isolates_retries: ClassVar[bool] = False
+
+    def size(self) -> int:
+        """Return how many tasks a generation is split into (about one per worker)."""
+        return 1
+
+    def map(self, call: Callable[[FloatArray], object], rows: list[FloatArray]) -> list[object]:
+        """Return ``[call(x) for x in rows]`` (engines that evaluate rows themselves)."""
+        raise NotImplementedError
+
+    def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
+        """Run ``fn(*args)`` on a worker and return its future."""
+        raise NotImplementedError
+
+    def ship(self, value: object) -> tuple[object, int]:
+        """Return what a task carries for `value` (it, or a handle) and the bytes sent ahead."""
+        return value, 0
+
+    def broadcast(self, value: object) -> tuple[object, int]:
+        """Send `value` to every worker once; return its handle and the bytes sent."""
+        return value, 0
+
+    def start(self) -> None:
+        """Make the workers ready before a generation's clock starts (start a pool)."""
+
+    def reset(self) -> None:
+        """Replace workers that died or hang (after a failed task)."""
+
+    def run_everywhere(self, fn: Callable[..., object], *args: object) -> None:
+        """Run ``fn(*args)`` once in every worker process, ignoring failures (dask only)."""
+
+    def close(self) -> None:
+        """Release what the engine started (a pool); what the caller passed stays theirs."""
+
+
+class Serial(Engine):
+    """Evaluate in this process, one row after another; exceptions propagate."""
+
+    takes_tasks = False
+
+    def map(self, call: Callable[[FloatArray], object], rows: list[FloatArray]) -> list[object]:
+        """Return ``[call(x) for x in rows]``."""
+        return [call(x) for x in rows]
+
+
+class MapEngine(Engine):
+    """A map-like callable ``workers(func, iterable)``, which receives the rows one by one."""
+
+    takes_tasks = False
+
+    def __init__(self, workers: MapLike) -> None:
+        self.workers = workers
+
+    def map(self, call: Callable[[FloatArray], object], rows: list[FloatArray]) -> list[object]:
+        """Return ``list(workers(call, rows))``, checked for its length."""
+        ys = list(self.workers(call, rows))
+        if len(ys) != len(rows):
+            raise ValueError(f"`workers` returned {len(ys)} values for {len(rows)} candidates.")
+        return ys
+
+
+class ProcessPool(Engine):
+    """A pool of `n` spawned processes, started on first use and owned by the engine."""
+
+    isolates_retries = True
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._pool: ProcessPoolExecutor | None = None
+
+    def size(self) -> int:
+        """Return the number of processes."""
+        return self.n
+
+    def start(self) -> None:
+        """Start the pool and wait until every worker runs.
+
+        Starting spawned workers (a fresh interpreter importing numpy) can take seconds on a
+        busy machine; it happens here, before a generation's `timeout` clock starts.
+        """
+        if self._pool is None:
+            pool = ProcessPoolExecutor(self.n, mp_context=multiprocessing.get_context("spawn"))
+            for fut in [pool.submit(ready) for _ in range(self.n)]:
+                with contextlib.suppress(BrokenProcessPool):
+                    fut.result()
+            self._pool = pool
+
+    def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
+        """Run ``fn(*args)`` in the pool (started if needed)."""
+        self.start()
+        assert self._pool is not None
+        return self._pool.submit(fn, *args)
+
+    def reset(self) -> None:
+        """Kill the pool's processes (hung or dead workers); a new pool starts on next use."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            procs = getattr(pool, "_processes", None) or {}
+            for proc in list(procs.values()):
+                if proc.is_alive():
+                    proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Shut the pool down."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class ExecutorEngine(Engine):
+    """Any ``concurrent.futures.Executor``: a thread pool, loky, ``mpi4py.futures``, dask's."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+
+    def size(self) -> int:
+        """Return the executor's number of workers (the machine's CPUs when it has none)."""
+        return int(getattr(self.executor, "_max_workers", 0) or os.cpu_count() or 1)
+
+    def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
+        """Run ``fn(*args)`` on the executor."""
+        return self.executor.submit(fn, *args)
+
+
+class DaskEngine(Engine):
+    """A dask ``distributed.Client``: tasks, scatters, broadcasts and worker replicas."""
+
+    keeps_replicas = True
+
+    def __init__(self, client: DaskClientLike) -> None:
+        self.client = client
+
+    def size(self) -> int:
+        """Return the number of worker threads of the cluster."""
+        try:
+            return max(1, sum(self.client.nthreads().values()))  # type: ignore[attr-defined]
+        except Exception:
+            return 1
+
+    def _n_procs(self) -> int:
+        """Return the number of worker processes (a broadcast reaches each once)."""
+        try:
+            return max(1, len(self.client.scheduler_info()["workers"]))  # type: ignore[attr-defined]
+        except Exception:
+            return self.size()
+
+    def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
+        """Run ``fn(*args)`` on the cluster (never cached: ``pure=False``)."""
+        fut: Future[Any] = self.client.submit(fn, *args, pure=False)
+        return fut
+
+    def ship(self, value: object) -> tuple[object, int]:
+        """Scatter `value` to one worker; return its future and its size."""
+        return self.client.scatter(value, hash=False), nbytes(value)
+
+    def broadcast(self, value: object) -> tuple[object, int]:
+        """Scatter `value` to every worker; return its future and the bytes sent in all."""
+        fut = self.client.scatter(value, broadcast=True, hash=False)
+        return fut, nbytes(value) * self._n_procs()
+
+    def run_everywhere(self, fn: Callable[..., object], *args: object) -> None:
+        """Run ``fn(*args)`` on every worker (the cluster may be gone already)."""
+        with contextlib.suppress(Exception):
+            self.client.run(fn, *args)
+
+
+def is_dask_client(obj: object) -> bool:
+    """Return whether `obj` is a dask ``distributed.Client`` (without importing dask)."""
+    return type(obj).__module__.split(".")[0] == "distributed" and hasattr(obj, "scatter")
+
+
+def make_engine(workers: EngineLike) -> Engine:
+    """Return the engine for a `workers` argument, or raise naming it.
+
+    None or 1: :class:`Serial`; an int: a :class:`ProcessPool` of that size (-1: one per
+    core); a dask Client: :class:`DaskEngine`; an Executor: :class:`ExecutorEngine`; another
+    callable: :class:`MapEngine`.
+    """
+    if workers is None:
+        return Serial()
+    if isinstance(workers, numbers.Integral) and not isinstance(workers, bool):
+        n = int(workers)
+        if n == 0 or n < -1:
+            raise ValueError(
+                f"`workers` must be a positive number of processes or -1 (one per core), "
+                f"but got {n}."
+            )
+        n = (os.cpu_count() or 1) if n == -1 else n
+        return ProcessPool(n) if n > 1 else Serial()
+    if is_dask_client(workers):
+        return DaskEngine(workers)  # type: ignore[arg-type]
+    if isinstance(workers, Executor):
+        return ExecutorEngine(workers)
+    if callable(workers):
+        return MapEngine(workers)
+    raise TypeError(
+        "`workers` must be None, a number of processes, a map-like callable, a "
+        f"concurrent.futures.Executor or a dask Client, but got {short(workers)}."
+    )

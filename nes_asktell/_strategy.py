@@ -1,0 +1,824 @@
+"""The strategy base class, whole: the ask/tell protocol shared by every NES variant.
+
+:class:`Strategy` holds the constructor of the shared options, ``ask`` and ``tell``, the record
+of the run (counters, best-so-far, recent best values), ``stop`` and ``result``, ``optimize``
+(through the one run loop of ``_loop``), ``state_dict``/``from_state``, and the narrow methods
+that evaluation on other processes needs (:meth:`~Strategy.batch_keys`,
+:meth:`~Strategy.replica_state`, :meth:`~Strategy.replay`, :meth:`~Strategy.digest`).
+
+A subclass is one module: it sets ``name`` (which registers it, see :func:`resolve_strategy`),
+checks its own options and implements the hooks :meth:`~Strategy._perturb_into`,
+:meth:`~Strategy._updated`, :meth:`~Strategy._stds` and :meth:`~Strategy._sigma_value`, plus
+its options and state.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import ClassVar, TypeVar, Unpack
+
+import numpy as np
+from scipy.optimize import OptimizeResult
+
+from . import _batch, _noise, _shaping, _stopping
+from . import _validate as v
+from ._batch import KeyedBatch, Keys
+from ._bounds import Box, parse_bounds
+from ._evaluate import WorkersLike
+from ._loop import run
+from ._typing import (
+    JSON,
+    ArrayLike,
+    BoundsLike,
+    CommonOptions,
+    FloatArray,
+    LegacyRngLike,
+    NESWarning,
+    ShapingLike,
+)
+
+S = TypeVar("S", bound="Strategy")
+
+#: the stopping criteria every strategy accepts as keywords.
+CRITERIA = ("maxfev", "maxiter", "ftarget", "tolfun", "tolx", "tolstagnation", "timeout")
+#: the version of the layout of ``state_dict()``.
+STATE_VERSION = 2
+#: how many applied updates a strategy keeps for the replicas of workers to replay.
+APPLIED_KEPT = 4
+
+#: every strategy class by its ``name``, filled as the classes are defined.
+_REGISTRY: dict[str, type[Strategy]] = {}
+
+
+def strategy_names() -> list[str]:
+    """Return the names of the registered strategies, sorted (``["openes", "snes", ...]``)."""
+    return sorted(_REGISTRY)
+
+
+def resolve_strategy(strategy: str | type[Strategy]) -> type[Strategy]:
+    """Return the strategy class that `strategy` names (any case) or is.
+
+    This is the one way every face of the package (IPOP, the scipy method, the Optuna sampler,
+    ``Strategy.from_state``, the benchmarks) turns a name into a class.
+
+    Raises
+    ------
+    ValueError
+        If no registered strategy has that name.
+    TypeError
+        If `strategy` is neither a string nor a Strategy subclass.
+
+    Examples
+    --------
+    >>> from nes_asktell import XNES, resolve_strategy
+    >>> resolve_strategy("XNES") is XNES
+    True
+    """
+    if isinstance(strategy, str):
+        cls = _REGISTRY.get(strategy.lower())
+        if cls is None:
+            raise ValueError(
+                f"`strategy` must be one of {strategy_names()} or a Strategy subclass, "
+                f"but got {v.short(strategy)}."
+            )
+        return cls
+    if isinstance(strategy, type) and issubclass(strategy, Strategy):
+        return strategy
+    raise TypeError(
+        f"`strategy` must be one of {strategy_names()} or a Strategy subclass, "
+        f"but got {v.short(strategy)}."
+    )
+
+
+def default_popsize(dim: int) -> int:
+    """Return ``4 + floor(3 ln d)`` (Wierstra et al. 2014, Table 1)."""
+    return 4 + math.floor(3 * math.log(dim))
+
+
+def check_popsize(popsize: object, dim: int, mirrored: bool) -> int:
+    """Return `popsize` checked, or the default for `dim` (made even with `mirrored` sampling).
+
+    This is the one place where a population is made even for mirrored sampling.
+    """
+    if popsize is None:
+        lam = default_popsize(dim)
+        return lam + lam % 2 if mirrored else lam
+    lam = v.integer("popsize", popsize, minimum=2)
+    if mirrored and lam % 2:
+        raise ValueError(f"`popsize` must be even with mirrored sampling, but got {lam}.")
+    return lam
+
+
+def even_popsize(popsize: int, mirrored: bool) -> int:
+    """Return `popsize` rounded up to even when `mirrored` (a grown IPOP population, say)."""
+    return popsize + popsize % 2 if mirrored else popsize
+
+
+def _check_dtype(dtype: object) -> type[np.floating]:
+    """Return np.float64 (the default) or np.float32, or raise naming `dtype`."""
+    try:
+        name = np.dtype("float64" if dtype is None else dtype).name  # type: ignore[call-overload]
+    except TypeError:
+        name = ""
+    if name not in ("float64", "float32"):
+        raise ValueError(f"`dtype` must be 'float64' or 'float32', but got {v.short(dtype)}.")
+    return np.float64 if name == "float64" else np.float32
+
+
+class Strategy(ABC):
+    """Base class of the NES strategies: ask/tell, the record of a run, stopping, state.
+
+    Subclasses implement how a perturbation is scaled (:meth:`_perturb_into`), the update of
+    the search distribution from the utilities (:meth:`_updated`, which returns the new values
+    and changes nothing), and the extra state they carry.
+
+    Every strategy also takes the keywords ``threads`` (threads that draw counter-based noise
+    and build the candidates; the results are bit-identical for any count) and ``dtype``
+    (``"float64"``, the default, or ``"float32"``, which halves the memory of the noise and of
+    the candidates; the mean and the step sizes stay float64).
+
+    Examples
+    --------
+    The protocol, shown with :class:`~nes_asktell.OpenES` (every strategy behaves alike):
+
+    >>> import json
+    >>> import numpy as np
+    >>> from nes_asktell import OpenES, Strategy
+    >>> def f(x):
+    ...     return float(np.sum(x**2))
+    >>> es = OpenES(np.ones(3), sigma0=0.1, rng=0, maxiter=5)
+    >>> while not es.stop():
+    ...     X = es.ask()
+    ...     es.tell(X[::-1], [f(x) for x in X[::-1]])  # rows in any order
+    >>> es.stop(), es.generation, es.nfev
+    ({'maxiter': 5}, 5, 40)
+    >>> X = es.ask()  # checkpoint between ask and tell, through JSON
+    >>> copy = Strategy.from_state(json.loads(json.dumps(es.state_dict())))
+    >>> type(copy).__name__, bool(np.array_equal(copy.ask(), X))
+    ('OpenES', True)
+    """
+
+    #: the registry name, also ``state_dict()['strategy']``; setting it registers the class.
+    name: ClassVar[str] = ""
+    #: whether `rng` may be a legacy RandomState (OpenES, for the 2017 seed configuration).
+    allows_legacy_rng: ClassVar[bool] = False
+    #: whether perturbations come in mirrored pairs unless `mirrored` says otherwise.
+    default_mirrored: ClassVar[bool] = False
+    #: the fitness shaping unless `shaping` says otherwise.
+    default_shaping: ClassVar[str] = "nes"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if not name:
+            return
+        if not isinstance(name, str) or name != name.lower():
+            raise TypeError(f"`{cls.__name__}.name` must be a lower-case string, not {name!r}.")
+        held = _REGISTRY.get(name)
+        if held is not None and (held.__module__, held.__qualname__) != (
+            cls.__module__,
+            cls.__qualname__,
+        ):
+            raise ValueError(
+                f"the strategy name {name!r} of {cls.__qualname__} is taken by "
+                f"{held.__module__}.{held.__qualname__}."
+            )
+        _REGISTRY[name] = cls
+
+    def __init__(
+        self,
+        x0: ArrayLike,
+        sigma0: float | ArrayLike,
+        popsize: int | None = None,
+        *,
+        bounds: BoundsLike = None,
+        rng: LegacyRngLike = None,
+        mirrored: bool | None = None,
+        shaping: ShapingLike | None = None,
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        unknown = sorted(set(common) - {*CRITERIA, "threads", "dtype"})
+        if unknown:
+            raise TypeError(
+                f"unknown option `{unknown[0]}` = {v.short(common[unknown[0]])}; the options "  # type: ignore[literal-required]
+                f"are the documented keywords and the stopping criteria {list(CRITERIA)}."
+            )
+        mean = v.as_vector("x0", x0)
+        dim = mean.size
+        self._sigma0 = self._check_sigma0(sigma0, dim)
+        self._mirrored = v.flag(
+            "mirrored", self.default_mirrored if mirrored is None else mirrored
+        )
+        lam = check_popsize(popsize, dim, self._mirrored)
+        self._threads = v.integer("threads", common.get("threads", 1), minimum=1)
+        self._dtype = _check_dtype(common.get("dtype"))
+        self._box: Box | None = parse_bounds(bounds, dim)
+        self._shaping_spec: ShapingLike = self.default_shaping if shaping is None else shaping
+        self._shape_fn = _shaping.resolve(self._shaping_spec)
+        self._noise = _noise.make_noise(
+            rng, allow_legacy=self.allows_legacy_rng, threads=self._threads
+        )
+        crit = _stopping.check_criteria(
+            **{k: common[k] for k in CRITERIA if k in common}  # type: ignore[literal-required]
+        )
+        crit.setdefault("tolfun", 1e-12)
+        crit.setdefault("tolx", 1e-12)
+        if crit.get("tolstagnation") is None:
+            crit["tolstagnation"] = _stopping.default_stagnation(dim, lam)
+        self._crit = _stopping.Criteria(**crit)  # type: ignore[arg-type]
+        self._dim = dim
+        self._popsize = lam
+        self._mean = mean
+        self._start_record(mean.copy() if self._box is None else self._box.clip(mean))
+        # The pending batch: the noise of the latest ask and its candidates.
+        self._Zh: FloatArray | None = None
+        self._X: FloatArray | None = None
+        self._noise_before_ask: JSON | None = None
+        # Batches told and possibly free for reuse (see _batch.take_buffer).
+        self._spare: list[FloatArray] = []
+        # The utilities applied by the latest tells, (generation, u or None when skipped): the
+        # replicas of workers replay them (see recent_updates). Not state.
+        self._applied: list[tuple[int, FloatArray | None]] = []
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def _check_sigma0(self, sigma0: object, dim: int) -> FloatArray | float:
+        """Return `sigma0` checked (a positive float; SNES also takes one per coordinate)."""
+        return v.positive_float("sigma0", sigma0)
+
+    @abstractmethod
+    def _perturb_into(self, Zh: FloatArray, out: FloatArray) -> None:
+        """Write the scaled perturbations of the noise rows `Zh` into `out` (same shape)."""
+
+    @abstractmethod
+    def _updated(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
+        """Return the attributes the update from utilities `u` changes, with their new values.
+
+        `u` is aligned with the asked rows, `Zh` holds the noise rows they were built from.
+        Nothing is changed here: the caller commits the returned values at once.
+        """
+
+    @abstractmethod
+    def _stds(self) -> FloatArray:
+        """Return the standard deviation of the search distribution along each coordinate."""
+
+    @abstractmethod
+    def _sigma_value(self) -> float | FloatArray:
+        """Return the public ``sigma``."""
+
+    def _options(self) -> JSON:
+        """Return the subclass's constructor keywords (plain data) for ``state_dict``."""
+        return {}
+
+    def _algo_state(self) -> JSON:
+        """Return the subclass's dynamic state as plain data."""
+        return {}
+
+    def _load_algo_state(self, state: JSON) -> None:
+        """Restore :meth:`_algo_state` output; raise KeyError/TypeError/ValueError if malformed."""
+        return None
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def dim(self) -> int:
+        """Number of dimensions d."""
+        return self._dim
+
+    @property
+    def popsize(self) -> int:
+        """Number of candidates per generation (lambda)."""
+        return self._popsize
+
+    @property
+    def mean(self) -> FloatArray:
+        """A copy of the mean of the search distribution (in the unbounded space)."""
+        return self._mean.copy()
+
+    @property
+    def sigma(self) -> float | FloatArray:
+        """The global step size (SNES: the per-coordinate step sizes, a copy)."""
+        return self._sigma_value()
+
+    @property
+    def mirrored(self) -> bool:
+        """Whether perturbations come in antithetic pairs (z, -z)."""
+        return self._mirrored
+
+    @property
+    def bounds(self) -> tuple[FloatArray, FloatArray] | None:
+        """The (lower, upper) box, or None."""
+        return None if self._box is None else (self._box.lower.copy(), self._box.upper.copy())
+
+    @property
+    def criteria(self) -> JSON:
+        """The stopping thresholds by name (None: that criterion is off)."""
+        return self._crit.state_dict()
+
+    @property
+    def generation(self) -> int:
+        """Number of completed tells."""
+        return self._generation
+
+    @property
+    def nfev(self) -> int:
+        """Number of fitness values evaluated and told so far."""
+        return self._nfev
+
+    @property
+    def best(self) -> tuple[FloatArray, float]:
+        """The best candidate told so far and its raw fitness (inf before any finite value)."""
+        return self._best_x.copy(), self._best_f
+
+    # ------------------------------------------------------------------ ask / tell
+    @property
+    def _n_noise(self) -> int:
+        return self._popsize // 2 if self._mirrored else self._popsize
+
+    def ask(self) -> FloatArray:
+        """Sample a population.
+
+        Returns
+        -------
+        X : ndarray of shape (popsize, dim)
+            The candidates, read-only (copy it to change it), float64 (float32 with
+            ``dtype="float32"``). Asking again before ``tell`` returns the same candidates.
+
+        Notes
+        -----
+        A later ``ask`` may reuse the memory of a told batch, but only once nothing refers to
+        it any more (no variable, no view): a batch you hold never changes.
+        """
+        if self._X is not None:
+            return self._X
+        noise_state = self._noise.state_dict() if self._noise.kind == "sequential" else None
+        Zh = self._noise_buffer()
+        # A told batch nothing else holds, or new memory (see _batch.take_buffer).
+        X = _batch.take_buffer(self._spare, (self._popsize, self._dim), self._dtype)
+        _batch.fill(
+            X,
+            Zh,
+            self._generation,
+            self._noise,
+            self._perturb_into,
+            self._mean,
+            self._box,
+            self._mirrored,
+            self._threads,
+        )
+        X.flags.writeable = False
+        self._X = X
+        self._noise_before_ask = noise_state
+        return X
+
+    def _noise_buffer(self) -> FloatArray:
+        """Return the buffer of the noise rows, (re)allocated to the current shape and dtype."""
+        shape = (self._n_noise, self._dim)
+        if self._Zh is None or self._Zh.shape != shape or self._Zh.dtype != self._dtype:
+            self._Zh = np.empty(shape, dtype=self._dtype)
+        return self._Zh
+
+    def tell(
+        self, solutions: ArrayLike, fitness: ArrayLike, *, evaluated: int | None = None
+    ) -> None:
+        """Update the search distribution from the fitness of the latest candidates.
+
+        Parameters
+        ----------
+        solutions : array_like of shape (popsize, dim)
+            The rows returned by the latest :meth:`ask`, in any order.
+        fitness : array_like of shape (popsize,)
+            Their fitness values, lower is better. NaN and inf rank worst; when every value is
+            non-finite the update is skipped with a :class:`NESWarning`.
+        evaluated : int, optional
+            How many of the values were evaluated, counted in :attr:`nfev`; default all. A run
+            whose budget ends inside a generation tells NaN for the rest.
+
+        Raises
+        ------
+        RuntimeError
+            If there is no batch to tell (tell before ask, or the same batch twice).
+        TypeError, ValueError
+            If `solutions` or `fitness` is malformed; the strategy is then left unchanged.
+        """
+        if self._X is None or self._Zh is None:
+            what = "the same batch twice" if self._generation else "tell before ask"
+            raise RuntimeError(
+                f"tell() needs the candidates of a pending ask() ({what}); call ask() first."
+            )
+        n_evaluated = (
+            self._popsize
+            if evaluated is None
+            else v.integer("evaluated", evaluated, minimum=0, maximum=self._popsize)
+        )
+        f_told = v.fitness_vector(fitness, self._popsize)
+        perm = _batch.match_rows(self._X, solutions)
+        f = f_told if perm is None else np.empty_like(f_told)
+        if perm is not None:
+            f[perm] = f_told
+        finite = np.isfinite(f)
+        u = _shaping.apply(self._shape_fn, f) if finite.any() else None
+        new = None if u is None else self._updated(u, self._Zh)
+        # Nothing below raises: the state changes only from here on.
+        X = self._X
+        if new is None:
+            warnings.warn(
+                f"generation {self._generation}: every fitness value is non-finite; "
+                "the update is skipped.",
+                NESWarning,
+                stacklevel=2,
+            )
+        else:
+            self.__dict__.update(new)
+        self._record(f, finite, X)
+        self._nfev += n_evaluated
+        kept = self._applied[-(APPLIED_KEPT - 1) :]
+        self._applied = [*kept, (self._generation, None if u is None else u.copy())]
+        self._generation += 1
+        self._X = None
+        self._noise_before_ask = None
+        # Keep the told batch for reuse by a later ask (at most two: the caller's latest one
+        # and one that is free again).
+        self._spare = [*self._spare[-1:], X]
+
+    # ------------------------------------------------------------------ helpers for updates
+    def _noise_sum(self, Zh: FloatArray, u: FloatArray) -> FloatArray:
+        """Return ``sum_k u_k z_k`` over the asked rows (z_k are the unscaled perturbations)."""
+        return _batch.noise_sum(Zh, u, self._mirrored)
+
+    def _noise_sq_sum(self, Zh: FloatArray, w: FloatArray) -> FloatArray:
+        """Return ``sum_j w_j Zh_j**2`` (element-wise squares) for weights `w` over the noise rows.
+
+        Computed in column blocks, so no (rows, d) temporary is made; the blocks are fixed,
+        so the result does not depend on the thread count. Use with :meth:`_even_weights`.
+        """
+        return _batch.noise_sq_sum(Zh, w, self._noise, self._threads)
+
+    def _even_weights(self, u: FloatArray) -> FloatArray:
+        """Weights w with ``sum_k u_k h(z_k) = sum_j w_j h(Zh_j)`` for every even function h."""
+        m = self._n_noise
+        return u[:m] + u[m:] if self._mirrored else u
+
+    # ------------------------------------------------------------------ the record of a run
+    def _start_record(self, best_x: FloatArray) -> None:
+        """Start an empty record: generation 0, no evaluation, `best_x` the best (fitness inf)."""
+        self._generation = 0
+        self._nfev = 0
+        self._best_x = best_x
+        self._best_f = math.inf
+        self._fhist: list[float] = []
+        self._last_range = math.inf
+        self._since_improvement = 0
+        self._t0 = time.monotonic()
+
+    def _record(self, f: FloatArray, finite: np.ndarray, X: FloatArray) -> None:
+        """Record a told generation (fitness `f` of the rows `X`): best-so-far and history."""
+        if not finite.any():
+            # A generation without a finite value is no improvement: tolstagnation still counts,
+            # so a run whose objective only returns NaN ends instead of looping forever.
+            self._since_improvement += 1
+            return
+        i = int(np.argmin(np.where(finite, f, np.inf)))
+        fmin = float(f[i])
+        if fmin < self._best_f:
+            self._best_f = fmin
+            self._best_x = X[i].copy()
+            self._since_improvement = 0
+        else:
+            self._since_improvement += 1
+        self._fhist.append(fmin)
+        del self._fhist[: -_stopping.history_length(self._dim, self._popsize)]
+        self._last_range = float(np.ptp(f[finite]))
+
+    def stop(self) -> dict[str, float]:
+        """Return the termination criteria that hold, each with its threshold (empty if none)."""
+        full = len(self._fhist) >= _stopping.history_length(self._dim, self._popsize)
+        fun_range = (
+            max(max(self._fhist) - min(self._fhist), self._last_range) if full else math.inf
+        )
+        return _stopping.holds(
+            self._crit,
+            nfev=self._nfev,
+            generation=self._generation,
+            best_f=self._best_f,
+            fun_range=fun_range,
+            stds=self._stds(),
+            mean=self._mean,
+            since_improvement=self._since_improvement,
+            history_full=full,
+            elapsed=time.monotonic() - self._t0,
+        )
+
+    @property
+    def result(self) -> OptimizeResult:
+        """The outcome so far as a ``scipy.optimize.OptimizeResult``.
+
+        Fields: ``x`` and ``fun`` (best so far), ``nfev``, ``nit`` (generations), ``status``,
+        ``success``, ``message`` (scipy's wording), ``stop`` (the criteria that hold), ``mean``
+        and ``sigma``.
+        """
+        sigma = self._sigma_value()
+        return _stopping.make_result(
+            x=self._best_x.copy(),
+            fun=self._best_f,
+            nfev=self._nfev,
+            nit=self._generation,
+            stop=self.stop(),
+            mean=self._mean.copy(),
+            sigma=sigma.copy() if isinstance(sigma, np.ndarray) else sigma,
+        )
+
+    def optimize(
+        self,
+        fun: Callable[..., float],
+        *,
+        args: Sequence[object] = (),
+        maxfev: int | None = None,
+        maxiter: int | None = None,
+        workers: WorkersLike = None,
+        callback: Callable[[OptimizeResult], object] | None = None,
+        disp: bool = False,
+    ) -> OptimizeResult:
+        """Run ask/evaluate/tell until :meth:`stop` holds or a budget is spent; return the result.
+
+        Parameters
+        ----------
+        fun : callable
+            ``fun(x, *args) -> float`` to minimise.
+        args : tuple
+            Extra arguments of `fun`.
+        maxfev, maxiter : int, optional
+            Totals (counted from the start of the run) after which this call stops; they are
+            not stored, so a later call without them runs on under the strategy's own
+            criteria. The last generation evaluates only what the budget allows, so ``nfev``
+            never exceeds `maxfev`.
+        workers : None, int, map-like callable, Executor, dask Client or Evaluator
+            How to evaluate a population (see :func:`nes_asktell.evaluate`).
+        callback : callable, optional
+            Called after each generation with the current :attr:`result`; returning True or
+            raising StopIteration stops the run (status 99).
+        disp : bool
+            Print a progress line every few generations.
+        """
+        return run(
+            self,
+            lambda: self,
+            fun,
+            args=args,
+            maxfev=maxfev,
+            maxiter=maxiter,
+            workers=workers,
+            callback=callback,
+            disp=disp,
+        )
+
+    # ------------------------------------------------------------------ for evaluation
+    def batch_keys(self, X: FloatArray) -> KeyedBatch | None:
+        """Return what rebuilds the rows `X` of the pending batch from keys, or None.
+
+        `X` must be the first rows of the pending batch (the array :meth:`ask` returned, or a
+        slice of it). Rows can be rebuilt when the noise is counter-based (an integer seed)
+        and a candidate is ``mean + scale * z`` (OpenES, SNES); that is checked on the first
+        and the last row, so any other strategy (XNES) gets None and ships vectors.
+        """
+        pending = self._X
+        if not isinstance(self._noise, _noise.CounterNoise) or pending is None or not len(X):
+            return None
+        if not (X is pending or X.base is pending) or X.shape[1] != self._dim:
+            return None
+        scale = self._sigma_value()
+        if isinstance(scale, np.ndarray) and scale.shape != (self._dim,):
+            return None
+        dtype = np.dtype(self._dtype).name
+        keys = Keys.of(self._noise.entropy, self._generation, self._n_noise, self._mirrored, dtype)
+        for k in {0, X.shape[0] - 1}:
+            if not np.array_equal(_batch.rebuild_row(keys, self._mean, scale, self._box, k), X[k]):
+                return None
+        return KeyedBatch(keys, self._mean, scale, self._box)
+
+    def extra_samples(self, n: int) -> FloatArray | None:
+        """Return `n` further samples of this generation's distribution (None: not possible).
+
+        Sample ``j`` is built from the counter noise key ``(generation, n_noise + j)``, which no
+        candidate of the batch uses, so the samples are reproducible anywhere and differ from
+        the batch's. They are never told, and the strategy does not change. With noise drawn
+        in sequence (a Generator `rng`) there are none.
+        """
+        n = v.integer("n", n, minimum=0)
+        if not isinstance(self._noise, _noise.CounterNoise):
+            return None
+        Zh = np.empty((n, self._dim), dtype=self._dtype)
+        self._noise.draw(self._generation, Zh, start=self._n_noise)
+        X = np.empty_like(Zh)
+        self._perturb_into(Zh, X)
+        X += self._mean
+        if self._box is not None:
+            self._box.reflect(X)
+        return X
+
+    def recent_updates(self) -> tuple[tuple[int, FloatArray | None], ...]:
+        """Return the latest applied updates, ``(generation, utilities or None if skipped)``.
+
+        A replica at one of these generations catches up with :meth:`replay`.
+        """
+        return tuple(self._applied)
+
+    def replica_state(self) -> JSON:
+        """Return the state a worker's replica starts from: :meth:`state_dict` without the batch.
+
+        The replica never shapes fitness (it is told utilities), so a callable `shaping` is
+        stored as ``"raw"``; nor does it keep the record of the run.
+        """
+        return self._state(asked=False, record=False)
+
+    def replay(self, generation: int, u: FloatArray | None) -> None:
+        """Apply the update of `generation` from its utilities `u` (None: it was skipped).
+
+        The replica of a worker calls this to follow the updates of the strategy it copies:
+        the noise of `generation` is drawn again (counter-based noise only) and the update
+        applied, exactly as ``tell`` applied it.
+
+        Raises
+        ------
+        RuntimeError
+            If the strategy is not at `generation`, has a pending batch, or draws its noise
+            in sequence.
+        """
+        if generation != self._generation or self._X is not None:
+            raise RuntimeError(
+                f"replay() of generation {generation} needs a strategy at that generation "
+                f"with no pending batch, but it is at {self._generation}."
+            )
+        if not isinstance(self._noise, _noise.CounterNoise):
+            raise RuntimeError("replay() needs counter-based noise (an integer `rng`).")
+        if u is not None:
+            Zh = self._noise_buffer()
+            self._noise.draw(generation, Zh)  # the rows ask() drew
+            self.__dict__.update(self._updated(u, Zh))
+        self._generation = generation + 1
+
+    def digest(self) -> bytes:
+        """Return a hash of what the candidates depend on: generation, mean and step sizes."""
+        return _batch.digest(self._generation, self._mean, self._sigma_value())
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> JSON:
+        """Return the complete state as JSON-serialisable plain data.
+
+        ``Strategy.from_state(state)`` rebuilds a strategy that continues bit-identically,
+        also between ``ask`` and ``tell``.
+
+        Raises
+        ------
+        ValueError
+            If `shaping` is a callable, which plain data cannot hold (use pickle, or pass it
+            again to ``from_state``).
+        """
+        if not isinstance(self._shaping_spec, str):
+            raise ValueError(
+                "`shaping` is a callable, which state_dict() cannot store; use pickle, or "
+                "pass it again to from_state(state, shaping=...)."
+            )
+        return self._state(asked=self._X is not None, record=True)
+
+    def _state(self, *, asked: bool, record: bool) -> JSON:
+        # Between ask and tell: the noise state that ask started from.
+        noise = self._noise_before_ask if asked else None
+        return {
+            "strategy": self.name,
+            "version": STATE_VERSION,
+            "dim": self._dim,
+            "popsize": self._popsize,
+            "sigma0": _plain(self._sigma0),
+            "mirrored": self._mirrored,
+            "shaping": self._shaping_spec if isinstance(self._shaping_spec, str) else "raw",
+            "threads": self._threads,
+            "dtype": np.dtype(self._dtype).name,
+            "bounds": None if self._box is None else self._box.state_dict(),
+            "criteria": self._crit.state_dict(),
+            "options": self._options(),
+            "mean": self._mean.tolist(),
+            "generation": self._generation,
+            "nfev": self._nfev,
+            "record": self._record_state() if record else None,
+            "asked": asked,
+            "noise": noise if noise is not None else self._noise.state_dict(),
+            "algo": self._algo_state(),
+        }
+
+    def _record_state(self) -> JSON:
+        return {
+            "best_x": self._best_x.tolist(),
+            "best_f": None if math.isinf(self._best_f) else self._best_f,
+            "fhist": list(self._fhist),
+            "last_range": None if math.isinf(self._last_range) else self._last_range,
+            "since_improvement": self._since_improvement,
+        }
+
+    @classmethod
+    def from_state(cls: type[S], state: JSON, *, shaping: ShapingLike | None = None) -> S:
+        """Rebuild a strategy from :meth:`state_dict` output.
+
+        Called on :class:`Strategy`, it builds the class the state names; called on a
+        subclass, the state must name that class.
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state_dict` returned (after a JSON round trip, if you like).
+        shaping : str or callable, optional
+            The fitness shaping, when the strategy had a callable one.
+
+        Raises
+        ------
+        ValueError
+            If `state` is malformed or belongs to another strategy.
+        """
+        if not isinstance(state, dict):
+            raise ValueError(
+                f"`state` must be a dict from state_dict(), but got {v.short(state)}."
+            )
+        name = state.get("strategy")
+        target = _REGISTRY.get(name) if isinstance(name, str) else None
+        if target is None or not issubclass(target, cls) or state.get("version") != STATE_VERSION:
+            expected = "a strategy's" if cls is Strategy else f"{cls.__name__}."
+            raise ValueError(
+                f"`state` must come from {expected}state_dict() (version {STATE_VERSION}), "
+                f"but got strategy={v.short(name)}, version={v.short(state.get('version'))}."
+            )
+        try:
+            obj = target._from_state(state, shaping)
+        except KeyError as exc:
+            raise ValueError(f"`state` is malformed: the key {exc} is missing.") from exc
+        except (TypeError, ValueError, IndexError) as exc:
+            raise ValueError(f"`state` is malformed: {exc}") from exc
+        return obj  # type: ignore[return-value]
+
+    @classmethod
+    def _from_state(cls, state: JSON, shaping: ShapingLike | None) -> Strategy:
+        """Rebuild through the constructor (which validates every option), then the rest."""
+        bounds = state["bounds"]
+        sigma0 = state["sigma0"]
+        obj = cls(
+            v.as_vector("mean", state["mean"]),
+            np.asarray(sigma0) if isinstance(sigma0, list) else sigma0,  # type: ignore[arg-type]
+            state["popsize"],  # type: ignore[arg-type]
+            bounds=None if bounds is None else Box.from_state(bounds).to_bounds(),
+            rng=0,
+            mirrored=state["mirrored"],  # type: ignore[arg-type]
+            shaping=state["shaping"] if shaping is None else shaping,  # type: ignore[arg-type]
+            threads=v.integer("threads", state["threads"], minimum=1),
+            dtype=str(state["dtype"]),
+            **dict(state["criteria"]),  # type: ignore[call-overload]
+            **dict(state["options"]),  # type: ignore[call-overload]
+        )
+        if obj._dim != state["dim"]:
+            raise ValueError(f"dim {v.short(state['dim'])} does not match the mean")
+        obj._noise = _noise.from_state(state["noise"], obj._threads)
+        obj._generation = v.integer("generation", state["generation"], minimum=0)
+        obj._nfev = v.integer("nfev", state["nfev"], minimum=0)
+        record = state["record"]
+        if record is not None:
+            obj._load_record(dict(record))  # type: ignore[call-overload]
+        obj._load_algo_state(dict(state["algo"]))  # type: ignore[call-overload]
+        asked = state["asked"]
+        if not isinstance(asked, bool):
+            raise TypeError(f"`asked` must be True or False, but got {v.short(asked)}.")
+        if asked:
+            obj.ask()
+        return obj
+
+    def _load_record(self, record: JSON) -> None:
+        self._best_x = v.as_vector("best_x", record["best_x"], self._dim)
+        best_f = record["best_f"]
+        self._best_f = math.inf if best_f is None else v.real("best_f", best_f)
+        self._fhist = [v.real("fhist", x) for x in record["fhist"]]  # type: ignore[attr-defined]
+        last = record["last_range"]
+        self._last_range = math.inf if last is None else v.real("last_range", last)
+        self._since_improvement = v.integer(
+            "since_improvement", record["since_improvement"], minimum=0
+        )
+
+    def __getstate__(self) -> dict[str, object]:
+        d = self.__dict__.copy()
+        d["_t0"] = time.monotonic() - self._t0  # elapsed, restored relative to the new clock
+        d["_spare"] = []  # buffers for reuse, not state
+        return d
+
+    def __setstate__(self, d: dict[str, object]) -> None:
+        self.__dict__.update(d)
+        self._t0 = time.monotonic() - float(d["_t0"])  # type: ignore[arg-type]
+        if self._X is not None:
+            self._X.flags.writeable = False
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(dim={self._dim}, popsize={self._popsize}, "
+            f"generation={self._generation}, nfev={self._nfev}, best_f={self._best_f:.6g})"
+        )
+
+
+def _plain(x: float | FloatArray) -> float | list[float]:
+    return x.tolist() if isinstance(x, np.ndarray) else float(x)
