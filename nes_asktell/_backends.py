@@ -8,7 +8,8 @@ Every engine has the small interface of :class:`Engine`. Two kinds exist:
 * engines that run tasks and return futures: :class:`ProcessPool` (a process pool the engine
   starts and owns), :class:`ExecutorEngine` (any ``concurrent.futures.Executor``) and
   :class:`DaskEngine` (a dask ``distributed.Client``, whose worker processes can keep replicas
-  of the strategy between generations and receive broadcasts).
+  of the strategy between generations and receive broadcasts) and :class:`RayEngine` (a Ray
+  cluster: one actor per CPU, which keeps replicas and reads broadcasts from the object store).
 
 :func:`make_engine` picks the engine for a ``workers`` argument: adding an engine is one class
 here and one detection line there.
@@ -20,6 +21,7 @@ import contextlib
 import multiprocessing
 import numbers
 import os
+import types
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -45,7 +47,7 @@ class DaskClientLike(Protocol):
 
 
 #: what ``workers=`` accepts besides an Evaluator (see :func:`nes_asktell.evaluate`).
-EngineLike = None | int | MapLike | Executor | DaskClientLike
+EngineLike = None | int | MapLike | Executor | DaskClientLike | types.ModuleType
 
 
 class Engine:
@@ -241,8 +243,8 @@ def make_engine(workers: EngineLike) -> Engine:
     """Return the engine for a `workers` argument, or raise naming it.
 
     None or 1: :class:`Serial`; an int: a :class:`ProcessPool` of that size (-1: one per
-    core); a dask Client: :class:`DaskEngine`; an Executor: :class:`ExecutorEngine`; another
-    callable: :class:`MapEngine`.
+    core); a dask Client: :class:`DaskEngine`; the ``ray`` module: :class:`RayEngine`; an
+    Executor: :class:`ExecutorEngine`; another callable: :class:`MapEngine`.
     """
     if workers is None:
         return Serial()
@@ -257,11 +259,98 @@ def make_engine(workers: EngineLike) -> Engine:
         return ProcessPool(n) if n > 1 else Serial()
     if is_dask_client(workers):
         return DaskEngine(workers)  # type: ignore[arg-type]
+    if isinstance(workers, types.ModuleType) and workers.__name__ == "ray":
+        return RayEngine(workers)
     if isinstance(workers, Executor):
         return ExecutorEngine(workers)
     if callable(workers):
         return MapEngine(workers)
     raise TypeError(
         "`workers` must be None, a number of processes, a map-like callable, a "
-        f"concurrent.futures.Executor or a dask Client, but got {short(workers)}."
+        "concurrent.futures.Executor, a dask Client or the ray module, but got "
+        f"{short(workers)}."
     )
+
+
+class RayActor:
+    """A Ray actor's body: runs tasks in its own worker process, which keeps the replicas."""
+
+    def run(self, fn: Callable[..., object], *args: object) -> object:
+        """Return ``fn(*args)`` (Ray has already fetched the object-store arguments)."""
+        return fn(*args)
+
+
+class RayEngine(Engine):
+    """A Ray cluster (the ``ray`` module): one actor per CPU, started on first use.
+
+    Each actor is a worker process that lives across generations, so it keeps replicas of the
+    strategy (replay mode) like a dask worker; a broadcast is put into the object store once
+    (``ray.put``) and the tasks carry its reference. A task that raises, kills its actor or
+    misses the deadline is retried alone on fresh actors (the engine kills and replaces them).
+    The cluster stays the caller's; :meth:`close` kills only the engine's actors.
+    """
+
+    keeps_replicas = True
+    isolates_retries = True
+
+    def __init__(self, ray: types.ModuleType, n: int | None = None) -> None:
+        self.ray = ray
+        self.n = n
+        self._actors: list[Any] = []
+        self._next = 0
+
+    def _cpus(self) -> int:
+        """Return the number of actors to start: `n`, or one per CPU of the cluster."""
+        if self.n is not None:
+            return self.n
+        return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+
+    def size(self) -> int:
+        """Return the number of actors."""
+        return len(self._actors) or self._cpus()
+
+    def start(self) -> None:
+        """Start the actors (``ray.init()`` first if needed) and wait until each runs."""
+        if self._actors:
+            return
+        ray = self.ray
+        if not ray.is_initialized():
+            ray.init()
+        cls = ray.remote(num_cpus=1, max_restarts=0)(RayActor)
+        actors = [cls.remote() for _ in range(self._cpus())]
+        ray.get([a.run.remote(ready) for a in actors])
+        self._actors, self._next = actors, 0
+
+    def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
+        """Run ``fn(*args)`` on the next actor, round robin; return a concurrent future."""
+        self.start()
+        actor = self._actors[self._next % len(self._actors)]
+        self._next += 1
+        fut: Future[Any] = actor.run.remote(fn, *args).future()
+        return fut
+
+    def broadcast(self, value: object) -> tuple[object, int]:
+        """Put `value` into the object store; return its reference and the bytes sent.
+
+        Each node of the cluster fetches the object once, and its actors read it from
+        shared memory: the bytes are counted once per node.
+        """
+        nodes = sum(1 for node in self.ray.nodes() if node.get("Alive"))
+        return self.ray.put(value), nbytes(value) * max(1, nodes)
+
+    def run_everywhere(self, fn: Callable[..., object], *args: object) -> None:
+        """Run ``fn(*args)`` on every actor (ignoring actors that are gone)."""
+        refs = [a.run.remote(fn, *args) for a in self._actors]
+        with contextlib.suppress(Exception):
+            self.ray.get(refs, timeout=30)
+
+    def reset(self) -> None:
+        """Kill the actors (hung or dead); fresh ones start on next use."""
+        actors, self._actors = self._actors, []
+        for actor in actors:
+            with contextlib.suppress(Exception):
+                self.ray.kill(actor, no_restart=True)
+
+    def close(self) -> None:
+        """Kill the engine's actors; the cluster stays."""
+        self.reset()

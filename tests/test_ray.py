@@ -1,0 +1,151 @@
+"""Ray as an engine (``workers=ray``) on a real local Ray cluster of 2 CPUs.
+
+Every comparison is exact: a run on Ray's actors must be bit-identical to the serial run with the
+same seed in each mode (vectors, seeds with the mean in the object store, replay with replicas
+in the actors), and a candidate whose function raises, exits its worker process or hangs past
+the timeout costs only its candidates (NaN and a warning); the run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from nes_asktell import SNES, XNES, Evaluator, NESWarning, OpenES
+
+ray = pytest.importorskip("ray")
+
+pytestmark = pytest.mark.slow
+
+D = 12_000  # above SEEDS_MIN_DIM: "auto" rebuilds candidates from keys; a mean is 96 KB
+
+
+def sphere(x: np.ndarray, shift: float = 0.5) -> float:
+    return float(np.sum((x - shift) ** 2))
+
+
+def raise_at(x: np.ndarray, target: np.ndarray) -> float:
+    if np.array_equal(x, target):
+        raise RuntimeError("boom")
+    return sphere(x)
+
+
+def exit_at(x: np.ndarray, target: np.ndarray) -> float:
+    if np.array_equal(x, target):
+        os._exit(3)  # the worker process dies
+    return sphere(x)
+
+
+def sleep_at(x: np.ndarray, target: np.ndarray, seconds: float) -> float:
+    if np.array_equal(x, target):
+        time.sleep(seconds)
+    return sphere(x)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # The actors do not import this test module: its functions travel by value.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def step(es: object, ev: Evaluator | None, fun=sphere, args: tuple = ()) -> np.ndarray:
+    """One generation: evaluated by `ev`, or serially in this process when `ev` is None."""
+    X = es.ask()  # type: ignore[attr-defined]
+    if ev is None:
+        f = np.array([fun(x, *args) for x in X])
+    else:
+        f = ev.evaluate(fun, X, args, strategy=es)  # type: ignore[arg-type]
+    es.tell(X, f)  # type: ignore[attr-defined]
+    return f
+
+
+@pytest.mark.parametrize("mode", ["vectors", "seeds", "replay"])
+def test_each_mode_is_bit_identical_to_serial_and_moves_what_it_should(cluster, mode) -> None:
+    es, ref = (OpenES(np.zeros(D), 0.3, popsize=8, rng=5) for _ in range(2))
+    sent = []
+    with Evaluator(cluster, mode=mode) as ev:
+        for _ in range(3):
+            np.testing.assert_array_equal(step(es, ev), step(ref, None))
+            sent.append(ev.last_bytes)
+    np.testing.assert_array_equal(es.mean, ref.mean)
+    mean_bytes = 8 * D
+    if mode == "vectors":  # the whole population, every generation
+        assert min(sent) >= 8 * mean_bytes
+    elif mode == "seeds":  # the mean once (one node), a few bytes per candidate
+        assert all(mean_bytes <= b < 2 * mean_bytes for b in sent)
+    else:  # the state once (mean and Adam's two moments), then a few KB
+        assert sent[0] >= 3 * mean_bytes
+        assert max(sent[1:]) < 10_000
+
+
+def test_workers_ray_in_optimize_is_bit_identical_for_xnes_and_snes(cluster) -> None:
+    for cls in (XNES, SNES):
+        got = cls(np.ones(6), 0.5, rng=3).optimize(sphere, maxiter=15, workers=cluster)
+        want = cls(np.ones(6), 0.5, rng=3).optimize(sphere, maxiter=15)
+        np.testing.assert_array_equal(got.x, want.x)
+        assert got.fun == want.fun
+        assert got.nfev == want.nfev
+
+
+@pytest.mark.parametrize("mode", ["seeds", "replay"])
+def test_a_raising_candidate_gets_nan_and_the_run_goes_on(cluster, mode) -> None:
+    es, ref = (SNES(np.zeros(D), 0.3, popsize=8, rng=11) for _ in range(2))
+    with Evaluator(cluster, mode=mode) as ev:
+        for gen in range(2):
+            X, Xr = es.ask(), ref.ask()
+            target = X[3 * gen].copy()
+            with pytest.warns(NESWarning, match="RuntimeError: boom"):
+                f = ev.evaluate(raise_at, X, (target,), strategy=es)
+            fr = np.array([np.nan if np.array_equal(x, target) else sphere(x) for x in Xr])
+            np.testing.assert_array_equal(f, fr)  # NaN exactly where fun raised
+            es.tell(X, f)
+            ref.tell(Xr, fr)
+    np.testing.assert_array_equal(es.mean, ref.mean)
+
+
+def test_a_candidate_that_exits_its_worker_gets_nan_and_the_run_goes_on(cluster) -> None:
+    es, ref = (SNES(np.zeros(D), 0.3, popsize=8, rng=12) for _ in range(2))
+    with Evaluator(cluster, mode="replay") as ev:
+        np.testing.assert_array_equal(step(es, ev), step(ref, None))  # replicas installed
+        X, Xr = es.ask(), ref.ask()
+        with pytest.warns(NESWarning, match="4 of 8 candidates .* ActorDiedError"):
+            f = ev.evaluate(exit_at, X, (X[5].copy(),), strategy=es)
+        # 8 rows in 2 tasks: the task holding row 5 (rows 4-7) dies twice, the other returns
+        assert np.isnan(f[4:]).all()
+        np.testing.assert_array_equal(f[:4], [sphere(x) for x in Xr[:4]])
+        es.tell(X, f)
+        ref.tell(Xr, f)
+        # fresh actors without replicas: the state is sent again, the run stays identical
+        for _ in range(2):
+            np.testing.assert_array_equal(step(es, ev), step(ref, None))
+    np.testing.assert_array_equal(es.mean, ref.mean)
+
+
+def test_a_hanging_candidate_times_out_and_the_run_goes_on(cluster) -> None:
+    es, ref = (SNES(np.zeros(D), 0.3, popsize=8, rng=13) for _ in range(2))
+    with Evaluator(cluster, mode="seeds", timeout=2.0) as ev:
+        np.testing.assert_array_equal(step(es, ev), step(ref, None))
+        X, Xr = es.ask(), ref.ask()
+        with pytest.warns(NESWarning, match=r"timeout after 2\.0 s"):
+            f = ev.evaluate(sleep_at, X, (X[0].copy(), 60.0), strategy=es)
+        assert np.isnan(f[:4]).all()  # the hung actor was killed, not waited for
+        np.testing.assert_array_equal(f[4:], [sphere(x) for x in Xr[4:]])
+        es.tell(X, f)
+        ref.tell(Xr, f)
+        for _ in range(2):
+            np.testing.assert_array_equal(step(es, ev), step(ref, None))
+    np.testing.assert_array_equal(es.mean, ref.mean)
+
+
+def test_a_module_that_is_not_ray_is_rejected() -> None:
+    with pytest.raises(TypeError, match=r"`workers` must be .* the ray module, but got <module"):
+        Evaluator(np)
