@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from ._evaluate import Evaluator, evaluate
+from ._mpi import mpi_optimize
 from ._openes import OpenES, estimate_gradient
 from ._restarts import IPOP
 from ._shaping import centered_ranks, nes_utilities, nes_weights, raw, zscore
@@ -46,6 +47,7 @@ __all__ = [
     "centered_ranks",
     "estimate_gradient",
     "evaluate",
+    "mpi_optimize",
     "nes",
     "nes_utilities",
     "nes_weights",

@@ -1,0 +1,68 @@
+"""Run under ``mpiexec -n 2``: SPMD runs bit-identical to serial, faults, divergence.
+
+Every rank runs the same checks and prints one line per check; tests/test_mpi.py reads them.
+A failed check raises, so mpiexec returns non-zero.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from mpi4py import MPI
+
+from nes_asktell import SNES, XNES, NESWarning, OpenES, mpi_optimize
+
+
+def sphere(x: np.ndarray) -> float:
+    return float(np.sum((x - 0.5) ** 2))
+
+
+def raise_on_rank_1(x: np.ndarray) -> float:
+    if MPI.COMM_WORLD.Get_rank() == 1 and x[0] > 0.5:
+        raise RuntimeError("boom")
+    return sphere(x)
+
+
+def main() -> None:
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    assert size == 2, size
+    cases = [
+        (XNES, np.ones(8), {}),
+        (SNES, np.ones(30), {}),
+        (OpenES, np.ones(30), {"popsize": 9, "mirrored": False}),  # slices of 5 and 4
+    ]
+    for cls, x0, kw in cases:
+        got = mpi_optimize(cls(x0, 0.5, rng=7, **kw), sphere, maxiter=40, check_every=3)
+        want = cls(x0, 0.5, rng=7, **kw).optimize(sphere, maxiter=40)
+        np.testing.assert_array_equal(got.x, want.x)
+        assert got.fun == want.fun
+        assert got.nfev == want.nfev
+        assert got.nit == 40
+        print(f"rank {rank}: {cls.__name__} identical to serial, f = {got.fun!r}", flush=True)
+
+    # a function that raises on rank 1 only: NaN there, the same run on both ranks
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        es = SNES(np.ones(6), 0.5, rng=3)
+        got = mpi_optimize(es, raise_on_rank_1, maxiter=5)
+    mine = [w for w in caught if issubclass(w.category, NESWarning)]
+    assert bool(mine) == (rank == 1), [str(w.message) for w in mine]
+    assert all("rank 1" in str(w.message) and "boom" in str(w.message) for w in mine)
+    xs = comm.allgather(got.x)
+    np.testing.assert_array_equal(xs[0], xs[1])
+    print(f"rank {rank}: raising candidates ranked worst, warned on rank 1 only", flush=True)
+
+    # ranks that built different strategies: the same error on every rank, no hang
+    message = ""
+    try:
+        mpi_optimize(SNES(np.ones(6), 0.5, rng=rank), sphere, maxiter=5)
+    except RuntimeError as exc:
+        message = str(exc)
+    assert "rank(s) [1] differ from rank 0" in message, message
+    print(f"rank {rank}: divergence detected", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""MPI and loky: SPMD runs under a real ``mpiexec -n 2``, MPIPoolExecutor and loky as Executors.
+
+The MPI scripts run in a subprocess (``tests/mpi/``): each rank checks its run against a serial
+run of the same strategy, bit for bit, and prints one line per check that passed; a failed
+check raises, and mpiexec then exits non-zero.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nes_asktell import SNES, XNES, Evaluator, OpenES, mpi_optimize
+
+HERE = Path(__file__).resolve().parent / "mpi"
+MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+needs_mpi = pytest.mark.skipif(
+    MPIEXEC is None or importlib.util.find_spec("mpi4py") is None,
+    reason="needs mpi4py and mpiexec (the mpi extra)",
+)
+
+
+def sphere(x: np.ndarray) -> float:
+    return float(np.sum((x - 0.5) ** 2))
+
+
+def mpiexec(*argv: str) -> list[str]:
+    """Run ``mpiexec -n 2 python *argv``; return its output lines (it must exit with 0)."""
+    assert MPIEXEC is not None
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [MPIEXEC, "-n", "2", sys.executable, *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, f"mpiexec failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout.splitlines()
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_spmd_runs_on_two_ranks_are_bit_identical_to_serial() -> None:
+    lines = mpiexec(str(HERE / "spmd_run.py"))
+    for rank in (0, 1):
+        for name in ("XNES", "SNES", "OpenES"):
+            assert f"rank {rank}: {name} identical to serial" in "\n".join(lines)
+        assert f"rank {rank}: raising candidates ranked worst, warned on rank 1 only" in lines
+        assert f"rank {rank}: divergence detected" in lines
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_mpi_pool_executor_is_bit_identical_to_serial() -> None:
+    lines = mpiexec("-m", "mpi4py.futures", str(HERE / "pool_run.py"))
+    assert lines == [
+        "OpenES vectors: identical to serial",
+        "OpenES seeds: identical to serial",
+        "SNES seeds: identical to serial",
+        "XNES vectors: identical to serial",
+        "optimize(workers=MPIPoolExecutor): identical to serial",
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("cls", "d", "mode"),
+    [(OpenES, 12_000, "vectors"), (SNES, 12_000, "seeds"), (XNES, 6, "auto")],
+)
+def test_loky_reusable_executor_is_bit_identical_to_serial(cls: type, d: int, mode: str) -> None:
+    loky = pytest.importorskip("loky")
+    pool = loky.get_reusable_executor(max_workers=2)
+    es, ref = cls(np.zeros(d), 0.3, rng=6), cls(np.zeros(d), 0.3, rng=6)
+    with Evaluator(pool, mode=mode) as ev:
+        for _ in range(4):
+            X, Y = es.ask(), ref.ask()
+            f = ev.evaluate(sphere, X, strategy=es)
+            np.testing.assert_array_equal(f, [sphere(y) for y in Y])
+            es.tell(X, f)
+            ref.tell(Y, f)
+    np.testing.assert_array_equal(es.mean, ref.mean)
+
+
+def test_mpi_optimize_rejects_bad_arguments() -> None:
+    es = SNES(np.zeros(3), 0.5, rng=0)
+    with pytest.raises(TypeError, match=r"`es` must be a Strategy .*, but got 'sphere'"):
+        mpi_optimize("sphere", sphere)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"`check_every`.* got 0"):
+        mpi_optimize(es, sphere, comm=object(), check_every=0)
+    with pytest.raises(TypeError, match=r"`comm` must be an mpi4py communicator .*got 7"):
+        mpi_optimize(es, sphere, comm=7)
+    assert es.generation == 0  # a rejected call changes nothing
