@@ -19,7 +19,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from ._evaluate import Evaluator, evaluate
-from ._mpi import mpi_optimize
+from ._mpi import SPMDMap, mpi_optimize
 from ._openes import OpenES, estimate_gradient
 from ._restarts import IPOP
 from ._shaping import centered_ranks, nes_utilities, nes_weights, raw, zscore
@@ -42,6 +42,7 @@ __all__ = [
     "NESSampler",
     "NESWarning",
     "OpenES",
+    "SPMDMap",
     "Strategy",
     "__version__",
     "centered_ranks",
