@@ -30,6 +30,10 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+#: The scripts of tests/mpi run under mpiexec only (test_mpi.py starts them): importing them
+#: here, for their doctests, would start MPI inside the test process.
+collect_ignore_glob = ["mpi/*.py"]
+
 #: Upper bound on the number of statistical assertions evaluated in one run of the suite
 #: (hypothesis examples included: each example's assertion counts once). Raise it when adding
 #: statistical tests; the bound, not the exact count, is what the Bonferroni split needs.
