@@ -387,9 +387,11 @@ class History:
                 ax_f.semilogy(n, c - shift + tiny, label=name)
         ax_f.set_title("fitness")
         ax_f.set_ylabel(label)
-        for name in ("sigma_max", "sigma_median", "sigma_min"):
+        spread = self["sigma_max"] != self["sigma_min"]
+        for name in ("sigma_max", "sigma_median", "sigma_min") if spread.any() else ("sigma_max",):
             if np.isfinite(self[name]).any():
-                ax_s.semilogy(n, self[name], label=name.replace("_", " "))
+                label = name.replace("_", " ") if spread.any() else "sigma"
+                ax_s.semilogy(n, self[name], label=label)
         ax_s.set_title("step size")
         mean_cols = [c for c in self.columns if c.startswith("mean_") and c != "mean_norm"]
         for name in mean_cols:

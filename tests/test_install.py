@@ -8,6 +8,7 @@ project's own numpy and scipy.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -173,3 +174,16 @@ def test_each_optional_dependency_has_an_install_hint(blocked: str, code: str, e
     assert out.returncode == 1
     assert "ImportError: " in out.stderr
     assert f"pip install 'nes_asktell[{extra}]'" in out.stderr
+
+
+def test_readme_says_how_to_install_before_the_two_commands() -> None:
+    text = (ROOT / "README.md").read_text()
+    install = text.index("## Install")
+    assert install < text.index("make demo") < text.index("make test")
+    assert 'pip install ".[optuna]"' in text
+    assert "pip wheel --no-deps -w dist ." in text
+    assert "The 2017 seed run is" in text
+    # no relative links: they die wherever the README is shown outside the repository
+    assert re.findall(r"\]\((?!https?://)[^)]*\)", text) == []
+    for path in re.findall(r"`(docs/[\w/]+\.rst)`", text):
+        assert (ROOT / path).is_file(), path
