@@ -26,7 +26,7 @@ def test_the_script_names_itself_in_usage_and_version() -> None:
     assert (out.returncode, out.stdout) == (0, f"nes-asktell {__version__}\n")
     out = call("--help")
     assert out.returncode == 0
-    assert out.stdout.startswith("usage: nes-asktell [-h] [--version] COMMAND ...")
+    assert out.stdout.startswith("usage: nes-asktell [-h] [--version] command ...")
     assert "python -m" not in out.stdout
     assert "``" not in out.stdout
     for command in ("demo", "plot"):
@@ -36,11 +36,11 @@ def test_the_script_names_itself_in_usage_and_version() -> None:
 def test_the_module_names_itself_in_usage() -> None:
     out = call("--help", module=True)
     assert out.returncode == 0
-    assert out.stdout.startswith("usage: python -m nes_asktell [-h] [--version] COMMAND ...")
+    assert out.stdout.startswith("usage: python -m nes_asktell [-h] [--version] command ...")
     assert "python -m nes_asktell plot run.csv -o run.png" in out.stdout
     out = call(module=True)
     assert out.returncode == 2
-    assert "the following arguments are required: COMMAND" in out.stderr
+    assert "the following arguments are required: command" in out.stderr
 
 
 def test_plot_writes_a_png_of_a_saved_run(
