@@ -356,7 +356,8 @@ class History:
 
         Fitness (best so far, best and median of each generation; log scale, shifted by the
         lowest value when some are not positive), step size (min, median and max), the
-        recorded coordinates of the mean, and the condition number of the scale. The Figure is
+        recorded coordinates of the mean, and the condition number of the scale; dotted vertical
+        lines mark where the population size changes (the restarts of IPOP). The Figure is
         made without pyplot: save it with ``fig.savefig(path)``.
 
         Raises
@@ -381,7 +382,7 @@ class History:
         if values.size and np.min(values) <= 0:  # a log scale needs positive values
             shift = float(np.min(values))
             tiny = 1e-12 * max(1.0, abs(shift))
-            label = f"f - ({shift:.6g})"
+            label = "f (0 drawn at 1e-12)" if shift == 0 else f"f - ({shift:.6g})"
         for name, c in curves.items():
             if np.isfinite(c).any():
                 ax_f.semilogy(n, c - shift + tiny, label=name)
@@ -401,8 +402,12 @@ class History:
         if np.isfinite(self["condition"]).any():
             ax_c.semilogy(n, self["condition"])
         ax_c.set_title("condition (longest / shortest axis)")
+        pop = self["popsize"] if len(self) else np.zeros(0)
+        restarts = n[1:][(pop[1:] != pop[:-1]) & np.isfinite(pop[1:]) & np.isfinite(pop[:-1])]
         for ax in (ax_f, ax_s, ax_m, ax_c):
             ax.grid(True, which="major", alpha=0.4)
+            for x in restarts:  # a new population size: a restart of IPOP
+                ax.axvline(x, color="0.5", ls=":", lw=1)
             if not ax.has_data():
                 ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
         for ax in (ax_f, ax_s):

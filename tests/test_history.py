@@ -219,3 +219,16 @@ def test_plot_without_matplotlib_says_how_to_install_it(
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install 'nes_asktell\[plot\]'"):
         History().plot()
+
+
+def test_plot_marks_the_restarts_of_ipop() -> None:
+    pytest.importorskip("matplotlib")
+    history = History()
+    opt = IPOP("xnes", np.full(2, 3.0), 1.0, rng=0, max_restarts=2, tolfun=1e-3)
+    res = opt.optimize(sphere, maxfev=3000, callback=history)
+    ax_c = history.plot().get_axes()[3]
+    vertical = [ln for ln in ax_c.get_lines() if ln.get_linestyle() == ":"]
+    assert len(vertical) == res.restarts >= 1
+    starts = sorted(float(ln.get_xdata()[0]) for ln in vertical)
+    changed = history["nfev"][1:][np.diff(history["popsize"]) != 0]
+    np.testing.assert_array_equal(starts, changed)
