@@ -182,7 +182,7 @@ class History:
         sigma = res.get("sigma")
         self._append(
             generation=int(res.get("nit", len(self._rows) + 1)),
-            nfev=int(res.get("nfev", -1)),
+            nfev=float(res.get("nfev", math.nan)),
             popsize=float(res["popsize"]) if "popsize" in res else math.nan,
             fitness=None,
             f_best=float(res.get("fun", math.nan)),
@@ -235,7 +235,7 @@ class History:
         self,
         *,
         generation: int,
-        nfev: int,
+        nfev: float,
         popsize: float,
         fitness: FloatArray | None,
         f_best: float,

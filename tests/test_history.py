@@ -112,6 +112,10 @@ def test_call_with_a_full_result_records_mean_and_sigma() -> None:
     history(OptimizeResult(nit=1, nfev=6, fun=2.0, mean=np.array([1.0, 2.0]), sigma=0.5))
     row = next(iter(history))
     assert (row["sigma_max"], row["mean_0"], row["mean_norm"]) == (0.5, 1.0, math.sqrt(5))
+    history(OptimizeResult(fun=1.0))  # nothing but the value: the rest is NaN
+    last = list(history)[-1]
+    assert (last["generation"], last["f_best"]) == (2.0, 1.0)
+    assert math.isnan(last["nfev"])
 
 
 def test_bad_arguments_name_the_argument_and_the_value() -> None:

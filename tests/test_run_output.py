@@ -234,3 +234,10 @@ def test_users_own_warnings_pass_through_untouched() -> None:
         warnings.simplefilter("default")  # once per location, for the whole run
         XNES(np.ones(2), 0.5, rng=0).optimize(noisy, maxiter=5)
     assert [str(w.message) for w in log] == ["from the objective"]
+
+
+def test_a_callback_that_is_not_callable_is_rejected_before_anything_runs() -> None:
+    es = XNES(np.ones(2), 0.5, rng=0)
+    with pytest.raises(TypeError, match=r"`callback` must be callable or None, but got 3\."):
+        es.optimize(sphere, maxiter=3, callback=3)  # type: ignore[arg-type]
+    assert es.nfev == 0
