@@ -111,14 +111,15 @@ def run(
     show_bar = v.flag("progress", progress)
     if callback is not None and not callable(callback):
         raise TypeError(f"`callback` must be callable or None, but got {v.short(callback)}.")
-    bar = _progress_bar(opt, call_it) if show_bar else None
     evaluator = Evaluator(workers)
+    bar = None
     ended: dict[str, float] = {}
     name = type(opt).__name__
     clock = _Clock(opt.nfev)
     counted = _RunWarnings()
     try:
         with _display(level), evaluator:
+            bar = _progress_bar(opt, call_it) if show_bar else None
             while True:
                 if call_fev is not None and opt.nfev >= call_fev:
                     ended["maxfev"] = call_fev
