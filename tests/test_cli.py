@@ -89,3 +89,15 @@ def test_the_benchmark_runner_lists_its_benchmarks_and_no_empty_choice() -> None
     )
     assert out.returncode == 2
     assert "invalid choice: 'nope'" in out.stderr
+
+
+def test_plot_without_matplotlib_says_which_extra_to_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history = History()
+    XNES(np.ones(2), 0.5, rng=0).optimize(lambda x: float(x @ x), maxiter=2, callback=history)
+    history.save(tmp_path / "run.csv")
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert cli.main(["plot", str(tmp_path / "run.csv")]) == 1
+    assert "pip install 'nes_asktell[plot]'" in capsys.readouterr().err
+    assert not (tmp_path / "run.png").exists()
