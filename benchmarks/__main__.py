@@ -18,11 +18,25 @@ BENCHMARKS = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], default=[])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Run the benchmarks: all of them, or the ones named.",
+    )
+    # No `choices=`: with nargs="*" argparse would list the empty default among them.
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"the benchmarks to run, of {', '.join(BENCHMARKS)} (default: all)",
+    )
     parser.add_argument("--quick", action="store_true", help="a smaller run, for smoke tests")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(
+            f"argument NAME: invalid choice: {unknown[0]!r} (choose from {', '.join(BENCHMARKS)})"
+        )
     for name in args.names or list(BENCHMARKS):
         print(f"\n##### benchmark: {name}\n", flush=True)
         importlib.import_module(BENCHMARKS[name]).main(quick=args.quick)

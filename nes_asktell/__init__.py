@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from ._evaluate import Evaluator, evaluate
+from ._history import History
 from ._mpi import SPMDMap, mpi_optimize
 from ._openes import OpenES, estimate_gradient
 from ._restarts import IPOP
@@ -39,6 +40,7 @@ __all__ = [
     "SNES",
     "XNES",
     "Evaluator",
+    "History",
     "NESSampler",
     "NESWarning",
     "OpenES",
@@ -60,12 +62,24 @@ __all__ = [
 
 #: Names loaded on first use: the integrations import optuna only when asked for.
 _LAZY: dict[str, str] = {"NESSampler": ".integrations.optuna", "nes": ".integrations.scipy"}
+#: the extra that installs what a lazy name needs, by the module it needs.
+_EXTRAS: dict[str, str] = {"optuna": "optuna"}
 
 
 def __getattr__(name: str) -> object:
     """Load the optional integrations lazily."""
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        try:
+            module = importlib.import_module(_LAZY[name], __name__)
+        except ModuleNotFoundError as exc:
+            extra = _EXTRAS.get((exc.name or "").split(".")[0])
+            if extra is None:
+                raise
+            raise ImportError(
+                f"`{name}` needs {exc.name}, which is not installed: "
+                f"pip install 'nes_asktell[{extra}]'"
+            ) from exc
+        value = getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'nes_asktell' has no attribute {name!r}")

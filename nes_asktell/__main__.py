@@ -1,25 +1,89 @@
-"""Command line: ``python -m nes_asktell demo``."""
+"""The command line: ``nes-asktell`` (or ``python -m nes_asktell``) with ``demo`` and ``plot``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from . import __version__
 from ._demo import run_demo
+from ._history import History
+
+DESCRIPTION = "Natural Evolution Strategies with an ask/tell interface."
+
+EPILOG = """\
+examples:
+  {prog} demo
+  {prog} demo --no-plot
+  {prog} plot run.csv -o run.png
+"""
+
+
+def program_name() -> str:
+    """Return how the user started the command line: ``python -m nes_asktell`` or the script."""
+    return "python -m nes_asktell" if Path(sys.argv[0]).name == "__main__.py" else "nes-asktell"
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    """Return the argument parser of the command line, with `prog` in its usage lines."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=DESCRIPTION,
+        epilog=EPILOG.format(prog=prog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(title="commands", dest="command", required=True, metavar="command")
+    demo = sub.add_parser(
+        "demo",
+        help="replay the 2017 seed run, then solve it far better",
+        description="Replay the 2017 seed run, check its trace, then solve the same problem "
+        "with the default OpenES, XNES and SNES.",
+    )
+    demo.add_argument("--plot", default="nes_demo.png", help="PNG file for the convergence plot")
+    demo.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    plot = sub.add_parser(
+        "plot",
+        help="draw a run saved by History.save (a CSV file) as a PNG of four panels",
+        description="Draw a run saved by History.save (fitness, step size, mean, condition).",
+    )
+    plot.add_argument("run", type=Path, metavar="RUN.csv", help="a CSV file of History.save")
+    plot.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="RUN.png",
+        help="the image to write (default: RUN.csv with the suffix .png)",
+    )
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m nes_asktell", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="replay the 2017 seed run, then solve it far better")
-    demo.add_argument("--plot", default="nes_demo.png", help="PNG file for the convergence plot")
-    demo.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    prog = program_name()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return run_demo(None if args.no_plot else args.plot)
+    if args.command == "plot":
+        return plot_run(args.run, args.output)
     return 2  # pragma: no cover
+
+
+def plot_run(run: Path, output: Path | None) -> int:
+    """Draw the saved run `run` into `output`; print what went wrong and return 1 on error."""
+    out = output if output is not None else run.with_suffix(".png")
+    try:
+        history = History.load(run)
+        fig = history.plot()
+        fig.savefig(out, dpi=100)
+    except (OSError, ValueError, ImportError) as exc:
+        print(f"nes-asktell plot: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(history)} generations of {run} drawn in {out}")
+    return 0
 
 
 if __name__ == "__main__":

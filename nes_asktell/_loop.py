@@ -4,13 +4,28 @@
 :class:`~nes_asktell.Evaluator` evaluate the batch of the strategy that asked it, tells, reports
 progress and calls the callback, until the object's own ``stop()`` holds or the budgets of the
 call are spent. The result is the object's own, with the reasons that ended the call added.
+
+What a run says goes three ways. Progress lines go to the :mod:`logging` logger ``nes_asktell``:
+INFO for a line every few generations and the last line, DEBUG for the other generations.
+With `disp` they are printed on stdout instead (1: the INFO lines, 2: every generation), as
+scipy's methods print theirs. An optional progress bar (tqdm, the ``progress`` extra)
+shows generations, evaluations and the best value. The library's warnings of a run
+(:class:`~nes_asktell.NESWarning`: skipped updates, failed evaluations) are counted: the first
+of each kind is shown, pointing at the code that called ``optimize`` (or ``minimize``), and a
+last line says how many there were.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 import math
-from collections.abc import Callable, Sequence
-from typing import Protocol
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol, TextIO
 
 import numpy as np
 from scipy.optimize import OptimizeResult
@@ -18,7 +33,16 @@ from scipy.optimize import OptimizeResult
 from . import _stopping
 from . import _validate as v
 from ._evaluate import Evaluator, Keyed, WorkersLike
-from ._typing import JSON, ArrayLike, FloatArray
+from ._history import History
+from ._typing import JSON, ArrayLike, FloatArray, NESWarning
+
+#: the logger of the library's messages.
+LOGGER = logging.getLogger("nes_asktell")
+#: disp=1 prints a line at least this often (seconds), whatever the generation.
+LINE_EVERY_S = 10.0
+PROGRESS_HINT = "`progress` needs tqdm: pip install 'nes_asktell[progress]'"
+#: what `disp` accepts: False/0 (silent), True/1 (a line every few generations), 2 (each one).
+DispLike = bool | int
 
 
 class Runnable(Protocol):
@@ -35,6 +59,9 @@ class Runnable(Protocol):
 
     @property
     def best(self) -> tuple[FloatArray, float]: ...
+
+    @property
+    def mean(self) -> FloatArray: ...
 
     @property
     def sigma(self) -> float | FloatArray: ...
@@ -64,7 +91,8 @@ def run(
     maxiter: int | None = None,
     workers: WorkersLike = None,
     callback: Callable[[OptimizeResult], object] | None = None,
-    disp: bool = False,
+    disp: DispLike = False,
+    progress: bool = False,
 ) -> OptimizeResult:
     """Run `opt` until its ``stop()`` holds or a budget of this call is spent; return the result.
 
@@ -73,39 +101,83 @@ def run(
     `maxiter` are totals counted from the start of the run, for this call only (they are not
     stored: a later call without them runs on under `opt`'s own criteria); `opt`'s own
     ``maxfev`` is honoured as well, and the last generation evaluates only what the budgets
-    allow.
+    allow. A :class:`~nes_asktell.History` as `callback` records `opt` itself, with the
+    fitness values of each generation. `disp` is a verbosity level (0, 1 or 2; False and
+    True are 0 and 1); `progress` shows a progress bar (tqdm).
     """
     call_fev = v.optional_integer("maxfev", maxfev, minimum=0)
     call_it = v.optional_integer("maxiter", maxiter, minimum=0)
+    level = disp_level(disp)
+    show_bar = v.flag("progress", progress)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"`callback` must be callable or None, but got {v.short(callback)}.")
     evaluator = Evaluator(workers)
+    bar = None
     ended: dict[str, float] = {}
-    with evaluator:
-        while True:
-            if call_fev is not None and opt.nfev >= call_fev:
-                ended["maxfev"] = call_fev
-            if call_it is not None and opt.generation >= call_it:
-                ended["maxiter"] = call_it
-            if ended or opt.stop():
-                break
-            X = opt.ask()
-            n = _evaluations_allowed(opt, call_fev)
-            f = np.full(opt.popsize, np.nan)
-            f[:n] = evaluator.evaluate(fun, X[:n], args, strategy=source())
-            opt.tell(X, f, evaluated=n)
-            if disp and _report_now(opt.generation):
-                _print_progress(opt)
-            if callback is not None:
-                try:
-                    stop_now = callback(opt.result) is True
-                except StopIteration:
-                    stop_now = True
-                if stop_now:
-                    ended["callback"] = 1.0
+    name = type(opt).__name__
+    clock = _Clock(opt.nfev)
+    counted = _RunWarnings()
+    try:
+        with _display(level), evaluator:
+            bar = _progress_bar(opt, call_it) if show_bar else None
+            while True:
+                if call_fev is not None and opt.nfev >= call_fev:
+                    ended["maxfev"] = call_fev
+                if call_it is not None and opt.generation >= call_it:
+                    ended["maxiter"] = call_it
+                if ended or opt.stop():
                     break
-    if disp:
-        _print_progress(opt)
-    res = opt.result
-    return _stopping.with_stop(res, ended) if ended else res
+                with counted:
+                    X = opt.ask()
+                    n = _evaluations_allowed(opt, call_fev)
+                    f = np.full(opt.popsize, np.nan)
+                    f[:n] = evaluator.evaluate(fun, X[:n], args, strategy=source())
+                    opt.tell(X, f, evaluated=n)
+                counted.show_new()
+                due = level >= 2 or clock.line_due(opt.generation)
+                line = logging.INFO if due else logging.DEBUG
+                if LOGGER.isEnabledFor(line):
+                    LOGGER.log(line, "%s", _progress_line(name, opt, clock))
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(nfev=opt.nfev, best=f"{opt.best[1]:.6e}", refresh=False)
+                if callback is not None:
+                    try:
+                        if isinstance(callback, History):
+                            callback.record(opt, fitness=f[:n])
+                            stop_now = False
+                        else:
+                            stop_now = callback(opt.result) is True
+                    except StopIteration:
+                        stop_now = True
+                    if stop_now:
+                        ended["callback"] = 1.0
+                        break
+            res = opt.result
+            res = _stopping.with_stop(res, ended) if ended else res
+            if LOGGER.isEnabledFor(logging.INFO):
+                LOGGER.info(
+                    "%s; stops: %s",
+                    _progress_line(name, opt, clock),
+                    ", ".join(sorted(res.stop)) or "none",
+                )
+    finally:
+        counted.close()
+        if bar is not None:
+            bar.close()
+    counted.summarise()
+    return res
+
+
+def disp_level(disp: object) -> int:
+    """Return `disp` as a verbosity level 0, 1 or 2, or raise naming ``disp``."""
+    if isinstance(disp, (bool, np.bool_)):
+        return int(disp)
+    if isinstance(disp, (int, np.integer)) and 0 <= disp <= 2:
+        return int(disp)
+    if isinstance(disp, (int, np.integer)):
+        raise ValueError(f"`disp` must be 0, 1, 2, True or False, but got {v.short(disp)}.")
+    raise TypeError(f"`disp` must be 0, 1, 2, True or False, but got {v.short(disp)}.")
 
 
 def _evaluations_allowed(opt: Runnable, call_fev: int | None) -> int:
@@ -114,12 +186,166 @@ def _evaluations_allowed(opt: Runnable, call_fev: int | None) -> int:
     return max(min([opt.popsize, *(n - opt.nfev for n in limits)]), 0)
 
 
-def _report_now(gen: int) -> bool:
-    return gen < 10 or gen % (10 ** int(math.log10(gen))) == 0
+class _Clock:
+    """The time of a run, and when the next progress line is due."""
+
+    def __init__(self, nfev0: int) -> None:
+        self.t0 = time.monotonic()
+        self.nfev0 = nfev0
+        self.last_line = self.t0
+
+    def line_due(self, gen: int) -> bool:
+        """Whether generation `gen` gets a line of ``disp=1``.
+
+        Generations 1-9, then every 10th up to 100, then every 100th; and any generation when
+        the last line is older than :data:`LINE_EVERY_S` seconds.
+        """
+        now = time.monotonic()
+        step = 10 ** min(int(math.log10(gen)), 2) if gen >= 1 else 1
+        if gen < 10 or gen % step == 0 or now - self.last_line >= LINE_EVERY_S:
+            self.last_line = now
+            return True
+        return False
+
+    def rate(self, nfev: int) -> tuple[float, float]:
+        """Return the elapsed seconds and the evaluations per second of this call."""
+        elapsed = time.monotonic() - self.t0
+        return elapsed, (nfev - self.nfev0) / elapsed if elapsed > 0 else math.inf
 
 
-def _print_progress(opt: Runnable) -> None:
-    print(
-        f"{type(opt).__name__} gen {opt.generation:6d}  nfev {opt.nfev:9d}  "
-        f"best {opt.best[1]: .6e}  sigma {float(np.max(opt.sigma)):.3e}"
+def _progress_line(name: str, opt: Runnable, clock: _Clock) -> str:
+    elapsed, rate = clock.rate(opt.nfev)
+    return (
+        f"{name} gen {opt.generation:6d}  nfev {opt.nfev:9d}  best {opt.best[1]: .6e}  "
+        f"sigma {float(np.max(opt.sigma)):.3e}  {elapsed:8.2f} s  {rate:9.3g} fev/s"
     )
+
+
+@contextmanager
+def _display(level: int) -> Iterator[None]:
+    """With `level` >= 1: print the INFO lines of the logger on stdout during the run.
+
+    A handler on stdout is added to the logger for the run, the logger's level lowered to
+    INFO if it would hide them, and propagation to the parent loggers turned off (so that a
+    logging configuration does not show the lines twice); all is undone at the end.
+    """
+    if not level:
+        yield
+        return
+    old_level, old_propagate = LOGGER.level, LOGGER.propagate
+    stream: TextIO = sys.stdout
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setLevel(logging.INFO)
+    if LOGGER.getEffectiveLevel() > logging.INFO:
+        LOGGER.setLevel(logging.INFO)
+    LOGGER.addHandler(handler)
+    LOGGER.propagate = False
+    try:
+        yield
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.setLevel(old_level)
+        LOGGER.propagate = old_propagate
+
+
+def _progress_bar(opt: Runnable, call_it: int | None) -> Any:
+    """Return a tqdm bar of generations, or raise ImportError with the install hint."""
+    try:
+        from tqdm.auto import tqdm
+    except ModuleNotFoundError as exc:
+        raise ImportError(PROGRESS_HINT) from exc
+    own = opt.criteria.get("maxiter")
+    total = call_it if call_it is not None else own if isinstance(own, int) else None
+    return tqdm(total=total, initial=opt.generation, unit="gen", desc=type(opt).__name__)
+
+
+class _RunWarnings:
+    """Counts the library's warnings of a run; shows the first of each kind at the caller.
+
+    Used as a context around each generation: inside, every :class:`NESWarning` is caught
+    (whatever the filters) and counted by where it was raised; other warnings pass through as
+    they would without it. :meth:`show_new` then re-issues the first warning of each new kind
+    from the caller's frame (the user's filters decide what happens to it), and
+    :meth:`summarise` adds a line per kind that occurred more than once. The filters are set
+    once for the run (and again after each new kind), so the "once per location" registries of
+    other warnings are not reset every generation.
+    """
+
+    def __init__(self) -> None:
+        self._ctx: warnings.catch_warnings[None] | None = None
+        self._outer: Callable[..., object] | None = None
+        self._counts: dict[tuple[type[Warning], str, int], list[Any]] = {}
+        self._new: list[tuple[type[Warning], str, int]] = []
+
+    def __enter__(self) -> None:
+        if self._ctx is None:
+            self._outer = warnings.showwarning
+            self._ctx = warnings.catch_warnings()
+            self._ctx.__enter__()
+            warnings.simplefilter("always", NESWarning)
+            warnings.showwarning = self._hook
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def _hook(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if not issubclass(category, NESWarning):
+            if self._outer is not None:
+                self._outer(message, category, filename, lineno, file, line)
+            return
+        key = (category, filename, lineno)
+        if key in self._counts:
+            self._counts[key][1] += 1
+        else:
+            self._counts[key] = [str(message), 1]
+            self._new.append(key)
+
+    def close(self) -> None:
+        """Restore the filters and ``showwarning`` of before the run."""
+        if self._ctx is not None:
+            ctx, self._ctx = self._ctx, None
+            ctx.__exit__(None, None, None)
+
+    def show_new(self) -> None:
+        """Re-issue the first warning of each kind seen since the last call."""
+        if not self._new:
+            return
+        self.close()
+        new, self._new = self._new, []
+        for key in new:
+            _warn_at_caller(self._counts[key][0], key[0])
+
+    def summarise(self) -> None:
+        """Issue one line per kind of warning that occurred more than once in the run."""
+        self.close()
+        self.show_new()
+        for (category, _, _), (text, count) in self._counts.items():
+            if count > 1:
+                _warn_at_caller(
+                    f"this run raised {count} warnings like this one (only the first was "
+                    f"shown): {text}",
+                    category,
+                )
+
+
+def _warn_at_caller(text: str, category: type[Warning]) -> None:
+    """Warn from the first frame outside the library (and scipy.optimize, which calls it)."""
+    frame = inspect.currentframe()
+    level = 1
+    while frame is not None:
+        module = str(frame.f_globals.get("__name__", ""))
+        if not (module == "nes_asktell" or module.startswith(("nes_asktell.", "scipy.optimize"))):
+            break
+        frame = frame.f_back
+        level += 1
+    del frame
+    warnings.warn(text, category, stacklevel=level)

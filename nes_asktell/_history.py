@@ -1,0 +1,420 @@
+"""History: a record of a run, one row per generation, saved as CSV and drawn as four panels.
+
+:class:`History` reads only the public properties of what it records (``generation``, ``nfev``,
+``popsize``, ``best``, ``mean``, ``sigma``; ``B`` of XNES; ``strategy`` of IPOP), so it records
+any strategy, IPOP, or the ``OptimizeResult`` a callback receives. Nothing is recorded, written
+or drawn unless asked for.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+from scipy.optimize import OptimizeResult
+
+from . import _validate as v
+from ._typing import ArrayLike, FloatArray
+
+if TYPE_CHECKING:  # matplotlib is the `plot` extra, imported where it is used
+    from matplotlib.figure import Figure
+
+#: columns every history has, in order; ``mean_0``, ``mean_1``, ... follow them.
+BASE_COLUMNS = (
+    "generation",
+    "nfev",
+    "elapsed",
+    "popsize",
+    "f_best_gen",
+    "f_median_gen",
+    "f_best",
+    "sigma_min",
+    "sigma_median",
+    "sigma_max",
+    "condition",
+    "mean_norm",
+)
+#: the first line of a saved history.
+MAGIC = "# nes_asktell History v1"
+#: the largest CSV file :meth:`History.load` reads (a saved history of 10**6 generations with
+#: 10 coordinates is about 250 MB).
+MAX_BYTES = 1 << 30
+PLOT_HINT = "History.plot needs matplotlib: pip install 'nes_asktell[plot]'"
+
+
+class Recordable(Protocol):
+    """What :meth:`History.record` reads: the public counters of a strategy or IPOP."""
+
+    @property
+    def generation(self) -> int: ...
+
+    @property
+    def nfev(self) -> int: ...
+
+    @property
+    def popsize(self) -> int: ...
+
+    @property
+    def best(self) -> tuple[FloatArray, float]: ...
+
+    @property
+    def mean(self) -> FloatArray: ...
+
+    @property
+    def sigma(self) -> float | FloatArray: ...
+
+
+class History:
+    """A run's history, one row per generation, to look at, save as CSV and plot.
+
+    Use it as the `callback` of :meth:`Strategy.optimize <nes_asktell.Strategy.optimize>`,
+    :meth:`IPOP.optimize <nes_asktell.IPOP.optimize>` or ``scipy.optimize.minimize(...,
+    method=nes)``, or call :meth:`record` after each ``tell`` of a hand-written loop.
+
+    Parameters
+    ----------
+    coordinates : int
+        How many coordinates of the mean to record (the first ones; all when d is smaller).
+    every : int
+        Record one generation in `every` (those whose number is a multiple of it): ``cond(B)``
+        of XNES costs a singular value decomposition, O(d^3), per recorded generation.
+
+    Notes
+    -----
+    The columns, for generation g (after its ``tell``):
+
+    - ``generation``, ``nfev``, ``popsize``; ``elapsed``: seconds since the history was made;
+    - ``f_best_gen`` and ``f_median_gen``: the best and the median fitness told in generation
+      g (NaN when not known: :meth:`record` without `fitness`, or through ``minimize``);
+      ``f_best``: the best told so far;
+    - ``sigma_min``, ``sigma_median``, ``sigma_max``: of the step size (equal for a scalar
+      step size; SNES has one per coordinate);
+    - ``condition``: the condition number of the scale of the search distribution (the ratio
+      of its longest to its shortest axis): ``cond(B)`` for XNES, ``max(sigma) / min(sigma)``
+      for per-coordinate step sizes, 1 for a scalar step size;
+    - ``mean_norm`` and ``mean_0``, ``mean_1``, ...: the Euclidean norm and the first
+      coordinates of the mean.
+
+    Through ``scipy.optimize.minimize`` the callback receives an ``OptimizeResult``; History
+    records the fields it finds there (``nit``, ``nfev``, ``fun``, and ``mean``, ``sigma``,
+    ``popsize`` when present) and NaN for the others.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nes_asktell import XNES, History
+    >>> history = History()
+    >>> es = XNES(np.ones(3), sigma0=0.5, rng=0)
+    >>> res = es.optimize(lambda x: float(x @ x), maxiter=30, callback=history)
+    >>> len(history), history.columns[:3]
+    (30, ('generation', 'nfev', 'elapsed'))
+    >>> bool(history["f_best"][-1] == res.fun)
+    True
+
+    In a hand-written loop:
+
+    >>> history = History()
+    >>> es = XNES(np.ones(3), sigma0=0.5, rng=0)
+    >>> for _ in range(5):
+    ...     X = es.ask()
+    ...     f = [float(x @ x) for x in X]
+    ...     es.tell(X, f)
+    ...     history.record(es, fitness=f)
+    >>> history["generation"].tolist()
+    [1.0, 2.0, 3.0, 4.0, 5.0]
+    """
+
+    def __init__(self, *, coordinates: int = 10, every: int = 1) -> None:
+        self._k = v.integer("coordinates", coordinates, minimum=0)
+        self._every = v.integer("every", every, minimum=1)
+        self._rows: list[list[float]] = []
+        self._columns: tuple[str, ...] | None = None
+        self._t0 = time.monotonic()
+
+    # ------------------------------------------------------------------ views
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The column names (the base columns, then ``mean_0``, ``mean_1``, ...)."""
+        return self._columns if self._columns is not None else BASE_COLUMNS
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, name: str) -> FloatArray:
+        """Return the column `name` as a float array (one value per recorded generation)."""
+        if not isinstance(name, str) or name not in self.columns:
+            raise KeyError(
+                f"`name` must be one of the columns {list(self.columns)}, but got {name!r}."
+            )
+        j = self.columns.index(name)
+        return np.array([row[j] for row in self._rows], dtype=np.float64)
+
+    def __iter__(self) -> Iterator[dict[str, float]]:
+        """Iterate over the rows, each a dict of column name to value."""
+        for row in self._rows:
+            yield dict(zip(self.columns, row, strict=True))
+
+    def __repr__(self) -> str:
+        return f"History({len(self)} generations, columns={list(self.columns)})"
+
+    # ------------------------------------------------------------------ recording
+    def __call__(self, intermediate_result: OptimizeResult) -> None:
+        """Record a generation from the ``OptimizeResult`` a callback receives.
+
+        The run loop of ``optimize`` records the strategy itself instead (with the fitness of
+        the generation); this form serves ``scipy.optimize.minimize``, which passes
+        ``intermediate_result`` with ``x``, ``fun``, ``nfev`` and ``nit``.
+        """
+        res = intermediate_result
+        if not isinstance(res, OptimizeResult):
+            raise TypeError(
+                "`intermediate_result` must be a scipy.optimize.OptimizeResult, but got "
+                f"{v.short(res)}."
+            )
+        mean = res.get("mean")
+        sigma = res.get("sigma")
+        self._append(
+            generation=int(res.get("nit", len(self._rows) + 1)),
+            nfev=float(res.get("nfev", math.nan)),
+            popsize=float(res["popsize"]) if "popsize" in res else math.nan,
+            fitness=None,
+            f_best=float(res.get("fun", math.nan)),
+            sigma=None if sigma is None else np.asarray(sigma, dtype=np.float64),
+            B=None,
+            mean=None if mean is None else np.asarray(mean, dtype=np.float64),
+        )
+
+    def record(self, es: Recordable, fitness: ArrayLike | None = None) -> None:
+        """Record the current generation of `es` (a strategy or IPOP), after its ``tell``.
+
+        Parameters
+        ----------
+        es : Strategy or IPOP
+            Read through its public properties only.
+        fitness : array_like, optional
+            The fitness values told in this generation, for ``f_best_gen`` and
+            ``f_median_gen`` (NaN when omitted). Non-finite values are left out.
+        """
+        for name in ("generation", "nfev", "popsize", "best", "mean", "sigma"):
+            if not hasattr(es, name):
+                raise TypeError(
+                    f"`es` must be a strategy or IPOP (with a `{name}` property), but got "
+                    f"{v.short(es)}."
+                )
+        f = None
+        if fitness is not None:
+            try:
+                f = np.asarray(fitness, dtype=np.float64).ravel()
+            except (TypeError, ValueError) as exc:
+                raise TypeError(
+                    f"`fitness` must be an array of numbers or None, but got {v.short(fitness)}."
+                ) from exc
+        if es.generation % self._every and es.generation != 0:
+            return
+        inner = getattr(es, "strategy", es)  # IPOP: the current run
+        B = getattr(inner, "B", None)
+        self._append(
+            generation=es.generation,
+            nfev=es.nfev,
+            popsize=float(es.popsize),
+            fitness=f,
+            f_best=float(es.best[1]),
+            sigma=np.asarray(es.sigma, dtype=np.float64),
+            B=None if B is None else np.asarray(B, dtype=np.float64),
+            mean=np.asarray(es.mean, dtype=np.float64),
+        )
+
+    def _append(
+        self,
+        *,
+        generation: int,
+        nfev: float,
+        popsize: float,
+        fitness: FloatArray | None,
+        f_best: float,
+        sigma: FloatArray | None,
+        B: FloatArray | None,
+        mean: FloatArray | None,
+    ) -> None:
+        if self._rows and self._rows[-1][0] == generation:
+            return  # already recorded (the run loop records the last generation once more)
+        finite = None if fitness is None else fitness[np.isfinite(fitness)]
+        nan = math.nan
+        if sigma is None:
+            s_min = s_med = s_max = cond = nan
+        else:
+            s_min, s_med, s_max = (
+                float(np.min(sigma)),
+                float(np.median(sigma)),
+                float(np.max(sigma)),
+            )
+            cond = s_max / s_min if s_min > 0 else math.inf
+            if B is not None:
+                sv = np.linalg.svd(B, compute_uv=False)
+                cond = float(sv[0] / sv[-1]) if sv[-1] > 0 else math.inf
+        if self._columns is None:
+            k = self._k if mean is None else min(self._k, mean.size)
+            self._columns = BASE_COLUMNS + tuple(f"mean_{i}" for i in range(k))
+        k = len(self._columns) - len(BASE_COLUMNS)
+        coords = [nan] * k if mean is None else [float(x) for x in mean[:k]]
+        coords += [nan] * (k - len(coords))
+        self._rows.append(
+            [
+                float(generation),
+                float(nfev),
+                time.monotonic() - self._t0,
+                popsize,
+                nan if finite is None or not finite.size else float(np.min(finite)),
+                nan if finite is None or not finite.size else float(np.median(finite)),
+                f_best,
+                s_min,
+                s_med,
+                s_max,
+                cond,
+                nan if mean is None else float(np.linalg.norm(mean)),
+                *coords,
+            ]
+        )
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the history to `path` as CSV (a comment line, a header, one row a generation).
+
+        Values are written with ``repr``, so :meth:`load` reads back exactly what was recorded.
+        """
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"`path` must be a file path, but got {v.short(path)}.")
+        buf = io.StringIO()
+        buf.write(MAGIC + "\n")
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(self.columns)
+        writer.writerows([repr(x) for x in row] for row in self._rows)
+        Path(path).write_text(buf.getvalue(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> History:
+        """Read a history written by :meth:`save`.
+
+        Raises
+        ------
+        TypeError
+            If `path` is not a path.
+        ValueError
+            If the file is larger than 1 GiB or is not a saved history (the message names the
+            line).
+        """
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"`path` must be a file path, but got {v.short(path)}.")
+        p = Path(path)
+        size = p.stat().st_size
+        if size > MAX_BYTES:
+            raise ValueError(
+                f"`path` must be a saved History of at most {MAX_BYTES} bytes, but got "
+                f"{size} bytes in {str(p)!r}."
+            )
+        lines = p.read_text(encoding="utf-8").splitlines()
+        if not lines or lines[0].strip() != MAGIC:
+            raise ValueError(
+                f"`path` must be a CSV file written by History.save (first line {MAGIC!r}), "
+                f"but got {str(p)!r}."
+            )
+        reader = csv.reader(lines[1:])
+        header = tuple(next(reader, ()))
+        k = len(header) - len(BASE_COLUMNS)
+        if header[: len(BASE_COLUMNS)] != BASE_COLUMNS or header[len(BASE_COLUMNS) :] != tuple(
+            f"mean_{i}" for i in range(max(k, 0))
+        ):
+            raise ValueError(
+                f"`path` must have the header {','.join(BASE_COLUMNS)},mean_0,..., but got "
+                f"{','.join(header)!r} in {str(p)!r}."
+            )
+        out = cls(coordinates=k)
+        out._columns = header
+        for lineno, row in enumerate(reader, start=3):
+            try:
+                values = [float(x) for x in row]
+            except ValueError:
+                values = []
+            if len(values) != len(header):
+                raise ValueError(
+                    f"`path` line {lineno} must hold {len(header)} numbers, but got "
+                    f"{v.short(','.join(row))} in {str(p)!r}."
+                )
+            out._rows.append(values)
+        return out
+
+    # ------------------------------------------------------------------ plot
+    def plot(self) -> Figure:
+        """Draw the history as a matplotlib Figure of four panels, against evaluations.
+
+        Fitness (best so far, best and median of each generation; log scale, shifted by the
+        lowest value when some are not positive), step size (min, median and max), the
+        recorded coordinates of the mean, and the condition number of the scale; dotted vertical
+        lines mark where the population size changes (the restarts of IPOP). The Figure is
+        made without pyplot: save it with ``fig.savefig(path)``.
+
+        Raises
+        ------
+        ImportError
+            If matplotlib is missing (``pip install 'nes_asktell[plot]'``).
+        """
+        try:
+            from matplotlib.figure import Figure
+        except ModuleNotFoundError as exc:
+            raise ImportError(PLOT_HINT) from exc
+        fig = Figure(figsize=(10, 7), layout="constrained")
+        ax_f, ax_s, ax_m, ax_c = fig.subplots(2, 2, sharex=True).ravel()
+        n = self["nfev"] if len(self) else np.zeros(0)
+        curves = {
+            "best so far": self["f_best"],
+            "best of generation": self["f_best_gen"],
+            "median of generation": self["f_median_gen"],
+        }
+        values = np.concatenate([c[np.isfinite(c)] for c in curves.values()])
+        shift, tiny, label = 0.0, 0.0, "f"
+        if values.size and np.min(values) <= 0:  # a log scale needs positive values
+            shift = float(np.min(values))
+            tiny = 1e-12 * max(1.0, abs(shift))
+            label = "f (0 drawn at 1e-12)" if shift == 0 else f"f - ({shift:.6g})"
+        for name, c in curves.items():
+            if np.isfinite(c).any():
+                ax_f.semilogy(n, c - shift + tiny, label=name)
+        ax_f.set_title("fitness")
+        ax_f.set_ylabel(label)
+        spread = self["sigma_max"] != self["sigma_min"]
+        for name in ("sigma_max", "sigma_median", "sigma_min") if spread.any() else ("sigma_max",):
+            if np.isfinite(self[name]).any():
+                label = name.replace("_", " ") if spread.any() else "sigma"
+                ax_s.semilogy(n, self[name], label=label)
+        ax_s.set_title("step size")
+        mean_cols = [c for c in self.columns if c.startswith("mean_") and c != "mean_norm"]
+        for name in mean_cols:
+            if np.isfinite(self[name]).any():
+                ax_m.plot(n, self[name], lw=1, label=name.replace("mean_", "x"))
+        ax_m.set_title(f"mean, first {len(mean_cols)} coordinates")
+        if np.isfinite(self["condition"]).any():
+            ax_c.semilogy(n, self["condition"])
+        ax_c.set_title("condition (longest / shortest axis)")
+        pop = self["popsize"] if len(self) else np.zeros(0)
+        restarts = n[1:][(pop[1:] != pop[:-1]) & np.isfinite(pop[1:]) & np.isfinite(pop[:-1])]
+        for ax in (ax_f, ax_s, ax_m, ax_c):
+            ax.grid(True, which="major", alpha=0.4)
+            for x in restarts:  # a new population size: a restart of IPOP
+                ax.axvline(x, color="0.5", ls=":", lw=1)
+            if not ax.has_data():
+                ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
+        for ax in (ax_f, ax_s):
+            if ax.has_data():
+                ax.legend(fontsize="small")
+        if 0 < len(mean_cols) <= 10 and ax_m.has_data():
+            ax_m.legend(fontsize="small", ncols=2)
+        for ax in (ax_m, ax_c):
+            ax.set_xlabel("evaluations")
+        return fig

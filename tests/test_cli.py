@@ -1,0 +1,103 @@
+"""The command line: ``nes-asktell`` and ``python -m nes_asktell``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nes_asktell import XNES, History, __version__
+from nes_asktell import __main__ as cli
+
+SCRIPT = Path(sys.executable).parent / "nes-asktell"
+
+
+def call(*args: str, module: bool = False) -> subprocess.CompletedProcess[str]:
+    head = [sys.executable, "-m", "nes_asktell"] if module else [str(SCRIPT)]
+    return subprocess.run([*head, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not SCRIPT.exists(), reason="the nes-asktell script is not installed")
+def test_the_script_names_itself_in_usage_and_version() -> None:
+    out = call("--version")
+    assert (out.returncode, out.stdout) == (0, f"nes-asktell {__version__}\n")
+    out = call("--help")
+    assert out.returncode == 0
+    assert out.stdout.startswith("usage: nes-asktell [-h] [--version] command ...")
+    assert "python -m" not in out.stdout
+    assert "``" not in out.stdout
+    for command in ("demo", "plot"):
+        assert f"    {command} " in out.stdout
+
+
+def test_the_module_names_itself_in_usage() -> None:
+    out = call("--help", module=True)
+    assert out.returncode == 0
+    assert out.stdout.startswith("usage: python -m nes_asktell [-h] [--version] command ...")
+    assert "python -m nes_asktell plot run.csv -o run.png" in out.stdout
+    out = call(module=True)
+    assert out.returncode == 2
+    assert "the following arguments are required: command" in out.stderr
+
+
+def test_plot_writes_a_png_of_a_saved_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    history = History()
+    XNES(np.ones(3), 0.5, rng=0).optimize(lambda x: float(x @ x), maxiter=20, callback=history)
+    history.save(tmp_path / "run.csv")
+    assert cli.main(["plot", str(tmp_path / "run.csv"), "-o", str(tmp_path / "out.png")]) == 0
+    assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "20 generations of" in capsys.readouterr().out
+    # without -o, the image goes beside the CSV file
+    assert cli.main(["plot", str(tmp_path / "run.csv")]) == 0
+    assert (tmp_path / "run.png").is_file()
+
+
+def test_plot_reports_a_missing_or_foreign_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["plot", str(tmp_path / "missing.csv")]) == 1
+    assert "No such file" in capsys.readouterr().err
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    assert cli.main(["plot", str(tmp_path / "other.csv")]) == 1
+    assert "must be a CSV file written by History.save" in capsys.readouterr().err
+    assert not (tmp_path / "other.png").exists()
+
+
+def test_the_benchmark_runner_lists_its_benchmarks_and_no_empty_choice() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "[]" not in out.stdout
+    assert "bbob, scipy, optuna, scale" in " ".join(out.stdout.split())
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "nope"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert "invalid choice: 'nope'" in out.stderr
+
+
+def test_plot_without_matplotlib_says_which_extra_to_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history = History()
+    XNES(np.ones(2), 0.5, rng=0).optimize(lambda x: float(x @ x), maxiter=2, callback=history)
+    history.save(tmp_path / "run.csv")
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert cli.main(["plot", str(tmp_path / "run.csv")]) == 1
+    assert "pip install 'nes_asktell[plot]'" in capsys.readouterr().err
+    assert not (tmp_path / "run.png").exists()

@@ -1,0 +1,238 @@
+"""History: recorded in the four places it is used, saved and loaded exactly, plotted."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.optimize import OptimizeResult, minimize
+
+from nes_asktell import IPOP, SNES, XNES, History, OpenES, nes
+
+
+def sphere(x: np.ndarray) -> float:
+    return float(x @ x)
+
+
+def test_callback_of_optimize_records_every_generation_with_its_fitness() -> None:
+    history = History()
+    es = XNES(np.ones(4), 0.5, rng=0)
+    res = es.optimize(sphere, maxiter=20, callback=history)
+    assert len(history) == 20
+    np.testing.assert_array_equal(history["generation"], np.arange(1, 21))
+    np.testing.assert_array_equal(history["nfev"], es.popsize * np.arange(1, 21))
+    assert history["f_best"][-1] == res.fun
+    # the best so far never rises and is never above the generation's best
+    assert np.all(np.diff(history["f_best"]) <= 0)
+    assert np.all(history["f_best"] <= history["f_best_gen"])
+    assert np.all(history["f_best_gen"] <= history["f_median_gen"])
+    assert history.columns[-4:] == ("mean_0", "mean_1", "mean_2", "mean_3")
+    np.testing.assert_array_equal([history[f"mean_{i}"][-1] for i in range(4)], es.mean)
+    assert history["mean_norm"][-1] == pytest.approx(np.linalg.norm(es.mean))
+    assert history["sigma_min"][-1] == history["sigma_max"][-1] == es.sigma
+    sv = np.linalg.svd(es.B, compute_uv=False)
+    assert history["condition"][-1] == pytest.approx(sv[0] / sv[-1])
+    assert np.all(np.diff(history["elapsed"]) >= 0)
+
+
+def test_snes_records_the_spread_of_its_per_coordinate_step_sizes() -> None:
+    history = History(coordinates=2)
+    es = SNES(np.ones(5), np.array([0.1, 0.2, 0.3, 0.4, 0.5]), rng=1)
+    es.optimize(sphere, maxiter=3, callback=history)
+    s = np.asarray(es.sigma)
+    row = list(history)[-1]
+    assert (row["sigma_min"], row["sigma_median"], row["sigma_max"]) == (
+        s.min(),
+        float(np.median(s)),
+        s.max(),
+    )
+    assert row["condition"] == pytest.approx(s.max() / s.min())
+    assert history.columns[-2:] == ("mean_0", "mean_1")
+
+
+def test_openes_scalar_step_has_condition_one() -> None:
+    history = History()
+    OpenES(np.ones(3), 0.1, rng=0).optimize(sphere, maxiter=2, callback=history)
+    np.testing.assert_array_equal(history["condition"], [1.0, 1.0])
+
+
+def test_ipop_records_over_restarts_with_the_popsize_of_each_run() -> None:
+    history = History()
+    opt = IPOP("xnes", np.full(2, 3.0), 1.0, rng=0, max_restarts=2, tolfun=1e-3)
+    res = opt.optimize(sphere, maxfev=3000, callback=history)
+    assert res.restarts >= 1
+    assert history["nfev"][-1] == res.nfev
+    popsizes = sorted(set(history["popsize"].tolist()))
+    assert len(popsizes) == res.restarts + 1
+    assert np.isfinite(history["condition"]).all()  # B of each run's XNES
+
+
+def test_hand_written_loop_with_and_without_fitness() -> None:
+    history = History()
+    es = XNES(np.ones(3), 0.5, rng=0)
+    for _ in range(3):
+        X = es.ask()
+        f = [sphere(x) for x in X]
+        f[0] = math.nan  # non-finite values are left out of the generation's statistics
+        es.tell(X, f)
+        history.record(es, fitness=f)
+    es.tell(X := es.ask(), [sphere(x) for x in X])
+    history.record(es)
+    assert len(history) == 4
+    assert np.isfinite(history["f_median_gen"][:3]).all()
+    assert math.isnan(history["f_best_gen"][3])
+    # recording the same generation twice keeps one row
+    history.record(es)
+    assert len(history) == 4
+
+
+def test_every_keeps_one_generation_in_k() -> None:
+    history = History(every=3)
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=10, callback=history)
+    np.testing.assert_array_equal(history["generation"], [3, 6, 9])
+
+
+def test_scipy_minimize_records_what_the_intermediate_result_holds() -> None:
+    history = History()
+    res = minimize(
+        sphere, np.ones(3), method=nes, callback=history, options={"rng": 0, "maxiter": 15}
+    )
+    assert len(history) == res.nit == 15
+    assert history["nfev"][-1] == res.nfev
+    assert history["f_best"][-1] == res.fun
+    # minimize passes x, fun, nfev and nit only: the rest is NaN, and the plot says so
+    assert np.isnan(history["sigma_max"]).all()
+    assert np.isnan(history["f_median_gen"]).all()
+
+
+def test_call_with_a_full_result_records_mean_and_sigma() -> None:
+    history = History(coordinates=1)
+    history(OptimizeResult(nit=1, nfev=6, fun=2.0, mean=np.array([1.0, 2.0]), sigma=0.5))
+    row = next(iter(history))
+    assert (row["sigma_max"], row["mean_0"], row["mean_norm"]) == (0.5, 1.0, math.sqrt(5))
+    history(OptimizeResult(fun=1.0))  # nothing but the value: the rest is NaN
+    last = list(history)[-1]
+    assert (last["generation"], last["f_best"]) == (2.0, 1.0)
+    assert math.isnan(last["nfev"])
+
+
+def test_bad_arguments_name_the_argument_and_the_value() -> None:
+    with pytest.raises(ValueError, match=r"`coordinates` must be an integer >= 0, but got -1"):
+        History(coordinates=-1)
+    with pytest.raises(ValueError, match=r"`every` must be an integer >= 1, but got 0"):
+        History(every=0)
+    with pytest.raises(TypeError, match=r"`es` must be a strategy or IPOP .*got 3"):
+        History().record(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"`fitness` must be an array of numbers .*'a'"):
+        History().record(XNES(np.ones(2), 0.5, rng=0), fitness=["a"])
+    with pytest.raises(TypeError, match=r"`intermediate_result` must be .*got array"):
+        History()(np.ones(2))  # type: ignore[arg-type]
+    with pytest.raises(KeyError, match=r"`name` must be one of the columns"):
+        History()["nope"]
+
+
+def test_nothing_is_written_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=5, callback=History())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_and_load_give_back_every_value_exactly(tmp_path: Path) -> None:
+    history = History()
+    SNES(np.ones(3), 0.5, rng=0).optimize(sphere, maxiter=12, callback=history)
+    path = tmp_path / "run.csv"
+    history.save(path)
+    back = History.load(str(path))
+    assert back.columns == history.columns
+    for name in history.columns:
+        np.testing.assert_array_equal(back[name], history[name])
+    # an empty history round-trips too
+    History().save(tmp_path / "empty.csv")
+    assert len(History.load(tmp_path / "empty.csv")) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("generation,nfev\n1,2\n", r"must be a CSV file written by History.save"),
+        ("# nes_asktell History v1\ngeneration,nfev\n", r"must have the header generation,"),
+        (
+            "# nes_asktell History v1\n" + ",".join(History().columns) + "\n1,2\n",
+            r"`path` line 3 must hold 12 numbers, but got '1,2'",
+        ),
+        (
+            "# nes_asktell History v1\n"
+            + ",".join(History().columns)
+            + "\n"
+            + ",".join(["x"] * 12)
+            + "\n",
+            r"`path` line 3 must hold 12 numbers",
+        ),
+    ],
+)
+def test_load_rejects_a_file_that_is_not_a_history(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        History.load(path)
+
+
+def test_save_and_load_reject_a_path_that_is_not_one() -> None:
+    with pytest.raises(TypeError, match=r"`path` must be a file path, but got 3"):
+        History().save(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"`path` must be a file path, but got None"):
+        History.load(None)  # type: ignore[arg-type]
+
+
+def test_plot_draws_four_panels(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    history = History()
+    XNES(np.ones(3), 0.5, rng=0).optimize(lambda x: sphere(x) - 5.0, maxiter=30, callback=history)
+    fig = history.plot()
+    axes = fig.get_axes()
+    assert [ax.get_title() for ax in axes] == [
+        "fitness",
+        "step size",
+        "mean, first 3 coordinates",
+        "condition (longest / shortest axis)",
+    ]
+    assert axes[0].get_yscale() == "log"
+    assert len(axes[0].get_lines()) == 3
+    assert len(axes[2].get_lines()) == 3
+    assert "f - (-5" in axes[0].get_ylabel()  # negative values are shifted for the log scale
+    fig.savefig(tmp_path / "run.png")
+    assert (tmp_path / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_of_a_scipy_history_says_what_was_not_recorded() -> None:
+    pytest.importorskip("matplotlib")
+    history = History()
+    minimize(sphere, np.ones(2), method=nes, callback=history, options={"rng": 0, "maxiter": 5})
+    axes = history.plot().get_axes()
+    assert [t.get_text() for t in axes[1].texts] == ["not recorded"]
+    assert len(axes[0].get_lines()) == 1
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match=r"pip install 'nes_asktell\[plot\]'"):
+        History().plot()
+
+
+def test_plot_marks_the_restarts_of_ipop() -> None:
+    pytest.importorskip("matplotlib")
+    history = History()
+    opt = IPOP("xnes", np.full(2, 3.0), 1.0, rng=0, max_restarts=2, tolfun=1e-3)
+    res = opt.optimize(sphere, maxfev=3000, callback=history)
+    ax_c = history.plot().get_axes()[3]
+    vertical = [ln for ln in ax_c.get_lines() if ln.get_linestyle() == ":"]
+    assert len(vertical) == res.restarts >= 1
+    starts = sorted(float(ln.get_xdata()[0]) for ln in vertical)
+    changed = history["nfev"][1:][np.diff(history["popsize"]) != 0]
+    np.testing.assert_array_equal(starts, changed)

@@ -1,0 +1,243 @@
+"""What a run says: disp levels, the logger, the progress bar, and warnings counted once a run."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from nes_asktell import IPOP, SNES, XNES, NESWarning, OpenES, nes
+from nes_asktell._loop import run
+
+
+def sphere(x: np.ndarray) -> float:
+    return float(x @ x)
+
+
+def nan_fun(x: np.ndarray) -> float:
+    return math.nan
+
+
+LINE = re.compile(
+    r"^(XNES|OpenES|IPOP) gen +(\d+)  nfev +\d+  best .*  sigma .* +[\d.]+ s +\S+ fev/s"
+)
+
+
+def lines(out: str) -> list[str]:
+    return [ln for ln in out.splitlines() if ln.strip()]
+
+
+@pytest.mark.parametrize(("disp", "gens"), [(1, [*range(1, 10), 10, 20]), (2, list(range(1, 26)))])
+def test_disp_levels_print_lines_with_time_and_rate(
+    capsys: pytest.CaptureFixture[str], disp: int, gens: list[int]
+) -> None:
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=25, disp=disp)
+    out = lines(capsys.readouterr().out)
+    assert all(LINE.match(ln) for ln in out), out
+    printed = [int(m.group(2)) for ln in out if (m := LINE.match(ln))]
+    assert printed == [*gens, 25]  # the last line repeats the last generation
+    assert out[-1].endswith("; stops: maxiter")
+
+
+@pytest.mark.parametrize("disp", [False, 0])
+def test_disp_off_prints_nothing(capsys: pytest.CaptureFixture[str], disp: int) -> None:
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=5, disp=disp)
+    assert capsys.readouterr().out == ""
+
+
+def test_disp_true_is_level_one_and_leaves_logging_as_it_was(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logger = logging.getLogger("nes_asktell")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    OpenES(np.ones(2), 0.1, rng=0).optimize(sphere, maxiter=12, disp=True)
+    printed = [int(m.group(2)) for ln in lines(capsys.readouterr().out) if (m := LINE.match(ln))]
+    assert printed == [*range(1, 10), 10, 12]
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before
+
+
+@pytest.mark.parametrize(
+    ("disp", "exc", "match"),
+    [
+        (3, ValueError, r"`disp` must be 0, 1, 2, True or False, but got 3\."),
+        (-1, ValueError, r"`disp` must be 0, 1, 2, True or False, but got -1\."),
+        ("yes", TypeError, r"`disp` must be 0, 1, 2, True or False, but got 'yes'\."),
+        (1.0, TypeError, r"`disp` must be 0, 1, 2, True or False, but got 1\.0\."),
+    ],
+)
+def test_bad_disp_is_rejected_before_anything_runs(
+    disp: object, exc: type[Exception], match: str
+) -> None:
+    es = XNES(np.ones(2), 0.5, rng=0)
+    with pytest.raises(exc, match=match):
+        es.optimize(sphere, maxiter=3, disp=disp)  # type: ignore[arg-type]
+    assert es.nfev == 0
+
+
+def test_lines_go_to_the_nes_asktell_logger(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="nes_asktell")
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=12)
+    records = [r for r in caplog.records if r.name == "nes_asktell"]
+    info = [r.getMessage() for r in records if r.levelno == logging.INFO]
+    debug = [r.getMessage() for r in records if r.levelno == logging.DEBUG]
+    assert len(info) == 9 + 1 + 1  # generations 1-9 and 10, then the last line
+    assert len(debug) == 2  # generations 11 and 12
+    assert info[-1].startswith("XNES gen     12")
+    assert info[-1].endswith("stops: maxiter")
+
+
+def test_nothing_is_logged_at_the_default_level(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=3)
+    assert [r for r in caplog.records if r.name == "nes_asktell"] == []
+
+
+def test_progress_bar_shows_generations_nfev_and_best(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("tqdm")
+    es = XNES(np.ones(2), 0.5, rng=0)
+    res = run(es, lambda: es, sphere, maxiter=7, progress=True)
+    err = capsys.readouterr().err
+    assert "7/7" in err
+    assert f"nfev={res.nfev}" in err
+    assert f"best={res.fun:.6e}" in err
+
+
+def test_progress_bar_without_tqdm_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    es = XNES(np.ones(2), 0.5, rng=0)
+    with pytest.raises(ImportError, match=r"pip install 'nes_asktell\[progress\]'"):
+        run(es, lambda: es, sphere, maxiter=2, progress=True)
+    assert es.nfev == 0
+
+
+def test_bad_progress_is_rejected() -> None:
+    es = XNES(np.ones(2), 0.5, rng=0)
+    with pytest.raises(TypeError, match=r"`progress` must be True or False, but got 'bar'"):
+        run(es, lambda: es, sphere, maxiter=2, progress="bar")  # type: ignore[arg-type]
+
+
+def only_nes(record: pytest.WarningsRecorder) -> list[warnings.WarningMessage]:
+    return [w for w in record.list if issubclass(w.category, NESWarning)]
+
+
+def test_all_nan_run_warns_once_then_counts_at_the_callers_line(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    SNES(np.ones(3), 0.5, rng=0).optimize(nan_fun, maxiter=40)
+    caught = only_nes(recwarn)
+    assert len(caught) == 2
+    first, summary = (str(w.message) for w in caught)
+    assert first == "generation 0: every fitness value is non-finite; the update is skipped."
+    assert summary.startswith("this run raised 40 warnings like this one (only the first")
+    assert all(w.filename == __file__ for w in caught)
+
+
+def test_all_nan_through_minimize_points_at_the_caller(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    minimize(nan_fun, np.ones(2), method=nes, options={"rng": 0, "maxiter": 30})
+    caught = only_nes(recwarn)
+    assert len(caught) == 2
+    assert "raised 30 warnings" in str(caught[1].message)
+    assert all(w.filename == __file__ for w in caught), [w.filename for w in caught]
+
+
+def test_each_run_counts_its_own_warnings(recwarn: pytest.WarningsRecorder) -> None:
+    es = XNES(np.ones(2), 0.5, rng=0)
+    es.optimize(nan_fun, maxiter=3)
+    es.optimize(nan_fun, maxiter=5)
+    messages = [str(w.message) for w in only_nes(recwarn)]
+    assert [m.split(" (")[0] for m in messages if m.startswith("this run")] == [
+        "this run raised 3 warnings like this one",
+        "this run raised 2 warnings like this one",
+    ]
+
+
+def test_a_single_warning_gets_no_summary(recwarn: pytest.WarningsRecorder) -> None:
+    calls = {"n": 0}
+
+    def nan_once(x: np.ndarray) -> float:
+        calls["n"] += 1
+        return math.nan if calls["n"] <= 6 else sphere(x)  # XNES d=2: popsize 6
+
+    XNES(np.ones(2), 0.5, rng=0).optimize(nan_once, maxiter=4)
+    assert len(only_nes(recwarn)) == 1
+
+
+def test_ipop_counts_over_all_its_runs(recwarn: pytest.WarningsRecorder) -> None:
+    IPOP("xnes", np.ones(2), 0.5, rng=0, max_restarts=2).optimize(nan_fun, maxiter=200)
+    caught = only_nes(recwarn)
+    assert len(caught) == 2
+    assert all(w.filename == __file__ for w in caught)
+
+
+def test_worker_failures_are_counted_once(recwarn: pytest.WarningsRecorder) -> None:
+    def fails(x: np.ndarray) -> float:
+        raise ZeroDivisionError("boom")
+
+    with ThreadPoolExecutor(2) as pool:
+        XNES(np.ones(2), 0.5, rng=0).optimize(fails, maxiter=6, workers=pool)
+    caught = [str(w.message) for w in only_nes(recwarn)]
+    # two kinds (the failures, the skipped update), each shown once and counted once
+    assert len(caught) == 4, caught
+    assert "ZeroDivisionError: boom" in caught[0]
+    assert caught[1].startswith("generation 0: every fitness value is non-finite")
+    assert (
+        sorted(m.split(" (")[0] for m in caught[2:])
+        == ["this run raised 6 warnings like this one"] * 2
+    )
+    assert all(w.filename == __file__ for w in only_nes(recwarn))
+
+
+def test_an_error_filter_still_raises_the_first_warning() -> None:
+    es = XNES(np.ones(2), 0.5, rng=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NESWarning)
+        with pytest.raises(NESWarning, match="every fitness value is non-finite"):
+            es.optimize(nan_fun, maxiter=5)
+    assert es.generation == 1  # raised after the first generation
+    assert not any(issubclass(type(f), NESWarning) for f in warnings.filters)
+
+
+def test_an_ignore_filter_silences_the_summary_too(recwarn: pytest.WarningsRecorder) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NESWarning)
+        XNES(np.ones(2), 0.5, rng=0).optimize(nan_fun, maxiter=5)
+    assert only_nes(recwarn) == []
+
+
+def test_users_own_warnings_pass_through_untouched() -> None:
+    def noisy(x: np.ndarray) -> float:
+        warnings.warn("from the objective", RuntimeWarning, stacklevel=1)
+        return sphere(x)
+
+    with warnings.catch_warnings(record=True) as log:
+        warnings.simplefilter("always")
+        XNES(np.ones(2), 0.5, rng=0).optimize(noisy, maxiter=2)
+    own = [w for w in log if str(w.message) == "from the objective"]
+    assert len(own) == 12  # every one (popsize 6, 2 generations): neither counted nor moved
+    assert all(w.filename == __file__ and w.category is RuntimeWarning for w in own)
+    assert len(log) == 12
+    with warnings.catch_warnings(record=True) as log:
+        warnings.simplefilter("default")  # once per location, for the whole run
+        XNES(np.ones(2), 0.5, rng=0).optimize(noisy, maxiter=5)
+    assert [str(w.message) for w in log] == ["from the objective"]
+
+
+def test_a_callback_that_is_not_callable_is_rejected_before_anything_runs() -> None:
+    es = XNES(np.ones(2), 0.5, rng=0)
+    with pytest.raises(TypeError, match=r"`callback` must be callable or None, but got 3\."):
+        es.optimize(sphere, maxiter=3, callback=3)  # type: ignore[arg-type]
+    assert es.nfev == 0
