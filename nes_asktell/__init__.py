@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from ._crfmnes import CRFMNES
+from ._dxnesic import DXNESIC
 from ._evaluate import Evaluator, evaluate
 from ._openes import OpenES, estimate_gradient
 from ._restarts import IPOP
@@ -34,6 +36,8 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
 __version__ = "0.1.0"
 
 __all__ = [
+    "CRFMNES",
+    "DXNESIC",
     "IPOP",
     "SNES",
     "XNES",
