@@ -22,7 +22,7 @@ from ._crfmnes import CRFMNES
 from ._dxnesic import DXNESIC
 from ._evaluate import Evaluator, evaluate
 from ._openes import OpenES, estimate_gradient
-from ._restarts import IPOP
+from ._restarts import BIPOP, IPOP
 from ._shaping import centered_ranks, nes_utilities, nes_weights, raw, zscore
 from ._snes import SNES
 from ._strategy import Strategy, resolve_strategy, strategy_names
@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
 __version__ = "0.1.0"
 
 __all__ = [
+    "BIPOP",
     "CRFMNES",
     "DXNESIC",
     "IPOP",
