@@ -27,6 +27,7 @@ from ._shaping import centered_ranks, nes_utilities, nes_weights, raw, zscore
 from ._snes import SNES
 from ._strategy import Strategy, resolve_strategy, strategy_names
 from ._typing import NESWarning
+from ._uncertainty import NoiseHandler
 from ._xnes import XNES
 
 if TYPE_CHECKING:  # the lazy names, for type checkers
@@ -45,6 +46,7 @@ __all__ = [
     "Evaluator",
     "NESSampler",
     "NESWarning",
+    "NoiseHandler",
     "OpenES",
     "Strategy",
     "__version__",
