@@ -40,14 +40,14 @@ def vd_increments(exY: FloatArray, v_: FloatArray) -> tuple[FloatArray, FloatArr
     vbb = vb * vb
     gv = 1.0 + nv2
     ip = exY @ vb
-    alpha = min(1.0, math.sqrt(nv4 + (2.0 * gv - math.sqrt(gv)) / float(vbb.max())) / (2.0 + nv2))
+    alpha = min(1.0, float(np.sqrt(nv4 + (2.0 * gv - math.sqrt(gv)) / vbb.max()) / (2.0 + nv2)))
     t = exY * ip[:, None] - 0.5 * np.outer(ip * ip + gv, vb)
     b = -(1.0 - alpha * alpha) * nv4 / gv + 2.0 * alpha * alpha
     invH = 1.0 / (2.0 - (b + 2.0 * alpha * alpha) * vbb)
     s1 = exY * exY - (nv2 / gv) * (exY * vb) * ip[:, None] - 1.0
     s2 = s1 - (alpha / gv) * ((2.0 + nv2) * (t * vb) - nv2 * np.outer(t @ vb, vbb))
     ivb = invH * vbb
-    s = s2 * invH - (b / (1.0 + b * float(vbb @ ivb))) * np.outer(s2 @ ivb, ivb)
+    s = s2 * invH - (np.float64(b) / (1.0 + b * (vbb @ ivb))) * np.outer(s2 @ ivb, ivb)
     t = t - alpha * ((2.0 + nv2) * (s * vb) - np.outer(s @ vbb, vb))
     return t, s
 
@@ -112,7 +112,8 @@ class CRFMNES(Strategy):
     :math:`\eta_B = \tanh((\min(0.02 \lambda, 3 \ln d) + 5) / (0.23 d + 25))`. The initial
     :math:`v` is :math:`N(0, I/d)`, :math:`D = 1`, the paths zero. When a step would make an
     entry of :math:`D` non-positive (possible only under extreme weights), v and D keep
-    their values for that generation.
+    their values for that generation; so they do when the increments are not finite (a
+    degenerate :math:`v`, seen on rotated ill-conditioned problems at small d).
 
     References
     ----------
@@ -254,16 +255,19 @@ class CRFMNES(Strategy):
         )
         mean = self._mean + step
         # The VD natural gradient (Algorithm 2), with the rank-one row p_c / D.
-        t, s = vd_increments(np.vstack([Y, p_c / self._D]), self._v)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # a degenerate v (|v| huge, so H or the Sherman-Morrison denominator vanish) gives
+            # non-finite increments, and v and D are then kept below
+            t, s = vd_increments(np.vstack([Y, p_c / self._D]), self._v)
         exw = np.append(self._eta_B * w, self._c1)
-        v_new = self._v + (exw @ t) / math.sqrt(float(self._v @ self._v))
-        D_new = self._D * (1.0 + exw @ s)
-        if np.all(D_new > 0.0) and np.all(np.isfinite(D_new)) and np.all(np.isfinite(v_new)):
-            log_root = float(np.sum(np.log(D_new))) / d + math.log1p(float(v_new @ v_new)) / (
-                2.0 * d
-            )
-            D_new = D_new / math.exp(log_root)
-        else:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            v_new = self._v + (exw @ t) / math.sqrt(float(self._v @ self._v))
+            D_new = self._D * (1.0 + exw @ s)
+            # det(D (I + v v^T) D)^(1/(2d)), in logarithms
+            log_root = (np.sum(np.log(D_new)) + 0.5 * np.log1p(v_new @ v_new)) / d
+            D_new = D_new / np.exp(log_root)
+        ok = np.all(np.isfinite(v_new)) and np.all(np.isfinite(D_new)) and np.all(D_new > 0.0)
+        if not ok or not float(v_new @ v_new) > 0.0:
             v_new, D_new = self._v, self._D
         G_s = float(w @ (sq - d)) / d
         return {

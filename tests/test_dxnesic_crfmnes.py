@@ -262,3 +262,22 @@ def test_from_state_rejects_crafted_algorithm_state(cls, key, bad, match) -> Non
     state["algo"][key] = bad
     with pytest.raises(ValueError, match=match):
         Strategy.from_state(state)
+
+
+def test_crfmnes_survives_a_degenerate_v_on_a_rotated_ellipsoid() -> None:
+    # A rotated ellipsoid (condition 1e6) at d = 5 is outside what D (I + v v^T) D can
+    # represent: |v| grows without bound until the increments stop being finite (this seed
+    # gets there within 1500 generations). The strategy must keep a valid state (v and D
+    # kept for such a generation) and stay checkpointable, not raise.
+    d = 5
+    Q, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((d, d)))
+    w = 10.0 ** (6 * np.arange(d) / (d - 1))
+    es = CRFMNES(np.full(d, 3.0), 2.0, rng=1)
+    for _ in range(1500):
+        X = es.ask()
+        es.tell(X, [float(w @ (Q @ (x - 1.0)) ** 2) for x in X])
+    assert np.linalg.norm(es.v) > 1e6  # the degenerate case was reached
+    assert np.all(es.D > 0)
+    assert np.all(np.isfinite(es.D))
+    copy = Strategy.from_state(json.loads(json.dumps(es.state_dict())))
+    np.testing.assert_array_equal(copy.ask(), es.ask())
