@@ -18,15 +18,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from ._crfmnes import CRFMNES
+from ._dxnesic import DXNESIC
 from ._evaluate import Evaluator, evaluate
 from ._history import History
 from ._mpi import SPMDMap, mpi_optimize
 from ._openes import OpenES, estimate_gradient
-from ._restarts import IPOP
+from ._restarts import BIPOP, IPOP
 from ._shaping import centered_ranks, nes_utilities, nes_weights, raw, zscore
 from ._snes import SNES
 from ._strategy import Strategy, resolve_strategy, strategy_names
 from ._typing import NESWarning
+from ._uncertainty import NoiseHandler
 from ._xnes import XNES
 
 if TYPE_CHECKING:  # the lazy names, for type checkers
@@ -36,6 +39,9 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
 __version__ = "0.1.0"
 
 __all__ = [
+    "BIPOP",
+    "CRFMNES",
+    "DXNESIC",
     "IPOP",
     "SNES",
     "XNES",
@@ -43,6 +49,7 @@ __all__ = [
     "History",
     "NESSampler",
     "NESWarning",
+    "NoiseHandler",
     "OpenES",
     "SPMDMap",
     "Strategy",

@@ -464,3 +464,255 @@ class IPOP:
             f"IPOP({self._cls.__name__}, dim={self.dim}, restarts={self._restarts}, "
             f"popsize={self.popsize}, nfev={self.nfev}, best_f={self._best_f:.6g})"
         )
+
+
+#: the two regimes of BIPOP
+REGIMES = ("large", "small")
+
+
+def small_regime_draws(seed: int, r: int) -> tuple[float, float]:
+    """Return the two uniform numbers in [0, 1) of a small-regime restart `r` of `seed`.
+
+    They come from their own stream (the second child of ``SeedSequence(seed, (r,))``; the
+    first one draws the initial mean of :func:`restart_x0`), so the run is reproducible.
+    """
+    seq = np.random.SeedSequence(seed, spawn_key=(r,)).spawn(2)[1]
+    u = np.random.default_rng(seq).uniform(0.0, 1.0, 2)
+    return float(u[0]), float(u[1])
+
+
+def small_popsize(popsize0: int, popsize_large: int, u: float, mirrored: bool) -> int:
+    r"""Return :math:`\lfloor\lambda_0 (\lambda_l / (2 \lambda_0))^{u^2}\rfloor` (Hansen 2009).
+
+    `popsize_large` is the population :math:`\lambda_l` of the next large-regime run, so the
+    result lies in :math:`[\lambda_0, \lambda_l / 2]`; made even when `mirrored`.
+    """
+    lam = math.floor(popsize0 * (0.5 * popsize_large / popsize0) ** (u * u))
+    return max(even_popsize(lam, mirrored), 2)
+
+
+class BIPOP(IPOP):
+    r"""Restarts in two interleaved regimes, large and small populations (BIPOP).
+
+    Takes the arguments of :class:`IPOP`, with one difference: `max_restarts` (default 9)
+    counts the restarts of the large regime only; the small-regime runs come between them.
+
+    Notes
+    -----
+    The first run uses `popsize` (:math:`\lambda_0`, the strategy's default when omitted) and
+    `sigma0`, and counts in the large regime. Whenever a run ends by a local criterion
+    (as in :class:`IPOP`), the next run is of the regime that has used fewer evaluations so
+    far (Hansen 2009, Section 2): the small regime runs while its budget is below the large
+    regime's.
+
+    * Large regime, its :math:`i`-th restart: :math:`\lambda_l = \lambda_0 f^i`
+      (`popsize_factor` :math:`f = 2`) and `sigma0`, as IPOP.
+    * Small regime: :math:`\lambda_s = \lfloor \lambda_0 (\lambda_l / (2\lambda_0))^{U_1^2}
+      \rfloor \in [\lambda_0, \lambda_l / 2]` with :math:`\lambda_l` the population of the
+      next large run, and :math:`\sigma_s = \sigma_0 \cdot 10^{-2 U_2}`, with
+      :math:`U_1, U_2` uniform in [0, 1] drawn from the seed and the restart number.
+
+    Every restart draws its initial mean as IPOP does. The sequence ends when a global
+    criterion holds (`maxfev`, `maxiter`, `ftarget`, `timeout`, a callback) or when the next
+    run would be a large one and `max_restarts` large restarts have been made
+    (``max_restarts=0``: no restart at all). ``history`` records each run's ``regime``.
+
+    References
+    ----------
+    N. Hansen. Benchmarking a BI-Population CMA-ES on the BBOB-2009 Function Testbed.
+    GECCO 2009 workshop on black-box optimization benchmarking.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nes_asktell import BIPOP
+    >>> def rastrigin(x):
+    ...     return float(10 * x.size + np.sum(x**2 - 10 * np.cos(2 * np.pi * x)))
+    >>> opt = BIPOP("xnes", np.full(3, 3.0), 2.0, maxfev=20_000, ftarget=1e-8, rng=1)
+    >>> res = opt.optimize(rastrigin)
+    >>> bool(res.nfev <= 20_000), {h["regime"] for h in res.history} <= {"large", "small"}
+    (True, True)
+    """
+
+    name: ClassVar[str] = "bipop"
+
+    def __init__(
+        self,
+        strategy: str | type[Strategy],
+        x0: ArrayLike,
+        sigma0: float | ArrayLike,
+        popsize: int | None = None,
+        *,
+        bounds: BoundsLike = None,
+        rng: RngLike = None,
+        maxfev: int | None = None,
+        maxiter: int | None = None,
+        ftarget: float | None = None,
+        timeout: float | None = None,
+        max_restarts: int = 9,
+        popsize_factor: float = 2,
+        **options: OptionValue,
+    ) -> None:
+        super().__init__(
+            strategy,
+            x0,
+            sigma0,
+            popsize,
+            bounds=bounds,
+            rng=rng,
+            maxfev=maxfev,
+            maxiter=maxiter,
+            ftarget=ftarget,
+            timeout=timeout,
+            max_restarts=max_restarts,
+            popsize_factor=popsize_factor,
+            **options,
+        )
+        self._regime = "large"  # of the current run
+        self._large_restarts = 0
+        self._budget_large = 0  # evaluations of the finished runs of each regime
+        self._budget_small = 0
+
+    # ------------------------------------------------------------------ regimes
+    @property
+    def regime(self) -> str:
+        """The regime of the current run: ``"large"`` or ``"small"``."""
+        return self._regime
+
+    @property
+    def budgets(self) -> dict[str, int]:
+        """Evaluations used by each regime so far, the current run included."""
+        large, small = self._budget_large, self._budget_small
+        if self._regime == "large":
+            large += self._inner.nfev
+        else:
+            small += self._inner.nfev
+        return {"large": large, "small": small}
+
+    def _next_regime(self) -> str | None:
+        """Return the regime of the run after the current one, or None if there is none."""
+        if self._max_restarts == 0:
+            return None
+        b = self.budgets
+        if b["small"] < b["large"]:
+            return "small"
+        return "large" if self._large_restarts < self._max_restarts else None
+
+    def _make_bipop_run(self, r: int, x0: FloatArray, popsize: int, sigma0: object) -> Strategy:
+        remaining = None if self._crit.maxfev is None else self._crit.maxfev - self._nfev_done
+        return self._cls(
+            x0,
+            sigma0,  # type: ignore[arg-type]
+            popsize,
+            bounds=None if self._box is None else self._box.to_bounds(),
+            rng=run_seed(self._seed, r),
+            maxfev=remaining,
+            ftarget=self._crit.ftarget,
+            **self._options,  # type: ignore[arg-type]
+        )
+
+    def _after_tell(self) -> None:
+        x, f = self._inner.best
+        if f < self._best_f:
+            self._best_x, self._best_f = x, f
+        inner_stop = self._inner.stop()
+        if not inner_stop or any(k in GLOBAL for k in inner_stop) or self._global_stop():
+            return
+        regime = self._next_regime()
+        if regime is None:
+            return
+        if self._call_limit is not None and self.nfev >= self._call_limit:
+            return  # the optimize() call ends here: no run to start
+        budgets = self.budgets
+        mirrored = self._inner.mirrored
+        record = run_record(self._inner, inner_stop)
+        record["regime"] = self._regime
+        r = self._restarts + 1
+        x0 = restart_x0(self._x0, self._box, self._seed, r)
+        if regime == "large":
+            lam = restart_popsize(self._popsize0, self._factor, self._large_restarts + 1, mirrored)
+            sigma0: object = self._sigma0
+        else:
+            u1, u2 = small_regime_draws(self._seed, r)
+            lam_l = restart_popsize(
+                self._popsize0, self._factor, self._large_restarts + 1, mirrored
+            )
+            lam = small_popsize(self._popsize0, lam_l, u1, mirrored)
+            sigma0 = np.asarray(self._sigma0, dtype=np.float64) * 10.0 ** (-2.0 * u2)
+            if sigma0.ndim == 0:  # type: ignore[attr-defined]
+                sigma0 = float(sigma0)  # type: ignore[arg-type]
+        run_ = self._make_bipop_run(r, x0, lam, sigma0)
+        # Nothing below raises: commit.
+        self._history.append(record)
+        self._nfev_done += self._inner.nfev
+        self._generation_done += self._inner.generation
+        self._budget_large, self._budget_small = budgets["large"], budgets["small"]
+        self._restarts = r
+        if regime == "large":
+            self._large_restarts += 1
+        self._regime = regime
+        self._inner = run_
+
+    def stop(self) -> dict[str, float]:
+        """Return the criteria that end the whole sequence (empty while it goes on)."""
+        out = self._global_stop()
+        inner = self._inner.stop()
+        if inner and (self._next_regime() is None or any(k in GLOBAL for k in inner)):
+            for key, value in inner.items():
+                out.setdefault(key, value)
+        return out
+
+    @property
+    def result(self) -> OptimizeResult:
+        """The outcome as :attr:`IPOP.result`; each ``history`` record also has ``regime``."""
+        res = super().result
+        res.history[-1]["regime"] = self._regime
+        return res
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> JSON:
+        """Return the complete state as JSON-serialisable plain data."""
+        state = super().state_dict()
+        state["bipop"] = {
+            "regime": self._regime,
+            "large_restarts": self._large_restarts,
+            "budget_large": self._budget_large,
+            "budget_small": self._budget_small,
+        }
+        return state
+
+    @classmethod
+    def from_state(cls, state: JSON) -> BIPOP:
+        """Rebuild a BIPOP sequence from :meth:`state_dict` output.
+
+        Raises
+        ------
+        ValueError
+            If `state` is malformed.
+        """
+        obj = super().from_state(state)
+        if not isinstance(obj, BIPOP):  # pragma: no cover - super() builds cls
+            raise ValueError("`state` must come from BIPOP.state_dict().")
+        try:
+            extra = dict(state["bipop"])  # type: ignore[call-overload]
+            regime = extra["regime"]
+            if regime not in REGIMES:
+                raise ValueError(f"`regime` must be one of {list(REGIMES)}, but got {regime!r}")
+            large = v.integer("large_restarts", extra["large_restarts"], minimum=0)
+            if large > obj._restarts:
+                raise ValueError(f"`large_restarts` {large} exceeds `restarts` {obj._restarts}")
+            b_large = v.integer("budget_large", extra["budget_large"], minimum=0)
+            b_small = v.integer("budget_small", extra["budget_small"], minimum=0)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"`state` is malformed: {exc}") from exc
+        obj._regime = str(regime)
+        obj._large_restarts = large
+        obj._budget_large, obj._budget_small = b_large, b_small
+        return obj
+
+    def __repr__(self) -> str:
+        return (
+            f"BIPOP({self._cls.__name__}, dim={self.dim}, restarts={self._restarts}, "
+            f"regime={self._regime}, popsize={self.popsize}, nfev={self.nfev}, "
+            f"best_f={self._best_f:.6g})"
+        )

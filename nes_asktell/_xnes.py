@@ -7,6 +7,7 @@ from typing import Unpack
 
 import numpy as np
 from scipy.special import ndtr
+from scipy.stats import rankdata
 
 from . import _validate as v
 from ._csa import StepSizePath, odd_weights
@@ -43,20 +44,35 @@ def expm_sym(S: FloatArray, *, traceless: bool = False) -> FloatArray:
 
 
 def weighted_rank_test(u_order: FloatArray, w: FloatArray) -> float:
-    """Return the weighted Mann-Whitney statistic's normal CDF (Wierstra et al. 2014, Alg. 6).
+    r"""Return the normal CDF of the weighted rank statistic under random ranking.
 
-    `u_order` ranks the samples (0 = worst), `w` are the importance weights of the samples
-    under the hypothetical distribution. A value above 1/2 says the re-weighted samples rank
-    better than the unweighted ones.
+    `u_order` ranks the samples (0 = worst; tied samples share their mean rank), `w` are the
+    importance weights of the samples under the hypothetical distribution. The statistic is
+    :math:`S = \sum_k w_k (r_k + 1/2)`. The re-weighted sample and the plain one are the
+    *same* samples, so :math:`S` is not a two-sample Mann-Whitney statistic: under the null
+    hypothesis (fitness independent of the weights) the ranks are a random permutation, with
+
+    .. math::
+
+        E[S] = \bar r \sum_k w_k, \qquad
+        \operatorname{Var}[S] = \frac{1}{n - 1} \sum_k (w_k - \bar w)^2
+            \sum_k (r_k - \bar r)^2 .
+
+    A value above 1/2 says the re-weighted samples rank better than random ranking would
+    make them; equal weights (no evidence either way) give 1/2 and degenerate weights 0.
     """
     n = float(w.size)
     n_w = float(w.sum())
-    stat = float(w @ (u_order + 0.5))
-    if not (math.isfinite(n_w) and math.isfinite(stat) and n_w > 0.0):
+    r = u_order + 0.5
+    stat = float(w @ r)
+    if not (math.isfinite(n_w) and math.isfinite(stat) and n_w > 0.0 and n > 1.0):
         return 0.0  # degenerate weights: no evidence for a larger rate
-    mean = n * n_w / 2.0
-    std = math.sqrt(n * n_w * (n + n_w + 1.0) / 12.0)
-    return float(ndtr((stat - mean) / std))
+    dev_w = w - n_w / n
+    dev_r = r - float(r.mean())
+    var = float(dev_w @ dev_w) * float(dev_r @ dev_r) / (n - 1.0)
+    if not var > 0.0:
+        return 0.5
+    return float(ndtr((stat - n_w * float(r.mean())) / math.sqrt(var)))
 
 
 class XNES(Strategy):
@@ -246,11 +262,14 @@ class XNES(Strategy):
         }
 
     def _adapted_eta_sigma(self, u: FloatArray, Zh: FloatArray) -> float:
-        """Return eta_sigma after adaptation sampling (Wierstra 2014, Algorithm 6).
+        """Return eta_sigma after adaptation sampling (Wierstra 2014, Section 3.2.2).
 
         The current samples were drawn with sigma_t = sigma_{t-1} exp(step); would sigma' =
         sigma_{t-1} exp(1.5 step), a 1.5x larger step, have made the good ones more likely?
-        Fresh samples, no bias.
+        The one-sided p-value of :func:`weighted_rank_test` (the same samples, re-weighted
+        by their density ratio, against random ranking) must be below rho =
+        1/2 - 1/(3 (d + 1)) to raise the rate; otherwise it relaxes towards its initial
+        value.
         """
         if self._last_step == 0.0:
             return self._eta_sigma
@@ -262,14 +281,14 @@ class XNES(Strategy):
         # density ratio of each candidate under sigma' and sigma_t (same mean and B)
         log_w = -d * log_r - 0.5 * sq * (math.exp(-2.0 * log_r) - 1.0)
         w = np.exp(np.clip(log_w, -700.0, 700.0))
-        order = np.empty(u.size)
-        order[np.argsort(u, kind="stable")] = np.arange(u.size)  # 0 = worst
+        order = rankdata(u, method="average") - 1.0  # 0 = worst; ties share their mean rank
         c = 0.1
         rho = 0.5 - 1.0 / (3.0 * (d + 1.0))
-        if weighted_rank_test(order, w) < rho:
-            return (1.0 - c) * self._eta_sigma + c * self._eta_sigma0
-        cap = max(ETA_SIGMA_MAX, self._eta_sigma0)
-        return min((1.0 + c) * self._eta_sigma, cap)
+        p_value = 1.0 - weighted_rank_test(order, w)
+        if p_value < rho:
+            cap = max(ETA_SIGMA_MAX, self._eta_sigma0)
+            return min((1.0 + c) * self._eta_sigma, cap)
+        return (1.0 - c) * self._eta_sigma + c * self._eta_sigma0
 
     def _stds(self) -> FloatArray:
         out: FloatArray = self._sigma * np.sqrt(np.einsum("ij,ij->i", self._B, self._B))

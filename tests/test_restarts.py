@@ -217,7 +217,8 @@ def test_generator_rng_is_drawn_from_once() -> None:
             ("cmaes",),
             {},
             ValueError,
-            r"`strategy` must be one of \['openes', 'snes', .*'xnes'\] or a Strategy "
+            r"`strategy` must be one of \['crfmnes', 'dxnesic', 'openes', 'snes', .*'xnes'\] "
+            r"or a Strategy "
             r"subclass, but got 'cmaes'",
         ),
         ((XNES,), {"max_restarts": -1}, ValueError, r"`max_restarts` must be an integer >= 0"),

@@ -250,7 +250,8 @@ def test_strategy_by_name_and_class():
         assert res.nfev == 60
     with pytest.raises(
         ValueError,
-        match=r"`strategy` must be one of \['openes', 'snes', .*'xnes'\] or a Strategy "
+        match=r"`strategy` must be one of \['crfmnes', 'dxnesic', 'openes', 'snes', .*'xnes'\] "
+        r"or a Strategy "
         r"subclass, but got 'cma'",
     ):
         minimize(sphere, np.zeros(2), method=nes, options={"strategy": "cma"})

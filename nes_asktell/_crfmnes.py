@@ -1,0 +1,319 @@
+"""CR-FM-NES: cost-reduced fast-moving NES with the covariance D(I + v v^T)D (Nomura, Ono 2022)."""
+
+from __future__ import annotations
+
+import math
+from typing import Unpack
+
+import numpy as np
+
+from . import _validate as v
+from ._dxnesic import (
+    PHASES,
+    count_finite,
+    distance_weights,
+    eta_sigma_of,
+    h_inv,
+    phase_of,
+    rank_weights,
+)
+from ._shaping import nes_weights
+from ._strategy import Strategy
+from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
+
+#: the counter-noise generation key of the initial v (no generation of candidates reaches it)
+V_KEY = 2**63 - 1
+
+
+def vd_increments(exY: FloatArray, v_: FloatArray) -> tuple[FloatArray, FloatArray]:
+    r"""Return the per-row increments :math:`(t, s)` of v and D (Nomura and Ono 2022, Alg. 2).
+
+    `exY` holds the rows :math:`y_k` (and the scaled path :math:`p_c / D`) in the coordinates
+    of :math:`I + v v^T`; `v_` is the current v. The caller combines the rows with the weights:
+    :math:`v \leftarrow v + \sum_k w_k t_k / \lVert v \rVert` and
+    :math:`D \leftarrow D \odot (1 + \sum_k w_k s_k)` (the natural gradient of the VD model of
+    Akimoto et al. 2014, O(d) per row).
+    """
+    nv2 = float(v_ @ v_)
+    nv4 = nv2 * nv2
+    vb = v_ / math.sqrt(nv2)
+    vbb = vb * vb
+    gv = 1.0 + nv2
+    ip = exY @ vb
+    alpha = min(1.0, float(np.sqrt(nv4 + (2.0 * gv - math.sqrt(gv)) / vbb.max()) / (2.0 + nv2)))
+    t = exY * ip[:, None] - 0.5 * np.outer(ip * ip + gv, vb)
+    b = -(1.0 - alpha * alpha) * nv4 / gv + 2.0 * alpha * alpha
+    invH = 1.0 / (2.0 - (b + 2.0 * alpha * alpha) * vbb)
+    s1 = exY * exY - (nv2 / gv) * (exY * vb) * ip[:, None] - 1.0
+    s2 = s1 - (alpha / gv) * ((2.0 + nv2) * (t * vb) - nv2 * np.outer(t @ vb, vbb))
+    ivb = invH * vbb
+    s = s2 * invH - (np.float64(b) / (1.0 + b * (vbb @ ivb))) * np.outer(s2 @ ivb, ivb)
+    t = t - alpha * ((2.0 + nv2) * (s * vb) - np.outer(s @ vbb, vb))
+    return t, s
+
+
+class CRFMNES(Strategy):
+    r"""CR-FM-NES: fast-moving NES with a diagonal-plus-rank-one covariance, O(d) per sample.
+
+    Parameters
+    ----------
+    x0 : array_like of shape (d,)
+        Initial mean.
+    sigma0 : float
+        Initial global step size.
+    popsize : int, optional
+        Candidates per generation; default ``4 + floor(3 ln d)``, rounded up to even (the
+        paper samples mirrored pairs).
+    bounds : optional
+        Box constraints: None, ``(lower, upper)``, a sequence of ``(low, high)`` pairs, or
+        ``scipy.optimize.Bounds``. Candidates are reflected into the box.
+    rng : None, int, SeedSequence or Generator
+        Source of the noise (see :class:`OpenES`); the initial v is drawn from it too.
+    implicit_constraints : bool
+        Count non-finite fitness values as infeasible candidates in the distance weights, as
+        the paper does; default False (see :class:`DXNESIC`).
+    mirrored : bool
+        Antithetic pairs ``(z, -z)``; default True, as in the paper.
+    shaping : str or callable
+        Only the order of the utilities counts (default ``"nes"``): the update uses the
+        paper's own rank weights.
+    **common
+        ``threads``, ``dtype`` and the stopping thresholds (see :class:`Strategy`).
+
+    Notes
+    -----
+    The covariance is :math:`\sigma^2 D (I + v v^T) D` with :math:`D` diagonal, normalised so
+    that :math:`\det(D (I + v v^T) D) = 1`. Candidates are :math:`x_k = m + \sigma D y_k`,
+    :math:`y_k = z_k + (\sqrt{1 + \lVert v \rVert^2} - 1) (\bar v^T z_k) \bar v`,
+    :math:`\bar v = v / \lVert v \rVert`, :math:`z_k \sim N(0, I)` mirrored. With the rank
+    weights, :math:`\mu_{eff}`, :math:`c_\sigma`, :math:`\chi_d`, the phases, the distance
+    weights and :math:`\eta_\sigma` of DX-NES-IC (see :class:`DXNESIC`), each generation
+    (Nomura and Ono 2022, Algorithm 1):
+
+    .. math::
+
+        p_\sigma &\leftarrow (1 - c_\sigma) p_\sigma
+            + \sqrt{c_\sigma (2 - c_\sigma) \mu_{eff}} \textstyle\sum_k w^{rank}_k z_k \\
+        p_c &\leftarrow (1 - c_c) p_c
+            + \sqrt{c_c (2 - c_c) \mu_{eff}} \textstyle\sum_k w_k (x_k - m) / \sigma \\
+        m &\leftarrow m + \eta_m \textstyle\sum_k w_k (x_k - m) \\
+        v &\leftarrow v + \big(\eta_B \textstyle\sum_k w_k t_k + c_1 t_{p_c}\big)
+            / \lVert v \rVert, \quad
+        D \leftarrow D \odot \big(1 + \eta_B \textstyle\sum_k w_k s_k + c_1 s_{p_c}\big) \\
+        D &\leftarrow D / \det(D (I + v v^T) D)^{1/(2d)}, \quad
+        \sigma \leftarrow \sigma \exp\Big(\frac{\eta_\sigma}{2 d}
+            \textstyle\sum_k w_k (\lVert z_k \rVert^2 - d)\Big)
+
+    with :math:`t_k, s_k` of :func:`vd_increments` (from :math:`y_k`, and from
+    :math:`p_c / D` for the rank-one term), :math:`\eta_m = 1`,
+    :math:`c_c = (4 + \mu_{eff}/d) / (d + 4 + 2 \mu_{eff}/d)`,
+    :math:`c_1 = 2 (d - 5) / (6 ((d + 1.3)^2 + \mu_{eff}))` (negative below d = 5, as in
+    the paper, which targets large d) and
+    :math:`\eta_B = \tanh((\min(0.02 \lambda, 3 \ln d) + 5) / (0.23 d + 25))`. The initial
+    :math:`v` is :math:`N(0, I/d)`, :math:`D = 1`, the paths zero. When a step would make an
+    entry of :math:`D` non-positive (possible only under extreme weights), v and D keep
+    their values for that generation; so they do when the increments are not finite (a
+    degenerate :math:`v`, seen on rotated ill-conditioned problems at small d).
+
+    References
+    ----------
+    M. Nomura, I. Ono. Fast Moving Natural Evolution Strategy for High-Dimensional Problems.
+    IEEE CEC 2022 (arXiv:2201.11422).
+
+    Y. Akimoto, A. Auger, N. Hansen. Comparison-Based Natural Gradient Optimization in High
+    Dimension. GECCO 2014.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nes_asktell import CRFMNES
+    >>> es = CRFMNES(np.zeros(8), sigma0=1.0, rng=0, ftarget=1e-8)
+    >>> res = es.optimize(lambda x: float(np.sum((x - 0.3) ** 2)))
+    >>> bool(res.fun < 1e-8)
+    True
+    """
+
+    name = "crfmnes"
+    default_mirrored = True
+    default_shaping = "nes"
+
+    def __init__(
+        self,
+        x0: ArrayLike,
+        sigma0: float,
+        popsize: int | None = None,
+        *,
+        bounds: BoundsLike = None,
+        rng: RngLike = None,
+        implicit_constraints: bool = False,
+        mirrored: bool | None = None,
+        shaping: ShapingLike | None = None,
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        v.flag("implicit_constraints", implicit_constraints)
+        super().__init__(
+            x0,
+            sigma0,
+            popsize,
+            bounds=bounds,
+            rng=rng,
+            mirrored=mirrored,
+            shaping=shaping,
+            **common,
+        )
+        d, lam = self._dim, self._popsize
+        self._implicit = bool(implicit_constraints)
+        w = nes_weights(lam) + 1.0 / lam
+        mueff = 1.0 / float(w @ w)
+        self._mueff = mueff
+        self._c_sigma = (mueff + 2.0) / (d + mueff + 5.0)
+        self._c_c = (4.0 + mueff / d) / (d + 4.0 + 2.0 * mueff / d)
+        self._c1 = 2.0 / ((d + 1.3) ** 2 + mueff) * (d - 5.0) / 6.0
+        self._eta_B = math.tanh((min(0.02 * lam, 3.0 * math.log(d)) + 5.0) / (0.23 * d + 25.0))
+        self._chi = math.sqrt(d) * (1.0 - 1.0 / (4.0 * d) + 1.0 / (21.0 * d * d))
+        self._h_inv = h_inv(d)
+        # Dynamic state: v ~ N(0, I/d) from the strategy's own noise, D = 1, zero paths.
+        z = np.empty((1, d))
+        self._noise.draw(V_KEY, z)
+        self._v: FloatArray = z[0] / math.sqrt(d)
+        self._D: FloatArray = np.ones(d)
+        self._sigma = float(self._sigma0)
+        self._p_sigma: FloatArray = np.zeros(d)
+        self._p_c: FloatArray = np.zeros(d)
+        self._phase = "move"
+        self._n_feasible = lam
+
+    # ------------------------------------------------------------------ public read-only views
+    @property
+    def v(self) -> FloatArray:
+        """A copy of the rank-one direction v of the covariance ``sigma**2 D (I + v v^T) D``."""
+        return self._v.copy()
+
+    @property
+    def D(self) -> FloatArray:
+        """A copy of the diagonal D of the covariance ``sigma**2 D (I + v v^T) D``."""
+        return self._D.copy()
+
+    @property
+    def phase(self) -> str:
+        """The phase of the latest update: ``"move"``, ``"stag"`` or ``"conv"``."""
+        return self._phase
+
+    # ------------------------------------------------------------------ protocol
+    def tell(
+        self, solutions: ArrayLike, fitness: ArrayLike, *, evaluated: int | None = None
+    ) -> None:
+        r"""Update from the fitness of the latest candidates (see :meth:`Strategy.tell`).
+
+        With `implicit_constraints`, the number of finite values is the number of feasible
+        candidates :math:`\lambda_F` of the distance weights.
+        """
+        before = self._n_feasible
+        n = count_finite(fitness) if self._implicit else self._popsize
+        self._n_feasible = self._popsize if n is None else max(n, 1)
+        try:
+            super().tell(solutions, fitness, evaluated=evaluated)
+        except BaseException:
+            self._n_feasible = before
+            raise
+
+    # ------------------------------------------------------------------ strategy hooks
+    def _y_of(self, Z: FloatArray) -> FloatArray:
+        """Return ``y = z + (sqrt(1 + |v|^2) - 1) (vbar . z) vbar`` for the rows `Z`."""
+        nv2 = float(self._v @ self._v)
+        vb = (self._v / math.sqrt(nv2)).astype(Z.dtype)
+        coef = (math.sqrt(1.0 + nv2) - 1.0) * (Z @ vb)
+        out: FloatArray = Z + np.outer(coef, vb).astype(Z.dtype)
+        return out
+
+    def _perturb_into(self, Zh: FloatArray, out: FloatArray) -> None:
+        out[...] = self._y_of(Zh)
+        out *= (self._sigma * self._D).astype(out.dtype)
+
+    def _updated(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
+        d, lam = self._dim, self._popsize
+        Z = Zh.astype(np.float64)
+        if self._mirrored:
+            Z = np.concatenate([Z, -Z])
+        w_hat, w_rank = rank_weights(u)
+        c = self._c_sigma
+        p_sigma = (1.0 - c) * self._p_sigma + math.sqrt(c * (2.0 - c) * self._mueff) * (w_rank @ Z)
+        phase = phase_of(float(np.linalg.norm(p_sigma)), self._chi)
+        sq = np.einsum("ij,ij->i", Z, Z)
+        if phase == "move":
+            alpha = self._h_inv * min(1.0, math.sqrt(lam / d)) * math.sqrt(self._n_feasible / lam)
+            w = distance_weights(w_hat, np.sqrt(sq), alpha)
+        else:
+            w = w_rank
+        eta_sigma = eta_sigma_of(phase, d, self._n_feasible)
+        # Nomura and Ono 2022, Algorithm 1: the mean and the path p_c.
+        Y = self._y_of(Z)
+        step = self._sigma * self._D * (w @ Y)  # sum_k w_k (x_k - m)
+        cc = self._c_c
+        p_c = (1.0 - cc) * self._p_c + math.sqrt(cc * (2.0 - cc) * self._mueff) * (
+            step / self._sigma
+        )
+        mean = self._mean + step
+        # The VD natural gradient (Algorithm 2), with the rank-one row p_c / D.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # a degenerate v (|v| huge, so H or the Sherman-Morrison denominator vanish) gives
+            # non-finite increments, and v and D are then kept below
+            t, s = vd_increments(np.vstack([Y, p_c / self._D]), self._v)
+        exw = np.append(self._eta_B * w, self._c1)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            v_new = self._v + (exw @ t) / math.sqrt(float(self._v @ self._v))
+            D_new = self._D * (1.0 + exw @ s)
+            # det(D (I + v v^T) D)^(1/(2d)), in logarithms
+            log_root = (np.sum(np.log(D_new)) + 0.5 * np.log1p(v_new @ v_new)) / d
+            D_new = D_new / np.exp(log_root)
+        ok = np.all(np.isfinite(v_new)) and np.all(np.isfinite(D_new)) and np.all(D_new > 0.0)
+        if not ok or not float(v_new @ v_new) > 0.0:
+            v_new, D_new = self._v, self._D
+        G_s = float(w @ (sq - d)) / d
+        return {
+            "_mean": mean,
+            "_sigma": self._sigma * math.exp(eta_sigma / 2.0 * G_s),
+            "_v": v_new,
+            "_D": D_new,
+            "_p_sigma": p_sigma,
+            "_p_c": p_c,
+            "_phase": phase,
+        }
+
+    def _stds(self) -> FloatArray:
+        out: FloatArray = self._sigma * self._D * np.sqrt(1.0 + self._v * self._v)
+        return out
+
+    def _sigma_value(self) -> float:
+        return self._sigma
+
+    # ------------------------------------------------------------------ state
+    def _options(self) -> JSON:
+        return {"implicit_constraints": self._implicit}
+
+    def _algo_state(self) -> JSON:
+        return {
+            "sigma": self._sigma,
+            "v": self._v.tolist(),
+            "D": self._D.tolist(),
+            "p_sigma": self._p_sigma.tolist(),
+            "p_c": self._p_c.tolist(),
+            "phase": self._phase,
+        }
+
+    def _load_algo_state(self, state: JSON) -> None:
+        d = self._dim
+        sigma = v.positive_float("sigma", state["sigma"])
+        v_ = v.as_vector("v", state["v"], d)
+        if not float(v_ @ v_) > 0.0:
+            raise ValueError("`v` must not be zero")
+        D = v.as_vector("D", state["D"], d)
+        if not np.all(D > 0.0):
+            raise ValueError(f"`D` must be positive, but got {v.short(D.tolist())}")
+        p_sigma = v.as_vector("p_sigma", state["p_sigma"], d)
+        p_c = v.as_vector("p_c", state["p_c"], d)
+        phase = state["phase"]
+        if phase not in PHASES:
+            raise ValueError(f"`phase` must be one of {list(PHASES)}, but got {v.short(phase)}")
+        self._sigma, self._v, self._D = sigma, v_, D
+        self._p_sigma, self._p_c, self._phase = p_sigma, p_c, str(phase)

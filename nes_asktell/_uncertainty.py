@@ -1,0 +1,244 @@
+"""Uncertainty handling: detect rank changes under re-evaluation and raise sigma (UH-ES).
+
+:class:`NoiseHandler` wraps any strategy. Each generation it asks for a few candidates twice,
+measures how much their re-evaluation changes the ranking (Hansen et al. 2009), and when the
+smoothed measure says the noise dominates the ranking it raises the step size, which restores
+the signal-to-noise ratio of the ranking.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy.optimize import OptimizeResult
+
+from . import _validate as v
+from ._strategy import Strategy
+from ._typing import ArrayLike, FloatArray
+
+
+def rank_change(f_old: FloatArray, f_new: FloatArray, theta: float) -> float:
+    r"""Return the uncertainty measure :math:`s` of one generation (Hansen et al. 2009, eq. 3).
+
+    `f_old` holds the :math:`\lambda` fitness values of the generation, of which the first
+    :math:`\lambda_r` were evaluated again, giving `f_new`. In the joint ranking of the
+    :math:`L = \lambda + \lambda_r` values (1 = best; equal values by candidate, a re-evaluation
+    right after its candidate's first value),
+
+    .. math::
+
+        s = \frac{1}{\lambda_r} \sum_{i=1}^{\lambda_r} \Big( 2 |\Delta_i|
+            - \Delta^\theta_{lim}(R^{new}_i - [f^{new}_i > f^{old}_i])
+            - \Delta^\theta_{lim}(R^{old}_i - [f^{old}_i > f^{new}_i]) \Big),
+
+    with :math:`\Delta_i = R^{new}_i - R^{old}_i - \operatorname{sign}(R^{new}_i -
+    R^{old}_i)` the rank change of candidate :math:`i` (its own other value not counted) and
+    :math:`\Delta^\theta_{lim}(R)` the :math:`50\theta`-th percentile of
+    :math:`\{|1 - R|, \ldots, |L - 1 - R|\}`, the rank changes to expect when the value at
+    rank :math:`R` moved to a uniformly random place. :math:`s > 0` says the ranking is
+    dominated by noise. Without noise (``f_new == f_old``) every :math:`\Delta_i = 0`, so
+    :math:`s \le 0`.
+
+    Examples
+    --------
+    >>> f = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    >>> bool(rank_change(f, f[:2].copy(), 0.2) <= 0)
+    True
+    """
+    lam_r = f_new.size
+    joint = np.concatenate([f_old, f_new])
+    key = np.where(np.isfinite(joint), joint, np.inf)
+    # ties: by candidate, and a re-evaluation right after its own first evaluation
+    cand = np.concatenate([np.arange(f_old.size), np.arange(lam_r)])
+    second = np.concatenate([np.zeros(f_old.size), np.ones(lam_r)])
+    order = np.lexsort((second, cand, key))
+    rank = np.empty(joint.size, dtype=np.int64)
+    rank[order] = np.arange(1, joint.size + 1)
+    L = joint.size
+    r_old, r_new = rank[:lam_r], rank[f_old.size :]
+    diff = r_new - r_old
+    delta = diff - np.sign(diff)
+    ks = np.arange(1, L)
+
+    def lim(R: np.ndarray) -> FloatArray:
+        out: FloatArray = np.percentile(np.abs(ks[None, :] - R[:, None]), 50.0 * theta, axis=1)
+        return out
+
+    f_o, f_n = key[:lam_r], key[f_old.size :]
+    s = 2.0 * np.abs(delta) - lim(r_new - (f_n > f_o)) - lim(r_old - (f_o > f_n))
+    return float(np.mean(s))
+
+
+class NoiseHandler:
+    r"""Uncertainty handling around any strategy: re-evaluate, measure, raise sigma.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        The strategy to drive; its `shaping` must be a name (the step size is raised through
+        :meth:`Strategy.state_dict`).
+    reevaluations : float, optional
+        The fraction :math:`r_\lambda` of the population evaluated twice each generation;
+        default :math:`\max(0.1, 2/\lambda)`. At least one candidate is.
+    theta : float
+        The percentile parameter :math:`\theta` of the rank-change limit (default 0.2).
+    c_s : float
+        The smoothing of the measure (default 0.3).
+    alpha_sigma : float, optional
+        The factor applied to sigma when the smoothed measure is positive; default
+        :math:`1 + 2 / (d + 10)`.
+
+    Notes
+    -----
+    Protocol: :meth:`ask` returns the :math:`\lambda` candidates followed by the
+    :math:`\lambda_r` first ones again; :meth:`tell` takes the fitness of all of those rows
+    (evaluated independently: the noise of the second evaluation must be fresh). The strategy
+    is told the first :math:`\lambda` values. With :math:`s` of :func:`rank_change`,
+    :math:`\bar s \leftarrow (1 - c_s) \bar s + c_s s`, and if :math:`\bar s > 0` every step
+    size is multiplied by :math:`\alpha_\sigma` (Hansen et al. 2009, Section III).
+    Re-evaluations count in :attr:`nfev`.
+
+    References
+    ----------
+    N. Hansen, A. S. P. Niederberger, L. Guzzella, P. Koumoutsakos. A Method for Handling
+    Uncertainty in Evolutionary Optimization With an Application to Feedback Control of
+    Combustion. IEEE Transactions on Evolutionary Computation 13(1):180-197, 2009.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nes_asktell import XNES, NoiseHandler
+    >>> nh = NoiseHandler(XNES(np.zeros(3), 1.0, rng=0))
+    >>> X = nh.ask()
+    >>> X.shape[0] == nh.strategy.popsize + nh.reevaluations
+    True
+    >>> nh.tell(X, [float(x @ x) for x in X])
+    >>> nh.raises
+    0
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        *,
+        reevaluations: float | None = None,
+        theta: float = 0.2,
+        c_s: float = 0.3,
+        alpha_sigma: float | None = None,
+    ) -> None:
+        if not isinstance(strategy, Strategy):
+            raise TypeError(f"`strategy` must be a Strategy, but got {v.short(strategy)}.")
+        strategy.state_dict()  # raises ValueError for a callable shaping, which cannot be copied
+        lam = strategy.popsize
+        r = (
+            max(0.1, 2.0 / lam)
+            if reevaluations is None
+            else v.fraction("reevaluations", reevaluations)
+        )
+        th = v.fraction("theta", theta)
+        cs = v.fraction("c_s", c_s)
+        a = (
+            1.0 + 2.0 / (strategy.dim + 10.0)
+            if alpha_sigma is None
+            else v.positive_float("alpha_sigma", alpha_sigma)
+        )
+        if a < 1.0:
+            raise ValueError(f"`alpha_sigma` must be a number >= 1, but got {a}.")
+        self._es = strategy
+        self._n_reev = min(max(1, math.ceil(r * lam)), lam)
+        self._theta, self._c_s, self._alpha = th, cs, a
+        self._s_bar = 0.0
+        self._s = 0.0
+        self._raises = 0
+        self._nfev_extra = 0
+
+    @property
+    def strategy(self) -> Strategy:
+        """The strategy driven (a new object after each raise of sigma)."""
+        return self._es
+
+    @property
+    def reevaluations(self) -> int:
+        r"""The number :math:`\lambda_r` of candidates evaluated twice per generation."""
+        return self._n_reev
+
+    @property
+    def measure(self) -> float:
+        r"""The smoothed uncertainty measure :math:`\bar s`."""
+        return self._s_bar
+
+    @property
+    def last_measure(self) -> float:
+        """The measure :math:`s` of the latest generation (before smoothing)."""
+        return self._s
+
+    @property
+    def raises(self) -> int:
+        """How many generations raised sigma."""
+        return self._raises
+
+    @property
+    def nfev(self) -> int:
+        """Evaluations, re-evaluations included."""
+        return self._es.nfev + self._nfev_extra
+
+    def ask(self) -> FloatArray:
+        """Return the candidates, then the first :attr:`reevaluations` of them again."""
+        X = self._es.ask()
+        return np.concatenate([X, X[: self._n_reev]])
+
+    def tell(self, solutions: ArrayLike, fitness: ArrayLike) -> None:
+        """Tell the rows of :meth:`ask` (in its order) and their fitness; raise sigma if noisy."""
+        lam = self._es.popsize
+        f = v.fitness_vector(fitness, lam + self._n_reev)
+        X = np.asarray(solutions, dtype=np.float64)
+        if X.shape != (lam + self._n_reev, self._es.dim):
+            raise ValueError(
+                f"`solutions` must be the {lam + self._n_reev} rows of ask(), but got shape "
+                f"{X.shape}."
+            )
+        s = rank_change(f[:lam], f[lam:], self._theta)
+        self._es.tell(X[:lam], f[:lam])
+        self._nfev_extra += self._n_reev
+        self._s = s
+        self._s_bar = (1.0 - self._c_s) * self._s_bar + self._c_s * s
+        if self._s_bar > 0.0:
+            self._es = scaled_sigma(self._es, self._alpha)
+            self._raises += 1
+
+    def stop(self) -> dict[str, float]:
+        """Return the strategy's stopping criteria that hold."""
+        return self._es.stop()
+
+    def optimize(
+        self,
+        fun: Callable[..., float],
+        *,
+        args: Sequence[object] = (),
+        maxfev: int | None = None,
+    ) -> OptimizeResult:
+        """Run ask/evaluate/tell serially until :meth:`stop` holds or `maxfev` is spent."""
+        limit = v.optional_integer("maxfev", maxfev, minimum=0)
+        while not self.stop():
+            if limit is not None and self.nfev + self._es.popsize + self._n_reev > limit:
+                break
+            X = self.ask()
+            self.tell(X, [float(fun(x, *args)) for x in X])
+        res = self._es.result
+        res["nfev"] = self.nfev
+        res["raises"] = self._raises
+        return res
+
+
+def scaled_sigma(es: Strategy, factor: float) -> Strategy:
+    """Return a copy of `es` (no pending batch) with every step size multiplied by `factor`."""
+    state = es.state_dict()
+    algo = dict(state["algo"])  # type: ignore[call-overload]
+    sigma = algo["sigma"]
+    algo["sigma"] = (
+        [float(x) * factor for x in sigma] if isinstance(sigma, list) else float(sigma) * factor
+    )
+    state["algo"] = algo
+    return Strategy.from_state(state)

@@ -1,0 +1,54 @@
+"""Smoke test of benchmarks/nes_family.py: runs are cached per run and the table is read back.
+
+It checks the harness (one file per run, a cached run is not run again, the ERT formula), not
+the speed or the ranking of the methods.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+for _module in ("cocoex", "cma", "cmaes"):  # the `bench` extra
+    pytest.importorskip(_module)
+from benchmarks import nes_family  # noqa: E402
+
+
+def test_runs_are_cached_one_file_each_and_reused(tmp_path: Path, capsys) -> None:
+    argv = ["--methods", "DXNESIC", "CRFMNES+BIPOP", "pycma", "--functions", "1", "--dims", "2"]
+    argv += ["--instances", "1", "--budget", "300", "--cache", str(tmp_path)]
+    nes_family.main(argv)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == [
+        "CRFMNES+BIPOP_f1_d2_i1_b300.json",
+        "DXNESIC_f1_d2_i1_b300.json",
+        "pycma_f1_d2_i1_b300.json",
+    ]
+    first = capsys.readouterr().out
+    for name in files:
+        record = json.loads((tmp_path / name).read_text())
+        assert record["error"] == ""
+        assert 0 < record["evals"] <= 600
+    # a cached run is read back, not run again: a doctored record shows in the table
+    path = tmp_path / "DXNESIC_f1_d2_i1_b300.json"
+    record = json.loads(path.read_text())
+    record.update(evals=123, success=True)
+    path.write_text(json.dumps(record))
+    nes_family.main(argv)
+    second = capsys.readouterr().out
+    assert "123 (1/1)" in second
+    assert "123 (1/1)" not in first
+
+
+def test_ert_is_total_evaluations_over_successes() -> None:
+    runs = [{"evals": 100, "success": True}, {"evals": 300, "success": False}]
+    assert nes_family.ert(runs) == (400.0, 1)
+    assert nes_family.ert([{"evals": 5, "success": False}]) == (math.inf, 0)

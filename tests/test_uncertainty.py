@@ -1,0 +1,106 @@
+"""NoiseHandler: the rank-change measure and its reaction, with and without noise."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from conftest import Z
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nes_asktell import SNES, XNES, NoiseHandler, OpenES
+from nes_asktell._uncertainty import rank_change
+
+
+@given(seed=st.integers(0, 2**32 - 1), lam=st.integers(2, 30), ties=st.booleans())
+def test_without_noise_the_measure_is_never_positive(seed: int, lam: int, ties: bool) -> None:
+    rng = np.random.default_rng(seed)
+    f = rng.integers(0, 3, lam).astype(float) if ties else rng.standard_normal(lam)
+    k = int(rng.integers(1, lam + 1))
+    assert rank_change(f, f[:k].copy(), 0.2) <= 0.0
+
+
+@pytest.mark.parametrize("cls", [XNES, SNES])
+def test_a_noise_free_run_never_raises_sigma(cls) -> None:
+    plain = cls(np.full(5, 1.0), 0.5, rng=3)
+    nh = NoiseHandler(cls(np.full(5, 1.0), 0.5, rng=3))
+    for _ in range(150):
+        X = nh.ask()
+        nh.tell(X, [float(x @ x) for x in X])
+        Xp = plain.ask()
+        plain.tell(Xp, [float(x @ x) for x in Xp])
+    assert nh.raises == 0
+    # and the strategy ran exactly as without the handler
+    np.testing.assert_array_equal(nh.strategy.mean, plain.mean)
+    assert nh.nfev == plain.nfev + 150 * nh.reevaluations
+
+
+def exact_positive_probability(lam: int, k: int) -> float:
+    """P(s > 0) when the fitness is pure noise: the joint ranking is a random permutation.
+
+    s depends only on the ranks of the k re-evaluated candidates' two values among the
+    lam + k: enumerate every placement (all equally likely).
+    """
+    L = lam + k
+    hits = total = 0
+    for pos in itertools.permutations(range(L), 2 * k):
+        joint = np.empty(L)
+        rest = [p for p in range(L) if p not in pos]
+        old = np.empty(lam)
+        old[:k] = pos[:k]
+        old[k:] = rest
+        joint = np.asarray(pos[k:], dtype=float)
+        hits += rank_change(old, joint, 0.2) > 0
+        total += 1
+    return hits / total
+
+
+def test_pure_noise_makes_the_measure_positive_at_its_exact_rate() -> None:
+    lam, N = 8, 400
+    es = SNES(np.zeros(3), 1.0, rng=0)
+    nh = NoiseHandler(es)
+    k = nh.reevaluations
+    assert k == 2  # max(0.1, 2/8) * 8
+    p = exact_positive_probability(lam, k)
+    rng = np.random.default_rng(1)
+    positive = 0
+    for _ in range(N):
+        X = nh.ask()
+        nh.tell(X, rng.standard_normal(len(X)))
+        positive += nh.last_measure > 0
+    # Binomial(N, p) (the permutations of successive generations are independent):
+    # Z = 6.57 standard deviations (alpha 5e-11, conftest). One assertion.
+    assert abs(positive - N * p) <= Z * math.sqrt(N * p * (1 - p))
+    assert p > 0.8  # noise dominates: the measure says so in most generations
+    assert nh.raises > N / 2
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_strong_noise_keeps_sigma_up_where_plain_runs_collapse(seed: int) -> None:
+    # sphere plus N(0, 0.001^2): the noise-free optimum is reached to 1e-16 with sigma near
+    # 1e-8 in 3000 evaluations; with the handler sigma stays near the noise's scale.
+    r = np.random.default_rng(seed + 50)
+    nh = NoiseHandler(XNES(np.full(5, 1.0), 0.5, rng=seed))
+    nh.optimize(lambda x: float(x @ x) + 1e-3 * r.standard_normal(), maxfev=3000)
+    assert nh.raises > 100
+    assert nh.strategy.sigma > 1e-3
+
+
+def test_bad_arguments_are_rejected() -> None:
+    es = XNES(np.zeros(3), 1.0)
+    with pytest.raises(TypeError, match="`strategy` must be a Strategy"):
+        NoiseHandler("xnes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`alpha_sigma` must be a number >= 1"):
+        NoiseHandler(es, alpha_sigma=0.5)
+    with pytest.raises(ValueError, match="`theta`"):
+        NoiseHandler(es, theta=2.0)
+    with pytest.raises(ValueError, match="shaping"):
+        NoiseHandler(OpenES(np.zeros(3), 0.1, shaping=lambda f: -f))
+    nh = NoiseHandler(es)
+    X = nh.ask()
+    with pytest.raises(ValueError, match="`fitness`"):
+        nh.tell(X, np.zeros(3))
+    assert nh.strategy.generation == 0  # the rejected tell changed nothing
