@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from ._backends import shutdown_pools
 from ._evaluate import Evaluator, evaluate
 from ._openes import OpenES, estimate_gradient
 from ._restarts import IPOP
@@ -51,6 +52,7 @@ __all__ = [
     "nes_weights",
     "raw",
     "resolve_strategy",
+    "shutdown_pools",
     "strategy_names",
     "zscore",
 ]

@@ -17,24 +17,32 @@ and runs what ``_tasks`` defines on the workers.
 
 from __future__ import annotations
 
+import numbers
+import os
 import pickle
+import pickletools
+import signal
+import sys
 import time
 import uuid
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeoutError
-from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ._backends import Engine, EngineLike, MapEngine, make_engine
+from ._backends import Engine, EngineLike, MapEngine, ProcessPool, make_engine
 from ._batch import KeyedBatch
 from ._tasks import (
+    DONE,
+    MAX_ERROR_CHARS,
+    STARTED,
     UNPICKLABLE,
+    Board,
     NoiseMismatchError,
     Replay,
     ReplicaMissingError,
@@ -43,6 +51,7 @@ from ._tasks import (
     nbytes,
     replay_task,
     seeds_task,
+    tracked_task,
     unpicklable,
     vectors_task,
 )
@@ -53,6 +62,7 @@ MODES = ("auto", "vectors", "seeds", "replay")
 #: below this dimension ``mode="auto"`` ships vectors: rebuilding would cost more than it saves.
 SEEDS_MIN_DIM = 10_000
 _TIMEOUTS = (TimeoutError, FuturesTimeoutError)
+_SIGTERM = int(signal.SIGTERM)
 
 
 @runtime_checkable
@@ -118,6 +128,7 @@ class Evaluator:
     _engine: Engine
     _timeout: float | None
     _mode: str
+    _tasks: int | None
 
     def __init__(
         self,
@@ -125,14 +136,22 @@ class Evaluator:
         *,
         timeout: float | None = None,
         mode: str = "auto",
+        tasks: int | None = None,
     ) -> None:
+        if tasks is not None:
+            if isinstance(tasks, bool) or not isinstance(tasks, numbers.Integral):
+                raise TypeError(f"`tasks` must be a positive integer, but got {short(tasks)}.")
+            if tasks < 1:
+                raise ValueError(f"`tasks` must be a positive integer, but got {short(tasks)}.")
         if isinstance(workers, Evaluator):
-            # Share its engine (and pool); its timeout and mode apply unless given here.
+            # Share its engine (and pool); its timeout, mode and tasks apply unless given here.
             engine, owned = workers._engine, False
             timeout = workers._timeout if timeout is None else timeout
             mode = workers._mode if mode == "auto" else mode
+            tasks = workers._tasks if tasks is None else tasks
         else:
-            engine, owned = make_engine(workers), True
+            engine = make_engine(workers)
+            owned = not isinstance(engine, ProcessPool)  # pools are shared: shutdown_pools()
         if timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
                 raise TypeError(f"`timeout` must be a positive number, but got {short(timeout)}.")
@@ -159,6 +178,7 @@ class Evaluator:
         self._owns_engine = owned
         self._timeout = None if timeout is None else float(timeout)
         self._mode = mode
+        self._tasks = None if tasks is None else int(tasks)
         #: False once a worker could not rebuild candidates from keys: vectors from then on.
         self._seeds_ok = True
         #: {name: (array, handle)} broadcast to every worker, kept while the same array.
@@ -226,12 +246,16 @@ class Evaluator:
                 "that needs the strategy's pending batch, an integer `rng` and a diagonal "
                 "perturbation (OpenES, SNES); XNES ships vectors."
             )
-        if engine.isolates_retries:  # a process pool: say early that fun does not pickle
-            try:
-                pickle.dumps((fun, args))
-            except Exception as exc:
-                raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
-        values, errors = self._dispatch(fun, args, X, strategy, plan)
+        if engine.isolates_retries or _spawns(engine):  # say early that fun does not pickle
+            _check_picklable(fun, args)
+        try:
+            values, errors = self._dispatch(fun, args, X, strategy, plan)
+        except BaseException:
+            # Ctrl-C (or any error) during an evaluation: nothing may outlive it, so the
+            # busy workers of a process pool are killed, not awaited.
+            if engine.isolates_retries:
+                engine.reset()
+            raise
         if errors:
             bad = int(np.count_nonzero(~np.isfinite(values)))
             warnings.warn(
@@ -254,7 +278,9 @@ class Evaluator:
 
         With a `plan` the candidates travel as keys (replay mode where workers keep
         replicas, seeds mode elsewhere), otherwise as rows. A candidate without a value gets
-        NaN.
+        NaN. The rows of a task lost with its worker are run again, one task per candidate;
+        on a process pool the board (:class:`~nes_asktell._tasks.Board`) tells which row
+        caused the loss (it alone gets NaN) and which rows had finished (their values kept).
         """
         engine = self._engine
         n = len(X)
@@ -269,51 +295,68 @@ class Evaluator:
         errors: list[str] = []
         engine.start()  # start-up is not evaluation time
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
-        chunks = [c for c in np.array_split(np.arange(n), min(engine.size(), n)) if c.size]
+        size = self._tasks if self._tasks is not None else engine.size()
+        chunks = [c for c in np.array_split(np.arange(n), min(size, n)) if c.size]
         todo = list(range(len(chunks)))
-        lost: list[int] = []
-        retried = False
+        lost_once = np.zeros(n, dtype=bool)  # lost without a culprit once: the next loss is final
+        board = Board(n) if engine.isolates_retries and n else None
         state: Any = None
-        while todo:
-            if plan is not None and replay and strategy is not None:
-                if send_state and state is None:
-                    blob = pickle.dumps((type(strategy), strategy.replica_state()), protocol=5)
-                    state, sent = engine.broadcast(blob)
-                    self.last_bytes += sent
-                tasks = self._replay_tasks(fun, args, plan, strategy, state, chunks, todo)
-            elif plan is not None:
-                tasks = self._seeds_tasks(fun, args, plan, chunks, todo)
-            else:
-                tasks = {}
-                for i in todo:
-                    rows, sent = engine.ship(X[chunks[i][0] : chunks[i][-1] + 1])
-                    self.last_bytes += sent
-                    tasks[i] = (vectors_task, fun, args, rows)
-            stale: list[int] = []
-            failed = self._run(tasks, chunks, values, errors, deadline, retry=retried, stale=stale)
-            if isinstance(failed, NoiseMismatchError):
-                self._seeds_ok, plan = False, None
-                warnings.warn(
-                    f"a worker cannot rebuild candidates from keys ({failed}); "
-                    "shipping vectors from now on.",
-                    NESWarning,
-                    stacklevel=3,  # the caller of Evaluator.evaluate
-                )
-                todo = [i for i in todo if np.isnan(values[chunks[i]]).all()]
-                continue
-            if stale and send_state:  # the state itself installs a replica: should not happen
-                errors.append("a worker could not install the strategy's replica")
-                failed, stale = sorted(failed + stale), []
-            # A task whose worker has no replica in step is resent with the state (not a retry).
-            send_state = send_state or bool(stale)
-            if failed and retried:
-                lost = failed
-                failed = []
-            retried = retried or bool(failed)
-            todo = sorted(failed + stale)
+        try:
+            while todo:
+                if plan is not None and replay and strategy is not None:
+                    if send_state and state is None:
+                        blob = pickle.dumps((type(strategy), strategy.replica_state()), protocol=5)
+                        state, sent = engine.broadcast(blob)
+                        self.last_bytes += sent
+                    tasks = self._replay_tasks(fun, args, plan, strategy, state, chunks, todo)
+                elif plan is not None:
+                    tasks = self._seeds_tasks(fun, args, plan, chunks, todo)
+                else:
+                    tasks = {}
+                    for i in todo:
+                        rows, sent = engine.ship(X[chunks[i][0] : chunks[i][-1] + 1])
+                        self.last_bytes += sent
+                        tasks[i] = (vectors_task, fun, args, rows)
+                if board is not None:
+                    board.clear([k for i in todo for k in chunks[i].tolist()])
+                    tasks = {
+                        i: (tracked_task, board.name, n, chunks[i].tolist(), *t)
+                        for i, t in tasks.items()
+                    }
+                stale: list[int] = []
+                outcome = self._run(tasks, chunks, values, errors, deadline, board, stale)
+                if isinstance(outcome, NoiseMismatchError):
+                    self._seeds_ok, plan = False, None
+                    warnings.warn(
+                        f"a worker cannot rebuild candidates from keys ({outcome}); "
+                        "shipping vectors from now on.",
+                        NESWarning,
+                        stacklevel=3,  # the caller of Evaluator.evaluate
+                    )
+                    todo = [i for i in todo if np.isnan(values[chunks[i]]).all()]
+                    continue
+                rerun, blamed = outcome
+                if stale and send_state:  # the state itself installs a replica: should not happen
+                    errors.append("a worker could not install the strategy's replica")
+                    rerun, stale = sorted(rerun + [k for i in stale for k in chunks[i]]), []
+                # A task whose worker has no replica in step is resent with the state.
+                send_state = send_state or bool(stale)
+                if not blamed:  # no culprit found: a row may be lost so only once
+                    final = [k for k in rerun if lost_once[k]]
+                    if final:
+                        errors.append(f"{len(final)} candidates lost with their worker")
+                    lost_once[rerun] = True
+                    rerun = [k for k in rerun if k not in set(final)]
+                # The innocent rows of a lost task run again, one task per candidate.
+                todo = stale + list(range(len(chunks), len(chunks) + len(rerun)))
+                chunks.extend(np.array([k]) for k in rerun)
+                if rerun and self._timeout is not None:
+                    engine.start()  # a pool reset after a fault starts again off the clock
+                    deadline = time.monotonic() + self._timeout  # a fresh clock for the re-run
+        finally:
+            if board is not None:
+                board.close(unlink=True)
         self._broadcast.pop("mean", None)
-        if lost:
-            errors.append(f"{sum(chunks[i].size for i in lost)} candidates lost with their worker")
         return values, errors
 
     def _bcast(self, name: str, value: object) -> object:
@@ -368,58 +411,144 @@ class Evaluator:
         values: FloatArray,
         errors: list[str],
         deadline: float | None,
-        *,
-        retry: bool,
+        board: Board | None,
         stale: list[int],
-    ) -> list[int] | NoiseMismatchError:
-        """Run `tasks`; fill `values`; return the tasks to retry (or the noise mismatch).
+    ) -> tuple[list[int], bool] | NoiseMismatchError:
+        """Run `tasks`; fill `values`; return the rows to run again and whether one was blamed.
 
-        Tasks whose worker has no replica in step are appended to `stale`.
+        Tasks whose worker has no replica in step are appended to `stale`; a noise mismatch
+        is returned as such.
         """
         engine = self._engine
-        failed: list[int] = []
+        rerun: list[int] = []
+        blamed = False
+        crashed: list[int] = []
+        crash_messages: list[str] = []
         timed_out = False
         self.last_bytes += sum(nbytes(_wire(t[1:])) for t in tasks.values())
-        # A retry on an isolating engine runs one task at a time, so a task that kills its
-        # worker cannot take the others down with it.
-        groups = [[i] for i in tasks] if retry and engine.isolates_retries else [list(tasks)]
-        for group in groups:
-            before = len(failed), timed_out
-            futures = {i: engine.submit(*tasks[i]) for i in group}
-            for i, fut in futures.items():
-                # A finished future is collected without a timeout: dask raises TimeoutError
-                # for result(timeout=0) even when the result is there.
-                left = None
-                if deadline is not None and not fut.done():
-                    left = max(0.0, deadline - time.monotonic())
-                try:
-                    vals, errs = fut.result(timeout=left)
-                except _TIMEOUTS:
-                    fut.cancel()
-                    timed_out = True
+        futures = {i: engine.submit(*tasks[i]) for i in tasks}
+        for i, fut in futures.items():
+            rows = chunks[i]
+            # A finished future is collected without a timeout: dask raises TimeoutError
+            # for result(timeout=0) even when the result is there.
+            left = None
+            if deadline is not None and not fut.done():
+                left = max(0.0, deadline - time.monotonic())
+            try:
+                reply = fut.result(timeout=left)
+            except _TIMEOUTS:
+                fut.cancel()
+                timed_out = True
+                if board is None:
                     errors.append(f"timeout after {self._timeout} s")
                     continue
-                except NoiseMismatchError as exc:
-                    return exc
-                except ReplicaMissingError:
-                    stale.append(i)
-                    continue
-                except (BrokenProcessPool, CancelledError, OSError, EOFError) as exc:
-                    failed.append(i)
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                except Exception as exc:
-                    if unpicklable(exc):
-                        raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
-                    failed.append(i)
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                values[chunks[i]] = vals
-                errors.extend(errs)
-                self.last_bytes += nbytes((vals, errs))
-            if engine.isolates_retries and (len(failed), timed_out) != before:
-                engine.reset()
-        return failed
+                # The rows running at the deadline are the slow ones; those not started
+                # yet run again with a fresh clock.
+                st, _, val = board.snapshot()
+                for k in rows.tolist():
+                    if st[k] == DONE:
+                        values[k] = val[k]
+                    elif st[k] == STARTED:
+                        blamed = True
+                        errors.append(f"timeout after {self._timeout} s (candidate {k})")
+                    else:
+                        rerun.append(k)
+                continue
+            except NoiseMismatchError as exc:
+                return exc
+            except ReplicaMissingError:
+                stale.append(i)
+                continue
+            except Exception as exc:
+                if unpicklable(exc):
+                    raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
+                message = f"{type(exc).__name__}: {str(exc)[:MAX_ERROR_CHARS]}"
+                if board is None:
+                    errors.append(message)
+                    rerun.extend(rows.tolist())
+                else:
+                    crashed.append(i)
+                    crash_messages.append(message)
+                continue
+            checked = _checked_reply(reply, rows.size)
+            if checked is None:
+                errors.append(f"a worker sent a malformed reply for {rows.size} candidates")
+                continue
+            values[rows] = checked[0]
+            errors.extend(checked[1])
+            self.last_bytes += nbytes(reply)
+        if board is not None and (crashed or timed_out):
+            codes = engine.exit_codes() if crashed else {}
+            engine.reset()
+            st, pid, val = board.snapshot()
+            found = len(errors)
+            for i in crashed:
+                for k in chunks[i].tolist():
+                    if st[k] == DONE:
+                        values[k] = val[k]
+                    elif st[k] == STARTED and codes.get(int(pid[k])) != -_SIGTERM:
+                        # Its process died by itself while evaluating it (the pool
+                        # terminates the others with SIGTERM): this row is the fault.
+                        blamed = True
+                        code = codes.get(int(pid[k]))
+                        errors.append(
+                            f"the worker died (exit code {code}) while evaluating candidate {k}"
+                        )
+                    else:
+                        rerun.append(k)
+            if crashed and len(errors) == found:  # no row to blame: say what happened
+                errors.append(crash_messages[0])
+        return sorted(rerun), blamed
+
+
+def _checked_reply(reply: object, m: int) -> tuple[FloatArray, list[str]] | None:
+    """Return a task's reply ``(values, errors)`` for `m` rows if well formed, else None.
+
+    A worker's reply is untrusted: values must be `m` float64 numbers, errors at most `m`
+    strings (each cut to ``MAX_ERROR_CHARS``).
+    """
+    if not isinstance(reply, tuple) or len(reply) != 2:
+        return None
+    vals, errs = reply
+    if not isinstance(vals, np.ndarray) or vals.dtype != np.float64 or vals.shape != (m,):
+        return None
+    if not isinstance(errs, list) or len(errs) > m or not all(isinstance(e, str) for e in errs):
+        return None
+    return vals, [e[:MAX_ERROR_CHARS] for e in errs]
+
+
+def _spawns(engine: Engine) -> bool:
+    """Return whether `engine` runs tasks in a user's ``ProcessPoolExecutor``."""
+    return isinstance(getattr(engine, "executor", None), ProcessPoolExecutor)
+
+
+def _check_picklable(fun: Callable[..., object], args: tuple[object, ...]) -> None:
+    """Raise the UNPICKLABLE TypeError unless other processes can load `fun` and `args`.
+
+    Besides pickling, a reference to ``__main__`` must be importable by a spawned worker: it
+    is not when the script came from stdin (``python - < script``) or ``python -c``, or in an
+    interactive session, where the main module has no file.
+    """
+    try:
+        blob = pickle.dumps((fun, args))
+    except Exception as exc:
+        raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if getattr(main, "__spec__", None) is not None or (
+        isinstance(path, str) and os.path.isfile(path)
+    ):
+        return
+    for op, arg, _ in pickletools.genops(blob):
+        if (op.name == "GLOBAL" and str(arg).startswith("__main__ ")) or arg == "__main__":
+            name = getattr(fun, "__qualname__", type(fun).__name__)
+            raise TypeError(
+                UNPICKLABLE.format(
+                    exc=f"{name!r} is defined in a __main__ module that other processes "
+                    "cannot import (a script read from stdin, `python -c` or an "
+                    "interactive session)"
+                )
+            )
 
 
 #: what ``workers=`` accepts: an engine's argument, or an Evaluator to share its workers.
@@ -454,6 +583,7 @@ def evaluate(
     args: Sequence[object] = (),
     timeout: float | None = None,
     mode: str = "auto",
+    tasks: int | None = None,
 ) -> FloatArray:
     """Evaluate `fun` on a population, serially or in parallel.
 
@@ -528,5 +658,5 @@ def evaluate(
                 "`strategy_or_candidates` must be a Strategy or an (n, d) array, but got an "
                 f"array of shape {X.shape}."
             )
-    with Evaluator(workers, timeout=timeout, mode=mode) as ev:
+    with Evaluator(workers, timeout=timeout, mode=mode, tasks=tasks) as ev:
         return ev.evaluate(fun, X, args, strategy=strategy)
