@@ -339,3 +339,93 @@ def test_evaluate_is_public() -> None:
         warnings.simplefilter("error")
         f = evaluate(np.eye(3), sphere, 1)
     np.testing.assert_array_equal(f, [sphere(x) for x in np.eye(3)])
+
+
+# ---------------------------------------------------------------------- pool lifecycle, size
+def worker_pid(x: np.ndarray) -> float:
+    return float(os.getpid())
+
+
+@pytest.mark.slow
+def test_process_pools_are_reused_across_calls_until_shut_down() -> None:
+    X = np.zeros((4, 1))
+    with Evaluator(3) as first:
+        pids = set(first.evaluate(worker_pid, X))
+    # a later evaluator (a second optimize call) finds the same running workers
+    res = SNES(np.zeros(2), 0.3, rng=0, maxiter=1).optimize(sphere, workers=3)
+    assert res.nit == 1
+    with Evaluator(3) as second:
+        assert set(second.evaluate(worker_pid, X)) <= pids
+    alive = {p.pid for p in multiprocessing.active_children()}
+    assert {int(p) for p in pids} <= alive
+    nes_asktell.shutdown_pools()
+    assert not {int(p) for p in pids} & {p.pid for p in multiprocessing.active_children()}
+    with Evaluator(3) as third:  # a new pool after the shutdown
+        assert not set(third.evaluate(worker_pid, X)) & pids
+    nes_asktell.shutdown_pools()
+
+
+def test_tasks_sets_how_many_tasks_a_generation_is_split_into() -> None:
+    X = np.arange(12.0).reshape(6, 2)
+    seen: list[int] = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(len(args[-1]))
+            return super().submit(fn, *args, **kwargs)
+
+    with Counting(2) as ex:
+        f = evaluate(X, sphere, ex, tasks=3)
+        assert seen == [2, 2, 2]
+        seen.clear()
+        with Evaluator(ex, tasks=6) as ev, Evaluator(ev) as borrower:
+            np.testing.assert_array_equal(borrower.evaluate(sphere, X), f)
+        assert seen == [1] * 6
+    np.testing.assert_array_equal(f, [sphere(x) for x in X])
+
+
+@pytest.mark.parametrize(
+    ("tasks", "error", "match"),
+    [
+        (0, ValueError, r"`tasks` must be a positive integer, but got 0\."),
+        (-3, ValueError, r"`tasks` must be a positive integer, but got -3\."),
+        (2.0, TypeError, r"`tasks` must be a positive integer, but got 2\.0\."),
+        (True, TypeError, r"`tasks` must be a positive integer, but got True\."),
+    ],
+)
+def test_tasks_must_be_a_positive_integer(tasks, error, match) -> None:
+    with ThreadPoolExecutor(1) as ex, pytest.raises(error, match=match):
+        Evaluator(ex, tasks=tasks)
+
+
+def test_an_executor_size_comes_from_its_public_num_workers() -> None:
+    class Sized(ThreadPoolExecutor):
+        num_workers = 3
+
+    seen: list[int] = []
+
+    class Counting(Sized):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(len(args[-1]))
+            return super().submit(fn, *args, **kwargs)
+
+    with Counting(1) as ex:
+        evaluate(np.zeros((7, 2)), sphere, ex)
+    assert seen == [3, 2, 2]
+
+
+def test_a_malformed_worker_reply_costs_its_candidates_with_one_warning() -> None:
+    class Hostile(ThreadPoolExecutor):
+        """Replies of the wrong shape, type or size, as an untrusted worker might send."""
+
+        replies = iter([(np.zeros(5), []), ("x",), (np.zeros(2, dtype=object), []), None])
+
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            reply = next(self.replies)
+            return super().submit(lambda: reply)
+
+    X = np.zeros((8, 2))
+    with Hostile(2) as ex, pytest.warns(NESWarning, match="malformed reply") as rec:
+        f = evaluate(X, sphere, ex, tasks=4)
+    assert np.isnan(f).all()
+    assert len(rec) == 1
