@@ -14,6 +14,7 @@ BENCHMARKS = {
     "scipy": "benchmarks.scipy_compare",  # minimize(method=nes) vs scipy's methods
     "optuna": "benchmarks.optuna_bench",  # NESSampler vs TPE and CmaEsSampler
     "scale": "benchmarks.scale",  # ask+tell at d up to 1e6, workers, bytes moved
+    "faults": "benchmarks.faults",  # injected faults in parallel evaluation, survived or not
 }
 
 

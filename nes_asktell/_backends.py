@@ -6,7 +6,8 @@ Every engine has the small interface of :class:`Engine`. Two kinds exist:
   process; an exception raised by ``fun`` propagates) and :class:`MapEngine` (a map-like
   callable, scipy's ``workers(func, iterable)`` convention);
 * engines that run tasks and return futures: :class:`ProcessPool` (a process pool the engine
-  starts and owns), :class:`ExecutorEngine` (any ``concurrent.futures.Executor``) and
+  starts, kept per size for the whole interpreter by :func:`process_pool` until
+  :func:`shutdown_pools`), :class:`ExecutorEngine` (any ``concurrent.futures.Executor``) and
   :class:`DaskEngine` (a dask ``distributed.Client``, whose worker processes can keep replicas
   of the strategy between generations and receive broadcasts).
 

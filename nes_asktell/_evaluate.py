@@ -30,6 +30,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeoutError
+from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
@@ -46,13 +47,16 @@ from ._tasks import (
     NoiseMismatchError,
     Replay,
     ReplicaMissingError,
+    VectorizedCallError,
     as_value,
+    block_values,
     drop_replicas,
     nbytes,
     replay_task,
     seeds_task,
     tracked_task,
     unpicklable,
+    vectorized_task,
     vectors_task,
 )
 from ._typing import JSON, ArrayLike, FloatArray, NESWarning
@@ -93,15 +97,26 @@ class Evaluator:
     ----------
     workers : None, int, map-like callable, Executor, dask Client or Evaluator
         See :func:`nes_asktell.evaluate`. A process pool (an int) starts on first use and is
-        shut down by :meth:`close` or on leaving the ``with`` block; an Executor or Client you
-        pass stays yours to close.
+        kept for the whole interpreter, shared by every evaluator of that size (a second
+        ``optimize(workers=4)`` reuses it); :func:`nes_asktell.shutdown_pools` (also run at
+        exit) shuts it down. An Executor or Client you pass stays yours to close.
     timeout : float, optional
-        Seconds one :meth:`evaluate` call may take (pools, Executors and Clients).
+        Seconds one :meth:`evaluate` call may take (pools, Executors and Clients); the
+        candidates re-run after a fault get a fresh `timeout` of their own.
     mode : {"auto", "vectors", "seeds", "replay"}
         How candidates reach the workers (see :func:`nes_asktell.evaluate`): "replay" keeps a
         replica of the strategy on each dask worker, which redraws a generation's noise to
         replay the update instead of receiving the mean: network traffic traded for worker
         compute.
+    tasks : int, optional
+        How many tasks a generation is split into (pools, Executors and Clients). Default:
+        the engine's size: the pool's processes, a Client's worker threads, an Executor's
+        public ``num_workers`` (``mpi4py.futures``) or else the machine's CPU count. Give it
+        for an Executor whose size is not public, such as dask's ``client.get_executor()``.
+    vectorized : bool, optional
+        Evaluate each task's candidates in one call ``fun(X.T, *args)`` (see
+        :func:`nes_asktell.evaluate`). ``Strategy.optimize(fun, workers=Evaluator(None,
+        vectorized=True))`` runs a whole optimization so.
 
     Attributes
     ----------
@@ -129,6 +144,7 @@ class Evaluator:
     _timeout: float | None
     _mode: str
     _tasks: int | None
+    _vectorized: bool
 
     def __init__(
         self,
@@ -137,7 +153,10 @@ class Evaluator:
         timeout: float | None = None,
         mode: str = "auto",
         tasks: int | None = None,
+        vectorized: bool | None = None,
     ) -> None:
+        if vectorized is not None and not isinstance(vectorized, (bool, np.bool_)):
+            raise TypeError(f"`vectorized` must be True or False, but got {short(vectorized)}.")
         if tasks is not None:
             if isinstance(tasks, bool) or not isinstance(tasks, numbers.Integral):
                 raise TypeError(f"`tasks` must be a positive integer, but got {short(tasks)}.")
@@ -149,6 +168,7 @@ class Evaluator:
             timeout = workers._timeout if timeout is None else timeout
             mode = workers._mode if mode == "auto" else mode
             tasks = workers._tasks if tasks is None else tasks
+            vectorized = workers._vectorized if vectorized is None else vectorized
         else:
             engine = make_engine(workers)
             owned = not isinstance(engine, ProcessPool)  # pools are shared: shutdown_pools()
@@ -164,6 +184,18 @@ class Evaluator:
                 )
         if mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}, but got {short(mode)}.")
+        vectorized = bool(vectorized)
+        if vectorized and isinstance(engine, MapEngine):
+            raise ValueError(
+                "`vectorized` needs workers that take the population as a whole (None, a "
+                "number of processes, an Executor or a dask Client); a map-like callable "
+                "receives single rows."
+            )
+        if vectorized and mode in ("seeds", "replay"):
+            raise ValueError(
+                f"`vectorized` ships the candidates as vectors, but `mode` is {mode!r}; use "
+                "mode='auto' or 'vectors'."
+            )
         if mode == "seeds" and isinstance(engine, MapEngine):
             raise ValueError(
                 "`mode` 'seeds' needs workers that take tasks (a number of processes, an "
@@ -179,6 +211,7 @@ class Evaluator:
         self._timeout = None if timeout is None else float(timeout)
         self._mode = mode
         self._tasks = None if tasks is None else int(tasks)
+        self._vectorized = vectorized
         #: False once a worker could not rebuild candidates from keys: vectors from then on.
         self._seeds_ok = True
         #: {name: (array, handle)} broadcast to every worker, kept while the same array.
@@ -200,7 +233,7 @@ class Evaluator:
         self.close()
 
     def close(self) -> None:
-        """Shut down the process pool this evaluator created (if any); free worker replicas."""
+        """Free worker replicas; close nothing shared (see :func:`nes_asktell.shutdown_pools`)."""
         self._broadcast.clear()
         self._drop_replicas()
         if self._owns_engine:
@@ -232,12 +265,16 @@ class Evaluator:
         self.last_bytes = 0
         n = len(X)
         engine = self._engine
+        if self._vectorized and not engine.takes_tasks:  # serial: one call, errors propagate
+            return block_values(fun(X.T, *args), n, fun) if n else np.zeros(0)
         if not engine.takes_tasks:  # serial: exceptions propagate, as in scipy's own loops
             ys = engine.map(_Call(fun, args), list(X))
             return np.array([as_value(y, fun) for y in ys], dtype=np.float64)
         plan = None
         keyed = self._mode in ("seeds", "replay")
         wanted = keyed or (strategy is not None and strategy.dim >= SEEDS_MIN_DIM)
+        if self._vectorized:
+            wanted = False
         if wanted and self._mode != "vectors" and self._seeds_ok and strategy is not None:
             plan = strategy.batch_keys(X)
         if keyed and self._seeds_ok and plan is None:
@@ -316,7 +353,8 @@ class Evaluator:
                     for i in todo:
                         rows, sent = engine.ship(X[chunks[i][0] : chunks[i][-1] + 1])
                         self.last_bytes += sent
-                        tasks[i] = (vectors_task, fun, args, rows)
+                        task = vectorized_task if self._vectorized else vectors_task
+                        tasks[i] = (task, fun, args, rows)
                 if board is not None:
                     board.clear([k for i in todo for k in chunks[i].tolist()])
                     tasks = {
@@ -463,8 +501,9 @@ class Evaluator:
                 if unpicklable(exc):
                     raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
                 message = f"{type(exc).__name__}: {str(exc)[:MAX_ERROR_CHARS]}"
-                if board is None:
-                    errors.append(message)
+                if board is None or not isinstance(exc, BrokenProcessPool):
+                    if not isinstance(exc, VectorizedCallError):  # the re-runs will say
+                        errors.append(message)
                     rerun.extend(rows.tolist())
                 else:
                     crashed.append(i)
@@ -584,6 +623,7 @@ def evaluate(
     timeout: float | None = None,
     mode: str = "auto",
     tasks: int | None = None,
+    vectorized: bool | None = None,
 ) -> FloatArray:
     """Evaluate `fun` on a population, serially or in parallel.
 
@@ -602,7 +642,8 @@ def evaluate(
         ``distributed.Client``: natively, with replicas of the strategy on the workers (see
         `mode`). An :class:`Evaluator`, to reuse its workers and pool (its `timeout` and
         `mode` apply unless given here). Pools, Executors and Clients get about one task per
-        worker.
+        worker (see `tasks`). A process pool is kept and reused by later calls with the same
+        number until :func:`nes_asktell.shutdown_pools` or the interpreter's exit.
     args : tuple
         Extra arguments of `fun`.
     timeout : float, optional
@@ -622,21 +663,39 @@ def evaluate(
         network or the number of workers limits, "seeds" when the workers are few, on one
         machine or a fast network, and their cores are busy. "auto" uses keys from d = 10,000
         on: "replay" on a dask Client, "seeds" elsewhere.
+    tasks : int, optional
+        How many tasks the population is split into (pools, Executors and Clients); by
+        default the engine's size (see :class:`Evaluator`).
+    vectorized : bool, optional
+        Call ``fun(X.T, *args)`` once per task (once in all when serial) with the candidates
+        as the columns of a (d, m) array, scipy's convention, and expect m values back
+        (shape (m,) or (1, m)). Serially a failing call propagates; on workers the
+        candidates of a failing call run again one per call, so only the faulty one gets
+        NaN. Candidates travel as vectors (not with ``mode`` "seeds" or "replay"); not with a
+        map-like callable. Default False.
 
     Returns
     -------
     f : ndarray of shape (n,)
         The fitness values. With a pool, an Executor or a Client, a candidate whose `fun`
-        raises, whose worker dies (after one retry) or that misses `timeout` gets NaN, with a
-        :class:`NESWarning`; the strategy ranks NaN worst.
+        raises (SystemExit and KeyboardInterrupt included) or returns something that is not
+        a real number, whose worker dies, or that is still running at `timeout`, gets NaN,
+        with one :class:`NESWarning` per call; the strategy ranks NaN worst. The other
+        candidates of its task keep their values: those it had finished are kept, the others
+        run again, one task per candidate (see the fault table in the parallel guide).
 
     Raises
     ------
     TypeError
-        If `workers` is of the wrong kind, or `fun` cannot be pickled for a process pool.
+        If `workers` or `tasks` is of the wrong kind, or `fun` cannot be pickled for a
+        process pool (or is defined in a ``__main__`` that other processes cannot import:
+        a script read from stdin, ``python -c``, an interactive session).
     ValueError
-        If `workers`, `timeout` or `mode` has a bad value ("replay" without a dask Client), or
-        `mode` asks for keys that cannot rebuild these candidates.
+        If `workers`, `timeout`, `mode` or `tasks` has a bad value ("replay" without a dask
+        Client), or `mode` asks for keys that cannot rebuild these candidates.
+    KeyboardInterrupt
+        On Ctrl-C, at once: pending tasks are cancelled and a process pool's busy workers
+        killed (a new pool starts on next use).
 
     Examples
     --------
@@ -658,5 +717,5 @@ def evaluate(
                 "`strategy_or_candidates` must be a Strategy or an (n, d) array, but got an "
                 f"array of shape {X.shape}."
             )
-    with Evaluator(workers, timeout=timeout, mode=mode, tasks=tasks) as ev:
+    with Evaluator(workers, timeout=timeout, mode=mode, tasks=tasks, vectorized=vectorized) as ev:
         return ev.evaluate(fun, X, args, strategy=strategy)

@@ -192,6 +192,49 @@ def vectors_task(fun: Callable[..., object], args: Sequence[object], X: FloatArr
     return eval_rows(fun, args, X)
 
 
+class VectorizedCallError(RuntimeError):
+    """A vectorized call of `fun` failed: its candidates are run again one by one."""
+
+
+def block_values(y: object, m: int, fun: object) -> FloatArray:
+    """Return the `m` values of a vectorized call as float64, or raise TypeError naming `fun`."""
+    arr = np.asarray(y) if isinstance(y, (np.ndarray, list, tuple)) else None
+    if arr is None or arr.dtype.kind not in "iuf" or arr.shape not in ((m,), (1, m)):
+        what = (
+            f"an array of shape {arr.shape} and dtype {arr.dtype}"
+            if arr is not None
+            else f"{y!r:.80}"
+        )
+        raise TypeError(
+            f"`fun` must return {m} real numbers, an array of shape ({m},), when vectorized, "
+            f"but {getattr(fun, '__name__', fun)!r} returned {what}."
+        )
+    return np.asarray(arr, dtype=np.float64).reshape(m)
+
+
+def vectorized_task(fun: Callable[..., object], args: Sequence[object], X: FloatArray) -> Result:
+    """Evaluate the rows of `X` in one call ``fun(X.T, *args)`` (scipy's vectorized convention).
+
+    A failing call raises :class:`VectorizedCallError`, so that the client runs the
+    candidates again one per task and only the faulty one gets NaN.
+    """
+    track = _TRACK[-1] if _TRACK else None
+    if track is not None:
+        board, positions = track
+        board.pid[list(positions)] = os.getpid()
+        board.state[list(positions)] = STARTED
+    try:
+        values = block_values(fun(X.T, *args), len(X), fun)
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        if len(X) == 1:  # one candidate: its own fault
+            return np.full(1, np.nan), [f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]]
+        raise VectorizedCallError(f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]) from None
+    if track is not None:
+        board.value[list(positions)] = values
+        board.state[list(positions)] = DONE
+    return values, []
+
+
 _CHECKED: set[str] = set()  # precisions whose check value this process has confirmed
 
 

@@ -429,3 +429,73 @@ def test_a_malformed_worker_reply_costs_its_candidates_with_one_warning() -> Non
         f = evaluate(X, sphere, ex, tasks=4)
     assert np.isnan(f).all()
     assert len(rec) == 1
+
+
+# ---------------------------------------------------------------------- vectorized
+def sphere_columns(X: np.ndarray) -> np.ndarray:
+    """The sphere of each column of a (d, m) array (scipy's vectorized convention)."""
+    return np.sum((X - 0.5) ** 2, axis=0)
+
+
+def columns_raise_at_5(X: np.ndarray) -> np.ndarray:
+    if np.any(X[0] == 5.0):
+        raise ArithmeticError("boom")
+    return sphere_columns(X)
+
+
+def returns_a_matrix(X: np.ndarray) -> np.ndarray:
+    return np.zeros((2, X.shape[1]))
+
+
+def test_vectorized_gives_the_same_values_and_run_as_rows() -> None:
+    X = np.arange(16.0).reshape(8, 2)
+    want = [sphere(x) for x in X]
+    np.testing.assert_array_equal(evaluate(X, sphere_columns, vectorized=True), want)
+    with ThreadPoolExecutor(2) as tp:
+        np.testing.assert_array_equal(evaluate(X, sphere_columns, tp, vectorized=True), want)
+    ref = SNES(np.zeros(3), 0.3, rng=4, maxiter=5).optimize(sphere)
+    with Evaluator(None, vectorized=True) as ev:
+        res = SNES(np.zeros(3), 0.3, rng=4, maxiter=5).optimize(sphere_columns, workers=ev)
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert res.fun == ref.fun
+
+
+def test_a_failing_vectorized_call_costs_only_the_faulty_candidate_on_workers() -> None:
+    X = np.column_stack([np.arange(8.0), np.zeros(8)])
+    want = np.array([sphere(x) for x in X])
+    want[5] = np.nan
+    with (
+        ThreadPoolExecutor(2) as tp,
+        pytest.warns(NESWarning, match="1 of 8 candidates.*ArithmeticError: boom") as rec,
+    ):
+        f = evaluate(X, columns_raise_at_5, tp, vectorized=True)
+    np.testing.assert_array_equal(f, want)
+    assert len(rec) == 1
+    with pytest.raises(ArithmeticError, match="boom"):  # serial: it propagates
+        evaluate(X, columns_raise_at_5, vectorized=True)
+
+
+@pytest.mark.slow
+def test_vectorized_on_a_process_pool(pool: Evaluator) -> None:
+    X = np.column_stack([np.arange(8.0), np.zeros(8)])
+    want = np.array([sphere(x) for x in X])
+    with Evaluator(pool, vectorized=True) as ev:
+        np.testing.assert_array_equal(ev.evaluate(sphere_columns, X), want)
+        want[5] = np.nan
+        with pytest.warns(NESWarning, match="1 of 8 candidates"):
+            np.testing.assert_array_equal(ev.evaluate(columns_raise_at_5, X), want)
+
+
+def test_vectorized_checks_what_fun_returns_and_its_arguments() -> None:
+    X = np.zeros((3, 2))
+    with pytest.raises(TypeError, match=r"must return 3 real numbers.*'returns_a_matrix'"):
+        evaluate(X, returns_a_matrix, vectorized=True)
+    with pytest.raises(TypeError, match=r"`vectorized` must be True or False, but got 1\."):
+        Evaluator(None, vectorized=1)
+    with pytest.raises(ValueError, match="`vectorized` needs workers that take the population"):
+        Evaluator(map, vectorized=True)
+    with (
+        ThreadPoolExecutor(1) as tp,
+        pytest.raises(ValueError, match="`vectorized` ships the candidates as vectors"),
+    ):
+        Evaluator(tp, vectorized=True, mode="seeds")
