@@ -283,8 +283,10 @@ class Evaluator:
                 "that needs the strategy's pending batch, an integer `rng` and a diagonal "
                 "perturbation (OpenES, SNES); XNES ships vectors."
             )
-        if engine.isolates_retries or _spawns(engine):  # say early that fun does not pickle
-            _check_picklable(fun, args)
+        if engine.isolates_retries:  # our spawned pool: say early that fun cannot travel
+            _check_picklable(fun, args, main=True)
+        elif _in_user_processes(engine):
+            _check_picklable(fun, args, main=False)  # its start method is the user's choice
         try:
             values, errors = self._dispatch(fun, args, X, strategy, plan)
         except BaseException:
@@ -500,6 +502,11 @@ class Evaluator:
             except Exception as exc:
                 if unpicklable(exc):
                     raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
+                if isinstance(exc, BrokenProcessPool) and _in_user_processes(engine):
+                    # A spawned worker of the user's pool died: for want of __main__?
+                    reason = _unimportable_main(tasks[i][1], pickle.dumps(tasks[i][1:3]))
+                    if reason is not None:
+                        raise TypeError(UNPICKLABLE.format(exc=reason)) from exc
                 message = f"{type(exc).__name__}: {str(exc)[:MAX_ERROR_CHARS]}"
                 if board is None or not isinstance(exc, BrokenProcessPool):
                     if not isinstance(exc, VectorizedCallError):  # the re-runs will say
@@ -556,38 +563,47 @@ def _checked_reply(reply: object, m: int) -> tuple[FloatArray, list[str]] | None
     return vals, [e[:MAX_ERROR_CHARS] for e in errs]
 
 
-def _spawns(engine: Engine) -> bool:
+def _in_user_processes(engine: Engine) -> bool:
     """Return whether `engine` runs tasks in a user's ``ProcessPoolExecutor``."""
     return isinstance(getattr(engine, "executor", None), ProcessPoolExecutor)
 
 
-def _check_picklable(fun: Callable[..., object], args: tuple[object, ...]) -> None:
+def _check_picklable(fun: Callable[..., object], args: tuple[object, ...], *, main: bool) -> None:
     """Raise the UNPICKLABLE TypeError unless other processes can load `fun` and `args`.
 
-    Besides pickling, a reference to ``__main__`` must be importable by a spawned worker: it
-    is not when the script came from stdin (``python - < script``) or ``python -c``, or in an
-    interactive session, where the main module has no file.
+    With `main`, a reference to ``__main__`` must also be importable by a spawned worker
+    (see :func:`_unimportable_main`).
     """
     try:
         blob = pickle.dumps((fun, args))
     except Exception as exc:
         raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if getattr(main, "__spec__", None) is not None or (
+    reason = _unimportable_main(fun, blob) if main else None
+    if reason is not None:
+        raise TypeError(UNPICKLABLE.format(exc=reason))
+
+
+def _unimportable_main(fun: Callable[..., object], blob: bytes) -> str | None:
+    """Say why the pickle `blob` of `fun` cannot load in a spawned process, or return None.
+
+    A spawned worker imports the main script again to find what the pickle names in
+    ``__main__``; it cannot when the script came from stdin (``python - < script``) or
+    ``python -c``, or in an interactive session: the main module then has no file.
+    """
+    main_module = sys.modules.get("__main__")
+    path = getattr(main_module, "__file__", None)
+    if getattr(main_module, "__spec__", None) is not None or (
         isinstance(path, str) and os.path.isfile(path)
     ):
-        return
+        return None
     for op, arg, _ in pickletools.genops(blob):
         if (op.name == "GLOBAL" and str(arg).startswith("__main__ ")) or arg == "__main__":
             name = getattr(fun, "__qualname__", type(fun).__name__)
-            raise TypeError(
-                UNPICKLABLE.format(
-                    exc=f"{name!r} is defined in a __main__ module that other processes "
-                    "cannot import (a script read from stdin, `python -c` or an "
-                    "interactive session)"
-                )
+            return (
+                f"{name!r} is defined in a __main__ module that other processes cannot "
+                "import (a script read from stdin, `python -c` or an interactive session)"
             )
+    return None
 
 
 #: what ``workers=`` accepts: an engine's argument, or an Evaluator to share its workers.

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -266,4 +267,28 @@ def test_fun_from_an_unimportable_main_gets_the_documented_type_error(how, worke
     assert out.returncode == 0, out.stderr
     assert "TypeError: `fun` (and `args`) must be picklable" in out.stdout
     assert "module level" in out.stdout
-    assert "Traceback" not in out.stderr  # no worker tracebacks, no BrokenProcessPool
+    if workers != "executor":  # a user's pool is tried first: its start method is theirs
+        assert "Traceback" not in out.stderr  # no worker tracebacks, no BrokenProcessPool
+
+
+@pytest.mark.slow
+def test_fun_from_python_c_on_a_users_fork_pool_still_runs() -> None:
+    # fork copies __main__ into the workers: nothing to reject there
+    code = textwrap.dedent(
+        """
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        import numpy as np
+        from nes_asktell import evaluate
+
+        def fun(x):
+            return float(np.sum(x**2))
+
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(2, mp_context=ctx) as pp:
+            print(evaluate(np.ones((4, 2)), fun, pp).tolist())
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[2.0, 2.0, 2.0, 2.0]"
