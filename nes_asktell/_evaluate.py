@@ -11,6 +11,13 @@ Three ways to move a population to the workers of an engine (``_backends``):
   the strategy and replays the client's updates from their utilities, so a generation moves a
   few KB; the state travels on first contact and whenever a replica is missing or out of step.
 
+Faults cost only their candidate. On a process pool every task records each row's progress on
+a shared-memory :class:`~nes_asktell._tasks.Board`; when a task is lost (its worker died, or
+the timeout passed) the rows it finished keep their values, the row its worker was evaluating
+gets NaN (if that worker died by itself, or was still running at the deadline) and the other
+rows run again, one task per candidate. Elsewhere a lost task's candidates run again once, one
+task per candidate. A worker's reply is checked for its shape before it is used.
+
 The evaluator reaches the strategy only through its narrow public methods (:class:`Keyed`),
 and runs what ``_tasks`` defines on the workers.
 """
@@ -467,62 +474,67 @@ class Evaluator:
         timed_out = False
         self.last_bytes += sum(nbytes(_wire(t[1:])) for t in tasks.values())
         futures = {i: engine.submit(*tasks[i]) for i in tasks}
-        for i, fut in futures.items():
-            rows = chunks[i]
-            # A finished future is collected without a timeout: dask raises TimeoutError
-            # for result(timeout=0) even when the result is there.
-            left = None
-            if deadline is not None and not fut.done():
-                left = max(0.0, deadline - time.monotonic())
-            try:
-                reply = fut.result(timeout=left)
-            except _TIMEOUTS:
-                fut.cancel()
-                timed_out = True
-                if board is None:
-                    errors.append(f"timeout after {self._timeout} s")
+        try:
+            for i, fut in futures.items():
+                rows = chunks[i]
+                # A finished future is collected without a timeout: dask raises TimeoutError
+                # for result(timeout=0) even when the result is there.
+                left = None
+                if deadline is not None and not fut.done():
+                    left = max(0.0, deadline - time.monotonic())
+                try:
+                    reply = fut.result(timeout=left)
+                except _TIMEOUTS:
+                    fut.cancel()
+                    timed_out = True
+                    if board is None:
+                        errors.append(f"timeout after {self._timeout} s")
+                        continue
+                    # The rows running at the deadline are the slow ones; those not started
+                    # yet run again with a fresh clock.
+                    st, _, val = board.snapshot()
+                    for k in rows.tolist():
+                        if st[k] == DONE:
+                            values[k] = val[k]
+                        elif st[k] == STARTED:
+                            blamed = True
+                            errors.append(f"timeout after {self._timeout} s (candidate {k})")
+                        else:
+                            rerun.append(k)
                     continue
-                # The rows running at the deadline are the slow ones; those not started
-                # yet run again with a fresh clock.
-                st, _, val = board.snapshot()
-                for k in rows.tolist():
-                    if st[k] == DONE:
-                        values[k] = val[k]
-                    elif st[k] == STARTED:
-                        blamed = True
-                        errors.append(f"timeout after {self._timeout} s (candidate {k})")
+                except NoiseMismatchError as exc:
+                    return exc
+                except ReplicaMissingError:
+                    stale.append(i)
+                    continue
+                except Exception as exc:
+                    if unpicklable(exc):
+                        raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
+                    if isinstance(exc, BrokenProcessPool) and _in_user_processes(engine):
+                        # A spawned worker of the user's pool died: for want of __main__?
+                        reason = _unimportable_main(tasks[i][1], pickle.dumps(tasks[i][1:3]))
+                        if reason is not None:
+                            raise TypeError(UNPICKLABLE.format(exc=reason)) from exc
+                    message = f"{type(exc).__name__}: {str(exc)[:MAX_ERROR_CHARS]}"
+                    if board is None or not isinstance(exc, BrokenProcessPool):
+                        if not isinstance(exc, VectorizedCallError):  # the re-runs will say
+                            errors.append(message)
+                        rerun.extend(rows.tolist())
                     else:
-                        rerun.append(k)
-                continue
-            except NoiseMismatchError as exc:
-                return exc
-            except ReplicaMissingError:
-                stale.append(i)
-                continue
-            except Exception as exc:
-                if unpicklable(exc):
-                    raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
-                if isinstance(exc, BrokenProcessPool) and _in_user_processes(engine):
-                    # A spawned worker of the user's pool died: for want of __main__?
-                    reason = _unimportable_main(tasks[i][1], pickle.dumps(tasks[i][1:3]))
-                    if reason is not None:
-                        raise TypeError(UNPICKLABLE.format(exc=reason)) from exc
-                message = f"{type(exc).__name__}: {str(exc)[:MAX_ERROR_CHARS]}"
-                if board is None or not isinstance(exc, BrokenProcessPool):
-                    if not isinstance(exc, VectorizedCallError):  # the re-runs will say
-                        errors.append(message)
-                    rerun.extend(rows.tolist())
-                else:
-                    crashed.append(i)
-                    crash_messages.append(message)
-                continue
-            checked = _checked_reply(reply, rows.size)
-            if checked is None:
-                errors.append(f"a worker sent a malformed reply for {rows.size} candidates")
-                continue
-            values[rows] = checked[0]
-            errors.extend(checked[1])
-            self.last_bytes += nbytes(reply)
+                        crashed.append(i)
+                        crash_messages.append(message)
+                    continue
+                checked = _checked_reply(reply, rows.size)
+                if checked is None:
+                    errors.append(f"a worker sent a malformed reply for {rows.size} candidates")
+                    continue
+                values[rows] = checked[0]
+                errors.extend(checked[1])
+                self.last_bytes += nbytes(reply)
+        except BaseException:  # Ctrl-C: what has not started never will
+            for fut in futures.values():
+                fut.cancel()
+            raise
         if board is not None and (crashed or timed_out):
             codes = engine.exit_codes() if crashed else {}
             engine.reset()
