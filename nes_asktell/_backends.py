@@ -311,6 +311,16 @@ class DaskEngine(Engine):
 
     def __init__(self, client: DaskClientLike) -> None:
         self.client = client
+        self._warm = False
+
+    def start(self) -> None:
+        """Import the package on every worker once, before a generation's clock starts.
+
+        A worker's first task otherwise pays the import (numpy, scipy) inside the `timeout`.
+        """
+        if not self._warm:
+            self.run_everywhere(ready)
+            self._warm = True
 
     def size(self) -> int:
         """Return the number of worker threads of the cluster."""
