@@ -15,6 +15,7 @@ BENCHMARKS = {
     "optuna": "benchmarks.optuna_bench",  # NESSampler vs TPE and CmaEsSampler
     "scale": "benchmarks.scale",  # ask+tell at d up to 1e6, workers, bytes moved
     "engines": "benchmarks.engines",  # bytes and seconds per generation of every engine
+    "faults": "benchmarks.faults",  # injected faults in parallel evaluation, survived or not
 }
 
 

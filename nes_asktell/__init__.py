@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from ._backends import shutdown_pools
 from ._crfmnes import CRFMNES
 from ._dxnesic import DXNESIC
 from ._evaluate import Evaluator, evaluate
@@ -63,6 +64,7 @@ __all__ = [
     "nes_weights",
     "raw",
     "resolve_strategy",
+    "shutdown_pools",
     "strategy_names",
     "zscore",
 ]

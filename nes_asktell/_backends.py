@@ -6,7 +6,8 @@ Every engine has the small interface of :class:`Engine`. Two kinds exist:
   process; an exception raised by ``fun`` propagates) and :class:`MapEngine` (a map-like
   callable, scipy's ``workers(func, iterable)`` convention);
 * engines that run tasks and return futures: :class:`ProcessPool` (a process pool the engine
-  starts and owns), :class:`ExecutorEngine` (any ``concurrent.futures.Executor``) and
+  starts, kept per size for the whole interpreter by :func:`process_pool` until
+  :func:`shutdown_pools`), :class:`ExecutorEngine` (any ``concurrent.futures.Executor``) and
   :class:`DaskEngine` (a dask ``distributed.Client``, whose worker processes can keep replicas
   of the strategy between generations and receive broadcasts) and :class:`RayEngine` (a Ray
   cluster: one actor per CPU, which keeps replicas and reads broadcasts from the object store).
@@ -17,17 +18,21 @@ here and one detection line there.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing
+import multiprocessing.process
 import numbers
 import os
+import signal
+import threading
 import types
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from ._tasks import nbytes, ready
+from ._tasks import init_worker, nbytes, ready
 from ._typing import FloatArray
 from ._validate import short
 
@@ -61,8 +66,10 @@ class Engine:
     keeps_replicas : bool
         True when worker processes live across generations and keep replicas (dask).
     isolates_retries : bool
-        True when a failed task is retried alone, so that a task that kills its worker cannot
-        take the others down with it (a process pool, which is reset after a failure).
+        True for a process pool on this machine: its tasks record each row's progress on a
+        shared-memory board (:class:`~nes_asktell._tasks.Board`), :meth:`reset` kills busy
+        workers, and :meth:`exit_codes` tells a worker that died by itself from one the pool
+        terminated, so a fault costs only the candidate that caused it.
     """
 
     takes_tasks: ClassVar[bool] = True
@@ -94,6 +101,15 @@ class Engine:
 
     def reset(self) -> None:
         """Replace workers that died or hang (after a failed task)."""
+
+    def exit_codes(self) -> dict[int, int | None]:
+        """Return the exit code of each worker process (by pid) once a broken pool ended.
+
+        Only engines whose tasks report their rows on a board (``isolates_retries``) need it:
+        a row left started by a process that died by itself is that process's fault; one
+        whose process was terminated by the pool (``-SIGTERM``) is innocent.
+        """
+        return {}
 
     def run_everywhere(self, fn: Callable[..., object], *args: object) -> None:
         """Run ``fn(*args)`` once in every worker process, ignoring failures (dask only)."""
@@ -129,13 +145,24 @@ class MapEngine(Engine):
 
 
 class ProcessPool(Engine):
-    """A pool of `n` spawned processes, started on first use and owned by the engine."""
+    """A pool of `n` spawned processes, started on first use and shared by every evaluator.
+
+    :func:`process_pool` keeps one per size for the whole interpreter, so later evaluations
+    (a second ``optimize(workers=2)``) reuse the running workers instead of starting new ones;
+    :func:`shutdown_pools` (also run at exit) shuts them down. Each worker reports its pid
+    when it starts (:func:`~nes_asktell._tasks.init_worker`), so busy workers can be ended
+    with ``os.kill`` and the exit code of a dead one read back (:meth:`exit_codes`).
+    """
 
     isolates_retries = True
 
     def __init__(self, n: int) -> None:
         self.n = n
         self._pool: ProcessPoolExecutor | None = None
+        self._pids: Any = None  # the queue on which workers report their pids
+        self._procs: dict[int, multiprocessing.process.BaseProcess] = {}
+        self._workers: set[int] = set()
+        self._busy: set[Future[Any]] = set()
 
     def size(self) -> int:
         """Return the number of processes."""
@@ -148,44 +175,131 @@ class ProcessPool(Engine):
         busy machine; it happens here, before a generation's `timeout` clock starts.
         """
         if self._pool is None:
-            pool = ProcessPoolExecutor(self.n, mp_context=multiprocessing.get_context("spawn"))
+            ctx = multiprocessing.get_context("spawn")
+            if self._pids is None:  # one queue for every pool of this engine: a worker still
+                self._pids = ctx.SimpleQueue()  # starting after a reset finds it
+            pool = ProcessPoolExecutor(
+                self.n, mp_context=ctx, initializer=init_worker, initargs=(self._pids,)
+            )
+            self._pool = pool
             for fut in [pool.submit(ready) for _ in range(self.n)]:
                 with contextlib.suppress(BrokenProcessPool):
                     fut.result()
-            self._pool = pool
+            self._note_children()
+
+    def _note_children(self) -> None:
+        """Record the worker pids reported so far and the process objects of this process."""
+        q = self._pids
+        while q is not None and not q.empty():
+            self._workers.add(int(q.get()))
+        for proc in multiprocessing.active_children():
+            if proc.pid is not None:
+                self._procs.setdefault(proc.pid, proc)
 
     def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
         """Run ``fn(*args)`` in the pool (started if needed)."""
         self.start()
-        assert self._pool is not None
-        return self._pool.submit(fn, *args)
+        if self._pool is None:
+            raise RuntimeError("the process pool did not start")
+        fut = self._pool.submit(fn, *args)
+        self._note_children()  # a worker replaced after max_tasks is a new child
+        self._busy.add(fut)
+        fut.add_done_callback(self._busy.discard)
+        return fut
+
+    def exit_codes(self) -> dict[int, int | None]:
+        """Wait (up to 10 s each) for the workers of a broken pool; return their exit codes."""
+        self._note_children()
+        codes: dict[int, int | None] = {}
+        for pid in self._workers:
+            proc = self._procs.get(pid)
+            if proc is not None:
+                proc.join(10.0)
+                codes[pid] = proc.exitcode
+        return codes
 
     def reset(self) -> None:
         """Kill the pool's processes (hung or dead workers); a new pool starts on next use."""
         pool, self._pool = self._pool, None
-        if pool is not None:
-            procs = getattr(pool, "_processes", None) or {}
-            for proc in list(procs.values()):
-                if proc.is_alive():
-                    proc.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
+        if pool is None:
+            return
+        pool.shutdown(wait=False, cancel_futures=True)
+        self._note_children()
+        for pid in self._workers:
+            proc = self._procs.get(pid)
+            if proc is not None and proc.exitcode is None:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
+        for pid in self._workers:
+            proc = self._procs.get(pid)
+            if proc is not None:
+                proc.join(10.0)
+        self._workers.clear()
+        self._procs.clear()
+        self._busy.clear()
 
     def close(self) -> None:
-        """Shut the pool down."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Shut the pool down: at once, killing its workers, when a task still runs."""
+        if self._pool is None:
+            return
+        if any(not f.done() for f in list(self._busy)):
+            self.reset()
+            return
+        pool, self._pool = self._pool, None
+        pool.shutdown(wait=True, cancel_futures=True)
+        self._workers.clear()
+        self._procs.clear()
+
+
+#: the process pools of this interpreter, one per size (see :func:`process_pool`)
+_POOLS: dict[int, ProcessPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def process_pool(n: int) -> ProcessPool:
+    """Return this interpreter's process pool of `n` workers (created, not started, if new)."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(n)
+        if pool is None:
+            pool = _POOLS[n] = ProcessPool(n)
+        return pool
+
+
+def shutdown_pools() -> None:
+    """Shut down the process pools that ``workers=<int>`` started; also run at exit.
+
+    ``workers=4`` (or ``Evaluator(4)``) starts a pool of 4 spawned processes on first use and
+    keeps it for later evaluations with the same number, so that a second ``optimize`` call
+    does not pay the start-up again. Call this to free the processes earlier; a later
+    evaluation starts a new pool. A pool whose workers are still busy is killed, not awaited.
+    """
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.close()
+
+
+atexit.register(shutdown_pools)
 
 
 class ExecutorEngine(Engine):
-    """Any ``concurrent.futures.Executor``: a thread pool, loky, ``mpi4py.futures``, dask's."""
+    """Any ``concurrent.futures.Executor``: a thread pool, loky, ``mpi4py.futures``, dask's.
+
+    Its size is its public ``num_workers`` (``mpi4py.futures``) when it has one, else the
+    machine's CPU count; pass ``tasks=`` to :class:`~nes_asktell.Evaluator` for an executor
+    whose size is neither (dask's ``client.get_executor()`` on a cluster).
+    """
 
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
 
     def size(self) -> int:
-        """Return the executor's number of workers (the machine's CPUs when it has none)."""
-        return int(getattr(self.executor, "_max_workers", 0) or os.cpu_count() or 1)
+        """Return the executor's public number of workers (the machine's CPUs without one)."""
+        n = getattr(self.executor, "num_workers", None)
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            return int(n)
+        return os.cpu_count() or 1
 
     def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
         """Run ``fn(*args)`` on the executor."""
@@ -199,6 +313,16 @@ class DaskEngine(Engine):
 
     def __init__(self, client: DaskClientLike) -> None:
         self.client = client
+        self._warm = False
+
+    def start(self) -> None:
+        """Import the package on every worker once, before a generation's clock starts.
+
+        A worker's first task otherwise pays the import (numpy, scipy) inside the `timeout`.
+        """
+        if not self._warm:
+            self.run_everywhere(ready)
+            self._warm = True
 
     def size(self) -> int:
         """Return the number of worker threads of the cluster."""
@@ -256,7 +380,7 @@ def make_engine(workers: EngineLike) -> Engine:
                 f"but got {n}."
             )
         n = (os.cpu_count() or 1) if n == -1 else n
-        return ProcessPool(n) if n > 1 else Serial()
+        return process_pool(n) if n > 1 else Serial()
     if is_dask_client(workers):
         return DaskEngine(workers)  # type: ignore[arg-type]
     if isinstance(workers, types.ModuleType) and workers.__name__ == "ray":

@@ -11,19 +11,31 @@ Three ways to move a population to the workers of an engine (``_backends``):
   the strategy and replays the client's updates from their utilities, so a generation moves a
   few KB; the state travels on first contact and whenever a replica is missing or out of step.
 
+Faults cost only their candidate. On a process pool every task records each row's progress on
+a shared-memory :class:`~nes_asktell._tasks.Board`; when a task is lost (its worker died, or
+the timeout passed) the rows it finished keep their values, the row its worker was evaluating
+gets NaN (if that worker died by itself, or was still running at the deadline) and the other
+rows run again, one task per candidate. Elsewhere a lost task's candidates run again once, one
+task per candidate. A worker's reply is checked for its shape before it is used.
+
 The evaluator reaches the strategy only through its narrow public methods (:class:`Keyed`),
 and runs what ``_tasks`` defines on the workers.
 """
 
 from __future__ import annotations
 
+import numbers
+import os
 import pickle
+import pickletools
+import signal
+import sys
 import time
 import uuid
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
@@ -31,19 +43,27 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ._backends import Engine, EngineLike, MapEngine, make_engine
+from ._backends import Engine, EngineLike, MapEngine, ProcessPool, make_engine
 from ._batch import KeyedBatch
 from ._tasks import (
+    DONE,
+    MAX_ERROR_CHARS,
+    STARTED,
     UNPICKLABLE,
+    Board,
     NoiseMismatchError,
     Replay,
     ReplicaMissingError,
+    VectorizedCallError,
     as_value,
+    block_values,
     drop_replicas,
     nbytes,
     replay_task,
     seeds_task,
+    tracked_task,
     unpicklable,
+    vectorized_task,
     vectors_task,
 )
 from ._typing import JSON, ArrayLike, FloatArray, NESWarning
@@ -53,6 +73,7 @@ MODES = ("auto", "vectors", "seeds", "replay")
 #: below this dimension ``mode="auto"`` ships vectors: rebuilding would cost more than it saves.
 SEEDS_MIN_DIM = 10_000
 _TIMEOUTS = (TimeoutError, FuturesTimeoutError)
+_SIGTERM = int(signal.SIGTERM)
 
 
 @runtime_checkable
@@ -83,15 +104,26 @@ class Evaluator:
     ----------
     workers : None, int, map-like callable, Executor, dask Client or Evaluator
         See :func:`nes_asktell.evaluate`. A process pool (an int) starts on first use and is
-        shut down by :meth:`close` or on leaving the ``with`` block; an Executor or Client you
-        pass stays yours to close.
+        kept for the whole interpreter, shared by every evaluator of that size (a second
+        ``optimize(workers=4)`` reuses it); :func:`nes_asktell.shutdown_pools` (also run at
+        exit) shuts it down. An Executor or Client you pass stays yours to close.
     timeout : float, optional
-        Seconds one :meth:`evaluate` call may take (pools, Executors and Clients).
+        Seconds one :meth:`evaluate` call may take (pools, Executors and Clients); the
+        candidates re-run after a fault get a fresh `timeout` of their own.
     mode : {"auto", "vectors", "seeds", "replay"}
         How candidates reach the workers (see :func:`nes_asktell.evaluate`): "replay" keeps a
         replica of the strategy on each dask worker, which redraws a generation's noise to
         replay the update instead of receiving the mean: network traffic traded for worker
         compute.
+    tasks : int, optional
+        How many tasks a generation is split into (pools, Executors and Clients). Default:
+        the engine's size: the pool's processes, a Client's worker threads, an Executor's
+        public ``num_workers`` (``mpi4py.futures``) or else the machine's CPU count. Give it
+        for an Executor whose size is not public, such as dask's ``client.get_executor()``.
+    vectorized : bool, optional
+        Evaluate each task's candidates in one call ``fun(X.T, *args)`` (see
+        :func:`nes_asktell.evaluate`). ``Strategy.optimize(fun, workers=Evaluator(None,
+        vectorized=True))`` runs a whole optimization so.
 
     Attributes
     ----------
@@ -118,6 +150,8 @@ class Evaluator:
     _engine: Engine
     _timeout: float | None
     _mode: str
+    _tasks: int | None
+    _vectorized: bool
 
     def __init__(
         self,
@@ -125,14 +159,26 @@ class Evaluator:
         *,
         timeout: float | None = None,
         mode: str = "auto",
+        tasks: int | None = None,
+        vectorized: bool | None = None,
     ) -> None:
+        if vectorized is not None and not isinstance(vectorized, (bool, np.bool_)):
+            raise TypeError(f"`vectorized` must be True or False, but got {short(vectorized)}.")
+        if tasks is not None:
+            if isinstance(tasks, bool) or not isinstance(tasks, numbers.Integral):
+                raise TypeError(f"`tasks` must be a positive integer, but got {short(tasks)}.")
+            if tasks < 1:
+                raise ValueError(f"`tasks` must be a positive integer, but got {short(tasks)}.")
         if isinstance(workers, Evaluator):
-            # Share its engine (and pool); its timeout and mode apply unless given here.
+            # Share its engine (and pool); its timeout, mode and tasks apply unless given here.
             engine, owned = workers._engine, False
             timeout = workers._timeout if timeout is None else timeout
             mode = workers._mode if mode == "auto" else mode
+            tasks = workers._tasks if tasks is None else tasks
+            vectorized = workers._vectorized if vectorized is None else vectorized
         else:
-            engine, owned = make_engine(workers), True
+            engine = make_engine(workers)
+            owned = not isinstance(engine, ProcessPool)  # pools are shared: shutdown_pools()
         if timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
                 raise TypeError(f"`timeout` must be a positive number, but got {short(timeout)}.")
@@ -145,6 +191,18 @@ class Evaluator:
                 )
         if mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}, but got {short(mode)}.")
+        vectorized = bool(vectorized)
+        if vectorized and isinstance(engine, MapEngine):
+            raise ValueError(
+                "`vectorized` needs workers that take the population as a whole (None, a "
+                "number of processes, an Executor or a dask Client); a map-like callable "
+                "receives single rows."
+            )
+        if vectorized and mode in ("seeds", "replay"):
+            raise ValueError(
+                f"`vectorized` ships the candidates as vectors, but `mode` is {mode!r}; use "
+                "mode='auto' or 'vectors'."
+            )
         if mode == "seeds" and isinstance(engine, MapEngine):
             raise ValueError(
                 "`mode` 'seeds' needs workers that take tasks (a number of processes, an "
@@ -159,6 +217,8 @@ class Evaluator:
         self._owns_engine = owned
         self._timeout = None if timeout is None else float(timeout)
         self._mode = mode
+        self._tasks = None if tasks is None else int(tasks)
+        self._vectorized = vectorized
         #: False once a worker could not rebuild candidates from keys: vectors from then on.
         self._seeds_ok = True
         #: {name: (array, handle)} broadcast to every worker, kept while the same array.
@@ -180,7 +240,7 @@ class Evaluator:
         self.close()
 
     def close(self) -> None:
-        """Shut down the process pool this evaluator created (if any); free worker replicas."""
+        """Free worker replicas; close nothing shared (see :func:`nes_asktell.shutdown_pools`)."""
         self._broadcast.clear()
         self._drop_replicas()
         if self._owns_engine:
@@ -212,12 +272,16 @@ class Evaluator:
         self.last_bytes = 0
         n = len(X)
         engine = self._engine
+        if self._vectorized and not engine.takes_tasks:  # serial: one call, errors propagate
+            return block_values(fun(X.T, *args), n, fun) if n else np.zeros(0)
         if not engine.takes_tasks:  # serial: exceptions propagate, as in scipy's own loops
             ys = engine.map(_Call(fun, args), list(X))
             return np.array([as_value(y, fun) for y in ys], dtype=np.float64)
         plan = None
         keyed = self._mode in ("seeds", "replay")
         wanted = keyed or (strategy is not None and strategy.dim >= SEEDS_MIN_DIM)
+        if self._vectorized:
+            wanted = False
         if wanted and self._mode != "vectors" and self._seeds_ok and strategy is not None:
             plan = strategy.batch_keys(X)
         if keyed and self._seeds_ok and plan is None:
@@ -226,12 +290,18 @@ class Evaluator:
                 "that needs the strategy's pending batch, an integer `rng` and a diagonal "
                 "perturbation (OpenES, SNES); XNES ships vectors."
             )
-        if engine.isolates_retries:  # a process pool: say early that fun does not pickle
-            try:
-                pickle.dumps((fun, args))
-            except Exception as exc:
-                raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
-        values, errors = self._dispatch(fun, args, X, strategy, plan)
+        if engine.isolates_retries:  # our spawned pool: say early that fun cannot travel
+            _check_picklable(fun, args, main=True)
+        elif _in_user_processes(engine):
+            _check_picklable(fun, args, main=False)  # its start method is the user's choice
+        try:
+            values, errors = self._dispatch(fun, args, X, strategy, plan)
+        except BaseException:
+            # Ctrl-C (or any error) during an evaluation: nothing may outlive it, so the
+            # busy workers of a process pool are killed, not awaited.
+            if engine.isolates_retries:
+                engine.reset()
+            raise
         if errors:
             bad = int(np.count_nonzero(~np.isfinite(values)))
             warnings.warn(
@@ -254,7 +324,9 @@ class Evaluator:
 
         With a `plan` the candidates travel as keys (replay mode where workers keep
         replicas, seeds mode elsewhere), otherwise as rows. A candidate without a value gets
-        NaN.
+        NaN. The rows of a task lost with its worker are run again, one task per candidate;
+        on a process pool the board (:class:`~nes_asktell._tasks.Board`) tells which row
+        caused the loss (it alone gets NaN) and which rows had finished (their values kept).
         """
         engine = self._engine
         n = len(X)
@@ -269,51 +341,69 @@ class Evaluator:
         errors: list[str] = []
         engine.start()  # start-up is not evaluation time
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
-        chunks = [c for c in np.array_split(np.arange(n), min(engine.size(), n)) if c.size]
+        size = self._tasks if self._tasks is not None else engine.size()
+        chunks = [c for c in np.array_split(np.arange(n), min(size, n)) if c.size]
         todo = list(range(len(chunks)))
-        lost: list[int] = []
-        retried = False
+        lost_once = np.zeros(n, dtype=bool)  # lost without a culprit once: the next loss is final
+        board = Board(n) if engine.isolates_retries and n else None
         state: Any = None
-        while todo:
-            if plan is not None and replay and strategy is not None:
-                if send_state and state is None:
-                    blob = pickle.dumps((type(strategy), strategy.replica_state()), protocol=5)
-                    state, sent = engine.broadcast(blob)
-                    self.last_bytes += sent
-                tasks = self._replay_tasks(fun, args, plan, strategy, state, chunks, todo)
-            elif plan is not None:
-                tasks = self._seeds_tasks(fun, args, plan, chunks, todo)
-            else:
-                tasks = {}
-                for i in todo:
-                    rows, sent = engine.ship(X[chunks[i][0] : chunks[i][-1] + 1])
-                    self.last_bytes += sent
-                    tasks[i] = (vectors_task, fun, args, rows)
-            stale: list[int] = []
-            failed = self._run(tasks, chunks, values, errors, deadline, retry=retried, stale=stale)
-            if isinstance(failed, NoiseMismatchError):
-                self._seeds_ok, plan = False, None
-                warnings.warn(
-                    f"a worker cannot rebuild candidates from keys ({failed}); "
-                    "shipping vectors from now on.",
-                    NESWarning,
-                    stacklevel=3,  # the caller of Evaluator.evaluate
-                )
-                todo = [i for i in todo if np.isnan(values[chunks[i]]).all()]
-                continue
-            if stale and send_state:  # the state itself installs a replica: should not happen
-                errors.append("a worker could not install the strategy's replica")
-                failed, stale = sorted(failed + stale), []
-            # A task whose worker has no replica in step is resent with the state (not a retry).
-            send_state = send_state or bool(stale)
-            if failed and retried:
-                lost = failed
-                failed = []
-            retried = retried or bool(failed)
-            todo = sorted(failed + stale)
+        try:
+            while todo:
+                if plan is not None and replay and strategy is not None:
+                    if send_state and state is None:
+                        blob = pickle.dumps((type(strategy), strategy.replica_state()), protocol=5)
+                        state, sent = engine.broadcast(blob)
+                        self.last_bytes += sent
+                    tasks = self._replay_tasks(fun, args, plan, strategy, state, chunks, todo)
+                elif plan is not None:
+                    tasks = self._seeds_tasks(fun, args, plan, chunks, todo)
+                else:
+                    tasks = {}
+                    for i in todo:
+                        rows, sent = engine.ship(X[chunks[i][0] : chunks[i][-1] + 1])
+                        self.last_bytes += sent
+                        task = vectorized_task if self._vectorized else vectors_task
+                        tasks[i] = (task, fun, args, rows)
+                if board is not None:
+                    board.clear([k for i in todo for k in chunks[i].tolist()])
+                    tasks = {
+                        i: (tracked_task, board.name, n, chunks[i].tolist(), *t)
+                        for i, t in tasks.items()
+                    }
+                stale: list[int] = []
+                outcome = self._run(tasks, chunks, values, errors, deadline, board, stale)
+                if isinstance(outcome, NoiseMismatchError):
+                    self._seeds_ok, plan = False, None
+                    warnings.warn(
+                        f"a worker cannot rebuild candidates from keys ({outcome}); "
+                        "shipping vectors from now on.",
+                        NESWarning,
+                        stacklevel=3,  # the caller of Evaluator.evaluate
+                    )
+                    todo = [i for i in todo if np.isnan(values[chunks[i]]).all()]
+                    continue
+                rerun, blamed = outcome
+                if stale and send_state:  # the state itself installs a replica: should not happen
+                    errors.append("a worker could not install the strategy's replica")
+                    rerun, stale = sorted(rerun + [k for i in stale for k in chunks[i]]), []
+                # A task whose worker has no replica in step is resent with the state.
+                send_state = send_state or bool(stale)
+                if not blamed:  # no culprit found: a row may be lost so only once
+                    final = [k for k in rerun if lost_once[k]]
+                    if final:
+                        errors.append(f"{len(final)} candidates lost with their worker")
+                    lost_once[rerun] = True
+                    rerun = [k for k in rerun if k not in set(final)]
+                # The innocent rows of a lost task run again, one task per candidate.
+                todo = stale + list(range(len(chunks), len(chunks) + len(rerun)))
+                chunks.extend(np.array([k]) for k in rerun)
+                if rerun and self._timeout is not None:
+                    engine.start()  # a pool reset after a fault starts again off the clock
+                    deadline = time.monotonic() + self._timeout  # a fresh clock for the re-run
+        finally:
+            if board is not None:
+                board.close(unlink=True)
         self._broadcast.pop("mean", None)
-        if lost:
-            errors.append(f"{sum(chunks[i].size for i in lost)} candidates lost with their worker")
         return values, errors
 
     def _bcast(self, name: str, value: object) -> object:
@@ -368,58 +458,164 @@ class Evaluator:
         values: FloatArray,
         errors: list[str],
         deadline: float | None,
-        *,
-        retry: bool,
+        board: Board | None,
         stale: list[int],
-    ) -> list[int] | NoiseMismatchError:
-        """Run `tasks`; fill `values`; return the tasks to retry (or the noise mismatch).
+    ) -> tuple[list[int], bool] | NoiseMismatchError:
+        """Run `tasks`; fill `values`; return the rows to run again and whether one was blamed.
 
-        Tasks whose worker has no replica in step are appended to `stale`.
+        Tasks whose worker has no replica in step are appended to `stale`; a noise mismatch
+        is returned as such.
         """
         engine = self._engine
-        failed: list[int] = []
+        rerun: list[int] = []
+        blamed = False
+        crashed: list[int] = []
+        crash_messages: list[str] = []
         timed_out = False
         self.last_bytes += sum(nbytes(_wire(t[1:])) for t in tasks.values())
-        # A retry on an isolating engine runs one task at a time, so a task that kills its
-        # worker cannot take the others down with it.
-        groups = [[i] for i in tasks] if retry and engine.isolates_retries else [list(tasks)]
-        for group in groups:
-            before = len(failed), timed_out
-            futures = {i: engine.submit(*tasks[i]) for i in group}
+        futures = {i: engine.submit(*tasks[i]) for i in tasks}
+        try:
             for i, fut in futures.items():
+                rows = chunks[i]
                 # A finished future is collected without a timeout: dask raises TimeoutError
                 # for result(timeout=0) even when the result is there.
                 left = None
                 if deadline is not None and not fut.done():
                     left = max(0.0, deadline - time.monotonic())
                 try:
-                    vals, errs = fut.result(timeout=left)
+                    reply = fut.result(timeout=left)
                 except _TIMEOUTS:
                     fut.cancel()
                     timed_out = True
-                    errors.append(f"timeout after {self._timeout} s")
+                    if board is None:
+                        errors.append(f"timeout after {self._timeout} s")
+                        continue
+                    # The rows running at the deadline are the slow ones; those not started
+                    # yet run again with a fresh clock.
+                    st, _, val = board.snapshot()
+                    for k in rows.tolist():
+                        if st[k] == DONE:
+                            values[k] = val[k]
+                        elif st[k] == STARTED:
+                            blamed = True
+                            errors.append(f"timeout after {self._timeout} s (candidate {k})")
+                        else:
+                            rerun.append(k)
                     continue
                 except NoiseMismatchError as exc:
                     return exc
                 except ReplicaMissingError:
                     stale.append(i)
                     continue
-                except (BrokenProcessPool, CancelledError, OSError, EOFError) as exc:
-                    failed.append(i)
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                    continue
                 except Exception as exc:
                     if unpicklable(exc):
                         raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
-                    failed.append(i)
-                    errors.append(f"{type(exc).__name__}: {exc}")
+                    if isinstance(exc, BrokenProcessPool) and _in_user_processes(engine):
+                        # A spawned worker of the user's pool died: for want of __main__?
+                        reason = _unimportable_main(tasks[i][1], pickle.dumps(tasks[i][1:3]))
+                        if reason is not None:
+                            raise TypeError(UNPICKLABLE.format(exc=reason)) from exc
+                    message = f"{type(exc).__name__}: {str(exc)[:MAX_ERROR_CHARS]}"
+                    if board is None or not isinstance(exc, BrokenProcessPool):
+                        if not isinstance(exc, VectorizedCallError):  # the re-runs will say
+                            errors.append(message)
+                        rerun.extend(rows.tolist())
+                    else:
+                        crashed.append(i)
+                        crash_messages.append(message)
                     continue
-                values[chunks[i]] = vals
-                errors.extend(errs)
-                self.last_bytes += nbytes((vals, errs))
-            if engine.isolates_retries and (len(failed), timed_out) != before:
-                engine.reset()
-        return failed
+                checked = _checked_reply(reply, rows.size)
+                if checked is None:
+                    errors.append(f"a worker sent a malformed reply for {rows.size} candidates")
+                    continue
+                values[rows] = checked[0]
+                errors.extend(checked[1])
+                self.last_bytes += nbytes(reply)
+        except BaseException:  # Ctrl-C: what has not started never will
+            for fut in futures.values():
+                fut.cancel()
+            raise
+        if board is not None and (crashed or timed_out):
+            codes = engine.exit_codes() if crashed else {}
+            engine.reset()
+            st, pid, val = board.snapshot()
+            found = len(errors)
+            for i in crashed:
+                for k in chunks[i].tolist():
+                    if st[k] == DONE:
+                        values[k] = val[k]
+                    elif st[k] == STARTED and codes.get(int(pid[k])) != -_SIGTERM:
+                        # Its process died by itself while evaluating it (the pool
+                        # terminates the others with SIGTERM): this row is the fault.
+                        blamed = True
+                        code = codes.get(int(pid[k]))
+                        errors.append(
+                            f"the worker died (exit code {code}) while evaluating candidate {k}"
+                        )
+                    else:
+                        rerun.append(k)
+            if crashed and len(errors) == found:  # no row to blame: say what happened
+                errors.append(crash_messages[0])
+        return sorted(rerun), blamed
+
+
+def _checked_reply(reply: object, m: int) -> tuple[FloatArray, list[str]] | None:
+    """Return a task's reply ``(values, errors)`` for `m` rows if well formed, else None.
+
+    A worker's reply is untrusted: values must be `m` float64 numbers, errors at most `m`
+    strings (each cut to ``MAX_ERROR_CHARS``).
+    """
+    if not isinstance(reply, tuple) or len(reply) != 2:
+        return None
+    vals, errs = reply
+    if not isinstance(vals, np.ndarray) or vals.dtype != np.float64 or vals.shape != (m,):
+        return None
+    if not isinstance(errs, list) or len(errs) > m or not all(isinstance(e, str) for e in errs):
+        return None
+    return vals, [e[:MAX_ERROR_CHARS] for e in errs]
+
+
+def _in_user_processes(engine: Engine) -> bool:
+    """Return whether `engine` runs tasks in a user's ``ProcessPoolExecutor``."""
+    return isinstance(getattr(engine, "executor", None), ProcessPoolExecutor)
+
+
+def _check_picklable(fun: Callable[..., object], args: tuple[object, ...], *, main: bool) -> None:
+    """Raise the UNPICKLABLE TypeError unless other processes can load `fun` and `args`.
+
+    With `main`, a reference to ``__main__`` must also be importable by a spawned worker
+    (see :func:`_unimportable_main`).
+    """
+    try:
+        blob = pickle.dumps((fun, args))
+    except Exception as exc:
+        raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
+    reason = _unimportable_main(fun, blob) if main else None
+    if reason is not None:
+        raise TypeError(UNPICKLABLE.format(exc=reason))
+
+
+def _unimportable_main(fun: Callable[..., object], blob: bytes) -> str | None:
+    """Say why the pickle `blob` of `fun` cannot load in a spawned process, or return None.
+
+    A spawned worker imports the main script again to find what the pickle names in
+    ``__main__``; it cannot when the script came from stdin (``python - < script``) or
+    ``python -c``, or in an interactive session: the main module then has no file.
+    """
+    main_module = sys.modules.get("__main__")
+    path = getattr(main_module, "__file__", None)
+    if getattr(main_module, "__spec__", None) is not None or (
+        isinstance(path, str) and os.path.isfile(path)
+    ):
+        return None
+    for op, arg, _ in pickletools.genops(blob):
+        if (op.name == "GLOBAL" and str(arg).startswith("__main__ ")) or arg == "__main__":
+            name = getattr(fun, "__qualname__", type(fun).__name__)
+            return (
+                f"{name!r} is defined in a __main__ module that other processes cannot "
+                "import (a script read from stdin, `python -c` or an interactive session)"
+            )
+    return None
 
 
 #: what ``workers=`` accepts: an engine's argument, or an Evaluator to share its workers.
@@ -454,6 +650,8 @@ def evaluate(
     args: Sequence[object] = (),
     timeout: float | None = None,
     mode: str = "auto",
+    tasks: int | None = None,
+    vectorized: bool | None = None,
 ) -> FloatArray:
     """Evaluate `fun` on a population, serially or in parallel.
 
@@ -472,7 +670,8 @@ def evaluate(
         ``distributed.Client``: natively, with replicas of the strategy on the workers (see
         `mode`). An :class:`Evaluator`, to reuse its workers and pool (its `timeout` and
         `mode` apply unless given here). Pools, Executors and Clients get about one task per
-        worker.
+        worker (see `tasks`). A process pool is kept and reused by later calls with the same
+        number until :func:`nes_asktell.shutdown_pools` or the interpreter's exit.
     args : tuple
         Extra arguments of `fun`.
     timeout : float, optional
@@ -492,21 +691,39 @@ def evaluate(
         network or the number of workers limits, "seeds" when the workers are few, on one
         machine or a fast network, and their cores are busy. "auto" uses keys from d = 10,000
         on: "replay" on a dask Client, "seeds" elsewhere.
+    tasks : int, optional
+        How many tasks the population is split into (pools, Executors and Clients); by
+        default the engine's size (see :class:`Evaluator`).
+    vectorized : bool, optional
+        Call ``fun(X.T, *args)`` once per task (once in all when serial) with the candidates
+        as the columns of a (d, m) array, scipy's convention, and expect m values back
+        (shape (m,) or (1, m)). Serially a failing call propagates; on workers the
+        candidates of a failing call run again one per call, so only the faulty one gets
+        NaN. Candidates travel as vectors (not with ``mode`` "seeds" or "replay"); not with a
+        map-like callable. Default False.
 
     Returns
     -------
     f : ndarray of shape (n,)
         The fitness values. With a pool, an Executor or a Client, a candidate whose `fun`
-        raises, whose worker dies (after one retry) or that misses `timeout` gets NaN, with a
-        :class:`NESWarning`; the strategy ranks NaN worst.
+        raises (SystemExit and KeyboardInterrupt included) or returns something that is not
+        a real number, whose worker dies, or that is still running at `timeout`, gets NaN,
+        with one :class:`NESWarning` per call; the strategy ranks NaN worst. The other
+        candidates of its task keep their values: those it had finished are kept, the others
+        run again, one task per candidate (see the fault table in the parallel guide).
 
     Raises
     ------
     TypeError
-        If `workers` is of the wrong kind, or `fun` cannot be pickled for a process pool.
+        If `workers` or `tasks` is of the wrong kind, or `fun` cannot be pickled for a
+        process pool (or is defined in a ``__main__`` that other processes cannot import:
+        a script read from stdin, ``python -c``, an interactive session).
     ValueError
-        If `workers`, `timeout` or `mode` has a bad value ("replay" without a dask Client), or
-        `mode` asks for keys that cannot rebuild these candidates.
+        If `workers`, `timeout`, `mode` or `tasks` has a bad value ("replay" without a dask
+        Client), or `mode` asks for keys that cannot rebuild these candidates.
+    KeyboardInterrupt
+        On Ctrl-C, at once: pending tasks are cancelled and a process pool's busy workers
+        killed (a new pool starts on next use).
 
     Examples
     --------
@@ -528,5 +745,5 @@ def evaluate(
                 "`strategy_or_candidates` must be a Strategy or an (n, d) array, but got an "
                 f"array of shape {X.shape}."
             )
-    with Evaluator(workers, timeout=timeout, mode=mode) as ev:
+    with Evaluator(workers, timeout=timeout, mode=mode, tasks=tasks, vectorized=vectorized) as ev:
         return ev.evaluate(fun, X, args, strategy=strategy)

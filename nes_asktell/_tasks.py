@@ -16,12 +16,15 @@ state.
 
 from __future__ import annotations
 
+import os
 import pickle
+import signal
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from multiprocessing.shared_memory import SharedMemory
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -31,6 +34,8 @@ from ._bounds import Box
 from ._typing import FloatArray
 
 Result = tuple[FloatArray, list[str]]
+#: the longest error line a task returns per failure (a worker's reply is bounded)
+MAX_ERROR_CHARS = 500
 
 
 class NoiseMismatchError(RuntimeError):
@@ -65,6 +70,84 @@ def ready() -> None:
     """Do nothing: a process pool runs it once per worker to start them before the clock."""
 
 
+def init_worker(pids: Any) -> None:
+    """Set up a process pool's worker: report its pid on `pids`, leave Ctrl-C to the parent.
+
+    The parent records the pids so that it can end busy workers through public means
+    (``os.kill``); a terminal's Ctrl-C reaches the whole process group, and the parent alone
+    decides what it stops.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pids.put(os.getpid())
+
+
+#: the board's states of a row
+NOT_STARTED, STARTED, DONE = 0, 1, 2
+
+
+class Board:
+    """Per-row progress of one evaluation in shared memory: what a dead task had done.
+
+    Row ``k`` has a state (:data:`NOT_STARTED`, :data:`STARTED`, :data:`DONE`), the pid of the
+    worker that started it and its value. A worker writes the value before the state, so a
+    row marked :data:`DONE` has its value even when its process dies a moment later, and a
+    row left :data:`STARTED` names the process that was evaluating it.
+    """
+
+    def __init__(self, n: int, name: str | None = None) -> None:
+        self.n = n
+        if name is None:
+            self.shm = SharedMemory(create=True, size=max(1, 24 * n))
+        else:
+            self.shm = SharedMemory(name=name)
+        buf = self.shm.buf
+        self.state = np.ndarray((n,), np.int64, buf, 0)
+        self.pid = np.ndarray((n,), np.int64, buf, 8 * n)
+        self.value = np.ndarray((n,), np.float64, buf, 16 * n)
+        if name is None:
+            self.state[:] = NOT_STARTED
+
+    @property
+    def name(self) -> str:
+        """Return the shared memory's name (what a task carries)."""
+        return self.shm.name
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray, FloatArray]:
+        """Return copies of the states, the pids and the values."""
+        return self.state.copy(), self.pid.copy(), self.value.copy()
+
+    def clear(self, rows: Sequence[int]) -> None:
+        """Mark `rows` not started (before they are run again)."""
+        self.state[list(rows)] = NOT_STARTED
+
+    def close(self, unlink: bool = False) -> None:
+        """Release this process's view (and the memory itself when `unlink`)."""
+        del self.state, self.pid, self.value
+        self.shm.close()
+        if unlink:
+            self.shm.unlink()
+
+
+#: (board, positions of the task's rows on it) while a tracked task runs in this process
+_TRACK: list[tuple[Board, Sequence[int]]] = []
+
+
+def tracked_task(
+    board: str, n: int, positions: Sequence[int], fn: Callable[..., Result], *args: Any
+) -> Result:
+    """Run the task ``fn(*args)``, recording each of its rows on the `n`-row `board`.
+
+    `positions` are the places of the task's rows in the evaluated population.
+    """
+    b = Board(n, board)
+    _TRACK.append((b, positions))
+    try:
+        return fn(*args)
+    finally:
+        _TRACK.pop()
+        b.close()
+
+
 def as_value(y: object, fun: object) -> float:
     """Return a fitness value as a float, or raise TypeError naming `fun`."""
     try:
@@ -85,17 +168,71 @@ def eval_rows(
     """Evaluate each row; a row whose `fun` raises gets NaN and an error line."""
     values = np.full(len(rows), np.nan)
     errors: list[str] = []
+    track = _TRACK[-1] if _TRACK else None
+    pid = os.getpid()
     for i, x in enumerate(rows):
+        if track is not None:
+            k = track[1][i]
+            track[0].pid[k] = pid
+            track[0].state[k] = STARTED
         try:
             values[i] = as_value(fun(x, *args), fun)
-        except Exception as exc:
-            errors.append(f"{type(exc).__name__}: {exc}")
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            # SystemExit and KeyboardInterrupt from `fun` would end the worker: they cost
+            # only this candidate (Ctrl-C in the parent is handled there).
+            errors.append(f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
+        if track is not None:
+            track[0].value[k] = values[i]
+            track[0].state[k] = DONE
     return values, errors
 
 
 def vectors_task(fun: Callable[..., object], args: Sequence[object], X: FloatArray) -> Result:
     """Evaluate the rows of `X` (a task of vectors mode)."""
     return eval_rows(fun, args, X)
+
+
+class VectorizedCallError(RuntimeError):
+    """A vectorized call of `fun` failed: its candidates are run again one by one."""
+
+
+def block_values(y: object, m: int, fun: object) -> FloatArray:
+    """Return the `m` values of a vectorized call as float64, or raise TypeError naming `fun`."""
+    arr = np.asarray(y) if isinstance(y, (np.ndarray, list, tuple)) else None
+    if arr is None or arr.dtype.kind not in "iuf" or arr.shape not in ((m,), (1, m)):
+        what = (
+            f"an array of shape {arr.shape} and dtype {arr.dtype}"
+            if arr is not None
+            else f"{y!r:.80}"
+        )
+        raise TypeError(
+            f"`fun` must return {m} real numbers, an array of shape ({m},), when vectorized, "
+            f"but {getattr(fun, '__name__', fun)!r} returned {what}."
+        )
+    return np.asarray(arr, dtype=np.float64).reshape(m)
+
+
+def vectorized_task(fun: Callable[..., object], args: Sequence[object], X: FloatArray) -> Result:
+    """Evaluate the rows of `X` in one call ``fun(X.T, *args)`` (scipy's vectorized convention).
+
+    A failing call raises :class:`VectorizedCallError`, so that the client runs the
+    candidates again one per task and only the faulty one gets NaN.
+    """
+    track = _TRACK[-1] if _TRACK else None
+    if track is not None:
+        board, positions = track
+        board.pid[list(positions)] = os.getpid()
+        board.state[list(positions)] = STARTED
+    try:
+        values = block_values(fun(X.T, *args), len(X), fun)
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        if len(X) == 1:  # one candidate: its own fault
+            return np.full(1, np.nan), [f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]]
+        raise VectorizedCallError(f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]) from None
+    if track is not None:
+        board.value[list(positions)] = values
+        board.state[list(positions)] = DONE
+    return values, []
 
 
 _CHECKED: set[str] = set()  # precisions whose check value this process has confirmed

@@ -243,11 +243,11 @@ def test_a_hanging_worker_times_out_and_the_pool_recovers() -> None:
 def test_a_dying_worker_costs_only_its_candidates() -> None:
     X = np.array([[1.0, 0.0], [-1.0, 0.0], [-2.0, 0.0], [-3.0, 1.0]])
     with Evaluator(2) as evaluator:
-        with pytest.warns(NESWarning, match="BrokenProcessPool"):
+        with pytest.warns(NESWarning, match=r"the worker died \(exit code 3\)"):
             f = evaluator.evaluate(dies_on_positive, X)
-        # the first task (rows 0, 1) dies twice; the second is retried alone and succeeds
-        assert np.isnan(f[:2]).all()
-        np.testing.assert_array_equal(f[2:], [sphere(x) for x in X[2:]])
+        # row 0 kills its worker: only it gets NaN; row 1 of its task runs again
+        assert np.isnan(f[0])
+        np.testing.assert_array_equal(f[1:], [sphere(x) for x in X[1:]])
         np.testing.assert_array_equal(evaluator.evaluate(sphere, X), [sphere(x) for x in X])
 
 
@@ -339,3 +339,163 @@ def test_evaluate_is_public() -> None:
         warnings.simplefilter("error")
         f = evaluate(np.eye(3), sphere, 1)
     np.testing.assert_array_equal(f, [sphere(x) for x in np.eye(3)])
+
+
+# ---------------------------------------------------------------------- pool lifecycle, size
+def worker_pid(x: np.ndarray) -> float:
+    return float(os.getpid())
+
+
+@pytest.mark.slow
+def test_process_pools_are_reused_across_calls_until_shut_down() -> None:
+    X = np.zeros((4, 1))
+    with Evaluator(3) as first:
+        pids = set(first.evaluate(worker_pid, X))
+    # a later evaluator (a second optimize call) finds the same running workers
+    res = SNES(np.zeros(2), 0.3, rng=0, maxiter=1).optimize(sphere, workers=3)
+    assert res.nit == 1
+    with Evaluator(3) as second:
+        assert set(second.evaluate(worker_pid, X)) <= pids
+    alive = {p.pid for p in multiprocessing.active_children()}
+    assert {int(p) for p in pids} <= alive
+    nes_asktell.shutdown_pools()
+    assert not {int(p) for p in pids} & {p.pid for p in multiprocessing.active_children()}
+    with Evaluator(3) as third:  # a new pool after the shutdown
+        assert not set(third.evaluate(worker_pid, X)) & pids
+    nes_asktell.shutdown_pools()
+
+
+def test_tasks_sets_how_many_tasks_a_generation_is_split_into() -> None:
+    X = np.arange(12.0).reshape(6, 2)
+    seen: list[int] = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(len(args[-1]))
+            return super().submit(fn, *args, **kwargs)
+
+    with Counting(2) as ex:
+        f = evaluate(X, sphere, ex, tasks=3)
+        assert seen == [2, 2, 2]
+        seen.clear()
+        with Evaluator(ex, tasks=6) as ev, Evaluator(ev) as borrower:
+            np.testing.assert_array_equal(borrower.evaluate(sphere, X), f)
+        assert seen == [1] * 6
+    np.testing.assert_array_equal(f, [sphere(x) for x in X])
+
+
+@pytest.mark.parametrize(
+    ("tasks", "error", "match"),
+    [
+        (0, ValueError, r"`tasks` must be a positive integer, but got 0\."),
+        (-3, ValueError, r"`tasks` must be a positive integer, but got -3\."),
+        (2.0, TypeError, r"`tasks` must be a positive integer, but got 2\.0\."),
+        (True, TypeError, r"`tasks` must be a positive integer, but got True\."),
+    ],
+)
+def test_tasks_must_be_a_positive_integer(tasks, error, match) -> None:
+    with ThreadPoolExecutor(1) as ex, pytest.raises(error, match=match):
+        Evaluator(ex, tasks=tasks)
+
+
+def test_an_executor_size_comes_from_its_public_num_workers() -> None:
+    class Sized(ThreadPoolExecutor):
+        num_workers = 3
+
+    seen: list[int] = []
+
+    class Counting(Sized):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(len(args[-1]))
+            return super().submit(fn, *args, **kwargs)
+
+    with Counting(1) as ex:
+        evaluate(np.zeros((7, 2)), sphere, ex)
+    assert seen == [3, 2, 2]
+
+
+def test_a_malformed_worker_reply_costs_its_candidates_with_one_warning() -> None:
+    class Hostile(ThreadPoolExecutor):
+        """Replies of the wrong shape, type or size, as an untrusted worker might send."""
+
+        replies = iter([(np.zeros(5), []), ("x",), (np.zeros(2, dtype=object), []), None])
+
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            reply = next(self.replies)
+            return super().submit(lambda: reply)
+
+    X = np.zeros((8, 2))
+    with Hostile(2) as ex, pytest.warns(NESWarning, match="malformed reply") as rec:
+        f = evaluate(X, sphere, ex, tasks=4)
+    assert np.isnan(f).all()
+    assert len(rec) == 1
+
+
+# ---------------------------------------------------------------------- vectorized
+def sphere_columns(X: np.ndarray) -> np.ndarray:
+    """The sphere of each column of a (d, m) array (scipy's vectorized convention)."""
+    return np.sum((X - 0.5) ** 2, axis=0)
+
+
+def columns_raise_at_5(X: np.ndarray) -> np.ndarray:
+    if np.any(X[0] == 5.0):
+        raise ArithmeticError("boom")
+    return sphere_columns(X)
+
+
+def returns_a_matrix(X: np.ndarray) -> np.ndarray:
+    return np.zeros((2, X.shape[1]))
+
+
+def test_vectorized_gives_the_same_values_and_run_as_rows() -> None:
+    X = np.arange(16.0).reshape(8, 2)
+    want = [sphere(x) for x in X]
+    np.testing.assert_array_equal(evaluate(X, sphere_columns, vectorized=True), want)
+    with ThreadPoolExecutor(2) as tp:
+        np.testing.assert_array_equal(evaluate(X, sphere_columns, tp, vectorized=True), want)
+    ref = SNES(np.zeros(3), 0.3, rng=4, maxiter=5).optimize(sphere)
+    with Evaluator(None, vectorized=True) as ev:
+        res = SNES(np.zeros(3), 0.3, rng=4, maxiter=5).optimize(sphere_columns, workers=ev)
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert res.fun == ref.fun
+
+
+def test_a_failing_vectorized_call_costs_only_the_faulty_candidate_on_workers() -> None:
+    X = np.column_stack([np.arange(8.0), np.zeros(8)])
+    want = np.array([sphere(x) for x in X])
+    want[5] = np.nan
+    with (
+        ThreadPoolExecutor(2) as tp,
+        pytest.warns(NESWarning, match="1 of 8 candidates.*ArithmeticError: boom") as rec,
+    ):
+        f = evaluate(X, columns_raise_at_5, tp, vectorized=True)
+    np.testing.assert_array_equal(f, want)
+    assert len(rec) == 1
+    with pytest.raises(ArithmeticError, match="boom"):  # serial: it propagates
+        evaluate(X, columns_raise_at_5, vectorized=True)
+
+
+@pytest.mark.slow
+def test_vectorized_on_a_process_pool(pool: Evaluator) -> None:
+    X = np.column_stack([np.arange(8.0), np.zeros(8)])
+    want = np.array([sphere(x) for x in X])
+    with Evaluator(pool, vectorized=True) as ev:
+        np.testing.assert_array_equal(ev.evaluate(sphere_columns, X), want)
+        want[5] = np.nan
+        with pytest.warns(NESWarning, match="1 of 8 candidates"):
+            np.testing.assert_array_equal(ev.evaluate(columns_raise_at_5, X), want)
+
+
+def test_vectorized_checks_what_fun_returns_and_its_arguments() -> None:
+    X = np.zeros((3, 2))
+    with pytest.raises(TypeError, match=r"must return 3 real numbers.*'returns_a_matrix'"):
+        evaluate(X, returns_a_matrix, vectorized=True)
+    with pytest.raises(TypeError, match=r"`vectorized` must be True or False, but got 1\."):
+        Evaluator(None, vectorized=1)
+    with pytest.raises(ValueError, match="`vectorized` needs workers that take the population"):
+        Evaluator(map, vectorized=True)
+    with (
+        ThreadPoolExecutor(1) as tp,
+        pytest.raises(ValueError, match="`vectorized` ships the candidates as vectors"),
+    ):
+        Evaluator(tp, vectorized=True, mode="seeds")

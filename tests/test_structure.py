@@ -133,6 +133,31 @@ def defined_privates(tree: ast.Module) -> set[str]:
     return {n for n in out if n.startswith("_") and not n.startswith("__")}
 
 
+def literal_private(call: ast.Call) -> str | None:
+    """The underscore name that ``getattr(obj, "_name")`` (or hasattr) reads, else None."""
+    func = call.func
+    if not (isinstance(func, ast.Name) and func.id in ("getattr", "hasattr")):
+        return None
+    if len(call.args) < 2 or not isinstance(call.args[1], ast.Constant):
+        return None
+    attr = call.args[1].value
+    if isinstance(attr, str) and attr.startswith("_") and not attr.startswith("__"):
+        return attr
+    return None
+
+
+def test_literal_private_sees_getattr_with_an_underscore_name() -> None:
+    def call(src: str) -> ast.Call:
+        node = ast.parse(src, mode="eval").body
+        assert isinstance(node, ast.Call)
+        return node
+
+    assert literal_private(call('getattr(pool, "_max_workers", 0)')) == "_max_workers"
+    assert literal_private(call('hasattr(pool, "_processes")')) == "_processes"
+    assert literal_private(call('getattr(fun, "__name__")')) is None
+    assert literal_private(call('getattr(ex, "num_workers", None)')) is None
+
+
 def test_no_module_reads_another_modules_private_attributes() -> None:
     # A class reaches its own members through self or cls (a strategy uses the hooks and
     # helpers of its base class so); any other object's underscore attribute must be one the
@@ -142,6 +167,9 @@ def test_no_module_reads_another_modules_private_attributes() -> None:
         tree = ast.parse(path.read_text())
         own = defined_privates(tree) | FOREIGN.get(name, set())
         for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and literal_private(node) not in own | {None}:
+                bad.append(f"{name}:{node.lineno} reads {ast.unparse(node)}")
+                continue
             if not isinstance(node, ast.Attribute):
                 continue
             attr = node.attr

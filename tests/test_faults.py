@@ -1,0 +1,294 @@
+"""Faults in parallel evaluation, on real process pools, thread pools and a dask cluster.
+
+One faulty candidate costs only itself: the values its siblings finished are kept, the
+innocent candidates of a lost task run again, SystemExit and KeyboardInterrupt raised by `fun`
+become NaN, Ctrl-C in the parent stops at once without orphans, and a function that other
+processes cannot import gets the documented TypeError.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nes_asktell import Evaluator, NESWarning, evaluate
+
+ROOT = Path(__file__).resolve().parent.parent
+FAULTY = 5.0  # the faulty row of the 8-row reproducers
+
+
+def sphere(x: np.ndarray) -> float:
+    return float(np.sum(x**2))
+
+
+def dies_at_5(x: np.ndarray) -> float:
+    if x[0] == FAULTY:
+        os._exit(3)
+    return sphere(x)
+
+
+def hangs_at_5(x: np.ndarray) -> float:
+    if x[0] == FAULTY:
+        threading.Event().wait(120)  # the fault: only the timeout ends it
+    return sphere(x)
+
+
+def raises_at_5(x: np.ndarray) -> float:
+    if x[0] == FAULTY:
+        raise ArithmeticError("boom")
+    return sphere(x)
+
+
+def exits_at_5(x: np.ndarray) -> float:
+    if x[0] == FAULTY:
+        sys.exit(1)
+    return sphere(x)
+
+
+def interrupts_at_5(x: np.ndarray) -> float:
+    if x[0] == FAULTY:
+        raise KeyboardInterrupt
+    return sphere(x)
+
+
+def dies_on_odd(x: np.ndarray) -> float:
+    if x[0] % 2 == 1:
+        os._exit(4)
+    return sphere(x)
+
+
+def hangs_on_odd(x: np.ndarray) -> float:
+    if x[0] % 2 == 1:
+        threading.Event().wait(120)
+    return sphere(x)
+
+
+def returns_none_at_5(x: np.ndarray) -> object:
+    return None if x[0] == FAULTY else sphere(x)
+
+
+def returns_a_vector_at_5(x: np.ndarray) -> object:
+    return np.ones(10**6) if x[0] == FAULTY else sphere(x)
+
+
+def returns_text_at_5(x: np.ndarray) -> object:
+    return "abc" if x[0] == FAULTY else sphere(x)
+
+
+def rows(n: int) -> np.ndarray:
+    """`n` candidates whose first coordinate is their index."""
+    return np.column_stack([np.arange(float(n)), np.linspace(-1.0, 1.0, n)])
+
+
+def expected(X: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    f = np.array([sphere(x) for x in X])
+    f[bad] = np.nan
+    return f
+
+
+@pytest.fixture(scope="module")
+def pool() -> Evaluator:
+    with Evaluator(2) as evaluator:
+        evaluator.evaluate(sphere, rows(2))  # start the workers before any clock
+        yield evaluator
+
+
+# ---------------------------------------------------------------------- one faulty row of 8
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fun", "match"),
+    [
+        (dies_at_5, "exit code 3"),
+        (raises_at_5, "ArithmeticError: boom"),
+        (exits_at_5, "SystemExit: 1"),
+        (interrupts_at_5, "KeyboardInterrupt"),
+        (returns_none_at_5, "returns_none_at_5"),
+        (returns_a_vector_at_5, "returns_a_vector_at_5"),
+        (returns_text_at_5, "returns_text_at_5"),
+    ],
+)
+def test_only_the_faulty_row_of_a_process_pool_is_nan(pool: Evaluator, fun, match) -> None:
+    X = rows(8)
+    with pytest.warns(NESWarning, match=match) as rec:
+        f = pool.evaluate(fun, X)
+    np.testing.assert_array_equal(f, expected(X, np.arange(8) == 5))
+    assert len([w for w in rec if issubclass(w.category, NESWarning)]) == 1
+    np.testing.assert_array_equal(pool.evaluate(sphere, X), expected(X, np.zeros(8, bool)))
+
+
+@pytest.mark.slow
+def test_a_row_hanging_past_the_timeout_costs_only_itself() -> None:
+    X = rows(8)
+    with Evaluator(2, timeout=3.0) as ev:
+        ev.evaluate(sphere, X)  # the pool is running before the clock matters
+        with pytest.warns(NESWarning, match=r"timeout after 3.0 s \(candidate 5\)"):
+            f = ev.evaluate(hangs_at_5, X)
+        np.testing.assert_array_equal(f, expected(X, np.arange(8) == 5))
+        np.testing.assert_array_equal(ev.evaluate(sphere, X), expected(X, np.zeros(8, bool)))
+
+
+@pytest.mark.parametrize("fun", [raises_at_5, exits_at_5, interrupts_at_5, returns_none_at_5])
+def test_only_the_faulty_row_of_a_thread_pool_is_nan(fun) -> None:
+    X = rows(8)
+    with ThreadPoolExecutor(2) as tp, pytest.warns(NESWarning, match="1 of 8 candidates"):
+        f = evaluate(X, fun, tp)
+    np.testing.assert_array_equal(f, expected(X, np.arange(8) == 5))
+
+
+@pytest.mark.slow
+def test_half_the_rows_dying_costs_no_healthy_candidate(pool: Evaluator) -> None:
+    X = rows(8)
+    odd = np.arange(8) % 2 == 1
+    with pytest.warns(NESWarning, match="4 of 8 candidates"):
+        f = pool.evaluate(dies_on_odd, X)
+    np.testing.assert_array_equal(f, expected(X, odd))
+
+
+@pytest.mark.slow
+def test_half_the_rows_hanging_costs_no_healthy_candidate() -> None:
+    X = rows(8)
+    odd = np.arange(8) % 2 == 1
+    with Evaluator(2, timeout=2.0) as ev:
+        ev.evaluate(sphere, X)
+        with pytest.warns(NESWarning, match="4 of 8 candidates"):
+            f = ev.evaluate(hangs_on_odd, X)
+    np.testing.assert_array_equal(f, expected(X, odd))
+
+
+@pytest.mark.slow
+def test_on_dask_a_raising_exiting_or_interrupting_row_costs_only_itself() -> None:
+    distributed = pytest.importorskip("distributed")
+    X = rows(8)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        for fun in (raises_at_5, exits_at_5, interrupts_at_5):
+            with pytest.warns(NESWarning, match="1 of 8 candidates"):
+                f = evaluate(X, fun, client)
+            np.testing.assert_array_equal(f, expected(X, np.arange(8) == 5))
+        with pytest.warns(NESWarning, match="1 of 8 candidates"):
+            f = evaluate(X, raises_at_5, client.get_executor(), tasks=2)
+        np.testing.assert_array_equal(f, expected(X, np.arange(8) == 5))
+
+
+# ---------------------------------------------------------------------- Ctrl-C in the parent
+HANGING_RUN = """
+import threading
+import time
+import numpy as np
+from nes_asktell import SNES
+
+def hang(x):
+    print("busy", flush=True)
+    threading.Event().wait(300)  # the fault: a worker that never answers
+    return 0.0
+
+if __name__ == "__main__":
+    SNES(np.zeros(3), 0.5, rng=0).optimize(hang, workers=2)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_run_with_busy_workers_at_once_and_leaves_no_process(tmp_path) -> None:
+    psutil = pytest.importorskip("psutil")
+    script = tmp_path / "hanging_run.py"
+    script.write_text(HANGING_RUN)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "busy"  # a worker is inside `hang`
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        assert len(kids) >= 2  # the pool's workers (and the resource tracker)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert took < 5.0, err
+    assert proc.returncode != 0
+    assert "KeyboardInterrupt" in err
+    # every child ends with the parent (the resource tracker on its parent's exit)
+    _, alive = psutil.wait_procs(kids, timeout=5)
+    assert [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+
+
+# ---------------------------------------------------------------------- fun in __main__
+MAIN_RUN = """
+import numpy as np
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
+from nes_asktell import SNES, evaluate
+
+def fun(x):
+    return float(np.sum(x**2))
+
+try:
+    if WORKERS == "executor":
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(2, mp_context=ctx) as pp:
+            evaluate(np.zeros((4, 2)), fun, pp)
+    elif WORKERS == "optimize":
+        SNES(np.zeros(3), 0.5, rng=0, maxiter=2).optimize(fun, workers=2)
+    else:
+        evaluate(np.zeros((4, 2)), fun, 2)
+except TypeError as exc:
+    print("TypeError:", exc)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["stdin", "-c"])
+@pytest.mark.parametrize("workers", ["pool", "optimize", "executor"])
+def test_fun_from_an_unimportable_main_gets_the_documented_type_error(how, workers) -> None:
+    code = f"WORKERS = {workers!r}\n" + MAIN_RUN
+    if how == "stdin":
+        cmd, feed = [sys.executable, "-"], code
+    else:
+        cmd, feed = [sys.executable, "-c", code], None
+    out = subprocess.run(cmd, input=feed, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "TypeError: `fun` (and `args`) must be picklable" in out.stdout
+    assert "module level" in out.stdout
+    if workers != "executor":  # a user's pool is tried first: its start method is theirs
+        assert "Traceback" not in out.stderr  # no worker tracebacks, no BrokenProcessPool
+
+
+@pytest.mark.slow
+def test_fun_from_python_c_on_a_users_fork_pool_still_runs() -> None:
+    # fork copies __main__ into the workers: nothing to reject there
+    code = textwrap.dedent(
+        """
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        import numpy as np
+        from nes_asktell import evaluate
+
+        def fun(x):
+            return float(np.sum(x**2))
+
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(2, mp_context=ctx) as pp:
+            print(evaluate(np.ones((4, 2)), fun, pp).tolist())
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[2.0, 2.0, 2.0, 2.0]"
