@@ -25,6 +25,10 @@ from ._typing import (
     ShapingLike,
 )
 
+#: the floor of the learning rate schedule (`learning_rate_decay`): the rate never reaches 0,
+#: whatever `learning_rate_limit` says.
+LEARNING_RATE_MIN = 1e-100
+
 
 class OpenES(Strategy):
     r"""Fixed-sigma NES with mirrored sampling, fitness shaping and a gradient optimizer.
@@ -33,7 +37,7 @@ class OpenES(Strategy):
     ----------
     x0 : array_like of shape (d,)
         Initial mean.
-    sigma0 : float
+    sigma0 : float or array_like of shape (d,)
         Standard deviation of the perturbations (fixed, or scheduled by `sigma_decay`).
     popsize : int, optional
         Candidates per generation; default ``4 + floor(3 ln d)`` rounded up to even.
@@ -103,7 +107,7 @@ class OpenES(Strategy):
     def __init__(
         self,
         x0: ArrayLike,
-        sigma0: float,
+        sigma0: float | ArrayLike,
         popsize: int | None = None,
         *,
         bounds: BoundsLike = None,
@@ -139,7 +143,9 @@ class OpenES(Strategy):
         self._weight_decay = wd
         self._sigma_decay, self._sigma_limit = sdecay, slimit
         self._lr_decay, self._lr_limit = ldecay, llimit
-        self._sigma = float(self._sigma0)
+        self._sigma: float | FloatArray = (
+            self._sigma0.copy() if isinstance(self._sigma0, np.ndarray) else float(self._sigma0)
+        )
 
     @classmethod
     def seed_configuration(cls, x0: ArrayLike | None = None, *, seed: int = 0) -> OpenES:
@@ -199,18 +205,25 @@ class OpenES(Strategy):
         if self._weight_decay:
             g = g + self._weight_decay * self._mean
         step, opt = self._opt.step(g)
-        opt.learning_rate = max(opt.learning_rate * self._lr_decay, self._lr_limit)
+        # The schedules clamp at their limits and never reach 0: the learning rate stops at
+        # LEARNING_RATE_MIN, sigma at SIGMA_MIN (clamped by the caller).
+        opt.learning_rate = max(
+            opt.learning_rate * self._lr_decay, self._lr_limit, LEARNING_RATE_MIN
+        )
+        sigma = self._sigma * self._sigma_decay
         return {
             "_mean": self._mean + step,
-            "_sigma": max(self._sigma * self._sigma_decay, self._sigma_limit),
+            "_sigma": np.maximum(sigma, self._sigma_limit)
+            if isinstance(sigma, np.ndarray)
+            else max(sigma, self._sigma_limit),
             "_opt": opt,
         }
 
     def _stds(self) -> FloatArray:
-        return np.full(self._dim, self._sigma)
+        return np.broadcast_to(np.asarray(self._sigma, dtype=np.float64), (self._dim,)).copy()
 
-    def _sigma_value(self) -> float:
-        return self._sigma
+    def _sigma_value(self) -> float | FloatArray:
+        return self._sigma.copy() if isinstance(self._sigma, np.ndarray) else self._sigma
 
     def _options(self) -> JSON:
         return {
@@ -224,10 +237,11 @@ class OpenES(Strategy):
         }
 
     def _algo_state(self) -> JSON:
-        return {"sigma": self._sigma, "optimizer": self._opt.state_dict()}
+        sigma = self._sigma.tolist() if isinstance(self._sigma, np.ndarray) else self._sigma
+        return {"sigma": sigma, "optimizer": self._opt.state_dict()}
 
     def _load_algo_state(self, state: JSON) -> None:
-        sigma = v.positive_float("sigma", state["sigma"])
+        sigma = v.step_sizes("sigma", state["sigma"], self._dim)
         self._opt = self._opt.from_state(state["optimizer"])
         self._sigma = sigma
 
