@@ -143,7 +143,7 @@ def from_state(noise: object, threads: int = 1) -> CounterNoise | SequentialNois
         if not isinstance(noise, dict):
             raise TypeError("not a mapping")
         if noise["kind"] == "counter":
-            return CounterNoise(int(noise["entropy"]), threads)
+            return CounterNoise(_entropy_from_text(noise["entropy"]), threads)
         if noise["kind"] != "sequential":
             raise ValueError(f"unknown kind {noise['kind']!r}")
         state = noise["state"]
@@ -159,8 +159,25 @@ def from_state(noise: object, threads: int = 1) -> CounterNoise | SequentialNois
         bitgen = bitgen_cls()
         bitgen.state = state
         return SequentialNoise(np.random.Generator(bitgen))
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
         raise ValueError(f"`state['noise']` is malformed: {exc}.") from exc
+
+
+#: entropy is a non-negative integer below 2**128 (what a strategy draws; see make_noise).
+ENTROPY_BITS = 128
+
+
+def _entropy_from_text(text: object) -> int:
+    """Return the entropy stored as decimal text, or raise ValueError naming `entropy`."""
+    if not (isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 39):
+        raise ValueError(
+            f"`entropy` must be the decimal text of an integer in [0, 2**{ENTROPY_BITS}), "
+            f"but got {text!r:.80}"
+        )
+    value = int(text)
+    if value >= 2**ENTROPY_BITS:
+        raise ValueError(f"`entropy` must be below 2**{ENTROPY_BITS}, but got {value}")
+    return value
 
 
 def make_noise(

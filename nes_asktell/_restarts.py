@@ -21,7 +21,7 @@ from . import _validate as v
 from ._bounds import Box, parse_bounds
 from ._evaluate import WorkersLike
 from ._loop import run
-from ._strategy import STATE_VERSION, Strategy, even_popsize, resolve_strategy
+from ._strategy import MAX_POPSIZE, STATE_VERSION, Strategy, even_popsize, resolve_strategy
 from ._typing import (
     JSON,
     ArrayLike,
@@ -73,9 +73,18 @@ def restart_x0(x0: FloatArray, box: Box | None, seed: int, r: int) -> FloatArray
     return x0
 
 
+#: the largest factor by which IPOP grows the population at each restart.
+MAX_POPSIZE_FACTOR = 100.0
+
+
 def restart_popsize(popsize0: int, factor: float, r: int, mirrored: bool) -> int:
-    """Return the population of run `r`: ``popsize0 * factor**r``, even when `mirrored`."""
-    return max(even_popsize(round(popsize0 * factor**r), mirrored), 2)
+    """Return the population of run `r`: ``popsize0 * factor**r``, even when `mirrored`.
+
+    It stops growing at the largest population a strategy accepts (``MAX_POPSIZE``).
+    """
+    log_lam = math.log(popsize0) + r * math.log(factor)
+    lam = MAX_POPSIZE if log_lam >= math.log(MAX_POPSIZE) else round(popsize0 * factor**r)
+    return min(max(even_popsize(lam, mirrored), 2), MAX_POPSIZE)
 
 
 def run_record(es: Strategy, stop: dict[str, float]) -> JSON:
@@ -177,8 +186,11 @@ class IPOP:
         )
         self._max_restarts = v.integer("max_restarts", max_restarts, minimum=0)
         factor = v.positive_float("popsize_factor", popsize_factor)
-        if factor < 1.0:
-            raise ValueError(f"`popsize_factor` must be a number >= 1, but got {factor}.")
+        if not 1.0 <= factor <= MAX_POPSIZE_FACTOR:
+            raise ValueError(
+                f"`popsize_factor` must be a number in [1, {MAX_POPSIZE_FACTOR:g}], "
+                f"but got {factor}."
+            )
         self._factor = factor
         self._seed = seed_of(rng)
         self._cls = cls

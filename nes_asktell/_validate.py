@@ -215,6 +215,14 @@ def fitness_vector(value: object, n: int) -> FloatArray:
     """Return told fitness values as a float64 (n,) array; non-finite values are allowed."""
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"`fitness` must be a sequence of {n} numbers, but got {short(value)}.")
+    if isinstance(value, (list, tuple)):
+        # bool and None would convert silently in a list of floats; nested rows are checked below
+        bad = [x for x in value if isinstance(x, (bool, np.bool_, complex)) or x is None]
+        if bad:
+            raise TypeError(
+                f"`fitness` must be a sequence of {n} numbers, but got {short(value)} "
+                f"(not a real number: {short(bad[0])})."
+            )
     try:
         arr: npt.NDArray[np.generic] = np.asarray(value)
     except (TypeError, ValueError) as exc:
@@ -222,11 +230,11 @@ def fitness_vector(value: object, n: int) -> FloatArray:
             f"`fitness` must be a sequence of {n} numbers, but got {short(value)}."
         ) from exc
     if arr.dtype == object:
-        bad = [x for x in arr.reshape(-1) if not is_real_number(x)]
-        if bad:
+        odd = [x for x in arr.reshape(-1) if not is_real_number(x)]
+        if odd:
             raise TypeError(
                 f"`fitness` must be a sequence of {n} numbers, but got {short(value)} "
-                f"(not a real number: {short(bad[0])})."
+                f"(not a real number: {short(odd[0])})."
             )
         arr = arr.astype(np.float64)
     if arr.dtype.kind not in "iuf":
