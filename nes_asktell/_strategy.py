@@ -55,7 +55,7 @@ CRITERIA = (
     "tolconditioncov",
 )
 #: the largest population a strategy accepts (from a constructor or a state).
-MAX_POPSIZE = 2**17
+MAX_POPSIZE = 2**18
 #: the version of the layout of ``state_dict()``.
 STATE_VERSION = 2
 #: how many applied updates a strategy keeps for the replicas of workers to replay.

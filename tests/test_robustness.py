@@ -173,7 +173,7 @@ def _nested(depth: int) -> object:
         ("xnes", lambda s: s.update(mean=[0.0] * 10**5, dim=10**5), r"dim\*\*2"),
         ("xnes", lambda s: s["noise"].update(entropy=2**200), r"`entropy`"),
         ("xnes", lambda s: s["noise"].update(entropy="-5"), r"`entropy`"),
-        ("xnes", lambda s: s.update(popsize=1e6), r"`popsize` must be an integer <= 131072"),
+        ("xnes", lambda s: s.update(popsize=1e6), r"`popsize` must be an integer <= 262144"),
         ("xnes", lambda s: s["algo"].update(sigma=1e308), r"`sigma` must be a number in"),
         (
             "xnes",
@@ -246,7 +246,7 @@ def test_tell_rejects_complex_solutions() -> None:
 
 
 def test_a_huge_popsize_is_a_value_error() -> None:
-    with pytest.raises(ValueError, match=r"`popsize` must be an integer <= 131072"):
+    with pytest.raises(ValueError, match=r"`popsize` must be an integer <= 262144"):
         XNES(np.zeros(2), 0.5, popsize=10**12)
     with pytest.raises(ValueError, match=r"dim\*\*2"):
         XNES(np.zeros(10**5), 0.5)
