@@ -179,7 +179,7 @@ def nes(
     if callback is not None and not callable(callback):
         raise TypeError(f"`callback` must be callable or None, but got {short(callback)}.")
     budget_fev = _budget("maxfev", maxfev)
-    budget_it = _budget("maxiter", maxiter)
+    budget_it = _budget("maxiter", maxiter, minimum=0)
     tol_value = v.optional_float("tol", tol, allow_zero=True)
     vec = flag("vectorized", vectorized)
     show = flag("disp", disp)
@@ -233,10 +233,18 @@ def nes(
         callback=None if callback is None else _scipy_callback(callback),
         disp=show,
     )
+    fun_x, nfev = float(res.fun), int(res.nfev)
+    if nfev == 0 and budget_it == 0:
+        # maxiter=0: as scipy's own methods, report the objective at the initial point
+        y = fun(np.copy(res.x), *args) if not vec else fun(np.copy(res.x)[:, None], *args)
+        y = np.asarray(y).reshape(-1)[0] if vec else y
+        if not v.is_real_number(y):
+            raise TypeError(f"`fun` must return a real number, but returned {short(y)}.")
+        fun_x, nfev = float(y), 1  # type: ignore[arg-type]
     out = make_result(
         x=np.copy(res.x),
-        fun=float(res.fun),
-        nfev=int(res.nfev),
+        fun=fun_x,
+        nfev=nfev,
         nit=int(res.nit),
         stop=res.stop,
         mean=res.mean,
@@ -320,17 +328,19 @@ def _check_constraints(constraints: object) -> None:
     )
 
 
-def _budget(name: str, value: object) -> int | None:
+def _budget(name: str, value: object, minimum: int = 1) -> int | None:
     """Return a budget as an int (floats rounded down; None and inf mean no limit)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a number >= 1 or None, but got {short(value)}.")
+        raise TypeError(f"`{name}` must be a number >= {minimum} or None, but got {short(value)}.")
     number = float(value)
     if number == math.inf:
         return None
-    if not number >= 1:  # also catches NaN
-        raise ValueError(f"`{name}` must be a number >= 1 or None, but got {short(value)}.")
+    if not number >= minimum:  # also catches NaN
+        raise ValueError(
+            f"`{name}` must be a number >= {minimum} or None, but got {short(value)}."
+        )
     return int(value) if isinstance(value, numbers.Integral) else math.floor(number)
 
 

@@ -658,8 +658,8 @@ class Strategy(ABC):
         fun: Callable[..., float],
         *,
         args: Sequence[object] = (),
-        maxfev: int | None = None,
-        maxiter: int | None = None,
+        maxfev: int | float | None = None,
+        maxiter: int | float | None = None,
         workers: WorkersLike = None,
         callback: Callable[[OptimizeResult], object] | None = None,
         disp: bool = False,
@@ -673,7 +673,8 @@ class Strategy(ABC):
         args : tuple
             Extra arguments of `fun`.
         maxfev, maxiter : int, optional
-            Totals (counted from the start of the run) after which this call stops; they are
+            Totals (counted from the start of the run) after which this call stops (None or
+            ``float("inf")``: no limit of this call); they are
             not stored, so a later call without them runs on under the strategy's own
             criteria. The last generation evaluates only what the budget allows, so ``nfev``
             never exceeds `maxfev`.
@@ -690,8 +691,8 @@ class Strategy(ABC):
             lambda: self,
             fun,
             args=args,
-            maxfev=maxfev,
-            maxiter=maxiter,
+            maxfev=_no_inf(maxfev),
+            maxiter=_no_inf(maxiter),
             workers=workers,
             callback=callback,
             disp=disp,
@@ -943,6 +944,11 @@ class Strategy(ABC):
             f"{type(self).__name__}(dim={self._dim}, popsize={self._popsize}, "
             f"generation={self._generation}, nfev={self._nfev}, best_f={self._best_f:.6g})"
         )
+
+
+def _no_inf(budget: float | None) -> int | None:
+    """Return a budget with ``inf`` as None (no limit); the run loop checks the rest."""
+    return None if budget is None or budget == math.inf else budget  # type: ignore[return-value]
 
 
 def _plain(x: float | FloatArray) -> float | list[float]:

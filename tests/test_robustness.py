@@ -292,3 +292,25 @@ def test_strategy_from_state_dispatches_to_the_named_class() -> None:
     for name in NAMES:
         state = _state(name)
         assert type(Strategy.from_state(copy.deepcopy(state))).name == name
+
+
+# ---------------------------------------------------------------- 8. budgets
+def test_optimize_accepts_an_infinite_maxfev() -> None:
+    es = XNES(np.zeros(2), 0.5, rng=0)
+    res = es.optimize(sphere, maxfev=float("inf"), maxiter=3)
+    assert res.nit == 3
+    assert res.status == 2
+
+
+def test_minimize_with_maxiter_zero_returns_like_scipy() -> None:
+    from scipy.optimize import minimize
+
+    from nes_asktell import nes
+
+    x0 = np.full(3, 0.5)
+    res = minimize(sphere, x0, method=nes, options={"maxiter": 0, "rng": 0})
+    ref = minimize(sphere, x0, method="Nelder-Mead", options={"maxiter": 0})
+    assert (res.status, res.nit) == (ref.status, 0)
+    assert res.fun == sphere(x0)
+    assert res.nfev == 1
+    assert np.array_equal(res.x, x0)
