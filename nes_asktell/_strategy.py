@@ -246,8 +246,8 @@ class Strategy(ABC):
         self._crit = _stopping.Criteria(**crit)  # type: ignore[arg-type]
         self._dim = dim
         self._popsize = lam
-        self._mean = mean
-        self._start_record(mean.copy() if self._box is None else self._box.clip(mean))
+        self._mean = mean if self._box is None else self._box.clip(mean)
+        self._start_record(self._mean.copy())
         # The pending batch: the noise of the latest ask and its candidates.
         self._Zh: FloatArray | None = None
         self._X: FloatArray | None = None
@@ -322,7 +322,13 @@ class Strategy(ABC):
 
     @property
     def mean(self) -> FloatArray:
-        """A copy of the mean of the search distribution (in the unbounded space)."""
+        """A copy of the mean of the search distribution.
+
+        With bounds it lies in the box: after each update it is projected onto the box
+        (clipped), and the candidates around it are reflected into the box. On a noisy
+        problem it is the better estimate of the optimum; ``best`` is the best candidate
+        evaluated, and its value may be lucky noise.
+        """
         return self._mean.copy()
 
     @property
@@ -500,6 +506,8 @@ class Strategy(ABC):
     def _checked_update(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
         """Return :meth:`_updated`'s new values, checked: finite, `_sigma` clamped to its range.
 
+        With bounds, the new mean is projected onto the box (clipped).
+
         Raises
         ------
         FloatingPointError
@@ -513,6 +521,10 @@ class Strategy(ABC):
             raise FloatingPointError(
                 f"`tell` could not update the distribution: {exc} ({self._rates()})."
             ) from exc
+        if self._box is not None and isinstance(new.get("_mean"), np.ndarray):
+            # The mean stays in the box: projected onto it (a projected gradient step; a
+            # reflection would bounce a mean that the gradient pushes against a wall).
+            new["_mean"] = self._box.clip(np.asarray(new["_mean"], dtype=np.float64))
         for key, value in new.items():
             if key == "_sigma":
                 new[key] = self._clamped_sigma(value)
@@ -780,7 +792,7 @@ class Strategy(ABC):
         if u is not None:
             Zh = self._noise_buffer()
             self._noise.draw(generation, Zh)  # the rows ask() drew
-            self.__dict__.update(self._updated(u, Zh))
+            self.__dict__.update(self._checked_update(u, Zh))
         self._generation = generation + 1
 
     def digest(self) -> bytes:

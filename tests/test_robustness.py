@@ -314,3 +314,23 @@ def test_minimize_with_maxiter_zero_returns_like_scipy() -> None:
     assert res.fun == sphere(x0)
     assert res.nfev == 1
     assert np.array_equal(res.x, x0)
+
+
+# ---------------------------------------------------------------- 7. a mean inside the box
+def test_minimize_with_bounds_ends_with_the_mean_inside_the_box() -> None:
+    from scipy.optimize import Bounds, minimize, rosen
+
+    from nes_asktell import nes
+
+    res = minimize(rosen, np.full(10, -1.5), method=nes, bounds=Bounds(-2, 2), options={"rng": 0})
+    assert np.all(res.mean >= -2.0)
+    assert np.all(res.mean <= 2.0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_mean_stays_in_the_box_every_generation(name: str) -> None:
+    es = resolve_strategy(name)(np.full(3, 0.9), 0.5, bounds=(0.5, 1.0), rng=4)
+    for _ in range(60):
+        X = es.ask()
+        es.tell(X, [sphere(x) for x in X])  # the optimum (0) lies outside: pushed at the wall
+        assert np.all((es.mean >= 0.5) & (es.mean <= 1.0))
