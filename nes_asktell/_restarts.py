@@ -9,6 +9,7 @@ The helpers that say where restart ``r`` starts (:func:`run_seed`, :func:`restar
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar
@@ -35,21 +36,27 @@ from ._typing import (
 GLOBAL = ("maxfev", "maxiter", "ftarget", "timeout", "callback")
 
 
-def seed_of(rng: RngLike) -> int:
-    """Turn an `rng` argument into the integer entropy of a whole restart sequence.
+def seed_of(rng: RngLike) -> int | None:
+    """Turn an `rng` argument into the integer seed of a whole restart sequence.
 
-    An int or a SeedSequence gives its entropy (so run 0 is the run the strategy itself would
-    make); a Generator is drawn from once.
+    An int is its own seed and a SeedSequence gives its entropy (``default_rng(seed)`` is
+    then the generator the strategy draws from, SPEC 7); a Generator has no seed to give
+    (None): the sequence then takes the entropy that run 0 drew from it.
     """
-    if isinstance(rng, np.random.Generator):
-        return int(rng.integers(0, 2**63))
     if isinstance(rng, np.random.RandomState):
         raise TypeError(
             "`rng` must be None, an int, a SeedSequence or a Generator, but got RandomState."
         )
-    noise = _noise.make_noise(rng, allow_legacy=False)
-    assert isinstance(noise, _noise.CounterNoise)  # an int, a SeedSequence or None
-    return noise.entropy
+    if isinstance(rng, np.random.Generator):
+        return None
+    if isinstance(rng, np.random.SeedSequence) and not rng.spawn_key:
+        return int(rng.entropy) if isinstance(rng.entropy, int) else None
+    if rng is None:
+        return int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and int(rng) >= 0:
+        return int(rng)
+    _noise.make_noise(rng, allow_legacy=False)  # raises the error that names `rng`
+    return None
 
 
 def run_seed(seed: int, r: int) -> int:
@@ -192,7 +199,8 @@ class IPOP:
                 f"but got {factor}."
             )
         self._factor = factor
-        self._seed = seed_of(rng)
+        seed = seed_of(rng)
+        self._seed = 0 if seed is None else seed
         self._cls = cls
         self._options = dict(options)
         self._crit = _stopping.Criteria(tolfun=None, tolx=None, **crit)  # type: ignore[arg-type]
@@ -208,12 +216,17 @@ class IPOP:
         # The evaluations the current optimize() call may reach (None outside a call): no run
         # starts at that point, since the call ends there.
         self._call_limit: int | None = None
-        self._inner = self._make_run(0, self._x0, popsize)
+        # Run 0 draws from `rng` itself, so that it is the run the strategy would make.
+        self._inner = self._make_run(0, self._x0, popsize, rng=rng)
+        if seed is None:  # a Generator: the restarts follow from the entropy run 0 drew
+            self._seed = int(str(self._inner.replica_state()["noise"]["entropy"]))  # type: ignore[index]
         self._popsize0 = self._inner.popsize
         self._best_x, self._best_f = self._inner.best
 
     # ------------------------------------------------------------------ runs
-    def _make_run(self, r: int, x0: FloatArray, popsize: int | None) -> Strategy:
+    def _make_run(
+        self, r: int, x0: FloatArray, popsize: int | None, rng: RngLike = None
+    ) -> Strategy:
         # The budget of a run is what the sequence has left; the budget of an optimize() call
         # is the loop's, so that it does not stick to the run.
         remaining = None if self._crit.maxfev is None else self._crit.maxfev - self._nfev_done
@@ -222,7 +235,7 @@ class IPOP:
             self._sigma0,
             popsize,
             bounds=None if self._box is None else self._box.to_bounds(),
-            rng=run_seed(self._seed, r),
+            rng=run_seed(self._seed, r) if rng is None else rng,
             maxfev=remaining,
             ftarget=self._crit.ftarget,
             **self._options,  # type: ignore[arg-type]

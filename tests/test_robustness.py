@@ -334,3 +334,25 @@ def test_the_mean_stays_in_the_box_every_generation(name: str) -> None:
         X = es.ask()
         es.tell(X, [sphere(x) for x in X])  # the optimum (0) lies outside: pushed at the wall
         assert np.all((es.mean >= 0.5) & (es.mean <= 1.0))
+
+
+# ---------------------------------------------------------------- 8. SPEC 7
+@pytest.mark.parametrize("name", NAMES)
+def test_an_int_a_seed_sequence_and_a_generator_give_the_same_run(name: str) -> None:
+    cls = resolve_strategy(name)
+    runs = [
+        cls(np.full(3, 0.5), 0.3, rng=rng)
+        for rng in (42, np.random.SeedSequence(42), np.random.default_rng(42))
+    ]
+    for _ in range(5):
+        batches = [es.ask() for es in runs]
+        for es, X in zip(runs, batches, strict=True):
+            assert np.array_equal(X, batches[0])
+            es.tell(X, [sphere(x) for x in X])
+    assert all(es.batch_keys(es.ask()) is not None or name == "xnes" for es in runs)
+
+
+def test_ipop_run_zero_is_the_strategy_for_every_rng_kind() -> None:
+    ref = XNES(np.full(2, 0.5), 0.3, rng=42).ask()
+    for rng in (42, np.random.default_rng(42)):
+        assert np.array_equal(IPOP("xnes", np.full(2, 0.5), 0.3, rng=rng).ask(), ref)
