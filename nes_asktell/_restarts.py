@@ -445,6 +445,7 @@ class IPOP:
             raise ValueError(
                 f"`state` must come from IPOP.state_dict(), but got {v.short(state)}."
             )
+        v.plain_state("state", state)
         try:
             inner_cls = resolve_strategy(str(state["inner_strategy"]))
             bounds = state["bounds"]
@@ -471,7 +472,7 @@ class IPOP:
             best_f = state["best_f"]
             obj._best_f = math.inf if best_f is None else v.real("best_f", best_f)
             obj._inner = inner_cls.from_state(state["run"])  # type: ignore[arg-type]
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
             raise ValueError(f"`state` is malformed: {exc}") from exc
         return obj
 

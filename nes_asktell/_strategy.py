@@ -876,6 +876,7 @@ class Strategy(ABC):
             raise ValueError(
                 f"`state` must be a dict from state_dict(), but got {v.short(state)}."
             )
+        v.plain_state("state", state)
         name = state.get("strategy")
         target = _REGISTRY.get(name) if isinstance(name, str) else None
         if target is None or not issubclass(target, cls) or state.get("version") != STATE_VERSION:
@@ -888,7 +889,7 @@ class Strategy(ABC):
             obj = target._from_state(state, shaping)
         except KeyError as exc:
             raise ValueError(f"`state` is malformed: the key {exc} is missing.") from exc
-        except (TypeError, ValueError, IndexError) as exc:
+        except (TypeError, ValueError, IndexError, OverflowError) as exc:
             raise ValueError(f"`state` is malformed: {exc}") from exc
         return obj  # type: ignore[return-value]
 

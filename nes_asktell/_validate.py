@@ -55,6 +55,35 @@ def short(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+#: how deeply a state (a ``from_state`` dict) may nest: the deepest of ours is 5 levels.
+MAX_STATE_DEPTH = 12
+
+
+def plain_state(name: str, value: object) -> None:
+    """Raise ValueError unless `value` is plain data nested at most MAX_STATE_DEPTH deep.
+
+    Plain data: dicts with string keys, lists, None, bool, int, float and str. The walk is
+    iterative, so no input can exhaust the recursion limit here (or later, in an error
+    message that prints a part of it).
+    """
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_STATE_DEPTH:
+            raise ValueError(f"`{name}` is nested more than {MAX_STATE_DEPTH} levels deep.")
+        if isinstance(item, dict):
+            if not all(isinstance(k, str) for k in item):
+                raise ValueError(f"`{name}` holds a dict whose keys are not all strings.")
+            stack.extend((x, depth + 1) for x in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((x, depth + 1) for x in item)
+        elif not (item is None or isinstance(item, (bool, int, float, str))):
+            raise ValueError(
+                f"`{name}` must hold plain data (dicts, lists, numbers, strings, None), "
+                f"but holds a {type(item).__name__}."
+            )
+
+
 def flag(name: str, value: object) -> bool:
     """Return `value` as a bool, or raise TypeError naming `name`."""
     if not isinstance(value, (bool, np.bool_)):
