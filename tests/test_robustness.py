@@ -169,7 +169,7 @@ def _nested(depth: int) -> object:
 @pytest.mark.parametrize(
     ("name", "corrupt", "match"),
     [
-        ("xnes", lambda s: s.update(mean=_nested(100_000)), r"nested more than 12 levels"),
+        ("xnes", lambda s: s.update(mean=_nested(100_000)), r"nested more than 12 levels deep"),
         ("xnes", lambda s: s.update(mean=[0.0] * 10**5, dim=10**5), r"dim\*\*2"),
         ("xnes", lambda s: s["noise"].update(entropy=2**200), r"`entropy`"),
         ("xnes", lambda s: s["noise"].update(entropy="-5"), r"`entropy`"),
@@ -187,7 +187,7 @@ def _nested(depth: int) -> object:
 def test_from_state_rejects_hostile_fields(name: str, corrupt: Any, match: str) -> None:
     state = _state(name)
     corrupt(state)
-    with pytest.raises(ValueError, match=r"`state` (is malformed: .*)?" + match):
+    with pytest.raises(ValueError, match=r"`state` is (malformed: .*)?" + match):
         Strategy.from_state(state)
 
 
