@@ -240,6 +240,13 @@ def real(name: str, value: object) -> float:
     return out
 
 
+def _float_or_inf(x: object) -> float:
+    try:
+        return float(x)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf  # type: ignore[operator]
+
+
 def fitness_vector(value: object, n: int) -> FloatArray:
     """Return told fitness values as a float64 (n,) array; non-finite values are allowed."""
     if isinstance(value, (str, bytes)) or value is None:
@@ -265,7 +272,8 @@ def fitness_vector(value: object, n: int) -> FloatArray:
                 f"`fitness` must be a sequence of {n} numbers, but got {short(value)} "
                 f"(not a real number: {short(odd[0])})."
             )
-        arr = arr.astype(np.float64)
+        # a Python int beyond the float range is a real number too: it becomes +-inf
+        arr = np.array([_float_or_inf(x) for x in arr.reshape(-1)]).reshape(arr.shape)
     if arr.dtype.kind not in "iuf":
         raise TypeError(
             f"`fitness` must be a sequence of {n} real numbers, but got dtype {arr.dtype}."

@@ -356,3 +356,13 @@ def test_ipop_run_zero_is_the_strategy_for_every_rng_kind() -> None:
     ref = XNES(np.full(2, 0.5), 0.3, rng=42).ask()
     for rng in (42, np.random.default_rng(42)):
         assert np.array_equal(IPOP("xnes", np.full(2, 0.5), 0.3, rng=rng).ask(), ref)
+
+
+def test_a_python_int_beyond_the_float_range_is_a_fitness_of_inf() -> None:
+    es = XNES(np.zeros(3), 0.5, rng=0)
+    X = es.ask()
+    es.tell(X, [10**400] + [sphere(x) for x in X[1:]])  # ranks worst, as inf does
+    twin = XNES(np.zeros(3), 0.5, rng=0)
+    Y = twin.ask()
+    twin.tell(Y, [math.inf] + [sphere(y) for y in Y[1:]])
+    assert frozen(es) == frozen(twin)
