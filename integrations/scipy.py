@@ -121,7 +121,8 @@ def nes(
         Print progress.
     **options
         The strategy's own keywords (for example ``learning_rate`` of OpenES) and its stopping
-        criteria (``ftarget``, ``tolfun``, ``tolx``, ``tolstagnation``, ``timeout``). Unknown
+        criteria (``ftarget``, ``tolfun``, ``tolx``, ``tolstagnation``, ``timeout``,
+        ``tolconditioncov``). Unknown
         options are ignored with an :class:`~scipy.optimize.OptimizeWarning`.
 
     Returns
@@ -129,9 +130,10 @@ def nes(
     res : scipy.optimize.OptimizeResult
         ``x`` (best point, inside the bounds), ``fun``, ``nfev`` (number of points evaluated,
         which is the number of calls of `fun` unless `vectorized`), ``nit`` (generations),
-        ``status`` (0 converged, 1 `maxfev` reached, 2 `maxiter` reached, 3 stagnation, 4 time
-        limit, 99 stopped by the callback), ``success`` (status 0), ``message`` (scipy's
-        wording), the final ``mean`` and ``sigma`` of the search distribution, and
+        ``status`` (0 converged, 1 `maxfev` reached, 2 `maxiter` reached, 3 stagnation or
+        ill-conditioning, 4 time limit, 5 a degenerate distribution, 99 stopped by the
+        callback), ``success`` (status 0), ``message`` (scipy's wording), the final ``mean``
+        (inside the bounds) and ``sigma`` of the search distribution, and
         ``restarts`` (how many were made) and ``popsize`` (of the last run).
 
     Raises
