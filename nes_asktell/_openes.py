@@ -6,7 +6,7 @@ OpenES's estimate with raw shaping.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Unpack
 
 import numpy as np
@@ -45,9 +45,11 @@ class OpenES(Strategy):
         Box constraints: None, ``(lower, upper)``, a sequence of ``(low, high)`` pairs, or
         ``scipy.optimize.Bounds``. Candidates are reflected into the box.
     rng : None, int, SeedSequence, Generator or RandomState
-        Source of the noise. An int or SeedSequence gives counter-based noise (perturbation k of
-        generation g can be rebuilt anywhere from the seed); a Generator or legacy RandomState is
-        drawn from in sequence.
+        Source of the noise (SPEC 7). None, an int, a SeedSequence or a Generator: an entropy
+        is drawn once from ``np.random.default_rng(rng)`` (so ``rng=42`` and
+        ``default_rng(42)`` give the same run) and the noise is counter-based (perturbation k
+        of generation g can be rebuilt anywhere from the entropy); a legacy RandomState (the
+        seed configuration) is drawn from in sequence.
     optimizer : {"adam", "sgd", "momentum"}
         How the gradient estimate moves the mean.
     learning_rate : float
@@ -107,7 +109,7 @@ class OpenES(Strategy):
     def __init__(
         self,
         x0: ArrayLike,
-        sigma0: float | ArrayLike,
+        sigma0: float | FloatArray | Sequence[float],
         popsize: int | None = None,
         *,
         bounds: BoundsLike = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Unpack
 
 import numpy as np
@@ -181,7 +182,7 @@ class XNES(Strategy):
     def __init__(
         self,
         x0: ArrayLike,
-        sigma0: float | ArrayLike,
+        sigma0: float | FloatArray | Sequence[float],
         popsize: int | None = None,
         *,
         bounds: BoundsLike = None,
