@@ -442,7 +442,19 @@ class Strategy(ABC):
         RuntimeError
             If there is no batch to tell (tell before ask, or the same batch twice).
         TypeError, ValueError
-            If `solutions` or `fitness` is malformed; the strategy is then left unchanged.
+            If `solutions` or `fitness` is malformed: a row that is not one of the candidates
+            of the latest ``ask`` (the rows are checked against the strategy's own copy of the
+            batch, whatever was done to the array ``ask`` returned), or a value that is not a
+            real number (None, bool, a string, a complex number).
+        FloatingPointError
+            If the update overflows or is not finite (absurd learning rates, say); the message
+            names what overflowed and the learning rates.
+
+        Notes
+        -----
+        A failing ``tell`` changes nothing, whatever the cause (the errors above, MemoryError,
+        KeyboardInterrupt): the update and the record are computed first and committed at
+        once, and the batch stays pending, so the same ``tell`` can be retried.
         """
         if self._X is None or self._Zh is None:
             what = "the same batch twice" if self._generation else "tell before ask"
