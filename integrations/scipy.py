@@ -121,7 +121,8 @@ def nes(
         Print progress.
     **options
         The strategy's own keywords (for example ``learning_rate`` of OpenES) and its stopping
-        criteria (``ftarget``, ``tolfun``, ``tolx``, ``tolstagnation``, ``timeout``). Unknown
+        criteria (``ftarget``, ``tolfun``, ``tolx``, ``tolstagnation``, ``timeout``,
+        ``tolconditioncov``). Unknown
         options are ignored with an :class:`~scipy.optimize.OptimizeWarning`.
 
     Returns
@@ -129,9 +130,10 @@ def nes(
     res : scipy.optimize.OptimizeResult
         ``x`` (best point, inside the bounds), ``fun``, ``nfev`` (number of points evaluated,
         which is the number of calls of `fun` unless `vectorized`), ``nit`` (generations),
-        ``status`` (0 converged, 1 `maxfev` reached, 2 `maxiter` reached, 3 stagnation, 4 time
-        limit, 99 stopped by the callback), ``success`` (status 0), ``message`` (scipy's
-        wording), the final ``mean`` and ``sigma`` of the search distribution, and
+        ``status`` (0 converged, 1 `maxfev` reached, 2 `maxiter` reached, 3 stagnation or
+        ill-conditioning, 4 time limit, 5 a degenerate distribution, 99 stopped by the
+        callback), ``success`` (status 0), ``message`` (scipy's wording), the final ``mean``
+        (inside the bounds) and ``sigma`` of the search distribution, and
         ``restarts`` (how many were made) and ``popsize`` (of the last run).
 
     Raises
@@ -179,7 +181,7 @@ def nes(
     if callback is not None and not callable(callback):
         raise TypeError(f"`callback` must be callable or None, but got {short(callback)}.")
     budget_fev = _budget("maxfev", maxfev)
-    budget_it = _budget("maxiter", maxiter)
+    budget_it = _budget("maxiter", maxiter, minimum=0)
     tol_value = v.optional_float("tol", tol, allow_zero=True)
     vec = flag("vectorized", vectorized)
     show = flag("disp", disp)
@@ -233,10 +235,18 @@ def nes(
         callback=None if callback is None else _scipy_callback(callback),
         disp=show,
     )
+    fun_x, nfev = float(res.fun), int(res.nfev)
+    if nfev == 0 and budget_it == 0:
+        # maxiter=0: as scipy's own methods, report the objective at the initial point
+        y = fun(np.copy(res.x), *args) if not vec else fun(np.copy(res.x)[:, None], *args)
+        y = np.asarray(y).reshape(-1)[0] if vec else y
+        if not v.is_real_number(y):
+            raise TypeError(f"`fun` must return a real number, but returned {short(y)}.")
+        fun_x, nfev = float(y), 1  # type: ignore[arg-type]
     out = make_result(
         x=np.copy(res.x),
-        fun=float(res.fun),
-        nfev=int(res.nfev),
+        fun=fun_x,
+        nfev=nfev,
         nit=int(res.nit),
         stop=res.stop,
         mean=res.mean,
@@ -320,17 +330,19 @@ def _check_constraints(constraints: object) -> None:
     )
 
 
-def _budget(name: str, value: object) -> int | None:
+def _budget(name: str, value: object, minimum: int = 1) -> int | None:
     """Return a budget as an int (floats rounded down; None and inf mean no limit)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a number >= 1 or None, but got {short(value)}.")
+        raise TypeError(f"`{name}` must be a number >= {minimum} or None, but got {short(value)}.")
     number = float(value)
     if number == math.inf:
         return None
-    if not number >= 1:  # also catches NaN
-        raise ValueError(f"`{name}` must be a number >= 1 or None, but got {short(value)}.")
+    if not number >= minimum:  # also catches NaN
+        raise ValueError(
+            f"`{name}` must be a number >= {minimum} or None, but got {short(value)}."
+        )
     return int(value) if isinstance(value, numbers.Integral) else math.floor(number)
 
 

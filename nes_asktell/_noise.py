@@ -2,12 +2,15 @@
 
 Two kinds exist:
 
-* :class:`CounterNoise` (an integer seed, a ``SeedSequence`` or ``None``): row ``k`` of
-  generation ``g`` comes from its own stream ``SeedSequence(entropy, spawn_key=(g, k))`` driving
-  an ``SFC64`` bit generator. Any process can rebuild a perturbation from ``(entropy, g, k)``
-  alone, and rows can be filled by several threads with identical results.
-* :class:`SequentialNoise` (a ``Generator`` or legacy ``RandomState``): rows are drawn in sequence
-  from the given generator, as a plain numpy program would.
+* :class:`CounterNoise` (``None``, an integer seed, a ``Generator`` or a ``SeedSequence``):
+  row ``k`` of generation ``g`` comes from its own stream ``SeedSequence(entropy, spawn_key=(g,
+  k))`` driving an ``SFC64`` bit generator. The entropy is drawn once from the Generator
+  (``np.random.default_rng(rng)`` for None or an int, SPEC 7), so ``rng=42`` and
+  ``rng=np.random.default_rng(42)`` give the same run.
+  Any process can rebuild a perturbation from ``(entropy, g, k)`` alone, and rows can be
+  filled by several threads with identical results.
+* :class:`SequentialNoise` (a legacy ``RandomState``, for the 2017 seed configuration; and
+  Generator states of older checkpoints): rows are drawn in sequence from the generator.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ._typing import JSON, LegacyRngLike
+
+#: entropy is a non-negative integer below 2**128 (what a strategy draws; see make_noise).
+ENTROPY_BITS = 128
 
 
 def counter_row(entropy: int, generation: int, index: int, out: npt.NDArray[np.floating]) -> None:
@@ -143,7 +149,7 @@ def from_state(noise: object, threads: int = 1) -> CounterNoise | SequentialNois
         if not isinstance(noise, dict):
             raise TypeError("not a mapping")
         if noise["kind"] == "counter":
-            return CounterNoise(int(noise["entropy"]), threads)
+            return CounterNoise(_entropy_from_text(noise["entropy"]), threads)
         if noise["kind"] != "sequential":
             raise ValueError(f"unknown kind {noise['kind']!r}")
         state = noise["state"]
@@ -159,28 +165,46 @@ def from_state(noise: object, threads: int = 1) -> CounterNoise | SequentialNois
         bitgen = bitgen_cls()
         bitgen.state = state
         return SequentialNoise(np.random.Generator(bitgen))
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
         raise ValueError(f"`state['noise']` is malformed: {exc}.") from exc
+
+
+def _entropy_from_text(text: object) -> int:
+    """Return the entropy stored as decimal text, or raise ValueError naming `entropy`."""
+    if not (isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 39):
+        raise ValueError(
+            f"`entropy` must be the decimal text of an integer in [0, 2**{ENTROPY_BITS}), "
+            f"but got {text!r:.80}"
+        )
+    value = int(text)
+    if value >= 2**ENTROPY_BITS:
+        raise ValueError(f"`entropy` must be below 2**{ENTROPY_BITS}, but got {value}")
+    return value
 
 
 def make_noise(
     rng: LegacyRngLike, *, allow_legacy: bool, threads: int = 1
 ) -> CounterNoise | SequentialNoise:
-    """Turn an `rng` argument (SPEC 7) into a noise source, or raise TypeError naming `rng`."""
+    """Turn an `rng` argument (SPEC 7) into a noise source, or raise TypeError naming `rng`.
+
+    None, an int, a SeedSequence or a Generator: the Generator (``np.random.default_rng(rng)``
+    unless `rng` is one) is drawn from once, for a 128-bit entropy, so ``rng=42`` and
+    ``rng=np.random.default_rng(42)`` give the same noise. All of these give counter-based
+    noise; only a legacy RandomState (the seed configuration) is drawn from in sequence.
+    """
     if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
         if rng is not None and int(rng) < 0:
             raise ValueError(f"`rng` must be a non-negative integer seed, but got {rng}.")
-        seq = np.random.SeedSequence(None if rng is None else int(rng))
-        return CounterNoise(_entropy_of(seq), threads)
+        return CounterNoise(drawn_entropy(np.random.default_rng(rng)), threads)
     if isinstance(rng, np.random.SeedSequence):
         if rng.spawn_key:
             raise ValueError(
                 "`rng` must be a SeedSequence without a spawn key (pass the entropy of "
                 f"the parent), but got spawn_key={rng.spawn_key}."
             )
-        return CounterNoise(_entropy_of(rng), threads)
+        return CounterNoise(drawn_entropy(np.random.default_rng(rng)), threads)
     if isinstance(rng, np.random.Generator):
-        return SequentialNoise(rng)
+        return CounterNoise(drawn_entropy(rng), threads)
     if isinstance(rng, np.random.RandomState):
         if not allow_legacy:
             raise TypeError(
@@ -194,12 +218,7 @@ def make_noise(
     )
 
 
-def _entropy_of(seq: np.random.SeedSequence) -> int:
-    ent = seq.entropy
-    if isinstance(ent, (list, tuple, np.ndarray)):
-        # Fold a sequence of 32-bit words into one integer, as SeedSequence would read it back.
-        value = 0
-        for i, word in enumerate(ent):
-            value |= int(word) << (32 * i)
-        return value
-    return int(ent)  # type: ignore[arg-type]
+def drawn_entropy(rng: np.random.Generator) -> int:
+    """Draw a 128-bit entropy from `rng` (two 64-bit words, the first the high one)."""
+    hi, lo = rng.integers(0, 2**64, size=2, dtype=np.uint64)
+    return int(hi) << 64 | int(lo)

@@ -6,7 +6,7 @@ OpenES's estimate with raw shaping.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Unpack
 
 import numpy as np
@@ -25,6 +25,10 @@ from ._typing import (
     ShapingLike,
 )
 
+#: the floor of the learning rate schedule (`learning_rate_decay`): the rate never reaches 0,
+#: whatever `learning_rate_limit` says.
+LEARNING_RATE_MIN = 1e-100
+
 
 class OpenES(Strategy):
     r"""Fixed-sigma NES with mirrored sampling, fitness shaping and a gradient optimizer.
@@ -33,7 +37,7 @@ class OpenES(Strategy):
     ----------
     x0 : array_like of shape (d,)
         Initial mean.
-    sigma0 : float
+    sigma0 : float or array_like of shape (d,)
         Standard deviation of the perturbations (fixed, or scheduled by `sigma_decay`).
     popsize : int, optional
         Candidates per generation; default ``4 + floor(3 ln d)`` rounded up to even.
@@ -41,9 +45,11 @@ class OpenES(Strategy):
         Box constraints: None, ``(lower, upper)``, a sequence of ``(low, high)`` pairs, or
         ``scipy.optimize.Bounds``. Candidates are reflected into the box.
     rng : None, int, SeedSequence, Generator or RandomState
-        Source of the noise. An int or SeedSequence gives counter-based noise (perturbation k of
-        generation g can be rebuilt anywhere from the seed); a Generator or legacy RandomState is
-        drawn from in sequence.
+        Source of the noise (SPEC 7). None, an int, a SeedSequence or a Generator: an entropy
+        is drawn once from ``np.random.default_rng(rng)`` (so ``rng=42`` and
+        ``default_rng(42)`` give the same run) and the noise is counter-based (perturbation k
+        of generation g can be rebuilt anywhere from the entropy); a legacy RandomState (the
+        seed configuration) is drawn from in sequence.
     optimizer : {"adam", "sgd", "momentum"}
         How the gradient estimate moves the mean.
     learning_rate : float
@@ -103,7 +109,7 @@ class OpenES(Strategy):
     def __init__(
         self,
         x0: ArrayLike,
-        sigma0: float,
+        sigma0: float | FloatArray | Sequence[float],
         popsize: int | None = None,
         *,
         bounds: BoundsLike = None,
@@ -139,7 +145,9 @@ class OpenES(Strategy):
         self._weight_decay = wd
         self._sigma_decay, self._sigma_limit = sdecay, slimit
         self._lr_decay, self._lr_limit = ldecay, llimit
-        self._sigma = float(self._sigma0)
+        self._sigma: float | FloatArray = (
+            self._sigma0.copy() if isinstance(self._sigma0, np.ndarray) else float(self._sigma0)
+        )
 
     @classmethod
     def seed_configuration(cls, x0: ArrayLike | None = None, *, seed: int = 0) -> OpenES:
@@ -199,18 +207,25 @@ class OpenES(Strategy):
         if self._weight_decay:
             g = g + self._weight_decay * self._mean
         step, opt = self._opt.step(g)
-        opt.learning_rate = max(opt.learning_rate * self._lr_decay, self._lr_limit)
+        # The schedules clamp at their limits and never reach 0: the learning rate stops at
+        # LEARNING_RATE_MIN, sigma at SIGMA_MIN (clamped by the caller).
+        opt.learning_rate = max(
+            opt.learning_rate * self._lr_decay, self._lr_limit, LEARNING_RATE_MIN
+        )
+        sigma = self._sigma * self._sigma_decay
         return {
             "_mean": self._mean + step,
-            "_sigma": max(self._sigma * self._sigma_decay, self._sigma_limit),
+            "_sigma": np.maximum(sigma, self._sigma_limit)
+            if isinstance(sigma, np.ndarray)
+            else max(sigma, self._sigma_limit),
             "_opt": opt,
         }
 
     def _stds(self) -> FloatArray:
-        return np.full(self._dim, self._sigma)
+        return np.broadcast_to(np.asarray(self._sigma, dtype=np.float64), (self._dim,)).copy()
 
-    def _sigma_value(self) -> float:
-        return self._sigma
+    def _sigma_value(self) -> float | FloatArray:
+        return self._sigma.copy() if isinstance(self._sigma, np.ndarray) else self._sigma
 
     def _options(self) -> JSON:
         return {
@@ -224,10 +239,11 @@ class OpenES(Strategy):
         }
 
     def _algo_state(self) -> JSON:
-        return {"sigma": self._sigma, "optimizer": self._opt.state_dict()}
+        sigma = self._sigma.tolist() if isinstance(self._sigma, np.ndarray) else self._sigma
+        return {"sigma": sigma, "optimizer": self._opt.state_dict()}
 
     def _load_algo_state(self, state: JSON) -> None:
-        sigma = v.positive_float("sigma", state["sigma"])
+        sigma = v.step_sizes("sigma", state["sigma"], self._dim)
         self._opt = self._opt.from_state(state["optimizer"])
         self._sigma = sigma
 

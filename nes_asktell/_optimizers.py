@@ -15,6 +15,10 @@ import numpy as np
 from . import _validate as v
 from ._typing import JSON, FloatArray
 
+#: the largest step count ``t`` a state may hold (exact in float64; Adam's bias corrections
+#: ``beta**t`` are 0 long before).
+MAX_STEPS = 2**53
+
 
 class Optimizer:
     """Base class: holds the learning rate and the step counter ``t``."""
@@ -44,10 +48,14 @@ class Optimizer:
         if not isinstance(state, dict):
             raise TypeError(f"`optimizer` must be a dict, but got {v.short(state)}")
         out = copy.copy(self)
-        out.t = v.integer("t", state["t"], minimum=0)
+        out.t = v.integer("t", state["t"], minimum=0, maximum=MAX_STEPS)
         for key in self._vectors:
             setattr(out, key, v.as_vector(key, state[key], self.dim))
+        out._check_loaded()
         return out
+
+    def _check_loaded(self) -> None:
+        """Raise ValueError if loaded values are out of range (Adam's `v` must be >= 0)."""
 
     #: the names of the vector fields of the state.
     _vectors: tuple[str, ...] = ()
@@ -117,6 +125,12 @@ class Adam(Optimizer):
 
     def state_dict(self) -> JSON:
         return {"t": self.t, "m": self.m.tolist(), "v": self.v.tolist()}
+
+    def _check_loaded(self) -> None:
+        if not np.all(self.v >= 0.0):
+            raise ValueError(
+                f"`v` (Adam's second moments) must be >= 0, but got {v.short(self.v.tolist())}"
+            )
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {c.name: c for c in (SGD, Momentum, Adam)}

@@ -9,6 +9,7 @@ The helpers that say where restart ``r`` starts (:func:`run_seed`, :func:`restar
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar
@@ -21,7 +22,7 @@ from . import _validate as v
 from ._bounds import Box, parse_bounds
 from ._evaluate import WorkersLike
 from ._loop import run
-from ._strategy import STATE_VERSION, Strategy, even_popsize, resolve_strategy
+from ._strategy import MAX_POPSIZE, STATE_VERSION, Strategy, even_popsize, resolve_strategy
 from ._typing import (
     JSON,
     ArrayLike,
@@ -35,21 +36,27 @@ from ._typing import (
 GLOBAL = ("maxfev", "maxiter", "ftarget", "timeout", "callback")
 
 
-def seed_of(rng: RngLike) -> int:
-    """Turn an `rng` argument into the integer entropy of a whole restart sequence.
+def seed_of(rng: RngLike) -> int | None:
+    """Turn an `rng` argument into the integer seed of a whole restart sequence.
 
-    An int or a SeedSequence gives its entropy (so run 0 is the run the strategy itself would
-    make); a Generator is drawn from once.
+    An int is its own seed and a SeedSequence gives its entropy (``default_rng(seed)`` is
+    then the generator the strategy draws from, SPEC 7); a Generator has no seed to give
+    (None): the sequence then takes the entropy that run 0 drew from it.
     """
-    if isinstance(rng, np.random.Generator):
-        return int(rng.integers(0, 2**63))
     if isinstance(rng, np.random.RandomState):
         raise TypeError(
             "`rng` must be None, an int, a SeedSequence or a Generator, but got RandomState."
         )
-    noise = _noise.make_noise(rng, allow_legacy=False)
-    assert isinstance(noise, _noise.CounterNoise)  # an int, a SeedSequence or None
-    return noise.entropy
+    if isinstance(rng, np.random.Generator):
+        return None
+    if isinstance(rng, np.random.SeedSequence) and not rng.spawn_key:
+        return int(rng.entropy) if isinstance(rng.entropy, int) else None
+    if rng is None:
+        return int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and int(rng) >= 0:
+        return int(rng)
+    _noise.make_noise(rng, allow_legacy=False)  # raises the error that names `rng`
+    return None
 
 
 def run_seed(seed: int, r: int) -> int:
@@ -73,9 +80,18 @@ def restart_x0(x0: FloatArray, box: Box | None, seed: int, r: int) -> FloatArray
     return x0
 
 
+#: the largest factor by which IPOP grows the population at each restart.
+MAX_POPSIZE_FACTOR = 100.0
+
+
 def restart_popsize(popsize0: int, factor: float, r: int, mirrored: bool) -> int:
-    """Return the population of run `r`: ``popsize0 * factor**r``, even when `mirrored`."""
-    return max(even_popsize(round(popsize0 * factor**r), mirrored), 2)
+    """Return the population of run `r`: ``popsize0 * factor**r``, even when `mirrored`.
+
+    It stops growing at the largest population a strategy accepts (``MAX_POPSIZE``).
+    """
+    log_lam = math.log(popsize0) + r * math.log(factor)
+    lam = MAX_POPSIZE if log_lam >= math.log(MAX_POPSIZE) else round(popsize0 * factor**r)
+    return min(max(even_popsize(lam, mirrored), 2), MAX_POPSIZE)
 
 
 def run_record(es: Strategy, stop: dict[str, float]) -> JSON:
@@ -177,10 +193,14 @@ class IPOP:
         )
         self._max_restarts = v.integer("max_restarts", max_restarts, minimum=0)
         factor = v.positive_float("popsize_factor", popsize_factor)
-        if factor < 1.0:
-            raise ValueError(f"`popsize_factor` must be a number >= 1, but got {factor}.")
+        if not 1.0 <= factor <= MAX_POPSIZE_FACTOR:
+            raise ValueError(
+                f"`popsize_factor` must be a number in [1, {MAX_POPSIZE_FACTOR:g}], "
+                f"but got {factor}."
+            )
         self._factor = factor
-        self._seed = seed_of(rng)
+        seed = seed_of(rng)
+        self._seed = 0 if seed is None else seed
         self._cls = cls
         self._options = dict(options)
         self._crit = _stopping.Criteria(tolfun=None, tolx=None, **crit)  # type: ignore[arg-type]
@@ -196,12 +216,17 @@ class IPOP:
         # The evaluations the current optimize() call may reach (None outside a call): no run
         # starts at that point, since the call ends there.
         self._call_limit: int | None = None
-        self._inner = self._make_run(0, self._x0, popsize)
+        # Run 0 draws from `rng` itself, so that it is the run the strategy would make.
+        self._inner = self._make_run(0, self._x0, popsize, rng=rng)
+        if seed is None:  # a Generator: the restarts follow from the entropy run 0 drew
+            self._seed = int(str(self._inner.replica_state()["noise"]["entropy"]))  # type: ignore[index]
         self._popsize0 = self._inner.popsize
         self._best_x, self._best_f = self._inner.best
 
     # ------------------------------------------------------------------ runs
-    def _make_run(self, r: int, x0: FloatArray, popsize: int | None) -> Strategy:
+    def _make_run(
+        self, r: int, x0: FloatArray, popsize: int | None, rng: RngLike = None
+    ) -> Strategy:
         # The budget of a run is what the sequence has left; the budget of an optimize() call
         # is the loop's, so that it does not stick to the run.
         remaining = None if self._crit.maxfev is None else self._crit.maxfev - self._nfev_done
@@ -210,7 +235,7 @@ class IPOP:
             self._sigma0,
             popsize,
             bounds=None if self._box is None else self._box.to_bounds(),
-            rng=run_seed(self._seed, r),
+            rng=run_seed(self._seed, r) if rng is None else rng,
             maxfev=remaining,
             ftarget=self._crit.ftarget,
             **self._options,  # type: ignore[arg-type]
@@ -420,6 +445,7 @@ class IPOP:
             raise ValueError(
                 f"`state` must come from IPOP.state_dict(), but got {v.short(state)}."
             )
+        v.plain_state("state", state)
         try:
             inner_cls = resolve_strategy(str(state["inner_strategy"]))
             bounds = state["bounds"]
@@ -446,7 +472,7 @@ class IPOP:
             best_f = state["best_f"]
             obj._best_f = math.inf if best_f is None else v.real("best_f", best_f)
             obj._inner = inner_cls.from_state(state["run"])  # type: ignore[arg-type]
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
             raise ValueError(f"`state` is malformed: {exc}") from exc
         return obj
 

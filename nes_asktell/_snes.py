@@ -124,27 +124,6 @@ class SNES(Strategy):
         self._path = StepSizePath(self._dim, self._popsize) if csa else None
         self._p: FloatArray = np.zeros(self._dim)  # the evolution path (with csa)
 
-    def _check_sigma0(self, sigma0: object, dim: int) -> FloatArray | float:
-        if isinstance(sigma0, (list, tuple, np.ndarray)):
-            arr = np.asarray(sigma0)
-            if arr.ndim == 0:
-                return v.positive_float("sigma0", arr.item())
-            try:
-                out = np.array(sigma0, dtype=np.float64)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(
-                    f"`sigma0` must be a positive number or an array of {dim} positive numbers, "
-                    f"but got {v.short(sigma0)}."
-                ) from exc
-            if out.shape != (dim,):
-                raise ValueError(f"`sigma0` must have shape ({dim},), but got shape {out.shape}.")
-            if not np.all(np.isfinite(out) & (out > 0)):
-                raise ValueError(
-                    f"`sigma0` must hold positive finite numbers, but got {v.short(sigma0)}."
-                )
-            return out
-        return v.positive_float("sigma0", sigma0)
-
     @property
     def eta_sigma(self) -> float:
         """The learning rate of the step sizes."""
@@ -190,9 +169,9 @@ class SNES(Strategy):
         }
 
     def _load_algo_state(self, state: JSON) -> None:
-        sigma = v.as_vector("sigma", state["sigma"], self._dim)
-        if not np.all(sigma > 0):
-            raise ValueError(f"`sigma` must be positive, but got {v.short(sigma.tolist())}")
+        sigma = v.step_sizes("sigma", v.as_vector("sigma", state["sigma"], self._dim), self._dim)
+        if not isinstance(sigma, np.ndarray):
+            raise ValueError(f"`sigma` must hold {self._dim} step sizes")
         if self._path is not None:
             self._p = v.as_vector("path", state["path"], self._dim)
         self._sigma = sigma

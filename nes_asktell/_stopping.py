@@ -24,6 +24,7 @@ MESSAGES = {
     2: "Maximum number of iterations has been exceeded.",
     3: "The search stagnated: no further progress is possible.",
     4: "The time limit was reached.",
+    5: "The search distribution degenerated (a non-finite value or a step size at its limit).",
     99: "`callback` raised `StopIteration`.",
     -1: "The optimization is still running.",
 }
@@ -37,7 +38,9 @@ STATUS = {
     "maxiter": 2,
     "tolstagnation": 3,
     "sigma": 3,
+    "conditioncov": 3,
     "timeout": 4,
+    "degenerate": 5,
     "callback": 99,
 }
 
@@ -45,6 +48,7 @@ STATUS = {
 #: the criteria in the order that decides the status when several hold.
 PRECEDENCE = (
     "callback",
+    "degenerate",
     "ftarget",
     "tolfun",
     "tolx",
@@ -52,6 +56,7 @@ PRECEDENCE = (
     "maxiter",
     "timeout",
     "tolstagnation",
+    "conditioncov",
     "sigma",
 )
 
@@ -97,6 +102,7 @@ class Criteria:
     tolx: float | None = 1e-12
     tolstagnation: int | None = None
     timeout: float | None = None
+    tolconditioncov: float | None = 1e14
 
     def state_dict(self) -> JSON:
         """Return the thresholds as plain data."""
@@ -117,6 +123,8 @@ def check_criteria(**kw: object) -> dict[str, object]:
             out[name] = None if value is None else v.real(name, value)
         elif name in ("tolfun", "tolx", "timeout"):
             out[name] = v.optional_float(name, value, allow_zero=True)
+        elif name == "tolconditioncov":
+            out[name] = v.optional_float(name, value, allow_zero=False)
         else:
             raise TypeError(f"unknown stopping criterion `{name}`")
     return out
@@ -144,9 +152,20 @@ def holds(
     since_improvement: int,
     history_full: bool,
     elapsed: float,
+    condition: float = 1.0,
+    degenerate: bool = False,
 ) -> dict[str, float]:
-    """Return the criteria that hold, each with its threshold."""
+    """Return the criteria that hold, each with its threshold.
+
+    `condition` is the condition number of the covariance (``conditioncov`` holds above
+    ``tolconditioncov``, as in pycma); `degenerate` says that the distribution is not usable
+    (a non-finite mean or step size, or a step size at its limit), which holds at once.
+    """
     out: dict[str, float] = {}
+    if degenerate or not (np.all(np.isfinite(mean)) and np.all(np.isfinite(stds))):
+        out["degenerate"] = float(np.min(stds)) if stds.size else math.nan
+    if crit.tolconditioncov is not None and not condition <= crit.tolconditioncov:
+        out["conditioncov"] = crit.tolconditioncov
     if crit.maxfev is not None and nfev >= crit.maxfev:
         out["maxfev"] = crit.maxfev
     if crit.maxiter is not None and generation >= crit.maxiter:
@@ -163,6 +182,8 @@ def holds(
         out["tolstagnation"] = crit.tolstagnation
     if crit.timeout is not None and elapsed >= crit.timeout:
         out["timeout"] = crit.timeout
-    if np.all(mean + stds == mean):
+    with np.errstate(invalid="ignore", over="ignore"):
+        collapsed = bool(np.all(mean + stds == mean))
+    if collapsed:
         out["sigma"] = float(np.max(stds))
     return out

@@ -44,7 +44,18 @@ from ._typing import (
 S = TypeVar("S", bound="Strategy")
 
 #: the stopping criteria every strategy accepts as keywords.
-CRITERIA = ("maxfev", "maxiter", "ftarget", "tolfun", "tolx", "tolstagnation", "timeout")
+CRITERIA = (
+    "maxfev",
+    "maxiter",
+    "ftarget",
+    "tolfun",
+    "tolx",
+    "tolstagnation",
+    "timeout",
+    "tolconditioncov",
+)
+#: the largest population a strategy accepts (from a constructor or a state).
+MAX_POPSIZE = 2**18
 #: the version of the layout of ``state_dict()``.
 STATE_VERSION = 2
 #: how many applied updates a strategy keeps for the replicas of workers to replay.
@@ -108,6 +119,8 @@ def check_popsize(popsize: object, dim: int, mirrored: bool) -> int:
         lam = default_popsize(dim)
         return lam + lam % 2 if mirrored else lam
     lam = v.integer("popsize", popsize, minimum=2)
+    if lam > MAX_POPSIZE:
+        raise ValueError(f"`popsize` must be an integer <= {MAX_POPSIZE}, but got {lam}.")
     if mirrored and lam % 2:
         raise ValueError(f"`popsize` must be even with mirrored sampling, but got {lam}.")
     return lam
@@ -214,6 +227,7 @@ class Strategy(ABC):
             "mirrored", self.default_mirrored if mirrored is None else mirrored
         )
         lam = check_popsize(popsize, dim, self._mirrored)
+        self._check_sizes(dim, lam)
         self._threads = v.integer("threads", common.get("threads", 1), minimum=1)
         self._dtype = _check_dtype(common.get("dtype"))
         self._box: Box | None = parse_bounds(bounds, dim)
@@ -232,11 +246,13 @@ class Strategy(ABC):
         self._crit = _stopping.Criteria(**crit)  # type: ignore[arg-type]
         self._dim = dim
         self._popsize = lam
-        self._mean = mean
-        self._start_record(mean.copy() if self._box is None else self._box.clip(mean))
+        self._mean = mean if self._box is None else self._box.clip(mean)
+        self._start_record(self._mean.copy())
         # The pending batch: the noise of the latest ask and its candidates.
         self._Zh: FloatArray | None = None
         self._X: FloatArray | None = None
+        # The read-only view of it that ask() hands out (the same object until tell).
+        self._X_view: FloatArray | None = None
         self._noise_before_ask: JSON | None = None
         # Batches told and possibly free for reuse (see _batch.take_buffer).
         self._spare: list[FloatArray] = []
@@ -246,8 +262,20 @@ class Strategy(ABC):
 
     # ------------------------------------------------------------------ hooks for subclasses
     def _check_sigma0(self, sigma0: object, dim: int) -> FloatArray | float:
-        """Return `sigma0` checked (a positive float; SNES also takes one per coordinate)."""
-        return v.positive_float("sigma0", sigma0)
+        """Return `sigma0` checked: a step size, or one per coordinate (a (d,) array).
+
+        Each must lie in [``SIGMA_MIN``, ``SIGMA_MAX``] = [1e-100, 1e100] (see ``_validate``).
+        """
+        return v.step_sizes("sigma0", sigma0, dim)
+
+    @classmethod
+    def _check_sizes(cls, dim: int, popsize: int) -> None:
+        """Raise ValueError if the arrays of a (`dim`, `popsize`) strategy would be too large.
+
+        Called before anything of that size is allocated; a subclass that holds more (XNES's
+        (d, d) matrix) extends it.
+        """
+        v.check_size("popsize", dim * popsize, "dim * popsize")
 
     @abstractmethod
     def _perturb_into(self, Zh: FloatArray, out: FloatArray) -> None:
@@ -294,7 +322,13 @@ class Strategy(ABC):
 
     @property
     def mean(self) -> FloatArray:
-        """A copy of the mean of the search distribution (in the unbounded space)."""
+        """A copy of the mean of the search distribution.
+
+        With bounds it lies in the box: after each update it is projected onto the box
+        (clipped), and the candidates around it are reflected into the box. On a noisy
+        problem it is the better estimate of the optimum; ``best`` is the best candidate
+        evaluated, and its value may be lucky noise.
+        """
         return self._mean.copy()
 
     @property
@@ -343,16 +377,22 @@ class Strategy(ABC):
         Returns
         -------
         X : ndarray of shape (popsize, dim)
-            The candidates, read-only (copy it to change it), float64 (float32 with
+            The candidates, a read-only view (copy it to change it), float64 (float32 with
             ``dtype="float32"``). Asking again before ``tell`` returns the same candidates.
 
         Notes
         -----
+        The strategy keeps its own read-only copy of the batch, and ``tell`` checks the rows
+        it is told against that copy: the view returned cannot be made writeable, and a row
+        that ``ask`` did not return is rejected, whatever was done to the array.
+
         A later ``ask`` may reuse the memory of a told batch, but only once nothing refers to
         it any more (no variable, no view): a batch you hold never changes.
         """
         if self._X is not None:
-            return self._X
+            if self._X_view is None:
+                self._X_view = self._X.view()
+            return self._X_view
         noise_state = self._noise.state_dict() if self._noise.kind == "sequential" else None
         Zh = self._noise_buffer()
         # A told batch nothing else holds, or new memory (see _batch.take_buffer).
@@ -371,7 +411,8 @@ class Strategy(ABC):
         X.flags.writeable = False
         self._X = X
         self._noise_before_ask = noise_state
-        return X
+        self._X_view = X.view()
+        return self._X_view
 
     def _noise_buffer(self) -> FloatArray:
         """Return the buffer of the noise rows, (re)allocated to the current shape and dtype."""
@@ -401,7 +442,19 @@ class Strategy(ABC):
         RuntimeError
             If there is no batch to tell (tell before ask, or the same batch twice).
         TypeError, ValueError
-            If `solutions` or `fitness` is malformed; the strategy is then left unchanged.
+            If `solutions` or `fitness` is malformed: a row that is not one of the candidates
+            of the latest ``ask`` (the rows are checked against the strategy's own copy of the
+            batch, whatever was done to the array ``ask`` returned), or a value that is not a
+            real number (None, bool, a string, a complex number).
+        FloatingPointError
+            If the update overflows or is not finite (absurd learning rates, say); the message
+            names what overflowed and the learning rates.
+
+        Notes
+        -----
+        A failing ``tell`` changes nothing, whatever the cause (the errors above, MemoryError,
+        KeyboardInterrupt): the update and the record are computed first and committed at
+        once, and the batch stays pending, so the same ``tell`` can be retried.
         """
         if self._X is None or self._Zh is None:
             what = "the same batch twice" if self._generation else "tell before ask"
@@ -414,14 +467,28 @@ class Strategy(ABC):
             else v.integer("evaluated", evaluated, minimum=0, maximum=self._popsize)
         )
         f_told = v.fitness_vector(fitness, self._popsize)
+        if not isinstance(solutions, (np.ndarray, str, bytes)):
+            try:
+                kind = np.asarray(solutions).dtype.kind
+            except (TypeError, ValueError, RecursionError):
+                kind = "O"  # left to match_rows, which names what it got
+        else:
+            kind = getattr(solutions, "dtype", np.dtype("O")).kind
+        if kind in "bc":
+            raise TypeError(
+                f"`solutions` must be the real array returned by ask(), but got "
+                f"{'complex' if kind == 'c' else 'bool'} values: {v.short(solutions)}."
+            )
         perm = _batch.match_rows(self._X, solutions)
         f = f_told if perm is None else np.empty_like(f_told)
         if perm is not None:
             f[perm] = f_told
         finite = np.isfinite(f)
         u = _shaping.apply(self._shape_fn, f) if finite.any() else None
-        new = None if u is None else self._updated(u, self._Zh)
-        # Nothing below raises: the state changes only from here on.
+        # Everything the tell changes is computed in locals and checked, then committed in one
+        # step: a failure anywhere before (bad input, an overflow, MemoryError,
+        # KeyboardInterrupt) leaves the strategy as it was, with the batch still pending.
+        new = None if u is None else self._checked_update(u, self._Zh)
         X = self._X
         if new is None:
             warnings.warn(
@@ -430,18 +497,77 @@ class Strategy(ABC):
                 NESWarning,
                 stacklevel=2,
             )
-        else:
-            self.__dict__.update(new)
-        self._record(f, finite, X)
-        self._nfev += n_evaluated
+            new = {}
         kept = self._applied[-(APPLIED_KEPT - 1) :]
-        self._applied = [*kept, (self._generation, None if u is None else u.copy())]
-        self._generation += 1
-        self._X = None
-        self._noise_before_ask = None
-        # Keep the told batch for reuse by a later ask (at most two: the caller's latest one
-        # and one that is free again).
-        self._spare = [*self._spare[-1:], X]
+        new.update(self._recorded(f, finite, X))
+        new.update(
+            {
+                "_nfev": self._nfev + n_evaluated,
+                "_applied": [*kept, (self._generation, None if u is None else u.copy())],
+                "_generation": self._generation + 1,
+                "_X": None,
+                "_X_view": None,
+                "_noise_before_ask": None,
+                # Keep the told batch for reuse by a later ask (at most two: the caller's
+                # latest one and one that is free again).
+                "_spare": [*self._spare[-1:], X],
+            }
+        )
+        self.__dict__.update(new)
+
+    def _checked_update(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
+        """Return :meth:`_updated`'s new values, checked: finite, `_sigma` clamped to its range.
+
+        With bounds, the new mean is projected onto the box (clipped).
+
+        Raises
+        ------
+        FloatingPointError
+            If the update overflows or is not finite, naming `tell`, what failed and the
+            learning rates; nothing is changed.
+        """
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+                new = self._updated(u, Zh)
+        except (OverflowError, FloatingPointError, np.linalg.LinAlgError) as exc:
+            raise FloatingPointError(
+                f"`tell` could not update the distribution: {exc} ({self._rates()})."
+            ) from exc
+        if self._box is not None and isinstance(new.get("_mean"), np.ndarray):
+            # The mean stays in the box: projected onto it (a projected gradient step; a
+            # reflection would bounce a mean that the gradient pushes against a wall).
+            new["_mean"] = self._box.clip(np.asarray(new["_mean"], dtype=np.float64))
+        for key, value in new.items():
+            if key == "_sigma":
+                new[key] = self._clamped_sigma(value)
+            elif isinstance(value, (float, np.ndarray)) and not np.all(np.isfinite(value)):
+                raise FloatingPointError(
+                    f"`tell` could not update the distribution: {key.lstrip('_')} "
+                    f"overflowed to a non-finite value ({self._rates()})."
+                )
+        return new
+
+    def _clamped_sigma(self, value: object) -> object:
+        """Return the new sigma clipped to [SIGMA_MIN, SIGMA_MAX]; raise if it is not finite."""
+        arr = np.asarray(value, dtype=np.float64)
+        if not np.all(np.isfinite(arr) & (arr > 0.0)):
+            what = "inf" if np.any(arr == np.inf) else ("0" if np.any(arr == 0.0) else "nan")
+            verb = "underflowed" if what == "0" else "overflowed"
+            raise FloatingPointError(
+                f"`tell` could not update the distribution: sigma {verb} to {what} "
+                f"({self._rates()})."
+            )
+        out = np.clip(arr, v.SIGMA_MIN, v.SIGMA_MAX)
+        return out if isinstance(value, np.ndarray) else float(out)
+
+    def _rates(self) -> str:
+        """Return the numeric options (learning rates and the like) as ``name=value`` text."""
+        opts = self._options()
+        return ", ".join(
+            f"{k}={val!r}"
+            for k, val in opts.items()
+            if isinstance(val, (int, float)) and not isinstance(val, bool)
+        )
 
     # ------------------------------------------------------------------ helpers for updates
     def _noise_sum(self, Zh: FloatArray, u: FloatArray) -> FloatArray:
@@ -473,24 +599,26 @@ class Strategy(ABC):
         self._since_improvement = 0
         self._t0 = time.monotonic()
 
-    def _record(self, f: FloatArray, finite: np.ndarray, X: FloatArray) -> None:
-        """Record a told generation (fitness `f` of the rows `X`): best-so-far and history."""
+    def _recorded(self, f: FloatArray, finite: np.ndarray, X: FloatArray) -> dict[str, object]:
+        """Return the record after a told generation (fitness `f` of the rows `X`).
+
+        The values are returned, not stored: ``tell`` commits them with the update.
+        """
         if not finite.any():
             # A generation without a finite value is no improvement: tolstagnation still counts,
             # so a run whose objective only returns NaN ends instead of looping forever.
-            self._since_improvement += 1
-            return
+            return {"_since_improvement": self._since_improvement + 1}
         i = int(np.argmin(np.where(finite, f, np.inf)))
         fmin = float(f[i])
+        out: dict[str, object] = {}
         if fmin < self._best_f:
-            self._best_f = fmin
-            self._best_x = X[i].copy()
-            self._since_improvement = 0
+            out.update(_best_f=fmin, _best_x=X[i].copy(), _since_improvement=0)
         else:
-            self._since_improvement += 1
-        self._fhist.append(fmin)
-        del self._fhist[: -_stopping.history_length(self._dim, self._popsize)]
-        self._last_range = float(np.ptp(f[finite]))
+            out["_since_improvement"] = self._since_improvement + 1
+        keep = _stopping.history_length(self._dim, self._popsize)
+        out["_fhist"] = [*self._fhist, fmin][-keep:]
+        out["_last_range"] = float(np.ptp(f[finite]))
+        return out
 
     def stop(self) -> dict[str, float]:
         """Return the termination criteria that hold, each with its threshold (empty if none)."""
@@ -509,6 +637,25 @@ class Strategy(ABC):
             since_improvement=self._since_improvement,
             history_full=full,
             elapsed=time.monotonic() - self._t0,
+            condition=self._condition(),
+            degenerate=self._degenerate(),
+        )
+
+    def _condition(self) -> float:
+        """Return the condition number of the covariance (diagonal: the ratio of variances)."""
+        stds = self._stds()
+        lo, hi = float(np.min(stds)), float(np.max(stds))
+        return (hi / lo) ** 2 if lo > 0.0 else math.inf
+
+    def _degenerate(self) -> bool:
+        """Return whether the distribution is unusable: non-finite, or sigma at its limits."""
+        sigma = np.asarray(self._sigma_value())
+        stds = self._stds()
+        return not (
+            np.all(np.isfinite(self._mean))
+            and np.all(np.isfinite(stds))
+            and np.all(stds > 0.0)
+            and np.all((sigma > v.SIGMA_MIN) & (sigma < v.SIGMA_MAX))
         )
 
     @property
@@ -535,8 +682,8 @@ class Strategy(ABC):
         fun: Callable[..., float],
         *,
         args: Sequence[object] = (),
-        maxfev: int | None = None,
-        maxiter: int | None = None,
+        maxfev: int | float | None = None,
+        maxiter: int | float | None = None,
         workers: WorkersLike = None,
         callback: Callable[[OptimizeResult], object] | None = None,
         disp: bool = False,
@@ -550,7 +697,8 @@ class Strategy(ABC):
         args : tuple
             Extra arguments of `fun`.
         maxfev, maxiter : int, optional
-            Totals (counted from the start of the run) after which this call stops; they are
+            Totals (counted from the start of the run) after which this call stops (None or
+            ``float("inf")``: no limit of this call); they are
             not stored, so a later call without them runs on under the strategy's own
             criteria. The last generation evaluates only what the budget allows, so ``nfev``
             never exceeds `maxfev`.
@@ -567,8 +715,8 @@ class Strategy(ABC):
             lambda: self,
             fun,
             args=args,
-            maxfev=maxfev,
-            maxiter=maxiter,
+            maxfev=_no_inf(maxfev),
+            maxiter=_no_inf(maxiter),
             workers=workers,
             callback=callback,
             disp=disp,
@@ -656,7 +804,7 @@ class Strategy(ABC):
         if u is not None:
             Zh = self._noise_buffer()
             self._noise.draw(generation, Zh)  # the rows ask() drew
-            self.__dict__.update(self._updated(u, Zh))
+            self.__dict__.update(self._checked_update(u, Zh))
         self._generation = generation + 1
 
     def digest(self) -> bytes:
@@ -740,6 +888,7 @@ class Strategy(ABC):
             raise ValueError(
                 f"`state` must be a dict from state_dict(), but got {v.short(state)}."
             )
+        v.plain_state("state", state)
         name = state.get("strategy")
         target = _REGISTRY.get(name) if isinstance(name, str) else None
         if target is None or not issubclass(target, cls) or state.get("version") != STATE_VERSION:
@@ -752,7 +901,7 @@ class Strategy(ABC):
             obj = target._from_state(state, shaping)
         except KeyError as exc:
             raise ValueError(f"`state` is malformed: the key {exc} is missing.") from exc
-        except (TypeError, ValueError, IndexError) as exc:
+        except (TypeError, ValueError, IndexError, OverflowError) as exc:
             raise ValueError(f"`state` is malformed: {exc}") from exc
         return obj  # type: ignore[return-value]
 
@@ -805,10 +954,12 @@ class Strategy(ABC):
         d = self.__dict__.copy()
         d["_t0"] = time.monotonic() - self._t0  # elapsed, restored relative to the new clock
         d["_spare"] = []  # buffers for reuse, not state
+        d["_X_view"] = None  # rebuilt by ask() as a view of the restored batch
         return d
 
     def __setstate__(self, d: dict[str, object]) -> None:
         self.__dict__.update(d)
+        self.__dict__.setdefault("_X_view", None)
         self._t0 = time.monotonic() - float(d["_t0"])  # type: ignore[arg-type]
         if self._X is not None:
             self._X.flags.writeable = False
@@ -818,6 +969,11 @@ class Strategy(ABC):
             f"{type(self).__name__}(dim={self._dim}, popsize={self._popsize}, "
             f"generation={self._generation}, nfev={self._nfev}, best_f={self._best_f:.6g})"
         )
+
+
+def _no_inf(budget: float | None) -> int | None:
+    """Return a budget with ``inf`` as None (no limit); the run loop checks the rest."""
+    return None if budget is None or budget == math.inf else budget  # type: ignore[return-value]
 
 
 def _plain(x: float | FloatArray) -> float | list[float]:

@@ -16,6 +16,7 @@ state.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import signal
@@ -32,6 +33,7 @@ from . import _noise
 from ._batch import Keys, rebuild_row
 from ._bounds import Box
 from ._typing import FloatArray
+from ._validate import is_real_number, short
 
 Result = tuple[FloatArray, list[str]]
 #: the longest error line a task returns per failure (a worker's reply is bounded)
@@ -149,17 +151,22 @@ def tracked_task(
 
 
 def as_value(y: object, fun: object) -> float:
-    """Return a fitness value as a float, or raise TypeError naming `fun`."""
-    try:
-        return float(y)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        arr = np.asarray(y)
-        if arr.size == 1 and arr.dtype.kind in "biuf":
-            return float(arr.reshape(()))
-        raise TypeError(
-            f"`fun` must return a real number, but {getattr(fun, '__name__', fun)!r} "
-            f"returned {y!r:.80}."
-        ) from None
+    """Return a fitness value as a float, or raise TypeError naming `fun`.
+
+    Only real numbers are fitness values: int, float, numpy real scalars and 0-d (or
+    one-element) real arrays. None, bool, strings and complex numbers are rejected.
+    """
+    if isinstance(y, np.ndarray) and y.size == 1 and y.dtype.kind in "iuf":
+        return float(y.reshape(()))
+    if is_real_number(y):
+        try:
+            return float(y)  # type: ignore[arg-type]
+        except OverflowError:
+            return math.inf if y > 0 else -math.inf  # type: ignore[operator]
+    raise TypeError(
+        f"`fun` must return a real number, but {getattr(fun, '__name__', fun)!r} "
+        f"returned {short(y)}."
+    )
 
 
 def eval_rows(

@@ -69,6 +69,7 @@ class CommonOptions(TypedDict, total=False):
     tolx: float | None
     tolstagnation: int | None
     timeout: float | None
+    tolconditioncov: float | None
 
 
 class NESWarning(UserWarning):

@@ -10,11 +10,78 @@ import numpy.typing as npt
 
 from ._typing import FloatArray
 
+#: the allowed range of a step size sigma (every coordinate of SNES's): the constructors and
+#: ``from_state`` reject values outside it, and an update that leaves it is clamped to it
+#: (a sigma of 1e-100 has long stopped moving any candidate; one of 1e100 is no search).
+SIGMA_MIN, SIGMA_MAX = 1e-100, 1e100
+#: the most numbers (dim * popsize candidates, dim**2 for a full covariance) a strategy may hold
+#: in one array: 2**31 float64 values are 16 GiB.
+MAX_ELEMENTS = 2**31
+
+
+def is_real_number(value: object) -> bool:
+    """Return whether `value` is a real number: int, float, numpy real scalar, 0-d real array.
+
+    bool, None, strings and complex numbers are not.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, numbers.Real):
+        return True
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value.dtype.kind in "iuf"
+    return False
+
+
+def check_size(name: str, n: int, what: str) -> None:
+    """Raise ValueError naming `name` if an array of `n` numbers (`what`) exceeds the cap."""
+    if n > MAX_ELEMENTS:
+        raise ValueError(
+            f"`{name}` asks for {what} = {n} numbers, more than the limit {MAX_ELEMENTS} "
+            f"(2**31 float64 values, 16 GiB)."
+        )
+
 
 def short(value: object) -> str:
-    """Return ``repr(value)``, cut to 80 characters for error messages."""
-    text = repr(value)
+    """Return ``repr(value)``, cut to 80 characters for error messages.
+
+    Never raises: a value too deeply nested or too large to print (RecursionError, the
+    int-to-string limit) is described by its type.
+    """
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError, OverflowError, MemoryError):
+        return f"<{type(value).__name__} that cannot be printed>"
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+#: how deeply a state (a ``from_state`` dict) may nest: the deepest of ours is 5 levels.
+MAX_STATE_DEPTH = 12
+
+
+def plain_state(name: str, value: object) -> None:
+    """Raise ValueError unless `value` is plain data nested at most MAX_STATE_DEPTH deep.
+
+    Plain data: dicts with string keys, lists, None, bool, int, float and str. The walk is
+    iterative, so no input can exhaust the recursion limit here (or later, in an error
+    message that prints a part of it).
+    """
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_STATE_DEPTH:
+            raise ValueError(f"`{name}` is nested more than {MAX_STATE_DEPTH} levels deep.")
+        if isinstance(item, dict):
+            if not all(isinstance(k, str) for k in item):
+                raise ValueError(f"`{name}` holds a dict whose keys are not all strings.")
+            stack.extend((x, depth + 1) for x in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((x, depth + 1) for x in item)
+        elif not (item is None or isinstance(item, (bool, int, float, str))):
+            raise ValueError(
+                f"`{name}` must hold plain data (dicts, lists, numbers, strings, None), "
+                f"but holds a {type(item).__name__}."
+            )
 
 
 def flag(name: str, value: object) -> bool:
@@ -25,12 +92,25 @@ def flag(name: str, value: object) -> bool:
 
 
 def as_vector(name: str, value: object, dim: int | None = None) -> FloatArray:
-    """Return `value` as a new finite 1-d float64 array, or raise naming `name`."""
+    """Return `value` as a new finite 1-d float64 array of real numbers, or raise naming `name`.
+
+    bool, complex, string and object elements are rejected (TypeError), as is anything nested
+    too deeply to convert; a `value` longer than :data:`MAX_ELEMENTS` raises ValueError before
+    it is converted.
+    """
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"`{name}` must be a 1-d array of numbers, but got {short(value)}.")
+    if isinstance(value, (list, tuple)) and len(value) > MAX_ELEMENTS:
+        raise ValueError(f"`{name}` is too long: {len(value)} numbers.")
     try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+        raw = np.asarray(value)
+        if raw.dtype.kind not in "iuf":
+            if raw.dtype.kind != "O":
+                raise TypeError(f"elements of dtype {raw.dtype}")
+            if not all(is_real_number(x) for x in raw.reshape(-1)):
+                raise TypeError("elements that are not real numbers")
+        arr = np.array(raw, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise TypeError(
             f"`{name}` must be a 1-d array of numbers, but got {short(value)}."
         ) from exc
@@ -51,18 +131,71 @@ def positive_float(name: str, value: object, *, allow_zero: bool = False) -> flo
     """Return `value` as a positive finite float, or raise naming `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a positive finite number, but got {short(value)}.")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:
+        out = math.inf
     if not math.isfinite(out) or out < 0 or (out == 0 and not allow_zero):
         kind = "non-negative" if allow_zero else "positive"
         raise ValueError(f"`{name}` must be a {kind} finite number, but got {short(value)}.")
     return out
 
 
+def step_size(name: str, value: object) -> float:
+    """Return `value` as a step size in [:data:`SIGMA_MIN`, :data:`SIGMA_MAX`], or raise."""
+    out = positive_float(name, value)
+    if not SIGMA_MIN <= out <= SIGMA_MAX:
+        raise ValueError(
+            f"`{name}` must be a number in [{SIGMA_MIN:g}, {SIGMA_MAX:g}], but got {short(value)}."
+        )
+    return out
+
+
+def step_sizes(name: str, value: object, dim: int) -> float | FloatArray:
+    """Return a step size, or one per coordinate (a (dim,) array), each in the allowed range.
+
+    A scalar (or a 0-d array, or a one-element list) gives a float; a list, tuple or array of
+    `dim` numbers gives a float64 array. Raise TypeError/ValueError naming `name` otherwise.
+    """
+    if isinstance(value, (list, tuple, np.ndarray)):
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise TypeError(
+                f"`{name}` must be a positive number or an array of {dim} positive numbers, "
+                f"but got {short(value)}."
+            ) from exc
+        if arr.ndim == 0:
+            return step_size(name, arr.item())
+        if arr.dtype.kind not in "iuf":
+            raise TypeError(
+                f"`{name}` must be a positive number or an array of {dim} positive numbers, "
+                f"but got {short(value)}."
+            )
+        out = np.array(arr, dtype=np.float64)
+        if out.shape != (dim,):
+            raise ValueError(f"`{name}` must have shape ({dim},), but got shape {out.shape}.")
+        if not np.all(np.isfinite(out) & (out > 0)):
+            raise ValueError(
+                f"`{name}` must hold positive finite numbers, but got {short(value)}."
+            )
+        if not np.all((out >= SIGMA_MIN) & (out <= SIGMA_MAX)):
+            raise ValueError(
+                f"`{name}` must hold numbers in [{SIGMA_MIN:g}, {SIGMA_MAX:g}], but got "
+                f"{short(value)}."
+            )
+        return out
+    return step_size(name, value)
+
+
 def fraction(name: str, value: object, *, closed: bool = False) -> float:
     """Return `value` as a float in [0, 1) (or [0, 1] when `closed`), or raise naming `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a number in [0, 1), but got {short(value)}.")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:
+        out = math.inf
     upper_ok = out <= 1.0 if closed else out < 1.0
     if not (math.isfinite(out) and out >= 0.0 and upper_ok):
         interval = "[0, 1]" if closed else "[0, 1)"
@@ -98,16 +231,34 @@ def real(name: str, value: object) -> float:
     """Return `value` as a finite float (any sign), or raise naming `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a finite number, but got {short(value)}.")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:
+        out = math.inf
     if not math.isfinite(out):
         raise ValueError(f"`{name}` must be a finite number, but got {short(value)}.")
     return out
+
+
+def _float_or_inf(x: object) -> float:
+    try:
+        return float(x)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf  # type: ignore[operator]
 
 
 def fitness_vector(value: object, n: int) -> FloatArray:
     """Return told fitness values as a float64 (n,) array; non-finite values are allowed."""
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"`fitness` must be a sequence of {n} numbers, but got {short(value)}.")
+    if isinstance(value, (list, tuple)):
+        # bool and None would convert silently in a list of floats; nested rows are checked below
+        bad = [x for x in value if isinstance(x, (bool, np.bool_, complex)) or x is None]
+        if bad:
+            raise TypeError(
+                f"`fitness` must be a sequence of {n} numbers, but got {short(value)} "
+                f"(not a real number: {short(bad[0])})."
+            )
     try:
         arr: npt.NDArray[np.generic] = np.asarray(value)
     except (TypeError, ValueError) as exc:
@@ -115,13 +266,15 @@ def fitness_vector(value: object, n: int) -> FloatArray:
             f"`fitness` must be a sequence of {n} numbers, but got {short(value)}."
         ) from exc
     if arr.dtype == object:
-        try:
-            arr = arr.astype(np.float64)
-        except (TypeError, ValueError) as exc:
+        odd = [x for x in arr.reshape(-1) if not is_real_number(x)]
+        if odd:
             raise TypeError(
-                f"`fitness` must be a sequence of {n} numbers, but got {short(value)}."
-            ) from exc
-    if arr.dtype.kind not in "biuf":
+                f"`fitness` must be a sequence of {n} numbers, but got {short(value)} "
+                f"(not a real number: {short(odd[0])})."
+            )
+        # a Python int beyond the float range is a real number too: it becomes +-inf
+        arr = np.array([_float_or_inf(x) for x in arr.reshape(-1)]).reshape(arr.shape)
+    if arr.dtype.kind not in "iuf":
         raise TypeError(
             f"`fitness` must be a sequence of {n} real numbers, but got dtype {arr.dtype}."
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Unpack
 
 import numpy as np
@@ -40,6 +41,28 @@ def expm_sym(S: FloatArray, *, traceless: bool = False) -> FloatArray:
     if traceless:
         lam -= lam.mean()
     out: FloatArray = (V * np.exp(lam)) @ V.T
+    return out
+
+
+#: the condition number of B (cond(B B^T) = cond(B)**2) beyond which an update leaves B as it
+#: is (the `tolconditioncov` criterion, 1e14 for B B^T, says stop long before: 1e7 for B).
+COND_B_HOLD = 1e10
+#: the largest condition number of B a state may hold.
+COND_B_MAX = 1e50
+#: the largest |ln det B| that ``from_state`` repairs (by re-normalising) instead of rejecting.
+DET_DRIFT_REPAIRED = 1e-3
+
+
+def unit_det(B: FloatArray) -> FloatArray:
+    """Return ``B / det(B)**(1/d)``: `B` re-normalised to determinant 1 (through slogdet).
+
+    A matrix with a determinant that is not positive and finite is returned unchanged filled
+    with NaN, for the caller to report.
+    """
+    sign, logdet = np.linalg.slogdet(B)
+    if sign <= 0 or not math.isfinite(logdet):
+        return np.full_like(B, np.nan)
+    out: FloatArray = B * math.exp(-logdet / B.shape[0])
     return out
 
 
@@ -82,8 +105,9 @@ class XNES(Strategy):
     ----------
     x0 : array_like of shape (d,)
         Initial mean.
-    sigma0 : float
-        Initial global step size.
+    sigma0 : float or array_like of shape (d,)
+        Initial global step size, or one per coordinate: then sigma starts at their geometric
+        mean and B at ``diag(sigma0 / sigma)`` (so det B = 1).
     popsize : int, optional
         Candidates per generation; default ``4 + floor(3 ln d)``, rounded up to even when
         mirrored.
@@ -137,7 +161,10 @@ class XNES(Strategy):
 
     with the matrix exponential of the symmetric :math:`G_B` (trace zero, so
     :math:`\det B` stays 1 and :math:`B B^T` stays symmetric positive definite). Nothing is
-    inverted: the update uses the stored :math:`s_k`.
+    inverted: the update uses the stored :math:`s_k`. After each update B is re-normalised to
+    :math:`\det B = 1` (through ``slogdet``), so rounding does not drift; an update that would
+    make the condition number of B exceed 1e10 leaves B unchanged (``stop()`` reports
+    ``conditioncov`` when that of :math:`B B^T` exceeds `tolconditioncov`, 1e14 by default).
 
     With `csa`, :math:`\ln\sigma` also changes by the cumulative step-size adaptation term
     of an evolution path of the mean steps :math:`G_\delta` (Hansen and Ostermeier 2001).
@@ -171,7 +198,7 @@ class XNES(Strategy):
     def __init__(
         self,
         x0: ArrayLike,
-        sigma0: float,
+        sigma0: float | FloatArray | Sequence[float],
         popsize: int | None = None,
         *,
         bounds: BoundsLike = None,
@@ -210,9 +237,20 @@ class XNES(Strategy):
         self._p: FloatArray = np.zeros(d)  # the evolution path (with csa)
         self._eta_sigma = self._eta_sigma0
         self._last_step = 0.0
-        self._sigma = float(self._sigma0)
-        self._B: FloatArray = np.eye(d)
-        self._BT: FloatArray = np.eye(d)  # C-contiguous copy of B^T
+        if isinstance(self._sigma0, np.ndarray):
+            # One step size per coordinate: sigma their geometric mean, B = diag(sigma0 / sigma)
+            # so that det B = 1.
+            self._sigma = float(np.exp(np.mean(np.log(self._sigma0))))
+            self._B: FloatArray = np.diag(self._sigma0 / self._sigma)
+        else:
+            self._sigma = float(self._sigma0)
+            self._B = np.eye(d)
+        self._BT: FloatArray = np.ascontiguousarray(self._B.T)  # C-contiguous copy of B^T
+
+    @classmethod
+    def _check_sizes(cls, dim: int, popsize: int) -> None:
+        super()._check_sizes(dim, popsize)
+        v.check_size("x0", dim * dim, "dim**2 (the matrix B)")
 
     # ------------------------------------------------------------------ public read-only views
     @property
@@ -250,13 +288,20 @@ class XNES(Strategy):
         if self._path is not None:
             a = odd_weights(u, self._mirrored)
             p, csa_step = self._path.step(p, G_delta, float(np.sqrt(a @ a)))
-        B = self._B @ expm_sym((self._eta_B / 2.0) * G_B, traceless=True)
+        S = (self._eta_B / 2.0) * G_B
+        B = unit_det(self._B @ expm_sym(S, traceless=True)) if np.all(np.isfinite(S)) else S
+        if np.all(np.isfinite(B)):
+            sv = np.linalg.svd(B, compute_uv=False)
+            if not sv[-1] * COND_B_HOLD >= sv[0]:
+                B = self._B  # held: the shape stops changing at its conditioning limit
+        # exp of a float64, not math.exp: an overflow gives inf, which the caller reports.
+        sigma = self._sigma * float(np.exp(np.float64(last_step + csa_step)))
         return {
             "_mean": self._mean + (self._eta_mu * self._sigma) * (self._B @ G_delta),
             "_eta_sigma": eta_sigma,
             "_last_step": last_step,
             "_p": p,
-            "_sigma": self._sigma * math.exp(last_step + csa_step),
+            "_sigma": sigma,
             "_B": B,
             "_BT": np.ascontiguousarray(B.T),
         }
@@ -297,6 +342,11 @@ class XNES(Strategy):
     def _sigma_value(self) -> float:
         return self._sigma
 
+    def _condition(self) -> float:
+        # cond(B B^T) = cond(B)**2, from the singular values of B
+        sv = np.linalg.svd(self._B, compute_uv=False)
+        return float((sv[0] / sv[-1]) ** 2) if sv[-1] > 0.0 else math.inf
+
     # ------------------------------------------------------------------ state
     def _options(self) -> JSON:
         return {
@@ -317,15 +367,34 @@ class XNES(Strategy):
         }
 
     def _load_algo_state(self, state: JSON) -> None:
-        sigma = v.positive_float("sigma", state["sigma"])
-        B = np.array(state["B"], dtype=np.float64)
+        sigma = v.step_size("sigma", state["sigma"])
         d = self._dim
-        if B.shape != (d, d) or not np.all(np.isfinite(B)):
-            raise ValueError(f"`B` must be a finite ({d}, {d}) matrix, but got shape {B.shape}")
+        rows = state["B"]
+        if not isinstance(rows, list) or len(rows) != d:
+            raise ValueError(f"`B` must be a finite ({d}, {d}) matrix, but got {v.short(rows)}")
+        B = np.stack([v.as_vector("B", row, d) for row in rows])
+        sv = np.linalg.svd(B, compute_uv=False)
+        cond = float(sv[0] / sv[-1]) if sv[-1] > 0.0 else math.inf
+        if not cond <= COND_B_MAX:
+            raise ValueError(
+                f"`B` must have a condition number <= {COND_B_MAX:g}, but got {cond:g}"
+            )
         sign, logdet = np.linalg.slogdet(B)
-        if sign <= 0 or abs(logdet) > 1e-6:
-            raise ValueError(f"`B` must have determinant 1, but got {sign * math.exp(logdet)}")
+        # ln det B is known to about d * cond(B) * eps: what lies within is rounding, which is
+        # kept (bit-identical resumes); a larger drift (of old checkpoints) is repaired.
+        tol = 1e-6 + 8.0 * d * cond * np.finfo(np.float64).eps
+        if sign <= 0 or not abs(logdet) <= DET_DRIFT_REPAIRED + tol:
+            raise ValueError(
+                f"`B` must have determinant 1, but got {sign * math.exp(min(logdet, 700.0))}"
+            )
+        if abs(logdet) > tol:
+            B = unit_det(B)
         eta = v.positive_float("eta_sigma", state["eta_sigma"])
+        if eta > max(ETA_SIGMA_MAX, self._eta_sigma0):
+            raise ValueError(
+                f"`eta_sigma` must be at most {max(ETA_SIGMA_MAX, self._eta_sigma0)}, "
+                f"but got {eta}"
+            )
         last = v.real("last_step", state["last_step"])
         if self._path is not None:
             self._p = v.as_vector("path", state["path"], d)

@@ -105,10 +105,10 @@ CONSTRUCTOR_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         r"`sigma0` must be a positive finite number, but got '1'\.",
     ),
     (
-        "sigma0 array",
-        {"sigma0": np.ones(3)},
-        TypeError,
-        r"`sigma0` must be a positive finite number, but got array",
+        "sigma0 array of the wrong length",
+        {"sigma0": np.ones(7)},
+        ValueError,
+        r"`sigma0` must have shape \(3,\), but got shape \(7,\)\.",
     ),
     (
         "popsize 1",
@@ -570,7 +570,7 @@ FROM_STATE_CASES: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
     (
         "non-finite mean",
         lambda s: {**s, "mean": [0.0, None, 0.0]},
-        r"`state` is malformed: `mean` must be finite, but got \[0.0, None, 0.0\]\.",
+        r"`state` is malformed: `mean` must be a 1-d array of numbers, but got \[0.0, None",
     ),
     (
         "dim mismatch",

@@ -98,7 +98,7 @@ def test_mypy_strict_flags_wrong_argument_types(installed: Path, tmp_path: Path)
     )
     assert out.returncode == 1
     assert (
-        'Argument "sigma0" to "XNES" has incompatible type "str"; expected "float"' in out.stdout
+        'Argument "sigma0" to "XNES" has incompatible type "str"; expected "float | ' in out.stdout
     )
     assert 'Argument "seed" to "NESSampler" has incompatible type "str"' in out.stdout
 

@@ -222,7 +222,12 @@ def test_generator_rng_is_drawn_from_once() -> None:
             r"subclass, but got 'cmaes'",
         ),
         ((XNES,), {"max_restarts": -1}, ValueError, r"`max_restarts` must be an integer >= 0"),
-        ((XNES,), {"popsize_factor": 0.5}, ValueError, r"`popsize_factor` must be a number >= 1"),
+        (
+            (XNES,),
+            {"popsize_factor": 0.5},
+            ValueError,
+            r"`popsize_factor` must be a number in \[1,",
+        ),
         ((XNES,), {"maxfev": 0}, ValueError, r"`maxfev` must be an integer >= 1, but got 0"),
         ((XNES,), {"eta_B": -1.0}, ValueError, r"`eta_B` must be a positive finite number"),
         (

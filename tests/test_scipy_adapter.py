@@ -390,8 +390,8 @@ def test_disp_prints(capsys):
     [
         ({"maxfev": 0}, ValueError, r"`maxfev` must be a number >= 1 or None, but got 0"),
         ({"maxfev": np.nan}, ValueError, r"`maxfev` must be a number >= 1 or None, but got nan"),
-        ({"maxiter": "10"}, TypeError, r"`maxiter` must be a number >= 1 or None, but got '10'"),
-        ({"maxiter": True}, TypeError, r"`maxiter` must be a number >= 1 or None, but got True"),
+        ({"maxiter": "10"}, TypeError, r"`maxiter` must be a number >= 0 or None, but got '10'"),
+        ({"maxiter": True}, TypeError, r"`maxiter` must be a number >= 0 or None, but got True"),
         ({"tol": -1.0}, ValueError, r"`tol` must be a non-negative finite number, but got -1.0"),
         ({"vectorized": 1}, TypeError, r"`vectorized` must be True or False, but got 1"),
         ({"disp": "yes"}, TypeError, r"`disp` must be True or False, but got 'yes'"),

@@ -303,7 +303,7 @@ def test_bad_arguments(cls: type[Strategy], kw: dict, exc: type, match: str) -> 
             TypeError,
             r"`adaptation_sampling` must be True or False, but got 1",
         ),
-        ({"sigma0": [1.0, 1.0, 1.0]}, TypeError, r"`sigma0` must be a positive finite number"),
+        ({"sigma0": [1.0, 1.0]}, ValueError, r"`sigma0` must have shape \(3,\)"),
     ],
 )
 def test_bad_xnes_arguments(kw: dict, exc: type, match: str) -> None:
@@ -344,7 +344,9 @@ def test_malformed_xnes_state_is_rejected() -> None:
 def test_malformed_snes_state_is_rejected() -> None:
     state = SNES(np.zeros(3), 1.0, rng=0).state_dict()
     state["algo"]["sigma"] = [1.0, -1.0, 1.0]
-    with pytest.raises(ValueError, match=r"`state` is malformed: `sigma` must be positive"):
+    with pytest.raises(
+        ValueError, match=r"`state` is malformed: `sigma` must hold positive finite numbers"
+    ):
         SNES.from_state(state)
 
 

@@ -1,0 +1,368 @@
+"""Reliable at every corner (issue 12): atomic tell, degenerate distributions, hostile input.
+
+One test per reproducer of the issue; each failed before the change it covers.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from nes_asktell import IPOP, SNES, XNES, OpenES, Strategy, resolve_strategy, strategy_names
+from nes_asktell._tasks import as_value
+
+NAMES = [n for n in strategy_names() if n in ("xnes", "snes", "openes")]
+
+
+def sphere(x: np.ndarray) -> float:
+    return float(np.sum(x**2))
+
+
+def frozen(es: Strategy) -> str:
+    """The complete state as text (between ask and tell too)."""
+    return json.dumps(es.state_dict(), sort_keys=True)
+
+
+# ---------------------------------------------------------------- 1. atomic tell
+@pytest.mark.parametrize(
+    ("cls", "kw", "what"),
+    [
+        (XNES, {"eta_sigma": 1e6}, r"sigma (overflowed to inf|underflowed to 0)"),
+        (SNES, {"eta_sigma": 1e6}, r"sigma (overflowed to inf|underflowed to 0)"),
+        (XNES, {"eta_B": 1e300}, r"B overflowed to a non-finite value"),
+    ],
+)
+def test_an_overflowing_update_raises_and_changes_nothing(
+    cls: type[Strategy], kw: dict[str, float], what: str
+) -> None:
+    es = cls(np.full(3, 0.5), 0.3, rng=1, **kw)  # type: ignore[arg-type]
+    X = es.ask()
+    before = frozen(es)
+    name = next(iter(kw))
+    with pytest.raises(
+        FloatingPointError,
+        match=rf"`tell` could not update the distribution: {what} \(.*{name}=",
+    ):
+        es.tell(X, [sphere(x) for x in X])
+    assert frozen(es) == before
+    assert es.ask() is X  # the batch is still pending
+    assert es.generation == 0
+    assert es.nfev == 0
+
+
+@pytest.mark.parametrize("exc", [MemoryError, KeyboardInterrupt])
+@pytest.mark.parametrize("name", NAMES)
+def test_an_interrupted_tell_changes_nothing_and_a_retry_applies_once(
+    name: str, exc: type[BaseException], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cls = resolve_strategy(name)
+    es = cls(np.full(3, 0.5), 0.3, rng=2)
+    twin = cls(np.full(3, 0.5), 0.3, rng=2)
+    for s in (es, twin):  # a few generations first, so that paths and moments are not zero
+        for _ in range(3):
+            X = s.ask()
+            s.tell(X, [sphere(x) for x in X])
+    X = es.ask()
+    f = [sphere(x) for x in X]
+    before = frozen(es)
+
+    def interrupted(self: Strategy, u: np.ndarray, Zh: np.ndarray) -> dict[str, object]:
+        raise exc
+
+    with monkeypatch.context() as m:
+        m.setattr(cls, "_updated", interrupted)
+        with pytest.raises(exc):
+            es.tell(X, f)
+    assert frozen(es) == before
+    es.tell(X, f)  # the retry applies the update once, as the twin's single tell did
+    Y = twin.ask()
+    twin.tell(Y, [sphere(y) for y in Y])
+    assert frozen(es) == frozen(twin)
+    with pytest.raises(RuntimeError, match="tell"):
+        es.tell(X, f)
+
+
+def test_xnes_keeps_det_B_one_without_drift() -> None:
+    es = XNES(np.full(4, 2.0), 1.0, rng=3, tolx=0, tolfun=0)
+    for _ in range(1500):
+        X = es.ask()
+        es.tell(X, [sphere(x) for x in X])
+    sign, logdet = np.linalg.slogdet(es.B)
+    assert sign == 1.0
+    assert abs(logdet) < 1e-12  # re-normalised every generation (was 2.45e-5 by now)
+
+
+def test_from_state_repairs_small_det_drift_and_rejects_garbage() -> None:
+    es = XNES(np.zeros(3), 1.0, rng=0)
+    state = es.state_dict()
+    state["algo"]["B"] = (np.eye(3) * 1.0000245 ** (1 / 3)).tolist()  # det 1.0000245
+    B = XNES.from_state(state).B
+    assert abs(np.linalg.det(B) - 1.0) < 1e-14
+    state["algo"]["B"] = (np.eye(3) * 2.0).tolist()
+    with pytest.raises(ValueError, match=r"`B` must have determinant 1, but got (8|7\.99)"):
+        XNES.from_state(state)
+
+
+# ---------------------------------------------------------------- 2. stop() at once
+def test_stop_reports_a_distribution_at_its_limit_at_once() -> None:
+    state = XNES(np.zeros(2), 1.0, rng=0).state_dict()
+    state["algo"]["sigma"] = 1e-100  # the floor of the allowed range: a collapsed step size
+    es = XNES.from_state(state)
+    assert "degenerate" in es.stop()
+    assert es.result.status == 5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_stop_watches_conditioning(name: str) -> None:
+    # cond(C) = (1 / 1e-8)**2 = 1e16 > 1e14
+    es = resolve_strategy(name)(np.zeros(2), np.array([1.0, 1e-8]), rng=0)
+    assert es.stop().get("conditioncov") == 1e14
+    assert es.result.status == 3
+    relaxed = resolve_strategy(name)(
+        np.zeros(2), np.array([1.0, 1e-8]), rng=0, tolconditioncov=None
+    )
+    assert "conditioncov" not in relaxed.stop()
+
+
+# ---------------------------------------------------------------- 3. schedules clamp
+def test_openes_learning_rate_decay_stops_at_a_positive_floor() -> None:
+    es = OpenES(np.ones(2), 0.1, rng=0, learning_rate_decay=0.5, learning_rate_limit=0.0)
+    for _ in range(1200):
+        X = es.ask()
+        es.tell(X, [sphere(x) for x in X])
+    assert es.learning_rate == 1e-100
+    copy_ = OpenES.from_state(json.loads(json.dumps(es.state_dict())))
+    assert copy_.learning_rate == es.learning_rate
+
+
+def test_openes_sigma_decay_keeps_adam_finite() -> None:
+    es = OpenES(np.ones(2), 0.1, rng=0, sigma_decay=0.5)
+    for _ in range(1200):
+        X = es.ask()
+        es.tell(X, [sphere(x) for x in X])
+    assert es.sigma == 1e-100
+    assert np.all(np.isfinite(es.mean))
+    assert "degenerate" in es.stop()
+    OpenES.from_state(json.loads(json.dumps(es.state_dict())))
+
+
+# ---------------------------------------------------------------- 4. hostile states
+def _state(name: str = "xnes") -> dict[str, Any]:
+    es = resolve_strategy(name)(np.zeros(3), 0.5, rng=0)
+    X = es.ask()
+    es.tell(X, [sphere(x) for x in X])
+    return json.loads(json.dumps(es.state_dict()))
+
+
+def _nested(depth: int) -> object:
+    out: object = 0.0
+    for _ in range(depth):
+        out = [out]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "corrupt", "match"),
+    [
+        ("xnes", lambda s: s.update(mean=_nested(100_000)), r"nested more than 12 levels deep"),
+        ("xnes", lambda s: s.update(mean=[0.0] * 10**5, dim=10**5), r"dim\*\*2"),
+        ("xnes", lambda s: s["noise"].update(entropy=2**200), r"`entropy`"),
+        ("xnes", lambda s: s["noise"].update(entropy="-5"), r"`entropy`"),
+        ("xnes", lambda s: s.update(popsize=1e6), r"`popsize` must be an integer <= 262144"),
+        ("xnes", lambda s: s["algo"].update(sigma=1e308), r"`sigma` must be a number in"),
+        (
+            "xnes",
+            lambda s: s["algo"].update(B=np.diag([1e150, 1e-150, 1.0]).tolist()),
+            r"`B` must have a condition number",
+        ),
+        ("openes", lambda s: s["algo"]["optimizer"].update(t=10**400), r"`t` must be an integer"),
+        ("openes", lambda s: s["algo"]["optimizer"].update(v=[-1.0] * 3), r"`v` \(Adam"),
+    ],
+)
+def test_from_state_rejects_hostile_fields(name: str, corrupt: Any, match: str) -> None:
+    state = _state(name)
+    corrupt(state)
+    with pytest.raises(ValueError, match=r"`state` is (malformed: .*)?" + match):
+        Strategy.from_state(state)
+
+
+def test_ipop_rejects_an_absurd_popsize_factor() -> None:
+    with pytest.raises(ValueError, match=r"`popsize_factor` must be a number in \[1, 100\]"):
+        IPOP("xnes", np.zeros(2), 0.5, popsize_factor=1e300)
+
+
+# ---------------------------------------------------------------- 5. values
+@pytest.mark.parametrize("bad", [None, True, "1.5", 1.5 + 0j])
+def test_tell_accepts_only_real_fitness(bad: object) -> None:
+    es = XNES(np.zeros(2), 0.5, rng=0)
+    X = es.ask()
+    before = frozen(es)
+    with pytest.raises(TypeError, match=r"`fitness` must be a sequence of \d+ (real )?numbers"):
+        es.tell(X, [bad] + [1.0] * (len(X) - 1))
+    assert frozen(es) == before
+
+
+@pytest.mark.parametrize("bad", [None, True, False, "1.5", 1.5 + 0j, np.array([1.0 + 1j])])
+def test_serial_evaluation_accepts_only_real_values(bad: object) -> None:
+    with pytest.raises(TypeError, match=r"`fun` must return a real number, but 'f' returned"):
+        as_value(bad, type("f", (), {"__name__": "f"}))
+    es = OpenES(np.zeros(2), 0.5, rng=0, maxiter=2)
+    with pytest.raises(TypeError, match=r"`fun` must return a real number"):
+        es.optimize(lambda x: bad)
+
+
+@pytest.mark.parametrize(
+    "good", [1, 1.5, np.float32(1.5), np.int64(3), np.array(2.5), np.array([2.5])]
+)
+def test_real_values_are_accepted(good: object) -> None:
+    assert math.isfinite(as_value(good, "f"))
+
+
+@pytest.mark.parametrize(
+    ("x0", "match"),
+    [
+        (np.array([1.0 + 2j, 0.0]), r"`x0` must be a 1-d array of numbers"),
+        ([True, False], r"`x0` must be a 1-d array of numbers"),
+        (["1.0", "2.0"], r"`x0` must be a 1-d array of numbers"),
+    ],
+)
+def test_constructors_reject_non_real_x0(x0: object, match: str) -> None:
+    for name in NAMES:
+        with pytest.raises(TypeError, match=match):
+            resolve_strategy(name)(x0, 0.5, rng=0)
+
+
+def test_tell_rejects_complex_solutions() -> None:
+    es = XNES(np.zeros(2), 0.5, rng=0)
+    X = es.ask()
+    with pytest.raises(TypeError, match=r"`solutions` must be the real array .* complex"):
+        es.tell(X + 0j, [sphere(x) for x in X])
+    assert es.generation == 0
+
+
+def test_a_huge_popsize_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match=r"`popsize` must be an integer <= 262144"):
+        XNES(np.zeros(2), 0.5, popsize=10**12)
+    with pytest.raises(ValueError, match=r"dim\*\*2"):
+        XNES(np.zeros(10**5), 0.5)
+
+
+# ---------------------------------------------------------------- 6. the batch is ours
+def test_an_edited_batch_cannot_make_a_never_sampled_row_best() -> None:
+    es = XNES(np.zeros(2), 0.5, rng=0)
+    X = es.ask()
+    with pytest.raises(ValueError, match="WRITEABLE"):
+        X.flags.writeable = True
+    Y = X.copy()
+    Y[0] = [123.0, 456.0]  # a row never sampled
+    with pytest.raises(ValueError, match=r"`solutions` row 0 is not one of the candidates"):
+        es.tell(Y, [-1e9] + [1.0] * (len(Y) - 1))
+    es.tell(X, [sphere(x) for x in X])
+    assert not np.array_equal(es.best[0], [123.0, 456.0])
+
+
+# ---------------------------------------------------------------- 9. per-coordinate sigma0
+def test_xnes_per_coordinate_sigma0() -> None:
+    s0 = np.array([1.0, 4.0, 0.25])
+    es = XNES(np.zeros(3), s0, rng=0)
+    assert es.sigma == pytest.approx(1.0)  # geometric mean
+    np.testing.assert_allclose(es.B, np.diag(s0), rtol=1e-15)
+    assert np.linalg.det(es.B) == pytest.approx(1.0, rel=1e-15)
+    copy_ = XNES.from_state(json.loads(json.dumps(es.state_dict())))
+    assert np.array_equal(copy_.ask(), es.ask())
+
+
+def test_openes_per_coordinate_sigma0() -> None:
+    s0 = np.array([1.0, 0.01])
+    es = OpenES(np.zeros(2), s0, rng=0)
+    X = es.ask()
+    unit = OpenES(np.zeros(2), 1.0, rng=0).ask()  # the same noise, scaled by 1
+    assert np.array_equal(X, unit * s0)
+    assert np.array_equal(es.sigma, s0)
+    copy_ = OpenES.from_state(json.loads(json.dumps(es.state_dict())))
+    assert np.array_equal(copy_.ask(), X)
+
+
+def test_strategy_from_state_dispatches_to_the_named_class() -> None:
+    for name in NAMES:
+        state = _state(name)
+        assert type(Strategy.from_state(copy.deepcopy(state))).name == name
+
+
+# ---------------------------------------------------------------- 8. budgets
+def test_optimize_accepts_an_infinite_maxfev() -> None:
+    es = XNES(np.zeros(2), 0.5, rng=0)
+    res = es.optimize(sphere, maxfev=float("inf"), maxiter=3)
+    assert res.nit == 3
+    assert res.status == 2
+
+
+def test_minimize_with_maxiter_zero_returns_like_scipy() -> None:
+    from scipy.optimize import minimize
+
+    from nes_asktell import nes
+
+    x0 = np.full(3, 0.5)
+    res = minimize(sphere, x0, method=nes, options={"maxiter": 0, "rng": 0})
+    ref = minimize(sphere, x0, method="Nelder-Mead", options={"maxiter": 0})
+    assert (res.status, res.nit) == (ref.status, 0)
+    assert res.fun == sphere(x0)
+    assert res.nfev == 1
+    assert np.array_equal(res.x, x0)
+
+
+# ---------------------------------------------------------------- 7. a mean inside the box
+def test_minimize_with_bounds_ends_with_the_mean_inside_the_box() -> None:
+    from scipy.optimize import Bounds, minimize, rosen
+
+    from nes_asktell import nes
+
+    res = minimize(rosen, np.full(10, -1.5), method=nes, bounds=Bounds(-2, 2), options={"rng": 0})
+    assert np.all(res.mean >= -2.0)
+    assert np.all(res.mean <= 2.0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_mean_stays_in_the_box_every_generation(name: str) -> None:
+    es = resolve_strategy(name)(np.full(3, 0.9), 0.5, bounds=(0.5, 1.0), rng=4)
+    for _ in range(60):
+        X = es.ask()
+        es.tell(X, [sphere(x) for x in X])  # the optimum (0) lies outside: pushed at the wall
+        assert np.all((es.mean >= 0.5) & (es.mean <= 1.0))
+
+
+# ---------------------------------------------------------------- 8. SPEC 7
+@pytest.mark.parametrize("name", NAMES)
+def test_an_int_a_seed_sequence_and_a_generator_give_the_same_run(name: str) -> None:
+    cls = resolve_strategy(name)
+    runs = [
+        cls(np.full(3, 0.5), 0.3, rng=rng)
+        for rng in (42, np.random.SeedSequence(42), np.random.default_rng(42))
+    ]
+    for _ in range(5):
+        batches = [es.ask() for es in runs]
+        for es, X in zip(runs, batches, strict=True):
+            assert np.array_equal(X, batches[0])
+            es.tell(X, [sphere(x) for x in X])
+    assert all(es.batch_keys(es.ask()) is not None or name == "xnes" for es in runs)
+
+
+def test_ipop_run_zero_is_the_strategy_for_every_rng_kind() -> None:
+    ref = XNES(np.full(2, 0.5), 0.3, rng=42).ask()
+    for rng in (42, np.random.default_rng(42)):
+        assert np.array_equal(IPOP("xnes", np.full(2, 0.5), 0.3, rng=rng).ask(), ref)
+
+
+def test_a_python_int_beyond_the_float_range_is_a_fitness_of_inf() -> None:
+    es = XNES(np.zeros(3), 0.5, rng=0)
+    X = es.ask()
+    es.tell(X, [10**400] + [sphere(x) for x in X[1:]])  # ranks worst, as inf does
+    twin = XNES(np.zeros(3), 0.5, rng=0)
+    Y = twin.ask()
+    twin.tell(Y, [math.inf] + [sphere(y) for y in Y[1:]])
+    assert frozen(es) == frozen(twin)
