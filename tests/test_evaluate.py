@@ -70,8 +70,11 @@ def run(cls: type, workers: object, d: int = 50, gens: int = 3, **kw: object) ->
 
 @pytest.fixture(scope="module")
 def pool() -> Evaluator:
+    # pools are shared per size within the interpreter: a fresh one for this module, none left
+    nes_asktell.shutdown_pools()
     with Evaluator(2) as evaluator:
         yield evaluator
+    nes_asktell.shutdown_pools()
 
 
 @pytest.fixture(scope="module")

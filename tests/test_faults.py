@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nes_asktell import Evaluator, NESWarning, evaluate
+from nes_asktell import Evaluator, NESWarning, evaluate, shutdown_pools
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULTY = 5.0  # the faulty row of the 8-row reproducers
@@ -98,9 +98,13 @@ def expected(X: np.ndarray, bad: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def pool() -> Evaluator:
+    # Process pools are shared per size within the interpreter: start this module from a pool
+    # of its own, whatever the modules before it did to theirs, and leave none behind.
+    shutdown_pools()
     with Evaluator(2) as evaluator:
         evaluator.evaluate(sphere, rows(2))  # start the workers before any clock
         yield evaluator
+    shutdown_pools()
 
 
 # ---------------------------------------------------------------------- one faulty row of 8
