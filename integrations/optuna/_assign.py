@@ -34,14 +34,20 @@ class Assigner:
         The settings of the search (strategy, step size, population, restarts, options, seed).
     n_startup_trials : int
         COMPLETE trials needed before the strategy samples.
+    source_trials : list of FrozenTrial
+        Trials of other studies the first state starts from (with the study's own).
     """
 
-    def __init__(self, search: Search, n_startup_trials: int) -> None:
+    def __init__(
+        self, search: Search, n_startup_trials: int, source_trials: list[FrozenTrial]
+    ) -> None:
         self.search = search
+        self.source_trials = source_trials
         self.n_startup_trials = n_startup_trials
         self.loaded: OrderedDict[str, Loaded] = OrderedDict()
         self.records = ch.Records()
         self.bad: set[str] = set()
+        self.fallback: set[int] = set()  # trials left to the independent sampler on purpose
         self.spaces: dict[tuple[tuple[str, BaseDistribution], ...], tuple[UnitSpace, str]] = {}
 
     def generations(
@@ -81,8 +87,8 @@ class Assigner:
         try:
             if trial is None:
                 raise ValueError(f"trial {c.number} is missing")
-            loaded = self.search.load(ch.stored_state(trial, c), dim)
-        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            loaded = self.search.load(ch.stored_state(trial, c, self.search.max_chars(dim)), dim)
+        except Exception as exc:  # an untrusted state: whatever it raises, it is skipped
             self.bad.add(c.digest)
             self.records.warn_once(
                 ("state", c.digest),
@@ -93,6 +99,10 @@ class Assigner:
         while len(self.loaded) > _CACHE_SIZE:
             self.loaded.popitem(last=False)
         return loaded
+
+    def sampled_independently(self, number: int) -> bool:
+        """Return whether trial `number` was left to the independent sampler on purpose."""
+        return number in self.fallback
 
     def unit_space(self, numeric: dict[str, BaseDistribution]) -> tuple[UnitSpace, str]:
         """Return the unit space of the numeric parameters `numeric` and its search key."""
@@ -126,27 +136,43 @@ class Assigner:
         ix = self.records.update(study, trials)
         mine = ix.candidates.get(trial.number)  # a trial sampled twice keeps its candidate
         if mine is not None and mine.state in self.loaded:
-            return space.from_unit(self._row(self.loaded[mine.state], mine.index))
+            row = self._row(self.loaded[mine.state], mine.index)
+            return None if row is None else space.from_unit(row)
         while True:
             chain = self.records.chain(ix, key, self.bad)
             if not chain:
-                first = self.search.first_state(space, key, trials, sign)
+                first = self.search.first_state(space, key, [*self.source_trials, *trials], sign)
                 return self._store_and_assign(study, trial, space, first, [])
             tip = chain[-1]
             loaded = self.load(tip, trials, space.dim)
             if loaded is not None:
                 break
+        lam = loaded.X.shape[0]
+        extra = self.search.extra_rows(loaded)
         told, k = plan(
             trials,
             sorted(ix.by_state.get(tip.digest, ())),
             ix.candidates,
-            loaded.X.shape[0],
+            lam,
             trial.number,
-            lambda: self.search.extra_rows(loaded) is not None,
+            0 if extra is None else extra.shape[0],
         )
         if told is not None:
-            after = self.search.next_state(tip, loaded, told, sign)
-            return self._store_and_assign(study, trial, space, after, [t.number for t in told])
+            after, refused = self.search.next_state(tip, loaded, told, sign)
+            if refused is not None:
+                self.records.warn_once(
+                    ("refused", tip.digest),
+                    f"NESSampler refused to tell generation {tip.generation} (stored on trial "
+                    f"{tip.number}): {refused}; the search goes on from a fresh state at its "
+                    "last mean.",
+                )
+            numbers = [-1 if t is None else t.number for t in told]
+            return self._store_and_assign(study, trial, space, after, numbers)
+        if k is None:  # the extra samples are used up: an independent sample, not a copy
+            self.fallback.add(trial.number)
+            while len(self.fallback) > 1024:
+                self.fallback.remove(min(self.fallback))
+            return None
         return self._assign(study, trial, space, tip.digest, tip.generation, k, loaded)
 
     def _assign(
@@ -158,15 +184,18 @@ class Assigner:
         generation: int,
         k: int,
         loaded: Loaded,
-    ) -> dict[str, int | float]:
+    ) -> dict[str, int | float] | None:
+        row = self._row(loaded, k)
+        if row is None:
+            return None
         ch.record_candidate(study, trial, ch.Candidate(digest, generation, k))
-        return space.from_unit(self._row(loaded, k))
+        return space.from_unit(row)
 
-    def _row(self, loaded: Loaded, k: int) -> FloatArray:
+    def _row(self, loaded: Loaded, k: int) -> FloatArray | None:
         lam = loaded.X.shape[0]
         extra = self.search.extra_rows(loaded) if k >= lam else None
         if k >= lam and (extra is None or k - lam >= extra.shape[0]):
-            raise RuntimeError(f"candidate {k} of a generation of {lam} cannot be drawn")
+            return None
         row: FloatArray = loaded.X[k] if extra is None else extra[k - lam]
         return row
 
@@ -177,7 +206,7 @@ class Assigner:
         space: UnitSpace,
         loaded: Loaded,
         told: list[int],
-    ) -> dict[str, int | float]:
+    ) -> dict[str, int | float] | None:
         # The live strategy is the one every other process rebuilds from the stored text (a
         # JSON round trip of plain data is exact).
         digest = ch.store_state(study, trial, loaded.state, told)

@@ -8,7 +8,7 @@ the only module that touches Optuna's storage internals) live beside it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,12 +25,13 @@ from nes_asktell._typing import OptionValue
 
 from . import _storage as ch
 from ._assign import Assigner
-from ._search import Search
+from ._search import MAX_LEARNING_RATE, MAX_POPSIZE, Search
 from ._space import is_relative
 
 __all__ = ["NESSampler"]
 
-_logger = optuna.logging.get_logger(__name__)
+#: under Optuna's logger, so that ``optuna.logging.set_verbosity`` governs it
+_logger = optuna.logging.get_logger("optuna.nes_asktell")
 
 #: The default initial step size, a fraction of each parameter's range (see the benchmark).
 DEFAULT_SIGMA0 = 0.2
@@ -44,6 +45,11 @@ DEFAULT_OPTIONS: dict[str, dict[str, OptionValue]] = {
     "xnes": {"eta_sigma": 1.0, "csa": True, "adaptation_sampling": False, "mirrored": False},
     "snes": {"mirrored": False},
 }
+#: the default restart budget: IPOP's population doublings (after them a converged search
+#: restarts with the same population)
+DEFAULT_RESTARTS = 9
+#: arguments of the strategy's constructor that the sampler sets itself
+_RESERVED_OPTIONS = ("x0", "sigma0", "popsize", "bounds", "rng")
 
 
 class NESSampler(BaseSampler):
@@ -116,15 +122,17 @@ class NESSampler(BaseSampler):
 
     def __init__(
         self,
+        *,
         strategy: str | type[Strategy] = "xnes",
         sigma0: float | None = None,
         popsize: int | None = None,
         n_startup_trials: int = 1,
         independent_sampler: BaseSampler | None = None,
         warn_independent_sampling: bool = True,
-        restarts: int = 0,
+        restarts: int = DEFAULT_RESTARTS,
+        constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
+        source_trials: Sequence[FrozenTrial] | None = None,
         seed: int | None = None,
-        *,
         strategy_options: dict[str, OptionValue] | None = None,
     ) -> None:
         cls = resolve_strategy(strategy)
@@ -138,16 +146,28 @@ class NESSampler(BaseSampler):
                 "`strategy_options` must be a dict of keyword arguments or None, "
                 f"but got {strategy_options!r}."
             )
-        # Build one strategy now, so that a bad option fails here and not in a trial.
-        probe = cls(np.full(2, 0.5), 0.1, rng=0, **options)  # type: ignore[arg-type]
-        try:
-            ch.dumps(probe.state_dict())
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"`strategy_options` must be plain JSON data, but got {strategy_options!r}."
-            ) from exc
+        for name in _RESERVED_OPTIONS:
+            if strategy_options is not None and name in strategy_options:
+                raise ValueError(
+                    f"`strategy_options` must not set `{name}` (the sampler sets it"
+                    + ("; pass `popsize=` or `sigma0=` to NESSampler" if "s" in name else "")
+                    + f"), but got {name}={v.short(strategy_options[name])}."
+                )
+        for name, value in options.items():
+            too_big = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if name.startswith("eta_") and too_big and value > MAX_LEARNING_RATE:  # type: ignore[operator]
+                raise ValueError(
+                    f"`strategy_options['{name}']` must be at most {MAX_LEARNING_RATE}, "
+                    f"but got {v.short(value)}."
+                )
         s0 = DEFAULT_SIGMA0 if sigma0 is None else v.positive_float("sigma0", sigma0)
+        if s0 > 10.0:
+            raise ValueError(
+                f"`sigma0` must be at most 10 (unit-cube widths), but got {v.short(sigma0)}."
+            )
         lam = v.optional_integer("popsize", popsize, minimum=2)
+        if lam is not None and lam > MAX_POPSIZE:
+            raise ValueError(f"`popsize` must be at most {MAX_POPSIZE}, but got {lam}.")
         n_startup = v.integer("n_startup_trials", n_startup_trials, minimum=0)
         if independent_sampler is not None and not isinstance(independent_sampler, BaseSampler):
             raise TypeError(
@@ -155,23 +175,47 @@ class NESSampler(BaseSampler):
                 f"but got {independent_sampler!r}."
             )
         v.flag("warn_independent_sampling", warn_independent_sampling)
-        n_restarts = v.integer("restarts", restarts, minimum=0)
+        n_restarts = v.integer("restarts", restarts, minimum=0, maximum=100)
+        if constraints_func is not None and not callable(constraints_func):
+            raise TypeError(
+                f"`constraints_func` must be callable or None, but got {constraints_func!r}."
+            )
+        sources = [] if source_trials is None else list(source_trials)
+        for t in sources:
+            if not isinstance(t, FrozenTrial):
+                raise TypeError(
+                    "`source_trials` must be a sequence of optuna.trial.FrozenTrial, "
+                    f"but got an item {v.short(t)}."
+                )
         if seed is not None:
             seed = v.integer("seed", seed, minimum=0)
+        # Build one strategy now (with the real population), so that a bad option fails here
+        # and not in a trial; the first trial checks them again in the real dimension.
+        probe = cls(np.full(2, 0.5), s0, lam, rng=0, **options)  # type: ignore[arg-type]
+        try:
+            ch.dumps(probe.state_dict())
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"`strategy_options` must be plain JSON data, but got {strategy_options!r}."
+            ) from exc
         self._search = Search(cls, s0, lam, n_restarts, options, seed)
         self._n_startup_trials = n_startup
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
         self._warn_independent_sampling = warn_independent_sampling
+        self._constraints_func = constraints_func
+        self._source_trials = sources
         self._init_caches()
 
     def _init_caches(self) -> None:
         self._lock = threading.RLock()
-        self._assigner = Assigner(self._search, self._n_startup_trials)
+        self._assigner = Assigner(self._search, self._n_startup_trials, self._source_trials)
         self._space_calculator = IntersectionSearchSpace()
+        self._warned: set[str] = set()  # parameters warned about (once each)
+        self._fallback: set[int] = set()  # trials sampled independently on purpose
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()
-        for name in ("_lock", "_assigner", "_space_calculator"):
+        for name in ("_lock", "_assigner", "_space_calculator", "_warned", "_fallback"):
             del d[name]
         return d
 
@@ -207,6 +251,8 @@ class NESSampler(BaseSampler):
         if numeric:
             with self._lock:
                 values = self._assigner.sample(study, trial, *self._assigner.unit_space(numeric))
+                if values is None and self._assigner.sampled_independently(trial.number):
+                    self._fallback.add(trial.number)
             if values is None:
                 return {}
             out.update(values)
@@ -224,15 +270,21 @@ class NESSampler(BaseSampler):
     ) -> Any:
         """Draw one parameter with the independent sampler (logging the usual warning)."""
         self._check_single_objective(study)
-        if self._warn_independent_sampling and not param_distribution.single():
+        if (
+            self._warn_independent_sampling
+            and not param_distribution.single()
+            and param_name not in self._warned
+            and trial.number not in self._fallback
+        ):
             n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
             if n_complete >= self._n_startup_trials:
+                self._warned.add(param_name)
                 _logger.warning(
                     f"The parameter `{param_name}` in trial {trial.number} is sampled "
                     f"independently by `{type(self._independent_sampler).__name__}` instead "
                     "of `NESSampler` (categorical, conditional and changing parameters are "
-                    "not searched by the strategy). Pass `warn_independent_sampling=False` to "
-                    "silence this warning."
+                    "not searched by the strategy). This warning is given once per parameter; "
+                    "pass `warn_independent_sampling=False` to silence it."
                 )
         return self._independent_sampler.sample_independent(
             study, trial, param_name, param_distribution
@@ -249,7 +301,12 @@ class NESSampler(BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        """Forward to the independent sampler (generations are told while sampling)."""
+        """Store the constraints (if any) and forward to the independent sampler.
+
+        Generations are told while sampling.
+        """
+        if self._constraints_func is not None:
+            ch.store_constraints(self._constraints_func, study, trial, state)
         self._independent_sampler.after_trial(study, trial, state, values)
 
     # ------------------------------------------------------------------ inspection

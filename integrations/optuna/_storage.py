@@ -35,9 +35,11 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from optuna.samplers._base import _process_constraints_after_trial
 from optuna.storages import BaseStorage
 from optuna.study import Study
-from optuna.trial import FrozenTrial
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
+from optuna.trial import FrozenTrial, TrialState
 
 from nes_asktell._typing import NESWarning
 
@@ -47,6 +49,8 @@ STATE = PREFIX + "state"
 FORMAT = "nes_asktell.NESSampler/2"
 CHUNK = 60_000
 MAX_CHUNKS = 1_000
+#: the most trials a stored summary may list as told (a generation's population at most)
+MAX_TOLD = 1 << 16
 _DIGEST_LEN = 20
 
 
@@ -124,7 +128,8 @@ def parse_carrier(trial: FrozenTrial) -> Carrier | None:
         and (parent is None or _is_digest(parent))
         and (parent is None) == (raw["generation"] == 0)
         and isinstance(raw["told"], list)
-        and all(_is_count(n, 0) for n in raw["told"])
+        and len(raw["told"]) <= MAX_TOLD
+        and all(_is_count(n, -1) for n in raw["told"])
     )
     if not ok:
         raise ValueError(f"`{STATE}` of trial {trial.number} is malformed: {raw!r:.80}")
@@ -156,11 +161,24 @@ def parse_candidate(trial: FrozenTrial) -> Candidate | None:
     return Candidate(raw["state"], raw["generation"], raw["index"])
 
 
-def stored_state(trial: FrozenTrial, carrier: Carrier) -> dict[str, object]:
-    """Return the state stored on `trial`, checked against its summary; raise ValueError."""
+def stored_state(
+    trial: FrozenTrial, carrier: Carrier, max_chars: int = CHUNK * MAX_CHUNKS
+) -> dict[str, object]:
+    """Return the state stored on `trial`, checked against its summary; raise ValueError.
+
+    A text longer than `max_chars` is rejected before it is joined or parsed.
+    """
+    if carrier.chunks > max_chars // CHUNK + 1:
+        raise ValueError(f"the state stored on trial {trial.number} has too many chunks")
     parts = [trial.system_attrs.get(f"{STATE}:{i}") for i in range(carrier.chunks)]
     if not all(isinstance(p, str) for p in parts):
         raise ValueError(f"the state stored on trial {trial.number} is incomplete")
+    size = sum(len(p) for p in parts if isinstance(p, str))
+    if size > max_chars:
+        raise ValueError(
+            f"the state stored on trial {trial.number} has {size} characters, more than the "
+            f"{max_chars} a state of this search can have"
+        )
     text = "".join(p for p in parts if isinstance(p, str))
     if digest_of(text) != carrier.digest:
         raise ValueError(f"the state stored on trial {trial.number} does not match its digest")
@@ -252,6 +270,34 @@ def store_state(
     return digest
 
 
+def store_constraints(
+    constraints_func: Callable[[FrozenTrial], object],
+    study: Study,
+    trial: FrozenTrial,
+    state: TrialState,
+) -> None:
+    """Evaluate `constraints_func` on a finished trial and store its values as Optuna does."""
+    _process_constraints_after_trial(constraints_func, study, trial, state)  # type: ignore[arg-type]
+
+
+def violation(trial: FrozenTrial) -> float | None:
+    """Return the total constraint violation stored on `trial` (None when none is stored).
+
+    A malformed record counts as an infinite violation.
+    """
+    raw = trial.system_attrs.get(_CONSTRAINTS_KEY)
+    if raw is None:
+        return None
+    if not isinstance(raw, (list, tuple)) or len(raw) > 10_000:
+        return math.inf
+    total = 0.0
+    for c in raw:
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or math.isnan(c):
+            return math.inf
+        total += max(float(c), 0.0)
+    return total
+
+
 def find(trials: list[FrozenTrial], number: int) -> FrozenTrial | None:
     """Return the trial numbered `number` (trials come sorted by number, from 0)."""
     if 0 <= number < len(trials) and trials[number].number == number:
@@ -321,7 +367,7 @@ class Records:
             return None
         try:
             return parse(t)
-        except ValueError as exc:
+        except Exception as exc:  # untrusted records: whatever they raise, they are skipped
             self.warn_once(tag, f"{exc}; it is ignored.")
             return None
 
