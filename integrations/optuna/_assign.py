@@ -64,7 +64,7 @@ class Assigner:
         unit, key = self.unit_space(numeric)
         out: list[dict[str, object]] = []
         for c in self.records.chain(ix, key, self.bad):
-            loaded = self.load(c, trials, unit.dim)
+            loaded = self.load(c, trials, unit)
             if loaded is None:
                 break
             out.append(
@@ -77,7 +77,7 @@ class Assigner:
             )
         return out
 
-    def load(self, c: ch.Carrier, trials: list[FrozenTrial], dim: int) -> Loaded | None:
+    def load(self, c: ch.Carrier, trials: list[FrozenTrial], space: UnitSpace) -> Loaded | None:
         """Return the state of carrier `c` with its candidates, or None (and warn) if invalid."""
         hit = self.loaded.get(c.digest)
         if hit is not None:
@@ -87,7 +87,8 @@ class Assigner:
         try:
             if trial is None:
                 raise ValueError(f"trial {c.number} is missing")
-            loaded = self.search.load(ch.stored_state(trial, c, self.search.max_chars(dim)), dim)
+            state = ch.stored_state(trial, c, self.search.max_chars(space.dim))
+            loaded = self.search.load(state, space.dim, space.cells)
         except Exception as exc:  # an untrusted state: whatever it raises, it is skipped
             self.bad.add(c.digest)
             self.records.warn_once(
@@ -144,7 +145,7 @@ class Assigner:
                 first = self.search.first_state(space, key, [*self.source_trials, *trials], sign)
                 return self._store_and_assign(study, trial, space, first, [])
             tip = chain[-1]
-            loaded = self.load(tip, trials, space.dim)
+            loaded = self.load(tip, trials, space)
             if loaded is not None:
                 break
         lam = loaded.X.shape[0]
@@ -173,7 +174,11 @@ class Assigner:
             while len(self.fallback) > 1024:
                 self.fallback.remove(min(self.fallback))
             return None
-        return self._assign(study, trial, space, tip.digest, tip.generation, k, loaded)
+        known = set(ix.candidates)
+        used = {ix.candidates[n].index for n in ix.by_state.get(tip.digest, ())}
+        return self._assign(
+            study, trial, space, tip.digest, tip.generation, k, loaded, known, used
+        )
 
     def _assign(
         self,
@@ -184,11 +189,35 @@ class Assigner:
         generation: int,
         k: int,
         loaded: Loaded,
+        known: set[int] | None = None,
+        used: set[int] | None = None,
     ) -> dict[str, int | float] | None:
-        row = self._row(loaded, k)
-        if row is None:
+        """Record candidate `k` on `trial` and return its values.
+
+        With `known` (the trials whose records the choice of `k` saw), the record is checked
+        afresh against the RUNNING trials: when a lower-numbered trial that the choice did not
+        see took the same candidate in the meantime (two processes sampling at one moment),
+        this trial takes the first extra sample nobody holds instead, so no live point is
+        evaluated twice. (Both write, then both read: the higher number always yields.)
+        """
+        lam = loaded.X.shape[0]
+        taken = set(used or ())
+        for _ in range(4):
+            row = self._row(loaded, k)
+            if row is None:
+                return None
+            cand = ch.Candidate(digest, generation, k)
+            ch.record_candidate(study, trial, cand)
+            if known is None:
+                break
+            held = ch.running_candidates(study)
+            clash = any(n < trial.number and n not in known and c == cand for n, c in held.items())
+            if not clash:
+                break
+            taken |= {c.index for n, c in held.items() if c.state == digest}
+            k = next(j for j in range(lam, 1 << 62) if j not in taken)
+        else:
             return None
-        ch.record_candidate(study, trial, ch.Candidate(digest, generation, k))
         return space.from_unit(row)
 
     def _row(self, loaded: Loaded, k: int) -> FloatArray | None:

@@ -153,17 +153,38 @@ class Loaded:
     state: dict[str, object]
     es: Strategy
     X: FloatArray
+    cells: tuple[int, ...]
+    margin: FloatArray
     extra: FloatArray | None = None
 
     @classmethod
-    def of(cls, state: dict[str, object], es: Strategy) -> Loaded:
-        """Return the loaded state of `es` (asking its batch)."""
+    def of(cls, state: dict[str, object], es: Strategy, cells: tuple[int, ...]) -> Loaded:
+        """Return the loaded state of `es` (asking its batch).
+
+        `cells` holds the number of values of each grid coordinate (ints, floats with a step;
+        0 for the others). The spread of the rows in a grid coordinate is widened to at least
+        one cell, about the root mean square deviation of the batch from the mean, so an integer
+        parameter never freezes (the strategy is told its own rows: the margin only changes
+        which values are evaluated, like CMA-ES with margin).
+        """
+        Y = es.ask().copy()
+        margin = np.ones(es.dim)
+        if any(cells):
+            dev = Y - es.mean
+            rms = np.sqrt(np.mean(dev**2, axis=0))
+            n = np.array(cells, dtype=float)
+            grid = n > 0
+            want = np.where(grid, 1.0 / np.maximum(n, 1.0), 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                margin = np.where(grid & (rms < want), want / np.maximum(rms, 1e-300), 1.0)
+            margin = np.minimum(margin, 1e12)
+            Y = es.mean + dev * margin
         # The strategy searches R^d; its candidates are reflected into the unit cube, so the
         # update sees the unbounded perturbations (as with the strategies' own `bounds`).
-        X = _unit_box(es.dim).reflect(es.ask().copy())
+        X = _unit_box(es.dim).reflect(Y)
         if not np.isfinite(X).all():
             raise ValueError("the state's candidates are not finite")
-        return cls(state, es, X)
+        return cls(state, es, X, cells, margin)
 
 
 @dataclass
@@ -278,7 +299,7 @@ class Search:
         spread = float(np.sqrt(np.mean((top - best) ** 2)))
         return best, min(max(spread, 0.1 * self.sigma0), self.sigma0)
 
-    def load(self, state: object, dim: int) -> Loaded:
+    def load(self, state: object, dim: int, cells: tuple[int, ...] | None = None) -> Loaded:
         """Check a stored state and return it as a live strategy; raise ValueError.
 
         The configuration (strategy, dimension, population of its restart, options) must be
@@ -314,14 +335,16 @@ class Search:
         if not (np.isfinite(sigma).all() and (sigma > 0).all() and (sigma <= MAX_SIGMA).all()):
             raise ValueError(f"`sigma` must lie in (0, {MAX_SIGMA}], but got {v.short(es.sigma)}")
         if not np.all(np.abs(es.mean) <= MAX_MEAN):
-            raise ValueError(f"`mean` must lie within {MAX_MEAN} of the cube")
-        return Loaded.of(state, es)
+            raise ValueError(f"`mean` must be finite and lie within {MAX_MEAN} of the cube")
+        return Loaded.of(state, es, (0,) * dim if cells is None else cells)
 
     def extra_rows(self, loaded: Loaded) -> FloatArray | None:
         """Return `EXTRA_FACTOR * popsize` more samples of the generation's distribution."""
         if loaded.extra is None:
             X = loaded.es.extra_samples(EXTRA_FACTOR * loaded.X.shape[0])
             if X is not None:
+                mean = loaded.es.mean
+                X = mean + (X - mean) * loaded.margin
                 loaded.extra = _unit_box(loaded.es.dim).reflect(X)
         return loaded.extra
 
@@ -345,7 +368,7 @@ class Search:
             "entropy": str(entropy),
             "run": es.state_dict(),
         }
-        return self.load(json.loads(st.dumps(state)), space.dim)
+        return self.load(json.loads(st.dumps(state)), space.dim, space.cells)
 
     def next_state(
         self, tip: st.Carrier, loaded: Loaded, told: list[FrozenTrial | None], sign: float
@@ -382,7 +405,8 @@ class Search:
             if stopped:
                 restart = min(restart + 1, MAX_RESTART)
                 es = self.new_strategy(es.dim, entropy, restart)
-            return self.load(json.loads(st.dumps(wrap(es, restart))), es.dim), None
+            after = json.loads(st.dumps(wrap(es, restart)))
+            return self.load(after, es.dim, loaded.cells), None
         except Exception as exc:  # the tell is refused; the search goes on from a fresh run
             reason = f"{type(exc).__name__}: {exc}"
         dim = loaded.es.dim
@@ -390,7 +414,7 @@ class Search:
         words = np.random.SeedSequence(entropy, spawn_key=(restart, tip.generation + 1))
         seed = int(words.generate_state(2, np.uint64)[0])
         es = self.new_strategy(dim, entropy, restart, x0=mean, rng=seed)
-        return self.load(json.loads(st.dumps(wrap(es, restart))), dim), reason
+        return self.load(json.loads(st.dumps(wrap(es, restart))), dim, loaded.cells), reason
 
 
 def _finished_after(finished: list[int], number: int) -> int:

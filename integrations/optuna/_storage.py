@@ -230,6 +230,11 @@ def longest_chain(carriers: list[Carrier]) -> list[Carrier]:
     return chain
 
 
+def clear_candidate(study: Study, trial: FrozenTrial) -> None:
+    """Record on the RUNNING `trial` that it evaluates no candidate (JSON null)."""
+    study._storage.set_trial_system_attr(trial._trial_id, CANDIDATE, None)
+
+
 def record_candidate(study: Study, trial: FrozenTrial, candidate: Candidate) -> None:
     """Record on the RUNNING `trial` which candidate it evaluates."""
     record: dict[str, str | int] = {
@@ -238,6 +243,22 @@ def record_candidate(study: Study, trial: FrozenTrial, candidate: Candidate) -> 
         "index": candidate.index,
     }
     study._storage.set_trial_system_attr(trial._trial_id, CANDIDATE, record)
+
+
+def running_candidates(study: Study) -> dict[int, Candidate]:
+    """Return the candidate records of the RUNNING trials, read afresh (malformed skipped)."""
+    out: dict[int, Candidate] = {}
+    running = study._storage.get_all_trials(
+        study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
+    )
+    for t in running:
+        try:
+            c = parse_candidate(t)
+        except Exception:  # untrusted records: a malformed one holds nothing
+            continue
+        if c is not None:
+            out[t.number] = c
+    return out
 
 
 def store_state(
@@ -350,16 +371,30 @@ class Records:
                 c = self._parse(parse_carrier, t, "carrier")
                 if isinstance(c, Carrier):
                     ix.carriers[n] = c
-            if n not in ix.candidates and CANDIDATE in t.system_attrs:
+            # A RUNNING trial may still change its record (it yields a candidate that another
+            # trial took at the same moment), so unfinished records are read again each time.
+            raw = t.system_attrs.get(CANDIDATE)
+            old = ix.candidates.get(n)
+            if raw is not None and (old is None or not t.state.is_finished()):
                 cand = self._parse(parse_candidate, t, "candidate")
-                if isinstance(cand, Candidate):
-                    ix.candidates[n] = cand
-                    ix.by_state.setdefault(cand.state, []).append(n)
+                if cand != old:
+                    self._drop(ix, n)
+                    if isinstance(cand, Candidate):
+                        ix.candidates[n] = cand
+                        ix.by_state.setdefault(cand.state, []).append(n)
+            elif raw is None and old is not None:
+                self._drop(ix, n)
             if advancing and t.state.is_finished():
                 ix.cursor = pos + 1
             else:
                 advancing = False
         return ix
+
+    @staticmethod
+    def _drop(ix: Index, n: int) -> None:
+        old = ix.candidates.pop(n, None)
+        if old is not None:
+            ix.by_state[old.state].remove(n)
 
     def _parse(self, parse: Callable[[FrozenTrial], object], t: FrozenTrial, kind: str) -> object:
         tag = (kind, t.number, t._trial_id)
