@@ -143,7 +143,7 @@ class Assigner:
             chain = self.records.chain(ix, key, self.bad)
             if not chain:
                 first = self.search.first_state(space, key, [*self.source_trials, *trials], sign)
-                return self._store_and_assign(study, trial, space, first, [])
+                return self._store_and_assign(study, trial, space, first, [], ix)
             tip = chain[-1]
             loaded = self.load(tip, trials, space)
             if loaded is not None:
@@ -168,7 +168,7 @@ class Assigner:
                     "last mean.",
                 )
             numbers = [-1 if t is None else t.number for t in told]
-            return self._store_and_assign(study, trial, space, after, numbers)
+            return self._store_and_assign(study, trial, space, after, numbers, ix)
         if k is None:  # the extra samples are used up: an independent sample, not a copy
             self.fallback.add(trial.number)
             while len(self.fallback) > 1024:
@@ -235,6 +235,7 @@ class Assigner:
         space: UnitSpace,
         loaded: Loaded,
         told: list[int],
+        ix: ch.Index,
     ) -> dict[str, int | float] | None:
         # The live strategy is the one every other process rebuilds from the stored text (a
         # JSON round trip of plain data is exact).
@@ -242,5 +243,16 @@ class Assigner:
         self.loaded[digest] = loaded
         generation = loaded.state["generation"]
         assert isinstance(generation, int)
-        k = trial.number % loaded.X.shape[0]  # spread over the candidates, as in sample
-        return self._assign(study, trial, space, digest, generation, k, loaded)
+        # Another process may have stored the same state (same digest) and handed out some of
+        # its candidates already: take a free one, spread by trial number as in `plan`.
+        lam = loaded.X.shape[0]
+        used = {ix.candidates[n].index for n in ix.by_state.get(digest, ())}
+        free = [k for k in range(lam) if k not in used]
+        k = (
+            free[trial.number % len(free)]
+            if free
+            else next(j for j in range(lam, 1 << 62) if j not in used)
+        )
+        return self._assign(
+            study, trial, space, digest, generation, k, loaded, set(ix.candidates), used
+        )

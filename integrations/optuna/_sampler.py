@@ -8,6 +8,7 @@ the only module that touches Optuna's storage internals) live beside it.
 from __future__ import annotations
 
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -201,6 +202,10 @@ class NESSampler(BaseSampler):
         self._search = Search(cls, s0, lam, n_restarts, options, seed)
         self._n_startup_trials = n_startup
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
+        # With a seed and the default sampler, each trial's independent draws get their own
+        # seed from (seed, trial number, parameter): processes that share a study and a seed
+        # then draw different startup points instead of the same ones.
+        self._per_trial_seed = seed if independent_sampler is None else None
         self._warn_independent_sampling = warn_independent_sampling
         self._constraints_func = constraints_func
         self._source_trials = sources
@@ -258,7 +263,9 @@ class NESSampler(BaseSampler):
             out.update(values)
         for name, dist in search_space.items():
             if name not in numeric:
-                out[name] = self._independent_sampler.sample_independent(study, trial, name, dist)
+                out[name] = self._independent(trial, name).sample_independent(
+                    study, trial, name, dist
+                )
         return out
 
     def sample_independent(
@@ -286,7 +293,7 @@ class NESSampler(BaseSampler):
                     "not searched by the strategy). This warning is given once per parameter; "
                     "pass `warn_independent_sampling=False` to silence it."
                 )
-        return self._independent_sampler.sample_independent(
+        return self._independent(trial, param_name).sample_independent(
             study, trial, param_name, param_distribution
         )
 
@@ -348,6 +355,14 @@ class NESSampler(BaseSampler):
             return self._assigner.generations(study, trials, search_space)
 
     # ------------------------------------------------------------------ internals
+    def _independent(self, trial: FrozenTrial, name: str) -> BaseSampler:
+        if self._per_trial_seed is None:
+            return self._independent_sampler
+        seq = np.random.SeedSequence(
+            self._per_trial_seed, spawn_key=(trial.number, zlib.crc32(name.encode()))
+        )
+        return RandomSampler(seed=int(seq.generate_state(1)[0]))
+
     def _check_single_objective(self, study: Study) -> None:
         if len(study.directions) > 1:
             raise ValueError(

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
+from scipy.special import ndtri
 
 from nes_asktell import _validate as v
 from nes_asktell._bounds import Box
@@ -162,10 +163,10 @@ class Loaded:
         """Return the loaded state of `es` (asking its batch).
 
         `cells` holds the number of values of each grid coordinate (ints, floats with a step;
-        0 for the others). The spread of the rows in a grid coordinate is widened to at least
-        one cell, about the root mean square deviation of the batch from the mean, so an integer
-        parameter never freezes (the strategy is told its own rows: the margin only changes
-        which values are evaluated, like CMA-ES with margin).
+        0 for the others). The root mean square deviation of the batch from the mean in a grid
+        coordinate is widened to a margin (see below), so an integer parameter never freezes
+        (the strategy is told its own rows: the margin only changes which values are
+        evaluated).
         """
         Y = es.ask().copy()
         margin = np.ones(es.dim)
@@ -174,7 +175,12 @@ class Loaded:
             rms = np.sqrt(np.mean(dev**2, axis=0))
             n = np.array(cells, dtype=float)
             grid = n > 0
-            want = np.where(grid, 1.0 / np.maximum(n, 1.0), 0.0)
+            # Like CMA-ES with margin (Hamano et al. 2022): a sample leaves the mean's cell with
+            # probability at least alpha = 1 / (d * popsize) per coordinate, i.e. a spread of
+            # half a cell over the normal quantile z(1 - alpha / 2).
+            alpha = 1.0 / (es.dim * es.popsize)
+            z = float(ndtri(1.0 - alpha / 2.0))
+            want = np.where(grid, 0.5 / (z * np.maximum(n, 1.0)), 0.0)
             with np.errstate(divide="ignore", invalid="ignore"):
                 margin = np.where(grid & (rms < want), want / np.maximum(rms, 1e-300), 1.0)
             margin = np.minimum(margin, 1e12)
@@ -444,13 +450,11 @@ def plan(
     rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
     outcome: dict[int, FrozenTrial] = {}
     live: dict[int, list[int]] = {}  # candidate -> numbers of its RUNNING/WAITING trials
-    n_extra = 0
     for n in numbers:
         held = st.find(trials, n)
         if held is None:
             continue
         k = candidates[n].index
-        n_extra += k >= lam
         if k >= lam:
             continue
         if held.state.is_finished():
@@ -473,6 +477,9 @@ def plan(
     backup = sorted(stale - dead)
     if backup:
         return None, backup[0]
-    if n_extra < n_extra_max:
-        return None, lam + n_extra
+    held = {candidates[n].index for n in numbers}
+    extras = [j for j in range(lam, lam + n_extra_max) if j not in held]
+    if extras:
+        # Spread concurrent samplers over the next few extras (by trial number), as above.
+        return None, extras[min(number % 4, len(extras) - 1)]
     return None, None

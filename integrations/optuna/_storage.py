@@ -304,15 +304,19 @@ def store_constraints(
 def violation(trial: FrozenTrial) -> float | None:
     """Return the total constraint violation stored on `trial` (None when none is stored).
 
-    A malformed record counts as an infinite violation.
+    Both forms Optuna stores count: the values of a sampler's ``constraints_func`` and those of
+    ``trial.set_constraint(key, value)``. A malformed record counts as an infinite violation.
     """
-    raw = trial.system_attrs.get(_CONSTRAINTS_KEY)
-    if raw is None:
+    attrs = trial.system_attrs
+    raw = attrs.get(_CONSTRAINTS_KEY)
+    prefix = _CONSTRAINTS_KEY + ":"
+    named = [v for k, v in attrs.items() if isinstance(k, str) and k.startswith(prefix)]
+    if raw is None and not named:
         return None
-    if not isinstance(raw, (list, tuple)) or len(raw) > 10_000:
+    if raw is not None and (not isinstance(raw, (list, tuple)) or len(raw) > 10_000):
         return math.inf
     total = 0.0
-    for c in raw:
+    for c in [*(raw or ()), *named]:
         if isinstance(c, bool) or not isinstance(c, (int, float)) or math.isnan(c):
             return math.inf
         total += max(float(c), 0.0)
