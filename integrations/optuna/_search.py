@@ -477,8 +477,8 @@ def plan(
     backup = sorted(stale - dead)
     if backup:
         return None, backup[0]
-    held = {candidates[n].index for n in numbers}
-    extras = [j for j in range(lam, lam + n_extra_max) if j not in held]
+    indices = {candidates[n].index for n in numbers}
+    extras = [j for j in range(lam, lam + n_extra_max) if j not in indices]
     if extras:
         # Spread concurrent samplers over the next few extras (by trial number), as above.
         return None, extras[min(number % 4, len(extras) - 1)]
