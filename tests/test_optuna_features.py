@@ -132,3 +132,34 @@ def test_source_trials_set_the_first_mean_and_spread() -> None:
     best = source.best_params
     assert np.allclose(run["mean"], [best["x"] / 10, best["y"] / 10])  # type: ignore[index]
     assert run["sigma0"] < 0.2  # type: ignore[index,operator]  # the spread of the best trials
+
+
+def test_extra_samples_finished_before_the_tell_are_told_as_further_rows() -> None:
+    from nes_asktell.integrations.optuna import _storage as ch
+
+    sampler = NESSampler(seed=0, popsize=6)
+    study = optuna.create_study(sampler=sampler)
+
+    def sphere(t: optuna.Trial) -> float:
+        return (t.suggest_float("x", -5, 5) - 1) ** 2 + t.suggest_float("y", -5, 5) ** 2
+
+    study.optimize(sphere, n_trials=5)
+    held = [study.ask() for _ in range(3)]  # three candidates stay RUNNING for a while
+    for t in held:
+        t.suggest_float("x", -5, 5)
+        t.suggest_float("y", -5, 5)
+    study.optimize(sphere, n_trials=6)  # the other candidates, then extra samples
+    for t in held:
+        study.tell(t, 1.0)
+    study.optimize(sphere, n_trials=3)
+    told = sampler.generations(study)[1]["told"]
+    assert isinstance(told, list)
+    assert len(told) == 10  # 6 candidates and the 4 extras finished by then
+    indices = [ch.parse_candidate(study.trials[n]).index for n in told]  # type: ignore[union-attr]
+    assert indices == list(range(10))
+    carrier_trial = study.trials[sampler.generations(study)[1]["trial"]]  # type: ignore[index]
+    carrier = ch.parse_carrier(carrier_trial)
+    assert carrier is not None
+    run = ch.stored_state(carrier_trial, carrier)["run"]
+    assert run["popsize"] == 6  # type: ignore[index]  # the search keeps its population
+    assert run["nfev"] == 10  # type: ignore[index]  # and its update used all ten rows

@@ -159,7 +159,17 @@ class Assigner:
             0 if extra is None else extra.shape[0],
         )
         if told is not None:
-            after, refused = self.search.next_state(tip, loaded, told, sign)
+            # The extra samples finished by now (a gap-free run from index `lam`) are told too.
+            finished: dict[int, FrozenTrial] = {}
+            for n in sorted(ix.by_state.get(tip.digest, ())):
+                got = ch.find(trials, n)
+                j = ix.candidates[n].index
+                if j >= lam and got is not None and got.state.is_finished():
+                    finished.setdefault(j, got)
+            extras: list[FrozenTrial] = []
+            while lam + len(extras) in finished:
+                extras.append(finished[lam + len(extras)])
+            after, refused = self.search.next_state(tip, loaded, told, sign, extras)
             if refused is not None:
                 self.records.warn_once(
                     ("refused", tip.digest),
@@ -168,6 +178,7 @@ class Assigner:
                     "last mean.",
                 )
             numbers = [-1 if t is None else t.number for t in told]
+            numbers += [t.number for t in extras]
             return self._store_and_assign(study, trial, space, after, numbers, ix)
         if k is None:  # the extra samples are used up: an independent sample, not a copy
             self.fallback.add(trial.number)

@@ -376,17 +376,63 @@ class Search:
         }
         return self.load(json.loads(st.dumps(state)), space.dim, space.cells)
 
+    def _tell(
+        self,
+        loaded: Loaded,
+        told: list[FrozenTrial | None],
+        extras: list[FrozenTrial],
+        sign: float,
+    ) -> Strategy:
+        """Return a copy of the loaded strategy told `told` and, if possible, `extras`.
+
+        `extras` are finished trials of the extra samples ``popsize, popsize + 1, ...`` (in that
+        order, without gaps). Without mirrored sampling, extra sample ``j`` is row
+        ``popsize + j`` of the same state with a larger population (the same counter noise
+        keys), so the generation is told as one of ``popsize + len(extras)`` rows, and the
+        result keeps the search's population. Otherwise, or if the rows do not match, only
+        `told` is told.
+        """
+        lam = loaded.X.shape[0]
+        f = told_fitness([*told, *extras], sign)
+        es = copy.deepcopy(loaded.es)  # the loaded strategy stays that of its digest
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # all non-finite: the update is skipped
+            with np.errstate(all="ignore"):
+                if extras and not es.mirrored:
+                    try:
+                        run = dict(es.state_dict())
+                        run["popsize"] = lam + len(extras)
+                        run["asked"] = False
+                        big = self.cls.from_state(run)
+                        Xb = big.ask()
+                        X = es.ask()
+                        E = es.extra_samples(len(extras))
+                        if E is not None and np.array_equal(Xb, np.vstack([X, E])):
+                            big.tell(Xb, f)
+                            state = dict(big.state_dict())
+                            state["popsize"] = lam
+                            return self.cls.from_state(state)
+                    except Exception:
+                        pass
+                es.tell(es.ask(), f[:lam] if not extras else told_fitness(told, sign))
+        return es
+
     def next_state(
-        self, tip: st.Carrier, loaded: Loaded, told: list[FrozenTrial | None], sign: float
+        self,
+        tip: st.Carrier,
+        loaded: Loaded,
+        told: list[FrozenTrial | None],
+        sign: float,
+        extras: list[FrozenTrial] | None = None,
     ) -> tuple[Loaded, str | None]:
         """Return the state after telling generation `tip` the outcomes `told` (slot order).
 
+        Finished `extras` (see :meth:`_tell`) are told as further rows of the generation.
         A converged strategy restarts (a doubled population up to `restarts` times, the same
         population after). A tell that raises or gives a state that does not pass
         :meth:`load` is refused: the next state is then a fresh run at the last mean, and the
         second item of the result says why (None when the tell was accepted).
         """
-        f = told_fitness(told, sign)
         restart = int(str(loaded.state["restart"]))
         entropy = int(str(loaded.state["entropy"]))
 
@@ -402,12 +448,8 @@ class Search:
             }
 
         try:
-            es = copy.deepcopy(loaded.es)  # the loaded strategy stays that of its digest
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # all non-finite: the update is skipped
-                with np.errstate(all="ignore"):
-                    es.tell(es.ask(), f)
-                stopped = bool(es.stop())
+            es = self._tell(loaded, told, extras or [], sign)
+            stopped = bool(es.stop())
             if stopped:
                 restart = min(restart + 1, MAX_RESTART)
                 es = self.new_strategy(es.dim, entropy, restart)
