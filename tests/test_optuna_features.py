@@ -154,12 +154,15 @@ def test_extra_samples_finished_before_the_tell_are_told_as_further_rows() -> No
     study.optimize(sphere, n_trials=3)
     told = sampler.generations(study)[1]["told"]
     assert isinstance(told, list)
-    assert len(told) == 10  # 6 candidates and the 4 extras finished by then
+    # the 6 candidates, then every extra sample drawn while the three were held (all finished)
+    extras = [t for t in study.trials if (c := ch.parse_candidate(t)) and c.index >= 6]
+    assert len(extras) >= 3
+    assert len(told) == 6 + len(extras)
     indices = [ch.parse_candidate(study.trials[n]).index for n in told]  # type: ignore[union-attr]
-    assert indices == list(range(10))
+    assert indices == list(range(len(told)))
     carrier_trial = study.trials[sampler.generations(study)[1]["trial"]]  # type: ignore[index]
     carrier = ch.parse_carrier(carrier_trial)
     assert carrier is not None
     run = ch.stored_state(carrier_trial, carrier)["run"]
     assert run["popsize"] == 6  # type: ignore[index]  # the search keeps its population
-    assert run["nfev"] == 10  # type: ignore[index]  # and its update used all ten rows
+    assert run["nfev"] == len(told)  # type: ignore[index]  # and its update used every row

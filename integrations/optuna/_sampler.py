@@ -69,43 +69,56 @@ class NESSampler(BaseSampler):
         ``"snes"``, ``"openes"``) or a class.
     sigma0 : float, optional
         Initial step size in unit-cube coordinates (each parameter's range has width 1); default
-        0.2.
+        0.2, at most 10.
     popsize : int, optional
-        Trials per generation; default the strategy's (``4 + floor(3 ln d)``).
+        Trials per generation; default the strategy's (``4 + floor(3 ln d)``); at most 65,536.
     n_startup_trials : int
         Trials sampled by `independent_sampler` until this many trials are COMPLETE.
     independent_sampler : optuna.samplers.BaseSampler, optional
         Samples the parameters the strategy does not search (categorical, conditional and
-        single-valued ones) and the startup trials; default ``RandomSampler(seed=seed)``.
+        single-valued ones) and the startup trials; default a ``RandomSampler`` seeded per
+        trial and parameter from `seed`.
     warn_independent_sampling : bool
-        Log a warning when a parameter is sampled independently after the startup trials.
+        Log a warning (once per parameter) when a parameter is sampled independently after the
+        startup trials.
     restarts : int
-        Restarts allowed with a doubled population (IPOP) when the strategy converges.
+        Population doublings allowed on restarts (IPOP) when the strategy converges; after
+        them a converged search restarts with the same population. Default 9, at most 100.
+    constraints_func : callable, optional
+        As for Optuna's samplers: ``constraints_func(trial)`` returns a sequence of floats,
+        each ``<= 0`` when satisfied; infeasible trials rank below feasible ones by total
+        violation. Constraints set with ``trial.set_constraint`` count too.
+    source_trials : sequence of FrozenTrial, optional
+        Trials of other studies that, with the study's own, set the first mean and step size.
     seed : int, optional
         Seeds the first state of the search and the default independent sampler.
     strategy_options : dict, optional
-        Keyword arguments of the strategy's constructor (plain JSON data: they are stored).
-        For ``"xnes"`` the sampler sets ``eta_sigma=1.0, csa=True, adaptation_sampling=False,
-        mirrored=False`` and for ``"snes"`` ``mirrored=False``, unless given here.
+        Keyword arguments of the strategy's constructor (plain JSON data: they are stored);
+        not ``x0``, ``sigma0``, ``popsize``, ``bounds`` or ``rng``, and learning rates
+        ``eta_*`` at most 10. For ``"xnes"`` the sampler sets ``eta_sigma=1.0, csa=True,
+        adaptation_sampling=False, mirrored=False`` and for ``"snes"`` ``mirrored=False``,
+        unless given here.
 
     Raises
     ------
-    ValueError
-        From sampling in a multi-objective study.
+    TypeError, ValueError
+        From a bad argument, naming it; from sampling in a multi-objective study.
 
     Notes
     -----
     Each trial the strategy samples records ``nes_asktell:candidate`` = ``{"state": D,
     "generation": g, "index": k}`` in its system attributes. Candidate ``k`` of a state is
     computed from the stored state alone, so every process rebuilds the same candidates. A
-    generation is told once each of its ``popsize`` candidates has a COMPLETE trial (the lowest
-    numbered, when several evaluated it); FAIL, PRUNED and unfinished trials never block it: a
-    new trial takes a candidate no live trial holds; when every candidate is taken it draws an
-    extra sample (not told), and backs up a RUNNING candidate once a population of trials has
-    completed after it, so an abandoned trial is replaced. The told state is stored on the
+    generation is told once each of its ``popsize`` candidates has an outcome: a finished trial
+    (COMPLETE by value; infeasible below feasible by violation; PRUNED below every COMPLETE,
+    later steps first; FAIL and NaN last). A failed or pruned candidate is not evaluated again;
+    a new trial takes a candidate no trial holds, else an extra sample (told with the
+    generation if it has finished by then), and a RUNNING candidate overtaken by a population
+    of finished trials is handed out once more. The told state is validated and stored on the
     trial that told it, with the digest of its parent; processes that tell the same generation
-    write the same state, and all processes follow the same (longest) chain of states, so no
-    generation is lost or told twice. See :doc:`/optuna` for the full argument.
+    write the same state, and all processes follow the same (longest) chain of states. Every
+    stored state is size-bounded and validated before use; a bad one is skipped with one
+    warning. See :doc:`/optuna` for the full argument.
 
     Examples
     --------

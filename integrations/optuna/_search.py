@@ -522,6 +522,7 @@ def plan(
     indices = {candidates[n].index for n in numbers}
     extras = [j for j in range(lam, lam + n_extra_max) if j not in indices]
     if extras:
-        # Spread concurrent samplers over the next few extras (by trial number), as above.
-        return None, extras[min(number % 4, len(extras) - 1)]
+        # The first free one, so that the extras told with the generation have no gaps (two
+        # samplers that pick it at the same moment are separated by the check after writing).
+        return None, extras[0]
     return None, None
