@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 optuna = pytest.importorskip("optuna")
@@ -201,7 +201,6 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=30)
 @given(data=st.data())
 def test_random_corruptions_of_stored_attributes_never_crash_the_study(
     source: list[FrozenTrial], data: st.DataObject

@@ -159,12 +159,23 @@ class Assigner:
             0 if extra is None else extra.shape[0],
         )
         if told is not None:
-            # The extra samples finished by now (a gap-free run from index `lam`) are told too.
+            # The extra samples that finished before the last outcome of a candidate (a gap-free
+            # run from index `lam`) are told too. Every process that sees that outcome sees
+            # them finished, so processes telling at the same moment still agree.
+            stamps = [t.datetime_complete for t in told if t is not None]
+            cutoff = max((d for d in stamps if d is not None), default=None)
             finished: dict[int, FrozenTrial] = {}
             for n in sorted(ix.by_state.get(tip.digest, ())):
                 got = ch.find(trials, n)
                 j = ix.candidates[n].index
-                if j >= lam and got is not None and got.state.is_finished():
+                if (
+                    j >= lam
+                    and got is not None
+                    and got.state.is_finished()
+                    and cutoff is not None
+                    and got.datetime_complete is not None
+                    and got.datetime_complete <= cutoff
+                ):
                     finished.setdefault(j, got)
             extras: list[FrozenTrial] = []
             while lam + len(extras) in finished:

@@ -469,6 +469,30 @@ def _finished_after(finished: list[int], number: int) -> int:
     return len(finished) - bisect.bisect_right(finished, number)
 
 
+def _is_stale(trials: list[FrozenTrial], finished: list[int], number: int, lam: int) -> bool:
+    """Return whether RUNNING trial `number` is presumed dead (the grace period is over).
+
+    It must have been overtaken by `lam` finished trials numbered after it, and have run
+    longer than ten times the median duration of those trials (as the storage's timestamps
+    say, so that every process decides alike).
+    """
+    after = finished[bisect.bisect_right(finished, number) :]
+    if len(after) < lam:
+        return False
+    held = st.find(trials, number)
+    start = None if held is None else held.datetime_start
+    durations, latest = [], None
+    for n in {*after[: 4 * lam], *after[-4 * lam :]}:  # bounded work in a long study
+        t = st.find(trials, n)
+        if t is None or t.datetime_start is None or t.datetime_complete is None:
+            continue
+        durations.append((t.datetime_complete - t.datetime_start).total_seconds())
+        latest = t.datetime_complete if latest is None else max(latest, t.datetime_complete)
+    if start is None or latest is None or not durations:
+        return True
+    return (latest - start).total_seconds() > 10.0 * float(np.median(durations))
+
+
 def plan(
     trials: list[FrozenTrial],
     numbers: list[int],
@@ -507,7 +531,7 @@ def plan(
             live.setdefault(k, []).append(n)
     live = {k: nums for k, nums in live.items() if k not in outcome}
     finished = [t.number for t in trials if t.state.is_finished()]  # sorted by number
-    stale = {k for k, nums in live.items() if _finished_after(finished, max(nums)) >= lam}
+    stale = {k for k, nums in live.items() if _is_stale(trials, finished, max(nums), lam)}
     dead = {k for k in stale if len(live[k]) >= 2}  # its one copy died too
     if all(k in outcome or k in dead for k in range(lam)):
         return [outcome.get(k) for k in range(lam)], -1
