@@ -281,7 +281,7 @@ def report_procs(seeds: list[int]) -> None:
             for s in seeds:
                 r = run_procs(kind, n, s)
                 print(
-                    f"  {kind:7s} {n} procs seed {s}: complete {r['complete']}, told "
+                    f"  {kind:7s} {n} procs run {s}: complete {r['complete']}, told "
                     f"{r['told']}, pending (last generation) {r['pending']}, startup "
                     f"{r['startup']}, duplicates {r['duplicates']}"
                 )

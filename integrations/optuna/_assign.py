@@ -214,33 +214,42 @@ class Assigner:
         known: set[int] | None = None,
         used: set[int] | None = None,
     ) -> dict[str, int | float] | None:
-        """Record candidate `k` on `trial` and return its values.
+        """Record candidate `k` on `trial` and return its values (None: sample independently).
 
         With `known` (the trials whose records the choice of `k` saw), the record is checked
-        afresh against the RUNNING trials: when a lower-numbered trial that the choice did not
-        see took the same candidate in the meantime (two processes sampling at one moment),
-        this trial takes the first extra sample nobody holds instead, so no live point is
-        evaluated twice. (Both write, then both read: the higher number always yields.)
+        afresh against the RUNNING trials: when a trial that the choice did not see took the
+        same candidate in the meantime (two processes sampling at one moment), this trial takes
+        an extra sample nobody holds instead, so no live point is evaluated twice. (Both write,
+        then both read: at least the one that read last sees the other and yields; when both
+        see each other, both yield, the lower number to the first free extra, the next to the
+        second, and so on.) A trial that ends up with no candidate records none.
         """
         lam = loaded.X.shape[0]
         taken = set(used or ())
+        recorded = False
         for _ in range(4):
             row = self._row(loaded, k)
             if row is None:
-                return None
+                break
             cand = ch.Candidate(digest, generation, k)
             ch.record_candidate(study, trial, cand)
+            recorded = True
             if known is None:
-                break
+                return space.from_unit(row)
             held = ch.running_candidates(study)
-            clash = any(n < trial.number and n not in known and c == cand for n, c in held.items())
-            if not clash:
-                break
-            taken |= {c.index for n, c in held.items() if c.state == digest}
-            k = next(j for j in range(lam, 1 << 62) if j not in taken)
-        else:
-            return None
-        return space.from_unit(row)
+            rivals = [
+                n for n, c in held.items() if n != trial.number and n not in known and c == cand
+            ]
+            if not rivals:
+                return space.from_unit(row)
+            taken |= {c.index for c in held.values() if c.state == digest}
+            rank = sum(n < trial.number for n in rivals)
+            free = [j for j in range(lam, lam + len(taken) + rank + 1) if j not in taken]
+            k = free[rank]
+        if recorded:  # an independent sample after all: the trial holds no candidate
+            ch.clear_candidate(study, trial)
+        self.fallback.add(trial.number)
+        return None
 
     def _row(self, loaded: Loaded, k: int) -> FloatArray | None:
         lam = loaded.X.shape[0]
