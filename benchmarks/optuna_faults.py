@@ -287,9 +287,13 @@ def report_procs(seeds: list[int]) -> None:
                 )
 
 
+#: the study lengths of the speed suite (``--speed-trials`` overrides them)
+SPEED_TRIALS = [1000, 5000]
+
+
 def report_speed(seeds: list[int]) -> None:
     print("speed: 10-d sphere, sampler ms per trial")
-    for n in (1000, 5000):
+    for n in SPEED_TRIALS:
         for sampler in ("nes", "cma"):
             rs = [run_speed(sampler, n, s) for s in seeds]
             ms = statistics.median(float(r["ms_per_trial"]) for r in rs)  # type: ignore[arg-type]
@@ -318,5 +322,8 @@ if __name__ == "__main__":
     parser.add_argument("--suite", nargs="*", choices=list(SUITES), default=None)
     parser.add_argument("--seeds", nargs="*", type=int, default=None)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--speed-trials", nargs="*", type=int, default=None)
     args = parser.parse_args()
+    if args.speed_trials:
+        SPEED_TRIALS[:] = args.speed_trials
     main(quick=args.quick, suites=args.suite, seeds=args.seeds)
