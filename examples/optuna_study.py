@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import optuna
+from optuna.trial import TrialState
 
 from nes_asktell import NESSampler
 
@@ -33,6 +34,20 @@ def mixed(trial: optuna.Trial) -> float:
     batch = trial.suggest_int("batch", 16, 256, step=16)
     momentum = trial.suggest_float("momentum", 0.0, 0.99) if kind == "sgd" else 0.9
     return math.log10(lr / 1e-3) ** 2 + ((batch - 128) / 64) ** 2 + (momentum - 0.9) ** 2
+
+
+def fragile(trial: optuna.Trial) -> float:
+    """Fail where x + y > 3 and report steps to a pruner (each trial still informs the search)."""
+    x = trial.suggest_float("x", -5.0, 5.0)
+    y = trial.suggest_float("y", -5.0, 5.0)
+    if x + y > 3.0:
+        raise RuntimeError("the simulator crashed")
+    f = (x - 1.0) ** 2 + (y - 1.0) ** 2
+    for step in range(3):
+        trial.report(f * (3 - step), step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return f
 
 
 def storage_at(path: str) -> optuna.storages.JournalStorage:
@@ -57,8 +72,25 @@ def main() -> None:
     study.optimize(mixed, n_trials=100)
     print(f"2. mixed space:   best {study.best_value:.2e} at {study.best_params}")
 
+    # 3. Failures and a pruner: failed and pruned trials rank below every complete one, and no
+    #    point is tried twice; constraints (x >= 0.5 here) rank infeasible trials by violation.
+    study = optuna.create_study(
+        sampler=NESSampler(seed=0, constraints_func=lambda t: [0.5 - t.params["x"]]),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5),
+    )
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # no line per failed trial
+    study.optimize(fragile, n_trials=150, catch=(RuntimeError,))
+    optuna.logging.set_verbosity(verbosity)
+    distinct = len({tuple(sorted(t.params.items())) for t in study.trials})
+    states = {s.name: sum(t.state == s for t in study.trials) for s in TrialState}
+    print(
+        f"3. faults:        {distinct} distinct points of {len(study.trials)}, "
+        f"{states['FAIL']} failed, {states['PRUNED']} pruned, best {study.best_value:.2e}"
+    )
+
     with tempfile.TemporaryDirectory() as tmp:
-        # 3. Two processes on one journal file (SQLite works the same way with an RDB URL).
+        # 4. Two processes on one journal file (SQLite works the same way with an RDB URL).
         path = str(Path(tmp) / "study.log")
         optuna.create_study(study_name="shared", storage=storage_at(path))
         ctx = multiprocessing.get_context("spawn")
@@ -73,15 +105,15 @@ def main() -> None:
         sampler = NESSampler()
         n_gen = len(sampler.generations(study))
         print(
-            f"3. two processes: {len(study.trials)} trials, {n_gen} generations, "
+            f"4. two processes: {len(study.trials)} trials, {n_gen} generations, "
             f"best {study.best_value:.2e}"
         )
 
-        # 4. Resume: a fresh sampler (any process) continues the stored search.
+        # 5. Resume: a fresh sampler (any process) continues the stored search.
         study = optuna.load_study(study_name="shared", storage=storage_at(path), sampler=sampler)
         study.optimize(objective, n_trials=40)
         print(
-            f"4. resumed:       {len(study.trials)} trials, "
+            f"5. resumed:       {len(study.trials)} trials, "
             f"{len(sampler.generations(study))} generations, best {study.best_value:.2e}"
         )
 

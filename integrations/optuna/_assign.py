@@ -34,14 +34,20 @@ class Assigner:
         The settings of the search (strategy, step size, population, restarts, options, seed).
     n_startup_trials : int
         COMPLETE trials needed before the strategy samples.
+    source_trials : list of FrozenTrial
+        Trials of other studies the first state starts from (with the study's own).
     """
 
-    def __init__(self, search: Search, n_startup_trials: int) -> None:
+    def __init__(
+        self, search: Search, n_startup_trials: int, source_trials: list[FrozenTrial]
+    ) -> None:
         self.search = search
+        self.source_trials = source_trials
         self.n_startup_trials = n_startup_trials
         self.loaded: OrderedDict[str, Loaded] = OrderedDict()
         self.records = ch.Records()
         self.bad: set[str] = set()
+        self.fallback: set[int] = set()  # trials left to the independent sampler on purpose
         self.spaces: dict[tuple[tuple[str, BaseDistribution], ...], tuple[UnitSpace, str]] = {}
 
     def generations(
@@ -58,7 +64,7 @@ class Assigner:
         unit, key = self.unit_space(numeric)
         out: list[dict[str, object]] = []
         for c in self.records.chain(ix, key, self.bad):
-            loaded = self.load(c, trials, unit.dim)
+            loaded = self.load(c, trials, unit)
             if loaded is None:
                 break
             out.append(
@@ -71,7 +77,7 @@ class Assigner:
             )
         return out
 
-    def load(self, c: ch.Carrier, trials: list[FrozenTrial], dim: int) -> Loaded | None:
+    def load(self, c: ch.Carrier, trials: list[FrozenTrial], space: UnitSpace) -> Loaded | None:
         """Return the state of carrier `c` with its candidates, or None (and warn) if invalid."""
         hit = self.loaded.get(c.digest)
         if hit is not None:
@@ -81,8 +87,9 @@ class Assigner:
         try:
             if trial is None:
                 raise ValueError(f"trial {c.number} is missing")
-            loaded = self.search.load(ch.stored_state(trial, c), dim)
-        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            state = ch.stored_state(trial, c, self.search.max_chars(space.dim))
+            loaded = self.search.load(state, space.dim, space.cells)
+        except Exception as exc:  # an untrusted state: whatever it raises, it is skipped
             self.bad.add(c.digest)
             self.records.warn_once(
                 ("state", c.digest),
@@ -93,6 +100,10 @@ class Assigner:
         while len(self.loaded) > _CACHE_SIZE:
             self.loaded.popitem(last=False)
         return loaded
+
+    def sampled_independently(self, number: int) -> bool:
+        """Return whether trial `number` was left to the independent sampler on purpose."""
+        return number in self.fallback
 
     def unit_space(self, numeric: dict[str, BaseDistribution]) -> tuple[UnitSpace, str]:
         """Return the unit space of the numeric parameters `numeric` and its search key."""
@@ -126,28 +137,70 @@ class Assigner:
         ix = self.records.update(study, trials)
         mine = ix.candidates.get(trial.number)  # a trial sampled twice keeps its candidate
         if mine is not None and mine.state in self.loaded:
-            return space.from_unit(self._row(self.loaded[mine.state], mine.index))
+            row = self._row(self.loaded[mine.state], mine.index)
+            return None if row is None else space.from_unit(row)
         while True:
             chain = self.records.chain(ix, key, self.bad)
             if not chain:
-                first = self.search.first_state(space, key, trials, sign)
-                return self._store_and_assign(study, trial, space, first, [])
+                first = self.search.first_state(space, key, [*self.source_trials, *trials], sign)
+                return self._store_and_assign(study, trial, space, first, [], ix)
             tip = chain[-1]
-            loaded = self.load(tip, trials, space.dim)
+            loaded = self.load(tip, trials, space)
             if loaded is not None:
                 break
+        lam = loaded.X.shape[0]
+        extra = self.search.extra_rows(loaded)
         told, k = plan(
             trials,
             sorted(ix.by_state.get(tip.digest, ())),
             ix.candidates,
-            loaded.X.shape[0],
+            lam,
             trial.number,
-            lambda: self.search.extra_rows(loaded) is not None,
+            0 if extra is None else extra.shape[0],
         )
         if told is not None:
-            after = self.search.next_state(tip, loaded, told, sign)
-            return self._store_and_assign(study, trial, space, after, [t.number for t in told])
-        return self._assign(study, trial, space, tip.digest, tip.generation, k, loaded)
+            # The extra samples that finished before the last outcome of a candidate (a gap-free
+            # run from index `lam`) are told too. Every process that sees that outcome sees
+            # them finished, so processes telling at the same moment still agree.
+            stamps = [t.datetime_complete for t in told if t is not None]
+            cutoff = max((d for d in stamps if d is not None), default=None)
+            finished: dict[int, FrozenTrial] = {}
+            for n in sorted(ix.by_state.get(tip.digest, ())):
+                got = ch.find(trials, n)
+                j = ix.candidates[n].index
+                if (
+                    j >= lam
+                    and got is not None
+                    and got.state.is_finished()
+                    and cutoff is not None
+                    and got.datetime_complete is not None
+                    and got.datetime_complete <= cutoff
+                ):
+                    finished.setdefault(j, got)
+            extras: list[FrozenTrial] = []
+            while lam + len(extras) in finished:
+                extras.append(finished[lam + len(extras)])
+            after, refused = self.search.next_state(tip, loaded, told, sign, extras)
+            if refused is not None:
+                self.records.warn_once(
+                    ("refused", tip.digest),
+                    f"NESSampler refused to tell generation {tip.generation} (stored on trial "
+                    f"{tip.number}): {refused}; the search goes on from a fresh state at its "
+                    "last mean.",
+                )
+            numbers = [-1 if t is None else t.number for t in told]
+            numbers += [t.number for t in extras]
+            return self._store_and_assign(study, trial, space, after, numbers, ix)
+        if k is None:  # the extra samples are used up: an independent sample, not a copy
+            self.fallback.add(trial.number)
+            while len(self.fallback) > 1024:
+                self.fallback.remove(min(self.fallback))
+            return None
+        known = set(ix.candidates)
+        used = {ix.candidates[n].index for n in ix.by_state.get(tip.digest, ())}
+        return self._assign(
+            study, trial, space, tip.digest, tip.generation, k, loaded, known, used
+        )
 
     def _assign(
         self,
@@ -158,15 +211,51 @@ class Assigner:
         generation: int,
         k: int,
         loaded: Loaded,
-    ) -> dict[str, int | float]:
-        ch.record_candidate(study, trial, ch.Candidate(digest, generation, k))
-        return space.from_unit(self._row(loaded, k))
+        known: set[int] | None = None,
+        used: set[int] | None = None,
+    ) -> dict[str, int | float] | None:
+        """Record candidate `k` on `trial` and return its values (None: sample independently).
 
-    def _row(self, loaded: Loaded, k: int) -> FloatArray:
+        With `known` (the trials whose records the choice of `k` saw), the record is checked
+        afresh against the RUNNING trials: when a trial that the choice did not see took the
+        same candidate in the meantime (two processes sampling at one moment), this trial takes
+        an extra sample nobody holds instead, so no live point is evaluated twice. (Both write,
+        then both read: at least the one that read last sees the other and yields; when both
+        see each other, both yield, the lower number to the first free extra, the next to the
+        second, and so on.) A trial that ends up with no candidate records none.
+        """
+        lam = loaded.X.shape[0]
+        taken = set(used or ())
+        recorded = False
+        for _ in range(4):
+            row = self._row(loaded, k)
+            if row is None:
+                break
+            cand = ch.Candidate(digest, generation, k)
+            ch.record_candidate(study, trial, cand)
+            recorded = True
+            if known is None:
+                return space.from_unit(row)
+            held = ch.running_candidates(study)
+            rivals = [
+                n for n, c in held.items() if n != trial.number and n not in known and c == cand
+            ]
+            if not rivals:
+                return space.from_unit(row)
+            taken |= {c.index for c in held.values() if c.state == digest}
+            rank = sum(n < trial.number for n in rivals)
+            free = [j for j in range(lam, lam + len(taken) + rank + 1) if j not in taken]
+            k = free[rank]
+        if recorded:  # an independent sample after all: the trial holds no candidate
+            ch.clear_candidate(study, trial)
+        self.fallback.add(trial.number)
+        return None
+
+    def _row(self, loaded: Loaded, k: int) -> FloatArray | None:
         lam = loaded.X.shape[0]
         extra = self.search.extra_rows(loaded) if k >= lam else None
         if k >= lam and (extra is None or k - lam >= extra.shape[0]):
-            raise RuntimeError(f"candidate {k} of a generation of {lam} cannot be drawn")
+            return None
         row: FloatArray = loaded.X[k] if extra is None else extra[k - lam]
         return row
 
@@ -177,12 +266,24 @@ class Assigner:
         space: UnitSpace,
         loaded: Loaded,
         told: list[int],
-    ) -> dict[str, int | float]:
+        ix: ch.Index,
+    ) -> dict[str, int | float] | None:
         # The live strategy is the one every other process rebuilds from the stored text (a
         # JSON round trip of plain data is exact).
         digest = ch.store_state(study, trial, loaded.state, told)
         self.loaded[digest] = loaded
         generation = loaded.state["generation"]
         assert isinstance(generation, int)
-        k = trial.number % loaded.X.shape[0]  # spread over the candidates, as in sample
-        return self._assign(study, trial, space, digest, generation, k, loaded)
+        # Another process may have stored the same state (same digest) and handed out some of
+        # its candidates already: take a free one, spread by trial number as in `plan`.
+        lam = loaded.X.shape[0]
+        used = {ix.candidates[n].index for n in ix.by_state.get(digest, ())}
+        free = [k for k in range(lam) if k not in used]
+        k = (
+            free[trial.number % len(free)]
+            if free
+            else next(j for j in range(lam, 1 << 62) if j not in used)
+        )
+        return self._assign(
+            study, trial, space, digest, generation, k, loaded, set(ix.candidates), used
+        )

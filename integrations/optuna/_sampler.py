@@ -8,7 +8,8 @@ the only module that touches Optuna's storage internals) live beside it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import zlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,12 +26,13 @@ from nes_asktell._typing import OptionValue
 
 from . import _storage as ch
 from ._assign import Assigner
-from ._search import Search
+from ._search import MAX_LEARNING_RATE, MAX_POPSIZE, Search
 from ._space import is_relative
 
 __all__ = ["NESSampler"]
 
-_logger = optuna.logging.get_logger(__name__)
+#: under Optuna's logger, so that ``optuna.logging.set_verbosity`` governs it
+_logger = optuna.logging.get_logger("optuna.nes_asktell")
 
 #: The default initial step size, a fraction of each parameter's range (see the benchmark).
 DEFAULT_SIGMA0 = 0.2
@@ -44,6 +46,11 @@ DEFAULT_OPTIONS: dict[str, dict[str, OptionValue]] = {
     "xnes": {"eta_sigma": 1.0, "csa": True, "adaptation_sampling": False, "mirrored": False},
     "snes": {"mirrored": False},
 }
+#: the default restart budget: IPOP's population doublings (after them a converged search
+#: restarts with the same population)
+DEFAULT_RESTARTS = 9
+#: arguments of the strategy's constructor that the sampler sets itself
+_RESERVED_OPTIONS = ("x0", "sigma0", "popsize", "bounds", "rng")
 
 
 class NESSampler(BaseSampler):
@@ -62,43 +69,56 @@ class NESSampler(BaseSampler):
         ``"snes"``, ``"openes"``) or a class.
     sigma0 : float, optional
         Initial step size in unit-cube coordinates (each parameter's range has width 1); default
-        0.2.
+        0.2, at most 10.
     popsize : int, optional
-        Trials per generation; default the strategy's (``4 + floor(3 ln d)``).
+        Trials per generation; default the strategy's (``4 + floor(3 ln d)``); at most 65,536.
     n_startup_trials : int
         Trials sampled by `independent_sampler` until this many trials are COMPLETE.
     independent_sampler : optuna.samplers.BaseSampler, optional
         Samples the parameters the strategy does not search (categorical, conditional and
-        single-valued ones) and the startup trials; default ``RandomSampler(seed=seed)``.
+        single-valued ones) and the startup trials; default a ``RandomSampler`` seeded per
+        trial and parameter from `seed`.
     warn_independent_sampling : bool
-        Log a warning when a parameter is sampled independently after the startup trials.
+        Log a warning (once per parameter) when a parameter is sampled independently after the
+        startup trials.
     restarts : int
-        Restarts allowed with a doubled population (IPOP) when the strategy converges.
+        Population doublings allowed on restarts (IPOP) when the strategy converges; after
+        them a converged search restarts with the same population. Default 9, at most 100.
+    constraints_func : callable, optional
+        As for Optuna's samplers: ``constraints_func(trial)`` returns a sequence of floats,
+        each ``<= 0`` when satisfied; infeasible trials rank below feasible ones by total
+        violation. Constraints set with ``trial.set_constraint`` count too.
+    source_trials : sequence of FrozenTrial, optional
+        Trials of other studies that, with the study's own, set the first mean and step size.
     seed : int, optional
         Seeds the first state of the search and the default independent sampler.
     strategy_options : dict, optional
-        Keyword arguments of the strategy's constructor (plain JSON data: they are stored).
-        For ``"xnes"`` the sampler sets ``eta_sigma=1.0, csa=True, adaptation_sampling=False,
-        mirrored=False`` and for ``"snes"`` ``mirrored=False``, unless given here.
+        Keyword arguments of the strategy's constructor (plain JSON data: they are stored);
+        not ``x0``, ``sigma0``, ``popsize``, ``bounds`` or ``rng``, and learning rates
+        ``eta_*`` at most 10. For ``"xnes"`` the sampler sets ``eta_sigma=1.0, csa=True,
+        adaptation_sampling=False, mirrored=False`` and for ``"snes"`` ``mirrored=False``,
+        unless given here.
 
     Raises
     ------
-    ValueError
-        From sampling in a multi-objective study.
+    TypeError, ValueError
+        From a bad argument, naming it; from sampling in a multi-objective study.
 
     Notes
     -----
     Each trial the strategy samples records ``nes_asktell:candidate`` = ``{"state": D,
     "generation": g, "index": k}`` in its system attributes. Candidate ``k`` of a state is
     computed from the stored state alone, so every process rebuilds the same candidates. A
-    generation is told once each of its ``popsize`` candidates has a COMPLETE trial (the lowest
-    numbered, when several evaluated it); FAIL, PRUNED and unfinished trials never block it: a
-    new trial takes a candidate no live trial holds; when every candidate is taken it draws an
-    extra sample (not told), and backs up a RUNNING candidate once a population of trials has
-    completed after it, so an abandoned trial is replaced. The told state is stored on the
+    generation is told once each of its ``popsize`` candidates has an outcome: a finished trial
+    (COMPLETE by value; infeasible below feasible by violation; PRUNED below every COMPLETE,
+    later steps first; FAIL and NaN last). A failed or pruned candidate is not evaluated again;
+    a new trial takes a candidate no trial holds, else an extra sample (told with the
+    generation if it has finished by then), and a RUNNING candidate overtaken by a population
+    of finished trials is handed out once more. The told state is validated and stored on the
     trial that told it, with the digest of its parent; processes that tell the same generation
-    write the same state, and all processes follow the same (longest) chain of states, so no
-    generation is lost or told twice. See :doc:`/optuna` for the full argument.
+    write the same state, and all processes follow the same (longest) chain of states. Every
+    stored state is size-bounded and validated before use; a bad one is skipped with one
+    warning. See :doc:`/optuna` for the full argument.
 
     Examples
     --------
@@ -116,15 +136,17 @@ class NESSampler(BaseSampler):
 
     def __init__(
         self,
+        *,
         strategy: str | type[Strategy] = "xnes",
         sigma0: float | None = None,
         popsize: int | None = None,
         n_startup_trials: int = 1,
         independent_sampler: BaseSampler | None = None,
         warn_independent_sampling: bool = True,
-        restarts: int = 0,
+        restarts: int = DEFAULT_RESTARTS,
+        constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
+        source_trials: Sequence[FrozenTrial] | None = None,
         seed: int | None = None,
-        *,
         strategy_options: dict[str, OptionValue] | None = None,
     ) -> None:
         cls = resolve_strategy(strategy)
@@ -138,16 +160,28 @@ class NESSampler(BaseSampler):
                 "`strategy_options` must be a dict of keyword arguments or None, "
                 f"but got {strategy_options!r}."
             )
-        # Build one strategy now, so that a bad option fails here and not in a trial.
-        probe = cls(np.full(2, 0.5), 0.1, rng=0, **options)  # type: ignore[arg-type]
-        try:
-            ch.dumps(probe.state_dict())
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"`strategy_options` must be plain JSON data, but got {strategy_options!r}."
-            ) from exc
+        for name in _RESERVED_OPTIONS:
+            if strategy_options is not None and name in strategy_options:
+                raise ValueError(
+                    f"`strategy_options` must not set `{name}` (the sampler sets it"
+                    + ("; pass `popsize=` or `sigma0=` to NESSampler" if "s" in name else "")
+                    + f"), but got {name}={v.short(strategy_options[name])}."
+                )
+        for name, value in options.items():
+            too_big = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if name.startswith("eta_") and too_big and value > MAX_LEARNING_RATE:  # type: ignore[operator]
+                raise ValueError(
+                    f"`strategy_options['{name}']` must be at most {MAX_LEARNING_RATE}, "
+                    f"but got {v.short(value)}."
+                )
         s0 = DEFAULT_SIGMA0 if sigma0 is None else v.positive_float("sigma0", sigma0)
+        if s0 > 10.0:
+            raise ValueError(
+                f"`sigma0` must be at most 10 (unit-cube widths), but got {v.short(sigma0)}."
+            )
         lam = v.optional_integer("popsize", popsize, minimum=2)
+        if lam is not None and lam > MAX_POPSIZE:
+            raise ValueError(f"`popsize` must be at most {MAX_POPSIZE}, but got {lam}.")
         n_startup = v.integer("n_startup_trials", n_startup_trials, minimum=0)
         if independent_sampler is not None and not isinstance(independent_sampler, BaseSampler):
             raise TypeError(
@@ -155,23 +189,51 @@ class NESSampler(BaseSampler):
                 f"but got {independent_sampler!r}."
             )
         v.flag("warn_independent_sampling", warn_independent_sampling)
-        n_restarts = v.integer("restarts", restarts, minimum=0)
+        n_restarts = v.integer("restarts", restarts, minimum=0, maximum=100)
+        if constraints_func is not None and not callable(constraints_func):
+            raise TypeError(
+                f"`constraints_func` must be callable or None, but got {constraints_func!r}."
+            )
+        sources = [] if source_trials is None else list(source_trials)
+        for t in sources:
+            if not isinstance(t, FrozenTrial):
+                raise TypeError(
+                    "`source_trials` must be a sequence of optuna.trial.FrozenTrial, "
+                    f"but got an item {v.short(t)}."
+                )
         if seed is not None:
             seed = v.integer("seed", seed, minimum=0)
+        # Build one strategy now (with the real population), so that a bad option fails here
+        # and not in a trial; the first trial checks them again in the real dimension.
+        probe = cls(np.full(2, 0.5), s0, lam, rng=0, **options)  # type: ignore[arg-type]
+        try:
+            ch.dumps(probe.state_dict())
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"`strategy_options` must be plain JSON data, but got {strategy_options!r}."
+            ) from exc
         self._search = Search(cls, s0, lam, n_restarts, options, seed)
         self._n_startup_trials = n_startup
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
+        # With a seed and the default sampler, each trial's independent draws get their own
+        # seed from (seed, trial number, parameter): processes that share a study and a seed
+        # then draw different startup points instead of the same ones.
+        self._per_trial_seed = seed if independent_sampler is None else None
         self._warn_independent_sampling = warn_independent_sampling
+        self._constraints_func = constraints_func
+        self._source_trials = sources
         self._init_caches()
 
     def _init_caches(self) -> None:
         self._lock = threading.RLock()
-        self._assigner = Assigner(self._search, self._n_startup_trials)
+        self._assigner = Assigner(self._search, self._n_startup_trials, self._source_trials)
         self._space_calculator = IntersectionSearchSpace()
+        self._warned: set[str] = set()  # parameters warned about (once each)
+        self._fallback: set[int] = set()  # trials sampled independently on purpose
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()
-        for name in ("_lock", "_assigner", "_space_calculator"):
+        for name in ("_lock", "_assigner", "_space_calculator", "_warned", "_fallback"):
             del d[name]
         return d
 
@@ -207,12 +269,16 @@ class NESSampler(BaseSampler):
         if numeric:
             with self._lock:
                 values = self._assigner.sample(study, trial, *self._assigner.unit_space(numeric))
+                if values is None and self._assigner.sampled_independently(trial.number):
+                    self._fallback.add(trial.number)
             if values is None:
                 return {}
             out.update(values)
         for name, dist in search_space.items():
             if name not in numeric:
-                out[name] = self._independent_sampler.sample_independent(study, trial, name, dist)
+                out[name] = self._independent(trial, name).sample_independent(
+                    study, trial, name, dist
+                )
         return out
 
     def sample_independent(
@@ -224,17 +290,23 @@ class NESSampler(BaseSampler):
     ) -> Any:
         """Draw one parameter with the independent sampler (logging the usual warning)."""
         self._check_single_objective(study)
-        if self._warn_independent_sampling and not param_distribution.single():
+        if (
+            self._warn_independent_sampling
+            and not param_distribution.single()
+            and param_name not in self._warned
+            and trial.number not in self._fallback
+        ):
             n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
             if n_complete >= self._n_startup_trials:
+                self._warned.add(param_name)
                 _logger.warning(
                     f"The parameter `{param_name}` in trial {trial.number} is sampled "
                     f"independently by `{type(self._independent_sampler).__name__}` instead "
                     "of `NESSampler` (categorical, conditional and changing parameters are "
-                    "not searched by the strategy). Pass `warn_independent_sampling=False` to "
-                    "silence this warning."
+                    "not searched by the strategy). This warning is given once per parameter; "
+                    "pass `warn_independent_sampling=False` to silence it."
                 )
-        return self._independent_sampler.sample_independent(
+        return self._independent(trial, param_name).sample_independent(
             study, trial, param_name, param_distribution
         )
 
@@ -249,7 +321,12 @@ class NESSampler(BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        """Forward to the independent sampler (generations are told while sampling)."""
+        """Store the constraints (if any) and forward to the independent sampler.
+
+        Generations are told while sampling.
+        """
+        if self._constraints_func is not None:
+            ch.store_constraints(self._constraints_func, study, trial, state)
         self._independent_sampler.after_trial(study, trial, state, values)
 
     # ------------------------------------------------------------------ inspection
@@ -291,6 +368,14 @@ class NESSampler(BaseSampler):
             return self._assigner.generations(study, trials, search_space)
 
     # ------------------------------------------------------------------ internals
+    def _independent(self, trial: FrozenTrial, name: str) -> BaseSampler:
+        if self._per_trial_seed is None:
+            return self._independent_sampler
+        seq = np.random.SeedSequence(
+            self._per_trial_seed, spawn_key=(trial.number, zlib.crc32(name.encode()))
+        )
+        return RandomSampler(seed=int(seq.generate_state(1)[0]))
+
     def _check_single_objective(self, study: Study) -> None:
         if len(study.directions) > 1:
             raise ValueError(

@@ -4,32 +4,143 @@ A state (plain JSON) holds the strategy's ``state_dict`` at the start of a gener
 with the search key, the generation, the parent digest, the restart count and the seed entropy
 (not the numbers of the trials told: two processes that tell the same values from different
 copies of a candidate must write the same state). Everything here is a deterministic function of
-a state and of the told values, so every process computes the same candidates and the same next
-state. Restarts start where IPOP's would (the shared helpers of ``nes_asktell._restarts``).
+a state and of the told outcomes, so every process computes the same candidates and the same
+next state. Restarts start where IPOP's would (the shared helpers of ``nes_asktell._restarts``).
+
+Every stored state is untrusted: :meth:`Search.load` bounds its size before it is parsed, checks
+its configuration against the search's own (dimension, population, options) and the range of
+every number, and :meth:`Search.next_state` checks the state it computes the same way before it
+is stored; a tell that fails or would produce a bad state is refused and the search restarts
+from a fresh state at the last mean instead.
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
+import json
+import math
+import re
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
+from scipy.special import ndtri
 
 from nes_asktell import _validate as v
 from nes_asktell._bounds import Box
 from nes_asktell._restarts import restart_popsize, restart_x0, run_seed
 from nes_asktell._strategy import Strategy, check_popsize
-from nes_asktell._typing import FloatArray, NESWarning, OptionValue
+from nes_asktell._typing import FloatArray, OptionValue
 
 from . import _storage as st
 from ._space import UnitSpace
 
+#: the largest population a search may use (a generation of more trials is not a study)
+MAX_POPSIZE = 1 << 16
+#: the most restarts a stored state may count
+MAX_RESTART = 10**6
+#: extra samples a generation may hand out, as a multiple of its population
+EXTRA_FACTOR = 4
+#: the widest step size (in unit-cube widths) and the farthest mean a stored state may hold
+MAX_SIGMA = 1e3
+MAX_MEAN = 1e6
+#: the longest history of best values a stored state may keep
+MAX_HISTORY = 100_000
+#: the largest learning rate (an option or state entry ``eta_*``) a search may use: with more,
+#: one generation changes the step size by more than ``exp(eta / 2 * d)`` and soon overflows
+MAX_LEARNING_RATE = 10.0
+_ENTROPY_RE = re.compile(r"[0-9]{1,40}")
+_STATE_KEYS = {"format", "key", "generation", "parent", "restart", "entropy", "run"}
+#: the entries of a strategy's state that the search's settings fix
+_CONFIG = (
+    "strategy",
+    "version",
+    "dim",
+    "popsize",
+    "mirrored",
+    "shaping",
+    "threads",
+    "dtype",
+    "bounds",
+    "criteria",
+    "options",
+)
+
 
 def _unit_box(dim: int) -> Box:
     return Box(np.zeros(dim), np.ones(dim))
+
+
+def _check_shape(x: object, ref: object, path: str) -> None:
+    """Check that `x` has the structure of `ref`: same keys, same list lengths, plain leaves."""
+    if isinstance(ref, dict):
+        if not isinstance(x, dict) or set(x) != set(ref):
+            raise ValueError(f"`{path}` does not have the keys of this search's states")
+        for name, sub in ref.items():
+            _check_shape(x[name], sub, f"{path}.{name}")
+    elif isinstance(ref, list):
+        limit = MAX_HISTORY if path.endswith(".fhist") else len(ref)
+        if not isinstance(x, list) or (len(x) != len(ref) and not path.endswith(".fhist")):
+            raise ValueError(f"`{path}` does not have the shape of this search's states")
+        if len(x) > limit:
+            raise ValueError(f"`{path}` is longer than {limit}")
+        item = ref[0] if ref else 0.0
+        for i, sub in enumerate(x):
+            _check_shape(sub, ref[i] if i < len(ref) else item, f"{path}[{i}]")
+    elif isinstance(x, (dict, list)):
+        raise ValueError(f"`{path}` does not have the shape of this search's states")
+    elif isinstance(x, str) and len(x) > 64:
+        raise ValueError(f"`{path}` is too long")
+    elif isinstance(x, float) and not math.isfinite(x):
+        raise ValueError(f"`{path}` is not finite")
+
+
+def outcome_key(t: FrozenTrial | None, sign: float) -> tuple[int, float, float]:
+    """Return the rank key of a told trial (lower is better).
+
+    COMPLETE and feasible by value; COMPLETE and infeasible by total violation, then value;
+    PRUNED below every COMPLETE, the later pruned first, then by the last reported value; FAIL,
+    NaN and a candidate whose trials died (None) last.
+    """
+    worst = (3, 0.0, 0.0)
+    if t is None or t.state == TrialState.FAIL:
+        return worst
+    if t.state == TrialState.COMPLETE:
+        if t.value is None or math.isnan(t.value):
+            return worst
+        f = sign * float(t.value)
+        viol = st.violation(t)
+        return (0, 0.0, f) if not viol else (1, viol, f)
+    if t.state == TrialState.PRUNED:
+        steps = t.intermediate_values
+        if not steps:
+            return (2, 1.0, math.inf)
+        last = max(steps)
+        value = sign * float(steps[last])
+        return (2, -float(last), math.inf if math.isnan(value) else value)
+    return worst
+
+
+def told_fitness(told: list[FrozenTrial | None], sign: float) -> FloatArray:
+    """Return the fitness told for the outcomes `told` (lower is better).
+
+    When every outcome is a feasible COMPLETE value, the values themselves (so value-based
+    shapings see them); otherwise the rank of each outcome under :func:`outcome_key` (ties share
+    the lowest rank), with inf for FAIL, NaN and dead candidates.
+    """
+    keys = [outcome_key(t, sign) for t in told]
+    if all(k[0] == 0 for k in keys):
+        return np.array([k[2] for k in keys], dtype=float)
+    f = np.empty(len(keys))
+    order = sorted(range(len(keys)), key=lambda i: keys[i])
+    first = 0
+    for pos, i in enumerate(order):
+        if pos and keys[i] != keys[order[pos - 1]]:
+            first = pos
+        f[i] = math.inf if keys[i][0] == 3 else float(first)
+    return f
 
 
 @dataclass
@@ -43,14 +154,43 @@ class Loaded:
     state: dict[str, object]
     es: Strategy
     X: FloatArray
+    cells: tuple[int, ...]
+    margin: FloatArray
     extra: FloatArray | None = None
 
     @classmethod
-    def of(cls, state: dict[str, object], es: Strategy) -> Loaded:
-        """Return the loaded state of `es` (asking its batch)."""
+    def of(cls, state: dict[str, object], es: Strategy, cells: tuple[int, ...]) -> Loaded:
+        """Return the loaded state of `es` (asking its batch).
+
+        `cells` holds the number of values of each grid coordinate (ints, floats with a step;
+        0 for the others). The root mean square deviation of the batch from the mean in a grid
+        coordinate is widened to a margin (see below), so an integer parameter never freezes
+        (the strategy is told its own rows: the margin only changes which values are
+        evaluated).
+        """
+        Y = es.ask().copy()
+        margin = np.ones(es.dim)
+        if any(cells):
+            dev = Y - es.mean
+            rms = np.sqrt(np.mean(dev**2, axis=0))
+            n = np.array(cells, dtype=float)
+            grid = n > 0
+            # Like CMA-ES with margin (Hamano et al. 2022): a sample leaves the mean's cell with
+            # probability at least alpha = 1 / (d * popsize) per coordinate, i.e. a spread of
+            # half a cell over the normal quantile z(1 - alpha / 2).
+            alpha = 1.0 / (es.dim * es.popsize)
+            z = float(ndtri(1.0 - alpha / 2.0))
+            want = np.where(grid, 0.5 / (z * np.maximum(n, 1.0)), 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                margin = np.where(grid & (rms < want), want / np.maximum(rms, 1e-300), 1.0)
+            margin = np.minimum(margin, 1e12)
+            Y = es.mean + dev * margin
         # The strategy searches R^d; its candidates are reflected into the unit cube, so the
         # update sees the unbounded perturbations (as with the strategies' own `bounds`).
-        return cls(state, es, _unit_box(es.dim).reflect(es.ask().copy()))
+        X = _unit_box(es.dim).reflect(Y)
+        if not np.isfinite(X).all():
+            raise ValueError("the state's candidates are not finite")
+        return cls(state, es, X, cells, margin)
 
 
 @dataclass
@@ -63,6 +203,7 @@ class Search:
     restarts: int
     options: dict[str, OptionValue]
     seed: int | None
+    _refs: dict[tuple[int, int], dict[str, object]] = field(default_factory=dict, repr=False)
 
     def key(self, space: UnitSpace) -> str:
         """Return the identity of the search of `space` with these settings."""
@@ -80,33 +221,73 @@ class Search:
     def _mirrored(self) -> bool:
         return bool(self.options.get("mirrored", self.cls.default_mirrored))
 
-    def _popsize0(self, dim: int) -> int:
-        return check_popsize(self.popsize, max(dim, 1), self._mirrored())
+    def popsize_of(self, dim: int, restart: int) -> int:
+        """Return the population of run `restart`: doubled per restart up to `restarts` times."""
+        lam0 = check_popsize(self.popsize, max(dim, 1), self._mirrored())
+        doublings = min(restart, self.restarts)
+        lam = restart_popsize(lam0, 2.0, doublings, self._mirrored())
+        while lam > max(MAX_POPSIZE, lam0):
+            doublings -= 1
+            lam = restart_popsize(lam0, 2.0, doublings, self._mirrored())
+        return lam
 
     def new_strategy(
-        self, dim: int, entropy: int, restart: int, x0: FloatArray | None = None
+        self,
+        dim: int,
+        entropy: int,
+        restart: int,
+        x0: FloatArray | None = None,
+        rng: int | None = None,
+        sigma0: float | None = None,
     ) -> Strategy:
         """Return the strategy of restart `restart`, seeded and placed as IPOP's would be.
 
         Run 0 starts at `x0` (the centre of the cube by default) with the seed itself; restart
         ``r`` starts uniformly in the cube with a seed derived from ``(seed, r)``, and a
-        population doubled ``r`` times.
+        population doubled ``min(r, restarts)`` times. `x0` and `rng` override the place and
+        the seed (a reset after a refused tell).
         """
-        if restart == 0:
-            start = np.full(dim, 0.5) if x0 is None else x0
+        if x0 is not None:
+            start = x0
+        elif restart == 0:
+            start = np.full(dim, 0.5)
         else:
             start = restart_x0(np.full(dim, 0.5), _unit_box(dim), entropy, restart)
-        lam = restart_popsize(self._popsize0(dim), 2.0, restart, self._mirrored())
-        rng = run_seed(entropy, restart)
-        return self.cls(start, self.sigma0, lam, rng=rng, **self.options)  # type: ignore[arg-type]
+        lam = self.popsize_of(dim, restart)
+        seed = run_seed(entropy, restart) if rng is None else rng
+        s0 = self.sigma0 if sigma0 is None else sigma0
+        return self.cls(start, s0, lam, rng=seed, **self.options)  # type: ignore[arg-type]
+
+    def reference(self, dim: int, restart: int) -> dict[str, object]:
+        """Return the state of a fresh run `restart` in `dim` dimensions (cached)."""
+        lam = self.popsize_of(dim, restart)
+        ref = self._refs.get((dim, lam))
+        if ref is None:
+            es = self.cls(np.full(dim, 0.5), self.sigma0, lam, rng=0, **self.options)  # type: ignore[arg-type]
+            ref = self._refs[(dim, lam)] = es.state_dict()
+            while len(self._refs) > 64:
+                del self._refs[next(iter(self._refs))]
+        return ref
+
+    def max_chars(self, dim: int) -> int:
+        """Return the longest text a stored state of a `dim`-d search may have."""
+        ref = self.reference(dim, MAX_RESTART)
+        return 4 * len(st.dumps(ref)) + 32 * MAX_HISTORY + 4096
 
     def warm_start(
         self, space: UnitSpace, trials: list[FrozenTrial], sign: float
-    ) -> FloatArray | None:
-        """Return the best COMPLETE trial's point if at least a population of them fits `space`."""
+    ) -> tuple[FloatArray, float] | None:
+        """Return a start (mean, step size) from COMPLETE feasible trials that fit `space`.
+
+        None unless there are at least a population of them. The mean is the best point; the
+        step size is the root mean square spread of the best population of points around it
+        (per coordinate, averaged), between a tenth of `sigma0` and `sigma0`.
+        """
         points = []
         for t in trials:
             if t.state != TrialState.COMPLETE or t.value is None or not np.isfinite(t.value):
+                continue
+            if st.violation(t):
                 continue
             if any(
                 t.distributions.get(n) != d for n, d in zip(space.names, space.dists, strict=True)
@@ -115,29 +296,61 @@ class Search:
             u = space.to_unit(t.params)
             if u is not None:
                 points.append((sign * t.value, t.number, u))
-        if len(points) < self._popsize0(space.dim):
+        lam = self.popsize_of(space.dim, 0)
+        if len(points) < lam:
             return None
-        return min(points, key=lambda p: (p[0], p[1]))[2]
+        points.sort(key=lambda p: (p[0], p[1]))
+        best = points[0][2]
+        top = np.array([p[2] for p in points[:lam]])
+        spread = float(np.sqrt(np.mean((top - best) ** 2)))
+        return best, min(max(spread, 0.1 * self.sigma0), self.sigma0)
 
-    def load(self, state: dict[str, object], dim: int) -> Loaded:
-        """Check a stored state and return it as a live strategy; raise ValueError."""
-        run = state["run"]
-        if not isinstance(run, dict) or run.get("strategy") != self.cls.name:
-            raise ValueError(f"the state is not a {self.cls.__name__} state")
-        v.integer("restart", state["restart"], minimum=0)
+    def load(self, state: object, dim: int, cells: tuple[int, ...] | None = None) -> Loaded:
+        """Check a stored state and return it as a live strategy; raise ValueError.
+
+        The configuration (strategy, dimension, population of its restart, options) must be
+        this search's, every list must have the length of this search's states, and every
+        number must be finite and in range; only then is the strategy built.
+        """
+        if not isinstance(state, dict) or set(state) != _STATE_KEYS:
+            raise ValueError("the state does not have the keys of a search state")
+        restart = v.integer("restart", state["restart"], minimum=0, maximum=MAX_RESTART)
         entropy = state["entropy"]
-        if not isinstance(entropy, str) or not entropy.isdigit():
+        if not isinstance(entropy, str) or _ENTROPY_RE.fullmatch(entropy) is None:
             raise ValueError(f"`entropy` is malformed: {v.short(entropy)}")
+        run = state["run"]
+        if not isinstance(run, dict):
+            raise ValueError(f"the state is not a {self.cls.__name__} state")
+        ref = self.reference(dim, restart)
+        for name in _CONFIG:
+            if run.get(name) != ref[name]:
+                raise ValueError(
+                    f"`{name}` is {v.short(run.get(name))}, but this search has "
+                    f"{v.short(ref[name])}"
+                )
+        _check_shape(run, ref, "run")
+        algo = run.get("algo")
+        for name, value in algo.items() if isinstance(algo, dict) else ():
+            rate = isinstance(value, (int, float)) and name.startswith("eta")
+            if rate and not 0 < value <= MAX_LEARNING_RATE:
+                raise ValueError(f"`{name}` must lie in (0, {MAX_LEARNING_RATE}]")
         es = self.cls.from_state(run)
         if es.bounds is not None or es.dim != dim:
             raise ValueError(f"the state does not describe an unbounded {dim}-d search")
-        return Loaded.of(state, es)
+        sigma = np.asarray(es.sigma, dtype=float)
+        if not (np.isfinite(sigma).all() and (sigma > 0).all() and (sigma <= MAX_SIGMA).all()):
+            raise ValueError(f"`sigma` must lie in (0, {MAX_SIGMA}], but got {v.short(es.sigma)}")
+        if not np.all(np.abs(es.mean) <= MAX_MEAN):
+            raise ValueError(f"`mean` must be finite and lie within {MAX_MEAN} of the cube")
+        return Loaded.of(state, es, (0,) * dim if cells is None else cells)
 
     def extra_rows(self, loaded: Loaded) -> FloatArray | None:
-        """Return `popsize` more samples of the generation's distribution, or None."""
+        """Return `EXTRA_FACTOR * popsize` more samples of the generation's distribution."""
         if loaded.extra is None:
-            X = loaded.es.extra_samples(loaded.X.shape[0])
+            X = loaded.es.extra_samples(EXTRA_FACTOR * loaded.X.shape[0])
             if X is not None:
+                mean = loaded.es.mean
+                X = mean + (X - mean) * loaded.margin
                 loaded.extra = _unit_box(loaded.es.dim).reflect(X)
         return loaded.extra
 
@@ -147,8 +360,11 @@ class Search:
         """Return the state of generation 0 (seeded by `seed`, or fresh entropy)."""
         entropy = self.seed if self.seed is not None else np.random.SeedSequence().entropy
         assert isinstance(entropy, int)
-        x0 = self.warm_start(space, trials, sign)
-        es = self.new_strategy(space.dim, entropy, 0, x0)
+        start = self.warm_start(space, trials, sign)
+        if start is None:
+            es = self.new_strategy(space.dim, entropy, 0)
+        else:
+            es = self.new_strategy(space.dim, entropy, 0, x0=start[0], sigma0=start[1])
         state: dict[str, object] = {
             "format": st.FORMAT,
             "key": key,
@@ -158,32 +374,123 @@ class Search:
             "entropy": str(entropy),
             "run": es.state_dict(),
         }
-        return Loaded.of(state, es)
+        return self.load(json.loads(st.dumps(state)), space.dim, space.cells)
 
-    def next_state(
-        self, tip: st.Carrier, loaded: Loaded, told: list[FrozenTrial], sign: float
-    ) -> Loaded:
-        """Return the state after telling generation `tip` the values of `told` (slot order)."""
-        f = np.array([sign * float(t.value) for t in told])  # type: ignore[arg-type]
+    def _tell(
+        self,
+        loaded: Loaded,
+        told: list[FrozenTrial | None],
+        extras: list[FrozenTrial],
+        sign: float,
+    ) -> Strategy:
+        """Return a copy of the loaded strategy told `told` and, if possible, `extras`.
+
+        `extras` are finished trials of the extra samples ``popsize, popsize + 1, ...`` (in that
+        order, without gaps). Without mirrored sampling, extra sample ``j`` is row
+        ``popsize + j`` of the same state with a larger population (the same counter noise
+        keys), so the generation is told as one of ``popsize + len(extras)`` rows, and the
+        result keeps the search's population. Otherwise, or if the rows do not match, only
+        `told` is told.
+        """
+        lam = loaded.X.shape[0]
+        f = told_fitness([*told, *extras], sign)
         es = copy.deepcopy(loaded.es)  # the loaded strategy stays that of its digest
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NESWarning)  # all non-finite: the update is skipped
-            es.tell(es.ask(), f)
+            warnings.simplefilter("ignore")  # all non-finite: the update is skipped
+            with np.errstate(all="ignore"):
+                if extras and not es.mirrored:
+                    try:
+                        run = dict(es.state_dict())
+                        run["popsize"] = lam + len(extras)
+                        run["asked"] = False
+                        big = self.cls.from_state(run)
+                        Xb = big.ask()
+                        X = es.ask()
+                        E = es.extra_samples(len(extras))
+                        if E is not None and np.array_equal(Xb, np.vstack([X, E])):
+                            big.tell(Xb, f)
+                            state = dict(big.state_dict())
+                            state["popsize"] = lam
+                            return self.cls.from_state(state)
+                    except Exception:
+                        pass
+                es.tell(es.ask(), f[:lam] if not extras else told_fitness(told, sign))
+        return es
+
+    def next_state(
+        self,
+        tip: st.Carrier,
+        loaded: Loaded,
+        told: list[FrozenTrial | None],
+        sign: float,
+        extras: list[FrozenTrial] | None = None,
+    ) -> tuple[Loaded, str | None]:
+        """Return the state after telling generation `tip` the outcomes `told` (slot order).
+
+        Finished `extras` (see :meth:`_tell`) are told as further rows of the generation.
+        A converged strategy restarts (a doubled population up to `restarts` times, the same
+        population after). A tell that raises or gives a state that does not pass
+        :meth:`load` is refused: the next state is then a fresh run at the last mean, and the
+        second item of the result says why (None when the tell was accepted).
+        """
         restart = int(str(loaded.state["restart"]))
         entropy = int(str(loaded.state["entropy"]))
-        if restart < self.restarts and es.stop():
-            restart += 1
-            es = self.new_strategy(es.dim, entropy, restart)
-        state: dict[str, object] = {
-            "format": st.FORMAT,
-            "key": tip.key,
-            "generation": tip.generation + 1,
-            "parent": tip.digest,
-            "restart": restart,
-            "entropy": str(entropy),
-            "run": es.state_dict(),
-        }
-        return Loaded.of(state, es)
+
+        def wrap(es: Strategy, restart: int) -> dict[str, object]:
+            return {
+                "format": st.FORMAT,
+                "key": tip.key,
+                "generation": tip.generation + 1,
+                "parent": tip.digest,
+                "restart": restart,
+                "entropy": str(entropy),
+                "run": es.state_dict(),
+            }
+
+        try:
+            es = self._tell(loaded, told, extras or [], sign)
+            stopped = bool(es.stop())
+            if stopped:
+                restart = min(restart + 1, MAX_RESTART)
+                es = self.new_strategy(es.dim, entropy, restart)
+            after = json.loads(st.dumps(wrap(es, restart)))
+            return self.load(after, es.dim, loaded.cells), None
+        except Exception as exc:  # the tell is refused; the search goes on from a fresh run
+            reason = f"{type(exc).__name__}: {exc}"
+        dim = loaded.es.dim
+        mean = np.clip(np.nan_to_num(loaded.es.mean, nan=0.5), 0.0, 1.0)
+        words = np.random.SeedSequence(entropy, spawn_key=(restart, tip.generation + 1))
+        seed = int(words.generate_state(2, np.uint64)[0])
+        es = self.new_strategy(dim, entropy, restart, x0=mean, rng=seed)
+        return self.load(json.loads(st.dumps(wrap(es, restart))), dim, loaded.cells), reason
+
+
+def _finished_after(finished: list[int], number: int) -> int:
+    return len(finished) - bisect.bisect_right(finished, number)
+
+
+def _is_stale(trials: list[FrozenTrial], finished: list[int], number: int, lam: int) -> bool:
+    """Return whether RUNNING trial `number` is presumed dead (the grace period is over).
+
+    It must have been overtaken by `lam` finished trials numbered after it, and have run
+    longer than ten times the median duration of those trials (as the storage's timestamps
+    say, so that every process decides alike).
+    """
+    after = finished[bisect.bisect_right(finished, number) :]
+    if len(after) < lam:
+        return False
+    held = st.find(trials, number)
+    start = None if held is None else held.datetime_start
+    durations, latest = [], None
+    for n in {*after[: 4 * lam], *after[-4 * lam :]}:  # bounded work in a long study
+        t = st.find(trials, n)
+        if t is None or t.datetime_start is None or t.datetime_complete is None:
+            continue
+        durations.append((t.datetime_complete - t.datetime_start).total_seconds())
+        latest = t.datetime_complete if latest is None else max(latest, t.datetime_complete)
+    if start is None or latest is None or not durations:
+        return True
+    return (latest - start).total_seconds() > 10.0 * float(np.median(durations))
 
 
 def plan(
@@ -192,43 +499,54 @@ def plan(
     candidates: dict[int, st.Candidate],
     lam: int,
     number: int,
-    can_extra: Callable[[], bool],
-) -> tuple[list[FrozenTrial] | None, int]:
+    n_extra_max: int,
+) -> tuple[list[FrozenTrial | None] | None, int | None]:
     """Decide what trial `number` does in a generation of `lam` candidates.
 
     `numbers` are the trials holding candidates of the generation (sorted), `candidates` their
-    records. Returns ``(told, -1)`` when every candidate has a COMPLETE trial (`told`: the
-    lowest-numbered one of each, in candidate order), else ``(None, k)``: the candidate to
-    evaluate, ``k >= lam`` for an extra sample.
+    records. Every finished trial is an outcome (COMPLETE, PRUNED or FAIL: see
+    :func:`outcome_key`). A RUNNING trial is presumed dead once ``lam`` trials numbered after
+    it have finished; its candidate is then handed out once more, and counted as dead (told
+    worst) if that copy dies too. Returns ``(told, -1)`` when every candidate has an outcome or
+    is dead (`told`: one trial per candidate, in candidate order: the lowest-numbered COMPLETE
+    one, else PRUNED, else FAIL; None for a dead candidate), else ``(None, k)``: the candidate
+    to evaluate, ``k >= lam`` for an extra sample, None for an independent sample (when the
+    extra samples are used up).
     """
-    done: dict[int, FrozenTrial] = {}
+    rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
+    outcome: dict[int, FrozenTrial] = {}
     live: dict[int, list[int]] = {}  # candidate -> numbers of its RUNNING/WAITING trials
-    completed: list[int] = []  # numbers of the generation's COMPLETE trials, extras too
-    n_extra = 0
     for n in numbers:
         held = st.find(trials, n)
         if held is None:
             continue
         k = candidates[n].index
-        n_extra += k >= lam
-        if held.state == TrialState.COMPLETE:
-            completed.append(n)
-            if k < lam and k not in done:
-                done[k] = held
-        elif k < lam and held.state in (TrialState.RUNNING, TrialState.WAITING):
+        if k >= lam:
+            continue
+        if held.state.is_finished():
+            best = outcome.get(k)
+            if best is None or rank[held.state] < rank[best.state]:
+                outcome[k] = held
+        elif held.state in (TrialState.RUNNING, TrialState.WAITING):
             live.setdefault(k, []).append(n)
-    if len(done) == lam:
-        return [done[k] for k in range(lam)], -1
-    live = {k: nums for k, nums in live.items() if k not in done}
-    free = [k for k in range(lam) if k not in done and k not in live]
+    live = {k: nums for k, nums in live.items() if k not in outcome}
+    finished = [t.number for t in trials if t.state.is_finished()]  # sorted by number
+    stale = {k for k, nums in live.items() if _is_stale(trials, finished, max(nums), lam)}
+    dead = {k for k in stale if len(live[k]) >= 2}  # its one copy died too
+    if all(k in outcome or k in dead for k in range(lam)):
+        return [outcome.get(k) for k in range(lam)], -1
+    free = [k for k in range(lam) if k not in outcome and k not in live]
     if free:
         # Spread concurrent samplers over the free candidates (by trial number), so that two
         # processes reading the storage at the same moment rarely take the same one.
         return None, free[number % len(free)]
-    # Every candidate is taken. A candidate whose trials have all been overtaken by a
-    # population of COMPLETE trials is probably abandoned: back it up. Otherwise draw an
-    # extra sample of the same distribution (not told, but a new point, unlike a copy).
-    stale = [k for k, nums in live.items() if sum(n > max(nums) for n in completed) >= lam]
-    if not stale and n_extra < lam and can_extra():
-        return None, lam + n_extra
-    return None, min(stale or live, key=lambda k: (len(live[k]), k))
+    backup = sorted(stale - dead)
+    if backup:
+        return None, backup[0]
+    indices = {candidates[n].index for n in numbers}
+    extras = [j for j in range(lam, lam + n_extra_max) if j not in indices]
+    if extras:
+        # The first free one, so that the extras told with the generation have no gaps (two
+        # samplers that pick it at the same moment are separated by the check after writing).
+        return None, extras[0]
+    return None, None

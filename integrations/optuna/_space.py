@@ -76,6 +76,8 @@ class UnitSpace:
             n = round((high - low) / float(step)) + 1 if kind == _GRID and step else 0
             self._n.append(n)
         self.dim = len(self.names)
+        #: the number of values of each grid coordinate (0 for the others)
+        self.cells = tuple(self._n)
         text = json.dumps(
             [[name, distribution_to_json(space[name])] for name in self.names],
             separators=(",", ":"),

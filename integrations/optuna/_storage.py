@@ -35,9 +35,11 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from optuna.samplers._base import _process_constraints_after_trial
 from optuna.storages import BaseStorage
 from optuna.study import Study
-from optuna.trial import FrozenTrial
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
+from optuna.trial import FrozenTrial, TrialState
 
 from nes_asktell._typing import NESWarning
 
@@ -47,6 +49,8 @@ STATE = PREFIX + "state"
 FORMAT = "nes_asktell.NESSampler/2"
 CHUNK = 60_000
 MAX_CHUNKS = 1_000
+#: the most trials a stored summary may list as told (a generation's population at most)
+MAX_TOLD = 1 << 16
 _DIGEST_LEN = 20
 
 
@@ -124,7 +128,8 @@ def parse_carrier(trial: FrozenTrial) -> Carrier | None:
         and (parent is None or _is_digest(parent))
         and (parent is None) == (raw["generation"] == 0)
         and isinstance(raw["told"], list)
-        and all(_is_count(n, 0) for n in raw["told"])
+        and len(raw["told"]) <= MAX_TOLD
+        and all(_is_count(n, -1) for n in raw["told"])
     )
     if not ok:
         raise ValueError(f"`{STATE}` of trial {trial.number} is malformed: {raw!r:.80}")
@@ -156,11 +161,24 @@ def parse_candidate(trial: FrozenTrial) -> Candidate | None:
     return Candidate(raw["state"], raw["generation"], raw["index"])
 
 
-def stored_state(trial: FrozenTrial, carrier: Carrier) -> dict[str, object]:
-    """Return the state stored on `trial`, checked against its summary; raise ValueError."""
+def stored_state(
+    trial: FrozenTrial, carrier: Carrier, max_chars: int = CHUNK * MAX_CHUNKS
+) -> dict[str, object]:
+    """Return the state stored on `trial`, checked against its summary; raise ValueError.
+
+    A text longer than `max_chars` is rejected before it is joined or parsed.
+    """
+    if carrier.chunks > max_chars // CHUNK + 1:
+        raise ValueError(f"the state stored on trial {trial.number} has too many chunks")
     parts = [trial.system_attrs.get(f"{STATE}:{i}") for i in range(carrier.chunks)]
     if not all(isinstance(p, str) for p in parts):
         raise ValueError(f"the state stored on trial {trial.number} is incomplete")
+    size = sum(len(p) for p in parts if isinstance(p, str))
+    if size > max_chars:
+        raise ValueError(
+            f"the state stored on trial {trial.number} has {size} characters, more than the "
+            f"{max_chars} a state of this search can have"
+        )
     text = "".join(p for p in parts if isinstance(p, str))
     if digest_of(text) != carrier.digest:
         raise ValueError(f"the state stored on trial {trial.number} does not match its digest")
@@ -212,6 +230,11 @@ def longest_chain(carriers: list[Carrier]) -> list[Carrier]:
     return chain
 
 
+def clear_candidate(study: Study, trial: FrozenTrial) -> None:
+    """Record on the RUNNING `trial` that it evaluates no candidate (JSON null)."""
+    study._storage.set_trial_system_attr(trial._trial_id, CANDIDATE, None)
+
+
 def record_candidate(study: Study, trial: FrozenTrial, candidate: Candidate) -> None:
     """Record on the RUNNING `trial` which candidate it evaluates."""
     record: dict[str, str | int] = {
@@ -220,6 +243,22 @@ def record_candidate(study: Study, trial: FrozenTrial, candidate: Candidate) -> 
         "index": candidate.index,
     }
     study._storage.set_trial_system_attr(trial._trial_id, CANDIDATE, record)
+
+
+def running_candidates(study: Study) -> dict[int, Candidate]:
+    """Return the candidate records of the RUNNING trials, read afresh (malformed skipped)."""
+    out: dict[int, Candidate] = {}
+    running = study._storage.get_all_trials(
+        study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
+    )
+    for t in running:
+        try:
+            c = parse_candidate(t)
+        except Exception:  # untrusted records: a malformed one holds nothing
+            continue
+        if c is not None:
+            out[t.number] = c
+    return out
 
 
 def store_state(
@@ -250,6 +289,38 @@ def store_state(
     }
     storage.set_trial_system_attr(trial_id, STATE, summary)
     return digest
+
+
+def store_constraints(
+    constraints_func: Callable[[FrozenTrial], object],
+    study: Study,
+    trial: FrozenTrial,
+    state: TrialState,
+) -> None:
+    """Evaluate `constraints_func` on a finished trial and store its values as Optuna does."""
+    _process_constraints_after_trial(constraints_func, study, trial, state)  # type: ignore[arg-type]
+
+
+def violation(trial: FrozenTrial) -> float | None:
+    """Return the total constraint violation stored on `trial` (None when none is stored).
+
+    Both forms Optuna stores count: the values of a sampler's ``constraints_func`` and those of
+    ``trial.set_constraint(key, value)``. A malformed record counts as an infinite violation.
+    """
+    attrs = trial.system_attrs
+    raw = attrs.get(_CONSTRAINTS_KEY)
+    prefix = _CONSTRAINTS_KEY + ":"
+    named = [v for k, v in attrs.items() if isinstance(k, str) and k.startswith(prefix)]
+    if raw is None and not named:
+        return None
+    if raw is not None and (not isinstance(raw, (list, tuple)) or len(raw) > 10_000):
+        return math.inf
+    total = 0.0
+    for c in [*(raw or ()), *named]:
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or math.isnan(c):
+            return math.inf
+        total += max(float(c), 0.0)
+    return total
 
 
 def find(trials: list[FrozenTrial], number: int) -> FrozenTrial | None:
@@ -304,16 +375,30 @@ class Records:
                 c = self._parse(parse_carrier, t, "carrier")
                 if isinstance(c, Carrier):
                     ix.carriers[n] = c
-            if n not in ix.candidates and CANDIDATE in t.system_attrs:
+            # A RUNNING trial may still change its record (it yields a candidate that another
+            # trial took at the same moment), so unfinished records are read again each time.
+            raw = t.system_attrs.get(CANDIDATE)
+            old = ix.candidates.get(n)
+            if raw is not None and (old is None or not t.state.is_finished()):
                 cand = self._parse(parse_candidate, t, "candidate")
-                if isinstance(cand, Candidate):
-                    ix.candidates[n] = cand
-                    ix.by_state.setdefault(cand.state, []).append(n)
+                if cand != old:
+                    self._drop(ix, n)
+                    if isinstance(cand, Candidate):
+                        ix.candidates[n] = cand
+                        ix.by_state.setdefault(cand.state, []).append(n)
+            elif raw is None and old is not None:
+                self._drop(ix, n)
             if advancing and t.state.is_finished():
                 ix.cursor = pos + 1
             else:
                 advancing = False
         return ix
+
+    @staticmethod
+    def _drop(ix: Index, n: int) -> None:
+        old = ix.candidates.pop(n, None)
+        if old is not None:
+            ix.by_state[old.state].remove(n)
 
     def _parse(self, parse: Callable[[FrozenTrial], object], t: FrozenTrial, kind: str) -> object:
         tag = (kind, t.number, t._trial_id)
@@ -321,7 +406,7 @@ class Records:
             return None
         try:
             return parse(t)
-        except ValueError as exc:
+        except Exception as exc:  # untrusted records: whatever they raise, they are skipped
             self.warn_once(tag, f"{exc}; it is ignored.")
             return None
 

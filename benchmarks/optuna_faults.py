@@ -1,0 +1,329 @@
+"""NESSampler in faulty and shared studies, side by side with Optuna's samplers.
+
+Suites (each study's result is cached as JSON under ``benchmarks/.cache/optuna_faults``, so the
+benchmark can be built up in parts and a rerun only computes what is missing):
+
+* ``faults``: the 2-d study of issue 11 (a sphere in ``[-5, 5]^2`` whose region ``x + y > 3``
+  raises, returns NaN, or is pruned by ``MedianPruner(n_startup_trials=5)``), 200 trials:
+  distinct points and best value of NESSampler, CmaEsSampler and TPESampler.
+* ``integer``: ``sum((k_i - 3)^2)`` over 6 ints in ``[-10, 10]`` and one float, 200 trials:
+  NESSampler against CmaEsSampler(with_margin=True) and TPESampler.
+* ``procs``: 2 and 4 processes x 60 trials on SQLite and on a journal file: the share of
+  COMPLETE trials told to the search and the points evaluated twice.
+* ``speed``: sampler time per trial (inside the sampler's methods) at 1,000 and 5,000 trials,
+  against CmaEsSampler.
+
+``python -m benchmarks.optuna_faults --suite faults --seeds 0 1 2`` runs one suite;
+``python -m benchmarks optuna_faults`` (or ``main``) runs them all with the default seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+
+from nes_asktell import NESSampler
+
+CACHE = Path(__file__).resolve().parent / ".cache" / "optuna_faults"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cached(name: str, compute: Callable[[], dict[str, object]]) -> dict[str, object]:
+    """Return the cached result `name`, computing and storing it when missing."""
+    path = CACHE / f"{name}.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    result = compute()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    return result
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "nes":
+        return NESSampler(seed=seed)
+    if name == "cma":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    if name == "cma-margin":
+        return optuna.samplers.CmaEsSampler(seed=seed, with_margin=True)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    raise ValueError(f"unknown sampler {name!r}")
+
+
+def faulty(mode: str) -> Callable[[optuna.Trial], float]:
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -5.0, 5.0)
+        y = trial.suggest_float("y", -5.0, 5.0)
+        f = (x - 1.0) ** 2 + (y - 1.0) ** 2
+        bad = x + y > 3.0
+        if mode == "prune":
+            for step in range(3):
+                trial.report(f + (3 - step) * (10.0 if bad else 0.0), step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+            if bad:
+                raise optuna.TrialPruned()
+            return f
+        if bad:
+            if mode == "raise":
+                raise RuntimeError("the simulator crashed")
+            return math.nan
+        return f
+
+    return objective
+
+
+def integer_problem(trial: optuna.Trial) -> float:
+    ks = [trial.suggest_int(f"k{i}", -10, 10) for i in range(6)]
+    x = trial.suggest_float("x", -5.0, 5.0)
+    return float(sum((k - 3) ** 2 for k in ks) + (x - 0.5) ** 2)
+
+
+def study_summary(study: optuna.Study, seconds: float) -> dict[str, object]:
+    trials = study.get_trials(deepcopy=False)
+    points = [tuple(sorted(t.params.items())) for t in trials]
+    states: dict[str, int] = {}
+    for t in trials:
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    complete = [t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    return {
+        "trials": len(trials),
+        "distinct": len(set(points)),
+        "states": states,
+        "best": min((v for v in complete if v is not None), default=math.inf),
+        "seconds": seconds,
+    }
+
+
+def run_fault(mode: str, sampler: str, seed: int) -> dict[str, object]:
+    def compute() -> dict[str, object]:
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=5) if mode == "prune" else None
+        study = optuna.create_study(sampler=make_sampler(sampler, seed), pruner=pruner)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study.optimize(faulty(mode), n_trials=200, catch=(RuntimeError,))
+        return study_summary(study, time.perf_counter() - t0)
+
+    return cached(f"fault-{mode}-{sampler}-{seed}", compute)
+
+
+def run_integer(sampler: str, seed: int) -> dict[str, object]:
+    def compute() -> dict[str, object]:
+        study = optuna.create_study(sampler=make_sampler(sampler, seed))
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study.optimize(integer_problem, n_trials=200)
+        return study_summary(study, time.perf_counter() - t0)
+
+    return cached(f"integer-{sampler}-{seed}", compute)
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys, optuna
+    from nes_asktell import NESSampler
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    kind, where, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if kind == "sqlite":
+        storage = optuna.storages.RDBStorage(
+            f"sqlite:///{where}", engine_kwargs={"connect_args": {"timeout": 60}})
+    else:
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(where))
+    def objective(trial):
+        x = trial.suggest_float("x", -5.0, 5.0)
+        y = trial.suggest_float("y", 1e-3, 10.0, log=True)
+        k = trial.suggest_int("n", 0, 10)
+        return (x - 1.0) ** 2 + (y - 2.0) ** 2 + (k - 3) ** 2
+    study = optuna.load_study(study_name="s", storage=storage, sampler=NESSampler(seed=0))
+    study.optimize(objective, n_trials=n)
+    """
+)
+
+
+def run_procs(kind: str, n_procs: int, seed: int, n_trials: int = 60) -> dict[str, object]:
+    def compute() -> dict[str, object]:
+        with tempfile.TemporaryDirectory() as tmp:
+            where = str(Path(tmp) / ("study.db" if kind == "sqlite" else "study.log"))
+            if kind == "sqlite":
+                storage: optuna.storages.BaseStorage = optuna.storages.RDBStorage(
+                    f"sqlite:///{where}"
+                )
+            else:
+                storage = optuna.storages.JournalStorage(
+                    optuna.storages.journal.JournalFileBackend(where)
+                )
+            optuna.create_study(study_name="s", storage=storage)
+            script = Path(tmp) / "worker.py"
+            script.write_text(WORKER)
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            t0 = time.perf_counter()
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, str(script), kind, where, str(n_trials)], env=env
+                )
+                for _ in range(n_procs)
+            ]
+            for p in procs:
+                p.wait()
+            seconds = time.perf_counter() - t0
+            study = optuna.load_study(study_name="s", storage=storage)
+            sampler = NESSampler(seed=0)
+            chain = sampler.generations(study)
+            told = {n for e in chain for n in e["told"]}  # type: ignore[attr-defined]
+            trials = study.get_trials(deepcopy=False)
+            complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+            points = [tuple(sorted(t.params.items())) for t in complete]
+            out = study_summary(study, seconds)
+            out["complete"] = len(complete)
+            out["told"] = sum(t.number in told for t in complete)
+            # the last generation is not told yet: its trials are not counted as unused
+            last = chain[-1]["state"] if chain else None
+            pending = sum(
+                1
+                for t in complete
+                if t.number not in told
+                and isinstance(t.system_attrs.get("nes_asktell:candidate"), dict)
+                and t.system_attrs["nes_asktell:candidate"].get("state") == last
+            )
+            out["pending"] = pending
+            out["startup"] = sum("nes_asktell:candidate" not in t.system_attrs for t in complete)
+            out["duplicates"] = len(points) - len(set(points))
+            return out
+
+    return cached(f"procs-{kind}-{n_procs}-{n_trials}-{seed}", compute)
+
+
+class _Timed(optuna.samplers.BaseSampler):
+    """Wrap a sampler and add up the time spent in its methods."""
+
+    def __init__(self, inner: optuna.samplers.BaseSampler) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+
+    def _time(self, name: str, *args: object) -> object:
+        t0 = time.perf_counter()
+        try:
+            return getattr(self.inner, name)(*args)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
+        return self._time("infer_relative_search_space", study, trial)
+
+    def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
+        return self._time("sample_relative", study, trial, search_space)
+
+    def sample_independent(self, study, trial, name, dist):  # type: ignore[no-untyped-def]
+        return self._time("sample_independent", study, trial, name, dist)
+
+    def before_trial(self, study, trial):  # type: ignore[no-untyped-def]
+        return self._time("before_trial", study, trial)
+
+    def after_trial(self, study, trial, state, values):  # type: ignore[no-untyped-def]
+        return self._time("after_trial", study, trial, state, values)
+
+
+def run_speed(sampler: str, n_trials: int, seed: int) -> dict[str, object]:
+    def compute() -> dict[str, object]:
+        timed = _Timed(make_sampler(sampler, seed))
+        study = optuna.create_study(sampler=timed)
+
+        def sphere(trial: optuna.Trial) -> float:
+            return sum((trial.suggest_float(f"x{i}", -5, 5) - 0.1 * i) ** 2 for i in range(10))
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study.optimize(sphere, n_trials=n_trials)
+        return {"ms_per_trial": 1e3 * timed.seconds / n_trials, "best": study.best_value}
+
+    return cached(f"speed-{sampler}-{n_trials}-{seed}", compute)
+
+
+def report_faults(seeds: list[int]) -> None:
+    print("faults: 2-d sphere, x + y > 3 fails; 200 trials; median over seeds", seeds)
+    for mode in ("raise", "nan", "prune"):
+        for sampler in ("nes", "cma", "tpe"):
+            rs = [run_fault(mode, sampler, s) for s in seeds]
+            best = statistics.median(float(r["best"]) for r in rs)  # type: ignore[arg-type]
+            distinct = min(int(r["distinct"]) for r in rs)  # type: ignore[call-overload]
+            print(f"  {mode:6s} {sampler:4s} min distinct {distinct:4d}  median best {best:.2e}")
+
+
+def report_integer(seeds: list[int]) -> None:
+    print("integer: 6 ints in [-10, 10] and a float, 200 trials; median over seeds", seeds)
+    for sampler in ("nes", "cma-margin", "tpe"):
+        rs = [run_integer(sampler, s) for s in seeds]
+        best = [float(r["best"]) for r in rs]  # type: ignore[arg-type]
+        print(f"  {sampler:10s} median best {statistics.median(best):.3g}  all {best}")
+
+
+def report_procs(seeds: list[int]) -> None:
+    print("procs: n processes x 60 trials, 3 parameters, popsize default")
+    for kind in ("sqlite", "journal"):
+        for n in (2, 4):
+            for s in seeds:
+                r = run_procs(kind, n, s)
+                print(
+                    f"  {kind:7s} {n} procs run {s}: complete {r['complete']}, told "
+                    f"{r['told']}, pending (last generation) {r['pending']}, startup "
+                    f"{r['startup']}, duplicates {r['duplicates']}"
+                )
+
+
+#: the study lengths of the speed suite (``--speed-trials`` overrides them)
+SPEED_TRIALS = [1000, 5000]
+
+
+def report_speed(seeds: list[int]) -> None:
+    print("speed: 10-d sphere, sampler ms per trial")
+    for n in SPEED_TRIALS:
+        for sampler in ("nes", "cma"):
+            rs = [run_speed(sampler, n, s) for s in seeds]
+            ms = statistics.median(float(r["ms_per_trial"]) for r in rs)  # type: ignore[arg-type]
+            print(f"  {n:5d} trials {sampler:4s} {ms:.2f} ms/trial")
+
+
+SUITES = {
+    "faults": report_faults,
+    "integer": report_integer,
+    "procs": report_procs,
+    "speed": report_speed,
+}
+
+
+def main(
+    quick: bool = False, suites: list[str] | None = None, seeds: list[int] | None = None
+) -> None:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    chosen = suites or list(SUITES)
+    for name in chosen:
+        SUITES[name](seeds or ([0] if quick else [0, 1, 2]))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.optuna_faults")
+    parser.add_argument("--suite", nargs="*", choices=list(SUITES), default=None)
+    parser.add_argument("--seeds", nargs="*", type=int, default=None)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--speed-trials", nargs="*", type=int, default=None)
+    args = parser.parse_args()
+    if args.speed_trials:
+        SPEED_TRIALS[:] = args.speed_trials
+    main(quick=args.quick, suites=args.suite, seeds=args.seeds)

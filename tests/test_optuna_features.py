@@ -1,0 +1,169 @@
+"""NESSampler: how outcomes rank, constraints, integer margins and warm starts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from nes_asktell.integrations.optuna._search import told_fitness  # noqa: E402
+from optuna.distributions import FloatDistribution  # noqa: E402
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY  # noqa: E402
+from optuna.trial import FrozenTrial, TrialState  # noqa: E402
+
+from nes_asktell import NESSampler  # noqa: E402
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def made(
+    state: TrialState,
+    value: float | None = None,
+    steps: dict[int, float] | None = None,
+    constraints: list[float] | None = None,
+) -> FrozenTrial:
+    attrs = {} if constraints is None else {_CONSTRAINTS_KEY: constraints}
+    return optuna.trial.create_trial(
+        state=state,
+        value=value,
+        params={"x": 0.5},
+        distributions={"x": FloatDistribution(0, 1)},
+        intermediate_values=steps or {},
+        system_attrs=attrs,
+    )
+
+
+def test_outcomes_rank_complete_then_infeasible_then_pruned_then_failed() -> None:
+    told = [
+        made(TrialState.COMPLETE, 5.0),  # feasible
+        made(TrialState.COMPLETE, 1.0, constraints=[-1.0, 0.0]),  # feasible
+        made(TrialState.COMPLETE, 0.0, constraints=[2.0, -3.0]),  # violation 2
+        made(TrialState.COMPLETE, 3.0, constraints=[0.25, 0.25]),  # violation 0.5
+        made(TrialState.PRUNED, steps={0: 1.0, 5: 9.0}),  # pruned late
+        made(TrialState.PRUNED, steps={1: 0.0}),  # pruned early: below the late ones
+        made(TrialState.PRUNED, steps={5: 2.0}),  # late, with a better last value
+        made(TrialState.PRUNED),  # pruned before any report: last of the pruned
+        made(TrialState.FAIL),
+        None,  # a candidate whose trials died
+    ]
+    f = told_fitness(told, 1.0)
+    assert f.tolist() == [1, 0, 3, 2, 5, 6, 4, 7, math.inf, math.inf]
+    # maximising negates the values, and nothing else
+    g = told_fitness(told, -1.0)
+    assert g.tolist() == [0, 1, 3, 2, 4, 6, 5, 7, math.inf, math.inf]
+
+
+def test_feasible_complete_outcomes_are_told_their_values() -> None:
+    told = [made(TrialState.COMPLETE, v) for v in (3.0, -1.0, math.inf)]
+    assert told_fitness(told, 1.0).tolist() == [3.0, -1.0, math.inf]
+    assert told_fitness(told, -1.0).tolist() == [-3.0, 1.0, -math.inf]
+
+
+def test_constraints_set_on_the_trial_count_too() -> None:
+    trial = made(TrialState.COMPLETE, 1.0)
+    trial.system_attrs[f"{_CONSTRAINTS_KEY}:a"] = 0.5
+    trial.system_attrs[f"{_CONSTRAINTS_KEY}:b"] = -2.0
+    other = made(TrialState.COMPLETE, 9.0, constraints=[0.25])
+    assert told_fitness([trial, other], 1.0).tolist() == [1.0, 0.0]
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # TPESampler's constraints_func, Optuna 5
+def test_constraints_lead_the_search_to_the_feasible_optimum() -> None:
+    # minimise x^2 + y^2 subject to x + y >= 1: the optimum is (1/2, 1/2), value 1/2
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -2.0, 2.0)
+        y = trial.suggest_float("y", -2.0, 2.0)
+        trial.set_user_attr("c", 1.0 - x - y)
+        return x * x + y * y
+
+    def best_feasible(sampler: optuna.samplers.BaseSampler) -> tuple[float, optuna.Study]:
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(objective, n_trials=200)
+        feasible = [t.value for t in study.trials if t.user_attrs["c"] <= 0]
+        return min(v for v in feasible if v is not None), study
+
+    def constraints(t: FrozenTrial) -> list[float]:
+        return [t.user_attrs["c"]]
+
+    best, study = best_feasible(NESSampler(seed=0, constraints_func=constraints))
+    assert all(_CONSTRAINTS_KEY in t.system_attrs for t in study.trials)
+    assert best < 0.51
+    # as good as Optuna's constrained TPE on the same budget (fixed seeds: a regression check)
+    tpe, _ = best_feasible(optuna.samplers.TPESampler(seed=0, constraints_func=constraints))
+    assert best <= tpe
+    late = study.trials[100:]
+    assert sum(t.user_attrs["c"] <= 1e-2 for t in late) > 0.5 * len(late)
+
+
+def test_integer_parameters_never_freeze() -> None:
+    # Six ints: once the strategy's spread is far below one value, a sampler without a margin
+    # proposes the same point again and again. With the margin, trials keep differing.
+    def objective(trial: optuna.Trial) -> float:
+        return float(sum((trial.suggest_int(f"k{i}", -10, 10) - 3) ** 2 for i in range(6)))
+
+    study = optuna.create_study(sampler=NESSampler(seed=0))
+    study.optimize(objective, n_trials=300)
+    assert study.best_value == 0.0
+    last = [tuple(sorted(t.params.items())) for t in study.trials[-100:]]
+    assert len(set(last)) >= 10  # still exploring around the optimum
+
+
+def test_source_trials_set_the_first_mean_and_spread() -> None:
+    source = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    source.optimize(
+        lambda t: (t.suggest_float("x", 0, 10) - 7) ** 2 + (t.suggest_float("y", 0, 10) - 2) ** 2,
+        n_trials=200,
+    )
+    sampler = NESSampler(seed=0, source_trials=source.get_trials())
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(
+        lambda t: (t.suggest_float("x", 0, 10) - 7) ** 2 + (t.suggest_float("y", 0, 10) - 2) ** 2,
+        n_trials=8,
+    )
+    from nes_asktell.integrations.optuna import _storage as ch
+
+    first = study.trials[sampler.generations(study)[0]["trial"]]  # type: ignore[index]
+    carrier = ch.parse_carrier(first)
+    assert carrier is not None
+    run = ch.stored_state(first, carrier)["run"]
+    best = source.best_params
+    assert np.allclose(run["mean"], [best["x"] / 10, best["y"] / 10])  # type: ignore[index]
+    assert run["sigma0"] < 0.2  # type: ignore[index,operator]  # the spread of the best trials
+
+
+def test_extra_samples_finished_before_the_tell_are_told_as_further_rows() -> None:
+    from nes_asktell.integrations.optuna import _storage as ch
+
+    sampler = NESSampler(seed=0, popsize=6)
+    study = optuna.create_study(sampler=sampler)
+
+    def sphere(t: optuna.Trial) -> float:
+        return (t.suggest_float("x", -5, 5) - 1) ** 2 + t.suggest_float("y", -5, 5) ** 2
+
+    study.optimize(sphere, n_trials=5)
+    held = [study.ask() for _ in range(2)]  # the last two candidates stay RUNNING a while
+    for t in held:
+        t.suggest_float("x", -5, 5)
+        t.suggest_float("y", -5, 5)
+    study.optimize(sphere, n_trials=6)  # the other candidates, then extra samples
+    for t in held:
+        study.tell(t, 1.0)
+    study.optimize(sphere, n_trials=3)
+    told = sampler.generations(study)[1]["told"]
+    assert isinstance(told, list)
+    # the 6 candidates, then every extra sample drawn while the two were held (all finished
+    # before the held ones, so every process telling the generation would tell them too)
+    extras = [t for t in study.trials if (c := ch.parse_candidate(t)) and c.index >= 6]
+    assert len(extras) >= 3
+    assert len(told) == 6 + len(extras)
+    indices = [ch.parse_candidate(study.trials[n]).index for n in told]  # type: ignore[union-attr]
+    assert indices == list(range(len(told)))
+    carrier_trial = study.trials[sampler.generations(study)[1]["trial"]]  # type: ignore[index]
+    carrier = ch.parse_carrier(carrier_trial)
+    assert carrier is not None
+    run = ch.stored_state(carrier_trial, carrier)["run"]
+    assert run["popsize"] == 6  # type: ignore[index]  # the search keeps its population
+    assert run["nfev"] == len(told)  # type: ignore[index]  # and its update used every row

@@ -1,0 +1,53 @@
+"""The registry package folder ``optunahub/samplers/nes_sampler``, loaded as the registry would."""
+
+from __future__ import annotations
+
+import re
+import runpy
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+optunahub = pytest.importorskip("optunahub")
+
+from nes_asktell import NESSampler  # noqa: E402
+
+REGISTRY = Path(__file__).resolve().parent.parent / "optunahub"
+PACKAGE = "samplers/nes_sampler"
+FOLDER = REGISTRY / PACKAGE
+
+
+def test_the_package_has_the_registry_layout() -> None:
+    names = {p.name for p in FOLDER.iterdir() if not p.name.startswith((".", "__pycache__"))}
+    assert {"__init__.py", "README.md", "LICENSE", "requirements.txt", "example.py"} <= names
+    readme = (FOLDER / "README.md").read_text()
+    match = re.match(r"---\n(.*?)\n---\n", readme, re.DOTALL)
+    assert match is not None
+    front = dict(line.split(": ", 1) for line in match.group(1).splitlines())
+    assert set(front) == {"author", "title", "description", "tags", "optuna_versions", "license"}
+    assert "sampler" in front["tags"]  # a package under samplers/ must carry the tag
+    assert optuna.__version__ in front["optuna_versions"]
+    for section in ("## Abstract", "## Class or Function Names", "## Installation", "## Example"):
+        assert section in readme
+    assert "- NESSampler" in readme
+    assert "nes_asktell" in (FOLDER / "requirements.txt").read_text()
+
+
+def test_load_local_module_gives_the_sampler_and_runs_a_study() -> None:
+    module = optunahub.load_local_module(package=PACKAGE, registry_root=str(REGISTRY))
+    assert module.NESSampler is NESSampler
+    study = optuna.create_study(sampler=module.NESSampler(seed=0))
+    study.optimize(lambda t: (t.suggest_float("x", -5, 5) - 1) ** 2, n_trials=40)
+    assert study.best_value < 1e-2
+
+
+def test_the_example_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    def local(package: str, **kwargs: object) -> object:
+        return optunahub.load_local_module(package=package, registry_root=str(REGISTRY))
+
+    monkeypatch.setattr(optunahub, "load_module", local)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    runpy.run_path(str(FOLDER / "example.py"), run_name="__main__")
+    best = float(capsys.readouterr().out.split()[-1])
+    assert best < 0.05
