@@ -16,6 +16,7 @@ BENCHMARKS = {
     "scale": "benchmarks.scale",  # ask+tell at d up to 1e6, workers, bytes moved
     "engines": "benchmarks.engines",  # bytes and seconds per generation of every engine
     "faults": "benchmarks.faults",  # injected faults in parallel evaluation, survived or not
+    "hostile": "benchmarks.hostile",  # bad inputs, corrupted states, edge cases, resumes
 }
 
 
