@@ -33,7 +33,7 @@ from scipy.optimize import OptimizeResult
 from . import _stopping
 from . import _validate as v
 from ._evaluate import Evaluator, Keyed, WorkersLike
-from ._history import History
+from ._history import History, Recordable
 from ._typing import JSON, ArrayLike, FloatArray, NESWarning
 
 #: the logger of the library's messages.
@@ -45,26 +45,11 @@ PROGRESS_HINT = "`progress` needs tqdm: pip install 'nes_asktell[progress]'"
 DispLike = bool | int
 
 
-class Runnable(Protocol):
-    """What the loop needs of the object it runs (a strategy, or IPOP)."""
+class Runnable(Recordable, Protocol):
+    """What the loop needs of the object it runs (a strategy, or IPOP).
 
-    @property
-    def popsize(self) -> int: ...
-
-    @property
-    def nfev(self) -> int: ...
-
-    @property
-    def generation(self) -> int: ...
-
-    @property
-    def best(self) -> tuple[FloatArray, float]: ...
-
-    @property
-    def mean(self) -> FloatArray: ...
-
-    @property
-    def sigma(self) -> float | FloatArray: ...
+    The counters and the distribution a History records (:class:`Recordable`), and the protocol.
+    """
 
     @property
     def criteria(self) -> JSON: ...
