@@ -21,6 +21,8 @@ from scipy.optimize import OptimizeResult, OptimizeWarning
 from nes_asktell import _validate as v
 from nes_asktell._bounds import Box, parse_bounds
 from nes_asktell._evaluate import WorkersLike
+from nes_asktell._history import History
+from nes_asktell._loop import disp_level
 from nes_asktell._restarts import IPOP
 from nes_asktell._stopping import make_result
 from nes_asktell._strategy import CRITERIA, Strategy, resolve_strategy
@@ -54,7 +56,7 @@ def nes(
     workers: WorkersLike = None,
     vectorized: bool = False,
     restarts: int = 0,
-    disp: bool = False,
+    disp: bool | int = False,
     **options: OptionValue,
 ) -> MinimizeResult:
     r"""Minimise `fun` with a Natural Evolution Strategy; a `method` for ``scipy.optimize``.
@@ -87,7 +89,9 @@ def nes(
         Called after each generation as ``callback(intermediate_result=res)`` when its only
         parameter is named ``intermediate_result`` (``res`` holds ``x``, ``fun``, ``nfev`` and
         ``nit`` of the best point so far), else as ``callback(xk)``, with copies. Raising
-        StopIteration or returning True stops the run (status 99).
+        StopIteration or returning True stops the run (status 99). A
+        :class:`nes_asktell.History` records the whole strategy each generation (best and
+        median fitness, sigma, mean, condition), as with ``optimize``.
     strategy : str or Strategy subclass
         The search strategy, a registered name in any case (``"xnes"``, ``"snes"``,
         ``"openes"``, see :func:`nes_asktell.strategy_names`) or a class; default ``"xnes"``.
@@ -117,8 +121,11 @@ def nes(
         stagnates, a new one starts with twice the population, from a point drawn uniformly in
         the box where both bounds are finite (from `x0` elsewhere), within the shared budgets.
         Default 0.
-    disp : bool
-        Print progress.
+    disp : bool or {0, 1, 2}
+        Log progress through the ``nes_asktell`` logger (printed on stdout for the run), as
+        the `disp` of :meth:`nes_asktell.Strategy.optimize`: 1 (or True) a line every few
+        generations with elapsed time and evaluations per second, 2 a line every generation,
+        0 (or False) nothing.
     **options
         The strategy's own keywords (for example ``learning_rate`` of OpenES) and its stopping
         criteria (``ftarget``, ``tolfun``, ``tolx``, ``tolstagnation``, ``timeout``,
@@ -184,7 +191,7 @@ def nes(
     budget_it = _budget("maxiter", maxiter, minimum=0)
     tol_value = v.optional_float("tol", tol, allow_zero=True)
     vec = flag("vectorized", vectorized)
-    show = flag("disp", disp)
+    show = disp_level(disp)
     n_restarts = v.integer("restarts", restarts, minimum=0)
     kwargs = _strategy_options(cls, options)
     if tol_value is not None:
@@ -298,8 +305,12 @@ def _scipy_callback(callback: Callable[..., object]) -> Callable[[OptimizeResult
 
     ``callback(intermediate_result=res)`` when its only parameter has that name (scipy's rule,
     ``optimize._optimize._wrap_callback``), else ``callback(xk)``. It sees the best point and
-    the evaluations and generations of the whole run (over all restarts).
+    the evaluations and generations of the whole run (over all restarts). A
+    :class:`~nes_asktell.History` is passed on as it is, so it records the whole strategy
+    (sigma, mean, the generation's fitness values), as it does as a callback of ``optimize``.
     """
+    if isinstance(callback, History):
+        return callback
     try:
         params = set(inspect.signature(callback).parameters)
     except (TypeError, ValueError):  # some builtins have no signature

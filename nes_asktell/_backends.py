@@ -70,11 +70,15 @@ class Engine:
         shared-memory board (:class:`~nes_asktell._tasks.Board`), :meth:`reset` kills busy
         workers, and :meth:`exit_codes` tells a worker that died by itself from one the pool
         terminated, so a fault costs only the candidate that caused it.
+    ships_by_value : bool
+        True when the engine serialises functions by value (cloudpickle: Ray), so lambdas and
+        functions of ``__main__`` reach the workers and need no pickle check.
     """
 
     takes_tasks: ClassVar[bool] = True
     keeps_replicas: ClassVar[bool] = False
     isolates_retries: ClassVar[bool] = False
+    ships_by_value: ClassVar[bool] = False
 
     def size(self) -> int:
         """Return how many tasks a generation is split into (about one per worker)."""
@@ -416,6 +420,7 @@ class RayEngine(Engine):
 
     keeps_replicas = True
     isolates_retries = True
+    ships_by_value = True
 
     def __init__(self, ray: types.ModuleType, n: int | None = None) -> None:
         self.ray = ray

@@ -102,7 +102,7 @@ class Evaluator:
 
     Parameters
     ----------
-    workers : None, int, map-like callable, Executor, dask Client or Evaluator
+    workers : None, int, map-like callable, Executor, dask Client, the ray module or Evaluator
         See :func:`nes_asktell.evaluate`. A process pool (an int) starts on first use and is
         kept for the whole interpreter, shared by every evaluator of that size (a second
         ``optimize(workers=4)`` reuses it); :func:`nes_asktell.shutdown_pools` (also run at
@@ -112,9 +112,9 @@ class Evaluator:
         candidates re-run after a fault get a fresh `timeout` of their own.
     mode : {"auto", "vectors", "seeds", "replay"}
         How candidates reach the workers (see :func:`nes_asktell.evaluate`): "replay" keeps a
-        replica of the strategy on each dask worker, which redraws a generation's noise to
-        replay the update instead of receiving the mean: network traffic traded for worker
-        compute.
+        replica of the strategy on each dask worker or Ray actor, which redraws a generation's
+        noise to replay the update instead of receiving the mean: network traffic traded for
+        worker compute.
     tasks : int, optional
         How many tasks a generation is split into (pools, Executors and Clients). Default:
         the engine's size: the pool's processes, a Client's worker threads, an Executor's
@@ -187,7 +187,8 @@ class Evaluator:
             if not engine.takes_tasks:
                 raise ValueError(
                     "`timeout` needs workers that return futures (a number of processes, an "
-                    f"Executor or a dask Client), but got workers={short(workers)}."
+                    "Executor, a dask Client or the ray module), but got "
+                    f"workers={short(workers)}."
                 )
         if mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}, but got {short(mode)}.")
@@ -195,8 +196,8 @@ class Evaluator:
         if vectorized and isinstance(engine, MapEngine):
             raise ValueError(
                 "`vectorized` needs workers that take the population as a whole (None, a "
-                "number of processes, an Executor or a dask Client); a map-like callable "
-                "receives single rows."
+                "number of processes, an Executor, a dask Client or the ray module); a map-like "
+                "callable receives single rows."
             )
         if vectorized and mode in ("seeds", "replay"):
             raise ValueError(
@@ -206,12 +207,14 @@ class Evaluator:
         if mode == "seeds" and isinstance(engine, MapEngine):
             raise ValueError(
                 "`mode` 'seeds' needs workers that take tasks (a number of processes, an "
-                "Executor or a dask Client); a map-like callable receives single rows."
+                "Executor, a dask Client or the ray module); a map-like callable receives single "
+                "rows."
             )
         if mode == "replay" and not engine.keeps_replicas:
             raise ValueError(
-                "`mode` 'replay' needs a dask Client (its workers keep replicas of the strategy "
-                f"between generations), but got workers={short(workers)}; use mode='seeds'."
+                "`mode` 'replay' needs a dask Client or the ray module (their workers keep "
+                "replicas of the strategy between generations), but got "
+                f"workers={short(workers)}; use mode='seeds'."
             )
         self._engine = engine
         self._owns_engine = owned
@@ -290,7 +293,8 @@ class Evaluator:
                 "that needs the strategy's pending batch, an integer `rng` and a diagonal "
                 "perturbation (OpenES, SNES); XNES ships vectors."
             )
-        if engine.isolates_retries:  # our spawned pool: say early that fun cannot travel
+        if engine.isolates_retries and not engine.ships_by_value:
+            # our spawned pool: say early that fun cannot travel
             _check_picklable(fun, args, main=True)
         elif _in_user_processes(engine):
             _check_picklable(fun, args, main=False)  # its start method is the user's choice
@@ -661,14 +665,16 @@ def evaluate(
         A strategy (its pending batch is evaluated; ``ask()`` is called if needed) or candidates.
     fun : callable
         ``fun(x, *args) -> float``. It receives read-only rows.
-    workers : None, int, map-like callable, Executor, dask Client or Evaluator
+    workers : None, int, map-like callable, Executor, dask Client, the ray module or Evaluator
         None or 1: serial, in this process; an exception raised by `fun` propagates. An int:
         a process pool of that size (``-1``: one per core), started with "spawn". A map-like
         callable ``workers(func, iterable)`` (scipy's convention): it receives the rows one by
         one. A ``concurrent.futures.Executor`` (dask's ``client.get_executor()``,
         ``mpi4py.futures.MPIPoolExecutor``, a ``ThreadPoolExecutor``). A dask
         ``distributed.Client``: natively, with replicas of the strategy on the workers (see
-        `mode`). An :class:`Evaluator`, to reuse its workers and pool (its `timeout` and
+        `mode`). The ``ray`` module (after ``ray.init()``): one Ray actor per CPU of the
+        cluster, each keeping replicas like a dask worker. An :class:`Evaluator`, to reuse
+        its workers and pool (its `timeout` and
         `mode` apply unless given here). Pools, Executors and Clients get about one task per
         worker (see `tasks`). A process pool is kept and reused by later calls with the same
         number until :func:`nes_asktell.shutdown_pools` or the interpreter's exit.
@@ -682,7 +688,7 @@ def evaluate(
         each). "seeds": their noise keys (a strategy with an integer `rng` and a diagonal
         perturbation: OpenES, SNES), with the mean and step sizes sent along (on a dask Client
         broadcast once per generation: 8 d bytes per worker, twice that for SNES). "replay"
-        (a dask Client only): every worker keeps a replica of the strategy and brings it up to
+        (a dask Client or Ray): every worker keeps a replica of the strategy and brings it up to
         date by replaying the client's updates from their utilities, so a generation moves a
         few KB whatever d is (the state travels in the first generation, and again to a worker
         that lost its replica or whose replica no longer matches); the price is compute on
@@ -690,7 +696,7 @@ def evaluate(
         half with mirrored sampling) and keeps a buffer of that size. Choose "replay" when the
         network or the number of workers limits, "seeds" when the workers are few, on one
         machine or a fast network, and their cores are busy. "auto" uses keys from d = 10,000
-        on: "replay" on a dask Client, "seeds" elsewhere.
+        on: "replay" on a dask Client or Ray, "seeds" elsewhere.
     tasks : int, optional
         How many tasks the population is split into (pools, Executors and Clients); by
         default the engine's size (see :class:`Evaluator`).

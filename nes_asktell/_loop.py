@@ -78,6 +78,7 @@ def run(
     callback: Callable[[OptimizeResult], object] | None = None,
     disp: DispLike = False,
     progress: bool = False,
+    vectorized: bool = False,
 ) -> OptimizeResult:
     """Run `opt` until its ``stop()`` holds or a budget of this call is spent; return the result.
 
@@ -88,15 +89,18 @@ def run(
     ``maxfev`` is honoured as well, and the last generation evaluates only what the budgets
     allow. A :class:`~nes_asktell.History` as `callback` records `opt` itself, with the
     fitness values of each generation. `disp` is a verbosity level (0, 1 or 2; False and
-    True are 0 and 1); `progress` shows a progress bar (tqdm).
+    True are 0 and 1); `progress` shows a progress bar (tqdm). `vectorized` evaluates each
+    task's candidates in one call ``fun(X.T, *args)`` (an Evaluator passed as `workers`
+    keeps its own setting unless `vectorized` is True).
     """
     call_fev = v.optional_integer("maxfev", maxfev, minimum=0)
     call_it = v.optional_integer("maxiter", maxiter, minimum=0)
     level = disp_level(disp)
     show_bar = v.flag("progress", progress)
+    whole = v.flag("vectorized", vectorized)
     if callback is not None and not callable(callback):
         raise TypeError(f"`callback` must be callable or None, but got {v.short(callback)}.")
-    evaluator = Evaluator(workers)
+    evaluator = Evaluator(workers, vectorized=True) if whole else Evaluator(workers)
     bar = None
     ended: dict[str, float] = {}
     name = type(opt).__name__

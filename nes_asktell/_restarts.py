@@ -21,7 +21,7 @@ from . import _noise, _stopping
 from . import _validate as v
 from ._bounds import Box, parse_bounds
 from ._evaluate import WorkersLike
-from ._loop import run
+from ._loop import DispLike, run
 from ._strategy import MAX_POPSIZE, STATE_VERSION, Strategy, even_popsize, resolve_strategy
 from ._typing import (
     JSON,
@@ -379,7 +379,9 @@ class IPOP:
         maxiter: int | None = None,
         workers: WorkersLike = None,
         callback: Callable[[OptimizeResult], object] | None = None,
-        disp: bool = False,
+        disp: DispLike = False,
+        progress: bool = False,
+        vectorized: bool = False,
     ) -> OptimizeResult:
         """Run all restarts until :meth:`stop` holds (see :meth:`Strategy.optimize`).
 
@@ -398,6 +400,8 @@ class IPOP:
                 workers=workers,
                 callback=callback,
                 disp=disp,
+                progress=progress,
+                vectorized=vectorized,
             )
         finally:
             self._call_limit = None

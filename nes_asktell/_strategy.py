@@ -29,7 +29,7 @@ from . import _validate as v
 from ._batch import KeyedBatch, Keys
 from ._bounds import Box, parse_bounds
 from ._evaluate import WorkersLike
-from ._loop import run
+from ._loop import DispLike, run
 from ._typing import (
     JSON,
     ArrayLike,
@@ -686,7 +686,9 @@ class Strategy(ABC):
         maxiter: int | float | None = None,
         workers: WorkersLike = None,
         callback: Callable[[OptimizeResult], object] | None = None,
-        disp: bool = False,
+        disp: DispLike = False,
+        progress: bool = False,
+        vectorized: bool = False,
     ) -> OptimizeResult:
         """Run ask/evaluate/tell until :meth:`stop` holds or a budget is spent; return the result.
 
@@ -707,8 +709,17 @@ class Strategy(ABC):
         callback : callable, optional
             Called after each generation with the current :attr:`result`; returning True or
             raising StopIteration stops the run (status 99).
-        disp : bool
-            Print a progress line every few generations.
+        disp : bool or {0, 1, 2}
+            Log progress through the ``nes_asktell`` logger (printed on stdout for the run):
+            1 (or True) a line at generations 1-9, every 10th up to 100, then every 100th and
+            at least every few seconds, with elapsed time and evaluations per second; 2 a line
+            every generation; 0 (or False) nothing.
+        progress : bool
+            Show a progress bar (generations, nfev, best) with tqdm (the ``progress`` extra).
+        vectorized : bool
+            Evaluate the whole population (or each worker's share of it) in one call
+            ``fun(X, *args) -> (S,)`` with `X` of shape (d, S), as scipy's ``vectorized``
+            convention; for users who evaluate on their own GPU or with numpy.
         """
         return run(
             self,
@@ -720,6 +731,8 @@ class Strategy(ABC):
             workers=workers,
             callback=callback,
             disp=disp,
+            progress=progress,
+            vectorized=vectorized,
         )
 
     # ------------------------------------------------------------------ for evaluation

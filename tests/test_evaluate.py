@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import nes_asktell
-from nes_asktell import SNES, XNES, Evaluator, NESWarning, OpenES, _tasks, evaluate
+from nes_asktell import IPOP, SNES, XNES, Evaluator, NESWarning, OpenES, _tasks, evaluate
 from nes_asktell._batch import rebuild_row
 
 D_BIG = 12_000  # above SEEDS_MIN_DIM: "auto" ships keys
@@ -461,6 +461,21 @@ def test_vectorized_gives_the_same_values_and_run_as_rows() -> None:
         res = SNES(np.zeros(3), 0.3, rng=4, maxiter=5).optimize(sphere_columns, workers=ev)
     np.testing.assert_array_equal(res.x, ref.x)
     assert res.fun == ref.fun
+    for opt in (SNES(np.zeros(3), 0.3, rng=4, maxiter=5), IPOP("snes", np.zeros(3), 0.3, rng=4)):
+        calls = CountingColumns()
+        res = opt.optimize(calls, maxiter=5, vectorized=True)
+        np.testing.assert_array_equal(res.x, ref.x)
+        assert res.fun == ref.fun
+        assert calls.shapes == [(3, opt.popsize)] * 5  # one call per generation, X is (d, S)
+
+
+class CountingColumns:
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        self.shapes.append(X.shape)
+        return sphere_columns(X)
 
 
 def test_a_failing_vectorized_call_costs_only_the_faulty_candidate_on_workers() -> None:

@@ -94,7 +94,7 @@ def test_every_keeps_one_generation_in_k() -> None:
     np.testing.assert_array_equal(history["generation"], [3, 6, 9])
 
 
-def test_scipy_minimize_records_what_the_intermediate_result_holds() -> None:
+def test_scipy_minimize_records_the_whole_strategy() -> None:
     history = History()
     res = minimize(
         sphere, np.ones(3), method=nes, callback=history, options={"rng": 0, "maxiter": 15}
@@ -102,9 +102,23 @@ def test_scipy_minimize_records_what_the_intermediate_result_holds() -> None:
     assert len(history) == res.nit == 15
     assert history["nfev"][-1] == res.nfev
     assert history["f_best"][-1] == res.fun
-    # minimize passes x, fun, nfev and nit only: the rest is NaN, and the plot says so
-    assert np.isnan(history["sigma_max"]).all()
-    assert np.isnan(history["f_median_gen"]).all()
+    # the History gets the strategy itself through minimize, as through optimize
+    assert np.isfinite(history["sigma_max"]).all()
+    assert np.isfinite(history["f_median_gen"]).all()
+    np.testing.assert_array_equal(history["mean_0"][-1], res.mean[0])
+
+
+def test_scipy_minimize_with_restarts_records_every_run() -> None:
+    history = History()
+    res = minimize(
+        sphere,
+        np.full(2, 3.0),
+        method=nes,
+        callback=history,
+        options={"rng": 0, "restarts": 2, "tolfun": 1e-3, "maxfev": 3000},
+    )
+    assert history["nfev"][-1] == res.nfev
+    assert len(set(history["popsize"].tolist())) == res.restarts + 1 >= 2
 
 
 def test_call_with_a_full_result_records_mean_and_sigma() -> None:
@@ -206,10 +220,11 @@ def test_plot_draws_four_panels(tmp_path: Path) -> None:
     assert (tmp_path / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_plot_of_a_scipy_history_says_what_was_not_recorded() -> None:
+def test_plot_of_a_history_of_bare_results_says_what_was_not_recorded() -> None:
     pytest.importorskip("matplotlib")
     history = History()
-    minimize(sphere, np.ones(2), method=nes, callback=history, options={"rng": 0, "maxiter": 5})
+    for k in range(1, 6):  # a callback(intermediate_result) caller that has x, fun, nfev, nit
+        history(OptimizeResult(x=np.zeros(2), fun=1.0 / k, nfev=6 * k, nit=k))
     axes = history.plot().get_axes()
     assert [t.get_text() for t in axes[1].texts] == ["not recorded"]
     assert len(axes[0].get_lines()) == 1

@@ -163,8 +163,8 @@ def test_the_core_and_the_scipy_method_need_no_extra() -> None:
         ),
         (
             "tqdm",
-            "import numpy as np\nfrom nes_asktell import XNES\nfrom nes_asktell._loop import run\n"
-            "es = XNES(np.ones(2), 0.5)\nrun(es, lambda: es, sum, maxiter=1, progress=True)",
+            "import numpy as np\nfrom nes_asktell import XNES\n"
+            "XNES(np.ones(2), 0.5).optimize(sum, maxiter=1, progress=True)",
             "progress",
         ),
     ],

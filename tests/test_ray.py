@@ -96,6 +96,18 @@ def test_workers_ray_in_optimize_is_bit_identical_for_xnes_and_snes(cluster) -> 
         assert got.nfev == want.nfev
 
 
+def test_a_lambda_travels_to_ray_by_value(cluster) -> None:
+    # Ray serialises functions by value (cloudpickle): no pickle check rejects a lambda,
+    # which a spawned process pool cannot load.
+    got = SNES(np.ones(4), 0.5, rng=1).optimize(
+        lambda x: float(np.sum(x**2)), maxiter=5, workers=cluster
+    )
+    want = SNES(np.ones(4), 0.5, rng=1).optimize(sphere, args=(0.0,), maxiter=5)
+    np.testing.assert_array_equal(got.x, want.x)
+    with pytest.raises(TypeError, match=r"cannot be pickled|pickle"):
+        SNES(np.ones(4), 0.5, rng=1).optimize(lambda x: 0.0, maxiter=1, workers=2)
+
+
 @pytest.mark.parametrize("mode", ["seeds", "replay"])
 def test_a_raising_candidate_gets_nan_and_the_run_goes_on(cluster, mode) -> None:
     es, ref = (SNES(np.zeros(D), 0.3, popsize=8, rng=11) for _ in range(2))

@@ -13,7 +13,6 @@ import pytest
 from scipy.optimize import minimize
 
 from nes_asktell import IPOP, SNES, XNES, NESWarning, OpenES, nes
-from nes_asktell._loop import run
 
 
 def sphere(x: np.ndarray) -> float:
@@ -102,8 +101,7 @@ def test_progress_bar_shows_generations_nfev_and_best(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     pytest.importorskip("tqdm")
-    es = XNES(np.ones(2), 0.5, rng=0)
-    res = run(es, lambda: es, sphere, maxiter=7, progress=True)
+    res = XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=7, progress=True)
     err = capsys.readouterr().err
     assert "7/7" in err
     assert f"nfev={res.nfev}" in err
@@ -118,14 +116,30 @@ def test_progress_bar_without_tqdm_says_how_to_install_it(
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     es = XNES(np.ones(2), 0.5, rng=0)
     with pytest.raises(ImportError, match=r"pip install 'nes_asktell\[progress\]'"):
-        run(es, lambda: es, sphere, maxiter=2, progress=True)
+        es.optimize(sphere, maxiter=2, progress=True)
     assert es.nfev == 0
+    ipop = IPOP("snes", np.ones(2), 0.5, rng=0)
+    with pytest.raises(ImportError, match=r"pip install 'nes_asktell\[progress\]'"):
+        ipop.optimize(sphere, maxiter=2, progress=True)
+    assert ipop.nfev == 0
 
 
 def test_bad_progress_is_rejected() -> None:
     es = XNES(np.ones(2), 0.5, rng=0)
     with pytest.raises(TypeError, match=r"`progress` must be True or False, but got 'bar'"):
-        run(es, lambda: es, sphere, maxiter=2, progress="bar")  # type: ignore[arg-type]
+        es.optimize(sphere, maxiter=2, progress="bar")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"`vectorized` must be True or False, but got 1.5"):
+        es.optimize(sphere, maxiter=2, vectorized=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"`disp` must be 0, 1, 2, True or False, but got 3"):
+        es.optimize(sphere, maxiter=2, disp=3)
+    assert es.nfev == 0
+
+
+def test_disp_levels_reach_optimize_of_ipop(capsys: pytest.CaptureFixture[str]) -> None:
+    IPOP("xnes", np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=12, disp=2)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if " gen " in ln]
+    assert len(lines) == 13  # every generation, and the last line with the stops
+    assert lines[-1].endswith("stops: maxiter")
 
 
 def only_nes(record: pytest.WarningsRecorder) -> list[warnings.WarningMessage]:

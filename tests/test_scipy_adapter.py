@@ -383,6 +383,9 @@ def test_disp_prints(capsys):
     assert "nfev" in out
     nes(sphere, np.zeros(2), rng=0, maxiter=3)
     assert capsys.readouterr().out == ""
+    nes(sphere, np.zeros(2), disp=2, rng=0, maxiter=3)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if " gen " in ln]
+    assert len(lines) == 4  # level 2: every generation, then the last line with the stops
 
 
 @pytest.mark.parametrize(
@@ -394,7 +397,8 @@ def test_disp_prints(capsys):
         ({"maxiter": True}, TypeError, r"`maxiter` must be a number >= 0 or None, but got True"),
         ({"tol": -1.0}, ValueError, r"`tol` must be a non-negative finite number, but got -1.0"),
         ({"vectorized": 1}, TypeError, r"`vectorized` must be True or False, but got 1"),
-        ({"disp": "yes"}, TypeError, r"`disp` must be True or False, but got 'yes'"),
+        ({"disp": "yes"}, TypeError, r"`disp` must be 0, 1, 2, True or False, but got 'yes'"),
+        ({"disp": 5}, ValueError, r"`disp` must be 0, 1, 2, True or False, but got 5"),
         ({"restarts": -1}, ValueError, r"`restarts` must be an integer >= 0, but got -1"),
         ({"callback": 3}, TypeError, r"`callback` must be callable or None, but got 3"),
         ({"workers": "many"}, TypeError, r"`workers` must be"),
