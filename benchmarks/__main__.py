@@ -17,6 +17,7 @@ BENCHMARKS = {
     "engines": "benchmarks.engines",  # bytes and seconds per generation of every engine
     "faults": "benchmarks.faults",  # injected faults in parallel evaluation, survived or not
     "hostile": "benchmarks.hostile",  # bad inputs, corrupted states, edge cases, resumes
+    "noisy": "benchmarks.noisy",  # noise handling on bbob-noisy and a noisy policy search
 }
 
 

@@ -163,3 +163,33 @@ def test_target_checks_read_the_ratios_to_pycma() -> None:
         "not run",
         None,
     )
+
+
+def test_noisy_bbob_reads_the_noise_free_values_from_cocos_log() -> None:
+    from benchmarks import noisy
+
+    rec = noisy.run_bbob("XNES+IPOP", 1, 2, 1, 100)  # f101: the sphere with Gaussian noise
+    assert rec["evals"] == 200  # the whole budget (restarts), never more
+    trace = rec["trace"]
+    assert isinstance(trace, list)
+    assert trace
+    evals = [e for e, _ in trace]
+    best = [b for _, b in trace]
+    assert evals == sorted(evals)
+    assert evals[-1] <= 200
+    assert best == sorted(best, reverse=True)  # the best noise-free value never gets worse
+    assert 0.0 <= rec["best"] == best[-1] < best[0]
+    assert noisy.reached(rec, 200) >= noisy.reached(rec, evals[0])
+
+
+def test_noisy_policy_task_is_noisy_and_ranks_a_stabilising_gain_first() -> None:
+    from benchmarks.noisy import SpringChain
+
+    task = SpringChain()
+    zero = task.returns(np.zeros(task.dim), np.random.default_rng(0), 400)
+    assert zero.std() > 0  # an episode's return is a noisy measure of the policy
+    K = np.zeros((2, task.dim // 2))
+    K[0, 4], K[1, 7] = 2.0, 2.0  # damping on the two actuated masses
+    damped = task.returns(K.ravel(), np.random.default_rng(0), 400)
+    # on the same 400 episodes (same initial states and disturbances) damping costs less
+    assert damped.mean() > zero.mean()
