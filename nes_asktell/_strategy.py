@@ -620,6 +620,34 @@ class Strategy(ABC):
         out["_last_range"] = float(np.ptp(f[finite]))
         return out
 
+    def scale_sigma(self, factor: float) -> None:
+        """Multiply the step size (every coordinate's, for a diagonal one) by `factor`.
+
+        For rules outside the update that raise or lower the spread, such as uncertainty
+        handling (:class:`~nes_asktell.NoiseHandler`) or pycma's ``es.sigma *= factor``. The
+        result is clipped to the range every update keeps sigma in. Call it between
+        :meth:`tell` and the next :meth:`ask`.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If `factor` is not a positive finite number.
+        RuntimeError
+            If a batch is pending (its candidates were drawn with the old step size); nothing
+            is changed.
+        """
+        f = v.positive_float("factor", factor)
+        if self._X is not None:
+            raise RuntimeError(
+                "scale_sigma() changes the distribution the pending batch was drawn from; call "
+                "it after tell() and before the next ask()."
+            )
+        sigma = self.__dict__["_sigma"]
+        with np.errstate(over="ignore", under="ignore"):
+            scaled = np.asarray(sigma, dtype=np.float64) * f
+        scaled = np.clip(np.nan_to_num(scaled, posinf=v.SIGMA_MAX), v.SIGMA_MIN, v.SIGMA_MAX)
+        self._sigma = scaled if isinstance(sigma, np.ndarray) else float(scaled)
+
     def stop(self) -> dict[str, float]:
         """Return the termination criteria that hold, each with its threshold (empty if none)."""
         full = len(self._fhist) >= _stopping.history_length(self._dim, self._popsize)

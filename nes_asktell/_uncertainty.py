@@ -77,8 +77,7 @@ class NoiseHandler:
     Parameters
     ----------
     strategy : Strategy
-        The strategy to drive; its `shaping` must be a name (the step size is raised through
-        :meth:`Strategy.state_dict`).
+        The strategy to drive (its step size is raised with :meth:`Strategy.scale_sigma`).
     reevaluations : float, optional
         The fraction :math:`r_\lambda` of the population evaluated twice each generation;
         default :math:`\max(0.1, 2/\lambda)`. At least one candidate is.
@@ -130,7 +129,6 @@ class NoiseHandler:
     ) -> None:
         if not isinstance(strategy, Strategy):
             raise TypeError(f"`strategy` must be a Strategy, but got {v.short(strategy)}.")
-        strategy.state_dict()  # raises ValueError for a callable shaping, which cannot be copied
         lam = strategy.popsize
         r = (
             max(0.1, 2.0 / lam)
@@ -156,7 +154,7 @@ class NoiseHandler:
 
     @property
     def strategy(self) -> Strategy:
-        """The strategy driven (a new object after each raise of sigma)."""
+        """The strategy driven."""
         return self._es
 
     @property
@@ -205,7 +203,7 @@ class NoiseHandler:
         self._s = s
         self._s_bar = (1.0 - self._c_s) * self._s_bar + self._c_s * s
         if self._s_bar > 0.0:
-            self._es = scaled_sigma(self._es, self._alpha)
+            self._es.scale_sigma(self._alpha)
             self._raises += 1
 
     def stop(self) -> dict[str, float]:
@@ -230,15 +228,3 @@ class NoiseHandler:
         res["nfev"] = self.nfev
         res["raises"] = self._raises
         return res
-
-
-def scaled_sigma(es: Strategy, factor: float) -> Strategy:
-    """Return a copy of `es` (no pending batch) with every step size multiplied by `factor`."""
-    state = es.state_dict()
-    algo = dict(state["algo"])  # type: ignore[call-overload]
-    sigma = algo["sigma"]
-    algo["sigma"] = (
-        [float(x) * factor for x in sigma] if isinstance(sigma, list) else float(sigma) * factor
-    )
-    state["algo"] = algo
-    return Strategy.from_state(state)

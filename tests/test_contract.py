@@ -218,3 +218,15 @@ def test_the_scipy_method_and_the_sampler_accept_every_registered_name(name: str
     assert res.nfev == 60
     sampler = NESSampler(strategy=name.upper(), seed=0)
     assert copy.copy(sampler) is not None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_scale_sigma_scales_every_standard_deviation(name: str) -> None:
+    es = make(name)
+    step(es)
+    before = es._stds().copy()
+    es.scale_sigma(2.5)
+    np.testing.assert_allclose(es._stds(), before * 2.5, rtol=1e-12)
+    back = type(es).from_state(es.state_dict())
+    np.testing.assert_array_equal(back._stds(), es._stds())
+    step(es)  # and the run goes on

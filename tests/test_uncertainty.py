@@ -97,10 +97,43 @@ def test_bad_arguments_are_rejected() -> None:
         NoiseHandler(es, alpha_sigma=0.5)
     with pytest.raises(ValueError, match="`theta`"):
         NoiseHandler(es, theta=2.0)
-    with pytest.raises(ValueError, match="shaping"):
-        NoiseHandler(OpenES(np.zeros(3), 0.1, shaping=lambda f: -f))
     nh = NoiseHandler(es)
     X = nh.ask()
     with pytest.raises(ValueError, match="`fitness`"):
         nh.tell(X, np.zeros(3))
     assert nh.strategy.generation == 0  # the rejected tell changed nothing
+
+
+def test_a_strategy_with_a_callable_shaping_is_handled_in_place() -> None:
+    # sigma is raised in place (Strategy.scale_sigma), so a shaping that cannot be written
+    # into a state is no obstacle, and the strategy object stays the same
+    es = OpenES(np.zeros(3), 0.1, shaping=lambda f: -np.asarray(f), rng=0)
+    nh = NoiseHandler(es, alpha_sigma=2.0)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        X = nh.ask()
+        nh.tell(X, rng.normal(size=len(X)))  # pure noise: ranks change, sigma is raised
+    assert nh.strategy is es
+    assert nh.raises >= 1
+    # OpenES keeps sigma fixed by default: only the raises change it
+    assert nh.strategy.result.sigma == pytest.approx(0.1 * 2.0**nh.raises, rel=1e-12)
+
+
+@pytest.mark.parametrize("cls", [XNES, SNES, OpenES])
+def test_scale_sigma_multiplies_every_step_size_and_is_refused_mid_batch(cls: type) -> None:
+    es = cls(np.zeros(3), np.array([0.1, 0.2, 0.4]) if cls is SNES else 0.3, rng=0)
+    before = es.result.sigma
+    es.scale_sigma(3.0)
+    np.testing.assert_allclose(es.result.sigma, np.asarray(before) * 3.0, rtol=1e-15)
+    X = es.ask()
+    with pytest.raises(RuntimeError, match=r"scale_sigma\(\) changes the distribution"):
+        es.scale_sigma(2.0)
+    np.testing.assert_allclose(es.result.sigma, np.asarray(before) * 3.0, rtol=1e-15)
+    es.tell(X, np.arange(len(X), dtype=float))
+    for bad, exc in ((0.0, ValueError), (math.inf, ValueError), ("2", TypeError)):
+        with pytest.raises(exc, match=r"`factor` must be a positive finite number"):
+            es.scale_sigma(bad)
+    es.scale_sigma(1e300)  # clipped to the range every update keeps sigma in
+    assert np.all(np.isfinite(es.result.sigma))
+    back = cls.from_state(es.state_dict())  # a scaled strategy is a valid state
+    np.testing.assert_array_equal(back.result.sigma, es.result.sigma)

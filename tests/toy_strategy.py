@@ -12,7 +12,9 @@ from typing import Unpack
 import numpy as np
 
 from nes_asktell import Strategy
+from nes_asktell import _validate as v
 from nes_asktell._typing import (
+    JSON,
     ArrayLike,
     BoundsLike,
     CommonOptions,
@@ -62,3 +64,10 @@ class ToyES(Strategy):
 
     def _sigma_value(self) -> float:
         return self._sigma
+
+    # sigma is fixed by the update but not by Strategy.scale_sigma: it is state
+    def _algo_state(self) -> JSON:
+        return {"sigma": self._sigma}
+
+    def _load_algo_state(self, state: JSON) -> None:
+        self._sigma = v.step_size("sigma", state["sigma"])
