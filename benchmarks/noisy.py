@@ -61,8 +61,10 @@ class Budgeted:
 
 
 # ------------------------------------------------------------------------------ the methods
-def run_nes_ipop(obj: Budgeted, x0: np.ndarray, seed: int, handled: bool) -> np.ndarray:
-    """XNES restarted from `x0` with a doubled population until the budget is spent.
+def run_nes_ipop(
+    obj: Budgeted, x0: np.ndarray, seed: int, handled: bool, restarts: bool = True
+) -> np.ndarray:
+    """XNES (restarted from `x0` with a doubled population until the budget is spent).
 
     Return the mean of the last run (the point a user of a noisy problem takes).
     """
@@ -72,7 +74,7 @@ def run_nes_ipop(obj: Budgeted, x0: np.ndarray, seed: int, handled: bool) -> np.
     mean = x0
     k = 0
     try:
-        while True:
+        while k == 0 or restarts:
             opt = XNES(x0, SIGMA0, popsize, rng=seed + 1000 * k)
             run: XNES | NoiseHandler = NoiseHandler(opt) if handled else opt
             while not run.stop():
@@ -83,11 +85,14 @@ def run_nes_ipop(obj: Budgeted, x0: np.ndarray, seed: int, handled: bool) -> np.
             popsize *= 2
             k += 1
     except _BudgetSpentError:
-        return np.asarray(mean, dtype=float)
+        pass
+    return np.asarray(mean, dtype=float)
 
 
-def run_pycma_ipop(obj: Budgeted, x0: np.ndarray, seed: int, handled: bool) -> np.ndarray:
-    """pycma restarted from `x0` with a doubled population until the budget is spent.
+def run_pycma_ipop(
+    obj: Budgeted, x0: np.ndarray, seed: int, handled: bool, restarts: bool = True
+) -> np.ndarray:
+    """pycma (restarted from `x0` with a doubled population until the budget is spent).
 
     With `handled`, ``cma.NoiseHandler`` (step size only) after each generation, as pycma's
     documentation shows for ask/tell loops. Return the mean of the last run.
@@ -98,7 +103,7 @@ def run_pycma_ipop(obj: Budgeted, x0: np.ndarray, seed: int, handled: bool) -> n
     mean = x0
     k = 0
     try:
-        while True:
+        while k == 0 or restarts:
             opts = {"verbose": -9, "seed": seed + 1000 * k, "popsize": popsize}
             es = cma.CMAEvolutionStrategy(x0, SIGMA0, opts)
             nh = cma.NoiseHandler(es.N, maxevals=[1, 1, 1]) if handled else None
@@ -114,14 +119,17 @@ def run_pycma_ipop(obj: Budgeted, x0: np.ndarray, seed: int, handled: bool) -> n
             popsize *= 2
             k += 1
     except _BudgetSpentError:
-        return np.asarray(mean, dtype=float)
+        pass
+    return np.asarray(mean, dtype=float)
 
 
-def run_method(method: str, obj: Budgeted, x0: np.ndarray, seed: int) -> np.ndarray:
+def run_method(
+    method: str, obj: Budgeted, x0: np.ndarray, seed: int, restarts: bool = True
+) -> np.ndarray:
     handled = method.endswith("+UH")
     if method.startswith("XNES"):
-        return run_nes_ipop(obj, x0, seed, handled)
-    return run_pycma_ipop(obj, x0, seed, handled)
+        return run_nes_ipop(obj, x0, seed, handled, restarts)
+    return run_pycma_ipop(obj, x0, seed, handled, restarts)
 
 
 # ------------------------------------------------------------------------------ bbob-noisy
@@ -268,20 +276,32 @@ class SpringChain:
 
 
 def run_policy(method: str, seed: int, episodes: int) -> dict[str, object]:
-    """Train a policy with `method` on one episode per evaluation; return its true value."""
+    """Train a policy with `method` on one episode per evaluation; return its true value.
+
+    One run (no restarts: a restart late in the budget would leave a fresh mean), until the
+    budget is spent or the method stops by itself; the final mean is the policy.
+    """
     task = SpringChain()
     rng = np.random.default_rng([7, seed])
     obj = Budgeted(lambda th: -float(task.returns(th, rng, 1)[0]), episodes)
     x0 = np.zeros(task.dim)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mean = run_method(method, obj, x0, 100 + seed)
+        mean = run_method(method, obj, x0, 100 + seed, restarts=False)
     value = float(np.mean(task.returns(mean, np.random.default_rng(12345), 2000)))
-    return {"method": method, "seed": seed, "episodes": obj.evals, "true_return": value}
+    return {
+        "method": method.replace("+IPOP", ""),
+        "seed": seed,
+        "episodes": obj.evals,
+        "true_return": value,
+    }
 
 
 def policy_table(records: list[dict[str, object]], methods: Sequence[str]) -> str:
-    lines = ["\nnoisy policy search: true mean return of the final mean (higher is better)\n"]
+    lines = [
+        "\nnoisy policy search: true mean return of the final mean (higher is better), one "
+        "run each\n"
+    ]
     seeds = sorted({int(r["seed"]) for r in records})  # type: ignore[call-overload]
     lines.append(
         f"{'method':>15} " + " ".join(f"{'seed ' + str(s):>10}" for s in seeds) + "    median"
@@ -291,10 +311,10 @@ def policy_table(records: list[dict[str, object]], methods: Sequence[str]) -> st
             float(r["true_return"])  # type: ignore[arg-type]
             for s in seeds
             for r in records
-            if r["method"] == m and r["seed"] == s
+            if r["method"] == m.replace("+IPOP", "") and r["seed"] == s
         ]
         cells = " ".join(f"{x:>10.2f}" for x in vals)
-        lines.append(f"{m:>15} {cells} {float(np.median(vals)):>9.2f}")
+        lines.append(f"{m.replace('+IPOP', ''):>15} {cells} {float(np.median(vals)):>9.2f}")
     return "\n".join(lines)
 
 
@@ -339,7 +359,7 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
         recs = []
         for s in range(args.seeds):
             for m in args.methods:
-                path = args.cache / f"policy_{m}_s{s}_e{args.episodes}.json"
+                path = args.cache / f"policy1_{m}_s{s}_e{args.episodes}.json"
                 if path.exists():
                     recs.append(json.loads(path.read_text()))
                     continue
@@ -347,7 +367,9 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
                 args.cache.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(rec))
                 recs.append(rec)
-        print(f"{args.episodes} episodes per run, {args.seeds} seeds")
+        task = SpringChain()
+        zero = float(np.mean(task.returns(np.zeros(task.dim), np.random.default_rng(12345), 2000)))
+        print(f"{args.episodes} episodes per run, {args.seeds} seeds; the zero gain: {zero:.2f}")
         print(policy_table(recs, args.methods), flush=True)
 
 
