@@ -126,7 +126,9 @@ class IPOP:
     rng : None, int, SeedSequence or Generator
         Seed of the whole sequence. Run 0 uses it exactly as the strategy would (an int or a
         SeedSequence gives the same run as ``strategy(x0, sigma0, rng=rng)``); restart ``r``
-        uses a seed derived from ``(seed, r)``. A Generator is drawn from once, for the seed.
+        uses a seed derived from ``(entropy, r)``, where entropy is the 128-bit number run 0
+        drew from `rng` (SPEC 7): ``rng=42`` and ``rng=np.random.default_rng(42)`` give the
+        same whole sequence, restarts included. A Generator is drawn from once.
     maxfev, maxiter : int, optional
         Evaluations and generations over all runs together.
     ftarget : float, optional
@@ -218,12 +220,20 @@ class IPOP:
         self._call_limit: int | None = None
         # Run 0 draws from `rng` itself, so that it is the run the strategy would make.
         self._inner = self._make_run(0, self._x0, popsize, rng=rng)
-        if seed is None:  # a Generator: the restarts follow from the entropy run 0 drew
-            self._seed = int(str(self._inner.replica_state()["noise"]["entropy"]))  # type: ignore[index]
+        # SPEC 7: every form of `rng` reaches run 0 as the 128-bit entropy it drew (an int and
+        # default_rng of that int draw the same), and the restarts follow from that entropy,
+        # so rng=42 and rng=np.random.default_rng(42) give the same whole sequence.
+        self._seed = self._run_entropy(self._inner)
         self._popsize0 = self._inner.popsize
         self._best_x, self._best_f = self._inner.best
 
     # ------------------------------------------------------------------ runs
+    @staticmethod
+    def _run_entropy(es: Strategy) -> int:
+        """Return the 128-bit entropy of the counter-based noise of the run `es`."""
+        noise = es.replica_state()["noise"]
+        return int(str(noise["entropy"]))  # type: ignore[index,call-overload]
+
     def _make_run(
         self, r: int, x0: FloatArray, popsize: int | None, rng: RngLike = None
     ) -> Strategy:
@@ -462,6 +472,9 @@ class IPOP:
                 **dict(state["criteria"]),  # type: ignore[call-overload]
                 **dict(state["options"]),  # type: ignore[call-overload]
             )
+            # The constructor drew run 0 from the stored seed; the sequence's seed is the
+            # stored one itself (the entropy the original run 0 drew).
+            obj._seed = v.integer("seed", int(str(state["seed"])), minimum=0, maximum=2**128 - 1)
             obj._restarts = v.integer("restarts", state["restarts"], minimum=0)
             obj._nfev_done = v.integer("nfev_done", state["nfev_done"], minimum=0)
             obj._generation_done = v.integer(
