@@ -216,10 +216,10 @@ def test_spec7_an_int_and_its_generator_give_the_same_sequence_restarts_included
     runs = [quick(rng=rng, bounds=bounds, maxfev=4000) for rng in forms]
     asks = [drive(opt, rastrigin) for opt in runs]
     assert runs[0].restarts >= 2  # the comparison reaches past the first restart
-    for opt, got in zip(runs[1:], asks[1:]):
+    for opt, got in zip(runs[1:], asks[1:], strict=True):
         assert opt.restarts == runs[0].restarts
         assert len(got) == len(asks[0])
-        for x, y in zip(got, asks[0]):
+        for x, y in zip(got, asks[0], strict=True):
             np.testing.assert_array_equal(x, y)
     assert len({json.dumps(opt.state_dict()) for opt in runs}) == 1
 
@@ -233,7 +233,7 @@ def test_a_generator_seeded_sequence_resumes_identically_after_a_restart() -> No
     a, b = drive(opt, rastrigin), drive(twin, rastrigin)
     assert opt.restarts >= 2  # the resumed sequence restarts again, from the same seed
     assert len(a) == len(b)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
 
 
