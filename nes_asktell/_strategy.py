@@ -662,9 +662,10 @@ class Strategy(ABC):
     def result(self) -> OptimizeResult:
         """The outcome so far as a ``scipy.optimize.OptimizeResult``.
 
-        Fields: ``x`` and ``fun`` (best so far), ``nfev``, ``nit`` (generations), ``status``,
-        ``success``, ``message`` (scipy's wording), ``stop`` (the criteria that hold), ``mean``
-        and ``sigma``.
+        Fields: ``x`` and ``fun`` (the best point evaluated so far and its value), ``nfev``,
+        ``nit`` (generations), ``status``, ``success``, ``message`` (scipy's wording), ``stop``
+        (the criteria that hold), ``mean`` (the mean of the search distribution, inside the
+        box with bounds: on a noisy problem the better estimate of the optimum) and ``sigma``.
         """
         sigma = self._sigma_value()
         return _stopping.make_result(
