@@ -232,7 +232,7 @@ class IPOP:
     def _run_entropy(es: Strategy) -> int:
         """Return the 128-bit entropy of the counter-based noise of the run `es`."""
         noise = es.replica_state()["noise"]
-        return int(str(noise["entropy"]))  # type: ignore[index,call-overload]
+        return int(str(noise["entropy"]))  # type: ignore[index]
 
     def _make_run(
         self, r: int, x0: FloatArray, popsize: int | None, rng: RngLike = None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Unpack
+from typing import Any, Unpack
 
 import numpy as np
+import numpy.typing as npt
 from scipy.special import ndtr
 from scipy.stats import rankdata
 
@@ -44,7 +45,7 @@ def expm_sym(S: FloatArray, *, traceless: bool = False) -> FloatArray:
     return out
 
 
-def within_cond(sv: FloatArray) -> bool:
+def within_cond(sv: npt.NDArray[np.floating[Any]]) -> bool:
     """Return whether singular values `sv` (descending) have a ratio of at most COND_B_MAX.
 
     The one test of the bound, written without a division (a zero or NaN fails it), so that
