@@ -104,6 +104,10 @@ class Engine:
         """Run ``fn(*args)`` on a worker and return its future."""
         raise NotImplementedError
 
+    def abandon(self, fut: Future[Any]) -> None:
+        """Give up on the task of `fut` (past the timeout): cancel it if it has not started."""
+        fut.cancel()
+
     def ship(self, value: object) -> tuple[object, int]:
         """Return what a task carries for `value` (it, or a handle) and the bytes sent ahead."""
         return value, 0
@@ -361,6 +365,19 @@ class DaskEngine(Engine):
     def __init__(self, client: DaskClientLike) -> None:
         self.client = client
         self._warm = False
+        self._abandoned: set[Any] = set()
+
+    def abandon(self, fut: Future[Any]) -> None:
+        """Give up on the task of `fut`, but keep the future until the task ends.
+
+        A dask worker's thread cannot be stopped. Cancelling a running task would free its
+        slot in the scheduler's view while the thread still runs it, and the scheduler would
+        queue the candidates run again behind the hung call; a future kept keeps the slot
+        counted busy. (A task that had not started yet runs when its turn comes; its value
+        is not used.)
+        """
+        self._abandoned.add(fut)
+        fut.add_done_callback(self._abandoned.discard)
 
     def start(self) -> None:
         """Import the package on every worker once, before a generation's clock starts.

@@ -481,6 +481,7 @@ class Evaluator:
         """
         engine = self._engine
         rerun: list[int] = []
+        waited: list[int] = []  # rows of tasks that timed out without a board
         blamed = False
         crashed: list[int] = []
         crash_messages: list[str] = []
@@ -499,11 +500,11 @@ class Evaluator:
                 try:
                     reply = fut.result(timeout=left)
                 except _TIMEOUTS:
-                    fut.cancel()
+                    engine.abandon(fut)
                     timed_out = True
                     if board is None:  # which row hangs is unknown: each runs again once
                         errors.append(f"timeout after {self._timeout} s")
-                        rerun.extend(rows.tolist())
+                        waited.extend(rows.tolist())
                         continue
                     # The rows running at the deadline are the slow ones; those not started
                     # yet run again with a fresh clock.
@@ -574,7 +575,10 @@ class Evaluator:
                         rerun.append(k)
             if crashed and len(errors) == found:  # no row to blame: say what happened
                 errors.append(crash_messages[0])
-        return sorted(rerun), blamed
+        # Tasks start in the order they were sent: of those that timed out, the first ones
+        # were the likeliest to be running (hung), the later ones to be waiting behind them.
+        # The later ones run again first, so that they take the free threads.
+        return sorted(rerun) + sorted(waited, reverse=True), blamed
 
 
 def _checked_reply(reply: object, m: int) -> tuple[FloatArray, list[str]] | None:
