@@ -11,6 +11,12 @@ busy (survived: it ends within 5 s with KeyboardInterrupt and leaves no child pr
 
 Faults that cannot be injected into an engine without killing the benchmark itself (a thread
 calling ``os._exit``) are not tried there. ``--quick`` skips dask and the subprocess faults.
+
+"half the rows hang" is expected to fail on threads (the thread pool and dask's worker
+threads): a thread cannot be stopped, so four hanging calls (and those left hanging by the
+faults before, which share the engine) hold every thread of the 4-thread pool and the 2x2
+cluster until they return, and the clean evaluation that follows, under the same timeout, finds
+no thread to run on. The process pool kills its hung workers and survives it.
 """
 
 from __future__ import annotations

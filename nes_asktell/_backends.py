@@ -19,16 +19,20 @@ here and one detection line there.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
+import functools
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.process
 import numbers
 import os
 import signal
 import threading
+import time
 import types
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -66,23 +70,31 @@ class Engine:
     keeps_replicas : bool
         True when worker processes live across generations and keep replicas (dask).
     isolates_retries : bool
-        True for a process pool on this machine: its tasks record each row's progress on a
-        shared-memory board (:class:`~nes_asktell._tasks.Board`), :meth:`reset` kills busy
-        workers, and :meth:`exit_codes` tells a worker that died by itself from one the pool
-        terminated, so a fault costs only the candidate that caused it.
-    ships_by_value : bool
-        True when the engine serialises functions by value (cloudpickle: Ray), so lambdas and
-        functions of ``__main__`` reach the workers and need no pickle check.
+        True for the process pool this package starts: :meth:`reset` kills busy workers,
+        and :meth:`exit_codes` tells a worker that died by itself from one the pool
+        terminated, so a crash costs only the candidate that caused it.
+
+    Engines whose workers can write to this process's shared memory (:meth:`tracks_rows`)
+    have their tasks record each row's progress on a board
+    (:class:`~nes_asktell._tasks.Board`); elsewhere a lost task's candidates run again.
     """
 
     takes_tasks: ClassVar[bool] = True
     keeps_replicas: ClassVar[bool] = False
     isolates_retries: ClassVar[bool] = False
-    ships_by_value: ClassVar[bool] = False
 
     def size(self) -> int:
         """Return how many tasks a generation is split into (about one per worker)."""
         return 1
+
+    def tracks_rows(self) -> bool:
+        """Return whether tasks can record their rows on a shared-memory board of this process.
+
+        True where every worker is this process or a child that shares its resource tracker
+        (the package's process pool, a thread pool); a worker with a tracker of its own (a
+        Ray actor) would unlink the board when it ends, and a remote one cannot reach it.
+        """
+        return False
 
     def map(self, call: Callable[[FloatArray], object], rows: list[FloatArray]) -> list[object]:
         """Return ``[call(x) for x in rows]`` (engines that evaluate rows themselves)."""
@@ -91,6 +103,10 @@ class Engine:
     def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
         """Run ``fn(*args)`` on a worker and return its future."""
         raise NotImplementedError
+
+    def abandon(self, fut: Future[Any]) -> None:
+        """Give up on the task of `fut` (past the timeout): cancel it if it has not started."""
+        fut.cancel()
 
     def ship(self, value: object) -> tuple[object, int]:
         """Return what a task carries for `value` (it, or a handle) and the bytes sent ahead."""
@@ -172,6 +188,10 @@ class ProcessPool(Engine):
         """Return the number of processes."""
         return self.n
 
+    def tracks_rows(self) -> bool:
+        """Return True: the spawned workers share this process's resource tracker."""
+        return True
+
     def start(self) -> None:
         """Start the pool and wait until every worker runs.
 
@@ -212,14 +232,18 @@ class ProcessPool(Engine):
         return fut
 
     def exit_codes(self) -> dict[int, int | None]:
-        """Wait (up to 10 s each) for the workers of a broken pool; return their exit codes."""
+        """Wait (up to 10 s each) for the workers of a broken pool; return their exit codes.
+
+        The executor's own thread reaps the processes of a broken pool at the same time
+        (``waitpid``); whichever thread loses that race sees no status, so the code is read
+        from the process object once the winner has stored it (:func:`_exit_code`).
+        """
         self._note_children()
         codes: dict[int, int | None] = {}
         for pid in self._workers:
             proc = self._procs.get(pid)
             if proc is not None:
-                proc.join(10.0)
-                codes[pid] = proc.exitcode
+                codes[pid] = _exit_code(proc, 10.0)
         return codes
 
     def reset(self) -> None:
@@ -253,6 +277,25 @@ class ProcessPool(Engine):
         pool.shutdown(wait=True, cancel_futures=True)
         self._workers.clear()
         self._procs.clear()
+
+
+def _exit_code(proc: multiprocessing.process.BaseProcess, timeout: float) -> int | None:
+    """Return the exit code of `proc` once it ended (None if it still runs after `timeout` s).
+
+    Two threads may reap the same child: this one and a broken executor's management thread,
+    which joins its processes while the futures already report the break. The loser of that
+    ``waitpid`` race gets no status (``exitcode`` is None although the process is gone), and
+    the winner stores the code a moment later; so once the process's sentinel says it ended,
+    the code is read until it is there (bounded by `timeout`).
+    """
+    end = time.monotonic() + timeout
+    if not multiprocessing.connection.wait([proc.sentinel], timeout):
+        return None  # still running
+    code = proc.exitcode
+    while code is None and time.monotonic() < end:
+        time.sleep(0.001)  # the reaping thread stores the code within microseconds
+        code = proc.exitcode
+    return code
 
 
 #: the process pools of this interpreter, one per size (see :func:`process_pool`)
@@ -305,6 +348,10 @@ class ExecutorEngine(Engine):
             return int(n)
         return os.cpu_count() or 1
 
+    def tracks_rows(self) -> bool:
+        """Return whether the executor is a thread pool (its tasks share this process)."""
+        return isinstance(self.executor, ThreadPoolExecutor)
+
     def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
         """Run ``fn(*args)`` on the executor."""
         return self.executor.submit(fn, *args)
@@ -318,6 +365,19 @@ class DaskEngine(Engine):
     def __init__(self, client: DaskClientLike) -> None:
         self.client = client
         self._warm = False
+        self._abandoned: set[Any] = set()
+
+    def abandon(self, fut: Future[Any]) -> None:
+        """Give up on the task of `fut`, but keep the future until the task ends.
+
+        A dask worker's thread cannot be stopped. Cancelling a running task would free its
+        slot in the scheduler's view while the thread still runs it, and the scheduler would
+        queue the candidates run again behind the hung call; a future kept keeps the slot
+        counted busy. (A task that had not started yet runs when its turn comes; its value
+        is not used.)
+        """
+        self._abandoned.add(fut)
+        fut.add_done_callback(self._abandoned.discard)
 
     def start(self) -> None:
         """Import the package on every worker once, before a generation's clock starts.
@@ -408,25 +468,31 @@ class RayActor:
         return fn(*args)
 
 
+#: a task waiting for an idle Ray actor: the function, its arguments and its future
+_Waiting = tuple[Callable[..., object], tuple[object, ...], Future[Any]]
+
+
 class RayEngine(Engine):
     """A Ray cluster (the ``ray`` module): one actor per CPU, started on first use.
 
     Each actor is a worker process that lives across generations, so it keeps replicas of the
     strategy (replay mode) like a dask worker; a broadcast is put into the object store once
-    (``ray.put``) and the tasks carry its reference. A task that raises, kills its actor or
-    misses the deadline is retried alone on fresh actors (the engine kills and replaces them).
-    The cluster stays the caller's; :meth:`close` kills only the engine's actors.
+    (``ray.put``) and the tasks carry its reference. A task goes to an idle actor only (the
+    others wait here, in submission order), so an actor that hangs or dies takes no further
+    task with it. After a lost task the evaluator calls :meth:`reset`, which kills the actors;
+    fresh ones start on next use and the lost candidates run again there. The cluster stays
+    the caller's; :meth:`close` kills only the engine's actors.
     """
 
     keeps_replicas = True
-    isolates_retries = True
-    ships_by_value = True
 
     def __init__(self, ray: types.ModuleType, n: int | None = None) -> None:
         self.ray = ray
         self.n = n
         self._actors: list[Any] = []
-        self._next = 0
+        self._idle: list[Any] = []
+        self._waiting: collections.deque[_Waiting] = collections.deque()
+        self._lock = threading.Lock()
 
     def _cpus(self) -> int:
         """Return the number of actors to start: `n`, or one per CPU of the cluster."""
@@ -448,15 +514,53 @@ class RayEngine(Engine):
         cls = ray.remote(num_cpus=1, max_restarts=0)(RayActor)
         actors = [cls.remote() for _ in range(self._cpus())]
         ray.get([a.run.remote(ready) for a in actors])
-        self._actors, self._next = actors, 0
+        with self._lock:
+            self._actors, self._idle = actors, list(actors)
 
     def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
-        """Run ``fn(*args)`` on the next actor, round robin; return a concurrent future."""
+        """Run ``fn(*args)`` on the next idle actor; return a concurrent future at once."""
         self.start()
-        actor = self._actors[self._next % len(self._actors)]
-        self._next += 1
-        fut: Future[Any] = actor.run.remote(fn, *args).future()
+        fut: Future[Any] = Future()
+        with self._lock:
+            self._waiting.append((fn, args, fut))
+        self._hand_out()
         return fut
+
+    def _hand_out(self) -> None:
+        """Give waiting tasks to idle actors (a cancelled task is dropped)."""
+        started = []
+        with self._lock:
+            while self._idle and self._waiting:
+                fn, args, fut = self._waiting.popleft()
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                actor = self._idle.pop(0)
+                started.append((actor, fut, actor.run.remote(fn, *args).future()))
+        for actor, fut, ref in started:  # outside the lock: a finished ref calls back at once
+            ref.add_done_callback(functools.partial(self._finished, actor, fut))
+
+    def _finished(self, actor: Any, fut: Future[Any], ref: Future[Any]) -> None:
+        """Pass an actor's outcome to `fut`; an actor still alive takes the next task."""
+        exc = ref.exception()
+        if exc is None:
+            fut.set_result(ref.result())
+        else:
+            fut.set_exception(exc)
+        died = isinstance(exc, self.ray.exceptions.RayActorError)
+        orphans: list[Future[Any]] = []
+        with self._lock:
+            current = any(a is actor for a in self._actors)
+            if current and not died:
+                self._idle.append(actor)
+            elif current:
+                self._actors = [a for a in self._actors if a is not actor]
+                if not self._actors:  # no actor left to run what waits: it fails as this did
+                    orphans = [f for _, _, f in self._waiting]
+                    self._waiting.clear()
+        for f in orphans:
+            if f.set_running_or_notify_cancel():
+                f.set_exception(exc)
+        self._hand_out()
 
     def broadcast(self, value: object) -> tuple[object, int]:
         """Put `value` into the object store; return its reference and the bytes sent.
@@ -475,7 +579,12 @@ class RayEngine(Engine):
 
     def reset(self) -> None:
         """Kill the actors (hung or dead); fresh ones start on next use."""
-        actors, self._actors = self._actors, []
+        with self._lock:
+            actors, self._actors, self._idle = self._actors, [], []
+            waiting = [f for _, _, f in self._waiting]
+            self._waiting.clear()
+        for f in waiting:
+            f.cancel()
         for actor in actors:
             with contextlib.suppress(Exception):
                 self.ray.kill(actor, no_restart=True)

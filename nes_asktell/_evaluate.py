@@ -11,12 +11,15 @@ Three ways to move a population to the workers of an engine (``_backends``):
   the strategy and replays the client's updates from their utilities, so a generation moves a
   few KB; the state travels on first contact and whenever a replica is missing or out of step.
 
-Faults cost only their candidate. On a process pool every task records each row's progress on
-a shared-memory :class:`~nes_asktell._tasks.Board`; when a task is lost (its worker died, or
-the timeout passed) the rows it finished keep their values, the row its worker was evaluating
-gets NaN (if that worker died by itself, or was still running at the deadline) and the other
-rows run again, one task per candidate. Elsewhere a lost task's candidates run again once, one
-task per candidate. A worker's reply is checked for its shape before it is used.
+Faults cost only their candidate. On the package's process pool and on a thread pool every
+task records each row's progress on a shared-memory :class:`~nes_asktell._tasks.Board`; when a
+task is lost (its worker died, or the timeout passed) the rows it finished keep their values,
+the row its worker was evaluating gets NaN (if that worker died by itself, or was still running
+at the deadline) and the other rows run again, one task per candidate. Elsewhere (dask, Ray,
+other executors) a lost task's candidates (its worker died, or it was still running at the
+deadline) run again once, one task per candidate, after the engine replaced its workers where
+it can (Ray's actors); a candidate lost a second time gets NaN. A worker's reply is checked for
+its shape before it is used.
 
 The evaluator reaches the strategy only through its narrow public methods (:class:`Keyed`),
 and runs what ``_tasks`` defines on the workers.
@@ -120,6 +123,9 @@ class Evaluator:
         the engine's size: the pool's processes, a Client's worker threads, an Executor's
         public ``num_workers`` (``mpi4py.futures``) or else the machine's CPU count. Give it
         for an Executor whose size is not public, such as dask's ``client.get_executor()``.
+        With a `timeout`, on a dask Client, Ray or an Executor other than a thread pool, the
+        default is one task per candidate (not vectorized): nothing tells which row of a
+        timed-out task hung, so each candidate is its own task and a hang costs only itself.
     vectorized : bool, optional
         Evaluate each task's candidates in one call ``fun(X.T, *args)`` (see
         :func:`nes_asktell.evaluate`). ``Strategy.optimize(fun, workers=Evaluator(None,
@@ -293,8 +299,7 @@ class Evaluator:
                 "that needs the strategy's pending batch, an integer `rng` and a diagonal "
                 "perturbation (OpenES, SNES); XNES ships vectors."
             )
-        if engine.isolates_retries and not engine.ships_by_value:
-            # our spawned pool: say early that fun cannot travel
+        if engine.isolates_retries:  # our spawned pool: say early that fun cannot travel
             _check_picklable(fun, args, main=True)
         elif _in_user_processes(engine):
             _check_picklable(fun, args, main=False)  # its start method is the user's choice
@@ -302,9 +307,8 @@ class Evaluator:
             values, errors = self._dispatch(fun, args, X, strategy, plan)
         except BaseException:
             # Ctrl-C (or any error) during an evaluation: nothing may outlive it, so the
-            # busy workers of a process pool are killed, not awaited.
-            if engine.isolates_retries:
-                engine.reset()
+            # busy workers of a process pool (or Ray's actors) are killed, not awaited.
+            engine.reset()
             raise
         if errors:
             bad = int(np.count_nonzero(~np.isfinite(values)))
@@ -345,11 +349,19 @@ class Evaluator:
         errors: list[str] = []
         engine.start()  # start-up is not evaluation time
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
-        size = self._tasks if self._tasks is not None else engine.size()
+        tracked = engine.tracks_rows()
+        if self._tasks is not None:
+            size = self._tasks
+        elif self._timeout is not None and not tracked and not self._vectorized:
+            # Without a board a timed-out task cannot say which of its rows hung: with one
+            # candidate per task a hang costs only its candidate (and its worker's thread).
+            size = n
+        else:
+            size = engine.size()
         chunks = [c for c in np.array_split(np.arange(n), min(size, n)) if c.size]
         todo = list(range(len(chunks)))
         lost_once = np.zeros(n, dtype=bool)  # lost without a culprit once: the next loss is final
-        board = Board(n) if engine.isolates_retries and n else None
+        board = Board(n) if tracked and n else None
         state: Any = None
         try:
             while todo:
@@ -472,10 +484,12 @@ class Evaluator:
         """
         engine = self._engine
         rerun: list[int] = []
+        waited: list[int] = []  # rows of tasks that timed out without a board
         blamed = False
         crashed: list[int] = []
         crash_messages: list[str] = []
         timed_out = False
+        lost = False
         self.last_bytes += sum(nbytes(_wire(t[1:])) for t in tasks.values())
         futures = {i: engine.submit(*tasks[i]) for i in tasks}
         try:
@@ -489,10 +503,11 @@ class Evaluator:
                 try:
                     reply = fut.result(timeout=left)
                 except _TIMEOUTS:
-                    fut.cancel()
+                    engine.abandon(fut)
                     timed_out = True
-                    if board is None:
+                    if board is None:  # which row hangs is unknown: each runs again once
                         errors.append(f"timeout after {self._timeout} s")
+                        waited.extend(rows.tolist())
                         continue
                     # The rows running at the deadline are the slow ones; those not started
                     # yet run again with a fresh clock.
@@ -523,6 +538,7 @@ class Evaluator:
                     if board is None or not isinstance(exc, BrokenProcessPool):
                         if not isinstance(exc, VectorizedCallError):  # the re-runs will say
                             errors.append(message)
+                            lost = True  # its worker may be dead: replace it if the engine can
                         rerun.extend(rows.tolist())
                     else:
                         crashed.append(i)
@@ -539,6 +555,8 @@ class Evaluator:
             for fut in futures.values():
                 fut.cancel()
             raise
+        if board is None and (lost or timed_out):
+            engine.reset()  # dead or hung workers are replaced where the engine can (Ray)
         if board is not None and (crashed or timed_out):
             codes = engine.exit_codes() if crashed else {}
             engine.reset()
@@ -560,7 +578,10 @@ class Evaluator:
                         rerun.append(k)
             if crashed and len(errors) == found:  # no row to blame: say what happened
                 errors.append(crash_messages[0])
-        return sorted(rerun), blamed
+        # Tasks start in the order they were sent: of those that timed out, the first ones
+        # were the likeliest to be running (hung), the later ones to be waiting behind them.
+        # The later ones run again first, so that they take the free threads.
+        return sorted(rerun) + sorted(waited, reverse=True), blamed
 
 
 def _checked_reply(reply: object, m: int) -> tuple[FloatArray, list[str]] | None:
@@ -681,8 +702,12 @@ def evaluate(
     args : tuple
         Extra arguments of `fun`.
     timeout : float, optional
-        Seconds the evaluation may take (pools, Executors and Clients); candidates without a
-        value by then get NaN.
+        Seconds the evaluation may take (pools, Executors and Clients). The candidates still
+        running then get NaN; those that had not started run again with a fresh `timeout`
+        (where the engine cannot tell which candidate of a task hung, each runs again once).
+        A hung ``fun`` in a thread (a thread pool, a dask worker) cannot be stopped: it keeps
+        its thread until it returns, and the others run on the threads left; the process pool
+        and Ray kill their hung workers.
     mode : {"auto", "vectors", "seeds", "replay"}
         How candidates reach pools, Executors and Clients. "vectors": their rows (8 d bytes
         each). "seeds": their noise keys (a strategy with an integer `rng` and a diagonal
@@ -699,7 +724,9 @@ def evaluate(
         on: "replay" on a dask Client or Ray, "seeds" elsewhere.
     tasks : int, optional
         How many tasks the population is split into (pools, Executors and Clients); by
-        default the engine's size (see :class:`Evaluator`).
+        default the engine's size, or one per candidate with a `timeout` where no task can
+        report its rows' progress (dask, Ray, other Executors than a thread pool; see
+        :class:`Evaluator`).
     vectorized : bool, optional
         Call ``fun(X.T, *args)`` once per task (once in all when serial) with the candidates
         as the columns of a (d, m) array, scipy's convention, and expect m values back

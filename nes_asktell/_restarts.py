@@ -59,21 +59,48 @@ def seed_of(rng: RngLike) -> int | None:
     return None
 
 
-def run_seed(seed: int, r: int) -> int:
-    """Return the seed of run `r`: `seed` for run 0, a 128-bit seed from ``(seed, r)`` after."""
-    if not r:
-        return seed
-    words = np.random.SeedSequence(seed, spawn_key=(r,)).generate_state(2, np.uint64)
+def sequence_entropy(seed: int) -> int:
+    """Return the 128-bit entropy that run 0 draws when seeded by `seed` (SPEC 7).
+
+    An int, ``SeedSequence(seed)`` and ``default_rng(seed)`` all give this entropy, so the
+    restarts, which follow from it, are the same for each form.
+    """
+    return _noise.drawn_entropy(np.random.default_rng(seed))
+
+
+def restart_seed(entropy: int, r: int) -> int:
+    """Return the 128-bit seed of restart `r` >= 1 of the sequence whose run 0 drew `entropy`."""
+    words = np.random.SeedSequence(entropy, spawn_key=(r,)).generate_state(2, np.uint64)
     return int(words[0]) << 64 | int(words[1])
 
 
+def run_seed(seed: int, r: int) -> int:
+    """Return the seed of run `r`: `seed` itself for run 0, then restart seeds.
+
+    Restart ``r`` gets :func:`restart_seed` of the entropy run 0 drew
+    (:func:`sequence_entropy`), as IPOP's restarts do whatever the form of its `rng`.
+    """
+    return seed if not r else restart_seed(sequence_entropy(seed), r)
+
+
 def restart_x0(x0: FloatArray, box: Box | None, seed: int, r: int) -> FloatArray:
-    """Return the initial mean of restart `r`: uniform in `box` where both bounds are finite."""
+    """Return the initial mean of restart `r` of the sequence seeded by `seed`.
+
+    Uniform in `box` where both bounds are finite (see :func:`entropy_restart_x0`).
+    """
+    return entropy_restart_x0(x0, box, sequence_entropy(seed), r)
+
+
+def entropy_restart_x0(x0: FloatArray, box: Box | None, entropy: int, r: int) -> FloatArray:
+    """Return the initial mean of restart `r` of the sequence whose run 0 drew `entropy`.
+
+    Uniform in `box` where both bounds are finite, `x0` elsewhere.
+    """
     x0 = x0.copy()
     if box is not None:
         finite = np.isfinite(box.lower) & np.isfinite(box.upper)
         if finite.any():
-            seq = np.random.SeedSequence(seed, spawn_key=(r,)).spawn(1)[0]
+            seq = np.random.SeedSequence(entropy, spawn_key=(r,)).spawn(1)[0]
             u = np.random.default_rng(seq).uniform(0.0, 1.0, x0.size)
             lo, hi = box.lower[finite], box.upper[finite]
             x0[finite] = lo + u[finite] * (hi - lo)
@@ -126,7 +153,9 @@ class IPOP:
     rng : None, int, SeedSequence or Generator
         Seed of the whole sequence. Run 0 uses it exactly as the strategy would (an int or a
         SeedSequence gives the same run as ``strategy(x0, sigma0, rng=rng)``); restart ``r``
-        uses a seed derived from ``(seed, r)``. A Generator is drawn from once, for the seed.
+        uses a seed derived from ``(entropy, r)``, where entropy is the 128-bit number run 0
+        drew from `rng` (SPEC 7): ``rng=42`` and ``rng=np.random.default_rng(42)`` give the
+        same whole sequence, restarts included. A Generator is drawn from once.
     maxfev, maxiter : int, optional
         Evaluations and generations over all runs together.
     ftarget : float, optional
@@ -218,12 +247,21 @@ class IPOP:
         self._call_limit: int | None = None
         # Run 0 draws from `rng` itself, so that it is the run the strategy would make.
         self._inner = self._make_run(0, self._x0, popsize, rng=rng)
-        if seed is None:  # a Generator: the restarts follow from the entropy run 0 drew
-            self._seed = int(str(self._inner.replica_state()["noise"]["entropy"]))  # type: ignore[index]
+        # SPEC 7: every form of `rng` reaches run 0 as the 128-bit entropy it drew (an int and
+        # default_rng of that int draw the same), and the restarts follow from that entropy,
+        # so rng=42 and rng=np.random.default_rng(42) give the same whole sequence (and the
+        # same as the Optuna sampler's with seed=42, whose helpers derive the same entropy).
+        self._seed = self._run_entropy(self._inner)
         self._popsize0 = self._inner.popsize
         self._best_x, self._best_f = self._inner.best
 
     # ------------------------------------------------------------------ runs
+    @staticmethod
+    def _run_entropy(es: Strategy) -> int:
+        """Return the 128-bit entropy of the counter-based noise of the run `es`."""
+        noise = es.replica_state()["noise"]
+        return int(str(noise["entropy"]))  # type: ignore[index]
+
     def _make_run(
         self, r: int, x0: FloatArray, popsize: int | None, rng: RngLike = None
     ) -> Strategy:
@@ -235,7 +273,7 @@ class IPOP:
             self._sigma0,
             popsize,
             bounds=None if self._box is None else self._box.to_bounds(),
-            rng=run_seed(self._seed, r) if rng is None else rng,
+            rng=rng if rng is not None else self._seed if not r else restart_seed(self._seed, r),
             maxfev=remaining,
             ftarget=self._crit.ftarget,
             **self._options,  # type: ignore[arg-type]
@@ -257,7 +295,7 @@ class IPOP:
         self._generation_done += self._inner.generation
         self._restarts += 1
         r = self._restarts
-        x0 = restart_x0(self._x0, self._box, self._seed, r)
+        x0 = entropy_restart_x0(self._x0, self._box, self._seed, r)
         lam = restart_popsize(self._popsize0, self._factor, r, self._inner.mirrored)
         self._inner = self._make_run(r, x0, lam)
 
@@ -466,6 +504,9 @@ class IPOP:
                 **dict(state["criteria"]),  # type: ignore[call-overload]
                 **dict(state["options"]),  # type: ignore[call-overload]
             )
+            # The constructor drew run 0 from the stored seed; the sequence's seed is the
+            # stored one itself (the entropy the original run 0 drew).
+            obj._seed = v.integer("seed", int(str(state["seed"])), minimum=0, maximum=2**128 - 1)
             obj._restarts = v.integer("restarts", state["restarts"], minimum=0)
             obj._nfev_done = v.integer("nfev_done", state["nfev_done"], minimum=0)
             obj._generation_done = v.integer(

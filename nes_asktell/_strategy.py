@@ -646,7 +646,8 @@ class Strategy(ABC):
         with np.errstate(over="ignore", under="ignore"):
             scaled = np.asarray(sigma, dtype=np.float64) * f
         scaled = np.clip(np.nan_to_num(scaled, posinf=v.SIGMA_MAX), v.SIGMA_MIN, v.SIGMA_MAX)
-        self._sigma = scaled if isinstance(sigma, np.ndarray) else float(scaled)
+        # set through __dict__: each subclass declares `_sigma` with its own type
+        self.__dict__["_sigma"] = scaled if isinstance(sigma, np.ndarray) else float(scaled)
 
     def stop(self) -> dict[str, float]:
         """Return the termination criteria that hold, each with its threshold (empty if none)."""
@@ -690,9 +691,10 @@ class Strategy(ABC):
     def result(self) -> OptimizeResult:
         """The outcome so far as a ``scipy.optimize.OptimizeResult``.
 
-        Fields: ``x`` and ``fun`` (best so far), ``nfev``, ``nit`` (generations), ``status``,
-        ``success``, ``message`` (scipy's wording), ``stop`` (the criteria that hold), ``mean``
-        and ``sigma``.
+        Fields: ``x`` and ``fun`` (the best point evaluated so far and its value), ``nfev``,
+        ``nit`` (generations), ``status``, ``success``, ``message`` (scipy's wording), ``stop``
+        (the criteria that hold), ``mean`` (the mean of the search distribution, inside the
+        box with bounds: on a noisy problem the better estimate of the optimum) and ``sigma``.
         """
         sigma = self._sigma_value()
         return _stopping.make_result(

@@ -130,8 +130,22 @@ class Board:
             self.shm.unlink()
 
 
-#: (board, positions of the task's rows on it) while a tracked task runs in this process
-_TRACK: list[tuple[Board, Sequence[int]]] = []
+class _Tracking(threading.local):
+    """Per thread: (board, positions of the task's rows on it) while a tracked task runs.
+
+    Per thread, since the tasks of a thread pool run side by side in one process.
+    """
+
+    def __init__(self) -> None:
+        self.stack: list[tuple[Board, Sequence[int]]] = []
+
+
+_TRACK = _Tracking()
+
+
+def _tracked() -> tuple[Board, Sequence[int]] | None:
+    """Return the board and positions of the tracked task running in this thread, if any."""
+    return _TRACK.stack[-1] if _TRACK.stack else None
 
 
 def tracked_task(
@@ -142,11 +156,11 @@ def tracked_task(
     `positions` are the places of the task's rows in the evaluated population.
     """
     b = Board(n, board)
-    _TRACK.append((b, positions))
+    _TRACK.stack.append((b, positions))
     try:
         return fn(*args)
     finally:
-        _TRACK.pop()
+        _TRACK.stack.pop()
         b.close()
 
 
@@ -175,7 +189,7 @@ def eval_rows(
     """Evaluate each row; a row whose `fun` raises gets NaN and an error line."""
     values = np.full(len(rows), np.nan)
     errors: list[str] = []
-    track = _TRACK[-1] if _TRACK else None
+    track = _tracked()
     pid = os.getpid()
     for i, x in enumerate(rows):
         if track is not None:
@@ -225,7 +239,7 @@ def vectorized_task(fun: Callable[..., object], args: Sequence[object], X: Float
     A failing call raises :class:`VectorizedCallError`, so that the client runs the
     candidates again one per task and only the faulty one gets NaN.
     """
-    track = _TRACK[-1] if _TRACK else None
+    track = _tracked()
     if track is not None:
         board, positions = track
         board.pid[list(positions)] = os.getpid()

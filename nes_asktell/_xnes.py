@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Unpack
+from typing import Any, Unpack
 
 import numpy as np
+import numpy.typing as npt
 from scipy.special import ndtr
 from scipy.stats import rankdata
 
@@ -44,11 +45,21 @@ def expm_sym(S: FloatArray, *, traceless: bool = False) -> FloatArray:
     return out
 
 
-#: the condition number of B (cond(B B^T) = cond(B)**2) beyond which an update leaves B as it
-#: is (the `tolconditioncov` criterion, 1e14 for B B^T, says stop long before: 1e7 for B).
-COND_B_HOLD = 1e10
-#: the largest condition number of B a state may hold.
-COND_B_MAX = 1e50
+def within_cond(sv: npt.NDArray[np.floating[Any]]) -> bool:
+    """Return whether singular values `sv` (descending) have a ratio of at most COND_B_MAX.
+
+    The one test of the bound, written without a division (a zero or NaN fails it), so that
+    the update, the constructor and ``from_state`` agree to the last bit.
+    """
+    return bool(sv[-1] * COND_B_MAX >= sv[0])
+
+
+#: the largest condition number of B (cond(B B^T) = cond(B)**2), one bound for every way B is
+#: set: an update that would pass it leaves B as it is, a per-coordinate `sigma0` may not start
+#: beyond it, and ``from_state`` rejects a B beyond it. So every state a run reaches loads, and
+#: no state loads that a run could not reach. (The `tolconditioncov` criterion, 1e14 for
+#: B B^T, says stop long before: at 1e7 for B.)
+COND_B_MAX = 1e10
 #: the largest |ln det B| that ``from_state`` repairs (by re-normalising) instead of rejecting.
 DET_DRIFT_REPAIRED = 1e-3
 
@@ -107,7 +118,8 @@ class XNES(Strategy):
         Initial mean.
     sigma0 : float or array_like of shape (d,)
         Initial global step size, or one per coordinate: then sigma starts at their geometric
-        mean and B at ``diag(sigma0 / sigma)`` (so det B = 1).
+        mean and B at ``diag(sigma0 / sigma)`` (so det B = 1); the largest may be at most
+        ``COND_B_MAX`` = 1e10 times the smallest (the condition number B may have).
     popsize : int, optional
         Candidates per generation; default ``4 + floor(3 ln d)``, rounded up to even when
         mirrored.
@@ -163,8 +175,10 @@ class XNES(Strategy):
     :math:`\det B` stays 1 and :math:`B B^T` stays symmetric positive definite). Nothing is
     inverted: the update uses the stored :math:`s_k`. After each update B is re-normalised to
     :math:`\det B = 1` (through ``slogdet``), so rounding does not drift; an update that would
-    make the condition number of B exceed 1e10 leaves B unchanged (``stop()`` reports
-    ``conditioncov`` when that of :math:`B B^T` exceeds `tolconditioncov`, 1e14 by default).
+    make the condition number of B exceed ``COND_B_MAX`` = 1e10 leaves B unchanged
+    (``stop()`` reports ``conditioncov`` when that of :math:`B B^T` exceeds
+    `tolconditioncov`, 1e14 by default), and ``from_state`` accepts no B beyond that bound:
+    every state a run reaches loads, and nothing loads that a run could not reach.
 
     With `csa`, :math:`\ln\sigma` also changes by the cumulative step-size adaptation term
     of an evolution path of the mean steps :math:`G_\delta` (Hansen and Ostermeier 2001).
@@ -242,6 +256,12 @@ class XNES(Strategy):
             # so that det B = 1.
             self._sigma = float(np.exp(np.mean(np.log(self._sigma0))))
             self._B: FloatArray = np.diag(self._sigma0 / self._sigma)
+            if not within_cond(np.linalg.svd(self._B, compute_uv=False)):
+                ratio = float(np.max(self._sigma0) / np.min(self._sigma0))
+                raise ValueError(
+                    "`sigma0` must have a ratio of largest to smallest step size of at most "
+                    f"{COND_B_MAX:g} (the condition number of B), but got {ratio:g}."
+                )
         else:
             self._sigma = float(self._sigma0)
             self._B = np.eye(d)
@@ -292,7 +312,7 @@ class XNES(Strategy):
         B = unit_det(self._B @ expm_sym(S, traceless=True)) if np.all(np.isfinite(S)) else S
         if np.all(np.isfinite(B)):
             sv = np.linalg.svd(B, compute_uv=False)
-            if not sv[-1] * COND_B_HOLD >= sv[0]:
+            if not within_cond(sv):
                 B = self._B  # held: the shape stops changing at its conditioning limit
         # exp of a float64, not math.exp: an overflow gives inf, which the caller reports.
         sigma = self._sigma * float(np.exp(np.float64(last_step + csa_step)))
@@ -375,7 +395,7 @@ class XNES(Strategy):
         B = np.stack([v.as_vector("B", row, d) for row in rows])
         sv = np.linalg.svd(B, compute_uv=False)
         cond = float(sv[0] / sv[-1]) if sv[-1] > 0.0 else math.inf
-        if not cond <= COND_B_MAX:
+        if not within_cond(sv):
             raise ValueError(
                 f"`B` must have a condition number <= {COND_B_MAX:g}, but got {cond:g}"
             )

@@ -124,12 +124,6 @@ def test_a_raising_candidate_gets_nan_and_the_run_goes_on(cluster, mode) -> None
     np.testing.assert_array_equal(es.mean, ref.mean)
 
 
-@pytest.mark.xfail(
-    reason="known gap: when a Ray actor dies, an innocent candidate of its task can be lost "
-    "too, and the shared-memory row board can race with a fresh actor (FileNotFoundError); "
-    "issue 12's rule (only the faulty candidate is NaN) holds for process pools, not yet here",
-    strict=False,
-)
 def test_a_candidate_that_exits_its_worker_gets_nan_and_the_run_goes_on(cluster) -> None:
     es, ref = (SNES(np.zeros(D), 0.3, popsize=8, rng=12) for _ in range(2))
     with Evaluator(cluster, mode="replay") as ev:
@@ -163,6 +157,13 @@ def test_a_hanging_candidate_times_out_and_the_run_goes_on(cluster) -> None:
         for _ in range(2):
             np.testing.assert_array_equal(step(es, ev), step(ref, None))
     np.testing.assert_array_equal(es.mean, ref.mean)
+
+
+def test_a_lambda_runs_on_ray_which_pickles_functions_by_value(cluster) -> None:
+    X = np.arange(12.0).reshape(6, 2)
+    with Evaluator(cluster) as ev:
+        f = ev.evaluate(lambda x: float(x[0] - x[1]), X)
+    np.testing.assert_array_equal(f, X[:, 0] - X[:, 1])
 
 
 def test_a_module_that_is_not_ray_is_rejected() -> None:

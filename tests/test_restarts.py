@@ -208,6 +208,42 @@ def test_generator_rng_is_drawn_from_once() -> None:
     np.testing.assert_array_equal(a.ask(), b.ask())
 
 
+@pytest.mark.parametrize("bounds", [None, [(-5.0, 5.0), (-5.0, 5.0)]])
+def test_spec7_an_int_and_its_generator_give_the_same_sequence_restarts_included(bounds) -> None:
+    # SPEC 7: rng=42, default_rng(42) and SeedSequence(42) are one seed; the restarts (their
+    # seeds, and with a box their initial means) follow from the entropy run 0 drew.
+    forms = [42, np.random.default_rng(42), np.random.SeedSequence(42)]
+    runs = [quick(rng=rng, bounds=bounds, maxfev=4000) for rng in forms]
+    asks = [drive(opt, rastrigin) for opt in runs]
+    assert runs[0].restarts >= 2  # the comparison reaches past the first restart
+    for opt, got in zip(runs[1:], asks[1:], strict=True):
+        assert opt.restarts == runs[0].restarts
+        assert len(got) == len(asks[0])
+        for x, y in zip(got, asks[0], strict=True):
+            np.testing.assert_array_equal(x, y)
+    assert len({json.dumps(opt.state_dict()) for opt in runs}) == 1
+
+
+def test_a_generator_seeded_sequence_resumes_identically_after_a_restart() -> None:
+    opt = quick(rng=np.random.default_rng(7), maxfev=4000)
+    while opt.restarts < 1:  # into the second run
+        X = opt.ask()
+        opt.tell(X, [rastrigin(x) for x in X])
+    twin = IPOP.from_state(json.loads(json.dumps(opt.state_dict())))
+    a, b = drive(opt, rastrigin), drive(twin, rastrigin)
+    assert opt.restarts >= 2  # the resumed sequence restarts again, from the same seed
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_stored_sequence_seed_out_of_range_is_rejected() -> None:
+    state = quick().state_dict()
+    state["seed"] = str(2**128)
+    with pytest.raises(ValueError, match=r"`seed` must be an integer in \[0, .*\], but got"):
+        IPOP.from_state(state)
+
+
 # ---------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     ("args", "kw", "exc", "match"),

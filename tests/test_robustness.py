@@ -15,6 +15,7 @@ import pytest
 
 from nes_asktell import IPOP, SNES, XNES, OpenES, Strategy, resolve_strategy, strategy_names
 from nes_asktell._tasks import as_value
+from nes_asktell._xnes import COND_B_MAX
 
 NAMES = [n for n in strategy_names() if n in ("xnes", "snes", "openes")]
 
@@ -106,6 +107,65 @@ def test_from_state_repairs_small_det_drift_and_rejects_garbage() -> None:
     state["algo"]["B"] = (np.eye(3) * 2.0).tolist()
     with pytest.raises(ValueError, match=r"`B` must have determinant 1, but got (8|7\.99)"):
         XNES.from_state(state)
+
+
+def _at_cond(cond: float) -> list[list[float]]:
+    """A 3x3 diagonal B with det 1 (to rounding) whose singular values are exactly cond apart."""
+    lo = 2.0**-17  # a power of two: lo * COND_B_MAX is exact, as the bound's test computes it
+    hi = cond * lo
+    return np.diag([hi, lo, 1.0 / (hi * lo)]).tolist()
+
+
+def test_from_state_takes_b_up_to_the_bound_the_update_holds_and_rejects_beyond() -> None:
+    # One bound, COND_B_MAX, for the update (which holds B there) and for from_state.
+    state = _state("xnes")
+    state["algo"]["B"] = _at_cond(COND_B_MAX)
+    es = XNES.from_state(state)
+    sv = np.linalg.svd(es.B, compute_uv=False)
+    assert sv[0] / sv[-1] == pytest.approx(COND_B_MAX, rel=1e-15)
+    state["algo"]["B"] = _at_cond(np.nextafter(COND_B_MAX, np.inf))  # one ulp beyond
+    with pytest.raises(
+        ValueError, match=r"`B` must have a condition number <= 1e\+10, but got 1e\+10"
+    ):
+        XNES.from_state(state)
+    state["algo"]["B"] = np.diag([1e25, 1e-25, 1.0]).tolist()  # was accepted: unreachable
+    with pytest.raises(
+        ValueError, match=r"`B` must have a condition number <= 1e\+10, but got 1e\+50"
+    ):
+        XNES.from_state(state)
+
+
+def test_a_per_coordinate_sigma0_beyond_the_bound_is_rejected() -> None:
+    XNES(np.zeros(2), np.array([1.0, 1.0 / COND_B_MAX]))  # at the bound: a state that loads
+    with pytest.raises(
+        ValueError,
+        match=r"`sigma0` must have a ratio of largest to smallest step size of at most 1e\+10 "
+        r"\(the condition number of B\), but got 1e\+11\.",
+    ):
+        XNES(np.zeros(2), np.array([1.0, 1e-11]))
+
+
+def test_a_state_near_the_conditioning_bound_loads_and_resumes_identically() -> None:
+    # An ellipsoid of condition 1e30 drives cond(B) to the bound (1e10, held there); every
+    # state on the way is reachable and must load (the update and from_state share the bound).
+    def ellipsoid(x: np.ndarray) -> float:
+        return float(x[0] ** 2 + 1e30 * x[1] ** 2)
+
+    es = XNES(np.ones(2), 1.0, rng=1, tolx=0, tolfun=0, tolconditioncov=None, maxiter=2000)
+    cond = 1.0
+    while cond < 0.9 * COND_B_MAX and not es.stop():
+        X = es.ask()
+        es.tell(X, [ellipsoid(x) for x in X])
+        sv = np.linalg.svd(es.B, compute_uv=False)
+        cond = sv[0] / sv[-1]
+    assert 0.9 * COND_B_MAX <= cond <= COND_B_MAX
+    twin = XNES.from_state(json.loads(json.dumps(es.state_dict())))
+    for _ in range(50):
+        X, Y = es.ask(), twin.ask()
+        np.testing.assert_array_equal(X, Y)
+        f = [ellipsoid(x) for x in X]
+        es.tell(X, f)
+        twin.tell(Y, f)
 
 
 # ---------------------------------------------------------------- 2. stop() at once
