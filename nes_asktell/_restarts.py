@@ -736,3 +736,29 @@ class BIPOP(IPOP):
             f"regime={self._regime}, popsize={self.popsize}, nfev={self.nfev}, "
             f"best_f={self._best_f:.6g})"
         )
+
+
+#: the restart strategies by name: the `restart_strategy` that the scipy method and the Optuna
+#: sampler accept, next to their `restarts`
+RESTART_STRATEGIES: dict[str, type[IPOP]] = {IPOP.name: IPOP, BIPOP.name: BIPOP}
+
+
+def resolve_restart_strategy(name: object) -> str:
+    """Return the registered restart strategy `name` (in any case) as its lower-case name.
+
+    Raises
+    ------
+    TypeError
+        If `name` is not a string.
+    ValueError
+        If `name` is not a key of :data:`RESTART_STRATEGIES`.
+    """
+    known = ", ".join(repr(k) for k in RESTART_STRATEGIES)
+    if not isinstance(name, str):
+        raise TypeError(
+            f"`restart_strategy` must be a string, one of {known}, but got {v.short(name)}."
+        )
+    key = name.lower()
+    if key not in RESTART_STRATEGIES:
+        raise ValueError(f"`restart_strategy` must be one of {known}, but got {v.short(name)}.")
+    return key
