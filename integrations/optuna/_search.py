@@ -279,7 +279,7 @@ class Search:
         if bipop is None or bipop["regime"] == "large":
             return self.sigma0
         _, u2 = small_regime_draws(entropy, restart)
-        return self.sigma0 * 10.0 ** (-2.0 * u2)
+        return float(self.sigma0 * 10.0 ** (-2.0 * u2))
 
     def first_bipop(self) -> dict[str, object] | None:
         """Return the regime entry of run 0 (None for an IPOP search)."""
