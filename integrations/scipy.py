@@ -23,7 +23,7 @@ from nes_asktell._bounds import Box, parse_bounds
 from nes_asktell._evaluate import WorkersLike
 from nes_asktell._history import History
 from nes_asktell._loop import disp_level
-from nes_asktell._restarts import IPOP
+from nes_asktell._restarts import IPOP, RESTART_STRATEGIES, resolve_restart_strategy
 from nes_asktell._stopping import make_result
 from nes_asktell._strategy import CRITERIA, Strategy, resolve_strategy
 from nes_asktell._typing import ArrayLike, BoundsLike, CommonOptions, FloatArray, OptionValue
@@ -56,6 +56,7 @@ def nes(
     workers: WorkersLike = None,
     vectorized: bool = False,
     restarts: int = 0,
+    restart_strategy: str = "ipop",
     disp: bool | int = False,
     **options: OptionValue,
 ) -> MinimizeResult:
@@ -117,10 +118,14 @@ def nes(
     vectorized : bool
         Evaluate each generation in one call ``fun(X, *args)`` with `X` of shape (d, S).
     restarts : int
-        Number of IPOP restarts (:class:`nes_asktell.IPOP`): when a run converges or
-        stagnates, a new one starts with twice the population, from a point drawn uniformly in
-        the box where both bounds are finite (from `x0` elsewhere), within the shared budgets.
-        Default 0.
+        Number of restarts (default 0): when a run converges or stagnates, a new one starts
+        from a point drawn uniformly in the box where both bounds are finite (from `x0`
+        elsewhere), within the shared budgets. With ``restart_strategy="ipop"`` each restart
+        doubles the population (:class:`nes_asktell.IPOP`); with ``"bipop"`` `restarts` counts
+        the restarts of the large-population regime, and small-population runs come between
+        them (:class:`nes_asktell.BIPOP`).
+    restart_strategy : {"ipop", "bipop"}
+        How `restarts` restarts, in any case; default ``"ipop"``. See :doc:`/restarts`.
     disp : bool or {0, 1, 2}
         Log progress through the ``nes_asktell`` logger (printed on stdout for the run), as
         the `disp` of :meth:`nes_asktell.Strategy.optimize`: 1 (or True) a line every few
@@ -141,7 +146,10 @@ def nes(
         ill-conditioning, 4 time limit, 5 a degenerate distribution, 99 stopped by the
         callback), ``success`` (status 0), ``message`` (scipy's wording), the final ``mean``
         (inside the bounds) and ``sigma`` of the search distribution, and
-        ``restarts`` (how many were made) and ``popsize`` (of the last run).
+        ``restarts`` (how many were made) and ``popsize`` (of the last run). With `restarts`,
+        also ``history``: one record per run (``popsize``, ``nfev``, ``generations``,
+        ``best_f``, ``stop``; with ``"bipop"`` also its ``regime``, ``"large"`` or ``"small"``),
+        the last run last.
 
     Raises
     ------
@@ -152,7 +160,8 @@ def nes(
     Notes
     -----
     The run is :meth:`nes_asktell.Strategy.optimize` (with `restarts`,
-    :meth:`nes_asktell.IPOP.optimize`) with scipy's conventions around it. With
+    :meth:`nes_asktell.IPOP.optimize` or :meth:`nes_asktell.BIPOP.optimize`) with scipy's
+    conventions around it. With
     an integer `rng` the whole call is deterministic: the same call gives the same result, also
     with `workers`, `vectorized` or `restarts`.
 
@@ -193,6 +202,7 @@ def nes(
     vec = flag("vectorized", vectorized)
     show = disp_level(disp)
     n_restarts = v.integer("restarts", restarts, minimum=0)
+    restarter = RESTART_STRATEGIES[resolve_restart_strategy(restart_strategy)]
     kwargs = _strategy_options(cls, options)
     if tol_value is not None:
         kwargs.setdefault("tolfun", tol_value)
@@ -224,11 +234,11 @@ def nes(
     else:
         fun = _Copying(fun)
 
-    # ---- run: the strategy's own loop, or IPOP's around it
+    # ---- run: the strategy's own loop, or IPOP's or BIPOP's around it
     bnds = None if box is None else box.to_bounds()
     opt: Strategy | IPOP
     if n_restarts:
-        opt = IPOP(
+        opt = restarter(
             cls, x, sigma0, popsize, bounds=bnds, rng=rng, max_restarts=n_restarts, **kwargs
         )
     else:
@@ -260,6 +270,7 @@ def nes(
         sigma=res.sigma,
         restarts=int(res.get("restarts", 0)),
         popsize=opt.popsize,
+        **({"history": res.history} if n_restarts else {}),
     )
     return cast("MinimizeResult", out)
 

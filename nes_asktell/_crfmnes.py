@@ -8,16 +8,7 @@ from typing import Unpack
 import numpy as np
 
 from . import _validate as v
-from ._dxnesic import (
-    PHASES,
-    count_finite,
-    distance_weights,
-    eta_sigma_of,
-    h_inv,
-    phase_of,
-    rank_weights,
-)
-from ._shaping import nes_weights
+from ._dxnesic import Phases, check_phase, eta_sigma_of, feasible_count, rank_weights
 from ._strategy import Strategy
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
 
@@ -163,15 +154,11 @@ class CRFMNES(Strategy):
         )
         d, lam = self._dim, self._popsize
         self._implicit = bool(implicit_constraints)
-        w = nes_weights(lam) + 1.0 / lam
-        mueff = 1.0 / float(w @ w)
-        self._mueff = mueff
-        self._c_sigma = (mueff + 2.0) / (d + mueff + 5.0)
+        self._phases = Phases(d, lam)
+        mueff = self._phases.mueff
         self._c_c = (4.0 + mueff / d) / (d + 4.0 + 2.0 * mueff / d)
         self._c1 = 2.0 / ((d + 1.3) ** 2 + mueff) * (d - 5.0) / 6.0
         self._eta_B = math.tanh((min(0.02 * lam, 3.0 * math.log(d)) + 5.0) / (0.23 * d + 25.0))
-        self._chi = math.sqrt(d) * (1.0 - 1.0 / (4.0 * d) + 1.0 / (21.0 * d * d))
-        self._h_inv = h_inv(d)
         # Dynamic state: v ~ N(0, I/d) from the strategy's own noise, D = 1, zero paths.
         z = np.empty((1, d))
         self._noise.draw(V_KEY, z)
@@ -209,8 +196,7 @@ class CRFMNES(Strategy):
         candidates :math:`\lambda_F` of the distance weights.
         """
         before = self._n_feasible
-        n = count_finite(fitness) if self._implicit else self._popsize
-        self._n_feasible = self._popsize if n is None else max(n, 1)
+        self._n_feasible = feasible_count(fitness, self._popsize, self._implicit)
         try:
             super().tell(solutions, fitness, evaluated=evaluated)
         except BaseException:
@@ -231,26 +217,20 @@ class CRFMNES(Strategy):
         out *= (self._sigma * self._D).astype(out.dtype)
 
     def _updated(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
-        d, lam = self._dim, self._popsize
+        d, lam_f = self._dim, self._n_feasible
         Z = Zh.astype(np.float64)
         if self._mirrored:
             Z = np.concatenate([Z, -Z])
         w_hat, w_rank = rank_weights(u)
-        c = self._c_sigma
-        p_sigma = (1.0 - c) * self._p_sigma + math.sqrt(c * (2.0 - c) * self._mueff) * (w_rank @ Z)
-        phase = phase_of(float(np.linalg.norm(p_sigma)), self._chi)
+        p_sigma = self._phases.path(self._p_sigma, w_rank @ Z)
         sq = np.einsum("ij,ij->i", Z, Z)
-        if phase == "move":
-            alpha = self._h_inv * min(1.0, math.sqrt(lam / d)) * math.sqrt(self._n_feasible / lam)
-            w = distance_weights(w_hat, np.sqrt(sq), alpha)
-        else:
-            w = w_rank
-        eta_sigma = eta_sigma_of(phase, d, self._n_feasible)
+        phase, w = self._phases.weights(p_sigma, w_hat, w_rank, lambda: np.sqrt(sq), lam_f)
+        eta_sigma = eta_sigma_of(phase, d, lam_f)
         # Nomura and Ono 2022, Algorithm 1: the mean and the path p_c.
         Y = self._y_of(Z)
         step = self._sigma * self._D * (w @ Y)  # sum_k w_k (x_k - m)
         cc = self._c_c
-        p_c = (1.0 - cc) * self._p_c + math.sqrt(cc * (2.0 - cc) * self._mueff) * (
+        p_c = (1.0 - cc) * self._p_c + math.sqrt(cc * (2.0 - cc) * self._phases.mueff) * (
             step / self._sigma
         )
         mean = self._mean + step
@@ -312,8 +292,6 @@ class CRFMNES(Strategy):
             raise ValueError(f"`D` must be positive, but got {v.short(D.tolist())}")
         p_sigma = v.as_vector("p_sigma", state["p_sigma"], d)
         p_c = v.as_vector("p_c", state["p_c"], d)
-        phase = state["phase"]
-        if phase not in PHASES:
-            raise ValueError(f"`phase` must be one of {list(PHASES)}, but got {v.short(phase)}")
+        phase = check_phase(state["phase"])
         self._sigma, self._v, self._D = sigma, v_, D
-        self._p_sigma, self._p_c, self._phase = p_sigma, p_c, str(phase)
+        self._p_sigma, self._p_c, self._phase = p_sigma, p_c, phase

@@ -7,6 +7,7 @@ root ``h_inv`` of the distance weights, the three phases and their step-size lea
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Unpack
 
 import numpy as np
@@ -104,6 +105,73 @@ def count_finite(fitness: object) -> int | None:
     except (TypeError, ValueError):
         return None
     return int(np.count_nonzero(np.isfinite(f)))
+
+
+def feasible_count(fitness: object, popsize: int, implicit: bool) -> int:
+    r"""Return :math:`\lambda_F` of a tell: the finite values of `fitness` when `implicit`.
+
+    Without `implicit` (or when `fitness` is not numeric: the tell then rejects it) every
+    candidate counts; at least 1.
+    """
+    n = count_finite(fitness) if implicit else popsize
+    return popsize if n is None else max(n, 1)
+
+
+def check_phase(phase: object) -> str:
+    """Return a stored phase if it is one of :data:`PHASES`; raise ValueError otherwise."""
+    if phase not in PHASES:
+        raise ValueError(f"`phase` must be one of {list(PHASES)}, but got {v.short(phase)}")
+    return str(phase)
+
+
+class Phases:
+    r"""The constants of DX-NES-IC's evolution path and phases, and the weights of a phase.
+
+    CR-FM-NES takes them unchanged. With the NES utilities :math:`w^{rank}` of the ranks,
+    :math:`\mu_{eff} = 1 / \sum_k (w^{rank}_k + 1/\lambda)^2`,
+    :math:`c_\sigma = (\mu_{eff} + 2) / (d + \mu_{eff} + 5)`,
+    :math:`\chi_d = \sqrt d (1 - 1/(4d) + 1/(21 d^2))` and :math:`h^{-1}(d)` of :func:`h_inv`
+    (Nomura et al. 2021, Algorithm 1 and eq. 17).
+    """
+
+    def __init__(self, dim: int, popsize: int) -> None:
+        self.dim, self.popsize = dim, popsize
+        w = nes_weights(popsize) + 1.0 / popsize
+        self.mueff = 1.0 / float(w @ w)
+        self.c_sigma = (self.mueff + 2.0) / (dim + self.mueff + 5.0)
+        self.chi = math.sqrt(dim) * (1.0 - 1.0 / (4.0 * dim) + 1.0 / (21.0 * dim * dim))
+        self.h_inv = h_inv(dim)
+
+    def path(self, p: FloatArray, wz: FloatArray) -> FloatArray:
+        r"""Return :math:`(1 - c_\sigma) p + \sqrt{c_\sigma (2 - c_\sigma) \mu_{eff}}\, wz`.
+
+        `wz` is :math:`\sum_k w^{rank}_k z_k`; `p` is not changed.
+        """
+        c = self.c_sigma
+        out: FloatArray = (1.0 - c) * p + math.sqrt(c * (2.0 - c) * self.mueff) * wz
+        return out
+
+    def weights(
+        self,
+        p: FloatArray,
+        w_hat: FloatArray,
+        w_rank: FloatArray,
+        norms: Callable[[], FloatArray],
+        n_feasible: int,
+    ) -> tuple[str, FloatArray]:
+        r"""Return the phase of the path `p` and the weights of the update.
+
+        In movement the distance weights (:func:`distance_weights`, with the norms
+        :math:`\lVert z_k \rVert` that `norms` returns, called only then) with
+        :math:`\alpha = h^{-1}(d) \min(1, \sqrt{\lambda / d}) \sqrt{\lambda_F / \lambda}`;
+        otherwise the rank weights `w_rank`.
+        """
+        phase = phase_of(float(np.linalg.norm(p)), self.chi)
+        if phase != "move":
+            return phase, w_rank
+        d, lam = self.dim, self.popsize
+        alpha = self.h_inv * min(1.0, math.sqrt(lam / d)) * math.sqrt(n_feasible / lam)
+        return phase, distance_weights(w_hat, norms(), alpha)
 
 
 class DXNESIC(Strategy):
@@ -225,11 +293,7 @@ class DXNESIC(Strategy):
         )
         d, lam = self._dim, self._popsize
         self._implicit = bool(implicit_constraints)
-        w = nes_weights(lam) + 1.0 / lam
-        self._mueff = 1.0 / float(w @ w)
-        self._c_sigma = (self._mueff + 2.0) / (d + self._mueff + 5.0)
-        self._chi = math.sqrt(d) * (1.0 - 1.0 / (4.0 * d) + 1.0 / (21.0 * d * d))
-        self._h_inv = h_inv(d)
+        self._phases = Phases(d, lam)
         self._c_gamma = 1.0 / (3.0 * max(d - 1.0, 1.0))
         self._d_gamma = min(1.0, d / lam)
         # Dynamic state.
@@ -268,8 +332,7 @@ class DXNESIC(Strategy):
         candidates :math:`\lambda_F` of the update.
         """
         before = self._n_feasible
-        n = count_finite(fitness) if self._implicit else self._popsize
-        self._n_feasible = self._popsize if n is None else max(n, 1)
+        self._n_feasible = feasible_count(fitness, self._popsize, self._implicit)
         try:
             super().tell(solutions, fitness, evaluated=evaluated)
         except BaseException:
@@ -283,22 +346,16 @@ class DXNESIC(Strategy):
         out *= self._sigma
 
     def _updated(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
-        d, lam, lam_f = self._dim, self._popsize, self._n_feasible
+        d, lam_f = self._dim, self._n_feasible
         w_hat, w_rank = rank_weights(u)
-        # Nomura 2021, Algorithm 1: the evolution path with the rank weights.
-        c = self._c_sigma
-        p = (1.0 - c) * self._p_sigma + math.sqrt(c * (2.0 - c) * self._mueff) * self._noise_sum(
-            Zh, w_rank
-        )
-        phase = phase_of(float(np.linalg.norm(p)), self._chi)
-        if phase == "move":
-            norms = np.sqrt(np.einsum("ij,ij->i", Zh, Zh, dtype=np.float64))
-            if self._mirrored:
-                norms = np.concatenate([norms, norms])
-            alpha = self._h_inv * min(1.0, math.sqrt(lam / d)) * math.sqrt(lam_f / lam)
-            w = distance_weights(w_hat, norms, alpha)
-        else:
-            w = w_rank
+        # Nomura 2021, Algorithm 1: the evolution path with the rank weights, then the phase.
+        p = self._phases.path(self._p_sigma, self._noise_sum(Zh, w_rank))
+
+        def norms() -> FloatArray:
+            out = np.sqrt(np.einsum("ij,ij->i", Zh, Zh, dtype=np.float64))
+            return np.concatenate([out, out]) if self._mirrored else out
+
+        phase, w = self._phases.weights(p, w_hat, w_rank, norms, lam_f)
         eta_sigma = eta_sigma_of(phase, d, lam_f)
         eta_B = {"move": 180.0, "stag": 168.0, "conv": 12.0}[phase] * (
             d * math.tanh(0.02 * lam_f) / (47.0 * d * d + 6400.0)
@@ -373,9 +430,7 @@ class DXNESIC(Strategy):
         gamma = v.real("gamma", state["gamma"])
         if not gamma >= 1.0:
             raise ValueError(f"`gamma` must be at least 1, but got {gamma}")
-        phase = state["phase"]
-        if phase not in PHASES:
-            raise ValueError(f"`phase` must be one of {list(PHASES)}, but got {v.short(phase)}")
+        phase = check_phase(state["phase"])
         self._sigma, self._B, self._p_sigma, self._gamma = sigma, B, p, gamma
-        self._phase = str(phase)
+        self._phase = phase
         self._BT = np.ascontiguousarray(B.T)

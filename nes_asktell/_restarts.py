@@ -263,14 +263,27 @@ class IPOP:
         return int(str(noise["entropy"]))  # type: ignore[index]
 
     def _make_run(
-        self, r: int, x0: FloatArray, popsize: int | None, rng: RngLike = None
+        self,
+        r: int,
+        x0: FloatArray,
+        popsize: int | None,
+        *,
+        sigma0: float | ArrayLike | None = None,
+        rng: RngLike = None,
     ) -> Strategy:
-        # The budget of a run is what the sequence has left; the budget of an optimize() call
-        # is the loop's, so that it does not stick to the run.
-        remaining = None if self._crit.maxfev is None else self._crit.maxfev - self._nfev_done
+        """Return run `r` at `x0` with `popsize` and `sigma0` (default the first run's).
+
+        Its seed is :func:`restart_seed` of the sequence's entropy and `r` unless `rng` is
+        given.
+        """
+        # The budget of a run is what the sequence has left after the runs before it (the
+        # current one included when it is a restart); the budget of an optimize() call is the
+        # loop's, so that it does not stick to the run.
+        done = self.nfev if r else 0
+        remaining = None if self._crit.maxfev is None else self._crit.maxfev - done
         return self._cls(
             x0,
-            self._sigma0,
+            self._sigma0 if sigma0 is None else sigma0,
             popsize,
             bounds=None if self._box is None else self._box.to_bounds(),
             rng=rng if rng is not None else self._seed if not r else restart_seed(self._seed, r),
@@ -279,6 +292,21 @@ class IPOP:
             **self._options,  # type: ignore[arg-type]
         )
 
+    def _next_run(self, r: int) -> tuple[int, float | ArrayLike, str] | None:
+        """Return the population, step size and regime of restart `r`, or None if none."""
+        if self._restarts >= self._max_restarts:
+            return None
+        lam = restart_popsize(self._popsize0, self._factor, r, self._inner.mirrored)
+        return lam, self._sigma0, "large"
+
+    def _commit_restart(self, record: JSON, run_: Strategy, regime: str) -> None:
+        """Make `run_` the current run; `record` is the finished run's (nothing here raises)."""
+        self._history.append(record)
+        self._nfev_done += self._inner.nfev
+        self._generation_done += self._inner.generation
+        self._restarts += 1
+        self._inner = run_
+
     def _after_tell(self) -> None:
         x, f = self._inner.best
         if f < self._best_f:
@@ -286,18 +314,17 @@ class IPOP:
         inner_stop = self._inner.stop()
         if not inner_stop or any(k in GLOBAL for k in inner_stop) or self._global_stop():
             return
-        if self._restarts >= self._max_restarts:
-            return
         if self._call_limit is not None and self.nfev >= self._call_limit:
             return  # the optimize() call ends here: no run to start
-        self._history.append(run_record(self._inner, inner_stop))
-        self._nfev_done += self._inner.nfev
-        self._generation_done += self._inner.generation
-        self._restarts += 1
-        r = self._restarts
+        r = self._restarts + 1
+        plan = self._next_run(r)
+        if plan is None:
+            return
+        lam, sigma0, regime = plan
         x0 = entropy_restart_x0(self._x0, self._box, self._seed, r)
-        lam = restart_popsize(self._popsize0, self._factor, r, self._inner.mirrored)
-        self._inner = self._make_run(r, x0, lam)
+        run_ = self._make_run(r, x0, lam, sigma0=sigma0)
+        # The new run exists: commit it in one step.
+        self._commit_restart(run_record(self._inner, inner_stop), run_, regime)
 
     # ------------------------------------------------------------------ protocol
     @property
@@ -542,12 +569,20 @@ REGIMES = ("large", "small")
 
 
 def small_regime_draws(seed: int, r: int) -> tuple[float, float]:
-    """Return the two uniform numbers in [0, 1) of a small-regime restart `r` of `seed`.
+    """Return the two uniform numbers in [0, 1) of a small-regime restart `r` of the sequence
+    seeded by `seed` (see :func:`entropy_small_regime_draws`)."""
+    return entropy_small_regime_draws(sequence_entropy(seed), r)
 
-    They come from their own stream (the second child of ``SeedSequence(seed, (r,))``; the
-    first one draws the initial mean of :func:`restart_x0`), so the run is reproducible.
+
+def entropy_small_regime_draws(entropy: int, r: int) -> tuple[float, float]:
+    """Return the two uniform numbers in [0, 1) of a small-regime restart `r` of the sequence
+    whose run 0 drew `entropy`.
+
+    They come from their own stream (the second child of ``SeedSequence(entropy, (r,))``; the
+    first one draws the initial mean of :func:`entropy_restart_x0`), so the run is
+    reproducible.
     """
-    seq = np.random.SeedSequence(seed, spawn_key=(r,)).spawn(2)[1]
+    seq = np.random.SeedSequence(entropy, spawn_key=(r,)).spawn(2)[1]
     u = np.random.default_rng(seq).uniform(0.0, 1.0, 2)
     return float(u[0]), float(u[1])
 
@@ -669,60 +704,28 @@ class BIPOP(IPOP):
             return "small"
         return "large" if self._large_restarts < self._max_restarts else None
 
-    def _make_bipop_run(self, r: int, x0: FloatArray, popsize: int, sigma0: object) -> Strategy:
-        remaining = None if self._crit.maxfev is None else self._crit.maxfev - self._nfev_done
-        return self._cls(
-            x0,
-            sigma0,  # type: ignore[arg-type]
-            popsize,
-            bounds=None if self._box is None else self._box.to_bounds(),
-            rng=run_seed(self._seed, r),
-            maxfev=remaining,
-            ftarget=self._crit.ftarget,
-            **self._options,  # type: ignore[arg-type]
-        )
-
-    def _after_tell(self) -> None:
-        x, f = self._inner.best
-        if f < self._best_f:
-            self._best_x, self._best_f = x, f
-        inner_stop = self._inner.stop()
-        if not inner_stop or any(k in GLOBAL for k in inner_stop) or self._global_stop():
-            return
+    def _next_run(self, r: int) -> tuple[int, float | ArrayLike, str] | None:
         regime = self._next_regime()
         if regime is None:
-            return
-        if self._call_limit is not None and self.nfev >= self._call_limit:
-            return  # the optimize() call ends here: no run to start
-        budgets = self.budgets
+            return None
         mirrored = self._inner.mirrored
-        record = run_record(self._inner, inner_stop)
-        record["regime"] = self._regime
-        r = self._restarts + 1
-        x0 = restart_x0(self._x0, self._box, self._seed, r)
+        # the population of the next large run (Hansen 2009, lambda_l)
+        lam_l = restart_popsize(self._popsize0, self._factor, self._large_restarts + 1, mirrored)
         if regime == "large":
-            lam = restart_popsize(self._popsize0, self._factor, self._large_restarts + 1, mirrored)
-            sigma0: object = self._sigma0
-        else:
-            u1, u2 = small_regime_draws(self._seed, r)
-            lam_l = restart_popsize(
-                self._popsize0, self._factor, self._large_restarts + 1, mirrored
-            )
-            lam = small_popsize(self._popsize0, lam_l, u1, mirrored)
-            sigma0 = np.asarray(self._sigma0, dtype=np.float64) * 10.0 ** (-2.0 * u2)
-            if sigma0.ndim == 0:  # type: ignore[attr-defined]
-                sigma0 = float(sigma0)  # type: ignore[arg-type]
-        run_ = self._make_bipop_run(r, x0, lam, sigma0)
-        # Nothing below raises: commit.
-        self._history.append(record)
-        self._nfev_done += self._inner.nfev
-        self._generation_done += self._inner.generation
+            return lam_l, self._sigma0, regime
+        u1, u2 = entropy_small_regime_draws(self._seed, r)
+        lam = small_popsize(self._popsize0, lam_l, u1, mirrored)
+        sigma0 = np.asarray(self._sigma0, dtype=np.float64) * 10.0 ** (-2.0 * u2)
+        return lam, float(sigma0) if sigma0.ndim == 0 else sigma0, regime
+
+    def _commit_restart(self, record: JSON, run_: Strategy, regime: str) -> None:
+        budgets = self.budgets
+        record["regime"] = self._regime
+        super()._commit_restart(record, run_, regime)
         self._budget_large, self._budget_small = budgets["large"], budgets["small"]
-        self._restarts = r
         if regime == "large":
             self._large_restarts += 1
         self._regime = regime
-        self._inner = run_
 
     def stop(self) -> dict[str, float]:
         """Return the criteria that end the whole sequence (empty while it goes on)."""
@@ -787,3 +790,29 @@ class BIPOP(IPOP):
             f"regime={self._regime}, popsize={self.popsize}, nfev={self.nfev}, "
             f"best_f={self._best_f:.6g})"
         )
+
+
+#: the restart strategies by name: the `restart_strategy` that the scipy method and the Optuna
+#: sampler accept, next to their `restarts`
+RESTART_STRATEGIES: dict[str, type[IPOP]] = {IPOP.name: IPOP, BIPOP.name: BIPOP}
+
+
+def resolve_restart_strategy(name: object) -> str:
+    """Return the registered restart strategy `name` (in any case) as its lower-case name.
+
+    Raises
+    ------
+    TypeError
+        If `name` is not a string.
+    ValueError
+        If `name` is not a key of :data:`RESTART_STRATEGIES`.
+    """
+    known = ", ".join(repr(k) for k in RESTART_STRATEGIES)
+    if not isinstance(name, str):
+        raise TypeError(
+            f"`restart_strategy` must be a string, one of {known}, but got {v.short(name)}."
+        )
+    key = name.lower()
+    if key not in RESTART_STRATEGIES:
+        raise ValueError(f"`restart_strategy` must be one of {known}, but got {v.short(name)}.")
+    return key

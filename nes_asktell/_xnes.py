@@ -16,7 +16,7 @@ from ._csa import StepSizePath, odd_weights
 from ._strategy import Strategy
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
 
-#: Upper limit of eta_sigma under adaptation sampling. Wierstra et al. (2014, Algorithm 6) use
+#: Upper limit of eta_sigma under adaptation sampling. Wierstra et al. (2014, Algorithm 4) use
 #: 1; 0.5 converges prematurely less often (BBOB f8) and is faster on ill-conditioned problems,
 #: for up to 20% more evaluations on the sphere (see the documentation page for the figures).
 ETA_SIGMA_MAX = 0.5
@@ -139,7 +139,7 @@ class XNES(Strategy):
         Add cumulative step-size adaptation (an evolution path) to the NES step-size update;
         default True.
     adaptation_sampling : bool
-        Adapt `eta_sigma` by adaptation sampling (Wierstra et al. 2014, Algorithm 6);
+        Adapt `eta_sigma` by adaptation sampling (Wierstra et al. 2014, Algorithm 4);
         default True.
     mirrored : bool
         Antithetic pairs ``(s, -s)``; default True (`popsize` must then be even). Measured
@@ -182,10 +182,12 @@ class XNES(Strategy):
 
     With `csa`, :math:`\ln\sigma` also changes by the cumulative step-size adaptation term
     of an evolution path of the mean steps :math:`G_\delta` (Hansen and Ostermeier 2001).
-    With `adaptation_sampling`, :math:`\eta_\sigma` grows by 10% (up to 0.5) when a 1.5 times
-    larger step would have made the new samples more likely to be good (a weighted
-    Mann-Whitney test) and otherwise relaxes towards its initial value. The measurements
-    behind these defaults are on the documentation page of SNES and XNES.
+    With `adaptation_sampling` (Wierstra et al. 2014, Algorithm 4; their Algorithm 5 is the
+    XNES update above and Algorithm 6 the SNES update), :math:`\eta_\sigma` grows by 10% (up
+    to 0.5) when a 1.5 times larger step would have made the new samples more likely to be
+    good (a weighted rank test of the same samples, re-weighted by their density ratio,
+    against random ranking) and otherwise relaxes towards its initial value. The
+    measurements behind these defaults are on the documentation page of SNES and XNES.
 
     References
     ----------
@@ -327,7 +329,7 @@ class XNES(Strategy):
         }
 
     def _adapted_eta_sigma(self, u: FloatArray, Zh: FloatArray) -> float:
-        """Return eta_sigma after adaptation sampling (Wierstra 2014, Section 3.2.2).
+        """Return eta_sigma after adaptation sampling (Wierstra 2014, Algorithm 4).
 
         The current samples were drawn with sigma_t = sigma_{t-1} exp(step); would sigma' =
         sigma_{t-1} exp(1.5 step), a 1.5x larger step, have made the good ones more likely?

@@ -126,3 +126,21 @@ def test_from_state_rejects_a_bad_regime_and_ipop_state() -> None:
     del state["bipop"]
     with pytest.raises(ValueError, match="malformed"):
         BIPOP.from_state(state)
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_each_run_gets_what_the_sequence_has_left(cls: type[IPOP]) -> None:
+    # A restart's own `maxfev` is the sequence's budget minus every evaluation before it,
+    # the run that just ended included (BIPOP used to leave that run out).
+    opt = cls("xnes", np.full(3, 3.0), 2.0, rng=2, tolfun=1e-1, maxfev=20_000)
+    assert opt.strategy.criteria["maxfev"] == 20_000
+    seen = 0
+    while not opt.stop() and seen < 3:
+        restarts = opt.restarts
+        X = opt.ask()
+        opt.tell(X, [rastrigin(x) for x in X])
+        if opt.restarts != restarts:
+            seen += 1
+            assert opt.strategy.nfev == 0
+            assert opt.strategy.criteria["maxfev"] == 20_000 - opt.nfev
+    assert seen == 3

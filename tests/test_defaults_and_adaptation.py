@@ -1,6 +1,6 @@
 """Every documented default pinned to its formula, every adaptive rule to its direction.
 
-Adaptation sampling (Wierstra et al. 2014, Section 3.2.2) raises XNES's eta_sigma when a
+Adaptation sampling (Wierstra et al. 2014, Algorithm 4) raises XNES's eta_sigma when a
 larger step would have made the good samples more likely, judged by a one-sided rank test at
 level rho = 1/2 - 1/(3 (d + 1)). On an objective that is pure noise the ranks are a random
 permutation whatever the weights, so the probability that a generation raises the rate can be

@@ -6,6 +6,7 @@ check of a deterministic run, not a statistical one.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -115,6 +116,16 @@ def check_chain(study: optuna.Study, sampler: NESSampler) -> list[dict[str, obje
         ({"independent_sampler": 3}, TypeError, r"`independent_sampler` must be an optuna"),
         ({"warn_independent_sampling": 1}, TypeError, r"`warn_independent_sampling` must be"),
         ({"restarts": -2}, ValueError, r"`restarts` must be an integer in \[0, 100\], but got -2"),
+        (
+            {"restart_strategy": "cma"},
+            ValueError,
+            r"`restart_strategy` must be one of 'ipop', 'bipop', but got 'cma'",
+        ),
+        (
+            {"restart_strategy": 2},
+            TypeError,
+            r"`restart_strategy` must be a string, one of 'ipop', 'bipop', but got 2",
+        ),
         ({"seed": -1}, ValueError, r"`seed` must be an integer >= 0, but got -1"),
         ({"seed": 1.5}, TypeError, r"`seed` must be an integer, but got 1.5"),
         ({"strategy_options": [1]}, TypeError, r"`strategy_options` must be a dict"),
@@ -485,12 +496,13 @@ def test_malformed_state_is_ignored_with_a_warning(damage: str) -> None:
 # ---------------------------------------------------------------------- real processes
 WORKER = textwrap.dedent(
     """
-    import math, os, sys
+    import json, math, os, sys
     import optuna
     from nes_asktell import NESSampler
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     kind, where, n_trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    settings = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
     if kind == "sqlite":
         storage = optuna.storages.RDBStorage(
             f"sqlite:///{where}", engine_kwargs={"connect_args": {"timeout": 60}}
@@ -505,7 +517,7 @@ WORKER = textwrap.dedent(
         n = trial.suggest_int("n", 0, 10)
         return (x - 1.0) ** 2 + math.log10(y) ** 2 + (n - 3) ** 2
 
-    sampler = NESSampler(seed=0, popsize=6)
+    sampler = NESSampler(seed=0, popsize=6, **settings)
     study = optuna.load_study(study_name="s", storage=storage, sampler=sampler)
     study.optimize(objective, n_trials=n_trials)
     """
@@ -520,13 +532,17 @@ def make_storage(kind: str, tmp_path: Path) -> tuple[object, str]:
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(where)), where
 
 
-def run_workers(tmp_path: Path, kind: str, where: str, counts: list[int]) -> None:
+def run_workers(
+    tmp_path: Path, kind: str, where: str, counts: list[int], settings: str = "{}"
+) -> None:
+    """Run one process per count, each `count` trials with ``NESSampler(seed=0, popsize=6,
+    **json.loads(settings))``."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), kind, where, str(n)],
+            [sys.executable, str(script), kind, where, str(n), settings],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -643,6 +659,126 @@ def test_runs_are_seeded_and_placed_as_ipop_seeds_and_places_them() -> None:
     # SPEC 7: the run seeded by run_seed(7, 1) has the entropy drawn from default_rng(that seed)
     seeded = XNES(np.full(2, 0.5), 0.2, 12, rng=run_seed(7, 1), **options)  # type: ignore[arg-type]
     assert second["run"]["noise"] == seeded.state_dict()["noise"]  # type: ignore[index]
+
+
+# ---------------------------------------------------------------------- BIPOP restarts
+#: a BIPOP search whose runs end after 3 generations, so that a few hundred trials restart often
+BIPOP_SETTINGS = {"restarts": 2, "restart_strategy": "bipop", "strategy_options": {"maxiter": 3}}
+
+
+def bipop_states(study: optuna.Study, sampler: NESSampler) -> list[dict[str, object]]:
+    """Return the first stored state of each run of the chain, in order."""
+    chain = check_chain(study, sampler)
+    states = [stored_state(study.trials[e["trial"]]) for e in chain]  # type: ignore[index]
+    firsts = [
+        s for i, s in enumerate(states) if i == 0 or s["restart"] != states[i - 1]["restart"]
+    ]
+    assert [s["restart"] for s in firsts] == list(range(len(firsts)))
+    return firsts
+
+
+def test_bipop_restarts_interleave_the_regimes_on_the_trial_budget() -> None:
+    from nes_asktell._restarts import small_popsize, small_regime_draws
+
+    sampler = NESSampler(seed=0, popsize=6, **BIPOP_SETTINGS)  # type: ignore[arg-type]
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=300)
+    runs = bipop_states(study, sampler)
+    regimes = [r["bipop"]["regime"] for r in runs]  # type: ignore[index]
+    assert regimes[0] == "large"
+    assert regimes.count("small") >= 3
+    assert regimes.count("large") >= 3
+    budget = {"large": 0, "small": 0}
+    for prev, run in itertools.pairwise(runs):
+        entry = run["bipop"]
+        # the finished run's told trials (3 generations of its population) count in its regime
+        budget[prev["bipop"]["regime"]] += 3 * prev["run"]["popsize"]  # type: ignore[index]
+        assert {k: entry[f"budget_{k}"] for k in budget} == budget  # type: ignore[index]
+        # the regime that has used fewer trials runs next (Hansen 2009)
+        assert entry["regime"] == ("small" if budget["small"] < budget["large"] else "large")  # type: ignore[index]
+    for run in runs:
+        entry, lam = run["bipop"], run["run"]["popsize"]  # type: ignore[index]
+        sigma = run["run"]["algo"]["sigma"]  # type: ignore[index]
+        large = 6 * 2 ** min(entry["large"], 2)  # type: ignore[index,operator]
+        if entry["regime"] == "large":  # type: ignore[index]
+            assert (lam, sigma) == (large, 0.2)
+        else:  # BIPOP's own draws, from the seed and the restart number
+            lam_l = 6 * 2 ** min(entry["large"] + 1, 2)  # type: ignore[index,operator]
+            u1, u2 = small_regime_draws(0, run["restart"])  # type: ignore[arg-type]
+            assert lam == small_popsize(6, lam_l, u1, mirrored=False)
+            assert sigma == pytest.approx(0.2 * 10.0 ** (-2.0 * u2), rel=1e-12)
+    # `restarts` bounds the doublings, not the search: it goes on after the last doubling
+    assert max(r["bipop"]["large"] for r in runs) > 2  # type: ignore[index]
+
+
+def test_bipop_and_ipop_searches_are_distinct_and_ipop_keys_are_unchanged() -> None:
+    from nes_asktell.integrations.optuna._search import Search
+
+    from nes_asktell import XNES
+
+    space = UnitSpace({"x": FloatDistribution(0.0, 1.0)})
+    ipop = Search(XNES, 0.2, None, 9, {}, 0)
+    assert ipop.key(space) == Search(XNES, 0.2, None, 9, {}, 0, "ipop").key(space)
+    assert ipop.key(space) != Search(XNES, 0.2, None, 9, {}, 0, "bipop").key(space)
+
+
+@pytest.mark.parametrize(
+    ("damage", "value"),
+    [
+        ("regime", "medium"),
+        ("large", 10**6),
+        ("large", -1),
+        ("budget_small", 1.5),
+        ("budget_large", 2**60),
+        ("extra", 1),
+        ("missing", None),
+    ],
+)
+def test_a_crafted_bipop_entry_is_refused(damage: str, value: object) -> None:
+    sampler = NESSampler(seed=0, popsize=6, **BIPOP_SETTINGS)  # type: ignore[arg-type]
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=30)
+    state = bipop_states(study, sampler)[-1]
+    search = sampler._search
+    search.load(state, 3)  # the stored state itself loads
+    bad = json.loads(json.dumps(state))
+    if damage == "missing":
+        del bad["bipop"]
+    elif damage == "extra":
+        bad["bipop"]["extra"] = value
+    else:
+        bad["bipop"][damage] = value
+    with pytest.raises((ValueError, TypeError), match=r"bipop|keys"):
+        search.load(bad, 3)
+    ipop_state = {k: val for k, val in state.items() if k != "bipop"}
+    with pytest.raises(ValueError, match="keys"):
+        search.load(ipop_state, 3)
+
+
+@pytest.mark.slow
+def test_a_bipop_search_resumes_in_a_fresh_process(tmp_path: Path) -> None:
+    storage, where = make_storage("sqlite", tmp_path)
+    optuna.create_study(study_name="s", storage=storage)
+    settings = json.dumps(BIPOP_SETTINGS)
+    run_workers(tmp_path, "sqlite", where, [40], settings)  # ends inside a small run
+    run_workers(tmp_path, "sqlite", where, [50], settings)  # a fresh process and sampler
+    resumed = optuna.load_study(study_name="s", storage=storage)
+    reference = optuna.create_study(sampler=NESSampler(seed=0, popsize=6, **BIPOP_SETTINGS))  # type: ignore[arg-type]
+    reference.optimize(objective, n_trials=90)
+    assert [t.params for t in resumed.trials] == [t.params for t in reference.trials]
+    runs = bipop_states(resumed, NESSampler(seed=0, popsize=6, **BIPOP_SETTINGS))  # type: ignore[arg-type]
+    regimes = [r["bipop"]["regime"] for r in runs]  # type: ignore[index]
+    assert "small" in regimes
+    assert regimes.count("large") >= 2
+    # the first process stopped with a BIPOP run under way, the second one went on from it
+    first = [
+        e
+        for e in NESSampler(seed=0, popsize=6, **BIPOP_SETTINGS).generations(resumed)
+        if e["trial"] < 40
+    ]  # type: ignore[arg-type,operator]
+    last_of_first = stored_state(resumed.trials[first[-1]["trial"]])  # type: ignore[index]
+    assert last_of_first["restart"] >= 1
+    assert runs[-1]["restart"] > last_of_first["restart"]  # type: ignore[operator]
 
 
 def test_a_stored_state_becomes_a_live_strategy_at_most_once(monkeypatch) -> None:

@@ -31,7 +31,7 @@ from scipy.optimize import (
 )
 
 import nes_asktell
-from nes_asktell import XNES, NESWarning, OpenES, nes
+from nes_asktell import BIPOP, XNES, NESWarning, OpenES, nes
 
 SHIFT = np.array([1.0, -2.0, 0.5, 3.0, -1.0])
 #: the fixed seeds of the convergence checks (each seeded run is deterministic)
@@ -400,6 +400,16 @@ def test_disp_prints(capsys):
         ({"disp": "yes"}, TypeError, r"`disp` must be 0, 1, 2, True or False, but got 'yes'"),
         ({"disp": 5}, ValueError, r"`disp` must be 0, 1, 2, True or False, but got 5"),
         ({"restarts": -1}, ValueError, r"`restarts` must be an integer >= 0, but got -1"),
+        (
+            {"restart_strategy": "cma"},
+            ValueError,
+            r"`restart_strategy` must be one of 'ipop', 'bipop', but got 'cma'",
+        ),
+        (
+            {"restarts": 2, "restart_strategy": None},
+            TypeError,
+            r"`restart_strategy` must be a string, one of 'ipop', 'bipop', but got None",
+        ),
         ({"callback": 3}, TypeError, r"`callback` must be callable or None, but got 3"),
         ({"workers": "many"}, TypeError, r"`workers` must be"),
         ({"rng": "seed"}, TypeError, r"`rng`"),
@@ -742,6 +752,68 @@ def test_restarts_solve_rastrigin_2d(seed):
     assert res.fun < 1e-8
     assert res.status == 0
     assert f.calls <= 20_000
+
+
+# ------------------------------------------------------------------ restarts (BIPOP)
+def test_bipop_restarts_interleave_the_regimes_on_the_shared_budget():
+    f = Recorder(rastrigin)
+    kw = {"restarts": 3, "restart_strategy": "bipop", "maxfev": 20_000, "tol": 1e-2, "rng": 4}
+    res = minimize(f, np.full(3, 3.0), method=nes, bounds=BOX, options=kw)
+    assert res.nfev == f.calls <= 20_000
+    assert res.restarts == len(res.history) - 1 >= 1
+    assert sum(h["nfev"] for h in res.history) == res.nfev
+    regimes = [h["regime"] for h in res.history]
+    assert regimes[0] == "large"
+    assert "small" in regimes
+    # the large runs double the first population, BIPOP's large regime as IPOP's
+    lam0 = res.history[0]["popsize"]
+    large = [h["popsize"] for h in res.history if h["regime"] == "large"]
+    assert large == [lam0 * 2**i for i in range(len(large))]
+    assert len(large) <= 1 + 3  # `restarts` counts the large restarts
+    # the same call in any case of the name is the same run, and BIPOP's own optimize too
+    again = minimize(
+        rastrigin,
+        np.full(3, 3.0),
+        method=nes,
+        bounds=BOX,
+        options={**kw, "restart_strategy": "BIPOP"},
+    )
+    np.testing.assert_array_equal(again.x, res.x)
+    assert again.history == res.history
+    direct = BIPOP(
+        "xnes",
+        np.full(3, 3.0),
+        0.25 * 10.24,
+        bounds=BOX,
+        rng=4,
+        max_restarts=3,
+        maxfev=20_000,
+        tolfun=1e-2,
+        tolx=1e-2,
+    ).optimize(rastrigin)
+    np.testing.assert_array_equal(direct.x, res.x)
+    assert direct.nfev == res.nfev
+
+
+def test_ipop_is_the_default_restart_strategy():
+    kw = {"restarts": 2, "maxfev": 3000, "rng": 0}
+    ref = minimize(rastrigin, np.full(2, 3.0), method=nes, bounds=BOX, options=kw)
+    ipop = minimize(
+        rastrigin,
+        np.full(2, 3.0),
+        method=nes,
+        bounds=BOX,
+        options={**kw, "restart_strategy": "ipop"},
+    )
+    np.testing.assert_array_equal(ipop.x, ref.x)
+    assert ipop.history == ref.history
+    assert all("regime" not in h for h in ref.history)
+    # without restarts the strategy runs alone, whatever the restart strategy
+    one = nes(rastrigin, np.full(2, 3.0), restart_strategy="bipop", rng=0, maxfev=500)
+    alone = nes(rastrigin, np.full(2, 3.0), rng=0, maxfev=500)
+    np.testing.assert_array_equal(one.x, alone.x)
+    assert one.restarts == 0
+    assert "history" not in one
 
 
 # ------------------------------------------------------------------ scipy's global methods

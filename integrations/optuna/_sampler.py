@@ -21,6 +21,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from nes_asktell import _validate as v
+from nes_asktell._restarts import resolve_restart_strategy
 from nes_asktell._strategy import Strategy, resolve_strategy
 from nes_asktell._typing import OptionValue
 
@@ -47,7 +48,7 @@ DEFAULT_OPTIONS: dict[str, dict[str, OptionValue]] = {
     "snes": {"mirrored": False},
 }
 #: the default restart budget: IPOP's population doublings (after them a converged search
-#: restarts with the same population)
+#: restarts with the same population); under BIPOP the doublings of its large regime
 DEFAULT_RESTARTS = 9
 #: arguments of the strategy's constructor that the sampler sets itself
 _RESERVED_OPTIONS = ("x0", "sigma0", "popsize", "bounds", "rng")
@@ -82,8 +83,17 @@ class NESSampler(BaseSampler):
         Log a warning (once per parameter) when a parameter is sampled independently after the
         startup trials.
     restarts : int
-        Population doublings allowed on restarts (IPOP) when the strategy converges; after
-        them a converged search restarts with the same population. Default 9, at most 100.
+        Population doublings allowed on restarts when the strategy converges; after them a
+        converged search restarts with the same population. Default 9, at most 100. Under
+        BIPOP these are the doublings of the large regime.
+    restart_strategy : {"ipop", "bipop"}
+        How a converged search restarts, in any case. ``"ipop"`` (default): each restart
+        doubles the population. ``"bipop"``: runs of two regimes interleave as in
+        :class:`~nes_asktell.BIPOP` (Hansen 2009), large ones that double the population and
+        small ones with a smaller population and step size, the next run being of the regime
+        that has used fewer trials. A regime's budget is the number of trials told to its
+        finished runs (the generations' candidates and the extra samples told with them;
+        startup trials and independently sampled ones do not count). See :doc:`/restarts`.
     constraints_func : callable, optional
         As for Optuna's samplers: ``constraints_func(trial)`` returns a sequence of floats,
         each ``<= 0`` when satisfied; infeasible trials rank below feasible ones by total
@@ -144,6 +154,7 @@ class NESSampler(BaseSampler):
         independent_sampler: BaseSampler | None = None,
         warn_independent_sampling: bool = True,
         restarts: int = DEFAULT_RESTARTS,
+        restart_strategy: str = "ipop",
         constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
         source_trials: Sequence[FrozenTrial] | None = None,
         seed: int | None = None,
@@ -190,6 +201,7 @@ class NESSampler(BaseSampler):
             )
         v.flag("warn_independent_sampling", warn_independent_sampling)
         n_restarts = v.integer("restarts", restarts, minimum=0, maximum=100)
+        restarter = resolve_restart_strategy(restart_strategy)
         if constraints_func is not None and not callable(constraints_func):
             raise TypeError(
                 f"`constraints_func` must be callable or None, but got {constraints_func!r}."
@@ -212,7 +224,7 @@ class NESSampler(BaseSampler):
             raise ValueError(
                 f"`strategy_options` must be plain JSON data, but got {strategy_options!r}."
             ) from exc
-        self._search = Search(cls, s0, lam, n_restarts, options, seed)
+        self._search = Search(cls, s0, lam, n_restarts, options, seed, restarter)
         self._n_startup_trials = n_startup
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
         # With a seed and the default sampler, each trial's independent draws get their own

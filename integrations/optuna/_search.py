@@ -3,9 +3,10 @@
 A state (plain JSON) holds the strategy's ``state_dict`` at the start of a generation (``"run"``),
 with the search key, the generation, the parent digest, the restart count and the seed entropy
 (not the numbers of the trials told: two processes that tell the same values from different
-copies of a candidate must write the same state). Everything here is a deterministic function of
-a state and of the told outcomes, so every process computes the same candidates and the same
-next state. Restarts start where IPOP's would (the shared helpers of ``nes_asktell._restarts``).
+copies of a candidate must write the same state), and under BIPOP its regime and budgets
+(``"bipop"``). Everything here is a deterministic function of a state and of the told outcomes,
+so every process computes the same candidates and the same next state. Restarts start where
+IPOP's and BIPOP's would (the shared helpers of ``nes_asktell._restarts``).
 
 Every stored state is untrusted: :meth:`Search.load` bounds its size before it is parsed, checks
 its configuration against the search's own (dimension, population, options) and the range of
@@ -30,7 +31,14 @@ from scipy.special import ndtri
 
 from nes_asktell import _validate as v
 from nes_asktell._bounds import Box
-from nes_asktell._restarts import restart_popsize, restart_x0, run_seed
+from nes_asktell._restarts import (
+    REGIMES,
+    restart_popsize,
+    restart_x0,
+    run_seed,
+    small_popsize,
+    small_regime_draws,
+)
 from nes_asktell._strategy import Strategy, check_popsize
 from nes_asktell._typing import FloatArray, OptionValue
 
@@ -53,6 +61,11 @@ MAX_HISTORY = 100_000
 MAX_LEARNING_RATE = 10.0
 _ENTROPY_RE = re.compile(r"[0-9]{1,40}")
 _STATE_KEYS = {"format", "key", "generation", "parent", "restart", "entropy", "run"}
+#: the entries of a BIPOP search's ``"bipop"``: the regime of the run, the large restarts made
+#: and the trials told to the finished runs of each regime
+_BIPOP_KEYS = {"regime", "large", "budget_large", "budget_small"}
+#: the largest budget a stored BIPOP state may count (trials)
+MAX_BUDGET = 1 << 53
 #: the entries of a strategy's state that the search's settings fix
 _CONFIG = (
     "strategy",
@@ -203,33 +216,96 @@ class Search:
     restarts: int
     options: dict[str, OptionValue]
     seed: int | None
+    restart_strategy: str = "ipop"
     _refs: dict[tuple[int, int], dict[str, object]] = field(default_factory=dict, repr=False)
 
     def key(self, space: UnitSpace) -> str:
         """Return the identity of the search of `space` with these settings."""
-        return st.key_of(
-            {
-                "space": space.signature,
-                "strategy": self.cls.name,
-                "popsize": self.popsize,
-                "sigma0": self.sigma0,
-                "restarts": self.restarts,
-                "options": self.options,
-            }
-        )
+        settings: dict[str, object] = {
+            "space": space.signature,
+            "strategy": self.cls.name,
+            "popsize": self.popsize,
+            "sigma0": self.sigma0,
+            "restarts": self.restarts,
+            "options": self.options,
+        }
+        if self.bipop:  # IPOP searches keep the key they had before BIPOP existed
+            settings["restart_strategy"] = self.restart_strategy
+        return st.key_of(settings)
+
+    @property
+    def bipop(self) -> bool:
+        """Whether the search restarts as BIPOP (else as IPOP)."""
+        return self.restart_strategy == "bipop"
 
     def _mirrored(self) -> bool:
         return bool(self.options.get("mirrored", self.cls.default_mirrored))
 
-    def popsize_of(self, dim: int, restart: int) -> int:
-        """Return the population of run `restart`: doubled per restart up to `restarts` times."""
-        lam0 = check_popsize(self.popsize, max(dim, 1), self._mirrored())
+    def _large_popsize(self, lam0: int, restart: int) -> int:
+        """Return `lam0` doubled `restart` times, at most `restarts` times and MAX_POPSIZE."""
         doublings = min(restart, self.restarts)
         lam = restart_popsize(lam0, 2.0, doublings, self._mirrored())
         while lam > max(MAX_POPSIZE, lam0):
             doublings -= 1
             lam = restart_popsize(lam0, 2.0, doublings, self._mirrored())
         return lam
+
+    def popsize_of(
+        self, dim: int, restart: int, bipop: dict[str, object] | None = None, entropy: int = 0
+    ) -> int:
+        """Return the population of run `restart`: doubled per restart up to `restarts` times.
+
+        Under BIPOP (`bipop` the run's regime entry): a large run doubles per large restart
+        (``bipop["large"]`` of them) up to `restarts` times; a small run draws its population
+        in ``[lam0, lam_l / 2]`` from `entropy` and `restart`, as :class:`~nes_asktell.BIPOP`
+        does, with ``lam_l`` the population of the next large run.
+        """
+        lam0 = check_popsize(self.popsize, max(dim, 1), self._mirrored())
+        if bipop is None:
+            return self._large_popsize(lam0, restart)
+        large = int(str(bipop["large"]))
+        if bipop["regime"] == "large":
+            return self._large_popsize(lam0, large)
+        u1, _ = small_regime_draws(entropy, restart)
+        lam_l = self._large_popsize(lam0, large + 1)
+        return max(min(small_popsize(lam0, lam_l, u1, self._mirrored()), lam_l), lam0)
+
+    def sigma0_of(self, restart: int, bipop: dict[str, object] | None, entropy: int) -> float:
+        """Return the initial step size of run `restart`.
+
+        `sigma0`, times ``10**(-2 U_2)`` for a small BIPOP run (``U_2`` drawn from `entropy`
+        and `restart`, as :class:`~nes_asktell.BIPOP` does).
+        """
+        if bipop is None or bipop["regime"] == "large":
+            return self.sigma0
+        _, u2 = small_regime_draws(entropy, restart)
+        return float(self.sigma0 * 10.0 ** (-2.0 * u2))
+
+    def first_bipop(self) -> dict[str, object] | None:
+        """Return the regime entry of run 0 (None for an IPOP search)."""
+        if not self.bipop:
+            return None
+        return {"regime": "large", "large": 0, "budget_large": 0, "budget_small": 0}
+
+    @staticmethod
+    def next_bipop(bipop: dict[str, object], nfev: int) -> dict[str, object]:
+        """Return the regime entry of the run after one of `nfev` told trials ends.
+
+        The finished run's trials count in its regime's budget; the next run is small while
+        the small regime has used fewer trials than the large one (Hansen 2009), else large.
+        There is no last large restart: after `restarts` doublings the large runs keep their
+        population, so the search never stops.
+        """
+        large = int(str(bipop["large"]))
+        budgets = {r: int(str(bipop[f"budget_{r}"])) for r in REGIMES}
+        budgets[str(bipop["regime"])] += nfev
+        regime = "small" if budgets["small"] < budgets["large"] else "large"
+        return {
+            "regime": regime,
+            "large": min(large + (regime == "large"), MAX_RESTART),
+            "budget_large": min(budgets["large"], MAX_BUDGET),
+            "budget_small": min(budgets["small"], MAX_BUDGET),
+        }
 
     def new_strategy(
         self,
@@ -239,13 +315,15 @@ class Search:
         x0: FloatArray | None = None,
         rng: int | None = None,
         sigma0: float | None = None,
+        bipop: dict[str, object] | None = None,
     ) -> Strategy:
         """Return the strategy of restart `restart`, seeded and placed as IPOP's would be.
 
         Run 0 starts at `x0` (the centre of the cube by default) with the seed itself; restart
         ``r`` starts uniformly in the cube with a seed derived from ``(seed, r)``, and a
-        population doubled ``min(r, restarts)`` times. `x0` and `rng` override the place and
-        the seed (a reset after a refused tell).
+        population doubled ``min(r, restarts)`` times (under BIPOP, the population and step
+        size of its regime entry `bipop`, see :meth:`popsize_of`). `x0` and `rng` override the
+        place and the seed (a reset after a refused tell).
         """
         if x0 is not None:
             start = x0
@@ -253,14 +331,16 @@ class Search:
             start = np.full(dim, 0.5)
         else:
             start = restart_x0(np.full(dim, 0.5), _unit_box(dim), entropy, restart)
-        lam = self.popsize_of(dim, restart)
+        lam = self.popsize_of(dim, restart, bipop, entropy)
         seed = run_seed(entropy, restart) if rng is None else rng
-        s0 = self.sigma0 if sigma0 is None else sigma0
+        s0 = self.sigma0_of(restart, bipop, entropy) if sigma0 is None else sigma0
         return self.cls(start, s0, lam, rng=seed, **self.options)  # type: ignore[arg-type]
 
-    def reference(self, dim: int, restart: int) -> dict[str, object]:
+    def reference(
+        self, dim: int, restart: int, bipop: dict[str, object] | None = None, entropy: int = 0
+    ) -> dict[str, object]:
         """Return the state of a fresh run `restart` in `dim` dimensions (cached)."""
-        lam = self.popsize_of(dim, restart)
+        lam = self.popsize_of(dim, restart, bipop, entropy)
         ref = self._refs.get((dim, lam))
         if ref is None:
             es = self.cls(np.full(dim, 0.5), self.sigma0, lam, rng=0, **self.options)  # type: ignore[arg-type]
@@ -312,16 +392,21 @@ class Search:
         this search's, every list must have the length of this search's states, and every
         number must be finite and in range; only then is the strategy built.
         """
-        if not isinstance(state, dict) or set(state) != _STATE_KEYS:
+        keys = _STATE_KEYS | {"bipop"} if self.bipop else _STATE_KEYS
+        if not isinstance(state, dict) or set(state) != keys:
             raise ValueError("the state does not have the keys of a search state")
         restart = v.integer("restart", state["restart"], minimum=0, maximum=MAX_RESTART)
         entropy = state["entropy"]
         if not isinstance(entropy, str) or _ENTROPY_RE.fullmatch(entropy) is None:
             raise ValueError(f"`entropy` is malformed: {v.short(entropy)}")
+        bipop = None
+        if self.bipop:
+            bipop = self._check_bipop(state["bipop"], restart)
+            state = {**state, "bipop": bipop}
         run = state["run"]
         if not isinstance(run, dict):
             raise ValueError(f"the state is not a {self.cls.__name__} state")
-        ref = self.reference(dim, restart)
+        ref = self.reference(dim, restart, bipop, int(entropy))
         for name in _CONFIG:
             if run.get(name) != ref[name]:
                 raise ValueError(
@@ -344,6 +429,22 @@ class Search:
             raise ValueError(f"`mean` must be finite and lie within {MAX_MEAN} of the cube")
         return Loaded.of(state, es, (0,) * dim if cells is None else cells)
 
+    @staticmethod
+    def _check_bipop(bipop: object, restart: int) -> dict[str, object]:
+        """Return a stored regime entry if it is well formed for run `restart`; raise else."""
+        if not isinstance(bipop, dict) or set(bipop) != _BIPOP_KEYS:
+            raise ValueError("`bipop` does not have the keys of a BIPOP regime entry")
+        regime = bipop["regime"]
+        if regime not in REGIMES:
+            raise ValueError(
+                f"`bipop.regime` must be one of {list(REGIMES)}, but got {v.short(regime)}"
+            )
+        out: dict[str, object] = {"regime": str(regime)}
+        out["large"] = v.integer("bipop.large", bipop["large"], minimum=0, maximum=restart)
+        for name in ("budget_large", "budget_small"):
+            out[name] = v.integer(f"bipop.{name}", bipop[name], minimum=0, maximum=MAX_BUDGET)
+        return out
+
     def extra_rows(self, loaded: Loaded) -> FloatArray | None:
         """Return `EXTRA_FACTOR * popsize` more samples of the generation's distribution."""
         if loaded.extra is None:
@@ -361,10 +462,13 @@ class Search:
         entropy = self.seed if self.seed is not None else np.random.SeedSequence().entropy
         assert isinstance(entropy, int)
         start = self.warm_start(space, trials, sign)
+        bipop = self.first_bipop()
         if start is None:
-            es = self.new_strategy(space.dim, entropy, 0)
+            es = self.new_strategy(space.dim, entropy, 0, bipop=bipop)
         else:
-            es = self.new_strategy(space.dim, entropy, 0, x0=start[0], sigma0=start[1])
+            es = self.new_strategy(
+                space.dim, entropy, 0, x0=start[0], sigma0=start[1], bipop=bipop
+            )
         state: dict[str, object] = {
             "format": st.FORMAT,
             "key": key,
@@ -374,6 +478,8 @@ class Search:
             "entropy": str(entropy),
             "run": es.state_dict(),
         }
+        if bipop is not None:
+            state["bipop"] = bipop
         return self.load(json.loads(st.dumps(state)), space.dim, space.cells)
 
     def _tell(
@@ -428,16 +534,20 @@ class Search:
         """Return the state after telling generation `tip` the outcomes `told` (slot order).
 
         Finished `extras` (see :meth:`_tell`) are told as further rows of the generation.
-        A converged strategy restarts (a doubled population up to `restarts` times, the same
-        population after). A tell that raises or gives a state that does not pass
-        :meth:`load` is refused: the next state is then a fresh run at the last mean, and the
-        second item of the result says why (None when the tell was accepted).
+        A converged strategy restarts (IPOP: a doubled population up to `restarts` times, the
+        same population after; BIPOP: the run of the regime that has used fewer trials, see
+        :meth:`next_bipop`). A tell that raises or gives a state that does not pass
+        :meth:`load` is refused: the next state is then a fresh run at the last mean (of the
+        same restart and regime), and the second item of the result says why (None when the
+        tell was accepted).
         """
         restart = int(str(loaded.state["restart"]))
         entropy = int(str(loaded.state["entropy"]))
+        raw = loaded.state.get("bipop")
+        bipop = dict(raw) if isinstance(raw, dict) else None
 
-        def wrap(es: Strategy, restart: int) -> dict[str, object]:
-            return {
+        def wrap(es: Strategy, restart: int, bipop: dict[str, object] | None) -> dict[str, object]:
+            out: dict[str, object] = {
                 "format": st.FORMAT,
                 "key": tip.key,
                 "generation": tip.generation + 1,
@@ -446,14 +556,20 @@ class Search:
                 "entropy": str(entropy),
                 "run": es.state_dict(),
             }
+            if bipop is not None:
+                out["bipop"] = bipop
+            return out
 
         try:
             es = self._tell(loaded, told, extras or [], sign)
             stopped = bool(es.stop())
+            after_bipop = bipop
             if stopped:
                 restart = min(restart + 1, MAX_RESTART)
-                es = self.new_strategy(es.dim, entropy, restart)
-            after = json.loads(st.dumps(wrap(es, restart)))
+                if bipop is not None:
+                    after_bipop = self.next_bipop(bipop, es.nfev)
+                es = self.new_strategy(es.dim, entropy, restart, bipop=after_bipop)
+            after = json.loads(st.dumps(wrap(es, restart, after_bipop)))
             return self.load(after, es.dim, loaded.cells), None
         except Exception as exc:  # the tell is refused; the search goes on from a fresh run
             reason = f"{type(exc).__name__}: {exc}"
@@ -461,8 +577,8 @@ class Search:
         mean = np.clip(np.nan_to_num(loaded.es.mean, nan=0.5), 0.0, 1.0)
         words = np.random.SeedSequence(entropy, spawn_key=(restart, tip.generation + 1))
         seed = int(words.generate_state(2, np.uint64)[0])
-        es = self.new_strategy(dim, entropy, restart, x0=mean, rng=seed)
-        return self.load(json.loads(st.dumps(wrap(es, restart))), dim, loaded.cells), reason
+        es = self.new_strategy(dim, entropy, restart, x0=mean, rng=seed, bipop=bipop)
+        return self.load(json.loads(st.dumps(wrap(es, restart, bipop))), dim, loaded.cells), reason
 
 
 def _finished_after(finished: list[int], number: int) -> int:
