@@ -17,6 +17,7 @@ BENCHMARKS = {
     "engines": "benchmarks.engines",  # bytes and seconds per generation of every engine
     "faults": "benchmarks.faults",  # injected faults in parallel evaluation, survived or not
     "hostile": "benchmarks.hostile",  # bad inputs, corrupted states, edge cases, resumes
+    "optuna_faults": "benchmarks.optuna_faults",  # NESSampler in faulty and shared studies
 }
 
 

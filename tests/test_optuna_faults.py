@@ -241,3 +241,24 @@ def test_random_corruptions_of_stored_attributes_never_crash_the_study(
     for u in study.trials[len(source) :]:
         assert all(type(v) is float for v in u.params.values())
         assert all(math.isfinite(v) for v in u.params.values())
+
+
+# ---------------------------------------------------------------------- the benchmark
+def test_the_faults_benchmark_runs_from_python_m_benchmarks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+    import inspect
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
+    runner = importlib.import_module("benchmarks.__main__")
+    module = importlib.import_module(runner.BENCHMARKS["optuna_faults"])
+    assert module.__name__ == "benchmarks.optuna_faults"
+    inspect.signature(module.main).bind(quick=True)  # the runner's call fits the real main
+    calls: list[bool] = []
+    monkeypatch.setattr(module, "main", lambda quick: calls.append(quick))
+    runner.main(["optuna_faults", "--quick"])
+    assert calls == [True]
+    assert "benchmarks.optuna_faults" in sys.modules

@@ -35,11 +35,10 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from optuna.samplers._base import _process_constraints_after_trial
+import numpy as np
 from optuna.storages import BaseStorage
 from optuna.study import Study
-from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from nes_asktell._typing import NESWarning
 
@@ -291,32 +290,83 @@ def store_state(
     return digest
 
 
+#: the longest list a constraint record may hold (more counts as an infinite violation)
+MAX_CONSTRAINTS = 10_000
+#: where Optuna 4, which has no ``FrozenTrial.set_constraint``, keeps a ``constraints_func``'s
+#: values (the list its samplers read); Optuna 5 reads it too
+_OPTUNA4_CONSTRAINTS = "constraints"
+
+
+def constraint_attrs(values: list[float]) -> dict[str, object]:
+    """Return the system attributes under which Optuna keeps the constraint values `values`.
+
+    Derived from Optuna's public API: the attributes that ``FrozenTrial.set_constraint(str(i),
+    value)`` writes on a scratch trial (Optuna 5), so this module names none of Optuna's
+    private keys; Optuna 4 keeps the list under ``"constraints"``.
+    """
+    scratch = create_trial(state=TrialState.COMPLETE, value=0.0)
+    if not hasattr(scratch, "set_constraint"):  # Optuna 4
+        return {_OPTUNA4_CONSTRAINTS: list(values)}
+    for i, c in enumerate(values):
+        scratch.set_constraint(str(i), c)
+    return dict(scratch.system_attrs)
+
+
 def store_constraints(
     constraints_func: Callable[[FrozenTrial], object],
     study: Study,
     trial: FrozenTrial,
     state: TrialState,
 ) -> None:
-    """Evaluate `constraints_func` on a finished trial and store its values as Optuna does."""
-    _process_constraints_after_trial(constraints_func, study, trial, state)  # type: ignore[arg-type]
+    """Evaluate `constraints_func` on a finished trial and store its values as Optuna does.
+
+    As Optuna's samplers do: only for COMPLETE and PRUNED trials, and a NaN value raises
+    ``ValueError``. The values are stored as ``trial.set_constraint(str(i), value)`` would
+    store them (see :func:`constraint_attrs`), so every reader of ``FrozenTrial.constraints``
+    (Optuna's samplers, its plots, ``study.best_trial``) sees them; this replaces Optuna's
+    private helper ``_process_constraints_after_trial``. ``after_trial`` runs while the trial
+    is still RUNNING, so they can be written.
+    """
+    if state not in (TrialState.COMPLETE, TrialState.PRUNED):
+        return
+    raw = constraints_func(trial)
+    if not isinstance(raw, (list, tuple, np.ndarray)):
+        raise TypeError(
+            f"`constraints_func` must return a sequence of floats, but got {type(raw).__name__}."
+        )
+    values = [float(c) for c in raw]
+    if any(math.isnan(c) for c in values):
+        raise ValueError("Constraint values cannot be NaN.")
+    for key, value in constraint_attrs(values).items():
+        study._storage.set_trial_system_attr(trial._trial_id, key, value)  # type: ignore[arg-type]
 
 
 def violation(trial: FrozenTrial) -> float | None:
-    """Return the total constraint violation stored on `trial` (None when none is stored).
+    """Return the total constraint violation of `trial` (None when it has no constraints).
 
-    Both forms Optuna stores count: the values of a sampler's ``constraints_func`` and those of
-    ``trial.set_constraint(key, value)``. A malformed record counts as an infinite violation.
+    Read through the public ``FrozenTrial.constraints`` (Optuna 5), which holds both forms
+    Optuna stores: a sampler's ``constraints_func`` values and ``trial.set_constraint(key,
+    value)``. The attributes are untrusted: a list longer than `MAX_CONSTRAINTS` among them, a
+    record Optuna cannot read or a value that is not a real number counts as an infinite
+    violation.
     """
     attrs = trial.system_attrs
-    raw = attrs.get(_CONSTRAINTS_KEY)
-    prefix = _CONSTRAINTS_KEY + ":"
-    named = [v for k, v in attrs.items() if isinstance(k, str) and k.startswith(prefix)]
-    if raw is None and not named:
-        return None
-    if raw is not None and (not isinstance(raw, (list, tuple)) or len(raw) > 10_000):
+    if any(isinstance(v, (list, tuple)) and len(v) > MAX_CONSTRAINTS for v in attrs.values()):
         return math.inf
+    try:
+        if hasattr(type(trial), "constraints"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna warns when both forms name one key
+                found = list(trial.constraints.values())
+        else:  # Optuna 4
+            raw = attrs.get(_OPTUNA4_CONSTRAINTS)
+            found = [] if raw is None else list(raw)
+    except Exception:  # a malformed record, whatever Optuna raises on it
+        return math.inf
+    if not found:
+        return None
     total = 0.0
-    for c in [*(raw or ()), *named]:
+    for c in found:
         if isinstance(c, bool) or not isinstance(c, (int, float)) or math.isnan(c):
             return math.inf
         total += max(float(c), 0.0)
