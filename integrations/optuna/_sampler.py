@@ -7,7 +7,9 @@ the only module that touches Optuna's storage internals) live beside it.
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,7 +27,7 @@ from nes_asktell._strategy import Strategy, resolve_strategy
 from nes_asktell._typing import OptionValue
 
 from . import _storage as ch
-from ._assign import Assigner
+from ._assign import Assigner, Pending
 from ._search import MAX_LEARNING_RATE, MAX_POPSIZE, Search
 from ._space import is_relative
 
@@ -267,10 +269,18 @@ class NESSampler(BaseSampler):
         numeric = {name: d for name, d in search_space.items() if is_relative(d)}
         out: dict[str, Any] = {}
         if numeric:
-            with self._lock:
-                values = self._assigner.sample(study, trial, *self._assigner.unit_space(numeric))
-                if values is None and self._assigner.sampled_independently(trial.number):
-                    self._fallback.add(trial.number)
+            for attempt in itertools.count():
+                with self._lock:
+                    try:
+                        unit = self._assigner.unit_space(numeric)
+                        values = self._assigner.sample(study, trial, *unit)
+                    except Pending as pending:  # extra samples of the generation in flight
+                        delay = min(pending.seconds, 0.01 * 1.5**attempt, 0.25)
+                    else:
+                        if values is None and self._assigner.sampled_independently(trial.number):
+                            self._fallback.add(trial.number)
+                        break
+                time.sleep(delay)  # outside the lock: other threads' trials go on
             if values is None:
                 return {}
             out.update(values)

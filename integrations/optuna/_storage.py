@@ -45,6 +45,7 @@ from nes_asktell._typing import NESWarning
 PREFIX = "nes_asktell:"
 CANDIDATE = PREFIX + "candidate"
 STATE = PREFIX + "state"
+CLOSING = PREFIX + "closing"
 FORMAT = "nes_asktell.NESSampler/2"
 CHUNK = 60_000
 MAX_CHUNKS = 1_000
@@ -234,6 +235,14 @@ def clear_candidate(study: Study, trial: FrozenTrial) -> None:
     study._storage.set_trial_system_attr(trial._trial_id, CANDIDATE, None)
 
 
+def mark_closing(study: Study, trial: FrozenTrial, digest: str) -> None:
+    """Record on the RUNNING `trial` that it waits to tell the generation of state `digest`.
+
+    Such a trial takes no extra sample of that generation, so the others need not wait for it.
+    """
+    study._storage.set_trial_system_attr(trial._trial_id, CLOSING, digest)
+
+
 def record_candidate(study: Study, trial: FrozenTrial, candidate: Candidate) -> None:
     """Record on the RUNNING `trial` which candidate it evaluates."""
     record: dict[str, str | int] = {
@@ -244,20 +253,27 @@ def record_candidate(study: Study, trial: FrozenTrial, candidate: Candidate) -> 
     study._storage.set_trial_system_attr(trial._trial_id, CANDIDATE, record)
 
 
-def running_candidates(study: Study) -> dict[int, Candidate]:
-    """Return the candidate records of the RUNNING trials, read afresh (malformed skipped)."""
-    out: dict[int, Candidate] = {}
-    running = study._storage.get_all_trials(
-        study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
-    )
-    for t in running:
+def candidate_records(study: Study) -> dict[int, Candidate | None]:
+    """Return every trial's candidate record, read afresh (None: no record, or malformed).
+
+    Finished trials count too: a rival that took the same candidate may already be done.
+    """
+    out: dict[int, Candidate | None] = {}
+    for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
         try:
-            c = parse_candidate(t)
+            out[t.number] = parse_candidate(t)
         except Exception:  # untrusted records: a malformed one holds nothing
-            continue
-        if c is not None:
-            out[t.number] = c
+            out[t.number] = None
     return out
+
+
+def heartbeat_enabled(study: Study) -> bool:
+    """Return whether the study's storage records heartbeats (Optuna then fails dead trials)."""
+    get = getattr(study._storage, "get_heartbeat_interval", None)
+    try:
+        return callable(get) and get() is not None
+    except Exception:  # a storage that cannot say: no heartbeat
+        return False
 
 
 def store_state(
@@ -427,9 +443,10 @@ class Records:
                     ix.carriers[n] = c
             # A RUNNING trial may still change its record (it yields a candidate that another
             # trial took at the same moment), so unfinished records are read again each time.
+            # (Read again when it has finished too: it may have changed after the last read.)
             raw = t.system_attrs.get(CANDIDATE)
             old = ix.candidates.get(n)
-            if raw is not None and (old is None or not t.state.is_finished()):
+            if raw is not None:
                 cand = self._parse(parse_candidate, t, "candidate")
                 if cand != old:
                     self._drop(ix, n)
