@@ -11,6 +11,7 @@ Everything it decides is a function of the study's storage; the caches only save
 from __future__ import annotations
 
 import datetime
+import time
 from collections import OrderedDict
 
 from optuna.distributions import BaseDistribution
@@ -24,6 +25,9 @@ from ._search import Loaded, Search, closing, plan
 from ._space import UnitSpace, is_relative
 
 _CACHE_SIZE = 16
+#: how long the lowest-numbered of trials that took one candidate at once waits for the others
+#: to move on before it moves on too (seconds)
+_YIELD_WAIT = 0.5
 
 
 class Pending(Exception):  # noqa: N818  (a signal, not an error)
@@ -189,6 +193,30 @@ class Assigner:
                 datetime.datetime.now(),
                 tip.digest,
             )
+            fill = (
+                close.gaps
+                and (trial.number, tip.digest) not in self.marked
+                and trial.datetime_start is not None
+                and close.cutoff is not None
+                and trial.datetime_start < close.cutoff
+            )
+            if fill:
+                # A gap among the extra samples (two trials that took one index at once both
+                # moved on) would cut off the extras after it: a trial that could have taken an
+                # extra sample anyway (it started before the generation closed) fills it.
+                known = dict(ix.candidates)
+                used = {ix.candidates[n].index for n in numbers}
+                return self._assign(
+                    study,
+                    trial,
+                    space,
+                    tip.digest,
+                    tip.generation,
+                    close.gaps[0],
+                    loaded,
+                    known,
+                    used,
+                )
             if close.wait > 0:
                 if (trial.number, tip.digest) not in self.marked:
                     ch.mark_closing(study, trial, tip.digest)  # others need not wait for it
@@ -263,6 +291,10 @@ class Assigner:
             ]
             if not rivals:
                 return space.from_unit(row)
+            if all(n > trial.number for n in rivals) and self._rivals_yield(study, rivals, cand):
+                # Each rival saw this trial and moved on (a higher number yields): keep it, so
+                # the contested index is not left as a gap among the extra samples.
+                return space.from_unit(row)
             taken |= {c.index for c in held.values() if c is not None and c.state == digest}
             rank = sum(n < trial.number for n in rivals)
             free = [j for j in range(lam, lam + len(taken) + rank + 1) if j not in taken]
@@ -271,6 +303,25 @@ class Assigner:
             ch.clear_candidate(study, trial)
         self.fallback.add(trial.number)
         return None
+
+    @staticmethod
+    def _rivals_yield(study: Study, rivals: list[int], cand: ch.Candidate) -> bool:
+        """Return whether every one of `rivals` records another candidate than `cand` soon.
+
+        A rival with a higher number that saw this trial's record yields at once; one that did
+        not (it read before this trial wrote) keeps `cand`, and then this trial must yield.
+        Polled for at most `_YIELD_WAIT` seconds.
+        """
+        deadline = time.monotonic() + _YIELD_WAIT
+        delay = 0.005
+        while True:
+            held = ch.candidate_records(study)
+            if all(held.get(n) != cand for n in rivals):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
 
     def _row(self, loaded: Loaded, k: int) -> FloatArray | None:
         lam = loaded.X.shape[0]

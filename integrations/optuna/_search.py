@@ -561,8 +561,8 @@ def plan(
 
 #: how long a generation waits for its extra samples in flight, in median trial durations of
 #: its told candidates (and at least `MIN_WAIT` seconds), from its last candidate's outcome
-WAIT_FACTOR = 2.0
-MIN_WAIT = 1.0
+WAIT_FACTOR = 4.0
+MIN_WAIT = 2.0
 
 
 @dataclass
@@ -571,11 +571,14 @@ class Closing:
 
     `extras` are finished trials of the extra samples ``lam, lam + 1, ...`` (gap-free);
     `wait` is the number of seconds until the generation's deadline while a trial that may
-    still add one is in flight (0: tell now).
+    still add one is in flight (0: tell now); `gaps` the extra indices below the highest one
+    handed out that no trial holds (a trial that started before `cutoff` may fill one).
     """
 
     extras: list[FrozenTrial]
     wait: float
+    gaps: list[int] = field(default_factory=list)
+    cutoff: datetime.datetime | None = None
 
 
 def closing(
@@ -647,5 +650,7 @@ def closing(
     extras: list[FrozenTrial] = []
     while lam + len(extras) in finished:
         extras.append(finished[lam + len(extras)])
-    wait = (deadline - now).total_seconds() if pending else 0.0
-    return Closing(extras, max(wait, 0.0))
+    held = {candidates[n].index for n in numbers}
+    gaps = [j for j in range(lam, max(held, default=0)) if j not in held]
+    left = (deadline - now).total_seconds()
+    return Closing(extras, max(left, 0.0) if pending else 0.0, gaps if left > 0 else [], cutoff)
