@@ -115,8 +115,11 @@ class NESSampler(BaseSampler):
     (COMPLETE by value; infeasible below feasible by violation; PRUNED below every COMPLETE,
     later steps first; FAIL and NaN last). A failed or pruned candidate is not evaluated again;
     a new trial takes a candidate no trial holds, else an extra sample (told with the
-    generation if it has finished by then), and a RUNNING candidate overtaken by a population
-    of finished trials is handed out once more. The told state is validated and stored on the
+    generation; a trial about to tell waits, up to a deadline from the storage's timestamps,
+    for the extras in flight), and only once the extras are used up is a RUNNING candidate
+    presumed dead handed out once more (never with a heartbeat). A trial that took the same
+    candidate as another at the same moment moves on, so no live point is evaluated twice.
+    The told state is validated and stored on the
     trial that told it, with the digest of its parent; processes that tell the same generation
     write the same state, and all processes follow the same (longest) chain of states. Every
     stored state is size-bounded and validated before use; a bad one is skipped with one
