@@ -668,3 +668,61 @@ def test_a_stored_state_becomes_a_live_strategy_at_most_once(monkeypatch) -> Non
     study.optimize(objective, n_trials=4)
     n_states = len(fresh.generations(study))
     assert 11 <= len(calls) <= 10 + n_states
+
+
+def test_an_extra_sample_in_flight_when_the_generation_closes_is_told_with_it() -> None:
+    import threading
+
+    sampler = NESSampler(seed=0, popsize=4)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=1)  # the startup trial
+
+    def asked() -> optuna.Trial:
+        t = study.ask()
+        objective(t)  # suggests the parameters: the trial takes its candidate
+        return t
+
+    held = [asked() for _ in range(4)]  # the 4 candidates of generation 0
+    extra = asked()  # an extra sample, still running when the last candidate finishes
+    assert ch.parse_candidate(study._storage.get_trial(extra._trial_id)).index == 4  # type: ignore[union-attr]
+    for t in held:
+        study.tell(t, objective(t))
+    # Another thread finishes the extra a moment later, well before the generation's deadline
+    # (at least 2 s after its last candidate); the trial that closes the generation waits.
+    timer = threading.Timer(0.3, lambda: study.tell(extra, objective(extra)))
+    timer.start()
+    closer = asked()
+    timer.join()
+    chain = check_chain(study, sampler)
+    assert chain[1]["trial"] == closer.number
+    assert chain[1]["told"][4:] == [extra.number]  # told as the fifth row of generation 0
+    state = stored_state(study.trials[closer.number])
+    assert state["run"]["nfev"] == 5  # type: ignore[index]
+    assert state["run"]["popsize"] == 4  # type: ignore[index]
+    assert study.trials[closer.number].system_attrs[ch.CLOSING] == chain[0]["state"]
+
+
+@pytest.mark.slow
+def test_with_a_heartbeat_a_running_candidate_is_never_handed_out_again(tmp_path: Path) -> None:
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60, grace_period=120
+    )
+    sampler = NESSampler(seed=0, popsize=2)
+    study = optuna.create_study(storage=storage, sampler=sampler)
+    assert ch.heartbeat_enabled(study)
+    study.optimize(objective, n_trials=1)
+    abandoned = study.ask()  # RUNNING; Optuna's heartbeat, not the sampler, decides it died
+    objective(abandoned)
+    study.optimize(objective, n_trials=14)
+    cand = ch.parse_candidate(study.trials[abandoned.number])
+    assert cand is not None
+    assert cand.index < 2
+    copies = [t.number for t in study.trials if ch.parse_candidate(t) == cand]
+    assert copies == [abandoned.number]
+    # the generation waits for it: the other candidate and the 8 extra samples, then trials
+    # drawn by the independent sampler (recording that they hold no candidate)
+    held = [t for t in study.trials if ch.parse_candidate(t) is not None]
+    assert len(held) == 2 + 8
+    assert (
+        sum(t.system_attrs.get(ch.CANDIDATE, 0) is None for t in study.trials) == 16 - 1 - 10
+    )  # of 16 trials: the startup one, 10 held
