@@ -65,7 +65,7 @@ class Assigner:
         self.records = ch.Records()
         self.bad: set[str] = set()
         self.fallback: set[int] = set()  # trials left to the independent sampler on purpose
-        self.marked: set[tuple[int, str]] = set()  # (trial, state) marked while waiting to tell
+        self.marked: dict[tuple[int, str], float] = {}  # (trial, state) waiting to tell: since
         self.spaces: dict[tuple[tuple[str, BaseDistribution], ...], tuple[UnitSpace, str]] = {}
 
     def generations(
@@ -217,12 +217,15 @@ class Assigner:
                     known,
                     used,
                 )
-            if close.wait > 0:
-                if (trial.number, tip.digest) not in self.marked:
+            mark = (trial.number, tip.digest)
+            # However the clocks of the processes differ, a trial waits at most one window.
+            waited = time.monotonic() - self.marked.get(mark, time.monotonic())
+            if close.wait > 0 and waited < close.window:
+                if mark not in self.marked:
                     ch.mark_closing(study, trial, tip.digest)  # others need not wait for it
-                    self.marked.add((trial.number, tip.digest))
+                    self.marked[mark] = time.monotonic()
                     while len(self.marked) > 1024:
-                        self.marked.remove(min(self.marked))
+                        del self.marked[min(self.marked)]
                 raise Pending(close.wait)
             extras = close.extras
             after, refused = self.search.next_state(tip, loaded, told, sign, extras)
@@ -267,9 +270,10 @@ class Assigner:
         candidate and the choice did not see it holding it (two processes sampling at one
         moment; the other may even have finished already), this trial takes an extra sample
         nobody holds instead, so no live point is evaluated twice. (Both write, then both
-        read: at least the one that read last sees the other and yields; when both see each
-        other, both yield, the lower number to the first free extra, the next to the second,
-        and so on.) A trial that ends up with no candidate records none.
+        read: at least the one that read last sees the other. A trial that sees a rival with a
+        lower number yields, to a free extra by its rank among the rivals; the lowest keeps the
+        candidate once every rival has moved on, see `_rivals_yield`, else it yields too.) A
+        trial that ends up with no candidate records none.
         """
         lam = loaded.X.shape[0]
         taken = set(used or ())

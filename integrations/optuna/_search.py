@@ -579,6 +579,7 @@ class Closing:
     wait: float
     gaps: list[int] = field(default_factory=list)
     cutoff: datetime.datetime | None = None
+    window: float = 0.0
 
 
 def closing(
@@ -653,4 +654,10 @@ def closing(
     held = {candidates[n].index for n in numbers}
     gaps = [j for j in range(lam, max(held, default=0)) if j not in held]
     left = (deadline - now).total_seconds()
-    return Closing(extras, max(left, 0.0) if pending else 0.0, gaps if left > 0 else [], cutoff)
+    return Closing(
+        extras,
+        max(left, 0.0) if pending else 0.0,
+        gaps if left > 0 else [],
+        cutoff,
+        window.total_seconds(),
+    )
