@@ -290,7 +290,14 @@ def test_generation_is_told_once_popsize_trials_complete() -> None:
         assert cand == expected
 
 
-def test_failed_pruned_and_nan_trials_are_told_and_only_abandoned_ones_handed_out_again() -> None:
+def test_failed_pruned_and_nan_trials_are_told_and_only_abandoned_ones_handed_out_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nes_asktell.integrations.optuna import _search
+
+    # A trial is presumed dead only after MIN_GRACE seconds (5 s: a live process may stall on a
+    # busy machine); none here, so that the abandoned trials are handed out within the run.
+    monkeypatch.setattr(_search, "MIN_GRACE", 0.0)
     sampler = NESSampler(seed=0, popsize=6)
     study = optuna.create_study(sampler=sampler)
     count = {"n": 0}

@@ -21,10 +21,12 @@ from optuna.trial import FrozenTrial, TrialState
 from nes_asktell._typing import FloatArray
 
 from . import _storage as ch
-from ._search import Loaded, Search, closing, plan
+from ._search import WAIT, Loaded, Search, closing, plan
 from ._space import UnitSpace, is_relative
 
 _CACHE_SIZE = 16
+
+
 #: how long the lowest-numbered of trials that took one candidate at once waits for the others
 #: to move on before it moves on too (seconds)
 _YIELD_WAIT = 0.5
@@ -239,6 +241,8 @@ class Assigner:
             numbers = [-1 if t is None else t.number for t in told]
             numbers += [t.number for t in extras]
             return self._store_and_assign(study, trial, space, after, numbers, ix)
+        if k == WAIT:  # the extra samples are used up and a live candidate holds the generation
+            raise Pending(0.25)
         if k is None:  # the extra samples are used up: an independent sample, not a copy
             ch.clear_candidate(study, trial)  # a record that it holds none
             self.fallback.add(trial.number)

@@ -466,6 +466,12 @@ class Search:
         return self.load(json.loads(st.dumps(wrap(es, restart))), dim, loaded.cells), reason
 
 
+#: the shortest time a RUNNING trial runs before it may be presumed dead (seconds)
+MIN_GRACE = 5.0
+#: what :func:`plan` returns for a trial that should wait and sample again
+WAIT = -2
+
+
 def _finished_after(finished: list[int], number: int) -> int:
     return len(finished) - bisect.bisect_right(finished, number)
 
@@ -474,7 +480,8 @@ def _is_stale(trials: list[FrozenTrial], finished: list[int], number: int, lam: 
     """Return whether RUNNING trial `number` is presumed dead (the grace period is over).
 
     It must have been overtaken by `lam` finished trials numbered after it, and have run
-    longer than ten times the median duration of those trials (as the storage's timestamps
+    longer than ten times the median duration of those trials and at least `MIN_GRACE`
+    seconds (a live process may stall that long on a busy machine; as the storage's timestamps
     say, so that every process decides alike).
     """
     after = finished[bisect.bisect_right(finished, number) :]
@@ -491,7 +498,8 @@ def _is_stale(trials: list[FrozenTrial], finished: list[int], number: int, lam: 
         latest = t.datetime_complete if latest is None else max(latest, t.datetime_complete)
     if start is None or latest is None or not durations:
         return True
-    return (latest - start).total_seconds() > 10.0 * float(np.median(durations))
+    grace = max(10.0 * float(np.median(durations)), MIN_GRACE)
+    return (latest - start).total_seconds() > grace
 
 
 def plan(
@@ -516,7 +524,9 @@ def plan(
     evaluated beside it. Returns ``(told, -1)`` when every candidate has an outcome or is dead
     (`told`: one trial per candidate, in candidate order: the lowest-numbered COMPLETE one,
     else PRUNED, else FAIL; None for a dead candidate), else ``(None, k)``: the candidate to
-    evaluate, ``k >= lam`` for an extra sample, None for an independent sample.
+    evaluate, ``k >= lam`` for an extra sample, `WAIT` when the extra samples are used up and a
+    candidate's trial is still presumed alive (without a `heartbeat`; with one, and when
+    nothing is left at all, None: an independent sample).
     """
     rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
     outcome: dict[int, FrozenTrial] = {}
@@ -556,6 +566,10 @@ def plan(
     backup = sorted(stale - dead)
     if backup:
         return None, backup[0]
+    if not heartbeat and any(k not in dead for k in live):
+        # A live (or not yet presumed dead) candidate holds the generation: wait for it
+        # rather than draw a point the search would not use.
+        return None, WAIT
     return None, None
 
 
