@@ -30,6 +30,8 @@ _CACHE_SIZE = 16
 #: how long the lowest-numbered of trials that took one candidate at once waits for the others
 #: to move on before it moves on too (seconds)
 _YIELD_WAIT = 0.5
+#: how often a trial crowded off its candidates by rivals chooses again from a fresh read
+_RETRIES = 4
 
 
 class Pending(Exception):  # noqa: N818  (a signal, not an error)
@@ -67,6 +69,7 @@ class Assigner:
         self.records = ch.Records()
         self.bad: set[str] = set()
         self.fallback: set[int] = set()  # trials left to the independent sampler on purpose
+        self.retries: dict[int, int] = {}  # trial -> times it chose again after rivals
         self.marked: dict[tuple[int, str], float] = {}  # (trial, state) waiting to tell: since
         self.spaces: dict[tuple[tuple[str, BaseDistribution], ...], tuple[UnitSpace, str]] = {}
 
@@ -307,8 +310,16 @@ class Assigner:
             rank = sum(n < trial.number for n in rivals)
             free = [j for j in range(lam, lam + len(taken) + rank + 1) if j not in taken]
             k = free[rank]
-        if recorded:  # an independent sample after all: the trial holds no candidate
+        if recorded:  # the trial holds no candidate (for now)
             ch.clear_candidate(study, trial)
+        retries = self.retries.get(trial.number, 0)
+        if row is not None and retries < _RETRIES:
+            # Crowded by rivals: read the storage afresh and choose again, rather than draw a
+            # point the search would not use.
+            self.retries[trial.number] = retries + 1
+            while len(self.retries) > 1024:
+                del self.retries[min(self.retries)]
+            raise Pending(0.01)
         self.fallback.add(trial.number)
         return None
 

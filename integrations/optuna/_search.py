@@ -611,16 +611,19 @@ def closing(
 
     The rule every process applies alike, from the storage's timestamps: with `cutoff` the
     completion of the last told outcome and `deadline` = cutoff + max(WAIT_FACTOR x the
-    median duration of the told trials, MIN_WAIT seconds), an extra sample is told when its
-    trial started before `cutoff` and finished by `deadline`, and the extras told are those
-    of a gap-free run from index `lam`. The extras handed out before the generation closed
-    are thus told even when they finish after its last candidate, which is what makes
-    several processes use nearly every trial. Until the deadline, a process that would tell
-    waits (`wait` > 0) while a trial that started before `cutoff` may still add an extra
-    sample: a RUNNING trial holding a candidate of this generation (`numbers`), or a RUNNING
-    trial with no record yet that started after the generation's state was stored (less the
-    wait) and is not `own`. A process about to tell the generation of state `digest` records
-    that first (``CLOSING``), so the others do not wait for it.
+    median duration of the told trials, MIN_WAIT seconds), the extras told are those finished
+    by `deadline`, a gap-free run from index `lam`. The extras handed out before the
+    generation closed are thus told even when they finish after its last candidate, which is
+    what makes several processes use nearly every trial. Until the deadline, a process that
+    would tell waits (`wait` > 0) while a trial may still add an extra sample: a RUNNING trial
+    holding a candidate of this generation (`numbers`), or a RUNNING trial with no record yet
+    that started after the generation's state was stored (less the wait) and is not `own`. A
+    process about to tell the generation of state `digest` records that first (``CLOSING``),
+    so the others do not wait for it. Once the last outcome is visible to one process it is
+    visible to every later reader, which then tells instead of taking an extra; so after a
+    process found nothing to wait for, no extra sample is added (but by a trial created before
+    the generation's state was stored, less the wait, that only now samples: a fork, resolved
+    by the longest chain).
     """
     stamps = [t.datetime_complete for t in told if t is not None]
     cutoff = max((d for d in stamps if d is not None), default=None)
@@ -638,7 +641,7 @@ def closing(
     pending = False
     for n in numbers:
         got = st.find(trials, n)
-        if got is None or got.datetime_start is None or got.datetime_start >= cutoff:
+        if got is None:
             continue
         j = candidates[n].index
         if got.state.is_finished():
@@ -657,7 +660,6 @@ def closing(
                 and st.CANDIDATE not in t.system_attrs
                 and t.system_attrs.get(st.CLOSING) != digest
                 and start is not None
-                and start < cutoff
                 and (since is None or start >= since)
             ):
                 pending = True

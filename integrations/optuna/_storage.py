@@ -6,7 +6,10 @@ This is the only module that touches Optuna's storage internals (``study._storag
 Storage layout (trial system attributes, all JSON, never pickle):
 
 * ``nes_asktell:candidate`` on every trial the sampler drew: ``{"state": D, "generation": g,
-  "index": k}``, candidate ``k`` of the state whose digest is ``D``.
+  "index": k}``, candidate ``k`` of the state whose digest is ``D`` (JSON null: a trial that
+  holds none, drawn by the independent sampler).
+* ``nes_asktell:closing`` = ``D`` on a trial waiting to tell the generation of state ``D`` (it
+  takes no extra sample of it, so others need not wait for it).
 * ``nes_asktell:state:0``, ``nes_asktell:state:1``, ... on a *carrier* trial: the JSON text of a
   state (chunks of at most ``CHUNK`` characters), then ``nes_asktell:state``: ``{"digest": D,
   "key": K, "generation": g, "parent": P, "chunks": n, "told": [...]}``, written last, so a
