@@ -677,9 +677,18 @@ def test_a_stored_state_becomes_a_live_strategy_at_most_once(monkeypatch) -> Non
     assert 11 <= len(calls) <= 10 + n_states
 
 
-def test_an_extra_sample_in_flight_when_the_generation_closes_is_told_with_it() -> None:
+def test_an_extra_sample_in_flight_when_the_generation_closes_is_told_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import threading
+    import time
 
+    from nes_asktell.integrations.optuna import _search
+
+    # The generation waits for its extras until max(4 median durations, MIN_WAIT) after its last
+    # candidate; a long MIN_WAIT here so that no stall of a busy machine ends the wait early
+    # (the wait ends as soon as the extra finishes, so the test is not slower for it).
+    monkeypatch.setattr(_search, "MIN_WAIT", 120.0)
     sampler = NESSampler(seed=0, popsize=4)
     study = optuna.create_study(sampler=sampler)
     study.optimize(objective, n_trials=1)  # the startup trial
@@ -694,12 +703,19 @@ def test_an_extra_sample_in_flight_when_the_generation_closes_is_told_with_it() 
     assert ch.parse_candidate(study._storage.get_trial(extra._trial_id)).index == 4  # type: ignore[union-attr]
     for t in held:
         study.tell(t, objective(t))
-    # Another thread finishes the extra a moment later, well before the generation's deadline
-    # (at least 2 s after its last candidate); the trial that closes the generation waits.
-    timer = threading.Timer(0.3, lambda: study.tell(extra, objective(extra)))
-    timer.start()
-    closer = asked()
-    timer.join()
+    closer = study.ask()
+
+    def finish_the_extra_once_the_closer_waits() -> None:
+        limit = time.monotonic() + 60.0
+        while ch.CLOSING not in study._storage.get_trial(closer._trial_id).system_attrs:
+            assert time.monotonic() < limit
+            time.sleep(0.001)
+        study.tell(extra, objective(extra))
+
+    helper = threading.Thread(target=finish_the_extra_once_the_closer_waits)
+    helper.start()
+    objective(closer)  # samples: waits for the extra, then tells generation 0
+    helper.join()
     chain = check_chain(study, sampler)
     assert chain[1]["trial"] == closer.number
     assert chain[1]["told"][4:] == [extra.number]  # told as the fifth row of generation 0
