@@ -18,6 +18,8 @@ BENCHMARKS = {
     "faults": "benchmarks.faults",  # injected faults in parallel evaluation, survived or not
     "hostile": "benchmarks.hostile",  # bad inputs, corrupted states, edge cases, resumes
     "noisy": "benchmarks.noisy",  # noise handling on bbob-noisy and a noisy policy search
+    "optuna_faults": "benchmarks.optuna_faults",  # NESSampler in faulty and shared studies
+    "optuna_long": "benchmarks.optuna_long",  # a 20,000-trial study that resumes elsewhere
 }
 
 

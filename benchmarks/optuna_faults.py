@@ -280,10 +280,12 @@ def report_procs(seeds: list[int]) -> None:
         for n in (2, 4):
             for s in seeds:
                 r = run_procs(kind, n, s)
+                complete, told = int(r["complete"]), int(r["told"])  # type: ignore[call-overload]
                 print(
-                    f"  {kind:7s} {n} procs run {s}: complete {r['complete']}, told "
-                    f"{r['told']}, pending (last generation) {r['pending']}, startup "
-                    f"{r['startup']}, duplicates {r['duplicates']}"
+                    f"  {kind:7s} {n} procs run {s}: complete {complete}, told {told} "
+                    f"({100 * told / complete:.1f}%), pending (last generation) {r['pending']}, "
+                    f"startup {r['startup']}, duplicates {r['duplicates']}, "
+                    f"{float(r['seconds']):.0f} s"  # type: ignore[arg-type]
                 )
 
 

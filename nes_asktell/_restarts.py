@@ -569,18 +569,19 @@ REGIMES = ("large", "small")
 
 
 def small_regime_draws(seed: int, r: int) -> tuple[float, float]:
-    """Return the two uniform numbers in [0, 1) of a small-regime restart `r` of the sequence
-    seeded by `seed` (see :func:`entropy_small_regime_draws`)."""
+    """Return the two uniform numbers of small-regime restart `r` of the sequence `seed`.
+
+    The sampler's form of :func:`entropy_small_regime_draws`, from the study's seed.
+    """
     return entropy_small_regime_draws(sequence_entropy(seed), r)
 
 
 def entropy_small_regime_draws(entropy: int, r: int) -> tuple[float, float]:
-    """Return the two uniform numbers in [0, 1) of a small-regime restart `r` of the sequence
-    whose run 0 drew `entropy`.
+    """Return the two uniform numbers in [0, 1) of small-regime restart `r` of `entropy`.
 
-    They come from their own stream (the second child of ``SeedSequence(entropy, (r,))``; the
-    first one draws the initial mean of :func:`entropy_restart_x0`), so the run is
-    reproducible.
+    `entropy` is what run 0 of the sequence drew. The numbers come from their own stream
+    (the second child of ``SeedSequence(entropy, (r,))``; the first one draws the initial mean
+    of :func:`entropy_restart_x0`), so the run is reproducible.
     """
     seq = np.random.SeedSequence(entropy, spawn_key=(r,)).spawn(2)[1]
     u = np.random.default_rng(seq).uniform(0.0, 1.0, 2)

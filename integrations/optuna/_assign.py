@@ -10,6 +10,8 @@ Everything it decides is a function of the study's storage; the caches only save
 
 from __future__ import annotations
 
+import datetime
+import time
 from collections import OrderedDict
 
 from optuna.distributions import BaseDistribution
@@ -19,10 +21,29 @@ from optuna.trial import FrozenTrial, TrialState
 from nes_asktell._typing import FloatArray
 
 from . import _storage as ch
-from ._search import Loaded, Search, plan
+from ._search import WAIT, Loaded, Search, closing, plan
 from ._space import UnitSpace, is_relative
 
 _CACHE_SIZE = 16
+
+
+#: how long the lowest-numbered of trials that took one candidate at once waits for the others
+#: to move on before it moves on too (seconds)
+_YIELD_WAIT = 0.5
+#: how often a trial crowded off its candidates by rivals chooses again from a fresh read
+_RETRIES = 4
+
+
+class Pending(Exception):  # noqa: N818  (a signal, not an error)
+    """Raised by :meth:`Assigner.sample` when the trial should wait `seconds` and sample again.
+
+    The generation's candidates all have outcomes, but extra samples that will be told with it
+    are still in flight (see ``_search.closing``); the caller releases its lock while waiting.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
 
 
 class Assigner:
@@ -48,6 +69,8 @@ class Assigner:
         self.records = ch.Records()
         self.bad: set[str] = set()
         self.fallback: set[int] = set()  # trials left to the independent sampler on purpose
+        self.retries: dict[int, int] = {}  # trial -> times it chose again after rivals
+        self.marked: dict[tuple[int, str], float] = {}  # (trial, state) waiting to tell: since
         self.spaces: dict[tuple[tuple[str, BaseDistribution], ...], tuple[UnitSpace, str]] = {}
 
     def generations(
@@ -150,36 +173,66 @@ class Assigner:
                 break
         lam = loaded.X.shape[0]
         extra = self.search.extra_rows(loaded)
+        numbers = sorted(ix.by_state.get(tip.digest, ()))
         told, k = plan(
             trials,
-            sorted(ix.by_state.get(tip.digest, ())),
+            numbers,
             ix.candidates,
             lam,
             trial.number,
             0 if extra is None else extra.shape[0],
+            ch.heartbeat_enabled(study),
         )
         if told is not None:
-            # The extra samples that finished before the last outcome of a candidate (a gap-free
-            # run from index `lam`) are told too. Every process that sees that outcome sees
-            # them finished, so processes telling at the same moment still agree.
-            stamps = [t.datetime_complete for t in told if t is not None]
-            cutoff = max((d for d in stamps if d is not None), default=None)
-            finished: dict[int, FrozenTrial] = {}
-            for n in sorted(ix.by_state.get(tip.digest, ())):
-                got = ch.find(trials, n)
-                j = ix.candidates[n].index
-                if (
-                    j >= lam
-                    and got is not None
-                    and got.state.is_finished()
-                    and cutoff is not None
-                    and got.datetime_complete is not None
-                    and got.datetime_complete <= cutoff
-                ):
-                    finished.setdefault(j, got)
-            extras: list[FrozenTrial] = []
-            while lam + len(extras) in finished:
-                extras.append(finished[lam + len(extras)])
+            # The extra samples handed out before the generation closed are told with it
+            # (see `closing`); until its deadline, wait for those still in flight.
+            carrier = ch.find(trials, tip.number)
+            close = closing(
+                trials,
+                numbers,
+                ix.candidates,
+                told,
+                lam,
+                None if carrier is None else carrier.datetime_start,
+                trial.number,
+                datetime.datetime.now(),
+                tip.digest,
+            )
+            fill = (
+                close.gaps
+                and (trial.number, tip.digest) not in self.marked
+                and trial.datetime_start is not None
+                and close.cutoff is not None
+                and trial.datetime_start < close.cutoff
+            )
+            if fill:
+                # A gap among the extra samples (two trials that took one index at once both
+                # moved on) would cut off the extras after it: a trial that could have taken an
+                # extra sample anyway (it started before the generation closed) fills it.
+                known = dict(ix.candidates)
+                used = {ix.candidates[n].index for n in numbers}
+                return self._assign(
+                    study,
+                    trial,
+                    space,
+                    tip.digest,
+                    tip.generation,
+                    close.gaps[0],
+                    loaded,
+                    known,
+                    used,
+                )
+            mark = (trial.number, tip.digest)
+            # However the clocks of the processes differ, a trial waits at most one window.
+            waited = time.monotonic() - self.marked.get(mark, time.monotonic())
+            if close.wait > 0 and waited < close.window:
+                if mark not in self.marked:
+                    ch.mark_closing(study, trial, tip.digest)  # others need not wait for it
+                    self.marked[mark] = time.monotonic()
+                    while len(self.marked) > 1024:
+                        del self.marked[min(self.marked)]
+                raise Pending(close.wait)
+            extras = close.extras
             after, refused = self.search.next_state(tip, loaded, told, sign, extras)
             if refused is not None:
                 self.records.warn_once(
@@ -191,12 +244,15 @@ class Assigner:
             numbers = [-1 if t is None else t.number for t in told]
             numbers += [t.number for t in extras]
             return self._store_and_assign(study, trial, space, after, numbers, ix)
+        if k == WAIT:  # the extra samples are used up and a live candidate holds the generation
+            raise Pending(0.25)
         if k is None:  # the extra samples are used up: an independent sample, not a copy
+            ch.clear_candidate(study, trial)  # a record that it holds none
             self.fallback.add(trial.number)
             while len(self.fallback) > 1024:
                 self.fallback.remove(min(self.fallback))
             return None
-        known = set(ix.candidates)
+        known = dict(ix.candidates)
         used = {ix.candidates[n].index for n in ix.by_state.get(tip.digest, ())}
         return self._assign(
             study, trial, space, tip.digest, tip.generation, k, loaded, known, used
@@ -211,18 +267,20 @@ class Assigner:
         generation: int,
         k: int,
         loaded: Loaded,
-        known: set[int] | None = None,
+        known: dict[int, ch.Candidate] | None = None,
         used: set[int] | None = None,
     ) -> dict[str, int | float] | None:
         """Record candidate `k` on `trial` and return its values (None: sample independently).
 
-        With `known` (the trials whose records the choice of `k` saw), the record is checked
-        afresh against the RUNNING trials: when a trial that the choice did not see took the
-        same candidate in the meantime (two processes sampling at one moment), this trial takes
-        an extra sample nobody holds instead, so no live point is evaluated twice. (Both write,
-        then both read: at least the one that read last sees the other and yields; when both
-        see each other, both yield, the lower number to the first free extra, the next to the
-        second, and so on.) A trial that ends up with no candidate records none.
+        With `known` (the records the choice of `k` saw), the record is checked afresh
+        against every trial's record, finished trials included: when a trial took the same
+        candidate and the choice did not see it holding it (two processes sampling at one
+        moment; the other may even have finished already), this trial takes an extra sample
+        nobody holds instead, so no live point is evaluated twice. (Both write, then both
+        read: at least the one that read last sees the other. A trial that sees a rival with a
+        lower number yields, to a free extra by its rank among the rivals; the lowest keeps the
+        candidate once every rival has moved on, see `_rivals_yield`, else it yields too.) A
+        trial that ends up with no candidate records none.
         """
         lam = loaded.X.shape[0]
         taken = set(used or ())
@@ -236,20 +294,53 @@ class Assigner:
             recorded = True
             if known is None:
                 return space.from_unit(row)
-            held = ch.running_candidates(study)
+            held = ch.candidate_records(study)
             rivals = [
-                n for n, c in held.items() if n != trial.number and n not in known and c == cand
+                n
+                for n, c in held.items()
+                if n != trial.number and c == cand and known.get(n) != cand
             ]
             if not rivals:
                 return space.from_unit(row)
-            taken |= {c.index for c in held.values() if c.state == digest}
+            if all(n > trial.number for n in rivals) and self._rivals_yield(study, rivals, cand):
+                # Each rival saw this trial and moved on (a higher number yields): keep it, so
+                # the contested index is not left as a gap among the extra samples.
+                return space.from_unit(row)
+            taken |= {c.index for c in held.values() if c is not None and c.state == digest}
             rank = sum(n < trial.number for n in rivals)
             free = [j for j in range(lam, lam + len(taken) + rank + 1) if j not in taken]
             k = free[rank]
-        if recorded:  # an independent sample after all: the trial holds no candidate
+        if recorded:  # the trial holds no candidate (for now)
             ch.clear_candidate(study, trial)
+        retries = self.retries.get(trial.number, 0)
+        if row is not None and retries < _RETRIES:
+            # Crowded by rivals: read the storage afresh and choose again, rather than draw a
+            # point the search would not use.
+            self.retries[trial.number] = retries + 1
+            while len(self.retries) > 1024:
+                del self.retries[min(self.retries)]
+            raise Pending(0.01)
         self.fallback.add(trial.number)
         return None
+
+    @staticmethod
+    def _rivals_yield(study: Study, rivals: list[int], cand: ch.Candidate) -> bool:
+        """Return whether every one of `rivals` records another candidate than `cand` soon.
+
+        A rival with a higher number that saw this trial's record yields at once; one that did
+        not (it read before this trial wrote) keeps `cand`, and then this trial must yield.
+        Polled for at most `_YIELD_WAIT` seconds.
+        """
+        deadline = time.monotonic() + _YIELD_WAIT
+        delay = 0.005
+        while True:
+            held = ch.candidate_records(study)
+            if all(held.get(n) != cand for n in rivals):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
 
     def _row(self, loaded: Loaded, k: int) -> FloatArray | None:
         lam = loaded.X.shape[0]
@@ -285,5 +376,5 @@ class Assigner:
             else next(j for j in range(lam, 1 << 62) if j not in used)
         )
         return self._assign(
-            study, trial, space, digest, generation, k, loaded, set(ix.candidates), used
+            study, trial, space, digest, generation, k, loaded, dict(ix.candidates), used
         )

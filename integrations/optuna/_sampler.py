@@ -7,7 +7,9 @@ the only module that touches Optuna's storage internals) live beside it.
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,7 +28,7 @@ from nes_asktell._strategy import Strategy, resolve_strategy
 from nes_asktell._typing import OptionValue
 
 from . import _storage as ch
-from ._assign import Assigner
+from ._assign import Assigner, Pending
 from ._search import MAX_LEARNING_RATE, MAX_POPSIZE, Search
 from ._space import is_relative
 
@@ -123,8 +125,11 @@ class NESSampler(BaseSampler):
     (COMPLETE by value; infeasible below feasible by violation; PRUNED below every COMPLETE,
     later steps first; FAIL and NaN last). A failed or pruned candidate is not evaluated again;
     a new trial takes a candidate no trial holds, else an extra sample (told with the
-    generation if it has finished by then), and a RUNNING candidate overtaken by a population
-    of finished trials is handed out once more. The told state is validated and stored on the
+    generation; a trial about to tell waits, up to a deadline from the storage's timestamps,
+    for the extras in flight), and only once the extras are used up is a RUNNING candidate
+    presumed dead handed out once more (never with a heartbeat). A trial that took the same
+    candidate as another at the same moment moves on, so no live point is evaluated twice.
+    The told state is validated and stored on the
     trial that told it, with the digest of its parent; processes that tell the same generation
     write the same state, and all processes follow the same (longest) chain of states. Every
     stored state is size-bounded and validated before use; a bad one is skipped with one
@@ -279,10 +284,18 @@ class NESSampler(BaseSampler):
         numeric = {name: d for name, d in search_space.items() if is_relative(d)}
         out: dict[str, Any] = {}
         if numeric:
-            with self._lock:
-                values = self._assigner.sample(study, trial, *self._assigner.unit_space(numeric))
-                if values is None and self._assigner.sampled_independently(trial.number):
-                    self._fallback.add(trial.number)
+            for attempt in itertools.count():
+                with self._lock:
+                    try:
+                        unit = self._assigner.unit_space(numeric)
+                        values = self._assigner.sample(study, trial, *unit)
+                    except Pending as pending:  # extra samples of the generation in flight
+                        delay = min(pending.seconds, 0.01 * 1.5**attempt, 0.25)
+                    else:
+                        if values is None and self._assigner.sampled_independently(trial.number):
+                            self._fallback.add(trial.number)
+                        break
+                time.sleep(delay)  # outside the lock: other threads' trials go on
             if values is None:
                 return {}
             out.update(values)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import datetime
 import json
 import math
 import re
@@ -581,6 +582,12 @@ class Search:
         return self.load(json.loads(st.dumps(wrap(es, restart, bipop))), dim, loaded.cells), reason
 
 
+#: the shortest time a RUNNING trial runs before it may be presumed dead (seconds)
+MIN_GRACE = 5.0
+#: what :func:`plan` returns for a trial that should wait and sample again
+WAIT = -2
+
+
 def _finished_after(finished: list[int], number: int) -> int:
     return len(finished) - bisect.bisect_right(finished, number)
 
@@ -589,7 +596,8 @@ def _is_stale(trials: list[FrozenTrial], finished: list[int], number: int, lam: 
     """Return whether RUNNING trial `number` is presumed dead (the grace period is over).
 
     It must have been overtaken by `lam` finished trials numbered after it, and have run
-    longer than ten times the median duration of those trials (as the storage's timestamps
+    longer than ten times the median duration of those trials and at least `MIN_GRACE`
+    seconds (a live process may stall that long on a busy machine; as the storage's timestamps
     say, so that every process decides alike).
     """
     after = finished[bisect.bisect_right(finished, number) :]
@@ -606,7 +614,8 @@ def _is_stale(trials: list[FrozenTrial], finished: list[int], number: int, lam: 
         latest = t.datetime_complete if latest is None else max(latest, t.datetime_complete)
     if start is None or latest is None or not durations:
         return True
-    return (latest - start).total_seconds() > 10.0 * float(np.median(durations))
+    grace = max(10.0 * float(np.median(durations)), MIN_GRACE)
+    return (latest - start).total_seconds() > grace
 
 
 def plan(
@@ -616,18 +625,24 @@ def plan(
     lam: int,
     number: int,
     n_extra_max: int,
+    heartbeat: bool = False,
 ) -> tuple[list[FrozenTrial | None] | None, int | None]:
     """Decide what trial `number` does in a generation of `lam` candidates.
 
     `numbers` are the trials holding candidates of the generation (sorted), `candidates` their
     records. Every finished trial is an outcome (COMPLETE, PRUNED or FAIL: see
-    :func:`outcome_key`). A RUNNING trial is presumed dead once ``lam`` trials numbered after
-    it have finished; its candidate is then handed out once more, and counted as dead (told
-    worst) if that copy dies too. Returns ``(told, -1)`` when every candidate has an outcome or
-    is dead (`told`: one trial per candidate, in candidate order: the lowest-numbered COMPLETE
-    one, else PRUNED, else FAIL; None for a dead candidate), else ``(None, k)``: the candidate
-    to evaluate, ``k >= lam`` for an extra sample, None for an independent sample (when the
-    extra samples are used up).
+    :func:`outcome_key`). A trial takes a candidate no trial holds, else the first extra
+    sample nobody holds (index ``lam`` or more), and only when the extra samples are used up
+    a candidate whose RUNNING trial is presumed dead (see :func:`_is_stale`; never when the
+    storage has a `heartbeat`, with which Optuna fails dead trials itself): it is handed out
+    once more, and counted as dead (told worst) if that copy dies too. A live trial thus
+    keeps its candidate while a population of extra samples (told with the generation) is
+    evaluated beside it. Returns ``(told, -1)`` when every candidate has an outcome or is dead
+    (`told`: one trial per candidate, in candidate order: the lowest-numbered COMPLETE one,
+    else PRUNED, else FAIL; None for a dead candidate), else ``(None, k)``: the candidate to
+    evaluate, ``k >= lam`` for an extra sample, `WAIT` when the extra samples are used up and a
+    candidate's trial is still presumed alive (without a `heartbeat`; with one, and when
+    nothing is left at all, None: an independent sample).
     """
     rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
     outcome: dict[int, FrozenTrial] = {}
@@ -646,8 +661,10 @@ def plan(
         elif held.state in (TrialState.RUNNING, TrialState.WAITING):
             live.setdefault(k, []).append(n)
     live = {k: nums for k, nums in live.items() if k not in outcome}
-    finished = [t.number for t in trials if t.state.is_finished()]  # sorted by number
-    stale = {k for k, nums in live.items() if _is_stale(trials, finished, max(nums), lam)}
+    stale: set[int] = set()
+    if not heartbeat and live:
+        finished = [t.number for t in trials if t.state.is_finished()]  # sorted by number
+        stale = {k for k, nums in live.items() if _is_stale(trials, finished, max(nums), lam)}
     dead = {k for k in stale if len(live[k]) >= 2}  # its one copy died too
     if all(k in outcome or k in dead for k in range(lam)):
         return [outcome.get(k) for k in range(lam)], -1
@@ -656,13 +673,123 @@ def plan(
         # Spread concurrent samplers over the free candidates (by trial number), so that two
         # processes reading the storage at the same moment rarely take the same one.
         return None, free[number % len(free)]
-    backup = sorted(stale - dead)
-    if backup:
-        return None, backup[0]
     indices = {candidates[n].index for n in numbers}
     extras = [j for j in range(lam, lam + n_extra_max) if j not in indices]
     if extras:
         # The first free one, so that the extras told with the generation have no gaps (two
         # samplers that pick it at the same moment are separated by the check after writing).
         return None, extras[0]
+    backup = sorted(stale - dead)
+    if backup:
+        return None, backup[0]
+    if not heartbeat and any(k not in dead for k in live):
+        # A live (or not yet presumed dead) candidate holds the generation: wait for it
+        # rather than draw a point the search would not use.
+        return None, WAIT
     return None, None
+
+
+#: how long a generation waits for its extra samples in flight, in median trial durations of
+#: its told candidates (and at least `MIN_WAIT` seconds), from its last candidate's outcome
+WAIT_FACTOR = 4.0
+MIN_WAIT = 2.0
+
+
+@dataclass
+class Closing:
+    """The extra samples told with a generation, and whether to wait for more first.
+
+    `extras` are finished trials of the extra samples ``lam, lam + 1, ...`` (gap-free);
+    `wait` is the number of seconds until the generation's deadline while a trial that may
+    still add one is in flight (0: tell now); `gaps` the extra indices below the highest one
+    handed out that no trial holds (a trial that started before `cutoff` may fill one).
+    """
+
+    extras: list[FrozenTrial]
+    wait: float
+    gaps: list[int] = field(default_factory=list)
+    cutoff: datetime.datetime | None = None
+    window: float = 0.0
+
+
+def closing(
+    trials: list[FrozenTrial],
+    numbers: list[int],
+    candidates: dict[int, st.Candidate],
+    told: list[FrozenTrial | None],
+    lam: int,
+    carrier_start: datetime.datetime | None,
+    own: int,
+    now: datetime.datetime,
+    digest: str,
+) -> Closing:
+    """Return the extra samples of a generation whose candidates all have outcomes.
+
+    The rule every process applies alike, from the storage's timestamps: with `cutoff` the
+    completion of the last told outcome and `deadline` = cutoff + max(WAIT_FACTOR x the
+    median duration of the told trials, MIN_WAIT seconds), the extras told are those finished
+    by `deadline`, a gap-free run from index `lam`. The extras handed out before the
+    generation closed are thus told even when they finish after its last candidate, which is
+    what makes several processes use nearly every trial. Until the deadline, a process that
+    would tell waits (`wait` > 0) while a trial may still add an extra sample: a RUNNING trial
+    holding a candidate of this generation (`numbers`), or a RUNNING trial with no record yet
+    that started after the generation's state was stored (less the wait) and is not `own`. A
+    process about to tell the generation of state `digest` records that first (``CLOSING``),
+    so the others do not wait for it. Once the last outcome is visible to one process it is
+    visible to every later reader, which then tells instead of taking an extra; so after a
+    process found nothing to wait for, no extra sample is added (but by a trial created before
+    the generation's state was stored, less the wait, that only now samples: a fork, resolved
+    by the longest chain).
+    """
+    stamps = [t.datetime_complete for t in told if t is not None]
+    cutoff = max((d for d in stamps if d is not None), default=None)
+    if cutoff is None:
+        return Closing([], 0.0)
+    durations = [
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in told
+        if t is not None and t.datetime_complete is not None and t.datetime_start is not None
+    ]
+    median = float(np.median(durations)) if durations else 0.0
+    window = datetime.timedelta(seconds=max(WAIT_FACTOR * median, MIN_WAIT))
+    deadline = cutoff + window
+    finished: dict[int, FrozenTrial] = {}
+    pending = False
+    for n in numbers:
+        got = st.find(trials, n)
+        if got is None:
+            continue
+        j = candidates[n].index
+        if got.state.is_finished():
+            done = got.datetime_complete
+            if j >= lam and done is not None and done <= deadline:
+                finished.setdefault(j, got)
+        elif got.state == TrialState.RUNNING:
+            pending = True
+    if not pending:
+        since = None if carrier_start is None else carrier_start - window
+        for t in trials:
+            start = t.datetime_start
+            if (
+                t.state == TrialState.RUNNING
+                and t.number != own
+                and st.CANDIDATE not in t.system_attrs
+                and t.system_attrs.get(st.CLOSING) != digest
+                and start is not None
+                and (since is None or start >= since)
+            ):
+                pending = True
+                break
+    extras: list[FrozenTrial] = []
+    while lam + len(extras) in finished:
+        extras.append(finished[lam + len(extras)])
+    held = {candidates[n].index for n in numbers}
+    gaps = [j for j in range(lam, max(held, default=0)) if j not in held]
+    left = (deadline - now).total_seconds()
+    return Closing(
+        extras,
+        max(left, 0.0) if pending else 0.0,
+        gaps if left > 0 else [],
+        cutoff,
+        window.total_seconds(),
+    )

@@ -6,7 +6,10 @@ This is the only module that touches Optuna's storage internals (``study._storag
 Storage layout (trial system attributes, all JSON, never pickle):
 
 * ``nes_asktell:candidate`` on every trial the sampler drew: ``{"state": D, "generation": g,
-  "index": k}``, candidate ``k`` of the state whose digest is ``D``.
+  "index": k}``, candidate ``k`` of the state whose digest is ``D`` (JSON null: a trial that
+  holds none, drawn by the independent sampler).
+* ``nes_asktell:closing`` = ``D`` on a trial waiting to tell the generation of state ``D`` (it
+  takes no extra sample of it, so others need not wait for it).
 * ``nes_asktell:state:0``, ``nes_asktell:state:1``, ... on a *carrier* trial: the JSON text of a
   state (chunks of at most ``CHUNK`` characters), then ``nes_asktell:state``: ``{"digest": D,
   "key": K, "generation": g, "parent": P, "chunks": n, "told": [...]}``, written last, so a
@@ -35,17 +38,17 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from optuna.samplers._base import _process_constraints_after_trial
+import numpy as np
 from optuna.storages import BaseStorage
 from optuna.study import Study
-from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from nes_asktell._typing import NESWarning
 
 PREFIX = "nes_asktell:"
 CANDIDATE = PREFIX + "candidate"
 STATE = PREFIX + "state"
+CLOSING = PREFIX + "closing"
 FORMAT = "nes_asktell.NESSampler/2"
 CHUNK = 60_000
 MAX_CHUNKS = 1_000
@@ -235,6 +238,14 @@ def clear_candidate(study: Study, trial: FrozenTrial) -> None:
     study._storage.set_trial_system_attr(trial._trial_id, CANDIDATE, None)
 
 
+def mark_closing(study: Study, trial: FrozenTrial, digest: str) -> None:
+    """Record on the RUNNING `trial` that it waits to tell the generation of state `digest`.
+
+    Such a trial takes no extra sample of that generation, so the others need not wait for it.
+    """
+    study._storage.set_trial_system_attr(trial._trial_id, CLOSING, digest)
+
+
 def record_candidate(study: Study, trial: FrozenTrial, candidate: Candidate) -> None:
     """Record on the RUNNING `trial` which candidate it evaluates."""
     record: dict[str, str | int] = {
@@ -245,20 +256,27 @@ def record_candidate(study: Study, trial: FrozenTrial, candidate: Candidate) -> 
     study._storage.set_trial_system_attr(trial._trial_id, CANDIDATE, record)
 
 
-def running_candidates(study: Study) -> dict[int, Candidate]:
-    """Return the candidate records of the RUNNING trials, read afresh (malformed skipped)."""
-    out: dict[int, Candidate] = {}
-    running = study._storage.get_all_trials(
-        study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
-    )
-    for t in running:
+def candidate_records(study: Study) -> dict[int, Candidate | None]:
+    """Return every trial's candidate record, read afresh (None: no record, or malformed).
+
+    Finished trials count too: a rival that took the same candidate may already be done.
+    """
+    out: dict[int, Candidate | None] = {}
+    for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
         try:
-            c = parse_candidate(t)
+            out[t.number] = parse_candidate(t)
         except Exception:  # untrusted records: a malformed one holds nothing
-            continue
-        if c is not None:
-            out[t.number] = c
+            out[t.number] = None
     return out
+
+
+def heartbeat_enabled(study: Study) -> bool:
+    """Return whether the study's storage records heartbeats (Optuna then fails dead trials)."""
+    get = getattr(study._storage, "get_heartbeat_interval", None)
+    try:
+        return callable(get) and get() is not None
+    except Exception:  # a storage that cannot say: no heartbeat
+        return False
 
 
 def store_state(
@@ -291,32 +309,83 @@ def store_state(
     return digest
 
 
+#: the longest list a constraint record may hold (more counts as an infinite violation)
+MAX_CONSTRAINTS = 10_000
+#: where Optuna 4, which has no ``FrozenTrial.set_constraint``, keeps a ``constraints_func``'s
+#: values (the list its samplers read); Optuna 5 reads it too
+_OPTUNA4_CONSTRAINTS = "constraints"
+
+
+def constraint_attrs(values: list[float]) -> dict[str, object]:
+    """Return the system attributes under which Optuna keeps the constraint values `values`.
+
+    Derived from Optuna's public API: the attributes that ``FrozenTrial.set_constraint(str(i),
+    value)`` writes on a scratch trial (Optuna 5), so this module names none of Optuna's
+    private keys; Optuna 4 keeps the list under ``"constraints"``.
+    """
+    scratch = create_trial(state=TrialState.COMPLETE, value=0.0)
+    if not hasattr(scratch, "set_constraint"):  # Optuna 4
+        return {_OPTUNA4_CONSTRAINTS: list(values)}
+    for i, c in enumerate(values):
+        scratch.set_constraint(str(i), c)
+    return dict(scratch.system_attrs)
+
+
 def store_constraints(
     constraints_func: Callable[[FrozenTrial], object],
     study: Study,
     trial: FrozenTrial,
     state: TrialState,
 ) -> None:
-    """Evaluate `constraints_func` on a finished trial and store its values as Optuna does."""
-    _process_constraints_after_trial(constraints_func, study, trial, state)  # type: ignore[arg-type]
+    """Evaluate `constraints_func` on a finished trial and store its values as Optuna does.
+
+    As Optuna's samplers do: only for COMPLETE and PRUNED trials, and a NaN value raises
+    ``ValueError``. The values are stored as ``trial.set_constraint(str(i), value)`` would
+    store them (see :func:`constraint_attrs`), so every reader of ``FrozenTrial.constraints``
+    (Optuna's samplers, its plots, ``study.best_trial``) sees them; this replaces Optuna's
+    private helper ``_process_constraints_after_trial``. ``after_trial`` runs while the trial
+    is still RUNNING, so they can be written.
+    """
+    if state not in (TrialState.COMPLETE, TrialState.PRUNED):
+        return
+    raw = constraints_func(trial)
+    if not isinstance(raw, (list, tuple, np.ndarray)):
+        raise TypeError(
+            f"`constraints_func` must return a sequence of floats, but got {type(raw).__name__}."
+        )
+    values = [float(c) for c in raw]
+    if any(math.isnan(c) for c in values):
+        raise ValueError("Constraint values cannot be NaN.")
+    for key, value in constraint_attrs(values).items():
+        study._storage.set_trial_system_attr(trial._trial_id, key, value)  # type: ignore[arg-type]
 
 
 def violation(trial: FrozenTrial) -> float | None:
-    """Return the total constraint violation stored on `trial` (None when none is stored).
+    """Return the total constraint violation of `trial` (None when it has no constraints).
 
-    Both forms Optuna stores count: the values of a sampler's ``constraints_func`` and those of
-    ``trial.set_constraint(key, value)``. A malformed record counts as an infinite violation.
+    Read through the public ``FrozenTrial.constraints`` (Optuna 5), which holds both forms
+    Optuna stores: a sampler's ``constraints_func`` values and ``trial.set_constraint(key,
+    value)``. The attributes are untrusted: a list longer than `MAX_CONSTRAINTS` among them, a
+    record Optuna cannot read or a value that is not a real number counts as an infinite
+    violation.
     """
     attrs = trial.system_attrs
-    raw = attrs.get(_CONSTRAINTS_KEY)
-    prefix = _CONSTRAINTS_KEY + ":"
-    named = [v for k, v in attrs.items() if isinstance(k, str) and k.startswith(prefix)]
-    if raw is None and not named:
-        return None
-    if raw is not None and (not isinstance(raw, (list, tuple)) or len(raw) > 10_000):
+    if any(isinstance(v, (list, tuple)) and len(v) > MAX_CONSTRAINTS for v in attrs.values()):
         return math.inf
+    try:
+        if hasattr(type(trial), "constraints"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna warns when both forms name one key
+                found = list(trial.constraints.values())
+        else:  # Optuna 4
+            raw = attrs.get(_OPTUNA4_CONSTRAINTS)
+            found = [] if raw is None else list(raw)
+    except Exception:  # a malformed record, whatever Optuna raises on it
+        return math.inf
+    if not found:
+        return None
     total = 0.0
-    for c in [*(raw or ()), *named]:
+    for c in found:
         if isinstance(c, bool) or not isinstance(c, (int, float)) or math.isnan(c):
             return math.inf
         total += max(float(c), 0.0)
@@ -377,9 +446,10 @@ class Records:
                     ix.carriers[n] = c
             # A RUNNING trial may still change its record (it yields a candidate that another
             # trial took at the same moment), so unfinished records are read again each time.
+            # (Read again when it has finished too: it may have changed after the last read.)
             raw = t.system_attrs.get(CANDIDATE)
             old = ix.candidates.get(n)
-            if raw is not None and (old is None or not t.state.is_finished()):
+            if raw is not None:
                 cand = self._parse(parse_candidate, t, "candidate")
                 if cand != old:
                     self._drop(ix, n)
