@@ -91,13 +91,6 @@ def test_zscore_is_standardised_and_safe(f: np.ndarray) -> None:
         assert np.all(u == 0.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug in nes_asktell/_shaping.py (outside this change): for values a few ulps "
-    "apart the mean rounds onto one of them, so the deviations are (0, -2 ulp) instead of "
-    "(+1, -1) ulp; found by test_zscore_is_standardised_and_safe with 20,000 examples (about "
-    "one search in six), not with the nightly profile's 500",
-)
 def test_zscore_of_values_a_few_ulps_apart_is_still_standardised() -> None:
     f = np.array([-1e6, -999999.9999999999])  # adjacent doubles: the exact mean is between
     u = zscore(f)
