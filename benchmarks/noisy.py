@@ -331,10 +331,10 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
         help="bbob-noisy function indices 1-30 (f101-f130)",
     )
     parser.add_argument("--instances", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--budget", type=int, default=2000, help="evaluations per dimension")
+    parser.add_argument("--budget", type=int, default=5000, help="evaluations per dimension")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--episodes", type=int, default=20_000)
+    parser.add_argument("--episodes", type=int, default=10_000)
     parser.add_argument(
         "--cache", type=Path, default=Path.home() / ".cache" / "nes_asktell_bench" / "noisy"
     )
