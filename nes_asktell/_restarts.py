@@ -1,4 +1,4 @@
-"""IPOP: restarts with an increasing population around any strategy, on a shared budget.
+"""IPOP and BIPOP: restarts with an increasing population around any strategy, on a shared budget.
 
 :class:`IPOP` is whole here: its constructor, the runs it starts, the ask/tell protocol,
 ``stop``/``result``, ``optimize`` (through the one run loop) and ``state_dict``/``from_state``.
