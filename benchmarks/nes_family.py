@@ -42,7 +42,7 @@ import numpy as np
 
 from ._bbob_methods import TARGET, Objective, _StopRunError, run_cmaes, run_pycma
 from ._bbob_plots import suite_ecdf_plot
-from ._bbob_runs import SIGMA0, load_problem, start
+from ._bbob_runs import SIGMA0, load_problem, seed_problem, start
 from ._common import fmt_count, fmt_ratio, simple_table, write_text
 
 Runner = Callable[[Objective, np.ndarray, int, float], str]
@@ -275,7 +275,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, help="folder for the tables, the runs and the ECDF plot")
     p.add_argument("--name", default="nes_family", help="file name prefix of the outputs")
     p.add_argument("--progress", action="store_true", help="print a line per run")
+    p.add_argument(
+        "--seed-problem",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of BBOB: the methods on the seed's 3-d problem with seeds 0 .. N-1",
+    )
     args = p.parse_args(argv)
+    if args.seed_problem:
+        results = seed_problem(args.methods, args.seed_problem, runners=METHODS)
+        text = simple_table(
+            ["method", "median evaluations to 1e-8", "solved"],
+            [[m, fmt_count(med), f"{k}/{n}"] for m, (med, k, n) in results.items()],
+        )
+        print(text)
+        if args.out is not None:
+            write_text(args.out / f"{args.name}_seed_problem.rst", text)
+        return
     functions = [f for chunk in args.functions for f in chunk]
     instances = [i for chunk in args.instances for i in chunk]
     unknown = sorted(set(args.methods) - set(METHODS))

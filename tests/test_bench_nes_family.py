@@ -52,3 +52,44 @@ def test_ert_is_total_evaluations_over_successes() -> None:
     runs = [{"evals": 100, "success": True}, {"evals": 300, "success": False}]
     assert nes_family.ert(runs) == (400.0, 1)
     assert nes_family.ert([{"evals": 5, "success": False}]) == (math.inf, 0)
+
+
+def test_record_holds_hits_and_a_stale_version_is_rerun(tmp_path: Path, capsys) -> None:
+    argv = ["--methods", "XNES+IPOP", "pycma+BIPOP", "--functions", "1", "--dims", "2"]
+    argv += ["--instances", "1", "--budget", "500", "--cache", str(tmp_path)]
+    argv += ["--reference", "pycma+BIPOP", "--out", str(tmp_path / "out")]
+    nes_family.main(argv)
+    path = tmp_path / "XNES+IPOP_f1_d2_i1_b500.json"
+    record = json.loads(path.read_text())
+    assert record["version"] == nes_family.method_version("XNES+IPOP")
+    hits = [math.inf if h is None else h for h in record["hits"]]
+    assert len(hits) == 51
+    assert hits == sorted(hits)  # a lower target is never reached before a higher one
+    if record["success"]:
+        assert hits[-1] == record["evals"]  # the run stops at the evaluation that hits 1e-8
+    # a record of another version of the method is not reused
+    record.update(version="old", evals=7)
+    path.write_text(json.dumps(record))
+    nes_family.main(argv)
+    assert json.loads(path.read_text())["evals"] != 7
+    out = capsys.readouterr().out
+    assert "XNES+IPOP/pycma+BIPOP" in out
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [
+        "nes_family_ecdf.png",
+        "nes_family_ecdf.rst",
+        "nes_family_ert.rst",
+        "nes_family_runs.csv",
+    ]
+
+
+def test_ecdf_counts_run_target_pairs() -> None:
+    inf = None
+    records = [
+        {"method": "m", "dim": 2, "hits": [10, 20, inf, inf]},
+        {"method": "m", "dim": 2, "hits": [5, inf, inf, inf]},
+    ]
+    hits = nes_family.hits_by(records)[("m", 2)]
+    assert nes_family.ecdf_at(hits, 4) == 0.0
+    assert nes_family.ecdf_at(hits, 10) == 2 / 8
+    assert nes_family.ecdf_at(hits, 1e9) == 3 / 8
