@@ -201,15 +201,14 @@ def ert(records: Sequence[dict[str, object]]) -> tuple[float, int]:
 
 
 def table(
-    records: list[dict[str, object]], methods: Sequence[str], references: Sequence[str]
+    records: list[dict[str, object]], methods: Sequence[str], pairs: Sequence[tuple[str, str]]
 ) -> str:
-    """Return a simple table per cell (f, d): ERT (successes/runs), then ratios to `references`.
+    """Return a simple table per cell (f, d): ERT (successes/runs), then the ratios `pairs`.
 
-    A ratio column ``M/R`` is given for every method M that is not a reference and every
-    reference R; it is empty where R never succeeded, inf where only M never did.
+    A ratio column ``M/R`` is given for each pair (M, R) of `pairs`: ERT of M / ERT of R; it is
+    empty where R never succeeded, inf where only M never did.
     """
     cells = sorted({(int(r["dim"]), int(r["function"])) for r in records})  # type: ignore[call-overload]
-    pairs = [(m, r) for r in references for m in methods if m not in references]
     headers = ["f", "d", *methods, *(f"{m}/{r}" for m, r in pairs)]
     rows = []
     for d, f in cells:
@@ -271,6 +270,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--budget", type=int, default=10_000, help="evaluations per dimension")
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "nes_asktell_bench")
     p.add_argument("--reference", nargs="+", default=["pycma"])
+    p.add_argument(
+        "--ratios",
+        nargs="+",
+        metavar="M/R",
+        help="the ratio columns (default: every method that is not a reference to each one)",
+    )
     p.add_argument("--rerun", nargs="*", default=[], help="methods to run again")
     p.add_argument("--out", type=Path, help="folder for the tables, the runs and the ECDF plot")
     p.add_argument("--name", default="nes_family", help="file name prefix of the outputs")
@@ -316,7 +321,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     for r in records:
         if r["error"]:
             print(f"error: {r['method']} f{r['function']} d{r['dim']}: {r['error']}")
-    text = table(records, args.methods, references)
+    if args.ratios:
+        pairs = [tuple(item.split("/", 1)) for item in args.ratios]
+        bad = [m for pair in pairs for m in pair if m not in args.methods]
+        if bad or any(len(pair) != 2 for pair in pairs):
+            p.error(f"`--ratios` takes M/R pairs of the methods, but got {args.ratios}")
+    else:
+        pairs = [(m, r) for r in references for m in args.methods if m not in references]
+    text = table(records, args.methods, pairs)
     multiples = [10**k for k in range(1, int(math.log10(args.budget)) + 1)]
     summary = ecdf_summary(records, args.methods, multiples)
     print(text)
@@ -332,10 +344,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             writer.writerow([*keys, "version"])
             for r in records:
                 writer.writerow([*(r[k] for k in keys), r["version"]])
-        title = (
-            f"BBOB f{min(functions)}-f{max(functions)} ({len(functions)} functions), "
-            f"instances {instances[0]}-{instances[-1]}, budget {args.budget:g} d"
+        contiguous = functions == list(range(functions[0], functions[0] + len(functions)))
+        names = (
+            f"f{functions[0]}-f{functions[-1]}"
+            if contiguous and len(functions) > 2
+            else ", ".join(f"f{f}" for f in functions)
         )
+        title = f"BBOB {names}, instances {instances[0]}-{instances[-1]}, budget {args.budget:g} d"
         png = args.out / f"{args.name}_ecdf.png"
         path = suite_ecdf_plot(hits_by(records), args.methods, args.budget, title, png)
         print(f"written: {args.out}/{args.name}_* ({path})")
