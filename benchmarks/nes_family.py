@@ -254,6 +254,19 @@ def ecdf_summary(
     return simple_table(headers, rows)
 
 
+def ecdf_margin(a: np.ndarray, b: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
+    """Return the smallest ECDF(a) - ECDF(b) over evaluations in [lo, hi], and where it is.
+
+    Both ECDFs are step functions that change only at a hit, so checking `lo` and every hit
+    in (lo, hi] checks every budget of the interval.
+    """
+    steps = np.concatenate([a.ravel(), b.ravel()])
+    points = np.unique(np.concatenate([[lo], steps[(steps > lo) & (steps <= hi)]]))
+    margins = [ecdf_at(a, x) - ecdf_at(b, x) for x in points]
+    k = int(np.argmin(margins))
+    return float(margins[k]), float(points[k])
+
+
 def _int_list(text: str) -> list[int]:
     """Parse ``5`` or ``1-24`` into a list of ints."""
     lo, _, hi = text.partition("-")
@@ -276,6 +289,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="M/R",
         help="the ratio columns (default: every method that is not a reference to each one)",
     )
+    p.add_argument(
+        "--ecdf-check",
+        nargs="+",
+        default=[],
+        metavar="M/R",
+        help="print the smallest ECDF of M minus that of R from --ecdf-from x d to the budget",
+    )
+    p.add_argument("--ecdf-from", type=float, default=1000.0, metavar="K")
     p.add_argument("--rerun", nargs="*", default=[], help="methods to run again")
     p.add_argument("--out", type=Path, help="folder for the tables, the runs and the ECDF plot")
     p.add_argument("--name", default="nes_family", help="file name prefix of the outputs")
@@ -334,9 +355,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(text)
     print("ECDF: fraction of (function, instance, target) triples reached within k x d")
     print(summary)
+    hits = hits_by(records)
+    checks = []
+    for item in args.ecdf_check:
+        m, _, ref = item.partition("/")
+        for d in args.dims:
+            if (m, d) in hits and (ref, d) in hits:
+                lo, hi = args.ecdf_from * d, float(args.budget * d)
+                margin, at = ecdf_margin(hits[(m, d)], hits[(ref, d)], lo, hi)
+                checks.append([m, ref, str(d), f"{margin:+.3f}", f"{at / d:,.0f} d", f"{at:,.0f}"])
+    check_text = ""
+    if checks:
+        headers = ["M", "R", "d", "min ECDF(M) - ECDF(R)", "at evals / d", "at evals"]
+        check_text = simple_table(headers, checks)
+        print(f"ECDF of M minus ECDF of R, smallest from {args.ecdf_from:g} d to the budget")
+        print(check_text)
     if args.out is not None:
         write_text(args.out / f"{args.name}_ert.rst", text)
         write_text(args.out / f"{args.name}_ecdf.rst", summary)
+        if check_text:
+            write_text(args.out / f"{args.name}_ecdf_check.rst", check_text)
         keys = ["method", "function", "dim", "instance", "evals", "success", "seconds", "error"]
         args.out.mkdir(parents=True, exist_ok=True)
         with (args.out / f"{args.name}_runs.csv").open("w", newline="") as fh:
@@ -352,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         title = f"BBOB {names}, instances {instances[0]}-{instances[-1]}, budget {args.budget:g} d"
         png = args.out / f"{args.name}_ecdf.png"
-        path = suite_ecdf_plot(hits_by(records), args.methods, args.budget, title, png)
+        path = suite_ecdf_plot(hits, args.methods, args.budget, title, png)
         print(f"written: {args.out}/{args.name}_* ({path})")
 
 

@@ -11,6 +11,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,3 +94,12 @@ def test_ecdf_counts_run_target_pairs() -> None:
     assert nes_family.ecdf_at(hits, 4) == 0.0
     assert nes_family.ecdf_at(hits, 10) == 2 / 8
     assert nes_family.ecdf_at(hits, 1e9) == 3 / 8
+
+
+def test_ecdf_margin_finds_the_worst_budget() -> None:
+    a = np.array([[10.0, 40.0]])
+    b = np.array([[20.0, 30.0]])
+    # ECDF(a) - ECDF(b): +0.5 on [10, 20), 0 on [20, 30), -0.5 on [30, 40), 0 from 40
+    assert nes_family.ecdf_margin(a, b, 10.0, 100.0) == (-0.5, 30.0)
+    assert nes_family.ecdf_margin(a, b, 10.0, 25.0) == (0.0, 20.0)
+    assert nes_family.ecdf_margin(a, b, 40.0, 100.0) == (0.0, 40.0)
