@@ -171,7 +171,7 @@ def suite_ecdf_plot(
     for ax in axes.ravel()[len(dims) :]:
         ax.set_visible(False)
     axes[0, 0].legend(loc="upper left", fontsize=8)
-    fig.suptitle(f"Runtime ECDF, 51 targets 1e2..1e-8: {title}", fontsize=10)
+    fig.suptitle(f"Runtime ECDF, 51 targets 1e2..1e-8\n{title}", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -216,10 +216,14 @@ def table(
         erts = {m: ert([r for r in here if r["method"] == m]) for m in methods}
         counts = {m: sum(r["method"] == m for r in here) for m in methods}
         row = [f"f{f}", str(d)]
-        row += [f"{fmt_count(erts[m][0])} ({erts[m][1]}/{counts[m]})" for m in methods]
+        row += [
+            f"{fmt_count(erts[m][0])} ({erts[m][1]}/{counts[m]})" if counts[m] else ""
+            for m in methods
+        ]
         for m, ref in pairs:
             a, b = erts[m][0], erts[ref][0]
-            row.append(fmt_ratio(a / b if math.isfinite(b) else math.nan))
+            ran = counts[m] and counts[ref]
+            row.append(fmt_ratio(a / b if ran and math.isfinite(b) else math.nan))
         rows.append(row)
     return simple_table(headers, rows)
 
