@@ -149,12 +149,20 @@ def method_version(method: str) -> str:
 
 
 def run_cached(
-    cache: Path, method: str, function: int, dim: int, index: int, budget: int, rerun: bool
-) -> dict[str, object]:
+    cache: Path,
+    method: str,
+    function: int,
+    dim: int,
+    index: int,
+    budget: int,
+    rerun: bool,
+    cached_only: bool = False,
+) -> dict[str, object] | None:
     """Return the record of one run, from `cache` or by running it (then stored).
 
     A cached record is reused only if it holds the target hits and was run with the current
-    :func:`method_version`.
+    :func:`method_version`. With `cached_only`, a run that is not in the cache is not run:
+    None is returned.
     """
     path = cache / f"{method}_f{function}_d{dim}_i{index}_b{budget}.json"
     version = method_version(method)
@@ -162,6 +170,8 @@ def run_cached(
         out: dict[str, object] = json.loads(path.read_text())
         if "hits" in out and out.get("version") == version:
             return out
+    if cached_only:
+        return None
     problem, fopt, instance = load_problem(function, dim, index)
     obj = Objective(problem, fopt, budget * dim)
     x0, seed = start(function, dim, index)
@@ -306,6 +316,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--name", default="nes_family", help="file name prefix of the outputs")
     p.add_argument("--progress", action="store_true", help="print a line per run")
     p.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="run nothing: use the problems every method has in the cache, leave out the rest",
+    )
+    p.add_argument(
         "--seed-problem",
         type=int,
         default=0,
@@ -334,15 +349,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     for d in args.dims:
         for f in functions:
             for i in instances:
+                problem = []
                 for m in args.methods:
-                    r = run_cached(args.cache, m, f, d, i, args.budget, m in args.rerun)
-                    records.append(r)
+                    rerun = m in args.rerun
+                    r = run_cached(args.cache, m, f, d, i, args.budget, rerun, args.cached_only)
+                    if r is None:
+                        continue
+                    problem.append(r)
                     if args.progress:
                         print(
                             f"{time.perf_counter() - t0:7.0f} s  {m} f{f} d{d} i{i}: "
                             f"{r['evals']} evaluations, success {r['success']}",
                             flush=True,
                         )
+                # with --cached-only, a problem counts only if every method has run it
+                if len(problem) == len(args.methods) or not args.cached_only:
+                    records.extend(problem)
+    if not records:
+        print("no runs in the selection (with --cached-only: none cached for every method)")
+        return
     for r in records:
         if r["error"]:
             print(f"error: {r['method']} f{r['function']} d{r['dim']}: {r['error']}")

@@ -103,3 +103,12 @@ def test_ecdf_margin_finds_the_worst_budget() -> None:
     assert nes_family.ecdf_margin(a, b, 10.0, 100.0) == (-0.5, 30.0)
     assert nes_family.ecdf_margin(a, b, 10.0, 25.0) == (0.0, 20.0)
     assert nes_family.ecdf_margin(a, b, 40.0, 100.0) == (0.0, 40.0)
+
+
+def test_cached_only_runs_nothing_and_keeps_complete_problems(tmp_path: Path, capsys) -> None:
+    base = ["--functions", "1", "--dims", "2", "--instances", "1", "--budget", "300"]
+    base += ["--cache", str(tmp_path)]
+    nes_family.main(["--methods", "pycma", *base])
+    nes_family.main(["--methods", "pycma", "XNES", "--cached-only", *base])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pycma_f1_d2_i1_b300.json"]
+    assert "no runs in the selection" in capsys.readouterr().out
