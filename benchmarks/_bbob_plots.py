@@ -120,3 +120,60 @@ def ratio_plot(table: ErtTable, config: Config, path: Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def suite_ecdf_plot(
+    hits: dict[tuple[str, int], np.ndarray],
+    methods: Sequence[str],
+    budget_per_dim: int,
+    title: str,
+    path: Path,
+) -> Path | None:
+    """Plot, one panel per dimension, the runtime ECDF of each method over a suite.
+
+    `hits` maps (method, d) to a (runs, targets) array of the first evaluation reaching each
+    target (inf: never). The curve is the fraction of (run, target) pairs reached within
+    x * d evaluations; a cross marks where each method's runs stopped (the budget).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    dims = sorted({d for _, d in hits})
+    cols = min(len(dims), 3)
+    rows = math.ceil(len(dims) / cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.6 * cols, 3.7 * rows), squeeze=False, sharey=True
+    )
+    grid = np.linspace(0.0, math.log10(budget_per_dim), 401)
+    for ax, d in zip(axes.ravel(), dims, strict=False):
+        for k, m in enumerate(methods):
+            if (m, d) not in hits:
+                continue
+            h = hits[(m, d)]
+            with np.errstate(divide="ignore"):
+                x = np.log10(h / d)
+            frac = [(x <= g).mean() for g in grid]
+            style = "--" if m.startswith(("pycma", "cmaes")) else "-"
+            ax.plot(grid, frac, style, color=f"C{k}", label=m, lw=1.7)
+            ax.plot(grid[-1], frac[-1], "x", color=f"C{k}", ms=7)
+        n_runs = max(hits[(m, d)].shape[0] for m in methods if (m, d) in hits)
+        ax.set_title(f"d = {d} ({n_runs} runs per method)", fontsize=10)
+        ax.set_xlabel("log10(evaluations / d)")
+        ax.set_xlim(grid[0], grid[-1])
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("fraction of (function, target) pairs")
+    for ax in axes.ravel()[len(dims) :]:
+        ax.set_visible(False)
+    axes[0, 0].legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"Runtime ECDF, 51 targets 1e2..1e-8\n{title}", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,6 +1,6 @@
 """The BBOB benchmark's protocol and its runs: problems, start points, the pool of workers.
 
-:data:`FUNCTIONS`, :data:`DIMS` and :data:`INSTANCES` are the protocol of issue 3 (a
+:data:`FUNCTIONS`, :data:`DIMS` and :data:`INSTANCES` are the benchmark's protocol (a
 :class:`Config` selects from them); :func:`run_all` runs every (method, function, dimension,
 instance) in a pool of fresh processes and returns one :class:`Run` each; :func:`seed_problem`
 runs the seed's own 3-d problem.
@@ -14,7 +14,7 @@ import os
 import statistics
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
 
@@ -168,11 +168,17 @@ SeedResults = dict[str, tuple[float, int, int]]
 SEED_SOLUTION = np.array([0.5, 0.1, -0.3])
 
 
-def seed_problem(methods: Sequence[str], n_seeds: int, budget: int = 10_000) -> SeedResults:
-    """Evaluations to f < 1e-8 on the seed's problem ``|w - [0.5, 0.1, -0.3]|^2`` (issue 3).
+def seed_problem(
+    methods: Sequence[str],
+    n_seeds: int,
+    budget: int = 10_000,
+    runners: Mapping[str, Callable[[Objective, np.ndarray, int, float], str]] = RUNNERS,
+) -> SeedResults:
+    """Evaluations to f < 1e-8 on the seed's problem ``|w - [0.5, 0.1, -0.3]|^2``.
 
     x0 ~ N(0, I) and sigma0 = 1, seeds 0 .. n_seeds - 1; a run that fails counts as `budget`
-    in the median. The count is that of the first told candidate below 1e-8.
+    in the median. The count is that of the first told candidate below 1e-8. `runners` maps
+    each name of `methods` to its runner (default: the BBOB benchmark's).
     """
     out: SeedResults = {}
     for m in methods:
@@ -183,7 +189,7 @@ def seed_problem(methods: Sequence[str], n_seeds: int, budget: int = 10_000) -> 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with contextlib.suppress(_StopRunError):
-                    RUNNERS[m](obj, x0, seed + 1, 1.0)
+                    runners[m](obj, x0, seed + 1, 1.0)
             counts.append(obj.evals if obj.solved else budget)
         solved = sum(c < budget for c in counts)
         out[m] = (float(statistics.median(counts)), solved, n_seeds)

@@ -1,4 +1,9 @@
-"""The BBOB benchmark's tables: ERT per cell, one table per dimension, the issue's targets."""
+"""The BBOB benchmark's tables: ERT per cell, one table per dimension, the targets.
+
+The targets set for the default strategies against pycma: XNES within 1.5x pycma's ERT on f1,
+f2, f8, f10 at d = 5, 10, 20 (1.0x as the goal), SNES at most pycma's ERT on f1 and f2 at
+d >= 10, XNES with IPOP solving f15 at d = 5 in at least 4 of 5 instances, and XNES and SNES
+solving the seed's 3-d problem in a median of at most 600 evaluations."""
 
 from __future__ import annotations
 
@@ -65,7 +70,7 @@ def dim_tables(table: ErtTable, config: Config) -> dict[int, str]:
 def target_checks(
     table: ErtTable, seed: SeedResults | None = None
 ) -> list[tuple[str, str, bool | None]]:
-    """Evaluate the issue's targets: (target, measured evidence, met or None if not run).
+    """Evaluate the targets (module docstring): (target, evidence, met or None if not run).
 
     `table` holds the BBOB ERTs, `seed` the results on the seed's 3-d problem.
     """

@@ -3,7 +3,7 @@
 Run it with ``python -m benchmarks bbob`` (``make bench`` runs every benchmark); ``--quick`` runs a
 small configuration and writes its output to a temporary folder instead of the docs.
 
-Protocol (issue 3): BBOB functions f1, f2, f7, f8, f10, f15, f21 from the COCO ``bbob`` suite at
+Protocol: BBOB functions f1, f2, f7, f8, f10, f15, f21 from the COCO ``bbob`` suite at
 d = 2, 5, 10, 20, instances 1-5; x0 uniform in [-4, 4]^d (seeded by function, dimension and
 instance: every method starts from the same point) and sigma0 = 2. Each method runs with its
 default settings until the target f - f_opt <= 1e-8 is hit (counted exactly: the run stops at
@@ -211,7 +211,7 @@ def write_outputs(
     lines = ["Target", "met", "measured"]
     trows = [[name, {True: "yes", False: "no", None: "n/a"}[ok], ev] for name, ev, ok in checks]
     ttext = simple_table(lines, trows)
-    print("\nIssue targets (from this run)\n" + ttext)
+    print("\nTargets of the defaults against pycma (from this run)\n" + ttext)
     write_text(out / "bbob_targets.rst", ttext)
     errors = sorted({f"{r.method}: {r.error}" for r in runs if r.error})
     cpu = sum(r.seconds for r in runs)

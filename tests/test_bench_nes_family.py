@@ -11,6 +11,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,3 +53,62 @@ def test_ert_is_total_evaluations_over_successes() -> None:
     runs = [{"evals": 100, "success": True}, {"evals": 300, "success": False}]
     assert nes_family.ert(runs) == (400.0, 1)
     assert nes_family.ert([{"evals": 5, "success": False}]) == (math.inf, 0)
+
+
+def test_record_holds_hits_and_a_stale_version_is_rerun(tmp_path: Path, capsys) -> None:
+    argv = ["--methods", "XNES+IPOP", "pycma+BIPOP", "--functions", "1", "--dims", "2"]
+    argv += ["--instances", "1", "--budget", "500", "--cache", str(tmp_path)]
+    argv += ["--reference", "pycma+BIPOP", "--out", str(tmp_path / "out")]
+    nes_family.main(argv)
+    path = tmp_path / "XNES+IPOP_f1_d2_i1_b500.json"
+    record = json.loads(path.read_text())
+    assert record["version"] == nes_family.method_version("XNES+IPOP")
+    hits = [math.inf if h is None else h for h in record["hits"]]
+    assert len(hits) == 51
+    assert hits == sorted(hits)  # a lower target is never reached before a higher one
+    if record["success"]:
+        assert hits[-1] == record["evals"]  # the run stops at the evaluation that hits 1e-8
+    # a record of another version of the method is not reused
+    record.update(version="old", evals=7)
+    path.write_text(json.dumps(record))
+    nes_family.main(argv)
+    assert json.loads(path.read_text())["evals"] != 7
+    out = capsys.readouterr().out
+    assert "XNES+IPOP/pycma+BIPOP" in out
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [
+        "nes_family_ecdf.png",
+        "nes_family_ecdf.rst",
+        "nes_family_ert.rst",
+        "nes_family_runs.csv",
+    ]
+
+
+def test_ecdf_counts_run_target_pairs() -> None:
+    inf = None
+    records = [
+        {"method": "m", "dim": 2, "hits": [10, 20, inf, inf]},
+        {"method": "m", "dim": 2, "hits": [5, inf, inf, inf]},
+    ]
+    hits = nes_family.hits_by(records)[("m", 2)]
+    assert nes_family.ecdf_at(hits, 4) == 0.0
+    assert nes_family.ecdf_at(hits, 10) == 2 / 8
+    assert nes_family.ecdf_at(hits, 1e9) == 3 / 8
+
+
+def test_ecdf_margin_finds_the_worst_budget() -> None:
+    a = np.array([[10.0, 40.0]])
+    b = np.array([[20.0, 30.0]])
+    # ECDF(a) - ECDF(b): +0.5 on [10, 20), 0 on [20, 30), -0.5 on [30, 40), 0 from 40
+    assert nes_family.ecdf_margin(a, b, 10.0, 100.0) == (-0.5, 30.0)
+    assert nes_family.ecdf_margin(a, b, 10.0, 25.0) == (0.0, 20.0)
+    assert nes_family.ecdf_margin(a, b, 40.0, 100.0) == (0.0, 40.0)
+
+
+def test_cached_only_runs_nothing_and_keeps_complete_problems(tmp_path: Path, capsys) -> None:
+    base = ["--functions", "1", "--dims", "2", "--instances", "1", "--budget", "300"]
+    base += ["--cache", str(tmp_path)]
+    nes_family.main(["--methods", "pycma", *base])
+    nes_family.main(["--methods", "pycma", "XNES", "--cached-only", *base])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pycma_f1_d2_i1_b300.json"]
+    assert "no runs in the selection" in capsys.readouterr().out
