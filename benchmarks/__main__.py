@@ -22,7 +22,7 @@ BENCHMARKS = {
 }
 
 #: benchmarks whose ``main`` also takes ``argv``: their own options, after the name
-WITH_OPTIONS = ("optuna_bbob", "optuna_sklearn")
+WITH_OPTIONS = ("optuna", "optuna_bbob", "optuna_sklearn")
 
 
 def main(argv: list[str] | None = None) -> None:
