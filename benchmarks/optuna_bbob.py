@@ -347,7 +347,11 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--report", action="store_true", help="only report the cached studies")
     parser.add_argument(
-        "--report-samplers", nargs="*", choices=SAMPLERS, default=list(DEFAULT_SAMPLERS)
+        "--report-samplers",
+        nargs="*",
+        choices=SAMPLERS,
+        default=None,
+        help="the samplers of the tables (default: those of --samplers)",
     )
     parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -382,7 +386,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                         )
     report = Report(
         args.cache,
-        args.report_samplers,
+        args.report_samplers or args.samplers,
         functions,
         args.dims,
         args.instances,

@@ -20,7 +20,7 @@ Protocol
   trial), the study's wall time (fits included), pruned trials, distinct points.
 
 Each study is cached as JSON under ``~/.cache/nes_asktell_bench/optuna_sklearn`` (``--cache``).
-Run: ``python -m benchmarks optuna_sklearn`` (``--quick``: 12 trials, seed 0, a temporary cache,
+Run: ``python -m benchmarks optuna_sklearn`` (``--quick``: 8 trials, seed 0, a temporary cache,
 nothing written to the docs). Writes ``docs/_static/bench/optuna_sklearn.rst``.
 """
 
@@ -153,7 +153,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     tmp = None
     if quick:
         tmp = tempfile.TemporaryDirectory()
-        args.cache, args.seeds, args.trials = Path(tmp.name), [0], 12
+        args.cache, args.seeds, args.trials = Path(tmp.name), [0], 8
     results: dict[str, list[dict[str, object]]] = {s: [] for s in SAMPLERS}
     for seed in args.seeds:  # samplers interleaved seed by seed: machine load hits them alike
         for name in SAMPLERS:
