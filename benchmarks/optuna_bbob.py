@@ -218,7 +218,7 @@ class Report:
         functions: Sequence[int],
         dims: Sequence[int],
         instances: Sequence[int],
-        budgets: dict[str, int],
+        budgets: dict[str, list[int]],
         ns: tuple[int, ...],
     ) -> None:
         self.ns = ns
@@ -226,17 +226,26 @@ class Report:
         self.functions = list(functions)
         self.dims = list(dims)
         self.instances = list(instances)
-        self.budgets = budgets
+        #: the budget each sampler's studies ran with at each d: the largest of its candidate
+        #: budgets that covers the most functions
+        self.budgets: dict[tuple[str, int], int] = {}
         self.records: dict[tuple[str, int, int], list[dict[str, object]]] = {}
         for d in dims:
-            for f in functions:
-                for s in samplers:
-                    recs = [
-                        cached_study(cache, s, f, d, i, budgets[s], compute=False)
-                        for i in instances
-                    ]
-                    if all(r is not None for r in recs):
-                        self.records[(s, f, d)] = recs  # type: ignore[assignment]
+            for s in samplers:
+                found: dict[int, dict[int, list[dict[str, object]]]] = {}
+                for n in sorted(set(budgets[s]), reverse=True):
+                    for f in functions:
+                        recs = [
+                            cached_study(cache, s, f, d, i, n, compute=False) for i in instances
+                        ]
+                        if all(r is not None for r in recs):
+                            found.setdefault(n, {})[f] = recs  # type: ignore[assignment]
+                if not found:
+                    continue
+                n = max(found, key=lambda k: (len(found[k]), k))
+                self.budgets[(s, d)] = n
+                for f, recs in found[n].items():
+                    self.records[(s, f, d)] = recs
 
     def complete(self, d: int) -> list[int]:
         """Functions at `d` with every sampler's studies on every instance."""
@@ -244,7 +253,7 @@ class Report:
 
     def median(self, s: str, f: int, d: int, n: int) -> float:
         return statistics.median(
-            best_of(r, min(n, self.budgets[s])) for r in self.records[(s, f, d)]
+            best_of(r, min(n, self.budgets[(s, d)])) for r in self.records[(s, f, d)]
         )
 
     def table(self, d: int, n: int) -> tuple[str, dict[str, list[int]]]:
@@ -262,12 +271,23 @@ class Report:
                 counts[s][0] += is_best
                 counts[s][1] += ok
                 row.append(fmt(m) + ("*" if is_best else "+" if ok else ""))
+            if self.with_ratio:
+                row.append(f"{max(meds['NES'], FLOOR) / max(meds['CMA'], FLOOR):.3g}")
             rows.append(row)
-        headers = ["function"] + [self.label(s, n) for s in self.samplers]
+        headers = ["function"] + [self.label(s, d, n) for s in self.samplers]
+        if self.with_ratio:
+            headers.append("NES / CMA")
         return simple_table(headers, rows), counts
 
-    def label(self, s: str, n: int) -> str:
-        return LABELS[s] + (f" ({self.budgets[s]})" if self.budgets[s] < n else "")
+    @property
+    def with_ratio(self) -> bool:
+        """Whether the tables show NESSampler's median divided by CmaEsSampler's."""
+        return "NES" in self.samplers and "CMA" in self.samplers
+
+    def label(self, s: str, d: int, n: int) -> str:
+        """The sampler's name, with its budget when it ran fewer than `n` trials."""
+        budget = self.budgets[(s, d)]
+        return LABELS[s] + (f" ({budget} trials)" if budget < n else "")
 
     def stalls(self, d: int) -> list[str]:
         """One row per sampler: the smallest share of distinct points and the stalled studies."""
@@ -295,7 +315,8 @@ class Report:
                 table, counts = self.table(d, n)
                 parts.append(
                     f"d = {d}, best f - f_opt after {n} trials, median over instances "
-                    f"{', '.join(map(str, self.instances))} (* best, + within 10% of the best):"
+                    f"{', '.join(map(str, self.instances))} (* best, + within 10% of the best; "
+                    "NES / CMA: the ratio of the medians, each at least 1e-8):"
                     f"\n\n{table}"
                 )
                 for s in self.samplers:
@@ -304,7 +325,7 @@ class Report:
                         [
                             str(d),
                             str(n),
-                            self.label(s, n),
+                            self.label(s, d, n),
                             f"{b} of {len(done)}",
                             f"{w} of {len(done)}",
                         ]
@@ -390,7 +411,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
         functions,
         args.dims,
         args.instances,
-        budgets,
+        {s: [args.trials, *([budgets[s]] if budgets[s] != args.trials else [])] for s in SAMPLERS},
         (prefix, args.trials) if prefix < args.trials else (args.trials,),
     )
     text = report.text()
