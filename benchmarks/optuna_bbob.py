@@ -27,7 +27,7 @@ Protocol
 Run: ``python -m benchmarks optuna_bbob --dims 5 --functions 1-24`` (then ``--dims 10``),
 ``--report`` to only print and write the tables of the cached studies, ``--quick`` for a smoke
 run (f1 and f8 at d = 2, 60 trials, a temporary cache, nothing written to the docs).
-Writes ``docs/_static/bench/optuna_bbob.rst``.
+Writes ``docs/_static/bench/optuna_bbob_summary.rst`` and ``optuna_bbob_tables.rst``.
 """
 
 from __future__ import annotations
@@ -304,7 +304,8 @@ class Report:
             )
         return rows
 
-    def text(self) -> str:
+    def text(self) -> tuple[str, str]:
+        """The summary (winners and stalls) and the tables per function."""
         parts = []
         summary_rows = []
         for d in self.dims:
@@ -338,14 +339,14 @@ class Report:
             ["d", "sampler", "min distinct share", "stalled (< 95%)", "median s/study"],
             stall_rows,
         )
-        return "\n\n".join(
+        head = "\n\n".join(
             [
                 "Summary (how often each sampler is best, or within 10% of the best):\n\n"
                 + summary,
                 "Distinct points per study (a study stalls below 95% of its trials):\n\n" + stalls,
-                *parts,
             ]
         )
+        return head, "\n\n".join(parts)
 
 
 def parse_range(text: Sequence[str]) -> list[int]:
@@ -414,10 +415,12 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
         {s: [args.trials, *([budgets[s]] if budgets[s] != args.trials else [])] for s in SAMPLERS},
         (prefix, args.trials) if prefix < args.trials else (args.trials,),
     )
-    text = report.text()
-    print(text)
+    summary, tables = report.text()
+    print(summary)
+    print(tables)
     if not quick:
-        write_text(OUT_DIR / "optuna_bbob.rst", text)
+        write_text(OUT_DIR / "optuna_bbob_summary.rst", summary)
+        write_text(OUT_DIR / "optuna_bbob_tables.rst", tables)
     if tmp is not None:
         tmp.cleanup()
 
