@@ -25,8 +25,8 @@ Protocol
   and the report reads whatever is there.
 
 Run: ``python -m benchmarks optuna_bbob --dims 5 --functions 1-24`` (then ``--dims 10``),
-``--report`` to only print and write the tables of the cached studies (a run of a part of the
-suite prints its tables but leaves the docs' files alone), ``--quick`` for a smoke
+``--report`` to only print the tables of the cached studies (of the whole suite, it also writes
+them to the docs; a part of the suite leaves the docs' files alone), ``--quick`` for a smoke
 run (f1 and f8 at d = 2, 60 trials, a temporary cache, nothing written to the docs).
 Writes ``docs/_static/bench/optuna_bbob_summary.rst`` and ``optuna_bbob_tables.rst``.
 """
@@ -419,15 +419,15 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     summary, tables = report.text()
     print(summary)
     print(tables)
-    # The docs' files are written by --report and by a run of the whole suite, never by a run of
-    # a part (which would leave the docs with that part only).
+    # The docs' files are written for the whole suite only (a run or a --report), never for a
+    # part of it (which would leave the docs with that part only).
     whole = (args.dims, functions, args.instances, args.samplers) == (
         [5, 10],
         list(range(1, 25)),
         [1, 2, 3],
         list(DEFAULT_SAMPLERS),
     )
-    if not quick and (args.report or whole):
+    if not quick and whole:
         write_text(OUT_DIR / "optuna_bbob_summary.rst", summary)
         write_text(OUT_DIR / "optuna_bbob_tables.rst", tables)
     if tmp is not None:
