@@ -20,7 +20,12 @@ BENCHMARKS = {
     "noisy": "benchmarks.noisy",  # noise handling on bbob-noisy and a noisy policy search
     "optuna_faults": "benchmarks.optuna_faults",  # NESSampler in faulty and shared studies
     "optuna_long": "benchmarks.optuna_long",  # a 20,000-trial study that resumes elsewhere
+    "optuna_bbob": "benchmarks.optuna_bbob",  # NESSampler vs Optuna's samplers, BBOB 24 functions
+    "optuna_sklearn": "benchmarks.optuna_sklearn",  # tuning a scikit-learn model, with a pruner
 }
+
+#: benchmarks whose ``main`` also takes ``argv``: their own options, after the name
+WITH_OPTIONS = ("optuna", "optuna_bbob", "optuna_sklearn", "noisy", "optuna_long")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,7 +41,12 @@ def main(argv: list[str] | None = None) -> None:
         help=f"the benchmarks to run, of {', '.join(BENCHMARKS)} (default: all)",
     )
     parser.add_argument("--quick", action="store_true", help="a smaller run, for smoke tests")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and (len(args.names) != 1 or args.names[0] not in WITH_OPTIONS):
+        parser.error(
+            f"unrecognized arguments: {' '.join(rest)} (options after a name are taken only by "
+            f"one of {', '.join(WITH_OPTIONS)}, named alone)"
+        )
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:
         parser.error(
@@ -44,7 +54,11 @@ def main(argv: list[str] | None = None) -> None:
         )
     for name in args.names or list(BENCHMARKS):
         print(f"\n##### benchmark: {name}\n", flush=True)
-        importlib.import_module(BENCHMARKS[name]).main(quick=args.quick)
+        module = importlib.import_module(BENCHMARKS[name])
+        if name in WITH_OPTIONS:
+            module.main(quick=args.quick, argv=rest)
+        else:
+            module.main(quick=args.quick)
 
 
 if __name__ == "__main__":

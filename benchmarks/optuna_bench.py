@@ -6,12 +6,20 @@ Reported per problem and sampler: the median (over seeds) of the best value afte
 the median sampler time per trial, i.e. the time spent inside the sampler's methods (measured by a
 timing wrapper, so the objective and Optuna's own bookkeeping are excluded).
 
-Run: ``python -m benchmarks optuna`` (``--quick``: 60 trials, seed 0, no figures).
-Writes ``docs/_static/bench/optuna_table.rst`` and ``optuna_<problem>.png``.
+Speed at long studies: NESSampler and CmaEsSampler (default settings) run 5,000 trials of the
+10-d sphere (``--speed-trials``), seeds 0-2 (``--speed-seeds``); the timing wrapper records the
+sampler's time trial by trial, and the table gives the median over the seeds of the median
+sampler ms per trial in the windows of 100 trials ending at trial 1,000 and at trial 5,000 (both
+read from the same study: neither sampler is told the number of trials).
+
+Run: ``python -m benchmarks optuna`` (``--quick``: 60 trials, seed 0, no figures; ``--speed``:
+the speed table only). Writes ``docs/_static/bench/optuna_table.rst``, ``optuna_<problem>.png``
+and ``optuna_speed.rst``.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 import warnings
@@ -58,6 +66,8 @@ class Timed(BaseSampler):
     def __init__(self, inner: BaseSampler) -> None:
         self.inner = inner
         self.seconds = 0.0
+        #: the running total of `seconds` after each trial's ``after_trial``
+        self.marks: list[float] = []
 
     def _timed(self, name: str, *args: Any) -> Any:
         t0 = time.perf_counter()
@@ -80,6 +90,7 @@ class Timed(BaseSampler):
 
     def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
         self._timed("after_trial", study, trial, state, values)
+        self.marks.append(self.seconds)
 
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()
@@ -148,8 +159,80 @@ def plot(problem: str, curves: dict[str, list[np.ndarray]], path: Path) -> None:
     plt.close(fig)
 
 
-def main(quick: bool = False) -> None:
+#: the study length of the speed table and the trials at whose windows it is read
+SPEED_TRIALS = 5000
+SPEED_AT = (1000, 5000)
+SPEED_WINDOW = 100
+SPEED_SEEDS = (0, 1, 2)
+SPEED_SAMPLERS = ("NESSampler", "CmaEsSampler")
+
+
+def speed_run(sampler_name: str, seed: int, n_trials: int) -> list[float]:
+    """Return the sampler's seconds in each trial of a `n_trials` study of the 10-d sphere."""
+    sampler = Timed(make_sampler(sampler_name, seed))
+
+    def objective(trial: optuna.Trial) -> float:
+        return sphere(np.array([trial.suggest_float(f"x{i:02d}", -5.0, 5.0) for i in range(10)]))
+
+    study = optuna.create_study(sampler=sampler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study.optimize(objective, n_trials=n_trials)
+    return list(np.diff([0.0, *sampler.marks]))
+
+
+def speed(seeds: Sequence[int], n_trials: int, quick: bool) -> str:
+    """Print and return the table of sampler ms per trial in windows ending at `SPEED_AT`."""
+    at = [n for n in SPEED_AT if n <= n_trials] or [n_trials]
+    ms: dict[tuple[str, int], list[float]] = {}
+    for seed in seeds:  # samplers interleaved, so that machine load hits them alike
+        for name in SPEED_SAMPLERS:
+            t0 = time.perf_counter()
+            per_trial = speed_run(name, seed, n_trials)
+            window_ms = []
+            for n in at:
+                window = per_trial[max(0, n - SPEED_WINDOW) : n]
+                window_ms.append(1e3 * statistics.median(window))
+                ms.setdefault((name, n), []).append(window_ms[-1])
+            print(
+                f"speed {name:13s} seed {seed}: median ms/trial "
+                + ", ".join(f"at {n}: {x:.2f}" for n, x in zip(at, window_ms, strict=True))
+                + f" ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
+    headers = ["sampler"] + [f"ms/trial at {n}" for n in at] + [f"ratio at {n}" for n in at]
+    rows = []
+    for name in SPEED_SAMPLERS:
+        meds = [statistics.median(ms[(name, n)]) for n in at]
+        refs = [statistics.median(ms[("CmaEsSampler", n)]) for n in at]
+        rows.append(
+            [name]
+            + [f"{m:.2f}" for m in meds]
+            + [f"{m / r:.2f}" for m, r in zip(meds, refs, strict=True)]
+        )
+    text = table(headers, rows)
+    print()
+    print(text)
+    if not quick:
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+        (OUT_DIR / "optuna_speed.rst").write_text(text)
+    return text
+
+
+def main(quick: bool = False, argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks optuna")
+    parser.add_argument("--speed", action="store_true", help="only the speed table")
+    parser.add_argument("--speed-trials", type=int, default=SPEED_TRIALS)
+    parser.add_argument("--speed-seeds", nargs="*", type=int, default=list(SPEED_SEEDS))
+    parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    quick = quick or args.quick
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if args.speed:
+        for name in SPEED_SAMPLERS:  # warm up, as below
+            speed_run(name, 0, 5)
+        speed(args.speed_seeds, 300 if quick else args.speed_trials, quick)
+        return
     seeds = SEEDS[:1] if quick else SEEDS
     n_trials = 60 if quick else N_TRIALS
     for name in SAMPLERS:  # warm up: imports and first-call costs are not sampler time
@@ -199,6 +282,11 @@ def main(quick: bool = False) -> None:
     print(text)
     if not quick:
         (OUT_DIR / "optuna_table.rst").write_text(text)
+    speed(
+        args.speed_seeds[:1] if quick else args.speed_seeds,
+        300 if quick else args.speed_trials,
+        quick,
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,70 @@
+"""Smoke tests of the Optuna benchmark scripts (optuna_bbob, optuna_sklearn) at a tiny size.
+
+They check the harness (the cache, the 10% rule, the tables, the command line), never the speed
+or the ranking of the samplers: benchmarks are not timed tests.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `pytest` run without `python -m` does not put the root on the path
+    sys.path.insert(0, str(ROOT))
+
+pytest.importorskip("optuna")
+pytest.importorskip("cocoex")
+from benchmarks import __main__ as bench_main  # noqa: E402
+from benchmarks import optuna_bbob  # noqa: E402
+
+
+def test_within_ten_percent_is_on_f_minus_fopt_with_the_solved_floor() -> None:
+    assert optuna_bbob.within(1.09e-3, 1e-3)
+    assert not optuna_bbob.within(1.11e-3, 1e-3)
+    # below 1e-8 counts as solved: two solved runs tie, a run at 2e-8 is not within 10% of 0
+    assert optuna_bbob.within(5e-9, 0.0)
+    assert optuna_bbob.within(1.05e-8, 1e-12)
+    assert not optuna_bbob.within(2e-8, 0.0)
+
+
+def test_a_study_is_cached_and_read_back(tmp_path: Path) -> None:
+    assert optuna_bbob.cached_study(tmp_path, "Random", 1, 2, 1, 10, compute=False) is None
+    first = optuna_bbob.cached_study(tmp_path, "Random", 1, 2, 1, 10, compute=True)
+    again = optuna_bbob.cached_study(tmp_path, "Random", 1, 2, 1, 10, compute=False)
+    assert first is not None
+    assert again == first
+    values = first["values"]
+    assert isinstance(values, list)
+    assert len(values) == 10
+    assert all(v >= 0.0 for v in values)  # f - f_opt
+    assert optuna_bbob.best_of(first, 5) == min(values[:5])
+    assert first["distinct"] == 10
+
+
+def test_quick_run_prints_the_summary_and_the_tables(capsys: pytest.CaptureFixture[str]) -> None:
+    bench_main.main(["optuna_bbob", "--quick", "--samplers", "NES", "Random"])
+    out = capsys.readouterr().out
+    assert "Summary" in out
+    assert "f1 sphere" in out
+    assert "f8 Rosenbrock" in out
+    assert "stalled (< 95%)" in out
+
+
+def test_options_go_only_to_a_benchmark_named_alone() -> None:
+    with pytest.raises(SystemExit):
+        bench_main.main(["optuna_bbob", "scipy", "--dims", "5"])
+    with pytest.raises(SystemExit):
+        bench_main.main(["scipy", "--dims", "5"])
+
+
+@pytest.mark.slow  # a dozen small model fits per sampler
+def test_sklearn_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("sklearn")
+    bench_main.main(["optuna_sklearn", "--quick"])
+    out = capsys.readouterr().out
+    for name in ("NESSampler", "CmaEsSampler", "TPESampler"):
+        assert name in out
+    assert "median best log loss" in out
