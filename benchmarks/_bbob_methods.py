@@ -94,9 +94,16 @@ def run_pycma(
 
 def run_cmaes(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> str:
     """The cmaes package's CMA with default settings."""
-    from cmaes import CMA
+    return run_cmaes_class("CMA", obj, x0, seed, sigma0)
 
-    opt = CMA(mean=x0.copy(), sigma=sigma0, seed=seed)
+
+def run_cmaes_class(
+    cls_name: str, obj: Objective, x0: np.ndarray, seed: int, sigma0: float
+) -> str:
+    """The cmaes package's optimizer `cls_name` (CMA, SepCMA, DXNESIC) with default settings."""
+    import cmaes
+
+    opt = getattr(cmaes, cls_name)(mean=x0.copy(), sigma=sigma0, seed=seed)
     while not opt.should_stop():
         pairs = []
         for _ in range(opt.population_size):

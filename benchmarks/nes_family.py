@@ -40,7 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ._bbob_methods import TARGET, Objective, _StopRunError, run_cmaes, run_pycma
+from ._bbob_methods import (
+    TARGET,
+    Objective,
+    _StopRunError,
+    run_cmaes,
+    run_cmaes_class,
+    run_pycma,
+)
 from ._bbob_plots import suite_ecdf_plot
 from ._bbob_runs import SIGMA0, load_problem, seed_problem, start
 from ._common import fmt_count, fmt_ratio, simple_table, write_text
@@ -95,16 +102,7 @@ def run_pycma_ipop(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> 
 
 def _cmaes(cls_name: str) -> Runner:
     def runner(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> str:
-        import cmaes
-
-        opt = getattr(cmaes, cls_name)(mean=x0.copy(), sigma=sigma0, seed=seed)
-        while not opt.should_stop():
-            pairs = []
-            for _ in range(opt.population_size):
-                x = opt.ask()
-                pairs.append((x, obj(x)))
-            opt.tell(pairs)
-        return "should_stop"
+        return run_cmaes_class(cls_name, obj, x0, seed, sigma0)
 
     return runner
 
