@@ -24,6 +24,17 @@ below each of the 51 targets 10^2, 10^1.8, ..., 10^-8, and for each number of ev
 fraction of (function, instance, target) triples reached by then. It is the fraction of
 (function, target) pairs reached, averaged over the instances, without COCO's simulated
 restarts (bootstrapping) of the runs.
+
+``--suite bbob-largescale`` runs COCO's large-scale suite (d = 20 ... 640) instead and prints,
+in place of the ERT table, the best f - f_opt of every run, the methods tied for the lowest
+(within 10%), how often the better of CRFMNES and SNES is ahead of the best of pycma's
+large-scale variants (sep-CMA, VD-CMA, VkD-CMA), the targets reached and each method's own
+microseconds per evaluation (the run's time minus the objective's)::
+
+    python -m benchmarks.nes_family --suite bbob-largescale --methods CRFMNES+IPOP SNES+IPOP \
+        OpenES+IPOP pycma-sep+IPOP pycma-VD+IPOP pycma-VkD+IPOP cmaes-SepCMA+IPOP \
+        --functions 1-24 --dims 320 --instances 1 --budget 150 --out docs/_static/bench \
+        --name largescale_d320
 """
 
 from __future__ import annotations
