@@ -9,6 +9,7 @@ pycma, cmaes, the IPOP variants) to a function that runs it on an objective.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -24,7 +25,11 @@ class _StopRunError(Exception):
 
 
 class Objective:
-    """A BBOB problem that counts evaluations, records target hits and stops the run."""
+    """A BBOB problem that counts evaluations, records target hits and stops the run.
+
+    It also keeps the best f - f_opt seen (``best``) and the seconds spent inside the problem
+    (``fseconds``), so that a run's time can be split into the objective's and the method's.
+    """
 
     def __init__(self, problem: Callable[[np.ndarray], float], fopt: float, budget: int) -> None:
         self.problem, self.fopt, self.budget = problem, fopt, budget
@@ -32,13 +37,19 @@ class Objective:
         self.solved = False
         self.hits = np.full(ECDF_TARGETS.size, np.inf)
         self._next = 0  # index of the first target not reached yet
+        self.best = math.inf
+        self.fseconds = 0.0
 
     def __call__(self, x: np.ndarray) -> float:
         if self.solved or self.evals >= self.budget:
             raise _StopRunError
+        t0 = time.perf_counter()
         f = float(self.problem(np.asarray(x, dtype=float)))
+        self.fseconds += time.perf_counter() - t0
         self.evals += 1
         delta = f - self.fopt
+        if delta < self.best:
+            self.best = delta
         while self._next < ECDF_TARGETS.size and delta <= ECDF_TARGETS[self._next]:
             self.hits[self._next] = self.evals
             self._next += 1

@@ -69,12 +69,23 @@ class Run:
     error: str = ""
 
 
-def load_problem(function: int, dim: int, index: int) -> tuple[Callable[..., float], float, int]:
-    """Return the COCO problem ``(function, dim, instance index)``, its f_opt and instance id."""
+def load_problem(
+    function: int, dim: int, index: int, suite: str = "bbob"
+) -> tuple[Callable[..., float], float, int]:
+    """Return the COCO problem ``(function, dim, instance index)``, its f_opt and instance id.
+
+    `suite` is ``bbob`` or ``bbob-largescale`` (d = 20 ... 640). cocoex has no bare problem of
+    the large-scale suite; COCO computes f_opt from the function and instance alone (the same
+    ``bbob2009_compute_fopt`` in both suites), so the bbob bare problem of that function and
+    instance gives it.
+    """
     import cocoex
 
     options = f"dimensions:{dim} instance_indices:{index} function_indices:{function}"
-    problem = cocoex.Suite("bbob", "", options).get_problem(0)
+    problem = cocoex.Suite(suite, "", options).get_problem(0)
+    if suite != "bbob":
+        bare = cocoex.BareProblem("bbob", function, 2, problem.id_instance)
+        return problem, float(bare.best_value()), int(problem.id_instance)
     bare = cocoex.BareProblem("bbob", function, dim, problem.id_instance)
     x = np.linspace(-1.0, 1.0, dim)
     if bare(x) != problem(x):  # the bare problem gives f_opt; check it is the same function

@@ -24,23 +24,38 @@ below each of the 51 targets 10^2, 10^1.8, ..., 10^-8, and for each number of ev
 fraction of (function, instance, target) triples reached by then. It is the fraction of
 (function, target) pairs reached, averaged over the instances, without COCO's simulated
 restarts (bootstrapping) of the runs.
+
+``--suite bbob-largescale`` runs COCO's large-scale suite (d = 20 ... 640) instead and prints,
+in place of the ERT table, the best f - f_opt of every run, the methods tied for the lowest
+(within 10%), how often the better of CRFMNES and SNES is ahead of the best of pycma's
+large-scale variants (sep-CMA, VD-CMA, VkD-CMA), the targets reached and each method's own
+microseconds per evaluation (the run's time minus the objective's)::
+
+    python -m benchmarks.nes_family --suite bbob-largescale --methods CRFMNES+IPOP SNES+IPOP \
+        OpenES+IPOP pycma-sep+IPOP pycma-VD+IPOP pycma-VkD+IPOP cmaes-SepCMA+IPOP \
+        --functions 1-24 --dims 320 --instances 1 --budget 150 --out docs/_static/bench \
+        --name largescale_d320
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
+import importlib
 import json
 import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ._bbob_methods import (
+    ECDF_TARGETS,
     TARGET,
     Objective,
     _StopRunError,
@@ -107,7 +122,54 @@ def _cmaes(cls_name: str) -> Runner:
     return runner
 
 
-NES_NAMES = ("XNES", "SNES", "DXNESIC", "CRFMNES")
+def _pycma_large(variant: str) -> Runner:
+    """pycma's large-scale variants in its own IPOP (``cma.fmin2(..., restarts=9, incpopsize=2)``).
+
+    ``sep``: ``CMA_diagonal=True`` (sep-CMA, a diagonal covariance); ``VD`` and ``VkD``: the
+    restricted samplers of ``cma.restricted_gaussian_sampler`` (VD-CMA, Akimoto et al. 2014;
+    VkD-CMA, Akimoto and Hansen 2016), set through their ``extend_cma_options``.
+    """
+
+    def runner(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> str:
+        import cma
+        from cma import restricted_gaussian_sampler as rgs
+
+        opts: dict[str, object] = {"verbose": -9, "seed": seed, "maxfevals": obj.budget}
+        opts["ftarget"] = obj.fopt + TARGET
+        if variant == "sep":
+            opts["CMA_diagonal"] = True
+        else:
+            opts = getattr(rgs, f"Gauss{variant}Sampler").extend_cma_options(opts)
+        cma.fmin2(obj, x0, sigma0, opts, restarts=9, incpopsize=2)
+        return "fmin2"
+
+    return runner
+
+
+def run_sepcma_ipop(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> str:
+    """The cmaes package's SepCMA restarted from x0 with a doubled population (IPOP).
+
+    cmaes has no restart loop of its own; this one is pycma's schedule (the default population
+    4 + 3 ln d, doubled at every restart), run until the objective stops it at the budget.
+    """
+    import cmaes
+
+    popsize = 4 + math.floor(3 * math.log(x0.size))
+    for k in range(10):
+        opt = cmaes.SepCMA(
+            mean=x0.copy(), sigma=sigma0, seed=seed + 1000 * k, population_size=popsize
+        )
+        while not opt.should_stop():
+            pairs = []
+            for _ in range(opt.population_size):
+                x = opt.ask()
+                pairs.append((x, obj(x)))
+            opt.tell(pairs)
+        popsize *= 2
+    return "10 runs"
+
+
+NES_NAMES = ("XNES", "SNES", "DXNESIC", "CRFMNES", "OpenES")
 METHODS: dict[str, Runner] = {}
 for _name in NES_NAMES:
     METHODS[_name] = _nes(_name.lower())
@@ -121,8 +183,14 @@ METHODS.update(
         "cmaes": run_cmaes,
         "cmaes-SepCMA": _cmaes("SepCMA"),
         "cmaes-DXNESIC": _cmaes("DXNESIC"),
+        "cmaes-SepCMA+IPOP": run_sepcma_ipop,
+        "pycma-sep+IPOP": _pycma_large("sep"),
+        "pycma-VD+IPOP": _pycma_large("VD"),
+        "pycma-VkD+IPOP": _pycma_large("VkD"),
     }
 )
+#: the large-scale variants of pycma, the references of the large-scale comparison
+PYCMA_LARGE = ("pycma-sep+IPOP", "pycma-VD+IPOP", "pycma-VkD+IPOP")
 
 _VERSIONS: dict[str, str] = {}
 
@@ -155,22 +223,27 @@ def run_cached(
     budget: int,
     rerun: bool,
     cached_only: bool = False,
+    suite: str = "bbob",
 ) -> dict[str, object] | None:
     """Return the record of one run, from `cache` or by running it (then stored).
 
     A cached record is reused only if it holds the target hits and was run with the current
     :func:`method_version`. With `cached_only`, a run that is not in the cache is not run:
-    None is returned.
+    None is returned. A record also holds the best f - f_opt reached (``best``) and the seconds
+    spent in the objective (``fseconds``); runs of another `suite` than ``bbob`` are cached
+    under their suite's name.
     """
-    path = cache / f"{method}_f{function}_d{dim}_i{index}_b{budget}.json"
+    prefix = "" if suite == "bbob" else f"{suite}_"
+    path = cache / f"{prefix}{method}_f{function}_d{dim}_i{index}_b{budget}.json"
     version = method_version(method)
     if path.exists() and not rerun:
         out: dict[str, object] = json.loads(path.read_text())
-        if "hits" in out and out.get("version") == version:
+        large = suite == "bbob" or "best" in out  # the large-scale tables read "best"
+        if "hits" in out and large and out.get("version") == version:
             return out
     if cached_only:
         return None
-    problem, fopt, instance = load_problem(function, dim, index)
+    problem, fopt, instance = load_problem(function, dim, index, suite)
     obj = Objective(problem, fopt, budget * dim)
     x0, seed = start(function, dim, index)
     t0 = time.perf_counter()
@@ -191,6 +264,8 @@ def run_cached(
         "evals": obj.evals,
         "success": obj.solved,
         "seconds": time.perf_counter() - t0,
+        "fseconds": obj.fseconds,
+        "best": obj.best,
         "error": error,
         "version": version,
         # first evaluation reaching each ECDF target (None: never)
@@ -279,6 +354,113 @@ def ecdf_margin(a: np.ndarray, b: np.ndarray, lo: float, hi: float) -> tuple[flo
     return float(margins[k]), float(points[k])
 
 
+# ---------------------------------------------------------------- the large-scale comparison
+#: methods within this factor of each other (in f - f_opt, or in evaluations when both reached
+#: the final target) are tied
+TIE = 1.1
+#: the library strategies whose lead over pycma's large-scale variants the issue's target counts
+NES_LARGE = ("CRFMNES", "SNES")
+#: the decade targets of the runs table: 1e2, 1e1, ..., 1e-8 (indices into ECDF_TARGETS)
+DECADES = tuple(range(0, 51, 5))
+
+
+def outcome(records: Sequence[dict[str, Any]]) -> tuple[float, float]:
+    """Return (median best f - f_opt, median evaluations to the target) over `records`' runs.
+
+    f - f_opt is clipped at the final target 1e-8 (a run stops there); the evaluations are
+    inf unless the median run reached the target.
+    """
+    best = sorted(max(float(r["best"]), TARGET) for r in records)
+    evals = sorted(int(r["evals"]) if r["success"] else math.inf for r in records)
+    return float(np.median(best)), float(np.median(evals))
+
+
+def compare(a: tuple[float, float], b: tuple[float, float]) -> int:
+    """Return 1 if outcome `a` is ahead of `b`, -1 if behind, 0 if tied (within :data:`TIE`).
+
+    Lower f - f_opt is ahead; if both reached the final target, fewer evaluations are ahead.
+    """
+    if a[0] <= TARGET and b[0] <= TARGET:
+        x, y = a[1], b[1]
+    else:
+        x, y = a[0], b[0]
+    return 1 if x * TIE < y else -1 if y * TIE < x else 0
+
+
+def _fmt_outcome(o: tuple[float, float]) -> str:
+    return f"1e-8 @ {fmt_count(o[1])}" if o[0] <= TARGET else f"{o[0]:.2e}"
+
+
+def large_tables(
+    records: Sequence[dict[str, Any]], methods: Sequence[str]
+) -> tuple[str, str, list[list[str]]]:
+    """Return the best-f table, the per-method table and the count rows of each dimension.
+
+    Best-f table: per (d, f), each method's median best f - f_opt within the budget (``1e-8 @ n``:
+    the target reached after n evaluations), the methods tied for the lowest, and whether the
+    better of :data:`NES_LARGE` is ahead of, tied with or behind the best of :data:`PYCMA_LARGE`.
+    Per-method table: per (d, method), the functions reaching each target 1e2, 1e0, ..., 1e-8,
+    and the median over functions of the method's own seconds per evaluation (the run's time
+    minus the objective's) and of the objective's.
+    """
+    by: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for r in records:
+        by.setdefault((str(r["method"]), int(r["function"]), int(r["dim"])), []).append(r)
+    cells = sorted({(d, f) for _, f, d in by})
+    nes = [m for m in methods if m.split("+")[0] in NES_LARGE]
+    refs = [m for m in methods if m in PYCMA_LARGE]
+    rows: list[list[str]] = []
+    counts: dict[int, dict[str, int]] = {}
+    for d, f in cells:
+        here = {m: outcome(by[(m, f, d)]) for m in methods if (m, f, d) in by}
+        top = min(here.values(), key=lambda o: (o[0], o[1]))
+        winners = [m for m, o in here.items() if compare(top, o) == 0]
+        verdict = ""
+        if nes and refs and all(m in here for m in nes + refs):
+            a = min((here[m] for m in nes), key=lambda o: (o[0], o[1]))
+            b = min((here[m] for m in refs), key=lambda o: (o[0], o[1]))
+            verdict = {1: "ahead", 0: "tied", -1: "behind"}[compare(a, b)]
+            c = counts.setdefault(d, {"ahead": 0, "tied": 0, "behind": 0})
+            c[verdict] += 1
+        row = [f"f{f}", str(d), *(_fmt_outcome(here[m]) if m in here else "" for m in methods)]
+        rows.append([*row, " ".join(winners), verdict])
+    best = simple_table(["f", "d", *methods, "lowest (within 10%)", "NES vs pycma"], rows)
+    per = []
+    for d in sorted({d for d, _ in cells}):
+        for m in methods:
+            runs = [r for (mm, _, dd), rs in by.items() if mm == m and dd == d for r in rs]
+            if not runs:
+                continue
+            reached = [
+                sum(
+                    any(r["hits"][k] is not None for r in by[(m, f, d)])
+                    for f in {int(r["function"]) for r in runs}
+                )
+                for k in DECADES[::2]
+            ]
+            own = [
+                (float(r["seconds"]) - float(r["fseconds"])) / max(int(r["evals"]), 1)
+                for r in runs
+            ]
+            fun = [float(r["fseconds"]) / max(int(r["evals"]), 1) for r in runs]
+            per.append(
+                [
+                    str(d),
+                    m,
+                    *map(str, reached),
+                    f"{np.median(own) * 1e6:.1f}",
+                    f"{np.median(fun) * 1e6:.1f}",
+                ]
+            )
+    headers = ["d", "method", *(f"{ECDF_TARGETS[k]:.0e}" for k in DECADES[::2])]
+    per_table = simple_table([*headers, "own us/eval", "objective us/eval"], per)
+    count_rows = [
+        [str(d), str(c["ahead"]), str(c["tied"]), str(c["behind"]), str(sum(c.values()))]
+        for d, c in sorted(counts.items())
+    ]
+    return best, per_table, count_rows
+
+
 def _int_list(text: str) -> list[int]:
     """Parse ``5`` or ``1-24`` into a list of ints."""
     lo, _, hi = text.partition("-")
@@ -293,6 +475,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--dims", nargs="+", type=int, default=[5, 10])
     p.add_argument("--instances", nargs="+", type=_int_list, default=[[1, 2, 3]])
     p.add_argument("--budget", type=int, default=10_000, help="evaluations per dimension")
+    p.add_argument(
+        "--suite",
+        choices=["bbob", "bbob-largescale"],
+        default="bbob",
+        help="COCO suite; bbob-largescale (d = 20 ... 640) prints the large-scale tables instead "
+        "of the ERT table: best f - f_opt, the methods tied for the lowest, CRFMNES/SNES against "
+        "pycma's large-scale variants, targets reached and seconds per evaluation",
+    )
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "nes_asktell_bench")
     p.add_argument("--reference", nargs="+", default=["pycma"])
     p.add_argument(
@@ -342,6 +532,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if unknown:
         p.error(f"unknown methods {unknown}; the methods are {sorted(METHODS)}")
     references = [r for r in args.reference if r in args.methods]
+    for module in ("nes_asktell", "cma", "cma.restricted_gaussian_sampler", "cmaes"):
+        with contextlib.suppress(ImportError):  # imported now, not in the first run's time
+            importlib.import_module(module)
     records = []
     t0 = time.perf_counter()
     for d in args.dims:
@@ -350,14 +543,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                 problem = []
                 for m in args.methods:
                     rerun = m in args.rerun
-                    r = run_cached(args.cache, m, f, d, i, args.budget, rerun, args.cached_only)
+                    r = run_cached(
+                        args.cache, m, f, d, i, args.budget, rerun, args.cached_only, args.suite
+                    )
                     if r is None:
                         continue
                     problem.append(r)
                     if args.progress:
                         print(
                             f"{time.perf_counter() - t0:7.0f} s  {m} f{f} d{d} i{i}: "
-                            f"{r['evals']} evaluations, success {r['success']}",
+                            f"{r['evals']} evaluations, best {r['best']:.2e}, "
+                            f"{r['seconds']:.1f} s ({r['fseconds']:.1f} s in f)",
                             flush=True,
                         )
                 # with --cached-only, a problem counts only if every method has run it
@@ -376,6 +572,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             p.error(f"`--ratios` takes M/R pairs of the methods, but got {args.ratios}")
     else:
         pairs = [(m, r) for r in references for m in args.methods if m not in references]
+    if args.suite != "bbob":
+        _large_main(args, records, functions, instances)
+        return
     text = table(records, args.methods, pairs)
     multiples = [10**k for k in range(1, int(math.log10(args.budget)) + 1)]
     summary = ecdf_summary(records, args.methods, multiples)
@@ -419,6 +618,57 @@ def main(argv: Sequence[str] | None = None) -> None:
         png = args.out / f"{args.name}_ecdf.png"
         path = suite_ecdf_plot(hits, args.methods, args.budget, title, png)
         print(f"written: {args.out}/{args.name}_* ({path})")
+
+
+def _large_main(
+    args: argparse.Namespace,
+    records: list[dict[str, object]],
+    functions: Sequence[int],
+    instances: Sequence[int],
+) -> None:
+    """Print (and with ``--out`` write) the large-scale tables of `records`."""
+    best, per, count_rows = large_tables(records, args.methods)
+    count_text = simple_table(
+        ["d", "CRFMNES/SNES ahead", "tied", "behind", "functions"], count_rows
+    )
+    multiples = sorted({*(10**k for k in range(1, int(math.log10(args.budget)) + 1)), args.budget})
+    summary = ecdf_summary(records, args.methods, multiples)
+    print(f"{args.suite}: median best f - f_opt within {args.budget:g} d evaluations")
+    print(best)
+    print(
+        f"better of {'/'.join(NES_LARGE)} against the best of {'/'.join(PYCMA_LARGE)} per function"
+    )
+    print(count_text)
+    print(
+        "functions reaching each target; median seconds per evaluation (method's own, objective's)"
+    )
+    print(per)
+    print("ECDF: fraction of (function, instance, target) triples reached within k x d")
+    print(summary)
+    if args.out is None:
+        return
+    write_text(args.out / f"{args.name}_best.rst", best)
+    write_text(args.out / f"{args.name}_count.rst", count_text)
+    write_text(args.out / f"{args.name}_per_method.rst", per)
+    write_text(args.out / f"{args.name}_ecdf.rst", summary)
+    keys = ["method", "function", "dim", "instance", "evals", "success", "best", "seconds"]
+    keys += ["fseconds", "error"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / f"{args.name}_runs.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        targets = [f"evals to {ECDF_TARGETS[k]:.0e}" for k in DECADES]
+        writer.writerow([*keys, *targets, "version"])
+        for r in records:
+            hits = [r["hits"][k] for k in DECADES]  # type: ignore[index]
+            writer.writerow(
+                [*(r[k] for k in keys), *("" if h is None else h for h in hits), r["version"]]
+            )
+    title = f"{args.suite} f{functions[0]}-f{functions[-1]}, {len(instances)} instance(s)"
+    title += f", budget {args.budget:g} d"
+    path = suite_ecdf_plot(
+        hits_by(records), args.methods, args.budget, title, args.out / f"{args.name}_ecdf.png"
+    )
+    print(f"written: {args.out}/{args.name}_* ({path})")
 
 
 if __name__ == "__main__":

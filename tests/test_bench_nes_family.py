@@ -112,3 +112,34 @@ def test_cached_only_runs_nothing_and_keeps_complete_problems(tmp_path: Path, ca
     nes_family.main(["--methods", "pycma", "XNES", "--cached-only", *base])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pycma_f1_d2_i1_b300.json"]
     assert "no runs in the selection" in capsys.readouterr().out
+
+
+def test_compare_ties_within_ten_percent_and_counts_evaluations_at_the_target() -> None:
+    t = nes_family.TARGET
+    assert nes_family.compare((1.0, math.inf), (1.05, math.inf)) == 0
+    assert nes_family.compare((1.0, math.inf), (1.2, math.inf)) == 1
+    assert nes_family.compare((1.2, math.inf), (1.0, math.inf)) == -1
+    assert nes_family.compare((t, 1000.0), (t, 1050.0)) == 0  # both reached 1e-8: evaluations
+    assert nes_family.compare((t, 1000.0), (t, 2000.0)) == 1
+    assert nes_family.compare((t, 5000.0), (1e-6, math.inf)) == 1
+
+
+def test_largescale_suite_runs_are_cached_apart_and_tabled(tmp_path: Path, capsys) -> None:
+    argv = ["--suite", "bbob-largescale", "--methods", "SNES+IPOP", "pycma-sep+IPOP"]
+    argv += ["--functions", "1", "--dims", "20", "--instances", "1", "--budget", "20"]
+    nes_family.main([*argv, "--cache", str(tmp_path), "--out", str(tmp_path / "out")])
+    files = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert files == [
+        "bbob-largescale_SNES+IPOP_f1_d20_i1_b20.json",
+        "bbob-largescale_pycma-sep+IPOP_f1_d20_i1_b20.json",
+    ]
+    for name in files:
+        record = json.loads((tmp_path / name).read_text())
+        assert record["evals"] == 400
+        assert record["error"] == ""
+        assert 0 < record["best"] < math.inf  # f - f_opt: f_opt is the suite's (positive gap)
+        assert 0 < record["fseconds"] < record["seconds"]
+    out = capsys.readouterr().out
+    assert "NES vs pycma" in out
+    assert "own us/eval" in out
+    assert (tmp_path / "out" / "nes_family_best.rst").exists()
