@@ -298,7 +298,13 @@ class Assigner:
             rivals = [
                 n
                 for n, c in held.items()
-                if n != trial.number and c == cand and known.get(n) != cand
+                # the cheap index test first: comparing whole records of every trial of a long
+                # study cost more than the rest of the assignment
+                if c is not None
+                and c.index == k
+                and c == cand
+                and n != trial.number
+                and known.get(n) != cand
             ]
             if not rivals:
                 return space.from_unit(row)

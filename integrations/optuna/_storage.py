@@ -35,6 +35,7 @@ import json
 import math
 import re
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -256,17 +257,38 @@ def record_candidate(study: Study, trial: FrozenTrial, candidate: Candidate) -> 
     study._storage.set_trial_system_attr(trial._trial_id, CANDIDATE, record)
 
 
+#: the candidate records of finished trials, parsed once per storage: a finished trial's
+#: system attributes cannot change (Optuna refuses to set them), and trial ids are unique
+#: within a storage. Without it every assignment parsed every trial's record again, which
+#: made a trial's cost grow with the study (27 ms of a 40 ms trial at trial 3,000).
+_FINISHED_RECORDS: weakref.WeakKeyDictionary[BaseStorage, dict[int, Candidate | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def candidate_records(study: Study) -> dict[int, Candidate | None]:
-    """Return every trial's candidate record, read afresh (None: no record, or malformed).
+    """Return every trial's candidate record (None: no record, or malformed).
 
     Finished trials count too: a rival that took the same candidate may already be done.
+    The records of unfinished trials are read afresh; those of finished ones once.
     """
+    try:
+        finished = _FINISHED_RECORDS.setdefault(study._storage, {})
+    except TypeError:  # a storage that cannot be referenced weakly: parse every time
+        finished = {}
     out: dict[int, Candidate | None] = {}
     for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
+        tid = t._trial_id
+        if tid in finished:
+            out[t.number] = finished[tid]
+            continue
         try:
-            out[t.number] = parse_candidate(t)
+            cand = parse_candidate(t)
         except Exception:  # untrusted records: a malformed one holds nothing
-            out[t.number] = None
+            cand = None
+        out[t.number] = cand
+        if t.state.is_finished():
+            finished[tid] = cand
     return out
 
 
