@@ -54,13 +54,29 @@ from nes_asktell import NESSampler
 CACHE = Path.home() / ".cache" / "nes_asktell_bench" / "optuna_bbob"
 ROOT = Path(__file__).resolve().parent.parent
 
-SAMPLERS = ("NES", "CMA", "CMA-IPOP", "TPE", "Random")
+SAMPLERS = (
+    "NES",
+    "NES-mirrored",
+    "NES-DXNESIC",
+    "NES-CRFMNES",
+    "NES-SNES",
+    "CMA",
+    "CMA-IPOP",
+    "TPE",
+    "Random",
+)
+#: NESSampler with another strategy than its default, on request (``--samplers``)
+NES_VARIANTS = {"NES-DXNESIC": "dxnesic", "NES-CRFMNES": "crfmnes", "NES-SNES": "snes"}
 #: the samplers run by default. CMA-IPOP only on request: from Optuna 4.4 on,
 #: ``restart_strategy`` is deprecated and ignored (a FutureWarning says it "falls back to None";
 #: the restarts moved to OptunaHub), so with this Optuna it repeats CMA's studies trial by trial.
 DEFAULT_SAMPLERS = ("NES", "CMA", "TPE", "Random")
 LABELS = {
     "NES": "NESSampler",
+    "NES-mirrored": "NESSampler(mirrored)",
+    "NES-DXNESIC": "NESSampler(dxnesic)",
+    "NES-CRFMNES": "NESSampler(crfmnes)",
+    "NES-SNES": "NESSampler(snes)",
     "CMA": "CmaEsSampler",
     "CMA-IPOP": "CmaEsSampler(ipop)",
     "TPE": "TPESampler",
@@ -104,6 +120,10 @@ WITHIN = 1.1
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "NES":
         return NESSampler(seed=seed)
+    if name == "NES-mirrored":
+        return NESSampler(seed=seed, strategy_options={"mirrored": True})
+    if name in NES_VARIANTS:
+        return NESSampler(seed=seed, strategy=NES_VARIANTS[name])
     if name == "CMA":
         return optuna.samplers.CmaEsSampler(seed=seed)
     if name == "CMA-IPOP":
@@ -119,26 +139,59 @@ def seed_of(function: int, dim: int, instance: int) -> int:
     return 10_000 * function + 100 * dim + instance
 
 
-def cache_path(cache: Path, name: str, function: int, dim: int, instance: int, n: int) -> Path:
-    return cache / f"{name}-f{function:02d}-d{dim:02d}-i{instance}-n{n}.json"
+#: the faulty variants of the suite (``--fault``): none, a failing region, a pruner
+FAULTS = ("none", "fail", "prune")
+
+
+def cache_path(
+    cache: Path, name: str, function: int, dim: int, instance: int, n: int, fault: str = "none"
+) -> Path:
+    tag = "" if fault == "none" else f"{fault}-"
+    return cache / f"{tag}{name}-f{function:02d}-d{dim:02d}-i{instance}-n{n}.json"
+
+
+def in_failing_region(x: np.ndarray) -> bool:
+    """Whether `x` lies where the faulty studies fail: ``x_0 + x_1 > 3`` (24.5% of the box)."""
+    return bool(x[0] + x[1] > 3.0)
+
+
+def reports(value: float) -> list[float]:
+    """The intermediate values a pruned study reports at steps 0, 1, 2: ``f (1 + (3 - s) / 10)``.
+
+    They fall towards the final value, so ``MedianPruner`` compares trials by their values.
+    """
+    return [value * (1.0 + (3 - step) / 10.0) for step in range(3)]
 
 
 def run_study(
-    name: str, function: int, dim: int, instance: int, n_trials: int
+    name: str, function: int, dim: int, instance: int, n_trials: int, fault: str = "none"
 ) -> dict[str, object]:
-    """Run one study; return its record (the f - f_opt of every trial, distinct points, time)."""
+    """Run one study; return its record (the f - f_opt of every trial, distinct points, time).
+
+    With `fault` ``"fail"`` the objective raises in :func:`in_failing_region`; with
+    ``"prune"`` it reports :func:`reports` under ``MedianPruner(n_startup_trials=5)``.
+    """
     problem, fopt, instance_id = load_problem(function, dim, instance)
 
     def objective(trial: optuna.Trial) -> float:
         x = np.array([trial.suggest_float(f"x{i}", -5.0, 5.0) for i in range(dim)])
-        return float(problem(x)) - fopt
+        if fault == "fail" and in_failing_region(x):
+            raise RuntimeError("the objective fails here")
+        value = float(problem(x)) - fopt
+        if fault == "prune":
+            for step, reported in enumerate(reports(value)):
+                trial.report(reported, step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+        return value
 
     seed = seed_of(function, dim, instance)
-    study = optuna.create_study(sampler=make_sampler(name, seed))
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5) if fault == "prune" else None
+    study = optuna.create_study(sampler=make_sampler(name, seed), pruner=pruner)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        study.optimize(objective, n_trials=n_trials)
+        study.optimize(objective, n_trials=n_trials, catch=(RuntimeError,))
     seconds = time.perf_counter() - t0
     trials = study.get_trials(deepcopy=False)
     points = [tuple(t.params[f"x{i}"] for i in range(dim)) for t in trials]
@@ -152,6 +205,7 @@ def run_study(
         "dim": dim,
         "instance": instance,
         "instance_id": instance_id,
+        "fault": fault,
         "seed": seed,
         "n_trials": n_trials,
         "fopt": fopt,
@@ -178,15 +232,22 @@ def commit() -> str:
 
 
 def cached_study(
-    cache: Path, name: str, function: int, dim: int, instance: int, n_trials: int, compute: bool
+    cache: Path,
+    name: str,
+    function: int,
+    dim: int,
+    instance: int,
+    n_trials: int,
+    compute: bool,
+    fault: str = "none",
 ) -> dict[str, object] | None:
     """Return the cached record of a study, running and storing it first if `compute`."""
-    path = cache_path(cache, name, function, dim, instance, n_trials)
+    path = cache_path(cache, name, function, dim, instance, n_trials, fault)
     if path.exists():
         return dict(json.loads(path.read_text()))
     if not compute:
         return None
-    record = run_study(name, function, dim, instance, n_trials)
+    record = run_study(name, function, dim, instance, n_trials, fault)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record))
@@ -221,8 +282,10 @@ class Report:
         instances: Sequence[int],
         budgets: dict[str, list[int]],
         ns: tuple[int, ...],
+        fault: str = "none",
     ) -> None:
         self.ns = ns
+        self.fault = fault
         self.samplers = list(samplers)
         self.functions = list(functions)
         self.dims = list(dims)
@@ -237,7 +300,8 @@ class Report:
                 for n in sorted(set(budgets[s]), reverse=True):
                     for f in functions:
                         recs = [
-                            cached_study(cache, s, f, d, i, n, compute=False) for i in instances
+                            cached_study(cache, s, f, d, i, n, compute=False, fault=fault)
+                            for i in instances
                         ]
                         if all(r is not None for r in recs):
                             found.setdefault(n, {})[f] = recs  # type: ignore[assignment]
@@ -279,6 +343,21 @@ class Report:
         if self.with_ratio:
             headers.append("NES / CMA")
         return simple_table(headers, rows), counts
+
+    def within_10x(self, d: int, n: int) -> tuple[int, int] | None:
+        """Functions where NESSampler's median is at most 10x the better of CMA's and TPE's.
+
+        Returns (count, functions compared), or None without those three samplers. Medians
+        below 1e-8 count as 1e-8 (solved).
+        """
+        if not {"NES", "CMA", "TPE"} <= set(self.samplers):
+            return None
+        done = self.complete(d)
+        ok = 0
+        for f in done:
+            peer = min(max(self.median(s, f, d, n), FLOOR) for s in ("CMA", "TPE"))
+            ok += max(self.median("NES", f, d, n), FLOOR) <= 10.0 * peer
+        return ok, len(done)
 
     @property
     def with_ratio(self) -> bool:
@@ -335,6 +414,13 @@ class Report:
         summary = simple_table(
             ["d", "trials", "sampler", "best", "best or within 10%"], summary_rows
         )
+        ten = [
+            [str(d), str(n), f"{r[0]} of {r[1]}"]
+            for d in self.dims
+            if self.complete(d)
+            for n in self.ns
+            if (r := self.within_10x(d, n)) is not None
+        ]
         stall_rows = [[str(d), *row] for d in self.dims for row in self.stalls(d)]
         stalls = simple_table(
             ["d", "sampler", "min distinct share", "stalled (< 95%)", "median s/study"],
@@ -346,6 +432,15 @@ class Report:
                 + summary,
                 "Distinct points per study (a study stalls below 95% of its trials):\n\n" + stalls,
             ]
+            + (
+                [
+                    "Functions where NESSampler's median is at most 10x the better of "
+                    "CmaEsSampler's and TPESampler's:\n\n"
+                    + simple_table(["d", "trials", "NESSampler within 10x"], ten)
+                ]
+                if ten
+                else []
+            )
         )
         return head, "\n\n".join(parts)
 
@@ -376,6 +471,12 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
         default=None,
         help="the samplers of the tables (default: those of --samplers)",
     )
+    parser.add_argument(
+        "--fault",
+        choices=FAULTS,
+        default="none",
+        help="fail where x0 + x1 > 3, or report to a MedianPruner (default: none)",
+    )
     parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     quick = quick or args.quick
@@ -395,10 +496,12 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
             for f in functions:
                 for i in args.instances:
                     for s in args.samplers:
-                        path = cache_path(args.cache, s, f, d, i, budgets[s])
+                        path = cache_path(args.cache, s, f, d, i, budgets[s], args.fault)
                         if path.exists():
                             continue
-                        r = cached_study(args.cache, s, f, d, i, budgets[s], compute=True)
+                        r = cached_study(
+                            args.cache, s, f, d, i, budgets[s], compute=True, fault=args.fault
+                        )
                         assert r is not None
                         print(
                             f"d={d:2d} f{f:02d} i{i} {s:8s} best@{prefix} "
@@ -415,6 +518,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
         args.instances,
         {s: [args.trials, *([budgets[s]] if budgets[s] != args.trials else [])] for s in SAMPLERS},
         (prefix, args.trials) if prefix < args.trials else (args.trials,),
+        args.fault,
     )
     summary, tables = report.text()
     print(summary)
@@ -427,9 +531,17 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
         [1, 2, 3],
         list(DEFAULT_SAMPLERS),
     )
-    if not quick and whole:
+    if not quick and whole and args.fault == "none":
         write_text(OUT_DIR / "optuna_bbob_summary.rst", summary)
         write_text(OUT_DIR / "optuna_bbob_tables.rst", tables)
+    faulty_whole = (functions, args.instances, args.samplers) == (
+        list(range(1, 25)),
+        [1, 2, 3],
+        ["NES", "CMA", "TPE"],
+    )
+    if not quick and faulty_whole and args.fault != "none":
+        write_text(OUT_DIR / f"optuna_bbob_{args.fault}_summary.rst", summary)
+        write_text(OUT_DIR / f"optuna_bbob_{args.fault}_tables.rst", tables)
     if tmp is not None:
         tmp.cleanup()
 

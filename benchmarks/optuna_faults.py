@@ -259,11 +259,23 @@ def run_speed(sampler: str, n_trials: int, seed: int) -> dict[str, object]:
 def report_faults(seeds: list[int]) -> None:
     print("faults: 2-d sphere, x + y > 3 fails; 200 trials; median over seeds", seeds)
     for mode in ("raise", "nan", "prune"):
+        bests: dict[str, list[float]] = {}
         for sampler in ("nes", "cma", "tpe"):
             rs = [run_fault(mode, sampler, s) for s in seeds]
-            best = statistics.median(float(r["best"]) for r in rs)  # type: ignore[arg-type]
+            bests[sampler] = [float(r["best"]) for r in rs]  # type: ignore[arg-type]
+            best = statistics.median(bests[sampler])
             distinct = min(int(r["distinct"]) for r in rs)  # type: ignore[call-overload]
             print(f"  {mode:6s} {sampler:4s} min distinct {distinct:4d}  median best {best:.2e}")
+        peer = min(statistics.median(bests["cma"]), statistics.median(bests["tpe"]))
+        per_seed = sum(
+            n <= 10 * min(c, t)
+            for n, c, t in zip(bests["nes"], bests["cma"], bests["tpe"], strict=True)
+        )
+        ratio = statistics.median(bests["nes"]) / peer
+        print(
+            f"  {mode:6s} nes median / better peer's median {ratio:.2f}; "
+            f"nes within 10x of the better peer in {per_seed} of {len(seeds)} seeds"
+        )
 
 
 def report_integer(seeds: list[int]) -> None:

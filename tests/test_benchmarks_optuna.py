@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `pytest` run without `python -m` does not put the root on the path
     sys.path.insert(0, str(ROOT))
 
-pytest.importorskip("optuna")
+optuna = pytest.importorskip("optuna")
 pytest.importorskip("cocoex")
 from benchmarks import __main__ as bench_main  # noqa: E402
 from benchmarks import optuna_bbob  # noqa: E402
@@ -42,6 +42,39 @@ def test_a_study_is_cached_and_read_back(tmp_path: Path) -> None:
     assert all(v >= 0.0 for v in values)  # f - f_opt
     assert optuna_bbob.best_of(first, 5) == min(values[:5])
     assert first["distinct"] == 10
+
+
+def test_faulty_studies_fail_in_their_region_and_prune_by_reports(tmp_path: Path) -> None:
+    import numpy as np
+
+    failing = optuna_bbob.cached_study(tmp_path, "Random", 1, 2, 1, 40, compute=True, fault="fail")
+    plain = optuna_bbob.cached_study(tmp_path, "Random", 1, 2, 1, 40, compute=True)
+    assert failing is not None
+    assert plain is not None
+    assert failing["fault"] == "fail"
+    assert plain["fault"] == "none"
+    # the same seeded RandomSampler draws the same points: the faulty study fails exactly on
+    # those in the region x0 + x1 > 3 and keeps every other value
+    study = optuna.create_study(
+        sampler=optuna.samplers.RandomSampler(seed=optuna_bbob.seed_of(1, 2, 1))
+    )
+    study.optimize(
+        lambda t: sum(t.suggest_float(f"x{i}", -5.0, 5.0) for i in range(2)), n_trials=40
+    )
+    inside = [
+        optuna_bbob.in_failing_region(np.array([t.params["x0"], t.params["x1"]]))
+        for t in study.trials
+    ]
+    assert 0 < sum(inside) < 40
+    for bad, v, w in zip(inside, failing["values"], plain["values"], strict=True):  # type: ignore[call-overload]
+        assert (v is None) if bad else (v == w)
+    assert optuna_bbob.reports(2.0) == [2.6, 2.4, 2.2]  # falls towards the final value
+    pruned = optuna_bbob.cached_study(tmp_path, "Random", 1, 2, 1, 40, compute=True, fault="prune")
+    assert pruned is not None
+    values = pruned["values"]
+    assert isinstance(values, list)
+    assert 0 < sum(v is None for v in values) < 40  # MedianPruner pruned some, not all
+    assert optuna_bbob.cache_path(tmp_path, "NES", 1, 2, 1, 40, "prune").name.startswith("prune-")
 
 
 def test_quick_run_prints_the_summary_and_the_tables(capsys: pytest.CaptureFixture[str]) -> None:
