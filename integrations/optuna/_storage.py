@@ -260,7 +260,7 @@ def record_candidate(study: Study, trial: FrozenTrial, candidate: Candidate) -> 
 #: the candidate records of finished trials, parsed once per storage: a finished trial's
 #: system attributes cannot change (Optuna refuses to set them), and trial ids are unique
 #: within a storage. Without it every assignment parsed every trial's record again, which
-#: made a trial's cost grow with the study (27 ms of a 40 ms trial at trial 3,000).
+#: made a trial's cost grow with the study (36 ms at trial 3,000 of a 10-d study, 16 ms with it).
 _FINISHED_RECORDS: weakref.WeakKeyDictionary[BaseStorage, dict[int, Candidate | None]] = (
     weakref.WeakKeyDictionary()
 )
