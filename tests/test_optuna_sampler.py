@@ -891,26 +891,29 @@ def test_candidate_records_read_running_trials_afresh_and_finished_ones_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A running trial may change its record (it yields a contested candidate); a finished one
-    # cannot, so its parsed record is kept per storage. Two storages with the same trial ids
-    # keep their own records.
+    # cannot, so its parsed record is indexed once per storage and study. Two storages with the
+    # same trial ids keep their own records.
     a, b = ch.Candidate(ch.digest_of("a"), 0, 1), ch.Candidate(ch.digest_of("b"), 0, 2)
     studies = [optuna.create_study(), optuna.create_study()]
     trials = [s.ask() for s in studies]
     assert trials[0]._trial_id == trials[1]._trial_id  # fresh in-memory storages
     for study, trial, cand in zip(studies, trials, (a, b), strict=True):
         ch.record_candidate(study, study._storage.get_trial(trial._trial_id), cand)
-    assert ch.candidate_records(studies[0]) == {0: a}
-    assert ch.candidate_records(studies[1]) == {0: b}
+    assert ch.candidate_records(studies[0], a.state) == {0: a}
+    assert ch.candidate_records(studies[0], b.state) == {}
+    assert ch.candidate_records(studies[1], b.state) == {0: b}
     ch.record_candidate(studies[0], studies[0]._storage.get_trial(trials[0]._trial_id), b)
-    assert ch.candidate_records(studies[0]) == {0: b}  # running: read again
+    assert ch.candidate_records(studies[0], a.state) == {}  # running: read again
+    assert ch.candidate_records(studies[0], b.state) == {0: b}
     studies[0].tell(trials[0], 1.0)
     studies[1].tell(trials[1], 1.0)
-    assert ch.candidate_records(studies[0]) == {0: b}
-    assert ch.candidate_records(studies[1]) == {0: b}
+    assert ch.candidate_records(studies[0], b.state) == {0: b}
+    assert ch.candidate_records(studies[1], b.state) == {0: b}
     fresh = studies[0].ask()
+    ch.record_candidate(studies[0], studies[0]._storage.get_trial(fresh._trial_id), b)
     parsed: list[int] = []
     parse = ch.parse_candidate
     monkeypatch.setattr(ch, "parse_candidate", lambda t: parsed.append(t.number) or parse(t))
-    assert ch.candidate_records(studies[0]) == {0: b, 1: None}
-    assert fresh.number == 1
-    assert parsed == [1]  # the finished trial 0 is not parsed again
+    assert ch.candidate_records(studies[0], b.state) == {0: b, 1: b}
+    assert ch.candidate_records(studies[0], b.state) == {0: b, 1: b}
+    assert parsed == [1, 1]  # the running trial 1 is read each time, the finished 0 never

@@ -294,17 +294,11 @@ class Assigner:
             recorded = True
             if known is None:
                 return space.from_unit(row)
-            held = ch.candidate_records(study)
+            held = ch.candidate_records(study, digest)
             rivals = [
                 n
                 for n, c in held.items()
-                # the cheap index test first: comparing whole records of every trial of a long
-                # study cost more than the rest of the assignment
-                if c is not None
-                and c.index == k
-                and c == cand
-                and n != trial.number
-                and known.get(n) != cand
+                if c == cand and n != trial.number and known.get(n) != cand
             ]
             if not rivals:
                 return space.from_unit(row)
@@ -312,7 +306,7 @@ class Assigner:
                 # Each rival saw this trial and moved on (a higher number yields): keep it, so
                 # the contested index is not left as a gap among the extra samples.
                 return space.from_unit(row)
-            taken |= {c.index for c in held.values() if c is not None and c.state == digest}
+            taken |= {c.index for c in held.values()}
             rank = sum(n < trial.number for n in rivals)
             free = [j for j in range(lam, lam + len(taken) + rank + 1) if j not in taken]
             k = free[rank]
@@ -340,7 +334,7 @@ class Assigner:
         deadline = time.monotonic() + _YIELD_WAIT
         delay = 0.005
         while True:
-            held = ch.candidate_records(study)
+            held = ch.candidate_records(study, cand.state)
             if all(held.get(n) != cand for n in rivals):
                 return True
             if time.monotonic() >= deadline:
