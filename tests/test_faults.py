@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nes_asktell import Evaluator, NESWarning, evaluate, shutdown_pools
+from nes_asktell import SNES, Evaluator, NESWarning, evaluate, shutdown_pools
 from nes_asktell._backends import _exit_code
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -310,6 +310,43 @@ def test_on_dask_workers_holding_hung_calls_are_restarted_and_the_run_goes_on() 
         assert not any("did not finish" in m for m in said), said
         np.testing.assert_array_equal(ev.evaluate(sphere, X), expected(X, np.zeros(8, bool)))
         assert sum(client.nthreads().values()) == 2  # both workers came back
+
+
+def hangs_from(x: np.ndarray, threshold: float) -> float:
+    if x[0] >= threshold:
+        threading.Event().wait(600)  # only a restart of its worker ends it
+    return sphere(x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["seeds", "replay"])
+def test_on_dask_a_restart_resends_what_the_workers_lost(mode: str) -> None:
+    # One worker: its restart loses every copy of the scattered mean (seeds) and the replica
+    # of the strategy (replay). The candidates queued behind the hung one run on the fresh
+    # worker with their keys, so the evaluator must send those again; the next generation too.
+    distributed = pytest.importorskip("distributed")
+    es = SNES(np.zeros(4), 0.5, popsize=8, rng=0)
+    X = es.ask()
+    threshold = float(X[:, 0].max())  # exactly one candidate hangs
+    want = np.array([sphere(x) for x in X])
+    want[X[:, 0] >= threshold] = np.nan
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+        Evaluator(client, timeout=2.0, mode=mode, restart_workers=True) as ev,
+    ):
+        # (The evaluator imports the package on the worker before its clock starts.)
+        with pytest.warns(NESWarning) as record:
+            f = ev.evaluate(hangs_from, X, (threshold,), strategy=es)
+        said = [str(w.message) for w in record]
+        assert any(m.startswith("restarted the dask worker") for m in said), said
+        np.testing.assert_array_equal(f, want)  # rebuilt rows are bit-identical to X
+        es.tell(X, f)
+        X2 = es.ask()
+        f2 = ev.evaluate(sphere, X2, strategy=es)
+        np.testing.assert_array_equal(f2, [sphere(x) for x in X2])
 
 
 HANG_RELEASE = threading.Event()  # the in-process workers' hung calls end with the test
