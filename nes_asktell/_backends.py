@@ -454,8 +454,10 @@ class DaskEngine(Engine):
             if isinstance(keys, list)
         }
 
-    def _space_restarts(self, names: Iterable[str]) -> None:
+    def _space_restarts(self, names: Iterable[str]) -> float:
         """Wait until no worker in `names` was restarted within the lost-worker timeout.
+
+        Return the seconds waited.
 
         A ``LocalCluster`` (any ``SpecCluster``) arms a timer whenever a worker leaves, and
         closes that worker for good if its name is absent when the timer fires
@@ -467,6 +469,7 @@ class DaskEngine(Engine):
         wait = ready_at + _lost_worker_timeout() + 2.0 - time.monotonic()
         if wait > 0:
             time.sleep(wait)
+        return max(0.0, wait)
 
     def locate(self, futs: list[Future[Any]]) -> list[bool] | None:
         """Return, for each abandoned task, whether a worker's thread was running it."""
@@ -484,8 +487,8 @@ class DaskEngine(Engine):
         that the scheduler does not hand them to another worker), then the workers holding
         them restart, which discards everything else they held. Workers without a nanny
         (``LocalCluster(processes=False)``, ``dask worker --no-nanny``) cannot restart: their
-        hung threads stay busy, and the message says so. Abandoned tasks that were only queued
-        are cancelled either way when restarting.
+        hung threads stay busy, and the message says so. When a restart happens, the abandoned
+        tasks that were only queued are cancelled as well.
         """
         hung = [f for f in list(self._abandoned) if not f.done()]
         if not hung:
@@ -512,7 +515,7 @@ class DaskEngine(Engine):
         notes: list[str] = []
         if able:
             names = {a: str((info.get(a) or {}).get("name", a)) for a in able}
-            self._space_restarts(names.values())
+            waited = self._space_restarts(names.values())
             doomed = [by_key[k] for a in able for k in holders[a]]
             queued = [f for k, f in by_key.items() if not any(k in v for v in holders.values())]
             with contextlib.suppress(Exception):
@@ -532,12 +535,21 @@ class DaskEngine(Engine):
             failed = {a: s for a, s in dict(status).items() if s != "OK"}
             hung_calls = sum(len(holders[a]) for a in able)
             notes.append(
-                f"restarted the dask worker(s) {', '.join(able)}, whose threads {hung_calls} "
-                "call(s) of `fun` held past the timeout (restart_workers=True); what else "
-                "those workers held or ran is discarded"
+                f"restarted the dask worker(s) {', '.join(able)} (restart_workers=True): their "
+                f"threads ran {hung_calls} call(s) of `fun` hung past the timeout, and whatever "
+                "else those workers held or ran is discarded"
+                + (
+                    f" (the restart waited {waited:.1f} s for dask's lost-worker timeout of an "
+                    "earlier restart of the same worker)"
+                    if waited > 0
+                    else ""
+                )
             )
             if failed:
-                notes.append(f"the restart of {failed} did not finish within {RESTART_TIMEOUT} s")
+                notes.append(
+                    f"the restart failed or took longer than {RESTART_TIMEOUT} s: {failed}; "
+                    "those workers may be gone"
+                )
         if bare:
             k = sum(len(holders[a]) for a in bare)
             notes.append(
