@@ -12,11 +12,14 @@ busy (survived: it ends within 5 s with KeyboardInterrupt and leaves no child pr
 Faults that cannot be injected into an engine without killing the benchmark itself (a thread
 calling ``os._exit``) are not tried there. ``--quick`` skips dask and the subprocess faults.
 
-"half the rows hang" is expected to fail on threads (the thread pool and dask's worker
-threads): a thread cannot be stopped, so four hanging calls (and those left hanging by the
-faults before, which share the engine) hold every thread of the 4-thread pool and the 2x2
-cluster until they return, and the clean evaluation that follows, under the same timeout, finds
-no thread to run on. The process pool kills its hung workers and survives it.
+The dask cluster is evaluated with ``restart_workers=True`` (an option, off by default): after a
+timeout the workers whose threads still run a hung call restart through their nannies, so the
+clean evaluation that follows has threads again. "half the rows hang" is expected to fail on the
+thread pool: a thread cannot be stopped and a pool passed in is not replaced, so the hanging
+calls (and the one left hanging by "hang past timeout", which shares the pool) hold every thread
+of the 4-thread pool until they return; a healthy candidate waiting behind them and the clean
+evaluation that follows, under the same timeout, find no thread to run on. The process pool
+kills its hung workers and survives it.
 """
 
 from __future__ import annotations
@@ -71,14 +74,16 @@ def population() -> np.ndarray:
     return np.column_stack([np.arange(8.0), np.linspace(-1.0, 1.0, 8)])
 
 
-def survives(workers: object, name: str) -> bool:
+def survives(workers: object, name: str, restart_workers: bool = False) -> bool:
     """Inject fault `name` on `workers`; return whether the evaluation survived it."""
     fun, bad, timed, _ = FAULTS[name]
     X = population()
     want = np.array([sphere(x) for x in X])
     want[bad] = np.nan
+    timeout = TIMEOUT if timed else None
+    restart = restart_workers and timed
     try:
-        with Evaluator(workers, timeout=TIMEOUT if timed else None) as ev:  # type: ignore[arg-type]
+        with Evaluator(workers, timeout=timeout, restart_workers=restart) as ev:  # type: ignore[arg-type]
             ev.evaluate(sphere, X)  # workers running before any clock
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NESWarning)
@@ -195,7 +200,7 @@ def main(quick: bool = False) -> tuple[int, int]:
                 RELEASE.clear()
                 for name, (_, _, _, kills) in FAULTS.items():
                     if not kills:
-                        record("dask(2x2)", name, survives(client, name))
+                        record("dask(2x2)", name, survives(client, name, restart_workers=True))
         with tempfile.TemporaryDirectory() as tmp:
             record("subprocess", "Ctrl-C, busy pool worker", ctrl_c_survived(tmp))
         record("subprocess", "fun from stdin, pool", stdin_main_survived())

@@ -22,12 +22,14 @@ import atexit
 import collections
 import contextlib
 import functools
+import math
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.process
 import numbers
 import os
 import signal
+import sys
 import threading
 import time
 import types
@@ -36,7 +38,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from ._tasks import init_worker, nbytes, ready
+from ._tasks import executing_keys, init_worker, nbytes, ready
 from ._typing import FloatArray
 from ._validate import short
 
@@ -73,6 +75,12 @@ class Engine:
         True for the process pool this package starts: :meth:`reset` kills busy workers,
         and :meth:`exit_codes` tells a worker that died by itself from one the pool
         terminated, so a crash costs only the candidate that caused it.
+    restarts_workers : bool
+        True when :meth:`release_hung` can restart the workers that run hung tasks, if asked
+        (dask, through the workers' nannies).
+    epoch : int
+        Counts the restarts by :meth:`release_hung`: what was broadcast to the workers before
+        may be gone.
 
     Engines whose workers can write to this process's shared memory (:meth:`tracks_rows`)
     have their tasks record each row's progress on a board
@@ -82,6 +90,9 @@ class Engine:
     takes_tasks: ClassVar[bool] = True
     keeps_replicas: ClassVar[bool] = False
     isolates_retries: ClassVar[bool] = False
+    restarts_workers: ClassVar[bool] = False
+    #: counts the restarts of workers that lost what they held (broadcasts, replicas)
+    epoch: int = 0
 
     def size(self) -> int:
         """Return how many tasks a generation is split into (about one per worker)."""
@@ -107,6 +118,22 @@ class Engine:
     def abandon(self, fut: Future[Any]) -> None:
         """Give up on the task of `fut` (past the timeout): cancel it if it has not started."""
         fut.cancel()
+
+    def locate(self, futs: list[Future[Any]]) -> list[bool] | None:
+        """Return, for each task abandoned at the timeout, whether a worker was running it.
+
+        False means it was still queued (it holds no thread: its candidates are innocent);
+        None means that the engine cannot tell.
+        """
+        return None
+
+    def release_hung(self, restart: bool) -> str | None:
+        """Free what the tasks still running past the timeout hold, where the engine can.
+
+        With `restart`, restart the workers that run them (dask). Return what the caller
+        should be told (a warning), or None.
+        """
+        return None
 
     def ship(self, value: object) -> tuple[object, int]:
         """Return what a task carries for `value` (it, or a handle) and the bytes sent ahead."""
@@ -340,6 +367,7 @@ class ExecutorEngine(Engine):
 
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
+        self._abandoned: set[Future[Any]] = set()
 
     def size(self) -> int:
         """Return the executor's public number of workers (the machine's CPUs without one)."""
@@ -356,16 +384,49 @@ class ExecutorEngine(Engine):
         """Run ``fn(*args)`` on the executor."""
         return self.executor.submit(fn, *args)
 
+    def abandon(self, fut: Future[Any]) -> None:
+        """Cancel the task of `fut` if it has not started; else note it until it ends."""
+        if not fut.cancel():
+            self._abandoned.add(fut)
+            fut.add_done_callback(self._abandoned.discard)
+
+    def release_hung(self, restart: bool) -> str | None:
+        """Say how many abandoned tasks still run: an Executor has no way to stop them.
+
+        A thread cannot be stopped, and an Executor passed in stays the caller's: it is
+        neither shut down nor replaced.
+        """
+        n = sum(1 for f in list(self._abandoned) if not f.done())
+        if not n:
+            return None
+        if isinstance(self.executor, ThreadPoolExecutor):
+            return (
+                f"{n} call(s) of `fun` still run past the timeout and hold {n} thread(s) of "
+                "the ThreadPoolExecutor until they return: a thread cannot be stopped, and a "
+                "pool you pass stays yours (it is not replaced). Later evaluations run on the "
+                "threads left, and candidates that find no thread get NaN at the timeout; the "
+                "pool's shutdown(wait=True), its `with` block and the interpreter's exit wait "
+                "for these calls."
+            )
+        return (
+            f"{n} task(s) still run past the timeout on the Executor, which offers no way to "
+            "stop a running task: they hold its workers until they return."
+        )
+
 
 class DaskEngine(Engine):
     """A dask ``distributed.Client``: tasks, scatters, broadcasts and worker replicas."""
 
     keeps_replicas = True
+    restarts_workers = True
 
     def __init__(self, client: DaskClientLike) -> None:
         self.client = client
         self._warm = False
         self._abandoned: set[Any] = set()
+        self.epoch = 0
+        #: when each worker (by name) was last restarted, on the monotonic clock
+        self._restarted_at: dict[str, float] = {}
 
     def abandon(self, fut: Future[Any]) -> None:
         """Give up on the task of `fut`, but keep the future until the task ends.
@@ -378,6 +439,126 @@ class DaskEngine(Engine):
         """
         self._abandoned.add(fut)
         fut.add_done_callback(self._abandoned.discard)
+
+    def _executing(self) -> dict[str, set[str]] | None:
+        """Return the keys of the tasks each worker's threads run now (None if unknown)."""
+        try:
+            replies = self.client.run(executing_keys, on_error="return")
+        except Exception:
+            return None
+        if not isinstance(replies, dict):
+            return None
+        return {
+            str(addr): {k for k in keys if isinstance(k, str)}
+            for addr, keys in replies.items()
+            if isinstance(keys, list)
+        }
+
+    def _space_restarts(self, names: Iterable[str]) -> float:
+        """Wait until no worker in `names` was restarted within the lost-worker timeout.
+
+        Return the seconds waited.
+
+        A ``LocalCluster`` (any ``SpecCluster``) arms a timer whenever a worker leaves, and
+        closes that worker for good if its name is absent when the timer fires
+        (``distributed.deploy.lost-worker-timeout``, 15 s by default), even when it came back
+        in between: a second restart of the same worker at that moment would end it. Waiting
+        out the timer (plus a margin for a busy event loop) lets every restart come back.
+        """
+        ready_at = max((self._restarted_at.get(n, -math.inf) for n in names), default=-math.inf)
+        wait = ready_at + _lost_worker_timeout() + 2.0 - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        return max(0.0, wait)
+
+    def locate(self, futs: list[Future[Any]]) -> list[bool] | None:
+        """Return, for each abandoned task, whether a worker's thread was running it."""
+        running = self._executing()
+        if running is None:
+            return None
+        busy = set().union(*running.values()) if running else set()
+        return [getattr(f, "key", None) in busy for f in futs]
+
+    def release_hung(self, restart: bool) -> str | None:
+        """Restart (with `restart`) the workers whose threads run abandoned tasks.
+
+        A dask worker's thread cannot be stopped, but a worker process run by a nanny can be
+        restarted (``Client.restart_workers``): the abandoned tasks are cancelled first (so
+        that the scheduler does not hand them to another worker), then the workers holding
+        them restart, which discards everything else they held. Workers without a nanny
+        (``LocalCluster(processes=False)``, ``dask worker --no-nanny``) cannot restart: their
+        hung threads stay busy, and the message says so. When a restart happens, the abandoned
+        tasks that were only queued are cancelled as well.
+        """
+        hung = [f for f in list(self._abandoned) if not f.done()]
+        if not hung:
+            return None
+        running = self._executing() or {}
+        by_key = {f.key: f for f in hung}
+        holders = {a: keys & by_key.keys() for a, keys in running.items() if keys & by_key.keys()}
+        n = sum(len(keys) for keys in holders.values())
+        if not holders:
+            return None  # the queued ones run in their turn; their values are not used
+        where = ", ".join(sorted(holders))
+        if not restart:
+            return (
+                f"{n} call(s) of `fun` still run past the timeout and hold {n} thread(s) of "
+                f"the dask worker(s) {where} until they return (a thread cannot be stopped); "
+                "Evaluator(client, timeout=..., restart_workers=True) restarts those workers."
+            )
+        try:
+            info = self.client.scheduler_info(n_workers=-1)["workers"]  # type: ignore[attr-defined]
+        except Exception:
+            info = {}
+        bare = sorted(a for a in holders if not (info.get(a) or {}).get("nanny"))
+        able = sorted(a for a in holders if a not in bare)
+        notes: list[str] = []
+        if able:
+            names = {a: str((info.get(a) or {}).get("name", a)) for a in able}
+            waited = self._space_restarts(names.values())
+            doomed = [by_key[k] for a in able for k in holders[a]]
+            queued = [f for k, f in by_key.items() if not any(k in v for v in holders.values())]
+            with contextlib.suppress(Exception):
+                self.client.cancel(doomed + queued, force=True)  # type: ignore[attr-defined]
+            for f in doomed + queued:
+                self._abandoned.discard(f)
+            try:
+                status = self.client.restart_workers(  # type: ignore[attr-defined]
+                    workers=able, timeout=RESTART_TIMEOUT, raise_for_error=False
+                )
+            except Exception as exc:
+                status = {a: f"{type(exc).__name__}: {exc}" for a in able}
+            self._warm = False  # the fresh workers import the package before the next clock
+            self.epoch += 1
+            now = time.monotonic()
+            self._restarted_at.update((name, now) for name in names.values())
+            failed = {a: s for a, s in dict(status).items() if s != "OK"}
+            hung_calls = sum(len(holders[a]) for a in able)
+            notes.append(
+                f"restarted the dask worker(s) {', '.join(able)} (restart_workers=True): their "
+                f"threads ran {hung_calls} call(s) of `fun` hung past the timeout, and whatever "
+                "else those workers held or ran is discarded"
+                + (
+                    f" (the restart waited {waited:.1f} s for dask's lost-worker timeout of an "
+                    "earlier restart of the same worker)"
+                    if waited > 0
+                    else ""
+                )
+            )
+            if failed:
+                notes.append(
+                    f"the restart failed or took longer than {RESTART_TIMEOUT} s: {failed}; "
+                    "those workers may be gone"
+                )
+        if bare:
+            k = sum(len(holders[a]) for a in bare)
+            notes.append(
+                f"cannot restart the dask worker(s) {', '.join(bare)}: they run without a "
+                "nanny (LocalCluster(processes=False), `dask worker --no-nanny`), and only a "
+                f"nanny can restart a worker; {k} hung call(s) of `fun` keep their threads "
+                "until they return"
+            )
+        return "; ".join(notes) + "."
 
     def start(self) -> None:
         """Import the package on every worker once, before a generation's clock starts.
@@ -420,6 +601,22 @@ class DaskEngine(Engine):
         """Run ``fn(*args)`` on every worker (the cluster may be gone already)."""
         with contextlib.suppress(Exception):
             self.client.run(fn, *args)
+
+
+#: seconds a restart of hung dask workers may take (the nanny gives a worker a few seconds to
+#: close before it kills the process, then starts a new one)
+RESTART_TIMEOUT = 60.0
+
+
+def _lost_worker_timeout() -> float:
+    """Return dask's ``distributed.deploy.lost-worker-timeout`` in seconds (15 if unknown)."""
+    dask = sys.modules.get("dask")
+    try:
+        value = dask.config.get("distributed.deploy.lost-worker-timeout")  # type: ignore[union-attr]
+        parsed = sys.modules["dask.utils"].parse_timedelta(value, "s")
+        return float(parsed) if 0 <= float(parsed) < 3600 else 15.0
+    except Exception:
+        return 15.0
 
 
 def is_dask_client(obj: object) -> bool:

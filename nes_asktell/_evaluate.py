@@ -18,8 +18,10 @@ the row its worker was evaluating gets NaN (if that worker died by itself, or wa
 at the deadline) and the other rows run again, one task per candidate. Elsewhere (dask, Ray,
 other executors) a lost task's candidates (its worker died, or it was still running at the
 deadline) run again once, one task per candidate, after the engine replaced its workers where
-it can (Ray's actors); a candidate lost a second time gets NaN. A worker's reply is checked for
-its shape before it is used.
+it can (Ray's actors); a candidate lost a second time gets NaN. On dask the workers say which
+tasks their threads run at the deadline: a candidate running then gets NaN, one still queued
+runs again, and with ``restart_workers`` the workers holding hung calls restart. A worker's
+reply is checked for its shape before it is used.
 
 The evaluator reaches the strategy only through its narrow public methods (:class:`Keyed`),
 and runs what ``_tasks`` defines on the workers.
@@ -130,6 +132,13 @@ class Evaluator:
         Evaluate each task's candidates in one call ``fun(X.T, *args)`` (see
         :func:`nes_asktell.evaluate`). ``Strategy.optimize(fun, workers=Evaluator(None,
         vectorized=True))`` runs a whole optimization so.
+    restart_workers : bool, optional
+        On a dask Client with a `timeout`: restart the worker processes whose threads still
+        run a candidate at the timeout (``Client.restart_workers``, through their nannies),
+        so that the next evaluation has threads again (see :func:`nes_asktell.evaluate`).
+        Default False: the Client and its workers are yours, and a restart discards
+        whatever else those workers hold or run. Inherited from an Evaluator passed as
+        `workers` unless given.
 
     Attributes
     ----------
@@ -158,6 +167,7 @@ class Evaluator:
     _mode: str
     _tasks: int | None
     _vectorized: bool
+    _restart: bool
 
     def __init__(
         self,
@@ -167,9 +177,14 @@ class Evaluator:
         mode: str = "auto",
         tasks: int | None = None,
         vectorized: bool | None = None,
+        restart_workers: bool | None = None,
     ) -> None:
         if vectorized is not None and not isinstance(vectorized, (bool, np.bool_)):
             raise TypeError(f"`vectorized` must be True or False, but got {short(vectorized)}.")
+        if restart_workers is not None and not isinstance(restart_workers, (bool, np.bool_)):
+            raise TypeError(
+                f"`restart_workers` must be True or False, but got {short(restart_workers)}."
+            )
         if tasks is not None:
             if isinstance(tasks, bool) or not isinstance(tasks, numbers.Integral):
                 raise TypeError(f"`tasks` must be a positive integer, but got {short(tasks)}.")
@@ -182,6 +197,7 @@ class Evaluator:
             mode = workers._mode if mode == "auto" else mode
             tasks = workers._tasks if tasks is None else tasks
             vectorized = workers._vectorized if vectorized is None else vectorized
+            restart_workers = workers._restart if restart_workers is None else restart_workers
         else:
             engine = make_engine(workers)
             owned = not isinstance(engine, ProcessPool)  # pools are shared: shutdown_pools()
@@ -199,6 +215,18 @@ class Evaluator:
         if mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}, but got {short(mode)}.")
         vectorized = bool(vectorized)
+        restart_workers = bool(restart_workers)
+        if restart_workers and not engine.restarts_workers:
+            raise ValueError(
+                "`restart_workers` needs a dask Client (whose nannies can restart a worker "
+                "process); a process pool and Ray replace hung workers anyway, and a thread "
+                f"cannot be stopped; but got restart_workers=True with workers={short(workers)}."
+            )
+        if restart_workers and timeout is None:
+            raise ValueError(
+                "`restart_workers` restarts the workers still running a candidate at the "
+                "`timeout`, but got restart_workers=True with timeout=None."
+            )
         if vectorized and isinstance(engine, MapEngine):
             raise ValueError(
                 "`vectorized` needs workers that take the population as a whole (None, a "
@@ -228,6 +256,9 @@ class Evaluator:
         self._mode = mode
         self._tasks = None if tasks is None else int(tasks)
         self._vectorized = vectorized
+        self._restart = restart_workers
+        #: what the engine reported about hung workers during the latest evaluation
+        self._notes: list[str] = []
         #: False once a worker could not rebuild candidates from keys: vectors from then on.
         self._seeds_ok = True
         #: {name: (array, handle)} broadcast to every worker, kept while the same array.
@@ -279,6 +310,7 @@ class Evaluator:
             raise TypeError(f"`fun` must be callable, but got {short(fun)}.")
         args = tuple(args)
         self.last_bytes = 0
+        self._notes = []
         n = len(X)
         engine = self._engine
         if self._vectorized and not engine.takes_tasks:  # serial: one call, errors propagate
@@ -318,6 +350,8 @@ class Evaluator:
                 NESWarning,
                 stacklevel=2,
             )
+        for note in self._notes:
+            warnings.warn(note, NESWarning, stacklevel=2)
         return values
 
     def _dispatch(
@@ -387,7 +421,11 @@ class Evaluator:
                         for i, t in tasks.items()
                     }
                 stale: list[int] = []
+                epoch = engine.epoch
                 outcome = self._run(tasks, chunks, values, errors, deadline, board, stale)
+                if engine.epoch != epoch:  # restarted workers lost what was broadcast
+                    self._broadcast.clear()
+                    state = None
                 if isinstance(outcome, NoiseMismatchError):
                     self._seeds_ok, plan = False, None
                     warnings.warn(
@@ -490,6 +528,7 @@ class Evaluator:
         crash_messages: list[str] = []
         timed_out = False
         lost = False
+        late: list[tuple[int, Any]] = []  # tasks past the deadline without a board
         self.last_bytes += sum(nbytes(_wire(t[1:])) for t in tasks.values())
         futures = {i: engine.submit(*tasks[i]) for i in tasks}
         try:
@@ -505,9 +544,8 @@ class Evaluator:
                 except _TIMEOUTS:
                     engine.abandon(fut)
                     timed_out = True
-                    if board is None:  # which row hangs is unknown: each runs again once
-                        errors.append(f"timeout after {self._timeout} s")
-                        waited.extend(rows.tolist())
+                    if board is None:  # sorted out below, once every task has been seen
+                        late.append((i, fut))
                         continue
                     # The rows running at the deadline are the slow ones; those not started
                     # yet run again with a fresh clock.
@@ -555,6 +593,25 @@ class Evaluator:
             for fut in futures.values():
                 fut.cancel()
             raise
+        if late:
+            # A single-candidate task that a worker's thread was running at the deadline
+            # hangs: NaN. One still queued is innocent: it runs again with a fresh clock.
+            # Where the engine cannot tell (or a task holds several rows), each runs again once.
+            running = engine.locate([fut for _, fut in late])
+            for j, (i, _) in enumerate(late):
+                rows = chunks[i]
+                if running is None or (running[j] and rows.size > 1):
+                    errors.append(f"timeout after {self._timeout} s")
+                    waited.extend(rows.tolist())
+                elif running[j]:
+                    blamed = True
+                    errors.append(f"timeout after {self._timeout} s (candidate {int(rows[0])})")
+                else:
+                    rerun.extend(rows.tolist())
+        if timed_out:
+            note = engine.release_hung(self._restart)  # restart their workers where asked
+            if note is not None:
+                self._notes.append(note)
         if board is None and (lost or timed_out):
             engine.reset()  # dead or hung workers are replaced where the engine can (Ray)
         if board is not None and (crashed or timed_out):
@@ -677,6 +734,7 @@ def evaluate(
     mode: str = "auto",
     tasks: int | None = None,
     vectorized: bool | None = None,
+    restart_workers: bool | None = None,
 ) -> FloatArray:
     """Evaluate `fun` on a population, serially or in parallel.
 
@@ -705,9 +763,10 @@ def evaluate(
         Seconds the evaluation may take (pools, Executors and Clients). The candidates still
         running then get NaN; those that had not started run again with a fresh `timeout`
         (where the engine cannot tell which candidate of a task hung, each runs again once).
-        A hung ``fun`` in a thread (a thread pool, a dask worker) cannot be stopped: it keeps
-        its thread until it returns, and the others run on the threads left; the process pool
-        and Ray kill their hung workers.
+        The process pool and Ray kill their hung workers. A hung ``fun`` in a thread (a thread
+        pool, a dask worker) cannot be stopped: it keeps its thread until it returns, the
+        others run on the threads left, and a :class:`NESWarning` says how many threads are
+        held (see `restart_workers` for dask).
     mode : {"auto", "vectors", "seeds", "replay"}
         How candidates reach pools, Executors and Clients. "vectors": their rows (8 d bytes
         each). "seeds": their noise keys (a strategy with an integer `rng` and a diagonal
@@ -734,6 +793,16 @@ def evaluate(
         candidates of a failing call run again one per call, so only the faulty one gets
         NaN. Candidates travel as vectors (not with ``mode`` "seeds" or "replay"); not with a
         map-like callable. Default False.
+    restart_workers : bool, optional
+        With a dask Client and a `timeout`: restart the worker processes whose threads still
+        run a candidate at the timeout, so that later evaluations have threads again. The
+        calls they ran are cancelled first and their candidates get NaN; the values already
+        received are kept, and candidates that were only queued run again on the fresh
+        workers. A restart needs the workers' nannies (the default of ``LocalCluster`` and
+        ``dask worker``); workers without one cannot restart, which a :class:`NESWarning`
+        says, and their hung threads stay busy. A restart discards everything else those
+        workers hold or run, so the default is False: the Client is yours. A
+        :class:`NESWarning` names the workers restarted.
 
     Returns
     -------
@@ -748,12 +817,14 @@ def evaluate(
     Raises
     ------
     TypeError
-        If `workers` or `tasks` is of the wrong kind, or `fun` cannot be pickled for a
-        process pool (or is defined in a ``__main__`` that other processes cannot import:
-        a script read from stdin, ``python -c``, an interactive session).
+        If `workers`, `tasks`, `vectorized` or `restart_workers` is of the wrong kind, or
+        `fun` cannot be pickled for a process pool (or is defined in a ``__main__`` that
+        other processes cannot import: a script read from stdin, ``python -c``, an
+        interactive session).
     ValueError
         If `workers`, `timeout`, `mode` or `tasks` has a bad value ("replay" without a dask
-        Client), or `mode` asks for keys that cannot rebuild these candidates.
+        Client), `mode` asks for keys that cannot rebuild these candidates, or
+        `restart_workers` is True without a dask Client or without a `timeout`.
     KeyboardInterrupt
         On Ctrl-C, at once: pending tasks are cancelled and a process pool's busy workers
         killed (a new pool starts on next use).
@@ -778,5 +849,12 @@ def evaluate(
                 "`strategy_or_candidates` must be a Strategy or an (n, d) array, but got an "
                 f"array of shape {X.shape}."
             )
-    with Evaluator(workers, timeout=timeout, mode=mode, tasks=tasks, vectorized=vectorized) as ev:
+    with Evaluator(
+        workers,
+        timeout=timeout,
+        mode=mode,
+        tasks=tasks,
+        vectorized=vectorized,
+        restart_workers=restart_workers,
+    ) as ev:
         return ev.evaluate(fun, X, args, strategy=strategy)

@@ -379,6 +379,16 @@ def replay_task(
     return eval_rows(fun, args, [rebuild_row(keys, mean, scale, box, k) for k in rows])
 
 
+def executing_keys(dask_worker: Any) -> list[str]:
+    """Return the keys of the tasks a dask worker's threads are running now.
+
+    Run by ``Client.run``, which passes the worker as `dask_worker`. The scheduler's
+    ``Client.processing()`` also lists the tasks queued on a worker behind a running one; only
+    the worker knows which of them hold a thread.
+    """
+    return [str(ts.key) for ts in dask_worker.state.executing]
+
+
 def nbytes(obj: object) -> int:
     """Return the serialized size of `obj` (pickle protocol 5, buffers counted, not copied)."""
     sizes: list[int] = []

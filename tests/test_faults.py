@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nes_asktell import Evaluator, NESWarning, evaluate, shutdown_pools
+from nes_asktell import SNES, Evaluator, NESWarning, evaluate, shutdown_pools
 from nes_asktell._backends import _exit_code
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -248,7 +248,10 @@ def test_on_dask_a_row_hanging_past_the_timeout_costs_only_itself() -> None:
         Evaluator(client, timeout=2.0) as ev,
     ):
         ev.evaluate(sphere, X)  # the workers run before the clock matters
-        with pytest.warns(NESWarning, match=r"1 of 8 candidates .* timeout after 2\.0 s"):
+        with (
+            pytest.warns(NESWarning, match=r"hold 1 thread\(s\) of the dask worker"),
+            pytest.warns(NESWarning, match=r"1 of 8 candidates .* timeout after 2\.0 s"),
+        ):
             f = ev.evaluate(hangs_at_5_on_dask, X)
         np.testing.assert_array_equal(f, expected(X, np.arange(8) == 5))
         np.testing.assert_array_equal(ev.evaluate(sphere, X), expected(X, np.zeros(8, bool)))
@@ -271,6 +274,162 @@ def test_on_dask_a_raising_exiting_or_interrupting_row_costs_only_itself() -> No
         with pytest.warns(NESWarning, match="1 of 8 candidates"):
             f = evaluate(X, raises_at_5, client.get_executor(), tasks=2)
         np.testing.assert_array_equal(f, expected(X, np.arange(8) == 5))
+
+
+def hangs_on_odd_on_dask(x: np.ndarray) -> float:
+    if x[0] % 2 == 1:
+        threading.Event().wait(600)  # the fault: far longer than the test; a restart ends it
+    return sphere(x)
+
+
+@pytest.mark.slow
+def test_on_dask_workers_holding_hung_calls_are_restarted_and_the_run_goes_on() -> None:
+    # Half the rows hang on 2 workers x 1 thread: without a restart the hung calls hold both
+    # threads for 600 s and every later candidate gets NaN. With restart_workers the workers
+    # whose threads run them restart (through their nannies), the hung candidates get NaN,
+    # the healthy ones keep their exact values, and the next evaluation runs on fresh workers.
+    # The 2 s timeout is more than 10 times what a healthy row takes here, even on a fresh
+    # worker (about 0.1 s measured); the 600 s hang is far beyond the test's whole length.
+    distributed = pytest.importorskip("distributed")
+    X = rows(8)
+    odd = np.arange(8) % 2 == 1
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+        Evaluator(client, timeout=2.0, restart_workers=True) as ev,
+    ):
+        ev.evaluate(sphere, X)  # the workers run before the clock matters
+        with pytest.warns(NESWarning) as record:
+            f = ev.evaluate(hangs_on_odd_on_dask, X)
+        np.testing.assert_array_equal(f, expected(X, odd))
+        said = [str(w.message) for w in record]
+        assert any(m.startswith("4 of 8 candidates") for m in said), said
+        assert any(m.startswith("restarted the dask worker") for m in said), said
+        assert not any("restart failed" in m for m in said), said
+        np.testing.assert_array_equal(ev.evaluate(sphere, X), expected(X, np.zeros(8, bool)))
+        assert sum(client.nthreads().values()) == 2  # both workers came back
+
+
+def hangs_from(x: np.ndarray, threshold: float) -> float:
+    if x[0] >= threshold:
+        threading.Event().wait(600)  # only a restart of its worker ends it
+    return sphere(x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["seeds", "replay"])
+def test_on_dask_a_restart_resends_what_the_workers_lost(mode: str) -> None:
+    # One worker: its restart loses every copy of the scattered mean (seeds) and the replica
+    # of the strategy (replay). The candidates queued behind the hung one run on the fresh
+    # worker with their keys, so the evaluator must send those again; the next generation too.
+    distributed = pytest.importorskip("distributed")
+    es = SNES(np.zeros(4), 0.5, popsize=8, rng=0)
+    X = es.ask()
+    threshold = float(X[:, 0].max())  # exactly one candidate hangs
+    want = np.array([sphere(x) for x in X])
+    want[X[:, 0] >= threshold] = np.nan
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+        Evaluator(client, timeout=2.0, mode=mode, restart_workers=True) as ev,
+    ):
+        # (The evaluator imports the package on the worker before its clock starts.)
+        with pytest.warns(NESWarning) as record:
+            f = ev.evaluate(hangs_from, X, (threshold,), strategy=es)
+        said = [str(w.message) for w in record]
+        assert any(m.startswith("restarted the dask worker") for m in said), said
+        np.testing.assert_array_equal(f, want)  # rebuilt rows are bit-identical to X
+        es.tell(X, f)
+        X2 = es.ask()
+        f2 = ev.evaluate(sphere, X2, strategy=es)
+        np.testing.assert_array_equal(f2, [sphere(x) for x in X2])
+
+
+HANG_RELEASE = threading.Event()  # the in-process workers' hung calls end with the test
+
+
+def hangs_on_odd_in_process(x: np.ndarray) -> float:
+    if x[0] % 2 == 1:
+        HANG_RELEASE.wait(60)
+    return sphere(x)
+
+
+@pytest.mark.slow
+def test_on_dask_without_a_nanny_a_restart_is_refused_with_a_warning_naming_the_cause() -> None:
+    # LocalCluster(processes=False) runs its workers in this process, without a nanny: they
+    # cannot restart. The evaluation still returns (the hung candidates get NaN, the healthy
+    # ones their values) and a warning says why nothing was restarted.
+    distributed = pytest.importorskip("distributed")
+    X = rows(8)
+    HANG_RELEASE.clear()
+    try:
+        with (
+            distributed.LocalCluster(
+                n_workers=2, threads_per_worker=2, processes=False, dashboard_address=None
+            ) as cluster,
+            distributed.Client(cluster) as client,
+            Evaluator(client, timeout=2.0, restart_workers=True) as ev,
+        ):
+            ev.evaluate(sphere, X)
+            with pytest.warns(NESWarning) as record:
+                f = ev.evaluate(hangs_on_odd_in_process, X)
+            np.testing.assert_array_equal(f, expected(X, np.arange(8) % 2 == 1))
+            said = [str(w.message) for w in record]
+            assert any(m.startswith("4 of 8 candidates") for m in said), said
+            assert any(
+                "cannot restart the dask worker" in m and "without a nanny" in m for m in said
+            ), said
+            HANG_RELEASE.set()  # a thread cannot be stopped: let the hung calls go
+    finally:
+        HANG_RELEASE.set()
+
+
+@pytest.mark.slow
+def test_on_a_thread_pool_hung_threads_are_reported_and_the_next_evaluation_returns() -> None:
+    # A thread cannot be stopped and a pool passed in is not replaced: after a timeout the
+    # warning counts the threads the hung calls hold, and the next evaluation still returns
+    # (the candidates that find no thread get NaN at the timeout) instead of waiting for them.
+    release = threading.Event()
+
+    def hangs(x: np.ndarray) -> float:
+        if x[0] % 2 == 1:
+            release.wait(60)
+        return sphere(x)
+
+    X = rows(8)
+    tp = ThreadPoolExecutor(4)
+    try:
+        with Evaluator(tp, timeout=1.0) as ev:
+            with pytest.warns(NESWarning) as record:
+                f = ev.evaluate(hangs, X)
+            np.testing.assert_array_equal(f, expected(X, np.arange(8) % 2 == 1))
+            said = [str(w.message) for w in record]
+            assert any(m.startswith("4 of 8 candidates") for m in said), said
+            assert any("hold 4 thread(s) of the ThreadPoolExecutor" in m for m in said), said
+            with pytest.warns(NESWarning) as record:
+                again = ev.evaluate(sphere, X)  # every thread is held: NaN, not a hang
+            assert np.isnan(again).all()
+            said = [str(w.message) for w in record]
+            assert any(m.startswith("8 of 8 candidates") for m in said), said
+            assert any("hold 4 thread(s)" in m for m in said), said
+            release.set()
+            np.testing.assert_array_equal(ev.evaluate(sphere, X), expected(X, np.zeros(8, bool)))
+    finally:
+        release.set()  # a hung thread cannot be killed: let it go
+        tp.shutdown(wait=True)
+
+
+def test_restart_workers_is_refused_where_it_cannot_apply_and_changes_nothing() -> None:
+    with ThreadPoolExecutor(1) as tp:
+        with pytest.raises(ValueError, match=r"`restart_workers` needs a dask Client.*workers="):
+            Evaluator(tp, timeout=1.0, restart_workers=True)
+        with pytest.raises(TypeError, match=r"`restart_workers` must be True or False.*'yes'"):
+            Evaluator(tp, restart_workers="yes")  # type: ignore[arg-type]
+        np.testing.assert_array_equal(evaluate(rows(2), sphere, tp), expected(rows(2), []))
 
 
 # ---------------------------------------------------------------------- Ctrl-C in the parent
