@@ -50,6 +50,7 @@ import optuna
 from benchmarks._bbob_runs import load_problem
 from benchmarks._common import OUT_DIR, simple_table, write_text
 from nes_asktell import NESSampler
+from nes_asktell._xnes import paper_eta_B
 
 CACHE = Path.home() / ".cache" / "nes_asktell_bench" / "optuna_bbob"
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLERS = (
     "NES",
     "NES-mirrored",
+    "NES-etaB2",
     "NES-DXNESIC",
     "NES-CRFMNES",
     "NES-SNES",
@@ -74,6 +76,7 @@ DEFAULT_SAMPLERS = ("NES", "CMA", "TPE", "Random")
 LABELS = {
     "NES": "NESSampler",
     "NES-mirrored": "NESSampler(mirrored)",
+    "NES-etaB2": "NESSampler(2 eta_B)",
     "NES-DXNESIC": "NESSampler(dxnesic)",
     "NES-CRFMNES": "NESSampler(crfmnes)",
     "NES-SNES": "NESSampler(snes)",
@@ -122,6 +125,9 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return NESSampler(seed=seed)
     if name == "NES-mirrored":
         return NESSampler(seed=seed, strategy_options={"mirrored": True})
+    if name == "NES-etaB2":  # twice XNES's default eta_B (paper_eta_B) of the study's d
+        dim = (seed // 100) % 100
+        return NESSampler(seed=seed, strategy_options={"eta_B": min(2.0 * paper_eta_B(dim), 1.0)})
     if name in NES_VARIANTS:
         return NESSampler(seed=seed, strategy=NES_VARIANTS[name])
     if name == "CMA":
