@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
+from typing import Any
 
 import numpy as np
 
@@ -79,18 +80,31 @@ def load_problem(
     ``bbob2009_compute_fopt`` in both suites), so the bbob bare problem of that function and
     instance gives it.
     """
+    _, problem, fopt, instance = load_suite_problem(function, dim, index, suite)
+    return problem, fopt, instance
+
+
+def load_suite_problem(
+    function: int, dim: int, index: int, suite: str = "bbob"
+) -> tuple[Any, Any, float, int]:
+    """Return the suite as well as :func:`load_problem`'s problem, f_opt and instance id.
+
+    A problem observed by a ``cocoex.Observer`` reads its suite at every evaluation: the caller
+    keeps the suite alive as long as it observes the problem.
+    """
     import cocoex
 
     options = f"dimensions:{dim} instance_indices:{index} function_indices:{function}"
-    problem = cocoex.Suite(suite, "", options).get_problem(0)
+    coco_suite = cocoex.Suite(suite, "", options)
+    problem = coco_suite.get_problem(0)
     if suite != "bbob":
         bare = cocoex.BareProblem("bbob", function, 2, problem.id_instance)
-        return problem, float(bare.best_value()), int(problem.id_instance)
+        return coco_suite, problem, float(bare.best_value()), int(problem.id_instance)
     bare = cocoex.BareProblem("bbob", function, dim, problem.id_instance)
     x = np.linspace(-1.0, 1.0, dim)
     if bare(x) != problem(x):  # the bare problem gives f_opt; check it is the same function
         raise RuntimeError(f"f_opt lookup mismatch for {problem.id}")
-    return problem, float(bare.best_value()), int(problem.id_instance)
+    return coco_suite, problem, float(bare.best_value()), int(problem.id_instance)
 
 
 def start(function: int, dim: int, index: int) -> tuple[np.ndarray, int]:

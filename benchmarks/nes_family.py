@@ -18,12 +18,24 @@ Problems, start points and seeds are those of ``benchmarks/bbob.py`` (``x0`` uni
 ``--budget`` times d evaluations per run, restarts included. ERT = evaluations of all runs /
 successes (COCO's definition: a failed run is charged what it spent).
 
-The ECDF is the runtime distribution of COCO's aggregated plots, computed here (COCO's
-``cocopp`` is not a dependency): for each run, the first evaluation at which f - f_opt falls
-below each of the 51 targets 10^2, 10^1.8, ..., 10^-8, and for each number of evaluations the
-fraction of (function, instance, target) triples reached by then. It is the fraction of
-(function, target) pairs reached, averaged over the instances, without COCO's simulated
-restarts (bootstrapping) of the runs.
+The ECDF is the runtime distribution of COCO's aggregated plots, computed here from the cached
+runs: for each run, the first evaluation at which f - f_opt falls below each of the 51 targets
+10^2, 10^1.8, ..., 10^-8, and for each number of evaluations the fraction of (function,
+instance, target) triples reached by then. It is the fraction of (function, target) pairs
+reached, averaged over the instances, without COCO's simulated restarts (bootstrapping) of the
+runs.
+
+COCO's own post-processing, ``cocopp`` (in the ``bench`` extra), reads the data COCO's observer
+writes. ``--coco-out DIR`` runs every run of the selection again (the cache is not read, but
+written, and a run whose evaluations differ from its cached record is reported) with a
+``cocoex.Observer("bbob", ...)`` on its problem, one result folder per method (``algorithm_name``
+the method's name) under ``DIR/exdata``; ``--cocopp-out PP`` then runs ``cocopp`` on those
+folders, and ``--cocopp FOLDER ... --cocopp-out PP`` on folders written before, without running
+anything::
+
+    python -m benchmarks.nes_family --methods XNES+IPOP pycma+BIPOP --functions 1-24 \
+        --dims 2 3 5 10 --instances 1-5 --coco-out ~/.cache/nes_asktell_bench/coco \
+        --cocopp-out ~/.cache/nes_asktell_bench/coco/ppdata
 
 ``--suite bbob-largescale`` runs COCO's large-scale suite (d = 20 ... 640) instead and prints,
 in place of the ERT table, the best f - f_opt of every run, the methods tied for the lowest
@@ -48,7 +60,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +76,69 @@ from ._bbob_methods import (
     run_pycma,
 )
 from ._bbob_plots import suite_ecdf_plot
-from ._bbob_runs import SIGMA0, load_problem, seed_problem, start
+from ._bbob_runs import SIGMA0, load_suite_problem, seed_problem, start
 from ._common import fmt_count, fmt_ratio, simple_table, write_text
 
 Runner = Callable[[Objective, np.ndarray, int, float], str]
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class CocoLog:
+    """COCO's observer on the runs: one ``cocoex.Observer("bbob", ...)`` per method.
+
+    Each method's data go to the folder ``root/exdata/<method>`` (``algorithm_name`` the
+    method's name); COCO numbers a folder that exists already (``<method>-0001``), so nothing is
+    overwritten, and :meth:`folders` gives the folders written. The observer only logs: the
+    observed problem returns the same values, so a run is the same run with or without it.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.expanduser().resolve()
+        self._observers: dict[str, Any] = {}
+
+    @contextlib.contextmanager
+    def observing(self, problem: Any, method: str) -> Iterator[None]:
+        """Attach `method`'s observer to `problem` for the block, then free the problem.
+
+        COCO writes under ``./exdata`` of the working directory, hence the change of directory
+        for the block; freeing the problem writes its last line to the ``.info`` file.
+        """
+        import cocoex
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with contextlib.chdir(self.root):
+            if method not in self._observers:
+                options = f"result_folder: {method} algorithm_name: {method}"
+                self._observers[method] = cocoex.Observer("bbob", options)
+            problem.observe_with(self._observers[method])
+            try:
+                yield
+            finally:
+                problem.free()
+
+    def folders(self) -> list[Path]:
+        """Return the result folder of each method observed so far."""
+        return [self.root / str(o.result_folder) for o in self._observers.values()]
+
+
+def run_cocopp(folders: Sequence[Path], output: Path) -> Path:
+    """Run COCO's post-processing ``cocopp.main`` on `folders`, writing into `output`.
+
+    Non-interactive (matplotlib's Agg backend, no browser); the figures are written as PNG
+    and SVG. Returns the path of the ``index.html`` of the output.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import cocopp
+
+    cocopp.genericsettings.figure_file_formats = ["png", "svg"]
+    output = output.expanduser().resolve()
+    argv = ["--no-interactive", "-o", str(output), *(str(f) for f in folders)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cocopp.main(argv)
+    return output / "index.html"
 
 
 def _ask_tell(opt: object, obj: Objective) -> str:
@@ -224,6 +294,7 @@ def run_cached(
     rerun: bool,
     cached_only: bool = False,
     suite: str = "bbob",
+    coco: CocoLog | None = None,
 ) -> dict[str, object] | None:
     """Return the record of one run, from `cache` or by running it (then stored).
 
@@ -231,24 +302,31 @@ def run_cached(
     :func:`method_version`. With `cached_only`, a run that is not in the cache is not run:
     None is returned. A record also holds the best f - f_opt reached (``best``) and the seconds
     spent in the objective (``fseconds``); runs of another `suite` than ``bbob`` are cached
-    under their suite's name.
+    under their suite's name. With `coco`, the run is run (whatever the cache holds) with
+    COCO's observer on its problem; if the cache held a record of the same version whose
+    evaluations, success or target hits differ, a RuntimeWarning says so.
     """
     prefix = "" if suite == "bbob" else f"{suite}_"
     path = cache / f"{prefix}{method}_f{function}_d{dim}_i{index}_b{budget}.json"
     version = method_version(method)
+    cached: dict[str, object] | None = None
     if path.exists() and not rerun:
         out: dict[str, object] = json.loads(path.read_text())
         large = suite == "bbob" or "best" in out  # the large-scale tables read "best"
         if "hits" in out and large and out.get("version") == version:
-            return out
+            cached = out
+    if cached is not None and coco is None:
+        return cached
     if cached_only:
         return None
-    problem, fopt, instance = load_problem(function, dim, index, suite)
+    # the suite stays alive as long as its problem is observed
+    coco_suite, problem, fopt, instance = load_suite_problem(function, dim, index, suite)
     obj = Objective(problem, fopt, budget * dim)
     x0, seed = start(function, dim, index)
     t0 = time.perf_counter()
     error = ""
-    with warnings.catch_warnings():
+    observing = coco.observing(problem, method) if coco else contextlib.nullcontext()
+    with warnings.catch_warnings(), observing:
         warnings.simplefilter("ignore")
         try:
             METHODS[method](obj, x0, seed, SIGMA0)
@@ -256,6 +334,7 @@ def run_cached(
             pass
         except Exception as exc:  # a broken method must not end the benchmark
             error = f"{type(exc).__name__}: {exc}"
+    del problem, coco_suite
     record: dict[str, object] = {
         "method": method,
         "function": function,
@@ -271,6 +350,13 @@ def run_cached(
         # first evaluation reaching each ECDF target (None: never)
         "hits": [int(h) if math.isfinite(h) else None for h in obj.hits],
     }
+    if cached is not None and any(cached[k] != record[k] for k in ("evals", "success", "hits")):
+        warnings.warn(
+            f"{path.name}: the observed run differs from the cached one (evaluations "
+            f"{cached['evals']} then {record['evals']}); the cache now holds the observed run",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     cache.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
     return record
@@ -504,6 +590,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--name", default="nes_family", help="file name prefix of the outputs")
     p.add_argument("--progress", action="store_true", help="print a line per run")
     p.add_argument(
+        "--coco-out",
+        type=Path,
+        metavar="DIR",
+        help="run every run of the selection again with COCO's observer, one result folder "
+        "per method under DIR/exdata (the cache is written, not read)",
+    )
+    p.add_argument(
+        "--cocopp",
+        nargs="+",
+        type=Path,
+        metavar="FOLDER",
+        help="run nothing: run COCO's cocopp on these result folders (into --cocopp-out)",
+    )
+    p.add_argument(
+        "--cocopp-out",
+        type=Path,
+        metavar="PP",
+        help="output folder of cocopp, on the folders of --cocopp or of this --coco-out run",
+    )
+    p.add_argument(
         "--cached-only",
         action="store_true",
         help="run nothing: use the problems every method has in the cache, leave out the rest",
@@ -516,6 +622,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="instead of BBOB: the methods on the seed's 3-d problem with seeds 0 .. N-1",
     )
     args = p.parse_args(argv)
+    if args.cocopp:
+        if args.cocopp_out is None:
+            p.error("`--cocopp` needs `--cocopp-out`, the folder cocopp writes into")
+        print(f"written: {run_cocopp(args.cocopp, args.cocopp_out)}")
+        return
+    if args.coco_out is not None and (
+        args.cached_only or args.suite != "bbob" or args.seed_problem
+    ):
+        p.error(
+            "`--coco-out` runs the runs of the bbob suite: not with --cached-only, --suite or "
+            "--seed-problem"
+        )
+    if args.cocopp_out is not None and args.coco_out is None:
+        p.error("`--cocopp-out` needs `--coco-out` (runs to observe) or `--cocopp FOLDER ...`")
+    coco = CocoLog(args.coco_out) if args.coco_out is not None else None
     if args.seed_problem:
         results = seed_problem(args.methods, args.seed_problem, runners=METHODS)
         text = simple_table(
@@ -544,7 +665,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                 for m in args.methods:
                     rerun = m in args.rerun
                     r = run_cached(
-                        args.cache, m, f, d, i, args.budget, rerun, args.cached_only, args.suite
+                        args.cache,
+                        m,
+                        f,
+                        d,
+                        i,
+                        args.budget,
+                        rerun,
+                        args.cached_only,
+                        args.suite,
+                        coco,
                     )
                     if r is None:
                         continue
@@ -562,6 +692,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not records:
         print("no runs in the selection (with --cached-only: none cached for every method)")
         return
+    if coco is not None:
+        folders = coco.folders()
+        print("COCO data: " + " ".join(str(f) for f in folders))
+        if args.cocopp_out is not None:
+            print(f"written: {run_cocopp(folders, args.cocopp_out)}")
     for r in records:
         if r["error"]:
             print(f"error: {r['method']} f{r['function']} d{r['dim']}: {r['error']}")
