@@ -66,9 +66,11 @@ from ._common import simple_table, write_csv, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 #: bump when the protocol or the ARS implementation changes: cached runs are then rerun
-PROTOCOL = 1
+PROTOCOL = 2
 #: environment seeds of the test episodes: 10^6 + k
 TEST_SEED0 = 1_000_000
+#: environment seeds of the validation episodes: 2 x 10^6 + k
+VALIDATION_SEED0 = 2_000_000
 INSTALL_HINT = (
     "the policy benchmark needs gymnasium 1.x with Box2D: pip install 'nes_asktell[bench]' "
     "(or pip install 'gymnasium>=1.0' 'box2d>=2.3.10' pygame)"
@@ -236,6 +238,11 @@ class Episodes:
         self.tests += k
         return float(np.mean(rets))
 
+    def validate(self, theta: np.ndarray, k: int) -> float:
+        """Mean return of `theta` over `k` validation episodes (neither test nor training)."""
+        seeds = range(VALIDATION_SEED0, VALIDATION_SEED0 + k)
+        return float(np.mean([self._episode(np.asarray(theta, float), s, None) for s in seeds]))
+
 
 # ------------------------------------------------------------------------------ ARS
 class ARS:
@@ -387,6 +394,7 @@ class Config:
     popsize: int | None = None
     hidden: int = 16
     ars: tuple[float, float, float, float] = (8, 4, 0.02, 0.03)
+    validation_episodes: int = 100
 
 
 def make_searcher(method: str, x0: np.ndarray, seed: int, cfg: Config) -> Searcher:
@@ -429,16 +437,23 @@ def run(method: str, seed: int, cfg: Config, env: Any = None) -> dict[str, Any]:
                 if value >= cfg.threshold:
                     reached = eps.count
                     break
+    theta = searcher.policy()
     return {
         "method": method,
         "seed": seed,
         "episodes": reached,
+        "validation": eps.validate(theta, cfg.validation_episodes)
+        if cfg.validation_episodes
+        else None,
         "spent": eps.count,
         "tests": eps.tests,
         "steps": eps.steps,
         "seconds": time.perf_counter() - t0,
         "trace": trace,
         "final_test": trace[-1][1] if trace else None,
+        "policy": theta.tolist(),
+        "obs_mean": eps.mu.tolist(),
+        "obs_inv_std": eps.inv_std.tolist(),
     }
 
 
@@ -477,13 +492,21 @@ def cache_key(method: str, seed: int, cfg: Config) -> str:
     return f"{cfg.task}_{cfg.policy}_{method}_s{seed}_b{cfg.budget}_{short}.json"
 
 
-def run_cached(cache: Path, method: str, seed: int, cfg: Config) -> dict[str, Any]:
+def run_cached(
+    cache: Path, method: str, seed: int, cfg: Config, cached_only: bool = False
+) -> dict[str, Any] | None:
+    """Return the record of one run, from `cache` or by running it (then stored).
+
+    With `cached_only`, a run that is not in the cache is not run: None.
+    """
     path = cache / cache_key(method, seed, cfg)
     version = method_version(method)
     if path.exists():
         rec: dict[str, Any] = json.loads(path.read_text())
         if rec.get("version") == version:
             return rec
+    if cached_only:
+        return None
     rec = run(method, seed, cfg)
     rec["version"] = version
     rec["config"] = json.loads(json.dumps(cfg.__dict__))
@@ -508,6 +531,7 @@ def fmt_median(value: float, budget: int) -> str:
 def table(records: Sequence[dict[str, Any]], methods: Sequence[str], cfg: Config) -> str:
     seeds = sorted({int(r["seed"]) for r in records})
     headers = ["method", "median", "reached", *(f"seed {s}" for s in seeds), "test eps"]
+    headers.append(f"final ({cfg.validation_episodes} eps)")
     rows = []
     for m in methods:
         rs = sorted((r for r in records if r["method"] == m), key=lambda r: r["seed"])
@@ -523,6 +547,8 @@ def table(records: Sequence[dict[str, Any]], methods: Sequence[str], cfg: Config
         ]
         reached = sum(r["episodes"] is not None for r in rs)
         tests = int(np.median([r["tests"] for r in rs]))
+        vals = [r["validation"] for r in rs if r.get("validation") is not None]
+        final = f"{np.median(vals):.0f}" if vals else ""
         rows.append(
             [
                 m,
@@ -530,6 +556,7 @@ def table(records: Sequence[dict[str, Any]], methods: Sequence[str], cfg: Config
                 f"{reached}/{len(rs)}",
                 *cells,
                 str(tests),
+                final,
             ]
         )
     return simple_table(headers, rows)
@@ -560,9 +587,18 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
     p.add_argument("--sigma0", type=float, default=0.5)
     p.add_argument("--popsize", type=int, help="population of NES and pycma (default theirs)")
     p.add_argument("--hidden", type=int, default=16)
+    p.add_argument(
+        "--validation-episodes",
+        type=int,
+        default=100,
+        help="episodes of the final policy's validation (0: none)",
+    )
     p.add_argument("--ars", type=_floats4, help="N,b,alpha,nu (default: the task's)")
     p.add_argument(
         "--cache", type=Path, default=Path.home() / ".cache" / "nes_asktell_bench" / "policy"
+    )
+    p.add_argument(
+        "--cached-only", action="store_true", help="run nothing: report the cached runs only"
     )
     p.add_argument("--out", type=Path, help="write the table and the runs here")
     p.add_argument("--name", help="file name stem under --out (default policy_TASK_POLICY)")
@@ -571,7 +607,7 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
     if quick:
         args.seeds, args.seed_list = 1, None
         args.budget, args.test_every, args.test_episodes = 48, 16, 2
-        args.ars = (4, 2, 0.02, 0.03)
+        args.ars, args.validation_episodes = (4, 2, 0.02, 0.03), 2
         args.cache = Path(tempfile.mkdtemp(prefix="nes_policy_quick_"))
     cfg = Config(
         task=args.task,
@@ -583,6 +619,7 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
         sigma0=args.sigma0,
         popsize=args.popsize,
         hidden=args.hidden,
+        validation_episodes=args.validation_episodes,
         ars=tuple(float(v) for v in args.ars or task.ars),  # type: ignore[arg-type]
     )
     make_env(task).close()  # says what to install before anything runs
@@ -590,7 +627,9 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
     records = []
     for s in seeds:
         for m in args.methods:
-            rec = run_cached(args.cache, m, s, cfg)
+            rec = run_cached(args.cache, m, s, cfg, args.cached_only)
+            if rec is None:
+                continue
             status = "reached" if rec["episodes"] is not None else "budget exceeded"
             print(
                 f"  {m:>8} seed {s}: {status} at {rec['spent']} episodes "
@@ -612,6 +651,7 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
         stem = args.name or f"policy_{cfg.task}_{cfg.policy}"
         write_text(args.out / f"{stem}.rst", text)
         keys = ["method", "seed", "episodes", "spent", "tests", "steps", "seconds", "final_test"]
+        keys.append("validation")
         write_csv(
             args.out / f"{stem}_runs.csv",
             [*keys, "version"],

@@ -101,6 +101,7 @@ def _toy_config(**kw: Any) -> policy.Config:
         "test_every": 8,
         "test_episodes": 2,
         "ars": (3, 2, 0.02, 0.03),
+        "validation_episodes": 4,
     }
     base.update(kw)
     return policy.Config(**base)  # type: ignore[arg-type]
@@ -117,8 +118,9 @@ def test_episode_counting_on_a_toy_task() -> None:
     assert rec["episodes"] is None
     assert [e for e, _ in rec["trace"]] == [12, 18, 24]
     assert rec["tests"] == 6
-    assert len(env.resets) == 30 + 6
+    assert len(env.resets) == 30 + 6 + 4  # training, test, validation of the final policy
     assert env.resets.count(policy.TEST_SEED0) == 3  # the same test episodes each time
+    assert env.resets[-4:] == [policy.VALIDATION_SEED0 + k for k in range(4)]
     assert rec["steps"] == 3 * 30  # training steps only
 
 
