@@ -141,8 +141,8 @@ def test_a_run_is_deterministic_given_its_seed(method: str) -> None:
     if method == "pycma":
         pytest.importorskip("cma")
     cfg = _toy_config(budget=40)
-    a = policy.run(method, 3, cfg, env=ToyEnv())
-    b = policy.run(method, 3, cfg, env=ToyEnv())
+    a = policy.run(method, 0, cfg, env=ToyEnv())  # seed 0 too (pycma reads 0 as the clock)
+    b = policy.run(method, 0, cfg, env=ToyEnv())
     c = policy.run(method, 4, cfg, env=ToyEnv())
     for rec in (a, b, c):
         del rec["seconds"]
