@@ -649,7 +649,8 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
             records.append(rec)
     dim = Episodes(task, cfg.policy, 0, cfg.hidden).policy.dim
     head = (
-        f"{task.env_id} {dict(task.kwargs) or ''}, {cfg.policy} policy ({dim} parameters), "
+        f"{task.env_id}{' ' + str(dict(task.kwargs)) if task.kwargs else ''}, "
+        f"{cfg.policy} policy ({dim} parameters), "
         f"threshold {cfg.threshold:g} (mean of {cfg.test_episodes} test episodes every "
         f"{cfg.test_every} training episodes), budget {cfg.budget:,} training episodes, "
         f"sigma0 {cfg.sigma0:g}, ARS (N, b, alpha, nu) = {cfg.ars}"
