@@ -8,6 +8,7 @@ processes cannot import gets the documented TypeError.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -454,9 +455,17 @@ def test_ctrl_c_stops_a_run_with_busy_workers_at_once_and_leaves_no_process(tmp_
     psutil = pytest.importorskip("psutil")
     script = tmp_path / "hanging_run.py"
     script.write_text(HANGING_RUN)
+    # A session of its own, so that whatever the run leaves behind can be killed as a group:
+    # its workers hold the pipes, and reading them to their end would wait for every one.
     proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
+    kids = []
+    finished = False
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "busy"  # a worker is inside `hang`
@@ -466,10 +475,15 @@ def test_ctrl_c_stops_a_run_with_busy_workers_at_once_and_leaves_no_process(tmp_
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
         took = time.monotonic() - start
+        finished = True
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        if not finished:  # only a failed step: the checks below see the children as they are
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            for k in kids:
+                with contextlib.suppress(psutil.Error):
+                    k.kill()
+            proc.communicate(timeout=30)
     assert took < 5.0, err
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in err
