@@ -435,10 +435,15 @@ def test_restart_workers_is_refused_where_it_cannot_apply_and_changes_nothing() 
 
 # ---------------------------------------------------------------------- Ctrl-C in the parent
 HANGING_RUN = """
+import signal
 import threading
 import time
 import numpy as np
 from nes_asktell import SNES
+
+# What a terminal gives a program: Ctrl-C raises KeyboardInterrupt. (A process started in the
+# background by a non-interactive shell inherits SIGINT ignored, and Python keeps it so.)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def hang(x):
     print("busy", flush=True)
