@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -114,14 +115,18 @@ def run_cmaes_class(
     """The cmaes package's optimizer `cls_name` (CMA, SepCMA, DXNESIC) with default settings."""
     import cmaes
 
-    opt = getattr(cmaes, cls_name)(mean=x0.copy(), sigma=sigma0, seed=seed)
+    run_cmaes_until_stop(getattr(cmaes, cls_name)(mean=x0.copy(), sigma=sigma0, seed=seed), obj)
+    return "should_stop"
+
+
+def run_cmaes_until_stop(opt: Any, obj: Objective) -> None:
+    """Ask and tell a cmaes optimizer one population at a time until ``should_stop()``."""
     while not opt.should_stop():
         pairs = []
         for _ in range(opt.population_size):
             x = opt.ask()
             pairs.append((x, obj(x)))
         opt.tell(pairs)
-    return "should_stop"
 
 
 def run_xnes_ipop(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> str:

@@ -73,6 +73,7 @@ from ._bbob_methods import (
     _StopRunError,
     run_cmaes,
     run_cmaes_class,
+    run_cmaes_until_stop,
     run_pycma,
 )
 from ._bbob_plots import suite_ecdf_plot
@@ -229,12 +230,7 @@ def run_sepcma_ipop(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) ->
         opt = cmaes.SepCMA(
             mean=x0.copy(), sigma=sigma0, seed=seed + 1000 * k, population_size=popsize
         )
-        while not opt.should_stop():
-            pairs = []
-            for _ in range(opt.population_size):
-                x = opt.ask()
-                pairs.append((x, obj(x)))
-            opt.tell(pairs)
+        run_cmaes_until_stop(opt, obj)
         popsize *= 2
     return "10 runs"
 
