@@ -50,6 +50,7 @@ import optuna
 from benchmarks._bbob_runs import load_problem
 from benchmarks._common import OUT_DIR, simple_table, write_text
 from nes_asktell import NESSampler
+from nes_asktell._typing import OptionValue
 from nes_asktell._xnes import paper_eta_B
 
 CACHE = Path.home() / ".cache" / "nes_asktell_bench" / "optuna_bbob"
@@ -59,6 +60,8 @@ SAMPLERS = (
     "NES",
     "NES-mirrored",
     "NES-etaB2",
+    "NES-etaS07",
+    "NES-core",
     "NES-DXNESIC",
     "NES-CRFMNES",
     "NES-SNES",
@@ -69,6 +72,13 @@ SAMPLERS = (
 )
 #: NESSampler with another strategy than its default, on request (``--samplers``)
 NES_VARIANTS = {"NES-DXNESIC": "dxnesic", "NES-CRFMNES": "crfmnes", "NES-SNES": "snes"}
+#: XNES's own defaults (step-size rate, adaptation sampling, mirrored sampling), which the
+#: sampler's defaults (``DEFAULT_OPTIONS``) replace: the strategy as ``XNES(x0, sigma0)`` runs
+CORE_XNES_OPTIONS: dict[str, OptionValue] = {
+    "eta_sigma": None,
+    "adaptation_sampling": True,
+    "mirrored": True,
+}
 #: the samplers run by default. CMA-IPOP only on request: from Optuna 4.4 on,
 #: ``restart_strategy`` is deprecated and ignored (a FutureWarning says it "falls back to None";
 #: the restarts moved to OptunaHub), so with this Optuna it repeats CMA's studies trial by trial.
@@ -77,6 +87,8 @@ LABELS = {
     "NES": "NESSampler",
     "NES-mirrored": "NESSampler(mirrored)",
     "NES-etaB2": "NESSampler(2 eta_B)",
+    "NES-etaS07": "NESSampler(eta_sigma 0.7)",
+    "NES-core": "NESSampler(core XNES)",
     "NES-DXNESIC": "NESSampler(dxnesic)",
     "NES-CRFMNES": "NESSampler(crfmnes)",
     "NES-SNES": "NESSampler(snes)",
@@ -128,6 +140,10 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "NES-etaB2":  # twice XNES's default eta_B (paper_eta_B) of the study's d
         dim = (seed // 100) % 100
         return NESSampler(seed=seed, strategy_options={"eta_B": min(2.0 * paper_eta_B(dim), 1.0)})
+    if name == "NES-etaS07":  # a smaller step-size rate than the sampler's default 1
+        return NESSampler(seed=seed, strategy_options={"eta_sigma": 0.7})
+    if name == "NES-core":  # XNES with the core's own defaults instead of the sampler's
+        return NESSampler(seed=seed, strategy_options=dict(CORE_XNES_OPTIONS))
     if name in NES_VARIANTS:
         return NESSampler(seed=seed, strategy=NES_VARIANTS[name])
     if name == "CMA":
