@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import Bounds, minimize
 
-from nes_asktell import IPOP, Strategy, nes, resolve_strategy
+from nes_asktell import BIPOP, IPOP, Strategy, nes, resolve_strategy
 
-NAMES = ("xnes", "snes", "openes")
+NAMES = ("xnes", "snes", "openes", "dxnesic", "crfmnes")
 NAMED = re.compile(r"`[A-Za-z_][A-Za-z_0-9\[\]'\"]*`")
 
 
@@ -311,6 +311,8 @@ def _states() -> list[tuple[type[Any], dict[str, Any]]]:
         out.append((Strategy, json.loads(json.dumps(es.state_dict()))))
     ipop = IPOP("snes", np.full(2, 0.5), 0.3, rng=1)
     out.append((IPOP, json.loads(json.dumps(ipop.state_dict()))))
+    bipop = BIPOP("xnes", np.full(2, 0.5), 0.3, rng=1)
+    out.append((BIPOP, json.loads(json.dumps(bipop.state_dict()))))
     return out
 
 
@@ -339,6 +341,8 @@ def count_corrupt_states() -> tuple[int, int, list[str]]:
                     try:
                         obj = cls.from_state(bad)
                         ok = bool(np.all(np.isfinite(obj.ask())))
+                        if not ok:
+                            failures.append(f"{state.get('strategy')} {path} {action}: asks NaN")
                     except (ValueError, TypeError):
                         pass
                     except Exception as exc:
@@ -346,7 +350,10 @@ def count_corrupt_states() -> tuple[int, int, list[str]]:
                         failures.append(
                             f"{state.get('strategy')} {path} {action}: {type(exc).__name__}"
                         )
-                ok = ok and time.monotonic() - t0 < 1.0
+                seconds = time.monotonic() - t0
+                if ok and seconds >= 1.0:
+                    ok = False
+                    failures.append(f"{state.get('strategy')} {path} {action}: {seconds:.1f} s")
                 clean += ok
     return clean, total, failures
 
@@ -384,6 +391,21 @@ def edge_cases() -> list[tuple[str, Callable[[], Strategy], int]]:
             lambda: resolve_strategy("xnes")(x0, [1.0, 1e-6, 1e-9], rng=0),
             300,
         ),
+        ("dxnesic 3000 generations", lambda: resolve_strategy("dxnesic")(x0, 0.3, rng=0), 3000),
+        ("crfmnes 3000 generations", lambda: resolve_strategy("crfmnes")(x0, 0.3, rng=0), 3000),
+        ("dxnesic sigma0=1e-100", lambda: resolve_strategy("dxnesic")(x0, 1e-100, rng=0), 20),
+        ("crfmnes sigma0=1e100", lambda: resolve_strategy("crfmnes")(x0, 1e100, rng=0), 20),
+        (
+            "dxnesic ill-conditioned",
+            lambda: resolve_strategy("dxnesic")(x0, [1.0, 1e-6, 1e-9], rng=0),
+            300,
+        ),
+        (
+            "crfmnes ill-conditioned",
+            lambda: resolve_strategy("crfmnes")(x0, [1.0, 1e-6, 1e-9], rng=0),
+            300,
+        ),
+        ("crfmnes all-NaN objective", lambda: resolve_strategy("crfmnes")(x0, 0.3, rng=0), -50),
         ("xnes all-NaN objective", lambda: resolve_strategy("xnes")(x0, 0.3, rng=0), -50),
         (
             "snes huge fitness",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Unpack
 
 import numpy as np
@@ -11,6 +12,7 @@ from . import _validate as v
 from ._dxnesic import Phases, check_phase, eta_sigma_of, feasible_count, rank_weights
 from ._strategy import Strategy
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
+from ._xnes import split_step_sizes
 
 #: the counter-noise generation key of the initial v (no generation of candidates reaches it)
 V_KEY = 2**63 - 1
@@ -50,8 +52,9 @@ class CRFMNES(Strategy):
     ----------
     x0 : array_like of shape (d,)
         Initial mean.
-    sigma0 : float
-        Initial global step size.
+    sigma0 : float or array_like of shape (d,)
+        Initial global step size, or one per coordinate: then sigma starts at their geometric
+        mean and D at ``sigma0 / sigma``; the largest may be at most 1e10 times the smallest.
     popsize : int, optional
         Candidates per generation; default ``4 + floor(3 ln d)``, rounded up to even (the
         paper samples mirrored pairs).
@@ -131,7 +134,7 @@ class CRFMNES(Strategy):
     def __init__(
         self,
         x0: ArrayLike,
-        sigma0: float,
+        sigma0: float | FloatArray | Sequence[float],
         popsize: int | None = None,
         *,
         bounds: BoundsLike = None,
@@ -163,8 +166,7 @@ class CRFMNES(Strategy):
         z = np.empty((1, d))
         self._noise.draw(V_KEY, z)
         self._v: FloatArray = z[0] / math.sqrt(d)
-        self._D: FloatArray = np.ones(d)
-        self._sigma = float(self._sigma0)
+        self._sigma, self._D = split_step_sizes(self._sigma0, d, shape_matrix=False)
         self._p_sigma: FloatArray = np.zeros(d)
         self._p_c: FloatArray = np.zeros(d)
         self._phase = "move"
@@ -283,10 +285,14 @@ class CRFMNES(Strategy):
 
     def _load_algo_state(self, state: JSON) -> None:
         d = self._dim
-        sigma = v.positive_float("sigma", state["sigma"])
+        sigma = v.step_size("sigma", state["sigma"])
         v_ = v.as_vector("v", state["v"], d)
-        if not float(v_ @ v_) > 0.0:
-            raise ValueError("`v` must not be zero")
+        with np.errstate(over="ignore"):
+            nv2 = float(v_ @ v_)
+        if not 0.0 < nv2 < math.inf:  # an update never makes |v|^2 overflow: it keeps v then
+            raise ValueError(
+                f"`v` must be nonzero with a finite |v|^2, but got {v.short(v_.tolist())}"
+            )
         D = v.as_vector("D", state["D"], d)
         if not np.all(D > 0.0):
             raise ValueError(f"`D` must be positive, but got {v.short(D.tolist())}")

@@ -7,7 +7,7 @@ root ``h_inv`` of the distance weights, the three phases and their step-size lea
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Unpack
 
 import numpy as np
@@ -17,7 +17,7 @@ from . import _validate as v
 from ._shaping import nes_weights
 from ._strategy import Strategy
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
-from ._xnes import expm_sym
+from ._xnes import expm_sym, split_step_sizes
 
 #: the phases of the search, by the length of the evolution path (Nomura et al. 2021, Sec. 4)
 PHASES = ("move", "stag", "conv")
@@ -181,8 +181,10 @@ class DXNESIC(Strategy):
     ----------
     x0 : array_like of shape (d,)
         Initial mean.
-    sigma0 : float
-        Initial global step size.
+    sigma0 : float or array_like of shape (d,)
+        Initial global step size, or one per coordinate: then sigma starts at their geometric
+        mean and B at ``diag(sigma0 / sigma)`` (so det B = 1); the largest may be at most 1e10
+        times the smallest.
     popsize : int, optional
         Candidates per generation; default ``4 + floor(3 ln d)``, rounded up to even (the
         paper samples mirrored pairs).
@@ -270,7 +272,7 @@ class DXNESIC(Strategy):
     def __init__(
         self,
         x0: ArrayLike,
-        sigma0: float,
+        sigma0: float | FloatArray | Sequence[float],
         popsize: int | None = None,
         *,
         bounds: BoundsLike = None,
@@ -297,9 +299,9 @@ class DXNESIC(Strategy):
         self._c_gamma = 1.0 / (3.0 * max(d - 1.0, 1.0))
         self._d_gamma = min(1.0, d / lam)
         # Dynamic state.
-        self._sigma = float(self._sigma0)
-        self._B: FloatArray = np.eye(d)
-        self._BT: FloatArray = np.eye(d)
+        self._sigma, scales = split_step_sizes(self._sigma0, d)
+        self._B: FloatArray = np.diag(scales)
+        self._BT: FloatArray = self._B.copy()
         self._p_sigma: FloatArray = np.zeros(d)
         self._gamma = 1.0
         self._phase = "move"
@@ -419,7 +421,7 @@ class DXNESIC(Strategy):
 
     def _load_algo_state(self, state: JSON) -> None:
         d = self._dim
-        sigma = v.positive_float("sigma", state["sigma"])
+        sigma = v.step_size("sigma", state["sigma"])
         B = np.array(state["B"], dtype=np.float64)
         if B.shape != (d, d) or not np.all(np.isfinite(B)):
             raise ValueError(f"`B` must be a finite ({d}, {d}) matrix, but got shape {B.shape}")

@@ -60,6 +60,31 @@ def within_cond(sv: npt.NDArray[np.floating[Any]]) -> bool:
 #: no state loads that a run could not reach. (The `tolconditioncov` criterion, 1e14 for
 #: B B^T, says stop long before: at 1e7 for B.)
 COND_B_MAX = 1e10
+
+
+def split_step_sizes(
+    sigma0: float | FloatArray, dim: int, *, shape_matrix: bool = True
+) -> tuple[float, FloatArray]:
+    """Return `sigma0` as a global step size and per-coordinate scales of product 1.
+
+    A scalar gives ``(sigma0, ones)``; one step size per coordinate gives their geometric mean
+    and ``sigma0 / mean``, so that a shape matrix ``diag(scales)`` has determinant 1. For a
+    shape matrix (`shape_matrix`) the scales may span at most a factor of ``COND_B_MAX`` (the
+    condition number B may have), tested as ``from_state`` tests B.
+    """
+    if not isinstance(sigma0, np.ndarray):
+        return float(sigma0), np.ones(dim)
+    sigma = float(np.exp(np.mean(np.log(sigma0))))
+    scales: FloatArray = sigma0 / sigma
+    if shape_matrix and not within_cond(np.linalg.svd(np.diag(scales), compute_uv=False)):
+        ratio = float(np.max(sigma0) / np.min(sigma0))
+        raise ValueError(
+            "`sigma0` must have a ratio of largest to smallest step size of at most "
+            f"{COND_B_MAX:g} (the condition number of B), but got {ratio:g}."
+        )
+    return sigma, scales
+
+
 #: the largest |ln det B| that ``from_state`` repairs (by re-normalising) instead of rejecting.
 DET_DRIFT_REPAIRED = 1e-3
 
@@ -253,20 +278,8 @@ class XNES(Strategy):
         self._p: FloatArray = np.zeros(d)  # the evolution path (with csa)
         self._eta_sigma = self._eta_sigma0
         self._last_step = 0.0
-        if isinstance(self._sigma0, np.ndarray):
-            # One step size per coordinate: sigma their geometric mean, B = diag(sigma0 / sigma)
-            # so that det B = 1.
-            self._sigma = float(np.exp(np.mean(np.log(self._sigma0))))
-            self._B: FloatArray = np.diag(self._sigma0 / self._sigma)
-            if not within_cond(np.linalg.svd(self._B, compute_uv=False)):
-                ratio = float(np.max(self._sigma0) / np.min(self._sigma0))
-                raise ValueError(
-                    "`sigma0` must have a ratio of largest to smallest step size of at most "
-                    f"{COND_B_MAX:g} (the condition number of B), but got {ratio:g}."
-                )
-        else:
-            self._sigma = float(self._sigma0)
-            self._B = np.eye(d)
+        self._sigma, scales = split_step_sizes(self._sigma0, d)
+        self._B: FloatArray = np.diag(scales)
         self._BT: FloatArray = np.ascontiguousarray(self._B.T)  # C-contiguous copy of B^T
 
     @classmethod

@@ -250,7 +250,10 @@ def test_implicit_constraints_counts_non_finite_values(cls: type[Strategy]) -> N
         (DXNESIC, "gamma", 0.5, "`gamma` must be at least 1"),
         (DXNESIC, "phase", "fast", "`phase` must be one of"),
         (CRFMNES, "D", [1.0, -1.0], "`D` must be positive"),
-        (CRFMNES, "v", [0.0, 0.0], "`v` must not be zero"),
+        (CRFMNES, "v", [0.0, 0.0], "`v` must be nonzero"),
+        (CRFMNES, "v", [1e308, 0.0], "finite"),  # |v|^2 overflows: sampling would give NaN
+        (DXNESIC, "sigma", 1e308, r"`sigma` must be a number in \[1e-100, 1e\+100\]"),
+        (CRFMNES, "sigma", 1e308, r"`sigma` must be a number in \[1e-100, 1e\+100\]"),
         (CRFMNES, "phase", "fast", "`phase` must be one of"),
     ],
 )
@@ -281,3 +284,24 @@ def test_crfmnes_survives_a_degenerate_v_on_a_rotated_ellipsoid() -> None:
     assert np.all(np.isfinite(es.D))
     copy = Strategy.from_state(json.loads(json.dumps(es.state_dict())))
     np.testing.assert_array_equal(copy.ask(), es.ask())
+
+
+@pytest.mark.parametrize("cls", [DXNESIC, CRFMNES])
+def test_per_coordinate_sigma0_sets_the_initial_shape(cls: type[Strategy]) -> None:
+    # One step size per coordinate, as XNES and SNES take it: sigma starts at their geometric
+    # mean and the shape (B for DXNESIC, D for CRFMNES) at sigma0 / sigma, and the state loads.
+    sigma0 = np.array([0.4, 0.2, 0.05])
+    es = cls(np.zeros(3), sigma0, rng=3)
+    geo = float(np.exp(np.mean(np.log(sigma0))))
+    assert es.sigma == pytest.approx(geo, rel=1e-15)
+    shape = es.B if cls is DXNESIC else np.diag(es.D)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(shape, np.diag(sigma0 / geo), rtol=1e-15)
+    twin = Strategy.from_state(json.loads(json.dumps(es.state_dict())))
+    np.testing.assert_array_equal(twin.ask(), es.ask())
+    with pytest.raises(ValueError, match="`sigma0` must have shape"):
+        cls(np.zeros(3), [0.1, 0.2])
+
+
+def test_dxnesic_per_coordinate_sigma0_is_bounded_like_xnes() -> None:
+    with pytest.raises(ValueError, match="`sigma0` must have a ratio"):
+        DXNESIC(np.zeros(3), [1.0, 1e-11, 1.0])
