@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.faults`` (or ``python -m benchmarks faults``) injects each fault into an
 8-candidate population (row 5 faulty, or the odd rows for "half") and evaluates it on a real
-process pool of 2 workers, a thread pool of 2 and a dask ``LocalCluster`` of 2 worker
+process pool of 2 workers, a thread pool of 4 and a dask ``LocalCluster`` of 2 worker
 processes. A fault is survived when the evaluation returns, exactly the faulty candidates are
 NaN, every healthy candidate has its exact value, and the same evaluator then evaluates a clean
 population correctly. Two faults run in subprocesses: Ctrl-C in the parent while a worker is
@@ -14,12 +14,12 @@ calling ``os._exit``) are not tried there. ``--quick`` skips dask and the subpro
 
 The dask cluster is evaluated with ``restart_workers=True`` (an option, off by default): after a
 timeout the workers whose threads still run a hung call restart through their nannies, so the
-clean evaluation that follows has threads again. "half the rows hang" is expected to fail on the
-thread pool: a thread cannot be stopped and a pool passed in is not replaced, so the hanging
-calls (and the one left hanging by "hang past timeout", which shares the pool) hold every thread
-of the 4-thread pool until they return; a healthy candidate waiting behind them and the clean
-evaluation that follows, under the same timeout, find no thread to run on. The process pool
-kills its hung workers and survives it.
+clean evaluation that follows has threads again. The process pool kills its hung workers. On the
+thread pool a thread cannot be stopped and a pool passed in is not replaced: in "half the rows
+hang" the hanging calls (and the one left hanging by "hang past timeout", which shares the pool)
+hold most or all threads of the 4-thread pool, and the evaluator's spare threads (its default
+for a ``ThreadPoolExecutor``) run the healthy candidate queued behind them and the clean
+evaluation that follows.
 """
 
 from __future__ import annotations

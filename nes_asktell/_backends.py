@@ -363,11 +363,28 @@ class ExecutorEngine(Engine):
     Its size is its public ``num_workers`` (``mpi4py.futures``) when it has one, else the
     machine's CPU count; pass ``tasks=`` to :class:`~nes_asktell.Evaluator` for an executor
     whose size is neither (dask's ``client.get_executor()`` on a cluster).
+
+    A ``ThreadPoolExecutor`` gets spare threads when calls hang. A call of `fun` still
+    running past the timeout keeps its thread until it returns (a thread cannot be stopped),
+    and the pool stays the caller's (never shut down or replaced), so the engine starts
+    threads of its own in place of the held ones: a ``ThreadPoolExecutor`` it owns, sized
+    before each evaluation and each re-run to the caller's threads that its hung calls hold
+    then, and shut down by :meth:`close`. While it exists, each task is offered to both
+    pools and runs on the first thread free (:class:`_Offered`): nothing waits behind a
+    hung call while a thread is free, and the caller's free threads stay in use. The spare
+    threads, those held by hung calls of their own included, never outnumber the caller's
+    threads that have run this engine's tasks (at most the pool's size), so a `fun` that
+    hangs every time cannot grow threads without bound; past that, candidates that find no
+    thread get NaN at the timeout.
     """
 
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
         self._abandoned: set[Future[Any]] = set()
+        #: the caller's threads that have run a task of this engine (their idents)
+        self._lent: set[int] = set()
+        self._spare: ThreadPoolExecutor | None = None
+        self._spare_size = 0
 
     def size(self) -> int:
         """Return the executor's public number of workers (the machine's CPUs without one)."""
@@ -380,9 +397,26 @@ class ExecutorEngine(Engine):
         """Return whether the executor is a thread pool (its tasks share this process)."""
         return isinstance(self.executor, ThreadPoolExecutor)
 
+    def start(self) -> None:
+        """Fit the spare threads to the caller's threads that hung calls hold now."""
+        self._fit_spare()
+
     def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
-        """Run ``fn(*args)`` on the executor."""
-        return self.executor.submit(fn, *args)
+        """Run ``fn(*args)`` on the executor (a thread pool's task: or on a spare thread)."""
+        if not isinstance(self.executor, ThreadPoolExecutor):
+            return self.executor.submit(fn, *args)
+        if self._spare is None:
+            return self.executor.submit(functools.partial(_noted, self._lent, fn), *args)
+        task = _Offered(fn, args)
+        for pool in (self.executor, self._spare):
+            pool.submit(self._take, task, pool)
+        return task
+
+    def _take(self, task: _Offered, pool: Executor) -> None:
+        """Run `task` on this thread of `pool`, unless another thread has taken it."""
+        if pool is self.executor:
+            self._lent.add(threading.get_ident())
+        task.run(pool)
 
     def abandon(self, fut: Future[Any]) -> None:
         """Cancel the task of `fut` if it has not started; else note it until it ends."""
@@ -390,28 +424,108 @@ class ExecutorEngine(Engine):
             self._abandoned.add(fut)
             fut.add_done_callback(self._abandoned.discard)
 
+    def _fit_spare(self) -> tuple[int, int]:
+        """Size the spare pool to the caller's threads that hung calls hold now.
+
+        Return how many of the caller's threads are held and how many spare threads replace
+        them. A spare pool one of whose threads runs a hung call is shut down (that thread
+        ends when its call returns) and a new one started, so that the free spare threads
+        match the held ones.
+        """
+        if not isinstance(self.executor, ThreadPoolExecutor):
+            return 0, 0
+        held = collections.Counter(
+            f.pool if isinstance(f, _Offered) else self.executor
+            for f in list(self._abandoned)
+            if not f.done()
+        )
+        theirs = held.pop(self.executor, 0)
+        want = max(0, min(theirs, len(self._lent) - sum(held.values())))
+        if self._spare is not None and (held[self._spare] or self._spare_size != want):
+            self.close()  # its free threads no longer match the held ones: a new pool follows
+        if self._spare is None and want:
+            self._spare = ThreadPoolExecutor(want, thread_name_prefix="nes_asktell-spare")
+            self._spare_size = want
+        return theirs, want
+
     def release_hung(self, restart: bool) -> str | None:
         """Say how many abandoned tasks still run: an Executor has no way to stop them.
 
         A thread cannot be stopped, and an Executor passed in stays the caller's: it is
-        neither shut down nor replaced.
+        neither shut down nor replaced. On a thread pool, spare threads replace the held ones
+        (within their bound, see the class).
         """
         n = sum(1 for f in list(self._abandoned) if not f.done())
         if not n:
             return None
-        if isinstance(self.executor, ThreadPoolExecutor):
+        if not isinstance(self.executor, ThreadPoolExecutor):
             return (
-                f"{n} call(s) of `fun` still run past the timeout and hold {n} thread(s) of "
-                "the ThreadPoolExecutor until they return: a thread cannot be stopped, and a "
-                "pool you pass stays yours (it is not replaced). Later evaluations run on the "
-                "threads left, and candidates that find no thread get NaN at the timeout; the "
-                "pool's shutdown(wait=True), its `with` block and the interpreter's exit wait "
-                "for these calls."
+                f"{n} task(s) still run past the timeout on the Executor, which offers no way "
+                "to stop a running task: they hold its workers until they return."
+            )
+        theirs, spare = self._fit_spare()
+        if not theirs:
+            instead = "the pool's own threads are free"
+        elif spare == theirs:
+            instead = (
+                f"the next candidates run on its free threads and on {spare} spare thread(s) "
+                "of the evaluator in place of the held ones (shut down with the evaluator)"
+            )
+        else:
+            instead = (
+                f"only {spare} spare thread(s) of the evaluator replace them: spare threads, "
+                "held ones included, never outnumber the pool's threads that ran the "
+                f"evaluator's calls ({len(self._lent)}), so candidates that find no thread "
+                "get NaN at the timeout"
             )
         return (
-            f"{n} task(s) still run past the timeout on the Executor, which offers no way to "
-            "stop a running task: they hold its workers until they return."
+            f"{n} call(s) of `fun` still run past the timeout and hold {n} thread(s) "
+            f"({theirs} of the ThreadPoolExecutor, {n - theirs} spare) until they return: "
+            "a thread cannot be stopped, and a pool you pass stays yours (it is not "
+            f"replaced); {instead}. The pool's shutdown(wait=True), its `with` block and the "
+            "interpreter's exit wait for these calls."
         )
+
+    def close(self) -> None:
+        """Shut the spare threads down without waiting; the caller's Executor stays theirs."""
+        spare, self._spare, self._spare_size = self._spare, None, 0
+        if spare is not None:
+            spare.shutdown(wait=False, cancel_futures=True)  # a hung call keeps its thread
+
+
+def _noted(lent: set[int], fn: Callable[..., object], *args: object) -> object:
+    """Return ``fn(*args)``, noting this thread in `lent` (a task on a caller's thread)."""
+    lent.add(threading.get_ident())
+    return fn(*args)
+
+
+class _Offered(Future[Any]):
+    """A task offered to two thread pools, the caller's and the spare one.
+
+    The first thread free runs it; the other pool's offer finds it taken and returns. It is
+    its own future: cancelled before a thread takes it, it never runs.
+    """
+
+    def __init__(self, fn: Callable[..., object], args: tuple[object, ...]) -> None:
+        super().__init__()
+        self.fn, self.args = fn, args
+        #: the pool whose thread took the task
+        self.pool: Executor | None = None
+        self._taken = threading.Lock()  # acquired once, by the thread that takes the task
+
+    def run(self, pool: Executor) -> None:
+        """Run the task on this thread of `pool`, unless taken or cancelled already."""
+        if not self._taken.acquire(blocking=False):
+            return
+        self.pool = pool
+        if not self.set_running_or_notify_cancel():
+            return
+        try:
+            result = self.fn(*self.args)
+        except BaseException as exc:  # as a ThreadPoolExecutor does: it goes to the future
+            self.set_exception(exc)
+        else:
+            self.set_result(result)
 
 
 class DaskEngine(Engine):

@@ -20,8 +20,10 @@ other executors) a lost task's candidates (its worker died, or it was still runn
 deadline) run again once, one task per candidate, after the engine replaced its workers where
 it can (Ray's actors); a candidate lost a second time gets NaN. On dask the workers say which
 tasks their threads run at the deadline: a candidate running then gets NaN, one still queued
-runs again, and with ``restart_workers`` the workers holding hung calls restart. A worker's
-reply is checked for its shape before it is used.
+runs again, and with ``restart_workers`` the workers holding hung calls restart. On a
+``ThreadPoolExecutor`` the engine's spare threads take the place of those that hung calls hold
+(:class:`~nes_asktell._backends.ExecutorEngine`). A worker's reply is checked for its shape
+before it is used.
 
 The evaluator reaches the strategy only through its narrow public methods (:class:`Keyed`),
 and runs what ``_tasks`` defines on the workers.
@@ -114,7 +116,13 @@ class Evaluator:
         exit) shuts it down. An Executor or Client you pass stays yours to close.
     timeout : float, optional
         Seconds one :meth:`evaluate` call may take (pools, Executors and Clients); the
-        candidates re-run after a fault get a fresh `timeout` of their own.
+        candidates re-run after a fault get a fresh `timeout` of their own. On a
+        ``ThreadPoolExecutor`` a call hung past it keeps its thread (a thread cannot be
+        stopped), and the evaluator starts a spare thread of its own in its place, so that
+        the next candidates and later evaluations keep the pool's parallelism. The spare
+        threads follow the number of threads held (fewer as hung calls return) and never
+        outnumber the pool's threads that ran the evaluator's calls, hung spare threads
+        included; :meth:`close` shuts them down without waiting for a hung call.
     mode : {"auto", "vectors", "seeds", "replay"}
         How candidates reach the workers (see :func:`nes_asktell.evaluate`): "replay" keeps a
         replica of the strategy on each dask worker or Ray actor, which redraws a generation's
@@ -280,7 +288,11 @@ class Evaluator:
         self.close()
 
     def close(self) -> None:
-        """Free worker replicas; close nothing shared (see :func:`nes_asktell.shutdown_pools`)."""
+        """Free worker replicas and spare threads; close nothing shared or passed in.
+
+        Spare threads (see `timeout`) are shut down without waiting for a hung call; a
+        process pool is shared (see :func:`nes_asktell.shutdown_pools`).
+        """
         self._broadcast.clear()
         self._drop_replicas()
         if self._owns_engine:
@@ -764,9 +776,12 @@ def evaluate(
         running then get NaN; those that had not started run again with a fresh `timeout`
         (where the engine cannot tell which candidate of a task hung, each runs again once).
         The process pool and Ray kill their hung workers. A hung ``fun`` in a thread (a thread
-        pool, a dask worker) cannot be stopped: it keeps its thread until it returns, the
-        others run on the threads left, and a :class:`NESWarning` says how many threads are
-        held (see `restart_workers` for dask).
+        pool, a dask worker) cannot be stopped: it keeps its thread until it returns, and a
+        :class:`NESWarning` says how many threads are held. On a ``ThreadPoolExecutor`` the
+        evaluator runs the next candidates on spare threads of its own in place of the held
+        ones (never more than the pool's threads that ran its calls, shut down with the
+        evaluator); on a dask worker the others run on the threads left (see
+        `restart_workers`).
     mode : {"auto", "vectors", "seeds", "replay"}
         How candidates reach pools, Executors and Clients. "vectors": their rows (8 d bytes
         each). "seeds": their noise keys (a strategy with an integer `rng` and a diagonal

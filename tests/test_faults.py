@@ -18,6 +18,8 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -389,39 +391,163 @@ def test_on_dask_without_a_nanny_a_restart_is_refused_with_a_warning_naming_the_
         HANG_RELEASE.set()
 
 
-@pytest.mark.slow
-def test_on_a_thread_pool_hung_threads_are_reported_and_the_next_evaluation_returns() -> None:
-    # A thread cannot be stopped and a pool passed in is not replaced: after a timeout the
-    # warning counts the threads the hung calls hold, and the next evaluation still returns
-    # (the candidates that find no thread get NaN at the timeout) instead of waiting for them.
-    release = threading.Event()
+# ------------------------------------------------- hung calls on a thread pool: spare threads
+SPARE = "nes_asktell-spare"  # the name prefix of an evaluator's spare threads
 
-    def hangs(x: np.ndarray) -> float:
-        if x[0] % 2 == 1:
+
+def spare_threads(before: Sequence[threading.Thread] = ()) -> list[threading.Thread]:
+    """The spare threads alive now, but for those in `before` (left by earlier tests)."""
+    return [t for t in threading.enumerate() if t.name.startswith(SPARE) and t not in before]
+
+
+def hangs_in(bad: set[int], release: threading.Event):  # type: ignore[no-untyped-def]
+    """A `fun` whose rows `bad` (by first coordinate) wait for `release`."""
+
+    def fun(x: np.ndarray) -> float:
+        if int(x[0]) in bad:
             release.wait(60)
         return sphere(x)
 
+    return fun
+
+
+def occupy(tp: ThreadPoolExecutor, n: int) -> None:
+    """Return once all `n` threads of `tp` have left the calls they ran before."""
+    barrier = threading.Barrier(n + 1)
+    futs = [tp.submit(barrier.wait, 10) for _ in range(n)]
+    barrier.wait(10)
+    for fut in futs:
+        fut.result(10)
+
+
+def let_go(release: threading.Event, tp: ThreadPoolExecutor) -> None:
+    """Let the hung calls return, and wait for the threads they held (no thread leaks)."""
+    release.set()
+    for t in spare_threads():
+        t.join(10)
+    tp.shutdown(wait=True)
+
+
+@pytest.mark.slow
+def test_half_the_rows_hanging_on_a_thread_pool_costs_no_healthy_candidate_now_or_later() -> None:
+    # The fault table's reproducer: a ThreadPoolExecutor(4) with one thread already held by a
+    # hung call of an earlier evaluator, then half the rows hang. A thread cannot be stopped,
+    # so the calls hold every thread; spare threads of the evaluator take their place: the
+    # healthy candidate queued behind them, and the clean evaluation after, get their values.
+    release = threading.Event()
     X = rows(8)
+    odd = np.arange(8) % 2 == 1
     tp = ThreadPoolExecutor(4)
     try:
-        with Evaluator(tp, timeout=1.0) as ev:
+        with Evaluator(tp, timeout=1.0, tasks=2) as ev:
+            ev.evaluate(sphere, X)
+            with pytest.warns(NESWarning):
+                f = ev.evaluate(hangs_in({5}, release), X)
+            np.testing.assert_array_equal(f, expected(X, np.arange(8) == 5))
+        with Evaluator(tp, timeout=1.0, tasks=2) as ev:
+            ev.evaluate(sphere, X)
             with pytest.warns(NESWarning) as record:
-                f = ev.evaluate(hangs, X)
-            np.testing.assert_array_equal(f, expected(X, np.arange(8) % 2 == 1))
+                f = ev.evaluate(hangs_in({1, 3, 5, 7}, release), X)
+            np.testing.assert_array_equal(f, expected(X, odd))
             said = [str(w.message) for w in record]
             assert any(m.startswith("4 of 8 candidates") for m in said), said
-            assert any("hold 4 thread(s) of the ThreadPoolExecutor" in m for m in said), said
-            with pytest.warns(NESWarning) as record:
-                again = ev.evaluate(sphere, X)  # every thread is held: NaN, not a hang
-            assert np.isnan(again).all()
-            said = [str(w.message) for w in record]
-            assert any(m.startswith("8 of 8 candidates") for m in said), said
-            assert any("hold 4 thread(s)" in m for m in said), said
-            release.set()
-            np.testing.assert_array_equal(ev.evaluate(sphere, X), expected(X, np.zeros(8, bool)))
+            assert any("2 spare thread(s) of the evaluator in place" in m for m in said), said
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", NESWarning)  # no timeout, no NaN
+                again = ev.evaluate(sphere, X)
+            np.testing.assert_array_equal(again, expected(X, np.zeros(8, bool)))
+        release.set()
+        assert tp.submit(sphere, X[3]).result(10) == sphere(X[3])  # still the caller's pool
     finally:
-        release.set()  # a hung thread cannot be killed: let it go
-        tp.shutdown(wait=True)
+        let_go(release, tp)
+
+
+@pytest.mark.slow
+def test_a_fun_that_always_hangs_gets_no_more_spare_threads_than_the_pool_lent() -> None:
+    # Every call hangs: the pool's 2 threads, then 2 spare threads; after that no spare
+    # thread is started (each would hang too), the candidates that find no thread get NaN
+    # at the timeout, and the warning says why.
+    release = threading.Event()
+    X = rows(4)
+    before = spare_threads()
+    tp = ThreadPoolExecutor(2)
+    try:
+        with Evaluator(tp, timeout=0.5, tasks=2) as ev:
+            for _ in range(3):
+                with pytest.warns(NESWarning) as record:
+                    f = ev.evaluate(hangs_in({0, 1, 2, 3}, release), X)
+                assert np.isnan(f).all()
+                assert len(spare_threads(before)) <= 2, spare_threads(before)
+            said = [str(w.message) for w in record]
+            assert any("only 0 spare thread(s)" in m for m in said), said
+            held = "hold 4 thread(s) (2 of the ThreadPoolExecutor, 2 spare)"
+            assert any(held in m for m in said), said
+    finally:
+        let_go(release, tp)
+
+
+def test_closing_the_evaluator_shuts_its_spare_threads_without_waiting_for_hung_calls() -> None:
+    # Rows 0 and 2 hang on the pool's 2 threads; rows 1 and 3 run again on 2 spare threads,
+    # where row 1 hangs too. That spare thread is replaced (the pool lent 2 threads: 1 held
+    # spare + 1 new), the next evaluation runs on the new one, and close() shuts it down
+    # without waiting for the calls still hung on the pool's threads and on a spare thread.
+    release, returned = threading.Event(), threading.Event()
+    ran: dict[int, threading.Thread] = {}  # the thread that ran each row
+
+    def hangs(x: np.ndarray) -> float:
+        ran[int(x[0])] = threading.current_thread()
+        if x[0] in (0, 1, 2):
+            release.wait(60)
+            returned.set()
+        return sphere(x)
+
+    X = rows(4)
+    before = spare_threads()
+    tp = ThreadPoolExecutor(2)
+    try:
+        ev = Evaluator(tp, timeout=0.5, tasks=2)
+        with pytest.warns(NESWarning, match=r"hold 3 thread\(s\) \(2 of the ThreadPoolExecutor"):
+            f = ev.evaluate(hangs, X)
+        np.testing.assert_array_equal(f, expected(X, np.arange(4) < 3))
+        ran[3].join(10)  # the replaced spare pool's thread that ran row 3 ends
+        assert not ran[3].is_alive()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", NESWarning)
+            np.testing.assert_array_equal(ev.evaluate(sphere, X), expected(X, []))
+        spares = spare_threads(before)
+        idle = [t for t in spares if t is not ran[1]]
+        assert ran[1] in spares, (spares, ran)
+        assert len(idle) == 1, (spares, ran)
+        ev.close()
+        assert not returned.is_set()  # close() waited for no hung call
+        idle[0].join(10)  # an idle thread of a pool shut down ends
+        assert not idle[0].is_alive()
+        late = tp.submit(sphere, X[3])  # the caller's pool is not shut down
+        release.set()
+        assert late.result(10) == sphere(X[3])
+    finally:
+        let_go(release, tp)
+
+
+def test_spare_threads_go_when_the_hung_calls_return() -> None:
+    release = threading.Event()
+    X = rows(4)
+    before = spare_threads()
+    tp = ThreadPoolExecutor(2)
+    try:
+        with Evaluator(tp, timeout=0.5, tasks=2) as ev:
+            with pytest.warns(NESWarning, match=r"hold 1 thread\(s\) \(1 of the ThreadPool"):
+                ev.evaluate(hangs_in({0}, release), X)
+            spares = spare_threads(before)
+            assert len(spares) == 1, spares
+            release.set()
+            occupy(tp, 2)  # the hung call has returned
+            np.testing.assert_array_equal(ev.evaluate(sphere, X), expected(X, []))
+            spares[0].join(10)
+            assert not spares[0].is_alive()
+            assert not spare_threads(before)
+    finally:
+        let_go(release, tp)
 
 
 def test_restart_workers_is_refused_where_it_cannot_apply_and_changes_nothing() -> None:
