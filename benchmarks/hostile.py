@@ -132,9 +132,14 @@ def bad_input_cases() -> list[tuple[str, Callable[[], object], Strategy | None]]
                     )
                 )
         cases.append(("popsize 10**12", lambda c=cls: c(np.zeros(2), 0.3, 10**12, rng=0), None))
-        cases.append(
-            ("dim 10**5 xnes", lambda: resolve_strategy("xnes")(np.zeros(10**5), 0.3), None)
-        )
+        for big in ("xnes", "dxnesic"):
+            cases.append(
+                (
+                    f"dim 10**5 {big}",
+                    lambda b=big: resolve_strategy(b)(np.zeros(10**5), 0.3),
+                    None,
+                )
+            )
         # tell: a live strategy, checked unchanged after the rejected call
         non_real = [
             x for x in BAD_VALUES if not isinstance(x, (int, float)) or isinstance(x, bool)

@@ -308,6 +308,11 @@ class DXNESIC(Strategy):
         # The number of feasible candidates of the batch being told (set by tell).
         self._n_feasible = lam
 
+    @classmethod
+    def _check_sizes(cls, dim: int, popsize: int) -> None:
+        super()._check_sizes(dim, popsize)
+        v.check_size("x0", dim * dim, "dim**2 (the matrix B)")
+
     # ------------------------------------------------------------------ public read-only views
     @property
     def B(self) -> FloatArray:

@@ -305,3 +305,9 @@ def test_per_coordinate_sigma0_sets_the_initial_shape(cls: type[Strategy]) -> No
 def test_dxnesic_per_coordinate_sigma0_is_bounded_like_xnes() -> None:
     with pytest.raises(ValueError, match="`sigma0` must have a ratio"):
         DXNESIC(np.zeros(3), [1.0, 1e-11, 1.0])
+
+
+def test_dxnesic_checks_the_size_of_b_before_allocating_it() -> None:
+    # A 10**5-long mean would ask for a 74.5 GiB B: refused before any allocation, as by XNES.
+    with pytest.raises(ValueError, match=r"dim\*\*2 \(the matrix B\)"):
+        DXNESIC(np.zeros(10**5), 0.3)
