@@ -30,6 +30,10 @@ CONFIGS = [
     ("openes", {"learning_rate_decay": 0.5}),
     ("openes", {"sigma_decay": 0.5}),
     ("openes", {"optimizer": "momentum", "sigma_decay": 0.9, "learning_rate_decay": 0.9}),
+    ("dxnesic", {}),
+    ("dxnesic", {"implicit_constraints": True, "bounds": [(-1, 1), (-1, 1)]}),
+    ("crfmnes", {}),
+    ("crfmnes", {"implicit_constraints": True, "bounds": [(-1, 1), (-1, 1)]}),
 ]
 
 

@@ -17,18 +17,30 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nes_asktell import IPOP, Strategy, resolve_strategy
+from nes_asktell import BIPOP, IPOP, Strategy, resolve_strategy
 
-STATES: list[dict[str, Any]] = []
-for _name, _kw in [("xnes", {}), ("snes", {"bounds": (-1, 1)}), ("openes", {})]:
+#: (the class whose from_state loads it, a state), for every strategy and both restart wrappers
+STATES: list[tuple[type[Any], dict[str, Any]]] = []
+for _name, _kw in [
+    ("xnes", {}),
+    ("snes", {"bounds": (-1, 1)}),
+    ("openes", {}),
+    ("dxnesic", {"implicit_constraints": True}),
+    ("crfmnes", {"bounds": (-1, 1)}),
+]:
     _es = resolve_strategy(_name)(np.full(3, 0.5), 0.3, rng=1, **_kw)
     for _ in range(2):
         _X = _es.ask()
         _es.tell(_X, [float(x @ x) for x in _X])
     _es.ask()  # pending: the state holds the batch's noise too
-    STATES.append(json.loads(json.dumps(_es.state_dict())))
-_ipop = IPOP("xnes", np.full(2, 0.5), 0.3, rng=1)
-STATES.append(json.loads(json.dumps(_ipop.state_dict())))
+    STATES.append((Strategy, json.loads(json.dumps(_es.state_dict()))))
+for _wrapper in (IPOP, BIPOP):
+    STATES.append(
+        (
+            _wrapper,
+            json.loads(json.dumps(_wrapper("xnes", np.full(2, 0.5), 0.3, rng=1).state_dict())),
+        )
+    )
 
 
 def _paths(obj: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
@@ -81,7 +93,8 @@ def test_from_state_loads_or_rejects_cleanly(
 ) -> None:
     if depth is not None:
         value = _nested(depth)  # built here: hypothesis could not print it
-    state = copy.deepcopy(STATES[which])
+    cls, state = STATES[which]
+    state = copy.deepcopy(state)
     paths = _paths(state)
     path = paths[pick % len(paths)]
     parent: Any = state
@@ -91,7 +104,6 @@ def test_from_state_loads_or_rejects_cleanly(
         del parent[path[-1]]
     else:
         parent[path[-1]] = value
-    cls = IPOP if which == len(STATES) - 1 else Strategy
     t0 = time.monotonic()
     try:
         obj: Any = cls.from_state(state)
