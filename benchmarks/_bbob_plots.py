@@ -64,7 +64,7 @@ def ecdf_plot(runs: Sequence[Run], config: Config, path: Path) -> Path | None:
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -117,7 +117,7 @@ def ratio_plot(table: ErtTable, config: Config, path: Path) -> Path | None:
     fig.suptitle("ERT relative to pycma (dashed line; below: fewer evaluations)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -174,6 +174,6 @@ def suite_ecdf_plot(
     fig.suptitle(f"Runtime ECDF, 51 targets 1e2..1e-8\n{title}", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path

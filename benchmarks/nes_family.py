@@ -122,11 +122,53 @@ class CocoLog:
         return [self.root / str(o.result_folder) for o in self._observers.values()]
 
 
+@contextlib.contextmanager
+def _labels_kept() -> Iterator[None]:
+    """Save every pyplot figure of the block with its text, where no bounding box is asked for.
+
+    cocopp writes the algorithm names of its runtime ECDFs to the right of the axes, beyond its
+    fixed figure size, and saves the figure at that size: the names were cut off at the
+    figure's edge. matplotlib's ``bbox_inches="tight"`` does not do here: the
+    figures also hold unclipped marker lines placed far outside (hundreds of inches away), and
+    a tight box takes them in. Within this block, a ``pyplot.savefig`` call without
+    ``bbox_inches`` saves the figure's own area extended to take in its texts (figure and axes
+    texts, titles, axis labels), with a margin of 0.1 inch, and nothing else.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.transforms import Bbox
+
+    save = plt.savefig
+
+    def savefig(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("bbox_inches") is None:
+            fig = plt.gcf()
+            renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+            texts = [*fig.texts]
+            for ax in fig.axes:
+                texts += [*ax.texts, ax.title, ax.xaxis.label, ax.yaxis.label]
+            boxes = [fig.bbox]
+            boxes += [
+                t.get_window_extent(renderer) for t in texts if t.get_visible() and t.get_text()
+            ]
+            box = Bbox.union(boxes).transformed(fig.dpi_scale_trans.inverted())
+            kwargs["bbox_inches"] = box.padded(0.1)
+        return save(*args, **kwargs)
+
+    plt.savefig = savefig
+    try:
+        yield
+    finally:
+        plt.savefig = save
+
+
 def run_cocopp(folders: Sequence[Path], output: Path) -> Path:
     """Run COCO's post-processing ``cocopp.main`` on `folders`, writing into `output`.
 
     Non-interactive (matplotlib's Agg backend, no browser); the figures are written as PNG
-    and SVG. Returns the path of the ``index.html`` of the output.
+    and SVG, each with all of its text (see :func:`_labels_kept`), and the runtime ECDFs name
+    each algorithm in full (cocopp's default shortens the names to the fewest characters that
+    tell them apart, plus two: ``pycma+BIP``). Returns the path of the ``index.html`` of the
+    output.
     """
     import matplotlib
 
@@ -134,9 +176,10 @@ def run_cocopp(folders: Sequence[Path], output: Path) -> Path:
     import cocopp
 
     cocopp.genericsettings.figure_file_formats = ["png", "svg"]
+    cocopp.genericsettings.len_of_names_in_pprldmany_legend = 99
     output = output.expanduser().resolve()
     argv = ["--no-interactive", "-o", str(output), *(str(f) for f in folders)]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _labels_kept():
         warnings.simplefilter("ignore")
         cocopp.main(argv)
     return output / "index.html"

@@ -118,3 +118,30 @@ def test_cocopp_post_processes_the_observed_data(tmp_path: Path) -> None:
     assert (tmp_path / "pp" / "index.html").exists()
     # the aggregated runtime ECDF of the comparison, in d = 2
     assert list((tmp_path / "pp").rglob("pprldmany_02D_noiselessall.png"))
+
+
+def test_cocopp_figures_keep_their_labels(tmp_path: Path) -> None:
+    # cocopp's runtime ECDFs: names written right of the axes, beyond the figure's edge, and
+    # unclipped markers far outside, which matplotlib's "tight" box would take in
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from PIL import Image
+
+    def draw(name: str) -> tuple[int, int]:
+        fig = plt.figure(figsize=(4.0, 3.0))
+        ax = fig.add_subplot()
+        ax.set_xlim(0, 1)
+        ax.text(1.05, 0.5, "CRFMNES+IPOP with a long name", transform=ax.transAxes)
+        ax.plot([-500.0], [0.0], "o", clip_on=False)
+        with nes_family._labels_kept():
+            plt.savefig(tmp_path / name, dpi=50)
+            plt.savefig(tmp_path / f"kept_{name}", dpi=50, bbox_inches=None)
+        plt.close(fig)
+        with Image.open(tmp_path / name) as a, Image.open(tmp_path / f"kept_{name}") as b:
+            assert a.size == b.size
+            return a.size
+
+    width, height = draw("fig.png")
+    # the text ends about 1.9 inches right of the 4-inch figure; the marker is not taken in
+    assert 4.5 * 50 < width < 8 * 50
+    assert height <= 3.5 * 50
+    assert plt.savefig.__module__ == "matplotlib.pyplot"  # restored
