@@ -296,3 +296,49 @@ def test_result_fields() -> None:
     assert math.isfinite(res.fun)
     assert res.x.shape == (2,)
     assert rastrigin(res.x) == res.fun
+
+
+def _restarted_state() -> dict:
+    opt = quick()
+    opt.optimize(rastrigin, maxfev=3000)
+    assert opt.restarts >= 1
+    return opt.state_dict()
+
+
+def test_a_state_of_another_version_or_without_one_is_rejected() -> None:
+    state = _restarted_state()
+    for version in (99, None, "2"):
+        state["version"] = version
+        with pytest.raises(ValueError, match=r"`state` must come from IPOP.state_dict\(\) \(vers"):
+            IPOP.from_state(state)
+    del state["version"]
+    with pytest.raises(ValueError, match=r"`state` must come from IPOP.state_dict\(\) \(vers"):
+        IPOP.from_state(state)
+
+
+def test_a_state_with_a_missing_key_names_the_key() -> None:
+    state = _restarted_state()
+    del state["x0"]
+    with pytest.raises(ValueError, match=r"`state` is malformed: the key 'x0' is missing"):
+        IPOP.from_state(state)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda h: h.clear(), r"`history` must hold one record per restart \(\d+\), but got 0"),
+        (lambda h: h.append(dict(h[0])), r"`history` must hold one record per restart"),
+        (lambda h: h.__setitem__(0, 3), r"`history\[0\]` must be a dict, but got 3"),
+        (lambda h: h[0].pop("nfev"), r"`history\[0\]` must have the keys .*, but got"),
+        (lambda h: h[0].update(popsize=-4), r"`popsize` must be an integer >= 2, but got -4"),
+        (lambda h: h[0].update(nfev=1.5), r"`nfev` must be an integer, but got 1.5"),
+        (lambda h: h[0].update(best_f="0"), r"`best_f` must be a finite number, but got '0'"),
+        (lambda h: h[0].update(stop="tolx"), r"`stop` must be a list of criteria, but got"),
+        (lambda h: h[0].update(stop=[1]), r"`stop` must be a list of criteria, but got \[1\]"),
+    ],
+)
+def test_a_state_with_a_corrupt_history_is_rejected(edit: object, match: str) -> None:
+    state = _restarted_state()
+    edit(state["history"])  # type: ignore[operator]
+    with pytest.raises(ValueError, match=r"`state` is malformed: " + match):
+        IPOP.from_state(state)
