@@ -14,8 +14,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from . import _stopping
 from . import _validate as v
 from ._strategy import Strategy
+from ._tasks import as_value
 from ._typing import ArrayLike, FloatArray
 
 
@@ -197,6 +199,11 @@ class NoiseHandler:
                 f"`solutions` must be the {lam + self._n_reev} rows of ask(), but got shape "
                 f"{X.shape}."
             )
+        if not np.array_equal(X[lam:], X[: self._n_reev]):
+            raise ValueError(
+                f"`solutions` must repeat the first {self._n_reev} rows of ask() at its end, "
+                f"but its last {self._n_reev} rows differ from them."
+            )
         s = rank_change(f[:lam], f[lam:], self._theta)
         self._es.tell(X[:lam], f[:lam])
         self._nfev_extra += self._n_reev
@@ -215,16 +222,30 @@ class NoiseHandler:
         fun: Callable[..., float],
         *,
         args: Sequence[object] = (),
-        maxfev: int | None = None,
+        maxfev: int | float | None = None,
     ) -> OptimizeResult:
-        """Run ask/evaluate/tell serially until :meth:`stop` holds or `maxfev` is spent."""
-        limit = v.optional_integer("maxfev", maxfev, minimum=0)
+        """Run ask/evaluate/tell serially until :meth:`stop` holds or `maxfev` is spent.
+
+        `fun` must return a real number (int, float, a numpy real scalar or a one-element
+        real array). Only whole generations are evaluated: the run ends before one that
+        would exceed `maxfev` (None or ``float("inf")``: no limit), and the result then
+        reports ``maxfev`` as its stopping reason.
+        """
+        limit = (
+            None
+            if maxfev is None or maxfev == math.inf
+            else v.integer("maxfev", maxfev, minimum=0)
+        )
+        spent: int | None = None  # the budget, once it ends the run
         while not self.stop():
             if limit is not None and self.nfev + self._es.popsize + self._n_reev > limit:
+                spent = limit
                 break
             X = self.ask()
-            self.tell(X, [float(fun(x, *args)) for x in X])
+            self.tell(X, [as_value(fun(x, *args), fun) for x in X])
         res = self._es.result
+        if spent is not None:
+            res = _stopping.with_stop(res, {"maxfev": spent})
         res["nfev"] = self.nfev
         res["raises"] = self._raises
         return res

@@ -137,3 +137,47 @@ def test_scale_sigma_multiplies_every_step_size_and_is_refused_mid_batch(cls: ty
     assert np.all(np.isfinite(es.result.sigma))
     back = cls.from_state(es.state_dict())  # a scaled strategy is a valid state
     np.testing.assert_array_equal(back.result.sigma, es.result.sigma)
+
+
+@pytest.mark.parametrize("value", ["1.5", True, None, 1j, [1.0, 2.0]])
+def test_optimize_accepts_only_real_numbers_from_fun(value: object) -> None:
+    nh = NoiseHandler(XNES(np.ones(2), 0.5, rng=0))
+    with pytest.raises(TypeError, match=r"`fun` must return a real number, but '<lambda>' ret"):
+        nh.optimize(lambda x: value, maxfev=100)
+    assert (nh.strategy.generation, nh.nfev) == (0, 0)
+
+
+def test_optimize_accepts_numpy_scalars_and_one_element_arrays() -> None:
+    for wrap in (np.float32, lambda y: np.array([y]), lambda y: np.array(y), int):
+        nh = NoiseHandler(XNES(np.ones(2), 0.5, rng=0))
+        res = nh.optimize(lambda x, w=wrap: w(float(x @ x)), maxfev=60)
+        per = nh.strategy.popsize + nh.reevaluations  # whole generations within the budget
+        assert res.nfev == 60 // per * per
+
+
+def test_optimize_reports_its_budget_as_the_stopping_reason() -> None:
+    nh = NoiseHandler(XNES(np.ones(2), 0.5, rng=0))
+    res = nh.optimize(lambda x: float(x @ x), maxfev=100)
+    assert res.nfev <= 100
+    assert (res.status, res.success) == (1, False)
+    assert res.message == "Maximum number of function evaluations has been exceeded."
+    assert "maxfev" in res.stop
+
+
+def test_optimize_takes_an_infinite_budget_as_no_limit() -> None:
+    nh = NoiseHandler(XNES(np.ones(2), 0.5, rng=0, maxiter=4))
+    res = nh.optimize(lambda x: float(x @ x), maxfev=float("inf"))
+    assert (res.nit, res.status) == (4, 2)
+
+
+def test_tell_rejects_reevaluation_rows_that_are_not_the_first_candidates() -> None:
+    nh = NoiseHandler(XNES(np.ones(2), 0.5, rng=0))
+    X = nh.ask()
+    f = [float(x @ x) for x in X]
+    forged = X.copy()
+    forged[-1] += 1.0
+    with pytest.raises(ValueError, match=r"`solutions` must repeat the first 2 rows of ask"):
+        nh.tell(forged, f)
+    assert nh.strategy.generation == 0
+    nh.tell(X, f)  # the batch is still pending
+    assert nh.strategy.generation == 1
