@@ -313,7 +313,11 @@ def estimate_gradient(
     X = es.ask()
     f = np.empty(X.shape[0])
     for k, row in enumerate(X):
-        f[k] = as_value(fun(row.copy()), fun)
+        y = fun(row.copy())
+        try:
+            f[k] = as_value(y, fun)
+        except TypeError as exc:
+            raise TypeError(f"{str(exc).rstrip('.')} at the perturbed point {k}.") from None
     if not np.all(np.isfinite(f)):
         k = int(np.flatnonzero(~np.isfinite(f))[0])
         raise ValueError(f"`fun` returned {f[k]} at the perturbed point {k}; it must be finite.")

@@ -727,13 +727,14 @@ GRADIENT_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         "fun returns a vector",
         {"fun": lambda x: x},
         TypeError,
-        r"`fun` must return a real number, but returned array\(\[.* at the perturbed point 0\.",
+        r"`fun` must return a real number, but '<lambda>' returned array\(\[.* at the perturbed "
+        r"point 0\.",
     ),
     (
         "fun returns text",
         {"fun": lambda x: "a"},
         TypeError,
-        r"`fun` must return a real number, but returned 'a' at the perturbed point 0\.",
+        r"`fun` must return a real number, but '<lambda>' returned 'a' at the perturbed point 0\.",
     ),
 ]
 
