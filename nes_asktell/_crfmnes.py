@@ -212,6 +212,10 @@ class CRFMNES(Strategy):
         out: FloatArray = Z + np.outer(coef, vb).astype(Z.dtype)
         return out
 
+    def _check_sigma0(self, sigma0: object, dim: int) -> float:
+        """Return `sigma0` checked: one step size (CRFMNES has no per-coordinate form)."""
+        return v.single_step_size("sigma0", sigma0, "CRFMNES")
+
     def _perturb_into(self, Zh: FloatArray, out: FloatArray) -> None:
         out[...] = self._y_of(Zh)
         out *= (self._sigma * self._D).astype(out.dtype)

@@ -340,6 +340,10 @@ class DXNESIC(Strategy):
             raise
 
     # ------------------------------------------------------------------ strategy hooks
+    def _check_sigma0(self, sigma0: object, dim: int) -> float:
+        """Return `sigma0` checked: one step size (DXNESIC has no per-coordinate form)."""
+        return v.single_step_size("sigma0", sigma0, "DXNESIC")
+
     def _perturb_into(self, Zh: FloatArray, out: FloatArray) -> None:
         BT = self._BT if self._BT.dtype == Zh.dtype else self._BT.astype(Zh.dtype)
         np.matmul(Zh, BT, out=out)

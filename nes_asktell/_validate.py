@@ -151,6 +151,20 @@ def step_size(name: str, value: object) -> float:
     return out
 
 
+def single_step_size(name: str, value: object, owner: str) -> float:
+    """Return one step size (a number or a 0-d array) for `owner`, which has no other form.
+
+    An array of step sizes is refused with a ValueError that points to the strategies taking
+    one per coordinate.
+    """
+    if isinstance(value, (list, tuple, np.ndarray)) and np.ndim(value) > 0:
+        raise ValueError(
+            f"`{name}` must be one number for {owner} (XNES, SNES and OpenES take one step "
+            f"size per coordinate), but got {short(value)}."
+        )
+    return step_size(name, value.item() if isinstance(value, np.ndarray) else value)
+
+
 def step_sizes(name: str, value: object, dim: int) -> float | FloatArray:
     """Return a step size, or one per coordinate (a (dim,) array), each in the allowed range.
 

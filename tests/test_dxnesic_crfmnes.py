@@ -281,3 +281,19 @@ def test_crfmnes_survives_a_degenerate_v_on_a_rotated_ellipsoid() -> None:
     assert np.all(np.isfinite(es.D))
     copy = Strategy.from_state(json.loads(json.dumps(es.state_dict())))
     np.testing.assert_array_equal(copy.ask(), es.ask())
+
+
+@pytest.mark.parametrize("cls", [CRFMNES, DXNESIC])
+@pytest.mark.parametrize("sigma0", [[0.1, 0.2, 0.3], np.full(3, 0.5), (0.5, 0.5, 0.5)])
+def test_a_per_coordinate_sigma0_is_refused_with_a_clear_message(
+    cls: type[Strategy], sigma0: object
+) -> None:
+    name = cls.__name__
+    with pytest.raises(ValueError, match=rf"`sigma0` must be one number for {name} \(.*\), but"):
+        cls(np.ones(3), sigma0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("cls", [CRFMNES, DXNESIC])
+def test_a_scalar_sigma0_in_any_form_is_accepted(cls: type[Strategy]) -> None:
+    for sigma0 in (0.5, np.float32(0.5), np.array(0.5), 1):
+        assert float(cls(np.ones(3), sigma0).sigma) == float(np.float64(sigma0))  # type: ignore[arg-type]
