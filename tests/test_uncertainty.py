@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -181,3 +182,48 @@ def test_tell_rejects_reevaluation_rows_that_are_not_the_first_candidates() -> N
     assert nh.strategy.generation == 0
     nh.tell(X, f)  # the batch is still pending
     assert nh.strategy.generation == 1
+
+
+def _noisy_handler(generations: int) -> tuple[NoiseHandler, np.random.Generator]:
+    rng = np.random.default_rng(5)
+    nh = NoiseHandler(SNES(np.ones(3), 0.5, rng=1))
+    for _ in range(generations):
+        X = nh.ask()
+        nh.tell(X, [float(x @ x) + rng.normal() for x in X])
+    return nh, rng
+
+
+def test_state_dict_round_trip_continues_bit_identically() -> None:
+    nh, rng = _noisy_handler(40)
+    assert nh.raises > 0  # the noise dominates: the state holds raises and a positive measure
+    X = nh.ask()  # mid-batch, as after an interruption
+    copy = NoiseHandler.from_state(json.loads(json.dumps(nh.state_dict())))
+    assert np.array_equal(copy.ask(), X)
+    for _ in range(5):
+        X = nh.ask()
+        f = [float(x @ x) + rng.normal() for x in X]
+        nh.tell(X, f)
+        copy.tell(copy.ask(), f)
+    assert json.dumps(copy.state_dict()) == json.dumps(nh.state_dict())
+    assert (copy.nfev, copy.raises, copy.measure) == (nh.nfev, nh.raises, nh.measure)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda s: s.update(version=1), r"`state` must come from NoiseHandler.state_dict\(\)"),
+        (lambda s: s.pop("measure"), r"`state` is malformed: the key 'measure' is missing"),
+        (lambda s: s.update(reevaluations=0), r"`reevaluations` must be an integer in \[1, "),
+        (lambda s: s.update(raises=10**6), r"`raises` must be an integer in \[0, 40\]"),
+        (lambda s: s.update(nfev_extra=-1), r"`nfev_extra` must be an integer in \[0, "),
+        (lambda s: s.update(measure=math.nan), r"`measure` must be a finite number"),
+        (lambda s: s.update(theta="0.2"), r"`theta` must be a number in \[0, 1\)"),
+        (lambda s: s["run"].update(strategy="cmaes"), r"`state` must come from a strategy's"),
+    ],
+)
+def test_from_state_rejects_a_malformed_state(edit: object, match: str) -> None:
+    nh, _ = _noisy_handler(40)
+    state = json.loads(json.dumps(nh.state_dict()))
+    edit(state)  # type: ignore[operator]
+    with pytest.raises(ValueError, match=match):
+        NoiseHandler.from_state(state)
