@@ -935,7 +935,7 @@ class Strategy(ABC):
         name = state.get("strategy")
         target = _REGISTRY.get(name) if isinstance(name, str) else None
         if target is None or not issubclass(target, cls) or state.get("version") != STATE_VERSION:
-            expected = "a strategy's" if cls is Strategy else f"{cls.__name__}."
+            expected = "a strategy's " if cls is Strategy else f"{cls.__name__}."
             raise ValueError(
                 f"`state` must come from {expected}state_dict() (version {STATE_VERSION}), "
                 f"but got strategy={v.short(name)}, version={v.short(state.get('version'))}."
