@@ -764,3 +764,13 @@ def test_estimate_gradient_does_not_let_fun_change_x() -> None:
 
     estimate_gradient(scribble, x, 0.1, 4, rng=0)
     np.testing.assert_array_equal(x, [0.5, -1.0])
+
+
+@pytest.mark.parametrize("garbage", ["x", None, [1j] * 8, {"a": 1}])
+def test_tell_names_shaping_when_its_callable_returns_no_numbers(garbage: object) -> None:
+    es = OpenES(X0, 0.1, rng=4, shaping=lambda f: garbage)
+    X = es.ask()
+    with pytest.raises(TypeError, match=r"`shaping` must return 8 finite utilities, but returned"):
+        es.tell(X, np.arange(8.0))
+    assert es.generation == 0
+    assert es.ask() is X  # the batch is still pending
