@@ -67,7 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return run_demo(None if args.no_plot else args.plot)
+        plot = None if args.no_plot else Path(args.plot)
+        if plot is not None and (plot.is_dir() or not plot.parent.is_dir()):
+            # refused before the runs, not after them
+            parser.error(
+                f"argument --plot: cannot write an image to {str(plot)!r} (a directory, or "
+                "in a directory that does not exist)"
+            )
+        return run_demo(None if plot is None else str(plot))
     if args.command == "plot":
         return plot_run(args.run, args.output)
     return 2  # pragma: no cover
