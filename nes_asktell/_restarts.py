@@ -547,6 +547,14 @@ class IPOP:
             obj._history = _checked_history(
                 state["history"], obj._restarts, regime=cls is not IPOP
             )
+            # the counters of the finished runs add up to their records
+            for name, key in (("nfev_done", "nfev"), ("generation_done", "generations")):
+                total = sum(int(h[key]) for h in obj._history)  # type: ignore[call-overload]
+                if int(state[name]) != total:  # type: ignore[call-overload]
+                    raise ValueError(
+                        f"`{name}` must be the sum of the runs' `{key}` in `history` ({total}), "
+                        f"but got {v.short(state[name])}"
+                    )
             obj._best_x = v.as_vector("best_x", state["best_x"], obj.dim)
             best_f = state["best_f"]
             obj._best_f = math.inf if best_f is None else v.real("best_f", best_f)

@@ -342,3 +342,14 @@ def test_a_state_with_a_corrupt_history_is_rejected(edit: object, match: str) ->
     edit(state["history"])  # type: ignore[operator]
     with pytest.raises(ValueError, match=r"`state` is malformed: " + match):
         IPOP.from_state(state)
+
+
+@pytest.mark.parametrize("name", ["nfev_done", "generation_done"])
+def test_a_state_whose_counters_disagree_with_its_history_is_rejected(name: str) -> None:
+    state = _restarted_state()
+    state[name] += 1
+    with pytest.raises(ValueError, match=rf"`{name}` must be the sum of the runs' `"):
+        IPOP.from_state(state)
+    state[name] = 1e300
+    with pytest.raises(ValueError, match=rf"`{name}` must be the sum of the runs' `"):
+        IPOP.from_state(state)
