@@ -440,8 +440,8 @@ class IPOP:
         fun: Callable[..., float],
         *,
         args: Sequence[object] = (),
-        maxfev: int | None = None,
-        maxiter: int | None = None,
+        maxfev: int | float | None = None,
+        maxiter: int | float | None = None,
         workers: WorkersLike = None,
         callback: Callable[[OptimizeResult], object] | None = None,
         disp: DispLike = False,
@@ -450,9 +450,10 @@ class IPOP:
     ) -> OptimizeResult:
         """Run all restarts until :meth:`stop` holds (see :meth:`Strategy.optimize`).
 
-        `maxfev` and `maxiter` are totals over all runs, for this call only.
+        `maxfev` and `maxiter` are totals over all runs, for this call only (None or
+        ``float("inf")``: no limit of this call).
         """
-        call_fev = v.optional_integer("maxfev", maxfev, minimum=0)
+        call_fev = v.budget("maxfev", maxfev)
         self._call_limit = call_fev
         try:
             return run(
@@ -461,7 +462,7 @@ class IPOP:
                 fun,
                 args=args,
                 maxfev=call_fev,
-                maxiter=maxiter,
+                maxiter=v.budget("maxiter", maxiter),
                 workers=workers,
                 callback=callback,
                 disp=disp,

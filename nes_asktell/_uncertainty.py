@@ -302,11 +302,7 @@ class NoiseHandler:
         would exceed `maxfev` (None or ``float("inf")``: no limit), and the result then
         reports ``maxfev`` as its stopping reason.
         """
-        limit = (
-            None
-            if maxfev is None or maxfev == math.inf
-            else v.integer("maxfev", maxfev, minimum=0)
-        )
+        limit = v.budget("maxfev", maxfev)
         spent: int | None = None  # the budget, once it ends the run
         while not self.stop():
             if limit is not None and self.nfev + self._es.popsize + self._n_reev > limit:

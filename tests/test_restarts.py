@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nes_asktell import IPOP, SNES, XNES, OpenES
+from nes_asktell import BIPOP, IPOP, SNES, XNES, OpenES
 
 
 def rastrigin(x: np.ndarray) -> float:
@@ -353,3 +353,13 @@ def test_a_state_whose_counters_disagree_with_its_history_is_rejected(name: str)
     state[name] = 1e300
     with pytest.raises(ValueError, match=rf"`{name}` must be the sum of the runs' `"):
         IPOP.from_state(state)
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_optimize_takes_infinite_budgets_as_no_limit(cls: type[IPOP]) -> None:
+    res = cls("xnes", np.ones(2), 0.5, rng=0).optimize(rastrigin, maxfev=float("inf"), maxiter=20)
+    assert (res.nit, res.status) == (20, 2)
+    res = cls("xnes", np.ones(2), 0.5, rng=0).optimize(rastrigin, maxiter=math.inf, maxfev=60)
+    assert (res.nfev, res.status) == (60, 1)
+    with pytest.raises(ValueError, match=r"`maxfev` must be an integer >= 0, but got -1"):
+        cls("xnes", np.ones(2), 0.5, rng=0).optimize(rastrigin, maxfev=-1)
