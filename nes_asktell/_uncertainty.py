@@ -302,6 +302,9 @@ class NoiseHandler:
         would exceed `maxfev` (None or ``float("inf")``: no limit), and the result then
         reports ``maxfev`` as its stopping reason.
         """
+        if not callable(fun):
+            raise TypeError(f"`fun` must be callable, but got {v.short(fun)}.")
+        extra = v.extra_args(args)
         limit = v.budget("maxfev", maxfev)
         spent: int | None = None  # the budget, once it ends the run
         while not self.stop():
@@ -309,7 +312,7 @@ class NoiseHandler:
                 spent = limit
                 break
             X = self.ask()
-            self.tell(X, [as_value(fun(x, *args), fun) for x in X])
+            self.tell(X, [as_value(fun(x, *extra), fun) for x in X])
         res = self._es.result
         if spent is not None:
             res = _stopping.with_stop(res, {"maxfev": spent})
