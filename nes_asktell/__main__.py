@@ -55,7 +55,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "--output",
         type=Path,
         metavar="RUN.png",
-        help="the image to write (default: RUN.csv with the suffix .png)",
+        help="the image to write, under exactly this name; its suffix chooses the format, "
+        "PNG when it has none (default: RUN.csv with the suffix .png)",
     )
     return parser
 
@@ -66,7 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return run_demo(None if args.no_plot else args.plot)
+        plot = None if args.no_plot else Path(args.plot)
+        if plot is not None and (plot.is_dir() or not plot.parent.is_dir()):
+            # refused before the runs, not after them
+            parser.error(
+                f"argument --plot: cannot write an image to {str(plot)!r} (a directory, or "
+                "in a directory that does not exist)"
+            )
+        return run_demo(None if plot is None else str(plot))
     if args.command == "plot":
         return plot_run(args.run, args.output)
     return 2  # pragma: no cover
@@ -76,9 +84,12 @@ def plot_run(run: Path, output: Path | None) -> int:
     """Draw the saved run `run` into `output`; print what went wrong and return 1 on error."""
     out = output if output is not None else run.with_suffix(".png")
     try:
+        if out.is_dir():
+            raise ValueError(f"`--output` must be a file, but got the directory {str(out)!r}.")
         history = History.load(run)
         fig = history.plot()
-        fig.savefig(out, dpi=100)
+        # matplotlib would add ".png" to a name without a suffix: write the very file named
+        fig.savefig(out, dpi=100, format=None if out.suffix else "png")
     except (OSError, ValueError, ImportError) as exc:
         print(f"nes-asktell plot: error: {exc}", file=sys.stderr)
         return 1

@@ -31,6 +31,8 @@ class Box:
         self._lo_only = np.isfinite(lower) & ~np.isfinite(upper)
         self._hi_only = ~np.isfinite(lower) & np.isfinite(upper)
         self.active = bool(np.any(np.isfinite(lower) | np.isfinite(upper)))
+        # The walls as values of a narrower float type (see _walls), by dtype.
+        self._walls: dict[np.dtype[np.floating], tuple[FloatArray, FloatArray]] = {}
 
     def to_bounds(self) -> Bounds:
         """Return the box as ``scipy.optimize.Bounds`` (infinite where unbounded)."""
@@ -82,9 +84,30 @@ class Box:
         sub = np.where(self._both, both, sub)
         sub = np.where(self._lo_only & (sub < lo), 2.0 * lo - sub, sub)
         sub = np.where(self._hi_only & (sub > hi), 2.0 * hi - sub, sub)
-        # Rounding can leave a value a hair outside: clip it onto the wall.
-        Y[rows] = np.clip(sub, lo, hi)
+        # Rounding can leave a value a hair outside: clip it onto the wall (the wall as a value
+        # of Y's type, so that storing it in Y does not round it out of the box).
+        w_lo, w_hi = (lo, hi) if Y.dtype == np.float64 else self._walls_of(Y.dtype)
+        Y[rows] = np.clip(sub, w_lo, w_hi)
         return Y
+
+    def _walls_of(self, dtype: np.dtype[np.floating]) -> tuple[FloatArray, FloatArray]:
+        """Return the box's walls as the values of `dtype` nearest to them inside the box.
+
+        float32(0.1) exceeds 0.1: a candidate clipped onto an upper wall of 0.1 and stored as
+        float32 would lie outside the box, so the wall steps one float32 spacing inside. Where
+        no value of `dtype` lies in the box (a coordinate fixed at a value float32 cannot hold),
+        the nearest value of `dtype` is used.
+        """
+        if dtype not in self._walls:
+            lo, hi = self.lower.astype(dtype), self.upper.astype(dtype)
+            with np.errstate(invalid="ignore"):
+                lo = np.where(lo < self.lower, np.nextafter(lo, dtype.type(np.inf)), lo)
+                hi = np.where(hi > self.upper, np.nextafter(hi, dtype.type(-np.inf)), hi)
+            empty = lo > hi
+            nearest = self.lower.astype(dtype)
+            lo, hi = np.where(empty, nearest, lo), np.where(empty, nearest, hi)
+            self._walls[dtype] = (lo.astype(np.float64), hi.astype(np.float64))
+        return self._walls[dtype]
 
 
 def _plain(a: FloatArray) -> list[float | None]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -170,7 +171,8 @@ def plot_runs(runs: list[Run], path: str) -> bool:
 def run_demo(plot: str | None) -> int:
     """Print the seed trace and the comparison; write a plot when matplotlib is available.
 
-    Returns 0 when the seed trace matches the 2017 one, 1 otherwise.
+    Returns 0 when the seed trace matches the 2017 one, 1 otherwise or when the plot cannot
+    be written (the error is printed on stderr).
     """
     print("== 1. The 2017 seed: fixed-sigma NES, popsize 50, sigma 0.1, lr 0.001 ==")
     seed = Run("seed")
@@ -195,7 +197,12 @@ def run_demo(plot: str | None) -> int:
     for run in runs:
         print(run.outcome())
     if plot is not None:
-        if plot_runs(runs, plot):
+        try:
+            written = plot_runs(runs, plot)
+        except (OSError, ValueError) as exc:  # not writable, an unknown image format
+            print(f"nes-asktell demo: error: {exc}", file=sys.stderr)
+            return 1
+        if written:
             print(f"\nconvergence plot written to {plot}")
         else:
             print("\nmatplotlib is not installed: no plot (pip install 'nes_asktell[plot]')")

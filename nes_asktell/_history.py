@@ -309,6 +309,11 @@ class History:
         ValueError
             If the file is larger than 1 GiB or is not a saved history (the message names the
             line).
+
+        Notes
+        -----
+        Blank lines and a leading byte order mark are ignored, so a file edited by hand or
+        in a spreadsheet still loads.
         """
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"`path` must be a file path, but got {v.short(path)}.")
@@ -319,7 +324,10 @@ class History:
                 f"`path` must be a saved History of at most {MAX_BYTES} bytes, but got "
                 f"{size} bytes in {str(p)!r}."
             )
-        lines = p.read_text(encoding="utf-8").splitlines()
+        try:  # utf-8-sig: a byte order mark, as some editors write, is not part of the text
+            lines = p.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError:
+            lines = []
         if not lines or lines[0].strip() != MAGIC:
             raise ValueError(
                 f"`path` must be a CSV file written by History.save (first line {MAGIC!r}), "
@@ -338,6 +346,8 @@ class History:
         out = cls(coordinates=k)
         out._columns = header
         for lineno, row in enumerate(reader, start=3):
+            if not row:
+                continue  # a blank line
             try:
                 values = [float(x) for x in row]
             except ValueError:

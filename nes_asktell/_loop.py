@@ -95,6 +95,7 @@ def run(
     """
     call_fev = v.optional_integer("maxfev", maxfev, minimum=0)
     call_it = v.optional_integer("maxiter", maxiter, minimum=0)
+    args = v.extra_args(args)
     level = disp_level(disp)
     show_bar = v.flag("progress", progress)
     whole = v.flag("vectorized", vectorized)

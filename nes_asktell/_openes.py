@@ -14,6 +14,7 @@ import numpy as np
 from . import _validate as v
 from ._optimizers import make_optimizer
 from ._strategy import Strategy
+from ._tasks import as_value
 from ._typing import (
     JSON,
     ArrayLike,
@@ -285,7 +286,8 @@ def estimate_gradient(
     Raises
     ------
     TypeError
-        If an argument has the wrong type, or `fun` returns something that is not a number.
+        If an argument has the wrong type, or `fun` returns something that is not a real
+        number (a string, bool, None or complex number is not).
     ValueError
         If an argument has an invalid value, or `fun` returns a non-finite value.
 
@@ -313,12 +315,9 @@ def estimate_gradient(
     for k, row in enumerate(X):
         y = fun(row.copy())
         try:
-            f[k] = float(y)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"`fun` must return a real number, but returned {y!r:.80} at the perturbed "
-                f"point {k}."
-            ) from None
+            f[k] = as_value(y, fun)
+        except TypeError as exc:
+            raise TypeError(f"{str(exc).rstrip('.')} at the perturbed point {k}.") from None
     if not np.all(np.isfinite(f)):
         k = int(np.flatnonzero(~np.isfinite(f))[0])
         raise ValueError(f"`fun` returned {f[k]} at the perturbed point {k}; it must be finite.")

@@ -440,8 +440,8 @@ class IPOP:
         fun: Callable[..., float],
         *,
         args: Sequence[object] = (),
-        maxfev: int | None = None,
-        maxiter: int | None = None,
+        maxfev: int | float | None = None,
+        maxiter: int | float | None = None,
         workers: WorkersLike = None,
         callback: Callable[[OptimizeResult], object] | None = None,
         disp: DispLike = False,
@@ -450,9 +450,10 @@ class IPOP:
     ) -> OptimizeResult:
         """Run all restarts until :meth:`stop` holds (see :meth:`Strategy.optimize`).
 
-        `maxfev` and `maxiter` are totals over all runs, for this call only.
+        `maxfev` and `maxiter` are totals over all runs, for this call only (None or
+        ``float("inf")``: no limit of this call).
         """
-        call_fev = v.optional_integer("maxfev", maxfev, minimum=0)
+        call_fev = v.budget("maxfev", maxfev)
         self._call_limit = call_fev
         try:
             return run(
@@ -461,7 +462,7 @@ class IPOP:
                 fun,
                 args=args,
                 maxfev=call_fev,
-                maxiter=maxiter,
+                maxiter=v.budget("maxiter", maxiter),
                 workers=workers,
                 callback=callback,
                 disp=disp,
@@ -510,9 +511,14 @@ class IPOP:
         ValueError
             If `state` is malformed.
         """
-        if not isinstance(state, dict) or state.get("strategy") != cls.name:
+        if (
+            not isinstance(state, dict)
+            or state.get("strategy") != cls.name
+            or state.get("version") != STATE_VERSION
+        ):
             raise ValueError(
-                f"`state` must come from IPOP.state_dict(), but got {v.short(state)}."
+                f"`state` must come from {cls.__name__}.state_dict() (version {STATE_VERSION}), "
+                f"but got {v.short(state)}."
             )
         v.plain_state("state", state)
         try:
@@ -539,12 +545,24 @@ class IPOP:
             obj._generation_done = v.integer(
                 "generation_done", state["generation_done"], minimum=0
             )
-            obj._history = [dict(h) for h in state["history"]]  # type: ignore[attr-defined]
+            obj._history = _checked_history(
+                state["history"], obj._restarts, regime=cls is not IPOP
+            )
+            # the counters of the finished runs add up to their records
+            for name, key in (("nfev_done", "nfev"), ("generation_done", "generations")):
+                total = sum(int(h[key]) for h in obj._history)  # type: ignore[call-overload]
+                if int(state[name]) != total:  # type: ignore[call-overload]
+                    raise ValueError(
+                        f"`{name}` must be the sum of the runs' `{key}` in `history` ({total}), "
+                        f"but got {v.short(state[name])}"
+                    )
             obj._best_x = v.as_vector("best_x", state["best_x"], obj.dim)
             best_f = state["best_f"]
             obj._best_f = math.inf if best_f is None else v.real("best_f", best_f)
             obj._inner = inner_cls.from_state(state["run"])  # type: ignore[arg-type]
-        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+        except KeyError as exc:
+            raise ValueError(f"`state` is malformed: the key {exc} is missing.") from exc
+        except (TypeError, ValueError, IndexError, OverflowError) as exc:
             raise ValueError(f"`state` is malformed: {exc}") from exc
         return obj
 
@@ -566,6 +584,39 @@ class IPOP:
 
 #: the two regimes of BIPOP
 REGIMES = ("large", "small")
+
+
+def _checked_history(records: object, restarts: int, *, regime: bool) -> list[JSON]:
+    """Return the stored ``history``: one record of :func:`run_record` per restart.
+
+    With `regime` (BIPOP), each record also names its regime. Raises TypeError or ValueError.
+    """
+    if not isinstance(records, list) or len(records) != restarts:
+        raise ValueError(
+            f"`history` must hold one record per restart ({restarts}), but got "
+            f"{len(records) if isinstance(records, list) else v.short(records)}"
+        )
+    keys = {"popsize", "nfev", "generations", "best_f", "stop"} | ({"regime"} if regime else set())
+    out: list[JSON] = []
+    for i, h in enumerate(records):
+        if not isinstance(h, dict):
+            raise TypeError(f"`history[{i}]` must be a dict, but got {v.short(h)}")
+        if set(h) != keys:
+            raise ValueError(
+                f"`history[{i}]` must have the keys {sorted(keys)}, but got {sorted(h)}"
+            )
+        v.integer("popsize", h["popsize"], minimum=2)
+        v.integer("nfev", h["nfev"], minimum=0)
+        v.integer("generations", h["generations"], minimum=0)
+        if h["best_f"] is not None:
+            v.real("best_f", h["best_f"])
+        stop = h["stop"]
+        if not isinstance(stop, list) or not all(isinstance(k, str) for k in stop):
+            raise TypeError(f"`stop` must be a list of criteria, but got {v.short(stop)}")
+        if regime and h["regime"] not in REGIMES:
+            raise ValueError(f"`regime` must be one of {list(REGIMES)}, but got {h['regime']!r}")
+        out.append(dict(h))
+    return out
 
 
 def small_regime_draws(seed: int, r: int) -> tuple[float, float]:

@@ -141,7 +141,16 @@ def resolve(shaping: object) -> ShapingFn:
 
 def apply(fn: ShapingFn, f: FloatArray) -> FloatArray:
     """Call a shaping function and check what it returns (a finite array of shape ``f.shape``)."""
-    u = np.asarray(fn(f.copy()), dtype=np.float64)
+    out = fn(f.copy())
+    try:
+        raw_u = np.asarray(out)
+    except (TypeError, ValueError):  # ragged
+        raw_u = np.asarray(None)
+    if raw_u.dtype.kind not in "biuf":  # a string, None, complex values, ...
+        raise TypeError(
+            f"`shaping` must return {f.shape[0]} finite utilities, but returned {out!r:.200}."
+        )
+    u = raw_u.astype(np.float64)
     if u.shape != f.shape or not np.all(np.isfinite(u)):
         raise ValueError(
             f"`shaping` must return {f.shape[0]} finite utilities, but returned {u!r}."

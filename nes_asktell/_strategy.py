@@ -756,8 +756,8 @@ class Strategy(ABC):
             lambda: self,
             fun,
             args=args,
-            maxfev=_no_inf(maxfev),
-            maxiter=_no_inf(maxiter),
+            maxfev=v.budget("maxfev", maxfev),
+            maxiter=v.budget("maxiter", maxiter),
             workers=workers,
             callback=callback,
             disp=disp,
@@ -935,7 +935,7 @@ class Strategy(ABC):
         name = state.get("strategy")
         target = _REGISTRY.get(name) if isinstance(name, str) else None
         if target is None or not issubclass(target, cls) or state.get("version") != STATE_VERSION:
-            expected = "a strategy's" if cls is Strategy else f"{cls.__name__}."
+            expected = "a strategy's " if cls is Strategy else f"{cls.__name__}."
             raise ValueError(
                 f"`state` must come from {expected}state_dict() (version {STATE_VERSION}), "
                 f"but got strategy={v.short(name)}, version={v.short(state.get('version'))}."
@@ -1012,11 +1012,6 @@ class Strategy(ABC):
             f"{type(self).__name__}(dim={self._dim}, popsize={self._popsize}, "
             f"generation={self._generation}, nfev={self._nfev}, best_f={self._best_f:.6g})"
         )
-
-
-def _no_inf(budget: float | None) -> int | None:
-    """Return a budget with ``inf`` as None (no limit); the run loop checks the rest."""
-    return None if budget is None or budget == math.inf else budget  # type: ignore[return-value]
 
 
 def _plain(x: float | FloatArray) -> float | list[float]:

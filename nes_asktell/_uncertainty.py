@@ -14,9 +14,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from . import _stopping
 from . import _validate as v
-from ._strategy import Strategy
-from ._typing import ArrayLike, FloatArray
+from ._strategy import STATE_VERSION, Strategy
+from ._tasks import as_value
+from ._typing import JSON, ArrayLike, FloatArray, ShapingLike
 
 
 def rank_change(f_old: FloatArray, f_new: FloatArray, theta: float) -> float:
@@ -197,6 +199,11 @@ class NoiseHandler:
                 f"`solutions` must be the {lam + self._n_reev} rows of ask(), but got shape "
                 f"{X.shape}."
             )
+        if not np.array_equal(X[lam:], X[: self._n_reev]):
+            raise ValueError(
+                f"`solutions` must repeat the first {self._n_reev} rows of ask() at its end, "
+                f"but its last {self._n_reev} rows differ from them."
+            )
         s = rank_change(f[:lam], f[lam:], self._theta)
         self._es.tell(X[:lam], f[:lam])
         self._nfev_extra += self._n_reev
@@ -205,6 +212,77 @@ class NoiseHandler:
         if self._s_bar > 0.0:
             self._es.scale_sigma(self._alpha)
             self._raises += 1
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> JSON:
+        """Return the complete state, the strategy's included, as JSON-serialisable plain data.
+
+        :meth:`from_state` rebuilds it; a resumed run is bit-identical to one never stopped.
+        """
+        return {
+            "strategy": "noise_handler",
+            "version": STATE_VERSION,
+            "reevaluations": self._n_reev,
+            "theta": self._theta,
+            "c_s": self._c_s,
+            "alpha_sigma": self._alpha,
+            "measure": self._s_bar,
+            "last_measure": self._s,
+            "raises": self._raises,
+            "nfev_extra": self._nfev_extra,
+            "run": self._es.state_dict(),
+        }
+
+    @classmethod
+    def from_state(cls, state: JSON, *, shaping: ShapingLike | None = None) -> NoiseHandler:
+        """Rebuild a NoiseHandler (and its strategy) from :meth:`state_dict` output.
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state_dict` returned (after a JSON round trip, if you like).
+        shaping : str or callable, optional
+            The strategy's fitness shaping, when it was a callable one.
+
+        Raises
+        ------
+        ValueError
+            If `state` is malformed.
+        """
+        if (
+            not isinstance(state, dict)
+            or state.get("strategy") != "noise_handler"
+            or state.get("version") != STATE_VERSION
+        ):
+            raise ValueError(
+                f"`state` must come from NoiseHandler.state_dict() (version {STATE_VERSION}), "
+                f"but got {v.short(state)}."
+            )
+        v.plain_state("state", state)
+        try:
+            es = Strategy.from_state(state["run"], shaping=shaping)  # type: ignore[arg-type]
+            obj = cls(
+                es,
+                theta=state["theta"],  # type: ignore[arg-type]
+                c_s=state["c_s"],  # type: ignore[arg-type]
+                alpha_sigma=state["alpha_sigma"],  # type: ignore[arg-type]
+            )
+            n_reev = v.integer(
+                "reevaluations", state["reevaluations"], minimum=1, maximum=es.popsize
+            )
+            s_bar = v.real("measure", state["measure"])
+            s = v.real("last_measure", state["last_measure"])
+            raises = v.integer("raises", state["raises"], minimum=0, maximum=es.generation)
+            extra = v.integer(
+                "nfev_extra", state["nfev_extra"], minimum=0, maximum=n_reev * es.generation
+            )
+        except KeyError as exc:
+            raise ValueError(f"`state` is malformed: the key {exc} is missing.") from exc
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"`state` is malformed: {exc}") from exc
+        obj._n_reev, obj._s_bar, obj._s = n_reev, s_bar, s
+        obj._raises, obj._nfev_extra = raises, extra
+        return obj
 
     def stop(self) -> dict[str, float]:
         """Return the strategy's stopping criteria that hold."""
@@ -215,16 +293,29 @@ class NoiseHandler:
         fun: Callable[..., float],
         *,
         args: Sequence[object] = (),
-        maxfev: int | None = None,
+        maxfev: int | float | None = None,
     ) -> OptimizeResult:
-        """Run ask/evaluate/tell serially until :meth:`stop` holds or `maxfev` is spent."""
-        limit = v.optional_integer("maxfev", maxfev, minimum=0)
+        """Run ask/evaluate/tell serially until :meth:`stop` holds or `maxfev` is spent.
+
+        `fun` must return a real number (int, float, a numpy real scalar or a one-element
+        real array). Only whole generations are evaluated: the run ends before one that
+        would exceed `maxfev` (None or ``float("inf")``: no limit), and the result then
+        reports ``maxfev`` as its stopping reason.
+        """
+        if not callable(fun):
+            raise TypeError(f"`fun` must be callable, but got {v.short(fun)}.")
+        extra = v.extra_args(args)
+        limit = v.budget("maxfev", maxfev)
+        spent: int | None = None  # the budget, once it ends the run
         while not self.stop():
             if limit is not None and self.nfev + self._es.popsize + self._n_reev > limit:
+                spent = limit
                 break
             X = self.ask()
-            self.tell(X, [float(fun(x, *args)) for x in X])
+            self.tell(X, [as_value(fun(x, *extra), fun) for x in X])
         res = self._es.result
+        if spent is not None:
+            res = _stopping.with_stop(res, {"maxfev": spent})
         res["nfev"] = self.nfev
         res["raises"] = self._raises
         return res

@@ -222,6 +222,26 @@ def optional_integer(name: str, value: object, *, minimum: int) -> int | None:
     return None if value is None else integer(name, value, minimum=minimum)
 
 
+def extra_args(value: object) -> tuple[object, ...]:
+    """Return the extra arguments of ``fun`` (a tuple or a list) as a tuple, or raise TypeError.
+
+    A string would be spread into its characters and anything else is no sequence of
+    arguments: both are refused.
+    """
+    if isinstance(value, (tuple, list)):
+        return tuple(value)
+    raise TypeError(
+        f"`args` must be a tuple of the extra arguments of `fun`, but got {short(value)}."
+    )
+
+
+def budget(name: str, value: object) -> int | None:
+    """Return a budget of a call (``maxfev``, ``maxiter``): None or ``inf`` mean no limit."""
+    if isinstance(value, (float, np.floating)) and value == math.inf:
+        return None
+    return optional_integer(name, value, minimum=0)
+
+
 def optional_float(name: str, value: object, *, allow_zero: bool = True) -> float | None:
     """Like :func:`positive_float`, but None passes through."""
     return None if value is None else positive_float(name, value, allow_zero=allow_zero)

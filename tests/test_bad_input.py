@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy.optimize import Bounds
 
-from nes_asktell import OpenES, estimate_gradient
+from nes_asktell import IPOP, XNES, NoiseHandler, OpenES, estimate_gradient
 
 X0 = np.array([0.3, -0.2, 0.1])
 
@@ -727,13 +727,14 @@ GRADIENT_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         "fun returns a vector",
         {"fun": lambda x: x},
         TypeError,
-        r"`fun` must return a real number, but returned array\(\[.* at the perturbed point 0\.",
+        r"`fun` must return a real number, but '<lambda>' returned array\(\[.* at the perturbed "
+        r"point 0\.",
     ),
     (
         "fun returns text",
         {"fun": lambda x: "a"},
         TypeError,
-        r"`fun` must return a real number, but returned 'a' at the perturbed point 0\.",
+        r"`fun` must return a real number, but '<lambda>' returned 'a' at the perturbed point 0\.",
     ),
 ]
 
@@ -763,3 +764,38 @@ def test_estimate_gradient_does_not_let_fun_change_x() -> None:
 
     estimate_gradient(scribble, x, 0.1, 4, rng=0)
     np.testing.assert_array_equal(x, [0.5, -1.0])
+
+
+@pytest.mark.parametrize("garbage", ["x", None, [1j] * 8, {"a": 1}])
+def test_tell_names_shaping_when_its_callable_returns_no_numbers(garbage: object) -> None:
+    es = OpenES(X0, 0.1, rng=4, shaping=lambda f: garbage)
+    X = es.ask()
+    with pytest.raises(TypeError, match=r"`shaping` must return 8 finite utilities, but returned"):
+        es.tell(X, np.arange(8.0))
+    assert es.generation == 0
+    assert es.ask() is X  # the batch is still pending
+
+
+@pytest.mark.parametrize("args", [1, "ab", None, {"a": 1}])
+def test_optimize_rejects_args_that_are_not_a_tuple_of_arguments(args: object) -> None:
+    for opt in (
+        XNES(X0, 0.5, rng=0),
+        IPOP("xnes", X0, 0.5, rng=0),
+        NoiseHandler(XNES(X0, 0.5, rng=0)),
+    ):
+        with pytest.raises(TypeError, match=r"`args` must be a tuple of the extra arguments"):
+            opt.optimize(lambda x, *a: float(x @ x), args=args, maxfev=40)  # type: ignore[arg-type]
+        assert opt.nfev == 0
+
+
+def test_optimize_takes_args_as_a_tuple_or_a_list() -> None:
+    for args in ((1.0, 2.0), [1.0, 2.0]):
+        res = XNES(X0, 0.5, rng=0).optimize(
+            lambda x, a, b: float(x @ x) + a + b, args=args, maxiter=2
+        )
+        assert res.fun >= 3.0
+
+
+def test_noise_handler_optimize_rejects_a_fun_that_is_not_callable() -> None:
+    with pytest.raises(TypeError, match=r"`fun` must be callable, but got 3"):
+        NoiseHandler(XNES(X0, 0.5, rng=0)).optimize(3, maxfev=40)  # type: ignore[arg-type]

@@ -144,3 +144,17 @@ def test_each_run_gets_what_the_sequence_has_left(cls: type[IPOP]) -> None:
             assert opt.strategy.nfev == 0
             assert opt.strategy.criteria["maxfev"] == 20_000 - opt.nfev
     assert seen == 3
+
+
+def test_from_state_rejects_a_history_record_without_its_regime() -> None:
+    first = BIPOP("xnes", np.full(2, 3.0), 1.0, rng=3, tolfun=1e-4, tolx=1e-4)
+    first.optimize(lambda x: float(x @ x), maxfev=3000)
+    assert first.restarts >= 1
+    state = first.state_dict()
+    BIPOP.from_state(json.loads(json.dumps(state)))  # loads as it is
+    state["history"][0]["regime"] = "medium"
+    with pytest.raises(ValueError, match=r"`regime` must be one of \['large', 'small'\], but got"):
+        BIPOP.from_state(state)
+    del state["history"][0]["regime"]
+    with pytest.raises(ValueError, match=r"`history\[0\]` must have the keys .*regime"):
+        BIPOP.from_state(state)

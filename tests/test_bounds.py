@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.optimize import Bounds
 
-from nes_asktell import OpenES
+from nes_asktell import SNES, OpenES, resolve_strategy, strategy_names
 from nes_asktell._bounds import parse_bounds
 
 seeds = st.integers(0, 2**32 - 1)
@@ -152,3 +152,28 @@ def test_bounded_optimum_on_the_wall_is_found() -> None:
     )
     res = es.optimize(lambda x: float(np.sum(x**2)), maxfev=3000)
     assert res.fun < 0.125 + 1e-3  # the corner (0.25, 0.25)
+
+
+@pytest.mark.parametrize("name", strategy_names())
+def test_float32_candidates_stay_in_a_box_whose_bounds_float32_cannot_hold(name: str) -> None:
+    # float32(0.1) > 0.1 and float32(-0.3) < -0.3: a candidate reflected onto such a wall and
+    # rounded to float32 would lie outside the box the user gave.
+    lo, hi = np.array([0.1, -0.3, -1.0]), np.array([0.7, 0.1, 0.3])
+    assert np.float32(hi[1]) > hi[1]
+    assert np.float32(lo[1]) < lo[1]
+    target = np.array([0.1, 0.1, 0.3])  # on the walls: many candidates are reflected there
+    es = resolve_strategy(name)(
+        np.array([0.6, 0.0, 0.2]), 1.0, rng=0, dtype="float32", bounds=(lo, hi)
+    )
+    for _ in range(300):
+        X = es.ask()
+        assert X.dtype == np.float32
+        assert np.all((lo <= X) & (hi >= X))
+        es.tell(X, [float(np.sum((x - target) ** 2)) for x in X])
+    assert np.all((lo <= es.best[0]) & (hi >= es.best[0]))
+
+
+def test_float32_candidates_of_a_box_narrower_than_float32_spacing_take_the_nearest() -> None:
+    lo = hi = np.array([0.1, 1.0 / 3.0])  # fixed coordinates that float32 cannot hold exactly
+    X = SNES(np.zeros(2), 1.0, rng=0, dtype="float32", bounds=Bounds(lo, hi)).ask()
+    assert np.all(lo.astype(np.float32) == X)

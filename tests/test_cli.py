@@ -101,3 +101,22 @@ def test_plot_without_matplotlib_says_which_extra_to_install(
     assert cli.main(["plot", str(tmp_path / "run.csv")]) == 1
     assert "pip install 'nes_asktell[plot]'" in capsys.readouterr().err
     assert not (tmp_path / "run.png").exists()
+
+
+def test_plot_writes_exactly_the_file_named_by_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    history = History()
+    XNES(np.ones(2), 0.5, rng=0).optimize(lambda x: float(x @ x), maxiter=3, callback=history)
+    history.save(tmp_path / "run.csv")
+    # a name without a suffix: a PNG under that very name, and the message says where
+    assert cli.main(["plot", str(tmp_path / "run.csv"), "-o", str(tmp_path / "picture")]) == 0
+    assert (tmp_path / "picture").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "picture.png").exists()
+    assert capsys.readouterr().out.endswith(f"drawn in {tmp_path / 'picture'}\n")
+    # a directory: an error, and nothing written beside it
+    (tmp_path / "out").mkdir()
+    assert cli.main(["plot", str(tmp_path / "run.csv"), "-o", str(tmp_path / "out")]) == 1
+    assert "`--output` must be a file, but got the directory" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()

@@ -66,3 +66,30 @@ def test_command_line_requires_a_command(capsys: pytest.CaptureFixture[str]) -> 
         cli.main([])
     assert info.value.code == 2
     assert "command" in capsys.readouterr().err
+
+
+def test_demo_refuses_a_plot_path_it_cannot_write_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a_file").write_text("")
+    for bad in (tmp_path / "missing" / "demo.png", tmp_path / "a_file" / "demo.png", tmp_path):
+        with pytest.raises(SystemExit) as info:
+            cli.main(["demo", "--plot", str(bad)])
+        assert info.value.code == 2
+        captured = capsys.readouterr()
+        assert f"argument --plot: cannot write an image to {str(bad)!r}" in captured.err
+        assert "== 1." not in captured.out  # refused before the runs
+
+
+def test_demo_reports_a_failed_plot_write_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(_demo, "BUDGET", 1000)
+
+    def denied(runs: object, path: str) -> bool:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(_demo, "plot_runs", denied)
+    assert cli.main(["demo", "--plot", str(tmp_path / "demo.png")]) == 1
+    err = capsys.readouterr().err
+    assert "nes-asktell demo: error: [Errno 13] Permission denied" in err

@@ -311,3 +311,9 @@ def test_dxnesic_checks_the_size_of_b_before_allocating_it() -> None:
     # A 10**5-long mean would ask for a 74.5 GiB B: refused before any allocation, as by XNES.
     with pytest.raises(ValueError, match=r"dim\*\*2 \(the matrix B\)"):
         DXNESIC(np.zeros(10**5), 0.3)
+
+
+@pytest.mark.parametrize("cls", [CRFMNES, DXNESIC])
+def test_a_scalar_sigma0_in_any_form_is_accepted(cls: type[Strategy]) -> None:
+    for sigma0 in (0.5, np.float32(0.5), np.array(0.5), 1):
+        assert float(cls(np.ones(3), sigma0).sigma) == float(np.float64(sigma0))  # type: ignore[arg-type]

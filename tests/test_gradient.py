@@ -276,3 +276,9 @@ def test_estimate_accepts_every_rng_kind(kind: str) -> None:
     np.testing.assert_array_equal(a, b)
     if kind == "seedsequence":  # the same stream as the integer seed
         np.testing.assert_array_equal(a, estimate_gradient(f, x, 0.1, 8, rng=5))
+
+
+@pytest.mark.parametrize("value", ["1.5", True, None])
+def test_estimate_accepts_only_real_numbers_from_fun(value: object) -> None:
+    with pytest.raises(TypeError, match=r"`fun` must return a real number, but '<lambda>' ret"):
+        estimate_gradient(lambda x: value, np.ones(2), 0.1, 4, rng=0)

@@ -251,3 +251,26 @@ def test_plot_marks_the_restarts_of_ipop() -> None:
     starts = sorted(float(ln.get_xdata()[0]) for ln in vertical)
     changed = history["nfev"][1:][np.diff(history["popsize"]) != 0]
     np.testing.assert_array_equal(starts, changed)
+
+
+def test_load_reads_a_hand_edited_file_with_blank_lines_and_a_byte_order_mark(
+    tmp_path: Path,
+) -> None:
+    history = History()
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=3, callback=history)
+    history.save(tmp_path / "run.csv")
+    text = (tmp_path / "run.csv").read_text()
+    lines = text.splitlines()
+    # as a spreadsheet or an editor may leave it: a BOM, CRLF, a blank line inside and at the end
+    edited = "\ufeff" + "\r\n".join([*lines[:3], "", *lines[3:]]) + "\r\n\r\n"
+    (tmp_path / "edited.csv").write_text(edited, newline="")
+    back = History.load(tmp_path / "edited.csv")
+    for name in history.columns:
+        np.testing.assert_array_equal(back[name], history[name])
+
+
+def test_load_of_a_binary_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "run.csv"
+    path.write_bytes(b"\xff\xfe\x00\x01 not text")
+    with pytest.raises(ValueError, match=r"`path` must be a CSV file written by History.save .*"):
+        History.load(path)

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from nes_asktell import Strategy, resolve_strategy
+from nes_asktell import BIPOP, IPOP, Strategy, resolve_strategy
 
 GENERATIONS = 5000
 EVERY = 500
@@ -34,6 +34,8 @@ CONFIGS = [
     ("dxnesic", {"implicit_constraints": True, "bounds": [(-1, 1), (-1, 1)]}),
     ("crfmnes", {}),
     ("crfmnes", {"implicit_constraints": True, "bounds": [(-1, 1), (-1, 1)]}),
+    ("dxnesic", {"bounds": [(-1, 1), (0.25, 0.25)]}),  # a coordinate fixed by its bounds
+    ("crfmnes", {"bounds": [(-1, 1), (0.25, 0.25)]}),
 ]
 
 
@@ -59,3 +61,27 @@ def test_checkpoints_of_a_long_run_load_and_continue_identically(
             assert json.dumps(copy.state_dict()) == json.dumps(es.state_dict())
             es = copy  # the run goes on from the checkpoint
     assert np.all(np.isfinite(es.mean))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+@pytest.mark.parametrize("name", ["xnes", "snes", "crfmnes"])
+def test_checkpoints_of_a_long_restart_sequence_load_and_continue_identically(
+    cls: type[IPOP], name: str
+) -> None:
+    # Restarts draw their initial means in the box; the generations add up over the runs, and
+    # a checkpoint comes every 100 of them, mid-run and across restarts.
+    opt = cls(name, np.full(2, 0.9), 0.3, bounds=[(-1, 1), (-1, 1)], rng=3, max_restarts=4)
+    g = 0
+    while not opt.stop():
+        _step(opt)  # type: ignore[arg-type]
+        g += 1
+        if g % 100 == 0:
+            copy = cls.from_state(json.loads(json.dumps(opt.state_dict())))
+            assert np.array_equal(copy.ask(), opt.ask())
+            _step(opt)  # type: ignore[arg-type]
+            _step(copy)  # type: ignore[arg-type]
+            assert json.dumps(copy.state_dict()) == json.dumps(opt.state_dict())
+            opt = copy
+    assert g >= 500
+    assert opt.restarts >= 4

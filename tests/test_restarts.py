@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nes_asktell import IPOP, SNES, XNES, OpenES
+from nes_asktell import BIPOP, IPOP, SNES, XNES, OpenES
 
 
 def rastrigin(x: np.ndarray) -> float:
@@ -296,3 +296,70 @@ def test_result_fields() -> None:
     assert math.isfinite(res.fun)
     assert res.x.shape == (2,)
     assert rastrigin(res.x) == res.fun
+
+
+def _restarted_state() -> dict:
+    opt = quick()
+    opt.optimize(rastrigin, maxfev=3000)
+    assert opt.restarts >= 1
+    return opt.state_dict()
+
+
+def test_a_state_of_another_version_or_without_one_is_rejected() -> None:
+    state = _restarted_state()
+    for version in (99, None, "2"):
+        state["version"] = version
+        with pytest.raises(ValueError, match=r"`state` must come from IPOP.state_dict\(\) \(vers"):
+            IPOP.from_state(state)
+    del state["version"]
+    with pytest.raises(ValueError, match=r"`state` must come from IPOP.state_dict\(\) \(vers"):
+        IPOP.from_state(state)
+
+
+def test_a_state_with_a_missing_key_names_the_key() -> None:
+    state = _restarted_state()
+    del state["x0"]
+    with pytest.raises(ValueError, match=r"`state` is malformed: the key 'x0' is missing"):
+        IPOP.from_state(state)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda h: h.clear(), r"`history` must hold one record per restart \(\d+\), but got 0"),
+        (lambda h: h.append(dict(h[0])), r"`history` must hold one record per restart"),
+        (lambda h: h.__setitem__(0, 3), r"`history\[0\]` must be a dict, but got 3"),
+        (lambda h: h[0].pop("nfev"), r"`history\[0\]` must have the keys .*, but got"),
+        (lambda h: h[0].update(popsize=-4), r"`popsize` must be an integer >= 2, but got -4"),
+        (lambda h: h[0].update(nfev=1.5), r"`nfev` must be an integer, but got 1.5"),
+        (lambda h: h[0].update(best_f="0"), r"`best_f` must be a finite number, but got '0'"),
+        (lambda h: h[0].update(stop="tolx"), r"`stop` must be a list of criteria, but got"),
+        (lambda h: h[0].update(stop=[1]), r"`stop` must be a list of criteria, but got \[1\]"),
+    ],
+)
+def test_a_state_with_a_corrupt_history_is_rejected(edit: object, match: str) -> None:
+    state = _restarted_state()
+    edit(state["history"])  # type: ignore[operator]
+    with pytest.raises(ValueError, match=r"`state` is malformed: " + match):
+        IPOP.from_state(state)
+
+
+@pytest.mark.parametrize("name", ["nfev_done", "generation_done"])
+def test_a_state_whose_counters_disagree_with_its_history_is_rejected(name: str) -> None:
+    state = _restarted_state()
+    state[name] += 1
+    with pytest.raises(ValueError, match=rf"`{name}` must be the sum of the runs' `"):
+        IPOP.from_state(state)
+    state[name] = 1e300
+    with pytest.raises(ValueError, match=rf"`{name}` must be the sum of the runs' `"):
+        IPOP.from_state(state)
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_optimize_takes_infinite_budgets_as_no_limit(cls: type[IPOP]) -> None:
+    res = cls("xnes", np.ones(2), 0.5, rng=0).optimize(rastrigin, maxfev=float("inf"), maxiter=20)
+    assert (res.nit, res.status) == (20, 2)
+    res = cls("xnes", np.ones(2), 0.5, rng=0).optimize(rastrigin, maxiter=math.inf, maxfev=60)
+    assert (res.nfev, res.status) == (60, 1)
+    with pytest.raises(ValueError, match=r"`maxfev` must be an integer >= 0, but got -1"):
+        cls("xnes", np.ones(2), 0.5, rng=0).optimize(rastrigin, maxfev=-1)

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nes_asktell import OpenES
+from nes_asktell import IPOP, OpenES, Strategy
 
 SOLUTION = np.array([0.5, 0.1, -0.3, 0.2])
 
@@ -202,3 +202,13 @@ def test_threads_do_not_change_the_noise() -> None:
     a = OpenES(np.zeros(d), 0.1, 8, rng=8, threads=1).ask()
     b = OpenES(np.zeros(d), 0.1, 8, rng=8, threads=2).ask()
     np.testing.assert_array_equal(a, b)
+
+
+def test_strategy_from_state_of_another_kind_of_state_says_what_it_needs() -> None:
+    state = IPOP("xnes", np.ones(2), 0.5, rng=0).state_dict()
+    with pytest.raises(
+        ValueError,
+        match=r"^`state` must come from a strategy's state_dict\(\) \(version 2\), but got "
+        r"strategy='ipop', version=2\.$",
+    ):
+        Strategy.from_state(state)

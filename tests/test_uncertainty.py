@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -137,3 +138,92 @@ def test_scale_sigma_multiplies_every_step_size_and_is_refused_mid_batch(cls: ty
     assert np.all(np.isfinite(es.result.sigma))
     back = cls.from_state(es.state_dict())  # a scaled strategy is a valid state
     np.testing.assert_array_equal(back.result.sigma, es.result.sigma)
+
+
+@pytest.mark.parametrize("value", ["1.5", True, None, 1j, [1.0, 2.0]])
+def test_optimize_accepts_only_real_numbers_from_fun(value: object) -> None:
+    nh = NoiseHandler(XNES(np.ones(2), 0.5, rng=0))
+    with pytest.raises(TypeError, match=r"`fun` must return a real number, but '<lambda>' ret"):
+        nh.optimize(lambda x: value, maxfev=100)
+    assert (nh.strategy.generation, nh.nfev) == (0, 0)
+
+
+def test_optimize_accepts_numpy_scalars_and_one_element_arrays() -> None:
+    for wrap in (np.float32, lambda y: np.array([y]), lambda y: np.array(y), int):
+        nh = NoiseHandler(XNES(np.ones(2), 0.5, rng=0))
+        res = nh.optimize(lambda x, w=wrap: w(float(x @ x)), maxfev=60)
+        per = nh.strategy.popsize + nh.reevaluations  # whole generations within the budget
+        assert res.nfev == 60 // per * per
+
+
+def test_optimize_reports_its_budget_as_the_stopping_reason() -> None:
+    nh = NoiseHandler(XNES(np.ones(2), 0.5, rng=0))
+    res = nh.optimize(lambda x: float(x @ x), maxfev=100)
+    assert res.nfev <= 100
+    assert (res.status, res.success) == (1, False)
+    assert res.message == "Maximum number of function evaluations has been exceeded."
+    assert "maxfev" in res.stop
+
+
+def test_optimize_takes_an_infinite_budget_as_no_limit() -> None:
+    nh = NoiseHandler(XNES(np.ones(2), 0.5, rng=0, maxiter=4))
+    res = nh.optimize(lambda x: float(x @ x), maxfev=float("inf"))
+    assert (res.nit, res.status) == (4, 2)
+
+
+def test_tell_rejects_reevaluation_rows_that_are_not_the_first_candidates() -> None:
+    nh = NoiseHandler(XNES(np.ones(2), 0.5, rng=0))
+    X = nh.ask()
+    f = [float(x @ x) for x in X]
+    forged = X.copy()
+    forged[-1] += 1.0
+    with pytest.raises(ValueError, match=r"`solutions` must repeat the first 2 rows of ask"):
+        nh.tell(forged, f)
+    assert nh.strategy.generation == 0
+    nh.tell(X, f)  # the batch is still pending
+    assert nh.strategy.generation == 1
+
+
+def _noisy_handler(generations: int) -> tuple[NoiseHandler, np.random.Generator]:
+    rng = np.random.default_rng(5)
+    nh = NoiseHandler(SNES(np.ones(3), 0.5, rng=1))
+    for _ in range(generations):
+        X = nh.ask()
+        nh.tell(X, [float(x @ x) + rng.normal() for x in X])
+    return nh, rng
+
+
+def test_state_dict_round_trip_continues_bit_identically() -> None:
+    nh, rng = _noisy_handler(40)
+    assert nh.raises > 0  # the noise dominates: the state holds raises and a positive measure
+    X = nh.ask()  # mid-batch, as after an interruption
+    copy = NoiseHandler.from_state(json.loads(json.dumps(nh.state_dict())))
+    assert np.array_equal(copy.ask(), X)
+    for _ in range(5):
+        X = nh.ask()
+        f = [float(x @ x) + rng.normal() for x in X]
+        nh.tell(X, f)
+        copy.tell(copy.ask(), f)
+    assert json.dumps(copy.state_dict()) == json.dumps(nh.state_dict())
+    assert (copy.nfev, copy.raises, copy.measure) == (nh.nfev, nh.raises, nh.measure)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda s: s.update(version=1), r"`state` must come from NoiseHandler.state_dict\(\)"),
+        (lambda s: s.pop("measure"), r"`state` is malformed: the key 'measure' is missing"),
+        (lambda s: s.update(reevaluations=0), r"`reevaluations` must be an integer in \[1, "),
+        (lambda s: s.update(raises=10**6), r"`raises` must be an integer in \[0, 40\]"),
+        (lambda s: s.update(nfev_extra=-1), r"`nfev_extra` must be an integer in \[0, "),
+        (lambda s: s.update(measure=math.nan), r"`measure` must be a finite number"),
+        (lambda s: s.update(theta="0.2"), r"`theta` must be a number in \[0, 1\)"),
+        (lambda s: s["run"].update(strategy="cmaes"), r"`state` must come from a strategy's"),
+    ],
+)
+def test_from_state_rejects_a_malformed_state(edit: object, match: str) -> None:
+    nh, _ = _noisy_handler(40)
+    state = json.loads(json.dumps(nh.state_dict()))
+    edit(state)  # type: ignore[operator]
+    with pytest.raises(ValueError, match=match):
+        NoiseHandler.from_state(state)
