@@ -106,6 +106,7 @@ class OpenES(Strategy):
     allows_legacy_rng = True
     default_mirrored = True
     default_shaping = "centered_ranks"
+    adapts_sigma = False
 
     def __init__(
         self,

@@ -183,6 +183,9 @@ class Strategy(ABC):
     default_mirrored: ClassVar[bool] = False
     #: the fitness shaping unless `shaping` says otherwise.
     default_shaping: ClassVar[str] = "nes"
+    #: whether the update adapts the step sizes (then, with bounds, they are kept within the
+    #: box's widths; see :meth:`_commit`); OpenES follows its own schedule instead.
+    adapts_sigma: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -325,9 +328,10 @@ class Strategy(ABC):
         """A copy of the mean of the search distribution.
 
         With bounds it lies in the box: after each update it is projected onto the box
-        (clipped), and the candidates around it are reflected into the box. On a noisy
-        problem it is the better estimate of the optimum; ``best`` is the best candidate
-        evaluated, and its value may be lucky noise.
+        (clipped), and the candidates around it are reflected into the box (the step sizes
+        of a strategy that adapts them stay within the box's widths, see :meth:`_commit`).
+        On a noisy problem it is the better estimate of the optimum; ``best`` is the best
+        candidate evaluated, and its value may be lucky noise.
         """
         return self._mean.copy()
 
@@ -513,7 +517,36 @@ class Strategy(ABC):
                 "_spare": [*self._spare[-1:], X],
             }
         )
+        self._commit(new)
+
+    def _commit(self, new: dict[str, object]) -> None:
+        """Commit an update's checked values at once, then fit the step sizes to the box.
+
+        With bounds, no coordinate bounded on both sides keeps a standard deviation above the
+        box's width there: the step sizes are scaled down to it (all of sigma by the largest
+        excess when sigma is one number, each coordinate's own for SNES). Beyond that width
+        the reflected candidates fill the box almost uniformly, so the ranking says next to
+        nothing, while the unbounded search space holds a mirror image of the box every two
+        widths: a search that grew past it drifted among the images, and its mean, projected
+        onto the box, landed on walls far from the optimum (on [0, 1]^2 with the optimum in a
+        corner, 9 of 20 XNES runs from the opposite corner stalled with sigma at 14 to 3e5).
+        """
         self.__dict__.update(new)
+        if self._box is None or not self.adapts_sigma:
+            return
+        width = self._box.widths
+        if not np.any(width < math.inf):
+            return
+        with np.errstate(divide="ignore", invalid="ignore"):
+            excess = np.where(width < math.inf, self._stds() / width, 0.0)
+        if not np.max(excess) > 1.0:  # a NaN (never reached: the update is checked) passes
+            return
+        sigma = self.__dict__["_sigma"]  # every adaptive strategy's step size, as in `new`
+        if isinstance(sigma, np.ndarray):
+            sigma = np.maximum(sigma / np.maximum(excess, 1.0), v.SIGMA_MIN)
+        else:
+            sigma = max(sigma / float(np.max(excess)), v.SIGMA_MIN)
+        self.__dict__["_sigma"] = sigma
 
     def _checked_update(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
         """Return :meth:`_updated`'s new values, checked: finite, `_sigma` clamped to its range.
@@ -847,7 +880,7 @@ class Strategy(ABC):
         if u is not None:
             Zh = self._noise_buffer()
             self._noise.draw(generation, Zh)  # the rows ask() drew
-            self.__dict__.update(self._checked_update(u, Zh))
+            self._commit(self._checked_update(u, Zh))
         self._generation = generation + 1
 
     def digest(self) -> bytes:

@@ -71,7 +71,7 @@ def test_checkpoints_of_a_long_restart_sequence_load_and_continue_identically(
 ) -> None:
     # Restarts draw their initial means in the box; the generations add up over the runs, and
     # a checkpoint comes every 100 of them, mid-run and across restarts.
-    opt = cls(name, np.full(2, 0.9), 0.3, bounds=[(-1, 1), (-1, 1)], rng=3, max_restarts=4)
+    opt = cls(name, np.full(2, 0.9), 0.3, bounds=[(-1, 1), (-1, 1)], rng=3, max_restarts=6)
     g = 0
     while not opt.stop():
         _step(opt)  # type: ignore[arg-type]
