@@ -626,6 +626,7 @@ def plan(
     number: int,
     n_extra_max: int,
     heartbeat: bool = False,
+    blocked: frozenset[int] = frozenset(),
 ) -> tuple[list[FrozenTrial | None] | None, int | None]:
     """Decide what trial `number` does in a generation of `lam` candidates.
 
@@ -641,8 +642,10 @@ def plan(
     (`told`: one trial per candidate, in candidate order: the lowest-numbered COMPLETE one,
     else PRUNED, else FAIL; None for a dead candidate), else ``(None, k)``: the candidate to
     evaluate, ``k >= lam`` for an extra sample, `WAIT` when the extra samples are used up and a
-    candidate's trial is still presumed alive (without a `heartbeat`; with one, and when
-    nothing is left at all, None: an independent sample).
+    candidate's trial is still presumed alive (without a `heartbeat`; with one, when only
+    trials `blocked` hold the live candidates (unfinished trials started by the caller's
+    thread, which cannot finish while it waits), and when nothing is left at all, None: an
+    independent sample).
     """
     rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
     outcome: dict[int, FrozenTrial] = {}
@@ -682,7 +685,9 @@ def plan(
     backup = sorted(stale - dead)
     if backup:
         return None, backup[0]
-    if not heartbeat and any(k not in dead for k in live):
+    if not heartbeat and any(
+        k not in dead and not all(n in blocked for n in nums) for k, nums in live.items()
+    ):
         # A live (or not yet presumed dead) candidate holds the generation: wait for it
         # rather than draw a point the search would not use.
         return None, WAIT
@@ -722,6 +727,7 @@ def closing(
     own: int,
     now: datetime.datetime,
     digest: str,
+    blocked: frozenset[int] = frozenset(),
 ) -> Closing:
     """Return the extra samples of a generation whose candidates all have outcomes.
 
@@ -739,7 +745,8 @@ def closing(
     visible to every later reader, which then tells instead of taking an extra; so after a
     process found nothing to wait for, no extra sample is added (but by a trial created before
     the generation's state was stored, less the wait, that only now samples: a fork, resolved
-    by the longest chain).
+    by the longest chain). Trials `blocked` (unfinished, started by the caller's thread) are
+    not waited for: they cannot finish while it waits.
     """
     stamps = [t.datetime_complete for t in told if t is not None]
     cutoff = max((d for d in stamps if d is not None), default=None)
@@ -764,7 +771,7 @@ def closing(
             done = got.datetime_complete
             if j >= lam and done is not None and done <= deadline:
                 finished.setdefault(j, got)
-        elif got.state == TrialState.RUNNING:
+        elif got.state == TrialState.RUNNING and n not in blocked:
             pending = True
     if not pending:
         since = None if carrier_start is None else carrier_start - window
@@ -773,6 +780,7 @@ def closing(
             if (
                 t.state == TrialState.RUNNING
                 and t.number != own
+                and t.number not in blocked
                 and st.CANDIDATE not in t.system_attrs
                 and t.system_attrs.get(st.CLOSING) != digest
                 and start is not None

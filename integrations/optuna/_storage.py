@@ -234,6 +234,21 @@ def longest_chain(carriers: list[Carrier]) -> list[Carrier]:
     return chain
 
 
+def all_trials(study: Study) -> list[FrozenTrial]:
+    """Return every trial of the study, sorted by number (not deep-copied).
+
+    The study a sampler is given may show only some trials (``HyperbandPruner`` shows those of
+    the sampled trial's bracket); the search lives in all of them.
+    """
+    return study._storage.get_all_trials(study._study_id, deepcopy=False)
+
+
+def fixed_names(trial: FrozenTrial) -> set[str]:
+    """Return the names of the parameters fixed by ``study.enqueue_trial`` on `trial`."""
+    fixed = trial.system_attrs.get("fixed_params")
+    return {name for name in fixed if isinstance(name, str)} if isinstance(fixed, dict) else set()
+
+
 def clear_candidate(study: Study, trial: FrozenTrial) -> None:
     """Record on the RUNNING `trial` that it evaluates no candidate (JSON null)."""
     study._storage.set_trial_system_attr(trial._trial_id, CANDIDATE, None)
@@ -288,7 +303,7 @@ def candidate_records(study: Study, state: str) -> dict[int, Candidate]:
         per_study = _RECORDS.setdefault(study._storage, {})
     except TypeError:  # a storage that cannot be referenced weakly: index afresh each time
         per_study = {}
-    trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+    trials = all_trials(study)
     ix = per_study.get(study._study_id)
     if ix is None or ix.cursor > len(trials):
         ix = per_study[study._study_id] = _Records()
