@@ -791,7 +791,8 @@ def closing(
     extras: list[FrozenTrial] = []
     while lam + len(extras) in finished:
         extras.append(finished[lam + len(extras)])
-    held = {candidates[n].index for n in numbers}
+    # (records are untrusted: an index past the extra samples a generation has is ignored)
+    held = {j for j in (candidates[n].index for n in numbers) if j < (1 + EXTRA_FACTOR) * lam}
     gaps = [j for j in range(lam, max(held, default=0)) if j not in held]
     left = (deadline - now).total_seconds()
     return Closing(

@@ -535,13 +535,12 @@ class Records:
             ix.by_state[old.state].remove(n)
 
     def _parse(self, parse: Callable[[FrozenTrial], object], t: FrozenTrial, kind: str) -> object:
-        tag = (kind, t.number, t._trial_id)
-        if tag in self._warned:
-            return None
+        # Parsed on each read (a RUNNING trial's record may be rewritten, malformed or not);
+        # only the warning is given once.
         try:
             return parse(t)
         except Exception as exc:  # untrusted records: whatever they raise, they are skipped
-            self.warn_once(tag, f"{exc}; it is ignored.")
+            self.warn_once((kind, t.number, t._trial_id), f"{exc}; it is ignored.")
             return None
 
     def chain(self, ix: Index, key: str, bad: set[str]) -> list[Carrier]:
