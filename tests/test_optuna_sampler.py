@@ -328,6 +328,21 @@ def test_with_hyperband_every_trial_follows_the_search_of_the_whole_study() -> N
     assert len(set(points)) == len(points)
 
 
+def test_a_sampler_used_for_a_second_study_searches_it() -> None:
+    # Optuna accepts one sampler for several in-memory studies (each has study id 0). The
+    # search space inferred for the first study (x) was kept and intersected with the second's
+    # (u, v): empty for good, so every trial of the second study was drawn independently.
+    sampler = NESSampler(seed=0, popsize=4)
+    first = optuna.create_study(sampler=sampler)
+    first.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=20)
+    second = optuna.create_study(sampler=sampler)
+    second.optimize(lambda t: t.suggest_float("u", 0, 1) + t.suggest_float("v", 0, 1), 20)
+    assert all(ch.parse_candidate(t) is not None for t in second.trials[1:])
+    assert len(check_chain(second, sampler)) >= 4
+    first.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=8)  # and back
+    assert all(ch.parse_candidate(t) is not None for t in first.trials[1:])
+
+
 # ---------------------------------------------------------------------- generations
 def test_generation_is_told_once_popsize_trials_complete() -> None:
     sampler = NESSampler(seed=0, popsize=6)

@@ -247,6 +247,7 @@ class NESSampler(BaseSampler):
         self._lock = threading.RLock()
         self._assigner = Assigner(self._search, self._n_startup_trials, self._source_trials)
         self._space_calculator = IntersectionSearchSpace()
+        self._space_study: tuple[object, int, str] | None = None  # the study it is of
         self._warned: set[str] = set()  # parameters warned about (once each)
         self._fallback: set[int] = set()  # trials sampled independently on purpose
         # (study name, trial number) -> the thread that started the trial, until it finishes
@@ -258,6 +259,7 @@ class NESSampler(BaseSampler):
             "_lock",
             "_assigner",
             "_space_calculator",
+            "_space_study",
             "_warned",
             "_fallback",
             "_started",
@@ -280,7 +282,7 @@ class NESSampler(BaseSampler):
         """Return the numeric parameters with more than one value common to the finished trials."""
         self._check_single_objective(study)
         with self._lock:
-            space = self._space_calculator.calculate(study)
+            space = self._search_space(study)
         return {name: d for name, d in space.items() if is_relative(d)}
 
     def sample_relative(
@@ -408,10 +410,18 @@ class NESSampler(BaseSampler):
         trials = ch.all_trials(study)
         with self._lock:
             if search_space is None:
-                search_space = self._space_calculator.calculate(study)
+                search_space = self._search_space(study)
             return self._assigner.generations(study, trials, search_space)
 
     # ------------------------------------------------------------------ internals
+    def _search_space(self, study: Study) -> dict[str, BaseDistribution]:
+        """Return the intersection search space of `study` (a new one for another study)."""
+        token = ch.study_token(study)
+        if token != self._space_study:  # Optuna's calculator serves one study only
+            self._space_calculator = IntersectionSearchSpace()
+            self._space_study = token
+        return self._space_calculator.calculate(study)
+
     def _blocked(self, study: Study, trial: FrozenTrial) -> frozenset[int]:
         """Return the other unfinished trials of `study` started by this thread.
 

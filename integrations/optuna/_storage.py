@@ -234,6 +234,21 @@ def longest_chain(carriers: list[Carrier]) -> list[Carrier]:
     return chain
 
 
+def study_token(study: Study) -> tuple[object, int, str]:
+    """Return what identifies `study` for a cache: its storage, study id and name.
+
+    The storage is referenced weakly where it can be: a token of a storage that is gone then
+    equals no other, even when a new storage reuses its address and study id (in-memory
+    storages all number their first study 0).
+    """
+    storage = study._storage
+    try:
+        ref: object = weakref.ref(storage)
+    except TypeError:  # a storage that cannot be referenced weakly
+        ref = id(storage)
+    return ref, study._study_id, study.study_name
+
+
 def all_trials(study: Study) -> list[FrozenTrial]:
     """Return every trial of the study, sorted by number (not deep-copied).
 
@@ -485,7 +500,7 @@ class Records:
     """
 
     def __init__(self) -> None:
-        self._studies: dict[tuple[int, int, str], Index] = {}
+        self._studies: dict[tuple[object, int, str], Index] = {}
         self._warned: set[object] = set()
 
     def warn_once(self, tag: object, message: str) -> None:
@@ -496,7 +511,7 @@ class Records:
 
     def update(self, study: Study, trials: list[FrozenTrial]) -> Index:
         """Index the trials not yet finished and indexed; return the study's index."""
-        sid = (id(study._storage), study._study_id, study.study_name)
+        sid = study_token(study)
         ix = self._studies.get(sid)
         if ix is None or ix.cursor > len(trials):
             ix = self._studies[sid] = Index()
