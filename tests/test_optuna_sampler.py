@@ -925,6 +925,38 @@ def test_an_extra_sample_in_flight_when_the_generation_closes_is_told_with_it(
     assert study.trials[closer.number].system_attrs[ch.CLOSING] == chain[0]["state"]
 
 
+@pytest.mark.slow
+def test_a_study_whose_other_running_trials_are_dead_does_not_wait_for_ever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from nes_asktell.integrations.optuna import _search
+
+    # A copy of a study (or a study resumed after its workers were killed) holds RUNNING trials
+    # nobody runs. Once the extra samples were used up, the only process waited for them to be
+    # presumed dead, judged by the storage's times alone: with nothing left to finish those
+    # stood still, and it waited for ever.
+    monkeypatch.setattr(_search, "MIN_GRACE", 0.2)  # the grace period (5 s by default)
+    source = optuna.create_study(sampler=NESSampler(seed=0, popsize=4))
+    source.optimize(objective, n_trials=9)
+    for _ in range(3):
+        objective(source.ask())  # RUNNING, holding candidates of generation 2
+    study = optuna.create_study(sampler=NESSampler(seed=0, popsize=4))
+    study.add_trials(source.trials)
+    dead = [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert all(ch.parse_candidate(t) is not None for t in dead)
+    run = threading.Thread(target=study.optimize, args=(objective, 30), daemon=True)
+    run.start()
+    run.join(timeout=60.0)  # a guard: it takes about the grace period
+    assert not run.is_alive(), "the study waited for ever for its dead trials"
+    for t in dead:  # each dead candidate handed out once more
+        copies = [u for u in study.trials if ch.parse_candidate(u) == ch.parse_candidate(t)]
+        assert len(copies) == 2
+        assert copies[1].state == TrialState.COMPLETE
+    assert len(check_chain(study, study.sampler)) >= 5  # type: ignore[arg-type]
+
+
 def test_trials_asked_in_a_batch_and_told_later_never_wait_for_each_other(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

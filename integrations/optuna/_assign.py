@@ -201,6 +201,7 @@ class Assigner:
             0 if extra is None else extra.shape[0],
             ch.heartbeat_enabled(study),
             blocked,
+            datetime.datetime.now(),
         )
         if told is not None:
             # The extra samples handed out before the generation closed are told with it

@@ -592,13 +592,20 @@ def _finished_after(finished: list[int], number: int) -> int:
     return len(finished) - bisect.bisect_right(finished, number)
 
 
-def _is_stale(trials: list[FrozenTrial], finished: list[int], number: int, lam: int) -> bool:
+def _is_stale(
+    trials: list[FrozenTrial],
+    finished: list[int],
+    number: int,
+    lam: int,
+    now: datetime.datetime | None = None,
+) -> bool:
     """Return whether RUNNING trial `number` is presumed dead (the grace period is over).
 
     It must have been overtaken by `lam` finished trials numbered after it, and have run
     longer than ten times the median duration of those trials and at least `MIN_GRACE`
     seconds (a live process may stall that long on a busy machine; as the storage's timestamps
-    say, so that every process decides alike).
+    say, so that every process decides alike, or, once later than them, the clock `now` of the
+    process that would wait for it).
     """
     after = finished[bisect.bisect_right(finished, number) :]
     if len(after) < lam:
@@ -614,6 +621,10 @@ def _is_stale(trials: list[FrozenTrial], finished: list[int], number: int, lam: 
         latest = t.datetime_complete if latest is None else max(latest, t.datetime_complete)
     if start is None or latest is None or not durations:
         return True
+    if now is not None:
+        # The time of a trial waiting for it counts too: when no other trial is left to finish
+        # (a study whose only other RUNNING trials are dead), the storage's times stand still.
+        latest = max(latest, now)
     grace = max(10.0 * float(np.median(durations)), MIN_GRACE)
     return (latest - start).total_seconds() > grace
 
@@ -627,6 +638,7 @@ def plan(
     n_extra_max: int,
     heartbeat: bool = False,
     blocked: frozenset[int] = frozenset(),
+    now: datetime.datetime | None = None,
 ) -> tuple[list[FrozenTrial | None] | None, int | None]:
     """Decide what trial `number` does in a generation of `lam` candidates.
 
@@ -667,7 +679,7 @@ def plan(
     stale: set[int] = set()
     if not heartbeat and live:
         finished = [t.number for t in trials if t.state.is_finished()]  # sorted by number
-        stale = {k for k, nums in live.items() if _is_stale(trials, finished, max(nums), lam)}
+        stale = {k for k, nums in live.items() if _is_stale(trials, finished, max(nums), lam, now)}
     dead = {k for k in stale if len(live[k]) >= 2}  # its one copy died too
     if all(k in outcome or k in dead for k in range(lam)):
         return [outcome.get(k) for k in range(lam)], -1
