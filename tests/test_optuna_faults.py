@@ -220,6 +220,56 @@ def test_each_crafted_state_is_skipped_with_one_warning(
     assert chain[-1]["generation"] >= 3  # the search went on from the longest valid chain
 
 
+def test_a_candidate_record_with_a_huge_index_is_harmless(source: list[FrozenTrial]) -> None:
+    # A record is untrusted: one that claims extra sample 10**7 of the current generation made
+    # every process list the "gaps" below it (10**7 indices, for ever with 10**15).
+    tip = tip_of(source)
+    carrier = ch.parse_carrier(tip)
+    assert carrier is not None
+    study = copy_study(source, {})
+    last = source[-1]
+    record = {"state": carrier.digest, "generation": carrier.generation, "index": 10**7}
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=last.params,
+            distributions=last.distributions,
+            value=1.0,
+            system_attrs={ch.CANDIDATE: record},
+        )
+    )
+    tracemalloc.start()
+    try:
+        study.optimize(sphere, n_trials=12)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20  # nothing allocated from the crafted index
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    chain = study.sampler.generations(study)  # type: ignore[attr-defined]
+    assert chain[-1]["generation"] > carrier.generation  # the generation was told
+
+
+def test_a_record_read_malformed_is_read_again_once_rewritten() -> None:
+    # A RUNNING trial's record may change (the sampler rewrites it). One read while malformed
+    # was taken as malformed for good: the trial's later, valid record was never read, its
+    # candidate looked free and then contested, and the generation was never told.
+    sampler = NESSampler(seed=0, popsize=4)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(sphere, n_trials=7)
+    tip = sampler.generations(study)[-1]
+    trial = study.ask()
+    record = {"state": tip["state"], "generation": tip["generation"], "index": -1}
+    study._storage.set_trial_system_attr(trial._trial_id, ch.CANDIDATE, record)
+    with pytest.warns(NESWarning, match="is malformed"):
+        value = sphere(trial)  # the sampler reads the malformed record, then records its own
+    study.tell(trial, value)
+    assert ch.parse_candidate(study.trials[trial.number]) is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NESWarning)  # warned once, not again
+        study.optimize(sphere, n_trials=20)
+    assert len(sampler.generations(study)) >= 5  # 28 trials in generations of 4
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),

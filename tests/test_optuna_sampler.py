@@ -285,6 +285,64 @@ def test_changing_search_space_starts_a_new_search() -> None:
     assert sampler.generations(study, space) == first  # the first search is kept as it was
 
 
+def test_a_trial_enqueued_with_some_searched_values_takes_no_candidate() -> None:
+    # `study.enqueue_trial({"x": ...})` fixes x and leaves y to the sampler. The trial then
+    # evaluates the enqueued x, not a candidate's: were it to hold a candidate, its value would
+    # be told as that candidate's (a point it did not evaluate).
+    sampler = NESSampler(seed=0, popsize=4)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=10)
+    study.enqueue_trial({"x": 4.9})
+    study.optimize(objective, n_trials=10)
+    enqueued = study.trials[10]
+    assert enqueued.params["x"] == 4.9
+    assert enqueued.system_attrs[ch.CANDIDATE] is None  # a record that it holds none
+    assert all(ch.parse_candidate(t) is not None for t in study.trials[11:])
+    told = {n for e in check_chain(study, sampler) for n in e["told"]}  # type: ignore[attr-defined]
+    assert enqueued.number not in told
+
+
+def test_with_hyperband_every_trial_follows_the_search_of_the_whole_study() -> None:
+    # HyperbandPruner shows the sampler only the trials of the sampled trial's bracket. The
+    # search lives in all the study's trials: seen bracket by bracket, the chain of states and
+    # the candidates held in the other brackets were invisible (in 150 trials one generation
+    # was told, 110 trials were drawn by the independent sampler, a point was evaluated twice).
+    sampler = NESSampler(seed=0, popsize=4)
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=9)
+    study = optuna.create_study(sampler=sampler, pruner=pruner)
+
+    def stepped(trial: optuna.Trial) -> float:
+        value = objective(trial)
+        for step in range(9):
+            trial.report(value + 1.0 / (step + 1), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    study.optimize(stepped, n_trials=60)
+    assert sum(t.state == TrialState.PRUNED for t in study.trials) > 10
+    assert all(ch.parse_candidate(t) is not None for t in study.trials[1:])
+    chain = check_chain(study, sampler)
+    assert len(chain) >= 10  # 59 trials of generations of 4, a few of them extras
+    points = [tuple(t.params.values()) for t in study.trials]
+    assert len(set(points)) == len(points)
+
+
+def test_a_sampler_used_for_a_second_study_searches_it() -> None:
+    # Optuna accepts one sampler for several in-memory studies (each has study id 0). The
+    # search space inferred for the first study (x) was kept and intersected with the second's
+    # (u, v): empty for good, so every trial of the second study was drawn independently.
+    sampler = NESSampler(seed=0, popsize=4)
+    first = optuna.create_study(sampler=sampler)
+    first.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=20)
+    second = optuna.create_study(sampler=sampler)
+    second.optimize(lambda t: t.suggest_float("u", 0, 1) + t.suggest_float("v", 0, 1), 20)
+    assert all(ch.parse_candidate(t) is not None for t in second.trials[1:])
+    assert len(check_chain(second, sampler)) >= 4
+    first.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=8)  # and back
+    assert all(ch.parse_candidate(t) is not None for t in first.trials[1:])
+
+
 # ---------------------------------------------------------------------- generations
 def test_generation_is_told_once_popsize_trials_complete() -> None:
     sampler = NESSampler(seed=0, popsize=6)
@@ -835,7 +893,13 @@ def test_an_extra_sample_in_flight_when_the_generation_closes_is_told_with_it(
         return t
 
     held = [asked() for _ in range(4)]  # the 4 candidates of generation 0
-    extra = asked()  # an extra sample, still running when the last candidate finishes
+    # an extra sample, still running when the last candidate finishes; started by another
+    # thread (as by another process: the trials of the sampling thread are not waited for)
+    box: list[optuna.Trial] = []
+    starter = threading.Thread(target=lambda: box.append(asked()))
+    starter.start()
+    starter.join()
+    (extra,) = box
     assert ch.parse_candidate(study._storage.get_trial(extra._trial_id)).index == 4  # type: ignore[union-attr]
     for t in held:
         study.tell(t, objective(t))
@@ -859,6 +923,67 @@ def test_an_extra_sample_in_flight_when_the_generation_closes_is_told_with_it(
     assert state["run"]["nfev"] == 5  # type: ignore[index]
     assert state["run"]["popsize"] == 4  # type: ignore[index]
     assert study.trials[closer.number].system_attrs[ch.CLOSING] == chain[0]["state"]
+
+
+@pytest.mark.slow
+def test_a_study_whose_other_running_trials_are_dead_does_not_wait_for_ever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from nes_asktell.integrations.optuna import _search
+
+    # A copy of a study (or a study resumed after its workers were killed) holds RUNNING trials
+    # nobody runs. Once the extra samples were used up, the only process waited for them to be
+    # presumed dead, judged by the storage's times alone: with nothing left to finish those
+    # stood still, and it waited for ever.
+    monkeypatch.setattr(_search, "MIN_GRACE", 0.2)  # the grace period (5 s by default)
+    source = optuna.create_study(sampler=NESSampler(seed=0, popsize=4))
+    source.optimize(objective, n_trials=9)
+    for _ in range(3):
+        objective(source.ask())  # RUNNING, holding candidates of generation 2
+    study = optuna.create_study(sampler=NESSampler(seed=0, popsize=4))
+    study.add_trials(source.trials)
+    dead = [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert all(ch.parse_candidate(t) is not None for t in dead)
+    run = threading.Thread(target=study.optimize, args=(objective, 30), daemon=True)
+    run.start()
+    run.join(timeout=60.0)  # a guard: it takes about the grace period
+    assert not run.is_alive(), "the study waited for ever for its dead trials"
+    for t in dead:  # each dead candidate handed out once more
+        copies = [u for u in study.trials if ch.parse_candidate(u) == ch.parse_candidate(t)]
+        assert len(copies) == 2
+        assert copies[1].state == TrialState.COMPLETE
+    assert len(check_chain(study, study.sampler)) >= 5  # type: ignore[arg-type]
+
+
+def test_trials_asked_in_a_batch_and_told_later_never_wait_for_each_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import types
+
+    from nes_asktell.integrations.optuna import _sampler
+
+    # Optuna's batch ask-and-tell: one thread asks several trials, suggests their parameters,
+    # then tells them. The trials in flight cannot finish while that thread waits, so waiting
+    # for them (for the extras in flight when a generation closes, or for a live candidate once
+    # the extras are used up: 2 + 8 here, fewer than 12) would stall it, for ever in the second.
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"a trial waited {seconds} s for a trial of its own thread")
+
+    monkeypatch.setattr(_sampler, "time", types.SimpleNamespace(sleep=no_sleep))
+    sampler = NESSampler(seed=0, popsize=2)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=1)
+    for _ in range(4):
+        batch = [study.ask() for _ in range(12)]
+        values = [objective(t) for t in batch]
+        for t, value in zip(batch, values, strict=True):
+            study.tell(t, value)
+    chain = check_chain(study, sampler)
+    assert len(chain) == 4  # a generation stored by the first trial of each batch
+    points = [tuple(t.params.values()) for t in study.trials]
+    assert len(set(points)) == len(points)
 
 
 @pytest.mark.slow

@@ -124,6 +124,12 @@ class Assigner:
             self.loaded.popitem(last=False)
         return loaded
 
+    def _fall_back(self, number: int) -> None:
+        """Note that trial `number` is left to the independent sampler on purpose."""
+        self.fallback.add(number)
+        while len(self.fallback) > 1024:
+            self.fallback.remove(min(self.fallback))
+
     def sampled_independently(self, number: int) -> bool:
         """Return whether trial `number` was left to the independent sampler on purpose."""
         return number in self.fallback
@@ -140,21 +146,33 @@ class Assigner:
         return hit
 
     def sample(
-        self, study: Study, trial: FrozenTrial, space: UnitSpace, key: str
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        space: UnitSpace,
+        key: str,
+        blocked: frozenset[int] = frozenset(),
     ) -> dict[str, int | float] | None:
         """Return the values of `trial`'s candidate (None during the startup trials).
 
         The first trial of a search stores the first state; a trial sampled once every slot of
         the current generation has a value tells it and stores the next state; either then
-        takes a candidate of the state it stored.
+        takes a candidate of the state it stored. The trials `blocked` (unfinished, started by
+        the calling thread) cannot progress while it waits: they are never waited for.
         """
-        trials = study.get_trials(deepcopy=False)
+        trials = ch.all_trials(study)
         n_complete = 0
         for t in trials:
             if n_complete >= self.n_startup_trials:
                 break
             n_complete += t.state == TrialState.COMPLETE
         if n_complete < self.n_startup_trials:
+            return None
+        if ch.fixed_names(trial) & set(space.names):
+            # Enqueued with values of its own for searched parameters: it evaluates no
+            # candidate (its value would be told as that of a point it did not evaluate).
+            ch.clear_candidate(study, trial)
+            self._fall_back(trial.number)
             return None
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
         ix = self.records.update(study, trials)
@@ -182,6 +200,8 @@ class Assigner:
             trial.number,
             0 if extra is None else extra.shape[0],
             ch.heartbeat_enabled(study),
+            blocked,
+            datetime.datetime.now(),
         )
         if told is not None:
             # The extra samples handed out before the generation closed are told with it
@@ -197,6 +217,7 @@ class Assigner:
                 trial.number,
                 datetime.datetime.now(),
                 tip.digest,
+                blocked,
             )
             fill = (
                 close.gaps
@@ -248,9 +269,7 @@ class Assigner:
             raise Pending(0.25)
         if k is None:  # the extra samples are used up: an independent sample, not a copy
             ch.clear_candidate(study, trial)  # a record that it holds none
-            self.fallback.add(trial.number)
-            while len(self.fallback) > 1024:
-                self.fallback.remove(min(self.fallback))
+            self._fall_back(trial.number)
             return None
         known = dict(ix.candidates)
         used = {ix.candidates[n].index for n in ix.by_state.get(tip.digest, ())}
@@ -320,7 +339,7 @@ class Assigner:
             while len(self.retries) > 1024:
                 del self.retries[min(self.retries)]
             raise Pending(0.01)
-        self.fallback.add(trial.number)
+        self._fall_back(trial.number)
         return None
 
     @staticmethod

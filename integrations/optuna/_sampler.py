@@ -54,6 +54,8 @@ DEFAULT_OPTIONS: dict[str, dict[str, OptionValue]] = {
 DEFAULT_RESTARTS = 9
 #: arguments of the strategy's constructor that the sampler sets itself
 _RESERVED_OPTIONS = ("x0", "sigma0", "popsize", "bounds", "rng")
+#: the most unfinished trials whose starting thread the sampler remembers
+_MAX_STARTED = 4096
 
 
 class NESSampler(BaseSampler):
@@ -245,12 +247,23 @@ class NESSampler(BaseSampler):
         self._lock = threading.RLock()
         self._assigner = Assigner(self._search, self._n_startup_trials, self._source_trials)
         self._space_calculator = IntersectionSearchSpace()
+        self._space_study: tuple[object, int, str] | None = None  # the study it is of
         self._warned: set[str] = set()  # parameters warned about (once each)
         self._fallback: set[int] = set()  # trials sampled independently on purpose
+        # (study name, trial number) -> the thread that started the trial, until it finishes
+        self._started: dict[tuple[str, int], int] = {}
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()
-        for name in ("_lock", "_assigner", "_space_calculator", "_warned", "_fallback"):
+        for name in (
+            "_lock",
+            "_assigner",
+            "_space_calculator",
+            "_space_study",
+            "_warned",
+            "_fallback",
+            "_started",
+        ):
             del d[name]
         return d
 
@@ -269,7 +282,7 @@ class NESSampler(BaseSampler):
         """Return the numeric parameters with more than one value common to the finished trials."""
         self._check_single_objective(study)
         with self._lock:
-            space = self._space_calculator.calculate(study)
+            space = self._search_space(study)
         return {name: d for name, d in space.items() if is_relative(d)}
 
     def sample_relative(
@@ -288,7 +301,9 @@ class NESSampler(BaseSampler):
                 with self._lock:
                     try:
                         unit = self._assigner.unit_space(numeric)
-                        values = self._assigner.sample(study, trial, *unit)
+                        values = self._assigner.sample(
+                            study, trial, *unit, self._blocked(study, trial)
+                        )
                     except Pending as pending:  # extra samples of the generation in flight
                         delay = min(pending.seconds, 0.01 * 1.5**attempt, 0.25)
                     else:
@@ -336,7 +351,11 @@ class NESSampler(BaseSampler):
         )
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        """Forward to the independent sampler."""
+        """Note the thread that started the trial and forward to the independent sampler."""
+        with self._lock:
+            self._started[(study.study_name, trial.number)] = threading.get_ident()
+            while len(self._started) > _MAX_STARTED:  # trials abandoned unfinished
+                del self._started[next(iter(self._started))]
         self._independent_sampler.before_trial(study, trial)
 
     def after_trial(
@@ -350,6 +369,8 @@ class NESSampler(BaseSampler):
 
         Generations are told while sampling.
         """
+        with self._lock:
+            self._started.pop((study.study_name, trial.number), None)
         if self._constraints_func is not None:
             ch.store_constraints(self._constraints_func, study, trial, state)
         self._independent_sampler.after_trial(study, trial, state, values)
@@ -386,13 +407,34 @@ class NESSampler(BaseSampler):
         [(0, 1, []), (1, 5, [4, 1, 3, 2]), (2, 9, [6, 5, 8, 7])]
         """
         self._check_single_objective(study)
-        trials = study.get_trials(deepcopy=False)
+        trials = ch.all_trials(study)
         with self._lock:
             if search_space is None:
-                search_space = self._space_calculator.calculate(study)
+                search_space = self._search_space(study)
             return self._assigner.generations(study, trials, search_space)
 
     # ------------------------------------------------------------------ internals
+    def _search_space(self, study: Study) -> dict[str, BaseDistribution]:
+        """Return the intersection search space of `study` (a new one for another study)."""
+        token = ch.study_token(study)
+        if token != self._space_study:  # Optuna's calculator serves one study only
+            self._space_calculator = IntersectionSearchSpace()
+            self._space_study = token
+        return self._space_calculator.calculate(study)
+
+    def _blocked(self, study: Study, trial: FrozenTrial) -> frozenset[int]:
+        """Return the other unfinished trials of `study` started by this thread.
+
+        They cannot progress while this thread waits (trials asked together with
+        ``study.ask()`` and told later), so a trial never waits for them.
+        """
+        me = threading.get_ident()
+        return frozenset(
+            n
+            for (name, n), thread in self._started.items()
+            if thread == me and name == study.study_name and n != trial.number
+        )
+
     def _independent(self, trial: FrozenTrial, name: str) -> BaseSampler:
         if self._per_trial_seed is None:
             return self._independent_sampler

@@ -592,13 +592,20 @@ def _finished_after(finished: list[int], number: int) -> int:
     return len(finished) - bisect.bisect_right(finished, number)
 
 
-def _is_stale(trials: list[FrozenTrial], finished: list[int], number: int, lam: int) -> bool:
+def _is_stale(
+    trials: list[FrozenTrial],
+    finished: list[int],
+    number: int,
+    lam: int,
+    now: datetime.datetime | None = None,
+) -> bool:
     """Return whether RUNNING trial `number` is presumed dead (the grace period is over).
 
     It must have been overtaken by `lam` finished trials numbered after it, and have run
     longer than ten times the median duration of those trials and at least `MIN_GRACE`
     seconds (a live process may stall that long on a busy machine; as the storage's timestamps
-    say, so that every process decides alike).
+    say, so that every process decides alike, or, once later than them, the clock `now` of the
+    process that would wait for it).
     """
     after = finished[bisect.bisect_right(finished, number) :]
     if len(after) < lam:
@@ -614,6 +621,10 @@ def _is_stale(trials: list[FrozenTrial], finished: list[int], number: int, lam: 
         latest = t.datetime_complete if latest is None else max(latest, t.datetime_complete)
     if start is None or latest is None or not durations:
         return True
+    if now is not None:
+        # The time of a trial waiting for it counts too: when no other trial is left to finish
+        # (a study whose only other RUNNING trials are dead), the storage's times stand still.
+        latest = max(latest, now)
     grace = max(10.0 * float(np.median(durations)), MIN_GRACE)
     return (latest - start).total_seconds() > grace
 
@@ -626,6 +637,8 @@ def plan(
     number: int,
     n_extra_max: int,
     heartbeat: bool = False,
+    blocked: frozenset[int] = frozenset(),
+    now: datetime.datetime | None = None,
 ) -> tuple[list[FrozenTrial | None] | None, int | None]:
     """Decide what trial `number` does in a generation of `lam` candidates.
 
@@ -641,8 +654,10 @@ def plan(
     (`told`: one trial per candidate, in candidate order: the lowest-numbered COMPLETE one,
     else PRUNED, else FAIL; None for a dead candidate), else ``(None, k)``: the candidate to
     evaluate, ``k >= lam`` for an extra sample, `WAIT` when the extra samples are used up and a
-    candidate's trial is still presumed alive (without a `heartbeat`; with one, and when
-    nothing is left at all, None: an independent sample).
+    candidate's trial is still presumed alive (without a `heartbeat`; with one, when only
+    trials `blocked` hold the live candidates (unfinished trials started by the caller's
+    thread, which cannot finish while it waits), and when nothing is left at all, None: an
+    independent sample).
     """
     rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
     outcome: dict[int, FrozenTrial] = {}
@@ -664,7 +679,7 @@ def plan(
     stale: set[int] = set()
     if not heartbeat and live:
         finished = [t.number for t in trials if t.state.is_finished()]  # sorted by number
-        stale = {k for k, nums in live.items() if _is_stale(trials, finished, max(nums), lam)}
+        stale = {k for k, nums in live.items() if _is_stale(trials, finished, max(nums), lam, now)}
     dead = {k for k in stale if len(live[k]) >= 2}  # its one copy died too
     if all(k in outcome or k in dead for k in range(lam)):
         return [outcome.get(k) for k in range(lam)], -1
@@ -682,7 +697,9 @@ def plan(
     backup = sorted(stale - dead)
     if backup:
         return None, backup[0]
-    if not heartbeat and any(k not in dead for k in live):
+    if not heartbeat and any(
+        k not in dead and not all(n in blocked for n in nums) for k, nums in live.items()
+    ):
         # A live (or not yet presumed dead) candidate holds the generation: wait for it
         # rather than draw a point the search would not use.
         return None, WAIT
@@ -722,6 +739,7 @@ def closing(
     own: int,
     now: datetime.datetime,
     digest: str,
+    blocked: frozenset[int] = frozenset(),
 ) -> Closing:
     """Return the extra samples of a generation whose candidates all have outcomes.
 
@@ -739,7 +757,8 @@ def closing(
     visible to every later reader, which then tells instead of taking an extra; so after a
     process found nothing to wait for, no extra sample is added (but by a trial created before
     the generation's state was stored, less the wait, that only now samples: a fork, resolved
-    by the longest chain).
+    by the longest chain). Trials `blocked` (unfinished, started by the caller's thread) are
+    not waited for: they cannot finish while it waits.
     """
     stamps = [t.datetime_complete for t in told if t is not None]
     cutoff = max((d for d in stamps if d is not None), default=None)
@@ -764,7 +783,7 @@ def closing(
             done = got.datetime_complete
             if j >= lam and done is not None and done <= deadline:
                 finished.setdefault(j, got)
-        elif got.state == TrialState.RUNNING:
+        elif got.state == TrialState.RUNNING and n not in blocked:
             pending = True
     if not pending:
         since = None if carrier_start is None else carrier_start - window
@@ -773,6 +792,7 @@ def closing(
             if (
                 t.state == TrialState.RUNNING
                 and t.number != own
+                and t.number not in blocked
                 and st.CANDIDATE not in t.system_attrs
                 and t.system_attrs.get(st.CLOSING) != digest
                 and start is not None
@@ -783,7 +803,8 @@ def closing(
     extras: list[FrozenTrial] = []
     while lam + len(extras) in finished:
         extras.append(finished[lam + len(extras)])
-    held = {candidates[n].index for n in numbers}
+    # (records are untrusted: an index past the extra samples a generation has is ignored)
+    held = {j for j in (candidates[n].index for n in numbers) if j < (1 + EXTRA_FACTOR) * lam}
     gaps = [j for j in range(lam, max(held, default=0)) if j not in held]
     left = (deadline - now).total_seconds()
     return Closing(

@@ -234,6 +234,36 @@ def longest_chain(carriers: list[Carrier]) -> list[Carrier]:
     return chain
 
 
+def study_token(study: Study) -> tuple[object, int, str]:
+    """Return what identifies `study` for a cache: its storage, study id and name.
+
+    The storage is referenced weakly where it can be: a token of a storage that is gone then
+    equals no other, even when a new storage reuses its address and study id (in-memory
+    storages all number their first study 0).
+    """
+    storage = study._storage
+    try:
+        ref: object = weakref.ref(storage)
+    except TypeError:  # a storage that cannot be referenced weakly
+        ref = id(storage)
+    return ref, study._study_id, study.study_name
+
+
+def all_trials(study: Study) -> list[FrozenTrial]:
+    """Return every trial of the study, sorted by number (not deep-copied).
+
+    The study a sampler is given may show only some trials (``HyperbandPruner`` shows those of
+    the sampled trial's bracket); the search lives in all of them.
+    """
+    return study._storage.get_all_trials(study._study_id, deepcopy=False)
+
+
+def fixed_names(trial: FrozenTrial) -> set[str]:
+    """Return the names of the parameters fixed by ``study.enqueue_trial`` on `trial`."""
+    fixed = trial.system_attrs.get("fixed_params")
+    return {name for name in fixed if isinstance(name, str)} if isinstance(fixed, dict) else set()
+
+
 def clear_candidate(study: Study, trial: FrozenTrial) -> None:
     """Record on the RUNNING `trial` that it evaluates no candidate (JSON null)."""
     study._storage.set_trial_system_attr(trial._trial_id, CANDIDATE, None)
@@ -288,7 +318,7 @@ def candidate_records(study: Study, state: str) -> dict[int, Candidate]:
         per_study = _RECORDS.setdefault(study._storage, {})
     except TypeError:  # a storage that cannot be referenced weakly: index afresh each time
         per_study = {}
-    trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+    trials = all_trials(study)
     ix = per_study.get(study._study_id)
     if ix is None or ix.cursor > len(trials):
         ix = per_study[study._study_id] = _Records()
@@ -470,7 +500,7 @@ class Records:
     """
 
     def __init__(self) -> None:
-        self._studies: dict[tuple[int, int, str], Index] = {}
+        self._studies: dict[tuple[object, int, str], Index] = {}
         self._warned: set[object] = set()
 
     def warn_once(self, tag: object, message: str) -> None:
@@ -481,7 +511,7 @@ class Records:
 
     def update(self, study: Study, trials: list[FrozenTrial]) -> Index:
         """Index the trials not yet finished and indexed; return the study's index."""
-        sid = (id(study._storage), study._study_id, study.study_name)
+        sid = study_token(study)
         ix = self._studies.get(sid)
         if ix is None or ix.cursor > len(trials):
             ix = self._studies[sid] = Index()
@@ -520,13 +550,12 @@ class Records:
             ix.by_state[old.state].remove(n)
 
     def _parse(self, parse: Callable[[FrozenTrial], object], t: FrozenTrial, kind: str) -> object:
-        tag = (kind, t.number, t._trial_id)
-        if tag in self._warned:
-            return None
+        # Parsed on each read (a RUNNING trial's record may be rewritten, malformed or not);
+        # only the warning is given once.
         try:
             return parse(t)
         except Exception as exc:  # untrusted records: whatever they raise, they are skipped
-            self.warn_once(tag, f"{exc}; it is ignored.")
+            self.warn_once((kind, t.number, t._trial_id), f"{exc}; it is ignored.")
             return None
 
     def chain(self, ix: Index, key: str, bad: set[str]) -> list[Carrier]:
