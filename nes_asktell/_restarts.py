@@ -511,16 +511,7 @@ class IPOP:
         ValueError
             If `state` is malformed.
         """
-        if (
-            not isinstance(state, dict)
-            or state.get("strategy") != cls.name
-            or state.get("version") != STATE_VERSION
-        ):
-            raise ValueError(
-                f"`state` must come from {cls.__name__}.state_dict() (version {STATE_VERSION}), "
-                f"but got {v.short(state)}."
-            )
-        v.plain_state("state", state)
+        state = v.saved_state(state, cls.name, STATE_VERSION, f"{cls.__name__}.state_dict()")
         try:
             inner_cls = resolve_strategy(str(state["inner_strategy"]))
             bounds = state["bounds"]

@@ -249,16 +249,7 @@ class NoiseHandler:
         ValueError
             If `state` is malformed.
         """
-        if (
-            not isinstance(state, dict)
-            or state.get("strategy") != "noise_handler"
-            or state.get("version") != STATE_VERSION
-        ):
-            raise ValueError(
-                f"`state` must come from NoiseHandler.state_dict() (version {STATE_VERSION}), "
-                f"but got {v.short(state)}."
-            )
-        v.plain_state("state", state)
+        state = v.saved_state(state, "noise_handler", STATE_VERSION, "NoiseHandler.state_dict()")
         try:
             es = Strategy.from_state(state["run"], shaping=shaping)  # type: ignore[arg-type]
             obj = cls(

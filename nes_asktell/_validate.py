@@ -59,6 +59,23 @@ def short(value: object) -> str:
 MAX_STATE_DEPTH = 12
 
 
+def saved_state(state: object, kind: str, version: int, source: str) -> dict[str, object]:
+    """Return `state` if it is plain data whose ``strategy`` is `kind` at `version`, or raise.
+
+    `source` names what writes such states (``"IPOP.state_dict()"``) for the message.
+    """
+    if (
+        not isinstance(state, dict)
+        or state.get("strategy") != kind
+        or state.get("version") != version
+    ):
+        raise ValueError(
+            f"`state` must come from {source} (version {version}), but got {short(state)}."
+        )
+    plain_state("state", state)
+    return state
+
+
 def plain_state(name: str, value: object) -> None:
     """Raise ValueError unless `value` is plain data nested at most MAX_STATE_DEPTH deep.
 
