@@ -250,8 +250,8 @@ class NESSampler(BaseSampler):
         self._space_study: tuple[object, int, str] | None = None  # the study it is of
         self._warned: set[str] = set()  # parameters warned about (once each)
         self._fallback: set[int] = set()  # trials sampled independently on purpose
-        # (study name, trial number) -> the thread that started the trial, until it finishes
-        self._started: dict[tuple[str, int], int] = {}
+        # (study token, trial number) -> the thread that started the trial, until it finishes
+        self._started: dict[tuple[tuple[object, int, str], int], int] = {}
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()
@@ -353,7 +353,7 @@ class NESSampler(BaseSampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         """Note the thread that started the trial and forward to the independent sampler."""
         with self._lock:
-            self._started[(study.study_name, trial.number)] = threading.get_ident()
+            self._started[(ch.study_token(study), trial.number)] = threading.get_ident()
             while len(self._started) > _MAX_STARTED:  # trials abandoned unfinished
                 del self._started[next(iter(self._started))]
         self._independent_sampler.before_trial(study, trial)
@@ -370,7 +370,7 @@ class NESSampler(BaseSampler):
         Generations are told while sampling.
         """
         with self._lock:
-            self._started.pop((study.study_name, trial.number), None)
+            self._started.pop((ch.study_token(study), trial.number), None)
         if self._constraints_func is not None:
             ch.store_constraints(self._constraints_func, study, trial, state)
         self._independent_sampler.after_trial(study, trial, state, values)
@@ -428,11 +428,11 @@ class NESSampler(BaseSampler):
         They cannot progress while this thread waits (trials asked together with
         ``study.ask()`` and told later), so a trial never waits for them.
         """
-        me = threading.get_ident()
+        me, token = threading.get_ident(), ch.study_token(study)
         return frozenset(
             n
-            for (name, n), thread in self._started.items()
-            if thread == me and name == study.study_name and n != trial.number
+            for (of, n), thread in self._started.items()
+            if thread == me and of == token and n != trial.number
         )
 
     def _independent(self, trial: FrozenTrial, name: str) -> BaseSampler:
