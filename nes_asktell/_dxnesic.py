@@ -213,8 +213,8 @@ class DXNESIC(Strategy):
     :math:`\det B = 1`. With :math:`w^{rank}_k` the NES utilities of the ranks,
     :math:`\mu_{eff} = 1 / \sum_k (w^{rank}_k + 1/\lambda)^2`,
     :math:`c_\sigma = (\mu_{eff} + 2) / (d + \mu_{eff} + 5)` and
-    :math:`\chi_d = \sqrt d (1 - 1/(4d) + 1/(21 d^2))`, each generation (Nomura, Akimoto and
-    Ono 2021, Algorithm 1):
+    :math:`\chi_d = \sqrt d (1 - 1/(4d) + 1/(21 d^2))`, each generation (Nomura and Ono 2021,
+    Algorithm 1):
 
     .. math::
 
@@ -252,8 +252,12 @@ class DXNESIC(Strategy):
 
     References
     ----------
-    M. Nomura, Y. Akimoto, I. Ono. Natural Evolution Strategy for Unconstrained and Implicitly
-    Constrained Problems with Ridge Structure. IEEE SSCI 2021 (arXiv:2108.09455).
+    M. Nomura, N. Sakai, N. Fukushima, I. Ono. Distance-weighted Exponential Natural Evolution
+    Strategy for Implicitly Constrained Black-Box Function Optimization. IEEE CEC 2021.
+
+    M. Nomura, I. Ono. Natural Evolution Strategy for Unconstrained and Implicitly Constrained
+    Problems with Ridge Structure. IEEE SSCI 2021 (arXiv:2108.09455); DX-NES-IC is restated
+    there as the base of FM-NES.
 
     Examples
     --------

@@ -59,7 +59,7 @@ def weights_ref(z, w_hat, w_rank, norm_p, d, lam, lam_f):
 
 # ---------------------------------------------------------------------- DX-NES-IC
 def dxnesic_reference(es: DXNESIC, X: np.ndarray, f: np.ndarray, lam_f: int) -> dict:
-    """One DX-NES-IC generation (Nomura, Akimoto, Ono 2021, Algorithm 1), sample by sample."""
+    """One DX-NES-IC generation (Nomura and Ono 2021, Algorithm 1), sample by sample."""
     st = es.state_dict()["algo"]
     d, lam = es.dim, es.popsize
     m, sigma, B = es.mean, st["sigma"], np.array(st["B"])
