@@ -109,12 +109,36 @@ def run_cmaes(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> str:
     return run_cmaes_class("CMA", obj, x0, seed, sigma0)
 
 
+def _scalar_sqrt(x: Any) -> float:
+    """``math.sqrt`` of a number or of an array holding one number."""
+    return math.sqrt(float(np.ravel(x)[0]) if isinstance(x, np.ndarray) else x)
+
+
+def cmaes_numpy2_math() -> Any:
+    """Return a stand-in for the ``math`` module whose ``sqrt`` also takes a size-1 array.
+
+    cmaes 0.13.1's DX-NES-IC passes a 1 x 1 array to ``math.sqrt`` in its ``tell``, which NumPy
+    2.4 refuses (``TypeError: only 0-dimensional arrays can be converted to Python scalars``, at
+    the first ``tell``). Its module is given this stand-in, so the algorithm runs unchanged:
+    the one value of the array is what older NumPy passed on.
+    """
+    names = {k: getattr(math, k) for k in dir(math) if not k.startswith("_")}
+    return type("math", (), {**names, "sqrt": staticmethod(_scalar_sqrt)})
+
+
 def run_cmaes_class(
     cls_name: str, obj: Objective, x0: np.ndarray, seed: int, sigma0: float
 ) -> str:
-    """The cmaes package's optimizer `cls_name` (CMA, SepCMA, DXNESIC) with default settings."""
+    """The cmaes package's optimizer `cls_name` (CMA, SepCMA, DXNESIC) with default settings.
+
+    For DXNESIC the module's ``math`` is :func:`cmaes_numpy2_math` (a NumPy 2.4 fix only).
+    """
     import cmaes
 
+    if cls_name == "DXNESIC":
+        import cmaes._dxnesic
+
+        cmaes._dxnesic.math = cmaes_numpy2_math()  # type: ignore[attr-defined]
     run_cmaes_until_stop(getattr(cmaes, cls_name)(mean=x0.copy(), sigma=sigma0, seed=seed), obj)
     return "should_stop"
 

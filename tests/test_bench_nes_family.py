@@ -143,3 +143,26 @@ def test_largescale_suite_runs_are_cached_apart_and_tabled(tmp_path: Path, capsy
     assert "NES vs pycma" in out
     assert "own us/eval" in out
     assert (tmp_path / "out" / "nes_family_best.rst").exists()
+
+
+def test_cmaes_dxnesic_runs_to_the_target_under_numpy2(tmp_path: Path) -> None:
+    # cmaes 0.13.1's DXNESIC gives math.sqrt a 1 x 1 array in tell, which NumPy 2.4 refuses;
+    # the runner hands its module a math whose sqrt takes the array's one value.
+    argv = ["--methods", "cmaes-DXNESIC", "--functions", "1", "--dims", "2", "--instances", "1"]
+    nes_family.main([*argv, "--budget", "2000", "--cache", str(tmp_path)])
+    record = json.loads((tmp_path / "cmaes-DXNESIC_f1_d2_i1_b2000.json").read_text())
+    assert record["error"] == ""
+    assert record["success"] is True
+    assert record["evals"] > 100  # many generations, not one that ended in an error
+
+
+def test_cmaes_numpy2_math_takes_a_size_one_array_and_keeps_the_rest() -> None:
+    from benchmarks._bbob_methods import cmaes_numpy2_math
+
+    fixed = cmaes_numpy2_math()
+    assert fixed.sqrt(np.array([[6.25]])) == 2.5
+    assert fixed.sqrt(2.0) == math.sqrt(2.0)
+    assert fixed.exp(1.0) == math.exp(1.0)
+    assert fixed.floor(2.5) == 2
+    with pytest.raises(ValueError, match="math domain error"):
+        fixed.sqrt(-1.0)
