@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 optuna = pytest.importorskip("optuna")
 
 from nes_asktell.integrations.optuna import _storage as ch  # noqa: E402
-from nes_asktell.integrations.optuna._space import UnitSpace  # noqa: E402
+from nes_asktell.integrations.optuna._space import UnitSpace, is_relative  # noqa: E402
 from optuna.distributions import (  # noqa: E402
     FloatDistribution,
     IntDistribution,
@@ -212,6 +212,65 @@ def test_unit_space_grid_gives_each_value_an_equal_cell() -> None:
     log_int = UnitSpace({"n": IntDistribution(1, 100, log=True)})
     assert log_int.from_unit(np.array([0.0]))["n"] == 1
     assert log_int.from_unit(np.array([1.0]))["n"] == 100
+
+
+#: ranges at the edge of the float range (their widths overflow, their grids have huge counts)
+WIDE = [
+    FloatDistribution(-1e308, 1e308),
+    FloatDistribution(-1.7976931348623157e308, 1.7976931348623157e308),
+    FloatDistribution(-1e308, 1e308, step=1e307),
+    FloatDistribution(5e-324, 1.7976931348623157e308, log=True),
+    IntDistribution(-(10**307), 10**307),
+    IntDistribution(-(2**63), 2**63, step=3),
+    IntDistribution(1, 10**308, log=True),
+]
+
+
+@given(seed=st.integers(0, 2**32 - 1))
+def test_unit_space_spans_ranges_as_wide_as_the_floats(seed: int) -> None:
+    space = UnitSpace({f"p{i}": d for i, d in enumerate(WIDE)})
+    rng = np.random.default_rng(seed)
+    u = rng.uniform(0.01, 0.99, space.dim)
+    values = space.from_unit(u)
+    for name, dist in zip(space.names, space.dists, strict=True):
+        value = values[name]
+        assert type(value) is (int if isinstance(dist, IntDistribution) else float)
+        assert dist.low <= value <= dist.high  # (Optuna's own check overflows on some)
+    back = space.to_unit(values)
+    assert back is not None
+    # Each value maps back to its point of the cube (a grid value to its cell's centre, half a
+    # cell away at most): the range is spanned, not cut at its ends. Grids of up to 2**53
+    # values, whose cells a float tells apart, give back the same values.
+    cells = np.array(space.cells, dtype=float)
+    tol = np.where(cells > 0, 0.5 / np.maximum(cells, 1.0), 0.0) + 1e-9
+    assert np.all(np.abs(back - u) <= tol)
+    again = space.from_unit(back)
+    for name, n in zip(space.names, space.cells, strict=True):
+        if n <= 2**53:
+            assert again[name] == values[name]
+
+
+def test_ranges_the_floats_cannot_span_are_left_to_the_independent_sampler() -> None:
+    for dist in [
+        FloatDistribution(0.0, math.inf),
+        FloatDistribution(-math.inf, 0.0),
+        FloatDistribution(1.0, math.inf, log=True),
+        IntDistribution(0, 10**400),
+        IntDistribution(-(10**308), 10**308),  # 2e308 values
+        IntDistribution(-(10**400), 0, step=10**90),
+    ]:
+        assert not is_relative(dist)
+    assert all(is_relative(d) for d in [*DISTRIBUTIONS, *WIDE])
+
+
+def test_a_study_over_the_whole_float_range_searches_inside_it() -> None:
+    # The width 2e308 overflows: every candidate was the upper bound.
+    study = optuna.create_study(sampler=NESSampler(seed=0, popsize=6))
+    study.enqueue_trial({"x": 1.0})  # Optuna's RandomSampler cannot draw from this range
+    study.optimize(lambda t: abs(t.suggest_float("x", -1e308, 1e308)) / 1e308, n_trials=13)
+    xs = [t.params["x"] for t in study.trials[1:]]
+    assert all(abs(x) < 1e308 for x in xs)
+    assert len(set(xs)) == len(xs)
 
 
 @pytest.mark.parametrize("strategy", ["xnes", "snes", "openes"])
