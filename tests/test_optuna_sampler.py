@@ -1046,22 +1046,51 @@ def test_trials_asked_in_a_batch_and_told_later_never_wait_for_each_other(
 
 
 @pytest.mark.slow
-def test_with_a_heartbeat_a_running_candidate_is_never_handed_out_again(tmp_path: Path) -> None:
-    storage = optuna.storages.RDBStorage(
-        f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60, grace_period=120
-    )
-    sampler = NESSampler(seed=0, popsize=2)
-    study = optuna.create_study(storage=storage, sampler=sampler)
+def test_with_a_heartbeat_a_running_candidate_is_never_handed_out_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from nes_asktell.integrations.optuna import _search
+
+    monkeypatch.setattr(_search, "MIN_GRACE", 0.2)  # it would be presumed dead at once
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+
+    def storage() -> optuna.storages.BaseStorage:
+        return optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=60)
+
+    study = optuna.create_study(storage=storage(), sampler=NESSampler(seed=0, popsize=2))
     assert ch.heartbeat_enabled(study)
     study.optimize(objective, n_trials=1)
-    abandoned = study.ask()  # RUNNING; Optuna's heartbeat, not the sampler, decides it died
-    objective(abandoned)
+    # A slow trial of another worker (its own storage and sampler), run by study.optimize: it
+    # records a heartbeat, so Optuna, not the sampler, decides whether it died.
+    other = optuna.load_study(
+        study_name=study.study_name, storage=storage(), sampler=NESSampler(seed=0, popsize=2)
+    )
+    release = threading.Event()
+
+    def slow(trial: optuna.Trial) -> float:
+        value = objective(trial)
+        release.wait(timeout=120.0)
+        return value
+
+    worker = threading.Thread(target=other.optimize, args=(slow, 1), daemon=True)
+    worker.start()
+    for _ in range(6000):  # a guard: until its candidate and heartbeat are stored
+        watched = ch.heartbeat_trials(study)
+        if watched and ch.parse_candidate(study.trials[-1]) is not None:
+            break
+        threading.Event().wait(0.01)
+    assert watched == frozenset({1})
     study.optimize(objective, n_trials=14)
-    cand = ch.parse_candidate(study.trials[abandoned.number])
+    release.set()
+    worker.join(timeout=120.0)
+    assert not worker.is_alive()
+    cand = ch.parse_candidate(study.trials[1])
     assert cand is not None
     assert cand.index < 2
     copies = [t.number for t in study.trials if ch.parse_candidate(t) == cand]
-    assert copies == [abandoned.number]
+    assert copies == [1]
     # the generation waits for it: the other candidate and the 8 extra samples, then trials
     # drawn by the independent sampler (recording that they hold no candidate)
     held = [t for t in study.trials if ch.parse_candidate(t) is not None]
@@ -1069,6 +1098,40 @@ def test_with_a_heartbeat_a_running_candidate_is_never_handed_out_again(tmp_path
     assert (
         sum(t.system_attrs.get(ch.CANDIDATE, 0) is None for t in study.trials) == 16 - 1 - 10
     )  # of 16 trials: the startup one, 10 held
+
+
+@pytest.mark.slow
+def test_with_a_heartbeat_an_asked_trial_that_records_none_is_handed_out_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nes_asktell.integrations.optuna import _search
+
+    # A trial started by study.ask() records no heartbeat, so Optuna never fails it. The
+    # sampler trusted Optuna with it all the same: the candidate it held was never handed out
+    # again, its generation was never told, and the rest of the study was drawn by the
+    # independent sampler.
+    monkeypatch.setattr(_search, "MIN_GRACE", 0.2)  # the grace period (5 s by default)
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60, grace_period=120
+    )
+    sampler = NESSampler(seed=0, popsize=2)
+    study = optuna.create_study(storage=storage, sampler=sampler)
+    study.optimize(objective, n_trials=1)
+    abandoned = study.ask()  # RUNNING for ever, as if its process had died
+    objective(abandoned)
+    assert ch.heartbeat_trials(study) == frozenset()
+    study.optimize(objective, n_trials=30)
+    cand = ch.parse_candidate(study.trials[abandoned.number])
+    assert cand is not None
+    copies = [t for t in study.trials if ch.parse_candidate(t) == cand]
+    assert copies[0].number == abandoned.number
+    assert len(copies) == 2
+    assert copies[1].state == TrialState.COMPLETE
+    # the search goes on: every trial after the copy holds a candidate
+    after = [t for t in study.trials if t.number > copies[1].number]
+    assert after
+    assert all(ch.parse_candidate(t) is not None for t in after)
+    assert len(sampler.generations(study)) >= 4
 
 
 def test_candidate_records_read_running_trials_afresh_and_finished_ones_once(

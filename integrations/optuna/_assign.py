@@ -192,6 +192,7 @@ class Assigner:
         lam = loaded.X.shape[0]
         extra = self.search.extra_rows(loaded)
         numbers = sorted(ix.by_state.get(tip.digest, ()))
+        heartbeat = ch.heartbeat_enabled(study)
         told, k = plan(
             trials,
             numbers,
@@ -199,9 +200,10 @@ class Assigner:
             lam,
             trial.number,
             0 if extra is None else extra.shape[0],
-            ch.heartbeat_enabled(study),
+            heartbeat,
             blocked,
             datetime.datetime.now(),
+            ch.heartbeat_trials(study) if heartbeat else None,
         )
         if told is not None:
             # The extra samples handed out before the generation closed are told with it

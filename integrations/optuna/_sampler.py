@@ -129,8 +129,9 @@ class NESSampler(BaseSampler):
     a new trial takes a candidate no trial holds, else an extra sample (told with the
     generation; a trial about to tell waits, up to a deadline from the storage's timestamps,
     for the extras in flight), and only once the extras are used up is a RUNNING candidate
-    presumed dead handed out once more (never with a heartbeat). A trial that took the same
-    candidate as another at the same moment moves on, so no live point is evaluated twice.
+    presumed dead handed out once more (never one whose trial records Optuna's heartbeat). A
+    trial that took the same candidate as another at the same moment moves on, so no live
+    point is evaluated twice.
     The told state is validated and stored on the
     trial that told it, with the digest of its parent; processes that tell the same generation
     write the same state, and all processes follow the same (longest) chain of states. Every

@@ -639,6 +639,7 @@ def plan(
     heartbeat: bool = False,
     blocked: frozenset[int] = frozenset(),
     now: datetime.datetime | None = None,
+    watched: frozenset[int] | None = None,
 ) -> tuple[list[FrozenTrial | None] | None, int | None]:
     """Decide what trial `number` does in a generation of `lam` candidates.
 
@@ -646,18 +647,18 @@ def plan(
     records. Every finished trial is an outcome (COMPLETE, PRUNED or FAIL: see
     :func:`outcome_key`). A trial takes a candidate no trial holds, else the first extra
     sample nobody holds (index ``lam`` or more), and only when the extra samples are used up
-    a candidate whose RUNNING trial is presumed dead (see :func:`_is_stale`; never when the
-    storage has a `heartbeat`, with which Optuna fails dead trials itself): it is handed out
+    a candidate whose RUNNING trial is presumed dead (see :func:`_is_stale`; when the storage
+    has a `heartbeat`, only a candidate none of whose trials records one, as `watched` (the
+    RUNNING trials that do; None: all) says: Optuna fails the others itself): it is handed out
     once more, and counted as dead (told worst) if that copy dies too. A live trial thus
     keeps its candidate while a population of extra samples (told with the generation) is
     evaluated beside it. Returns ``(told, -1)`` when every candidate has an outcome or is dead
     (`told`: one trial per candidate, in candidate order: the lowest-numbered COMPLETE one,
     else PRUNED, else FAIL; None for a dead candidate), else ``(None, k)``: the candidate to
     evaluate, ``k >= lam`` for an extra sample, `WAIT` when the extra samples are used up and a
-    candidate's trial is still presumed alive (without a `heartbeat`; with one, when only
-    trials `blocked` hold the live candidates (unfinished trials started by the caller's
-    thread, which cannot finish while it waits), and when nothing is left at all, None: an
-    independent sample).
+    candidate that could be presumed dead is still presumed alive (unless only trials `blocked`
+    hold it: unfinished trials started by the caller's thread, which cannot finish while it
+    waits), and when nothing is left at all, None: an independent sample).
     """
     rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
     outcome: dict[int, FrozenTrial] = {}
@@ -676,10 +677,19 @@ def plan(
         elif held.state in (TrialState.RUNNING, TrialState.WAITING):
             live.setdefault(k, []).append(n)
     live = {k: nums for k, nums in live.items() if k not in outcome}
+    # With a heartbeat, Optuna fails the dead trials that record one (`watched`; None: all);
+    # the others (started by `study.ask()`, added, copied) are judged as without a heartbeat.
+    unwatched = {
+        k: nums
+        for k, nums in live.items()
+        if not heartbeat or (watched is not None and not any(n in watched for n in nums))
+    }
     stale: set[int] = set()
-    if not heartbeat and live:
+    if unwatched:
         finished = [t.number for t in trials if t.state.is_finished()]  # sorted by number
-        stale = {k for k, nums in live.items() if _is_stale(trials, finished, max(nums), lam, now)}
+        stale = {
+            k for k, nums in unwatched.items() if _is_stale(trials, finished, max(nums), lam, now)
+        }
     dead = {k for k in stale if len(live[k]) >= 2}  # its one copy died too
     if all(k in outcome or k in dead for k in range(lam)):
         return [outcome.get(k) for k in range(lam)], -1
@@ -697,9 +707,7 @@ def plan(
     backup = sorted(stale - dead)
     if backup:
         return None, backup[0]
-    if not heartbeat and any(
-        k not in dead and not all(n in blocked for n in nums) for k, nums in live.items()
-    ):
+    if any(k not in dead and not all(n in blocked for n in nums) for k, nums in unwatched.items()):
         # A live (or not yet presumed dead) candidate holds the generation: wait for it
         # rather than draw a point the search would not use.
         return None, WAIT

@@ -40,7 +40,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from optuna.storages import BaseStorage
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages._rdb import models as _rdb_models
+from optuna.storages._rdb.storage import _create_scoped_session as _rdb_session
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
@@ -356,6 +358,34 @@ def heartbeat_enabled(study: Study) -> bool:
         return callable(get) and get() is not None
     except Exception:  # a storage that cannot say: no heartbeat
         return False
+
+
+def heartbeat_trials(study: Study) -> frozenset[int] | None:
+    """Return the numbers of the RUNNING trials of `study` that record a heartbeat.
+
+    Optuna fails such a trial itself once its heartbeat stops. A trial started by
+    ``study.ask()`` (or added RUNNING, or copied) records none and is never failed by Optuna.
+    Read from an ``RDBStorage`` (the storage that records heartbeats), also behind Optuna's
+    cache; None when the storage cannot say (then every RUNNING trial counts as recording one).
+    """
+    storage = getattr(study._storage, "_backend", study._storage)
+    if not isinstance(storage, RDBStorage):
+        return None
+    try:
+        with _rdb_session(storage.scoped_session) as session:
+            rows = (
+                session.query(_rdb_models.TrialModel.number)
+                .join(
+                    _rdb_models.TrialHeartbeatModel,
+                    _rdb_models.TrialHeartbeatModel.trial_id == _rdb_models.TrialModel.trial_id,
+                )
+                .filter(_rdb_models.TrialModel.study_id == study._study_id)
+                .filter(_rdb_models.TrialModel.state == TrialState.RUNNING)
+                .all()
+            )
+        return frozenset(int(row[0]) for row in rows)
+    except Exception:  # a schema this module does not know: trust the heartbeat
+        return None
 
 
 def store_state(
