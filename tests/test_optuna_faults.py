@@ -13,12 +13,14 @@ import tracemalloc
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 optuna = pytest.importorskip("optuna")
 
+from nes_asktell.integrations.optuna import _search  # noqa: E402
 from nes_asktell.integrations.optuna import _storage as ch  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
@@ -130,6 +132,33 @@ def test_a_long_study_without_restarts_runs_to_the_end() -> None:
     study.optimize(sphere, n_trials=30)
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     assert len(fresh.generations(study)) > 200
+
+
+@pytest.mark.slow
+def test_a_search_that_spreads_past_the_cube_restarts() -> None:
+    # A small BIPOP run of this study (restart 1, from trial ~530) lost the optimum of its
+    # integer coordinate and spread out: once wider than the cube, reflected, its candidates
+    # were uniform random points, and its step size and mean drifted (sigma 2.5 at generation
+    # 88, 693 at 166, with a mean 5,000 widths away) for 78 generations, 460 of 1,100 trials,
+    # until the state failed its own bound on sigma and the tell was refused (a NESWarning).
+    def objective(t: optuna.Trial) -> float:
+        return (t.suggest_float("x", 0, 1) - 0.3) ** 2 + (t.suggest_int("n", 0, 3) - 1) ** 2
+
+    sampler = NESSampler(seed=1, restart_strategy="bipop")
+    study = optuna.create_study(sampler=sampler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NESWarning)  # no tell refused
+        study.optimize(objective, n_trials=1100)
+    widest = 0.0
+    for g in sampler.generations(study):
+        trial = study.trials[g["trial"]]  # type: ignore[index]
+        carrier = ch.parse_carrier(trial)
+        assert carrier is not None
+        algo = ch.stored_state(trial, carrier)["run"]["algo"]  # type: ignore[index]
+        B = np.array(algo["B"])  # XNES: the coordinate spreads are sigma |B_i.|
+        widest = max(widest, float(algo["sigma"] * np.max(np.linalg.norm(B, axis=1))))
+    assert widest < 5 * _search.MAX_SPREAD
+    assert study.best_value < 1e-8
 
 
 # ---------------------------------------------------------------------- crafted states

@@ -55,6 +55,14 @@ EXTRA_FACTOR = 4
 #: the widest step size (in unit-cube widths) and the farthest mean a stored state may hold
 MAX_SIGMA = 1e3
 MAX_MEAN = 1e6
+#: the widest spread (root mean square deviation of a generation's rows from the mean, in
+#: unit-cube widths, times max(1, sigma0)) a search may reach before it restarts as on
+#: convergence. Reflected into the cube, a coordinate of a normal distribution wider than one
+#: width is uniform (the density of the reflected normal varies by exp(-pi^2 s^2 / 2) for a
+#: width s, 7e-3 at s = 1): its candidates are random points and its updates noise, and its step
+#: size and mean drift until they fail the state's own bounds. Ten widths leave a search that
+#: could still recover alone.
+MAX_SPREAD = 10.0
 #: the longest history of best values a stored state may keep
 MAX_HISTORY = 100_000
 #: the largest learning rate (an option or state entry ``eta_*``) a search may use: with more,
@@ -524,6 +532,18 @@ class Search:
                 es.tell(es.ask(), f[:lam] if not extras else told_fitness(told, sign))
         return es
 
+    def _lost(self, es: Strategy) -> bool:
+        """Return whether the spread of `es`'s next generation exceeds `MAX_SPREAD` somewhere.
+
+        Measured on the rows it would ask (a copy asks them), so it needs no strategy's
+        internals and every process finds the same.
+        """
+        probe = copy.deepcopy(es)
+        with np.errstate(all="ignore"):
+            dev = probe.ask() - probe.mean
+            spread = np.sqrt(np.mean(dev**2, axis=0))
+        return not bool(np.all(spread <= MAX_SPREAD * max(1.0, self.sigma0)))
+
     def next_state(
         self,
         tip: st.Carrier,
@@ -535,12 +555,12 @@ class Search:
         """Return the state after telling generation `tip` the outcomes `told` (slot order).
 
         Finished `extras` (see :meth:`_tell`) are told as further rows of the generation.
-        A converged strategy restarts (IPOP: a doubled population up to `restarts` times, the
-        same population after; BIPOP: the run of the regime that has used fewer trials, see
-        :meth:`next_bipop`). A tell that raises or gives a state that does not pass
-        :meth:`load` is refused: the next state is then a fresh run at the last mean (of the
-        same restart and regime), and the second item of the result says why (None when the
-        tell was accepted).
+        A converged strategy, or one whose spread has grown past `MAX_SPREAD`, restarts (IPOP:
+        a doubled population up to `restarts` times, the same population after; BIPOP: the run
+        of the regime that has used fewer trials, see :meth:`next_bipop`). A tell that raises
+        or gives a state that does not pass :meth:`load` is refused: the next state is then a
+        fresh run at the last mean (of the same restart and regime), and the second item of the
+        result says why (None when the tell was accepted).
         """
         restart = int(str(loaded.state["restart"]))
         entropy = int(str(loaded.state["entropy"]))
@@ -563,7 +583,7 @@ class Search:
 
         try:
             es = self._tell(loaded, told, extras or [], sign)
-            stopped = bool(es.stop())
+            stopped = bool(es.stop()) or self._lost(es)
             after_bipop = bipop
             if stopped:
                 restart = min(restart + 1, MAX_RESTART)
