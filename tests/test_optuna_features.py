@@ -59,7 +59,31 @@ def test_outcomes_rank_complete_then_infeasible_then_pruned_then_failed() -> Non
 def test_feasible_complete_outcomes_are_told_their_values() -> None:
     told = [made(TrialState.COMPLETE, v) for v in (3.0, -1.0, math.inf)]
     assert told_fitness(told, 1.0).tolist() == [3.0, -1.0, math.inf]
-    assert told_fitness(told, -1.0).tolist() == [-3.0, 1.0, -math.inf]
+    told = [made(TrialState.COMPLETE, v) for v in (3.0, -1.0, -math.inf)]
+    assert told_fitness(told, -1.0).tolist() == [-3.0, 1.0, math.inf]
+
+
+def test_the_best_infinite_value_ranks_first_as_optuna_ranks_it() -> None:
+    # Optuna takes -inf (minimising) or inf (maximising) as the best value a trial can have
+    # (study.best_value). Told as a value, the strategy ranked it with NaN, last, and the search
+    # left the region where it was found; among outcomes of other kinds it ranked first.
+    told = [made(TrialState.COMPLETE, v) for v in (3.0, -math.inf, 1.0, math.inf)]
+    assert told_fitness(told, 1.0).tolist() == [2, 0, 1, 3]
+    assert told_fitness(told, -1.0).tolist() == [1, 3, 2, 0]
+    assert told_fitness([*told, None], 1.0).tolist() == [2, 0, 1, 3, math.inf]
+
+
+def test_a_region_of_the_best_infinite_value_draws_the_search() -> None:
+    def objective(t: optuna.Trial) -> float:
+        x = t.suggest_float("x", -5, 5)
+        y = t.suggest_float("y", -5, 5)
+        return -math.inf if x < -3 else (x - 3) ** 2 + y**2
+
+    study = optuna.create_study(sampler=NESSampler(seed=0, popsize=6))
+    study.optimize(objective, n_trials=120)
+    assert study.best_value == -math.inf
+    last = [t.value for t in study.trials[-30:]]
+    assert sum(v == -math.inf for v in last) >= 20  # it stays where the best values are
 
 
 def test_constraints_set_on_the_trial_count_too() -> None:

@@ -148,12 +148,14 @@ def outcome_key(t: FrozenTrial | None, sign: float) -> tuple[int, float, float]:
 def told_fitness(told: list[FrozenTrial | None], sign: float) -> FloatArray:
     """Return the fitness told for the outcomes `told` (lower is better).
 
-    When every outcome is a feasible COMPLETE value, the values themselves (so value-based
-    shapings see them); otherwise the rank of each outcome under :func:`outcome_key` (ties share
-    the lowest rank), with inf for FAIL, NaN and dead candidates.
+    When every outcome is a feasible COMPLETE value and none is ``-inf`` (after the sign),
+    the values themselves (so value-based shapings see them); otherwise the rank of each outcome
+    under :func:`outcome_key` (ties share the lowest rank), with inf for FAIL, NaN and dead
+    candidates. (A strategy ranks a non-finite value last, but Optuna takes ``-inf`` when
+    minimising, ``inf`` when maximising, as the best value there is: as a rank it comes first.)
     """
     keys = [outcome_key(t, sign) for t in told]
-    if all(k[0] == 0 for k in keys):
+    if all(k[0] == 0 and k[2] != -math.inf for k in keys):
         return np.array([k[2] for k in keys], dtype=float)
     f = np.empty(len(keys))
     order = sorted(range(len(keys)), key=lambda i: keys[i])
