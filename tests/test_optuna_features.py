@@ -136,6 +136,40 @@ def test_integer_parameters_never_freeze() -> None:
     assert len(set(last)) >= 10  # still exploring around the optimum
 
 
+def test_source_trials_of_a_multi_objective_study_are_refused_by_name() -> None:
+    # They raised "This attribute is not available during multi-objective optimization" from
+    # deep inside every trial of the study.
+    source = optuna.create_study(directions=["minimize", "maximize"])
+    source.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), 8)
+    with pytest.raises(ValueError, match=r"`source_trials` must be trials of single-objective"):
+        NESSampler(source_trials=source.trials)
+    # one value each, or none (trials that failed or are running): accepted
+    failed = optuna.trial.create_trial(state=TrialState.FAIL)
+    NESSampler(source_trials=[failed, made(TrialState.COMPLETE, 1.0)])
+
+
+@pytest.mark.parametrize(
+    "returned",
+    [["a"], [None], [1j], np.zeros((2, 2)), np.float64(1.0), [[1.0]], {"a": 1.0}, 1.0],
+)
+def test_constraints_func_returning_no_real_numbers_is_named(returned: object) -> None:
+    study = optuna.create_study(
+        sampler=NESSampler(seed=0, constraints_func=lambda t: returned)  # type: ignore[arg-type,return-value]
+    )
+    with pytest.raises(
+        TypeError, match=r"`constraints_func` must return a sequence of real numbers, but got"
+    ):
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+
+
+def test_constraints_func_returning_nan_is_refused_as_optuna_refuses_it() -> None:
+    study = optuna.create_study(
+        sampler=NESSampler(seed=0, constraints_func=lambda t: [0.0, math.nan])
+    )
+    with pytest.raises(ValueError, match=r"Constraint values cannot be NaN.*`constraints_func`"):
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+
+
 def test_source_trials_set_the_first_mean_and_spread() -> None:
     source = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     source.optimize(

@@ -127,6 +127,7 @@ def check_chain(study: optuna.Study, sampler: NESSampler) -> list[dict[str, obje
             r"`restart_strategy` must be a string, one of 'ipop', 'bipop', but got 2",
         ),
         ({"seed": -1}, ValueError, r"`seed` must be an integer >= 0, but got -1"),
+        ({"seed": 2**128}, ValueError, r"`seed` must be an integer in \[0, 2\*\*128\), but got"),
         ({"seed": 1.5}, TypeError, r"`seed` must be an integer, but got 1.5"),
         ({"strategy_options": [1]}, TypeError, r"`strategy_options` must be a dict"),
         ({"strategy_options": {"eta_mu": -1.0}}, ValueError, r"`eta_mu` must be a positive"),
@@ -162,6 +163,27 @@ def test_constructor_rejects_bad_arguments(
 ) -> None:
     with pytest.raises(error, match=match):
         NESSampler(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("independent", [False, True])
+def test_a_seed_of_up_to_128_bits_seeds_a_study(independent: bool) -> None:
+    # A seed of 2**32 or more raised numpy's "Seed must be between 0 and 2**32 - 1" (naming no
+    # argument) from the default independent sampler; with another independent sampler, a seed
+    # of 10**40 or more made a first state that failed its own check in every trial (it is now
+    # refused by the constructor, see test_constructor_rejects_bad_arguments).
+    for seed in (2**32, 2**100, 2**128 - 1):
+        other = optuna.samplers.RandomSampler(seed=0) if independent else None
+        sampler = NESSampler(seed=seed, popsize=4, independent_sampler=other)
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(objective, n_trials=9)
+        assert all(t.state == TrialState.COMPLETE for t in study.trials)
+        assert len(sampler.generations(study)) == 2
+        again = optuna.create_study(
+            sampler=NESSampler(seed=seed, popsize=4, independent_sampler=other)
+        )
+        again.optimize(objective, n_trials=9)
+        if not independent:  # the same seed, the same trials
+            assert [t.params for t in again.trials] == [t.params for t in study.trials]
 
 
 def test_arguments_are_keyword_only() -> None:

@@ -376,7 +376,11 @@ class Search:
         """
         points = []
         for t in trials:
-            if t.state != TrialState.COMPLETE or t.value is None or not np.isfinite(t.value):
+            values = t.values  # (one per objective: `value` raises for several)
+            if t.state != TrialState.COMPLETE or values is None or len(values) != 1:
+                continue
+            value = values[0]
+            if not np.isfinite(value):
                 continue
             if st.violation(t):
                 continue
@@ -386,7 +390,7 @@ class Search:
                 continue
             u = space.to_unit(t.params)
             if u is not None:
-                points.append((sign * t.value, t.number, u))
+                points.append((sign * value, t.number, u))
         lam = self.popsize_of(space.dim, 0)
         if len(points) < lam:
             return None

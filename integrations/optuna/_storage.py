@@ -47,6 +47,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from nes_asktell._typing import NESWarning
+from nes_asktell._validate import short
 
 PREFIX = "nes_asktell:"
 CANDIDATE = PREFIX + "candidate"
@@ -458,13 +459,23 @@ def store_constraints(
     if state not in (TrialState.COMPLETE, TrialState.PRUNED):
         return
     raw = constraints_func(trial)
-    if not isinstance(raw, (list, tuple, np.ndarray)):
-        raise TypeError(
-            f"`constraints_func` must return a sequence of floats, but got {type(raw).__name__}."
-        )
-    values = [float(c) for c in raw]
+    values: list[float] = []
+    items: list[object] = [None]  # (anything but a flat sequence is refused below)
+    if isinstance(raw, (list, tuple)) or (isinstance(raw, np.ndarray) and raw.ndim == 1):
+        items = list(raw)
+    for c in items:
+        # real numbers only (a bool counts as an int, as for Optuna's samplers)
+        if not isinstance(c, (int, float, np.integer, np.floating)):
+            raise TypeError(
+                "`constraints_func` must return a sequence of real numbers, but got "
+                f"{short(raw)} for trial {trial.number}."
+            )
+        values.append(float(c))
     if any(math.isnan(c) for c in values):
-        raise ValueError("Constraint values cannot be NaN.")
+        raise ValueError(
+            f"Constraint values cannot be NaN, but `constraints_func` returned {short(raw)} "
+            f"for trial {trial.number}."
+        )
     for key, value in constraint_attrs(values).items():
         study._storage.set_trial_system_attr(trial._trial_id, key, value)  # type: ignore[arg-type]
 
