@@ -598,6 +598,33 @@ def test_state_is_small_json_without_pickle() -> None:
     assert state["run"]["strategy"] == "xnes"  # type: ignore[index]
 
 
+def test_a_state_too_large_to_store_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # XNES keeps a d x d matrix: from about 1,650 parameters its state passes the 60 MB a
+    # stored state may have (emulated here: 10 chunks, 600,000 characters, at d = 200). No
+    # reader accepted it, so every trial told generation 0 again and stored another copy, with
+    # a warning each: the search never got past its first generation and the storage grew by a
+    # state per trial.
+    monkeypatch.setattr(ch, "MAX_CHUNKS", 10)
+
+    def wide(t: optuna.Trial) -> float:
+        return sum((t.suggest_float(f"x{i}", -1, 1) - 0.1) ** 2 for i in range(200))
+
+    study = optuna.create_study(sampler=NESSampler(seed=0))
+    with pytest.raises(
+        ValueError,
+        match=r"`strategy` 'xnes' has a state too large to store for 200 parameters .* 'snes'",
+    ):
+        study.optimize(wide, n_trials=60)  # raised by the trial that tells generation 0
+    carriers = [t for t in study.trials if ch.STATE in t.system_attrs]
+    assert len(carriers) == 1  # generation 0 (its matrix is the identity: a short text)
+    assert study.trials[-1].state == TrialState.FAIL
+    assert not any(k.startswith(ch.STATE) for k in study.trials[-1].system_attrs)
+    sampler = NESSampler(seed=0, strategy="snes")  # its state grows linearly with d
+    snes = optuna.create_study(sampler=sampler)
+    snes.optimize(wide, n_trials=40)
+    assert len(sampler.generations(snes)) >= 2
+
+
 @pytest.mark.parametrize(
     "damage",
     ["summary", "text", "digest-ok-bad-content", "candidate"],

@@ -395,13 +395,25 @@ def store_state(
     """Store `state`, told from trials `told`, on the RUNNING `trial`; return its digest.
 
     The text goes first and the summary last. The told trial numbers are in the summary, not
-    in the digested text.
+    in the digested text. A text of more than `MAX_CHUNKS` chunks raises ValueError and writes
+    nothing.
     """
     storage: BaseStorage = study._storage
     trial_id = trial._trial_id
     text = dumps(state)
     digest = digest_of(text)
     parts = chunked(text)
+    if len(parts) > MAX_CHUNKS:
+        # No reader would accept it: every trial would store another and the search would
+        # never get past it. Nothing is written.
+        run = state.get("run")
+        name = run.get("strategy") if isinstance(run, dict) else None
+        dim = run.get("dim") if isinstance(run, dict) else None
+        raise ValueError(
+            f"`strategy` {name!r} has a state too large to store for {dim} parameters "
+            f"({len(text):,} characters; a stored state has at most {CHUNK * MAX_CHUNKS:,}): "
+            "use a strategy whose state grows linearly with the dimension, such as 'snes'."
+        )
     for i, part in enumerate(parts):
         storage.set_trial_system_attr(trial_id, f"{STATE}:{i}", part)
     key, generation, parent = state["key"], state["generation"], state["parent"]
