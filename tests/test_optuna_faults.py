@@ -225,6 +225,51 @@ PAYLOADS = {
 }
 
 
+def test_a_damaged_copy_of_a_state_does_not_condemn_its_good_copies() -> None:
+    # A stored state that failed to load was remembered by its digest, so every other copy of
+    # that state was skipped too, even the one the sampler had just stored itself. When the
+    # first state cannot change (every trial fails, so there is never a warm start), each
+    # later trial stored generation 0 again and the search never moved.
+    def failing(t: optuna.Trial) -> float:
+        t.suggest_float("x", -5, 5)
+        t.suggest_float("y", -5, 5)
+        if t.number > 0:
+            raise RuntimeError("the simulator is down")
+        return 1.0
+
+    source = optuna.create_study(sampler=NESSampler(seed=0, popsize=6))
+    source.optimize(failing, n_trials=2, catch=(RuntimeError,))
+    first = source.trials[1]
+    assert first.system_attrs[ch.STATE]["generation"] == 0
+    damaged = dict(first.system_attrs)
+    damaged[f"{ch.STATE}:0"] = str(damaged[f"{ch.STATE}:0"]) + " "  # no longer its digest
+    sampler = NESSampler(seed=0, popsize=6)
+    study = optuna.create_study(sampler=sampler)
+    for t in source.trials:
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=t.state,
+                value=t.value,
+                params=t.params,
+                distributions=t.distributions,
+                system_attrs=damaged if t.number == first.number else t.system_attrs,
+            )
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study.optimize(failing, n_trials=30, catch=(RuntimeError,))
+    nes = [w for w in caught if issubclass(w.category, NESWarning)]
+    assert len(nes) == 1, [str(w.message) for w in nes]
+    assert "trial 1" in str(nes[0].message)
+    firsts = [
+        t.number for t in study.trials if t.system_attrs.get(ch.STATE, {}).get("generation") == 0
+    ]
+    assert firsts == [1, 2]  # the damaged copy and one good one
+    chain = sampler.generations(study)
+    assert [e["trial"] for e in chain][:1] == [2]
+    assert len(chain) >= 5  # about a generation per 6 trials (each told all FAIL)
+
+
 @pytest.mark.parametrize("payload", sorted(PAYLOADS))
 def test_each_crafted_state_is_skipped_with_one_warning(
     source: list[FrozenTrial], payload: str

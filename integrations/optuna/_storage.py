@@ -544,6 +544,9 @@ class Index:
     by_state: dict[str, list[int]] = field(default_factory=dict)
     chain_for: tuple[int, ...] = ()
     chain: list[Carrier] = field(default_factory=list)
+    #: the carriers (trial number, digest) whose stored state failed to load: a carrier, not a
+    #: digest, since another trial may hold a good copy of the same state
+    bad: set[tuple[int, str]] = field(default_factory=set)
 
 
 class Records:
@@ -611,9 +614,14 @@ class Records:
             self.warn_once((kind, t.number, t._trial_id), f"{exc}; it is ignored.")
             return None
 
-    def chain(self, ix: Index, key: str, bad: set[str]) -> list[Carrier]:
-        """Return the current chain of search `key` (see :func:`longest_chain`), cached."""
-        carriers = [c for c in ix.carriers.values() if c.key == key and c.digest not in bad]
+    def chain(self, ix: Index, key: str) -> list[Carrier]:
+        """Return the current chain of search `key` (see :func:`longest_chain`), cached.
+
+        Carriers whose state failed to load (``ix.bad``) are left out.
+        """
+        carriers = [
+            c for c in ix.carriers.values() if c.key == key and (c.number, c.digest) not in ix.bad
+        ]
         numbers = tuple(c.number for c in carriers)
         if numbers != ix.chain_for or not ix.chain or ix.chain[0].key != key:
             ix.chain_for, ix.chain = numbers, longest_chain(carriers)
