@@ -31,6 +31,7 @@ simply not used: no generation is lost or told twice.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 import re
@@ -41,7 +42,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages._rdb import models as _rdb_models
 from optuna.storages._rdb.storage import _create_scoped_session as _rdb_session
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState, create_trial
@@ -373,6 +373,9 @@ def heartbeat_trials(study: Study) -> frozenset[int] | None:
     if not isinstance(storage, RDBStorage):
         return None
     try:
+        # Optuna's table models import SQLAlchemy, which Optuna itself loads only for an
+        # RDBStorage: loaded here, where one exists, so that importing the sampler stays light.
+        _rdb_models = importlib.import_module("optuna.storages._rdb.models")
         with _rdb_session(storage.scoped_session) as session:
             rows = (
                 session.query(_rdb_models.TrialModel.number)
