@@ -13,12 +13,14 @@ import tracemalloc
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 optuna = pytest.importorskip("optuna")
 
+from nes_asktell.integrations.optuna import _search  # noqa: E402
 from nes_asktell.integrations.optuna import _storage as ch  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
@@ -132,6 +134,33 @@ def test_a_long_study_without_restarts_runs_to_the_end() -> None:
     assert len(fresh.generations(study)) > 200
 
 
+@pytest.mark.slow
+def test_a_search_that_spreads_past_the_cube_restarts() -> None:
+    # A small BIPOP run of this study (restart 1, from trial ~530) lost the optimum of its
+    # integer coordinate and spread out: once wider than the cube, reflected, its candidates
+    # were uniform random points, and its step size and mean drifted (sigma 2.5 at generation
+    # 88, 693 at 166, with a mean 5,000 widths away) for 78 generations, 460 of 1,100 trials,
+    # until the state failed its own bound on sigma and the tell was refused (a NESWarning).
+    def objective(t: optuna.Trial) -> float:
+        return (t.suggest_float("x", 0, 1) - 0.3) ** 2 + (t.suggest_int("n", 0, 3) - 1) ** 2
+
+    sampler = NESSampler(seed=1, restart_strategy="bipop")
+    study = optuna.create_study(sampler=sampler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NESWarning)  # no tell refused
+        study.optimize(objective, n_trials=1100)
+    widest = 0.0
+    for g in sampler.generations(study):
+        trial = study.trials[g["trial"]]  # type: ignore[index]
+        carrier = ch.parse_carrier(trial)
+        assert carrier is not None
+        algo = ch.stored_state(trial, carrier)["run"]["algo"]  # type: ignore[index]
+        B = np.array(algo["B"])  # XNES: the coordinate spreads are sigma |B_i.|
+        widest = max(widest, float(algo["sigma"] * np.max(np.linalg.norm(B, axis=1))))
+    assert widest < 5 * _search.MAX_SPREAD
+    assert study.best_value < 1e-8
+
+
 # ---------------------------------------------------------------------- crafted states
 @pytest.fixture(scope="module")
 def source() -> list[FrozenTrial]:
@@ -194,6 +223,51 @@ PAYLOADS = {
     "eta 1e300": _set(("run", "options", "eta_sigma"), 1e300),
     "algo eta 1e300": _set(("run", "algo", "eta_sigma"), 1e300),
 }
+
+
+def test_a_damaged_copy_of_a_state_does_not_condemn_its_good_copies() -> None:
+    # A stored state that failed to load was remembered by its digest, so every other copy of
+    # that state was skipped too, even the one the sampler had just stored itself. When the
+    # first state cannot change (every trial fails, so there is never a warm start), each
+    # later trial stored generation 0 again and the search never moved.
+    def failing(t: optuna.Trial) -> float:
+        t.suggest_float("x", -5, 5)
+        t.suggest_float("y", -5, 5)
+        if t.number > 0:
+            raise RuntimeError("the simulator is down")
+        return 1.0
+
+    source = optuna.create_study(sampler=NESSampler(seed=0, popsize=6))
+    source.optimize(failing, n_trials=2, catch=(RuntimeError,))
+    first = source.trials[1]
+    assert first.system_attrs[ch.STATE]["generation"] == 0
+    damaged = dict(first.system_attrs)
+    damaged[f"{ch.STATE}:0"] = str(damaged[f"{ch.STATE}:0"]) + " "  # no longer its digest
+    sampler = NESSampler(seed=0, popsize=6)
+    study = optuna.create_study(sampler=sampler)
+    for t in source.trials:
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=t.state,
+                value=t.value,
+                params=t.params,
+                distributions=t.distributions,
+                system_attrs=damaged if t.number == first.number else t.system_attrs,
+            )
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study.optimize(failing, n_trials=30, catch=(RuntimeError,))
+    nes = [w for w in caught if issubclass(w.category, NESWarning)]
+    assert len(nes) == 1, [str(w.message) for w in nes]
+    assert "trial 1" in str(nes[0].message)
+    firsts = [
+        t.number for t in study.trials if t.system_attrs.get(ch.STATE, {}).get("generation") == 0
+    ]
+    assert firsts == [1, 2]  # the damaged copy and one good one
+    chain = sampler.generations(study)
+    assert [e["trial"] for e in chain][:1] == [2]
+    assert len(chain) >= 5  # about a generation per 6 trials (each told all FAIL)
 
 
 @pytest.mark.parametrize("payload", sorted(PAYLOADS))

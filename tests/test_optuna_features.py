@@ -59,7 +59,31 @@ def test_outcomes_rank_complete_then_infeasible_then_pruned_then_failed() -> Non
 def test_feasible_complete_outcomes_are_told_their_values() -> None:
     told = [made(TrialState.COMPLETE, v) for v in (3.0, -1.0, math.inf)]
     assert told_fitness(told, 1.0).tolist() == [3.0, -1.0, math.inf]
-    assert told_fitness(told, -1.0).tolist() == [-3.0, 1.0, -math.inf]
+    told = [made(TrialState.COMPLETE, v) for v in (3.0, -1.0, -math.inf)]
+    assert told_fitness(told, -1.0).tolist() == [-3.0, 1.0, math.inf]
+
+
+def test_the_best_infinite_value_ranks_first_as_optuna_ranks_it() -> None:
+    # Optuna takes -inf (minimising) or inf (maximising) as the best value a trial can have
+    # (study.best_value). Told as a value, the strategy ranked it with NaN, last, and the search
+    # left the region where it was found; among outcomes of other kinds it ranked first.
+    told = [made(TrialState.COMPLETE, v) for v in (3.0, -math.inf, 1.0, math.inf)]
+    assert told_fitness(told, 1.0).tolist() == [2, 0, 1, 3]
+    assert told_fitness(told, -1.0).tolist() == [1, 3, 2, 0]
+    assert told_fitness([*told, None], 1.0).tolist() == [2, 0, 1, 3, math.inf]
+
+
+def test_a_region_of_the_best_infinite_value_draws_the_search() -> None:
+    def objective(t: optuna.Trial) -> float:
+        x = t.suggest_float("x", -5, 5)
+        y = t.suggest_float("y", -5, 5)
+        return -math.inf if x < -3 else (x - 3) ** 2 + y**2
+
+    study = optuna.create_study(sampler=NESSampler(seed=0, popsize=6))
+    study.optimize(objective, n_trials=120)
+    assert study.best_value == -math.inf
+    last = [t.value for t in study.trials[-30:]]
+    assert sum(v == -math.inf for v in last) >= 20  # it stays where the best values are
 
 
 def test_constraints_set_on_the_trial_count_too() -> None:
@@ -110,6 +134,40 @@ def test_integer_parameters_never_freeze() -> None:
     assert study.best_value == 0.0
     last = [tuple(sorted(t.params.items())) for t in study.trials[-100:]]
     assert len(set(last)) >= 10  # still exploring around the optimum
+
+
+def test_source_trials_of_a_multi_objective_study_are_refused_by_name() -> None:
+    # They raised "This attribute is not available during multi-objective optimization" from
+    # deep inside every trial of the study.
+    source = optuna.create_study(directions=["minimize", "maximize"])
+    source.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), 8)
+    with pytest.raises(ValueError, match=r"`source_trials` must be trials of single-objective"):
+        NESSampler(source_trials=source.trials)
+    # one value each, or none (trials that failed or are running): accepted
+    failed = optuna.trial.create_trial(state=TrialState.FAIL)
+    NESSampler(source_trials=[failed, made(TrialState.COMPLETE, 1.0)])
+
+
+@pytest.mark.parametrize(
+    "returned",
+    [["a"], [None], [1j], np.zeros((2, 2)), np.float64(1.0), [[1.0]], {"a": 1.0}, 1.0],
+)
+def test_constraints_func_returning_no_real_numbers_is_named(returned: object) -> None:
+    study = optuna.create_study(
+        sampler=NESSampler(seed=0, constraints_func=lambda t: returned)  # type: ignore[arg-type,return-value]
+    )
+    with pytest.raises(
+        TypeError, match=r"`constraints_func` must return a sequence of real numbers, but got"
+    ):
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+
+
+def test_constraints_func_returning_nan_is_refused_as_optuna_refuses_it() -> None:
+    study = optuna.create_study(
+        sampler=NESSampler(seed=0, constraints_func=lambda t: [0.0, math.nan])
+    )
+    with pytest.raises(ValueError, match=r"Constraint values cannot be NaN.*`constraints_func`"):
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
 
 
 def test_source_trials_set_the_first_mean_and_spread() -> None:

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 optuna = pytest.importorskip("optuna")
 
 from nes_asktell.integrations.optuna import _storage as ch  # noqa: E402
-from nes_asktell.integrations.optuna._space import UnitSpace  # noqa: E402
+from nes_asktell.integrations.optuna._space import UnitSpace, is_relative  # noqa: E402
 from optuna.distributions import (  # noqa: E402
     FloatDistribution,
     IntDistribution,
@@ -127,6 +127,7 @@ def check_chain(study: optuna.Study, sampler: NESSampler) -> list[dict[str, obje
             r"`restart_strategy` must be a string, one of 'ipop', 'bipop', but got 2",
         ),
         ({"seed": -1}, ValueError, r"`seed` must be an integer >= 0, but got -1"),
+        ({"seed": 2**128}, ValueError, r"`seed` must be an integer in \[0, 2\*\*128\), but got"),
         ({"seed": 1.5}, TypeError, r"`seed` must be an integer, but got 1.5"),
         ({"strategy_options": [1]}, TypeError, r"`strategy_options` must be a dict"),
         ({"strategy_options": {"eta_mu": -1.0}}, ValueError, r"`eta_mu` must be a positive"),
@@ -162,6 +163,27 @@ def test_constructor_rejects_bad_arguments(
 ) -> None:
     with pytest.raises(error, match=match):
         NESSampler(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("independent", [False, True])
+def test_a_seed_of_up_to_128_bits_seeds_a_study(independent: bool) -> None:
+    # A seed of 2**32 or more raised numpy's "Seed must be between 0 and 2**32 - 1" (naming no
+    # argument) from the default independent sampler; with another independent sampler, a seed
+    # of 10**40 or more made a first state that failed its own check in every trial (it is now
+    # refused by the constructor, see test_constructor_rejects_bad_arguments).
+    for seed in (2**32, 2**100, 2**128 - 1):
+        other = optuna.samplers.RandomSampler(seed=0) if independent else None
+        sampler = NESSampler(seed=seed, popsize=4, independent_sampler=other)
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(objective, n_trials=9)
+        assert all(t.state == TrialState.COMPLETE for t in study.trials)
+        assert len(sampler.generations(study)) == 2
+        again = optuna.create_study(
+            sampler=NESSampler(seed=seed, popsize=4, independent_sampler=other)
+        )
+        again.optimize(objective, n_trials=9)
+        if not independent:  # the same seed, the same trials
+            assert [t.params for t in again.trials] == [t.params for t in study.trials]
 
 
 def test_arguments_are_keyword_only() -> None:
@@ -212,6 +234,65 @@ def test_unit_space_grid_gives_each_value_an_equal_cell() -> None:
     log_int = UnitSpace({"n": IntDistribution(1, 100, log=True)})
     assert log_int.from_unit(np.array([0.0]))["n"] == 1
     assert log_int.from_unit(np.array([1.0]))["n"] == 100
+
+
+#: ranges at the edge of the float range (their widths overflow, their grids have huge counts)
+WIDE = [
+    FloatDistribution(-1e308, 1e308),
+    FloatDistribution(-1.7976931348623157e308, 1.7976931348623157e308),
+    FloatDistribution(-1e308, 1e308, step=1e307),
+    FloatDistribution(5e-324, 1.7976931348623157e308, log=True),
+    IntDistribution(-(10**307), 10**307),
+    IntDistribution(-(2**63), 2**63, step=3),
+    IntDistribution(1, 10**308, log=True),
+]
+
+
+@given(seed=st.integers(0, 2**32 - 1))
+def test_unit_space_spans_ranges_as_wide_as_the_floats(seed: int) -> None:
+    space = UnitSpace({f"p{i}": d for i, d in enumerate(WIDE)})
+    rng = np.random.default_rng(seed)
+    u = rng.uniform(0.01, 0.99, space.dim)
+    values = space.from_unit(u)
+    for name, dist in zip(space.names, space.dists, strict=True):
+        value = values[name]
+        assert type(value) is (int if isinstance(dist, IntDistribution) else float)
+        assert dist.low <= value <= dist.high  # (Optuna's own check overflows on some)
+    back = space.to_unit(values)
+    assert back is not None
+    # Each value maps back to its point of the cube (a grid value to its cell's centre, half a
+    # cell away at most): the range is spanned, not cut at its ends. Grids of up to 2**53
+    # values, whose cells a float tells apart, give back the same values.
+    cells = np.array(space.cells, dtype=float)
+    tol = np.where(cells > 0, 0.5 / np.maximum(cells, 1.0), 0.0) + 1e-9
+    assert np.all(np.abs(back - u) <= tol)
+    again = space.from_unit(back)
+    for name, n in zip(space.names, space.cells, strict=True):
+        if n <= 2**53:
+            assert again[name] == values[name]
+
+
+def test_ranges_the_floats_cannot_span_are_left_to_the_independent_sampler() -> None:
+    for dist in [
+        FloatDistribution(0.0, math.inf),
+        FloatDistribution(-math.inf, 0.0),
+        FloatDistribution(1.0, math.inf, log=True),
+        IntDistribution(0, 10**400),
+        IntDistribution(-(10**308), 10**308),  # 2e308 values
+        IntDistribution(-(10**400), 0, step=10**90),
+    ]:
+        assert not is_relative(dist)
+    assert all(is_relative(d) for d in [*DISTRIBUTIONS, *WIDE])
+
+
+def test_a_study_over_the_whole_float_range_searches_inside_it() -> None:
+    # The width 2e308 overflows: every candidate was the upper bound.
+    study = optuna.create_study(sampler=NESSampler(seed=0, popsize=6))
+    study.enqueue_trial({"x": 1.0})  # Optuna's RandomSampler cannot draw from this range
+    study.optimize(lambda t: abs(t.suggest_float("x", -1e308, 1e308)) / 1e308, n_trials=13)
+    xs = [t.params["x"] for t in study.trials[1:]]
+    assert all(abs(x) < 1e308 for x in xs)
+    assert len(set(xs)) == len(xs)
 
 
 @pytest.mark.parametrize("strategy", ["xnes", "snes", "openes"])
@@ -515,6 +596,33 @@ def test_state_is_small_json_without_pickle() -> None:
                 assert "pickle" not in text
     state = stored_state(study.trials[sampler.generations(study)[-1]["trial"]])  # type: ignore[index]
     assert state["run"]["strategy"] == "xnes"  # type: ignore[index]
+
+
+def test_a_state_too_large_to_store_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # XNES keeps a d x d matrix: from about 1,650 parameters its state passes the 60 MB a
+    # stored state may have (emulated here: 10 chunks, 600,000 characters, at d = 200). No
+    # reader accepted it, so every trial told generation 0 again and stored another copy, with
+    # a warning each: the search never got past its first generation and the storage grew by a
+    # state per trial.
+    monkeypatch.setattr(ch, "MAX_CHUNKS", 10)
+
+    def wide(t: optuna.Trial) -> float:
+        return sum((t.suggest_float(f"x{i}", -1, 1) - 0.1) ** 2 for i in range(200))
+
+    study = optuna.create_study(sampler=NESSampler(seed=0))
+    with pytest.raises(
+        ValueError,
+        match=r"`strategy` 'xnes' has a state too large to store for 200 parameters .* 'snes'",
+    ):
+        study.optimize(wide, n_trials=60)  # raised by the trial that tells generation 0
+    carriers = [t for t in study.trials if ch.STATE in t.system_attrs]
+    assert len(carriers) == 1  # generation 0 (its matrix is the identity: a short text)
+    assert study.trials[-1].state == TrialState.FAIL
+    assert not any(k.startswith(ch.STATE) for k in study.trials[-1].system_attrs)
+    sampler = NESSampler(seed=0, strategy="snes")  # its state grows linearly with d
+    snes = optuna.create_study(sampler=sampler)
+    snes.optimize(wide, n_trials=40)
+    assert len(sampler.generations(snes)) >= 2
 
 
 @pytest.mark.parametrize(
@@ -987,22 +1095,51 @@ def test_trials_asked_in_a_batch_and_told_later_never_wait_for_each_other(
 
 
 @pytest.mark.slow
-def test_with_a_heartbeat_a_running_candidate_is_never_handed_out_again(tmp_path: Path) -> None:
-    storage = optuna.storages.RDBStorage(
-        f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60, grace_period=120
-    )
-    sampler = NESSampler(seed=0, popsize=2)
-    study = optuna.create_study(storage=storage, sampler=sampler)
+def test_with_a_heartbeat_a_running_candidate_is_never_handed_out_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from nes_asktell.integrations.optuna import _search
+
+    monkeypatch.setattr(_search, "MIN_GRACE", 0.2)  # it would be presumed dead at once
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+
+    def storage() -> optuna.storages.BaseStorage:
+        return optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=60)
+
+    study = optuna.create_study(storage=storage(), sampler=NESSampler(seed=0, popsize=2))
     assert ch.heartbeat_enabled(study)
     study.optimize(objective, n_trials=1)
-    abandoned = study.ask()  # RUNNING; Optuna's heartbeat, not the sampler, decides it died
-    objective(abandoned)
+    # A slow trial of another worker (its own storage and sampler), run by study.optimize: it
+    # records a heartbeat, so Optuna, not the sampler, decides whether it died.
+    other = optuna.load_study(
+        study_name=study.study_name, storage=storage(), sampler=NESSampler(seed=0, popsize=2)
+    )
+    release = threading.Event()
+
+    def slow(trial: optuna.Trial) -> float:
+        value = objective(trial)
+        release.wait(timeout=120.0)
+        return value
+
+    worker = threading.Thread(target=other.optimize, args=(slow, 1), daemon=True)
+    worker.start()
+    for _ in range(6000):  # a guard: until its candidate and heartbeat are stored
+        watched = ch.heartbeat_trials(study)
+        if watched and ch.parse_candidate(study.trials[-1]) is not None:
+            break
+        threading.Event().wait(0.01)
+    assert watched == frozenset({1})
     study.optimize(objective, n_trials=14)
-    cand = ch.parse_candidate(study.trials[abandoned.number])
+    release.set()
+    worker.join(timeout=120.0)
+    assert not worker.is_alive()
+    cand = ch.parse_candidate(study.trials[1])
     assert cand is not None
     assert cand.index < 2
     copies = [t.number for t in study.trials if ch.parse_candidate(t) == cand]
-    assert copies == [abandoned.number]
+    assert copies == [1]
     # the generation waits for it: the other candidate and the 8 extra samples, then trials
     # drawn by the independent sampler (recording that they hold no candidate)
     held = [t for t in study.trials if ch.parse_candidate(t) is not None]
@@ -1010,6 +1147,40 @@ def test_with_a_heartbeat_a_running_candidate_is_never_handed_out_again(tmp_path
     assert (
         sum(t.system_attrs.get(ch.CANDIDATE, 0) is None for t in study.trials) == 16 - 1 - 10
     )  # of 16 trials: the startup one, 10 held
+
+
+@pytest.mark.slow
+def test_with_a_heartbeat_an_asked_trial_that_records_none_is_handed_out_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nes_asktell.integrations.optuna import _search
+
+    # A trial started by study.ask() records no heartbeat, so Optuna never fails it. The
+    # sampler trusted Optuna with it all the same: the candidate it held was never handed out
+    # again, its generation was never told, and the rest of the study was drawn by the
+    # independent sampler.
+    monkeypatch.setattr(_search, "MIN_GRACE", 0.2)  # the grace period (5 s by default)
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60, grace_period=120
+    )
+    sampler = NESSampler(seed=0, popsize=2)
+    study = optuna.create_study(storage=storage, sampler=sampler)
+    study.optimize(objective, n_trials=1)
+    abandoned = study.ask()  # RUNNING for ever, as if its process had died
+    objective(abandoned)
+    assert ch.heartbeat_trials(study) == frozenset()
+    study.optimize(objective, n_trials=30)
+    cand = ch.parse_candidate(study.trials[abandoned.number])
+    assert cand is not None
+    copies = [t for t in study.trials if ch.parse_candidate(t) == cand]
+    assert copies[0].number == abandoned.number
+    assert len(copies) == 2
+    assert copies[1].state == TrialState.COMPLETE
+    # the search goes on: every trial after the copy holds a candidate
+    after = [t for t in study.trials if t.number > copies[1].number]
+    assert after
+    assert all(ch.parse_candidate(t) is not None for t in after)
+    assert len(sampler.generations(study)) >= 4
 
 
 def test_candidate_records_read_running_trials_afresh_and_finished_ones_once(

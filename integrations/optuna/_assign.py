@@ -67,7 +67,6 @@ class Assigner:
         self.n_startup_trials = n_startup_trials
         self.loaded: OrderedDict[str, Loaded] = OrderedDict()
         self.records = ch.Records()
-        self.bad: set[str] = set()
         self.fallback: set[int] = set()  # trials left to the independent sampler on purpose
         self.retries: dict[int, int] = {}  # trial -> times it chose again after rivals
         self.marked: dict[tuple[int, str], float] = {}  # (trial, state) waiting to tell: since
@@ -86,8 +85,8 @@ class Assigner:
             return []
         unit, key = self.unit_space(numeric)
         out: list[dict[str, object]] = []
-        for c in self.records.chain(ix, key, self.bad):
-            loaded = self.load(c, trials, unit)
+        for c in self.records.chain(ix, key):
+            loaded = self.load(c, trials, unit, ix)
             if loaded is None:
                 break
             out.append(
@@ -100,8 +99,13 @@ class Assigner:
             )
         return out
 
-    def load(self, c: ch.Carrier, trials: list[FrozenTrial], space: UnitSpace) -> Loaded | None:
-        """Return the state of carrier `c` with its candidates, or None (and warn) if invalid."""
+    def load(
+        self, c: ch.Carrier, trials: list[FrozenTrial], space: UnitSpace, ix: ch.Index
+    ) -> Loaded | None:
+        """Return the state of carrier `c` with its candidates, or None (and warn) if invalid.
+
+        An invalid carrier is noted in ``ix.bad`` (the chain then leaves it out).
+        """
         hit = self.loaded.get(c.digest)
         if hit is not None:
             self.loaded.move_to_end(c.digest)
@@ -113,9 +117,9 @@ class Assigner:
             state = ch.stored_state(trial, c, self.search.max_chars(space.dim))
             loaded = self.search.load(state, space.dim, space.cells)
         except Exception as exc:  # an untrusted state: whatever it raises, it is skipped
-            self.bad.add(c.digest)
+            ix.bad.add((c.number, c.digest))
             self.records.warn_once(
-                ("state", c.digest),
+                ("state", c.number, c.trial_id, c.digest),
                 f"NESSampler ignores the search state stored on trial {c.number}: {exc}",
             )
             return None
@@ -181,17 +185,18 @@ class Assigner:
             row = self._row(self.loaded[mine.state], mine.index)
             return None if row is None else space.from_unit(row)
         while True:
-            chain = self.records.chain(ix, key, self.bad)
+            chain = self.records.chain(ix, key)
             if not chain:
                 first = self.search.first_state(space, key, [*self.source_trials, *trials], sign)
                 return self._store_and_assign(study, trial, space, first, [], ix)
             tip = chain[-1]
-            loaded = self.load(tip, trials, space)
+            loaded = self.load(tip, trials, space, ix)
             if loaded is not None:
                 break
         lam = loaded.X.shape[0]
         extra = self.search.extra_rows(loaded)
         numbers = sorted(ix.by_state.get(tip.digest, ()))
+        heartbeat = ch.heartbeat_enabled(study)
         told, k = plan(
             trials,
             numbers,
@@ -199,9 +204,10 @@ class Assigner:
             lam,
             trial.number,
             0 if extra is None else extra.shape[0],
-            ch.heartbeat_enabled(study),
+            heartbeat,
             blocked,
             datetime.datetime.now(),
+            ch.heartbeat_trials(study) if heartbeat else None,
         )
         if told is not None:
             # The extra samples handed out before the generation closed are told with it

@@ -54,6 +54,8 @@ DEFAULT_OPTIONS: dict[str, dict[str, OptionValue]] = {
 DEFAULT_RESTARTS = 9
 #: arguments of the strategy's constructor that the sampler sets itself
 _RESERVED_OPTIONS = ("x0", "sigma0", "popsize", "bounds", "rng")
+#: the bound of `seed` (the 128 bits of a SeedSequence's default entropy; stored in the state)
+MAX_SEED = 2**128
 #: the most unfinished trials whose starting thread the sampler remembers
 _MAX_STARTED = 4096
 
@@ -105,7 +107,8 @@ class NESSampler(BaseSampler):
     source_trials : sequence of FrozenTrial, optional
         Trials of other studies that, with the study's own, set the first mean and step size.
     seed : int, optional
-        Seeds the first state of the search and the default independent sampler.
+        Seeds the first state of the search and the default independent sampler; in
+        ``[0, 2**128)``.
     strategy_options : dict, optional
         Keyword arguments of the strategy's constructor (plain JSON data: they are stored);
         not ``x0``, ``sigma0``, ``popsize``, ``bounds`` or ``rng``, and learning rates
@@ -129,8 +132,9 @@ class NESSampler(BaseSampler):
     a new trial takes a candidate no trial holds, else an extra sample (told with the
     generation; a trial about to tell waits, up to a deadline from the storage's timestamps,
     for the extras in flight), and only once the extras are used up is a RUNNING candidate
-    presumed dead handed out once more (never with a heartbeat). A trial that took the same
-    candidate as another at the same moment moves on, so no live point is evaluated twice.
+    presumed dead handed out once more (never one whose trial records Optuna's heartbeat). A
+    trial that took the same candidate as another at the same moment moves on, so no live
+    point is evaluated twice.
     The told state is validated and stored on the
     trial that told it, with the digest of its parent; processes that tell the same generation
     write the same state, and all processes follow the same (longest) chain of states. Every
@@ -220,8 +224,17 @@ class NESSampler(BaseSampler):
                     "`source_trials` must be a sequence of optuna.trial.FrozenTrial, "
                     f"but got an item {v.short(t)}."
                 )
+            if t.values is not None and len(t.values) != 1:
+                raise ValueError(
+                    "`source_trials` must be trials of single-objective studies (one value "
+                    f"each), but got trial {t.number} with {len(t.values)} values."
+                )
         if seed is not None:
             seed = v.integer("seed", seed, minimum=0)
+            if seed >= MAX_SEED:
+                raise ValueError(
+                    f"`seed` must be an integer in [0, 2**128), but got {v.short(seed)}."
+                )
         # Build one strategy now (with the real population), so that a bad option fails here
         # and not in a trial; the first trial checks them again in the real dimension.
         probe = cls(np.full(2, 0.5), s0, lam, rng=0, **options)  # type: ignore[arg-type]
@@ -233,7 +246,10 @@ class NESSampler(BaseSampler):
             ) from exc
         self._search = Search(cls, s0, lam, n_restarts, options, seed, restarter)
         self._n_startup_trials = n_startup
-        self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
+        # (with a seed, its draws come from per-trial samplers; see `_independent`)
+        self._independent_sampler = independent_sampler or RandomSampler(
+            seed=None if seed is None else seed % 2**32
+        )
         # With a seed and the default sampler, each trial's independent draws get their own
         # seed from (seed, trial number, parameter): processes that share a study and a seed
         # then draw different startup points instead of the same ones.

@@ -55,6 +55,14 @@ EXTRA_FACTOR = 4
 #: the widest step size (in unit-cube widths) and the farthest mean a stored state may hold
 MAX_SIGMA = 1e3
 MAX_MEAN = 1e6
+#: the widest spread (root mean square deviation of a generation's rows from the mean, in
+#: unit-cube widths, times max(1, sigma0)) a search may reach before it restarts as on
+#: convergence. Reflected into the cube, a coordinate of a normal distribution wider than one
+#: width is uniform (the density of the reflected normal varies by exp(-pi^2 s^2 / 2) for a
+#: width s, 7e-3 at s = 1): its candidates are random points and its updates noise, and its step
+#: size and mean drift until they fail the state's own bounds. Ten widths leave a search that
+#: could still recover alone.
+MAX_SPREAD = 10.0
 #: the longest history of best values a stored state may keep
 MAX_HISTORY = 100_000
 #: the largest learning rate (an option or state entry ``eta_*``) a search may use: with more,
@@ -140,12 +148,14 @@ def outcome_key(t: FrozenTrial | None, sign: float) -> tuple[int, float, float]:
 def told_fitness(told: list[FrozenTrial | None], sign: float) -> FloatArray:
     """Return the fitness told for the outcomes `told` (lower is better).
 
-    When every outcome is a feasible COMPLETE value, the values themselves (so value-based
-    shapings see them); otherwise the rank of each outcome under :func:`outcome_key` (ties share
-    the lowest rank), with inf for FAIL, NaN and dead candidates.
+    When every outcome is a feasible COMPLETE value and none is ``-inf`` (after the sign),
+    the values themselves (so value-based shapings see them); otherwise the rank of each outcome
+    under :func:`outcome_key` (ties share the lowest rank), with inf for FAIL, NaN and dead
+    candidates. (A strategy ranks a non-finite value last, but Optuna takes ``-inf`` when
+    minimising, ``inf`` when maximising, as the best value there is: as a rank it comes first.)
     """
     keys = [outcome_key(t, sign) for t in told]
-    if all(k[0] == 0 for k in keys):
+    if all(k[0] == 0 and k[2] != -math.inf for k in keys):
         return np.array([k[2] for k in keys], dtype=float)
     f = np.empty(len(keys))
     order = sorted(range(len(keys)), key=lambda i: keys[i])
@@ -366,7 +376,11 @@ class Search:
         """
         points = []
         for t in trials:
-            if t.state != TrialState.COMPLETE or t.value is None or not np.isfinite(t.value):
+            values = t.values  # (one per objective: `value` raises for several)
+            if t.state != TrialState.COMPLETE or values is None or len(values) != 1:
+                continue
+            value = values[0]
+            if not np.isfinite(value):
                 continue
             if st.violation(t):
                 continue
@@ -376,7 +390,7 @@ class Search:
                 continue
             u = space.to_unit(t.params)
             if u is not None:
-                points.append((sign * t.value, t.number, u))
+                points.append((sign * value, t.number, u))
         lam = self.popsize_of(space.dim, 0)
         if len(points) < lam:
             return None
@@ -524,6 +538,18 @@ class Search:
                 es.tell(es.ask(), f[:lam] if not extras else told_fitness(told, sign))
         return es
 
+    def _lost(self, es: Strategy) -> bool:
+        """Return whether the spread of `es`'s next generation exceeds `MAX_SPREAD` somewhere.
+
+        Measured on the rows it would ask (a copy asks them), so it needs no strategy's
+        internals and every process finds the same.
+        """
+        probe = copy.deepcopy(es)
+        with np.errstate(all="ignore"):
+            dev = probe.ask() - probe.mean
+            spread = np.sqrt(np.mean(dev**2, axis=0))
+        return not bool(np.all(spread <= MAX_SPREAD * max(1.0, self.sigma0)))
+
     def next_state(
         self,
         tip: st.Carrier,
@@ -535,12 +561,12 @@ class Search:
         """Return the state after telling generation `tip` the outcomes `told` (slot order).
 
         Finished `extras` (see :meth:`_tell`) are told as further rows of the generation.
-        A converged strategy restarts (IPOP: a doubled population up to `restarts` times, the
-        same population after; BIPOP: the run of the regime that has used fewer trials, see
-        :meth:`next_bipop`). A tell that raises or gives a state that does not pass
-        :meth:`load` is refused: the next state is then a fresh run at the last mean (of the
-        same restart and regime), and the second item of the result says why (None when the
-        tell was accepted).
+        A converged strategy, or one whose spread has grown past `MAX_SPREAD`, restarts (IPOP:
+        a doubled population up to `restarts` times, the same population after; BIPOP: the run
+        of the regime that has used fewer trials, see :meth:`next_bipop`). A tell that raises
+        or gives a state that does not pass :meth:`load` is refused: the next state is then a
+        fresh run at the last mean (of the same restart and regime), and the second item of the
+        result says why (None when the tell was accepted).
         """
         restart = int(str(loaded.state["restart"]))
         entropy = int(str(loaded.state["entropy"]))
@@ -563,7 +589,7 @@ class Search:
 
         try:
             es = self._tell(loaded, told, extras or [], sign)
-            stopped = bool(es.stop())
+            stopped = bool(es.stop()) or self._lost(es)
             after_bipop = bipop
             if stopped:
                 restart = min(restart + 1, MAX_RESTART)
@@ -639,6 +665,7 @@ def plan(
     heartbeat: bool = False,
     blocked: frozenset[int] = frozenset(),
     now: datetime.datetime | None = None,
+    watched: frozenset[int] | None = None,
 ) -> tuple[list[FrozenTrial | None] | None, int | None]:
     """Decide what trial `number` does in a generation of `lam` candidates.
 
@@ -646,18 +673,18 @@ def plan(
     records. Every finished trial is an outcome (COMPLETE, PRUNED or FAIL: see
     :func:`outcome_key`). A trial takes a candidate no trial holds, else the first extra
     sample nobody holds (index ``lam`` or more), and only when the extra samples are used up
-    a candidate whose RUNNING trial is presumed dead (see :func:`_is_stale`; never when the
-    storage has a `heartbeat`, with which Optuna fails dead trials itself): it is handed out
+    a candidate whose RUNNING trial is presumed dead (see :func:`_is_stale`; when the storage
+    has a `heartbeat`, only a candidate none of whose trials records one, as `watched` (the
+    RUNNING trials that do; None: all) says: Optuna fails the others itself): it is handed out
     once more, and counted as dead (told worst) if that copy dies too. A live trial thus
     keeps its candidate while a population of extra samples (told with the generation) is
     evaluated beside it. Returns ``(told, -1)`` when every candidate has an outcome or is dead
     (`told`: one trial per candidate, in candidate order: the lowest-numbered COMPLETE one,
     else PRUNED, else FAIL; None for a dead candidate), else ``(None, k)``: the candidate to
     evaluate, ``k >= lam`` for an extra sample, `WAIT` when the extra samples are used up and a
-    candidate's trial is still presumed alive (without a `heartbeat`; with one, when only
-    trials `blocked` hold the live candidates (unfinished trials started by the caller's
-    thread, which cannot finish while it waits), and when nothing is left at all, None: an
-    independent sample).
+    candidate that could be presumed dead is still presumed alive (unless only trials `blocked`
+    hold it: unfinished trials started by the caller's thread, which cannot finish while it
+    waits), and when nothing is left at all, None: an independent sample).
     """
     rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
     outcome: dict[int, FrozenTrial] = {}
@@ -676,10 +703,19 @@ def plan(
         elif held.state in (TrialState.RUNNING, TrialState.WAITING):
             live.setdefault(k, []).append(n)
     live = {k: nums for k, nums in live.items() if k not in outcome}
+    # With a heartbeat, Optuna fails the dead trials that record one (`watched`; None: all);
+    # the others (started by `study.ask()`, added, copied) are judged as without a heartbeat.
+    unwatched = {
+        k: nums
+        for k, nums in live.items()
+        if not heartbeat or (watched is not None and not any(n in watched for n in nums))
+    }
     stale: set[int] = set()
-    if not heartbeat and live:
+    if unwatched:
         finished = [t.number for t in trials if t.state.is_finished()]  # sorted by number
-        stale = {k for k, nums in live.items() if _is_stale(trials, finished, max(nums), lam, now)}
+        stale = {
+            k for k, nums in unwatched.items() if _is_stale(trials, finished, max(nums), lam, now)
+        }
     dead = {k for k in stale if len(live[k]) >= 2}  # its one copy died too
     if all(k in outcome or k in dead for k in range(lam)):
         return [outcome.get(k) for k in range(lam)], -1
@@ -697,9 +733,7 @@ def plan(
     backup = sorted(stale - dead)
     if backup:
         return None, backup[0]
-    if not heartbeat and any(
-        k not in dead and not all(n in blocked for n in nums) for k, nums in live.items()
-    ):
+    if any(k not in dead and not all(n in blocked for n in nums) for k, nums in unwatched.items()):
         # A live (or not yet presumed dead) candidate holds the generation: wait for it
         # rather than draw a point the search would not use.
         return None, WAIT

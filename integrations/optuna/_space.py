@@ -34,8 +34,44 @@ _LINEAR, _LOG, _GRID, _LOGINT = "linear", "log", "grid", "logint"
 
 
 def is_relative(dist: BaseDistribution) -> bool:
-    """Return whether the sampler searches `dist` itself (numeric with more than one value)."""
-    return isinstance(dist, (FloatDistribution, IntDistribution)) and not dist.single()
+    """Return whether the sampler searches `dist` itself.
+
+    It does when `dist` is numeric, has more than one value, and its bounds and its number of
+    grid values are finite floats (an infinite bound, or an int beyond the float range, is left
+    to the independent sampler).
+    """
+    if not isinstance(dist, (FloatDistribution, IntDistribution)) or dist.single():
+        return False
+    try:
+        low, high = float(dist.low), float(dist.high)
+        if isinstance(dist, IntDistribution):
+            count = float((dist.high - dist.low) // dist.step)
+        else:
+            count = 0.0 if dist.step is None else _steps(low, high, float(dist.step))
+    except OverflowError:
+        return False
+    return math.isfinite(low) and math.isfinite(high) and math.isfinite(count)
+
+
+def _between(a: float, b: float, u: float) -> float:
+    """Return ``a + u (b - a)``, also when ``b - a`` overflows."""
+    if math.isfinite(b - a):
+        return a + u * (b - a)
+    return 2.0 * (a / 2.0 + u * (b / 2.0 - a / 2.0))
+
+
+def _fraction(a: float, b: float, x: float) -> float:
+    """Return ``(x - a) / (b - a)``, also when ``b - a`` overflows."""
+    if math.isfinite(b - a):
+        return (x - a) / (b - a)
+    return (x / 2.0 - a / 2.0) / (b / 2.0 - a / 2.0)
+
+
+def _steps(low: float, x: float, step: float) -> float:
+    """Return ``(x - low) / step``, also when ``x - low`` overflows."""
+    if math.isfinite(x - low):
+        return (x - low) / step
+    return x / step - low / step
 
 
 class UnitSpace:
@@ -73,7 +109,11 @@ class UnitSpace:
             self._kind.append(kind)
             self._a.append(a)
             self._b.append(b)
-            n = round((high - low) / float(step)) + 1 if kind == _GRID and step else 0
+            n = 0
+            if kind == _GRID and isinstance(dist, IntDistribution):
+                n = (dist.high - dist.low) // dist.step + 1  # exact
+            elif kind == _GRID and step:
+                n = round(_steps(low, high, float(step))) + 1
             self._n.append(n)
         self.dim = len(self.names)
         #: the number of values of each grid coordinate (0 for the others)
@@ -98,8 +138,10 @@ class UnitSpace:
                 step = dist.step
                 assert step is not None
                 value: float = dist.low + idx * step
+                if not math.isfinite(value):  # idx * step overflows (ints are exact)
+                    value = 2.0 * (dist.low / 2.0 + idx * (step / 2.0))
             elif kind == _LINEAR:
-                value = a + ui * (b - a)
+                value = _between(a, b, ui)
             else:
                 value = math.exp(a + ui * (b - a))
             value = min(max(value, dist.low), dist.high)
@@ -117,6 +159,8 @@ class UnitSpace:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return None
             dist = self.dists[i]
+            if not dist.low <= value <= dist.high:
+                return None
             x = float(value)
             if not dist.low <= x <= dist.high:
                 return None
@@ -124,10 +168,14 @@ class UnitSpace:
             if kind == _GRID:
                 step = dist.step
                 assert step is not None
-                idx = min(max(round((x - dist.low) / step), 0), self._n[i] - 1)
+                if isinstance(dist, IntDistribution) and not math.isfinite(x - dist.low):
+                    idx = (2 * (int(value) - dist.low) + step) // (2 * step)  # exact
+                else:
+                    idx = round(_steps(dist.low, x, step))
+                idx = min(max(idx, 0), self._n[i] - 1)
                 u[i] = (idx + 0.5) / self._n[i]
             elif kind == _LINEAR:
-                u[i] = (x - a) / (b - a)
+                u[i] = _fraction(a, b, x)
             else:
                 u[i] = (math.log(x) - a) / (b - a)
         return u

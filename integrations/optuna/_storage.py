@@ -31,6 +31,7 @@ simply not used: no generation is lost or told twice.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 import re
@@ -40,11 +41,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from optuna.storages import BaseStorage
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages._rdb.storage import _create_scoped_session as _rdb_session
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from nes_asktell._typing import NESWarning
+from nes_asktell._validate import short
 
 PREFIX = "nes_asktell:"
 CANDIDATE = PREFIX + "candidate"
@@ -358,19 +361,62 @@ def heartbeat_enabled(study: Study) -> bool:
         return False
 
 
+def heartbeat_trials(study: Study) -> frozenset[int] | None:
+    """Return the numbers of the RUNNING trials of `study` that record a heartbeat.
+
+    Optuna fails such a trial itself once its heartbeat stops. A trial started by
+    ``study.ask()`` (or added RUNNING, or copied) records none and is never failed by Optuna.
+    Read from an ``RDBStorage`` (the storage that records heartbeats), also behind Optuna's
+    cache; None when the storage cannot say (then every RUNNING trial counts as recording one).
+    """
+    storage = getattr(study._storage, "_backend", study._storage)
+    if not isinstance(storage, RDBStorage):
+        return None
+    try:
+        # Optuna's table models import SQLAlchemy, which Optuna itself loads only for an
+        # RDBStorage: loaded here, where one exists, so that importing the sampler stays light.
+        _rdb_models = importlib.import_module("optuna.storages._rdb.models")
+        with _rdb_session(storage.scoped_session) as session:
+            rows = (
+                session.query(_rdb_models.TrialModel.number)
+                .join(
+                    _rdb_models.TrialHeartbeatModel,
+                    _rdb_models.TrialHeartbeatModel.trial_id == _rdb_models.TrialModel.trial_id,
+                )
+                .filter(_rdb_models.TrialModel.study_id == study._study_id)
+                .filter(_rdb_models.TrialModel.state == TrialState.RUNNING)
+                .all()
+            )
+        return frozenset(int(row[0]) for row in rows)
+    except Exception:  # a schema this module does not know: trust the heartbeat
+        return None
+
+
 def store_state(
     study: Study, trial: FrozenTrial, state: dict[str, object], told: list[int]
 ) -> str:
     """Store `state`, told from trials `told`, on the RUNNING `trial`; return its digest.
 
     The text goes first and the summary last. The told trial numbers are in the summary, not
-    in the digested text.
+    in the digested text. A text of more than `MAX_CHUNKS` chunks raises ValueError and writes
+    nothing.
     """
     storage: BaseStorage = study._storage
     trial_id = trial._trial_id
     text = dumps(state)
     digest = digest_of(text)
     parts = chunked(text)
+    if len(parts) > MAX_CHUNKS:
+        # No reader would accept it: every trial would store another and the search would
+        # never get past it. Nothing is written.
+        run = state.get("run")
+        name = run.get("strategy") if isinstance(run, dict) else None
+        dim = run.get("dim") if isinstance(run, dict) else None
+        raise ValueError(
+            f"`strategy` {name!r} has a state too large to store for {dim} parameters "
+            f"({len(text):,} characters; a stored state has at most {CHUNK * MAX_CHUNKS:,}): "
+            "use a strategy whose state grows linearly with the dimension, such as 'snes'."
+        )
     for i, part in enumerate(parts):
         storage.set_trial_system_attr(trial_id, f"{STATE}:{i}", part)
     key, generation, parent = state["key"], state["generation"], state["parent"]
@@ -428,13 +474,23 @@ def store_constraints(
     if state not in (TrialState.COMPLETE, TrialState.PRUNED):
         return
     raw = constraints_func(trial)
-    if not isinstance(raw, (list, tuple, np.ndarray)):
-        raise TypeError(
-            f"`constraints_func` must return a sequence of floats, but got {type(raw).__name__}."
-        )
-    values = [float(c) for c in raw]
+    values: list[float] = []
+    items: list[object] = [None]  # (anything but a flat sequence is refused below)
+    if isinstance(raw, (list, tuple)) or (isinstance(raw, np.ndarray) and raw.ndim == 1):
+        items = list(raw)
+    for c in items:
+        # real numbers only (a bool counts as an int, as for Optuna's samplers)
+        if not isinstance(c, (int, float, np.integer, np.floating)):
+            raise TypeError(
+                "`constraints_func` must return a sequence of real numbers, but got "
+                f"{short(raw)} for trial {trial.number}."
+            )
+        values.append(float(c))
     if any(math.isnan(c) for c in values):
-        raise ValueError("Constraint values cannot be NaN.")
+        raise ValueError(
+            f"Constraint values cannot be NaN, but `constraints_func` returned {short(raw)} "
+            f"for trial {trial.number}."
+        )
     for key, value in constraint_attrs(values).items():
         study._storage.set_trial_system_attr(trial._trial_id, key, value)  # type: ignore[arg-type]
 
@@ -491,6 +547,9 @@ class Index:
     by_state: dict[str, list[int]] = field(default_factory=dict)
     chain_for: tuple[int, ...] = ()
     chain: list[Carrier] = field(default_factory=list)
+    #: the carriers (trial number, digest) whose stored state failed to load: a carrier, not a
+    #: digest, since another trial may hold a good copy of the same state
+    bad: set[tuple[int, str]] = field(default_factory=set)
 
 
 class Records:
@@ -558,9 +617,14 @@ class Records:
             self.warn_once((kind, t.number, t._trial_id), f"{exc}; it is ignored.")
             return None
 
-    def chain(self, ix: Index, key: str, bad: set[str]) -> list[Carrier]:
-        """Return the current chain of search `key` (see :func:`longest_chain`), cached."""
-        carriers = [c for c in ix.carriers.values() if c.key == key and c.digest not in bad]
+    def chain(self, ix: Index, key: str) -> list[Carrier]:
+        """Return the current chain of search `key` (see :func:`longest_chain`), cached.
+
+        Carriers whose state failed to load (``ix.bad``) are left out.
+        """
+        carriers = [
+            c for c in ix.carriers.values() if c.key == key and (c.number, c.digest) not in ix.bad
+        ]
         numbers = tuple(c.number for c in carriers)
         if numbers != ix.chain_for or not ix.chain or ix.chain[0].key != key:
             ix.chain_for, ix.chain = numbers, longest_chain(carriers)
