@@ -625,9 +625,47 @@ def test_vectorized():
     assert shapes[-1] == (3, 400 % popsize_of(3) or popsize_of(3))
 
 
+def test_vectorized_agrees_with_the_core_on_what_fun_returns():
+    # The method took shapes (S, 1) and (1, S) (as differential_evolution does) while
+    # Strategy.optimize(vectorized=True) refused (S, 1), and the two raised different errors
+    # for a wrong shape. Both now read the values alike, through the core's vectorized path.
+    def column(X):
+        return np.sum((X - SHIFT[:3, None]) ** 2, axis=0, keepdims=True).T  # (S, 1)
+
+    kw = {"rng": 5, "maxfev": 200, "vectorized": True}
+    res = minimize(column, np.zeros(3), method=nes, options=kw)
+    ref = minimize(sphere, np.zeros(3), method=nes, options={"rng": 5, "maxfev": 200})
+    np.testing.assert_array_equal(res.x, ref.x)
+    core = XNES(np.zeros(3), 0.5, rng=5).optimize(column, maxfev=200, vectorized=True)
+    assert core.nfev == 200
+    for bad, err in (
+        (lambda X: np.zeros((2, X.shape[1])), ValueError),
+        (lambda X: "x", TypeError),
+    ):
+        with pytest.raises(err, match="`fun` must return") as from_method:
+            nes(bad, np.zeros(3), vectorized=True, rng=0, sigma0=0.5)
+        with pytest.raises(err, match="`fun` must return") as from_core:
+            XNES(np.zeros(3), 0.5, rng=0).optimize(bad, vectorized=True)
+        assert str(from_method.value) == str(from_core.value)
+    # X is a writable copy, as with scipy's own methods
+    seen = []
+    nes(
+        lambda X: seen.append(X.flags.writeable) or np.zeros(X.shape[1]),
+        np.zeros(2),
+        vectorized=True,
+        maxiter=2,
+    )
+    assert seen == [True, True]
+    # maxiter=0 evaluates x0 once, in the same convention
+    res = nes(column, np.zeros(3), vectorized=True, maxiter=0)
+    assert res.nfev == 1
+    assert res.fun == float(np.sum(SHIFT[:3] ** 2))
+
+
 def test_vectorized_bad_return_and_workers_warning():
     with pytest.raises(
-        ValueError, match=r"`fun` must return an array of shape \(6,\) .* but got shape \(2, 6\)"
+        ValueError,
+        match=r"`fun` must return 6 real numbers, .* returned an array of shape \(2, 6\)",
     ):
         nes(lambda X: np.zeros((2, X.shape[1])), np.zeros(2), vectorized=True, rng=0)
     with pytest.warns(UserWarning, match="`workers` is ignored"):
