@@ -101,8 +101,8 @@ def nes(
         ``"openes"``, see :func:`nes_asktell.strategy_names`) or a class; default ``"xnes"``.
     sigma0 : float or array_like, optional
         Initial step size. Default: per coordinate, a quarter of ``high - low`` where both bounds
-        are finite, else ``max(1, |x0_i|) / 2``; SNES takes these per coordinate, the other
-        strategies their median.
+        are finite and that quarter lies in [1e-100, 1e100], else ``max(1, |x0_i|) / 2``;
+        SNES takes these per coordinate, the other strategies their median.
     popsize : int, optional
         Candidates per generation; the strategy's default when omitted (with `restarts`, the
         size of the first run).
@@ -373,10 +373,29 @@ def _strategy_options(cls: type[Strategy], options: dict[str, OptionValue]) -> d
 
 
 def _default_sigma0(x: FloatArray, box: Box | None, *, per_coordinate: bool) -> float | FloatArray:
-    """Return a quarter of the box width, or ``max(1, |x0_i|) / 2`` where a bound is missing."""
+    """Return a quarter of the box width, or ``max(1, |x0_i|) / 2`` where a bound is missing.
+
+    A box so wide that a quarter of it exceeds the largest step size (1e100) counts as no
+    bound, and one so narrow that a quarter of it is below the smallest (1e-100) as a fixed
+    coordinate: neither is a reason to refuse a `sigma0` the user did not pass.
+
+    Raises
+    ------
+    ValueError
+        If `x0` is so large (beyond 2e100) where no bound holds it that no step size can
+        move it; the message asks for `sigma0`.
+    """
     width = np.full(x.size, np.inf) if box is None else box.upper - box.lower
-    finite = np.isfinite(width)
-    scale = np.where(finite, width / 4.0, np.maximum(1.0, np.abs(x)) / 2.0)
+    quarter = width / 4.0
+    finite = quarter <= v.SIGMA_MAX
+    scale = np.where(finite, quarter, np.maximum(1.0, np.abs(x)) / 2.0)
+    if np.any(scale > v.SIGMA_MAX):
+        i = int(np.flatnonzero(scale > v.SIGMA_MAX)[0])
+        raise ValueError(
+            f"`x0` is too large for a default `sigma0` (x0[{i}] = {float(x[i])!r}, and a step "
+            f"size may be at most {v.SIGMA_MAX}); pass `sigma0`."
+        )
+    scale = np.where(scale >= v.SIGMA_MIN, scale, 0.0)
     positive = scale[scale > 0]
     fallback = float(np.median(positive)) if positive.size else 1.0
     if per_coordinate:

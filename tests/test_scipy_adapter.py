@@ -288,6 +288,37 @@ def test_default_sigma0_from_bounds_and_x0():
     assert sigma.shape == (3,)
 
 
+def test_default_sigma0_of_a_huge_or_tiny_box_is_a_step_size_the_strategy_takes():
+    # A quarter of a box 2e200 wide (5e199) or 1e-120 narrow was passed on as sigma0 and the
+    # call failed with "`sigma0` must be a number in [1e-100, 1e+100], but got 5e+199", about
+    # an argument the user never gave. A box that wide counts as no bound, one that narrow as
+    # a fixed coordinate, for the default.
+    def sigma_of(x0, bounds, strategy="openes"):
+        return nes(sphere, x0, bounds=bounds, strategy=strategy, maxiter=0, rng=0).sigma
+
+    assert sigma_of(np.zeros(2), [(-1e200, 1e200)] * 2) == 0.5
+    assert sigma_of(np.array([0.0, 8.0]), [(-1e200, 1e200), (None, None)]) == 2.25
+    assert sigma_of(np.zeros(2), [(0, 1e-120), (-2, 2)]) == 1.0
+    assert sigma_of(np.zeros(2), [(0, 1e-120)] * 2) == 1.0
+    np.testing.assert_array_equal(
+        sigma_of(np.zeros(2), [(0, 1e-120), (-1e200, 1e200)], strategy="snes"), [0.5, 0.5]
+    )
+    res = minimize(
+        sphere,
+        np.zeros(2),
+        method=nes,
+        bounds=[(-1e200, 1e200)] * 2,
+        options={"rng": 0, "maxfev": 300},
+    )
+    assert res.nfev == 300
+    assert res.fun < 1.0  # a run, not a refusal: sphere(x0) = 5, and 0 at the optimum
+    # an x0 that no step size can move: the message asks for sigma0
+    with pytest.raises(
+        ValueError, match=r"`x0` is too large for a default `sigma0` \(x0\[1\] = 1e\+250"
+    ):
+        nes(sphere, np.array([0.0, 1e250]))
+
+
 def test_strategy_options_pass_through():
     # a bad value reaches the strategy's own validation
     with pytest.raises(ValueError, match=r"`learning_rate` must be a positive finite number"):
