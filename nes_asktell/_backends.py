@@ -376,6 +376,12 @@ class ExecutorEngine(Engine):
     threads that have run this engine's tasks (at most the pool's size), so a `fun` that
     hangs every time cannot grow threads without bound; past that, candidates that find no
     thread get NaN at the timeout.
+
+    The spare threads are plain threads: they do not run the pool's ``initializer`` (which a
+    ``ThreadPoolExecutor`` does not make public), and the warning that announces them says
+    so. A `fun` that needs per-thread setup should do it lazily (``threading.local``): on a
+    spare thread it would otherwise fail at once, again and again, and being the first
+    thread free it would take most of the next candidates.
     """
 
     def __init__(self, executor: Executor) -> None:
@@ -469,7 +475,9 @@ class ExecutorEngine(Engine):
         elif spare == theirs:
             instead = (
                 f"the next candidates run on its free threads and on {spare} spare thread(s) "
-                "of the evaluator in place of the held ones (shut down with the evaluator)"
+                "of the evaluator in place of the held ones (shut down with the evaluator; "
+                "plain threads, which do not run the pool's `initializer`: a `fun` that needs "
+                "per-thread setup should do it lazily, with threading.local)"
             )
         else:
             instead = (
