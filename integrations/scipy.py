@@ -26,6 +26,7 @@ from nes_asktell._loop import disp_level
 from nes_asktell._restarts import IPOP, RESTART_STRATEGIES, resolve_restart_strategy
 from nes_asktell._stopping import make_result
 from nes_asktell._strategy import CRITERIA, Strategy, resolve_strategy
+from nes_asktell._tasks import block_values
 from nes_asktell._typing import ArrayLike, BoundsLike, CommonOptions, FloatArray, OptionValue
 from nes_asktell._validate import flag, short
 
@@ -71,7 +72,9 @@ def nes(
     ----------
     fun : callable
         ``fun(x, *args) -> float`` with `x` of shape (d,); with `vectorized`,
-        ``fun(X, *args) -> (S,)`` with `X` of shape (d, S). NaN and inf values rank worst.
+        ``fun(X, *args) -> (S,)`` with `X` of shape (d, S) (as in
+        ``differential_evolution``, shape (S, 1) or (1, S) is taken too). NaN and inf values
+        rank worst.
     x0 : array_like of shape (d,)
         Initial mean of the search distribution (never modified). Outside `bounds` it is clipped
         into them with an :class:`~scipy.optimize.OptimizeWarning`.
@@ -98,8 +101,8 @@ def nes(
         ``"openes"``, see :func:`nes_asktell.strategy_names`) or a class; default ``"xnes"``.
     sigma0 : float or array_like, optional
         Initial step size. Default: per coordinate, a quarter of ``high - low`` where both bounds
-        are finite, else ``max(1, |x0_i|) / 2``; SNES takes these per coordinate, the other
-        strategies their median.
+        are finite and that quarter lies in [1e-100, 1e100], else ``max(1, |x0_i|) / 2``;
+        SNES takes these per coordinate, the other strategies their median.
     popsize : int, optional
         Candidates per generation; the strategy's default when omitted (with `restarts`, the
         size of the first run).
@@ -116,7 +119,9 @@ def nes(
         How a population is evaluated (see :doc:`/parallel`). Ignored, with a warning, when
         `vectorized` is True.
     vectorized : bool
-        Evaluate each generation in one call ``fun(X, *args)`` with `X` of shape (d, S).
+        Evaluate each generation in one call ``fun(X, *args)`` with `X` of shape (d, S), a
+        writable copy; it returns the S values, as an array of shape (S,), (S, 1) or (1, S),
+        exactly as :meth:`nes_asktell.Strategy.optimize` with ``vectorized=True`` takes them.
     restarts : int
         Number of restarts (default 0): when a run converges or stagnates, a new one starts
         from a point drawn uniformly in the box where both bounds are finite (from `x0`
@@ -225,14 +230,10 @@ def nes(
         x = box.clip(x)
     if sigma0 is None:
         sigma0 = _default_sigma0(x, box, per_coordinate=cls.name == "snes")
-    if vec:
-        if workers is not None and workers != 1:
-            warnings.warn(
-                "`vectorized` is True, so `workers` is ignored.", UserWarning, stacklevel=3
-            )
-        workers = _VectorizedMap(fun, args)
-    else:
-        fun = _Copying(fun)
+    if vec and workers is not None and workers != 1:
+        warnings.warn("`vectorized` is True, so `workers` is ignored.", UserWarning, stacklevel=3)
+        workers = None
+    fun = _Copying(fun)
 
     # ---- run: the strategy's own loop, or IPOP's or BIPOP's around it
     bnds = None if box is None else box.to_bounds()
@@ -251,12 +252,16 @@ def nes(
         workers=workers,
         callback=None if callback is None else _scipy_callback(callback),
         disp=show,
+        vectorized=vec,
     )
     fun_x, nfev = float(res.fun), int(res.nfev)
     if nfev == 0 and budget_it == 0:
         # maxiter=0: as scipy's own methods, report the objective at the initial point
-        y = fun(np.copy(res.x), *args) if not vec else fun(np.copy(res.x)[:, None], *args)
-        y = np.asarray(y).reshape(-1)[0] if vec else y
+        point = np.copy(res.x)
+        if vec:
+            y: object = block_values(fun(point[:, None], *args), 1, fun)[0]
+        else:
+            y = fun(point, *args)
         if not v.is_real_number(y):
             raise TypeError(f"`fun` must return a real number, but returned {short(y)}.")
         fun_x, nfev = float(y), 1  # type: ignore[arg-type]
@@ -285,30 +290,6 @@ class _Copying:
 
     def __call__(self, x: FloatArray, *args: object) -> object:
         return self.fun(np.array(x, dtype=np.float64), *args)
-
-
-class _VectorizedMap:
-    """A map-like ``workers`` that evaluates all rows in one call ``fun(X, *args)``, X (d, S)."""
-
-    def __init__(self, fun: Callable[..., object], args: tuple[object, ...]) -> None:
-        self.fun = fun
-        self.args = args
-
-    def __call__(self, _call: object, rows: object) -> FloatArray:
-        X = np.stack(list(rows), axis=1)  # type: ignore[call-overload]
-        S = X.shape[1]
-        try:
-            y = np.asarray(self.fun(X, *self.args), dtype=np.float64)
-        except TypeError as exc:
-            raise TypeError(
-                "`fun` must return an array of numbers when `vectorized` is True."
-            ) from exc
-        if y.size != S or (y.ndim > 1 and max(y.shape) != S):
-            raise ValueError(
-                f"`fun` must return an array of shape ({S},) for X of shape {X.shape} when "
-                f"`vectorized` is True, but got shape {y.shape}."
-            )
-        return y.reshape(S)
 
 
 def _scipy_callback(callback: Callable[..., object]) -> Callable[[OptimizeResult], object]:
@@ -392,10 +373,29 @@ def _strategy_options(cls: type[Strategy], options: dict[str, OptionValue]) -> d
 
 
 def _default_sigma0(x: FloatArray, box: Box | None, *, per_coordinate: bool) -> float | FloatArray:
-    """Return a quarter of the box width, or ``max(1, |x0_i|) / 2`` where a bound is missing."""
+    """Return a quarter of the box width, or ``max(1, |x0_i|) / 2`` where a bound is missing.
+
+    A box so wide that a quarter of it exceeds the largest step size (1e100) counts as no
+    bound, and one so narrow that a quarter of it is below the smallest (1e-100) as a fixed
+    coordinate: neither is a reason to refuse a `sigma0` the user did not pass.
+
+    Raises
+    ------
+    ValueError
+        If `x0` is so large (beyond 2e100) where no bound holds it that no step size can
+        move it; the message asks for `sigma0`.
+    """
     width = np.full(x.size, np.inf) if box is None else box.upper - box.lower
-    finite = np.isfinite(width)
-    scale = np.where(finite, width / 4.0, np.maximum(1.0, np.abs(x)) / 2.0)
+    quarter = width / 4.0
+    finite = quarter <= v.SIGMA_MAX
+    scale = np.where(finite, quarter, np.maximum(1.0, np.abs(x)) / 2.0)
+    if np.any(scale > v.SIGMA_MAX):
+        i = int(np.flatnonzero(scale > v.SIGMA_MAX)[0])
+        raise ValueError(
+            f"`x0` is too large for a default `sigma0` (x0[{i}] = {float(x[i])!r}, and a step "
+            f"size may be at most {v.SIGMA_MAX}); pass `sigma0`."
+        )
+    scale = np.where(scale >= v.SIGMA_MIN, scale, 0.0)
     positive = scale[scale > 0]
     fallback = float(np.median(positive)) if positive.size else 1.0
     if per_coordinate:

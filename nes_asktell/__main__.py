@@ -82,8 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def plot_run(run: Path, output: Path | None) -> int:
     """Draw the saved run `run` into `output`; print what went wrong and return 1 on error."""
-    out = output if output is not None else run.with_suffix(".png")
     try:
+        if run.is_dir():  # '.' or '/' has no name to give a suffix: no traceback
+            raise ValueError(f"`RUN.csv` must be a file, but got the directory {str(run)!r}.")
+        out = output if output is not None else run.with_suffix(".png")
         if out.is_dir():
             raise ValueError(f"`--output` must be a file, but got the directory {str(out)!r}.")
         history = History.load(run)

@@ -34,7 +34,13 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import (
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+)
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -376,6 +382,12 @@ class ExecutorEngine(Engine):
     threads that have run this engine's tasks (at most the pool's size), so a `fun` that
     hangs every time cannot grow threads without bound; past that, candidates that find no
     thread get NaN at the timeout.
+
+    The spare threads are plain threads: they do not run the pool's ``initializer`` (which a
+    ``ThreadPoolExecutor`` does not make public), and the warning that announces them says
+    so. A `fun` that needs per-thread setup should do it lazily (``threading.local``): on a
+    spare thread it would otherwise fail at once, again and again, and being the first
+    thread free it would take most of the next candidates.
     """
 
     def __init__(self, executor: Executor) -> None:
@@ -402,14 +414,29 @@ class ExecutorEngine(Engine):
         self._fit_spare()
 
     def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
-        """Run ``fn(*args)`` on the executor (a thread pool's task: or on a spare thread)."""
-        if not isinstance(self.executor, ThreadPoolExecutor):
-            return self.executor.submit(fn, *args)
-        if self._spare is None:
-            return self.executor.submit(functools.partial(_noted, self._lent, fn), *args)
-        task = _Offered(fn, args)
-        for pool in (self.executor, self._spare):
-            pool.submit(self._take, task, pool)
+        """Run ``fn(*args)`` on the executor (a thread pool's task: or on a spare thread).
+
+        Raises
+        ------
+        RuntimeError
+            If the executor refuses the task (it was shut down, before or during the run),
+            naming `workers`.
+        """
+        try:
+            if not isinstance(self.executor, ThreadPoolExecutor):
+                return self.executor.submit(fn, *args)
+            if self._spare is None:
+                return self.executor.submit(functools.partial(_noted, self._lent, fn), *args)
+            task = _Offered(fn, args)
+            self.executor.submit(self._take, task, self.executor)
+        except BrokenExecutor:
+            raise
+        except RuntimeError as exc:  # concurrent.futures: "cannot schedule new futures ..."
+            raise RuntimeError(
+                f"`workers` ({type(self.executor).__name__}) refused a task: {exc}. It was "
+                "shut down (or the interpreter is exiting); pass an Executor that is open."
+            ) from exc
+        self._spare.submit(self._take, task, self._spare)
         return task
 
     def _take(self, task: _Offered, pool: Executor) -> None:
@@ -469,7 +496,9 @@ class ExecutorEngine(Engine):
         elif spare == theirs:
             instead = (
                 f"the next candidates run on its free threads and on {spare} spare thread(s) "
-                "of the evaluator in place of the held ones (shut down with the evaluator)"
+                "of the evaluator in place of the held ones (shut down with the evaluator; "
+                "plain threads, which do not run the pool's `initializer`: a `fun` that needs "
+                "per-thread setup should do it lazily, with threading.local)"
             )
         else:
             instead = (

@@ -803,11 +803,13 @@ def evaluate(
         :class:`Evaluator`).
     vectorized : bool, optional
         Call ``fun(X.T, *args)`` once per task (once in all when serial) with the candidates
-        as the columns of a (d, m) array, scipy's convention, and expect m values back
-        (shape (m,) or (1, m)). Serially a failing call propagates; on workers the
-        candidates of a failing call run again one per call, so only the faulty one gets
-        NaN. Candidates travel as vectors (not with ``mode`` "seeds" or "replay"); not with a
-        map-like callable. Default False.
+        as the columns of a (d, m) array, scipy's convention, and expect m values back:
+        as ``differential_evolution`` reads them, any array of m real numbers with at most
+        one axis longer than 1, so (m,), (m, 1) or (1, m), and for m = 1 a scalar (another
+        shape is a ValueError, no numbers a TypeError). Serially a failing call propagates;
+        on workers the candidates of a failing call run again one per call, so only the
+        faulty one gets NaN. Candidates travel as vectors (not with ``mode`` "seeds" or
+        "replay"); not with a map-like callable. Default False.
     restart_workers : bool, optional
         With a dask Client and a `timeout`: restart the worker processes whose threads still
         run a candidate at the timeout, so that later evaluations have threads again. The

@@ -58,6 +58,9 @@ CRITERIA = (
 MAX_POPSIZE = 2**18
 #: the version of the layout of ``state_dict()``.
 STATE_VERSION = 2
+#: with bounds, one global sigma is never scaled down so far that the coordinates of the widest
+#: box have a standard deviation below 1 / NARROW_RATIO of its width (see _commit).
+NARROW_RATIO = 10.0
 #: how many applied updates a strategy keeps for the replicas of workers to replay.
 APPLIED_KEPT = 4
 
@@ -522,30 +525,49 @@ class Strategy(ABC):
     def _commit(self, new: dict[str, object]) -> None:
         """Commit an update's checked values at once, then fit the step sizes to the box.
 
-        With bounds, no coordinate bounded on both sides keeps a standard deviation above the
-        box's width there: the step sizes are scaled down to it (all of sigma by the largest
-        excess when sigma is one number, each coordinate's own for SNES). Beyond that width
-        the reflected candidates fill the box almost uniformly, so the ranking says next to
-        nothing, while the unbounded search space holds a mirror image of the box every two
-        widths: a search that grew past it drifted among the images, and its mean, projected
-        onto the box, landed on walls far from the optimum (on [0, 1]^2 with the optimum in a
-        corner, 9 of 20 XNES runs from the opposite corner stalled with sigma at 14 to 3e5).
+        With bounds, the step sizes may not outgrow the box: SNES scales each coordinate's
+        own down to the box's width there; a strategy with one global sigma scales it down by
+        the largest excess of a coordinate bounded on both sides over its width, but never so
+        far that the coordinates of the widest box have a standard deviation below
+        1 / ``NARROW_RATIO`` (a tenth) of its width (with equal widths, the floor never
+        binds). Beyond the widths the reflected candidates fill the box almost
+        uniformly, so the ranking says next to nothing, while the unbounded search space holds
+        a mirror image of the box every two widths: a search that grew past it drifted among
+        the images, and its mean, projected onto the box, landed on walls far from the
+        optimum (on [0, 1]^2 with the optimum in a corner, 9 of 20 XNES runs from the opposite
+        corner stalled with sigma at 14 to 3e5).
+
+        The floor keeps a coordinate whose box is narrow beside the others from freezing
+        them: scaled by the largest excess alone, a box of width 1e-6 in one coordinate and 10
+        in two others held every coordinate's standard deviation below 1e-6, and XNES, DXNESIC
+        and CRFMNES stalled far from the optimum (seeds 0-4, all of them; with a width of
+        1e-13 ``tolx`` stopped each run after one generation). A narrow coordinate then has a
+        standard deviation above its width, and its candidates fill its box: it is resolved
+        once the others have converged.
         """
         self.__dict__.update(new)
         if self._box is None or not self.adapts_sigma:
             return
         width = self._box.widths
-        if not np.any(width < math.inf):
+        bounded = width < math.inf
+        if not np.any(bounded):
             return
-        with np.errstate(divide="ignore", invalid="ignore"):
-            excess = np.where(width < math.inf, self._stds() / width, 0.0)
-        if not np.max(excess) > 1.0:  # a NaN (never reached: the update is checked) passes
-            return
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            excess = np.where(bounded, self._stds() / width, 0.0)
+        most = float(np.max(excess))
         sigma = self.__dict__["_sigma"]  # every adaptive strategy's step size, as in `new`
-        if isinstance(sigma, np.ndarray):
+        if isinstance(sigma, np.ndarray):  # one per coordinate: each within its own width
+            if not most > 1.0:  # a NaN (never reached: the update is checked) passes
+                return
             sigma = np.maximum(sigma / np.maximum(excess, 1.0), v.SIGMA_MIN)
         else:
-            sigma = max(sigma / float(np.max(excess)), v.SIGMA_MIN)
+            # One sigma for all: not scaled so far that the coordinates of the widest box fall
+            # below 1 / NARROW_RATIO of its width (with equal widths: the largest excess).
+            widest = bounded & (width == np.max(width[bounded]))
+            factor = min(most, NARROW_RATIO * float(np.max(excess[widest])))
+            if not factor > 1.0:
+                return
+            sigma = max(sigma / factor, v.SIGMA_MIN)
         self.__dict__["_sigma"] = sigma
 
     def _checked_update(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:

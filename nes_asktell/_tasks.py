@@ -218,9 +218,26 @@ class VectorizedCallError(RuntimeError):
 
 
 def block_values(y: object, m: int, fun: object) -> FloatArray:
-    """Return the `m` values of a vectorized call as float64, or raise TypeError naming `fun`."""
-    arr = np.asarray(y) if isinstance(y, (np.ndarray, list, tuple)) else None
-    if arr is None or arr.dtype.kind not in "iuf" or arr.shape not in ((m,), (1, m)):
+    """Return the `m` values of a vectorized call as float64, or raise naming `fun`.
+
+    As ``scipy.optimize.differential_evolution`` with ``vectorized=True``, any array of `m`
+    real numbers with at most one axis longer than 1 is read as the `m` values: shape
+    ``(m,)``, but also ``(m, 1)`` (``np.sum(..., keepdims=True)`` over rows), ``(1, m)``, and
+    for ``m = 1`` a scalar.
+
+    Raises
+    ------
+    TypeError
+        If `y` holds no real numbers (None, strings, bool, complex values, objects).
+    ValueError
+        If it holds real numbers in another shape (``(2, m)``, say, or the wrong count).
+    """
+    arr = (
+        np.asarray(y)
+        if isinstance(y, (np.ndarray, np.generic, list, tuple)) or is_real_number(y)
+        else None
+    )
+    if arr is None or arr.dtype.kind not in "iuf":
         what = (
             f"an array of shape {arr.shape} and dtype {arr.dtype}"
             if arr is not None
@@ -229,6 +246,12 @@ def block_values(y: object, m: int, fun: object) -> FloatArray:
         raise TypeError(
             f"`fun` must return {m} real numbers, an array of shape ({m},), when vectorized, "
             f"but {getattr(fun, '__name__', fun)!r} returned {what}."
+        )
+    if arr.size != m or sum(n > 1 for n in arr.shape) > 1:
+        raise ValueError(
+            f"`fun` must return {m} real numbers, an array of shape ({m},) (or ({m}, 1)), when "
+            f"vectorized, but {getattr(fun, '__name__', fun)!r} returned an array of shape "
+            f"{arr.shape}."
         )
     return np.asarray(arr, dtype=np.float64).reshape(m)
 

@@ -69,6 +69,16 @@ def test_plot_reports_a_missing_or_foreign_file(
     assert not (tmp_path / "other.png").exists()
 
 
+@pytest.mark.parametrize("run", [".", "/", ".."])
+def test_plot_of_a_directory_without_a_name_is_an_error_not_a_traceback(
+    run: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `nes-asktell plot .` raised "ValueError: PosixPath('.') has an empty name" from
+    # pathlib, with a traceback, while making the default name of the image.
+    assert cli.main(["plot", run]) == 1
+    assert f"`RUN.csv` must be a file, but got the directory {run!r}" in capsys.readouterr().err
+
+
 def test_the_benchmark_runner_lists_its_benchmarks_and_no_empty_choice() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--help"],

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -452,6 +453,37 @@ def returns_a_matrix(X: np.ndarray) -> np.ndarray:
     return np.zeros((2, X.shape[1]))
 
 
+def returns_text(X: np.ndarray) -> list[str]:
+    return ["a"] * X.shape[1]
+
+
+@pytest.mark.parametrize(
+    "shape_of",
+    [lambda m: (m,), lambda m: (m, 1), lambda m: (1, m), lambda m: (1, m, 1)],
+    ids=["(S,)", "(S,1)", "(1,S)", "(1,S,1)"],
+)
+def test_vectorized_takes_every_shape_that_differential_evolution_takes(
+    shape_of: Callable[[int], tuple[int, ...]],
+) -> None:
+    # scipy's differential_evolution(vectorized=True) squeezes what fun returns and takes it
+    # when S values remain, so a column (np.sum(..., keepdims=True) over rows) is S values
+    # too. The core refused (S, 1) while the scipy method took it.
+    X = np.arange(16.0).reshape(8, 2)
+    want = np.array([sphere(x) for x in X])
+
+    def columns(Xt: np.ndarray) -> np.ndarray:
+        return sphere_columns(Xt).reshape(shape_of(Xt.shape[1]))
+
+    np.testing.assert_array_equal(evaluate(X, columns, vectorized=True), want)
+    with ThreadPoolExecutor(2) as tp:
+        np.testing.assert_array_equal(evaluate(X, columns, tp, vectorized=True), want)
+    ref = SNES(np.zeros(3), 0.3, rng=4, maxiter=5).optimize(sphere)
+    res = SNES(np.zeros(3), 0.3, rng=4, maxiter=5).optimize(columns, vectorized=True)
+    np.testing.assert_array_equal(res.x, ref.x)
+    # one candidate: a scalar is its value, as in differential_evolution
+    assert evaluate(X[:1], lambda Xt: float(sphere_columns(Xt)[0]), vectorized=True) == want[0]
+
+
 def test_vectorized_gives_the_same_values_and_run_as_rows() -> None:
     X = np.arange(16.0).reshape(8, 2)
     want = [sphere(x) for x in X]
@@ -508,8 +540,12 @@ def test_vectorized_on_a_process_pool(pool: Evaluator) -> None:
 
 def test_vectorized_checks_what_fun_returns_and_its_arguments() -> None:
     X = np.zeros((3, 2))
-    with pytest.raises(TypeError, match=r"must return 3 real numbers.*'returns_a_matrix'"):
+    with pytest.raises(
+        ValueError, match=r"must return 3 real numbers.*'returns_a_matrix' returned .*\(2, 3\)"
+    ):
         evaluate(X, returns_a_matrix, vectorized=True)
+    with pytest.raises(TypeError, match=r"must return 3 real numbers.*'returns_text'"):
+        evaluate(X, returns_text, vectorized=True)
     with pytest.raises(TypeError, match=r"`vectorized` must be True or False, but got 1\."):
         Evaluator(None, vectorized=1)
     with pytest.raises(ValueError, match="`vectorized` needs workers that take the population"):

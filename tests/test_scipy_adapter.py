@@ -288,6 +288,37 @@ def test_default_sigma0_from_bounds_and_x0():
     assert sigma.shape == (3,)
 
 
+def test_default_sigma0_of_a_huge_or_tiny_box_is_a_step_size_the_strategy_takes():
+    # A quarter of a box 2e200 wide (5e199) or 1e-120 narrow was passed on as sigma0 and the
+    # call failed with "`sigma0` must be a number in [1e-100, 1e+100], but got 5e+199", about
+    # an argument the user never gave. A box that wide counts as no bound, one that narrow as
+    # a fixed coordinate, for the default.
+    def sigma_of(x0, bounds, strategy="openes"):
+        return nes(sphere, x0, bounds=bounds, strategy=strategy, maxiter=0, rng=0).sigma
+
+    assert sigma_of(np.zeros(2), [(-1e200, 1e200)] * 2) == 0.5
+    assert sigma_of(np.array([0.0, 8.0]), [(-1e200, 1e200), (None, None)]) == 2.25
+    assert sigma_of(np.zeros(2), [(0, 1e-120), (-2, 2)]) == 1.0
+    assert sigma_of(np.zeros(2), [(0, 1e-120)] * 2) == 1.0
+    np.testing.assert_array_equal(
+        sigma_of(np.zeros(2), [(0, 1e-120), (-1e200, 1e200)], strategy="snes"), [0.5, 0.5]
+    )
+    res = minimize(
+        sphere,
+        np.zeros(2),
+        method=nes,
+        bounds=[(-1e200, 1e200)] * 2,
+        options={"rng": 0, "maxfev": 300},
+    )
+    assert res.nfev == 300
+    assert res.fun < 1.0  # a run, not a refusal: sphere(x0) = 5, and 0 at the optimum
+    # an x0 that no step size can move: the message asks for sigma0
+    with pytest.raises(
+        ValueError, match=r"`x0` is too large for a default `sigma0` \(x0\[1\] = 1e\+250"
+    ):
+        nes(sphere, np.array([0.0, 1e250]))
+
+
 def test_strategy_options_pass_through():
     # a bad value reaches the strategy's own validation
     with pytest.raises(ValueError, match=r"`learning_rate` must be a positive finite number"):
@@ -625,9 +656,47 @@ def test_vectorized():
     assert shapes[-1] == (3, 400 % popsize_of(3) or popsize_of(3))
 
 
+def test_vectorized_agrees_with_the_core_on_what_fun_returns():
+    # The method took shapes (S, 1) and (1, S) (as differential_evolution does) while
+    # Strategy.optimize(vectorized=True) refused (S, 1), and the two raised different errors
+    # for a wrong shape. Both now read the values alike, through the core's vectorized path.
+    def column(X):
+        return np.sum((X - SHIFT[:3, None]) ** 2, axis=0, keepdims=True).T  # (S, 1)
+
+    kw = {"rng": 5, "maxfev": 200, "vectorized": True}
+    res = minimize(column, np.zeros(3), method=nes, options=kw)
+    ref = minimize(sphere, np.zeros(3), method=nes, options={"rng": 5, "maxfev": 200})
+    np.testing.assert_array_equal(res.x, ref.x)
+    core = XNES(np.zeros(3), 0.5, rng=5).optimize(column, maxfev=200, vectorized=True)
+    assert core.nfev == 200
+    for bad, err in (
+        (lambda X: np.zeros((2, X.shape[1])), ValueError),
+        (lambda X: "x", TypeError),
+    ):
+        with pytest.raises(err, match="`fun` must return") as from_method:
+            nes(bad, np.zeros(3), vectorized=True, rng=0, sigma0=0.5)
+        with pytest.raises(err, match="`fun` must return") as from_core:
+            XNES(np.zeros(3), 0.5, rng=0).optimize(bad, vectorized=True)
+        assert str(from_method.value) == str(from_core.value)
+    # X is a writable copy, as with scipy's own methods
+    seen = []
+    nes(
+        lambda X: seen.append(X.flags.writeable) or np.zeros(X.shape[1]),
+        np.zeros(2),
+        vectorized=True,
+        maxiter=2,
+    )
+    assert seen == [True, True]
+    # maxiter=0 evaluates x0 once, in the same convention
+    res = nes(column, np.zeros(3), vectorized=True, maxiter=0)
+    assert res.nfev == 1
+    assert res.fun == float(np.sum(SHIFT[:3] ** 2))
+
+
 def test_vectorized_bad_return_and_workers_warning():
     with pytest.raises(
-        ValueError, match=r"`fun` must return an array of shape \(6,\) .* but got shape \(2, 6\)"
+        ValueError,
+        match=r"`fun` must return 6 real numbers, .* returned an array of shape \(2, 6\)",
     ):
         nes(lambda X: np.zeros((2, X.shape[1])), np.zeros(2), vectorized=True, rng=0)
     with pytest.warns(UserWarning, match="`workers` is ignored"):
