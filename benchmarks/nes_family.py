@@ -285,7 +285,11 @@ for _name in NES_NAMES:
     METHODS[f"{_name}+IPOP"] = _restarted("ipop", _name.lower())
     METHODS[f"{_name}+BIPOP"] = _restarted("bipop", _name.lower())
 #: variants of the library's strategies with options other than the defaults
-VARIANTS = {"XNES-r1": ("xnes", {"rank_one": True}), "XNES-nor1": ("xnes", {"rank_one": False})}
+VARIANTS = {
+    "XNES-r1": ("xnes", {"rank_one": True}),
+    "XNES-nor1": ("xnes", {"rank_one": False}),
+    "XNES-eta1": ("xnes", {"eta_sigma": 1.0}),
+}
 for _name, (_strategy, _options) in VARIANTS.items():
     METHODS[_name] = _nes(_strategy, **_options)
     METHODS[f"{_name}+IPOP"] = _restarted("ipop", _strategy, **_options)
