@@ -502,6 +502,14 @@ class XNES(Strategy):
             "path_c": None if self._shape_path is None else self._p_c.tolist(),
         }
 
+    @classmethod
+    def _from_state(cls, state: JSON, shaping: ShapingLike | None) -> Strategy:
+        options = state["options"]
+        if isinstance(options, dict) and "rank_one" not in options:
+            # saved before the rank-one term existed: the run had none, and resumes without it
+            state = {**state, "options": {**options, "rank_one": False}}
+        return super()._from_state(state, shaping)
+
     def _load_algo_state(self, state: JSON) -> None:
         sigma = v.step_size("sigma", state["sigma"])
         d = self._dim

@@ -298,6 +298,31 @@ def test_resume_is_bit_exact(cls: type[Strategy], rng: object, pending: bool, ho
     assert es2.state_dict() == reference.state_dict()
 
 
+def test_a_state_saved_before_the_rank_one_term_resumes_without_it() -> None:
+    reference = XNES(np.full(4, 2.0), 1.0, rng=3, rank_one=False)
+    run(reference, ellipsoid, 5)
+    state = json.loads(json.dumps(reference.state_dict()))
+    del state["options"]["rank_one"]
+    del state["algo"]["path_c"]
+    es = XNES.from_state(state)
+    assert es.state_dict()["options"]["rank_one"] is False
+    for x, y in zip(run(es, ellipsoid, 5), run(reference, ellipsoid, 5), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_state_with_rank_one_needs_its_path() -> None:
+    es = XNES(np.zeros(3), 1.0, rng=3)
+    run(es, ellipsoid, 2)
+    state = es.state_dict()
+    del state["algo"]["path_c"]
+    with pytest.raises(ValueError, match="the key 'path_c' is missing"):
+        XNES.from_state(state)
+    state = es.state_dict()
+    state["algo"]["path_c"] = [0.0, math.inf, 0.0]
+    with pytest.raises(ValueError, match="path_c"):
+        XNES.from_state(state)
+
+
 # ---------------------------------------------------------------------- invariances
 @pytest.mark.parametrize("cls", CLASSES)
 @given(seed=st.integers(0, 2**32 - 1))
