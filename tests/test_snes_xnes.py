@@ -311,7 +311,7 @@ def test_a_state_saved_before_the_rank_one_term_resumes_without_it() -> None:
 
 
 def test_a_state_with_rank_one_needs_its_path() -> None:
-    es = XNES(np.zeros(3), 1.0, rng=3)
+    es = XNES(np.zeros(3), 1.0, rng=3, rank_one=True)
     run(es, ellipsoid, 2)
     state = es.state_dict()
     del state["algo"]["path_c"]
