@@ -192,21 +192,21 @@ def _ask_tell(opt: object, obj: Objective) -> str:
     return "+".join(stop)
 
 
-def _nes(name: str) -> Runner:
+def _nes(name: str, **options: Any) -> Runner:
     def runner(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> str:
         from nes_asktell import resolve_strategy
 
-        return _ask_tell(resolve_strategy(name)(x0, sigma0, rng=seed), obj)
+        return _ask_tell(resolve_strategy(name)(x0, sigma0, rng=seed, **options), obj)
 
     return runner
 
 
-def _restarted(kind: str, name: str) -> Runner:
+def _restarted(kind: str, name: str, **options: Any) -> Runner:
     def runner(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> str:
         from nes_asktell import BIPOP, IPOP
 
         cls = BIPOP if kind == "bipop" else IPOP
-        return _ask_tell(cls(name, x0, sigma0, maxfev=obj.budget, rng=seed), obj)
+        return _ask_tell(cls(name, x0, sigma0, maxfev=obj.budget, rng=seed, **options), obj)
 
     return runner
 
@@ -284,6 +284,16 @@ for _name in NES_NAMES:
     METHODS[_name] = _nes(_name.lower())
     METHODS[f"{_name}+IPOP"] = _restarted("ipop", _name.lower())
     METHODS[f"{_name}+BIPOP"] = _restarted("bipop", _name.lower())
+#: variants of the library's strategies with options other than the defaults
+VARIANTS = {
+    "XNES-r1": ("xnes", {"rank_one": True}),
+    "XNES-nor1": ("xnes", {"rank_one": False}),
+    "XNES-eta1": ("xnes", {"eta_sigma": 1.0}),
+}
+for _name, (_strategy, _options) in VARIANTS.items():
+    METHODS[_name] = _nes(_strategy, **_options)
+    METHODS[f"{_name}+IPOP"] = _restarted("ipop", _strategy, **_options)
+    METHODS[f"{_name}+BIPOP"] = _restarted("bipop", _strategy, **_options)
 METHODS.update(
     {
         "pycma": run_pycma,

@@ -46,6 +46,8 @@ def test_xnes_default_rates_are_the_papers(d: int) -> None:
     assert opts["eta_mu"] == 1.0
     assert opts["csa"] is True
     assert opts["adaptation_sampling"] is True
+    # the rank-one term is an option (see the documentation of SNES and XNES)
+    assert opts["rank_one"] is False
     assert ETA_SIGMA_MAX == 0.5
 
 

@@ -120,6 +120,7 @@ def test_xnes_raw_search_gradient_is_the_natural_gradient(seed: int, d: int) -> 
         rng=rng,
         mirrored=False,
         adaptation_sampling=False,
+        rank_one=False,
     )
     state = es.state_dict()
     state["algo"]["B"] = B.tolist()

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from nes_asktell import SNES, XNES, Strategy
 from nes_asktell._shaping import nes_utilities
+from nes_asktell._xnes import ShapePath
 
 SOLUTION = np.array([0.5, 0.1, -0.3])
 CLASSES = [SNES, XNES]
@@ -58,6 +59,32 @@ class IndependentPath:
         return min(1.0, c / self.damp * (np.linalg.norm(self.p) / self.chi - 1))
 
 
+class IndependentRankOne:
+    """CMA-ES's rank-one path and rates (Hansen 2016, eqs. 45, 47, 56, 57), written out plainly."""
+
+    def __init__(self, d: int, lam: int) -> None:
+        w = np.array([max(0.0, math.log(lam / 2 + 1) - math.log(k)) for k in range(1, lam + 1)])
+        w = w / w.sum()
+        mueff = 1 / np.sum(w**2)
+        self.cc = (4 + mueff / d) / (d + 4 + 2 * mueff / d)
+        self.c1 = 2 / ((d + 1.3) ** 2 + mueff)
+        self.p = np.zeros(d)
+        self.generation = 0
+
+    def shape_term(self, y: np.ndarray, B: np.ndarray, path: IndependentPath | None) -> np.ndarray:
+        """Update the path by the step `y` and return c_1 (q q^T - |q|^2 / d I), q = B^-1 p."""
+        d = y.size
+        h = 1.0
+        if path is not None:  # the path of CSA, already updated by this generation's step
+            g = self.generation
+            corrected = np.linalg.norm(path.p) / math.sqrt(1 - (1 - path.c) ** (2 * (g + 1)))
+            h = float(corrected < (1.4 + 2 / (d + 1)) * path.chi)
+        self.generation += 1
+        self.p = (1 - self.cc) * self.p + h * math.sqrt(self.cc * (2 - self.cc)) * y
+        q = np.linalg.inv(B) @ self.p
+        return self.c1 * (np.outer(q, q) - (q @ q) / d * np.eye(d))
+
+
 def independent_xnes_step(
     X: np.ndarray,
     f: np.ndarray,
@@ -66,6 +93,8 @@ def independent_xnes_step(
     B: np.ndarray,
     eta: tuple[float, float, float],
     path: IndependentPath | None,
+    rank_one: IndependentRankOne | None = None,
+    mirrored: bool = False,
 ) -> tuple[np.ndarray, float, np.ndarray]:
     """Wierstra 2014, Algorithm 5, by a plain loop over the samples and scipy's expm."""
     eta_mu, eta_sigma, eta_B = eta
@@ -82,13 +111,16 @@ def independent_xnes_step(
     G_B = G_M - G_sigma * np.eye(d)
     mu_new = mu + eta_mu * sigma * B @ G_delta
     log_step = eta_sigma / 2 * G_sigma
+    # mirrored pairs: sum_k u_k s_k = sum_j (u_j - u_{j+m}) s_j, so |a| = |u[:m] - u[m:]|
+    m = X.shape[0] // 2
+    a = u[:m] - u[m:] if mirrored else u
     if path is not None:
-        # mirrored pairs: sum_k u_k s_k = sum_j (u_j - u_{j+m}) s_j, so |a| = |u[:m] - u[m:]|
-        m = X.shape[0] // 2
-        a = u[:m] - u[m:] if path.mirrored else u
         log_step += path.log_step(G_delta, float(np.linalg.norm(a)))
     sigma_new = sigma * math.exp(log_step)
-    B_new = B @ scipy.linalg.expm(eta_B / 2 * G_B)
+    exponent = eta_B / 2 * G_B
+    if rank_one is not None:
+        exponent += rank_one.shape_term(B @ G_delta / np.linalg.norm(a), B, path) / 2
+    B_new = B @ scipy.linalg.expm(exponent)
     return mu_new, sigma_new, B_new
 
 
@@ -98,9 +130,10 @@ def independent_xnes_step(
     mirrored=st.booleans(),
     adapt=st.booleans(),
     csa=st.booleans(),
+    rank_one=st.booleans(),
 )
 def test_xnes_update_matches_an_independent_computation(
-    seed: int, d: int, mirrored: bool, adapt: bool, csa: bool
+    seed: int, d: int, mirrored: bool, adapt: bool, csa: bool, rank_one: bool
 ) -> None:
     rng = np.random.default_rng(seed)
     es = XNES(
@@ -110,22 +143,58 @@ def test_xnes_update_matches_an_independent_computation(
         mirrored=mirrored,
         csa=csa,
         adaptation_sampling=adapt,
+        rank_one=rank_one,
         eta_sigma=0.4,
         eta_B=0.3,
     )
     path = IndependentPath(d, es.popsize, mirrored) if csa else None
-    for _ in range(4):  # a few generations so that B is not the identity
+    r1 = IndependentRankOne(d, es.popsize) if rank_one else None
+    for _ in range(6):  # a few generations so that B is not the identity
         mu, sigma, B = es.mean, es.sigma, es.B
         X = es.ask()
         f = np.array([ellipsoid(x) for x in X])
         es.tell(X, f)
         eta_sigma = es.eta_sigma  # adaptation sampling sets the rate used by this tell
         mu_new, sigma_new, B_new = independent_xnes_step(
-            X, f, mu, sigma, B, (1.0, eta_sigma, 0.3), path
+            X, f, mu, sigma, B, (1.0, eta_sigma, 0.3), path, r1, mirrored
         )
         np.testing.assert_allclose(es.mean, mu_new, rtol=1e-9, atol=1e-12)
         assert es.sigma == pytest.approx(sigma_new, rel=1e-10)
         np.testing.assert_allclose(es.B, B_new, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("d", "lam", "cc", "c1"),
+    [
+        # mueff = 1 / sum w_k^2 of the positive NES weights: 2.25482 for lam = 6 (w = 0.5857,
+        # 0.2929, 0.1214), 3.41477 for lam = 10
+        (2, 6, (4 + 2.25482 / 2) / (2 + 4 + 2 * 2.25482 / 2), 2 / (3.3**2 + 2.25482)),
+        (10, 10, (4 + 3.41477 / 10) / (10 + 4 + 2 * 3.41477 / 10), 2 / (11.3**2 + 3.41477)),
+    ],
+)
+def test_rank_one_rates_are_cma_es_defaults(d: int, lam: int, cc: float, c1: float) -> None:
+    # Hansen (2016), eqs. 56 and 57 with alpha_cov = 2, for the positive NES weights.
+    rates = ShapePath(d, lam)
+    assert rates.c_c == pytest.approx(cc, rel=1e-5)
+    assert rates.c_1 == pytest.approx(c1, rel=1e-5)
+
+
+@pytest.mark.parametrize("d", [2, 5])
+def test_rank_one_term_grows_the_variance_along_a_repeated_step(d: int) -> None:
+    # The same mean step y = e_1 every generation: the path turns to e_1 and the rank-one term
+    # alone makes B B^T longer along e_1 and shorter across, keeping det B = 1.
+    rates = ShapePath(d, 8)
+    B, p_c = np.eye(d), np.zeros(d)
+    e1 = np.eye(d)[0]
+    for _ in range(50):
+        p_c = rates.step(p_c, e1, 1.0)
+        B = B @ scipy.linalg.expm(rates.c_1 / 2 * rates.gradient(p_c, B))
+    C = B @ B.T
+    assert np.linalg.det(B) == pytest.approx(1.0, rel=1e-9)
+    assert C[0, 0] > 1.0 + 10 * rates.c_1
+    assert np.all(np.diag(C)[1:] < 1.0)
+    # a stalled path (h_sigma = 0) does not grow
+    np.testing.assert_array_equal(rates.step(np.zeros(d), e1, 0.0), np.zeros(d))
 
 
 @given(seed=st.integers(0, 2**32 - 1), d=st.integers(1, 8), mirrored=st.booleans())
@@ -133,7 +202,7 @@ def test_xnes_det_b_is_one_and_covariance_spd_after_every_tell(
     seed: int, d: int, mirrored: bool
 ) -> None:
     rng = np.random.default_rng(seed)
-    es = XNES(rng.uniform(-3, 3, d), 2.0, rng=seed, mirrored=mirrored)
+    es = XNES(rng.uniform(-3, 3, d), 2.0, rng=seed, mirrored=mirrored, rank_one=seed % 2 == 0)
     for _ in range(30):
         X = es.ask()
         es.tell(X, [ellipsoid(x) for x in X])
@@ -195,14 +264,19 @@ def test_same_seed_same_asks(cls: type[Strategy], rng: object) -> None:
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("cls", [*CLASSES, "XNES rank_one"])
 @pytest.mark.parametrize("rng", [11, "generator"])
 @pytest.mark.parametrize("pending", [False, True])
 @pytest.mark.parametrize("how", ["json", "pickle"])
 def test_resume_is_bit_exact(cls: type[Strategy], rng: object, pending: bool, how: str) -> None:
+    kw: dict[str, object] = {}
+    if cls == "XNES rank_one":
+        cls, kw = XNES, {"rank_one": True}
+    elif cls is XNES:
+        kw = {"adaptation_sampling": True}
+
     def make() -> Strategy:
         r = np.random.default_rng(11) if rng == "generator" else rng
-        kw = {"adaptation_sampling": True} if cls is XNES else {}
         return cls(np.full(5, 2.0), 1.0, rng=r, **kw)
 
     reference = make()
@@ -222,6 +296,31 @@ def test_resume_is_bit_exact(cls: type[Strategy], rng: object, pending: bool, ho
     np.testing.assert_array_equal(es2.sigma, reference.sigma)
     assert es2.best[1] == reference.best[1]
     assert es2.state_dict() == reference.state_dict()
+
+
+def test_a_state_saved_before_the_rank_one_term_resumes_without_it() -> None:
+    reference = XNES(np.full(4, 2.0), 1.0, rng=3, rank_one=False)
+    run(reference, ellipsoid, 5)
+    state = json.loads(json.dumps(reference.state_dict()))
+    del state["options"]["rank_one"]
+    del state["algo"]["path_c"]
+    es = XNES.from_state(state)
+    assert es.state_dict()["options"]["rank_one"] is False
+    for x, y in zip(run(es, ellipsoid, 5), run(reference, ellipsoid, 5), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_state_with_rank_one_needs_its_path() -> None:
+    es = XNES(np.zeros(3), 1.0, rng=3, rank_one=True)
+    run(es, ellipsoid, 2)
+    state = es.state_dict()
+    del state["algo"]["path_c"]
+    with pytest.raises(ValueError, match="the key 'path_c' is missing"):
+        XNES.from_state(state)
+    state = es.state_dict()
+    state["algo"]["path_c"] = [0.0, math.inf, 0.0]
+    with pytest.raises(ValueError, match="path_c"):
+        XNES.from_state(state)
 
 
 # ---------------------------------------------------------------------- invariances
@@ -304,6 +403,7 @@ def test_bad_arguments(cls: type[Strategy], kw: dict, exc: type, match: str) -> 
             r"`adaptation_sampling` must be True or False, but got 1",
         ),
         ({"sigma0": [1.0, 1.0]}, ValueError, r"`sigma0` must have shape \(3,\)"),
+        ({"rank_one": "no"}, TypeError, r"`rank_one` must be True or False, but got 'no'"),
     ],
 )
 def test_bad_xnes_arguments(kw: dict, exc: type, match: str) -> None:
