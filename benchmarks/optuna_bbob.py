@@ -62,6 +62,7 @@ SAMPLERS = (
     "NES-etaB2",
     "NES-etaS07",
     "NES-core",
+    "NES-r1",
     "NES-DXNESIC",
     "NES-CRFMNES",
     "NES-SNES",
@@ -89,6 +90,7 @@ LABELS = {
     "NES-etaB2": "NESSampler(2 eta_B)",
     "NES-etaS07": "NESSampler(eta_sigma 0.7)",
     "NES-core": "NESSampler(core XNES)",
+    "NES-r1": "NESSampler(rank_one)",
     "NES-DXNESIC": "NESSampler(dxnesic)",
     "NES-CRFMNES": "NESSampler(crfmnes)",
     "NES-SNES": "NESSampler(snes)",
@@ -144,6 +146,8 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return NESSampler(seed=seed, strategy_options={"eta_sigma": 0.7})
     if name == "NES-core":  # XNES with the core's own defaults instead of the sampler's
         return NESSampler(seed=seed, strategy_options=dict(CORE_XNES_OPTIONS))
+    if name == "NES-r1":  # XNES with the rank-one term of the shape update (off by default)
+        return NESSampler(seed=seed, strategy_options={"rank_one": True})
     if name in NES_VARIANTS:
         return NESSampler(seed=seed, strategy=NES_VARIANTS[name])
     if name == "CMA":
