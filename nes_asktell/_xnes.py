@@ -62,15 +62,28 @@ class ShapePath:
         out: FloatArray = (1.0 - c) * p_c + (h_sigma * math.sqrt(c * (2.0 - c))) * y
         return out
 
-    def gradient(self, p_c: FloatArray, B: FloatArray) -> FloatArray:
-        r"""Return the trace-free part of :math:`q q^T - I`, :math:`q = B^{-1} p_c`.
+    def shape_log(self, p_c: FloatArray, B: FloatArray) -> FloatArray:
+        r"""Return the trace-free logarithm of CMA-ES's rank-one factor, in local coordinates.
 
-        :math:`q` is the path in the local coordinates of the samples :math:`s_k`.
+        CMA-ES's rank-one update :math:`C \leftarrow (1 - c_1) C + c_1 p_c p_c^T` is, with
+        :math:`C = B B^T` and :math:`q = B^{-1} p_c` (the path in the local coordinates of the
+        samples), :math:`C \leftarrow B M B^T` for :math:`M = (1 - c_1) I + c_1 q q^T`. The
+        trace-free part of :math:`\log M` is :math:`L (\hat q \hat q^T - I / d)` with
+        :math:`L = \ln(1 + c_1 \lVert q \rVert^2 / (1 - c_1))` and :math:`\hat q = q /
+        \lVert q \rVert`; to first order in :math:`c_1` it is
+        :math:`c_1 (q q^T - \lVert q \rVert^2 I / d)`. Being a logarithm, it grows with
+        :math:`\ln \lVert q \rVert^2`, not with :math:`\lVert q \rVert^2`, so a long path in a
+        thin direction of B cannot make the exponential of the shape update overflow.
         """
         q = np.linalg.solve(B, p_c)
-        G_1: FloatArray = np.outer(q, q)
-        G_1[np.diag_indices(q.size)] -= float(q @ q) / q.size
-        return G_1
+        qq = float(q @ q)
+        d = q.size
+        if not qq > 0.0:
+            return np.zeros((d, d))
+        L = math.log1p(self.c_1 * qq / (1.0 - self.c_1))
+        out: FloatArray = (L / qq) * np.outer(q, q)
+        out[np.diag_indices(d)] -= L / d
+        return out
 
 
 def expm_sym(S: FloatArray, *, traceless: bool = False) -> FloatArray:
@@ -263,26 +276,31 @@ class XNES(Strategy):
     With `rank_one`, an evolution path :math:`p_c` of the mean steps (in the coordinates of
     :math:`x / \sigma`) adds CMA-ES's rank-one update (Hansen and Ostermeier 2001; Hansen
     2016, eqs. 45 and 47) to the shape: with :math:`\lVert a \rVert` normalising the mean
-    step as for CSA (mirrored pairs included) and :math:`q = B^{-1} p_c` the path in local
-    coordinates,
+    step :math:`y` as for CSA (mirrored pairs included), :math:`q = B^{-1} p_c` the path in
+    local coordinates and :math:`\hat q = q / \lVert q \rVert`,
 
     .. math::
 
         p_c \leftarrow (1 - c_c)\, p_c + h_\sigma \sqrt{c_c (2 - c_c)}\,
-            \frac{B G_\delta}{\lVert a \rVert}, \qquad
-        B \leftarrow B \exp\Big(\frac{\eta_B}{2} G_B + \frac{c_1}{2}
-            \big(q q^T - \tfrac{\lVert q \rVert^2}{d} I\big)\Big)
+            \frac{y}{\lVert a \rVert}, \qquad
+        B \leftarrow B \exp\Big(\frac{\eta_B}{2} G_B + \frac{L}{2}
+            \big(\hat q \hat q^T - \tfrac{1}{d} I\big)\Big), \qquad
+        L = \ln\Big(1 + \frac{c_1 \lVert q \rVert^2}{1 - c_1}\Big)
 
     with CMA-ES's rates (Hansen 2016, eqs. 56 and 57, :math:`\alpha_{\mathrm{cov}} = 2`)
     :math:`c_c = (4 + \mu_{\mathrm{eff}} / d) / (d + 4 + 2 \mu_{\mathrm{eff}} / d)` and
     :math:`c_1 = 2 / ((d + 1.3)^2 + \mu_{\mathrm{eff}})`, :math:`\mu_{\mathrm{eff}}` that of
     the positive part of the utilities, and :math:`h_\sigma` = 0 while the CSA path is
-    long (sigma growing fast), else 1. To first order :math:`B B^T` changes by
-    :math:`c_1 B (q q^T - I) B^T = c_1 (p_c p_c^T - B B^T)`, CMA-ES's rank-one term. Only
-    the trace-free part enters B, so det B stays 1; the trace part,
-    :math:`c_1 (\lVert q \rVert^2 / d - 1)`, is dropped rather than given to sigma: it is a
-    signal of the path's length for the step size, which CSA already follows with its own
-    path and damping.
+    long (sigma growing fast), else 1. The mean step is :math:`y = B G_\delta`, or in a box
+    the step the mean took once clipped to the walls (so pushes against a wall do not pile
+    up in the path). CMA-ES's rank-one update :math:`C \leftarrow (1 - c_1) C + c_1 p_c
+    p_c^T` is :math:`B B^T \leftarrow B M B^T` with :math:`M = (1 - c_1) I + c_1 q q^T`;
+    the term above is the trace-free part of :math:`\log M`, to first order
+    :math:`c_1 (q q^T - \lVert q \rVert^2 I / d)`, and it grows only with the logarithm of
+    :math:`\lVert q \rVert^2`, so a long path across a thin direction of B cannot overflow
+    the exponential. Only the trace-free part enters B, so det B stays 1; the trace part is
+    dropped rather than given to sigma: it is a signal of the path's length for the step
+    size, which CSA already follows with its own path and damping.
 
     References
     ----------
@@ -404,11 +422,11 @@ class XNES(Strategy):
             p, csa_step = self._path.step(p, G_delta, a_norm)
         S = (self._eta_B / 2.0) * G_B
         if self._shape_path is not None:
-            # Hansen 2016, eqs. 45 and 47, in XNES's local form: the rank-one term
-            # c_1 (q q^T - I), q = B^{-1} p_c, joins G_B without its trace (det B = 1).
-            y = self._B @ G_delta / a_norm if a_norm > 0.0 else np.zeros(d)
+            # Hansen 2016, eqs. 45 and 47, in XNES's local form: the logarithm of the rank-one
+            # factor (1 - c_1) I + c_1 q q^T, q = B^{-1} p_c, joins G_B without its trace.
+            y = self._mean_step(G_delta) / a_norm if a_norm > 0.0 else np.zeros(d)
             p_c = self._shape_path.step(p_c, y, self._h_sigma(p))
-            S = S + (self._shape_path.c_1 / 2.0) * self._shape_path.gradient(p_c, self._B)
+            S = S + 0.5 * self._shape_path.shape_log(p_c, self._B)
         B = unit_det(self._B @ expm_sym(S, traceless=True)) if np.all(np.isfinite(S)) else S
         if np.all(np.isfinite(B)):
             sv = np.linalg.svd(B, compute_uv=False)
@@ -426,6 +444,23 @@ class XNES(Strategy):
             "_B": B,
             "_BT": np.ascontiguousarray(B.T),
         }
+
+    def _mean_step(self, G_delta: FloatArray) -> FloatArray:
+        """Return the mean's step in units of sigma, ``B G_delta``, as the box lets it be taken.
+
+        In a box the new mean is clipped to the walls; the path then follows the step the
+        mean really took, so pushes against a wall (a corner optimum) do not pile up in it.
+        """
+        step: FloatArray = self._B @ G_delta
+        if self._box is None:
+            return step
+        scale = self._eta_mu * self._sigma
+        wanted = self._mean + scale * step
+        taken = self._box.clip(wanted)
+        if np.array_equal(taken, wanted):
+            return step
+        out: FloatArray = (taken - self._mean) / scale
+        return out
 
     def _h_sigma(self, p: FloatArray) -> float:
         """Return 0 while the step-size path `p` is long (sigma growing fast), else 1.

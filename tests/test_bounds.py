@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.optimize import Bounds
 
-from nes_asktell import SNES, OpenES, resolve_strategy, strategy_names
+from nes_asktell import SNES, XNES, OpenES, resolve_strategy, strategy_names
 from nes_asktell._bounds import parse_bounds
 
 seeds = st.integers(0, 2**32 - 1)
@@ -199,6 +199,33 @@ def test_a_search_from_the_worst_corner_reaches_the_best_one(name: str) -> None:
         if not res.fun <= -2.0 + 1e-8:
             stalled.append((seed, res.fun))
     assert stalled == []
+
+
+def test_xnes_with_the_rank_one_term_reaches_the_best_corner() -> None:
+    # The same reproducer with XNES's rank-one path. When it followed the mean's unclipped
+    # steps (B G_delta) and added the first-order term c_1 (q q^T - |q|^2/d I), seeds 23 and 48
+    # of 0-59 stalled near -1.8 (the path grew to 3e4 while the mean pushed against the walls)
+    # and seed 17 made `tell` refuse a non-finite B at generation 43.
+    stalled = []
+    for seed in range(60):
+        es = XNES(np.zeros(2), 0.3, bounds=(0, 1), rng=seed, maxfev=4000, rank_one=True)
+        res = es.optimize(_neg_sum)
+        if not res.fun <= -2.0 + 1e-8:
+            stalled.append((seed, res.fun))
+    assert stalled == []
+
+
+def test_the_rank_one_path_follows_the_step_the_clipped_mean_took() -> None:
+    # A mean on the upper wall of x_1 that is pushed further out: the path gains nothing
+    # along x_1, while without a box the same generation's path points along x_1 too.
+    def pushed(bounds: tuple[float, float] | None) -> np.ndarray:
+        es = XNES(np.array([1.0, 0.5]), 0.1, bounds=bounds, rng=4, rank_one=True)
+        X = es.ask()
+        es.tell(X, [-float(x[0]) for x in X])  # better the further along x_1
+        return np.asarray(es.state_dict()["algo"]["path_c"])
+
+    assert pushed((0.0, 1.0))[0] == 0.0
+    assert pushed(None)[0] > 0.0
 
 
 @pytest.mark.parametrize("name", ADAPTIVE)

@@ -72,7 +72,10 @@ class IndependentRankOne:
         self.generation = 0
 
     def shape_term(self, y: np.ndarray, B: np.ndarray, path: IndependentPath | None) -> np.ndarray:
-        """Update the path by the step `y` and return c_1 (q q^T - |q|^2 / d I), q = B^-1 p."""
+        """Update the path by the step `y`; return the trace-free log of (1 - c_1) I + c_1 q q^T.
+
+        q = B^-1 p; the logarithm by scipy's logm of the symmetric matrix, then its trace removed.
+        """
         d = y.size
         h = 1.0
         if path is not None:  # the path of CSA, already updated by this generation's step
@@ -82,7 +85,8 @@ class IndependentRankOne:
         self.generation += 1
         self.p = (1 - self.cc) * self.p + h * math.sqrt(self.cc * (2 - self.cc)) * y
         q = np.linalg.inv(B) @ self.p
-        return self.c1 * (np.outer(q, q) - (q @ q) / d * np.eye(d))
+        log_m = np.real(scipy.linalg.logm((1 - self.c1) * np.eye(d) + self.c1 * np.outer(q, q)))
+        return log_m - np.trace(log_m) / d * np.eye(d)
 
 
 def independent_xnes_step(
@@ -188,13 +192,26 @@ def test_rank_one_term_grows_the_variance_along_a_repeated_step(d: int) -> None:
     e1 = np.eye(d)[0]
     for _ in range(50):
         p_c = rates.step(p_c, e1, 1.0)
-        B = B @ scipy.linalg.expm(rates.c_1 / 2 * rates.gradient(p_c, B))
+        B = B @ scipy.linalg.expm(rates.shape_log(p_c, B) / 2)
     C = B @ B.T
     assert np.linalg.det(B) == pytest.approx(1.0, rel=1e-9)
     assert C[0, 0] > 1.0 + 10 * rates.c_1
     assert np.all(np.diag(C)[1:] < 1.0)
     # a stalled path (h_sigma = 0) does not grow
     np.testing.assert_array_equal(rates.step(np.zeros(d), e1, 0.0), np.zeros(d))
+
+
+def test_rank_one_term_of_a_long_path_across_a_thin_direction_stays_finite() -> None:
+    # q = B^-1 p_c of 1e10: the first-order term c_1 |q|^2 would overflow exp; the logarithm
+    # of the rank-one factor is ln(1 + c_1 1e20 / (1 - c_1)), and exp of it stays finite.
+    rates = ShapePath(2, 6)
+    B = np.diag([1e-5, 1e5])
+    p_c = np.array([1e5, 0.0])
+    log_m = rates.shape_log(p_c, B)
+    L = math.log1p(rates.c_1 * 1e20 / (1 - rates.c_1))
+    np.testing.assert_allclose(log_m, np.diag([L / 2, -L / 2]), rtol=1e-12)
+    assert np.all(np.isfinite(B @ scipy.linalg.expm(log_m / 2)))
+    np.testing.assert_array_equal(rates.shape_log(np.zeros(2), B), np.zeros((2, 2)))
 
 
 @given(seed=st.integers(0, 2**32 - 1), d=st.integers(1, 8), mirrored=st.booleans())
