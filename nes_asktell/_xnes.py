@@ -408,6 +408,7 @@ class XNES(Strategy):
         w = self._even_weights(u)
         # Wierstra 2014, Algorithm 5: the natural gradient in local coordinates.
         G_delta = self._noise_sum(Zh, u)
+        step = self._B @ G_delta  # the mean's step in units of sigma
         G_M = (Zh.T * w) @ Zh
         G_M[np.diag_indices(d)] -= float(w.sum())
         G_sigma = float(np.trace(G_M)) / d
@@ -425,7 +426,7 @@ class XNES(Strategy):
         if self._shape_path is not None:
             # Hansen 2016, eqs. 45 and 47, in XNES's local form: the logarithm of the rank-one
             # factor (1 - c_1) I + c_1 q q^T, q = B^{-1} p_c, joins G_B without its trace.
-            y = self._mean_step(G_delta) / a_norm if a_norm > 0.0 else np.zeros(d)
+            y = self._clipped_step(step) / a_norm if a_norm > 0.0 else np.zeros(d)
             p_c = self._shape_path.step(p_c, y, self._h_sigma(p))
             S = S + 0.5 * self._shape_path.shape_log(p_c, self._B)
         B = unit_det(self._B @ expm_sym(S, traceless=True)) if np.all(np.isfinite(S)) else S
@@ -436,7 +437,7 @@ class XNES(Strategy):
         # exp of a float64, not math.exp: an overflow gives inf, which the caller reports.
         sigma = self._sigma * float(np.exp(np.float64(last_step + csa_step)))
         return {
-            "_mean": self._mean + (self._eta_mu * self._sigma) * (self._B @ G_delta),
+            "_mean": self._mean + (self._eta_mu * self._sigma) * step,
             "_eta_sigma": eta_sigma,
             "_last_step": last_step,
             "_p": p,
@@ -446,13 +447,12 @@ class XNES(Strategy):
             "_BT": np.ascontiguousarray(B.T),
         }
 
-    def _mean_step(self, G_delta: FloatArray) -> FloatArray:
-        """Return the mean's step in units of sigma, ``B G_delta``, as the box lets it be taken.
+    def _clipped_step(self, step: FloatArray) -> FloatArray:
+        """Return the mean's `step` in units of sigma (``B G_delta``) as the box lets it be taken.
 
         In a box the new mean is clipped to the walls; the path then follows the step the
         mean really took, so pushes against a wall (a corner optimum) do not pile up in it.
         """
-        step: FloatArray = self._B @ G_delta
         if self._box is None:
             return step
         scale = self._eta_mu * self._sigma
