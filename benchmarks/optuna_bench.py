@@ -7,20 +7,28 @@ the median sampler time per trial, i.e. the time spent inside the sampler's meth
 timing wrapper, so the objective and Optuna's own bookkeeping are excluded).
 
 Speed at long studies: NESSampler and CmaEsSampler (default settings) run 5,000 trials of the
-10-d sphere (``--speed-trials``), seeds 0-2 (``--speed-seeds``); the timing wrapper records the
-sampler's time trial by trial, and the table gives the median over the seeds of the median
-sampler ms per trial in the windows of 100 trials ending at trial 1,000 and at trial 5,000 (both
-read from the same study: neither sampler is told the number of trials).
+10-d sphere (``--speed-trials``; ``--speed-dims`` for other dimensions, the shift repeated),
+seeds 0-2 (``--speed-seeds``); the timing wrapper records the sampler's time trial by trial, a
+callback the wall time of each whole trial (sampler, objective, Optuna and its storage), and the
+table gives the median over the seeds of the median ms per trial in the windows of 100 trials
+ending at trials 1,000 and 5,000 (``--speed-at``; all read from the same study: neither sampler
+is told the number of trials), the sampler's own and the whole trial's, with the ratio of the
+sampler's own time to CmaEsSampler's.
 
 Run: ``python -m benchmarks optuna`` (``--quick``: 60 trials, seed 0, no figures; ``--speed``:
 the speed table only). Writes ``docs/_static/bench/optuna_table.rst``, ``optuna_<problem>.png``
-and ``optuna_speed.rst``.
+and ``optuna_speed.rst`` (``--speed-out`` names another file for the speed table;
+``--speed-samplers`` chooses the samplers, and ``--speed-baseline DIR`` times beside them the
+NESSampler of another version's ``integrations/optuna`` directory, for before/after figures
+from one run).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -96,7 +104,33 @@ class Timed(BaseSampler):
         self.inner.reseed_rng()
 
 
+#: another version of NESSampler to time beside this one (see `load_baseline`)
+BASELINE = "NESSampler (baseline)"
+_baseline: list[type[BaseSampler]] = []
+
+
+def load_baseline(path: str) -> None:
+    """Import the NESSampler of another copy of ``integrations/optuna`` (a directory).
+
+    For before/after figures in one run: ``git show REV:integrations/optuna/FILE`` of each
+    file into a directory, then ``--speed-baseline DIR``. Its modules import the core of the
+    installed library (unchanged by a change of the sampler alone) and each other.
+    """
+    name = "_nes_baseline_optuna"
+    spec = importlib.util.spec_from_file_location(
+        name, Path(path) / "__init__.py", submodule_search_locations=[str(path)]
+    )
+    if spec is None or spec.loader is None:
+        raise ValueError(f"no package at {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    _baseline[:] = [module.NESSampler]
+
+
 def make_sampler(name: str, seed: int) -> BaseSampler:
+    if name == BASELINE:
+        return _baseline[0](seed=seed)
     if name == "NESSampler":
         return NESSampler(seed=seed)
     if name == "CmaEsSampler":
@@ -164,58 +198,101 @@ SPEED_TRIALS = 5000
 SPEED_AT = (1000, 5000)
 SPEED_WINDOW = 100
 SPEED_SEEDS = (0, 1, 2)
+SPEED_DIMS = (10,)
 SPEED_SAMPLERS = ("NESSampler", "CmaEsSampler")
+SPEED_OUT = "optuna_speed.rst"
 
 
-def speed_run(sampler_name: str, seed: int, n_trials: int) -> list[float]:
-    """Return the sampler's seconds in each trial of a `n_trials` study of the 10-d sphere."""
+def speed_run(
+    sampler_name: str, seed: int, n_trials: int, dim: int = 10
+) -> tuple[list[float], list[float]]:
+    """Return the seconds of each trial of a `n_trials` study of the `dim`-d sphere.
+
+    Two lists, trial by trial: the time spent inside the sampler's methods, and the wall time of
+    the whole trial (sampler, objective, Optuna and its storage), from the end of the previous
+    trial to the end of this one.
+    """
     sampler = Timed(make_sampler(sampler_name, seed))
+    shift = np.resize(SHIFT, dim)
+    ends: list[float] = []
 
     def objective(trial: optuna.Trial) -> float:
-        return sphere(np.array([trial.suggest_float(f"x{i:02d}", -5.0, 5.0) for i in range(10)]))
+        x = np.array([trial.suggest_float(f"x{i:02d}", -5.0, 5.0) for i in range(dim)])
+        return float(np.sum((x - shift) ** 2))
+
+    def mark(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        ends.append(time.perf_counter())
 
     study = optuna.create_study(sampler=sampler)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        study.optimize(objective, n_trials=n_trials)
-    return list(np.diff([0.0, *sampler.marks]))
+        t0 = time.perf_counter()
+        study.optimize(objective, n_trials=n_trials, callbacks=[mark])
+    return list(np.diff([0.0, *sampler.marks])), list(np.diff([t0, *ends]))
 
 
-def speed(seeds: Sequence[int], n_trials: int, quick: bool) -> str:
-    """Print and return the table of sampler ms per trial in windows ending at `SPEED_AT`."""
-    at = [n for n in SPEED_AT if n <= n_trials] or [n_trials]
-    ms: dict[tuple[str, int], list[float]] = {}
-    for seed in seeds:  # samplers interleaved, so that machine load hits them alike
-        for name in SPEED_SAMPLERS:
-            t0 = time.perf_counter()
-            per_trial = speed_run(name, seed, n_trials)
-            window_ms = []
-            for n in at:
-                window = per_trial[max(0, n - SPEED_WINDOW) : n]
-                window_ms.append(1e3 * statistics.median(window))
-                ms.setdefault((name, n), []).append(window_ms[-1])
-            print(
-                f"speed {name:13s} seed {seed}: median ms/trial "
-                + ", ".join(f"at {n}: {x:.2f}" for n, x in zip(at, window_ms, strict=True))
-                + f" ({time.perf_counter() - t0:.0f} s)",
-                flush=True,
-            )
-    headers = ["sampler"] + [f"ms/trial at {n}" for n in at] + [f"ratio at {n}" for n in at]
+def speed(
+    seeds: Sequence[int],
+    n_trials: int,
+    quick: bool,
+    at: Sequence[int] = SPEED_AT,
+    dims: Sequence[int] = SPEED_DIMS,
+    out: str = SPEED_OUT,
+    samplers: Sequence[str] = SPEED_SAMPLERS,
+) -> str:
+    """Print and return the table of ms per trial in windows ending at the trials `at`.
+
+    Per sampler and dimension: the sampler's own time (inside its methods) and the whole
+    trial's, each the median over the seeds of the median over the window; the ratio is the
+    sampler's own time to ``CmaEsSampler``'s in the same run (when it is among `samplers`).
+    """
+    at = [n for n in at if n <= n_trials] or [n_trials]
+    own: dict[tuple[str, int, int], list[float]] = {}
+    total: dict[tuple[str, int, int], list[float]] = {}
+    for dim in dims:
+        for seed in seeds:  # samplers interleaved, so that machine load hits them alike
+            for name in samplers:
+                t0 = time.perf_counter()
+                per_trial, wall = speed_run(name, seed, n_trials, dim)
+                line = []
+                for n in at:
+                    lo = max(0, n - SPEED_WINDOW)
+                    mine = 1e3 * statistics.median(per_trial[lo:n])
+                    whole = 1e3 * statistics.median(wall[lo:n])
+                    own.setdefault((name, dim, n), []).append(mine)
+                    total.setdefault((name, dim, n), []).append(whole)
+                    line.append(f"at {n}: {mine:.2f} / {whole:.2f}")
+                print(
+                    f"speed {name:13s} d={dim} seed {seed}: median ms/trial, sampler / total, "
+                    + ", ".join(line)
+                    + f" ({time.perf_counter() - t0:.0f} s)",
+                    flush=True,
+                )
+    several = len(dims) > 1
+    ratios = "CmaEsSampler" in samplers
+    headers = (
+        ["sampler"]
+        + (["d"] if several else [])
+        + [f"ms/trial at {n}" for n in at]
+        + ([f"ratio at {n}" for n in at] if ratios else [])
+        + [f"total ms at {n}" for n in at]
+    )
     rows = []
-    for name in SPEED_SAMPLERS:
-        meds = [statistics.median(ms[(name, n)]) for n in at]
-        refs = [statistics.median(ms[("CmaEsSampler", n)]) for n in at]
-        rows.append(
-            [name]
-            + [f"{m:.2f}" for m in meds]
-            + [f"{m / r:.2f}" for m, r in zip(meds, refs, strict=True)]
-        )
+    for dim in dims:
+        for name in samplers:
+            meds = [statistics.median(own[(name, dim, n)]) for n in at]
+            tots = [statistics.median(total[(name, dim, n)]) for n in at]
+            row = [name] + ([str(dim)] if several else []) + [f"{m:.2f}" for m in meds]
+            if ratios:
+                refs = [statistics.median(own[("CmaEsSampler", dim, n)]) for n in at]
+                row += [f"{m / r:.2f}" for m, r in zip(meds, refs, strict=True)]
+            rows.append(row + [f"{t:.2f}" for t in tots])
     text = table(headers, rows)
     print()
     print(text)
     if not quick:
         OUT_DIR.mkdir(parents=True, exist_ok=True)
-        (OUT_DIR / "optuna_speed.rst").write_text(text)
+        (OUT_DIR / out).write_text(text)
     return text
 
 
@@ -224,14 +301,39 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     parser.add_argument("--speed", action="store_true", help="only the speed table")
     parser.add_argument("--speed-trials", type=int, default=SPEED_TRIALS)
     parser.add_argument("--speed-seeds", nargs="*", type=int, default=list(SPEED_SEEDS))
+    parser.add_argument(
+        "--speed-at", nargs="*", type=int, default=list(SPEED_AT), help="trials of the windows"
+    )
+    parser.add_argument("--speed-dims", nargs="*", type=int, default=list(SPEED_DIMS))
+    parser.add_argument(
+        "--speed-out", default=SPEED_OUT, help="file of docs/_static/bench the table goes to"
+    )
+    parser.add_argument("--speed-samplers", nargs="*", default=list(SPEED_SAMPLERS))
+    parser.add_argument(
+        "--speed-baseline",
+        default=None,
+        help="a copy of another version's integrations/optuna directory, timed beside this one",
+    )
     parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     quick = quick or args.quick
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    samplers = list(args.speed_samplers)
+    if args.speed_baseline is not None:
+        load_baseline(args.speed_baseline)
+        samplers.insert(0, BASELINE)
     if args.speed:
-        for name in SPEED_SAMPLERS:  # warm up, as below
+        for name in samplers:  # warm up, as below
             speed_run(name, 0, 5)
-        speed(args.speed_seeds, 300 if quick else args.speed_trials, quick)
+        speed(
+            args.speed_seeds,
+            300 if quick else args.speed_trials,
+            quick,
+            args.speed_at,
+            args.speed_dims,
+            args.speed_out,
+            samplers,
+        )
         return
     seeds = SEEDS[:1] if quick else SEEDS
     n_trials = 60 if quick else N_TRIALS
@@ -286,6 +388,10 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
         args.speed_seeds[:1] if quick else args.speed_seeds,
         300 if quick else args.speed_trials,
         quick,
+        args.speed_at,
+        args.speed_dims,
+        args.speed_out,
+        samplers,
     )
 
 

@@ -185,11 +185,10 @@ class Assigner:
             row = self._row(self.loaded[mine.state], mine.index)
             return None if row is None else space.from_unit(row)
         while True:
-            chain = self.records.chain(ix, key)
-            if not chain:
+            tip = self.records.tip(ix, key)
+            if tip is None:
                 first = self.search.first_state(space, key, [*self.source_trials, *trials], sign)
                 return self._store_and_assign(study, trial, space, first, [], ix)
-            tip = chain[-1]
             loaded = self.load(tip, trials, space, ix)
             if loaded is not None:
                 break
@@ -224,6 +223,7 @@ class Assigner:
                 datetime.datetime.now(),
                 tip.digest,
                 blocked,
+                ix.unfinished(trials),
             )
             fill = (
                 close.gaps
@@ -236,7 +236,7 @@ class Assigner:
                 # A gap among the extra samples (two trials that took one index at once both
                 # moved on) would cut off the extras after it: a trial that could have taken an
                 # extra sample anyway (it started before the generation closed) fills it.
-                known = dict(ix.candidates)
+                known = self._known(ix, tip.digest)
                 used = {ix.candidates[n].index for n in numbers}
                 return self._assign(
                     study,
@@ -277,7 +277,7 @@ class Assigner:
             ch.clear_candidate(study, trial)  # a record that it holds none
             self._fall_back(trial.number)
             return None
-        known = dict(ix.candidates)
+        known = self._known(ix, tip.digest)
         used = {ix.candidates[n].index for n in ix.by_state.get(tip.digest, ())}
         return self._assign(
             study, trial, space, tip.digest, tip.generation, k, loaded, known, used
@@ -349,6 +349,16 @@ class Assigner:
         return None
 
     @staticmethod
+    def _known(ix: ch.Index, digest: str) -> dict[int, ch.Candidate]:
+        """Return the records of state `digest` in `ix`, by trial (what a choice saw of them).
+
+        `_assign` compares them with the records of `digest` it reads afresh; a trial whose
+        record was of another state (or none) compares alike whether it is here or not, so the
+        records of the other states (the whole study) need not be copied.
+        """
+        return {n: ix.candidates[n] for n in ix.by_state.get(digest, ())}
+
+    @staticmethod
     def _rivals_yield(study: Study, rivals: list[int], cand: ch.Candidate) -> bool:
         """Return whether every one of `rivals` records another candidate than `cand` soon.
 
@@ -401,5 +411,5 @@ class Assigner:
             else next(j for j in range(lam, 1 << 62) if j not in used)
         )
         return self._assign(
-            study, trial, space, digest, generation, k, loaded, dict(ix.candidates), used
+            study, trial, space, digest, generation, k, loaded, self._known(ix, digest), used
         )

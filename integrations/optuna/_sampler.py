@@ -265,7 +265,9 @@ class NESSampler(BaseSampler):
         self._space_calculator = IntersectionSearchSpace()
         self._space_study: tuple[object, int, str] | None = None  # the study it is of
         self._warned: set[str] = set()  # parameters warned about (once each)
-        self._fallback: set[int] = set()  # trials sampled independently on purpose
+        # trials sampled independently on purpose, until they finish (in order: the oldest,
+        # of trials abandoned unfinished, go first past `_MAX_STARTED`)
+        self._fallback: dict[int, None] = {}
         # (study token, trial number) -> the thread that started the trial, until it finishes
         self._started: dict[tuple[tuple[object, int, str], int], int] = {}
 
@@ -324,7 +326,9 @@ class NESSampler(BaseSampler):
                         delay = min(pending.seconds, 0.01 * 1.5**attempt, 0.25)
                     else:
                         if values is None and self._assigner.sampled_independently(trial.number):
-                            self._fallback.add(trial.number)
+                            self._fallback[trial.number] = None
+                            while len(self._fallback) > _MAX_STARTED:
+                                del self._fallback[next(iter(self._fallback))]
                         break
                 time.sleep(delay)  # outside the lock: other threads' trials go on
             if values is None:
@@ -387,6 +391,7 @@ class NESSampler(BaseSampler):
         """
         with self._lock:
             self._started.pop((ch.study_token(study), trial.number), None)
+            self._fallback.pop(trial.number, None)  # (only its own parameters ask about it)
         if self._constraints_func is not None:
             ch.store_constraints(self._constraints_func, study, trial, state)
         self._independent_sampler.after_trial(study, trial, state, values)

@@ -712,7 +712,13 @@ def plan(
     }
     stale: set[int] = set()
     if unwatched:
-        finished = [t.number for t in trials if t.state.is_finished()]  # sorted by number
+        # The finished trials after the earliest trial judged (all `_is_stale` looks at),
+        # sorted by number: the trials before it are not read, however long the study.
+        first = min(max(nums) for nums in unwatched.values())
+        start = bisect.bisect_right(trials, first, key=lambda t: t.number)
+        finished = [
+            trials[i].number for i in range(start, len(trials)) if trials[i].state.is_finished()
+        ]
         stale = {
             k for k, nums in unwatched.items() if _is_stale(trials, finished, max(nums), lam, now)
         }
@@ -774,6 +780,7 @@ def closing(
     now: datetime.datetime,
     digest: str,
     blocked: frozenset[int] = frozenset(),
+    unfinished: list[FrozenTrial] | None = None,
 ) -> Closing:
     """Return the extra samples of a generation whose candidates all have outcomes.
 
@@ -792,7 +799,9 @@ def closing(
     process found nothing to wait for, no extra sample is added (but by a trial created before
     the generation's state was stored, less the wait, that only now samples: a fork, resolved
     by the longest chain). Trials `blocked` (unfinished, started by the caller's thread) are
-    not waited for: they cannot finish while it waits.
+    not waited for: they cannot finish while it waits. `unfinished`, when given, holds every
+    trial of `trials` that is not finished (the only ones that can be RUNNING), so that the
+    study is not scanned.
     """
     stamps = [t.datetime_complete for t in told if t is not None]
     cutoff = max((d for d in stamps if d is not None), default=None)
@@ -821,7 +830,7 @@ def closing(
             pending = True
     if not pending:
         since = None if carrier_start is None else carrier_start - window
-        for t in trials:
+        for t in trials if unfinished is None else unfinished:
             start = t.datetime_start
             if (
                 t.state == TrialState.RUNNING

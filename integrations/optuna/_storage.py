@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import itertools
 import json
 import math
 import re
+import threading
 import warnings
 import weakref
 from collections.abc import Callable
@@ -294,20 +296,24 @@ def record_candidate(study: Study, trial: FrozenTrial, candidate: Candidate) -> 
 class _Records:
     """The candidate records of one study's finished trials, indexed once.
 
-    ``trials[:cursor]`` are all finished and their records are in `by_state`; `finished` keeps
-    the records of finished trials past the cursor (behind a trial still running). A finished
-    trial's system attributes cannot change (Optuna refuses to set them).
+    ``trials[:scanned]`` have been read; those among them that were unfinished at their last
+    read are at the positions `pending` (read again each call), the others are finished and
+    their records are in `by_state`. A finished trial's system attributes cannot change
+    (Optuna refuses to set them).
     """
 
-    cursor: int = 0
+    scanned: int = 0
+    pending: list[int] = field(default_factory=list)
     by_state: dict[str, dict[int, Candidate]] = field(default_factory=dict)
-    finished: dict[int, Candidate | None] = field(default_factory=dict)
 
 
 #: per storage and study id, the finished trials' records. Without it every assignment parsed
 #: every trial's record again, so a trial's cost grew with the study (36 ms at trial 3,000 of a
-#: 10-d study); with it a call reads the trials past the cursor only.
+#: 10-d study); with it a call reads the unfinished trials and the new ones only.
 _RECORDS: weakref.WeakKeyDictionary[BaseStorage, dict[int, _Records]] = weakref.WeakKeyDictionary()
+#: held while an index of `_RECORDS` is read and advanced (samplers in several threads may share
+#: a storage: an index written half by one and half by another could lose an unfinished trial)
+_RECORDS_LOCK = threading.Lock()
 
 
 def candidate_records(study: Study, state: str) -> dict[int, Candidate]:
@@ -322,33 +328,27 @@ def candidate_records(study: Study, state: str) -> dict[int, Candidate]:
     except TypeError:  # a storage that cannot be referenced weakly: index afresh each time
         per_study = {}
     trials = all_trials(study)
-    ix = per_study.get(study._study_id)
-    if ix is None or ix.cursor > len(trials):
-        ix = per_study[study._study_id] = _Records()
-    out = dict(ix.by_state.get(state, {}))
-    advancing = True
-    for pos in range(ix.cursor, len(trials)):
-        t = trials[pos]
-        n = t.number
-        done = t.state.is_finished()
-        if n in ix.finished:
-            cand = ix.finished[n]
-        else:
+    with _RECORDS_LOCK:
+        ix = per_study.get(study._study_id)
+        if ix is None or ix.scanned > len(trials):
+            ix = per_study[study._study_id] = _Records()
+        out = dict(ix.by_state.get(state, {}))
+        still: list[int] = []
+        # (a trial left RUNNING for good, by a process that died, is read on each call, and the
+        # finished trials after it only once: the work is that of the new and unfinished ones)
+        for pos in itertools.chain(ix.pending, range(ix.scanned, len(trials))):
+            t = trials[pos]
             try:
                 cand = parse_candidate(t)
             except Exception:  # untrusted records: a malformed one holds nothing
                 cand = None
-            if done:
-                ix.finished[n] = cand
-        if cand is not None and cand.state == state:
-            out[n] = cand
-        if advancing and done:
-            ix.cursor = pos + 1
-            ix.finished.pop(n, None)
-            if cand is not None:
-                ix.by_state.setdefault(cand.state, {})[n] = cand
-        else:
-            advancing = False
+            if cand is not None and cand.state == state:
+                out[t.number] = cand
+            if not t.state.is_finished():
+                still.append(pos)
+            elif cand is not None:
+                ix.by_state.setdefault(cand.state, {})[t.number] = cand
+        ix.pending, ix.scanned = still, len(trials)
     return out
 
 
@@ -534,22 +534,133 @@ def find(trials: list[FrozenTrial], number: int) -> FrozenTrial | None:
     return next((t for t in trials if t.number == number), None)
 
 
+class Chain:
+    """The current chain of one search's states, kept up to date as carriers arrive.
+
+    Equal at every moment to :func:`longest_chain` of the search's carriers less the bad ones,
+    without recomputing it each time: a carrier that extends the chain's last state, one that
+    repeats a stored state on a later trial, and one that starts a branch shorter than the
+    chain (or sits out of reach of a first state) are taken in constant time; anything else (a
+    branch as long as the chain, a state that arrives after its child, a copy of a state on an
+    earlier trial, a carrier found bad) recomputes the chain from all the carriers. In a study
+    those are forks and out-of-order arrivals from other processes, and bad states: rare, so a
+    trial's work stays that of the new carriers.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        #: how many carriers of the index's log, and of its bad ones, this chain has seen
+        self.seen = 0
+        self.bad_seen = 0
+        self._carriers: list[Carrier] = []  # every carrier of the search, bad ones included
+        self._rep: dict[str, Carrier] = {}  # digest -> its lowest-numbered good carrier
+        self._depth: dict[str, int] = {}  # digest -> its place on a path from a first state
+        self._parents: set[str] = set()  # the parent digests the representatives name
+        self._tip: Carrier | None = None
+        self._length = 0
+
+    @property
+    def tip(self) -> Carrier | None:
+        """The last state of the chain (None when there is none)."""
+        return self._tip
+
+    def states(self) -> list[Carrier]:
+        """Return the chain, first state to last."""
+        out: list[Carrier] = []
+        c = self._tip
+        while c is not None:
+            out.append(c)
+            c = None if c.parent is None else self._rep[c.parent]
+        return out[::-1]
+
+    def add(self, new: list[Carrier], bad: set[tuple[int, str]]) -> None:
+        """Take the carriers `new` of this search, with `bad` the carriers found bad so far."""
+        self._carriers.extend(new)
+        rebuild = len(bad) != self.bad_seen
+        for c in new:
+            if rebuild:
+                break
+            if (c.number, c.digest) not in bad:
+                rebuild = not self._extend(c)
+        if rebuild:
+            self.bad_seen = len(bad)
+            self._rebuild(bad)
+
+    def _extend(self, c: Carrier) -> bool:
+        """Take carrier `c` in constant time; return False when the chain must be rebuilt."""
+        known = self._rep.get(c.digest)
+        if known is not None:  # a copy of a stored state: only an earlier one changes anything
+            return c.number > known.number
+        if c.digest in self._parents:  # a state that arrives after its child
+            return False
+        self._rep[c.digest] = c
+        if c.parent is None:
+            depth = 1
+        else:
+            self._parents.add(c.parent)
+            parent = self._rep.get(c.parent)
+            if parent is None or parent.generation + 1 != c.generation:
+                return True  # an orphan: on no chain (until its parent comes, see above)
+            if parent.digest not in self._depth:
+                return True  # below an orphan: out of reach of a first state
+            depth = self._depth[parent.digest] + 1
+        self._depth[c.digest] = depth
+        if self._tip is None or c.parent == self._tip.digest:
+            # The chain's next state (or its first: with no chain, no first state was known,
+            # so `c` is one)
+            self._tip, self._length = c, depth
+            return True
+        # A branch shorter than the chain leaves it as it is; one as long (a tie) or longer
+        # (below another state as deep as the chain's last) is decided from scratch.
+        return depth < self._length
+
+    def _rebuild(self, bad: set[tuple[int, str]]) -> None:
+        good = [c for c in self._carriers if (c.number, c.digest) not in bad]
+        chain = longest_chain(good)
+        self._rep = {}
+        for c in sorted(good, key=lambda c: c.number):
+            self._rep.setdefault(c.digest, c)
+        self._parents = {c.parent for c in self._rep.values() if c.parent is not None}
+        children: dict[str | None, list[Carrier]] = {}
+        for c in self._rep.values():
+            parent = self._rep.get(c.parent) if c.parent is not None else None
+            if c.parent is None or (parent is not None and parent.generation + 1 == c.generation):
+                children.setdefault(c.parent, []).append(c)
+        self._depth = {}
+        level, depth = children.get(None, []), 1
+        while level:
+            for c in level:
+                self._depth[c.digest] = depth
+            level = [k for c in level for k in children.get(c.digest, [])]
+            depth += 1
+        self._tip = chain[-1] if chain else None
+        self._length = len(chain)
+
+
 @dataclass
 class Index:
     """What the sampler knows about one study's trials, updated incrementally.
 
-    ``trials[:cursor]`` are finished and indexed for good (a finished trial never changes).
+    ``trials[:scanned]`` have been read; those that were unfinished at their last read are at
+    the positions `pending` and are read again on each update, the others are finished and
+    indexed for good (a finished trial never changes).
     """
 
-    cursor: int = 0
+    scanned: int = 0
+    pending: list[int] = field(default_factory=list)
     carriers: dict[int, Carrier] = field(default_factory=dict)
+    #: the carriers in the order they were indexed (each search's chain reads the new ones)
+    log: list[Carrier] = field(default_factory=list)
     candidates: dict[int, Candidate] = field(default_factory=dict)
     by_state: dict[str, list[int]] = field(default_factory=dict)
-    chain_for: tuple[int, ...] = ()
-    chain: list[Carrier] = field(default_factory=list)
+    chains: dict[str, Chain] = field(default_factory=dict)
     #: the carriers (trial number, digest) whose stored state failed to load: a carrier, not a
     #: digest, since another trial may hold a good copy of the same state
     bad: set[tuple[int, str]] = field(default_factory=set)
+
+    def unfinished(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+        """Return the trials of `trials` (as last indexed) that were not finished then."""
+        return [trials[pos] for pos in self.pending if pos < len(trials)]
 
 
 class Records:
@@ -569,19 +680,25 @@ class Records:
             warnings.warn(message, NESWarning, stacklevel=5)
 
     def update(self, study: Study, trials: list[FrozenTrial]) -> Index:
-        """Index the trials not yet finished and indexed; return the study's index."""
+        """Index the new and the unfinished trials; return the study's index.
+
+        A trial left RUNNING for good (by a process that died) is read on each update, the
+        finished trials after it once: an update's work is that of the new and unfinished
+        trials, however long the study.
+        """
         sid = study_token(study)
         ix = self._studies.get(sid)
-        if ix is None or ix.cursor > len(trials):
+        if ix is None or ix.scanned > len(trials):
             ix = self._studies[sid] = Index()
-        advancing = True
-        for pos in range(ix.cursor, len(trials)):
+        still: list[int] = []
+        for pos in itertools.chain(ix.pending, range(ix.scanned, len(trials))):
             t = trials[pos]
             n = t.number
             if n not in ix.carriers and STATE in t.system_attrs:
                 c = self._parse(parse_carrier, t, "carrier")
                 if isinstance(c, Carrier):
                     ix.carriers[n] = c
+                    ix.log.append(c)
             # A RUNNING trial may still change its record (it yields a candidate that another
             # trial took at the same moment), so unfinished records are read again each time.
             # (Read again when it has finished too: it may have changed after the last read.)
@@ -596,10 +713,9 @@ class Records:
                         ix.by_state.setdefault(cand.state, []).append(n)
             elif raw is None and old is not None:
                 self._drop(ix, n)
-            if advancing and t.state.is_finished():
-                ix.cursor = pos + 1
-            else:
-                advancing = False
+            if not t.state.is_finished():
+                still.append(pos)
+        ix.pending, ix.scanned = still, len(trials)
         return ix
 
     @staticmethod
@@ -617,15 +733,24 @@ class Records:
             self.warn_once((kind, t.number, t._trial_id), f"{exc}; it is ignored.")
             return None
 
-    def chain(self, ix: Index, key: str) -> list[Carrier]:
-        """Return the current chain of search `key` (see :func:`longest_chain`), cached.
+    def _chain(self, ix: Index, key: str) -> Chain:
+        chain = ix.chains.get(key)
+        if chain is None:
+            chain = ix.chains[key] = Chain(key)
+        new = [c for c in itertools.islice(ix.log, chain.seen, None) if c.key == key]
+        chain.seen = len(ix.log)
+        chain.add(new, ix.bad)
+        return chain
 
-        Carriers whose state failed to load (``ix.bad``) are left out.
+    def tip(self, ix: Index, key: str) -> Carrier | None:
+        """Return the last state of the current chain of search `key` (None when none)."""
+        return self._chain(ix, key).tip
+
+    def chain(self, ix: Index, key: str) -> list[Carrier]:
+        """Return the current chain of search `key` (see :func:`longest_chain`).
+
+        Carriers whose state failed to load (``ix.bad``) are left out. Kept up to date as
+        carriers arrive (see :class:`Chain`), so that a call costs the new carriers only (and
+        the length of the chain it returns).
         """
-        carriers = [
-            c for c in ix.carriers.values() if c.key == key and (c.number, c.digest) not in ix.bad
-        ]
-        numbers = tuple(c.number for c in carriers)
-        if numbers != ix.chain_for or not ix.chain or ix.chain[0].key != key:
-            ix.chain_for, ix.chain = numbers, longest_chain(carriers)
-        return ix.chain
+        return self._chain(ix, key).states()
