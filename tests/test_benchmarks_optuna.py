@@ -101,3 +101,32 @@ def test_sklearn_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("NESSampler", "CmaEsSampler", "TPESampler"):
         assert name in out
     assert "median best log loss" in out
+
+
+def test_speed_table_times_a_baseline_sampler_beside_the_others(tmp_path: Path) -> None:
+    """The speed table with a baseline directory (here this version's own), two dimensions,
+    windows and both clocks: a row per sampler and dimension, the sampler's and the whole
+    trial's times, ratios to CmaEsSampler. Nothing is written with `quick`.
+    """
+    from benchmarks import optuna_bench
+
+    optuna_bench.load_baseline(str(ROOT / "integrations" / "optuna"))
+    samplers = [optuna_bench.BASELINE, "NESSampler", "CmaEsSampler"]
+    for clock in (optuna_bench.time.process_time, optuna_bench.time.perf_counter):
+        optuna_bench.CLOCK[0] = clock
+        text = optuna_bench.speed([0], 12, True, [6, 12], [2, 3], "unused.rst", samplers)
+        lines = text.strip().split("\n")
+        assert lines[1].split() == [
+            *("sampler", "d"),
+            *("ms/trial", "at", "6", "ms/trial", "at", "12"),
+            *("ratio", "at", "6", "ratio", "at", "12"),
+            *("total", "ms", "at", "6", "total", "ms", "at", "12"),
+        ]
+        # name, d, two sampler times, two ratios, two whole-trial times
+        rows = [line.rsplit(maxsplit=7) for line in lines[3:-1]]
+        assert [(r[0].strip(), r[1]) for r in rows] == [
+            (name, d) for d in ("2", "3") for name in samplers
+        ]
+        assert all(r[4] == r[5] == "1.00" for r in rows if r[0].startswith("CmaEs"))
+        assert all(float(x) >= 0.0 for r in rows for x in r[2:])
+    assert not (optuna_bench.OUT_DIR / "unused.rst").exists()
