@@ -383,6 +383,11 @@ class ExecutorEngine(Engine):
     hangs every time cannot grow threads without bound; past that, candidates that find no
     thread get NaN at the timeout.
 
+    A task submitted from a thread that is running one of this package's tasks on the same
+    ``ThreadPoolExecutor`` (a run nested in the objective of a run on that pool) runs at once
+    in that thread (:func:`_ran_here`): queued behind the tasks that wait for it, it would
+    deadlock the pool. A `timeout` cannot interrupt it there.
+
     The spare threads are plain threads: they do not run the pool's ``initializer`` (which a
     ``ThreadPoolExecutor`` does not make public), and the warning that announces them says
     so. A `fun` that needs per-thread setup should do it lazily (``threading.local``): on a
@@ -425,8 +430,14 @@ class ExecutorEngine(Engine):
         try:
             if not isinstance(self.executor, ThreadPoolExecutor):
                 return self.executor.submit(fn, *args)
+            if self.executor in _RUNNING.pools:
+                # A run nested in a task of this pool: its threads may all be running tasks
+                # that wait for this one, so it runs here, at once.
+                return _ran_here(fn, args)
             if self._spare is None:
-                return self.executor.submit(functools.partial(_noted, self._lent, fn), *args)
+                return self.executor.submit(
+                    functools.partial(_noted, self._lent, self.executor, fn), *args
+                )
             task = _Offered(fn, args)
             self.executor.submit(self._take, task, self.executor)
         except BrokenExecutor:
@@ -443,7 +454,11 @@ class ExecutorEngine(Engine):
         """Run `task` on this thread of `pool`, unless another thread has taken it."""
         if pool is self.executor:
             self._lent.add(threading.get_ident())
-        task.run(pool)
+        _RUNNING.pools.append(self.executor)
+        try:
+            task.run(pool)
+        finally:
+            _RUNNING.pools.pop()
 
     def abandon(self, fut: Future[Any]) -> None:
         """Cancel the task of `fut` if it has not started; else note it until it ends."""
@@ -522,10 +537,40 @@ class ExecutorEngine(Engine):
             spare.shutdown(wait=False, cancel_futures=True)  # a hung call keeps its thread
 
 
-def _noted(lent: set[int], fn: Callable[..., object], *args: object) -> object:
-    """Return ``fn(*args)``, noting this thread in `lent` (a task on a caller's thread)."""
+class _Running(threading.local):
+    """Per thread: the caller's thread pools whose task this thread runs (innermost last).
+
+    A task on a spare thread counts as one of the caller's pool, whose place it takes.
+    """
+
+    def __init__(self) -> None:
+        self.pools: list[Executor] = []
+
+
+_RUNNING = _Running()
+
+
+def _noted(lent: set[int], pool: Executor, fn: Callable[..., object], *args: object) -> object:
+    """Return ``fn(*args)``, noting this thread in `lent` (a task on a thread of `pool`)."""
     lent.add(threading.get_ident())
-    return fn(*args)
+    _RUNNING.pools.append(pool)
+    try:
+        return fn(*args)
+    finally:
+        _RUNNING.pools.pop()
+
+
+def _ran_here(fn: Callable[..., object], args: tuple[object, ...]) -> Future[Any]:
+    """Run ``fn(*args)`` in this thread now; return its future, done (as a pool's task would)."""
+    fut: Future[Any] = Future()
+    fut.set_running_or_notify_cancel()
+    try:
+        result = fn(*args)
+    except BaseException as exc:  # as a ThreadPoolExecutor does: it goes to the future
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+    return fut
 
 
 class _Offered(Future[Any]):

@@ -33,6 +33,14 @@ def default_eta_sigma(dim: int) -> float:
     return paper_eta_B(dim)
 
 
+#: the largest entry (in absolute value) of a rank-one path that ``from_state`` accepts. A
+#: run's path is a weighted mean of steps ``y = B G_delta / |a|``, each at most ``|B| |Zh|_F``
+#: long (Cauchy-Schwarz), with ``|B| <= COND_B_MAX`` and normal noise, so no run comes near
+#: it; a path this long still gives a finite shape update (``|B^-1 p_c|^2 <= 1e220 d``),
+#: which holds B at its conditioning limit.
+PATH_C_MAX = 1e100
+
+
 class ShapePath:
     r"""The constants of the rank-one evolution path :math:`p_c` of the shape update.
 
@@ -429,10 +437,10 @@ class XNES(Strategy):
             y = self._clipped_step(step) / a_norm if a_norm > 0.0 else np.zeros(d)
             p_c = self._shape_path.step(p_c, y, self._h_sigma(p))
             S = S + 0.5 * self._shape_path.shape_log(p_c, self._B)
-        B = unit_det(self._B @ expm_sym(S, traceless=True)) if np.all(np.isfinite(S)) else S
-        if np.all(np.isfinite(B)):
-            sv = np.linalg.svd(B, compute_uv=False)
-            if not within_cond(sv):
+        B = self._B @ expm_sym(S, traceless=True) if np.all(np.isfinite(S)) else S
+        if np.all(np.isfinite(B)):  # else it overflowed: the caller reports it
+            B = unit_det(B)  # NaN if singular to working precision: far beyond the limit
+            if not (np.all(np.isfinite(B)) and within_cond(np.linalg.svd(B, compute_uv=False))):
                 B = self._B  # held: the shape stops changing at its conditioning limit
         # exp of a float64, not math.exp: an overflow gives inf, which the caller reports.
         sigma = self._sigma * float(np.exp(np.float64(last_step + csa_step)))
@@ -580,6 +588,12 @@ class XNES(Strategy):
         if self._path is not None:
             self._p = v.as_vector("path", state["path"], d)
         if self._shape_path is not None:
-            self._p_c = v.as_vector("path_c", state["path_c"], d)
+            p_c = v.as_vector("path_c", state["path_c"], d)
+            if not float(np.max(np.abs(p_c))) <= PATH_C_MAX:
+                raise ValueError(
+                    f"`path_c` must have entries of at most {PATH_C_MAX:g} in absolute value, "
+                    f"but got {float(np.max(np.abs(p_c))):g}."
+                )
+            self._p_c = p_c
         self._sigma, self._B, self._eta_sigma, self._last_step = sigma, B, eta, last
         self._BT = np.ascontiguousarray(B.T)

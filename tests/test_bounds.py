@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -10,6 +12,7 @@ from scipy.optimize import Bounds
 
 from nes_asktell import SNES, XNES, OpenES, resolve_strategy, strategy_names
 from nes_asktell._bounds import parse_bounds
+from nes_asktell._xnes import within_cond
 
 seeds = st.integers(0, 2**32 - 1)
 LOWER = np.array([-1.0, -np.inf, 0.0])
@@ -226,6 +229,21 @@ def test_the_rank_one_path_follows_the_step_the_clipped_mean_took() -> None:
 
     assert pushed((0.0, 1.0))[0] == 0.0
     assert pushed(None)[0] > 0.0
+
+
+def test_xnes_rank_one_holds_b_when_its_update_is_singular_to_working_precision() -> None:
+    # Independent samples of 3, the optimum (2, 2) beyond the corner (1, 1) of the box, run
+    # far past convergence: at generation 908 B (condition 9.9e9, at its limit) times the
+    # exponential of the rank-one term was singular to working precision (condition 3e16,
+    # det < 0), and `tell` raised "B overflowed" instead of holding B at its conditioning
+    # limit, as it does for any update beyond it. Now the run goes on and stays checkpointable.
+    es = XNES(np.full(2, 0.7), 0.3, bounds=(0, 1), rng=3, mirrored=False, popsize=3, rank_one=True)
+    for _ in range(1000):
+        X = es.ask()
+        es.tell(X, [float(np.sum((x - 2.0) ** 2)) for x in X])
+    assert within_cond(np.linalg.svd(es.B, compute_uv=False))
+    copy = XNES.from_state(json.loads(json.dumps(es.state_dict())))
+    np.testing.assert_array_equal(copy.ask(), es.ask())
 
 
 @pytest.mark.parametrize("name", ADAPTIVE)

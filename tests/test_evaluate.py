@@ -7,8 +7,11 @@ the population, and seeds mode must rebuild exactly the candidates that ask() re
 from __future__ import annotations
 
 import dataclasses
+import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -16,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from nes_asktell.integrations.scipy import nes
+from scipy.optimize import minimize
 
 import nes_asktell
 from nes_asktell import IPOP, SNES, XNES, Evaluator, NESWarning, OpenES, _tasks, evaluate
@@ -555,3 +560,82 @@ def test_vectorized_checks_what_fun_returns_and_its_arguments() -> None:
         pytest.raises(ValueError, match="`vectorized` ships the candidates as vectors"),
     ):
         Evaluator(tp, vectorized=True, mode="seeds")
+
+
+# ---------------------------------------------------------------------- nested runs on one pool
+NESTED = """
+import json, sys, warnings
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+from scipy.optimize import minimize
+from nes_asktell import XNES, NESWarning
+from nes_asktell.integrations.scipy import nes
+
+def inner_fun(x, y):
+    if sys.argv[2] == "raise" and x[0] > 0.0:
+        raise ArithmeticError("boom")
+    return float(np.sum((x - y) ** 2))
+
+def outer(x, pool):
+    es = XNES(np.zeros(2), 0.5, rng=1, maxiter=4)
+    inner = es.optimize(inner_fun, args=(x[:2],), workers=pool).fun
+    options = {"maxiter": 3, "rng": 2, "workers": pool}
+    low = minimize(inner_fun, np.ones(2), args=(x[:2],), method=nes, options=options).fun
+    return float(x @ x) + inner + low
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    with ThreadPoolExecutor(int(sys.argv[1])) as pool:
+        res = XNES(np.ones(3), 0.5, rng=0, maxiter=3).optimize(outer, args=(pool,), workers=pool)
+messages = [str(w.message) for w in caught if issubclass(w.category, NESWarning)]
+print(json.dumps({"x": res.x.tolist(), "fun": res.fun, "nit": res.nit, "warned": messages}))
+"""
+
+
+def nested_on_one_pool(threads: int, inner: str) -> dict[str, object]:
+    """Run NESTED in a subprocess: a deadlock fails the test at the timeout, never hangs it."""
+    out = subprocess.run(
+        [sys.executable, "-c", NESTED, str(threads), inner],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+def nested_serially(x: np.ndarray, pool: None) -> float:
+    def inner_fun(z: np.ndarray, y: np.ndarray) -> float:
+        return float(np.sum((z - y) ** 2))
+
+    inner = XNES(np.zeros(2), 0.5, rng=1, maxiter=4).optimize(inner_fun, args=(x[:2],)).fun
+    options = {"maxiter": 3, "rng": 2}
+    low = minimize(inner_fun, np.ones(2), args=(x[:2],), method=nes, options=options).fun
+    return float(x @ x) + inner + low
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_run_nested_in_an_objective_on_the_same_thread_pool_runs_inline(threads: int) -> None:
+    # The outer run's tasks hold every thread of the pool; before, the inner runs (optimize and
+    # minimize) queued their tasks behind them on the same pool and waited: a deadlock. Now a
+    # task submitted from a thread running a task of that pool runs at once in that thread,
+    # so the run is the serial one, bit for bit.
+    got = nested_on_one_pool(threads, "sphere")
+    serial = XNES(np.ones(3), 0.5, rng=0, maxiter=3).optimize(nested_serially, args=(None,))
+    assert got["nit"] == serial.nit == 3
+    assert got["x"] == serial.x.tolist()
+    assert got["fun"] == serial.fun
+    assert got["warned"] == []
+
+
+@pytest.mark.slow
+def test_a_nested_run_inline_on_a_pool_thread_keeps_the_pools_fault_handling() -> None:
+    # Run inline, the inner tasks still get the pool's treatment: a raising call costs its
+    # candidate (NaN and a warning), it does not end the outer run.
+    got = nested_on_one_pool(2, "raise")
+    assert got["nit"] == 3
+    warned = got["warned"]
+    assert isinstance(warned, list)
+    assert any("ArithmeticError: boom" in w for w in warned)

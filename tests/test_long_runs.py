@@ -25,6 +25,10 @@ def sphere(x: np.ndarray) -> float:
 CONFIGS = [
     ("xnes", {}),
     ("xnes", {"csa": False, "adaptation_sampling": False, "bounds": [(-1, 1), (-1, 1)]}),
+    ("xnes", {"rank_one": True}),
+    ("xnes", {"rank_one": True, "csa": False, "bounds": [(-1, 1), (-1, 1)]}),
+    # the optimum (0.25, 0.25) beyond the corner (0.5, 0.5): B reaches its conditioning limit
+    ("xnes", {"rank_one": True, "mirrored": False, "popsize": 3, "bounds": [(0.5, 1)] * 2}),
     ("snes", {}),
     ("openes", {}),
     ("openes", {"learning_rate_decay": 0.5}),
@@ -65,13 +69,16 @@ def test_checkpoints_of_a_long_run_load_and_continue_identically(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cls", [IPOP, BIPOP])
-@pytest.mark.parametrize("name", ["xnes", "snes", "crfmnes"])
+@pytest.mark.parametrize(
+    ("name", "kw"), [("xnes", {}), ("xnes", {"rank_one": True}), ("snes", {}), ("crfmnes", {})]
+)
 def test_checkpoints_of_a_long_restart_sequence_load_and_continue_identically(
-    cls: type[IPOP], name: str
+    cls: type[IPOP], name: str, kw: dict[str, bool]
 ) -> None:
     # Restarts draw their initial means in the box; the generations add up over the runs, and
     # a checkpoint comes every 100 of them, mid-run and across restarts.
-    opt = cls(name, np.full(2, 0.9), 0.3, bounds=[(-1, 1), (-1, 1)], rng=3, max_restarts=6)
+    bounds = [(-1, 1), (-1, 1)]
+    opt = cls(name, np.full(2, 0.9), 0.3, bounds=bounds, rng=3, max_restarts=6, **kw)
     g = 0
     while not opt.stop():
         _step(opt)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import scipy.linalg
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nes_asktell import SNES, XNES, Strategy
+from nes_asktell import SNES, XNES, NESWarning, Strategy
 from nes_asktell._shaping import nes_utilities
 from nes_asktell._xnes import ShapePath
 
@@ -338,6 +339,103 @@ def test_a_state_with_rank_one_needs_its_path() -> None:
     state["algo"]["path_c"] = [0.0, math.inf, 0.0]
     with pytest.raises(ValueError, match="path_c"):
         XNES.from_state(state)
+
+
+@pytest.mark.parametrize(
+    ("path_c", "match"),
+    [
+        ([0.0, 0.0], "`path_c` must have length 3"),
+        ([0.0, math.nan, 0.0], "`path_c` must be finite"),
+        (["a", "b", "c"], "`path_c` must be a 1-d array of numbers"),
+        ([True, False, True], "`path_c` must be a 1-d array of numbers"),
+        (None, "`path_c` must be a 1-d array of numbers"),
+        ([[0.0], [0.0], [0.0]], "`path_c` must be 1-d"),
+        # beyond any run (PATH_C_MAX = 1e100): before, 1e20 loaded and every tell then raised
+        # "B overflowed", and so did 1e308 (|B^-1 p_c|^2 overflowed to inf)
+        (
+            [1e308, 0.0, 0.0],
+            r"`path_c` must have entries of at most 1e\+100 in absolute value, but got 1e\+308",
+        ),
+        ([-1e300, 1e300, 0.0], r"`path_c` must have entries of at most 1e\+100"),
+    ],
+)
+def test_a_crafted_rank_one_path_is_rejected_naming_it(path_c: object, match: str) -> None:
+    es = XNES(np.zeros(3), 1.0, rng=3, rank_one=True)
+    run(es, ellipsoid, 2)
+    state = json.loads(json.dumps(es.state_dict()))
+    state["algo"]["path_c"] = path_c
+    with pytest.raises(ValueError, match=match):
+        XNES.from_state(state)
+
+
+def test_the_longest_rank_one_path_that_loads_gives_a_working_tell() -> None:
+    # Every state that loads must continue: a path just within the bound, across the thin
+    # direction of a B at its conditioning limit, makes B times the exponential of the
+    # rank-one term singular to working precision; B is held, as at any update beyond its
+    # conditioning limit, where `tell` used to raise "B overflowed".
+    es = XNES(np.zeros(2), 1.0, rng=3, rank_one=True)
+    state = json.loads(json.dumps(es.state_dict()))
+    state["algo"]["B"] = [[1e-5 / 0.99, 0.0], [0.0, 1e5 * 0.99]]
+    state["algo"]["path_c"] = [0.99e100, 0.0]
+    es = XNES.from_state(state)
+    B = es.B
+    run(es, ellipsoid, 3)
+    np.testing.assert_array_equal(es.B, B)
+    assert np.all(np.isfinite(es.mean))
+    assert np.max(np.abs(es.state_dict()["algo"]["path_c"])) < 1e100
+
+
+@pytest.mark.parametrize("where", ["step", "shape_log"])
+def test_a_tell_interrupted_in_the_rank_one_update_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    reference = XNES(np.full(3, 2.0), 1.0, rng=5, rank_one=True)
+    run(reference, ellipsoid, 4)
+    es = XNES(np.full(3, 2.0), 1.0, rng=5, rank_one=True)
+    run(es, ellipsoid, 3)
+    X = es.ask()
+    f = [ellipsoid(x) for x in X]
+    before = json.dumps(es.state_dict())
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(ShapePath, where, interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            es.tell(X, f)
+    assert json.dumps(es.state_dict()) == before
+    es.tell(X, f)  # the batch is still pending: the same tell succeeds, as if never interrupted
+    assert es.state_dict() == reference.state_dict()
+
+
+@pytest.mark.slow
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    d=st.integers(1, 5),
+    mirrored=st.booleans(),
+    bounded=st.booleans(),
+)
+def test_rank_one_runs_with_non_finite_fitness_stay_checkpointable(
+    seed: int, d: int, mirrored: bool, bounded: bool
+) -> None:
+    # NaN, inf and -inf in about a third of the values (some generations all of them): every
+    # state the run reaches loads and asks the same batch; the path stays finite.
+    rng = np.random.default_rng(seed)
+    bounds = (-1.0, 1.0) if bounded else None
+    es = XNES(np.full(d, 0.5), 0.5, rng=seed, mirrored=mirrored, bounds=bounds, rank_one=True)
+    for _ in range(40):
+        X = es.ask()
+        f = np.array([ellipsoid(x) for x in X])
+        f[rng.random(f.size) < 0.35] = rng.choice([np.nan, np.inf, -np.inf])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NESWarning)  # the generations with no finite value
+            es.tell(X, f)
+        state = json.loads(json.dumps(es.state_dict()))
+        assert np.all(np.isfinite(state["algo"]["path_c"]))
+        copy = XNES.from_state(state)
+        np.testing.assert_array_equal(copy.ask(), es.ask())
+        es = copy
 
 
 # ---------------------------------------------------------------------- invariances
