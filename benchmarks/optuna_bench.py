@@ -335,18 +335,15 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     if args.speed_baseline is not None:
         load_baseline(args.speed_baseline)
         samplers.insert(0, BASELINE)
+
+    def run_speed(seeds: Sequence[int]) -> None:
+        trials = 300 if quick else args.speed_trials
+        speed(seeds, trials, quick, args.speed_at, args.speed_dims, args.speed_out, samplers)
+
     if args.speed:
         for name in samplers:  # warm up, as below
             speed_run(name, 0, 5)
-        speed(
-            args.speed_seeds,
-            300 if quick else args.speed_trials,
-            quick,
-            args.speed_at,
-            args.speed_dims,
-            args.speed_out,
-            samplers,
-        )
+        run_speed(args.speed_seeds)
         return
     seeds = SEEDS[:1] if quick else SEEDS
     n_trials = 60 if quick else N_TRIALS
@@ -397,15 +394,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     print(text)
     if not quick:
         (OUT_DIR / "optuna_table.rst").write_text(text)
-    speed(
-        args.speed_seeds[:1] if quick else args.speed_seeds,
-        300 if quick else args.speed_trials,
-        quick,
-        args.speed_at,
-        args.speed_dims,
-        args.speed_out,
-        samplers,
-    )
+    run_speed(args.speed_seeds[:1] if quick else args.speed_seeds)
 
 
 if __name__ == "__main__":
