@@ -537,8 +537,8 @@ class XNES(Strategy):
     def _shrink_coordinates(self, excess: FloatArray) -> dict[str, object]:
         # The rows of B scaled (see shrink_rows). As for the update, B may not pass COND_B_MAX:
         # then the shape part of the divisors is taken to the largest power t in [0, 1] with
-        # cond(D^t) cond(B) (an upper bound of cond(D^t B)) within it, and the common part
-        # still divides sigma.
+        # cond(D^t) cond(B) (an upper bound of cond(D^t B)) within half of it, and the common
+        # part still divides sigma.
         by = self._shared_divisors(excess)
 
         def fits(B: FloatArray) -> bool:
@@ -549,7 +549,7 @@ class XNES(Strategy):
             common = float(np.min(by))
             span = math.log(float(np.max(by)) / common)
             sv = np.linalg.svd(self._B, compute_uv=False)
-            room = COND_B_MAX * sv[-1] / sv[0]
+            room = 0.5 * COND_B_MAX * sv[-1] / sv[0]  # half: the SVD's rounding at the bound
             t = math.log(room) / span if room > 1.0 else 0.0
             B, sigma = shrink_rows(self._B, self._sigma, common * (by / common) ** min(t, 1.0))
             if B is not self._B and not fits(B):  # rounding at the bound: sigma alone

@@ -10,6 +10,7 @@ from scipy.optimize import Bounds
 
 from nes_asktell import SNES, XNES, OpenES, resolve_strategy, strategy_names
 from nes_asktell._bounds import parse_bounds
+from nes_asktell._xnes import COND_B_MAX
 
 seeds = st.integers(0, 2**32 - 1)
 LOWER = np.array([-1.0, -np.inf, 0.0])
@@ -335,3 +336,27 @@ def test_a_failure_while_fitting_to_the_box_changes_nothing(
     es.tell(X, fx)
     assert es.generation == 1
     assert np.all(es._stds()[1:] <= 2.0 * (1 + 1e-12))
+
+
+def test_xnes_shrinks_a_coordinate_only_as_far_as_cond_b_max_allows() -> None:
+    # Divisors of 1e14 for one coordinate would take cond(B) past COND_B_MAX (1e10): the shape
+    # part is damped to stay within it, the other coordinates keep their standard deviations,
+    # and det B stays 1; a divisor common to every coordinate scales sigma alone.
+    es = XNES(np.zeros(3), 1.0, bounds=([0.0, -5.0, -5.0], [1e-13, 5.0, 5.0]), rng=0)
+    for _ in range(3):
+        X = es.ask()
+        es.tell(X, [float(x @ x) for x in X])
+    stds = es._stds()
+    es._shared_divisors = lambda excess: np.array([1e14, 1.0, 1.0])  # type: ignore[method-assign]
+    out = es._shrink_coordinates(np.zeros(3))
+    B, sigma = out["_B"], out["_sigma"]
+    assert isinstance(B, np.ndarray)
+    assert isinstance(sigma, float)
+    sv = np.linalg.svd(B, compute_uv=False)
+    assert sv[0] / sv[-1] <= COND_B_MAX
+    assert abs(np.linalg.det(B) - 1.0) < 1e-9
+    new_stds = sigma * np.sqrt(np.einsum("ij,ij->i", B, B))
+    assert new_stds[0] < 1e-4 * stds[0]
+    np.testing.assert_allclose(new_stds[1:], stds[1:], rtol=1e-9)
+    es._shared_divisors = lambda excess: np.full(3, 1e3)  # type: ignore[method-assign]
+    assert es._shrink_coordinates(np.zeros(3)) == {"_sigma": es.sigma / 1e3}
