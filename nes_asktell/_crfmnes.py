@@ -269,6 +269,21 @@ class CRFMNES(Strategy):
     def _sigma_value(self) -> float:
         return self._sigma
 
+    def _shrink_coordinates(self, excess: FloatArray) -> dict[str, object]:
+        by = self._shared_divisors(excess)
+        # D <- D / by scales row and column i of D (I + v v^T) D, so coordinate i's standard
+        # deviation is divided by by[i] and the correlations are kept; then det = 1 again as
+        # in the update, with the factor moved into sigma. A common divisor scales sigma alone.
+        common = float(np.min(by))
+        if not np.any(by > common):
+            return {"_sigma": max(self._sigma / common, v.SIGMA_MIN)}
+        D = self._D / (by / common)
+        log_root = (float(np.sum(np.log(D))) + 0.5 * math.log1p(float(self._v @ self._v))) / (
+            self._dim
+        )
+        root = math.exp(log_root)
+        return {"_D": D / root, "_sigma": max(self._sigma * root / common, v.SIGMA_MIN)}
+
     # ------------------------------------------------------------------ state
     def _options(self) -> JSON:
         return {"implicit_constraints": self._implicit}

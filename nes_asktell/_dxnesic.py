@@ -17,7 +17,7 @@ from . import _validate as v
 from ._shaping import nes_weights
 from ._strategy import Strategy
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
-from ._xnes import expm_sym, split_step_sizes
+from ._xnes import expm_sym, shrink_rows, split_step_sizes
 
 #: the phases of the search, by the length of the evolution path (Nomura et al. 2021, Sec. 4)
 PHASES = ("move", "stag", "conv")
@@ -414,6 +414,15 @@ class DXNESIC(Strategy):
 
     def _sigma_value(self) -> float:
         return self._sigma
+
+    def _shrink_coordinates(self, excess: FloatArray) -> dict[str, object]:
+        by = self._shared_divisors(excess)
+        # The rows of B scaled, as in XNES (see shrink_rows).
+        B, sigma = shrink_rows(self._B, self._sigma, by)
+        out: dict[str, object] = {"_sigma": sigma}
+        if B is not self._B:
+            out.update(_B=B, _BT=np.ascontiguousarray(B.T))
+        return out
 
     # ------------------------------------------------------------------ state
     def _options(self) -> JSON:

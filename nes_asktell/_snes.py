@@ -152,6 +152,10 @@ class SNES(Strategy):
     def _stds(self) -> FloatArray:
         return self._sigma.copy()
 
+    def _shrink_coordinates(self, excess: FloatArray) -> dict[str, object]:
+        # each coordinate's own step size, down to the box's width there
+        return {"_sigma": np.maximum(self._sigma / np.maximum(excess, 1.0), v.SIGMA_MIN)}
+
     def _sigma_value(self) -> FloatArray:
         return self._sigma.copy()
 

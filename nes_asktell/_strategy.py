@@ -58,12 +58,19 @@ CRITERIA = (
 MAX_POPSIZE = 2**18
 #: the version of the layout of ``state_dict()``.
 STATE_VERSION = 2
-#: with bounds, one global sigma is never scaled down so far that the coordinates of the widest
-#: box have a standard deviation below 1 / NARROW_RATIO of its width (see _commit).
+#: with bounds, a box at most 1 / NARROW_RATIO of the widest is narrow: XNES, DXNESIC and CRFMNES
+#: shrink its coordinate alone, while the others share one sigma (see Strategy._commit); a
+#: strategy with one sigma and no shape keeps the widest box's coordinates at least
+#: 1 / NARROW_RATIO of its width (see Strategy._shrink_coordinates).
 NARROW_RATIO = 10.0
 #: how many applied updates a strategy keeps for the replicas of workers to replay.
 APPLIED_KEPT = 4
 
+#: with bounds, a coordinate whose box is narrow beside the others is not shrunk below
+#: 1 / SHRINK_RATIO of the largest standard deviation (see Strategy._shared_divisors).
+SHRINK_RATIO = 1e4
+#: marks an attribute that did not exist before a commit (see _commit).
+_ABSENT = object()
 #: every strategy class by its ``name``, filled as the classes are defined.
 _REGISTRY: dict[str, type[Strategy]] = {}
 
@@ -525,50 +532,113 @@ class Strategy(ABC):
     def _commit(self, new: dict[str, object]) -> None:
         """Commit an update's checked values at once, then fit the step sizes to the box.
 
-        With bounds, the step sizes may not outgrow the box: SNES scales each coordinate's
-        own down to the box's width there; a strategy with one global sigma scales it down by
-        the largest excess of a coordinate bounded on both sides over its width, but never so
-        far that the coordinates of the widest box have a standard deviation below
-        1 / ``NARROW_RATIO`` (a tenth) of its width (with equal widths, the floor never
-        binds). Beyond the widths the reflected candidates fill the box almost
-        uniformly, so the ranking says next to nothing, while the unbounded search space holds
-        a mirror image of the box every two widths: a search that grew past it drifted among
-        the images, and its mean, projected onto the box, landed on walls far from the
-        optimum (on [0, 1]^2 with the optimum in a corner, 9 of 20 XNES runs from the opposite
-        corner stalled with sigma at 14 to 3e5).
+        With bounds, the step sizes may not outgrow the box (:meth:`_shrink_coordinates`):
+        SNES scales each coordinate's own down to the box's width there. XNES, DXNESIC and
+        CRFMNES (one sigma and a shape) scale sigma down by the largest excess over its width
+        of a coordinate whose box is wider than 1 / ``NARROW_RATIO`` of the widest (so with
+        equal widths only sigma changes, as before), and shrink a coordinate with a narrower
+        box alone, down to its width: XNES and DXNESIC scale the rows of B (``B <- D B``,
+        D diagonal, then det B = 1 again with the factor moved into sigma), CRFMNES its
+        diagonal D the same way; the correlations are kept. Beyond the widths the reflected
+        candidates fill the box almost uniformly, so the ranking says next to nothing, while
+        the unbounded search space holds a mirror image of the box every two widths: a
+        search that grew past it drifted among the images, and its mean, projected onto the
+        box, landed on walls far from the optimum (on [0, 1]^2 with the optimum in a corner,
+        9 of 20 XNES runs from the opposite corner stalled with sigma at 14 to 3e5).
 
-        The floor keeps a coordinate whose box is narrow beside the others from freezing
-        them: scaled by the largest excess alone, a box of width 1e-6 in one coordinate and 10
-        in two others held every coordinate's standard deviation below 1e-6, and XNES, DXNESIC
-        and CRFMNES stalled far from the optimum (seeds 0-4, all of them; with a width of
-        1e-13 ``tolx`` stopped each run after one generation). A narrow coordinate then has a
-        standard deviation above its width, and its candidates fill its box: it is resolved
-        once the others have converged.
+        A narrow coordinate is shrunk alone so that it neither freezes the others nor stays
+        far wider than its box. Scaling sigma by its excess held every coordinate's standard
+        deviation below the narrow width (a box of width 1e-6 in one coordinate and 10 in two
+        others: XNES, DXNESIC and CRFMNES stalled far from the optimum). Scaling sigma by at
+        most ten times the widest box's excess (the rule before this one) left the narrow
+        coordinate hundreds of times wider than its box: its candidates landed at random in
+        it, its term of the objective ranked them with noise, and the shape thinned the wrong
+        coordinate (width 1e-3, the objective scaled to the box: 40 of 40 XNES runs ended by
+        ``conditioncov`` at f = 10 to 50; now 5). A narrow coordinate is not shrunk below
+        1 / ``SHRINK_RATIO`` of the largest standard deviation, so the box alone does not
+        make the covariance ill-conditioned before the others have converged (nor, for XNES,
+        does B pass ``COND_B_MAX``). Without bounds, and while no coordinate bounded on both
+        sides exceeds its width, nothing is changed.
+
+        A failure while fitting (MemoryError, KeyboardInterrupt) restores the strategy as it
+        was: the commit is whole or nothing.
         """
+        before = {key: self.__dict__.get(key, _ABSENT) for key in new}
         self.__dict__.update(new)
+        try:
+            fitted = self._fitted_to_box()
+        except BaseException:
+            for key, value in before.items():
+                if value is _ABSENT:
+                    self.__dict__.pop(key, None)
+                else:
+                    self.__dict__[key] = value
+            raise
+        self.__dict__.update(fitted)
+
+    def _fitted_to_box(self) -> dict[str, object]:
+        """Return the values that keep each coordinate's standard deviation within the box.
+
+        Empty without bounds, for a strategy that does not adapt its step sizes, and when no
+        coordinate bounded on both sides exceeds its width; otherwise what
+        :meth:`_shrink_coordinates` returns for the excesses.
+        """
         if self._box is None or not self.adapts_sigma:
-            return
+            return {}
         width = self._box.widths
         bounded = width < math.inf
         if not np.any(bounded):
-            return
+            return {}
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             excess = np.where(bounded, self._stds() / width, 0.0)
-        most = float(np.max(excess))
-        sigma = self.__dict__["_sigma"]  # every adaptive strategy's step size, as in `new`
-        if isinstance(sigma, np.ndarray):  # one per coordinate: each within its own width
-            if not most > 1.0:  # a NaN (never reached: the update is checked) passes
-                return
-            sigma = np.maximum(sigma / np.maximum(excess, 1.0), v.SIGMA_MIN)
-        else:
-            # One sigma for all: not scaled so far that the coordinates of the widest box fall
-            # below 1 / NARROW_RATIO of its width (with equal widths: the largest excess).
-            widest = bounded & (width == np.max(width[bounded]))
-            factor = min(most, NARROW_RATIO * float(np.max(excess[widest])))
-            if not factor > 1.0:
-                return
-            sigma = max(sigma / factor, v.SIGMA_MIN)
-        self.__dict__["_sigma"] = sigma
+        if not float(np.max(excess)) > 1.0:  # a NaN (never reached: the update is checked)
+            return {}
+        return self._shrink_coordinates(excess)
+
+    def _shrink_coordinates(self, excess: FloatArray) -> dict[str, object]:
+        """Return the new values that fit the standard deviations to the box.
+
+        `excess` holds each coordinate's standard deviation over its box's width (0 where a
+        bound is missing), at least one above 1. Nothing is changed here: :meth:`_commit`
+        stores the values returned. This default is for a strategy whose only step size is
+        one sigma: it scales sigma down by the largest excess, but not so far that the
+        coordinates of the widest box keep a standard deviation below 1 / ``NARROW_RATIO`` of
+        its width. A strategy that can shrink coordinates alone overrides it (SNES by its
+        own rule, those with a shape through :meth:`_shared_divisors`).
+        """
+        if self._box is None:  # never reached: called with bounds only
+            return {}
+        width = self._box.widths
+        bounded = width < math.inf
+        widest = bounded & (width == np.max(width[bounded]))
+        factor = min(float(np.max(excess)), NARROW_RATIO * float(np.max(excess[widest])))
+        if not factor > 1.0:
+            return {}
+        return {"_sigma": max(float(self.__dict__["_sigma"]) / factor, v.SIGMA_MIN)}
+
+    def _shared_divisors(self, excess: FloatArray) -> FloatArray:
+        """Return by how much to divide each coordinate's standard deviation (each at least 1).
+
+        For a strategy with one sigma and a shape (see :meth:`_commit`): the coordinates whose
+        box is wider than 1 / ``NARROW_RATIO`` of the widest, and those not bounded on both
+        sides, share one divisor, the largest of their excesses (at least 1: sigma alone is
+        scaled and the shape is kept); a coordinate with a narrower box is divided by its own
+        excess if that is larger, but not below ``1 / SHRINK_RATIO`` of the largest standard
+        deviation left (nor below what it already is): until the others have converged so
+        far, the box alone would make the covariance ill-conditioned.
+        """
+        if self._box is None:  # never reached: called with bounds only
+            return np.ones_like(excess)
+        width = self._box.widths
+        bounded = width < math.inf
+        narrow = bounded & (width * NARROW_RATIO <= np.max(width[bounded]))
+        shared = max(1.0, float(np.max(excess[~narrow])))  # the widest box is never narrow
+        by = np.where(narrow, np.maximum(excess, shared), shared)
+        if np.any(by > shared):
+            stds = self._stds()
+            floor = float(np.max(stds / by)) / SHRINK_RATIO
+            by = np.where(by > shared, np.minimum(by, np.maximum(stds / floor, shared)), by)
+        return by
 
     def _checked_update(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
         """Return :meth:`_updated`'s new values, checked: finite, `_sigma` clamped to its range.

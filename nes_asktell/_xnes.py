@@ -164,6 +164,27 @@ def unit_det(B: FloatArray) -> FloatArray:
     return out
 
 
+def shrink_rows(B: FloatArray, sigma: float, by: FloatArray) -> tuple[FloatArray, float]:
+    """Return `B` and `sigma` with coordinate i of ``sigma B`` divided by ``by[i]``, det B = 1.
+
+    The rows of B are scaled, ``B <- D B`` with ``D = diag(1 / by)``, and the result is
+    re-normalised to determinant 1 with the factor moved into sigma, so that
+    ``sigma B`` changes by D alone (to rounding) and the covariance ``sigma**2 B B^T`` by
+    ``D . D``: the standard deviation of coordinate i is divided by ``by[i]`` and the
+    correlations are kept. The common part ``min(by)`` only divides sigma; B is left as it is
+    when every divisor is the same. sigma is kept at least ``SIGMA_MIN``.
+    """
+    common = float(np.min(by))
+    rest = by / common
+    if not np.any(rest > 1.0):
+        return B, max(sigma / common, v.SIGMA_MIN)
+    DB = B / rest[:, None]
+    _, logdet = np.linalg.slogdet(DB)  # det B > 0 and D > 0: positive
+    root = math.exp(logdet / B.shape[0])
+    out: FloatArray = DB / root
+    return out, max(sigma * root / common, v.SIGMA_MIN)
+
+
 def weighted_rank_test(u_order: FloatArray, w: FloatArray) -> float:
     r"""Return the normal CDF of the weighted rank statistic under random ranking.
 
@@ -520,6 +541,31 @@ class XNES(Strategy):
 
     def _sigma_value(self) -> float:
         return self._sigma
+
+    def _shrink_coordinates(self, excess: FloatArray) -> dict[str, object]:
+        # The rows of B scaled (see shrink_rows). As for the update, B may not pass COND_B_MAX:
+        # then the shape part of the divisors is taken to the largest power t in [0, 1] with
+        # cond(D^t) cond(B) (an upper bound of cond(D^t B)) within half of it, and the common
+        # part still divides sigma.
+        by = self._shared_divisors(excess)
+
+        def fits(B: FloatArray) -> bool:
+            return within_cond(np.linalg.svd(B, compute_uv=False))
+
+        B, sigma = shrink_rows(self._B, self._sigma, by)
+        if B is not self._B and not fits(B):
+            common = float(np.min(by))
+            span = math.log(float(np.max(by)) / common)
+            sv = np.linalg.svd(self._B, compute_uv=False)
+            room = 0.5 * COND_B_MAX * sv[-1] / sv[0]  # half: the SVD's rounding at the bound
+            t = math.log(room) / span if room > 1.0 else 0.0
+            B, sigma = shrink_rows(self._B, self._sigma, common * (by / common) ** min(t, 1.0))
+            if B is not self._B and not fits(B):  # rounding at the bound: sigma alone
+                B, sigma = shrink_rows(self._B, self._sigma, np.full_like(by, common))
+        out: dict[str, object] = {"_sigma": sigma}
+        if B is not self._B:
+            out.update(_B=B, _BT=np.ascontiguousarray(B.T))
+        return out
 
     def _condition(self) -> float:
         # cond(B B^T) = cond(B)**2, from the singular values of B
