@@ -249,12 +249,12 @@ class XNES(Strategy):
     adaptation_sampling : bool
         Adapt `eta_sigma` by adaptation sampling (Wierstra et al. 2014, Algorithm 4);
         default True.
-    rank_one : bool
+    rank_one : bool, optional
         Add CMA-ES's rank-one term, from a cumulated evolution path of the mean steps, to the
-        shape update; default False. On BBOB it learns the shape of ill-conditioned problems
-        faster (see the Notes and the documentation for the figures); it is not the default
-        because the Optuna sampler does worse with it and the whole BBOB suite at d = 10
-        and 20 has not been measured with it.
+        shape update; default: on with `csa`, off without it (without CSA nothing lets sigma
+        grow while the path stretches B, and a run can stall). On BBOB it learns the shape of
+        ill-conditioned problems faster (see the Notes and the documentation for the
+        figures). The Optuna sampler runs XNES without it (it does worse there with it).
     mirrored : bool
         Antithetic pairs ``(s, -s)``; default True (`popsize` must then be even). Measured
         on BBOB as fast or faster than independent samples, and it halves the noise drawn.
@@ -372,7 +372,7 @@ class XNES(Strategy):
         eta_B: float | None = None,
         csa: bool = True,
         adaptation_sampling: bool = True,
-        rank_one: bool = False,
+        rank_one: bool | None = None,
         mirrored: bool | None = None,
         shaping: ShapingLike | None = None,
         **common: Unpack[CommonOptions],
@@ -382,6 +382,8 @@ class XNES(Strategy):
         e_B = None if eta_B is None else v.positive_float("eta_B", eta_B)
         v.flag("csa", csa)
         v.flag("adaptation_sampling", adaptation_sampling)
+        if rank_one is None:  # with CSA only: without it the term can stall (see the docs)
+            rank_one = csa
         v.flag("rank_one", rank_one)
         super().__init__(
             x0,

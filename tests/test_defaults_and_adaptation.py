@@ -46,8 +46,8 @@ def test_xnes_default_rates_are_the_papers(d: int) -> None:
     assert opts["eta_mu"] == 1.0
     assert opts["csa"] is True
     assert opts["adaptation_sampling"] is True
-    # the rank-one term is an option (see the documentation of SNES and XNES)
-    assert opts["rank_one"] is False
+    # the rank-one term is on with CSA (see the documentation of SNES and XNES)
+    assert opts["rank_one"] is True
     assert ETA_SIGMA_MAX == 0.5
 
 
@@ -132,3 +132,17 @@ def test_adaptation_sampling_raises_the_rate_where_smaller_steps_win(seed: int) 
         top = max(top, es.eta_sigma)
     assert eta0 < 0.11
     assert top == ETA_SIGMA_MAX
+
+
+def test_xnes_rank_one_term_follows_csa_unless_given() -> None:
+    # Without CSA the rank-one term can stall a run, so by default it goes with CSA; the
+    # paper's algorithm, XNES(csa=False, adaptation_sampling=False, mirrored=False), has neither.
+    def rank_one(**kw: bool) -> object:
+        return XNES(np.zeros(3), 1.0, **kw).state_dict()["options"]["rank_one"]  # type: ignore[index]
+
+    assert rank_one() is True
+    assert rank_one(csa=False) is False
+    assert rank_one(csa=False, rank_one=True) is True
+    assert rank_one(csa=True, rank_one=False) is False
+    with pytest.raises(TypeError, match=r"`csa` must be True or False, but got None"):
+        XNES(np.zeros(3), 1.0, csa=None)  # type: ignore[arg-type]

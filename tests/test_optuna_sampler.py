@@ -833,6 +833,22 @@ def test_runs_are_seeded_and_placed_as_ipop_seeds_and_places_them() -> None:
     assert second["run"]["noise"] == seeded.state_dict()["noise"]  # type: ignore[index]
 
 
+def test_the_sampler_runs_xnes_without_the_rank_one_term_that_the_core_has() -> None:
+    # The core's XNES has the rank-one term by default; the sampler sets it off (its BBOB
+    # benchmark at d = 5 is worse with it), and strategy_options may turn it on.
+    from nes_asktell import XNES
+
+    assert XNES(np.zeros(2), 1.0).state_dict()["options"]["rank_one"] is True  # type: ignore[index]
+    for options, expected in ((None, False), ({"rank_one": True}, True)):
+        sampler = NESSampler(seed=3, strategy_options=options)
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_float("y", 0, 1), 12)
+        states = [stored_state(t) for t in study.trials if ch.STATE in t.system_attrs]
+        assert states
+        for state in states:
+            assert state["run"]["options"]["rank_one"] is expected  # type: ignore[index]
+
+
 # ---------------------------------------------------------------------- BIPOP restarts
 #: a BIPOP search whose runs end after 3 generations, so that a few hundred trials restart often
 BIPOP_SETTINGS = {"restarts": 2, "restart_strategy": "bipop", "strategy_options": {"maxiter": 3}}
