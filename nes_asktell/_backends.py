@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import (
     BrokenExecutor,
     Executor,
@@ -454,11 +454,8 @@ class ExecutorEngine(Engine):
         """Run `task` on this thread of `pool`, unless another thread has taken it."""
         if pool is self.executor:
             self._lent.add(threading.get_ident())
-        _RUNNING.pools.append(self.executor)
-        try:
+        with _running_on(self.executor):
             task.run(pool)
-        finally:
-            _RUNNING.pools.pop()
 
     def abandon(self, fut: Future[Any]) -> None:
         """Cancel the task of `fut` if it has not started; else note it until it ends."""
@@ -553,9 +550,16 @@ _RUNNING = _Running()
 def _noted(lent: set[int], pool: Executor, fn: Callable[..., object], *args: object) -> object:
     """Return ``fn(*args)``, noting this thread in `lent` (a task on a thread of `pool`)."""
     lent.add(threading.get_ident())
+    with _running_on(pool):
+        return fn(*args)
+
+
+@contextlib.contextmanager
+def _running_on(pool: Executor) -> Iterator[None]:
+    """Note, for the duration, that this thread runs one of our tasks for `pool`."""
     _RUNNING.pools.append(pool)
     try:
-        return fn(*args)
+        yield
     finally:
         _RUNNING.pools.pop()
 
