@@ -289,6 +289,7 @@ VARIANTS = {
     "XNES-r1": ("xnes", {"rank_one": True}),
     "XNES-nor1": ("xnes", {"rank_one": False}),
     "XNES-eta1": ("xnes", {"eta_sigma": 1.0}),
+    "XNES-eta1-nor1": ("xnes", {"eta_sigma": 1.0, "rank_one": False}),
 }
 for _name, (_strategy, _options) in VARIANTS.items():
     METHODS[_name] = _nes(_strategy, **_options)
@@ -347,12 +348,14 @@ def run_cached(
 ) -> dict[str, object] | None:
     """Return the record of one run, from `cache` or by running it (then stored).
 
-    A cached record is reused only if it holds the target hits and was run with the current
-    :func:`method_version`. With `cached_only`, a run that is not in the cache is not run:
-    None is returned. A record also holds the best f - f_opt reached (``best``) and the seconds
-    spent in the objective (``fseconds``); runs of another `suite` than ``bbob`` are cached
-    under their suite's name. With `coco`, the run is run (whatever the cache holds) with
-    COCO's observer on its problem; if the cache held a record of the same version whose
+    A cached record is reused only if it holds the target hits, was run with the current
+    :func:`method_version` and ended without an error (a run that raised, say a MemoryError
+    while the machine was short of memory, is run again rather than kept as a failure). With
+    `cached_only`, a run that is not in the cache is not run: None is returned. A record also
+    holds the best f - f_opt reached (``best``) and the seconds spent in the objective
+    (``fseconds``); runs of another `suite` than ``bbob`` are cached under their suite's name.
+    With `coco`, the run is run (whatever the cache holds) with COCO's observer on its
+    problem; if the cache held a record of the same version whose
     evaluations, success or target hits differ, a RuntimeWarning says so.
     """
     prefix = "" if suite == "bbob" else f"{suite}_"
@@ -362,7 +365,7 @@ def run_cached(
     if path.exists() and not rerun:
         out: dict[str, object] = json.loads(path.read_text())
         large = suite == "bbob" or "best" in out  # the large-scale tables read "best"
-        if "hits" in out and large and out.get("version") == version:
+        if "hits" in out and large and out.get("version") == version and not out.get("error"):
             cached = out
     if cached is not None and coco is None:
         return cached

@@ -73,6 +73,14 @@ def test_record_holds_hits_and_a_stale_version_is_rerun(tmp_path: Path, capsys) 
     path.write_text(json.dumps(record))
     nes_family.main(argv)
     assert json.loads(path.read_text())["evals"] != 7
+    # nor is a record of a run that raised: the error may have been the machine's, not the run's
+    record = json.loads(path.read_text())
+    record.update(error="MemoryError: ", evals=7)
+    path.write_text(json.dumps(record))
+    nes_family.main(argv)
+    rerun = json.loads(path.read_text())
+    assert rerun["error"] == ""
+    assert rerun["evals"] != 7
     out = capsys.readouterr().out
     assert "XNES+IPOP/pycma+BIPOP" in out
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
