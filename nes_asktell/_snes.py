@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _validate as v
 from ._csa import StepSizePath, odd_weights
-from ._strategy import Strategy
+from ._strategy import Strategy, floored_divisors
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
 
 
@@ -153,8 +153,12 @@ class SNES(Strategy):
         return self._sigma.copy()
 
     def _shrink_coordinates(self, excess: FloatArray) -> dict[str, object]:
-        # each coordinate's own step size, down to the box's width there
-        return {"_sigma": np.maximum(self._sigma / np.maximum(excess, 1.0), v.SIGMA_MIN)}
+        # Each coordinate's own step size, down to the box's width there, but not below
+        # 1 / SHRINK_RATIO of the largest: a box 1e-13 wide beside boxes 10 wide made the
+        # ratio of variances 1e28 at the first tell, and `conditioncov` (1e14) ended every
+        # run there, far from the optimum (see Strategy._commit).
+        by = floored_divisors(self._sigma, np.maximum(excess, 1.0), 1.0)
+        return {"_sigma": np.maximum(self._sigma / by, v.SIGMA_MIN)}
 
     def _sigma_value(self) -> FloatArray:
         return self._sigma.copy()

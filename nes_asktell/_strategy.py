@@ -69,6 +69,22 @@ APPLIED_KEPT = 4
 #: with bounds, a coordinate whose box is narrow beside the others is not shrunk below
 #: 1 / SHRINK_RATIO of the largest standard deviation (see Strategy._shared_divisors).
 SHRINK_RATIO = 1e4
+
+
+def floored_divisors(stds: FloatArray, by: FloatArray, shared: float) -> FloatArray:
+    """Return the divisors `by` of the standard deviations `stds`, each above `shared` held.
+
+    A coordinate divided by more than `shared` (the divisor of the others, at least 1) is
+    not taken below ``1 / SHRINK_RATIO`` of the largest standard deviation left, ``max(stds /
+    by)``, nor grown: its divisor becomes ``min(by, max(stds / floor, shared))``.
+    """
+    if not np.any(by > shared):
+        return by
+    floor = float(np.max(stds / by)) / SHRINK_RATIO
+    out: FloatArray = np.where(by > shared, np.minimum(by, np.maximum(stds / floor, shared)), by)
+    return out
+
+
 #: marks an attribute that did not exist before a commit (see _commit).
 _ABSENT = object()
 #: every strategy class by its ``name``, filled as the classes are defined.
@@ -533,7 +549,8 @@ class Strategy(ABC):
         """Commit an update's checked values at once, then fit the step sizes to the box.
 
         With bounds, the step sizes may not outgrow the box (:meth:`_shrink_coordinates`):
-        SNES scales each coordinate's own down to the box's width there. XNES, DXNESIC and
+        SNES scales each coordinate's own down to the box's width there, but not below
+        1 / ``SHRINK_RATIO`` of the largest (see below). XNES, DXNESIC and
         CRFMNES (one sigma and a shape) scale sigma down by the largest excess over its width
         of a coordinate whose box is wider than 1 / ``NARROW_RATIO`` of the widest (so with
         equal widths only sigma changes, as before), and shrink a coordinate with a narrower
@@ -634,11 +651,7 @@ class Strategy(ABC):
         narrow = bounded & (width * NARROW_RATIO <= np.max(width[bounded]))
         shared = max(1.0, float(np.max(excess[~narrow])))  # the widest box is never narrow
         by = np.where(narrow, np.maximum(excess, shared), shared)
-        if np.any(by > shared):
-            stds = self._stds()
-            floor = float(np.max(stds / by)) / SHRINK_RATIO
-            by = np.where(by > shared, np.minimum(by, np.maximum(stds / floor, shared)), by)
-        return by
+        return floored_divisors(self._stds(), by, shared)
 
     def _checked_update(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
         """Return :meth:`_updated`'s new values, checked: finite, `_sigma` clamped to its range.
