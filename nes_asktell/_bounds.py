@@ -32,8 +32,10 @@ class Box:
         self._hi_only = ~np.isfinite(lower) & np.isfinite(upper)
         self.active = bool(np.any(np.isfinite(lower) | np.isfinite(upper)))
         #: the width of each coordinate bounded on both sides with room (inf elsewhere, and
-        #: where lower == upper fixes the coordinate)
-        self.widths: FloatArray = np.where(self._both & (upper > lower), upper - lower, np.inf)
+        #: where lower == upper fixes the coordinate; a box wider than the largest float,
+        #: [-1e308, 1e308], is inf too, without numpy's overflow warning)
+        with np.errstate(over="ignore"):
+            self.widths: FloatArray = np.where(self._both & (upper > lower), upper - lower, np.inf)
         # The walls as values of a narrower float type (see _walls), by dtype.
         self._walls: dict[np.dtype[np.floating], tuple[FloatArray, FloatArray]] = {}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -97,6 +98,24 @@ def test_none_and_unbounded() -> None:
     box = parse_bounds((-np.inf, np.inf), 3)
     assert box is not None
     assert not box.active
+
+
+@pytest.mark.parametrize("name", ["snes", "xnes"])
+def test_a_box_wider_than_the_largest_float_is_searched_without_warnings(name: str) -> None:
+    # [-1e308, 1e308] is 2e308 wide, beyond the largest float: numpy's "overflow encountered
+    # in subtract" reached the user from the box's constructor. The width counts as infinite
+    # (the step sizes are not fitted to it); candidates are still reflected into the box.
+    lower, upper = [-1e308, -5.0], [1e308, 5.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        box = parse_bounds((lower, upper), 2)
+        assert box is not None
+        assert box.widths[0] == np.inf
+        assert box.widths[1] == 10.0
+        es = resolve_strategy(name)(np.zeros(2), 1.0, bounds=(lower, upper), rng=0, maxfev=2000)
+        res = es.optimize(lambda x: float(np.sum((x - 0.3) ** 2)))
+    assert res.fun < 1e-8
+    assert np.all((res.x >= lower) & (res.x <= upper))
 
 
 @given(seed=seeds, d=st.integers(1, 5), scale=st.sampled_from([0.1, 1.0, 100.0]))
