@@ -23,7 +23,12 @@ from nes_asktell._bounds import Box, parse_bounds
 from nes_asktell._evaluate import WorkersLike
 from nes_asktell._history import History
 from nes_asktell._loop import disp_level
-from nes_asktell._restarts import IPOP, RESTART_STRATEGIES, resolve_restart_strategy
+from nes_asktell._restarts import (
+    IPOP,
+    RESTART_STRATEGIES,
+    resolve_restart_strategy,
+    restart_count,
+)
 from nes_asktell._stopping import make_result
 from nes_asktell._strategy import CRITERIA, Strategy, resolve_strategy
 from nes_asktell._tasks import block_values
@@ -206,7 +211,7 @@ def nes(
     tol_value = v.optional_float("tol", tol, allow_zero=True)
     vec = flag("vectorized", vectorized)
     show = disp_level(disp)
-    n_restarts = v.integer("restarts", restarts, minimum=0)
+    n_restarts = restart_count(restarts)
     restarter = RESTART_STRATEGIES[resolve_restart_strategy(restart_strategy)]
     kwargs = _strategy_options(cls, options)
     if tol_value is not None:

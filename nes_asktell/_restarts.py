@@ -859,3 +859,18 @@ def resolve_restart_strategy(name: object) -> str:
     if key not in RESTART_STRATEGIES:
         raise ValueError(f"`restart_strategy` must be one of {known}, but got {v.short(name)}.")
     return key
+
+
+def restart_count(value: object, maximum: int | None = None) -> int:
+    """Return the number of restarts `value` as an int >= 0 (at most `maximum`), or raise.
+
+    A string names a scheme, not a count (``restarts="bipop"`` is a natural slip for users of
+    pycma's ``bipop=True``): the TypeError then names ``restart_strategy``.
+    """
+    if isinstance(value, str):
+        raise TypeError(
+            f"`restarts` must be an integer, the number of restarts, but got {v.short(value)}; "
+            "the scheme is chosen by `restart_strategy` (for example restarts=9, "
+            'restart_strategy="bipop").'
+        )
+    return v.integer("restarts", value, minimum=0, maximum=maximum)

@@ -117,6 +117,12 @@ def check_chain(study: optuna.Study, sampler: NESSampler) -> list[dict[str, obje
         ({"warn_independent_sampling": 1}, TypeError, r"`warn_independent_sampling` must be"),
         ({"restarts": -2}, ValueError, r"`restarts` must be an integer in \[0, 100\], but got -2"),
         (
+            {"restarts": "bipop"},
+            TypeError,
+            r"`restarts` must be an integer, the number of restarts, but got 'bipop'; the scheme "
+            r"is chosen by `restart_strategy`",
+        ),
+        (
             {"restart_strategy": "cma"},
             ValueError,
             r"`restart_strategy` must be one of 'ipop', 'bipop', but got 'cma'",

@@ -433,6 +433,12 @@ def test_disp_prints(capsys):
         ({"disp": 5}, ValueError, r"`disp` must be 0, 1, 2, True or False, but got 5"),
         ({"restarts": -1}, ValueError, r"`restarts` must be an integer >= 0, but got -1"),
         (
+            {"restarts": "bipop"},
+            TypeError,
+            r"`restarts` must be an integer, the number of restarts, but got 'bipop'; the scheme "
+            r"is chosen by `restart_strategy`",
+        ),
+        (
             {"restart_strategy": "cma"},
             ValueError,
             r"`restart_strategy` must be one of 'ipop', 'bipop', but got 'cma'",

@@ -23,7 +23,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from nes_asktell import _validate as v
-from nes_asktell._restarts import resolve_restart_strategy
+from nes_asktell._restarts import resolve_restart_strategy, restart_count
 from nes_asktell._strategy import Strategy, resolve_strategy
 from nes_asktell._typing import OptionValue
 
@@ -219,7 +219,7 @@ class NESSampler(BaseSampler):
                 f"but got {independent_sampler!r}."
             )
         v.flag("warn_independent_sampling", warn_independent_sampling)
-        n_restarts = v.integer("restarts", restarts, minimum=0, maximum=100)
+        n_restarts = restart_count(restarts, maximum=100)
         restarter = resolve_restart_strategy(restart_strategy)
         if constraints_func is not None and not callable(constraints_func):
             raise TypeError(
