@@ -289,6 +289,7 @@ VARIANTS = {
     "XNES-r1": ("xnes", {"rank_one": True}),
     "XNES-nor1": ("xnes", {"rank_one": False}),
     "XNES-eta1": ("xnes", {"eta_sigma": 1.0}),
+    "XNES-noas": ("xnes", {"adaptation_sampling": False}),
 }
 for _name, (_strategy, _options) in VARIANTS.items():
     METHODS[_name] = _nes(_strategy, **_options)
