@@ -290,6 +290,7 @@ VARIANTS = {
     "XNES-nor1": ("xnes", {"rank_one": False}),
     "XNES-eta1": ("xnes", {"eta_sigma": 1.0}),
     "XNES-eta1-nor1": ("xnes", {"eta_sigma": 1.0, "rank_one": False}),
+    "XNES-noas": ("xnes", {"adaptation_sampling": False}),
 }
 for _name, (_strategy, _options) in VARIANTS.items():
     METHODS[_name] = _nes(_strategy, **_options)

@@ -48,6 +48,28 @@ def test_xnes_default_rates_are_the_papers(d: int) -> None:
     assert opts["adaptation_sampling"] is True
     # the rank-one term is on with CSA (see the documentation of SNES and XNES)
     assert opts["rank_one"] is True
+
+
+@pytest.mark.parametrize("d", DIMS)
+@pytest.mark.parametrize("factor", [1, 2, 4, 8, 16, 64])
+def test_xnes_default_eta_B_is_cma_rank_mu_rate_when_larger(d: int, factor: int) -> None:
+    # Hansen (2016), Table 1: c_mu = min(1 - c_1, 2 (mueff - 2 + 1/mueff) / ((d + 2)^2 +
+    # mueff)), c_1 = 2 / ((d + 1.3)^2 + mueff), with mueff of the positive recombination
+    # weights, here ln(lambda/2 + 1) - ln k normalised (the positive part of the utilities).
+    lam = factor * (4 + math.floor(3 * math.log(d)))
+    lam += lam % 2  # mirrored: an even population
+    es = XNES(np.zeros(d), 1.0, popsize=lam)
+    k = np.arange(1, lam + 1)
+    raw = np.maximum(0.0, math.log(lam / 2 + 1) - np.log(k))
+    mueff = raw.sum() ** 2 / float(np.sum(raw**2))
+    c_1 = 2 / ((d + 1.3) ** 2 + mueff)
+    c_mu = min(1 - c_1, 2 * (mueff - 2 + 1 / mueff) / ((d + 2) ** 2 + mueff))
+    paper = (9 + 3 * math.log(d)) / (5 * d * math.sqrt(d))
+    assert es.state_dict()["options"]["eta_B"] == pytest.approx(max(paper, c_mu), rel=1e-12)
+    if factor == 1:  # the default population: the paper's rate
+        assert es.state_dict()["options"]["eta_B"] == pytest.approx(paper, rel=1e-15)
+    if factor >= 8 and 5 <= d <= 50:  # IPOP's later restarts: CMA-ES's (larger) rate
+        assert c_mu > paper
     assert ETA_SIGMA_MAX == 0.5
 
 
