@@ -63,6 +63,7 @@ SAMPLERS = (
     "NES-etaS07",
     "NES-core",
     "NES-r1",
+    "NES-no-r1",
     "NES-r1-etaS05",
     "NES-DXNESIC",
     "NES-CRFMNES",
@@ -95,6 +96,7 @@ LABELS = {
     "NES-etaS07": "NESSampler(eta_sigma 0.7)",
     "NES-core": "NESSampler(core XNES)",
     "NES-r1": "NESSampler(rank_one)",
+    "NES-no-r1": "NESSampler(no rank_one)",
     "NES-r1-etaS05": "NESSampler(rank_one, eta_sigma 0.5)",
     "NES-DXNESIC": "NESSampler(dxnesic)",
     "NES-CRFMNES": "NESSampler(crfmnes)",
@@ -153,6 +155,8 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return NESSampler(seed=seed, strategy_options=dict(CORE_XNES_OPTIONS))
     if name == "NES-r1":  # the rank-one term of the shape update (the default since it paid)
         return NESSampler(seed=seed, strategy_options={"rank_one": True})
+    if name == "NES-no-r1":  # without the rank-one term (the sampler's default until it paid)
+        return NESSampler(seed=seed, strategy_options={"rank_one": False})
     if name == "NES-r1-etaS05":  # the rank-one term with half the sampler's step-size rate
         return NESSampler(seed=seed, strategy_options={"rank_one": True, "eta_sigma": 0.5})
     if name in NES_VARIANTS:
