@@ -254,7 +254,7 @@ class XNES(Strategy):
         shape update; default: on with `csa`, off without it (without CSA nothing lets sigma
         grow while the path stretches B, and a run can stall). On BBOB it learns the shape of
         ill-conditioned problems faster (see the Notes and the documentation for the
-        figures). The Optuna sampler runs XNES with it too.
+        figures). The Optuna sampler runs XNES without it (it does worse there with it).
     mirrored : bool
         Antithetic pairs ``(s, -s)``; default True (`popsize` must then be even). Measured
         on BBOB as fast or faster than independent samples, and it halves the noise drawn.
