@@ -153,9 +153,9 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return NESSampler(seed=seed, strategy_options={"eta_sigma": 0.7})
     if name == "NES-core":  # XNES with the core's own defaults instead of the sampler's
         return NESSampler(seed=seed, strategy_options=dict(CORE_XNES_OPTIONS))
-    if name == "NES-r1":  # the rank-one term of the shape update (the default since it paid)
+    if name == "NES-r1":  # XNES with the rank-one term of the shape update (off by default)
         return NESSampler(seed=seed, strategy_options={"rank_one": True})
-    if name == "NES-no-r1":  # without the rank-one term (the sampler's default until it paid)
+    if name == "NES-no-r1":  # rank_one=False given explicitly: the sampler's default XNES
         return NESSampler(seed=seed, strategy_options={"rank_one": False})
     if name == "NES-r1-etaS05":  # the rank-one term with half the sampler's step-size rate
         return NESSampler(seed=seed, strategy_options={"rank_one": True, "eta_sigma": 0.5})

@@ -15,7 +15,7 @@ startup point and the same first noise. Per budget (200 and 1,000 evaluations) i
 runs where the variant's best is below, above or equal to the default's (values below 1e-8
 count as equal) and gives the two-sided sign test p-value over the unequal ones.
 
-Run: ``python -m benchmarks optuna_replay --dims 5 --variants no-r1 r1-es05``
+Run: ``python -m benchmarks optuna_replay --dims 5 --variants r1 r1-es05``
 (``--instances 7 8 9 --seeds 4`` by default: 288 runs per d and variant; run ``k`` of an
 instance has the seed ``10000 f + 100 d + instance + 1000000 k``).
 """
@@ -40,8 +40,8 @@ from benchmarks._bbob_runs import load_problem
 from nes_asktell._typing import OptionValue
 from nes_asktell._xnes import XNES
 
-#: strategy options over the sampler's defaults (``"default"`` is the sampler as it is; before
-#: the sampler turned the rank-one term on, ``"r1"`` was the comparison that ``"no-r1"`` is now)
+#: strategy options over the sampler's defaults (``"default"`` is the sampler as it is, without
+#: the rank-one term; ``"no-r1"`` sets that explicitly)
 VARIANTS: dict[str, dict[str, OptionValue]] = {
     "default": {},
     "no-r1": {"rank_one": False},
@@ -131,7 +131,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     parser.add_argument("--functions", nargs="*", type=int, default=list(range(1, 25)))
     parser.add_argument("--instances", nargs="*", type=int, default=[7, 8, 9])
     parser.add_argument("--seeds", type=int, default=4)
-    parser.add_argument("--variants", nargs="*", choices=VARIANTS, default=["no-r1"])
+    parser.add_argument("--variants", nargs="*", choices=VARIANTS, default=["r1"])
     args = parser.parse_args(argv)
     if quick:
         args.dims, args.functions, args.instances, args.seeds = [2], [1, 8], [1], 1

@@ -50,25 +50,4 @@ def test_the_example_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     runpy.run_path(str(FOLDER / "example.py"), run_name="__main__")
     best = float(capsys.readouterr().out.split()[-1])
-    # The registry's sampler is this package's: the same study as NESSampler's own. (Its
-    # quality is the claim of the next test, over 20 seeds: a single seed may end with one int
-    # off by one, a best of 0.1, as seed 0 does with the rank-one term.)
-    example = runpy.run_path(str(FOLDER / "example.py"), run_name="example")
-    study = optuna.create_study(sampler=NESSampler(seed=0))
-    study.optimize(example["objective"], n_trials=200)
-    assert best == study.best_value
-
-
-@pytest.mark.slow  # 20 studies of 200 trials
-def test_the_example_gets_every_int_right_in_most_seeds() -> None:
-    example = runpy.run_path(str(FOLDER / "example.py"), run_name="example")
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    right = 0
-    for seed in range(20):
-        study = optuna.create_study(sampler=NESSampler(seed=seed))
-        study.optimize(example["objective"], n_trials=200)
-        right += study.best_value < 0.05
-    # Measured: 19 of 20 seeds (20 of 20 without the rank-one term). If a seed missed with
-    # probability 0.05, 10 or more misses of 20 would have probability 1.1e-8 (binomial), so
-    # at least 11 of 20 must be right.
-    assert right >= 11
+    assert best < 0.05
