@@ -21,12 +21,21 @@ BENCHMARKS = {
     "optuna_faults": "benchmarks.optuna_faults",  # NESSampler in faulty and shared studies
     "optuna_long": "benchmarks.optuna_long",  # a 20,000-trial study that resumes elsewhere
     "optuna_bbob": "benchmarks.optuna_bbob",  # NESSampler vs Optuna's samplers, BBOB 24 functions
+    "optuna_replay": "benchmarks.optuna_replay",  # NESSampler's options, paired, by ask/tell
     "optuna_sklearn": "benchmarks.optuna_sklearn",  # tuning a scikit-learn model, with a pruner
     "policy": "benchmarks.policy",  # policy search on Box2D tasks: NES vs pycma and ARS
 }
 
 #: benchmarks whose ``main`` also takes ``argv``: their own options, after the name
-WITH_OPTIONS = ("optuna", "optuna_bbob", "optuna_sklearn", "noisy", "optuna_long", "policy")
+WITH_OPTIONS = (
+    "optuna",
+    "optuna_bbob",
+    "optuna_replay",
+    "optuna_sklearn",
+    "noisy",
+    "optuna_long",
+    "policy",
+)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -63,6 +63,8 @@ SAMPLERS = (
     "NES-etaS07",
     "NES-core",
     "NES-r1",
+    "NES-no-r1",
+    "NES-r1-etaS05",
     "NES-DXNESIC",
     "NES-CRFMNES",
     "NES-SNES",
@@ -73,12 +75,15 @@ SAMPLERS = (
 )
 #: NESSampler with another strategy than its default, on request (``--samplers``)
 NES_VARIANTS = {"NES-DXNESIC": "dxnesic", "NES-CRFMNES": "crfmnes", "NES-SNES": "snes"}
-#: XNES's own defaults (step-size rate, adaptation sampling, mirrored sampling), which the
-#: sampler's defaults (``DEFAULT_OPTIONS``) replace: the strategy as ``XNES(x0, sigma0)`` runs
+#: XNES's own defaults (step-size rate, adaptation sampling, mirrored sampling, the rank-one
+#: term that follows CSA), which the sampler's defaults (``DEFAULT_OPTIONS``) replace: the
+#: strategy as ``XNES(x0, sigma0)`` runs. (Before XNES had the rank-one term these were the first
+#: three; the docs' figures of ``NES-core`` from then are of XNES without it.)
 CORE_XNES_OPTIONS: dict[str, OptionValue] = {
     "eta_sigma": None,
     "adaptation_sampling": True,
     "mirrored": True,
+    "rank_one": None,
 }
 #: the samplers run by default. CMA-IPOP only on request: from Optuna 4.4 on,
 #: ``restart_strategy`` is deprecated and ignored (a FutureWarning says it "falls back to None";
@@ -91,6 +96,8 @@ LABELS = {
     "NES-etaS07": "NESSampler(eta_sigma 0.7)",
     "NES-core": "NESSampler(core XNES)",
     "NES-r1": "NESSampler(rank_one)",
+    "NES-no-r1": "NESSampler(no rank_one)",
+    "NES-r1-etaS05": "NESSampler(rank_one, eta_sigma 0.5)",
     "NES-DXNESIC": "NESSampler(dxnesic)",
     "NES-CRFMNES": "NESSampler(crfmnes)",
     "NES-SNES": "NESSampler(snes)",
@@ -148,6 +155,10 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return NESSampler(seed=seed, strategy_options=dict(CORE_XNES_OPTIONS))
     if name == "NES-r1":  # XNES with the rank-one term of the shape update (off by default)
         return NESSampler(seed=seed, strategy_options={"rank_one": True})
+    if name == "NES-no-r1":  # rank_one=False given explicitly: the sampler's default XNES
+        return NESSampler(seed=seed, strategy_options={"rank_one": False})
+    if name == "NES-r1-etaS05":  # the rank-one term with half the sampler's step-size rate
+        return NESSampler(seed=seed, strategy_options={"rank_one": True, "eta_sigma": 0.5})
     if name in NES_VARIANTS:
         return NESSampler(seed=seed, strategy=NES_VARIANTS[name])
     if name == "CMA":

@@ -130,3 +130,38 @@ def test_speed_table_times_a_baseline_sampler_beside_the_others(tmp_path: Path) 
         assert all(r[4] == r[5] == "1.00" for r in rows if r[0].startswith("CmaEs"))
         assert all(float(x) >= 0.0 for r in rows for x in r[2:])
     assert not (optuna_bench.OUT_DIR / "unused.rst").exists()
+
+
+def test_the_replay_evaluates_the_samplers_generations() -> None:
+    """The ask/tell replay evaluates the sampler's candidates, generation by generation.
+
+    After one startup trial (drawn by each from its own generator) the sampler's trials are the
+    replay's evaluations; within a generation the sampler may hand candidates out in another
+    order, so each generation is compared as a sorted list of values.
+    """
+    from benchmarks import optuna_replay
+    from nes_asktell import NESSampler
+
+    dim, instance, seed, lam, gens = 2, 1, optuna_bbob.seed_of(8, 2, 1), 6, 5
+    problem, fopt, _ = optuna_bbob.load_problem(8, dim, instance)
+    study = optuna.create_study(sampler=NESSampler(seed=seed))
+    study.optimize(
+        lambda t: problem([t.suggest_float(f"x{i}", -5.0, 5.0) for i in range(dim)]) - fopt,
+        n_trials=1 + lam * gens,
+    )
+    sampled = [t.value for t in study.trials]
+    replayed = optuna_replay.run({}, 8, dim, instance, seed, 1 + lam * gens)
+    for g in range(gens):
+        rows = slice(1 + g * lam, 1 + (g + 1) * lam)
+        assert sorted(sampled[rows]) == pytest.approx(sorted(replayed[rows]), rel=1e-12)
+
+
+def test_replay_quick_run_compares_the_variant_with_the_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bench_main.main(["optuna_replay", "--quick", "--variants", "r1"])
+    out = capsys.readouterr().out
+    assert "paired runs per variant" in out
+    assert "r1" in out
+    assert "200 evaluations" in out
+    assert "1000 evaluations" in out

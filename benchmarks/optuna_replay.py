@@ -1,0 +1,157 @@
+"""NESSampler's search replayed by ask/tell, for paired comparisons of its strategy options.
+
+The sampler adds nothing of its own to the search on the BBOB suite (docs/optuna.rst, *Why
+NESSampler trails at d = 5*): this replays it without Optuna, so that hundreds of paired runs
+take minutes instead of hours. Each run drives the strategy as the sampler does: one startup
+point drawn uniformly from the cube, then XNES from the centre of the unit cube with
+``sigma0 = 0.2`` and the sampler's default population, its candidates reflected into the cube
+(the update sees the unreflected ones), and the sampler's IPOP restarts (its ``Search``: a
+doubled population, a new start and seed, when the strategy stops or its spread passes
+``MAX_SPREAD``). Every parameter is ``x = -5 + 10 u`` and the value ``f(x) - f_opt``.
+
+Variants are the sampler's ``DEFAULT_OPTIONS`` updated with :data:`VARIANTS`. The comparison
+of a variant with the default is paired: the same function, instance and seed, so the same
+startup point and the same first noise. Per budget (200 and 1,000 evaluations) it counts the
+runs where the variant's best is below, above or equal to the default's (values below 1e-8
+count as equal) and gives the two-sided sign test p-value over the unequal ones.
+
+Run: ``python -m benchmarks optuna_replay --dims 5 --variants r1 r1-es05``
+(``--instances 7 8 9 --seeds 4`` by default: 288 runs per d and variant; run ``k`` of an
+instance has the seed ``10000 f + 100 d + instance + 1000000 k``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from nes_asktell.integrations.optuna._sampler import (
+    DEFAULT_OPTIONS,
+    DEFAULT_RESTARTS,
+    DEFAULT_SIGMA0,
+)
+from nes_asktell.integrations.optuna._search import Search, _unit_box
+from scipy.stats import binomtest
+
+from benchmarks._bbob_runs import load_problem
+from nes_asktell._typing import OptionValue
+from nes_asktell._xnes import XNES
+
+#: strategy options over the sampler's defaults (``"default"`` is the sampler as it is, without
+#: the rank-one term; ``"no-r1"`` sets that explicitly)
+VARIANTS: dict[str, dict[str, OptionValue]] = {
+    "default": {},
+    "no-r1": {"rank_one": False},
+    "r1": {"rank_one": True},
+    "r1-es07": {"rank_one": True, "eta_sigma": 0.7},
+    "r1-es05": {"rank_one": True, "eta_sigma": 0.5},
+    "r1-es03": {"rank_one": True, "eta_sigma": 0.3},
+    "r1-paper": {"rank_one": True, "eta_sigma": None},
+    "r1-paper-as": {"rank_one": True, "eta_sigma": None, "adaptation_sampling": True},
+    "core": {"rank_one": None, "eta_sigma": None, "adaptation_sampling": True, "mirrored": True},
+    "es05": {"eta_sigma": 0.5},
+    "tolx8": {"tolx": 1e-8},
+    "tolx10": {"tolx": 1e-10},
+    "r1-tolx8": {"rank_one": True, "tolx": 1e-8},
+}
+BUDGETS = (200, 1000)
+FLOOR = 1e-8
+
+
+def run(
+    options: dict[str, OptionValue], function: int, dim: int, instance: int, seed: int, n: int
+) -> list[float]:
+    """Return the ``f - f_opt`` of the first `n` evaluations of one replayed study."""
+    problem, fopt, _ = load_problem(function, dim, instance)
+    merged = {**DEFAULT_OPTIONS["xnes"], **options}
+    search = Search(XNES, DEFAULT_SIGMA0, None, DEFAULT_RESTARTS, merged, seed)
+    box = _unit_box(dim)
+    start = np.random.default_rng(seed).uniform(size=dim)  # the startup trial
+    values = [float(problem(-5.0 + 10.0 * start)) - fopt]
+    restart = 0
+    es = search.new_strategy(dim, seed, restart)
+    with np.errstate(all="ignore"):
+        while len(values) < n:
+            Y = es.ask()
+            X = box.reflect(Y.copy())
+            f = np.array([float(problem(-5.0 + 10.0 * x)) - fopt for x in X])
+            values.extend(f.tolist())
+            es.tell(Y, f)
+            if bool(es.stop()) or search._lost(es):
+                restart += 1
+                es = search.new_strategy(dim, seed, restart)
+    return values[:n]
+
+
+def best(values: Sequence[float], n: int) -> float:
+    return max(min(values[:n]), FLOOR)
+
+
+def ratio_of_medians(
+    bests: dict[str, dict[tuple[int, int, int], list[float]]], v: str, f: int, j: int
+) -> float:
+    """Return the median over `f`'s runs of variant `v`'s best over the default's (budget j)."""
+    logs = [math.log(b[j] / bests["default"][k][j]) for k, b in bests[v].items() if k[0] == f]
+    return math.exp(float(np.median(logs)))
+
+
+def compare(
+    bests: dict[str, dict[tuple[int, int, int], list[float]]], v: str, functions: list[int]
+) -> None:
+    """Print the paired comparison of variant `v` with the default at each budget."""
+    for j, b in enumerate(BUDGETS):
+        better = worse = 0
+        per_f = {f: [0, 0] for f in functions}
+        for key, vb in bests[v].items():
+            x, y = vb[j], bests["default"][key][j]
+            better += x < y
+            worse += x > y
+            per_f[key[0]][0] += x < y
+            per_f[key[0]][1] += x > y
+        total = better + worse
+        p = binomtest(better, total).pvalue if total else 1.0
+        print(f"  {v:12s} {b:5d} evaluations: better {better:3d} worse {worse:3d} p={p:.2g}")
+        print(
+            "    better/worse per function: "
+            + " ".join(f"f{f}:{a}/{c}" for f, (a, c) in per_f.items())
+        )
+        print(
+            "    median ratio to the default: "
+            + " ".join(f"f{f}:{ratio_of_medians(bests, v, f, j):.2g}" for f in functions),
+            flush=True,
+        )
+
+
+def main(quick: bool = False, argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks optuna_replay")
+    parser.add_argument("--dims", nargs="*", type=int, default=[5, 10])
+    parser.add_argument("--functions", nargs="*", type=int, default=list(range(1, 25)))
+    parser.add_argument("--instances", nargs="*", type=int, default=[7, 8, 9])
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--variants", nargs="*", choices=VARIANTS, default=["r1"])
+    args = parser.parse_args(argv)
+    if quick:
+        args.dims, args.functions, args.instances, args.seeds = [2], [1, 8], [1], 1
+    n = max(BUDGETS)
+    names = ["default", *[v for v in args.variants if v != "default"]]
+    for d in args.dims:
+        bests: dict[str, dict[tuple[int, int, int], list[float]]] = {v: {} for v in names}
+        t0 = time.perf_counter()
+        for f in args.functions:
+            for i in args.instances:
+                for k in range(args.seeds):
+                    seed = 10_000 * f + 100 * d + i + 1_000_000 * k
+                    for v in names:
+                        vals = run(VARIANTS[v], f, d, i, seed, n)
+                        bests[v][(f, i, k)] = [best(vals, b) for b in BUDGETS]
+        seconds = time.perf_counter() - t0
+        print(f"d = {d}: {len(bests['default'])} paired runs per variant ({seconds:.0f} s)")
+        for v in names[1:]:
+            compare(bests, v, args.functions)
+
+
+if __name__ == "__main__":
+    main()
