@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ._shaping import nes_weights
+from ._shaping import positive_mueff
 from ._typing import FloatArray
 
 
@@ -38,8 +38,7 @@ class StepSizePath:
     """
 
     def __init__(self, dim: int, popsize: int) -> None:
-        w = nes_weights(popsize) + 1.0 / popsize  # the positive part, summing to 1
-        mueff = 1.0 / float(np.sum(w[w > 0] ** 2))
+        mueff = positive_mueff(popsize)
         self.c = (mueff + 2.0) / (dim + mueff + 5.0)
         self.damping = 1.0 + 2.0 * max(0.0, math.sqrt((mueff - 1.0) / (dim + 1.0)) - 1.0) + self.c
         self.chi = math.sqrt(dim) * (1.0 - 1.0 / (4.0 * dim) + 1.0 / (21.0 * dim * dim))

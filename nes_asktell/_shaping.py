@@ -51,6 +51,17 @@ def nes_weights(n: int) -> FloatArray:
     return out
 
 
+def positive_mueff(n: int) -> float:
+    """Return ``1 / sum w_k^2`` for the positive part ``w_k`` of the NES utilities of `n` samples.
+
+    ``w = nes_weights(n) + 1/n`` sums to 1 over the better half; this is CMA-ES's variance
+    effective selection mass of those weights (Hansen 2016), which sets the rates of the
+    evolution paths and of the covariance.
+    """
+    w = nes_weights(n) + 1.0 / n  # the positive part, summing to 1
+    return 1.0 / float(np.sum(w[w > 0] ** 2))
+
+
 def nes_utilities(f: FloatArray) -> FloatArray:
     """Rank-based NES utilities: ``u[i] = nes_weights(n)[rank(f[i])]``."""
     return nes_weights(f.shape[0])[ranks(f)]

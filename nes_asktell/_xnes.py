@@ -13,7 +13,7 @@ from scipy.stats import rankdata
 
 from . import _validate as v
 from ._csa import StepSizePath, odd_weights
-from ._shaping import nes_weights
+from ._shaping import positive_mueff
 from ._strategy import Strategy
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
 
@@ -43,8 +43,7 @@ def rank_mu_rate(dim: int, popsize: int) -> float:
     It grows with the population (a larger sample estimates the covariance better); the
     paper's ``eta_B`` does not.
     """
-    w = nes_weights(popsize) + 1.0 / popsize  # the positive part, summing to 1
-    mueff = 1.0 / float(np.sum(w[w > 0] ** 2))
+    mueff = positive_mueff(popsize)
     c_1 = 2.0 / ((dim + 1.3) ** 2 + mueff)
     return min(1.0 - c_1, 2.0 * (mueff - 2.0 + 1.0 / mueff) / ((dim + 2.0) ** 2 + mueff))
 
@@ -90,8 +89,7 @@ class ShapePath:
     """
 
     def __init__(self, dim: int, popsize: int) -> None:
-        w = nes_weights(popsize) + 1.0 / popsize  # the positive part, summing to 1
-        mueff = 1.0 / float(np.sum(w[w > 0] ** 2))
+        mueff = positive_mueff(popsize)
         self.c_c = (4.0 + mueff / dim) / (dim + 4.0 + 2.0 * mueff / dim)
         self.c_1 = 2.0 / ((dim + 1.3) ** 2 + mueff)
 
