@@ -192,21 +192,47 @@ def _ask_tell(opt: object, obj: Objective) -> str:
     return "+".join(stop)
 
 
-def _nes(name: str, **options: Any) -> Runner:
+def _nes(name: str | Callable[[], type], **options: Any) -> Runner:
     def runner(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> str:
         from nes_asktell import resolve_strategy
 
-        return _ask_tell(resolve_strategy(name)(x0, sigma0, rng=seed, **options), obj)
+        cls = resolve_strategy(name if isinstance(name, str) else name())
+        return _ask_tell(cls(x0, sigma0, rng=seed, **options), obj)
 
     return runner
 
 
-def _restarted(kind: str, name: str, **options: Any) -> Runner:
+def _crfmnes_c1(rate: str) -> Callable[[], type]:
+    """Return a factory of CRFMNES with another rank-one rate below d = 5 (an ablation).
+
+    ``"paper"``: Nomura and Ono's :math:`c_1 (d - 5) / 6` as published, negative there;
+    ``"cma"``: CMA-ES's :math:`c_1` itself there. From d = 5 on the default's rate.
+    """
+
+    def factory() -> type:
+        from nes_asktell import CRFMNES
+        from nes_asktell._xnes import rank_one_rate
+
+        class Variant(CRFMNES):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                d, mueff = self.dim, self._phases.mueff
+                if d < 5:
+                    c1 = rank_one_rate(d, mueff)
+                    self._c1 = c1 * (d - 5.0) / 6.0 if rate == "paper" else c1
+
+        return Variant
+
+    return factory
+
+
+def _restarted(kind: str, name: str | Callable[[], type], **options: Any) -> Runner:
     def runner(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> str:
         from nes_asktell import BIPOP, IPOP
 
         cls = BIPOP if kind == "bipop" else IPOP
-        return _ask_tell(cls(name, x0, sigma0, maxfev=obj.budget, rng=seed, **options), obj)
+        strategy = name if isinstance(name, str) else name()
+        return _ask_tell(cls(strategy, x0, sigma0, maxfev=obj.budget, rng=seed, **options), obj)
 
     return runner
 
@@ -292,10 +318,19 @@ VARIANTS = {
     "XNES-eta1-nor1": ("xnes", {"eta_sigma": 1.0, "rank_one": False}),
     "XNES-noas": ("xnes", {"adaptation_sampling": False}),
 }
+#: variants of the library's strategies with another constant than the defaults
+CLASS_VARIANTS = {
+    "CRFMNES-paperc1": _crfmnes_c1("paper"),
+    "CRFMNES-cmac1": _crfmnes_c1("cma"),
+}
 for _name, (_strategy, _options) in VARIANTS.items():
     METHODS[_name] = _nes(_strategy, **_options)
     METHODS[f"{_name}+IPOP"] = _restarted("ipop", _strategy, **_options)
     METHODS[f"{_name}+BIPOP"] = _restarted("bipop", _strategy, **_options)
+for _name, _factory in CLASS_VARIANTS.items():
+    METHODS[_name] = _nes(_factory)
+    METHODS[f"{_name}+IPOP"] = _restarted("ipop", _factory)
+    METHODS[f"{_name}+BIPOP"] = _restarted("bipop", _factory)
 METHODS.update(
     {
         "pycma": run_pycma,

@@ -28,6 +28,15 @@ def paper_eta_B(dim: int) -> float:
     return (9.0 + 3.0 * math.log(dim)) / (5.0 * dim * math.sqrt(dim))
 
 
+def rank_one_rate(dim: int, mueff: float) -> float:
+    r"""Return CMA-ES's rank-one rate :math:`c_1 = 2 / ((d + 1.3)^2 + \mu_{\mathrm{eff}})`.
+
+    Hansen (2016), eq. 57 with :math:`\alpha_{\mathrm{cov}} = 2`; `mueff` is the selection mass
+    of the positive weights (:func:`~nes_asktell._shaping.positive_mueff`).
+    """
+    return 2.0 / ((dim + 1.3) ** 2 + mueff)
+
+
 def rank_mu_rate(dim: int, popsize: int) -> float:
     r"""Return CMA-ES's rank-mu learning rate :math:`c_\mu` for `popsize` (Hansen 2016, Table 1).
 
@@ -44,7 +53,7 @@ def rank_mu_rate(dim: int, popsize: int) -> float:
     paper's ``eta_B`` does not.
     """
     mueff = positive_mueff(popsize)
-    c_1 = 2.0 / ((dim + 1.3) ** 2 + mueff)
+    c_1 = rank_one_rate(dim, mueff)
     return min(1.0 - c_1, 2.0 * (mueff - 2.0 + 1.0 / mueff) / ((dim + 2.0) ** 2 + mueff))
 
 
@@ -91,7 +100,7 @@ class ShapePath:
     def __init__(self, dim: int, popsize: int) -> None:
         mueff = positive_mueff(popsize)
         self.c_c = (4.0 + mueff / dim) / (dim + 4.0 + 2.0 * mueff / dim)
-        self.c_1 = 2.0 / ((dim + 1.3) ** 2 + mueff)
+        self.c_1 = rank_one_rate(dim, mueff)
 
     def step(self, p_c: FloatArray, y: FloatArray, h_sigma: float) -> FloatArray:
         """Return the path after a mean step `y` (``B G_delta / |a|``, N(0, B B^T) at random).
