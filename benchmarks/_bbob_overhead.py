@@ -1,4 +1,4 @@
-"""The BBOB benchmark's overhead table: ask + tell per generation against d, no evaluations.
+"""The BBOB benchmark's overhead table: ask + tell + stop per generation against d, no evaluations.
 
 Ours, pycma and cmaes take turns on the sphere, beside the physical floor (drawing the noise and
 one matrix product), in a fresh process with one BLAS thread.
@@ -23,7 +23,10 @@ OVERHEAD_METHODS = ("XNES", "SNES", "OpenES", "pycma", "cmaes")
 
 
 def _generation_timer(method: str, d: int) -> Callable[[], float]:
-    """Return a function that runs one generation on the sphere and returns its ask+tell time."""
+    """Return a function that runs one generation on the sphere and returns its own time.
+
+    A generation is what a run's loop does besides evaluating: ask, tell and the stopping test.
+    """
     x0 = np.ones(d)
     if method in ("XNES", "SNES", "OpenES"):
         es = nes_class(method)(x0, 1.0, rng=1)
@@ -35,6 +38,7 @@ def _generation_timer(method: str, d: int) -> Callable[[], float]:
             f = np.sum(X * X, axis=1)
             t2 = time.perf_counter()
             es.tell(X, f)
+            es.stop()
             return t1 - t0 + time.perf_counter() - t2
 
         return gen
@@ -50,6 +54,7 @@ def _generation_timer(method: str, d: int) -> Callable[[], float]:
             f = [float(np.sum(x * x)) for x in X]
             t2 = time.perf_counter()
             ces.tell(X, f)
+            ces.stop()
             return t1 - t0 + time.perf_counter() - t2
 
         return gen_cma
@@ -65,6 +70,7 @@ def _generation_timer(method: str, d: int) -> Callable[[], float]:
             pairs = [(x, float(np.sum(x * x))) for x in X]
             t2 = time.perf_counter()
             opt.tell(pairs)
+            opt.should_stop()
             return t1 - t0 + time.perf_counter() - t2
 
         return gen_cmaes
@@ -87,7 +93,7 @@ def _floor_timer(d: int) -> Callable[[], float]:
 
 
 def overhead(config: Config) -> tuple[list[str], list[list[str]], list[list[object]]]:
-    """Time ask+tell per generation vs d; return headers, rows and CSV rows (microseconds).
+    """Time a generation vs d; return headers, rows and CSV rows (microseconds).
 
     The methods take turns generation by generation, so that a busy machine slows them alike;
     each cell is the median over `config.overhead_generations` generations after a warm-up.
@@ -121,7 +127,7 @@ def run_overhead(config: Config, out: Path) -> str:
     with _pool(1) as pool:
         headers, rows, csv_rows = pool.apply(overhead, (config,))
     text = simple_table(headers, rows)
-    print("\nOverhead per generation (ask + tell, without evaluations), median microseconds")
+    print("\nOverhead per generation (ask + tell + stop, no evaluations), median microseconds")
     print(text)
     write_text(out / "bbob_overhead.rst", text)
     write_csv(

@@ -46,7 +46,7 @@ class Config:
     extra: dict[int, tuple[str, ...]] = field(default_factory=lambda: dict(EXTRA))
     budget_per_dim: int = BUDGET_PER_DIM
     processes: int = 2
-    overhead_dims: tuple[int, ...] = (2, 5, 10, 20, 50, 100)
+    overhead_dims: tuple[int, ...] = (2, 5, 10, 20, 50, 100, 200)
     overhead_generations: int = 21
     seed_problem_runs: int = 25
 

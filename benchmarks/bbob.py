@@ -233,11 +233,17 @@ def write_outputs(
     return tables
 
 
-def main(quick: bool) -> None:
-    """Run the BBOB benchmark (``quick``: a small configuration written to a temporary folder)."""
+def main(quick: bool, overhead_only: bool = False) -> None:
+    """Run the BBOB benchmark (``quick``: a small configuration written to a temporary folder).
+
+    With `overhead_only`, only the overhead table is made (``--overhead-only``).
+    """
     t0 = time.perf_counter()
     config = QUICK if quick else Config()
     out = Path(tempfile.gettempdir()) / "nes_asktell_bench_quick" if quick else OUT_DIR
+    if overhead_only:
+        run_overhead(config, out)
+        return
     print(
         f"BBOB: functions {config.functions}, d {config.dims}, instances {config.instances}, "
         f"{config.processes} processes; output in {out}",
@@ -261,4 +267,4 @@ def main(quick: bool) -> None:
 
 
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)
+    main(quick="--quick" in sys.argv, overhead_only="--overhead-only" in sys.argv)

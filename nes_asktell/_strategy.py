@@ -789,6 +789,7 @@ class Strategy(ABC):
 
     def stop(self) -> dict[str, float]:
         """Return the termination criteria that hold, each with its threshold (empty if none)."""
+        tol = self._crit.tolconditioncov
         full = len(self._fhist) >= _stopping.history_length(self._dim, self._popsize)
         fun_range = (
             max(max(self._fhist) - min(self._fhist), self._last_range) if full else math.inf
@@ -804,7 +805,7 @@ class Strategy(ABC):
             since_improvement=self._since_improvement,
             history_full=full,
             elapsed=time.monotonic() - self._t0,
-            condition=self._condition(),
+            condition=1.0 if tol is None or self._condition_at_most(tol) else self._condition(),
             degenerate=self._degenerate(),
         )
 
@@ -813,6 +814,14 @@ class Strategy(ABC):
         stds = self._stds()
         lo, hi = float(np.min(stds)), float(np.max(stds))
         return (hi / lo) ** 2 if lo > 0.0 else math.inf
+
+    def _condition_at_most(self, limit: float) -> bool:
+        """Return whether the condition number is surely at most `limit` without computing it.
+
+        False when that is not known cheaply (then :meth:`_condition` is computed); XNES keeps
+        a bound of it through its updates.
+        """
+        return False
 
     def _degenerate(self) -> bool:
         """Return whether the distribution is unusable: non-finite, or sigma at its limits."""

@@ -9,11 +9,10 @@ from typing import Any, Unpack
 import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr
-from scipy.stats import rankdata
 
 from . import _validate as v
 from ._csa import StepSizePath, odd_weights
-from ._shaping import positive_mueff
+from ._shaping import average_ranks, positive_mueff
 from ._strategy import Strategy
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
 
@@ -141,11 +140,21 @@ def expm_sym(S: FloatArray, *, traceless: bool = False) -> FloatArray:
     With `traceless`, the eigenvalues are shifted to sum to exactly zero (``trace(S)`` is zero
     in exact arithmetic), so ``det(expm(S)) = 1`` holds to rounding and does not drift.
     """
+    return expm_sym_spread(S, traceless=traceless)[0]
+
+
+def expm_sym_spread(S: FloatArray, *, traceless: bool = False) -> tuple[FloatArray, float]:
+    """Return :func:`expm_sym` of `S` and the spread of its eigenvalues, ``ln cond(expm(S))``.
+
+    The spread is free with the eigen-decomposition: ``cond(expm(S)) = exp(max - min)`` of
+    the eigenvalues, so ``cond(B expm(S)) <= cond(B) exp(spread)`` bounds the condition of an
+    updated shape without a singular value decomposition.
+    """
     lam, V = np.linalg.eigh(S)
     if traceless:
         lam -= lam.mean()
     out: FloatArray = (V * np.exp(lam)) @ V.T
-    return out
+    return out, float(lam[-1] - lam[0])
 
 
 def within_cond(sv: npt.NDArray[np.floating[Any]]) -> bool:
@@ -163,6 +172,13 @@ def within_cond(sv: npt.NDArray[np.floating[Any]]) -> bool:
 #: no state loads that a run could not reach. (The `tolconditioncov` criterion, 1e14 for
 #: B B^T, says stop long before: at 1e7 for B.)
 COND_B_MAX = 1e10
+
+#: the shape update checks COND_B_MAX by the singular values of B only when the bound
+#: ``cond(B) exp(spread)`` of the new B (:func:`expm_sym_spread`) passes this, a thousandth of
+#: the limit: the rounding of the products of B (relative ``d eps cond(B)`` a generation) cannot
+#: carry a B within it past the limit, so the update holds B exactly when it did with an SVD
+#: in every generation.
+COND_B_SURE = 1e7
 
 
 def split_step_sizes(
@@ -453,6 +469,11 @@ class XNES(Strategy):
         self._sigma, scales = split_step_sizes(self._sigma0, d)
         self._B: FloatArray = np.diag(scales)
         self._BT: FloatArray = np.ascontiguousarray(self._B.T)  # C-contiguous copy of B^T
+        # (B, an upper bound of cond(B)): spares the update and stop() an SVD of B
+        self._cond_memo: tuple[FloatArray, float] | None = (
+            self._B,
+            float(max(scales) / min(scales)),
+        )
 
     @classmethod
     def _check_sizes(cls, dim: int, popsize: int) -> None:
@@ -503,11 +524,21 @@ class XNES(Strategy):
             y = self._clipped_step(step) / a_norm if a_norm > 0.0 else np.zeros(d)
             p_c = self._shape_path.step(p_c, y, self._h_sigma(p))
             S = S + 0.5 * self._shape_path.shape_log(p_c, self._B)
-        B = self._B @ expm_sym(S, traceless=True) if np.all(np.isfinite(S)) else S
+        B, cond_B = S, None
+        if np.all(np.isfinite(S)):
+            E, spread = expm_sym_spread(S, traceless=True)
+            B, bound = self._B @ E, self._cond_bound()
+            cond_B = None if bound is None else bound * math.exp(min(spread, 700.0))
         if np.all(np.isfinite(B)):  # else it overflowed: the caller reports it
             B = unit_det(B)  # NaN if singular to working precision: far beyond the limit
-            if not (np.all(np.isfinite(B)) and within_cond(np.linalg.svd(B, compute_uv=False))):
-                B = self._B  # held: the shape stops changing at its conditioning limit
+            if not np.all(np.isfinite(B)):
+                B, cond_B = self._B, self._cond_bound()  # held
+            elif cond_B is None or not cond_B <= COND_B_SURE:
+                sv = np.linalg.svd(B, compute_uv=False)
+                if within_cond(sv):
+                    cond_B = float(sv[0] / sv[-1])
+                else:  # held: the shape stops changing at its conditioning limit
+                    B, cond_B = self._B, self._cond_bound()
         # exp of a float64, not math.exp: an overflow gives inf, which the caller reports.
         sigma = self._sigma * float(np.exp(np.float64(last_step + csa_step)))
         return {
@@ -519,7 +550,23 @@ class XNES(Strategy):
             "_sigma": sigma,
             "_B": B,
             "_BT": np.ascontiguousarray(B.T),
+            "_cond_memo": None if cond_B is None else (B, cond_B),
         }
+
+    def _cond_bound(self) -> float | None:
+        """Return an upper bound of cond(B) (to rounding) if one is known for the current B.
+
+        The memo ``(B, bound)`` holds for the B it was made with only, so any other way of
+        setting B (coordinates shrunk in a box, a loaded state) leaves no bound, and the next
+        update or stop check computes the singular values.
+        """
+        memo = self._cond_memo
+        return memo[1] if memo is not None and memo[0] is self._B else None
+
+    def _condition_at_most(self, limit: float) -> bool:
+        # cond(B B^T) = cond(B)**2; half the limit is room for rounding in the bound
+        bound = self._cond_bound()
+        return bound is not None and bound * bound <= 0.5 * limit
 
     def _clipped_step(self, step: FloatArray) -> FloatArray:
         """Return the mean's `step` in units of sigma (``B G_delta``) as the box lets it be taken.
@@ -571,7 +618,7 @@ class XNES(Strategy):
         # density ratio of each candidate under sigma' and sigma_t (same mean and B)
         log_w = -d * log_r - 0.5 * sq * (math.exp(-2.0 * log_r) - 1.0)
         w = np.exp(np.clip(log_w, -700.0, 700.0))
-        order = rankdata(u, method="average") - 1.0  # 0 = worst; ties share their mean rank
+        order = average_ranks(u) - 1.0  # 0 = worst; ties share their mean rank
         c = 0.1
         rho = 0.5 - 1.0 / (3.0 * (d + 1.0))
         p_value = 1.0 - weighted_rank_test(order, w)
@@ -688,3 +735,4 @@ class XNES(Strategy):
             self._p_c = p_c
         self._sigma, self._B, self._eta_sigma, self._last_step = sigma, B, eta, last
         self._BT = np.ascontiguousarray(B.T)
+        self._cond_memo = (B, cond)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy.stats import rankdata
 
 from nes_asktell import centered_ranks, nes_utilities, nes_weights, raw, zscore
-from nes_asktell._shaping import apply, ranks, resolve
+from nes_asktell._shaping import apply, average_ranks, ranks, resolve
 
 EPS = np.finfo(np.float64).eps
 
@@ -135,3 +136,16 @@ def test_zscore_does_not_depend_on_the_scale(scale: float) -> None:
     # huge values must not overflow in the squares of the standard deviation
     f = np.array([3.0, -1.0, 0.5, 2.0, np.inf])
     np.testing.assert_allclose(zscore(f * scale), zscore(f), rtol=1e-12, atol=0)
+
+
+@given(
+    st.lists(
+        st.one_of(st.integers(-3, 3).map(float), st.floats(-1e300, 1e300)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_average_ranks_are_scipys(values: list[float]) -> None:
+    # the rank test of XNES's adaptation sampling reads them; scipy's own, to the bit
+    x = np.array(values)
+    np.testing.assert_array_equal(average_ranks(x), rankdata(x, method="average"))

@@ -582,3 +582,64 @@ def test_weighted_rank_test() -> None:
     assert weighted_rank_test(order, np.array([0.1, 0.1, 0.1, 2, 2, 2])) > 0.5
     assert weighted_rank_test(order, np.array([2, 2, 2, 0.1, 0.1, 0.1])) < 0.5
     assert weighted_rank_test(order, np.array([np.inf, 1, 1, 1, 1, 1])) == 0.0
+
+
+# ---------------------------------------------------------------------- the bound of cond(B)
+def _ill(scale: float):  # an ellipsoid of condition `scale` (its Hessian's)
+    def f(x: np.ndarray) -> float:
+        d = x.size
+        return float(np.sum(scale ** (np.arange(d) / (d - 1)) * x * x))
+
+    return f
+
+
+def _run(d: int, fun, maxfev: int, **options: object) -> tuple[str, list[str]]:
+    es = XNES(np.full(d, 2.0), 1.0, rng=3, **options)
+    es.optimize(fun, maxfev=maxfev)
+    return json.dumps(es.state_dict(), sort_keys=True), sorted(es.stop())
+
+
+@pytest.mark.parametrize(
+    ("d", "scale", "options"),
+    [
+        (3, 1e6, {}),
+        (6, 1e16, {}),  # ends by conditioncov
+        (5, 1e24, {"tolconditioncov": None, "tolstagnation": None}),  # B held at COND_B_MAX
+        (8, 1e6, {"bounds": [(-5.0, 5.0)] * 8}),
+    ],
+)
+def test_the_bound_of_cond_b_changes_no_run(monkeypatch, d, scale, options) -> None:
+    # The update and stop() skip the SVD of B while a bound of cond(B) says it is far from the
+    # limits; with the SVD in every generation (the bound never trusted) every run is the same
+    # to the bit, also where conditioncov ends it and where COND_B_MAX holds B.
+    fun = _ill(scale)
+    fast = _run(d, fun, 20_000, **options)
+    monkeypatch.setattr("nes_asktell._xnes.COND_B_SURE", 0.0)
+    monkeypatch.setattr(XNES, "_condition_at_most", lambda self, limit: False)
+    exact = _run(d, fun, 20_000, **options)
+    assert fast == exact
+    if scale == 1e16:
+        assert fast[1] == ["conditioncov"]
+
+
+def test_the_bound_of_cond_b_bounds_it_and_spares_svds(monkeypatch) -> None:
+    calls = []
+    svd = np.linalg.svd
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return svd(*args, **kwargs)
+
+    monkeypatch.setattr(np.linalg, "svd", counted)
+    es = XNES(np.full(20, 2.0), 1.0, rng=5)
+    fun = _ill(1e4)
+    for _ in range(300):
+        X = es.ask()
+        es.tell(X, [fun(x) for x in X])
+        es.stop()
+        bound = es._cond_bound()
+        assert bound is not None
+        sv = svd(es.B, compute_uv=False)
+        assert sv[0] / sv[-1] <= bound * (1.0 + 1e-9)  # an upper bound of cond(B)
+    # once per generation in the update and once in stop() before the bound; now rarely
+    assert len(calls) <= 30
