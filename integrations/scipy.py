@@ -130,10 +130,11 @@ def nes(
     restarts : int
         Number of restarts (default 0): when a run converges or stagnates, a new one starts
         from a point drawn uniformly in the box where both bounds are finite (from `x0`
-        elsewhere), within the shared budgets. With ``restart_strategy="ipop"`` each restart
-        doubles the population (:class:`nes_asktell.IPOP`); with ``"bipop"`` `restarts` counts
-        the restarts of the large-population regime, and small-population runs come between
-        them (:class:`nes_asktell.BIPOP`).
+        elsewhere, and where the box is wider than 4e100), within the shared budgets. With
+        ``restart_strategy="ipop"`` each restart doubles the population
+        (:class:`nes_asktell.IPOP`); with ``"bipop"`` `restarts` counts the restarts of the
+        large-population regime, and small-population runs come between them
+        (:class:`nes_asktell.BIPOP`).
     restart_strategy : {"ipop", "bipop"}
         How `restarts` restarts, in any case; default ``"ipop"``. See :doc:`/restarts`.
     disp : bool or {0, 1, 2}
@@ -390,9 +391,12 @@ def _default_sigma0(x: FloatArray, box: Box | None, *, per_coordinate: bool) -> 
         If `x0` is so large (beyond 2e100) where no bound holds it that no step size can
         move it; the message asks for `sigma0`.
     """
-    width = np.full(x.size, np.inf) if box is None else box.upper - box.lower
-    quarter = width / 4.0
-    finite = quarter <= v.SIGMA_MAX
+    if box is None:
+        finite, quarter = np.zeros(x.size, dtype=bool), np.zeros(x.size)
+    else:
+        finite = box.spanned
+        with np.errstate(over="ignore"):  # [-1e308, 1e308] is wider than the largest float
+            quarter = np.where(finite, box.upper - box.lower, 0.0) / 4.0
     scale = np.where(finite, quarter, np.maximum(1.0, np.abs(x)) / 2.0)
     if np.any(scale > v.SIGMA_MAX):
         i = int(np.flatnonzero(scale > v.SIGMA_MAX)[0])

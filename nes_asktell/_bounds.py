@@ -18,7 +18,7 @@ import numpy as np
 from scipy.optimize import Bounds
 
 from ._typing import BoundsLike, FloatArray
-from ._validate import short
+from ._validate import SIGMA_MAX, short
 
 
 class Box:
@@ -35,7 +35,12 @@ class Box:
         #: where lower == upper fixes the coordinate; a box wider than the largest float,
         #: [-1e308, 1e308], is inf too, without numpy's overflow warning)
         with np.errstate(over="ignore"):
-            self.widths: FloatArray = np.where(self._both & (upper > lower), upper - lower, np.inf)
+            span = upper - lower
+            self.widths: FloatArray = np.where(self._both & (upper > lower), span, np.inf)
+        #: where a step size can span the box (a quarter of the width at most the largest step
+        #: size, 1e100; fixed coordinates included): a wider box counts as no bound where a
+        #: start or a default step size is taken from the box
+        self.spanned = np.isfinite(span) & (span / 4.0 <= SIGMA_MAX)
         # The walls as values of a narrower float type (see _walls), by dtype.
         self._walls: dict[np.dtype[np.floating], tuple[FloatArray, FloatArray]] = {}
 

@@ -86,7 +86,8 @@ def run_seed(seed: int, r: int) -> int:
 def restart_x0(x0: FloatArray, box: Box | None, seed: int, r: int) -> FloatArray:
     """Return the initial mean of restart `r` of the sequence seeded by `seed`.
 
-    Uniform in `box` where both bounds are finite (see :func:`entropy_restart_x0`).
+    Uniform in `box` where both bounds are finite and a step size spans them (see
+    :func:`entropy_restart_x0`).
     """
     return entropy_restart_x0(x0, box, sequence_entropy(seed), r)
 
@@ -94,11 +95,13 @@ def restart_x0(x0: FloatArray, box: Box | None, seed: int, r: int) -> FloatArray
 def entropy_restart_x0(x0: FloatArray, box: Box | None, entropy: int, r: int) -> FloatArray:
     """Return the initial mean of restart `r` of the sequence whose run 0 drew `entropy`.
 
-    Uniform in `box` where both bounds are finite, `x0` elsewhere.
+    Uniform in `box` where both bounds are finite, `x0` elsewhere, and where the box is wider
+    than any step size spans (``Box.spanned``: a start drawn in [-1e200, 1e200] would lie
+    ~1e199 away, where the objective often overflows).
     """
     x0 = x0.copy()
     if box is not None:
-        finite = np.isfinite(box.lower) & np.isfinite(box.upper)
+        finite = box.spanned
         if finite.any():
             seq = np.random.SeedSequence(entropy, spawn_key=(r,)).spawn(1)[0]
             u = np.random.default_rng(seq).uniform(0.0, 1.0, x0.size)
@@ -149,7 +152,8 @@ class IPOP:
         ``popsize * popsize_factor**r``.
     bounds : optional
         Box constraints, passed to every run. A restart draws its initial mean uniformly in
-        the box in the coordinates where both bounds are finite, and uses `x0` elsewhere.
+        the box in the coordinates where both bounds are finite and the box is at most 4e100
+        wide (``Box.spanned``), and uses `x0` elsewhere.
     rng : None, int, SeedSequence or Generator
         Seed of the whole sequence. Run 0 uses it exactly as the strategy would (an int or a
         SeedSequence gives the same run as ``strategy(x0, sigma0, rng=rng)``); restart ``r``

@@ -118,6 +118,29 @@ def test_a_box_wider_than_the_largest_float_is_searched_without_warnings(name: s
     assert np.all((res.x >= lower) & (res.x <= upper))
 
 
+def test_the_scipy_method_takes_its_default_sigma0_from_the_widest_box_without_warnings() -> None:
+    # its default sigma0 (a quarter of the width) subtracted the bounds itself and warned
+    # "overflow encountered in subtract" for [-1e308, 1e308]; that box counts as no bound
+    from scipy.optimize import minimize
+
+    from nes_asktell import nes
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = minimize(
+            lambda x: float(np.sum(x * x)),
+            np.ones(2),
+            method=nes,
+            bounds=[(-1e308, 1e308), (-4.0, 4.0)],
+            options={"maxfev": 300, "rng": 0},
+        )
+    assert res.nfev == 300
+    assert res.fun < 1.0
+    box = parse_bounds([(-1e308, 1e308), (-4.0, 4.0), (2.0, 2.0), (-1e200, 1e200)], 4)
+    assert box is not None
+    assert box.spanned.tolist() == [False, True, True, False]
+
+
 @given(seed=seeds, d=st.integers(1, 5), scale=st.sampled_from([0.1, 1.0, 100.0]))
 def test_reflection_maps_into_the_box_and_is_identity_inside(
     seed: int, d: int, scale: float

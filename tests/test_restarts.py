@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -137,6 +138,33 @@ def test_restart_x0_is_uniform_in_the_box_when_bounded() -> None:
     assert M.shape[0] == 8
     assert np.all((lower <= M) & (upper >= M))
     assert len({tuple(m) for m in M}) == M.shape[0]  # every restart draws its own start
+
+
+@pytest.mark.parametrize("kind", [IPOP, BIPOP])
+def test_a_box_no_step_size_spans_restarts_at_x0(kind) -> None:
+    # Restarts in [-1e200, 1e200] started ~1e199 away: the sphere overflowed to inf there and
+    # every restart of IPOP(xnes, rng=0) ended without a finite value (9 "every fitness value
+    # is non-finite" warnings). A box wider than 4e100 (a quarter of it beyond the largest
+    # step size) counts as no bound for the start, as for the scipy method's default sigma0;
+    # the spanned [-5, 5] still draws its own start.
+    lower, upper = [-1e200, -5.0], [1e200, 5.0]
+    x0 = np.array([1.0, 1.0])
+    opt = kind("xnes", x0, 1.0, bounds=(lower, upper), rng=0, maxfev=6000, max_restarts=3)
+    starts = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        while not opt.stop():
+            r = opt.restarts
+            X = opt.ask()
+            opt.tell(X, [float(np.sum((x - 3.0) ** 2)) for x in X])
+            if opt.restarts > r:
+                starts.append(opt.mean)
+    assert len(starts) >= 2
+    for m in starts:
+        assert m[0] == 1.0  # x0's: the box is no bound for the start
+        assert -5.0 <= m[1] <= 5.0
+    assert len({m[1] for m in starts}) == len(starts)  # drawn per restart
+    assert all(math.isfinite(h["best_f"]) for h in opt.result.history)
 
 
 def test_partially_bounded_coordinates_keep_x0() -> None:
