@@ -470,10 +470,8 @@ class XNES(Strategy):
         self._B: FloatArray = np.diag(scales)
         self._BT: FloatArray = np.ascontiguousarray(self._B.T)  # C-contiguous copy of B^T
         # (B, an upper bound of cond(B)): spares the update and stop() an SVD of B
-        self._cond_memo: tuple[FloatArray, float] | None = (
-            self._B,
-            float(max(scales) / min(scales)),
-        )
+        cond = float(np.max(scales) / np.min(scales))
+        self._cond_memo: tuple[FloatArray, float] | None = (self._B, cond)
 
     @classmethod
     def _check_sizes(cls, dim: int, popsize: int) -> None:
