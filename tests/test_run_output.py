@@ -255,3 +255,24 @@ def test_a_callback_that_is_not_callable_is_rejected_before_anything_runs() -> N
     with pytest.raises(TypeError, match=r"`callback` must be callable or None, but got 3\."):
         es.optimize(sphere, maxiter=3, callback=3)  # type: ignore[arg-type]
     assert es.nfev == 0
+
+
+def test_the_progress_lines_of_the_docs_are_what_the_documented_call_prints(capsys) -> None:
+    # docs/watching.rst shows the last lines of a documented call; the values (all but the
+    # time and the rate) must be what that call prints here
+    from pathlib import Path
+
+    from scipy.optimize import rosen
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "watching.rst").read_text()
+    shown = [ln.strip() for ln in page.splitlines() if ln.strip().startswith("XNES gen")]
+    assert len(shown) == 3
+    XNES(np.zeros(10), 0.5, rng=0, ftarget=1e-10).optimize(rosen, disp=1)
+    printed = [ln.strip() for ln in capsys.readouterr().out.splitlines() if "XNES gen" in ln]
+
+    def values(line: str) -> str:  # up to the step size, and the stopping criteria
+        head = re.match(r"(XNES gen .*? sigma \S+)", line)
+        assert head is not None
+        return head.group(1) + ("; " + line.split("; ")[1] if "; " in line else "")
+
+    assert [values(ln) for ln in printed[-3:]] == [values(ln) for ln in shown]
