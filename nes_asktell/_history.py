@@ -334,6 +334,16 @@ class History:
                 f"but got {str(p)!r}."
             )
         reader = csv.reader(lines[1:])
+        try:
+            return cls._read_rows(reader, p)
+        except csv.Error as exc:  # a field longer than the csv module's limit, say
+            raise ValueError(
+                f"`path` line {reader.line_num + 1} is not a row of numbers ({exc}) in {str(p)!r}."
+            ) from exc
+
+    @classmethod
+    def _read_rows(cls, reader: Iterator[list[str]], p: Path) -> History:
+        """Return the history of the header and the rows of `reader` (the lines after MAGIC)."""
         header = tuple(next(reader, ()))
         k = len(header) - len(BASE_COLUMNS)
         if header[: len(BASE_COLUMNS)] != BASE_COLUMNS or header[len(BASE_COLUMNS) :] != tuple(

@@ -184,6 +184,17 @@ def test_save_and_load_give_back_every_value_exactly(tmp_path: Path) -> None:
             + "\n",
             r"`path` line 3 must hold 12 numbers",
         ),
+        (  # a field longer than the csv module reads raised _csv.Error, no ValueError
+            "# nes_asktell History v1\n"
+            + ",".join(History().columns)
+            + ("\n" + ",".join(["1"] * 12))
+            + ("\n2" + "0" * 200_000),
+            r"`path` line 4 is not a row of numbers \(field larger than field limit",
+        ),
+        (
+            "# nes_asktell History v1\n" + "g" * 200_000 + "\n",
+            r"`path` line 2 is not a row of numbers \(field larger than field limit",
+        ),
     ],
 )
 def test_load_rejects_a_file_that_is_not_a_history(tmp_path: Path, text: str, match: str) -> None:
