@@ -209,6 +209,8 @@ class OpenES(Strategy):
         if self._weight_decay:
             g = g + self._weight_decay * self._mean
         step, opt = self._opt.step(g)
+        if not opt.is_finite():  # Adam's second moments, say, while the step is still finite
+            raise FloatingPointError("the optimizer's state overflowed to a non-finite value")
         # The schedules clamp at their limits and never reach 0: the learning rate stops at
         # LEARNING_RATE_MIN, sigma at SIGMA_MIN (clamped by the caller).
         opt.learning_rate = max(

@@ -36,6 +36,13 @@ def frozen(es: Strategy) -> str:
         (XNES, {"eta_sigma": 1e6}, r"sigma (overflowed to inf|underflowed to 0)"),
         (SNES, {"eta_sigma": 1e6}, r"sigma (overflowed to inf|underflowed to 0)"),
         (XNES, {"eta_B": 1e300}, r"B overflowed to a non-finite value"),
+        # Adam's second moments overflowed to inf while the step stayed finite: the tell was
+        # committed, and from_state rejected the state_dict() of the strategy
+        (
+            OpenES,
+            {"weight_decay": 1e308},
+            r"the optimizer's state overflowed to a non-finite value",
+        ),
     ],
 )
 def test_an_overflowing_update_raises_and_changes_nothing(
