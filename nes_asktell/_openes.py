@@ -6,6 +6,7 @@ OpenES's estimate with raw shaping.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Unpack
 
@@ -330,8 +331,11 @@ def estimate_gradient(
 def _decay(name: str, value: object) -> float:
     """Return a decay factor in (0, 1], or raise naming `name` and the value."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"`{name}` must be a number in (0, 1], but got {value!r}.")
-    out = float(value)
+        raise TypeError(f"`{name}` must be a number in (0, 1], but got {v.short(value)}.")
+    try:
+        out = float(value)
+    except OverflowError:  # an int beyond the float range
+        out = math.inf
     if not 0.0 < out <= 1.0:
-        raise ValueError(f"`{name}` must be a number in (0, 1], but got {value!r}.")
+        raise ValueError(f"`{name}` must be a number in (0, 1], but got {v.short(value)}.")
     return out
