@@ -213,16 +213,18 @@ class OpenES(Strategy):
         if not opt.is_finite():  # Adam's second moments, say, while the step is still finite
             raise FloatingPointError("the optimizer's state overflowed to a non-finite value")
         # The schedules clamp at their limits and never reach 0: the learning rate stops at
-        # LEARNING_RATE_MIN, sigma at SIGMA_MIN (clamped by the caller).
+        # LEARNING_RATE_MIN, sigma at SIGMA_MIN (also when the product underflows to 0, as
+        # SIGMA_MIN * 1e-300 does).
         opt.learning_rate = max(
             opt.learning_rate * self._lr_decay, self._lr_limit, LEARNING_RATE_MIN
         )
         sigma = self._sigma * self._sigma_decay
+        floor = max(self._sigma_limit, v.SIGMA_MIN)
         return {
             "_mean": self._mean + step,
-            "_sigma": np.maximum(sigma, self._sigma_limit)
+            "_sigma": np.maximum(sigma, floor)
             if isinstance(sigma, np.ndarray)
-            else max(sigma, self._sigma_limit),
+            else max(sigma, floor),
             "_opt": opt,
         }
 
