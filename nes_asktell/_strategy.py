@@ -56,6 +56,9 @@ CRITERIA = (
 )
 #: the largest population a strategy accepts (from a constructor or a state).
 MAX_POPSIZE = 2**18
+#: the largest generation and nfev a state may hold (exact in float64: the rates that decay
+#: with the generation, such as XNES's ``(1 - c) ** (2 g)``, take it as a float).
+MAX_COUNT = 2**53
 #: the version of the layout of ``state_dict()``.
 STATE_VERSION = 2
 #: with bounds, a box at most 1 / NARROW_RATIO of the widest is narrow: XNES, DXNESIC and CRFMNES
@@ -1107,8 +1110,10 @@ class Strategy(ABC):
         if obj._dim != state["dim"]:
             raise ValueError(f"dim {v.short(state['dim'])} does not match the mean")
         obj._noise = _noise.from_state(state["noise"], obj._threads)
-        obj._generation = v.integer("generation", state["generation"], minimum=0)
-        obj._nfev = v.integer("nfev", state["nfev"], minimum=0)
+        obj._generation = v.integer(
+            "generation", state["generation"], minimum=0, maximum=MAX_COUNT
+        )
+        obj._nfev = v.integer("nfev", state["nfev"], minimum=0, maximum=MAX_COUNT)
         record = state["record"]
         if record is not None:
             obj._load_record(dict(record))  # type: ignore[call-overload]

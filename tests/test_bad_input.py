@@ -611,12 +611,14 @@ FROM_STATE_CASES: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
     (
         "negative generation",
         lambda s: {**s, "generation": -1},
-        r"`state` is malformed: `generation` must be an integer >= 0, but got -1\.",
+        r"`state` is malformed: `generation` must be an integer in \[0, 9007199254740992\], "
+        r"but got -1\.",
     ),
     (
         "negative nfev",
         lambda s: {**s, "nfev": -8},
-        r"`state` is malformed: `nfev` must be an integer >= 0, but got -8\.",
+        r"`state` is malformed: `nfev` must be an integer in \[0, 9007199254740992\], "
+        r"but got -8\.",
     ),
     (
         "best_x wrong length",
