@@ -815,7 +815,8 @@ class Strategy(ABC):
         """Return the condition number of the covariance (diagonal: the ratio of variances)."""
         stds = self._stds()
         lo, hi = float(np.min(stds)), float(np.max(stds))
-        return (hi / lo) ** 2 if lo > 0.0 else math.inf
+        ratio = hi / lo if lo > 0.0 else math.inf
+        return ratio * ratio  # inf beyond the float range (** raised OverflowError)
 
     def _degenerate(self) -> bool:
         """Return whether the distribution is unusable: non-finite, or sigma at its limits."""

@@ -196,6 +196,17 @@ def test_stop_watches_conditioning(name: str) -> None:
     assert "conditioncov" not in relaxed.stop()
 
 
+@pytest.mark.parametrize("name", ["snes", "openes"])
+def test_stop_of_step_sizes_at_the_ends_of_their_range(name: str) -> None:
+    # cond(C) = (1e80 / 1e-80)**2 is beyond the float range: (hi / lo) ** 2 raised
+    # OverflowError from stop() and result, for step sizes the constructor accepts
+    es = resolve_strategy(name)(np.zeros(2), np.array([1e-80, 1e80]), rng=0)
+    assert es.stop() == {"conditioncov": 1e14}
+    assert es.result.status == 3
+    es.tell(es.ask(), np.arange(float(es.popsize)))
+    assert "conditioncov" in es.stop()
+
+
 # ---------------------------------------------------------------- 3. schedules clamp
 def test_openes_learning_rate_decay_stops_at_a_positive_floor() -> None:
     es = OpenES(np.ones(2), 0.1, rng=0, learning_rate_decay=0.5, learning_rate_limit=0.0)
