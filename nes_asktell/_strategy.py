@@ -500,18 +500,7 @@ class Strategy(ABC):
             else v.integer("evaluated", evaluated, minimum=0, maximum=self._popsize)
         )
         f_told = v.fitness_vector(fitness, self._popsize)
-        if not isinstance(solutions, (np.ndarray, str, bytes)):
-            try:
-                kind = np.asarray(solutions).dtype.kind
-            except (TypeError, ValueError, RecursionError):
-                kind = "O"  # left to match_rows, which names what it got
-        else:
-            kind = getattr(solutions, "dtype", np.dtype("O")).kind
-        if kind in "bc":
-            raise TypeError(
-                f"`solutions` must be the real array returned by ask(), but got "
-                f"{'complex' if kind == 'c' else 'bool'} values: {v.short(solutions)}."
-            )
+        v.real_rows(solutions)
         perm = _batch.match_rows(self._X, solutions)
         f = f_told if perm is None else np.empty_like(f_told)
         if perm is not None:

@@ -323,6 +323,25 @@ def test_tell_rejects_complex_solutions() -> None:
     assert es.generation == 0
 
 
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        (lambda X: X.astype(str), "string"),  # numpy parsed the digits back: it was accepted
+        (lambda X: X.astype(str).astype(object), "non-number"),
+        (lambda X: X.astype(bytes).tolist(), "string"),
+    ],
+)
+def test_tell_rejects_solutions_given_as_text(make: Any, what: str) -> None:
+    es = XNES(np.zeros(2), 0.5, rng=0)
+    X = es.ask()
+    f = [sphere(x) for x in X]
+    with pytest.raises(TypeError, match=rf"`solutions` must be the real array .* {what} values"):
+        es.tell(make(X), f)
+    assert es.generation == 0
+    es.tell(X.astype(object), f)  # Python floats in an object array are real numbers
+    assert es.generation == 1
+
+
 def test_a_huge_popsize_is_a_value_error() -> None:
     with pytest.raises(ValueError, match=r"`popsize` must be an integer <= 262144"):
         XNES(np.zeros(2), 0.5, popsize=10**12)
