@@ -74,7 +74,7 @@ from ._tasks import (
     vectors_task,
 )
 from ._typing import JSON, ArrayLike, FloatArray, NESWarning
-from ._validate import short
+from ._validate import extra_args, real_rows, short
 
 MODES = ("auto", "vectors", "seeds", "replay")
 #: below this dimension ``mode="auto"`` ships vectors: rebuilding would cost more than it saves.
@@ -320,7 +320,7 @@ class Evaluator:
         """
         if not callable(fun):
             raise TypeError(f"`fun` must be callable, but got {short(fun)}.")
-        args = tuple(args)
+        args = extra_args(args)
         self.last_bytes = 0
         self._notes = []
         n = len(X)
@@ -860,7 +860,15 @@ def evaluate(
     if strategy is not None:
         X = strategy.ask()
     else:
-        X = np.asarray(strategy_or_candidates, dtype=np.float64)
+        want = "a Strategy or an (n, d) array of real numbers"
+        real_rows(strategy_or_candidates, "strategy_or_candidates", want)
+        try:
+            X = np.asarray(strategy_or_candidates, dtype=np.float64)
+        except (TypeError, ValueError) as exc:  # text, a ragged nesting
+            raise TypeError(
+                f"`strategy_or_candidates` must be {want}, but got "
+                f"{short(strategy_or_candidates)}."
+            ) from exc
         if X.ndim != 2:
             raise ValueError(
                 "`strategy_or_candidates` must be a Strategy or an (n, d) array, but got an "

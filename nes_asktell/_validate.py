@@ -101,8 +101,12 @@ def plain_state(name: str, value: object) -> None:
             )
 
 
-def real_rows(value: object) -> None:
+def real_rows(
+    value: object, name: str = "solutions", want: str = "the real array returned by ask()"
+) -> None:
     """Raise TypeError unless the told `solutions` hold real numbers (or cannot be read).
+
+    `name` and `want` name the argument and what it must be in the message.
 
     numpy would read bool as 0 and 1, drop the imaginary part of a complex number and parse
     a string of digits: none of them is a row that ask() returned. What numpy cannot read at
@@ -119,10 +123,7 @@ def real_rows(value: object) -> None:
         return
     if kind not in "iuf":
         what = {"b": "bool", "c": "complex", "U": "string", "S": "string"}.get(kind, "non-number")
-        raise TypeError(
-            f"`solutions` must be the real array returned by ask(), but got {what} values: "
-            f"{short(value)}."
-        )
+        raise TypeError(f"`{name}` must be {want}, but got {what} values: {short(value)}.")
 
 
 def flag(name: str, value: object) -> bool:

@@ -331,6 +331,38 @@ def test_candidates_must_be_2d() -> None:
         evaluate(np.zeros(3), sphere)
 
 
+@pytest.mark.parametrize(
+    ("candidates", "match"),
+    [
+        # numpy's messages, which named no argument
+        ("abc", r"`strategy_or_candidates` must be .*, but got 'abc'\."),
+        ([[1.0, 2.0], [3.0]], r"`strategy_or_candidates` must be .*, but got \[\[1.0, 2.0\], "),
+        # the imaginary part was dropped (numpy's ComplexWarning) and the real part evaluated
+        (np.ones((2, 3)) + 1j, r"`strategy_or_candidates` must be .* complex values"),
+        (np.ones((2, 3)).astype(str), r"`strategy_or_candidates` must be .* string values"),
+    ],
+)
+def test_candidates_must_be_real_numbers(candidates: object, match: str) -> None:
+    with pytest.raises(TypeError, match=match):
+        evaluate(candidates, sphere)  # type: ignore[arg-type]
+
+
+def test_args_must_be_a_tuple_or_a_list() -> None:
+    # a string was spread into its characters: fun(x, "a", "b")
+    with pytest.raises(TypeError, match=r"`args` must be a tuple of the extra arguments"):
+        evaluate(np.zeros((2, 3)), lambda x, *a: float(len(a)), args="ab")  # type: ignore[arg-type]
+    np.testing.assert_array_equal(
+        evaluate(np.zeros((2, 3)), lambda x, a: a, args=[2.0]),  # type: ignore[arg-type]
+        [2.0, 2.0],
+    )
+
+
+def test_a_map_that_returns_no_iterable_is_named() -> None:
+    # list(None) raised "'NoneType' object is not iterable", which named no argument
+    with pytest.raises(TypeError, match=r"`workers` must return an iterable .* returned None"):
+        evaluate(np.zeros((2, 3)), sphere, lambda f, xs: None)  # type: ignore[arg-type,return-value]
+
+
 def test_fun_must_be_callable() -> None:
     with pytest.raises(TypeError, match="`fun` must be callable"):
         evaluate(np.zeros((2, 3)), 3.0)
