@@ -59,6 +59,10 @@ MAX_POPSIZE = 2**18
 #: the largest generation and nfev a state may hold (exact in float64: the rates that decay
 #: with the generation, such as XNES's ``(1 - c) ** (2 g)``, take it as a float).
 MAX_COUNT = 2**53
+#: how many standard deviations from the mean a float32 candidate may lie (the largest of 2**31
+#: normal draws is about 6.3): a distribution that reaches beyond the float32 range within this
+#: many is degenerate (see Strategy._degenerate).
+FLOAT32_REACH = 10.0
 #: the version of the layout of ``state_dict()``.
 STATE_VERSION = 2
 #: with bounds, a box at most 1 / NARROW_RATIO of the widest is narrow: XNES, DXNESIC and CRFMNES
@@ -808,9 +812,18 @@ class Strategy(ABC):
         return ratio * ratio  # inf beyond the float range (** raised OverflowError)
 
     def _degenerate(self) -> bool:
-        """Return whether the distribution is unusable: non-finite, or sigma at its limits."""
+        """Return whether the distribution is unusable: non-finite, or sigma at its limits.
+
+        With ``dtype="float32"`` also when it reaches beyond the float32 range (3.4e38): its
+        candidates would be infinite.
+        """
         sigma = np.asarray(self._sigma_value())
         stds = self._stds()
+        if self._dtype is np.float32:
+            with np.errstate(over="ignore", invalid="ignore"):
+                reach = np.abs(self._mean) + FLOAT32_REACH * stds
+            if not np.all(reach < float(np.finfo(np.float32).max)):
+                return True
         return not (
             np.all(np.isfinite(self._mean))
             and np.all(np.isfinite(stds))

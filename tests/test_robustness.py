@@ -196,6 +196,25 @@ def test_stop_watches_conditioning(name: str) -> None:
     assert "conditioncov" not in relaxed.stop()
 
 
+@pytest.mark.parametrize("name", ["snes", "dxnesic", "crfmnes"])
+def test_a_float32_run_stops_before_its_candidates_overflow(name: str) -> None:
+    # On a slope the step sizes grow without end: beyond the float32 range (3.4e38) the
+    # candidates were +-inf, and the run went on evaluating them (SNES from generation 154)
+    seen: list[bool] = []
+
+    def slope(x: np.ndarray) -> float:
+        seen.append(bool(np.all(np.isfinite(x))))
+        return float(x[0])
+
+    es = resolve_strategy(name)(np.zeros(2), 1.0, rng=3, dtype="float32")
+    res = es.optimize(slope, maxiter=2000)
+    assert all(seen)
+    assert "degenerate" in res.stop
+    assert res.status == 5
+    # a mean beyond the float32 range is degenerate from the start
+    assert "degenerate" in resolve_strategy(name)(np.full(2, 1e39), 1.0, dtype="float32").stop()
+
+
 @pytest.mark.parametrize("name", ["snes", "openes"])
 def test_stop_of_step_sizes_at_the_ends_of_their_range(name: str) -> None:
     # cond(C) = (1e80 / 1e-80)**2 is beyond the float range: (hi / lo) ** 2 raised
