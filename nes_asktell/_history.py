@@ -318,14 +318,17 @@ class History:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"`path` must be a file path, but got {v.short(path)}.")
         p = Path(path)
-        size = p.stat().st_size
-        if size > MAX_BYTES:
+        # read at most one byte more than allowed: a device or a pipe (/dev/zero) has no size
+        # to check beforehand, and would be read without end
+        with p.open("rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
             raise ValueError(
                 f"`path` must be a saved History of at most {MAX_BYTES} bytes, but got "
-                f"{size} bytes in {str(p)!r}."
+                f"more in {str(p)!r}."
             )
         try:  # utf-8-sig: a byte order mark, as some editors write, is not part of the text
-            lines = p.read_text(encoding="utf-8-sig").splitlines()
+            lines = data.decode("utf-8-sig").splitlines()
         except UnicodeDecodeError:
             lines = []
         if not lines or lines[0].strip() != MAGIC:
