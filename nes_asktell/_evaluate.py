@@ -31,6 +31,7 @@ and runs what ``_tasks`` defines on the workers.
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import pickle
@@ -115,7 +116,8 @@ class Evaluator:
         ``optimize(workers=4)`` reuses it); :func:`nes_asktell.shutdown_pools` (also run at
         exit) shuts it down. An Executor or Client you pass stays yours to close.
     timeout : float, optional
-        Seconds one :meth:`evaluate` call may take (pools, Executors and Clients); the
+        Seconds one :meth:`evaluate` call may take (pools, Executors and Clients; None or
+        ``inf``: no limit); the
         candidates re-run after a fault get a fresh `timeout` of their own. On a
         ``ThreadPoolExecutor`` a call hung past it keeps its thread (a thread cannot be
         stopped), and the evaluator starts a spare thread of its own in its place, so that
@@ -210,11 +212,18 @@ class Evaluator:
             engine = make_engine(workers)
             owned = not isinstance(engine, ProcessPool)  # pools are shared: shutdown_pools()
         if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
                 raise TypeError(f"`timeout` must be a positive number, but got {short(timeout)}.")
-            if not float(timeout) > 0:
+            try:
+                seconds = float(timeout)
+            except OverflowError:  # an int beyond the float range
+                seconds = math.inf if timeout > 0 else -math.inf
+            if not seconds > 0:
                 raise ValueError(f"`timeout` must be a positive number, but got {short(timeout)}.")
-            if not engine.takes_tasks:
+            # inf is no limit, as None (a deadline at inf overflowed the waits: every
+            # candidate failed with "timestamp out of range")
+            timeout = None if seconds == math.inf else seconds
+            if timeout is not None and not engine.takes_tasks:
                 raise ValueError(
                     "`timeout` needs workers that return futures (a number of processes, an "
                     "Executor, a dask Client or the ray module), but got "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import multiprocessing
 import os
 import subprocess
@@ -299,6 +300,22 @@ def test_workers_bool_is_rejected() -> None:
 def test_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match="`timeout` must be a positive number, but got -1"):
         Evaluator(2, timeout=-1)
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [np.float32(30.0), np.int64(30), math.inf, 10**400],
+    ids=["float32", "int64", "inf", "huge"],
+)
+def test_timeout_may_be_any_real_number(timeout: object) -> None:
+    # np.float32 and np.int64 were refused ("must be a positive number"), float() of an int
+    # beyond the float range raised OverflowError, and inf (accepted) made every candidate
+    # fail: "OverflowError: timestamp out of range for platform time_t"
+    with ThreadPoolExecutor(1) as ex, Evaluator(ex, timeout=timeout) as ev:  # type: ignore[arg-type]
+        X = np.ones((2, 3))
+        np.testing.assert_array_equal(ev.evaluate(sphere, X), [sphere(x) for x in X])
+    with pytest.raises(ValueError, match=r"`timeout` must be a positive number, but got -1000"):
+        Evaluator(2, timeout=-(10**400))
 
 
 def test_timeout_needs_futures() -> None:
