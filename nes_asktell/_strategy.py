@@ -942,6 +942,7 @@ class Strategy(ABC):
         in sequence (a Generator `rng`) there are none.
         """
         n = v.integer("n", n, minimum=0)
+        v.check_size("n", n * self._dim, "n * dim")  # before anything is allocated
         if not isinstance(self._noise, _noise.CounterNoise):
             return None
         Zh = np.empty((n, self._dim), dtype=self._dtype)

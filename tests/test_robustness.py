@@ -361,6 +361,16 @@ def test_tell_rejects_solutions_given_as_text(make: Any, what: str) -> None:
     assert es.generation == 1
 
 
+def test_a_huge_number_of_extra_samples_is_a_value_error_naming_it() -> None:
+    # numpy's "Maximum allowed dimension exceeded" (or a MemoryError) named no argument
+    es = OpenES(np.zeros(3), 0.5, rng=0)
+    with pytest.raises(
+        ValueError, match=r"`n` asks for n \* dim = 3000000000000000000000000000000"
+    ):
+        es.extra_samples(10**30)
+    assert es.extra_samples(2).shape == (2, 3)  # type: ignore[union-attr]
+
+
 def test_a_huge_popsize_is_a_value_error() -> None:
     with pytest.raises(ValueError, match=r"`popsize` must be an integer <= 262144"):
         XNES(np.zeros(2), 0.5, popsize=10**12)
