@@ -345,7 +345,10 @@ def _budget(name: str, value: object, minimum: int = 1) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a number >= {minimum} or None, but got {short(value)}.")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range: no limit, or below the minimum
+        number = math.inf if value > 0 else -math.inf  # type: ignore[operator]
     if number == math.inf:
         return None
     if not number >= minimum:  # also catches NaN

@@ -191,7 +191,14 @@ class MapEngine(Engine):
 
     def map(self, call: Callable[[FloatArray], object], rows: list[FloatArray]) -> list[object]:
         """Return ``list(workers(call, rows))``, checked for its length."""
-        ys = list(self.workers(call, rows))
+        out = self.workers(call, rows)
+        try:
+            ys = list(out)
+        except TypeError as exc:  # None, say
+            raise TypeError(
+                f"`workers` must return an iterable of the values of its rows, but returned "
+                f"{short(out)}."
+            ) from exc
         if len(ys) != len(rows):
             raise ValueError(f"`workers` returned {len(ys)} values for {len(rows)} candidates.")
         return ys

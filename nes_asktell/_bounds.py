@@ -143,11 +143,19 @@ def _not_pairs(seq: list[object]) -> bool:
     )
 
 
+def _ndim(s: object) -> int:
+    """Return ``np.ndim(s)``; a ragged nesting, which numpy cannot shape, counts as 2."""
+    try:
+        return int(np.ndim(s))  # type: ignore[arg-type]
+    except ValueError:
+        return 2
+
+
 def _is_pair(s: object) -> bool:
     return (
         isinstance(s, (Sequence, np.ndarray))
         and not isinstance(s, (str, bytes))
-        and np.ndim(s) == 1
+        and _ndim(s) == 1
         and len(s) == 2
     )
 
@@ -175,9 +183,11 @@ def parse_bounds(bounds: BoundsLike, dim: int) -> Box | None:
     ub: object
     if isinstance(bounds, Bounds) or (hasattr(bounds, "lb") and hasattr(bounds, "ub")):
         lb, ub = bounds.lb, bounds.ub  # type: ignore[union-attr]
-    elif isinstance(bounds, (Sequence, np.ndarray)) and not isinstance(bounds, (str, bytes)):
+    elif isinstance(bounds, (Sequence, np.ndarray)) and not (
+        isinstance(bounds, (str, bytes)) or (isinstance(bounds, np.ndarray) and bounds.ndim == 0)
+    ):
         seq: list[object] = list(bounds)
-        if len(seq) == 2 and dim != 2 and all(np.ndim(s) <= 1 for s in seq):  # type: ignore[arg-type]
+        if len(seq) == 2 and dim != 2 and all(_ndim(s) <= 1 for s in seq):
             lb, ub = seq
         elif (
             len(seq) == dim

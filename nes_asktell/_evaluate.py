@@ -31,6 +31,7 @@ and runs what ``_tasks`` defines on the workers.
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import pickle
@@ -74,7 +75,7 @@ from ._tasks import (
     vectors_task,
 )
 from ._typing import JSON, ArrayLike, FloatArray, NESWarning
-from ._validate import short
+from ._validate import extra_args, real_rows, short
 
 MODES = ("auto", "vectors", "seeds", "replay")
 #: below this dimension ``mode="auto"`` ships vectors: rebuilding would cost more than it saves.
@@ -115,7 +116,8 @@ class Evaluator:
         ``optimize(workers=4)`` reuses it); :func:`nes_asktell.shutdown_pools` (also run at
         exit) shuts it down. An Executor or Client you pass stays yours to close.
     timeout : float, optional
-        Seconds one :meth:`evaluate` call may take (pools, Executors and Clients); the
+        Seconds one :meth:`evaluate` call may take (pools, Executors and Clients; None or
+        ``inf``: no limit); the
         candidates re-run after a fault get a fresh `timeout` of their own. On a
         ``ThreadPoolExecutor`` a call hung past it keeps its thread (a thread cannot be
         stopped), and the evaluator starts a spare thread of its own in its place, so that
@@ -210,11 +212,18 @@ class Evaluator:
             engine = make_engine(workers)
             owned = not isinstance(engine, ProcessPool)  # pools are shared: shutdown_pools()
         if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
                 raise TypeError(f"`timeout` must be a positive number, but got {short(timeout)}.")
-            if not float(timeout) > 0:
+            try:
+                seconds = float(timeout)
+            except OverflowError:  # an int beyond the float range
+                seconds = math.inf if timeout > 0 else -math.inf
+            if not seconds > 0:
                 raise ValueError(f"`timeout` must be a positive number, but got {short(timeout)}.")
-            if not engine.takes_tasks:
+            # inf is no limit, as None (a deadline at inf overflowed the waits: every
+            # candidate failed with "timestamp out of range")
+            timeout = None if seconds == math.inf else seconds
+            if timeout is not None and not engine.takes_tasks:
                 raise ValueError(
                     "`timeout` needs workers that return futures (a number of processes, an "
                     "Executor, a dask Client or the ray module), but got "
@@ -320,7 +329,7 @@ class Evaluator:
         """
         if not callable(fun):
             raise TypeError(f"`fun` must be callable, but got {short(fun)}.")
-        args = tuple(args)
+        args = extra_args(args)
         self.last_bytes = 0
         self._notes = []
         n = len(X)
@@ -860,7 +869,15 @@ def evaluate(
     if strategy is not None:
         X = strategy.ask()
     else:
-        X = np.asarray(strategy_or_candidates, dtype=np.float64)
+        want = "a Strategy or an (n, d) array of real numbers"
+        real_rows(strategy_or_candidates, "strategy_or_candidates", want)
+        try:
+            X = np.asarray(strategy_or_candidates, dtype=np.float64)
+        except (TypeError, ValueError) as exc:  # text, a ragged nesting
+            raise TypeError(
+                f"`strategy_or_candidates` must be {want}, but got "
+                f"{short(strategy_or_candidates)}."
+            ) from exc
         if X.ndim != 2:
             raise ValueError(
                 "`strategy_or_candidates` must be a Strategy or an (n, d) array, but got an "

@@ -318,14 +318,17 @@ class History:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"`path` must be a file path, but got {v.short(path)}.")
         p = Path(path)
-        size = p.stat().st_size
-        if size > MAX_BYTES:
+        # read at most one byte more than allowed: a device or a pipe (/dev/zero) has no size
+        # to check beforehand, and would be read without end
+        with p.open("rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
             raise ValueError(
                 f"`path` must be a saved History of at most {MAX_BYTES} bytes, but got "
-                f"{size} bytes in {str(p)!r}."
+                f"more in {str(p)!r}."
             )
         try:  # utf-8-sig: a byte order mark, as some editors write, is not part of the text
-            lines = p.read_text(encoding="utf-8-sig").splitlines()
+            lines = data.decode("utf-8-sig").splitlines()
         except UnicodeDecodeError:
             lines = []
         if not lines or lines[0].strip() != MAGIC:
@@ -334,6 +337,16 @@ class History:
                 f"but got {str(p)!r}."
             )
         reader = csv.reader(lines[1:])
+        try:
+            return cls._read_rows(reader, p)
+        except csv.Error as exc:  # a field longer than the csv module's limit, say
+            raise ValueError(
+                f"`path` line {reader.line_num + 1} is not a row of numbers ({exc}) in {str(p)!r}."
+            ) from exc
+
+    @classmethod
+    def _read_rows(cls, reader: Iterator[list[str]], p: Path) -> History:
+        """Return the history of the header and the rows of `reader` (the lines after MAGIC)."""
         header = tuple(next(reader, ()))
         k = len(header) - len(BASE_COLUMNS)
         if header[: len(BASE_COLUMNS)] != BASE_COLUMNS or header[len(BASE_COLUMNS) :] != tuple(

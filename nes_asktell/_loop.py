@@ -137,7 +137,8 @@ def run(
                             callback.record(opt, fitness=f[:n])
                             stop_now = False
                         else:
-                            stop_now = callback(opt.result) is True
+                            said = callback(opt.result)  # True or np.True_ stop the run
+                            stop_now = isinstance(said, (bool, np.bool_)) and bool(said)
                     except StopIteration:
                         stop_now = True
                     if stop_now:

@@ -6,6 +6,7 @@ OpenES's estimate with raw shaping.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Unpack
 
@@ -209,17 +210,21 @@ class OpenES(Strategy):
         if self._weight_decay:
             g = g + self._weight_decay * self._mean
         step, opt = self._opt.step(g)
+        if not opt.is_finite():  # Adam's second moments, say, while the step is still finite
+            raise FloatingPointError("the optimizer's state overflowed to a non-finite value")
         # The schedules clamp at their limits and never reach 0: the learning rate stops at
-        # LEARNING_RATE_MIN, sigma at SIGMA_MIN (clamped by the caller).
+        # LEARNING_RATE_MIN, sigma at SIGMA_MIN (also when the product underflows to 0, as
+        # SIGMA_MIN * 1e-300 does).
         opt.learning_rate = max(
             opt.learning_rate * self._lr_decay, self._lr_limit, LEARNING_RATE_MIN
         )
         sigma = self._sigma * self._sigma_decay
+        floor = max(self._sigma_limit, v.SIGMA_MIN)
         return {
             "_mean": self._mean + step,
-            "_sigma": np.maximum(sigma, self._sigma_limit)
+            "_sigma": np.maximum(sigma, floor)
             if isinstance(sigma, np.ndarray)
-            else max(sigma, self._sigma_limit),
+            else max(sigma, floor),
             "_opt": opt,
         }
 
@@ -328,8 +333,11 @@ def estimate_gradient(
 def _decay(name: str, value: object) -> float:
     """Return a decay factor in (0, 1], or raise naming `name` and the value."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"`{name}` must be a number in (0, 1], but got {value!r}.")
-    out = float(value)
+        raise TypeError(f"`{name}` must be a number in (0, 1], but got {v.short(value)}.")
+    try:
+        out = float(value)
+    except OverflowError:  # an int beyond the float range
+        out = math.inf
     if not 0.0 < out <= 1.0:
-        raise ValueError(f"`{name}` must be a number in (0, 1], but got {value!r}.")
+        raise ValueError(f"`{name}` must be a number in (0, 1], but got {v.short(value)}.")
     return out

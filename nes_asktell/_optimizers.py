@@ -57,6 +57,10 @@ class Optimizer:
     def _check_loaded(self) -> None:
         """Raise ValueError if loaded values are out of range (Adam's `v` must be >= 0)."""
 
+    def is_finite(self) -> bool:
+        """Return whether every vector of the state is finite (a state `from_state` accepts)."""
+        return all(bool(np.all(np.isfinite(getattr(self, key)))) for key in self._vectors)
+
     #: the names of the vector fields of the state.
     _vectors: tuple[str, ...] = ()
 

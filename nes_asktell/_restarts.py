@@ -235,7 +235,10 @@ class IPOP:
         seed = seed_of(rng)
         self._seed = 0 if seed is None else seed
         self._cls = cls
-        self._options = dict(options)
+        # numpy scalars as Python numbers, so that state_dict() is plain data (JSON)
+        self._options = {
+            k: x.item() if isinstance(x, np.generic) else x for k, x in options.items()
+        }
         self._crit = _stopping.Criteria(tolfun=None, tolx=None, **crit)  # type: ignore[arg-type]
         # The first run validates x0, sigma0, popsize, bounds and the options.
         self._x0 = v.as_vector("x0", x0)

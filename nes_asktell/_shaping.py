@@ -12,10 +12,32 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._typing import FloatArray, IntArray
+from . import _validate as v
+from ._typing import ArrayLike, FloatArray, IntArray
 
 ShapingFn = Callable[[FloatArray], FloatArray]
 ShapingLike = str | ShapingFn
+
+
+def _fitness(f: object) -> FloatArray:
+    """Return `f` as a non-empty 1-d float64 array of real numbers (NaN and inf allowed).
+
+    The shaping functions are public: a list, or an array of another real type, is read;
+    anything else raises TypeError (not real numbers) or ValueError (not 1-d, empty) naming `f`.
+    """
+    if isinstance(f, np.ndarray) and f.dtype == np.float64 and f.ndim == 1 and f.size:
+        return f  # what tell passes
+    try:
+        arr = np.asarray(f)
+    except (TypeError, ValueError, RecursionError):  # ragged
+        arr = np.asarray(None)
+    if arr.dtype.kind == "O" and all(v.is_real_number(x) for x in arr.reshape(-1)):
+        arr = arr.astype(np.float64)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"`f` must be a 1-d array of real numbers, but got {v.short(f)}.")
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"`f` must be a non-empty 1-d array, but got shape {arr.shape}.")
+    return arr.astype(np.float64)
 
 
 def ranks(f: FloatArray) -> IntArray:
@@ -71,6 +93,7 @@ def nes_weights(n: int) -> FloatArray:
     >>> bool(abs(w.sum()) < 1e-15 and np.all(np.diff(w) <= 0))
     True
     """
+    n = v.integer("n", n, minimum=1)
     k = np.arange(1, n + 1)
     raw = np.maximum(0.0, np.log(n / 2 + 1) - np.log(k))
     out: FloatArray = raw / raw.sum() - 1.0 / n
@@ -88,12 +111,13 @@ def positive_mueff(n: int) -> float:
     return 1.0 / float(np.sum(w[w > 0] ** 2))
 
 
-def nes_utilities(f: FloatArray) -> FloatArray:
+def nes_utilities(f: ArrayLike) -> FloatArray:
     """Rank-based NES utilities: ``u[i] = nes_weights(n)[rank(f[i])]``."""
+    f = _fitness(f)
     return nes_weights(f.shape[0])[ranks(f)]
 
 
-def centered_ranks(f: FloatArray) -> FloatArray:
+def centered_ranks(f: ArrayLike) -> FloatArray:
     """Centered ranks (Salimans et al. 2017): the best gets 0.5, the worst -0.5.
 
     Examples
@@ -101,6 +125,7 @@ def centered_ranks(f: FloatArray) -> FloatArray:
     >>> centered_ranks(np.array([3.0, 1.0, 2.0])).tolist()
     [-0.5, 0.5, 0.0]
     """
+    f = _fitness(f)
     n = f.shape[0]
     if n == 1:
         return np.zeros(1)
@@ -116,7 +141,7 @@ def _finite_or_worst(f: FloatArray) -> FloatArray:
     return np.where(finite, f, worst)
 
 
-def zscore(f: FloatArray) -> FloatArray:
+def zscore(f: ArrayLike) -> FloatArray:
     """Standardised fitness ``(mean(f) - f) / std(f)``, the 2017 seed's shaping.
 
     When all values are equal the utilities are all zero (no step), never NaN.
@@ -128,8 +153,8 @@ def zscore(f: FloatArray) -> FloatArray:
     >>> zscore(np.array([1e300, -1e300])).tolist()
     [-1.0, 1.0]
     """
-    g = _finite_or_worst(f)
-    if g.size == 0 or np.all(g == g[0]):
+    g = _finite_or_worst(_fitness(f))
+    if np.all(g == g[0]):
         return np.zeros_like(g)  # exactly equal: no step (the mean may round, the std not 0)
     big = float(np.max(np.abs(g)))
     if not 2.0**-500 < big < 2.0**500:
@@ -149,9 +174,9 @@ def zscore(f: FloatArray) -> FloatArray:
     return out
 
 
-def raw(f: FloatArray) -> FloatArray:
+def raw(f: ArrayLike) -> FloatArray:
     """Raw fitness as utility, ``-f``: the plain Monte-Carlo search gradient."""
-    return -_finite_or_worst(f)
+    return -_finite_or_worst(_fitness(f))
 
 
 SHAPINGS: dict[str, ShapingFn] = {

@@ -56,6 +56,13 @@ CRITERIA = (
 )
 #: the largest population a strategy accepts (from a constructor or a state).
 MAX_POPSIZE = 2**18
+#: the largest generation and nfev a state may hold (exact in float64: the rates that decay
+#: with the generation, such as XNES's ``(1 - c) ** (2 g)``, take it as a float).
+MAX_COUNT = 2**53
+#: how many standard deviations from the mean a float32 candidate may lie (the largest of 2**31
+#: normal draws is about 6.3): a distribution that reaches beyond the float32 range within this
+#: many is degenerate (see Strategy._degenerate).
+FLOAT32_REACH = 10.0
 #: the version of the layout of ``state_dict()``.
 STATE_VERSION = 2
 #: with bounds, a box at most 1 / NARROW_RATIO of the widest is narrow: XNES, DXNESIC and CRFMNES
@@ -497,18 +504,7 @@ class Strategy(ABC):
             else v.integer("evaluated", evaluated, minimum=0, maximum=self._popsize)
         )
         f_told = v.fitness_vector(fitness, self._popsize)
-        if not isinstance(solutions, (np.ndarray, str, bytes)):
-            try:
-                kind = np.asarray(solutions).dtype.kind
-            except (TypeError, ValueError, RecursionError):
-                kind = "O"  # left to match_rows, which names what it got
-        else:
-            kind = getattr(solutions, "dtype", np.dtype("O")).kind
-        if kind in "bc":
-            raise TypeError(
-                f"`solutions` must be the real array returned by ask(), but got "
-                f"{'complex' if kind == 'c' else 'bool'} values: {v.short(solutions)}."
-            )
+        v.real_rows(solutions)
         perm = _batch.match_rows(self._X, solutions)
         f = f_told if perm is None else np.empty_like(f_told)
         if perm is not None:
@@ -813,7 +809,8 @@ class Strategy(ABC):
         """Return the condition number of the covariance (diagonal: the ratio of variances)."""
         stds = self._stds()
         lo, hi = float(np.min(stds)), float(np.max(stds))
-        return (hi / lo) ** 2 if lo > 0.0 else math.inf
+        ratio = hi / lo if lo > 0.0 else math.inf
+        return ratio * ratio  # inf beyond the float range (** raised OverflowError)
 
     def _condition_at_most(self, limit: float) -> bool:
         """Return whether the condition number is surely at most `limit` without computing it.
@@ -824,9 +821,18 @@ class Strategy(ABC):
         return False
 
     def _degenerate(self) -> bool:
-        """Return whether the distribution is unusable: non-finite, or sigma at its limits."""
+        """Return whether the distribution is unusable: non-finite, or sigma at its limits.
+
+        With ``dtype="float32"`` also when it reaches beyond the float32 range (3.4e38): its
+        candidates would be infinite.
+        """
         sigma = np.asarray(self._sigma_value())
         stds = self._stds()
+        if self._dtype is np.float32:
+            with np.errstate(over="ignore", invalid="ignore"):
+                reach = np.abs(self._mean) + FLOAT32_REACH * stds
+            if not np.all(reach < float(np.finfo(np.float32).max)):
+                return True
         return not (
             np.all(np.isfinite(self._mean))
             and np.all(np.isfinite(stds))
@@ -945,6 +951,7 @@ class Strategy(ABC):
         in sequence (a Generator `rng`) there are none.
         """
         n = v.integer("n", n, minimum=0)
+        v.check_size("n", n * self._dim, "n * dim")  # before anything is allocated
         if not isinstance(self._noise, _noise.CounterNoise):
             return None
         Zh = np.empty((n, self._dim), dtype=self._dtype)
@@ -1116,8 +1123,10 @@ class Strategy(ABC):
         if obj._dim != state["dim"]:
             raise ValueError(f"dim {v.short(state['dim'])} does not match the mean")
         obj._noise = _noise.from_state(state["noise"], obj._threads)
-        obj._generation = v.integer("generation", state["generation"], minimum=0)
-        obj._nfev = v.integer("nfev", state["nfev"], minimum=0)
+        obj._generation = v.integer(
+            "generation", state["generation"], minimum=0, maximum=MAX_COUNT
+        )
+        obj._nfev = v.integer("nfev", state["nfev"], minimum=0, maximum=MAX_COUNT)
         record = state["record"]
         if record is not None:
             obj._load_record(dict(record))  # type: ignore[call-overload]

@@ -193,7 +193,14 @@ class NoiseHandler:
         """Tell the rows of :meth:`ask` (in its order) and their fitness; raise sigma if noisy."""
         lam = self._es.popsize
         f = v.fitness_vector(fitness, lam + self._n_reev)
-        X = np.asarray(solutions, dtype=np.float64)
+        v.real_rows(solutions)
+        try:
+            X = np.asarray(solutions, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"`solutions` must be the {lam + self._n_reev} rows of ask(), but got "
+                f"{v.short(solutions)}."
+            ) from exc
         if X.shape != (lam + self._n_reev, self._es.dim):
             raise ValueError(
                 f"`solutions` must be the {lam + self._n_reev} rows of ask(), but got shape "

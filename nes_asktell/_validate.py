@@ -101,6 +101,31 @@ def plain_state(name: str, value: object) -> None:
             )
 
 
+def real_rows(
+    value: object, name: str = "solutions", want: str = "the real array returned by ask()"
+) -> None:
+    """Raise TypeError unless the told `solutions` hold real numbers (or cannot be read).
+
+    `name` and `want` name the argument and what it must be in the message.
+
+    numpy would read bool as 0 and 1, drop the imaginary part of a complex number and parse
+    a string of digits: none of them is a row that ask() returned. What numpy cannot read at
+    all is left to the caller, which names what it got.
+    """
+    if isinstance(value, (str, bytes)):
+        return
+    try:
+        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    except (TypeError, ValueError, RecursionError):
+        return
+    kind = arr.dtype.kind
+    if kind == "O" and all(is_real_number(x) for x in arr.reshape(-1)):
+        return
+    if kind not in "iuf":
+        what = {"b": "bool", "c": "complex", "U": "string", "S": "string"}.get(kind, "non-number")
+        raise TypeError(f"`{name}` must be {want}, but got {what} values: {short(value)}.")
+
+
 def flag(name: str, value: object) -> bool:
     """Return `value` as a bool, or raise TypeError naming `name`."""
     if not isinstance(value, (bool, np.bool_)):

@@ -20,6 +20,10 @@ from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, Rng
 #: 1; 0.5 converges prematurely less often (BBOB f8) and is faster on ill-conditioned problems,
 #: for up to 20% more evaluations on the sphere (see the documentation page for the figures).
 ETA_SIGMA_MAX = 0.5
+#: the largest log-step of sigma (in absolute value) that ``from_state`` accepts as
+#: ``last_step``: ln(SIGMA_MAX / SIGMA_MIN), beyond which no step within sigma's range goes;
+#: adaptation sampling takes ``exp(-last_step)``, which overflows beyond 709.
+LAST_STEP_MAX = math.log(v.SIGMA_MAX / v.SIGMA_MIN)
 
 
 def paper_eta_B(dim: int) -> float:
@@ -721,6 +725,11 @@ class XNES(Strategy):
                 f"but got {eta}"
             )
         last = v.real("last_step", state["last_step"])
+        if not abs(last) <= LAST_STEP_MAX:  # exp(-last) of adaptation sampling would overflow
+            raise ValueError(
+                f"`last_step` must be at most {LAST_STEP_MAX:.6g} in absolute value, "
+                f"but got {last!r}"
+            )
         if self._path is not None:
             self._p = v.as_vector("path", state["path"], d)
         if self._shape_path is not None:

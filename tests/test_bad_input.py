@@ -188,6 +188,25 @@ CONSTRUCTOR_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         r"`bounds` must be None, \(lower, upper\), a sequence of \(low, high\) pairs or "
         r"scipy.optimize.Bounds, but got 5\.",
     ),
+    (  # a 0-d array and a ragged nesting raised numpy's errors, which named no argument
+        "bounds 0-d array",
+        {"bounds": np.array(0.5)},
+        TypeError,
+        r"`bounds` must be None, \(lower, upper\), a sequence of \(low, high\) pairs or "
+        r"scipy.optimize.Bounds, but got array\(0.5\)\.",
+    ),
+    (
+        "bounds ragged pairs",
+        {"bounds": [(0, 1), (0, [1, 2]), (0, 1)]},
+        ValueError,
+        r"`bounds` must be \(lower, upper\) or 3 \(low, high\) pairs, but got \[\(0, 1\), ",
+    ),
+    (
+        "bounds ragged side",
+        {"bounds": ([0, 0, [0]], [1, 1, 1])},
+        ValueError,
+        r"`bounds` must hold 3 lower and 3 upper numbers, but got \(\[0, 0, \[0\]\], ",
+    ),
     (
         "bounds infinite wrong side",
         {"bounds": (np.inf, np.inf)},
@@ -243,6 +262,18 @@ CONSTRUCTOR_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         {"sigma_decay": "1"},
         TypeError,
         r"`sigma_decay` must be a number in \(0, 1\], but got '1'\.",
+    ),
+    (  # float() of an int beyond the float range raised OverflowError
+        "sigma_decay huge int",
+        {"sigma_decay": 10**400},
+        ValueError,
+        r"`sigma_decay` must be a number in \(0, 1\], but got 1000000000",
+    ),
+    (
+        "learning_rate_decay huge int",
+        {"learning_rate_decay": -(10**400)},
+        ValueError,
+        r"`learning_rate_decay` must be a number in \(0, 1\], but got -1000000000",
     ),
     (
         "sigma_limit negative",
@@ -580,12 +611,14 @@ FROM_STATE_CASES: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
     (
         "negative generation",
         lambda s: {**s, "generation": -1},
-        r"`state` is malformed: `generation` must be an integer >= 0, but got -1\.",
+        r"`state` is malformed: `generation` must be an integer in \[0, 9007199254740992\], "
+        r"but got -1\.",
     ),
     (
         "negative nfev",
         lambda s: {**s, "nfev": -8},
-        r"`state` is malformed: `nfev` must be an integer >= 0, but got -8\.",
+        r"`state` is malformed: `nfev` must be an integer in \[0, 9007199254740992\], "
+        r"but got -8\.",
     ),
     (
         "best_x wrong length",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import multiprocessing
 import os
 import subprocess
@@ -301,6 +302,22 @@ def test_timeout_must_be_positive() -> None:
         Evaluator(2, timeout=-1)
 
 
+@pytest.mark.parametrize(
+    "timeout",
+    [np.float32(30.0), np.int64(30), math.inf, 10**400],
+    ids=["float32", "int64", "inf", "huge"],
+)
+def test_timeout_may_be_any_real_number(timeout: object) -> None:
+    # np.float32 and np.int64 were refused ("must be a positive number"), float() of an int
+    # beyond the float range raised OverflowError, and inf (accepted) made every candidate
+    # fail: "OverflowError: timestamp out of range for platform time_t"
+    with ThreadPoolExecutor(1) as ex, Evaluator(ex, timeout=timeout) as ev:  # type: ignore[arg-type]
+        X = np.ones((2, 3))
+        np.testing.assert_array_equal(ev.evaluate(sphere, X), [sphere(x) for x in X])
+    with pytest.raises(ValueError, match=r"`timeout` must be a positive number, but got -1000"):
+        Evaluator(2, timeout=-(10**400))
+
+
 def test_timeout_needs_futures() -> None:
     with pytest.raises(ValueError, match="`timeout` needs workers that return futures"):
         Evaluator(None, timeout=1.0)
@@ -329,6 +346,38 @@ def test_an_evaluator_as_workers_lends_its_pool_and_settings(pool: Evaluator) ->
 def test_candidates_must_be_2d() -> None:
     with pytest.raises(ValueError, match="`strategy_or_candidates` must be a Strategy or an"):
         evaluate(np.zeros(3), sphere)
+
+
+@pytest.mark.parametrize(
+    ("candidates", "match"),
+    [
+        # numpy's messages, which named no argument
+        ("abc", r"`strategy_or_candidates` must be .*, but got 'abc'\."),
+        ([[1.0, 2.0], [3.0]], r"`strategy_or_candidates` must be .*, but got \[\[1.0, 2.0\], "),
+        # the imaginary part was dropped (numpy's ComplexWarning) and the real part evaluated
+        (np.ones((2, 3)) + 1j, r"`strategy_or_candidates` must be .* complex values"),
+        (np.ones((2, 3)).astype(str), r"`strategy_or_candidates` must be .* string values"),
+    ],
+)
+def test_candidates_must_be_real_numbers(candidates: object, match: str) -> None:
+    with pytest.raises(TypeError, match=match):
+        evaluate(candidates, sphere)  # type: ignore[arg-type]
+
+
+def test_args_must_be_a_tuple_or_a_list() -> None:
+    # a string was spread into its characters: fun(x, "a", "b")
+    with pytest.raises(TypeError, match=r"`args` must be a tuple of the extra arguments"):
+        evaluate(np.zeros((2, 3)), lambda x, *a: float(len(a)), args="ab")  # type: ignore[arg-type]
+    np.testing.assert_array_equal(
+        evaluate(np.zeros((2, 3)), lambda x, a: a, args=[2.0]),  # type: ignore[arg-type]
+        [2.0, 2.0],
+    )
+
+
+def test_a_map_that_returns_no_iterable_is_named() -> None:
+    # list(None) raised "'NoneType' object is not iterable", which named no argument
+    with pytest.raises(TypeError, match=r"`workers` must return an iterable .* returned None"):
+        evaluate(np.zeros((2, 3)), sphere, lambda f, xs: None)  # type: ignore[arg-type,return-value]
 
 
 def test_fun_must_be_callable() -> None:

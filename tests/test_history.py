@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy.optimize import OptimizeResult, minimize
 
-from nes_asktell import IPOP, SNES, XNES, History, OpenES, nes
+from nes_asktell import IPOP, SNES, XNES, History, OpenES, _history, nes
+from nes_asktell._history import MAGIC
 
 
 def sphere(x: np.ndarray) -> float:
@@ -184,6 +185,17 @@ def test_save_and_load_give_back_every_value_exactly(tmp_path: Path) -> None:
             + "\n",
             r"`path` line 3 must hold 12 numbers",
         ),
+        (  # a field longer than the csv module reads raised _csv.Error, no ValueError
+            "# nes_asktell History v1\n"
+            + ",".join(History().columns)
+            + ("\n" + ",".join(["1"] * 12))
+            + ("\n2" + "0" * 200_000),
+            r"`path` line 4 is not a row of numbers \(field larger than field limit",
+        ),
+        (
+            "# nes_asktell History v1\n" + "g" * 200_000 + "\n",
+            r"`path` line 2 is not a row of numbers \(field larger than field limit",
+        ),
     ],
 )
 def test_load_rejects_a_file_that_is_not_a_history(tmp_path: Path, text: str, match: str) -> None:
@@ -270,6 +282,20 @@ def test_load_reads_a_hand_edited_file_with_blank_lines_and_a_byte_order_mark(
     back = History.load(tmp_path / "edited.csv")
     for name in history.columns:
         np.testing.assert_array_equal(back[name], history[name])
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_load_reads_no_more_than_the_limit_from_a_file_without_a_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the size was checked with stat(), which is 0 for a device or a pipe: `nes-asktell plot
+    # /dev/zero` read without end
+    monkeypatch.setattr(_history, "MAX_BYTES", 1000)
+    with pytest.raises(ValueError, match=r"at most 1000 bytes, but got more in '/dev/zero'"):
+        History.load("/dev/zero")
+    (tmp_path / "big.csv").write_text(MAGIC + "\n" + "x" * 1000)
+    with pytest.raises(ValueError, match=r"at most 1000 bytes, but got more in"):
+        History.load(tmp_path / "big.csv")
 
 
 def test_load_of_a_binary_file_names_the_file(tmp_path: Path) -> None:

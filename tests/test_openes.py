@@ -293,6 +293,20 @@ def test_sigma_and_learning_rate_schedules() -> None:
     assert rates == [0.4, 0.2, 0.2, 0.2, 0.2]
 
 
+@pytest.mark.parametrize("sigma0", [1.0, [1.0, 0.5]])
+def test_a_sigma_decay_that_underflows_stops_sigma_at_its_floor(sigma0: object) -> None:
+    # sigma stops at SIGMA_MIN = 1e-100; then 1e-100 * 1e-300 underflowed to 0, and the second
+    # tell raised "sigma underflowed to 0" instead of holding sigma at its floor
+    es = OpenES(np.zeros(2), sigma0, rng=7, sigma_decay=1e-300)  # type: ignore[arg-type]
+    sigmas = []
+    for _ in range(3):
+        X = es.ask()
+        es.tell(X, [rosen(x) for x in X])
+        sigmas.append(np.asarray(es.sigma).tolist())
+    floor = [1e-100, 1e-100] if isinstance(sigma0, list) else 1e-100
+    assert sigmas == [floor] * 3
+
+
 def test_seed_configuration_uses_the_legacy_stream() -> None:
     # x0 first, then the noise of generation 0, both from one RandomState: as np.random.seed(0)
     rs = np.random.RandomState(0)

@@ -161,6 +161,11 @@ def check_chain(study: optuna.Study, sampler: NESSampler) -> list[dict[str, obje
         ),
         ({"constraints_func": 3}, TypeError, r"`constraints_func` must be callable or None"),
         ({"source_trials": [3]}, TypeError, r"`source_trials` must be a sequence of optuna"),
+        (  # list() of it raised "'int' object is not iterable", which named no argument
+            {"source_trials": 3},
+            TypeError,
+            r"`source_trials` must be a sequence of optuna.trial.FrozenTrial or None, but got 3",
+        ),
         ({"sigma0": 1e300}, ValueError, r"`sigma0` must be at most 10 .*, but got 1e\+300"),
     ],
 )
@@ -790,6 +795,21 @@ def test_default_and_given_strategy_options_are_stored() -> None:
         study.optimize(objective, n_trials=3)
         state = stored_state(study.trials[sampler.generations(study)[0]["trial"]])  # type: ignore[index]
         assert state["run"]["options"]["eta_sigma"] == expected  # type: ignore[index]
+
+
+def test_strategy_options_given_as_numpy_scalars_are_stored_as_numbers() -> None:
+    # np.True_, np.float32 and np.int64 passed the constructor, then the first relative sample
+    # crashed the study: "Object of type bool is not JSON serializable"
+    options = {"mirrored": np.True_, "eta_sigma": np.float32(0.5), "tolstagnation": np.int64(50)}
+    sampler = NESSampler(seed=0, popsize=4, strategy_options=options)  # type: ignore[arg-type]
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=6)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    state = stored_state(study.trials[sampler.generations(study)[0]["trial"]])  # type: ignore[index]
+    stored = state["run"]  # type: ignore[index]
+    assert stored["mirrored"] is True  # type: ignore[index]
+    assert stored["options"]["eta_sigma"] == 0.5  # type: ignore[index]
+    assert stored["criteria"]["tolstagnation"] == 50  # type: ignore[index]
 
 
 def test_restarts_double_the_population() -> None:

@@ -220,6 +220,22 @@ def test_resume_across_restarts_is_bit_exact(how: str, pending: bool) -> None:
     assert opt2.state_dict() == reference.state_dict()
 
 
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_options_given_as_numpy_scalars_give_a_json_state(cls: type[IPOP]) -> None:
+    # the options were stored as given: np.True_, np.float32 and np.int64 made state_dict()
+    # fail in json.dumps
+    opts = {"mirrored": np.True_, "eta_sigma": np.float32(0.25), "tolstagnation": np.int64(50)}
+    opt = cls(XNES, np.full(2, 3.0), 1.0, maxfev=400, rng=3, **opts)  # type: ignore[arg-type]
+    twin = cls(
+        XNES, np.full(2, 3.0), 1.0, maxfev=400, rng=3, **{k: x.item() for k, x in opts.items()}
+    )
+    restored = cls.from_state(json.loads(json.dumps(opt.state_dict())))
+    assert restored.state_dict() == twin.state_dict()
+    for es in (restored, twin):
+        es.optimize(rastrigin)
+    assert restored.state_dict() == twin.state_dict()
+
+
 @pytest.mark.parametrize("cls", [XNES, SNES, OpenES])
 def test_every_strategy_can_be_restarted(cls: type) -> None:
     opt = IPOP(cls, np.full(2, 2.0), 0.5, maxfev=3000, tolfun=1e-3, tolx=1e-3, rng=1)

@@ -36,6 +36,13 @@ def frozen(es: Strategy) -> str:
         (XNES, {"eta_sigma": 1e6}, r"sigma (overflowed to inf|underflowed to 0)"),
         (SNES, {"eta_sigma": 1e6}, r"sigma (overflowed to inf|underflowed to 0)"),
         (XNES, {"eta_B": 1e300}, r"B overflowed to a non-finite value"),
+        # Adam's second moments overflowed to inf while the step stayed finite: the tell was
+        # committed, and from_state rejected the state_dict() of the strategy
+        (
+            OpenES,
+            {"weight_decay": 1e308},
+            r"the optimizer's state overflowed to a non-finite value",
+        ),
     ],
 )
 def test_an_overflowing_update_raises_and_changes_nothing(
@@ -189,6 +196,36 @@ def test_stop_watches_conditioning(name: str) -> None:
     assert "conditioncov" not in relaxed.stop()
 
 
+@pytest.mark.parametrize("name", ["snes", "dxnesic", "crfmnes"])
+def test_a_float32_run_stops_before_its_candidates_overflow(name: str) -> None:
+    # On a slope the step sizes grow without end: beyond the float32 range (3.4e38) the
+    # candidates were +-inf, and the run went on evaluating them (SNES from generation 154)
+    seen: list[bool] = []
+
+    def slope(x: np.ndarray) -> float:
+        seen.append(bool(np.all(np.isfinite(x))))
+        return float(x[0])
+
+    es = resolve_strategy(name)(np.zeros(2), 1.0, rng=3, dtype="float32")
+    res = es.optimize(slope, maxiter=2000)
+    assert all(seen)
+    assert "degenerate" in res.stop
+    assert res.status == 5
+    # a mean beyond the float32 range is degenerate from the start
+    assert "degenerate" in resolve_strategy(name)(np.full(2, 1e39), 1.0, dtype="float32").stop()
+
+
+@pytest.mark.parametrize("name", ["snes", "openes"])
+def test_stop_of_step_sizes_at_the_ends_of_their_range(name: str) -> None:
+    # cond(C) = (1e80 / 1e-80)**2 is beyond the float range: (hi / lo) ** 2 raised
+    # OverflowError from stop() and result, for step sizes the constructor accepts
+    es = resolve_strategy(name)(np.zeros(2), np.array([1e-80, 1e80]), rng=0)
+    assert es.stop() == {"conditioncov": 1e14}
+    assert es.result.status == 3
+    es.tell(es.ask(), np.arange(float(es.popsize)))
+    assert "conditioncov" in es.stop()
+
+
 # ---------------------------------------------------------------- 3. schedules clamp
 def test_openes_learning_rate_decay_stops_at_a_positive_floor() -> None:
     es = OpenES(np.ones(2), 0.1, rng=0, learning_rate_decay=0.5, learning_rate_limit=0.0)
@@ -303,6 +340,35 @@ def test_tell_rejects_complex_solutions() -> None:
     with pytest.raises(TypeError, match=r"`solutions` must be the real array .* complex"):
         es.tell(X + 0j, [sphere(x) for x in X])
     assert es.generation == 0
+
+
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        (lambda X: X.astype(str), "string"),  # numpy parsed the digits back: it was accepted
+        (lambda X: X.astype(str).astype(object), "non-number"),
+        (lambda X: X.astype(bytes).tolist(), "string"),
+    ],
+)
+def test_tell_rejects_solutions_given_as_text(make: Any, what: str) -> None:
+    es = XNES(np.zeros(2), 0.5, rng=0)
+    X = es.ask()
+    f = [sphere(x) for x in X]
+    with pytest.raises(TypeError, match=rf"`solutions` must be the real array .* {what} values"):
+        es.tell(make(X), f)
+    assert es.generation == 0
+    es.tell(X.astype(object), f)  # Python floats in an object array are real numbers
+    assert es.generation == 1
+
+
+def test_a_huge_number_of_extra_samples_is_a_value_error_naming_it() -> None:
+    # numpy's "Maximum allowed dimension exceeded" (or a MemoryError) named no argument
+    es = OpenES(np.zeros(3), 0.5, rng=0)
+    with pytest.raises(
+        ValueError, match=r"`n` asks for n \* dim = 3000000000000000000000000000000"
+    ):
+        es.extra_samples(10**30)
+    assert es.extra_samples(2).shape == (2, 3)  # type: ignore[union-attr]
 
 
 def test_a_huge_popsize_is_a_value_error() -> None:

@@ -359,6 +359,10 @@ def test_maxiter_and_unlimited_budgets():
     ref = minimize(sphere, np.zeros(3), method=nes, options={"rng": 0})
     assert inf.status == 0
     assert inf.nfev == ref.nfev
+    # an int beyond the float range is no limit too (float() of it raised OverflowError)
+    huge = minimize(sphere, np.zeros(3), method=nes, options={"maxfev": 10**400, "rng": 0})
+    assert huge.status == 0
+    assert huge.nfev == ref.nfev
 
 
 def test_tol():
@@ -425,6 +429,11 @@ def test_disp_prints(capsys):
     [
         ({"maxfev": 0}, ValueError, r"`maxfev` must be a number >= 1 or None, but got 0"),
         ({"maxfev": np.nan}, ValueError, r"`maxfev` must be a number >= 1 or None, but got nan"),
+        (
+            {"maxiter": -(10**400)},
+            ValueError,
+            r"`maxiter` must be a number >= 0 or None, but got -1000000",
+        ),
         ({"maxiter": "10"}, TypeError, r"`maxiter` must be a number >= 0 or None, but got '10'"),
         ({"maxiter": True}, TypeError, r"`maxiter` must be a number >= 0 or None, but got True"),
         ({"tol": -1.0}, ValueError, r"`tol` must be a non-negative finite number, but got -1.0"),

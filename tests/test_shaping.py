@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -113,6 +114,60 @@ def test_zscore_matches_the_seed_formula_bit_for_bit() -> None:
 
 def test_raw_is_minus_f_with_non_finite_as_the_worst() -> None:
     np.testing.assert_array_equal(raw(np.array([1.0, np.nan, 3.0, -np.inf])), [-1, -3, -3, -3])
+
+
+SHAPING_FUNCTIONS = [nes_utilities, centered_ranks, zscore, raw]
+
+
+@pytest.mark.parametrize("fn", SHAPING_FUNCTIONS)
+def test_shaping_functions_take_a_list_or_any_real_array(fn: Any) -> None:
+    # a list raised AttributeError ("'list' object has no attribute 'shape'")
+    f = np.array([3.0, np.nan, 1.0, 2.0])
+    expected = fn(f)
+    np.testing.assert_array_equal(fn(f.tolist()), expected)
+    np.testing.assert_array_equal(fn(f.astype(np.float32)), expected)
+    np.testing.assert_array_equal(fn([3, 1, 2]), fn(np.array([3.0, 1.0, 2.0])))
+
+
+@pytest.mark.parametrize("fn", SHAPING_FUNCTIONS)
+@pytest.mark.parametrize(
+    ("f", "exc", "match"),
+    [
+        ("abc", TypeError, r"`f` must be a 1-d array of real numbers, but got 'abc'\."),
+        (
+            [1 + 1j, 2.0],
+            TypeError,
+            r"`f` must be a 1-d array of real numbers, but got \[\(1\+1j\)",
+        ),
+        ([True, False], TypeError, r"`f` must be a 1-d array of real numbers, but got \[True"),
+        ([[1.0], [2.0, 3.0]], TypeError, r"`f` must be a 1-d array of real numbers"),
+        (None, TypeError, r"`f` must be a 1-d array of real numbers, but got None\."),
+        ([], ValueError, r"`f` must be a non-empty 1-d array, but got shape \(0,\)\."),
+        (np.array(1.0), ValueError, r"`f` must be a non-empty 1-d array, but got shape \(\)\."),
+        ([[1.0, 2.0]], ValueError, r"`f` must be a non-empty 1-d array, but got shape \(1, 2\)"),
+    ],
+)
+def test_shaping_functions_reject_what_is_no_fitness_naming_it(
+    fn: Any, f: object, exc: type[Exception], match: str
+) -> None:
+    # AttributeError, IndexError and numpy's messages before, naming no argument
+    with pytest.raises(exc, match=match):
+        fn(f)
+
+
+@pytest.mark.parametrize(
+    ("n", "exc", "match"),
+    [
+        (0, ValueError, r"`n` must be an integer >= 1, but got 0\."),  # ZeroDivisionError
+        (-3, ValueError, r"`n` must be an integer >= 1, but got -3\."),  # numpy's warnings
+        ([1.0], TypeError, r"`n` must be an integer, but got \[1.0\]\."),
+    ],
+)
+def test_nes_weights_rejects_what_is_no_population_size(
+    n: object, exc: type[Exception], match: str
+) -> None:
+    with pytest.raises(exc, match=match):
+        nes_weights(n)  # type: ignore[arg-type]
 
 
 def test_shaping_functions_do_not_modify_their_input() -> None:

@@ -368,6 +368,36 @@ def test_a_crafted_rank_one_path_is_rejected_naming_it(path_c: object, match: st
         XNES.from_state(state)
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        # before, each loaded and every tell then raised: "math range error" from exp(-last_step)
+        # of adaptation sampling, "int too large to convert to float" from (1 - c) ** (2 g)
+        ("last_step", -1e308, r"`last_step` must be at most 460.517 in absolute value, but got"),
+        ("last_step", 800.0, r"`last_step` must be at most 460.517 in absolute value, but got"),
+        ("generation", 1e308, r"`generation` must be an integer in \[0, 9007199254740992\]"),
+        ("nfev", 2**53 + 1, r"`nfev` must be an integer in \[0, 9007199254740992\]"),
+    ],
+)
+def test_a_crafted_step_or_count_beyond_any_run_is_rejected(
+    key: str, value: float, match: str
+) -> None:
+    es = XNES(np.zeros(3), 1.0, rng=3)
+    run(es, ellipsoid, 3)
+    state = json.loads(json.dumps(es.state_dict()))
+    assert state["algo"]["last_step"] != 0.0  # adaptation sampling is on
+    (state["algo"] if key == "last_step" else state)[key] = value
+    with pytest.raises(ValueError, match=match):
+        XNES.from_state(state)
+    # the largest values that load give a working tell
+    (state["algo"] if key == "last_step" else state)[key] = (
+        -math.log(1e200) if key == "last_step" else 2**53
+    )
+    es = XNES.from_state(state)
+    run(es, ellipsoid, 2)
+    assert np.all(np.isfinite(es.mean))
+
+
 def test_the_longest_rank_one_path_that_loads_gives_a_working_tell() -> None:
     # Every state that loads must continue: a path just within the bound, across the thin
     # direction of a B at its conditioning limit, makes B times the exponential of the

@@ -122,17 +122,19 @@ def test_sigma_collapse() -> None:
     assert es.result.status == 3
 
 
-@pytest.mark.parametrize("how", ["return True", "raise StopIteration"])
+@pytest.mark.parametrize("how", ["return True", "return np.True_", "raise StopIteration"])
 def test_callback_stops_the_run(how: str) -> None:
+    # np.True_ (what `np.linalg.norm(res.x) < 1e-3` returns) did not stop the run: the loop
+    # tested `callback(...) is True`
     seen = []
 
-    def callback(result: object) -> bool:
+    def callback(result: object) -> object:
         seen.append(result)
         if len(seen) == 3:
             if how == "raise StopIteration":
                 raise StopIteration
-            return True
-        return False
+            return np.True_ if how == "return np.True_" else True
+        return np.False_ if how == "return np.True_" else False
 
     es = OpenES(np.ones(2), 0.1, rng=0)
     res = es.optimize(sphere, callback=callback)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -181,6 +182,32 @@ def test_tell_rejects_reevaluation_rows_that_are_not_the_first_candidates() -> N
         nh.tell(forged, f)
     assert nh.strategy.generation == 0
     nh.tell(X, f)  # the batch is still pending
+    assert nh.strategy.generation == 1
+
+
+@pytest.mark.parametrize(
+    ("make", "exc", "match"),
+    [
+        # the imaginary part was dropped (with numpy's ComplexWarning) and the tell accepted
+        (lambda X: X + 1j, TypeError, r"`solutions` must be the real array .* complex values"),
+        (lambda X: X.astype(str), TypeError, r"`solutions` must be .* string values"),
+        # numpy's messages, which named no argument
+        (lambda X: "abc", TypeError, r"`solutions` must be the 8 rows of ask\(\), but got 'abc'"),
+        (lambda X: [{}] * len(X), TypeError, r"`solutions` must be .* non-number values"),
+        (lambda X: [[1.0, 2.0], [3.0]], TypeError, r"`solutions` must be the 8 rows of ask"),
+    ],
+)
+def test_tell_rejects_solutions_that_are_not_real_rows(
+    make: Any, exc: type[Exception], match: str
+) -> None:
+    nh = NoiseHandler(XNES(np.ones(2), 0.5, rng=0))
+    X = nh.ask()
+    f = [float(x @ x) for x in X]
+    before = json.dumps(nh.state_dict())
+    with pytest.raises(exc, match=match):
+        nh.tell(make(X), f)
+    assert json.dumps(nh.state_dict()) == before
+    nh.tell(X, f)
     assert nh.strategy.generation == 1
 
 

@@ -184,7 +184,13 @@ class NESSampler(BaseSampler):
         if isinstance(strategy_options, dict) and all(
             isinstance(k, str) for k in strategy_options
         ):
-            options.update(strategy_options)
+            # numpy scalars as Python numbers: the options go into the JSON of the storage
+            options.update(
+                {
+                    k: x.item() if isinstance(x, np.generic) else x
+                    for k, x in strategy_options.items()
+                }
+            )
         elif strategy_options is not None:
             raise TypeError(
                 "`strategy_options` must be a dict of keyword arguments or None, "
@@ -225,7 +231,13 @@ class NESSampler(BaseSampler):
             raise TypeError(
                 f"`constraints_func` must be callable or None, but got {constraints_func!r}."
             )
-        sources = [] if source_trials is None else list(source_trials)
+        try:
+            sources = [] if source_trials is None else list(source_trials)
+        except TypeError as exc:  # not iterable
+            raise TypeError(
+                "`source_trials` must be a sequence of optuna.trial.FrozenTrial or None, "
+                f"but got {v.short(source_trials)}."
+            ) from exc
         for t in sources:
             if not isinstance(t, FrozenTrial):
                 raise TypeError(
