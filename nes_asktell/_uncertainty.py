@@ -193,14 +193,7 @@ class NoiseHandler:
         """Tell the rows of :meth:`ask` (in its order) and their fitness; raise sigma if noisy."""
         lam = self._es.popsize
         f = v.fitness_vector(fitness, lam + self._n_reev)
-        v.real_rows(solutions)
-        try:
-            X = np.asarray(solutions, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
-                f"`solutions` must be the {lam + self._n_reev} rows of ask(), but got "
-                f"{v.short(solutions)}."
-            ) from exc
+        X = v.told_array(solutions, np.float64, f"the {lam + self._n_reev} rows of ask()")
         if X.shape != (lam + self._n_reev, self._es.dim):
             raise ValueError(
                 f"`solutions` must be the {lam + self._n_reev} rows of ask(), but got shape "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -124,6 +125,19 @@ def real_rows(
     if kind not in "iuf":
         what = {"b": "bool", "c": "complex", "U": "string", "S": "string"}.get(kind, "non-number")
         raise TypeError(f"`{name}` must be {want}, but got {what} values: {short(value)}.")
+
+
+def told_array(solutions: object, dtype: type, want: str) -> npt.NDArray[Any]:
+    """Return the told `solutions` as an array of `dtype`, or raise TypeError naming them.
+
+    Not real numbers (:func:`real_rows`), or nothing numpy can shape (text, a ragged
+    nesting): TypeError saying that `solutions` must be `want`.
+    """
+    real_rows(solutions)
+    try:
+        return np.asarray(solutions, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"`solutions` must be {want}, but got {short(solutions)}.") from exc
 
 
 def flag(name: str, value: object) -> bool:
