@@ -61,9 +61,9 @@ def nes(
     rng: np.random.Generator | np.random.SeedSequence | int | None = None,
     workers: WorkersLike = None,
     vectorized: bool = False,
-    restarts: int = 0,
+    restarts: int | None = 0,
     restart_strategy: str = "ipop",
-    disp: bool | int = False,
+    disp: bool | int | None = False,
     **options: OptionValue,
 ) -> MinimizeResult:
     r"""Minimise `fun` with a Natural Evolution Strategy; a `method` for ``scipy.optimize``.
@@ -127,21 +127,21 @@ def nes(
         Evaluate each generation in one call ``fun(X, *args)`` with `X` of shape (d, S), a
         writable copy; it returns the S values, as an array of shape (S,), (S, 1) or (1, S),
         exactly as :meth:`nes_asktell.Strategy.optimize` with ``vectorized=True`` takes them.
-    restarts : int
-        Number of restarts (default 0): when a run converges or stagnates, a new one starts
-        from a point drawn uniformly in the box where both bounds are finite (from `x0`
-        elsewhere, and where the box is wider than 4e100), within the shared budgets. With
-        ``restart_strategy="ipop"`` each restart doubles the population
+    restarts : int or None
+        Number of restarts (default 0; None is 0): when a run converges or stagnates, a
+        new one starts from a point drawn uniformly in the box where both bounds are finite
+        (from `x0` elsewhere, and where the box is wider than 4e100), within the shared
+        budgets. With ``restart_strategy="ipop"`` each restart doubles the population
         (:class:`nes_asktell.IPOP`); with ``"bipop"`` `restarts` counts the restarts of the
         large-population regime, and small-population runs come between them
         (:class:`nes_asktell.BIPOP`).
     restart_strategy : {"ipop", "bipop"}
         How `restarts` restarts, in any case; default ``"ipop"``. See :doc:`/restarts`.
-    disp : bool or {0, 1, 2}
+    disp : bool, {0, 1, 2} or None
         Log progress through the ``nes_asktell`` logger (printed on stdout for the run), as
         the `disp` of :meth:`nes_asktell.Strategy.optimize`: 1 (or True) a line every few
         generations with elapsed time and evaluations per second, 2 a line every generation,
-        0 (or False) nothing.
+        0 (or False, or None) nothing.
     **options
         The strategy's own keywords (for example ``learning_rate`` of OpenES) and its stopping
         criteria (``ftarget``, ``tolfun``, ``tolx``, ``tolstagnation``, ``timeout``,
@@ -211,8 +211,9 @@ def nes(
     budget_it = _budget("maxiter", maxiter, minimum=0)
     tol_value = v.optional_float("tol", tol, allow_zero=True)
     vec = flag("vectorized", vectorized)
-    show = disp_level(disp)
-    n_restarts = restart_count(restarts)
+    # None is how scipy users leave an optional option unset: no progress lines, no restarts
+    show = 0 if disp is None else disp_level(disp)
+    n_restarts = 0 if restarts is None else restart_count(restarts)
     restarter = RESTART_STRATEGIES[resolve_restart_strategy(restart_strategy)]
     kwargs = _strategy_options(cls, options)
     if tol_value is not None:

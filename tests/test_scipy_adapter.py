@@ -1000,3 +1000,19 @@ def test_benchmark_harness_counts_exactly():
         assert cell.hits == [first]
     text = bench.table(["a", "b"], [["1", "22"], ["333", "4"]])
     assert text.splitlines()[0] == "===  =="
+
+
+def test_none_for_restarts_and_disp_means_their_defaults(capsys):
+    # None is how scipy users leave an optional option unset: options={"restarts": None}
+    # raised "`restarts` must be an integer, but got None", and disp=None did the same
+    kw = {"rng": 4, "maxfev": 400}
+    ref = minimize(sphere, np.zeros(3), method=nes, options=kw)
+    got = minimize(sphere, np.zeros(3), method=nes, options={**kw, "restarts": None})
+    assert got.restarts == 0
+    assert "history" not in got
+    np.testing.assert_array_equal(got.x, ref.x)
+    assert (got.fun, got.nfev, got.nit) == (ref.fun, ref.nfev, ref.nit)
+    capsys.readouterr()
+    quiet = minimize(sphere, np.zeros(3), method=nes, options={**kw, "disp": None})
+    assert capsys.readouterr().out == ""
+    np.testing.assert_array_equal(quiet.x, ref.x)
