@@ -33,7 +33,7 @@ from . import _noise
 from ._batch import Keys, rebuild_row
 from ._bounds import Box
 from ._typing import FloatArray
-from ._validate import is_real_number, short
+from ._validate import is_real_number, short, unmasked
 
 Result = tuple[FloatArray, list[str]]
 #: the longest error line a task returns per failure (a worker's reply is bounded)
@@ -223,7 +223,7 @@ def block_values(y: object, m: int, fun: object) -> FloatArray:
     As ``scipy.optimize.differential_evolution`` with ``vectorized=True``, any array of `m`
     real numbers with at most one axis longer than 1 is read as the `m` values: shape
     ``(m,)``, but also ``(m, 1)`` (``np.sum(..., keepdims=True)`` over rows), ``(1, m)``, and
-    for ``m = 1`` a scalar.
+    for ``m = 1`` a scalar. Masked entries of a masked array are NaN.
 
     Raises
     ------
@@ -233,7 +233,7 @@ def block_values(y: object, m: int, fun: object) -> FloatArray:
         If it holds real numbers in another shape (``(2, m)``, say, or the wrong count).
     """
     arr = (
-        np.asarray(y)
+        np.asarray(unmasked(y))
         if isinstance(y, (np.ndarray, np.generic, list, tuple)) or is_real_number(y)
         else None
     )

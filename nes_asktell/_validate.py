@@ -323,8 +323,24 @@ def _float_or_inf(x: object) -> float:
         return math.inf if x > 0 else -math.inf  # type: ignore[operator]
 
 
+def unmasked(value: object) -> object:
+    """Return a numeric masked array as float64 with NaN where masked; anything else as is.
+
+    ``np.asarray`` drops the mask and keeps whatever the data holds under it, so a value the
+    user masked out (a failed evaluation, say) would be ranked by that data. A masked value is
+    no value: it becomes NaN, as numpy makes of the masked constant ``np.ma.masked``.
+    """
+    if np.ma.isMaskedArray(value) and value.dtype.kind in "iuf":
+        return np.ma.filled(value.astype(np.float64), np.nan)
+    return value
+
+
 def fitness_vector(value: object, n: int) -> FloatArray:
-    """Return told fitness values as a float64 (n,) array; non-finite values are allowed."""
+    """Return told fitness values as a float64 (n,) array; non-finite values are allowed.
+
+    Masked entries of a masked array are NaN (see :func:`unmasked`).
+    """
+    value = unmasked(value)
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"`fitness` must be a sequence of {n} numbers, but got {short(value)}.")
     if isinstance(value, (list, tuple)):

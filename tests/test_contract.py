@@ -171,6 +171,32 @@ def test_non_finite_values_rank_worst_and_all_non_finite_skips(name: str) -> Non
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_a_masked_fitness_value_is_no_value(name: str) -> None:
+    # np.asarray drops the mask of a masked array: the best candidate, masked out as a failed
+    # evaluation over a data value of 0.0, was told as 0.0 and became the best point
+    masked, nan = make(name), make(name)
+    X, Xn = masked.ask(), nan.ask()
+    f = np.array([ellipsoid(x) for x in X])
+    best = int(np.argmin(f))
+    data = f.copy()
+    data[best] = 0.0
+    g = f.copy()
+    g[best] = np.nan
+    masked.tell(X, np.ma.masked_array(data, mask=np.arange(f.size) == best))
+    nan.tell(Xn, g)
+    assert json.dumps(masked.state_dict()) == json.dumps(nan.state_dict())
+    assert masked.best[1] != 0.0
+
+    # the same through optimize with a vectorized objective that masks its failures
+    def fails_right(X: np.ndarray) -> np.ma.MaskedArray:
+        y = np.sum(X**2, axis=0)
+        return np.ma.masked_array(np.where(X[0] > 0.8, -1.0, y), mask=X[0] > 0.8)
+
+    res = make(name).optimize(fails_right, maxiter=5, vectorized=True)
+    assert res.fun >= 0.0
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_a_rank_shaped_run_ignores_increasing_transforms(name: str) -> None:
     a, b = make(name, shaping="nes"), make(name, shaping="nes")
     for _ in range(4):
