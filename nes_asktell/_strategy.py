@@ -183,7 +183,8 @@ class Strategy(ABC):
     and changes nothing), and the extra state they carry.
 
     Every strategy also takes the keywords ``threads`` (threads that draw counter-based noise
-    and build the candidates; the results are bit-identical for any count) and ``dtype``
+    and build the candidates; the results are bit-identical for any count; default 1, as
+    None) and ``dtype``
     (``"float64"``, the default, or ``"float32"``, which halves the memory of the noise and of
     the candidates; the mean and the step sizes stay float64).
 
@@ -264,7 +265,8 @@ class Strategy(ABC):
         )
         lam = check_popsize(popsize, dim, self._mirrored)
         self._check_sizes(dim, lam)
-        self._threads = v.integer("threads", common.get("threads", 1), minimum=1)
+        threads = common.get("threads")
+        self._threads = 1 if threads is None else v.integer("threads", threads, minimum=1)
         self._dtype = _check_dtype(common.get("dtype"))
         self._box: Box | None = parse_bounds(bounds, dim)
         self._shaping_spec: ShapingLike = self.default_shaping if shaping is None else shaping

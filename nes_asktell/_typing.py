@@ -55,12 +55,12 @@ OptionValue = float | int | bool | str | ShapingFn | None
 class CommonOptions(TypedDict, total=False):
     """The keywords every strategy takes besides its own: threads, dtype and stopping criteria.
 
-    ``threads``: threads that draw counter-based noise (results identical for any count);
-    ``dtype``: ``"float64"`` (default) or ``"float32"`` for the noise and the candidates; the
-    stopping criteria are those of :meth:`Strategy.stop`.
+    ``threads``: threads that draw counter-based noise (results identical for any count;
+    None is 1); ``dtype``: ``"float64"`` (default) or ``"float32"`` for the noise and the
+    candidates; the stopping criteria are those of :meth:`Strategy.stop`.
     """
 
-    threads: int
+    threads: int | None
     dtype: str | type[np.floating] | None
     maxfev: int | None
     maxiter: int | None

@@ -256,3 +256,22 @@ def test_scale_sigma_scales_every_standard_deviation(name: str) -> None:
     back = type(es).from_state(es.state_dict())
     np.testing.assert_array_equal(back._stds(), es._stds())
     step(es)  # and the run goes on
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_threads_none_is_the_default_one_thread(name: str) -> None:
+    # dtype=None was the default already; threads=None raised "`threads` must be an integer",
+    # also as an option of the scipy method, where None is how an option is left unset
+    a, b = make(name, threads=None), make(name)
+    step(a)
+    step(b)
+    assert json.dumps(a.state_dict()) == json.dumps(b.state_dict())
+    from scipy.optimize import minimize
+
+    from nes_asktell import nes
+
+    kw = {"strategy": name, "rng": 0, "maxiter": 3}
+    x0 = np.full(D, 0.5)
+    got = minimize(ellipsoid, x0, method=nes, options={**kw, "threads": None})
+    ref = minimize(ellipsoid, x0, method=nes, options=kw)
+    np.testing.assert_array_equal(got.x, ref.x)
