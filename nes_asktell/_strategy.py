@@ -1020,13 +1020,13 @@ class Strategy(ABC):
         Raises
         ------
         ValueError
-            If `shaping` is a callable, which plain data cannot hold (use pickle, or pass it
-            again to ``from_state``).
+            If `shaping` is a callable, which plain data cannot hold: use pickle, which
+            keeps it.
         """
         if not isinstance(self._shaping_spec, str):
             raise ValueError(
-                "`shaping` is a callable, which state_dict() cannot store; use pickle, or "
-                "pass it again to from_state(state, shaping=...)."
+                "`shaping` is a callable, which state_dict() cannot store as plain data; use "
+                "pickle, which keeps it (and continues bit-identically)."
             )
         return self._state(asked=self._X is not None, record=True)
 
@@ -1076,7 +1076,7 @@ class Strategy(ABC):
         state : dict
             What :meth:`state_dict` returned (after a JSON round trip, if you like).
         shaping : str or callable, optional
-            The fitness shaping, when the strategy had a callable one.
+            A fitness shaping to use instead of the one the state names.
 
         Raises
         ------

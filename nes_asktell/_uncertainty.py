@@ -242,7 +242,7 @@ class NoiseHandler:
         state : dict
             What :meth:`state_dict` returned (after a JSON round trip, if you like).
         shaping : str or callable, optional
-            The strategy's fitness shaping, when it was a callable one.
+            A fitness shaping for the strategy instead of the one the state names.
 
         Raises
         ------

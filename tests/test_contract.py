@@ -275,3 +275,26 @@ def test_threads_none_is_the_default_one_thread(name: str) -> None:
     got = minimize(ellipsoid, x0, method=nes, options={**kw, "threads": None})
     ref = minimize(ellipsoid, x0, method=nes, options=kw)
     np.testing.assert_array_equal(got.x, ref.x)
+
+
+def negated_ranks(f: np.ndarray) -> np.ndarray:
+    """A callable shaping: utilities from the ranks, best first (sum 0)."""
+    r = np.argsort(np.argsort(f)).astype(float)
+    return (r.mean() - r) / f.size
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_callable_shaping_refuses_a_json_state_and_points_to_pickle(name: str) -> None:
+    # the message (and the docs) said "pass it again to from_state(state, shaping=...)", but
+    # state_dict() itself raises, so there is no state to pass: pickle is the one way
+    es = make(name, shaping=negated_ranks)
+    step(es)
+    es.ask()
+    with pytest.raises(
+        ValueError, match=r"^`shaping` is a callable, which state_dict\(\) cannot"
+    ) as info:
+        es.state_dict()
+    assert "from_state" not in str(info.value)
+    assert "use pickle" in str(info.value)
+    resumed = pickle.loads(pickle.dumps(es))
+    np.testing.assert_array_equal(step(resumed), step(es))
