@@ -290,13 +290,16 @@ class NoiseHandler:
 
         `fun` must return a real number (int, float, a numpy real scalar or a one-element
         real array). Only whole generations are evaluated: the run ends before one that
-        would exceed `maxfev` (None or ``float("inf")``: no limit), and the result then
+        would exceed `maxfev` (None or ``float("inf")``: no limit) or the strategy's own
+        ``maxfev``, both counting the re-evaluations as :attr:`nfev` does, and the result then
         reports ``maxfev`` as its stopping reason.
         """
         if not callable(fun):
             raise TypeError(f"`fun` must be callable, but got {v.short(fun)}.")
         extra = v.extra_args(args)
-        limit = v.budget("maxfev", maxfev)
+        own = self._es.criteria.get("maxfev")
+        limits = [n for n in (v.budget("maxfev", maxfev), own) if isinstance(n, int)]
+        limit = min(limits) if limits else None
         spent: int | None = None  # the budget, once it ends the run
         while not self.stop():
             if limit is not None and self.nfev + self._es.popsize + self._n_reev > limit:

@@ -13,7 +13,7 @@ from conftest import Z
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nes_asktell import SNES, XNES, NoiseHandler, OpenES
+from nes_asktell import SNES, XNES, NoiseHandler, OpenES, resolve_strategy, strategy_names
 from nes_asktell._uncertainty import rank_change
 
 
@@ -254,3 +254,19 @@ def test_from_state_rejects_a_malformed_state(edit: object, match: str) -> None:
     edit(state)  # type: ignore[operator]
     with pytest.raises(ValueError, match=match):
         NoiseHandler.from_state(state)
+
+
+@pytest.mark.parametrize("name", strategy_names())
+def test_optimize_keeps_the_strategys_own_maxfev_with_the_reevaluations(name: str) -> None:
+    # XNES(..., maxfev=100) under a NoiseHandler made 130 evaluations: the strategy counted
+    # only its own 104 (13 whole generations of 8) and the 26 re-evaluations came on top
+    es = resolve_strategy(name)(np.zeros(3), 1.0, rng=0, maxfev=100)
+    nh = NoiseHandler(es)
+    calls = []
+    res = nh.optimize(lambda x: calls.append(1) or float(x @ x))
+    per = es.popsize + nh.reevaluations
+    assert len(calls) == res.nfev == nh.nfev == 100 // per * per
+    assert (res.status, "maxfev" in res.stop) == (1, True)
+    # with a budget of the call as well, the smaller one holds
+    nh = NoiseHandler(resolve_strategy(name)(np.zeros(3), 1.0, rng=0, maxfev=100))
+    assert nh.optimize(lambda x: float(x @ x), maxfev=50).nfev == 50 // per * per
