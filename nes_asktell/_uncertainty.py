@@ -276,8 +276,15 @@ class NoiseHandler:
         return obj
 
     def stop(self) -> dict[str, float]:
-        """Return the strategy's stopping criteria that hold."""
-        return self._es.stop()
+        """Return the strategy's stopping criteria that hold.
+
+        The strategy's ``maxfev`` counts the re-evaluations too, as :attr:`nfev` does.
+        """
+        out = self._es.stop()
+        own = self._es.criteria.get("maxfev")
+        if isinstance(own, int) and self.nfev >= own:
+            out.setdefault("maxfev", own)
+        return out
 
     def optimize(
         self,
@@ -307,6 +314,8 @@ class NoiseHandler:
                 break
             X = self.ask()
             self.tell(X, [as_value(fun(x, *extra), fun) for x in X])
+        if spent is None and "maxfev" in self.stop() and "maxfev" not in self._es.stop():
+            spent = int(self.stop()["maxfev"])  # the strategy's, reached with re-evaluations
         res = self._es.result
         if spent is not None:
             res = _stopping.with_stop(res, {"maxfev": spent})

@@ -270,3 +270,10 @@ def test_optimize_keeps_the_strategys_own_maxfev_with_the_reevaluations(name: st
     # with a budget of the call as well, the smaller one holds
     nh = NoiseHandler(resolve_strategy(name)(np.zeros(3), 1.0, rng=0, maxfev=100))
     assert nh.optimize(lambda x: float(x @ x), maxfev=50).nfev == 50 // per * per
+    # and stop() of a hand-written loop says so once the re-evaluations reach it
+    nh = NoiseHandler(resolve_strategy(name)(np.zeros(3), 1.0, rng=0, maxfev=100))
+    while not nh.stop():
+        X = nh.ask()
+        nh.tell(X, [float(x @ x) for x in X])
+    assert nh.nfev == -(-100 // per) * per
+    assert nh.stop()["maxfev"] == 100
