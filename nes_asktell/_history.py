@@ -210,12 +210,17 @@ class History:
                 )
         f = None
         if fitness is not None:
+            # as tell() reads fitness: masked entries are NaN, and bool is no fitness
+            told = v.unmasked(fitness)
             try:
-                f = np.asarray(fitness, dtype=np.float64).ravel()
-            except (TypeError, ValueError) as exc:
+                kind = np.asarray(told).dtype.kind
+                f = np.asarray(told, dtype=np.float64).ravel() if kind != "b" else None
+            except (TypeError, ValueError):
+                f = None
+            if f is None:
                 raise TypeError(
                     f"`fitness` must be an array of numbers or None, but got {v.short(fitness)}."
-                ) from exc
+                )
         if es.generation % self._every and es.generation != 0:
             return
         inner = getattr(es, "strategy", es)  # IPOP: the current run

@@ -303,3 +303,20 @@ def test_load_of_a_binary_file_names_the_file(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe\x00\x01 not text")
     with pytest.raises(ValueError, match=r"`path` must be a CSV file written by History.save .*"):
         History.load(path)
+
+
+def test_record_reads_fitness_as_tell_does() -> None:
+    # a masked value is no value (it was recorded as the data under the mask), and a list of
+    # bools is no fitness (True and False were recorded as 1.0 and 0.0)
+    es = XNES(np.ones(2), 0.5, rng=0)
+    X = es.ask()
+    f = np.array([float(x @ x) for x in X])
+    es.tell(X, f)
+    data = f.copy()
+    data[0] = -1.0
+    history = History()
+    history.record(es, fitness=np.ma.masked_array(data, mask=np.arange(f.size) == 0))
+    assert history["f_best_gen"][0] == np.min(f[1:])
+    assert history["f_median_gen"][0] == np.median(f[1:])
+    with pytest.raises(TypeError, match=r"`fitness` must be an array of numbers .*True"):
+        History().record(es, fitness=[True, False])
