@@ -167,6 +167,15 @@ def check_chain(study: optuna.Study, sampler: NESSampler) -> list[dict[str, obje
             r"`source_trials` must be a sequence of optuna.trial.FrozenTrial or None, but got 3",
         ),
         ({"sigma0": 1e300}, ValueError, r"`sigma0` must be at most 10 .*, but got 1e\+300"),
+        # A wall-clock limit made the state told depend on how long the generation's trials
+        # took in the telling process (a seeded study of 16 trials took other points from
+        # trial 5 on when the objective slept 0.1 s): the search must be a function of the
+        # storage, so the option is refused.
+        (
+            {"strategy_options": {"timeout": 0.3}},
+            ValueError,
+            r"`strategy_options` must not set `timeout` .*study\.optimize.*but got timeout=0\.3",
+        ),
     ],
 )
 def test_constructor_rejects_bad_arguments(

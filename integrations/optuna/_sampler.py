@@ -119,7 +119,8 @@ class NESSampler(BaseSampler):
         ``[0, 2**128)``.
     strategy_options : dict, optional
         Keyword arguments of the strategy's constructor (plain JSON data: they are stored);
-        not ``x0``, ``sigma0``, ``popsize``, ``bounds`` or ``rng``, and learning rates
+        not ``x0``, ``sigma0``, ``popsize``, ``bounds``, ``rng`` or ``timeout`` (a wall
+        clock would make the state depend on the process that tells it), and learning rates
         ``eta_*`` at most 10. For ``"xnes"`` the sampler sets ``eta_sigma=1.0, csa=True,
         adaptation_sampling=False, mirrored=False, rank_one=False`` and for ``"snes"``
         ``mirrored=False``, unless given here.
@@ -203,6 +204,14 @@ class NESSampler(BaseSampler):
                     + ("; pass `popsize=` or `sigma0=` to NESSampler" if "s" in name else "")
                     + f"), but got {name}={v.short(strategy_options[name])}."
                 )
+        if strategy_options is not None and "timeout" in strategy_options:
+            # A strategy's wall clock starts when a process loads its state, so a stored state
+            # would depend on which process told the generation and how long its trials took.
+            raise ValueError(
+                "`strategy_options` must not set `timeout` (the search state must depend on "
+                "the storage only, not on a process's clock; pass `timeout=` to "
+                f"study.optimize), but got timeout={v.short(strategy_options['timeout'])}."
+            )
         for name, value in options.items():
             too_big = isinstance(value, (int, float)) and not isinstance(value, bool)
             if name.startswith("eta_") and too_big and value > MAX_LEARNING_RATE:  # type: ignore[operator]
