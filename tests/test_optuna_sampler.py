@@ -403,6 +403,81 @@ def test_a_trial_enqueued_with_some_searched_values_takes_no_candidate() -> None
     assert enqueued.number not in told
 
 
+def candidate_values(
+    sampler: NESSampler,
+    study: optuna.Study,
+    space: dict[str, optuna.distributions.BaseDistribution],
+    trial: optuna.trial.FrozenTrial,
+) -> dict[str, int | float] | None:
+    """Return the values of the candidate `trial` records, computed from the stored state."""
+    cand = ch.parse_candidate(trial)
+    if cand is None:
+        return None
+    assigner = sampler._assigner
+    unit, _ = assigner.unit_space(space)
+    trials = study.get_trials(deepcopy=False)
+    ix = assigner.records.update(study, trials)
+    carrier = next(c for c in ix.carriers.values() if c.digest == cand.state)
+    loaded = assigner.load(carrier, trials, unit, ix)
+    assert loaded is not None
+    row = assigner._row(loaded, cand.index)
+    assert row is not None
+    return unit.from_unit(row)
+
+
+def test_a_retried_trial_evaluates_the_candidate_it_records() -> None:
+    # Optuna retries a trial whose worker died (RetryHeartbeatStaleTrialCallback) by adding a
+    # WAITING copy with the parameters it had suggested and all its system attributes, the
+    # candidate record included. Run by another process (a fresh sampler), the copy kept the
+    # dead trial's x, took y from another candidate and recorded that one: the strategy was
+    # told its value as that of a point it did not evaluate.
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, sampler=NESSampler(seed=0, popsize=4))
+    study.optimize(objective, n_trials=10)
+    trial = study.ask()
+    trial.suggest_float("x", -5.0, 5.0)  # the worker dies here, before y and n
+    study.tell(trial, state=TrialState.FAIL)  # as Optuna fails a trial whose heartbeat stopped
+    dead = study.trials[-1]
+    assert ch.parse_candidate(dead) is not None
+    optuna.storages.RetryHeartbeatStaleTrialCallback()(study, dead)
+    sampler = NESSampler(seed=0, popsize=4)
+    other = optuna.load_study(study_name=study.study_name, storage=storage, sampler=sampler)
+    other.optimize(objective, n_trials=20)
+    retried = other.trials[dead.number + 1]
+    assert retried.system_attrs["failed_trial"] == dead.number
+    assert retried.state == TrialState.COMPLETE
+    assert retried.params["x"] == dead.params["x"]
+    space = other.trials[0].distributions
+    for t in other.trials:
+        if t.state == TrialState.COMPLETE:
+            values = candidate_values(NESSampler(seed=0, popsize=4), other, space, t)
+            assert values is None or values == t.params, t.number
+    check_chain(other, sampler)
+
+
+def test_a_trial_added_waiting_with_some_searched_values_takes_no_candidate() -> None:
+    # A WAITING trial added with parameters (as Optuna's retry callbacks add them, but without
+    # a candidate record) evaluates those values: it took a candidate for the rest and was
+    # told as that candidate, whose x it did not evaluate.
+    sampler = NESSampler(seed=0, popsize=4)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=10)
+    added = optuna.trial.create_trial(
+        state=TrialState.WAITING,
+        params={"x": 4.9},
+        distributions={"x": FloatDistribution(-5.0, 5.0)},
+    )
+    study.add_trial(added)
+    study.optimize(objective, n_trials=10)
+    trial = study.trials[10]
+    assert trial.state == TrialState.COMPLETE
+    assert trial.params["x"] == 4.9
+    assert trial.system_attrs[ch.CANDIDATE] is None  # a record that it holds none
+    assert all(ch.parse_candidate(t) is not None for t in study.trials[11:])
+    told = {n for e in check_chain(study, sampler) for n in e["told"]}  # type: ignore[attr-defined]
+    assert trial.number not in told
+
+
 def test_with_hyperband_every_trial_follows_the_search_of_the_whole_study() -> None:
     # HyperbandPruner shows the sampler only the trials of the sampled trial's bracket. The
     # search lives in all the study's trials: seen bracket by bracket, the chain of states and

@@ -180,10 +180,27 @@ class Assigner:
             return None
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
         ix = self.records.update(study, trials)
-        mine = ix.candidates.get(trial.number)  # a trial sampled twice keeps its candidate
-        if mine is not None and mine.state in self.loaded:
-            row = self._row(self.loaded[mine.state], mine.index)
-            return None if row is None else space.from_unit(row)
+        # Values the trial has already (a trial sampled twice; Optuna's retry of a trial whose
+        # worker died, which copies the parameters it had suggested and its candidate record)
+        preset = {name: trial.params[name] for name in space.names if name in trial.params}
+        mine = ix.candidates.get(trial.number)
+        if mine is not None:  # it keeps its candidate if that is the point it evaluates
+            held = self.loaded.get(mine.state)
+            if held is None:  # (loaded in another process, or gone from the cache)
+                stored = self.records.carrier(ix, key, mine.state)
+                held = None if stored is None else self.load(stored, trials, space, ix)
+            if held is not None and held.state.get("key") == key:
+                row = self._row(held, mine.index)
+                if row is None and not preset:
+                    return None
+                values = None if row is None else space.from_unit(row)
+                if values is not None and all(values[n] == x for n, x in preset.items()):
+                    return values
+        if preset:
+            # As an enqueued trial: it evaluates the values it has, not a candidate's.
+            ch.clear_candidate(study, trial)
+            self._fall_back(trial.number)
+            return None
         while True:
             tip = self.records.tip(ix, key)
             if tip is None:

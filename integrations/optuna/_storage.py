@@ -564,6 +564,10 @@ class Chain:
         """The last state of the chain (None when there is none)."""
         return self._tip
 
+    def carrier(self, digest: str) -> Carrier | None:
+        """Return the lowest-numbered good carrier of state `digest` (None when none)."""
+        return self._rep.get(digest)
+
     def states(self) -> list[Carrier]:
         """Return the chain, first state to last."""
         out: list[Carrier] = []
@@ -745,6 +749,10 @@ class Records:
     def tip(self, ix: Index, key: str) -> Carrier | None:
         """Return the last state of the current chain of search `key` (None when none)."""
         return self._chain(ix, key).tip
+
+    def carrier(self, ix: Index, key: str, digest: str) -> Carrier | None:
+        """Return a good carrier of state `digest` of search `key` (None when none)."""
+        return self._chain(ix, key).carrier(digest)
 
     def chain(self, ix: Index, key: str) -> list[Carrier]:
         """Return the current chain of search `key` (see :func:`longest_chain`).
