@@ -162,6 +162,19 @@ def test_constraints_func_returning_no_real_numbers_is_named(returned: object) -
         study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
 
 
+def test_constraints_func_returning_an_int_beyond_the_floats_is_named() -> None:
+    # It raised OverflowError "int too large to convert to float", naming nothing.
+    study = optuna.create_study(
+        sampler=NESSampler(seed=0, constraints_func=lambda t: [0.0, 10**400])
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"`constraints_func` must return real numbers a float can hold, but got "
+        r"\[0\.0, 1000.* for trial 0",
+    ):
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+
+
 def test_constraints_func_returning_nan_is_refused_as_optuna_refuses_it() -> None:
     study = optuna.create_study(
         sampler=NESSampler(seed=0, constraints_func=lambda t: [0.0, math.nan])

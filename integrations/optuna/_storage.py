@@ -485,7 +485,13 @@ def store_constraints(
                 "`constraints_func` must return a sequence of real numbers, but got "
                 f"{short(raw)} for trial {trial.number}."
             )
-        values.append(float(c))
+        try:
+            values.append(float(c))
+        except OverflowError:  # an int beyond the floats
+            raise ValueError(
+                "`constraints_func` must return real numbers a float can hold, but got "
+                f"{short(raw)} for trial {trial.number}."
+            ) from None
     if any(math.isnan(c) for c in values):
         raise ValueError(
             f"Constraint values cannot be NaN, but `constraints_func` returned {short(raw)} "
