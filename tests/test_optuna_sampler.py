@@ -6,12 +6,14 @@ check of a deterministic run, not a statistical one.
 
 from __future__ import annotations
 
+import cProfile
 import itertools
 import json
 import logging
 import math
 import os
 import pickle
+import pstats
 import subprocess
 import sys
 import textwrap
@@ -476,6 +478,41 @@ def test_a_trial_added_waiting_with_some_searched_values_takes_no_candidate() ->
     assert all(ch.parse_candidate(t) is not None for t in study.trials[11:])
     told = {n for e in check_chain(study, sampler) for n in e["told"]}  # type: ignore[attr-defined]
     assert trial.number not in told
+
+
+def test_studies_sampled_in_turn_are_not_read_anew_on_each_trial() -> None:
+    # One sampler given to two studies that take turns trial by trial recomputed a study's
+    # search space from all its trials on every trial (Optuna's calculator serves one study,
+    # and it was replaced at each switch): at 4,000 trials a study, 25.6 ms per trial against
+    # 0.63 ms for one study alone. Counted here in distribution comparisons (the calculator's
+    # work per trial read), which do not depend on the machine: those of 20 rounds late in the
+    # studies must not exceed those of 20 early rounds by half (they were 5.8 times as many).
+    sampler = NESSampler(seed=0, popsize=4)
+    studies = [optuna.create_study(sampler=sampler) for _ in range(2)]
+
+    def rounds(n: int) -> None:
+        for _ in range(n):
+            for study in studies:
+                trial = study.ask()
+                study.tell(trial, objective(trial))
+
+    def comparisons() -> int:
+        profile = cProfile.Profile()
+        profile.runcall(rounds, 20)
+        stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+        return sum(
+            calls[1]
+            for (path, _, name), calls in stats.items()
+            if name == "__eq__" and path.endswith(os.path.join("optuna", "distributions.py"))
+        )
+
+    rounds(40)
+    early = comparisons()
+    rounds(220)
+    late = comparisons()
+    assert late <= 1.5 * early, (early, late)
+    for study in studies:
+        assert len(sampler.generations(study)) > 50
 
 
 def test_with_hyperband_every_trial_follows_the_search_of_the_whole_study() -> None:

@@ -11,6 +11,7 @@ import itertools
 import threading
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -66,6 +67,8 @@ _RESERVED_OPTIONS = ("x0", "sigma0", "popsize", "bounds", "rng")
 MAX_SEED = 2**128
 #: the most unfinished trials whose starting thread the sampler remembers
 _MAX_STARTED = 4096
+#: the most studies whose search space the sampler keeps computing incrementally
+_MAX_STUDIES = 16
 
 
 class NESSampler(BaseSampler):
@@ -291,8 +294,10 @@ class NESSampler(BaseSampler):
     def _init_caches(self) -> None:
         self._lock = threading.RLock()
         self._assigner = Assigner(self._search, self._n_startup_trials, self._source_trials)
-        self._space_calculator = IntersectionSearchSpace()
-        self._space_study: tuple[object, int, str] | None = None  # the study it is of
+        # Optuna's calculator serves one study only and reads each trial once: one per study
+        # (the most recent `_MAX_STUDIES`), so that studies sampled in turn are not read anew
+        self._space_calculators: OrderedDict[tuple[object, int, str], IntersectionSearchSpace]
+        self._space_calculators = OrderedDict()
         self._warned: set[str] = set()  # parameters warned about (once each)
         # trials sampled independently on purpose, until they finish (in order: the oldest,
         # of trials abandoned unfinished, go first past `_MAX_STARTED`)
@@ -305,8 +310,7 @@ class NESSampler(BaseSampler):
         for name in (
             "_lock",
             "_assigner",
-            "_space_calculator",
-            "_space_study",
+            "_space_calculators",
             "_warned",
             "_fallback",
             "_started",
@@ -467,10 +471,13 @@ class NESSampler(BaseSampler):
     def _search_space(self, study: Study) -> dict[str, BaseDistribution]:
         """Return the intersection search space of `study` (a new one for another study)."""
         token = ch.study_token(study)
-        if token != self._space_study:  # Optuna's calculator serves one study only
-            self._space_calculator = IntersectionSearchSpace()
-            self._space_study = token
-        return self._space_calculator.calculate(study)
+        calculator = self._space_calculators.get(token)
+        if calculator is None:
+            calculator = self._space_calculators[token] = IntersectionSearchSpace()
+            while len(self._space_calculators) > _MAX_STUDIES:
+                self._space_calculators.popitem(last=False)
+        self._space_calculators.move_to_end(token)
+        return calculator.calculate(study)
 
     def _blocked(self, study: Study, trial: FrozenTrial) -> frozenset[int]:
         """Return the other unfinished trials of `study` started by this thread.
