@@ -67,8 +67,6 @@ _RESERVED_OPTIONS = ("x0", "sigma0", "popsize", "bounds", "rng")
 MAX_SEED = 2**128
 #: the most unfinished trials whose starting thread the sampler remembers
 _MAX_STARTED = 4096
-#: the most studies whose search space the sampler keeps computing incrementally
-_MAX_STUDIES = 16
 
 
 class NESSampler(BaseSampler):
@@ -295,7 +293,7 @@ class NESSampler(BaseSampler):
         self._lock = threading.RLock()
         self._assigner = Assigner(self._search, self._n_startup_trials, self._source_trials)
         # Optuna's calculator serves one study only and reads each trial once: one per study
-        # (the most recent `_MAX_STUDIES`), so that studies sampled in turn are not read anew
+        # (the most recent `ch.MAX_STUDIES`), so that studies sampled in turn are not read anew
         self._space_calculators: OrderedDict[tuple[object, int, str], IntersectionSearchSpace]
         self._space_calculators = OrderedDict()
         self._warned: set[str] = set()  # parameters warned about (once each)
@@ -474,7 +472,7 @@ class NESSampler(BaseSampler):
         calculator = self._space_calculators.get(token)
         if calculator is None:
             calculator = self._space_calculators[token] = IntersectionSearchSpace()
-            while len(self._space_calculators) > _MAX_STUDIES:
+            while len(self._space_calculators) > ch.MAX_STUDIES:
                 self._space_calculators.popitem(last=False)
         self._space_calculators.move_to_end(token)
         return calculator.calculate(study)

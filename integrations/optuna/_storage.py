@@ -39,6 +39,7 @@ import re
 import threading
 import warnings
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -60,6 +61,8 @@ CHUNK = 60_000
 MAX_CHUNKS = 1_000
 #: the most trials a stored summary may list as told (a generation's population at most)
 MAX_TOLD = 1 << 16
+#: the most studies whose trials a sampler keeps indexed (and whose search spaces it keeps)
+MAX_STUDIES = 16
 _DIGEST_LEN = 20
 
 
@@ -680,7 +683,8 @@ class Records:
     """
 
     def __init__(self) -> None:
-        self._studies: dict[tuple[object, int, str], Index] = {}
+        # the most recent `MAX_STUDIES` studies (one forgotten is indexed again if it returns)
+        self._studies: OrderedDict[tuple[object, int, str], Index] = OrderedDict()
         self._warned: set[object] = set()
 
     def warn_once(self, tag: object, message: str) -> None:
@@ -700,6 +704,9 @@ class Records:
         ix = self._studies.get(sid)
         if ix is None or ix.scanned > len(trials):
             ix = self._studies[sid] = Index()
+            while len(self._studies) > MAX_STUDIES:
+                self._studies.popitem(last=False)
+        self._studies.move_to_end(sid)
         still: list[int] = []
         for pos in itertools.chain(ix.pending, range(ix.scanned, len(trials))):
             t = trials[pos]
