@@ -171,6 +171,11 @@ def check_chain(study: optuna.Study, sampler: NESSampler) -> list[dict[str, obje
             r"`source_trials` must be a sequence of optuna.trial.FrozenTrial or None, but got 3",
         ),
         ({"sigma0": 1e300}, ValueError, r"`sigma0` must be at most 10 .*, but got 1e\+300"),
+        # Below the default `tolx` every run stopped after its first generation, and below
+        # about 1e-16 a generation's candidates were one point: with sigma0=1e-60, 60 trials
+        # evaluated 5 distinct points.
+        ({"sigma0": 1e-60}, ValueError, r"`sigma0` must be at least 1e-12 .*, but got 1e-60"),
+        ({"sigma0": 9e-13}, ValueError, r"`sigma0` must be at least 1e-12 .*, but got 9e-13"),
         # A wall-clock limit made the state told depend on how long the generation's trials
         # took in the telling process (a seeded study of 16 trials took other points from
         # trial 5 on when the objective slept 0.1 s): the search must be a function of the

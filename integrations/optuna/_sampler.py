@@ -40,6 +40,9 @@ _logger = optuna.logging.get_logger("optuna.nes_asktell")
 
 #: The default initial step size, a fraction of each parameter's range (see the benchmark).
 DEFAULT_SIGMA0 = 0.2
+#: The smallest initial step size: the strategies' default `tolx` (a run whose spread is below
+#: it has converged), and far above the resolution of a double in the cube (about 1e-16).
+MIN_SIGMA0 = 1e-12
 #: Strategy options the sampler sets unless `strategy_options` says otherwise: XNES adapts its
 #: step size with rate 1 instead of the paper's (9 + 3 ln d) / (5 d sqrt d), which is too slow
 #: for budgets of a few hundred trials, plus cumulative step-size adaptation (see the benchmark).
@@ -85,7 +88,7 @@ class NESSampler(BaseSampler):
         ``"snes"``, ``"openes"``) or a class.
     sigma0 : float, optional
         Initial step size in unit-cube coordinates (each parameter's range has width 1); default
-        0.2, at most 10.
+        0.2, at least 1e-12 and at most 10.
     popsize : int, optional
         Trials per generation; default the strategy's (``4 + floor(3 ln d)``); at most 65,536.
     n_startup_trials : int
@@ -224,6 +227,12 @@ class NESSampler(BaseSampler):
         if s0 > 10.0:
             raise ValueError(
                 f"`sigma0` must be at most 10 (unit-cube widths), but got {v.short(sigma0)}."
+            )
+        if s0 < MIN_SIGMA0:
+            raise ValueError(
+                f"`sigma0` must be at least {MIN_SIGMA0:g} (unit-cube widths: below it the "
+                "strategy stops after its first generation, and a generation's candidates "
+                f"become one point), but got {v.short(sigma0)}."
             )
         lam = v.optional_integer("popsize", popsize, minimum=2)
         if lam is not None and lam > MAX_POPSIZE:
