@@ -215,6 +215,41 @@ def test_a_seed_of_up_to_128_bits_seeds_a_study(independent: bool) -> None:
             assert [t.params for t in again.trials] == [t.params for t in study.trials]
 
 
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        # each raised AttributeError ("'int' object has no attribute 'directions'", "... no
+        # attribute 'items'"), naming no argument
+        ((None,), TypeError, r"`study` must be an optuna.Study, but got None"),
+        (("study",), TypeError, r"`study` must be an optuna.Study, but got 'study'"),
+        (
+            (..., 5),
+            TypeError,
+            r"`search_space` must be a dict of distributions or None, but got 5\.",
+        ),
+        (
+            (..., [("x", 1)]),
+            TypeError,
+            r"`search_space` must be a dict of distributions or None, but got \[\('x', 1\)\]",
+        ),
+        (
+            (..., {"x": "a"}),
+            TypeError,
+            r"`search_space` must be a dict of distributions or None, but got \{'x': 'a'\}",
+        ),
+    ],
+)
+def test_generations_rejects_bad_arguments(
+    args: tuple[object, ...], error: type[Exception], match: str
+) -> None:
+    sampler = NESSampler(seed=0, popsize=4)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=6)
+    with pytest.raises(error, match=match):
+        sampler.generations(*(study if a is ... else a for a in args))  # type: ignore[arg-type]
+    assert len(sampler.generations(study)) == 2
+
+
 def test_arguments_are_keyword_only() -> None:
     with pytest.raises(TypeError, match="positional"):
         NESSampler("xnes")  # type: ignore[misc]

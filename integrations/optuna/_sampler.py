@@ -456,6 +456,13 @@ class NESSampler(BaseSampler):
             of the trial that stores it) and ``told`` (the numbers of the trials whose values
             produced it, in candidate order; empty for the first).
 
+        Raises
+        ------
+        TypeError
+            If `study` is not a study or `search_space` not a dict of distributions.
+        ValueError
+            If `study` is multi-objective.
+
         Examples
         --------
         >>> import optuna
@@ -467,6 +474,16 @@ class NESSampler(BaseSampler):
         >>> [(g["generation"], g["trial"], g["told"]) for g in sampler.generations(study)]
         [(0, 1, []), (1, 5, [4, 1, 3, 2]), (2, 9, [6, 5, 8, 7])]
         """
+        if not isinstance(study, Study):
+            raise TypeError(f"`study` must be an optuna.Study, but got {v.short(study)}.")
+        if search_space is not None and not (
+            isinstance(search_space, dict)
+            and all(isinstance(d, BaseDistribution) for d in search_space.values())
+        ):
+            raise TypeError(
+                "`search_space` must be a dict of distributions or None, "
+                f"but got {v.short(search_space)}."
+            )
         self._check_single_objective(study)
         trials = ch.all_trials(study)
         with self._lock:
