@@ -10,7 +10,7 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from nes_asktell.integrations.optuna._search import told_fitness  # noqa: E402
-from optuna.distributions import FloatDistribution  # noqa: E402
+from optuna.distributions import FloatDistribution, IntDistribution  # noqa: E402
 from optuna.study._constrained_optimization import _CONSTRAINTS_KEY  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
@@ -204,6 +204,33 @@ def test_source_trials_set_the_first_mean_and_spread() -> None:
     best = source.best_params
     assert np.allclose(run["mean"], [best["x"] / 10, best["y"] / 10])  # type: ignore[index]
     assert run["sigma0"] < 0.2  # type: ignore[index,operator]  # the spread of the best trials
+
+
+def test_source_trials_with_numpy_parameter_values_set_the_first_mean() -> None:
+    # Trials made with create_trial from numpy data (an np.int64 for an int parameter passes
+    # Optuna's checks) were skipped without a word: the first mean stayed the box's centre.
+    from nes_asktell.integrations.optuna import _storage as ch
+
+    rng = np.random.default_rng(0)
+    dists = {"x": FloatDistribution(0.0, 10.0), "n": IntDistribution(0, 10)}
+    source = [
+        optuna.trial.create_trial(
+            params={"x": float(x), "n": np.int64(n)}, distributions=dists, value=float(v)
+        )
+        for x, n, v in zip(
+            rng.uniform(0, 10, 40), rng.integers(0, 11, 40), rng.permutation(40), strict=True
+        )
+    ]
+    sampler = NESSampler(seed=0, source_trials=source)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0, 10) + t.suggest_int("n", 0, 10), 8)
+    first = study.trials[sampler.generations(study)[0]["trial"]]  # type: ignore[index]
+    carrier = ch.parse_carrier(first)
+    assert carrier is not None
+    run = ch.stored_state(first, carrier)["run"]
+    best = min(source, key=lambda t: t.values[0])
+    expected = [(int(best.params["n"]) + 0.5) / 11, best.params["x"] / 10]  # (names sorted)
+    assert np.allclose(run["mean"], expected)  # type: ignore[index]
 
 
 def test_extra_samples_finished_before_the_tell_are_told_as_further_rows() -> None:
