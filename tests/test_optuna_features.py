@@ -233,6 +233,29 @@ def test_source_trials_with_numpy_parameter_values_set_the_first_mean() -> None:
     assert np.allclose(run["mean"], expected)  # type: ignore[index]
 
 
+def test_source_trials_whose_values_are_no_numbers_are_refused_by_name() -> None:
+    # A FrozenTrial built with value "0.5" (read from text) passed the constructor; every
+    # later trial then raised numpy's "ufunc 'isfinite' not supported for the input types".
+    made = FrozenTrial(
+        number=3,
+        state=TrialState.COMPLETE,
+        value="0.5",  # type: ignore[arg-type]
+        datetime_start=None,
+        datetime_complete=None,
+        params={"x": 1.0},
+        distributions={"x": FloatDistribution(0.0, 10.0)},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=3,
+    )
+    with pytest.raises(
+        TypeError,
+        match=r"`source_trials` must hold real numbers as values, but trial 3 has \['0.5'\]",
+    ):
+        NESSampler(source_trials=[made])
+
+
 def test_extra_samples_finished_before_the_tell_are_told_as_further_rows() -> None:
     from nes_asktell.integrations.optuna import _storage as ch
 

@@ -268,6 +268,14 @@ class NESSampler(BaseSampler):
                     "`source_trials` must be trials of single-objective studies (one value "
                     f"each), but got trial {t.number} with {len(t.values)} values."
                 )
+            if t.values is not None and not all(
+                isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+                for x in t.values
+            ):
+                raise TypeError(
+                    "`source_trials` must hold real numbers as values, but trial "
+                    f"{t.number} has {v.short(t.values)}."
+                )
         if seed is not None:
             seed = v.integer("seed", seed, minimum=0)
             if seed >= MAX_SEED:
