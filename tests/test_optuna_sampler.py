@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -522,6 +523,18 @@ def test_a_trial_added_waiting_with_some_searched_values_takes_no_candidate() ->
     assert trial.number not in told
 
 
+def distribution_comparisons(run: Callable[[], None]) -> int:
+    """Return how many times `run` compares two Optuna distributions (work, not time)."""
+    profile = cProfile.Profile()
+    profile.runcall(run)
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    return sum(
+        calls[1]
+        for (path, _, name), calls in stats.items()
+        if name == "__eq__" and path.endswith(os.path.join("optuna", "distributions.py"))
+    )
+
+
 def test_studies_sampled_in_turn_are_not_read_anew_on_each_trial() -> None:
     # One sampler given to two studies that take turns trial by trial recomputed a study's
     # search space from all its trials on every trial (Optuna's calculator serves one study,
@@ -538,23 +551,67 @@ def test_studies_sampled_in_turn_are_not_read_anew_on_each_trial() -> None:
                 trial = study.ask()
                 study.tell(trial, objective(trial))
 
-    def comparisons() -> int:
-        profile = cProfile.Profile()
-        profile.runcall(rounds, 20)
-        stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
-        return sum(
-            calls[1]
-            for (path, _, name), calls in stats.items()
-            if name == "__eq__" and path.endswith(os.path.join("optuna", "distributions.py"))
-        )
-
     rounds(40)
-    early = comparisons()
+    early = distribution_comparisons(lambda: rounds(20))
     rounds(220)
-    late = comparisons()
+    late = distribution_comparisons(lambda: rounds(20))
     assert late <= 1.5 * early, (early, late)
     for study in studies:
         assert len(sampler.generations(study)) > 50
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_the_search_space_is_optunas_intersection_search_space(seed: int) -> None:
+    # The sampler reads the search space incrementally (see the test below); it must be the
+    # one Optuna's IntersectionSearchSpace computes, whatever the trials' states and spaces.
+    rng = np.random.default_rng(seed)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    sampler = NESSampler(seed=0)
+    choices = [
+        {"x": FloatDistribution(0, 1)},
+        {"x": FloatDistribution(0, 2)},
+        {"n": IntDistribution(0, 5)},
+        {"x": FloatDistribution(0, 1), "n": IntDistribution(0, 5)},
+        {"x": FloatDistribution(0, 1), "n": IntDistribution(0, 5), "y": FloatDistribution(1, 2)},
+    ]
+    open_trials: list[optuna.Trial] = []
+    for _ in range(30):
+        action = rng.integers(0, 4)
+        if action == 0 or not open_trials:  # ask and suggest some parameters
+            trial = study.ask()
+            for name, dist in choices[rng.integers(0, len(choices))].items():
+                trial._suggest(name, dist)
+            open_trials.append(trial)
+        else:  # finish an unfinished trial, in any order
+            trial = open_trials.pop(int(rng.integers(0, len(open_trials))))
+            state = [TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED][action - 1]
+            study.tell(trial, 1.0 if state == TrialState.COMPLETE else None, state=state)
+        expected = optuna.search_space.IntersectionSearchSpace().calculate(study)
+        assert sampler._search_space(study) == expected
+        assert list(sampler._search_space(study)) == list(expected)
+
+
+def test_trials_never_told_do_not_make_each_trial_read_the_whole_study() -> None:
+    # Optuna's search-space calculator reads every trial after the first unfinished one on each
+    # call: with every fifth trial asked and never told, a trial at trial 5,000 took 30.8 ms
+    # against 0.5 ms when all are told. Counted in distribution comparisons (machine-free):
+    # 20 trials late in the study must not cost half as much again as 20 early ones (they cost
+    # 6.5 times as much at these sizes).
+    sampler = NESSampler(seed=0, popsize=4)
+    study = optuna.create_study(sampler=sampler)
+
+    def trials(n: int) -> None:
+        for i in range(n):
+            trial = study.ask()
+            value = objective(trial)
+            if i % 5 != 4:
+                study.tell(trial, value)
+
+    trials(40)
+    early = distribution_comparisons(lambda: trials(20))
+    trials(240)
+    late = distribution_comparisons(lambda: trials(20))
+    assert late <= 1.5 * early, (early, late)
 
 
 @pytest.mark.slow

@@ -19,7 +19,6 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
-from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
@@ -70,6 +69,40 @@ _RESERVED_OPTIONS = ("x0", "sigma0", "popsize", "bounds", "rng")
 MAX_SEED = 2**128
 #: the most unfinished trials whose starting thread the sampler remembers
 _MAX_STARTED = 4096
+
+
+class _Intersection:
+    """The intersection search space of one study, read incrementally.
+
+    The parameters, with their distributions, that every COMPLETE trial has alike: what
+    Optuna's ``IntersectionSearchSpace`` computes. That one reads every trial after the first
+    unfinished one on each call (a study with trials asked and never told was read whole on
+    every trial); this one reads the new trials and those unfinished at the last call, as the
+    candidate records are read (``_storage.Records``).
+    """
+
+    def __init__(self) -> None:
+        self._space: dict[str, BaseDistribution] | None = None  # None: no COMPLETE trial yet
+        self._scanned = 0  # trials[:scanned] have been read ...
+        self._pending: list[int] = []  # ... and these of them were unfinished then
+
+    def calculate(self, trials: list[FrozenTrial]) -> dict[str, BaseDistribution]:
+        """Return the search space of `trials` (all the study's, by number), sorted by name."""
+        if self._scanned > len(trials):  # (not the study of the last call): read it anew
+            self._space, self._scanned, self._pending = None, 0, []
+        space, still = self._space, []
+        for pos in itertools.chain(self._pending, range(self._scanned, len(trials))):
+            t = trials[pos]
+            if not t.state.is_finished():
+                still.append(pos)
+            elif t.state == TrialState.COMPLETE:
+                dists = t.distributions
+                if space is None:
+                    space = dict(dists)
+                else:
+                    space = {n: d for n, d in space.items() if dists.get(n) == d}
+        self._space, self._pending, self._scanned = space, still, len(trials)
+        return dict(sorted((space or {}).items()))
 
 
 class NESSampler(BaseSampler):
@@ -309,9 +342,9 @@ class NESSampler(BaseSampler):
     def _init_caches(self) -> None:
         self._lock = threading.RLock()
         self._assigner = Assigner(self._search, self._n_startup_trials, self._source_trials)
-        # Optuna's calculator serves one study only and reads each trial once: one per study
-        # (the most recent `ch.MAX_STUDIES`), so that studies sampled in turn are not read anew
-        self._space_calculators: OrderedDict[tuple[object, int, str], IntersectionSearchSpace]
+        # one search space per study (the most recent `ch.MAX_STUDIES`), so that studies
+        # sampled in turn are not read anew
+        self._space_calculators: OrderedDict[tuple[object, int, str], _Intersection]
         self._space_calculators = OrderedDict()
         self._warned: set[str] = set()  # parameters warned about (once each)
         # trials sampled independently on purpose, until they finish (in order: the oldest,
@@ -505,11 +538,11 @@ class NESSampler(BaseSampler):
         token = ch.study_token(study)
         calculator = self._space_calculators.get(token)
         if calculator is None:
-            calculator = self._space_calculators[token] = IntersectionSearchSpace()
+            calculator = self._space_calculators[token] = _Intersection()
             while len(self._space_calculators) > ch.MAX_STUDIES:
                 self._space_calculators.popitem(last=False)
         self._space_calculators.move_to_end(token)
-        return calculator.calculate(study)
+        return calculator.calculate(ch.all_trials(study))
 
     def _blocked(self, study: Study, trial: FrozenTrial) -> frozenset[int]:
         """Return the other unfinished trials of `study` started by this thread.
