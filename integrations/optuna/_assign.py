@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 from optuna.distributions import BaseDistribution
 from optuna.study import Study, StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from nes_asktell._typing import FloatArray
 
@@ -134,6 +134,10 @@ class Assigner:
         while len(self.fallback) > 1024:
             self.fallback.remove(min(self.fallback))
 
+    def n_complete(self, study: Study) -> int:
+        """Return the number of COMPLETE trials of `study` (read incrementally)."""
+        return self.records.update(study, ch.all_trials(study)).complete
+
     def sampled_independently(self, number: int) -> bool:
         """Return whether trial `number` was left to the independent sampler on purpose."""
         return number in self.fallback
@@ -165,12 +169,8 @@ class Assigner:
         the calling thread) cannot progress while it waits: they are never waited for.
         """
         trials = ch.all_trials(study)
-        n_complete = 0
-        for t in trials:
-            if n_complete >= self.n_startup_trials:
-                break
-            n_complete += t.state == TrialState.COMPLETE
-        if n_complete < self.n_startup_trials:
+        ix = self.records.update(study, trials)
+        if ix.complete < self.n_startup_trials:
             return None
         if ch.fixed_names(trial) & set(space.names):
             # Enqueued with values of its own for searched parameters: it evaluates no
@@ -179,7 +179,6 @@ class Assigner:
             self._fall_back(trial.number)
             return None
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
-        ix = self.records.update(study, trials)
         # Values the trial has already (a trial sampled twice; Optuna's retry of a trial whose
         # worker died, which copies the parameters it had suggested and its candidate record)
         preset = {name: trial.params[name] for name in space.names if name in trial.params}

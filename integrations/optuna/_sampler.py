@@ -437,7 +437,8 @@ class NESSampler(BaseSampler):
             and param_name not in self._warned
             and trial.number not in self._fallback
         ):
-            n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            with self._lock:
+                n_complete = self._assigner.n_complete(study)
             if n_complete >= self._n_startup_trials:
                 self._warned.add(param_name)
                 _logger.warning(

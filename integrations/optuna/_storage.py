@@ -664,6 +664,8 @@ class Index:
     carriers: dict[int, Carrier] = field(default_factory=dict)
     #: the carriers in the order they were indexed (each search's chain reads the new ones)
     log: list[Carrier] = field(default_factory=list)
+    #: the COMPLETE trials among those read finished (a finished trial never changes)
+    complete: int = 0
     candidates: dict[int, Candidate] = field(default_factory=dict)
     by_state: dict[str, list[int]] = field(default_factory=dict)
     chains: dict[str, Chain] = field(default_factory=dict)
@@ -732,6 +734,8 @@ class Records:
                 self._drop(ix, n)
             if not t.state.is_finished():
                 still.append(pos)
+            elif t.state == TrialState.COMPLETE:
+                ix.complete += 1
         ix.pending, ix.scanned = still, len(trials)
         return ix
 
