@@ -485,7 +485,8 @@ def test_a_retried_trial_evaluates_the_candidate_it_records() -> None:
     study.tell(trial, state=TrialState.FAIL)  # as Optuna fails a trial whose heartbeat stopped
     dead = study.trials[-1]
     assert ch.parse_candidate(dead) is not None
-    optuna.storages.RetryHeartbeatStaleTrialCallback()(study, dead)
+    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    (retry or optuna.storages.RetryFailedTrialCallback)()(study, dead)  # (before Optuna 4.9)
     sampler = NESSampler(seed=0, popsize=4)
     other = optuna.load_study(study_name=study.study_name, storage=storage, sampler=sampler)
     other.optimize(objective, n_trials=20)
