@@ -10,7 +10,7 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from nes_asktell.integrations.optuna._search import told_fitness  # noqa: E402
-from optuna.distributions import FloatDistribution  # noqa: E402
+from optuna.distributions import FloatDistribution, IntDistribution  # noqa: E402
 from optuna.study._constrained_optimization import _CONSTRAINTS_KEY  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
@@ -162,6 +162,19 @@ def test_constraints_func_returning_no_real_numbers_is_named(returned: object) -
         study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
 
 
+def test_constraints_func_returning_an_int_beyond_the_floats_is_named() -> None:
+    # It raised OverflowError "int too large to convert to float", naming nothing.
+    study = optuna.create_study(
+        sampler=NESSampler(seed=0, constraints_func=lambda t: [0.0, 10**400])
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"`constraints_func` must return real numbers a float can hold, but got "
+        r"\[0\.0, 1000.* for trial 0",
+    ):
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+
+
 def test_constraints_func_returning_nan_is_refused_as_optuna_refuses_it() -> None:
     study = optuna.create_study(
         sampler=NESSampler(seed=0, constraints_func=lambda t: [0.0, math.nan])
@@ -191,6 +204,56 @@ def test_source_trials_set_the_first_mean_and_spread() -> None:
     best = source.best_params
     assert np.allclose(run["mean"], [best["x"] / 10, best["y"] / 10])  # type: ignore[index]
     assert run["sigma0"] < 0.2  # type: ignore[index,operator]  # the spread of the best trials
+
+
+def test_source_trials_with_numpy_parameter_values_set_the_first_mean() -> None:
+    # Trials made with create_trial from numpy data (an np.int64 for an int parameter passes
+    # Optuna's checks) were skipped without a word: the first mean stayed the box's centre.
+    from nes_asktell.integrations.optuna import _storage as ch
+
+    rng = np.random.default_rng(0)
+    dists = {"x": FloatDistribution(0.0, 10.0), "n": IntDistribution(0, 10)}
+    source = [
+        optuna.trial.create_trial(
+            params={"x": float(x), "n": np.int64(n)}, distributions=dists, value=float(v)
+        )
+        for x, n, v in zip(
+            rng.uniform(0, 10, 40), rng.integers(0, 11, 40), rng.permutation(40), strict=True
+        )
+    ]
+    sampler = NESSampler(seed=0, source_trials=source)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0, 10) + t.suggest_int("n", 0, 10), 8)
+    first = study.trials[sampler.generations(study)[0]["trial"]]  # type: ignore[index]
+    carrier = ch.parse_carrier(first)
+    assert carrier is not None
+    run = ch.stored_state(first, carrier)["run"]
+    best = min(source, key=lambda t: t.values[0])
+    expected = [(int(best.params["n"]) + 0.5) / 11, best.params["x"] / 10]  # (names sorted)
+    assert np.allclose(run["mean"], expected)  # type: ignore[index]
+
+
+def test_source_trials_whose_values_are_no_numbers_are_refused_by_name() -> None:
+    # A FrozenTrial built with value "0.5" (read from text) passed the constructor; every
+    # later trial then raised numpy's "ufunc 'isfinite' not supported for the input types".
+    made = FrozenTrial(
+        number=3,
+        state=TrialState.COMPLETE,
+        value="0.5",  # type: ignore[arg-type]
+        datetime_start=None,
+        datetime_complete=None,
+        params={"x": 1.0},
+        distributions={"x": FloatDistribution(0.0, 10.0)},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=3,
+    )
+    with pytest.raises(
+        TypeError,
+        match=r"`source_trials` must hold real numbers as values, but trial 3 has \['0.5'\]",
+    ):
+        NESSampler(source_trials=[made])
 
 
 def test_extra_samples_finished_before_the_tell_are_told_as_further_rows() -> None:

@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 from optuna.distributions import BaseDistribution
 from optuna.study import Study, StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from nes_asktell._typing import FloatArray
 
@@ -134,6 +134,10 @@ class Assigner:
         while len(self.fallback) > 1024:
             self.fallback.remove(min(self.fallback))
 
+    def n_complete(self, study: Study) -> int:
+        """Return the number of COMPLETE trials of `study` (read incrementally)."""
+        return self.records.update(study, ch.all_trials(study)).complete
+
     def sampled_independently(self, number: int) -> bool:
         """Return whether trial `number` was left to the independent sampler on purpose."""
         return number in self.fallback
@@ -165,12 +169,8 @@ class Assigner:
         the calling thread) cannot progress while it waits: they are never waited for.
         """
         trials = ch.all_trials(study)
-        n_complete = 0
-        for t in trials:
-            if n_complete >= self.n_startup_trials:
-                break
-            n_complete += t.state == TrialState.COMPLETE
-        if n_complete < self.n_startup_trials:
+        ix = self.records.update(study, trials)
+        if ix.complete < self.n_startup_trials:
             return None
         if ch.fixed_names(trial) & set(space.names):
             # Enqueued with values of its own for searched parameters: it evaluates no
@@ -179,11 +179,27 @@ class Assigner:
             self._fall_back(trial.number)
             return None
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
-        ix = self.records.update(study, trials)
-        mine = ix.candidates.get(trial.number)  # a trial sampled twice keeps its candidate
-        if mine is not None and mine.state in self.loaded:
-            row = self._row(self.loaded[mine.state], mine.index)
-            return None if row is None else space.from_unit(row)
+        # Values the trial has already (a trial sampled twice; Optuna's retry of a trial whose
+        # worker died, which copies the parameters it had suggested and its candidate record)
+        preset = {name: trial.params[name] for name in space.names if name in trial.params}
+        mine = ix.candidates.get(trial.number)
+        if mine is not None:  # it keeps its candidate if that is the point it evaluates
+            held = self.loaded.get(mine.state)
+            if held is None:  # (loaded in another process, or gone from the cache)
+                stored = self.records.carrier(ix, key, mine.state)
+                held = None if stored is None else self.load(stored, trials, space, ix)
+            if held is not None and held.state.get("key") == key:
+                row = self._row(held, mine.index)
+                if row is None and not preset:
+                    return None
+                values = None if row is None else space.from_unit(row)
+                if values is not None and all(values[n] == x for n, x in preset.items()):
+                    return values
+        if preset:
+            # As an enqueued trial: it evaluates the values it has, not a candidate's.
+            ch.clear_candidate(study, trial)
+            self._fall_back(trial.number)
+            return None
         while True:
             tip = self.records.tip(ix, key)
             if tip is None:

@@ -11,6 +11,7 @@ import itertools
 import threading
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,7 +19,6 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
-from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
@@ -39,6 +39,9 @@ _logger = optuna.logging.get_logger("optuna.nes_asktell")
 
 #: The default initial step size, a fraction of each parameter's range (see the benchmark).
 DEFAULT_SIGMA0 = 0.2
+#: The smallest initial step size: the strategies' default `tolx` (a run whose spread is below
+#: it has converged), and far above the resolution of a double in the cube (about 1e-16).
+MIN_SIGMA0 = 1e-12
 #: Strategy options the sampler sets unless `strategy_options` says otherwise: XNES adapts its
 #: step size with rate 1 instead of the paper's (9 + 3 ln d) / (5 d sqrt d), which is too slow
 #: for budgets of a few hundred trials, plus cumulative step-size adaptation (see the benchmark).
@@ -68,6 +71,40 @@ MAX_SEED = 2**128
 _MAX_STARTED = 4096
 
 
+class _Intersection:
+    """The intersection search space of one study, read incrementally.
+
+    The parameters, with their distributions, that every COMPLETE trial has alike: what
+    Optuna's ``IntersectionSearchSpace`` computes. That one reads every trial after the first
+    unfinished one on each call (a study with trials asked and never told was read whole on
+    every trial); this one reads the new trials and those unfinished at the last call, as the
+    candidate records are read (``_storage.Records``).
+    """
+
+    def __init__(self) -> None:
+        self._space: dict[str, BaseDistribution] | None = None  # None: no COMPLETE trial yet
+        self._scanned = 0  # trials[:scanned] have been read ...
+        self._pending: list[int] = []  # ... and these of them were unfinished then
+
+    def calculate(self, trials: list[FrozenTrial]) -> dict[str, BaseDistribution]:
+        """Return the search space of `trials` (all the study's, by number), sorted by name."""
+        if self._scanned > len(trials):  # (not the study of the last call): read it anew
+            self._space, self._scanned, self._pending = None, 0, []
+        space, still = self._space, []
+        for pos in itertools.chain(self._pending, range(self._scanned, len(trials))):
+            t = trials[pos]
+            if not t.state.is_finished():
+                still.append(pos)
+            elif t.state == TrialState.COMPLETE:
+                dists = t.distributions
+                if space is None:
+                    space = dict(dists)
+                else:
+                    space = {n: d for n, d in space.items() if dists.get(n) == d}
+        self._space, self._pending, self._scanned = space, still, len(trials)
+        return dict(sorted((space or {}).items()))
+
+
 class NESSampler(BaseSampler):
     r"""Optuna sampler that searches float and int parameters with a Natural Evolution Strategy.
 
@@ -84,7 +121,7 @@ class NESSampler(BaseSampler):
         ``"snes"``, ``"openes"``) or a class.
     sigma0 : float, optional
         Initial step size in unit-cube coordinates (each parameter's range has width 1); default
-        0.2, at most 10.
+        0.2, at least 1e-12 and at most 10.
     popsize : int, optional
         Trials per generation; default the strategy's (``4 + floor(3 ln d)``); at most 65,536.
     n_startup_trials : int
@@ -119,7 +156,8 @@ class NESSampler(BaseSampler):
         ``[0, 2**128)``.
     strategy_options : dict, optional
         Keyword arguments of the strategy's constructor (plain JSON data: they are stored);
-        not ``x0``, ``sigma0``, ``popsize``, ``bounds`` or ``rng``, and learning rates
+        not ``x0``, ``sigma0``, ``popsize``, ``bounds``, ``rng`` or ``timeout`` (a wall
+        clock would make the state depend on the process that tells it), and learning rates
         ``eta_*`` at most 10. For ``"xnes"`` the sampler sets ``eta_sigma=1.0, csa=True,
         adaptation_sampling=False, mirrored=False, rank_one=False`` and for ``"snes"``
         ``mirrored=False``, unless given here.
@@ -203,6 +241,14 @@ class NESSampler(BaseSampler):
                     + ("; pass `popsize=` or `sigma0=` to NESSampler" if "s" in name else "")
                     + f"), but got {name}={v.short(strategy_options[name])}."
                 )
+        if strategy_options is not None and "timeout" in strategy_options:
+            # A strategy's wall clock starts when a process loads its state, so a stored state
+            # would depend on which process told the generation and how long its trials took.
+            raise ValueError(
+                "`strategy_options` must not set `timeout` (the search state must depend on "
+                "the storage only, not on a process's clock; pass `timeout=` to "
+                f"study.optimize), but got timeout={v.short(strategy_options['timeout'])}."
+            )
         for name, value in options.items():
             too_big = isinstance(value, (int, float)) and not isinstance(value, bool)
             if name.startswith("eta_") and too_big and value > MAX_LEARNING_RATE:  # type: ignore[operator]
@@ -214,6 +260,12 @@ class NESSampler(BaseSampler):
         if s0 > 10.0:
             raise ValueError(
                 f"`sigma0` must be at most 10 (unit-cube widths), but got {v.short(sigma0)}."
+            )
+        if s0 < MIN_SIGMA0:
+            raise ValueError(
+                f"`sigma0` must be at least {MIN_SIGMA0:g} (unit-cube widths: below it the "
+                "strategy stops after its first generation, and a generation's candidates "
+                f"become one point), but got {v.short(sigma0)}."
             )
         lam = v.optional_integer("popsize", popsize, minimum=2)
         if lam is not None and lam > MAX_POPSIZE:
@@ -249,6 +301,14 @@ class NESSampler(BaseSampler):
                     "`source_trials` must be trials of single-objective studies (one value "
                     f"each), but got trial {t.number} with {len(t.values)} values."
                 )
+            if t.values is not None and not all(
+                isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+                for x in t.values
+            ):
+                raise TypeError(
+                    "`source_trials` must hold real numbers as values, but trial "
+                    f"{t.number} has {v.short(t.values)}."
+                )
         if seed is not None:
             seed = v.integer("seed", seed, minimum=0)
             if seed >= MAX_SEED:
@@ -282,8 +342,10 @@ class NESSampler(BaseSampler):
     def _init_caches(self) -> None:
         self._lock = threading.RLock()
         self._assigner = Assigner(self._search, self._n_startup_trials, self._source_trials)
-        self._space_calculator = IntersectionSearchSpace()
-        self._space_study: tuple[object, int, str] | None = None  # the study it is of
+        # one search space per study (the most recent `ch.MAX_STUDIES`), so that studies
+        # sampled in turn are not read anew
+        self._space_calculators: OrderedDict[tuple[object, int, str], _Intersection]
+        self._space_calculators = OrderedDict()
         self._warned: set[str] = set()  # parameters warned about (once each)
         # trials sampled independently on purpose, until they finish (in order: the oldest,
         # of trials abandoned unfinished, go first past `_MAX_STARTED`)
@@ -296,8 +358,7 @@ class NESSampler(BaseSampler):
         for name in (
             "_lock",
             "_assigner",
-            "_space_calculator",
-            "_space_study",
+            "_space_calculators",
             "_warned",
             "_fallback",
             "_started",
@@ -376,7 +437,8 @@ class NESSampler(BaseSampler):
             and param_name not in self._warned
             and trial.number not in self._fallback
         ):
-            n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            with self._lock:
+                n_complete = self._assigner.n_complete(study)
             if n_complete >= self._n_startup_trials:
                 self._warned.add(param_name)
                 _logger.warning(
@@ -436,6 +498,13 @@ class NESSampler(BaseSampler):
             of the trial that stores it) and ``told`` (the numbers of the trials whose values
             produced it, in candidate order; empty for the first).
 
+        Raises
+        ------
+        TypeError
+            If `study` is not a study or `search_space` not a dict of distributions.
+        ValueError
+            If `study` is multi-objective.
+
         Examples
         --------
         >>> import optuna
@@ -447,6 +516,16 @@ class NESSampler(BaseSampler):
         >>> [(g["generation"], g["trial"], g["told"]) for g in sampler.generations(study)]
         [(0, 1, []), (1, 5, [4, 1, 3, 2]), (2, 9, [6, 5, 8, 7])]
         """
+        if not isinstance(study, Study):
+            raise TypeError(f"`study` must be an optuna.Study, but got {v.short(study)}.")
+        if search_space is not None and not (
+            isinstance(search_space, dict)
+            and all(isinstance(d, BaseDistribution) for d in search_space.values())
+        ):
+            raise TypeError(
+                "`search_space` must be a dict of distributions or None, "
+                f"but got {v.short(search_space)}."
+            )
         self._check_single_objective(study)
         trials = ch.all_trials(study)
         with self._lock:
@@ -458,10 +537,13 @@ class NESSampler(BaseSampler):
     def _search_space(self, study: Study) -> dict[str, BaseDistribution]:
         """Return the intersection search space of `study` (a new one for another study)."""
         token = ch.study_token(study)
-        if token != self._space_study:  # Optuna's calculator serves one study only
-            self._space_calculator = IntersectionSearchSpace()
-            self._space_study = token
-        return self._space_calculator.calculate(study)
+        calculator = self._space_calculators.get(token)
+        if calculator is None:
+            calculator = self._space_calculators[token] = _Intersection()
+            while len(self._space_calculators) > ch.MAX_STUDIES:
+                self._space_calculators.popitem(last=False)
+        self._space_calculators.move_to_end(token)
+        return calculator.calculate(ch.all_trials(study))
 
     def _blocked(self, study: Study, trial: FrozenTrial) -> frozenset[int]:
         """Return the other unfinished trials of `study` started by this thread.

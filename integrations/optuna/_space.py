@@ -156,7 +156,10 @@ class UnitSpace:
         u = np.empty(self.dim)
         for i, name in enumerate(self.names):
             value = params.get(name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            # (numpy numbers too: trials made with create_trial may hold them)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)
+            ):
                 return None
             dist = self.dists[i]
             if not dist.low <= value <= dist.high:

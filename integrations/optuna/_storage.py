@@ -39,6 +39,7 @@ import re
 import threading
 import warnings
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -60,6 +61,8 @@ CHUNK = 60_000
 MAX_CHUNKS = 1_000
 #: the most trials a stored summary may list as told (a generation's population at most)
 MAX_TOLD = 1 << 16
+#: the most studies whose trials a sampler keeps indexed (and whose search spaces it keeps)
+MAX_STUDIES = 16
 _DIGEST_LEN = 20
 
 
@@ -485,7 +488,13 @@ def store_constraints(
                 "`constraints_func` must return a sequence of real numbers, but got "
                 f"{short(raw)} for trial {trial.number}."
             )
-        values.append(float(c))
+        try:
+            values.append(float(c))
+        except OverflowError:  # an int beyond the floats
+            raise ValueError(
+                "`constraints_func` must return real numbers a float can hold, but got "
+                f"{short(raw)} for trial {trial.number}."
+            ) from None
     if any(math.isnan(c) for c in values):
         raise ValueError(
             f"Constraint values cannot be NaN, but `constraints_func` returned {short(raw)} "
@@ -563,6 +572,10 @@ class Chain:
     def tip(self) -> Carrier | None:
         """The last state of the chain (None when there is none)."""
         return self._tip
+
+    def carrier(self, digest: str) -> Carrier | None:
+        """Return the lowest-numbered good carrier of state `digest` (None when none)."""
+        return self._rep.get(digest)
 
     def states(self) -> list[Carrier]:
         """Return the chain, first state to last."""
@@ -651,6 +664,8 @@ class Index:
     carriers: dict[int, Carrier] = field(default_factory=dict)
     #: the carriers in the order they were indexed (each search's chain reads the new ones)
     log: list[Carrier] = field(default_factory=list)
+    #: the COMPLETE trials among those read finished (a finished trial never changes)
+    complete: int = 0
     candidates: dict[int, Candidate] = field(default_factory=dict)
     by_state: dict[str, list[int]] = field(default_factory=dict)
     chains: dict[str, Chain] = field(default_factory=dict)
@@ -670,7 +685,8 @@ class Records:
     """
 
     def __init__(self) -> None:
-        self._studies: dict[tuple[object, int, str], Index] = {}
+        # the most recent `MAX_STUDIES` studies (one forgotten is indexed again if it returns)
+        self._studies: OrderedDict[tuple[object, int, str], Index] = OrderedDict()
         self._warned: set[object] = set()
 
     def warn_once(self, tag: object, message: str) -> None:
@@ -690,6 +706,9 @@ class Records:
         ix = self._studies.get(sid)
         if ix is None or ix.scanned > len(trials):
             ix = self._studies[sid] = Index()
+            while len(self._studies) > MAX_STUDIES:
+                self._studies.popitem(last=False)
+        self._studies.move_to_end(sid)
         still: list[int] = []
         for pos in itertools.chain(ix.pending, range(ix.scanned, len(trials))):
             t = trials[pos]
@@ -715,6 +734,8 @@ class Records:
                 self._drop(ix, n)
             if not t.state.is_finished():
                 still.append(pos)
+            elif t.state == TrialState.COMPLETE:
+                ix.complete += 1
         ix.pending, ix.scanned = still, len(trials)
         return ix
 
@@ -745,6 +766,10 @@ class Records:
     def tip(self, ix: Index, key: str) -> Carrier | None:
         """Return the last state of the current chain of search `key` (None when none)."""
         return self._chain(ix, key).tip
+
+    def carrier(self, ix: Index, key: str, digest: str) -> Carrier | None:
+        """Return a good carrier of state `digest` of search `key` (None when none)."""
+        return self._chain(ix, key).carrier(digest)
 
     def chain(self, ix: Index, key: str) -> list[Carrier]:
         """Return the current chain of search `key` (see :func:`longest_chain`).
