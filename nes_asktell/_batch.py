@@ -28,6 +28,22 @@ from ._typing import FloatArray
 BLOCK = 1 << 18
 
 
+#: the largest finite float32; a float32 candidate beyond it is clipped to it (:func:`finite32`)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def finite32(X: FloatArray) -> None:
+    """Clip the rows `X` of a float32 batch to the finite float32 range, in place.
+
+    A float32 distribution that grew past that range (``stop()`` reports ``degenerate``) would
+    otherwise give infinite candidates to a caller who goes on asking; like a reflection into
+    the box, the clip changes the candidate and not its noise row, which the update reads.
+    A float64 batch is left as it is (its step sizes stop at 1e100).
+    """
+    if X.dtype == np.float32 and not np.isfinite(X).all():
+        np.clip(X, -FLOAT32_MAX, FLOAT32_MAX, out=X)
+
+
 def row_blocks(m: int, d: int) -> list[tuple[int, int]]:
     """Split ``m`` rows of length ``d`` into blocks of about `BLOCK` elements (at least a row)."""
     step = max(1, BLOCK // max(d, 1))
@@ -56,6 +72,13 @@ def fill(
         noise.draw(generation, Zh)  # a sequential stream: one call, in order
 
     def fill_rows(a: int, b: int) -> None:
+        if X.dtype == np.float32:  # beyond its range a candidate is clipped (see finite32)
+            with np.errstate(over="ignore", invalid="ignore"):
+                fill_block(a, b)
+        else:
+            fill_block(a, b)
+
+    def fill_block(a: int, b: int) -> None:
         # One pass over a block of rows while it is in cache: draw, scale, mirror, shift.
         # The blocks depend only on (m, d), so the result is the same for any thread count.
         if counter is not None:
@@ -64,6 +87,9 @@ def fill(
         if mirrored:
             np.subtract(mean, X[a:b], out=X[m + a : m + b])
         X[a:b] += mean
+        finite32(X[a:b])
+        if mirrored:
+            finite32(X[m + a : m + b])
         if box is not None:
             box.reflect(X[a:b])
             if mirrored:
@@ -128,11 +154,13 @@ def rebuild_row(
     m = keys.n_noise
     out = np.empty(mean.size, dtype=keys.dtype)
     counter_row(keys.entropy, keys.generation, k % m, out)
-    np.multiply(out, scale, out=out)
-    if keys.mirrored and k >= m:
-        np.subtract(mean, out, out=out)
-    else:
-        out += mean
+    with np.errstate(over="ignore", invalid="ignore"):  # float32: clipped by finite32
+        np.multiply(out, scale, out=out)
+        if keys.mirrored and k >= m:
+            np.subtract(mean, out, out=out)
+        else:
+            out += mean
+    finite32(out)
     if box is not None:
         box.reflect(out[None, :])
     return out

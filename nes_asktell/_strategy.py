@@ -959,8 +959,10 @@ class Strategy(ABC):
         Zh = np.empty((n, self._dim), dtype=self._dtype)
         self._noise.draw(self._generation, Zh, start=self._n_noise)
         X = np.empty_like(Zh)
-        self._perturb_into(Zh, X)
-        X += self._mean
+        with np.errstate(over="ignore", invalid="ignore"):  # float32: clipped by finite32
+            self._perturb_into(Zh, X)
+            X += self._mean
+        _batch.finite32(X)
         if self._box is not None:
             self._box.reflect(X)
         return X

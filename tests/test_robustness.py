@@ -8,12 +8,23 @@ from __future__ import annotations
 import copy
 import json
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 import pytest
 
-from nes_asktell import IPOP, SNES, XNES, OpenES, Strategy, resolve_strategy, strategy_names
+from nes_asktell import (
+    IPOP,
+    SNES,
+    XNES,
+    NESWarning,
+    OpenES,
+    Strategy,
+    resolve_strategy,
+    strategy_names,
+)
+from nes_asktell._batch import rebuild_row
 from nes_asktell._tasks import as_value
 from nes_asktell._xnes import COND_B_MAX
 
@@ -213,6 +224,35 @@ def test_a_float32_run_stops_before_its_candidates_overflow(name: str) -> None:
     assert res.status == 5
     # a mean beyond the float32 range is degenerate from the start
     assert "degenerate" in resolve_strategy(name)(np.full(2, 1e39), 1.0, dtype="float32").stop()
+
+
+@pytest.mark.parametrize("name", ["xnes", "snes", "dxnesic", "crfmnes"])
+def test_a_float32_run_asked_past_its_degenerate_stop_gets_finite_candidates(name: str) -> None:
+    # Asked on past stop() on a slope, the candidates of a float32 run reached +-inf (XNES
+    # at generation 230, 61 generations after `degenerate`; DXNESIC 5 after): now they are
+    # clipped to the float32 range, in ask, in extra_samples and where a worker rebuilds them.
+    es = resolve_strategy(name)(np.ones(5), 1.0, rng=1, dtype="float32")
+    stopped_at = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NESWarning)
+        warnings.simplefilter("error", RuntimeWarning)  # no overflow warning either
+        for g in range(700):
+            X = es.ask()
+            assert np.all(np.isfinite(X)), g
+            if stopped_at is None and "degenerate" in es.stop():
+                stopped_at = g
+                kb = es.batch_keys(X)  # SNES's rows can be rebuilt from keys
+                assert (kb is not None) == (name == "snes")
+                for k in range(es.popsize if kb is not None else 0):
+                    row = rebuild_row(kb.keys, kb.mean, kb.scale, kb.box, k)
+                    assert np.array_equal(row, X[k])
+            es.tell(X, np.sum(X.astype(np.float64), axis=1))
+        extra = es.extra_samples(4)
+    assert stopped_at is not None
+    assert stopped_at < 600
+    assert extra is not None
+    assert np.all(np.isfinite(extra))
+    assert np.max(np.abs(X)) == np.finfo(np.float32).max  # far past the range: clipped
 
 
 @pytest.mark.parametrize("name", ["snes", "openes"])
