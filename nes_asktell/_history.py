@@ -71,6 +71,35 @@ class Recordable(Protocol):
     def sigma(self) -> float | FloatArray: ...
 
 
+def _result_number(res: OptimizeResult, key: str, default: float) -> float:
+    """Return the field `key` of `res` as a float (`default` when absent), or raise naming it."""
+    value = res.get(key)
+    if value is None:
+        return default
+    if not v.is_real_number(value):
+        raise TypeError(
+            f"`intermediate_result.{key}` must be a real number, but got {v.short(value)}."
+        )
+    return float(value)
+
+
+def _result_vector(res: OptimizeResult, key: str) -> FloatArray | None:
+    """Return the field `key` of `res` as a 1-d float array (None when absent), or raise."""
+    value = res.get(key)
+    if value is None:
+        return None
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError, RecursionError):  # ragged
+        arr = np.asarray(None)
+    if arr.dtype.kind not in "iuf" or arr.ndim > 1 or arr.size == 0:
+        raise TypeError(
+            f"`intermediate_result.{key}` must be a number or a 1-d array of real numbers, "
+            f"but got {v.short(value)}."
+        )
+    return arr.astype(np.float64).ravel()
+
+
 class History:
     """A run's history, one row per generation, to look at, save as CSV and plot.
 
@@ -178,17 +207,20 @@ class History:
                 "`intermediate_result` must be a scipy.optimize.OptimizeResult, but got "
                 f"{v.short(res)}."
             )
-        mean = res.get("mean")
-        sigma = res.get("sigma")
+        nit = _result_number(res, "nit", len(self._rows) + 1)
+        if not math.isfinite(nit):
+            raise ValueError(
+                f"`intermediate_result.nit` must be a finite number, but got {v.short(nit)}."
+            )
         self._append(
-            generation=int(res.get("nit", len(self._rows) + 1)),
-            nfev=float(res.get("nfev", math.nan)),
-            popsize=float(res["popsize"]) if "popsize" in res else math.nan,
+            generation=int(nit),
+            nfev=_result_number(res, "nfev", math.nan),
+            popsize=_result_number(res, "popsize", math.nan),
             fitness=None,
-            f_best=float(res.get("fun", math.nan)),
-            sigma=None if sigma is None else np.asarray(sigma, dtype=np.float64),
+            f_best=_result_number(res, "fun", math.nan),
+            sigma=_result_vector(res, "sigma"),
             B=None,
-            mean=None if mean is None else np.asarray(mean, dtype=np.float64),
+            mean=_result_vector(res, "mean"),
         )
 
     def record(self, es: Recordable, fitness: ArrayLike | None = None) -> None:

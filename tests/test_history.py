@@ -148,6 +148,32 @@ def test_bad_arguments_name_the_argument_and_the_value() -> None:
         History()["nope"]
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("nit", "abc", TypeError),
+        ("nit", math.inf, ValueError),
+        ("nfev", "x", TypeError),
+        ("fun", [1.0, 2.0], TypeError),
+        ("popsize", "z", TypeError),
+        ("mean", np.ones((2, 2)), TypeError),
+        ("mean", [1 + 2j, 0], TypeError),
+        ("sigma", "s", TypeError),
+    ],
+)
+def test_a_crafted_result_is_refused_naming_its_field_and_changes_nothing(
+    field: str, value: object, error: type[Exception]
+) -> None:
+    # these raised int()'s and float()'s own messages (or "only 0-dimensional arrays can be
+    # converted"), naming neither the field nor the value
+    h = History()
+    h(OptimizeResult(x=np.zeros(2), fun=1.0, nfev=3, nit=1, mean=np.zeros(2)))
+    before = list(h)
+    with pytest.raises(error, match=rf"`intermediate_result.{field}` must be"):
+        h(OptimizeResult(x=np.zeros(2), **{"fun": 1.0, "nfev": 6, "nit": 2, field: value}))
+    assert list(h) == before
+
+
 def test_nothing_is_written_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=5, callback=History())
