@@ -142,7 +142,16 @@ def check_chain(study: optuna.Study, sampler: NESSampler) -> list[dict[str, obje
         ({"seed": 2**128}, ValueError, r"`seed` must be an integer in \[0, 2\*\*128\), but got"),
         ({"seed": 1.5}, TypeError, r"`seed` must be an integer, but got 1.5"),
         ({"strategy_options": [1]}, TypeError, r"`strategy_options` must be a dict"),
-        ({"strategy_options": {"eta_mu": -1.0}}, ValueError, r"`eta_mu` must be a positive"),
+        (
+            {"strategy_options": {"eta_mu": -1.0}},
+            ValueError,
+            r"^`strategy_options` of XNES: `eta_mu` must be a positive",
+        ),
+        (
+            {"strategy_options": {"nope": 1}},
+            TypeError,
+            r"^`strategy_options` of XNES: unknown option `nope` = 1",
+        ),
         # measured failures of issue 11, point 4: each crashed a later trial
         (
             {"strategy_options": {"popsize": 4}},

@@ -317,7 +317,13 @@ class NESSampler(BaseSampler):
                 )
         # Build one strategy now (with the real population), so that a bad option fails here
         # and not in a trial; the first trial checks them again in the real dimension.
-        probe = cls(np.full(2, 0.5), s0, lam, rng=0, **options)  # type: ignore[arg-type]
+        try:
+            probe = cls(np.full(2, 0.5), s0, lam, rng=0, **options)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            if not options:
+                raise
+            # the strategy's message names the option alone (`eta_sigma`): say where it is set
+            raise type(exc)(f"`strategy_options` of {cls.__name__}: {exc}") from exc
         try:
             ch.dumps(probe.state_dict())
         except (TypeError, ValueError) as exc:
