@@ -340,6 +340,13 @@ def test_unit_space_spans_ranges_as_wide_as_the_floats(seed: int) -> None:
     # values, whose cells a float tells apart, give back the same values.
     cells = np.array(space.cells, dtype=float)
     tol = np.where(cells > 0, 0.5 / np.maximum(cells, 1.0), 0.0) + 1e-9
+    for i, (name, dist) in enumerate(zip(space.names, space.dists, strict=True)):
+        if isinstance(dist, IntDistribution) and dist.log:
+            # rounded to the nearest int v: the point lay in [v - 1/2, v + 1/2], at most
+            # ln(v / (v - 1/2)) from ln v, on an interval [ln(low - 1/2), ln(high + 1/2)]
+            v = values[name]
+            width = math.log(dist.high + 0.5) - math.log(dist.low - 0.5)
+            tol[i] += -math.log1p(-0.5 / v) / width
     assert np.all(np.abs(back - u) <= tol)
     again = space.from_unit(back)
     for name, n in zip(space.names, space.cells, strict=True):
