@@ -145,7 +145,7 @@ def nes(
     **options
         The strategy's own keywords (for example ``learning_rate`` of OpenES) and its stopping
         criteria (``ftarget``, ``tolfun``, ``tolx``, ``tolstagnation``, ``timeout``,
-        ``tolconditioncov``). Unknown
+        ``tolconditioncov``, ``tolflatfitness``). Unknown
         options are ignored with an :class:`~scipy.optimize.OptimizeWarning`.
 
     Returns

@@ -37,6 +37,7 @@ STATUS = {
     "maxfev": 1,
     "maxiter": 2,
     "tolstagnation": 3,
+    "tolflatfitness": 3,
     "sigma": 3,
     "conditioncov": 3,
     "timeout": 4,
@@ -56,6 +57,7 @@ PRECEDENCE = (
     "maxiter",
     "timeout",
     "tolstagnation",
+    "tolflatfitness",
     "conditioncov",
     "sigma",
 )
@@ -103,6 +105,7 @@ class Criteria:
     tolstagnation: int | None = None
     timeout: float | None = None
     tolconditioncov: float | None = 1e14
+    tolflatfitness: int | None = None
 
     def state_dict(self) -> JSON:
         """Return the thresholds as plain data."""
@@ -125,9 +128,26 @@ def check_criteria(**kw: object) -> dict[str, object]:
             out[name] = v.optional_float(name, value, allow_zero=True)
         elif name == "tolconditioncov":
             out[name] = v.optional_float(name, value, allow_zero=False)
+        elif name == "tolflatfitness":
+            out[name] = v.optional_integer(name, value, minimum=0)
         else:
             raise TypeError(f"unknown stopping criterion `{name}`")
     return out
+
+
+#: the flat generations in a row that a strategy adapting its step sizes tolerates by default
+#: (``tolflatfitness``; pycma's default without integer variables)
+FLAT_GENERATIONS = 3
+
+
+def is_flat(f: FloatArray) -> bool:
+    """Return whether a generation's fitness `f` is flat, as pycma counts it.
+
+    Flat: the best value is finite and at least the best 75% (and one) of the population share
+    it: the sorted values at 0 and at ``int(0.75 n)`` are equal. Non-finite values sort last.
+    """
+    s = np.sort(np.where(np.isfinite(f), f, np.inf))
+    return bool(np.isfinite(s[0]) and s[0] == s[int(0.75 * s.size)])
 
 
 def default_stagnation(dim: int, popsize: int) -> int:
@@ -154,8 +174,12 @@ def holds(
     elapsed: float,
     condition: float = 1.0,
     degenerate: bool = False,
+    flat_generations: int = 0,
 ) -> dict[str, float]:
     """Return the criteria that hold, each with its threshold.
+
+    `flat_generations` counts the latest generations in a row whose fitness was flat
+    (:func:`is_flat`); ``tolflatfitness`` holds when more than its threshold were.
 
     `condition` is the condition number of the covariance (``conditioncov`` holds above
     ``tolconditioncov``, as in pycma); `degenerate` says that the distribution is not usable
@@ -180,6 +204,8 @@ def holds(
         out["tolx"] = crit.tolx
     if crit.tolstagnation is not None and since_improvement >= crit.tolstagnation:
         out["tolstagnation"] = crit.tolstagnation
+    if crit.tolflatfitness is not None and flat_generations > crit.tolflatfitness:
+        out["tolflatfitness"] = crit.tolflatfitness
     if crit.timeout is not None and elapsed >= crit.timeout:
         out["timeout"] = crit.timeout
     with np.errstate(invalid="ignore", over="ignore"):

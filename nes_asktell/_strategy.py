@@ -53,6 +53,7 @@ CRITERIA = (
     "tolstagnation",
     "timeout",
     "tolconditioncov",
+    "tolflatfitness",
 )
 #: the largest population a strategy accepts (from a constructor or a state).
 MAX_POPSIZE = 2**18
@@ -281,6 +282,8 @@ class Strategy(ABC):
         crit.setdefault("tolx", 1e-12)
         if crit.get("tolstagnation") is None:
             crit["tolstagnation"] = _stopping.default_stagnation(dim, lam)
+        if "tolflatfitness" not in crit and self.adapts_sigma:
+            crit["tolflatfitness"] = _stopping.FLAT_GENERATIONS
         self._crit = _stopping.Criteria(**crit)  # type: ignore[arg-type]
         self._dim = dim
         self._popsize = lam
@@ -733,6 +736,7 @@ class Strategy(ABC):
         self._fhist: list[float] = []
         self._last_range = math.inf
         self._since_improvement = 0
+        self._flat_generations = 0
         self._t0 = time.monotonic()
 
     def _recorded(self, f: FloatArray, finite: np.ndarray, X: FloatArray) -> dict[str, object]:
@@ -743,7 +747,7 @@ class Strategy(ABC):
         if not finite.any():
             # A generation without a finite value is no improvement: tolstagnation still counts,
             # so a run whose objective only returns NaN ends instead of looping forever.
-            return {"_since_improvement": self._since_improvement + 1}
+            return {"_since_improvement": self._since_improvement + 1, "_flat_generations": 0}
         i = int(np.argmin(np.where(finite, f, np.inf)))
         fmin = float(f[i])
         out: dict[str, object] = {}
@@ -754,6 +758,7 @@ class Strategy(ABC):
         keep = _stopping.history_length(self._dim, self._popsize)
         out["_fhist"] = [*self._fhist, fmin][-keep:]
         out["_last_range"] = float(np.ptp(f[finite]))
+        out["_flat_generations"] = self._flat_generations + 1 if _stopping.is_flat(f) else 0
         return out
 
     def scale_sigma(self, factor: float) -> None:
@@ -805,6 +810,7 @@ class Strategy(ABC):
             elapsed=time.monotonic() - self._t0,
             condition=1.0 if tol is None or self._condition_at_most(tol) else self._condition(),
             degenerate=self._degenerate(),
+            flat_generations=self._flat_generations,
         )
 
     def _condition(self) -> float:
@@ -1064,6 +1070,7 @@ class Strategy(ABC):
             "fhist": list(self._fhist),
             "last_range": None if math.isinf(self._last_range) else self._last_range,
             "since_improvement": self._since_improvement,
+            "flat_generations": self._flat_generations,
         }
 
     @classmethod
@@ -1151,6 +1158,10 @@ class Strategy(ABC):
         self._last_range = math.inf if last is None else v.real("last_range", last)
         self._since_improvement = v.integer(
             "since_improvement", record["since_improvement"], minimum=0
+        )
+        # (absent from the states written before the criterion: none counted)
+        self._flat_generations = v.integer(
+            "flat_generations", record.get("flat_generations", 0), minimum=0, maximum=MAX_COUNT
         )
 
     def __getstate__(self) -> dict[str, object]:

@@ -70,6 +70,7 @@ class CommonOptions(TypedDict, total=False):
     tolstagnation: int | None
     timeout: float | None
     tolconditioncov: float | None
+    tolflatfitness: int | None
 
 
 class NESWarning(UserWarning):

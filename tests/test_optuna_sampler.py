@@ -1143,7 +1143,7 @@ def test_runs_are_seeded_and_placed_as_ipop_seeds_and_places_them() -> None:
     # One restart-seeding helper for IPOP and the sampler: run 0 is the strategy IPOP's run 0
     # would be (x0 the centre of the cube, the seed itself), and restart r starts where IPOP's
     # restart r starts in the unit box, with IPOP's seed and population.
-    from nes_asktell.integrations.optuna._sampler import DEFAULT_OPTIONS
+    from nes_asktell.integrations.optuna._sampler import COMMON_OPTIONS, DEFAULT_OPTIONS
 
     from nes_asktell import IPOP, XNES
     from nes_asktell._restarts import run_seed
@@ -1154,7 +1154,7 @@ def test_runs_are_seeded_and_placed_as_ipop_seeds_and_places_them() -> None:
     study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2 + t.suggest_float("y", 0, 1), 20)
     chain = sampler.generations(study)
     states = [stored_state(study.trials[e["trial"]]) for e in chain]  # type: ignore[index]
-    options = {**DEFAULT_OPTIONS["xnes"], "tolx": 1.0}
+    options = {**COMMON_OPTIONS, **DEFAULT_OPTIONS["xnes"], "tolx": 1.0}
     first = next(s for s in states if s["restart"] == 0)
     run0 = XNES(np.full(2, 0.5), 0.2, 6, rng=7, **options)  # type: ignore[arg-type]
     assert first["run"] == run0.state_dict()

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
+from nes_asktell.integrations.optuna._sampler import COMMON_OPTIONS
 
-from nes_asktell import OpenES
-from nes_asktell._stopping import MESSAGES, default_stagnation, history_length
+from nes_asktell import XNES, OpenES, resolve_strategy
+from nes_asktell._stopping import (
+    FLAT_GENERATIONS,
+    MESSAGES,
+    default_stagnation,
+    history_length,
+    is_flat,
+)
 
 
 def sphere(x: np.ndarray) -> float:
@@ -103,6 +111,70 @@ def test_tolstagnation() -> None:
 def test_default_tolstagnation() -> None:
     es = OpenES(np.zeros(4), 0.1, rng=0)
     assert es.state_dict()["criteria"]["tolstagnation"] == default_stagnation(4, es.popsize)  # type: ignore[index]
+
+
+def step(x: np.ndarray) -> float:
+    """A staircase: f is constant on unit cells, so a small spread ties every candidate."""
+    return float(np.sum(np.floor(np.abs(x))))
+
+
+@pytest.mark.parametrize("name", ["XNES", "SNES", "DXNESIC", "CRFMNES"])
+def test_tolflatfitness_ends_a_run_on_a_plateau(name: str) -> None:
+    # pycma's rule: after more than 3 generations in a row whose best value ties with the
+    # value at rank int(0.75 n), the run stops (and IPOP restarts); the range of the best
+    # values (tolfun) would wait 10 + 30 d / popsize generations
+    es = resolve_strategy(name)(np.full(3, 0.5), 0.01, rng=0)
+    assert es.state_dict()["criteria"]["tolflatfitness"] == FLAT_GENERATIONS  # type: ignore[index]
+    assert run_until_stop(es, step) == FLAT_GENERATIONS + 1  # type: ignore[arg-type]
+    assert es.stop() == {"tolflatfitness": FLAT_GENERATIONS}
+    assert es.result.status == 3
+    # off with None: the run goes on until its history is full at least (then tolfun)
+    off = resolve_strategy(name)(np.full(3, 0.5), 0.01, rng=0, tolflatfitness=None)
+    assert run_until_stop(off, step) >= history_length(3, off.popsize)  # type: ignore[arg-type]
+    assert "tolflatfitness" not in off.stop()
+
+
+def test_tolflatfitness_counts_flat_generations_in_a_row_only() -> None:
+    # three flat generations, one that is not, three more: no stop; a fourth in a row stops
+    es = XNES(np.zeros(2), 0.1, 6, rng=0, mirrored=False, tolfun=None)
+    flat, varied = np.zeros(6), np.arange(6.0)
+    for f in (flat, flat, flat, varied, flat, flat, flat):
+        es.tell(es.ask(), f)
+        assert "tolflatfitness" not in es.stop()
+    # the state carries the count: a copy stops at the same generation
+    copy = XNES.from_state(json.loads(json.dumps(es.state_dict())))
+    for s in (es, copy):
+        s.tell(s.ask(), flat)
+        assert s.stop() == {"tolflatfitness": FLAT_GENERATIONS}
+
+
+@pytest.mark.parametrize(
+    ("f", "flat"),
+    [
+        ([1.0, 1.0, 1.0, 1.0], True),  # all tie
+        ([0.0, 1.0, 1.0, 1.0], False),  # the best alone
+        ([2.0, 1.0, 1.0, 1.0, 5.0], False),  # rank int(0.75 * 5) = 3 holds 2.0
+        ([1.0, 1.0, 1.0, 1.0, 5.0], True),
+        ([1.0, 1.0, 1.0, np.nan], False),  # a non-finite value sorts last: rank 3 is not 1.0
+        ([np.nan, np.inf, np.nan, np.nan], False),  # no finite best: not flat
+    ],
+)
+def test_a_generation_is_flat_when_its_best_ties_the_three_quarter_rank(
+    f: list[float], flat: bool
+) -> None:
+    assert is_flat(np.array(f)) is flat
+
+
+def test_openes_and_the_sampler_leave_tolflatfitness_off() -> None:
+    # OpenES's sigma is fixed (a plateau is not convergence); the sampler's parameters tie
+    assert OpenES(np.zeros(2), 0.1).state_dict()["criteria"]["tolflatfitness"] is None  # type: ignore[index]
+    assert COMMON_OPTIONS["tolflatfitness"] is None
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "3", True])
+def test_a_bad_tolflatfitness_is_refused_naming_it(bad: object) -> None:
+    with pytest.raises((TypeError, ValueError), match="`tolflatfitness` must be an integer"):
+        XNES(np.zeros(2), 0.1, tolflatfitness=bad)
 
 
 def test_timeout() -> None:

@@ -60,6 +60,11 @@ DEFAULT_OPTIONS: dict[str, dict[str, OptionValue]] = {
     },
     "snes": {"mirrored": False},
 }
+#: Options the sampler sets for every strategy unless `strategy_options` says otherwise. The
+#: flat-fitness criterion is off: integer, step and categorical parameters tie whole
+#: generations of a converging search (pycma raises its limit with integer variables), and
+#: the sampler's defaults were measured without it.
+COMMON_OPTIONS: dict[str, OptionValue] = {"tolflatfitness": None}
 #: the default restart budget: IPOP's population doublings (after them a converged search
 #: restarts with the same population); under BIPOP the doublings of its large regime
 DEFAULT_RESTARTS = 9
@@ -160,7 +165,8 @@ class NESSampler(BaseSampler):
         clock would make the state depend on the process that tells it), and learning rates
         ``eta_*`` at most 10. For ``"xnes"`` the sampler sets ``eta_sigma=1.0, csa=True,
         adaptation_sampling=False, mirrored=False, rank_one=False`` and for ``"snes"``
-        ``mirrored=False``, unless given here.
+        ``mirrored=False``, and for every strategy ``tolflatfitness=None``, unless given
+        here.
 
     Raises
     ------
@@ -218,7 +224,7 @@ class NESSampler(BaseSampler):
         strategy_options: dict[str, OptionValue] | None = None,
     ) -> None:
         cls = resolve_strategy(strategy)
-        options: dict[str, OptionValue] = dict(DEFAULT_OPTIONS.get(cls.name, {}))
+        options: dict[str, OptionValue] = {**COMMON_OPTIONS, **DEFAULT_OPTIONS.get(cls.name, {})}
         if isinstance(strategy_options, dict) and all(
             isinstance(k, str) for k in strategy_options
         ):
