@@ -666,7 +666,8 @@ class BIPOP(IPOP):
     * Small regime: :math:`\lambda_s = \lfloor \lambda_0 (\lambda_l / (2\lambda_0))^{U_1^2}
       \rfloor \in [\lambda_0, \lambda_l / 2]` with :math:`\lambda_l` the population of the
       next large run, and :math:`\sigma_s = \sigma_0 \cdot 10^{-2 U_2}`, with
-      :math:`U_1, U_2` uniform in [0, 1] drawn from the seed and the restart number.
+      :math:`U_1, U_2` uniform in [0, 1] drawn from the seed and the restart number
+      (:math:`\sigma_s` at least 1e-100, the smallest step size).
 
     Every restart draws its initial mean as IPOP does. The sequence ends when a global
     criterion holds (`maxfev`, `maxiter`, `ftarget`, `timeout`, a callback) or when the next
@@ -765,7 +766,10 @@ class BIPOP(IPOP):
             return lam_l, self._sigma0, regime
         u1, u2 = entropy_small_regime_draws(self._seed, r)
         lam = small_popsize(self._popsize0, lam_l, u1, mirrored)
-        sigma0 = np.asarray(self._sigma0, dtype=np.float64) * 10.0 ** (-2.0 * u2)
+        # no smaller than the smallest step size a strategy takes (sigma0 may be near it)
+        sigma0 = np.maximum(
+            np.asarray(self._sigma0, dtype=np.float64) * 10.0 ** (-2.0 * u2), v.SIGMA_MIN
+        )
         return lam, float(sigma0) if sigma0.ndim == 0 else sigma0, regime
 
     def _commit_restart(self, record: JSON, run_: Strategy, regime: str) -> None:
