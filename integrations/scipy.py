@@ -31,7 +31,7 @@ from nes_asktell._restarts import (
 )
 from nes_asktell._stopping import make_result
 from nes_asktell._strategy import CRITERIA, Strategy, resolve_strategy
-from nes_asktell._tasks import block_values
+from nes_asktell._tasks import as_value, block_values
 from nes_asktell._typing import ArrayLike, BoundsLike, CommonOptions, FloatArray, OptionValue
 from nes_asktell._validate import flag, short
 
@@ -264,14 +264,13 @@ def nes(
     fun_x, nfev = float(res.fun), int(res.nfev)
     if nfev == 0 and budget_it == 0:
         # maxiter=0: as scipy's own methods, report the objective at the initial point
+        # (its value read as every generation reads one)
         point = np.copy(res.x)
         if vec:
-            y: object = block_values(fun(point[:, None], *args), 1, fun)[0]
+            fun_x = float(block_values(fun(point[:, None], *args), 1, fun)[0])
         else:
-            y = fun(point, *args)
-        if not v.is_real_number(y):
-            raise TypeError(f"`fun` must return a real number, but returned {short(y)}.")
-        fun_x, nfev = float(y), 1  # type: ignore[arg-type]
+            fun_x = as_value(fun(point, *args), fun)
+        nfev = 1
     out = make_result(
         x=np.copy(res.x),
         fun=fun_x,

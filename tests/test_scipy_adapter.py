@@ -708,6 +708,23 @@ def test_vectorized_agrees_with_the_core_on_what_fun_returns():
     assert res.fun == float(np.sum(SHIFT[:3] ** 2))
 
 
+def test_maxiter_zero_reads_the_value_of_fun_as_every_generation_does():
+    # maxiter=0 evaluates x0 itself: it refused a one-element array (TypeError) that a run of
+    # one generation takes, and an int beyond the float range raised a bare OverflowError
+    def one_element(x):
+        return np.array([sphere(x)])
+
+    res = minimize(one_element, np.zeros(3), method=nes, options={"maxiter": 0})
+    assert (res.nfev, res.nit, res.fun) == (1, 0, sphere(np.zeros(3)))
+    assert isinstance(res.fun, float)
+    assert minimize(one_element, np.zeros(3), method=nes, options={"maxiter": 1}).nit == 1
+    huge = minimize(lambda x: 10**400, np.zeros(3), method=nes, options={"maxiter": 0})
+    assert huge.fun == math.inf
+    for bad in (None, True, np.array([1.0, 2.0]), "1"):
+        with pytest.raises(TypeError, match=r"`fun` must return a real number, but '<lambda>'"):
+            minimize(lambda x, bad=bad: bad, np.zeros(3), method=nes, options={"maxiter": 0})
+
+
 def test_vectorized_bad_return_and_workers_warning():
     with pytest.raises(
         ValueError,
