@@ -437,6 +437,12 @@ def test_disp_prints(capsys):
         ({"maxiter": "10"}, TypeError, r"`maxiter` must be a number >= 0 or None, but got '10'"),
         ({"maxiter": True}, TypeError, r"`maxiter` must be a number >= 0 or None, but got True"),
         ({"tol": -1.0}, ValueError, r"`tol` must be a non-negative finite number, but got -1.0"),
+        # tol=0 is allowed: the TypeError said "a positive finite number"
+        (
+            {"tol": "1e-3"},
+            TypeError,
+            r"`tol` must be a non-negative finite number, but got '1e-3'",
+        ),
         ({"vectorized": 1}, TypeError, r"`vectorized` must be True or False, but got 1"),
         ({"disp": "yes"}, TypeError, r"`disp` must be 0, 1, 2, True or False, but got 'yes'"),
         ({"disp": 5}, ValueError, r"`disp` must be 0, 1, 2, True or False, but got 5"),
