@@ -424,6 +424,21 @@ def test_a_rejected_stopping_criterion_draws_nothing_from_a_generator(
     assert gen.bit_generator.state == state
 
 
+@pytest.mark.parametrize(
+    ("optimizer", "exc"), [("nesterov", ValueError), (None, TypeError), (1, TypeError)]
+)
+def test_a_rejected_openes_optimizer_draws_nothing_from_a_generator(
+    optimizer: object, exc: type[Exception]
+) -> None:
+    # OpenES built its optimizer after the base constructor had drawn its entropy, so
+    # OpenES(..., rng=gen, optimizer="nesterov") raised with `gen` advanced
+    gen = np.random.default_rng(7)
+    state = copy.deepcopy(gen.bit_generator.state)
+    with pytest.raises(exc, match=r"`optimizer` must be one of \['adam', 'momentum', 'sgd'\]"):
+        OpenES(X0, 0.1, rng=gen, optimizer=optimizer)  # type: ignore[arg-type]
+    assert gen.bit_generator.state == state
+
+
 def test_constructor_rejects_a_randomstate_for_strategies_that_do_not_take_it() -> None:
     # only OpenES accepts a legacy RandomState (for the seed configuration); the base class
     # rejects it for every other strategy. Checked through the noise factory they share.
