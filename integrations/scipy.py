@@ -19,8 +19,9 @@ import numpy as np
 from scipy.optimize import OptimizeResult, OptimizeWarning
 
 from nes_asktell import _validate as v
+from nes_asktell._backends import check_workers
 from nes_asktell._bounds import Box, parse_bounds
-from nes_asktell._evaluate import WorkersLike
+from nes_asktell._evaluate import Evaluator, WorkersLike
 from nes_asktell._history import History
 from nes_asktell._loop import disp_level
 from nes_asktell._restarts import (
@@ -240,6 +241,8 @@ def nes(
     if vec and workers is not None and workers != 1:
         warnings.warn("`vectorized` is True, so `workers` is ignored.", UserWarning, stacklevel=3)
         workers = None
+    if not isinstance(workers, Evaluator):
+        check_workers(workers)  # before the strategy draws from a Generator `rng`
     fun = _Copying(fun)
 
     # ---- run: the strategy's own loop, or IPOP's or BIPOP's around it

@@ -475,6 +475,22 @@ def test_bad_options_rejected_before_any_evaluation(kw, exc, match):
     assert f.calls == 0
 
 
+@pytest.mark.parametrize(
+    ("workers", "exc"), [("many", TypeError), (0, ValueError), (-2, ValueError)]
+)
+@pytest.mark.parametrize("restarts", [0, 2])
+def test_bad_workers_draw_nothing_from_a_generator_rng(workers, exc, restarts):
+    # `workers` was checked when the run began, after the strategy had drawn its entropy from
+    # the Generator: the call raised with `rng` advanced
+    gen = np.random.default_rng(3)
+    state = gen.bit_generator.state
+    f = Recorder()
+    with pytest.raises(exc, match=r"`workers` must be"):
+        nes(f, np.zeros(2), workers=workers, rng=gen, restarts=restarts)
+    assert gen.bit_generator.state == state
+    assert f.calls == 0
+
+
 def test_fun_must_return_a_number():
     def two(x):
         return np.ones(2)
