@@ -318,6 +318,14 @@ class IPOP:
         x, f = self._inner.best
         if f < self._best_f:
             self._best_x, self._best_f = x, f
+        self._restart_if_due()
+
+    def _restart_if_due(self) -> None:
+        """Start the next run if the current one has stopped by a local criterion.
+
+        After a tell; and before an ask, for a restart that the end of an optimize() call
+        deferred (the call's budget ended where the run stopped).
+        """
         inner_stop = self._inner.stop()
         if not inner_stop or any(k in GLOBAL for k in inner_stop) or self._global_stop():
             return
@@ -390,7 +398,11 @@ class IPOP:
         return self._best_x.copy(), self._best_f
 
     def ask(self) -> FloatArray:
-        """Return the current run's candidates (see :meth:`Strategy.ask`)."""
+        """Return the current run's candidates (see :meth:`Strategy.ask`).
+
+        A run that has stopped is first replaced by the next one, if a restart is due.
+        """
+        self._restart_if_due()
         return self._inner.ask()
 
     def tell(
