@@ -249,9 +249,10 @@ class IPOP:
         self._generation_done = 0
         self._history: list[JSON] = []
         self._t0 = time.monotonic()
-        # The evaluations the current optimize() call may reach (None outside a call): no run
-        # starts at that point, since the call ends there.
+        # The evaluations and generations the current optimize() call may reach (None outside
+        # a call): no run starts at that point, since the call ends there.
         self._call_limit: int | None = None
+        self._call_it_limit: int | None = None
         # Run 0 draws from `rng` itself, so that it is the run the strategy would make.
         self._inner = self._make_run(0, self._x0, popsize, rng=rng)
         # SPEC 7: every form of `rng` reaches run 0 as the 128-bit entropy it drew (an int and
@@ -329,7 +330,9 @@ class IPOP:
         inner_stop = self._inner.stop()
         if not inner_stop or any(k in GLOBAL for k in inner_stop) or self._global_stop():
             return
-        if self._call_limit is not None and self.nfev >= self._call_limit:
+        if (self._call_limit is not None and self.nfev >= self._call_limit) or (
+            self._call_it_limit is not None and self.generation >= self._call_it_limit
+        ):
             return  # the optimize() call ends here: no run to start
         r = self._restarts + 1
         plan = self._next_run(r)
@@ -473,7 +476,8 @@ class IPOP:
         ``float("inf")``: no limit of this call).
         """
         call_fev = v.budget("maxfev", maxfev)
-        self._call_limit = call_fev
+        call_it = v.budget("maxiter", maxiter)
+        self._call_limit, self._call_it_limit = call_fev, call_it
         try:
             return run(
                 self,
@@ -481,7 +485,7 @@ class IPOP:
                 fun,
                 args=args,
                 maxfev=call_fev,
-                maxiter=v.budget("maxiter", maxiter),
+                maxiter=call_it,
                 workers=workers,
                 callback=callback,
                 disp=disp,
@@ -489,7 +493,7 @@ class IPOP:
                 vectorized=vectorized,
             )
         finally:
-            self._call_limit = None
+            self._call_limit = self._call_it_limit = None
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> JSON:

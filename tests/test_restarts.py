@@ -439,3 +439,24 @@ def test_a_call_that_ends_where_a_run_ends_defers_its_restart_without_losing_it(
     resumed = cls.from_state(json.loads(json.dumps(state)))
     np.testing.assert_array_equal(resumed.ask(), stepped.ask())
     assert resumed.state_dict() == stepped.state_dict()
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_a_call_ended_by_maxiter_where_a_run_ends_starts_no_empty_run(cls: type[IPOP]) -> None:
+    # A call whose maxiter ended where a run stopped started the next run anyway: the result
+    # counted a restart that never evaluated anything (restarts 1, a history record with
+    # nfev 0 and best_f None, the popsize of that run), while a call ended there by maxfev
+    # reported restarts 0. Both now defer the restart to the next ask().
+    def make() -> IPOP:
+        return cls("xnes", np.ones(2), 1.0, rng=0, tolfun=1e-6, max_restarts=3)
+
+    whole = make()
+    ref = whole.optimize(sphere, maxfev=3000)
+    by_it = make()
+    res = by_it.optimize(sphere, maxiter=ref.history[0]["generations"])
+    by_fev = make().optimize(sphere, maxfev=ref.history[0]["nfev"])
+    assert res.restarts == by_fev.restarts == 0
+    assert res.history == by_fev.history
+    assert by_it.popsize == ref.history[0]["popsize"]
+    assert by_it.optimize(sphere, maxfev=3000).history == ref.history
+    assert by_it.state_dict() == whole.state_dict()
