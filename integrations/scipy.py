@@ -19,8 +19,9 @@ import numpy as np
 from scipy.optimize import OptimizeResult, OptimizeWarning
 
 from nes_asktell import _validate as v
+from nes_asktell._backends import check_workers
 from nes_asktell._bounds import Box, parse_bounds
-from nes_asktell._evaluate import WorkersLike
+from nes_asktell._evaluate import Evaluator, WorkersLike
 from nes_asktell._history import History
 from nes_asktell._loop import disp_level
 from nes_asktell._restarts import (
@@ -31,7 +32,7 @@ from nes_asktell._restarts import (
 )
 from nes_asktell._stopping import make_result
 from nes_asktell._strategy import CRITERIA, Strategy, resolve_strategy
-from nes_asktell._tasks import block_values
+from nes_asktell._tasks import as_value, block_values
 from nes_asktell._typing import ArrayLike, BoundsLike, CommonOptions, FloatArray, OptionValue
 from nes_asktell._validate import flag, short
 
@@ -240,6 +241,8 @@ def nes(
     if vec and workers is not None and workers != 1:
         warnings.warn("`vectorized` is True, so `workers` is ignored.", UserWarning, stacklevel=3)
         workers = None
+    if not isinstance(workers, Evaluator):
+        check_workers(workers)  # before the strategy draws from a Generator `rng`
     fun = _Copying(fun)
 
     # ---- run: the strategy's own loop, or IPOP's or BIPOP's around it
@@ -264,14 +267,13 @@ def nes(
     fun_x, nfev = float(res.fun), int(res.nfev)
     if nfev == 0 and budget_it == 0:
         # maxiter=0: as scipy's own methods, report the objective at the initial point
+        # (its value read as every generation reads one)
         point = np.copy(res.x)
         if vec:
-            y: object = block_values(fun(point[:, None], *args), 1, fun)[0]
+            fun_x = float(block_values(fun(point[:, None], *args), 1, fun)[0])
         else:
-            y = fun(point, *args)
-        if not v.is_real_number(y):
-            raise TypeError(f"`fun` must return a real number, but returned {short(y)}.")
-        fun_x, nfev = float(y), 1  # type: ignore[arg-type]
+            fun_x = as_value(fun(point, *args), fun)
+        nfev = 1
     out = make_result(
         x=np.copy(res.x),
         fun=fun_x,

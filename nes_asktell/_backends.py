@@ -823,6 +823,32 @@ def is_dask_client(obj: object) -> bool:
     return type(obj).__module__.split(".")[0] == "distributed" and hasattr(obj, "scatter")
 
 
+def check_workers(workers: object) -> None:
+    """Raise the error of :func:`make_engine` for a malformed `workers`, building nothing."""
+    if isinstance(workers, numbers.Integral) and not isinstance(workers, bool):
+        if workers == 0 or workers < -1:
+            raise ValueError(
+                f"`workers` must be a positive number of processes or -1 (one per core), "
+                f"but got {int(workers)}."
+            )
+    elif not (
+        workers is None
+        or is_dask_client(workers)
+        or (isinstance(workers, types.ModuleType) and workers.__name__ == "ray")
+        or isinstance(workers, Executor)
+        or callable(workers)
+    ):
+        raise _bad_workers(workers)
+
+
+def _bad_workers(workers: object) -> TypeError:
+    return TypeError(
+        "`workers` must be None, a number of processes, a map-like callable, a "
+        "concurrent.futures.Executor, a dask Client or the ray module, but got "
+        f"{short(workers)}."
+    )
+
+
 def make_engine(workers: EngineLike) -> Engine:
     """Return the engine for a `workers` argument, or raise naming it.
 
@@ -830,15 +856,11 @@ def make_engine(workers: EngineLike) -> Engine:
     core); a dask Client: :class:`DaskEngine`; the ``ray`` module: :class:`RayEngine`; an
     Executor: :class:`ExecutorEngine`; another callable: :class:`MapEngine`.
     """
+    check_workers(workers)
     if workers is None:
         return Serial()
     if isinstance(workers, numbers.Integral) and not isinstance(workers, bool):
         n = int(workers)
-        if n == 0 or n < -1:
-            raise ValueError(
-                f"`workers` must be a positive number of processes or -1 (one per core), "
-                f"but got {n}."
-            )
         n = (os.cpu_count() or 1) if n == -1 else n
         return process_pool(n) if n > 1 else Serial()
     if is_dask_client(workers):
@@ -849,11 +871,7 @@ def make_engine(workers: EngineLike) -> Engine:
         return ExecutorEngine(workers)
     if callable(workers):
         return MapEngine(workers)
-    raise TypeError(
-        "`workers` must be None, a number of processes, a map-like callable, a "
-        "concurrent.futures.Executor, a dask Client or the ray module, but got "
-        f"{short(workers)}."
-    )
+    raise _bad_workers(workers)
 
 
 class RayActor:

@@ -13,7 +13,7 @@ from typing import Unpack
 import numpy as np
 
 from . import _validate as v
-from ._optimizers import make_optimizer
+from ._optimizers import optimizer_class
 from ._strategy import Strategy
 from ._tasks import as_value
 from ._typing import (
@@ -134,6 +134,7 @@ class OpenES(Strategy):
         slimit = v.positive_float("sigma_limit", sigma_limit, allow_zero=True)
         ldecay = _decay("learning_rate_decay", learning_rate_decay)
         llimit = v.positive_float("learning_rate_limit", learning_rate_limit, allow_zero=True)
+        opt_cls = optimizer_class(optimizer)  # before the base class draws from `rng`
         super().__init__(
             x0,
             sigma0,
@@ -144,7 +145,7 @@ class OpenES(Strategy):
             shaping=shaping,
             **common,
         )
-        self._opt = make_optimizer(optimizer, self._dim, lr)
+        self._opt = opt_cls(self._dim, lr)
         self._weight_decay = wd
         self._sigma_decay, self._sigma_limit = sdecay, slimit
         self._lr_decay, self._lr_limit = ldecay, llimit

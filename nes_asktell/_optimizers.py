@@ -140,14 +140,18 @@ class Adam(Optimizer):
 OPTIMIZERS: dict[str, type[Optimizer]] = {c.name: c for c in (SGD, Momentum, Adam)}
 
 
-def make_optimizer(name: object, dim: int, learning_rate: float) -> Optimizer:
-    """Build an optimizer by name, or raise naming `optimizer`."""
+def optimizer_class(name: object) -> type[Optimizer]:
+    """Return the optimizer class registered as `name`, or raise naming `optimizer`."""
     if not isinstance(name, str):
         raise TypeError(f"`optimizer` must be one of {sorted(OPTIMIZERS)}, but got {name!r}.")
     try:
-        cls = OPTIMIZERS[name]
+        return OPTIMIZERS[name]
     except KeyError:
         raise ValueError(
             f"`optimizer` must be one of {sorted(OPTIMIZERS)}, but got {name!r}."
         ) from None
-    return cls(dim, learning_rate)
+
+
+def make_optimizer(name: object, dim: int, learning_rate: float) -> Optimizer:
+    """Build an optimizer by name, or raise naming `optimizer`."""
+    return optimizer_class(name)(dim, learning_rate)

@@ -250,9 +250,10 @@ class IPOP:
         self._generation_done = 0
         self._history: list[JSON] = []
         self._t0 = time.monotonic()
-        # The evaluations the current optimize() call may reach (None outside a call): no run
-        # starts at that point, since the call ends there.
+        # The evaluations and generations the current optimize() call may reach (None outside
+        # a call): no run starts at that point, since the call ends there.
         self._call_limit: int | None = None
+        self._call_it_limit: int | None = None
         # Run 0 draws from `rng` itself, so that it is the run the strategy would make.
         self._inner = self._make_run(0, self._x0, popsize, rng=rng)
         # SPEC 7: every form of `rng` reaches run 0 as the 128-bit entropy it drew (an int and
@@ -319,10 +320,20 @@ class IPOP:
         x, f = self._inner.best
         if f < self._best_f:
             self._best_x, self._best_f = x, f
+        self._restart_if_due()
+
+    def _restart_if_due(self) -> None:
+        """Start the next run if the current one has stopped by a local criterion.
+
+        After a tell; and before an ask, for a restart that the end of an optimize() call
+        deferred (the call's budget ended where the run stopped).
+        """
         inner_stop = self._inner.stop()
         if not inner_stop or any(k in GLOBAL for k in inner_stop) or self._global_stop():
             return
-        if self._call_limit is not None and self.nfev >= self._call_limit:
+        if (self._call_limit is not None and self.nfev >= self._call_limit) or (
+            self._call_it_limit is not None and self.generation >= self._call_it_limit
+        ):
             return  # the optimize() call ends here: no run to start
         r = self._restarts + 1
         plan = self._next_run(r)
@@ -391,7 +402,11 @@ class IPOP:
         return self._best_x.copy(), self._best_f
 
     def ask(self) -> FloatArray:
-        """Return the current run's candidates (see :meth:`Strategy.ask`)."""
+        """Return the current run's candidates (see :meth:`Strategy.ask`).
+
+        A run that has stopped is first replaced by the next one, if a restart is due.
+        """
+        self._restart_if_due()
         return self._inner.ask()
 
     def tell(
@@ -462,7 +477,8 @@ class IPOP:
         ``float("inf")``: no limit of this call).
         """
         call_fev = v.budget("maxfev", maxfev)
-        self._call_limit = call_fev
+        call_it = v.budget("maxiter", maxiter)
+        self._call_limit, self._call_it_limit = call_fev, call_it
         try:
             return run(
                 self,
@@ -470,7 +486,7 @@ class IPOP:
                 fun,
                 args=args,
                 maxfev=call_fev,
-                maxiter=v.budget("maxiter", maxiter),
+                maxiter=call_it,
                 workers=workers,
                 callback=callback,
                 disp=disp,
@@ -478,7 +494,7 @@ class IPOP:
                 vectorized=vectorized,
             )
         finally:
-            self._call_limit = None
+            self._call_limit = self._call_it_limit = None
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> JSON:
@@ -667,7 +683,8 @@ class BIPOP(IPOP):
     * Small regime: :math:`\lambda_s = \lfloor \lambda_0 (\lambda_l / (2\lambda_0))^{U_1^2}
       \rfloor \in [\lambda_0, \lambda_l / 2]` with :math:`\lambda_l` the population of the
       next large run, and :math:`\sigma_s = \sigma_0 \cdot 10^{-2 U_2}`, with
-      :math:`U_1, U_2` uniform in [0, 1] drawn from the seed and the restart number.
+      :math:`U_1, U_2` uniform in [0, 1] drawn from the seed and the restart number
+      (:math:`\sigma_s` at least 1e-100, the smallest step size).
 
     Every restart draws its initial mean as IPOP does. The sequence ends when a global
     criterion holds (`maxfev`, `maxiter`, `ftarget`, `timeout`, a callback) or when the next
@@ -766,7 +783,10 @@ class BIPOP(IPOP):
             return lam_l, self._sigma0, regime
         u1, u2 = entropy_small_regime_draws(self._seed, r)
         lam = small_popsize(self._popsize0, lam_l, u1, mirrored)
-        sigma0 = np.asarray(self._sigma0, dtype=np.float64) * 10.0 ** (-2.0 * u2)
+        # no smaller than the smallest step size a strategy takes (sigma0 may be near it)
+        sigma0 = np.maximum(
+            np.asarray(self._sigma0, dtype=np.float64) * 10.0 ** (-2.0 * u2), v.SIGMA_MIN
+        )
         return lam, float(sigma0) if sigma0.ndim == 0 else sigma0, regime
 
     def _commit_restart(self, record: JSON, run_: Strategy, regime: str) -> None:

@@ -272,11 +272,12 @@ class Strategy(ABC):
         self._box: Box | None = parse_bounds(bounds, dim)
         self._shaping_spec: ShapingLike = self.default_shaping if shaping is None else shaping
         self._shape_fn = _shaping.resolve(self._shaping_spec)
-        self._noise = _noise.make_noise(
-            rng, allow_legacy=self.allows_legacy_rng, threads=self._threads
-        )
         crit = _stopping.check_criteria(
             **{k: common[k] for k in CRITERIA if k in common}  # type: ignore[literal-required]
+        )
+        # after the checks: it draws from a Generator `rng`, which a rejected call leaves intact
+        self._noise = _noise.make_noise(
+            rng, allow_legacy=self.allows_legacy_rng, threads=self._threads
         )
         crit.setdefault("tolfun", 1e-12)
         crit.setdefault("tolx", 1e-12)

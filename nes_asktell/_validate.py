@@ -185,14 +185,14 @@ def as_vector(name: str, value: object, dim: int | None = None) -> FloatArray:
 
 def positive_float(name: str, value: object, *, allow_zero: bool = False) -> float:
     """Return `value` as a positive finite float, or raise naming `name`."""
+    kind = "non-negative" if allow_zero else "positive"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a positive finite number, but got {short(value)}.")
+        raise TypeError(f"`{name}` must be a {kind} finite number, but got {short(value)}.")
     try:
         out = float(value)
     except OverflowError:
         out = math.inf
     if not math.isfinite(out) or out < 0 or (out == 0 and not allow_zero):
-        kind = "non-negative" if allow_zero else "positive"
         raise ValueError(f"`{name}` must be a {kind} finite number, but got {short(value)}.")
     return out
 

@@ -391,6 +391,54 @@ def test_constructor_rejects(changes: dict[str, Any], exc: type[Exception], matc
     assert after["state"]["pos"] == state["state"]["pos"]
 
 
+CRITERIA_CASES = [
+    ({"tolfun": -1}, r"`tolfun` must be a non-negative finite number, but got -1\."),
+    ({"tolx": np.nan}, r"`tolx` must be a non-negative finite number, but got nan\."),
+    ({"tolstagnation": 0}, r"`tolstagnation` must be an integer >= 1, but got 0\."),
+    # the scipy method reads its budget itself: "a number >= 1 or None"
+    ({"maxfev": -1}, r"`maxfev` must be an? (integer|number) >= 1(| or None), but got -1\."),
+    ({"timeout": -1}, r"`timeout` must be a non-negative finite number, but got -1\."),
+]
+
+
+@pytest.mark.parametrize("face", ["strategy", "ipop", "minimize"])
+@pytest.mark.parametrize(("changes", "match"), CRITERIA_CASES)
+def test_a_rejected_stopping_criterion_draws_nothing_from_a_generator(
+    face: str, changes: dict[str, Any], match: str
+) -> None:
+    # The strategy drew its entropy from a Generator before it checked the stopping criteria,
+    # so XNES(..., rng=gen, tolfun=-1) raised with `gen` advanced (and IPOP and minimize alike)
+    from scipy.optimize import minimize
+
+    from nes_asktell import nes
+
+    calls: dict[str, Callable[[np.random.Generator], object]] = {
+        "strategy": lambda gen: XNES(X0, 0.1, rng=gen, **changes),
+        "ipop": lambda gen: IPOP("xnes", X0, 0.1, rng=gen, **changes),
+        "minimize": lambda gen: minimize(sphere, X0, method=nes, options={"rng": gen, **changes}),
+    }
+    gen = np.random.default_rng(7)
+    state = copy.deepcopy(gen.bit_generator.state)
+    with pytest.raises(ValueError, match=match):
+        calls[face](gen)
+    assert gen.bit_generator.state == state
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "exc"), [("nesterov", ValueError), (None, TypeError), (1, TypeError)]
+)
+def test_a_rejected_openes_optimizer_draws_nothing_from_a_generator(
+    optimizer: object, exc: type[Exception]
+) -> None:
+    # OpenES built its optimizer after the base constructor had drawn its entropy, so
+    # OpenES(..., rng=gen, optimizer="nesterov") raised with `gen` advanced
+    gen = np.random.default_rng(7)
+    state = copy.deepcopy(gen.bit_generator.state)
+    with pytest.raises(exc, match=r"`optimizer` must be one of \['adam', 'momentum', 'sgd'\]"):
+        OpenES(X0, 0.1, rng=gen, optimizer=optimizer)  # type: ignore[arg-type]
+    assert gen.bit_generator.state == state
+
+
 def test_constructor_rejects_a_randomstate_for_strategies_that_do_not_take_it() -> None:
     # only OpenES accepts a legacy RandomState (for the seed configuration); the base class
     # rejects it for every other strategy. Checked through the noise factory they share.

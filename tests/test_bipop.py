@@ -158,3 +158,14 @@ def test_from_state_rejects_a_history_record_without_its_regime() -> None:
     del state["history"][0]["regime"]
     with pytest.raises(ValueError, match=r"`history\[0\]` must have the keys .*regime"):
         BIPOP.from_state(state)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_small_regime_sigma0_stays_a_step_size_the_strategy_takes(seed: int) -> None:
+    # sigma0 * 10**(-2 U2) fell below the smallest step size (1e-100) for sigma0 = 1e-99, and
+    # the restart inside tell() raised "`sigma0` must be a number in [1e-100, 1e+100]"
+    opt = BIPOP("xnes", np.ones(2), 1e-99, rng=seed, max_restarts=3)
+    res = opt.optimize(sphere, maxfev=20_000)
+    regimes = [h["regime"] for h in res.history]
+    assert "small" in regimes
+    assert res.nfev <= 20_000

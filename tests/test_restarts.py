@@ -407,3 +407,56 @@ def test_optimize_takes_infinite_budgets_as_no_limit(cls: type[IPOP]) -> None:
     assert (res.nfev, res.status) == (60, 1)
     with pytest.raises(ValueError, match=r"`maxfev` must be an integer >= 0, but got -1"):
         cls("xnes", np.ones(2), 0.5, rng=0).optimize(rastrigin, maxfev=-1)
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_a_call_that_ends_where_a_run_ends_defers_its_restart_without_losing_it(
+    cls: type[IPOP],
+) -> None:
+    # An optimize() call whose budget ended exactly where a run stopped started no new run
+    # (the call ended there); the next call then spent one more generation on the stopped run
+    # before restarting (IPOP: the first run's nfev 318 instead of 312, total 2958 instead of
+    # 2952). The restart is now made by the next ask(), so the split run is the whole run.
+    def make() -> IPOP:
+        return cls("xnes", np.ones(2), 1.0, rng=0, tolfun=1e-6, max_restarts=3)
+
+    whole = make()
+    ref = whole.optimize(sphere, maxfev=3000)
+    first = ref.history[0]["nfev"]
+    split = make()
+    assert split.optimize(sphere, maxfev=first).restarts == 0
+    assert split.strategy.stop()  # the first run has stopped, with its restart due
+    state = split.state_dict()
+    res = split.optimize(sphere, maxfev=3000)
+    assert res.history == ref.history
+    assert (res.nfev, res.nit, res.fun) == (ref.nfev, ref.nit, ref.fun)
+    assert split.state_dict() == whole.state_dict()
+    # by ask/tell, from the stored state: the next ask() is the first of the second run
+    stepped = make()
+    while stepped.restarts < 1:
+        X = stepped.ask()
+        stepped.tell(X, [sphere(x) for x in X])
+    resumed = cls.from_state(json.loads(json.dumps(state)))
+    np.testing.assert_array_equal(resumed.ask(), stepped.ask())
+    assert resumed.state_dict() == stepped.state_dict()
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_a_call_ended_by_maxiter_where_a_run_ends_starts_no_empty_run(cls: type[IPOP]) -> None:
+    # A call whose maxiter ended where a run stopped started the next run anyway: the result
+    # counted a restart that never evaluated anything (restarts 1, a history record with
+    # nfev 0 and best_f None, the popsize of that run), while a call ended there by maxfev
+    # reported restarts 0. Both now defer the restart to the next ask().
+    def make() -> IPOP:
+        return cls("xnes", np.ones(2), 1.0, rng=0, tolfun=1e-6, max_restarts=3)
+
+    whole = make()
+    ref = whole.optimize(sphere, maxfev=3000)
+    by_it = make()
+    res = by_it.optimize(sphere, maxiter=ref.history[0]["generations"])
+    by_fev = make().optimize(sphere, maxfev=ref.history[0]["nfev"])
+    assert res.restarts == by_fev.restarts == 0
+    assert res.history == by_fev.history
+    assert by_it.popsize == ref.history[0]["popsize"]
+    assert by_it.optimize(sphere, maxfev=3000).history == ref.history
+    assert by_it.state_dict() == whole.state_dict()

@@ -437,6 +437,12 @@ def test_disp_prints(capsys):
         ({"maxiter": "10"}, TypeError, r"`maxiter` must be a number >= 0 or None, but got '10'"),
         ({"maxiter": True}, TypeError, r"`maxiter` must be a number >= 0 or None, but got True"),
         ({"tol": -1.0}, ValueError, r"`tol` must be a non-negative finite number, but got -1.0"),
+        # tol=0 is allowed: the TypeError said "a positive finite number"
+        (
+            {"tol": "1e-3"},
+            TypeError,
+            r"`tol` must be a non-negative finite number, but got '1e-3'",
+        ),
         ({"vectorized": 1}, TypeError, r"`vectorized` must be True or False, but got 1"),
         ({"disp": "yes"}, TypeError, r"`disp` must be 0, 1, 2, True or False, but got 'yes'"),
         ({"disp": 5}, ValueError, r"`disp` must be 0, 1, 2, True or False, but got 5"),
@@ -466,6 +472,22 @@ def test_bad_options_rejected_before_any_evaluation(kw, exc, match):
     f = Recorder()
     with pytest.raises(exc, match=match):
         nes(f, np.zeros(2), **kw)
+    assert f.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("workers", "exc"), [("many", TypeError), (0, ValueError), (-2, ValueError)]
+)
+@pytest.mark.parametrize("restarts", [0, 2])
+def test_bad_workers_draw_nothing_from_a_generator_rng(workers, exc, restarts):
+    # `workers` was checked when the run began, after the strategy had drawn its entropy from
+    # the Generator: the call raised with `rng` advanced
+    gen = np.random.default_rng(3)
+    state = gen.bit_generator.state
+    f = Recorder()
+    with pytest.raises(exc, match=r"`workers` must be"):
+        nes(f, np.zeros(2), workers=workers, rng=gen, restarts=restarts)
+    assert gen.bit_generator.state == state
     assert f.calls == 0
 
 
@@ -706,6 +728,23 @@ def test_vectorized_agrees_with_the_core_on_what_fun_returns():
     res = nes(column, np.zeros(3), vectorized=True, maxiter=0)
     assert res.nfev == 1
     assert res.fun == float(np.sum(SHIFT[:3] ** 2))
+
+
+def test_maxiter_zero_reads_the_value_of_fun_as_every_generation_does():
+    # maxiter=0 evaluates x0 itself: it refused a one-element array (TypeError) that a run of
+    # one generation takes, and an int beyond the float range raised a bare OverflowError
+    def one_element(x):
+        return np.array([sphere(x)])
+
+    res = minimize(one_element, np.zeros(3), method=nes, options={"maxiter": 0})
+    assert (res.nfev, res.nit, res.fun) == (1, 0, sphere(np.zeros(3)))
+    assert isinstance(res.fun, float)
+    assert minimize(one_element, np.zeros(3), method=nes, options={"maxiter": 1}).nit == 1
+    huge = minimize(lambda x: 10**400, np.zeros(3), method=nes, options={"maxiter": 0})
+    assert huge.fun == math.inf
+    for bad in (None, True, np.array([1.0, 2.0]), "1"):
+        with pytest.raises(TypeError, match=r"`fun` must return a real number, but '<lambda>'"):
+            minimize(lambda x, bad=bad: bad, np.zeros(3), method=nes, options={"maxiter": 0})
 
 
 def test_vectorized_bad_return_and_workers_warning():
