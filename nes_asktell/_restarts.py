@@ -588,6 +588,7 @@ class IPOP:
 
     def __setstate__(self, d: dict[str, object]) -> None:
         self.__dict__.update(d)
+        self.__dict__.setdefault("_call_it_limit", None)  # (pickled before it existed)
         self._t0 = time.monotonic() - float(d["_t0"])  # type: ignore[arg-type]
 
     def __repr__(self) -> str:

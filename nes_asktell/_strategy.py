@@ -1175,6 +1175,7 @@ class Strategy(ABC):
     def __setstate__(self, d: dict[str, object]) -> None:
         self.__dict__.update(d)
         self.__dict__.setdefault("_X_view", None)
+        self.__dict__.setdefault("_flat_generations", 0)  # (pickled before tolflatfitness)
         self._t0 = time.monotonic() - float(d["_t0"])  # type: ignore[arg-type]
         if self._X is not None:
             self._X.flags.writeable = False

@@ -225,3 +225,23 @@ def test_several_criteria_at_once_and_the_status_order() -> None:
     run_until_stop(es, sphere)
     assert es.stop() == {"maxfev": 8, "maxiter": 2}
     assert es.result.status == 1  # maxfev is reported before maxiter, as scipy does
+
+
+def test_a_strategy_and_ipop_pickled_before_their_newest_fields_load_and_run() -> None:
+    # pickles carry __dict__: one written before tolflatfitness (a strategy) or before the
+    # deferred restart (IPOP) lacks those attributes; stop() and ask() raised AttributeError
+    from nes_asktell import IPOP
+
+    es = XNES(np.zeros(2), 0.5, rng=0)
+    es.tell(es.ask(), np.arange(float(es.popsize)))
+    d = es.__getstate__()
+    del d["_flat_generations"]
+    old = XNES.__new__(XNES)
+    old.__setstate__(d)
+    assert old.stop() == es.stop()
+    ipop = IPOP("xnes", np.zeros(2), 0.5, rng=0)
+    d = ipop.__getstate__()
+    del d["_call_it_limit"]
+    old_ipop = IPOP.__new__(IPOP)
+    old_ipop.__setstate__(d)
+    assert np.array_equal(old_ipop.ask(), ipop.ask())
