@@ -114,14 +114,18 @@ def entropy_restart_x0(x0: FloatArray, box: Box | None, entropy: int, r: int) ->
 MAX_POPSIZE_FACTOR = 100.0
 
 
-def restart_popsize(popsize0: int, factor: float, r: int, mirrored: bool) -> int:
+def restart_popsize(popsize0: int, factor: float, r: int, mirrored: bool, dim: int = 1) -> int:
     """Return the population of run `r`: ``popsize0 * factor**r``, even when `mirrored`.
 
-    It stops growing at the largest population a strategy accepts (``MAX_POPSIZE``).
+    It stops growing at the largest population a strategy of `dim` dimensions accepts
+    (``MAX_POPSIZE``, and ``dim * popsize`` numbers at most ``MAX_ELEMENTS``): at d = 1e6 the
+    doubling past 2,147 raised ValueError inside ``tell``, after the finished run's update.
     """
+    limit = min(MAX_POPSIZE, v.MAX_ELEMENTS // max(dim, 1))
+    limit -= limit % 2 if mirrored else 0
     log_lam = math.log(popsize0) + r * math.log(factor)
-    lam = MAX_POPSIZE if log_lam >= math.log(MAX_POPSIZE) else round(popsize0 * factor**r)
-    return min(max(even_popsize(lam, mirrored), 2), MAX_POPSIZE)
+    lam = limit if log_lam >= math.log(limit) else round(popsize0 * factor**r)
+    return min(max(even_popsize(lam, mirrored), 2), limit)
 
 
 def run_record(es: Strategy, stop: dict[str, float]) -> JSON:
@@ -305,7 +309,7 @@ class IPOP:
         """Return the population, step size and regime of restart `r`, or None if none."""
         if self._restarts >= self._max_restarts:
             return None
-        lam = restart_popsize(self._popsize0, self._factor, r, self._inner.mirrored)
+        lam = restart_popsize(self._popsize0, self._factor, r, self._inner.mirrored, self.dim)
         return lam, self._sigma0, "large"
 
     def _commit_restart(self, record: JSON, run_: Strategy, regime: str) -> None:
@@ -779,7 +783,9 @@ class BIPOP(IPOP):
             return None
         mirrored = self._inner.mirrored
         # the population of the next large run (Hansen 2009, lambda_l)
-        lam_l = restart_popsize(self._popsize0, self._factor, self._large_restarts + 1, mirrored)
+        lam_l = restart_popsize(
+            self._popsize0, self._factor, self._large_restarts + 1, mirrored, self.dim
+        )
         if regime == "large":
             return lam_l, self._sigma0, regime
         u1, u2 = entropy_small_regime_draws(self._seed, r)

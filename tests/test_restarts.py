@@ -460,3 +460,23 @@ def test_a_call_ended_by_maxiter_where_a_run_ends_starts_no_empty_run(cls: type[
     assert by_it.popsize == ref.history[0]["popsize"]
     assert by_it.optimize(sphere, maxfev=3000).history == ref.history
     assert by_it.state_dict() == whole.state_dict()
+
+
+@pytest.mark.parametrize("mirrored", [True, False])
+def test_restart_populations_stop_at_the_size_a_strategy_of_that_dimension_takes(
+    mirrored: bool,
+) -> None:
+    # at d = 1e6 the doublings of 12 passed 2**31 / d = 2,147 at the 8th restart: the run
+    # that restart builds raised ValueError inside tell(), after the finished run's update
+    from nes_asktell._restarts import restart_popsize
+    from nes_asktell._strategy import MAX_POPSIZE
+    from nes_asktell._validate import MAX_ELEMENTS
+
+    d = 10**6
+    lams = [restart_popsize(12, 2.0, r, mirrored, d) for r in range(12)]
+    assert lams[:8] == [12 * 2**r for r in range(8)]  # 12 .. 1,536
+    cap = 2146 if mirrored else 2147
+    assert lams[8:] == [cap] * 4
+    assert cap * d <= MAX_ELEMENTS < (cap + 2) * d
+    # without a large dimension the cap is the largest population, as before
+    assert restart_popsize(12, 2.0, 40, mirrored, 3) == MAX_POPSIZE
