@@ -758,7 +758,8 @@ class Strategy(ABC):
             out["_since_improvement"] = self._since_improvement + 1
         keep = _stopping.history_length(self._dim, self._popsize)
         out["_fhist"] = [*self._fhist, fmin][-keep:]
-        out["_last_range"] = float(np.ptp(f[finite]))
+        with np.errstate(over="ignore"):  # values +-1.8e308 apart: the range is inf
+            out["_last_range"] = float(np.ptp(f[finite]))
         out["_flat_generations"] = self._flat_generations + 1 if _stopping.is_flat(f) else 0
         return out
 

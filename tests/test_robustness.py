@@ -532,3 +532,20 @@ def test_a_python_int_beyond_the_float_range_is_a_fitness_of_inf() -> None:
     Y = twin.ask()
     twin.tell(Y, [math.inf] + [sphere(y) for y in Y[1:]])
     assert frozen(es) == frozen(twin)
+
+
+# ---------------------------------------------------------------- 10. long hostile runs
+def test_a_range_of_fitness_values_beyond_the_float_range_warns_nothing() -> None:
+    # Values +-1.8e308 a generation: their range (np.ptp) overflowed with a RuntimeWarning
+    # inside tell() (OpenES, popsize 3); the range is inf, which is not flat
+    top = np.finfo(np.float64).max
+    for name in strategy_names():
+        es = resolve_strategy(name)(np.zeros(2), 0.5, 3, rng=0, mirrored=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            for _ in range(3):
+                X = es.ask()
+                es.tell(X, np.where(X[:, 0] > 0, top, -top))
+                es.stop()
+        assert es.generation == 3
+
