@@ -546,7 +546,9 @@ class XNES(Strategy):
         return {
             "_mean": self._mean + (self._eta_mu * self._sigma) * step,
             "_eta_sigma": eta_sigma,
-            "_last_step": last_step,
+            # stored within LAST_STEP_MAX, the bound from_state checks: a larger step takes
+            # sigma to the end of its range anyway (-592.6 was reached, with raw shaping)
+            "_last_step": min(max(last_step, -LAST_STEP_MAX), LAST_STEP_MAX),
             "_p": p,
             "_p_c": p_c,
             "_sigma": sigma,

@@ -549,3 +549,18 @@ def test_a_range_of_fitness_values_beyond_the_float_range_warns_nothing() -> Non
                 es.stop()
         assert es.generation == 3
 
+
+def test_xnes_state_after_a_step_clamped_at_the_sigma_floor_loads() -> None:
+    # Raw fitness on a slope: the log-step of sigma reached -592.6 at generation 32 (sigma
+    # clamped at its floor), and from_state rejected the state_dict() of the live strategy
+    # ("`last_step` must be at most 460.517 in absolute value")
+    es = XNES(
+        np.full(1, 0.2), 0.3, 2, bounds=(-np.inf, 2.0), rng=7, dtype="float32", shaping="raw"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NESWarning)
+        for _ in range(33):  # through the state of generation 32
+            X = es.ask()
+            twin = XNES.from_state(json.loads(json.dumps(es.state_dict())))
+            assert np.array_equal(twin.ask(), X)
+            es.tell(X, X[:, 0].astype(np.float64))
