@@ -37,7 +37,7 @@ STATUS = {
     "maxfev": 1,
     "maxiter": 2,
     "tolstagnation": 3,
-    "tolflatfitness": 3,
+    "tolflatfitness": 0,  # as tolfun: the values stopped differing
     "sigma": 3,
     "conditioncov": 3,
     "timeout": 4,
@@ -52,12 +52,12 @@ PRECEDENCE = (
     "degenerate",
     "ftarget",
     "tolfun",
+    "tolflatfitness",
     "tolx",
     "maxfev",
     "maxiter",
     "timeout",
     "tolstagnation",
-    "tolflatfitness",
     "conditioncov",
     "sigma",
 )
