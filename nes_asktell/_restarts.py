@@ -258,6 +258,8 @@ class IPOP:
         # a call): no run starts at that point, since the call ends there.
         self._call_limit: int | None = None
         self._call_it_limit: int | None = None
+        # The run and generation whose restart check decided (see _restart_if_due); derived.
+        self._settled: tuple[Strategy, int] | None = None
         # Run 0 draws from `rng` itself, so that it is the run the strategy would make.
         self._inner = self._make_run(0, self._x0, popsize, rng=rng)
         # SPEC 7: every form of `rng` reaches run 0 as the 128-bit entropy it drew (an int and
@@ -330,10 +332,14 @@ class IPOP:
         """Start the next run if the current one has stopped by a local criterion.
 
         After a tell; and before an ask, for a restart that the end of an optimize() call
-        deferred (the call's budget ended where the run stopped).
+        deferred (the call's budget ended where the run stopped). A check that decides
+        anything but such a deferral is remembered as ``_settled`` (the run and its
+        generation): the ask that follows need not compute the run's ``stop()`` again.
         """
         inner_stop = self._inner.stop()
+        settled = (self._inner, self._inner.generation)
         if not inner_stop or any(k in GLOBAL for k in inner_stop) or self._global_stop():
+            self._settled = settled
             return
         if (self._call_limit is not None and self.nfev >= self._call_limit) or (
             self._call_it_limit is not None and self.generation >= self._call_it_limit
@@ -342,6 +348,7 @@ class IPOP:
         r = self._restarts + 1
         plan = self._next_run(r)
         if plan is None:
+            self._settled = settled
             return
         lam, sigma0, regime = plan
         x0 = entropy_restart_x0(self._x0, self._box, self._seed, r)
@@ -410,7 +417,9 @@ class IPOP:
 
         A run that has stopped is first replaced by the next one, if a restart is due.
         """
-        self._restart_if_due()
+        run_, settled = self._inner, self._settled
+        if settled is None or settled[0] is not run_ or settled[1] != run_.generation:
+            self._restart_if_due()
         return self._inner.ask()
 
     def tell(
@@ -593,6 +602,7 @@ class IPOP:
     def __setstate__(self, d: dict[str, object]) -> None:
         self.__dict__.update(d)
         self.__dict__.setdefault("_call_it_limit", None)  # (pickled before it existed)
+        self._settled = None  # derived: checked again at the next ask
         self._t0 = time.monotonic() - float(d["_t0"])  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
