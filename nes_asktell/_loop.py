@@ -21,6 +21,7 @@ import inspect
 import logging
 import math
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -251,36 +252,57 @@ def _progress_bar(opt: Runnable, call_it: int | None) -> Any:
     return tqdm(total=total, initial=opt.generation, unit="gen", desc=type(opt).__name__)
 
 
-class _RunWarnings:
-    """Counts the library's warnings of a run; shows the first of each kind at the caller.
+class _WarningRoute:
+    """The one ``showwarning`` hook of every run in progress in the process, and its filters.
 
-    Used as a context around each generation: inside, every :class:`NESWarning` is caught
-    (whatever the filters) and counted by where it was raised; other warnings pass through as
-    they would without it. :meth:`show_new` then re-issues the first warning of each new kind
-    from the caller's frame (the user's filters decide what happens to it), and
-    :meth:`summarise` adds a line per kind that occurred more than once. The filters are set
-    once for the run (and again after each new kind), so the "once per location" registries of
-    other warnings are not reset every generation.
+    ``warnings.showwarning`` and the warning filters are process-wide, so runs in several
+    threads at once (runs nested in an objective evaluated on a thread pool, or a user's own
+    threads) cannot each save and restore them: the last to finish would restore a hook of a
+    run that has ended, and the warnings after it would be lost. Here the first run to start
+    saves them (and makes :class:`NESWarning` "always" shown to the hook, so repeats can be
+    counted), the last to end restores them, and the hook hands a :class:`NESWarning` to the
+    innermost run in progress in the thread that raised it. Every other warning, and a
+    :class:`NESWarning` raised in a thread with no run in progress, goes to the ``showwarning``
+    of before the first run.
     """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._runs = 0
         self._ctx: warnings.catch_warnings[None] | None = None
-        self._outer: Callable[..., object] | None = None
-        self._counts: dict[tuple[type[Warning], str, int], list[Any]] = {}
-        self._new: list[tuple[type[Warning], str, int]] = []
+        self._outer: Callable[..., object] = warnings.showwarning
 
-    def __enter__(self) -> None:
-        if self._ctx is None:
-            self._outer = warnings.showwarning
-            self._ctx = warnings.catch_warnings()
-            self._ctx.__enter__()
-            warnings.simplefilter("always", NESWarning)
-            warnings.showwarning = self._hook
+    def _stack(self) -> list[_RunWarnings]:
+        stack: list[_RunWarnings] | None = getattr(self._local, "runs", None)
+        if stack is None:
+            stack = self._local.runs = []
+        return stack
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+    def join(self, run: _RunWarnings) -> None:
+        with self._lock:
+            if self._runs == 0:
+                self._outer = warnings.showwarning
+                self._ctx = warnings.catch_warnings()
+                self._ctx.__enter__()
+                warnings.simplefilter("always", NESWarning)
+                warnings.showwarning = self._show
+            self._runs += 1
+        self._stack().append(run)
 
-    def _hook(
+    def leave(self, run: _RunWarnings) -> None:
+        stack = self._stack()
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i] is run:
+                del stack[i]
+                break
+        with self._lock:
+            self._runs -= 1
+            if self._runs == 0 and self._ctx is not None:
+                ctx, self._ctx = self._ctx, None
+                ctx.__exit__(None, None, None)
+
+    def _show(
         self,
         message: Warning | str,
         category: type[Warning],
@@ -289,10 +311,46 @@ class _RunWarnings:
         file: TextIO | None = None,
         line: str | None = None,
     ) -> None:
-        if not issubclass(category, NESWarning):
-            if self._outer is not None:
-                self._outer(message, category, filename, lineno, file, line)
-            return
+        stack = self._stack()
+        if stack and issubclass(category, NESWarning):
+            stack[-1].count(message, category, filename, lineno)
+        else:
+            self._outer(message, category, filename, lineno, file, line)
+
+
+_ROUTE = _WarningRoute()
+
+
+class _RunWarnings:
+    """Counts the library's warnings of a run; shows the first of each kind at the caller.
+
+    Used as a context around each generation: inside, every :class:`NESWarning` raised in the
+    run's thread is caught (whatever the filters) and counted by where it was raised; other
+    warnings pass through as they would without it (:class:`_WarningRoute` holds the one hook
+    of all runs in progress). :meth:`show_new` then re-issues the first warning of each new kind
+    from the caller's frame (the user's filters decide what happens to it), and
+    :meth:`summarise` adds a line per kind that occurred more than once. The filters are set
+    once for the run (and again after each new kind), so the "once per location" registries of
+    other warnings are not reset every generation.
+    """
+
+    def __init__(self) -> None:
+        self._joined = False
+        self._counts: dict[tuple[type[Warning], str, int], list[Any]] = {}
+        self._new: list[tuple[type[Warning], str, int]] = []
+
+    def __enter__(self) -> None:
+        if not self._joined:
+            _ROUTE.join(self)
+            self._joined = True
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def count(
+        self, message: Warning | str, category: type[Warning], filename: str, lineno: int
+    ) -> None:
+        """Count one :class:`NESWarning` of the run."""
         key = (category, filename, lineno)
         if key in self._counts:
             self._counts[key][1] += 1
@@ -301,10 +359,10 @@ class _RunWarnings:
             self._new.append(key)
 
     def close(self) -> None:
-        """Restore the filters and ``showwarning`` of before the run."""
-        if self._ctx is not None:
-            ctx, self._ctx = self._ctx, None
-            ctx.__exit__(None, None, None)
+        """Leave the hook of the runs in progress (the last run out restores the filters)."""
+        if self._joined:
+            self._joined = False
+            _ROUTE.leave(self)
 
     def show_new(self) -> None:
         """Re-issue the first warning of each kind seen since the last call."""

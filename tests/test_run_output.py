@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -248,6 +249,47 @@ def test_users_own_warnings_pass_through_untouched() -> None:
         warnings.simplefilter("default")  # once per location, for the whole run
         XNES(np.ones(2), 0.5, rng=0).optimize(noisy, maxiter=5)
     assert [str(w.message) for w in log] == ["from the objective"]
+
+
+def test_runs_in_two_threads_that_end_out_of_order_lose_no_warning() -> None:
+    # Run A starts, run B starts, A ends, B ends. Each run used to save the process-wide
+    # showwarning on entry and restore it on exit, so B restored A's hook after A had ended:
+    # every later warning went to a run that no longer reported (a CI run of a nested
+    # optimisation on a thread pool lost the inner runs' failure warnings this way).
+    a_in, b_in, a_done = threading.Event(), threading.Event(), threading.Event()
+
+    def run_a() -> None:
+        def fun(x: np.ndarray) -> float:
+            a_in.set()
+            assert b_in.wait(30)
+            return math.nan
+
+        XNES(np.ones(2), 0.5, rng=0).optimize(fun, maxiter=1)
+        a_done.set()
+
+    def run_b() -> None:
+        def fun(x: np.ndarray) -> float:
+            b_in.set()
+            assert a_done.wait(30)
+            return math.nan
+
+        assert a_in.wait(30)
+        XNES(np.ones(2), 0.5, rng=1).optimize(fun, maxiter=1)
+
+    with warnings.catch_warnings(record=True) as log:
+        warnings.simplefilter("always")
+        before = (warnings.showwarning, list(warnings.filters))
+        threads = [threading.Thread(target=run_a), threading.Thread(target=run_b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert (warnings.showwarning, list(warnings.filters)) == before
+        warnings.warn("after both runs", NESWarning, stacklevel=1)
+    got = [str(w.message) for w in log]
+    assert got[-1] == "after both runs"
+    # each run's own warning (every value non-finite, the update skipped) reached the user
+    assert sum(m.startswith("generation 0: every fitness value is non-finite") for m in got) == 2
 
 
 def test_a_callback_that_is_not_callable_is_rejected_before_anything_runs() -> None:
