@@ -40,7 +40,6 @@ import signal
 import sys
 import time
 import uuid
-import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -51,6 +50,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from . import _warn
 from ._backends import Engine, EngineLike, MapEngine, ProcessPool, make_engine
 from ._batch import KeyedBatch
 from ._tasks import (
@@ -74,7 +74,7 @@ from ._tasks import (
     vectorized_task,
     vectors_task,
 )
-from ._typing import JSON, ArrayLike, FloatArray, NESWarning
+from ._typing import JSON, ArrayLike, FloatArray
 from ._validate import extra_args, real_rows, short
 
 MODES = ("auto", "vectors", "seeds", "replay")
@@ -365,14 +365,13 @@ class Evaluator:
             raise
         if errors:
             bad = int(np.count_nonzero(~np.isfinite(values)))
-            warnings.warn(
+            _warn.warn(
                 f"{bad} of {n} candidates have no finite fitness (ranked worst); "
                 f"{len(errors)} failure(s), the first: {errors[0]}",
-                NESWarning,
                 stacklevel=2,
             )
         for note in self._notes:
-            warnings.warn(note, NESWarning, stacklevel=2)
+            _warn.warn(note, stacklevel=2)
         return values
 
     def _dispatch(
@@ -449,10 +448,9 @@ class Evaluator:
                     state = None
                 if isinstance(outcome, NoiseMismatchError):
                     self._seeds_ok, plan = False, None
-                    warnings.warn(
+                    _warn.warn(
                         f"a worker cannot rebuild candidates from keys ({outcome}); "
                         "shipping vectors from now on.",
-                        NESWarning,
                         stacklevel=3,  # the caller of Evaluator.evaluate
                     )
                     todo = [i for i in todo if np.isnan(values[chunks[i]]).all()]

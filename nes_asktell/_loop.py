@@ -21,21 +21,19 @@ import inspect
 import logging
 import math
 import sys
-import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol, TextIO
 
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-from . import _stopping
+from . import _stopping, _warn
 from . import _validate as v
 from ._evaluate import Evaluator, Keyed, WorkersLike
 from ._history import History, Recordable
-from ._typing import JSON, ArrayLike, FloatArray, NESWarning
+from ._typing import JSON, ArrayLike, FloatArray
 
 #: the logger of the library's messages.
 LOGGER = logging.getLogger("nes_asktell")
@@ -154,7 +152,6 @@ def run(
                     ", ".join(sorted(res.stop)) or "none",
                 )
     finally:
-        counted.close()
         if bar is not None:
             bar.close()
     counted.summarise()
@@ -252,130 +249,51 @@ def _progress_bar(opt: Runnable, call_it: int | None) -> Any:
     return tqdm(total=total, initial=opt.generation, unit="gen", desc=type(opt).__name__)
 
 
-class _WarningRoute:
-    """The one ``showwarning`` hook of every run in progress in the process, and its filters.
-
-    ``warnings.showwarning`` and the warning filters are process-wide, so runs in several
-    threads at once (runs nested in an objective evaluated on a thread pool, or a user's own
-    threads) cannot each save and restore them: the last to finish would restore a hook of a
-    run that has ended, and the warnings after it would be lost. Here the first run to start
-    saves them (and makes :class:`NESWarning` "always" shown to the hook, so repeats can be
-    counted), the last to end restores them, and the hook hands a :class:`NESWarning` to the
-    innermost run in progress in the thread that raised it. Every other warning, and a
-    :class:`NESWarning` raised in a thread with no run in progress, goes to the ``showwarning``
-    of before the first run.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._runs = 0
-        self._ctx: warnings.catch_warnings[None] | None = None
-        self._outer: Callable[..., object] = warnings.showwarning
-
-    def _stack(self) -> list[_RunWarnings]:
-        stack: list[_RunWarnings] | None = getattr(self._local, "runs", None)
-        if stack is None:
-            stack = self._local.runs = []
-        return stack
-
-    def join(self, run: _RunWarnings) -> None:
-        with self._lock:
-            if self._runs == 0:
-                self._outer = warnings.showwarning
-                self._ctx = warnings.catch_warnings()
-                self._ctx.__enter__()
-                warnings.simplefilter("always", NESWarning)
-                warnings.showwarning = self._show
-            self._runs += 1
-        self._stack().append(run)
-
-    def leave(self, run: _RunWarnings) -> None:
-        stack = self._stack()
-        for i in range(len(stack) - 1, -1, -1):
-            if stack[i] is run:
-                del stack[i]
-                break
-        with self._lock:
-            self._runs -= 1
-            if self._runs == 0 and self._ctx is not None:
-                ctx, self._ctx = self._ctx, None
-                ctx.__exit__(None, None, None)
-
-    def _show(
-        self,
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        file: TextIO | None = None,
-        line: str | None = None,
-    ) -> None:
-        stack = self._stack()
-        if stack and issubclass(category, NESWarning):
-            stack[-1].count(message, category, filename, lineno)
-        else:
-            self._outer(message, category, filename, lineno, file, line)
-
-
-_ROUTE = _WarningRoute()
-
-
 class _RunWarnings:
     """Counts the library's warnings of a run; shows the first of each kind at the caller.
 
-    Used as a context around each generation: inside, every :class:`NESWarning` raised in the
-    run's thread is caught (whatever the filters) and counted by where it was raised; other
-    warnings pass through as they would without it (:class:`_WarningRoute` holds the one hook
-    of all runs in progress). :meth:`show_new` then re-issues the first warning of each new kind
-    from the caller's frame (the user's filters decide what happens to it), and
-    :meth:`summarise` adds a line per kind that occurred more than once. The filters are set
-    once for the run (and again after each new kind), so the "once per location" registries of
-    other warnings are not reset every generation.
+    Used as a context around each generation: inside, every :class:`NESWarning` the library
+    raises in the run's thread is counted by where it was raised, whatever the filters (see
+    :mod:`nes_asktell._warn`: nothing process-wide changes, so runs in several threads keep
+    their own); other warnings pass through untouched. :meth:`show_new` then re-issues the
+    first warning of each new kind from the caller's frame (the user's filters decide what
+    happens to it; a run that called this one counts it in turn), and :meth:`summarise` adds
+    a line per kind that occurred more than once.
     """
 
     def __init__(self) -> None:
-        self._joined = False
+        self._block: AbstractContextManager[None] | None = None
         self._counts: dict[tuple[type[Warning], str, int], list[Any]] = {}
         self._new: list[tuple[type[Warning], str, int]] = []
 
     def __enter__(self) -> None:
-        if not self._joined:
-            _ROUTE.join(self)
-            self._joined = True
+        self._block = _warn.counted_by(self)
+        self._block.__enter__()
 
     def __exit__(self, *exc: object) -> None:
-        return None
+        block, self._block = self._block, None
+        if block is not None:
+            block.__exit__(None, None, None)
 
-    def count(
-        self, message: Warning | str, category: type[Warning], filename: str, lineno: int
-    ) -> None:
+    def count(self, message: str, category: type[Warning], filename: str, lineno: int) -> None:
         """Count one :class:`NESWarning` of the run."""
         key = (category, filename, lineno)
         if key in self._counts:
             self._counts[key][1] += 1
         else:
-            self._counts[key] = [str(message), 1]
+            self._counts[key] = [message, 1]
             self._new.append(key)
-
-    def close(self) -> None:
-        """Leave the hook of the runs in progress (the last run out restores the filters)."""
-        if self._joined:
-            self._joined = False
-            _ROUTE.leave(self)
 
     def show_new(self) -> None:
         """Re-issue the first warning of each kind seen since the last call."""
         if not self._new:
             return
-        self.close()
         new, self._new = self._new, []
         for key in new:
             _warn_at_caller(self._counts[key][0], key[0])
 
     def summarise(self) -> None:
         """Issue one line per kind of warning that occurred more than once in the run."""
-        self.close()
         self.show_new()
         for (category, _, _), (text, count) in self._counts.items():
             if count > 1:
@@ -397,4 +315,4 @@ def _warn_at_caller(text: str, category: type[Warning]) -> None:
         frame = frame.f_back
         level += 1
     del frame
-    warnings.warn(text, category, stacklevel=level)
+    _warn.warn(text, stacklevel=level, category=category)

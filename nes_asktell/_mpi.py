@@ -18,7 +18,6 @@ mpi4py is imported where it is used, never when the package is imported.
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -26,9 +25,10 @@ import numpy as np
 from scipy.optimize import OptimizeResult
 
 from . import _validate as v
+from . import _warn
 from ._strategy import Strategy
 from ._tasks import eval_rows
-from ._typing import FloatArray, NESWarning
+from ._typing import FloatArray
 from ._validate import short
 
 #: the MPI methods a communicator must have (``mpi4py.MPI.Comm``).
@@ -103,10 +103,9 @@ class SPMDMap:
         self.comm.Allgatherv(np.ascontiguousarray(mine), [values, counts, displs, _double()])
         self.last_bytes += 8 * (len(rows) - counts[rank])
         if errors:
-            warnings.warn(
+            _warn.warn(
                 f"rank {rank}: {len(errors)} of its {counts[rank]} candidates have no "
                 f"fitness (ranked worst); the first failure: {errors[0]}",
-                NESWarning,
                 stacklevel=2,
             )
         return values.tolist()

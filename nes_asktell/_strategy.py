@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import ClassVar, TypeVar, Unpack
@@ -24,7 +23,7 @@ from typing import ClassVar, TypeVar, Unpack
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-from . import _batch, _noise, _shaping, _stopping
+from . import _batch, _noise, _shaping, _stopping, _warn
 from . import _validate as v
 from ._batch import KeyedBatch, Keys
 from ._bounds import Box, parse_bounds
@@ -37,7 +36,6 @@ from ._typing import (
     CommonOptions,
     FloatArray,
     LegacyRngLike,
-    NESWarning,
     ShapingLike,
 )
 
@@ -523,10 +521,9 @@ class Strategy(ABC):
         new = None if u is None else self._checked_update(u, self._Zh)
         X = self._X
         if new is None:
-            warnings.warn(
+            _warn.warn(
                 f"generation {self._generation}: every fitness value is non-finite; "
                 "the update is skipped.",
-                NESWarning,
                 stacklevel=2,
             )
             new = {}

@@ -134,6 +134,27 @@ def test_a_long_study_without_restarts_runs_to_the_end() -> None:
     assert len(fresh.generations(study)) > 200
 
 
+def test_a_generation_of_failures_is_told_without_a_warning_or_a_filter_change() -> None:
+    # Every trial after the first fails: each generation is told all-infinite values, which
+    # the strategy skips with a NESWarning. The sampler silences that warning (its outcome is
+    # the failures Optuna already reports); it did so by replacing the process-wide warning
+    # filters for the tell, which threads sampling at once would restore over each other.
+    def objective(t: optuna.Trial) -> float:
+        t.suggest_float("x", -1, 1)
+        t.suggest_float("y", -1, 1)
+        return 1.0 if t.number == 0 else math.nan
+
+    sampler = NESSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NESWarning)
+        before = list(warnings.filters)
+        study.optimize(objective, n_trials=40)
+        assert list(warnings.filters) == before
+    assert len(sampler.generations(study)) >= 5  # generations of failures were told
+    assert len({(t.params["x"], t.params["y"]) for t in study.trials}) == 40
+
+
 @pytest.mark.slow
 def test_a_search_that_spreads_past_the_cube_restarts() -> None:
     # A small BIPOP run of this study (restart 1, from trial ~530) lost the optimum of its

@@ -255,7 +255,8 @@ def test_runs_in_two_threads_that_end_out_of_order_lose_no_warning() -> None:
     # Run A starts, run B starts, A ends, B ends. Each run used to save the process-wide
     # showwarning on entry and restore it on exit, so B restored A's hook after A had ended:
     # every later warning went to a run that no longer reported (a CI run of a nested
-    # optimisation on a thread pool lost the inner runs' failure warnings this way).
+    # optimisation on a thread pool lost the inner runs' failure warnings this way). Now the
+    # runs change nothing process-wide, and each counts the warnings of its own thread.
     a_in, b_in, a_done = threading.Event(), threading.Event(), threading.Event()
 
     def run_a() -> None:

@@ -23,7 +23,6 @@ import datetime
 import json
 import math
 import re
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy.special import ndtri
 
 from nes_asktell import _validate as v
+from nes_asktell import _warn
 from nes_asktell._bounds import Box
 from nes_asktell._restarts import (
     REGIMES,
@@ -516,26 +516,24 @@ class Search:
         lam = loaded.X.shape[0]
         f = told_fitness([*told, *extras], sign)
         es = copy.deepcopy(loaded.es)  # the loaded strategy stays that of its digest
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # all non-finite: the update is skipped
-            with np.errstate(all="ignore"):
-                if extras and not es.mirrored:
-                    try:
-                        run = dict(es.state_dict())
-                        run["popsize"] = lam + len(extras)
-                        run["asked"] = False
-                        big = self.cls.from_state(run)
-                        Xb = big.ask()
-                        X = es.ask()
-                        E = es.extra_samples(len(extras))
-                        if E is not None and np.array_equal(Xb, np.vstack([X, E])):
-                            big.tell(Xb, f)
-                            state = dict(big.state_dict())
-                            state["popsize"] = lam
-                            return self.cls.from_state(state)
-                    except Exception:
-                        pass
-                es.tell(es.ask(), f[:lam] if not extras else told_fitness(told, sign))
+        with _warn.silenced(), np.errstate(all="ignore"):  # all non-finite: update skipped
+            if extras and not es.mirrored:
+                try:
+                    run = dict(es.state_dict())
+                    run["popsize"] = lam + len(extras)
+                    run["asked"] = False
+                    big = self.cls.from_state(run)
+                    Xb = big.ask()
+                    X = es.ask()
+                    E = es.extra_samples(len(extras))
+                    if E is not None and np.array_equal(Xb, np.vstack([X, E])):
+                        big.tell(Xb, f)
+                        state = dict(big.state_dict())
+                        state["popsize"] = lam
+                        return self.cls.from_state(state)
+                except Exception:
+                    pass
+            es.tell(es.ask(), f[:lam] if not extras else told_fitness(told, sign))
         return es
 
     def _lost(self, es: Strategy) -> bool:

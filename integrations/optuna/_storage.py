@@ -49,7 +49,7 @@ from optuna.storages._rdb.storage import _create_scoped_session as _rdb_session
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from nes_asktell._typing import NESWarning
+from nes_asktell import _warn
 from nes_asktell._validate import short
 
 PREFIX = "nes_asktell:"
@@ -693,7 +693,7 @@ class Records:
         """Warn with `message` unless a warning with `tag` was given before."""
         if tag not in self._warned:
             self._warned.add(tag)
-            warnings.warn(message, NESWarning, stacklevel=5)
+            _warn.warn(message, stacklevel=5)
 
     def update(self, study: Study, trials: list[FrozenTrial]) -> Index:
         """Index the new and the unfinished trials; return the study's index.

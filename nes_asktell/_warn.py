@@ -1,0 +1,84 @@
+"""How the library raises :class:`NESWarning`: to the run in progress in this thread, or as usual.
+
+A run (:func:`nes_asktell._loop.run`) counts the library's warnings and shows the first of each
+kind at the line that called it. It does so here, at the source, not by a hook on
+``warnings.showwarning`` or by changing the warning filters: those are process-wide, and runs in
+several threads at once (a nested run on a thread pool, a user's own threads) would save and
+restore them over each other, so that a run ending after a later-started one restores a hook of
+a run that has ended and loses every later warning. Here each thread has its own stack of runs
+in progress, and nothing global changes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+from ._typing import NESWarning
+
+
+class Counter(Protocol):
+    """What takes the library's warnings during a run (``_loop``'s per-run counter)."""
+
+    def count(self, message: str, category: type[Warning], filename: str, lineno: int) -> None:
+        """Count one warning raised at `filename`:`lineno`."""
+
+
+_LOCAL = threading.local()
+
+
+def _runs() -> list[Counter]:
+    runs: list[Counter] | None = getattr(_LOCAL, "runs", None)
+    if runs is None:
+        runs = _LOCAL.runs = []
+    return runs
+
+
+def warn(message: str, *, stacklevel: int = 1, category: type[Warning] = NESWarning) -> None:
+    """Raise a library warning as ``warnings.warn(message, category, stacklevel)`` would.
+
+    While a run is in progress in this thread, its counter takes the warning instead (whatever
+    the filters), keyed by the place ``warnings.warn`` would have named.
+    """
+    runs = _runs()
+    if not runs:
+        warnings.warn(message, category, stacklevel=stacklevel + 1)
+        return
+    frame = inspect.currentframe()
+    for _ in range(stacklevel):  # to the frame warnings.warn(..., stacklevel) would name
+        if frame is None or frame.f_back is None:
+            break
+        frame = frame.f_back
+    where = ("sys", 1) if frame is None else (frame.f_code.co_filename, frame.f_lineno)
+    del frame
+    runs[-1].count(message, category, *where)
+
+
+@contextmanager
+def counted_by(counter: Counter) -> Iterator[None]:
+    """Within the block, the library's warnings raised in this thread go to `counter`."""
+    runs = _runs()
+    runs.append(counter)
+    try:
+        yield
+    finally:
+        for i in range(len(runs) - 1, -1, -1):
+            if runs[i] is counter:
+                del runs[i]
+                break
+
+
+class _Dropped:
+    def count(self, message: str, category: type[Warning], filename: str, lineno: int) -> None:
+        """Drop the warning."""
+
+
+@contextmanager
+def silenced() -> Iterator[None]:
+    """Within the block, the library's warnings raised in this thread are dropped."""
+    with counted_by(_Dropped()):
+        yield
