@@ -765,7 +765,11 @@ class Strategy(ABC):
 
         For rules outside the update that raise or lower the spread, such as uncertainty
         handling (:class:`~nes_asktell.NoiseHandler`) or pycma's ``es.sigma *= factor``. The
-        result is clipped to the range every update keeps sigma in. Call it between
+        result is clipped to the range every update keeps sigma in. With bounds, a raise does
+        not take the spread past the box: a strategy that adapts its step sizes fits them to
+        the box's widths as after each :meth:`tell` (see :meth:`_commit`), and OpenES raises
+        its sigma no further than the width of the box in its narrowest coordinate, relative
+        to its spread there (a spread already past it is not raised). Call it between
         :meth:`tell` and the next :meth:`ask`.
 
         Raises
@@ -782,12 +786,25 @@ class Strategy(ABC):
                 "scale_sigma() changes the distribution the pending batch was drawn from; call "
                 "it after tell() and before the next ask()."
             )
+        if f > 1.0 and not self.adapts_sigma and (excess := self._largest_excess()) > 0.0:
+            f = min(f, max(1.0, 1.0 / excess))
         sigma = self.__dict__["_sigma"]
         with np.errstate(over="ignore", under="ignore"):
             scaled = np.asarray(sigma, dtype=np.float64) * f
         scaled = np.clip(np.nan_to_num(scaled, posinf=v.SIGMA_MAX), v.SIGMA_MIN, v.SIGMA_MAX)
         # set through __dict__: each subclass declares `_sigma` with its own type
-        self.__dict__["_sigma"] = scaled if isinstance(sigma, np.ndarray) else float(scaled)
+        self._commit({"_sigma": scaled if isinstance(sigma, np.ndarray) else float(scaled)})
+
+    def _largest_excess(self) -> float:
+        """Return the largest standard deviation over its box's width (0 for no bounded side)."""
+        if self._box is None:
+            return 0.0
+        width = self._box.widths
+        bounded = width < math.inf
+        if not np.any(bounded):
+            return 0.0
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return float(np.max(np.where(bounded, self._stds() / width, 0.0)))
 
     def stop(self) -> dict[str, float]:
         """Return the termination criteria that hold, each with its threshold (empty if none)."""

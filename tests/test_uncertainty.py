@@ -141,6 +141,33 @@ def test_scale_sigma_multiplies_every_step_size_and_is_refused_mid_batch(cls: ty
     np.testing.assert_array_equal(back.result.sigma, es.result.sigma)
 
 
+def excess(es: Any) -> float:
+    """The largest standard deviation of `es` over its box's width."""
+    lo, hi = es.bounds
+    return float(np.max(es._stds() / (hi - lo)))
+
+
+@pytest.mark.parametrize("cls", [XNES, SNES, OpenES])
+def test_noise_handling_in_a_box_does_not_raise_the_spread_past_the_box(cls: type) -> None:
+    # On pure noise every generation looks noisy, so the handler raises sigma each time. In
+    # the box [-1, 1]^3 OpenES (whose update leaves sigma alone) grew to sigma = 6.6e11 in
+    # 194 generations: every candidate on a wall, the ranking meaningless; SNES ended a
+    # raise with a spread past the box (the next tell fitted it back).
+    es = cls(np.zeros(3), 0.5, rng=0, bounds=([-1.0] * 3, [1.0] * 3))
+    nh = NoiseHandler(es)
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        X = nh.ask()
+        nh.tell(X, rng.normal(size=len(X)))
+        assert excess(es) <= 1.0 + 1e-12
+    assert nh.raises > 50
+    wide = OpenES(np.zeros(2), 5.0, rng=0, bounds=([-1.0, -1.0], [1.0, 1.0]))
+    wide.scale_sigma(2.0)  # a spread already past the box is not raised
+    assert wide.result.sigma == 5.0
+    wide.scale_sigma(0.5)  # and is lowered as asked
+    assert wide.result.sigma == 2.5
+
+
 @pytest.mark.parametrize("value", ["1.5", True, None, 1j, [1.0, 2.0]])
 def test_optimize_accepts_only_real_numbers_from_fun(value: object) -> None:
     nh = NoiseHandler(XNES(np.ones(2), 0.5, rng=0))
