@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from nes_asktell.integrations.optuna._search import told_fitness  # noqa: E402
+from nes_asktell.integrations.optuna._storage import violation  # noqa: E402
 from optuna.distributions import FloatDistribution, IntDistribution  # noqa: E402
 from optuna.study._constrained_optimization import _CONSTRAINTS_KEY  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
@@ -54,6 +57,29 @@ def test_outcomes_rank_complete_then_infeasible_then_pruned_then_failed() -> Non
     # maximising negates the values, and nothing else
     g = told_fitness(told, -1.0)
     assert g.tolist() == [0, 1, 3, 2, 4, 6, 5, 7, math.inf, math.inf]
+
+
+def test_reading_constraints_in_several_threads_leaves_the_warning_filters_as_they_were() -> None:
+    # Reading a trial's constraints replaces the process-wide filters for a moment (Optuna
+    # warns when both of its forms name one key); samplers in several threads restored them
+    # over each other, which can leave an "ignore everything" filter behind for good.
+    trials = [made(TrialState.COMPLETE, 1.0, constraints=[0.5, -1.0]) for _ in range(50)]
+    before = list(warnings.filters)
+    barrier = threading.Barrier(4)
+    totals: list[float | None] = []
+
+    def read() -> None:
+        barrier.wait(30)
+        for _ in range(200):
+            totals.extend(violation(t) for t in trials)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert list(warnings.filters) == before
+    assert totals == [0.5] * (4 * 200 * 50)
 
 
 def test_feasible_complete_outcomes_are_told_their_values() -> None:

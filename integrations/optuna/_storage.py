@@ -317,6 +317,8 @@ _RECORDS: weakref.WeakKeyDictionary[BaseStorage, dict[int, _Records]] = weakref.
 #: held while an index of `_RECORDS` is read and advanced (samplers in several threads may share
 #: a storage: an index written half by one and half by another could lose an unfinished trial)
 _RECORDS_LOCK = threading.Lock()
+#: held while the warning filters are replaced to read a trial's constraints
+_FILTERS_LOCK = threading.Lock()
 
 
 def candidate_records(study: Study, state: str) -> dict[int, Candidate]:
@@ -518,8 +520,10 @@ def violation(trial: FrozenTrial) -> float | None:
         return math.inf
     try:
         if hasattr(type(trial), "constraints"):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # Optuna warns when both forms name one key
+            # Optuna warns when both forms name one key. The filters are process-wide: the lock
+            # keeps samplers in several threads from restoring them over each other.
+            with _FILTERS_LOCK, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 found = list(trial.constraints.values())
         else:  # Optuna 4
             raw = attrs.get(_OPTUNA4_CONSTRAINTS)
