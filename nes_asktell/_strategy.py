@@ -599,15 +599,8 @@ class Strategy(ABC):
         coordinate bounded on both sides exceeds its width; otherwise what
         :meth:`_shrink_coordinates` returns for the excesses.
         """
-        if self._box is None or not self.adapts_sigma:
-            return {}
-        width = self._box.widths
-        bounded = width < math.inf
-        if not np.any(bounded):
-            return {}
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            excess = np.where(bounded, self._stds() / width, 0.0)
-        if not float(np.max(excess)) > 1.0:  # a NaN (never reached: the update is checked)
+        excess = self._excess() if self.adapts_sigma else None
+        if excess is None or not float(np.max(excess)) > 1.0:  # a NaN: never (checked update)
             return {}
         return self._shrink_coordinates(excess)
 
@@ -768,9 +761,9 @@ class Strategy(ABC):
         result is clipped to the range every update keeps sigma in. With bounds, a raise does
         not take the spread past the box: a strategy that adapts its step sizes fits them to
         the box's widths as after each :meth:`tell` (see :meth:`_commit`), and OpenES raises
-        its sigma no further than the width of the box in its narrowest coordinate, relative
-        to its spread there (a spread already past it is not raised). Call it between
-        :meth:`tell` and the next :meth:`ask`.
+        sigma only until a coordinate's standard deviation reaches its box's width (one that
+        is already past it is not raised). Call it between :meth:`tell` and the next
+        :meth:`ask`.
 
         Raises
         ------
@@ -786,8 +779,9 @@ class Strategy(ABC):
                 "scale_sigma() changes the distribution the pending batch was drawn from; call "
                 "it after tell() and before the next ask()."
             )
-        if f > 1.0 and not self.adapts_sigma and (excess := self._largest_excess()) > 0.0:
-            f = min(f, max(1.0, 1.0 / excess))
+        excess = self._excess() if f > 1.0 and not self.adapts_sigma else None
+        if excess is not None and (largest := float(np.max(excess))) > 0.0:
+            f = min(f, max(1.0, 1.0 / largest))
         sigma = self.__dict__["_sigma"]
         with np.errstate(over="ignore", under="ignore"):
             scaled = np.asarray(sigma, dtype=np.float64) * f
@@ -795,16 +789,21 @@ class Strategy(ABC):
         # set through __dict__: each subclass declares `_sigma` with its own type
         self._commit({"_sigma": scaled if isinstance(sigma, np.ndarray) else float(scaled)})
 
-    def _largest_excess(self) -> float:
-        """Return the largest standard deviation over its box's width (0 for no bounded side)."""
+    def _excess(self) -> FloatArray | None:
+        """Return each coordinate's standard deviation over its box's width.
+
+        0 where a bound is missing; None without bounds or without a coordinate bounded on
+        both sides.
+        """
         if self._box is None:
-            return 0.0
+            return None
         width = self._box.widths
         bounded = width < math.inf
         if not np.any(bounded):
-            return 0.0
+            return None
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return float(np.max(np.where(bounded, self._stds() / width, 0.0)))
+            out: FloatArray = np.where(bounded, self._stds() / width, 0.0)
+        return out
 
     def stop(self) -> dict[str, float]:
         """Return the termination criteria that hold, each with its threshold (empty if none)."""
