@@ -23,7 +23,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any, Protocol, TextIO
 
 import numpy as np
@@ -262,18 +262,14 @@ class _RunWarnings:
     """
 
     def __init__(self) -> None:
-        self._block: AbstractContextManager[None] | None = None
         self._counts: dict[tuple[type[Warning], str, int], list[Any]] = {}
         self._new: list[tuple[type[Warning], str, int]] = []
 
     def __enter__(self) -> None:
-        self._block = _warn.counted_by(self)
-        self._block.__enter__()
+        _warn.push(self)
 
     def __exit__(self, *exc: object) -> None:
-        block, self._block = self._block, None
-        if block is not None:
-            block.__exit__(None, None, None)
+        _warn.pop(self)
 
     def count(self, message: str, category: type[Warning], filename: str, lineno: int) -> None:
         """Count one :class:`NESWarning` of the run."""

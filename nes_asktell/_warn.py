@@ -58,18 +58,28 @@ def warn(message: str, *, stacklevel: int = 1, category: type[Warning] = NESWarn
     runs[-1].count(message, category, *where)
 
 
+def push(counter: Counter) -> None:
+    """From now on, the library's warnings raised in this thread go to `counter`."""
+    _runs().append(counter)
+
+
+def pop(counter: Counter) -> None:
+    """Undo :func:`push` of `counter` (the innermost one, if pushed more than once)."""
+    runs = _runs()
+    for i in range(len(runs) - 1, -1, -1):
+        if runs[i] is counter:
+            del runs[i]
+            return
+
+
 @contextmanager
 def counted_by(counter: Counter) -> Iterator[None]:
     """Within the block, the library's warnings raised in this thread go to `counter`."""
-    runs = _runs()
-    runs.append(counter)
+    push(counter)
     try:
         yield
     finally:
-        for i in range(len(runs) - 1, -1, -1):
-            if runs[i] is counter:
-                del runs[i]
-                break
+        pop(counter)
 
 
 class _Dropped:
