@@ -72,16 +72,6 @@ def pop(counter: Counter) -> None:
             return
 
 
-@contextmanager
-def counted_by(counter: Counter) -> Iterator[None]:
-    """Within the block, the library's warnings raised in this thread go to `counter`."""
-    push(counter)
-    try:
-        yield
-    finally:
-        pop(counter)
-
-
 class _Dropped:
     def count(self, message: str, category: type[Warning], filename: str, lineno: int) -> None:
         """Drop the warning."""
@@ -90,5 +80,9 @@ class _Dropped:
 @contextmanager
 def silenced() -> Iterator[None]:
     """Within the block, the library's warnings raised in this thread are dropped."""
-    with counted_by(_Dropped()):
+    dropped = _Dropped()
+    push(dropped)
+    try:
         yield
+    finally:
+        pop(dropped)
