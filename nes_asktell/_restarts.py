@@ -491,6 +491,8 @@ class IPOP:
         """
         call_fev = v.budget("maxfev", maxfev)
         call_it = v.budget("maxiter", maxiter)
+        # a call made from this call's callback ends with the outer call's limits in place
+        outer = self._call_limit, self._call_it_limit
         self._call_limit, self._call_it_limit = call_fev, call_it
         try:
             return run(
@@ -507,7 +509,7 @@ class IPOP:
                 vectorized=vectorized,
             )
         finally:
-            self._call_limit = self._call_it_limit = None
+            self._call_limit, self._call_it_limit = outer
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> JSON:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.optimize import OptimizeResult
 
 from nes_asktell import BIPOP, IPOP, SNES, XNES, OpenES
 
@@ -460,6 +461,32 @@ def test_a_call_ended_by_maxiter_where_a_run_ends_starts_no_empty_run(cls: type[
     assert by_it.popsize == ref.history[0]["popsize"]
     assert by_it.optimize(sphere, maxfev=3000).history == ref.history
     assert by_it.state_dict() == whole.state_dict()
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_a_call_made_from_the_callback_leaves_the_outer_calls_budget_in_place(
+    cls: type[IPOP],
+) -> None:
+    # optimize() called from its own callback (here a call with nothing left to do) cleared
+    # the outer call's budget when it returned: the outer call, ending where a run stopped,
+    # then started the next run instead of deferring it (restarts 1 and a second history
+    # record instead of 0 and one).
+    def make() -> IPOP:
+        return cls("xnes", np.ones(3), 1.0, rng=0, max_restarts=3)
+
+    first = make().optimize(sphere, maxfev=3000).history[0]["nfev"]
+    plain = make()
+    ref = plain.optimize(sphere, maxfev=first)
+    nested = make()
+    calls = []
+
+    def callback(r: OptimizeResult) -> None:
+        calls.append(nested.optimize(sphere, maxiter=nested.generation).nit)
+
+    res = nested.optimize(sphere, maxfev=first, callback=callback)
+    assert calls == list(range(1, ref.nit + 1))
+    assert (res.restarts, res.history, res.nfev) == (0, ref.history, ref.nfev)
+    assert nested.state_dict() == plain.state_dict()
 
 
 @pytest.mark.parametrize("mirrored", [True, False])
