@@ -82,6 +82,40 @@ def test_reading_constraints_in_several_threads_leaves_the_warning_filters_as_th
     assert totals == [0.5] * (4 * 200 * 50)
 
 
+def test_reading_constraints_loses_no_warning_of_another_thread() -> None:
+    # The filters are process-wide: while a sampler read a trial's constraints under an
+    # "ignore everything" filter, a warning raised by any other thread of the process was
+    # dropped. They are now replaced only for a record whose two forms name one key.
+    trials = [made(TrialState.COMPLETE, 1.0, constraints=[0.5, -1.0]) for _ in range(50)]
+    done = threading.Event()
+    raised = 0
+
+    def read() -> None:
+        for _ in range(400):
+            assert [violation(t) for t in trials] == [0.5] * 50
+        done.set()
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        reader = threading.Thread(target=read)
+        reader.start()
+        while not done.is_set() or raised == 0:
+            warnings.warn("from another thread", UserWarning, stacklevel=1)
+            raised += 1
+        reader.join(120)
+    assert sum(str(w.message) == "from another thread" for w in seen) == raised
+
+
+def test_a_record_whose_two_forms_name_one_key_is_read_without_a_warning() -> None:
+    trial = made(TrialState.COMPLETE, 1.0, constraints=[0.5, -1.0])
+    trial.system_attrs["constraints:1"] = 2.0  # Optuna: the keyed form overwrites, and warns
+    before = list(warnings.filters)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert violation(trial) == 2.5
+    assert list(warnings.filters) == before
+
+
 def test_feasible_complete_outcomes_are_told_their_values() -> None:
     told = [made(TrialState.COMPLETE, v) for v in (3.0, -1.0, math.inf)]
     assert told_fitness(told, 1.0).tolist() == [3.0, -1.0, math.inf]

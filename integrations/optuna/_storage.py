@@ -506,6 +506,31 @@ def store_constraints(
         study._storage.set_trial_system_attr(trial._trial_id, key, value)  # type: ignore[arg-type]
 
 
+def _forms_clash(attrs: dict[str, object]) -> bool:
+    """Whether both of Optuna's forms of constraints name one key (Optuna then warns).
+
+    The list form names its values ``"0"``, ``"1"``, ...; the keyed form is one attribute
+    ``"constraints:<key>"`` per value. A list form without a length counts as a clash.
+    """
+    prefix = f"{_OPTUNA4_CONSTRAINTS}:"
+    keyed = {k[len(prefix) :] for k in attrs if k.startswith(prefix)}
+    listed = attrs.get(_OPTUNA4_CONSTRAINTS)
+    if not keyed or listed is None:
+        return False
+    try:
+        n = len(listed)  # type: ignore[arg-type]
+    except TypeError:
+        return True
+    return any(_index(k) < n for k in keyed)
+
+
+def _index(key: str) -> float:
+    """Return the list index that `key` names as Optuna writes it (``str(i)``), else inf."""
+    if key.isascii() and key.isdigit() and len(key) < 20 and str(int(key)) == key:
+        return int(key)
+    return math.inf
+
+
 def violation(trial: FrozenTrial) -> float | None:
     """Return the total constraint violation of `trial` (None when it has no constraints).
 
@@ -519,9 +544,12 @@ def violation(trial: FrozenTrial) -> float | None:
     if any(isinstance(v, (list, tuple)) and len(v) > MAX_CONSTRAINTS for v in attrs.values()):
         return math.inf
     try:
-        if hasattr(type(trial), "constraints"):
-            # Optuna warns when both forms name one key. The filters are process-wide: the lock
-            # keeps samplers in several threads from restoring them over each other.
+        if hasattr(type(trial), "constraints") and not _forms_clash(attrs):
+            found = list(trial.constraints.values())
+        elif hasattr(type(trial), "constraints"):
+            # Optuna warns when both forms name one key. The filters are process-wide (every
+            # thread's warnings pass them), so they are replaced only for such a record, and
+            # the lock keeps samplers in several threads from restoring them over each other.
             with _FILTERS_LOCK, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 found = list(trial.constraints.values())
