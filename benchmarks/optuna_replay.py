@@ -15,6 +15,13 @@ startup point and the same first noise. Per budget (200 and 1,000 evaluations) i
 runs where the variant's best is below, above or equal to the default's (values below 1e-8
 count as equal) and gives the two-sided sign test p-value over the unequal ones.
 
+With ``--against-cma`` the same runs are also made by Optuna's ``CmaEsSampler`` replayed the
+same way (:func:`run_cma`: its startup trial, then ``cmaes.CMA`` from the centre of the unit
+cube with ``sigma0 = 1/6``, bounded, never restarted, as Optuna 4.4 and later run it), and for
+the default and each variant it counts the functions on which the median of its runs is within
+10% of the better of its own and CMA-ES's medians: the BBOB benchmark's target counted on 12
+runs per function instead of 3 studies, in minutes.
+
 Run: ``python -m benchmarks optuna_replay --dims 5 --variants r1 r1-es05``
 (``--instances 7 8 9 --seeds 4`` by default: 288 runs per d and variant; run ``k`` of an
 instance has the seed ``10000 f + 100 d + instance + 1000000 k``).
@@ -23,9 +30,10 @@ instance has the seed ``10000 f + 100 d + instance + 1000000 k``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from nes_asktell.integrations.optuna._sampler import (
@@ -37,7 +45,8 @@ from nes_asktell.integrations.optuna._search import Search, _unit_box
 from scipy.stats import binomtest
 
 from benchmarks._bbob_runs import load_problem
-from nes_asktell._typing import OptionValue
+from nes_asktell import _xnes
+from nes_asktell._typing import FloatArray, OptionValue
 from nes_asktell._xnes import XNES
 
 #: strategy options over the sampler's defaults (``"default"`` is the sampler as it is, without
@@ -56,18 +65,67 @@ VARIANTS: dict[str, dict[str, OptionValue]] = {
     "tolx8": {"tolx": 1e-8},
     "tolx10": {"tolx": 1e-10},
     "r1-tolx8": {"rank_one": True, "tolx": 1e-8},
+    "csa-only": {"eta_sigma": 1e-9},
+    "r1-csa-only": {"rank_one": True, "eta_sigma": 1e-9},
+    "decay": {"eta_sigma": None, "adaptation_sampling": True},
+    "r1-decay": {"rank_one": True, "eta_sigma": None, "adaptation_sampling": True},
+    "pop6": {},
+    "r1-pop6": {"rank_one": True},
+    "pop12": {},
 }
+#: populations other than the sampler's default (4 + 3 ln d)
+POPSIZES: dict[str, int] = {"pop6": 6, "r1-pop6": 6, "pop12": 12}
 BUDGETS = (200, 1000)
 FLOOR = 1e-8
 
 
+class DecayingXNES(XNES):
+    """XNES whose step-size rate starts at 1 and is then left to adaptation sampling.
+
+    The rate relaxes towards the paper's value and is raised (up to 1) when a larger one would
+    have made the better samples more likely: the sampler's rate 1 for the first generations,
+    a smaller one once the step size has settled. The variants ``decay`` and ``r1-decay``.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._eta_sigma = 1.0
+
+    def _adapted_eta_sigma(self, u: FloatArray, Zh: FloatArray) -> float:
+        with _cap(1.0):
+            return super()._adapted_eta_sigma(u, Zh)
+
+
+@contextlib.contextmanager
+def _cap(value: float) -> Iterator[None]:
+    """Set XNES's upper limit of the adapted step-size rate for a moment (one thread)."""
+    old = _xnes.ETA_SIGMA_MAX
+    _xnes.ETA_SIGMA_MAX = value
+    try:
+        yield
+    finally:
+        _xnes.ETA_SIGMA_MAX = old
+
+
+#: strategies other than XNES
+CLASSES: dict[str, type[XNES]] = {"decay": DecayingXNES, "r1-decay": DecayingXNES}
+
+
 def run(
-    options: dict[str, OptionValue], function: int, dim: int, instance: int, seed: int, n: int
+    options: dict[str, OptionValue],
+    function: int,
+    dim: int,
+    instance: int,
+    seed: int,
+    n: int,
+    *,
+    popsize: int | None = None,
+    cls: type[XNES] = XNES,
 ) -> list[float]:
     """Return the ``f - f_opt`` of the first `n` evaluations of one replayed study."""
     problem, fopt, _ = load_problem(function, dim, instance)
     merged = {**DEFAULT_OPTIONS["xnes"], **options}
-    search = Search(XNES, DEFAULT_SIGMA0, None, DEFAULT_RESTARTS, merged, seed)
+    search = Search(cls, DEFAULT_SIGMA0, popsize, DEFAULT_RESTARTS, merged, seed)
     box = _unit_box(dim)
     start = np.random.default_rng(seed).uniform(size=dim)  # the startup trial
     values = [float(problem(-5.0 + 10.0 * start)) - fopt]
@@ -84,6 +142,63 @@ def run(
                 restart += 1
                 es = search.new_strategy(dim, seed, restart)
     return values[:n]
+
+
+def run_cma(function: int, dim: int, instance: int, seed: int, n: int) -> list[float]:
+    """Return the ``f - f_opt`` of the first `n` trials of ``CmaEsSampler(seed=seed)``, replayed.
+
+    Its startup trial (a uniform point; not told to CMA-ES, so drawn here from this replay's
+    own generator), then ``cmaes.CMA`` as Optuna 4.4 and later run it for a space of floats:
+    mean at the centre of the unit cube, ``sigma0 = 1/6``, bounds ``[0, 1]^d``,
+    ``n_max_resampling = 10 d``, no restart; one ``ask`` per trial with the generator reseeded
+    by ``randint(1, 2**16) + trial number`` from ``RandomState(seed)``, and a ``tell`` at the
+    first trial of the next generation. Until that first tell each trial builds the optimizer
+    afresh, which draws one ``randint(1, 2**31 - 2)`` for its seed first.
+    """
+    import cmaes
+
+    problem, fopt, _ = load_problem(function, dim, instance)
+    start = np.random.default_rng(seed).uniform(size=dim)
+    values = [float(problem(-5.0 + 10.0 * start)) - fopt]
+    draws = np.random.RandomState(seed)
+    es = cmaes.CMA(
+        mean=np.full(dim, 0.5),
+        sigma=1.0 / 6.0,
+        bounds=np.tile([0.0, 1.0], (dim, 1)),
+        n_max_resampling=10 * dim,
+    )
+    lam = es.population_size
+    told: list[tuple[FloatArray, float]] = []
+    for trial in range(1, n):
+        if trial <= lam + 1:
+            draws.randint(1, 2**31 - 2)  # the seed of an optimizer built afresh
+        if len(told) == lam:
+            es.tell(told)
+            told = []
+        es._rng.seed(draws.randint(1, 2**16) + trial)
+        u = es.ask()
+        told.append((u, float(problem(-5.0 + 10.0 * u)) - fopt))
+        values.append(told[-1][1])
+    return values[:n]
+
+
+def within_cma(
+    bests: dict[str, dict[tuple[int, int, int], list[float]]], v: str, functions: list[int]
+) -> None:
+    """Print on how many functions `v`'s median is within 10% of the better of it and CMA's."""
+    for j, b in enumerate(BUDGETS):
+        ratios = {}
+        for f in functions:
+            mine = float(np.median([x[j] for k, x in bests[v].items() if k[0] == f]))
+            cma = float(np.median([x[j] for k, x in bests["CMA"].items() if k[0] == f]))
+            ratios[f] = mine / cma
+        ok = sum(r <= 1.1 for r in ratios.values())
+        cma_ok = sum(r >= 1 / 1.1 for r in ratios.values())
+        print(
+            f"  {v:12s} {b:5d} evaluations: within 10% of the better of it and CMA-ES on "
+            f"{ok} of {len(functions)} functions (CMA-ES on {cma_ok})"
+        )
+        print("    median over CMA-ES's: " + " ".join(f"f{f}:{r:.2g}" for f, r in ratios.items()))
 
 
 def best(values: Sequence[float], n: int) -> float:
@@ -132,11 +247,18 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     parser.add_argument("--instances", nargs="*", type=int, default=[7, 8, 9])
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--variants", nargs="*", choices=VARIANTS, default=["r1"])
+    parser.add_argument(
+        "--against-cma",
+        action="store_true",
+        help="also replay CmaEsSampler and count the functions within 10%% of it",
+    )
     args = parser.parse_args(argv)
     if quick:
         args.dims, args.functions, args.instances, args.seeds = [2], [1, 8], [1], 1
     n = max(BUDGETS)
     names = ["default", *[v for v in args.variants if v != "default"]]
+    if args.against_cma:
+        names.append("CMA")
     for d in args.dims:
         bests: dict[str, dict[tuple[int, int, int], list[float]]] = {v: {} for v in names}
         t0 = time.perf_counter()
@@ -145,12 +267,28 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                 for k in range(args.seeds):
                     seed = 10_000 * f + 100 * d + i + 1_000_000 * k
                     for v in names:
-                        vals = run(VARIANTS[v], f, d, i, seed, n)
+                        if v == "CMA":
+                            vals = run_cma(f, d, i, seed, n)
+                        else:
+                            vals = run(
+                                VARIANTS[v],
+                                f,
+                                d,
+                                i,
+                                seed,
+                                n,
+                                popsize=POPSIZES.get(v),
+                                cls=CLASSES.get(v, XNES),
+                            )
                         bests[v][(f, i, k)] = [best(vals, b) for b in BUDGETS]
         seconds = time.perf_counter() - t0
         print(f"d = {d}: {len(bests['default'])} paired runs per variant ({seconds:.0f} s)")
         for v in names[1:]:
-            compare(bests, v, args.functions)
+            if v != "CMA":
+                compare(bests, v, args.functions)
+        if args.against_cma:
+            for v in names[:-1]:
+                within_cma(bests, v, args.functions)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ or the ranking of the samplers: benchmarks are not timed tests.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,6 +156,42 @@ def test_the_replay_evaluates_the_samplers_generations() -> None:
     for g in range(gens):
         rows = slice(1 + g * lam, 1 + (g + 1) * lam)
         assert sorted(sampled[rows]) == pytest.approx(sorted(replayed[rows]), rel=1e-12)
+
+
+def test_the_cma_replay_evaluates_the_cmaes_samplers_generations() -> None:
+    """The replay of CmaEsSampler evaluates its trials after the startup trial, generation by
+    generation (each compared as a sorted list: within a generation the order may differ)."""
+    from benchmarks import optuna_replay
+
+    dim, instance, seed, lam, gens = 3, 1, optuna_bbob.seed_of(10, 3, 1), 7, 6
+    problem, fopt, _ = optuna_bbob.load_problem(10, dim, instance)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's experimental and deprecation notes
+        study = optuna.create_study(sampler=optuna.samplers.CmaEsSampler(seed=seed))
+    study.optimize(
+        lambda t: problem([t.suggest_float(f"x{i}", -5.0, 5.0) for i in range(dim)]) - fopt,
+        n_trials=1 + lam * gens,
+    )
+    sampled = [t.value for t in study.trials]
+    replayed = optuna_replay.run_cma(10, dim, instance, seed, 1 + lam * gens)
+    assert len(replayed) == len(sampled)
+    for g in range(gens):
+        rows = slice(1 + g * lam, 1 + (g + 1) * lam)
+        assert sorted(sampled[rows]) == pytest.approx(sorted(replayed[rows]), rel=1e-12)
+
+
+def test_decaying_xnes_starts_at_rate_one_and_leaves_the_cap_as_it_was() -> None:
+    from benchmarks import optuna_replay
+    from nes_asktell import _xnes
+
+    es = optuna_replay.DecayingXNES(np.zeros(5), 0.3, rng=0, adaptation_sampling=True)
+    assert es.eta_sigma == 1.0
+    noise = np.random.default_rng(1)
+    for _ in range(30):  # pure noise: the rate relaxes towards the paper's (0.25 at d = 5)
+        X = es.ask()
+        es.tell(X, noise.normal(size=len(X)))
+    assert es.eta_sigma < 0.9
+    assert _xnes.ETA_SIGMA_MAX == 0.5
 
 
 def test_replay_quick_run_compares_the_variant_with_the_default(
