@@ -226,6 +226,13 @@ def _crfmnes_c1(rate: str) -> Callable[[], type]:
     return factory
 
 
+def _decaying_xnes() -> type:
+    """XNES with its step-size rate starting at 1, then adapted (see ``_xnes_variants``)."""
+    from benchmarks._xnes_variants import DecayingXNES
+
+    return DecayingXNES
+
+
 def _restarted(kind: str, name: str | Callable[[], type], **options: Any) -> Runner:
     def runner(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> str:
         from nes_asktell import BIPOP, IPOP
@@ -322,6 +329,7 @@ VARIANTS = {
 CLASS_VARIANTS = {
     "CRFMNES-paperc1": _crfmnes_c1("paper"),
     "CRFMNES-cmac1": _crfmnes_c1("cma"),
+    "XNES-decay": _decaying_xnes,
 }
 for _name, (_strategy, _options) in VARIANTS.items():
     METHODS[_name] = _nes(_strategy, **_options)

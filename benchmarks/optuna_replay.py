@@ -30,10 +30,9 @@ instance has the seed ``10000 f + 100 d + instance + 1000000 k``).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from nes_asktell.integrations.optuna._sampler import (
@@ -45,7 +44,7 @@ from nes_asktell.integrations.optuna._search import Search, _unit_box
 from scipy.stats import binomtest
 
 from benchmarks._bbob_runs import load_problem
-from nes_asktell import _xnes
+from benchmarks._xnes_variants import DecayingXNES
 from nes_asktell._typing import FloatArray, OptionValue
 from nes_asktell._xnes import XNES
 
@@ -77,34 +76,6 @@ VARIANTS: dict[str, dict[str, OptionValue]] = {
 POPSIZES: dict[str, int] = {"pop6": 6, "r1-pop6": 6, "pop12": 12}
 BUDGETS = (200, 1000)
 FLOOR = 1e-8
-
-
-class DecayingXNES(XNES):
-    """XNES whose step-size rate starts at 1 and is then left to adaptation sampling.
-
-    The rate relaxes towards the paper's value and is raised (up to 1) when a larger one would
-    have made the better samples more likely: the sampler's rate 1 for the first generations,
-    a smaller one once the step size has settled. The variants ``decay`` and ``r1-decay``.
-    """
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._eta_sigma = 1.0
-
-    def _adapted_eta_sigma(self, u: FloatArray, Zh: FloatArray) -> float:
-        with _cap(1.0):
-            return super()._adapted_eta_sigma(u, Zh)
-
-
-@contextlib.contextmanager
-def _cap(value: float) -> Iterator[None]:
-    """Set XNES's upper limit of the adapted step-size rate for a moment (one thread)."""
-    old = _xnes.ETA_SIGMA_MAX
-    _xnes.ETA_SIGMA_MAX = value
-    try:
-        yield
-    finally:
-        _xnes.ETA_SIGMA_MAX = old
 
 
 #: strategies other than XNES

@@ -181,10 +181,10 @@ def test_the_cma_replay_evaluates_the_cmaes_samplers_generations() -> None:
 
 
 def test_decaying_xnes_starts_at_rate_one_and_leaves_the_cap_as_it_was() -> None:
-    from benchmarks import optuna_replay
+    from benchmarks._xnes_variants import DecayingXNES
     from nes_asktell import _xnes
 
-    es = optuna_replay.DecayingXNES(np.zeros(5), 0.3, rng=0, adaptation_sampling=True)
+    es = DecayingXNES(np.zeros(5), 0.3, rng=0, adaptation_sampling=True)
     assert es.eta_sigma == 1.0
     noise = np.random.default_rng(1)
     for _ in range(30):  # pure noise: the rate relaxes towards the paper's (0.25 at d = 5)

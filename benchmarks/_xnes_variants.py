@@ -1,0 +1,39 @@
+"""Variants of XNES that need more than an option: benchmarks of ideas, not library code."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from nes_asktell import _xnes
+from nes_asktell._typing import FloatArray
+from nes_asktell._xnes import XNES
+
+
+class DecayingXNES(XNES):
+    """XNES whose step-size rate starts at 1 and is then left to adaptation sampling.
+
+    The rate relaxes towards its initial value (the paper's, or `eta_sigma`) and is raised (up
+    to 1) when a larger one would have made the better samples more likely: rate 1 for the
+    first generations, a smaller one once the step size has settled. Build it with
+    ``adaptation_sampling=True`` (XNES's default, off in the Optuna sampler's options).
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._eta_sigma = 1.0
+
+    def _adapted_eta_sigma(self, u: FloatArray, Zh: FloatArray) -> float:
+        with _cap(1.0):
+            return super()._adapted_eta_sigma(u, Zh)
+
+
+@contextlib.contextmanager
+def _cap(value: float) -> Iterator[None]:
+    """Set XNES's upper limit of the adapted step-size rate for a moment (one thread)."""
+    old = _xnes.ETA_SIGMA_MAX
+    _xnes.ETA_SIGMA_MAX = value
+    try:
+        yield
+    finally:
+        _xnes.ETA_SIGMA_MAX = old
