@@ -9,9 +9,10 @@ point drawn uniformly from the cube, then XNES from the centre of the unit cube 
 doubled population, a new start and seed, when the strategy stops or its spread passes
 ``MAX_SPREAD``). Every parameter is ``x = -5 + 10 u`` and the value ``f(x) - f_opt``.
 
-Variants are the sampler's ``DEFAULT_OPTIONS`` updated with :data:`VARIANTS`. The comparison
-of a variant with the default is paired: the same function, instance and seed, so the same
-startup point and the same first noise. Per budget (200 and 1,000 evaluations) it counts the
+Variants are the sampler's ``DEFAULT_OPTIONS`` updated with :data:`VARIANTS`' options (and
+some a population or class of their own). The comparison of a variant with the default is
+paired: the same function, instance and seed, so the same startup point and the same first
+noise. Per budget (200 and 1,000 evaluations) it counts the
 runs where the variant's best is below, above or equal to the default's (values below 1e-8
 count as equal) and gives the two-sided sign test p-value over the unequal ones.
 
@@ -33,6 +34,7 @@ import argparse
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from nes_asktell.integrations.optuna._sampler import (
@@ -48,38 +50,46 @@ from benchmarks._xnes_variants import DecayingXNES
 from nes_asktell._typing import FloatArray, OptionValue
 from nes_asktell._xnes import XNES
 
-#: strategy options over the sampler's defaults (``"default"`` is the sampler as it is, without
-#: the rank-one term; ``"no-r1"`` sets that explicitly)
-VARIANTS: dict[str, dict[str, OptionValue]] = {
-    "default": {},
-    "no-r1": {"rank_one": False},
-    "r1": {"rank_one": True},
-    "r1-es07": {"rank_one": True, "eta_sigma": 0.7},
-    "r1-es05": {"rank_one": True, "eta_sigma": 0.5},
-    "r1-es03": {"rank_one": True, "eta_sigma": 0.3},
-    "r1-paper": {"rank_one": True, "eta_sigma": None},
-    "r1-paper-as": {"rank_one": True, "eta_sigma": None, "adaptation_sampling": True},
-    "core": {"rank_one": None, "eta_sigma": None, "adaptation_sampling": True, "mirrored": True},
-    "es05": {"eta_sigma": 0.5},
-    "tolx8": {"tolx": 1e-8},
-    "tolx10": {"tolx": 1e-10},
-    "r1-tolx8": {"rank_one": True, "tolx": 1e-8},
-    "csa-only": {"eta_sigma": 1e-9},
-    "r1-csa-only": {"rank_one": True, "eta_sigma": 1e-9},
-    "decay": {"eta_sigma": None, "adaptation_sampling": True},
-    "r1-decay": {"rank_one": True, "eta_sigma": None, "adaptation_sampling": True},
-    "pop6": {},
-    "r1-pop6": {"rank_one": True},
-    "pop12": {},
+
+@dataclass(frozen=True)
+class Variant:
+    """Strategy options over the sampler's defaults, and a population or class other than its."""
+
+    options: dict[str, OptionValue] = field(default_factory=dict)
+    popsize: int | None = None  # None: the sampler's default, 4 + 3 ln d
+    cls: type[XNES] = XNES
+
+
+#: the variants by name (``"default"`` is the sampler as it is, without the rank-one term;
+#: ``"no-r1"`` sets that explicitly)
+VARIANTS: dict[str, Variant] = {
+    "default": Variant(),
+    "no-r1": Variant({"rank_one": False}),
+    "r1": Variant({"rank_one": True}),
+    "r1-es07": Variant({"rank_one": True, "eta_sigma": 0.7}),
+    "r1-es05": Variant({"rank_one": True, "eta_sigma": 0.5}),
+    "r1-es03": Variant({"rank_one": True, "eta_sigma": 0.3}),
+    "r1-paper": Variant({"rank_one": True, "eta_sigma": None}),
+    "r1-paper-as": Variant({"rank_one": True, "eta_sigma": None, "adaptation_sampling": True}),
+    "core": Variant(
+        {"rank_one": None, "eta_sigma": None, "adaptation_sampling": True, "mirrored": True}
+    ),
+    "es05": Variant({"eta_sigma": 0.5}),
+    "tolx8": Variant({"tolx": 1e-8}),
+    "tolx10": Variant({"tolx": 1e-10}),
+    "r1-tolx8": Variant({"rank_one": True, "tolx": 1e-8}),
+    "csa-only": Variant({"eta_sigma": 1e-9}),
+    "r1-csa-only": Variant({"rank_one": True, "eta_sigma": 1e-9}),
+    "decay": Variant({"eta_sigma": None, "adaptation_sampling": True}, cls=DecayingXNES),
+    "r1-decay": Variant(
+        {"rank_one": True, "eta_sigma": None, "adaptation_sampling": True}, cls=DecayingXNES
+    ),
+    "pop6": Variant(popsize=6),
+    "r1-pop6": Variant({"rank_one": True}, popsize=6),
+    "pop12": Variant(popsize=12),
 }
-#: populations other than the sampler's default (4 + 3 ln d)
-POPSIZES: dict[str, int] = {"pop6": 6, "r1-pop6": 6, "pop12": 12}
 BUDGETS = (200, 1000)
 FLOOR = 1e-8
-
-
-#: strategies other than XNES
-CLASSES: dict[str, type[XNES]] = {"decay": DecayingXNES, "r1-decay": DecayingXNES}
 
 
 def run(
@@ -241,16 +251,8 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                         if v == "CMA":
                             vals = run_cma(f, d, i, seed, n)
                         else:
-                            vals = run(
-                                VARIANTS[v],
-                                f,
-                                d,
-                                i,
-                                seed,
-                                n,
-                                popsize=POPSIZES.get(v),
-                                cls=CLASSES.get(v, XNES),
-                            )
+                            w = VARIANTS[v]
+                            vals = run(w.options, f, d, i, seed, n, popsize=w.popsize, cls=w.cls)
                         bests[v][(f, i, k)] = [best(vals, b) for b in BUDGETS]
         seconds = time.perf_counter() - t0
         print(f"d = {d}: {len(bests['default'])} paired runs per variant ({seconds:.0f} s)")

@@ -30,6 +30,7 @@ simply not used: no generation is lost or told twice.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import itertools
@@ -40,7 +41,7 @@ import threading
 import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -506,6 +507,19 @@ def store_constraints(
         study._storage.set_trial_system_attr(trial._trial_id, key, value)  # type: ignore[arg-type]
 
 
+@contextlib.contextmanager
+def _without_warnings() -> Iterator[None]:
+    """Ignore every warning within the block (Optuna's, when both forms name one key).
+
+    The filters are process-wide (every thread's warnings pass them), so :func:`violation`
+    replaces them only for such a record, and the lock keeps samplers in several threads from
+    restoring them over each other.
+    """
+    with _FILTERS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def _forms_clash(attrs: dict[str, object]) -> bool:
     """Whether both of Optuna's forms of constraints name one key (Optuna then warns).
 
@@ -544,14 +558,8 @@ def violation(trial: FrozenTrial) -> float | None:
     if any(isinstance(v, (list, tuple)) and len(v) > MAX_CONSTRAINTS for v in attrs.values()):
         return math.inf
     try:
-        if hasattr(type(trial), "constraints") and not _forms_clash(attrs):
-            found = list(trial.constraints.values())
-        elif hasattr(type(trial), "constraints"):
-            # Optuna warns when both forms name one key. The filters are process-wide (every
-            # thread's warnings pass them), so they are replaced only for such a record, and
-            # the lock keeps samplers in several threads from restoring them over each other.
-            with _FILTERS_LOCK, warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+        if hasattr(type(trial), "constraints"):
+            with _without_warnings() if _forms_clash(attrs) else contextlib.nullcontext():
                 found = list(trial.constraints.values())
         else:  # Optuna 4
             raw = attrs.get(_OPTUNA4_CONSTRAINTS)
