@@ -238,18 +238,30 @@ class ProcessPool(Engine):
         Starting spawned workers (a fresh interpreter importing numpy) can take seconds on a
         busy machine; it happens here, before a generation's `timeout` clock starts.
         """
-        if self._pool is None:
-            ctx = multiprocessing.get_context("spawn")
-            if self._pids is None:  # one queue for every pool of this engine: a worker still
-                self._pids = ctx.SimpleQueue()  # starting after a reset finds it
+        if self._pool is not None:
+            return
+        ctx = multiprocessing.get_context("spawn")
+        if self._pids is None:  # one queue for every pool of this engine: a worker still
+            self._pids = ctx.SimpleQueue()  # starting after a reset finds it
+        for _ in range(2):  # a worker killed from outside while starting: once more
             pool = ProcessPoolExecutor(
                 self.n, mp_context=ctx, initializer=init_worker, initargs=(self._pids,)
             )
             self._pool = pool
-            for fut in [pool.submit(ready) for _ in range(self.n)]:
-                with contextlib.suppress(BrokenProcessPool):
+            try:
+                for fut in [pool.submit(ready) for _ in range(self.n)]:
                     fut.result()
+            except BrokenProcessPool:
+                self.reset()
+                continue
             self._note_children()
+            return
+        raise RuntimeError(
+            "the workers of the process pool died as they started, twice. Spawned workers "
+            "import the main script again: a script that starts a run when it is imported must "
+            "start it "
+            'under `if __name__ == "__main__":`.'
+        )
 
     def _note_children(self) -> None:
         """Record the worker pids reported so far and the process objects of this process."""
@@ -265,7 +277,15 @@ class ProcessPool(Engine):
         self.start()
         if self._pool is None:
             raise RuntimeError("the process pool did not start")
-        fut = self._pool.submit(fn, *args)
+        try:
+            fut = self._pool.submit(fn, *args)
+        except BrokenProcessPool as exc:
+            # A worker died while idle (killed from outside): the task fails as the tasks of a
+            # worker that died while busy do, and the caller replaces the pool (reset) and
+            # runs its rows again.
+            failed: Future[Any] = Future()
+            failed.set_exception(exc)
+            return failed
         self._note_children()  # a worker replaced after max_tasks is a new child
         self._busy.add(fut)
         fut.add_done_callback(self._busy.discard)
@@ -788,8 +808,17 @@ class DaskEngine(Engine):
         return fut
 
     def ship(self, value: object) -> tuple[object, int]:
-        """Scatter `value` to one worker; return its future and its size."""
-        return self.client.scatter(value, hash=False), nbytes(value)
+        """Return `value` to travel inside its task, or, if large, its future on one worker.
+
+        Inline rows cannot be lost: a worker that dies (say, killed by another task's
+        candidate) loses the data scattered to it, and the tasks that need that data then fail
+        without any fault of their rows. Blocks above ``SHIP_INLINE_BYTES`` are scattered
+        rather than put into the task graph; they are sent again when their task runs again.
+        """
+        size = nbytes(value)
+        if size <= SHIP_INLINE_BYTES:
+            return value, 0
+        return self.client.scatter(value, hash=False), size
 
     def broadcast(self, value: object) -> tuple[object, int]:
         """Scatter `value` to every worker; return its future and the bytes sent in all."""
@@ -801,6 +830,9 @@ class DaskEngine(Engine):
         with contextlib.suppress(Exception):
             self.client.run(fn, *args)
 
+
+#: the largest block of rows a dask task carries inline (larger ones are scattered first)
+SHIP_INLINE_BYTES = 1 << 20
 
 #: seconds a restart of hung dask workers may take (the nanny gives a worker a few seconds to
 #: close before it kills the process, then starts a new one)

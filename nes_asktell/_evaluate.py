@@ -638,8 +638,10 @@ class Evaluator:
             engine.reset()
             st, pid, val = board.snapshot()
             found = len(errors)
+            under_way = False  # whether a crashed task had a row under way
             for i in crashed:
                 for k in chunks[i].tolist():
+                    under_way = under_way or st[k] == STARTED
                     if st[k] == DONE:
                         values[k] = val[k]
                     elif st[k] == STARTED and codes.get(int(pid[k])) != -_SIGTERM:
@@ -652,7 +654,13 @@ class Evaluator:
                         )
                     else:
                         rerun.append(k)
-            if crashed and len(errors) == found:  # no row to blame: say what happened
+            if crashed and len(errors) == found and not under_way:
+                # the pool broke with no candidate under way: a worker died while idle
+                self._notes.append(
+                    f"a worker of the process pool died while idle ({crash_messages[0]}); "
+                    "the pool was replaced and its candidates ran again"
+                )
+            elif crashed and len(errors) == found:  # no row to blame: say what happened
                 errors.append(crash_messages[0])
         # Tasks start in the order they were sent: of those that timed out, the first ones
         # were the likeliest to be running (hung), the later ones to be waiting behind them.

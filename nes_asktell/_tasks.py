@@ -198,8 +198,9 @@ def eval_rows(
             track[0].state[k] = STARTED
         try:
             values[i] = as_value(fun(x, *args), fun)
-        except (Exception, SystemExit, KeyboardInterrupt) as exc:
-            # SystemExit and KeyboardInterrupt from `fun` would end the worker: they cost
+        except BaseException as exc:
+            # SystemExit, KeyboardInterrupt or a BaseException of the user's own (asyncio's
+            # CancelledError, say) from `fun` would end the worker or the whole run: they cost
             # only this candidate (Ctrl-C in the parent is handled there).
             errors.append(f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
         if track is not None:
@@ -269,7 +270,7 @@ def vectorized_task(fun: Callable[..., object], args: Sequence[object], X: Float
         board.state[list(positions)] = STARTED
     try:
         values = block_values(fun(X.T, *args), len(X), fun)
-    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+    except BaseException as exc:  # as in eval_rows: only the candidates' fault
         if len(X) == 1:  # one candidate: its own fault
             return np.full(1, np.nan), [f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]]
         raise VectorizedCallError(f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]) from None

@@ -79,6 +79,16 @@ def hangs_on_odd(x: np.ndarray) -> float:
     return sphere(x)
 
 
+class Cancelled(BaseException):
+    """A BaseException of the user's own, as asyncio's CancelledError or trio's Cancelled."""
+
+
+def cancels_at_5(x: np.ndarray) -> float:
+    if x[0] == FAULTY:
+        raise Cancelled("simulation cancelled")
+    return sphere(x)
+
+
 def returns_none_at_5(x: np.ndarray) -> object:
     return None if x[0] == FAULTY else sphere(x)
 
@@ -122,6 +132,7 @@ def pool() -> Evaluator:
         (raises_at_5, "ArithmeticError: boom"),
         (exits_at_5, "SystemExit: 1"),
         (interrupts_at_5, "KeyboardInterrupt"),
+        (cancels_at_5, "Cancelled: simulation cancelled"),
         (returns_none_at_5, "returns_none_at_5"),
         (returns_a_vector_at_5, "returns_a_vector_at_5"),
         (returns_text_at_5, "returns_text_at_5"),
@@ -177,7 +188,9 @@ def test_a_row_hanging_past_the_timeout_costs_only_itself() -> None:
         np.testing.assert_array_equal(ev.evaluate(sphere, X), expected(X, np.zeros(8, bool)))
 
 
-@pytest.mark.parametrize("fun", [raises_at_5, exits_at_5, interrupts_at_5, returns_none_at_5])
+@pytest.mark.parametrize(
+    "fun", [raises_at_5, exits_at_5, interrupts_at_5, cancels_at_5, returns_none_at_5]
+)
 def test_only_the_faulty_row_of_a_thread_pool_is_nan(fun) -> None:
     X = rows(8)
     with ThreadPoolExecutor(2) as tp, pytest.warns(NESWarning, match="1 of 8 candidates"):
@@ -270,13 +283,33 @@ def test_on_dask_a_raising_exiting_or_interrupting_row_costs_only_itself() -> No
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        for fun in (raises_at_5, exits_at_5, interrupts_at_5):
+        for fun in (raises_at_5, exits_at_5, interrupts_at_5, cancels_at_5):
             with pytest.warns(NESWarning, match="1 of 8 candidates"):
                 f = evaluate(X, fun, client)
             np.testing.assert_array_equal(f, expected(X, np.arange(8) == 5))
         with pytest.warns(NESWarning, match="1 of 8 candidates"):
             f = evaluate(X, raises_at_5, client.get_executor(), tasks=2)
         np.testing.assert_array_equal(f, expected(X, np.arange(8) == 5))
+
+
+@pytest.mark.slow
+def test_on_dask_a_row_that_kills_its_worker_costs_only_itself() -> None:
+    # The rows of a task used to be scattered to one worker first: when a candidate killed
+    # that worker, the rows it held were lost with it and the innocent candidates 6 and 7
+    # became NaN ("cancelled for reason: already forgotten"). Small blocks now travel inside
+    # their task, so only candidate 5 is lost (dask gives up on it after its allowed failures).
+    distributed = pytest.importorskip("distributed")
+    X = rows(8)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        with pytest.warns(NESWarning, match="1 of 8 candidates"):
+            f = evaluate(X, dies_at_5, client)
+        np.testing.assert_array_equal(f, expected(X, np.arange(8) == 5))
+        np.testing.assert_array_equal(evaluate(X, sphere, client), expected(X, np.zeros(8, bool)))
 
 
 def hangs_on_odd_on_dask(x: np.ndarray) -> float:
@@ -748,3 +781,69 @@ def test_fun_from_python_c_on_a_users_fork_pool_still_runs() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[2.0, 2.0, 2.0, 2.0]"
+
+
+# ---------------------------------------------------------------------- workers dying idle
+def _pool_children() -> list[multiprocessing.process.BaseProcess]:
+    return [p for p in multiprocessing.active_children() if p.exitcode is None]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["between evaluations", "before a second optimize call"])
+def test_a_pool_worker_killed_while_idle_is_replaced_and_costs_no_candidate(when) -> None:
+    # A worker killed from outside while it waits (the OOM killer, kill -9) breaks its
+    # ProcessPoolExecutor; the next evaluation used to raise BrokenProcessPool instead of
+    # replacing the pool (the second minimize(..., workers=2) of a script crashed).
+    shutdown_pools()
+    X = rows(8)
+    try:
+        if when == "between evaluations":
+            with Evaluator(2) as ev:
+                ev.evaluate(sphere, X)
+                victim = _pool_children()[0]
+                os.kill(victim.pid, signal.SIGKILL)
+                victim.join(10.0)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", NESWarning)
+                    f = ev.evaluate(sphere, X)
+                np.testing.assert_array_equal(f, expected(X, np.zeros(8, bool)))
+                np.testing.assert_array_equal(ev.evaluate(sphere, X), f)
+        else:
+            first = SNES(np.ones(3), 0.5, rng=0, maxiter=3).optimize(sphere, workers=2)
+            victim = _pool_children()[0]
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.join(10.0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NESWarning)
+                again = SNES(np.ones(3), 0.5, rng=0, maxiter=3).optimize(sphere, workers=2)
+            assert again.fun == first.fun
+            assert again.nfev == first.nfev
+    finally:
+        shutdown_pools()
+
+
+NO_GUARD = """
+import numpy as np
+from nes_asktell import evaluate
+
+def fun(x):
+    return float(np.sum(x**2))
+
+print(evaluate(np.ones((4, 2)), fun, 2).tolist())
+"""
+
+
+@pytest.mark.slow
+def test_a_script_that_runs_a_pool_when_imported_is_told_to_guard_it(tmp_path) -> None:
+    # Spawned workers import the main script again; without the __main__ guard each worker
+    # starts a run of its own and dies while starting. The pool broke at start and the user
+    # got a bare BrokenProcessPool; now a RuntimeError says what to do.
+    script = tmp_path / "no_guard.py"
+    script.write_text(NO_GUARD)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path
+    )
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: the workers of the process pool died as they started")
+    assert 'if __name__ == "__main__":' in last
