@@ -92,7 +92,9 @@ def nes(
         Box constraints; None in a pair, or an infinite value, means no bound (NaN is an
         error). Every evaluated point and the returned `x` lie inside the box (candidates are
         reflected into it). The package's one parser reads them, so the strategies accept the
-        same forms.
+        same forms; a sequence of two pairs at d = 2 is always two (low, high) pairs here, as
+        in scipy's own methods (the strategies read a pair reading that makes no sense, such
+        as ``[(1, 1), (2, 2)]``, as ``(lower, upper)``).
     constraints : empty
         Only an empty sequence (or None) is accepted: NES handles no general constraints.
     callback : callable, optional
@@ -204,7 +206,7 @@ def nes(
     d = x.size
     args = args if isinstance(args, tuple) else (args,)
     _check_constraints(constraints)
-    box = parse_bounds(bounds, d)
+    box = parse_bounds(bounds, d, as_scipy=True)
     cls = resolve_strategy(strategy)
     if callback is not None and not callable(callback):
         raise TypeError(f"`callback` must be callable or None, but got {short(callback)}.")
@@ -296,6 +298,8 @@ class _Copying:
     def __init__(self, fun: Callable[..., object]) -> None:
         self.fun = fun
         self.__name__ = getattr(fun, "__name__", type(fun).__name__)
+        # what the package's messages name (the user's function, not this wrapper)
+        self.__qualname__ = getattr(fun, "__qualname__", self.__name__)
 
     def __call__(self, x: FloatArray, *args: object) -> object:
         return self.fun(np.array(x, dtype=np.float64), *args)

@@ -74,10 +74,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"argument --plot: cannot write an image to {str(plot)!r} (a directory, or "
                 "in a directory that does not exist)"
             )
+        known = _image_formats()
+        if plot is not None and known and plot.suffix and plot.suffix[1:].lower() not in known:
+            parser.error(
+                f"argument --plot: matplotlib cannot write {plot.suffix!r} images; use one of "
+                f"{', '.join('.' + k for k in sorted(known))} (no suffix: PNG)"
+            )
         return run_demo(None if plot is None else str(plot))
     if args.command == "plot":
         return plot_run(args.run, args.output)
     return 2  # pragma: no cover
+
+
+def _image_formats() -> set[str]:
+    """Return the file suffixes matplotlib can write (none without matplotlib)."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        return set()
+    return set(FigureCanvasBase.get_supported_filetypes())
 
 
 def plot_run(run: Path, output: Path | None) -> int:

@@ -160,7 +160,7 @@ def _is_pair(s: object) -> bool:
     )
 
 
-def parse_bounds(bounds: BoundsLike, dim: int) -> Box | None:
+def parse_bounds(bounds: BoundsLike, dim: int, *, as_scipy: bool = False) -> Box | None:
     """Return the box of `bounds`, the one parser of every form the package accepts.
 
     The forms: None (no box); ``scipy.optimize.Bounds``; ``(lower, upper)`` with scalars or
@@ -168,7 +168,9 @@ def parse_bounds(bounds: BoundsLike, dim: int) -> Box | None:
     None (in a pair) and an infinite value mean no bound on that side; NaN is an error. For
     d = 2 a sequence of two sequences of two numbers is ambiguous: it is read as scipy reads
     it, two (low, high) pairs, unless that reading makes no sense (see :func:`_not_pairs`);
-    pass ``scipy.optimize.Bounds(lower, upper)`` to be explicit.
+    pass ``scipy.optimize.Bounds(lower, upper)`` to be explicit. With `as_scipy` (the scipy
+    method) it is always read as pairs, as scipy's own methods read it: ``[(1, 1), (2, 2)]``
+    pins both coordinates, and a pair with low > high is an error.
 
     Raises
     ------
@@ -192,7 +194,7 @@ def parse_bounds(bounds: BoundsLike, dim: int) -> Box | None:
         elif (
             len(seq) == dim
             and all(_is_pair(s) for s in seq)
-            and not (dim == 2 and _not_pairs(seq))
+            and not (dim == 2 and not as_scipy and _not_pairs(seq))
         ):
             lb = [-np.inf if p[0] is None else p[0] for p in seq]  # type: ignore[index]
             ub = [np.inf if p[1] is None else p[1] for p in seq]  # type: ignore[index]

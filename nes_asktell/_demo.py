@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
@@ -163,7 +164,8 @@ def plot_runs(runs: list[Run], path: str) -> bool:
     ax.set_xlim(1, BUDGET)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    # matplotlib would add ".png" to a name without a suffix: write the very file named
+    fig.savefig(path, dpi=110, format=None if Path(path).suffix else "png")
     plt.close(fig)
     return True
 

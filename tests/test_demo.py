@@ -93,3 +93,29 @@ def test_demo_reports_a_failed_plot_write_without_a_traceback(
     assert cli.main(["demo", "--plot", str(tmp_path / "demo.png")]) == 1
     err = capsys.readouterr().err
     assert "nes-asktell demo: error: [Errno 13] Permission denied" in err
+
+
+def test_demo_writes_a_plot_named_without_a_suffix_to_that_very_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # matplotlib adds ".png" to a name without a suffix: the demo said it wrote `conv` and
+    # wrote `conv.png`
+    pytest.importorskip("matplotlib")
+    monkeypatch.setattr(_demo, "BUDGET", 1000)
+    target = tmp_path / "conv"
+    assert cli.main(["demo", "--plot", str(target)]) == 0
+    assert f"convergence plot written to {target}" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conv"]
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_refuses_an_image_format_matplotlib_cannot_write_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    with pytest.raises(SystemExit) as info:
+        cli.main(["demo", "--plot", str(tmp_path / "conv.xyz")])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert "argument --plot: matplotlib cannot write '.xyz' images" in captured.err
+    assert "== 1." not in captured.out  # refused before the runs

@@ -10,6 +10,7 @@ import functools
 import inspect
 import itertools
 import math
+import subprocess
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -1055,3 +1056,48 @@ def test_none_for_restarts_and_disp_means_their_defaults(capsys):
     quiet = minimize(sphere, np.zeros(3), method=nes, options={**kw, "disp": None})
     assert capsys.readouterr().out == ""
     np.testing.assert_array_equal(quiet.x, ref.x)
+
+
+@pytest.mark.parametrize(
+    ("bounds", "pinned"),
+    [([(1, 1), (2, 2)], [1.0, 2.0]), ([(0.5, 0.5), (-1, -1)], [0.5, -1.0])],
+)
+def test_two_pairs_at_d2_pin_the_coordinates_as_in_scipy(bounds, pinned) -> None:
+    # The strategies read two pairs that pin every coordinate as (lower, upper); the scipy
+    # method read them so too, and returned a point of the box [1, 2]^2 for [(1, 1), (2, 2)]
+    # where Nelder-Mead, reading scipy's way, returns [1, 2].
+    def f(x):
+        return float(np.sum((x - 1.7) ** 2))
+
+    ref = minimize(f, pinned, method="Nelder-Mead", bounds=bounds)
+    res = minimize(f, pinned, method=nes, bounds=bounds, options={"rng": 0, "maxfev": 60})
+    np.testing.assert_array_equal(ref.x, pinned)
+    np.testing.assert_array_equal(res.x, pinned)
+
+
+def test_an_inverted_pair_at_d2_is_an_error_as_in_scipy() -> None:
+    # [(1, 0), (2, 3)] was read as lower (1, 0), upper (2, 3) and ran in that box
+    with pytest.raises(ValueError, match="less than"):
+        minimize(sphere, [0.5, 2.5], method="Nelder-Mead", bounds=[(1, 0), (2, 3)])
+    with pytest.raises(ValueError, match=r"`bounds` must have lower <= upper .* lower=1.0"):
+        minimize(sphere, [0.5, 2.5], method=nes, bounds=[(1, 0), (2, 3)])
+
+
+@pytest.mark.slow
+def test_an_unimportable_fun_is_named_in_the_error_of_the_scipy_method() -> None:
+    # the documented TypeError named the adapter's wrapper '_Copying', not the user's function
+    code = (
+        "import numpy as np\n"
+        "from scipy.optimize import minimize\n"
+        "from nes_asktell import nes\n"
+        "def my_objective(x):\n"
+        "    return float(np.sum(x**2))\n"
+        "try:\n"
+        "    opts = {'workers': 2, 'maxfev': 20}\n"
+        "    minimize(my_objective, [1.0, 0.0], method=nes, options=opts)\n"
+        "except TypeError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "'my_objective' is defined in a __main__ module" in out.stdout
