@@ -452,7 +452,7 @@ class ExecutorEngine(Engine):
         ------
         RuntimeError
             If the executor refuses the task (it was shut down, before or during the run),
-            naming `workers`.
+            naming `workers`; a broken executor's own error (``BrokenProcessPool``) says so too.
         """
         try:
             if not isinstance(self.executor, ThreadPoolExecutor):
@@ -467,8 +467,14 @@ class ExecutorEngine(Engine):
                 )
             task = _Offered(fn, args)
             self.executor.submit(self._take, task, self.executor)
-        except BrokenExecutor:
-            raise
+        except BrokenExecutor as exc:  # kept as its type, with what to do
+            raise type(exc)(
+                f"`workers` ({type(self.executor).__name__}) is broken: {exc}. One of its "
+                "processes died (a candidate that ends its process, a crash, the out-of-memory "
+                "killer), and a broken executor runs nothing again. Pass `workers=<n>` for the "
+                "package's own process pool, which replaces a dead worker and costs only the "
+                "candidate it was evaluating."
+            ) from exc
         except RuntimeError as exc:  # concurrent.futures: "cannot schedule new futures ..."
             raise RuntimeError(
                 f"`workers` ({type(self.executor).__name__}) refused a task: {exc}. It was "

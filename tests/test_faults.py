@@ -847,3 +847,38 @@ def test_a_script_that_runs_a_pool_when_imported_is_told_to_guard_it(tmp_path) -
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("RuntimeError: the workers of the process pool died as they started")
     assert 'if __name__ == "__main__":' in last
+
+
+USERS_POOL_DIES = """
+import multiprocessing, os, sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+import numpy as np
+from nes_asktell import SNES
+
+def fun(x):
+    if x[0] > 0.9:
+        os._exit(1)
+    return float(np.sum(x**2))
+
+if __name__ == "__main__":
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            SNES(np.array([1.0, 0.0]), 0.5, rng=0, maxfev=60).optimize(fun, workers=pool)
+        except BrokenProcessPool as exc:
+            print("BrokenProcessPool:", exc)
+"""
+
+
+@pytest.mark.slow
+def test_a_users_process_pool_broken_by_a_candidate_is_named_with_what_to_do(tmp_path) -> None:
+    # A user's ProcessPoolExecutor cannot be replaced by the package: it used to end the run
+    # with a bare "A child process terminated abruptly, the process pool is not usable anymore"
+    script = tmp_path / "users_pool.py"
+    script.write_text(USERS_POOL_DIES)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert "BrokenProcessPool: `workers` (ProcessPoolExecutor) is broken" in out.stdout
+    assert "Pass `workers=<n>`" in out.stdout
