@@ -37,3 +37,23 @@ def _cap(value: float) -> Iterator[None]:
         yield
     finally:
         _xnes.ETA_SIGMA_MAX = old
+
+
+class FirstRunDecayingXNES(DecayingXNES):
+    """:class:`DecayingXNES` in a run with the default population, XNES otherwise.
+
+    Under IPOP or BIPOP the first run (no `popsize` given) starts its step-size rate at 1;
+    the restarts, which are given their population, are the default XNES.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        popsize = args[2] if len(args) > 2 else kwargs.get("popsize")
+        self._fast = popsize is None
+        if not self._fast:
+            self._eta_sigma = self._eta_sigma0
+
+    def _adapted_eta_sigma(self, u: FloatArray, Zh: FloatArray) -> float:
+        if self._fast:
+            return super()._adapted_eta_sigma(u, Zh)
+        return XNES._adapted_eta_sigma(self, u, Zh)

@@ -233,6 +233,13 @@ def _decaying_xnes() -> type:
     return DecayingXNES
 
 
+def _first_run_decaying_xnes() -> type:
+    """XNES-decay in a run with the default population only (see ``_xnes_variants``)."""
+    from benchmarks._xnes_variants import FirstRunDecayingXNES
+
+    return FirstRunDecayingXNES
+
+
 def _restarted(kind: str, name: str | Callable[[], type], **options: Any) -> Runner:
     def runner(obj: Objective, x0: np.ndarray, seed: int, sigma0: float) -> str:
         from nes_asktell import BIPOP, IPOP
@@ -330,6 +337,7 @@ CLASS_VARIANTS = {
     "CRFMNES-paperc1": _crfmnes_c1("paper"),
     "CRFMNES-cmac1": _crfmnes_c1("cma"),
     "XNES-decay": _decaying_xnes,
+    "XNES-decay1": _first_run_decaying_xnes,
 }
 for _name, (_strategy, _options) in VARIANTS.items():
     METHODS[_name] = _nes(_strategy, **_options)

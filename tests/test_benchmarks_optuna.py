@@ -194,6 +194,20 @@ def test_decaying_xnes_starts_at_rate_one_and_leaves_the_cap_as_it_was() -> None
     assert _xnes.ETA_SIGMA_MAX == 0.5
 
 
+def test_the_first_run_variant_starts_at_rate_one_only_without_a_given_population() -> None:
+    from benchmarks._xnes_variants import FirstRunDecayingXNES
+    from nes_asktell import IPOP, XNES
+
+    assert FirstRunDecayingXNES(np.zeros(3), 0.3, rng=0).eta_sigma == 1.0
+    given = FirstRunDecayingXNES(np.zeros(3), 0.3, 14, rng=0)
+    assert given.eta_sigma == XNES(np.zeros(3), 0.3, 14, rng=0).eta_sigma < 1.0
+    seq = IPOP(FirstRunDecayingXNES, np.zeros(3), 1.0, rng=1, maxfev=3000)
+    assert seq.strategy.eta_sigma == 1.0
+    seq.optimize(lambda x: float(np.sum(np.cos(5 * x)) + np.sum(x**2)))
+    assert seq.restarts > 0  # a restart, given its population, runs at the default rate
+    assert seq.strategy.eta_sigma <= 0.5
+
+
 def test_replay_quick_run_compares_the_variant_with_the_default(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
