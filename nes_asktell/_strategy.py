@@ -1093,7 +1093,8 @@ class Strategy(ABC):
         """Rebuild a strategy from :meth:`state_dict` output.
 
         Called on :class:`Strategy`, it builds the class the state names; called on a
-        subclass, the state must name that class.
+        subclass, the state must name that class. A subclass without a ``name`` of its own
+        writes the name it inherits, and reads it back as itself.
 
         Parameters
         ----------
@@ -1114,6 +1115,8 @@ class Strategy(ABC):
         v.plain_state("state", state)
         name = state.get("strategy")
         target = _REGISTRY.get(name) if isinstance(name, str) else None
+        if target is not None and issubclass(cls, target) and cls.name == name:
+            target = cls  # a subclass that inherits the name (and so the format) of `target`
         if target is None or not issubclass(target, cls) or state.get("version") != STATE_VERSION:
             expected = "a strategy's " if cls is Strategy else f"{cls.__name__}."
             raise ValueError(

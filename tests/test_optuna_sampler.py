@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import tracemalloc
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -1319,13 +1320,14 @@ def test_a_stored_state_becomes_a_live_strategy_at_most_once(monkeypatch) -> Non
         calls.append(1)
         return real(cls, state, **kw)
 
-    monkeypatch.setattr(XNES, "from_state", classmethod(counted))
+    # (the constructors check once that the class reads back its own state: not counted)
     sampler = NESSampler(seed=0, popsize=4)
+    fresh = NESSampler(seed=0, popsize=4)  # another process, in effect: it reads them all
+    monkeypatch.setattr(XNES, "from_state", classmethod(counted))
     study = optuna.create_study(sampler=sampler)
     study.optimize(objective, n_trials=41)
     assert len(sampler.generations(study)) == 10
     assert len(calls) == 10  # this process stored every state, each checked once
-    fresh = NESSampler(seed=0, popsize=4)  # another process, in effect: it reads them all
     study.sampler = fresh
     study.optimize(objective, n_trials=4)
     n_states = len(fresh.generations(study))
@@ -1566,3 +1568,35 @@ def test_candidate_records_read_running_trials_afresh_and_finished_ones_once(
     assert ch.candidate_records(studies[0], b.state) == {0: b, 1: b}
     assert ch.candidate_records(studies[0], b.state) == {0: b, 1: b}
     assert parsed == [1, 1]  # the running trial 1 is read each time, the finished 0 never
+
+
+def test_a_strategy_subclass_without_a_name_of_its_own_samples_every_trial() -> None:
+    # its state names the parent; every trial after the first used to crash reading it back
+    from nes_asktell import XNES
+
+    class Mine(XNES):
+        pass
+
+    study = optuna.create_study(sampler=NESSampler(strategy=Mine, seed=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        study.optimize(
+            lambda t: t.suggest_float("x", -5, 5) ** 2 + t.suggest_float("y", -5, 5) ** 2,
+            n_trials=20,
+        )
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 20
+    assert study.best_value < 1.0
+
+
+def test_a_strategy_that_cannot_read_back_its_own_state_is_refused_by_the_constructor() -> None:
+    from nes_asktell import XNES
+
+    class Forgetful(XNES):
+        name = "forgetful_xnes_for_a_test"
+
+        @classmethod
+        def from_state(cls, state, *, shaping=None):
+            raise ValueError("`state` is malformed: nothing is kept")
+
+    with pytest.raises(TypeError, match="`strategy` Forgetful cannot read back its own state"):
+        NESSampler(strategy=Forgetful, seed=0)

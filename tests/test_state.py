@@ -212,3 +212,34 @@ def test_strategy_from_state_of_another_kind_of_state_says_what_it_needs() -> No
         r"strategy='ipop', version=2\.$",
     ):
         Strategy.from_state(state)
+
+
+def test_a_subclass_without_a_name_of_its_own_reads_its_state_back_as_itself() -> None:
+    # A subclass inherits its parent's name, so its state names the parent; reading it back
+    # with the subclass raised "`state` must come from Mine.state_dict()", and so every
+    # NESSampler(strategy=Mine) trial after the first crashed.
+    from nes_asktell import SNES, XNES
+
+    class Mine(XNES):
+        pass
+
+    def sphere(X: np.ndarray) -> np.ndarray:
+        return np.sum(X**2, axis=1)
+
+    es = Mine(np.ones(3), 0.5, rng=0)
+    for _ in range(5):
+        X = es.ask()
+        es.tell(X, sphere(X))
+    state = json.loads(json.dumps(es.state_dict()))
+    assert state["strategy"] == "xnes"
+    back = Mine.from_state(state)
+    assert type(back) is Mine
+    assert type(Strategy.from_state(state)) is XNES  # the class the state names
+    with pytest.raises(ValueError, match=r"must come from SNES\.state_dict\(\)"):
+        SNES.from_state(state)
+    for _ in range(5):
+        X, Y = es.ask(), back.ask()
+        np.testing.assert_array_equal(X, Y)
+        es.tell(X, sphere(X))
+        back.tell(Y, sphere(Y))
+    assert es.digest() == back.digest()

@@ -8,6 +8,7 @@ the only module that touches Optuna's storage internals) live beside it.
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 import zlib
@@ -331,10 +332,16 @@ class NESSampler(BaseSampler):
             # the strategy's message names the option alone (`eta_sigma`): say where it is set
             raise type(exc)(f"`strategy_options` of {cls.__name__}: {exc}") from exc
         try:
-            ch.dumps(probe.state_dict())
+            text = ch.dumps(probe.state_dict())
         except (TypeError, ValueError) as exc:
             raise ValueError(
                 f"`strategy_options` must be plain JSON data, but got {strategy_options!r}."
+            ) from exc
+        try:  # every trial after the first reads the stored state back with `cls`
+            cls.from_state(json.loads(text))
+        except ValueError as exc:
+            raise TypeError(
+                f"`strategy` {cls.__name__} cannot read back its own state_dict(): {exc}"
             ) from exc
         self._search = Search(cls, s0, lam, n_restarts, options, seed, restarter)
         self._n_startup_trials = n_startup
