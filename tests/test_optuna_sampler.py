@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 optuna = pytest.importorskip("optuna")
 
 from nes_asktell.integrations.optuna import _storage as ch  # noqa: E402
-from nes_asktell.integrations.optuna._space import UnitSpace, is_relative  # noqa: E402
+from nes_asktell.integrations.optuna._space import GRID_SEARCH, UnitSpace, is_relative  # noqa: E402
 from optuna.distributions import (  # noqa: E402
     FloatDistribution,
     IntDistribution,
@@ -310,6 +310,40 @@ def test_unit_space_grid_gives_each_value_an_equal_cell() -> None:
     log_int = UnitSpace({"n": IntDistribution(1, 100, log=True)})
     assert log_int.from_unit(np.array([0.0]))["n"] == 1
     assert log_int.from_unit(np.array([1.0]))["n"] == 100
+
+
+@given(u=st.floats(0.0, 1.0))
+def test_a_value_of_a_grid_finer_than_its_floats_is_one_optuna_accepts(u: float) -> None:
+    # 1e8 values 1e-4 apart in [5e4, 6e4], where floats are 7.3e-12 apart: low + i * step
+    # often misses Optuna's tolerance for a grid value (|k - round(k)| < 1e-8), and Optuna
+    # then silently drew another value for the trial, which was told as the candidate's.
+    dist = FloatDistribution(5e4, 6e4, step=1e-4)
+    space = UnitSpace({"x": dist})
+    value = space.from_unit(np.array([u]))["x"]
+    assert dist._contains(dist.to_internal_repr(value))
+    assert abs(value - (5e4 + u * 1e4)) <= (GRID_SEARCH + 1) * 1e-4
+
+
+def test_a_study_on_a_grid_finer_than_its_floats_evaluates_the_candidates() -> None:
+    proposed: dict[int, dict[str, Any]] = {}
+
+    class Recording(NESSampler):
+        def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
+            out = super().sample_relative(study, trial, search_space)
+            proposed[trial.number] = out
+            return out
+
+    study = optuna.create_study(sampler=Recording(seed=0))
+    study.optimize(
+        lambda t: (
+            (t.suggest_float("x", 5e4, 6e4, step=1e-4) - 55000.0) ** 2
+            + t.suggest_float("y", -1.0, 1.0) ** 2
+        ),
+        n_trials=40,
+    )
+    relative = [t for t in study.trials if proposed.get(t.number)]
+    assert len(relative) >= 30
+    assert all(t.params == proposed[t.number] for t in relative)
 
 
 #: ranges at the edge of the float range (their widths overflow, their grids have huge counts)

@@ -6,7 +6,8 @@ Every relative parameter becomes one coordinate in ``[0, 1]``:
 * a float on a log scale: the same in ``ln x``;
 * a float with a ``step`` or an int (any ``step``): the ``n`` grid values ``low, low + step, ...``
   split ``[0, 1]`` into ``n`` cells of equal width, and cell ``i`` maps to value ``i`` (so every
-  value has the same share of the cube);
+  value has the same share of the cube; on a float grid finer than the floats can resolve, the
+  nearest cell whose float Optuna accepts as a grid value);
 * an int on a log scale: the continuous interval ``[ln(low - 1/2), ln(high + 1/2)]``, rounded to
   the nearest int.
 
@@ -74,6 +75,54 @@ def _steps(low: float, x: float, step: float) -> float:
     return x / step - low / step
 
 
+#: how many grid cells on either side of its own a float grid value may move to find a float
+#: that Optuna accepts as a grid value (see :func:`_nearest_accepted`)
+GRID_SEARCH = 64
+
+
+def _grid_value(dist: FloatDistribution | IntDistribution, idx: int) -> float:
+    """Return ``low + idx * step``, also when ``idx * step`` overflows (ints are exact)."""
+    step = dist.step
+    assert step is not None
+    value: float = dist.low + idx * step
+    if not math.isfinite(value):
+        value = 2.0 * (dist.low / 2.0 + idx * (step / 2.0))
+    return value
+
+
+def _accepted(dist: FloatDistribution, value: float) -> bool:
+    """Return whether Optuna takes `value` as a value of `dist` (else it draws another)."""
+    contains = getattr(dist, "_contains", None)
+    if contains is None:
+        return True
+    try:
+        return bool(contains(dist.to_internal_repr(value)))
+    except (OverflowError, ValueError):  # its check overflows on grids as wide as the floats
+        return True
+
+
+def _nearest_accepted(dist: FloatDistribution, idx: int, n: int, value: float) -> float:
+    """Return the value of the grid cell nearest to `idx` whose float Optuna accepts.
+
+    On a grid finer than the floats near its bounds can resolve (``step=1e-4`` in
+    ``[5e4, 6e4]``: 1e8 values, floats 7.3e-12 apart) ``low + idx * step`` often misses
+    Optuna's tolerance for a grid value, and a trial given such a value is silently given an
+    independent draw instead, while the strategy would be told its value as the candidate's.
+    A neighbouring cell (1/n of the coordinate away) whose float is accepted, or its float
+    one spacing up or down, is taken instead; if none within ``GRID_SEARCH`` cells is (a grid
+    far finer than the floats: ``step`` below about 1e-8 of their spacing), `value` itself, and
+    Optuna draws that parameter for the trial.
+    """
+    for j in range(GRID_SEARCH + 1):
+        for k in (idx - j, idx + j) if j else (idx,):
+            if 0 <= k < n:
+                x = _grid_value(dist, k)
+                for y in (x, math.nextafter(x, math.inf), math.nextafter(x, -math.inf)):
+                    if _accepted(dist, y):
+                        return y
+    return value
+
+
 class UnitSpace:
     """The numeric parameters of a search space, mapped to ``[0, 1]^d``.
 
@@ -135,11 +184,9 @@ class UnitSpace:
             if kind == _GRID:
                 n = self._n[i]
                 idx = min(int(ui * n), n - 1)
-                step = dist.step
-                assert step is not None
-                value: float = dist.low + idx * step
-                if not math.isfinite(value):  # idx * step overflows (ints are exact)
-                    value = 2.0 * (dist.low / 2.0 + idx * (step / 2.0))
+                value: float = _grid_value(dist, idx)
+                if isinstance(dist, FloatDistribution) and not _accepted(dist, value):
+                    value = _nearest_accepted(dist, idx, n, value)
             elif kind == _LINEAR:
                 value = _between(a, b, ui)
             else:
