@@ -42,6 +42,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError as FuturesCancelledError
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from concurrent.futures.process import BrokenProcessPool
@@ -81,6 +82,9 @@ MODES = ("auto", "vectors", "seeds", "replay")
 #: below this dimension ``mode="auto"`` ships vectors: rebuilding would cost more than it saves.
 SEEDS_MIN_DIM = 10_000
 _TIMEOUTS = (TimeoutError, FuturesTimeoutError)
+#: how often one evaluation sends again what workers lost with a dead worker (dask's scattered
+#: mean, scale and bounds): the tasks that needed it are cancelled, not failed by their rows
+MAX_RESENDS = 3
 _SIGTERM = int(signal.SIGTERM)
 
 
@@ -280,6 +284,9 @@ class Evaluator:
         self._seeds_ok = True
         #: {name: (array, handle)} broadcast to every worker, kept while the same array.
         self._broadcast: dict[str, tuple[object, object]] = {}
+        #: within one evaluation, after a worker died with what was broadcast: the tasks carry
+        #: those inputs themselves (they cannot be lost again), see :meth:`_bcast`
+        self._inline = False
         #: replay mode: the run whose replicas the workers hold (a token per strategy).
         self._token = ""
         self._token_of: weakref.ref[Keyed] | None = None
@@ -417,12 +424,13 @@ class Evaluator:
         lost_once = np.zeros(n, dtype=bool)  # lost without a culprit once: the next loss is final
         board = Board(n) if tracked and n else None
         state: Any = None
+        resends = 0
         try:
             while todo:
                 if plan is not None and replay and strategy is not None:
                     if send_state and state is None:
                         blob = pickle.dumps((type(strategy), strategy.replica_state()), protocol=5)
-                        state, sent = engine.broadcast(blob)
+                        state, sent = (blob, 0) if self._inline else engine.broadcast(blob)
                         self.last_bytes += sent
                     tasks = self._replay_tasks(fun, args, plan, strategy, state, chunks, todo)
                 elif plan is not None:
@@ -441,9 +449,12 @@ class Evaluator:
                         for i, t in tasks.items()
                     }
                 stale: list[int] = []
+                orphaned: list[int] = []
                 epoch = engine.epoch
-                outcome = self._run(tasks, chunks, values, errors, deadline, board, stale)
-                if engine.epoch != epoch:  # restarted workers lost what was broadcast
+                outcome = self._run(
+                    tasks, chunks, values, errors, deadline, board, stale, orphaned
+                )
+                if engine.epoch != epoch or orphaned:  # workers lost what was broadcast
                     self._broadcast.clear()
                     state = None
                 if isinstance(outcome, NoiseMismatchError):
@@ -456,6 +467,17 @@ class Evaluator:
                     todo = [i for i in todo if np.isnan(values[chunks[i]]).all()]
                     continue
                 rerun, blamed = outcome
+                if orphaned and resends < MAX_RESENDS:
+                    # Their inputs died with a worker: not a loss of theirs. They run again
+                    # with the inputs inside their tasks, which no dead worker can take away.
+                    resends += 1
+                    spare = orphaned
+                    self._inline = True
+                else:
+                    spare = []
+                    if orphaned:
+                        errors.append(f"the inputs of {len(orphaned)} candidates were lost")
+                        rerun = sorted(rerun + orphaned)
                 if stale and send_state:  # the state itself installs a replica: should not happen
                     errors.append("a worker could not install the strategy's replica")
                     rerun, stale = sorted(rerun + [k for i in stale for k in chunks[i]]), []
@@ -468,20 +490,26 @@ class Evaluator:
                     lost_once[rerun] = True
                     rerun = [k for k in rerun if k not in set(final)]
                 # The innocent rows of a lost task run again, one task per candidate.
+                rerun = sorted(rerun + spare)
                 todo = stale + list(range(len(chunks), len(chunks) + len(rerun)))
                 chunks.extend(np.array([k]) for k in rerun)
                 if rerun and self._timeout is not None:
                     engine.start()  # a pool reset after a fault starts again off the clock
                     deadline = time.monotonic() + self._timeout  # a fresh clock for the re-run
         finally:
+            self._inline = False
             if board is not None:
                 board.close(unlink=True)
         self._broadcast.pop("mean", None)
         return values, errors
 
     def _bcast(self, name: str, value: object) -> object:
-        """Broadcast `value` to every worker once (kept while it is the same array)."""
-        if not isinstance(value, np.ndarray):
+        """Broadcast `value` to every worker once (kept while it is the same array).
+
+        After a worker died with what was broadcast (``_inline``), `value` itself: each task
+        carries it.
+        """
+        if not isinstance(value, np.ndarray) or self._inline:
             return value
         held = self._broadcast.get(name)
         if held is not None and held[0] is value:
@@ -533,11 +561,13 @@ class Evaluator:
         deadline: float | None,
         board: Board | None,
         stale: list[int],
+        orphaned: list[int],
     ) -> tuple[list[int], bool] | NoiseMismatchError:
         """Run `tasks`; fill `values`; return the rows to run again and whether one was blamed.
 
-        Tasks whose worker has no replica in step are appended to `stale`; a noise mismatch
-        is returned as such.
+        Tasks whose worker has no replica in step are appended to `stale`; the rows of tasks
+        cancelled by the engine (dask cancels a task whose scattered inputs died with their
+        worker) to `orphaned`; a noise mismatch is returned as such.
         """
         engine = self._engine
         rerun: list[int] = []
@@ -582,6 +612,9 @@ class Evaluator:
                     return exc
                 except ReplicaMissingError:
                     stale.append(i)
+                    continue
+                except FuturesCancelledError:  # never cancelled here but on Ctrl-C
+                    orphaned.extend(rows.tolist())
                     continue
                 except Exception as exc:
                     if unpicklable(exc):

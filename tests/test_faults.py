@@ -312,6 +312,35 @@ def test_on_dask_a_row_that_kills_its_worker_costs_only_itself() -> None:
         np.testing.assert_array_equal(evaluate(X, sphere, client), expected(X, np.zeros(8, bool)))
 
 
+def dies_from(x: np.ndarray, threshold: float) -> float:
+    if x[0] >= threshold:
+        os._exit(3)
+    return sphere(x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["seeds", "replay"])
+def test_on_dask_a_candidate_that_kills_workers_costs_only_itself_with_keys(mode: str) -> None:
+    # In seeds and replay mode the mean (and the replica's state) is scattered to every worker.
+    # The candidate that kills its worker is run on up to 4 workers by dask and once more by
+    # the evaluator, so every copy died, and the tasks that needed it were cancelled: 10 of 22
+    # candidates were lost with it. They now run again with the inputs inside their tasks.
+    distributed = pytest.importorskip("distributed")
+    es = SNES(np.ones(300), 0.3, rng=0)
+    X = es.ask()
+    threshold = float(np.max(X[:, 0]))  # exactly one candidate kills its worker
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+        Evaluator(client, mode=mode) as ev,
+        pytest.warns(NESWarning, match=f"1 of {len(X)} candidates"),
+    ):
+        f = ev.evaluate(dies_from, X, strategy=es, args=(threshold,))
+    np.testing.assert_array_equal(f, expected(X, X[:, 0] >= threshold))
+
+
 def hangs_on_odd_on_dask(x: np.ndarray) -> float:
     if x[0] % 2 == 1:
         threading.Event().wait(600)  # the fault: far longer than the test; a restart ends it
