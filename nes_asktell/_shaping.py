@@ -194,11 +194,12 @@ def resolve(shaping: object) -> ShapingFn:
             return SHAPINGS[shaping]
         except KeyError:
             raise ValueError(
-                f"`shaping` must be one of {sorted(SHAPINGS)} or a callable, but got {shaping!r}."
+                f"`shaping` must be one of {sorted(SHAPINGS)} or a callable, "
+                f"but got {v.short(shaping)}."
             ) from None
     if callable(shaping):
         return shaping
-    raise TypeError(f"`shaping` must be a string or a callable, but got {shaping!r}.")
+    raise TypeError(f"`shaping` must be a string or a callable, but got {v.short(shaping)}.")
 
 
 def apply(fn: ShapingFn, f: FloatArray) -> FloatArray:
@@ -206,15 +207,15 @@ def apply(fn: ShapingFn, f: FloatArray) -> FloatArray:
     out = fn(f.copy())
     try:
         raw_u = np.asarray(out)
-    except (TypeError, ValueError):  # ragged
+    except (TypeError, ValueError, RecursionError):  # ragged, too deep
         raw_u = np.asarray(None)
     if raw_u.dtype.kind not in "biuf":  # a string, None, complex values, ...
         raise TypeError(
-            f"`shaping` must return {f.shape[0]} finite utilities, but returned {out!r:.200}."
+            f"`shaping` must return {f.shape[0]} finite utilities, but returned {v.short(out)}."
         )
     u = raw_u.astype(np.float64)
     if u.shape != f.shape or not np.all(np.isfinite(u)):
         raise ValueError(
-            f"`shaping` must return {f.shape[0]} finite utilities, but returned {u!r}."
+            f"`shaping` must return {f.shape[0]} finite utilities, but returned {v.short(u)}."
         )
     return u

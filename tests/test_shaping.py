@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import rankdata
 
-from nes_asktell import centered_ranks, nes_utilities, nes_weights, raw, zscore
+from nes_asktell import XNES, centered_ranks, nes_utilities, nes_weights, raw, zscore
 from nes_asktell._shaping import apply, average_ranks, ranks, resolve
 
 EPS = np.finfo(np.float64).eps
@@ -204,3 +204,27 @@ def test_average_ranks_are_scipys(values: list[float]) -> None:
     # the rank test of XNES's adaptation sampling reads them; scipy's own, to the bit
     x = np.array(values)
     np.testing.assert_array_equal(average_ranks(x), rankdata(x, method="average"))
+
+
+def _nested(depth: int) -> list[Any]:
+    x: list[Any] = []
+    for _ in range(depth):
+        x = [x]
+    return x
+
+
+def test_shaping_errors_name_shaping_for_a_value_too_deep_to_print() -> None:
+    # RecursionError from repr() before, instead of the TypeError naming `shaping`
+    deep = _nested(100_000)
+    with pytest.raises(
+        TypeError, match=r"`shaping` must be a string or a callable, but got <list"
+    ):
+        resolve(deep)
+    with pytest.raises(TypeError, match=r"`shaping` must be a string or a callable"):
+        XNES(np.ones(2), 0.5, shaping=deep)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"`shaping` must return 2 finite utilities, but returned"):
+        apply(resolve(lambda f: deep), np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"`shaping` must be one of .*, but got 'xxxxx.*\.\.\."):
+        resolve("x" * 100_000)
+    with pytest.raises(ValueError, match=r"`shaping` must return 2 finite utilities"):
+        apply(resolve(lambda f: np.full(5000, np.nan)), np.array([1.0, 2.0]))
