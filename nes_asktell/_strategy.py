@@ -164,10 +164,15 @@ def even_popsize(popsize: int, mirrored: bool) -> int:
 
 
 def _check_dtype(dtype: object) -> type[np.floating]:
-    """Return np.float64 (the default) or np.float32, or raise naming `dtype`."""
+    """Return np.float64 (the default) or np.float32, or raise naming `dtype`.
+
+    Anything numpy reads as one of the two is taken (``"f4"``, ``np.float32``, ...); whatever
+    numpy fails to read, however it fails (TypeError, ValueError, SyntaxError from a string of
+    too many digits, ...), raises the ValueError naming `dtype`.
+    """
     try:
         name = np.dtype("float64" if dtype is None else dtype).name  # type: ignore[call-overload]
-    except TypeError:
+    except Exception:  # numpy's parser raises many kinds, none naming the argument
         name = ""
     if name not in ("float64", "float32"):
         raise ValueError(f"`dtype` must be 'float64' or 'float32', but got {v.short(dtype)}.")
@@ -185,7 +190,9 @@ class Strategy(ABC):
     and build the candidates; the results are bit-identical for any count; default 1, as
     None) and ``dtype``
     (``"float64"``, the default, or ``"float32"``, which halves the memory of the noise and of
-    the candidates; the mean and the step sizes stay float64).
+    the candidates; the mean and the step sizes stay float64; any other spelling numpy reads as
+    one of the two, such as ``np.float32`` or ``"f4"``, is taken too, and anything else raises
+    a ValueError naming ``dtype``).
 
     Examples
     --------

@@ -11,7 +11,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from nes_asktell import SNES, XNES, OpenES
+from nes_asktell import CRFMNES, IPOP, SNES, XNES, OpenES, Strategy
 from nes_asktell._noise import CounterNoise, check_value, counter_row
 
 D = 100_000  # two rows per block of the fused ask pass: several blocks, so threads share work
@@ -156,10 +156,46 @@ def test_told_rows_in_another_order_and_precision_are_matched() -> None:
     np.testing.assert_array_equal(es.mean, ref.mean)
 
 
-@pytest.mark.parametrize("bad", ["float16", "int64", object()])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "float16",
+        "int64",
+        object(),
+        "1" * 5000,  # SyntaxError from numpy's parser before (the int-to-string limit)
+        "10000000000000000000000f8",  # numpy's ValueError naming no argument before
+        "(2,3)f8",
+        [("a", "f8")],
+    ],
+)
 def test_dtype_must_be_a_float_precision(bad: object) -> None:
     with pytest.raises(ValueError, match="`dtype` must be 'float64' or 'float32', but got"):
         OpenES(np.zeros(3), 0.3, dtype=bad)
+
+
+@pytest.mark.parametrize("bad", ["1" * 5000, "10000000000000000000000f8"])
+def test_from_state_rejects_a_dtype_numpy_cannot_read(bad: str) -> None:
+    state = CRFMNES(np.ones(2), 0.5, rng=0).state_dict()
+    with pytest.raises(ValueError, match="`dtype` must be 'float64' or 'float32', but got"):
+        Strategy.from_state({**state, "dtype": bad})
+    seq = IPOP("xnes", np.ones(2), 0.5, rng=0).state_dict()
+    with pytest.raises(ValueError, match="`dtype` must be 'float64' or 'float32', but got"):
+        IPOP.from_state({**seq, "run": {**seq["run"], "dtype": bad}})
+
+
+@pytest.mark.parametrize(
+    ("dtype", "kind"),
+    [
+        (None, np.float64),
+        ("float64", np.float64),
+        ("float32", np.float32),
+        (np.float32, np.float32),
+        ("f4", np.float32),
+        (np.dtype("<f8"), np.float64),
+    ],
+)
+def test_dtype_takes_the_names_numpy_gives_the_two_precisions(dtype: object, kind: type) -> None:
+    assert OpenES(np.zeros(3), 0.3, rng=0, dtype=dtype).ask().dtype == kind
 
 
 def test_xnes_takes_the_dtype_option() -> None:
