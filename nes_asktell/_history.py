@@ -72,7 +72,10 @@ class Recordable(Protocol):
 
 
 def _result_number(res: OptimizeResult, key: str, default: float) -> float:
-    """Return the field `key` of `res` as a float (`default` when absent), or raise naming it."""
+    """Return the field `key` of `res` as a float (`default` when absent), or raise naming it.
+
+    An int beyond the float range is +-inf, as ``tell`` reads such a fitness.
+    """
     value = res.get(key)
     if value is None:
         return default
@@ -80,7 +83,7 @@ def _result_number(res: OptimizeResult, key: str, default: float) -> float:
         raise TypeError(
             f"`intermediate_result.{key}` must be a real number, but got {v.short(value)}."
         )
-    return float(value)
+    return v.float_or_inf(value)
 
 
 def _result_vector(res: OptimizeResult, key: str) -> FloatArray | None:
@@ -232,7 +235,17 @@ class History:
             Read through its public properties only.
         fitness : array_like, optional
             The fitness values told in this generation, for ``f_best_gen`` and
-            ``f_median_gen`` (NaN when omitted). Non-finite values are left out.
+            ``f_median_gen`` (NaN when omitted), read as ``tell`` reads them (any number of
+            values, 1-d; a masked entry is NaN, an int beyond the float range +-inf).
+            Non-finite values are left out.
+
+        Raises
+        ------
+        TypeError
+            If `es` lacks one of the properties read, or `fitness` holds something other than
+            real numbers (a string, a bool, None).
+        ValueError
+            If `fitness` is not 1-d (a row or a column of a 2-d array is read as 1-d).
         """
         for name in ("generation", "nfev", "popsize", "best", "mean", "sigma"):
             if not hasattr(es, name):
@@ -240,19 +253,14 @@ class History:
                     f"`es` must be a strategy or IPOP (with a `{name}` property), but got "
                     f"{v.short(es)}."
                 )
-        f = None
-        if fitness is not None:
-            # as tell() reads fitness: masked entries are NaN, and bool is no fitness
-            told = v.unmasked(fitness)
-            try:
-                kind = np.asarray(told).dtype.kind
-                f = np.asarray(told, dtype=np.float64).ravel() if kind != "b" else None
-            except (TypeError, ValueError):
-                f = None
-            if f is None:
-                raise TypeError(
-                    f"`fitness` must be an array of numbers or None, but got {v.short(fitness)}."
-                )
+        # as tell() reads fitness (any number of values): masked entries are NaN, an int
+        # beyond the float range is +-inf, and bool, None or a string is no fitness
+        try:
+            f = None if fitness is None else v.fitness_vector(fitness, None)
+        except TypeError:
+            raise TypeError(
+                f"`fitness` must be an array of numbers or None, but got {v.short(fitness)}."
+            ) from None
         if es.generation % self._every and es.generation != 0:
             return
         inner = getattr(es, "strategy", es)  # IPOP: the current run

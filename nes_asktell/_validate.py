@@ -316,7 +316,8 @@ def real(name: str, value: object) -> float:
     return out
 
 
-def _float_or_inf(x: object) -> float:
+def float_or_inf(x: object) -> float:
+    """Return the real number `x` as a float: a Python int beyond the float range is +-inf."""
     try:
         return float(x)  # type: ignore[arg-type]
     except OverflowError:
@@ -335,46 +336,49 @@ def unmasked(value: object) -> object:
     return value
 
 
-def fitness_vector(value: object, n: int) -> FloatArray:
+def fitness_vector(value: object, n: int | None) -> FloatArray:
     """Return told fitness values as a float64 (n,) array; non-finite values are allowed.
 
-    Masked entries of a masked array are NaN (see :func:`unmasked`).
+    Masked entries of a masked array are NaN (see :func:`unmasked`); a Python int beyond the
+    float range is +-inf. With `n` None any number of values is taken (what
+    :meth:`History.record <nes_asktell.History.record>` reads).
     """
+    count = "" if n is None else f"{n} "
     value = unmasked(value)
     if isinstance(value, (str, bytes)) or value is None:
-        raise TypeError(f"`fitness` must be a sequence of {n} numbers, but got {short(value)}.")
+        raise TypeError(f"`fitness` must be a sequence of {count}numbers, but got {short(value)}.")
     if isinstance(value, (list, tuple)):
         # bool and None would convert silently in a list of floats; nested rows are checked below
         bad = [x for x in value if isinstance(x, (bool, np.bool_, complex)) or x is None]
         if bad:
             raise TypeError(
-                f"`fitness` must be a sequence of {n} numbers, but got {short(value)} "
+                f"`fitness` must be a sequence of {count}numbers, but got {short(value)} "
                 f"(not a real number: {short(bad[0])})."
             )
     try:
         arr: npt.NDArray[np.generic] = np.asarray(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(
-            f"`fitness` must be a sequence of {n} numbers, but got {short(value)}."
+            f"`fitness` must be a sequence of {count}numbers, but got {short(value)}."
         ) from exc
     if arr.dtype == object:
         odd = [x for x in arr.reshape(-1) if not is_real_number(x)]
         if odd:
             raise TypeError(
-                f"`fitness` must be a sequence of {n} numbers, but got {short(value)} "
+                f"`fitness` must be a sequence of {count}numbers, but got {short(value)} "
                 f"(not a real number: {short(odd[0])})."
             )
         # a Python int beyond the float range is a real number too: it becomes +-inf
-        arr = np.array([_float_or_inf(x) for x in arr.reshape(-1)]).reshape(arr.shape)
+        arr = np.array([float_or_inf(x) for x in arr.reshape(-1)]).reshape(arr.shape)
     if arr.dtype.kind not in "iuf":
         raise TypeError(
-            f"`fitness` must be a sequence of {n} real numbers, but got dtype {arr.dtype}."
+            f"`fitness` must be a sequence of {count}real numbers, but got dtype {arr.dtype}."
         )
     out = np.array(arr, dtype=np.float64).reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr
     out = np.array(out, dtype=np.float64)
-    if out.ndim != 1 or out.size != n:
+    if out.ndim != 1 or (n is not None and out.size != n):
         raise ValueError(
-            f"`fitness` must have shape ({n},), one value per candidate, "
+            f"`fitness` must have shape ({'n' if n is None else n},), one value per candidate, "
             f"but got shape {arr.shape}."
         )
     return out

@@ -346,3 +346,41 @@ def test_record_reads_fitness_as_tell_does() -> None:
     assert history["f_median_gen"][0] == np.median(f[1:])
     with pytest.raises(TypeError, match=r"`fitness` must be an array of numbers .*True"):
         History().record(es, fitness=[True, False])
+
+
+def test_record_takes_the_fitness_tell_takes_and_refuses_what_it_refuses() -> None:
+    # an int beyond the float range, which tell reads as inf, raised OverflowError; strings,
+    # which tell refuses, were recorded as numbers
+    es = XNES(np.ones(2), 0.5, rng=0)
+    X = es.ask()
+    f: list[object] = [float(x @ x) for x in X]
+    f[0] = 10**400
+    es.tell(X, f)
+    history = History()
+    history.record(es, fitness=f)
+    finite = np.array(f[1:], dtype=float)
+    assert history["f_best_gen"][0] == np.min(finite)
+    assert history["f_median_gen"][0] == np.median(finite)
+    pending = XNES(np.ones(2), 0.5, rng=0)
+    X = pending.ask()
+    for bad in (["1", "2"], np.array(["1", "2"]), [1.0, None], [[1.0, 2.0], [3.0, 4.0]]):
+        with pytest.raises((TypeError, ValueError), match=r"`fitness` must"):
+            pending.tell(X, bad)
+        before = list(history)
+        with pytest.raises((TypeError, ValueError), match=r"`fitness` must"):
+            history.record(es, fitness=bad)
+        assert list(history) == before
+
+
+def test_a_result_number_beyond_the_float_range_is_read_as_tell_reads_it() -> None:
+    # OverflowError from float() before
+    h = History()
+    h(OptimizeResult(nit=1, fun=10**400, nfev=10**400, popsize=6))
+    row = next(iter(h))
+    assert (row["f_best"], row["nfev"]) == (math.inf, math.inf)
+    h(OptimizeResult(nit=2, fun=-(10**400), nfev=12))
+    assert list(h)[-1]["f_best"] == -math.inf
+    before = list(h)
+    with pytest.raises(ValueError, match=r"`intermediate_result.nit` must be a finite number"):
+        h(OptimizeResult(nit=10**400, fun=1.0, nfev=1))
+    assert list(h) == before
