@@ -45,6 +45,57 @@ def vd_increments(exY: FloatArray, v_: FloatArray) -> tuple[FloatArray, FloatArr
     return t, s
 
 
+def rank_one_condition(D: FloatArray, v_: FloatArray) -> float:
+    r"""Return the condition number of :math:`D (I + v v^T) D`, O(d) per bisection step.
+
+    The matrix is :math:`\operatorname{diag}(a) + w w^T` with :math:`a = D^2`,
+    :math:`w = D v` (D scaled to a largest entry of 1 first, which leaves the ratio as it is).
+    Its smallest eigenvalue lies in :math:`[a_{(1)}, \min(a_{(2)}, a_{(1)} + \lVert w
+    \rVert^2)]`, its largest in :math:`[a_{(d)}, a_{(d)} + \lVert w \rVert^2]` (Weyl);
+    bisection finds each, counting the eigenvalues below :math:`\lambda` by Sylvester's law
+    of inertia: :math:`\#\{a_i < \lambda\} - 1` plus 1 where the secular function
+    :math:`1 + \sum_i w_i^2 / (a_i - \lambda)` is positive (Golub 1973). inf when the
+    ratio leaves the float range.
+    """
+    s = D / np.max(D)
+    a = s * s
+    w2 = (s * v_) ** 2
+    keep = w2 > 0.0  # an entry with w_i = 0 adds the eigenvalue a_i and nothing to the sum
+    aw, ww = a[keep], w2[keep]
+    srt = np.sort(a)
+    W = float(np.sum(ww))
+    if not srt[0] > 0.0:
+        return math.inf
+    if W == 0.0:
+        return float(srt[-1] / srt[0])
+
+    def below(lam: float) -> int:  # the number of eigenvalues < lam
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            f = 1.0 + float(np.sum(ww / (aw - lam)))
+        return int(np.count_nonzero(a < lam)) + int(f > 0.0) - 1
+
+    def boundary(k: int, lo: float, hi: float) -> float:
+        """Return the k-th smallest eigenvalue, given below(lo) < k <= below(hi)."""
+        for _ in range(2200):  # from 1e-308 .. 1e308 to one ulp: about 1100 halvings at most
+            mid = math.sqrt(lo) * math.sqrt(hi) if hi > 2.0 * lo else lo + 0.5 * (hi - lo)
+            if mid in aw:  # a pole of the secular function: step off it
+                mid = float(np.nextafter(mid, hi))
+            if not lo < mid < hi:
+                break
+            if below(mid) >= k:
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    n = a.size
+    top = boundary(n, float(srt[-1]), float(np.nextafter(srt[-1] + W, math.inf)))
+    cap = srt[0] + W if n == 1 else min(srt[1], srt[0] + W)
+    bottom = boundary(1, float(srt[0]), float(np.nextafter(cap, math.inf)))
+    with np.errstate(over="ignore"):
+        return float(np.float64(top) / np.float64(bottom))
+
+
 def default_c1(dim: int, mueff: float) -> float:
     r"""Return CR-FM-NES's rank-one rate: :math:`c_1 (d - 5) / 6`, but not below 0.
 
@@ -281,6 +332,18 @@ class CRFMNES(Strategy):
 
     def _sigma_value(self) -> float:
         return self._sigma
+
+    def _condition(self) -> float:
+        # sigma**2 D (I + v v^T) D has the condition number of D (I + v v^T) D
+        return rank_one_condition(self._D, self._v)
+
+    def _condition_at_most(self, limit: float) -> bool:
+        # D^2 <= D (I + v v^T) D <= (1 + |v|^2) D^2 (Loewner order): the condition number is at
+        # most (1 + |v|^2) (max D / min D)^2; half the limit is room for rounding
+        ratio = float(np.max(self._D) / np.min(self._D))
+        with np.errstate(over="ignore"):
+            bound = (1.0 + float(self._v @ self._v)) * ratio * ratio
+        return bound <= 0.5 * limit
 
     def _shrink_coordinates(self, excess: FloatArray) -> dict[str, object]:
         by = self._shared_divisors(excess)

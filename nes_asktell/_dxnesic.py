@@ -17,7 +17,7 @@ from . import _validate as v
 from ._shaping import nes_weights
 from ._strategy import Strategy
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
-from ._xnes import expm_sym, shrink_rows, split_step_sizes
+from ._xnes import expm_sym, shape_condition, shrink_rows, split_step_sizes
 
 #: the phases of the search, by the length of the evolution path (Nomura et al. 2021, Sec. 4)
 PHASES = ("move", "stag", "conv")
@@ -414,6 +414,9 @@ class DXNESIC(Strategy):
 
     def _sigma_value(self) -> float:
         return self._sigma
+
+    def _condition(self) -> float:
+        return shape_condition(self._B)
 
     def _shrink_coordinates(self, excess: FloatArray) -> dict[str, object]:
         by = self._shared_divisors(excess)

@@ -1,7 +1,7 @@
 """History: a record of a run, one row per generation, saved as CSV and drawn as four panels.
 
 :class:`History` reads only the public properties of what it records (``generation``, ``nfev``,
-``popsize``, ``best``, ``mean``, ``sigma``; ``B`` of XNES; ``strategy`` of IPOP), so it records
+``popsize``, ``best``, ``mean``, ``sigma``, ``axis_ratio``; ``strategy`` of IPOP), so it records
 any strategy, IPOP, or the ``OptimizeResult`` a callback receives. Nothing is recorded, written
 or drawn unless asked for.
 """
@@ -115,8 +115,9 @@ class History:
     coordinates : int
         How many coordinates of the mean to record (the first ones; all when d is smaller).
     every : int
-        Record one generation in `every` (those whose number is a multiple of it): ``cond(B)``
-        of XNES costs a singular value decomposition, O(d^3), per recorded generation.
+        Record one generation in `every` (those whose number is a multiple of it): the
+        ``axis_ratio`` of XNES and DXNESIC costs a singular value decomposition, O(d^3), per
+        recorded generation.
 
     Notes
     -----
@@ -129,8 +130,12 @@ class History:
     - ``sigma_min``, ``sigma_median``, ``sigma_max``: of the step size (equal for a scalar
       step size; SNES has one per coordinate);
     - ``condition``: the condition number of the scale of the search distribution (the ratio
-      of its longest to its shortest axis): ``cond(B)`` for XNES, ``max(sigma) / min(sigma)``
-      for per-coordinate step sizes, 1 for a scalar step size;
+      of its longest to its shortest axis), the strategy's
+      :attr:`~nes_asktell.Strategy.axis_ratio`: ``cond(B)`` for XNES and DXNESIC, the square
+      root of the condition number of ``D (I + v v^T) D`` for CRFMNES,
+      ``max(sigma) / min(sigma)`` for per-coordinate step sizes, 1 for a scalar step size
+      (for an ``OptimizeResult``: ``max(sigma) / min(sigma)`` of its ``sigma``, NaN without
+      one);
     - ``mean_norm`` and ``mean_0``, ``mean_1``, ...: the Euclidean norm and the first
       coordinates of the mean.
 
@@ -222,7 +227,7 @@ class History:
             fitness=None,
             f_best=_result_number(res, "fun", math.nan),
             sigma=_result_vector(res, "sigma"),
-            B=None,
+            condition=None,
             mean=_result_vector(res, "mean"),
         )
 
@@ -264,7 +269,7 @@ class History:
         if es.generation % self._every and es.generation != 0:
             return
         inner = getattr(es, "strategy", es)  # IPOP: the current run
-        B = getattr(inner, "B", None)
+        ratio = getattr(inner, "axis_ratio", None)
         self._append(
             generation=es.generation,
             nfev=es.nfev,
@@ -272,7 +277,7 @@ class History:
             fitness=f,
             f_best=float(es.best[1]),
             sigma=np.asarray(es.sigma, dtype=np.float64),
-            B=None if B is None else np.asarray(B, dtype=np.float64),
+            condition=v.float_or_inf(ratio) if v.is_real_number(ratio) else None,
             mean=np.asarray(es.mean, dtype=np.float64),
         )
 
@@ -285,7 +290,7 @@ class History:
         fitness: FloatArray | None,
         f_best: float,
         sigma: FloatArray | None,
-        B: FloatArray | None,
+        condition: float | None,
         mean: FloatArray | None,
     ) -> None:
         if self._rows and self._rows[-1][0] == generation:
@@ -301,9 +306,8 @@ class History:
                 float(np.max(sigma)),
             )
             cond = s_max / s_min if s_min > 0 else math.inf
-            if B is not None:
-                sv = np.linalg.svd(B, compute_uv=False)
-                cond = float(sv[0] / sv[-1]) if sv[-1] > 0 else math.inf
+        if condition is not None:
+            cond = condition
         if self._columns is None:
             k = self._k if mean is None else min(self._k, mean.size)
             self._columns = BASE_COLUMNS + tuple(f"mean_{i}" for i in range(k))

@@ -400,6 +400,18 @@ class Strategy(ABC):
         return self._crit.state_dict()
 
     @property
+    def axis_ratio(self) -> float:
+        """The ratio of the longest to the shortest axis of the search distribution.
+
+        The square root of the condition number of its covariance (the number
+        ``tolconditioncov`` bounds): ``cond(B)`` for XNES and DXNESIC, that of
+        ``D (I + v v^T) D`` for CRFMNES, ``max(sigma) / min(sigma)`` for SNES and per-coordinate
+        step sizes of OpenES, 1 for a scalar step size; inf beyond the float range. XNES and
+        DXNESIC compute it by a singular value decomposition, O(d^3); CRFMNES in O(d).
+        """
+        return math.sqrt(self._condition())
+
+    @property
     def generation(self) -> int:
         """Number of completed tells."""
         return self._generation
@@ -836,7 +848,10 @@ class Strategy(ABC):
         )
 
     def _condition(self) -> float:
-        """Return the condition number of the covariance (diagonal: the ratio of variances)."""
+        """Return the condition number of the covariance (here diagonal: the ratio of variances).
+
+        Strategies whose covariance is not diagonal override it.
+        """
         stds = self._stds()
         lo, hi = float(np.min(stds)), float(np.max(stds))
         ratio = hi / lo if lo > 0.0 else math.inf

@@ -185,6 +185,16 @@ COND_B_MAX = 1e10
 COND_B_SURE = 1e7
 
 
+def shape_condition(B: FloatArray) -> float:
+    """Return the condition number of ``B B^T``, ``cond(B)**2``, from the singular values of B.
+
+    inf when B is singular or the number leaves the float range.
+    """
+    sv = np.linalg.svd(B, compute_uv=False)
+    ratio = float(sv[0] / sv[-1]) if sv[-1] > 0.0 else math.inf
+    return ratio * ratio
+
+
 def split_step_sizes(
     sigma0: float | FloatArray, dim: int, *, shape_matrix: bool = True
 ) -> tuple[float, FloatArray]:
@@ -664,9 +674,7 @@ class XNES(Strategy):
         return out
 
     def _condition(self) -> float:
-        # cond(B B^T) = cond(B)**2, from the singular values of B
-        sv = np.linalg.svd(self._B, compute_uv=False)
-        return float((sv[0] / sv[-1]) ** 2) if sv[-1] > 0.0 else math.inf
+        return shape_condition(self._B)
 
     # ------------------------------------------------------------------ state
     def _options(self) -> JSON:

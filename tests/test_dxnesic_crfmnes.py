@@ -18,6 +18,7 @@ import pytest
 from scipy.linalg import expm, sqrtm
 
 from nes_asktell import CRFMNES, DXNESIC, Strategy
+from nes_asktell._crfmnes import rank_one_condition
 from nes_asktell._dxnesic import h_inv
 
 RTOL = 1e-9
@@ -352,3 +353,59 @@ def test_dxnesic_checks_the_size_of_b_before_allocating_it() -> None:
 def test_a_scalar_sigma0_in_any_form_is_accepted(cls: type[Strategy]) -> None:
     for sigma0 in (0.5, np.float32(0.5), np.array(0.5), 1):
         assert float(cls(np.ones(3), sigma0).sigma) == float(np.float64(sigma0))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("D", "v"),
+    [
+        ([1.0], [0.5]),
+        ([2.0, 0.5], [1.0, -3.0]),
+        ([1.0, 1.0, 1.0, 1.0], [0.5, 0.5, 0.5, 0.5]),  # equal D: eigenvalue 1, three times
+        ([1.0, 3.0, 1.0, 3.0, 0.2], [0.0, 2.0, 0.0, -1.0, 0.0]),  # zeros in v, repeated D
+        ([1e-6, 1.0, 1e3], [1e-9, 1.0, 1e-9]),
+    ],
+)
+def test_rank_one_condition_is_that_of_the_covariance(D: list[float], v: list[float]) -> None:
+    Dm, va = np.diag(D), np.array(v)
+    eig = np.linalg.eigvalsh(Dm @ (np.eye(len(D)) + np.outer(va, va)) @ Dm)
+    # eigvalsh is accurate to eps * lambda_max, so lambda_min to eps * cond (< 1e-8 here)
+    assert rank_one_condition(np.array(D), va) == pytest.approx(eig[-1] / eig[0], rel=1e-6)
+
+
+def test_rank_one_condition_beyond_what_eigvalsh_resolves() -> None:
+    # D = I: the eigenvalues are 1 and 1 + |v|^2 exactly
+    assert rank_one_condition(np.ones(2), np.array([1e7, -1e7])) == 1.0 + 2e14
+    assert rank_one_condition(np.ones(5), np.full(5, 1e7)) == pytest.approx(1.0 + 5e14, rel=1e-15)
+    assert rank_one_condition(np.array([1e-200, 1e200]), np.ones(2)) == math.inf
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rank_one_condition_in_many_dimensions(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    d = 200
+    D = np.exp(rng.uniform(-3.0, 3.0, d))
+    v = rng.standard_normal(d) * np.exp(rng.uniform(-2.0, 2.0))
+    Dm = np.diag(D)
+    eig = np.linalg.eigvalsh(Dm @ (np.eye(d) + np.outer(v, v)) @ Dm)
+    # cond <= e^12 (1 + |v|^2) < 1e9: eigvalsh's lambda_min is good to eps * 1e9 ~ 2e-7
+    assert rank_one_condition(D, v) == pytest.approx(eig[-1] / eig[0], rel=1e-6)
+
+
+def test_stop_reads_the_condition_of_a_covariance_that_is_not_diagonal() -> None:
+    # Equal standard deviations per coordinate, but axes 1e8 apart: the condition number of
+    # the covariance is 1e16 > tolconditioncov = 1e14. CRFMNES and DXNESIC read the ratio of
+    # the coordinates' variances (1) and ran on.
+    d = 4
+    state = CRFMNES(np.ones(d), 1.0, rng=0).state_dict()
+    state["algo"]["D"] = [1.0] * d
+    state["algo"]["v"] = [1e8 / math.sqrt(d)] * d
+    es = Strategy.from_state(state)
+    assert es.axis_ratio == pytest.approx(math.sqrt(1.0 + 1e16), rel=1e-9)
+    assert "conditioncov" in es.stop()
+    H = np.array([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]]) / 2.0
+    B = H @ np.diag([1e4, 1e4, 1e-4, 1e-4]) @ H.T  # rows of equal norm, cond(B) = 1e8
+    state = DXNESIC(np.ones(d), 1.0, rng=0).state_dict()
+    state["algo"]["B"] = B.tolist()
+    es = Strategy.from_state(state)
+    assert es.axis_ratio == pytest.approx(1e8, rel=1e-6)
+    assert "conditioncov" in es.stop()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from scipy.optimize import OptimizeResult, minimize
 
-from nes_asktell import IPOP, SNES, XNES, History, OpenES, _history, nes
+from nes_asktell import CRFMNES, DXNESIC, IPOP, SNES, XNES, History, OpenES, _history, nes
 from nes_asktell._history import MAGIC
 
 
@@ -384,3 +385,62 @@ def test_a_result_number_beyond_the_float_range_is_read_as_tell_reads_it() -> No
     with pytest.raises(ValueError, match=r"`intermediate_result.nit` must be a finite number"):
         h(OptimizeResult(nit=10**400, fun=1.0, nfev=1))
     assert list(h) == before
+
+
+def _covariance(es: object) -> np.ndarray:
+    """The covariance of the search distribution, from each strategy's own parameters."""
+    sigma = np.asarray(es.sigma)  # type: ignore[attr-defined]
+    d = es.dim  # type: ignore[attr-defined]
+    if isinstance(es, (XNES, DXNESIC)):
+        return sigma**2 * es.B @ es.B.T
+    if isinstance(es, CRFMNES):
+        D, v = np.diag(es.D), es.v
+        return sigma**2 * D @ (np.eye(d) + np.outer(v, v)) @ D
+    return np.diag(np.broadcast_to(sigma**2, (d,)))  # SNES, OpenES
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda x0: XNES(x0, 1.0, rng=0),
+        lambda x0: SNES(x0, 1.0, rng=0),
+        lambda x0: DXNESIC(x0, 1.0, rng=0),
+        lambda x0: CRFMNES(x0, 1.0, rng=0),
+        lambda x0: OpenES(x0, 1.0, rng=0),
+        lambda x0: OpenES(x0, np.array([1.0, 2.0, 5.0, 0.5]), rng=0),
+    ],
+    ids=["xnes", "snes", "dxnesic", "crfmnes", "openes", "openes-per-coordinate"],
+)
+def test_condition_is_the_axis_ratio_of_the_covariance_for_every_strategy(make: Any) -> None:
+    # it was 1 for CRFMNES, whose shape is in D and v (History read only a `B` property)
+    scales = 10.0 ** np.arange(4)
+    rotation = np.linalg.qr(np.random.default_rng(3).standard_normal((4, 4)))[0]
+
+    def ellipsoid(x: np.ndarray) -> float:
+        return float(np.sum((scales * (rotation @ x)) ** 2))
+
+    history = History()
+    es = make(np.ones(4))
+    for _ in range(60):
+        X = es.ask()
+        f = [ellipsoid(x) for x in X]
+        es.tell(X, f)
+        history.record(es, fitness=f)
+        eig = np.linalg.eigvalsh(_covariance(es))
+        want = math.sqrt(eig[-1] / eig[0])
+        # eigvalsh is accurate to eps * lambda_max, so lambda_min to eps * cond (< 1e-10 here)
+        assert history["condition"][-1] == pytest.approx(want, rel=1e-9)
+        assert es.axis_ratio == history["condition"][-1]
+    if not isinstance(es, OpenES):
+        assert history["condition"][-1] > 1.2  # the run learned some of the shape
+
+
+def test_ipop_records_the_axis_ratio_of_its_current_run() -> None:
+    history = History()
+    opt = IPOP("crfmnes", np.ones(3), 1.0, rng=0)
+    for _ in range(30):
+        X = opt.ask()
+        f = [float(np.sum((10.0 ** np.arange(3) * x) ** 2)) for x in X]
+        opt.tell(X, f)
+        history.record(opt, fitness=f)
+    assert history["condition"][-1] == opt.strategy.axis_ratio > 1.0
