@@ -139,6 +139,51 @@ def run_record(es: Strategy, stop: dict[str, float]) -> JSON:
     }
 
 
+#: the keys of a run's state that the sequence sets (the rest is where the run has got to)
+RUN_CONFIGURATION = (
+    "dim",
+    "popsize",
+    "sigma0",
+    "mirrored",
+    "shaping",
+    "threads",
+    "dtype",
+    "bounds",
+    "criteria",
+    "options",
+)
+
+
+def _difference(got: object, want: object, path: str) -> tuple[str, object, object] | None:
+    """Return the first place where the plain data `got` differs from `want`, or None.
+
+    Numbers compare by value (1 and 1.0 agree), NaN agrees with NaN; the place is `path`
+    extended by the keys (``criteria.ftarget``) and the indices (``sigma0[1]``) to it.
+    """
+    if isinstance(want, dict):
+        if not isinstance(got, dict) or set(got) != set(want):
+            return path, got, want
+        for key in want:
+            where = _difference(got[key], want[key], f"{path}.{key}")
+            if where is not None:
+                return where
+        return None
+    if isinstance(want, list):
+        if not isinstance(got, list) or len(got) != len(want):
+            return path, got, want
+        for i, (a, b) in enumerate(zip(got, want, strict=True)):
+            where = _difference(a, b, f"{path}[{i}]")
+            if where is not None:
+                return where
+        return None
+    if isinstance(want, bool) or isinstance(got, bool):
+        return None if got is want else (path, got, want)
+    if isinstance(want, numbers.Real) and isinstance(got, numbers.Real):
+        same = got == want or (math.isnan(got) and math.isnan(want))
+        return None if same else (path, got, want)
+    return None if type(got) is type(want) and got == want else (path, got, want)
+
+
 class IPOP:
     r"""Restart a strategy with a doubled population whenever it converges (IPOP).
 
@@ -313,6 +358,39 @@ class IPOP:
             return None
         lam = restart_popsize(self._popsize0, self._factor, r, self._inner.mirrored, self.dim)
         return lam, self._sigma0, "large"
+
+    def _current_plan(self, mirrored: bool) -> tuple[int, float | ArrayLike]:
+        """Return the population and step size the current run (restart ``restarts``) began with.
+
+        What :meth:`_next_run` gave it when it started, from the counters as they are now.
+        """
+        r = self._restarts
+        if not r:
+            return self._popsize0, self._sigma0
+        return restart_popsize(
+            self._popsize0, self._factor, r, mirrored, self._x0.size
+        ), self._sigma0
+
+    def _check_run(self, run_: JSON) -> None:
+        """Raise ValueError unless `run_` (a run's state) is the current run of this sequence.
+
+        Its dimension, population, initial step size, bounds, budget, ``ftarget``, dtype,
+        strategy options and criteria must be those the sequence gives restart ``restarts``:
+        the state of that run, made afresh, says what they are.
+        """
+        r = self._restarts
+        lam, sigma0 = self._current_plan(self._inner.mirrored)
+        # self.nfev is nfev_done here (the constructor's run has evaluated nothing), the
+        # evaluations before the current run, as when it was made
+        want = self._make_run(r, self._x0, lam, sigma0=sigma0).state_dict()
+        for key in RUN_CONFIGURATION:
+            where = _difference(run_[key], want[key], key)
+            if where is not None:
+                path, got, expected = where
+                raise ValueError(
+                    f"the current run's `{path}` must be {v.short(expected)} as in run {r} of "
+                    f"the sequence, but got {v.short(got)}"
+                )
 
     def _commit_restart(self, record: JSON, run_: Strategy, regime: str) -> None:
         """Make `run_` the current run; `record` is the finished run's (nothing here raises)."""
@@ -548,7 +626,10 @@ class IPOP:
         Raises
         ------
         ValueError
-            If `state` is malformed.
+            If `state` is malformed, or its current run (``state["run"]``) is not the run the
+            sequence makes at that restart: another strategy, dimension, population, initial
+            step size, bounds, budget, ``ftarget``, dtype, option or criterion (the message
+            names the first that differs).
         """
         state = v.saved_state(state, cls.name, STATE_VERSION, f"{cls.__name__}.state_dict()")
         try:
@@ -589,12 +670,19 @@ class IPOP:
             obj._best_x = v.as_vector("best_x", state["best_x"], obj.dim)
             best_f = state["best_f"]
             obj._best_f = math.inf if best_f is None else v.real("best_f", best_f)
-            obj._inner = inner_cls.from_state(state["run"])  # type: ignore[arg-type]
+            obj._load_extra(state)
+            run_ = inner_cls.from_state(state["run"])  # type: ignore[arg-type]
+            obj._check_run(state["run"])  # type: ignore[arg-type]
+            obj._inner = run_
         except KeyError as exc:
             raise ValueError(f"`state` is malformed: the key {exc} is missing.") from exc
         except (TypeError, ValueError, IndexError, OverflowError) as exc:
             raise ValueError(f"`state` is malformed: {exc}") from exc
         return obj
+
+    def _load_extra(self, state: JSON) -> None:
+        """Load what a subclass adds to the state (BIPOP: its regimes); raise if malformed."""
+        return None
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()
@@ -800,13 +888,26 @@ class BIPOP(IPOP):
         )
         if regime == "large":
             return lam_l, self._sigma0, regime
+        return *self._small_run(r, lam_l, mirrored), regime
+
+    def _small_run(self, r: int, lam_l: int, mirrored: bool) -> tuple[int, float | ArrayLike]:
+        """Return the population and step size of small-regime restart `r` (`lam_l`: see above)."""
         u1, u2 = entropy_small_regime_draws(self._seed, r)
         lam = small_popsize(self._popsize0, lam_l, u1, mirrored)
         # no smaller than the smallest step size a strategy takes (sigma0 may be near it)
         sigma0 = np.maximum(
             np.asarray(self._sigma0, dtype=np.float64) * 10.0 ** (-2.0 * u2), v.SIGMA_MIN
         )
-        return lam, float(sigma0) if sigma0.ndim == 0 else sigma0, regime
+        return lam, float(sigma0) if sigma0.ndim == 0 else sigma0
+
+    def _current_plan(self, mirrored: bool) -> tuple[int, float | ArrayLike]:
+        r, large, d = self._restarts, self._large_restarts, self._x0.size
+        if not r:
+            return self._popsize0, self._sigma0
+        if self._regime == "large":  # its commit counted it among the large restarts
+            return restart_popsize(self._popsize0, self._factor, large, mirrored, d), self._sigma0
+        lam_l = restart_popsize(self._popsize0, self._factor, large + 1, mirrored, d)
+        return self._small_run(r, lam_l, mirrored)
 
     def _commit_restart(self, record: JSON, run_: Strategy, regime: str) -> None:
         budgets = self.budgets
@@ -852,27 +953,27 @@ class BIPOP(IPOP):
         Raises
         ------
         ValueError
-            If `state` is malformed.
+            If `state` is malformed, or its current run is not the one the sequence makes at
+            that restart, in that regime (see :meth:`IPOP.from_state`).
         """
         obj = super().from_state(state)
         if not isinstance(obj, BIPOP):  # pragma: no cover - super() builds cls
             raise ValueError("`state` must come from BIPOP.state_dict().")
-        try:
-            extra = dict(state["bipop"])  # type: ignore[call-overload]
-            regime = extra["regime"]
-            if regime not in REGIMES:
-                raise ValueError(f"`regime` must be one of {list(REGIMES)}, but got {regime!r}")
-            large = v.integer("large_restarts", extra["large_restarts"], minimum=0)
-            if large > obj._restarts:
-                raise ValueError(f"`large_restarts` {large} exceeds `restarts` {obj._restarts}")
-            b_large = v.integer("budget_large", extra["budget_large"], minimum=0)
-            b_small = v.integer("budget_small", extra["budget_small"], minimum=0)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"`state` is malformed: {exc}") from exc
-        obj._regime = str(regime)
-        obj._large_restarts = large
-        obj._budget_large, obj._budget_small = b_large, b_small
         return obj
+
+    def _load_extra(self, state: JSON) -> None:
+        extra = dict(state["bipop"])  # type: ignore[call-overload]
+        regime = extra["regime"]
+        if regime not in REGIMES:
+            raise ValueError(f"`regime` must be one of {list(REGIMES)}, but got {regime!r}")
+        large = v.integer("large_restarts", extra["large_restarts"], minimum=0)
+        if large > self._restarts:
+            raise ValueError(f"`large_restarts` {large} exceeds `restarts` {self._restarts}")
+        b_large = v.integer("budget_large", extra["budget_large"], minimum=0)
+        b_small = v.integer("budget_small", extra["budget_small"], minimum=0)
+        self._regime = str(regime)
+        self._large_restarts = large
+        self._budget_large, self._budget_small = b_large, b_small
 
     def __repr__(self) -> str:
         return (

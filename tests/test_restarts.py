@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import OptimizeResult
 
-from nes_asktell import BIPOP, IPOP, SNES, XNES, OpenES
+from nes_asktell import BIPOP, IPOP, SNES, XNES, OpenES, strategy_names
 
 
 def rastrigin(x: np.ndarray) -> float:
@@ -507,3 +507,126 @@ def test_restart_populations_stop_at_the_size_a_strategy_of_that_dimension_takes
     assert cap * d <= MAX_ELEMENTS < (cap + 2) * d
     # without a large dimension the cap is the largest population, as before
     assert restart_popsize(12, 2.0, 40, mirrored, 3) == MAX_POPSIZE
+
+
+# ------------------------------------------------- the current run must be the sequence's own
+def _sequence_run(**changes: object) -> dict:
+    """The state of a run like run 0 of ``cls("xnes", ones(3), 0.5, ftarget=1e-8)``, changed."""
+    args: dict[str, object] = {"rng": 0, "ftarget": 1e-8}
+    args.update(changes)
+    x0 = np.ones(int(args.pop("dim", 3)))  # type: ignore[call-overload]
+    return XNES(x0, 0.5, **args).state_dict()  # type: ignore[arg-type]
+
+
+RUN_MISMATCHES = [
+    ("dim", lambda: _sequence_run(dim=5), r"dim"),
+    ("popsize", lambda: _sequence_run(popsize=20), r"popsize"),
+    ("ftarget", lambda: _sequence_run(ftarget=1e-3), r"ftarget"),
+    ("no ftarget", lambda: _sequence_run(ftarget=None), r"ftarget"),
+    ("maxfev", lambda: _sequence_run(maxfev=100), r"maxfev"),
+    ("dtype", lambda: _sequence_run(dtype="float32"), r"dtype"),
+    ("bounds", lambda: _sequence_run(bounds=[(-5, 5)] * 3), r"bounds"),
+    ("mirrored", lambda: _sequence_run(mirrored=False), r"mirrored|popsize"),
+    ("option", lambda: _sequence_run(eta_sigma=0.3), r"eta_sigma"),
+    ("criterion", lambda: _sequence_run(tolfun=1e-3), r"tolfun"),
+    ("sigma0", lambda: XNES(np.ones(3), 0.7, rng=0, ftarget=1e-8).state_dict(), r"sigma0"),
+    ("strategy", lambda: SNES(np.ones(3), 0.5, rng=0, ftarget=1e-8).state_dict(), r"XNES"),
+]
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+@pytest.mark.parametrize(
+    ("make_run", "match"),
+    [case[1:] for case in RUN_MISMATCHES],
+    ids=[case[0] for case in RUN_MISMATCHES],
+)
+def test_from_state_rejects_a_current_run_that_is_not_the_sequences(
+    cls: type[IPOP], make_run: object, match: str
+) -> None:
+    # A 5-d XNES run inside a 3-d sequence was accepted: optimize() then evaluated 5-d and
+    # 3-d points of one problem. So were runs of another popsize, ftarget, dtype, ...
+    state = json.loads(json.dumps(cls("xnes", np.ones(3), 0.5, rng=0, ftarget=1e-8).state_dict()))
+    good = _sequence_run()
+    cls.from_state({**state, "run": good})  # the sequence's own run 0 loads
+    bad = {**state, "run": make_run()}  # type: ignore[operator]
+    kept = json.loads(json.dumps(bad))
+    with pytest.raises(ValueError, match=r"`state` is malformed: .*" + match):
+        cls.from_state(bad)
+    assert bad == kept
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_from_state_rejects_a_run_with_the_population_of_another_restart(cls: type[IPOP]) -> None:
+    opt = cls("xnes", np.full(2, 3.0), 1.0, rng=3, tolfun=1e-4, tolx=1e-4, max_restarts=4)
+    popsize0 = opt.popsize
+    while opt.popsize == popsize0:  # a restart with another population (BIPOP: maybe later)
+        X = opt.ask()
+        opt.tell(X, [rastrigin(x) for x in X])
+    state = json.loads(json.dumps(opt.state_dict()))
+    cls.from_state(state)
+    first = XNES(np.full(2, 3.0), 1.0, rng=3, tolfun=1e-4, tolx=1e-4).state_dict()
+    assert first["popsize"] != state["run"]["popsize"]
+    first["criteria"]["maxfev"] = state["run"]["criteria"]["maxfev"]
+    with pytest.raises(ValueError, match=r"`state` is malformed: .*popsize"):
+        cls.from_state({**state, "run": first})
+
+
+def _every_state(opt: IPOP, fun: object, restarts: int, limit: int) -> list[dict]:
+    """States of `opt` (JSON) at generations spread over its runs, one between ask and tell."""
+    states = []
+    seen = opt.restarts
+    k = 0
+    while not opt.stop() and opt.restarts < restarts and k < limit:
+        X = opt.ask()
+        if k == 3:
+            states.append(json.loads(json.dumps(opt.state_dict())))  # pending
+        opt.tell(X, [fun(x) for x in X])  # type: ignore[operator]
+        k += 1
+        if k % 7 == 0 or opt.restarts != seen:
+            seen = opt.restarts
+            states.append(json.loads(json.dumps(opt.state_dict())))
+    return states
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+@pytest.mark.parametrize("name", strategy_names())
+@pytest.mark.parametrize("bounded", [False, True])
+def test_every_state_the_library_writes_loads(cls: type[IPOP], name: str, bounded: bool) -> None:
+    # the checks of the current run against the sequence refuse none of the sequence's own
+    # states: every strategy, with and without bounds, fresh, mid-run, pending and after
+    # restarts (BIPOP: of both regimes)
+    bounds = [(-4.0, 4.0), (-4.0, 4.0), (None, None)] if bounded else None
+    opt = cls(
+        name, np.full(3, 2.0), 0.8, rng=1, tolfun=1e-1, tolx=1e-2, bounds=bounds, maxfev=30_000
+    )
+    states = [json.loads(json.dumps(opt.state_dict()))]
+    states += _every_state(opt, rastrigin, restarts=4, limit=1500)
+    assert opt.restarts >= 2
+    if cls is BIPOP:
+        assert {h["regime"] for h in opt.history} == {"large", "small"}
+    for state in states:
+        assert cls.from_state(state).state_dict() == state
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_a_sequence_with_its_options_reloads(cls: type[IPOP]) -> None:
+    # float32, a popsize, per-coordinate sigma0, mirrored sampling, an option and a budget
+    opt = cls(
+        "snes",
+        np.full(3, 2.0),
+        [0.5, 1.0, 2],
+        6,
+        rng=4,
+        dtype="float32",
+        mirrored=True,
+        eta_sigma=0.2,
+        tolfun=1e-1,
+        maxfev=5000,
+        ftarget=-1.0,
+        popsize_factor=1.5,
+    )
+    states = _every_state(opt, rastrigin, restarts=3, limit=800)
+    assert opt.restarts >= 2
+    for state in states:
+        assert cls.from_state(state).state_dict() == state
