@@ -1454,6 +1454,191 @@ def test_a_study_whose_other_running_trials_are_dead_does_not_wait_for_ever(
     assert len(check_chain(study, study.sampler)) >= 5  # type: ignore[arg-type]
 
 
+def _resumed_after_a_dead_batch(n_dead: int) -> tuple[optuna.Study, list[int]]:
+    """Return a study whose worker died with `n_dead` asked trials (popsize 4), resumed.
+
+    The resumed study has a fresh sampler, as a new process would; the second item holds the
+    numbers of the dead trials (RUNNING for ever, each holding a candidate or extra sample).
+    """
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(
+        storage=storage, study_name="s", sampler=NESSampler(seed=0, popsize=4)
+    )
+    study.optimize(objective, n_trials=5)
+    for _ in range(n_dead):  # the batch of a worker that then died
+        objective(study.ask())
+    dead = [t.number for t in study.trials if t.state == TrialState.RUNNING]
+    held = [ch.parse_candidate(study.trials[n]) for n in dead]
+    assert sorted(c.index for c in held if c is not None) == list(range(n_dead))
+    resumed = optuna.load_study(
+        storage=storage, study_name="s", sampler=NESSampler(seed=0, popsize=4)
+    )
+    return resumed, dead
+
+
+def test_a_study_resumed_after_its_batch_of_trials_died_does_not_stall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from nes_asktell.integrations.optuna import _search
+
+    # A worker died with 20 trials in flight (popsize 4): they held every candidate and every
+    # extra sample. Resumed, each new trial waited for the dead ones to be presumed dead, which
+    # needs `popsize` trials numbered after them finished: none ever finished, and the first
+    # new trial waited for ever. Trials not yet overtaken are not waited for: the first
+    # `popsize` new trials are drawn independently, then the dead candidates are handed out.
+    monkeypatch.setattr(_search, "MIN_GRACE", 0.2)  # the grace period (5 s by default)
+    monkeypatch.setattr(_search, "MIN_WAIT", 0.2)  # the wait for the extras in flight (2 s)
+    study, dead = _resumed_after_a_dead_batch(20)
+    run = threading.Thread(target=study.optimize, args=(objective, 12), daemon=True)
+    run.start()
+    run.join(timeout=30.0)  # a guard: it takes about a second
+    assert not run.is_alive(), "the resumed study waited for ever for its dead trials"
+    new = study.trials[dead[-1] + 1 :]
+    assert len(new) == 12
+    assert all(t.state == TrialState.COMPLETE for t in new)
+    assert all(t.system_attrs.get(ch.CANDIDATE, 0) is None for t in new[:4])  # independent
+    for n in dead:  # each dead candidate handed out once more, each extra sample never
+        cand = ch.parse_candidate(study.trials[n])
+        assert cand is not None
+        copies = [t for t in study.trials if ch.parse_candidate(t) == cand]
+        assert len(copies) == (2 if cand.index < 4 else 1)
+    assert len(check_chain(study, study.sampler)) >= 3  # type: ignore[arg-type]
+
+
+def test_a_batch_asked_after_a_dead_batch_does_not_stall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from nes_asktell.integrations.optuna import _search
+
+    # Batch ask-and-tell resumed after a dispatcher died with 8 trials in flight (popsize 4):
+    # once the new batch had taken the other 12 extra samples, study.ask() waited for the dead
+    # trials, which no trial of the batch (told only after it is asked) could ever overtake.
+    monkeypatch.setattr(_search, "MIN_GRACE", 0.2)  # the grace period (5 s by default)
+    monkeypatch.setattr(_search, "MIN_WAIT", 0.2)  # the wait for the extras in flight (2 s)
+    study, dead = _resumed_after_a_dead_batch(8)
+    batch: list[optuna.Trial] = []
+
+    def ask() -> None:
+        for _ in range(16):
+            trial = study.ask()
+            objective(trial)
+            batch.append(trial)
+
+    run = threading.Thread(target=ask, daemon=True)
+    run.start()
+    run.join(timeout=30.0)  # a guard: it takes a fraction of a second
+    assert not run.is_alive(), f"study.ask() of batch trial {len(batch)} never returned"
+    held = [ch.parse_candidate(study.trials[t.number]) for t in batch]
+    assert [c.index for c in held[:12] if c is not None] == list(range(8, 20))  # the extras
+    assert all(study.trials[t.number].system_attrs[ch.CANDIDATE] is None for t in batch[12:])
+    for t in batch:
+        study.tell(t, objective(t))
+    # the batch overtook the dead trials: the next trials get their candidates once more
+    study.optimize(objective, n_trials=6)
+    for n in dead:
+        cand = ch.parse_candidate(study.trials[n])
+        assert cand is not None
+        copies = [t for t in study.trials if ch.parse_candidate(t) == cand]
+        assert len(copies) == (2 if cand.index < 4 else 1)
+    assert len(check_chain(study, study.sampler)) >= 2  # type: ignore[arg-type]
+    points = [tuple(t.params.values()) for t in study.trials if t.number not in dead]
+    assert len(set(points)) == len(points)
+
+
+def test_a_long_wait_polls_at_most_every_quarter_second_and_never_overflows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    import time
+    import types
+
+    from nes_asktell.integrations.optuna import _sampler, _search
+
+    # A trial waiting for a live candidate backs off its polls to 0.25 s; the back-off was
+    # computed as 0.01 * 1.5**attempt, a float overflow (OverflowError) at attempt ~1750,
+    # about 7.3 minutes into the wait. Here the sleeps return at once and the held trial is
+    # told after 3000 of them.
+    monkeypatch.setattr(_search, "MIN_GRACE", 3600.0)  # never presumed dead within the test
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, sampler=NESSampler(seed=0, popsize=2))
+    study.optimize(objective, n_trials=1)
+    other = optuna.load_study(  # another worker (its own sampler), with a slow trial
+        study_name=study.study_name, storage=storage, sampler=NESSampler(seed=0, popsize=2)
+    )
+    held = other.ask()
+    value = objective(held)
+    delays: list[float] = []
+    me = threading.get_ident()
+
+    def sleep(seconds: float) -> None:
+        if threading.get_ident() != me:  # (a thread left behind by another test)
+            time.sleep(seconds)
+            return
+        delays.append(seconds)
+        if len(delays) == 3000:
+            other.tell(held, value)
+
+    monkeypatch.setattr(_sampler, "time", types.SimpleNamespace(sleep=sleep))
+    # the other candidate and the 8 extra samples, then a trial that waits for `held`
+    study.optimize(objective, n_trials=10)
+    assert len(delays) == 3000
+    assert delays[:3] == pytest.approx([0.01, 0.015, 0.0225])
+    assert max(delays) == 0.25
+    assert delays[-1] == 0.25
+    chain = check_chain(study, study.sampler)  # type: ignore[arg-type]
+    assert chain[1]["trial"] == study.trials[-1].number  # the waiting trial told it
+    assert held.number in chain[1]["told"]  # type: ignore[operator]
+
+
+def test_a_trial_that_study_optimize_runs_in_another_thread_is_never_handed_out_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    import time
+
+    from nes_asktell.integrations.optuna import _search
+
+    # With study.optimize(n_jobs=2), a slow trial of one thread had its candidate handed out
+    # again by the other once the grace period was over: one point, two live trials. The
+    # sampler knows such a trial is alive (its thread runs it in study.optimize, which
+    # finishes it whatever happens): once the extra samples are used up, the other thread's
+    # trials are drawn independently, as beside a trial with Optuna's heartbeat.
+    monkeypatch.setattr(_search, "MIN_GRACE", 0.2)  # it would be presumed dead at once
+    sampler = NESSampler(seed=0, popsize=2)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=1)
+    released = threading.Event()
+
+    def slow_once(trial: optuna.Trial) -> float:
+        value = objective(trial)
+        if trial.number == 1:  # alive until the other thread has finished 16 trials
+            deadline = time.monotonic() + 30.0  # a guard
+            while time.monotonic() < deadline:
+                trials = study.get_trials(deepcopy=False)
+                if sum(t.state.is_finished() for t in trials) >= 16:
+                    released.set()
+                    break
+                time.sleep(0.01)
+        return value
+
+    study.optimize(slow_once, n_trials=30, n_jobs=2)
+    assert released.is_set()
+    cand = ch.parse_candidate(study.trials[1])
+    assert cand is not None
+    assert cand.index < 2
+    assert [t.number for t in study.trials if ch.parse_candidate(t) == cand] == [1]
+    points = [tuple(t.params.values()) for t in study.trials]
+    assert len(set(points)) == len(points)
+    # the generation waited for it, and the search went on after it
+    chain = check_chain(study, sampler)
+    assert 1 in chain[1]["told"]  # type: ignore[operator]
+    assert len(chain) >= 3
+
+
 def test_trials_asked_in_a_batch_and_told_later_never_wait_for_each_other(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -160,13 +160,16 @@ class Assigner:
         space: UnitSpace,
         key: str,
         blocked: frozenset[int] = frozenset(),
+        alive: frozenset[int] = frozenset(),
     ) -> dict[str, int | float] | None:
         """Return the values of `trial`'s candidate (None during the startup trials).
 
         The first trial of a search stores the first state; a trial sampled once every slot of
         the current generation has a value tells it and stores the next state; either then
         takes a candidate of the state it stored. The trials `blocked` (unfinished, started by
-        the calling thread) cannot progress while it waits: they are never waited for.
+        the calling thread) cannot progress while it waits: they are never waited for. The
+        trials `alive` (run by ``study.optimize`` in other threads of this process) are known
+        to be running: they are never presumed dead (see ``_search.plan``).
         """
         trials = ch.all_trials(study)
         ix = self.records.update(study, trials)
@@ -223,6 +226,7 @@ class Assigner:
             blocked,
             datetime.datetime.now(),
             ch.heartbeat_trials(study) if heartbeat else None,
+            alive,
         )
         if told is not None:
             # The extra samples handed out before the generation closed are told with it

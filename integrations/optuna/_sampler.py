@@ -75,6 +75,18 @@ _RESERVED_OPTIONS = ("x0", "sigma0", "popsize", "bounds", "rng")
 MAX_SEED = 2**128
 #: the most unfinished trials whose starting thread the sampler remembers
 _MAX_STARTED = 4096
+#: the first and the longest pause (seconds) of a trial that waits and samples again
+_MIN_POLL = 0.01
+_MAX_POLL = 0.25
+
+
+def _in_optimize(study: Study) -> bool:
+    """Return whether the calling thread runs `study.optimize` (Optuna's thread-local flag).
+
+    False when the flag is missing (another Optuna version): trials are then judged as if
+    started by ``study.ask()``.
+    """
+    return getattr(getattr(study, "_thread_local", None), "in_optimize_loop", False) is True
 
 
 class _Intersection:
@@ -185,9 +197,11 @@ class NESSampler(BaseSampler):
     a new trial takes a candidate no trial holds, else an extra sample (told with the
     generation; a trial about to tell waits, up to a deadline from the storage's timestamps,
     for the extras in flight), and only once the extras are used up is a RUNNING candidate
-    presumed dead handed out once more (never one whose trial records Optuna's heartbeat). A
-    trial that took the same candidate as another at the same moment moves on, so no live
-    point is evaluated twice.
+    presumed dead handed out once more (never one whose trial records Optuna's heartbeat or
+    runs in ``study.optimize`` in another thread of this process); until then a trial waits
+    for one that ``popsize`` later trials have overtaken (at most its grace period), and is
+    drawn by the independent sampler otherwise. A trial that took the same candidate as
+    another at the same moment moves on, so no live point is evaluated twice.
     The told state is validated and stored on the
     trial that told it, with the digest of its parent; processes that tell the same generation
     write the same state, and all processes follow the same (longest) chain of states. Every
@@ -369,8 +383,9 @@ class NESSampler(BaseSampler):
         # trials sampled independently on purpose, until they finish (in order: the oldest,
         # of trials abandoned unfinished, go first past `_MAX_STARTED`)
         self._fallback: dict[int, None] = {}
-        # (study token, trial number) -> the thread that started the trial, until it finishes
-        self._started: dict[tuple[tuple[object, int, str], int], int] = {}
+        # (study token, trial number) -> the thread that started the trial and whether
+        # `study.optimize` runs it there, until it finishes
+        self._started: dict[tuple[tuple[object, int, str], int], tuple[int, bool]] = {}
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()
@@ -415,15 +430,21 @@ class NESSampler(BaseSampler):
         numeric = {name: d for name, d in search_space.items() if is_relative(d)}
         out: dict[str, Any] = {}
         if numeric:
-            for attempt in itertools.count():
+            backoff = _MIN_POLL  # the polls of a long wait back off to `_MAX_POLL` seconds
+            while True:
                 with self._lock:
                     try:
                         unit = self._assigner.unit_space(numeric)
                         values = self._assigner.sample(
-                            study, trial, *unit, self._blocked(study, trial)
+                            study,
+                            trial,
+                            *unit,
+                            self._blocked(study, trial),
+                            self._alive(study, trial),
                         )
                     except Pending as pending:  # extra samples of the generation in flight
-                        delay = min(pending.seconds, 0.01 * 1.5**attempt, 0.25)
+                        delay = min(pending.seconds, backoff)
+                        backoff = min(1.5 * backoff, _MAX_POLL)  # (no power: a wait may be long)
                     else:
                         if values is None and self._assigner.sampled_independently(trial.number):
                             self._fallback[trial.number] = None
@@ -473,8 +494,12 @@ class NESSampler(BaseSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         """Note the thread that started the trial and forward to the independent sampler."""
+        optimizing = _in_optimize(study)
         with self._lock:
-            self._started[(ch.study_token(study), trial.number)] = threading.get_ident()
+            self._started[(ch.study_token(study), trial.number)] = (
+                threading.get_ident(),
+                optimizing,
+            )
             while len(self._started) > _MAX_STARTED:  # trials abandoned unfinished
                 del self._started[next(iter(self._started))]
         self._independent_sampler.before_trial(study, trial)
@@ -573,8 +598,23 @@ class NESSampler(BaseSampler):
         me, token = threading.get_ident(), ch.study_token(study)
         return frozenset(
             n
-            for (of, n), thread in self._started.items()
+            for (of, n), (thread, _) in self._started.items()
             if thread == me and of == token and n != trial.number
+        )
+
+    def _alive(self, study: Study, trial: FrozenTrial) -> frozenset[int]:
+        """Return the unfinished trials of `study` that `study.optimize` runs in other threads.
+
+        Such a trial is known to be running (its thread is evaluating it, and Optuna finishes
+        it whatever its objective does, calling `after_trial`), so it is never presumed dead,
+        however long it takes. (A trial started by ``study.ask()`` may have been abandoned,
+        whichever thread asked it: it is judged as one of another process.)
+        """
+        me, token = threading.get_ident(), ch.study_token(study)
+        return frozenset(
+            n
+            for (of, n), (thread, optimizing) in self._started.items()
+            if optimizing and thread != me and of == token and n != trial.number
         )
 
     def _independent(self, trial: FrozenTrial, name: str) -> BaseSampler:

@@ -664,6 +664,7 @@ def plan(
     blocked: frozenset[int] = frozenset(),
     now: datetime.datetime | None = None,
     watched: frozenset[int] | None = None,
+    alive: frozenset[int] = frozenset(),
 ) -> tuple[list[FrozenTrial | None] | None, int | None]:
     """Decide what trial `number` does in a generation of `lam` candidates.
 
@@ -671,18 +672,24 @@ def plan(
     records. Every finished trial is an outcome (COMPLETE, PRUNED or FAIL: see
     :func:`outcome_key`). A trial takes a candidate no trial holds, else the first extra
     sample nobody holds (index ``lam`` or more), and only when the extra samples are used up
-    a candidate whose RUNNING trial is presumed dead (see :func:`_is_stale`; when the storage
-    has a `heartbeat`, only a candidate none of whose trials records one, as `watched` (the
-    RUNNING trials that do; None: all) says: Optuna fails the others itself): it is handed out
-    once more, and counted as dead (told worst) if that copy dies too. A live trial thus
-    keeps its candidate while a population of extra samples (told with the generation) is
-    evaluated beside it. Returns ``(told, -1)`` when every candidate has an outcome or is dead
-    (`told`: one trial per candidate, in candidate order: the lowest-numbered COMPLETE one,
-    else PRUNED, else FAIL; None for a dead candidate), else ``(None, k)``: the candidate to
-    evaluate, ``k >= lam`` for an extra sample, `WAIT` when the extra samples are used up and a
-    candidate that could be presumed dead is still presumed alive (unless only trials `blocked`
-    hold it: unfinished trials started by the caller's thread, which cannot finish while it
-    waits), and when nothing is left at all, None: an independent sample).
+    a candidate whose RUNNING trial is presumed dead (see :func:`_is_stale`; never one held
+    by a trial known to be `alive`: run by ``study.optimize`` in another thread of the
+    caller's process; when the storage has a `heartbeat`, only a candidate none of whose
+    trials records one, as `watched` (the RUNNING trials that do; None: all) says: Optuna
+    fails the others itself): it is handed out once more, and counted as dead (told worst) if
+    that copy dies too. A live trial thus keeps its candidate while a population of extra
+    samples (told with the generation) is evaluated beside it. Returns ``(told, -1)`` when
+    every candidate has an outcome or is dead (`told`: one trial per candidate, in candidate
+    order: the lowest-numbered COMPLETE one, else PRUNED, else FAIL; None for a dead
+    candidate), else ``(None, k)``: the candidate to evaluate, ``k >= lam`` for an extra
+    sample, `WAIT` when the extra samples are used up and a candidate whose trial has been
+    overtaken by `lam` finished trials is still within its grace period (unless only trials
+    `blocked` hold it: unfinished trials started by the caller's thread, which cannot finish
+    while it waits), and otherwise None: an independent sample. (Waiting only for a trial
+    overtaken by `lam` finished ones, whose grace period ends on the caller's clock, bounds
+    every wait: a trial that waited for one not yet overtaken could wait for ever, as could
+    every other new trial, when that one had died, and then no trial would ever finish to
+    overtake it.)
     """
     rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
     outcome: dict[int, FrozenTrial] = {}
@@ -703,12 +710,15 @@ def plan(
     live = {k: nums for k, nums in live.items() if k not in outcome}
     # With a heartbeat, Optuna fails the dead trials that record one (`watched`; None: all);
     # the others (started by `study.ask()`, added, copied) are judged as without a heartbeat.
+    # A trial `alive` in the caller's process is never judged: it is known to be running.
     unwatched = {
         k: nums
         for k, nums in live.items()
-        if not heartbeat or (watched is not None and not any(n in watched for n in nums))
+        if not any(n in alive for n in nums)
+        and (not heartbeat or (watched is not None and not any(n in watched for n in nums)))
     }
     stale: set[int] = set()
+    overtaken: set[int] = set()
     if unwatched:
         # The finished trials after the earliest trial judged (all `_is_stale` looks at),
         # sorted by number: the trials before it are not read, however long the study.
@@ -719,6 +729,9 @@ def plan(
         ]
         stale = {
             k for k, nums in unwatched.items() if _is_stale(trials, finished, max(nums), lam, now)
+        }
+        overtaken = {
+            k for k, nums in unwatched.items() if _finished_after(finished, max(nums)) >= lam
         }
     dead = {k for k in stale if len(live[k]) >= 2}  # its one copy died too
     if all(k in outcome or k in dead for k in range(lam)):
@@ -737,9 +750,14 @@ def plan(
     backup = sorted(stale - dead)
     if backup:
         return None, backup[0]
-    if any(k not in dead and not all(n in blocked for n in nums) for k, nums in unwatched.items()):
-        # A live (or not yet presumed dead) candidate holds the generation: wait for it
-        # rather than draw a point the search would not use.
+    if any(
+        k in overtaken and k not in dead and not all(n in blocked for n in nums)
+        for k, nums in unwatched.items()
+    ):
+        # A candidate whose trial is within its grace period holds the generation: wait for
+        # it (at most until the grace period ends) rather than draw a point the search would
+        # not use. One whose trial is not overtaken yet is not waited for: if it died, only
+        # trials finished after it (these independent ones) can make it presumed dead.
         return None, WAIT
     return None, None
 
