@@ -1810,9 +1810,7 @@ def test_a_strategy_subclass_without_a_name_of_its_own_samples_every_trial() -> 
 def test_a_strategy_that_cannot_read_back_its_own_state_is_refused_by_the_constructor() -> None:
     from nes_asktell import XNES
 
-    class Forgetful(XNES):
-        name = "forgetful_xnes_for_a_test"
-
+    class Forgetful(XNES):  # (no name of its own: registering one would outlive the test)
         @classmethod
         def from_state(cls, state, *, shaping=None):
             raise ValueError("`state` is malformed: nothing is kept")
