@@ -365,6 +365,58 @@ def test_a_record_read_malformed_is_read_again_once_rewritten() -> None:
     assert len(sampler.generations(study)) >= 5  # 28 trials in generations of 4
 
 
+def _gen1_text_with_a_wrong_summary(carriers: list[FrozenTrial], how: str) -> dict[str, object]:
+    """Return the attributes of a copy of generation 1's state, its summary tampered `how`."""
+    real = carriers[1]
+    attrs: dict[str, object] = {
+        k: v for k, v in real.system_attrs.items() if k.startswith(ch.STATE + ":")
+    }
+    summary = dict(real.system_attrs[ch.STATE])
+    if how == "unknown parent":
+        summary["parent"] = "0" * 20
+    else:  # a real state as its parent, one generation deeper than the chain's last
+        deepest = carriers[-1].system_attrs[ch.STATE]
+        summary["parent"], summary["generation"] = deepest["digest"], deepest["generation"] + 1
+    attrs[ch.STATE] = summary
+    return attrs
+
+
+@pytest.mark.parametrize("how", ["unknown parent", "deeper parent"])
+@pytest.mark.parametrize("same_sampler", [False, True])
+def test_a_copy_of_a_state_with_a_false_summary_does_not_hide_the_state(
+    how: str, same_sampler: bool
+) -> None:
+    # A trial numbered below a state's carrier held that state's very text (same digest) under
+    # a summary with a wrong parent. The chain was built from the summaries, each state
+    # represented by its lowest-numbered carrier: the false copy hid the real one and, out of
+    # reach of the first state, was never loaded, so never found bad. The chain fell back to
+    # generation 0 for good (each later trial told it again) and nothing was said.
+    sampler = NESSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(sphere, n_trials=1)
+    low = study.ask()  # RUNNING while the search goes on: a number below the carriers
+    study.optimize(sphere, n_trials=40)
+    carriers = [t for t in study.trials if ch.STATE in t.system_attrs]
+    before = len(sampler.generations(study))
+    assert before >= 6
+    assert carriers[1].number > low.number
+    for key, value in _gen1_text_with_a_wrong_summary(carriers, how).items():
+        study._storage.set_trial_system_attr(low._trial_id, key, value)  # type: ignore[arg-type]
+    study.tell(low, state=TrialState.FAIL)
+    if not same_sampler:
+        sampler = NESSampler(seed=0)
+        study.sampler = sampler
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study.optimize(sphere, n_trials=30)
+    nes = [w for w in caught if issubclass(w.category, NESWarning)]
+    assert len(nes) == 1, [str(w.message) for w in nes]
+    assert f"trial {low.number}:" in str(nes[0].message)
+    chain = sampler.generations(study)
+    assert [e["trial"] for e in chain][:before] == [t.number for t in carriers[:before]]
+    assert len(chain) >= before + 4  # 30 trials in generations of 6
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),

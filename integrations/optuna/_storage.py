@@ -218,7 +218,8 @@ def longest_chain(carriers: list[Carrier]) -> list[Carrier]:
 
     The chain is the longest path from a first state (generation 0) down the parent links; ties
     go to the lowest carrier trial number at the first state where paths differ. Each digest is
-    represented by its lowest-numbered carrier.
+    represented by its lowest-numbered carrier (so the carriers given must say the same of it:
+    :meth:`Records.update` notes a false copy of a state bad as soon as it reads it).
     """
     by_digest: dict[str, Carrier] = {}
     for c in sorted(carriers, key=lambda c: c.number):
@@ -583,6 +584,11 @@ def find(trials: list[FrozenTrial], number: int) -> FrozenTrial | None:
     return next((t for t in trials if t.number == number), None)
 
 
+def _claims(c: Carrier) -> tuple[str, int, str | None, int]:
+    """Return what `c`'s summary says of its state's text (the same for every true copy)."""
+    return c.key, c.generation, c.parent, c.chunks
+
+
 class Chain:
     """The current chain of one search's states, kept up to date as carriers arrive.
 
@@ -712,6 +718,9 @@ class Index:
     #: the carriers (trial number, digest) whose stored state failed to load: a carrier, not a
     #: digest, since another trial may hold a good copy of the same state
     bad: set[tuple[int, str]] = field(default_factory=set)
+    #: per digest, the carrier the other carriers of that state are compared with, and whether
+    #: its summary was checked against its stored text (see :meth:`Records.update`)
+    copies: dict[str, tuple[Carrier, bool]] = field(default_factory=dict)
 
     def unfinished(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
         """Return the trials of `trials` (as last indexed) that were not finished then."""
@@ -721,7 +730,9 @@ class Index:
 class Records:
     """The parsed records of each study's trials.
 
-    Malformed records are ignored with one :class:`~nes_asktell.NESWarning` each.
+    Malformed records are ignored with one :class:`~nes_asktell.NESWarning` each, and so are
+    the carriers whose summary is false to their state's text, among copies of one state whose
+    summaries disagree (see :meth:`_compare_copies`).
     """
 
     def __init__(self) -> None:
@@ -758,6 +769,7 @@ class Records:
                 if isinstance(c, Carrier):
                     ix.carriers[n] = c
                     ix.log.append(c)
+                    self._compare_copies(ix, c, trials)
             # A RUNNING trial may still change its record (it yields a candidate that another
             # trial took at the same moment), so unfinished records are read again each time.
             # (Read again when it has finished too: it may have changed after the last read.)
@@ -778,6 +790,45 @@ class Records:
                 ix.complete += 1
         ix.pending, ix.scanned = still, len(trials)
         return ix
+
+    def _compare_copies(self, ix: Index, c: Carrier, trials: list[FrozenTrial]) -> None:
+        """Find the false summaries among the carriers of `c`'s state when they disagree.
+
+        A state's text holds its key, generation and parent, so every true copy of it has the
+        same summary (its number of chunks too). When `c`'s summary says otherwise than that
+        of the state's first carrier, at most one of them is true: each is checked against its
+        stored text (once) and a false one is bad, with one warning. Unchecked, a false copy
+        on a lower trial number than the true one would represent the state on the chain and,
+        out of reach of a first state, never be loaded: the true state would be hidden.
+        """
+        known = ix.copies.get(c.digest)
+        if known is None or (known[0].number, c.digest) in ix.bad:
+            ix.copies[c.digest] = (c, False)
+            return
+        first, checked = known
+        if _claims(first) == _claims(c):
+            return
+        if checked or self._check(ix, first, trials):
+            ix.copies[c.digest] = (first, True)
+            self._check(ix, c, trials)  # (false: the text says what `first` says)
+        else:
+            ix.copies[c.digest] = (c, self._check(ix, c, trials))
+
+    def _check(self, ix: Index, c: Carrier, trials: list[FrozenTrial]) -> bool:
+        """Return whether `c`'s stored text is that of its summary; else note it bad and warn."""
+        trial = find(trials, c.number)
+        try:
+            if trial is None:
+                raise ValueError(f"trial {c.number} is missing")
+            stored_state(trial, c)
+        except Exception as exc:  # an untrusted state: whatever it raises, it is skipped
+            ix.bad.add((c.number, c.digest))
+            self.warn_once(
+                ("state", c.number, c.trial_id, c.digest),
+                f"NESSampler ignores the search state stored on trial {c.number}: {exc}",
+            )
+            return False
+        return True
 
     @staticmethod
     def _drop(ix: Index, n: int) -> None:
