@@ -37,6 +37,7 @@ import itertools
 import json
 import math
 import re
+import reprlib
 import threading
 import warnings
 import weakref
@@ -124,13 +125,50 @@ def _is_count(x: object, lo: int, hi: float = math.inf) -> bool:
 _SUMMARY_KEYS = {"digest", "key", "generation", "parent", "chunks", "told"}
 
 
+class _Brief(reprlib.Repr):
+    """``reprlib``'s bounded repr, with a dict's first items shown as they come (unsorted).
+
+    ``reprlib`` sorts a dict's keys to show the first few: the work of a dict of a million
+    keys, where this shows its first four in constant time.
+    """
+
+    def repr_dict(self, x: dict[object, object], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        items = itertools.islice(x.items(), self.maxdict)
+        pieces = [f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}" for k, v in items]
+        if len(x) > self.maxdict:
+            pieces.append("...")
+        return "{" + ", ".join(pieces) + "}"
+
+
+_BRIEF = _Brief()
+
+
+def brief(value: object) -> str:
+    """Return at most 80 characters of repr of an untrusted stored `value`, for a message.
+
+    Its time and memory are bounded whatever the size of `value`: each container shows its
+    first few items (``reprlib``'s limits), where ``short`` and ``f"{value!r:.80}"`` print the
+    whole value before they cut it (100 ms for a record of a million ints). Never raises: a
+    value it cannot print (an int past Python's limit on digits) is described by its type.
+    """
+    try:
+        text = _BRIEF.repr(value)
+    except Exception:
+        return f"<{type(value).__name__} that cannot be printed>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def parse_carrier(trial: FrozenTrial) -> Carrier | None:
     """Return the trial's state summary, None if it has none; raise ValueError if malformed."""
     raw = trial.system_attrs.get(STATE)
     if raw is None:
         return None
-    if not isinstance(raw, dict) or set(raw) != _SUMMARY_KEYS:
-        raise ValueError(f"`{STATE}` of trial {trial.number} is malformed: {raw!r:.80}")
+    if not isinstance(raw, dict) or len(raw) != len(_SUMMARY_KEYS) or set(raw) != _SUMMARY_KEYS:
+        raise ValueError(f"`{STATE}` of trial {trial.number} is malformed: {brief(raw)}")
     parent = raw["parent"]
     ok = (
         _is_digest(raw["digest"])
@@ -145,7 +183,7 @@ def parse_carrier(trial: FrozenTrial) -> Carrier | None:
         and all(_is_count(n, -1) for n in raw["told"])
     )
     if not ok:
-        raise ValueError(f"`{STATE}` of trial {trial.number} is malformed: {raw!r:.80}")
+        raise ValueError(f"`{STATE}` of trial {trial.number} is malformed: {brief(raw)}")
     return Carrier(
         trial.number,
         trial._trial_id,
@@ -165,12 +203,13 @@ def parse_candidate(trial: FrozenTrial) -> Candidate | None:
         return None
     if (
         not isinstance(raw, dict)
+        or len(raw) != 3
         or set(raw) != {"state", "generation", "index"}
         or not _is_digest(raw["state"])
         or not _is_count(raw["generation"], 0)
         or not _is_count(raw["index"], 0)
     ):
-        raise ValueError(f"`{CANDIDATE}` of trial {trial.number} is malformed: {raw!r:.80}")
+        raise ValueError(f"`{CANDIDATE}` of trial {trial.number} is malformed: {brief(raw)}")
     return Candidate(raw["state"], raw["generation"], raw["index"])
 
 
@@ -207,8 +246,8 @@ def stored_state(
     for name, value in expected.items():
         if state.get(name) != value:
             raise ValueError(
-                f"the state stored on trial {trial.number} has {name}={state.get(name)!r:.40}, "
-                f"but its summary says {value!r:.40}"
+                f"the state stored on trial {trial.number} has {name}={brief(state.get(name))}, "
+                f"but its summary says {brief(value)}"
             )
     return state
 
@@ -721,6 +760,9 @@ class Index:
     #: per digest, the carrier the other carriers of that state are compared with, and whether
     #: its summary was checked against its stored text (see :meth:`Records.update`)
     copies: dict[str, tuple[Carrier, bool]] = field(default_factory=dict)
+    #: per (kind, trial number) of an unfinished trial, its record that failed to parse (the
+    #: very object read: the same object is not parsed again, a rewritten record is)
+    failed: dict[tuple[str, int], object] = field(default_factory=dict)
 
     def unfinished(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
         """Return the trials of `trials` (as last indexed) that were not finished then."""
@@ -765,7 +807,7 @@ class Records:
             t = trials[pos]
             n = t.number
             if n not in ix.carriers and STATE in t.system_attrs:
-                c = self._parse(parse_carrier, t, "carrier")
+                c = self._parse(ix, parse_carrier, t, "carrier", STATE)
                 if isinstance(c, Carrier):
                     ix.carriers[n] = c
                     ix.log.append(c)
@@ -776,7 +818,7 @@ class Records:
             raw = t.system_attrs.get(CANDIDATE)
             old = ix.candidates.get(n)
             if raw is not None:
-                cand = self._parse(parse_candidate, t, "candidate")
+                cand = self._parse(ix, parse_candidate, t, "candidate", CANDIDATE)
                 if cand != old:
                     self._drop(ix, n)
                     if isinstance(cand, Candidate):
@@ -786,7 +828,11 @@ class Records:
                 self._drop(ix, n)
             if not t.state.is_finished():
                 still.append(pos)
-            elif t.state == TrialState.COMPLETE:
+                continue
+            if ix.failed:  # (a finished trial is not read again)
+                ix.failed.pop(("carrier", n), None)
+                ix.failed.pop(("candidate", n), None)
+            if t.state == TrialState.COMPLETE:
                 ix.complete += 1
         ix.pending, ix.scanned = still, len(trials)
         return ix
@@ -836,12 +882,29 @@ class Records:
         if old is not None:
             ix.by_state[old.state].remove(n)
 
-    def _parse(self, parse: Callable[[FrozenTrial], object], t: FrozenTrial, kind: str) -> object:
-        # Parsed on each read (a RUNNING trial's record may be rewritten, malformed or not);
-        # only the warning is given once.
+    def _parse(
+        self,
+        ix: Index,
+        parse: Callable[[FrozenTrial], object],
+        t: FrozenTrial,
+        kind: str,
+        attr: str,
+    ) -> object:
+        # A RUNNING trial's record may be rewritten, malformed or not, so it is parsed on each
+        # read unless it is the very object that failed at the last one (a crafted record
+        # would otherwise cost its whole parse on every read, for as long as its trial runs: a
+        # storage that hands out the stored object, as in memory, reads it in constant time;
+        # one that builds it anew on each read, such as a database, has read all of it already).
+        # Only the warning is given once.
+        raw = t.system_attrs.get(attr)
+        tag = (kind, t.number)
+        if tag in ix.failed and ix.failed[tag] is raw:
+            return None
         try:
             return parse(t)
         except Exception as exc:  # untrusted records: whatever they raise, they are skipped
+            if not t.state.is_finished():
+                ix.failed[tag] = raw
             self.warn_once((kind, t.number, t._trial_id), f"{exc}; it is ignored.")
             return None
 
