@@ -740,6 +740,40 @@ def test_a_loop_over_many_studies_with_one_sampler_holds_bounded_memory() -> Non
     assert grown < 100_000, grown
 
 
+def test_a_loop_over_many_studies_of_one_storage_indexes_at_most_16_of_them() -> None:
+    # Besides the sampler's own caches, an index of the candidate records per storage and
+    # study (kept across samplers) held every study of the storage for as long as it lived:
+    # one sampler looping over 200 studies of one storage held 200 studies' indexes, 11,600
+    # records. It keeps the 16 studies used last, and a study that comes back is indexed anew.
+    storage = optuna.storages.InMemoryStorage()
+    sampler = NESSampler(seed=0, popsize=4)
+    studies = []
+    for _ in range(ch.MAX_STUDIES + 4):
+        study = optuna.create_study(storage=storage, sampler=sampler)
+        study.optimize(objective, n_trials=12)
+        studies.append(study)
+    indexed = ch._RECORDS[storage]
+    assert len(indexed) == ch.MAX_STUDIES
+    assert studies[0]._study_id not in indexed
+    assert studies[-1]._study_id in indexed
+    first = studies[0]
+    before = len(sampler.generations(first))
+    for _ in range(2):  # read anew after it was forgotten, then incrementally
+        for tip in sampler.generations(first):
+            expected = {
+                t.number: cand
+                for t in first.get_trials(deepcopy=False)
+                if (cand := ch.parse_candidate(t)) is not None and cand.state == tip["state"]
+            }
+            assert expected
+            assert ch.candidate_records(first, tip["state"]) == expected
+        first.optimize(objective, n_trials=12)
+    assert first._study_id in indexed
+    assert studies[4]._study_id not in indexed  # (the least recently used went instead)
+    assert len(indexed) == ch.MAX_STUDIES
+    assert len(sampler.generations(first)) >= before + 4  # 24 trials in generations of 4
+
+
 def test_with_hyperband_every_trial_follows_the_search_of_the_whole_study() -> None:
     # HyperbandPruner shows the sampler only the trials of the sampled trial's bracket. The
     # search lives in all the study's trials: seen bracket by bracket, the chain of states and

@@ -353,8 +353,12 @@ class _Records:
 
 #: per storage and study id, the finished trials' records. Without it every assignment parsed
 #: every trial's record again, so a trial's cost grew with the study (36 ms at trial 3,000 of a
-#: 10-d study); with it a call reads the unfinished trials and the new ones only.
-_RECORDS: weakref.WeakKeyDictionary[BaseStorage, dict[int, _Records]] = weakref.WeakKeyDictionary()
+#: 10-d study); with it a call reads the unfinished trials and the new ones only. Per storage,
+#: the `MAX_STUDIES` studies used last (a study forgotten is indexed anew if it returns), so
+#: that a loop over many studies of one storage holds bounded memory.
+_RECORDS: weakref.WeakKeyDictionary[BaseStorage, OrderedDict[int, _Records]] = (
+    weakref.WeakKeyDictionary()
+)
 #: held while an index of `_RECORDS` is read and advanced (samplers in several threads may share
 #: a storage: an index written half by one and half by another could lose an unfinished trial)
 _RECORDS_LOCK = threading.Lock()
@@ -369,15 +373,19 @@ def candidate_records(study: Study, state: str) -> dict[int, Candidate]:
     records of unfinished trials are read afresh each call (a running trial may change its
     record), those of finished ones once; malformed records hold nothing.
     """
-    try:
-        per_study = _RECORDS.setdefault(study._storage, {})
-    except TypeError:  # a storage that cannot be referenced weakly: index afresh each time
-        per_study = {}
     trials = all_trials(study)
     with _RECORDS_LOCK:
-        ix = per_study.get(study._study_id)
+        try:
+            per_study = _RECORDS.setdefault(study._storage, OrderedDict())
+        except TypeError:  # a storage that cannot be referenced weakly: index afresh each time
+            per_study = OrderedDict()
+        sid = study._study_id
+        ix = per_study.get(sid)
         if ix is None or ix.scanned > len(trials):
-            ix = per_study[study._study_id] = _Records()
+            ix = per_study[sid] = _Records()
+            while len(per_study) > MAX_STUDIES:
+                per_study.popitem(last=False)
+        per_study.move_to_end(sid)
         out = dict(ix.by_state.get(state, {}))
         still: list[int] = []
         # (a trial left RUNNING for good, by a process that died, is read on each call, and the
