@@ -256,6 +256,59 @@ def shrink_rows(B: FloatArray, sigma: float, by: FloatArray) -> tuple[FloatArray
     return out, max(sigma * root / common, v.SIGMA_MIN)
 
 
+def shrink_rows_within_cond(
+    B: FloatArray, sigma: float, by: FloatArray
+) -> tuple[FloatArray, float]:
+    """Return :func:`shrink_rows` of `B`, `sigma` and `by`, with B kept within COND_B_MAX.
+
+    When the scaled B would pass ``COND_B_MAX``, the shape part of the divisors is taken to
+    the largest power t in [0, 1] with cond(D^t) cond(B) (an upper bound of cond(D^t B))
+    within half of it, and the common part still divides sigma.
+    """
+
+    def fits(M: FloatArray) -> bool:
+        return within_cond(np.linalg.svd(M, compute_uv=False))
+
+    out, out_sigma = shrink_rows(B, sigma, by)
+    if out is not B and not fits(out):
+        common = float(np.min(by))
+        span = math.log(float(np.max(by)) / common)
+        sv = np.linalg.svd(B, compute_uv=False)
+        room = 0.5 * COND_B_MAX * sv[-1] / sv[0]  # half: the SVD's rounding at the bound
+        t = math.log(room) / span if room > 1.0 else 0.0
+        out, out_sigma = shrink_rows(B, sigma, common * (by / common) ** min(t, 1.0))
+        if out is not B and not fits(out):  # rounding at the bound: sigma alone
+            out, out_sigma = shrink_rows(B, sigma, np.full_like(by, common))
+    return out, out_sigma
+
+
+def checked_shape(rows: object, d: int) -> tuple[FloatArray, float]:
+    """Return a stored shape matrix B, checked, and its condition number.
+
+    B must be a finite (d, d) matrix with a condition number of at most ``COND_B_MAX`` and a
+    determinant of 1. ln det B is known to about ``d cond(B) eps``: what lies within is
+    rounding, which is kept (bit-identical resumes); a larger drift, up to
+    ``DET_DRIFT_REPAIRED`` (of checkpoints saved before the update re-normalised B), is
+    repaired by re-normalising. Raises ValueError naming `B` otherwise.
+    """
+    if not isinstance(rows, list) or len(rows) != d:
+        raise ValueError(f"`B` must be a finite ({d}, {d}) matrix, but got {v.short(rows)}")
+    B = np.stack([v.as_vector("B", row, d) for row in rows])
+    sv = np.linalg.svd(B, compute_uv=False)
+    cond = float(sv[0] / sv[-1]) if sv[-1] > 0.0 else math.inf
+    if not within_cond(sv):
+        raise ValueError(f"`B` must have a condition number <= {COND_B_MAX:g}, but got {cond:g}")
+    sign, logdet = np.linalg.slogdet(B)
+    tol = 1e-6 + 8.0 * d * cond * np.finfo(np.float64).eps
+    if sign <= 0 or not abs(logdet) <= DET_DRIFT_REPAIRED + tol:
+        raise ValueError(
+            f"`B` must have determinant 1, but got {sign * math.exp(min(logdet, 700.0))}"
+        )
+    if abs(logdet) > tol:
+        B = unit_det(B)
+    return B, cond
+
+
 def weighted_rank_test(u_order: FloatArray, w: FloatArray) -> float:
     r"""Return the normal CDF of the weighted rank statistic under random ranking.
 
@@ -649,25 +702,8 @@ class XNES(Strategy):
         return self._sigma
 
     def _shrink_coordinates(self, excess: FloatArray) -> dict[str, object]:
-        # The rows of B scaled (see shrink_rows). As for the update, B may not pass COND_B_MAX:
-        # then the shape part of the divisors is taken to the largest power t in [0, 1] with
-        # cond(D^t) cond(B) (an upper bound of cond(D^t B)) within half of it, and the common
-        # part still divides sigma.
-        by = self._shared_divisors(excess)
-
-        def fits(B: FloatArray) -> bool:
-            return within_cond(np.linalg.svd(B, compute_uv=False))
-
-        B, sigma = shrink_rows(self._B, self._sigma, by)
-        if B is not self._B and not fits(B):
-            common = float(np.min(by))
-            span = math.log(float(np.max(by)) / common)
-            sv = np.linalg.svd(self._B, compute_uv=False)
-            room = 0.5 * COND_B_MAX * sv[-1] / sv[0]  # half: the SVD's rounding at the bound
-            t = math.log(room) / span if room > 1.0 else 0.0
-            B, sigma = shrink_rows(self._B, self._sigma, common * (by / common) ** min(t, 1.0))
-            if B is not self._B and not fits(B):  # rounding at the bound: sigma alone
-                B, sigma = shrink_rows(self._B, self._sigma, np.full_like(by, common))
+        # The rows of B scaled, as the update within COND_B_MAX (see shrink_rows_within_cond).
+        B, sigma = shrink_rows_within_cond(self._B, self._sigma, self._shared_divisors(excess))
         out: dict[str, object] = {"_sigma": sigma}
         if B is not self._B:
             out.update(_B=B, _BT=np.ascontiguousarray(B.T))
@@ -708,26 +744,7 @@ class XNES(Strategy):
     def _load_algo_state(self, state: JSON) -> None:
         sigma = v.step_size("sigma", state["sigma"])
         d = self._dim
-        rows = state["B"]
-        if not isinstance(rows, list) or len(rows) != d:
-            raise ValueError(f"`B` must be a finite ({d}, {d}) matrix, but got {v.short(rows)}")
-        B = np.stack([v.as_vector("B", row, d) for row in rows])
-        sv = np.linalg.svd(B, compute_uv=False)
-        cond = float(sv[0] / sv[-1]) if sv[-1] > 0.0 else math.inf
-        if not within_cond(sv):
-            raise ValueError(
-                f"`B` must have a condition number <= {COND_B_MAX:g}, but got {cond:g}"
-            )
-        sign, logdet = np.linalg.slogdet(B)
-        # ln det B is known to about d * cond(B) * eps: what lies within is rounding, which is
-        # kept (bit-identical resumes); a larger drift (of old checkpoints) is repaired.
-        tol = 1e-6 + 8.0 * d * cond * np.finfo(np.float64).eps
-        if sign <= 0 or not abs(logdet) <= DET_DRIFT_REPAIRED + tol:
-            raise ValueError(
-                f"`B` must have determinant 1, but got {sign * math.exp(min(logdet, 700.0))}"
-            )
-        if abs(logdet) > tol:
-            B = unit_det(B)
+        B, cond = checked_shape(state["B"], d)
         eta = v.positive_float("eta_sigma", state["eta_sigma"])
         if eta > max(ETA_SIGMA_MAX, self._eta_sigma0):
             raise ValueError(
