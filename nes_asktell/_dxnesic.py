@@ -17,7 +17,15 @@ from . import _validate as v
 from ._shaping import nes_weights
 from ._strategy import Strategy
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
-from ._xnes import expm_sym, shape_condition, shrink_rows, split_step_sizes
+from ._xnes import (
+    checked_shape,
+    expm_sym,
+    shape_condition,
+    shrink_rows_within_cond,
+    split_step_sizes,
+    unit_det,
+    within_cond,
+)
 
 #: the phases of the search, by the length of the evolution path (Nomura et al. 2021, Sec. 4)
 PHASES = ("move", "stag", "conv")
@@ -250,6 +258,14 @@ class DXNESIC(Strategy):
     :math:`B \leftarrow Q B' / \det(Q)^{1/d}`. At :math:`d = 1`, :math:`B = 1` never
     changes and :math:`c_\gamma = 1/3`.
 
+    The denominators of :math:`\tau_i` are computed as written,
+    :math:`\lVert B^T e_i \rVert^2`, not as the eigenvalues of :math:`B B^T` (which
+    rounding spoils for an ill-conditioned B). As in :class:`XNES`, B is re-normalised to
+    :math:`\det B = 1` after each update (through ``slogdet``), so rounding does not drift;
+    an update that would make the condition number of B exceed ``COND_B_MAX`` = 1e10 leaves
+    B unchanged and :math:`\sigma` without the factor :math:`\det(Q)^{1/d}` (the shape is
+    held at its conditioning limit), and ``from_state`` accepts no B beyond that bound.
+
     References
     ----------
     M. Nomura, N. Sakai, N. Fukushima, I. Ono. Distance-weighted Exponential Natural Evolution
@@ -380,24 +396,38 @@ class DXNESIC(Strategy):
         G_M[np.diag_indices(d)] -= G_sigma
         mean = self._mean + self._sigma * (self._B @ G_delta)
         sigma = self._sigma * math.exp(eta_sigma / 2.0 * G_sigma)
-        B = self._B @ expm_sym((eta_B / 2.0) * G_M, traceless=True)
-        # Emphasis of expansion (Nomura 2021, eqs. 18-20).
-        A_old = self._B @ self._B.T
-        e, V = np.linalg.eigh(A_old)
-        BV = B.T @ V
-        tau = np.einsum("ij,ij->j", BV, BV) / e - 1.0
+        E = expm_sym((eta_B / 2.0) * G_M, traceless=True)
+        B = self._B @ E
+        # Emphasis of expansion (Nomura 2021, eqs. 18-20), with the eigenvectors e_i of B B^T:
+        # tau_i = e_i^T B' B'^T e_i / e_i^T B B^T e_i - 1 = |E B^T e_i|^2 / |B^T e_i|^2 - 1. The
+        # denominators are taken as written, not as the eigenvalues, which eigh gives to
+        # eps * |B|^2 only (garbage, even negative, for the small ones of an ill-conditioned
+        # B, and tau unbounded); so each 1 + tau_i lies within the eigenvalues of E^2.
+        _, V = np.linalg.eigh(self._B @ self._B.T)
+        BV = self._B.T @ V
+        EBV = E @ BV
+        tau = np.einsum("ij,ij->j", EBV, EBV) / np.einsum("ij,ij->j", BV, BV) - 1.0
         gamma = max(
             (1.0 - self._c_gamma) * self._gamma
             + self._c_gamma * math.sqrt(max(0.0, 1.0 + self._d_gamma * float(tau.max()))),
             1.0,
         )
+        root = 1.0
         if phase == "move":
             grow = tau > 0.0
             Vp = V[:, grow]
             Q = np.eye(d) + (gamma - 1.0) * (Vp @ Vp.T)
             root = gamma ** (float(np.count_nonzero(grow)) / d)  # det(Q)^(1/d)
-            sigma *= root
             B = (Q @ B) / root
+        # As in XNES: det B = 1 again (rounding drifts it over long runs), and the shape held
+        # at its conditioning limit COND_B_MAX, expansion included (a B singular to working
+        # precision, or not finite, is far beyond it).
+        if np.all(np.isfinite(B)):
+            B = unit_det(B)
+        if np.all(np.isfinite(B)) and within_cond(np.linalg.svd(B, compute_uv=False)):
+            sigma *= root
+        else:
+            B = self._B
         return {
             "_mean": mean,
             "_sigma": sigma,
@@ -419,9 +449,8 @@ class DXNESIC(Strategy):
         return shape_condition(self._B)
 
     def _shrink_coordinates(self, excess: FloatArray) -> dict[str, object]:
-        by = self._shared_divisors(excess)
-        # The rows of B scaled, as in XNES (see shrink_rows).
-        B, sigma = shrink_rows(self._B, self._sigma, by)
+        # The rows of B scaled within COND_B_MAX, as in XNES (see shrink_rows_within_cond).
+        B, sigma = shrink_rows_within_cond(self._B, self._sigma, self._shared_divisors(excess))
         out: dict[str, object] = {"_sigma": sigma}
         if B is not self._B:
             out.update(_B=B, _BT=np.ascontiguousarray(B.T))
@@ -443,12 +472,7 @@ class DXNESIC(Strategy):
     def _load_algo_state(self, state: JSON) -> None:
         d = self._dim
         sigma = v.step_size("sigma", state["sigma"])
-        B = np.array(state["B"], dtype=np.float64)
-        if B.shape != (d, d) or not np.all(np.isfinite(B)):
-            raise ValueError(f"`B` must be a finite ({d}, {d}) matrix, but got shape {B.shape}")
-        sign, logdet = np.linalg.slogdet(B)
-        if sign <= 0 or abs(logdet) > 1e-6:
-            raise ValueError(f"`B` must have determinant 1, but got {sign * math.exp(logdet)}")
+        B, _ = checked_shape(state["B"], d)  # det 1, condition number within COND_B_MAX
         p = v.as_vector("p_sigma", state["p_sigma"], d)
         gamma = v.real("gamma", state["gamma"])
         if not gamma >= 1.0:

@@ -680,7 +680,7 @@ class Strategy(ABC):
                 new = self._updated(u, Zh)
         except (OverflowError, FloatingPointError, np.linalg.LinAlgError) as exc:
             raise FloatingPointError(
-                f"`tell` could not update the distribution: {exc} ({self._rates()})."
+                f"`tell` could not update the distribution: {exc}{self._rates()}."
             ) from exc
         if self._box is not None and isinstance(new.get("_mean"), np.ndarray):
             # The mean stays in the box: projected onto it (a projected gradient step; a
@@ -692,7 +692,7 @@ class Strategy(ABC):
             elif isinstance(value, (float, np.ndarray)) and not np.all(np.isfinite(value)):
                 raise FloatingPointError(
                     f"`tell` could not update the distribution: {key.lstrip('_')} "
-                    f"overflowed to a non-finite value ({self._rates()})."
+                    f"overflowed to a non-finite value{self._rates()}."
                 )
         return new
 
@@ -703,20 +703,23 @@ class Strategy(ABC):
             what = "inf" if np.any(arr == np.inf) else ("0" if np.any(arr == 0.0) else "nan")
             verb = "underflowed" if what == "0" else "overflowed"
             raise FloatingPointError(
-                f"`tell` could not update the distribution: sigma {verb} to {what} "
-                f"({self._rates()})."
+                f"`tell` could not update the distribution: sigma {verb} to {what}{self._rates()}."
             )
         out = np.clip(arr, v.SIGMA_MIN, v.SIGMA_MAX)
         return out if isinstance(value, np.ndarray) else float(out)
 
     def _rates(self) -> str:
-        """Return the numeric options (learning rates and the like) as ``name=value`` text."""
+        """Return the numeric options (learning rates and the like) as `` (name=value, ...)``.
+
+        Empty for a strategy without numeric options (DXNESIC, CRFMNES).
+        """
         opts = self._options()
-        return ", ".join(
+        text = ", ".join(
             f"{k}={val!r}"
             for k, val in opts.items()
             if isinstance(val, (int, float)) and not isinstance(val, bool)
         )
+        return f" ({text})" if text else ""
 
     # ------------------------------------------------------------------ helpers for updates
     def _noise_sum(self, Zh: FloatArray, u: FloatArray) -> FloatArray:

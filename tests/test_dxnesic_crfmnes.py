@@ -20,6 +20,7 @@ from scipy.linalg import expm, sqrtm
 from nes_asktell import CRFMNES, DXNESIC, Strategy
 from nes_asktell._crfmnes import rank_one_condition
 from nes_asktell._dxnesic import h_inv
+from nes_asktell._xnes import COND_B_MAX
 
 RTOL = 1e-9
 
@@ -409,3 +410,91 @@ def test_stop_reads_the_condition_of_a_covariance_that_is_not_diagonal() -> None
     es = Strategy.from_state(state)
     assert es.axis_ratio == pytest.approx(1e8, rel=1e-6)
     assert "conditioncov" in es.stop()
+
+
+# ---------------------------------------------------------------------- long and crafted shapes
+def _rotated_ellipsoid(d: int, log10_cond: float):
+    Q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((d, d)))
+    scales = 10.0 ** np.linspace(0, log10_cond / 2, d)
+
+    def f(x: np.ndarray) -> float:
+        return float(np.sum((scales * (Q @ x)) ** 2))
+
+    return f
+
+
+def _cond(B: np.ndarray) -> float:
+    sv = np.linalg.svd(B, compute_uv=False)
+    return float(sv[0] / sv[-1])
+
+
+@pytest.mark.slow
+def test_dxnesic_long_ill_conditioned_run_keeps_det_b_and_loads() -> None:
+    # A rotated ellipsoid of condition 1e120 with conditioncov off drives cond(B) to its limit
+    # (COND_B_MAX = 1e10, as for XNES) and holds it there. det B drifted before (1.00003 by
+    # generation 3000, -0.19 by 6000) and the checkpoints stopped loading.
+    fun = _rotated_ellipsoid(6, 120.0)
+    es = DXNESIC(np.ones(6), 1.0, rng=0, tolconditioncov=None)
+    top = 0.0
+    for g in range(1, 6001):
+        X = es.ask()
+        es.tell(X, [fun(x) for x in X])
+        if g % 1000 == 0:
+            cond = _cond(es.B)
+            assert cond <= COND_B_MAX * (1 + 1e-9)  # the SVD's rounding at the bound
+            top = max(top, cond)
+            sign, logdet = np.linalg.slogdet(es.B)
+            assert sign == 1.0
+            # ln det B is known to about d cond(B) eps (the tolerance of from_state)
+            assert abs(logdet) <= 1e-6 + 8 * 6 * cond * np.finfo(np.float64).eps
+            copy = Strategy.from_state(json.loads(json.dumps(es.state_dict())))
+            np.testing.assert_array_equal(copy.ask(), es.ask())
+    assert top > 0.5 * COND_B_MAX  # the limit was reached
+
+
+def _b_at_cond(cond: float) -> list[list[float]]:
+    """A 3x3 diagonal B with det 1 (to rounding) whose singular values are exactly cond apart."""
+    lo = 2.0**-17  # a power of two: lo * COND_B_MAX is exact, as the bound's test computes it
+    hi = cond * lo
+    return np.diag([hi, lo, 1.0 / (hi * lo)]).tolist()
+
+
+def test_dxnesic_from_state_takes_b_up_to_the_conditioning_limit_and_rejects_beyond() -> None:
+    state = json.loads(json.dumps(DXNESIC(np.ones(3), 0.5, rng=0).state_dict()))
+    state["algo"]["B"] = _b_at_cond(COND_B_MAX)
+    es = Strategy.from_state(state)
+    X = es.ask()
+    es.tell(X, [float(x @ x) for x in X])  # a B at the limit updates
+    assert _cond(es.B) <= COND_B_MAX * (1 + 1e-9)
+    state["algo"]["B"] = _b_at_cond(np.nextafter(COND_B_MAX, np.inf))  # one ulp beyond
+    with pytest.raises(ValueError, match=r"`B` must have a condition number <= 1e\+10"):
+        Strategy.from_state(state)
+    # det 1 and cond 1e16: was accepted, and the next tell raised FloatingPointError
+    state["algo"]["B"] = [[1.0, 1e8, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    with pytest.raises(
+        ValueError, match=r"`B` must have a condition number <= 1e\+10, but got 1e\+16"
+    ):
+        Strategy.from_state(state)
+
+
+def test_dxnesic_from_state_repairs_a_small_drift_of_det_b_as_xnes_does() -> None:
+    state = json.loads(json.dumps(DXNESIC(np.ones(3), 0.5, rng=0).state_dict()))
+    state["algo"]["B"] = (np.eye(3) * 1.0000318 ** (1 / 3)).tolist()  # saved with a drift
+    B = Strategy.from_state(state).B  # type: ignore[attr-defined]
+    assert abs(np.linalg.det(B) - 1.0) < 1e-14
+    state["algo"]["B"] = (np.eye(3) * 2.0).tolist()
+    with pytest.raises(ValueError, match=r"`B` must have determinant 1, but got (8|7\.99)"):
+        Strategy.from_state(state)
+
+
+def test_an_overflow_message_shows_no_empty_rate_list(monkeypatch) -> None:
+    # DXNESIC has no numeric options: the message named the learning rates as "()".
+    es = DXNESIC(np.ones(3), 0.5, rng=0)
+    monkeypatch.setattr(DXNESIC, "_updated", lambda self, u, Zh: {"_gamma": math.inf})
+    X = es.ask()
+    with pytest.raises(FloatingPointError) as info:
+        es.tell(X, [float(x @ x) for x in X])
+    assert str(info.value) == (
+        "`tell` could not update the distribution: gamma overflowed to a non-finite value."
+    )
+    assert es.generation == 0
