@@ -96,6 +96,39 @@ def rank_one_condition(D: FloatArray, v_: FloatArray) -> float:
         return float(np.float64(top) / np.float64(bottom))
 
 
+def half_log_det(D: FloatArray, v_: FloatArray) -> float:
+    r"""Return half the log-determinant of the shape :math:`D (I + v v^T) D`.
+
+    :math:`\ln \det(D (I + v v^T) D) / 2 = \sum_i \ln D_i + \ln(1 + \lVert v \rVert^2) / 2`:
+    zero for a normalised shape; ``D / exp(half_log_det(D, v) / d)`` normalises it.
+    """
+    return float(np.sum(np.log(D))) + 0.5 * math.log1p(float(v_ @ v_))
+
+
+def check_normalised(D: FloatArray, v_: FloatArray) -> None:
+    r"""Raise ValueError unless `D` is normalised as the strategy leaves it, to rounding.
+
+    Every update (and every shrink in a box) re-normalises D to
+    :math:`\det(D (I + v v^T) D) = 1` (:func:`half_log_det` zero); before the first, D is
+    the paper's :math:`D = 1` (or the scales of a per-coordinate `sigma0`), with
+    :math:`\det D = 1`. Either holds to rounding: ``d`` logarithms of entries up to
+    ``max |ln D_i|``, each to ``eps`` relative.
+    """
+    d = D.size
+    log_D = np.log(D)
+    sum_log_D = float(np.sum(log_D))
+    log_det = half_log_det(D, v_)
+    eps = float(np.finfo(np.float64).eps)
+    tol = 1e-6 + 8.0 * d * eps * (1.0 + float(np.max(np.abs(log_D))))
+    if not (abs(log_det) <= tol or abs(sum_log_D) <= tol):
+        raise ValueError(
+            "`D` must be normalised, sum(ln D) + ln(1 + |v|^2) / 2 = 0 as every update leaves "
+            f"it (or sum(ln D) = 0 as the constructor sets it), to within {tol:.3g}, but got "
+            f"sum(ln D) = {sum_log_D:.6g} and ln(1 + |v|^2) / 2 = {log_det - sum_log_D:.6g} "
+            f"for D = {v.short(D.tolist())}"
+        )
+
+
 def default_c1(dim: int, mueff: float) -> float:
     r"""Return CR-FM-NES's rank-one rate: :math:`c_1 (d - 5) / 6`, but not below 0.
 
@@ -140,8 +173,9 @@ class CRFMNES(Strategy):
 
     Notes
     -----
-    The covariance is :math:`\sigma^2 D (I + v v^T) D` with :math:`D` diagonal, normalised so
-    that :math:`\det(D (I + v v^T) D) = 1`. Candidates are :math:`x_k = m + \sigma D y_k`,
+    The covariance is :math:`\sigma^2 D (I + v v^T) D` with :math:`D` diagonal, normalised by
+    every update so that :math:`\det(D (I + v v^T) D) = 1` (before the first,
+    :math:`\det D = 1`). Candidates are :math:`x_k = m + \sigma D y_k`,
     :math:`y_k = z_k + (\sqrt{1 + \lVert v \rVert^2} - 1) (\bar v^T z_k) \bar v`,
     :math:`\bar v = v / \lVert v \rVert`, :math:`z_k \sim N(0, I)` mirrored. With the rank
     weights, :math:`\mu_{eff}`, :math:`c_\sigma`, :math:`\chi_d`, the phases, the distance
@@ -172,6 +206,8 @@ class CRFMNES(Strategy):
     entry of :math:`D` non-positive (possible only under extreme weights), v and D keep
     their values for that generation; so they do when the increments are not finite (a
     degenerate :math:`v`, seen on rotated ill-conditioned problems at small d).
+    ``from_state`` accepts a D only if it is normalised in one of these two ways, to
+    rounding (see :func:`check_normalised`).
 
     References
     ----------
@@ -310,8 +346,7 @@ class CRFMNES(Strategy):
             v_new = self._v + (exw @ t) / math.sqrt(float(self._v @ self._v))
             D_new = self._D * (1.0 + exw @ s)
             # det(D (I + v v^T) D)^(1/(2d)), in logarithms
-            log_root = (np.sum(np.log(D_new)) + 0.5 * np.log1p(v_new @ v_new)) / d
-            D_new = D_new / np.exp(log_root)
+            D_new = D_new / math.exp(half_log_det(D_new, v_new) / d)
         ok = np.all(np.isfinite(v_new)) and np.all(np.isfinite(D_new)) and np.all(D_new > 0.0)
         if not ok or not float(v_new @ v_new) > 0.0:
             v_new, D_new = self._v, self._D
@@ -354,10 +389,7 @@ class CRFMNES(Strategy):
         if not np.any(by > common):
             return {"_sigma": max(self._sigma / common, v.SIGMA_MIN)}
         D = self._D / (by / common)
-        log_root = (float(np.sum(np.log(D))) + 0.5 * math.log1p(float(self._v @ self._v))) / (
-            self._dim
-        )
-        root = math.exp(log_root)
+        root = math.exp(half_log_det(D, self._v) / self._dim)
         return {"_D": D / root, "_sigma": max(self._sigma * root / common, v.SIGMA_MIN)}
 
     # ------------------------------------------------------------------ state
@@ -387,6 +419,7 @@ class CRFMNES(Strategy):
         D = v.as_vector("D", state["D"], d)
         if not np.all(D > 0.0):
             raise ValueError(f"`D` must be positive, but got {v.short(D.tolist())}")
+        check_normalised(D, v_)  # det(D (I + v v^T) D) = 1, which every update keeps
         p_sigma = v.as_vector("p_sigma", state["p_sigma"], d)
         p_c = v.as_vector("p_c", state["p_c"], d)
         phase = check_phase(state["phase"])

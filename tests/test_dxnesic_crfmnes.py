@@ -498,3 +498,48 @@ def test_an_overflow_message_shows_no_empty_rate_list(monkeypatch) -> None:
         "`tell` could not update the distribution: gamma overflowed to a non-finite value."
     )
     assert es.generation == 0
+
+
+@pytest.mark.parametrize("scale", [1e300, 1.001, 1.0 - 1e-5])
+def test_crfmnes_from_state_rejects_a_d_that_is_not_normalised(scale: float) -> None:
+    # Every update keeps det(D (I + v v^T) D) = 1; D = 1e300 was accepted, every candidate
+    # was ~1e299, every fitness inf, and stop() reported nothing.
+    es = CRFMNES(np.ones(3), 0.5, rng=0)
+    X = es.ask()
+    es.tell(X, [float(x @ x) for x in X])
+    state = json.loads(json.dumps(es.state_dict()))
+    state["algo"]["D"] = (np.array(state["algo"]["D"]) * scale).tolist()
+    before = json.dumps(state)
+    with pytest.raises(
+        ValueError, match=r"`D` must be normalised, sum\(ln D\) \+ ln\(1 \+ \|v\|\^2\) / 2 = 0"
+    ):
+        Strategy.from_state(state)
+    assert json.dumps(state) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("d", "log10_cond"), [(3, 60.0), (8, 12.0)])
+def test_crfmnes_long_ill_conditioned_run_stays_normalised_and_loads(
+    d: int, log10_cond: float
+) -> None:
+    # Thousands of generations on an ellipsoid CR-FM-NES cannot fully learn (rotated), far
+    # past convergence: every checkpoint passes the normalisation check of from_state and
+    # resumes identically.
+    fun = _rotated_ellipsoid(d, log10_cond)
+    es = CRFMNES(np.ones(d), 1.0, rng=2, tolconditioncov=None)
+    for g in range(1, 4001):
+        X = es.ask()
+        es.tell(X, [fun(x) for x in X])
+        if g % 500 == 0:
+            D, v_ = es.D, es.v
+            residual = float(np.sum(np.log(D))) + 0.5 * math.log1p(float(v_ @ v_))
+            # rounding of d logarithms of entries up to max|ln D| (the tolerance of from_state)
+            eps = np.finfo(np.float64).eps
+            assert abs(residual) <= 8 * d * eps * (1 + float(np.max(np.abs(np.log(D)))))
+            copy = Strategy.from_state(json.loads(json.dumps(es.state_dict())))
+            np.testing.assert_array_equal(copy.ask(), es.ask())
+            Xc = copy.ask()
+            f = [fun(x) for x in Xc]
+            es.tell(es.ask(), f)
+            copy.tell(Xc, f)
+            assert json.dumps(copy.state_dict()) == json.dumps(es.state_dict())
