@@ -18,8 +18,9 @@ from ._shaping import nes_weights
 from ._strategy import Strategy
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
 from ._xnes import (
+    COND_B_SURE,
     checked_shape,
-    expm_sym,
+    expm_sym_spread,
     shape_condition,
     shrink_rows_within_cond,
     split_step_sizes,
@@ -396,14 +397,14 @@ class DXNESIC(Strategy):
         G_M[np.diag_indices(d)] -= G_sigma
         mean = self._mean + self._sigma * (self._B @ G_delta)
         sigma = self._sigma * math.exp(eta_sigma / 2.0 * G_sigma)
-        E = expm_sym((eta_B / 2.0) * G_M, traceless=True)
+        E, spread = expm_sym_spread((eta_B / 2.0) * G_M, traceless=True)
         B = self._B @ E
         # Emphasis of expansion (Nomura 2021, eqs. 18-20), with the eigenvectors e_i of B B^T:
         # tau_i = e_i^T B' B'^T e_i / e_i^T B B^T e_i - 1 = |E B^T e_i|^2 / |B^T e_i|^2 - 1. The
         # denominators are taken as written, not as the eigenvalues, which eigh gives to
         # eps * |B|^2 only (garbage, even negative, for the small ones of an ill-conditioned
         # B, and tau unbounded); so each 1 + tau_i lies within the eigenvalues of E^2.
-        _, V = np.linalg.eigh(self._B @ self._B.T)
+        e, V = np.linalg.eigh(self._B @ self._B.T)
         BV = self._B.T @ V
         EBV = E @ BV
         tau = np.einsum("ij,ij->j", EBV, EBV) / np.einsum("ij,ij->j", BV, BV) - 1.0
@@ -412,21 +413,31 @@ class DXNESIC(Strategy):
             + self._c_gamma * math.sqrt(max(0.0, 1.0 + self._d_gamma * float(tau.max()))),
             1.0,
         )
-        root = 1.0
+        root, cond_Q = 1.0, 1.0
         if phase == "move":
             grow = tau > 0.0
             Vp = V[:, grow]
             Q = np.eye(d) + (gamma - 1.0) * (Vp @ Vp.T)
             root = gamma ** (float(np.count_nonzero(grow)) / d)  # det(Q)^(1/d)
             B = (Q @ B) / root
+            cond_Q = gamma
         # As in XNES: det B = 1 again (rounding drifts it over long runs), and the shape held
         # at its conditioning limit COND_B_MAX, expansion included (a B singular to working
-        # precision, or not finite, is far beyond it).
+        # precision, or not finite, is far beyond it). cond(Q B E) <= cond(Q) cond(B) cond(E)
+        # with cond(B) from the eigenvalues of B B^T, good to a few digits far below the
+        # limit: the singular values are needed only when this bound passes COND_B_SURE.
+        bound = (
+            cond_Q * float(np.sqrt(e[-1] / e[0])) * math.exp(min(spread, 700.0))
+            if e[0] > 0.0
+            else math.inf
+        )
         if np.all(np.isfinite(B)):
             B = unit_det(B)
-        if np.all(np.isfinite(B)) and within_cond(np.linalg.svd(B, compute_uv=False)):
+        if np.all(np.isfinite(B)) and (
+            bound <= COND_B_SURE or within_cond(np.linalg.svd(B, compute_uv=False))
+        ):
             sigma *= root
-        else:
+        else:  # held
             B = self._B
         return {
             "_mean": mean,

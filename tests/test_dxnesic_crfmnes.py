@@ -477,6 +477,42 @@ def test_dxnesic_from_state_takes_b_up_to_the_conditioning_limit_and_rejects_bey
         Strategy.from_state(state)
 
 
+def _dxnesic_run(start_cond: float | None, generations: int) -> tuple[str, float, int]:
+    """A run on an axis-aligned ellipsoid of condition 1e40 (from a B of `start_cond`)."""
+    scales = np.array([1.0, 1e10, 1e20])
+    state = json.loads(
+        json.dumps(DXNESIC(np.ones(3), 1.0, rng=5, tolconditioncov=None).state_dict())
+    )
+    if start_cond is not None:
+        state["algo"]["B"] = _b_at_cond(start_cond)
+    es = Strategy.from_state(state)
+    top, held = 0.0, 0
+    for _ in range(generations):
+        X = es.ask()
+        B = es.B  # type: ignore[attr-defined]
+        es.tell(X, [float(np.sum((scales * x) ** 2)) for x in X])
+        top = max(top, _cond(es.B))  # type: ignore[attr-defined]
+        held += bool(np.array_equal(B, es.B))  # type: ignore[attr-defined]
+    return json.dumps(es.state_dict()), top, held
+
+
+@pytest.mark.parametrize(("start_cond", "generations"), [(None, 400), (9.9e9, 600)])
+def test_dxnesic_holds_b_at_its_limit_and_the_bound_of_cond_b_changes_no_run(
+    monkeypatch, start_cond: float | None, generations: int
+) -> None:
+    # The update takes the singular values of the new B only when a bound of its condition
+    # number (from the eigenvalues of B B^T) passes COND_B_SURE; with them in every
+    # generation, the run is the same to the bit, also where B is held at COND_B_MAX.
+    fast, top, held = _dxnesic_run(start_cond, generations)
+    monkeypatch.setattr("nes_asktell._dxnesic.COND_B_SURE", 0.0)
+    exact, _, _ = _dxnesic_run(start_cond, generations)
+    assert fast == exact
+    assert top <= COND_B_MAX * (1 + 1e-9)  # the SVD's rounding at the bound
+    if start_cond is not None:
+        assert held > 0  # B was held at its limit, and the run went on
+        Strategy.from_state(json.loads(fast))
+
+
 def test_dxnesic_from_state_repairs_a_small_drift_of_det_b_as_xnes_does() -> None:
     state = json.loads(json.dumps(DXNESIC(np.ones(3), 0.5, rng=0).state_dict()))
     state["algo"]["B"] = (np.eye(3) * 1.0000318 ** (1 / 3)).tolist()  # saved with a drift
