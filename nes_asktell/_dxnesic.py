@@ -107,10 +107,14 @@ def rank_weights(u: FloatArray) -> tuple[FloatArray, FloatArray]:
     return hat[rank], nes_weights(lam)[rank]
 
 
-def count_finite(fitness: object) -> int | None:
-    """Return the number of finite values in `fitness`, or None when it is not numeric."""
+def count_finite(fitness: object, popsize: int) -> int | None:
+    """Return the number of finite values in `fitness`, or None when tell would reject it.
+
+    `fitness` is read as tell reads it (:func:`~nes_asktell._validate.fitness_vector`): a
+    masked entry is NaN, a Python int beyond the float range is +-inf.
+    """
     try:
-        f = np.asarray(fitness, dtype=np.float64)
+        f = v.fitness_vector(fitness, popsize)
     except (TypeError, ValueError):
         return None
     return int(np.count_nonzero(np.isfinite(f)))
@@ -119,10 +123,9 @@ def count_finite(fitness: object) -> int | None:
 def feasible_count(fitness: object, popsize: int, implicit: bool) -> int:
     r"""Return :math:`\lambda_F` of a tell: the finite values of `fitness` when `implicit`.
 
-    Without `implicit` (or when `fitness` is not numeric: the tell then rejects it) every
-    candidate counts; at least 1.
+    Without `implicit` (or when tell rejects `fitness`) every candidate counts; at least 1.
     """
-    n = count_finite(fitness) if implicit else popsize
+    n = count_finite(fitness, popsize) if implicit else popsize
     return popsize if n is None else max(n, 1)
 
 

@@ -579,3 +579,35 @@ def test_crfmnes_long_ill_conditioned_run_stays_normalised_and_loads(
             es.tell(es.ask(), f)
             copy.tell(Xc, f)
             assert json.dumps(copy.state_dict()) == json.dumps(es.state_dict())
+
+
+# ---------------------------------------------------------------------- lambda_F of a tell
+def _implicit_twins(cls: type[Strategy]) -> tuple[Strategy, Strategy, np.ndarray, np.ndarray]:
+    a = cls(np.full(4, 2.0), 0.5, rng=3, implicit_constraints=True)  # type: ignore[call-arg]
+    b = cls(np.full(4, 2.0), 0.5, rng=3, implicit_constraints=True)  # type: ignore[call-arg]
+    X = a.ask()
+    np.testing.assert_array_equal(b.ask(), X)
+    return a, b, X, np.array([ellipsoid(x) for x in X])
+
+
+@pytest.mark.parametrize("cls", [DXNESIC, CRFMNES])
+def test_implicit_constraints_read_a_huge_int_as_inf(cls: type[Strategy]) -> None:
+    # A Python int beyond the float range is a real number that tell reads as inf; the count
+    # of feasible candidates raised a bare OverflowError on it.
+    a, b, X, f = _implicit_twins(cls)
+    huge: list[object] = [float(y) for y in f]
+    huge[0] = 10**400
+    a.tell(X, huge)
+    f[0] = np.inf
+    b.tell(X, f)
+    assert json.dumps(a.state_dict()) == json.dumps(b.state_dict())
+
+
+@pytest.mark.parametrize("cls", [DXNESIC, CRFMNES])
+def test_implicit_constraints_count_masked_values_as_infeasible(cls: type[Strategy]) -> None:
+    # tell reads a masked entry as NaN; lambda_F counted it as finite (feasible).
+    a, b, X, f = _implicit_twins(cls)
+    bad = np.arange(f.size) % 2 == 0
+    a.tell(X, np.ma.masked_array(f, mask=bad))
+    b.tell(X, np.where(bad, np.nan, f))
+    assert json.dumps(a.state_dict()) == json.dumps(b.state_dict())
