@@ -9,7 +9,14 @@ from typing import Unpack
 import numpy as np
 
 from . import _validate as v
-from ._dxnesic import Phases, check_phase, eta_sigma_of, feasible_count, rank_weights
+from ._dxnesic import (
+    Phases,
+    check_phase,
+    count_finite,
+    eta_sigma_of,
+    feasible_count,
+    rank_weights,
+)
 from ._strategy import Strategy
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
 from ._xnes import rank_one_rate, split_step_sizes
@@ -297,10 +304,26 @@ class CRFMNES(Strategy):
         With `implicit_constraints`, the number of finite values is the number of feasible
         candidates :math:`\lambda_F` of the distance weights.
         """
+        n_finite = count_finite(fitness, self._popsize) if self._implicit else None
         before = self._n_feasible
-        self._n_feasible = feasible_count(fitness, self._popsize, self._implicit)
+        self._n_feasible = feasible_count(n_finite, self._popsize, self._implicit)
         try:
             super().tell(solutions, fitness, evaluated=evaluated)
+        except BaseException:
+            self._n_feasible = before
+            raise
+
+    def replay(self, generation: int, u: FloatArray | None, n_finite: int | None = None) -> None:
+        r"""Apply the update of `generation` as tell applied it (see :meth:`Strategy.replay`).
+
+        With `implicit_constraints`, `n_finite` is :math:`\lambda_F` of the distance weights.
+        """
+        if n_finite is not None:
+            n_finite = v.integer("n_finite", n_finite, minimum=0, maximum=self._popsize)
+        before = self._n_feasible
+        self._n_feasible = feasible_count(n_finite, self._popsize, self._implicit)
+        try:
+            super().replay(generation, u, n_finite)
         except BaseException:
             self._n_feasible = before
             raise

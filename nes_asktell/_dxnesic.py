@@ -120,13 +120,12 @@ def count_finite(fitness: object, popsize: int) -> int | None:
     return int(np.count_nonzero(np.isfinite(f)))
 
 
-def feasible_count(fitness: object, popsize: int, implicit: bool) -> int:
-    r"""Return :math:`\lambda_F` of a tell: the finite values of `fitness` when `implicit`.
+def feasible_count(n_finite: int | None, popsize: int, implicit: bool) -> int:
+    r"""Return :math:`\lambda_F`: `n_finite` finite values told when `implicit`, at least 1.
 
-    Without `implicit` (or when tell rejects `fitness`) every candidate counts; at least 1.
+    Without `implicit` (or when the count is not known, None) every candidate counts.
     """
-    n = count_finite(fitness, popsize) if implicit else popsize
-    return popsize if n is None else max(n, 1)
+    return popsize if not implicit or n_finite is None else max(n_finite, 1)
 
 
 def check_phase(phase: object) -> str:
@@ -362,10 +361,26 @@ class DXNESIC(Strategy):
         With `implicit_constraints`, the number of finite values is the number of feasible
         candidates :math:`\lambda_F` of the update.
         """
+        n_finite = count_finite(fitness, self._popsize) if self._implicit else None
         before = self._n_feasible
-        self._n_feasible = feasible_count(fitness, self._popsize, self._implicit)
+        self._n_feasible = feasible_count(n_finite, self._popsize, self._implicit)
         try:
             super().tell(solutions, fitness, evaluated=evaluated)
+        except BaseException:
+            self._n_feasible = before
+            raise
+
+    def replay(self, generation: int, u: FloatArray | None, n_finite: int | None = None) -> None:
+        r"""Apply the update of `generation` as tell applied it (see :meth:`Strategy.replay`).
+
+        With `implicit_constraints`, `n_finite` is :math:`\lambda_F` of the update.
+        """
+        if n_finite is not None:
+            n_finite = v.integer("n_finite", n_finite, minimum=0, maximum=self._popsize)
+        before = self._n_feasible
+        self._n_feasible = feasible_count(n_finite, self._popsize, self._implicit)
+        try:
+            super().replay(generation, u, n_finite)
         except BaseException:
             self._n_feasible = before
             raise

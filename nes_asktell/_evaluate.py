@@ -75,7 +75,7 @@ from ._tasks import (
     vectorized_task,
     vectors_task,
 )
-from ._typing import JSON, ArrayLike, FloatArray
+from ._typing import JSON, AppliedUpdate, ArrayLike, FloatArray
 from ._validate import extra_args, real_rows, short
 
 MODES = ("auto", "vectors", "seeds", "replay")
@@ -102,7 +102,7 @@ class Keyed(Protocol):
 
     def batch_keys(self, X: FloatArray) -> KeyedBatch | None: ...
 
-    def recent_updates(self) -> tuple[tuple[int, FloatArray | None], ...]: ...
+    def recent_updates(self) -> tuple[AppliedUpdate, ...]: ...
 
     def replica_state(self) -> JSON: ...
 

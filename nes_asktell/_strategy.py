@@ -31,6 +31,7 @@ from ._evaluate import WorkersLike
 from ._loop import DispLike, run
 from ._typing import (
     JSON,
+    AppliedUpdate,
     ArrayLike,
     BoundsLike,
     CommonOptions,
@@ -303,9 +304,9 @@ class Strategy(ABC):
         self._noise_before_ask: JSON | None = None
         # Batches told and possibly free for reuse (see _batch.take_buffer).
         self._spare: list[FloatArray] = []
-        # The utilities applied by the latest tells, (generation, u or None when skipped): the
+        # The latest applied updates, (generation, u or None when skipped, finite values): the
         # replicas of workers replay them (see recent_updates). Not state.
-        self._applied: list[tuple[int, FloatArray | None]] = []
+        self._applied: list[AppliedUpdate] = []
 
     # ------------------------------------------------------------------ hooks for subclasses
     def _check_sigma0(self, sigma0: object, dim: int) -> FloatArray | float:
@@ -551,7 +552,10 @@ class Strategy(ABC):
         new.update(
             {
                 "_nfev": self._nfev + n_evaluated,
-                "_applied": [*kept, (self._generation, None if u is None else u.copy())],
+                "_applied": [
+                    *kept,
+                    (self._generation, None if u is None else u.copy(), int(finite.sum())),
+                ],
                 "_generation": self._generation + 1,
                 "_X": None,
                 "_X_view": None,
@@ -1013,10 +1017,12 @@ class Strategy(ABC):
             self._box.reflect(X)
         return X
 
-    def recent_updates(self) -> tuple[tuple[int, FloatArray | None], ...]:
-        """Return the latest applied updates, ``(generation, utilities or None if skipped)``.
+    def recent_updates(self) -> tuple[AppliedUpdate, ...]:
+        """Return the latest applied updates, ``(generation, utilities or None, n_finite)``.
 
-        A replica at one of these generations catches up with :meth:`replay`.
+        The utilities are None for an update that was skipped; `n_finite` is the number of
+        finite fitness values told. A replica at one of these generations catches up with
+        :meth:`replay`, which takes an entry as its arguments.
         """
         return tuple(self._applied)
 
@@ -1028,18 +1034,22 @@ class Strategy(ABC):
         """
         return self._state(asked=False, record=False)
 
-    def replay(self, generation: int, u: FloatArray | None) -> None:
+    def replay(self, generation: int, u: FloatArray | None, n_finite: int | None = None) -> None:
         """Apply the update of `generation` from its utilities `u` (None: it was skipped).
 
         The replica of a worker calls this to follow the updates of the strategy it copies:
         the noise of `generation` is drawn again (counter-based noise only) and the update
-        applied, exactly as ``tell`` applied it.
+        applied, exactly as ``tell`` applied it. `n_finite` is the number of finite fitness
+        values of that tell (an entry of :meth:`recent_updates` holds it), which DXNESIC and
+        CRFMNES with `implicit_constraints` count as feasible; None: all of them.
 
         Raises
         ------
         RuntimeError
             If the strategy is not at `generation`, has a pending batch, or draws its noise
             in sequence.
+        TypeError, ValueError
+            If `n_finite` is not an integer from 0 to `popsize`; nothing is changed.
         """
         if generation != self._generation or self._X is not None:
             raise RuntimeError(
@@ -1048,6 +1058,8 @@ class Strategy(ABC):
             )
         if not isinstance(self._noise, _noise.CounterNoise):
             raise RuntimeError("replay() needs counter-based noise (an integer `rng`).")
+        if n_finite is not None:
+            v.integer("n_finite", n_finite, minimum=0, maximum=self._popsize)
         if u is not None:
             Zh = self._noise_buffer()
             self._noise.draw(generation, Zh)  # the rows ask() drew

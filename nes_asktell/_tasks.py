@@ -32,7 +32,7 @@ import numpy as np
 from . import _noise
 from ._batch import Keys, rebuild_row
 from ._bounds import Box
-from ._typing import FloatArray
+from ._typing import AppliedUpdate, FloatArray
 from ._validate import is_real_number, short, unmasked
 
 Result = tuple[FloatArray, list[str]]
@@ -63,7 +63,7 @@ class Replica(Protocol):
     @property
     def bounds(self) -> tuple[FloatArray, FloatArray] | None: ...
 
-    def replay(self, generation: int, u: FloatArray | None) -> None: ...
+    def replay(self, generation: int, u: FloatArray | None, n_finite: int | None) -> None: ...
 
     def digest(self) -> bytes: ...
 
@@ -311,8 +311,8 @@ class Replay:
     """What a worker needs to bring its replica to the asked generation (a few KB)."""
 
     token: str
-    #: (generation, utilities or None for a skipped update) of the latest tells.
-    applied: tuple[tuple[int, FloatArray | None], ...]
+    #: (generation, utilities or None for a skipped update, finite values) of the latest tells.
+    applied: tuple[AppliedUpdate, ...]
     digest: bytes
 
 
@@ -358,11 +358,11 @@ def _bring_forward(held: _Held, target: int, replay: Replay) -> bool:
     if es is None or es.generation > target:
         return False
     if es.generation < target:
-        recipes = dict(replay.applied)
+        recipes = {h: (u, n_finite) for h, u, n_finite in replay.applied}
         if any(h not in recipes for h in range(es.generation, target)):
             return False
         for h in range(es.generation, target):
-            es.replay(h, recipes[h])
+            es.replay(h, *recipes[h])
         held.digest = es.digest()
     if held.digest != replay.digest:
         held.replica = None  # diverged (another BLAS, a changed strategy): reinstall

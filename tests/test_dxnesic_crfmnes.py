@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
 from scipy.linalg import expm, sqrtm
 
-from nes_asktell import CRFMNES, DXNESIC, Strategy
+from nes_asktell import CRFMNES, DXNESIC, NESWarning, Strategy
 from nes_asktell._crfmnes import rank_one_condition
 from nes_asktell._dxnesic import h_inv
 from nes_asktell._xnes import COND_B_MAX
@@ -611,3 +612,37 @@ def test_implicit_constraints_count_masked_values_as_infeasible(cls: type[Strate
     a.tell(X, np.ma.masked_array(f, mask=bad))
     b.tell(X, np.where(bad, np.nan, f))
     assert json.dumps(a.state_dict()) == json.dumps(b.state_dict())
+
+
+@pytest.mark.parametrize("cls", [DXNESIC, CRFMNES])
+def test_a_replica_replays_implicit_constraints_exactly(cls: type[Strategy]) -> None:
+    # replay() got the utilities only, not lambda_F: a worker's replica of a run with
+    # implicit_constraints and infeasible candidates diverged from the first generation on.
+    master = cls(np.ones(4), 0.5, rng=7, implicit_constraints=True)  # type: ignore[call-arg]
+    replica = Strategy.from_state(master.replica_state())
+    for g in range(12):
+        X = master.ask()
+        f = np.array([ellipsoid(x) for x in X])
+        f[:: 3 if g % 2 else 4] = np.nan  # infeasible candidates, a varying number of them
+        if g == 5:
+            f[:] = np.nan  # a skipped update
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NESWarning)
+            master.tell(X, f)
+        replica.replay(*master.recent_updates()[-1])
+        assert replica.digest() == master.digest()
+    a, b = master.replica_state(), replica.replica_state()
+    assert json.dumps([a["mean"], a["algo"]]) == json.dumps([b["mean"], b["algo"]])
+
+
+def test_replay_checks_the_count_of_finite_values() -> None:
+    es = DXNESIC(np.ones(3), 0.5, rng=1, implicit_constraints=True)
+    X = es.ask()
+    es.tell(X, [float(x @ x) for x in X])
+    gen, u, _ = es.recent_updates()[-1]
+    replica = DXNESIC(np.ones(3), 0.5, rng=1, implicit_constraints=True)
+    before = json.dumps(replica.replica_state())
+    for bad in (-1, es.popsize + 1, 2.5, "3"):
+        with pytest.raises((TypeError, ValueError), match="`n_finite` must be"):
+            replica.replay(gen, u, bad)  # type: ignore[arg-type]
+        assert json.dumps(replica.replica_state()) == before
