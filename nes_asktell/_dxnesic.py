@@ -325,6 +325,12 @@ class DXNESIC(Strategy):
         self._sigma, scales = split_step_sizes(self._sigma0, d)
         self._B: FloatArray = np.diag(scales)
         self._BT: FloatArray = self._B.copy()
+        # (B, an estimate of cond(B) from the update): spares stop() an SVD of B while far
+        # below its limit (see _condition_at_most)
+        self._cond_memo: tuple[FloatArray, float] | None = (
+            self._B,
+            float(np.max(scales) / np.min(scales)),
+        )
         self._p_sigma: FloatArray = np.zeros(d)
         self._gamma = 1.0
         self._phase = "move"
@@ -455,12 +461,14 @@ class DXNESIC(Strategy):
             bound <= COND_B_SURE or within_cond(np.linalg.svd(B, compute_uv=False))
         ):
             sigma *= root
+            memo = (B, bound) if math.isfinite(bound) else None
         else:  # held
-            B = self._B
+            B, memo = self._B, None
         return {
             "_mean": mean,
             "_sigma": sigma,
             "_B": B,
+            "_cond_memo": memo,
             "_BT": np.ascontiguousarray(B.T),
             "_p_sigma": p,
             "_gamma": gamma,
@@ -476,6 +484,13 @@ class DXNESIC(Strategy):
 
     def _condition(self) -> float:
         return shape_condition(self._B)
+
+    def _condition_at_most(self, limit: float) -> bool:
+        # The update's estimate of cond(B) (from the eigenvalues of the previous B B^T, good to
+        # a few digits while their ratio is far above the rounding of eigh, d eps): trusted
+        # only 100 times below the limit of cond(B B^T) = cond(B)**2, else the SVD decides.
+        memo = self._cond_memo
+        return memo is not None and memo[0] is self._B and memo[1] * memo[1] <= 0.01 * limit
 
     def _shrink_coordinates(self, excess: FloatArray) -> dict[str, object]:
         # The rows of B scaled within COND_B_MAX, as in XNES (see shrink_rows_within_cond).
