@@ -18,9 +18,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {ROOT / "nes_asktell": "nes_asktell", ROOT / "integrations": "nes_asktell.integrations"}
 #: private attributes of other libraries that one module is allowed to read, and why
 FOREIGN = {
-    # Optuna's storage API is reached through the study and trial objects; one module only
-    # (`_backend`: the RDBStorage behind Optuna's cache, whose heartbeat table it reads).
-    "nes_asktell.integrations.optuna._storage": {"_storage", "_trial_id", "_study_id", "_backend"},
+    # Optuna's internals are reached from one module only: its storage API through the study
+    # and trial objects (`_backend`: the RDBStorage behind Optuna's cache, whose heartbeat table
+    # it reads), a study's thread-local flag of study.optimize and a distribution's own check
+    # of a value (`_contains`), each read with getattr and a fallback.
+    "nes_asktell.integrations.optuna._storage": {
+        "_storage",
+        "_trial_id",
+        "_study_id",
+        "_backend",
+        "_thread_local",
+        "_contains",
+    },
 }
 
 

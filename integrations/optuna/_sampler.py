@@ -80,15 +80,6 @@ _MIN_POLL = 0.01
 _MAX_POLL = 0.25
 
 
-def _in_optimize(study: Study) -> bool:
-    """Return whether the calling thread runs `study.optimize` (Optuna's thread-local flag).
-
-    False when the flag is missing (another Optuna version): trials are then judged as if
-    started by ``study.ask()``.
-    """
-    return getattr(getattr(study, "_thread_local", None), "in_optimize_loop", False) is True
-
-
 class _Intersection:
     """The intersection search space of one study, read incrementally.
 
@@ -494,7 +485,7 @@ class NESSampler(BaseSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         """Note the thread that started the trial and forward to the independent sampler."""
-        optimizing = _in_optimize(study)
+        optimizing = ch.in_optimize(study)
         with self._lock:
             self._started[(ch.study_token(study), trial.number)] = (
                 threading.get_ident(),

@@ -30,6 +30,8 @@ from optuna.distributions import (
 
 from nes_asktell._typing import FloatArray
 
+from ._storage import accepts
+
 #: kinds of coordinates
 _LINEAR, _LOG, _GRID, _LOGINT = "linear", "log", "grid", "logint"
 
@@ -90,17 +92,6 @@ def _grid_value(dist: FloatDistribution | IntDistribution, idx: int) -> float:
     return value
 
 
-def _accepted(dist: FloatDistribution, value: float) -> bool:
-    """Return whether Optuna takes `value` as a value of `dist` (else it draws another)."""
-    contains = getattr(dist, "_contains", None)
-    if contains is None:
-        return True
-    try:
-        return bool(contains(dist.to_internal_repr(value)))
-    except (OverflowError, ValueError):  # its check overflows on grids as wide as the floats
-        return True
-
-
 def _nearest_accepted(dist: FloatDistribution, idx: int, n: int, value: float) -> float:
     """Return the value of the grid cell nearest to `idx` whose float Optuna accepts.
 
@@ -118,7 +109,7 @@ def _nearest_accepted(dist: FloatDistribution, idx: int, n: int, value: float) -
             if 0 <= k < n:
                 x = _grid_value(dist, k)
                 for y in (x, math.nextafter(x, math.inf), math.nextafter(x, -math.inf)):
-                    if _accepted(dist, y):
+                    if accepts(dist, y):
                         return y
     return value
 
@@ -185,7 +176,7 @@ class UnitSpace:
                 n = self._n[i]
                 idx = min(int(ui * n), n - 1)
                 value: float = _grid_value(dist, idx)
-                if isinstance(dist, FloatDistribution) and not _accepted(dist, value):
+                if isinstance(dist, FloatDistribution) and not accepts(dist, value):
                     value = _nearest_accepted(dist, idx, n, value)
             elif kind == _LINEAR:
                 value = _between(a, b, ui)

@@ -1,7 +1,9 @@
 """The generations of a :class:`~nes_asktell.NESSampler` search, kept in the trials of a study.
 
-This is the only module that touches Optuna's storage internals (``study._storage``, a trial's
-``_trial_id``, ``study._study_id``): everything the sampler reads and writes goes through it.
+This is the only module that touches Optuna's internals (``study._storage``, a trial's
+``_trial_id``, ``study._study_id``; and, in :func:`in_optimize` and :func:`accepts`, a study's
+thread-local flag and a distribution's own check of a value): everything the sampler reads and
+writes goes through it.
 
 Storage layout (trial system attributes, all JSON, never pickle):
 
@@ -71,6 +73,31 @@ _DIGEST_LEN = 20
 def digest_of(text: str) -> str:
     """Return the digest stored with a state's JSON text."""
     return hashlib.sha256(text.encode()).hexdigest()[:_DIGEST_LEN]
+
+
+def in_optimize(study: object) -> bool:
+    """Return whether the calling thread runs `study.optimize` (Optuna's thread-local flag).
+
+    False when the flag is missing (another Optuna version): trials are then judged as if
+    started by ``study.ask()``.
+    """
+    return getattr(getattr(study, "_thread_local", None), "in_optimize_loop", False) is True
+
+
+def accepts(dist: object, value: float) -> bool:
+    """Return whether Optuna takes `value` as a value of `dist` (else it draws another).
+
+    Optuna's own check (``_contains``); True where a distribution has none, or where that check
+    overflows (grids as wide as the floats).
+    """
+    contains = getattr(dist, "_contains", None)
+    to_internal = getattr(dist, "to_internal_repr", None)
+    if contains is None or to_internal is None:
+        return True
+    try:
+        return bool(contains(to_internal(value)))
+    except (OverflowError, ValueError):
+        return True
 
 
 def dumps(state: dict[str, object]) -> str:
