@@ -427,14 +427,16 @@ def hangs_on_odd_in_process(x: np.ndarray) -> float:
 def test_on_dask_without_a_nanny_a_restart_is_refused_with_a_warning_naming_the_cause() -> None:
     # LocalCluster(processes=False) runs its workers in this process, without a nanny: they
     # cannot restart. The evaluation still returns (the hung candidates get NaN, the healthy
-    # ones their values) and a warning says why nothing was restarted.
+    # ones their values) and a warning says why nothing was restarted. Six threads for four
+    # hung calls: a healthy candidate always finds a free thread (with four, one that a busy
+    # machine had not started when the hung calls held every thread rightly got NaN).
     distributed = pytest.importorskip("distributed")
     X = rows(8)
     HANG_RELEASE.clear()
     try:
         with (
             distributed.LocalCluster(
-                n_workers=2, threads_per_worker=2, processes=False, dashboard_address=None
+                n_workers=2, threads_per_worker=3, processes=False, dashboard_address=None
             ) as cluster,
             distributed.Client(cluster) as client,
             Evaluator(client, timeout=2.0, restart_workers=True) as ev,
