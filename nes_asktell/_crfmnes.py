@@ -12,7 +12,6 @@ from . import _validate as v
 from ._dxnesic import (
     Phases,
     check_phase,
-    count_finite,
     eta_sigma_of,
     feasible_count,
     rank_weights,
@@ -277,7 +276,6 @@ class CRFMNES(Strategy):
         self._p_sigma: FloatArray = np.zeros(d)
         self._p_c: FloatArray = np.zeros(d)
         self._phase = "move"
-        self._n_feasible = lam
 
     # ------------------------------------------------------------------ public read-only views
     @property
@@ -296,38 +294,6 @@ class CRFMNES(Strategy):
         return self._phase
 
     # ------------------------------------------------------------------ protocol
-    def tell(
-        self, solutions: ArrayLike, fitness: ArrayLike, *, evaluated: int | None = None
-    ) -> None:
-        r"""Update from the fitness of the latest candidates (see :meth:`Strategy.tell`).
-
-        With `implicit_constraints`, the number of finite values is the number of feasible
-        candidates :math:`\lambda_F` of the distance weights.
-        """
-        n_finite = count_finite(fitness, self._popsize) if self._implicit else None
-        before = self._n_feasible
-        self._n_feasible = feasible_count(n_finite, self._popsize, self._implicit)
-        try:
-            super().tell(solutions, fitness, evaluated=evaluated)
-        except BaseException:
-            self._n_feasible = before
-            raise
-
-    def replay(self, generation: int, u: FloatArray | None, n_finite: int | None = None) -> None:
-        r"""Apply the update of `generation` as tell applied it (see :meth:`Strategy.replay`).
-
-        With `implicit_constraints`, `n_finite` is :math:`\lambda_F` of the distance weights.
-        """
-        if n_finite is not None:
-            n_finite = v.integer("n_finite", n_finite, minimum=0, maximum=self._popsize)
-        before = self._n_feasible
-        self._n_feasible = feasible_count(n_finite, self._popsize, self._implicit)
-        try:
-            super().replay(generation, u, n_finite)
-        except BaseException:
-            self._n_feasible = before
-            raise
-
     # ------------------------------------------------------------------ strategy hooks
     def _y_of(self, Z: FloatArray) -> FloatArray:
         """Return ``y = z + (sqrt(1 + |v|^2) - 1) (vbar . z) vbar`` for the rows `Z`."""
@@ -342,7 +308,8 @@ class CRFMNES(Strategy):
         out *= (self._sigma * self._D).astype(out.dtype)
 
     def _updated(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
-        d, lam_f = self._dim, self._n_feasible
+        # lambda_F: the finite values told, with implicit_constraints (else every candidate)
+        d, lam_f = self._dim, feasible_count(self._finite_told, self._popsize, self._implicit)
         Z = Zh.astype(np.float64)
         if self._mirrored:
             Z = np.concatenate([Z, -Z])

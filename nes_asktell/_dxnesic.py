@@ -107,25 +107,12 @@ def rank_weights(u: FloatArray) -> tuple[FloatArray, FloatArray]:
     return hat[rank], nes_weights(lam)[rank]
 
 
-def count_finite(fitness: object, popsize: int) -> int | None:
-    """Return the number of finite values in `fitness`, or None when tell would reject it.
-
-    `fitness` is read as tell reads it (:func:`~nes_asktell._validate.fitness_vector`): a
-    masked entry is NaN, a Python int beyond the float range is +-inf.
-    """
-    try:
-        f = v.fitness_vector(fitness, popsize)
-    except (TypeError, ValueError):
-        return None
-    return int(np.count_nonzero(np.isfinite(f)))
-
-
-def feasible_count(n_finite: int | None, popsize: int, implicit: bool) -> int:
+def feasible_count(n_finite: int, popsize: int, implicit: bool) -> int:
     r"""Return :math:`\lambda_F`: `n_finite` finite values told when `implicit`, at least 1.
 
-    Without `implicit` (or when the count is not known, None) every candidate counts.
+    Without `implicit` every candidate counts.
     """
-    return popsize if not implicit or n_finite is None else max(n_finite, 1)
+    return max(n_finite, 1) if implicit else popsize
 
 
 def check_phase(phase: object) -> str:
@@ -335,7 +322,6 @@ class DXNESIC(Strategy):
         self._gamma = 1.0
         self._phase = "move"
         # The number of feasible candidates of the batch being told (set by tell).
-        self._n_feasible = lam
 
     @classmethod
     def _check_sizes(cls, dim: int, popsize: int) -> None:
@@ -359,38 +345,6 @@ class DXNESIC(Strategy):
         return self._gamma
 
     # ------------------------------------------------------------------ protocol
-    def tell(
-        self, solutions: ArrayLike, fitness: ArrayLike, *, evaluated: int | None = None
-    ) -> None:
-        r"""Update from the fitness of the latest candidates (see :meth:`Strategy.tell`).
-
-        With `implicit_constraints`, the number of finite values is the number of feasible
-        candidates :math:`\lambda_F` of the update.
-        """
-        n_finite = count_finite(fitness, self._popsize) if self._implicit else None
-        before = self._n_feasible
-        self._n_feasible = feasible_count(n_finite, self._popsize, self._implicit)
-        try:
-            super().tell(solutions, fitness, evaluated=evaluated)
-        except BaseException:
-            self._n_feasible = before
-            raise
-
-    def replay(self, generation: int, u: FloatArray | None, n_finite: int | None = None) -> None:
-        r"""Apply the update of `generation` as tell applied it (see :meth:`Strategy.replay`).
-
-        With `implicit_constraints`, `n_finite` is :math:`\lambda_F` of the update.
-        """
-        if n_finite is not None:
-            n_finite = v.integer("n_finite", n_finite, minimum=0, maximum=self._popsize)
-        before = self._n_feasible
-        self._n_feasible = feasible_count(n_finite, self._popsize, self._implicit)
-        try:
-            super().replay(generation, u, n_finite)
-        except BaseException:
-            self._n_feasible = before
-            raise
-
     # ------------------------------------------------------------------ strategy hooks
     def _perturb_into(self, Zh: FloatArray, out: FloatArray) -> None:
         BT = self._BT if self._BT.dtype == Zh.dtype else self._BT.astype(Zh.dtype)
@@ -398,7 +352,8 @@ class DXNESIC(Strategy):
         out *= self._sigma
 
     def _updated(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
-        d, lam_f = self._dim, self._n_feasible
+        # lambda_F: the finite values told, with implicit_constraints (else every candidate)
+        d, lam_f = self._dim, feasible_count(self._finite_told, self._popsize, self._implicit)
         w_hat, w_rank = rank_weights(u)
         # Nomura 2021, Algorithm 1: the evolution path with the rank weights, then the phase.
         p = self._phases.path(self._p_sigma, self._noise_sum(Zh, w_rank))

@@ -307,6 +307,8 @@ class Strategy(ABC):
         # The latest applied updates, (generation, u or None when skipped, finite values): the
         # replicas of workers replay them (see recent_updates). Not state.
         self._applied: list[AppliedUpdate] = []
+        # the number of finite fitness values of the update being computed (see _checked_update)
+        self._finite_told = lam
 
     # ------------------------------------------------------------------ hooks for subclasses
     def _check_sigma0(self, sigma0: object, dim: int) -> FloatArray | float:
@@ -538,7 +540,8 @@ class Strategy(ABC):
         # Everything the tell changes is computed in locals and checked, then committed in one
         # step: a failure anywhere before (bad input, an overflow, MemoryError,
         # KeyboardInterrupt) leaves the strategy as it was, with the batch still pending.
-        new = None if u is None else self._checked_update(u, self._Zh)
+        n_finite = int(finite.sum())
+        new = None if u is None else self._checked_update(u, self._Zh, n_finite)
         X = self._X
         if new is None:
             _warn.warn(
@@ -554,7 +557,7 @@ class Strategy(ABC):
                 "_nfev": self._nfev + n_evaluated,
                 "_applied": [
                     *kept,
-                    (self._generation, None if u is None else u.copy(), int(finite.sum())),
+                    (self._generation, None if u is None else u.copy(), n_finite),
                 ],
                 "_generation": self._generation + 1,
                 "_X": None,
@@ -668,10 +671,12 @@ class Strategy(ABC):
         by = np.where(narrow, np.maximum(excess, shared), shared)
         return floored_divisors(self._stds(), by, shared)
 
-    def _checked_update(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
+    def _checked_update(self, u: FloatArray, Zh: FloatArray, n_finite: int) -> dict[str, object]:
         """Return :meth:`_updated`'s new values, checked: finite, `_sigma` clamped to its range.
 
-        With bounds, the new mean is projected onto the box (clipped).
+        With bounds, the new mean is projected onto the box (clipped). `n_finite`, the number
+        of finite fitness values told, is ``_finite_told`` while :meth:`_updated` runs (the
+        number of feasible candidates of DXNESIC and CRFMNES with `implicit_constraints`).
 
         Raises
         ------
@@ -679,6 +684,7 @@ class Strategy(ABC):
             If the update overflows or is not finite, naming `tell`, what failed and the
             learning rates; nothing is changed.
         """
+        self._finite_told = n_finite
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
                 new = self._updated(u, Zh)
@@ -686,6 +692,8 @@ class Strategy(ABC):
             raise FloatingPointError(
                 f"`tell` could not update the distribution: {exc}{self._rates()}."
             ) from exc
+        finally:
+            self._finite_told = self._popsize  # (meaningful during an update only)
         if self._box is not None and isinstance(new.get("_mean"), np.ndarray):
             # The mean stays in the box: projected onto it (a projected gradient step; a
             # reflection would bounce a mean that the gradient pushes against a wall).
@@ -1058,12 +1066,15 @@ class Strategy(ABC):
             )
         if not isinstance(self._noise, _noise.CounterNoise):
             raise RuntimeError("replay() needs counter-based noise (an integer `rng`).")
-        if n_finite is not None:
-            v.integer("n_finite", n_finite, minimum=0, maximum=self._popsize)
+        told = (
+            self._popsize
+            if n_finite is None
+            else v.integer("n_finite", n_finite, minimum=0, maximum=self._popsize)
+        )
         if u is not None:
             Zh = self._noise_buffer()
             self._noise.draw(generation, Zh)  # the rows ask() drew
-            self._commit(self._checked_update(u, Zh))
+            self._commit(self._checked_update(u, Zh, told))
         self._generation = generation + 1
 
     def digest(self) -> bytes:
