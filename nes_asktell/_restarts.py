@@ -22,7 +22,14 @@ from . import _validate as v
 from ._bounds import Box, parse_bounds
 from ._evaluate import WorkersLike
 from ._loop import DispLike, run
-from ._strategy import MAX_POPSIZE, STATE_VERSION, Strategy, even_popsize, resolve_strategy
+from ._strategy import (
+    CONFIGURATION,
+    MAX_POPSIZE,
+    STATE_VERSION,
+    Strategy,
+    even_popsize,
+    resolve_strategy,
+)
 from ._typing import (
     JSON,
     ArrayLike,
@@ -140,18 +147,7 @@ def run_record(es: Strategy, stop: dict[str, float]) -> JSON:
 
 
 #: the keys of a run's state that the sequence sets (the rest is where the run has got to)
-RUN_CONFIGURATION = (
-    "dim",
-    "popsize",
-    "sigma0",
-    "mirrored",
-    "shaping",
-    "threads",
-    "dtype",
-    "bounds",
-    "criteria",
-    "options",
-)
+RUN_CONFIGURATION = (*CONFIGURATION, "sigma0")
 
 
 def _difference(got: object, want: object, path: str) -> tuple[str, object, object] | None:

@@ -65,6 +65,19 @@ MAX_COUNT = 2**53
 FLOAT32_REACH = 10.0
 #: the version of the layout of ``state_dict()``.
 STATE_VERSION = 2
+#: the entries of a strategy's state that its constructor's arguments set (the rest is where
+#: the run has got to, and ``sigma0``, which a restart sets)
+CONFIGURATION = (
+    "dim",
+    "popsize",
+    "mirrored",
+    "shaping",
+    "threads",
+    "dtype",
+    "bounds",
+    "criteria",
+    "options",
+)
 #: with bounds, a box at most 1 / NARROW_RATIO of the widest is narrow: XNES, DXNESIC and CRFMNES
 #: shrink its coordinate alone, while the others share one sigma (see Strategy._commit); a
 #: strategy with one sigma and no shape keeps the widest box's coordinates at least

@@ -40,7 +40,7 @@ from nes_asktell._restarts import (
     small_popsize,
     small_regime_draws,
 )
-from nes_asktell._strategy import Strategy, check_popsize
+from nes_asktell._strategy import CONFIGURATION, Strategy, check_popsize
 from nes_asktell._typing import FloatArray, OptionValue
 
 from . import _storage as st
@@ -76,19 +76,7 @@ _BIPOP_KEYS = {"regime", "large", "budget_large", "budget_small"}
 #: the largest budget a stored BIPOP state may count (trials)
 MAX_BUDGET = 1 << 53
 #: the entries of a strategy's state that the search's settings fix
-_CONFIG = (
-    "strategy",
-    "version",
-    "dim",
-    "popsize",
-    "mirrored",
-    "shaping",
-    "threads",
-    "dtype",
-    "bounds",
-    "criteria",
-    "options",
-)
+_CONFIG = ("strategy", "version", *CONFIGURATION)
 
 
 def _unit_box(dim: int) -> Box:
