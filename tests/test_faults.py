@@ -19,9 +19,10 @@ import textwrap
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -99,6 +100,24 @@ def returns_a_vector_at_5(x: np.ndarray) -> object:
 
 def returns_text_at_5(x: np.ndarray) -> object:
     return "abc" if x[0] == FAULTY else sphere(x)
+
+
+@contextlib.contextmanager
+def dask_client(
+    n_workers: int = 2, threads_per_worker: int = 1, processes: bool = True
+) -> Iterator[Any]:
+    """A real dask LocalCluster (skipped without dask) and a client of it."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=processes,
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
 
 
 def rows(n: int) -> np.ndarray:
@@ -254,13 +273,9 @@ def test_rows_hanging_past_the_timeout_on_a_thread_pool_cost_only_themselves(bad
 def test_on_dask_a_row_hanging_past_the_timeout_costs_only_itself() -> None:
     # One task per candidate when a timeout is set (no board reaches dask's workers): the
     # hung candidate gets NaN, every other keeps its value, and the client goes on.
-    distributed = pytest.importorskip("distributed")
     X = rows(8)
     with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
+        dask_client(threads_per_worker=2) as client,
         Evaluator(client, timeout=2.0) as ev,
     ):
         ev.evaluate(sphere, X)  # the workers run before the clock matters
@@ -275,13 +290,9 @@ def test_on_dask_a_row_hanging_past_the_timeout_costs_only_itself() -> None:
 
 @pytest.mark.slow
 def test_on_dask_a_raising_exiting_or_interrupting_row_costs_only_itself() -> None:
-    distributed = pytest.importorskip("distributed")
     X = rows(8)
     with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
+        dask_client() as client,
     ):
         for fun in (raises_at_5, exits_at_5, interrupts_at_5, cancels_at_5):
             with pytest.warns(NESWarning, match="1 of 8 candidates"):
@@ -298,13 +309,9 @@ def test_on_dask_a_row_that_kills_its_worker_costs_only_itself() -> None:
     # that worker, the rows it held were lost with it and the innocent candidates 6 and 7
     # became NaN ("cancelled for reason: already forgotten"). Small blocks now travel inside
     # their task, so only candidate 5 is lost (dask gives up on it after its allowed failures).
-    distributed = pytest.importorskip("distributed")
     X = rows(8)
     with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
+        dask_client() as client,
     ):
         with pytest.warns(NESWarning, match="1 of 8 candidates"):
             f = evaluate(X, dies_at_5, client)
@@ -325,15 +332,11 @@ def test_on_dask_a_candidate_that_kills_workers_costs_only_itself_with_keys(mode
     # The candidate that kills its worker is run on up to 4 workers by dask and once more by
     # the evaluator, so every copy died, and the tasks that needed it were cancelled: 10 of 22
     # candidates were lost with it. They now run again with the inputs inside their tasks.
-    distributed = pytest.importorskip("distributed")
     es = SNES(np.ones(300), 0.3, rng=0)
     X = es.ask()
     threshold = float(np.max(X[:, 0]))  # exactly one candidate kills its worker
     with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
+        dask_client() as client,
         Evaluator(client, mode=mode) as ev,
         pytest.warns(NESWarning, match=f"1 of {len(X)} candidates"),
     ):
@@ -355,14 +358,10 @@ def test_on_dask_workers_holding_hung_calls_are_restarted_and_the_run_goes_on() 
     # the healthy ones keep their exact values, and the next evaluation runs on fresh workers.
     # The 2 s timeout is more than 10 times what a healthy row takes here, even on a fresh
     # worker (about 0.1 s measured); the 600 s hang is far beyond the test's whole length.
-    distributed = pytest.importorskip("distributed")
     X = rows(8)
     odd = np.arange(8) % 2 == 1
     with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
+        dask_client() as client,
         Evaluator(client, timeout=2.0, restart_workers=True) as ev,
     ):
         ev.evaluate(sphere, X)  # the workers run before the clock matters
@@ -389,17 +388,13 @@ def test_on_dask_a_restart_resends_what_the_workers_lost(mode: str) -> None:
     # One worker: its restart loses every copy of the scattered mean (seeds) and the replica
     # of the strategy (replay). The candidates queued behind the hung one run on the fresh
     # worker with their keys, so the evaluator must send those again; the next generation too.
-    distributed = pytest.importorskip("distributed")
     es = SNES(np.zeros(4), 0.5, popsize=8, rng=0)
     X = es.ask()
     threshold = float(X[:, 0].max())  # exactly one candidate hangs
     want = np.array([sphere(x) for x in X])
     want[X[:, 0] >= threshold] = np.nan
     with (
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
+        dask_client(n_workers=1) as client,
         Evaluator(client, timeout=2.0, mode=mode, restart_workers=True) as ev,
     ):
         # (The evaluator imports the package on the worker before its clock starts.)
@@ -430,15 +425,11 @@ def test_on_dask_without_a_nanny_a_restart_is_refused_with_a_warning_naming_the_
     # ones their values) and a warning says why nothing was restarted. Six threads for four
     # hung calls: a healthy candidate always finds a free thread (with four, one that a busy
     # machine had not started when the hung calls held every thread rightly got NaN).
-    distributed = pytest.importorskip("distributed")
     X = rows(8)
     HANG_RELEASE.clear()
     try:
         with (
-            distributed.LocalCluster(
-                n_workers=2, threads_per_worker=3, processes=False, dashboard_address=None
-            ) as cluster,
-            distributed.Client(cluster) as client,
+            dask_client(threads_per_worker=3, processes=False) as client,
             Evaluator(client, timeout=2.0, restart_workers=True) as ev,
         ):
             ev.evaluate(sphere, X)
