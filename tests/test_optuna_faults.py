@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import statistics
 import sys
 import tracemalloc
 import warnings
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +24,7 @@ optuna = pytest.importorskip("optuna")
 from nes_asktell.integrations.optuna import _search  # noqa: E402
 from nes_asktell.integrations.optuna import _storage as ch  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
+from optuna_probes import sampler_lines  # noqa: E402
 
 from nes_asktell import NESSampler, NESWarning  # noqa: E402
 
@@ -370,22 +369,7 @@ def test_a_record_read_malformed_is_read_again_once_rewritten() -> None:
 
 def _lines_and_peak(run: Callable[[], None]) -> tuple[int, int]:
     """Return the lines of the sampler's code that `run` executes, and its peak allocation."""
-    package = os.path.dirname(ch.__file__)
-    count = 0
-
-    def local(frame: object, event: str, arg: object) -> object:
-        nonlocal count
-        count += event == "line"
-        return local
-
-    def tracer(frame: Any, event: str, arg: object) -> object:
-        return local if frame.f_code.co_filename.startswith(package) else None
-
-    sys.settrace(tracer)
-    try:
-        run()
-    finally:
-        sys.settrace(None)
+    count = sampler_lines(run)
     tracemalloc.start()
     try:
         run()
@@ -537,7 +521,6 @@ def test_the_faults_benchmark_runs_from_python_m_benchmarks(
 ) -> None:
     import importlib
     import inspect
-    import sys
     from pathlib import Path
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))

@@ -38,6 +38,7 @@ from optuna.distributions import (  # noqa: E402
     IntDistribution,
 )
 from optuna.trial import TrialState  # noqa: E402
+from optuna_probes import sampler_lines  # noqa: E402
 
 from nes_asktell import NESSampler, NESWarning  # noqa: E402
 
@@ -586,27 +587,6 @@ def calls_of(run: Callable[[], None], module: str, function: str) -> int:
         for (path, _, name), calls in stats.items()
         if name == function and path.endswith(os.path.join("optuna", *module.split("/")))
     )
-
-
-def sampler_lines(run: Callable[[], None]) -> int:
-    """Return how many lines of the sampler's own code `run` executes (work, not time)."""
-    package = os.path.dirname(ch.__file__)
-    count = 0
-
-    def local(frame: object, event: str, arg: object) -> object:
-        nonlocal count
-        count += event == "line"
-        return local
-
-    def tracer(frame: Any, event: str, arg: object) -> object:
-        return local if frame.f_code.co_filename.startswith(package) else None
-
-    sys.settrace(tracer)
-    try:
-        run()
-    finally:
-        sys.settrace(None)
-    return count
 
 
 def distribution_comparisons(run: Callable[[], None]) -> int:
