@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
+import itertools
 import math
 import numbers
+import reprlib
 from typing import Any
 
 import numpy as np
@@ -43,15 +46,56 @@ def check_size(name: str, n: int, what: str) -> None:
         )
 
 
+class _Short(reprlib.Repr):
+    """``reprlib``'s bounded repr, with limits past what fits in a message of 80 characters.
+
+    Every container shows at most its first 40 items and nests at most 20 levels, so the time
+    and memory of printing a value are bounded whatever its size; ints and strings print as
+    ``repr`` prints them (a string from its first 100 characters), not cut in the middle as
+    ``reprlib`` cuts them, so a value whose repr fits in 80 characters prints exactly as
+    ``repr``, and a longer one as the first characters of its ``repr``. A dict shows its
+    first items as they come (``reprlib`` sorts all the keys to pick them).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 20
+        self.maxtuple = self.maxlist = self.maxarray = self.maxdict = 40
+        self.maxset = self.maxfrozenset = self.maxdeque = 40
+        self.maxother = 10_000
+
+    def repr_str(self, x: str, level: int) -> str:
+        return builtins.repr(x[:100])
+
+    def repr_int(self, x: int, level: int) -> str:
+        return builtins.repr(x)
+
+    def repr_dict(self, x: dict[object, object], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        items = itertools.islice(x.items(), self.maxdict)
+        pieces = [f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}" for k, v in items]
+        if len(x) > self.maxdict:
+            pieces.append("...")
+        return "{" + ", ".join(pieces) + "}"
+
+
+_SHORT = _Short()
+
+
 def short(value: object) -> str:
     """Return ``repr(value)``, cut to 80 characters for error messages.
 
-    Never raises: a value too deeply nested or too large to print (RecursionError, the
-    int-to-string limit) is described by its type.
+    Its time and memory are bounded whatever the size of `value` (a value read from outside
+    the process may hold millions of items): containers are printed from their first items
+    (see ``_Short``). Never raises: a value too large to print (an int past Python's limit
+    on digits) or whose ``repr`` fails is described by its type.
     """
     try:
-        text = repr(value)
-    except (RecursionError, ValueError, OverflowError, MemoryError):
+        text = _SHORT.repr(value)
+    except Exception:
         return f"<{type(value).__name__} that cannot be printed>"
     return text if len(text) <= 80 else text[:77] + "..."
 

@@ -880,3 +880,56 @@ def test_optimize_takes_args_as_a_tuple_or_a_list() -> None:
 def test_noise_handler_optimize_rejects_a_fun_that_is_not_callable() -> None:
     with pytest.raises(TypeError, match=r"`fun` must be callable, but got 3"):
         NoiseHandler(XNES(X0, 0.5, rng=0)).optimize(3, maxfev=40)  # type: ignore[arg-type]
+
+
+# -- the value quoted in a message --------------------------------------------------------------
+
+
+class _Unprintable:
+    """An item whose repr must never be asked for (it lies past what a message shows)."""
+
+    def __repr__(self) -> str:
+        raise AssertionError("printed an item a message never shows")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        -1.0,
+        float("nan"),
+        10**30,
+        "a 'quoted' string",
+        [1, 2, 3],
+        (0.5, None, True),
+        {"popsize": 4, "mean": [0.0, 1.0]},
+        np.array([1.0, 2.0]),
+        [[[[[[[[1]]]]]]]],
+    ],
+)
+def test_short_quotes_a_short_value_as_repr(value: object) -> None:
+    from nes_asktell._validate import short
+
+    assert short(value) == repr(value)
+
+
+def test_short_cuts_a_long_value_after_77_characters_of_its_repr() -> None:
+    from nes_asktell._validate import short
+
+    for value in [list(range(1000)), "x" * 500, {i: i for i in range(100)}, 10**200]:
+        assert short(value) == repr(value)[:77] + "...", type(value)
+
+
+def test_short_reads_only_the_head_of_a_huge_untrusted_value() -> None:
+    # A state read from outside may hold millions of items: the message shows the first ones
+    # and never visits the rest (an item past the 40th would raise if printed).
+    from nes_asktell._validate import short
+
+    tail = [_Unprintable()] * 10
+    assert short([0] * 40 + tail).startswith("[0, 0, 0")
+    assert short(dict(zip(range(40), range(40), strict=True)) | {"x": tail}).startswith("{0: 0")
+    assert short((0,) * 40 + tuple(tail)).startswith("(0, 0")
+    nested: list[object] = []
+    for _ in range(100_000):  # far deeper than repr can go (RecursionError)
+        nested = [nested]
+    assert short(nested).startswith("[[[[")
+    assert short(10**5000) == "<int that cannot be printed>"

@@ -214,10 +214,12 @@ def _nested(depth: int) -> list[Any]:
 
 
 def test_shaping_errors_name_shaping_for_a_value_too_deep_to_print() -> None:
-    # RecursionError from repr() before, instead of the TypeError naming `shaping`
+    # RecursionError from repr() before, instead of the TypeError naming `shaping`; the
+    # message quotes the value's first levels (the 20 that a message prints, then "...")
     deep = _nested(100_000)
     with pytest.raises(
-        TypeError, match=r"`shaping` must be a string or a callable, but got <list"
+        TypeError,
+        match=r"`shaping` must be a string or a callable, but got \[{21}\.\.\.\]{21}\.$",
     ):
         resolve(deep)
     with pytest.raises(TypeError, match=r"`shaping` must be a string or a callable"):

@@ -39,7 +39,6 @@ import itertools
 import json
 import math
 import re
-import reprlib
 import threading
 import warnings
 import weakref
@@ -152,50 +151,13 @@ def _is_count(x: object, lo: int, hi: float = math.inf) -> bool:
 _SUMMARY_KEYS = {"digest", "key", "generation", "parent", "chunks", "told"}
 
 
-class _Brief(reprlib.Repr):
-    """``reprlib``'s bounded repr, with a dict's first items shown as they come (unsorted).
-
-    ``reprlib`` sorts a dict's keys to show the first few: the work of a dict of a million
-    keys, where this shows its first four in constant time.
-    """
-
-    def repr_dict(self, x: dict[object, object], level: int) -> str:
-        if not x:
-            return "{}"
-        if level <= 0:
-            return "{...}"
-        items = itertools.islice(x.items(), self.maxdict)
-        pieces = [f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}" for k, v in items]
-        if len(x) > self.maxdict:
-            pieces.append("...")
-        return "{" + ", ".join(pieces) + "}"
-
-
-_BRIEF = _Brief()
-
-
-def brief(value: object) -> str:
-    """Return at most 80 characters of repr of an untrusted stored `value`, for a message.
-
-    Its time and memory are bounded whatever the size of `value`: each container shows its
-    first few items (``reprlib``'s limits), where ``short`` and ``f"{value!r:.80}"`` print the
-    whole value before they cut it (100 ms for a record of a million ints). Never raises: a
-    value it cannot print (an int past Python's limit on digits) is described by its type.
-    """
-    try:
-        text = _BRIEF.repr(value)
-    except Exception:
-        return f"<{type(value).__name__} that cannot be printed>"
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def parse_carrier(trial: FrozenTrial) -> Carrier | None:
     """Return the trial's state summary, None if it has none; raise ValueError if malformed."""
     raw = trial.system_attrs.get(STATE)
     if raw is None:
         return None
     if not isinstance(raw, dict) or len(raw) != len(_SUMMARY_KEYS) or set(raw) != _SUMMARY_KEYS:
-        raise ValueError(f"`{STATE}` of trial {trial.number} is malformed: {brief(raw)}")
+        raise ValueError(f"`{STATE}` of trial {trial.number} is malformed: {short(raw)}")
     parent = raw["parent"]
     ok = (
         _is_digest(raw["digest"])
@@ -210,7 +172,7 @@ def parse_carrier(trial: FrozenTrial) -> Carrier | None:
         and all(_is_count(n, -1) for n in raw["told"])
     )
     if not ok:
-        raise ValueError(f"`{STATE}` of trial {trial.number} is malformed: {brief(raw)}")
+        raise ValueError(f"`{STATE}` of trial {trial.number} is malformed: {short(raw)}")
     return Carrier(
         trial.number,
         trial._trial_id,
@@ -236,7 +198,7 @@ def parse_candidate(trial: FrozenTrial) -> Candidate | None:
         or not _is_count(raw["generation"], 0)
         or not _is_count(raw["index"], 0)
     ):
-        raise ValueError(f"`{CANDIDATE}` of trial {trial.number} is malformed: {brief(raw)}")
+        raise ValueError(f"`{CANDIDATE}` of trial {trial.number} is malformed: {short(raw)}")
     return Candidate(raw["state"], raw["generation"], raw["index"])
 
 
@@ -273,8 +235,8 @@ def stored_state(
     for name, value in expected.items():
         if state.get(name) != value:
             raise ValueError(
-                f"the state stored on trial {trial.number} has {name}={brief(state.get(name))}, "
-                f"but its summary says {brief(value)}"
+                f"the state stored on trial {trial.number} has {name}={short(state.get(name))}, "
+                f"but its summary says {short(value)}"
             )
     return state
 
