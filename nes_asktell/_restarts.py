@@ -180,6 +180,14 @@ def _difference(got: object, want: object, path: str) -> tuple[str, object, obje
     return None if type(got) is type(want) and got == want else (path, got, want)
 
 
+def _registered(name: str) -> type[Strategy] | None:
+    """Return the registered strategy class `name` names, or None if there is none."""
+    try:
+        return resolve_strategy(name)
+    except ValueError:
+        return None
+
+
 class IPOP:
     r"""Restart a strategy with a doubled population whenever it converges (IPOP).
 
@@ -616,20 +624,49 @@ class IPOP:
         }
 
     @classmethod
-    def from_state(cls, state: JSON) -> IPOP:
+    def from_state(cls, state: JSON, *, strategy: type[Strategy] | None = None) -> IPOP:
         """Rebuild an IPOP sequence from :meth:`state_dict` output.
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state_dict` returned (after a JSON round trip, if you like).
+        strategy : Strategy subclass, optional
+            The class of the runs. The state names the strategy by its registered name, so a
+            subclass without a ``name`` of its own is stored under its parent's; pass it here
+            to rebuild the current run and every later restart as that subclass (as
+            ``Subclass.from_state`` does for a single strategy). Default: the class the state
+            names.
 
         Raises
         ------
+        TypeError
+            If `strategy` is not a Strategy subclass.
         ValueError
-            If `state` is malformed, or its current run (``state["run"]``) is not the run the
-            sequence makes at that restart: another strategy, dimension, population, initial
-            step size, bounds, budget, ``ftarget``, dtype, option or criterion (the message
-            names the first that differs).
+            If `state` is malformed, or `strategy` is not the class the state names or a
+            subclass that inherits its name, or the current run (``state["run"]``) is not the
+            run the sequence makes at that restart: another strategy, dimension, population,
+            initial step size, bounds, budget, ``ftarget``, dtype, option or criterion (the
+            message names the first that differs).
         """
+        if strategy is not None and not (
+            isinstance(strategy, type) and issubclass(strategy, Strategy)
+        ):
+            raise TypeError(
+                f"`strategy` must be a Strategy subclass or None, but got {v.short(strategy)}."
+            )
         state = v.saved_state(state, cls.name, STATE_VERSION, f"{cls.__name__}.state_dict()")
+        if strategy is not None:
+            named = state.get("inner_strategy")
+            parent = _registered(named) if isinstance(named, str) else None
+            if parent is None or not issubclass(strategy, parent) or strategy.name != parent.name:
+                raise ValueError(
+                    f"`strategy` must be the class the state's runs were made of, "
+                    f"{v.short(named)}, or a subclass of it without a name of its own, but got "
+                    f"{strategy.__name__} (name {strategy.name!r})."
+                )
         try:
-            inner_cls = resolve_strategy(str(state["inner_strategy"]))
+            inner_cls = strategy or resolve_strategy(str(state["inner_strategy"]))
             bounds = state["bounds"]
             sigma0 = state["sigma0"]
             obj = cls(
@@ -943,16 +980,22 @@ class BIPOP(IPOP):
         return state
 
     @classmethod
-    def from_state(cls, state: JSON) -> BIPOP:
+    def from_state(cls, state: JSON, *, strategy: type[Strategy] | None = None) -> BIPOP:
         """Rebuild a BIPOP sequence from :meth:`state_dict` output.
+
+        `strategy` is the class of the runs, for a subclass without a ``name`` of its own
+        (see :meth:`IPOP.from_state`).
 
         Raises
         ------
+        TypeError
+            If `strategy` is not a Strategy subclass.
         ValueError
-            If `state` is malformed, or its current run is not the one the sequence makes at
-            that restart, in that regime (see :meth:`IPOP.from_state`).
+            If `state` is malformed, `strategy` is not the class of its runs, or its current
+            run is not the one the sequence makes at that restart, in that regime (see
+            :meth:`IPOP.from_state`).
         """
-        obj = super().from_state(state)
+        obj = super().from_state(state, strategy=strategy)
         if not isinstance(obj, BIPOP):  # pragma: no cover - super() builds cls
             raise ValueError("`state` must come from BIPOP.state_dict().")
         return obj

@@ -630,3 +630,45 @@ def test_a_sequence_with_its_options_reloads(cls: type[IPOP]) -> None:
     assert opt.restarts >= 2
     for state in states:
         assert cls.from_state(state).state_dict() == state
+
+
+class _Unnamed(XNES):
+    """A user's subclass without a ``name`` of its own: its states name ``"xnes"``."""
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_a_sequence_of_a_subclass_without_a_name_resumes_as_that_subclass(
+    cls: type[IPOP],
+) -> None:
+    # The state names the runs' strategy by its registered name, the parent's; from_state
+    # rebuilt the current run and every later restart as XNES, so a resumed sequence left
+    # the user's class (as Strategy.from_state does for one strategy, the subclass passed
+    # reads it back as itself).
+    def make() -> IPOP:
+        return cls(_Unnamed, np.full(2, 3.0), 1.0, rng=3, tolfun=1e-4, maxfev=3000)
+
+    reference = make()
+    asks_ref = drive(reference, rastrigin)
+    opt = make()
+    k = 0
+    while opt.restarts < 1:
+        X = opt.ask()
+        opt.tell(X, [rastrigin(x) for x in X])
+        k += 1
+    state = json.loads(json.dumps(opt.state_dict()))
+    assert state["inner_strategy"] == "xnes"
+    back = cls.from_state(state, strategy=_Unnamed)
+    assert type(back.strategy) is _Unnamed
+    asks = drive(back, rastrigin)
+    assert back.restarts >= 2
+    assert type(back.strategy) is _Unnamed  # the restarts after the resume too
+    assert len(asks) == len(asks_ref) - k
+    for x, y in zip(asks, asks_ref[k:], strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert back.state_dict() == reference.state_dict()
+    # without the class, the state names XNES; a class the state does not name is refused
+    assert type(cls.from_state(state).strategy) is XNES
+    with pytest.raises(ValueError, match=r"`strategy` must be the class .* but got SNES"):
+        cls.from_state(state, strategy=SNES)
+    with pytest.raises(TypeError, match=r"`strategy` must be a Strategy subclass or None"):
+        cls.from_state(state, strategy="xnes")  # type: ignore[arg-type]
