@@ -18,7 +18,7 @@ from ._dxnesic import (
 )
 from ._strategy import Strategy
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
-from ._xnes import rank_one_rate, split_step_sizes
+from ._xnes import COND_B_MAX, rank_one_rate, split_step_sizes
 
 #: the counter-noise generation key of the initial v (no generation of candidates reaches it)
 V_KEY = 2**63 - 1
@@ -135,6 +135,29 @@ def check_normalised(D: FloatArray, v_: FloatArray) -> None:
         )
 
 
+def within_ratio(D: FloatArray) -> bool:
+    """Return whether the largest entry of `D` is at most ``COND_B_MAX`` times the smallest.
+
+    The one test of the bound on D, written without a division (a zero or NaN fails it), so
+    that the constructor, the update, the shrink in a box and ``from_state`` agree to the last
+    bit. The same bound as XNES's on B: the condition number of ``D (I + v v^T) D`` is at
+    least ``(max D / min D)**2 / (1 + v_i**2)`` (i the smallest entry), so with `v` of the
+    size the updates give it, ``stop()`` reports ``conditioncov`` (1e14 by default) long
+    before D reaches it.
+    """
+    return bool(np.min(D) * COND_B_MAX >= np.max(D))
+
+
+def check_ratio(D: FloatArray) -> None:
+    """Raise ValueError unless `D` is within the ratio :func:`within_ratio` tests."""
+    if not within_ratio(D):
+        ratio = float(np.max(D) / np.min(D)) if np.min(D) > 0.0 else math.inf
+        raise ValueError(
+            f"`D` must have a ratio of largest to smallest entry of at most {COND_B_MAX:g}, "
+            f"the bound every update and the constructor keep, but got {ratio:g}"
+        )
+
+
 def default_c1(dim: int, mueff: float) -> float:
     r"""Return CR-FM-NES's rank-one rate: :math:`c_1 (d - 5) / 6`, but not below 0.
 
@@ -211,9 +234,13 @@ class CRFMNES(Strategy):
     :math:`v` is :math:`N(0, I/d)`, :math:`D = 1`, the paths zero. When a step would make an
     entry of :math:`D` non-positive (possible only under extreme weights), v and D keep
     their values for that generation; so they do when the increments are not finite (a
-    degenerate :math:`v`, seen on rotated ill-conditioned problems at small d).
-    ``from_state`` accepts a D only if it is normalised in one of these two ways, to
-    rounding (see :func:`check_normalised`).
+    degenerate :math:`v`, seen on rotated ill-conditioned problems at small d), and when the
+    step would take the ratio of the largest to the smallest entry of :math:`D` past
+    ``COND_B_MAX`` = 1e10, the bound XNES keeps on B (:math:`D` is held at its bound;
+    ``stop()`` reports ``conditioncov`` long before). ``from_state`` accepts a D only if it is
+    normalised in one of these two ways, to rounding (see :func:`check_normalised`), and
+    within that ratio (see :func:`within_ratio`): every state a run reaches loads, and none
+    beyond.
 
     References
     ----------
@@ -273,6 +300,12 @@ class CRFMNES(Strategy):
         self._noise.draw(V_KEY, z)
         self._v: FloatArray = z[0] / math.sqrt(d)
         self._sigma, self._D = split_step_sizes(self._sigma0, d, shape_matrix=False)
+        if not within_ratio(self._D):
+            ratio = float(np.max(self._sigma0) / np.min(self._sigma0))
+            raise ValueError(
+                "`sigma0` must have a ratio of largest to smallest step size of at most "
+                f"{COND_B_MAX:g} (the ratio D may have), but got {ratio:g}."
+            )
         self._p_sigma: FloatArray = np.zeros(d)
         self._p_c: FloatArray = np.zeros(d)
         self._phase = "move"
@@ -338,7 +371,7 @@ class CRFMNES(Strategy):
             # det(D (I + v v^T) D)^(1/(2d)), in logarithms
             D_new = D_new / math.exp(half_log_det(D_new, v_new) / d)
         ok = np.all(np.isfinite(v_new)) and np.all(np.isfinite(D_new)) and np.all(D_new > 0.0)
-        if not ok or not float(v_new @ v_new) > 0.0:
+        if not ok or not float(v_new @ v_new) > 0.0 or not within_ratio(D_new):
             v_new, D_new = self._v, self._D
         G_s = float(w @ (sq - d)) / d
         return {
@@ -380,7 +413,10 @@ class CRFMNES(Strategy):
             return {"_sigma": max(self._sigma / common, v.SIGMA_MIN)}
         D = self._D / (by / common)
         root = math.exp(half_log_det(D, self._v) / self._dim)
-        return {"_D": D / root, "_sigma": max(self._sigma * root / common, v.SIGMA_MIN)}
+        D = D / root
+        if not within_ratio(D):  # D held at its bound: sigma alone, as for equal divisors
+            return {"_sigma": max(self._sigma / common, v.SIGMA_MIN)}
+        return {"_D": D, "_sigma": max(self._sigma * root / common, v.SIGMA_MIN)}
 
     # ------------------------------------------------------------------ state
     def _options(self) -> JSON:
@@ -410,6 +446,7 @@ class CRFMNES(Strategy):
         if not np.all(D > 0.0):
             raise ValueError(f"`D` must be positive, but got {v.short(D.tolist())}")
         check_normalised(D, v_)  # det(D (I + v v^T) D) = 1, which every update keeps
+        check_ratio(D)  # max D / min D <= COND_B_MAX, which every update keeps
         p_sigma = v.as_vector("p_sigma", state["p_sigma"], d)
         p_c = v.as_vector("p_c", state["p_c"], d)
         phase = check_phase(state["phase"])

@@ -19,7 +19,7 @@ import pytest
 from scipy.linalg import expm, sqrtm
 
 from nes_asktell import CRFMNES, DXNESIC, NESWarning, Strategy
-from nes_asktell._crfmnes import rank_one_condition
+from nes_asktell._crfmnes import half_log_det, rank_one_condition
 from nes_asktell._dxnesic import h_inv
 from nes_asktell._xnes import COND_B_MAX
 
@@ -552,6 +552,41 @@ def test_crfmnes_from_state_rejects_a_d_that_is_not_normalised(scale: float) -> 
     ):
         Strategy.from_state(state)
     assert json.dumps(state) == before
+
+
+def test_crfmnes_holds_d_within_its_bound_and_from_state_rejects_one_beyond() -> None:
+    # One bound on D for every way it is set, max D / min D <= COND_B_MAX (XNES's on B): a
+    # normalised D of 1e150 and 1e-150 loaded, and the run stopped at once by conditioncov;
+    # with tolconditioncov off, the update took D past 1e14 on this ellipsoid in these 700
+    # generations (and on, without bound), so no bound below what a run reaches could be checked.
+    scales = np.array([1.0, 1e60])
+    es = CRFMNES(np.ones(2), 1.0, rng=0, tolconditioncov=None)
+    ratios = []
+    for g in range(1, 701):
+        X = es.ask()
+        es.tell(X, [float(scales @ x**2) for x in X])
+        if g % 100 == 0:
+            D = es.D
+            ratios.append(float(np.max(D) / np.min(D)))
+            assert np.min(D) * COND_B_MAX >= np.max(D)
+            copy = Strategy.from_state(json.loads(json.dumps(es.state_dict())))
+            np.testing.assert_array_equal(copy.ask(), es.ask())
+            es = copy
+    assert max(ratios) > 1e9  # the run reached the bound and was held there
+    state = json.loads(json.dumps(es.state_dict()))
+    v_ = np.array(state["algo"]["v"])
+    D = np.array([1e150, 1e-150])
+    state["algo"]["D"] = (D / math.exp(half_log_det(D, v_) / 2)).tolist()  # normalised
+    before = json.dumps(state)
+    with pytest.raises(
+        ValueError, match=r"`D` must have a ratio of largest to smallest entry of at most 1e\+10"
+    ):
+        Strategy.from_state(state)
+    assert json.dumps(state) == before
+    # the constructor keeps the bound its docstring states for a per-coordinate sigma0
+    with pytest.raises(ValueError, match=r"`sigma0` must have a ratio .* at most 1e\+10"):
+        CRFMNES(np.ones(2), np.array([1e-50, 1e50]))
+    CRFMNES(np.ones(2), np.array([1.0, 1e10]))  # at the bound: taken
 
 
 @pytest.mark.slow
