@@ -81,12 +81,16 @@ class NoiseHandler:
     strategy : Strategy
         The strategy to drive (its step size is raised with :meth:`Strategy.scale_sigma`).
     reevaluations : float, optional
-        The fraction :math:`r_\lambda` of the population evaluated twice each generation;
-        default :math:`\max(0.1, 2/\lambda)`. At least one candidate is.
+        The fraction :math:`r_\lambda` in [0, 1] of the population evaluated twice each
+        generation (1: every candidate); default :math:`\max(0.1, 2/\lambda)`. At least one
+        candidate is.
     theta : float
-        The percentile parameter :math:`\theta` of the rank-change limit (default 0.2).
+        The percentile parameter :math:`\theta` in [0, 1] of the rank-change limit (default
+        0.2; 1 takes the median).
     c_s : float
-        The smoothing of the measure (default 0.3).
+        The smoothing of the measure, in (0, 1] (default 0.3; 1 takes each generation's
+        measure as it is, and 0, which would never move the smoothed measure from 0, is
+        rejected).
     alpha_sigma : float, optional
         The factor applied to sigma when the smoothed measure is positive; default
         :math:`1 + 2 / (d + 10)`.
@@ -135,10 +139,10 @@ class NoiseHandler:
         r = (
             max(0.1, 2.0 / lam)
             if reevaluations is None
-            else v.fraction("reevaluations", reevaluations)
+            else v.fraction("reevaluations", reevaluations, closed=True)
         )
-        th = v.fraction("theta", theta)
-        cs = v.fraction("c_s", c_s)
+        th = v.fraction("theta", theta, closed=True)
+        cs = v.fraction("c_s", c_s, closed=True, positive=True)
         a = (
             1.0 + 2.0 / (strategy.dim + 10.0)
             if alpha_sigma is None

@@ -288,17 +288,21 @@ def step_sizes(name: str, value: object, dim: int) -> float | FloatArray:
     return step_size(name, value)
 
 
-def fraction(name: str, value: object, *, closed: bool = False) -> float:
-    """Return `value` as a float in [0, 1) (or [0, 1] when `closed`), or raise naming `name`."""
+def fraction(name: str, value: object, *, closed: bool = False, positive: bool = False) -> float:
+    """Return `value` as a float in [0, 1), or raise naming `name`.
+
+    With `closed` 1 is taken too, and with `positive` 0 is not: (0, 1), (0, 1] or [0, 1].
+    """
+    interval = ("(" if positive else "[") + "0, 1" + ("]" if closed else ")")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a number in [0, 1), but got {short(value)}.")
+        raise TypeError(f"`{name}` must be a number in {interval}, but got {short(value)}.")
     try:
         out = float(value)
     except OverflowError:
         out = math.inf
     upper_ok = out <= 1.0 if closed else out < 1.0
-    if not (math.isfinite(out) and out >= 0.0 and upper_ok):
-        interval = "[0, 1]" if closed else "[0, 1)"
+    lower_ok = out > 0.0 if positive else out >= 0.0
+    if not (math.isfinite(out) and lower_ok and upper_ok):
         raise ValueError(f"`{name}` must be a number in {interval}, but got {short(value)}.")
     return out
 

@@ -99,11 +99,34 @@ def test_bad_arguments_are_rejected() -> None:
         NoiseHandler(es, alpha_sigma=0.5)
     with pytest.raises(ValueError, match="`theta`"):
         NoiseHandler(es, theta=2.0)
+    # c_s = 0 never moved the smoothed measure from 0, so the handler never acted: rejected
+    with pytest.raises(ValueError, match=r"`c_s` must be a number in \(0, 1\], but got 0\."):
+        NoiseHandler(es, c_s=0)
+    with pytest.raises(TypeError, match=r"`c_s` must be a number in \(0, 1\], but got None\."):
+        NoiseHandler(es, c_s=None)  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError, match=r"`reevaluations` must be a number in \[0, 1\], but got 1\.5"
+    ):
+        NoiseHandler(es, reevaluations=1.5)
     nh = NoiseHandler(es)
     X = nh.ask()
     with pytest.raises(ValueError, match="`fitness`"):
         nh.tell(X, np.zeros(3))
     assert nh.strategy.generation == 0  # the rejected tell changed nothing
+
+
+def test_the_closed_ends_of_the_option_ranges_are_taken() -> None:
+    # c_s = 1 (no smoothing), theta = 1 (the median) and reevaluations = 1 (every candidate
+    # twice) are the paper's ranges' ends; each was rejected as outside [0, 1).
+    rng = np.random.default_rng(5)
+    nh = NoiseHandler(XNES(np.zeros(3), 1.0, rng=0), reevaluations=1, theta=1, c_s=1)
+    assert nh.reevaluations == nh.strategy.popsize
+    for _ in range(5):
+        X = nh.ask()
+        nh.tell(X, [float(x @ x) + 10.0 * rng.normal() for x in X])
+        assert nh.measure == nh.last_measure  # c_s = 1: the measure as it is
+    copy = NoiseHandler.from_state(json.loads(json.dumps(nh.state_dict())))
+    assert json.dumps(copy.state_dict()) == json.dumps(nh.state_dict())
 
 
 def test_a_strategy_with_a_callable_shaping_is_handled_in_place() -> None:
@@ -271,7 +294,7 @@ def test_state_dict_round_trip_continues_bit_identically() -> None:
         (lambda s: s.update(raises=10**6), r"`raises` must be an integer in \[0, 40\]"),
         (lambda s: s.update(nfev_extra=-1), r"`nfev_extra` must be an integer in \[0, "),
         (lambda s: s.update(measure=math.nan), r"`measure` must be a finite number"),
-        (lambda s: s.update(theta="0.2"), r"`theta` must be a number in \[0, 1\)"),
+        (lambda s: s.update(theta="0.2"), r"`theta` must be a number in \[0, 1\]"),
         (lambda s: s["run"].update(strategy="cmaes"), r"`state` must come from a strategy's"),
     ],
 )
