@@ -238,7 +238,13 @@ class NoiseHandler:
         }
 
     @classmethod
-    def from_state(cls, state: JSON, *, shaping: ShapingLike | None = None) -> NoiseHandler:
+    def from_state(
+        cls,
+        state: JSON,
+        *,
+        shaping: ShapingLike | None = None,
+        strategy: type[Strategy] | None = None,
+    ) -> NoiseHandler:
         """Rebuild a NoiseHandler (and its strategy) from :meth:`state_dict` output.
 
         Parameters
@@ -247,15 +253,29 @@ class NoiseHandler:
             What :meth:`state_dict` returned (after a JSON round trip, if you like).
         shaping : str or callable, optional
             A fitness shaping for the strategy instead of the one the state names.
+        strategy : Strategy subclass, optional
+            The class of the strategy: the state names it by its registered name, so a
+            subclass without a ``name`` of its own is stored under its parent's; pass it here
+            to rebuild the strategy as that subclass (``strategy.from_state`` reads it).
+            Default: the class the state names.
 
         Raises
         ------
+        TypeError
+            If `strategy` is not a Strategy subclass.
         ValueError
-            If `state` is malformed.
+            If `state` is malformed, or its strategy's state is not one `strategy` reads.
         """
+        if strategy is not None and not (
+            isinstance(strategy, type) and issubclass(strategy, Strategy)
+        ):
+            raise TypeError(
+                f"`strategy` must be a Strategy subclass or None, but got {v.short(strategy)}."
+            )
         state = v.saved_state(state, "noise_handler", STATE_VERSION, "NoiseHandler.state_dict()")
         try:
-            es = Strategy.from_state(state["run"], shaping=shaping)  # type: ignore[arg-type]
+            run = state["run"]
+            es = (strategy or Strategy).from_state(run, shaping=shaping)  # type: ignore[arg-type]
             obj = cls(
                 es,
                 theta=state["theta"],  # type: ignore[arg-type]

@@ -327,3 +327,26 @@ def test_optimize_keeps_the_strategys_own_maxfev_with_the_reevaluations(name: st
         nh.tell(X, [float(x @ x) for x in X])
     assert nh.nfev == -(-100 // per) * per
     assert nh.stop()["maxfev"] == 100
+
+
+def test_a_subclass_without_a_name_is_read_back_as_itself() -> None:
+    # The strategy's state names its parent ("xnes"); from_state rebuilt the handler's
+    # strategy as XNES, so a resumed run left the user's class.
+    class Mine(XNES):
+        pass
+
+    rng = np.random.default_rng(2)
+    nh = NoiseHandler(Mine(np.zeros(3), 1.0, rng=0))
+    for _ in range(3):
+        X = nh.ask()
+        nh.tell(X, [float(x @ x) + rng.normal() for x in X])
+    state = json.loads(json.dumps(nh.state_dict()))
+    back = NoiseHandler.from_state(state, strategy=Mine)
+    assert type(back.strategy) is Mine
+    assert json.dumps(back.state_dict()) == json.dumps(nh.state_dict())
+    np.testing.assert_array_equal(back.ask(), nh.ask())
+    assert type(NoiseHandler.from_state(state).strategy) is XNES  # the class the state names
+    with pytest.raises(ValueError, match=r"must come from SNES\.state_dict\(\)"):
+        NoiseHandler.from_state(state, strategy=SNES)
+    with pytest.raises(TypeError, match=r"`strategy` must be a Strategy subclass or None"):
+        NoiseHandler.from_state(state, strategy="xnes")  # type: ignore[arg-type]
