@@ -1010,6 +1010,24 @@ class BIPOP(IPOP):
             raise ValueError(f"`large_restarts` {large} exceeds `restarts` {self._restarts}")
         b_large = v.integer("budget_large", extra["budget_large"], minimum=0)
         b_small = v.integer("budget_small", extra["budget_small"], minimum=0)
+        # the budgets and the count of large restarts are those of the finished runs' records
+        # (the first run counts in the large regime, and is no restart)
+        runs = [*(str(h["regime"]) for h in self._history), str(regime)]
+        told = {"large": 0, "small": 0}
+        for h in self._history:
+            told[str(h["regime"])] += int(h["nfev"])  # type: ignore[call-overload]
+        for name, got, want, what in (
+            ("budget_large", b_large, told["large"], "the sum of `nfev` of the large runs"),
+            ("budget_small", b_small, told["small"], "the sum of `nfev` of the small runs"),
+            ("large_restarts", large, runs.count("large") - 1, "the number of large runs"),
+        ):
+            if got != want:
+                raise ValueError(
+                    f"`{name}` must be {what} in `history` and the current run after the "
+                    f"first ({want}), but got {got}"
+                    if name == "large_restarts"
+                    else f"`{name}` must be {what} in `history` ({want}), but got {got}"
+                )
         self._regime = str(regime)
         self._large_restarts = large
         self._budget_large, self._budget_small = b_large, b_small

@@ -160,6 +160,32 @@ def test_from_state_rejects_a_history_record_without_its_regime() -> None:
         BIPOP.from_state(state)
 
 
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        ({"budget_small": 10**15}, r"`budget_small` must be the sum of `nfev` of the small runs"),
+        ({"budget_large": 0}, r"`budget_large` must be the sum of `nfev` of the large runs"),
+        ({"budget_large": 0, "budget_small": 0}, r"`budget_large` must be the sum"),
+    ],
+)
+def test_from_state_rejects_budgets_that_disagree_with_the_history(
+    edit: dict[str, int], match: str
+) -> None:
+    # The budgets decide the regime of every later run; budgets unrelated to the runs in
+    # `history` loaded, and the resumed sequence then ran another schedule (budget_small =
+    # 1e15: large runs only).
+    opt = BIPOP("xnes", np.full(2, 3.0), 1.0, rng=3, tolfun=1e-4, tolx=1e-4, maxfev=20_000)
+    while opt.restarts < 3:
+        X = opt.ask()
+        opt.tell(X, [rastrigin(x) for x in X])
+    state = json.loads(json.dumps(opt.state_dict()))
+    assert {h["regime"] for h in state["history"]} == {"large", "small"}
+    assert BIPOP.from_state(state).state_dict() == state  # as written, it loads
+    state["bipop"].update(edit)
+    with pytest.raises(ValueError, match=match):
+        BIPOP.from_state(state)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_small_regime_sigma0_stays_a_step_size_the_strategy_takes(seed: int) -> None:
     # sigma0 * 10**(-2 U2) fell below the smallest step size (1e-100) for sigma0 = 1e-99, and
