@@ -103,7 +103,10 @@ class NoiseHandler:
     is told the first :math:`\lambda` values. With :math:`s` of :func:`rank_change`,
     :math:`\bar s \leftarrow (1 - c_s) \bar s + c_s s`, and if :math:`\bar s > 0` every step
     size is multiplied by :math:`\alpha_\sigma` (Hansen et al. 2009, Section III).
-    Re-evaluations count in :attr:`nfev`.
+    Re-evaluations count in :attr:`nfev`. A candidate whose first value or re-evaluation is
+    not finite (a failed evaluation, which says nothing about the noise) is left out of the
+    measure, which is then taken over the other pairs; a generation without a finite pair
+    measures nothing, and leaves :math:`\bar s` and sigma as they are.
 
     References
     ----------
@@ -175,7 +178,7 @@ class NoiseHandler:
 
     @property
     def last_measure(self) -> float:
-        """The measure :math:`s` of the latest generation (before smoothing)."""
+        """The measure :math:`s` of the latest generation that measured one (before smoothing)."""
         return self._s
 
     @property
@@ -208,9 +211,20 @@ class NoiseHandler:
                 f"`solutions` must repeat the first {self._n_reev} rows of ask() at its end, "
                 f"but its last {self._n_reev} rows differ from them."
             )
-        s = rank_change(f[:lam], f[lam:], self._theta)
+        # A pair with a non-finite value (a failed evaluation) says nothing about the noise:
+        # it is left out of the measure, its candidate's first value ranked with the others.
+        f_old, f_new = f[:lam], f[lam:]
+        pair = np.isfinite(f_old[: self._n_reev]) & np.isfinite(f_new)
+        s = None
+        if pair.any():
+            first = np.concatenate(
+                [np.flatnonzero(pair), np.flatnonzero(~pair), np.arange(self._n_reev, lam)]
+            )
+            s = rank_change(f_old[first], f_new[pair], self._theta)
         self._es.tell(X[:lam], f[:lam])
         self._nfev_extra += self._n_reev
+        if s is None:  # no finite pair: nothing measured, the measure and sigma stay
+            return
         self._s = s
         self._s_bar = (1.0 - self._c_s) * self._s_bar + self._c_s * s
         if self._s_bar > 0.0:

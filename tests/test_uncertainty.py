@@ -350,3 +350,32 @@ def test_a_subclass_without_a_name_is_read_back_as_itself() -> None:
         NoiseHandler.from_state(state, strategy=SNES)
     with pytest.raises(TypeError, match=r"`strategy` must be a Strategy subclass or None"):
         NoiseHandler.from_state(state, strategy="xnes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("failed", ["all", "one", "first_value"])
+def test_failed_evaluations_are_no_evidence_of_noise(failed: str) -> None:
+    # A NaN re-evaluation ranked worst in the joint ranking, so it counted as the largest
+    # rank change: on a noise-free objective whose re-evaluations failed, s was 6.4 and sigma
+    # was raised in every one of 200 generations. Pairs with a non-finite value are now left
+    # out; without noise the measure of the other pairs is <= 0, so nothing is raised and the
+    # run is exactly the plain strategy's.
+    nh = NoiseHandler(XNES(np.full(3, 2.0), 1.0, rng=0))
+    plain = XNES(np.full(3, 2.0), 1.0, rng=0)
+    lam, k = nh.strategy.popsize, nh.reevaluations
+    assert k >= 2
+    for _ in range(60):
+        X = nh.ask()
+        f = [float(x @ x) for x in X]
+        if failed == "all":
+            f[lam:] = [math.nan] * k
+        elif failed == "one":
+            f[lam] = math.nan  # the re-evaluation of candidate 0
+        else:
+            f[0] = math.nan  # candidate 0's first value; its re-evaluation is finite
+        nh.tell(X, f)
+        Y = plain.ask()
+        np.testing.assert_array_equal(X[:lam], Y)
+        plain.tell(Y, f[:lam])
+        assert nh.measure <= 0.0
+    assert nh.raises == 0
+    assert nh.nfev == plain.nfev + 60 * k
