@@ -16,7 +16,7 @@ from ._dxnesic import (
     feasible_count,
     rank_weights,
 )
-from ._strategy import Strategy
+from ._strategy import Strategy, check_not_one_pair
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
 from ._xnes import COND_B_MAX, rank_one_rate, split_step_sizes
 
@@ -183,7 +183,9 @@ class CRFMNES(Strategy):
         mean and D at ``sigma0 / sigma``; the largest may be at most 1e10 times the smallest.
     popsize : int, optional
         Candidates per generation; default ``4 + floor(3 ln d)``, rounded up to even (the
-        paper samples mirrored pairs).
+        paper samples mirrored pairs). At least 4 when mirrored: from a single pair
+        ``(z, -z)`` the step size learns nothing (the two weights sum to 0 and its term is even
+        in z), so 2 is rejected.
     bounds : optional
         Box constraints: None, ``(lower, upper)``, a sequence of ``(low, high)`` pairs, or
         ``scipy.optimize.Bounds``. Candidates are reflected into the box.
@@ -278,6 +280,7 @@ class CRFMNES(Strategy):
         **common: Unpack[CommonOptions],
     ) -> None:
         v.flag("implicit_constraints", implicit_constraints)
+        check_not_one_pair(popsize, mirrored, self.default_mirrored, "CRFMNES")
         super().__init__(
             x0,
             sigma0,

@@ -15,7 +15,7 @@ from scipy.optimize import brentq
 
 from . import _validate as v
 from ._shaping import nes_weights
-from ._strategy import Strategy
+from ._strategy import Strategy, check_not_one_pair
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
 from ._xnes import (
     COND_B_SURE,
@@ -185,7 +185,9 @@ class DXNESIC(Strategy):
         times the smallest.
     popsize : int, optional
         Candidates per generation; default ``4 + floor(3 ln d)``, rounded up to even (the
-        paper samples mirrored pairs).
+        paper samples mirrored pairs). At least 4 when mirrored: from a single pair
+        ``(z, -z)`` the step size learns nothing (the two weights sum to 0 and its term is even
+        in z), so 2 is rejected.
     bounds : optional
         Box constraints: None, ``(lower, upper)``, a sequence of ``(low, high)`` pairs, or
         ``scipy.optimize.Bounds``. Candidates are reflected into the box.
@@ -293,6 +295,7 @@ class DXNESIC(Strategy):
         **common: Unpack[CommonOptions],
     ) -> None:
         v.flag("implicit_constraints", implicit_constraints)
+        check_not_one_pair(popsize, mirrored, self.default_mirrored, "DXNESIC")
         super().__init__(
             x0,
             sigma0,

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _validate as v
 from ._csa import StepSizePath, odd_weights
-from ._strategy import Strategy, floored_divisors
+from ._strategy import Strategy, check_not_one_pair, floored_divisors
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
 
 
@@ -29,7 +29,9 @@ class SNES(Strategy):
         Initial step size(s).
     popsize : int, optional
         Candidates per generation; default ``4 + floor(3 ln d)``, rounded up to even when
-        mirrored.
+        mirrored. Without `csa`, at least 4 when mirrored: from a single pair ``(z, -z)`` the
+        NES step-size update learns nothing (its terms are even in z and the two utilities
+        sum to 0), so 2 is rejected.
     bounds : optional
         Box constraints: None, ``(lower, upper)``, a sequence of ``(low, high)`` pairs, or
         ``scipy.optimize.Bounds``. Candidates are reflected into the box.
@@ -106,6 +108,8 @@ class SNES(Strategy):
         e_mu = v.positive_float("eta_mu", eta_mu)
         e_sigma = None if eta_sigma is None else v.positive_float("eta_sigma", eta_sigma)
         v.flag("csa", csa)
+        if not csa:  # CSA's path is odd in z: it adapts sigma from one pair
+            check_not_one_pair(popsize, mirrored, self.default_mirrored, "SNES without CSA")
         super().__init__(
             x0,
             sigma0,

@@ -15,6 +15,7 @@ its options and state.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -170,6 +171,26 @@ def check_popsize(popsize: object, dim: int, mirrored: bool) -> int:
     if mirrored and lam % 2:
         raise ValueError(f"`popsize` must be even with mirrored sampling, but got {lam}.")
     return lam
+
+
+def check_not_one_pair(popsize: object, mirrored: object, default: bool, what: str) -> None:
+    """Raise ValueError if the population is a single mirrored pair (`popsize` 2, mirrored).
+
+    For a strategy whose step-size and shape updates are sums of ``u_k h(z_k)`` with ``h``
+    even (DXNESIC, CRFMNES, XNES and SNES without CSA): over the pair ``(z, -z)`` the two utilities
+    sum to 0, so those updates are exactly 0 and sigma would stay at sigma0 for ever. `what`
+    names the strategy; `default` is its ``default_mirrored``. Called before anything is
+    drawn; a malformed `popsize` or `mirrored` is left to the usual checks.
+    """
+    pair = default if mirrored is None else mirrored
+    if not (isinstance(pair, (bool, np.bool_)) and bool(pair)):
+        return
+    if isinstance(popsize, numbers.Real) and not isinstance(popsize, bool) and popsize == 2:
+        raise ValueError(
+            f"`popsize` must be at least 4 with mirrored sampling in {what}: its step size "
+            "learns nothing from a single mirrored pair (z, -z), so sigma would stay at "
+            "sigma0 for ever; use popsize >= 4 or mirrored=False, but got 2."
+        )
 
 
 def even_popsize(popsize: int, mirrored: bool) -> int:

@@ -13,7 +13,7 @@ from scipy.special import ndtr
 from . import _validate as v
 from ._csa import StepSizePath, odd_weights
 from ._shaping import average_ranks, positive_mueff
-from ._strategy import Strategy
+from ._strategy import Strategy, check_not_one_pair
 from ._typing import JSON, ArrayLike, BoundsLike, CommonOptions, FloatArray, RngLike, ShapingLike
 
 #: Upper limit of eta_sigma under adaptation sampling. Wierstra et al. (2014, Algorithm 4) use
@@ -354,7 +354,9 @@ class XNES(Strategy):
         ``COND_B_MAX`` = 1e10 times the smallest (the condition number B may have).
     popsize : int, optional
         Candidates per generation; default ``4 + floor(3 ln d)``, rounded up to even when
-        mirrored.
+        mirrored. Without `csa`, at least 4 when mirrored: from a single pair ``(z, -z)`` the
+        NES step-size update learns nothing (its terms are even in z and the two utilities
+        sum to 0), so 2 is rejected.
     bounds : optional
         Box constraints: None, ``(lower, upper)``, a sequence of ``(low, high)`` pairs, or
         ``scipy.optimize.Bounds``. Candidates are reflected into the box.
@@ -511,6 +513,8 @@ class XNES(Strategy):
         if rank_one is None:  # with CSA only: without it the term can stall (see the docs)
             rank_one = csa
         v.flag("rank_one", rank_one)
+        if not csa:  # CSA's path is odd in z: it adapts sigma from one pair
+            check_not_one_pair(popsize, mirrored, self.default_mirrored, "XNES without CSA")
         super().__init__(
             x0,
             sigma0,

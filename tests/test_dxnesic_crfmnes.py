@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy.linalg import expm, sqrtm
 
-from nes_asktell import CRFMNES, DXNESIC, NESWarning, Strategy
+from nes_asktell import CRFMNES, DXNESIC, SNES, XNES, NESWarning, Strategy
 from nes_asktell._crfmnes import half_log_det, rank_one_condition
 from nes_asktell._dxnesic import h_inv
 from nes_asktell._xnes import COND_B_MAX
@@ -714,3 +714,32 @@ def test_dxnesic_stops_by_conditioncov_where_the_singular_values_say_without_tak
     assert "conditioncov" in runs[0][1]
     assert runs[0][2] > 0  # the estimate spared some SVDs
     assert runs[1][2] == 0
+
+
+@pytest.mark.parametrize(
+    ("cls", "kw"),
+    [
+        (DXNESIC, {}),
+        (CRFMNES, {}),
+        (XNES, {"csa": False}),
+        (XNES, {"csa": False, "rank_one": True}),
+        (SNES, {"csa": False}),
+    ],
+)
+def test_a_single_mirrored_pair_is_rejected_where_sigma_cannot_learn(
+    cls: type[Strategy], kw: dict[str, bool]
+) -> None:
+    # Over the pair (z, -z) the two utilities sum to 0 and every step-size term is even in z,
+    # so the update of sigma is exactly 0: with popsize=2 (mirrored, the default) sigma stayed
+    # at sigma0 for 2,000 generations on a sphere, which the run never solved.
+    rng = np.random.default_rng(4)
+    with pytest.raises(ValueError, match=r"`popsize` must be at least 4 with mirrored sampling"):
+        cls(np.ones(5), 1.0, 2, rng=rng, **kw)  # type: ignore[call-arg]
+    assert rng.bit_generator.state == np.random.default_rng(4).bit_generator.state  # untouched
+    # without mirroring, or with a larger population, sigma adapts
+    for popsize, mirrored in ((2, False), (4, True)):
+        es = cls(np.ones(5), 1.0, popsize, rng=0, mirrored=mirrored, **kw)  # type: ignore[call-arg]
+        for _ in range(300):
+            X = es.ask()
+            es.tell(X, [float(x @ x) for x in X])
+        assert np.max(es.sigma) < 0.1  # frozen, it stayed at 1.0 exactly
