@@ -229,7 +229,9 @@ class IPOP:
 
     Notes
     -----
-    A run ends when its ``stop()`` holds. If any criterion in ``maxfev``, ``maxiter``,
+    A run ends when its ``stop()`` holds after a generation (one that holds before the
+    first, a step size that starts at its limit, say, lets the run evaluate one generation
+    first). If any criterion in ``maxfev``, ``maxiter``,
     ``ftarget``, ``timeout`` (or a callback's stop) holds, the whole sequence ends; otherwise
     (``tolfun``, ``tolx``, ``tolstagnation``, ``tolflatfitness``, ``sigma``) the next run
     starts, unless
@@ -420,7 +422,12 @@ class IPOP:
         """
         inner_stop = self._inner.stop()
         settled = (self._inner, self._inner.generation)
-        if not inner_stop or any(k in GLOBAL for k in inner_stop) or self._global_stop():
+        if (
+            not inner_stop
+            or any(k in GLOBAL for k in inner_stop)
+            or self._global_stop()
+            or not self._inner.generation  # a run is restarted after its first generation only
+        ):
             self._settled = settled
             return
         if (self._call_limit is not None and self.nfev >= self._call_limit) or (

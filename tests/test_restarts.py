@@ -672,3 +672,17 @@ def test_a_sequence_of_a_subclass_without_a_name_resumes_as_that_subclass(
         cls.from_state(state, strategy=SNES)
     with pytest.raises(TypeError, match=r"`strategy` must be a Strategy subclass or None"):
         cls.from_state(state, strategy="xnes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("cls", "sigma0"), [(IPOP, 1e-100), (BIPOP, 1e-99)])
+def test_no_run_is_restarted_before_it_has_evaluated_anything(
+    cls: type[IPOP], sigma0: float
+) -> None:
+    # A step size at its limit (sigma0 = 1e-100, or BIPOP's small regime floored there) is
+    # "degenerate" before the first generation: the run was replaced at its first ask, so
+    # every other IPOP run evaluated nothing ([0, 12, 0, 48, 0, 192, 0]) and BIPOP spent 6 of
+    # its 18 restarts on runs without an evaluation.
+    opt = cls("xnes", np.ones(2), sigma0, rng=0, max_restarts=6)
+    res = opt.optimize(sphere, maxfev=20_000)
+    assert res.restarts >= 4
+    assert all(h["nfev"] > 0 and h["generations"] > 0 for h in res.history[:-1])
