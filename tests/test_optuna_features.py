@@ -293,6 +293,43 @@ def test_source_trials_with_numpy_parameter_values_set_the_first_mean() -> None:
     assert np.allclose(run["mean"], expected)  # type: ignore[index]
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # TPESampler's constraints_func, Optuna 5
+def test_source_trials_with_numpy_constraint_values_count_as_optuna_counts_them() -> None:
+    # Optuna's samplers keep what constraints_func returns; in memory a numpy result stays an
+    # np.int64, which the sampler counted as an infinite violation: every source trial was
+    # infeasible, and the first mean stayed at the centre of the box.
+    from nes_asktell.integrations.optuna import _storage as ch
+
+    def objective(t: optuna.Trial) -> float:
+        return (t.suggest_float("x", 0, 10) - 7) ** 2 + (t.suggest_int("n", 0, 10) - 2) ** 2
+
+    def constraints(t: FrozenTrial) -> list[np.int64]:
+        return [np.int64(t.params["n"]) - 5]  # feasible when n <= 5
+
+    source = optuna.create_study(
+        sampler=optuna.samplers.TPESampler(
+            seed=0, n_startup_trials=40, constraints_func=constraints
+        )
+    )
+    source.optimize(objective, n_trials=40)
+    assert isinstance(source.trials[0].constraints["0"], np.integer)
+    feasible = [t for t in source.trials if all(c <= 0 for c in t.constraints.values())]
+    assert 0 < len(feasible) < 40
+    assert [violation(t) for t in feasible] == [0.0] * len(feasible)
+    sampler = NESSampler(seed=0, source_trials=source.trials, constraints_func=constraints)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=2)
+    first = study.trials[sampler.generations(study)[0]["trial"]]  # type: ignore[index]
+    carrier = ch.parse_carrier(first)
+    assert carrier is not None
+    run = ch.stored_state(first, carrier)["run"]
+    best = min(feasible, key=lambda t: t.values[0])
+    expected = [(best.params["n"] + 0.5) / 11, best.params["x"] / 10]  # (names sorted)
+    assert np.allclose(run["mean"], expected)  # type: ignore[index]
+    for value in (np.float32(0.5), np.int64(3), np.float16(-1.0)):
+        assert violation(made(TrialState.COMPLETE, 1.0, constraints=[value])) == max(value, 0)
+
+
 def test_source_trials_whose_values_are_no_numbers_are_refused_by_name() -> None:
     # A FrozenTrial built with value "0.5" (read from text) passed the constructor; every
     # later trial then raised numpy's "ufunc 'isfinite' not supported for the input types".

@@ -587,8 +587,10 @@ def violation(trial: FrozenTrial) -> float | None:
 
     Read through the public ``FrozenTrial.constraints`` (Optuna 5), which holds both forms
     Optuna stores: a sampler's ``constraints_func`` values and ``trial.set_constraint(key,
-    value)``. The attributes are untrusted: a list longer than `MAX_CONSTRAINTS` among them, a
-    record Optuna cannot read or a value that is not a real number counts as an infinite
+    value)``. A value may be a numpy number: Optuna's own samplers keep what a
+    ``constraints_func`` returns (``np.int64``, ``np.float32``) in an in-memory study, and count
+    it as Optuna does. The attributes are untrusted: a list longer than `MAX_CONSTRAINTS` among
+    them, a record Optuna cannot read or a value that is not a real number counts as an infinite
     violation.
     """
     attrs = trial.system_attrs
@@ -607,7 +609,11 @@ def violation(trial: FrozenTrial) -> float | None:
         return None
     total = 0.0
     for c in found:
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or math.isnan(c):
+        if isinstance(c, (bool, np.bool_)) or not isinstance(
+            c, (int, float, np.integer, np.floating)
+        ):
+            return math.inf
+        if math.isnan(c):
             return math.inf
         total += max(float(c), 0.0)
     return total
