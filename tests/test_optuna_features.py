@@ -330,6 +330,20 @@ def test_source_trials_with_numpy_constraint_values_count_as_optuna_counts_them(
         assert violation(made(TrialState.COMPLETE, 1.0, constraints=[value])) == max(value, 0)
 
 
+def test_a_constraint_record_holding_an_int_beyond_the_floats_is_an_infinite_value() -> None:
+    # A storage keeps any JSON int, and Optuna reads a record back as it is: such a value
+    # raised OverflowError "int too large to convert to float" in every later trial of the
+    # study (from the warm start, or the tell of the trial's generation).
+    big = made(TrialState.COMPLETE, 1.0, constraints=[0.5, 10**400])
+    assert violation(big) == math.inf
+    assert violation(made(TrialState.COMPLETE, 1.0, constraints=[0.5, -(10**400)])) == 0.5
+    study = optuna.create_study(sampler=NESSampler(seed=0, popsize=4))
+    study.add_trial(big)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=6)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 7
+    assert len(study.sampler.generations(study)) == 2  # type: ignore[attr-defined]
+
+
 def test_source_trials_whose_values_are_no_numbers_are_refused_by_name() -> None:
     # A FrozenTrial built with value "0.5" (read from text) passed the constructor; every
     # later trial then raised numpy's "ufunc 'isfinite' not supported for the input types".

@@ -591,7 +591,7 @@ def violation(trial: FrozenTrial) -> float | None:
     ``constraints_func`` returns (``np.int64``, ``np.float32``) in an in-memory study, and count
     it as Optuna does. The attributes are untrusted: a list longer than `MAX_CONSTRAINTS` among
     them, a record Optuna cannot read or a value that is not a real number counts as an infinite
-    violation.
+    violation, and an int beyond the floats as an infinite value of its sign.
     """
     attrs = trial.system_attrs
     if any(isinstance(v, (list, tuple)) and len(v) > MAX_CONSTRAINTS for v in attrs.values()):
@@ -613,9 +613,13 @@ def violation(trial: FrozenTrial) -> float | None:
             c, (int, float, np.integer, np.floating)
         ):
             return math.inf
-        if math.isnan(c):
+        try:
+            x = float(c)
+        except OverflowError:  # an int beyond the floats (JSON keeps any int): +-inf
+            x = math.inf if c > 0 else -math.inf
+        if math.isnan(x):
             return math.inf
-        total += max(float(c), 0.0)
+        total += max(x, 0.0)
     return total
 
 
