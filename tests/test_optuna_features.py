@@ -367,6 +367,30 @@ def test_source_trials_whose_values_are_no_numbers_are_refused_by_name() -> None
         NESSampler(source_trials=[made])
 
 
+def test_source_trials_whose_values_are_ints_beyond_the_floats_are_refused_by_name() -> None:
+    # Such a value passed the constructor, and every trial once the first state was made
+    # raised numpy's "ufunc 'isfinite' not supported for the input types".
+    made = FrozenTrial(
+        number=3,
+        state=TrialState.COMPLETE,
+        value=10**400,
+        datetime_start=None,
+        datetime_complete=None,
+        params={"x": 1.0},
+        distributions={"x": FloatDistribution(0.0, 10.0)},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=3,
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"`source_trials` must hold real numbers a float can hold as values, but trial 3 "
+        r"has \[1000",
+    ):
+        NESSampler(source_trials=[made])
+
+
 def test_extra_samples_finished_before_the_tell_are_told_as_further_rows() -> None:
     from nes_asktell.integrations.optuna import _storage as ch
 

@@ -321,6 +321,13 @@ class NESSampler(BaseSampler):
                     "`source_trials` must hold real numbers as values, but trial "
                     f"{t.number} has {v.short(t.values)}."
                 )
+            try:
+                [float(x) for x in t.values or ()]
+            except OverflowError:  # an int beyond the floats
+                raise ValueError(
+                    "`source_trials` must hold real numbers a float can hold as values, but "
+                    f"trial {t.number} has {v.short(t.values)}."
+                ) from None
         if seed is not None:
             seed = v.integer("seed", seed, minimum=0)
             if seed >= MAX_SEED:
