@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import runpy
 from pathlib import Path
@@ -32,6 +33,15 @@ def test_the_package_has_the_registry_layout() -> None:
         assert section in readme
     assert "- NESSampler" in readme
     assert "nes_asktell" in (FOLDER / "requirements.txt").read_text()
+
+
+def test_the_readme_lists_every_argument_of_the_sampler() -> None:
+    # restart_strategy was missing from the README's list of the keyword-only arguments.
+    readme = " ".join((FOLDER / "README.md").read_text().split())
+    match = re.search(r"Arguments are keyword-only: (.*?)\.", readme)
+    assert match is not None
+    listed = re.findall(r"`(\w+)`", match.group(1))
+    assert listed == list(inspect.signature(NESSampler).parameters)
 
 
 def test_load_local_module_gives_the_sampler_and_runs_a_study() -> None:
