@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import warnings
@@ -194,6 +195,38 @@ def test_integer_parameters_never_freeze() -> None:
     assert study.best_value == 0.0
     last = [tuple(sorted(t.params.items())) for t in study.trials[-100:]]
     assert len(set(last)) >= 10  # still exploring around the optimum
+
+
+def test_log_scaled_int_parameters_keep_a_margin_too() -> None:
+    # The margin widened the grid coordinates only: an int with log=True froze on one value
+    # once the strategy's spread fell below its cell (seed 0 below evaluated one point 91
+    # times in a row; with the margin 12 at most, as the probability 1 / (d popsize) of
+    # leaving the cell in each of 6 coordinates allows).
+    from nes_asktell.integrations.optuna._search import Search
+    from nes_asktell.integrations.optuna._space import UnitSpace
+    from scipy.special import ndtri
+
+    from nes_asktell import XNES
+
+    space = UnitSpace({"k": IntDistribution(1, 64, log=True), "x": FloatDistribution(0, 1)})
+    search = Search(XNES, 1e-6, None, 9, {}, 0)
+    loaded = search.first_state(space, search.key(space), [], 1.0)
+    # the mean (0.5, 0.5) holds k = 6: the cell [ln 5.5, ln 6.5] of [ln 0.5, ln 64.5]
+    n = (math.log(64.5) - math.log(0.5)) / (math.log(6.5) - math.log(5.5))
+    z = float(ndtri(1.0 - 1.0 / (2 * loaded.es.popsize) / 2.0))  # alpha = 1 / (d popsize)
+    rms = np.sqrt(np.mean((loaded.X - 0.5) ** 2, axis=0))
+    assert rms[0] == pytest.approx(0.5 / (z * n), rel=1e-9)  # half a cell over z
+    assert rms[1] < 1e-5  # (a continuous coordinate keeps the strategy's own spread)
+
+    def objective(trial: optuna.Trial) -> float:
+        return float(sum((trial.suggest_int(f"k{i}", 1, 64, log=True) - 3) ** 2 for i in range(6)))
+
+    study = optuna.create_study(sampler=NESSampler(seed=0))
+    study.optimize(objective, n_trials=600)
+    points = [tuple(sorted(t.params.items())) for t in study.trials]
+    runs = [len(list(g)) for _, g in itertools.groupby(points)]
+    assert study.best_value == 0.0
+    assert max(runs) <= 20
 
 
 def test_source_trials_of_a_multi_objective_study_are_refused_by_name() -> None:

@@ -115,7 +115,7 @@ class Assigner:
             if trial is None:
                 raise ValueError(f"trial {c.number} is missing")
             state = ch.stored_state(trial, c, self.search.max_chars(space.dim))
-            loaded = self.search.load(state, space.dim, space.cells)
+            loaded = self.search.load(state, space.dim, space)
         except Exception as exc:  # an untrusted state: whatever it raises, it is skipped
             ix.bad.add((c.number, c.digest))
             self.records.warn_once(

@@ -166,26 +166,29 @@ class Loaded:
     state: dict[str, object]
     es: Strategy
     X: FloatArray
-    cells: tuple[int, ...]
+    space: UnitSpace | None
     margin: FloatArray
     extra: FloatArray | None = None
 
     @classmethod
-    def of(cls, state: dict[str, object], es: Strategy, cells: tuple[int, ...]) -> Loaded:
+    def of(cls, state: dict[str, object], es: Strategy, space: UnitSpace | None) -> Loaded:
         """Return the loaded state of `es` (asking its batch).
 
-        `cells` holds the number of values of each grid coordinate (ints, floats with a step;
-        0 for the others). The root mean square deviation of the batch from the mean in a grid
-        coordinate is widened to a margin (see below), so an integer parameter never freezes
-        (the strategy is told its own rows: the margin only changes which values are
-        evaluated).
+        `space` is the unit space searched (None: every coordinate continuous). The root mean
+        square deviation of the batch from the mean in a coordinate of discrete values (ints,
+        log-scaled ones too, and floats with a step) is widened to a margin (see below), so an
+        integer parameter never freezes (the strategy is told its own rows: the margin only
+        changes which values are evaluated).
         """
         Y = es.ask().copy()
         margin = np.ones(es.dim)
-        if any(cells):
+        # the cells (see UnitSpace.cell_counts) at the mean, reflected into the cube as a row is
+        n = np.zeros(es.dim)
+        if space is not None:
+            n = space.cell_counts(_unit_box(es.dim).reflect(es.mean[None, :].copy())[0])
+        if np.any(n > 0):
             dev = Y - es.mean
             rms = np.sqrt(np.mean(dev**2, axis=0))
-            n = np.array(cells, dtype=float)
             grid = n > 0
             # Like CMA-ES with margin (Hamano et al. 2022): a sample leaves the mean's cell with
             # probability at least alpha = 1 / (d * popsize) per coordinate, i.e. a spread of
@@ -202,7 +205,7 @@ class Loaded:
         X = _unit_box(es.dim).reflect(Y)
         if not np.isfinite(X).all():
             raise ValueError("the state's candidates are not finite")
-        return cls(state, es, X, cells, margin)
+        return cls(state, es, X, space, margin)
 
 
 @dataclass
@@ -388,7 +391,7 @@ class Search:
         spread = float(np.sqrt(np.mean((top - best) ** 2)))
         return best, min(max(spread, 0.1 * self.sigma0), self.sigma0)
 
-    def load(self, state: object, dim: int, cells: tuple[int, ...] | None = None) -> Loaded:
+    def load(self, state: object, dim: int, space: UnitSpace | None = None) -> Loaded:
         """Check a stored state and return it as a live strategy; raise ValueError.
 
         The configuration (strategy, dimension, population of its restart, options) must be
@@ -430,7 +433,7 @@ class Search:
             raise ValueError(f"`sigma` must lie in (0, {MAX_SIGMA}], but got {v.short(es.sigma)}")
         if not np.all(np.abs(es.mean) <= MAX_MEAN):
             raise ValueError(f"`mean` must be finite and lie within {MAX_MEAN} of the cube")
-        return Loaded.of(state, es, (0,) * dim if cells is None else cells)
+        return Loaded.of(state, es, space)
 
     @staticmethod
     def _check_bipop(bipop: object, restart: int) -> dict[str, object]:
@@ -483,7 +486,7 @@ class Search:
         }
         if bipop is not None:
             state["bipop"] = bipop
-        return self.load(json.loads(st.dumps(state)), space.dim, space.cells)
+        return self.load(json.loads(st.dumps(state)), space.dim, space)
 
     def _tell(
         self,
@@ -583,7 +586,7 @@ class Search:
                     after_bipop = self.next_bipop(bipop, es.nfev)
                 es = self.new_strategy(es.dim, entropy, restart, bipop=after_bipop)
             after = json.loads(st.dumps(wrap(es, restart, after_bipop)))
-            return self.load(after, es.dim, loaded.cells), None
+            return self.load(after, es.dim, loaded.space), None
         except Exception as exc:  # the tell is refused; the search goes on from a fresh run
             reason = f"{type(exc).__name__}: {exc}"
         dim = loaded.es.dim
@@ -591,7 +594,7 @@ class Search:
         words = np.random.SeedSequence(entropy, spawn_key=(restart, tip.generation + 1))
         seed = int(words.generate_state(2, np.uint64)[0])
         es = self.new_strategy(dim, entropy, restart, x0=mean, rng=seed, bipop=bipop)
-        return self.load(json.loads(st.dumps(wrap(es, restart, bipop))), dim, loaded.cells), reason
+        return self.load(json.loads(st.dumps(wrap(es, restart, bipop))), dim, loaded.space), reason
 
 
 #: the shortest time a RUNNING trial runs before it may be presumed dead (seconds)

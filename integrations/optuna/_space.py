@@ -156,6 +156,7 @@ class UnitSpace:
                 n = round(_steps(low, high, float(step))) + 1
             self._n.append(n)
         self.dim = len(self.names)
+        self._logint = np.flatnonzero([kind == _LOGINT for kind in self._kind])
         #: the number of values of each grid coordinate (0 for the others)
         self.cells = tuple(self._n)
         text = json.dumps(
@@ -164,6 +165,26 @@ class UnitSpace:
         )
         #: a short digest that identifies the space (names and distributions)
         self.signature = hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def cell_counts(self, u: FloatArray) -> FloatArray:
+        """Return, per coordinate, how many cells as wide as the one holding `u` span ``[0, 1]``.
+
+        A grid's ``n`` cells are alike: ``n``. An int on a log scale takes the value ``v`` on
+        ``[ln(v - 1/2), ln(v + 1/2)]``, a cell the narrower the larger ``v``: the width of the
+        coordinate's interval over that of the cell of the value at `u`. 0 for a continuous
+        coordinate. (The margin of a generation, ``_search.Loaded``, keeps a spread of a fraction
+        of the cell around its mean.)
+        """
+        out = np.array(self._n, dtype=float)  # (0 but for the grids)
+        i = self._logint
+        if i.size:
+            a, b = np.array(self._a)[i], np.array(self._b)[i]
+            low = np.array([float(self.dists[j].low) for j in i])
+            high = np.array([float(self.dists[j].high) for j in i])
+            ui = np.clip(np.asarray(u, dtype=float)[i], 0.0, 1.0)
+            v = np.round(np.clip(np.exp(a + ui * (b - a)), low, high))  # as `from_unit` rounds
+            out[i] = (b - a) / np.log1p(1.0 / (v - 0.5))  # ln(v + 1/2) - ln(v - 1/2)
+        return out
 
     def from_unit(self, u: FloatArray) -> dict[str, int | float]:
         """Return the parameter values (plain int and float) of the unit-cube point `u`."""
