@@ -326,6 +326,36 @@ def test_source_trials_with_numpy_parameter_values_set_the_first_mean() -> None:
     assert np.allclose(run["mean"], expected)  # type: ignore[index]
 
 
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_the_best_infinite_value_of_source_trials_sets_the_first_mean(direction: str) -> None:
+    # Optuna takes -inf (minimising) or inf (maximising) as the best value there is (it is the
+    # source study's best_trial), but the warm start left it out with NaN: the first mean was
+    # the best finite point.
+    from nes_asktell.integrations.optuna import _storage as ch
+
+    sign = 1.0 if direction == "minimize" else -1.0
+    dists = {"x": FloatDistribution(0.0, 10.0)}
+    source = optuna.create_study(direction=direction)
+    for i in range(10):
+        params = {"x": float(i)}
+        source.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=i))
+    best = optuna.trial.create_trial(
+        params={"x": 7.5}, distributions=dists, value=-sign * math.inf
+    )
+    worst = optuna.trial.create_trial(
+        params={"x": 2.5}, distributions=dists, value=sign * math.inf
+    )
+    source.add_trials([best, worst])
+    assert source.best_params == {"x": 7.5}
+    sampler = NESSampler(seed=0, source_trials=source.trials)
+    study = optuna.create_study(direction=direction, sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 10.0), n_trials=2)
+    first = study.trials[sampler.generations(study)[0]["trial"]]  # type: ignore[index]
+    carrier = ch.parse_carrier(first)
+    assert carrier is not None
+    assert ch.stored_state(first, carrier)["run"]["mean"] == [0.75]  # type: ignore[index]
+
+
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # TPESampler's constraints_func, Optuna 5
 def test_source_trials_with_numpy_constraint_values_count_as_optuna_counts_them() -> None:
     # Optuna's samplers keep what constraints_func returns; in memory a numpy result stays an

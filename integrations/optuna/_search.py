@@ -361,17 +361,18 @@ class Search:
     ) -> tuple[FloatArray, float] | None:
         """Return a start (mean, step size) from COMPLETE feasible trials that fit `space`.
 
-        None unless there are at least a population of them. The mean is the best point; the
-        step size is the root mean square spread of the best population of points around it
-        (per coordinate, averaged), between a tenth of `sigma0` and `sigma0`.
+        None unless there are at least a population of them. The mean is the best point (as
+        Optuna ranks them: ``-inf`` after `sign`, the best value there is, first; ``inf`` and NaN
+        are left out); the step size is the root mean square spread of the best population of
+        points around it (per coordinate, averaged), between a tenth of `sigma0` and `sigma0`.
         """
         points = []
         for t in trials:
             values = t.values  # (one per objective: `value` raises for several)
             if t.state != TrialState.COMPLETE or values is None or len(values) != 1:
                 continue
-            value = values[0]
-            if not np.isfinite(value):
+            value = sign * float(values[0])
+            if math.isnan(value) or value == math.inf:
                 continue
             if st.violation(t):
                 continue
@@ -381,7 +382,7 @@ class Search:
                 continue
             u = space.to_unit(t.params)
             if u is not None:
-                points.append((sign * value, t.number, u))
+                points.append((value, t.number, u))
         lam = self.popsize_of(space.dim, 0)
         if len(points) < lam:
             return None
