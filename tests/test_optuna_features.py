@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import array
+import collections
 import itertools
 import math
 import threading
@@ -252,6 +254,31 @@ def test_constraints_func_returning_no_real_numbers_is_named(returned: object) -
     with pytest.raises(
         TypeError, match=r"`constraints_func` must return a sequence of real numbers, but got"
     ):
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+
+
+@pytest.mark.parametrize(
+    "returned",
+    [range(-2, 1), collections.deque([-1.0, 0.5]), array.array("d", [-1.0, 0.5])],
+)
+def test_constraints_func_may_return_any_sequence_of_real_numbers(returned: object) -> None:
+    # The sampler took lists, tuples and 1-d arrays only: any other sequence of real numbers,
+    # which the annotation Sequence[float] allows, raised "`constraints_func` must return a
+    # sequence of real numbers, but got range(-2, 1)".
+    study = optuna.create_study(
+        sampler=NESSampler(seed=0, constraints_func=lambda t: returned)  # type: ignore[arg-type,return-value]
+    )
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    expected = {str(i): float(c) for i, c in enumerate(returned)}  # type: ignore[call-overload]
+    assert [t.constraints for t in study.trials] == [expected, expected]
+
+
+@pytest.mark.parametrize("returned", ["0", b"\x00", bytearray(b"\x00")])
+def test_constraints_func_returning_text_is_named(returned: object) -> None:
+    study = optuna.create_study(
+        sampler=NESSampler(seed=0, constraints_func=lambda t: returned)  # type: ignore[arg-type,return-value]
+    )
+    with pytest.raises(TypeError, match=r"`constraints_func` must return a sequence of real"):
         study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
 
 

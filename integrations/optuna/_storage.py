@@ -43,7 +43,7 @@ import threading
 import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -519,7 +519,8 @@ def store_constraints(
     raw = constraints_func(trial)
     values: list[float] = []
     items: list[object] = [None]  # (anything but a flat sequence is refused below)
-    if isinstance(raw, (list, tuple)) or (isinstance(raw, np.ndarray) and raw.ndim == 1):
+    text = isinstance(raw, (str, bytes, bytearray, memoryview))  # (sequences, not of numbers)
+    if (isinstance(raw, Sequence) and not text) or (isinstance(raw, np.ndarray) and raw.ndim == 1):
         items = list(raw)
     for c in items:
         # real numbers only (a bool counts as an int, as for Optuna's samplers)
