@@ -273,6 +273,18 @@ def test_constraints_func_may_return_any_sequence_of_real_numbers(returned: obje
     assert [t.constraints for t in study.trials] == [expected, expected]
 
 
+def test_constraints_func_may_return_numpy_bools_as_optuna_takes_them() -> None:
+    # A comparison of arrays (violated or not) raised "`constraints_func` must return a
+    # sequence of real numbers, but got array([False, True])": Optuna's samplers take it, and
+    # so did the sampler for Python's bools.
+    study = optuna.create_study(
+        sampler=NESSampler(seed=0, constraints_func=lambda t: np.array([0.0, 1.0]) > 0.5)
+    )
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert study.trials[0].constraints == {"0": 0.0, "1": 1.0}
+    assert violation(study.trials[0]) == 1.0
+
+
 @pytest.mark.parametrize("returned", ["0", b"\x00", bytearray(b"\x00")])
 def test_constraints_func_returning_text_is_named(returned: object) -> None:
     study = optuna.create_study(

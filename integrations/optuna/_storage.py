@@ -523,8 +523,8 @@ def store_constraints(
     if (isinstance(raw, Sequence) and not text) or (isinstance(raw, np.ndarray) and raw.ndim == 1):
         items = list(raw)
     for c in items:
-        # real numbers only (a bool counts as an int, as for Optuna's samplers)
-        if not isinstance(c, (int, float, np.integer, np.floating)):
+        # real numbers only (a bool, numpy's too, counts as an int, as for Optuna's samplers)
+        if not isinstance(c, (int, float, np.integer, np.floating, np.bool_)):
             raise TypeError(
                 "`constraints_func` must return a sequence of real numbers, but got "
                 f"{short(raw)} for trial {trial.number}."
