@@ -20,7 +20,7 @@ from optuna.distributions import FloatDistribution, IntDistribution  # noqa: E40
 from optuna.study._constrained_optimization import _CONSTRAINTS_KEY  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
-from nes_asktell import NESSampler  # noqa: E402
+from nes_asktell import NESSampler, NESWarning  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -271,6 +271,20 @@ def test_constraints_func_may_return_any_sequence_of_real_numbers(returned: obje
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     expected = {str(i): float(c) for i, c in enumerate(returned)}  # type: ignore[call-overload]
     assert [t.constraints for t in study.trials] == [expected, expected]
+
+
+def test_a_constraint_the_trial_set_itself_keeps_its_value() -> None:
+    # The values of constraints_func overwrote those the objective set with
+    # trial.set_constraint under the same key ("0"), without a word; Optuna's samplers keep
+    # the trial's own value.
+    def objective(t: optuna.Trial) -> float:
+        t.set_constraint("0", 5.0)
+        return t.suggest_float("x", 0, 1)
+
+    study = optuna.create_study(sampler=NESSampler(seed=0, constraints_func=lambda t: [-1.0, 2.0]))
+    with pytest.warns(NESWarning, match=r"trial 0 has set already \(\['0'\]\)"):
+        study.optimize(objective, n_trials=1)
+    assert study.trials[0].constraints == {"0": 5.0, "1": 2.0}
 
 
 def test_constraints_func_may_return_numpy_bools_as_optuna_takes_them() -> None:

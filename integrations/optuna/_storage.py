@@ -510,7 +510,8 @@ def store_constraints(
     As Optuna's samplers do: only for COMPLETE and PRUNED trials, and a NaN value raises
     ``ValueError``. The values are stored as ``trial.set_constraint(str(i), value)`` would
     store them (see :func:`constraint_attrs`), so every reader of ``FrozenTrial.constraints``
-    (Optuna's samplers, its plots, ``study.best_trial``) sees them; this replaces Optuna's
+    (Optuna's samplers, its plots, ``study.best_trial``) sees them, except where the trial has
+    set a constraint of that key itself (kept, with a warning); this replaces Optuna's
     private helper ``_process_constraints_after_trial``. ``after_trial`` runs while the trial
     is still RUNNING, so they can be written.
     """
@@ -541,8 +542,22 @@ def store_constraints(
             f"Constraint values cannot be NaN, but `constraints_func` returned {short(raw)} "
             f"for trial {trial.number}."
         )
+    # A constraint the objective set itself (``trial.set_constraint``) keeps its value, as
+    # Optuna keeps the first value of a key (and as its samplers' list form leaves it): the
+    # value of `constraints_func` for that key is ignored, with a warning.
+    kept = []
     for key, value in constraint_attrs(values).items():
+        if key in trial.system_attrs:
+            kept.append(key.split(":", 1)[-1])  # (the key set_constraint was given)
+            continue
         study._storage.set_trial_system_attr(trial._trial_id, key, value)  # type: ignore[arg-type]
+    if kept:
+        _warn.warn(
+            f"`constraints_func` returned values for constraints that trial {trial.number} has "
+            f"set already ({short(kept)}): the trial's own values are kept, as Optuna keeps the "
+            "first value of a constraint.",
+            stacklevel=3,
+        )
 
 
 @contextlib.contextmanager
