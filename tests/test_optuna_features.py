@@ -212,7 +212,7 @@ def test_log_scaled_int_parameters_keep_a_margin_too() -> None:
 
     space = UnitSpace({"k": IntDistribution(1, 64, log=True), "x": FloatDistribution(0, 1)})
     search = Search(XNES, 1e-6, None, 9, {}, 0)
-    loaded = search.first_state(space, search.key(space), [], 1.0)
+    loaded = search.first_state(space, search.key(space))
     # the mean (0.5, 0.5) holds k = 6: the cell [ln 5.5, ln 6.5] of [ln 0.5, ln 64.5]
     n = (math.log(64.5) - math.log(0.5)) / (math.log(6.5) - math.log(5.5))
     z = float(ndtri(1.0 - 1.0 / (2 * loaded.es.popsize) / 2.0))  # alpha = 1 / (d popsize)
@@ -350,6 +350,29 @@ def test_source_trials_set_the_first_mean_and_spread() -> None:
     best = source.best_params
     assert np.allclose(run["mean"], [best["x"] / 10, best["y"] / 10])  # type: ignore[index]
     assert run["sigma0"] < 0.2  # type: ignore[index,operator]  # the spread of the best trials
+
+
+def test_source_trials_that_cannot_start_the_search_are_named_in_one_warning() -> None:
+    # Trials of another search space (or too few that fit) were ignored without a word, so a
+    # user who meant to warm start got the centre of the box and no sign of why.
+    source = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    source.optimize(lambda t: t.suggest_float("a", 0, 10) ** 2, n_trials=50)
+    study = optuna.create_study(sampler=NESSampler(seed=0, source_trials=source.trials))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study.optimize(lambda t: (t.suggest_float("x", 0, 10) - 7) ** 2, n_trials=12)
+    said = [str(w.message) for w in caught if issubclass(w.category, NESWarning)]
+    assert len(said) == 1, said
+    assert said[0].startswith("`source_trials`: fewer than a population (4)")
+    assert "['x']" in said[0]
+
+    # Trials that do fit start the search from them, without a warning.
+    fit = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    fit.optimize(lambda t: (t.suggest_float("x", 0, 10) - 7) ** 2, n_trials=20)
+    study = optuna.create_study(sampler=NESSampler(seed=0, source_trials=fit.trials))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NESWarning)
+        study.optimize(lambda t: (t.suggest_float("x", 0, 10) - 7) ** 2, n_trials=12)
 
 
 def test_source_trials_with_numpy_parameter_values_set_the_first_mean() -> None:

@@ -19,6 +19,7 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial
 
 from nes_asktell._typing import FloatArray
+from nes_asktell._validate import short
 
 from . import _storage as ch
 from ._search import WAIT, Loaded, Search, closing, plan
@@ -206,7 +207,17 @@ class Assigner:
         while True:
             tip = self.records.tip(ix, key)
             if tip is None:
-                first = self.search.first_state(space, key, [*self.source_trials, *trials], sign)
+                start = self.search.warm_start(space, [*self.source_trials, *trials], sign)
+                if start is None and self.source_trials:
+                    lam = self.search.popsize_of(space.dim, 0)
+                    self.records.warn_once(
+                        ("source_trials", key),
+                        f"`source_trials`: fewer than a population ({lam}) of them and of the "
+                        "study's trials are COMPLETE, feasible and fit the search space "
+                        f"{short(list(space.names))}, so the search starts from the centre "
+                        "of the box with `sigma0`, as without `source_trials`.",
+                    )
+                first = self.search.first_state(space, key, start)
                 return self._store_and_assign(study, trial, space, first, [], ix)
             loaded = self.load(tip, trials, space, ix)
             if loaded is not None:

@@ -159,7 +159,9 @@ class NESSampler(BaseSampler):
         each ``<= 0`` when satisfied; infeasible trials rank below feasible ones by total
         violation. Constraints set with ``trial.set_constraint`` count too.
     source_trials : sequence of FrozenTrial, optional
-        Trials of other studies that, with the study's own, set the first mean and step size.
+        Trials of other studies that, with the study's own, set the first mean and step size
+        (at least ``popsize`` of them must fit the search space, else one warning says so and
+        the search starts from the centre).
     seed : int, optional
         Seeds the first state of the search and the default independent sampler; in
         ``[0, 2**128)``.

@@ -463,12 +463,17 @@ class Search:
         return loaded.extra
 
     def first_state(
-        self, space: UnitSpace, key: str, trials: list[FrozenTrial], sign: float
+        self,
+        space: UnitSpace,
+        key: str,
+        start: tuple[FloatArray, float] | None = None,
     ) -> Loaded:
-        """Return the state of generation 0 (seeded by `seed`, or fresh entropy)."""
+        """Return the state of generation 0 (seeded by `seed`, or fresh entropy).
+
+        `start` is a (mean, step size) from :meth:`warm_start`; None: the centre and `sigma0`.
+        """
         entropy = self.seed if self.seed is not None else np.random.SeedSequence().entropy
         assert isinstance(entropy, int)
-        start = self.warm_start(space, trials, sign)
         bipop = self.first_bipop()
         if start is None:
             es = self.new_strategy(space.dim, entropy, 0, bipop=bipop)
