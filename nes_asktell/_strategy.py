@@ -321,7 +321,7 @@ class Strategy(ABC):
         )
         crit.setdefault("tolfun", 1e-12)
         crit.setdefault("tolx", 1e-12)
-        if crit.get("tolstagnation") is None:
+        if "tolstagnation" not in crit:  # (None given: off, as for every criterion)
             crit["tolstagnation"] = _stopping.default_stagnation(dim, lam)
         if "tolflatfitness" not in crit and self.adapts_sigma:
             crit["tolflatfitness"] = _stopping.FLAT_GENERATIONS

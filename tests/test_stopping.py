@@ -113,6 +113,20 @@ def test_default_tolstagnation() -> None:
     assert es.state_dict()["criteria"]["tolstagnation"] == default_stagnation(4, es.popsize)  # type: ignore[index]
 
 
+def test_none_switches_tolstagnation_off_as_every_criterion() -> None:
+    # None meant "the default" for tolstagnation alone, so it could not be switched off (0 is
+    # refused): a run on a constant f past the default stopped by it all the same.
+    es = OpenES(np.zeros(2), 0.1, rng=0, tolstagnation=None, tolfun=None)
+    limit = default_stagnation(2, es.popsize)
+    for _ in range(limit + 5):
+        X = es.ask()
+        es.tell(X, [constant(x) for x in X])
+    assert es.stop() == {}
+    state = json.loads(json.dumps(es.state_dict()))
+    assert state["criteria"]["tolstagnation"] is None
+    assert OpenES.from_state(state).stop() == {}
+
+
 def step(x: np.ndarray) -> float:
     """A staircase: f is constant on unit cells, so a small spread ties every candidate."""
     return float(np.sum(np.floor(np.abs(x))))
