@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import __version__
 from ._demo import run_demo
-from ._history import History
+from ._history import load_argument
 
 DESCRIPTION = "Natural Evolution Strategies with an ask/tell interface."
 
@@ -58,6 +58,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help="the image to write, under exactly this name; its suffix chooses the format, "
         "PNG when it has none (default: RUN.csv with the suffix .png)",
     )
+    plot.set_defaults(usage=plot)  # its errors show its own usage line
     return parser
 
 
@@ -82,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return run_demo(None if plot is None else str(plot))
     if args.command == "plot":
-        return plot_run(args.run, args.output)
+        return plot_run(args.run, args.output, args.usage)
     return 2  # pragma: no cover
 
 
@@ -95,20 +96,40 @@ def _image_formats() -> set[str]:
     return set(FigureCanvasBase.get_supported_filetypes())
 
 
-def plot_run(run: Path, output: Path | None) -> int:
-    """Draw the saved run `run` into `output`; print what went wrong and return 1 on error."""
+def plot_run(run: Path, output: Path | None, usage: argparse.ArgumentParser) -> int:
+    """Draw the saved run `run` into `output`, or the image beside `run`; return the exit code.
+
+    What is wrong with ``RUN.csv`` or ``--output`` (missing, a directory, not a saved History,
+    an image format matplotlib cannot write) is a usage error of `usage`, exit code 2, before
+    anything is written; a failure to draw or write the image is printed, exit code 1.
+    """
+    if run.is_dir():  # '.' or '/' has no name to give a suffix: no traceback
+        usage.error(f"`RUN.csv` must be a file, but got the directory {str(run)!r}.")
+    out = output if output is not None else run.with_suffix(".png")
+    if out.is_dir():
+        usage.error(f"`--output` must be a file, but got the directory {str(out)!r}.")
     try:
-        if run.is_dir():  # '.' or '/' has no name to give a suffix: no traceback
-            raise ValueError(f"`RUN.csv` must be a file, but got the directory {str(run)!r}.")
-        out = output if output is not None else run.with_suffix(".png")
-        if out.is_dir():
-            raise ValueError(f"`--output` must be a file, but got the directory {str(out)!r}.")
-        history = History.load(run)
+        history = load_argument(run, "RUN.csv")
+    except OSError as exc:  # missing, unreadable
+        usage.error(
+            f"`RUN.csv` must be a readable file, but got {str(run)!r} "
+            f"({exc.strerror or type(exc).__name__})."
+        )
+    except ValueError as exc:  # not a saved History: the message names RUN.csv and the line
+        usage.error(str(exc))
+    try:
         fig = history.plot()
         # matplotlib would add ".png" to a name without a suffix: write the very file named
         fig.savefig(out, dpi=100, format=None if out.suffix else "png")
-    except (OSError, ValueError, ImportError) as exc:
-        print(f"nes-asktell plot: error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        print(
+            f"{usage.prog}: error: `--output` could not be written to {str(out)!r} "
+            f"({exc.strerror or type(exc).__name__}).",
+            file=sys.stderr,
+        )
+        return 1
+    except (ValueError, ImportError) as exc:
+        print(f"{usage.prog}: error: {exc}", file=sys.stderr)
         return 1
     print(f"{len(history)} generations of {run} drawn in {out}")
     return 0

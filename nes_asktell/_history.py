@@ -364,8 +364,13 @@ class History:
         Blank lines and a leading byte order mark are ignored, so a file edited by hand or
         in a spreadsheet still loads.
         """
+        return cls._load(path, "path")
+
+    @classmethod
+    def _load(cls, path: str | os.PathLike[str], argument: str) -> History:
+        """Return the history saved in `path`; the errors name it `argument`."""
         if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"`path` must be a file path, but got {v.short(path)}.")
+            raise TypeError(f"`{argument}` must be a file path, but got {v.short(path)}.")
         p = Path(path)
         # read at most one byte more than allowed: a device or a pipe (/dev/zero) has no size
         # to check beforehand, and would be read without end
@@ -373,7 +378,7 @@ class History:
             data = fh.read(MAX_BYTES + 1)
         if len(data) > MAX_BYTES:
             raise ValueError(
-                f"`path` must be a saved History of at most {MAX_BYTES} bytes, but got "
+                f"`{argument}` must be a saved History of at most {MAX_BYTES} bytes, but got "
                 f"more in {str(p)!r}."
             )
         try:  # utf-8-sig: a byte order mark, as some editors write, is not part of the text
@@ -382,19 +387,20 @@ class History:
             lines = []
         if not lines or lines[0].strip() != MAGIC:
             raise ValueError(
-                f"`path` must be a CSV file written by History.save (first line {MAGIC!r}), "
-                f"but got {str(p)!r}."
+                f"`{argument}` must be a CSV file written by History.save (first line "
+                f"{MAGIC!r}), but got {str(p)!r}."
             )
         reader = csv.reader(lines[1:])
         try:
-            return cls._read_rows(reader, p)
+            return cls._read_rows(reader, p, argument)
         except csv.Error as exc:  # a field longer than the csv module's limit, say
             raise ValueError(
-                f"`path` line {reader.line_num + 1} is not a row of numbers ({exc}) in {str(p)!r}."
+                f"`{argument}` line {reader.line_num + 1} is not a row of numbers ({exc}) in "
+                f"{str(p)!r}."
             ) from exc
 
     @classmethod
-    def _read_rows(cls, reader: Iterator[list[str]], p: Path) -> History:
+    def _read_rows(cls, reader: Iterator[list[str]], p: Path, argument: str) -> History:
         """Return the history of the header and the rows of `reader` (the lines after MAGIC)."""
         header = tuple(next(reader, ()))
         k = len(header) - len(BASE_COLUMNS)
@@ -402,8 +408,8 @@ class History:
             f"mean_{i}" for i in range(max(k, 0))
         ):
             raise ValueError(
-                f"`path` must have the header {','.join(BASE_COLUMNS)},mean_0,..., but got "
-                f"{','.join(header)!r} in {str(p)!r}."
+                f"`{argument}` must have the header {','.join(BASE_COLUMNS)},mean_0,..., but "
+                f"got {','.join(header)!r} in {str(p)!r}."
             )
         out = cls(coordinates=k)
         out._columns = header
@@ -416,7 +422,7 @@ class History:
                 values = []
             if len(values) != len(header):
                 raise ValueError(
-                    f"`path` line {lineno} must hold {len(header)} numbers, but got "
+                    f"`{argument}` line {lineno} must hold {len(header)} numbers, but got "
                     f"{v.short(','.join(row))} in {str(p)!r}."
                 )
             out._rows.append(values)
@@ -490,3 +496,11 @@ class History:
         for ax in (ax_m, ax_c):
             ax.set_xlabel("evaluations")
         return fig
+
+
+def load_argument(path: str | os.PathLike[str], argument: str) -> History:
+    """Return ``History.load(path)``, its errors naming `argument` instead of ``path``.
+
+    The command line reads its ``RUN.csv`` so, for messages that name what the user typed.
+    """
+    return History._load(path, argument)

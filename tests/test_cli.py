@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from nes_asktell import XNES, History, __version__
 from nes_asktell import __main__ as cli
+from nes_asktell._history import MAGIC
 
 SCRIPT = Path(sys.executable).parent / "nes-asktell"
 
@@ -61,12 +63,72 @@ def test_plot_writes_a_png_of_a_saved_run(
 def test_plot_reports_a_missing_or_foreign_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["plot", str(tmp_path / "missing.csv")]) == 1
-    assert "No such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        cli.main(["plot", str(tmp_path / "missing.csv")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "No such file" in err
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
-    assert cli.main(["plot", str(tmp_path / "other.csv")]) == 1
+    with pytest.raises(SystemExit) as info:
+        cli.main(["plot", str(tmp_path / "other.csv")])
+    assert info.value.code == 2
     assert "must be a CSV file written by History.save" in capsys.readouterr().err
     assert not (tmp_path / "other.png").exists()
+
+
+def saved_run(path: Path) -> None:
+    history = History()
+    XNES(np.ones(2), 0.5, rng=0).optimize(lambda x: float(x @ x), maxiter=3, callback=history)
+    history.save(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            None,
+            r"`RUN.csv` must be a readable file, but got '{run}' \(No such file or directory\)\.",
+        ),
+        ("", r"`RUN.csv` must be a CSV file written by History.save .*, but got '{run}'\."),
+        (MAGIC + "\n", r"`RUN.csv` must have the header generation,.*, but got '' in '{run}'\."),
+        ("corrupt", r"`RUN.csv` line 3 must hold 14 numbers, but got 'x,1' in '{run}'\."),
+    ],
+)
+def test_plot_errors_name_the_argument_as_typed_with_its_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str | None, message: str
+) -> None:
+    # the errors named the Python parameter `path` of History.load, a missing file gave
+    # "[Errno 2] ..." without naming the argument, and they exited 1 instead of as usage errors
+    run = tmp_path / "run.csv"
+    if text == "corrupt":
+        saved_run(run)
+        lines = run.read_text().splitlines()
+        run.write_text("\n".join([*lines[:2], "x,1", *lines[3:]]) + "\n")
+    elif text is not None:
+        run.write_text(text)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["plot", str(run)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: ")
+    (line,) = [ln for ln in err.splitlines() if "error:" in ln]
+    assert re.fullmatch(r".* plot: error: " + message.format(run=re.escape(str(run))), line)
+    assert "`path`" not in err
+    assert not (tmp_path / "run.png").exists()
+
+
+def test_plot_refuses_a_default_output_that_is_a_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved_run(tmp_path / "run.csv")
+    out = tmp_path / "run.png"
+    out.mkdir()  # the default output, beside the CSV file, is a directory
+    with pytest.raises(SystemExit) as info:
+        cli.main(["plot", str(tmp_path / "run.csv")])
+    assert info.value.code == 2
+    assert f"`--output` must be a file, but got the directory {str(out)!r}." in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize("run", [".", "/", ".."])
@@ -75,7 +137,9 @@ def test_plot_of_a_directory_without_a_name_is_an_error_not_a_traceback(
 ) -> None:
     # `nes-asktell plot .` raised "ValueError: PosixPath('.') has an empty name" from
     # pathlib, with a traceback, while making the default name of the image.
-    assert cli.main(["plot", run]) == 1
+    with pytest.raises(SystemExit) as info:
+        cli.main(["plot", run])
+    assert info.value.code == 2
     assert f"`RUN.csv` must be a file, but got the directory {run!r}" in capsys.readouterr().err
 
 
@@ -127,6 +191,8 @@ def test_plot_writes_exactly_the_file_named_by_output(
     assert capsys.readouterr().out.endswith(f"drawn in {tmp_path / 'picture'}\n")
     # a directory: an error, and nothing written beside it
     (tmp_path / "out").mkdir()
-    assert cli.main(["plot", str(tmp_path / "run.csv"), "-o", str(tmp_path / "out")]) == 1
+    with pytest.raises(SystemExit) as info:
+        cli.main(["plot", str(tmp_path / "run.csv"), "-o", str(tmp_path / "out")])
+    assert info.value.code == 2
     assert "`--output` must be a file, but got the directory" in capsys.readouterr().err
     assert not (tmp_path / "out.png").exists()
