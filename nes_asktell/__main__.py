@@ -100,14 +100,23 @@ def plot_run(run: Path, output: Path | None, usage: argparse.ArgumentParser) -> 
     """Draw the saved run `run` into `output`, or the image beside `run`; return the exit code.
 
     What is wrong with ``RUN.csv`` or ``--output`` (missing, a directory, not a saved History,
-    an image format matplotlib cannot write) is a usage error of `usage`, exit code 2, before
-    anything is written; a failure to draw or write the image is printed, exit code 1.
+    a missing directory, an image format matplotlib cannot write) is a usage error of `usage`,
+    exit code 2, before anything is read or drawn; a failure to draw or write the image is
+    printed, exit code 1.
     """
     if run.is_dir():  # '.' or '/' has no name to give a suffix: no traceback
         usage.error(f"`RUN.csv` must be a file, but got the directory {str(run)!r}.")
     out = output if output is not None else run.with_suffix(".png")
     if out.is_dir():
         usage.error(f"`--output` must be a file, but got the directory {str(out)!r}.")
+    if not out.parent.is_dir():
+        usage.error(f"`--output` must be in a directory that exists, but got {str(out)!r}.")
+    known = _image_formats()
+    if known and out.suffix and out.suffix[1:].lower() not in known:
+        usage.error(
+            "`--output` must end in a suffix matplotlib can write "
+            f"({', '.join('.' + k for k in sorted(known))}; none: PNG), but got {str(out)!r}."
+        )
     try:
         history = load_argument(run, "RUN.csv")
     except OSError as exc:  # missing, unreadable

@@ -196,3 +196,29 @@ def test_plot_writes_exactly_the_file_named_by_output(
     assert info.value.code == 2
     assert "`--output` must be a file, but got the directory" in capsys.readouterr().err
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "run.xyz",
+            r"`--output` must end in a suffix matplotlib can write \(.*\.png.*; none: PNG\)",
+        ),
+        ("missing/run.png", r"`--output` must be in a directory that exists"),
+    ],
+)
+def test_plot_refuses_an_output_it_cannot_write_before_reading_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, message: str
+) -> None:
+    # an unknown image format was found by matplotlib only after the run was read and drawn,
+    # in a message that named no option ("Format 'xyz' is not supported"), exit code 1
+    pytest.importorskip("matplotlib")
+    saved_run(tmp_path / "run.csv")
+    out = tmp_path / name
+    with pytest.raises(SystemExit) as info:
+        cli.main(["plot", str(tmp_path / "run.csv"), "-o", str(out)])
+    assert info.value.code == 2
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+    assert re.search(message + rf", but got {re.escape(repr(str(out)))}\.$", line)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.csv"]
