@@ -109,6 +109,11 @@ def plot_run(run: Path, output: Path | None, usage: argparse.ArgumentParser) -> 
     out = output if output is not None else run.with_suffix(".png")
     if out.is_dir():
         usage.error(f"`--output` must be a file, but got the directory {str(out)!r}.")
+    if out.is_file() and run.is_file() and out.samefile(run):  # the default beside X.png
+        usage.error(
+            f"`--output` must not be RUN.csv itself (the image would replace the run), but "
+            f"got {str(out)!r}."
+        )
     if not out.parent.is_dir():
         usage.error(f"`--output` must be in a directory that exists, but got {str(out)!r}.")
     known = _image_formats()

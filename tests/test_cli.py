@@ -222,3 +222,20 @@ def test_plot_refuses_an_output_it_cannot_write_before_reading_the_run(
     (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
     assert re.search(message + rf", but got {re.escape(repr(str(out)))}\.$", line)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.csv"]
+
+
+@pytest.mark.parametrize("output", [None, "run.png"])
+def test_plot_never_writes_the_image_over_the_run_it_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str | None
+) -> None:
+    # a saved run named run.png: the default output (the same name with the suffix .png) was
+    # the run itself, and the image replaced the only copy of the History
+    run = tmp_path / "run.png"
+    saved_run(run)
+    before = run.read_bytes()
+    args = [] if output is None else ["-o", str(tmp_path / "." / output)]
+    with pytest.raises(SystemExit) as info:
+        cli.main(["plot", str(run), *args])
+    assert info.value.code == 2
+    assert "`--output` must not be RUN.csv itself" in capsys.readouterr().err
+    assert run.read_bytes() == before
