@@ -18,6 +18,7 @@ last line says how many there were.
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import math
 import sys
@@ -39,6 +40,8 @@ from ._typing import JSON, ArrayLike, FloatArray
 LOGGER = logging.getLogger("nes_asktell")
 #: disp=1 prints a line at least this often (seconds), whatever the generation.
 LINE_EVERY_S = 10.0
+#: the numbers that mark the log records of each run (``extra={"nes_asktell_run": n}``).
+_RUN_IDS = itertools.count(1)
 PROGRESS_HINT = "`progress` needs tqdm: pip install 'nes_asktell[progress]'"
 #: what `disp` accepts: False/0 (silent), True/1 (a line every few generations), 2 (each one).
 DispLike = bool | int
@@ -107,7 +110,7 @@ def run(
     clock = _Clock(opt.nfev)
     counted = _RunWarnings()
     try:
-        with _display(level), evaluator:
+        with _display(level) as own, evaluator:
             bar = _progress_bar(opt, call_it) if show_bar else None
             while True:
                 if call_fev is not None and opt.nfev >= call_fev:
@@ -126,7 +129,7 @@ def run(
                 due = level >= 2 or clock.line_due(opt.generation)
                 line = logging.INFO if due else logging.DEBUG
                 if LOGGER.isEnabledFor(line):
-                    LOGGER.log(line, "%s", _progress_line(name, opt, clock))
+                    LOGGER.log(line, "%s", _progress_line(name, opt, clock), extra=own)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(nfev=opt.nfev, best=f"{opt.best[1]:.6e}", refresh=False)
@@ -150,6 +153,7 @@ def run(
                     "%s; stops: %s",
                     _progress_line(name, opt, clock),
                     ", ".join(sorted(res.stop)) or "none",
+                    extra=own,
                 )
     finally:
         if bar is not None:
@@ -211,27 +215,32 @@ def _progress_line(name: str, opt: Runnable, clock: _Clock) -> str:
 
 
 @contextmanager
-def _display(level: int) -> Iterator[None]:
-    """With `level` >= 1: print the INFO lines of the logger on stdout during the run.
+def _display(level: int) -> Iterator[dict[str, object]]:
+    """Yield the `extra` that marks the records of this run; with `level` >= 1, print them.
 
-    A handler on stdout is added to the logger for the run, the logger's level lowered to
-    INFO if it would hide them, and propagation to the parent loggers turned off (so that a
-    logging configuration does not show the lines twice); all is undone at the end.
+    With `level` >= 1, a handler on stdout is added to the logger for the run, the logger's
+    level lowered to INFO if it would hide them, and propagation to the parent loggers turned
+    off (so that a logging configuration does not show the lines twice); all is undone at the
+    end. The handler prints the INFO records of this run only: not those of a run nested in
+    the objective, nor of a run in another thread, which have their own `disp`.
     """
+    run_id = next(_RUN_IDS)
+    own: dict[str, object] = {"nes_asktell_run": run_id}
     if not level:
-        yield
+        yield own
         return
     old_level, old_propagate = LOGGER.level, LOGGER.propagate
     stream: TextIO = sys.stdout
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.setLevel(logging.INFO)
+    handler.addFilter(lambda record: getattr(record, "nes_asktell_run", None) == run_id)
     if LOGGER.getEffectiveLevel() > logging.INFO:
         LOGGER.setLevel(logging.INFO)
     LOGGER.addHandler(handler)
     LOGGER.propagate = False
     try:
-        yield
+        yield own
     finally:
         LOGGER.removeHandler(handler)
         LOGGER.setLevel(old_level)

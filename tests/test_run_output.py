@@ -45,6 +45,27 @@ def test_disp_levels_print_lines_with_time_and_rate(
     assert out[-1].endswith("; stops: maxiter")
 
 
+@pytest.mark.parametrize("inner_disp", [0, 1])
+def test_disp_prints_the_lines_of_its_own_run_not_those_of_a_nested_run(
+    capsys: pytest.CaptureFixture[str], inner_disp: int
+) -> None:
+    # the stdout handler of disp printed every record of the logger: a run nested in the
+    # objective printed its lines with disp=0, and each of its lines twice with disp=1
+    inner_lines = []
+
+    def objective(x: np.ndarray) -> float:
+        XNES(x, 0.1, rng=0).optimize(sphere, maxiter=2, disp=inner_disp)
+        inner_lines.extend(lines(capsys.readouterr().out))
+        return sphere(x)
+
+    es = XNES(np.ones(2), 0.5, rng=0)
+    es.optimize(objective, maxiter=1, disp=1)
+    outer = lines(capsys.readouterr().out)
+    assert [int(m.group(2)) for ln in outer if (m := LINE.match(ln))] == [1, 1]
+    inner = [int(m.group(2)) for ln in inner_lines if (m := LINE.match(ln))]
+    assert inner == [1, 2, 2] * es.popsize * inner_disp
+
+
 @pytest.mark.parametrize("disp", [False, 0])
 def test_disp_off_prints_nothing(capsys: pytest.CaptureFixture[str], disp: int) -> None:
     XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=5, disp=disp)
