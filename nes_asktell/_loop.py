@@ -22,6 +22,7 @@ import itertools
 import logging
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -221,30 +222,64 @@ def _display(level: int) -> Iterator[dict[str, object]]:
     With `level` >= 1, a handler on stdout is added to the logger for the run, the logger's
     level lowered to INFO if it would hide them, and propagation to the parent loggers turned
     off (so that a logging configuration does not show the lines twice); all is undone at the
-    end. The handler prints the INFO records of this run only: not those of a run nested in
-    the objective, nor of a run in another thread, which have their own `disp`.
+    end (of the last such run, when several overlap: :class:`_Displays`). The handler prints
+    the INFO records of this run only: not those of a run nested in the objective, nor of a run
+    in another thread, which have their own `disp`.
     """
     run_id = next(_RUN_IDS)
     own: dict[str, object] = {"nes_asktell_run": run_id}
     if not level:
         yield own
         return
-    old_level, old_propagate = LOGGER.level, LOGGER.propagate
     stream: TextIO = sys.stdout
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.setLevel(logging.INFO)
     handler.addFilter(lambda record: getattr(record, "nes_asktell_run", None) == run_id)
-    if LOGGER.getEffectiveLevel() > logging.INFO:
-        LOGGER.setLevel(logging.INFO)
-    LOGGER.addHandler(handler)
-    LOGGER.propagate = False
+    _DISPLAYS.start(handler)
     try:
         yield own
     finally:
-        LOGGER.removeHandler(handler)
-        LOGGER.setLevel(old_level)
-        LOGGER.propagate = old_propagate
+        _DISPLAYS.end(handler)
+
+
+class _Displays:
+    """The logger's set-up for the runs that print their lines, however they overlap in time.
+
+    The first run with `disp` to start lowers the logger's level to INFO if it would hide the
+    lines and turns propagation off; the last to end restores both. (Each run saving and
+    restoring them itself broke with runs in two threads ending out of order: the first to end
+    silenced the other's lines, and the other then left the logger at INFO, cut off from the
+    logging configuration, for good.)
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs = 0
+        self._saved = (logging.NOTSET, True)
+
+    def start(self, handler: logging.Handler) -> None:
+        """Add `handler` to the logger, set for printing while a run with `disp` goes on."""
+        with self._lock:
+            if not self._runs:
+                self._saved = (LOGGER.level, LOGGER.propagate)
+                if LOGGER.getEffectiveLevel() > logging.INFO:
+                    LOGGER.setLevel(logging.INFO)
+                LOGGER.propagate = False
+            LOGGER.addHandler(handler)
+            self._runs += 1
+
+    def end(self, handler: logging.Handler) -> None:
+        """Remove `handler`; the last run to end restores the logger's level and propagation."""
+        with self._lock:
+            LOGGER.removeHandler(handler)
+            self._runs -= 1
+            if not self._runs:
+                LOGGER.setLevel(self._saved[0])
+                LOGGER.propagate = self._saved[1]
+
+
+_DISPLAYS = _Displays()
 
 
 def _progress_bar(opt: Runnable, call_it: int | None) -> Any:

@@ -66,6 +66,45 @@ def test_disp_prints_the_lines_of_its_own_run_not_those_of_a_nested_run(
     assert inner == [1, 2, 2] * es.popsize * inner_disp
 
 
+def test_runs_with_disp_in_two_threads_that_end_out_of_order_print_and_restore_logging(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # each run saved the logger's level and propagation and restored them at its end: run A
+    # ending first reset the logger under run B, whose lines were no longer printed, and B
+    # then left the logger at INFO without propagation, for good
+    logger = logging.getLogger("nes_asktell")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    a_in, b_in, a_done = threading.Event(), threading.Event(), threading.Event()
+
+    def fun_a(x: np.ndarray) -> float:
+        a_in.set()
+        b_in.wait(timeout=60)
+        return sphere(x)
+
+    def fun_b(x: np.ndarray) -> float:
+        b_in.set()
+        a_done.wait(timeout=60)
+        return sphere(x)
+
+    def run_a() -> None:
+        XNES(np.ones(2), 0.5, rng=0).optimize(fun_a, maxiter=1, disp=1)
+        a_done.set()
+
+    def run_b() -> None:
+        a_in.wait(timeout=60)
+        OpenES(np.ones(2), 0.5, rng=1).optimize(fun_b, maxiter=3, disp=1)
+
+    threads = [threading.Thread(target=run_a), threading.Thread(target=run_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert a_done.is_set()
+    printed = [m.group(1, 2) for ln in lines(capsys.readouterr().out) if (m := LINE.match(ln))]
+    assert sorted(printed) == [("OpenES", g) for g in "1233"] + [("XNES", "1")] * 2
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before
+
+
 @pytest.mark.parametrize("disp", [False, 0])
 def test_disp_off_prints_nothing(capsys: pytest.CaptureFixture[str], disp: int) -> None:
     XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=5, disp=disp)
