@@ -435,8 +435,9 @@ class History:
         Fitness (best so far, best and median of each generation; log scale, shifted by the
         lowest value when some are not positive), step size (min, median and max), the
         recorded coordinates of the mean, and the condition number of the scale; dotted vertical
-        lines mark where the population size changes (the restarts of IPOP). The Figure is
-        made without pyplot: save it with ``fig.savefig(path)``.
+        lines mark where the population size changes (the restarts of IPOP); a history of one
+        generation is drawn as points. The Figure is made without pyplot: save it with
+        ``fig.savefig(path)``.
 
         Raises
         ------
@@ -450,6 +451,8 @@ class History:
         fig = Figure(figsize=(10, 7), layout="constrained")
         ax_f, ax_s, ax_m, ax_c = fig.subplots(2, 2, sharex=True).ravel()
         n = self["nfev"] if len(self) else np.zeros(0)
+        # a line through one point draws nothing: a history of one generation gets markers
+        dots = {"marker": "o"} if len(self) == 1 else {}
         curves = {
             "best so far": self["f_best"],
             "best of generation": self["f_best_gen"],
@@ -463,22 +466,22 @@ class History:
             label = "f (0 drawn at 1e-12)" if shift == 0 else f"f - ({shift:.6g})"
         for name, c in curves.items():
             if np.isfinite(c).any():
-                ax_f.semilogy(n, c - shift + tiny, label=name)
+                ax_f.semilogy(n, c - shift + tiny, label=name, **dots)
         ax_f.set_title("fitness")
         ax_f.set_ylabel(label)
         spread = self["sigma_max"] != self["sigma_min"]
         for name in ("sigma_max", "sigma_median", "sigma_min") if spread.any() else ("sigma_max",):
             if np.isfinite(self[name]).any():
                 label = name.replace("_", " ") if spread.any() else "sigma"
-                ax_s.semilogy(n, self[name], label=label)
+                ax_s.semilogy(n, self[name], label=label, **dots)
         ax_s.set_title("step size")
         mean_cols = [c for c in self.columns if c.startswith("mean_") and c != "mean_norm"]
         for name in mean_cols:
             if np.isfinite(self[name]).any():
-                ax_m.plot(n, self[name], lw=1, label=name.replace("mean_", "x"))
+                ax_m.plot(n, self[name], lw=1, label=name.replace("mean_", "x"), **dots)
         ax_m.set_title(f"mean, first {len(mean_cols)} coordinates")
         if np.isfinite(self["condition"]).any():
-            ax_c.semilogy(n, self["condition"])
+            ax_c.semilogy(n, self["condition"], **dots)
         ax_c.set_title("condition (longest / shortest axis)")
         pop = self["popsize"] if len(self) else np.zeros(0)
         restarts = n[1:][(pop[1:] != pop[:-1]) & np.isfinite(pop[1:]) & np.isfinite(pop[:-1])]

@@ -262,6 +262,18 @@ def test_plot_draws_four_panels(tmp_path: Path) -> None:
     assert (tmp_path / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_plot_of_one_generation_draws_its_points() -> None:
+    # each curve was a line through a single point, which matplotlib draws as nothing: four
+    # panels with legends and no data in sight
+    pytest.importorskip("matplotlib")
+    history = History()
+    XNES(np.ones(3), 0.5, rng=0).optimize(sphere, maxiter=1, callback=history)
+    axes = history.plot().get_axes()
+    drawn = [ln for ax in axes for ln in ax.get_lines()]
+    assert len(drawn) == 3 + 1 + 3 + 1  # fitness, sigma, mean, condition
+    assert all(ln.get_marker() not in ("None", "", " ", None) for ln in drawn)
+
+
 def test_plot_of_a_history_of_bare_results_says_what_was_not_recorded() -> None:
     pytest.importorskip("matplotlib")
     history = History()
