@@ -432,6 +432,9 @@ class History:
     def plot(self) -> Figure:
         """Draw the history as a matplotlib Figure of four panels, against evaluations.
 
+        Against the generations when the evaluations were not recorded (a History as the
+        callback of most of scipy's methods, whose ``intermediate_result`` has no ``nfev``).
+
         Fitness (best so far, best and median of each generation; log scale, shifted by the
         lowest value when some are not positive), step size (min, median and max), the
         recorded coordinates of the mean, and the condition number of the scale; dotted vertical
@@ -451,6 +454,9 @@ class History:
         fig = Figure(figsize=(10, 7), layout="constrained")
         ax_f, ax_s, ax_m, ax_c = fig.subplots(2, 2, sharex=True).ravel()
         n = self["nfev"] if len(self) else np.zeros(0)
+        # most of scipy's methods pass no nfev to a callback: drawn against the generations
+        counted = bool(np.isfinite(n).all())
+        n = n if counted else self["generation"]
         # a line through one point draws nothing: a history of one generation gets markers
         dots = {"marker": "o"} if len(self) == 1 else {}
         curves = {
@@ -497,7 +503,7 @@ class History:
         if 0 < len(mean_cols) <= 10 and ax_m.has_data():
             ax_m.legend(fontsize="small", ncols=2)
         for ax in (ax_m, ax_c):
-            ax.set_xlabel("evaluations")
+            ax.set_xlabel("evaluations" if counted else "generations")
         return fig
 
 

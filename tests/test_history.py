@@ -284,6 +284,20 @@ def test_plot_of_a_history_of_bare_results_says_what_was_not_recorded() -> None:
     assert len(axes[0].get_lines()) == 1
 
 
+def test_plot_of_results_without_nfev_is_drawn_against_generations() -> None:
+    # scipy's Nelder-Mead, BFGS, ... pass no nfev to callback(intermediate_result): the x axis
+    # (evaluations) was all NaN and every panel empty
+    pytest.importorskip("matplotlib")
+    history = History()
+    minimize(sphere, np.ones(3), method="Nelder-Mead", callback=history, options={"maxiter": 20})
+    assert len(history) > 1
+    assert np.isnan(history["nfev"]).all()
+    axes = history.plot().get_axes()
+    (line,) = axes[0].get_lines()
+    np.testing.assert_array_equal(line.get_xdata(), history["generation"])
+    assert axes[3].get_xlabel() == "generations"
+
+
 def test_plot_without_matplotlib_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
