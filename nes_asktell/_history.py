@@ -103,6 +103,20 @@ def _result_vector(res: OptimizeResult, key: str) -> FloatArray | None:
     return arr.astype(np.float64).ravel()
 
 
+def _median(x: FloatArray) -> float:
+    """Return the median of the non-empty `x`, finite for finite values however large.
+
+    ``np.median`` adds the two middle values before halving them: a fitness near the largest
+    float (a penalty ``sys.float_info.max`` for infeasible points) gave inf and an overflow
+    warning. Halving each first gives the same value otherwise.
+    """
+    s = np.sort(x, axis=None)  # NaN last: NaN when there is one, as np.median
+    m = s.size // 2
+    if np.isnan(s[-1]):
+        return math.nan
+    return float(s[m]) if s.size % 2 else float(s[m - 1] / 2 + s[m] / 2)
+
+
 class History:
     """A run's history, one row per generation, to look at, save as CSV and plot.
 
@@ -302,7 +316,7 @@ class History:
         else:
             s_min, s_med, s_max = (
                 float(np.min(sigma)),
-                float(np.median(sigma)),
+                _median(sigma),
                 float(np.max(sigma)),
             )
             cond = s_max / s_min if s_min > 0 else math.inf
@@ -321,7 +335,7 @@ class History:
                 time.monotonic() - self._t0,
                 popsize,
                 nan if finite is None or not finite.size else float(np.min(finite)),
-                nan if finite is None or not finite.size else float(np.median(finite)),
+                nan if finite is None or not finite.size else _median(finite),
                 f_best,
                 s_min,
                 s_med,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -373,6 +375,25 @@ def test_record_reads_fitness_as_tell_does() -> None:
     assert history["f_median_gen"][0] == np.median(f[1:])
     with pytest.raises(TypeError, match=r"`fitness` must be an array of numbers .*True"):
         History().record(es, fitness=[True, False])
+
+
+def test_median_of_a_generation_of_huge_penalties_is_finite_and_warns_nothing() -> None:
+    # np.median adds the two middle values: a penalty of sys.float_info.max for infeasible
+    # points gave f_median_gen = inf with "RuntimeWarning: overflow encountered in reduce"
+    big = sys.float_info.max
+    history = History()
+    es = XNES(np.ones(2), 0.5, rng=0, popsize=4)
+    for fitness in ([big] * 4, [1.0, 3.0, big, big], [-big, big, -big, big]):
+        es.tell(es.ask(), fitness)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            history.record(es, fitness=fitness)
+    assert history["f_median_gen"].tolist() == [big, 1.5 + big / 2, 0.0]
+    rng = np.random.default_rng(0)  # elsewhere, the same value as np.median
+    for n in range(1, 12):
+        f = rng.standard_normal(n) * 10.0 ** rng.integers(-300, 300, n)
+        assert _history._median(f) == float(np.median(f))
+    assert math.isnan(_history._median(np.array([1.0, math.nan, 2.0])))
 
 
 def test_record_takes_the_fitness_tell_takes_and_refuses_what_it_refuses() -> None:
