@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,7 +64,26 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return the exit code."""
+    """Run the command line and return the exit code.
+
+    When the reader of the output goes away (``nes-asktell demo | head -1``), the command stops
+    quietly with exit code 1 instead of a BrokenPipeError traceback.
+    """
+    try:
+        try:
+            return run_command(argv)
+        finally:
+            if sys.stdout is not None:  # None when started with stdout closed
+                sys.stdout.flush()  # here, where a reader gone away is caught, not at the exit
+    except BrokenPipeError:
+        # what is left goes nowhere, so that the flush at the exit does not fail once more
+        # (Python's documentation of signal, "Note on SIGPIPE")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def run_command(argv: Sequence[str] | None) -> int:
+    """Parse `argv` and run its command; return the exit code."""
     prog = program_name()
     parser = build_parser(prog)
     args = parser.parse_args(argv)

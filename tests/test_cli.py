@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -239,3 +240,52 @@ def test_plot_never_writes_the_image_over_the_run_it_reads(
     assert info.value.code == 2
     assert "`--output` must not be RUN.csv itself" in capsys.readouterr().err
     assert run.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("command", "unbuffered"),
+    [(["demo", "--no-plot"], True), (["plot", "run.csv"], False), (["--help"], False)],
+)
+def test_output_into_a_pipe_whose_reader_is_gone_stops_quietly(
+    tmp_path: Path, command: list[str], unbuffered: bool
+) -> None:
+    # `nes-asktell demo | head -1` ended in a BrokenPipeError traceback (or, with buffered
+    # output, "Exception ignored ... BrokenPipeError" at the exit)
+    if command[0] == "plot":
+        pytest.importorskip("matplotlib")
+        saved_run(tmp_path / "run.csv")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "nes_asktell", *command],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env=env,
+        )
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (1, "")
+
+
+def test_plot_with_stdout_closed_draws_and_exits_quietly(tmp_path: Path) -> None:
+    # started with stdout closed (`nes-asktell plot run.csv >&-`), sys.stdout is None: print
+    # writes nothing, and the flush of the output must not fail on it
+    pytest.importorskip("matplotlib")
+    saved_run(tmp_path / "run.csv")
+    proc = subprocess.run(
+        [sys.executable, "-m", "nes_asktell", "plot", "run.csv"],
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert (tmp_path / "run.png").is_file()
