@@ -45,6 +45,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     demo.add_argument("--plot", default="nes_demo.png", help="PNG file for the convergence plot")
     demo.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    demo.set_defaults(usage=demo)  # its errors show its own usage line
     plot = sub.add_parser(
         "plot",
         help="draw a run saved by History.save (a CSV file) as a PNG of four panels",
@@ -91,13 +92,13 @@ def run_command(argv: Sequence[str] | None) -> int:
         plot = None if args.no_plot else Path(args.plot)
         if plot is not None and (plot.is_dir() or not plot.parent.is_dir()):
             # refused before the runs, not after them
-            parser.error(
+            args.usage.error(
                 f"argument --plot: cannot write an image to {str(plot)!r} (a directory, or "
                 "in a directory that does not exist)"
             )
         known = _image_formats()
         if plot is not None and known and plot.suffix and plot.suffix[1:].lower() not in known:
-            parser.error(
+            args.usage.error(
                 f"argument --plot: matplotlib cannot write {plot.suffix!r} images; use one of "
                 f"{', '.join('.' + k for k in sorted(known))} (no suffix: PNG)"
             )

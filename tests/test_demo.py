@@ -119,3 +119,16 @@ def test_demo_refuses_an_image_format_matplotlib_cannot_write_before_running(
     captured = capsys.readouterr()
     assert "argument --plot: matplotlib cannot write '.xyz' images" in captured.err
     assert "== 1." not in captured.out  # refused before the runs
+
+
+def test_demo_usage_errors_show_the_usage_of_demo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the errors of --plot showed the usage of the whole command line ("command ...") and
+    # "nes-asktell: error:", as if no command had been given
+    with pytest.raises(SystemExit) as info:
+        cli.main(["demo", "--plot", str(tmp_path / "missing" / "demo.png")])
+    assert info.value.code == 2
+    usage, error = capsys.readouterr().err.splitlines()
+    assert usage.startswith(f"usage: {cli.program_name()} demo [-h] [--plot PLOT] [--no-plot]")
+    assert error.startswith(f"{cli.program_name()} demo: error: argument --plot: ")
