@@ -32,6 +32,10 @@ def test_demo_replays_the_seed_and_writes_the_plot(
         assert (cells[1] == "-") == ("stalls:" in row)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"convergence plot written to {png}" in out
+    # the runs are deterministic: the quickstart page shows this very table
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "quickstart.rst").read_text()
+    shown = doc.split("   == Evaluations until")[1].split("\n\n")[0].splitlines()[1:]
+    assert [line.removeprefix("   ") for line in shown] == summary[1 : 1 + len(shown)]
 
 
 def test_demo_runs_are_deterministic_and_the_defaults_beat_the_seed() -> None:
