@@ -47,6 +47,9 @@ MAGIC = "# nes_asktell History v1"
 #: 10 coordinates is about 250 MB).
 MAX_BYTES = 1 << 30
 PLOT_HINT = "History.plot needs matplotlib: pip install 'nes_asktell[plot]'"
+#: the highest fitness History.plot draws as it is: matplotlib's log axes overflow (and fall
+#: back to limits of 1 to 10, hiding every curve) when values reach about 1e240.
+PLOT_CEILING = 1e200
 
 
 class Recordable(Protocol):
@@ -453,8 +456,8 @@ class History:
         lowest value when some are not positive), step size (min, median and max), the
         recorded coordinates of the mean, and the condition number of the scale; dotted vertical
         lines mark where the population size changes (the restarts of IPOP); a history of one
-        generation is drawn as points. The Figure is made without pyplot: save it with
-        ``fig.savefig(path)``.
+        generation is drawn as points, and fitness values above 1e200 (penalties) at 1e200.
+        The Figure is made without pyplot: save it with ``fig.savefig(path)``.
 
         Raises
         ------
@@ -484,9 +487,13 @@ class History:
             shift = float(np.min(values))
             tiny = 1e-12 * max(1.0, abs(shift))
             label = "f (0 drawn at 1e-12)" if shift == 0 else f"f - ({shift:.6g})"
-        for name, c in curves.items():
+        drawn = {name: c - shift + tiny for name, c in curves.items()}
+        if any(np.any(c > PLOT_CEILING) for c in drawn.values()):  # penalties of 1e300, say
+            drawn = {name: np.minimum(c, PLOT_CEILING) for name, c in drawn.items()}
+            label += " (above 1e200 drawn at 1e200)"
+        for name, c in drawn.items():
             if np.isfinite(c).any():
-                ax_f.semilogy(n, c - shift + tiny, label=name, **dots)
+                ax_f.semilogy(n, c, label=name, **dots)
         ax_f.set_title("fitness")
         ax_f.set_ylabel(label)
         spread = self["sigma_max"] != self["sigma_min"]

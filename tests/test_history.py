@@ -286,6 +286,26 @@ def test_plot_of_a_history_of_bare_results_says_what_was_not_recorded() -> None:
     assert len(axes[0].get_lines()) == 1
 
 
+@pytest.mark.parametrize("penalty", [1e300, sys.float_info.max])
+def test_plot_of_a_run_with_huge_penalties_still_shows_the_fitness(penalty: float) -> None:
+    # a penalty near the top of the float range (for infeasible points) made matplotlib's log
+    # limits overflow: a RuntimeWarning, and limits of 1 to 10 that hid every curve below 1
+    pytest.importorskip("matplotlib")
+    history = History()
+    es = XNES(np.ones(2), 0.5, rng=0, ftarget=1e-12)
+    es.optimize(lambda x: penalty if x[0] > 0.5 else sphere(x), maxiter=200, callback=history)
+    assert np.nanmax(history["f_median_gen"]) == penalty
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = history.plot()
+        fig.canvas.draw()
+    ax_f = fig.get_axes()[0]
+    low, high = ax_f.get_ylim()
+    assert low < np.min(history["f_best"]) < 1e-10
+    assert 1e200 <= high < 1e240
+    assert ax_f.get_ylabel() == "f (above 1e200 drawn at 1e200)"
+
+
 def test_plot_of_results_without_nfev_is_drawn_against_generations() -> None:
     # scipy's Nelder-Mead, BFGS, ... pass no nfev to callback(intermediate_result): the x axis
     # (evaluations) was all NaN and every panel empty
