@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy.optimize import OptimizeResult, minimize
+from scipy.optimize import OptimizeResult, minimize, rosen
 
 from nes_asktell import CRFMNES, DXNESIC, IPOP, SNES, XNES, History, OpenES, _history, nes
 from nes_asktell._history import MAGIC
@@ -239,6 +239,21 @@ def test_save_and_load_reject_a_path_that_is_not_one() -> None:
         History().save(3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"`path` must be a file path, but got None"):
         History.load(None)  # type: ignore[arg-type]
+
+
+def test_the_history_on_the_watching_page_is_the_run_its_script_makes() -> None:
+    # the run is deterministic, but the CSV file (and its figure) shown on the page came from
+    # an older version of the library: 404 generations where the script now makes 362
+    root = Path(__file__).resolve().parents[1]
+    shown = History.load(root / "docs" / "_static" / "watching" / "rosenbrock.csv")
+    history = History()
+    XNES(np.full(8, -1.0), sigma0=0.5, rng=1, ftarget=1e-10).optimize(
+        rosen, maxfev=100_000, callback=history
+    )
+    assert shown.columns == history.columns
+    for name in history.columns:
+        if name != "elapsed":
+            np.testing.assert_array_equal(shown[name], history[name], err_msg=name)
 
 
 def test_plot_draws_four_panels(tmp_path: Path) -> None:
