@@ -120,6 +120,23 @@ def _median(x: FloatArray) -> float:
     return float(s[m]) if s.size % 2 else float(s[m - 1] / 2 + s[m] / 2)
 
 
+#: the columns of a row that describe the state of a run: all but ``elapsed`` and the
+#: fitness of the generation (known to one record of a generation and not to another).
+STATE_COLUMNS = [
+    i for i, c in enumerate(BASE_COLUMNS) if c not in {"elapsed", "f_best_gen", "f_median_gen"}
+]
+
+
+def _same_state(a: list[float], b: list[float]) -> bool:
+    """Return whether the rows `a` and `b` record the same state (NaN equal to NaN).
+
+    Generation numbers alone do not tell: two strategies recorded in turn in one History
+    have the same generation numbers, and the rows of the second were dropped.
+    """
+    cols = STATE_COLUMNS + list(range(len(BASE_COLUMNS), len(a)))
+    return bool(np.array_equal(np.take(a, cols), np.take(b, cols), equal_nan=True))
+
+
 class History:
     """A run's history, one row per generation, to look at, save as CSV and plot.
 
@@ -259,7 +276,9 @@ class History:
             The fitness values told in this generation, for ``f_best_gen`` and
             ``f_median_gen`` (NaN when omitted), read as ``tell`` reads them (any number of
             values, 1-d; a masked entry is NaN, an int beyond the float range +-inf).
-            Non-finite values are left out.
+            Non-finite values are left out. Recording the same state again (twice, or after
+            a ``tell`` that failed) adds no row; another strategy's generation of the same
+            number does.
 
         Raises
         ------
@@ -310,8 +329,6 @@ class History:
         condition: float | None,
         mean: FloatArray | None,
     ) -> None:
-        if self._rows and self._rows[-1][0] == generation:
-            return  # already recorded (the run loop records the last generation once more)
         finite = None if fitness is None else fitness[np.isfinite(fitness)]
         nan = math.nan
         if sigma is None:
@@ -331,23 +348,24 @@ class History:
         k = len(self._columns) - len(BASE_COLUMNS)
         coords = [nan] * k if mean is None else [float(x) for x in mean[:k]]
         coords += [nan] * (k - len(coords))
-        self._rows.append(
-            [
-                float(generation),
-                float(nfev),
-                time.monotonic() - self._t0,
-                popsize,
-                nan if finite is None or not finite.size else float(np.min(finite)),
-                nan if finite is None or not finite.size else _median(finite),
-                f_best,
-                s_min,
-                s_med,
-                s_max,
-                cond,
-                nan if mean is None else float(np.linalg.norm(mean)),
-                *coords,
-            ]
-        )
+        row = [
+            float(generation),
+            float(nfev),
+            time.monotonic() - self._t0,
+            popsize,
+            nan if finite is None or not finite.size else float(np.min(finite)),
+            nan if finite is None or not finite.size else _median(finite),
+            f_best,
+            s_min,
+            s_med,
+            s_max,
+            cond,
+            nan if mean is None else float(np.linalg.norm(mean)),
+            *coords,
+        ]
+        if self._rows and _same_state(self._rows[-1], row):
+            return  # the same generation recorded again (twice, or after a failed tell)
+        self._rows.append(row)
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -92,6 +92,27 @@ def test_hand_written_loop_with_and_without_fitness() -> None:
     assert len(history) == 4
 
 
+def test_two_strategies_recorded_in_turn_keep_every_row() -> None:
+    # a row was dropped as "already recorded" when its generation number was that of the
+    # row before: recording two strategies in turn kept the rows of the first one only
+    history = History()
+    runs = [XNES(np.ones(2), 0.5, rng=0), SNES(np.full(2, 5.0), 0.5, rng=0)]
+    for _ in range(3):
+        for es in runs:
+            X = es.ask()
+            f = [sphere(x) for x in X]
+            es.tell(X, f)
+            history.record(es, fitness=f)
+    assert history["generation"].tolist() == [1, 1, 2, 2, 3, 3]
+    assert history["mean_0"][-1] == runs[1].mean[0]
+    assert history["mean_0"][-2] == runs[0].mean[0]
+    # the same generation recorded again, or after a tell that failed, is still one row
+    with pytest.raises(ValueError, match="fitness"):
+        runs[1].tell(runs[1].ask(), [1.0])
+    history.record(runs[1])
+    assert len(history) == 6
+
+
 def test_every_keeps_one_generation_in_k() -> None:
     history = History(every=3)
     XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=10, callback=history)
