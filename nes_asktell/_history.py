@@ -149,7 +149,8 @@ class History:
     coordinates : int
         How many coordinates of the mean to record (the first ones; all when d is smaller).
     every : int
-        Record one generation in `every` (those whose number is a multiple of it): the
+        Record one generation in `every` (those whose number is a multiple of it; through
+        an ``OptimizeResult``, its ``nit``, or its rank when it has none): the
         ``axis_ratio`` of XNES and DXNESIC costs a singular value decomposition, O(d^3), per
         recorded generation.
 
@@ -208,6 +209,8 @@ class History:
         self._rows: list[list[float]] = []
         self._columns: tuple[str, ...] | None = None
         self._t0 = time.monotonic()
+        #: the number a result without ``nit`` gets: the generation after the last one seen
+        self._next_nit = 1
 
     # ------------------------------------------------------------------ views
     @property
@@ -249,20 +252,29 @@ class History:
                 "`intermediate_result` must be a scipy.optimize.OptimizeResult, but got "
                 f"{v.short(res)}."
             )
-        nit = _result_number(res, "nit", len(self._rows) + 1)
+        nit = _result_number(res, "nit", self._next_nit)
         if not math.isfinite(nit):
             raise ValueError(
                 f"`intermediate_result.nit` must be a finite number, but got {v.short(nit)}."
             )
+        # every field is checked, also in a generation that `every` leaves out
+        nfev = _result_number(res, "nfev", math.nan)
+        popsize = _result_number(res, "popsize", math.nan)
+        f_best = _result_number(res, "fun", math.nan)
+        sigma = _result_vector(res, "sigma")
+        mean = _result_vector(res, "mean")
+        self._next_nit = int(nit) + 1
+        if int(nit) % self._every and int(nit) != 0:
+            return  # as record(): one generation in `every`
         self._append(
             generation=int(nit),
-            nfev=_result_number(res, "nfev", math.nan),
-            popsize=_result_number(res, "popsize", math.nan),
+            nfev=nfev,
+            popsize=popsize,
             fitness=None,
-            f_best=_result_number(res, "fun", math.nan),
-            sigma=_result_vector(res, "sigma"),
+            f_best=f_best,
+            sigma=sigma,
             condition=None,
-            mean=_result_vector(res, "mean"),
+            mean=mean,
         )
 
     def record(self, es: Recordable, fitness: ArrayLike | None = None) -> None:
@@ -461,6 +473,8 @@ class History:
                     f"{v.short(','.join(row))} in {str(p)!r}."
                 )
             out._rows.append(values)
+        if out._rows and math.isfinite(out._rows[-1][0]):
+            out._next_nit = int(out._rows[-1][0]) + 1
         return out
 
     # ------------------------------------------------------------------ plot

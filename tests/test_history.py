@@ -119,6 +119,22 @@ def test_every_keeps_one_generation_in_k() -> None:
     np.testing.assert_array_equal(history["generation"], [3, 6, 9])
 
 
+def test_every_keeps_one_generation_in_k_of_another_optimizers_results() -> None:
+    # `every` applied to record() only: as the callback of scipy's own methods, a History
+    # of every=5 recorded every generation
+    history = History(every=5)
+    minimize(sphere, np.ones(3), method="Nelder-Mead", callback=history, options={"maxiter": 22})
+    np.testing.assert_array_equal(history["generation"], [5, 10, 15, 20])
+    # a bad field is refused in a generation left out as well
+    with pytest.raises(TypeError, match=r"`intermediate_result.fun` must be a real number"):
+        history(OptimizeResult(x=np.zeros(3), fun="a", nit=21))
+    # with nit, by its number
+    numbered = History(every=5)
+    for k in range(1, 12):
+        numbered(OptimizeResult(x=np.zeros(3), fun=1.0 / k, nit=k, nfev=3 * k))
+    np.testing.assert_array_equal(numbered["generation"], [5, 10])
+
+
 def test_scipy_minimize_records_the_whole_strategy() -> None:
     history = History()
     res = minimize(
