@@ -12,6 +12,8 @@ import csv
 import io
 import math
 import os
+import secrets
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -384,6 +386,8 @@ class History:
         """Write the history to `path` as CSV (a comment line, a header, one row a generation).
 
         Values are written with ``repr``, so :meth:`load` reads back exactly what was recorded.
+        The file is written whole or not at all: a save that fails (a full disk, Ctrl-C)
+        leaves a file saved earlier under the same name as it was.
         """
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"`path` must be a file path, but got {v.short(path)}.")
@@ -392,7 +396,23 @@ class History:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(self.columns)
         writer.writerows([repr(x) for x in row] for row in self._rows)
-        Path(path).write_text(buf.getvalue(), encoding="utf-8")
+        target = Path(os.path.realpath(path))  # through a symbolic link, to the file it names
+        if target.exists() and not target.is_file():  # a device or a pipe (/dev/stdout)
+            target.write_text(buf.getvalue(), encoding="utf-8")
+            return
+        # a new file beside it, then renamed over it: a save that fails (a full disk,
+        # Ctrl-C) leaves the file as it was, a history saved earlier under the same name
+        # (its name cut short: the longest name a file may have stays one for `path`)
+        tmp = target.with_name(f".{target.name[:64]}.{secrets.token_hex(4)}.tmp")
+        try:
+            with tmp.open("x", encoding="utf-8") as fh:
+                fh.write(buf.getvalue())
+            if target.is_file():  # the file keeps its permissions
+                os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> History:

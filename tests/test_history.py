@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -269,6 +270,60 @@ def test_load_rejects_a_file_that_is_not_a_history(tmp_path: Path, text: str, ma
     path.write_text(text)
     with pytest.raises(ValueError, match=match):
         History.load(path)
+
+
+SAVE_TOO_LARGE = """
+import os, resource, signal, sys
+import numpy as np
+from nes_asktell import XNES, History
+
+path = sys.argv[1]
+good = History()
+XNES(np.ones(2), 0.5, rng=0).optimize(lambda x: float(x @ x), maxiter=5, callback=good)
+good.save(path)
+bigger = History()
+XNES(np.ones(2), 0.5, rng=0).optimize(lambda x: float(x @ x), maxiter=500, callback=bigger)
+# files may not grow past 1 KB more than the good one: the second save fails half-way
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = os.path.getsize(path) + 1000
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+try:
+    bigger.save(path)
+except OSError as exc:
+    print("failed:", exc.errno)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs resource.RLIMIT_FSIZE")
+def test_a_save_that_fails_half_way_leaves_the_history_saved_before(tmp_path: Path) -> None:
+    # save() truncated the file, then failed to write the rest (a full disk, Ctrl-C): the
+    # history saved before under that name was lost, and the file no longer loaded
+    path = tmp_path / "run.csv"
+    out = subprocess.run(
+        [sys.executable, "-c", SAVE_TOO_LARGE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.startswith("failed:")
+    assert len(History.load(path)) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.csv"]  # no file left behind
+    # a symbolic link is written through, as before
+    (tmp_path / "link.csv").symlink_to(path)
+    history = History()
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=7, callback=history)
+    history.save(tmp_path / "link.csv")
+    assert (tmp_path / "link.csv").is_symlink()
+    assert len(History.load(path)) == 7
+    # a file saved over keeps its permissions
+    path.chmod(0o600)
+    history.save(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    # the longest name a file may have (255 bytes on most file systems) is still one to save to
+    longest = tmp_path / ("r" * 251 + ".csv")
+    history.save(longest)
+    assert len(History.load(longest)) == 7
 
 
 def test_save_and_load_reject_a_path_that_is_not_one() -> None:
