@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,7 +91,10 @@ def run_command(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         plot = None if args.no_plot else Path(args.plot)
-        if plot is not None and (plot.is_dir() or not plot.parent.is_dir()):
+        if plot is not None and (
+            _path_kind(plot, "--plot", args.usage) == "dir"
+            or _path_kind(plot.parent, "--plot", args.usage) != "dir"
+        ):
             # refused before the runs, not after them
             args.usage.error(
                 f"argument --plot: cannot write an image to {str(plot)!r} (a directory, or "
@@ -106,6 +110,24 @@ def run_command(argv: Sequence[str] | None) -> int:
     if args.command == "plot":
         return plot_run(args.run, args.output, args.usage)
     return 2  # pragma: no cover
+
+
+def _path_kind(path: Path, argument: str, usage: argparse.ArgumentParser) -> str:
+    """Return what `path` is: ``"dir"``, ``"file"``, ``"other"`` or ``"missing"``.
+
+    A path the system refuses to look at (a name too long, a folder without permission, a
+    loop of symbolic links) is a usage error of `usage` naming `argument`, not a traceback.
+    """
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError as exc:
+        usage.error(
+            f"`{argument}` must be a path this system can look at, but got {str(path)!r} "
+            f"({exc.strerror or type(exc).__name__})."
+        )
+    return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
 
 
 def _image_formats() -> set[str]:
@@ -125,17 +147,19 @@ def plot_run(run: Path, output: Path | None, usage: argparse.ArgumentParser) -> 
     exit code 2, before anything is read or drawn; a failure to draw or write the image is
     printed, exit code 1.
     """
-    if run.is_dir():  # '.' or '/' has no name to give a suffix: no traceback
+    run_is = _path_kind(run, "RUN.csv", usage)
+    if run_is == "dir":  # '.' or '/' has no name to give a suffix: no traceback
         usage.error(f"`RUN.csv` must be a file, but got the directory {str(run)!r}.")
     out = output if output is not None else run.with_suffix(".png")
-    if out.is_dir():
+    out_is = _path_kind(out, "--output", usage)
+    if out_is == "dir":
         usage.error(f"`--output` must be a file, but got the directory {str(out)!r}.")
-    if out.is_file() and run.is_file() and out.samefile(run):  # the default beside X.png
+    if out_is == run_is == "file" and out.samefile(run):  # the default beside X.png
         usage.error(
             f"`--output` must not be RUN.csv itself (the image would replace the run), but "
             f"got {str(out)!r}."
         )
-    if not out.parent.is_dir():
+    if _path_kind(out.parent, "--output", usage) != "dir":
         usage.error(f"`--output` must be in a directory that exists, but got {str(out)!r}.")
     known = _image_formats()
     if known and out.suffix and out.suffix[1:].lower() not in known:

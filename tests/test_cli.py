@@ -289,3 +289,31 @@ def test_plot_with_stdout_closed_draws_and_exits_quietly(tmp_path: Path) -> None
     )
     assert (proc.returncode, proc.stderr) == (0, "")
     assert (tmp_path / "run.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "argument"),
+    [
+        (["plot", "{long}"], "RUN.csv"),
+        (["plot", "{run}", "-o", "{long}"], "--output"),
+        (["demo", "--plot", "{long}"], "--plot"),
+        (["demo", "--plot", "{long}/demo.png"], "--plot"),
+    ],
+)
+def test_a_path_the_system_refuses_is_a_usage_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], argument: str
+) -> None:
+    # pathlib's is_dir() raises on a name too long (ENAMETOOLONG), a folder without
+    # permission (EACCES) or a loop of symbolic links: a traceback, before any check ran
+    saved_run(tmp_path / "run.csv")
+    long = str(tmp_path / ("a" * 300))  # longer than any file system's longest name
+    filled = [a.format(long=long, run=tmp_path / "run.csv") for a in args]
+    with pytest.raises(SystemExit) as info:
+        cli.main(filled)
+    assert info.value.code == 2
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+    assert re.search(
+        rf"`{argument}` must be a path this system can look at, but got "
+        rf"'{tmp_path}/a{{300}}(/demo.png)?' \(File name too long\)\.$",
+        line,
+    )
