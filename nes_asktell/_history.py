@@ -9,6 +9,7 @@ or drawn unless asked for.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import math
 import os
@@ -403,6 +404,9 @@ class History:
         # a new file beside it, then renamed over it: a save that fails (a full disk,
         # Ctrl-C) leaves the file as it was, a history saved earlier under the same name
         # (its name cut short: the longest name a file may have stays one for `path`)
+        if target.is_file() and not os.access(target, os.W_OK):
+            # as writing it in place would: a file made read-only is not replaced
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
         tmp = target.with_name(f".{target.name[:64]}.{secrets.token_hex(4)}.tmp")
         try:
             with tmp.open("x", encoding="utf-8") as fh:
@@ -476,7 +480,7 @@ class History:
         ):
             raise ValueError(
                 f"`{argument}` must have the header {','.join(BASE_COLUMNS)},mean_0,..., but "
-                f"got {','.join(header)!r} in {str(p)!r}."
+                f"got {v.short(','.join(header))} in {str(p)!r}."
             )
         out = cls(coordinates=k)
         out._columns = header

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import warnings
@@ -324,6 +325,33 @@ def test_a_save_that_fails_half_way_leaves_the_history_saved_before(tmp_path: Pa
     longest = tmp_path / ("r" * 251 + ".csv")
     history.save(longest)
     assert len(History.load(longest)) == 7
+
+
+def test_a_header_of_many_fields_is_quoted_short_in_the_error(tmp_path: Path) -> None:
+    # the header was quoted whole: 100,000 fields made an error message of 200 KB
+    path = tmp_path / "run.csv"
+    path.write_text(MAGIC + "\n" + ",".join(f"c{i}" for i in range(100_000)) + "\n")
+    with pytest.raises(ValueError, match=r"`path` must have the header") as info:
+        History.load(path)
+    assert len(str(info.value)) < 500 + len(str(path))
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write any file"
+)
+def test_a_read_only_history_file_is_not_saved_over(tmp_path: Path) -> None:
+    # save() writes a new file and renames it over the old one, which a read-only file in a
+    # writable folder does not stop: it must refuse as writing in place would
+    history = History()
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=3, callback=history)
+    path = tmp_path / "run.csv"
+    history.save(path)
+    path.chmod(0o444)
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=5, callback=history)
+    with pytest.raises(PermissionError):
+        history.save(path)
+    assert len(History.load(path)) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.csv"]
 
 
 def test_save_and_load_reject_a_path_that_is_not_one() -> None:
