@@ -164,7 +164,8 @@ class History:
     - ``generation``, ``nfev``, ``popsize``; ``elapsed``: seconds since the history was made;
     - ``f_best_gen`` and ``f_median_gen``: the best and the median fitness told in generation
       g (NaN when not known: :meth:`record` without `fitness`, or through ``minimize``);
-      ``f_best``: the best told so far;
+      ``f_best``: the best told so far (through ``minimize``, the smallest ``fun`` received
+      in the run: for methods other than ``nes``, ``fun`` is the value of the current point);
     - ``sigma_min``, ``sigma_median``, ``sigma_max``: of the step size (equal for a scalar
       step size; SNES has one per coordinate);
     - ``condition``: the condition number of the scale of the search distribution (the ratio
@@ -214,6 +215,8 @@ class History:
         self._t0 = time.monotonic()
         #: the number a result without ``nit`` gets: the generation after the last one seen
         self._next_nit = 1
+        #: the smallest ``fun`` of the results received by ``__call__`` in the current run
+        self._call_best = math.inf
 
     # ------------------------------------------------------------------ views
     @property
@@ -263,9 +266,17 @@ class History:
         # every field is checked, also in a generation that `every` leaves out
         nfev = _result_number(res, "nfev", math.nan)
         popsize = _result_number(res, "popsize", math.nan)
-        f_best = _result_number(res, "fun", math.nan)
+        fun = _result_number(res, "fun", math.nan)
         sigma = _result_vector(res, "sigma")
         mean = _result_vector(res, "mean")
+        # ``fun`` is the best so far for the nes method, but the current point's value for
+        # other methods (SLSQP, ...): f_best is the smallest received in this run, a run
+        # being a sequence of increasing generation numbers
+        if int(nit) < self._next_nit:
+            self._call_best = math.inf
+        if fun < self._call_best:  # (never a NaN)
+            self._call_best = fun
+        f_best = self._call_best if self._call_best < math.inf else fun
         self._next_nit = int(nit) + 1
         if int(nit) % self._every and int(nit) != 0:
             return  # as record(): one generation in `every`
@@ -499,6 +510,8 @@ class History:
             out._rows.append(values)
         if out._rows and math.isfinite(out._rows[-1][0]):
             out._next_nit = int(out._rows[-1][0]) + 1
+            best = out._rows[-1][BASE_COLUMNS.index("f_best")]
+            out._call_best = best if best < math.inf else math.inf
         return out
 
     # ------------------------------------------------------------------ plot

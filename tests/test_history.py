@@ -646,3 +646,21 @@ def test_ipop_records_the_axis_ratio_of_its_current_run() -> None:
         opt.tell(X, f)
         history.record(opt, fitness=f)
     assert history["condition"][-1] == opt.strategy.axis_ratio > 1.0
+
+
+def test_f_best_of_results_from_other_methods_is_the_best_so_far() -> None:
+    # SLSQP's callback receives the current point's value, which may rise: the column said
+    # "best so far" and recorded it as it came (2002, then 44812, ...)
+    history = History()
+    for nit, fun in [(1, 5.0), (2, 3.0), (3, 4.0), (4, math.nan), (5, 2.5)]:
+        history(OptimizeResult(x=np.zeros(2), fun=fun, nit=nit))
+    assert history["f_best"].tolist() == [5.0, 3.0, 3.0, 3.0, 2.5]
+    history(OptimizeResult(x=np.zeros(2), fun=10.0, nit=1))  # the generations start again
+    assert history["f_best"][-1] == 10.0
+    # a real run of another method: its values at the callbacks rise and fall, f_best never rises
+    history = History()
+    cons = {"type": "ineq", "fun": lambda x: 1.0 - np.sum(x**2)}
+    minimize(rosen, np.full(4, 3.0), method="SLSQP", constraints=[cons], callback=history)
+    best = history["f_best"]
+    assert len(best) > 3
+    assert np.all(np.diff(best) <= 0.0)
