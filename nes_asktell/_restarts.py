@@ -225,7 +225,8 @@ class IPOP:
         Growth of the population at each restart (default 2).
     **options
         Options of the strategy (``eta_B=...``, ``mirrored=...``) and its local stopping
-        criteria (`tolfun`, `tolx`, `tolstagnation`, `tolflatfitness`), passed to every run.
+        criteria (`tolfun`, `tolx`, `tolstagnation`, `tolflatfitness`, `tolconditioncov`),
+        passed to every run.
 
     Notes
     -----
@@ -233,8 +234,8 @@ class IPOP:
     first, a step size that starts at its limit, say, lets the run evaluate one generation
     first). If any criterion in ``maxfev``, ``maxiter``,
     ``ftarget``, ``timeout`` (or a callback's stop) holds, the whole sequence ends; otherwise
-    (``tolfun``, ``tolx``, ``tolstagnation``, ``tolflatfitness``, ``sigma``) the next run
-    starts, unless
+    (``tolfun``, ``tolx``, ``tolstagnation``, ``tolflatfitness``, ``conditioncov``,
+    ``degenerate``, ``sigma``) the next run starts, unless
     `max_restarts` runs have been started already. Every run receives the remaining evaluation
     budget as its ``maxfev``, so the total never exceeds `maxfev` in :meth:`optimize` (which
     evaluates only what the budget allows in the last generation).

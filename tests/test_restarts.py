@@ -184,6 +184,20 @@ def test_max_restarts_ends_the_sequence_with_the_local_reason() -> None:
     assert len(res.history) == 2
 
 
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_an_ill_conditioned_run_is_restarted_as_the_docs_say(cls: type[IPOP]) -> None:
+    # docs/restarts.rst and IPOP's Notes: every criterion but maxfev, maxiter, ftarget, timeout
+    # and a callback's stop is local; conditioncov (here after a few generations on an
+    # ellipsoid) restarts the sequence instead of ending it.
+    def ellipsoid(x: np.ndarray) -> float:
+        return float(np.sum(100.0 * 10.0 ** np.arange(x.size) * x**2))
+
+    opt = cls(XNES, np.ones(3), 1.0, maxfev=3000, rng=0, tolconditioncov=10.0, max_restarts=2)
+    res = opt.optimize(ellipsoid)
+    assert res.restarts >= 2
+    assert [list(h["stop"]) for h in res.history[:-1]] == [["conditioncov"]] * res.restarts
+
+
 def test_callback_stops_everything() -> None:
     opt = quick(maxfev=10_000)
     res = opt.optimize(rastrigin, callback=lambda r: r.nit >= 3)
