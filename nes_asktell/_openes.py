@@ -68,7 +68,8 @@ class OpenES(Strategy):
         Fitness shaping, default ``"centered_ranks"``.
     **common
         ``threads``, ``dtype`` and the stopping thresholds `maxfev`, `maxiter`, `ftarget`,
-        `tolfun`, `tolx`, `tolstagnation`, `tolflatfitness`, `timeout` (see :class:`Strategy`).
+        `tolfun`, `tolx`, `tolstagnation`, `tolconditioncov`, `tolflatfitness`, `timeout`
+        (see :class:`Strategy`).
 
     Notes
     -----

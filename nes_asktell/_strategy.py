@@ -229,6 +229,19 @@ class Strategy(ABC):
     one of the two, such as ``np.float32`` or ``"f4"``, is taken too, and anything else raises
     a ValueError naming ``dtype``).
 
+    The stopping criteria are keywords too; :meth:`stop` returns those that hold, each with
+    its threshold, and None switches one off: ``maxfev``, ``maxiter``, ``ftarget`` and
+    ``timeout`` (seconds since the construction or the load; all four off by default),
+    ``tolfun`` (the range of the recent best values; default 1e-12), ``tolx`` (the largest
+    standard deviation of the search distribution; default 1e-12), ``tolstagnation``
+    (generations without a new best; default ``100 + 100 d**1.5 / popsize``),
+    ``tolconditioncov`` (the condition number of the covariance; default 1e14) and
+    ``tolflatfitness`` (more than that many flat generations in a row, whose best value ties
+    with the value at rank ``3 popsize / 4``; default 3, off for OpenES, whose step size does
+    not adapt). ``stop()`` also reports ``degenerate`` (a non-finite distribution, or a step
+    size at its limit 1e-100 or 1e100) and ``sigma`` (the step size no longer changes the
+    mean), which have no threshold to set.
+
     Examples
     --------
     The protocol, shown with :class:`~nes_asktell.OpenES` (every strategy behaves alike):

@@ -390,7 +390,8 @@ class XNES(Strategy):
         Fitness shaping, default ``"nes"`` (the rank-based NES utilities).
     **common
         ``threads``, ``dtype`` and the stopping thresholds `maxfev`, `maxiter`, `ftarget`,
-        `tolfun`, `tolx`, `tolstagnation`, `tolflatfitness`, `timeout` (see :class:`Strategy`).
+        `tolfun`, `tolx`, `tolstagnation`, `tolconditioncov`, `tolflatfitness`, `timeout`
+        (see :class:`Strategy`).
 
     Notes
     -----

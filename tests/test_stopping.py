@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from nes_asktell.integrations.optuna._sampler import COMMON_OPTIONS
 
-from nes_asktell import XNES, OpenES, resolve_strategy
+from nes_asktell import SNES, XNES, OpenES, Strategy, resolve_strategy
 from nes_asktell._stopping import (
     FLAT_GENERATIONS,
     MESSAGES,
@@ -17,6 +17,7 @@ from nes_asktell._stopping import (
     history_length,
     is_flat,
 )
+from nes_asktell._strategy import CRITERIA
 
 
 def sphere(x: np.ndarray) -> float:
@@ -259,3 +260,27 @@ def test_a_strategy_and_ipop_pickled_before_their_newest_fields_load_and_run() -
     old_ipop = IPOP.__new__(IPOP)
     old_ipop.__setstate__(d)
     assert np.array_equal(old_ipop.ask(), ipop.ask())
+
+
+def test_the_documented_criteria_and_defaults_are_those_of_the_code() -> None:
+    # Strategy's docstring lists every stopping keyword with its default, and the strategies
+    # whose docstrings list their thresholds list them all.
+    doc = Strategy.__doc__ or ""
+    for name in (*CRITERIA, "degenerate", "sigma"):
+        assert f"``{name}``" in doc, name
+    for cls in (XNES, SNES, OpenES):
+        assert all(f"`{name}`" in (cls.__doc__ or "") for name in CRITERIA), cls.__name__
+    es = XNES(np.zeros(5), 0.5)
+    assert es.criteria == {
+        "maxfev": None,
+        "maxiter": None,
+        "ftarget": None,
+        "timeout": None,
+        "tolfun": 1e-12,
+        "tolx": 1e-12,
+        "tolstagnation": default_stagnation(5, es.popsize),
+        "tolconditioncov": 1e14,
+        "tolflatfitness": FLAT_GENERATIONS,
+    }
+    assert FLAT_GENERATIONS == 3
+    assert default_stagnation(5, 8) == int(100 + 100 * 5**1.5 / 8)
