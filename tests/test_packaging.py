@@ -111,3 +111,16 @@ def test_mypy_checks_the_oldest_python_the_package_supports() -> None:
     assert meta["tool"]["ruff"]["target-version"] == "py" + meta["tool"]["mypy"][
         "python_version"
     ].replace(".", "")
+
+
+def test_the_quickstart_names_every_extra() -> None:
+    import re
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    text = (ROOT / "docs" / "quickstart.rst").read_text()
+    sentence = " ".join(text.split("The extras: ", 1)[1].split(". A feature", 1)[0].split())
+    named = set(re.findall(r"``(\w+)``", sentence))
+    assert named == set(extras)
