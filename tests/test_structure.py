@@ -9,9 +9,12 @@ and no module may read an underscore attribute that only another of its modules 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
+
+import nes_asktell
 
 ROOT = Path(__file__).resolve().parent.parent
 #: source folder -> installed package name (pyproject's package-dir mapping)
@@ -189,3 +192,19 @@ def test_no_module_reads_another_modules_private_attributes() -> None:
                 continue
             bad.append(f"{name}:{node.lineno} reads {ast.unparse(node)}")
     assert bad == []
+
+
+def test_the_api_reference_lists_every_public_name() -> None:
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    api = (docs / "api.rst").read_text()
+    summary = api.split(".. autosummary::", 1)[1].split("\n\n", 2)[1]
+    listed = {line.strip() for line in summary.splitlines()}
+    public = set(nes_asktell.__all__) - {"__version__"}
+    assert listed == public
+    assert "``__version__``" in api
+    documented = set()
+    for page in docs.rglob("*.rst"):
+        documented |= set(
+            re.findall(r"\.\. auto(?:class|function):: (?:nes_asktell\.)?(\w+)", page.read_text())
+        )
+    assert public <= documented
