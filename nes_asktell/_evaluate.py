@@ -162,6 +162,12 @@ class Evaluator:
         broadcast counts once per worker process, and so does a resent strategy state; 0 when
         serial).
 
+    Raises
+    ------
+    TypeError, ValueError
+        From the constructor, for the arguments :func:`nes_asktell.evaluate` rejects (see its
+        Raises); from :meth:`evaluate`, as that function raises them.
+
     Examples
     --------
     >>> import numpy as np
@@ -887,9 +893,12 @@ def evaluate(
         other processes cannot import: a script read from stdin, ``python -c``, an
         interactive session).
     ValueError
-        If `workers`, `timeout`, `mode` or `tasks` has a bad value ("replay" without a dask
-        Client), `mode` asks for keys that cannot rebuild these candidates, or
-        `restart_workers` is True without a dask Client or without a `timeout`.
+        If `workers`, `timeout`, `mode` or `tasks` has a bad value (a `timeout` with serial
+        or map-like workers, "seeds" with a map-like callable, "replay" without a dask
+        Client or the ray module), `mode` asks for keys that cannot rebuild these
+        candidates, `vectorized` is True with a map-like callable or with `mode` "seeds" or
+        "replay", or `restart_workers` is True without a dask Client or without a
+        `timeout`.
     KeyboardInterrupt
         On Ctrl-C, at once: pending tasks are cancelled and a process pool's busy workers
         killed (a new pool starts on next use).
