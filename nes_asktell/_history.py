@@ -163,9 +163,10 @@ class History:
 
     - ``generation``, ``nfev``, ``popsize``; ``elapsed``: seconds since the history was made;
     - ``f_best_gen`` and ``f_median_gen``: the best and the median fitness told in generation
-      g (NaN when not known: :meth:`record` without `fitness`, or through ``minimize``);
-      ``f_best``: the best told so far (through ``minimize``, the smallest ``fun`` received
-      in the run: for methods other than ``nes``, ``fun`` is the value of the current point);
+      g (NaN when not known: :meth:`record` without `fitness`, or called with another
+      optimiser's ``OptimizeResult``);
+      ``f_best``: the best told so far (called with another optimiser's ``OptimizeResult``,
+      the smallest ``fun`` received in the run: SLSQP's, say, is its current point's value);
     - ``sigma_min``, ``sigma_median``, ``sigma_max``: of the step size (equal for a scalar
       step size; SNES has one per coordinate);
     - ``condition``: the condition number of the scale of the search distribution (the ratio
@@ -178,9 +179,11 @@ class History:
     - ``mean_norm`` and ``mean_0``, ``mean_1``, ...: the Euclidean norm and the first
       coordinates of the mean.
 
-    Through ``scipy.optimize.minimize`` the callback receives an ``OptimizeResult``; History
-    records the fields it finds there (``nit``, ``nfev``, ``fun``, and ``mean``, ``sigma``,
-    ``popsize`` when present) and NaN for the others.
+    As the callback of ``scipy.optimize.minimize(..., method=nes)`` it receives the strategy
+    itself each generation, as with ``optimize``, and records every column. Called with an
+    ``OptimizeResult`` instead (as the callback of scipy's other methods), it records the
+    fields it finds there (``nit``, ``nfev``, ``fun``, and ``mean``, ``sigma``, ``popsize``
+    when present) and NaN for the others.
 
     Examples
     --------
@@ -248,9 +251,10 @@ class History:
     def __call__(self, intermediate_result: OptimizeResult) -> None:
         """Record a generation from the ``OptimizeResult`` a callback receives.
 
-        The run loop of ``optimize`` records the strategy itself instead (with the fitness of
-        the generation); this form serves ``scipy.optimize.minimize``, which passes
-        ``intermediate_result`` with ``x``, ``fun``, ``nfev`` and ``nit``.
+        The run loop of ``optimize`` (and ``minimize(..., method=nes)``, which hands the
+        History to it) records the strategy itself instead, with the fitness of the
+        generation; this form serves scipy's other methods, whose ``intermediate_result``
+        holds ``x`` and ``fun`` and, for some of them, ``nfev`` and ``nit``.
         """
         res = intermediate_result
         if not isinstance(res, OptimizeResult):
@@ -269,9 +273,9 @@ class History:
         fun = _result_number(res, "fun", math.nan)
         sigma = _result_vector(res, "sigma")
         mean = _result_vector(res, "mean")
-        # ``fun`` is the best so far for the nes method, but the current point's value for
-        # other methods (SLSQP, ...): f_best is the smallest received in this run, a run
-        # being a sequence of increasing generation numbers
+        # ``fun`` of another method may be its current point's value (SLSQP's): f_best is the
+        # smallest received in this run, a run being a sequence of increasing generation
+        # numbers
         if int(nit) < self._next_nit:
             self._call_best = math.inf
         if fun < self._call_best:  # (never a NaN)
