@@ -994,7 +994,7 @@ class Strategy(ABC):
             not stored, so a later call without them runs on under the strategy's own
             criteria. The last generation evaluates only what the budget allows, so ``nfev``
             never exceeds `maxfev`.
-        workers : None, int, map-like callable, Executor, dask Client or Evaluator
+        workers : None, int, map-like callable, Executor, dask Client, the ray module or Evaluator
             How to evaluate a population (see :func:`nes_asktell.evaluate`).
         callback : callable, optional
             Called after each generation with the current :attr:`result`; returning True or
