@@ -1,0 +1,111 @@
+"""Every ``python -m benchmarks ...`` command the documentation shows exists and takes its options.
+
+Each command is parsed, never run: the parsers of the benchmarks stop at the first
+``parse_known_args`` that succeeds, and a benchmark without options of its own stops where the
+command line would start it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import re
+import runpy
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `pytest` run without `python -m` does not put the root on the path
+    sys.path.insert(0, str(ROOT))
+
+for _module in ("cocoex", "cma", "cmaes", "optuna"):  # the `bench` extra
+    pytest.importorskip(_module)
+
+PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").rglob("*.rst"))]
+#: the shell variables and substitutions of the commands, as a user would fill them in
+FILL = {"$(seq 0 19)": "0 1", "$C": "/tmp/coco", "$M": "XNES"}
+#: benchmarks whose command line reads its flags from sys.argv without a parser
+NO_PARSER = {"benchmarks.bbob": ("--quick", "--overhead-only"), "benchmarks.hostile": ()}
+
+
+def commands() -> list[tuple[str, str]]:
+    found: dict[str, str] = {}
+    for page in PAGES:
+        text = re.sub(r"\\\n\s*", " ", page.read_text())  # shell line continuations
+        spans = re.findall(r"``(python -m benchmarks[^`]*)``", text)  # rst literals
+        spans += re.findall(r"(?<!`)`(python -m benchmarks[^`]*)`(?!`)", text)  # markdown
+        spans += re.findall(r"^\s*(?:\.venv/bin/)?(python -m benchmarks[^\n#`]*)", text, re.M)
+        for span in spans:
+            cmd = " ".join(span.split())
+            for key, value in FILL.items():
+                cmd = cmd.replace(key, value)
+            if "NAME" not in cmd.split():
+                found.setdefault(cmd, page.name)
+    return sorted((page, cmd) for cmd, page in found.items())
+
+
+class ParsedError(Exception):
+    """Raised where a command line was parsed, instead of running the benchmark."""
+
+
+@pytest.mark.filterwarnings("ignore:'benchmarks.*' found in sys.modules:RuntimeWarning")
+@pytest.mark.parametrize(("page", "cmd"), commands())
+def test_a_documented_benchmark_command_parses(
+    page: str, cmd: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    known, strict = argparse.ArgumentParser.parse_known_args, argparse.ArgumentParser.parse_args
+    inside: list[bool] = []
+
+    def parse_known_args(self: argparse.ArgumentParser, *a: object, **k: object) -> object:
+        parsed = known(self, *a, **k)  # type: ignore[arg-type]
+        if not inside and self.prog != "python -m benchmarks":
+            raise ParsedError
+        return parsed
+
+    def parse_args(self: argparse.ArgumentParser, *a: object, **k: object) -> object:
+        inside.append(True)
+        try:
+            strict(self, *a, **k)  # type: ignore[arg-type]  # exits on an unknown option
+        finally:
+            inside.pop()
+        raise ParsedError
+
+    def started(*a: object, **k: object) -> None:
+        raise ParsedError
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", parse_known_args)
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_args)
+    target, *rest = shlex.split(cmd)[2:]
+    out = io.StringIO()
+    with contextlib.redirect_stderr(out), contextlib.redirect_stdout(out):
+        if target in NO_PARSER:
+            assert set(rest) <= set(NO_PARSER[target]), f"{page}: {cmd}"
+            return
+        try:
+            if target == "benchmarks":
+                main = importlib.import_module("benchmarks.__main__")
+                names = [a for a in rest if not a.startswith("-")]
+                for name in names[:1]:
+                    if name in main.BENCHMARKS and name not in main.WITH_OPTIONS:
+                        module = importlib.import_module(main.BENCHMARKS[name])
+                        monkeypatch.setattr(module, "main", started)
+                main.main(rest)
+            else:
+                monkeypatch.setattr(sys, "argv", [target, *rest])
+                runpy.run_module(target, run_name="__main__")
+        except ParsedError:
+            return
+        except SystemExit as exc:
+            pytest.fail(f"{page}: {cmd} exits with {exc.code}: {out.getvalue()[-500:]}")
+    pytest.fail(f"{page}: {cmd} was run, not parsed")
+
+
+def test_the_commands_are_found() -> None:
+    cmds = [cmd for _, cmd in commands()]
+    assert len(cmds) > 50
+    assert "python -m benchmarks.behaviour_matrix --check benchmarks/behaviour_matrix.json" in cmds
