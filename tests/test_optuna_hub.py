@@ -61,3 +61,19 @@ def test_the_example_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     runpy.run_path(str(FOLDER / "example.py"), run_name="__main__")
     best = float(capsys.readouterr().out.split()[-1])
     assert best < 0.05
+
+
+def test_the_readme_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    def local(package: str, **kwargs: object) -> object:
+        return optunahub.load_local_module(package=package, registry_root=str(REGISTRY))
+
+    readme = (FOLDER / "README.md").read_text()
+    (snippet,) = re.findall(r"## Example\n\n```python\n(.*?)```", readme, re.DOTALL)
+    monkeypatch.setattr(optunahub, "load_module", local)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    namespace: dict[str, object] = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    study = namespace["study"]
+    assert isinstance(study, optuna.Study)
+    assert len(study.trials) == 200
+    assert study.best_value < 0.05
