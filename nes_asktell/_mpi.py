@@ -35,6 +35,14 @@ from ._validate import short
 _COMM_METHODS = ("Get_rank", "Get_size", "Allgatherv", "allgather")
 
 
+def _check_comm(comm: object) -> None:
+    """Raise TypeError unless `comm` has the methods of an mpi4py communicator that are used."""
+    if not all(hasattr(comm, m) for m in _COMM_METHODS):
+        raise TypeError(
+            f"`comm` must be an mpi4py communicator (mpi4py.MPI.Comm), but got {short(comm)}."
+        )
+
+
 class SPMDMap:
     """A map-like ``workers(func, rows)`` for runs where every rank holds the strategy.
 
@@ -52,6 +60,14 @@ class SPMDMap:
     check_every : int
         Compare the digests every `check_every` calls (the first call included).
 
+    Raises
+    ------
+    TypeError
+        If `comm` is not a communicator, `strategy` not a strategy or `check_every` not an
+        integer.
+    ValueError
+        If `check_every` is below 1.
+
     Attributes
     ----------
     last_bytes : int
@@ -60,9 +76,15 @@ class SPMDMap:
     """
 
     def __init__(self, comm: Any, strategy: Strategy, check_every: int = 10) -> None:
+        if not isinstance(strategy, Strategy):
+            raise TypeError(
+                f"`strategy` must be a Strategy (XNES, SNES, OpenES), but got {short(strategy)}."
+            )
+        every = v.integer("check_every", check_every, minimum=1)
+        _check_comm(comm)
         self.comm = comm
         self.strategy = strategy
-        self.check_every = check_every
+        self.check_every = every
         self.calls = 0
         self.last_bytes = 0
 
@@ -168,9 +190,10 @@ def mpi_optimize(
     Raises
     ------
     TypeError
-        If `es` is not a strategy or `comm` not a communicator.
+        If `es` is not a strategy, `comm` not a communicator or `check_every` not an
+        integer.
     ValueError
-        If `check_every` is not a positive integer.
+        If `check_every` is below 1.
     RuntimeError
         If the ranks' strategies diverge (raised on every rank).
 
@@ -204,10 +227,7 @@ def mpi_optimize(
         from mpi4py import MPI
 
         comm = MPI.COMM_WORLD
-    if not all(hasattr(comm, m) for m in _COMM_METHODS):
-        raise TypeError(
-            f"`comm` must be an mpi4py communicator (mpi4py.MPI.Comm), but got {short(comm)}."
-        )
+    _check_comm(comm)
     spmd = SPMDMap(comm, es, every)
     res = es.optimize(
         fun,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nes_asktell import SNES, XNES, Evaluator, OpenES, mpi_optimize
+from nes_asktell import SNES, XNES, Evaluator, OpenES, SPMDMap, mpi_optimize
 
 HERE = Path(__file__).resolve().parent / "mpi"
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
@@ -100,3 +100,37 @@ def test_mpi_optimize_rejects_bad_arguments() -> None:
     with pytest.raises(TypeError, match=r"`comm` must be an mpi4py communicator .*got 7"):
         mpi_optimize(es, sphere, comm=7)
     assert es.generation == 0  # a rejected call changes nothing
+
+
+class _OneRank:
+    """The methods of a communicator that SPMDMap uses, for a single rank (no MPI started)."""
+
+    def Get_rank(self) -> int:
+        return 0
+
+    def Get_size(self) -> int:
+        return 1
+
+    def allgather(self, x: object) -> list[object]:
+        return [x]
+
+    def Allgatherv(self, send: object, recv: object) -> None:
+        raise AssertionError("not called by these tests")
+
+
+@pytest.mark.parametrize(
+    ("args", "exc", "match"),
+    [
+        ((_OneRank(), "es"), TypeError, r"`strategy` must be a Strategy .*, but got 'es'"),
+        ((7, None), TypeError, r"`comm` must be an mpi4py communicator .*got 7"),
+        ((_OneRank(), None, 0), ValueError, r"`check_every` must be an integer >= 1, but got 0"),
+        ((_OneRank(), None, -1), ValueError, r"`check_every` .* got -1"),
+        ((_OneRank(), None, 2.5), TypeError, r"`check_every` must be an integer, but got 2.5"),
+    ],
+)
+def test_spmd_map_rejects_bad_arguments_when_made(args: tuple, exc: type, match: str) -> None:
+    # check_every=0 used to raise ZeroDivisionError at the first call, -1 and 2.5 were taken
+    es = SNES(np.zeros(3), 0.5, rng=0)
+    args = tuple(es if a is None else a for a in args)
+    with pytest.raises(exc, match=match):
+        SPMDMap(*args)
