@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
@@ -34,3 +37,20 @@ def test_example_runs(script: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout}\n{proc.stderr}"
     assert proc.stdout.strip(), f"{script.name} printed nothing"
+
+
+def test_the_readme_quickstart_runs_and_its_result_is_as_the_text_says() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (snippet,) = re.findall(r"## Quickstart\n\n```python\n(.*?)```", readme, re.DOTALL)
+    namespace: dict[str, object] = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    es, state = namespace["es"], namespace["state"]
+    res = es.result  # type: ignore[attr-defined]
+    # "`x` is the best point evaluated so far and `fun` its value (`es.best` is the pair)"
+    x, fun = es.best  # type: ignore[attr-defined]
+    assert np.array_equal(x, res.x)
+    assert fun == res.fun
+    assert np.array_equal(res.mean, es.mean)  # type: ignore[attr-defined]
+    # "XNES.from_state(state) resumes bit-identically"
+    copy = type(es).from_state(json.loads(json.dumps(state)))
+    assert np.array_equal(copy.ask(), es.ask())  # type: ignore[attr-defined]
