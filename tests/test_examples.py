@@ -1,4 +1,4 @@
-"""Every script in examples/ runs to completion in a fresh interpreter."""
+"""Every script in examples/ runs in a fresh interpreter; the quickstart snippets run too."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +55,17 @@ def test_the_readme_quickstart_runs_and_its_result_is_as_the_text_says() -> None
     # "XNES.from_state(state) resumes bit-identically"
     copy = type(es).from_state(json.loads(json.dumps(state)))
     assert np.array_equal(copy.ask(), es.ask())  # type: ignore[attr-defined]
+
+
+def test_the_quickstart_page_snippets_run_and_the_result_has_the_fields_it_lists() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "quickstart.rst").read_text()
+    section = text.split("The ask/tell loop\n", 1)[1].split("\nWhich strategy?", 1)[0]
+    blocks = re.findall(r"\.\. code-block:: python\n\n((?:   .*\n|\n)+)", section)
+    assert len(blocks) == 2
+    namespace: dict[str, object] = {}
+    for block in blocks:  # the second continues the first, as on the page
+        exec(compile(textwrap.dedent(block), "quickstart.rst", "exec"), namespace)
+    es = namespace["es"]
+    bullet = section.split("* ``result`` is a", 1)[1].split("\n* ", 1)[0]
+    listed = set(re.findall(r"``(\w+)``", bullet))
+    assert set(es.result) == listed  # type: ignore[attr-defined]
