@@ -404,6 +404,14 @@ class History:
         Values are written with ``repr``, so :meth:`load` reads back exactly what was recorded.
         The file is written whole or not at all: a save that fails (a full disk, Ctrl-C)
         leaves a file saved earlier under the same name as it was.
+
+        Raises
+        ------
+        TypeError
+            If `path` is not a file path (a string or an ``os.PathLike``).
+        OSError
+            If the file cannot be written, as ``open`` would raise it (PermissionError for a
+            read-only file, which is not replaced).
         """
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"`path` must be a file path, but got {v.short(path)}.")
@@ -429,6 +437,12 @@ class History:
             if target.is_file():  # the file keeps its permissions
                 os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
             os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.filename == str(tmp) and exc.errno is not None:
+                # name the file asked for, as writing it in place would, not the new file
+                raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+            raise
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -354,6 +354,17 @@ def test_a_read_only_history_file_is_not_saved_over(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.csv"]
 
 
+def test_a_save_into_a_missing_folder_names_the_file_asked_for(tmp_path: Path) -> None:
+    # the error named the new file written beside the target (".run.csv.<hex>.tmp")
+    path = tmp_path / "missing" / "run.csv"
+    with pytest.raises(FileNotFoundError) as info:
+        History().save(path)
+    assert info.value.filename == str(path)
+    assert str(path) in str(info.value)
+    assert ".tmp" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_save_and_load_reject_a_path_that_is_not_one() -> None:
     with pytest.raises(TypeError, match=r"`path` must be a file path, but got 3"):
         History().save(3)  # type: ignore[arg-type]
