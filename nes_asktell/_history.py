@@ -458,6 +458,9 @@ class History:
         ValueError
             If the file is larger than 1 GiB or is not a saved history (the message names the
             line).
+        OSError
+            If the file cannot be read, as ``open`` raises it (FileNotFoundError,
+            IsADirectoryError, PermissionError).
 
         Notes
         -----
