@@ -208,3 +208,36 @@ def test_the_api_reference_lists_every_public_name() -> None:
             re.findall(r"\.\. auto(?:class|function):: (?:nes_asktell\.)?(\w+)", page.read_text())
         )
     assert public <= documented
+
+
+def layout_order() -> list[str]:
+    """The modules of CONTRIBUTING.md's layout, top first (a subpackage stands for its modules)."""
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    block = text.split("## The layout", 1)[1].split("```\n", 2)[1]
+    entries = [line.split()[0] for line in block.splitlines() if line and not line[0].isspace()]
+    names = []
+    for entry in entries:
+        folder, _, rest = entry.partition("/")
+        package = PACKAGES[ROOT / folder]
+        parts = [p for p in rest.removesuffix(".py").split("/") if p and p != "__init__"]
+        names.append(".".join([package, *parts]))
+    return names
+
+
+def test_imports_run_down_the_layout_of_contributing() -> None:
+    order = layout_order()
+
+    def place(module: str) -> int:
+        if module in order:
+            return order.index(module)
+        # a module of a subpackage listed whole (not of the top package, listed module by module)
+        holders = [n for n in order if n != "nes_asktell" and module.startswith(n + ".")]
+        assert holders, f"{module} is missing from CONTRIBUTING.md's layout"
+        return order.index(max(holders, key=len))
+
+    for module, targets in GRAPH.items():
+        if module == "nes_asktell.integrations":  # the namespace of the integrations
+            continue
+        for target, _ in targets:
+            if place(target) != place(module):
+                assert place(target) > place(module), f"{module} imports {target}, above it"
