@@ -56,3 +56,21 @@ def test_the_parallel_snippet_runs_as_a_script_and_matches_the_serial_run(tmp_pa
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "same 3" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_other_snippets_run_in_turn_and_do_what_the_page_says() -> None:
+    text = (ROOT / "docs" / "scipy.rst").read_text()
+    blocks = re.findall(r"\.\. code-block:: python\n\n((?:   .*\n|\n)+)", text)
+    parallel = section_snippets("Parallel and vectorized evaluation")
+    blocks = [textwrap.dedent(b) for b in blocks]
+    blocks = [b for b in blocks if b not in parallel]
+    assert len(blocks) == 5
+    namespace: dict[str, object] = {}
+    for block in blocks:  # each continues the ones before it, as on the page
+        exec(compile(block, "scipy.rst", "exec"), namespace)
+        if "def watch(" in block:
+            res = namespace["res"]
+            # "res.status, res.message        # (99, '`callback` raised `StopIteration`.')"
+            assert (res.status, res.message) == (99, "`callback` raised `StopIteration`.")  # type: ignore[attr-defined]
+    assert namespace["res"].success  # type: ignore[attr-defined]  # differential_evolution's
