@@ -1294,6 +1294,8 @@ def test_bipop_and_ipop_searches_are_distinct_and_ipop_keys_are_unchanged() -> N
     ipop = Search(XNES, 0.2, None, 9, {}, 0)
     assert ipop.key(space) == Search(XNES, 0.2, None, 9, {}, 0, "ipop").key(space)
     assert ipop.key(space) != Search(XNES, 0.2, None, 9, {}, 0, "bipop").key(space)
+    # docs/optuna.rst, Resuming: the seed is not part of what identifies a search
+    assert ipop.key(space) == Search(XNES, 0.2, None, 9, {}, 1).key(space)
 
 
 @pytest.mark.parametrize(
