@@ -127,7 +127,8 @@ class NESSampler(BaseSampler):
     ----------
     strategy : str or Strategy subclass
         The strategy that searches the unit cube: a registered name in any case (``"xnes"``,
-        ``"snes"``, ``"openes"``) or a class.
+        ``"snes"``, ``"openes"``, ``"dxnesic"``, ``"crfmnes"``; see
+        :func:`nes_asktell.strategy_names`) or a class.
     sigma0 : float, optional
         Initial step size in unit-cube coordinates (each parameter's range has width 1); default
         0.2, at least 1e-12 and at most 10.
