@@ -1833,3 +1833,20 @@ def test_a_strategy_that_cannot_read_back_its_own_state_is_refused_by_the_constr
 
     with pytest.raises(TypeError, match="`strategy` Forgetful cannot read back its own state"):
         NESSampler(strategy=Forgetful, seed=0)
+
+
+def test_startup_trials_count_complete_trials_as_documented() -> None:
+    # docs/optuna.rst: the independent sampler draws every trial until `n_startup_trials`
+    # trials are COMPLETE; failed startup trials do not count
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(sampler=NESSampler(seed=0, n_startup_trials=2))
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        if trial.number < 3:
+            raise RuntimeError("a failing startup trial")
+        return x
+
+    study.optimize(objective, n_trials=8, catch=(RuntimeError,))
+    searched = [ch.CANDIDATE in t.system_attrs for t in study.trials]
+    assert searched == [False] * 5 + [True] * 3
