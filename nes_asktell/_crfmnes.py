@@ -202,6 +202,18 @@ class CRFMNES(Strategy):
     **common
         ``threads``, ``dtype`` and the stopping thresholds (see :class:`Strategy`).
 
+    Raises
+    ------
+    TypeError
+        If an argument is of the wrong kind: `x0` or `sigma0` not real numbers, a `popsize`
+        that is not an integer, a `mirrored` that is not a bool, an unknown keyword, a legacy
+        RandomState as `rng`.
+    ValueError
+        If an argument has a bad value: `x0` empty or not finite; `sigma0` not positive and
+        finite; a `popsize` below 2, above 2**18 or odd with mirrored sampling, 2 with mirrored
+        sampling; a per-coordinate `sigma0` whose largest entry is more than ``COND_B_MAX``
+        times its smallest; `bounds` with a low above its high; an unknown `shaping` name.
+
     Notes
     -----
     The covariance is :math:`\sigma^2 D (I + v v^T) D` with :math:`D` diagonal, normalised by

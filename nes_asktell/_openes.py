@@ -71,6 +71,16 @@ class OpenES(Strategy):
         `tolfun`, `tolx`, `tolstagnation`, `tolconditioncov`, `tolflatfitness`, `timeout`
         (see :class:`Strategy`).
 
+    Raises
+    ------
+    TypeError
+        If an argument is of the wrong kind: `x0` or `sigma0` not real numbers, a `popsize`
+        that is not an integer, a `mirrored` that is not a bool, an unknown keyword.
+    ValueError
+        If an argument has a bad value: `x0` empty or not finite; `sigma0` not positive and
+        finite; a `popsize` below 2, above 2**18 or odd with mirrored sampling; an unknown
+        `optimizer`; `bounds` with a low above its high; an unknown `shaping` name.
+
     Notes
     -----
     With perturbations :math:`z_k \sim N(0, I)`, candidates :math:`x_k = \mu + \sigma z_k` and

@@ -393,6 +393,19 @@ class XNES(Strategy):
         `tolfun`, `tolx`, `tolstagnation`, `tolconditioncov`, `tolflatfitness`, `timeout`
         (see :class:`Strategy`).
 
+    Raises
+    ------
+    TypeError
+        If an argument is of the wrong kind: `x0` or `sigma0` not real numbers, a `popsize`
+        that is not an integer, a `mirrored` that is not a bool, an unknown keyword, a legacy
+        RandomState as `rng`.
+    ValueError
+        If an argument has a bad value: `x0` empty or not finite; `sigma0` not positive and
+        finite; a `popsize` below 2, above 2**18 or odd with mirrored sampling, 2 with mirrored
+        sampling and without `csa`; a per-coordinate `sigma0` whose largest entry is more than
+        ``COND_B_MAX`` times its smallest; `bounds` with a low above its high; an unknown
+        `shaping` name.
+
     Notes
     -----
     Candidates are :math:`x_k = \mu + \sigma B s_k` with :math:`s_k \sim N(0, I)` and

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy.optimize import Bounds
 
-from nes_asktell import IPOP, XNES, NoiseHandler, OpenES, estimate_gradient
+from nes_asktell import IPOP, XNES, NoiseHandler, OpenES, estimate_gradient, resolve_strategy
 
 X0 = np.array([0.3, -0.2, 0.1])
 
@@ -933,3 +933,41 @@ def test_short_reads_only_the_head_of_a_huge_untrusted_value() -> None:
         nested = [nested]
     assert short(nested).startswith("[[[[")
     assert short(10**5000) == "<int that cannot be printed>"
+
+
+#: each failure the Raises sections of the strategies' docstrings list, with its exception
+RAISES: list[tuple[str, dict[str, Any], type[Exception]]] = [
+    ("x0 not real numbers", {"x0": "abc"}, TypeError),
+    ("sigma0 not a real number", {"sigma0": "a"}, TypeError),
+    ("popsize not an integer", {"popsize": 1.5}, TypeError),
+    ("mirrored not a bool", {"mirrored": "y"}, TypeError),
+    ("an unknown keyword", {"bogus": 1}, TypeError),
+    ("x0 empty", {"x0": []}, ValueError),
+    ("x0 not finite", {"x0": [np.nan, 0.0]}, ValueError),
+    ("sigma0 not positive", {"sigma0": -1.0}, ValueError),
+    ("popsize below 2", {"popsize": 1}, ValueError),
+    ("popsize above 2**18", {"popsize": 2**18 + 2}, ValueError),
+    ("popsize odd, mirrored", {"popsize": 3, "mirrored": True}, ValueError),
+    ("a low above its high", {"bounds": [(1.0, 0.0), (0.0, 1.0), (0.0, 1.0)]}, ValueError),
+    ("an unknown shaping", {"shaping": "zzz"}, ValueError),
+]
+
+
+@pytest.mark.parametrize("name", ["xnes", "snes", "openes", "dxnesic", "crfmnes"])
+@pytest.mark.parametrize(("what", "change", "exc"), RAISES, ids=[r[0] for r in RAISES])
+def test_the_raises_sections_of_the_strategies_hold(
+    name: str, what: str, change: dict[str, Any], exc: type[Exception]
+) -> None:
+    cls = resolve_strategy(name)
+    doc = " ".join((cls.__doc__ or "").split())
+    assert f"{exc.__name__} If an argument" in doc
+    kwargs: dict[str, Any] = {"x0": [0.0, 0.0], "sigma0": 1.0, **change}
+    with pytest.raises(exc):
+        cls(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["xnes", "snes", "dxnesic", "crfmnes"])
+def test_only_openes_takes_a_legacy_random_state(name: str) -> None:
+    with pytest.raises(TypeError, match="RandomState"):
+        resolve_strategy(name)([0.0, 0.0], 1.0, rng=np.random.RandomState(0))
+    OpenES([0.0, 0.0], 1.0, rng=np.random.RandomState(0))
