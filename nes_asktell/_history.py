@@ -157,6 +157,11 @@ class History:
         ``axis_ratio`` of XNES and DXNESIC costs a singular value decomposition, O(d^3), per
         recorded generation.
 
+    Raises
+    ------
+    TypeError, ValueError
+        If `coordinates` is not an integer >= 0 or `every` not an integer >= 1.
+
     Notes
     -----
     The columns, for generation g (after its ``tell``):

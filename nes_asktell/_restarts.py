@@ -228,6 +228,17 @@ class IPOP:
         criteria (`tolfun`, `tolx`, `tolstagnation`, `tolflatfitness`, `tolconditioncov`),
         passed to every run.
 
+    Raises
+    ------
+    TypeError
+        If an argument is of the wrong kind (a `strategy` that is neither a name nor a
+        Strategy subclass, a `max_restarts` that is not an integer, ...), or an option is
+        unknown to the strategy.
+    ValueError
+        If an argument has a bad value: an unregistered `strategy` name, a budget below 1, a
+        negative `max_restarts`, a `popsize_factor` outside [1, 100], or what the strategy's
+        own constructor rejects (its Raises), which is checked by building the first run.
+
     Notes
     -----
     A run ends when its ``stop()`` holds after a generation (one that holds before the
@@ -815,6 +826,11 @@ class BIPOP(IPOP):
 
     Takes the arguments of :class:`IPOP`, with one difference: `max_restarts` (default 9)
     counts the restarts of the large regime only; the small-regime runs come between them.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :class:`IPOP`.
 
     Notes
     -----

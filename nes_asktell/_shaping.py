@@ -87,6 +87,13 @@ def nes_weights(n: int) -> FloatArray:
     ``u_k = max(0, ln(n/2 + 1) - ln k) / sum_j max(0, ln(n/2 + 1) - ln j) - 1/n`` for
     ``k = 1..n``. They sum to zero and do not increase with k.
 
+    Raises
+    ------
+    TypeError
+        If `n` is not an integer.
+    ValueError
+        If `n` is below 1.
+
     Examples
     --------
     >>> w = nes_weights(6)
@@ -112,13 +119,28 @@ def positive_mueff(n: int) -> float:
 
 
 def nes_utilities(f: ArrayLike) -> FloatArray:
-    """Rank-based NES utilities: ``u[i] = nes_weights(n)[rank(f[i])]``."""
+    """Rank-based NES utilities: ``u[i] = nes_weights(n)[rank(f[i])]``.
+
+    Raises
+    ------
+    TypeError
+        If `f` is not an array of real numbers.
+    ValueError
+        If `f` is not a non-empty 1-d array.
+    """
     f = _fitness(f)
     return nes_weights(f.shape[0])[ranks(f)]
 
 
 def centered_ranks(f: ArrayLike) -> FloatArray:
     """Centered ranks (Salimans et al. 2017): the best gets 0.5, the worst -0.5.
+
+    Raises
+    ------
+    TypeError
+        If `f` is not an array of real numbers.
+    ValueError
+        If `f` is not a non-empty 1-d array.
 
     Examples
     --------
@@ -145,6 +167,13 @@ def zscore(f: ArrayLike) -> FloatArray:
     """Standardised fitness ``(mean(f) - f) / std(f)``, the 2017 seed's shaping.
 
     When all values are equal the utilities are all zero (no step), never NaN.
+
+    Raises
+    ------
+    TypeError
+        If `f` is not an array of real numbers.
+    ValueError
+        If `f` is not a non-empty 1-d array.
 
     Examples
     --------
@@ -175,7 +204,15 @@ def zscore(f: ArrayLike) -> FloatArray:
 
 
 def raw(f: ArrayLike) -> FloatArray:
-    """Raw fitness as utility, ``-f``: the plain Monte-Carlo search gradient."""
+    """Raw fitness as utility, ``-f``: the plain Monte-Carlo search gradient.
+
+    Raises
+    ------
+    TypeError
+        If `f` is not an array of real numbers.
+    ValueError
+        If `f` is not a non-empty 1-d array.
+    """
     return -_finite_or_worst(_fitness(f))
 
 

@@ -95,6 +95,14 @@ class NoiseHandler:
         The factor applied to sigma when the smoothed measure is positive; default
         :math:`1 + 2 / (d + 10)`.
 
+    Raises
+    ------
+    TypeError
+        If `strategy` is not a :class:`~nes_asktell.Strategy` or an option is not a number.
+    ValueError
+        If an option is out of its range: `reevaluations` and `theta` in [0, 1], `c_s` in
+        (0, 1], `alpha_sigma` at least 1.
+
     Notes
     -----
     Protocol: :meth:`ask` returns the :math:`\lambda` candidates followed by the
