@@ -146,7 +146,11 @@ class Engine:
         return value, 0
 
     def broadcast(self, value: object) -> tuple[object, int]:
-        """Send `value` to every worker once; return its handle and the bytes sent."""
+        """Send `value` to every worker once; return its handle and the bytes sent.
+
+        A task carries the handle as one of its own arguments, never inside a tuple or a
+        list: Ray resolves an object-store reference only there (dask resolves both).
+        """
         return value, 0
 
     def start(self) -> None:

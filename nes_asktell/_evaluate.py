@@ -551,12 +551,11 @@ class Evaluator:
         m = self._bcast("mean", plan.mean)
         s = self._bcast("scale", plan.scale)
         box = plan.box
-        b = (
-            None
-            if box is None
-            else (self._bcast("lower", box.lower), self._bcast("upper", box.upper))
-        )
-        return {i: (seeds_task, fun, args, plan.keys, m, s, b, chunks[i].tolist()) for i in todo}
+        lo = None if box is None else self._bcast("lower", box.lower)
+        hi = None if box is None else self._bcast("upper", box.upper)
+        return {
+            i: (seeds_task, fun, args, plan.keys, m, s, lo, hi, chunks[i].tolist()) for i in todo
+        }
 
     def _run(
         self,

@@ -297,12 +297,18 @@ def seeds_task(
     keys: Keys,
     mean: FloatArray,
     scale: float | FloatArray,
-    bounds: tuple[FloatArray, FloatArray] | None,
+    lower: FloatArray | None,
+    upper: FloatArray | None,
     rows: Sequence[int],
 ) -> Result:
-    """Rebuild the candidates `rows` from the mean and the step sizes, and evaluate them."""
+    """Rebuild the candidates `rows` from the mean, the step sizes and the bounds; evaluate them.
+
+    Each broadcast input (`mean`, `scale`, `lower`, `upper`) is an argument of its own: Ray
+    resolves an object-store reference only there, not inside a tuple. `lower` and `upper`
+    are None without bounds.
+    """
     _check(keys)
-    box = None if bounds is None else Box(*bounds)
+    box = None if lower is None or upper is None else Box(lower, upper)
     return eval_rows(fun, args, [rebuild_row(keys, mean, scale, box, k) for k in rows])
 
 
