@@ -937,7 +937,10 @@ class RayEngine(Engine):
     others wait here, in submission order), so an actor that hangs or dies takes no further
     task with it. After a lost task the evaluator calls :meth:`reset`, which kills the actors;
     fresh ones start on next use and the lost candidates run again there. The cluster stays
-    the caller's; :meth:`close` kills only the engine's actors.
+    the caller's; :meth:`close` kills only the engine's actors. Actors end with the
+    connection that started them (``ray.shutdown()``): the engine then forgets them, starts
+    fresh ones on next use in the connection of that time, and never connects to Ray to
+    kill actors that are gone.
     """
 
     keeps_replicas = True
@@ -945,6 +948,8 @@ class RayEngine(Engine):
     def __init__(self, ray: types.ModuleType, n: int | None = None) -> None:
         self.ray = ray
         self.n = n
+        #: the connection (job and node ids) in which the actors were started
+        self._session: tuple[str, str] | None = None
         self._actors: list[Any] = []
         self._idle: list[Any] = []
         self._waiting: collections.deque[_Waiting] = collections.deque()
@@ -960,9 +965,23 @@ class RayEngine(Engine):
         """Return the number of actors."""
         return len(self._actors) or self._cpus()
 
+    def _connection(self) -> tuple[str, str] | None:
+        """Return this process's connection to Ray (job and node ids), None without one."""
+        if not self.ray.is_initialized():
+            return None
+        ctx = self.ray.get_runtime_context()
+        return str(ctx.get_job_id()), str(ctx.get_node_id())
+
+    def _live_actors(self) -> list[Any]:
+        """Return the actors, after forgetting those of an earlier connection (ended with it)."""
+        if self._actors and self._connection() != self._session:
+            with self._lock:
+                self._actors, self._idle = [], []
+        return self._actors
+
     def start(self) -> None:
         """Start the actors (``ray.init()`` first if needed) and wait until each runs."""
-        if self._actors:
+        if self._live_actors():
             return
         ray = self.ray
         if not ray.is_initialized():
@@ -972,6 +991,7 @@ class RayEngine(Engine):
         ray.get([a.run.remote(ready) for a in actors])
         with self._lock:
             self._actors, self._idle = actors, list(actors)
+            self._session = self._connection()
 
     def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
         """Run ``fn(*args)`` on the next idle actor; return a concurrent future at once."""
@@ -1029,12 +1049,15 @@ class RayEngine(Engine):
 
     def run_everywhere(self, fn: Callable[..., object], *args: object) -> None:
         """Run ``fn(*args)`` on every actor (ignoring actors that are gone)."""
-        refs = [a.run.remote(fn, *args) for a in self._actors]
+        refs = [a.run.remote(fn, *args) for a in self._live_actors()]
+        if not refs:
+            return
         with contextlib.suppress(Exception):
             self.ray.get(refs, timeout=30)
 
     def reset(self) -> None:
         """Kill the actors (hung or dead); fresh ones start on next use."""
+        self._live_actors()  # those of an earlier connection are gone already
         with self._lock:
             actors, self._actors, self._idle = self._actors, [], []
             waiting = [f for _, _, f in self._waiting]

@@ -177,6 +177,22 @@ def test_a_lambda_runs_on_ray_which_pickles_functions_by_value(cluster) -> None:
     np.testing.assert_array_equal(f, X[:, 0] - X[:, 1])
 
 
+def test_an_evaluator_outlives_a_restart_of_ray_and_closing_it_does_not_start_ray(cluster) -> None:
+    X = np.arange(12.0).reshape(6, 2)
+    ev = Evaluator(cluster, mode="vectors")
+    np.testing.assert_array_equal(ev.evaluate(sphere, X), [sphere(x) for x in X])
+    cluster.shutdown()  # its actors end with the connection
+    ev.close()  # nothing to kill: it must not connect to (start) a Ray instance to do it
+    assert not cluster.is_initialized()
+    cluster.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    with Evaluator(cluster, mode="vectors") as ev2:
+        np.testing.assert_array_equal(ev2.evaluate(sphere, X), [sphere(x) for x in X])
+        cluster.shutdown()
+        cluster.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # fresh actors in the new connection, not the old ones' "Can't find actor"
+        np.testing.assert_array_equal(ev2.evaluate(sphere, X), [sphere(x) for x in X])
+
+
 def test_a_module_that_is_not_ray_is_rejected() -> None:
     with pytest.raises(TypeError, match=r"`workers` must be .* the ray module, but got <module"):
         Evaluator(np)
