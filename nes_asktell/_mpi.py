@@ -26,6 +26,7 @@ from scipy.optimize import OptimizeResult
 
 from . import _validate as v
 from . import _warn
+from ._loop import DispLike, disp_level
 from ._strategy import Strategy
 from ._tasks import eval_rows
 from ._typing import FloatArray
@@ -150,7 +151,7 @@ def mpi_optimize(
     maxiter: int | None = None,
     check_every: int = 10,
     callback: Callable[[OptimizeResult], object] | None = None,
-    disp: bool = False,
+    disp: DispLike = False,
 ) -> OptimizeResult:
     """Run `es` on every rank of an MPI communicator, each rank evaluating its share.
 
@@ -179,8 +180,9 @@ def mpi_optimize(
     callback : callable, optional
         Called on every rank after each generation with the current result; returning True
         or raising StopIteration stops the run. It must decide the same way on every rank.
-    disp : bool
-        Print progress lines on rank 0.
+    disp : bool or {0, 1, 2}
+        Print progress lines on rank 0, at the verbosity of
+        :meth:`Strategy.optimize <nes_asktell.Strategy.optimize>` (2: every generation).
 
     Returns
     -------
@@ -190,10 +192,10 @@ def mpi_optimize(
     Raises
     ------
     TypeError
-        If `es` is not a strategy, `comm` not a communicator or `check_every` not an
-        integer.
+        If `es` is not a strategy, `comm` not a communicator, `check_every` not an
+        integer or `disp` not a level.
     ValueError
-        If `check_every` is below 1.
+        If `check_every` is below 1 or `disp` not 0, 1 or 2.
     RuntimeError
         If the ranks' strategies diverge (raised on every rank).
 
@@ -223,6 +225,7 @@ def mpi_optimize(
     if not isinstance(es, Strategy):
         raise TypeError(f"`es` must be a Strategy (XNES, SNES, OpenES), but got {short(es)}.")
     every = v.integer("check_every", check_every, minimum=1)
+    level = disp_level(disp)  # checked on every rank, shown on rank 0
     if comm is None:
         from mpi4py import MPI
 
@@ -236,7 +239,7 @@ def mpi_optimize(
         maxiter=maxiter,
         workers=spmd,
         callback=callback,
-        disp=disp and comm.Get_rank() == 0,
+        disp=level if comm.Get_rank() == 0 else 0,
     )
     spmd.check()
     return res

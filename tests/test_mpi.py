@@ -99,6 +99,10 @@ def test_mpi_optimize_rejects_bad_arguments() -> None:
         mpi_optimize(es, sphere, comm=object(), check_every=0)
     with pytest.raises(TypeError, match=r"`comm` must be an mpi4py communicator .*got 7"):
         mpi_optimize(es, sphere, comm=7)
+    with pytest.raises(TypeError, match=r"`disp` must be 0, 1, 2, True or False, but got 'yes'"):
+        mpi_optimize(es, sphere, comm=object(), disp="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"`disp` must be 0, 1, 2, True or False, but got 5"):
+        mpi_optimize(es, sphere, comm=object(), disp=5)
     assert es.generation == 0  # a rejected call changes nothing
 
 
@@ -134,3 +138,16 @@ def test_spmd_map_rejects_bad_arguments_when_made(args: tuple, exc: type, match:
     args = tuple(es if a is None else a for a in args)
     with pytest.raises(exc, match=match):
         SPMDMap(*args)
+
+
+@needs_mpi
+def test_mpi_optimize_disp_2_shows_every_generation_as_optimize_does(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # a single process is a communicator of one rank, rank 0, which shows the progress
+    SNES(np.zeros(3), 0.5, rng=0).optimize(sphere, maxiter=12, disp=2)
+    want = [line.split()[2] for line in capsys.readouterr().out.splitlines()]
+    mpi_optimize(SNES(np.zeros(3), 0.5, rng=0), sphere, maxiter=12, disp=2)
+    got = [line.split()[2] for line in capsys.readouterr().out.splitlines()]
+    assert "11" in want  # level 1 skips generation 11, level 2 shows it
+    assert got == want
