@@ -1038,6 +1038,14 @@ class RayEngine(Engine):
                 f.set_exception(exc)
         self._hand_out()
 
+    def locate(self, futs: list[Future[Any]]) -> list[bool] | None:
+        """Return, for each task abandoned at the timeout, whether an actor was running it.
+
+        A task still waiting here for an idle actor was cancelled by :meth:`abandon`: it never
+        started, and its candidates are innocent.
+        """
+        return [f.running() for f in futs]
+
     def broadcast(self, value: object) -> tuple[object, int]:
         """Put `value` into the object store; return its reference and the bytes sent.
 

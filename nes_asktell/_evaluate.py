@@ -19,8 +19,9 @@ at the deadline) and the other rows run again, one task per candidate. Elsewhere
 other executors) a lost task's candidates (its worker died, or it was still running at the
 deadline) run again once, one task per candidate, after the engine replaced its workers where
 it can (Ray's actors); a candidate lost a second time gets NaN. On dask the workers say which
-tasks their threads run at the deadline: a candidate running then gets NaN, one still queued
-runs again, and with ``restart_workers`` the workers holding hung calls restart. On a
+tasks their threads run at the deadline, and Ray's engine which tasks its actors run: a
+candidate running then gets NaN, one still queued runs again, and with ``restart_workers`` the
+dask workers holding hung calls restart. On a
 ``ThreadPoolExecutor`` the engine's spare threads take the place of those that hung calls hold
 (:class:`~nes_asktell._backends.ExecutorEngine`). A worker's reply is checked for its shape
 before it is used.

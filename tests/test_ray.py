@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from nes_asktell import SNES, XNES, Evaluator, NESWarning, OpenES
+from nes_asktell import SNES, XNES, Evaluator, NESWarning, OpenES, evaluate
 
 ray = pytest.importorskip("ray")
 
@@ -168,6 +168,21 @@ def test_a_hanging_candidate_times_out_and_the_run_goes_on(cluster) -> None:
         for _ in range(2):
             np.testing.assert_array_equal(step(es, ev), step(ref, None))
     np.testing.assert_array_equal(es.mean, ref.mean)
+
+
+def hang_at(x: np.ndarray, hanging: tuple[float, ...]) -> float:
+    if x[0] in hanging:
+        time.sleep(60)  # killed with its actor at the timeout
+    return float(x[0])
+
+
+def test_candidates_queued_behind_hanging_ones_run_again_and_keep_their_values(cluster) -> None:
+    # 2 actors: candidates 0 and 1 hang while 2..7 wait for an actor; at the timeout the
+    # waiting ones never started and run again, then 6 and 7 hang in their turn
+    X = np.arange(8.0).reshape(8, 1)
+    with pytest.warns(NESWarning, match=r"4 of 8 candidates .* timeout after 2\.0 s"):
+        f = evaluate(X, hang_at, cluster, args=((0.0, 1.0, 6.0, 7.0),), timeout=2.0)
+    np.testing.assert_array_equal(f, [np.nan, np.nan, 2, 3, 4, 5, np.nan, np.nan])
 
 
 def test_a_lambda_runs_on_ray_which_pickles_functions_by_value(cluster) -> None:
