@@ -50,7 +50,8 @@ class SPMDMap:
     Called with the same rows on every rank of `comm`, it evaluates this rank's contiguous
     slice, all-gathers the values (popsize float64 numbers in all) and returns the whole
     generation's values on every rank. A candidate whose `func` raises gets NaN and a
-    :class:`~nes_asktell.NESWarning` on the rank that evaluated it; the run goes on.
+    :class:`~nes_asktell.NESWarning` on the rank that evaluated it; the run goes on. A
+    KeyboardInterrupt (Ctrl-C, which ``mpiexec`` forwards to every rank) propagates.
 
     Parameters
     ----------
@@ -120,7 +121,8 @@ class SPMDMap:
         size, rank = self.comm.Get_size(), self.comm.Get_rank()
         counts = [len(c) for c in np.array_split(np.arange(len(rows)), size)]
         start = sum(counts[:rank])
-        mine, errors = eval_rows(func, (), rows[start : start + counts[rank]])
+        # Ctrl-C reaches every rank (mpiexec forwards it): it stops the run, not a candidate
+        mine, errors = eval_rows(func, (), rows[start : start + counts[rank]], interruptible=True)
         values = np.empty(len(rows), dtype=np.float64)
         displs = np.concatenate([[0], np.cumsum(counts)[:-1]]).tolist()
         self.comm.Allgatherv(np.ascontiguousarray(mine), [values, counts, displs, _double()])
@@ -205,6 +207,9 @@ def mpi_optimize(
     compute), plus a digest per rank every `check_every` generations: about ``8 popsize``
     bytes whatever d is. A candidate whose `fun` raises gets NaN (ranked worst) with a
     warning on its rank; a rank that dies or hangs stops the whole MPI job, as MPI does.
+    Ctrl-C (``mpiexec`` forwards it to every rank) raises KeyboardInterrupt on the ranks
+    it interrupts in `fun`; a rank that was waiting for the others' values stays there until
+    a second Ctrl-C, with which ``mpiexec`` aborts the job.
     Timeouts and retries need an engine with workers (``workers=`` of ``optimize``).
 
     References

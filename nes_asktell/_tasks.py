@@ -184,9 +184,17 @@ def as_value(y: object, fun: object) -> float:
 
 
 def eval_rows(
-    fun: Callable[..., object], args: Sequence[object], rows: Sequence[FloatArray] | FloatArray
+    fun: Callable[..., object],
+    args: Sequence[object],
+    rows: Sequence[FloatArray] | FloatArray,
+    *,
+    interruptible: bool = False,
 ) -> Result:
-    """Evaluate each row; a row whose `fun` raises gets NaN and an error line."""
+    """Evaluate each row; a row whose `fun` raises gets NaN and an error line.
+
+    With `interruptible`, a KeyboardInterrupt propagates: this process is the caller's own
+    (a rank of an SPMD run, which receives the terminal's Ctrl-C), not a worker.
+    """
     values = np.full(len(rows), np.nan)
     errors: list[str] = []
     track = _tracked()
@@ -199,6 +207,8 @@ def eval_rows(
         try:
             values[i] = as_value(fun(x, *args), fun)
         except BaseException as exc:
+            if interruptible and isinstance(exc, KeyboardInterrupt):
+                raise
             # SystemExit, KeyboardInterrupt or a BaseException of the user's own (asyncio's
             # CancelledError, say) from `fun` would end the worker or the whole run: they cost
             # only this candidate (Ctrl-C in the parent is handled there).

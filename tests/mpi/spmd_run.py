@@ -6,6 +6,7 @@ A failed check raises, so mpiexec returns non-zero.
 
 from __future__ import annotations
 
+import signal
 import warnings
 
 import numpy as np
@@ -22,6 +23,20 @@ def raise_on_rank_1(x: np.ndarray) -> float:
     if MPI.COMM_WORLD.Get_rank() == 1 and x[0] > 0.5:
         raise RuntimeError("boom")
     return sphere(x)
+
+
+class CtrlCAt:
+    """A sphere that receives Ctrl-C (SIGINT, as mpiexec forwards it) at its `n`-th call."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.calls = 0
+
+    def __call__(self, x: np.ndarray) -> float:
+        self.calls += 1
+        if self.calls == self.n:
+            signal.raise_signal(signal.SIGINT)  # Python raises KeyboardInterrupt here
+        return sphere(x)
 
 
 def main() -> None:
@@ -62,6 +77,17 @@ def main() -> None:
         message = str(exc)
     assert "rank(s) [1] differ from rank 0" in message, message
     print(f"rank {rank}: divergence detected", flush=True)
+
+    # Ctrl-C during fun stops the run on every rank (8 candidates: 4 per rank and generation,
+    # so each rank is interrupted in its 10th call, in generation 2), not only a candidate
+    es = SNES(np.ones(6), 0.5, popsize=8, rng=5)
+    try:
+        mpi_optimize(es, CtrlCAt(10), maxiter=20)
+    except KeyboardInterrupt:
+        assert es.generation == 2, es.generation
+        print(f"rank {rank}: Ctrl-C stops the run", flush=True)
+    else:
+        raise AssertionError("Ctrl-C in fun did not stop the run")
 
 
 if __name__ == "__main__":
