@@ -935,7 +935,9 @@ class RayEngine(Engine):
     strategy (replay mode) like a dask worker; a broadcast is put into the object store once
     (``ray.put``) and the tasks carry its reference. A task goes to an idle actor only (the
     others wait here, in submission order), so an actor that hangs or dies takes no further
-    task with it. After a lost task the evaluator calls :meth:`reset`, which kills the actors;
+    task with it; when the last actor dies, the tasks still waiting never started and are
+    cancelled, which the evaluator takes as innocent (they run again). After a lost task the
+    evaluator calls :meth:`reset`, which kills the actors;
     fresh ones start on next use and the lost candidates run again there. The cluster stays
     the caller's; :meth:`close` kills only the engine's actors. Actors end with the
     connection that started them (``ray.shutdown()``): the engine then forgets them, starts
@@ -1030,12 +1032,11 @@ class RayEngine(Engine):
                 self._idle.append(actor)
             elif current:
                 self._actors = [a for a in self._actors if a is not actor]
-                if not self._actors:  # no actor left to run what waits: it fails as this did
-                    orphans = [f for _, _, f in self._waiting]
-                    self._waiting.clear()
+                if not self._actors:  # no actor left to run what waits: it never started,
+                    orphans = [f for _, _, f in self._waiting]  # so it is cancelled (the
+                    self._waiting.clear()  # evaluator runs it again, on fresh actors)
         for f in orphans:
-            if f.set_running_or_notify_cancel():
-                f.set_exception(exc)
+            f.cancel()
         self._hand_out()
 
     def locate(self, futs: list[Future[Any]]) -> list[bool] | None:

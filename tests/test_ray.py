@@ -153,6 +153,23 @@ def test_a_candidate_that_exits_its_worker_gets_nan_and_the_run_goes_on(cluster)
     np.testing.assert_array_equal(es.mean, ref.mean)
 
 
+def exit_below(x: np.ndarray, limit: float) -> float:
+    if x[0] < limit:
+        os._exit(3)
+    return float(x[0])
+
+
+def test_candidates_waiting_when_every_actor_died_run_again_and_keep_their_values(
+    cluster,
+) -> None:
+    # 2 actors: candidates 0 and 1 kill the actor that runs them. Run again one per task, they
+    # kill both fresh actors while 2 and 3 wait for one: those never started and run again.
+    X = np.arange(8.0).reshape(8, 1)
+    with pytest.warns(NESWarning, match=r"2 of 8 candidates .* ActorDiedError"):
+        f = evaluate(X, exit_below, cluster, args=(2.0,))
+    np.testing.assert_array_equal(f, [np.nan, np.nan, 2, 3, 4, 5, 6, 7])
+
+
 def test_a_hanging_candidate_times_out_and_the_run_goes_on(cluster) -> None:
     es, ref = (SNES(np.zeros(D), 0.3, popsize=8, rng=13) for _ in range(2))
     with Evaluator(cluster, mode="seeds", timeout=2.0) as ev:
