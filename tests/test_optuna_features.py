@@ -42,6 +42,23 @@ def made(
     )
 
 
+def trial_valued(value: object) -> FrozenTrial:
+    """Return COMPLETE trial 3 holding `value` as it is (create_trial would check it)."""
+    return FrozenTrial(
+        number=3,
+        state=TrialState.COMPLETE,
+        value=value,  # type: ignore[arg-type]
+        datetime_start=None,
+        datetime_complete=None,
+        params={"x": 1.0},
+        distributions={"x": FloatDistribution(0.0, 10.0)},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=3,
+    )
+
+
 def test_outcomes_rank_complete_then_infeasible_then_pruned_then_failed() -> None:
     told = [
         made(TrialState.COMPLETE, 5.0),  # feasible
@@ -486,19 +503,7 @@ def test_a_constraint_record_holding_an_int_beyond_the_floats_is_an_infinite_val
 def test_source_trials_whose_values_are_no_numbers_are_refused_by_name() -> None:
     # A FrozenTrial built with value "0.5" (read from text) passed the constructor; every
     # later trial then raised numpy's "ufunc 'isfinite' not supported for the input types".
-    made = FrozenTrial(
-        number=3,
-        state=TrialState.COMPLETE,
-        value="0.5",  # type: ignore[arg-type]
-        datetime_start=None,
-        datetime_complete=None,
-        params={"x": 1.0},
-        distributions={"x": FloatDistribution(0.0, 10.0)},
-        user_attrs={},
-        system_attrs={},
-        intermediate_values={},
-        trial_id=3,
-    )
+    made = trial_valued("0.5")
     with pytest.raises(
         TypeError,
         match=r"`source_trials` must hold real numbers as values, but trial 3 has \['0.5'\]",
@@ -509,19 +514,7 @@ def test_source_trials_whose_values_are_no_numbers_are_refused_by_name() -> None
 def test_source_trials_whose_values_are_ints_beyond_the_floats_are_refused_by_name() -> None:
     # Such a value passed the constructor, and every trial once the first state was made
     # raised numpy's "ufunc 'isfinite' not supported for the input types".
-    made = FrozenTrial(
-        number=3,
-        state=TrialState.COMPLETE,
-        value=10**400,
-        datetime_start=None,
-        datetime_complete=None,
-        params={"x": 1.0},
-        distributions={"x": FloatDistribution(0.0, 10.0)},
-        user_attrs={},
-        system_attrs={},
-        intermediate_values={},
-        trial_id=3,
-    )
+    made = trial_valued(10**400)
     with pytest.raises(
         ValueError,
         match=r"`source_trials` must hold real numbers a float can hold as values, but trial 3 "

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from doc_scripts import ROOT, page_section, python_blocks, run_script
 
 
 def section_snippets(title: str) -> list[str]:
-    text = (ROOT / "docs" / "scipy.rst").read_text()
-    section = text.split(f"{title}\n{'-' * len(title)}", 1)[1].split("\n----", 1)[0]
-    blocks = re.findall(r"\.\. code-block:: python\n\n((?:   .*\n|\n)+)", section)
-    return [textwrap.dedent(b) for b in blocks]
+    return python_blocks(page_section("scipy.rst", title))
 
 
 @pytest.mark.slow
@@ -43,27 +35,13 @@ def test_the_parallel_snippet_runs_as_a_script_and_matches_the_serial_run(tmp_pa
             print("same", len(results))
         """
     ).replace("\n", "\n    ")
-    (tmp_path / "parallel.py").write_text(script)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "parallel.py"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "same 3" in done.stdout
+    assert "same 3" in run_script(tmp_path, "parallel.py", script)
 
 
 @pytest.mark.slow
 def test_the_other_snippets_run_in_turn_and_do_what_the_page_says() -> None:
-    text = (ROOT / "docs" / "scipy.rst").read_text()
-    blocks = re.findall(r"\.\. code-block:: python\n\n((?:   .*\n|\n)+)", text)
+    blocks = python_blocks((ROOT / "docs" / "scipy.rst").read_text())
     parallel = section_snippets("Parallel and vectorized evaluation")
-    blocks = [textwrap.dedent(b) for b in blocks]
     blocks = [b for b in blocks if b not in parallel]
     assert len(blocks) == 5
     namespace: dict[str, object] = {}
