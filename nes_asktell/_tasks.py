@@ -452,6 +452,6 @@ UNPICKLABLE = (
     "`fun` (and `args`) must be picklable to run in other processes, but {exc}. Define `fun` "
     "at module level in an importable module (not a lambda, a local function or a function "
     "typed into an interactive session), guard the script with `if __name__ == '__main__':`, "
-    "or evaluate serially (workers=None), with threads (a ThreadPoolExecutor) or on dask, "
-    "which pickles lambdas."
+    "or evaluate serially (workers=None), with threads (a ThreadPoolExecutor) or on an "
+    "engine that pickles lambdas by value (dask, Ray, loky's executor)."
 )
