@@ -9,10 +9,11 @@ point drawn uniformly from the cube, then XNES from the centre of the unit cube 
 doubled population, a new start and seed, when the strategy stops or its spread passes
 ``MAX_SPREAD``). Every parameter is ``x = -5 + 10 u`` and the value ``f(x) - f_opt``.
 
-Variants are the sampler's ``DEFAULT_OPTIONS`` updated with :data:`VARIANTS`' options (and
-some a population or class of their own). The comparison of a variant with the default is
-paired: the same function, instance and seed, so the same startup point and the same first
-noise. Per budget (200 and 1,000 evaluations) it counts the
+Variants are the options the sampler sets for their strategy (``COMMON_OPTIONS`` and the
+strategy's ``DEFAULT_OPTIONS``: XNES's unless a variant names another class) updated with
+:data:`VARIANTS`' options (and some a population or class of their own). The comparison of
+a variant with the default is paired: the same function, instance and seed, so the same
+startup point and the same first noise. Per budget (200 and 1,000 evaluations) it counts the
 runs where the variant's best is below, above or equal to the default's (values below 1e-8
 count as equal) and gives the two-sided sign test p-value over the unequal ones.
 
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from nes_asktell.integrations.optuna._sampler import (
+    COMMON_OPTIONS,
     DEFAULT_OPTIONS,
     DEFAULT_RESTARTS,
     DEFAULT_SIGMA0,
@@ -47,6 +49,9 @@ from scipy.stats import binomtest
 
 from benchmarks._bbob_runs import load_problem
 from benchmarks._xnes_variants import DecayingXNES
+from nes_asktell._crfmnes import CRFMNES
+from nes_asktell._dxnesic import DXNESIC
+from nes_asktell._strategy import Strategy
 from nes_asktell._typing import FloatArray, OptionValue
 from nes_asktell._xnes import XNES
 
@@ -57,7 +62,7 @@ class Variant:
 
     options: dict[str, OptionValue] = field(default_factory=dict)
     popsize: int | None = None  # None: the sampler's default, 4 + 3 ln d
-    cls: type[XNES] = XNES
+    cls: type[Strategy] = XNES
 
 
 #: the variants by name (``"default"`` is the sampler as it is, without the rank-one term;
@@ -87,6 +92,9 @@ VARIANTS: dict[str, Variant] = {
     "pop6": Variant(popsize=6),
     "r1-pop6": Variant({"rank_one": True}, popsize=6),
     "pop12": Variant(popsize=12),
+    # the sampler's other full-covariance strategies, with the options it sets for them
+    "dxnesic": Variant(cls=DXNESIC),
+    "crfmnes": Variant(cls=CRFMNES),
 }
 BUDGETS = (200, 1000)
 FLOOR = 1e-8
@@ -101,11 +109,11 @@ def run(
     n: int,
     *,
     popsize: int | None = None,
-    cls: type[XNES] = XNES,
+    cls: type[Strategy] = XNES,
 ) -> list[float]:
     """Return the ``f - f_opt`` of the first `n` evaluations of one replayed study."""
     problem, fopt, _ = load_problem(function, dim, instance)
-    merged = {**DEFAULT_OPTIONS["xnes"], **options}
+    merged = {**COMMON_OPTIONS, **DEFAULT_OPTIONS.get(cls.name, {}), **options}
     search = Search(cls, DEFAULT_SIGMA0, popsize, DEFAULT_RESTARTS, merged, seed)
     box = _unit_box(dim)
     start = np.random.default_rng(seed).uniform(size=dim)  # the startup trial

@@ -134,7 +134,20 @@ def test_speed_table_times_a_baseline_sampler_beside_the_others(tmp_path: Path) 
     assert not (optuna_bench.OUT_DIR / "unused.rst").exists()
 
 
-def test_the_replay_evaluates_the_samplers_generations() -> None:
+@pytest.mark.parametrize(
+    ("function", "dim", "instance", "lam", "gens", "strategy"),
+    [
+        (8, 2, 1, 6, 5, "xnes"),
+        # the step ellipsoid ties whole generations: the replay must switch the flat-fitness
+        # criterion off as the sampler does (it stopped the run at evaluation 465 here)
+        (7, 5, 2, 8, 62, "xnes"),
+        (8, 2, 1, 6, 5, "dxnesic"),
+        (8, 2, 1, 6, 5, "crfmnes"),
+    ],
+)
+def test_the_replay_evaluates_the_samplers_generations(
+    function: int, dim: int, instance: int, lam: int, gens: int, strategy: str
+) -> None:
     """The ask/tell replay evaluates the sampler's candidates, generation by generation.
 
     After one startup trial (drawn by each from its own generator) the sampler's trials are the
@@ -144,15 +157,16 @@ def test_the_replay_evaluates_the_samplers_generations() -> None:
     from benchmarks import optuna_replay
     from nes_asktell import NESSampler
 
-    dim, instance, seed, lam, gens = 2, 1, optuna_bbob.seed_of(8, 2, 1), 6, 5
-    problem, fopt, _ = optuna_bbob.load_problem(8, dim, instance)
-    study = optuna.create_study(sampler=NESSampler(seed=seed))
+    seed = optuna_bbob.seed_of(function, dim, instance)
+    problem, fopt, _ = optuna_bbob.load_problem(function, dim, instance)
+    study = optuna.create_study(sampler=NESSampler(seed=seed, strategy=strategy))
     study.optimize(
         lambda t: problem([t.suggest_float(f"x{i}", -5.0, 5.0) for i in range(dim)]) - fopt,
         n_trials=1 + lam * gens,
     )
     sampled = [t.value for t in study.trials]
-    replayed = optuna_replay.run({}, 8, dim, instance, seed, 1 + lam * gens)
+    cls = optuna_replay.VARIANTS[strategy if strategy != "xnes" else "default"].cls
+    replayed = optuna_replay.run({}, function, dim, instance, seed, 1 + lam * gens, cls=cls)
     for g in range(gens):
         rows = slice(1 + g * lam, 1 + (g + 1) * lam)
         assert sorted(sampled[rows]) == pytest.approx(sorted(replayed[rows]), rel=1e-12)
