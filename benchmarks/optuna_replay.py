@@ -190,6 +190,19 @@ def within_cma(
         print("    median over CMA-ES's: " + " ".join(f"f{f}:{r:.2g}" for f, r in ratios.items()))
 
 
+def show_runs(
+    bests: dict[str, dict[tuple[int, int, int], list[float]]], functions: list[int]
+) -> None:
+    """Print every run's best on `functions`, sorted, for each variant (and CMA) and budget."""
+    for f in functions:
+        for v, runs in bests.items():
+            for j, b in enumerate(BUDGETS):
+                values = sorted(x[j] for k, x in runs.items() if k[0] == f)
+                print(
+                    f"  f{f} {v:12s} {b:5d} evaluations: " + " ".join(f"{x:.1e}" for x in values)
+                )
+
+
 def best(values: Sequence[float], n: int) -> float:
     return max(min(values[:n]), FLOOR)
 
@@ -241,6 +254,14 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
         action="store_true",
         help="also replay CmaEsSampler and count the functions within 10%% of it",
     )
+    parser.add_argument(
+        "--show-runs",
+        nargs="*",
+        type=int,
+        default=[],
+        metavar="F",
+        help="also print every run's best on these functions, sorted, per variant and budget",
+    )
     args = parser.parse_args(argv)
     if quick:
         args.dims, args.functions, args.instances, args.seeds = [2], [1, 8], [1], 1
@@ -270,6 +291,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
         if args.against_cma:
             for v in names[:-1]:
                 within_cma(bests, v, args.functions)
+        show_runs(bests, [f for f in args.show_runs if f in args.functions])
 
 
 if __name__ == "__main__":

@@ -225,9 +225,15 @@ def test_the_first_run_variant_starts_at_rate_one_only_without_a_given_populatio
 def test_replay_quick_run_compares_the_variant_with_the_default(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    bench_main.main(["optuna_replay", "--quick", "--variants", "r1"])
+    bench_main.main(["optuna_replay", "--quick", "--variants", "r1", "--show-runs", "8"])
     out = capsys.readouterr().out
     assert "paired runs per variant" in out
     assert "r1" in out
     assert "200 evaluations" in out
     assert "1000 evaluations" in out
+    # --show-runs: one line per variant and budget on f8, with its one run's best
+    runs = [line.split() for line in out.splitlines() if line.strip().startswith("f8 ")]
+    assert [(r[1], r[2]) for r in runs] == [
+        (v, b) for v in ("default", "r1") for b in ("200", "1000")
+    ]
+    assert all(len(r) == 5 and float(r[4]) >= 1e-8 for r in runs)
