@@ -491,6 +491,32 @@ def parse_range(text: Sequence[str]) -> list[int]:
     return out
 
 
+def docs_stem(
+    fault: str,
+    dims: Sequence[int],
+    functions: Sequence[int],
+    instances: Sequence[int],
+    samplers: Sequence[str],
+) -> str | None:
+    """Return the stem of the docs' files a run (or ``--report``) writes, None for a part.
+
+    The docs' files are written for a whole suite only, never for a part of it (which would
+    leave the docs with that part only): all 24 functions at d = 5 and 10, on instances 1-3
+    with the four samplers, or with a fault on instances 1-3 or 1-15 (five times the studies
+    per median, which tells a sampler's lead from the luck of three instances on the
+    multimodal functions) with NESSampler, CmaEsSampler and TPESampler.
+    """
+    if list(dims) != [5, 10] or list(functions) != list(range(1, 25)):
+        return None
+    if fault == "none":
+        whole = list(instances) == [1, 2, 3] and list(samplers) == list(DEFAULT_SAMPLERS)
+        return "optuna_bbob" if whole else None
+    part = {(1, 2, 3): "", tuple(range(1, 16)): "_i15"}.get(tuple(instances))
+    if part is None or list(samplers) != ["NES", "CMA", "TPE"]:
+        return None
+    return f"optuna_bbob_{fault}{part}"
+
+
 def main(quick: bool = False, argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks optuna_bbob")
     parser.add_argument("--dims", nargs="*", type=int, default=[5, 10])
@@ -560,25 +586,10 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     summary, tables = report.text()
     print(summary)
     print(tables)
-    # The docs' files are written for the whole suite only (a run or a --report), never for a
-    # part of it (which would leave the docs with that part only).
-    whole = (args.dims, functions, args.instances, args.samplers) == (
-        [5, 10],
-        list(range(1, 25)),
-        [1, 2, 3],
-        list(DEFAULT_SAMPLERS),
-    )
-    if not quick and whole and args.fault == "none":
-        write_text(OUT_DIR / "optuna_bbob_summary.rst", summary)
-        write_text(OUT_DIR / "optuna_bbob_tables.rst", tables)
-    faulty_whole = (functions, args.instances, args.samplers) == (
-        list(range(1, 25)),
-        [1, 2, 3],
-        ["NES", "CMA", "TPE"],
-    )
-    if not quick and faulty_whole and args.fault != "none":
-        write_text(OUT_DIR / f"optuna_bbob_{args.fault}_summary.rst", summary)
-        write_text(OUT_DIR / f"optuna_bbob_{args.fault}_tables.rst", tables)
+    stem = docs_stem(args.fault, args.dims, functions, args.instances, args.samplers)
+    if not quick and stem is not None:
+        write_text(OUT_DIR / f"{stem}_summary.rst", summary)
+        write_text(OUT_DIR / f"{stem}_tables.rst", tables)
     if tmp is not None:
         tmp.cleanup()
 

@@ -32,6 +32,20 @@ def test_within_ten_percent_is_on_f_minus_fopt_with_the_solved_floor() -> None:
     assert not optuna_bbob.within(2e-8, 0.0)
 
 
+def test_only_a_whole_suite_writes_the_docs_files() -> None:
+    stem = optuna_bbob.docs_stem
+    every, peers, dims = list(range(1, 25)), ["NES", "CMA", "TPE"], [5, 10]
+    assert stem("none", dims, every, [1, 2, 3], ["NES", "CMA", "TPE", "Random"]) == "optuna_bbob"
+    assert stem("fail", dims, every, [1, 2, 3], peers) == "optuna_bbob_fail"
+    assert stem("prune", dims, every, list(range(1, 16)), peers) == "optuna_bbob_prune_i15"
+    # parts: a report of d = 5 alone once wrote the faulty suite's files with half of it
+    assert stem("fail", [5], every, list(range(1, 16)), peers) is None
+    assert stem("fail", dims, [22], [1, 2, 3], peers) is None
+    assert stem("fail", dims, every, [1, 2, 3, 4], peers) is None
+    assert stem("fail", dims, every, [1, 2, 3], ["NES", "CMA"]) is None
+    assert stem("none", dims, every, list(range(1, 16)), [*peers, "Random"]) is None
+
+
 def test_a_study_is_cached_and_read_back(tmp_path: Path) -> None:
     assert optuna_bbob.cached_study(tmp_path, "Random", 1, 2, 1, 10, compute=False) is None
     first = optuna_bbob.cached_study(tmp_path, "Random", 1, 2, 1, 10, compute=True)
