@@ -374,7 +374,12 @@ def test_save_and_load_reject_a_path_that_is_not_one() -> None:
 
 def test_the_history_on_the_watching_page_is_the_run_its_script_makes() -> None:
     # the run is deterministic, but the CSV file (and its figure) shown on the page came from
-    # an older version of the library: 404 generations where the script now makes 362
+    # an older version of the library: 404 generations where the script now makes 362.
+    # Counts must be equal; real numbers up to rounding. The same seed gives the same run bit
+    # for bit on one machine, but BLAS picks its kernels for the CPU at run time, so another
+    # machine rounds otherwise: the file made on one machine and the run on another differed
+    # by 1e-11 relative in the mean and 1e-7 in f near the optimum (f ~ 1e-10, where rosen
+    # cancels), with the same 362 generations; another seed differs by 34% in f (median).
     root = Path(__file__).resolve().parents[1]
     shown = History.load(root / "docs" / "_static" / "watching" / "rosenbrock.csv")
     history = History()
@@ -382,9 +387,11 @@ def test_the_history_on_the_watching_page_is_the_run_its_script_makes() -> None:
         rosen, maxfev=100_000, callback=history
     )
     assert shown.columns == history.columns
+    for name in ("generation", "nfev", "popsize"):
+        np.testing.assert_array_equal(shown[name], history[name], err_msg=name)
     for name in history.columns:
-        if name != "elapsed":
-            np.testing.assert_array_equal(shown[name], history[name], err_msg=name)
+        if name not in ("elapsed", "generation", "nfev", "popsize"):
+            np.testing.assert_allclose(shown[name], history[name], rtol=1e-6, err_msg=name)
 
 
 def test_plot_draws_four_panels(tmp_path: Path) -> None:
