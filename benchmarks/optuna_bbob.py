@@ -66,6 +66,7 @@ SAMPLERS = (
     "NES-no-r1",
     "NES-r1-etaS05",
     "NES-DXNESIC",
+    "NES-DXNESIC-IC",
     "NES-CRFMNES",
     "NES-SNES",
     "CMA",
@@ -99,6 +100,7 @@ LABELS = {
     "NES-no-r1": "NESSampler(no rank_one)",
     "NES-r1-etaS05": "NESSampler(rank_one, eta_sigma 0.5)",
     "NES-DXNESIC": "NESSampler(dxnesic)",
+    "NES-DXNESIC-IC": "NESSampler(dxnesic, implicit_constraints)",
     "NES-CRFMNES": "NESSampler(crfmnes)",
     "NES-SNES": "NESSampler(snes)",
     "CMA": "CmaEsSampler",
@@ -161,6 +163,10 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return NESSampler(seed=seed, strategy_options={"rank_one": True, "eta_sigma": 0.5})
     if name in NES_VARIANTS:
         return NESSampler(seed=seed, strategy=NES_VARIANTS[name])
+    if name == "NES-DXNESIC-IC":  # DX-NES-IC counting a failed trial as infeasible (the paper)
+        return NESSampler(
+            seed=seed, strategy="dxnesic", strategy_options={"implicit_constraints": True}
+        )
     if name == "CMA":
         return optuna.samplers.CmaEsSampler(seed=seed)
     if name == "CMA-IPOP":

@@ -46,6 +46,22 @@ def test_only_a_whole_suite_writes_the_docs_files() -> None:
     assert stem("none", dims, every, list(range(1, 16)), [*peers, "Random"]) is None
 
 
+def test_every_named_sampler_is_built_and_labelled() -> None:
+    from nes_asktell import NESSampler
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's experimental and deprecation notes
+        for name in optuna_bbob.SAMPLERS:
+            sampler = optuna_bbob.make_sampler(name, optuna_bbob.seed_of(1, 5, 1))
+            assert isinstance(sampler, NESSampler) == name.startswith("NES")
+            assert name in optuna_bbob.LABELS
+    # DX-NES-IC with the paper's handling of failures: the option reaches the strategy
+    study = optuna.create_study(sampler=optuna_bbob.make_sampler("NES-DXNESIC-IC", 0))
+    study.optimize(lambda t: t.suggest_float("x", -1.0, 1.0) ** 2, n_trials=3)
+    assert study.sampler.generations(study)  # type: ignore[attr-defined]
+    assert study.sampler._search.options["implicit_constraints"] is True  # type: ignore[attr-defined]
+
+
 def test_a_study_is_cached_and_read_back(tmp_path: Path) -> None:
     assert optuna_bbob.cached_study(tmp_path, "Random", 1, 2, 1, 10, compute=False) is None
     first = optuna_bbob.cached_study(tmp_path, "Random", 1, 2, 1, 10, compute=True)
