@@ -24,6 +24,12 @@ the default and each variant it counts the functions on which the median of its 
 10% of the better of its own and CMA-ES's medians: the BBOB benchmark's target counted on 12
 runs per function instead of 3 studies, in minutes.
 
+With ``--fault fail`` the objective fails in ``optuna_bbob``'s failing region
+(``x_0 + x_1 > 3``): the sampler's strategy is told inf there, which it ranks worst, and
+CMA-ES leaves the trial out, as ``CmaEsSampler`` does (a generation is told once it has its
+population of COMPLETE trials). For both, trials are startup trials until one completes. The
+variant ``fail-ignored`` gives a failed row no weight instead (:func:`finite_rows_only`).
+
 Run: ``python -m benchmarks optuna_replay --dims 5 --variants r1 r1-es05``
 (``--instances 7 8 9 --seeds 4`` by default: 288 runs per d and variant; run ``k`` of an
 instance has the seed ``10000 f + 100 d + instance + 1000000 k``).
@@ -49,8 +55,10 @@ from scipy.stats import binomtest
 
 from benchmarks._bbob_runs import load_problem
 from benchmarks._xnes_variants import DecayingXNES
+from benchmarks.optuna_bbob import in_failing_region
 from nes_asktell._crfmnes import CRFMNES
 from nes_asktell._dxnesic import DXNESIC
+from nes_asktell._shaping import nes_utilities
 from nes_asktell._strategy import Strategy
 from nes_asktell._typing import FloatArray, OptionValue
 from nes_asktell._xnes import XNES
@@ -63,6 +71,20 @@ class Variant:
     options: dict[str, OptionValue] = field(default_factory=dict)
     popsize: int | None = None  # None: the sampler's default, 4 + 3 ln d
     cls: type[Strategy] = XNES
+
+
+def finite_rows_only(f: FloatArray) -> FloatArray:
+    """NES utilities of the finite values among themselves; 0 for NaN and inf.
+
+    A shaping under which a failed evaluation teaches nothing: it neither pushes the mean away
+    nor shrinks the step size or the shape, and the others are weighted as a population of
+    their number (the sampler ranks a failed trial worst instead, as issue 11 asks).
+    """
+    finite = np.isfinite(f)
+    u = np.zeros(f.shape[0])
+    if finite.any():
+        u[finite] = nes_utilities(f[finite])
+    return u
 
 
 #: the variants by name (``"default"`` is the sampler as it is, without the rank-one term;
@@ -95,9 +117,13 @@ VARIANTS: dict[str, Variant] = {
     # the sampler's other full-covariance strategies, with the options it sets for them
     "dxnesic": Variant(cls=DXNESIC),
     "crfmnes": Variant(cls=CRFMNES),
+    # a failed evaluation ignored instead of ranked worst (meaningful with --fault fail)
+    "fail-ignored": Variant({"shaping": finite_rows_only}),
 }
 BUDGETS = (200, 1000)
 FLOOR = 1e-8
+#: the faults a replay can add (``--fault``): none, or the failing region of ``optuna_bbob``
+FAULTS = ("none", "fail")
 
 
 def run(
@@ -110,21 +136,34 @@ def run(
     *,
     popsize: int | None = None,
     cls: type[Strategy] = XNES,
+    fault: str = "none",
 ) -> list[float]:
-    """Return the ``f - f_opt`` of the first `n` evaluations of one replayed study."""
+    """Return the ``f - f_opt`` of the first `n` evaluations of one replayed study.
+
+    With `fault` ``"fail"`` an evaluation in the failing region of ``optuna_bbob`` is inf,
+    what the sampler tells the strategy for a failed trial, and the startup trials go on until
+    one completes, as the sampler's do.
+    """
     problem, fopt, _ = load_problem(function, dim, instance)
+
+    def evaluate(u: FloatArray) -> float:
+        x = -5.0 + 10.0 * u
+        return math.inf if fault == "fail" and in_failing_region(x) else float(problem(x)) - fopt
+
     merged = {**COMMON_OPTIONS, **DEFAULT_OPTIONS.get(cls.name, {}), **options}
     search = Search(cls, DEFAULT_SIGMA0, popsize, DEFAULT_RESTARTS, merged, seed)
     box = _unit_box(dim)
-    start = np.random.default_rng(seed).uniform(size=dim)  # the startup trial
-    values = [float(problem(-5.0 + 10.0 * start)) - fopt]
+    startup = np.random.default_rng(seed)
+    values = [evaluate(startup.uniform(size=dim))]  # the startup trial
+    while values[-1] == math.inf and len(values) < n:
+        values.append(evaluate(startup.uniform(size=dim)))
     restart = 0
     es = search.new_strategy(dim, seed, restart)
     with np.errstate(all="ignore"):
         while len(values) < n:
             Y = es.ask()
             X = box.reflect(Y.copy())
-            f = np.array([float(problem(-5.0 + 10.0 * x)) - fopt for x in X])
+            f = np.array([evaluate(x) for x in X])
             values.extend(f.tolist())
             es.tell(Y, f)
             if bool(es.stop()) or search._lost(es):
@@ -133,7 +172,9 @@ def run(
     return values[:n]
 
 
-def run_cma(function: int, dim: int, instance: int, seed: int, n: int) -> list[float]:
+def run_cma(
+    function: int, dim: int, instance: int, seed: int, n: int, *, fault: str = "none"
+) -> list[float]:
     """Return the ``f - f_opt`` of the first `n` trials of ``CmaEsSampler(seed=seed)``, replayed.
 
     Its startup trial (a uniform point; not told to CMA-ES, so drawn here from this replay's
@@ -141,14 +182,26 @@ def run_cma(function: int, dim: int, instance: int, seed: int, n: int) -> list[f
     mean at the centre of the unit cube, ``sigma0 = 1/6``, bounds ``[0, 1]^d``,
     ``n_max_resampling = 10 d``, no restart; one ``ask`` per trial with the generator reseeded
     by ``randint(1, 2**16) + trial number`` from ``RandomState(seed)``, and a ``tell`` at the
-    first trial of the next generation. Until that first tell each trial builds the optimizer
-    afresh, which draws one ``randint(1, 2**31 - 2)`` for its seed first.
+    first trial of the next generation. Until a COMPLETE trial holds a told optimizer each
+    trial builds the optimizer afresh, which draws one ``randint(1, 2**31 - 2)`` for its seed
+    first.
+
+    With `fault` ``"fail"`` a trial in the failing region of ``optuna_bbob`` fails (inf here):
+    the sampler leaves it out, so a generation is told once it has its population of COMPLETE
+    trials, and until one trial completes the trials are startup trials.
     """
     import cmaes
 
     problem, fopt, _ = load_problem(function, dim, instance)
-    start = np.random.default_rng(seed).uniform(size=dim)
-    values = [float(problem(-5.0 + 10.0 * start)) - fopt]
+
+    def evaluate(u: FloatArray) -> float:
+        x = -5.0 + 10.0 * u
+        return math.inf if fault == "fail" and in_failing_region(x) else float(problem(x)) - fopt
+
+    startup = np.random.default_rng(seed)
+    values = [evaluate(startup.uniform(size=dim))]
+    while values[-1] == math.inf and len(values) < n:
+        values.append(evaluate(startup.uniform(size=dim)))
     draws = np.random.RandomState(seed)
     es = cmaes.CMA(
         mean=np.full(dim, 0.5),
@@ -158,16 +211,20 @@ def run_cma(function: int, dim: int, instance: int, seed: int, n: int) -> list[f
     )
     lam = es.population_size
     told: list[tuple[FloatArray, float]] = []
-    for trial in range(1, n):
-        if trial <= lam + 1:
+    stored = False  # whether a COMPLETE trial holds a told optimizer
+    for trial in range(len(values), n):
+        if not stored:
             draws.randint(1, 2**31 - 2)  # the seed of an optimizer built afresh
         if len(told) == lam:
             es.tell(told)
             told = []
         es._rng.seed(draws.randint(1, 2**16) + trial)
         u = es.ask()
-        told.append((u, float(problem(-5.0 + 10.0 * u)) - fopt))
-        values.append(told[-1][1])
+        values.append(evaluate(u))
+        if values[-1] != math.inf:
+            told.append((u, values[-1]))
+            # until one is stored, every trial after the first tell tells it again and stores it
+            stored = stored or es.generation > 0
     return values[:n]
 
 
@@ -201,6 +258,26 @@ def show_runs(
                 print(
                     f"  f{f} {v:12s} {b:5d} evaluations: " + " ".join(f"{x:.1e}" for x in values)
                 )
+
+
+#: how many whole generations failed in a row count as a run stuck in the failing region
+STUCK = 10
+
+
+def lam_of(v: str, dim: int) -> int:
+    """The population of variant `v` (CMA-ES's is also 4 + 3 ln d) at dimension `dim`."""
+    w = VARIANTS.get(v)
+    return w.popsize if w is not None and w.popsize else 4 + int(3 * math.log(dim))
+
+
+def failures(values: Sequence[float], lam: int) -> tuple[int, bool]:
+    """Return how many of `values` failed (inf), and whether `STUCK` * `lam` did in a row."""
+    count = longest = run_length = 0
+    for x in values:
+        run_length = run_length + 1 if x == math.inf else 0
+        count += x == math.inf
+        longest = max(longest, run_length)
+    return count, longest >= STUCK * lam
 
 
 def best(values: Sequence[float], n: int) -> float:
@@ -250,6 +327,12 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--variants", nargs="*", choices=VARIANTS, default=["r1"])
     parser.add_argument(
+        "--fault",
+        choices=FAULTS,
+        default="none",
+        help="fail where x0 + x1 > 3, as optuna_bbob --fault fail (default: none)",
+    )
+    parser.add_argument(
         "--against-cma",
         action="store_true",
         help="also replay CmaEsSampler and count the functions within 10%% of it",
@@ -271,6 +354,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
         names.append("CMA")
     for d in args.dims:
         bests: dict[str, dict[tuple[int, int, int], list[float]]] = {v: {} for v in names}
+        failed: dict[str, list[tuple[int, bool]]] = {v: [] for v in names}
         t0 = time.perf_counter()
         for f in args.functions:
             for i in args.instances:
@@ -278,11 +362,22 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                     seed = 10_000 * f + 100 * d + i + 1_000_000 * k
                     for v in names:
                         if v == "CMA":
-                            vals = run_cma(f, d, i, seed, n)
+                            vals = run_cma(f, d, i, seed, n, fault=args.fault)
                         else:
                             w = VARIANTS[v]
-                            vals = run(w.options, f, d, i, seed, n, popsize=w.popsize, cls=w.cls)
+                            vals = run(
+                                w.options,
+                                f,
+                                d,
+                                i,
+                                seed,
+                                n,
+                                popsize=w.popsize,
+                                cls=w.cls,
+                                fault=args.fault,
+                            )
                         bests[v][(f, i, k)] = [best(vals, b) for b in BUDGETS]
+                        failed[v].append(failures(vals, lam_of(v, d)))
         seconds = time.perf_counter() - t0
         print(f"d = {d}: {len(bests['default'])} paired runs per variant ({seconds:.0f} s)")
         for v in names[1:]:
@@ -292,6 +387,14 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
             for v in names[:-1]:
                 within_cma(bests, v, args.functions)
         show_runs(bests, [f for f in args.show_runs if f in args.functions])
+        if args.fault != "none":
+            for v in names:
+                share = sum(c for c, _ in failed[v]) / (n * len(failed[v]))
+                stuck = sum(s for _, s in failed[v])
+                print(
+                    f"  {v:12s} failed evaluations: {share:.1%}; runs with {STUCK} whole "
+                    f"generations failed in a row: {stuck} of {len(failed[v])}"
+                )
 
 
 if __name__ == "__main__":

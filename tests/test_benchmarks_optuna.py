@@ -267,3 +267,114 @@ def test_replay_quick_run_compares_the_variant_with_the_default(
         (v, b) for v in ("default", "r1") for b in ("200", "1000")
     ]
     assert all(len(r) == 5 and float(r[4]) >= 1e-8 for r in runs)
+
+
+def _failing_study(name: str, function: int, dim: int, instance: int, n: int) -> list[float]:
+    """The values of a real study with ``optuna_bbob``'s failing region (inf for a FAIL)."""
+    from nes_asktell import NESSampler
+
+    seed = optuna_bbob.seed_of(function, dim, instance)
+    problem, fopt, _ = optuna_bbob.load_problem(function, dim, instance)
+
+    def objective(trial: optuna.Trial) -> float:
+        x = np.array([trial.suggest_float(f"x{i}", -5.0, 5.0) for i in range(dim)])
+        if optuna_bbob.in_failing_region(x):
+            raise RuntimeError("the objective fails here")
+        return float(problem(x)) - fopt
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's experimental and deprecation notes
+        sampler = (
+            NESSampler(seed=seed) if name == "NES" else optuna.samplers.CmaEsSampler(seed=seed)
+        )
+        study = optuna.create_study(sampler=sampler)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per failed trial otherwise
+    try:
+        study.optimize(objective, n_trials=n, catch=(RuntimeError,))
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.INFO)
+    return [np.inf if t.value is None else t.value for t in study.trials]
+
+
+def _after_startup(values: list[float]) -> list[float]:
+    """The values after the startup trials (those up to and including the first finite one)."""
+    first = next(i for i, x in enumerate(values) if np.isfinite(x))
+    return values[first + 1 :]
+
+
+@pytest.mark.parametrize(("function", "dim", "instance"), [(2, 5, 1), (8, 5, 2)])
+def test_the_replay_with_a_failing_region_evaluates_the_samplers_generations(
+    function: int, dim: int, instance: int
+) -> None:
+    """With ``--fault fail`` the replay tells the strategy inf where the sampler has a FAIL.
+
+    Generation by generation after the startup trials (drawn by each from its own generator;
+    the strategy does not depend on them), the sampler's values and FAILs are the replay's.
+    """
+    from benchmarks import optuna_replay
+
+    n, lam = 161, 8  # 20 generations of XNES at d = 5 after the startup
+    sampled = _after_startup(_failing_study("NES", function, dim, instance, n))
+    seed = optuna_bbob.seed_of(function, dim, instance)
+    replayed = _after_startup(
+        optuna_replay.run({}, function, dim, instance, seed, n, fault="fail")
+    )
+    m = min(len(sampled), len(replayed)) // lam * lam
+    assert m >= 18 * lam
+    assert np.isinf(sampled[:m]).any()  # the region was met: the comparison covers FAILs
+    for g in range(0, m, lam):
+        assert sorted(sampled[g : g + lam]) == pytest.approx(
+            sorted(replayed[g : g + lam]), rel=1e-12
+        )
+
+
+def test_the_cma_replay_with_a_failing_region_leaves_failed_trials_out() -> None:
+    """CmaEsSampler tells a generation once it has its population of COMPLETE trials; a failed
+    trial only costs its trial. The replay's trials are the sampler's, one by one (f8 at d = 5,
+    instance 2: both startup trials complete, so the trial numbers, which seed each ask, agree).
+    """
+    from benchmarks import optuna_replay
+
+    function, dim, instance, n = 8, 5, 2, 120
+    sampled = _failing_study("CMA", function, dim, instance, n)
+    seed = optuna_bbob.seed_of(function, dim, instance)
+    replayed = optuna_replay.run_cma(function, dim, instance, seed, n, fault="fail")
+    assert np.isfinite(sampled[0])
+    assert np.isfinite(replayed[0])
+    assert np.isinf(sampled[1:]).sum() >= 2  # failed trials inside generations
+    assert replayed[1:] == pytest.approx(sampled[1:], rel=1e-9)
+
+
+def test_finite_rows_only_gives_failed_rows_no_weight() -> None:
+    from benchmarks.optuna_replay import finite_rows_only
+    from nes_asktell._shaping import nes_utilities
+
+    f = np.array([3.0, np.inf, 1.0, np.nan, 2.0, 0.5])
+    u = finite_rows_only(f)
+    assert u[[1, 3]].tolist() == [0.0, 0.0]
+    assert u[[0, 2, 4, 5]].tolist() == nes_utilities(np.array([3.0, 1.0, 2.0, 0.5])).tolist()
+    assert finite_rows_only(np.full(4, np.inf)).tolist() == [0.0] * 4
+
+
+def test_failures_counts_failed_values_and_whole_generations_failed_in_a_row() -> None:
+    from benchmarks.optuna_replay import STUCK, failures
+
+    inf = np.inf
+    assert failures([1.0, inf, 2.0, inf, inf], 2) == (3, False)
+    assert failures([1.0, *[inf] * (STUCK * 2), 2.0], 2) == (STUCK * 2, True)
+    assert failures([1.0, *[inf] * (STUCK * 2 - 1), 2.0], 2) == (STUCK * 2 - 1, False)
+
+
+def test_replay_quick_run_with_a_failing_region_reports_the_failures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bench_main.main(["optuna_replay", "--quick", "--fault", "fail", "--variants", "fail-ignored"])
+    out = capsys.readouterr().out
+    lines = [line.split() for line in out.splitlines() if "failed evaluations:" in line]
+    assert [r[0] for r in lines] == ["default", "fail-ignored"]
+    for r in lines:
+        share = float(r[3].rstrip("%;"))
+        assert 0.0 <= share <= 100.0
+        # runs stuck in the region, of the two --quick makes (f1 and f8 at d = 2, one each)
+        assert r[-2:] == ["of", "2"]
+        assert int(r[-3]) in (0, 1, 2)
