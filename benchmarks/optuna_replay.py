@@ -61,7 +61,7 @@ from nes_asktell._dxnesic import DXNESIC
 from nes_asktell._shaping import nes_utilities
 from nes_asktell._strategy import Strategy
 from nes_asktell._typing import FloatArray, OptionValue
-from nes_asktell._xnes import XNES
+from nes_asktell._xnes import XNES, paper_eta_B
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,13 @@ class Variant:
     options: dict[str, OptionValue] = field(default_factory=dict)
     popsize: int | None = None  # None: the sampler's default, 4 + 3 ln d
     cls: type[Strategy] = XNES
+    shape_rate_factor: float | None = None  # eta_B as this multiple of the paper's at each d
+
+    def options_at(self, dim: int) -> dict[str, OptionValue]:
+        """The options at dimension `dim` (with ``eta_B`` set if `shape_rate_factor` is)."""
+        if self.shape_rate_factor is None:
+            return self.options
+        return {**self.options, "eta_B": self.shape_rate_factor * paper_eta_B(dim)}
 
 
 def finite_rows_only(f: FloatArray) -> FloatArray:
@@ -117,6 +124,10 @@ VARIANTS: dict[str, Variant] = {
     # the sampler's other full-covariance strategies, with the options it sets for them
     "dxnesic": Variant(cls=DXNESIC),
     "crfmnes": Variant(cls=CRFMNES),
+    # a smaller shape rate than the paper's (the sampler's default at d = 5 and 10)
+    "eb05": Variant(shape_rate_factor=0.5),
+    "eb07": Variant(shape_rate_factor=0.7),
+    "r1-eb05": Variant({"rank_one": True}, shape_rate_factor=0.5),
     # a failed evaluation ignored instead of ranked worst (meaningful with --fault fail)
     "fail-ignored": Variant({"shaping": finite_rows_only}),
 }
@@ -366,7 +377,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                         else:
                             w = VARIANTS[v]
                             vals = run(
-                                w.options,
+                                w.options_at(d),
                                 f,
                                 d,
                                 i,

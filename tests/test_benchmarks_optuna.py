@@ -378,3 +378,16 @@ def test_replay_quick_run_with_a_failing_region_reports_the_failures(
         # runs stuck in the region, of the two --quick makes (f1 and f8 at d = 2, one each)
         assert r[-2:] == ["of", "2"]
         assert int(r[-3]) in (0, 1, 2)
+
+
+def test_a_shape_rate_variant_sets_eta_b_for_each_dimension() -> None:
+    from benchmarks.optuna_replay import VARIANTS
+    from nes_asktell._xnes import paper_eta_B
+
+    for d in (5, 10):
+        assert VARIANTS["eb05"].options_at(d) == {"eta_B": 0.5 * paper_eta_B(d)}
+        assert VARIANTS["r1-eb05"].options_at(d) == {
+            "rank_one": True,
+            "eta_B": 0.5 * paper_eta_B(d),
+        }
+        assert VARIANTS["r1"].options_at(d) == {"rank_one": True}
