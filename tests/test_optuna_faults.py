@@ -158,6 +158,44 @@ def test_a_generation_of_failures_is_told_without_a_warning_or_a_filter_change()
 
 
 @pytest.mark.slow
+def test_a_search_whose_every_trial_fails_keeps_its_distribution_then_restarts() -> None:
+    # A generation of failures has no ranking, so it changes nothing: the next one is drawn
+    # from the same distribution. The search restarts (IPOP: a new place, twice the
+    # population) once tolstagnation holds, 100 + 100 d^1.5 / popsize generations without a
+    # new best (147 at d = 2 and popsize 6: trial 883 of this study), as the docs say.
+    from nes_asktell._stopping import default_stagnation
+
+    def objective(t: optuna.Trial) -> float:
+        x, y = t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)
+        if t.number > 0:
+            raise RuntimeError("the simulator crashed")
+        return x + y
+
+    sampler = NESSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=900, catch=(RuntimeError,))
+    gens = sampler.generations(study)
+    patience = default_stagnation(2, 6)
+    assert patience == 147
+
+    def stored(g: dict[str, object]) -> dict[str, object]:
+        trial = study.trials[g["trial"]]  # type: ignore[index]
+        carrier = ch.parse_carrier(trial)
+        assert carrier is not None
+        return ch.stored_state(trial, carrier)
+
+    first, last = stored(gens[0]), stored(gens[patience - 1])
+    assert last["restart"] == 0
+    for key in ("mean", "algo"):  # the distribution: mean, sigma, B and the paths
+        assert last["run"][key] == first["run"][key]  # type: ignore[index]
+    restarted = stored(gens[patience])
+    assert restarted["restart"] == 1
+    assert restarted["run"]["popsize"] == 12  # type: ignore[index]
+    assert restarted["run"]["mean"] != first["run"]["mean"]  # type: ignore[index]
+    assert [len(g["told"]) for g in gens[1 : patience + 2]] == [6] * patience + [12]  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
 def test_a_search_that_spreads_past_the_cube_restarts() -> None:
     # A small BIPOP run of this study (restart 1, from trial ~530) lost the optimum of its
     # integer coordinate and spread out: once wider than the cube, reflected, its candidates
