@@ -12,6 +12,9 @@ benchmark can be built up in parts and a rerun only computes what is missing):
   COMPLETE trials told to the search and the points evaluated twice.
 * ``speed``: sampler time per trial (inside the sampler's methods) at 1,000 and 5,000 trials,
   against CmaEsSampler.
+* ``scarce``: a 2-d study in ``[0, 1]^2`` that completes only where ``x, y > 0.93`` (0.49% of
+  the box) and raises elsewhere, 1,500 trials: the COMPLETE trials and the best value of
+  NESSampler, CmaEsSampler and RandomSampler.
 
 ``python -m benchmarks.optuna_faults --suite faults --seeds 0 1 2`` runs one suite;
 ``python -m benchmarks optuna_faults`` (or ``main``) runs them all with the default seeds.
@@ -61,6 +64,8 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.CmaEsSampler(seed=seed, with_margin=True)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"unknown sampler {name!r}")
 
 
@@ -85,6 +90,30 @@ def faulty(mode: str) -> Callable[[optuna.Trial], float]:
         return f
 
     return objective
+
+
+#: where the ``scarce`` study completes: both coordinates above this
+SCARCE_CORNER = 0.93
+
+
+def scarce(trial: optuna.Trial) -> float:
+    """The ``scarce`` study's objective: it raises unless ``x, y > SCARCE_CORNER``."""
+    x, y = trial.suggest_float("x", 0.0, 1.0), trial.suggest_float("y", 0.0, 1.0)
+    if x <= SCARCE_CORNER or y <= SCARCE_CORNER:
+        raise RuntimeError("the simulator crashed")
+    return (x - 0.97) ** 2 + (y - 0.96) ** 2
+
+
+def run_scarce(sampler: str, seed: int, n_trials: int = 1500) -> dict[str, object]:
+    def compute() -> dict[str, object]:
+        study = optuna.create_study(sampler=make_sampler(sampler, seed))
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study.optimize(scarce, n_trials=n_trials, catch=(RuntimeError,))
+        return study_summary(study, time.perf_counter() - t0)
+
+    return cached(f"scarce-{sampler}-{n_trials}-{seed}", compute)
 
 
 def integer_problem(trial: optuna.Trial) -> float:
@@ -308,6 +337,18 @@ def report_procs(seeds: list[int]) -> None:
                 )
 
 
+def report_scarce(seeds: list[int]) -> None:
+    print(f"scarce: 2-d, completes only where x, y > {SCARCE_CORNER}; 1,500 trials")
+    for sampler in ("nes", "cma", "random"):
+        rs = [run_scarce(sampler, s) for s in seeds]
+        complete = [int(r["states"].get("COMPLETE", 0)) for r in rs]  # type: ignore[attr-defined]
+        best = [float(r["best"]) for r in rs]  # type: ignore[arg-type]
+        print(
+            f"  {sampler:6s} COMPLETE per seed {complete}  best per seed "
+            + " ".join(f"{b:.2e}" for b in best)
+        )
+
+
 #: the study lengths of the speed suite (``--speed-trials`` overrides them)
 SPEED_TRIALS = [1000, 5000]
 
@@ -326,6 +367,7 @@ SUITES = {
     "integer": report_integer,
     "procs": report_procs,
     "speed": report_speed,
+    "scarce": report_scarce,
 }
 
 

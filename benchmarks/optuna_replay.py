@@ -6,8 +6,9 @@ take minutes instead of hours. Each run drives the strategy as the sampler does:
 point drawn uniformly from the cube, then XNES from the centre of the unit cube with
 ``sigma0 = 0.2`` and the sampler's default population, its candidates reflected into the cube
 (the update sees the unreflected ones), and the sampler's IPOP restarts (its ``Search``: a
-doubled population, a new start and seed, when the strategy stops or its spread passes
-``MAX_SPREAD``). Every parameter is ``x = -5 + 10 u`` and the value ``f(x) - f_opt``.
+doubled population, a new start and seed, when the strategy stops, its spread passes
+``MAX_SPREAD`` or it has had no finite value in ``history_length`` generations: its
+``should_restart``). Every parameter is ``x = -5 + 10 u`` and the value ``f(x) - f_opt``.
 
 Variants are the options the sampler sets for their strategy (``COMMON_OPTIONS`` and the
 strategy's ``DEFAULT_OPTIONS``: XNES's unless a variant names another class) updated with
@@ -177,7 +178,7 @@ def run(
             f = np.array([evaluate(x) for x in X])
             values.extend(f.tolist())
             es.tell(Y, f)
-            if bool(es.stop()) or search._lost(es):
+            if search.should_restart(es):
                 restart += 1
                 es = search.new_strategy(dim, seed, restart)
     return values[:n]

@@ -157,42 +157,75 @@ def test_a_generation_of_failures_is_told_without_a_warning_or_a_filter_change()
     assert len({(t.params["x"], t.params["y"]) for t in study.trials}) == 40
 
 
-@pytest.mark.slow
-def test_a_search_whose_every_trial_fails_keeps_its_distribution_then_restarts() -> None:
-    # A generation of failures has no ranking, so it changes nothing: the next one is drawn
-    # from the same distribution. The search restarts (IPOP: a new place, twice the
-    # population) once tolstagnation holds, 100 + 100 d^1.5 / popsize generations without a
-    # new best (147 at d = 2 and popsize 6: trial 883 of this study), as the docs say.
-    from nes_asktell._stopping import default_stagnation
+def _every_trial_fails_after(last_complete: int, n_trials: int) -> tuple[NESSampler, optuna.Study]:
+    """A 2-d study whose trials after `last_complete` all fail (an exception)."""
 
     def objective(t: optuna.Trial) -> float:
         x, y = t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)
-        if t.number > 0:
+        if t.number > last_complete:
             raise RuntimeError("the simulator crashed")
         return x + y
 
     sampler = NESSampler(seed=0)
     study = optuna.create_study(sampler=sampler)
-    study.optimize(objective, n_trials=900, catch=(RuntimeError,))
-    gens = sampler.generations(study)
-    patience = default_stagnation(2, 6)
-    assert patience == 147
+    study.optimize(objective, n_trials=n_trials, catch=(RuntimeError,))
+    return sampler, study
 
-    def stored(g: dict[str, object]) -> dict[str, object]:
+
+def _stored_states(sampler: NESSampler, study: optuna.Study) -> list[dict[str, object]]:
+    out = []
+    for g in sampler.generations(study):
         trial = study.trials[g["trial"]]  # type: ignore[index]
         carrier = ch.parse_carrier(trial)
         assert carrier is not None
-        return ch.stored_state(trial, carrier)
+        out.append({**ch.stored_state(trial, carrier), "told": g["told"]})
+    return out
 
-    first, last = stored(gens[0]), stored(gens[patience - 1])
+
+def test_a_search_that_never_completes_a_trial_restarts_elsewhere() -> None:
+    # Before: a generation of failures has no ranking and changes nothing, so a search whose
+    # every trial after the startup failed drew from the same distribution until tolstagnation
+    # held, 147 generations at d = 2 (trial 883; 416 generations at d = 10). In a study where
+    # 0.5% of the box completes, that left the sampler behind RandomSampler on some seeds.
+    # Now a run without a finite value in history_length generations (20 here) restarts:
+    # IPOP's new place and doubled population.
+    from nes_asktell._stopping import history_length
+
+    sampler, study = _every_trial_fails_after(0, 400)
+    states = _stored_states(sampler, study)
+    patience = history_length(2, 6)
+    assert patience == 20
+    first, last = states[0], states[patience - 1]
     assert last["restart"] == 0
-    for key in ("mean", "algo"):  # the distribution: mean, sigma, B and the paths
+    for key in ("mean", "algo"):  # the distribution (mean, sigma, B, the paths) never moved
         assert last["run"][key] == first["run"][key]  # type: ignore[index]
-    restarted = stored(gens[patience])
+    restarted = states[patience]
     assert restarted["restart"] == 1
     assert restarted["run"]["popsize"] == 12  # type: ignore[index]
     assert restarted["run"]["mean"] != first["run"]["mean"]  # type: ignore[index]
-    assert [len(g["told"]) for g in gens[1 : patience + 2]] == [6] * patience + [12]  # type: ignore[arg-type]
+    sizes = [len(s["told"]) for s in states]  # type: ignore[arg-type]
+    assert sizes[1 : patience + 2] == [6] * patience + [12]
+    # the restarted run has no finite value either: it restarts after its own history length
+    second = patience + history_length(2, 12)  # 15 generations of 12
+    assert [s["restart"] for s in states[patience : second + 1]] == [1] * (second - patience) + [2]
+
+
+@pytest.mark.slow
+def test_a_search_whose_trials_fail_after_a_finite_value_waits_for_tolstagnation() -> None:
+    # A run that has told a finite value learns from its failures (they rank worst), so it is
+    # not restarted early: with every trial failing after its first generation, the search
+    # restarts when tolstagnation holds, 100 + 100 d^1.5 / popsize = 147 generations after
+    # its best, as for any run without a new best.
+    from nes_asktell._stopping import default_stagnation
+
+    sampler, study = _every_trial_fails_after(6, 1000)  # the startup and generation 1 complete
+    states = _stored_states(sampler, study)
+    patience = default_stagnation(2, 6)
+    assert patience == 147
+    assert [s["restart"] for s in states[: patience + 1]] == [0] * (patience + 1)
+    assert states[patience + 1]["restart"] == 1
+    # after the best (generation 1), nothing moves the distribution
+    assert states[patience]["run"]["mean"] == states[2]["run"]["mean"]  # type: ignore[index]
 
 
 @pytest.mark.slow
@@ -571,3 +604,25 @@ def test_the_faults_benchmark_runs_from_python_m_benchmarks(
     runner.main(["optuna_faults", "--quick"])
     assert calls == [True]
     assert "benchmarks.optuna_faults" in sys.modules
+
+
+def test_the_scarce_suite_completes_only_in_its_corner(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
+    faults = importlib.import_module("benchmarks.optuna_faults")
+    monkeypatch.setattr(faults, "CACHE", tmp_path)
+    result = faults.run_scarce("random", 0, n_trials=300)
+    assert result["trials"] == 300
+    states = result["states"]
+    # RandomSampler: each trial completes with probability 0.07^2 = 0.0049
+    assert states.get("COMPLETE", 0) + states["FAIL"] == 300
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(faults.scarce, n_trials=300, catch=(RuntimeError,))
+    for t in study.trials:
+        inside = t.params["x"] > faults.SCARCE_CORNER and t.params["y"] > faults.SCARCE_CORNER
+        assert (t.state == TrialState.COMPLETE) == inside
+    assert (tmp_path / "scarce-random-300-0.json").exists()  # type: ignore[operator]

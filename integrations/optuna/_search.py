@@ -40,6 +40,7 @@ from nes_asktell._restarts import (
     small_popsize,
     small_regime_draws,
 )
+from nes_asktell._stopping import history_length
 from nes_asktell._strategy import CONFIGURATION, Strategy, check_popsize
 from nes_asktell._typing import FloatArray, OptionValue
 
@@ -545,6 +546,27 @@ class Search:
             spread = np.sqrt(np.mean(dev**2, axis=0))
         return not bool(np.all(spread <= MAX_SPREAD * max(1.0, self.sigma0)))
 
+    def _starved(self, es: Strategy) -> bool:
+        """Return whether `es` has told ``history_length`` generations without a finite value.
+
+        Such a run sits where nothing completes (every outcome a FAIL, NaN or dead): with no
+        ranking its distribution never changes, so it restarts elsewhere at once instead of
+        waiting for ``tolstagnation`` (147 generations at d = 2, 416 at d = 10). A run that has
+        had a finite value learns from its failures and goes on (see docs/optuna.rst).
+        """
+        return es.generation >= history_length(es.dim, es.popsize) and not math.isfinite(
+            es.best[1]
+        )
+
+    def should_restart(self, es: Strategy) -> bool:
+        """Return whether the search restarts after `es`'s latest tell.
+
+        When the strategy has converged (its ``stop()`` holds), has spread past
+        `MAX_SPREAD` (:meth:`_lost`) or has told ``history_length`` generations without a
+        finite value (:meth:`_starved`).
+        """
+        return bool(es.stop()) or self._lost(es) or self._starved(es)
+
     def next_state(
         self,
         tip: st.Carrier,
@@ -556,7 +578,8 @@ class Search:
         """Return the state after telling generation `tip` the outcomes `told` (slot order).
 
         Finished `extras` (see :meth:`_tell`) are told as further rows of the generation.
-        A converged strategy, or one whose spread has grown past `MAX_SPREAD`, restarts (IPOP:
+        A converged strategy, one whose spread has grown past `MAX_SPREAD`, or one that has
+        never had a finite value in ``history_length`` generations restarts (IPOP:
         a doubled population up to `restarts` times, the same population after; BIPOP: the run
         of the regime that has used fewer trials, see :meth:`next_bipop`). A tell that raises
         or gives a state that does not pass :meth:`load` is refused: the next state is then a
@@ -584,7 +607,7 @@ class Search:
 
         try:
             es = self._tell(loaded, told, extras or [], sign)
-            stopped = bool(es.stop()) or self._lost(es)
+            stopped = self.should_restart(es)
             after_bipop = bipop
             if stopped:
                 restart = min(restart + 1, MAX_RESTART)
