@@ -41,7 +41,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,7 +60,7 @@ from benchmarks.optuna_bbob import in_failing_region
 from nes_asktell._crfmnes import CRFMNES
 from nes_asktell._dxnesic import DXNESIC
 from nes_asktell._shaping import nes_utilities
-from nes_asktell._strategy import Strategy
+from nes_asktell._strategy import Strategy, default_popsize
 from nes_asktell._typing import FloatArray, OptionValue
 from nes_asktell._xnes import XNES, paper_eta_B
 
@@ -138,6 +138,30 @@ FLOOR = 1e-8
 FAULTS = ("none", "fail")
 
 
+def unit_objective(
+    function: int, dim: int, instance: int, fault: str
+) -> Callable[[FloatArray], float]:
+    """Return ``u -> f(-5 + 10 u) - f_opt``, inf in the failing region if `fault` is ``"fail"``."""
+    problem, fopt, _ = load_problem(function, dim, instance)
+
+    def evaluate(u: FloatArray) -> float:
+        x = -5.0 + 10.0 * u
+        return math.inf if fault == "fail" and in_failing_region(x) else float(problem(x)) - fopt
+
+    return evaluate
+
+
+def startup_values(
+    evaluate: Callable[[FloatArray], float], dim: int, seed: int, n: int
+) -> list[float]:
+    """Return the values of the startup trials: uniform points until one completes (at most n)."""
+    startup = np.random.default_rng(seed)
+    values = [evaluate(startup.uniform(size=dim))]
+    while values[-1] == math.inf and len(values) < n:
+        values.append(evaluate(startup.uniform(size=dim)))
+    return values
+
+
 def run(
     options: dict[str, OptionValue],
     function: int,
@@ -156,19 +180,11 @@ def run(
     what the sampler tells the strategy for a failed trial, and the startup trials go on until
     one completes, as the sampler's do.
     """
-    problem, fopt, _ = load_problem(function, dim, instance)
-
-    def evaluate(u: FloatArray) -> float:
-        x = -5.0 + 10.0 * u
-        return math.inf if fault == "fail" and in_failing_region(x) else float(problem(x)) - fopt
-
+    evaluate = unit_objective(function, dim, instance, fault)
     merged = {**COMMON_OPTIONS, **DEFAULT_OPTIONS.get(cls.name, {}), **options}
     search = Search(cls, DEFAULT_SIGMA0, popsize, DEFAULT_RESTARTS, merged, seed)
     box = _unit_box(dim)
-    startup = np.random.default_rng(seed)
-    values = [evaluate(startup.uniform(size=dim))]  # the startup trial
-    while values[-1] == math.inf and len(values) < n:
-        values.append(evaluate(startup.uniform(size=dim)))
+    values = startup_values(evaluate, dim, seed, n)
     restart = 0
     es = search.new_strategy(dim, seed, restart)
     with np.errstate(all="ignore"):
@@ -204,16 +220,8 @@ def run_cma(
     """
     import cmaes
 
-    problem, fopt, _ = load_problem(function, dim, instance)
-
-    def evaluate(u: FloatArray) -> float:
-        x = -5.0 + 10.0 * u
-        return math.inf if fault == "fail" and in_failing_region(x) else float(problem(x)) - fopt
-
-    startup = np.random.default_rng(seed)
-    values = [evaluate(startup.uniform(size=dim))]
-    while values[-1] == math.inf and len(values) < n:
-        values.append(evaluate(startup.uniform(size=dim)))
+    evaluate = unit_objective(function, dim, instance, fault)
+    values = startup_values(evaluate, dim, seed, n)
     draws = np.random.RandomState(seed)
     es = cmaes.CMA(
         mean=np.full(dim, 0.5),
@@ -277,9 +285,9 @@ STUCK = 10
 
 
 def lam_of(v: str, dim: int) -> int:
-    """The population of variant `v` (CMA-ES's is also 4 + 3 ln d) at dimension `dim`."""
+    """The population of variant `v` (CMA-ES's is also the default) at dimension `dim`."""
     w = VARIANTS.get(v)
-    return w.popsize if w is not None and w.popsize else 4 + int(3 * math.log(dim))
+    return w.popsize if w is not None and w.popsize else default_popsize(dim)
 
 
 def failures(values: Sequence[float], lam: int) -> tuple[int, bool]:

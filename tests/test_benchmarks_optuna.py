@@ -270,33 +270,16 @@ def test_replay_quick_run_compares_the_variant_with_the_default(
 
 
 def _failing_study(name: str, function: int, dim: int, instance: int, n: int) -> list[float]:
-    """The values of a real study with ``optuna_bbob``'s failing region (inf for a FAIL)."""
-    from nes_asktell import NESSampler
-
-    seed = optuna_bbob.seed_of(function, dim, instance)
-    problem, fopt, _ = optuna_bbob.load_problem(function, dim, instance)
-
-    def objective(trial: optuna.Trial) -> float:
-        x = np.array([trial.suggest_float(f"x{i}", -5.0, 5.0) for i in range(dim)])
-        if optuna_bbob.in_failing_region(x):
-            raise RuntimeError("the objective fails here")
-        return float(problem(x)) - fopt
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Optuna's experimental and deprecation notes
-        sampler = (
-            NESSampler(seed=seed) if name == "NES" else optuna.samplers.CmaEsSampler(seed=seed)
-        )
-        study = optuna.create_study(sampler=sampler)
+    """The values of ``optuna_bbob``'s study with the failing region (inf for a FAIL)."""
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per failed trial otherwise
     try:
-        study.optimize(objective, n_trials=n, catch=(RuntimeError,))
+        record = optuna_bbob.run_study(name, function, dim, instance, n, fault="fail")
     finally:
         # as it was: set to INFO, later tests' studies logged every trial, and pytest's
         # capture of those records grew a memory test's heap by 1.8 MB
         optuna.logging.set_verbosity(verbosity)
-    return [np.inf if t.value is None else t.value for t in study.trials]
+    return [np.inf if v is None else v for v in record["values"]]  # type: ignore[attr-defined]
 
 
 def _after_startup(values: list[float]) -> list[float]:

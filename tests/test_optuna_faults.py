@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 from optuna_probes import sampler_lines  # noqa: E402
 
 from nes_asktell import NESSampler, NESWarning  # noqa: E402
+from nes_asktell._stopping import default_stagnation, history_length  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -189,8 +190,6 @@ def test_a_search_that_never_completes_a_trial_restarts_elsewhere() -> None:
     # 0.5% of the box completes, that left the sampler behind RandomSampler on some seeds.
     # Now a run without a finite value in history_length generations (20 here) restarts:
     # IPOP's new place and doubled population.
-    from nes_asktell._stopping import history_length
-
     sampler, study = _every_trial_fails_after(0, 400)
     states = _stored_states(sampler, study)
     patience = history_length(2, 6)
@@ -216,8 +215,6 @@ def test_a_search_whose_trials_fail_after_a_finite_value_waits_for_tolstagnation
     # not restarted early: with every trial failing after its first generation, the search
     # restarts when tolstagnation holds, 100 + 100 d^1.5 / popsize = 147 generations after
     # its best, as for any run without a new best.
-    from nes_asktell._stopping import default_stagnation
-
     sampler, study = _every_trial_fails_after(6, 1000)  # the startup and generation 1 complete
     states = _stored_states(sampler, study)
     patience = default_stagnation(2, 6)
