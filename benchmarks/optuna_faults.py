@@ -12,6 +12,10 @@ benchmark can be built up in parts and a rerun only computes what is missing):
   COMPLETE trials told to the search and the points evaluated twice.
 * ``speed``: sampler time per trial (inside the sampler's methods) at 1,000 and 5,000 trials,
   against CmaEsSampler.
+* ``uneven``: a 5-d sphere in ``[-5, 5]^5`` run by ``study.optimize(n_jobs=4)``, whose trials
+  take 0.05 s but one in 25 takes 3 s (a trial as long as 60 others), 300 trials: the trials
+  NESSampler drew independently (no candidate of its search), the generations it told, the
+  best value and the wall time, against CmaEsSampler.
 * ``scarce``: a 2-d study in ``[0, 1]^2`` that completes only where ``x, y > 0.93`` (0.49% of
   the box) and raises elsewhere, 1,500 trials: the COMPLETE trials and the best value of
   NESSampler, CmaEsSampler and RandomSampler.
@@ -37,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import optuna
+from nes_asktell.integrations.optuna._storage import CANDIDATE
 
 from nes_asktell import NESSampler
 
@@ -114,6 +119,39 @@ def run_scarce(sampler: str, seed: int, n_trials: int = 1500) -> dict[str, objec
         return study_summary(study, time.perf_counter() - t0)
 
     return cached(f"scarce-{sampler}-{n_trials}-{seed}", compute)
+
+
+#: the ``uneven`` study's trial durations (seconds): most take UNEVEN_BASE, one in
+#: UNEVEN_EVERY takes UNEVEN_SLOW
+UNEVEN_BASE, UNEVEN_SLOW, UNEVEN_EVERY = 0.05, 3.0, 25
+
+
+def uneven(trial: optuna.Trial) -> float:
+    """The ``uneven`` study's objective: a sphere whose evaluation time varies by trial."""
+    xs = [trial.suggest_float(f"x{i}", -5.0, 5.0) for i in range(5)]
+    time.sleep(UNEVEN_SLOW if trial.number % UNEVEN_EVERY == 7 else UNEVEN_BASE)
+    return float(sum((x - 1.0) ** 2 for x in xs))
+
+
+def run_uneven(sampler: str, seed: int, n_trials: int = 300) -> dict[str, object]:
+    def compute() -> dict[str, object]:
+        made = make_sampler(sampler, seed)
+        study = optuna.create_study(sampler=made)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study.optimize(uneven, n_trials=n_trials, n_jobs=4)
+        out = study_summary(study, time.perf_counter() - t0)
+        if isinstance(made, NESSampler):
+            trials = study.get_trials(deepcopy=False)
+            # a trial the search drew no candidate for records None (startup trials none)
+            out["independent"] = sum(
+                t.system_attrs.get(CANDIDATE, 0) is None for t in trials
+            )
+            out["generations"] = len(made.generations(study))
+        return out
+
+    return cached(f"uneven-{sampler}-{n_trials}-{seed}", compute)
 
 
 def integer_problem(trial: optuna.Trial) -> float:
@@ -349,6 +387,24 @@ def report_scarce(seeds: list[int]) -> None:
         )
 
 
+def report_uneven(seeds: list[int]) -> None:
+    print(
+        f"uneven: 5-d sphere, n_jobs=4, trials take {UNEVEN_BASE} s, one in {UNEVEN_EVERY} "
+        f"takes {UNEVEN_SLOW} s; 300 trials"
+    )
+    for sampler in ("nes", "cma"):
+        rs = [run_uneven(sampler, s) for s in seeds]
+        best = " ".join(f"{float(r['best']):.2e}" for r in rs)  # type: ignore[arg-type]
+        wall = " ".join(f"{float(r['seconds']):.0f}" for r in rs)  # type: ignore[arg-type]
+        extra = ""
+        if sampler == "nes":
+            extra = (
+                f"  drawn independently {[r['independent'] for r in rs]}"
+                f"  generations {[r['generations'] for r in rs]}"
+            )
+        print(f"  {sampler:4s} best per seed {best}  wall s {wall}{extra}")
+
+
 #: the study lengths of the speed suite (``--speed-trials`` overrides them)
 SPEED_TRIALS = [1000, 5000]
 
@@ -368,6 +424,7 @@ SUITES = {
     "procs": report_procs,
     "speed": report_speed,
     "scarce": report_scarce,
+    "uneven": report_uneven,
 }
 
 

@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import tracemalloc
 import warnings
 from collections.abc import Callable
@@ -263,6 +262,19 @@ def test_generations_rejects_bad_arguments(
     with pytest.raises(error, match=match):
         sampler.generations(*(study if a is ... else a for a in args))  # type: ignore[arg-type]
     assert len(sampler.generations(study)) == 2
+
+
+def told_as_missing(chain: list[dict[str, object]], cand: ch.Candidate) -> bool | None:
+    """Return whether candidate `cand` was told as missing (-1) by the next generation.
+
+    None when its generation is not told in `chain` (the last one, or not on the chain).
+    """
+    for g, entry in enumerate(chain[:-1]):
+        if entry["state"] == cand.state:
+            told = chain[g + 1]["told"]
+            assert isinstance(told, list)
+            return bool(told[cand.index] == -1)
+    return None
 
 
 def test_arguments_are_keyword_only() -> None:
@@ -1181,10 +1193,8 @@ CRASHING_WORKER = OPEN_STORAGE + textwrap.dedent(
 def test_processes_that_die_mid_trial_cost_their_trials_only(tmp_path: Path, kind: str) -> None:
     """Two workers at a time; five trials end their process (``os._exit`` and a segfault),
     and a fresh worker takes the dead one's place. The study goes on: the dead trials stay
-    RUNNING, each of their candidates is handed out once more at most, no point that got an
-    outcome is evaluated again, and the stored chain holds."""
-    from nes_asktell.integrations.optuna import _search
-
+    RUNNING, no point is evaluated twice, a dead candidate is told as missing once its
+    generation's extra samples are used up, and the stored chain holds."""
     storage, where = make_storage(kind, tmp_path)
     optuna.create_study(study_name="s", storage=storage)
     script = tmp_path / "worker.py"
@@ -1203,7 +1213,7 @@ def test_processes_that_die_mid_trial_cost_their_trials_only(tmp_path: Path, kin
     def n_trials() -> int:
         return len(optuna.load_study(study_name="s", storage=storage).trials)
 
-    running, last, started = [spawn(), spawn()], False, 2
+    running, started = [spawn(), spawn()], 2
     while running:
         p = running.pop(0)
         _, err = p.communicate(timeout=300)
@@ -1212,12 +1222,6 @@ def test_processes_that_die_mid_trial_cost_their_trials_only(tmp_path: Path, kin
         if n_trials() < target and started < 40:  # (a guard: about 10 workers are needed)
             running.append(spawn())
             started += 1
-        elif not running and not last:
-            # a last worker once every dead trial is past its grace period: a dead candidate
-            # its generation still waits for is handed out now, if not before
-            time.sleep(_search.MIN_GRACE + 0.5)
-            running.append(spawn())
-            last = True
     study = optuna.load_study(study_name="s", storage=storage)
     trials = study.get_trials(deepcopy=False)
     dead = {t.number for t in trials if t.state == TrialState.RUNNING}
@@ -1228,16 +1232,17 @@ def test_processes_that_die_mid_trial_cost_their_trials_only(tmp_path: Path, kin
     by_point: dict[tuple[object, ...], list[int]] = {}
     for t in trials:
         by_point.setdefault(tuple(sorted(t.params.items())), []).append(t.number)
-    for numbers in by_point.values():
-        assert len(numbers) <= 2  # handed out once more at most
-        assert all(n in dead for n in numbers[:-1])  # again only after its trial died
-    assert any(len(numbers) == 2 for numbers in by_point.values())  # a dead one was retried
+    assert all(len(numbers) == 1 for numbers in by_point.values())  # never handed out again
     # The search went on through the deaths: the chain holds, and generations were told from
     # trials after the last one. (How many generations depends on the timing: trials that
     # arrive while a generation waits for a dead candidate are told with it as extra rows.)
     chain = check_chain(study, NESSampler(seed=0, popsize=6))
     told = [n for e in chain for n in e["told"]]  # type: ignore[attr-defined]
     assert max(told) > max(dead)
+    for n in dead:  # a dead candidate whose generation was told was told as missing
+        cand = ch.parse_candidate(trials[n])
+        assert cand is not None
+        assert cand.index >= 6 or told_as_missing(chain, cand) in (True, None)
 
 
 def test_default_and_given_strategy_options_are_stored() -> None:
@@ -1541,8 +1546,9 @@ def test_a_study_whose_other_running_trials_are_dead_does_not_wait_for_ever(
     # A copy of a study (or a study resumed after its workers were killed) holds RUNNING trials
     # nobody runs. Once the extra samples were used up, the only process waited for them to be
     # presumed dead, judged by the storage's times alone: with nothing left to finish those
-    # stood still, and it waited for ever.
-    monkeypatch.setattr(_search, "MIN_GRACE", 0.2)  # the grace period (5 s by default)
+    # stood still, and it waited for ever. Now the generation closes a short wait after its
+    # last extra sample was handed out, telling the dead candidates as missing.
+    monkeypatch.setattr(_search, "MIN_WAIT", 0.2)  # the wait for the extras in flight (2 s)
     source = optuna.create_study(sampler=NESSampler(seed=0, popsize=4))
     source.optimize(objective, n_trials=9)
     for _ in range(3):
@@ -1555,11 +1561,13 @@ def test_a_study_whose_other_running_trials_are_dead_does_not_wait_for_ever(
     run.start()
     run.join(timeout=60.0)  # a guard: it takes about the grace period
     assert not run.is_alive(), "the study waited for ever for its dead trials"
-    for t in dead:  # each dead candidate handed out once more
-        copies = [u for u in study.trials if ch.parse_candidate(u) == ch.parse_candidate(t)]
-        assert len(copies) == 2
-        assert copies[1].state == TrialState.COMPLETE
-    assert len(check_chain(study, study.sampler)) >= 5  # type: ignore[arg-type]
+    chain = check_chain(study, study.sampler)  # type: ignore[arg-type]
+    assert len(chain) >= 5
+    for t in dead:  # each dead candidate told as missing, never handed out again
+        cand = ch.parse_candidate(t)
+        assert cand is not None
+        assert [u.number for u in study.trials if ch.parse_candidate(u) == cand] == [t.number]
+        assert told_as_missing(chain, cand) is True
 
 
 def _resumed_after_a_dead_batch(n_dead: int) -> tuple[optuna.Study, list[int]]:
@@ -1594,9 +1602,9 @@ def test_a_study_resumed_after_its_batch_of_trials_died_does_not_stall(
     # A worker died with 20 trials in flight (popsize 4): they held every candidate and every
     # extra sample. Resumed, each new trial waited for the dead ones to be presumed dead, which
     # needs `popsize` trials numbered after them finished: none ever finished, and the first
-    # new trial waited for ever. Trials not yet overtaken are not waited for: the first
-    # `popsize` new trials are drawn independently, then the dead candidates are handed out.
-    monkeypatch.setattr(_search, "MIN_GRACE", 0.2)  # the grace period (5 s by default)
+    # new trial waited for ever. Now the extra samples are used up, so the generation closes
+    # a short wait after the last was handed out: every candidate is told as missing (an
+    # update without a ranking changes nothing) and the new trials take the next generation's.
     monkeypatch.setattr(_search, "MIN_WAIT", 0.2)  # the wait for the extras in flight (2 s)
     study, dead = _resumed_after_a_dead_batch(20)
     run = threading.Thread(target=study.optimize, args=(objective, 12), daemon=True)
@@ -1606,13 +1614,16 @@ def test_a_study_resumed_after_its_batch_of_trials_died_does_not_stall(
     new = study.trials[dead[-1] + 1 :]
     assert len(new) == 12
     assert all(t.state == TrialState.COMPLETE for t in new)
-    assert all(t.system_attrs.get(ch.CANDIDATE, 0) is None for t in new[:4])  # independent
-    for n in dead:  # each dead candidate handed out once more, each extra sample never
+    assert all(ch.parse_candidate(t) is not None for t in new)  # none drawn independently
+    chain = check_chain(study, study.sampler)  # type: ignore[arg-type]
+    assert len(chain) >= 4
+    for n in dead:  # never handed out again; each candidate told as missing
         cand = ch.parse_candidate(study.trials[n])
         assert cand is not None
-        copies = [t for t in study.trials if ch.parse_candidate(t) == cand]
-        assert len(copies) == (2 if cand.index < 4 else 1)
-    assert len(check_chain(study, study.sampler)) >= 3  # type: ignore[arg-type]
+        assert [t.number for t in study.trials if ch.parse_candidate(t) == cand] == [n]
+        assert cand.index >= 4 or told_as_missing(chain, cand) is True
+    points = [tuple(t.params.values()) for t in study.trials]
+    assert len(set(points)) == len(points)  # the next generation's candidates are new points
 
 
 def test_a_batch_asked_after_a_dead_batch_does_not_stall(
@@ -1625,8 +1636,10 @@ def test_a_batch_asked_after_a_dead_batch_does_not_stall(
     # Batch ask-and-tell resumed after a dispatcher died with 8 trials in flight (popsize 4):
     # once the new batch had taken the other 12 extra samples, study.ask() waited for the dead
     # trials, which no trial of the batch (told only after it is asked) could ever overtake.
+    # The generation does not close while the batch's own trials are in flight (they would be
+    # lost): the rest of the batch is drawn independently, and the next trial after the batch
+    # closes it, the dead candidates told as missing.
     monkeypatch.setattr(_search, "MIN_GRACE", 0.2)  # the grace period (5 s by default)
-    monkeypatch.setattr(_search, "MIN_WAIT", 0.2)  # the wait for the extras in flight (2 s)
     study, dead = _resumed_after_a_dead_batch(8)
     batch: list[optuna.Trial] = []
 
@@ -1645,14 +1658,15 @@ def test_a_batch_asked_after_a_dead_batch_does_not_stall(
     assert all(study.trials[t.number].system_attrs[ch.CANDIDATE] is None for t in batch[12:])
     for t in batch:
         study.tell(t, objective(t))
-    # the batch overtook the dead trials: the next trials get their candidates once more
     study.optimize(objective, n_trials=6)
-    for n in dead:
+    chain = check_chain(study, study.sampler)  # type: ignore[arg-type]
+    assert len(chain) >= 2
+    for n in dead:  # never handed out again; each candidate told as missing
         cand = ch.parse_candidate(study.trials[n])
         assert cand is not None
-        copies = [t for t in study.trials if ch.parse_candidate(t) == cand]
-        assert len(copies) == (2 if cand.index < 4 else 1)
-    assert len(check_chain(study, study.sampler)) >= 2  # type: ignore[arg-type]
+        assert [t.number for t in study.trials if ch.parse_candidate(t) == cand] == [n]
+        assert cand.index >= 4 or told_as_missing(chain, cand) is True
+    assert all(ch.parse_candidate(t) is not None for t in study.trials[-6:])
     points = [tuple(t.params.values()) for t in study.trials if t.number not in dead]
     assert len(set(points)) == len(points)
 
@@ -1669,8 +1683,9 @@ def test_a_long_wait_polls_at_most_every_quarter_second_and_never_overflows(
     # A trial waiting for a live candidate backs off its polls to 0.25 s; the back-off was
     # computed as 0.01 * 1.5**attempt, a float overflow (OverflowError) at attempt ~1750,
     # about 7.3 minutes into the wait. Here the sleeps return at once and the held trial is
-    # told after 3000 of them.
+    # told after 3000 of them (the generation waits for it until its deadline, an hour here).
     monkeypatch.setattr(_search, "MIN_GRACE", 3600.0)  # never presumed dead within the test
+    monkeypatch.setattr(_search, "MIN_WAIT", 3600.0)  # the generation's deadline
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, sampler=NESSampler(seed=0, popsize=2))
     study.optimize(objective, n_trials=1)
@@ -1711,11 +1726,11 @@ def test_a_trial_that_study_optimize_runs_in_another_thread_is_never_handed_out_
     from nes_asktell.integrations.optuna import _search
 
     # With study.optimize(n_jobs=2), a slow trial of one thread had its candidate handed out
-    # again by the other once the grace period was over: one point, two live trials. The
-    # sampler knows such a trial is alive (its thread runs it in study.optimize, which
-    # finishes it whatever happens): once the extra samples are used up, the other thread's
-    # trials are drawn independently, as beside a trial with Optuna's heartbeat.
+    # again by the other once the grace period was over: one point, two live trials. Now a
+    # candidate is never handed out again while its generation has extra samples: once they
+    # are used up, the generation closes without it (told as missing).
     monkeypatch.setattr(_search, "MIN_GRACE", 0.2)  # it would be presumed dead at once
+    monkeypatch.setattr(_search, "MIN_WAIT", 0.2)  # the wait for the extras in flight (2 s)
     sampler = NESSampler(seed=0, popsize=2)
     study = optuna.create_study(sampler=sampler)
     study.optimize(objective, n_trials=1)
@@ -1741,9 +1756,9 @@ def test_a_trial_that_study_optimize_runs_in_another_thread_is_never_handed_out_
     assert [t.number for t in study.trials if ch.parse_candidate(t) == cand] == [1]
     points = [tuple(t.params.values()) for t in study.trials]
     assert len(set(points)) == len(points)
-    # the generation waited for it, and the search went on after it
+    # its generation closed without it, and the search went on beside it
     chain = check_chain(study, sampler)
-    assert 1 in chain[1]["told"]  # type: ignore[operator]
+    assert told_as_missing(chain, cand) is True
     assert len(chain) >= 3
 
 
@@ -1785,6 +1800,7 @@ def test_with_a_heartbeat_a_running_candidate_is_never_handed_out_again(
     from nes_asktell.integrations.optuna import _search
 
     monkeypatch.setattr(_search, "MIN_GRACE", 0.2)  # it would be presumed dead at once
+    monkeypatch.setattr(_search, "MIN_WAIT", 0.2)  # the wait for the extras in flight (2 s)
     url = f"sqlite:///{tmp_path / 'hb.db'}"
 
     def storage() -> optuna.storages.BaseStorage:
@@ -1822,13 +1838,11 @@ def test_with_a_heartbeat_a_running_candidate_is_never_handed_out_again(
     assert cand.index < 2
     copies = [t.number for t in study.trials if ch.parse_candidate(t) == cand]
     assert copies == [1]
-    # the generation waits for it: the other candidate and the 8 extra samples, then trials
-    # drawn by the independent sampler (recording that they hold no candidate)
-    held = [t for t in study.trials if ch.parse_candidate(t) is not None]
-    assert len(held) == 2 + 8
-    assert (
-        sum(t.system_attrs.get(ch.CANDIDATE, 0) is None for t in study.trials) == 16 - 1 - 10
-    )  # of 16 trials: the startup one, 10 held
+    # its generation closed without it once the other candidate and the 8 extra samples were
+    # handed out (it is told as missing), and every later trial took a candidate of the next
+    chain = check_chain(study, NESSampler(seed=0, popsize=2))
+    assert told_as_missing(chain, cand) is True
+    assert all(ch.parse_candidate(t) is not None for t in study.trials[1:])
 
 
 @pytest.mark.slow
@@ -1942,3 +1956,51 @@ def test_startup_trials_count_complete_trials_as_documented() -> None:
     study.optimize(objective, n_trials=8, catch=(RuntimeError,))
     searched = [ch.CANDIDATE in t.system_attrs for t in study.trials]
     assert searched == [False] * 5 + [True] * 3
+
+
+def test_a_slow_trial_of_another_thread_does_not_pause_the_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    import time
+
+    from nes_asktell.integrations.optuna import _search
+
+    # With study.optimize(n_jobs=2), one trial that takes as long as 40 others held its
+    # generation: once its 8 extra samples were used up, the other thread's trials were drawn
+    # by the independent sampler (random points the search never used) until it finished.
+    # Now the generation closes a short wait after its last extra sample was handed out,
+    # telling the slow candidate as missing, and the search goes on beside it.
+    monkeypatch.setattr(_search, "MIN_WAIT", 0.2)  # the wait for the extras in flight (2 s)
+    sampler = NESSampler(seed=0, popsize=2)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=1)
+    released = threading.Event()
+
+    def slow_once(trial: optuna.Trial) -> float:
+        value = objective(trial)
+        if trial.number == 1:  # alive until the other thread has finished 40 trials
+            deadline = time.monotonic() + 60.0  # a guard
+            while time.monotonic() < deadline:
+                trials = study.get_trials(deepcopy=False)
+                if sum(t.state.is_finished() for t in trials) >= 41:
+                    released.set()
+                    break
+                time.sleep(0.01)
+        return value
+
+    study.optimize(slow_once, n_trials=50, n_jobs=2)
+    assert released.is_set()
+    end = study.trials[1].datetime_complete
+    assert end is not None
+    during = [
+        t for t in study.trials[2:] if t.datetime_start is not None and t.datetime_start < end
+    ]
+    assert len(during) >= 40
+    # every trial beside the slow one evaluated a candidate of the search, none independently
+    assert all(ch.parse_candidate(t) is not None for t in during)
+    chain = check_chain(study, sampler)
+    assert len(chain) >= 4
+    assert chain[1]["told"][:2].count(-1) == 1  # the slow candidate, told as missing
+    points = [tuple(t.params.values()) for t in study.trials]
+    assert len(set(points)) == len(points)

@@ -22,7 +22,7 @@ from nes_asktell._typing import FloatArray
 from nes_asktell._validate import short
 
 from . import _storage as ch
-from ._search import WAIT, Loaded, Search, closing, plan
+from ._search import EXHAUSTED, WAIT, Loaded, Search, closing, exhaustion, plan
 from ._space import UnitSpace, is_relative
 
 _CACHE_SIZE = 16
@@ -226,18 +226,21 @@ class Assigner:
         extra = self.search.extra_rows(loaded)
         numbers = sorted(ix.by_state.get(tip.digest, ()))
         heartbeat = ch.heartbeat_enabled(study)
+        n_extra = 0 if extra is None else extra.shape[0]
+        exhausted = exhaustion(trials, numbers, ix.candidates, lam, n_extra)
         told, k = plan(
             trials,
             numbers,
             ix.candidates,
             lam,
             trial.number,
-            0 if extra is None else extra.shape[0],
+            n_extra,
             heartbeat,
             blocked,
             datetime.datetime.now(),
             ch.heartbeat_trials(study) if heartbeat else None,
             alive,
+            exhausted,
         )
         if told is not None:
             # The extra samples handed out before the generation closed are told with it
@@ -255,6 +258,7 @@ class Assigner:
                 tip.digest,
                 blocked,
                 ix.unfinished(trials),
+                exhausted if k == EXHAUSTED else None,
             )
             fill = (
                 close.gaps

@@ -190,11 +190,10 @@ class NESSampler(BaseSampler):
     later steps first; FAIL and NaN last). A failed or pruned candidate is not evaluated again;
     a new trial takes a candidate no trial holds, else an extra sample (told with the
     generation; a trial about to tell waits, up to a deadline from the storage's timestamps,
-    for the extras in flight), and only once the extras are used up is a RUNNING candidate
-    presumed dead handed out once more (never one whose trial records Optuna's heartbeat or
-    runs in ``study.optimize`` in another thread of this process); until then a trial waits
-    for one that ``popsize`` later trials have overtaken (at most its grace period), and is
-    drawn by the independent sampler otherwise. A trial that took the same candidate as
+    for the extras in flight). Once the extras are used up the generation closes, a short
+    wait later, on the outcomes finished by then: a slow, hung or dead candidate counts as
+    missing and is never handed out again (unless the sampling thread's own batch of asked
+    trials is in flight: see docs/optuna.rst). A trial that took the same candidate as
     another at the same moment moves on, so no live point is evaluated twice.
     The told state is validated and stored on the
     trial that told it, with the digest of its parent; processes that tell the same generation

@@ -630,6 +630,9 @@ class Search:
 MIN_GRACE = 5.0
 #: what :func:`plan` returns for a trial that should wait and sample again
 WAIT = -2
+#: what :func:`plan` returns with the outcomes when the generation closes because its extra
+#: samples are used up while a candidate has no outcome (see :func:`exhaustion`)
+EXHAUSTED = -3
 
 
 def _finished_after(finished: list[int], number: int) -> int:
@@ -673,6 +676,107 @@ def _is_stale(
     return (latest - start).total_seconds() > grace
 
 
+def _closes_exhausted(
+    trials: list[FrozenTrial],
+    numbers: list[int],
+    candidates: dict[int, st.Candidate],
+    lam: int,
+    exhausted: Exhaustion,
+    blocked: frozenset[int],
+) -> list[FrozenTrial | None] | None:
+    """Return the outcomes told when a generation closes on its used-up extras, or None.
+
+    It closes so when some candidate had no outcome yet when its last extra sample was handed
+    out (`exhausted.at`): each candidate is told its best outcome (as in :func:`plan`) among
+    the trials finished by `exhausted.deadline`, None (missing, ranked worst) if none finished
+    by then, however long it runs after. A generation whose every candidate had an outcome by
+    then closes as usual (the same rule for every reader, whenever it reads). None too while a
+    trial `blocked` (started by the caller's thread) holds an unfinished row of the generation:
+    closing would lose it, and it cannot finish while that thread waits.
+    """
+    rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
+    first: dict[int, datetime.datetime] = {}  # candidate -> its earliest outcome
+    timely: dict[int, FrozenTrial] = {}  # candidate -> its best outcome by the deadline
+    for n in numbers:
+        held = st.find(trials, n)
+        if held is None:
+            continue
+        if not held.state.is_finished():
+            if n in blocked:
+                return None
+            continue
+        k = candidates[n].index
+        done = held.datetime_complete
+        if k >= lam or done is None:
+            continue
+        first[k] = min(first.get(k, done), done)
+        best = timely.get(k)
+        if done <= exhausted.deadline and (best is None or rank[held.state] < rank[best.state]):
+            timely[k] = held
+    if len(first) == lam and max(first.values()) <= exhausted.at:
+        return None
+    return [timely.get(k) for k in range(lam)]
+
+
+@dataclass(frozen=True)
+class Exhaustion:
+    """When a generation's extra samples were all handed out, and when it then closes.
+
+    `at` is the latest of the start times of the trials holding the extra samples (each index
+    counted by its earliest holder), `window` is max(`WAIT_FACTOR` x the median duration of
+    the generation's trials finished by `at`, `MIN_WAIT`) in seconds and `deadline` is
+    ``at + window``: the outcomes finished by then are told, the rest counts as missing.
+    """
+
+    at: datetime.datetime
+    window: float
+    deadline: datetime.datetime
+
+
+def exhaustion(
+    trials: list[FrozenTrial],
+    numbers: list[int],
+    candidates: dict[int, st.Candidate],
+    lam: int,
+    n_extra_max: int,
+) -> Exhaustion | None:
+    """Return when the `n_extra_max` extra samples of a generation were used up (None: not).
+
+    `numbers` are the trials holding records of the generation (see :func:`plan`). A trial
+    without a start time (WAITING) holds no index here. Everything is read from the storage's
+    timestamps, so every process finds the same.
+    """
+    if n_extra_max <= 0:
+        return None
+    first: dict[int, datetime.datetime] = {}
+    for n in numbers:
+        j = candidates[n].index
+        if not lam <= j < lam + n_extra_max:
+            continue
+        t = st.find(trials, n)
+        if t is None or t.datetime_start is None:
+            continue
+        if j not in first or t.datetime_start < first[j]:
+            first[j] = t.datetime_start
+    if len(first) < n_extra_max:
+        return None
+    at = max(first.values())
+    durations = []
+    for n in numbers:
+        t = st.find(trials, n)
+        if (
+            t is not None
+            and candidates[n].index < lam + n_extra_max
+            and t.datetime_start is not None
+            and t.datetime_complete is not None
+            and t.datetime_complete <= at
+        ):
+            durations.append((t.datetime_complete - t.datetime_start).total_seconds())
+    median = float(np.median(durations)) if durations else 0.0
+    window = max(WAIT_FACTOR * median, MIN_WAIT)
+    return Exhaustion(at, window, at + datetime.timedelta(seconds=window))
+
+
 def plan(
     trials: list[FrozenTrial],
     numbers: list[int],
@@ -685,20 +789,24 @@ def plan(
     now: datetime.datetime | None = None,
     watched: frozenset[int] | None = None,
     alive: frozenset[int] = frozenset(),
+    exhausted: Exhaustion | None = None,
 ) -> tuple[list[FrozenTrial | None] | None, int | None]:
     """Decide what trial `number` does in a generation of `lam` candidates.
 
     `numbers` are the trials holding candidates of the generation (sorted), `candidates` their
     records. Every finished trial is an outcome (COMPLETE, PRUNED or FAIL: see
     :func:`outcome_key`). A trial takes a candidate no trial holds, else the first extra
-    sample nobody holds (index ``lam`` or more), and only when the extra samples are used up
-    a candidate whose RUNNING trial is presumed dead (see :func:`_is_stale`; never one held
-    by a trial known to be `alive`: run by ``study.optimize`` in another thread of the
-    caller's process; when the storage has a `heartbeat`, only a candidate none of whose
-    trials records one, as `watched` (the RUNNING trials that do; None: all) says: Optuna
-    fails the others itself): it is handed out once more, and counted as dead (told worst) if
-    that copy dies too. A live trial thus keeps its candidate while a population of extra
-    samples (told with the generation) is evaluated beside it. Returns ``(told, -1)`` when
+    sample nobody holds (index ``lam`` or more). Once the `n_extra_max` extra samples are
+    used up (`exhausted`, see :func:`exhaustion`) while a candidate has no outcome, the
+    generation closes: ``(told, EXHAUSTED)``, each candidate told its outcome finished by the
+    deadline, None (missing) if it has none (see :func:`_closes_exhausted`). Otherwise, and
+    while a trial `blocked` holds an unfinished row of the generation, the older rule: only
+    when the extra samples are used up is a candidate whose RUNNING trial is presumed dead
+    (see :func:`_is_stale`; never one held by a trial known to be `alive`: run by
+    ``study.optimize`` in another thread of the caller's process; when the storage has a
+    `heartbeat`, only a candidate none of whose trials records one, as `watched` (the RUNNING
+    trials that do; None: all) says: Optuna fails the others itself) handed out once more,
+    and counted as dead (told worst) if that copy dies too. Returns ``(told, -1)`` when
     every candidate has an outcome or is dead (`told`: one trial per candidate, in candidate
     order: the lowest-numbered COMPLETE one, else PRUNED, else FAIL; None for a dead
     candidate), else ``(None, k)``: the candidate to evaluate, ``k >= lam`` for an extra
@@ -728,6 +836,10 @@ def plan(
         elif held.state in (TrialState.RUNNING, TrialState.WAITING):
             live.setdefault(k, []).append(n)
     live = {k: nums for k, nums in live.items() if k not in outcome}
+    if exhausted is not None:
+        late = _closes_exhausted(trials, numbers, candidates, lam, exhausted, blocked)
+        if late is not None:
+            return late, EXHAUSTED
     # With a heartbeat, Optuna fails the dead trials that record one (`watched`; None: all);
     # the others (started by `study.ask()`, added, copied) are judged as without a heartbeat.
     # A trial `alive` in the caller's process is never judged: it is known to be running.
@@ -817,6 +929,7 @@ def closing(
     digest: str,
     blocked: frozenset[int] = frozenset(),
     unfinished: list[FrozenTrial] | None = None,
+    exhausted: Exhaustion | None = None,
 ) -> Closing:
     """Return the extra samples of a generation whose candidates all have outcomes.
 
@@ -838,19 +951,28 @@ def closing(
     not waited for: they cannot finish while it waits. `unfinished`, when given, holds every
     trial of `trials` that is not finished (the only ones that can be RUNNING), so that the
     study is not scanned.
+
+    A generation that closes on its used-up extra samples (`exhausted`, see :func:`plan`) has
+    `exhausted.at` for cutoff and `exhausted.deadline` for deadline, and waits only for the
+    trials holding its rows (no new trial can take one).
     """
-    stamps = [t.datetime_complete for t in told if t is not None]
-    cutoff = max((d for d in stamps if d is not None), default=None)
-    if cutoff is None:
-        return Closing([], 0.0)
-    durations = [
-        (t.datetime_complete - t.datetime_start).total_seconds()
-        for t in told
-        if t is not None and t.datetime_complete is not None and t.datetime_start is not None
-    ]
-    median = float(np.median(durations)) if durations else 0.0
-    window = datetime.timedelta(seconds=max(WAIT_FACTOR * median, MIN_WAIT))
-    deadline = cutoff + window
+    if exhausted is not None:
+        cutoff: datetime.datetime | None = exhausted.at
+        window = datetime.timedelta(seconds=exhausted.window)
+        deadline = exhausted.deadline
+    else:
+        stamps = [t.datetime_complete for t in told if t is not None]
+        cutoff = max((d for d in stamps if d is not None), default=None)
+        if cutoff is None:
+            return Closing([], 0.0)
+        durations = [
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            for t in told
+            if t is not None and t.datetime_complete is not None and t.datetime_start is not None
+        ]
+        median = float(np.median(durations)) if durations else 0.0
+        window = datetime.timedelta(seconds=max(WAIT_FACTOR * median, MIN_WAIT))
+        deadline = cutoff + window
     finished: dict[int, FrozenTrial] = {}
     pending = False
     for n in numbers:
@@ -864,7 +986,7 @@ def closing(
                 finished.setdefault(j, got)
         elif got.state == TrialState.RUNNING and n not in blocked:
             pending = True
-    if not pending:
+    if not pending and exhausted is None:
         since = None if carrier_start is None else carrier_start - window
         for t in trials if unfinished is None else unfinished:
             start = t.datetime_start
