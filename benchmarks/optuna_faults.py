@@ -14,8 +14,8 @@ benchmark can be built up in parts and a rerun only computes what is missing):
   against CmaEsSampler.
 * ``uneven``: a 5-d sphere in ``[-5, 5]^5`` run by ``study.optimize(n_jobs=4)``, whose trials
   take 0.05 s but one in 25 takes 3 s (a trial as long as 60 others), 300 trials: the trials
-  NESSampler drew independently (no candidate of its search), the generations it told, the
-  best value and the wall time, against CmaEsSampler.
+  NESSampler drew independently (no candidate of its search), the trials told to its search,
+  the generations it told, the best value and the wall time, against CmaEsSampler.
 * ``scarce``: a 2-d study in ``[0, 1]^2`` that completes only where ``x, y > 0.93`` (0.49% of
   the box) and raises elsewhere, 1,500 trials: the COMPLETE trials and the best value of
   NESSampler, CmaEsSampler and RandomSampler.
@@ -145,10 +145,11 @@ def run_uneven(sampler: str, seed: int, n_trials: int = 300) -> dict[str, object
         if isinstance(made, NESSampler):
             trials = study.get_trials(deepcopy=False)
             # a trial the search drew no candidate for records None (startup trials none)
-            out["independent"] = sum(
-                t.system_attrs.get(CANDIDATE, 0) is None for t in trials
-            )
-            out["generations"] = len(made.generations(study))
+            out["independent"] = sum(t.system_attrs.get(CANDIDATE, 0) is None for t in trials)
+            chain = made.generations(study)
+            out["generations"] = len(chain)
+            told = {n for g in chain for n in g["told"] if isinstance(n, int) and n >= 0}
+            out["told"] = len(told)
         return out
 
     return cached(f"uneven-{sampler}-{n_trials}-{seed}", compute)
@@ -400,6 +401,7 @@ def report_uneven(seeds: list[int]) -> None:
         if sampler == "nes":
             extra = (
                 f"  drawn independently {[r['independent'] for r in rs]}"
+                f"  told {[r['told'] for r in rs]}"
                 f"  generations {[r['generations'] for r in rs]}"
             )
         print(f"  {sampler:4s} best per seed {best}  wall s {wall}{extra}")

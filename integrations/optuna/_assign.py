@@ -172,6 +172,7 @@ class Assigner:
         trials `alive` (run by ``study.optimize`` in other threads of this process) are known
         to be running: they are never presumed dead (see ``_search.plan``).
         """
+        read_at = datetime.datetime.now()  # (before the read: see `_search.plan`)
         trials = ch.all_trials(study)
         ix = self.records.update(study, trials)
         if ix.complete < self.n_startup_trials:
@@ -237,7 +238,7 @@ class Assigner:
             n_extra,
             heartbeat,
             blocked,
-            datetime.datetime.now(),
+            read_at,
             ch.heartbeat_trials(study) if heartbeat else None,
             alive,
             exhausted,

@@ -190,11 +190,13 @@ class NESSampler(BaseSampler):
     later steps first; FAIL and NaN last). A failed or pruned candidate is not evaluated again;
     a new trial takes a candidate no trial holds, else an extra sample (told with the
     generation; a trial about to tell waits, up to a deadline from the storage's timestamps,
-    for the extras in flight). Once the extras are used up the generation closes, a short
-    wait later, on the outcomes finished by then: a slow, hung or dead candidate counts as
-    missing and is never handed out again (unless the sampling thread's own batch of asked
-    trials is in flight: see docs/optuna.rst). A trial that took the same candidate as
-    another at the same moment moves on, so no live point is evaluated twice.
+    for the extras in flight). Once ``popsize`` extras have finished, a candidate still
+    running 4 median trial durations (0.5 s at least) after its start is late: the generation
+    closes on the outcomes finished by then, and a slow, hung or dead candidate counts as
+    missing and is not handed out again (the older rules, in docs/optuna.rst, hold while the
+    sampling thread's own batch of asked trials is in flight, or when fewer extras can
+    finish). A trial that took the same candidate as another at the same moment moves on,
+    so no live point is evaluated twice.
     The told state is validated and stored on the
     trial that told it, with the digest of its parent; processes that tell the same generation
     write the same state, and all processes follow the same (longest) chain of states. Every

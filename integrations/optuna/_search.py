@@ -53,6 +53,11 @@ MAX_POPSIZE = 1 << 16
 MAX_RESTART = 10**6
 #: extra samples a generation may hand out, as a multiple of its population
 EXTRA_FACTOR = 4
+#: finished extra samples, as a multiple of the population, after which a generation may close
+#: without a candidate still running (see :func:`exhaustion`)
+CLOSE_FACTOR = 1
+#: the least time (seconds) a candidate runs before its generation may close without it
+MIN_LATE = 0.5
 #: the widest step size (in unit-cube widths) and the farthest mean a stored state may hold
 MAX_SIGMA = 1e3
 MAX_MEAN = 1e6
@@ -630,8 +635,8 @@ class Search:
 MIN_GRACE = 5.0
 #: what :func:`plan` returns for a trial that should wait and sample again
 WAIT = -2
-#: what :func:`plan` returns with the outcomes when the generation closes because its extra
-#: samples are used up while a candidate has no outcome (see :func:`exhaustion`)
+#: what :func:`plan` returns with the outcomes when the generation closes on its extra
+#: samples while a candidate has no outcome (see :func:`exhaustion`)
 EXHAUSTED = -3
 
 
@@ -682,17 +687,14 @@ def _closes_exhausted(
     candidates: dict[int, st.Candidate],
     lam: int,
     exhausted: Exhaustion,
-    blocked: frozenset[int],
 ) -> list[FrozenTrial | None] | None:
-    """Return the outcomes told when a generation closes on its used-up extras, or None.
+    """Return the outcomes told when a generation closes without a late candidate, or None.
 
-    It closes so when some candidate had no outcome yet when its last extra sample was handed
-    out (`exhausted.at`): each candidate is told its best outcome (as in :func:`plan`) among
-    the trials finished by `exhausted.deadline`, None (missing, ranked worst) if none finished
-    by then, however long it runs after. A generation whose every candidate had an outcome by
-    then closes as usual (the same rule for every reader, whenever it reads). None too while a
-    trial `blocked` (started by the caller's thread) holds an unfinished row of the generation:
-    closing would lose it, and it cannot finish while that thread waits.
+    It closes so when some candidate has no outcome by `exhausted.at` (see :func:`exhaustion`):
+    each candidate is told its best outcome (as in :func:`plan`) among the trials finished by
+    then, None (missing, ranked worst) if none had, however long it runs after. A generation
+    whose every candidate had an outcome by then closes as usual (the same rule for every
+    reader, whenever it reads).
     """
     rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
     first: dict[int, datetime.datetime] = {}  # candidate -> its earliest outcome
@@ -702,8 +704,6 @@ def _closes_exhausted(
         if held is None:
             continue
         if not held.state.is_finished():
-            if n in blocked:
-                return None
             continue
         k = candidates[n].index
         done = held.datetime_complete
@@ -711,7 +711,7 @@ def _closes_exhausted(
             continue
         first[k] = min(first.get(k, done), done)
         best = timely.get(k)
-        if done <= exhausted.deadline and (best is None or rank[held.state] < rank[best.state]):
+        if done <= exhausted.at and (best is None or rank[held.state] < rank[best.state]):
             timely[k] = held
     if len(first) == lam and max(first.values()) <= exhausted.at:
         return None
@@ -720,17 +720,12 @@ def _closes_exhausted(
 
 @dataclass(frozen=True)
 class Exhaustion:
-    """When a generation's extra samples were all handed out, and when it then closes.
+    """When a generation closes without the candidates still running then (see `exhaustion`).
 
-    `at` is the latest of the start times of the trials holding the extra samples (each index
-    counted by its earliest holder), `window` is max(`WAIT_FACTOR` x the median duration of
-    the generation's trials finished by `at`, `MIN_WAIT`) in seconds and `deadline` is
-    ``at + window``: the outcomes finished by then are told, the rest counts as missing.
+    The outcomes finished by `at` are told; a candidate without one counts as missing.
     """
 
     at: datetime.datetime
-    window: float
-    deadline: datetime.datetime
 
 
 def exhaustion(
@@ -740,41 +735,54 @@ def exhaustion(
     lam: int,
     n_extra_max: int,
 ) -> Exhaustion | None:
-    """Return when the `n_extra_max` extra samples of a generation were used up (None: not).
+    """Return when the generation may close without its candidates still running, or None.
 
-    `numbers` are the trials holding records of the generation (see :func:`plan`). A trial
-    without a start time (WAITING) holds no index here. Everything is read from the storage's
-    timestamps, so every process finds the same.
+    With *first* the completion of the ``CLOSE_FACTOR * lam``-th finished extra sample and
+    *late* = max(`WAIT_FACTOR` x the median duration of the generation's trials finished by
+    then, `MIN_LATE` seconds): the latest of *first* and, for each candidate without an
+    outcome by *first*, the start of its earliest trial plus *late*. None while fewer extras
+    have finished (or when the generation has fewer: `n_extra_max`). `numbers` are the trials
+    holding records of the generation (see :func:`plan`). Everything is read from the
+    storage's timestamps, so every process finds the same.
     """
-    if n_extra_max <= 0:
+    need = CLOSE_FACTOR * lam
+    if n_extra_max < need or need <= 0:
         return None
-    first: dict[int, datetime.datetime] = {}
-    for n in numbers:
-        j = candidates[n].index
-        if not lam <= j < lam + n_extra_max:
-            continue
-        t = st.find(trials, n)
-        if t is None or t.datetime_start is None:
-            continue
-        if j not in first or t.datetime_start < first[j]:
-            first[j] = t.datetime_start
-    if len(first) < n_extra_max:
-        return None
-    at = max(first.values())
-    durations = []
+    done: list[datetime.datetime] = []
     for n in numbers:
         t = st.find(trials, n)
         if (
             t is not None
-            and candidates[n].index < lam + n_extra_max
-            and t.datetime_start is not None
+            and candidates[n].index >= lam
+            and t.state.is_finished()
             and t.datetime_complete is not None
-            and t.datetime_complete <= at
         ):
-            durations.append((t.datetime_complete - t.datetime_start).total_seconds())
+            done.append(t.datetime_complete)
+    if len(done) < need:
+        return None
+    first = sorted(done)[need - 1]
+    durations: list[float] = []
+    start: dict[int, datetime.datetime] = {}  # candidate -> the start of its earliest trial
+    answered: set[int] = set()  # candidates with an outcome by `first`
+    for n in numbers:
+        t = st.find(trials, n)
+        if t is None:
+            continue
+        k = candidates[n].index
+        end = t.datetime_complete if t.state.is_finished() else None
+        if end is not None and end <= first:
+            if t.datetime_start is not None:
+                durations.append((end - t.datetime_start).total_seconds())
+            answered.add(k)
+        if k < lam and t.datetime_start is not None:
+            start[k] = min(start.get(k, t.datetime_start), t.datetime_start)
     median = float(np.median(durations)) if durations else 0.0
-    window = max(WAIT_FACTOR * median, MIN_WAIT)
-    return Exhaustion(at, window, at + datetime.timedelta(seconds=window))
+    late = datetime.timedelta(seconds=max(WAIT_FACTOR * median, MIN_LATE))
+    at = first
+    for k, began in start.items():
+        if k not in answered:
+            at = max(at, began + late)
+    return Exhaustion(at)
 
 
 def plan(
@@ -796,10 +804,11 @@ def plan(
     `numbers` are the trials holding candidates of the generation (sorted), `candidates` their
     records. Every finished trial is an outcome (COMPLETE, PRUNED or FAIL: see
     :func:`outcome_key`). A trial takes a candidate no trial holds, else the first extra
-    sample nobody holds (index ``lam`` or more). Once the `n_extra_max` extra samples are
-    used up (`exhausted`, see :func:`exhaustion`) while a candidate has no outcome, the
-    generation closes: ``(told, EXHAUSTED)``, each candidate told its outcome finished by the
-    deadline, None (missing) if it has none (see :func:`_closes_exhausted`). Otherwise, and
+    sample nobody holds (index ``lam`` or more). Once `now` (the time the caller read `trials`)
+    is past `exhausted.at` (see :func:`exhaustion`) and a candidate had no outcome by then,
+    the generation closes: ``(told, EXHAUSTED)``, each candidate told its outcome finished by
+    then, None (missing) if it had none (see :func:`_closes_exhausted`); before then, once
+    the extras are used up, a trial waits (`WAIT`). Otherwise, and
     while a trial `blocked` holds an unfinished row of the generation, the older rule: only
     when the extra samples are used up is a candidate whose RUNNING trial is presumed dead
     (see :func:`_is_stale`; never one held by a trial known to be `alive`: run by
@@ -836,8 +845,9 @@ def plan(
         elif held.state in (TrialState.RUNNING, TrialState.WAITING):
             live.setdefault(k, []).append(n)
     live = {k: nums for k, nums in live.items() if k not in outcome}
-    if exhausted is not None:
-        late = _closes_exhausted(trials, numbers, candidates, lam, exhausted, blocked)
+    mine = any(n in blocked for n in numbers)  # the caller's own trials hold rows of it
+    if exhausted is not None and now is not None and now >= exhausted.at and not mine:
+        late = _closes_exhausted(trials, numbers, candidates, lam, exhausted)
         if late is not None:
             return late, EXHAUSTED
     # With a heartbeat, Optuna fails the dead trials that record one (`watched`; None: all);
@@ -879,6 +889,9 @@ def plan(
         # The first free one, so that the extras told with the generation have no gaps (two
         # samplers that pick it at the same moment are separated by the check after writing).
         return None, extras[0]
+    if exhausted is not None and not mine and live:
+        # the generation closes without its late candidates at `exhausted.at`: wait for it
+        return None, WAIT
     backup = sorted(stale - dead)
     if backup:
         return None, backup[0]
@@ -952,14 +965,13 @@ def closing(
     trial of `trials` that is not finished (the only ones that can be RUNNING), so that the
     study is not scanned.
 
-    A generation that closes on its used-up extra samples (`exhausted`, see :func:`plan`) has
-    `exhausted.at` for cutoff and `exhausted.deadline` for deadline, and waits only for the
-    trials holding its rows (no new trial can take one).
+    A generation that closes on its extra samples (`exhausted`, see :func:`plan`) tells the
+    extras finished by `exhausted.at` (its cutoff and deadline) and waits for nothing.
     """
     if exhausted is not None:
         cutoff: datetime.datetime | None = exhausted.at
-        window = datetime.timedelta(seconds=exhausted.window)
-        deadline = exhausted.deadline
+        window = datetime.timedelta(0)
+        deadline = exhausted.at
     else:
         stamps = [t.datetime_complete for t in told if t is not None]
         cutoff = max((d for d in stamps if d is not None), default=None)
@@ -986,7 +998,9 @@ def closing(
                 finished.setdefault(j, got)
         elif got.state == TrialState.RUNNING and n not in blocked:
             pending = True
-    if not pending and exhausted is None:
+    if exhausted is not None:
+        pending = False
+    elif not pending:
         since = None if carrier_start is None else carrier_start - window
         for t in trials if unfinished is None else unfinished:
             start = t.datetime_start
