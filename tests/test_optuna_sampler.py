@@ -1168,6 +1168,65 @@ def test_concurrent_processes_share_one_search(tmp_path: Path, kind: str, n_proc
     assert len({t.user_attrs["pid"] for t in trials}) == n_procs
 
 
+SLOW_WORKER = OPEN_STORAGE + textwrap.dedent(
+    """
+    import time
+
+    def objective(trial):
+        trial.set_user_attr("pid", os.getpid())
+        x = trial.suggest_float("x", -5.0, 5.0)
+        y = trial.suggest_float("y", -5.0, 5.0)
+        time.sleep(1.5 if trial.number % 10 == 3 else 0.02)  # one trial in ten is slow
+        return (x - 1.0) ** 2 + (y + 2.0) ** 2
+
+    sampler = NESSampler(seed=0, popsize=6)
+    study = optuna.load_study(study_name="s", storage=storage, sampler=sampler)
+    study.optimize(objective, n_trials=n_trials)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_processes_agree_on_a_generation_that_gives_up_on_a_slow_trial(
+    tmp_path: Path, kind: str
+) -> None:
+    """Three processes; one trial in ten takes 75 times as long as the others. A generation
+    gives up on such a candidate once its extras have finished (told as missing), which every
+    process decides from the storage's times alone: whenever each reads, all tell the same
+    state, so the chain never forks, and no point is evaluated twice."""
+    storage, where = make_storage(kind, tmp_path)
+    optuna.create_study(study_name="s", storage=storage)
+    script = tmp_path / "worker.py"
+    script.write_text(SLOW_WORKER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), kind, where, "30"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()
+    study = optuna.load_study(study_name="s", storage=storage)
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 90
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    chain = check_chain(study, NESSampler(seed=0, popsize=6))
+    carriers = [ch.parse_carrier(t) for t in trials if ch.STATE in t.system_attrs]
+    assert {(c.generation, c.digest) for c in carriers if c is not None} == {
+        (e["generation"], e["state"]) for e in chain
+    }
+    points = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(points)) == len(points)
+    # the rule was exercised: some generation gave up on a candidate
+    assert any(n == -1 for e in chain for n in e["told"])  # type: ignore[attr-defined]
+
+
 CRASHING_WORKER = OPEN_STORAGE + textwrap.dedent(
     """
     exits, segfaults = {7, 19, 33}, {12, 26}
@@ -2049,3 +2108,70 @@ def test_a_candidate_finished_after_its_generation_gave_up_on_it_stays_missing(
     assert len(chain) == 2
     assert told_as_missing(chain, cand) is True
     assert chain[1]["told"][2:] == [t.number for t in extras]
+
+
+def test_a_running_trial_with_a_crafted_start_does_not_hold_its_generation() -> None:
+    import copy
+    import threading
+
+    # A trial's start time is storage data like any other: a RUNNING trial added with a start
+    # in 2100, holding a candidate, made the generation wait for it (once its extras were used
+    # up) until 2100 plus the late time. Its start counts as at most the time the extras had
+    # finished.
+    source = optuna.create_study(sampler=NESSampler(seed=0, popsize=4))
+    source.optimize(objective, n_trials=9)
+    for _ in range(3):
+        objective(source.ask())  # RUNNING, holding candidates of generation 2
+    crafted = []
+    for t in source.trials:
+        t = copy.deepcopy(t)
+        if t.state == TrialState.RUNNING:
+            t.datetime_start = datetime.datetime(2100, 1, 1)
+        crafted.append(t)
+    study = optuna.create_study(sampler=NESSampler(seed=0, popsize=4))
+    study.add_trials(crafted)
+    held = [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert [t.datetime_start for t in held] == [datetime.datetime(2100, 1, 1)] * 3
+    run = threading.Thread(target=study.optimize, args=(objective, 30), daemon=True)
+    run.start()
+    run.join(timeout=60.0)  # a guard: it takes about a second
+    assert not run.is_alive(), "the study waited for a trial that starts in 2100"
+    chain = check_chain(study, study.sampler)  # type: ignore[arg-type]
+    for t in held:  # each told as missing, never handed out again
+        cand = ch.parse_candidate(t)
+        assert cand is not None
+        assert [u.number for u in study.trials if ch.parse_candidate(u) == cand] == [t.number]
+        assert told_as_missing(chain, cand) is True
+
+
+def test_extra_samples_with_crafted_completions_do_not_hold_their_generation() -> None:
+    import copy
+    import threading
+
+    # Every extra sample of a generation held by a trial added as COMPLETE with a completion
+    # in 2100, and a candidate RUNNING: the generation's time to give up on the candidate was
+    # counted from 2100, and each new trial waited for it. A completion later than the time
+    # the storage was read is not counted.
+    source = optuna.create_study(sampler=NESSampler(seed=0, popsize=4))
+    source.optimize(objective, n_trials=9)
+    asked = [source.ask() for _ in range(20)]  # the 4 candidates of generation 2, 16 extras
+    for t in asked:
+        objective(t)
+    for t in asked[4:]:
+        source.tell(t, 1.0)
+    held = [ch.parse_candidate(source.trials[t.number]) for t in asked]
+    assert sorted(c.index for c in held if c is not None) == list(range(20))
+    crafted = []
+    for t in source.trials:
+        t = copy.deepcopy(t)
+        if t.number in {u.number for u in asked[4:]}:
+            t.datetime_start = datetime.datetime(2100, 1, 1)
+            t.datetime_complete = datetime.datetime(2100, 1, 1, 0, 0, 1)
+        crafted.append(t)
+    study = optuna.create_study(sampler=NESSampler(seed=0, popsize=4))
+    study.add_trials(crafted)
+    run = threading.Thread(target=study.optimize, args=(objective, 8), daemon=True)
+    run.start()
+    run.join(timeout=60.0)  # a guard: it takes a fraction of a second
+    assert not run.is_alive(), "the study waited for extra samples that finish in 2100"
+    assert all(t.state == TrialState.COMPLETE for t in study.trials[len(crafted) :])

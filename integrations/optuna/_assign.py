@@ -228,7 +228,7 @@ class Assigner:
         numbers = sorted(ix.by_state.get(tip.digest, ()))
         heartbeat = ch.heartbeat_enabled(study)
         n_extra = 0 if extra is None else extra.shape[0]
-        exhausted = exhaustion(trials, numbers, ix.candidates, lam, n_extra)
+        exhausted = exhaustion(trials, numbers, ix.candidates, lam, n_extra, read_at)
         told, k = plan(
             trials,
             numbers,

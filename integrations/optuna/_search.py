@@ -734,16 +734,18 @@ def exhaustion(
     candidates: dict[int, st.Candidate],
     lam: int,
     n_extra_max: int,
+    now: datetime.datetime | None = None,
 ) -> Exhaustion | None:
     """Return when the generation may close without its candidates still running, or None.
 
     With *first* the completion of the ``CLOSE_FACTOR * lam``-th finished extra sample and
     *late* = max(`WAIT_FACTOR` x the median duration of the generation's trials finished by
     then, `MIN_LATE` seconds): the latest of *first* and, for each candidate without an
-    outcome by *first*, the start of its earliest trial plus *late*. None while fewer extras
-    have finished (or when the generation has fewer: `n_extra_max`). `numbers` are the trials
-    holding records of the generation (see :func:`plan`). Everything is read from the
-    storage's timestamps, so every process finds the same.
+    outcome by *first*, the start of its earliest trial (at most *first*) plus *late*. None
+    while fewer extras have finished (or when the generation has fewer: `n_extra_max`).
+    `numbers` are the trials holding records of the generation (see :func:`plan`). Everything
+    is read from the storage's timestamps, so every process finds the same; a completion later
+    than `now` (the time the caller read `trials`) cannot be real, and is not counted.
     """
     need = CLOSE_FACTOR * lam
     if n_extra_max < need or need <= 0:
@@ -753,9 +755,10 @@ def exhaustion(
         t = st.find(trials, n)
         if (
             t is not None
-            and candidates[n].index >= lam
+            and lam <= candidates[n].index < lam + n_extra_max  # (records are untrusted)
             and t.state.is_finished()
             and t.datetime_complete is not None
+            and (now is None or t.datetime_complete <= now)
         ):
             done.append(t.datetime_complete)
     if len(done) < need:
@@ -781,7 +784,9 @@ def exhaustion(
     at = first
     for k, began in start.items():
         if k not in answered:
-            at = max(at, began + late)
+            # (a candidate is handed out before any extra, so its trial started before
+            # `first`: a later start is a copy's, or a crafted one, and never delays more)
+            at = max(at, min(began, first) + late)
     return Exhaustion(at)
 
 
