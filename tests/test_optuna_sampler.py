@@ -1097,12 +1097,17 @@ def make_storage(kind: str, tmp_path: Path) -> tuple[object, str]:
 
 
 def run_workers(
-    tmp_path: Path, kind: str, where: str, counts: list[int], settings: str = "{}"
+    tmp_path: Path,
+    kind: str,
+    where: str,
+    counts: list[int],
+    settings: str = "{}",
+    worker: str = WORKER,
 ) -> None:
-    """Run one process per count, each `count` trials with ``NESSampler(seed=0, popsize=6,
-    **json.loads(settings))``."""
+    """Run one process per count, each `count` trials of the script `worker` (by default
+    ``NESSampler(seed=0, popsize=6, **json.loads(settings))``)."""
     script = tmp_path / "worker.py"
-    script.write_text(WORKER)
+    script.write_text(worker)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
         subprocess.Popen(
@@ -1197,21 +1202,7 @@ def test_processes_agree_on_a_generation_that_gives_up_on_a_slow_trial(
     state, so the chain never forks, and no point is evaluated twice."""
     storage, where = make_storage(kind, tmp_path)
     optuna.create_study(study_name="s", storage=storage)
-    script = tmp_path / "worker.py"
-    script.write_text(SLOW_WORKER)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), kind, where, "30"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for _ in range(3)
-    ]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err.decode()
+    run_workers(tmp_path, kind, where, [30] * 3, worker=SLOW_WORKER)
     study = optuna.load_study(study_name="s", storage=storage)
     trials = study.get_trials(deepcopy=False)
     assert len(trials) == 90
@@ -1728,6 +1719,19 @@ def test_a_batch_asked_after_a_dead_batch_does_not_stall(
     assert len(set(points)) == len(points)
 
 
+def study_with_a_held_candidate() -> tuple[optuna.Study, optuna.Study, optuna.Trial, float]:
+    """Return a study (popsize 2, its startup trial done), another worker's view of it (its own
+    sampler) and that worker's RUNNING trial holding a candidate, with its value (not told)."""
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, sampler=NESSampler(seed=0, popsize=2))
+    study.optimize(objective, n_trials=1)
+    other = optuna.load_study(
+        study_name=study.study_name, storage=storage, sampler=NESSampler(seed=0, popsize=2)
+    )
+    held = other.ask()
+    return study, other, held, objective(held)
+
+
 def test_a_long_wait_polls_at_most_every_quarter_second_and_never_overflows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -1743,14 +1747,7 @@ def test_a_long_wait_polls_at_most_every_quarter_second_and_never_overflows(
     # told after 3000 of them.
     monkeypatch.setattr(_search, "MIN_GRACE", 3600.0)  # never presumed dead within the test
     monkeypatch.setattr(_search, "MIN_LATE", 3600.0)  # never given up within the test
-    storage = optuna.storages.InMemoryStorage()
-    study = optuna.create_study(storage=storage, sampler=NESSampler(seed=0, popsize=2))
-    study.optimize(objective, n_trials=1)
-    other = optuna.load_study(  # another worker (its own sampler), with a slow trial
-        study_name=study.study_name, storage=storage, sampler=NESSampler(seed=0, popsize=2)
-    )
-    held = other.ask()
-    value = objective(held)
+    study, other, held, value = study_with_a_held_candidate()
     delays: list[float] = []
     me = threading.get_ident()
 
@@ -1783,11 +1780,12 @@ def test_a_trial_that_study_optimize_runs_in_another_thread_is_never_handed_out_
     from nes_asktell.integrations.optuna import _search
 
     # With study.optimize(n_jobs=2), a slow trial of one thread had its candidate handed out
-    # again by the other once the grace period was over: one point, two live trials. Now a
-    # candidate is never handed out again while its generation has extra samples: once they
-    # are used up, the generation closes without it (told as missing).
+    # again by the other once the grace period was over: one point, two live trials. The
+    # sampler then knew such a trial was alive, and once its 8 extra samples were used up the
+    # other thread's trials were drawn by the independent sampler (random points the search
+    # never used) until it finished. Now its generation gives up on it once the extras have
+    # finished (told as missing), and the search goes on beside it.
     monkeypatch.setattr(_search, "MIN_GRACE", 0.2)  # it would be presumed dead at once
-    monkeypatch.setattr(_search, "MIN_WAIT", 0.2)  # the wait for the extras in flight (2 s)
     sampler = NESSampler(seed=0, popsize=2)
     study = optuna.create_study(sampler=sampler)
     study.optimize(objective, n_trials=1)
@@ -1795,18 +1793,26 @@ def test_a_trial_that_study_optimize_runs_in_another_thread_is_never_handed_out_
 
     def slow_once(trial: optuna.Trial) -> float:
         value = objective(trial)
-        if trial.number == 1:  # alive until the other thread has finished 16 trials
-            deadline = time.monotonic() + 30.0  # a guard
+        if trial.number == 1:  # alive until the other thread has finished 40 trials
+            deadline = time.monotonic() + 60.0  # a guard
             while time.monotonic() < deadline:
                 trials = study.get_trials(deepcopy=False)
-                if sum(t.state.is_finished() for t in trials) >= 16:
+                if sum(t.state.is_finished() for t in trials) >= 41:
                     released.set()
                     break
                 time.sleep(0.01)
         return value
 
-    study.optimize(slow_once, n_trials=30, n_jobs=2)
+    study.optimize(slow_once, n_trials=50, n_jobs=2)
     assert released.is_set()
+    end = study.trials[1].datetime_complete
+    assert end is not None
+    during = [
+        t for t in study.trials[2:] if t.datetime_start is not None and t.datetime_start < end
+    ]
+    assert len(during) >= 40
+    # every trial beside the slow one evaluated a candidate of the search, none independently
+    assert all(ch.parse_candidate(t) is not None for t in during)
     cand = ch.parse_candidate(study.trials[1])
     assert cand is not None
     assert cand.index < 2
@@ -1816,7 +1822,7 @@ def test_a_trial_that_study_optimize_runs_in_another_thread_is_never_handed_out_
     # its generation closed without it, and the search went on beside it
     chain = check_chain(study, sampler)
     assert told_as_missing(chain, cand) is True
-    assert len(chain) >= 3
+    assert len(chain) >= 4
 
 
 def test_trials_asked_in_a_batch_and_told_later_never_wait_for_each_other(
@@ -2015,54 +2021,6 @@ def test_startup_trials_count_complete_trials_as_documented() -> None:
     assert searched == [False] * 5 + [True] * 3
 
 
-def test_a_slow_trial_of_another_thread_does_not_pause_the_search(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import threading
-    import time
-
-    from nes_asktell.integrations.optuna import _search
-
-    # With study.optimize(n_jobs=2), one trial that takes as long as 40 others held its
-    # generation: once its 8 extra samples were used up, the other thread's trials were drawn
-    # by the independent sampler (random points the search never used) until it finished.
-    # Now the generation closes a short wait after its last extra sample was handed out,
-    # telling the slow candidate as missing, and the search goes on beside it.
-    monkeypatch.setattr(_search, "MIN_WAIT", 0.2)  # the wait for the extras in flight (2 s)
-    sampler = NESSampler(seed=0, popsize=2)
-    study = optuna.create_study(sampler=sampler)
-    study.optimize(objective, n_trials=1)
-    released = threading.Event()
-
-    def slow_once(trial: optuna.Trial) -> float:
-        value = objective(trial)
-        if trial.number == 1:  # alive until the other thread has finished 40 trials
-            deadline = time.monotonic() + 60.0  # a guard
-            while time.monotonic() < deadline:
-                trials = study.get_trials(deepcopy=False)
-                if sum(t.state.is_finished() for t in trials) >= 41:
-                    released.set()
-                    break
-                time.sleep(0.01)
-        return value
-
-    study.optimize(slow_once, n_trials=50, n_jobs=2)
-    assert released.is_set()
-    end = study.trials[1].datetime_complete
-    assert end is not None
-    during = [
-        t for t in study.trials[2:] if t.datetime_start is not None and t.datetime_start < end
-    ]
-    assert len(during) >= 40
-    # every trial beside the slow one evaluated a candidate of the search, none independently
-    assert all(ch.parse_candidate(t) is not None for t in during)
-    chain = check_chain(study, sampler)
-    assert len(chain) >= 4
-    assert chain[1]["told"][:2].count(-1) == 1  # the slow candidate, told as missing
-    points = [tuple(t.params.values()) for t in study.trials]
-    assert len(set(points)) == len(points)
-
-
 def test_a_candidate_finished_after_its_generation_gave_up_on_it_stays_missing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -2071,14 +2029,7 @@ def test_a_candidate_finished_after_its_generation_gave_up_on_it_stays_missing(
     # The rule for a late candidate reads only the storage's times, so a process that reads
     # after the late trial has finished tells the generation as one that read before it did.
     monkeypatch.setattr(_search, "MIN_LATE", 0.0)  # late after 4 median durations
-    storage = optuna.storages.InMemoryStorage()
-    study = optuna.create_study(storage=storage, sampler=NESSampler(seed=0, popsize=2))
-    study.optimize(objective, n_trials=1)
-    other = optuna.load_study(  # another worker (its own sampler), with a slow trial
-        study_name=study.study_name, storage=storage, sampler=NESSampler(seed=0, popsize=2)
-    )
-    held = other.ask()
-    value = objective(held)
+    study, other, held, value = study_with_a_held_candidate()
     study.optimize(objective, n_trials=3)  # the other candidate, then two extra samples
     trials = study.get_trials(deepcopy=False)
     cand = ch.parse_candidate(trials[held.number])
