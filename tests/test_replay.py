@@ -68,6 +68,29 @@ def step(es: object, ev: Evaluator | None, fun=sphere, args: tuple = ()) -> np.n
     return f
 
 
+def holds(token: str) -> bool:
+    """Whether this worker holds a replica of run `token` (run on every worker)."""
+    return token in _tasks._REPLICAS
+
+
+def until_every_worker_holds_the_run(
+    client, ev: Evaluator, es: object, ref: object | None = None
+) -> None:
+    """Step `es` by `ev` (and `ref` serially, checked against it) until every worker holds a
+    replica of the run.
+
+    Which worker runs which task is the scheduler's choice: on a loaded machine both tasks of
+    a generation may run on one worker, and the other then gets the state on its first task.
+    """
+    for _ in range(20):
+        if all(client.run(holds, ev._token).values()):
+            return
+        f = step(es, ev)
+        if ref is not None:
+            np.testing.assert_array_equal(f, step(ref, None))
+    raise AssertionError("a worker ran no task of the run in 20 generations")
+
+
 CASES = [
     (OpenES, {}),
     (SNES, {}),
@@ -98,6 +121,7 @@ def test_after_first_contact_a_generation_moves_a_few_kb(client) -> None:
         step(es, ev)
         # the state goes once to each of the 2 workers
         assert ev.last_bytes >= 2 * first
+        until_every_worker_holds_the_run(client, ev, es)
         for _ in range(APPLIED_KEPT + 1):
             step(es, ev)
             # per generation: 2 tasks, each with the function's name, the seed spec, the keys,
@@ -134,11 +158,13 @@ def test_a_worker_without_a_replica_gets_the_state(client) -> None:
     es = SNES(np.zeros(D), 0.3, popsize=8, rng=9)
     with Evaluator(client, mode="replay") as ev:
         step(es, ev), step(ref, None)
+        until_every_worker_holds_the_run(client, ev, es, ref)
         step(es, ev), step(ref, None)
         assert ev.last_bytes < 50_000  # in step: no state
         client.run(_tasks.drop_replicas)  # as if every worker had been replaced
         np.testing.assert_array_equal(step(es, ev), step(ref, None))
         assert ev.last_bytes >= state_bytes(es)  # resent to the workers that lost it
+        until_every_worker_holds_the_run(client, ev, es, ref)
         np.testing.assert_array_equal(step(es, ev), step(ref, None))
         assert ev.last_bytes < 50_000  # installed again
     np.testing.assert_array_equal(es.mean, ref.mean)
@@ -150,6 +176,7 @@ def test_skipped_generations_replay_and_a_worker_far_behind_gets_the_state(clien
     es = OpenES(np.zeros(D), 0.3, popsize=8, rng=4)
     with Evaluator(client, mode="replay") as ev:
         step(es, ev), step(ref, None)
+        until_every_worker_holds_the_run(client, ev, es, ref)
         # two generations told on the client alone (no worker sees them), the first all NaN
         with pytest.warns(NESWarning, match="every fitness value is non-finite"):
             step(es, None, nan_when, (True,)), step(ref, None, nan_when, (True,))
