@@ -2038,8 +2038,8 @@ def test_a_candidate_finished_after_its_generation_gave_up_on_it_stays_missing(
     assert [None if c is None else c.index for c in rows] == [1 - cand.index, 2, 3]
     records = {t.number: c for t in trials if (c := ch.parse_candidate(t)) is not None}
     numbers = sorted(n for n, c in records.items() if c.state == cand.state)
-    late = _search.exhaustion(trials, numbers, records, 2, 8)
-    assert late is not None
+    give_up = _search.exhaustion(trials, numbers, records, 2, 8)
+    assert give_up is not None
     extras = [trials[n] for n in numbers if records[n].index >= 2]
     first = max(t.datetime_complete for t in extras if t.datetime_complete is not None)
     durations = [
@@ -2050,8 +2050,8 @@ def test_a_candidate_finished_after_its_generation_gave_up_on_it_stays_missing(
     began = trials[held.number].datetime_start
     assert began is not None
     expected = max(first, began + datetime.timedelta(seconds=4.0 * float(np.median(durations))))
-    assert late.at == expected
-    while datetime.datetime.now() <= late.at:  # (a guard: at most 4 median durations)
+    assert give_up == expected
+    while datetime.datetime.now() <= give_up:  # (a guard: at most 4 median durations)
         pass
     other.tell(held, value)  # it finishes after its generation gave up on it
     study.optimize(objective, n_trials=1)  # this trial tells the generation

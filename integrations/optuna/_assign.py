@@ -228,7 +228,7 @@ class Assigner:
         numbers = sorted(ix.by_state.get(tip.digest, ()))
         heartbeat = ch.heartbeat_enabled(study)
         n_extra = 0 if extra is None else extra.shape[0]
-        exhausted = exhaustion(trials, numbers, ix.candidates, lam, n_extra, read_at)
+        give_up = exhaustion(trials, numbers, ix.candidates, lam, n_extra, read_at)
         told, k = plan(
             trials,
             numbers,
@@ -241,7 +241,7 @@ class Assigner:
             read_at,
             ch.heartbeat_trials(study) if heartbeat else None,
             alive,
-            exhausted,
+            give_up,
         )
         if told is not None:
             # The extra samples handed out before the generation closed are told with it
@@ -259,7 +259,7 @@ class Assigner:
                 tip.digest,
                 blocked,
                 ix.unfinished(trials),
-                exhausted if k == EXHAUSTED else None,
+                give_up if k == EXHAUSTED else None,
             )
             fill = (
                 close.gaps

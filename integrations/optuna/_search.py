@@ -681,51 +681,34 @@ def _is_stale(
     return (latest - start).total_seconds() > grace
 
 
-def _closes_exhausted(
+#: the order of a candidate's outcomes: its told trial is the first of the best state
+_RANK = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
+
+
+def _outcomes(
     trials: list[FrozenTrial],
     numbers: list[int],
     candidates: dict[int, st.Candidate],
     lam: int,
-    exhausted: Exhaustion,
-) -> list[FrozenTrial | None] | None:
-    """Return the outcomes told when a generation closes without a late candidate, or None.
+    by: datetime.datetime | None = None,
+) -> dict[int, FrozenTrial]:
+    """Return each candidate's outcome among the finished trials of `numbers` (sorted).
 
-    It closes so when some candidate has no outcome by `exhausted.at` (see :func:`exhaustion`):
-    each candidate is told its best outcome (as in :func:`plan`) among the trials finished by
-    then, None (missing, ranked worst) if none had, however long it runs after. A generation
-    whose every candidate had an outcome by then closes as usual (the same rule for every
-    reader, whenever it reads).
+    The lowest-numbered COMPLETE trial, else PRUNED, else FAIL; with `by`, among the trials
+    finished by then.
     """
-    rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
-    first: dict[int, datetime.datetime] = {}  # candidate -> its earliest outcome
-    timely: dict[int, FrozenTrial] = {}  # candidate -> its best outcome by the deadline
+    outcome: dict[int, FrozenTrial] = {}
     for n in numbers:
         held = st.find(trials, n)
-        if held is None:
-            continue
-        if not held.state.is_finished():
-            continue
         k = candidates[n].index
-        done = held.datetime_complete
-        if k >= lam or done is None:
+        if held is None or k >= lam or not held.state.is_finished():
             continue
-        first[k] = min(first.get(k, done), done)
-        best = timely.get(k)
-        if done <= exhausted.at and (best is None or rank[held.state] < rank[best.state]):
-            timely[k] = held
-    if len(first) == lam and max(first.values()) <= exhausted.at:
-        return None
-    return [timely.get(k) for k in range(lam)]
-
-
-@dataclass(frozen=True)
-class Exhaustion:
-    """When a generation closes without the candidates still running then (see `exhaustion`).
-
-    The outcomes finished by `at` are told; a candidate without one counts as missing.
-    """
-
-    at: datetime.datetime
+        if by is not None and (held.datetime_complete is None or held.datetime_complete > by):
+            continue
+        best = outcome.get(k)
+        if best is None or _RANK[held.state] < _RANK[best.state]:
+            outcome[k] = held
+    return outcome
 
 
 def exhaustion(
@@ -735,8 +718,11 @@ def exhaustion(
     lam: int,
     n_extra_max: int,
     now: datetime.datetime | None = None,
-) -> Exhaustion | None:
-    """Return when the generation may close without its candidates still running, or None.
+) -> datetime.datetime | None:
+    """Return when the generation gives up on its candidates still running then, or None.
+
+    A generation that closes so tells the outcomes finished by that time; a candidate without
+    one counts as missing (see :func:`plan`).
 
     With *first* the completion of the ``CLOSE_FACTOR * lam``-th finished extra sample and
     *late* = max(`WAIT_FACTOR` x the median duration of the generation's trials finished by
@@ -787,7 +773,7 @@ def exhaustion(
             # (a candidate is handed out before any extra, so its trial started before
             # `first`: a later start is a copy's, or a crafted one, and never delays more)
             at = max(at, min(began, first) + late)
-    return Exhaustion(at)
+    return at
 
 
 def plan(
@@ -802,7 +788,7 @@ def plan(
     now: datetime.datetime | None = None,
     watched: frozenset[int] | None = None,
     alive: frozenset[int] = frozenset(),
-    exhausted: Exhaustion | None = None,
+    give_up: datetime.datetime | None = None,
 ) -> tuple[list[FrozenTrial | None] | None, int | None]:
     """Decide what trial `number` does in a generation of `lam` candidates.
 
@@ -810,10 +796,10 @@ def plan(
     records. Every finished trial is an outcome (COMPLETE, PRUNED or FAIL: see
     :func:`outcome_key`). A trial takes a candidate no trial holds, else the first extra
     sample nobody holds (index ``lam`` or more). Once `now` (the time the caller read `trials`)
-    is past `exhausted.at` (see :func:`exhaustion`) and a candidate had no outcome by then,
-    the generation closes: ``(told, EXHAUSTED)``, each candidate told its outcome finished by
-    then, None (missing) if it had none (see :func:`_closes_exhausted`); before then, once
-    the extras are used up, a trial waits (`WAIT`). Otherwise, and
+    is past `give_up` (see :func:`exhaustion`) and a candidate had no outcome by then, the
+    generation closes: ``(told, EXHAUSTED)``, each candidate told its outcome finished by
+    then, None (missing) if it had none; before then, once the extras are used up, a trial
+    waits (`WAIT`). Otherwise, and
     while a trial `blocked` holds an unfinished row of the generation, the older rule: only
     when the extra samples are used up is a candidate whose RUNNING trial is presumed dead
     (see :func:`_is_stale`; never one held by a trial known to be `alive`: run by
@@ -833,28 +819,25 @@ def plan(
     every other new trial, when that one had died, and then no trial would ever finish to
     overtake it.)
     """
-    rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
-    outcome: dict[int, FrozenTrial] = {}
+    outcome = _outcomes(trials, numbers, candidates, lam)
     live: dict[int, list[int]] = {}  # candidate -> numbers of its RUNNING/WAITING trials
     for n in numbers:
         held = st.find(trials, n)
-        if held is None:
-            continue
         k = candidates[n].index
-        if k >= lam:
-            continue
-        if held.state.is_finished():
-            best = outcome.get(k)
-            if best is None or rank[held.state] < rank[best.state]:
-                outcome[k] = held
-        elif held.state in (TrialState.RUNNING, TrialState.WAITING):
+        if (
+            held is not None
+            and k < lam
+            and k not in outcome
+            and held.state in (TrialState.RUNNING, TrialState.WAITING)
+        ):
             live.setdefault(k, []).append(n)
-    live = {k: nums for k, nums in live.items() if k not in outcome}
     mine = any(n in blocked for n in numbers)  # the caller's own trials hold rows of it
-    if exhausted is not None and now is not None and now >= exhausted.at and not mine:
-        late = _closes_exhausted(trials, numbers, candidates, lam, exhausted)
-        if late is not None:
-            return late, EXHAUSTED
+    if give_up is not None and now is not None and now >= give_up and not mine:
+        # (the same rule for every reader, whenever it reads: a generation whose every
+        # candidate had an outcome by `give_up` closes as usual)
+        timely = _outcomes(trials, numbers, candidates, lam, by=give_up)
+        if len(timely) < lam:
+            return [timely.get(k) for k in range(lam)], EXHAUSTED
     # With a heartbeat, Optuna fails the dead trials that record one (`watched`; None: all);
     # the others (started by `study.ask()`, added, copied) are judged as without a heartbeat.
     # A trial `alive` in the caller's process is never judged: it is known to be running.
@@ -894,8 +877,8 @@ def plan(
         # The first free one, so that the extras told with the generation have no gaps (two
         # samplers that pick it at the same moment are separated by the check after writing).
         return None, extras[0]
-    if exhausted is not None and not mine and live:
-        # the generation closes without its late candidates at `exhausted.at`: wait for it
+    if give_up is not None and not mine and live:
+        # the generation closes without its late candidates at `give_up`: wait for it
         return None, WAIT
     backup = sorted(stale - dead)
     if backup:
@@ -947,7 +930,7 @@ def closing(
     digest: str,
     blocked: frozenset[int] = frozenset(),
     unfinished: list[FrozenTrial] | None = None,
-    exhausted: Exhaustion | None = None,
+    give_up: datetime.datetime | None = None,
 ) -> Closing:
     """Return the extra samples of a generation whose candidates all have outcomes.
 
@@ -970,13 +953,13 @@ def closing(
     trial of `trials` that is not finished (the only ones that can be RUNNING), so that the
     study is not scanned.
 
-    A generation that closes on its extra samples (`exhausted`, see :func:`plan`) tells the
-    extras finished by `exhausted.at` (its cutoff and deadline) and waits for nothing.
+    A generation that gives up on a late candidate (`give_up`, see :func:`plan`) tells the
+    extras finished by then (its cutoff and deadline) and waits for nothing.
     """
-    if exhausted is not None:
-        cutoff: datetime.datetime | None = exhausted.at
+    if give_up is not None:
+        cutoff: datetime.datetime | None = give_up
         window = datetime.timedelta(0)
-        deadline = exhausted.at
+        deadline = give_up
     else:
         stamps = [t.datetime_complete for t in told if t is not None]
         cutoff = max((d for d in stamps if d is not None), default=None)
@@ -1003,7 +986,7 @@ def closing(
                 finished.setdefault(j, got)
         elif got.state == TrialState.RUNNING and n not in blocked:
             pending = True
-    if exhausted is not None:
+    if give_up is not None:
         pending = False
     elif not pending:
         since = None if carrier_start is None else carrier_start - window
