@@ -217,6 +217,9 @@ def run_cma(
     With `fault` ``"fail"`` a trial in the failing region of ``optuna_bbob`` fails (inf here):
     the sampler leaves it out, so a generation is told once it has its population of COMPLETE
     trials, and until one trial completes the trials are startup trials.
+
+    A run whose search collapses (a candidate that is not finite, or cmaes's overflow check in
+    ``tell``) ends there, as the real study stops with an error: the rest of its values are inf.
     """
     import cmaes
 
@@ -236,10 +239,15 @@ def run_cma(
         if not stored:
             draws.randint(1, 2**31 - 2)  # the seed of an optimizer built afresh
         if len(told) == lam:
-            es.tell(told)
+            try:
+                es.tell(told)
+            except AssertionError:  # cmaes's overflow check, after a collapse: the study stops
+                return (values + [math.inf] * n)[:n]
             told = []
         es._rng.seed(draws.randint(1, 2**16) + trial)
         u = es.ask()
+        if not np.all(np.isfinite(u)):  # a collapsed search: Optuna refuses NaN, the study stops
+            return (values + [math.inf] * n)[:n]
         values.append(evaluate(u))
         if values[-1] != math.inf:
             told.append((u, values[-1]))

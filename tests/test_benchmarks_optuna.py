@@ -224,6 +224,23 @@ def test_the_cma_replay_evaluates_the_cmaes_samplers_generations() -> None:
         assert sorted(sampled[rows]) == pytest.approx(sorted(replayed[rows]), rel=1e-12)
 
 
+def test_the_cma_replay_stops_where_cmaes_gives_up_after_a_collapse() -> None:
+    """Bug: ``optuna_replay --dims 2 --against-cma`` crashed on this run (cmaes's overflow
+    check in ``tell``, after the search collapsed and asked NaN candidates; a real
+    ``CmaEsSampler`` study of it stops with Optuna's error on a NaN parameter near the same
+    trial). The replay ends the run at the first NaN candidate: no value after it counts."""
+    from benchmarks import optuna_replay
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # cmaes's own divide-by-zero warnings on the way
+        values = optuna_replay.run_cma(13, 2, 7, 130207, 1000)
+    assert len(values) == 1000
+    stop = values.index(float("inf"))
+    assert 900 < stop < 1000
+    assert all(np.isfinite(values[:stop]))
+    assert all(np.isinf(values[stop:]))
+
+
 def test_decaying_xnes_starts_at_rate_one_and_leaves_the_cap_as_it_was() -> None:
     from benchmarks._xnes_variants import DecayingXNES
     from nes_asktell import _xnes

@@ -1446,6 +1446,58 @@ def test_bipop_and_ipop_searches_are_distinct_and_ipop_keys_are_unchanged() -> N
     assert ipop.key(space) == Search(XNES, 0.2, None, 9, {}, 1).key(space)
 
 
+def test_settings_that_mean_the_same_share_one_search() -> None:
+    # Bug: a worker with ``popsize=8`` (the default at d = 5) or ``strategy_options=
+    # {"eta_sigma": 1}`` (the sampler's 1.0) started a search of its own in a shared study,
+    # and each search got only its share of the trials.
+    def five(trial: optuna.Trial) -> float:
+        return sum((trial.suggest_float(f"x{i}", -5.0, 5.0) - 1.0) ** 2 for i in range(5))
+
+    same = [
+        {"popsize": 8},
+        {"strategy_options": {"eta_sigma": 1}},
+        {"strategy_options": {"eta_mu": 1, "eta_B": None}},  # XNES's own defaults, restated
+    ]
+    for settings in same:
+        first = NESSampler(seed=0)
+        study = optuna.create_study(sampler=first)
+        study.optimize(five, n_trials=25)
+        study.sampler = NESSampler(seed=0, **settings)  # type: ignore[arg-type]
+        study.optimize(five, n_trials=25)
+        chain = first.generations(study)
+        assert len({e["state"] for e in chain}) == len(chain)
+        told = [n for e in chain for n in e["told"]]
+        # one chain: the second sampler's trials (25-49) are told to the same search
+        assert max(told) >= 40, settings
+        assert len(told) == len(set(told))
+    # and settings that differ still start searches of their own
+    for other in [{"popsize": 10}, {"strategy_options": {"eta_sigma": 0.5}}]:
+        first = NESSampler(seed=0)
+        study = optuna.create_study(sampler=first)
+        study.optimize(five, n_trials=25)
+        before = len(first.generations(study))
+        study.sampler = NESSampler(seed=0, **other)  # type: ignore[arg-type]
+        study.optimize(five, n_trials=25)
+        assert len(first.generations(study)) == before, other
+
+
+def test_the_default_settings_keep_their_search_key() -> None:
+    # The keys of stored searches (docs/optuna.rst, Resuming): a new version that changed them
+    # would start every stored study's search afresh. Values computed by the version before
+    # settings written differently were made to share one key.
+    space = UnitSpace(
+        {
+            "x": FloatDistribution(0.0, 1.0),
+            "y": FloatDistribution(-5.0, 5.0),
+            "n": IntDistribution(0, 10),
+        }
+    )
+    assert NESSampler()._search.key(space) == "1904ed2c1700f373"
+    assert NESSampler(strategy="snes")._search.key(space) == "fe00bb6ccd342874"
+    assert NESSampler(strategy_options={"eta_sigma": 0.5})._search.key(space) == "355c8690d41310d8"
+    assert NESSampler(popsize=12)._search.key(space) == "c03c7a16d41f55f1"
+
+
 @pytest.mark.parametrize(
     ("damage", "value"),
     [

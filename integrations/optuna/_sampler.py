@@ -7,6 +7,7 @@ the only module that touches Optuna's storage internals) live beside it.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import threading
@@ -78,6 +79,37 @@ _MAX_STARTED = 4096
 #: the first and the longest pause (seconds) of a trial that waits and samples again
 _MIN_POLL = 0.01
 _MAX_POLL = 0.25
+
+
+def _same_value(a: object, b: object) -> bool:
+    """Whether option values `a` and `b` are the same: equal, and both bools or neither."""
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    return False
+
+
+def _defaults_restated(
+    cls: type[Strategy], given: dict[str, OptionValue], options: dict[str, OptionValue]
+) -> list[str]:
+    """Return the options of `given` that restate `cls`'s own default (and no sampler's)."""
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):  # (a signature Python cannot read)
+        return []
+    sampler_set = {*COMMON_OPTIONS, *DEFAULT_OPTIONS.get(cls.name, {})}
+    out = []
+    for name in given:
+        p = params.get(name)
+        if (
+            name not in sampler_set
+            and p is not None
+            and p.default is not inspect.Parameter.empty
+            and _same_value(options.get(name), p.default)
+        ):
+            out.append(name)
+    return out
 
 
 class _Intersection:
@@ -245,6 +277,9 @@ class NESSampler(BaseSampler):
                     for k, x in strategy_options.items()
                 }
             )
+            # an option set to the strategy's own default is the same search as one left out
+            for k in _defaults_restated(cls, strategy_options, options):
+                del options[k]
         elif strategy_options is not None:
             raise TypeError(
                 "`strategy_options` must be a dict of keyword arguments or None, "

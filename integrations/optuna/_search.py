@@ -214,6 +214,21 @@ class Loaded:
         return cls(state, es, X, space, margin)
 
 
+def _as_float(x: object) -> object:
+    """Return `x` with every int in it (not bool) as the float of the same value, if exact."""
+    if isinstance(x, int) and not isinstance(x, bool):
+        try:
+            f = float(x)
+        except OverflowError:
+            return x
+        return f if f == x else x
+    if isinstance(x, (list, tuple)):
+        return [_as_float(y) for y in x]
+    if isinstance(x, dict):
+        return {k: _as_float(y) for k, y in x.items()}
+    return x
+
+
 @dataclass
 class Search:
     """The settings that define a search; they make its key."""
@@ -228,14 +243,21 @@ class Search:
     _refs: dict[tuple[int, int], dict[str, object]] = field(default_factory=dict, repr=False)
 
     def key(self, space: UnitSpace) -> str:
-        """Return the identity of the search of `space` with these settings."""
+        """Return the identity of the search of `space` with these settings.
+
+        Settings that mean the same give the same key: a number as an int or a float (1 or
+        1.0), and a `popsize` equal to the default one at the space's dimension or None.
+        """
+        popsize = self.popsize
+        if popsize == check_popsize(None, max(space.dim, 1), self._mirrored()):
+            popsize = None
         settings: dict[str, object] = {
             "space": space.signature,
             "strategy": self.cls.name,
-            "popsize": self.popsize,
+            "popsize": popsize,
             "sigma0": self.sigma0,
             "restarts": self.restarts,
-            "options": self.options,
+            "options": {name: _as_float(x) for name, x in self.options.items()},
         }
         if self.bipop:  # IPOP searches keep the key they had before BIPOP existed
             settings["restart_strategy"] = self.restart_strategy
