@@ -131,6 +131,9 @@ VARIANTS: dict[str, Variant] = {
     "r1-eb05": Variant({"rank_one": True}, shape_rate_factor=0.5),
     # a failed evaluation ignored instead of ranked worst (meaningful with --fault fail)
     "fail-ignored": Variant({"shaping": finite_rows_only}),
+    # mirrored sampling; XNES without cumulative step-size adaptation (the d = 2 and 3 rows)
+    "mirrored": Variant({"mirrored": True}),
+    "no-csa": Variant({"csa": False}),
 }
 BUDGETS = (200, 1000)
 FLOOR = 1e-8

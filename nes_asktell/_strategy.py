@@ -1054,19 +1054,28 @@ class Strategy(ABC):
 
         Sample ``j`` is built from the counter noise key ``(generation, n_noise + j)``, which no
         candidate of the batch uses, so the samples are reproducible anywhere and differ from
-        the batch's. They are never told, and the strategy does not change. With noise drawn
-        in sequence (a Generator `rng`) there are none.
+        the batch's: they are the rows that a population larger by `n` would add. With mirrored
+        sampling they come in mirrored pairs, as such a population's would: samples ``2 i`` and
+        ``2 i + 1`` are ``mean + p`` and ``mean - p`` for the perturbation ``p`` of the key
+        ``(generation, n_noise + i)``. They are never told, and the strategy does not change.
+        With noise drawn in sequence (a Generator `rng`) there are none.
         """
         n = v.integer("n", n, minimum=0)
         v.check_size("n", n * self._dim, "n * dim")  # before anything is allocated
         if not isinstance(self._noise, _noise.CounterNoise):
             return None
-        Zh = np.empty((n, self._dim), dtype=self._dtype)
+        keys = (n + 1) // 2 if self._mirrored else n
+        Zh = np.empty((keys, self._dim), dtype=self._dtype)
         self._noise.draw(self._generation, Zh, start=self._n_noise)
-        X = np.empty_like(Zh)
+        P = np.empty_like(Zh)
+        X = np.empty((n, self._dim), dtype=self._dtype)
         with np.errstate(over="ignore", invalid="ignore"):  # float32: clipped by finite32
-            self._perturb_into(Zh, X)
-            X += self._mean
+            self._perturb_into(Zh, P)
+            if self._mirrored:
+                np.add(P[: (n + 1) // 2], self._mean, out=X[0::2])
+                np.subtract(self._mean, P[: n // 2], out=X[1::2])
+            else:
+                np.add(P, self._mean, out=X)
         _batch.finite32(X)
         if self._box is not None:
             self._box.reflect(X)

@@ -523,10 +523,13 @@ def test_source_trials_whose_values_are_ints_beyond_the_floats_are_refused_by_na
         NESSampler(source_trials=[made])
 
 
-def test_extra_samples_finished_before_the_tell_are_told_as_further_rows() -> None:
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_extra_samples_finished_before_the_tell_are_told_as_further_rows(mirrored: bool) -> None:
+    # Bug (mirrored): the extras were handed out and listed as told, but the strategy was told
+    # its population alone. Now they are told in whole mirrored pairs, and listed if told.
     from nes_asktell.integrations.optuna import _storage as ch
 
-    sampler = NESSampler(seed=0, popsize=6)
+    sampler = NESSampler(seed=0, popsize=6, strategy_options={"mirrored": mirrored})
     study = optuna.create_study(sampler=sampler)
 
     def sphere(t: optuna.Trial) -> float:
@@ -547,7 +550,8 @@ def test_extra_samples_finished_before_the_tell_are_told_as_further_rows() -> No
     # before the held ones, so every process telling the generation would tell them too)
     extras = [t for t in study.trials if (c := ch.parse_candidate(t)) and c.index >= 6]
     assert len(extras) >= 3
-    assert len(told) == 6 + len(extras)
+    # (mirrored: an extra whose mirror was not drawn is not told)
+    assert len(told) == 6 + (len(extras) - len(extras) % 2 if mirrored else len(extras))
     indices = [ch.parse_candidate(study.trials[n]).index for n in told]  # type: ignore[union-attr]
     assert indices == list(range(len(told)))
     carrier_trial = study.trials[sampler.generations(study)[1]["trial"]]  # type: ignore[index]

@@ -411,6 +411,38 @@ def test_a_huge_number_of_extra_samples_is_a_value_error_naming_it() -> None:
     assert es.extra_samples(2).shape == (2, 3)  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("strategy", ["xnes", "snes", "openes"])
+@pytest.mark.parametrize("mirrored", [False, True])
+@pytest.mark.parametrize("n", [1, 4, 5])
+def test_extra_samples_are_the_rows_a_larger_population_adds(
+    strategy: str, mirrored: bool, n: int
+) -> None:
+    # With mirrored sampling they were independent draws, which no larger mirrored population
+    # holds: the Optuna sampler could not tell them, and its record listed them as told.
+    from nes_asktell import resolve_strategy
+
+    cls = resolve_strategy(strategy)
+    es = cls(np.arange(3.0), 0.5, popsize=6, rng=7, mirrored=mirrored)  # type: ignore[call-arg]
+    X = es.ask().copy()
+    E = es.extra_samples(n)
+    assert E is not None
+    assert E.shape == (n, 3)
+    grow = n + n % 2 if mirrored else n
+    state = dict(es.state_dict())
+    state.update(popsize=6 + grow, asked=False)
+    Xb = cls.from_state(state).ask()
+    if mirrored:  # the larger population is [+ rows, - rows]; the extras come in pairs
+        m, k = 3, grow // 2
+        np.testing.assert_array_equal(Xb[:m], X[:m])
+        np.testing.assert_array_equal(Xb[m : m + k][: len(E[0::2])], E[0::2])
+        np.testing.assert_array_equal(Xb[m + k : 2 * m + k], X[m:])
+        np.testing.assert_array_equal(Xb[2 * m + k :][: len(E[1::2])], E[1::2])
+        j = len(E[1::2])
+        np.testing.assert_allclose(E[0::2][:j] + E[1::2], np.tile(2 * es.mean, (j, 1)))
+    else:
+        np.testing.assert_array_equal(Xb, np.vstack([X, E]))
+
+
 def test_a_huge_popsize_is_a_value_error() -> None:
     with pytest.raises(ValueError, match=r"`popsize` must be an integer <= 262144"):
         XNES(np.zeros(2), 0.5, popsize=10**12)

@@ -296,7 +296,7 @@ class Assigner:
                         del self.marked[min(self.marked)]
                 raise Pending(close.wait)
             extras = close.extras
-            after, refused = self.search.next_state(tip, loaded, told, sign, extras)
+            after, refused, n_told = self.search.next_state(tip, loaded, told, sign, extras)
             if refused is not None:
                 self.records.warn_once(
                     ("refused", tip.digest),
@@ -305,7 +305,7 @@ class Assigner:
                     "last mean.",
                 )
             numbers = [-1 if t is None else t.number for t in told]
-            numbers += [t.number for t in extras]
+            numbers += [t.number for t in extras[:n_told]]  # (the ones told)
             return self._store_and_assign(study, trial, space, after, numbers, ix)
         if k == WAIT:  # the extra samples are used up and a live candidate holds the generation
             raise Pending(0.25)

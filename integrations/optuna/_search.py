@@ -528,21 +528,25 @@ class Search:
         told: list[FrozenTrial | None],
         extras: list[FrozenTrial],
         sign: float,
-    ) -> Strategy:
+    ) -> tuple[Strategy, int]:
         """Return a copy of the loaded strategy told `told` and, if possible, `extras`.
 
         `extras` are finished trials of the extra samples ``popsize, popsize + 1, ...`` (in that
-        order, without gaps). Without mirrored sampling, extra sample ``j`` is row
-        ``popsize + j`` of the same state with a larger population (the same counter noise
-        keys), so the generation is told as one of ``popsize + len(extras)`` rows, and the
-        result keeps the search's population. Otherwise, or if the rows do not match, only
-        `told` is told.
+        order, without gaps). Extra sample ``j`` is a row of the same state with a population
+        larger by ``len(extras)`` (the same counter noise keys; see
+        :meth:`~nes_asktell.Strategy.extra_samples`), so the generation is told as one of
+        ``popsize + len(extras)`` rows, and the result keeps the search's population. With
+        mirrored sampling the extras are told in whole mirrored pairs (an extra whose mirror
+        has not finished is not told). If the rows do not match, only `told` is told. Returns
+        the strategy and the number of extras told (the first ones of `extras`).
         """
         lam = loaded.X.shape[0]
-        f = told_fitness([*told, *extras], sign)
         es = copy.deepcopy(loaded.es)  # the loaded strategy stays that of its digest
+        if es.mirrored:
+            extras = extras[: len(extras) - len(extras) % 2]
+        f = told_fitness([*told, *extras], sign)
         with _warn.silenced(), np.errstate(all="ignore"):  # all non-finite: update skipped
-            if extras and not es.mirrored:
+            if extras:
                 try:
                     run = dict(es.state_dict())
                     run["popsize"] = lam + len(extras)
@@ -551,15 +555,22 @@ class Search:
                     Xb = big.ask()
                     X = es.ask()
                     E = es.extra_samples(len(extras))
-                    if E is not None and np.array_equal(Xb, np.vstack([X, E])):
-                        big.tell(Xb, f)
+                    if E is None:
+                        raise ValueError("no extra samples")  # (told without them below)
+                    rows, fb = np.vstack([X, E]), f
+                    if es.mirrored:  # the larger population's order: [+ rows, - rows]
+                        m = lam // 2
+                        rows = np.vstack([X[:m], E[0::2], X[m:], E[1::2]])
+                        fb = np.concatenate([f[:m], f[lam::2], f[m:lam], f[lam + 1 :: 2]])
+                    if np.array_equal(Xb, rows):
+                        big.tell(Xb, fb)
                         state = dict(big.state_dict())
                         state["popsize"] = lam
-                        return self.cls.from_state(state)
+                        return self.cls.from_state(state), len(extras)
                 except Exception:
                     pass
-            es.tell(es.ask(), f[:lam] if not extras else told_fitness(told, sign))
-        return es
+            es.tell(es.ask(), f[:lam])
+        return es, 0
 
     def _lost(self, es: Strategy) -> bool:
         """Return whether the spread of `es`'s next generation exceeds `MAX_SPREAD` somewhere.
@@ -601,10 +612,11 @@ class Search:
         told: list[FrozenTrial | None],
         sign: float,
         extras: list[FrozenTrial] | None = None,
-    ) -> tuple[Loaded, str | None]:
+    ) -> tuple[Loaded, str | None, int]:
         """Return the state after telling generation `tip` the outcomes `told` (slot order).
 
-        Finished `extras` (see :meth:`_tell`) are told as further rows of the generation.
+        Finished `extras` (see :meth:`_tell`) are told as further rows of the generation; the
+        third item of the result is how many (the first ones of `extras`).
         A converged strategy, one whose spread has grown past `MAX_SPREAD`, or one that has
         never had a finite value in ``history_length`` generations restarts (IPOP:
         a doubled population up to `restarts` times, the same population after; BIPOP: the run
@@ -632,8 +644,9 @@ class Search:
                 out["bipop"] = bipop
             return out
 
+        used = 0
         try:
-            es = self._tell(loaded, told, extras or [], sign)
+            es, used = self._tell(loaded, told, extras or [], sign)
             stopped = self.should_restart(es)
             after_bipop = bipop
             if stopped:
@@ -642,7 +655,7 @@ class Search:
                     after_bipop = self.next_bipop(bipop, es.nfev)
                 es = self.new_strategy(es.dim, entropy, restart, bipop=after_bipop)
             after = json.loads(st.dumps(wrap(es, restart, after_bipop)))
-            return self.load(after, es.dim, loaded.space), None
+            return self.load(after, es.dim, loaded.space), None, used
         except Exception as exc:  # the tell is refused; the search goes on from a fresh run
             reason = f"{type(exc).__name__}: {exc}"
         dim = loaded.es.dim
@@ -650,7 +663,8 @@ class Search:
         words = np.random.SeedSequence(entropy, spawn_key=(restart, tip.generation + 1))
         seed = int(words.generate_state(2, np.uint64)[0])
         es = self.new_strategy(dim, entropy, restart, x0=mean, rng=seed, bipop=bipop)
-        return self.load(json.loads(st.dumps(wrap(es, restart, bipop))), dim, loaded.space), reason
+        fresh = self.load(json.loads(st.dumps(wrap(es, restart, bipop))), dim, loaded.space)
+        return fresh, reason, used
 
 
 #: the shortest time a RUNNING trial runs before it may be presumed dead (seconds)
