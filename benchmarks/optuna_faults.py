@@ -63,6 +63,8 @@ def cached(name: str, compute: Callable[[], dict[str, object]]) -> dict[str, obj
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "nes":
         return NESSampler(seed=seed)
+    if name == "nes-independent":  # the sampler's XNES without mirrored sampling at any d
+        return NESSampler(seed=seed, strategy_options={"mirrored": False})
     if name == "cma":
         return optuna.samplers.CmaEsSampler(seed=seed)
     if name == "cma-margin":
@@ -155,6 +157,84 @@ def run_uneven(sampler: str, seed: int, n_trials: int = 300) -> dict[str, object
     return cached(f"uneven-{sampler}-{n_trials}-{seed}", compute)
 
 
+def _small(trial: optuna.Trial, problem: str) -> float:
+    """The ``small`` suite's objectives: one or two parameters, each minimum 0."""
+    if problem == "1d-shifted":
+        return (trial.suggest_float("x", -5.0, 5.0) - 1.3) ** 2
+    if problem == "1d-log":  # a quadratic in y, searched on a log scale
+        return (trial.suggest_float("y", 1e-3, 10.0, log=True) - 2.0) ** 2
+    if problem == "2d-log":
+        return sum((trial.suggest_float(f"y{i}", 1e-3, 10.0, log=True) - 2.0) ** 2 for i in (0, 1))
+    if problem == "2d-constrained":  # x^2 + y^2 where x + y >= 1: minimum 1/2 at (1/2, 1/2)
+        x, y = (trial.suggest_float(name, -2.0, 2.0) for name in ("x", "y"))
+        trial.set_user_attr("c", 1.0 - x - y)
+        return x * x + y * y - 0.5
+    xs = [trial.suggest_float(f"x{i}", -5.0, 5.0) for i in (0, 1)]
+    if problem == "2d-sphere":
+        return sum((x - 1.0) ** 2 for x in xs)
+    if problem == "2d-edge":  # the minimum at 85% of each range
+        return sum((x - 3.5) ** 2 for x in xs)
+    if problem == "2d-rosenbrock":
+        return 100.0 * (xs[1] - xs[0] ** 2) ** 2 + (1.0 - xs[0]) ** 2
+    raise ValueError(f"unknown problem {problem!r}")
+
+
+SMALL_PROBLEMS = (
+    "1d-shifted",
+    "1d-log",
+    "2d-sphere",
+    "2d-edge",
+    "2d-log",
+    "2d-rosenbrock",
+    "2d-constrained",
+)
+
+
+def _violation(t: optuna.trial.FrozenTrial) -> list[float]:
+    return [float(t.user_attrs["c"])]
+
+
+def run_small(problem: str, sampler: str, seed: int, n_trials: int = 200) -> dict[str, object]:
+    def compute() -> dict[str, object]:
+        made = make_sampler(sampler, seed)
+        if problem == "2d-constrained":  # with constraints_func; TPESampler for CmaEsSampler
+            made = {
+                "nes": NESSampler(seed=seed, constraints_func=_violation),
+                "nes-independent": NESSampler(
+                    seed=seed, constraints_func=_violation, strategy_options={"mirrored": False}
+                ),
+                "cma": optuna.samplers.TPESampler(seed=seed, constraints_func=_violation),
+            }[sampler]
+        study = optuna.create_study(sampler=made)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study.optimize(lambda t: _small(t, problem), n_trials=n_trials)
+        out = study_summary(study, time.perf_counter() - t0)
+        if problem == "2d-constrained":  # the best feasible value
+            feasible = [
+                t.value
+                for t in study.trials
+                if t.value is not None and float(t.user_attrs["c"]) <= 0.0
+            ]
+            out["best"] = min(feasible, default=math.inf)
+        return out
+
+    return cached(f"small-{problem}-{sampler}-{n_trials}-{seed}", compute)
+
+
+def report_small(seeds: list[int]) -> None:
+    print("small: one or two parameters, 200 trials; median best (and per seed); for")
+    print("  2d-constrained the best feasible value, and the 'cma' row is TPESampler")
+    for problem in SMALL_PROBLEMS:
+        for sampler in ("nes", "nes-independent", "cma"):
+            bests = [float(run_small(problem, sampler, s)["best"]) for s in seeds]  # type: ignore[arg-type]
+            print(
+                f"  {problem:14s} {sampler:16s} {statistics.median(bests):.1e}  "
+                + " ".join(f"{b:.0e}" for b in bests)
+            )
+
+
 def integer_problem(trial: optuna.Trial) -> float:
     ks = [trial.suggest_int(f"k{i}", -10, 10) for i in range(6)]
     x = trial.suggest_float("x", -5.0, 5.0)
@@ -204,7 +284,7 @@ def run_integer(sampler: str, seed: int) -> dict[str, object]:
 
 WORKER = textwrap.dedent(
     """
-    import sys, optuna
+    import json, sys, optuna
     from nes_asktell import NESSampler
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     kind, where, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -214,18 +294,30 @@ WORKER = textwrap.dedent(
     else:
         storage = optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend(where))
+    params = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+    options = json.loads(sys.argv[5]) if len(sys.argv) > 5 else None
     def objective(trial):
         x = trial.suggest_float("x", -5.0, 5.0)
         y = trial.suggest_float("y", 1e-3, 10.0, log=True)
+        if params == 2:
+            return (x - 1.0) ** 2 + (y - 2.0) ** 2
         k = trial.suggest_int("n", 0, 10)
         return (x - 1.0) ** 2 + (y - 2.0) ** 2 + (k - 3) ** 2
-    study = optuna.load_study(study_name="s", storage=storage, sampler=NESSampler(seed=0))
+    sampler = NESSampler(seed=0, strategy_options=options)
+    study = optuna.load_study(study_name="s", storage=storage, sampler=sampler)
     study.optimize(objective, n_trials=n)
     """
 )
 
 
-def run_procs(kind: str, n_procs: int, seed: int, n_trials: int = 60) -> dict[str, object]:
+def run_procs(
+    kind: str,
+    n_procs: int,
+    seed: int,
+    n_trials: int = 60,
+    params: int = 3,
+    options: dict[str, object] | None = None,
+) -> dict[str, object]:
     def compute() -> dict[str, object]:
         with tempfile.TemporaryDirectory() as tmp:
             where = str(Path(tmp) / ("study.db" if kind == "sqlite" else "study.log"))
@@ -244,7 +336,16 @@ def run_procs(kind: str, n_procs: int, seed: int, n_trials: int = 60) -> dict[st
             t0 = time.perf_counter()
             procs = [
                 subprocess.Popen(
-                    [sys.executable, str(script), kind, where, str(n_trials)], env=env
+                    [
+                        sys.executable,
+                        str(script),
+                        kind,
+                        where,
+                        str(n_trials),
+                        str(params),
+                        json.dumps(options),
+                    ],
+                    env=env,
                 )
                 for _ in range(n_procs)
             ]
@@ -252,7 +353,7 @@ def run_procs(kind: str, n_procs: int, seed: int, n_trials: int = 60) -> dict[st
                 p.wait()
             seconds = time.perf_counter() - t0
             study = optuna.load_study(study_name="s", storage=storage)
-            sampler = NESSampler(seed=0)
+            sampler = NESSampler(seed=0, strategy_options=options)  # type: ignore[arg-type]
             chain = sampler.generations(study)
             told = {n for e in chain for n in e["told"]}  # type: ignore[attr-defined]
             trials = study.get_trials(deepcopy=False)
@@ -275,7 +376,9 @@ def run_procs(kind: str, n_procs: int, seed: int, n_trials: int = 60) -> dict[st
             out["duplicates"] = len(points) - len(set(points))
             return out
 
-    return cached(f"procs-{kind}-{n_procs}-{n_trials}-{seed}", compute)
+    tag = "" if params == 3 else f"-{params}d"  # (the 3-parameter studies keep their files)
+    tag += "" if options is None else "-" + "-".join(f"{k}={v}" for k, v in options.items())
+    return cached(f"procs{tag}-{kind}-{n_procs}-{n_trials}-{seed}", compute)
 
 
 class _Timed(optuna.samplers.BaseSampler):
@@ -361,19 +464,29 @@ def report_integer(seeds: list[int]) -> None:
         print(f"  {sampler:10s} median best {statistics.median(best):.3g}  all {best}")
 
 
-def report_procs(seeds: list[int]) -> None:
-    print("procs: n processes x 60 trials, 3 parameters, popsize default")
+def report_procs(
+    seeds: list[int], params: int = 3, options: dict[str, object] | None = None
+) -> None:
+    extra = "" if options is None else f", strategy_options={options}"
+    print(f"procs: n processes x 60 trials, {params} parameters, popsize default{extra}")
     for kind in ("sqlite", "journal"):
         for n in (2, 4):
             for s in seeds:
-                r = run_procs(kind, n, s)
+                r = run_procs(kind, n, s, params=params, options=options)
                 complete, told = int(r["complete"]), int(r["told"])  # type: ignore[call-overload]
                 print(
                     f"  {kind:7s} {n} procs run {s}: complete {complete}, told {told} "
                     f"({100 * told / complete:.1f}%), pending (last generation) {r['pending']}, "
                     f"startup {r['startup']}, duplicates {r['duplicates']}, "
+                    f"best {float(r['best']):.2e}, "  # type: ignore[arg-type]
                     f"{float(r['seconds']):.0f} s"  # type: ignore[arg-type]
                 )
+
+
+def report_procs2(seeds: list[int]) -> None:
+    """The procs suite with two parameters (x and y), where XNES runs mirrored, and without."""
+    report_procs(seeds, params=2)
+    report_procs(seeds, params=2, options={"mirrored": False})
 
 
 def report_scarce(seeds: list[int]) -> None:
@@ -424,6 +537,8 @@ SUITES = {
     "faults": report_faults,
     "integer": report_integer,
     "procs": report_procs,
+    "procs2": report_procs2,
+    "small": report_small,
     "speed": report_speed,
     "scarce": report_scarce,
     "uneven": report_uneven,

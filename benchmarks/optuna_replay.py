@@ -51,7 +51,7 @@ from nes_asktell.integrations.optuna._sampler import (
     DEFAULT_RESTARTS,
     DEFAULT_SIGMA0,
 )
-from nes_asktell.integrations.optuna._search import Search, _unit_box
+from nes_asktell.integrations.optuna._search import Search, _unit_box, mirrored_up_to
 from scipy.stats import binomtest
 
 from benchmarks._bbob_runs import load_problem
@@ -131,8 +131,10 @@ VARIANTS: dict[str, Variant] = {
     "r1-eb05": Variant({"rank_one": True}, shape_rate_factor=0.5),
     # a failed evaluation ignored instead of ranked worst (meaningful with --fault fail)
     "fail-ignored": Variant({"shaping": finite_rows_only}),
-    # mirrored sampling; XNES without cumulative step-size adaptation (the d = 2 and 3 rows)
+    # mirrored sampling (the default at d <= 2), independent sampling (the default at d >= 3,
+    # and at every d before); XNES without cumulative step-size adaptation
     "mirrored": Variant({"mirrored": True}),
+    "independent": Variant({"mirrored": False}),
     "no-csa": Variant({"csa": False}),
 }
 BUDGETS = (200, 1000)
@@ -185,7 +187,8 @@ def run(
     """
     evaluate = unit_objective(function, dim, instance, fault)
     merged = {**COMMON_OPTIONS, **DEFAULT_OPTIONS.get(cls.name, {}), **options}
-    search = Search(cls, DEFAULT_SIGMA0, popsize, DEFAULT_RESTARTS, merged, seed)
+    auto = mirrored_up_to(cls, dict(options), popsize)  # as the sampler decides
+    search = Search(cls, DEFAULT_SIGMA0, popsize, DEFAULT_RESTARTS, merged, seed, "ipop", auto)
     box = _unit_box(dim)
     values = startup_values(evaluate, dim, seed, n)
     restart = 0

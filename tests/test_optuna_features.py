@@ -195,12 +195,55 @@ def test_constraints_lead_the_search_to_the_feasible_optimum() -> None:
     best, study = best_feasible(NESSampler(seed=0, constraints_func=constraints))
     # stored as Optuna stores them: its public reader sees each trial's value
     assert all(t.constraints == {"0": t.user_attrs["c"]} for t in study.trials)
-    assert best < 0.51
+    # Within 4% of the optimum's value. (The bound was 0.51 before the sampler's XNES became
+    # mirrored with two parameters: seed 0 then reached 0.5004, and now 0.5135. On this problem
+    # mirrored sampling is the worse: median excess over seeds 0-9 of 1.4e-2, against 5.3e-3
+    # with independent samples and 9.4e-3 for TPESampler; docs/optuna.rst reports it.)
+    assert best < 0.52
     # as good as Optuna's constrained TPE on the same budget (fixed seeds: a regression check)
     tpe, _ = best_feasible(optuna.samplers.TPESampler(seed=0, constraints_func=constraints))
     assert best <= tpe
     late = study.trials[100:]
     assert sum(t.user_attrs["c"] <= 1e-2 for t in late) > 0.5 * len(late)
+
+
+def test_a_trial_started_before_a_mirrored_generation_closed_takes_an_unpaired_extras_mirror() -> (
+    None
+):
+    # Mirrored extras are told in pairs: an extra whose mirror nobody took would be wasted. A
+    # trial that started before the generation's last outcome (so that it could have taken an
+    # extra sample anyway) takes the mirror, and the pair is told.
+    from nes_asktell.integrations.optuna import _storage as ch
+
+    sampler = NESSampler(seed=0, popsize=6)  # two parameters: mirrored
+    study = optuna.create_study(sampler=sampler)
+
+    def sample(t: optuna.Trial) -> float:
+        return (t.suggest_float("x", -5, 5) - 1) ** 2 + t.suggest_float("y", -5, 5) ** 2
+
+    study.optimize(sample, n_trials=5)  # the startup trial and candidates 0-3
+    held = [study.ask() for _ in range(2)]  # candidates 4 and 5 stay RUNNING
+    for t in held:
+        sample(t)
+    extra = study.ask()
+    study.tell(extra, sample(extra))  # extra sample 6, finished; its mirror is 7
+    late = study.ask()  # started before the generation's last outcome; samples after it
+    for t in held:
+        study.tell(t, 1.0)
+    study.tell(late, sample(late))
+    study.optimize(sample, n_trials=1)  # tells the generation
+
+    def index(t: optuna.trial.FrozenTrial) -> int:
+        c = ch.parse_candidate(t)
+        assert c is not None
+        return c.index
+
+    trials = study.get_trials(deepcopy=False)
+    assert index(trials[extra.number]) == 6
+    assert index(trials[late.number]) == 7
+    told = sampler.generations(study)[1]["told"]
+    assert isinstance(told, list)
+    assert [index(trials[n]) for n in told] == list(range(8))  # the pair 6, 7 told
 
 
 def test_integer_parameters_never_freeze() -> None:

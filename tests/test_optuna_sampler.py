@@ -1351,7 +1351,8 @@ def test_runs_are_seeded_and_placed_as_ipop_seeds_and_places_them() -> None:
     study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2 + t.suggest_float("y", 0, 1), 20)
     chain = sampler.generations(study)
     states = [stored_state(study.trials[e["trial"]]) for e in chain]  # type: ignore[index]
-    options = {**COMMON_OPTIONS, **DEFAULT_OPTIONS["xnes"], "tolx": 1.0}
+    # (with two parameters the sampler's XNES is mirrored: docs/optuna.rst)
+    options = {**COMMON_OPTIONS, **DEFAULT_OPTIONS["xnes"], "tolx": 1.0, "mirrored": True}
     first = next(s for s in states if s["restart"] == 0)
     run0 = XNES(np.full(2, 0.5), 0.2, 6, rng=7, **options)  # type: ignore[arg-type]
     assert first["run"] == run0.state_dict()
@@ -1479,6 +1480,39 @@ def test_settings_that_mean_the_same_share_one_search() -> None:
         study.sampler = NESSampler(seed=0, **other)  # type: ignore[arg-type]
         study.optimize(five, n_trials=25)
         assert len(first.generations(study)) == before, other
+
+
+def mirrored_runs(sampler: NESSampler, dim: int, n_trials: int = 40) -> set[bool]:
+    """Run a `dim`-d study with `sampler`; return the ``mirrored`` flags of its stored states."""
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(
+        lambda t: sum((t.suggest_float(f"x{i}", -5.0, 5.0) - 1.0) ** 2 for i in range(dim)),
+        n_trials=n_trials,
+    )
+    trials = study.get_trials(deepcopy=False)
+    chain = check_chain(study, sampler)
+    return {bool(stored_state(trials[e["trial"]])["run"]["mirrored"]) for e in chain}  # type: ignore[index]
+
+
+def test_xnes_runs_mirrored_with_one_or_two_parameters_only() -> None:
+    # docs/optuna.rst, One and two parameters: mirrored sampling is measurably better at d <= 2
+    assert mirrored_runs(NESSampler(seed=0), 1) == {True}
+    assert mirrored_runs(NESSampler(seed=0), 2) == {True}
+    assert mirrored_runs(NESSampler(seed=0), 3) == {False}
+    # unless told otherwise, with a population it cannot mirror, or another strategy
+    no = {"strategy_options": {"mirrored": False}}
+    assert mirrored_runs(NESSampler(seed=0, **no), 2) == {False}  # type: ignore[arg-type]
+    assert mirrored_runs(NESSampler(seed=0, popsize=5), 2) == {False}
+    assert mirrored_runs(NESSampler(seed=0, popsize=2), 2) == {False}  # (one pair: no sigma)
+    assert mirrored_runs(NESSampler(seed=0, popsize=8), 2) == {True}
+    assert mirrored_runs(NESSampler(seed=0, strategy="snes"), 2) == {False}
+    yes = {"strategy_options": {"mirrored": True}}
+    assert mirrored_runs(NESSampler(seed=0, **yes), 3) == {True}  # type: ignore[arg-type]
+    # the default's key at d = 2 is that of the same search written out; at d = 3 unchanged
+    two = UnitSpace({"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)})
+    default = NESSampler()._search
+    assert default.key(two) == NESSampler(strategy_options={"mirrored": True})._search.key(two)
+    assert default.key(two) != NESSampler(strategy_options={"mirrored": False})._search.key(two)
 
 
 def test_the_default_settings_keep_their_search_key() -> None:

@@ -260,6 +260,7 @@ class Assigner:
                 blocked,
                 ix.unfinished(trials),
                 give_up if k == EXHAUSTED else None,
+                loaded.es.mirrored,
             )
             fill = (
                 close.gaps

@@ -31,7 +31,7 @@ from nes_asktell._typing import OptionValue
 
 from . import _storage as ch
 from ._assign import Assigner, Pending
-from ._search import MAX_LEARNING_RATE, MAX_POPSIZE, Search
+from ._search import MAX_LEARNING_RATE, MAX_POPSIZE, Search, mirrored_up_to
 from ._space import is_relative
 
 __all__ = ["NESSampler"]
@@ -203,7 +203,8 @@ class NESSampler(BaseSampler):
         not ``x0``, ``sigma0``, ``popsize``, ``bounds``, ``rng`` or ``timeout`` (a wall
         clock would make the state depend on the process that tells it), and learning rates
         ``eta_*`` at most 10. For ``"xnes"`` the sampler sets ``eta_sigma=1.0, csa=True,
-        adaptation_sampling=False, mirrored=False, rank_one=False`` and for ``"snes"``
+        adaptation_sampling=False, mirrored=False, rank_one=False`` (``mirrored=True`` with
+        one or two searched parameters and an even or default `popsize`) and for ``"snes"``
         ``mirrored=False``, and for every strategy ``tolflatfitness=None``, unless given
         here.
 
@@ -394,7 +395,8 @@ class NESSampler(BaseSampler):
             raise TypeError(
                 f"`strategy` {cls.__name__} cannot read back its own state_dict(): {exc}"
             ) from exc
-        self._search = Search(cls, s0, lam, n_restarts, options, seed, restarter)
+        auto = mirrored_up_to(cls, dict(strategy_options or {}), lam)
+        self._search = Search(cls, s0, lam, n_restarts, options, seed, restarter, auto)
         self._n_startup_trials = n_startup
         # (with a seed, its draws come from per-trial samplers; see `_independent`)
         self._independent_sampler = independent_sampler or RandomSampler(
