@@ -28,7 +28,9 @@ for _module in ("cocoex", "cma", "cmaes", "optuna"):  # the `bench` extra
 
 PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").rglob("*.rst"))]
 #: the shell variables and substitutions of the commands, as a user would fill them in
-FILL = {"$(seq 0 19)": "0 1", "$C": "/tmp/coco", "$M": "XNES"}
+FILL = {"$C": "/tmp/coco", "$M": "XNES"}
+#: ``$(seq A B)``, as the shell expands it
+SEQ = re.compile(r"\$\(seq (\d+) (\d+)\)")
 #: benchmarks whose command line reads its flags from sys.argv without a parser
 NO_PARSER = {"benchmarks.bbob": ("--quick", "--overhead-only"), "benchmarks.hostile": ()}
 
@@ -44,6 +46,7 @@ def commands() -> list[tuple[str, str]]:
             cmd = " ".join(span.split())
             for key, value in FILL.items():
                 cmd = cmd.replace(key, value)
+            cmd = SEQ.sub(lambda m: " ".join(map(str, range(int(m[1]), int(m[2]) + 1))), cmd)
             if "NAME" not in cmd.split():
                 found.setdefault(cmd, page.name)
     return sorted((page, cmd) for cmd, page in found.items())
