@@ -586,11 +586,12 @@ class Search:
                     E = es.extra_samples(len(extras))
                     if E is None:
                         raise ValueError("no extra samples")  # (told without them below)
-                    rows, fb = np.vstack([X, E]), f
                     if es.mirrored:  # the larger population's order: [+ rows, - rows]
                         m = lam // 2
                         rows = np.vstack([X[:m], E[0::2], X[m:], E[1::2]])
                         fb = np.concatenate([f[:m], f[lam::2], f[m:lam], f[lam + 1 :: 2]])
+                    else:
+                        rows, fb = np.vstack([X, E]), f
                     if np.array_equal(Xb, rows):
                         big.tell(Xb, fb)
                         state = dict(big.state_dict())
