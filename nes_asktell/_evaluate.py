@@ -400,8 +400,9 @@ class Evaluator:
 
         With a `plan` the candidates travel as keys (replay mode where workers keep
         replicas, seeds mode elsewhere), otherwise as rows. A candidate without a value gets
-        NaN. The rows of a task lost with its worker are run again, one task per candidate;
-        on a process pool the board (:class:`~nes_asktell._tasks.Board`) tells which row
+        NaN. The rows of a task lost with its worker are run again, one task per candidate
+        (those lost again along with others once more, each by itself: a loss then is its
+        own); on a process pool the board (:class:`~nes_asktell._tasks.Board`) tells which row
         caused the loss (it alone gets NaN) and which rows had finished (their values kept).
         """
         engine = self._engine
@@ -429,6 +430,8 @@ class Evaluator:
         chunks = [c for c in np.array_split(np.arange(n), min(size, n)) if c.size]
         todo = list(range(len(chunks)))
         lost_once = np.zeros(n, dtype=bool)  # lost without a culprit once: the next loss is final
+        alone: list[int] = []  # lost twice, each time with others: each runs once more by itself
+        isolated = False  # whether this round runs one candidate by itself
         board = Board(n) if tracked and n else None
         state: Any = None
         resends = 0
@@ -491,13 +494,22 @@ class Evaluator:
                 # A task whose worker has no replica in step is resent with the state.
                 send_state = send_state or bool(stale)
                 if not blamed:  # no culprit found: a row may be lost so only once
-                    final = [k for k in rerun if lost_once[k]]
+                    again = [k for k in rerun if lost_once[k]]
+                    # Lost again by itself (alone on the workers, or the only row lost): its
+                    # own fault. Lost again with others: dask fails every task queued on a
+                    # worker that dies, so an innocent row that shared the culprit's workers
+                    # is lost with it; each of them runs once more by itself.
+                    final = again if isolated or len(again) == 1 else []
                     if final:
                         errors.append(f"{len(final)} candidates lost with their worker")
+                    alone.extend(k for k in again if k not in final)
                     lost_once[rerun] = True
-                    rerun = [k for k in rerun if k not in set(final)]
+                    rerun = [k for k in rerun if k not in set(again)]
                 # The innocent rows of a lost task run again, one task per candidate.
                 rerun = sorted(rerun + spare)
+                isolated = not rerun and not stale and bool(alone)
+                if isolated:
+                    rerun = [alone.pop(0)]
                 todo = stale + list(range(len(chunks), len(chunks) + len(rerun)))
                 chunks.extend(np.array([k]) for k in rerun)
                 if rerun and self._timeout is not None:
