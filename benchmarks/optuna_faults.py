@@ -10,6 +10,9 @@ benchmark can be built up in parts and a rerun only computes what is missing):
   NESSampler against CmaEsSampler(with_margin=True) and TPESampler.
 * ``procs``: 2 and 4 processes x 60 trials on SQLite and on a journal file: the share of
   COMPLETE trials told to the search and the points evaluated twice.
+* ``procs2`` and ``procs2-timed``: the ``procs`` study with two parameters (where XNES runs
+  mirrored), with and without mirrored sampling; in ``procs2-timed`` each trial takes 0.05 to
+  0.15 s, as a real objective takes time.
 * ``speed``: sampler time per trial (inside the sampler's methods) at 1,000 and 5,000 trials,
   against CmaEsSampler.
 * ``uneven``: a 5-d sphere in ``[-5, 5]^5`` run by ``study.optimize(n_jobs=4)``, whose trials
@@ -284,7 +287,7 @@ def run_integer(sampler: str, seed: int) -> dict[str, object]:
 
 WORKER = textwrap.dedent(
     """
-    import json, sys, optuna
+    import json, random, sys, time, optuna
     from nes_asktell import NESSampler
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     kind, where, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -296,9 +299,12 @@ WORKER = textwrap.dedent(
             optuna.storages.journal.JournalFileBackend(where))
     params = int(sys.argv[4]) if len(sys.argv) > 4 else 3
     options = json.loads(sys.argv[5]) if len(sys.argv) > 5 else None
+    slow = json.loads(sys.argv[6]) if len(sys.argv) > 6 else None  # [low, high] seconds
     def objective(trial):
         x = trial.suggest_float("x", -5.0, 5.0)
         y = trial.suggest_float("y", 1e-3, 10.0, log=True)
+        if slow:
+            time.sleep(random.uniform(*slow))
         if params == 2:
             return (x - 1.0) ** 2 + (y - 2.0) ** 2
         k = trial.suggest_int("n", 0, 10)
@@ -317,6 +323,7 @@ def run_procs(
     n_trials: int = 60,
     params: int = 3,
     options: dict[str, object] | None = None,
+    slow: tuple[float, float] | None = None,
 ) -> dict[str, object]:
     def compute() -> dict[str, object]:
         with tempfile.TemporaryDirectory() as tmp:
@@ -344,6 +351,7 @@ def run_procs(
                         str(n_trials),
                         str(params),
                         json.dumps(options),
+                        json.dumps(slow),
                     ],
                     env=env,
                 )
@@ -378,6 +386,7 @@ def run_procs(
 
     tag = "" if params == 3 else f"-{params}d"  # (the 3-parameter studies keep their files)
     tag += "" if options is None else "-" + "-".join(f"{k}={v}" for k, v in options.items())
+    tag += "" if slow is None else f"-slow={slow[0]}-{slow[1]}"
     return cached(f"procs{tag}-{kind}-{n_procs}-{n_trials}-{seed}", compute)
 
 
@@ -465,14 +474,18 @@ def report_integer(seeds: list[int]) -> None:
 
 
 def report_procs(
-    seeds: list[int], params: int = 3, options: dict[str, object] | None = None
+    seeds: list[int],
+    params: int = 3,
+    options: dict[str, object] | None = None,
+    slow: tuple[float, float] | None = None,
 ) -> None:
     extra = "" if options is None else f", strategy_options={options}"
+    extra += "" if slow is None else f", trials take {slow[0]}-{slow[1]} s"
     print(f"procs: n processes x 60 trials, {params} parameters, popsize default{extra}")
     for kind in ("sqlite", "journal"):
         for n in (2, 4):
             for s in seeds:
-                r = run_procs(kind, n, s, params=params, options=options)
+                r = run_procs(kind, n, s, params=params, options=options, slow=slow)
                 complete, told = int(r["complete"]), int(r["told"])  # type: ignore[call-overload]
                 print(
                     f"  {kind:7s} {n} procs run {s}: complete {complete}, told {told} "
@@ -487,6 +500,16 @@ def report_procs2(seeds: list[int]) -> None:
     """The procs suite with two parameters (x and y), where XNES runs mirrored, and without."""
     report_procs(seeds, params=2)
     report_procs(seeds, params=2, options={"mirrored": False})
+
+
+#: how long a trial of the ``procs2-timed`` suite takes: uniform in this range, in seconds
+TIMED = (0.05, 0.15)
+
+
+def report_procs2_timed(seeds: list[int]) -> None:
+    """The procs2 suite with trials that take time (a trial's own time, not the sampler's)."""
+    report_procs(seeds, params=2, slow=TIMED)
+    report_procs(seeds, params=2, options={"mirrored": False}, slow=TIMED)
 
 
 def report_scarce(seeds: list[int]) -> None:
@@ -538,6 +561,7 @@ SUITES = {
     "integer": report_integer,
     "procs": report_procs,
     "procs2": report_procs2,
+    "procs2-timed": report_procs2_timed,
     "small": report_small,
     "speed": report_speed,
     "scarce": report_scarce,

@@ -246,6 +246,60 @@ def test_a_trial_started_before_a_mirrored_generation_closed_takes_an_unpaired_e
     assert [index(trials[n]) for n in told] == list(range(8))  # the pair 6, 7 told
 
 
+@pytest.mark.parametrize("running", [True, False])
+def test_a_trial_started_while_an_unpaired_extra_runs_takes_its_mirror(running: bool) -> None:
+    # The generation's last outcome came while extra sample 6 was still running in another
+    # worker, and its mirror 7 had no trial. A trial started then used to wait for 6 (idle),
+    # and 6 was not told: no pair. It now takes 7, and the pair is told. When 6 had finished
+    # by then, nothing is waited for: the trial starts the next generation, 6 untold.
+    from nes_asktell.integrations.optuna import _storage as ch
+
+    storage = optuna.storages.InMemoryStorage()
+    sampler = NESSampler(seed=0, popsize=6)  # two parameters: mirrored
+    study = optuna.create_study(sampler=sampler, storage=storage, study_name="s")
+
+    def sample(t: optuna.Trial) -> float:
+        return (t.suggest_float("x", -5, 5) - 1) ** 2 + t.suggest_float("y", -5, 5) ** 2
+
+    study.optimize(sample, n_trials=5)  # the startup trial and candidates 0-3
+    held = [study.ask() for _ in range(2)]  # candidates 4 and 5
+    for t in held:
+        sample(t)
+    other = optuna.load_study(
+        study_name="s", storage=storage, sampler=NESSampler(seed=0, popsize=6)
+    )
+    extra = other.ask()  # extra sample 6, in another worker
+    value = sample(extra)
+    if not running:
+        other.tell(extra, value)
+    for t in held:
+        study.tell(t, 1.0)  # the generation's last outcome
+    late = study.ask()
+    study.tell(late, sample(late))  # sampled after that outcome
+    if running:
+        other.tell(extra, value)
+    study.optimize(sample, n_trials=1)  # tells the generation (if not told yet)
+
+    def index(t: optuna.trial.FrozenTrial) -> int:
+        c = ch.parse_candidate(t)
+        assert c is not None
+        return c.index
+
+    trials = study.get_trials(deepcopy=False)
+    assert index(trials[extra.number]) == 6
+    chain = sampler.generations(study)
+    told = chain[1]["told"]
+    assert isinstance(told, list)
+    if running:
+        assert index(trials[late.number]) == 7
+        assert [index(trials[n]) for n in told] == list(range(8))  # the pair 6, 7 told
+    else:
+        assert [index(trials[n]) for n in told] == list(range(6))
+        late_record = ch.parse_candidate(trials[late.number])
+        assert late_record is not None
+        assert late_record.state == chain[1]["state"]  # a candidate of the next generation
+
+
 def test_integer_parameters_never_freeze() -> None:
     # Six ints: once the strategy's spread is far below one value, a sampler without a margin
     # proposes the same point again and again. With the margin, trials keep differing.

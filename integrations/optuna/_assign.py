@@ -267,12 +267,14 @@ class Assigner:
                 and (trial.number, tip.digest) not in self.marked
                 and trial.datetime_start is not None
                 and close.cutoff is not None
-                and trial.datetime_start < close.cutoff
+                and (trial.datetime_start < close.cutoff or close.mirror is not None)
             )
             if fill:
                 # A gap among the extra samples (two trials that took one index at once both
                 # moved on) would cut off the extras after it: a trial that could have taken an
-                # extra sample anyway (it started before the generation closed) fills it.
+                # extra sample anyway (it started before the generation closed) fills it. So
+                # does a later one the mirror of an unpaired extra still running: it would
+                # wait for that extra idle, and the pair is told.
                 known = self._known(ix, tip.digest)
                 used = {ix.candidates[n].index for n in numbers}
                 return self._assign(

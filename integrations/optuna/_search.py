@@ -975,6 +975,7 @@ class Closing:
     `wait` is the number of seconds until the generation's deadline while a trial that may
     still add one is in flight (0: tell now); `gaps` the extra indices below the highest one
     handed out that no trial holds (a trial that started before `cutoff` may fill one).
+    `mirror` is the one gap a later trial may fill as well (see :func:`closing`), or None.
     """
 
     extras: list[FrozenTrial]
@@ -982,6 +983,7 @@ class Closing:
     gaps: list[int] = field(default_factory=list)
     cutoff: datetime.datetime | None = None
     window: float = 0.0
+    mirror: int | None = None
 
 
 def closing(
@@ -1023,7 +1025,10 @@ def closing(
     A generation that gives up on a late candidate (`give_up`, see :func:`plan`) tells the
     extras finished by then (its cutoff and deadline) and waits for nothing. With `pairs`
     (mirrored sampling: extras are told in pairs ``lam + 2 i``, ``lam + 2 i + 1``), the mirror
-    of the highest extra handed out, if no trial holds it, is a gap too.
+    of the highest extra handed out, if no trial holds it, is a gap too; while that extra is
+    still running and no lower gap is left, it is the `mirror`: a trial that starts while the
+    generation waits anyway may take it (it would otherwise wait idle, and the unpaired
+    extra would not be told).
     """
     if give_up is not None:
         cutoff: datetime.datetime | None = give_up
@@ -1044,6 +1049,7 @@ def closing(
         deadline = cutoff + window
     finished: dict[int, FrozenTrial] = {}
     pending = False
+    running: set[int] = set()  # the indices held by trials still running (not `blocked`)
     for n in numbers:
         got = st.find(trials, n)
         if got is None:
@@ -1055,6 +1061,7 @@ def closing(
                 finished.setdefault(j, got)
         elif got.state == TrialState.RUNNING and n not in blocked:
             pending = True
+            running.add(j)
     if give_up is not None:
         pending = False
     elif not pending:
@@ -1078,14 +1085,18 @@ def closing(
     # (records are untrusted: an index past the extra samples a generation has is ignored)
     held = {j for j in (candidates[n].index for n in numbers) if j < (1 + EXTRA_FACTOR) * lam}
     end = max(held, default=0)
-    if pairs and end >= lam and (end - lam) % 2 == 0:
+    unpaired = pairs and end >= lam and (end - lam) % 2 == 0
+    if unpaired:
         end += 1  # (an unpaired extra is not told: its mirror is a gap to fill)
     gaps = [j for j in range(lam, end + 1) if j not in held]
     left = (deadline - now).total_seconds()
+    waiting = pending and left > 0
+    mirror = end if unpaired and waiting and gaps == [end] and end - 1 in running else None
     return Closing(
         extras,
         max(left, 0.0) if pending else 0.0,
         gaps if left > 0 else [],
         cutoff,
         window.total_seconds(),
+        mirror,
     )
