@@ -207,13 +207,21 @@ def test_constraints_lead_the_search_to_the_feasible_optimum() -> None:
     assert sum(t.user_attrs["c"] <= 1e-2 for t in late) > 0.5 * len(late)
 
 
+def index(t: optuna.trial.FrozenTrial) -> int:
+    """The candidate index a trial holds (it must hold one)."""
+    from nes_asktell.integrations.optuna import _storage as ch
+
+    c = ch.parse_candidate(t)
+    assert c is not None
+    return c.index
+
+
 def test_a_trial_started_before_a_mirrored_generation_closed_takes_an_unpaired_extras_mirror() -> (
     None
 ):
     # Mirrored extras are told in pairs: an extra whose mirror nobody took would be wasted. A
     # trial that started before the generation's last outcome (so that it could have taken an
     # extra sample anyway) takes the mirror, and the pair is told.
-    from nes_asktell.integrations.optuna import _storage as ch
 
     sampler = NESSampler(seed=0, popsize=6)  # two parameters: mirrored
     study = optuna.create_study(sampler=sampler)
@@ -232,11 +240,6 @@ def test_a_trial_started_before_a_mirrored_generation_closed_takes_an_unpaired_e
         study.tell(t, 1.0)
     study.tell(late, sample(late))
     study.optimize(sample, n_trials=1)  # tells the generation
-
-    def index(t: optuna.trial.FrozenTrial) -> int:
-        c = ch.parse_candidate(t)
-        assert c is not None
-        return c.index
 
     trials = study.get_trials(deepcopy=False)
     assert index(trials[extra.number]) == 6
@@ -279,11 +282,6 @@ def test_a_trial_started_while_an_unpaired_extra_runs_takes_its_mirror(running: 
     if running:
         other.tell(extra, value)
     study.optimize(sample, n_trials=1)  # tells the generation (if not told yet)
-
-    def index(t: optuna.trial.FrozenTrial) -> int:
-        c = ch.parse_candidate(t)
-        assert c is not None
-        return c.index
 
     trials = study.get_trials(deepcopy=False)
     assert index(trials[extra.number]) == 6
