@@ -41,9 +41,11 @@ from concurrent.futures import (
     ProcessPoolExecutor,
     ThreadPoolExecutor,
 )
+from concurrent.futures import TimeoutError as FuturesTimeoutError
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from . import _warn
 from ._tasks import executing_keys, init_worker, nbytes, ready
 from ._typing import FloatArray
 from ._validate import short
@@ -120,6 +122,10 @@ class Engine:
     def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
         """Run ``fn(*args)`` on a worker and return its future."""
         raise NotImplementedError
+
+    def result(self, fut: Future[Any], timeout: float | None) -> Any:
+        """Return the result of `fut`, waiting at most `timeout` seconds (None: no limit)."""
+        return fut.result(timeout=timeout)
 
     def abandon(self, fut: Future[Any]) -> None:
         """Give up on the task of `fut` (past the timeout): cancel it if it has not started."""
@@ -656,6 +662,49 @@ class DaskEngine(Engine):
         self.epoch = 0
         #: when each worker (by name) was last restarted, on the monotonic clock
         self._restarted_at: dict[str, float] = {}
+        #: since when (monotonic clock) the cluster has had no worker, while a result is awaited
+        self._no_workers_since: float | None = None
+
+    def result(self, fut: Future[Any], timeout: float | None) -> Any:
+        """Return the result of `fut` like ``fut.result(timeout)``, watching the workers.
+
+        dask waits for workers however long the cluster has none (a LocalCluster whose
+        workers died too often in a row stops restarting them, and nothing is evaluated
+        again). While it waits, the cluster is checked every `NO_WORKERS_POLL` seconds; after
+        `NO_WORKERS_WARN` seconds without a worker a ``NESWarning`` says so, once per wait.
+        """
+        end = None if timeout is None else time.monotonic() + timeout
+        warned = False
+        while True:
+            left = None if end is None else max(0.0, end - time.monotonic())
+            if fut.done() or left == 0.0:
+                # (dask raises TimeoutError for result(timeout=0) even when the result is there)
+                return fut.result(timeout=None if fut.done() else 0.0)
+            step = NO_WORKERS_POLL if left is None else min(NO_WORKERS_POLL, left)
+            try:
+                return fut.result(timeout=step)
+            except (TimeoutError, FuturesTimeoutError):
+                if fut.done():
+                    continue
+            try:
+                n = len(self.client.nthreads())  # type: ignore[attr-defined]
+            except Exception:  # a closed or unreachable client: the future will say
+                n = 1
+            now = time.monotonic()
+            if n:
+                self._no_workers_since = None
+                continue
+            if self._no_workers_since is None:
+                self._no_workers_since = now
+            if not warned and now - self._no_workers_since >= NO_WORKERS_WARN:
+                warned = True
+                _warn.warn(
+                    f"the dask cluster has had no worker for {now - self._no_workers_since:.0f} "
+                    "s; the evaluation waits for workers, as dask does. A LocalCluster whose "
+                    "workers died too often in a row does not restart them: add workers "
+                    "(cluster.scale) or start a new cluster; Ctrl-C stops the run.",
+                    stacklevel=2,
+                )
 
     def abandon(self, fut: Future[Any]) -> None:
         """Give up on the task of `fut`, but keep the future until the task ends.
@@ -840,6 +889,11 @@ class DaskEngine(Engine):
         with contextlib.suppress(Exception):
             self.client.run(fn, *args)
 
+
+#: seconds between the checks of a dask cluster's workers while a result is awaited
+NO_WORKERS_POLL = 2.0
+#: seconds a dask cluster may have no worker before a ``NESWarning`` says so
+NO_WORKERS_WARN = 30.0
 
 #: the largest block of rows a dask task carries inline (larger ones are scattered first)
 SHIP_INLINE_BYTES = 1 << 20

@@ -607,7 +607,7 @@ class Evaluator:
                 if deadline is not None and not fut.done():
                     left = max(0.0, deadline - time.monotonic())
                 try:
-                    reply = fut.result(timeout=left)
+                    reply = engine.result(fut, left)
                 except _TIMEOUTS:
                     engine.abandon(fut)
                     timed_out = True

@@ -344,6 +344,40 @@ def test_on_dask_an_innocent_row_that_shared_the_culprits_workers_keeps_its_valu
     np.testing.assert_array_equal(f, [np.nan, sphere(X[1])])
 
 
+@pytest.mark.slow
+def test_on_dask_a_cluster_without_workers_is_reported_while_the_evaluation_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A LocalCluster whose workers died too often in a row stops restarting them: the next
+    # evaluation waited for workers for ever, saying nothing (dask waits). Now a NESWarning
+    # says so after NO_WORKERS_WARN seconds; the evaluation goes on once workers are back.
+    from nes_asktell import _backends
+
+    monkeypatch.setattr(_backends, "NO_WORKERS_POLL", 0.2)
+    monkeypatch.setattr(_backends, "NO_WORKERS_WARN", 1.0)
+    distributed = pytest.importorskip("distributed")
+    X = rows(4)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        cluster.scale(0)
+        deadline = time.monotonic() + 60
+        while client.nthreads() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not client.nthreads()
+        back = threading.Timer(3.0, cluster.scale, args=(1,))  # workers come back after 3 s
+        back.start()
+        try:
+            with pytest.warns(NESWarning, match="no worker for"):
+                f = evaluate(X, sphere, client)
+        finally:
+            back.join()
+    np.testing.assert_array_equal(f, expected(X, np.zeros(4, bool)))
+
+
 def dies_from(x: np.ndarray, threshold: float) -> float:
     if x[0] >= threshold:
         os._exit(3)
