@@ -16,6 +16,7 @@ BENCHMARKS = {
     "scale": "benchmarks.scale",  # ask+tell at d up to 1e6, workers, bytes moved
     "engines": "benchmarks.engines",  # bytes and seconds per generation of every engine
     "faults": "benchmarks.faults",  # injected faults in parallel evaluation, survived or not
+    "dask_killed": "benchmarks.dask_killed",  # a LocalCluster whose worker a candidate kills
     "hostile": "benchmarks.hostile",  # bad inputs, corrupted states, edge cases, resumes
     "noisy": "benchmarks.noisy",  # noise handling on bbob-noisy and a noisy policy search
     "optuna_faults": "benchmarks.optuna_faults",  # NESSampler in faulty and shared studies
@@ -28,6 +29,7 @@ BENCHMARKS = {
 
 #: benchmarks whose ``main`` also takes ``argv``: their own options, after the name
 WITH_OPTIONS = (
+    "dask_killed",
     "optuna",
     "optuna_bbob",
     "optuna_replay",

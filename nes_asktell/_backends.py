@@ -64,6 +64,8 @@ class DaskClientLike(Protocol):
 
     def run(self, function: Callable[..., object], *args: object, **kwargs: object) -> Any: ...
 
+    def nthreads(self) -> Any: ...
+
 
 #: what ``workers=`` accepts besides an Evaluator (see :func:`nes_asktell.evaluate`).
 EngineLike = None | int | MapLike | Executor | DaskClientLike | types.ModuleType
@@ -662,19 +664,22 @@ class DaskEngine(Engine):
         self.epoch = 0
         #: when each worker (by name) was last restarted, on the monotonic clock
         self._restarted_at: dict[str, float] = {}
-        #: since when (monotonic clock) the cluster has had no worker, while a result is awaited
-        self._no_workers_since: float | None = None
 
     def result(self, fut: Future[Any], timeout: float | None) -> Any:
         """Return the result of `fut` like ``fut.result(timeout)``, watching the workers.
 
-        dask waits for workers however long the cluster has none (a LocalCluster whose
-        workers died too often in a row stops restarting them, and nothing is evaluated
-        again). While it waits, the cluster is checked every `NO_WORKERS_POLL` seconds; after
-        `NO_WORKERS_WARN` seconds without a worker a ``NESWarning`` says so, once per wait.
+        dask waits for workers however long the cluster has none. A LocalCluster (any
+        SpecCluster) closes for good a worker whose name is absent from the scheduler when
+        ``distributed.deploy.lost-worker-timeout`` has passed since it left: a candidate that
+        kills its worker again and again (dask runs it up to ``allowed-failures`` + 1 times,
+        the evaluator runs lost rows again) can keep a worker restarting that long, and once
+        the last one is closed nothing is evaluated again. While it waits, the cluster is
+        checked every `NO_WORKERS_POLL` seconds; after `NO_WORKERS_WARN` seconds without a
+        worker a ``NESWarning`` says so, once per wait.
         """
         end = None if timeout is None else time.monotonic() + timeout
         warned = False
+        since: float | None = None  # since when, in this wait, the cluster has had no worker
         while True:
             left = None if end is None else max(0.0, end - time.monotonic())
             if fut.done() or left == 0.0:
@@ -687,22 +692,25 @@ class DaskEngine(Engine):
                 if fut.done():
                     continue
             try:
-                n = len(self.client.nthreads())  # type: ignore[attr-defined]
+                n = len(self.client.nthreads())
             except Exception:  # a closed or unreachable client: the future will say
                 n = 1
             now = time.monotonic()
             if n:
-                self._no_workers_since = None
+                since = None
                 continue
-            if self._no_workers_since is None:
-                self._no_workers_since = now
-            if not warned and now - self._no_workers_since >= NO_WORKERS_WARN:
+            if since is None:
+                since = now
+            if not warned and now - since >= NO_WORKERS_WARN:
                 warned = True
                 _warn.warn(
-                    f"the dask cluster has had no worker for {now - self._no_workers_since:.0f} "
-                    "s; the evaluation waits for workers, as dask does. A LocalCluster whose "
-                    "workers died too often in a row does not restart them: add workers "
-                    "(cluster.scale) or start a new cluster; Ctrl-C stops the run.",
+                    f"the dask cluster has had no worker for {now - since:.0f} s; the "
+                    "evaluation waits for workers, as dask does. A LocalCluster closes for "
+                    "good a worker still absent when distributed.deploy.lost-worker-timeout "
+                    "(15 s) has passed since it died, as when candidates kill their workers "
+                    "again and again: add workers (cluster.scale) or start a new cluster "
+                    "(with distributed.scheduler.allowed-failures set to 0 where fun may kill "
+                    "its process); Ctrl-C stops the run.",
                     stacklevel=2,
                 )
 
@@ -850,7 +858,7 @@ class DaskEngine(Engine):
     def size(self) -> int:
         """Return the number of worker threads of the cluster."""
         try:
-            return max(1, sum(self.client.nthreads().values()))  # type: ignore[attr-defined]
+            return max(1, int(sum(self.client.nthreads().values())))
         except Exception:
             return 1
 

@@ -1,0 +1,142 @@
+"""Does a dask ``LocalCluster`` outlive a candidate that kills its worker, on a loaded machine?
+
+One run: a ``LocalCluster`` of one worker with two threads evaluates two candidates as two
+tasks; the first calls ``os._exit`` (it kills the worker on every start), the second sleeps 2 s
+and is innocent. dask runs a task on up to ``allowed-failures`` + 1 workers, and the evaluator
+runs lost candidates again, so the worker restarts again and again. A ``LocalCluster`` closes for
+good a worker still absent when ``distributed.deploy.lost-worker-timeout`` (15 s) has passed
+since it left: when that happens to the only worker, the evaluation waits for ever (the run is
+killed at ``--timeout`` and counted as hung).
+
+Each run is a fresh subprocess, while ``--load`` busy processes hold the cores (as a CI machine
+running other jobs does). Printed per dask setting: runs that ended with only the culprit NaN,
+runs that hung, and the median seconds of those that ended::
+
+    python -m benchmarks.dask_killed --runs 5 --load 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+#: the dask settings compared: dask's defaults, the one docs/parallel.rst advises, a long timer
+SETTINGS: dict[str, dict[str, object]] = {
+    "dask defaults": {},
+    "allowed-failures 0": {"distributed.scheduler.allowed-failures": 0},
+    "lost-worker-timeout 600s": {"distributed.deploy.lost-worker-timeout": "600s"},
+}
+
+
+def culprit_or_innocent(x: np.ndarray) -> float:
+    """Kill the worker for the first candidate; the others take 2 s."""
+    if x[0] == 0:
+        os._exit(3)
+    time.sleep(2.0)
+    return float(np.sum(x**2))
+
+
+def one(setting: str) -> None:
+    """Run the scenario once under `setting` and print its outcome as JSON."""
+    import warnings
+
+    import dask
+    import distributed
+
+    from nes_asktell import Evaluator
+
+    X = np.array([[0.0, 1.0], [1.0, 2.0]])
+    with (
+        dask.config.set(SETTINGS[setting]),
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+        Evaluator(client, tasks=2) as ev,
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        start = time.monotonic()
+        f = ev.evaluate(culprit_or_innocent, X)
+        seconds = time.monotonic() - start
+    only_culprit = bool(np.isnan(f[0]) and f[1] == 5.0)
+    print(json.dumps({"only_culprit": only_culprit, "seconds": seconds}))
+
+
+def busy(seconds: float) -> None:
+    """Keep one core busy for `seconds`."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def trial(setting: str, timeout: float) -> dict[str, object] | None:
+    """Run :func:`one` in a fresh process group; None if it did not end within `timeout`."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.dask_killed", "--one", setting],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return None
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if proc.returncode == 0 and lines else {"only_culprit": False}
+
+
+def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.dask_killed", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--runs", type=int, default=5, help="runs per setting")
+    parser.add_argument("--load", type=int, default=2, help="busy processes while it runs")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds before 'hung'")
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    parser.add_argument("--one", choices=list(SETTINGS), help=argparse.SUPPRESS)
+    args = parser.parse_args([] if argv is None and quick else argv)
+    if quick:
+        args.runs, args.load = 1, 0
+    if args.one:
+        one(args.one)
+        return
+    import multiprocessing
+
+    hogs = [
+        multiprocessing.Process(target=busy, args=(10**6,), daemon=True) for _ in range(args.load)
+    ]
+    for h in hogs:
+        h.start()
+    try:
+        print(
+            f"{args.runs} runs per setting, {args.load} busy processes, hung after "
+            f"{args.timeout:.0f} s"
+        )
+        print(f"{'dask setting':<26} {'ended, only culprit NaN':>24} {'hung':>5} {'median s':>9}")
+        for setting in args.settings:
+            outcomes = [trial(setting, args.timeout) for _ in range(args.runs)]
+            ended = [o for o in outcomes if o is not None]
+            good = [o for o in ended if o.get("only_culprit")]
+            secs = [float(o["seconds"]) for o in good]  # type: ignore[arg-type]
+            median = f"{statistics.median(secs):.0f}" if secs else "-"
+            print(f"{setting:<26} {len(good):>24} {len(outcomes) - len(ended):>5} {median:>9}")
+    finally:
+        for h in hogs:
+            h.terminate()
+
+
+if __name__ == "__main__":
+    main()
