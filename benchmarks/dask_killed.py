@@ -45,8 +45,8 @@ def culprit_or_innocent(x: np.ndarray) -> float:
     return float(np.sum(x**2))
 
 
-def one(setting: str) -> None:
-    """Run the scenario once under `setting` and print its outcome as JSON."""
+def one(setting: str, generations: int) -> None:
+    """Run the scenario `generations` times on one cluster under `setting`; print JSON."""
     import warnings
 
     import dask
@@ -66,10 +66,13 @@ def one(setting: str) -> None:
     ):
         warnings.simplefilter("ignore")
         start = time.monotonic()
-        f = ev.evaluate(culprit_or_innocent, X)
+        only_culprit, values = True, []
+        for _ in range(generations):  # a run whose every generation has a culprit
+            f = ev.evaluate(culprit_or_innocent, X)
+            values.append([None if np.isnan(v) else float(v) for v in f])
+            only_culprit = only_culprit and bool(np.isnan(f[0]) and f[1] == 5.0)
         seconds = time.monotonic() - start
-    only_culprit = bool(np.isnan(f[0]) and f[1] == 5.0)
-    print(json.dumps({"only_culprit": only_culprit, "seconds": seconds}))
+    print(json.dumps({"only_culprit": only_culprit, "seconds": seconds, "values": values}))
 
 
 def busy(seconds: float) -> None:
@@ -79,23 +82,38 @@ def busy(seconds: float) -> None:
         pass
 
 
-def trial(setting: str, timeout: float) -> dict[str, object] | None:
+def trial(setting: str, generations: int, timeout: float) -> dict[str, object] | None:
     """Run :func:`one` in a fresh process group; None if it did not end within `timeout`."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.dask_killed", "--one", setting],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.dask_killed",
+            "--one",
+            setting,
+            "--generations",
+            str(generations),
+        ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         return None
     lines = [line for line in out.splitlines() if line.startswith("{")]
-    return json.loads(lines[-1]) if proc.returncode == 0 and lines else {"only_culprit": False}
+    if proc.returncode == 0 and lines:
+        outcome: dict[str, object] = json.loads(lines[-1])
+        if not outcome.get("only_culprit"):
+            print(f"  a run of {setting!r} gave: {outcome.get('values')}", flush=True)
+        return outcome
+    tail = "\n    ".join(err.strip().splitlines()[-6:])
+    print(f"  a run of {setting!r} failed (exit code {proc.returncode}):\n    {tail}", flush=True)
+    return {"only_culprit": False}
 
 
 def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
@@ -106,12 +124,15 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--load", type=int, default=2, help="busy processes while it runs")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before 'hung'")
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    parser.add_argument(
+        "--generations", type=int, default=1, help="evaluations per run, each with a culprit"
+    )
     parser.add_argument("--one", choices=list(SETTINGS), help=argparse.SUPPRESS)
     args = parser.parse_args([] if argv is None and quick else argv)
     if quick:
         args.runs, args.load = 1, 0
     if args.one:
-        one(args.one)
+        one(args.one, args.generations)
         return
     import multiprocessing
 
@@ -122,12 +143,12 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
         h.start()
     try:
         print(
-            f"{args.runs} runs per setting, {args.load} busy processes, hung after "
-            f"{args.timeout:.0f} s"
+            f"{args.runs} runs per setting of {args.generations} evaluation(s) each, "
+            f"{args.load} busy processes, hung after {args.timeout:.0f} s"
         )
         print(f"{'dask setting':<26} {'ended, only culprit NaN':>24} {'hung':>5} {'median s':>9}")
         for setting in args.settings:
-            outcomes = [trial(setting, args.timeout) for _ in range(args.runs)]
+            outcomes = [trial(setting, args.generations, args.timeout) for _ in range(args.runs)]
             ended = [o for o in outcomes if o is not None]
             good = [o for o in ended if o.get("only_culprit")]
             secs = [float(o["seconds"]) for o in good]  # type: ignore[arg-type]

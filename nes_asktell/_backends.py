@@ -674,12 +674,15 @@ class DaskEngine(Engine):
         kills its worker again and again (dask runs it up to ``allowed-failures`` + 1 times,
         the evaluator runs lost rows again) can keep a worker restarting that long, and once
         the last one is closed nothing is evaluated again. While it waits, the cluster is
-        checked every `NO_WORKERS_POLL` seconds; after `NO_WORKERS_WARN` seconds without a
-        worker a ``NESWarning`` says so, once per wait.
+        checked every `NO_WORKERS_POLL` seconds. When the client's own cluster has gone
+        `REVIVE_AFTER` seconds without workers its spec still asks for (those the timer
+        closed), the cluster is asked to start them again (see :meth:`_revive`). After
+        `NO_WORKERS_WARN` seconds without a worker a ``NESWarning`` says so, once per wait.
         """
         end = None if timeout is None else time.monotonic() + timeout
         warned = False
         since: float | None = None  # since when, in this wait, the cluster has had no worker
+        closed: tuple[list[str], float] | None = None  # workers the cluster closed, and since
         while True:
             left = None if end is None else max(0.0, end - time.monotonic())
             if fut.done() or left == 0.0:
@@ -696,6 +699,12 @@ class DaskEngine(Engine):
             except Exception:  # a closed or unreachable client: the future will say
                 n = 1
             now = time.monotonic()
+            names = self._closed_workers()
+            if not names or closed is None or closed[0] != names:
+                closed = (names, now) if names else None
+            elif now - closed[1] >= REVIVE_AFTER:
+                self._revive(names)
+                closed = None
             if n:
                 since = None
                 continue
@@ -705,14 +714,54 @@ class DaskEngine(Engine):
                 warned = True
                 _warn.warn(
                     f"the dask cluster has had no worker for {now - since:.0f} s; the "
-                    "evaluation waits for workers, as dask does. A LocalCluster closes for "
-                    "good a worker still absent when distributed.deploy.lost-worker-timeout "
-                    "(15 s) has passed since it died, as when candidates kill their workers "
-                    "again and again: add workers (cluster.scale) or start a new cluster "
-                    "(with distributed.scheduler.allowed-failures set to 0 where fun may kill "
-                    "its process); Ctrl-C stops the run.",
+                    "evaluation waits for workers, as dask does. A cluster closes for good a "
+                    "worker still absent when distributed.deploy.lost-worker-timeout (15 s) "
+                    "has passed since it died, as when candidates kill their workers again "
+                    "and again; the evaluator restarts them only on a cluster of this process "
+                    "(client.cluster): add workers, or start a new cluster; Ctrl-C stops the "
+                    "run.",
                     stacklevel=2,
                 )
+
+    def _closed_workers(self) -> list[str]:
+        """Return the workers the client's own cluster asks for and has not got (names).
+
+        A ``SpecCluster`` (``LocalCluster``, and the clusters of dask-jobqueue and the like)
+        keeps what it was asked for in ``worker_spec`` and the workers it runs in ``workers``.
+        Its lost-worker timer closes a worker and removes it from ``workers`` only, so the
+        two differ until the cluster is scaled again. Empty for a client of a scheduler that
+        runs elsewhere (``client.cluster`` is None) or a cluster of another kind.
+        """
+        cluster = getattr(self.client, "cluster", None)
+        spec, live = getattr(cluster, "worker_spec", None), getattr(cluster, "workers", None)
+        if not isinstance(spec, dict) or not isinstance(live, dict):
+            return []
+        try:  # (the cluster's event loop may change them meanwhile)
+            return sorted(map(str, set(list(spec)) - set(list(live))))
+        except Exception:
+            return []
+
+    def _revive(self, names: list[str]) -> None:
+        """Ask the client's cluster to start the workers `names` it asks for again.
+
+        ``cluster.scale`` to the size the cluster already asks for changes nothing of what it
+        asks for: it only makes the cluster start the workers of its spec that it does not
+        run. A ``NESWarning`` says so.
+        """
+        cluster = getattr(self.client, "cluster", None)
+        try:
+            cluster.scale(len(cluster.worker_spec))  # type: ignore[union-attr]
+        except Exception as exc:  # a cluster closing meanwhile: the no-worker warning stays
+            _warn.warn(f"could not ask the dask cluster to start its workers again: {exc}")
+            return
+        _warn.warn(
+            f"the dask cluster had closed {len(names)} of the workers it asks for "
+            f"({', '.join(names)}): a LocalCluster closes for good a worker still absent when "
+            "distributed.deploy.lost-worker-timeout (15 s) has passed since it died, as when "
+            "candidates kill their workers again and again; the evaluator asked the cluster "
+            "to start them again (cluster.scale to its own size).",
+            stacklevel=3,
+        )
 
     def abandon(self, fut: Future[Any]) -> None:
         """Give up on the task of `fut`, but keep the future until the task ends.
@@ -902,6 +951,9 @@ class DaskEngine(Engine):
 NO_WORKERS_POLL = 2.0
 #: seconds a dask cluster may have no worker before a ``NESWarning`` says so
 NO_WORKERS_WARN = 30.0
+#: seconds the client's own dask cluster may lack workers it asks for before it is asked to
+#: start them again (a cluster scaling up lacks them for a few seconds too)
+REVIVE_AFTER = 10.0
 
 #: the largest block of rows a dask task carries inline (larger ones are scattered first)
 SHIP_INLINE_BYTES = 1 << 20
