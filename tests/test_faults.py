@@ -359,19 +359,25 @@ def test_on_dask_an_innocent_row_that_shared_the_culprits_workers_keeps_its_valu
     np.testing.assert_array_equal(f, [np.nan, sphere(X[1])])
 
 
+@pytest.fixture
+def quick_polls(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The dask engine's module, checking the cluster's workers every 0.2 s while it waits."""
+    from nes_asktell import _backends
+
+    monkeypatch.setattr(_backends, "NO_WORKERS_POLL", 0.2)
+    return _backends
+
+
 @pytest.mark.slow
 def test_on_dask_a_worker_the_cluster_closed_after_deaths_is_started_again(
-    monkeypatch: pytest.MonkeyPatch,
+    quick_polls: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # With lost-worker-timeout 0 s, the LocalCluster's timer fires as soon as the worker
     # dies, while it is certainly absent: every death closes the only worker for good, as a
     # long run whose candidates keep killing workers ends with dask's 15 s (benchmark
     # dask_killed: 2 of 2 runs of 10 such evaluations hung). The evaluation then waited for
     # ever; now the cluster is asked to start the worker its spec still asks for.
-    from nes_asktell import _backends
-
-    monkeypatch.setattr(_backends, "NO_WORKERS_POLL", 0.2)
-    monkeypatch.setattr(_backends, "REVIVE_AFTER", 1.0)
+    monkeypatch.setattr(quick_polls, "REVIVE_AFTER", 1.0)
     X = np.array([[0.0, 1.0], [1.0, 2.0]])
     config = {"distributed.deploy.lost-worker-timeout": "0s"}
     out: list[np.ndarray] = []
@@ -396,16 +402,13 @@ def test_on_dask_a_worker_the_cluster_closed_after_deaths_is_started_again(
 
 @pytest.mark.slow
 def test_on_dask_a_cluster_without_workers_is_reported_while_the_evaluation_waits(
-    monkeypatch: pytest.MonkeyPatch,
+    quick_polls: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A LocalCluster closes for good a worker still absent when its lost-worker timer fires
     # (see KILLED_WORKERS_LAST); with the last one closed, the next evaluation waited for
     # workers for ever, saying nothing (dask waits). Now a NESWarning
     # says so after NO_WORKERS_WARN seconds; the evaluation goes on once workers are back.
-    from nes_asktell import _backends
-
-    monkeypatch.setattr(_backends, "NO_WORKERS_POLL", 0.2)
-    monkeypatch.setattr(_backends, "NO_WORKERS_WARN", 1.0)
+    monkeypatch.setattr(quick_polls, "NO_WORKERS_WARN", 1.0)
     distributed = pytest.importorskip("distributed")
     X = rows(4)
     with (
