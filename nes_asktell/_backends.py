@@ -664,6 +664,8 @@ class DaskEngine(Engine):
         self.epoch = 0
         #: when each worker (by name) was last restarted, on the monotonic clock
         self._restarted_at: dict[str, float] = {}
+        #: the workers the client's own cluster lacked at a check, and since which check
+        self._closed_seen: tuple[list[str], float] | None = None
 
     def result(self, fut: Future[Any], timeout: float | None) -> Any:
         """Return the result of `fut` like ``fut.result(timeout)``, watching the workers.
@@ -674,15 +676,12 @@ class DaskEngine(Engine):
         kills its worker again and again (dask runs it up to ``allowed-failures`` + 1 times,
         the evaluator runs lost rows again) can keep a worker restarting that long, and once
         the last one is closed nothing is evaluated again. While it waits, the cluster is
-        checked every `NO_WORKERS_POLL` seconds. When the client's own cluster has gone
-        `REVIVE_AFTER` seconds without workers its spec still asks for (those the timer
-        closed), the cluster is asked to start them again (see :meth:`_revive`). After
-        `NO_WORKERS_WARN` seconds without a worker a ``NESWarning`` says so, once per wait.
+        checked every `NO_WORKERS_POLL` seconds by :meth:`_watch` (the closed workers) and
+        by a `NoWorkers` of this wait (a ``NESWarning`` after `NO_WORKERS_WARN` seconds
+        without any worker).
         """
         end = None if timeout is None else time.monotonic() + timeout
-        warned = False
-        since: float | None = None  # since when, in this wait, the cluster has had no worker
-        closed: tuple[list[str], float] | None = None  # workers the cluster closed, and since
+        none = NoWorkers()
         while True:
             left = None if end is None else max(0.0, end - time.monotonic())
             if fut.done() or left == 0.0:
@@ -699,32 +698,33 @@ class DaskEngine(Engine):
             except Exception:  # a closed or unreachable client: the future will say
                 n = 1
             now = time.monotonic()
-            names = self._closed_workers()
-            if not names or closed is None or closed[0] != names:
-                closed = (names, now) if names else None
-            elif now - closed[1] >= REVIVE_AFTER:
-                self._revive(names)
-                closed = None
-            if n:
-                since = None
-                continue
-            if since is None:
-                since = now
-            if not warned and now - since >= NO_WORKERS_WARN:
-                warned = True
-                _warn.warn(
-                    f"the dask cluster has had no worker for {now - since:.0f} s; the "
-                    "evaluation waits for workers, as dask does. A cluster closes for good a "
-                    "worker still absent when distributed.deploy.lost-worker-timeout (15 s) "
-                    "has passed since it died, as when candidates kill their workers again "
-                    "and again; the evaluator restarts them only on a cluster of this process "
-                    "(client.cluster): add workers, or start a new cluster; Ctrl-C stops the "
-                    "run.",
-                    stacklevel=2,
-                )
+            self._watch(now)
+            none.tick(n, now)
 
-    def _closed_workers(self) -> list[str]:
-        """Return the workers the client's own cluster asks for and has not got (names).
+    def _watch(self, now: float) -> None:
+        """Ask the client's own cluster to start the workers it closed, once it is sure.
+
+        Called at the start of every evaluation and while a result is awaited. When the
+        cluster has lacked the same workers of its spec (see :meth:`_closed_workers`) at two
+        checks `REVIVE_AFTER` seconds apart or more, it is asked to start them again (see
+        :meth:`_revive`). A cluster scaling up lacks its new workers for a few seconds too;
+        asking it then is harmless (a SpecCluster starts its workers under a lock, and
+        starts only those it does not run), but the warning would be wrong, hence the delay.
+        The first sighting is kept from one evaluation to the next, so a cluster that lost
+        some of its workers is restored even when no result is ever late.
+        """
+        cluster = getattr(self.client, "cluster", None)
+        names = self._closed_workers(cluster)
+        seen = self._closed_seen
+        if not names or seen is None or seen[0] != names:
+            self._closed_seen = (names, now) if names else None
+        elif now - seen[1] >= REVIVE_AFTER:
+            self._revive(cluster, names)
+            self._closed_seen = None
+
+    @staticmethod
+    def _closed_workers(cluster: object) -> list[str]:
+        """Return the workers `cluster` asks for and has not got (names).
 
         A ``SpecCluster`` (``LocalCluster``, and the clusters of dask-jobqueue and the like)
         keeps what it was asked for in ``worker_spec`` and the workers it runs in ``workers``.
@@ -732,7 +732,6 @@ class DaskEngine(Engine):
         two differ until the cluster is scaled again. Empty for a client of a scheduler that
         runs elsewhere (``client.cluster`` is None) or a cluster of another kind.
         """
-        cluster = getattr(self.client, "cluster", None)
         spec, live = getattr(cluster, "worker_spec", None), getattr(cluster, "workers", None)
         if not isinstance(spec, dict) or not isinstance(live, dict):
             return []
@@ -741,18 +740,21 @@ class DaskEngine(Engine):
         except Exception:
             return []
 
-    def _revive(self, names: list[str]) -> None:
-        """Ask the client's cluster to start the workers `names` it asks for again.
+    @staticmethod
+    def _revive(cluster: Any, names: list[str]) -> None:
+        """Ask `cluster` to start the workers `names` it asks for again.
 
         ``cluster.scale`` to the size the cluster already asks for changes nothing of what it
         asks for: it only makes the cluster start the workers of its spec that it does not
         run. A ``NESWarning`` says so.
         """
-        cluster = getattr(self.client, "cluster", None)
         try:
-            cluster.scale(len(cluster.worker_spec))  # type: ignore[union-attr]
+            cluster.scale(len(cluster.worker_spec))
         except Exception as exc:  # a cluster closing meanwhile: the no-worker warning stays
-            _warn.warn(f"could not ask the dask cluster to start its workers again: {exc}")
+            _warn.warn(
+                f"could not ask the dask cluster to start its workers again: {exc}",
+                stacklevel=4,
+            )
             return
         _warn.warn(
             f"the dask cluster had closed {len(names)} of the workers it asks for "
@@ -760,7 +762,7 @@ class DaskEngine(Engine):
             "distributed.deploy.lost-worker-timeout (15 s) has passed since it died, as when "
             "candidates kill their workers again and again; the evaluator asked the cluster "
             "to start them again (cluster.scale to its own size).",
-            stacklevel=3,
+            stacklevel=4,
         )
 
     def abandon(self, fut: Future[Any]) -> None:
@@ -899,7 +901,9 @@ class DaskEngine(Engine):
         """Import the package on every worker once, before a generation's clock starts.
 
         A worker's first task otherwise pays the import (numpy, scipy) inside the `timeout`.
+        The cluster is checked for workers it closed first (see :meth:`_watch`).
         """
+        self._watch(time.monotonic())
         if not self._warm:
             self.run_everywhere(ready)
             self._warm = True
@@ -954,6 +958,40 @@ NO_WORKERS_WARN = 30.0
 #: seconds the client's own dask cluster may lack workers it asks for before it is asked to
 #: start them again (a cluster scaling up lacks them for a few seconds too)
 REVIVE_AFTER = 10.0
+
+
+class NoWorkers:
+    """The no-worker warning of one wait for a result on a dask cluster.
+
+    `tick` is told how many workers the cluster has at each check; once it has had none for
+    `NO_WORKERS_WARN` seconds of this wait, a ``NESWarning`` says so, once. A wait starts with
+    a new instance, so time without workers in an earlier wait does not count.
+    """
+
+    def __init__(self) -> None:
+        self.since: float | None = None  # since when, in this wait, there has been no worker
+        self.warned = False
+
+    def tick(self, workers: int, now: float) -> None:
+        """Record that the cluster has `workers` workers at the monotonic time `now`."""
+        if workers:
+            self.since = None
+            return
+        if self.since is None:
+            self.since = now
+        if not self.warned and now - self.since >= NO_WORKERS_WARN:
+            self.warned = True
+            _warn.warn(
+                f"the dask cluster has had no worker for {now - self.since:.0f} s; the "
+                "evaluation waits for workers, as dask does. A cluster closes for good a "
+                "worker still absent when distributed.deploy.lost-worker-timeout (15 s) "
+                "has passed since it died, as when candidates kill their workers again "
+                "and again; the evaluator restarts them only on a cluster of this process "
+                "(client.cluster): add workers, or start a new cluster; Ctrl-C stops the "
+                "run.",
+                stacklevel=3,
+            )
+
 
 #: the largest block of rows a dask task carries inline (larger ones are scattered first)
 SHIP_INLINE_BYTES = 1 << 20

@@ -401,6 +401,68 @@ def test_on_dask_a_worker_the_cluster_closed_after_deaths_is_started_again(
 
 
 @pytest.mark.slow
+def test_on_dask_a_worker_closed_between_evaluations_is_started_again_though_none_is_late(
+    quick_polls: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cluster was checked only while a result was more than NO_WORKERS_POLL s late: one
+    # that lost a worker for good between evaluations, and still had another, stayed short
+    # of it for the whole run, since no quick evaluation is ever late. The check now also
+    # runs at the start of every evaluation.
+    monkeypatch.setattr(quick_polls, "REVIVE_AFTER", 1.0)
+    monkeypatch.setattr(quick_polls, "NO_WORKERS_POLL", 60.0)  # no check while waiting
+    X = rows(4)
+    config = {"distributed.deploy.lost-worker-timeout": "0s"}  # a death closes the worker
+    with (
+        dask_client(n_workers=2, config=config) as client,
+        Evaluator(client) as ev,
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        np.testing.assert_array_equal(ev.evaluate(sphere, X), expected(X, np.zeros(4, bool)))
+        pids = client.run(os.getpid)
+        victim = sorted(pids)[0]
+        os.kill(pids[victim], signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while len(client.cluster.workers) != 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(client.cluster.workers) == 1, "the cluster did not close the dead worker"
+        back = False
+        while not back and time.monotonic() < deadline:
+            np.testing.assert_array_equal(ev.evaluate(sphere, X), expected(X, np.zeros(4, bool)))
+            back = len(client.cluster.workers) == 2 and len(client.nthreads()) == 2
+            time.sleep(0.2)
+    assert back, "the closed worker was not started again"
+    revived = [w for w in caught if "asked the cluster to start them again" in str(w.message)]
+    assert len(revived) == 1
+    assert "closed 1 of the workers it asks for" in str(revived[0].message)
+
+
+def test_the_no_worker_warning_counts_only_the_time_of_its_own_wait(
+    quick_polls: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One NoWorkers per wait: time without workers in an earlier wait does not count, so a
+    # wait that has just begun does not warn at once; a wait warns once, after
+    # NO_WORKERS_WARN s without a worker in a row.
+    monkeypatch.setattr(quick_polls, "NO_WORKERS_WARN", 30.0)
+    first = quick_polls.NoWorkers()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first.tick(0, 100.0)
+        first.tick(0, 120.0)  # 20 s without a worker: not yet
+        later = quick_polls.NoWorkers()
+        later.tick(0, 140.0)  # a new wait, 40 s after the first sighting
+        assert not caught
+        first.tick(1, 125.0)  # a worker came back: the count starts again
+        first.tick(0, 126.0)
+        first.tick(0, 150.0)
+        assert not caught
+        first.tick(0, 156.0)
+        first.tick(0, 400.0)
+    assert len(caught) == 1
+    assert "has had no worker for 30 s" in str(caught[0].message)
+
+
+@pytest.mark.slow
 def test_on_dask_a_cluster_without_workers_is_reported_while_the_evaluation_waits(
     quick_polls: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
