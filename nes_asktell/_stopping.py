@@ -127,7 +127,13 @@ def check_criteria(**kw: object) -> dict[str, object]:
         elif name in ("tolfun", "tolx", "timeout"):
             out[name] = v.optional_float(name, value, allow_zero=True)
         elif name == "tolconditioncov":
-            out[name] = v.optional_float(name, value, allow_zero=False)
+            cond = v.optional_float(name, value, allow_zero=False)
+            if cond is not None and not cond > 1.0:  # a condition number is at least 1
+                raise ValueError(
+                    f"`{name}` must be a number above 1 (a condition number is at least 1) "
+                    f"or None, but got {v.short(value)}."
+                )
+            out[name] = cond
         elif name == "tolflatfitness":
             out[name] = v.optional_integer(name, value, minimum=0)
         else:

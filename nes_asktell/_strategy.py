@@ -235,7 +235,7 @@ class Strategy(ABC):
     ``tolfun`` (the range of the recent best values; default 1e-12), ``tolx`` (the largest
     standard deviation of the search distribution; default 1e-12), ``tolstagnation``
     (generations without a new best; default ``100 + 100 d**1.5 / popsize``),
-    ``tolconditioncov`` (the condition number of the covariance; default 1e14) and
+    ``tolconditioncov`` (the condition number of the covariance, above 1; default 1e14) and
     ``tolflatfitness`` (more than that many flat generations in a row, whose best value ties
     with the value at rank ``3 popsize / 4``; default 3, off for OpenES, whose step size does
     not adapt). ``stop()`` also reports ``degenerate`` (a non-finite distribution, or a step
@@ -1227,6 +1227,8 @@ class Strategy(ABC):
                 f"`state` must come from {expected}state_dict() (version {STATE_VERSION}), "
                 f"but got strategy={v.short(name)}, version={v.short(state.get('version'))}."
             )
+        if shaping is not None:
+            _shaping.resolve(shaping)  # a bad argument is named as such, not as the state
         try:
             obj = target._from_state(state, shaping)
         except KeyError as exc:

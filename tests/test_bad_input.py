@@ -368,6 +368,20 @@ CONSTRUCTOR_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         ValueError,
         r"`timeout` must be a non-negative finite number, but got -1\.",
     ),
+    (
+        # a condition number is at least 1: 0.5 was accepted, and every run stopped at
+        # generation 0 with nothing evaluated ("the search stagnated", nfev 0, fun inf)
+        "tolconditioncov below 1",
+        {"tolconditioncov": 0.5},
+        ValueError,
+        r"`tolconditioncov` must be a number above 1 .* or None, but got 0\.5\.",
+    ),
+    (
+        "tolconditioncov 1",
+        {"tolconditioncov": 1},
+        ValueError,
+        r"`tolconditioncov` must be a number above 1 .* or None, but got 1\.",
+    ),
 ]
 
 
@@ -398,6 +412,7 @@ CRITERIA_CASES = [
     # the scipy method reads its budget itself: "a number >= 1 or None"
     ({"maxfev": -1}, r"`maxfev` must be an? (integer|number) >= 1(| or None), but got -1\."),
     ({"timeout": -1}, r"`timeout` must be a non-negative finite number, but got -1\."),
+    ({"tolconditioncov": 0.5}, r"`tolconditioncov` must be a number above 1 .*, but got 0\.5\."),
 ]
 
 
@@ -971,3 +986,18 @@ def test_only_openes_takes_a_legacy_random_state(name: str) -> None:
     with pytest.raises(TypeError, match="RandomState"):
         resolve_strategy(name)([0.0, 0.0], 1.0, rng=np.random.RandomState(0))
     OpenES([0.0, 0.0], 1.0, rng=np.random.RandomState(0))
+
+
+def test_from_state_names_a_bad_shaping_argument_not_the_state() -> None:
+    # from_state(good_state, shaping=3) said "`state` is malformed: `shaping` must be ...":
+    # the state was fine, the keyword was not. It now raises what the constructor raises.
+    state = XNES(X0, 0.1, rng=0).state_dict()
+    before = copy.deepcopy(state)
+    with pytest.raises(
+        TypeError, match=r"^`shaping` must be a string or a callable, but got 3\.$"
+    ):
+        XNES.from_state(state, shaping=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^`shaping` must be one of .* but got 'ranks'\.$"):
+        XNES.from_state(state, shaping="ranks")
+    assert state == before
+    assert XNES.from_state(state, shaping="zscore").state_dict()["shaping"] == "zscore"
