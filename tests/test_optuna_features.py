@@ -343,6 +343,62 @@ def test_log_scaled_int_parameters_keep_a_margin_too() -> None:
     assert max(runs) <= 20
 
 
+@pytest.mark.parametrize("log", [False, True])
+def test_an_int_whose_best_value_ends_its_range_keeps_leaving_it(log: bool) -> None:
+    # The margin gave half a cell over z(1 - alpha / 2) wherever the mean sat. In the cell of
+    # the lowest value, with the mean at the low end of the range, a row below 0 is reflected
+    # back into the same cell, so the only exit was the far side, a whole cell away: about
+    # z sigmas. Seeds 0-3 below evaluated layers = 2 in 0 of the last 200 trials (the mean
+    # at u = 0.007, sigma 1e-6); CmaEsSampler(with_margin=True) in 9-23.
+    def objective(trial: optuna.Trial) -> float:
+        return trial.suggest_int("layers", 1, 2, log=log) + trial.suggest_float("c", 0, 1)
+
+    for seed in range(4):
+        study = optuna.create_study(sampler=NESSampler(seed=seed))
+        study.optimize(objective, n_trials=400)
+        assert study.best_value < 1.0 + 1e-6
+        # At least alpha = 1 / (d popsize) = 1/12 of the rows leave the cell: about 17 of
+        # 200 or more (19-38 measured). P(at most 2 | 200 rows, p = 1/12) = 2e-5 if each row
+        # left independently; the test asks only that the value is not frozen.
+        assert sum(t.params["layers"] == 2 for t in study.trials[200:]) >= 3
+
+
+def test_the_margin_of_an_end_cell_reaches_its_one_exit() -> None:
+    # With the mean in the cell of an end value, the spread is the distance to that cell's
+    # inner boundary over z(1 - alpha): a row leaves the cell with probability alpha.
+    from nes_asktell.integrations.optuna._search import Loaded
+    from nes_asktell.integrations.optuna._space import UnitSpace
+    from scipy.special import ndtri
+
+    from nes_asktell import XNES
+
+    space = UnitSpace(
+        {
+            "a": IntDistribution(1, 4),  # 4 cells: the mean 0.1 is in the first
+            "b": IntDistribution(1, 64, log=True),  # the mean 0.999 holds k = 64
+            "c": IntDistribution(1, 4),  # 0.4: an inner cell, half a cell over z
+            "x": FloatDistribution(0, 1),
+        }
+    )
+    a, b = math.log(0.5), math.log(64.5)
+    u_b = 0.999  # in [ln 63.5, ln 64.5], as a unit coordinate from 0.9968
+    np.testing.assert_allclose(
+        space.edge_gaps(np.array([0.1, u_b, 0.4, 0.5])),
+        [0.25 - 0.1, u_b - (math.log(63.5) - a) / (b - a), 0.0, 0.0],
+        rtol=1e-12,
+    )
+    es = XNES(np.array([0.1, u_b, 0.4, 0.5]), 1e-6, rng=1)
+    loaded = Loaded.of({}, es, space)
+    alpha = 1.0 / (4 * es.popsize)
+    rows = XNES(es.mean, 1e-6, rng=1).ask()  # the strategy's own rows (before reflection)
+    rms = np.sqrt(np.mean((rows - es.mean) ** 2, axis=0)) * loaded.margin
+    gaps = space.edge_gaps(es.mean)
+    assert rms[0] == pytest.approx(gaps[0] / float(ndtri(1.0 - alpha)), rel=1e-9)
+    assert rms[1] == pytest.approx(gaps[1] / float(ndtri(1.0 - alpha)), rel=1e-9)
+    assert rms[2] == pytest.approx(0.5 / (4 * float(ndtri(1.0 - alpha / 2.0))), rel=1e-9)
+    assert rms[3] < 1e-5
+
+
 def test_source_trials_of_a_multi_objective_study_are_refused_by_name() -> None:
     # They raised "This attribute is not available during multi-objective optimization" from
     # deep inside every trial of the study.

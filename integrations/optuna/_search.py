@@ -190,18 +190,25 @@ class Loaded:
         margin = np.ones(es.dim)
         # the cells (see UnitSpace.cell_counts) at the mean, reflected into the cube as a row is
         n = np.zeros(es.dim)
+        edge = np.zeros(es.dim)
         if space is not None:
-            n = space.cell_counts(_unit_box(es.dim).reflect(es.mean[None, :].copy())[0])
+            mu = _unit_box(es.dim).reflect(es.mean[None, :].copy())[0]
+            n = space.cell_counts(mu)
+            edge = space.edge_gaps(mu)
         if np.any(n > 0):
             dev = Y - es.mean
             rms = np.sqrt(np.mean(dev**2, axis=0))
             grid = n > 0
             # Like CMA-ES with margin (Hamano et al. 2022): a sample leaves the mean's cell with
-            # probability at least alpha = 1 / (d * popsize) per coordinate, i.e. a spread of
-            # half a cell over the normal quantile z(1 - alpha / 2).
+            # probability at least alpha = 1 / (d * popsize) per coordinate. A cell with
+            # neighbours on both sides: a spread of half a cell over the normal quantile
+            # z(1 - alpha / 2) (the mean anywhere in the cell: at least alpha, the two sides
+            # together). The cell of an end value has one exit (beyond the end of the range a
+            # row is reflected back into it): the distance to that exit over z(1 - alpha).
             alpha = 1.0 / (es.dim * es.popsize)
             z = float(ndtri(1.0 - alpha / 2.0))
             want = np.where(grid, 0.5 / (z * np.maximum(n, 1.0)), 0.0)
+            want = np.maximum(want, edge / float(ndtri(1.0 - alpha)))
             with np.errstate(divide="ignore", invalid="ignore"):
                 margin = np.where(grid & (rms < want), want / np.maximum(rms, 1e-300), 1.0)
             margin = np.minimum(margin, 1e12)

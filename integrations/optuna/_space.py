@@ -186,6 +186,36 @@ class UnitSpace:
             out[i] = (b - a) / np.log1p(1.0 / (v - 0.5))  # ln(v + 1/2) - ln(v - 1/2)
         return out
 
+    def edge_gaps(self, u: FloatArray) -> FloatArray:
+        """Return, per coordinate, how far `u` is from its cell's one exit at an end of the range.
+
+        A grid or log-scaled int coordinate whose `u` lies in the cell of its lowest (highest)
+        value can leave that cell only upwards (downwards): below 0 (above 1) a point is
+        reflected back into the same cell. The distance from `u` to that cell's inner boundary,
+        in the unit coordinate; 0 for a cell with neighbours on both sides and for a
+        continuous coordinate.
+        """
+        u = np.clip(np.asarray(u, dtype=float), 0.0, 1.0)
+        out = np.zeros(self.dim)
+        for i, kind in enumerate(self._kind):
+            if kind == _GRID:
+                n = self._n[i]
+                idx = min(int(u[i] * n), n - 1)
+                if idx == 0:
+                    out[i] = 1.0 / n - u[i]
+                elif idx == n - 1:
+                    out[i] = u[i] - (n - 1) / n
+            elif kind == _LOGINT:
+                dist = self.dists[i]
+                a, b = self._a[i], self._b[i]
+                low, high = float(dist.low), float(dist.high)
+                v = round(min(max(math.exp(a + u[i] * (b - a)), low), high))  # as from_unit
+                if v == low:
+                    out[i] = (math.log(low + 0.5) - a) / (b - a) - u[i]
+                elif v == high:
+                    out[i] = u[i] - (math.log(high - 0.5) - a) / (b - a)
+        return np.maximum(out, 0.0)
+
     def from_unit(self, u: FloatArray) -> dict[str, int | float]:
         """Return the parameter values (plain int and float) of the unit-cube point `u`."""
         out: dict[str, int | float] = {}
