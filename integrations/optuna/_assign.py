@@ -161,6 +161,7 @@ class Assigner:
         space: UnitSpace,
         key: str,
         blocked: frozenset[int] = frozenset(),
+        abandoned: frozenset[int] = frozenset(),
         alive: frozenset[int] = frozenset(),
     ) -> dict[str, int | float] | None:
         """Return the values of `trial`'s candidate (None during the startup trials).
@@ -168,7 +169,9 @@ class Assigner:
         The first trial of a search stores the first state; a trial sampled once every slot of
         the current generation has a value tells it and stores the next state; either then
         takes a candidate of the state it stored. The trials `blocked` (unfinished, started by
-        the calling thread) cannot progress while it waits: they are never waited for. The
+        the calling thread) cannot progress while it waits: they are never waited for; those
+        `abandoned` (see ``NESSampler._blocked_and_abandoned``) cannot finish at all before
+        the caller's ``study.optimize`` returns: their candidates are handed out again. The
         trials `alive` (run by ``study.optimize`` in other threads of this process) are known
         to be running: they are never presumed dead (see ``_search.plan``).
         """
@@ -242,6 +245,7 @@ class Assigner:
             ch.heartbeat_trials(study) if heartbeat else None,
             alive,
             give_up,
+            abandoned,
         )
         if told is not None:
             # The extra samples handed out before the generation closed are told with it

@@ -478,7 +478,7 @@ class NESSampler(BaseSampler):
                             study,
                             trial,
                             *unit,
-                            self._blocked(study, trial),
+                            *self._blocked_and_abandoned(study, trial),
                             self._alive(study, trial),
                         )
                     except Pending as pending:  # extra samples of the generation in flight
@@ -640,6 +640,21 @@ class NESSampler(BaseSampler):
             for (of, n), (thread, _) in self._started.items()
             if thread == me and of == token and n != trial.number
         )
+
+    def _blocked_and_abandoned(
+        self, study: Study, trial: FrozenTrial
+    ) -> tuple[frozenset[int], frozenset[int]]:
+        """Return the trials `_blocked` names and those of them this thread has abandoned.
+
+        While this thread runs `trial` in ``study.optimize``, its other unfinished trials (a
+        ``study.ask()`` never told, as when user code raised between ask and tell) cannot
+        finish before ``optimize`` returns: they are abandoned, and their candidates are
+        handed out again at once (see ``_search.plan``). Otherwise none are.
+        """
+        blocked = self._blocked(study, trial)
+        started = self._started.get((ch.study_token(study), trial.number))
+        optimizing = started is not None and started[1]
+        return blocked, blocked if optimizing else frozenset()
 
     def _alive(self, study: Study, trial: FrozenTrial) -> frozenset[int]:
         """Return the unfinished trials of `study` that `study.optimize` runs in other threads.

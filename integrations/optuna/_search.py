@@ -862,6 +862,7 @@ def plan(
     watched: frozenset[int] | None = None,
     alive: frozenset[int] = frozenset(),
     give_up: datetime.datetime | None = None,
+    abandoned: frozenset[int] = frozenset(),
 ) -> tuple[list[FrozenTrial | None] | None, int | None]:
     """Decide what trial `number` does in a generation of `lam` candidates.
 
@@ -890,7 +891,10 @@ def plan(
     overtaken by `lam` finished ones, whose grace period ends on the caller's clock, bounds
     every wait: a trial that waited for one not yet overtaken could wait for ever, as could
     every other new trial, when that one had died, and then no trial would ever finish to
-    overtake it.)
+    overtake it.) A candidate held only by trials `abandoned` (unfinished trials of the
+    caller's thread while it runs ``study.optimize``, which cannot finish before that returns)
+    is presumed dead at once, without a grace period: handed out again once the extra
+    samples are used up.
     """
     outcome = _outcomes(trials, numbers, candidates, lam)
     live: dict[int, list[int]] = {}  # candidate -> numbers of its RUNNING/WAITING trials
@@ -936,6 +940,8 @@ def plan(
         overtaken = {
             k for k, nums in unwatched.items() if _finished_after(finished, max(nums)) >= lam
         }
+    # (a trial abandoned by the caller's thread cannot finish before its optimize returns)
+    stale |= {k for k, nums in live.items() if all(n in abandoned for n in nums)}
     dead = {k for k in stale if len(live[k]) >= 2}  # its one copy died too
     if all(k in outcome or k in dead for k in range(lam)):
         return [outcome.get(k) for k in range(lam)], -1
