@@ -1972,6 +1972,107 @@ def test_a_trial_asked_and_never_told_before_optimize_does_not_hold_the_search()
     assert study.best_value < 1e-6
 
 
+def test_trials_asked_ahead_and_sampled_in_a_thread_pool_are_not_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time as real_time
+    import types
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nes_asktell.integrations.optuna import _sampler, _search
+
+    # Batches asked in the main thread, suggested and evaluated by a pool of 2 threads, told by
+    # the main thread. A pool thread about to tell a generation waited for the batch's other
+    # trials (RUNNING, with no record yet, queued behind the waiting threads) until the
+    # deadline, max(4 x the median trial duration, MIN_WAIT): the rounds took 0.1, 0.1, 2.1,
+    # 8.3, 33.5 and 133.9 s, as the durations came to include the waits. A trial started in
+    # the sampler's own process samples after it under its lock: it is not waited for. With
+    # MIN_WAIT at 30 s, one such wait would last 30 s or more.
+    monkeypatch.setattr(_search, "MIN_WAIT", 30.0)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if sum(slept) >= 10.0:  # (fail at once rather than wait 30 s, then 120 s, ...)
+            raise AssertionError(f"the sampler waited {sum(slept):.1f} s in all")
+        real_time.sleep(seconds)
+
+    monkeypatch.setattr(_sampler, "time", types.SimpleNamespace(sleep=sleep))
+
+    def f(trial: optuna.Trial) -> float:
+        return (trial.suggest_float("x", -5, 5) - 1) ** 2 + (
+            trial.suggest_float("y", -5, 5) + 1
+        ) ** 2
+
+    sampler = NESSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(7):
+            batch = [study.ask() for _ in range(12)]
+            values = list(pool.map(f, batch))
+            for t, value in zip(batch, values, strict=True):
+                study.tell(t, value)
+    # (waits for extras in flight in the other pool thread remain: a trial's time, at most)
+    assert sum(slept) < 10.0
+    assert len(check_chain(study, sampler)) >= 5  # a generation or more per round
+
+
+WORKER_ASKING_AHEAD = OPEN_STORAGE + textwrap.dedent(
+    """
+    import time
+    signal.alarm(120)  # (a worker still running then ends, and the test fails)
+    study = optuna.load_study(study_name="s", storage=storage, sampler=NESSampler(seed=0))
+
+    def f(trial):
+        value = sum((trial.suggest_float(f"x{i}", -5, 5) - 1) ** 2 for i in range(3))
+        time.sleep(0.01)  # (an objective that takes time)
+        return value
+
+    rounds = []
+    for _ in range(n_trials // 8):
+        start = time.monotonic()
+        batch = [study.ask() for _ in range(8)]
+        for t in batch:
+            study.tell(t, f(t))
+        rounds.append(time.monotonic() - start)
+    print(json.dumps(rounds))
+    """
+)
+
+
+@pytest.mark.slow
+def test_processes_asking_ahead_do_not_wait_longer_each_round(tmp_path: Path) -> None:
+    # Two processes on one journal file, each asking 8 trials, then suggesting, evaluating and
+    # telling them one by one. Each waited for the other's asked trials (RUNNING, no record
+    # yet) until the deadline, and the deadlines grew with durations that included the
+    # waits: rounds of 2.1 s, then 42.3 s, then more than 355 s. A trial with no record that
+    # started MIN_WAIT (2 s) or more ago is not about to sample: it is not waited for.
+    storage, where = make_storage("journal", tmp_path)
+    optuna.create_study(study_name="s", storage=storage)
+    script = tmp_path / "ahead.py"
+    script.write_text(WORKER_ASKING_AHEAD)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), "journal", where, "64"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    rounds: list[float] = []
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err.decode()
+        rounds += json.loads(out.decode().strip().splitlines()[-1])
+    assert len(rounds) == 16
+    # a round waits at most about MIN_WAIT for the other process's trials (2.1 s measured)
+    assert max(rounds) < 30.0, rounds
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 128
+
+
 @pytest.mark.slow
 def test_with_a_heartbeat_a_running_candidate_is_never_handed_out_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -163,6 +163,7 @@ class Assigner:
         blocked: frozenset[int] = frozenset(),
         abandoned: frozenset[int] = frozenset(),
         alive: frozenset[int] = frozenset(),
+        local: frozenset[int] = frozenset(),
     ) -> dict[str, int | float] | None:
         """Return the values of `trial`'s candidate (None during the startup trials).
 
@@ -173,7 +174,9 @@ class Assigner:
         `abandoned` (see ``NESSampler._blocked_and_abandoned``) cannot finish at all before
         the caller's ``study.optimize`` returns: their candidates are handed out again. The
         trials `alive` (run by ``study.optimize`` in other threads of this process) are known
-        to be running: they are never presumed dead (see ``_search.plan``).
+        to be running: they are never presumed dead (see ``_search.plan``). The trials
+        `local` (unfinished, started in this process) are not waited for before they sample
+        (see ``_search.closing``).
         """
         read_at = datetime.datetime.now()  # (before the read: see `_search.plan`)
         trials = ch.all_trials(study)
@@ -265,6 +268,7 @@ class Assigner:
                 ix.unfinished(trials),
                 give_up if k == EXHAUSTED else None,
                 loaded.es.mirrored,
+                local,
             )
             fill = (
                 close.gaps

@@ -480,6 +480,7 @@ class NESSampler(BaseSampler):
                             *unit,
                             *self._blocked_and_abandoned(study, trial),
                             self._alive(study, trial),
+                            self._local(study, trial),
                         )
                     except Pending as pending:  # extra samples of the generation in flight
                         delay = min(pending.seconds, backoff)
@@ -655,6 +656,11 @@ class NESSampler(BaseSampler):
         started = self._started.get((ch.study_token(study), trial.number))
         optimizing = started is not None and started[1]
         return blocked, blocked if optimizing else frozenset()
+
+    def _local(self, study: Study, trial: FrozenTrial) -> frozenset[int]:
+        """Return the other unfinished trials of `study` started in this process."""
+        token = ch.study_token(study)
+        return frozenset(n for (of, n) in self._started if of == token and n != trial.number)
 
     def _alive(self, study: Study, trial: FrozenTrial) -> frozenset[int]:
         """Return the unfinished trials of `study` that `study.optimize` runs in other threads.
