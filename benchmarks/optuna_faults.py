@@ -8,6 +8,10 @@ benchmark can be built up in parts and a rerun only computes what is missing):
   distinct points and best value of NESSampler, CmaEsSampler and TPESampler.
 * ``integer``: ``sum((k_i - 3)^2)`` over 6 ints in ``[-10, 10]`` and one float, 200 trials:
   NESSampler against CmaEsSampler(with_margin=True) and TPESampler.
+* ``int-edge``: ``layers + c`` with ``layers`` an int in ``[1, 2]`` (also on a log scale) and
+  ``c`` a float in ``[0, 1]``, whose best int value ends its range, 400 trials: how many of
+  the last 200 trials take the other value (a frozen int takes none), NESSampler against
+  CmaEsSampler(with_margin=True).
 * ``procs``: 2 and 4 processes x 60 trials on SQLite and on a journal file: the share of
   COMPLETE trials told to the search and the points evaluated twice.
 * ``procs2`` and ``procs2-timed``: the ``procs`` study with two parameters (where XNES runs
@@ -473,6 +477,36 @@ def report_integer(seeds: list[int]) -> None:
         print(f"  {sampler:10s} median best {statistics.median(best):.3g}  all {best}")
 
 
+def run_int_edge(sampler: str, log: bool, seed: int) -> dict[str, object]:
+    def compute() -> dict[str, object]:
+        def objective(trial: optuna.Trial) -> float:
+            return trial.suggest_int("layers", 1, 2, log=log) + trial.suggest_float("c", 0, 1)
+
+        study = optuna.create_study(sampler=make_sampler(sampler, seed))
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study.optimize(objective, n_trials=400)
+        out = study_summary(study, time.perf_counter() - t0)
+        out["other_late"] = sum(t.params["layers"] == 2 for t in study.trials[200:])
+        return out
+
+    return cached(f"int-edge-{'log-' if log else ''}{sampler}-{seed}", compute)
+
+
+def report_int_edge(seeds: list[int]) -> None:
+    print("int-edge: layers in [1, 2] (1 best) + c in [0, 1], 400 trials; seeds", seeds)
+    for log in (False, True):
+        for sampler in ("nes", "cma-margin"):
+            rs = [run_int_edge(sampler, log, s) for s in seeds]
+            late = [r["other_late"] for r in rs]
+            best = [float(r["best"]) for r in rs]  # type: ignore[arg-type]
+            print(
+                f"  {'log' if log else 'linear':6s} {sampler:10s} layers = 2 in the last 200: "
+                f"{late}  best - 1: {' '.join(f'{b - 1:.1e}' for b in best)}"
+            )
+
+
 def report_procs(
     seeds: list[int],
     params: int = 3,
@@ -559,6 +593,7 @@ def report_speed(seeds: list[int]) -> None:
 SUITES = {
     "faults": report_faults,
     "integer": report_integer,
+    "int-edge": report_int_edge,
     "procs": report_procs,
     "procs2": report_procs2,
     "procs2-timed": report_procs2_timed,
