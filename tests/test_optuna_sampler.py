@@ -60,6 +60,11 @@ def objective(trial: optuna.Trial) -> float:
     return (x - 1.0) ** 2 + math.log10(y) ** 2 + (n - 3) ** 2
 
 
+def quadratic_2d(trial: optuna.Trial) -> float:
+    x, y = trial.suggest_float("x", -5, 5), trial.suggest_float("y", -5, 5)
+    return (x - 1) ** 2 + (y + 1) ** 2
+
+
 def stored_state(trial: optuna.trial.FrozenTrial) -> dict[str, object]:
     carrier = ch.parse_carrier(trial)
     assert carrier is not None
@@ -1948,17 +1953,12 @@ def test_a_trial_asked_and_never_told_before_optimize_does_not_hold_the_search()
     # told, best 2.8e-3 against 3.5e-12 without the stray trial). While this thread runs
     # optimize, that trial cannot finish: it is presumed dead at once, and its candidate is
     # handed out again once the extra samples are used up.
-    def f(trial: optuna.Trial) -> float:
-        return (trial.suggest_float("x", -5, 5) - 1) ** 2 + (
-            trial.suggest_float("y", -5, 5) + 1
-        ) ** 2
-
     sampler = NESSampler(seed=0)
     study = optuna.create_study(sampler=sampler)
-    study.optimize(f, n_trials=20)
+    study.optimize(quadratic_2d, n_trials=20)
     stray = study.ask()
-    f(stray)
-    study.optimize(f, n_trials=300)
+    quadratic_2d(stray)
+    study.optimize(quadratic_2d, n_trials=300)
     cand = ch.parse_candidate(study.trials[stray.number])
     assert cand is not None
     copies = [t.number for t in study.trials if ch.parse_candidate(t) == cand]
@@ -1999,17 +1999,12 @@ def test_trials_asked_ahead_and_sampled_in_a_thread_pool_are_not_waited_for(
 
     monkeypatch.setattr(_sampler, "time", types.SimpleNamespace(sleep=sleep))
 
-    def f(trial: optuna.Trial) -> float:
-        return (trial.suggest_float("x", -5, 5) - 1) ** 2 + (
-            trial.suggest_float("y", -5, 5) + 1
-        ) ** 2
-
     sampler = NESSampler(seed=0)
     study = optuna.create_study(sampler=sampler)
     with ThreadPoolExecutor(2) as pool:
         for _ in range(7):
             batch = [study.ask() for _ in range(12)]
-            values = list(pool.map(f, batch))
+            values = list(pool.map(quadratic_2d, batch))
             for t, value in zip(batch, values, strict=True):
                 study.tell(t, value)
     # (waits for extras in flight in the other pool thread remain: a trial's time, at most)
