@@ -22,7 +22,17 @@ from nes_asktell._typing import FloatArray
 from nes_asktell._validate import short
 
 from . import _storage as ch
-from ._search import EXHAUSTED, WAIT, Loaded, Search, closing, exhaustion, plan
+from ._search import (
+    EXHAUSTED,
+    NOTHING_RUNNING,
+    WAIT,
+    Loaded,
+    Running,
+    Search,
+    closing,
+    exhaustion,
+    plan,
+)
 from ._space import UnitSpace, is_relative
 
 _CACHE_SIZE = 16
@@ -160,23 +170,15 @@ class Assigner:
         trial: FrozenTrial,
         space: UnitSpace,
         key: str,
-        blocked: frozenset[int] = frozenset(),
-        abandoned: frozenset[int] = frozenset(),
-        alive: frozenset[int] = frozenset(),
-        local: frozenset[int] = frozenset(),
+        running: Running = NOTHING_RUNNING,
     ) -> dict[str, int | float] | None:
         """Return the values of `trial`'s candidate (None during the startup trials).
 
         The first trial of a search stores the first state; a trial sampled once every slot of
         the current generation has a value tells it and stores the next state; either then
-        takes a candidate of the state it stored. The trials `blocked` (unfinished, started by
-        the calling thread) cannot progress while it waits: they are never waited for; those
-        `abandoned` (see ``NESSampler._blocked_and_abandoned``) cannot finish at all before
-        the caller's ``study.optimize`` returns: their candidates are handed out again. The
-        trials `alive` (run by ``study.optimize`` in other threads of this process) are known
-        to be running: they are never presumed dead (see ``_search.plan``). The trials
-        `local` (unfinished, started in this process) are not waited for before they sample
-        (see ``_search.closing``).
+        takes a candidate of the state it stored. `running` says what this process knows of
+        the study's other unfinished trials (see ``_search.Running``): which are never waited
+        for, which never presumed dead, and which are handed out again at once.
         """
         read_at = datetime.datetime.now()  # (before the read: see `_search.plan`)
         trials = ch.all_trials(study)
@@ -243,12 +245,10 @@ class Assigner:
             trial.number,
             n_extra,
             heartbeat,
-            blocked,
+            running,
             read_at,
             ch.heartbeat_trials(study) if heartbeat else None,
-            alive,
             give_up,
-            abandoned,
         )
         if told is not None:
             # The extra samples handed out before the generation closed are told with it
@@ -264,11 +264,10 @@ class Assigner:
                 trial.number,
                 datetime.datetime.now(),
                 tip.digest,
-                blocked,
+                running,
                 ix.unfinished(trials),
                 give_up if k == EXHAUSTED else None,
                 loaded.es.mirrored,
-                local,
             )
             fill = (
                 close.gaps

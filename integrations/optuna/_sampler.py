@@ -31,7 +31,7 @@ from nes_asktell._typing import OptionValue
 
 from . import _storage as ch
 from ._assign import Assigner, Pending
-from ._search import MAX_LEARNING_RATE, MAX_POPSIZE, Search, mirrored_up_to
+from ._search import MAX_LEARNING_RATE, MAX_POPSIZE, Running, Search, mirrored_up_to
 from ._space import is_relative
 
 __all__ = ["NESSampler"]
@@ -478,9 +478,7 @@ class NESSampler(BaseSampler):
                             study,
                             trial,
                             *unit,
-                            *self._blocked_and_abandoned(study, trial),
-                            self._alive(study, trial),
-                            self._local(study, trial),
+                            self._running(study, trial),
                         )
                     except Pending as pending:  # extra samples of the generation in flight
                         delay = min(pending.seconds, backoff)
@@ -629,52 +627,41 @@ class NESSampler(BaseSampler):
         self._space_calculators.move_to_end(token)
         return calculator.calculate(ch.all_trials(study))
 
-    def _blocked(self, study: Study, trial: FrozenTrial) -> frozenset[int]:
-        """Return the other unfinished trials of `study` started by this thread.
+    def _running(self, study: Study, trial: FrozenTrial) -> Running:
+        """Return what this process knows of the other unfinished trials of `study`.
 
-        They cannot progress while this thread waits (trials asked together with
-        ``study.ask()`` and told later), so a trial never waits for them.
+        From the trials started here (``before_trial``) and not finished (``after_trial``),
+        each with its thread and whether ``study.optimize`` runs it (see ``_search.Running``):
+
+        * those of the caller's thread are `blocked`; while the caller runs `trial` in
+          ``study.optimize`` they are also `abandoned` (a ``study.ask()`` never told, as when
+          user code raised between ask and tell: it cannot finish before ``optimize``
+          returns);
+        * those ``study.optimize`` runs in other threads are `alive` (a trial started by
+          ``study.ask()`` may have been abandoned, whichever thread asked it: it is judged as
+          one of another process);
+        * all of them are `local`.
         """
         me, token = threading.get_ident(), ch.study_token(study)
-        return frozenset(
-            n
-            for (of, n), (thread, _) in self._started.items()
-            if thread == me and of == token and n != trial.number
-        )
-
-    def _blocked_and_abandoned(
-        self, study: Study, trial: FrozenTrial
-    ) -> tuple[frozenset[int], frozenset[int]]:
-        """Return the trials `_blocked` names and those of them this thread has abandoned.
-
-        While this thread runs `trial` in ``study.optimize``, its other unfinished trials (a
-        ``study.ask()`` never told, as when user code raised between ask and tell) cannot
-        finish before ``optimize`` returns: they are abandoned, and their candidates are
-        handed out again at once (see ``_search.plan``). Otherwise none are.
-        """
-        blocked = self._blocked(study, trial)
-        started = self._started.get((ch.study_token(study), trial.number))
+        started = self._started.get((token, trial.number))
         optimizing = started is not None and started[1]
-        return blocked, blocked if optimizing else frozenset()
-
-    def _local(self, study: Study, trial: FrozenTrial) -> frozenset[int]:
-        """Return the other unfinished trials of `study` started in this process."""
-        token = ch.study_token(study)
-        return frozenset(n for (of, n) in self._started if of == token and n != trial.number)
-
-    def _alive(self, study: Study, trial: FrozenTrial) -> frozenset[int]:
-        """Return the unfinished trials of `study` that `study.optimize` runs in other threads.
-
-        Such a trial is known to be running (its thread is evaluating it, and Optuna finishes
-        it whatever its objective does, calling `after_trial`), so it is never presumed dead,
-        however long it takes. (A trial started by ``study.ask()`` may have been abandoned,
-        whichever thread asked it: it is judged as one of another process.)
-        """
-        me, token = threading.get_ident(), ch.study_token(study)
-        return frozenset(
-            n
-            for (of, n), (thread, optimizing) in self._started.items()
-            if optimizing and thread != me and of == token and n != trial.number
+        blocked: set[int] = set()
+        alive: set[int] = set()
+        local: set[int] = set()
+        for (of, n), (thread, by_optimize) in self._started.items():
+            if of != token or n == trial.number:
+                continue
+            local.add(n)
+            if thread == me:
+                blocked.add(n)
+            elif by_optimize:
+                alive.add(n)
+        mine = frozenset(blocked)
+        return Running(
+            blocked=mine,
+            abandoned=mine if optimizing else frozenset(),
+            alive=frozenset(alive),
+            local=frozenset(local),
         )
 
     def _independent(self, trial: FrozenTrial, name: str) -> BaseSampler:

@@ -849,6 +849,36 @@ def exhaustion(
     return at
 
 
+@dataclass(frozen=True)
+class Running:
+    """Who runs the unfinished trials of a study, as far as the calling process knows.
+
+    The storage cannot say whether an unfinished trial is still being evaluated; the process
+    that started it can. Each field names other unfinished trials than the caller's:
+
+    * `blocked`: started by the caller's thread. They cannot progress while it waits (trials
+      asked together with ``study.ask()`` and told later), so they are never waited for.
+    * `abandoned`: those of `blocked` that cannot finish at all before the caller's
+      ``study.optimize`` returns (a ``study.ask()`` never told, as when user code raised
+      between ask and tell). Their candidates are handed out again at once.
+    * `alive`: run by ``study.optimize`` in other threads of the caller's process. Optuna
+      finishes them whatever the objective does, so they are never presumed dead, however
+      long they take.
+    * `local`: started in the caller's process. Sampling is serialised there, so one that
+      has not sampled yet takes a candidate of whatever state it then reads, and a
+      generation does not wait for it to sample.
+    """
+
+    blocked: frozenset[int] = frozenset()
+    abandoned: frozenset[int] = frozenset()
+    alive: frozenset[int] = frozenset()
+    local: frozenset[int] = frozenset()
+
+
+#: what a caller that started no other trial of the study knows of them: nothing
+NOTHING_RUNNING = Running()
+
+
 def plan(
     trials: list[FrozenTrial],
     numbers: list[int],
@@ -857,12 +887,10 @@ def plan(
     number: int,
     n_extra_max: int,
     heartbeat: bool = False,
-    blocked: frozenset[int] = frozenset(),
+    running: Running = NOTHING_RUNNING,
     now: datetime.datetime | None = None,
     watched: frozenset[int] | None = None,
-    alive: frozenset[int] = frozenset(),
     give_up: datetime.datetime | None = None,
-    abandoned: frozenset[int] = frozenset(),
 ) -> tuple[list[FrozenTrial | None] | None, int | None]:
     """Decide what trial `number` does in a generation of `lam` candidates.
 
@@ -873,11 +901,11 @@ def plan(
     is past `give_up` (see :func:`exhaustion`) and a candidate had no outcome by then, the
     generation closes: ``(told, EXHAUSTED)``, each candidate told its outcome finished by
     then, None (missing) if it had none; before then, once the extras are used up, a trial
-    waits (`WAIT`). Otherwise, and
-    while a trial `blocked` holds an unfinished row of the generation, the older rule: only
-    when the extra samples are used up is a candidate whose RUNNING trial is presumed dead
-    (see :func:`_is_stale`; never one held by a trial known to be `alive`: run by
-    ``study.optimize`` in another thread of the caller's process; when the storage has a
+    waits (`WAIT`). Otherwise, and while a trial ``running.blocked`` holds an unfinished row
+    of the generation (see :class:`Running` for what the caller's process knows of its
+    trials), the older rule: only when the extra samples are used up is a candidate whose
+    RUNNING trial is presumed dead (see :func:`_is_stale`; never one held by a trial
+    ``running.alive``; when the storage has a
     `heartbeat`, only a candidate none of whose trials records one, as `watched` (the RUNNING
     trials that do; None: all) says: Optuna fails the others itself) handed out once more,
     and counted as dead (told worst) if that copy dies too. Returns ``(told, -1)`` when
@@ -886,15 +914,13 @@ def plan(
     candidate), else ``(None, k)``: the candidate to evaluate, ``k >= lam`` for an extra
     sample, `WAIT` when the extra samples are used up and a candidate whose trial has been
     overtaken by `lam` finished trials is still within its grace period (unless only trials
-    `blocked` hold it: unfinished trials started by the caller's thread, which cannot finish
-    while it waits), and otherwise None: an independent sample. (Waiting only for a trial
+    ``running.blocked`` hold it, which cannot finish while the caller waits), and otherwise
+    None: an independent sample. (Waiting only for a trial
     overtaken by `lam` finished ones, whose grace period ends on the caller's clock, bounds
     every wait: a trial that waited for one not yet overtaken could wait for ever, as could
     every other new trial, when that one had died, and then no trial would ever finish to
-    overtake it.) A candidate held only by trials `abandoned` (unfinished trials of the
-    caller's thread while it runs ``study.optimize``, which cannot finish before that returns)
-    is presumed dead at once, without a grace period: handed out again once the extra
-    samples are used up.
+    overtake it.) A candidate held only by trials ``running.abandoned`` is presumed dead at
+    once, without a grace period: handed out again once the extra samples are used up.
     """
     outcome = _outcomes(trials, numbers, candidates, lam)
     live: dict[int, list[int]] = {}  # candidate -> numbers of its RUNNING/WAITING trials
@@ -908,7 +934,7 @@ def plan(
             and held.state in (TrialState.RUNNING, TrialState.WAITING)
         ):
             live.setdefault(k, []).append(n)
-    mine = any(n in blocked for n in numbers)  # the caller's own trials hold rows of it
+    mine = any(n in running.blocked for n in numbers)  # the caller's own trials hold rows of it
     if give_up is not None and now is not None and now >= give_up and not mine:
         # (the same rule for every reader, whenever it reads: a generation whose every
         # candidate had an outcome by `give_up` closes as usual)
@@ -917,11 +943,11 @@ def plan(
             return [timely.get(k) for k in range(lam)], EXHAUSTED
     # With a heartbeat, Optuna fails the dead trials that record one (`watched`; None: all);
     # the others (started by `study.ask()`, added, copied) are judged as without a heartbeat.
-    # A trial `alive` in the caller's process is never judged: it is known to be running.
+    # A trial `running.alive` is never judged: it is known to be running.
     unwatched = {
         k: nums
         for k, nums in live.items()
-        if not any(n in alive for n in nums)
+        if not any(n in running.alive for n in nums)
         and (not heartbeat or (watched is not None and not any(n in watched for n in nums)))
     }
     stale: set[int] = set()
@@ -941,7 +967,7 @@ def plan(
             k for k, nums in unwatched.items() if _finished_after(finished, max(nums)) >= lam
         }
     # (a trial abandoned by the caller's thread cannot finish before its optimize returns)
-    stale |= {k for k, nums in live.items() if all(n in abandoned for n in nums)}
+    stale |= {k for k, nums in live.items() if all(n in running.abandoned for n in nums)}
     dead = {k for k in stale if len(live[k]) >= 2}  # its one copy died too
     if all(k in outcome or k in dead for k in range(lam)):
         return [outcome.get(k) for k in range(lam)], -1
@@ -963,7 +989,7 @@ def plan(
     if backup:
         return None, backup[0]
     if any(
-        k in overtaken and k not in dead and not all(n in blocked for n in nums)
+        k in overtaken and k not in dead and not all(n in running.blocked for n in nums)
         for k, nums in unwatched.items()
     ):
         # A candidate whose trial is within its grace period holds the generation: wait for
@@ -1009,11 +1035,10 @@ def closing(
     own: int,
     now: datetime.datetime,
     digest: str,
-    blocked: frozenset[int] = frozenset(),
+    running: Running = NOTHING_RUNNING,
     unfinished: list[FrozenTrial] | None = None,
     give_up: datetime.datetime | None = None,
     pairs: bool = False,
-    local: frozenset[int] = frozenset(),
 ) -> Closing:
     """Return the extra samples of a generation whose candidates all have outcomes.
 
@@ -1031,10 +1056,10 @@ def closing(
     visible to every later reader, which then tells instead of taking an extra; so after a
     process found nothing to wait for, no extra sample is added (but by a trial created before
     the generation's state was stored, less the wait, that only now samples: a fork, resolved
-    by the longest chain). Trials `blocked` (unfinished, started by the caller's thread) are
-    not waited for: they cannot finish while it waits. Nor is a trial with no record yet that
-    the caller's process started (`local`: its sampling is serialised with the caller's by the
-    sampler's lock, so it reads the state the caller stores), or one that started
+    by the longest chain). Trials ``running.blocked`` (see :class:`Running`) are not waited
+    for: they cannot finish while the caller waits. Nor is a trial with no record yet that
+    the caller's process started (``running.local``: its sampling is serialised with the
+    caller's by the sampler's lock, so it reads the state the caller stores), or one that started
     `MIN_WAIT` seconds or more before `now` (a trial about to sample does so within moments
     of its start; one asked ahead of its sampling, as in a batch of ``study.ask()``, may not
     sample before the deadline, and waiting for it held every generation of such batches
@@ -1070,7 +1095,7 @@ def closing(
         deadline = cutoff + window
     finished: dict[int, FrozenTrial] = {}
     pending = False
-    running: set[int] = set()  # the indices held by trials still running (not `blocked`)
+    in_flight: set[int] = set()  # the indices held by trials still running (not blocked)
     for n in numbers:
         got = st.find(trials, n)
         if got is None:
@@ -1080,9 +1105,9 @@ def closing(
             done = got.datetime_complete
             if j >= lam and done is not None and done <= deadline:
                 finished.setdefault(j, got)
-        elif got.state == TrialState.RUNNING and n not in blocked:
+        elif got.state == TrialState.RUNNING and n not in running.blocked:
             pending = True
-            running.add(j)
+            in_flight.add(j)
     if give_up is not None:
         pending = False
     elif not pending:
@@ -1092,8 +1117,8 @@ def closing(
             if (
                 t.state == TrialState.RUNNING
                 and t.number != own
-                and t.number not in blocked
-                and t.number not in local
+                and t.number not in running.blocked
+                and t.number not in running.local
                 and st.CANDIDATE not in t.system_attrs
                 and t.system_attrs.get(st.CLOSING) != digest
                 and start is not None
@@ -1114,7 +1139,7 @@ def closing(
     gaps = [j for j in range(lam, end + 1) if j not in held]
     left = (deadline - now).total_seconds()
     waiting = pending and left > 0
-    mirror = end if unpaired and waiting and gaps == [end] and end - 1 in running else None
+    mirror = end if unpaired and waiting and gaps == [end] and end - 1 in in_flight else None
     return Closing(
         extras,
         max(left, 0.0) if pending else 0.0,
