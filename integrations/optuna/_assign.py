@@ -231,6 +231,12 @@ class Assigner:
             loaded = self.load(tip, trials, space, ix)
             if loaded is not None:
                 break
+            # A bad state is often one of a run (summaries crafted each below the last): its
+            # ancestors are tried now, up to the first that loads, so the chain is recomputed
+            # once for the run instead of once per state (quadratic in the run's length).
+            above = self.records.parent(ix, key, tip)
+            while above is not None and self.load(above, trials, space, ix) is None:
+                above = self.records.parent(ix, key, above)
         lam = loaded.X.shape[0]
         extra = self.search.extra_rows(loaded)
         numbers = sorted(ix.by_state.get(tip.digest, ()))

@@ -948,6 +948,20 @@ class Records:
         """Return a good carrier of state `digest` of search `key` (None when none)."""
         return self._chain(ix, key).carrier(digest)
 
+    def parent(self, ix: Index, key: str, c: Carrier) -> Carrier | None:
+        """Return the carrier of the parent state of `c` on search `key`'s chain, or None.
+
+        As the chain was last read: carriers found bad since are not taken into account, so
+        that walking up a chain costs no recomputation of it. None at a first state, and
+        unless the parent is one generation before `c` (as on a chain), so a walk up ends
+        within `c`'s generation steps, whatever crafted summaries claim.
+        """
+        chain = ix.chains.get(key)
+        if chain is None or c.parent is None:
+            return None
+        up = chain.carrier(c.parent)
+        return up if up is not None and up.generation == c.generation - 1 else None
+
     def chain(self, ix: Index, key: str) -> list[Carrier]:
         """Return the current chain of search `key` (see :func:`longest_chain`).
 
