@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
+
+import numpy as np
 
 from nes_asktell import _xnes
 from nes_asktell._typing import FloatArray
@@ -57,3 +60,81 @@ class FirstRunDecayingXNES(DecayingXNES):
         if self._fast:
             return super()._adapted_eta_sigma(u, Zh)
         return XNES._adapted_eta_sigma(self, u, Zh)
+
+
+class ActiveShapeXNES(XNES):
+    """XNES whose shape update weights the worse half by rank, as active CMA-ES does.
+
+    XNES's utilities give every sample of the worse half the same weight ``-1/popsize``. Here
+    the shape gradient ``G_B`` uses zero-sum weights of the same mass on each side: the better
+    half XNES's positive weights, the worse half CMA-ES's negative log-rank weights
+    ``ln((popsize + 1) / 2) - ln(rank)``, so the worst samples weigh most. The ranks are those
+    of the fitness values told (the utilities tie the worse half); a non-finite value ranks
+    worst. The mean and the step size are updated as by XNES. Independent samples only.
+    """
+
+    _shape_only = False
+    #: the mass of the negative weights, as a multiple of the positive ones' (1: zero-sum)
+    negative_mass = 1.0
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if self._mirrored:
+            raise ValueError("`mirrored` must be False for ActiveShapeXNES")
+        shape_fn = self._shape_fn
+        self._told_f: FloatArray = np.zeros(0)
+
+        def recorded(f: FloatArray) -> FloatArray:
+            self._told_f = f.copy()
+            return shape_fn(f)
+
+        self._shape_fn = recorded
+
+    def _even_weights(self, u: FloatArray) -> FloatArray:
+        w = super()._even_weights(u)
+        if not self._shape_only:
+            return w
+        n = w.size
+        f = np.where(np.isnan(self._told_f), np.inf, self._told_f)
+        order = np.argsort(f, kind="stable")  # best first
+        ranks = np.arange(1, n + 1)
+        pos = np.maximum(0.0, math.log(n / 2 + 1) - np.log(ranks))
+        neg = np.minimum(0.0, math.log((n + 1) / 2) - np.log(ranks))
+        mass = float(np.sum(np.maximum(w, 0.0)))
+        by_rank = mass * (pos / pos.sum() + self.negative_mass * neg / -neg.sum())
+        out = np.empty(n)
+        out[order] = by_rank
+        return out
+
+    def _updated(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
+        plain = super()._updated(u, Zh)
+        self._shape_only = True
+        try:
+            active = super()._updated(u, Zh)
+        finally:
+            self._shape_only = False
+        return {**plain, **{k: active[k] for k in ("_B", "_BT", "_cond_memo")}}
+
+
+class ActiveShapeXNES2(ActiveShapeXNES):
+    """:class:`ActiveShapeXNES` with twice the mass on the worse half."""
+
+    negative_mass = 2.0
+
+
+def active_utilities(f: FloatArray) -> FloatArray:
+    """Zero-sum utilities by rank: XNES's positive weights on the better half, CMA-ES's
+    negative log-rank weights ``ln((n + 1) / 2) - ln(rank)`` on the worse half, each side
+    the mass of XNES's positive part (a non-finite value ranks worst; ties by position)."""
+    from nes_asktell._shaping import nes_utilities
+
+    n = f.size
+    u = nes_utilities(f)
+    order = np.argsort(np.where(np.isnan(f), np.inf, f), kind="stable")  # best first
+    ranks = np.arange(1, n + 1)
+    pos = np.maximum(0.0, math.log(n / 2 + 1) - np.log(ranks))
+    neg = np.minimum(0.0, math.log((n + 1) / 2) - np.log(ranks))
+    mass = float(np.sum(np.maximum(u, 0.0)))
+    out = np.empty(n)
+    out[order] = mass * (pos / pos.sum() + neg / -neg.sum())
+    return out

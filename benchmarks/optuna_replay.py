@@ -55,7 +55,12 @@ from nes_asktell.integrations.optuna._search import Search, _unit_box, mirrored_
 from scipy.stats import binomtest
 
 from benchmarks._bbob_runs import load_problem
-from benchmarks._xnes_variants import DecayingXNES
+from benchmarks._xnes_variants import (
+    ActiveShapeXNES,
+    ActiveShapeXNES2,
+    DecayingXNES,
+    active_utilities,
+)
 from benchmarks.optuna_bbob import in_failing_region
 from nes_asktell._crfmnes import CRFMNES
 from nes_asktell._dxnesic import DXNESIC
@@ -129,6 +134,16 @@ VARIANTS: dict[str, Variant] = {
     "eb05": Variant(shape_rate_factor=0.5),
     "eb07": Variant(shape_rate_factor=0.7),
     "r1-eb05": Variant({"rank_one": True}, shape_rate_factor=0.5),
+    # a larger shape rate than the paper's
+    "eb15": Variant(shape_rate_factor=1.5),
+    "eb20": Variant(shape_rate_factor=2.0),
+    "eb30": Variant(shape_rate_factor=3.0),
+    # the shape's worse half weighted by rank (active CMA-ES's negative weights)
+    "active": Variant(cls=ActiveShapeXNES),
+    "r1-active": Variant({"rank_one": True}, cls=ActiveShapeXNES),
+    "r1-active2": Variant({"rank_one": True}, cls=ActiveShapeXNES2),
+    # the same weights as utilities: for the mean and the step size too
+    "r1-active-all": Variant({"rank_one": True, "shaping": active_utilities}),
     # a failed evaluation ignored instead of ranked worst (meaningful with --fault fail)
     "fail-ignored": Variant({"shaping": finite_rows_only}),
     # mirrored sampling (the default at d <= 2), independent sampling (the default at d >= 3,
