@@ -12,6 +12,8 @@ benchmark can be built up in parts and a rerun only computes what is missing):
   ``c`` a float in ``[0, 1]``, whose best int value ends its range, 400 trials: how many of
   the last 200 trials take the other value (a frozen int takes none), NESSampler against
   CmaEsSampler(with_margin=True).
+* ``margin``: how often a row leaves the cell of the mean of an int, against the probability
+  ``1 / (d popsize)`` the margin asks for (2,000 batches, not cached; ``--seeds`` unused).
 * ``procs``: 2 and 4 processes x 60 trials on SQLite and on a journal file: the share of
   COMPLETE trials told to the search and the points evaluated twice.
 * ``procs2`` and ``procs2-timed``: the ``procs`` study with two parameters (where XNES runs
@@ -507,6 +509,43 @@ def report_int_edge(seeds: list[int]) -> None:
             )
 
 
+def report_margin(seeds: list[int]) -> None:
+    """Print how often a row leaves the cell of the mean of an int, against alpha.
+
+    One int ``k`` in [0, 9] (10 cells of the unit interval) and d - 1 floats; XNES with a
+    spread of 1e-6 at the mean, k's coordinate at the centre of the cell of k = 4 (0.45) or
+    0.02 from its edge (0.42); 2,000 batches (``rng`` 0-1999), each asked as the sampler asks
+    it (``Loaded.of``). alpha = 1 / (d popsize) is what the margin asks for at least.
+    """
+    import numpy as np
+    from nes_asktell.integrations.optuna._search import Loaded
+    from nes_asktell.integrations.optuna._space import UnitSpace
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    from nes_asktell import XNES
+
+    del seeds  # (2,000 fixed seeds: not a study)
+    print("margin: share of rows leaving the cell of the mean (k in [0, 9], 2,000 batches)")
+    for dim, mirrored in ((2, True), (5, False), (10, False)):
+        dists = {f"x{i}": FloatDistribution(0, 1) for i in range(1, dim)}
+        space = UnitSpace({"k": IntDistribution(0, 9), **dists})
+        for at in (0.45, 0.42):
+            mean = np.full(dim, 0.5)
+            mean[0] = at
+            out = tries = 0
+            lam = 0
+            for seed in range(2000):
+                es = XNES(mean, 1e-6, rng=seed, mirrored=mirrored)
+                k = Loaded.of({}, es, space).X[:, 0]
+                out += int(np.sum((k < 0.4) | (k >= 0.5)))
+                tries += k.size
+                lam = es.popsize
+            print(
+                f"  d = {dim:2d} popsize {lam:2d}{' mirrored' if mirrored else '         '} "
+                f"k's coordinate {at}: {out / tries:.4f} (alpha {1.0 / (dim * lam):.4f})"
+            )
+
+
 def report_procs(
     seeds: list[int],
     params: int = 3,
@@ -594,6 +633,7 @@ SUITES = {
     "faults": report_faults,
     "integer": report_integer,
     "int-edge": report_int_edge,
+    "margin": report_margin,
     "procs": report_procs,
     "procs2": report_procs2,
     "procs2-timed": report_procs2_timed,

@@ -435,6 +435,16 @@ class Strategy(ABC):
         return self._sigma_value()
 
     @property
+    def stds(self) -> FloatArray:
+        """The standard deviation of the search distribution along each coordinate (a copy).
+
+        The square roots of the diagonal of its covariance: ``sigma * |row i of B|`` for XNES,
+        ``sigma`` for SNES. Candidates of a box are reflected into it, so their spread may be
+        smaller than this near a wall.
+        """
+        return np.array(self._stds(), dtype=np.float64)
+
+    @property
     def mirrored(self) -> bool:
         """Whether perturbations come in antithetic pairs (z, -z)."""
         return self._mirrored

@@ -63,6 +63,41 @@ def test_ask_tell_protocol(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_stds_are_a_copy_of_the_spread_along_each_coordinate(name: str) -> None:
+    es = make(name)
+    for _ in range(3):
+        step(es)
+    stds = es.stds
+    assert stds.shape == (D,)
+    assert np.all(np.isfinite(stds))
+    assert np.all(stds > 0)
+    stds[:] = -1.0
+    assert np.all(es.stds > 0)  # a copy
+
+
+def test_stds_are_the_square_roots_of_the_covariance_diagonal() -> None:
+    from nes_asktell import CRFMNES, DXNESIC, SNES, XNES, OpenES
+
+    x0 = np.full(D, 0.5)
+    for cls in (XNES, DXNESIC):
+        es = cls(x0, 0.3, rng=3)
+        for _ in range(5):
+            step(es)
+        cov = es.sigma**2 * es.B @ es.B.T  # type: ignore[attr-defined, operator]
+        np.testing.assert_allclose(es.stds, np.sqrt(np.diag(cov)), rtol=1e-12)
+    cr = CRFMNES(x0, 0.3, rng=3)
+    for _ in range(5):
+        step(cr)
+    cov = cr.sigma**2 * np.diag(cr.D) @ (np.eye(D) + np.outer(cr.v, cr.v)) @ np.diag(cr.D)  # type: ignore[operator]
+    np.testing.assert_allclose(cr.stds, np.sqrt(np.diag(cov)), rtol=1e-12)
+    sn = SNES(x0, 0.3, rng=3)
+    step(sn)
+    np.testing.assert_array_equal(sn.stds, sn.sigma)
+    op = OpenES(x0, 0.3, rng=3)
+    np.testing.assert_array_equal(op.stds, np.full(D, 0.3))
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_optimize_respects_the_budget(name: str) -> None:
     es = make(name)
     res = es.optimize(ellipsoid, maxfev=3 * es.popsize + 1)

@@ -328,9 +328,9 @@ def test_log_scaled_int_parameters_keep_a_margin_too() -> None:
     # the mean (0.5, 0.5) holds k = 6: the cell [ln 5.5, ln 6.5] of [ln 0.5, ln 64.5]
     n = (math.log(64.5) - math.log(0.5)) / (math.log(6.5) - math.log(5.5))
     z = float(ndtri(1.0 - 1.0 / (2 * loaded.es.popsize) / 2.0))  # alpha = 1 / (d popsize)
-    rms = np.sqrt(np.mean((loaded.X - 0.5) ** 2, axis=0))
-    assert rms[0] == pytest.approx(0.5 / (z * n), rel=1e-9)  # half a cell over z
-    assert rms[1] < 1e-5  # (a continuous coordinate keeps the strategy's own spread)
+    spread = loaded.es.stds * loaded.margin  # the standard deviation the rows are drawn with
+    assert spread[0] == pytest.approx(0.5 / (z * n), rel=1e-9)  # half a cell over z
+    assert spread[1] < 1e-5  # (a continuous coordinate keeps the strategy's own spread)
 
     def objective(trial: optuna.Trial) -> float:
         return float(sum((trial.suggest_int(f"k{i}", 1, 64, log=True) - 3) ** 2 for i in range(6)))
@@ -390,13 +390,72 @@ def test_the_margin_of_an_end_cell_reaches_its_one_exit() -> None:
     es = XNES(np.array([0.1, u_b, 0.4, 0.5]), 1e-6, rng=1)
     loaded = Loaded.of({}, es, space)
     alpha = 1.0 / (4 * es.popsize)
-    rows = XNES(es.mean, 1e-6, rng=1).ask()  # the strategy's own rows (before reflection)
-    rms = np.sqrt(np.mean((rows - es.mean) ** 2, axis=0)) * loaded.margin
+    spread = es.stds * loaded.margin  # the standard deviation the rows are drawn with
     gaps = space.edge_gaps(es.mean)
-    assert rms[0] == pytest.approx(gaps[0] / float(ndtri(1.0 - alpha)), rel=1e-9)
-    assert rms[1] == pytest.approx(gaps[1] / float(ndtri(1.0 - alpha)), rel=1e-9)
-    assert rms[2] == pytest.approx(0.5 / (4 * float(ndtri(1.0 - alpha / 2.0))), rel=1e-9)
-    assert rms[3] < 1e-5
+    assert spread[0] == pytest.approx(gaps[0] / float(ndtri(1.0 - alpha)), rel=1e-9)
+    assert spread[1] == pytest.approx(gaps[1] / float(ndtri(1.0 - alpha)), rel=1e-9)
+    assert spread[2] == pytest.approx(0.5 / (4 * float(ndtri(1.0 - alpha / 2.0))), rel=1e-9)
+    assert spread[3] < 1e-5
+
+
+@pytest.mark.parametrize(("dim", "mirrored"), [(5, False), (2, True)])
+def test_rows_leave_the_cell_of_the_mean_with_probability_alpha(dim: int, mirrored: bool) -> None:
+    # The margin scaled the batch so that its root mean square deviation was the wanted
+    # spread. A batch scaled so has no tails: at d = 2 its 3 mirrored pairs of rms s reach at
+    # most sqrt(3) s = 1.73 s, and the cell's edge was z(1 - alpha / 2) = 1.73 s away. Rows
+    # left the cell with probability 0.011 at d = 5 (alpha 0.025) and 0.0002 at d = 2
+    # (alpha 0.083): an int held on a worse value than its neighbour's.
+    from conftest import ALPHA_PER_ASSERTION
+    from nes_asktell.integrations.optuna._search import Loaded
+    from nes_asktell.integrations.optuna._space import UnitSpace
+    from scipy import stats
+
+    from nes_asktell import XNES
+
+    dists = {
+        "k": IntDistribution(0, 9),
+        **{f"x{i}": FloatDistribution(0, 1) for i in range(1, dim)},
+    }
+    space = UnitSpace(dists)
+    mean = np.full(dim, 0.5)
+    mean[0] = 0.45  # the centre of the cell [0.4, 0.5) of k = 4
+    out = tries = 0
+    for seed in range(1000):
+        es = XNES(mean, 1e-6, rng=seed, mirrored=mirrored)
+        k = Loaded.of({}, es, space).X[:, 0]
+        if mirrored:  # a pair leaves the centred cell on both sides or not at all
+            k = k[: es.popsize // 2]
+        out += int(np.sum((k < 0.4) | (k >= 0.5)))
+        tries += k.size
+    alpha = 1.0 / (dim * es.popsize)
+    lo = stats.binom.ppf(ALPHA_PER_ASSERTION / 2, tries, alpha)
+    hi = stats.binom.isf(ALPHA_PER_ASSERTION / 2, tries, alpha)
+    assert lo <= out <= hi, (out, tries * alpha, lo, hi)
+
+
+def test_a_population_of_two_with_one_int_keeps_its_margin_finite() -> None:
+    # alpha = 1 / (d popsize) was 1/2 at d = 1 and popsize 2: z(1 - alpha) = 0, and the
+    # spread of an end cell was divided by 0. A RuntimeWarning reached the user and the
+    # margin was its cap, 1e12: the rows were spread over the whole range.
+    from nes_asktell.integrations.optuna._search import MAX_MARGIN_ALPHA, Loaded
+    from nes_asktell.integrations.optuna._space import UnitSpace
+    from scipy.special import ndtri
+
+    from nes_asktell import XNES
+
+    space = UnitSpace({"n": IntDistribution(0, 9)})
+    es = XNES(np.array([0.03]), 1e-6, 2, rng=0)  # in the cell of n = 0, 0.07 from its exit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from numpy
+        loaded = Loaded.of({}, es, space)
+    assert MAX_MARGIN_ALPHA == 0.25
+    spread = es.stds * loaded.margin
+    assert spread[0] == pytest.approx(0.07 / float(ndtri(1.0 - 0.25)), rel=1e-9)
+    study = optuna.create_study(sampler=NESSampler(seed=0, popsize=2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        study.optimize(lambda t: t.suggest_int("n", 0, 9), n_trials=100)
+    assert study.best_value == 0
 
 
 def test_source_trials_of_a_multi_objective_study_are_refused_by_name() -> None:

@@ -180,11 +180,12 @@ class Loaded:
     def of(cls, state: dict[str, object], es: Strategy, space: UnitSpace | None) -> Loaded:
         """Return the loaded state of `es` (asking its batch).
 
-        `space` is the unit space searched (None: every coordinate continuous). The root mean
-        square deviation of the batch from the mean in a coordinate of discrete values (ints,
-        log-scaled ones too, and floats with a step) is widened to a margin (see below), so an
-        integer parameter never freezes (the strategy is told its own rows: the margin only
-        changes which values are evaluated).
+        `space` is the unit space searched (None: every coordinate continuous). In a
+        coordinate of discrete values (ints, log-scaled ones too, and floats with a step) the
+        deviations of the batch from the mean are scaled so that the distribution they are
+        drawn from has at least the spread of a margin (see below), so an integer parameter
+        never freezes (the strategy is told its own rows: the margin only changes which
+        values are evaluated).
         """
         Y = es.ask().copy()
         margin = np.ones(es.dim)
@@ -197,20 +198,25 @@ class Loaded:
             edge = space.edge_gaps(mu)
         if np.any(n > 0):
             dev = Y - es.mean
-            rms = np.sqrt(np.mean(dev**2, axis=0))
+            std = es.stds
             grid = n > 0
             # Like CMA-ES with margin (Hamano et al. 2022): a sample leaves the mean's cell with
             # probability at least alpha = 1 / (d * popsize) per coordinate. A cell with
-            # neighbours on both sides: a spread of half a cell over the normal quantile
-            # z(1 - alpha / 2) (the mean anywhere in the cell: at least alpha, the two sides
-            # together). The cell of an end value has one exit (beyond the end of the range a
-            # row is reflected back into it): the distance to that exit over z(1 - alpha).
-            alpha = 1.0 / (es.dim * es.popsize)
-            z = float(ndtri(1.0 - alpha / 2.0))
-            want = np.where(grid, 0.5 / (z * np.maximum(n, 1.0)), 0.0)
-            want = np.maximum(want, edge / float(ndtri(1.0 - alpha)))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                margin = np.where(grid & (rms < want), want / np.maximum(rms, 1e-300), 1.0)
+            # neighbours on both sides: a standard deviation of half a cell over the normal
+            # quantile z(1 - alpha / 2) (the mean anywhere in the cell: at least alpha, the
+            # two sides together). The cell of an end value has one exit (beyond the end of
+            # the range a row is reflected back into it): the distance to that exit over
+            # z(1 - alpha). The deviations are scaled by the ratio to the distribution's
+            # standard deviation, not to the batch's: a batch scaled to a spread has no tails
+            # (at d = 2, 6 mirrored rows of root mean square s reach at most 1.73 s), and rows
+            # left a cell far less often than alpha. alpha is at most 1/4 (d = 1 and the
+            # smallest default population, 4): at 1/2 the quantile z(1 - alpha) is 0.
+            alpha = min(1.0 / (es.dim * es.popsize), MAX_MARGIN_ALPHA)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                z = float(ndtri(1.0 - alpha / 2.0))
+                want = np.where(grid, 0.5 / (z * np.maximum(n, 1.0)), 0.0)
+                want = np.maximum(want, edge / float(ndtri(1.0 - alpha)))
+                margin = np.where(grid & (std < want), want / np.maximum(std, 1e-300), 1.0)
             margin = np.minimum(margin, 1e12)
             Y = es.mean + dev * margin
         # The strategy searches R^d; its candidates are reflected into the unit cube, so the
@@ -219,6 +225,10 @@ class Loaded:
         if not np.isfinite(X).all():
             raise ValueError("the state's candidates are not finite")
         return cls(state, es, X, space, margin)
+
+
+#: the largest probability of leaving the mean's cell that the margin asks for (see `Loaded.of`)
+MAX_MARGIN_ALPHA = 0.25
 
 
 def _as_float(x: object) -> object:
