@@ -8,6 +8,7 @@ The helpers that say where restart ``r`` starts (:func:`run_seed`, :func:`restar
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import time
@@ -303,14 +304,19 @@ class IPOP:
         seed = seed_of(rng)
         self._seed = 0 if seed is None else seed
         self._cls = cls
-        # numpy scalars as Python numbers, so that state_dict() is plain data (JSON)
-        self._options = {
-            k: x.item() if isinstance(x, np.generic) else x for k, x in options.items()
-        }
+        # plain values, so that state_dict() is plain data (JSON)
+        self._options = {k: _plain_option(k, x) for k, x in options.items()}
         self._crit = _stopping.Criteria(tolfun=None, tolx=None, **crit)  # type: ignore[arg-type]
         # The first run validates x0, sigma0, popsize, bounds and the options.
         self._x0 = v.as_vector("x0", x0)
-        self._sigma0 = sigma0
+        # a copy: the caller may change its array later (x0 is copied by as_vector)
+        self._sigma0 = (
+            sigma0.copy()
+            if isinstance(sigma0, np.ndarray)
+            else copy.deepcopy(sigma0)
+            if isinstance(sigma0, (list, tuple))
+            else sigma0
+        )
         self._box = parse_bounds(bounds, self._x0.size)
         self._restarts = 0
         self._nfev_done = 0
@@ -799,6 +805,26 @@ def small_regime_draws(seed: int, r: int) -> tuple[float, float]:
     return entropy_small_regime_draws(sequence_entropy(seed), r)
 
 
+def _plain_option(name: str, x: object) -> object:
+    """Return option `x` as plain data, so that ``state_dict()`` is JSON.
+
+    numpy scalars and other real numbers (a Fraction) as Python ones, a `dtype` as its name;
+    anything else as it is (the first run validates it).
+    """
+    if isinstance(x, np.generic):
+        x = x.item()
+    if name == "dtype" and x is not None and not isinstance(x, str):
+        try:
+            return np.dtype(x).name  # type: ignore[call-overload]
+        except Exception:  # not a dtype: the first run names it
+            return x
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        return x
+    if isinstance(x, numbers.Integral):
+        return int(x)
+    return float(x)
+
+
 def entropy_small_regime_draws(entropy: int, r: int) -> tuple[float, float]:
     """Return the two uniform numbers in [0, 1) of small-regime restart `r` of `entropy`.
 
@@ -815,10 +841,13 @@ def small_popsize(popsize0: int, popsize_large: int, u: float, mirrored: bool) -
     r"""Return :math:`\lfloor\lambda_0 (\lambda_l / (2 \lambda_0))^{u^2}\rfloor` (Hansen 2009).
 
     `popsize_large` is the population :math:`\lambda_l` of the next large-regime run, so the
-    result lies in :math:`[\lambda_0, \lambda_l / 2]`; made even when `mirrored`.
+    result lies in :math:`[\lambda_0, \lambda_l / 2]`; made even when `mirrored`. With a
+    `popsize_factor` below 2, :math:`\lambda_l / 2` can be below :math:`\lambda_0`: the result
+    is then :math:`\lambda_0` (not a smaller population, which the first run's strategy may
+    reject: DXNESIC and CRFMNES do 2, and so would a restart after the tell that ended a run).
     """
     lam = math.floor(popsize0 * (0.5 * popsize_large / popsize0) ** (u * u))
-    return max(even_popsize(lam, mirrored), 2)
+    return even_popsize(max(lam, popsize0), mirrored)
 
 
 class BIPOP(IPOP):

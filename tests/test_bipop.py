@@ -71,6 +71,21 @@ def test_small_popsize_spans_its_range() -> None:
     assert small_popsize(7, 14, 0.5, mirrored=True) == 8  # floor(7), made even
 
 
+@pytest.mark.parametrize("name", ["crfmnes", "dxnesic", "xnes"])
+def test_a_popsize_factor_below_two_never_gives_a_small_run_below_the_first(name: str) -> None:
+    # With popsize_factor 1 the small regime drew populations in [lambda_0 / 2, lambda_0]:
+    # 2 at d = 1 (lambda_0 = 4), which CRFMNES and DXNESIC reject with mirrored sampling. The
+    # restart is made after the tell that ended a run had committed it, so that tell raised
+    # and every later ask raised again: the run was stuck for good (XNES got one pair).
+    assert small_popsize(4, 4, 1.0, mirrored=True) == 4  # 2 before
+    assert small_popsize(7, 7, 1.0, mirrored=False) == 7  # 3 before
+    opt = BIPOP(name, [1.0], 0.5, popsize_factor=1, rng=0, max_restarts=3)
+    res = opt.optimize(lambda x: float(x @ x), maxfev=3000)
+    assert opt.restarts >= 2
+    assert res.fun < 1e-8
+    assert min(h["popsize"] for h in res.history) >= 4
+
+
 def test_no_restart_with_max_restarts_zero() -> None:
     opt = BIPOP("snes", np.full(3, 3.0), 2.0, rng=0, tolfun=1e-2, max_restarts=0)
     res = opt.optimize(rastrigin, maxfev=5000)

@@ -6,6 +6,7 @@ import json
 import math
 import pickle
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -700,3 +701,47 @@ def test_no_run_is_restarted_before_it_has_evaluated_anything(
     res = opt.optimize(sphere, maxfev=20_000)
     assert res.restarts >= 4
     assert all(h["nfev"] > 0 and h["generations"] > 0 for h in res.history[:-1])
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_changing_the_callers_sigma0_array_afterwards_changes_nothing(cls: type[IPOP]) -> None:
+    # The sequence kept the caller's array: doubling it afterwards made the state's first run
+    # disagree with run 0 ("`sigma0[0]` must be 1.0 as in run 0 of the sequence, but got
+    # 0.5"), and the restarts started from the doubled step sizes.
+    sig = np.array([0.5, 0.5])
+    opt = cls("snes", np.ones(2), sig, rng=0, max_restarts=2)
+    sig *= 2
+    again = cls.from_state(json.loads(json.dumps(opt.state_dict())))
+    assert again.state_dict() == opt.state_dict()
+    res = opt.optimize(lambda x: float(x @ x), maxfev=2000)
+    ref = cls("snes", np.ones(2), np.array([0.5, 0.5]), rng=0, max_restarts=2)
+    assert res.fun == ref.optimize(lambda x: float(x @ x), maxfev=2000).fun
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"dtype": np.float32},
+        {"dtype": np.dtype("float32")},
+        {"tolfun": Fraction(1, 1000)},
+        {"eta_B": Fraction(1, 10)},
+    ],
+)
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_options_of_other_types_are_stored_as_plain_data(
+    cls: type[IPOP], options: dict[str, object]
+) -> None:
+    # The options were stored as given: state_dict() held the type np.float32 (json.dumps
+    # raised "Object of type type is not JSON serializable") or a Fraction.
+    opt = cls("xnes", np.zeros(2), 0.5, rng=0, **options)  # type: ignore[arg-type]
+    for _ in range(3):
+        X = opt.ask()
+        opt.tell(X, [float(x @ x) for x in X])
+    state = json.loads(json.dumps(opt.state_dict()))
+    again = cls.from_state(state)
+    for _ in range(3):
+        X, Y = opt.ask(), again.ask()
+        np.testing.assert_array_equal(X, Y)
+        opt.tell(X, [float(x @ x) for x in X])
+        again.tell(Y, [float(y @ y) for y in Y])
+    assert json.dumps(again.state_dict()) == json.dumps(opt.state_dict())
