@@ -1017,13 +1017,19 @@ def is_dask_client(obj: object) -> bool:
     return type(obj).__module__.split(".")[0] == "distributed" and hasattr(obj, "scatter")
 
 
+#: the most processes ``workers=<int>`` starts: each is an interpreter of its own, started
+#: before the first evaluation (10**6 of them was taken, and spawned until the machine gave out)
+MAX_PROCESSES = 1024
+
+
 def check_workers(workers: object) -> None:
     """Raise the error of :func:`make_engine` for a malformed `workers`, building nothing."""
     if isinstance(workers, numbers.Integral) and not isinstance(workers, bool):
-        if workers == 0 or workers < -1:
+        n = int(workers)
+        if n == 0 or n < -1 or n > MAX_PROCESSES:
             raise ValueError(
-                f"`workers` must be a positive number of processes or -1 (one per core), "
-                f"but got {int(workers)}."
+                f"`workers` must be a number of processes from 1 to {MAX_PROCESSES} or -1 "
+                f"(one per core), but got {n}."
             )
     elif not (
         workers is None

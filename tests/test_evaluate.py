@@ -286,10 +286,24 @@ def test_workers_of_the_wrong_kind() -> None:
         Evaluator("four")
 
 
-@pytest.mark.parametrize("n", [0, -2])
+@pytest.mark.parametrize("n", [0, -2, 1025, 10**6])
 def test_workers_bad_count(n: int) -> None:
-    with pytest.raises(ValueError, match=rf"`workers` must be a positive .*but got {n}\."):
+    # 10**6 was taken, and the pool spawned interpreters until the machine gave out
+    with pytest.raises(ValueError, match=rf"`workers` must be a number of .*but got {n}\."):
         Evaluator(n)
+
+
+def test_a_run_refuses_too_many_processes_before_evaluating_anything() -> None:
+    from nes_asktell import XNES
+
+    es = XNES(np.ones(3), 0.5, rng=0)
+    calls = []
+    with pytest.raises(
+        ValueError, match=r"`workers` must be a number of processes from 1 to 1024"
+    ):
+        es.optimize(lambda x: calls.append(x) or 0.0, maxfev=60, workers=10**6)
+    assert calls == []
+    assert es.nfev == 0
 
 
 def test_workers_bool_is_rejected() -> None:
