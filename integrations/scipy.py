@@ -275,6 +275,8 @@ def nes(
             fun_x = float(block_values(fun(point[:, None], *args), 1, fun)[0])
         else:
             fun_x = as_value(fun(point, *args), fun)
+        if not math.isfinite(fun_x):  # no finite value: what a run reports (as maxiter=1 does)
+            fun_x = math.inf
         nfev = 1
     out = make_result(
         x=np.copy(res.x),

@@ -1101,3 +1101,12 @@ def test_an_unimportable_fun_is_named_in_the_error_of_the_scipy_method() -> None
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "'my_objective' is defined in a __main__ module" in out.stdout
+
+
+@pytest.mark.parametrize("value", [math.nan, -math.inf, math.inf])
+@pytest.mark.parametrize("maxiter", [0, 1])
+def test_no_finite_value_is_reported_as_inf_whatever_maxiter(value: float, maxiter: int) -> None:
+    # maxiter=0 reported the objective at x0 as it came: NaN (maxiter=1 gave inf, as a run
+    # with no finite value does), so a non-finite value reached the result.
+    res = minimize(lambda x: value, np.zeros(2), method=nes, options={"maxiter": maxiter})
+    assert res.fun == math.inf
