@@ -140,6 +140,18 @@ def _same_state(a: list[float], b: list[float]) -> bool:
     return bool(np.array_equal(np.take(a, cols), np.take(b, cols), equal_nan=True))
 
 
+def _norm(x: FloatArray) -> float:
+    """Return the Euclidean norm of `x`, scaled so that squares of large entries cannot overflow.
+
+    ``np.linalg.norm`` squares the entries: beyond about 1.3e154 it returned inf (with a
+    RuntimeWarning) for a norm well within the float range.
+    """
+    big = float(np.max(np.abs(x))) if x.size else 0.0
+    if not (big > 0.0 and math.isfinite(big)):
+        return big  # 0, inf or NaN
+    return big * float(np.linalg.norm(x / big))
+
+
 class History:
     """A run's history, one row per generation, to look at, save as CSV and plot.
 
@@ -395,7 +407,7 @@ class History:
             s_med,
             s_max,
             cond,
-            nan if mean is None else float(np.linalg.norm(mean)),
+            nan if mean is None else _norm(mean),
             *coords,
         ]
         if self._rows and _same_state(self._rows[-1], row):

@@ -682,3 +682,15 @@ def test_f_best_of_results_from_other_methods_is_the_best_so_far() -> None:
     best = history["f_best"]
     assert len(best) > 3
     assert np.all(np.diff(best) <= 0.0)
+
+
+def test_the_norm_of_a_far_mean_is_recorded_without_overflow() -> None:
+    # np.linalg.norm squares the entries: a mean of (1e200, -1e200) was recorded as inf,
+    # with a RuntimeWarning, where its norm is 1.414e200.
+    history = History(coordinates=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history(OptimizeResult(nit=1, nfev=6, fun=2.0, mean=np.array([1e200, -1e200]), sigma=0.5))
+        history(OptimizeResult(nit=2, nfev=12, fun=1.0, mean=np.zeros(2), sigma=0.5))
+    assert history["mean_norm"][0] == pytest.approx(math.sqrt(2) * 1e200, rel=1e-15)
+    assert history["mean_norm"][1] == 0.0
