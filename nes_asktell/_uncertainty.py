@@ -12,10 +12,12 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import OptimizeResult
 
 from . import _stopping
 from . import _validate as v
+from ._loop import _RunWarnings
 from ._strategy import STATE_VERSION, Strategy
 from ._tasks import as_value
 from ._typing import JSON, ArrayLike, FloatArray, ShapingLike
@@ -62,15 +64,47 @@ def rank_change(f_old: FloatArray, f_new: FloatArray, theta: float) -> float:
     r_old, r_new = rank[:lam_r], rank[f_old.size :]
     diff = r_new - r_old
     delta = diff - np.sign(diff)
-    ks = np.arange(1, L)
-
-    def lim(R: np.ndarray) -> FloatArray:
-        out: FloatArray = np.percentile(np.abs(ks[None, :] - R[:, None]), 50.0 * theta, axis=1)
-        return out
-
     f_o, f_n = key[:lam_r], key[f_old.size :]
-    s = 2.0 * np.abs(delta) - lim(r_new - (f_n > f_o)) - lim(r_old - (f_o > f_n))
+    s = (
+        2.0 * np.abs(delta)
+        - distance_percentile(r_new - (f_n > f_o), L, 50.0 * theta)
+        - distance_percentile(r_old - (f_o > f_n), L, 50.0 * theta)
+    )
     return float(np.mean(s))
+
+
+def distance_percentile(R: npt.NDArray[np.int64], L: int, q: float) -> FloatArray:
+    """Return, for each rank in `R`, the `q`-th percentile of ``{|k - R| : k = 1, ..., L - 1}``.
+
+    What ``np.percentile(np.abs(ks[None, :] - R[:, None]), q, axis=1)`` returns for ``ks =
+    arange(1, L)`` (linear interpolation), without the ``len(R) x (L - 1)`` matrix, which took
+    gigabytes at populations of a few thousand: the distances are integers, and the number of
+    them at most ``v`` is ``min(L - 1, R + v) - max(1, R - v) + 1``, so each order statistic
+    is found by a bisection on ``v``.
+    """
+    n = L - 1
+    pos = q / 100.0 * (n - 1)
+    j = min(math.floor(pos), n - 1)
+    t = pos - j
+    a = _order_statistic(R, j, L)
+    b = _order_statistic(R, min(j + 1, n - 1), L)
+    diff = b - a
+    out: FloatArray = np.where(t >= 0.5, b - diff * (1.0 - t), a + diff * t)
+    return out
+
+
+def _order_statistic(R: npt.NDArray[np.int64], j: int, L: int) -> FloatArray:
+    """Return the `j`-th smallest (0-based) of ``{|k - R| : k = 1, ..., L - 1}`` for each R."""
+    R = np.asarray(R, dtype=np.int64)
+    lo = np.zeros(R.shape, dtype=np.int64)  # the answer v is the least with count(v) > j
+    hi = np.full(R.shape, L, dtype=np.int64)
+    while np.any(lo < hi):
+        mid = (lo + hi) // 2
+        count = np.minimum(L - 1, R + mid) - np.maximum(1, R - mid) + 1
+        above = count > j
+        hi = np.where(above, mid, hi)
+        lo = np.where(above, lo, mid + 1)
+    return lo.astype(np.float64)
 
 
 class NoiseHandler:
@@ -354,12 +388,18 @@ class NoiseHandler:
         limits = [n for n in (v.budget("maxfev", maxfev), own) if isinstance(n, int)]
         limit = min(limits) if limits else None
         spent: int | None = None  # the budget, once it ends the run
+        # the library's warnings once per kind at the caller's line, and a summary (as the
+        # strategies' own optimize shows them: see docs/watching.rst)
+        counted = _RunWarnings()
         while not self.stop():
             if limit is not None and self.nfev + self._es.popsize + self._n_reev > limit:
                 spent = limit
                 break
-            X = self.ask()
-            self.tell(X, [as_value(fun(x, *extra), fun) for x in X])
+            with counted:
+                X = self.ask()
+                self.tell(X, [as_value(fun(x, *extra), fun) for x in X])
+            counted.show_new()
+        counted.summarise()
         if spent is None and "maxfev" in self.stop() and "maxfev" not in self._es.stop():
             spent = int(self.stop()["maxfev"])  # the strategy's, reached with re-evaluations
         res = self._es.result

@@ -379,3 +379,56 @@ def test_failed_evaluations_are_no_evidence_of_noise(failed: str) -> None:
         assert nh.measure <= 0.0
     assert nh.raises == 0
     assert nh.nfev == plain.nfev + 60 * k
+
+
+@given(
+    L=st.integers(2, 80),
+    q=st.one_of(st.sampled_from([0.0, 10.0, 20.0, 50.0, 100.0]), st.floats(0.0, 100.0)),
+    data=st.data(),
+)
+def test_the_distance_percentile_is_numpys_percentile_of_the_distances(
+    L: int, q: float, data: st.DataObject
+) -> None:
+    from nes_asktell._uncertainty import distance_percentile
+
+    R = np.array(data.draw(st.lists(st.integers(0, L), min_size=1, max_size=8)))
+    dense = np.percentile(np.abs(np.arange(1, L)[None, :] - R[:, None]), q, axis=1)
+    np.testing.assert_array_equal(distance_percentile(R, L, q), dense)
+
+
+def test_a_large_population_is_measured_without_a_quadratic_allocation() -> None:
+    # rank_change built a (lambda_r x (lambda + lambda_r)) matrix of distances: a tell of
+    # popsize 4096 with every candidate re-evaluated took 0.5 GB (at 2**18, tens of GB).
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    f_old = rng.normal(size=4096)
+    f_new = f_old + 0.1 * rng.normal(size=4096)
+    tracemalloc.start()
+    try:
+        s = rank_change(f_old, f_new, 0.2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert math.isfinite(s)
+    assert peak < 16 * 2**20  # 8 * 4096 * 8192 bytes = 256 MB for one matrix before
+
+
+def test_optimize_shows_each_warning_once_at_the_callers_line_with_a_summary() -> None:
+    # NoiseHandler.optimize let every warning through, once per generation (20 for this run),
+    # each pointing into the library; XNES.optimize shows the first one at the caller's line
+    # and a summary line (docs/watching.rst, "Warnings, once per run").
+    import warnings
+
+    for run in (
+        lambda: NoiseHandler(XNES(np.ones(3), 0.5, rng=0)).optimize(
+            lambda x: math.nan, maxfev=200
+        ),
+        lambda: XNES(np.ones(3), 0.5, rng=0).optimize(lambda x: math.nan, maxfev=200),
+    ):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run()
+        assert len(caught) == 2, [str(w.message) for w in caught]
+        assert all(w.filename == __file__ for w in caught)
+        assert "this run raised" in str(caught[1].message)
