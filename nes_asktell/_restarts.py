@@ -25,6 +25,7 @@ from ._evaluate import WorkersLike
 from ._loop import DispLike, run
 from ._strategy import (
     CONFIGURATION,
+    MAX_COUNT,
     MAX_POPSIZE,
     STATE_VERSION,
     Strategy,
@@ -709,7 +710,9 @@ class IPOP:
             # The constructor drew run 0 from the stored seed; the sequence's seed is the
             # stored one itself (the entropy the original run 0 drew).
             obj._seed = v.integer("seed", int(str(state["seed"])), minimum=0, maximum=2**128 - 1)
-            obj._restarts = v.integer("restarts", state["restarts"], minimum=0)
+            obj._restarts = v.integer(
+                "restarts", state["restarts"], minimum=0, maximum=obj._restart_bound()
+            )
             obj._nfev_done = v.integer("nfev_done", state["nfev_done"], minimum=0)
             obj._generation_done = v.integer(
                 "generation_done", state["generation_done"], minimum=0
@@ -741,6 +744,10 @@ class IPOP:
     def _load_extra(self, state: JSON) -> None:
         """Load what a subclass adds to the state (BIPOP: its regimes); raise if malformed."""
         return None
+
+    def _restart_bound(self) -> int:
+        """Return the most restarts the sequence can have made (IPOP: `max_restarts`)."""
+        return self._max_restarts
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()
@@ -783,9 +790,14 @@ def _checked_history(records: object, restarts: int, *, regime: bool) -> list[JS
             raise ValueError(
                 f"`history[{i}]` must have the keys {sorted(keys)}, but got {sorted(h)}"
             )
-        v.integer("popsize", h["popsize"], minimum=2)
-        v.integer("nfev", h["nfev"], minimum=0)
-        v.integer("generations", h["generations"], minimum=0)
+        h = {
+            **h,
+            "popsize": v.integer("popsize", h["popsize"], minimum=2, maximum=MAX_POPSIZE),
+            "nfev": v.integer("nfev", h["nfev"], minimum=0, maximum=MAX_COUNT),
+            "generations": v.integer(
+                "generations", h["generations"], minimum=0, maximum=MAX_COUNT
+            ),
+        }
         if h["best_f"] is not None:
             v.real("best_f", h["best_f"])
         stop = h["stop"]
@@ -1053,12 +1065,18 @@ class BIPOP(IPOP):
             raise ValueError("`state` must come from BIPOP.state_dict().")
         return obj
 
+    def _restart_bound(self) -> int:
+        # small-regime runs come between the large ones, as many as the budgets make
+        return MAX_COUNT
+
     def _load_extra(self, state: JSON) -> None:
         extra = dict(state["bipop"])  # type: ignore[call-overload]
         regime = extra["regime"]
         if regime not in REGIMES:
             raise ValueError(f"`regime` must be one of {list(REGIMES)}, but got {regime!r}")
-        large = v.integer("large_restarts", extra["large_restarts"], minimum=0)
+        large = v.integer(
+            "large_restarts", extra["large_restarts"], minimum=0, maximum=self._max_restarts
+        )
         if large > self._restarts:
             raise ValueError(f"`large_restarts` {large} exceeds `restarts` {self._restarts}")
         b_large = v.integer("budget_large", extra["budget_large"], minimum=0)

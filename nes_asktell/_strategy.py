@@ -1290,8 +1290,9 @@ class Strategy(ABC):
         self._fhist = [v.real("fhist", x) for x in record["fhist"]]  # type: ignore[attr-defined]
         last = record["last_range"]
         self._last_range = math.inf if last is None else v.real("last_range", last)
+        # (one more each generation at most, from 0 at the start of the run)
         self._since_improvement = v.integer(
-            "since_improvement", record["since_improvement"], minimum=0
+            "since_improvement", record["since_improvement"], minimum=0, maximum=self._generation
         )
         # (absent from the states written before the criterion: none counted)
         self._flat_generations = v.integer(

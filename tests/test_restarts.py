@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import pickle
 import warnings
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pytest
@@ -390,7 +392,10 @@ def test_a_state_with_a_missing_key_names_the_key() -> None:
         (lambda h: h.append(dict(h[0])), r"`history` must hold one record per restart"),
         (lambda h: h.__setitem__(0, 3), r"`history\[0\]` must be a dict, but got 3"),
         (lambda h: h[0].pop("nfev"), r"`history\[0\]` must have the keys .*, but got"),
-        (lambda h: h[0].update(popsize=-4), r"`popsize` must be an integer >= 2, but got -4"),
+        (
+            lambda h: h[0].update(popsize=-4),
+            r"`popsize` must be an integer in \[2, 262144\], but got -4",
+        ),
         (lambda h: h[0].update(nfev=1.5), r"`nfev` must be an integer, but got 1.5"),
         (lambda h: h[0].update(best_f="0"), r"`best_f` must be a finite number, but got '0'"),
         (lambda h: h[0].update(stop="tolx"), r"`stop` must be a list of criteria, but got"),
@@ -745,3 +750,44 @@ def test_options_of_other_types_are_stored_as_plain_data(
         opt.tell(X, [float(x @ x) for x in X])
         again.tell(Y, [float(y @ y) for y in Y])
     assert json.dumps(again.state_dict()) == json.dumps(opt.state_dict())
+
+
+def _ipop_after_three_restarts() -> dict[str, object]:
+    opt = IPOP("xnes", np.ones(2), 0.5, rng=3, tolfun=1e-3, tolx=1e-3, max_restarts=5)
+    while opt.restarts < 3:
+        X = opt.ask()
+        opt.tell(X, [float(x @ x) for x in X])
+    for _ in range(3):
+        X = opt.ask()
+        opt.tell(X, [float(x @ x) for x in X])
+    return json.loads(json.dumps(opt.state_dict()))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s.__setitem__("max_restarts", 0), r"`restarts` must be an integer in \[0, 0\]"),
+        (
+            lambda s: s["history"][0].__setitem__("popsize", 1e308),
+            r"`popsize` must be an integer in \[2, 262144\]",
+        ),
+        (
+            lambda s: s["run"]["record"].__setitem__("since_improvement", 10**30),
+            r"`since_improvement` must be an integer in \[0, 3\]",
+        ),
+    ],
+)
+def test_a_state_whose_counters_disagree_is_refused(change: Any, message: str) -> None:
+    # Each was accepted: 3 restarts made of at most 0, a first run of popsize 1e308 (kept as
+    # that float in the history), more generations without improvement than the run had.
+    state = _ipop_after_three_restarts()
+    IPOP.from_state(copy.deepcopy(state))  # as written: accepted
+    change(state)
+    with pytest.raises(ValueError, match=message):
+        IPOP.from_state(state)
+
+
+def test_a_history_record_read_back_holds_ints() -> None:
+    state = _ipop_after_three_restarts()
+    state["history"][0]["popsize"] = float(state["history"][0]["popsize"])  # type: ignore[index]
+    assert all(isinstance(h["popsize"], int) for h in IPOP.from_state(state).result.history)
