@@ -770,3 +770,17 @@ def test_extra_samples_finished_before_the_tell_are_told_as_further_rows(mirrore
     run = ch.stored_state(carrier_trial, carrier)["run"]
     assert run["popsize"] == 6  # type: ignore[index]  # the search keeps its population
     assert run["nfev"] == len(told)  # type: ignore[index]  # and its update used every row
+
+
+def test_generations_under_a_partial_fixed_sampler_take_the_searched_space() -> None:
+    # The inferred space holds the fixed parameter too, whose search has no states: the chain
+    # is empty unless the searched space is passed (as the docstring says).
+    nes = NESSampler(seed=0, popsize=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.PartialFixedSampler({"y": 0.5}, nes)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2 + t.suggest_float("y", 0, 1), 12)
+    assert nes.generations(study) == []
+    chain = nes.generations(study, {"x": FloatDistribution(0, 1)})
+    assert [g["generation"] for g in chain] == [0, 1, 2]

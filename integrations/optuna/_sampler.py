@@ -571,7 +571,11 @@ class NESSampler(BaseSampler):
         study : optuna.Study
             The study (any storage).
         search_space : dict, optional
-            The relative search space; default the one the sampler infers from the study.
+            The relative search space; default the one the sampler infers from the study
+            (every parameter all its trials share). Pass it when the search ran on part of
+            them: under ``optuna.samplers.PartialFixedSampler``, the parameters not fixed
+            (the inferred space includes the fixed ones, whose search has no states: the
+            chain is then empty).
 
         Returns
         -------
