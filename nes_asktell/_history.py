@@ -594,7 +594,8 @@ class History:
             shift = float(np.min(values))
             tiny = 1e-12 * max(1.0, abs(shift))
             label = "f (0 drawn at 1e-12)" if shift == 0 else f"f - ({shift:.6g})"
-        drawn = {name: c - shift + tiny for name, c in curves.items()}
+        with np.errstate(over="ignore"):  # (a span beyond the floats: capped just below)
+            drawn = {name: c - shift + tiny for name, c in curves.items()}
         if any(np.any(c > PLOT_CEILING) for c in drawn.values()):  # penalties of 1e300, say
             drawn = {name: np.minimum(c, PLOT_CEILING) for name, c in drawn.items()}
             label += " (above 1e200 drawn at 1e200)"
@@ -610,10 +611,14 @@ class History:
                 ax_s.semilogy(n, self[name], label=label, **dots)
         ax_s.set_title("step size")
         mean_cols = [c for c in self.columns if c.startswith("mean_") and c != "mean_norm"]
-        for name in mean_cols:
-            if np.isfinite(self[name]).any():
-                ax_m.plot(n, self[name], lw=1, label=name.replace("mean_", "x"), **dots)
+        coords = [self[name] for name in mean_cols]
+        scale = _axis_scale(coords)
+        for name, c in zip(mean_cols, coords, strict=True):
+            if np.isfinite(c).any():
+                ax_m.plot(n, c / scale, lw=1, label=name.replace("mean_", "x"), **dots)
         ax_m.set_title(f"mean, first {len(mean_cols)} coordinates")
+        if scale != 1.0:
+            ax_m.set_ylabel(f"x / {scale:.0e}")
         if np.isfinite(self["condition"]).any():
             ax_c.semilogy(n, self["condition"], **dots)
         ax_c.set_title("condition (longest / shortest axis)")
@@ -633,6 +638,23 @@ class History:
         for ax in (ax_m, ax_c):
             ax.set_xlabel("evaluations" if counted else "generations")
         return fig
+
+
+def _axis_scale(curves: list[FloatArray]) -> float:
+    """Return 1, or a power of ten to divide `curves` by when their span is beyond the floats.
+
+    A linear axis from -1e308 to 1e308 spans inf, and matplotlib cannot place its ticks
+    ("arange: cannot compute length"); divided by 1e308 the curves span 2.
+    """
+    finite = [c[np.isfinite(c)] for c in curves]
+    values = np.concatenate(finite) if finite else np.zeros(0)
+    if not values.size:
+        return 1.0
+    with np.errstate(over="ignore"):
+        span = float(np.max(values)) - float(np.min(values))
+    if span < 1e300:
+        return 1.0
+    return 10.0 ** math.floor(math.log10(float(np.max(np.abs(values)))))
 
 
 def load_argument(path: str | os.PathLike[str], argument: str) -> History:

@@ -459,6 +459,29 @@ def test_plot_of_a_run_with_huge_penalties_still_shows_the_fitness(penalty: floa
     assert ax_f.get_ylabel() == "f (above 1e200 drawn at 1e200)"
 
 
+def test_plot_of_a_mean_and_values_spanning_the_floats_is_drawn() -> None:
+    # A mean of (1e308, -1e308) spans inf on a linear axis: matplotlib raised "arange: cannot
+    # compute length". Values of -1.7e308 and 1.7e308 overflowed in the shift of the log
+    # axis (a RuntimeWarning).
+    pytest.importorskip("matplotlib")
+    history = History()
+    es = XNES([1e308, -1e308], 1.0, rng=0)
+    for _ in range(3):
+        X = es.ask()
+        f = [-1.7e308, 1.7e308] + [1.0] * (len(X) - 2)
+        es.tell(X, f)
+        history.record(es, f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = history.plot()
+        fig.canvas.draw()
+    ax_m = fig.get_axes()[2]
+    assert ax_m.get_ylabel() == "x / 1e+308"
+    low, high = ax_m.get_ylim()
+    assert low < -0.9
+    assert high > 0.9
+
+
 def test_plot_of_results_without_nfev_is_drawn_against_generations() -> None:
     # scipy's Nelder-Mead, BFGS, ... pass no nfev to callback(intermediate_result): the x axis
     # (evaluations) was all NaN and every panel empty
