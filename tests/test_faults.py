@@ -854,6 +854,7 @@ def test_restart_workers_is_refused_where_it_cannot_apply_and_changes_nothing() 
 
 # ---------------------------------------------------------------------- Ctrl-C in the parent
 HANGING_RUN = """
+import os
 import signal
 import threading
 import time
@@ -865,7 +866,9 @@ from nes_asktell import SNES
 signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def hang(x):
-    print("busy", flush=True)
+    # one write of the whole line (atomic on a pipe): print writes "busy" and its newline
+    # apart, and two workers' lines once came out as "busybusy"
+    os.write(1, b"busy\\n")
     threading.Event().wait(300)  # the fault: a worker that never answers
     return 0.0
 
