@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from nes_asktell import _xnes
+from nes_asktell._shaping import nes_weights, ranks
 from nes_asktell._typing import FloatArray
 from nes_asktell._xnes import XNES
 
@@ -94,17 +95,8 @@ class ActiveShapeXNES(XNES):
         w = super()._even_weights(u)
         if not self._shape_only:
             return w
-        n = w.size
-        f = np.where(np.isnan(self._told_f), np.inf, self._told_f)
-        order = np.argsort(f, kind="stable")  # best first
-        ranks = np.arange(1, n + 1)
-        pos = np.maximum(0.0, math.log(n / 2 + 1) - np.log(ranks))
-        neg = np.minimum(0.0, math.log((n + 1) / 2) - np.log(ranks))
-        mass = float(np.sum(np.maximum(w, 0.0)))
-        by_rank = mass * (pos / pos.sum() + self.negative_mass * neg / -neg.sum())
-        out = np.empty(n)
-        out[order] = by_rank
-        return out
+        mass = float(np.sum(np.maximum(w, 0.0)))  # that of the utilities' positive part
+        return active_weights(self._told_f, mass, self.negative_mass)
 
     def _updated(self, u: FloatArray, Zh: FloatArray) -> dict[str, object]:
         plain = super()._updated(u, Zh)
@@ -122,19 +114,26 @@ class ActiveShapeXNES2(ActiveShapeXNES):
     negative_mass = 2.0
 
 
-def active_utilities(f: FloatArray) -> FloatArray:
-    """Zero-sum utilities by rank: XNES's positive weights on the better half, CMA-ES's
-    negative log-rank weights ``ln((n + 1) / 2) - ln(rank)`` on the worse half, each side
-    the mass of XNES's positive part (a non-finite value ranks worst; ties by position)."""
-    from nes_asktell._shaping import nes_utilities
+def active_weights(f: FloatArray, mass: float, negative_mass: float = 1.0) -> FloatArray:
+    """Return weights of fitness values `f` by rank, as active CMA-ES weights its samples.
 
+    The better half gets XNES's positive weights, the worse half CMA-ES's negative log-rank
+    weights ``ln((n + 1) / 2) - ln(rank)``, the worst the most; the positive side has the
+    total `mass`, the negative side `negative_mass` times it (1: zero-sum).
+    Ranks as :func:`~nes_asktell._shaping.ranks` gives them: a non-finite value ranks worst,
+    ties by position.
+    """
     n = f.size
-    u = nes_utilities(f)
-    order = np.argsort(np.where(np.isnan(f), np.inf, f), kind="stable")  # best first
-    ranks = np.arange(1, n + 1)
-    pos = np.maximum(0.0, math.log(n / 2 + 1) - np.log(ranks))
-    neg = np.minimum(0.0, math.log((n + 1) / 2) - np.log(ranks))
-    mass = float(np.sum(np.maximum(u, 0.0)))
-    out = np.empty(n)
-    out[order] = mass * (pos / pos.sum() + neg / -neg.sum())
+    k = ranks(f) + 1.0  # 1 = best
+    pos = np.maximum(0.0, math.log(n / 2 + 1) - np.log(k))
+    neg = np.minimum(0.0, math.log((n + 1) / 2) - np.log(k))
+    out: FloatArray = mass * (pos / pos.sum() + negative_mass * neg / -neg.sum())
     return out
+
+
+def active_utilities(f: FloatArray) -> FloatArray:
+    """Return :func:`active_weights` of `f` as utilities (for every update, not the shape's).
+
+    Each side has the mass of XNES's positive utilities.
+    """
+    return active_weights(f, float(np.sum(np.maximum(nes_weights(f.size), 0.0))))

@@ -49,10 +49,14 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import optuna
+from nes_asktell.integrations.optuna._search import Loaded
+from nes_asktell.integrations.optuna._space import UnitSpace
 from nes_asktell.integrations.optuna._storage import CANDIDATE
+from optuna.distributions import FloatDistribution, IntDistribution
 
-from nes_asktell import NESSampler
+from nes_asktell import XNES, NESSampler
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "optuna_faults"
 ROOT = Path(__file__).resolve().parent.parent
@@ -517,13 +521,6 @@ def report_margin(seeds: list[int]) -> None:
     0.02 from its edge (0.42); 2,000 batches (``rng`` 0-1999), each asked as the sampler asks
     it (``Loaded.of``). alpha = 1 / (d popsize) is what the margin asks for at least.
     """
-    import numpy as np
-    from nes_asktell.integrations.optuna._search import Loaded
-    from nes_asktell.integrations.optuna._space import UnitSpace
-    from optuna.distributions import FloatDistribution, IntDistribution
-
-    from nes_asktell import XNES
-
     del seeds  # (2,000 fixed seeds: not a study)
     print("margin: share of rows leaving the cell of the mean (k in [0, 9], 2,000 batches)")
     for dim, mirrored in ((2, True), (5, False), (10, False)):

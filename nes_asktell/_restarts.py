@@ -29,6 +29,7 @@ from ._strategy import (
     MAX_POPSIZE,
     STATE_VERSION,
     Strategy,
+    _check_dtype,
     even_popsize,
     resolve_strategy,
 )
@@ -821,15 +822,13 @@ def _plain_option(name: str, x: object) -> object:
     """Return option `x` as plain data, so that ``state_dict()`` is JSON.
 
     numpy scalars and other real numbers (a Fraction) as Python ones, a `dtype` as its name;
-    anything else as it is (the first run validates it).
+    anything else as it is (the first run validates it). Raises ValueError naming `dtype` for a
+    dtype that is neither float64 nor float32.
     """
     if isinstance(x, np.generic):
         x = x.item()
-    if name == "dtype" and x is not None and not isinstance(x, str):
-        try:
-            return np.dtype(x).name  # type: ignore[call-overload]
-        except Exception:  # not a dtype: the first run names it
-            return x
+    if name == "dtype" and x is not None:
+        return np.dtype(_check_dtype(x)).name  # (raises the strategies' error naming `dtype`)
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         return x
     if isinstance(x, numbers.Integral):
