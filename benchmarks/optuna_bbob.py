@@ -65,6 +65,7 @@ SAMPLERS = (
     "NES-r1",
     "NES-no-r1",
     "NES-r1-etaS05",
+    "NES-r1-active",
     "NES-DXNESIC",
     "NES-DXNESIC-IC",
     "NES-CRFMNES",
@@ -99,6 +100,7 @@ LABELS = {
     "NES-r1": "NESSampler(rank_one)",
     "NES-no-r1": "NESSampler(no rank_one)",
     "NES-r1-etaS05": "NESSampler(rank_one, eta_sigma 0.5)",
+    "NES-r1-active": "NESSampler(rank_one, active)",
     "NES-DXNESIC": "NESSampler(dxnesic)",
     "NES-DXNESIC-IC": "NESSampler(dxnesic, implicit_constraints)",
     "NES-CRFMNES": "NESSampler(crfmnes)",
@@ -161,6 +163,8 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return NESSampler(seed=seed, strategy_options={"rank_one": False})
     if name == "NES-r1-etaS05":  # the rank-one term with half the sampler's step-size rate
         return NESSampler(seed=seed, strategy_options={"rank_one": True, "eta_sigma": 0.5})
+    if name == "NES-r1-active":  # the rank-one term and active CMA-ES's weights for the shape
+        return NESSampler(seed=seed, strategy_options={"rank_one": True, "active": True})
     if name in NES_VARIANTS:
         return NESSampler(seed=seed, strategy=NES_VARIANTS[name])
     if name == "NES-DXNESIC-IC":  # DX-NES-IC counting a failed trial as infeasible (the paper)

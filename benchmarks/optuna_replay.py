@@ -56,7 +56,6 @@ from scipy.stats import binomtest
 
 from benchmarks._bbob_runs import load_problem
 from benchmarks._xnes_variants import (
-    ActiveShapeXNES,
     ActiveShapeXNES2,
     DecayingXNES,
     active_utilities,
@@ -139,8 +138,8 @@ VARIANTS: dict[str, Variant] = {
     "eb20": Variant(shape_rate_factor=2.0),
     "eb30": Variant(shape_rate_factor=3.0),
     # the shape's worse half weighted by rank (active CMA-ES's negative weights)
-    "active": Variant(cls=ActiveShapeXNES),
-    "r1-active": Variant({"rank_one": True}, cls=ActiveShapeXNES),
+    "active": Variant({"active": True}),
+    "r1-active": Variant({"rank_one": True, "active": True}),
     "r1-active2": Variant({"rank_one": True}, cls=ActiveShapeXNES2),
     # the same weights as utilities: for the mean and the step size too
     "r1-active-all": Variant({"rank_one": True, "shaping": active_utilities}),

@@ -132,6 +132,30 @@ def nes_utilities(f: ArrayLike) -> FloatArray:
     return nes_weights(f.shape[0])[ranks(f)]
 
 
+def active_weights(f: FloatArray, mass: float) -> FloatArray:
+    """Return zero-sum weights of fitness values `f` by rank, as active CMA-ES weights them.
+
+    The better half gets the NES weights' positive shape ``ln(n/2 + 1) - ln k``, the worse
+    half CMA-ES's negative log-rank weights ``ln((n + 1) / 2) - ln k`` (Hansen 2016, eq. 49;
+    the worst sample weighs most), for ranks ``k = 1..n`` as :func:`ranks` gives them (a
+    non-finite value ranks worst, ties by position). Each side is scaled to the total
+    `mass`, so the weights sum to zero. XNES's utilities give the whole worse half the same
+    weight ``-1/n``; with ``active=True`` XNES's shape update uses these instead.
+
+    Examples
+    --------
+    >>> w = active_weights(np.array([3.0, 1.0, np.nan, 2.0]), 1.0)
+    >>> bool(abs(w.sum()) < 1e-15), int(np.argmin(w)), int(np.argmax(w))
+    (True, 2, 1)
+    """
+    n = f.shape[0]
+    k = ranks(f) + 1.0
+    pos = np.maximum(0.0, np.log(n / 2 + 1) - np.log(k))
+    neg = np.minimum(0.0, np.log((n + 1) / 2) - np.log(k))
+    out: FloatArray = mass * (pos / pos.sum() + neg / -neg.sum())
+    return out
+
+
 def centered_ranks(f: ArrayLike) -> FloatArray:
     """Centered ranks (Salimans et al. 2017): the best gets 0.5, the worst -0.5.
 

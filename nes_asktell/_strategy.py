@@ -356,6 +356,8 @@ class Strategy(ABC):
         self._applied: list[AppliedUpdate] = []
         # the number of finite fitness values of the update being computed (see _checked_update)
         self._finite_told = lam
+        # the shape weights of the update being computed, or None (see _shape_weights)
+        self._shape_told: FloatArray | None = None
 
     # ------------------------------------------------------------------ hooks for subclasses
     def _check_sigma0(self, sigma0: object, dim: int) -> FloatArray | float:
@@ -598,7 +600,8 @@ class Strategy(ABC):
         # step: a failure anywhere before (bad input, an overflow, MemoryError,
         # KeyboardInterrupt) leaves the strategy as it was, with the batch still pending.
         n_finite = int(finite.sum())
-        new = None if u is None else self._checked_update(u, self._Zh, n_finite)
+        w_shape = None if u is None else self._shape_weights(f, u)
+        new = None if u is None else self._checked_update(u, self._Zh, n_finite, w_shape)
         X = self._X
         if new is None:
             _warn.warn(
@@ -614,7 +617,7 @@ class Strategy(ABC):
                 "_nfev": self._nfev + n_evaluated,
                 "_applied": [
                     *kept,
-                    (self._generation, None if u is None else u.copy(), n_finite),
+                    (self._generation, None if u is None else u.copy(), n_finite, w_shape),
                 ],
                 "_generation": self._generation + 1,
                 "_X": None,
@@ -728,12 +731,19 @@ class Strategy(ABC):
         by = np.where(narrow, np.maximum(excess, shared), shared)
         return floored_divisors(self._stds(), by, shared)
 
-    def _checked_update(self, u: FloatArray, Zh: FloatArray, n_finite: int) -> dict[str, object]:
+    def _checked_update(
+        self,
+        u: FloatArray,
+        Zh: FloatArray,
+        n_finite: int,
+        w_shape: FloatArray | None = None,
+    ) -> dict[str, object]:
         """Return :meth:`_updated`'s new values, checked: finite, `_sigma` clamped to its range.
 
         With bounds, the new mean is projected onto the box (clipped). `n_finite`, the number
         of finite fitness values told, is ``_finite_told`` while :meth:`_updated` runs (the
-        number of feasible candidates of DXNESIC and CRFMNES with `implicit_constraints`).
+        number of feasible candidates of DXNESIC and CRFMNES with `implicit_constraints`),
+        and `w_shape`, the weights of :meth:`_shape_weights`, is ``_shape_told``.
 
         Raises
         ------
@@ -741,7 +751,7 @@ class Strategy(ABC):
             If the update overflows or is not finite, naming `tell`, what failed and the
             learning rates; nothing is changed.
         """
-        self._finite_told = n_finite
+        self._finite_told, self._shape_told = n_finite, w_shape
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
                 new = self._updated(u, Zh)
@@ -749,8 +759,8 @@ class Strategy(ABC):
             raise FloatingPointError(
                 f"`tell` could not update the distribution: {exc}{self._rates()}."
             ) from exc
-        finally:
-            self._finite_told = self._popsize  # (meaningful during an update only)
+        finally:  # (meaningful during an update only)
+            self._finite_told, self._shape_told = self._popsize, None
         if self._box is not None and isinstance(new.get("_mean"), np.ndarray):
             # The mean stays in the box: projected onto it (a projected gradient step; a
             # reflection would bounce a mean that the gradient pushes against a wall).
@@ -802,6 +812,20 @@ class Strategy(ABC):
         so the result does not depend on the thread count. Use with :meth:`_even_weights`.
         """
         return _batch.noise_sq_sum(Zh, w, self._noise, self._threads)
+
+    def _has_shape_weights(self) -> bool:
+        """Return whether :meth:`_shape_weights` gives weights (XNES with `active`)."""
+        return False
+
+    def _shape_weights(self, f: FloatArray, u: FloatArray) -> FloatArray | None:
+        """Return per-sample weights of the shape update other than the utilities `u`, or None.
+
+        `f` holds the fitness values told, in row order. None (the default): the shape is
+        updated from `u`, as everything else. XNES with `active` weights the worse half by
+        rank, which the utilities (tied there) do not tell; the weights are recorded with the
+        update (:meth:`recent_updates`) so that replicas replay it.
+        """
+        return None
 
     def _even_weights(self, u: FloatArray) -> FloatArray:
         """Weights w with ``sum_k u_k h(z_k) = sum_j w_j h(Zh_j)`` for every even function h."""
@@ -1092,11 +1116,12 @@ class Strategy(ABC):
         return X
 
     def recent_updates(self) -> tuple[AppliedUpdate, ...]:
-        """Return the latest applied updates, ``(generation, utilities or None, n_finite)``.
+        """Return the latest applied updates, ``(generation, utilities, n_finite, w_shape)``.
 
         The utilities are None for an update that was skipped; `n_finite` is the number of
-        finite fitness values told. A replica at one of these generations catches up with
-        :meth:`replay`, which takes an entry as its arguments.
+        finite fitness values told; `w_shape` the weights of the shape update where they are
+        not the utilities (XNES with ``active=True``), else None. A replica at one of these
+        generations catches up with :meth:`replay`, which takes an entry as its arguments.
         """
         return tuple(self._applied)
 
@@ -1108,14 +1133,22 @@ class Strategy(ABC):
         """
         return self._state(asked=False, record=False)
 
-    def replay(self, generation: int, u: FloatArray | None, n_finite: int | None = None) -> None:
+    def replay(
+        self,
+        generation: int,
+        u: FloatArray | None,
+        n_finite: int | None = None,
+        w_shape: FloatArray | None = None,
+    ) -> None:
         """Apply the update of `generation` from its utilities `u` (None: it was skipped).
 
         The replica of a worker calls this to follow the updates of the strategy it copies:
         the noise of `generation` is drawn again (counter-based noise only) and the update
         applied, exactly as ``tell`` applied it. `n_finite` is the number of finite fitness
         values of that tell (an entry of :meth:`recent_updates` holds it), which DXNESIC and
-        CRFMNES with `implicit_constraints` count as feasible; None: all of them.
+        CRFMNES with `implicit_constraints` count as feasible; None: all of them. `w_shape`
+        holds the weights of the shape update of XNES with ``active=True`` (the entry's
+        last item), and must be None for every other strategy.
 
         Raises
         ------
@@ -1123,7 +1156,9 @@ class Strategy(ABC):
             If the strategy is not at `generation`, has a pending batch, or draws its noise
             in sequence.
         TypeError, ValueError
-            If `n_finite` is not an integer from 0 to `popsize`; nothing is changed.
+            If `n_finite` is not an integer from 0 to `popsize`, or `w_shape` is given to a
+            strategy that takes none, missing for one that needs it, or not `popsize`
+            finite numbers; nothing is changed.
         """
         if generation != self._generation or self._X is not None:
             raise RuntimeError(
@@ -1137,10 +1172,23 @@ class Strategy(ABC):
             if n_finite is None
             else v.integer("n_finite", n_finite, minimum=0, maximum=self._popsize)
         )
+        needs = self._has_shape_weights()
+        if w_shape is not None and not needs:
+            raise ValueError(
+                f"`w_shape` must be None for this strategy ({self.name} without active shape "
+                "weights), but got an array."
+            )
+        if u is not None and w_shape is None and needs:
+            raise ValueError(
+                "`w_shape` must be given for XNES with `active=True` (the last item of an "
+                "entry of recent_updates()), but got None."
+            )
+        if w_shape is not None:
+            w_shape = v.as_vector("w_shape", w_shape, self._popsize)
         if u is not None:
             Zh = self._noise_buffer()
             self._noise.draw(generation, Zh)  # the rows ask() drew
-            self._commit(self._checked_update(u, Zh, told))
+            self._commit(self._checked_update(u, Zh, told, w_shape))
         self._generation = generation + 1
 
     def digest(self) -> bytes:

@@ -63,7 +63,13 @@ class Replica(Protocol):
     @property
     def bounds(self) -> tuple[FloatArray, FloatArray] | None: ...
 
-    def replay(self, generation: int, u: FloatArray | None, n_finite: int | None) -> None: ...
+    def replay(
+        self,
+        generation: int,
+        u: FloatArray | None,
+        n_finite: int | None,
+        w_shape: FloatArray | None,
+    ) -> None: ...
 
     def digest(self) -> bytes: ...
 
@@ -327,7 +333,8 @@ class Replay:
     """What a worker needs to bring its replica to the asked generation (a few KB)."""
 
     token: str
-    #: (generation, utilities or None for a skipped update, finite values) of the latest tells.
+    #: (generation, utilities or None for a skipped update, finite values, shape weights or
+    #: None) of the latest tells.
     applied: tuple[AppliedUpdate, ...]
     digest: bytes
 
@@ -374,7 +381,7 @@ def _bring_forward(held: _Held, target: int, replay: Replay) -> bool:
     if es is None or es.generation > target:
         return False
     if es.generation < target:
-        recipes = {h: (u, n_finite) for h, u, n_finite in replay.applied}
+        recipes = {h: (u, n_finite, w_shape) for h, u, n_finite, w_shape in replay.applied}
         if any(h not in recipes for h in range(es.generation, target)):
             return False
         for h in range(es.generation, target):

@@ -27,8 +27,9 @@ ArrayLike = npt.ArrayLike | SupportsArray | Sequence[float | np.number[Any] | np
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 #: an update a strategy applied, as its replicas replay it: (generation, the utilities or None
-#: when the update was skipped, the number of finite fitness values told).
-AppliedUpdate = tuple[int, FloatArray | None, int]
+#: when the update was skipped, the number of finite fitness values told, the weights of the
+#: shape update where they are not the utilities or None).
+AppliedUpdate = tuple[int, FloatArray | None, int, FloatArray | None]
 #: plain data, as ``state_dict()`` returns it (numbers, strings, lists, dicts, None).
 JSON = dict[str, object]
 

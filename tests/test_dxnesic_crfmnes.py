@@ -674,7 +674,7 @@ def test_replay_checks_the_count_of_finite_values() -> None:
     es = DXNESIC(np.ones(3), 0.5, rng=1, implicit_constraints=True)
     X = es.ask()
     es.tell(X, [float(x @ x) for x in X])
-    gen, u, _ = es.recent_updates()[-1]
+    gen, u, _, _ = es.recent_updates()[-1]
     replica = DXNESIC(np.ones(3), 0.5, rng=1, implicit_constraints=True)
     before = json.dumps(replica.replica_state())
     for bad in (-1, es.popsize + 1, 2.5, "3"):

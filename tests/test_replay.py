@@ -218,7 +218,7 @@ def test_a_strategy_records_the_utilities_it_applied() -> None:
         X = es.ask()
         es.tell(X, [sphere(x) for x in X])
         assert es.recent_updates()[-1][0] == g
-    assert [g for g, _, _ in es.recent_updates()] == list(range(2, APPLIED_KEPT + 2))  # bounded
+    assert [g for g, _, _, _ in es.recent_updates()] == list(range(2, APPLIED_KEPT + 2))  # bounded
     assert "applied" not in str(es.state_dict())  # not state
 
 

@@ -100,8 +100,12 @@ def independent_xnes_step(
     path: IndependentPath | None,
     rank_one: IndependentRankOne | None = None,
     mirrored: bool = False,
+    active: bool = False,
 ) -> tuple[np.ndarray, float, np.ndarray]:
-    """Wierstra 2014, Algorithm 5, by a plain loop over the samples and scipy's expm."""
+    """Wierstra 2014, Algorithm 5, by a plain loop over the samples and scipy's expm.
+
+    With `active`, G_B weighs the samples by :func:`independent_active_weights` instead.
+    """
     eta_mu, eta_sigma, eta_B = eta
     d = mu.size
     u = nes_utilities(f)
@@ -114,6 +118,13 @@ def independent_xnes_step(
         G_M += u[k] * (np.outer(s, s) - np.eye(d))
     G_sigma = np.trace(G_M) / d
     G_B = G_M - G_sigma * np.eye(d)
+    if active:
+        w = independent_active_weights(f, float(sum(x for x in u if x > 0)))
+        G_A = np.zeros((d, d))
+        for k in range(X.shape[0]):
+            s = Binv @ (X[k] - mu) / sigma
+            G_A += w[k] * (np.outer(s, s) - np.eye(d))
+        G_B = G_A - np.trace(G_A) / d * np.eye(d)
     mu_new = mu + eta_mu * sigma * B @ G_delta
     log_step = eta_sigma / 2 * G_sigma
     # mirrored pairs: sum_k u_k s_k = sum_j (u_j - u_{j+m}) s_j, so |a| = |u[:m] - u[m:]|
@@ -129,6 +140,24 @@ def independent_xnes_step(
     return mu_new, sigma_new, B_new
 
 
+def independent_active_weights(f: np.ndarray, mass: float) -> list[float]:
+    """Active CMA-ES's weights by rank (Hansen 2016, eq. 49), each side of total `mass`.
+
+    The better half ``ln(n/2 + 1) - ln k``, the worse half ``ln((n + 1)/2) - ln k``, for the
+    rank k of each value (1 = best; a non-finite value last, ties by position), by a loop.
+    """
+    n = len(f)
+    order = sorted(
+        range(n), key=lambda i: (not math.isfinite(f[i]), f[i] if math.isfinite(f[i]) else 0.0, i)
+    )
+    pos = [max(0.0, math.log(n / 2 + 1) - math.log(k)) for k in range(1, n + 1)]
+    neg = [min(0.0, math.log((n + 1) / 2) - math.log(k)) for k in range(1, n + 1)]
+    w = [0.0] * n
+    for r, i in enumerate(order):
+        w[i] = mass * (pos[r] / sum(pos) - neg[r] / sum(neg))
+    return w
+
+
 @given(
     seed=st.integers(0, 2**32 - 1),
     d=st.integers(1, 6),
@@ -136,9 +165,10 @@ def independent_xnes_step(
     adapt=st.booleans(),
     csa=st.booleans(),
     rank_one=st.booleans(),
+    active=st.booleans(),
 )
 def test_xnes_update_matches_an_independent_computation(
-    seed: int, d: int, mirrored: bool, adapt: bool, csa: bool, rank_one: bool
+    seed: int, d: int, mirrored: bool, adapt: bool, csa: bool, rank_one: bool, active: bool
 ) -> None:
     rng = np.random.default_rng(seed)
     es = XNES(
@@ -149,6 +179,7 @@ def test_xnes_update_matches_an_independent_computation(
         csa=csa,
         adaptation_sampling=adapt,
         rank_one=rank_one,
+        active=active,
         eta_sigma=0.4,
         eta_B=0.3,
     )
@@ -161,7 +192,7 @@ def test_xnes_update_matches_an_independent_computation(
         es.tell(X, f)
         eta_sigma = es.eta_sigma  # adaptation sampling sets the rate used by this tell
         mu_new, sigma_new, B_new = independent_xnes_step(
-            X, f, mu, sigma, B, (1.0, eta_sigma, 0.3), path, r1, mirrored
+            X, f, mu, sigma, B, (1.0, eta_sigma, 0.3), path, r1, mirrored, active
         )
         np.testing.assert_allclose(es.mean, mu_new, rtol=1e-9, atol=1e-12)
         assert es.sigma == pytest.approx(sigma_new, rel=1e-10)
@@ -282,7 +313,7 @@ def test_same_seed_same_asks(cls: type[Strategy], rng: object) -> None:
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("cls", [*CLASSES, "XNES rank_one"])
+@pytest.mark.parametrize("cls", [*CLASSES, "XNES rank_one", "XNES active"])
 @pytest.mark.parametrize("rng", [11, "generator"])
 @pytest.mark.parametrize("pending", [False, True])
 @pytest.mark.parametrize("how", ["json", "pickle"])
@@ -290,6 +321,8 @@ def test_resume_is_bit_exact(cls: type[Strategy], rng: object, pending: bool, ho
     kw: dict[str, object] = {}
     if cls == "XNES rank_one":
         cls, kw = XNES, {"rank_one": True}
+    elif cls == "XNES active":
+        cls, kw = XNES, {"active": True, "mirrored": False}
     elif cls is XNES:
         kw = {"adaptation_sampling": True}
 
@@ -326,6 +359,74 @@ def test_a_state_saved_before_the_rank_one_term_resumes_without_it() -> None:
     assert es.state_dict()["options"]["rank_one"] is False
     for x, y in zip(run(es, ellipsoid, 5), run(reference, ellipsoid, 5), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_a_state_saved_before_active_weights_resumes_without_them() -> None:
+    reference = XNES(np.full(4, 2.0), 1.0, rng=3)
+    run(reference, ellipsoid, 5)
+    state = json.loads(json.dumps(reference.state_dict()))
+    del state["options"]["active"]
+    es = XNES.from_state(state)
+    assert es.state_dict()["options"]["active"] is False
+    for x, y in zip(run(es, ellipsoid, 5), run(reference, ellipsoid, 5), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_active_weights_change_the_shape_alone(mirrored: bool) -> None:
+    """One tell of the same batch: the mean, sigma and paths as without them, B not."""
+    plain = XNES(np.full(4, 2.0), 1.0, rng=5, mirrored=mirrored, rank_one=True)
+    active = XNES(np.full(4, 2.0), 1.0, rng=5, mirrored=mirrored, rank_one=True, active=True)
+    X = plain.ask()
+    np.testing.assert_array_equal(X, active.ask())
+    f = np.array([ellipsoid(x) for x in X])
+    plain.tell(X, f)
+    active.tell(X, f)
+    np.testing.assert_array_equal(active.mean, plain.mean)
+    assert active.sigma == plain.sigma
+    a, b = active.state_dict()["algo"], plain.state_dict()["algo"]
+    assert a["path"] == b["path"]
+    assert a["path_c"] == b["path_c"]
+    assert not np.allclose(active.B, plain.B, rtol=1e-6, atol=0.0)
+    np.testing.assert_allclose(np.linalg.det(active.B), 1.0, rtol=1e-12)
+
+
+def test_active_weights_follow_the_rows_as_told_with_the_mass_of_the_utilities() -> None:
+    kw = {"mirrored": False, "adaptation_sampling": False, "rank_one": False}
+    active = XNES(np.zeros(5), 0.3, rng=3, active=True, **kw)
+    f = np.array([3.0, 1.0, 7.0, 0.5, 2.0, np.nan, 5.0, 4.0])  # worst first: nan, 7, 5, 4
+    X = active.ask()
+    active.tell(X[::-1], f[::-1])  # rows in another order
+    _, u, _, w = active.recent_updates()[-1]
+    assert u is not None
+    assert w is not None
+    assert abs(float(w.sum())) < 1e-12
+    assert np.isclose(float(w[w > 0].sum()), float(u[u > 0].sum()))
+    assert list(np.argsort(w)) == [5, 2, 6, 7, 0, 4, 1, 3]  # by f: nan, 7, 5, 4, 3, 2, 1, 0.5
+    assert w[7] < 0.0 < w[0]
+
+
+def test_a_replica_replays_active_weights_and_refuses_them_misplaced() -> None:
+    master = XNES(np.full(3, 1.0), 0.5, rng=9, active=True)
+    replica = XNES.from_state(master.replica_state())
+    plain = XNES(np.full(3, 1.0), 0.5, rng=9)
+    for _ in range(4):
+        X = master.ask()
+        master.tell(X, np.array([ellipsoid(x) for x in X]))
+        gen, u, n_finite, w = master.recent_updates()[-1]
+        assert w is not None
+        assert w.shape == (master.popsize,)
+        before = replica.state_dict()
+        with pytest.raises(ValueError, match=r"`w_shape` must be given for XNES with `active"):
+            replica.replay(gen, u, n_finite)
+        with pytest.raises(ValueError, match=r"`w_shape` must have length 8, but got length 7"):
+            replica.replay(gen, u, n_finite, w[:-1])
+        with pytest.raises(ValueError, match=r"`w_shape` must be None for this strategy"):
+            plain.replay(0, u, n_finite, w)
+        assert replica.state_dict() == before  # a rejected call changes nothing
+        replica.replay(gen, u, n_finite, w)
+        assert replica.digest() == master.digest()
+    np.testing.assert_array_equal(replica.B, master.B)
 
 
 def test_a_state_with_rank_one_needs_its_path() -> None:
@@ -549,6 +650,7 @@ def test_bad_arguments(cls: type[Strategy], kw: dict, exc: type, match: str) -> 
         ),
         ({"sigma0": [1.0, 1.0]}, ValueError, r"`sigma0` must have shape \(3,\)"),
         ({"rank_one": "no"}, TypeError, r"`rank_one` must be True or False, but got 'no'"),
+        ({"active": 1}, TypeError, r"`active` must be True or False, but got 1"),
     ],
 )
 def test_bad_xnes_arguments(kw: dict, exc: type, match: str) -> None:
