@@ -293,6 +293,49 @@ def within_cma(
             f"{ok} of {len(functions)} functions (CMA-ES on {cma_ok})"
         )
         print("    median over CMA-ES's: " + " ".join(f"f{f}:{r:.2g}" for f, r in ratios.items()))
+        counts = resampled_counts(bests, v, functions, j)
+        lo, mid, hi = np.percentile(counts, [5, 50, 95])
+        print(
+            f"    the same count from {TABLE_RUNS} runs per function, as the tables have it "
+            f"({len(counts)} draws): median {mid:.0f}, 5-95% {lo:.0f} to {hi:.0f}, "
+            f"at least 2/3 of them in {np.mean(counts >= 2 * len(functions) / 3):.0%}"
+        )
+
+
+#: the runs per function and sampler of the BBOB tables (instances 1, 2, 3)
+TABLE_RUNS = 3
+#: the draws of :func:`resampled_counts`
+DRAWS = 2000
+
+
+def resampled_counts(
+    bests: dict[str, dict[tuple[int, int, int], list[float]]],
+    v: str,
+    functions: list[int],
+    j: int,
+) -> np.ndarray:
+    """Return :func:`within_cma`'s count for `v` at budget `j` from `TABLE_RUNS` runs each.
+
+    Each of `DRAWS` draws takes `TABLE_RUNS` of a function's runs (without replacement) for
+    `v` and as many for CMA-ES, independently, and counts the functions on which the median
+    of `v`'s is within 10% of the better of the two medians: the spread of the tables' count
+    (3 studies per function and sampler) if the runs are typical of the tables' instances.
+    """
+    rng = np.random.default_rng(0)
+    per_f = {
+        f: (
+            np.array([x[j] for k, x in bests[v].items() if k[0] == f]),
+            np.array([x[j] for k, x in bests["CMA"].items() if k[0] == f]),
+        )
+        for f in functions
+    }
+    counts = np.zeros(DRAWS, dtype=np.int64)
+    for t in range(DRAWS):
+        for mine, cma in per_f.values():
+            a = np.median(rng.choice(mine, TABLE_RUNS, replace=False))
+            c = np.median(rng.choice(cma, TABLE_RUNS, replace=False))
+            counts[t] += a <= 1.1 * min(a, c)
+    return counts
 
 
 def show_runs(

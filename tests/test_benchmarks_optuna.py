@@ -415,3 +415,20 @@ def test_the_doubled_active_variant_doubles_the_negative_side_alone() -> None:
     assert np.array_equal(w2[w < 0], 2.0 * w[w < 0])
     assert np.array_equal(double.mean, active.mean)
     assert not np.allclose(double.B, active.B)
+
+
+def test_the_resampled_count_of_the_replay_counts_three_runs_per_function() -> None:
+    from benchmarks.optuna_replay import DRAWS, resampled_counts
+
+    runs = [(f, i, k) for f in (1, 2, 3) for i in (7, 8, 9) for k in range(4)]
+    cma = {key: [1.0 + key[2], 1.0] for key in runs}
+    level = {key: [1.0 + key[2], 1.0] for key in runs}  # CMA-ES's very runs
+    worse = {key: [10.0 * (1.0 + key[2]), 1.0] for key in runs}
+    # on function 3, one run of twelve far better than all of CMA-ES's: in some draws only
+    mixed = {key: [1e-3 if key == (3, 7, 0) else 10.0 * (1.0 + key[2]), 1.0] for key in runs}
+    bests = {"CMA": cma, "level": level, "worse": worse, "mixed": mixed}
+    assert resampled_counts(bests, "worse", [1, 2, 3], 1).tolist() == [3] * DRAWS  # budget 1
+    assert resampled_counts(bests, "worse", [1, 2, 3], 0).tolist() == [0] * DRAWS
+    counts = resampled_counts(bests, "level", [1, 2, 3], 0)
+    assert counts.min() < counts.max() == 3  # the same runs, drawn apart: not always level
+    assert set(resampled_counts(bests, "mixed", [3], 0).tolist()) == {0}  # a median of three
