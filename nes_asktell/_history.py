@@ -16,7 +16,8 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -49,6 +50,8 @@ MAGIC = "# nes_asktell History v1"
 #: the largest CSV file :meth:`History.load` reads (a saved history of 10**6 generations with
 #: 10 coordinates is about 250 MB).
 MAX_BYTES = 1 << 30
+#: the bytes :meth:`History.load` reads at a time from a pipe or a device (or a growing file)
+READ_BLOCK = 1 << 20
 PLOT_HINT = "History.plot needs matplotlib: pip install 'nes_asktell[plot]'"
 #: the highest fitness History.plot draws as it is: matplotlib's log axes overflow (and fall
 #: back to limits of 1 to 10, hiding every curve) when values reach about 1e240.
@@ -130,7 +133,7 @@ STATE_COLUMNS = [
 ]
 
 
-def _same_state(a: list[float], b: list[float]) -> bool:
+def _same_state(a: Sequence[float], b: Sequence[float]) -> bool:
     """Return whether the rows `a` and `b` record the same state (NaN equal to NaN).
 
     Generation numbers alone do not tell: two strategies recorded in turn in one History
@@ -230,7 +233,8 @@ class History:
     def __init__(self, *, coordinates: int = 10, every: int = 1) -> None:
         self._k = v.integer("coordinates", coordinates, minimum=0)
         self._every = v.integer("every", every, minimum=1)
-        self._rows: list[list[float]] = []
+        # one array of doubles a row: 8 bytes a value, where a list of floats takes 32
+        self._rows: list[array[float]] = []
         self._columns: tuple[str, ...] | None = None
         self._t0 = time.monotonic()
         #: the number a result without ``nit`` gets: the generation after the last one seen
@@ -412,7 +416,7 @@ class History:
         ]
         if self._rows and _same_state(self._rows[-1], row):
             return  # the same generation recorded again (twice, or after a failed tell)
-        self._rows.append(row)
+        self._rows.append(array("d", row))
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -493,18 +497,31 @@ class History:
             raise TypeError(f"`{argument}` must be a file path, but got {v.short(path)}.")
         p = Path(path)
         # read at most one byte more than allowed: a device or a pipe (/dev/zero) has no size
-        # to check beforehand, and would be read without end
+        # to check beforehand, and would be read without end. In blocks: read(n) at once
+        # would allocate all n bytes (1 GiB) for every file, however small.
+        data = bytearray()
         with p.open("rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+            info = os.fstat(fh.fileno())
+            # a file's own size, and a byte more to see whether it grew; else blocks
+            want = info.st_size + 1 if stat.S_ISREG(info.st_mode) else READ_BLOCK
+            while len(data) <= MAX_BYTES:
+                block = fh.read(min(want, MAX_BYTES + 1 - len(data)))
+                if not block:
+                    break
+                data += block
+                want = READ_BLOCK
         if len(data) > MAX_BYTES:
             raise ValueError(
                 f"`{argument}` must be a saved History of at most {MAX_BYTES} bytes, but got "
                 f"more in {str(p)!r}."
             )
         try:  # utf-8-sig: a byte order mark, as some editors write, is not part of the text
-            lines = data.decode("utf-8-sig").splitlines()
+            text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            lines = []
+            text = ""
+        del data  # (each copy of the file is let go as soon as the next one is made)
+        lines = text.splitlines()
+        del text
         if not lines or lines[0].strip() != MAGIC:
             raise ValueError(
                 f"`{argument}` must be a CSV file written by History.save (first line "
@@ -545,7 +562,7 @@ class History:
                     f"`{argument}` line {lineno} must hold {len(header)} numbers, but got "
                     f"{v.short(','.join(row))} in {str(p)!r}."
                 )
-            out._rows.append(values)
+            out._rows.append(array("d", values))
         if out._rows and math.isfinite(out._rows[-1][0]):
             out._next_nit = int(out._rows[-1][0]) + 1
             best = out._rows[-1][BASE_COLUMNS.index("f_best")]

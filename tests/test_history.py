@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+import tracemalloc
 import warnings
 from pathlib import Path
 from typing import Any
@@ -213,7 +214,7 @@ def test_a_crafted_result_is_refused_naming_its_field_and_changes_nothing(
     before = list(h)
     with pytest.raises(error, match=rf"`intermediate_result.{field}` must be"):
         h(OptimizeResult(x=np.zeros(2), **{"fun": 1.0, "nfev": 6, "nit": 2, field: value}))
-    assert list(h) == before
+    assert repr(list(h)) == repr(before)  # (repr: NaN equal to NaN, every bit of the rest)
 
 
 def test_nothing_is_written_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -613,7 +614,7 @@ def test_record_takes_the_fitness_tell_takes_and_refuses_what_it_refuses() -> No
         before = list(history)
         with pytest.raises((TypeError, ValueError), match=r"`fitness` must"):
             history.record(es, fitness=bad)
-        assert list(history) == before
+        assert repr(list(history)) == repr(before)
 
 
 def test_a_result_number_beyond_the_float_range_is_read_as_tell_reads_it() -> None:
@@ -627,7 +628,7 @@ def test_a_result_number_beyond_the_float_range_is_read_as_tell_reads_it() -> No
     before = list(h)
     with pytest.raises(ValueError, match=r"`intermediate_result.nit` must be a finite number"):
         h(OptimizeResult(nit=10**400, fun=1.0, nfev=1))
-    assert list(h) == before
+    assert repr(list(h)) == repr(before)  # (repr: NaN equal to NaN, every bit of the rest)
 
 
 def _covariance(es: object) -> np.ndarray:
@@ -717,3 +718,34 @@ def test_the_norm_of_a_far_mean_is_recorded_without_overflow() -> None:
         history(OptimizeResult(nit=2, nfev=12, fun=1.0, mean=np.zeros(2), sigma=0.5))
     assert history["mean_norm"][0] == pytest.approx(math.sqrt(2) * 1e200, rel=1e-15)
     assert history["mean_norm"][1] == 0.0
+
+
+def test_loading_a_history_takes_a_few_times_the_file_in_memory(tmp_path: Path) -> None:
+    """Rows are arrays of doubles and each copy of the text is let go once parsed further.
+
+    Rows as lists of Python floats, with the bytes, the text and its lines all held to the
+    end, took 4.6 times the file's size in resident memory (265 MB for a 57 MB file of
+    145,150 rows), now 2.3; and ``read(MAX_BYTES + 1)`` allocated 1 GiB for any file. Traced
+    here: 2.6 times this file's size.
+    """
+    es = XNES(np.zeros(10), 1.0, rng=0)
+    h = History(coordinates=10)
+    for _ in range(40):
+        X = es.ask()
+        f = np.sum(X**2, axis=1)
+        es.tell(X, f)
+        h.record(es, fitness=f)
+    small = tmp_path / "small.csv"
+    h.save(small)
+    magic, header, *rows = small.read_text().splitlines(keepends=True)
+    big = tmp_path / "big.csv"
+    big.write_text(magic + header + "".join(rows) * 100)
+    size = big.stat().st_size
+    tracemalloc.start()
+    try:
+        loaded = History.load(big)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(loaded) == 40 * 100
+    assert peak < 3.0 * size, f"peak {peak / size:.2f} times the file"
