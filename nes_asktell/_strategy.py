@@ -1358,6 +1358,9 @@ class Strategy(ABC):
         self.__dict__.update(d)
         self.__dict__.setdefault("_X_view", None)
         self.__dict__.setdefault("_flat_generations", 0)  # (pickled before tolflatfitness)
+        self.__dict__.setdefault("_shape_told", None)  # (pickled before shape weights existed)
+        # an applied update of a strategy pickled then had no shape weights
+        self._applied = [(*e, None) if len(e) == 3 else e for e in self._applied]
         self._t0 = time.monotonic() - float(d["_t0"])  # type: ignore[arg-type]
         if self._X is not None:
             self._X.flags.writeable = False

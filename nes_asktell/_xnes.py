@@ -757,6 +757,10 @@ class XNES(Strategy):
     def _condition(self) -> float:
         return shape_condition(self._B)
 
+    def __setstate__(self, d: dict[str, object]) -> None:
+        super().__setstate__(d)
+        self.__dict__.setdefault("_active", False)  # (pickled before the option existed)
+
     def _has_shape_weights(self) -> bool:
         return self._active
 

@@ -429,6 +429,21 @@ def test_a_replica_replays_active_weights_and_refuses_them_misplaced() -> None:
     np.testing.assert_array_equal(replica.B, master.B)
 
 
+def test_a_strategy_pickled_before_active_weights_unpickles_and_goes_on() -> None:
+    reference = XNES(np.full(3, 1.0), 0.5, rng=4)
+    run(reference, ellipsoid, 3)
+    d = pickle.loads(pickle.dumps(reference)).__getstate__()
+    # what a pickle of the version before the option held: neither attribute, 3-item updates
+    del d["_active"], d["_shape_told"]
+    d["_applied"] = [e[:3] for e in d["_applied"]]
+    es = XNES.__new__(XNES)
+    es.__setstate__(d)
+    assert all(len(e) == 4 and e[3] is None for e in es.recent_updates())
+    for x, y in zip(run(es, ellipsoid, 4), run(reference, ellipsoid, 4), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert es.state_dict()["options"]["active"] is False
+
+
 def test_a_state_with_rank_one_needs_its_path() -> None:
     es = XNES(np.zeros(3), 1.0, rng=3, rank_one=True)
     run(es, ellipsoid, 2)
