@@ -13,13 +13,14 @@ import errno
 import io
 import math
 import os
+import re
 import secrets
 import stat
 import time
 from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 from scipy.optimize import OptimizeResult
@@ -133,6 +134,48 @@ STATE_COLUMNS = [
 ]
 
 
+#: a line and the break that ends it, as ``str.splitlines`` breaks lines
+_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE = re.compile(f"([^{_BREAKS}]*)(?:\r\n|[{_BREAKS}])?")
+
+
+class _Lines:
+    """The lines of a text as ``str.splitlines`` gives them, one at a time, blank ones left out.
+
+    `number` is the number (from 1) of the line given last, for messages. Unlike
+    ``splitlines``, no list of every line is made: a file's lines take no memory beyond
+    the text's.
+    """
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._pos = 0
+        self.number = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        text = self._text
+        while self._pos < len(text):
+            # (the pattern matches at every position, if only the empty string)
+            m = cast("re.Match[str]", _LINE.match(text, self._pos))
+            self._pos = m.end()
+            self.number += 1
+            if not m.group(1).isspace() and m.group(1):
+                return m.group(1)
+        self._text = ""  # let the text go
+        raise StopIteration
+
+
+def _unpadded(row: list[str]) -> list[str]:
+    """Return `row` without the empty (or blank) fields at its end."""
+    n = len(row)
+    while n and not row[n - 1].strip():
+        n -= 1
+    return row[:n]
+
+
 def _same_state(a: Sequence[float], b: Sequence[float]) -> bool:
     """Return whether the rows `a` and `b` record the same state (NaN equal to NaN).
 
@@ -233,8 +276,9 @@ class History:
     def __init__(self, *, coordinates: int = 10, every: int = 1) -> None:
         self._k = v.integer("coordinates", coordinates, minimum=0)
         self._every = v.integer("every", every, minimum=1)
-        # one array of doubles a row: 8 bytes a value, where a list of floats takes 32
-        self._rows: list[array[float]] = []
+        # the rows one after another, len(columns) values each, in one array of doubles:
+        # 8 bytes a value (a list of Python floats a row took 32, and 80 more a row)
+        self._flat: array[float] = array("d")
         self._columns: tuple[str, ...] | None = None
         self._t0 = time.monotonic()
         #: the number a result without ``nit`` gets: the generation after the last one seen
@@ -249,7 +293,13 @@ class History:
         return self._columns if self._columns is not None else BASE_COLUMNS
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._flat) // len(self.columns)
+
+    def _row(self, i: int) -> array[float]:
+        """Return row `i` (negative: from the end) as a new array."""
+        w = len(self.columns)
+        i = i % len(self) if i < 0 else i
+        return self._flat[i * w : (i + 1) * w]
 
     def __getitem__(self, name: str) -> FloatArray:
         """Return the column `name` as a float array (one value per recorded generation)."""
@@ -258,12 +308,12 @@ class History:
                 f"`name` must be one of the columns {list(self.columns)}, but got {name!r}."
             )
         j = self.columns.index(name)
-        return np.array([row[j] for row in self._rows], dtype=np.float64)
+        return np.array(self._flat[j :: len(self.columns)], dtype=np.float64)
 
     def __iter__(self) -> Iterator[dict[str, float]]:
         """Iterate over the rows, each a dict of column name to value."""
-        for row in self._rows:
-            yield dict(zip(self.columns, row, strict=True))
+        for i in range(len(self)):
+            yield dict(zip(self.columns, self._row(i), strict=True))
 
     def __repr__(self) -> str:
         return f"History({len(self)} generations, columns={list(self.columns)})"
@@ -414,9 +464,9 @@ class History:
             nan if mean is None else _norm(mean),
             *coords,
         ]
-        if self._rows and _same_state(self._rows[-1], row):
+        if len(self) and _same_state(self._row(-1), row):
             return  # the same generation recorded again (twice, or after a failed tell)
-        self._rows.append(array("d", row))
+        self._flat.extend(row)
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -440,7 +490,7 @@ class History:
         buf.write(MAGIC + "\n")
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(self.columns)
-        writer.writerows([repr(x) for x in row] for row in self._rows)
+        writer.writerows([repr(x) for x in self._row(i)] for i in range(len(self)))
         target = Path(os.path.realpath(path))  # through a symbolic link, to the file it names
         if target.exists() and not target.is_file():  # a device or a pipe (/dev/stdout)
             target.write_text(buf.getvalue(), encoding="utf-8")
@@ -485,8 +535,10 @@ class History:
 
         Notes
         -----
-        Blank lines and a leading byte order mark are ignored, so a file edited by hand or
-        in a spreadsheet still loads.
+        Blank lines (anywhere), a leading byte order mark and empty fields at the end of a
+        line (a spreadsheet pads its rows so) are ignored, so a file edited by hand or in a
+        spreadsheet still loads. The rows take 8 bytes a value in memory; while loading,
+        the file's text too.
         """
         return cls._load(path, "path")
 
@@ -517,29 +569,35 @@ class History:
             )
         try:  # utf-8-sig: a byte order mark, as some editors write, is not part of the text
             text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = ""
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"`{argument}` must be a CSV file written by History.save (UTF-8 text), but byte "
+                f"{exc.start} of {str(p)!r} is not UTF-8 ({exc.reason})."
+            ) from None
         del data  # (each copy of the file is let go as soon as the next one is made)
-        lines = text.splitlines()
-        del text
-        if not lines or lines[0].strip() != MAGIC:
+        lines = _Lines(text)
+        del text  # (the lines hold it until the last one is read)
+        if next(lines, "").strip().rstrip(",").rstrip() != MAGIC:  # (padded by a spreadsheet)
             raise ValueError(
                 f"`{argument}` must be a CSV file written by History.save (first line "
                 f"{MAGIC!r}), but got {str(p)!r}."
             )
-        reader = csv.reader(lines[1:])
         try:
-            return cls._read_rows(reader, p, argument)
+            return cls._read_rows(csv.reader(lines), lines, p, argument)
         except csv.Error as exc:  # a field longer than the csv module's limit, say
             raise ValueError(
-                f"`{argument}` line {reader.line_num + 1} is not a row of numbers ({exc}) in "
-                f"{str(p)!r}."
+                f"`{argument}` line {lines.number} is not a row of numbers ({exc}) in {str(p)!r}."
             ) from exc
 
     @classmethod
-    def _read_rows(cls, reader: Iterator[list[str]], p: Path, argument: str) -> History:
-        """Return the history of the header and the rows of `reader` (the lines after MAGIC)."""
-        header = tuple(next(reader, ()))
+    def _read_rows(
+        cls, reader: Iterator[list[str]], lines: _Lines, p: Path, argument: str
+    ) -> History:
+        """Return the history of the header and the rows of `reader` (the lines after MAGIC).
+
+        Empty fields at the end of a line (a spreadsheet pads its rows so) are dropped.
+        """
+        header = tuple(x.strip() for x in _unpadded(next(reader, [])))
         k = len(header) - len(BASE_COLUMNS)
         if header[: len(BASE_COLUMNS)] != BASE_COLUMNS or header[len(BASE_COLUMNS) :] != tuple(
             f"mean_{i}" for i in range(max(k, 0))
@@ -550,22 +608,24 @@ class History:
             )
         out = cls(coordinates=k)
         out._columns = header
-        for lineno, row in enumerate(reader, start=3):
+        for row in reader:
+            row = _unpadded(row)
             if not row:
-                continue  # a blank line
+                continue  # a line of empty fields
             try:
                 values = [float(x) for x in row]
             except ValueError:
                 values = []
             if len(values) != len(header):
                 raise ValueError(
-                    f"`{argument}` line {lineno} must hold {len(header)} numbers, but got "
+                    f"`{argument}` line {lines.number} must hold {len(header)} numbers, but got "
                     f"{v.short(','.join(row))} in {str(p)!r}."
                 )
-            out._rows.append(array("d", values))
-        if out._rows and math.isfinite(out._rows[-1][0]):
-            out._next_nit = int(out._rows[-1][0]) + 1
-            best = out._rows[-1][BASE_COLUMNS.index("f_best")]
+            out._flat.extend(values)
+        if len(out) and math.isfinite(out._flat[-len(header)]):
+            last = out._row(-1)
+            out._next_nit = int(last[0]) + 1
+            best = last[BASE_COLUMNS.index("f_best")]
             out._call_best = best if best < math.inf else math.inf
         return out
 
