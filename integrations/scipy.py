@@ -267,9 +267,10 @@ def nes(
         vectorized=vec,
     )
     fun_x, nfev = float(res.fun), int(res.nfev)
-    if nfev == 0 and budget_it == 0:
-        # maxiter=0: as scipy's own methods, report the objective at the initial point
-        # (its value read as every generation reads one)
+    if nfev == 0:
+        # maxiter=0 (or a run that stopped before its first generation): as scipy's own
+        # methods, report the objective at the initial point (its value read as every
+        # generation reads one), so that `fun` is always that of `x`
         point = np.copy(res.x)
         if vec:
             fun_x = float(block_values(fun(point[:, None], *args), 1, fun)[0])

@@ -187,7 +187,7 @@ def plot_run(run: Path, output: Path | None, usage: argparse.ArgumentParser) -> 
             file=sys.stderr,
         )
         return 1
-    except (ValueError, ImportError) as exc:
+    except (ValueError, ImportError, RuntimeError) as exc:  # (.pgf without LaTeX: Runtime)
         print(f"{usage.prog}: error: {exc}", file=sys.stderr)
         return 1
     print(f"{len(history)} generations of {run} drawn in {out}")

@@ -239,7 +239,8 @@ class Strategy(ABC):
     ``tolflatfitness`` (more than that many flat generations in a row, whose best value ties
     with the value at rank ``3 popsize / 4``; default 3, off for OpenES, whose step size does
     not adapt). ``stop()`` also reports ``degenerate`` (a non-finite distribution, or a step
-    size at its limit 1e-100 or 1e100) and ``sigma`` (the step size no longer changes the
+    size an update took to its limit 1e-100 or 1e100: a run that starts there runs its first
+    generation) and ``sigma`` (the step size no longer changes the
     mean), which have no threshold to set.
 
     Examples
@@ -964,6 +965,8 @@ class Strategy(ABC):
     def _degenerate(self) -> bool:
         """Return whether the distribution is unusable: non-finite, or sigma at its limits.
 
+        (At its limits after an update: a run that starts there runs its first generation.)
+
         With ``dtype="float32"`` also when it reaches beyond the float32 range (3.4e38): its
         candidates would be infinite.
         """
@@ -974,11 +977,14 @@ class Strategy(ABC):
                 reach = np.abs(self._mean) + FLOAT32_REACH * stds
             if not np.all(reach < float(np.finfo(np.float32).max)):
                 return True
+        # A step size at its limit is one an update was clamped to: a run may start there
+        # (`sigma0` may be 1e-100, or a box's width over four), and evaluates its first batch.
+        inside = bool(np.all((sigma > v.SIGMA_MIN) & (sigma < v.SIGMA_MAX)))
         return not (
             np.all(np.isfinite(self._mean))
             and np.all(np.isfinite(stds))
             and np.all(stds > 0.0)
-            and np.all((sigma > v.SIGMA_MIN) & (sigma < v.SIGMA_MAX))
+            and (inside or self._generation == 0)
         )
 
     @property

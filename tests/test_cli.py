@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,23 @@ def test_plot_writes_a_png_of_a_saved_run(
     # without -o, the image goes beside the CSV file
     assert cli.main(["plot", str(tmp_path / "run.csv")]) == 0
     assert (tmp_path / "run.png").is_file()
+
+
+@pytest.mark.skipif(shutil.which("xelatex") is not None, reason="LaTeX writes .pgf here")
+def test_plot_to_pgf_without_latex_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # .pgf is a suffix matplotlib writes, with LaTeX: without it savefig raised RuntimeError,
+    # and the command printed a traceback of 98 lines
+    pytest.importorskip("matplotlib")
+    history = History()
+    XNES(np.ones(3), 0.5, rng=0).optimize(lambda x: float(x @ x), maxiter=3, callback=history)
+    history.save(tmp_path / "run.csv")
+    assert cli.main(["plot", str(tmp_path / "run.csv"), "-o", str(tmp_path / "run.pgf")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "error:" in err
+    assert "latex" in err.lower()
 
 
 def test_plot_reports_a_missing_or_foreign_file(

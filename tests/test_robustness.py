@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy.optimize import minimize
 
 from nes_asktell import (
     IPOP,
@@ -21,6 +22,7 @@ from nes_asktell import (
     NESWarning,
     OpenES,
     Strategy,
+    nes,
     resolve_strategy,
     strategy_names,
 )
@@ -188,11 +190,30 @@ def test_a_state_near_the_conditioning_bound_loads_and_resumes_identically() -> 
 
 # ---------------------------------------------------------------- 2. stop() at once
 def test_stop_reports_a_distribution_at_its_limit_at_once() -> None:
-    state = XNES(np.zeros(2), 1.0, rng=0).state_dict()
+    es = XNES(np.zeros(2), 1.0, rng=0)
+    es.tell(X := es.ask(), [sphere(x) for x in X])
+    state = es.state_dict()
     state["algo"]["sigma"] = 1e-100  # the floor of the allowed range: a collapsed step size
     es = XNES.from_state(state)
     assert "degenerate" in es.stop()
     assert es.result.status == 5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_run_that_starts_at_the_limit_evaluates_its_first_generation(name: str) -> None:
+    # sigma0 = 1e-100 is allowed (and the default of a box 4e-100 wide), but stop() said
+    # "degenerate" before anything was asked: optimize() and minimize() returned nfev = 0,
+    # fun = inf, and an x never evaluated
+    es = resolve_strategy(name)(np.full(2, 0.5), 1e-100, rng=0)
+    assert es.stop() == {}
+    res = es.optimize(sphere, maxiter=50)
+    assert res.nfev >= es.popsize
+    assert res.fun == sphere(res.x)
+    for opts in ({"sigma0": 1e-100}, {}):
+        bounds = [(0.5, 0.5 + 4e-100)] * 2 if not opts else None
+        out = minimize(sphere, [0.5, 0.5], method=nes, bounds=bounds, options={**opts, "rng": 0})
+        assert out.nfev > 0
+        assert out.fun == sphere(out.x)
 
 
 @pytest.mark.parametrize("name", NAMES)
