@@ -20,7 +20,7 @@ import time
 from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 from scipy.optimize import OptimizeResult
@@ -649,6 +649,7 @@ class History:
             If matplotlib is missing (``pip install 'nes_asktell[plot]'``).
         """
         try:
+            from matplotlib.collections import LineCollection
             from matplotlib.figure import Figure
         except ModuleNotFoundError as exc:
             raise ImportError(PLOT_HINT) from exc
@@ -678,43 +679,71 @@ class History:
             label += " (above 1e200 drawn at 1e200)"
         for name, c in drawn.items():
             if np.isfinite(c).any():
-                ax_f.semilogy(n, c, label=name, **dots)
+                _with_lone_points(ax_f.semilogy(n, c, label=name, **dots), n, c)
         ax_f.set_title("fitness")
         ax_f.set_ylabel(label)
         spread = self["sigma_max"] != self["sigma_min"]
         for name in ("sigma_max", "sigma_median", "sigma_min") if spread.any() else ("sigma_max",):
             if np.isfinite(self[name]).any():
                 label = name.replace("_", " ") if spread.any() else "sigma"
-                ax_s.semilogy(n, self[name], label=label, **dots)
+                _with_lone_points(ax_s.semilogy(n, self[name], label=label, **dots), n, self[name])
         ax_s.set_title("step size")
         mean_cols = [c for c in self.columns if c.startswith("mean_") and c != "mean_norm"]
         coords = [self[name] for name in mean_cols]
         scale = _axis_scale(coords)
         for name, c in zip(mean_cols, coords, strict=True):
             if np.isfinite(c).any():
-                ax_m.plot(n, c / scale, lw=1, label=name.replace("mean_", "x"), **dots)
+                lines = ax_m.plot(n, c / scale, lw=1, label=name.replace("mean_", "x"), **dots)
+                _with_lone_points(lines, n, c / scale)
         ax_m.set_title(f"mean, first {len(mean_cols)} coordinates")
         if scale != 1.0:
             ax_m.set_ylabel(f"x / {scale:.0e}")
         if np.isfinite(self["condition"]).any():
-            ax_c.semilogy(n, self["condition"], **dots)
+            _with_lone_points(ax_c.semilogy(n, self["condition"], **dots), n, self["condition"])
         ax_c.set_title("condition (longest / shortest axis)")
         pop = self["popsize"] if len(self) else np.zeros(0)
         restarts = n[1:][(pop[1:] != pop[:-1]) & np.isfinite(pop[1:]) & np.isfinite(pop[:-1])]
+        # whether a panel has a curve, before the marks of the restarts are added to it
+        curved = {ax: ax.has_data() for ax in (ax_f, ax_s, ax_m, ax_c)}
         for ax in (ax_f, ax_s, ax_m, ax_c):
             ax.grid(True, which="major", alpha=0.4)
-            for x in restarts:  # a new population size: a restart of IPOP
-                ax.axvline(x, color="0.5", ls=":", lw=1)
-            if not ax.has_data():
+            if restarts.size:  # a new population size: a restart of IPOP
+                # one collection, not a line each: thousands of changes (BIPOP's regimes, a
+                # file of another tool) took a minute and a GB as lines
+                ax.add_collection(
+                    LineCollection(
+                        [[(x, 0.0), (x, 1.0)] for x in restarts],
+                        colors="0.5",
+                        linestyles=":",
+                        linewidths=1,
+                        transform=ax.get_xaxis_transform(),
+                    ),
+                    autolim=False,
+                )
+            if not curved[ax]:
                 ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
         for ax in (ax_f, ax_s):
-            if ax.has_data():
+            if curved[ax]:
                 ax.legend(fontsize="small")
-        if 0 < len(mean_cols) <= 10 and ax_m.has_data():
+        if 0 < len(mean_cols) <= 10 and curved[ax_m]:
             ax_m.legend(fontsize="small", ncols=2)
         for ax in (ax_m, ax_c):
             ax.set_xlabel("evaluations" if counted else "generations")
         return fig
+
+
+def _with_lone_points(lines: list[Any], n: FloatArray, c: FloatArray) -> None:
+    """Mark the finite values of `c` with no finite neighbour: a line draws nothing of them.
+
+    (A run where most evaluations fail: its best of a generation is finite here and there.)
+    """
+    finite = np.isfinite(c)
+    before = np.concatenate([[False], finite[:-1]])
+    after = np.concatenate([finite[1:], [False]])
+    lone = finite & ~before & ~after
+    if lone.any() and len(c) > 1:
+        line = lines[0]
+        line.axes.plot(n[lone], c[lone], ls="none", marker=".", color=line.get_color())
 
 
 def _axis_scale(curves: list[FloatArray]) -> float:
