@@ -52,17 +52,24 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help="draw a run saved by History.save (a CSV file) as a PNG of four panels",
         description="Draw a run saved by History.save (fitness, step size, mean, condition).",
     )
-    plot.add_argument("run", type=Path, metavar="RUN.csv", help="a CSV file of History.save")
+    plot.add_argument("run", type=_named, metavar="RUN.csv", help="a CSV file of History.save")
     plot.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=_named,
         metavar="RUN.png",
         help="the image to write, under exactly this name; its suffix chooses the format, "
         "PNG when it has none (default: RUN.csv with the suffix .png)",
     )
     plot.set_defaults(usage=plot)  # its errors show its own usage line
     return parser
+
+
+def _named(text: str) -> Path:
+    """Return `text` as a path; an empty one is refused (``Path("")`` is the directory ".")."""
+    if not text:
+        raise argparse.ArgumentTypeError("must name a file, but got ''")
+    return Path(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -325,9 +325,13 @@ class History:
         The run loop of ``optimize`` (and ``minimize(..., method=nes)``, which hands the
         History to it) records the strategy itself instead, with the fitness of the
         generation; this form serves scipy's other methods, whose ``intermediate_result``
-        holds ``x`` and ``fun`` and, for some of them, ``nfev`` and ``nit``.
+        holds ``x`` and ``fun`` and, for some of them, ``nfev`` and ``nit``. TNC passes its
+        current point alone (a 1-d array): it is recorded as the mean, with the generation.
         """
         res = intermediate_result
+        if isinstance(res, np.ndarray) and res.ndim == 1:  # TNC passes its point alone
+            point, res = res, OptimizeResult()
+            res["x"] = res["mean"] = point
         if not isinstance(res, OptimizeResult):
             raise TypeError(
                 "`intermediate_result` must be a scipy.optimize.OptimizeResult, but got "
@@ -480,12 +484,16 @@ class History:
         ------
         TypeError
             If `path` is not a file path (a string or an ``os.PathLike``).
+        ValueError
+            If `path` is empty.
         OSError
             If the file cannot be written, as ``open`` would raise it (PermissionError for a
             read-only file, which is not replaced).
         """
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"`path` must be a file path, but got {v.short(path)}.")
+        if not os.fspath(path):  # (as a Path, the directory "."; the error named that)
+            raise ValueError("`path` must name a file, but got ''.")
         buf = io.StringIO()
         buf.write(MAGIC + "\n")
         writer = csv.writer(buf, lineterminator="\n")
@@ -527,8 +535,8 @@ class History:
         TypeError
             If `path` is not a path.
         ValueError
-            If the file is larger than 1 GiB or is not a saved history (the message names the
-            line).
+            If `path` is empty, or the file is larger than 1 GiB or is not a saved history (the
+            message names the line).
         OSError
             If the file cannot be read, as ``open`` raises it (FileNotFoundError,
             IsADirectoryError, PermissionError).
@@ -547,6 +555,8 @@ class History:
         """Return the history saved in `path`; the errors name it `argument`."""
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"`{argument}` must be a file path, but got {v.short(path)}.")
+        if not os.fspath(path):  # (as a Path, the directory "."; the error named that)
+            raise ValueError(f"`{argument}` must name a file, but got ''.")
         p = Path(path)
         # read at most one byte more than allowed: a device or a pipe (/dev/zero) has no size
         # to check beforehand, and would be read without end. In blocks: read(n) at once
@@ -659,6 +669,8 @@ class History:
         # most of scipy's methods pass no nfev to a callback: drawn against the generations
         counted = bool(np.isfinite(n).all())
         n = n if counted else self["generation"]
+        x_scale = _axis_scale([n])  # (a file made by hand may span the floats)
+        n = n / x_scale
         # a line through one point draws nothing: a history of one generation gets markers
         dots = {"marker": "o"} if len(self) == 1 else {}
         curves = {
@@ -728,7 +740,8 @@ class History:
         if 0 < len(mean_cols) <= 10 and curved[ax_m]:
             ax_m.legend(fontsize="small", ncols=2)
         for ax in (ax_m, ax_c):
-            ax.set_xlabel("evaluations" if counted else "generations")
+            x_label = "evaluations" if counted else "generations"
+            ax.set_xlabel(x_label if x_scale == 1.0 else f"{x_label} / {x_scale:.0e}")
         return fig
 
 

@@ -335,3 +335,12 @@ def test_a_path_the_system_refuses_is_a_usage_error_not_a_traceback(
         rf"'{tmp_path}/a{{300}}(/demo.png)?' \(File name too long\)\.$",
         line,
     )
+
+
+@pytest.mark.parametrize("args", [["plot", ""], ["plot", "run.csv", "-o", ""]])
+def test_plot_refuses_an_empty_name_as_typed(args: list[str]) -> None:
+    # Path("") is ".": the error named the directory '.', not what was typed
+    out = call(*args, module=True)
+    assert out.returncode == 2
+    assert "must name a file, but got ''" in out.stderr
+    assert "'.'" not in out.stderr

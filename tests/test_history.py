@@ -186,7 +186,7 @@ def test_bad_arguments_name_the_argument_and_the_value() -> None:
     with pytest.raises(TypeError, match=r"`fitness` must be an array of numbers .*'a'"):
         History().record(XNES(np.ones(2), 0.5, rng=0), fitness=["a"])
     with pytest.raises(TypeError, match=r"`intermediate_result` must be .*got array"):
-        History()(np.ones(2))  # type: ignore[arg-type]
+        History()(np.ones((2, 2)))  # type: ignore[arg-type]  # (a 1-d array: TNC's point)
     with pytest.raises(KeyError, match=r"`name` must be one of the columns"):
         History()["nope"]
 
@@ -481,6 +481,21 @@ def test_plot_of_a_mean_and_values_spanning_the_floats_is_drawn() -> None:
     low, high = ax_m.get_ylim()
     assert low < -0.9
     assert high > 0.9
+
+
+def test_plot_of_evaluations_spanning_the_floats_is_drawn() -> None:
+    # a file made by hand with nfev from -1.7e308 to 1.7e308: "arange: cannot compute length"
+    pytest.importorskip("matplotlib")
+    h = History(coordinates=1)
+    for g, nfev in enumerate([-1.7e308, 0.0, 1.7e308], start=1):
+        h(OptimizeResult(x=np.zeros(1), fun=1.0 / g, nfev=nfev, nit=g))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = h.plot()
+        fig.canvas.draw()
+    ax_c = fig.get_axes()[3]
+    assert ax_c.get_xlabel() == "evaluations / 1e+308"
+    assert ax_c.get_xlim()[0] < -1.0 < 1.0 < ax_c.get_xlim()[1]
 
 
 def test_plot_of_results_without_nfev_is_drawn_against_generations() -> None:
@@ -878,3 +893,23 @@ class _Fake:
         self.generation, self.nfev, self.popsize = g, 2 * g, 2
         self.best = (np.zeros(1), _Fake._least)
         self.mean, self.sigma = np.zeros(1), 0.5
+
+
+def test_an_empty_path_is_refused_naming_it_not_the_current_directory(tmp_path: Path) -> None:
+    # save('') raised IsADirectoryError naming the current directory; load('') did the same
+    h = History()
+    with pytest.raises(ValueError, match=r"^`path` must name a file, but got ''\.$"):
+        h.save("")
+    with pytest.raises(ValueError, match=r"^`path` must name a file, but got ''\.$"):
+        History.load("")
+
+
+def test_a_history_as_the_callback_of_tnc_records_its_points() -> None:
+    # TNC calls a callback with its point alone: the History raised TypeError mid-run
+    pytest.importorskip("matplotlib")
+    h = History(coordinates=3)
+    res = minimize(rosen, np.zeros(3), method="TNC", callback=h, options={"maxfun": 60})
+    assert len(h) >= 2
+    np.testing.assert_array_equal(h["generation"], np.arange(1, len(h) + 1))
+    np.testing.assert_array_equal([h[f"mean_{i}"][-1] for i in range(3)], res.x)  # its last
+    h.plot()
