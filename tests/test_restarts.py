@@ -791,3 +791,27 @@ def test_a_history_record_read_back_holds_ints() -> None:
     state = _ipop_after_three_restarts()
     state["history"][0]["popsize"] = float(state["history"][0]["popsize"])  # type: ignore[index]
     assert all(isinstance(h["popsize"], int) for h in IPOP.from_state(state).result.history)
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_a_sequence_saved_before_active_weights_loads_and_goes_on(cls: type[IPOP]) -> None:
+    # XNES alone resumed such a state with active=False, but the sequence compared the run's
+    # options with a fresh run's key by key: "the current run's `options` must be {...}"
+    opt = cls(XNES, np.full(3, 3.0), 2.0, rng=5, max_restarts=2)
+    opt.optimize(sphere, maxfev=300)
+    state = json.loads(json.dumps(opt.state_dict()))
+    del state["run"]["options"]["active"]  # as written before the option existed
+    back = cls.from_state(state)
+    opt.optimize(sphere, maxfev=600)
+    back.optimize(sphere, maxfev=600)
+    assert back.state_dict() == opt.state_dict()
+
+
+def test_a_sequence_names_the_option_its_run_lacks() -> None:
+    opt = IPOP(XNES, np.full(3, 3.0), 2.0, rng=5, max_restarts=2, eta_B=0.1)
+    opt.optimize(sphere, maxfev=100)
+    state = json.loads(json.dumps(opt.state_dict()))
+    lacking = copy.deepcopy(state)
+    del lacking["run"]["options"]["eta_B"]  # then the default: not the sequence's 0.1
+    with pytest.raises(ValueError, match=r"`options.eta_B` must be 0.1 as in run 0"):
+        IPOP.from_state(lacking)
