@@ -1128,8 +1128,12 @@ class Strategy(ABC):
         finite fitness values told; `w_shape` the weights of the shape update where they are
         not the utilities (XNES with ``active=True``), else None. A replica at one of these
         generations catches up with :meth:`replay`, which takes an entry as its arguments.
+        The arrays are copies: changing them changes nothing here.
         """
-        return tuple(self._applied)
+        return tuple(
+            (g, None if u is None else u.copy(), n, None if w is None else w.copy())
+            for g, u, n, w in self._applied
+        )
 
     def replica_state(self) -> JSON:
         """Return the state a worker's replica starts from: :meth:`state_dict` without the batch.
@@ -1162,10 +1166,14 @@ class Strategy(ABC):
             If the strategy is not at `generation`, has a pending batch, or draws its noise
             in sequence.
         TypeError, ValueError
-            If `n_finite` is not an integer from 0 to `popsize`, or `w_shape` is given to a
+            If `generation` is not an integer, `u` not None or `popsize` finite numbers,
+            `n_finite` not an integer from 0 to `popsize`, or `w_shape` is given to a
             strategy that takes none, missing for one that needs it, or not `popsize`
             finite numbers; nothing is changed.
         """
+        generation = v.integer("generation", generation, minimum=0, maximum=MAX_COUNT)
+        if u is not None:  # (a short one broadcast against the pairs' weights)
+            u = v.as_vector("u", u, self._popsize)
         if generation != self._generation or self._X is not None:
             raise RuntimeError(
                 f"replay() of generation {generation} needs a strategy at that generation "
@@ -1306,6 +1314,10 @@ class Strategy(ABC):
         """Rebuild through the constructor (which validates every option), then the rest."""
         bounds = state["bounds"]
         sigma0 = state["sigma0"]
+        options, criteria = (
+            _entries("options", state["options"]),
+            _entries("criteria", state["criteria"]),
+        )
         obj = cls(
             v.as_vector("mean", state["mean"]),
             np.asarray(sigma0) if isinstance(sigma0, list) else sigma0,  # type: ignore[arg-type]
@@ -1316,9 +1328,15 @@ class Strategy(ABC):
             shaping=state["shaping"] if shaping is None else shaping,  # type: ignore[arg-type]
             threads=v.integer("threads", state["threads"], minimum=1),
             dtype=str(state["dtype"]),
-            **dict(state["criteria"]),  # type: ignore[call-overload]
-            **dict(state["options"]),  # type: ignore[call-overload]
+            **criteria,  # type: ignore[arg-type]
+            **options,  # type: ignore[arg-type]
         )
+        # every option as saved (one missing took its default: another run than the saved)
+        lacking = [name for name in obj._options() if name not in options]
+        if lacking:
+            raise ValueError(
+                f"`options` must hold every option of {cls.__name__}, but lacks {lacking}."
+            )
         if obj._dim != state["dim"]:
             raise ValueError(f"dim {v.short(state['dim'])} does not match the mean")
         obj._noise = _noise.from_state(state["noise"], obj._threads)
@@ -1376,6 +1394,16 @@ class Strategy(ABC):
             f"{type(self).__name__}(dim={self._dim}, popsize={self._popsize}, "
             f"generation={self._generation}, nfev={self._nfev}, best_f={self._best_f:.6g})"
         )
+
+
+def _entries(name: str, value: object) -> dict[str, object]:
+    """Return the dict `value` of a state's entry `name`, or raise TypeError naming it.
+
+    (``dict(value)`` took a list of pairs, and ``[]`` as no options at all: the defaults.)
+    """
+    if not isinstance(value, dict):
+        raise TypeError(f"`{name}` must be a dict, but got {v.short(value)}.")
+    return value
 
 
 def _plain(x: float | FloatArray) -> float | list[float]:

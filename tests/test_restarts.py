@@ -807,11 +807,14 @@ def test_a_sequence_saved_before_active_weights_loads_and_goes_on(cls: type[IPOP
     assert back.state_dict() == opt.state_dict()
 
 
-def test_a_sequence_names_the_option_its_run_lacks() -> None:
+def test_a_sequence_names_the_option_its_run_lacks_or_differs_in() -> None:
     opt = IPOP(XNES, np.full(3, 3.0), 2.0, rng=5, max_restarts=2, eta_B=0.1)
     opt.optimize(sphere, maxfev=100)
     state = json.loads(json.dumps(opt.state_dict()))
     lacking = copy.deepcopy(state)
-    del lacking["run"]["options"]["eta_B"]  # then the default: not the sequence's 0.1
-    with pytest.raises(ValueError, match=r"`options.eta_B` must be 0.1 as in run 0"):
+    del lacking["run"]["options"]["eta_B"]  # it took the default: not the sequence's 0.1
+    with pytest.raises(ValueError, match=r"`options` must hold every option of XNES, but lacks"):
         IPOP.from_state(lacking)
+    state["run"]["options"]["eta_B"] = 0.2
+    with pytest.raises(ValueError, match=r"`options.eta_B` must be 0.1 as in run 0 .* got 0.2"):
+        IPOP.from_state(state)

@@ -444,6 +444,58 @@ def test_a_strategy_pickled_before_active_weights_unpickles_and_goes_on() -> Non
     assert es.state_dict()["options"]["active"] is False
 
 
+@pytest.mark.parametrize("cls", CLASSES)
+def test_a_state_whose_options_are_not_all_there_is_refused(cls: type[Strategy]) -> None:
+    # [] loaded as no options and a list of pairs as a dict: XNES saved with active=True and
+    # eta_B=0.05 came back with the defaults, another run; so did one option deleted
+    es = cls(np.zeros(3), 1.0, rng=3)
+    state = json.loads(json.dumps(es.state_dict()))
+    for options in ([], [[k, x] for k, x in state["options"].items()]):
+        with pytest.raises(ValueError, match=r"`options` must be a dict, but got \["):
+            cls.from_state({**state, "options": options})
+    first = next(iter(state["options"]))
+    lacking = {k: x for k, x in state["options"].items() if k != first}
+    with pytest.raises(ValueError, match=rf"must hold every option of {cls.__name__}, but lacks"):
+        cls.from_state({**state, "options": lacking})
+    with pytest.raises(ValueError, match=r"`criteria` must be a dict, but got \["):
+        cls.from_state({**state, "criteria": []})
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_replay_checks_its_generation_and_utilities_naming_them(cls: type[Strategy]) -> None:
+    # u of the wrong length broadcast against the pairs' weights (a wrong update, accepted),
+    # a list raised AttributeError, NaN "mean overflowed"; a numpy generation was stored as
+    # one (state_dict() no longer JSON), np.uint8(255) wrapped to 0, and 0.0 raised numpy's
+    # "seed must be integer" (0.0 is 0 here, as every integer argument takes it)
+    master = cls(np.full(3, 1.0), 0.5, rng=9)
+    replica = cls.from_state(master.replica_state())
+    X = master.ask()
+    master.tell(X, np.array([ellipsoid(x) for x in X]))
+    gen, u, n_finite, w = master.recent_updates()[-1]
+    assert u is not None
+    before = replica.state_dict()
+    bad_u = [
+        (u[:-1], ValueError, r"`u` must have length"),
+        (np.where(u > 0, np.nan, u), ValueError, r"`u` must hold finite|`u` must be finite|`u`"),
+        (list(map(str, u)), TypeError, r"`u` must be a 1-d array of numbers"),
+    ]
+    for bad, exc, match in bad_u:
+        with pytest.raises(exc, match=match):
+            replica.replay(gen, bad, n_finite, w)
+    for bad_gen, exc in ((0.5, TypeError), ("0", TypeError), (True, TypeError), (-1, ValueError)):
+        with pytest.raises(exc, match=r"`generation` must be"):
+            replica.replay(bad_gen, u, n_finite, w)  # type: ignore[arg-type]
+    assert replica.state_dict() == before  # a rejected call changes nothing
+    expected = u.copy()
+    u[:] = 0.0  # a copy: the master's record is the same as before
+    np.testing.assert_array_equal(master.recent_updates()[-1][1], expected)
+    u = expected
+    replica.replay(np.int64(gen), list(u), n_finite, w)  # type: ignore[arg-type]
+    assert type(replica.generation) is int
+    assert replica.digest() == master.digest()
+    json.dumps(replica.state_dict())
+
+
 def test_a_state_with_rank_one_needs_its_path() -> None:
     es = XNES(np.zeros(3), 1.0, rng=3, rank_one=True)
     run(es, ellipsoid, 2)
