@@ -47,13 +47,19 @@ def test_the_module_names_itself_in_usage() -> None:
     assert "the following arguments are required: command" in out.stderr
 
 
+def saved_run(path: Path, generations: int = 3) -> None:
+    """Save the History of a short XNES run on the sphere to `path`."""
+    history = History()
+    sphere = lambda x: float(x @ x)  # noqa: E731
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=generations, callback=history)
+    history.save(path)
+
+
 def test_plot_writes_a_png_of_a_saved_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("matplotlib")
-    history = History()
-    XNES(np.ones(3), 0.5, rng=0).optimize(lambda x: float(x @ x), maxiter=20, callback=history)
-    history.save(tmp_path / "run.csv")
+    saved_run(tmp_path / "run.csv", 20)
     assert cli.main(["plot", str(tmp_path / "run.csv"), "-o", str(tmp_path / "out.png")]) == 0
     assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "20 generations of" in capsys.readouterr().out
@@ -69,9 +75,7 @@ def test_plot_to_pgf_without_latex_is_one_line_not_a_traceback(
     # .pgf is a suffix matplotlib writes, with LaTeX: without it savefig raised RuntimeError,
     # and the command printed a traceback of 98 lines
     pytest.importorskip("matplotlib")
-    history = History()
-    XNES(np.ones(3), 0.5, rng=0).optimize(lambda x: float(x @ x), maxiter=3, callback=history)
-    history.save(tmp_path / "run.csv")
+    saved_run(tmp_path / "run.csv", 3)
     assert cli.main(["plot", str(tmp_path / "run.csv"), "-o", str(tmp_path / "run.pgf")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
@@ -93,12 +97,6 @@ def test_plot_reports_a_missing_or_foreign_file(
     assert info.value.code == 2
     assert "must be a CSV file written by History.save" in capsys.readouterr().err
     assert not (tmp_path / "other.png").exists()
-
-
-def saved_run(path: Path) -> None:
-    history = History()
-    XNES(np.ones(2), 0.5, rng=0).optimize(lambda x: float(x @ x), maxiter=3, callback=history)
-    history.save(path)
 
 
 @pytest.mark.parametrize(
