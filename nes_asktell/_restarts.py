@@ -734,8 +734,9 @@ class IPOP:
             obj._best_f = math.inf if best_f is None else v.real("best_f", best_f)
             obj._load_extra(state)
             run_ = inner_cls.from_state(state["run"])  # type: ignore[arg-type]
-            # as loaded: a state saved before an option existed has it at its old value
-            obj._check_run(run_._state(asked=False, record=False))
+            # as loaded (its configuration is that of its replica state): a state saved before
+            # an option existed has it at its old value
+            obj._check_run(run_.replica_state())
             obj._inner = run_
         except KeyError as exc:
             raise ValueError(f"`state` is malformed: the key {exc} is missing.") from exc
