@@ -202,12 +202,13 @@ def match_rows(X: FloatArray, solutions: object) -> np.ndarray | None:
         )
     if all(np.array_equal(S[a:b], X[a:b]) for a, b in row_blocks(X.shape[0], X.shape[1])):
         return None  # compared block by block: no (popsize, d) temporary
+    # rows by their bytes, with -0.0 as 0.0 (x + 0.0), which compare equal
     where: dict[bytes, list[int]] = {}
     for k in range(X.shape[0]):
-        where.setdefault(X[k].tobytes(), []).append(k)
+        where.setdefault((X[k] + 0.0).tobytes(), []).append(k)
     perm = np.empty(X.shape[0], dtype=np.int64)
     for i in range(S.shape[0]):
-        slots = where.get(np.ascontiguousarray(S[i]).tobytes())
+        slots = where.get(np.ascontiguousarray(S[i] + 0.0).tobytes())
         if not slots:
             raise ValueError(
                 f"`solutions` row {i} is not one of the candidates of the latest ask(); "
