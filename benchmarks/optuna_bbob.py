@@ -66,6 +66,7 @@ SAMPLERS = (
     "NES-no-r1",
     "NES-r1-etaS05",
     "NES-r1-active",
+    "NES-lq",
     "NES-DXNESIC",
     "NES-DXNESIC-IC",
     "NES-CRFMNES",
@@ -101,6 +102,7 @@ LABELS = {
     "NES-no-r1": "NESSampler(no rank_one)",
     "NES-r1-etaS05": "NESSampler(rank_one, eta_sigma 0.5)",
     "NES-r1-active": "NESSampler(rank_one, active)",
+    "NES-lq": "NESSampler(surrogate)",
     "NES-DXNESIC": "NESSampler(dxnesic)",
     "NES-DXNESIC-IC": "NESSampler(dxnesic, implicit_constraints)",
     "NES-CRFMNES": "NESSampler(crfmnes)",
@@ -165,6 +167,8 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return NESSampler(seed=seed, strategy_options={"rank_one": True, "eta_sigma": 0.5})
     if name == "NES-r1-active":  # the rank-one term and active CMA-ES's weights for the shape
         return NESSampler(seed=seed, strategy_options={"rank_one": True, "active": True})
+    if name == "NES-lq":  # the linear-quadratic surrogate chooses the rows evaluated
+        return NESSampler(seed=seed, surrogate=True)
     if name in NES_VARIANTS:
         return NESSampler(seed=seed, strategy=NES_VARIANTS[name])
     if name == "NES-DXNESIC-IC":  # DX-NES-IC counting a failed trial as infeasible (the paper)

@@ -273,7 +273,7 @@ class Assigner:
                 running,
                 ix.unfinished(trials),
                 give_up if k == EXHAUSTED else None,
-                loaded.es.mirrored,
+                loaded.es.mirrored and loaded.order is None,  # (a surrogate's round: rows)
             )
             fill = (
                 close.gaps
@@ -312,7 +312,9 @@ class Assigner:
                         del self.marked[min(self.marked)]
                 raise Pending(close.wait)
             extras = close.extras
-            after, refused, n_told = self.search.next_state(tip, loaded, told, sign, extras)
+            after, refused, n_told = self.search.next_state(
+                tip, loaded, told, sign, extras, trials
+            )
             if refused is not None:
                 self.records.warn_once(
                     ("refused", tip.digest),

@@ -265,6 +265,7 @@ class NESSampler(BaseSampler):
         source_trials: Sequence[FrozenTrial] | None = None,
         seed: int | None = None,
         strategy_options: dict[str, OptionValue] | None = None,
+        surrogate: bool = False,
     ) -> None:
         cls = resolve_strategy(strategy)
         options: dict[str, OptionValue] = {**COMMON_OPTIONS, **DEFAULT_OPTIONS.get(cls.name, {})}
@@ -396,7 +397,10 @@ class NESSampler(BaseSampler):
                 f"`strategy` {cls.__name__} cannot read back its own state_dict(): {exc}"
             ) from exc
         auto = mirrored_up_to(cls, dict(strategy_options or {}), lam)
-        self._search = Search(cls, s0, lam, n_restarts, options, seed, restarter, auto)
+        v.flag("surrogate", surrogate)
+        self._search = Search(
+            cls, s0, lam, n_restarts, options, seed, restarter, auto, surrogate=surrogate
+        )
         self._n_startup_trials = n_startup
         # (with a seed, its draws come from per-trial samplers; see `_independent`)
         self._independent_sampler = independent_sampler or RandomSampler(

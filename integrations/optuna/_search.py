@@ -29,6 +29,7 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 from scipy.special import ndtri
 
+from nes_asktell import _surrogate as sg
 from nes_asktell import _validate as v
 from nes_asktell import _warn
 from nes_asktell._bounds import Box
@@ -76,6 +77,12 @@ MAX_HISTORY = 100_000
 MAX_LEARNING_RATE = 10.0
 _ENTROPY_RE = re.compile(r"[0-9]{1,40}")
 _STATE_KEYS = {"format", "key", "generation", "parent", "restart", "entropy", "run"}
+#: the entries of a search's ``"surrogate"`` (see :meth:`Search.surrogate_round`): the trials
+#: whose points fit the model, the generation's rows evaluated so far (row, trial) and the
+#: order of the others, and how many of those this round hands out
+_SURROGATE_KEYS = {"archive", "done", "order", "k"}
+#: the largest trial number a stored state may name
+MAX_TRIAL = 1 << 53
 #: the entries of a BIPOP search's ``"bipop"``: the regime of the run, the large restarts made
 #: and the trials told to the finished runs of each regime
 _BIPOP_KEYS = {"regime", "large", "budget_large", "budget_small"}
@@ -175,6 +182,11 @@ class Loaded:
     space: UnitSpace | None
     margin: FloatArray
     extra: FloatArray | None = None
+    #: with a surrogate, in a round that hands out some of the generation's rows only: the
+    #: rows not evaluated yet in the order they are handed out (candidates ``0 .. k - 1``,
+    #: then the extra samples), and every row of the generation; else None
+    order: list[int] | None = None
+    rows: FloatArray | None = None
 
     @classmethod
     def of(cls, state: dict[str, object], es: Strategy, space: UnitSpace | None) -> Loaded:
@@ -224,7 +236,32 @@ class Loaded:
         X = _unit_box(es.dim).reflect(Y)
         if not np.isfinite(X).all():
             raise ValueError("the state's candidates are not finite")
+        sur = state.get("surrogate")
+        if isinstance(sur, dict) and _partial(sur):
+            # A round of a surrogate-assisted generation (see `Search.surrogate_round`): its
+            # candidates are the next `k` rows in the model's order, its extra samples the rest.
+            order = [int(str(i)) for i in sur["order"]]
+            k = int(str(sur["k"]))
+            return cls(state, es, X[order[:k]], space, margin, X[order[k:]], order, X)
         return cls(state, es, X, space, margin)
+
+
+def _partial(sur: dict[str, object]) -> bool:
+    """Return whether a (checked) surrogate entry hands out only some rows of its generation."""
+    order = sur["order"]
+    assert isinstance(order, list)
+    return bool(sur["done"]) or int(str(sur["k"])) < len(order)
+
+
+def _fresh_surrogate(lam: int, archive: list[int] | None = None) -> dict[str, object]:
+    """Return the surrogate entry of a generation that hands out all its `lam` rows at once."""
+    return {"archive": archive or [], "done": [], "order": list(range(lam)), "k": lam}
+
+
+def _usable(t: FrozenTrial | None, sign: float) -> bool:
+    """Return whether `t` is a point the model may fit: COMPLETE, feasible, a finite value."""
+    key = outcome_key(t, sign)
+    return key[0] == 0 and math.isfinite(key[2])
 
 
 #: the largest probability of leaving the mean's cell that the margin asks for (see `Loaded.of`)
@@ -279,6 +316,9 @@ class Search:
     restart_strategy: str = "ipop"
     #: the search runs mirrored at this dimension and below (see :func:`mirrored_up_to`)
     mirrored_up_to: int = 0
+    #: whether a linear-quadratic model of the told points chooses which rows of a generation
+    #: are evaluated and ranks the others (see :meth:`surrogate_round`)
+    surrogate: bool = False
     _refs: dict[tuple[int, int], dict[str, object]] = field(default_factory=dict, repr=False)
 
     def key(self, space: UnitSpace) -> str:
@@ -300,6 +340,8 @@ class Search:
         }
         if self.bipop:  # IPOP searches keep the key they had before BIPOP existed
             settings["restart_strategy"] = self.restart_strategy
+        if self.surrogate:  # (and those without a surrogate the key they had before it)
+            settings["surrogate"] = True
         return st.key_of(settings)
 
     @property
@@ -428,7 +470,11 @@ class Search:
     def max_chars(self, dim: int) -> int:
         """Return the longest text a stored state of a `dim`-d search may have."""
         ref = self.reference(dim, MAX_RESTART)
-        return 4 * len(st.dumps(ref)) + 32 * MAX_HISTORY + 4096
+        extra = 0
+        if self.surrogate:  # trial numbers, and rows of the largest population
+            lam = int(str(ref["popsize"]))
+            extra = 24 * (sg.max_points(dim) + 3 * lam) + 256
+        return 4 * len(st.dumps(ref)) + 32 * MAX_HISTORY + 4096 + extra
 
     def warm_start(
         self, space: UnitSpace, trials: list[FrozenTrial], sign: float
@@ -474,6 +520,8 @@ class Search:
         number must be finite and in range; only then is the strategy built.
         """
         keys = _STATE_KEYS | {"bipop"} if self.bipop else _STATE_KEYS
+        if self.surrogate:
+            keys = keys | {"surrogate"}
         if not isinstance(state, dict) or set(state) != keys:
             raise ValueError("the state does not have the keys of a search state")
         restart = v.integer("restart", state["restart"], minimum=0, maximum=MAX_RESTART)
@@ -508,7 +556,44 @@ class Search:
             raise ValueError(f"`sigma` must lie in (0, {MAX_SIGMA}], but got {v.short(es.sigma)}")
         if not np.all(np.abs(es.mean) <= MAX_MEAN):
             raise ValueError(f"`mean` must be finite and lie within {MAX_MEAN} of the cube")
+        if self.surrogate:
+            sur = self._check_surrogate(state["surrogate"], es.popsize, dim)
+            state = {**state, "surrogate": sur}
         return Loaded.of(state, es, space)
+
+    @staticmethod
+    def _check_surrogate(sur: object, lam: int, dim: int) -> dict[str, object]:
+        """Return a stored surrogate entry if it is well formed for `lam` rows; raise else.
+
+        The archive names at most `MAX_TRIAL` trials of ``sg.max_points`` (the fit reads
+        whatever of them are usable points, see :meth:`surrogate_round`); `done` pairs a row
+        with the trial that evaluated it (-1: it died), `order` holds the other rows, each once,
+        and `k` is between 1 and their number.
+        """
+        if not isinstance(sur, dict) or set(sur) != _SURROGATE_KEYS:
+            raise ValueError("`surrogate` does not have the keys of a surrogate entry")
+        archive, done, order = sur["archive"], sur["done"], sur["order"]
+        if not isinstance(archive, list) or len(archive) > sg.max_points(dim):
+            raise ValueError("`surrogate.archive` must be a short list of trial numbers")
+        if not isinstance(done, list) or not isinstance(order, list):
+            raise ValueError("`surrogate.done` and `surrogate.order` must be lists")
+        if len(done) + len(order) != lam or not order:
+            raise ValueError(f"`surrogate` must account for the {lam} rows of its generation")
+        out_archive = [
+            v.integer("surrogate.archive[]", n, minimum=0, maximum=MAX_TRIAL) for n in archive
+        ]
+        out_done: list[list[int]] = []
+        for pair in done:
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise ValueError("`surrogate.done` must hold pairs [row, trial]")
+            row = v.integer("surrogate.done[][0]", pair[0], minimum=0, maximum=lam - 1)
+            number = v.integer("surrogate.done[][1]", pair[1], minimum=-1, maximum=MAX_TRIAL)
+            out_done.append([row, number])
+        out_order = [v.integer("surrogate.order[]", i, minimum=0, maximum=lam - 1) for i in order]
+        if len({*out_order, *(r for r, _ in out_done)}) != lam:
+            raise ValueError("`surrogate` names a row of its generation twice")
+        k = v.integer("surrogate.k", sur["k"], minimum=1, maximum=len(out_order))
+        return {"archive": out_archive, "done": out_done, "order": out_order, "k": k}
 
     @staticmethod
     def _check_bipop(bipop: object, restart: int) -> dict[str, object]:
@@ -566,6 +651,8 @@ class Search:
         }
         if bipop is not None:
             state["bipop"] = bipop
+        if self.surrogate:
+            state["surrogate"] = _fresh_surrogate(es.popsize)
         return self.load(json.loads(st.dumps(state)), space.dim, space)
 
     def _tell(
@@ -659,6 +746,7 @@ class Search:
         told: list[FrozenTrial | None],
         sign: float,
         extras: list[FrozenTrial] | None = None,
+        trials: list[FrozenTrial] | None = None,
     ) -> tuple[Loaded, str | None, int]:
         """Return the state after telling generation `tip` the outcomes `told` (slot order).
 
@@ -671,13 +759,23 @@ class Search:
         or gives a state that does not pass :meth:`load` is refused: the next state is then a
         fresh run at the last mean (of the same restart and regime), and the second item of the
         result says why (None when the tell was accepted).
+
+        With a surrogate, `trials` (the study's, sorted by number) hold the points of its
+        archive, and a round of a generation may lead to another round of the same generation
+        instead of a tell (see :meth:`surrogate_round`).
         """
         restart = int(str(loaded.state["restart"]))
         entropy = int(str(loaded.state["entropy"]))
         raw = loaded.state.get("bipop")
         bipop = dict(raw) if isinstance(raw, dict) else None
+        trials = trials or []
 
-        def wrap(es: Strategy, restart: int, bipop: dict[str, object] | None) -> dict[str, object]:
+        def wrap(
+            run: dict[str, object],
+            restart: int,
+            bipop: dict[str, object] | None,
+            surrogate: dict[str, object] | None,
+        ) -> dict[str, object]:
             out: dict[str, object] = {
                 "format": st.FORMAT,
                 "key": tip.key,
@@ -685,15 +783,32 @@ class Search:
                 "parent": tip.digest,
                 "restart": restart,
                 "entropy": str(entropy),
-                "run": es.state_dict(),
+                "run": run,
             }
             if bipop is not None:
                 out["bipop"] = bipop
+            if surrogate is not None:
+                out["surrogate"] = surrogate
             return out
 
         used = 0
         try:
-            es, used = self._tell(loaded, told, extras or [], sign)
+            archive: list[int] = []
+            if loaded.order is not None:  # a round of a surrogate-assisted generation
+                step = self.surrogate_round(loaded, told, extras or [], sign, trials)
+                archive, used = step.archive, step.used
+                if step.fitness is None:  # another round of the same generation
+                    run = loaded.state["run"]
+                    assert isinstance(run, dict)
+                    after = json.loads(st.dumps(wrap(run, restart, bipop, step.next_round)))
+                    return self.load(after, loaded.es.dim, loaded.space), None, used
+                es = copy.deepcopy(loaded.es)
+                with _warn.silenced(), np.errstate(all="ignore"):
+                    es.tell(es.ask(), step.fitness)
+            else:
+                es, used = self._tell(loaded, told, extras or [], sign)
+                if self.surrogate:
+                    archive = self._grown_archive(loaded, [*told, *(extras or [])[:used]], sign)
             stopped = self.should_restart(es)
             after_bipop = bipop
             if stopped:
@@ -701,8 +816,15 @@ class Search:
                 if bipop is not None:
                     after_bipop = self.next_bipop(bipop, es.nfev)
                 es = self.new_strategy(es.dim, entropy, restart, bipop=after_bipop)
-            after = json.loads(st.dumps(wrap(es, restart, after_bipop)))
-            return self.load(after, es.dim, loaded.space), None, used
+                archive = []  # (a new run starts elsewhere: its model starts afresh)
+            fresh_sur = _fresh_surrogate(es.popsize, archive) if self.surrogate else None
+            after = json.loads(st.dumps(wrap(es.state_dict(), restart, after_bipop, fresh_sur)))
+            out = self.load(after, es.dim, loaded.space)
+            ordered = self._first_round(out, archive, trials, sign)
+            if ordered is not None:
+                after["surrogate"] = ordered
+                out = self.load(json.loads(st.dumps(after)), es.dim, loaded.space)
+            return out, None, used
         except Exception as exc:  # the tell is refused; the search goes on from a fresh run
             reason = f"{type(exc).__name__}: {exc}"
         dim = loaded.es.dim
@@ -710,8 +832,148 @@ class Search:
         words = np.random.SeedSequence(entropy, spawn_key=(restart, tip.generation + 1))
         seed = int(words.generate_state(2, np.uint64)[0])
         es = self.new_strategy(dim, entropy, restart, x0=mean, rng=seed, bipop=bipop)
-        fresh = self.load(json.loads(st.dumps(wrap(es, restart, bipop))), dim, loaded.space)
+        fresh_sur = _fresh_surrogate(es.popsize) if self.surrogate else None
+        fresh = self.load(
+            json.loads(st.dumps(wrap(es.state_dict(), restart, bipop, fresh_sur))),
+            dim,
+            loaded.space,
+        )
         return fresh, reason, used
+
+    # -- the surrogate (lq-CMA-ES's pre-screening, Hansen 2019) -----------------------------
+
+    def _grown_archive(
+        self, loaded: Loaded, evaluated: list[FrozenTrial | None], sign: float
+    ) -> list[int]:
+        """Return the loaded archive with the usable trials of `evaluated`, the latest kept."""
+        sur = loaded.state.get("surrogate")
+        old = list(sur["archive"]) if isinstance(sur, dict) else []
+        new = [t.number for t in evaluated if t is not None and _usable(t, sign)]
+        return [*old, *new][-sg.max_points(loaded.es.dim) :]
+
+    @staticmethod
+    def _points(
+        archive: list[int], trials: list[FrozenTrial], space: UnitSpace | None, sign: float
+    ) -> tuple[FloatArray, FloatArray]:
+        """Return the points (unit cube) and values (after `sign`) of the usable `archive`."""
+        rows: list[FloatArray] = []
+        values: list[float] = []
+        for n in archive if space is not None else ():
+            t = st.find(trials, n)
+            if t is None or not _usable(t, sign):
+                continue
+            u = space.to_unit(t.params)  # type: ignore[union-attr]
+            if u is not None and u.shape == (space.dim,):  # type: ignore[union-attr]
+                rows.append(u)
+                values.append(sign * float(t.values[0]))
+        dim = 0 if space is None else space.dim
+        return np.array(rows, dtype=float).reshape(-1, dim), np.array(values, dtype=float)
+
+    def _first_round(
+        self, loaded: Loaded, archive: list[int], trials: list[FrozenTrial], sign: float
+    ) -> dict[str, object] | None:
+        """Return the surrogate entry of a new generation's first round, or None (no model).
+
+        The model of `archive` orders the generation's rows by their predicted value, and the
+        first round hands out the best ``sg.first_batch`` of them.
+        """
+        if not self.surrogate or not archive:
+            return None
+        X, f = self._points(archive, trials, loaded.space, sign)
+        model = sg.fit(X, f) if f.size else None
+        if model is None:
+            return None
+        with np.errstate(all="ignore"):
+            pred = model.predict(loaded.X)
+        if not np.all(np.isfinite(pred)):
+            return None
+        lam = loaded.X.shape[0]
+        order = [int(i) for i in np.argsort(pred, kind="stable")]
+        return {"archive": archive, "done": [], "order": order, "k": sg.first_batch(lam)}
+
+    def surrogate_round(
+        self,
+        loaded: Loaded,
+        told: list[FrozenTrial | None],
+        extras: list[FrozenTrial],
+        sign: float,
+        trials: list[FrozenTrial],
+    ) -> Round:
+        """Return what follows a round of a surrogate-assisted generation.
+
+        The generation's rows are handed out in the model's order, ``k`` at a time (``k``
+        candidates, the other rows as extra samples): lq-CMA-ES's pre-screening (Hansen 2019).
+        After a round the archive gains its usable points, and
+
+        * when every row has an outcome, the generation is told them, as without a surrogate;
+        * when an outcome is not a finite feasible value (pruned, failed, infeasible, dead),
+          the next round hands out every row left: the model cannot rank such outcomes;
+        * when the model refitted to the archive ranks its most recent points
+          (``sg.tau_points``) with a Kendall tau of at least ``sg.TAU_THRESHOLD``, the
+          generation is told: the rows evaluated their values, the others the model's,
+          shifted by the difference of the best evaluated value and its prediction and never
+          below that value (so the best value told is one evaluated);
+        * otherwise the next round hands out as many more rows as were evaluated so far.
+        """
+        sur = loaded.state["surrogate"]
+        assert isinstance(sur, dict)
+        assert loaded.order is not None
+        assert loaded.rows is not None
+        order, k = loaded.order, int(str(sur["k"]))
+        lam = loaded.rows.shape[0]
+        outcome: dict[int, FrozenTrial | None] = {}
+        for row, number in sur["done"]:
+            outcome[row] = None if number < 0 else st.find(trials, number)
+        extras = extras[: len(order) - k]
+        new = [*zip(order[:k], told, strict=True), *zip(order[k:], extras, strict=False)]
+        for row, t in new:
+            outcome[row] = t
+        archive = self._grown_archive(loaded, [t for _, t in new], sign)
+        remaining = [i for i in order if i not in outcome]
+        if not remaining:
+            fitness = told_fitness([outcome[i] for i in range(lam)], sign)
+            return Round(archive, len(extras), fitness)
+        done = [[row, -1 if t is None else t.number] for row, t in outcome.items()]
+
+        def again(count: int) -> Round:
+            nxt = {"archive": archive, "done": done, "order": remaining, "k": count}
+            return Round(archive, len(extras), None, nxt)
+
+        if not all(_usable(t, sign) for t in outcome.values()):
+            return again(len(remaining))
+        X, f = self._points(archive, trials, loaded.space, sign)
+        model = sg.fit(X, f) if f.size else None
+        if model is None:
+            return again(len(remaining))
+        n_tau = sg.tau_points(len(outcome), lam)
+        if sg.rank_agreement(model, X[-n_tau:], f[-n_tau:]) < sg.TAU_THRESHOLD:
+            return again(min(len(outcome), len(remaining)))
+        rows = list(outcome)
+        values = np.array([sign * float(outcome[i].values[0]) for i in rows])  # type: ignore[union-attr]
+        with np.errstate(all="ignore"):
+            pred = model.predict(loaded.rows)
+            shift = values.min() - pred[rows].min()
+            fitness = np.empty(lam)
+            fitness[rows] = values
+            fitness[remaining] = np.maximum(pred[remaining] + shift, values.min())
+        if not np.all(np.isfinite(fitness)):
+            return again(len(remaining))
+        return Round(archive, len(extras), fitness)
+
+
+@dataclass
+class Round:
+    """What follows a round of a surrogate-assisted generation (see `Search.surrogate_round`).
+
+    `archive` is the archive after it, `used` the extra samples it told; `fitness` the
+    generation's values to tell, or None when another round follows, with its surrogate
+    entry `next_round`.
+    """
+
+    archive: list[int]
+    used: int
+    fitness: FloatArray | None = None
+    next_round: dict[str, object] | None = None
 
 
 #: the shortest time a RUNNING trial runs before it may be presumed dead (seconds)
