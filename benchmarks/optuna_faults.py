@@ -16,6 +16,7 @@ benchmark can be built up in parts and a rerun only computes what is missing):
   ``1 / (d popsize)`` the margin asks for (2,000 batches, not cached; ``--seeds`` unused).
 * ``procs``: 2 and 4 processes x 60 trials on SQLite and on a journal file: the share of
   COMPLETE trials told to the search and the points evaluated twice.
+* ``procs-surrogate``: the ``procs`` study with ``NESSampler(surrogate=True)``.
 * ``procs2`` and ``procs2-timed``: the ``procs`` study with two parameters (where XNES runs
   mirrored), with and without mirrored sampling; in ``procs2-timed`` each trial takes 0.05 to
   0.15 s, as a real objective takes time.
@@ -319,7 +320,8 @@ WORKER = textwrap.dedent(
             return (x - 1.0) ** 2 + (y - 2.0) ** 2
         k = trial.suggest_int("n", 0, 10)
         return (x - 1.0) ** 2 + (y - 2.0) ** 2 + (k - 3) ** 2
-    sampler = NESSampler(seed=0, strategy_options=options)
+    surrogate = bool(options.pop("surrogate", False)) if options else False
+    sampler = NESSampler(seed=0, strategy_options=options or None, surrogate=surrogate)
     study = optuna.load_study(study_name="s", storage=storage, sampler=sampler)
     study.optimize(objective, n_trials=n)
     """
@@ -371,7 +373,12 @@ def run_procs(
                 p.wait()
             seconds = time.perf_counter() - t0
             study = optuna.load_study(study_name="s", storage=storage)
-            sampler = NESSampler(seed=0, strategy_options=options)  # type: ignore[arg-type]
+            rest = {k: x for k, x in (options or {}).items() if k != "surrogate"}
+            sampler = NESSampler(
+                seed=0,
+                strategy_options=rest or None,  # type: ignore[arg-type]
+                surrogate=bool((options or {}).get("surrogate", False)),
+            )
             chain = sampler.generations(study)
             told = {n for e in chain for n in e["told"]}  # type: ignore[attr-defined]
             trials = study.get_trials(deepcopy=False)
@@ -550,6 +557,8 @@ def report_procs(
     slow: tuple[float, float] | None = None,
 ) -> None:
     extra = "" if options is None else f", strategy_options={options}"
+    if options == {"surrogate": True}:
+        extra = ", surrogate=True"
     extra += "" if slow is None else f", trials take {slow[0]}-{slow[1]} s"
     print(f"procs: n processes x 60 trials, {params} parameters, popsize default{extra}")
     for kind in ("sqlite", "journal"):
@@ -564,6 +573,11 @@ def report_procs(
                     f"best {float(r['best']):.2e}, "  # type: ignore[arg-type]
                     f"{float(r['seconds']):.0f} s"  # type: ignore[arg-type]
                 )
+
+
+def report_procs_surrogate(seeds: list[int]) -> None:
+    """The procs suite with the sampler's surrogate (``NESSampler(surrogate=True)``)."""
+    report_procs(seeds, options={"surrogate": True})
 
 
 def report_procs2(seeds: list[int]) -> None:
@@ -632,6 +646,7 @@ SUITES = {
     "int-edge": report_int_edge,
     "margin": report_margin,
     "procs": report_procs,
+    "procs-surrogate": report_procs_surrogate,
     "procs2": report_procs2,
     "procs2-timed": report_procs2_timed,
     "small": report_small,

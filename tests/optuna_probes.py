@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from nes_asktell.integrations.optuna import _storage as ch
+from optuna.trial import FrozenTrial
 
 
 def sampler_lines(run: Callable[[], None]) -> int:
@@ -29,3 +31,29 @@ def sampler_lines(run: Callable[[], None]) -> int:
     finally:
         sys.settrace(None)
     return count
+
+
+def tampered(t: FrozenTrial, change: Callable[[dict[str, object]], None]) -> dict[str, object]:
+    """Return `t`'s attributes with its state changed by `change` (with a matching digest)."""
+    carrier = ch.parse_carrier(t)
+    assert carrier is not None
+    state = copy.deepcopy(ch.stored_state(t, carrier))
+    change(state)
+    text = ch.dumps(state)
+    attrs = {k: v for k, v in t.system_attrs.items() if not k.startswith(ch.STATE + ":")}
+    parts = ch.chunked(text)
+    for i, part in enumerate(parts):
+        attrs[f"{ch.STATE}:{i}"] = part
+    summary = dict(t.system_attrs[ch.STATE])
+    attrs[ch.STATE] = {**summary, "digest": ch.digest_of(text), "chunks": len(parts)}
+    return attrs
+
+
+def set_entry(path: tuple[str, ...], value: object) -> Callable[[dict[str, object]], None]:
+    def change(state: dict[str, object]) -> None:
+        d: dict[str, object] = state
+        for key in path[:-1]:
+            d = d[key]  # type: ignore[assignment]
+        d[path[-1]] = value
+
+    return change

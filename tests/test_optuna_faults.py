@@ -6,7 +6,6 @@ run (the figures of issue 11 were measured on these very studies), not a statist
 
 from __future__ import annotations
 
-import copy
 import math
 import statistics
 import sys
@@ -24,7 +23,7 @@ optuna = pytest.importorskip("optuna")
 from nes_asktell.integrations.optuna import _search  # noqa: E402
 from nes_asktell.integrations.optuna import _storage as ch  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
-from optuna_probes import sampler_lines  # noqa: E402
+from optuna_probes import sampler_lines, set_entry, tampered  # noqa: E402
 
 from nes_asktell import NESSampler, NESWarning  # noqa: E402
 from nes_asktell._stopping import default_stagnation, history_length  # noqa: E402
@@ -279,40 +278,14 @@ def copy_study(trials: list[FrozenTrial], attrs_of: dict[int, dict[str, object]]
     return study
 
 
-def tampered(t: FrozenTrial, change: Callable[[dict[str, object]], None]) -> dict[str, object]:
-    """Return `t`'s attributes with its state changed by `change` (with a matching digest)."""
-    carrier = ch.parse_carrier(t)
-    assert carrier is not None
-    state = copy.deepcopy(ch.stored_state(t, carrier))
-    change(state)
-    text = ch.dumps(state)
-    attrs = {k: v for k, v in t.system_attrs.items() if not k.startswith(ch.STATE + ":")}
-    parts = ch.chunked(text)
-    for i, part in enumerate(parts):
-        attrs[f"{ch.STATE}:{i}"] = part
-    summary = dict(t.system_attrs[ch.STATE])
-    attrs[ch.STATE] = {**summary, "digest": ch.digest_of(text), "chunks": len(parts)}
-    return attrs
-
-
-def _set(path: tuple[str, ...], value: object) -> Callable[[dict[str, object]], None]:
-    def change(state: dict[str, object]) -> None:
-        d: dict[str, object] = state
-        for key in path[:-1]:
-            d = d[key]  # type: ignore[assignment]
-        d[path[-1]] = value
-
-    return change
-
-
 PAYLOADS = {
-    "popsize 10**12": _set(("run", "popsize"), 10**12),
-    "popsize 10**6": _set(("run", "popsize"), 10**6),
-    "mean of length 40,000": _set(("run", "mean"), [0.5] * 40_000),
-    "entropy '²'": _set(("entropy",), "²"),
-    "sigma 1e308": _set(("run", "algo", "sigma"), 1e308),
-    "eta 1e300": _set(("run", "options", "eta_sigma"), 1e300),
-    "algo eta 1e300": _set(("run", "algo", "eta_sigma"), 1e300),
+    "popsize 10**12": set_entry(("run", "popsize"), 10**12),
+    "popsize 10**6": set_entry(("run", "popsize"), 10**6),
+    "mean of length 40,000": set_entry(("run", "mean"), [0.5] * 40_000),
+    "entropy '²'": set_entry(("entropy",), "²"),
+    "sigma 1e308": set_entry(("run", "algo", "sigma"), 1e308),
+    "eta 1e300": set_entry(("run", "options", "eta_sigma"), 1e300),
+    "algo eta 1e300": set_entry(("run", "algo", "eta_sigma"), 1e300),
 }
 
 

@@ -93,7 +93,11 @@ def check_chain(study: optuna.Study, sampler: NESSampler) -> list[dict[str, obje
             continue
         prev = chain[g - 1]
         assert carrier.parent == prev["state"]
-        popsize = stored_state(trials[prev["trial"]])["run"]["popsize"]  # type: ignore[index]
+        prev_state = stored_state(trials[prev["trial"]])
+        popsize = prev_state["run"]["popsize"]  # type: ignore[index]
+        sur = prev_state.get("surrogate")
+        if isinstance(sur, dict) and (sur["done"] or sur["k"] < len(sur["order"])):
+            popsize = sur["k"]  # a round of a surrogate-assisted generation: its k candidates
         told = entry["told"]
         assert isinstance(told, list)
         assert len(told) >= popsize  # the candidates, then any extra samples told with them
@@ -1129,15 +1133,20 @@ def run_workers(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["sqlite", "journal"])
-def test_resume_in_a_fresh_process_continues_the_same_search(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "settings"),
+    [("sqlite", "{}"), ("journal", "{}"), ("sqlite", '{"surrogate": true}')],
+)
+def test_resume_in_a_fresh_process_continues_the_same_search(
+    tmp_path: Path, kind: str, settings: str
+) -> None:
     storage, where = make_storage(kind, tmp_path)
     optuna.create_study(study_name="s", storage=storage)
-    run_workers(tmp_path, kind, where, [20])
-    run_workers(tmp_path, kind, where, [25])  # a fresh process and a fresh sampler
+    run_workers(tmp_path, kind, where, [20], settings)
+    run_workers(tmp_path, kind, where, [25], settings)  # a fresh process and a fresh sampler
     resumed = optuna.load_study(study_name="s", storage=storage)
     # The same search without the interruption, in this process and in memory.
-    reference = optuna.create_study(sampler=NESSampler(seed=0, popsize=6))
+    reference = optuna.create_study(sampler=NESSampler(seed=0, popsize=6, **json.loads(settings)))
 
     def objective_ref(trial: optuna.Trial) -> float:
         x = trial.suggest_float("x", -5.0, 5.0)
@@ -1147,20 +1156,32 @@ def test_resume_in_a_fresh_process_continues_the_same_search(tmp_path: Path, kin
 
     reference.optimize(objective_ref, n_trials=45)
     assert [t.params for t in resumed.trials] == [t.params for t in reference.trials]
-    check_chain(resumed, NESSampler(seed=0, popsize=6))
+    chain = check_chain(resumed, NESSampler(seed=0, popsize=6, **json.loads(settings)))
+    if "surrogate" in settings:  # the resumed search went on in rounds of the model's choice
+        assert any(0 < len(e["told"]) < 6 for e in chain)  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("kind", "n_procs"), [("sqlite", 3), ("journal", 3)])
-def test_concurrent_processes_share_one_search(tmp_path: Path, kind: str, n_procs: int) -> None:
+@pytest.mark.parametrize(
+    ("kind", "n_procs", "settings"),
+    [
+        ("sqlite", 3, "{}"),
+        ("journal", 3, "{}"),
+        ("sqlite", 3, '{"surrogate": true}'),
+        ("journal", 3, '{"surrogate": true}'),
+    ],
+)
+def test_concurrent_processes_share_one_search(
+    tmp_path: Path, kind: str, n_procs: int, settings: str
+) -> None:
     storage, where = make_storage(kind, tmp_path)
     optuna.create_study(study_name="s", storage=storage)
-    run_workers(tmp_path, kind, where, [30] * n_procs)
+    run_workers(tmp_path, kind, where, [30] * n_procs, settings)
     study = optuna.load_study(study_name="s", storage=storage)
     trials = study.get_trials(deepcopy=False)
     assert len(trials) == 30 * n_procs
     assert all(t.state == TrialState.COMPLETE for t in trials)
-    chain = check_chain(study, NESSampler(seed=0, popsize=6))
+    chain = check_chain(study, NESSampler(seed=0, popsize=6, **json.loads(settings)))
     assert len(chain) >= 5
     # The objective is deterministic, so processes that told the same generation wrote the same
     # state: one digest per generation, no fork.

@@ -207,6 +207,14 @@ class NESSampler(BaseSampler):
         one or two searched parameters and an even or default `popsize`) and for ``"snes"``
         ``mirrored=False``, and for every strategy ``tolflatfitness=None``, unless given
         here.
+    surrogate : bool
+        Pre-screen each generation with a linear-quadratic model of the evaluated points
+        (lq-CMA-ES's surrogate, Hansen 2019): its rows are handed out in the order of their
+        predicted values, a few at a time, and once the model ranks the most recent points
+        with a Kendall tau of at least 0.85 the rows not evaluated are told the model's
+        values. Default False. It pays where trials are expensive and the objective is
+        smooth (on BBOB at d = 5 it reaches ``f - f_opt < 1e-8`` on ten unimodal functions
+        within 1,000 trials); see :doc:`/optuna`.
 
     Raises
     ------
