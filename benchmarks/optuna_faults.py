@@ -37,6 +37,7 @@ benchmark can be built up in parts and a rerun only computes what is missing):
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -54,8 +55,9 @@ import numpy as np
 import optuna
 from nes_asktell.integrations.optuna._search import Loaded
 from nes_asktell.integrations.optuna._space import UnitSpace
-from nes_asktell.integrations.optuna._storage import CANDIDATE
+from nes_asktell.integrations.optuna._storage import CANDIDATE, parse_carrier, stored_state
 from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial
 
 from nes_asktell import XNES, NESSampler
 
@@ -328,6 +330,29 @@ WORKER = textwrap.dedent(
 )
 
 
+def surrogate_done(chain: list[dict[str, object]], trials: list[FrozenTrial]) -> set[int]:
+    """Return the trials a surrogate's rounds recorded (``done``) and their generation used.
+
+    A row handed out in one round and finished after it is recorded by the next rounds'
+    states with its trial, and its outcome is told with the generation if the trial finished
+    before the state that tells it was stored (else the row is told as missing). So: the trials
+    of each state's ``done`` that finished before the next state's trial started.
+    """
+    out: set[int] = set()
+    for e, after in itertools.pairwise(chain):
+        t = trials[e["trial"]]  # type: ignore[index]
+        carrier = parse_carrier(t)
+        stored_at = trials[after["trial"]].datetime_start  # type: ignore[index]
+        if carrier is None or stored_at is None:
+            continue
+        sur = stored_state(t, carrier).get("surrogate")
+        for _, n in sur["done"] if isinstance(sur, dict) else ():
+            done = trials[n].datetime_complete if 0 <= n < len(trials) else None
+            if done is not None and done <= stored_at:
+                out.add(n)
+    return out
+
+
 def run_procs(
     kind: str,
     n_procs: int,
@@ -382,6 +407,9 @@ def run_procs(
             chain = sampler.generations(study)
             told = {n for e in chain for n in e["told"]}  # type: ignore[attr-defined]
             trials = study.get_trials(deepcopy=False)
+            # With the surrogate, a row handed out in one round and finished after it is
+            # recorded by the next round's state (its `done`) and told with its generation.
+            told |= surrogate_done(chain, trials)
             complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
             points = [tuple(sorted(t.params.items())) for t in complete]
             out = study_summary(study, seconds)

@@ -312,8 +312,11 @@ class Assigner:
                         del self.marked[min(self.marked)]
                 raise Pending(close.wait)
             extras = close.extras
+            holders: dict[int, int] = {}  # candidate index -> the first trial holding it
+            for n in numbers:
+                holders.setdefault(ix.candidates[n].index, n)
             after, refused, n_told = self.search.next_state(
-                tip, loaded, told, sign, extras, trials
+                tip, loaded, told, sign, extras, trials, holders
             )
             if refused is not None:
                 self.records.warn_once(

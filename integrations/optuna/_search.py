@@ -747,6 +747,7 @@ class Search:
         sign: float,
         extras: list[FrozenTrial] | None = None,
         trials: list[FrozenTrial] | None = None,
+        held: dict[int, int] | None = None,
     ) -> tuple[Loaded, str | None, int]:
         """Return the state after telling generation `tip` the outcomes `told` (slot order).
 
@@ -761,8 +762,9 @@ class Search:
         result says why (None when the tell was accepted).
 
         With a surrogate, `trials` (the study's, sorted by number) hold the points of its
-        archive, and a round of a generation may lead to another round of the same generation
-        instead of a tell (see :meth:`surrogate_round`).
+        archive, `held` maps the candidate indices that trials hold to the first such trial,
+        and a round of a generation may lead to another round of the same generation instead
+        of a tell (see :meth:`surrogate_round`).
         """
         restart = int(str(loaded.state["restart"]))
         entropy = int(str(loaded.state["entropy"]))
@@ -795,7 +797,7 @@ class Search:
         try:
             archive: list[int] = []
             if loaded.order is not None:  # a round of a surrogate-assisted generation
-                step = self.surrogate_round(loaded, told, extras or [], sign, trials)
+                step = self.surrogate_round(loaded, told, extras or [], sign, trials, held)
                 archive, used = step.archive, step.used
                 if step.fitness is None:  # another round of the same generation
                     run = loaded.state["run"]
@@ -898,12 +900,17 @@ class Search:
         extras: list[FrozenTrial],
         sign: float,
         trials: list[FrozenTrial],
+        held: dict[int, int] | None = None,
     ) -> Round:
         """Return what follows a round of a surrogate-assisted generation.
 
         The generation's rows are handed out in the model's order, ``k`` at a time (``k``
         candidates, the other rows as extra samples): lq-CMA-ES's pre-screening (Hansen 2019).
-        After a round the archive gains its usable points, and
+        `held` maps the candidate indices of the round that trials hold to the first such
+        trial: a row handed out but not told with the round (an extra sample still running,
+        or finished after the round's deadline) is never handed out again; the round after
+        records it with its trial (as ``done``), whose outcome counts once it has one. After a
+        round the archive gains its usable points, and
 
         * when every row has an outcome, the generation is told them, as without a surrogate;
         * when an outcome is not a finite feasible value (pruned, failed, infeasible, dead),
@@ -914,6 +921,10 @@ class Search:
           shifted by the difference of the best evaluated value and its prediction and never
           below that value (so the best value told is one evaluated);
         * otherwise the next round hands out as many more rows as were evaluated so far.
+
+        When no row is left to hand out but some have no outcome yet (their trials still
+        running), the generation is told without waiting for them: the model's values if it
+        agrees, else as missing (ranked last, as a dead candidate).
         """
         sur = loaded.state["surrogate"]
         assert isinstance(sur, dict)
@@ -921,43 +932,56 @@ class Search:
         assert loaded.rows is not None
         order, k = loaded.order, int(str(sur["k"]))
         lam = loaded.rows.shape[0]
-        outcome: dict[int, FrozenTrial | None] = {}
+        outcome: dict[int, FrozenTrial | None] = {}  # row -> its finished trial (None: dead)
+        pending: dict[int, int] = {}  # row -> the running trial that holds it
         for row, number in sur["done"]:
-            outcome[row] = None if number < 0 else st.find(trials, number)
+            t = None if number < 0 else st.find(trials, number)
+            if t is not None and not t.state.is_finished():
+                pending[row] = number
+            else:
+                outcome[row] = t
         extras = extras[: len(order) - k]
         new = [*zip(order[:k], told, strict=True), *zip(order[k:], extras, strict=False)]
         for row, t in new:
             outcome[row] = t
+        for index, number in sorted((held or {}).items()):
+            if 0 <= index < len(order) and order[index] not in outcome:
+                pending.setdefault(order[index], number)
         archive = self._grown_archive(loaded, [t for _, t in new], sign)
-        remaining = [i for i in order if i not in outcome]
-        if not remaining:
-            fitness = told_fitness([outcome[i] for i in range(lam)], sign)
+        remaining = [i for i in order if i not in outcome and i not in pending]
+
+        def ranked() -> Round:  # (every row has an outcome, or is missing)
+            fitness = told_fitness([outcome.get(i) for i in range(lam)], sign)
             return Round(archive, len(extras), fitness)
-        done = [[row, -1 if t is None else t.number] for row, t in outcome.items()]
 
         def again(count: int) -> Round:
+            done = [[row, -1 if t is None else t.number] for row, t in outcome.items()]
+            done += [[row, number] for row, number in pending.items()]
             nxt = {"archive": archive, "done": done, "order": remaining, "k": count}
             return Round(archive, len(extras), None, nxt)
 
+        if not remaining and not pending:
+            return ranked()
         if not all(_usable(t, sign) for t in outcome.values()):
-            return again(len(remaining))
+            return again(len(remaining)) if remaining else ranked()
         X, f = self._points(archive, trials, loaded.space, sign)
         model = sg.fit(X, f) if f.size else None
         if model is None:
-            return again(len(remaining))
+            return again(len(remaining)) if remaining else ranked()
         n_tau = sg.tau_points(len(outcome), lam)
         if sg.rank_agreement(model, X[-n_tau:], f[-n_tau:]) < sg.TAU_THRESHOLD:
-            return again(min(len(outcome), len(remaining)))
+            return again(min(len(outcome), len(remaining))) if remaining else ranked()
         rows = list(outcome)
+        rest = [i for i in range(lam) if i not in outcome]
         values = np.array([sign * float(outcome[i].values[0]) for i in rows])  # type: ignore[union-attr]
         with np.errstate(all="ignore"):
             pred = model.predict(loaded.rows)
             shift = values.min() - pred[rows].min()
             fitness = np.empty(lam)
             fitness[rows] = values
-            fitness[remaining] = np.maximum(pred[remaining] + shift, values.min())
+            fitness[rest] = np.maximum(pred[rest] + shift, values.min())
         if not np.all(np.isfinite(fitness)):
-            return again(len(remaining))
+            return again(len(remaining)) if remaining else ranked()
         return Round(archive, len(extras), fitness)
 
 
