@@ -4,8 +4,13 @@ A state (plain JSON) holds the strategy's ``state_dict`` at the start of a gener
 with the search key, the generation, the parent digest, the restart count and the seed entropy
 (not the numbers of the trials told: two processes that tell the same values from different
 copies of a candidate must write the same state), and under BIPOP its regime and budgets
-(``"bipop"``). Everything here is a deterministic function of a state and of the told outcomes,
-so every process computes the same candidates and the same next state. Restarts start where
+(``"bipop"``), and with a surrogate the round of its generation (``"surrogate"``: the trials
+its model fits, the rows evaluated so far and the order of the others; see
+:meth:`Search.surrogate_round`). Everything here is a deterministic function of a state and of
+the told outcomes (and, with a surrogate, of the finished trials its state names),
+so every process computes the same candidates and the same next state. (A surrogate's state
+names trials, so two processes that tell one round from different copies of a candidate write
+different states: a fork, which the longest chain resolves as any other.) Restarts start where
 IPOP's and BIPOP's would (the shared helpers of ``nes_asktell._restarts``).
 
 Every stored state is untrusted: :meth:`Search.load` bounds its size before it is parsed, checks
