@@ -2,11 +2,11 @@
 
 The model of lq-CMA-ES: with ``n`` evaluated points in ``d`` dimensions it is the richest of a
 linear model (``1 + d`` coefficients), a quadratic one without cross terms (``1 + 2 d``) and a
-full quadratic one (``1 + d + d (d + 1) / 2``) that has at least ``MIN_DATA_RATIO`` points
-per coefficient, fitted to the most recent ``MAX_DATA_RATIO`` times the full model's
-coefficients. A search uses it to choose which of a generation's samples to evaluate first
-and, once its ranking agrees with the true values (Kendall's tau of at least
-``TAU_THRESHOLD`` on the most recent points), to rank the samples it did not evaluate.
+full quadratic one (``1 + d + d (d + 1) / 2``, up to ``MAX_FULL_DIM``) that has at least
+``MIN_DATA_RATIO`` points per coefficient, fitted to the most recent ``MAX_DATA_RATIO`` times
+the richest model's coefficients. A search uses it to choose which of a generation's samples
+to evaluate first and, once its ranking agrees with the true values (Kendall's tau of at
+least ``TAU_THRESHOLD`` on the most recent points), to rank the samples it did not evaluate.
 
 References
 ----------
@@ -33,6 +33,10 @@ MAX_DATA_RATIO = 2.0
 TAU_THRESHOLD = 0.85
 #: the least number of most recent points the rank agreement is measured on
 MIN_TAU_POINTS = 15
+#: the largest dimension with a full quadratic model: above it the model has no cross terms
+#: (a full model has (d + 1)(d + 2) / 2 coefficients, 496 at d = 30, fitted to twice as many
+#: points; at d = 100 that least-squares problem is 10,302 x 5,151 and takes minutes)
+MAX_FULL_DIM = 30
 
 
 def n_coefficients(dim: int, kind: int) -> int:
@@ -44,14 +48,19 @@ def n_coefficients(dim: int, kind: int) -> int:
     return 1 + dim + dim * (dim + 1) // 2
 
 
+def richest(dim: int) -> int:
+    """Return the richest model kind used in `dim` dimensions (see `MAX_FULL_DIM`)."""
+    return FULL if dim <= MAX_FULL_DIM else DIAGONAL
+
+
 def max_points(dim: int) -> int:
     """Return the most points a fit uses (and a search needs to keep) in `dim` dimensions."""
-    return int(MAX_DATA_RATIO * n_coefficients(dim, FULL))
+    return int(MAX_DATA_RATIO * n_coefficients(dim, richest(dim)))
 
 
 def kind_for(n: int, dim: int) -> int | None:
     """Return the richest model kind that `n` points can fit, or None if not even linear."""
-    for kind in (FULL, DIAGONAL, LINEAR):
+    for kind in range(richest(dim), LINEAR - 1, -1):
         if n >= MIN_DATA_RATIO * n_coefficients(dim, kind):
             return kind
     return None

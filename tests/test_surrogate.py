@@ -36,6 +36,11 @@ def _values(X: np.ndarray, H: np.ndarray, g: np.ndarray, c: float) -> np.ndarray
         (5, 24, sg.FULL),
         (1, 4, sg.FULL),  # 1 + 1 + 1 = 3 coefficients: 3.3
         (10, 73, sg.FULL),  # 66 coefficients: 72.6
+        (30, 546, sg.FULL),  # 496 coefficients: 545.6
+        (31, 10**6, sg.DIAGONAL),  # no cross terms above MAX_FULL_DIM
+        (31, 69, sg.LINEAR),  # 1.1 x 63 coefficients of the diagonal model: 69.3
+        (31, 70, sg.DIAGONAL),
+        (31, 35, None),  # 1.1 x 32 of the linear one: 35.2
     ],
 )
 def test_the_model_is_the_richest_its_points_can_fit(dim: int, n: int, kind: int | None) -> None:
@@ -46,6 +51,7 @@ def test_the_coefficients_and_points_kept_are_counted_as_lq_cma_es_counts_them()
     assert [sg.n_coefficients(5, k) for k in (sg.LINEAR, sg.DIAGONAL, sg.FULL)] == [6, 11, 21]
     assert sg.max_points(5) == 42
     assert sg.max_points(10) == 132
+    assert sg.max_points(31) == 126  # twice the diagonal model's 63 coefficients
     assert sg.features(np.ones((3, 4)), sg.FULL).shape == (3, 15)
     assert [sg.first_batch(lam) for lam in (4, 8, 10, 11, 40)] == [1, 1, 1, 2, 4]
     assert sg.tau_points(1, 8) == 15

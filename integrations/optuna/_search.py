@@ -244,10 +244,22 @@ class Loaded:
         sur = state.get("surrogate")
         if isinstance(sur, dict) and _partial(sur):
             # A round of a surrogate-assisted generation (see `Search.surrogate_round`): its
-            # candidates are the next `k` rows in the model's order, its extra samples the rest.
+            # candidates are the next `k` rows in the model's order, its extra samples the
+            # rest, then further samples of the distribution (points for the model only).
             order = [int(str(i)) for i in sur["order"]]
             k = int(str(sur["k"]))
-            return cls(state, es, X[order[:k]], space, margin, X[order[k:]], order, X)
+            extra = X[order[k:]]
+            # Every round of the generation draws other samples: rounds that evaluated more
+            # rows (`done` grows by at least one row per round) take later ones.
+            n_more = EXTRA_FACTOR * es.popsize
+            start = len(sur["done"]) * n_more
+            end = start + n_more
+            more = es.extra_samples(end) if end <= MAX_ROUND_SAMPLES else None
+            if more is not None:
+                more = more[start:]
+                more = _unit_box(es.dim).reflect(es.mean + (more - es.mean) * margin)
+                extra = np.vstack([extra, more])
+            return cls(state, es, X[order[:k]], space, margin, extra, order, X)
         return cls(state, es, X, space, margin)
 
 
@@ -269,6 +281,9 @@ def _usable(t: FrozenTrial | None, sign: float) -> bool:
     return key[0] == 0 and math.isfinite(key[2])
 
 
+#: the most samples of a surrogate-assisted generation's distribution its rounds draw (see
+#: `Loaded.of`): a round after which more would be needed hands out no further samples
+MAX_ROUND_SAMPLES = 1 << 16
 #: the largest probability of leaving the mean's cell that the margin asks for (see `Loaded.of`)
 MAX_MARGIN_ALPHA = 0.25
 
@@ -945,14 +960,15 @@ class Search:
                 pending[row] = number
             else:
                 outcome[row] = t
-        extras = extras[: len(order) - k]
-        new = [*zip(order[:k], told, strict=True), *zip(order[k:], extras, strict=False)]
+        # (the extras past the generation's rows are further samples: points for the model)
+        rows_told, samples = extras[: len(order) - k], extras[len(order) - k :]
+        new = [*zip(order[:k], told, strict=True), *zip(order[k:], rows_told, strict=False)]
         for row, t in new:
             outcome[row] = t
         for index, number in sorted((held or {}).items()):
             if 0 <= index < len(order) and order[index] not in outcome:
                 pending.setdefault(order[index], number)
-        archive = self._grown_archive(loaded, [t for _, t in new], sign)
+        archive = self._grown_archive(loaded, [*(t for _, t in new), *samples], sign)
         remaining = [i for i in order if i not in outcome and i not in pending]
 
         def ranked() -> Round:  # (every row has an outcome, or is missing)
