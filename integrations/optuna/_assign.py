@@ -382,6 +382,11 @@ class Assigner:
                 for n, c in held.items()
                 if c == cand and n != trial.number and known.get(n) != cand
             ]
+            if not rivals and self._told_meanwhile(study, loaded, k, digest):
+                # A row of a surrogate's round that was told without this record: the next
+                # round may hand the same row out again, so this trial samples afresh.
+                ch.clear_candidate(study, trial)
+                raise Pending(0.01)
             if not rivals:
                 return space.from_unit(row)
             if all(n > trial.number for n in rivals) and self._rivals_yield(study, rivals, cand):
@@ -404,6 +409,20 @@ class Assigner:
             raise Pending(0.01)
         self._fall_back(trial.number)
         return None
+
+    def _told_meanwhile(self, study: Study, loaded: Loaded, k: int, digest: str) -> bool:
+        """Return whether extra `k` of a surrogate's round is a row and the round was told.
+
+        The rounds of one generation share its rows (see ``Search.surrogate_round``): a row
+        taken as an extra sample of a round that another process told before it saw the
+        record would be handed out again by the next round. Read afresh after recording.
+        """
+        order = loaded.order
+        lam = loaded.X.shape[0]
+        if order is None or not lam <= k < len(order):
+            return False
+        ix = self.records.update(study, ch.all_trials(study))
+        return any(c.parent == digest for c in ix.carriers.values())
 
     @staticmethod
     def _known(ix: ch.Index, digest: str) -> dict[int, ch.Candidate]:
