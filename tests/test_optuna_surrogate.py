@@ -225,6 +225,13 @@ PAYLOADS: dict[str, Callable[[dict[str, object]], None]] = {
     "a short order": _edit(lambda s: s.update(order=[0], done=[], k=1)),
     "an order of 10**6 rows": _edit(lambda s: s.update(order=list(range(10**6)), done=[])),
     "a done entry of three": _edit(lambda s: s.update(done=[[0, 1, 2]])),
+    "a trial named for two rows": _edit(
+        lambda s: s.update(
+            done=[[r, 3] for r in s["order"][1:3]],  # type: ignore[index]
+            order=[s["order"][0], *s["order"][3:]],  # type: ignore[index]
+            k=1,
+        )
+    ),
     "a done trial of -2": _edit(
         lambda s: s.update(done=[[s["order"][0], -2]], order=s["order"][1:], k=1)  # type: ignore[index]
     ),
@@ -347,3 +354,30 @@ def test_each_round_of_a_generation_draws_other_further_samples(
     points = {tuple(x) for x in np.vstack([a.rows, samples_a, samples_b])}
     assert len(points) == lam + 8 * lam  # the generation's rows and two sets of samples
     np.testing.assert_array_equal(rows_a, a.rows[order[a.X.shape[0] :]])  # type: ignore[index]
+
+
+def test_a_done_row_naming_a_trial_that_did_not_evaluate_it_refuses_the_tell(
+    source: list[FrozenTrial],
+) -> None:
+    # Found by a hostile probe: `done` naming any finished trial for a row was taken at its
+    # word, and the generation was told that trial's value for the row, with no warning.
+    victim = _tip(source)
+
+    def change(state: dict[str, object]) -> None:
+        sur = state["surrogate"]
+        assert isinstance(sur, dict)
+        order = sur["order"]
+        sur.update(done=[[order[1], 3]], order=[order[0], *order[2:]], k=1)
+
+    study = _copy(source, {victim.number: tampered(victim, change)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study.optimize(ellipsoid, n_trials=20)
+    nes = [str(w.message) for w in caught if issubclass(w.category, NESWarning)]
+    assert len(nes) == 1, nes
+    assert "refused to tell" in nes[0]
+    assert "names trial 3" in nes[0]
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    chain = study.sampler.generations(study)  # type: ignore[attr-defined]
+    assert victim.number in [e["trial"] for e in chain]  # (well formed: loaded, then refused)
+    assert chain[-1]["generation"] >= victim.system_attrs[ch.STATE]["generation"] + 3

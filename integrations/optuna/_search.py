@@ -609,6 +609,9 @@ class Search:
             row = v.integer("surrogate.done[][0]", pair[0], minimum=0, maximum=lam - 1)
             number = v.integer("surrogate.done[][1]", pair[1], minimum=-1, maximum=MAX_TRIAL)
             out_done.append([row, number])
+        numbers = [n for _, n in out_done if n >= 0]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("`surrogate.done` names a trial for two rows")
         out_order = [v.integer("surrogate.order[]", i, minimum=0, maximum=lam - 1) for i in order]
         if len({*out_order, *(r for r, _ in out_done)}) != lam:
             raise ValueError("`surrogate` names a row of its generation twice")
@@ -913,6 +916,18 @@ class Search:
         order = [int(i) for i in np.argsort(pred, kind="stable")]
         return {"archive": archive, "done": [], "order": order, "k": sg.first_batch(lam)}
 
+    @staticmethod
+    def _evaluated(loaded: Loaded, row: int, t: FrozenTrial) -> bool:
+        """Return whether trial `t` evaluated row `row` of the loaded generation (so far).
+
+        Its parameters are the row's values, each that it has suggested (a trial that failed
+        early has fewer; one that suggested none is taken at its record's word).
+        """
+        if loaded.space is None or loaded.rows is None:
+            return True
+        values = loaded.space.from_unit(loaded.rows[row])
+        return all(t.params[n] == x for n, x in values.items() if n in t.params)
+
     def surrogate_round(
         self,
         loaded: Loaded,
@@ -958,8 +973,10 @@ class Search:
             t = None if number < 0 else st.find(trials, number)
             if t is not None and not t.state.is_finished():
                 pending[row] = number
-            else:
-                outcome[row] = t
+                continue
+            if t is not None and not self._evaluated(loaded, row, t):
+                raise ValueError(f"`surrogate.done` names trial {number}, which row {row} is not")
+            outcome[row] = t
         # (the extras past the generation's rows are further samples: points for the model)
         rows_told, samples = extras[: len(order) - k], extras[len(order) - k :]
         new = [*zip(order[:k], told, strict=True), *zip(order[k:], rows_told, strict=False)]
