@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import optuna
 from nes_asktell.integrations.optuna import _storage as ch
 from optuna.trial import FrozenTrial
 
@@ -57,3 +58,28 @@ def set_entry(path: tuple[str, ...], value: object) -> Callable[[dict[str, objec
         d[path[-1]] = value
 
     return change
+
+
+def tip_of(trials: list[FrozenTrial]) -> FrozenTrial:
+    """Return the trial that stores the latest generation's state among `trials`."""
+    carriers = [t for t in trials if ch.STATE in t.system_attrs]
+    return max(carriers, key=lambda t: t.system_attrs[ch.STATE]["generation"])
+
+
+def copy_trials(
+    trials: list[FrozenTrial],
+    attrs_of: dict[int, dict[str, object]],
+    sampler: optuna.samplers.BaseSampler,
+) -> optuna.Study:
+    """Return a new in-memory study of `sampler` holding `trials`, some with other attributes."""
+    study = optuna.create_study(sampler=sampler)
+    for t in trials:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=t.params,
+                distributions=t.distributions,
+                value=t.value,
+                system_attrs=attrs_of.get(t.number, t.system_attrs),
+            )
+        )
+    return study

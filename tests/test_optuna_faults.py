@@ -23,7 +23,7 @@ optuna = pytest.importorskip("optuna")
 from nes_asktell.integrations.optuna import _search  # noqa: E402
 from nes_asktell.integrations.optuna import _storage as ch  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
-from optuna_probes import sampler_lines, set_entry, tampered  # noqa: E402
+from optuna_probes import copy_trials, sampler_lines, set_entry, tampered, tip_of  # noqa: E402
 
 from nes_asktell import NESSampler, NESWarning  # noqa: E402
 from nes_asktell._stopping import default_stagnation, history_length  # noqa: E402
@@ -259,23 +259,8 @@ def source() -> list[FrozenTrial]:
     return study.get_trials()
 
 
-def tip_of(trials: list[FrozenTrial]) -> FrozenTrial:
-    carriers = [t for t in trials if ch.STATE in t.system_attrs]
-    return max(carriers, key=lambda t: t.system_attrs[ch.STATE]["generation"])
-
-
 def copy_study(trials: list[FrozenTrial], attrs_of: dict[int, dict[str, object]]) -> optuna.Study:
-    study = optuna.create_study(sampler=NESSampler(seed=0, popsize=6))
-    for t in trials:
-        study.add_trial(
-            optuna.trial.create_trial(
-                params=t.params,
-                distributions=t.distributions,
-                value=t.value,
-                system_attrs=attrs_of.get(t.number, t.system_attrs),
-            )
-        )
-    return study
+    return copy_trials(trials, attrs_of, NESSampler(seed=0, popsize=6))
 
 
 PAYLOADS = {

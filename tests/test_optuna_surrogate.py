@@ -20,7 +20,7 @@ optuna = pytest.importorskip("optuna")
 from nes_asktell.integrations.optuna import _storage as ch  # noqa: E402
 from nes_asktell.integrations.optuna._space import UnitSpace  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
-from optuna_probes import set_entry, tampered  # noqa: E402
+from optuna_probes import copy_trials, set_entry, tampered, tip_of  # noqa: E402
 
 from nes_asktell import NESSampler, NESWarning  # noqa: E402
 from nes_asktell import _surrogate as sg  # noqa: E402
@@ -177,23 +177,8 @@ def source() -> list[FrozenTrial]:
     return study.get_trials()
 
 
-def _tip(trials: list[FrozenTrial]) -> FrozenTrial:
-    carriers = [t for t in trials if ch.STATE in t.system_attrs]
-    return max(carriers, key=lambda t: t.system_attrs[ch.STATE]["generation"])
-
-
 def _copy(trials: list[FrozenTrial], attrs_of: dict[int, dict[str, object]]) -> optuna.Study:
-    study = optuna.create_study(sampler=NESSampler(seed=0, surrogate=True))
-    for t in trials:
-        study.add_trial(
-            optuna.trial.create_trial(
-                params=t.params,
-                distributions=t.distributions,
-                value=t.value,
-                system_attrs=attrs_of.get(t.number, t.system_attrs),
-            )
-        )
-    return study
+    return copy_trials(trials, attrs_of, NESSampler(seed=0, surrogate=True))
 
 
 def _edit(
@@ -242,7 +227,7 @@ PAYLOADS: dict[str, Callable[[dict[str, object]], None]] = {
 def test_each_crafted_surrogate_entry_is_skipped_with_one_warning(
     source: list[FrozenTrial], payload: str
 ) -> None:
-    victim = _tip(source)
+    victim = tip_of(source)
     study = _copy(source, {victim.number: tampered(victim, PAYLOADS[payload])})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -261,7 +246,7 @@ def test_an_archive_of_trials_that_are_no_points_only_weakens_the_model(
 ) -> None:
     # Well-formed trial numbers of trials that do not exist or are not usable points: the
     # model fits what is left (here nothing), without a warning, and the search goes on.
-    victim = _tip(source)
+    victim = tip_of(source)
     change = _edit(lambda s: s.update(archive=[0, 10**9, 2**52]))
     study = _copy(source, {victim.number: tampered(victim, change)})
     with warnings.catch_warnings(record=True) as caught:
@@ -361,7 +346,7 @@ def test_a_done_row_naming_a_trial_that_did_not_evaluate_it_refuses_the_tell(
 ) -> None:
     # Found by a hostile probe: `done` naming any finished trial for a row was taken at its
     # word, and the generation was told that trial's value for the row, with no warning.
-    victim = _tip(source)
+    victim = tip_of(source)
 
     def change(state: dict[str, object]) -> None:
         sur = state["surrogate"]
