@@ -61,6 +61,7 @@ from benchmarks._xnes_variants import (
     active_utilities,
 )
 from benchmarks.optuna_bbob import in_failing_region
+from nes_asktell import _surrogate as sg
 from nes_asktell._crfmnes import CRFMNES
 from nes_asktell._dxnesic import DXNESIC
 from nes_asktell._shaping import nes_utilities
@@ -77,6 +78,7 @@ class Variant:
     popsize: int | None = None  # None: the sampler's default, 4 + 3 ln d
     cls: type[Strategy] = XNES
     shape_rate_factor: float | None = None  # eta_B as this multiple of the paper's at each d
+    surrogate: bool = False  # NESSampler(surrogate=True)
 
     def options_at(self, dim: int) -> dict[str, OptionValue]:
         """The options at dimension `dim` (with ``eta_B`` set if `shape_rate_factor` is)."""
@@ -143,6 +145,8 @@ VARIANTS: dict[str, Variant] = {
     "r1-active2": Variant({"rank_one": True}, cls=ActiveShapeXNES2),
     # the same weights as utilities: for the mean and the step size too
     "r1-active-all": Variant({"rank_one": True, "shaping": active_utilities}),
+    # the sampler's linear-quadratic surrogate (NESSampler(surrogate=True))
+    "lq": Variant(surrogate=True),
     # a failed evaluation ignored instead of ranked worst (meaningful with --fault fail)
     "fail-ignored": Variant({"shaping": finite_rows_only}),
     # mirrored sampling (the default at d <= 2), independent sampling (the default at d >= 3,
@@ -192,8 +196,13 @@ def run(
     popsize: int | None = None,
     cls: type[Strategy] = XNES,
     fault: str = "none",
+    surrogate: bool = False,
+    rounds: list[int] | None = None,
 ) -> list[float]:
     """Return the ``f - f_opt`` of the first `n` evaluations of one replayed study.
+
+    With `surrogate` the sampler's rounds (``NESSampler(surrogate=True)`` in one process, see
+    :func:`surrogate_generation`), each round's size appended to `rounds`.
 
     With `fault` ``"fail"`` an evaluation in the failing region of ``optuna_bbob`` is inf,
     what the sampler tells the strategy for a failed trial, and the startup trials go on until
@@ -207,17 +216,96 @@ def run(
     values = startup_values(evaluate, dim, seed, n)
     restart = 0
     es = search.new_strategy(dim, seed, restart)
+    archive = Archive(dim)
     with np.errstate(all="ignore"):
         while len(values) < n:
             Y = es.ask()
             X = box.reflect(Y.copy())
-            f = np.array([evaluate(x) for x in X])
-            values.extend(f.tolist())
+            if surrogate:
+                f = surrogate_generation(X, evaluate, values, archive, rounds)
+            else:
+                f = np.array([evaluate(x) for x in X])
+                values.extend(f.tolist())
             es.tell(Y, f)
             if search.should_restart(es):
                 restart += 1
                 es = search.new_strategy(dim, seed, restart)
+                archive = Archive(dim)  # (the sampler's model starts afresh on a restart)
     return values[:n]
+
+
+@dataclass
+class Archive:
+    """The points and values the surrogate's model fits (the most recent ``sg.max_points``)."""
+
+    dim: int
+    X: list[FloatArray] = field(default_factory=list)
+    f: list[float] = field(default_factory=list)
+
+    def add(self, x: FloatArray, value: float) -> None:
+        if math.isfinite(value):
+            # the point as the sampler reads it back: x = -5 + 10 u as a parameter, to unit
+            self.X.append((-5.0 + 10.0 * x + 5.0) / 10.0)
+            self.f.append(value)
+            del self.X[: -sg.max_points(self.dim)], self.f[: -sg.max_points(self.dim)]
+
+    def model(self) -> tuple[sg.Model | None, FloatArray, FloatArray]:
+        X = np.array(self.X).reshape(-1, self.dim)
+        f = np.array(self.f)
+        return (sg.fit(X, f) if f.size else None), X, f
+
+
+def surrogate_generation(
+    X: FloatArray,
+    evaluate: Callable[[FloatArray], float],
+    values: list[float],
+    archive: Archive,
+    rounds: list[int] | None = None,
+) -> FloatArray:
+    """Return the fitness the sampler with ``surrogate=True`` tells for the rows `X`.
+
+    Its rounds in one process (``Search.surrogate_round``): the rows in the order of the
+    archive's model, ``sg.first_batch`` first, then as many more as were evaluated, until the
+    model refitted to the archive agrees (``sg.TAU_THRESHOLD``) or every row is evaluated;
+    a non-finite value makes the next round take every row left. The evaluations are appended
+    to `values`, and each round's size to `rounds`.
+    """
+    lam = X.shape[0]
+    model, _, _ = archive.model()
+    order = list(range(lam))
+    k = lam
+    if model is not None:
+        order = [int(i) for i in np.argsort(model.predict(X), kind="stable")]
+        k = sg.first_batch(lam)
+    f = np.full(lam, np.nan)
+    done: list[int] = []
+    while True:
+        for i in order[len(done) : len(done) + k]:
+            f[i] = evaluate(X[i])
+            values.append(float(f[i]))
+            archive.add(X[i], float(f[i]))
+            done.append(i)
+        if rounds is not None:
+            rounds.append(min(k, lam))
+        left = lam - len(done)
+        if not left:
+            return f
+        if not np.all(np.isfinite(f[done])):
+            k = left
+            continue
+        model, A, F = archive.model()
+        if model is None:
+            k = left
+            continue
+        n_tau = sg.tau_points(len(done), lam)
+        if sg.rank_agreement(model, A[-n_tau:], F[-n_tau:]) < sg.TAU_THRESHOLD:
+            k = min(len(done), left)
+            continue
+        pred = model.predict(X)
+        rest = [i for i in range(lam) if i not in done]
+        best = f[done].min()
+        f[rest] = np.maximum(pred[rest] + best - pred[done].min(), best)
+        return f
 
 
 def run_cma(
@@ -466,6 +554,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                                 popsize=w.popsize,
                                 cls=w.cls,
                                 fault=args.fault,
+                                surrogate=w.surrogate,
                             )
                         bests[v][(f, i, k)] = [best(vals, b) for b in BUDGETS]
                         failed[v].append(failures(vals, lam_of(v, d)))

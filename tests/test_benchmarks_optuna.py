@@ -202,6 +202,43 @@ def test_the_replay_evaluates_the_samplers_generations(
         assert sorted(sampled[rows]) == pytest.approx(sorted(replayed[rows]), rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("function", "dim", "instance", "n"), [(10, 5, 1, 400), (3, 5, 2, 400), (8, 2, 1, 200)]
+)
+def test_the_surrogate_replay_evaluates_the_samplers_rounds(
+    function: int, dim: int, instance: int, n: int
+) -> None:
+    """The replay with ``surrogate`` evaluates the rows of ``NESSampler(surrogate=True)``.
+
+    Round by round (the sampler may hand a round's rows out in another order, so each round
+    is compared as a sorted list of values); the rounds are of one row at times.
+    """
+    from benchmarks import optuna_replay
+    from nes_asktell import NESSampler
+
+    seed = optuna_bbob.seed_of(function, dim, instance)
+    problem, fopt, _ = optuna_bbob.load_problem(function, dim, instance)
+    study = optuna.create_study(sampler=NESSampler(seed=seed, surrogate=True))
+    study.optimize(
+        lambda t: problem([t.suggest_float(f"x{i}", -5.0, 5.0) for i in range(dim)]) - fopt,
+        n_trials=n,
+    )
+    sampled = [t.value for t in study.trials]
+    rounds: list[int] = []
+    replayed = optuna_replay.run(
+        {}, function, dim, instance, seed, n, surrogate=True, rounds=rounds
+    )
+    assert min(rounds) == 1
+    start = 1
+    for size in rounds:
+        if start + size > n:
+            break
+        rows = slice(start, start + size)
+        assert sorted(sampled[rows]) == pytest.approx(sorted(replayed[rows]), rel=1e-12)
+        start += size
+    assert start > n - 64
+
+
 def test_the_cma_replay_evaluates_the_cmaes_samplers_generations() -> None:
     """The replay of CmaEsSampler evaluates its trials after the startup trial, generation by
     generation (each compared as a sorted list: within a generation the order may differ)."""
