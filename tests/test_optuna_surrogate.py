@@ -366,3 +366,55 @@ def test_a_done_row_naming_a_trial_that_did_not_evaluate_it_refuses_the_tell(
     chain = study.sampler.generations(study)  # type: ignore[attr-defined]
     assert victim.number in [e["trial"] for e in chain]  # (well formed: loaded, then refused)
     assert chain[-1]["generation"] >= victim.system_attrs[ch.STATE]["generation"] + 3
+
+
+def test_rows_are_ranked_at_the_points_they_are_evaluated_at() -> None:
+    """``UnitSpace.as_evaluated``: an int, a float with a step and a log-scaled int take their
+    cell's point (what ``to_unit`` gives for the parameters the row is evaluated with); a
+    continuous coordinate keeps the row's own value."""
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    space = UnitSpace(
+        {
+            "a": IntDistribution(0, 20),
+            "b": FloatDistribution(-1.0, 1.0, step=0.1),
+            "c": IntDistribution(1, 1000, log=True),
+            "x": FloatDistribution(-1.0, 1.0),
+            "y": FloatDistribution(1e-3, 1.0, log=True),
+        }
+    )
+    rng = np.random.default_rng(3)
+    U = rng.uniform(0.0, 1.0, (50, space.dim))
+    E = space.as_evaluated(U)
+    expected = np.array([space.to_unit(space.from_unit(u)) for u in U])
+    discrete = [space.names.index(n) for n in ("a", "b", "c")]
+    continuous = [space.names.index(n) for n in ("x", "y")]
+    assert E[:, discrete] == pytest.approx(expected[:, discrete], abs=0.0)
+    assert np.array_equal(E[:, continuous], U[:, continuous])
+    assert not np.array_equal(E[:, discrete], U[:, discrete])
+    # two rows in the same cells are one point
+    V = U.copy()
+    V[:, discrete] = E[:, discrete] + 0.2 / np.array([21, 21, 10_000])  # within the cells
+    assert np.array_equal(space.as_evaluated(V), E)
+    # a space without a discrete coordinate leaves the rows as they are
+    plain = UnitSpace({"x": FloatDistribution(-1.0, 1.0)})
+    W = rng.uniform(0.0, 1.0, (5, 1))
+    assert space.as_evaluated(U[:0]).shape == (0, space.dim)
+    assert plain.as_evaluated(W) is W
+
+
+def test_integer_parameters_do_not_stop_a_float_from_converging() -> None:
+    """Bug: with four ints and a float, the surrogate's best after 200 trials stalled at
+    1.9e-2 and 9.1e-2 (seeds 0, 1; 2.6e-7 and 8.4e-3 without it): the model ranked the rows
+    where they lay within their ints' cells, which changes nothing, instead of at the points
+    evaluated, and that position outweighed the float's effect. Measured after the fix: below
+    1e-16 on both seeds."""
+
+    def objective(trial: optuna.Trial) -> float:
+        ints = sum((trial.suggest_int(f"k{i}", 0, 20) - 7) ** 2 for i in range(4))
+        return ints + trial.suggest_float("x", -1.0, 1.0) ** 2
+
+    for seed in (0, 1):
+        study = optuna.create_study(sampler=NESSampler(seed=seed, surrogate=True))
+        study.optimize(objective, n_trials=200)
+        assert study.best_value < 1e-10

@@ -263,6 +263,17 @@ class Loaded:
         return cls(state, es, X, space, margin)
 
 
+def _as_evaluated(loaded: Loaded, U: FloatArray) -> FloatArray:
+    """Return the unit points at which the loaded generation's rows `U` are evaluated.
+
+    An int or a float with a step takes its cell's value (``UnitSpace.as_evaluated``): the
+    model, fitted to evaluated points, ranks the rows there, not where they lie in their cells
+    (else an int's position within its cell, which changes nothing, outweighs a float's
+    effect on the value as the search converges, and the float stops converging).
+    """
+    return U if loaded.space is None else loaded.space.as_evaluated(U)
+
+
 def _partial(sur: dict[str, object]) -> bool:
     """Return whether a (checked) surrogate entry hands out only some rows of its generation."""
     order = sur["order"]
@@ -909,7 +920,7 @@ class Search:
         if model is None:
             return None
         with np.errstate(all="ignore"):
-            pred = model.predict(loaded.X)
+            pred = model.predict(_as_evaluated(loaded, loaded.X))
         if not np.all(np.isfinite(pred)):
             return None
         lam = loaded.X.shape[0]
@@ -1013,7 +1024,7 @@ class Search:
         rest = [i for i in range(lam) if i not in outcome]
         values = np.array([sign * float(outcome[i].values[0]) for i in rows])  # type: ignore[union-attr]
         with np.errstate(all="ignore"):
-            pred = model.predict(loaded.rows)
+            pred = model.predict(_as_evaluated(loaded, loaded.rows))
             shift = values.min() - pred[rows].min()
             fitness = np.empty(lam)
             fitness[rows] = values

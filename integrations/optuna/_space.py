@@ -186,6 +186,25 @@ class UnitSpace:
             out[i] = (b - a) / np.log1p(1.0 / (v - 0.5))  # ln(v + 1/2) - ln(v - 1/2)
         return out
 
+    def as_evaluated(self, U: FloatArray) -> FloatArray:
+        """Return the unit-cube points at which the rows of `U` are evaluated.
+
+        A row's parameters are ``from_unit(row)``: in a discrete coordinate (a grid, an int on
+        a log scale) the value of its cell, which ``to_unit`` reads back as the cell's point.
+        The continuous coordinates are the rows' own. (The surrogate is fitted to the points
+        of evaluated trials, ``to_unit(params)``; it predicts a row's value at the same kind of
+        point, since within a cell the objective does not change.)
+        """
+        discrete = [i for i, kind in enumerate(self._kind) if kind in (_GRID, _LOGINT)]
+        if not discrete:
+            return U
+        out = np.array(U, dtype=float, copy=True)
+        for r in range(out.shape[0]):
+            u = self.to_unit(self.from_unit(out[r]))
+            if u is not None:
+                out[r, discrete] = u[discrete]
+        return out
+
     def edge_gaps(self, u: FloatArray) -> FloatArray:
         """Return, per coordinate, how far `u` is from its cell's one exit at an end of the range.
 
