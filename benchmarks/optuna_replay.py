@@ -31,6 +31,9 @@ CMA-ES leaves the trial out, as ``CmaEsSampler`` does (a generation is told once
 population of COMPLETE trials). For both, trials are startup trials until one completes. The
 variant ``fail-ignored`` gives a failed row no weight instead (:func:`finite_rows_only`).
 
+With ``--baseline V`` the variants are paired with variant ``V`` instead of the default
+(``--baseline lq --variants lq-weighted``: a change to the surrogate against the surrogate).
+
 Run: ``python -m benchmarks optuna_replay --dims 5 --variants r1 r1-es05``
 (``--instances 7 8 9 --seeds 4`` by default: 288 runs per d and variant; run ``k`` of an
 instance has the seed ``10000 f + 100 d + instance + 1000000 k``).
@@ -79,6 +82,11 @@ class Variant:
     cls: type[Strategy] = XNES
     shape_rate_factor: float | None = None  # eta_B as this multiple of the paper's at each d
     surrogate: bool = False  # NESSampler(surrogate=True)
+    # with the surrogate: the model fitted as the sampler fits it ("recent") or as lq-CMA-ES's
+    # implementation does ("weighted", :func:`weighted_fit`); the rows given the model's values
+    # once it is accepted: those not evaluated (the sampler's) or every row ("all")
+    regression: str = "recent"
+    model_rows: str = "unevaluated"
 
     def options_at(self, dim: int) -> dict[str, OptionValue]:
         """The options at dimension `dim` (with ``eta_B`` set if `shape_rate_factor` is)."""
@@ -147,6 +155,18 @@ VARIANTS: dict[str, Variant] = {
     "r1-active-all": Variant({"rank_one": True, "shaping": active_utilities}),
     # the sampler's linear-quadratic surrogate (NESSampler(surrogate=True))
     "lq": Variant(surrogate=True),
+    # the surrogate with lq-CMA-ES's regression (the best 3/4 of the points, weighted by rank),
+    # with the model's values for every row once it is accepted, and with both
+    "lq-weighted": Variant(surrogate=True, regression="weighted"),
+    "lq-model-all": Variant(surrogate=True, model_rows="all"),
+    "lq-weighted-model-all": Variant(surrogate=True, regression="weighted", model_rows="all"),
+    # the surrogate with earlier stops (a converged run restarts sooner) or a smaller step-size
+    # rate
+    "lq-tolx8": Variant({"tolx": 1e-8}, surrogate=True),
+    "lq-tolx6": Variant({"tolx": 1e-6}, surrogate=True),
+    "lq-tolfun8": Variant({"tolfun": 1e-8}, surrogate=True),
+    "lq-es05": Variant({"eta_sigma": 0.5}, surrogate=True),
+    "lq-es07": Variant({"eta_sigma": 0.7}, surrogate=True),
     # a failed evaluation ignored instead of ranked worst (meaningful with --fault fail)
     "fail-ignored": Variant({"shaping": finite_rows_only}),
     # mirrored sampling (the default at d <= 2), independent sampling (the default at d >= 3,
@@ -198,11 +218,14 @@ def run(
     fault: str = "none",
     surrogate: bool = False,
     rounds: list[int] | None = None,
+    regression: str = "recent",
+    model_rows: str = "unevaluated",
 ) -> list[float]:
     """Return the ``f - f_opt`` of the first `n` evaluations of one replayed study.
 
     With `surrogate` the sampler's rounds (``NESSampler(surrogate=True)`` in one process, see
-    :func:`surrogate_generation`), each round's size appended to `rounds`.
+    :func:`surrogate_generation`), each round's size appended to `rounds`; `regression` and
+    `model_rows` as :class:`Variant` has them.
 
     With `fault` ``"fail"`` an evaluation in the failing region of ``optuna_bbob`` is inf,
     what the sampler tells the strategy for a failed trial, and the startup trials go on until
@@ -216,13 +239,13 @@ def run(
     values = startup_values(evaluate, dim, seed, n)
     restart = 0
     es = search.new_strategy(dim, seed, restart)
-    archive = Archive(dim)
+    archive = Archive(dim, regression)
     with np.errstate(all="ignore"):
         while len(values) < n:
             Y = es.ask()
             X = box.reflect(Y.copy())
             if surrogate:
-                f = surrogate_generation(X, evaluate, values, archive, rounds)
+                f = surrogate_generation(X, evaluate, values, archive, rounds, model_rows)
             else:
                 f = np.array([evaluate(x) for x in X])
                 values.extend(f.tolist())
@@ -230,7 +253,7 @@ def run(
             if search.should_restart(es):
                 restart += 1
                 es = search.new_strategy(dim, seed, restart)
-                archive = Archive(dim)  # (the sampler's model starts afresh on a restart)
+                archive = Archive(dim, regression)  # (the model starts afresh on a restart)
     return values[:n]
 
 
@@ -239,6 +262,7 @@ class Archive:
     """The points and values the surrogate's model fits (the most recent ``sg.max_points``)."""
 
     dim: int
+    regression: str = "recent"  # how the model is fitted (see Variant)
     X: list[FloatArray] = field(default_factory=list)
     f: list[float] = field(default_factory=list)
 
@@ -252,7 +276,46 @@ class Archive:
     def model(self) -> tuple[sg.Model | None, FloatArray, FloatArray]:
         X = np.array(self.X).reshape(-1, self.dim)
         f = np.array(self.f)
-        return (sg.fit(X, f) if f.size else None), X, f
+        fit = weighted_fit if self.regression == "weighted" else sg.fit
+        return (fit(X, f) if f.size else None), X, f
+
+
+#: lq-CMA-ES's regression (Hansen 2019, as its implementation in pycma fits it): the share of
+#: the points kept, the best by value, and the weight of the best of them (the worst has 1)
+KEPT_SHARE = 0.75
+MAX_WEIGHT = 20.0
+
+
+def weighted_fit(X: FloatArray, f: FloatArray) -> sg.Model | None:
+    """Return the model of `X` and `f` fitted as lq-CMA-ES's implementation fits it, or None.
+
+    Of the most recent ``sg.max_points`` points only the best `KEPT_SHARE` (at least the
+    model's coefficients plus two) enter the least squares, each row weighted by its rank,
+    linearly from `MAX_WEIGHT` for the best to 1 for the worst kept; the model kind is the
+    richest the kept points can fit. The sampler fits every recent point with equal weights
+    (``sg.fit``).
+    """
+    n, dim = X.shape
+    if n == 0 or not np.all(np.isfinite(f)) or not np.all(np.isfinite(X)):
+        return None
+    m = min(n, sg.max_points(dim))
+    Xm, fm = X[n - m :], f[n - m :]
+    kind = sg.kind_for(int(KEPT_SHARE * m), dim)
+    if kind is None:
+        return None
+    k = max(int(KEPT_SHARE * m), min(m, sg.n_coefficients(dim, kind) + 2))
+    keep = np.argsort(fm, kind="stable")[:k]
+    Xk, fk = Xm[keep], fm[keep]
+    w = np.linspace(MAX_WEIGHT, 1.0, k)
+    center = Xk.mean(axis=0)
+    scale = Xk.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    A = sg.features((Xk - center) / scale, kind)
+    with np.errstate(all="ignore"):
+        coef, *_ = np.linalg.lstsq(A * w[:, None], fk * w, rcond=None)
+    if not np.all(np.isfinite(coef)):
+        return None
+    return sg.Model(kind, center, scale, np.asarray(coef, dtype=np.float64))
 
 
 def surrogate_generation(
@@ -261,6 +324,7 @@ def surrogate_generation(
     values: list[float],
     archive: Archive,
     rounds: list[int] | None = None,
+    model_rows: str = "unevaluated",
 ) -> FloatArray:
     """Return the fitness the sampler with ``surrogate=True`` tells for the rows `X`.
 
@@ -269,6 +333,11 @@ def surrogate_generation(
     model refitted to the archive agrees (``sg.TAU_THRESHOLD``) or every row is evaluated;
     a non-finite value makes the next round take every row left. The evaluations are appended
     to `values`, and each round's size to `rounds`.
+
+    The rows not evaluated get the model's values shifted so that the best of the evaluated
+    rows' model values falls on their best true value, and never below it; with `model_rows`
+    ``"all"`` every row gets the model's value shifted so that its best falls there (as
+    lq-CMA-ES's implementation tells them), the evaluated rows too.
     """
     lam = X.shape[0]
     model, _, _ = archive.model()
@@ -304,6 +373,8 @@ def surrogate_generation(
         pred = model.predict(X)
         rest = [i for i in range(lam) if i not in done]
         best = f[done].min()
+        if model_rows == "all":
+            return pred - pred.min() + best
         f[rest] = np.maximum(pred[rest] + best - pred[done].min(), best)
         return f
 
@@ -464,22 +535,29 @@ def best(values: Sequence[float], n: int) -> float:
 
 
 def ratio_of_medians(
-    bests: dict[str, dict[tuple[int, int, int], list[float]]], v: str, f: int, j: int
+    bests: dict[str, dict[tuple[int, int, int], list[float]]],
+    v: str,
+    f: int,
+    j: int,
+    baseline: str = "default",
 ) -> float:
-    """Return the median over `f`'s runs of variant `v`'s best over the default's (budget j)."""
-    logs = [math.log(b[j] / bests["default"][k][j]) for k, b in bests[v].items() if k[0] == f]
+    """Return the median over `f`'s runs of variant `v`'s best over `baseline`'s (budget j)."""
+    logs = [math.log(b[j] / bests[baseline][k][j]) for k, b in bests[v].items() if k[0] == f]
     return math.exp(float(np.median(logs)))
 
 
 def compare(
-    bests: dict[str, dict[tuple[int, int, int], list[float]]], v: str, functions: list[int]
+    bests: dict[str, dict[tuple[int, int, int], list[float]]],
+    v: str,
+    functions: list[int],
+    baseline: str = "default",
 ) -> None:
-    """Print the paired comparison of variant `v` with the default at each budget."""
+    """Print the paired comparison of variant `v` with `baseline` at each budget."""
     for j, b in enumerate(BUDGETS):
         better = worse = 0
         per_f = {f: [0, 0] for f in functions}
         for key, vb in bests[v].items():
-            x, y = vb[j], bests["default"][key][j]
+            x, y = vb[j], bests[baseline][key][j]
             better += x < y
             worse += x > y
             per_f[key[0]][0] += x < y
@@ -492,8 +570,10 @@ def compare(
             + " ".join(f"f{f}:{a}/{c}" for f, (a, c) in per_f.items())
         )
         print(
-            "    median ratio to the default: "
-            + " ".join(f"f{f}:{ratio_of_medians(bests, v, f, j):.2g}" for f in functions),
+            f"    median ratio to {'the default' if baseline == 'default' else baseline}: "
+            + " ".join(
+                f"f{f}:{ratio_of_medians(bests, v, f, j, baseline):.2g}" for f in functions
+            ),
             flush=True,
         )
 
@@ -505,6 +585,12 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     parser.add_argument("--instances", nargs="*", type=int, default=[7, 8, 9])
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--variants", nargs="*", choices=VARIANTS, default=["r1"])
+    parser.add_argument(
+        "--baseline",
+        choices=VARIANTS,
+        default="default",
+        help="the variant the others are paired with (default: the sampler as it is)",
+    )
     parser.add_argument(
         "--fault",
         choices=FAULTS,
@@ -528,7 +614,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     if quick:
         args.dims, args.functions, args.instances, args.seeds = [2], [1, 8], [1], 1
     n = max(BUDGETS)
-    names = ["default", *[v for v in args.variants if v != "default"]]
+    names = list(dict.fromkeys(["default", args.baseline, *args.variants]))
     if args.against_cma:
         names.append("CMA")
     for d in args.dims:
@@ -555,14 +641,16 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                                 cls=w.cls,
                                 fault=args.fault,
                                 surrogate=w.surrogate,
+                                regression=w.regression,
+                                model_rows=w.model_rows,
                             )
                         bests[v][(f, i, k)] = [best(vals, b) for b in BUDGETS]
                         failed[v].append(failures(vals, lam_of(v, d)))
         seconds = time.perf_counter() - t0
         print(f"d = {d}: {len(bests['default'])} paired runs per variant ({seconds:.0f} s)")
-        for v in names[1:]:
-            if v != "CMA":
-                compare(bests, v, args.functions)
+        for v in names:
+            if v not in ("CMA", args.baseline):
+                compare(bests, v, args.functions, args.baseline)
         if args.against_cma:
             for v in names[:-1]:
                 within_cma(bests, v, args.functions)

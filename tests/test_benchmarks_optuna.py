@@ -469,3 +469,89 @@ def test_the_resampled_count_of_the_replay_counts_three_runs_per_function() -> N
     counts = resampled_counts(bests, "level", [1, 2, 3], 0)
     assert counts.min() < counts.max() == 3  # the same runs, drawn apart: not always level
     assert set(resampled_counts(bests, "mixed", [3], 0).tolist()) == {0}  # a median of three
+
+
+def test_the_weighted_fit_keeps_the_best_three_quarters_and_weights_them_by_rank() -> None:
+    """lq-CMA-ES's regression in the replay (variant ``lq-weighted``): the worst quarter of the
+    points does not enter the fit, so a quadratic is recovered exactly past a wild worst
+    value, which moves the sampler's unweighted fit of every point."""
+    from benchmarks.optuna_replay import weighted_fit
+    from nes_asktell import _surrogate as sg
+
+    rng = np.random.default_rng(5)
+    dim = 3
+    X = rng.uniform(-1.0, 1.0, (40, dim))
+    H = np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 3.0]])
+
+    def quad(P: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,jk,ik->i", P, H, P) + P @ np.array([1.0, -2.0, 0.5]) + 4.0
+
+    f = quad(X)
+    f[np.argmax(f)] = 1e6  # still the worst point: in the quarter left out
+    probe = rng.uniform(-1.0, 1.0, (10, dim))
+    model = weighted_fit(X, f)
+    assert model is not None
+    assert model.kind == sg.FULL  # 30 kept points fit the 10 coefficients 1.1 times over
+    assert model.predict(probe) == pytest.approx(quad(probe), rel=1e-9, abs=1e-9)
+    plain = sg.fit(X, f)
+    assert plain is not None
+    assert np.max(np.abs(plain.predict(probe) - quad(probe))) > 1.0
+    # exact data are fitted exactly, whatever the weights
+    exact = weighted_fit(X, quad(X))
+    assert exact is not None
+    assert exact.predict(probe) == pytest.approx(quad(probe), rel=1e-9)
+    # too few points for a linear model among the best three quarters, or a NaN: no model
+    assert weighted_fit(X[:4], quad(X[:4])) is None
+    g = quad(X)
+    g[0] = np.nan
+    assert weighted_fit(X, g) is None
+
+
+@pytest.mark.parametrize("model_rows", ["unevaluated", "all"])
+def test_the_replay_tells_model_values_for_the_rows_it_names(model_rows: str) -> None:
+    """Once the model is accepted the rows not evaluated get its values shifted to the best
+    true value (never below it); with ``model_rows="all"`` every row gets them, the
+    evaluated ones too (variant ``lq-model-all``)."""
+    from benchmarks.optuna_replay import Archive, surrogate_generation
+
+    rng = np.random.default_rng(11)
+    dim, lam = 2, 20
+
+    def bumpy(x: np.ndarray) -> float:  # a quadratic the model ranks well, but not exactly
+        return float(x @ x + 0.01 * np.sin(25.0 * x).sum())
+
+    archive = Archive(dim)
+    for x in rng.uniform(0.3, 0.7, (30, dim)):
+        archive.add(x, bumpy(-5.0 + 10.0 * x))  # the archive holds the parameter's unit value
+    X = rng.uniform(0.3, 0.7, (lam, dim))
+    values: list[float] = []
+    f = surrogate_generation(
+        X, lambda x: bumpy(-5.0 + 10.0 * x), values, archive, model_rows=model_rows
+    )
+    evaluated = {tuple(x) for x in X if bumpy(-5.0 + 10.0 * x) in values}
+    assert 0 < len(values) < lam  # the model was accepted before every row was evaluated
+    done = np.array([tuple(x) in evaluated for x in X])
+    model, _, _ = archive.model()
+    assert model is not None
+    pred = model.predict(X)
+    best = min(values)
+    if model_rows == "all":
+        assert f == pytest.approx(pred - pred.min() + best, rel=1e-12)
+        assert not np.allclose(f[done], [bumpy(-5.0 + 10.0 * x) for x in X[done]])
+    else:
+        assert f[done] == pytest.approx([bumpy(-5.0 + 10.0 * x) for x in X[done]], rel=1e-15)
+        shifted = pred[~done] + best - pred[done].min()
+        assert f[~done] == pytest.approx(np.maximum(shifted, best), rel=1e-12)
+    assert f.min() == pytest.approx(best, rel=1e-12)
+
+
+def test_replay_pairs_the_variants_with_a_chosen_baseline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bench_main.main(["optuna_replay", "--quick", "--baseline", "lq", "--variants", "lq-weighted"])
+    out = capsys.readouterr().out
+    # the default and lq-weighted are each paired with lq, and lq with nothing
+    assert out.count("median ratio to lq:") == 4
+    assert "median ratio to the default" not in out
+    compared = [line.split()[0] for line in out.splitlines() if "evaluations: better" in line]
+    assert compared == ["default", "default", "lq-weighted", "lq-weighted"]
