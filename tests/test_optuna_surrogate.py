@@ -418,3 +418,37 @@ def test_integer_parameters_do_not_stop_a_float_from_converging() -> None:
         study = optuna.create_study(sampler=NESSampler(seed=seed, surrogate=True))
         study.optimize(objective, n_trials=200)
         assert study.best_value < 1e-10
+
+
+def test_bipop_budgets_count_the_trials_of_a_run_not_the_rows_the_model_filled() -> None:
+    """Bug: under BIPOP the budget of a finished run was its strategy's rows told, the rows
+    the model filled in too: run 0 of this study spent 76 trials and was counted as 420, and
+    the regimes were balanced in rows instead of trials. Now a run's budget is the trials
+    that evaluated its rows (each trial of a candidate of one of its generations' states)."""
+    study = optuna.create_study(
+        sampler=NESSampler(seed=0, restart_strategy="bipop", surrogate=True)
+    )
+    study.optimize(
+        lambda t: t.suggest_float("x", -1.0, 1.0) ** 2 + t.suggest_float("y", -1.0, 1.0) ** 2,
+        n_trials=600,
+    )
+    sampler = study.sampler
+    assert isinstance(sampler, NESSampler)
+    states = _states(study)
+    run_of = {e["state"]: s["restart"] for e, s in zip(sampler.generations(study), states)}
+    trials_of_run: dict[int, int] = {}
+    for t in study.trials:
+        record = t.system_attrs.get(ch.CANDIDATE)
+        if record is not None:
+            r = run_of[record["state"]]
+            trials_of_run[r] = trials_of_run.get(r, 0) + 1
+    checked = 0
+    for before, after in itertools.pairwise(states):
+        if after["restart"] == before["restart"]:
+            continue
+        bipop = after["bipop"]
+        assert isinstance(bipop, dict)
+        spent = sum(n for r, n in trials_of_run.items() if r <= int(str(before["restart"])))
+        assert bipop["budget_large"] + bipop["budget_small"] == spent
+        checked += 1
+    assert checked >= 3

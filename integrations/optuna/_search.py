@@ -839,8 +839,11 @@ class Search:
                     after = json.loads(st.dumps(wrap(run, restart, bipop, step.next_round)))
                     return self.load(after, loaded.es.dim, loaded.space), None, used
                 es = copy.deepcopy(loaded.es)
+                # (the rows the model filled in are no evaluations: a BIPOP search counts its
+                # runs' budgets in the strategy's evaluations, ``nfev``, as trials)
+                handed_out = step.fitness.size - step.filled
                 with _warn.silenced(), np.errstate(all="ignore"):
-                    es.tell(es.ask(), step.fitness)
+                    es.tell(es.ask(), step.fitness, evaluated=handed_out)
             else:
                 es, used = self._tell(loaded, told, extras or [], sign)
                 if self.surrogate:
@@ -1031,7 +1034,7 @@ class Search:
             fitness[rest] = np.maximum(pred[rest] + shift, values.min())
         if not np.all(np.isfinite(fitness)):
             return again(len(remaining)) if remaining else ranked()
-        return Round(archive, len(extras), fitness)
+        return Round(archive, len(extras), fitness, filled=len(remaining))
 
 
 @dataclass
@@ -1039,14 +1042,16 @@ class Round:
     """What follows a round of a surrogate-assisted generation (see `Search.surrogate_round`).
 
     `archive` is the archive after it, `used` the extra samples it told; `fitness` the
-    generation's values to tell, or None when another round follows, with its surrogate
-    entry `next_round`.
+    generation's values to tell (`filled` of them the model's, for rows never handed out), or
+    None when another round follows, with its surrogate entry `next_round`.
     """
 
     archive: list[int]
     used: int
     fitness: FloatArray | None = None
     next_round: dict[str, object] | None = None
+    #: the rows of a told generation that the model filled in (never handed out to a trial)
+    filled: int = 0
 
 
 #: the shortest time a RUNNING trial runs before it may be presumed dead (seconds)
