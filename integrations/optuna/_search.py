@@ -983,6 +983,8 @@ class Search:
         lam = loaded.rows.shape[0]
         outcome: dict[int, FrozenTrial | None] = {}  # row -> its finished trial (None: dead)
         pending: dict[int, int] = {}  # row -> the running trial that holds it
+        archived = {int(str(n)) for n in sur["archive"]}  # type: ignore[attr-defined]
+        late: list[FrozenTrial] = []  # rows recorded as running that have finished since
         for row, number in sur["done"]:
             t = None if number < 0 else st.find(trials, number)
             if t is not None and not t.state.is_finished():
@@ -991,6 +993,8 @@ class Search:
             if t is not None and not self._evaluated(loaded, row, t):
                 raise ValueError(f"`surrogate.done` names trial {number}, which row {row} is not")
             outcome[row] = t
+            if t is not None and t.number not in archived:
+                late.append(t)
         # (the extras past the generation's rows are further samples: points for the model)
         rows_told, samples = extras[: len(order) - k], extras[len(order) - k :]
         new = [*zip(order[:k], told, strict=True), *zip(order[k:], rows_told, strict=False)]
@@ -999,7 +1003,8 @@ class Search:
         for index, number in sorted((held or {}).items()):
             if 0 <= index < len(order) and order[index] not in outcome:
                 pending.setdefault(order[index], number)
-        archive = self._grown_archive(loaded, [*(t for _, t in new), *samples], sign)
+        # (a row that was still running when an earlier round was told enters the model now)
+        archive = self._grown_archive(loaded, [*late, *(t for _, t in new), *samples], sign)
         remaining = [i for i in order if i not in outcome and i not in pending]
 
         def ranked() -> Round:  # (every row has an outcome, or is missing)
