@@ -303,7 +303,7 @@ def test_a_row_still_running_when_its_round_is_told_is_not_handed_out_again() ->
     study.tell(late, _value(late))
     study.tell(after, _value(after))
     # The round after records the late row's value, and its point enters the model (it did not
-    # before commit 5e0d7a1: a row recorded as running never reached the archive).
+    # before commit 16d3b66: a row recorded as running never reached the archive).
     count = len(_states(study))
     for _ in range(40):  # until the round after is told
         study.optimize(ellipsoid, n_trials=1)
