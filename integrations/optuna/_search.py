@@ -1005,6 +1005,11 @@ class Search:
                 pending.setdefault(order[index], number)
         # (a row that was still running when an earlier round was told enters the model now)
         archive = self._grown_archive(loaded, [*late, *(t for _, t in new), *samples], sign)
+        # The trials of rows still running join the archive too: the fit reads a trial once it
+        # has a usable value (see `_points`), so a row whose generation is told without it
+        # (the model's value, or missing) still enters the model of the generations after.
+        running = [n for n in pending.values() if n not in archive]
+        archive = [*archive, *running][-sg.max_points(loaded.es.dim) :]
         remaining = [i for i in order if i not in outcome and i not in pending]
 
         def ranked() -> Round:  # (every row has an outcome, or is missing)
