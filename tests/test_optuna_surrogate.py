@@ -445,7 +445,9 @@ def test_bipop_budgets_count_the_trials_of_a_run_not_the_rows_the_model_filled()
     sampler = study.sampler
     assert isinstance(sampler, NESSampler)
     states = _states(study)
-    run_of = {e["state"]: s["restart"] for e, s in zip(sampler.generations(study), states)}
+    run_of = {
+        e["state"]: s["restart"] for e, s in zip(sampler.generations(study), states, strict=True)
+    }
     trials_of_run: dict[int, int] = {}
     for t in study.trials:
         record = t.system_attrs.get(ch.CANDIDATE)

@@ -983,7 +983,7 @@ class Search:
         lam = loaded.rows.shape[0]
         outcome: dict[int, FrozenTrial | None] = {}  # row -> its finished trial (None: dead)
         pending: dict[int, int] = {}  # row -> the running trial that holds it
-        archived = {int(str(n)) for n in sur["archive"]}  # type: ignore[attr-defined]
+        archived = {int(str(n)) for n in sur["archive"]}
         late: list[FrozenTrial] = []  # rows recorded as running that have finished since
         for row, number in sur["done"]:
             t = None if number < 0 else st.find(trials, number)

@@ -200,7 +200,8 @@ class UnitSpace:
             return U
         out = np.array(U, dtype=float, copy=True)
         for r in range(out.shape[0]):
-            u = self.to_unit(self.from_unit(out[r]))
+            params: dict[str, object] = dict(self.from_unit(out[r]))
+            u = self.to_unit(params)
             if u is not None:
                 out[r, discrete] = u[discrete]
         return out
