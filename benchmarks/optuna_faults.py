@@ -16,7 +16,8 @@ benchmark can be built up in parts and a rerun only computes what is missing):
   ``1 / (d popsize)`` the margin asks for (2,000 batches, not cached; ``--seeds`` unused).
 * ``procs``: 2 and 4 processes x 60 trials on SQLite and on a journal file: the share of
   COMPLETE trials told to the search and the points evaluated twice.
-* ``procs-surrogate``: the ``procs`` study with ``NESSampler(surrogate=True)``.
+* ``procs-surrogate``: the ``procs`` study with ``NESSampler(surrogate=True)``; also the
+  COMPLETE trials that no generation was told but the model fitted (``surrogate_fitted``).
 * ``procs2`` and ``procs2-timed``: the ``procs`` study with two parameters (where XNES runs
   mirrored), with and without mirrored sampling; in ``procs2-timed`` each trial takes 0.05 to
   0.15 s, as a real objective takes time.
@@ -353,6 +354,32 @@ def surrogate_done(chain: list[dict[str, object]], trials: list[FrozenTrial]) ->
     return out
 
 
+def surrogate_fitted(chain: list[dict[str, object]], trials: list[FrozenTrial]) -> set[int]:
+    """Return the trials a surrogate's model fitted: in a state's archive, finished in time.
+
+    The tell after a state fits the model to that state's archive (its trials with a usable
+    value, see ``Search._points``); a trial in it that finished before the next state's trial
+    started was read by that fit. (The trials of rows still running when their generation was
+    told join the archive, and are fitted once they have finished, without being told.)
+    """
+    out: set[int] = set()
+    for e, after in itertools.pairwise(chain):
+        t = trials[e["trial"]]  # type: ignore[index]
+        carrier = parse_carrier(t)
+        stored_at = trials[after["trial"]].datetime_start  # type: ignore[index]
+        if carrier is None or stored_at is None:
+            continue
+        sur = stored_state(t, carrier).get("surrogate")
+        for n in sur["archive"] if isinstance(sur, dict) else ():
+            if not 0 <= n < len(trials):
+                continue
+            done = trials[n].datetime_complete
+            complete = trials[n].state == optuna.trial.TrialState.COMPLETE
+            if complete and done is not None and done <= stored_at:
+                out.add(n)
+    return out
+
+
 def run_procs(
     kind: str,
     n_procs: int,
@@ -415,6 +442,9 @@ def run_procs(
             out = study_summary(study, seconds)
             out["complete"] = len(complete)
             out["told"] = sum(t.number in told for t in complete)
+            # (with the surrogate: the trials its model fitted that no generation was told)
+            fitted = surrogate_fitted(chain, trials) - told
+            out["model_only"] = sum(t.number in fitted for t in complete)
             # the last generation is not told yet: its trials are not counted as unused
             last = chain[-1]["state"] if chain else None
             pending = sum(
@@ -594,9 +624,17 @@ def report_procs(
             for s in seeds:
                 r = run_procs(kind, n, s, params=params, options=options, slow=slow)
                 complete, told = int(r["complete"]), int(r["told"])  # type: ignore[call-overload]
+                model = ""
+                if options == {"surrogate": True}:
+                    only = int(r.get("model_only", 0))  # type: ignore[call-overload]
+                    model = (
+                        f", fitted by the model only {only} (told or fitted: "
+                        f"{100 * (told + only) / complete:.1f}%)"
+                    )
                 print(
                     f"  {kind:7s} {n} procs run {s}: complete {complete}, told {told} "
-                    f"({100 * told / complete:.1f}%), pending (last generation) {r['pending']}, "
+                    f"({100 * told / complete:.1f}%){model}, "
+                    f"pending (last generation) {r['pending']}, "
                     f"startup {r['startup']}, duplicates {r['duplicates']}, "
                     f"best {float(r['best']):.2e}, "  # type: ignore[arg-type]
                     f"{float(r['seconds']):.0f} s"  # type: ignore[arg-type]
