@@ -331,6 +331,27 @@ WORKER = textwrap.dedent(
 )
 
 
+def _entries_in_time(
+    chain: list[dict[str, object]], trials: list[FrozenTrial], field: str
+) -> set[int]:
+    """Return the trials each state's surrogate entry names in `field` that finished before
+    the next state's trial started (and so were read by the tell that stored it)."""
+    out: set[int] = set()
+    for e, after in itertools.pairwise(chain):
+        t = trials[e["trial"]]  # type: ignore[index]
+        carrier = parse_carrier(t)
+        stored_at = trials[after["trial"]].datetime_start  # type: ignore[index]
+        if carrier is None or stored_at is None:
+            continue
+        sur = stored_state(t, carrier).get("surrogate")
+        names = sur[field] if isinstance(sur, dict) else []
+        for n in (n for _, n in names) if field == "done" else names:
+            done = trials[n].datetime_complete if 0 <= n < len(trials) else None
+            if done is not None and done <= stored_at:
+                out.add(n)
+    return out
+
+
 def surrogate_done(chain: list[dict[str, object]], trials: list[FrozenTrial]) -> set[int]:
     """Return the trials a surrogate's rounds recorded (``done``) and their generation used.
 
@@ -339,45 +360,19 @@ def surrogate_done(chain: list[dict[str, object]], trials: list[FrozenTrial]) ->
     before the state that tells it was stored (else the row is told as missing). So: the trials
     of each state's ``done`` that finished before the next state's trial started.
     """
-    out: set[int] = set()
-    for e, after in itertools.pairwise(chain):
-        t = trials[e["trial"]]  # type: ignore[index]
-        carrier = parse_carrier(t)
-        stored_at = trials[after["trial"]].datetime_start  # type: ignore[index]
-        if carrier is None or stored_at is None:
-            continue
-        sur = stored_state(t, carrier).get("surrogate")
-        for _, n in sur["done"] if isinstance(sur, dict) else ():
-            done = trials[n].datetime_complete if 0 <= n < len(trials) else None
-            if done is not None and done <= stored_at:
-                out.add(n)
-    return out
+    return _entries_in_time(chain, trials, "done")
 
 
 def surrogate_fitted(chain: list[dict[str, object]], trials: list[FrozenTrial]) -> set[int]:
-    """Return the trials a surrogate's model fitted: in a state's archive, finished in time.
+    """Return the COMPLETE trials a surrogate's model fitted: in a state's archive, in time.
 
     The tell after a state fits the model to that state's archive (its trials with a usable
     value, see ``Search._points``); a trial in it that finished before the next state's trial
     started was read by that fit. (The trials of rows still running when their generation was
     told join the archive, and are fitted once they have finished, without being told.)
     """
-    out: set[int] = set()
-    for e, after in itertools.pairwise(chain):
-        t = trials[e["trial"]]  # type: ignore[index]
-        carrier = parse_carrier(t)
-        stored_at = trials[after["trial"]].datetime_start  # type: ignore[index]
-        if carrier is None or stored_at is None:
-            continue
-        sur = stored_state(t, carrier).get("surrogate")
-        for n in sur["archive"] if isinstance(sur, dict) else ():
-            if not 0 <= n < len(trials):
-                continue
-            done = trials[n].datetime_complete
-            complete = trials[n].state == optuna.trial.TrialState.COMPLETE
-            if complete and done is not None and done <= stored_at:
-                out.add(n)
-    return out
+    complete = optuna.trial.TrialState.COMPLETE
+    return {n for n in _entries_in_time(chain, trials, "archive") if trials[n].state == complete}
 
 
 def run_procs(
