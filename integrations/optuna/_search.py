@@ -983,8 +983,6 @@ class Search:
         lam = loaded.rows.shape[0]
         outcome: dict[int, FrozenTrial | None] = {}  # row -> its finished trial (None: dead)
         pending: dict[int, int] = {}  # row -> the running trial that holds it
-        archived = {int(str(n)) for n in sur["archive"]}
-        late: list[FrozenTrial] = []  # rows recorded as running that have finished since
         for row, number in sur["done"]:
             t = None if number < 0 else st.find(trials, number)
             if t is not None and not t.state.is_finished():
@@ -993,8 +991,6 @@ class Search:
             if t is not None and not self._evaluated(loaded, row, t):
                 raise ValueError(f"`surrogate.done` names trial {number}, which row {row} is not")
             outcome[row] = t
-            if t is not None and t.number not in archived:
-                late.append(t)
         # (the extras past the generation's rows are further samples: points for the model)
         rows_told, samples = extras[: len(order) - k], extras[len(order) - k :]
         new = [*zip(order[:k], told, strict=True), *zip(order[k:], rows_told, strict=False)]
@@ -1003,11 +999,11 @@ class Search:
         for index, number in sorted((held or {}).items()):
             if 0 <= index < len(order) and order[index] not in outcome:
                 pending.setdefault(order[index], number)
-        # (a row that was still running when an earlier round was told enters the model now)
-        archive = self._grown_archive(loaded, [*late, *(t for _, t in new), *samples], sign)
+        archive = self._grown_archive(loaded, [*(t for _, t in new), *samples], sign)
         # The trials of rows still running join the archive too: the fit reads a trial once it
-        # has a usable value (see `_points`), so a row whose generation is told without it
-        # (the model's value, or missing) still enters the model of the generations after.
+        # has a usable value (see `_points`), so such a row enters the model when it finishes,
+        # in a later round of its generation or, if the generation is told without it (the
+        # model's value, or missing), in the generations after.
         running = [n for n in pending.values() if n not in archive]
         archive = [*archive, *running][-sg.max_points(loaded.es.dim) :]
         remaining = [i for i in order if i not in outcome and i not in pending]
