@@ -33,6 +33,9 @@ variant ``fail-ignored`` gives a failed row no weight instead (:func:`finite_row
 
 With ``--baseline V`` the variants are paired with variant ``V`` instead of the default
 (``--baseline lq --variants lq-weighted``: a change to the surrogate against the surrogate).
+Variants may also set the sampler's ``restart_strategy`` (``bipop``, ``lq-bipop``) and
+``sigma0``. With ``--cma-unbounded`` CMA-ES runs without its bounds (an experiment: the
+objective is evaluated wherever its candidates fall, BBOB's penalty outside the box included).
 
 Run: ``python -m benchmarks optuna_replay --dims 5 --variants r1 r1-es05``
 (``--instances 7 8 9 --seeds 4`` by default: 288 runs per d and variant; run ``k`` of an
@@ -87,6 +90,11 @@ class Variant:
     # once it is accepted: those not evaluated (the sampler's) or every row ("all")
     regression: str = "recent"
     model_rows: str = "unevaluated"
+    restart_strategy: str = "ipop"  # the sampler's `restart_strategy`
+    sigma0: float = DEFAULT_SIGMA0  # the sampler's `sigma0`
+    # with the surrogate: XNES's eta_sigma for a generation whose rows were all evaluated (the
+    # model was not accepted); None: the same rate for every generation
+    eta_sigma_rejected: float | None = None
 
     def options_at(self, dim: int) -> dict[str, OptionValue]:
         """The options at dimension `dim` (with ``eta_B`` set if `shape_rate_factor` is)."""
@@ -167,6 +175,19 @@ VARIANTS: dict[str, Variant] = {
     "lq-tolfun8": Variant({"tolfun": 1e-8}, surrogate=True),
     "lq-es05": Variant({"eta_sigma": 0.5}, surrogate=True),
     "lq-es07": Variant({"eta_sigma": 0.7}, surrogate=True),
+    "lq-es03": Variant({"eta_sigma": 0.3}, surrogate=True),
+    # the step-size rate 0.3 for a generation the model did not fill in, 1 for the others
+    "lq-es03-rejected": Variant(surrogate=True, eta_sigma_rejected=0.3),
+    "lq-es05-rejected": Variant(surrogate=True, eta_sigma_rejected=0.5),
+    # the surrogate with BIPOP restarts, a larger first step size, the rank-one term
+    "lq-bipop": Variant(surrogate=True, restart_strategy="bipop"),
+    "lq-sigma03": Variant(surrogate=True, sigma0=0.3),
+    "lq-r1": Variant({"rank_one": True}, surrogate=True),
+    "bipop": Variant(restart_strategy="bipop"),
+    # the surrogate with a larger first population (the model fills in the rows it ranks)
+    "lq-pop12": Variant(surrogate=True, popsize=12),
+    "lq-pop16": Variant(surrogate=True, popsize=16),
+    "lq-es05-pop12": Variant({"eta_sigma": 0.5}, surrogate=True, popsize=12),
     # a failed evaluation ignored instead of ranked worst (meaningful with --fault fail)
     "fail-ignored": Variant({"shaping": finite_rows_only}),
     # mirrored sampling (the default at d <= 2), independent sampling (the default at d >= 3,
@@ -220,12 +241,17 @@ def run(
     rounds: list[int] | None = None,
     regression: str = "recent",
     model_rows: str = "unevaluated",
+    restart_strategy: str = "ipop",
+    sigma0: float = DEFAULT_SIGMA0,
+    eta_sigma_rejected: float | None = None,
 ) -> list[float]:
     """Return the ``f - f_opt`` of the first `n` evaluations of one replayed study.
 
     With `surrogate` the sampler's rounds (``NESSampler(surrogate=True)`` in one process, see
-    :func:`surrogate_generation`), each round's size appended to `rounds`; `regression` and
-    `model_rows` as :class:`Variant` has them.
+    :func:`surrogate_generation`), each round's size appended to `rounds`; `regression`,
+    `model_rows` and `eta_sigma_rejected` as :class:`Variant` has them. `restart_strategy`
+    and `sigma0` are the sampler's arguments (a BIPOP regime's budget counts the evaluations
+    of its runs, as the sampler's does without startup trials).
 
     With `fault` ``"fail"`` an evaluation in the failing region of ``optuna_bbob`` is inf,
     what the sampler tells the strategy for a failed trial, and the startup trials go on until
@@ -234,25 +260,37 @@ def run(
     evaluate = unit_objective(function, dim, instance, fault)
     merged = {**COMMON_OPTIONS, **DEFAULT_OPTIONS.get(cls.name, {}), **options}
     auto = mirrored_up_to(cls, dict(options), popsize)  # as the sampler decides
-    search = Search(cls, DEFAULT_SIGMA0, popsize, DEFAULT_RESTARTS, merged, seed, "ipop", auto)
+    search = Search(cls, sigma0, popsize, DEFAULT_RESTARTS, merged, seed, restart_strategy, auto)
     box = _unit_box(dim)
     values = startup_values(evaluate, dim, seed, n)
     restart = 0
-    es = search.new_strategy(dim, seed, restart)
+    bipop = search.first_bipop()
+    es = search.new_strategy(dim, seed, restart, bipop=bipop)
+    started = len(values)  # the evaluations before the run (a BIPOP budget counts its own)
     archive = Archive(dim, regression)
     with np.errstate(all="ignore"):
         while len(values) < n:
             Y = es.ask()
             X = box.reflect(Y.copy())
             if surrogate:
+                before = len(values)
                 f = surrogate_generation(X, evaluate, values, archive, rounds, model_rows)
+                if eta_sigma_rejected is not None:
+                    if not isinstance(es, XNES):
+                        raise ValueError("`eta_sigma_rejected` needs XNES")
+                    # the rate of this generation's tell: all rows evaluated, the model rejected
+                    rejected = len(values) - before == len(f)
+                    es._eta_sigma = eta_sigma_rejected if rejected else es._eta_sigma0
             else:
                 f = np.array([evaluate(x) for x in X])
                 values.extend(f.tolist())
             es.tell(Y, f)
             if search.should_restart(es):
                 restart += 1
-                es = search.new_strategy(dim, seed, restart)
+                if bipop is not None:
+                    bipop = search.next_bipop(bipop, len(values) - started)
+                started = len(values)
+                es = search.new_strategy(dim, seed, restart, bipop=bipop)
                 archive = Archive(dim, regression)  # (the model starts afresh on a restart)
     return values[:n]
 
@@ -380,7 +418,14 @@ def surrogate_generation(
 
 
 def run_cma(
-    function: int, dim: int, instance: int, seed: int, n: int, *, fault: str = "none"
+    function: int,
+    dim: int,
+    instance: int,
+    seed: int,
+    n: int,
+    *,
+    fault: str = "none",
+    bounded: bool = True,
 ) -> list[float]:
     """Return the ``f - f_opt`` of the first `n` trials of ``CmaEsSampler(seed=seed)``, replayed.
 
@@ -399,6 +444,9 @@ def run_cma(
 
     A run whose search collapses (a candidate that is not finite, or cmaes's overflow check in
     ``tell``) ends there, as the real study stops with an error: the rest of its values are inf.
+
+    With `bounded` False, CMA-ES runs without bounds (``--cma-unbounded``, an experiment: the
+    objective is evaluated where the candidate lies, BBOB's penalty outside the box included).
     """
     import cmaes
 
@@ -408,7 +456,7 @@ def run_cma(
     es = cmaes.CMA(
         mean=np.full(dim, 0.5),
         sigma=1.0 / 6.0,
-        bounds=np.tile([0.0, 1.0], (dim, 1)),
+        bounds=np.tile([0.0, 1.0], (dim, 1)) if bounded else None,
         n_max_resampling=10 * dim,
     )
     lam = es.population_size
@@ -603,6 +651,11 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
         help="also replay CmaEsSampler and count the functions within 10%% of it",
     )
     parser.add_argument(
+        "--cma-unbounded",
+        action="store_true",
+        help="replay CMA-ES without its bounds (an experiment: CmaEsSampler has them)",
+    )
+    parser.add_argument(
         "--show-runs",
         nargs="*",
         type=int,
@@ -627,7 +680,9 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                     seed = 10_000 * f + 100 * d + i + 1_000_000 * k
                     for v in names:
                         if v == "CMA":
-                            vals = run_cma(f, d, i, seed, n, fault=args.fault)
+                            vals = run_cma(
+                                f, d, i, seed, n, fault=args.fault, bounded=not args.cma_unbounded
+                            )
                         else:
                             w = VARIANTS[v]
                             vals = run(
@@ -643,6 +698,9 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                                 surrogate=w.surrogate,
                                 regression=w.regression,
                                 model_rows=w.model_rows,
+                                restart_strategy=w.restart_strategy,
+                                sigma0=w.sigma0,
+                                eta_sigma_rejected=w.eta_sigma_rejected,
                             )
                         bests[v][(f, i, k)] = [best(vals, b) for b in BUDGETS]
                         failed[v].append(failures(vals, lam_of(v, d)))

@@ -239,6 +239,60 @@ def test_the_surrogate_replay_evaluates_the_samplers_rounds(
     assert start > n - 64
 
 
+def test_the_bipop_replay_evaluates_the_samplers_runs() -> None:
+    """The replay with ``restart_strategy="bipop"`` evaluates ``NESSampler``'s BIPOP runs.
+
+    A 2-d sphere converges and restarts within 700 trials (the BIPOP values differ from the
+    IPOP ones), and every replayed value after the startup trial is one of the study's (the
+    last generation may be cut differently, so the last 64 are left out).
+    """
+    from collections import Counter
+
+    from benchmarks import optuna_replay
+    from nes_asktell import NESSampler
+
+    function, dim, instance, n = 1, 2, 1, 700
+    seed = optuna_bbob.seed_of(function, dim, instance)
+    problem, fopt, _ = optuna_bbob.load_problem(function, dim, instance)
+    study = optuna.create_study(sampler=NESSampler(seed=seed, restart_strategy="bipop"))
+    study.optimize(
+        lambda t: problem([t.suggest_float(f"x{i}", -5.0, 5.0) for i in range(dim)]) - fopt,
+        n_trials=n,
+    )
+    replayed = optuna_replay.run({}, function, dim, instance, seed, n, restart_strategy="bipop")
+    ipop = optuna_replay.run({}, function, dim, instance, seed, n)
+    assert sum(a != b for a, b in zip(replayed, ipop, strict=True)) > 100
+    missing = Counter(replayed[1 : n - 64]) - Counter(t.value for t in study.trials)
+    assert not missing
+
+
+def test_the_replays_step_rate_for_rejected_models_acts_on_those_generations_only() -> None:
+    """``eta_sigma_rejected`` sets XNES's step-size rate of the generations whose rows were all
+    evaluated: at the sampler's own rate (1) the run is the surrogate's, at 0.3 it is not; a
+    strategy other than XNES is refused."""
+    from benchmarks import optuna_replay
+
+    args = ({}, 15, 3, 1, 30201, 300)
+    lq = optuna_replay.run(*args, surrogate=True)
+    assert optuna_replay.run(*args, surrogate=True, eta_sigma_rejected=1.0) == lq
+    assert optuna_replay.run(*args, surrogate=True, eta_sigma_rejected=0.3) != lq
+    with pytest.raises(ValueError, match="eta_sigma_rejected"):
+        optuna_replay.run(*args, surrogate=True, eta_sigma_rejected=0.3, cls=optuna_replay.CRFMNES)
+
+
+def test_the_unbounded_cma_replay_evaluates_outside_the_box() -> None:
+    """``run_cma(bounded=False)`` (``--cma-unbounded``) leaves CMA-ES's candidates where they
+    fall. The linear slope f5 is ``f_opt`` exactly only at or beyond its optimal corner (it is
+    flat beyond it), which an unclipped Gaussian sample reaches only beyond the box."""
+    from benchmarks import optuna_replay
+
+    bounded = optuna_replay.run_cma(5, 3, 1, 50301, 400)
+    free = optuna_replay.run_cma(5, 3, 1, 50301, 400, bounded=False)
+    assert free[0] == bounded[0]  # the startup trial
+    assert free != bounded
+    assert min(free) == 0.0
+
+
 def test_the_cma_replay_evaluates_the_cmaes_samplers_generations() -> None:
     """The replay of CmaEsSampler evaluates its trials after the startup trial, generation by
     generation (each compared as a sorted list: within a generation the order may differ)."""
