@@ -1993,6 +1993,40 @@ def test_a_trial_asked_and_never_told_before_optimize_does_not_hold_the_search()
     assert study.best_value < 1e-6
 
 
+def test_a_trial_asked_and_never_told_in_an_ask_and_tell_loop_does_not_hold_the_search() -> None:
+    # The same stray trial in a loop of study.ask() and study.tell() (no optimize): it was one
+    # of the thread's own trials in flight, so its generation stayed open; the loop took the
+    # extra samples, then drew independent points until the 5 s grace period ended, which a
+    # quick loop never reaches (300 trials: 251 drawn independently, best 0.35, against 1 and
+    # 8.7e-5 without the stray trial). The thread has told trials it asked after it, so it is
+    # not part of a batch in flight: it is judged as another process's, late once the extras
+    # are used up and 4 median durations (0.5 s at least) have passed since it started, and
+    # its generation closes without it (it is not handed out again: it may still be told).
+    sampler = NESSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    stray = None
+    for i in range(150):
+        trial = study.ask()
+        value = quadratic_2d(trial)
+        if i == 10:
+            stray = trial
+            continue
+        study.tell(trial, value)
+    assert stray is not None
+    assert study.trials[stray.number].state == TrialState.RUNNING
+    cand = ch.parse_candidate(study.trials[stray.number])
+    assert cand is not None
+    assert [t.number for t in study.trials if ch.parse_candidate(t) == cand] == [stray.number]
+    chain = check_chain(study, NESSampler(seed=0))
+    assert told_as_missing(chain, cand) is True
+    assert len(chain) >= 15  # (3 before)
+    fallback = [t.number for t in study.trials[1:] if ch.parse_candidate(t) is None]
+    assert not fallback  # (after the startup trial, 100 of 149 before)
+    study.tell(stray, quadratic_2d(stray))  # told late: accepted, and the search goes on
+    study.optimize(quadratic_2d, n_trials=20)
+    check_chain(study, NESSampler(seed=0))
+
+
 def test_trials_asked_ahead_and_sampled_in_a_thread_pool_are_not_waited_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

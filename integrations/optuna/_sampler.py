@@ -237,8 +237,9 @@ class NESSampler(BaseSampler):
     closes on the outcomes finished by then, and a slow, hung or dead candidate counts as
     missing and is not handed out again (the older rules, in docs/optuna.rst, hold while the
     sampling thread's own batch of asked trials is in flight, or when fewer extras can
-    finish). A trial that took the same candidate as another at the same moment moves on,
-    so no live point is evaluated twice.
+    finish; a trial the thread asked before one it has since told is not part of that batch).
+    A trial that took the same candidate as another at the same moment moves on, so no live
+    point is evaluated twice.
     The told state is validated and stored on the
     trial that told it, with the digest of its parent; processes that tell the same generation
     write the same state, and all processes follow the same (longest) chain of states. Every
@@ -438,6 +439,9 @@ class NESSampler(BaseSampler):
         # (study token, trial number) -> the thread that started the trial and whether
         # `study.optimize` runs it there, until it finishes
         self._started: dict[tuple[tuple[object, int, str], int], tuple[int, bool]] = {}
+        # (study token, thread) -> the highest number of the trials the thread started that
+        # have finished: its unfinished trials below it are not a batch in flight
+        self._passed: dict[tuple[tuple[object, int, str], int], int] = {}
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()
@@ -448,6 +452,7 @@ class NESSampler(BaseSampler):
             "_warned",
             "_fallback",
             "_started",
+            "_passed",
         ):
             del d[name]
         return d
@@ -567,7 +572,13 @@ class NESSampler(BaseSampler):
         Generations are told while sampling.
         """
         with self._lock:
-            self._started.pop((ch.study_token(study), trial.number), None)
+            token = ch.study_token(study)
+            started = self._started.pop((token, trial.number), None)
+            if started is not None:
+                key = (token, started[0])
+                self._passed[key] = max(self._passed.pop(key, -1), trial.number)
+                while len(self._passed) > _MAX_STARTED:  # threads of studies long gone
+                    del self._passed[next(iter(self._passed))]
             self._fallback.pop(trial.number, None)  # (only its own parameters ask about it)
         if self._constraints_func is not None:
             ch.store_constraints(self._constraints_func, study, trial, state)
@@ -653,7 +664,11 @@ class NESSampler(BaseSampler):
         * those of the caller's thread are `blocked`; while the caller runs `trial` in
           ``study.optimize`` they are also `abandoned` (a ``study.ask()`` never told, as when
           user code raised between ask and tell: it cannot finish before ``optimize``
-          returns);
+          returns). Outside ``study.optimize`` (ask and tell), one that the thread started
+          before a trial of its own that has since finished is not `blocked`: it is not part
+          of a batch asked together and told later, and is judged as one of another process
+          (late, or dead, by the storage's times), so that a trial asked and never told does
+          not hold its generation open while the thread goes on;
         * those ``study.optimize`` runs in other threads are `alive` (a trial started by
           ``study.ask()`` may have been abandoned, whichever thread asked it: it is judged as
           one of another process);
@@ -665,12 +680,14 @@ class NESSampler(BaseSampler):
         blocked: set[int] = set()
         alive: set[int] = set()
         local: set[int] = set()
+        passed = -1 if optimizing else self._passed.get((token, me), -1)
         for (of, n), (thread, by_optimize) in self._started.items():
             if of != token or n == trial.number:
                 continue
             local.add(n)
             if thread == me:
-                blocked.add(n)
+                if n > passed:
+                    blocked.add(n)
             elif by_optimize:
                 alive.add(n)
         mine = frozenset(blocked)

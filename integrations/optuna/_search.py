@@ -1214,6 +1214,9 @@ class Running:
 
     * `blocked`: started by the caller's thread. They cannot progress while it waits (trials
       asked together with ``study.ask()`` and told later), so they are never waited for.
+      Outside ``study.optimize`` not those it started before a trial of its own that has
+      since finished: the thread has moved past them (an ask never told, or told out of
+      order), and they are judged as another process's.
     * `abandoned`: those of `blocked` that cannot finish at all before the caller's
       ``study.optimize`` returns (a ``study.ask()`` never told, as when user code raised
       between ask and tell). Their candidates are handed out again at once.
