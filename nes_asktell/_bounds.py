@@ -41,6 +41,13 @@ class Box:
         #: size, 1e100; fixed coordinates included): a wider box counts as no bound where a
         #: start or a default step size is taken from the box
         self.spanned = np.isfinite(span) & (span / 4.0 <= SIGMA_MAX)
+        #: whether a wall or a width lies beyond half the float range, where the reflection's
+        #: 2 w, 2 lo or 2 hi overflows (see :meth:`reflect`)
+        with np.errstate(over="ignore", invalid="ignore"):
+            doubled = np.concatenate([2.0 * span[self._both], 2.0 * lower, 2.0 * upper])
+        self._huge = bool(
+            np.any(np.isinf(doubled) & ~np.isinf(np.concatenate([span[self._both], lower, upper])))
+        )
         # The walls as values of a narrower float type (see _walls), by dtype.
         self._walls: dict[np.dtype[np.floating], tuple[FloatArray, FloatArray]] = {}
 
@@ -88,6 +95,8 @@ class Box:
         sub = Y[rows]
         lo, hi = self.lower, self.upper
         width = hi - lo
+        if self._huge:
+            return self._reflect_huge(Y, rows, sub)
         with np.errstate(invalid="ignore"):
             t = np.mod(sub - lo, 2.0 * width)
             both = np.where(width > 0, lo + np.minimum(t, 2.0 * width - t), lo)
@@ -98,6 +107,33 @@ class Box:
         # of Y's type, so that storing it in Y does not round it out of the box).
         w_lo, w_hi = (lo, hi) if Y.dtype == np.float64 else self._walls_of(Y.dtype)
         Y[rows] = np.clip(sub, w_lo, w_hi)
+        return Y
+
+    def _reflect_huge(self, Y: FloatArray, rows: np.ndarray, sub: FloatArray) -> FloatArray:
+        """:meth:`reflect` for a box with a wall or a width beyond half the float range.
+
+        There 2 w, 2 lo or 2 hi overflows: a candidate below the lower wall of [-1, 1e308]
+        became ``mod(negative, inf) = inf`` and then ``min(inf, inf - inf) = NaN``. Where the
+        period overflows the candidate is mirrored once off the wall it passed, ``lo + (lo -
+        y)`` or ``hi - (y - hi)``, as where ``2 lo`` or ``2 hi`` does; a mirror image past the
+        float range lands on the largest float (no wall is beyond it).
+        """
+        lo, hi = self.lower, self.upper
+        width = hi - lo
+        with np.errstate(invalid="ignore", over="ignore"):
+            period = 2.0 * width
+            t = np.mod(sub - lo, period)
+            both = np.where(width > 0, lo + np.minimum(t, period - t), lo)
+            once = np.where(sub < lo, lo + (lo - sub), np.where(sub > hi, hi - (sub - hi), sub))
+            both = np.where(np.isfinite(period), both, once)
+            off_lo = np.where(np.isfinite(2.0 * lo), 2.0 * lo - sub, lo + (lo - sub))
+            off_hi = np.where(np.isfinite(2.0 * hi), 2.0 * hi - sub, hi - (sub - hi))
+        sub = np.where(self._both, both, sub)
+        sub = np.where(self._lo_only & (sub < lo), off_lo, sub)
+        sub = np.where(self._hi_only & (sub > hi), off_hi, sub)
+        w_lo, w_hi = (lo, hi) if Y.dtype == np.float64 else self._walls_of(Y.dtype)
+        big = np.finfo(Y.dtype).max
+        Y[rows] = np.clip(np.clip(sub, w_lo, w_hi), -big, big)
         return Y
 
     def _walls_of(self, dtype: np.dtype[np.floating]) -> tuple[FloatArray, FloatArray]:

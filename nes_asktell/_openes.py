@@ -115,6 +115,7 @@ class OpenES(Strategy):
     """
 
     name = "openes"
+    diagonal_rows = True
     allows_legacy_rng = True
     default_mirrored = True
     default_shaping = "centered_ranks"

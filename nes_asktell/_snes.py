@@ -100,6 +100,7 @@ class SNES(Strategy):
     """
 
     name = "snes"
+    diagonal_rows = True
     default_mirrored = True
     default_shaping = "nes"
 

@@ -275,6 +275,10 @@ class Strategy(ABC):
     #: whether the update adapts the step sizes (then, with bounds, they are kept within the
     #: box's widths; see :meth:`_commit`); OpenES follows its own schedule instead.
     adapts_sigma: ClassVar[bool] = True
+    #: whether every candidate is ``mean + scale * z`` for a diagonal scale (OpenES, SNES), so
+    #: that workers can rebuild it from its noise key (:meth:`batch_keys`); a full or low-rank
+    #: shape (XNES, DX-NES-IC, CR-FM-NES) is not, even where it is still the identity.
+    diagonal_rows: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -1071,11 +1075,15 @@ class Strategy(ABC):
 
         `X` must be the first rows of the pending batch (the array :meth:`ask` returned, or a
         slice of it). Rows can be rebuilt when the noise is counter-based (an integer seed)
-        and a candidate is ``mean + scale * z`` (OpenES, SNES); that is checked on the first
-        and the last row, so any other strategy (XNES) gets None and ships vectors.
+        and a candidate is ``mean + scale * z`` (:attr:`diagonal_rows`: OpenES, SNES); that is
+        also checked on the first and the last row. Any other strategy (XNES) gets None and
+        ships vectors, in every generation (its first rows, with the identity shape, could be
+        rebuilt, and ``mode="seeds"`` then failed from the second generation on).
         """
         pending = self._X
-        if not isinstance(self._noise, _noise.CounterNoise) or pending is None or not len(X):
+        if not type(self).diagonal_rows or not isinstance(self._noise, _noise.CounterNoise):
+            return None
+        if pending is None or not len(X):
             return None
         if not (X is pending or X.base is pending) or X.shape[1] != self._dim:
             return None

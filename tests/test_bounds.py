@@ -118,6 +118,62 @@ def test_a_box_wider_than_the_largest_float_is_searched_without_warnings(name: s
     assert np.all((res.x >= lower) & (res.x <= upper))
 
 
+@pytest.mark.parametrize("name", ["xnes", "snes", "openes", "dxnesic", "crfmnes"])
+def test_a_box_wider_than_half_the_largest_float_gives_finite_candidates_inside(name: str) -> None:
+    # Bug: [-1, 1e308] is finite and narrower than the largest float, but its reflection
+    # period 2 w is not: a candidate below the lower wall became mod(negative, inf) = inf and
+    # then min(inf, inf - inf) = NaN. 4 of 6 candidates of every strategy were NaN, and
+    # minimize(method=nes) handed NaN points to the objective (9 of 60), with numpy's
+    # "overflow encountered in multiply". The candidate is now mirrored once off the wall.
+    lower, upper = [-1.0, -1.0], [1e308, 1e308]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        es = resolve_strategy(name)([-0.9, -0.9], 0.5, bounds=(lower, upper), rng=0)
+        for _ in range(20):
+            X = es.ask()
+            assert np.all(np.isfinite(X))
+            assert np.all((X >= -1.0) & (X <= 1e308))
+            es.tell(X, np.sum(X**2, axis=1))
+
+
+def test_reflection_off_walls_beyond_half_the_float_range_stays_finite_and_inside() -> None:
+    # 2 w and 2 lo overflow for these walls: the mirror image is taken as lo + (lo - y) (or
+    # hi - (y - hi)), and one past the float range lands on the largest float
+    big = float(np.finfo(np.float64).max)
+    box = parse_bounds(([-1.0, 1e308, -np.inf], [1e308, np.inf, -1e308]), 3)
+    assert box is not None
+    Y = np.array([[-3.0, 0.0, 0.0], [-1e308, -1e308, 1e308], [1.5e308, 1.5e308, -1.5e308]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        X = box.reflect(Y.copy())
+    assert np.all(np.isfinite(X))
+    assert box.contains(X)
+    assert X[0].tolist() == [1.0, big, -big]
+    assert X[1].tolist() == [-1.0 + (-1.0 + 1e308), big, -big]
+    assert X[2].tolist() == [1e308 - (1.5e308 - 1e308), 1.5e308, -1.5e308]
+
+
+def test_the_scipy_method_never_evaluates_nan_in_a_box_wider_than_half_the_float_range() -> None:
+    from scipy.optimize import minimize
+
+    from nes_asktell import nes
+
+    seen: list[np.ndarray] = []
+
+    def f(x: np.ndarray) -> float:
+        seen.append(x.copy())
+        return float(np.sum(x**2))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = minimize(
+            f, [-0.9, -0.9], method=nes, bounds=Bounds(-1, 1e308), options={"rng": 0, "maxfev": 60}
+        )
+    assert len(seen) == 60
+    assert all(np.all(np.isfinite(x)) and np.all(x >= -1.0) for x in seen)
+    assert np.isfinite(res.fun)
+
+
 def test_the_scipy_method_takes_its_default_sigma0_from_the_widest_box_without_warnings() -> None:
     # its default sigma0 (a quarter of the width) subtracted the bounds itself and warned
     # "overflow encountered in subtract" for [-1e308, 1e308]; that box counts as no bound

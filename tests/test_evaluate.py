@@ -178,19 +178,32 @@ def test_seeds_mode_rebuilds_exactly_the_asked_rows() -> None:
             np.testing.assert_array_equal(row, X[k])
 
 
-def test_strategies_that_cannot_be_rebuilt_ship_vectors() -> None:
-    es = XNES(np.zeros(5), 0.3, rng=0)
+@pytest.mark.parametrize("name", ["xnes", "dxnesic", "crfmnes"])
+def test_strategies_that_cannot_be_rebuilt_ship_vectors(name: str) -> None:
+    # Bug: XNES's (and DX-NES-IC's) first rows, with the identity shape, could be rebuilt
+    # from keys, so evaluate(..., mode="seeds") worked for one generation and raised at the
+    # second, after a generation's evaluations; now they ship vectors in every generation and
+    # "seeds" is refused at the first call, before anything is evaluated.
+    es = nes_asktell.resolve_strategy(name)(np.zeros(5), 0.3, rng=0)
     X = es.ask()
-    assert es.batch_keys(X) is not None  # B = I still: sigma B s is sigma s exactly
-    es.tell(X, [sphere(x) for x in X])
-    assert es.batch_keys(es.ask()) is None  # x = mu + sigma B s, B is not diagonal
-    gen = OpenES(np.zeros(5), 0.3, rng=np.random.RandomState(0))
-    assert gen.batch_keys(gen.ask()) is None  # a sequential stream (legacy) has no keys
+    assert es.batch_keys(X) is None  # x = mu + sigma B s, B not diagonal in general
+    calls: list[object] = []
+
+    def counted(x: np.ndarray) -> float:
+        calls.append(x)
+        return sphere(x)
+
     with (
         ThreadPoolExecutor(1) as tp,
         pytest.raises(ValueError, match="`mode` is 'seeds', but these candidates cannot"),
     ):
-        evaluate(es, sphere, tp, mode="seeds")
+        evaluate(es, counted, tp, mode="seeds")
+    assert not calls
+    assert es.ask() is X  # the rejected call changed nothing
+    es.tell(X, [sphere(x) for x in X])
+    assert es.batch_keys(es.ask()) is None
+    gen = OpenES(np.zeros(5), 0.3, rng=np.random.RandomState(0))
+    assert gen.batch_keys(gen.ask()) is None  # a sequential stream (legacy) has no keys
 
 
 def test_a_worker_with_other_noise_falls_back_to_vectors(monkeypatch) -> None:
