@@ -664,11 +664,10 @@ class NESSampler(BaseSampler):
         * those of the caller's thread are `blocked`; while the caller runs `trial` in
           ``study.optimize`` they are also `abandoned` (a ``study.ask()`` never told, as when
           user code raised between ask and tell: it cannot finish before ``optimize``
-          returns). Outside ``study.optimize`` (ask and tell), one that the thread started
-          before a trial of its own that has since finished is not `blocked`: it is not part
-          of a batch asked together and told later, and is judged as one of another process
-          (late, or dead, by the storage's times), so that a trial asked and never told does
-          not hold its generation open while the thread goes on;
+          returns). Outside ``study.optimize`` (ask and tell), those that the thread started
+          before a trial of its own that has since finished are also `passed`: not part of a
+          batch asked together and told later, so that a trial asked and never told does not
+          hold its generation open while the thread goes on;
         * those ``study.optimize`` runs in other threads are `alive` (a trial started by
           ``study.ask()`` may have been abandoned, whichever thread asked it: it is judged as
           one of another process);
@@ -680,14 +679,16 @@ class NESSampler(BaseSampler):
         blocked: set[int] = set()
         alive: set[int] = set()
         local: set[int] = set()
-        passed = -1 if optimizing else self._passed.get((token, me), -1)
+        last = -1 if optimizing else self._passed.get((token, me), -1)
+        passed: set[int] = set()
         for (of, n), (thread, by_optimize) in self._started.items():
             if of != token or n == trial.number:
                 continue
             local.add(n)
             if thread == me:
-                if n > passed:
-                    blocked.add(n)
+                blocked.add(n)
+                if n < last:
+                    passed.add(n)
             elif by_optimize:
                 alive.add(n)
         mine = frozenset(blocked)
@@ -696,6 +697,7 @@ class NESSampler(BaseSampler):
             abandoned=mine if optimizing else frozenset(),
             alive=frozenset(alive),
             local=frozenset(local),
+            passed=frozenset(passed),
         )
 
     def _independent(self, trial: FrozenTrial, name: str) -> BaseSampler:

@@ -1214,9 +1214,10 @@ class Running:
 
     * `blocked`: started by the caller's thread. They cannot progress while it waits (trials
       asked together with ``study.ask()`` and told later), so they are never waited for.
-      Outside ``study.optimize`` not those it started before a trial of its own that has
-      since finished: the thread has moved past them (an ask never told, or told out of
-      order), and they are judged as another process's.
+    * `passed`: those of `blocked` that the thread started before a trial of its own that has
+      since finished, outside ``study.optimize`` (an ask never told, or told out of order):
+      not a batch in flight, so a generation closes without them once they are late (see
+      :func:`plan`), as without another process's late trials.
     * `abandoned`: those of `blocked` that cannot finish at all before the caller's
       ``study.optimize`` returns (a ``study.ask()`` never told, as when user code raised
       between ask and tell). Their candidates are handed out again at once.
@@ -1232,6 +1233,7 @@ class Running:
     abandoned: frozenset[int] = frozenset()
     alive: frozenset[int] = frozenset()
     local: frozenset[int] = frozenset()
+    passed: frozenset[int] = frozenset()
 
 
 #: what a caller that started no other trial of the study knows of them: nothing
@@ -1260,13 +1262,13 @@ def plan(
     is past `give_up` (see :func:`exhaustion`) and a candidate had no outcome by then, the
     generation closes: ``(told, EXHAUSTED)``, each candidate told its outcome finished by
     then, None (missing) if it had none; before then, once the extras are used up, a trial
-    waits (`WAIT`). Otherwise, and while a trial ``running.blocked`` holds an unfinished row
-    of the generation (see :class:`Running` for what the caller's process knows of its
-    trials), the older rule: only when the extra samples are used up is a candidate whose
-    RUNNING trial is presumed dead (see :func:`_is_stale`; never one held by a trial
-    ``running.alive``; when the storage has a
-    `heartbeat`, only a candidate none of whose trials records one, as `watched` (the RUNNING
-    trials that do; None: all) says: Optuna fails the others itself) handed out once more,
+    waits (`WAIT`). Otherwise, and while a trial ``running.blocked`` (but not ``passed``)
+    holds an unfinished row of the generation (see :class:`Running` for what the caller's
+    process knows of its trials), the older rule: only when the extra samples are used up is
+    a candidate whose RUNNING trial is presumed dead (see :func:`_is_stale`; never one held
+    by a trial ``running.alive``; when the storage has a `heartbeat`, only a candidate none
+    of whose trials records one, as `watched` (the RUNNING trials that do; None: all) says:
+    Optuna fails the others itself) handed out once more,
     and counted as dead (told worst) if that copy dies too. Returns ``(told, -1)`` when
     every candidate has an outcome or is dead (`told`: one trial per candidate, in candidate
     order: the lowest-numbered COMPLETE one, else PRUNED, else FAIL; None for a dead
@@ -1293,7 +1295,8 @@ def plan(
             and held.state in (TrialState.RUNNING, TrialState.WAITING)
         ):
             live.setdefault(k, []).append(n)
-    mine = any(n in running.blocked for n in numbers)  # the caller's own trials hold rows of it
+    # the caller's own trials hold rows of it, as a batch in flight (not trials it moved past)
+    mine = any(n in running.blocked and n not in running.passed for n in numbers)
     if give_up is not None and now is not None and now >= give_up and not mine:
         # (the same rule for every reader, whenever it reads: a generation whose every
         # candidate had an outcome by `give_up` closes as usual)
