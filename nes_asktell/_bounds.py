@@ -95,46 +95,43 @@ class Box:
         sub = Y[rows]
         lo, hi = self.lower, self.upper
         width = hi - lo
-        if self._huge:
-            return self._reflect_huge(Y, rows, sub)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             t = np.mod(sub - lo, 2.0 * width)
             both = np.where(width > 0, lo + np.minimum(t, 2.0 * width - t), lo)
-        sub = np.where(self._both, both, sub)
-        sub = np.where(self._lo_only & (sub < lo), 2.0 * lo - sub, sub)
-        sub = np.where(self._hi_only & (sub > hi), 2.0 * hi - sub, sub)
-        # Rounding can leave a value a hair outside: clip it onto the wall (the wall as a value
-        # of Y's type, so that storing it in Y does not round it out of the box).
-        w_lo, w_hi = (lo, hi) if Y.dtype == np.float64 else self._walls_of(Y.dtype)
-        Y[rows] = np.clip(sub, w_lo, w_hi)
-        return Y
-
-    def _reflect_huge(self, Y: FloatArray, rows: np.ndarray, sub: FloatArray) -> FloatArray:
-        """:meth:`reflect` for a box with a wall or a width beyond half the float range.
-
-        There 2 w, 2 lo or 2 hi overflows: a candidate below the lower wall of [-1, 1e308]
-        became ``mod(negative, inf) = inf`` and then ``min(inf, inf - inf) = NaN``. Where the
-        period overflows the candidate is mirrored once off the wall it passed, ``lo + (lo -
-        y)`` or ``hi - (y - hi)``, as where ``2 lo`` or ``2 hi`` does; a mirror image past the
-        float range lands on the largest float (no wall is beyond it).
-        """
-        lo, hi = self.lower, self.upper
-        width = hi - lo
-        with np.errstate(invalid="ignore", over="ignore"):
-            period = 2.0 * width
-            t = np.mod(sub - lo, period)
-            both = np.where(width > 0, lo + np.minimum(t, period - t), lo)
-            once = np.where(sub < lo, lo + (lo - sub), np.where(sub > hi, hi - (sub - hi), sub))
-            both = np.where(np.isfinite(period), both, once)
-            off_lo = np.where(np.isfinite(2.0 * lo), 2.0 * lo - sub, lo + (lo - sub))
-            off_hi = np.where(np.isfinite(2.0 * hi), 2.0 * hi - sub, hi - (sub - hi))
+            off_lo, off_hi = 2.0 * lo - sub, 2.0 * hi - sub
+            if self._huge:
+                both, off_lo, off_hi = self._mirrored_once(sub, both, off_lo, off_hi)
         sub = np.where(self._both, both, sub)
         sub = np.where(self._lo_only & (sub < lo), off_lo, sub)
         sub = np.where(self._hi_only & (sub > hi), off_hi, sub)
+        # Rounding can leave a value a hair outside: clip it onto the wall (the wall as a value
+        # of Y's type, so that storing it in Y does not round it out of the box), and a mirror
+        # image past the float range onto the largest float (no wall is beyond it).
         w_lo, w_hi = (lo, hi) if Y.dtype == np.float64 else self._walls_of(Y.dtype)
-        big = np.finfo(Y.dtype).max
-        Y[rows] = np.clip(np.clip(sub, w_lo, w_hi), -big, big)
+        sub = np.clip(sub, w_lo, w_hi)
+        if self._huge:
+            big = np.finfo(Y.dtype).max
+            sub = np.clip(sub, -big, big)
+        Y[rows] = sub
         return Y
+
+    def _mirrored_once(
+        self, sub: FloatArray, both: FloatArray, off_lo: FloatArray, off_hi: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Mend :meth:`reflect`'s images where a wall or a width lies beyond half the float range.
+
+        There 2 w, 2 lo or 2 hi overflows: a candidate below the lower wall of [-1, 1e308]
+        became ``mod(negative, inf) = inf`` and then ``min(inf, inf - inf) = NaN``. Where they
+        overflow, the candidate is mirrored once off the wall it passed, ``lo + (lo - y)`` or
+        ``hi - (y - hi)`` (called under numpy's errstate of :meth:`reflect`).
+        """
+        lo, hi = self.lower, self.upper
+        below, above = lo + (lo - sub), hi - (sub - hi)
+        once = np.where(sub < lo, below, np.where(sub > hi, above, sub))
+        both = np.where(np.isfinite(2.0 * (hi - lo)), both, once)
+        off_lo = np.where(np.isfinite(2.0 * lo), off_lo, below)
+        off_hi = np.where(np.isfinite(2.0 * hi), off_hi, above)
+        return both, off_lo, off_hi
 
     def _walls_of(self, dtype: np.dtype[np.floating]) -> tuple[FloatArray, FloatArray]:
         """Return the box's walls as the values of `dtype` nearest to them inside the box.

@@ -2046,14 +2046,34 @@ def test_searches_of_other_settings_with_the_same_seed_start_with_the_same_point
     assert len(set(points)) == distinct
 
 
+def long_waits_fail(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Make a generation's wait for its extras last 30 s at least (MIN_WAIT), and fail a test
+    once the sampler has slept 10 s in all (at once, rather than after 30 s, then 120 s, ...).
+
+    Returns the list of the sampler's sleeps.
+    """
+    import time as real_time
+    import types
+
+    from nes_asktell.integrations.optuna import _sampler, _search
+
+    monkeypatch.setattr(_search, "MIN_WAIT", 30.0)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if sum(slept) >= 10.0:
+            raise AssertionError(f"the sampler waited {sum(slept):.1f} s in all")
+        real_time.sleep(seconds)
+
+    monkeypatch.setattr(_sampler, "time", types.SimpleNamespace(sleep=sleep))
+    return slept
+
+
 def test_trials_asked_ahead_and_sampled_in_a_thread_pool_are_not_waited_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import time as real_time
-    import types
     from concurrent.futures import ThreadPoolExecutor
-
-    from nes_asktell.integrations.optuna import _sampler, _search
 
     # Batches asked in the main thread, suggested and evaluated by a pool of 2 threads, told by
     # the main thread. A pool thread about to tell a generation waited for the batch's other
@@ -2062,16 +2082,7 @@ def test_trials_asked_ahead_and_sampled_in_a_thread_pool_are_not_waited_for(
     # 8.3, 33.5 and 133.9 s, as the durations came to include the waits. A trial started in
     # the sampler's own process samples after it under its lock: it is not waited for. With
     # MIN_WAIT at 30 s, one such wait would last 30 s or more.
-    monkeypatch.setattr(_search, "MIN_WAIT", 30.0)
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        if sum(slept) >= 10.0:  # (fail at once rather than wait 30 s, then 120 s, ...)
-            raise AssertionError(f"the sampler waited {sum(slept):.1f} s in all")
-        real_time.sleep(seconds)
-
-    monkeypatch.setattr(_sampler, "time", types.SimpleNamespace(sleep=sleep))
+    slept = long_waits_fail(monkeypatch)
 
     sampler = NESSampler(seed=0)
     study = optuna.create_study(sampler=sampler)
@@ -2090,10 +2101,7 @@ def test_trials_told_out_of_order_from_a_thread_pool_are_not_waited_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import time as real_time
-    import types
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-
-    from nes_asktell.integrations.optuna import _sampler, _search
 
     # The main thread asks, a pool of 4 threads evaluates (a slow trial now and then), and the
     # main thread tells each trial as it completes: a trial it moved past (a later one was
@@ -2101,16 +2109,7 @@ def test_trials_told_out_of_order_from_a_thread_pool_are_not_waited_for(
     # its tell needs the main thread: it is never waited for. A first version of that rule
     # judged such a trial as another process's, and a generation about to close waited for
     # it until the deadline (MIN_WAIT): 300 trials took 25-27 s instead of 1.2-1.4 s.
-    monkeypatch.setattr(_search, "MIN_WAIT", 30.0)
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        if sum(slept) >= 10.0:  # (fail at once rather than wait 30 s a generation)
-            raise AssertionError(f"the sampler waited {sum(slept):.1f} s in all")
-        real_time.sleep(seconds)
-
-    monkeypatch.setattr(_sampler, "time", types.SimpleNamespace(sleep=sleep))
+    slept = long_waits_fail(monkeypatch)
 
     durations = np.random.default_rng(0).choice([0.005, 0.005, 0.005, 0.05], size=400)
 
