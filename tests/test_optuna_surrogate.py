@@ -466,16 +466,20 @@ def test_bipop_budgets_count_the_trials_of_a_run_not_the_rows_the_model_filled()
     assert checked >= 3
 
 
-def test_rows_running_when_their_generation_is_told_still_enter_the_model() -> None:
+@pytest.mark.parametrize("popsize", [None, 16])
+def test_rows_running_when_their_generation_is_told_still_enter_the_model(
+    popsize: int | None,
+) -> None:
     """Bug: with Optuna's ask-and-tell keeping three trials in flight (ask one, tell the one
     asked three steps before), a generation was told the model's values for the rows still
     running, and those trials were used nowhere: 133 of the 196 trials of this study that
     evaluated a row. Their trials now join the archive, which the fit reads once they have
-    values: 4 are used nowhere (three extra samples of the first generation, which has no
-    model and whose rule for trials asked together leaves out those in flight, and the last
-    trial)."""
+    values. So do the extra samples in flight when a generation or a round is told (before,
+    3 of the first generation's were used nowhere, and with ``popsize=16`` 3 at each of the
+    first two tells): now only the last trials are used nowhere, told after the last state.
+    """
     lag = 3
-    study = optuna.create_study(sampler=NESSampler(seed=0, surrogate=True))
+    study = optuna.create_study(sampler=NESSampler(seed=0, surrogate=True, popsize=popsize))
     queue: list[optuna.Trial] = []
     for _ in range(200):
         queue.append(_ask(study))
@@ -493,4 +497,4 @@ def test_rows_running_when_their_generation_is_told_still_enter_the_model() -> N
     held = [t.number for t in study.trials if t.system_attrs.get(ch.CANDIDATE)]
     lost = [n for n in held if n not in used]
     assert len(held) > 190, len(held)
-    assert len(lost) <= 2 * lag, lost
+    assert all(n >= 200 - lag for n in lost), lost

@@ -312,8 +312,8 @@ class Assigner:
                         del self.marked[min(self.marked)]
                 raise Pending(close.wait)
             extras = close.extras
-            holders: dict[int, int] = {}  # a surrogate's round: index -> first trial holding it
-            for n in numbers if loaded.order is not None else ():
+            holders: dict[int, int] = {}  # with a surrogate: index -> first trial holding it
+            for n in numbers if self.search.surrogate else ():
                 holders.setdefault(ix.candidates[n].index, n)
             after, refused, n_told = self.search.next_state(
                 tip, loaded, told, sign, extras, trials, holders

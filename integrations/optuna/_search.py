@@ -848,6 +848,12 @@ class Search:
                 es, used = self._tell(loaded, told, extras or [], sign)
                 if self.surrogate:
                     archive = self._grown_archive(loaded, [*told, *(extras or [])[:used]], sign)
+                    # the extra samples not told (still running, or finished after the
+                    # deadline) join it too: the fit reads a trial once it has a usable value
+                    lam = loaded.es.popsize
+                    late = [n for i, n in sorted((held or {}).items()) if i >= lam]
+                    late = _unfinished_or_usable(late, archive, trials, sign)
+                    archive = [*archive, *late][-sg.max_points(loaded.es.dim) :]
             stopped = self.should_restart(es)
             after_bipop = bipop
             if stopped:
@@ -1004,7 +1010,11 @@ class Search:
         # has a usable value (see `_points`), so such a row enters the model when it finishes,
         # in a later round of its generation or, if the generation is told without it (the
         # model's value, or missing), in the generations after.
+        # So do the further samples handed out and not told with the round (still running, or
+        # finished after its deadline).
+        further = [n for index, n in sorted((held or {}).items()) if index >= len(order)]
         running = [n for n in pending.values() if n not in archive]
+        running += _unfinished_or_usable(further, archive, trials, sign)
         archive = [*archive, *running][-sg.max_points(loaded.es.dim) :]
         remaining = [i for i in order if i not in outcome and i not in pending]
 
@@ -1041,6 +1051,23 @@ class Search:
         if not np.all(np.isfinite(fitness)):
             return again(len(remaining)) if remaining else ranked()
         return Round(archive, len(extras), fitness, filled=len(remaining))
+
+
+def _unfinished_or_usable(
+    numbers: list[int], archive: list[int], trials: list[FrozenTrial], sign: float
+) -> list[int]:
+    """Return the trials of `numbers` not in `archive` that are running or have a usable point.
+
+    (A trial that finished with no usable value would only take an archive's place.)
+    """
+    out = []
+    for n in numbers:
+        t = st.find(trials, n)
+        if n in archive or n in out or t is None:
+            continue
+        if not t.state.is_finished() or _usable(t, sign):
+            out.append(n)
+    return out
 
 
 @dataclass
