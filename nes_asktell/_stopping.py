@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import OptimizeResult
 
 from . import _validate as v
@@ -181,6 +182,7 @@ def holds(
     condition: float = 1.0,
     degenerate: bool = False,
     flat_generations: int = 0,
+    dtype: type = np.float64,
 ) -> dict[str, float]:
     """Return the criteria that hold, each with its threshold.
 
@@ -190,6 +192,8 @@ def holds(
     `condition` is the condition number of the covariance (``conditioncov`` holds above
     ``tolconditioncov``, as in pycma); `degenerate` says that the distribution is not usable
     (a non-finite mean or step size, or a step size at its limit), which holds at once.
+    ``sigma`` holds when a step of every standard deviation no longer moves the mean in the
+    candidates' `dtype` (float32 samples collapse long before float64 ones would).
     """
     out: dict[str, float] = {}
     if degenerate or not (np.all(np.isfinite(mean)) and np.all(np.isfinite(stds))):
@@ -215,7 +219,11 @@ def holds(
     if crit.timeout is not None and elapsed >= crit.timeout:
         out["timeout"] = crit.timeout
     with np.errstate(invalid="ignore", over="ignore"):
-        collapsed = bool(np.all(mean + stds == mean))
+        m: npt.NDArray[np.floating[Any]] = mean.astype(dtype, copy=False)
+        step: npt.NDArray[np.floating[Any]] = stds.astype(dtype, copy=False)
+        if not np.all(np.isfinite(m)):  # (a mean beyond the dtype's range: judged in float64)
+            m, step = mean, stds
+        collapsed = bool(np.all(m + step == m))
     if collapsed:
         out["sigma"] = float(np.max(stds))
     return out

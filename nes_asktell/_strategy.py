@@ -946,6 +946,7 @@ class Strategy(ABC):
             condition=1.0 if tol is None or self._condition_at_most(tol) else self._condition(),
             degenerate=self._degenerate(),
             flat_generations=self._flat_generations,
+            dtype=self._dtype,
         )
 
     def _condition(self) -> float:

@@ -202,6 +202,9 @@ def as_vector(name: str, value: object, dim: int | None = None) -> FloatArray:
         raise TypeError(f"`{name}` must be a 1-d array of numbers, but got {short(value)}.")
     if isinstance(value, (list, tuple)) and len(value) > MAX_ELEMENTS:
         raise ValueError(f"`{name}` is too long: {len(value)} numbers.")
+    if isinstance(value, (list, tuple)) and any(isinstance(x, (bool, np.bool_)) for x in value):
+        # (numpy reads [True, 1, 1] as the ints [1, 1, 1])
+        raise TypeError(f"`{name}` must be a 1-d array of numbers, but got {short(value)}.")
     try:
         raw = np.asarray(value)
         if raw.dtype.kind not in "iuf":

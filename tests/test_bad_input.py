@@ -69,6 +69,13 @@ CONSTRUCTOR_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ("x0 text", {"x0": "abc"}, TypeError, r"`x0` must be a 1-d array of numbers, but got 'abc'"),
     ("x0 None", {"x0": None}, TypeError, r"`x0` must be a 1-d array of numbers, but got None"),
     (
+        # numpy reads a list of a bool and ints as ints: [1, 1, 1]
+        "x0 bool among numbers",
+        {"x0": [True, 1, 1]},
+        TypeError,
+        r"`x0` must be a 1-d array of numbers, but got \[True, 1, 1\]",
+    ),
+    (
         "x0 objects",
         {"x0": [{}]},
         TypeError,

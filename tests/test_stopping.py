@@ -209,6 +209,24 @@ def test_sigma_collapse() -> None:
     assert es.result.status == 3
 
 
+@pytest.mark.parametrize("cls", [XNES, SNES])
+def test_sigma_collapse_is_judged_in_the_dtype_of_the_candidates(cls: type[Strategy]) -> None:
+    """Bug: with ``dtype=float32`` the collapse was judged in float64, so it never held while
+    the float32 candidates were all the mean. A step of 1e-9 at a mean of 1 is below float32's
+    resolution (6e-8) and above float64's (1e-16)."""
+    stops = {}
+    for dtype in (np.float32, np.float64):
+        es = cls(np.ones(2), 1e-9, rng=0, dtype=dtype, tolx=None, tolfun=None)
+        X = es.ask()
+        es.tell(X, np.sum(X * X, axis=1))
+        stops[dtype] = es.stop()
+    assert set(stops[np.float32]) == {"sigma"}
+    assert stops[np.float64] == {}
+    # a mean beyond float32's range is judged in float64, not taken as collapsed
+    es = cls(np.full(2, 1e39), 1.0, rng=0, dtype=np.float32, tolx=None, tolfun=None)
+    assert "sigma" not in es.stop()
+
+
 @pytest.mark.parametrize("how", ["return True", "return np.True_", "raise StopIteration"])
 def test_callback_stops_the_run(how: str) -> None:
     # np.True_ (what `np.linalg.norm(res.x) < 1e-3` returns) did not stop the run: the loop
