@@ -28,7 +28,8 @@ Run: ``python -m benchmarks optuna_bbob --dims 5 --functions 1-24`` (then ``--di
 ``--report`` to only print the tables of the cached studies (of the whole suite, it also writes
 them to the docs; a part of the suite leaves the docs' files alone), ``--quick`` for a smoke
 run (f1 and f8 at d = 2, 60 trials, a temporary cache, nothing written to the docs).
-Writes ``docs/_static/bench/optuna_bbob_summary.rst`` and ``optuna_bbob_tables.rst``.
+Writes ``docs/_static/bench/optuna_bbob_summary.rst`` and ``optuna_bbob_tables.rst`` (with
+``--samplers NES-lq CMA TPE Random``: ``optuna_bbob_surrogate_*.rst``).
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ CORE_XNES_OPTIONS: dict[str, OptionValue] = {
 #: ``restart_strategy`` is deprecated and ignored (a FutureWarning says it "falls back to None";
 #: the restarts moved to OptunaHub), so with this Optuna it repeats CMA's studies trial by trial.
 DEFAULT_SAMPLERS = ("NES", "CMA", "TPE", "Random")
+#: the samplers of the surrogate's tables (``optuna_bbob_surrogate_*.rst``)
+SURROGATE_SAMPLERS = ["NES-lq", "CMA", "TPE", "Random"]
 LABELS = {
     "NES": "NESSampler",
     "NES-mirrored": "NESSampler(mirrored)",
@@ -518,13 +521,18 @@ def docs_stem(
     leave the docs with that part only): all 24 functions at d = 5 and 10, on instances 1-3
     with the four samplers, or with a fault on instances 1-3 or 1-15 (five times the studies
     per median, which tells a sampler's lead from the luck of three instances on the
-    multimodal functions) with NESSampler, CmaEsSampler and TPESampler.
+    multimodal functions) with NESSampler, CmaEsSampler and TPESampler; and without a fault
+    on instances 1-3 with ``NES-lq`` (``surrogate=True``) in the place of ``NES``.
     """
     if list(dims) != [5, 10] or list(functions) != list(range(1, 25)):
         return None
     if fault == "none":
-        whole = list(instances) == [1, 2, 3] and list(samplers) == list(DEFAULT_SAMPLERS)
-        return "optuna_bbob" if whole else None
+        if list(instances) != [1, 2, 3]:
+            return None
+        if list(samplers) == list(DEFAULT_SAMPLERS):
+            return "optuna_bbob"
+        # the same tables with the surrogate in NESSampler's place
+        return "optuna_bbob_surrogate" if list(samplers) == SURROGATE_SAMPLERS else None
     part = {(1, 2, 3): "", tuple(range(1, 16)): "_i15"}.get(tuple(instances))
     if part is None or list(samplers) != ["NES", "CMA", "TPE"]:
         return None

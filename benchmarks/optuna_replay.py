@@ -82,6 +82,7 @@ class Variant:
 
     options: dict[str, OptionValue] = field(default_factory=dict)
     popsize: int | None = None  # None: the sampler's default, 4 + 3 ln d
+    popsize_factor: int | None = None  # the population as this multiple of the default at d
     cls: type[Strategy] = XNES
     shape_rate_factor: float | None = None  # eta_B as this multiple of the paper's at each d
     surrogate: bool = False  # NESSampler(surrogate=True)
@@ -95,6 +96,12 @@ class Variant:
     # with the surrogate: XNES's eta_sigma for a generation whose rows were all evaluated (the
     # model was not accepted); None: the same rate for every generation
     eta_sigma_rejected: float | None = None
+
+    def popsize_at(self, dim: int) -> int | None:
+        """The population at dimension `dim` (None: the sampler's default)."""
+        if self.popsize_factor is not None:
+            return self.popsize_factor * default_popsize(dim)
+        return self.popsize
 
     def options_at(self, dim: int) -> dict[str, OptionValue]:
         """The options at dimension `dim` (with ``eta_B`` set if `shape_rate_factor` is)."""
@@ -186,6 +193,8 @@ VARIANTS: dict[str, Variant] = {
     "bipop": Variant(restart_strategy="bipop"),
     # the surrogate with a larger first population (the model fills in the rows it ranks)
     "lq-pop12": Variant(surrogate=True, popsize=12),
+    # twice the default population at any d (16 at d = 5, 20 at d = 10)
+    "lq-pop2x": Variant(surrogate=True, popsize_factor=2),
     "lq-pop16": Variant(surrogate=True, popsize=16),
     "lq-es05-pop12": Variant({"eta_sigma": 0.5}, surrogate=True, popsize=12),
     # a failed evaluation ignored instead of ranked worst (meaningful with --fault fail)
@@ -565,7 +574,8 @@ STUCK = 10
 def lam_of(v: str, dim: int) -> int:
     """The population of variant `v` (CMA-ES's is also the default) at dimension `dim`."""
     w = VARIANTS.get(v)
-    return w.popsize if w is not None and w.popsize else default_popsize(dim)
+    lam = w.popsize_at(dim) if w is not None else None
+    return lam or default_popsize(dim)
 
 
 def failures(values: Sequence[float], lam: int) -> tuple[int, bool]:
@@ -692,7 +702,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                                 i,
                                 seed,
                                 n,
-                                popsize=w.popsize,
+                                popsize=w.popsize_at(d),
                                 cls=w.cls,
                                 fault=args.fault,
                                 surrogate=w.surrogate,

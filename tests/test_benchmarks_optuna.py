@@ -44,6 +44,12 @@ def test_only_a_whole_suite_writes_the_docs_files() -> None:
     assert stem("fail", dims, every, [1, 2, 3, 4], peers) is None
     assert stem("fail", dims, every, [1, 2, 3], ["NES", "CMA"]) is None
     assert stem("none", dims, every, list(range(1, 16)), [*peers, "Random"]) is None
+    # the surrogate's tables: NES-lq in NESSampler's place, the whole suite only
+    lq = ["NES-lq", "CMA", "TPE", "Random"]
+    assert stem("none", dims, every, [1, 2, 3], lq) == "optuna_bbob_surrogate"
+    assert stem("none", [5], every, [1, 2, 3], lq) is None
+    assert stem("none", dims, every, [4, 5, 6], lq) is None
+    assert stem("none", dims, every, [1, 2, 3], ["NES", "NES-lq", "CMA", "TPE", "Random"]) is None
 
 
 def test_every_named_sampler_is_built_and_labelled() -> None:
@@ -609,6 +615,25 @@ def test_replay_pairs_the_variants_with_a_chosen_baseline(
     assert "median ratio to the default" not in out
     compared = [line.split()[0] for line in out.splitlines() if "evaluations: better" in line]
     assert compared == ["default", "default", "lq-weighted", "lq-weighted"]
+
+
+def test_a_population_factor_sets_the_population_at_each_dimension() -> None:
+    """``lq-pop2x`` runs twice the sampler's default population at every d, and the replay
+    runs its generations at that size (one startup trial, then rounds of at most 16 rows)."""
+    from benchmarks import optuna_replay
+
+    w = optuna_replay.VARIANTS["lq-pop2x"]
+    assert (w.popsize_at(5), w.popsize_at(10)) == (16, 20)
+    assert optuna_replay.VARIANTS["lq-pop16"].popsize_at(10) == 16
+    assert optuna_replay.VARIANTS["lq"].popsize_at(5) is None
+    assert optuna_replay.lam_of("lq-pop2x", 10) == 20
+    assert optuna_replay.lam_of("lq", 10) == 10
+    rounds: list[int] = []
+    args = ({}, 1, 5, 1, optuna_bbob.seed_of(1, 5, 1), 100)
+    optuna_replay.run(*args, popsize=w.popsize_at(5), surrogate=True, rounds=rounds)
+    assert rounds[0] == 16  # the first generation, without a model
+    assert max(rounds) == 16
+    assert min(rounds) == 2  # ceil(16 / 10) first
 
 
 def test_the_faults_benchmark_counts_the_trials_the_model_fitted_untold() -> None:
