@@ -219,10 +219,12 @@ def holds(
     if crit.timeout is not None and elapsed >= crit.timeout:
         out["timeout"] = crit.timeout
     with np.errstate(invalid="ignore", over="ignore"):
-        m: npt.NDArray[np.floating[Any]] = mean.astype(dtype, copy=False)
-        step: npt.NDArray[np.floating[Any]] = stds.astype(dtype, copy=False)
-        if not np.all(np.isfinite(m)):  # (a mean beyond the dtype's range: judged in float64)
-            m, step = mean, stds
+        m: npt.NDArray[np.floating[Any]] = mean
+        step: npt.NDArray[np.floating[Any]] = stds
+        if dtype is not np.float64:
+            m, step = mean.astype(dtype), stds.astype(dtype)
+            if not np.all(np.isfinite(m)):  # (a mean beyond the dtype's range: in float64)
+                m, step = mean, stds
         collapsed = bool(np.all(m + step == m))
     if collapsed:
         out["sigma"] = float(np.max(stds))
