@@ -96,6 +96,10 @@ class Variant:
     # with the surrogate: XNES's eta_sigma for a generation whose rows were all evaluated (the
     # model was not accepted); None: the same rate for every generation
     eta_sigma_rejected: float | None = None
+    # with the surrogate: double the population in place (the same mean, step size and
+    # shape) once the model was accepted in at most a fifth of the last `grow_window`
+    # generations of the run (a rugged function), up to 8 times the first population
+    grow_window: int | None = None
 
     def popsize_at(self, dim: int) -> int | None:
         """The population at dimension `dim` (None: the sampler's default)."""
@@ -196,6 +200,9 @@ VARIANTS: dict[str, Variant] = {
     # twice the default population at any d (16 at d = 5, 20 at d = 10)
     "lq-pop2x": Variant(surrogate=True, popsize_factor=2),
     "lq-pop16": Variant(surrogate=True, popsize=16),
+    # the population doubled where the model keeps failing
+    "lq-grow10": Variant(surrogate=True, grow_window=10),
+    "lq-grow20": Variant(surrogate=True, grow_window=20),
     "lq-es05-pop12": Variant({"eta_sigma": 0.5}, surrogate=True, popsize=12),
     # a failed evaluation ignored instead of ranked worst (meaningful with --fault fail)
     "fail-ignored": Variant({"shaping": finite_rows_only}),
@@ -253,6 +260,7 @@ def run(
     restart_strategy: str = "ipop",
     sigma0: float = DEFAULT_SIGMA0,
     eta_sigma_rejected: float | None = None,
+    grow_window: int | None = None,
 ) -> list[float]:
     """Return the ``f - f_opt`` of the first `n` evaluations of one replayed study.
 
@@ -277,6 +285,8 @@ def run(
     es = search.new_strategy(dim, seed, restart, bipop=bipop)
     started = len(values)  # the evaluations before the run (a BIPOP budget counts its own)
     archive = Archive(dim, regression)
+    accepted: list[bool] = []  # per generation of the run: whether the model filled a row
+    lam_first = es.popsize
     with np.errstate(all="ignore"):
         while len(values) < n:
             Y = es.ask()
@@ -290,10 +300,14 @@ def run(
                     # the rate of this generation's tell: all rows evaluated, the model rejected
                     rejected = len(values) - before == len(f)
                     es._eta_sigma = eta_sigma_rejected if rejected else es._eta_sigma0
+                accepted.append(len(values) - before < len(f))
             else:
                 f = np.array([evaluate(x) for x in X])
                 values.extend(f.tolist())
             es.tell(Y, f)
+            bigger = grown(es, accepted, grow_window, lam_first)
+            if bigger is not None:
+                es, accepted = bigger, []
             if search.should_restart(es):
                 restart += 1
                 if bipop is not None:
@@ -301,7 +315,26 @@ def run(
                 started = len(values)
                 es = search.new_strategy(dim, seed, restart, bipop=bipop)
                 archive = Archive(dim, regression)  # (the model starts afresh on a restart)
+                accepted, lam_first = [], es.popsize
     return values[:n]
+
+
+def grown(
+    es: Strategy, accepted: list[bool], window: int | None, lam_first: int
+) -> Strategy | None:
+    """Return `es` with twice its population (the same state otherwise), or None.
+
+    A variant's ``grow_window``: the population doubles once the model was accepted (filled
+    some rows) in at most a fifth of the last `window` generations of the run, up to 8 times
+    the run's first population `lam_first`.
+    """
+    if window is None or len(accepted) < window or es.popsize >= 8 * lam_first:
+        return None
+    if sum(accepted[-window:]) > window // 5:
+        return None
+    state = es.state_dict()
+    state["popsize"] = 2 * es.popsize
+    return type(es).from_state(state)
 
 
 @dataclass
@@ -711,6 +744,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                                 restart_strategy=w.restart_strategy,
                                 sigma0=w.sigma0,
                                 eta_sigma_rejected=w.eta_sigma_rejected,
+                                grow_window=w.grow_window,
                             )
                         bests[v][(f, i, k)] = [best(vals, b) for b in BUDGETS]
                         failed[v].append(failures(vals, lam_of(v, d)))

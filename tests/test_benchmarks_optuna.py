@@ -636,6 +636,30 @@ def test_a_population_factor_sets_the_population_at_each_dimension() -> None:
     assert min(rounds) == 2  # ceil(16 / 10) first
 
 
+def test_a_growing_variant_doubles_the_population_where_the_model_keeps_failing() -> None:
+    """``grow_window``: twice the population, the same mean, step size and shape, once the
+    model was accepted in at most a fifth of the last `window` generations; up to 8 times."""
+    from benchmarks.optuna_replay import VARIANTS, grown
+    from nes_asktell import XNES
+
+    es = XNES(np.zeros(3), 0.5, rng=0)
+    for _ in range(3):
+        X = es.ask()
+        es.tell(X, np.sum(X * X, axis=1) * np.arange(1, 4).sum())
+    lam = es.popsize
+    assert grown(es, [True] * 10, None, lam) is None  # not a growing variant
+    assert grown(es, [False] * 9, 10, lam) is None  # too few generations yet
+    assert grown(es, [True, True, True] + [False] * 7, 10, lam) is None  # accepted in 3 of 10
+    bigger = grown(es, [True, True] + [False] * 8, 10, lam)
+    assert bigger is not None
+    assert bigger.popsize == 2 * lam
+    assert np.array_equal(bigger.mean, es.mean)
+    assert bigger.sigma == es.sigma
+    assert bigger.ask().shape == (2 * lam, 3)
+    assert grown(bigger, [False] * 10, 10, lam // 4) is None  # already 8 times the first
+    assert VARIANTS["lq-grow20"].grow_window == 20
+
+
 def test_the_faults_benchmark_counts_the_trials_the_model_fitted_untold() -> None:
     """``optuna_faults.surrogate_fitted``: with three ask-and-tell trials in flight, the rows
     still running when their generation is told are never told, but the model fits them once
