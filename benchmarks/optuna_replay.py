@@ -294,13 +294,12 @@ def run(
             if surrogate:
                 before = len(values)
                 f = surrogate_generation(X, evaluate, values, archive, rounds, model_rows)
+                accepted.append(len(values) - before < len(f))  # the model filled a row
                 if eta_sigma_rejected is not None:
                     if not isinstance(es, XNES):
                         raise ValueError("`eta_sigma_rejected` needs XNES")
                     # the rate of this generation's tell: all rows evaluated, the model rejected
-                    rejected = len(values) - before == len(f)
-                    es._eta_sigma = eta_sigma_rejected if rejected else es._eta_sigma0
-                accepted.append(len(values) - before < len(f))
+                    es._eta_sigma = es._eta_sigma0 if accepted[-1] else eta_sigma_rejected
             else:
                 f = np.array([evaluate(x) for x in X])
                 values.extend(f.tolist())

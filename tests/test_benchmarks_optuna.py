@@ -645,7 +645,7 @@ def test_a_growing_variant_doubles_the_population_where_the_model_keeps_failing(
     es = XNES(np.zeros(3), 0.5, rng=0)
     for _ in range(3):
         X = es.ask()
-        es.tell(X, np.sum(X * X, axis=1) * np.arange(1, 4).sum())
+        es.tell(X, np.sum(X * X, axis=1))
     lam = es.popsize
     assert grown(es, [True] * 10, None, lam) is None  # not a growing variant
     assert grown(es, [False] * 9, 10, lam) is None  # too few generations yet

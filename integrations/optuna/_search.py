@@ -850,9 +850,7 @@ class Search:
                     archive = self._grown_archive(loaded, [*told, *(extras or [])[:used]], sign)
                     # the extra samples not told (still running, or finished after the
                     # deadline) join it too: the fit reads a trial once it has a usable value
-                    lam = loaded.es.popsize
-                    late = [n for i, n in sorted((held or {}).items()) if i >= lam]
-                    late = _unfinished_or_usable(late, archive, trials, sign)
+                    late = _late_samples(held, loaded.es.popsize, archive, trials, sign)
                     archive = [*archive, *late][-sg.max_points(loaded.es.dim) :]
             stopped = self.should_restart(es)
             after_bipop = bipop
@@ -1012,9 +1010,8 @@ class Search:
         # model's value, or missing), in the generations after.
         # So do the further samples handed out and not told with the round (still running, or
         # finished after its deadline).
-        further = [n for index, n in sorted((held or {}).items()) if index >= len(order)]
         running = [n for n in pending.values() if n not in archive]
-        running += _unfinished_or_usable(further, archive, trials, sign)
+        running += _late_samples(held, len(order), archive, trials, sign)
         archive = [*archive, *running][-sg.max_points(loaded.es.dim) :]
         remaining = [i for i in order if i not in outcome and i not in pending]
 
@@ -1053,15 +1050,22 @@ class Search:
         return Round(archive, len(extras), fitness, filled=len(remaining))
 
 
-def _unfinished_or_usable(
-    numbers: list[int], archive: list[int], trials: list[FrozenTrial], sign: float
+def _late_samples(
+    held: dict[int, int] | None,
+    first: int,
+    archive: list[int],
+    trials: list[FrozenTrial],
+    sign: float,
 ) -> list[int]:
-    """Return the trials of `numbers` not in `archive` that are running or have a usable point.
+    """Return the trials of further samples (`held` indices from `first` on) for the archive.
 
-    (A trial that finished with no usable value would only take an archive's place.)
+    Those not in `archive` that are still running or have a usable point, by index (a trial
+    that finished with no usable value would only take an archive's place).
     """
-    out = []
-    for n in numbers:
+    out: list[int] = []
+    for index, n in sorted((held or {}).items()):
+        if index < first:
+            continue
         t = st.find(trials, n)
         if n in archive or n in out or t is None:
             continue
