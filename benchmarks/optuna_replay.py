@@ -100,6 +100,10 @@ class Variant:
     # shape) once the model was accepted in at most a fifth of the last `grow_window`
     # generations of the run (a rugged function), up to 8 times the first population
     grow_window: int | None = None
+    # boundary handling as CMA-ES's (``cmaes.CMA`` with bounds): a candidate outside the cube is
+    # drawn again from the same distribution, up to ``10 d`` times (then reflected), and the
+    # update sees the candidate drawn last (:func:`resampled`); else reflected, as the sampler
+    resample: bool = False
 
     def popsize_at(self, dim: int) -> int | None:
         """The population at dimension `dim` (None: the sampler's default)."""
@@ -203,6 +207,8 @@ VARIANTS: dict[str, Variant] = {
     # the population doubled where the model keeps failing
     "lq-grow10": Variant(surrogate=True, grow_window=10),
     "lq-grow20": Variant(surrogate=True, grow_window=20),
+    "lq-resample": Variant(surrogate=True, resample=True),
+    "resample": Variant(resample=True),
     "lq-es05-pop12": Variant({"eta_sigma": 0.5}, surrogate=True, popsize=12),
     # a failed evaluation ignored instead of ranked worst (meaningful with --fault fail)
     "fail-ignored": Variant({"shaping": finite_rows_only}),
@@ -261,12 +267,14 @@ def run(
     sigma0: float = DEFAULT_SIGMA0,
     eta_sigma_rejected: float | None = None,
     grow_window: int | None = None,
+    resample: bool = False,
 ) -> list[float]:
     """Return the ``f - f_opt`` of the first `n` evaluations of one replayed study.
 
     With `surrogate` the sampler's rounds (``NESSampler(surrogate=True)`` in one process, see
     :func:`surrogate_generation`), each round's size appended to `rounds`; `regression`,
-    `model_rows` and `eta_sigma_rejected` as :class:`Variant` has them. `restart_strategy`
+    `model_rows`, `eta_sigma_rejected`, `grow_window` and `resample` as :class:`Variant` has
+    them. `restart_strategy`
     and `sigma0` are the sampler's arguments (a BIPOP regime's budget counts the evaluations
     of its runs, as the sampler's does without startup trials).
 
@@ -287,8 +295,11 @@ def run(
     archive = Archive(dim, regression)
     accepted: list[bool] = []  # per generation of the run: whether the model filled a row
     lam_first = es.popsize
+    redraws = np.random.default_rng([seed, 1])  # (the draws of `resample`)
     with np.errstate(all="ignore"):
         while len(values) < n:
+            if resample:
+                resampled(es, redraws, 10 * dim)
             Y = es.ask()
             X = box.reflect(Y.copy())
             if surrogate:
@@ -316,6 +327,35 @@ def run(
                 archive = Archive(dim, regression)  # (the model starts afresh on a restart)
                 accepted, lam_first = [], es.popsize
     return values[:n]
+
+
+def resampled(es: Strategy, rng: np.random.Generator, tries: int) -> None:
+    """Draw again, in place, the candidates of `es`'s pending batch outside the unit cube.
+
+    Each such row is drawn anew from the search distribution, ``mean + sigma B z`` with
+    ``z ~ N(0, I)`` from `rng`, until it lies in the cube, at most `tries` times (then it keeps
+    its first draw, which the caller reflects). The batch and the noise rows the update reads
+    are the strategy's own (XNES's, unmirrored), so its ``tell`` sees the candidates drawn last.
+    """
+    if not isinstance(es, XNES) or es.mirrored:
+        raise ValueError("`resample` needs XNES without mirrored sampling")
+    Y = es.ask()
+    outside = np.flatnonzero(((Y < 0.0) | (Y > 1.0)).any(axis=1))
+    if outside.size == 0:
+        return
+    X, Z = es._X, es._Zh
+    assert X is not None
+    assert Z is not None
+    X.flags.writeable = True
+    for row in outside:
+        for _ in range(tries):
+            z = rng.standard_normal(es.dim)
+            y = es.mean + es.sigma * (es.B @ z)
+            if np.all((y >= 0.0) & (y <= 1.0)):
+                Z[row], X[row] = z, y
+                break
+    X.flags.writeable = False
+    es._X_view = None  # (the next ask returns a view of the batch as it is now)
 
 
 def grown(
@@ -744,6 +784,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                                 sigma0=w.sigma0,
                                 eta_sigma_rejected=w.eta_sigma_rejected,
                                 grow_window=w.grow_window,
+                                resample=w.resample,
                             )
                         bests[v][(f, i, k)] = [best(vals, b) for b in BUDGETS]
                         failed[v].append(failures(vals, lam_of(v, d)))

@@ -660,6 +660,36 @@ def test_a_growing_variant_doubles_the_population_where_the_model_keeps_failing(
     assert VARIANTS["lq-grow20"].grow_window == 20
 
 
+def test_the_resampling_variant_draws_rows_outside_the_cube_again() -> None:
+    """``resample``: a row outside the unit cube is drawn anew from the same distribution
+    until inside (at most `tries` times, else kept); the update reads the rows drawn last."""
+    from benchmarks.optuna_replay import VARIANTS, resampled
+    from nes_asktell import XNES
+
+    es = XNES(np.full(3, 0.9), 0.4, rng=0, mirrored=False)
+    before = es.ask().copy()
+    outside = ((before < 0.0) | (before > 1.0)).any(axis=1)
+    assert outside.any()
+    resampled(es, np.random.default_rng(0), 100)
+    X = es.ask()
+    assert np.array_equal(X[~outside], before[~outside])  # rows inside are kept
+    assert np.all((X >= 0.0) & (X <= 1.0))
+    assert not np.array_equal(X[outside], before[outside])
+    assert es._Zh is not None
+    np.testing.assert_allclose(X, es.mean + es.sigma * es._Zh @ es.B.T, atol=1e-12)
+    es.tell(X, np.sum((X - 0.5) ** 2, axis=1))  # the strategy accepts the batch as it is now
+    assert es.generation == 1
+
+    stuck = XNES(np.full(3, 5.0), 0.01, rng=0, mirrored=False)
+    far = stuck.ask().copy()
+    resampled(stuck, np.random.default_rng(0), 3)  # no draw can reach the cube: kept
+    assert np.array_equal(stuck.ask(), far)
+    with pytest.raises(ValueError, match="mirrored"):
+        resampled(XNES(np.zeros(3), 0.4, rng=0, mirrored=True), np.random.default_rng(0), 3)
+    assert VARIANTS["lq-resample"].resample
+    assert VARIANTS["lq-resample"].surrogate
+
+
 def test_the_faults_benchmark_counts_the_trials_the_model_fitted_untold() -> None:
     """``optuna_faults.surrogate_fitted``: with three ask-and-tell trials in flight, the rows
     still running when their generation is told are never told, but the model fits them once
