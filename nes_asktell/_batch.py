@@ -200,6 +200,7 @@ def match_rows(X: FloatArray, solutions: object) -> np.ndarray | None:
             f"`solutions` must have shape {X.shape} (the rows of the latest ask), "
             f"but got shape {S.shape}."
         )
+    _check_not_rounded(solutions, S)
     if all(np.array_equal(S[a:b], X[a:b]) for a, b in row_blocks(X.shape[0], X.shape[1])):
         return None  # compared block by block: no (popsize, d) temporary
     # rows by their bytes, with -0.0 as 0.0 (x + 0.0), which compare equal
@@ -216,6 +217,33 @@ def match_rows(X: FloatArray, solutions: object) -> np.ndarray | None:
             )
         perm[i] = slots.pop()
     return perm
+
+
+def _check_not_rounded(solutions: object, S: FloatArray) -> None:
+    """Raise ValueError if told float rows of another dtype are not exactly their rows `S`.
+
+    A row of a wider float type (float64 told for a float32 batch, longdouble for float64)
+    that only rounds to a candidate is not one, however close.
+    """
+    if not isinstance(solutions, np.ndarray):
+        if S.dtype == np.float64:
+            return  # (numbers that are not arrays convert to float64 at most)
+        try:
+            solutions = np.asarray(solutions)
+        except (TypeError, ValueError):
+            return
+    assert isinstance(solutions, np.ndarray)
+    if solutions.dtype.kind != "f" or solutions.dtype == S.dtype:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        same = (S.astype(solutions.dtype) == solutions) | (np.isnan(S) & np.isnan(solutions))
+    bad = np.flatnonzero(~same.all(axis=1))
+    if bad.size:
+        raise ValueError(
+            f"`solutions` row {int(bad[0])} is not one of the candidates of the latest ask(); "
+            f"tell the rows that ask() returned, in any order (as {S.dtype}: rows of "
+            f"{solutions.dtype} that only round to them are not)."
+        )
 
 
 def noise_sum(Zh: FloatArray, u: FloatArray, mirrored: bool) -> FloatArray:

@@ -315,12 +315,6 @@ class CRFMNES(Strategy):
         self._noise.draw(V_KEY, z)
         self._v: FloatArray = z[0] / math.sqrt(d)
         self._sigma, self._D = split_step_sizes(self._sigma0, d, shape_matrix=False)
-        if not within_ratio(self._D):
-            ratio = float(np.max(self._sigma0) / np.min(self._sigma0))
-            raise ValueError(
-                "`sigma0` must have a ratio of largest to smallest step size of at most "
-                f"{COND_B_MAX:g} (the ratio D may have), but got {ratio:g}."
-            )
         self._p_sigma: FloatArray = np.zeros(d)
         self._p_c: FloatArray = np.zeros(d)
         self._phase = "move"
@@ -343,6 +337,18 @@ class CRFMNES(Strategy):
 
     # ------------------------------------------------------------------ protocol
     # ------------------------------------------------------------------ strategy hooks
+    def _check_sigma0(self, sigma0: object, dim: int) -> FloatArray | float:
+        # the ratio of the step sizes too, before the base constructor draws from `rng`
+        checked = super()._check_sigma0(sigma0, dim)
+        _, D = split_step_sizes(checked, dim, shape_matrix=False)
+        if not within_ratio(D):
+            ratio = float(np.max(checked) / np.min(checked))
+            raise ValueError(
+                "`sigma0` must have a ratio of largest to smallest step size of at most "
+                f"{COND_B_MAX:g} (the ratio D may have), but got {ratio:g}."
+            )
+        return checked
+
     def _y_of(self, Z: FloatArray) -> FloatArray:
         """Return ``y = z + (sqrt(1 + |v|^2) - 1) (vbar . z) vbar`` for the rows `Z`."""
         nv2 = float(self._v @ self._v)

@@ -361,6 +361,12 @@ class DXNESIC(Strategy):
 
     # ------------------------------------------------------------------ protocol
     # ------------------------------------------------------------------ strategy hooks
+    def _check_sigma0(self, sigma0: object, dim: int) -> FloatArray | float:
+        # the ratio of the step sizes too, before the base constructor draws from `rng`
+        checked = super()._check_sigma0(sigma0, dim)
+        split_step_sizes(checked, dim)
+        return checked
+
     def _perturb_into(self, Zh: FloatArray, out: FloatArray) -> None:
         BT = self._BT if self._BT.dtype == Zh.dtype else self._BT.astype(Zh.dtype)
         np.matmul(Zh, BT, out=out)

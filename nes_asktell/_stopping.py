@@ -117,12 +117,28 @@ class Criteria:
         return replace(self, **check_criteria(**changes))  # type: ignore[arg-type]
 
 
+#: the largest count a criterion may have (``maxfev``, ``maxiter``, ``tolstagnation``,
+#: ``tolflatfitness``): beyond any run, and within what a state's JSON writes (an int past
+#: Python's limit on digits cannot be written)
+MAX_COUNT = 2**63 - 1
+
+
+def _count(name: str, value: object, minimum: int) -> int | None:
+    """Return the count criterion `value` checked (None: off)."""
+    if value is None:
+        return None
+    out = v.integer(name, value, minimum=minimum)
+    if out > MAX_COUNT:
+        raise ValueError(f"`{name}` must be an integer <= {MAX_COUNT}, but got {v.short(out)}.")
+    return out
+
+
 def check_criteria(**kw: object) -> dict[str, object]:
     """Validate stopping keywords; raise TypeError/ValueError naming the bad one."""
     out: dict[str, object] = {}
     for name, value in kw.items():
         if name in ("maxfev", "maxiter", "tolstagnation"):
-            out[name] = v.optional_integer(name, value, minimum=1)
+            out[name] = _count(name, value, 1)
         elif name == "ftarget":
             out[name] = None if value is None else v.real(name, value)
         elif name in ("tolfun", "tolx", "timeout"):
@@ -136,7 +152,7 @@ def check_criteria(**kw: object) -> dict[str, object]:
                 )
             out[name] = cond
         elif name == "tolflatfitness":
-            out[name] = v.optional_integer(name, value, minimum=0)
+            out[name] = _count(name, value, 0)
         else:
             raise TypeError(f"unknown stopping criterion `{name}`")
     return out

@@ -167,7 +167,7 @@ def check_popsize(popsize: object, dim: int, mirrored: bool) -> int:
         return lam + lam % 2 if mirrored else lam
     lam = v.integer("popsize", popsize, minimum=2)
     if lam > MAX_POPSIZE:
-        raise ValueError(f"`popsize` must be an integer <= {MAX_POPSIZE}, but got {lam}.")
+        raise ValueError(f"`popsize` must be an integer <= {MAX_POPSIZE}, but got {v.short(lam)}.")
     if mirrored and lam % 2:
         raise ValueError(f"`popsize` must be even with mirrored sampling, but got {lam}.")
     return lam
@@ -238,10 +238,11 @@ class Strategy(ABC):
     ``tolconditioncov`` (the condition number of the covariance, above 1; default 1e14) and
     ``tolflatfitness`` (more than that many flat generations in a row, whose best value ties
     with the value at rank ``3 popsize / 4``; default 3, off for OpenES, whose step size does
-    not adapt). ``stop()`` also reports ``degenerate`` (a non-finite distribution, or a step
-    size an update took to its limit 1e-100 or 1e100: a run that starts there runs its first
-    generation) and ``sigma`` (the step size no longer changes the
-    mean), which have no threshold to set.
+    not adapt); the counts (``maxfev``, ``maxiter``, ``tolstagnation``, ``tolflatfitness``)
+    are at most ``2**63 - 1``, so a state stays JSON. ``stop()`` also reports ``degenerate``
+    (a non-finite distribution, or a step size an update took to its limit 1e-100 or 1e100: a
+    run that starts there runs its first generation) and ``sigma`` (the step size no longer
+    changes the mean), which have no threshold to set.
 
     Examples
     --------
@@ -571,8 +572,10 @@ class Strategy(ABC):
         TypeError, ValueError
             If `solutions` or `fitness` is malformed: a row that is not one of the candidates
             of the latest ``ask`` (the rows are checked against the strategy's own copy of the
-            batch, whatever was done to the array ``ask`` returned), or a value that is not a
-            real number (None, bool, a string, a complex number).
+            batch, whatever was done to the array ``ask`` returned; rows of a wider float type,
+            float64 told for a float32 batch, must equal the candidates exactly, not only round
+            to them), or a value that is not a real number (None, bool, a string, a complex
+            number).
         FloatingPointError
             If the update overflows or is not finite (absurd learning rates, say); the message
             names what overflowed and the learning rates.
@@ -731,7 +734,8 @@ class Strategy(ABC):
             return np.ones_like(excess)
         width = self._box.widths
         bounded = width < math.inf
-        narrow = bounded & (width * NARROW_RATIO <= np.max(width[bounded]))
+        # (divided, not multiplied: a finite width past 1.8e307 times 10 would overflow)
+        narrow = bounded & (width <= np.max(width[bounded]) / NARROW_RATIO)
         shared = max(1.0, float(np.max(excess[~narrow])))  # the widest box is never narrow
         by = np.where(narrow, np.maximum(excess, shared), shared)
         return floored_divisors(self._stds(), by, shared)
@@ -1368,7 +1372,17 @@ class Strategy(ABC):
         self._best_x = v.as_vector("best_x", record["best_x"], self._dim)
         best_f = record["best_f"]
         self._best_f = math.inf if best_f is None else v.real("best_f", best_f)
-        self._fhist = [v.real("fhist", x) for x in record["fhist"]]  # type: ignore[attr-defined]
+        fhist = record["fhist"]
+        # (the longest history any population keeps in this dimension, checked before a value
+        # is read; a longer one is no state a run writes and would take unbounded time)
+        longest = _stopping.history_length(self._dim, 2)
+        if not isinstance(fhist, list) or len(fhist) > longest:
+            raise ValueError(
+                f"`fhist` must be a list of at most {longest} best values, but got "
+                f"{v.short(fhist) if not isinstance(fhist, list) else f'{len(fhist)} items'}."
+            )
+        keep = _stopping.history_length(self._dim, self._popsize)
+        self._fhist = [v.real("fhist", x) for x in fhist[-keep:]]
         last = record["last_range"]
         self._last_range = math.inf if last is None else v.real("last_range", last)
         # (one more each generation at most, from 0 at the start of the run)

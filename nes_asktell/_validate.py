@@ -46,6 +46,10 @@ def check_size(name: str, n: int, what: str) -> None:
         )
 
 
+#: log10(2): the decimal digits per bit of an int
+LOG10_2 = 0.30102999566398120
+
+
 class _Short(reprlib.Repr):
     """``reprlib``'s bounded repr, with limits past what fits in a message of 80 characters.
 
@@ -68,7 +72,10 @@ class _Short(reprlib.Repr):
         return builtins.repr(x[:100])
 
     def repr_int(self, x: int, level: int) -> str:
-        return builtins.repr(x)
+        try:
+            return builtins.repr(x)
+        except ValueError:  # past Python's limit on digits: its size says enough
+            return f"<int of about {int(x.bit_length() * LOG10_2) + 1} digits>"
 
     def repr_dict(self, x: dict[object, object], level: int) -> str:
         if not x:
@@ -96,6 +103,10 @@ def short(value: object) -> str:
     try:
         text = _SHORT.repr(value)
     except Exception:
+        if isinstance(value, int):  # past the limit on digits: its size says enough
+            return (
+                f"<{type(value).__name__} of about {int(value.bit_length() * LOG10_2) + 1} digits>"
+            )
         return f"<{type(value).__name__} that cannot be printed>"
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -213,7 +224,9 @@ def as_vector(name: str, value: object, dim: int | None = None) -> FloatArray:
             if not all(is_real_number(x) for x in raw.reshape(-1)):
                 raise TypeError("elements that are not real numbers")
         arr = np.array(raw, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+    except OverflowError as exc:  # (an int past the float range: a number, not finite)
+        raise ValueError(f"`{name}` must be finite, but got {short(value)}.") from exc
+    except (TypeError, ValueError, RecursionError) as exc:
         raise TypeError(
             f"`{name}` must be a 1-d array of numbers, but got {short(value)}."
         ) from exc

@@ -587,6 +587,12 @@ class XNES(Strategy):
         cond = float(np.max(scales) / np.min(scales))
         self._cond_memo: tuple[FloatArray, float] | None = (self._B, cond)
 
+    def _check_sigma0(self, sigma0: object, dim: int) -> FloatArray | float:
+        # the ratio of the step sizes too, before the base constructor draws from `rng`
+        checked = super()._check_sigma0(sigma0, dim)
+        split_step_sizes(checked, dim)
+        return checked
+
     @classmethod
     def _check_sizes(cls, dim: int, popsize: int) -> None:
         super()._check_sizes(dim, popsize)

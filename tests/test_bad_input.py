@@ -44,7 +44,7 @@ def assert_rejected_and_unchanged(
     es: OpenES, call: Callable[[OpenES], object], exc: type[Exception], match: str
 ) -> None:
     """`call(es)` raises `exc` matching `match`; `es` is unchanged and continues as its twin."""
-    twin = OpenES.from_state(es.state_dict())
+    twin = type(es).from_state(es.state_dict())
     before = snapshot(es)
     with pytest.raises(exc, match=match):
         call(es)
@@ -66,6 +66,18 @@ CONSTRUCTOR_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ("x0 empty", {"x0": []}, ValueError, r"`x0` must not be empty, but got \[\]"),
     ("x0 nan", {"x0": [0.0, np.nan]}, ValueError, r"`x0` must be finite, but got \[0.0, nan\]"),
     ("x0 inf", {"x0": [np.inf, 0.0]}, ValueError, r"`x0` must be finite, but got \[inf, 0.0\]"),
+    (
+        "maxfev past the limit on digits",  # (accepted: state_dict() then gave no JSON)
+        {"maxfev": 10**5000},
+        ValueError,
+        r"`maxfev` must be an integer <= 9223372036854775807, but got <int of about 5001 digits>",
+    ),
+    (
+        "x0 an int past the float range",  # (a TypeError said it was no number)
+        {"x0": [10**400, 0.0]},
+        ValueError,
+        r"`x0` must be finite, but got \[1000000",
+    ),
     ("x0 text", {"x0": "abc"}, TypeError, r"`x0` must be a 1-d array of numbers, but got 'abc'"),
     ("x0 None", {"x0": None}, TypeError, r"`x0` must be a 1-d array of numbers, but got None"),
     (
@@ -129,6 +141,12 @@ CONSTRUCTOR_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         {"popsize": 2.5},
         TypeError,
         r"`popsize` must be an integer, but got 2.5\.",
+    ),
+    (
+        "popsize past the limit on digits",  # (its message printed the int, which raised)
+        {"popsize": 10**5000},
+        ValueError,
+        r"`popsize` must be an integer <= 262144, but got <int of about 5001 digits>\.",
     ),
     ("popsize text", {"popsize": "8"}, TypeError, r"`popsize` must be an integer, but got '8'\."),
     (
@@ -446,6 +464,29 @@ def test_a_rejected_stopping_criterion_draws_nothing_from_a_generator(
     assert gen.bit_generator.state == state
 
 
+@pytest.mark.parametrize("name", ["xnes", "dxnesic", "crfmnes"])
+@pytest.mark.parametrize("face", ["strategy", "ipop", "bipop"])
+def test_a_rejected_ratio_of_step_sizes_draws_nothing_from_a_generator(
+    name: str, face: str
+) -> None:
+    # The ratio of the step sizes in `sigma0` (at most 1e10) was checked after the base
+    # constructor had drawn its entropy, so XNES(x0, [1e-50, 1e50], rng=gen) raised with `gen`
+    # advanced, and a retry on the same Generator gave another run than a fresh one
+    from nes_asktell import BIPOP, resolve_strategy
+
+    sigma0 = [1e-50, 1e50]
+    calls: dict[str, Callable[[np.random.Generator], object]] = {
+        "strategy": lambda gen: resolve_strategy(name)(np.zeros(2), sigma0, rng=gen),
+        "ipop": lambda gen: IPOP(name, np.zeros(2), sigma0, rng=gen),
+        "bipop": lambda gen: BIPOP(name, np.zeros(2), sigma0, rng=gen),
+    }
+    gen = np.random.default_rng(7)
+    state = copy.deepcopy(gen.bit_generator.state)
+    with pytest.raises(ValueError, match=r"`sigma0` must have a ratio .* but got 1e\+100"):
+        calls[face](gen)
+    assert gen.bit_generator.state == state
+
+
 @pytest.mark.parametrize(
     ("optimizer", "exc"), [("nesterov", ValueError), (None, TypeError), (1, TypeError)]
 )
@@ -620,6 +661,48 @@ def test_tell_rejects_solutions(
     assert_rejected_and_unchanged(es, lambda e: e.tell(make(X), np.zeros(8)), exc, match)
 
 
+def test_tell_rejects_rows_that_only_round_to_the_candidates() -> None:
+    # The told rows were converted to the batch's dtype before they were compared, so a
+    # float32 batch told as float64 rows each off by a relative 1e-9 (rows ask() never
+    # returned) passed
+    es = XNES(X0, 0.5, rng=0, dtype="float32")
+    X = es.ask()
+    edited = X.astype(np.float64) * (1.0 + 1e-9)
+    assert np.array_equal(edited.astype(np.float32), X)  # (they round to the candidates)
+    assert_rejected_and_unchanged(
+        es,
+        lambda e: e.tell(edited, np.zeros(e.popsize)),
+        ValueError,
+        r"`solutions` row 0 is not one of the candidates of the latest ask\(\)",
+    )
+    as_floats = (es.ask().astype(np.float64) * (1.0 + 1e-9)).tolist()
+    assert_rejected_and_unchanged(  # (Python floats alike)
+        es,
+        lambda e: e.tell(as_floats, np.zeros(e.popsize)),
+        ValueError,
+        r"`solutions` row 0 is not one of the candidates",
+    )
+    told = es.generation
+    X = es.ask()
+    es.tell(X.astype(np.float64)[::-1], np.arange(es.popsize, dtype=float))  # exact: accepted
+    Y = es.ask()
+    es.tell(Y.tolist(), np.arange(es.popsize, dtype=float))
+    assert es.generation == told + 2
+
+    if np.finfo(np.longdouble).eps < np.finfo(np.float64).eps:  # (where longdouble is wider)
+        wide = XNES(X0, 0.5, rng=0)
+        Y = wide.ask()
+        longer = Y.astype(np.longdouble)
+        longer[2] += np.longdouble(1e-19) * np.abs(longer[2]).max()
+        assert np.array_equal(longer.astype(np.float64), Y)
+        assert_rejected_and_unchanged(
+            wide,
+            lambda e: e.tell(longer, np.zeros(e.popsize)),
+            ValueError,
+            r"`solutions` row 2 is not one of the candidates",
+        )
+
+
 def test_tell_rejects_a_shaping_callable_that_returns_garbage() -> None:
     def bad(f: np.ndarray) -> np.ndarray:
         return np.full(f.shape, np.nan)
@@ -703,6 +786,17 @@ FROM_STATE_CASES: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
     (
         "fhist text",
         lambda s: {**s, "record": {**s["record"], "fhist": "ab"}},
+        r"`state` is malformed: `fhist` must be a list of at most 55 best values, but got 'ab'\.",
+    ),
+    (
+        "fhist too long",  # (5,000,000 values were read, in about 5 s)
+        lambda s: {**s, "record": {**s["record"], "fhist": [1.0] * 5_000_000}},
+        r"`state` is malformed: `fhist` must be a list of at most 55 best values, but got "
+        r"5000000 items\.",
+    ),
+    (
+        "fhist not numbers",
+        lambda s: {**s, "record": {**s["record"], "fhist": ["a"]}},
         r"`state` is malformed: `fhist` must be a finite number, but got 'a'\.",
     ),
     (
@@ -954,7 +1048,8 @@ def test_short_reads_only_the_head_of_a_huge_untrusted_value() -> None:
     for _ in range(100_000):  # far deeper than repr can go (RecursionError)
         nested = [nested]
     assert short(nested).startswith("[[[[")
-    assert short(10**5000) == "<int that cannot be printed>"
+    assert short(10**5000) == "<int of about 5001 digits>"
+    assert short(-(10**4400)) == "<int of about 4401 digits>"
 
 
 #: each failure the Raises sections of the strategies' docstrings list, with its exception

@@ -136,6 +136,20 @@ def test_a_box_wider_than_half_the_largest_float_gives_finite_candidates_inside(
             es.tell(X, np.sum(X**2, axis=1))
 
 
+@pytest.mark.parametrize("name", ["xnes", "dxnesic", "crfmnes"])
+def test_a_finite_box_width_past_a_tenth_of_the_largest_float_gives_no_warning(name: str) -> None:
+    # A width of 1e308 is finite, but the test for a narrow box multiplied it by
+    # NARROW_RATIO = 10: "overflow encountered in multiply" reached the user from tell
+    lower, upper = [-1e308, 0.0], [0.0, 1.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        es = resolve_strategy(name)([0.0, 0.5], 1.0, bounds=(lower, upper), rng=0)
+        for _ in range(20):
+            X = es.ask()
+            es.tell(X, X[:, 0] ** 2 + (X[:, 1] - 0.3) ** 2)
+    assert es.generation == 20
+
+
 def test_reflection_off_walls_beyond_half_the_float_range_stays_finite_and_inside() -> None:
     # 2 w and 2 lo overflow for these walls: the mirror image is taken as lo + (lo - y) (or
     # hi - (y - hi)), and one past the float range lands on the largest float
