@@ -371,6 +371,71 @@ def test_a_study_on_a_grid_finer_than_its_floats_evaluates_the_candidates() -> N
     assert all(t.params == proposed[t.number] for t in relative)
 
 
+INT_GRIDS_PAST_FLOATS = [
+    IntDistribution(0, 7 * 10**17, step=7),
+    IntDistribution(-(10**18), 10**18, step=3),
+    IntDistribution(2**53 - 3, 2**53 + 3),  # (float(2**53 + 3) is 2**53 + 4, past `high`)
+    IntDistribution(2**60, 2**61, step=1),
+    IntDistribution(10**17, 10**17 + 1001 * 10**9, step=1001),
+    # (low is no float: Optuna takes ints 1e17 + 1001 m, none on the grid 1e17 + 1 + 1001 m)
+    IntDistribution(10**17 + 1, 10**17 + 1 + 1001 * 10**9, step=1001),
+    IntDistribution(-(2**62), 2**62, step=1000),
+    IntDistribution(2**63 - 2**30, 2**63 - 2**30 + 1001 * 10**6, step=1001),
+]
+
+
+@pytest.mark.parametrize("dist", INT_GRIDS_PAST_FLOATS, ids=str)
+@given(u=st.floats(0.0, 1.0))
+def test_an_int_grid_past_the_floats_gives_values_optuna_takes_as_they_are(
+    dist: IntDistribution, u: float
+) -> None:
+    # Optuna checks an int in float ((float(k) - low) % step == 0) and stores int(float(k)):
+    # past 2**53 most grid values failed that check (an exact multiple of 7 near 4e17 is not
+    # one as a float), and Optuna silently drew another value for the trial
+    space = UnitSpace({"k": dist})
+    value = space.from_unit(np.array([u]))["k"]
+    assert type(value) is int
+    assert dist.low <= value <= dist.high
+    assert dist._contains(dist.to_internal_repr(value))
+    assert dist.to_external_repr(dist.to_internal_repr(value)) == value  # stored as it is
+    cells = (dist.high - dist.low) // dist.step + 1
+    idx = min(int(u * cells), cells - 1)
+    # (within the cells or floats _nearest_accepted_int searches)
+    sp = math.ulp(float(max(abs(dist.low), abs(dist.high))))
+    near = max((GRID_SEARCH + 2 * sp) * dist.step, (GRID_SEARCH + 2 * dist.step + 1) * sp)
+    assert abs(value - (dist.low + idx * dist.step)) <= near
+
+
+@pytest.mark.parametrize("surrogate", [False, True])
+def test_a_study_on_an_int_grid_past_the_floats_evaluates_the_candidates(
+    surrogate: bool,
+) -> None:
+    # 84 of 99 trials were given an independent draw of `k` and told as their candidates';
+    # with the surrogate, the round's check took them for a crafted state and the search
+    # restarted from a fresh state about every 9 generations, with a warning each time
+    proposed: dict[int, dict[str, Any]] = {}
+
+    class Recording(NESSampler):
+        def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
+            out = super().sample_relative(study, trial, search_space)
+            proposed[trial.number] = out
+            return out
+
+    study = optuna.create_study(sampler=Recording(seed=0, surrogate=surrogate))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NESWarning)
+        study.optimize(
+            lambda t: (
+                t.suggest_float("x", -1.0, 1.0) ** 2
+                + abs(t.suggest_int("k", 0, 7 * 10**17, step=7) - 2 * 10**17) / 1e17
+            ),
+            n_trials=100,
+        )
+    relative = [t for t in study.trials if proposed.get(t.number)]
+    assert len(relative) >= 90
+    assert all(t.params == proposed[t.number] for t in relative)
+
+
 #: ranges at the edge of the float range (their widths overflow, their grids have huge counts)
 WIDE = [
     FloatDistribution(-1e308, 1e308),

@@ -7,7 +7,8 @@ Every relative parameter becomes one coordinate in ``[0, 1]``:
 * a float with a ``step`` or an int (any ``step``): the ``n`` grid values ``low, low + step, ...``
   split ``[0, 1]`` into ``n`` cells of equal width, and cell ``i`` maps to value ``i`` (so every
   value has the same share of the cube; on a float grid finer than the floats can resolve, the
-  nearest cell whose float Optuna accepts as a grid value);
+  nearest cell whose float Optuna accepts as a grid value; on an int grid past 2**53, the
+  nearest cell whose value Optuna takes as it is, see :func:`_nearest_accepted_int`);
 * an int on a log scale: the continuous interval ``[ln(low - 1/2), ln(high + 1/2)]``, rounded to
   the nearest int.
 
@@ -114,6 +115,49 @@ def _nearest_accepted(dist: FloatDistribution, idx: int, n: int, value: float) -
     return value
 
 
+#: ints of at most this magnitude are floats exactly, so Optuna's check of a grid value (in
+#: float) takes every int grid value within it
+EXACT_INT = 2**53
+
+
+#: the largest step by which :func:`_nearest_accepted_int` widens its search over floats
+MAX_INT_STEP_SEARCH = 4096
+
+
+def _nearest_accepted_int(dist: IntDistribution, idx: int, n: int) -> int | None:
+    """Return an int near the grid value of cell `idx` that Optuna takes as it is, or None.
+
+    Optuna checks an int in float (``(float(k) - low) % step == 0``, the subtraction rounded)
+    and stores ``int(float(k))``: past 2**53 a grid value is often not a float (a multiple of
+    7 near 4e17 is not one; floats there are 64 apart), fails that check or is stored as
+    another int, and a trial given it silently gets an independent draw instead, while the
+    strategy would be told its value as the candidate's. Taken is the nearest cell whose
+    value is a float that Optuna accepts (for a step above 1; within ``GRID_SEARCH`` cells and
+    twice the floats' spacing, at most ``2 MAX_INT_STEP_SEARCH``), else the nearest float
+    (within ``GRID_SEARCH`` and twice `step`, at most ``2 MAX_INT_STEP_SEARCH``, floats either
+    side) whose int lies in the range and is accepted (Optuna's own test of a value, against
+    ``float(low)``: where `low` is no float, that test takes about one float in `step`, none of
+    them on the range's own grid). If none is, None (the trial gets Optuna's own draw).
+    """
+    # (a grid value is a float at least every `spacing` cells: the floats' spacing at the
+    # range's largest value, 2048 at 2**64; wider ranges search as far as MAX_INT_STEP_SEARCH)
+    spacing = min(math.ulp(float(max(abs(dist.low), abs(dist.high)))), MAX_INT_STEP_SEARCH)
+    # (with step 1 every int is a grid value: the floats below come first)
+    for j in range(GRID_SEARCH + 2 * int(spacing) + 1 if dist.step > 1 else 0):
+        for k in (idx - j, idx + j) if j else (idx,):
+            if 0 <= k < n:
+                x = dist.low + k * dist.step
+                if float(x) == x and accepts(dist, x):
+                    return x
+    up = down = float(dist.low + idx * dist.step)
+    for j in range(GRID_SEARCH + 2 * min(dist.step, MAX_INT_STEP_SEARCH) + 1):
+        for y in (up, down) if j else (up,):
+            if dist.low <= y <= dist.high and accepts(dist, int(y)):
+                return int(y)
+        up, down = math.nextafter(up, math.inf), math.nextafter(down, -math.inf)
+    return None
+
+
 class UnitSpace:
     """The numeric parameters of a search space, mapped to ``[0, 1]^d``.
 
@@ -156,6 +200,11 @@ class UnitSpace:
                 n = round(_steps(low, high, float(step))) + 1
             self._n.append(n)
         self.dim = len(self.names)
+        # (int grids with values past EXACT_INT: see _nearest_accepted_int)
+        self._past_exact = [
+            isinstance(d, IntDistribution) and max(abs(d.low), abs(d.high)) > EXACT_INT
+            for d in self.dists
+        ]
         self._logint = np.flatnonzero([kind == _LOGINT for kind in self._kind])
         #: the number of values of each grid coordinate (0 for the others)
         self.cells = tuple(self._n)
@@ -249,6 +298,9 @@ class UnitSpace:
                 value: float = _grid_value(dist, idx)
                 if isinstance(dist, FloatDistribution) and not accepts(dist, value):
                     value = _nearest_accepted(dist, idx, n, value)
+                elif isinstance(dist, IntDistribution) and self._past_exact[i]:
+                    found = _nearest_accepted_int(dist, idx, n)
+                    value = value if found is None else found
             elif kind == _LINEAR:
                 value = _between(a, b, ui)
             else:
