@@ -189,6 +189,9 @@ def match_rows(X: FloatArray, solutions: object) -> np.ndarray | None:
     if solutions is X:
         return None
     try:
+        if not isinstance(solutions, np.ndarray) and X.dtype != np.float64:
+            # (numbers that are not arrays are float64 at most: read once, checked below)
+            solutions = np.asarray(solutions, dtype=np.float64)
         S = np.asarray(solutions, dtype=X.dtype)
     except (TypeError, ValueError) as exc:
         raise TypeError(
@@ -226,13 +229,7 @@ def _check_not_rounded(solutions: object, S: FloatArray) -> None:
     that only rounds to a candidate is not one, however close.
     """
     if not isinstance(solutions, np.ndarray):
-        if S.dtype == np.float64:
-            return  # (numbers that are not arrays convert to float64 at most)
-        try:
-            solutions = np.asarray(solutions)
-        except (TypeError, ValueError):
-            return
-    assert isinstance(solutions, np.ndarray)
+        return  # (numbers that are not arrays are float64 at most: exact for a float64 batch)
     if solutions.dtype.kind != "f" or solutions.dtype == S.dtype:
         return
     with np.errstate(over="ignore", invalid="ignore"):

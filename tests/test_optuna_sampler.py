@@ -349,16 +349,22 @@ def test_a_value_of_a_grid_finer_than_its_floats_is_one_optuna_accepts(u: float)
     assert abs(value - (5e4 + u * 1e4)) <= (GRID_SEARCH + 1) * 1e-4
 
 
+class Recording(NESSampler):
+    """NESSampler that records what it proposes for each trial in `proposed`."""
+
+    def __init__(self, proposed: dict[int, dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.proposed = proposed
+
+    def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
+        out = super().sample_relative(study, trial, search_space)
+        self.proposed[trial.number] = out
+        return out
+
+
 def test_a_study_on_a_grid_finer_than_its_floats_evaluates_the_candidates() -> None:
     proposed: dict[int, dict[str, Any]] = {}
-
-    class Recording(NESSampler):
-        def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
-            out = super().sample_relative(study, trial, search_space)
-            proposed[trial.number] = out
-            return out
-
-    study = optuna.create_study(sampler=Recording(seed=0))
+    study = optuna.create_study(sampler=Recording(proposed, seed=0))
     study.optimize(
         lambda t: (
             (t.suggest_float("x", 5e4, 6e4, step=1e-4) - 55000.0) ** 2
@@ -414,14 +420,7 @@ def test_a_study_on_an_int_grid_past_the_floats_evaluates_the_candidates(
     # with the surrogate, the round's check took them for a crafted state and the search
     # restarted from a fresh state about every 9 generations, with a warning each time
     proposed: dict[int, dict[str, Any]] = {}
-
-    class Recording(NESSampler):
-        def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
-            out = super().sample_relative(study, trial, search_space)
-            proposed[trial.number] = out
-            return out
-
-    study = optuna.create_study(sampler=Recording(seed=0, surrogate=surrogate))
+    study = optuna.create_study(sampler=Recording(proposed, seed=0, surrogate=surrogate))
     with warnings.catch_warnings():
         warnings.simplefilter("error", NESWarning)
         study.optimize(
