@@ -120,7 +120,7 @@ class Criteria:
 #: the largest count a criterion may have (``maxfev``, ``maxiter``, ``tolstagnation``,
 #: ``tolflatfitness``): beyond any run, and within what a state's JSON writes (an int past
 #: Python's limit on digits cannot be written)
-MAX_COUNT = 2**63 - 1
+MAX_CRITERION_COUNT = 2**63 - 1
 
 
 def _count(name: str, value: object, minimum: int) -> int | None:
@@ -128,8 +128,10 @@ def _count(name: str, value: object, minimum: int) -> int | None:
     if value is None:
         return None
     out = v.integer(name, value, minimum=minimum)
-    if out > MAX_COUNT:
-        raise ValueError(f"`{name}` must be an integer <= {MAX_COUNT}, but got {v.short(out)}.")
+    if out > MAX_CRITERION_COUNT:
+        raise ValueError(
+            f"`{name}` must be an integer <= {MAX_CRITERION_COUNT}, but got {v.short(out)}."
+        )
     return out
 
 
