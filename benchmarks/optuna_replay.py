@@ -208,7 +208,6 @@ VARIANTS: dict[str, Variant] = {
     "lq-grow10": Variant(surrogate=True, grow_window=10),
     "lq-grow20": Variant(surrogate=True, grow_window=20),
     "lq-resample": Variant(surrogate=True, resample=True),
-    "resample": Variant(resample=True),
     "lq-es05-pop12": Variant({"eta_sigma": 0.5}, surrogate=True, popsize=12),
     # a failed evaluation ignored instead of ranked worst (meaningful with --fault fail)
     "fail-ignored": Variant({"shaping": finite_rows_only}),
@@ -274,9 +273,8 @@ def run(
     With `surrogate` the sampler's rounds (``NESSampler(surrogate=True)`` in one process, see
     :func:`surrogate_generation`), each round's size appended to `rounds`; `regression`,
     `model_rows`, `eta_sigma_rejected`, `grow_window` and `resample` as :class:`Variant` has
-    them. `restart_strategy`
-    and `sigma0` are the sampler's arguments (a BIPOP regime's budget counts the evaluations
-    of its runs, as the sampler's does without startup trials).
+    them. `restart_strategy` and `sigma0` are the sampler's arguments (a BIPOP regime's budget
+    counts the evaluations of its runs, as the sampler's does without startup trials).
 
     With `fault` ``"fail"`` an evaluation in the failing region of ``optuna_bbob`` is inf,
     what the sampler tells the strategy for a failed trial, and the startup trials go on until
