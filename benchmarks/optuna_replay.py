@@ -104,6 +104,9 @@ class Variant:
     # drawn again from the same distribution, up to ``10 d`` times (then reflected), and the
     # update sees the candidate drawn last (:func:`resampled`); else reflected, as the sampler
     resample: bool = False
+    # the update sees the reflected candidates (the points evaluated) instead of the drawn ones,
+    # as ``cmaes.CMA`` is told its repaired (clipped) candidates (:func:`told_reflected`)
+    tell_reflected: bool = False
 
     def popsize_at(self, dim: int) -> int | None:
         """The population at dimension `dim` (None: the sampler's default)."""
@@ -208,6 +211,8 @@ VARIANTS: dict[str, Variant] = {
     "lq-grow10": Variant(surrogate=True, grow_window=10),
     "lq-grow20": Variant(surrogate=True, grow_window=20),
     "lq-resample": Variant(surrogate=True, resample=True),
+    "tell-reflected": Variant(tell_reflected=True),
+    "lq-tell-reflected": Variant(surrogate=True, tell_reflected=True),
     "lq-es05-pop12": Variant({"eta_sigma": 0.5}, surrogate=True, popsize=12),
     # a failed evaluation ignored instead of ranked worst (meaningful with --fault fail)
     "fail-ignored": Variant({"shaping": finite_rows_only}),
@@ -267,6 +272,7 @@ def run(
     eta_sigma_rejected: float | None = None,
     grow_window: int | None = None,
     resample: bool = False,
+    tell_reflected: bool = False,
 ) -> list[float]:
     """Return the ``f - f_opt`` of the first `n` evaluations of one replayed study.
 
@@ -300,6 +306,9 @@ def run(
                 resampled(es, redraws, 10 * dim)
             Y = es.ask()
             X = box.reflect(Y.copy())
+            if tell_reflected:
+                told_reflected(es, X)
+                Y = es.ask()
             if surrogate:
                 before = len(values)
                 f = surrogate_generation(X, evaluate, values, archive, rounds, model_rows)
@@ -354,6 +363,29 @@ def resampled(es: Strategy, rng: np.random.Generator, tries: int) -> None:
                 break
     X.flags.writeable = False
     es._X_view = None  # (the next ask returns a view of the batch as it is now)
+
+
+def told_reflected(es: Strategy, X: FloatArray) -> None:
+    """Make the reflected rows `X` the candidates of `es`'s pending batch, in place.
+
+    The noise rows the update reads become ``B^-1 (x - mean) / sigma`` of the reflected rows
+    (XNES's, unmirrored), so its ``tell`` sees the points evaluated, as ``cmaes.CMA`` sees its
+    repaired ones.
+    """
+    if not isinstance(es, XNES) or es.mirrored:
+        raise ValueError("`tell_reflected` needs XNES without mirrored sampling")
+    es.ask()
+    B, Z = es._X, es._Zh
+    assert B is not None
+    assert Z is not None
+    B.flags.writeable = True
+    Zr = np.linalg.solve(es.B, ((X - es.mean) / es.sigma).T).T
+    # a row keeps its drawn candidate where the reflected one lies further out in the
+    # distribution's own metric (a thin shape near an edge): z of the reflection can be huge
+    nearer = np.einsum("ij,ij->i", Zr, Zr) <= np.einsum("ij,ij->i", Z, Z)
+    B[nearer], Z[nearer] = X[nearer], Zr[nearer]
+    B.flags.writeable = False
+    es._X_view = None
 
 
 def grown(
@@ -783,6 +815,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                                 eta_sigma_rejected=w.eta_sigma_rejected,
                                 grow_window=w.grow_window,
                                 resample=w.resample,
+                                tell_reflected=w.tell_reflected,
                             )
                         bests[v][(f, i, k)] = [best(vals, b) for b in BUDGETS]
                         failed[v].append(failures(vals, lam_of(v, d)))

@@ -690,6 +690,49 @@ def test_the_resampling_variant_draws_rows_outside_the_cube_again() -> None:
     assert VARIANTS["lq-resample"].surrogate
 
 
+def test_the_tell_reflected_variant_tells_the_points_evaluated() -> None:
+    """``tell_reflected``: a row outside the cube becomes its reflection, with the noise row
+    recomputed from it, where that lies nearer the mean in the distribution's metric; a row
+    whose reflection lies further out (a thin shape next to an edge) keeps its draw."""
+    from benchmarks.optuna_replay import VARIANTS, told_reflected
+    from nes_asktell import XNES
+    from nes_asktell._bounds import Box
+
+    box = Box(np.zeros(3), np.ones(3))
+    # a shape thin across the diagonal (1, -1, 0) / sqrt 2, next to the edges x0 = 1, x1 = 0
+    R = np.array([[1.0, 1.0, 0.0], [1.0, -1.0, 0.0], [0.0, 0.0, np.sqrt(2.0)]]) / np.sqrt(2.0)
+    for B, thin in ((np.eye(3), False), (R @ np.diag([5.0, 0.2, 1.0]) @ R.T, True)):
+        state = XNES(np.array([0.9, 0.1, 0.5]), 0.2, rng=0, mirrored=False).state_dict()
+        state["algo"] = {**state["algo"], "B": B.tolist()}
+        es = XNES.from_state(state)
+        Y = es.ask().copy()
+        assert es._Zh is not None
+        Z = es._Zh.copy()
+        X = box.reflect(Y.copy())
+        told_reflected(es, X)
+        Zr = np.linalg.solve(B, ((X - es.mean) / es.sigma).T).T
+        nearer = np.sum(Zr**2, axis=1) <= np.sum(Z**2, axis=1)
+        outside = ((Y < 0.0) | (Y > 1.0)).any(axis=1)
+        # where B = I every row outside is replaced (a reflection is nearer in each
+        # coordinate); where the shape is thin across the reflection's direction, some keep
+        # their draw
+        assert outside.any()
+        assert (outside & ~nearer).any() == thin
+        assert thin or nearer[outside].all()
+        np.testing.assert_array_equal(es.ask()[nearer], X[nearer])
+        np.testing.assert_array_equal(es.ask()[~nearer], Y[~nearer])
+        np.testing.assert_allclose(es._Zh[nearer], Zr[nearer], atol=1e-12)
+        np.testing.assert_array_equal(es._Zh[~nearer], Z[~nearer])
+        np.testing.assert_allclose(es.ask(), es.mean + es.sigma * es._Zh @ es.B.T, atol=1e-12)
+        es.tell(es.ask(), np.sum((es.ask() - 0.5) ** 2, axis=1))  # accepted as it is now
+        assert es.generation == 1
+    with pytest.raises(ValueError, match="mirrored"):
+        told_reflected(XNES(np.zeros(3), 0.4, rng=0, mirrored=True), X)
+    assert VARIANTS["tell-reflected"].tell_reflected
+    assert not VARIANTS["tell-reflected"].surrogate
+    assert VARIANTS["lq-tell-reflected"].surrogate
+
+
 def test_the_faults_benchmark_counts_the_trials_the_model_fitted_untold() -> None:
     """``optuna_faults.surrogate_fitted``: with three ask-and-tell trials in flight, the rows
     still running when their generation is told are never told, but the model fits them once
