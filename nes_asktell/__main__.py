@@ -44,8 +44,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         description="Replay the 2017 seed run, check its trace, then solve the same problem "
         "with the default OpenES, XNES and SNES.",
     )
-    demo.add_argument("--plot", default="nes_demo.png", help="PNG file for the convergence plot")
-    demo.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    where = demo.add_mutually_exclusive_group()
+    where.add_argument("--plot", default="nes_demo.png", help="PNG file for the convergence plot")
+    where.add_argument("--no-plot", action="store_true", help="do not write the plot")
     demo.set_defaults(usage=demo)  # its errors show its own usage line
     plot = sub.add_parser(
         "plot",

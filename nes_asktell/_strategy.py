@@ -14,6 +14,7 @@ its options and state.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import time
@@ -55,6 +56,18 @@ CRITERIA = (
     "tolconditioncov",
     "tolflatfitness",
 )
+
+
+def keyword_options(cls: type[Strategy]) -> list[str]:
+    """Return the keyword-only arguments of `cls`'s constructor (``bounds``, ``rng``, ...).
+
+    The stopping criteria (`CRITERIA`), ``threads`` and ``dtype``, which every strategy takes
+    through ``**common``, are not among them.
+    """
+    params = inspect.signature(cls).parameters.values()
+    return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
 #: the largest population a strategy accepts (from a constructor or a state).
 MAX_POPSIZE = 2**18
 #: the largest generation and nfev a state may hold (exact in float64: the rates that decay
@@ -314,8 +327,9 @@ class Strategy(ABC):
         unknown = sorted(set(common) - {*CRITERIA, "threads", "dtype"})
         if unknown:
             raise TypeError(
-                f"unknown option `{unknown[0]}` = {v.short(common[unknown[0]])}; the options "  # type: ignore[literal-required]
-                f"are the documented keywords and the stopping criteria {list(CRITERIA)}."
+                f"unknown option `{unknown[0]}` = {v.short(common[unknown[0]])}; "  # type: ignore[literal-required]
+                f"{type(self).__name__} takes the keywords {keyword_options(type(self))}, "
+                f"the stopping criteria {list(CRITERIA)}, `threads` and `dtype`."
             )
         mean = v.as_vector("x0", x0)
         dim = mean.size

@@ -238,7 +238,14 @@ CONSTRUCTOR_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         ValueError,
         r"`bounds` must not have lower=\+inf or upper=-inf, but got \(inf, inf\)\.",
     ),
-    ("unknown option", {"foo": 1}, TypeError, r"unknown option `foo` = 1; the options are"),
+    (
+        "unknown option",
+        {"foo": 1},
+        TypeError,
+        r"unknown option `foo` = 1; OpenES takes the keywords \['bounds', 'rng', 'optimizer', "
+        r"'learning_rate', .*'shaping'\], the stopping criteria \['maxfev', .*\], `threads` "
+        r"and `dtype`\.$",
+    ),
     (
         "optimizer unknown",
         {"optimizer": "rmsprop"},

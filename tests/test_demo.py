@@ -134,5 +134,15 @@ def test_demo_usage_errors_show_the_usage_of_demo(
         cli.main(["demo", "--plot", str(tmp_path / "missing" / "demo.png")])
     assert info.value.code == 2
     usage, error = capsys.readouterr().err.splitlines()
-    assert usage.startswith(f"usage: {cli.program_name()} demo [-h] [--plot PLOT] [--no-plot]")
+    assert usage.startswith(f"usage: {cli.program_name()} demo [-h] [--plot PLOT | --no-plot]")
     assert error.startswith(f"{cli.program_name()} demo: error: argument --plot: ")
+
+
+def test_demo_refuses_a_plot_file_with_no_plot(capsys: pytest.CaptureFixture[str]) -> None:
+    # `demo --no-plot --plot a.png` ran the demo and silently wrote no a.png
+    with pytest.raises(SystemExit) as info:
+        cli.main(["demo", "--no-plot", "--plot", "a.png"])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert "argument --plot: not allowed with argument --no-plot" in captured.err
+    assert "== 1." not in captured.out  # refused before the runs

@@ -163,7 +163,18 @@ def check_chain(study: optuna.Study, sampler: NESSampler) -> list[dict[str, obje
         (
             {"strategy_options": {"nope": 1}},
             TypeError,
-            r"^`strategy_options` of XNES: unknown option `nope` = 1",
+            r"^`strategy_options` of XNES: unknown option `nope` = 1; the options are "
+            r"\['eta_mu', 'eta_sigma', 'eta_B', 'csa', 'adaptation_sampling', 'rank_one', "
+            r"'active', 'mirrored', 'shaping', 'maxfev', 'maxiter', 'ftarget', 'tolfun', 'tolx', "
+            r"'tolstagnation', 'tolconditioncov', 'tolflatfitness', 'threads', 'dtype'\]\.$",
+        ),
+        # the list named `timeout`, which the sampler refuses, and not the options a strategy
+        # of another name has (SNES has no eta_B)
+        (
+            {"strategy": "snes", "strategy_options": {"eta_B": 1.0}},
+            TypeError,
+            r"^`strategy_options` of SNES: unknown option `eta_B` = 1.0; the options are "
+            r"\['eta_mu', 'eta_sigma', 'csa', 'mirrored', 'shaping', 'maxfev',",
         ),
         # measured failures of issue 11, point 4: each crashed a later trial
         (

@@ -41,8 +41,32 @@ def test_disp_levels_print_lines_with_time_and_rate(
     out = lines(capsys.readouterr().out)
     assert all(LINE.match(ln) for ln in out), out
     printed = [int(m.group(2)) for ln in out if (m := LINE.match(ln))]
-    assert printed == [*gens, 25]  # the last line repeats the last generation
+    # one line per generation listed; the last generation's is the last line, with the
+    # criteria that stopped the run, and is not printed twice
+    assert printed == (gens if 25 in gens else [*gens, 25])
     assert out[-1].endswith("; stops: maxiter")
+    assert not any("stops" in ln for ln in out[:-1])
+
+
+def test_a_run_ended_by_an_error_still_prints_its_last_told_generation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # (the line of a generation waits until the run goes on, so that the last generation's
+    # line is the one with the stops; an error in the next generation prints it first)
+    calls = []
+
+    def objective(x: np.ndarray) -> float:
+        calls.append(1)
+        if len(calls) > 2 * 6:  # the third generation (popsize 6 at d = 2)
+            raise KeyboardInterrupt
+        return sphere(x)
+
+    es = XNES(np.ones(2), 0.5, rng=0)
+    with pytest.raises(KeyboardInterrupt):
+        es.optimize(objective, disp=2)
+    out = lines(capsys.readouterr().out)
+    assert [int(m.group(2)) for ln in out if (m := LINE.match(ln))] == [1, 2]
+    assert es.generation == 2
 
 
 @pytest.mark.parametrize("inner_disp", [0, 1])
@@ -61,9 +85,9 @@ def test_disp_prints_the_lines_of_its_own_run_not_those_of_a_nested_run(
     es = XNES(np.ones(2), 0.5, rng=0)
     es.optimize(objective, maxiter=1, disp=1)
     outer = lines(capsys.readouterr().out)
-    assert [int(m.group(2)) for ln in outer if (m := LINE.match(ln))] == [1, 1]
+    assert [int(m.group(2)) for ln in outer if (m := LINE.match(ln))] == [1]
     inner = [int(m.group(2)) for ln in inner_lines if (m := LINE.match(ln))]
-    assert inner == [1, 2, 2] * es.popsize * inner_disp
+    assert inner == [1, 2] * es.popsize * inner_disp
 
 
 def test_runs_with_disp_in_two_threads_that_end_out_of_order_print_and_restore_logging(
@@ -101,7 +125,7 @@ def test_runs_with_disp_in_two_threads_that_end_out_of_order_print_and_restore_l
         t.join(timeout=60)
     assert a_done.is_set()
     printed = [m.group(1, 2) for ln in lines(capsys.readouterr().out) if (m := LINE.match(ln))]
-    assert sorted(printed) == [("OpenES", g) for g in "1233"] + [("XNES", "1")] * 2
+    assert sorted(printed) == [("OpenES", g) for g in "123"] + [("XNES", "1")]
     assert (logger.level, logger.propagate, list(logger.handlers)) == before
 
 
@@ -146,8 +170,8 @@ def test_lines_go_to_the_nes_asktell_logger(caplog: pytest.LogCaptureFixture) ->
     records = [r for r in caplog.records if r.name == "nes_asktell"]
     info = [r.getMessage() for r in records if r.levelno == logging.INFO]
     debug = [r.getMessage() for r in records if r.levelno == logging.DEBUG]
-    assert len(info) == 9 + 1 + 1  # generations 1-9 and 10, then the last line
-    assert len(debug) == 2  # generations 11 and 12
+    assert len(info) == 9 + 1 + 1  # generations 1-9 and 10, then the last line (12)
+    assert len(debug) == 1  # generation 11 (12's line is the last line)
     assert info[-1].startswith("XNES gen     12")
     assert info[-1].endswith("stops: maxiter")
 
@@ -199,7 +223,7 @@ def test_bad_progress_is_rejected() -> None:
 def test_disp_levels_reach_optimize_of_ipop(capsys: pytest.CaptureFixture[str]) -> None:
     IPOP("xnes", np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=12, disp=2)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if " gen " in ln]
-    assert len(lines) == 13  # every generation, and the last line with the stops
+    assert len(lines) == 12  # every generation, the last one's with the stops
     assert lines[-1].endswith("stops: maxiter")
 
 

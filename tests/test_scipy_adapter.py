@@ -422,7 +422,9 @@ def test_disp_prints(capsys):
     assert capsys.readouterr().out == ""
     nes(sphere, np.zeros(2), disp=2, rng=0, maxiter=3)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if " gen " in ln]
-    assert len(lines) == 4  # level 2: every generation, then the last line with the stops
+    # level 2: every generation once, the last one's line with the stops
+    assert [ln.split()[2] for ln in lines] == ["1", "2", "3"]
+    assert lines[-1].endswith("stops: maxiter")
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nes_asktell import _validate as v
 from nes_asktell._restarts import resolve_restart_strategy, restart_count
-from nes_asktell._strategy import Strategy, resolve_strategy
+from nes_asktell._strategy import CRITERIA, Strategy, keyword_options, resolve_strategy
 from nes_asktell._typing import OptionValue
 
 from . import _storage as ch
@@ -312,6 +312,20 @@ class NESSampler(BaseSampler):
                 "the storage only, not on a process's clock; pass `timeout=` to "
                 f"study.optimize), but got timeout={v.short(strategy_options['timeout'])}."
             )
+        if strategy_options is not None:
+            # the options a sampler's strategy takes: not those the sampler sets, nor timeout
+            known = [
+                *(k for k in keyword_options(cls) if k not in _RESERVED_OPTIONS),
+                *(c for c in CRITERIA if c != "timeout"),
+                "threads",
+                "dtype",
+            ]
+            unknown = sorted(set(strategy_options) - set(known))
+            if unknown:
+                raise TypeError(
+                    f"`strategy_options` of {cls.__name__}: unknown option `{unknown[0]}` = "
+                    f"{v.short(strategy_options[unknown[0]])}; the options are {known}."
+                )
         for name, value in options.items():
             too_big = isinstance(value, (int, float)) and not isinstance(value, bool)
             if name.startswith("eta_") and too_big and value > MAX_LEARNING_RATE:  # type: ignore[operator]
