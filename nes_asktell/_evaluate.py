@@ -39,6 +39,7 @@ import pickle
 import pickletools
 import signal
 import sys
+import threading
 import time
 import uuid
 import weakref
@@ -58,6 +59,7 @@ from ._batch import KeyedBatch
 from ._tasks import (
     DONE,
     MAX_ERROR_CHARS,
+    NOT_STARTED,
     STARTED,
     UNPICKLABLE,
     Board,
@@ -86,6 +88,8 @@ _TIMEOUTS = (TimeoutError, FuturesTimeoutError)
 #: how often one evaluation sends again what workers lost with a dead worker (dask's scattered
 #: mean, scale and bounds): the tasks that needed it are cancelled, not failed by their rows
 MAX_RESENDS = 3
+#: the longest `timeout` that is a limit: a longer one is none (no wait can be longer)
+MAX_TIMEOUT = threading.TIMEOUT_MAX
 _SIGTERM = int(signal.SIGTERM)
 
 
@@ -121,8 +125,9 @@ class Evaluator:
         ``optimize(workers=4)`` reuses it); :func:`nes_asktell.shutdown_pools` (also run at
         exit) shuts it down. An Executor or Client you pass stays yours to close.
     timeout : float, optional
-        Seconds one :meth:`evaluate` call may take (pools, Executors and Clients; None or
-        ``inf``: no limit); the
+        Seconds one :meth:`evaluate` call may take (pools, Executors and Clients; None,
+        ``inf`` or a timeout beyond ``threading.TIMEOUT_MAX``, the longest wait Python can
+        make: no limit); the
         candidates re-run after a fault get a fresh `timeout` of their own. On a
         ``ThreadPoolExecutor`` a call hung past it keeps its thread (a thread cannot be
         stopped), and the evaluator starts a spare thread of its own in its place, so that
@@ -232,8 +237,10 @@ class Evaluator:
             if not seconds > 0:
                 raise ValueError(f"`timeout` must be a positive number, but got {short(timeout)}.")
             # inf is no limit, as None (a deadline at inf overflowed the waits: every
-            # candidate failed with "timestamp out of range")
-            timeout = None if seconds == math.inf else seconds
+            # candidate failed with "timestamp out of range"), and so is any timeout longer
+            # than a wait can be (threading.TIMEOUT_MAX, about 292 years on 64-bit Linux:
+            # 1e10 s overflowed the waits the same way)
+            timeout = None if seconds >= MAX_TIMEOUT else seconds
             if timeout is not None and not engine.takes_tasks:
                 raise ValueError(
                     "`timeout` needs workers that return futures (a number of processes, an "
@@ -435,6 +442,7 @@ class Evaluator:
         board = Board(n) if tracked and n else None
         state: Any = None
         resends = 0
+        rounds = 0
         try:
             while todo:
                 if plan is not None and replay and strategy is not None:
@@ -455,15 +463,24 @@ class Evaluator:
                 if board is not None:
                     board.clear([k for i in todo for k in chunks[i].tolist()])
                     tasks = {
-                        i: (tracked_task, board.name, n, chunks[i].tolist(), *t)
+                        i: (
+                            tracked_task,
+                            board.name,
+                            n,
+                            chunks[i].tolist(),
+                            board.ticket[chunks[i]].tolist(),
+                            *t,
+                        )
                         for i, t in tasks.items()
                     }
                 stale: list[int] = []
                 orphaned: list[int] = []
+                ran: list[bool] = []  # whether a row of the round started (or may have)
                 epoch = engine.epoch
                 outcome = self._run(
-                    tasks, chunks, values, errors, deadline, board, stale, orphaned
+                    tasks, chunks, values, errors, deadline, board, stale, orphaned, ran
                 )
+                rounds += 1
                 if engine.epoch != epoch or orphaned:  # workers lost what was broadcast
                     self._broadcast.clear()
                     state = None
@@ -477,6 +494,15 @@ class Evaluator:
                     todo = [i for i in todo if np.isnan(values[chunks[i]]).all()]
                     continue
                 rerun, blamed = outcome
+                if rounds > 1 and rerun and not ran:
+                    # A round after a fault in which no row started before the deadline: no
+                    # thread was free (every one held by a hung call, spare threads too).
+                    # The rows waiting get NaN now, not one more timeout each.
+                    errors.append(
+                        f"{len(rerun)} candidates found no free thread within the timeout "
+                        "(every thread held by a call hung past an earlier timeout)"
+                    )
+                    rerun = []
                 if orphaned and resends < MAX_RESENDS:
                     # Their inputs died with a worker: not a loss of theirs. They run again
                     # with the inputs inside their tasks, which no dead worker can take away.
@@ -518,6 +544,7 @@ class Evaluator:
         finally:
             self._inline = False
             if board is not None:
+                board.void()  # a task abandoned on a thread runs none of its rows left
                 board.close(unlink=True)
         self._broadcast.pop("mean", None)
         return values, errors
@@ -580,12 +607,15 @@ class Evaluator:
         board: Board | None,
         stale: list[int],
         orphaned: list[int],
+        ran: list[bool],
     ) -> tuple[list[int], bool] | NoiseMismatchError:
         """Run `tasks`; fill `values`; return the rows to run again and whether one was blamed.
 
         Tasks whose worker has no replica in step are appended to `stale`; the rows of tasks
         cancelled by the engine (dask cancels a task whose scattered inputs died with their
-        worker) to `orphaned`; a noise mismatch is returned as such.
+        worker) to `orphaned`; a noise mismatch is returned as such. `ran` gets True once a
+        task is known to have started (or cannot be known not to have): it stays empty when
+        every task timed out still queued.
         """
         engine = self._engine
         rerun: list[int] = []
@@ -617,6 +647,8 @@ class Evaluator:
                     # The rows running at the deadline are the slow ones; those not started
                     # yet run again with a fresh clock.
                     st, _, val = board.snapshot()
+                    if any(st[k] != NOT_STARTED for k in rows.tolist()):
+                        ran.append(True)
                     for k in rows.tolist():
                         if st[k] == DONE:
                             values[k] = val[k]
@@ -629,12 +661,15 @@ class Evaluator:
                 except NoiseMismatchError as exc:
                     return exc
                 except ReplicaMissingError:
+                    ran.append(True)
                     stale.append(i)
                     continue
                 except FuturesCancelledError:  # never cancelled here but on Ctrl-C
+                    ran.append(True)
                     orphaned.extend(rows.tolist())
                     continue
                 except Exception as exc:
+                    ran.append(True)
                     if unpicklable(exc):
                         raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
                     if isinstance(exc, BrokenProcessPool) and _in_user_processes(engine):
@@ -652,6 +687,7 @@ class Evaluator:
                         crashed.append(i)
                         crash_messages.append(message)
                     continue
+                ran.append(True)
                 checked = _checked_reply(reply, rows.size)
                 if checked is None:
                     errors.append(f"a worker sent a malformed reply for {rows.size} candidates")
@@ -668,6 +704,8 @@ class Evaluator:
             # hangs: NaN. One still queued is innocent: it runs again with a fresh clock.
             # Where the engine cannot tell (or a task holds several rows), each runs again once.
             running = engine.locate([fut for _, fut in late])
+            if running is None or any(running):
+                ran.append(True)
             for j, (i, _) in enumerate(late):
                 rows = chunks[i]
                 if running is None or (running[j] and rows.size > 1):
@@ -838,7 +876,8 @@ def evaluate(
     args : tuple
         Extra arguments of `fun`.
     timeout : float, optional
-        Seconds the evaluation may take (pools, Executors and Clients). The candidates still
+        Seconds the evaluation may take (pools, Executors and Clients; None, ``inf`` or more
+        than ``threading.TIMEOUT_MAX``: no limit). The candidates still
         running then get NaN; those that had not started run again with a fresh `timeout`
         (where the engine cannot tell which candidate of a task hung, each runs again once).
         The process pool and Ray kill their hung workers. A hung ``fun`` in a thread (a thread
@@ -926,9 +965,7 @@ def evaluate(
     (6,)
     """
     strategy = strategy_or_candidates if isinstance(strategy_or_candidates, Keyed) else None
-    if strategy is not None:
-        X = strategy.ask()
-    else:
+    if strategy is None:
         want = "a Strategy or an (n, d) array of real numbers"
         real_rows(strategy_or_candidates, "strategy_or_candidates", want)
         try:
@@ -951,4 +988,7 @@ def evaluate(
         vectorized=vectorized,
         restart_workers=restart_workers,
     ) as ev:
+        # (asked once the arguments are checked: a rejected call leaves the strategy as it was)
+        if strategy is not None:
+            X = strategy.ask()
         return ev.evaluate(fun, X, args, strategy=strategy)

@@ -100,20 +100,28 @@ class Board:
     worker that started it and its value. A worker writes the value before the state, so a
     row marked :data:`DONE` has its value even when its process dies a moment later, and a
     row left :data:`STARTED` names the process that was evaluating it.
+
+    Row ``k`` also has a ticket: the task that runs it carries the ticket the row had when
+    the task was sent, and skips the row (no call of `fun`) when the ticket has changed by
+    the time it gets there. Sending the row again (:meth:`clear`) and giving the evaluation up
+    (:meth:`void`: it ended, by a timeout or Ctrl-C) change it, so a task abandoned on a
+    thread, which cannot be stopped, runs none of its rows that are no longer its own.
     """
 
     def __init__(self, n: int, name: str | None = None) -> None:
         self.n = n
         if name is None:
-            self.shm = SharedMemory(create=True, size=max(1, 24 * n))
+            self.shm = SharedMemory(create=True, size=max(1, 32 * n))
         else:
             self.shm = SharedMemory(name=name)
         buf = self.shm.buf
         self.state = np.ndarray((n,), np.int64, buf, 0)
         self.pid = np.ndarray((n,), np.int64, buf, 8 * n)
         self.value = np.ndarray((n,), np.float64, buf, 16 * n)
+        self.ticket = np.ndarray((n,), np.int64, buf, 24 * n)
         if name is None:
             self.state[:] = NOT_STARTED
+            self.ticket[:] = 0
 
     @property
     def name(self) -> str:
@@ -125,44 +133,59 @@ class Board:
         return self.state.copy(), self.pid.copy(), self.value.copy()
 
     def clear(self, rows: Sequence[int]) -> None:
-        """Mark `rows` not started (before they are run again)."""
+        """Mark `rows` not started, with new tickets (before they are sent again)."""
         self.state[list(rows)] = NOT_STARTED
+        self.ticket[list(rows)] += 1
+
+    def void(self) -> None:
+        """Give every row a ticket no task holds: the tasks still under way run no more rows."""
+        self.ticket[:] = -1
+
+    def holds(self, k: int, ticket: int) -> bool:
+        """Return whether a task sent with `ticket` for row `k` is still to run it."""
+        return bool(self.ticket[k] == ticket)
 
     def close(self, unlink: bool = False) -> None:
         """Release this process's view (and the memory itself when `unlink`)."""
-        del self.state, self.pid, self.value
+        del self.state, self.pid, self.value, self.ticket
         self.shm.close()
         if unlink:
             self.shm.unlink()
 
 
 class _Tracking(threading.local):
-    """Per thread: (board, positions of the task's rows on it) while a tracked task runs.
+    """Per thread: the board, positions and tickets of the tracked task running.
 
     Per thread, since the tasks of a thread pool run side by side in one process.
     """
 
     def __init__(self) -> None:
-        self.stack: list[tuple[Board, Sequence[int]]] = []
+        self.stack: list[tuple[Board, Sequence[int], Sequence[int]]] = []
 
 
 _TRACK = _Tracking()
 
 
-def _tracked() -> tuple[Board, Sequence[int]] | None:
-    """Return the board and positions of the tracked task running in this thread, if any."""
+def _tracked() -> tuple[Board, Sequence[int], Sequence[int]] | None:
+    """Return the board, positions and tickets of the tracked task running in this thread."""
     return _TRACK.stack[-1] if _TRACK.stack else None
 
 
 def tracked_task(
-    board: str, n: int, positions: Sequence[int], fn: Callable[..., Result], *args: Any
+    board: str,
+    n: int,
+    positions: Sequence[int],
+    tickets: Sequence[int],
+    fn: Callable[..., Result],
+    *args: Any,
 ) -> Result:
     """Run the task ``fn(*args)``, recording each of its rows on the `n`-row `board`.
 
-    `positions` are the places of the task's rows in the evaluated population.
+    `positions` are the places of the task's rows in the evaluated population, `tickets`
+    their tickets when the task was sent (see :class:`Board`).
     """
     b = Board(n, board)
-    _TRACK.stack.append((b, positions))
+    _TRACK.stack.append((b, positions, tickets))
     try:
         return fn(*args)
     finally:
@@ -208,6 +231,8 @@ def eval_rows(
     for i, x in enumerate(rows):
         if track is not None:
             k = track[1][i]
+            if not track[0].holds(k, track[2][i]):
+                continue  # sent again, or the evaluation was given up: not this task's now
             track[0].pid[k] = pid
             track[0].state[k] = STARTED
         try:
@@ -276,24 +301,37 @@ def block_values(y: object, m: int, fun: object) -> FloatArray:
 def vectorized_task(fun: Callable[..., object], args: Sequence[object], X: FloatArray) -> Result:
     """Evaluate the rows of `X` in one call ``fun(X.T, *args)`` (scipy's vectorized convention).
 
-    A failing call raises :class:`VectorizedCallError`, so that the client runs the
-    candidates again one per task and only the faulty one gets NaN.
+    A call that raises raises :class:`VectorizedCallError`, so that the client runs the
+    candidates again one per task and only the faulty one gets NaN. A call that returns
+    values of another shape or type (see :func:`block_values`) gives NaN for every row, with
+    the error: the rows run one by one would each pass.
     """
     track = _tracked()
     if track is not None:
-        board, positions = track
+        board, positions, tickets = track
+        if not all(board.holds(k, t) for k, t in zip(positions, tickets, strict=True)):
+            return np.full(len(X), np.nan), []  # given up (see eval_rows): no call
         board.pid[list(positions)] = os.getpid()
         board.state[list(positions)] = STARTED
+    errors: list[str] = []
     try:
-        values = block_values(fun(X.T, *args), len(X), fun)
+        y = fun(X.T, *args)
     except BaseException as exc:  # as in eval_rows: only the candidates' fault
         if len(X) == 1:  # one candidate: its own fault
             return np.full(1, np.nan), [f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]]
         raise VectorizedCallError(f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]) from None
+    try:
+        values = block_values(y, len(X), fun)
+    except (TypeError, ValueError) as exc:
+        # Not one candidate's fault but the return convention's: the rows run one by one
+        # would each pass (one value is a call of one row's), and the wrong shape went
+        # unnoticed. Every row of the call gets NaN, and the warning says why.
+        values = np.full(len(X), np.nan)
+        errors = [f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]]
     if track is not None:
         board.value[list(positions)] = values
         board.state[list(positions)] = DONE
-    return values, []
+    return values, errors
 
 
 _CHECKED: set[str] = set()  # precisions whose check value this process has confirmed

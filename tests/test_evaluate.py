@@ -331,8 +331,8 @@ def test_timeout_must_be_positive() -> None:
 
 @pytest.mark.parametrize(
     "timeout",
-    [np.float32(30.0), np.int64(30), math.inf, 10**400],
-    ids=["float32", "int64", "inf", "huge"],
+    [np.float32(30.0), np.int64(30), math.inf, 10**400, 1e10, sys.float_info.max],
+    ids=["float32", "int64", "inf", "huge", "past-TIMEOUT_MAX", "float-max"],
 )
 def test_timeout_may_be_any_real_number(timeout: object) -> None:
     # np.float32 and np.int64 were refused ("must be a positive number"), float() of an int
@@ -343,6 +343,26 @@ def test_timeout_may_be_any_real_number(timeout: object) -> None:
         np.testing.assert_array_equal(ev.evaluate(sphere, X), [sphere(x) for x in X])
     with pytest.raises(ValueError, match=r"`timeout` must be a positive number, but got -1000"):
         Evaluator(2, timeout=-(10**400))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"workers": 0},
+        {"workers": 2, "timeout": -1},
+        {"workers": 2, "mode": "bogus"},
+        {"workers": 2, "tasks": 0},
+        {"workers": None, "vectorized": 1},
+    ],
+)
+def test_a_rejected_evaluate_leaves_the_strategy_as_it_was(changes: dict[str, object]) -> None:
+    # evaluate(strategy, ...) asked the strategy for its batch before the Evaluator checked
+    # its arguments: a rejected call left a pending batch and another state_dict
+    es = SNES(np.zeros(3), 0.5, rng=0)
+    before = es.state_dict()
+    with pytest.raises((TypeError, ValueError)):
+        evaluate(es, sphere, **changes)  # type: ignore[arg-type]
+    assert es.state_dict() == before
 
 
 def test_timeout_needs_futures() -> None:
@@ -606,6 +626,32 @@ def test_a_failing_vectorized_call_costs_only_the_faulty_candidate_on_workers() 
     assert len(rec) == 1
     with pytest.raises(ArithmeticError, match="boom"):  # serial: it propagates
         evaluate(X, columns_raise_at_5, vectorized=True)
+
+
+def sum_of_everything(XT: np.ndarray) -> float:
+    return float(np.sum(XT**2))  # (axis=0 forgotten: one number for the whole batch)
+
+
+def test_a_vectorized_call_of_the_wrong_shape_gives_nan_and_says_why_on_workers() -> None:
+    # On workers a call returning one number for 4 candidates failed, its candidates ran
+    # again one by one, where one number is a legal return: no warning, and vectorization
+    # silently lost (serially the same call raises ValueError)
+    X = np.arange(8.0).reshape(4, 2)
+    calls: list[tuple[int, ...]] = []
+
+    def counted(XT: np.ndarray) -> float:
+        calls.append(XT.shape)
+        return sum_of_everything(XT)
+
+    with (
+        ThreadPoolExecutor(2) as tp,
+        pytest.warns(NESWarning, match=r"4 of 4 candidates.*ValueError: `fun` must return 2 real"),
+    ):
+        f = evaluate(X, counted, tp, vectorized=True)
+    assert np.isnan(f).all()
+    assert sorted(calls) == [(2, 2), (2, 2)]  # two calls of two rows, no call of one row
+    with pytest.raises(ValueError, match="`fun` must return 4 real numbers"):
+        evaluate(X, sum_of_everything, vectorized=True)
 
 
 @pytest.mark.slow

@@ -658,6 +658,85 @@ def let_go(release: threading.Event, tp: ThreadPoolExecutor) -> None:
     tp.shutdown(wait=True)
 
 
+def test_when_every_thread_is_held_the_waiting_candidates_get_nan_without_a_timeout_each() -> None:
+    # With the pool's 2 threads and the 2 spare threads all held by hung calls, the queued
+    # candidates never started, and each re-run round set one of them apart: 20 candidates
+    # took 20 timeouts (10 s at timeout=0.5) where the docs promise NaN at the timeout
+    release = threading.Event()
+    X = np.zeros((20, 2))
+    tp = ThreadPoolExecutor(2)
+    try:
+        with (
+            Evaluator(tp, timeout=0.5) as ev,
+            # a round on the pool's 2 threads, a round on the 2 spare ones (2 timeouts
+            # each), then one in which nothing can start: 5 failures, not 20 timeouts
+            pytest.warns(
+                NESWarning, match=r"20 of 20 candidates.*; 5 failure\(s\), the first: timeout"
+            ),
+        ):
+            f = ev.evaluate(hangs_in({0}, release), X)
+        assert np.isnan(f).all()
+    finally:
+        let_go(release, tp)
+
+
+def test_a_task_given_up_on_a_thread_runs_none_of_its_rows_left() -> None:
+    # A task holds several rows. On a ThreadPoolExecutor a task the evaluation had given up
+    # went on calling `fun` on its rows: after Ctrl-C (all 14 rows not yet run, so the
+    # interpreter could not exit until they had), and after a timeout on the rows sent
+    # again (each evaluated twice)
+    release = threading.Event()
+    counts: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def counted(x: np.ndarray) -> float:
+        with lock:
+            counts[int(x[0])] = counts.get(int(x[0]), 0) + 1
+        if int(x[0]) == 0:
+            release.wait(60)
+        return sphere(x)
+
+    X = np.column_stack([np.arange(10.0), np.zeros(10)])
+    tp = ThreadPoolExecutor(2)
+    try:
+        with (
+            Evaluator(tp, timeout=0.5, tasks=2) as ev,  # 2 tasks of 5 rows each
+            pytest.warns(NESWarning, match=r"1 of 10 candidates.*timeout after 0.5 s"),
+        ):
+            f = ev.evaluate(counted, X)
+        assert np.isnan(f[0])
+        assert np.isfinite(f[1:]).all()
+        release.set()  # the hung call returns; its task finds rows 1-4 sent again
+        for t in spare_threads():
+            t.join(10)
+        occupy(tp, 2)  # both threads have left the calls they ran
+        assert counts == dict.fromkeys(range(10), 1)
+    finally:
+        let_go(release, tp)
+
+    # Ctrl-C in the caller while both tasks are under way
+    calls: list[float] = []
+
+    def slow(x: np.ndarray) -> float:
+        calls.append(time.monotonic())
+        time.sleep(0.2)
+        return sphere(x)
+
+    with ThreadPoolExecutor(2) as tp2:
+        # (a real SIGINT: it wakes the main thread from its wait, as Ctrl-C does)
+        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(np.zeros((20, 3)), slow, tp2)
+        stopped = time.monotonic()
+        occupy(tp2, 2)  # the two tasks have ended
+        timer.join()
+    # about 3 rows per task before Ctrl-C (20 without the fix); a thread that had checked
+    # its row's ticket just before the evaluation gave up may still call it once
+    assert len(calls) <= 10
+    assert sum(t > stopped for t in calls) <= 2
+
+
 def test_an_executor_shut_down_before_or_during_a_run_is_named_and_costs_nothing() -> None:
     # A ThreadPoolExecutor shut down by fun in the middle of a run (or before it) raised
     # concurrent.futures' bare "cannot schedule new futures after shutdown". The error now
