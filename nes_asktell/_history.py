@@ -142,15 +142,17 @@ _LINE = re.compile(f"([^{_BREAKS}]*)(?:\r\n|[{_BREAKS}])?")
 class _Lines:
     """The lines of a text as ``str.splitlines`` gives them, one at a time, blank ones left out.
 
-    `number` is the number (from 1) of the line given last, for messages. Unlike
-    ``splitlines``, no list of every line is made: a file's lines take no memory beyond
-    the text's.
+    `number` is the number (from 1) of the line given last, for messages, and `first` that of
+    the first line given since it was last set to None (a row's first line: a stray quote makes
+    the csv reader read on to the end of the file). Unlike ``splitlines``, no list of every
+    line is made: a file's lines take no memory beyond the text's.
     """
 
     def __init__(self, text: str) -> None:
         self._text = text
         self._pos = 0
         self.number = 0
+        self.first: int | None = None
 
     def __iter__(self) -> _Lines:
         return self
@@ -163,6 +165,8 @@ class _Lines:
             self._pos = m.end()
             self.number += 1
             if not m.group(1).isspace() and m.group(1):
+                if self.first is None:
+                    self.first = self.number
                 return m.group(1)
         self._text = ""  # let the text go
         raise StopIteration
@@ -618,8 +622,12 @@ class History:
             )
         out = cls(coordinates=k)
         out._columns = header
-        for row in reader:
-            row = _unpadded(row)
+        while True:
+            lines.first = None
+            got = next(reader, None)
+            if got is None:
+                break
+            row = _unpadded(got)
             if not row:
                 continue  # a line of empty fields
             try:
@@ -627,9 +635,11 @@ class History:
             except ValueError:
                 values = []
             if len(values) != len(header):
+                at = lines.number if lines.first is None else lines.first
+                spans = "" if at == lines.number else f" (read on to line {lines.number})"
                 raise ValueError(
-                    f"`{argument}` line {lines.number} must hold {len(header)} numbers, but got "
-                    f"{v.short(','.join(row))} in {str(p)!r}."
+                    f"`{argument}` line {at} must hold {len(header)} numbers, but got "
+                    f"{v.short(','.join(row))}{spans} in {str(p)!r}."
                 )
             out._flat.extend(values)
         if len(out) and math.isfinite(out._flat[-len(header)]):

@@ -30,6 +30,7 @@ from ._strategy import (
     STATE_VERSION,
     Strategy,
     _check_dtype,
+    _entries,
     even_popsize,
     resolve_strategy,
 )
@@ -295,7 +296,9 @@ class IPOP:
         crit = _stopping.check_criteria(
             maxfev=maxfev, maxiter=maxiter, ftarget=ftarget, timeout=timeout
         )
-        self._max_restarts = v.integer("max_restarts", max_restarts, minimum=0)
+        self._max_restarts = v.integer(
+            "max_restarts", max_restarts, minimum=0, maximum=_stopping.MAX_CRITERION_COUNT
+        )
         factor = v.positive_float("popsize_factor", popsize_factor)
         if not 1.0 <= factor <= MAX_POPSIZE_FACTOR:
             raise ValueError(
@@ -702,15 +705,15 @@ class IPOP:
                 np.asarray(sigma0) if isinstance(sigma0, list) else sigma0,  # type: ignore[arg-type]
                 state["popsize0"],  # type: ignore[arg-type]
                 bounds=None if bounds is None else Box.from_state(bounds).to_bounds(),
-                rng=int(str(state["seed"])),
+                rng=_stored_seed(state["seed"]),
                 max_restarts=state["max_restarts"],  # type: ignore[arg-type]
                 popsize_factor=state["popsize_factor"],  # type: ignore[arg-type]
-                **dict(state["criteria"]),  # type: ignore[call-overload]
-                **dict(state["options"]),  # type: ignore[call-overload]
+                **_entries("criteria", state["criteria"]),  # type: ignore[arg-type]
+                **_entries("options", state["options"]),  # type: ignore[arg-type]
             )
             # The constructor drew run 0 from the stored seed; the sequence's seed is the
             # stored one itself (the entropy the original run 0 drew).
-            obj._seed = v.integer("seed", int(str(state["seed"])), minimum=0, maximum=2**128 - 1)
+            obj._seed = _stored_seed(state["seed"])
             obj._restarts = v.integer(
                 "restarts", state["restarts"], minimum=0, maximum=obj._restart_bound()
             )
@@ -1071,7 +1074,7 @@ class BIPOP(IPOP):
         return MAX_COUNT
 
     def _load_extra(self, state: JSON) -> None:
-        extra = dict(state["bipop"])  # type: ignore[call-overload]
+        extra = _entries("bipop", state["bipop"])
         regime = extra["regime"]
         if regime not in REGIMES:
             raise ValueError(f"`regime` must be one of {list(REGIMES)}, but got {regime!r}")
@@ -1151,3 +1154,18 @@ def restart_count(value: object, maximum: int | None = None) -> int:
             'restart_strategy="bipop").'
         )
     return v.integer("restarts", value, minimum=0, maximum=maximum)
+
+
+def _stored_seed(value: object) -> int:
+    """Return a state's `seed`, or raise ValueError naming it.
+
+    An int in [0, 2**128), stored as its decimal digits (or as an int).
+    """
+    if isinstance(value, str) and 0 < len(value) <= 39 and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(
+            f"`seed` must be an integer in [0, 2**128) or its decimal digits, but got "
+            f"{v.short(value)}."
+        )
+    return v.integer("seed", value, minimum=0, maximum=2**128 - 1)

@@ -68,6 +68,8 @@ def keyword_options(cls: type[Strategy]) -> list[str]:
     return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
+#: the most threads a strategy draws its noise with (the `threads` keyword)
+MAX_THREADS = 1024
 #: the largest population a strategy accepts (from a constructor or a state).
 MAX_POPSIZE = 2**18
 #: the largest generation and nfev a state may hold (exact in float64: the rates that decay
@@ -236,7 +238,7 @@ class Strategy(ABC):
 
     Every strategy also takes the keywords ``threads`` (threads that draw counter-based noise
     and build the candidates; the results are bit-identical for any count; default 1, as
-    None) and ``dtype``
+    None; at most 1,024) and ``dtype``
     (``"float64"``, the default, or ``"float32"``, which halves the memory of the noise and of
     the candidates; the mean and the step sizes stay float64; any other spelling numpy reads as
     one of the two, such as ``np.float32`` or ``"f4"``, is taken too, and anything else raises
@@ -340,7 +342,9 @@ class Strategy(ABC):
         lam = check_popsize(popsize, dim, self._mirrored)
         self._check_sizes(dim, lam)
         threads = common.get("threads")
-        self._threads = 1 if threads is None else v.integer("threads", threads, minimum=1)
+        self._threads = (
+            1 if threads is None else v.integer("threads", threads, minimum=1, maximum=MAX_THREADS)
+        )
         self._dtype = _check_dtype(common.get("dtype"))
         self._box: Box | None = parse_bounds(bounds, dim)
         self._shaping_spec: ShapingLike = self.default_shaping if shaping is None else shaping
@@ -1345,15 +1349,20 @@ class Strategy(ABC):
             _entries("options", state["options"]),
             _entries("criteria", state["criteria"]),
         )
+        dim = state["dim"]
+        mean = state["mean"]
+        if isinstance(dim, int) and isinstance(mean, list) and len(mean) != dim:
+            # (before the mean is read: a crafted 10**7-long mean took a second and 240 MB)
+            raise ValueError(f"dim {v.short(dim)} does not match the mean")
         obj = cls(
-            v.as_vector("mean", state["mean"]),
+            v.as_vector("mean", mean),
             np.asarray(sigma0) if isinstance(sigma0, list) else sigma0,  # type: ignore[arg-type]
             state["popsize"],  # type: ignore[arg-type]
             bounds=None if bounds is None else Box.from_state(bounds).to_bounds(),
             rng=0,
             mirrored=state["mirrored"],  # type: ignore[arg-type]
             shaping=state["shaping"] if shaping is None else shaping,  # type: ignore[arg-type]
-            threads=v.integer("threads", state["threads"], minimum=1),
+            threads=v.integer("threads", state["threads"], minimum=1, maximum=MAX_THREADS),
             dtype=str(state["dtype"]),
             **criteria,  # type: ignore[arg-type]
             **options,  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import OptimizeResult
 
-from . import _stopping
+from . import _shaping, _stopping
 from . import _validate as v
 from ._loop import _RunWarnings
 from ._strategy import STATE_VERSION, Strategy
@@ -318,9 +318,11 @@ class NoiseHandler:
         Raises
         ------
         TypeError
-            If `strategy` is not a Strategy subclass.
+            If `strategy` is not a Strategy subclass, or `shaping` neither a name nor a
+            callable.
         ValueError
-            If `state` is malformed, or its strategy's state is not one `strategy` reads.
+            If `state` is malformed, or its strategy's state is not one `strategy` reads, or
+            `shaping` names no shaping.
         """
         if strategy is not None and not (
             isinstance(strategy, type) and issubclass(strategy, Strategy)
@@ -328,16 +330,17 @@ class NoiseHandler:
             raise TypeError(
                 f"`strategy` must be a Strategy subclass or None, but got {v.short(strategy)}."
             )
+        if shaping is not None:
+            _shaping.resolve(shaping)  # a bad argument is the caller's, not the state's
         state = v.saved_state(state, "noise_handler", STATE_VERSION, "NoiseHandler.state_dict()")
         try:
             run = state["run"]
             es = (strategy or Strategy).from_state(run, shaping=shaping)  # type: ignore[arg-type]
-            obj = cls(
-                es,
-                theta=state["theta"],  # type: ignore[arg-type]
-                c_s=state["c_s"],  # type: ignore[arg-type]
-                alpha_sigma=state["alpha_sigma"],  # type: ignore[arg-type]
-            )
+            stored = {k: state[k] for k in ("theta", "c_s", "alpha_sigma")}
+            for k, x in stored.items():
+                if x is None:  # (the constructor's default: another run than the one saved)
+                    raise ValueError(f"`{k}` must be a number, but got None.")
+            obj = cls(es, **stored)  # type: ignore[arg-type]
             n_reev = v.integer(
                 "reevaluations", state["reevaluations"], minimum=1, maximum=es.popsize
             )

@@ -354,7 +354,7 @@ CONSTRUCTOR_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         "threads zero",
         {"threads": 0},
         ValueError,
-        r"`threads` must be an integer >= 1, but got 0\.",
+        r"`threads` must be an integer in \[1, 1024\], but got 0\.",
     ),
     ("maxfev zero", {"maxfev": 0}, ValueError, r"`maxfev` must be an integer >= 1, but got 0\."),
     ("maxfev fraction", {"maxfev": 1.5}, TypeError, r"`maxfev` must be an integer, but got 1.5\."),

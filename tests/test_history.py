@@ -602,6 +602,22 @@ def test_load_names_the_line_of_a_bad_row_past_blank_lines(tmp_path: Path) -> No
         History.load(io_text(tmp_path / "one.csv", f"{magic}\r{header}\r\n1,2,x\n"))
 
 
+def test_load_names_the_line_where_a_row_with_a_stray_quote_begins(tmp_path: Path) -> None:
+    # the csv reader reads a quoted field on to the file's end: the message named the last
+    # line (52) and showed line 4's numbers
+    history = History(coordinates=1)
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=50, callback=history)
+    history.save(tmp_path / "run.csv")
+    lines = (tmp_path / "run.csv").read_text().splitlines(keepends=True)
+    lines[3] = '"' + lines[3]
+    (tmp_path / "bad.csv").write_text("".join(lines))
+    with pytest.raises(
+        ValueError,
+        match=r"`path` line 4 must hold 13 numbers, but got '2\.0,.*\(read on to line 52\) in",
+    ):
+        History.load(tmp_path / "bad.csv")
+
+
 def io_text(path: Path, text: str) -> Path:
     """Write `text` to `path` as it is (no newline translation) and return `path`."""
     path.write_bytes(text.encode())

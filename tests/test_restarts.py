@@ -7,6 +7,7 @@ import json
 import math
 import pickle
 import warnings
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -319,7 +320,12 @@ def test_a_stored_sequence_seed_out_of_range_is_rejected() -> None:
             r"or a Strategy "
             r"subclass, but got 'cmaes'",
         ),
-        ((XNES,), {"max_restarts": -1}, ValueError, r"`max_restarts` must be an integer >= 0"),
+        (
+            (XNES,),
+            {"max_restarts": -1},
+            ValueError,
+            r"`max_restarts` must be an integer in \[0, 9223372036854775807\], but got -1",
+        ),
         (
             (XNES,),
             {"popsize_factor": 0.5},
@@ -350,6 +356,63 @@ def test_malformed_state_is_rejected() -> None:
         ValueError, match=r"`state` is malformed: `strategy` must be one of .*, but got 'cmaes'"
     ):
         IPOP.from_state(state)
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("seed", "1e3", r"`seed` must be an integer in \[0, 2\*\*128\) or its decimal digits"),
+        ("seed", None, r"`seed` must be an integer in \[0, 2\*\*128\) or its decimal digits"),
+        ("seed", "9" * 5000, r"`seed` must be an integer in \[0, 2\*\*128\) or its decimal"),
+        (
+            "seed",
+            2**128,
+            r"`seed` must be an integer in \[0, 340282366920938463463374607431768211455\]",
+        ),
+        ("criteria", [1, 2], r"`criteria` must be a dict, but got \[1, 2\]"),
+        ("options", None, r"`options` must be a dict, but got None"),
+        ("options", [["tolx", 1e-3]], r"`options` must be a dict, but got \[\['tolx'"),
+    ],
+)
+def test_malformed_fields_are_named(cls: type[IPOP], key: str, value: object, match: str) -> None:
+    # "invalid literal for int() with base 10: '1e3'", "'NoneType' object is not iterable",
+    # "cannot convert dictionary update sequence element #0 to a sequence"; a list of pairs
+    # as `options` was taken as a dict
+    state = json.loads(json.dumps(cls("xnes", np.zeros(2), 1.0, rng=0).state_dict()))
+    state[key] = value
+    with pytest.raises(ValueError, match=r"^`state` is malformed: " + match):
+        cls.from_state(state)
+    if cls is BIPOP:
+        state = json.loads(json.dumps(cls("xnes", np.zeros(2), 1.0, rng=0).state_dict()))
+        state["bipop"] = None
+        with pytest.raises(ValueError, match=r"`bipop` must be a dict, but got None"):
+            cls.from_state(state)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (
+            lambda: IPOP("xnes", np.zeros(3), 1.0, rng=0, max_restarts=10**5000),
+            r"`max_restarts` must be an integer in \[0, 9223372036854775807\], but got <int of",
+        ),
+        (
+            lambda: IPOP("xnes", np.zeros(3), 1.0, rng=0, threads=10**5000),
+            r"`threads` must be an integer in \[1, 1024\], but got <int of about 5001 digits>",
+        ),
+        (
+            lambda: XNES(np.zeros(3), 1.0, threads=2000),
+            r"`threads` must be an integer in \[1, 1024\], but got 2000",
+        ),
+    ],
+)
+def test_counts_a_state_could_not_write_are_refused(
+    make: Callable[[], object], match: str
+) -> None:
+    # accepted, then json.dumps(state_dict()) failed on Python's 4300-digit limit
+    with pytest.raises(ValueError, match=match):
+        make()
 
 
 def test_result_fields() -> None:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nes_asktell import IPOP, OpenES, Strategy
+from nes_asktell import IPOP, XNES, OpenES, Strategy
 
 SOLUTION = np.array([0.5, 0.1, -0.3, 0.2])
 
@@ -243,3 +243,30 @@ def test_a_subclass_without_a_name_of_its_own_reads_its_state_back_as_itself() -
         es.tell(X, sphere(X))
         back.tell(Y, sphere(Y))
     assert es.digest() == back.digest()
+
+
+@pytest.mark.parametrize("field", ["mean", "best_x"])
+def test_a_crafted_long_list_is_refused_before_it_is_read(field: str) -> None:
+    # A state with a 10**6-long `best_x` (IPOP) or `mean` (XNES at d = 2) walked the list
+    # element by element (a tuple pushed per element) and converted it before its length was
+    # compared: at 10**7 elements 7 s and 690 MB, against the docs' "sizes are checked
+    # before anything is allocated"
+    import tracemalloc
+
+    if field == "best_x":
+        cls: Any = IPOP
+        state = json.loads(json.dumps(IPOP("xnes", np.zeros(2), 1.0, rng=0).state_dict()))
+        want = r"`best_x` must have length 2, but got length 1000000"
+    else:
+        cls = XNES
+        state = json.loads(json.dumps(XNES(np.zeros(2), 1.0, rng=0).state_dict()))
+        want = r"dim 2 does not match the mean"
+    state[field] = [0.5] * 10**6  # (8 MB of pointers, made before tracing)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=want):
+            cls.from_state(state)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, peak  # (before: over 64 MB of tuples, then an 8 MB array)

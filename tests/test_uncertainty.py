@@ -296,6 +296,9 @@ def test_state_dict_round_trip_continues_bit_identically() -> None:
         (lambda s: s.update(measure=math.nan), r"`measure` must be a finite number"),
         (lambda s: s.update(theta="0.2"), r"`theta` must be a number in \[0, 1\]"),
         (lambda s: s["run"].update(strategy="cmaes"), r"`state` must come from a strategy's"),
+        # None (the constructor's default) was taken: another run than the one saved
+        (lambda s: s.update(alpha_sigma=None), r"`alpha_sigma` must be a number, but got None"),
+        (lambda s: s.update(c_s=None), r"`c_s` must be a number, but got None"),
     ],
 )
 def test_from_state_rejects_a_malformed_state(edit: object, match: str) -> None:
@@ -432,3 +435,15 @@ def test_optimize_shows_each_warning_once_at_the_callers_line_with_a_summary() -
         assert len(caught) == 2, [str(w.message) for w in caught]
         assert all(w.filename == __file__ for w in caught)
         assert "this run raised" in str(caught[1].message)
+
+
+def test_from_state_names_a_bad_shaping_argument_as_the_callers() -> None:
+    # NoiseHandler.from_state(state, shaping=3) said "`state` is malformed" of a valid state,
+    # and made the TypeError a ValueError
+    nh, _ = _noisy_handler(5)
+    state = nh.state_dict()
+    with pytest.raises(TypeError, match=r"^`shaping` must be a string or a callable, but got 3"):
+        NoiseHandler.from_state(state, shaping=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^`shaping` must be one of .* but got 'nope'"):
+        NoiseHandler.from_state(state, shaping="nope")
+    assert NoiseHandler.from_state(state, shaping="nes").state_dict() == state
