@@ -113,51 +113,49 @@ def run(
     try:
         with _display(level) as own, evaluator:
             bar = _progress_bar(opt, call_it) if show_bar else None
-            # A generation's progress line waits until the run goes on, so the last
-            # generation's is the last line, with the criteria that stopped the run (once).
-            pending: tuple[int, str] | None = None
-            try:
-                while True:
-                    if call_fev is not None and opt.nfev >= call_fev:
-                        ended["maxfev"] = call_fev
-                    if call_it is not None and opt.generation >= call_it:
-                        ended["maxiter"] = call_it
-                    if ended or opt.stop():
+            # The criteria after a generation (read once: the next check reuses them). A
+            # generation that ends the run gets no line of its own: the last line, with the
+            # criteria that stopped the run, is its line (printed once).
+            after: dict[str, float] | None = None
+            while True:
+                if call_fev is not None and opt.nfev >= call_fev:
+                    ended["maxfev"] = call_fev
+                if call_it is not None and opt.generation >= call_it:
+                    ended["maxiter"] = call_it
+                if ended or (opt.stop() if after is None else after):
+                    break
+                with counted:
+                    X = opt.ask()
+                    n = _evaluations_allowed(opt, call_fev)
+                    f = np.full(opt.popsize, np.nan)
+                    f[:n] = evaluator.evaluate(fun, X[:n], args, strategy=source())
+                    opt.tell(X, f, evaluated=n)
+                counted.show_new()
+                after = opt.stop()
+                last = bool(after) or (
+                    (call_fev is not None and opt.nfev >= call_fev)
+                    or (call_it is not None and opt.generation >= call_it)
+                )
+                due = level >= 2 or clock.line_due(opt.generation)
+                line = logging.INFO if due else logging.DEBUG
+                if not last and LOGGER.isEnabledFor(line):
+                    LOGGER.log(line, "%s", _progress_line(name, opt, clock), extra=own)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(nfev=opt.nfev, best=f"{opt.best[1]:.6e}", refresh=False)
+                if callback is not None:
+                    try:
+                        if isinstance(callback, History):
+                            callback.record(opt, fitness=f[:n])
+                            stop_now = False
+                        else:
+                            said = callback(opt.result)  # True or np.True_ stop the run
+                            stop_now = isinstance(said, (bool, np.bool_)) and bool(said)
+                    except StopIteration:
+                        stop_now = True
+                    if stop_now:
+                        ended["callback"] = 1.0
                         break
-                    if pending is not None:
-                        LOGGER.log(pending[0], "%s", pending[1], extra=own)
-                        pending = None
-                    with counted:
-                        X = opt.ask()
-                        n = _evaluations_allowed(opt, call_fev)
-                        f = np.full(opt.popsize, np.nan)
-                        f[:n] = evaluator.evaluate(fun, X[:n], args, strategy=source())
-                        opt.tell(X, f, evaluated=n)
-                    counted.show_new()
-                    due = level >= 2 or clock.line_due(opt.generation)
-                    line = logging.INFO if due else logging.DEBUG
-                    if LOGGER.isEnabledFor(line):
-                        pending = (line, _progress_line(name, opt, clock))
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(nfev=opt.nfev, best=f"{opt.best[1]:.6e}", refresh=False)
-                    if callback is not None:
-                        try:
-                            if isinstance(callback, History):
-                                callback.record(opt, fitness=f[:n])
-                                stop_now = False
-                            else:
-                                said = callback(opt.result)  # True or np.True_ stop the run
-                                stop_now = isinstance(said, (bool, np.bool_)) and bool(said)
-                        except StopIteration:
-                            stop_now = True
-                        if stop_now:
-                            ended["callback"] = 1.0
-                            break
-            except BaseException:
-                if pending is not None:  # the last generation told, before the error
-                    LOGGER.log(pending[0], "%s", pending[1], extra=own)
-                raise
             res = opt.result
             res = _stopping.with_stop(res, ended) if ended else res
             if LOGGER.isEnabledFor(logging.INFO):

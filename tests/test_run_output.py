@@ -48,11 +48,31 @@ def test_disp_levels_print_lines_with_time_and_rate(
     assert not any("stops" in ln for ln in out[:-1])
 
 
+def test_a_generations_line_comes_before_the_callbacks_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def callback(res: object) -> None:
+        print(f"callback {es.generation}")
+
+    es = XNES(np.ones(2), 0.5, rng=0)
+    es.optimize(sphere, maxiter=3, disp=2, callback=callback)
+    out = lines(capsys.readouterr().out)
+    assert [ln.split()[0] + " " + ln.split()[2] if LINE.match(ln) else ln for ln in out] == [
+        "XNES 1",
+        "callback 1",
+        "XNES 2",
+        "callback 2",
+        "callback 3",  # (generation 3 ends the run: its line is the last line)
+        "XNES 3",
+    ]
+    assert out[-1].endswith("; stops: maxiter")
+
+
 def test_a_run_ended_by_an_error_still_prints_its_last_told_generation(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # (the line of a generation waits until the run goes on, so that the last generation's
-    # line is the one with the stops; an error in the next generation prints it first)
+    # (a generation that ends the run has no line of its own, the last line is its line; a
+    # generation the run goes on after has its line at once, before an error in the next)
     calls = []
 
     def objective(x: np.ndarray) -> float:
