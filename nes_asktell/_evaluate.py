@@ -494,10 +494,13 @@ class Evaluator:
                     todo = [i for i in todo if np.isnan(values[chunks[i]]).all()]
                     continue
                 rerun, blamed = outcome
-                if rounds > 1 and rerun and not ran:
-                    # A round after a fault in which no row started before the deadline: no
-                    # thread was free (every one held by a hung call, spare threads too).
-                    # The rows waiting get NaN now, not one more timeout each.
+                if rounds > 1 and rerun and not ran and board is not None:
+                    # A round after a fault in which no row started before the deadline: on a
+                    # pool whose tasks wait in one queue (a thread pool and its spare threads)
+                    # no thread was free, every one held by a hung call. The rows waiting get
+                    # NaN now, not one more timeout each. (On dask a task waits on the worker
+                    # it was given, behind a hung call, while another worker may be free: it
+                    # runs again, and work stealing or the call's return frees it.)
                     errors.append(
                         f"{len(rerun)} candidates found no free thread within the timeout "
                         "(every thread held by a call hung past an earlier timeout)"
