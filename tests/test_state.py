@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -251,8 +252,6 @@ def test_a_crafted_long_list_is_refused_before_it_is_read(field: str) -> None:
     # element by element (a tuple pushed per element) and converted it before its length was
     # compared: at 10**7 elements 7 s and 690 MB, against the docs' "sizes are checked
     # before anything is allocated"
-    import tracemalloc
-
     if field == "best_x":
         cls: Any = IPOP
         state = json.loads(json.dumps(IPOP("xnes", np.zeros(2), 1.0, rng=0).state_dict()))
