@@ -178,10 +178,35 @@ def take_buffer(
     """
     for i in range(len(spare)):
         if _unshared(spare, i) and spare[i].shape == shape and spare[i].dtype == dtype:
-            X = spare.pop(i)
-            X.flags.writeable = True
-            return X
+            return spare.pop(i)
     return np.empty(shape, dtype=dtype)
+
+
+def seal(X: FloatArray) -> FloatArray:
+    """Return a read-only twin of the batch `X`: the same memory, and no flag makes it writeable.
+
+    The twin and every view of it rest on a read-only buffer of `X`, so
+    ``flags.writeable = True`` fails on them and on their ``base`` alike: a caller cannot edit
+    the copy ``tell`` checks its rows against. `X` itself, the strategy's buffer, stays
+    writable for reuse (:func:`unseal` returns it); it is referenced while any view exists.
+    """
+    flat = np.frombuffer(memoryview(X).toreadonly(), dtype=X.dtype)  # type: ignore[arg-type]
+    return flat.reshape(X.shape)
+
+
+def unseal(sealed: FloatArray) -> FloatArray:
+    """Return the writable buffer of a batch :func:`seal` returned."""
+    flat = sealed.base  # the flat read-only array, then its read-only memoryview
+    assert flat is not None
+    buffer = flat.base
+    assert isinstance(buffer, memoryview)
+    assert isinstance(buffer.obj, np.ndarray)
+    return buffer.obj
+
+
+def same_batch(X: FloatArray, sealed: FloatArray) -> bool:
+    """Return whether `X` is the sealed batch or a view of it (what ``ask`` returned)."""
+    return X is sealed or (X.base is not None and X.base is sealed.base)
 
 
 def match_rows(X: FloatArray, solutions: object) -> np.ndarray | None:

@@ -8,7 +8,6 @@ The helpers that say where restart ``r`` starts (:func:`run_seed`, :func:`restar
 
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 import time
@@ -314,14 +313,9 @@ class IPOP:
         self._crit = _stopping.Criteria(tolfun=None, tolx=None, **crit)  # type: ignore[arg-type]
         # The first run validates x0, sigma0, popsize, bounds and the options.
         self._x0 = v.as_vector("x0", x0)
-        # a copy: the caller may change its array later (x0 is copied by as_vector)
-        self._sigma0 = (
-            sigma0.copy()
-            if isinstance(sigma0, np.ndarray)
-            else copy.deepcopy(sigma0)
-            if isinstance(sigma0, (list, tuple))
-            else sigma0
-        )
+        # checked, as a float or a new array: the caller may change its array later (x0 is
+        # copied by as_vector)
+        self._sigma0 = v.step_sizes("sigma0", sigma0, self._x0.size)
         self._box = parse_bounds(bounds, self._x0.size)
         self._restarts = 0
         self._nfev_done = 0
@@ -702,7 +696,7 @@ class IPOP:
             obj = cls(
                 inner_cls,
                 state["x0"],  # type: ignore[arg-type]
-                np.asarray(sigma0) if isinstance(sigma0, list) else sigma0,  # type: ignore[arg-type]
+                sigma0,  # type: ignore[arg-type]
                 state["popsize0"],  # type: ignore[arg-type]
                 bounds=None if bounds is None else Box.from_state(bounds).to_bounds(),
                 rng=_stored_seed(state["seed"]),
@@ -736,11 +730,13 @@ class IPOP:
             best_f = state["best_f"]
             obj._best_f = math.inf if best_f is None else v.real("best_f", best_f)
             obj._load_extra(state)
+            obj._check_popsizes()
             run_ = inner_cls.from_state(state["run"])  # type: ignore[arg-type]
             # as loaded (its configuration is that of its replica state): a state saved before
             # an option existed has it at its old value
             obj._check_run(run_.replica_state())
             obj._inner = run_
+            obj._check_best()
         except KeyError as exc:
             raise ValueError(f"`state` is malformed: the key {exc} is missing.") from exc
         except (TypeError, ValueError, IndexError, OverflowError) as exc:
@@ -750,6 +746,40 @@ class IPOP:
     def _load_extra(self, state: JSON) -> None:
         """Load what a subclass adds to the state (BIPOP: its regimes); raise if malformed."""
         return None
+
+    def _run_popsizes(self) -> list[int]:
+        """Return the population each finished run of the history began with, as planned."""
+        mirrored, d = self._inner.mirrored, self.dim
+        return [
+            restart_popsize(self._popsize0, self._factor, r, mirrored, d) if r else self._popsize0
+            for r in range(len(self._history))
+        ]
+
+    def _check_popsizes(self) -> None:
+        """Raise ValueError unless each record of the history has its run's planned population."""
+        for r, (h, lam) in enumerate(zip(self._history, self._run_popsizes(), strict=True)):
+            if h["popsize"] != lam:
+                raise ValueError(
+                    f"`history[{r}]['popsize']` must be {lam}, the population of run {r} of "
+                    f"the sequence, but got {v.short(h['popsize'])}"
+                )
+
+    def _check_best(self) -> None:
+        """Raise ValueError unless the best point and value are those of the runs.
+
+        The best value is the least of the runs' (the finished ones' records and the current
+        run's), and the best point lies in the box.
+        """
+        bests = [h["best_f"] for h in self._history]
+        least = min([math.inf if f is None else float(f) for f in bests], default=math.inf)  # type: ignore[arg-type]
+        least = min(least, self._inner.best[1])
+        if self._best_f != least:
+            raise ValueError(
+                f"`best_f` must be the least of the runs' best values ({least!r}), but got "
+                f"{self._best_f!r}"
+            )
+        if self._box is not None and not self._box.contains(self._best_x):
+            raise ValueError("`best_x` must lie in the bounds, but it does not")
 
     def _restart_bound(self) -> int:
         """Return the most restarts the sequence can have made (IPOP: `max_restarts`)."""
@@ -1072,6 +1102,18 @@ class BIPOP(IPOP):
     def _restart_bound(self) -> int:
         # small-regime runs come between the large ones, as many as the budgets make
         return MAX_COUNT
+
+    def _run_popsizes(self) -> list[int]:
+        mirrored, d = self._inner.mirrored, self.dim
+        out, large = [self._popsize0], 0
+        for r, h in enumerate(self._history[1:], start=1):
+            lam_l = restart_popsize(self._popsize0, self._factor, large + 1, mirrored, d)
+            if h["regime"] == "large":
+                out.append(lam_l)
+                large += 1
+            else:
+                out.append(self._small_run(r, lam_l, mirrored)[0])
+        return out[: len(self._history)]
 
     def _load_extra(self, state: JSON) -> None:
         extra = _entries("bipop", state["bipop"])

@@ -529,8 +529,9 @@ class Strategy(ABC):
         Notes
         -----
         The strategy keeps its own read-only copy of the batch, and ``tell`` checks the rows
-        it is told against that copy: the view returned cannot be made writeable, and a row
-        that ``ask`` did not return is rejected, whatever was done to the array.
+        it is told against that copy: neither the view returned nor its ``base`` can be made
+        writeable, and a row that ``ask`` did not return is rejected, whatever was done to the
+        array.
 
         A later ``ask`` may reuse the memory of a told batch, but only once nothing refers to
         it any more (no variable, no view): a batch you hold never changes.
@@ -554,10 +555,9 @@ class Strategy(ABC):
             self._mirrored,
             self._threads,
         )
-        X.flags.writeable = False
-        self._X = X
+        self._X = _batch.seal(X)
         self._noise_before_ask = noise_state
-        self._X_view = X.view()
+        self._X_view = self._X.view()
         return self._X_view
 
     def _noise_buffer(self) -> FloatArray:
@@ -651,7 +651,7 @@ class Strategy(ABC):
                 "_noise_before_ask": None,
                 # Keep the told batch for reuse by a later ask (at most two: the caller's
                 # latest one and one that is free again).
-                "_spare": [*self._spare[-1:], X],
+                "_spare": [*self._spare[-1:], _batch.unseal(X)],
             }
         )
         self._commit(new)
@@ -1108,7 +1108,7 @@ class Strategy(ABC):
             return None
         if pending is None or not len(X):
             return None
-        if not (X is pending or X.base is pending) or X.shape[1] != self._dim:
+        if not _batch.same_batch(X, pending) or X.shape[1] != self._dim:
             return None
         scale = self._sigma_value()
         if isinstance(scale, np.ndarray) and scale.shape != (self._dim,):
@@ -1356,7 +1356,7 @@ class Strategy(ABC):
             raise ValueError(f"dim {v.short(dim)} does not match the mean")
         obj = cls(
             v.as_vector("mean", mean),
-            np.asarray(sigma0) if isinstance(sigma0, list) else sigma0,  # type: ignore[arg-type]
+            sigma0,  # type: ignore[arg-type]
             state["popsize"],  # type: ignore[arg-type]
             bounds=None if bounds is None else Box.from_state(bounds).to_bounds(),
             rng=0,
@@ -1393,6 +1393,10 @@ class Strategy(ABC):
 
     def _load_record(self, record: JSON) -> None:
         self._best_x = v.as_vector("best_x", record["best_x"], self._dim)
+        if self._box is not None and not self._box.contains(self._best_x):
+            raise ValueError(
+                "`best_x` must lie in the bounds (it is a point evaluated), but it does not."
+            )
         best_f = record["best_f"]
         self._best_f = math.inf if best_f is None else v.real("best_f", best_f)
         fhist = record["fhist"]
@@ -1407,7 +1411,9 @@ class Strategy(ABC):
         keep = _stopping.history_length(self._dim, self._popsize)
         self._fhist = [v.real("fhist", x) for x in fhist[-keep:]]
         last = record["last_range"]
-        self._last_range = math.inf if last is None else v.real("last_range", last)
+        self._last_range = (
+            math.inf if last is None else v.positive_float("last_range", last, allow_zero=True)
+        )
         # (one more each generation at most, from 0 at the start of the run)
         self._since_improvement = v.integer(
             "since_improvement", record["since_improvement"], minimum=0, maximum=self._generation
@@ -1432,8 +1438,8 @@ class Strategy(ABC):
         # an applied update of a strategy pickled then had no shape weights
         self._applied = [(*e, None) if len(e) == 3 else e for e in self._applied]
         self._t0 = time.monotonic() - float(d["_t0"])  # type: ignore[arg-type]
-        if self._X is not None:
-            self._X.flags.writeable = False
+        if self._X is not None:  # a copy of the pickled batch, sealed again
+            self._X = _batch.seal(np.array(self._X, order="C"))
 
     def __repr__(self) -> str:
         return (

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import pickle
 import warnings
 from typing import Any
 
@@ -483,6 +484,22 @@ def test_an_edited_batch_cannot_make_a_never_sampled_row_best() -> None:
         es.tell(Y, [-1e9] + [1.0] * (len(Y) - 1))
     es.tell(X, [sphere(x) for x in X])
     assert not np.array_equal(es.best[0], [123.0, 456.0])
+
+
+@pytest.mark.parametrize("how", ["fresh", "pickled"])
+def test_no_base_of_the_batch_can_be_made_writeable(how: str) -> None:
+    # X.base was the strategy's own copy, which owned its data: made writeable and edited, it
+    # made tell accept a row never sampled, outside the bounds, as the best point.
+    es = XNES(np.zeros(2), 1.0, rng=0, bounds=[(-1, 1), (-1, 1)])
+    es.ask()
+    if how == "pickled":
+        es = pickle.loads(pickle.dumps(es))
+    X = es.ask()
+    for arr in (X, X.base, X[1:], X[1:].base, es.ask()):
+        with pytest.raises(ValueError, match="WRITEABLE"):
+            arr.flags.writeable = True
+    es.tell(X, [sphere(x) for x in X])
+    assert np.all(np.abs(es.best[0]) <= 1.0)
 
 
 # ---------------------------------------------------------------- 9. per-coordinate sigma0

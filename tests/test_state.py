@@ -269,3 +269,97 @@ def test_a_crafted_long_list_is_refused_before_it_is_read(field: str) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 2_000_000, peak  # (before: over 64 MB of tuples, then an 8 MB array)
+
+
+# ---------------------------------------------------------------- states no run can write
+def _rastrigin(X: np.ndarray) -> np.ndarray:
+    return 10 * X.shape[1] + np.sum(X**2 - 10 * np.cos(2 * np.pi * X), axis=1)
+
+
+def _restarted(cls: Any, restarts: int, **kw: Any) -> Any:
+    es = cls("xnes", np.full(3, 2.0), 1.0, rng=0, bounds=[(-5, 5)] * 3, max_restarts=20, **kw)
+    while es.restarts < restarts:
+        X = es.ask()
+        es.tell(X, _rastrigin(X))
+    X = es.ask()
+    es.tell(X, _rastrigin(X))
+    return es
+
+
+@pytest.mark.parametrize("cls_name", ["XNES", "SNES", "OpenES", "DXNESIC", "CRFMNES"])
+def test_a_best_point_outside_the_bounds_is_refused(cls_name: str) -> None:
+    # from_state took a record whose best point lay outside the state's own bounds, and
+    # result.x (documented "inside the bounds") was then outside the box
+    import nes_asktell
+
+    cls = getattr(nes_asktell, cls_name)
+    es = cls(np.zeros(3), 1.0, rng=0, bounds=[(-1, 1)] * 3)
+    X = es.ask()
+    es.tell(X, np.sum(X**2, axis=1))
+    state = json.loads(json.dumps(es.state_dict()))
+    cls.from_state(json.loads(json.dumps(state)))  # as written: loads
+    state["record"]["best_x"] = [9.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match=r"`best_x` must lie in the bounds"):
+        cls.from_state(state)
+    state = json.loads(json.dumps(es.state_dict()))
+    state["record"]["last_range"] = -1.0
+    with pytest.raises(ValueError, match=r"`last_range` must be a non-negative"):
+        cls.from_state(state)
+
+
+@pytest.mark.parametrize("which", ["IPOP", "BIPOP"])
+@pytest.mark.parametrize("kw", [{}, {"popsize_factor": 1.5, "mirrored": False}])
+def test_a_restart_sequence_refuses_a_history_no_run_wrote(which: str, kw: dict) -> None:
+    import nes_asktell
+
+    cls = getattr(nes_asktell, which)
+    es = _restarted(cls, 6, **kw)
+    state = json.loads(json.dumps(es.state_dict()))
+    if which == "BIPOP":  # both regimes are in the history checked below
+        assert {h["regime"] for h in state["history"]} == {"large", "small"}
+    again = cls.from_state(json.loads(json.dumps(state)))  # as written: loads
+    assert again.history == es.history
+
+    def refused(edit: Callable[[dict], None], match: str) -> None:
+        crafted = json.loads(json.dumps(state))
+        edit(crafted)
+        with pytest.raises(ValueError, match=match):
+            cls.from_state(crafted)
+
+    def best_x_out(s: dict) -> None:
+        s["best_x"] = [9.0, 9.0, 9.0]
+
+    def record_below_best(s: dict) -> None:
+        s["history"][0]["best_f"] = s["best_f"] - 5.0
+
+    def best_f_raised(s: dict) -> None:
+        s["best_f"] = s["best_f"] + 1.0
+
+    refused(best_x_out, r"`best_x` must lie in the bounds")
+    refused(record_below_best, r"`best_f` must be the least of the runs' best values")
+    refused(best_f_raised, r"`best_f` must be the least of the runs' best values")
+    for r in range(len(state["history"])):
+
+        def popsize_changed(s: dict, r: int = r) -> None:
+            s["history"][r]["popsize"] += 1
+
+        refused(popsize_changed, rf"`history\[{r}\]\['popsize'\]` must be ")
+
+
+@pytest.mark.parametrize("cls_name", ["XNES", "SNES", "OpenES", "DXNESIC", "CRFMNES", "IPOP"])
+def test_a_crafted_long_sigma0_is_refused_before_it_is_read(cls_name: str) -> None:
+    # a 10**7-long sigma0 was read into an array before its shape was checked (160 MB)
+    import nes_asktell
+
+    cls = getattr(nes_asktell, cls_name)
+    made = cls("xnes", np.zeros(3), 1.0, rng=0) if cls_name == "IPOP" else cls(np.zeros(3), 1.0)
+    state = json.loads(json.dumps(made.state_dict()))
+    state["sigma0"] = [0.5] * 10**6
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"`sigma0` must have shape \(3,\), but got length"):
+            cls.from_state(state)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, peak
