@@ -280,7 +280,7 @@ def nes(
             fun_x = math.inf
         nfev = 1
     out = make_result(
-        x=np.copy(res.x),
+        x=np.array(res.x, dtype=np.float64),  # the point `fun` was given (float32 runs too)
         fun=fun_x,
         nfev=nfev,
         nit=int(res.nit),
@@ -326,10 +326,15 @@ def _scipy_callback(callback: Callable[..., object]) -> Callable[[OptimizeResult
     if params == {"intermediate_result"}:
         return lambda res: callback(
             intermediate_result=_intermediate(
-                {"x": np.copy(res.x), "fun": float(res.fun), "nfev": res.nfev, "nit": res.nit}
+                {
+                    "x": np.array(res.x, dtype=np.float64),
+                    "fun": float(res.fun),
+                    "nfev": res.nfev,
+                    "nit": res.nit,
+                }
             )
         )
-    return lambda res: callback(np.copy(res.x))
+    return lambda res: callback(np.array(res.x, dtype=np.float64))
 
 
 def _intermediate(fields: dict[str, Any]) -> OptimizeResult:

@@ -143,7 +143,7 @@ def resolve_strategy(strategy: str | type[Strategy]) -> type[Strategy]:
     ValueError
         If no registered strategy has that name.
     TypeError
-        If `strategy` is neither a string nor a Strategy subclass.
+        If `strategy` is neither a string nor a Strategy subclass, or is an abstract one.
 
     Examples
     --------
@@ -160,6 +160,12 @@ def resolve_strategy(strategy: str | type[Strategy]) -> type[Strategy]:
             )
         return cls
     if isinstance(strategy, type) and issubclass(strategy, Strategy):
+        if inspect.isabstract(strategy):
+            missing = sorted(getattr(strategy, "__abstractmethods__", ()))
+            raise TypeError(
+                f"`strategy` must be a Strategy subclass that can be made, but "
+                f"{strategy.__name__} is abstract (it lacks {', '.join(missing)})."
+            )
         return strategy
     raise TypeError(
         f"`strategy` must be one of {strategy_names()} or a Strategy subclass, "

@@ -1110,3 +1110,21 @@ def test_from_state_names_a_bad_shaping_argument_not_the_state() -> None:
         XNES.from_state(state, shaping="ranks")
     assert state == before
     assert XNES.from_state(state, shaping="zscore").state_dict()["shaping"] == "zscore"
+
+
+def test_the_abstract_strategy_class_is_refused_naming_strategy() -> None:
+    # strategy=Strategy passed resolve_strategy, then failed with Python's bare "Can't
+    # instantiate abstract class", which names neither the argument nor the value
+    from scipy.optimize import minimize
+
+    from nes_asktell import NESSampler, Strategy, nes
+
+    want = r"`strategy` must be a Strategy subclass that can be made, but Strategy is abstract"
+    with pytest.raises(TypeError, match=want):
+        resolve_strategy(Strategy)
+    with pytest.raises(TypeError, match=want):
+        minimize(lambda x: 0.0, [0.0, 0.0], method=nes, options={"strategy": Strategy})
+    with pytest.raises(TypeError, match=want):
+        IPOP(Strategy, np.zeros(2), 1.0)
+    with pytest.raises(TypeError, match=want):
+        NESSampler(strategy=Strategy)

@@ -1112,3 +1112,34 @@ def test_no_finite_value_is_reported_as_inf_whatever_maxiter(value: float, maxit
     # with no finite value does), so a non-finite value reached the result.
     res = minimize(lambda x: value, np.zeros(2), method=nes, options={"maxiter": maxiter})
     assert res.fun == math.inf
+
+
+def test_a_float32_run_reports_the_float64_point_fun_was_given() -> None:
+    # res.x came back float32 while fun had been called with its float64 copy, so fun(res.x)
+    # was not res.fun (scipy's methods return float64 points)
+    def f(x: np.ndarray) -> float:
+        assert x.dtype == np.float64
+        return float(np.sum((x - 0.1) ** 2))
+
+    seen: list[np.ndarray] = []
+    res = minimize(
+        f,
+        [1.0, 2.0],
+        method=nes,
+        callback=lambda intermediate_result: seen.append(intermediate_result.x),
+        options={"rng": 0, "dtype": "float32", "maxfev": 200},
+    )
+    assert res.x.dtype == np.float64
+    assert f(res.x) == res.fun
+    assert seen
+    assert all(x.dtype == np.float64 for x in seen)
+    plain: list[np.ndarray] = []
+    minimize(
+        f,
+        [1.0, 2.0],
+        method=nes,
+        callback=plain.append,
+        options={"rng": 0, "dtype": "float32", "maxfev": 50},
+    )
+    assert plain
+    assert all(x.dtype == np.float64 for x in plain)
