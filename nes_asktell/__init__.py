@@ -16,6 +16,7 @@ when asked for).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING
 
 from ._backends import shutdown_pools
@@ -48,7 +49,6 @@ __all__ = [
     "XNES",
     "Evaluator",
     "History",
-    "NESSampler",
     "NESWarning",
     "NoiseHandler",
     "OpenES",
@@ -68,6 +68,19 @@ __all__ = [
     "strategy_names",
     "zscore",
 ]
+
+
+def _installed(module: str) -> bool:
+    """Return whether `module` can be imported (found, not imported)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+# ``from nes_asktell import *`` imports every name of __all__: the sampler only with optuna
+if _installed("optuna"):
+    __all__ += ["NESSampler"]
 
 #: Names loaded on first use: the integrations import optuna only when asked for.
 _LAZY: dict[str, str] = {"NESSampler": ".integrations.optuna", "nes": ".integrations.scipy"}

@@ -53,6 +53,8 @@ MAGIC = "# nes_asktell History v1"
 MAX_BYTES = 1 << 30
 #: the bytes :meth:`History.load` reads at a time from a pipe or a device (or a growing file)
 READ_BLOCK = 1 << 20
+#: the bytes :meth:`History.load` reads first, to check the first line before reading on
+HEAD_BYTES = 1 << 16
 PLOT_HINT = "History.plot needs matplotlib: pip install 'nes_asktell[plot]'"
 #: the highest fitness History.plot draws as it is: matplotlib's log axes overflow (and fall
 #: back to limits of 1 to 10, hiding every curve) when values reach about 1e240.
@@ -170,6 +172,41 @@ class _Lines:
                 return m.group(1)
         self._text = ""  # let the text go
         raise StopIteration
+
+
+def _not_a_history(argument: str, p: Path, line: int) -> ValueError:
+    return ValueError(
+        f"`{argument}` must be a CSV file written by History.save (first line {MAGIC!r}), but "
+        + (
+            f"line {line} of {str(p)!r} is not that line."
+            if line
+            else f"{str(p)!r} has no line but blank ones."
+        )
+    )
+
+
+def _check_head(head: bytes, whole: bool, p: Path, argument: str) -> None:
+    """Raise ValueError if the first bytes of a file (`whole`: all of it) show it is no History.
+
+    Its first line that is not blank must be :data:`MAGIC` (padded by a spreadsheet, perhaps);
+    a first line longer than `head` is not. Blank lines alone may be followed by anything.
+    """
+    # (a character cut in two at the end of the head is not the file's fault)
+    cut = head if whole else head[: max(len(head) - 3, 0)]
+    try:
+        text = cut.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"`{argument}` must be a CSV file written by History.save (UTF-8 text), but byte "
+            f"{exc.start} of {str(p)!r} is not UTF-8 ({exc.reason})."
+        ) from None
+    lines = _Lines(text)
+    first = next(lines, None)
+    if first is None:
+        return
+    complete = whole or lines._pos < len(text) or text.endswith(tuple(_BREAKS))
+    if not complete or first.strip().rstrip(",").rstrip() != MAGIC:
+        raise _not_a_history(argument, p, lines.number)
 
 
 def _unpadded(row: list[str]) -> list[str]:
@@ -482,7 +519,9 @@ class History:
 
         Values are written with ``repr``, so :meth:`load` reads back exactly what was recorded.
         The file is written whole or not at all: a save that fails (a full disk, Ctrl-C)
-        leaves a file saved earlier under the same name as it was.
+        leaves a file saved earlier under the same name as it was. (That needs a new file
+        beside it, renamed over it; in a folder that takes no new file, a file there that may
+        be written is written in place, as ``open`` would, and then not whole or not at all.)
 
         Raises
         ------
@@ -515,7 +554,18 @@ class History:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
         tmp = target.with_name(f".{target.name[:64]}.{secrets.token_hex(4)}.tmp")
         try:
-            with tmp.open("x", encoding="utf-8") as fh:
+            fh = tmp.open("x", encoding="utf-8")
+        except OSError as exc:
+            if isinstance(exc, PermissionError) and target.is_file():
+                # a folder that takes no new file: the file in place, as open would write it
+                target.write_text(buf.getvalue(), encoding="utf-8")
+                return
+            if exc.errno is None:
+                raise
+            # name the file asked for, as writing it in place would, not the new file
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+        try:
+            with fh:
                 fh.write(buf.getvalue())
             if target.is_file():  # the file keeps its permissions
                 os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
@@ -565,12 +615,18 @@ class History:
         # read at most one byte more than allowed: a device or a pipe (/dev/zero) has no size
         # to check beforehand, and would be read without end. In blocks: read(n) at once
         # would allocate all n bytes (1 GiB) for every file, however small.
-        data = bytearray()
         with p.open("rb") as fh:
             info = os.fstat(fh.fileno())
+            # the first line is checked before the rest is read: /dev/zero or a large file of
+            # anything else is refused after HEAD_BYTES, not after a gigabyte
+            data = bytearray(fh.read(HEAD_BYTES))
+            _check_head(bytes(data), len(data) < HEAD_BYTES, p, argument)
             # a file's own size, and a byte more to see whether it grew; else blocks
-            want = info.st_size + 1 if stat.S_ISREG(info.st_mode) else READ_BLOCK
-            while len(data) <= MAX_BYTES:
+            want = (
+                max(info.st_size + 1 - len(data), 1) if stat.S_ISREG(info.st_mode) else READ_BLOCK
+            )
+            at_end = len(data) < HEAD_BYTES  # (a buffered read is short only at the end)
+            while not at_end and len(data) <= MAX_BYTES:
                 block = fh.read(min(want, MAX_BYTES + 1 - len(data)))
                 if not block:
                     break
@@ -591,11 +647,9 @@ class History:
         del data  # (each copy of the file is let go as soon as the next one is made)
         lines = _Lines(text)
         del text  # (the lines hold it until the last one is read)
-        if next(lines, "").strip().rstrip(",").rstrip() != MAGIC:  # (padded by a spreadsheet)
-            raise ValueError(
-                f"`{argument}` must be a CSV file written by History.save (first line "
-                f"{MAGIC!r}), but got {str(p)!r}."
-            )
+        first = next(lines, None)  # (None: no line but blank ones)
+        if first is None or first.strip().rstrip(",").rstrip() != MAGIC:  # (padded, perhaps)
+            raise _not_a_history(argument, p, 0 if first is None else lines.number)
         try:
             return cls._read_rows(csv.reader(lines), lines, p, argument)
         except csv.Error as exc:  # a field longer than the csv module's limit, say
@@ -611,14 +665,20 @@ class History:
 
         Empty fields at the end of a line (a spreadsheet pads its rows so) are dropped.
         """
-        header = tuple(x.strip() for x in _unpadded(next(reader, [])))
+        got = next(reader, None)
+        header = tuple(x.strip() for x in _unpadded(got or []))
         k = len(header) - len(BASE_COLUMNS)
         if header[: len(BASE_COLUMNS)] != BASE_COLUMNS or header[len(BASE_COLUMNS) :] != tuple(
             f"mean_{i}" for i in range(max(k, 0))
         ):
             raise ValueError(
                 f"`{argument}` must have the header {','.join(BASE_COLUMNS)},mean_0,..., but "
-                f"got {v.short(','.join(header))} in {str(p)!r}."
+                + (
+                    f"line {lines.number} is {v.short(','.join(header))}"
+                    if got is not None
+                    else f"the file ends after line {lines.number}"
+                )
+                + f" in {str(p)!r}."
             )
         out = cls(coordinates=k)
         out._columns = header

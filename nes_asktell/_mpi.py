@@ -232,8 +232,13 @@ def mpi_optimize(
     every = v.integer("check_every", check_every, minimum=1)
     level = disp_level(disp)  # checked on every rank, shown on rank 0
     if comm is None:
-        from mpi4py import MPI
-
+        try:
+            from mpi4py import MPI
+        except ModuleNotFoundError as exc:
+            raise ImportError(
+                f"mpi_optimize() needs {exc.name}, which is not installed: "
+                "pip install 'nes_asktell[mpi]'"
+            ) from exc
         comm = MPI.COMM_WORLD
     _check_comm(comm)
     spmd = SPMDMap(comm, es, every)

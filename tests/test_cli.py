@@ -106,8 +106,16 @@ def test_plot_reports_a_missing_or_foreign_file(
             None,
             r"`RUN.csv` must be a readable file, but got '{run}' \(No such file or directory\)\.",
         ),
-        ("", r"`RUN.csv` must be a CSV file written by History.save .*, but got '{run}'\."),
-        (MAGIC + "\n", r"`RUN.csv` must have the header generation,.*, but got '' in '{run}'\."),
+        (
+            "",
+            r"`RUN.csv` must be a CSV file written by History.save .*, but '{run}' has no line "
+            r"but blank ones\.",
+        ),
+        (
+            MAGIC + "\n",
+            r"`RUN.csv` must have the header generation,.*, but the file ends after line 1 "
+            r"in '{run}'\.",
+        ),
         ("corrupt", r"`RUN.csv` line 3 must hold 14 numbers, but got 'x,1' in '{run}'\."),
     ],
 )

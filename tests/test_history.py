@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tracemalloc
@@ -355,6 +356,60 @@ def test_a_read_only_history_file_is_not_saved_over(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.csv"]
 
 
+def _as_unprivileged() -> list[str] | None:
+    """The command prefix under which file permissions apply (None: no way to drop them)."""
+    if not hasattr(os, "geteuid"):
+        return None
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--inh-caps=-all"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True)  # (a container may refuse)
+    return prefix if probe.returncode == 0 else None
+
+
+def test_a_writable_file_in_a_folder_that_takes_no_new_file_is_saved(tmp_path: Path) -> None:
+    # save() wrote a new file beside the target to rename it over it, so a folder that takes
+    # no new file refused a save that open(path, "w") would have made
+    prefix = _as_unprivileged()
+    if prefix is None:
+        pytest.skip("file permissions cannot be made to apply here")
+    history = History()
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=3, callback=history)
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "run.csv"
+    history.save(path)
+    path.chmod(0o666)
+    folder.chmod(0o555)
+    code = (
+        "import sys, numpy as np\n"
+        "from nes_asktell import XNES, History\n"
+        "h = History()\n"
+        "XNES(np.ones(2), 0.5, rng=0).optimize(lambda x: float(x @ x), maxiter=5, callback=h)\n"
+        "h.save(sys.argv[1])\n"
+        "try:\n"
+        "    h.save(sys.argv[2])\n"
+        "except PermissionError as exc:\n"
+        "    print('refused', exc.filename)\n"
+    )
+    try:
+        out = subprocess.run(
+            [*prefix, sys.executable, "-c", code, str(path), str(folder / "new.csv")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        folder.chmod(0o755)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["refused", str(folder / "new.csv")]  # no file to write
+    assert len(History.load(path)) == 5  # saved in place
+    assert sorted(p.name for p in folder.iterdir()) == ["run.csv"]
+
+
 def test_a_save_into_a_missing_folder_names_the_file_asked_for(tmp_path: Path) -> None:
     # the error named the new file written beside the target (".run.csv.<hex>.tmp")
     path = tmp_path / "missing" / "run.csv"
@@ -641,12 +696,42 @@ def test_load_reads_no_more_than_the_limit_from_a_file_without_a_size(
 ) -> None:
     # the size was checked with stat(), which is 0 for a device or a pipe: `nes-asktell plot
     # /dev/zero` read without end
+    tracemalloc.start()
+    try:  # refused by its first line (before: read to the limit, a gigabyte, then refused)
+        with pytest.raises(ValueError, match=r"but line 1 of '/dev/zero' is not that line"):
+            History.load("/dev/zero")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * _history.HEAD_BYTES, peak  # (the head's few copies: read, text)
     monkeypatch.setattr(_history, "MAX_BYTES", 1000)
-    with pytest.raises(ValueError, match=r"at most 1000 bytes, but got more in '/dev/zero'"):
-        History.load("/dev/zero")
     (tmp_path / "big.csv").write_text(MAGIC + "\n" + "x" * 1000)
     with pytest.raises(ValueError, match=r"at most 1000 bytes, but got more in"):
         History.load(tmp_path / "big.csv")
+
+
+def test_a_large_file_that_is_no_history_is_refused_by_its_first_line(tmp_path: Path) -> None:
+    # a 900 MB text file that was no History took 8 s and 1.9 GB before its first line was read
+    path = tmp_path / "big.txt"
+    with path.open("w") as fh:
+        for _ in range(64):
+            fh.write("a" * (1 << 20))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"but line 1 of .* is not that line"):
+            History.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * _history.HEAD_BYTES, peak  # (the head's few copies: read, text)
+    path.write_text("\n\n  \nnot a history\n" + MAGIC + "\n")  # the line named, blank ones counted
+    with pytest.raises(ValueError, match=r"but line 4 of .* is not that line"):
+        History.load(path)
+    path.write_text("\n\n" + MAGIC + "\ngeneration,oops\n")
+    with pytest.raises(
+        ValueError, match=r"must have the header .* but line 4 is 'generation,oops'"
+    ):
+        History.load(path)
 
 
 def test_load_of_a_binary_file_names_the_file(tmp_path: Path) -> None:

@@ -136,6 +136,39 @@ def test_nessampler_without_optuna_says_which_extra_to_install() -> None:
     assert cause == "ModuleNotFoundError"
 
 
+def test_a_star_import_works_with_and_without_optuna() -> None:
+    # NESSampler was in __all__ whatever was installed, so `from nes_asktell import *`
+    # failed on the core install (numpy and scipy only)
+    code = """
+        from nes_asktell import *
+        print(XNES.__name__, "NESSampler" in dir())
+        """
+    out = without("optuna", code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["XNES", "False"]
+    out = without("nothing_blocked", code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["XNES", "True"]
+
+
+def test_mpi_optimize_without_mpi4py_says_which_extra_to_install() -> None:
+    out = without(
+        "mpi4py",
+        """
+        import numpy as np
+        from nes_asktell import XNES, mpi_optimize
+        try:
+            mpi_optimize(XNES(np.zeros(2), 1.0), lambda x: 0.0)
+        except ImportError as exc:
+            print(type(exc).__name__, "|", exc)
+        """,
+    )
+    assert out.returncode == 0, out.stderr
+    kind, message = (s.strip() for s in out.stdout.split("|"))
+    assert kind == "ImportError"
+    assert "pip install 'nes_asktell[mpi]'" in message
+
+
 def test_the_core_and_the_scipy_method_need_no_extra() -> None:
     out = without(
         "optuna",
