@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import stat
 import sys
 from collections.abc import Sequence
@@ -45,7 +46,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "with the default OpenES, XNES and SNES.",
     )
     where = demo.add_mutually_exclusive_group()
-    where.add_argument("--plot", default="nes_demo.png", help="PNG file for the convergence plot")
+    where.add_argument(
+        "--plot",
+        type=_named,
+        default=Path("nes_demo.png"),
+        help="the image file of the convergence plot (its suffix chooses the format)",
+    )
     where.add_argument("--no-plot", action="store_true", help="do not write the plot")
     demo.set_defaults(usage=demo)  # its errors show its own usage line
     plot = sub.add_parser(
@@ -108,13 +114,18 @@ def run_command(argv: Sequence[str] | None) -> int:
                 f"argument --plot: cannot write an image to {str(plot)!r} (a directory, or "
                 "in a directory that does not exist)"
             )
+        if plot is not None and not _writable(plot):
+            args.usage.error(
+                f"argument --plot: cannot write an image to {str(plot)!r} (no permission to "
+                "write it there)"
+            )
         known = _image_formats()
         if plot is not None and known and plot.suffix and plot.suffix[1:].lower() not in known:
             args.usage.error(
                 f"argument --plot: matplotlib cannot write {plot.suffix!r} images; use one of "
                 f"{', '.join('.' + k for k in sorted(known))} (no suffix: PNG)"
             )
-        return run_demo(None if plot is None else str(plot))
+        return run_demo(None if plot is None else str(plot), prog=args.usage.prog)
     if args.command == "plot":
         return plot_run(args.run, args.output, args.usage)
     return 2  # pragma: no cover
@@ -138,13 +149,28 @@ def _path_kind(path: Path, argument: str, usage: argparse.ArgumentParser) -> str
     return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
 
 
+def _writable(path: Path) -> bool:
+    """Return whether a file may be written at `path` (its folder takes a new one, or it may)."""
+    if path.exists():
+        return os.access(path, os.W_OK)
+    return os.access(path.parent, os.W_OK | os.X_OK)
+
+
 def _image_formats() -> set[str]:
-    """Return the file suffixes matplotlib can write (none without matplotlib)."""
+    """Return the file suffixes matplotlib can write here (none without matplotlib).
+
+    ``.pgf`` only where its TeX system is installed (without it the image is drawn, then not
+    written).
+    """
     try:
+        import matplotlib
         from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
         return set()
-    return set(FigureCanvasBase.get_supported_filetypes())
+    known = set(FigureCanvasBase.get_supported_filetypes())
+    if shutil.which(str(matplotlib.rcParams["pgf.texsystem"])) is None:
+        known.discard("pgf")
+    return known
 
 
 def plot_run(run: Path, output: Path | None, usage: argparse.ArgumentParser) -> int:
@@ -158,10 +184,19 @@ def plot_run(run: Path, output: Path | None, usage: argparse.ArgumentParser) -> 
     run_is = _path_kind(run, "RUN.csv", usage)
     if run_is == "dir":  # '.' or '/' has no name to give a suffix: no traceback
         usage.error(f"`RUN.csv` must be a file, but got the directory {str(run)!r}.")
+    if output is None and run_is == "other":  # /dev/stdin: no image beside it
+        usage.error(
+            f"`--output` must be given when RUN.csv is not a regular file, as {str(run)!r} is."
+        )
     out = output if output is not None else run.with_suffix(".png")
     out_is = _path_kind(out, "--output", usage)
     if out_is == "dir":
         usage.error(f"`--output` must be a file, but got the directory {str(out)!r}.")
+    if out_is == "other":  # /dev/stdout: the message would be written into the image
+        usage.error(
+            f"`--output` must be a regular file (or a new one), but got {str(out)!r}, a "
+            "device or a pipe."
+        )
     if out_is == run_is == "file" and out.samefile(run):  # the default beside X.png
         usage.error(
             f"`--output` must not be RUN.csv itself (the image would replace the run), but "
@@ -195,7 +230,7 @@ def plot_run(run: Path, output: Path | None, usage: argparse.ArgumentParser) -> 
             file=sys.stderr,
         )
         return 1
-    except (ValueError, ImportError, RuntimeError) as exc:  # (.pgf without LaTeX: Runtime)
+    except (ValueError, ImportError, RuntimeError, OverflowError) as exc:
         print(f"{usage.prog}: error: {exc}", file=sys.stderr)
         return 1
     print(f"{len(history)} generations of {run} drawn in {out}")

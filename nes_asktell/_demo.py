@@ -170,7 +170,7 @@ def plot_runs(runs: list[Run], path: str) -> bool:
     return True
 
 
-def run_demo(plot: str | None) -> int:
+def run_demo(plot: str | None, prog: str = "nes-asktell demo") -> int:
     """Print the seed trace and the comparison; write a plot when matplotlib is available.
 
     Returns 0 when the seed trace matches the 2017 one, 1 otherwise or when the plot cannot
@@ -202,7 +202,7 @@ def run_demo(plot: str | None) -> int:
         try:
             written = plot_runs(runs, plot)
         except (OSError, ValueError) as exc:  # not writable, an unknown image format
-            print(f"nes-asktell demo: error: {exc}", file=sys.stderr)
+            print(f"{prog}: error: `--plot` could not be written: {exc}", file=sys.stderr)
             return 1
         if written:
             print(f"\nconvergence plot written to {plot}")

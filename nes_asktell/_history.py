@@ -765,11 +765,13 @@ class History:
         ax_f.set_title("fitness")
         ax_f.set_ylabel(label)
         spread = self["sigma_max"] != self["sigma_min"]
-        for name in ("sigma_max", "sigma_median", "sigma_min") if spread.any() else ("sigma_max",):
-            if np.isfinite(self[name]).any():
+        names = ("sigma_max", "sigma_median", "sigma_min") if spread.any() else ("sigma_max",)
+        sigmas, capped = _capped([self[name] for name in names])
+        for name, c in zip(names, sigmas, strict=True):
+            if np.isfinite(c).any():
                 label = name.replace("_", " ") if spread.any() else "sigma"
-                _with_lone_points(ax_s.semilogy(n, self[name], label=label, **dots), n, self[name])
-        ax_s.set_title("step size")
+                _with_lone_points(ax_s.semilogy(n, c, label=label, **dots), n, c)
+        ax_s.set_title("step size" + (" (above 1e200 drawn at 1e200)" if capped else ""))
         mean_cols = [c for c in self.columns if c.startswith("mean_") and c != "mean_norm"]
         coords = [self[name] for name in mean_cols]
         scale = _axis_scale(coords)
@@ -780,9 +782,12 @@ class History:
         ax_m.set_title(f"mean, first {len(mean_cols)} coordinates")
         if scale != 1.0:
             ax_m.set_ylabel(f"x / {scale:.0e}")
-        if np.isfinite(self["condition"]).any():
-            _with_lone_points(ax_c.semilogy(n, self["condition"], **dots), n, self["condition"])
-        ax_c.set_title("condition (longest / shortest axis)")
+        (condition,), capped = _capped([self["condition"]])
+        if np.isfinite(condition).any():
+            _with_lone_points(ax_c.semilogy(n, condition, **dots), n, condition)
+        ax_c.set_title(
+            "condition (longest / shortest axis)" + (", above 1e200 at 1e200" if capped else "")
+        )
         pop = self["popsize"] if len(self) else np.zeros(0)
         restarts = n[1:][(pop[1:] != pop[:-1]) & np.isfinite(pop[1:]) & np.isfinite(pop[:-1])]
         # whether a panel has a curve, before the marks of the restarts are added to it
@@ -813,6 +818,17 @@ class History:
             x_label = "evaluations" if counted else "generations"
             ax.set_xlabel(x_label if x_scale == 1.0 else f"{x_label} / {x_scale:.0e}")
         return fig
+
+
+def _capped(curves: list[FloatArray]) -> tuple[list[FloatArray], bool]:
+    """Return `curves` with values above :data:`PLOT_CEILING` at it, and whether any was.
+
+    (matplotlib's log axes overflow when a curve reaches about 1e240; a step size or a
+    condition number there is no state a run reaches, but a file made by hand may hold it.)
+    """
+    if not any(np.any(c > PLOT_CEILING) for c in curves):
+        return curves, False
+    return [np.minimum(c, PLOT_CEILING) for c in curves], True
 
 
 def _with_lone_points(lines: list[Any], n: FloatArray, c: FloatArray) -> None:

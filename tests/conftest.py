@@ -9,7 +9,10 @@ chi-square / binomial quantile written beside the assertion).
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 
+import pytest
 from hypothesis import HealthCheck, settings
 from scipy import stats
 
@@ -42,3 +45,22 @@ FALSE_ALARM_BUDGET = 1e-6
 ALPHA_PER_ASSERTION = FALSE_ALARM_BUDGET / MAX_STAT_ASSERTIONS  # 5e-11
 #: two-sided normal quantile for ALPHA_PER_ASSERTION: z = 6.57
 Z = float(stats.norm.isf(ALPHA_PER_ASSERTION / 2))
+
+
+@pytest.fixture(scope="session")
+def unprivileged() -> list[str]:
+    """The command prefix under which file permissions apply (skips where none can be made).
+
+    As root every file may be written: the prefix drops that capability with ``setpriv``.
+    """
+    if not hasattr(os, "geteuid"):
+        pytest.skip("no user ids here")
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root, and no setpriv to drop the right to write any file")
+    prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--inh-caps=-all"]
+    if subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
+        pytest.skip("root, and setpriv may not drop capabilities here")
+    return prefix

@@ -69,18 +69,66 @@ def test_plot_writes_a_png_of_a_saved_run(
 
 
 @pytest.mark.skipif(shutil.which("xelatex") is not None, reason="LaTeX writes .pgf here")
-def test_plot_to_pgf_without_latex_is_one_line_not_a_traceback(
+def test_plot_to_pgf_without_latex_is_a_usage_error_before_drawing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # .pgf is a suffix matplotlib writes, with LaTeX: without it savefig raised RuntimeError,
-    # and the command printed a traceback of 98 lines
-    pytest.importorskip("matplotlib")
+    # .pgf is a suffix matplotlib writes only with its TeX system: without it savefig raised
+    # RuntimeError after drawing (at first as a traceback of 98 lines), and .pgf was listed
+    mpl = pytest.importorskip("matplotlib")
+    if shutil.which(mpl.rcParams["pgf.texsystem"]):
+        pytest.skip("a TeX system is installed: .pgf can be written")
     saved_run(tmp_path / "run.csv", 3)
-    assert cli.main(["plot", str(tmp_path / "run.csv"), "-o", str(tmp_path / "run.pgf")]) == 1
+    with pytest.raises(SystemExit) as info:
+        cli.main(["plot", str(tmp_path / "run.csv"), "-o", str(tmp_path / "run.pgf")])
+    assert info.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "error:" in err
-    assert "latex" in err.lower()
+    assert "`--output` must end in a suffix matplotlib can write" in err
+    assert ".pgf" not in err.split("write (")[1].split(";")[0]
+    assert list(tmp_path.iterdir()) == [tmp_path / "run.csv"]
+
+
+def test_plot_refuses_a_device_or_pipe_as_output_and_needs_one_for_a_pipe_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # -o /dev/stdout wrote the message into the image (or failed on a pipe), and a RUN.csv
+    # read from /dev/stdin without -o wrote /dev/stdin.png
+    saved_run(tmp_path / "run.csv", 3)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["plot", str(tmp_path / "run.csv"), "-o", os.devnull])
+    assert info.value.code == 2
+    assert f"`--output` must be a regular file (or a new one), but got {os.devnull!r}" in (
+        capsys.readouterr().err
+    )
+    fifo = tmp_path / "in.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["plot", str(fifo)])
+    assert info.value.code == 2
+    assert "`--output` must be given when RUN.csv is not a regular file" in (
+        capsys.readouterr().err
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "run.csv"]
+
+
+def test_plot_caps_a_step_size_or_condition_no_axis_can_draw(tmp_path: Path) -> None:
+    # a file with step sizes from 1e-300 to 1e240 made matplotlib's log locator overflow: a
+    # traceback (the fitness panel was capped at 1e200, the others not)
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "run.csv"
+    saved_run(path, 10)
+    lines = path.read_text().splitlines()
+    cols = lines[1].split(",")
+    for i, value in ((2, "1e-300"), (3, "1e240")):
+        row = lines[i].split(",")
+        for name in ("sigma_min", "sigma_median", "sigma_max", "condition"):
+            row[cols.index(name)] = value
+        lines[i] = ",".join(row)
+    path.write_text("\n".join(lines) + "\n")
+    assert cli.main(["plot", str(path), "-o", str(tmp_path / "run.png")]) == 0
+    fig = History.load(path).plot()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "step size (above 1e200 drawn at 1e200)" in titles
+    assert "condition (longest / shortest axis), above 1e200 at 1e200" in titles
 
 
 def test_plot_reports_a_missing_or_foreign_file(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,7 +98,54 @@ def test_demo_reports_a_failed_plot_write_without_a_traceback(
     monkeypatch.setattr(_demo, "plot_runs", denied)
     assert cli.main(["demo", "--plot", str(tmp_path / "demo.png")]) == 1
     err = capsys.readouterr().err
-    assert "nes-asktell demo: error: [Errno 13] Permission denied" in err
+    assert (
+        "nes-asktell demo: error: `--plot` could not be written: [Errno 13] Permission denied"
+        in err
+    )
+
+
+def test_demo_refuses_an_empty_plot_name_before_the_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # --plot '' was reported as '.', the directory Path("") is
+    with pytest.raises(SystemExit) as info:
+        cli.main(["demo", "--plot", ""])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert "argument --plot: must name a file, but got ''" in captured.err
+    assert captured.out == ""  # no run before the refusal
+
+
+def test_demo_refuses_a_plot_in_a_folder_it_cannot_write_before_the_runs(
+    tmp_path: Path, unprivileged: list[str]
+) -> None:
+    # the whole demo ran, then its plot failed with an error that did not name --plot
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        out = subprocess.run(
+            [
+                *unprivileged,
+                sys.executable,
+                "-m",
+                "nes_asktell",
+                "demo",
+                "--plot",
+                str(folder / "demo.png"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        folder.chmod(0o755)
+    assert out.returncode == 2, out.stderr
+    assert out.stdout == ""
+    assert "python -m nes_asktell demo: error: argument --plot: cannot write an image to" in (
+        out.stderr
+    )
+    assert "no permission" in out.stderr
 
 
 def test_demo_writes_a_plot_named_without_a_suffix_to_that_very_name(

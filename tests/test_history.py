@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tracemalloc
@@ -356,26 +355,12 @@ def test_a_read_only_history_file_is_not_saved_over(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.csv"]
 
 
-def _as_unprivileged() -> list[str] | None:
-    """The command prefix under which file permissions apply (None: no way to drop them)."""
-    if not hasattr(os, "geteuid"):
-        return None
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        return None
-    prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--inh-caps=-all"]
-    probe = subprocess.run([*prefix, "true"], capture_output=True)  # (a container may refuse)
-    return prefix if probe.returncode == 0 else None
-
-
-def test_a_writable_file_in_a_folder_that_takes_no_new_file_is_saved(tmp_path: Path) -> None:
+def test_a_writable_file_in_a_folder_that_takes_no_new_file_is_saved(
+    tmp_path: Path, unprivileged: list[str]
+) -> None:
     # save() wrote a new file beside the target to rename it over it, so a folder that takes
     # no new file refused a save that open(path, "w") would have made
-    prefix = _as_unprivileged()
-    if prefix is None:
-        pytest.skip("file permissions cannot be made to apply here")
+    prefix = unprivileged
     history = History()
     XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=3, callback=history)
     folder = tmp_path / "ro"
