@@ -274,6 +274,27 @@ PAYLOADS = {
 }
 
 
+def test_a_whole_number_float_in_a_stored_state_does_not_crash_the_study(
+    source: list[FrozenTrial],
+) -> None:
+    # "restart": 0.0 passed the check (a whole number) but stayed a float, and the next tell's
+    # int(str(0.0)) raised out of study.optimize, in every worker and every fresh sampler
+    victim = tip_of(source)
+    for sampler in (None, NESSampler(seed=0, popsize=6)):
+        study = copy_study(source, {victim.number: tampered(victim, set_entry(("restart",), 0.0))})
+        if sampler is not None:
+            study.sampler = sampler
+        study.optimize(sphere, n_trials=12)
+        assert all(t.state == TrialState.COMPLETE for t in study.trials)
+        chain = study.sampler.generations(study)  # type: ignore[attr-defined]
+        assert victim.number in [e["trial"] for e in chain]  # read as the 0 it is
+        assert chain[-1]["generation"] >= 4
+        last = study.trials[chain[-1]["trial"]]  # type: ignore[index]
+        carrier = ch.parse_carrier(last)
+        assert carrier is not None
+        assert type(ch.stored_state(last, carrier)["restart"]) is int
+
+
 def test_a_damaged_copy_of_a_state_does_not_condemn_its_good_copies() -> None:
     # A stored state that failed to load was remembered by its digest, so every other copy of
     # that state was skipped too, even the one the sampler had just stored itself. When the

@@ -7,6 +7,7 @@ import collections
 import itertools
 import math
 import threading
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -708,6 +709,35 @@ def test_a_constraint_record_holding_an_int_beyond_the_floats_is_an_infinite_val
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=6)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 7
     assert len(study.sampler.generations(study)) == 2  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("form", ["string", "dict", "keyed"])
+def test_a_constraint_record_that_is_no_list_is_an_infinite_violation_in_bounded_memory(
+    form: str,
+) -> None:
+    # a record that was a string (or a dict) was read by Optuna as one value per character
+    # (entry): a 5 MB string in a journal file took seconds and 440 MB per worker, silently
+    n = 2_000_000
+    if form == "string":
+        attrs: dict[str, object] = {_CONSTRAINTS_KEY: "x" * n}
+    elif form == "dict":
+        attrs = {_CONSTRAINTS_KEY: {str(i): 0.0 for i in range(n // 10)}}
+    else:  # more keyed values than a list may hold
+        attrs = {f"{_CONSTRAINTS_KEY}:{i}": 0.0 for i in range(20_000)}
+    trial = optuna.trial.create_trial(
+        state=TrialState.COMPLETE,
+        value=1.0,
+        params={"x": 0.5},
+        distributions={"x": FloatDistribution(0, 1)},
+        system_attrs=attrs,
+    )
+    tracemalloc.start()
+    try:
+        assert violation(trial) == math.inf
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20, peak
 
 
 def test_source_trials_whose_values_are_no_numbers_are_refused_by_name() -> None:

@@ -556,6 +556,7 @@ class Search:
         if not isinstance(state, dict) or set(state) != keys:
             raise ValueError("the state does not have the keys of a search state")
         restart = v.integer("restart", state["restart"], minimum=0, maximum=MAX_RESTART)
+        state = {**state, "restart": restart}  # (a JSON 0.0 is 0: read as an int later)
         entropy = state["entropy"]
         if not isinstance(entropy, str) or _ENTROPY_RE.fullmatch(entropy) is None:
             raise ValueError(f"`entropy` is malformed: {v.short(entropy)}")

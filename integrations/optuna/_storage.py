@@ -606,11 +606,20 @@ def violation(trial: FrozenTrial) -> float | None:
     value)``. A value may be a numpy number: Optuna's own samplers keep what a
     ``constraints_func`` returns (``np.int64``, ``np.float32``) in an in-memory study, and count
     it as Optuna does. The attributes are untrusted: a list longer than `MAX_CONSTRAINTS` among
-    them, a record Optuna cannot read or a value that is not a real number counts as an infinite
-    violation, and an int beyond the floats as an infinite value of its sign.
+    them (or more keyed values), a list form that is no list, a record Optuna cannot read or a
+    value that is not a real number counts as an infinite violation, and an int beyond the
+    floats as an infinite value of its sign.
     """
     attrs = trial.system_attrs
     if any(isinstance(v, (list, tuple)) and len(v) > MAX_CONSTRAINTS for v in attrs.values()):
+        return math.inf
+    listed = attrs.get(_OPTUNA4_CONSTRAINTS)
+    if listed is not None and not isinstance(listed, (list, tuple)):
+        # (Optuna reads a string or a dict as one value per character or entry: a 5 MB
+        # string took seconds and 440 MB)
+        return math.inf
+    prefix = f"{_OPTUNA4_CONSTRAINTS}:"
+    if sum(1 for k in attrs if k.startswith(prefix)) > MAX_CONSTRAINTS:
         return math.inf
     try:
         if hasattr(type(trial), "constraints"):
