@@ -158,6 +158,8 @@ class OpenES(Strategy):
             **common,
         )
         self._opt = opt_cls(self._dim, lr)
+        # the learning rate given (configuration); the optimizer's own follows the schedule
+        self._lr0 = lr
         self._weight_decay = wd
         self._sigma_decay, self._sigma_limit = sdecay, slimit
         self._lr_decay, self._lr_limit = ldecay, llimit
@@ -250,7 +252,7 @@ class OpenES(Strategy):
     def _options(self) -> JSON:
         return {
             "optimizer": self._opt.name,
-            "learning_rate": self._opt.learning_rate,
+            "learning_rate": self._lr0,
             "weight_decay": self._weight_decay,
             "sigma_decay": self._sigma_decay,
             "sigma_limit": self._sigma_limit,
@@ -260,11 +262,20 @@ class OpenES(Strategy):
 
     def _algo_state(self) -> JSON:
         sigma = self._sigma.tolist() if isinstance(self._sigma, np.ndarray) else self._sigma
-        return {"sigma": sigma, "optimizer": self._opt.state_dict()}
+        return {
+            "sigma": sigma,
+            "optimizer": self._opt.state_dict(),
+            "learning_rate": self._opt.learning_rate,
+        }
 
     def _load_algo_state(self, state: JSON) -> None:
         sigma = v.step_sizes("sigma", state["sigma"], self._dim)
-        self._opt = self._opt.from_state(state["optimizer"])
+        opt = self._opt.from_state(state["optimizer"])
+        # the current rate; a state written before it was kept here held it in the options
+        # (so the options of a run with a schedule changed from one generation to the next)
+        if "learning_rate" in state:
+            opt.learning_rate = v.positive_float("learning_rate", state["learning_rate"])
+        self._opt = opt
         self._sigma = sigma
 
 

@@ -326,3 +326,61 @@ def test_defaults() -> None:
     assert es.state_dict()["options"]["optimizer"] == "adam"  # type: ignore[index]
     assert OpenES(np.zeros(3), 0.1).popsize == 8  # 4 + floor(3 ln 3) = 7, rounded up to even
     assert OpenES(np.zeros(3), 0.1, mirrored=False).popsize == 7
+
+
+def _sphere_rows(X: np.ndarray) -> np.ndarray:
+    return np.sum(X**2, axis=1)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"learning_rate_decay": 0.99}, {"learning_rate_limit": 0.5}, {"learning_rate": 1e-120}],
+)
+def test_a_learning_rate_schedule_is_state_not_configuration(options: dict) -> None:
+    # The current learning rate was kept in the options: a run with a schedule changed its
+    # configuration each generation, so IPOP refused its own state and the Optuna sampler
+    # refused every tell ("`options` is {'learning_rate': 0.198, ...") and never moved.
+    import json
+
+    from nes_asktell import IPOP
+
+    opts = {"learning_rate": 0.2, **options}
+    es = IPOP("openes", np.ones(3), 0.5, rng=0, **opts)
+    for _ in range(5):
+        X = es.ask()
+        es.tell(X, _sphere_rows(X))
+    state = json.loads(json.dumps(es.state_dict()))
+    assert state["run"]["options"]["learning_rate"] == opts["learning_rate"]
+    again = IPOP.from_state(state)
+    assert again.state_dict() == es.state_dict()
+    np.testing.assert_array_equal(again.ask(), es.ask())
+    # a state written before the rate was kept in the algorithm's state: the options' rate is
+    # the current one, as it was then
+    run = es.state_dict()["run"]
+    current = run["algo"].pop("learning_rate")
+    run["options"]["learning_rate"] = current
+    old = OpenES.from_state(json.loads(json.dumps(run)))
+    assert old.learning_rate == current
+    np.testing.assert_array_equal(old.ask(), es.ask())
+
+
+def test_the_sampler_follows_an_openes_learning_rate_schedule() -> None:
+    optuna = pytest.importorskip("optuna")
+    from nes_asktell import NESSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = NESSampler(
+        seed=0,
+        strategy="openes",
+        strategy_options={"learning_rate": 0.2, "learning_rate_decay": 0.99},
+    )
+    study = optuna.create_study(sampler=sampler)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study.optimize(
+            lambda t: t.suggest_float("x", -10, 10) ** 2 + t.suggest_float("y", -10, 10) ** 2,
+            n_trials=120,
+        )
+    refused = [str(w.message) for w in caught if issubclass(w.category, NESWarning)]
+    assert refused == []  # (before: one "refused to tell" per generation)
+    assert len(sampler.generations(study)) >= 10
