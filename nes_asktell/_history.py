@@ -366,8 +366,9 @@ class History:
         The run loop of ``optimize`` (and ``minimize(..., method=nes)``, which hands the
         History to it) records the strategy itself instead, with the fitness of the
         generation; this form serves scipy's other methods, whose ``intermediate_result``
-        holds ``x`` and ``fun`` and, for some of them, ``nfev`` and ``nit``. TNC passes its
-        current point alone (a 1-d array): it is recorded as the mean, with the generation.
+        holds ``x`` and ``fun`` and, for some of them, ``nfev`` and ``nit``; ``x`` is recorded
+        as the mean when the result holds none. TNC passes its current point alone (a 1-d
+        array): it is recorded as the mean, with the generation.
         """
         res = intermediate_result
         if isinstance(res, np.ndarray) and res.ndim == 1:  # TNC passes its point alone
@@ -389,6 +390,8 @@ class History:
         fun = _result_number(res, "fun", math.nan)
         sigma = _result_vector(res, "sigma")
         mean = _result_vector(res, "mean")
+        if mean is None:  # another method's current point: where it searches (TNC's too)
+            mean = _result_vector(res, "x")
         # ``fun`` of another method may be its current point's value (SLSQP's): f_best is the
         # smallest received in this run, a run being a sequence of increasing generation
         # numbers
@@ -719,7 +722,9 @@ class History:
         Fitness (best so far, best and median of each generation; log scale, shifted by the
         lowest value when some are not positive), step size (min, median and max), the
         recorded coordinates of the mean, and the condition number of the scale; dotted vertical
-        lines mark where the population size changes (the restarts of IPOP); a history of one
+        lines mark where the population size changes (the restarts of IPOP) and where a run
+        recorded after another begins (its generations start again: it is drawn after the
+        one before, its evaluations added to theirs); a history of one
         generation is drawn as points, and fitness values above 1e200 (penalties) at 1e200.
         The Figure is made without pyplot: save it with ``fig.savefig(path)``.
 
@@ -739,6 +744,14 @@ class History:
         # most of scipy's methods pass no nfev to a callback: drawn against the generations
         counted = bool(np.isfinite(n).all())
         n = n if counted else self["generation"]
+        # runs recorded one after another (their generations start again): each drawn after
+        # the one before, as IPOP's restarts are, and marked as they are
+        gen = self["generation"] if len(self) else np.zeros(0)
+        new_run = np.concatenate([[False], gen[1:] <= gen[:-1]]) if len(self) else gen > 0
+        if new_run.any():
+            run_of = np.cumsum(new_run)
+            ends = n[:-1][new_run[1:]]  # the last x of each run but the last
+            n = n + np.concatenate([[0.0], np.cumsum(ends)])[run_of]
         x_scale = _axis_scale([n])  # (a file made by hand may span the floats)
         n = n / x_scale
         # a line through one point draws nothing: a history of one generation gets markers
@@ -772,14 +785,18 @@ class History:
                 label = name.replace("_", " ") if spread.any() else "sigma"
                 _with_lone_points(ax_s.semilogy(n, c, label=label, **dots), n, c)
         ax_s.set_title("step size" + (" (above 1e200 drawn at 1e200)" if capped else ""))
-        mean_cols = [c for c in self.columns if c.startswith("mean_") and c != "mean_norm"]
+        mean_cols = [
+            c
+            for c in self.columns
+            if c.startswith("mean_") and c != "mean_norm" and np.isfinite(self[c]).any()
+        ]
         coords = [self[name] for name in mean_cols]
         scale = _axis_scale(coords)
         for name, c in zip(mean_cols, coords, strict=True):
             if np.isfinite(c).any():
                 lines = ax_m.plot(n, c / scale, lw=1, label=name.replace("mean_", "x"), **dots)
                 _with_lone_points(lines, n, c / scale)
-        ax_m.set_title(f"mean, first {len(mean_cols)} coordinates")
+        ax_m.set_title(f"mean, first {len(mean_cols)} coordinates" if mean_cols else "mean")
         if scale != 1.0:
             ax_m.set_ylabel(f"x / {scale:.0e}")
         (condition,), capped = _capped([self["condition"]])
@@ -789,7 +806,8 @@ class History:
             "condition (longest / shortest axis)" + (", above 1e200 at 1e200" if capped else "")
         )
         pop = self["popsize"] if len(self) else np.zeros(0)
-        restarts = n[1:][(pop[1:] != pop[:-1]) & np.isfinite(pop[1:]) & np.isfinite(pop[:-1])]
+        changed = (pop[1:] != pop[:-1]) & np.isfinite(pop[1:]) & np.isfinite(pop[:-1])
+        restarts = n[1:][changed | new_run[1:]]
         # whether a panel has a curve, before the marks of the restarts are added to it
         curved = {ax: ax.has_data() for ax in (ax_f, ax_s, ax_m, ax_c)}
         for ax in (ax_f, ax_s, ax_m, ax_c):

@@ -998,3 +998,43 @@ def test_a_history_as_the_callback_of_tnc_records_its_points() -> None:
     np.testing.assert_array_equal(h["generation"], np.arange(1, len(h) + 1))
     np.testing.assert_array_equal([h[f"mean_{i}"][-1] for i in range(3)], res.x)  # its last
     h.plot()
+
+
+@pytest.mark.parametrize("method", ["SLSQP", "Nelder-Mead", "L-BFGS-B"])
+def test_a_history_as_another_methods_callback_records_its_point_as_the_mean(
+    method: str,
+) -> None:
+    # their intermediate_result holds x: it was recorded nowhere, the mean panel said "not
+    # recorded" and its title "first 10 coordinates" of a 3-d problem
+    pytest.importorskip("matplotlib")
+    h = History()
+    points: list[np.ndarray] = []
+
+    def both(intermediate_result: OptimizeResult) -> None:
+        points.append(np.copy(intermediate_result.x))
+        h(intermediate_result)
+
+    minimize(rosen, np.zeros(3), method=method, callback=both, options={"maxiter": 20})
+    assert len(h) == len(points) >= 2
+    for i in range(3):
+        np.testing.assert_array_equal(h[f"mean_{i}"], [p[i] for p in points])
+    ax_m = h.plot().axes[2]
+    assert ax_m.get_title() == "mean, first 3 coordinates"
+    assert [t.get_text() for t in ax_m.texts] == []
+
+
+def test_runs_recorded_one_after_another_are_drawn_one_after_another() -> None:
+    # a second run's generations start again: it was joined to the end of the first by a line
+    # back to its first evaluations, with no mark where it began
+    pytest.importorskip("matplotlib")
+    h = History()
+    XNES(np.full(4, -1.0), 0.5, rng=1).optimize(rosen, maxiter=30, callback=h)
+    SNES(np.full(4, 2.0), 0.5, rng=2).optimize(rosen, maxiter=20, callback=h)
+    assert len(h) == 50
+    fig = h.plot()
+    x = fig.axes[0].lines[0].get_xdata()
+    first_end = h["nfev"][29]
+    np.testing.assert_array_equal(x[:30], h["nfev"][:30])
+    np.testing.assert_array_equal(x[30:], h["nfev"][30:] + first_end)
+    (marks,) = fig.axes[0].collections
+    assert [seg[0][0] for seg in marks.get_segments()] == [x[30]]
