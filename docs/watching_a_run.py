@@ -1,9 +1,11 @@
 """Make the figure of docs/watching.rst: XNES on the 8-d Rosenbrock function, recorded by History.
 
 Run from the repository's root: ``.venv/bin/python docs/watching_a_run.py``. It writes
-``docs/_static/watching/rosenbrock.csv`` (the History) and ``rosenbrock.png`` (its plot, the same
-image as ``nes-asktell plot docs/_static/watching/rosenbrock.csv``). The run is deterministic
-(``rng=1``); only the ``elapsed`` column changes from one machine to the next.
+``docs/_static/watching/rosenbrock.csv`` (the History) and ``rosenbrock.png`` (its plot, the
+figure ``nes-asktell plot docs/_static/watching/rosenbrock.csv`` draws, saved at 80 dpi instead
+of 100). The run is deterministic (``rng=1``): on one machine only the ``elapsed`` column changes
+from one run to the next; another machine may round the last bits of some values otherwise
+(its BLAS picks other kernels).
 """
 
 from __future__ import annotations

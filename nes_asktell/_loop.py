@@ -142,7 +142,7 @@ def run(
                     LOGGER.log(line, "%s", _progress_line(name, opt, clock), extra=own)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(nfev=opt.nfev, best=f"{opt.best[1]:.6e}", refresh=False)
+                    bar.set_postfix(nfev=str(opt.nfev), best=f"{opt.best[1]:.6e}", refresh=False)
                 if callback is not None:
                     try:
                         if isinstance(callback, History):

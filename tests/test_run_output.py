@@ -211,6 +211,10 @@ def test_progress_bar_shows_generations_nfev_and_best(
     assert "7/7" in err
     assert f"nfev={res.nfev}" in err
     assert f"best={res.fun:.6e}" in err
+    # a count tqdm would format as a float (20000 as "2e+4") is shown as the integer it is
+    res = XNES(np.ones(2), 0.5, rng=0, popsize=2000).optimize(sphere, maxiter=10, progress=True)
+    assert res.nfev == 20000
+    assert "nfev=20000" in capsys.readouterr().err
 
 
 def test_progress_bar_without_tqdm_says_how_to_install_it(
