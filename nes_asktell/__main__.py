@@ -102,7 +102,9 @@ def run_command(argv: Sequence[str] | None) -> int:
     """Parse `argv` and run its command; return the exit code."""
     prog = program_name()
     parser = build_parser(prog)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # under the command's own usage line (argparse gives the top-level one)
+        args.usage.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "demo":
         plot = None if args.no_plot else Path(args.plot)
         if plot is not None and (

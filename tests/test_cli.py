@@ -398,3 +398,20 @@ def test_plot_refuses_an_empty_name_as_typed(args: list[str]) -> None:
     assert out.returncode == 2
     assert "must name a file, but got ''" in out.stderr
     assert "'.'" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage"),
+    [(["demo", "foo"], " demo [-h]"), (["plot", "a.csv", "b.csv"], " plot [-h]")],
+)
+def test_an_extra_argument_is_refused_under_the_commands_own_usage_line(
+    argv: list[str], usage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # argparse reported it under the top-level usage line, which names no command's options
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert usage in captured.err.splitlines()[0]
+    assert f"error: unrecognized arguments: {argv[-1]}" in captured.err
+    assert captured.out == ""

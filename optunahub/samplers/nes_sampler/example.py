@@ -1,4 +1,10 @@
-"""A study with the NES sampler loaded as a registry package (run from any folder)."""
+"""A study with the NES sampler loaded as a registry package.
+
+``optunahub.load_module`` fetches the package from the registry, so this runs once the package
+is published there (and with network access). Before that, load this folder instead:
+``optunahub.load_local_module(package="samplers/nes_sampler", registry_root="optunahub")``
+from the repository's top folder, as ``tests/test_optuna_hub.py`` does.
+"""
 
 from __future__ import annotations
 
