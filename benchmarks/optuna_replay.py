@@ -68,6 +68,7 @@ from benchmarks._xnes_variants import (
 )
 from benchmarks.optuna_bbob import in_failing_region
 from nes_asktell import _surrogate as sg
+from nes_asktell._batch import unseal
 from nes_asktell._crfmnes import CRFMNES
 from nes_asktell._dxnesic import DXNESIC
 from nes_asktell._shaping import nes_utilities
@@ -353,7 +354,7 @@ def resampled(es: Strategy, rng: np.random.Generator, tries: int) -> None:
     X, Z = es._X, es._Zh
     assert X is not None
     assert Z is not None
-    X.flags.writeable = True
+    X = unseal(X)  # the strategy's own buffer of the batch (what it tells against)
     for row in outside:
         for _ in range(tries):
             z = rng.standard_normal(es.dim)
@@ -361,7 +362,6 @@ def resampled(es: Strategy, rng: np.random.Generator, tries: int) -> None:
             if np.all((y >= 0.0) & (y <= 1.0)):
                 Z[row], X[row] = z, y
                 break
-    X.flags.writeable = False
     es._X_view = None  # (the next ask returns a view of the batch as it is now)
 
 
@@ -378,13 +378,12 @@ def told_reflected(es: Strategy, X: FloatArray) -> None:
     B, Z = es._X, es._Zh
     assert B is not None
     assert Z is not None
-    B.flags.writeable = True
+    B = unseal(B)  # the strategy's own buffer of the batch (what it tells against)
     Zr = np.linalg.solve(es.B, ((X - es.mean) / es.sigma).T).T
     # a row keeps its drawn candidate where the reflected one lies further out in the
     # distribution's own metric (a thin shape near an edge): z of the reflection can be huge
     nearer = np.einsum("ij,ij->i", Zr, Zr) <= np.einsum("ij,ij->i", Z, Z)
     B[nearer], Z[nearer] = X[nearer], Zr[nearer]
-    B.flags.writeable = False
     es._X_view = None
 
 

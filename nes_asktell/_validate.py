@@ -292,9 +292,13 @@ def step_sizes(name: str, value: object, dim: int) -> float | FloatArray:
     A scalar (or a 0-d array, or a one-element list) gives a float; a list, tuple or array of
     `dim` numbers gives a float64 array. Raise TypeError/ValueError naming `name` otherwise.
     """
-    if isinstance(value, (list, tuple)) and len(value) not in (1, dim):
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) not in (1, dim)
+        and not any(isinstance(x, (list, tuple)) for x in value[:1])
+    ):
         # (before the elements are read: a crafted state's 10**7-long list took 160 MB)
-        raise ValueError(f"`{name}` must have shape ({dim},), but got length {len(value)}.")
+        raise ValueError(f"`{name}` must have shape ({dim},), but got shape ({len(value)},).")
     if isinstance(value, (list, tuple, np.ndarray)):
         try:
             arr = np.asarray(value)

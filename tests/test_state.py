@@ -357,7 +357,8 @@ def test_a_crafted_long_sigma0_is_refused_before_it_is_read(cls_name: str) -> No
     state["sigma0"] = [0.5] * 10**6
     tracemalloc.start()
     try:
-        with pytest.raises(ValueError, match=r"`sigma0` must have shape \(3,\), but got length"):
+        want = r"`sigma0` must have shape \(3,\), but got shape \(1000000,\)"
+        with pytest.raises(ValueError, match=want):
             cls.from_state(state)
         _, peak = tracemalloc.get_traced_memory()
     finally:
