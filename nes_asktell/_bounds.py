@@ -80,6 +80,19 @@ class Box:
         """Return whether every coordinate of `x` (any shape ending in d) is inside the box."""
         return bool(np.all((x >= self.lower) & (x <= self.upper)))
 
+    def holds(self, x: FloatArray, dtype: type[np.floating] | np.dtype[np.floating]) -> bool:
+        """Return whether `x` is a point a batch of `dtype` has in the box.
+
+        Inside it, or (float32) between the walls :meth:`reflect` uses for `dtype`: where no
+        float32 value lies in the box, the candidates are the nearest one, just outside.
+        """
+        if self.contains(x):
+            return True
+        if np.dtype(dtype) == np.float64:
+            return False
+        lo, hi = self._walls_of(np.dtype(dtype))
+        return bool(np.all((x >= np.minimum(lo, self.lower)) & (x <= np.maximum(hi, self.upper))))
+
     def clip(self, x: FloatArray) -> FloatArray:
         """Return `x` clipped into the box."""
         return np.clip(x, self.lower, self.upper)

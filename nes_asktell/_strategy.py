@@ -1399,7 +1399,7 @@ class Strategy(ABC):
 
     def _load_record(self, record: JSON) -> None:
         self._best_x = v.as_vector("best_x", record["best_x"], self._dim)
-        if self._box is not None and not self._box.contains(self._best_x):
+        if self._box is not None and not self._box.holds(self._best_x, self._dtype):
             raise ValueError(
                 "`best_x` must lie in the bounds (it is a point evaluated), but it does not."
             )

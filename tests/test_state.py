@@ -364,3 +364,30 @@ def test_a_crafted_long_sigma0_is_refused_before_it_is_read(cls_name: str) -> No
     finally:
         tracemalloc.stop()
     assert peak < 2_000_000, peak
+
+
+@pytest.mark.parametrize("upper", [0.1, 0.1 + 1e-12])
+@pytest.mark.parametrize("cls_name", ["XNES", "SNES", "OpenES", "DXNESIC", "CRFMNES", "IPOP"])
+def test_a_float32_run_in_a_box_no_float32_value_lies_in_loads_its_state(
+    cls_name: str, upper: float
+) -> None:
+    # Its candidates are the nearest float32 value, just outside the box (as documented), and
+    # the check that the best point lies in the bounds refused every state such a run wrote
+    import nes_asktell
+
+    cls = getattr(nes_asktell, cls_name)
+    bounds = [(0.1, upper), (-1.0, 1.0), (-1.0, 1.0)]
+    kw: dict[str, Any] = {"rng": 0, "bounds": bounds, "dtype": "float32"}
+    es = cls("xnes", np.zeros(3), 0.5, **kw) if cls_name == "IPOP" else cls(np.zeros(3), 0.5, **kw)
+    for _ in range(3):
+        X = es.ask()
+        es.tell(X, np.sum(np.asarray(X, dtype=float) ** 2, axis=1))
+    state = json.loads(json.dumps(es.state_dict()))
+    again = cls.from_state(state)
+    np.testing.assert_array_equal(again.ask(), es.ask())
+    if cls_name == "IPOP":  # beyond any float32 value near the box
+        state["best_x"] = [0.2, 0.0, 0.0]
+    else:
+        state["record"]["best_x"] = [0.2, 0.0, 0.0]
+    with pytest.raises(ValueError, match=r"`best_x` must lie in the bounds"):
+        cls.from_state(state)
