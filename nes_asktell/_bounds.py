@@ -31,6 +31,9 @@ class Box:
         self._lo_only = np.isfinite(lower) & ~np.isfinite(upper)
         self._hi_only = ~np.isfinite(lower) & np.isfinite(upper)
         self.active = bool(np.any(np.isfinite(lower) | np.isfinite(upper)))
+        #: the coordinates lower == upper fixes (their candidates are that value, whatever the
+        #: step size: no step size is fitted to them)
+        self.fixed = np.isfinite(lower) & (lower == upper)
         #: the width of each coordinate bounded on both sides with room (inf elsewhere, and
         #: where lower == upper fixes the coordinate; a box wider than the largest float,
         #: [-1e308, 1e308], is inf too, without numpy's overflow warning)

@@ -175,7 +175,8 @@ class SNES(Strategy):
         # 1 / SHRINK_RATIO of the largest: a box 1e-13 wide beside boxes 10 wide made the
         # ratio of variances 1e28 at the first tell, and `conditioncov` (1e14) ended every
         # run there, far from the optimum (see Strategy._commit).
-        by = floored_divisors(self._sigma, np.maximum(excess, 1.0), 1.0)
+        fixed = None if self._box is None else self._box.fixed
+        by = floored_divisors(self._sigma, np.maximum(excess, 1.0), 1.0, fixed)
         return {"_sigma": np.maximum(self._sigma / by, v.SIGMA_MIN)}
 
     def _sigma_value(self) -> FloatArray:

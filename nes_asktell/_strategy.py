@@ -107,16 +107,24 @@ APPLIED_KEPT = 4
 SHRINK_RATIO = 1e4
 
 
-def floored_divisors(stds: FloatArray, by: FloatArray, shared: float) -> FloatArray:
+def floored_divisors(
+    stds: FloatArray, by: FloatArray, shared: float, fixed: np.ndarray | None = None
+) -> FloatArray:
     """Return the divisors `by` of the standard deviations `stds`, each above `shared` held.
 
     A coordinate divided by more than `shared` (the divisor of the others, at least 1) is
     not taken below ``1 / SHRINK_RATIO`` of the largest standard deviation left, ``max(stds /
-    by)``, nor grown: its divisor becomes ``min(by, max(stds / floor, shared))``.
+    by)``, nor grown: its divisor becomes ``min(by, max(stds / floor, shared))``. The
+    coordinates `fixed` by the box (lower == upper) do not count for the largest: no step size
+    is fitted to them, so theirs may grow without end (a fixed coordinate beside boxes of width
+    1 let SNES's others grow to 3e13 under ``scale_sigma``).
     """
     if not np.any(by > shared):
         return by
-    floor = float(np.max(stds / by)) / SHRINK_RATIO
+    left = stds / by
+    if fixed is not None and not np.all(fixed):
+        left = left[~fixed]
+    floor = float(np.max(left)) / SHRINK_RATIO
     out: FloatArray = np.where(by > shared, np.minimum(by, np.maximum(stds / floor, shared)), by)
     return out
 
@@ -762,7 +770,7 @@ class Strategy(ABC):
         narrow = bounded & (width <= np.max(width[bounded]) / NARROW_RATIO)
         shared = max(1.0, float(np.max(excess[~narrow])))  # the widest box is never narrow
         by = np.where(narrow, np.maximum(excess, shared), shared)
-        return floored_divisors(self._stds(), by, shared)
+        return floored_divisors(self._stds(), by, shared, self._box.fixed)
 
     def _checked_update(
         self,

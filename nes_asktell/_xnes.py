@@ -211,9 +211,15 @@ def split_step_sizes(
     scales: FloatArray = sigma0 / sigma
     if shape_matrix and not within_cond(np.linalg.svd(np.diag(scales), compute_uv=False)):
         ratio = float(np.max(sigma0) / np.min(sigma0))
+        # (tested on the scales, as from_state tests B: a ratio of 1e10 itself may round past it)
         raise ValueError(
             "`sigma0` must have a ratio of largest to smallest step size of at most "
-            f"{COND_B_MAX:g} (the condition number of B), but got {ratio:g}."
+            f"{COND_B_MAX:g} (the condition number of B), but got {ratio:g}"
+            + (
+                ", whose scales of product 1 give B a condition number just above it (rounded)."
+                if ratio <= COND_B_MAX
+                else "."
+            )
         )
     return sigma, scales
 

@@ -492,3 +492,18 @@ def test_xnes_shrinks_a_coordinate_only_as_far_as_cond_b_max_allows() -> None:
     np.testing.assert_allclose(new_stds[1:], stds[1:], rtol=1e-9)
     es._shared_divisors = lambda excess: np.full(3, 1e3)  # type: ignore[method-assign]
     assert es._shrink_coordinates(np.zeros(3)) == {"_sigma": es.sigma / 1e3}
+
+
+@pytest.mark.parametrize("name", ["snes", "xnes", "dxnesic", "crfmnes"])
+def test_a_fixed_coordinate_does_not_let_the_others_grow_past_their_box(name: str) -> None:
+    # A fixed coordinate (lower == upper) has no step size fitted to it, so its own grew
+    # under raises, and the floor of the others (1 / SHRINK_RATIO of the largest) followed
+    # it: SNES's coordinates of width 1 reached 3e13 after 60 raises of scale_sigma(2)
+    bounds = [(0.0, 1.0)] * 3 + [(0.5, 0.5)]
+    es = resolve_strategy(name)(np.full(4, 0.5), 0.3, bounds=bounds, rng=0)
+    for _ in range(60):
+        es.scale_sigma(2.0)
+        X = es.ask()
+        assert np.all(X[:, 3] == 0.5)
+        es.tell(X, np.zeros(len(X)))  # (flat: the raises alone move the step sizes)
+    assert np.all(es.stds[:3] <= 1.0 + 1e-9), es.stds

@@ -164,6 +164,9 @@ def test_a_per_coordinate_sigma0_beyond_the_bound_is_rejected() -> None:
         r"\(the condition number of B\), but got 1e\+11\.",
     ):
         XNES(np.zeros(2), np.array([1.0, 1e-11]))
+    # a ratio of exactly 1e10 whose scales round past it said "at most 1e+10 ... got 1e+10"
+    with pytest.raises(ValueError, match=r"but got 1e\+10, whose scales of product 1 give B a"):
+        XNES(np.zeros(2), np.array([3e-10, 3.0]))
 
 
 def test_a_state_near_the_conditioning_bound_loads_and_resumes_identically() -> None:
