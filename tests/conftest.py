@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -47,8 +49,7 @@ ALPHA_PER_ASSERTION = FALSE_ALARM_BUDGET / MAX_STAT_ASSERTIONS  # 5e-11
 Z = float(stats.norm.isf(ALPHA_PER_ASSERTION / 2))
 
 
-@pytest.fixture(scope="session")
-def unprivileged() -> list[str]:
+def _unprivileged_prefix() -> list[str]:
     """The command prefix under which file permissions apply (skips where none can be made).
 
     As root every file may be written: the prefix drops that capability with ``setpriv``.
@@ -64,3 +65,21 @@ def unprivileged() -> list[str]:
     if subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
         pytest.skip("root, and setpriv may not drop capabilities here")
     return prefix
+
+
+@pytest.fixture
+def in_read_only_folder() -> Callable[[Path, list[str]], subprocess.CompletedProcess[str]]:
+    """Return ``run(folder, argv)``: `argv` run where file permissions apply, `folder` read-only.
+
+    The folder is made writable again afterwards; the output is captured as text.
+    """
+    prefix = _unprivileged_prefix()
+
+    def run(folder: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        folder.chmod(0o555)
+        try:
+            return subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=300)
+        finally:
+            folder.chmod(0o755)
+
+    return run

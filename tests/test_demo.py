@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -115,29 +116,13 @@ def test_demo_refuses_an_empty_plot_name_before_the_runs(
 
 
 def test_demo_refuses_a_plot_in_a_folder_it_cannot_write_before_the_runs(
-    tmp_path: Path, unprivileged: list[str]
+    tmp_path: Path, in_read_only_folder: Callable[..., subprocess.CompletedProcess[str]]
 ) -> None:
     # the whole demo ran, then its plot failed with an error that did not name --plot
     folder = tmp_path / "ro"
     folder.mkdir()
-    folder.chmod(0o555)
-    try:
-        out = subprocess.run(
-            [
-                *unprivileged,
-                sys.executable,
-                "-m",
-                "nes_asktell",
-                "demo",
-                "--plot",
-                str(folder / "demo.png"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    finally:
-        folder.chmod(0o755)
+    argv = [sys.executable, "-m", "nes_asktell", "demo", "--plot", str(folder / "demo.png")]
+    out = in_read_only_folder(folder, argv)
     assert out.returncode == 2, out.stderr
     assert out.stdout == ""
     assert "python -m nes_asktell demo: error: argument --plot: cannot write an image to" in (

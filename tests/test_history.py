@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tracemalloc
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -356,11 +357,10 @@ def test_a_read_only_history_file_is_not_saved_over(tmp_path: Path) -> None:
 
 
 def test_a_writable_file_in_a_folder_that_takes_no_new_file_is_saved(
-    tmp_path: Path, unprivileged: list[str]
+    tmp_path: Path, in_read_only_folder: Callable[..., subprocess.CompletedProcess[str]]
 ) -> None:
     # save() wrote a new file beside the target to rename it over it, so a folder that takes
     # no new file refused a save that open(path, "w") would have made
-    prefix = unprivileged
     history = History()
     XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=3, callback=history)
     folder = tmp_path / "ro"
@@ -368,7 +368,6 @@ def test_a_writable_file_in_a_folder_that_takes_no_new_file_is_saved(
     path = folder / "run.csv"
     history.save(path)
     path.chmod(0o666)
-    folder.chmod(0o555)
     code = (
         "import sys, numpy as np\n"
         "from nes_asktell import XNES, History\n"
@@ -380,15 +379,9 @@ def test_a_writable_file_in_a_folder_that_takes_no_new_file_is_saved(
         "except PermissionError as exc:\n"
         "    print('refused', exc.filename)\n"
     )
-    try:
-        out = subprocess.run(
-            [*prefix, sys.executable, "-c", code, str(path), str(folder / "new.csv")],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        folder.chmod(0o755)
+    out = in_read_only_folder(
+        folder, [sys.executable, "-c", code, str(path), str(folder / "new.csv")]
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["refused", str(folder / "new.csv")]  # no file to write
     assert len(History.load(path)) == 5  # saved in place
