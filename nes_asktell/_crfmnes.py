@@ -413,7 +413,12 @@ class CRFMNES(Strategy):
         return self._sigma
 
     def _condition(self) -> float:
-        # sigma**2 D (I + v v^T) D has the condition number of D (I + v v^T) D
+        # sigma**2 D (I + v v^T) D has the condition number of D (I + v v^T) D; of the
+        # coordinates the box leaves free, the same form of their rows of D and v (a principal
+        # submatrix, whose condition number is at most the whole's: the bound below holds)
+        free = self._free()
+        if free is not None:
+            return rank_one_condition(self._D[free], self._v[free])
         return rank_one_condition(self._D, self._v)
 
     def _condition_at_most(self, limit: float) -> bool:

@@ -271,7 +271,9 @@ class Strategy(ABC):
     are at most ``2**63 - 1``, so a state stays JSON. ``stop()`` also reports ``degenerate``
     (a non-finite distribution, or a step size an update took to its limit 1e-100 or 1e100: a
     run that starts there runs its first generation) and ``sigma`` (the step size no longer
-    changes the mean), which have no threshold to set.
+    changes the mean), which have no threshold to set. A coordinate the bounds fix (lower ==
+    upper) is left out of ``tolx``, ``sigma`` and, for SNES, OpenES and CRFMNES, of
+    ``tolconditioncov``: its candidates are its value, whatever its step size.
 
     Examples
     --------
@@ -968,14 +970,19 @@ class Strategy(ABC):
         fun_range = (
             max(max(self._fhist) - min(self._fhist), self._last_range) if full else math.inf
         )
+        # (a coordinate fixed by the box has no spread, whatever its step size says)
+        free = self._free()
+        stds, mean = self._stds(), self._mean
+        if free is not None:
+            stds, mean = stds[free], mean[free]
         return _stopping.holds(
             self._crit,
             nfev=self._nfev,
             generation=self._generation,
             best_f=self._best_f,
             fun_range=fun_range,
-            stds=self._stds(),
-            mean=self._mean,
+            stds=stds,
+            mean=mean,
             since_improvement=self._since_improvement,
             history_full=full,
             elapsed=time.monotonic() - self._t0,
@@ -985,12 +992,29 @@ class Strategy(ABC):
             dtype=self._dtype,
         )
 
+    def _free(self) -> np.ndarray | None:
+        """Return the coordinates the box leaves free, or None when it fixes none.
+
+        A fixed coordinate's candidates are its value, whatever its step size, which no
+        selection acts on (and no box fits): the stopping criteria on the spread leave it out
+        (a 4-d sphere with one fixed coordinate never met ``tolx`` under SNES, and its step
+        size alone made ``conditioncov`` end the run).
+        """
+        if self._box is None or not self._box.fixed.any():
+            return None
+        free: np.ndarray = ~self._box.fixed
+        return free
+
     def _condition(self) -> float:
         """Return the condition number of the covariance (here diagonal: the ratio of variances).
 
-        Strategies whose covariance is not diagonal override it.
+        Of the coordinates the box leaves free (see :meth:`_free`). Strategies whose covariance
+        is not diagonal override it.
         """
         stds = self._stds()
+        free = self._free()
+        if free is not None:
+            stds = stds[free]
         lo, hi = float(np.min(stds)), float(np.max(stds))
         ratio = hi / lo if lo > 0.0 else math.inf
         return ratio * ratio  # inf beyond the float range (** raised OverflowError)

@@ -302,3 +302,27 @@ def test_the_documented_criteria_and_defaults_are_those_of_the_code() -> None:
     }
     assert FLAT_GENERATIONS == 3
     assert default_stagnation(5, 8) == int(100 + 100 * 5**1.5 / 8)
+
+
+@pytest.mark.parametrize("name", ["snes", "crfmnes", "dxnesic"])
+def test_a_coordinate_fixed_by_the_box_does_not_hold_off_tolx_nor_end_the_run_by_condition(
+    name: str,
+) -> None:
+    # its step size is not a spread of the candidates (they are its value) and no selection
+    # acts on it: SNES kept it at 9e-4 and CRFMNES at 1e-6 while the others fell to 1e-17, so
+    # tolx never held, and its ratio to the others alone made conditioncov end the runs
+    from nes_asktell import resolve_strategy
+
+    bounds = [(-5.0, 5.0)] * 4
+    bounds[2] = (0.5, 0.5)
+    es = resolve_strategy(name)(np.full(4, 3.0), 1.0, bounds=bounds, rng=0, tolfun=None)
+    held: dict[str, int] = {}
+    for g in range(1, 1001):
+        X = es.ask()
+        es.tell(X, np.sum((X - 0.5) ** 2, axis=1))
+        for k in es.stop():
+            held.setdefault(k, g)
+        if "tolx" in held:
+            break
+    assert "tolx" in held, held
+    assert "conditioncov" not in held, held
