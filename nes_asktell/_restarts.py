@@ -779,7 +779,7 @@ class IPOP:
                 f"{self._best_f!r}"
             )
         # (with float32, a box no float32 value lies in has its candidates just outside it)
-        if self._box is not None and not self._box.holds(self._best_x, self._inner._dtype):
+        if self._box is not None and not self._box.holds(self._best_x, self._inner.dtype):
             raise ValueError("`best_x` must lie in the bounds, but it does not")
 
     def _restart_bound(self) -> int:

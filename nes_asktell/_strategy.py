@@ -497,6 +497,11 @@ class Strategy(ABC):
         return None if self._box is None else (self._box.lower.copy(), self._box.upper.copy())
 
     @property
+    def dtype(self) -> np.dtype[np.floating]:
+        """The dtype of the candidates: float64, or float32 with ``dtype="float32"``."""
+        return np.dtype(self._dtype)
+
+    @property
     def criteria(self) -> JSON:
         """The stopping thresholds by name (None: that criterion is off)."""
         return self._crit.state_dict()

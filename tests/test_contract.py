@@ -349,3 +349,12 @@ def test_a_callable_shaping_refuses_a_json_state_and_points_to_pickle(name: str)
     assert "use pickle" in str(info.value)
     resumed = pickle.loads(pickle.dumps(es))
     np.testing.assert_array_equal(step(resumed), step(es))
+
+
+def test_dtype_names_the_candidates_dtype() -> None:
+    from nes_asktell import XNES
+
+    assert XNES(np.zeros(2), 1.0).dtype == np.float64
+    es = XNES(np.zeros(2), 1.0, dtype="float32")
+    assert es.dtype == np.float32
+    assert es.ask().dtype == es.dtype
