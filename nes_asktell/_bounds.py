@@ -31,9 +31,6 @@ class Box:
         self._lo_only = np.isfinite(lower) & ~np.isfinite(upper)
         self._hi_only = ~np.isfinite(lower) & np.isfinite(upper)
         self.active = bool(np.any(np.isfinite(lower) | np.isfinite(upper)))
-        #: the coordinates lower == upper fixes (their candidates are that value, whatever the
-        #: step size: no step size is fitted to them)
-        self.fixed = np.isfinite(lower) & (lower == upper)
         #: the width of each coordinate bounded on both sides with room (inf elsewhere, and
         #: where lower == upper fixes the coordinate; a box wider than the largest float,
         #: [-1e308, 1e308], is inf too, without numpy's overflow warning)
@@ -82,6 +79,15 @@ class Box:
     def contains(self, x: FloatArray) -> bool:
         """Return whether every coordinate of `x` (any shape ending in d) is inside the box."""
         return bool(np.all((x >= self.lower) & (x <= self.upper)))
+
+    @property
+    def fixed(self) -> np.ndarray:
+        """The coordinates lower == upper fixes.
+
+        Their candidates are that value, whatever the step size: no step size is fitted to them.
+        """
+        out: np.ndarray = np.isfinite(self.lower) & (self.lower == self.upper)
+        return out
 
     def holds(self, x: FloatArray, dtype: type[np.floating] | np.dtype[np.floating]) -> bool:
         """Return whether `x` is a point a batch of `dtype` has in the box.
