@@ -1005,9 +1005,12 @@ class Strategy(ABC):
         (a 4-d sphere with one fixed coordinate never met ``tolx`` under SNES, and its step
         size alone made ``conditioncov`` end the run).
         """
-        if self._box is None or not self._box.fixed.any():
+        if self._box is None:
             return None
-        free: np.ndarray = ~self._box.fixed
+        fixed = self._box.fixed
+        if not fixed.any() or fixed.all():  # (every coordinate fixed: the criteria read all)
+            return None
+        free: np.ndarray = ~fixed
         return free
 
     def _condition(self) -> float:
