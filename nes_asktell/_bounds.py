@@ -12,6 +12,7 @@ perturbation that produced each candidate and stays consistent.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -80,11 +81,12 @@ class Box:
         """Return whether every coordinate of `x` (any shape ending in d) is inside the box."""
         return bool(np.all((x >= self.lower) & (x <= self.upper)))
 
-    @property
+    @functools.cached_property
     def fixed(self) -> np.ndarray:
         """The coordinates lower == upper fixes.
 
         Their candidates are that value, whatever the step size: no step size is fitted to them.
+        (Computed once, on first use: a Box pickled before it existed answers it too.)
         """
         out: np.ndarray = np.isfinite(self.lower) & (self.lower == self.upper)
         return out

@@ -192,21 +192,33 @@ def _check_head(head: bytes, whole: bool, p: Path, argument: str) -> None:
     a first line longer than `head` is not. Blank lines alone may be followed by anything.
     """
     # (a character cut in two at the end of the head is not the file's fault)
-    cut = head if whole else head[: max(len(head) - 3, 0)]
-    try:
-        text = cut.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(
-            f"`{argument}` must be a CSV file written by History.save (UTF-8 text), but byte "
-            f"{exc.start} of {str(p)!r} is not UTF-8 ({exc.reason})."
-        ) from None
+    text = _text_of(head if whole else head[: max(len(head) - 3, 0)], argument, p)
     lines = _Lines(text)
     first = next(lines, None)
     if first is None:
         return
     complete = whole or lines._pos < len(text) or text.endswith(tuple(_BREAKS))
-    if not complete or first.strip().rstrip(",").rstrip() != MAGIC:
+    if not complete or not _is_magic(first):
         raise _not_a_history(argument, p, lines.number)
+
+
+def _text_of(data: bytes | bytearray, argument: str, p: Path) -> str:
+    """Return the bytes of file `p` as text, or raise ValueError naming the first bad byte.
+
+    utf-8-sig: a byte order mark, as some editors write, is not part of the text.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"`{argument}` must be a CSV file written by History.save (UTF-8 text), but byte "
+            f"{exc.start} of {str(p)!r} is not UTF-8 ({exc.reason})."
+        ) from None
+
+
+def _is_magic(line: str) -> bool:
+    """Return whether `line` is :data:`MAGIC` (perhaps padded by a spreadsheet)."""
+    return line.strip().rstrip(",").rstrip() == MAGIC
 
 
 def _unpadded(row: list[str]) -> list[str]:
@@ -640,18 +652,12 @@ class History:
                 f"`{argument}` must be a saved History of at most {MAX_BYTES} bytes, but got "
                 f"more in {str(p)!r}."
             )
-        try:  # utf-8-sig: a byte order mark, as some editors write, is not part of the text
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ValueError(
-                f"`{argument}` must be a CSV file written by History.save (UTF-8 text), but byte "
-                f"{exc.start} of {str(p)!r} is not UTF-8 ({exc.reason})."
-            ) from None
+        text = _text_of(data, argument, p)
         del data  # (each copy of the file is let go as soon as the next one is made)
         lines = _Lines(text)
         del text  # (the lines hold it until the last one is read)
         first = next(lines, None)  # (None: no line but blank ones)
-        if first is None or first.strip().rstrip(",").rstrip() != MAGIC:  # (padded, perhaps)
+        if first is None or not _is_magic(first):
             raise _not_a_history(argument, p, 0 if first is None else lines.number)
         try:
             return cls._read_rows(csv.reader(lines), lines, p, argument)
