@@ -1277,12 +1277,29 @@ def test_concurrent_processes_share_one_search(
 SLOW_WORKER = OPEN_STORAGE + textwrap.dedent(
     """
     import time
+    from optuna.trial import TrialState
+
+    def finished_after(trial):
+        done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return sum(t.number > trial.number for t in done)
+
+    def slow(trial):
+        # 1.5 s at least and, before trial 60, until 12 later trials have finished (at most
+        # 60 s): its generation's extras finish while it runs, however loaded the machine.
+        start = time.monotonic()
+        while time.monotonic() - start < 1.5 or (
+            trial.number < 60 and finished_after(trial) < 12 and time.monotonic() - start < 60
+        ):
+            time.sleep(0.1)
 
     def objective(trial):
         trial.set_user_attr("pid", os.getpid())
         x = trial.suggest_float("x", -5.0, 5.0)
         y = trial.suggest_float("y", -5.0, 5.0)
-        time.sleep(1.5 if trial.number % 10 == 3 else 0.02)  # one trial in ten is slow
+        if trial.number % 10 == 3:  # one trial in ten is slow
+            slow(trial)
+        else:
+            time.sleep(0.02)
         return (x - 1.0) ** 2 + (y + 2.0) ** 2
 
     sampler = NESSampler(seed=0, popsize=6)
@@ -1297,10 +1314,11 @@ SLOW_WORKER = OPEN_STORAGE + textwrap.dedent(
 def test_processes_agree_on_a_generation_that_gives_up_on_a_slow_trial(
     tmp_path: Path, kind: str
 ) -> None:
-    """Three processes; one trial in ten takes 75 times as long as the others. A generation
-    gives up on such a candidate once its extras have finished (told as missing), which every
-    process decides from the storage's times alone: whenever each reads, all tell the same
-    state, so the chain never forks, and no point is evaluated twice."""
+    """Three processes; one trial in ten takes 75 times as long as the others or more (until
+    12 later trials have finished). A generation gives up on such a candidate once its extras
+    have finished (told as missing), which every process decides from the storage's times
+    alone: whenever each reads, all tell the same state, so the chain never forks, and no
+    point is evaluated twice."""
     storage, where = make_storage(kind, tmp_path)
     optuna.create_study(study_name="s", storage=storage)
     run_workers(tmp_path, kind, where, [30] * 3, worker=SLOW_WORKER)
