@@ -277,7 +277,9 @@ class History:
     -----
     The columns, for generation g (after its ``tell``):
 
-    - ``generation``, ``nfev``, ``popsize``; ``elapsed``: seconds since the history was made;
+    - ``generation``, ``nfev``, ``popsize``; ``elapsed``: seconds since the history was made
+      (a loaded one counts on from its last row's: the time between save and load is left
+      out);
     - ``f_best_gen`` and ``f_median_gen``: the best and the median fitness told in generation
       g (NaN when not known: :meth:`record` without `fitness`, or called with another
       optimiser's ``OptimizeResult``);
@@ -615,7 +617,8 @@ class History:
         Blank lines (anywhere), a leading byte order mark and empty fields at the end of a
         line (a spreadsheet pads its rows so) are ignored, so a file edited by hand or in a
         spreadsheet still loads. The rows take 8 bytes a value in memory; while loading,
-        the file's text too.
+        the file's text too. Rows recorded after the load count ``elapsed`` on from the last
+        row's (the time between save and load is left out).
         """
         return cls._load(path, "path")
 
@@ -716,6 +719,7 @@ class History:
             out._next_nit = int(last[0]) + 1
             best = last[BASE_COLUMNS.index("f_best")]
             out._call_best = best if best < math.inf else math.inf
+            out._t0 -= _seconds(last[BASE_COLUMNS.index("elapsed")])
         return out
 
     # ------------------------------------------------------------------ plot
@@ -884,6 +888,15 @@ def _axis_scale(curves: list[FloatArray]) -> float:
     if span < 1e300:
         return 1.0
     return 10.0 ** math.floor(math.log10(float(np.max(np.abs(values)))))
+
+
+def _seconds(elapsed: float) -> float:
+    """Return the seconds a loaded history's rows span.
+
+    That is its last row's `elapsed` when it is a time (finite and at least 0; a hand-edited
+    file may hold anything), else 0.
+    """
+    return elapsed if 0.0 <= elapsed < math.inf else 0.0
 
 
 def load_argument(path: str | os.PathLike[str], argument: str) -> History:
