@@ -206,16 +206,20 @@ class OpenES(Strategy):
     def gradient(self, u: FloatArray) -> FloatArray:
         """Return the objective-gradient estimate ``-1/(n sigma) sum_k u_k z_k`` for the batch.
 
-        `u` holds the utilities of the pending batch in ask order (higher is better).
+        `u` holds the utilities of the pending batch in ask order (higher is better): an
+        array_like of `popsize` finite real numbers.
 
         Raises
         ------
         RuntimeError
             If no batch is pending.
+        TypeError, ValueError
+            If `u` is not `popsize` finite real numbers (a list is read as an array; bool,
+            complex and string values, NaN and inf are refused).
         """
         if self._X is None or self._Zh is None:
             raise RuntimeError("gradient() needs the candidates of a pending ask().")
-        return self._gradient(u, self._Zh)
+        return self._gradient(v.as_vector("u", u, self._popsize), self._Zh)
 
     def _gradient(self, u: FloatArray, Zh: FloatArray) -> FloatArray:
         return self._noise_sum(Zh, u) / (-self._popsize * self._sigma)

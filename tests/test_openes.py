@@ -384,3 +384,20 @@ def test_the_sampler_follows_an_openes_learning_rate_schedule() -> None:
     refused = [str(w.message) for w in caught if issubclass(w.category, NESWarning)]
     assert refused == []  # (before: one "refused to tell" per generation)
     assert len(sampler.generations(study)) >= 10
+
+
+@pytest.mark.parametrize("mirrored", [True, False])
+def test_gradient_reads_a_list_and_refuses_what_is_no_utilities(mirrored: bool) -> None:
+    es = OpenES(np.ones(3), 0.1, 6, rng=0, mirrored=mirrored)
+    es.ask()
+    u = [0.5, 0.25, 0.0, 0.0, -0.25, -0.5]
+    np.testing.assert_array_equal(es.gradient(u), es.gradient(np.array(u)))
+    for bad in (np.ones(5), np.ones(1), np.ones((6, 1)), 1.0):
+        with pytest.raises(ValueError, match="`u` must"):
+            es.gradient(bad)
+    for bad in (np.full(6, np.nan), np.array([np.inf, 0, 0, 0, 0, 0])):
+        with pytest.raises(ValueError, match="`u` must be finite"):
+            es.gradient(bad)
+    for bad in (np.ones(6) * 1j, np.ones(6, dtype=bool), "abcdef", None):
+        with pytest.raises(TypeError, match="`u` must"):
+            es.gradient(bad)
