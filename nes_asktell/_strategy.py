@@ -14,6 +14,7 @@ its options and state.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import numbers
@@ -1474,6 +1475,8 @@ class Strategy(ABC):
         d["_t0"] = time.monotonic() - self._t0  # elapsed, restored relative to the new clock
         d["_spare"] = []  # buffers for reuse, not state
         d["_X_view"] = None  # rebuilt by ask() as a view of the restored batch
+        if self._X is None:  # the noise buffer holds nothing until the next ask fills it
+            d["_Zh"] = None
         return d
 
     def __setstate__(self, d: dict[str, object]) -> None:
@@ -1484,8 +1487,16 @@ class Strategy(ABC):
         # an applied update of a strategy pickled then had no shape weights
         self._applied = [(*e, None) if len(e) == 3 else e for e in self._applied]
         self._t0 = time.monotonic() - float(d["_t0"])  # type: ignore[arg-type]
+        # A shallow copy (copy.copy) gets d as the original holds it: what the original
+        # changes in place must be copied, so that the two go on independently.
         if self._X is not None:  # a copy of the pickled batch, sealed again
             self._X = _batch.seal(np.array(self._X, order="C"))
+            # and of its noise rows, which the original's next ask overwrote in place (the
+            # copy's tell then read another generation's noise)
+            self._Zh = np.array(self._Zh)
+        if isinstance(self._noise, _noise.SequentialNoise):
+            # a generator of its own (the copy drew from the original's stream)
+            self._noise = copy.deepcopy(self._noise)
 
     def __repr__(self) -> str:
         return (

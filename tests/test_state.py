@@ -4,6 +4,7 @@ one that never stopped."""
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 import tracemalloc
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nes_asktell import IPOP, XNES, OpenES, Strategy
+from nes_asktell import IPOP, XNES, OpenES, Strategy, resolve_strategy, strategy_names
 
 SOLUTION = np.array([0.5, 0.1, -0.3, 0.2])
 
@@ -83,6 +84,41 @@ def assert_same_run(a: OpenES, b: OpenES, generations: int = 4) -> None:
     assert a.best[1] == b.best[1]
     np.testing.assert_array_equal(a.best[0], b.best[0])
     assert (a.generation, a.nfev) == (b.generation, b.nfev)
+
+
+def interleaved(a: Strategy, b: Strategy, rounds: int = 3) -> list[np.ndarray]:
+    """Run `a` on f and `b` on another function, `a` a generation ahead; return their asks."""
+    out = []
+    for _ in range(rounds):
+        X = a.ask()
+        out.append(X.copy())
+        a.tell(X, [f(x) for x in X])
+        out.append(a.ask().copy())  # pending while b goes on
+        Y = b.ask()
+        out.append(Y.copy())
+        b.tell(Y, [f(-y) for y in Y])
+    return out
+
+
+@pytest.mark.parametrize("pending", [False, True])
+@pytest.mark.parametrize(
+    "name", [*strategy_names(), "openes-randomstate"], ids=[*strategy_names(), "randomstate"]
+)
+def test_a_shallow_copy_goes_on_independently_as_a_deep_one(name: str, pending: bool) -> None:
+    """copy.copy(es) is a twin as independent as copy.deepcopy(es): what the original does
+    in place (the noise rows of its next ask, its RandomState's stream) never reaches the
+    twin, nor the twin's the original (they shared both; the twin's tell then read the noise
+    of the original's next generation, a wrong update without a word)."""
+    if name == "openes-randomstate":
+        es: Strategy = make("randomstate", 5, d=4)
+    else:
+        es = resolve_strategy(name)(np.linspace(-1, 1, 4), 0.3, rng=5)
+    steps(es, 2)  # type: ignore[arg-type]
+    if pending:
+        es.ask()
+    ref = interleaved(copy.deepcopy(es), copy.deepcopy(es))
+    for got, want in zip(interleaved(es, copy.copy(es)), ref, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 @settings(max_examples=10)
