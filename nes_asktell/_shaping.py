@@ -22,8 +22,9 @@ ShapingLike = str | ShapingFn
 def _fitness(f: object) -> FloatArray:
     """Return `f` as a non-empty 1-d float64 array of real numbers (NaN and inf allowed).
 
-    The shaping functions are public: a list, or an array of another real type, is read;
-    anything else raises TypeError (not real numbers) or ValueError (not 1-d, empty) naming `f`.
+    The shaping functions are public: a list, or an array of another real type, is read (a
+    Python int beyond the float range as +-inf, as ``tell`` reads it); anything else raises
+    TypeError (not real numbers) or ValueError (not 1-d, empty) naming `f`.
     """
     if isinstance(f, np.ndarray) and f.dtype == np.float64 and f.ndim == 1 and f.size:
         return f  # what tell passes
@@ -32,7 +33,9 @@ def _fitness(f: object) -> FloatArray:
     except (TypeError, ValueError, RecursionError):  # ragged
         arr = np.asarray(None)
     if arr.dtype.kind == "O" and all(v.is_real_number(x) for x in arr.reshape(-1)):
-        arr = arr.astype(np.float64)
+        # as tell reads them: a Python int beyond the float range is +-inf (astype raised
+        # OverflowError)
+        arr = np.array([v.float_or_inf(x) for x in arr.reshape(-1)]).reshape(arr.shape)
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"`f` must be a 1-d array of real numbers, but got {v.short(f)}.")
     if arr.ndim != 1 or arr.size == 0:

@@ -130,6 +130,13 @@ def test_shaping_functions_take_a_list_or_any_real_array(fn: Any) -> None:
 
 
 @pytest.mark.parametrize("fn", SHAPING_FUNCTIONS)
+def test_shaping_functions_read_an_int_beyond_the_float_range_as_tell_does(fn: Any) -> None:
+    # +-inf, as tell reads it (the conversion raised OverflowError, naming nothing)
+    f = [10**400, 1, -(10**400), 2]
+    np.testing.assert_array_equal(fn(f), fn(np.array([np.inf, 1.0, -np.inf, 2.0])))
+
+
+@pytest.mark.parametrize("fn", SHAPING_FUNCTIONS)
 @pytest.mark.parametrize(
     ("f", "exc", "match"),
     [
