@@ -23,11 +23,15 @@ def _fitness(f: object) -> FloatArray:
     """Return `f` as a non-empty 1-d float64 array of real numbers (NaN and inf allowed).
 
     The shaping functions are public: a list, or an array of another real type, is read (a
-    Python int beyond the float range as +-inf, as ``tell`` reads it); anything else raises
-    TypeError (not real numbers) or ValueError (not 1-d, empty) naming `f`.
+    Python int beyond the float range as +-inf and a masked entry as NaN, as ``tell`` reads
+    them); anything else raises TypeError (not real numbers) or ValueError (not 1-d, empty)
+    naming `f`.
     """
-    if isinstance(f, np.ndarray) and f.dtype == np.float64 and f.ndim == 1 and f.size:
+    if type(f) is np.ndarray and f.dtype == np.float64 and f.ndim == 1 and f.size:
         return f  # what tell passes
+    # a masked value is no value: NaN, the worst, as tell reads it (ranked by the data under
+    # the mask, a failed evaluation got the best utility, and zscore returned a masked array)
+    f = v.unmasked(f)
     try:
         arr = np.asarray(f)
     except (TypeError, ValueError, RecursionError):  # ragged

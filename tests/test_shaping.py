@@ -130,6 +130,16 @@ def test_shaping_functions_take_a_list_or_any_real_array(fn: Any) -> None:
 
 
 @pytest.mark.parametrize("fn", SHAPING_FUNCTIONS)
+def test_shaping_functions_read_a_masked_value_as_nan_as_tell_does(fn: Any) -> None:
+    # the data under the mask ranked the failed evaluation best, and zscore and raw returned
+    # a masked array
+    f = np.ma.masked_array([1.0, 0.5, 3.0], mask=[False, True, False])
+    out = fn(f)
+    assert type(out) is np.ndarray
+    np.testing.assert_array_equal(out, fn(np.array([1.0, np.nan, 3.0])))
+
+
+@pytest.mark.parametrize("fn", SHAPING_FUNCTIONS)
 def test_shaping_functions_read_an_int_beyond_the_float_range_as_tell_does(fn: Any) -> None:
     # +-inf, as tell reads it (the conversion raised OverflowError, naming nothing)
     f = [10**400, 1, -(10**400), 2]
