@@ -475,8 +475,11 @@ class IPOP:
 
     @property
     def history(self) -> list[JSON]:
-        """One record per finished run: popsize, nfev, generations, best_f, stop."""
-        return [dict(h) for h in self._history]
+        """One record per finished run: popsize, nfev, generations, best_f, stop (copies)."""
+        # (each record's `stop` list too: one changed by the caller changed the state)
+        return [
+            {k: list(x) if isinstance(x, list) else x for k, x in h.items()} for h in self._history
+        ]
 
     @property
     def dim(self) -> int:

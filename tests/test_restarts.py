@@ -786,6 +786,23 @@ def test_changing_the_callers_sigma0_array_afterwards_changes_nothing(cls: type[
     assert res.fun == ref.optimize(lambda x: float(x @ x), maxfev=2000).fun
 
 
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_changing_the_history_handed_out_changes_nothing(cls: type[IPOP]) -> None:
+    # history, result.history and optimize()'s result shared each record's `stop` list with
+    # the sequence: a caller's edit of it reached the state (and a checkpoint)
+    opt = cls("xnes", np.ones(2), 0.5, rng=0, maxfev=3000, max_restarts=3)
+    res = opt.optimize(lambda x: float(x @ x))
+    assert res.history[0]["stop"]
+    state = opt.state_dict()
+    for records in (opt.history, opt.result.history, res.history, state["history"]):
+        records[0]["stop"].append("edited")
+    assert (
+        opt.state_dict() == cls.from_state(json.loads(json.dumps(opt.state_dict()))).state_dict()
+    )
+    assert "edited" not in opt.history[0]["stop"]
+    assert "edited" not in opt.state_dict()["history"][0]["stop"]
+
+
 @pytest.mark.parametrize(
     "options",
     [
