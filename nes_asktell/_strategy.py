@@ -1328,7 +1328,8 @@ class Strategy(ABC):
             "nfev": self._nfev,
             "record": self._record_state() if record else None,
             "asked": asked,
-            "noise": noise if noise is not None else self._noise.state_dict(),
+            # (a copy of the state kept since the ask: the caller may change what it gets)
+            "noise": copy.deepcopy(noise) if noise is not None else self._noise.state_dict(),
             "algo": self._algo_state(),
         }
 
