@@ -234,9 +234,17 @@ class NoiseHandler:
         return self._es.nfev + self._nfev_extra
 
     def ask(self) -> FloatArray:
-        """Return the candidates, then the first :attr:`reevaluations` of them again."""
+        """Return the candidates, then the first :attr:`reevaluations` of them again.
+
+        Read-only, as the strategy's own ``ask`` returns them (copy the array to change it):
+        an objective that changed its point in place (a projection with ``out=x``, say) made
+        the rows told differ from the candidates, and ``tell`` refused `solutions` the caller
+        of :meth:`optimize` never passed.
+        """
         X = self._es.ask()
-        return np.concatenate([X, X[: self._n_reev]])
+        out = np.concatenate([X, X[: self._n_reev]])
+        out.flags.writeable = False
+        return out
 
     def tell(self, solutions: ArrayLike, fitness: ArrayLike) -> None:
         """Tell the rows of :meth:`ask` (in its order) and their fitness; raise sigma if noisy."""

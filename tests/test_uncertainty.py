@@ -447,3 +447,17 @@ def test_from_state_names_a_bad_shaping_argument_as_the_callers() -> None:
     with pytest.raises(ValueError, match=r"^`shaping` must be one of .* but got 'nope'"):
         NoiseHandler.from_state(state, shaping="nope")
     assert NoiseHandler.from_state(state, shaping="nes").state_dict() == state
+
+
+def test_ask_is_read_only_so_an_objective_cannot_change_the_rows_it_is_given() -> None:
+    # an objective that projected its point in place (out=x) changed the rows optimize()
+    # then told, and tell refused `solutions`, which the caller never passed
+    def f(x: np.ndarray) -> float:
+        np.clip(x, -0.5, 0.5, out=x)
+        return float(x @ x)
+
+    nh = NoiseHandler(XNES(np.ones(3), 0.5, rng=0))
+    assert not nh.ask().flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        nh.optimize(f, maxfev=100)
+    assert nh.nfev == 0
