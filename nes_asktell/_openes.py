@@ -342,7 +342,7 @@ def estimate_gradient(
         raise TypeError(f"`fun` must be callable, but got {v.short(fun)}.")
     # Checked here so that the messages name this function's arguments (not OpenES's).
     x = v.as_vector("x", x)
-    sigma = v.positive_float("sigma", sigma)
+    sigma = v.step_size("sigma", sigma)  # (OpenES named its range check `sigma0`)
     es = OpenES(x, sigma, popsize, mirrored=mirrored, shaping="raw", rng=rng)
     X = es.ask()
     f = np.empty(X.shape[0])

@@ -886,6 +886,12 @@ GRADIENT_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         r"`sigma` must be a positive finite number, but got inf\.",
     ),
     (
+        "sigma beyond the step sizes",
+        {"sigma": 1e200},
+        ValueError,
+        r"`sigma` must be a number in \[1e-100, 1e\+100\], but got 1e\+200\.",
+    ),
+    (
         "sigma text",
         {"sigma": "1"},
         TypeError,
