@@ -1144,17 +1144,19 @@ class Strategy(ABC):
         """Return what rebuilds the rows `X` of the pending batch from keys, or None.
 
         `X` must be the first rows of the pending batch (the array :meth:`ask` returned, or a
-        slice of it). Rows can be rebuilt when the noise is counter-based (an integer seed)
-        and a candidate is ``mean + scale * z`` (:attr:`diagonal_rows`: OpenES, SNES); that is
-        also checked on the first and the last row. Any other strategy (XNES) gets None and
-        ships vectors, in every generation (its first rows, with the identity shape, could be
-        rebuilt, and ``mode="seeds"`` then failed from the second generation on).
+        slice of it); anything else (a copy, a list, a single row) gets None, as rows that
+        must travel as vectors. Rows can be rebuilt when the noise is counter-based (an
+        integer seed) and a candidate is ``mean + scale * z`` (:attr:`diagonal_rows`: OpenES,
+        SNES); that is also checked on the first and the last row. Any other strategy (XNES)
+        gets None and ships vectors, in every generation (its first rows, with the identity
+        shape, could be rebuilt, and ``mode="seeds"`` then failed from the second generation
+        on).
         """
         pending = self._X
         if not type(self).diagonal_rows or not isinstance(self._noise, _noise.CounterNoise):
             return None
-        if pending is None or not len(X):
-            return None
+        if pending is None or not isinstance(X, np.ndarray) or X.ndim != 2 or not len(X):
+            return None  # (a list raised AttributeError, a row IndexError)
         if not _batch.same_batch(X, pending) or X.shape[1] != self._dim:
             return None
         scale = self._sigma_value()

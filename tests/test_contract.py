@@ -45,6 +45,16 @@ def test_the_registry_holds_the_library_and_the_toy() -> None:
 
 # ---------------------------------------------------------------------- protocol
 @pytest.mark.parametrize("name", NAMES)
+def test_batch_keys_of_anything_but_the_pending_rows_is_none(name: str) -> None:
+    # a list raised AttributeError ('list' object has no attribute 'base'), a row IndexError
+    es = make(name)
+    X = es.ask()
+    for other in (X.tolist(), X[0], X.copy(), None, 3, X[:0]):
+        assert es.batch_keys(other) is None  # type: ignore[arg-type]
+    assert (es.batch_keys(X) is None) == (es.batch_keys(X[:2]) is None)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_ask_tell_protocol(name: str) -> None:
     es = make(name)
     assert (es.dim, es.generation, es.nfev) == (D, 0, 0)
