@@ -118,6 +118,18 @@ class SequentialNoise:
             self.rng.standard_normal(out=out, dtype=out.dtype)
         return out
 
+    def restore(self, state: JSON) -> None:
+        """Set the generator back to `state`, what :meth:`state_dict` returned, in place.
+
+        In place: a legacy RandomState is the caller's own (the seed configuration draws its
+        ``x0`` from it too), which goes on drawing from where the strategy left it.
+        """
+        rng = getattr(from_state(state), "rng", None)
+        if isinstance(self.rng, np.random.RandomState) and isinstance(rng, np.random.RandomState):
+            self.rng.set_state(rng.get_state())
+        elif isinstance(self.rng, np.random.Generator) and isinstance(rng, np.random.Generator):
+            self.rng.bit_generator.state = rng.bit_generator.state
+
     def state_dict(self) -> JSON:
         """Return the generator's state as plain data."""
         if isinstance(self.rng, np.random.RandomState):

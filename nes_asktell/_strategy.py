@@ -557,6 +557,9 @@ class Strategy(ABC):
 
         A later ``ask`` may reuse the memory of a told batch, but only once nothing refers to
         it any more (no variable, no view): a batch you hold never changes.
+
+        An ``ask`` that fails (a KeyboardInterrupt while a large batch is built, a
+        MemoryError) changes nothing: asked again, it returns the batch it would have.
         """
         if self._X is not None:
             if self._X_view is None:
@@ -566,17 +569,25 @@ class Strategy(ABC):
         Zh = self._noise_buffer()
         # A told batch nothing else holds, or new memory (see _batch.take_buffer).
         X = _batch.take_buffer(self._spare, (self._popsize, self._dim), self._dtype)
-        _batch.fill(
-            X,
-            Zh,
-            self._generation,
-            self._noise,
-            self._perturb_into,
-            self._mean,
-            self._box,
-            self._mirrored,
-            self._threads,
-        )
+        try:
+            _batch.fill(
+                X,
+                Zh,
+                self._generation,
+                self._noise,
+                self._perturb_into,
+                self._mean,
+                self._box,
+                self._mirrored,
+                self._threads,
+            )
+        except BaseException:
+            # An ask that fails (Ctrl-C while a large batch is built) changes nothing: a stream
+            # drawn in sequence goes back to where it was, so that the ask asked again draws
+            # the same rows (the run then went on from other numbers than an uninterrupted one)
+            if noise_state is not None and isinstance(self._noise, _noise.SequentialNoise):
+                self._noise.restore(noise_state)
+            raise
         self._X = _batch.seal(X)
         self._noise_before_ask = noise_state
         self._X_view = self._X.view()

@@ -86,6 +86,34 @@ def assert_same_run(a: OpenES, b: OpenES, generations: int = 4) -> None:
     assert (a.generation, a.nfev) == (b.generation, b.nfev)
 
 
+class InterruptedOnce(OpenES):
+    """OpenES whose next batch is interrupted once (a Ctrl-C), after its noise was drawn."""
+
+    interrupt = False
+
+    def _perturb_into(self, Zh: np.ndarray, out: np.ndarray) -> None:
+        if self.interrupt:
+            self.interrupt = False
+            raise KeyboardInterrupt
+        super()._perturb_into(Zh, out)
+
+
+@pytest.mark.parametrize("kind", RNG_KINDS)
+def test_an_interrupted_ask_changes_nothing(kind: str) -> None:
+    # a RandomState drawn from in sequence kept the draws of the interrupted ask: the state
+    # had moved on, and the ask asked again drew other rows than an uninterrupted run's
+    es = InterruptedOnce(np.linspace(-1, 1, 3), 0.3, rng=make_rng(kind, 4))
+    ref = make(kind, 4)
+    steps(es, 2)
+    steps(ref, 2)
+    before = json.dumps(es.state_dict())
+    es.interrupt = True
+    with pytest.raises(KeyboardInterrupt):
+        es.ask()
+    assert json.dumps(es.state_dict()) == before
+    assert_same_run(es, ref)
+
+
 @pytest.mark.parametrize("kind", RNG_KINDS)
 def test_changing_a_state_dict_changes_nothing(kind: str) -> None:
     # between ask and tell, a RandomState run handed out the noise state it kept since the
