@@ -9,6 +9,7 @@ runs the seed's own 3-d problem.
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 import statistics
@@ -94,6 +95,7 @@ def load_suite_problem(
     """
     import cocoex
 
+    check_selection(function, dim, index, suite)
     options = f"dimensions:{dim} instance_indices:{index} function_indices:{function}"
     coco_suite = cocoex.Suite(suite, "", options)
     problem = coco_suite.get_problem(0)
@@ -105,6 +107,46 @@ def load_suite_problem(
     if bare(x) != problem(x):  # the bare problem gives f_opt; check it is the same function
         raise RuntimeError(f"f_opt lookup mismatch for {problem.id}")
     return coco_suite, problem, float(bare.best_value()), int(problem.id_instance)
+
+
+@functools.cache
+def suite_ranges(suite: str) -> tuple[int, tuple[int, ...], int]:
+    """Return the function indices, dimensions and instance indices `suite` holds (counts, list).
+
+    That is (number of functions, dimensions, number of instances): the function and instance
+    indices of the suite run from 1 to those counts.
+    """
+    import cocoex
+
+    first = cocoex.Suite(suite, "", "function_indices:1")  # every dimension and instance
+    dims = tuple(int(d) for d in first.dimensions)
+    functions = len(cocoex.Suite(suite, "", f"dimensions:{dims[0]} instance_indices:1"))
+    return functions, dims, len(first) // len(dims)
+
+
+def check_selection(function: int, dim: int, index: int, suite: str = "bbob") -> None:
+    """Raise ValueError unless `suite` has the function, dimension and instance index given.
+
+    cocoex itself refuses none of them: it leaves out an index it does not have and returns the
+    whole suite (an instance index beyond the suite's gave its first instance, under the start
+    point and the seed of the index asked for), or ends the process (a function index of none
+    of its functions).
+    """
+    functions, dims, instances = suite_ranges(suite)
+    if not 1 <= function <= functions:
+        raise ValueError(
+            f"`--functions` must be function indices of the {suite} suite, 1 to {functions}, "
+            f"but got {function}."
+        )
+    if dim not in dims:
+        raise ValueError(
+            f"`--dims` must be dimensions of the {suite} suite, {list(dims)}, but got {dim}."
+        )
+    if not 1 <= index <= instances:
+        raise ValueError(
+            f"`--instances` must be instance indices of the {suite} suite, 1 to {instances}, "
+            f"but got {index}."
+        )
 
 
 def start(function: int, dim: int, index: int) -> tuple[np.ndarray, int]:

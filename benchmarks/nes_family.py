@@ -56,6 +56,7 @@ import contextlib
 import csv
 import hashlib
 import importlib
+import itertools
 import json
 import math
 import time
@@ -77,7 +78,7 @@ from ._bbob_methods import (
     run_pycma,
 )
 from ._bbob_plots import suite_ecdf_plot
-from ._bbob_runs import SIGMA0, load_suite_problem, seed_problem, start
+from ._bbob_runs import SIGMA0, check_selection, load_suite_problem, seed_problem, start
 from ._common import fmt_count, fmt_ratio, simple_table, write_text
 
 Runner = Callable[[Objective, np.ndarray, int, float], str]
@@ -756,6 +757,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     unknown = sorted(set(args.methods) - set(METHODS))
     if unknown:
         p.error(f"unknown methods {unknown}; the methods are {sorted(METHODS)}")
+    for f, d, i in itertools.product(functions, args.dims, instances):
+        try:
+            check_selection(f, d, i, args.suite)
+        except ValueError as exc:
+            p.error(str(exc))
     references = [r for r in args.reference if r in args.methods]
     for module in ("nes_asktell", "cma", "cma.restricted_gaussian_sampler", "cmaes"):
         with contextlib.suppress(ImportError):  # imported now, not in the first run's time

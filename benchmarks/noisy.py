@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks._bbob_runs import check_selection
+
 #: ECDF targets on the noise-free f - f_opt: 10^2 ... 10^-8, five per decade (COCO's).
 TARGETS = 10.0 ** (np.arange(10, -41, -1) / 5)
 METHODS = ("XNES+IPOP", "XNES+IPOP+UH", "pycma+IPOP", "pycma+IPOP+UH")
@@ -149,6 +151,7 @@ def run_bbob(method: str, function: int, dim: int, index: int, budget: int) -> d
     """Run `method` on bbob-noisy problem (function index 1-30, dim, instance index)."""
     import cocoex
 
+    check_selection(function, dim, index, "bbob-noisy")
     options = f"dimensions:{dim} instance_indices:{index} function_indices:{function}"
     suite = cocoex.Suite("bbob-noisy", "", options)  # kept alive while its problem is used
     problem = suite.get_problem(0)

@@ -174,3 +174,33 @@ def test_cmaes_numpy2_math_takes_a_size_one_array_and_keeps_the_rest() -> None:
     assert fixed.floor(2.5) == 2
     with pytest.raises(ValueError, match="math domain error"):
         fixed.sqrt(-1.0)
+
+
+@pytest.mark.parametrize(("option", "value"), [("--instances", "16"), ("--instances", "0")])
+def test_an_instance_index_outside_the_suite_is_refused_before_any_run(
+    tmp_path: Path, capsys, option: str, value: str
+) -> None:
+    # cocoex drops an index it does not have and returns its whole suite, whose first problem
+    # is instance 1: index 16 ran instance 1 from the start point and seed of index 16
+    argv = ["--methods", "XNES", "--functions", "1", "--dims", "2", "--budget", "10"]
+    argv += [option, value, "--cache", str(tmp_path)]
+    with pytest.raises(SystemExit) as exc:
+        nes_family.main(argv)
+    assert exc.value.code == 2
+    assert f"`{option}` must be instance indices of the bbob suite, 1 to 15, but got {value}." in (
+        capsys.readouterr().err
+    )
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_function_or_dimension_outside_the_suite_is_refused() -> None:
+    from benchmarks._bbob_runs import check_selection
+
+    check_selection(24, 40, 15)
+    check_selection(30, 2, 15, "bbob-noisy")
+    with pytest.raises(ValueError, match=r"`--functions` must be .* 1 to 24, but got 25\."):
+        check_selection(25, 2, 1)  # cocoex itself ends the process here
+    with pytest.raises(ValueError, match=r"`--dims` must be .*\[2, 3, 5, 10, 20, 40\], but got 4"):
+        check_selection(1, 4, 1)
+    with pytest.raises(ValueError, match=r"`--dims` must be .* but got 2\."):
+        check_selection(1, 2, 1, "bbob-largescale")
