@@ -370,6 +370,10 @@ class Report:
         """Functions at `d` with every sampler's studies on every instance."""
         return [f for f in self.functions if all((s, f, d) in self.records for s in self.samplers)]
 
+    def whole(self) -> bool:
+        """Whether every sampler's studies of every function, d and instance are in the cache."""
+        return all(self.complete(d) == self.functions for d in self.dims)
+
     def median(self, s: str, f: int, d: int, n: int) -> float:
         return statistics.median(
             best_of(r, min(n, self.budgets[(s, d)])) for r in self.records[(s, f, d)]
@@ -595,9 +599,10 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                             f"{float(r['seconds']):.1f} s",  # type: ignore[arg-type]
                             flush=True,
                         )
+    samplers = args.report_samplers or args.samplers
     report = Report(
         args.cache,
-        args.report_samplers or args.samplers,
+        samplers,
         functions,
         args.dims,
         args.instances,
@@ -608,10 +613,13 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     summary, tables = report.text()
     print(summary)
     print(tables)
-    stem = docs_stem(args.fault, args.dims, functions, args.instances, args.samplers)
+    stem = docs_stem(args.fault, args.dims, functions, args.instances, samplers)
     if not quick and stem is not None:
-        write_text(OUT_DIR / f"{stem}_summary.rst", summary)
-        write_text(OUT_DIR / f"{stem}_tables.rst", tables)
+        if report.whole():
+            write_text(OUT_DIR / f"{stem}_summary.rst", summary)
+            write_text(OUT_DIR / f"{stem}_tables.rst", tables)
+        else:  # the tables of a part of the suite would replace the docs' whole ones
+            print(f"not written to the docs: the cache {args.cache} lacks studies of the suite")
     if tmp is not None:
         tmp.cleanup()
 

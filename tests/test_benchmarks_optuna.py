@@ -6,6 +6,7 @@ or the ranking of the samplers: benchmarks are not timed tests.
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -50,6 +51,37 @@ def test_only_a_whole_suite_writes_the_docs_files() -> None:
     assert stem("none", [5], every, [1, 2, 3], lq) is None
     assert stem("none", dims, every, [4, 5, 6], lq) is None
     assert stem("none", dims, every, [1, 2, 3], ["NES", "NES-lq", "CMA", "TPE", "Random"]) is None
+
+
+def _docs_files_kept(argv: list[str]) -> bool:
+    """Run `optuna_bbob.main(argv)`; whether the docs' files of the suite are as they were."""
+    paths = sorted(optuna_bbob.OUT_DIR.glob("optuna_bbob_*.rst"))
+    before = {p: p.read_bytes() for p in paths}
+    try:
+        optuna_bbob.main(argv=argv)
+        return {p: p.read_bytes() for p in paths} == before
+    finally:  # a failing run must not leave the repository's docs changed
+        for p, data in before.items():
+            p.write_bytes(data)
+
+
+def test_a_report_of_a_cache_without_the_whole_suite_leaves_the_docs_files(
+    tmp_path: Path,
+) -> None:
+    # an empty cache: `--report` wrote empty tables over the docs' ones
+    assert _docs_files_kept(["--report", "--cache", str(tmp_path)])
+    # the whole suite cached for two samplers, reported for those two: their tables are not
+    # the docs' tables of four samplers
+    record = {"values": [1.0], "distinct": 1000, "n_trials": 1000, "seconds": 1.0}
+    for name in ("NES", "CMA"):
+        for d in (5, 10):
+            for f in range(1, 25):
+                for i in (1, 2, 3):
+                    path = optuna_bbob.cache_path(tmp_path, name, f, d, i, 1000)
+                    path.write_text(json.dumps(record))
+    argv = ["--report", "--cache", str(tmp_path)]
+    assert _docs_files_kept([*argv, "--report-samplers", "NES", "CMA"])
+    assert _docs_files_kept(argv)  # TPE and Random missing
 
 
 def test_every_named_sampler_is_built_and_labelled() -> None:
