@@ -173,6 +173,29 @@ def test_sklearn_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert "median best log loss" in out
 
 
+def test_sklearn_run_of_other_seeds_or_trials_leaves_the_docs_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("sklearn")
+    from benchmarks import optuna_sklearn
+
+    path = optuna_sklearn.OUT_DIR / "optuna_sklearn.rst"
+    before = path.read_bytes()
+    try:
+        optuna_sklearn.main(argv=["--seeds", "0", "--trials", "3", "--cache", str(tmp_path)])
+        assert path.read_bytes() == before  # a 3-trial table under the docs' "100 trials"
+    finally:
+        path.write_bytes(before)
+    assert "not written to the docs" in capsys.readouterr().out
+    for argv, message in (
+        (["--seeds"], "`--seeds` must name at least one seed, but got none"),
+        (["--trials", "0"], "`--trials` must be at least 1, but got 0"),
+    ):
+        with pytest.raises(SystemExit):
+            optuna_sklearn.main(argv=[*argv, "--cache", str(tmp_path)])
+        assert message in capsys.readouterr().err
+
+
 def test_speed_table_times_a_baseline_sampler_beside_the_others(tmp_path: Path) -> None:
     """The speed table with a baseline directory (here this version's own), two dimensions,
     windows and both clocks: a row per sampler and dimension, the sampler's and the whole
