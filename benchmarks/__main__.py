@@ -44,6 +44,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Run the benchmarks: all of them, or the ones named.",
+        add_help=False,
+    )
+    parser.add_argument(
+        "-h",
+        "--help",
+        action="store_true",
+        help=f"show this help, or after one of {', '.join(WITH_OPTIONS)}, its own options",
     )
     # No `choices=`: with nargs="*" argparse would list the empty default among them.
     parser.add_argument(
@@ -54,6 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="a smaller run, for smoke tests")
     args, rest = parser.parse_known_args(argv)
+    if args.help:
+        if len(args.names) == 1 and args.names[0] in WITH_OPTIONS:
+            module = importlib.import_module(BENCHMARKS[args.names[0]])
+            module.main(quick=args.quick, argv=["--help"])  # prints its options and exits
+        parser.print_help()
+        parser.exit()
     if rest and (len(args.names) != 1 or args.names[0] not in WITH_OPTIONS):
         parser.error(
             f"unrecognized arguments: {' '.join(rest)} (options after a name are taken only by "

@@ -21,9 +21,9 @@ them in order (:func:`main`), writes the outputs and re-exports their names.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -267,4 +267,9 @@ def main(quick: bool, overhead_only: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv, overhead_only="--overhead-only" in sys.argv)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bbob", description=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--quick", action="store_true", help="a small run, to a temporary folder")
+    parser.add_argument("--overhead-only", action="store_true", help="the overhead table alone")
+    args = parser.parse_args()
+    main(quick=args.quick, overhead_only=args.overhead_only)

@@ -20,6 +20,7 @@ The faults of parallel evaluation are counted by the evaluation benchmarks, not 
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import math
@@ -527,4 +528,5 @@ def main(quick: bool = False) -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(prog="python -m benchmarks.hostile", description=__doc__).parse_args()
     main()

@@ -17,6 +17,7 @@ evaluations are counted). Writes ``docs/_static/bench/scipy_compare.{rst,csv,png
 
 from __future__ import annotations
 
+import argparse
 import csv
 import math
 import statistics
@@ -333,4 +334,6 @@ def plot(
 
 
 if __name__ == "__main__":
-    main(quick=False)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scipy_compare")
+    parser.add_argument("--quick", action="store_true", help="a smoke run; the docs are kept")
+    main(quick=parser.parse_args().quick)

@@ -32,7 +32,7 @@ FILL = {"$C": "/tmp/coco", "$M": "XNES"}
 #: ``$(seq A B)``, as the shell expands it
 SEQ = re.compile(r"\$\(seq (\d+) (\d+)\)")
 #: benchmarks whose command line reads its flags from sys.argv without a parser
-NO_PARSER = {"benchmarks.bbob": ("--quick", "--overhead-only"), "benchmarks.hostile": ()}
+NO_PARSER: dict[str, tuple[str, ...]] = {}
 
 
 def commands() -> list[tuple[str, str]]:
@@ -112,3 +112,41 @@ def test_the_commands_are_found() -> None:
     cmds = [cmd for _, cmd in commands()]
     assert len(cmds) > 50
     assert "python -m benchmarks.behaviour_matrix --check benchmarks/behaviour_matrix.json" in cmds
+
+
+def test_help_after_a_benchmark_name_shows_that_benchmarks_own_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main = importlib.import_module("benchmarks.__main__")
+    with pytest.raises(SystemExit) as exc:
+        main.main(["policy", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: python -m benchmarks.policy" in out
+    assert "--seed-list" in out
+    with pytest.raises(SystemExit) as exc:
+        main.main(["bbob", "--help"])  # no options of its own: the runner's help
+    assert exc.value.code == 0
+    assert "usage: python -m benchmarks [-h]" in capsys.readouterr().out
+
+
+@pytest.mark.filterwarnings("ignore:'benchmarks.*' found in sys.modules:RuntimeWarning")
+@pytest.mark.parametrize(("flag", "code"), [("--help", 0), ("--quik", 2)])
+def test_the_bbob_module_parses_its_options_before_it_runs(
+    flag: str, code: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it read sys.argv for two flags and ignored the rest: `--help` or a typo ran the whole
+    # benchmark, which writes the docs' tables
+    from benchmarks import _bbob_overhead, _bbob_runs
+
+    def started(*a: object, **k: object) -> None:
+        raise AssertionError("the benchmark started")
+
+    monkeypatch.setattr(_bbob_runs, "run_all", started)
+    monkeypatch.setattr(_bbob_overhead, "run_overhead", started)
+    monkeypatch.setattr(sys, "argv", ["python -m benchmarks.bbob", flag])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_module("benchmarks.bbob", run_name="__main__")
+    assert exc.value.code == code
+    captured = capsys.readouterr()
+    assert "[--overhead-only]" in captured.out + captured.err
