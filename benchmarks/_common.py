@@ -7,17 +7,20 @@ Everything here is plain Python and numpy, so any benchmark module may import it
 * :func:`simple_table` formats rows as a reStructuredText *simple table*, which reads well on a
   terminal too, so one string is both printed and written to the docs;
 * :func:`write_text` and :func:`write_csv` write an output file, creating folders as needed;
-* :func:`fmt_count` and :func:`fmt_ratio` format evaluation counts and ratios (inf as ``inf``).
+* :func:`fmt_count` and :func:`fmt_ratio` format evaluation counts and ratios (inf as ``inf``);
+* :func:`read_record` and :func:`write_record` read and write a cached run (a JSON object).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 #: What an empty or undefined table cell shows.
 EMPTY = "\u2014"
@@ -82,3 +85,25 @@ def fmt_ratio(x: float) -> str:
     if math.isinf(x):
         return "inf"
     return f"{x:.2f}" if x >= 0.1 else f"{x:.3g}"
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """Return the JSON object cached in `path`, or an empty dict if the file holds none.
+
+    A file cut short (by a run killed while writing it, before writes were atomic) or edited
+    by hand must not end a benchmark: its run is run again, and a line says so.
+    """
+    try:
+        out = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        print(f"{path}: not a cached run ({exc}); run again", flush=True)
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    """Write `record` as JSON to `path` whole or not at all (a new file renamed over it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record), encoding="utf-8")
+    tmp.replace(path)

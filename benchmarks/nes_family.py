@@ -57,7 +57,6 @@ import csv
 import hashlib
 import importlib
 import itertools
-import json
 import math
 import time
 import warnings
@@ -79,7 +78,7 @@ from ._bbob_methods import (
 )
 from ._bbob_plots import suite_ecdf_plot
 from ._bbob_runs import SIGMA0, check_selection, load_suite_problem, seed_problem, start
-from ._common import fmt_count, fmt_ratio, simple_table, write_text
+from ._common import fmt_count, fmt_ratio, read_record, simple_table, write_record, write_text
 
 Runner = Callable[[Objective, np.ndarray, int, float], str]
 ROOT = Path(__file__).resolve().parent.parent
@@ -416,7 +415,7 @@ def run_cached(
     version = method_version(method)
     cached: dict[str, object] | None = None
     if path.exists() and not rerun:
-        out: dict[str, object] = json.loads(path.read_text())
+        out = read_record(path)
         large = suite == "bbob" or "best" in out  # the large-scale tables read "best"
         if "hits" in out and large and out.get("version") == version and not out.get("error"):
             cached = out
@@ -462,8 +461,7 @@ def run_cached(
             RuntimeWarning,
             stacklevel=2,
         )
-    cache.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record))
+    write_record(path, record)
     return record
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import shutil
 import tempfile
@@ -38,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._bbob_runs import check_selection
+from benchmarks._common import read_record, write_record
 
 #: ECDF targets on the noise-free f - f_opt: 10^2 ... 10^-8, five per decade (COCO's).
 TARGETS = 10.0 ** (np.arange(10, -41, -1) / 5)
@@ -191,11 +191,10 @@ def cached_bbob(
     cache: Path, method: str, function: int, dim: int, index: int, budget: int
 ) -> dict[str, object]:
     path = cache / f"{method}_f{100 + function}_d{dim}_i{index}_b{budget}.json"
-    if path.exists():
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    if path.exists() and (cached := read_record(path)):
+        return cached
     record = run_bbob(method, function, dim, index, budget)
-    cache.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record))
+    write_record(path, record)
     return record
 
 
@@ -363,12 +362,11 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
         for s in range(args.seeds):
             for m in args.methods:
                 path = args.cache / f"policy1_{m}_s{s}_e{args.episodes}.json"
-                if path.exists():
-                    recs.append(json.loads(path.read_text()))
+                if path.exists() and (cached := read_record(path)):
+                    recs.append(cached)
                     continue
                 rec = run_policy(m, s, args.episodes)
-                args.cache.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(rec))
+                write_record(path, rec)
                 recs.append(rec)
         task = SpringChain()
         zero = float(np.mean(task.returns(np.zeros(task.dim), np.random.default_rng(12345), 2000)))

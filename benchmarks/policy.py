@@ -69,7 +69,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ._common import simple_table, write_csv, write_text
+from ._common import read_record, simple_table, write_csv, write_record, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 #: bump when the protocol or the ARS implementation changes: cached runs are then rerun
@@ -512,7 +512,7 @@ def run_cached(
     path = cache / cache_key(method, seed, cfg)
     version = method_version(method)
     if path.exists():
-        rec: dict[str, Any] = json.loads(path.read_text())
+        rec = read_record(path)
         if rec.get("version") == version:
             return rec
     if cached_only:
@@ -520,8 +520,7 @@ def run_cached(
     rec = run(method, seed, cfg)
     rec["version"] = version
     rec["config"] = json.loads(json.dumps(cfg.__dict__))
-    cache.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rec))
+    write_record(path, rec)
     return rec
 
 

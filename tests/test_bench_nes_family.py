@@ -204,3 +204,17 @@ def test_a_function_or_dimension_outside_the_suite_is_refused() -> None:
         check_selection(1, 4, 1)
     with pytest.raises(ValueError, match=r"`--dims` must be .* but got 2\."):
         check_selection(1, 2, 1, "bbob-largescale")
+
+
+def test_a_cached_record_cut_short_is_run_again(tmp_path: Path, capsys) -> None:
+    argv = ["--methods", "XNES", "--functions", "1", "--dims", "2", "--instances", "1"]
+    argv += ["--budget", "100", "--cache", str(tmp_path)]
+    nes_family.main(argv)
+    path = tmp_path / "XNES_f1_d2_i1_b100.json"
+    whole = json.loads(path.read_text())
+    for text in (path.read_text()[:40], "\xff not text", "[1, 2]"):  # a run killed while writing
+        path.write_bytes(text.encode("latin-1"))
+        nes_family.main(argv)
+        assert json.loads(path.read_text())["evals"] == whole["evals"]
+    assert "run again" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]

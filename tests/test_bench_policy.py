@@ -169,6 +169,13 @@ def test_runs_are_cached_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert len(calls) == 2
 
 
+def test_a_cached_record_cut_short_is_a_run_not_cached(tmp_path: Path) -> None:
+    cfg = _toy_config()
+    path = tmp_path / policy.cache_key("ARS", 1, cfg)
+    path.write_text('{"method": "ARS", "seed": 1, "epis')  # a run killed while writing it
+    assert policy.run_cached(tmp_path, "ARS", 1, cfg, cached_only=True) is None
+
+
 def test_median_counts_budget_exceeded_runs_as_infinite() -> None:
     recs = [{"episodes": e} for e in (100, None, 300, None, None)]
     assert policy.median_episodes(recs) == float("inf")

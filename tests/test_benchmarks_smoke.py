@@ -7,6 +7,7 @@ files), never the speed or the ranking of the methods: benchmarks are not timed 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import sys
 from pathlib import Path
@@ -180,6 +181,16 @@ def test_noisy_bbob_reads_the_noise_free_values_from_cocos_log() -> None:
     assert best == sorted(best, reverse=True)  # the best noise-free value never gets worse
     assert 0.0 <= rec["best"] == best[-1] < best[0]
     assert noisy.reached(rec, 200) >= noisy.reached(rec, evals[0])
+
+
+def test_noisy_bbob_runs_a_cached_record_cut_short_again(tmp_path: Path) -> None:
+    from benchmarks import noisy
+
+    first = noisy.cached_bbob(tmp_path, "XNES+IPOP", 1, 2, 1, 50)
+    (path,) = tmp_path.iterdir()
+    path.write_text(path.read_text()[:30])  # a run killed while writing it
+    assert noisy.cached_bbob(tmp_path, "XNES+IPOP", 1, 2, 1, 50)["evals"] == first["evals"]
+    assert json.loads(path.read_text())["evals"] == first["evals"]
 
 
 def test_noisy_policy_task_is_noisy_and_ranks_a_stabilising_gain_first() -> None:
