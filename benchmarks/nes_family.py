@@ -725,6 +725,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="instead of BBOB: the methods on the seed's 3-d problem with seeds 0 .. N-1",
     )
     args = p.parse_args(argv)
+    if args.budget < 1:
+        p.error(f"`--budget` must be at least 1 evaluation per dimension, but got {args.budget}")
+    if args.seed_problem < 0:
+        p.error(f"`--seed-problem` must be a number of seeds, but got {args.seed_problem}")
+    unknown = sorted(set(args.methods) - set(METHODS))
+    if unknown:
+        p.error(f"unknown methods {unknown}; the methods are {sorted(METHODS)}")
+    if not (args.cached_only or args.cocopp or args.seed_problem):
+        try:  # before a run is spent, not when its record is written
+            args.cache.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            p.error(f"`--cache` must be a folder that can be written, but got {args.cache}: {exc}")
     if args.cocopp:
         if args.cocopp_out is None:
             p.error("`--cocopp` needs `--cocopp-out`, the folder cocopp writes into")
@@ -752,9 +764,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     functions = [f for chunk in args.functions for f in chunk]
     instances = [i for chunk in args.instances for i in chunk]
-    unknown = sorted(set(args.methods) - set(METHODS))
-    if unknown:
-        p.error(f"unknown methods {unknown}; the methods are {sorted(METHODS)}")
     for f, d, i in itertools.product(functions, args.dims, instances):
         try:
             check_selection(f, d, i, args.suite)

@@ -218,3 +218,34 @@ def test_a_cached_record_cut_short_is_run_again(tmp_path: Path, capsys) -> None:
         assert json.loads(path.read_text())["evals"] == whole["evals"]
     assert "run again" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seed-problem", "2", "--methods", "FOO"], "unknown methods ['FOO']"),  # a KeyError
+        (["--seed-problem", "-1"], "`--seed-problem` must be a number of seeds, but got -1"),
+        (["--budget", "0"], "`--budget` must be at least 1 evaluation per dimension, but got 0"),
+    ],
+)
+def test_bad_options_are_refused_before_any_run(
+    tmp_path: Path, capsys, argv: list[str], message: str
+) -> None:
+    # --budget 0 ran and cached the runs, then ended in a math domain error
+    with pytest.raises(SystemExit) as exc:
+        nes_family.main([*argv, "--functions", "1", "--dims", "2", "--cache", str(tmp_path)])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_cache_that_cannot_be_a_folder_is_refused_before_any_run(tmp_path: Path, capsys) -> None:
+    cache = tmp_path / "file"
+    cache.write_text("")
+    argv = ["--methods", "XNES", "--functions", "1", "--dims", "2", "--instances", "1"]
+    with pytest.raises(SystemExit) as exc:
+        nes_family.main([*argv, "--budget", "50", "--cache", str(cache)])
+    assert exc.value.code == 2
+    assert f"`--cache` must be a folder that can be written, but got {cache}" in (
+        capsys.readouterr().err
+    )
