@@ -365,24 +365,37 @@ METHODS.update(
 PYCMA_LARGE = ("pycma-sep+IPOP", "pycma-VD+IPOP", "pycma-VkD+IPOP")
 
 _VERSIONS: dict[str, str] = {}
+#: the benchmark's own sources of the methods of :data:`CLASS_VARIANTS`
+VARIANT_SOURCES = ("benchmarks/_xnes_variants.py", "benchmarks/nes_family.py")
+
+
+def _digest(paths: Sequence[Path]) -> str:
+    """Return a short hash of the files `paths`, with their paths relative to the repository."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.relative_to(ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def method_version(method: str) -> str:
     """Return what a cached run of `method` must have been run with to be reused.
 
     The library's strategies: a hash of the sources under ``nes_asktell/`` (any change of the
-    library reruns them); pycma and cmaes: the package's version.
+    library reruns them), and for the variants of :data:`CLASS_VARIANTS`, which the benchmark
+    defines, of their sources under ``benchmarks/`` as well; pycma and cmaes: the package's
+    version.
     """
     package = "cma" if method.startswith("pycma") else "cmaes" if method[:5] == "cmaes" else ""
     if package not in _VERSIONS:
         if package:
             _VERSIONS[package] = f"{package} {__import__(package).__version__}"
         else:
-            digest = hashlib.sha256()
-            for path in sorted((ROOT / "nes_asktell").rglob("*.py")):
-                digest.update(path.relative_to(ROOT).as_posix().encode())
-                digest.update(path.read_bytes())
-            _VERSIONS[package] = f"nes_asktell sources {digest.hexdigest()[:12]}"
+            sources = _digest(sorted((ROOT / "nes_asktell").rglob("*.py")))
+            _VERSIONS[package] = f"nes_asktell sources {sources}"
+    if not package and method.split("+")[0] in CLASS_VARIANTS:
+        variants = _digest([ROOT / path for path in VARIANT_SOURCES])
+        return f"{_VERSIONS[package]}, benchmark variants {variants}"
     return _VERSIONS[package]
 
 

@@ -249,3 +249,14 @@ def test_a_cache_that_cannot_be_a_folder_is_refused_before_any_run(tmp_path: Pat
     assert f"`--cache` must be a folder that can be written, but got {cache}" in (
         capsys.readouterr().err
     )
+
+
+def test_a_variant_the_benchmark_defines_is_versioned_by_its_source_too() -> None:
+    # XNES-decay is defined in benchmarks/_xnes_variants.py: a change there reran nothing, and
+    # the runs of the old variant were reported as the new one's
+    library = nes_family.method_version("XNES")
+    for method in ("XNES-decay", "XNES-decay1+IPOP", "CRFMNES-paperc1+BIPOP"):
+        version = nes_family.method_version(method)
+        assert version.startswith(f"{library}, benchmark variants ")
+        assert version != library
+    assert nes_family.method_version("XNES-r1+IPOP") == library  # options of the library only
