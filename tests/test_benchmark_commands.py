@@ -150,3 +150,35 @@ def test_the_bbob_module_parses_its_options_before_it_runs(
     assert exc.value.code == code
     captured = capsys.readouterr()
     assert "[--overhead-only]" in captured.out + captured.err
+
+
+def test_the_behaviour_matrix_without_dask_skips_the_dask_rows_it_did_not_compute() -> None:
+    from benchmarks import behaviour_matrix
+
+    stored = {"engine/xnes/serial/bounds=False": "a", "engine/xnes/dask-seeds/bounds=False": "b"}
+    now = {"engine/xnes/serial/bounds=False": "a"}
+    # --no-dask --check reported every stored dask row as a difference, with exit code 1
+    assert behaviour_matrix.differences(stored, now, with_dask=False) == (
+        [],
+        ["engine/xnes/dask-seeds/bounds=False"],
+    )
+    assert behaviour_matrix.differences(stored, now) == (
+        ["engine/xnes/dask-seeds/bounds=False"],
+        [],
+    )
+    changed = {"engine/xnes/serial/bounds=False": "c"}
+    assert behaviour_matrix.differences(stored, changed, with_dask=False)[0] == [
+        "engine/xnes/serial/bounds=False"
+    ]
+
+
+def test_the_behaviour_matrix_refuses_a_missing_stored_matrix_before_computing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import behaviour_matrix
+
+    missing = tmp_path / "missing.json"
+    with pytest.raises(SystemExit) as exc:
+        behaviour_matrix.main(["--no-dask", "--check", str(missing)])
+    assert exc.value.code == 2
+    assert f"`--check` must be a stored matrix, but got {missing}" in capsys.readouterr().err
