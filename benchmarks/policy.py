@@ -62,7 +62,7 @@ import math
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -571,6 +571,18 @@ def table(records: Sequence[dict[str, Any]], methods: Sequence[str], cfg: Config
     return simple_table(headers, rows)
 
 
+def _count(least: int) -> Callable[[str], int]:
+    """Return an argparse type: an int of at least `least` (0 was taken for the default)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, but got {value}")
+        return value
+
+    return parse
+
+
 def _floats4(text: str) -> tuple[float, float, float, float]:
     parts = [float(p) for p in text.split(",")]
     if len(parts) != 4:
@@ -587,18 +599,18 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
     p.add_argument("--task", choices=sorted(TASKS), default="lunar")
     p.add_argument("--policy", choices=("linear", "mlp"), default="linear")
     p.add_argument("--methods", nargs="+", default=["XNES", "pycma", "ARS"])
-    p.add_argument("--seeds", type=int, default=5, help="seeds 0 .. SEEDS-1")
-    p.add_argument("--seed-list", type=int, nargs="+", help="these seeds instead")
+    p.add_argument("--seeds", type=_count(1), default=5, help="seeds 0 .. SEEDS-1")
+    p.add_argument("--seed-list", type=_count(0), nargs="+", help="these seeds instead")
     p.add_argument("--threshold", type=float, help="test return to reach (task default)")
-    p.add_argument("--budget", type=int, help="training episodes per run (task default)")
-    p.add_argument("--test-every", type=int, help="training episodes between tests")
-    p.add_argument("--test-episodes", type=int, help="episodes per test")
+    p.add_argument("--budget", type=_count(1), help="training episodes per run (task default)")
+    p.add_argument("--test-every", type=_count(1), help="training episodes between tests")
+    p.add_argument("--test-episodes", type=_count(1), help="episodes per test")
     p.add_argument("--sigma0", type=float, default=0.5)
     p.add_argument("--popsize", type=int, help="population of NES and pycma (default theirs)")
-    p.add_argument("--hidden", type=int, default=16)
+    p.add_argument("--hidden", type=_count(1), default=16)
     p.add_argument(
         "--validation-episodes",
-        type=int,
+        type=_count(0),
         default=100,
         help="episodes of the final policy's validation (0: none)",
     )

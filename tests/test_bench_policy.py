@@ -202,3 +202,27 @@ def test_lunar_lander_runs_are_deterministic_and_counted() -> None:
     assert a["spent"] == 12
     assert a["tests"] == 2
     assert a["steps"] > 12  # every episode lasts more than one step
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "least"),
+    [
+        ("--budget", "0", 1),
+        ("--test-every", "0", 1),
+        ("--test-episodes", "-2", 1),
+        ("--hidden", "0", 1),
+        ("--validation-episodes", "-3", 0),
+        ("--seeds", "0", 1),
+    ],
+)
+def test_a_count_below_its_least_is_refused_not_taken_for_the_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, least: int
+) -> None:
+    # --budget 0 ran the task's default budget of 3,000 episodes, --hidden 0 an MLP without
+    # hidden units, --validation-episodes -3 a validation of nan
+    with pytest.raises(SystemExit) as exc:
+        policy.main(argv=[option, value, "--cached-only", "--cache", str(tmp_path)])
+    assert exc.value.code == 2
+    assert f"argument {option}: must be at least {least}, but got {value}" in (
+        capsys.readouterr().err
+    )
