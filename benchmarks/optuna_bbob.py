@@ -571,6 +571,15 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     quick = quick or args.quick
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     functions = parse_range(args.functions)
+    for name, value in (("--trials", args.trials), ("--tpe-trials", args.tpe_trials)):
+        if value is not None and value < 1:
+            parser.error(f"`{name}` must be at least 1, but got {value}")
+    given = {"--dims": args.dims, "--instances": args.instances, "--samplers": args.samplers}
+    for name, values in given.items():
+        if not values:
+            parser.error(f"`{name}` must name at least one, but got none")
+    if not functions:
+        parser.error(f"`--functions` must name at least one, but got {' '.join(args.functions)!r}")
     tmp = None
     if quick:
         tmp = tempfile.TemporaryDirectory()

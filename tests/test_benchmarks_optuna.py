@@ -84,6 +84,25 @@ def test_a_report_of_a_cache_without_the_whole_suite_leaves_the_docs_files(
     assert _docs_files_kept(argv)  # TPE and Random missing
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--trials", "0"], "`--trials` must be at least 1, but got 0"),  # ZeroDivisionError
+        (["--tpe-trials", "-5"], "`--tpe-trials` must be at least 1, but got -5"),
+        (["--instances"], "`--instances` must name at least one, but got none"),
+        (["--functions", "5-1"], "`--functions` must name at least one, but got '5-1'"),
+    ],
+)
+def test_bad_counts_and_empty_selections_are_refused_before_any_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        optuna_bbob.main(argv=[*argv, "--dims", "2", "--cache", str(tmp_path / "cache")])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+
+
 def test_every_named_sampler_is_built_and_labelled() -> None:
     from nes_asktell import NESSampler
 
