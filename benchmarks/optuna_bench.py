@@ -141,7 +141,9 @@ def make_sampler(name: str, seed: int) -> BaseSampler:
         return NESSampler(seed=seed)
     if name == "CmaEsSampler":
         return optuna.samplers.CmaEsSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    if name == "TPESampler":
+        return optuna.samplers.TPESampler(seed=seed)
+    raise ValueError(f"`sampler_name` must be one of {SAMPLERS}, but got {name!r}.")
 
 
 SAMPLERS = ("NESSampler", "CmaEsSampler", "TPESampler")
@@ -314,7 +316,9 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--speed-out", default=SPEED_OUT, help="file of docs/_static/bench the table goes to"
     )
-    parser.add_argument("--speed-samplers", nargs="*", default=list(SPEED_SAMPLERS))
+    parser.add_argument(
+        "--speed-samplers", nargs="+", choices=SAMPLERS, default=list(SPEED_SAMPLERS)
+    )
     parser.add_argument(
         "--speed-clock",
         choices=("wall", "cpu"),
@@ -328,6 +332,12 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    counts = {"--speed-trials": [args.speed_trials], "--speed-seeds": args.speed_seeds}
+    counts.update({"--speed-at": args.speed_at, "--speed-dims": args.speed_dims})
+    for name, values in counts.items():
+        least = 0 if name == "--speed-seeds" else 1
+        if not values or min(values) < least:
+            parser.error(f"`{name}` must be one or more integers >= {least}, but got {values}")
     quick = quick or args.quick
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     samplers = list(args.speed_samplers)

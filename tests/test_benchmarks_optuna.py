@@ -215,6 +215,26 @@ def test_sklearn_run_of_other_seeds_or_trials_leaves_the_docs_table(
         assert message in capsys.readouterr().err
 
 
+def test_the_speed_table_refuses_an_unknown_sampler_and_bad_counts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from benchmarks import optuna_bench
+
+    # an unknown name (a typo of NESSampler, say) timed TPESampler under that name
+    with pytest.raises(ValueError, match=r"`sampler_name` must be one of .* got 'NesSampler'"):
+        optuna_bench.make_sampler("NesSampler", 0)
+    for argv, message in (
+        (["--speed-samplers", "NesSampler"], "invalid choice: 'NesSampler'"),
+        (["--speed-trials", "0"], "`--speed-trials` must be one or more integers >= 1"),
+        (["--speed-seeds"], "`--speed-seeds` must be one or more integers >= 0, but got []"),
+        (["--speed-dims", "0"], "`--speed-dims` must be one or more integers >= 1, but got [0]"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            optuna_bench.main(argv=["--speed", *argv])
+        assert exc.value.code == 2
+        assert message in capsys.readouterr().err
+
+
 def test_speed_table_times_a_baseline_sampler_beside_the_others(tmp_path: Path) -> None:
     """The speed table with a baseline directory (here this version's own), two dimensions,
     windows and both clocks: a row per sampler and dimension, the sampler's and the whole
