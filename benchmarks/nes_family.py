@@ -745,6 +745,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     unknown = sorted(set(args.methods) - set(METHODS))
     if unknown:
         p.error(f"unknown methods {unknown}; the methods are {sorted(METHODS)}")
+    checks = [item.split("/") for item in args.ecdf_check]
+    if any(len(pair) != 2 or not set(pair) <= set(args.methods) for pair in checks):
+        p.error(f"`--ecdf-check` takes M/R pairs of the methods, but got {args.ecdf_check}")
+    if checks and not 0 <= args.ecdf_from <= args.budget:
+        p.error(
+            f"`--ecdf-from` must be within 0 and the budget ({args.budget} evaluations per "
+            f"dimension) for `--ecdf-check`, but got {args.ecdf_from:g}"
+        )
     if not (args.cached_only or args.cocopp or args.seed_problem):
         try:  # before a run is spent, not when its record is written
             args.cache.mkdir(parents=True, exist_ok=True)
@@ -848,8 +856,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(summary)
     hits = hits_by(records)
     checks = []
-    for item in args.ecdf_check:
-        m, _, ref = item.partition("/")
+    for m, ref in checks:
         for d in args.dims:
             if (m, d) in hits and (ref, d) in hits:
                 lo, hi = args.ecdf_from * d, float(args.budget * d)

@@ -226,14 +226,25 @@ def test_a_cached_record_cut_short_is_run_again(tmp_path: Path, capsys) -> None:
         (["--seed-problem", "2", "--methods", "FOO"], "unknown methods ['FOO']"),  # a KeyError
         (["--seed-problem", "-1"], "`--seed-problem` must be a number of seeds, but got -1"),
         (["--budget", "0"], "`--budget` must be at least 1 evaluation per dimension, but got 0"),
+        # an --ecdf-check that named no pair of the methods printed nothing, and one from
+        # beyond the budget the ECDFs at its start, outside every run
+        (["--ecdf-check", "XNES"], "`--ecdf-check` takes M/R pairs of the methods"),
+        (["--ecdf-check", "XNES/pycma+BIPOP"], "but got ['XNES/pycma+BIPOP']"),
+        (
+            ["--ecdf-check", "XNES/pycma", "--budget", "100"],
+            "`--ecdf-from` must be within 0 and the budget (100 evaluations per dimension)",
+        ),
     ],
 )
 def test_bad_options_are_refused_before_any_run(
     tmp_path: Path, capsys, argv: list[str], message: str
 ) -> None:
     # --budget 0 ran and cached the runs, then ended in a math domain error
+    methods = ["--methods", "XNES", "pycma"] if "--ecdf-check" in argv else []
     with pytest.raises(SystemExit) as exc:
-        nes_family.main([*argv, "--functions", "1", "--dims", "2", "--cache", str(tmp_path)])
+        nes_family.main(
+            [*argv, *methods, "--functions", "1", "--dims", "2", "--cache", str(tmp_path)]
+        )
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
