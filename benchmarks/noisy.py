@@ -341,6 +341,9 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
         "--cache", type=Path, default=Path.home() / ".cache" / "nes_asktell_bench" / "noisy"
     )
     args = parser.parse_args([] if argv is None and quick else argv)
+    for name in ("budget", "seeds", "episodes"):
+        if getattr(args, name) < 1:
+            parser.error(f"`--{name}` must be at least 1, but got {getattr(args, name)}")
     if quick:
         args.functions, args.instances, args.dims = [1, 7], [1], [2]
         args.budget, args.seeds, args.episodes = 200, 1, 400

@@ -193,6 +193,19 @@ def test_noisy_bbob_runs_a_cached_record_cut_short_again(tmp_path: Path) -> None
     assert json.loads(path.read_text())["evals"] == first["evals"]
 
 
+@pytest.mark.parametrize("option", ["--budget", "--seeds", "--episodes"])
+def test_noisy_refuses_a_count_below_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    from benchmarks import noisy
+
+    # --budget 0 ended in "not enough values to unpack", from COCO's empty log
+    with pytest.raises(SystemExit) as exc:
+        noisy.main(argv=[option, "0", "--cache", str(tmp_path)])
+    assert exc.value.code == 2
+    assert f"`{option}` must be at least 1, but got 0" in capsys.readouterr().err
+
+
 def test_noisy_policy_task_is_noisy_and_ranks_a_stabilising_gain_first() -> None:
     from benchmarks.noisy import SpringChain
 
