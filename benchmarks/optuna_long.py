@@ -22,6 +22,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks._common import read_record, write_record
+
 ROOT = Path(__file__).resolve().parent.parent
 
 PROBLEMS = {"sphere": 2, "rosenbrock": 10}
@@ -134,17 +136,19 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
         "--cache", type=Path, default=Path.home() / ".cache" / "nes_asktell_bench" / "optuna_long"
     )
     args = parser.parse_args([] if argv is None and quick else argv)
+    if args.trials < 4:  # the first and the last quarter of the study are timed
+        parser.error(f"`--trials` must be at least 4, but got {args.trials}")
+    if args.resume < 1:
+        parser.error(f"`--resume` must be at least 1, but got {args.resume}")
     if quick:
         args.trials, args.resume = 400, 20
         args.cache = Path(tempfile.mkdtemp(prefix="nes_long_quick_"))
     for name in args.problems:
         path = args.cache / f"{name}_{args.trials}_{args.resume}.json"
-        if path.exists():
-            rec = json.loads(path.read_text())
-        else:
+        rec = read_record(path) if path.exists() else {}
+        if not rec or "resume_error" in rec:  # a failed resume may have been the machine's
             rec = run_study(name, args.trials, args.resume)
-            args.cache.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(rec))
+            write_record(path, rec)
         print(json.dumps(rec, indent=1), flush=True)
 
 

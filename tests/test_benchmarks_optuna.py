@@ -103,6 +103,32 @@ def test_bad_counts_and_empty_selections_are_refused_before_any_study(
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.slow  # a study of 8 trials, then a fresh process that resumes it
+def test_the_long_study_refuses_too_few_trials_and_reruns_a_failed_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import optuna_long
+
+    # --trials 3 ran the study, then ended in a ZeroDivisionError timing its quarters
+    for argv, message in (
+        (["--trials", "3"], "`--trials` must be at least 4, but got 3"),
+        (["--resume", "0"], "`--resume` must be at least 1, but got 0"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            optuna_long.main(argv=[*argv, "--cache", str(tmp_path)])
+        assert exc.value.code == 2
+        assert message in capsys.readouterr().err
+    # a record whose resume failed (the fresh process ran out of memory, say) was kept for good
+    path = tmp_path / "sphere_8_2.json"
+    path.write_text(json.dumps({"problem": "sphere", "resume_error": "MemoryError"}))
+    argv = ["--problems", "sphere", "--trials", "8", "--resume", "2", "--cache", str(tmp_path)]
+    optuna_long.main(argv=argv)
+    record = json.loads(path.read_text())
+    assert "resume_error" not in record
+    assert record["trials"] == 8
+    assert record["resumed_trials"] == 2
+
+
 def test_every_named_sampler_is_built_and_labelled() -> None:
     from nes_asktell import NESSampler
 
