@@ -842,3 +842,23 @@ def test_the_bound_of_cond_b_bounds_it_and_spares_svds(monkeypatch) -> None:
         assert sv[0] / sv[-1] <= bound * (1.0 + 1e-9)  # an upper bound of cond(B)
     # once per generation in the update and once in stop() before the bound; now rarely
     assert len(calls) <= 30
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_value_based_shapings_do_not_suit_xnes_and_snes_as_the_docs_say(seed: int) -> None:
+    """docs/algorithms/snes_xnes.rst: the learning rates are set for rank-based utilities."""
+
+    def sphere(x: np.ndarray) -> float:
+        return float(x @ x)
+
+    def run(cls: type, shaping: str) -> float:
+        return float(
+            cls(np.ones(3), 0.5, shaping=shaping, rng=seed).optimize(sphere, maxiter=300).fun
+        )
+
+    for cls in (XNES, SNES):
+        assert run(cls, "nes") < 1e-15
+        with pytest.raises(FloatingPointError, match=r"sigma (over|under)flowed"):
+            run(cls, "raw")
+    assert run(XNES, "zscore") > 1e-7  # stagnates
+    assert run(SNES, "zscore") < 1e-13
