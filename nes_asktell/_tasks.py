@@ -196,9 +196,19 @@ def tracked_task(
 def as_value(y: object, fun: object) -> float:
     """Return a fitness value as a float, or raise TypeError naming `fun`.
 
-    Only real numbers are fitness values: int, float, numpy real scalars and 0-d (or
-    one-element) real arrays. None, bool, strings and complex numbers are rejected.
+    Only real numbers are fitness values: int, float, numpy real scalars, and what holds one
+    real number as scipy's own methods read it: a 0-d (or one-element) real array, an array
+    of another library (a torch or JAX scalar: anything with ``__array__``) and a list or
+    tuple of one number. None, bool, strings and complex numbers are rejected.
     """
+    got = y
+    if isinstance(y, (list, tuple)) and len(y) == 1 and is_real_number(y[0]):
+        y = y[0]
+    elif not isinstance(y, np.ndarray) and hasattr(type(y), "__array__"):
+        try:
+            y = np.asarray(y)
+        except Exception:  # (a tensor on a device, say: refused below as what it is)
+            pass
     if isinstance(y, np.ndarray) and y.size == 1 and y.dtype.kind in "iuf":
         return float(y.reshape(()))
     if is_real_number(y):
@@ -208,7 +218,7 @@ def as_value(y: object, fun: object) -> float:
             return math.inf if y > 0 else -math.inf  # type: ignore[operator]
     raise TypeError(
         f"`fun` must return a real number, but {getattr(fun, '__name__', fun)!r} "
-        f"returned {short(y)}."
+        f"returned {short(got)}."
     )
 
 

@@ -502,6 +502,53 @@ def test_fun_must_return_a_number():
         nes(two, np.zeros(2), rng=0)
 
 
+class _LibraryScalar:
+    """A value of another array library (a torch or JAX scalar): it converts by ``__array__``."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        return np.asarray(self.value, dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda y: [y],
+        lambda y: (y,),
+        lambda y: np.array([[y]]),
+        _LibraryScalar,
+        lambda y: _LibraryScalar([y]),
+    ],
+    ids=["list", "tuple", "array 1x1", "__array__", "__array__ of one"],
+)
+@pytest.mark.parametrize("threads", [False, True])
+def test_fun_may_return_what_holds_one_number_as_scipy_reads_it(wrap, threads):
+    """scipy's methods read what `fun` returns by ``np.asarray(y).item()``: the same values
+    reach the same result here, serially and in tasks (they were refused with TypeError)."""
+    with ThreadPoolExecutor(2) as pool:
+        workers = pool if threads else None
+        wrapped = nes(lambda x: wrap(sphere(x)), np.ones(3), rng=0, maxiter=30, workers=workers)
+    plain = nes(sphere, np.ones(3), rng=0, maxiter=30)
+    assert wrapped.fun == plain.fun
+    np.testing.assert_array_equal(wrapped.x, plain.x)
+    assert minimize(lambda x: wrap(sphere(x)), np.ones(3), method="Nelder-Mead").success
+
+
+@pytest.mark.parametrize(
+    "y",
+    [[1.0, 2.0], [True], [None], _LibraryScalar([1.0, 2.0]), _LibraryScalar(1j)],
+    ids=["list of two", "list of bool", "list of None", "__array__ of two", "__array__ complex"],
+)
+def test_fun_returning_what_holds_no_single_real_number_is_refused_naming_it(y):
+    def bad(x):
+        return y
+
+    with pytest.raises(TypeError, match=r"`fun` must return a real number, but 'bad' returned"):
+        nes(bad, np.zeros(2), rng=0)
+
+
 def test_bad_fun_and_x0():
     with pytest.raises(TypeError, match=r"`fun` must be callable, but got 3"):
         nes(3, np.zeros(2))
