@@ -2456,6 +2456,27 @@ def test_startup_trials_count_complete_trials_as_documented() -> None:
     assert searched == [False] * 5 + [True] * 3
 
 
+def test_a_parameter_name_with_a_lone_surrogate_is_drawn_as_any_other() -> None:
+    # Any str is a parameter name for Optuna, one from os.fsdecode of a file name that is no
+    # UTF-8 too ("layer_\udcff"). With a seed, the independent draws are seeded from the
+    # name's bytes, and encoding such a name raised UnicodeEncodeError in the first trial
+    # (Optuna's own samplers run the study). Every other name keeps its seed.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    odd = os.fsdecode(b"layer_\xff")
+    assert odd == "layer_\udcff"
+    studies = {}
+    for name in (odd, "layer"):
+        study = optuna.create_study(sampler=NESSampler(seed=0))
+        study.optimize(
+            lambda t, n=name: t.suggest_float(n, -1.0, 1.0) ** 2 + t.suggest_float("x", 0.0, 1.0),
+            n_trials=12,
+        )
+        studies[name] = study
+    assert all(t.state == TrialState.COMPLETE for t in studies[odd].trials)
+    assert studies[odd].trials[0].params["x"] == studies["layer"].trials[0].params["x"]
+    assert ch.CANDIDATE in studies[odd].trials[-1].system_attrs  # searched after the startup
+
+
 def test_a_candidate_finished_after_its_generation_gave_up_on_it_stays_missing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

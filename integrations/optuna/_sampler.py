@@ -717,9 +717,10 @@ class NESSampler(BaseSampler):
     def _independent(self, trial: FrozenTrial, name: str) -> BaseSampler:
         if self._per_trial_seed is None:
             return self._independent_sampler
-        seq = np.random.SeedSequence(
-            self._per_trial_seed, spawn_key=(trial.number, zlib.crc32(name.encode()))
-        )
+        # (any str is a name: one holding a lone surrogate, as os.fsdecode makes of a file name
+        # that is no UTF-8, has bytes too; every other name keeps its UTF-8 bytes)
+        tag = zlib.crc32(name.encode("utf-8", "surrogatepass"))
+        seq = np.random.SeedSequence(self._per_trial_seed, spawn_key=(trial.number, tag))
         return RandomSampler(seed=int(seq.generate_state(1)[0]))
 
     def _check_single_objective(self, study: Study) -> None:
