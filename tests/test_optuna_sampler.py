@@ -676,6 +676,34 @@ def test_a_trial_added_waiting_with_some_searched_values_takes_no_candidate() ->
     assert trial.number not in told
 
 
+def test_a_trial_suggesting_a_parameter_in_another_range_gives_up_its_candidate() -> None:
+    # A trial that suggests x in a narrower range than the one searched, where its candidate's
+    # x lies outside it, gets x from the independent sampler (Optuna refuses the candidate's
+    # value). Pruned, so x stays in the search space, it kept its candidate record, and the
+    # search was told its outcome as that of the candidate, a point it did not evaluate (11
+    # of 60 trials were). Now it holds none, and the candidate goes to another trial.
+    sampler = NESSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+
+    def narrowing(trial: optuna.Trial) -> float:
+        narrow = trial.number % 4 == 2
+        x = trial.suggest_float("x", -0.5 if narrow else -5.0, 0.5 if narrow else 5.0)
+        y = trial.suggest_float("y", -5.0, 5.0)
+        if narrow:
+            raise optuna.TrialPruned()
+        return (x - 1.0) ** 2 + (y - 1.0) ** 2
+
+    study.optimize(narrowing, n_trials=60)
+    space = study.trials[0].distributions
+    told = {n for e in check_chain(study, sampler) for n in e["told"]}  # type: ignore[attr-defined]
+    for t in study.trials:
+        if t.number in told:
+            assert candidate_values(NESSampler(seed=0), study, space, t) == t.params, t.number
+    gave_up = [t for t in study.trials if t.system_attrs.get(ch.CANDIDATE, 0) is None]
+    assert gave_up  # (the narrowed trials whose candidate's x was outside their range)
+    assert all(t.number % 4 == 2 and t.number not in told for t in gave_up)
+
+
 def calls_of(run: Callable[[], None], module: str, function: str) -> int:
     """Return how many times `run` calls `function` of Optuna's `module` (work, not time)."""
     profile = cProfile.Profile()

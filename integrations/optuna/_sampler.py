@@ -456,6 +456,10 @@ class NESSampler(BaseSampler):
         # (study token, thread) -> the highest number of the trials the thread started that
         # have finished: its unfinished trials below it are not a batch in flight
         self._passed: dict[tuple[tuple[object, int, str], int], int] = {}
+        # (study token, trial number) -> the searched distributions of the candidate the trial
+        # holds, until it finishes (see `sample_independent`)
+        self._holds: dict[tuple[tuple[object, int, str], int], dict[str, BaseDistribution]]
+        self._holds = {}
 
     def __getstate__(self) -> dict[str, object]:
         d = self.__dict__.copy()
@@ -467,6 +471,7 @@ class NESSampler(BaseSampler):
             "_fallback",
             "_started",
             "_passed",
+            "_holds",
         ):
             del d[name]
         return d
@@ -520,6 +525,11 @@ class NESSampler(BaseSampler):
                             self._fallback[trial.number] = None
                             while len(self._fallback) > _MAX_STARTED:
                                 del self._fallback[next(iter(self._fallback))]
+                        if values is not None:
+                            key = (ch.study_token(study), trial.number)
+                            self._holds[key] = {name: numeric[name] for name in values}
+                            while len(self._holds) > _MAX_STARTED:  # trials abandoned unfinished
+                                del self._holds[next(iter(self._holds))]
                         break
                 time.sleep(delay)  # outside the lock: other threads' trials go on
             if values is None:
@@ -539,8 +549,20 @@ class NESSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        """Draw one parameter with the independent sampler (logging the usual warning)."""
+        """Draw one parameter with the independent sampler (logging the usual warning).
+
+        A parameter of the trial's candidate is drawn here when the trial suggests it in another
+        range than the one searched and the candidate's value lies outside it: the trial then
+        evaluates another point than its candidate, so it holds none from now on (its outcome
+        would be told as the candidate's), and the candidate goes to another trial.
+        """
         self._check_single_objective(study)
+        with self._lock:
+            key = (ch.study_token(study), trial.number)
+            searched = self._holds.get(key, {}).get(param_name)
+            if searched is not None and searched != param_distribution:
+                del self._holds[key]
+                ch.clear_candidate(study, trial)  # a record that it holds none
         if (
             self._warn_independent_sampling
             and not param_distribution.single()
@@ -594,6 +616,7 @@ class NESSampler(BaseSampler):
                 while len(self._passed) > _MAX_STARTED:  # threads of studies long gone
                     del self._passed[next(iter(self._passed))]
             self._fallback.pop(trial.number, None)  # (only its own parameters ask about it)
+            self._holds.pop((token, trial.number), None)
         if self._constraints_func is not None:
             ch.store_constraints(self._constraints_func, study, trial, state)
         self._independent_sampler.after_trial(study, trial, state, values)
