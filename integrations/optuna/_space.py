@@ -232,7 +232,10 @@ class UnitSpace:
             high = np.array([float(self.dists[j].high) for j in i])
             ui = np.clip(np.asarray(u, dtype=float)[i], 0.0, 1.0)
             v = np.round(np.clip(np.exp(a + ui * (b - a)), low, high))  # as `from_unit` rounds
-            out[i] = (b - a) / np.log1p(1.0 / (v - 0.5))  # ln(v + 1/2) - ln(v - 1/2)
+            # ln(v + 1/2) - ln(v - 1/2); inf where the count passes the floats (v near 1e308:
+            # a cell about 1/v wide), which the margin reads as a cell of width 0, as it is
+            with np.errstate(over="ignore"):
+                out[i] = (b - a) / np.log1p(1.0 / (v - 0.5))
         return out
 
     def as_evaluated(self, U: FloatArray) -> FloatArray:
