@@ -16,6 +16,7 @@ state.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import pickle
@@ -205,10 +206,8 @@ def as_value(y: object, fun: object) -> float:
     if isinstance(y, (list, tuple)) and len(y) == 1 and is_real_number(y[0]):
         y = y[0]
     elif not isinstance(y, np.ndarray) and hasattr(type(y), "__array__"):
-        try:
+        with contextlib.suppress(Exception):  # (a tensor on a device: refused below)
             y = np.asarray(y)
-        except Exception:  # (a tensor on a device, say: refused below as what it is)
-            pass
     if isinstance(y, np.ndarray) and y.size == 1 and y.dtype.kind in "iuf":
         return float(y.reshape(()))
     if is_real_number(y):
