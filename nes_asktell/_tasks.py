@@ -21,6 +21,7 @@ import math
 import os
 import pickle
 import signal
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -238,6 +239,8 @@ def eval_rows(
     track = _tracked()
     pid = os.getpid()
     for i, x in enumerate(rows):
+        if track is None and i and cancelled_on_dask():
+            break  # Ctrl-C or a closed client: the caller takes no value of this task now
         if track is not None:
             k = track[1][i]
             if not track[0].holds(k, track[2][i]):
@@ -257,6 +260,25 @@ def eval_rows(
             track[0].value[k] = values[i]
             track[0].state[k] = DONE
     return values, errors
+
+
+def cancelled_on_dask() -> bool:
+    """Return whether this thread runs a dask task that its client has cancelled.
+
+    A dask worker's thread cannot be stopped: a task of several rows cancelled under way
+    (Ctrl-C in the caller, a client closed) would otherwise call `fun` on every row left, for
+    nothing. False outside a dask worker's task (``distributed`` is then not even imported).
+    """
+    if "distributed" not in sys.modules:
+        return False
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+        task = worker.state.tasks.get(worker.get_current_task())
+    except (ValueError, KeyError, AttributeError):  # not in a task of a dask worker
+        return False
+    return task is None or task.state == "cancelled"
 
 
 def vectors_task(fun: Callable[..., object], args: Sequence[object], X: FloatArray) -> Result:

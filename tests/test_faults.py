@@ -737,6 +737,37 @@ def test_a_task_given_up_on_a_thread_runs_none_of_its_rows_left() -> None:
     assert sum(t > stopped for t in calls) <= 2
 
 
+def logs_its_calls(x: np.ndarray, log: str) -> float:
+    """Append a line to the file `log` for each call (from any process), then take 0.2 s."""
+    with open(log, "a") as fh:
+        fh.write(f"{x[0]}\n")
+    time.sleep(0.2)
+    return sphere(x)
+
+
+@pytest.mark.slow
+def test_on_dask_a_task_cancelled_by_ctrl_c_runs_none_of_its_rows_left(tmp_path: Path) -> None:
+    # One worker thread, so one task of all 20 rows. After Ctrl-C the client cancelled the
+    # task, but the worker's thread went on calling `fun` on all 20 rows (the docs say a task
+    # under way on a thread calls `fun` on none of its other candidates; a thread pool did so).
+    from nes_asktell._tasks import executing_keys
+
+    log = tmp_path / "calls.txt"
+    with dask_client(n_workers=1) as client:
+        evaluate(rows(2), sphere, client)  # the worker has imported the package
+        timer = threading.Timer(0.7, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(np.zeros((20, 3)), logs_its_calls, client, args=(str(log),))
+        timer.join()
+        for _ in range(600):  # until the worker's thread has left the task (or 60 s)
+            if not any(client.run(executing_keys).values()):
+                break
+            time.sleep(0.1)
+    # about 4 rows before Ctrl-C (20 without the fix); the row under way ends its call
+    assert len(log.read_text().splitlines()) <= 10
+
+
 def test_an_executor_shut_down_before_or_during_a_run_is_named_and_costs_nothing() -> None:
     # A ThreadPoolExecutor shut down by fun in the middle of a run (or before it) raised
     # concurrent.futures' bare "cannot schedule new futures after shutdown". The error now
