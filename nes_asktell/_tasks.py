@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import signal
@@ -85,10 +87,25 @@ def init_worker(pids: Any) -> None:
 
     The parent records the pids so that it can end busy workers through public means
     (``os.kill``); a terminal's Ctrl-C reaches the whole process group, and the parent alone
-    decides what it stops.
+    decides what it stops. A worker ends when its parent has ended (:func:`_end_with`).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_end_with, args=(parent.sentinel,), daemon=True).start()
     pids.put(os.getpid())
+
+
+def _end_with(sentinel: int) -> None:
+    """End this worker once its parent has ended (killed with SIGKILL, say), whatever it runs.
+
+    The parent kills busy workers on Ctrl-C and shuts the pool down at its exit; a parent
+    killed outright does neither, and its idle workers wait for tasks for ever (each holds
+    the task queue's write end too, so no end of the queue ever reaches them), a busy one
+    runs its candidate on.
+    """
+    multiprocessing.connection.wait([sentinel])
+    os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 #: the board's states of a row

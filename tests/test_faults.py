@@ -1029,6 +1029,40 @@ def test_ctrl_c_stops_a_run_with_busy_workers_at_once_and_leaves_no_process(tmp_
     assert [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
 
 
+@pytest.mark.slow
+def test_the_workers_of_a_parent_killed_outright_end(tmp_path) -> None:
+    # kill -9 (or the out-of-memory killer) ends the parent without Ctrl-C's clean-up: its
+    # pool's workers lived on for good, a busy one running its candidate on, an idle one
+    # waiting for tasks (and they kept the resource tracker alive)
+    psutil = pytest.importorskip("psutil")
+    script = tmp_path / "hanging_run.py"
+    script.write_text(HANGING_RUN)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    kids = []
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "busy"  # a worker is inside `hang`
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        assert len(kids) >= 2  # the pool's workers (and the resource tracker)
+        proc.kill()
+        proc.wait(timeout=30)  # (not its pipes: the workers hold them while they live)
+        _, alive = psutil.wait_procs(kids, timeout=60)
+        assert [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for k in kids:
+            with contextlib.suppress(psutil.Error):
+                k.kill()
+        proc.communicate(timeout=30)
+
+
 # ---------------------------------------------------------------------- fun in __main__
 MAIN_RUN = """
 import numpy as np
