@@ -992,6 +992,9 @@ def evaluate(
         restart_workers=restart_workers,
     ) as ev:
         # (asked once the arguments are checked: a rejected call leaves the strategy as it was)
+        if not callable(fun):
+            raise TypeError(f"`fun` must be callable, but got {short(fun)}.")
+        args = extra_args(args)
         if strategy is not None:
             X = strategy.ask()
         return ev.evaluate(fun, X, args, strategy=strategy)

@@ -353,6 +353,8 @@ def test_timeout_may_be_any_real_number(timeout: object) -> None:
         {"workers": 2, "mode": "bogus"},
         {"workers": 2, "tasks": 0},
         {"workers": None, "vectorized": 1},
+        {"fun": "sphere"},  # (these two were checked after the ask)
+        {"args": 5},
     ],
 )
 def test_a_rejected_evaluate_leaves_the_strategy_as_it_was(changes: dict[str, object]) -> None:
@@ -360,8 +362,9 @@ def test_a_rejected_evaluate_leaves_the_strategy_as_it_was(changes: dict[str, ob
     # its arguments: a rejected call left a pending batch and another state_dict
     es = SNES(np.zeros(3), 0.5, rng=0)
     before = es.state_dict()
+    given = {"fun": sphere, **changes}
     with pytest.raises((TypeError, ValueError)):
-        evaluate(es, sphere, **changes)  # type: ignore[arg-type]
+        evaluate(es, **given)  # type: ignore[arg-type]
     assert es.state_dict() == before
 
 
