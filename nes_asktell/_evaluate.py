@@ -731,12 +731,17 @@ class Evaluator:
             st, pid, val = board.snapshot()
             found = len(errors)
             under_way = False  # whether a crashed task had a row under way
+            shared = False  # whether a crashed call had several rows under way
             for i in crashed:
+                # A vectorized call runs its rows together: which one killed the process is
+                # unknown, so each runs again alone (the faulty one then dies by itself).
+                together = sum(st[k] == STARTED for k in chunks[i].tolist()) > 1
+                shared = shared or together
                 for k in chunks[i].tolist():
                     under_way = under_way or st[k] == STARTED
                     if st[k] == DONE:
                         values[k] = val[k]
-                    elif st[k] == STARTED and codes.get(int(pid[k])) != -_SIGTERM:
+                    elif st[k] == STARTED and codes.get(int(pid[k])) != -_SIGTERM and not together:
                         # Its process died by itself while evaluating it (the pool
                         # terminates the others with SIGTERM): this row is the fault.
                         blamed = True
@@ -752,8 +757,8 @@ class Evaluator:
                     f"a worker of the process pool died while idle ({crash_messages[0]}); "
                     "the pool was replaced and its candidates ran again"
                 )
-            elif crashed and len(errors) == found:  # no row to blame: say what happened
-                errors.append(crash_messages[0])
+            elif crashed and len(errors) == found and not shared:
+                errors.append(crash_messages[0])  # no row to blame: say what happened
         # Tasks start in the order they were sent: of those that timed out, the first ones
         # were the likeliest to be running (hung), the later ones to be waiting behind them.
         # The later ones run again first, so that they take the free threads.

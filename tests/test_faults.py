@@ -213,6 +213,27 @@ def test_a_dead_workers_exit_code_is_reported(pool: Evaluator) -> None:
         pool.evaluate(dies_at_5, X)
 
 
+def dies_at_5_vectorized(XT: np.ndarray) -> np.ndarray:
+    """A vectorized `fun` (candidates as columns) whose process dies when row 5 is among them."""
+    if (XT[0] == FAULTY).any():
+        os._exit(3)
+    return np.sum(XT**2, axis=0)
+
+
+@pytest.mark.slow
+def test_a_vectorized_call_killing_its_worker_costs_only_its_faulty_row(pool: Evaluator) -> None:
+    # The call of rows 4-7 died with its worker: the board showed all four under way, and
+    # all four were blamed (NaN), where a call that raises costs only the faulty row. Each
+    # row of such a call now runs again alone.
+    X = rows(8)
+    with (
+        Evaluator(pool, vectorized=True) as ev,
+        pytest.warns(NESWarning, match=r"1 of 8 .*exit code 3\) while evaluating candidate 5"),
+    ):
+        f = ev.evaluate(dies_at_5_vectorized, X)
+    np.testing.assert_array_equal(f, expected(X, np.arange(8) == 5))
+
+
 @pytest.mark.slow
 def test_a_row_hanging_past_the_timeout_costs_only_itself() -> None:
     X = rows(8)
