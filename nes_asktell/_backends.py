@@ -923,8 +923,23 @@ class DaskEngine(Engine):
             return self.size()
 
     def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
-        """Run ``fn(*args)`` on the cluster (never cached: ``pure=False``)."""
-        fut: Future[Any] = self.client.submit(fn, *args, pure=False)
+        """Run ``fn(*args)`` on the cluster (never cached: ``pure=False``).
+
+        Raises
+        ------
+        RuntimeError
+            If the Client is closed (before or during the run), naming `workers`.
+        """
+        try:
+            fut: Future[Any] = self.client.submit(fn, *args, pure=False)
+        except Exception as exc:
+            status = getattr(self.client, "status", None)
+            if status not in ("closing", "closed"):
+                raise
+            raise RuntimeError(
+                f"`workers` (a dask Client) is {status}: {type(exc).__name__}: "
+                f"{str(exc).rstrip('.')}. Pass a Client that is open."
+            ) from exc
         return fut
 
     def ship(self, value: object) -> tuple[object, int]:

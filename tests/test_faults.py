@@ -789,6 +789,22 @@ def test_on_dask_a_task_cancelled_by_ctrl_c_runs_none_of_its_rows_left(tmp_path:
     assert len(log.read_text().splitlines()) <= 10
 
 
+def test_a_dask_client_closed_before_a_run_is_named_and_costs_nothing() -> None:
+    # dask's bare "ClosedClientError: Client is closed" named no argument, where a closed
+    # Executor's error names `workers`; the run then continues on an open Client.
+    es = SNES(np.zeros(3), 0.5, rng=0)
+    with dask_client(n_workers=1) as client:
+        client.close()
+        with pytest.raises(RuntimeError, match=r"`workers` \(a dask Client\) is closed"):
+            es.optimize(sphere, workers=client, maxiter=3)
+    assert (es.generation, es.nfev) == (0, 0)
+    with dask_client(n_workers=1) as client:
+        res = es.optimize(sphere, workers=client, maxiter=3)
+    np.testing.assert_array_equal(
+        res.x, SNES(np.zeros(3), 0.5, rng=0).optimize(sphere, maxiter=3).x
+    )
+
+
 def test_an_executor_shut_down_before_or_during_a_run_is_named_and_costs_nothing() -> None:
     # A ThreadPoolExecutor shut down by fun in the middle of a run (or before it) raised
     # concurrent.futures' bare "cannot schedule new futures after shutdown". The error now
