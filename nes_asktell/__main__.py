@@ -83,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit code.
 
     When the reader of the output goes away (``nes-asktell demo | head -1``), the command stops
-    quietly with exit code 1 instead of a BrokenPipeError traceback.
+    quietly with exit code 1 instead of a BrokenPipeError traceback; at Ctrl-C it says
+    ``interrupted`` on stderr and exits with 130 (128 + SIGINT, as a shell reports it),
+    without a KeyboardInterrupt traceback.
     """
     try:
         try:
@@ -91,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if sys.stdout is not None:  # None when started with stdout closed
                 sys.stdout.flush()  # here, where a reader gone away is caught, not at the exit
+    except KeyboardInterrupt:
+        if sys.stderr is not None:
+            print(f"{program_name()}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # what is left goes nowhere, so that the flush at the exit does not fail once more
         # (Python's documentation of signal, "Note on SIGPIPE")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -415,3 +416,20 @@ def test_an_extra_argument_is_refused_under_the_commands_own_usage_line(
     assert usage in captured.err.splitlines()[0]
     assert f"error: unrecognized arguments: {argv[-1]}" in captured.err
     assert captured.out == ""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is sent with send_signal")
+def test_ctrl_c_mid_demo_says_interrupted_and_exits_130_without_a_traceback() -> None:
+    # Ctrl-C ended the command with a KeyboardInterrupt traceback
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nes_asktell", "demo", "--no-plot"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the demo has begun (it runs for seconds more)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert first.startswith("== 1.")
+    assert (proc.returncode, err) == (130, "python -m nes_asktell: interrupted\n")
