@@ -649,3 +649,43 @@ def test_the_scarce_suite_completes_only_in_its_corner(
         inside = t.params["x"] > faults.SCARCE_CORNER and t.params["y"] > faults.SCARCE_CORNER
         assert (t.state == TrialState.COMPLETE) == inside
     assert (tmp_path / "scarce-random-300-0.json").exists()  # type: ignore[operator]
+
+
+def _told_records(fail_every: int, n_trials: int, **kw: object) -> list[tuple[int, int, float]]:
+    """Run a study of 10 + Rosenbrock (never below 10) whose every `fail_every`-th trial
+    fails; return (generation, restart, the strategy's best value) of each stored state."""
+
+    def objective(t: optuna.Trial) -> float:
+        x = t.suggest_float("x", -5, 5)
+        y = t.suggest_float("y", -5, 5)
+        if fail_every and t.number % fail_every == fail_every - 1:
+            raise RuntimeError("a failing trial")
+        return 10.0 + (x - 1) ** 2 + (y - x * x) ** 2
+
+    study = optuna.create_study(sampler=NESSampler(seed=0, **kw))  # type: ignore[arg-type]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study.optimize(objective, n_trials=n_trials, catch=(RuntimeError,))
+    out = []
+    for g in study.sampler.generations(study):  # type: ignore[attr-defined]
+        t = study.trials[g["trial"]]
+        state = ch.stored_state(t, ch.parse_carrier(t))
+        assert state is not None
+        best = state["run"]["record"]["best_f"]
+        out.append((g["generation"], state["restart"], math.inf if best is None else best))
+    return out
+
+
+def test_a_generation_with_a_failed_trial_tells_values_not_ranks() -> None:
+    """A generation with a failed (or pruned, or infeasible) trial was told the ranks of its
+    outcomes: the strategy's best value became a rank (0 where every value is at least 10),
+    so tolfun never held on a collapsed run (it sampled one point for 70 generations more,
+    until tolstagnation), and ``ftarget`` ended a run at the first failure."""
+    records = _told_records(25, 600)
+    # the first run ends by tolfun once it has converged, after about 80 generations (480
+    # trials; it lasted 150 generations before, ended by tolstagnation)
+    assert len({r for _, r, _ in records}) > 1
+    assert min(best for _, _, best in records) >= 10.0
+    # with ftarget = 1e-3, which no value reaches, one failed trial restarted the search
+    records = _told_records(21, 40, strategy_options={"ftarget": 1e-3})
+    assert [r for _, r, _ in records] == [0] * len(records)

@@ -73,11 +73,34 @@ def test_outcomes_rank_complete_then_infeasible_then_pruned_then_failed() -> Non
         made(TrialState.FAIL),
         None,  # a candidate whose trials died
     ]
+    # feasible values as themselves, the others the next floats above the worst of them, in
+    # the order of their keys (ranks told instead put ranks into the strategy's record)
+    a = above(5.0, 6)
     f = told_fitness(told, 1.0)
-    assert f.tolist() == [1, 0, 3, 2, 5, 6, 4, 7, math.inf, math.inf]
+    assert f.tolist() == [5.0, 1.0, a[1], a[0], a[3], a[4], a[2], a[5], math.inf, math.inf]
+    assert np.argsort(f, kind="stable").tolist() == [1, 0, 3, 2, 6, 4, 5, 7, 8, 9]
     # maximising negates the values, and nothing else
+    b = above(-1.0, 6)
     g = told_fitness(told, -1.0)
-    assert g.tolist() == [0, 1, 3, 2, 4, 6, 5, 7, math.inf, math.inf]
+    assert g.tolist() == [-5.0, -1.0, b[1], b[0], b[2], b[4], b[3], b[5], math.inf, math.inf]
+
+
+def above(worst: float, n: int) -> list[float]:
+    """Return the `n` floats next above `worst`, in order."""
+    out = [np.nextafter(worst, math.inf)]
+    while len(out) < n:
+        out.append(np.nextafter(out[-1], math.inf))
+    return [float(x) for x in out]
+
+
+def test_outcomes_without_a_finite_feasible_value_are_told_their_ranks() -> None:
+    told = [
+        made(TrialState.COMPLETE, 0.0, constraints=[2.0]),
+        made(TrialState.PRUNED, steps={3: 1.0}),
+        made(TrialState.COMPLETE, 9.0, constraints=[0.5]),
+        made(TrialState.FAIL),
+    ]
+    assert told_fitness(told, 1.0).tolist() == [1, 2, 0, math.inf]
 
 
 def test_reading_constraints_in_several_threads_leaves_the_warning_filters_as_they_were() -> None:

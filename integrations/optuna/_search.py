@@ -154,15 +154,23 @@ def outcome_key(t: FrozenTrial | None, sign: float) -> tuple[int, float, float]:
 def told_fitness(told: list[FrozenTrial | None], sign: float) -> FloatArray:
     """Return the fitness told for the outcomes `told` (lower is better).
 
-    When every outcome is a feasible COMPLETE value and none is ``-inf`` (after the sign),
-    the values themselves (so value-based shapings see them); otherwise the rank of each outcome
-    under :func:`outcome_key` (ties share the lowest rank), with inf for FAIL, NaN and dead
+    Feasible COMPLETE values are told as themselves, so that value-based shapings see them
+    and the strategy's record (its best value, ``ftarget``, ``tolfun``) reads values, never
+    ranks. The other outcomes rank below them under :func:`outcome_key`: infeasible and
+    PRUNED ones are told the next floats above the worst feasible value, one per distinct
+    key, in their order (so they change no range of values the stopping criteria read); FAIL,
+    NaN and dead candidates inf. Without a finite feasible value to stand on (none in the
+    generation, or ``-inf`` or ``inf`` among them beside other outcomes), the rank of each
+    outcome is told instead (ties share the lowest rank), with inf for FAIL, NaN and dead
     candidates. (A strategy ranks a non-finite value last, but Optuna takes ``-inf`` when
     minimising, ``inf`` when maximising, as the best value there is: as a rank it comes first.)
     """
     keys = [outcome_key(t, sign) for t in told]
     if all(k[0] == 0 and k[2] != -math.inf for k in keys):
         return np.array([k[2] for k in keys], dtype=float)
+    feasible = [k[2] for k in keys if k[0] == 0]
+    if feasible and all(math.isfinite(v) for v in feasible):
+        return _told_above(keys, max(feasible))
     f = np.empty(len(keys))
     order = sorted(range(len(keys)), key=lambda i: keys[i])
     first = 0
@@ -170,6 +178,21 @@ def told_fitness(told: list[FrozenTrial | None], sign: float) -> FloatArray:
         if pos and keys[i] != keys[order[pos - 1]]:
             first = pos
         f[i] = math.inf if keys[i][0] == 3 else float(first)
+    return f
+
+
+def _told_above(keys: list[tuple[int, float, float]], worst: float) -> FloatArray:
+    """Return the fitness of `keys` told above the worst feasible value `worst`.
+
+    Feasible values as themselves, the infeasible and pruned outcomes the next floats above
+    `worst` in the order of their keys (ties share one), and inf for the rest.
+    """
+    f = np.array([k[2] if k[0] == 0 else math.inf for k in keys], dtype=float)
+    below = sorted({k for k in keys if k[0] in (1, 2)})
+    value = np.float64(worst)
+    for key in below:
+        value = np.nextafter(value, math.inf)
+        f[[i for i, k in enumerate(keys) if k == key]] = value
     return f
 
 
