@@ -412,14 +412,16 @@ class CRFMNES(Strategy):
     def _sigma_value(self) -> float:
         return self._sigma
 
-    def _condition(self) -> float:
+    def _condition(self, scale: FloatArray | None = None) -> float:
         # sigma**2 D (I + v v^T) D has the condition number of D (I + v v^T) D; of the
         # coordinates the box leaves free, the same form of their rows of D and v (a principal
-        # submatrix, whose condition number is at most the whole's: the bound below holds)
+        # submatrix, whose condition number is at most the whole's: the bound below holds);
+        # in the units `scale`, D / scale in D's place
+        D = self._D if scale is None else self._D / scale
         free = self._free()
         if free is not None:
-            return rank_one_condition(self._D[free], self._v[free])
-        return rank_one_condition(self._D, self._v)
+            return rank_one_condition(D[free], self._v[free])
+        return rank_one_condition(D, self._v)
 
     def _condition_at_most(self, limit: float) -> bool:
         # D^2 <= D (I + v v^T) D <= (1 + |v|^2) D^2 (Loewner order): the condition number is at

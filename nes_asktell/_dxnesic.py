@@ -458,8 +458,9 @@ class DXNESIC(Strategy):
     def _sigma_value(self) -> float:
         return self._sigma
 
-    def _condition(self) -> float:
-        return shape_condition(self._B)
+    def _condition(self, scale: FloatArray | None = None) -> float:
+        # as XNES's: the rows of B in the units `scale`
+        return shape_condition(self._B if scale is None else self._B / scale[:, None])
 
     def _condition_at_most(self, limit: float) -> bool:
         # The update's estimate of cond(B) (from the eigenvalues of the previous B B^T, good to

@@ -1003,11 +1003,28 @@ class Strategy(ABC):
             since_improvement=self._since_improvement,
             history_full=full,
             elapsed=time.monotonic() - self._t0,
-            condition=1.0 if tol is None or self._condition_at_most(tol) else self._condition(),
+            condition=self._relative_condition(tol),
             degenerate=self._degenerate(),
             flat_generations=self._flat_generations,
             dtype=self._dtype,
         )
+
+    def _relative_condition(self, tol: float | None) -> float:
+        """Return the condition number the ``conditioncov`` criterion reads (1.0 when off).
+
+        A per-coordinate `sigma0` states the scales of the coordinates (their units), as
+        pycma's ``CMA_stds``: the criterion reads the covariance in those units,
+        ``diag(sigma0)^-1 C diag(sigma0)^-1``. (Read in absolute terms, a `sigma0` whose
+        largest entry was 1e7 times its smallest passed the default ``tolconditioncov``
+        before the first generation, and every run stopped having evaluated nothing.) 1.0
+        also when the condition is surely below `tol`.
+        """
+        if tol is None:
+            return 1.0
+        scale = self._sigma0
+        if isinstance(scale, np.ndarray) and np.any(scale != scale[0]):
+            return self._condition(scale)
+        return 1.0 if self._condition_at_most(tol) else self._condition()
 
     def _free(self) -> np.ndarray | None:
         """Return the coordinates the box leaves free, or None when it fixes none.
@@ -1025,13 +1042,14 @@ class Strategy(ABC):
         free: np.ndarray = ~fixed
         return free
 
-    def _condition(self) -> float:
+    def _condition(self, scale: FloatArray | None = None) -> float:
         """Return the condition number of the covariance (here diagonal: the ratio of variances).
 
-        Of the coordinates the box leaves free (see :meth:`_free`). Strategies whose covariance
-        is not diagonal override it.
+        Of the coordinates the box leaves free (see :meth:`_free`); with `scale` (one number
+        per coordinate), of the covariance in those units, ``diag(scale)^-1 C
+        diag(scale)^-1``. Strategies whose covariance is not diagonal override it.
         """
-        stds = self._stds()
+        stds = self._stds() if scale is None else self._stds() / scale
         free = self._free()
         if free is not None:
             stds = stds[free]

@@ -771,8 +771,9 @@ class XNES(Strategy):
             out.update(_B=B, _BT=np.ascontiguousarray(B.T))
         return out
 
-    def _condition(self) -> float:
-        return shape_condition(self._B)
+    def _condition(self, scale: FloatArray | None = None) -> float:
+        # Sigma = sigma^2 B B^T; in the units `scale`, (B / scale) (B / scale)^T, row by row
+        return shape_condition(self._B if scale is None else self._B / scale[:, None])
 
     def __setstate__(self, d: dict[str, object]) -> None:
         super().__setstate__(d)

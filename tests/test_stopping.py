@@ -326,3 +326,31 @@ def test_a_coordinate_fixed_by_the_box_does_not_hold_off_tolx_nor_end_the_run_by
             break
     assert "tolx" in held, held
     assert "conditioncov" not in held, held
+
+
+@pytest.mark.parametrize("name", ["xnes", "snes", "dxnesic", "crfmnes"])
+def test_a_per_coordinate_sigma0_is_no_ill_conditioning(name: str) -> None:
+    """Coordinates in other units, sigma0 = (1e-4, 1e4): the covariance starts with condition
+    number 1e16, above the default tolconditioncov (1e14), and every run stopped by
+    ``conditioncov`` before its first generation (optimize returned fun=inf, nfev 0). It is
+    now counted relative to the start, as pycma counts it apart from CMA_stds."""
+    cls = resolve_strategy(name)
+
+    def f(x: np.ndarray) -> float:
+        return float((x[0] / 1e-4) ** 2 + (x[1] / 1e4) ** 2)
+
+    es = cls(np.array([1e-4, 1e4]), [1e-4, 1e4], rng=0)
+    assert es.stop() == {}
+    res = es.optimize(f, maxiter=2000)
+    assert res.fun < 1e-10
+    assert "conditioncov" not in res.stop
+
+    # the threshold still counts, relative to the start: an ellipsoid of condition 1e6 in the
+    # coordinates' own units passes a limit of 100 once the shape is learnt
+    def ellipsoid(x: np.ndarray) -> float:
+        return f(x) + 1e6 * float((x[1] / 1e4) ** 2)
+
+    es = cls(np.array([1e-4, 1e4]), [1e-4, 1e4], rng=0, tolconditioncov=100.0)
+    res = es.optimize(ellipsoid, maxiter=2000)
+    assert "conditioncov" in res.stop
+    assert res.nit > 1
