@@ -84,7 +84,24 @@ def make_result(
         "stop": stop,
         **extra,
     }
-    return OptimizeResult(**fields)
+    return Result(**fields)
+
+
+class Result(OptimizeResult):
+    """scipy's OptimizeResult, whose text shows a field that is an empty dict as ``{}``.
+
+    scipy formats a field that is a dict as a nested block, and raised ValueError on an empty
+    one: ``print(es.result)`` while no criterion held (``stop`` is ``{}``), and so
+    ``optimize(..., callback=print)``, failed.
+    """
+
+    def __repr__(self) -> str:
+        return repr(OptimizeResult(**{k: _shown(x) for k, x in self.items()}))
+
+
+def _shown(x: object) -> object:
+    """Return `x`, or the text ``{}`` for an empty dict (see :class:`Result`)."""
+    return "{}" if isinstance(x, dict) and not x else x
 
 
 def with_stop(res: OptimizeResult, stop: dict[str, float]) -> OptimizeResult:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from nes_asktell.integrations.optuna._sampler import COMMON_OPTIONS
 
-from nes_asktell import SNES, XNES, OpenES, Strategy, resolve_strategy
+from nes_asktell import IPOP, SNES, XNES, OpenES, Strategy, resolve_strategy
 from nes_asktell._stopping import (
     FLAT_GENERATIONS,
     MESSAGES,
@@ -354,3 +354,18 @@ def test_a_per_coordinate_sigma0_is_no_ill_conditioning(name: str) -> None:
     res = es.optimize(ellipsoid, maxiter=2000)
     assert "conditioncov" in res.stop
     assert res.nit > 1
+
+
+@pytest.mark.parametrize("name", ["xnes", "snes", "openes", "dxnesic", "crfmnes"])
+def test_a_result_while_no_criterion_holds_prints(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """scipy formats a field that is a dict as a block, and raised ValueError on the empty
+    ``stop`` of a run that goes on: print(es.result), and optimize(callback=print), failed."""
+    es = resolve_strategy(name)(np.ones(2), 0.5, rng=0)
+    assert es.result.stop == {}
+    assert "stop: {}" in repr(es.result)
+    es.optimize(lambda x: float(x @ x), maxiter=2, callback=print)
+    assert capsys.readouterr().out.count("stop: {}") == 2
+    assert "stop: {}" in repr(IPOP(resolve_strategy(name), np.ones(2), 0.5, rng=0).result)
+    assert "maxiter" in repr(es.optimize(lambda x: float(x @ x), maxiter=3))
