@@ -1026,20 +1026,25 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.slow
-def test_ctrl_c_stops_a_run_with_busy_workers_at_once_and_leaves_no_process(tmp_path) -> None:
-    psutil = pytest.importorskip("psutil")
+def _start_hanging_run(tmp_path: Path) -> subprocess.Popen[str]:
+    """Start HANGING_RUN in a session of its own, so that whatever the run leaves behind can
+    be killed as a group (its workers hold the pipes: reading them to their end would wait
+    for every one)."""
     script = tmp_path / "hanging_run.py"
     script.write_text(HANGING_RUN)
-    # A session of its own, so that whatever the run leaves behind can be killed as a group:
-    # its workers hold the pipes, and reading them to their end would wait for every one.
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, str(script)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_run_with_busy_workers_at_once_and_leaves_no_process(tmp_path) -> None:
+    psutil = pytest.importorskip("psutil")
+    proc = _start_hanging_run(tmp_path)
     kids = []
     finished = False
     try:
@@ -1074,15 +1079,7 @@ def test_the_workers_of_a_parent_killed_outright_end(tmp_path) -> None:
     # pool's workers lived on for good, a busy one running its candidate on, an idle one
     # waiting for tasks (and they kept the resource tracker alive)
     psutil = pytest.importorskip("psutil")
-    script = tmp_path / "hanging_run.py"
-    script.write_text(HANGING_RUN)
-    proc = subprocess.Popen(
-        [sys.executable, str(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _start_hanging_run(tmp_path)
     kids = []
     try:
         assert proc.stdout is not None

@@ -1033,20 +1033,25 @@ def test_runs_recorded_one_after_another_are_drawn_one_after_another() -> None:
     assert [seg[0][0] for seg in marks.get_segments()] == [x[30]]
 
 
-def test_a_loaded_history_counts_elapsed_on_from_its_last_row(tmp_path: Path) -> None:
-    """A run resumed from a checkpoint records into the loaded History: its elapsed time goes
-    on from the saved rows' (it restarted at 0, so the column went back in time)."""
+def _resumed_with_elapsed(tmp_path: Path, generations: int, saved: str) -> tuple[XNES, History]:
+    """Return a run of `generations` and its History saved with the last `elapsed` edited to
+    `saved`, then loaded."""
     history = History()
     es = XNES(np.ones(3), sigma0=0.5, rng=0)
-    es.optimize(sphere, maxiter=3, callback=history)
+    es.optimize(sphere, maxiter=generations, callback=history)
     path = tmp_path / "run.csv"
     history.save(path)
     text = path.read_text().splitlines()
-    at = history.columns.index("elapsed")
     last = text[-1].split(",")
-    last[at] = "1000.0"  # the saved run took 1,000 s
+    last[history.columns.index("elapsed")] = saved
     path.write_text("\n".join([*text[:-1], ",".join(last)]) + "\n")
-    back = History.load(path)
+    return es, History.load(path)
+
+
+def test_a_loaded_history_counts_elapsed_on_from_its_last_row(tmp_path: Path) -> None:
+    """A run resumed from a checkpoint records into the loaded History: its elapsed time goes
+    on from the saved rows' (it restarted at 0, so the column went back in time)."""
+    es, back = _resumed_with_elapsed(tmp_path, 3, "1000.0")  # the saved run took 1,000 s
     es.optimize(sphere, maxiter=5, callback=back)  # (maxiter counts the run's generations)
     elapsed = back["elapsed"]
     assert elapsed[2] == 1000.0
@@ -1058,16 +1063,7 @@ def test_a_loaded_history_counts_elapsed_on_from_its_last_row(tmp_path: Path) ->
 def test_a_loaded_history_whose_last_elapsed_is_not_a_time_counts_from_the_load(
     tmp_path: Path, saved: str
 ) -> None:
-    history = History()
-    es = XNES(np.ones(3), sigma0=0.5, rng=0)
-    es.optimize(sphere, maxiter=2, callback=history)
-    path = tmp_path / "run.csv"
-    history.save(path)
-    text = path.read_text().splitlines()
-    last = text[-1].split(",")
-    last[history.columns.index("elapsed")] = saved
-    path.write_text("\n".join([*text[:-1], ",".join(last)]) + "\n")
-    back = History.load(path)
+    es, back = _resumed_with_elapsed(tmp_path, 2, saved)
     es.optimize(sphere, maxiter=3, callback=back)
     assert len(back) == 3
     assert 0.0 <= back["elapsed"][-1] < 1e6
