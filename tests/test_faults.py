@@ -1041,6 +1041,16 @@ def _start_hanging_run(tmp_path: Path) -> subprocess.Popen[str]:
     )
 
 
+def _end_hanging_run(proc: subprocess.Popen[str], kids: list[Any], psutil: Any) -> None:
+    """Kill what is left of a hanging run: its session, then its children, and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for k in kids:
+        with contextlib.suppress(psutil.Error):
+            k.kill()
+    proc.communicate(timeout=30)
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_a_run_with_busy_workers_at_once_and_leaves_no_process(tmp_path) -> None:
     psutil = pytest.importorskip("psutil")
@@ -1059,12 +1069,7 @@ def test_ctrl_c_stops_a_run_with_busy_workers_at_once_and_leaves_no_process(tmp_
         finished = True
     finally:
         if not finished:  # only a failed step: the checks below see the children as they are
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            for k in kids:
-                with contextlib.suppress(psutil.Error):
-                    k.kill()
-            proc.communicate(timeout=30)
+            _end_hanging_run(proc, kids, psutil)
     assert took < 5.0, err
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in err
@@ -1091,12 +1096,7 @@ def test_the_workers_of_a_parent_killed_outright_end(tmp_path) -> None:
         _, alive = psutil.wait_procs(kids, timeout=60)
         assert [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        for k in kids:
-            with contextlib.suppress(psutil.Error):
-                k.kill()
-        proc.communicate(timeout=30)
+        _end_hanging_run(proc, kids, psutil)
 
 
 # ---------------------------------------------------------------------- fun in __main__
