@@ -352,7 +352,8 @@ def fraction(name: str, value: object, *, closed: bool = False, positive: bool =
 def integer(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
     """Return `value` as an int in [`minimum`, `maximum`], or raise naming `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        if isinstance(value, float) and value.is_integer():
+        # a whole float of any precision (np.float32(8.0) as np.float64(8.0), a float)
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
             value = int(value)
         else:
             raise TypeError(f"`{name}` must be an integer, but got {short(value)}.")

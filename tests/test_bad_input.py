@@ -1134,3 +1134,15 @@ def test_the_abstract_strategy_class_is_refused_naming_strategy() -> None:
         IPOP(Strategy, np.zeros(2), 1.0)
     with pytest.raises(TypeError, match=want):
         NESSampler(strategy=Strategy)
+
+
+@pytest.mark.parametrize("whole", [8.0, np.float64(8.0), np.float32(8.0), np.float16(8.0)])
+def test_a_whole_float_of_any_precision_is_an_integer_option(whole: object) -> None:
+    # np.float64(8.0) passed (a float subclass) where np.float32(8.0) raised TypeError
+    assert XNES(np.zeros(2), 1.0, popsize=whole).popsize == 8
+
+
+@pytest.mark.parametrize("bad", [8.5, np.float32(8.5), np.float32(np.nan), np.float16(np.inf)])
+def test_a_float_that_is_no_whole_number_is_no_integer_option(bad: object) -> None:
+    with pytest.raises(TypeError, match=r"`popsize` must be an integer, but got"):
+        XNES(np.zeros(2), 1.0, popsize=bad)
