@@ -221,7 +221,8 @@ class IPOP:
     ftarget : float, optional
         Stop everything once a value this low is found.
     timeout : float, optional
-        Seconds, for the whole sequence.
+        Seconds, for the whole sequence: since its construction or its load by
+        :meth:`from_state` (as a strategy's; a pickle keeps the time elapsed).
     max_restarts : int
         How many restarts at most (default 9).
     popsize_factor : float
