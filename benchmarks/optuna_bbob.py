@@ -366,6 +366,21 @@ class Report:
                 for f, recs in found[n].items():
                     self.records[(s, f, d)] = recs
 
+    def commits(self) -> str:
+        """Return a line naming the library commits the reported studies were run with.
+
+        A cached study is keyed by sampler, problem and trials only, not by the library's
+        code: a study run before a change of the library is reported as it was then.
+        """
+        found: dict[str, set[str]] = {}
+        for (s, _, _), recs in self.records.items():
+            found.setdefault(s, set()).update(str(r.get("commit", "unknown")) for r in recs)
+        parts = [f"{s} {', '.join(sorted(found[s]))}" for s in self.samplers if s in found]
+        return (
+            f"studies run at library commits: {'; '.join(parts) or 'none'} "
+            f"(the code now: {commit()})"
+        )
+
     def complete(self, d: int) -> list[int]:
         """Functions at `d` with every sampler's studies on every instance."""
         return [f for f in self.functions if all((s, f, d) in self.records for s in self.samplers)]
@@ -622,6 +637,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     summary, tables = report.text()
     print(summary)
     print(tables)
+    print(report.commits())
     stem = docs_stem(args.fault, args.dims, functions, args.instances, samplers)
     if not quick and stem is not None:
         if report.whole():

@@ -84,6 +84,21 @@ def test_a_report_of_a_cache_without_the_whole_suite_leaves_the_docs_files(
     assert _docs_files_kept(argv)  # TPE and Random missing
 
 
+def test_a_report_names_the_library_commits_of_its_studies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a cached study is keyed by sampler, problem and trials, not by the library's code: the
+    # report says which code each sampler's studies ran with
+    for i, at in ((1, "aaaaaaa"), (2, "bbbbbbb"), (3, "aaaaaaa")):
+        record = {"values": [1.0], "distinct": 60, "n_trials": 60, "seconds": 1.0, "commit": at}
+        path = optuna_bbob.cache_path(tmp_path, "NES", 1, 2, i, 60)
+        path.write_text(json.dumps(record))
+    argv = ["--report", "--cache", str(tmp_path), "--samplers", "NES", "--dims", "2"]
+    optuna_bbob.main(argv=[*argv, "--functions", "1", "--trials", "60"])
+    out = capsys.readouterr().out
+    assert "studies run at library commits: NES aaaaaaa, bbbbbbb (the code now: " in out
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
