@@ -377,6 +377,25 @@ class NoiseHandler:
             out.setdefault("maxfev", own)
         return out
 
+    @property
+    def result(self) -> OptimizeResult:
+        """The outcome so far, as the strategy's ``result`` but counted as this handler counts.
+
+        ``nfev`` includes the re-evaluations (:attr:`nfev`), ``stop`` holds the criteria of
+        :meth:`stop` (the strategy's ``maxfev`` reached with the re-evaluations, too), with the
+        status and message they imply, and ``raises`` is :attr:`raises`: in a hand-written
+        ask/tell loop, the result :meth:`optimize` would return. (The strategy's own
+        ``result`` counts its candidates only, and says a run ended by :meth:`stop` is still
+        running.)
+        """
+        res = self._es.result
+        stop = self.stop()
+        if stop.keys() - res.stop.keys():
+            res = _stopping.with_stop(res, stop)
+        res["nfev"] = self.nfev
+        res["raises"] = self._raises
+        return res
+
     def optimize(
         self,
         fun: Callable[..., float],
@@ -411,11 +430,7 @@ class NoiseHandler:
                 self.tell(X, [as_value(fun(x, *extra), fun) for x in X])
             counted.show_new()
         counted.summarise()
-        if spent is None and "maxfev" in self.stop() and "maxfev" not in self._es.stop():
-            spent = int(self.stop()["maxfev"])  # the strategy's, reached with re-evaluations
-        res = self._es.result
+        res = self.result  # (the strategy's maxfev, reached with re-evaluations, included)
         if spent is not None:
             res = _stopping.with_stop(res, {"maxfev": spent})
-        res["nfev"] = self.nfev
-        res["raises"] = self._raises
         return res

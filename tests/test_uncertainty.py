@@ -332,6 +332,32 @@ def test_optimize_keeps_the_strategys_own_maxfev_with_the_reevaluations(name: st
     assert nh.stop()["maxfev"] == 100
 
 
+@pytest.mark.parametrize("name", strategy_names())
+def test_result_of_a_hand_written_loop_is_the_one_optimize_returns(name: str) -> None:
+    # A loop ended by nh.stop() had only the strategy's result, which counted 80 of the 100
+    # evaluations, held no criterion and said "still running"; NoiseHandler had no result.
+    def f(x: np.ndarray) -> float:
+        return float(x @ x)
+
+    nh = NoiseHandler(resolve_strategy(name)(np.full(3, 2.0), 0.5, rng=0, maxfev=100))
+    while not nh.stop():
+        X = nh.ask()
+        nh.tell(X, [f(x) for x in X])
+    res = nh.result
+    assert (res.nfev, res.stop, res.status, res.raises) == (nh.nfev, nh.stop(), 1, nh.raises)
+    np.testing.assert_array_equal(res.mean, nh.strategy.mean)
+    ran = NoiseHandler(resolve_strategy(name)(np.full(3, 2.0), 0.5, rng=0, maxfev=100))
+    expected = ran.optimize(f)
+    assert {k: res[k] for k in ("nfev", "nit", "fun", "status", "message", "stop", "raises")} == {
+        k: expected[k] for k in ("nfev", "nit", "fun", "status", "message", "stop", "raises")
+    }
+    # before the run ends it is running, with the re-evaluations counted
+    nh = NoiseHandler(resolve_strategy(name)(np.full(3, 2.0), 0.5, rng=0))
+    X = nh.ask()
+    nh.tell(X, [f(x) for x in X])
+    assert (nh.result.nfev, nh.result.status, nh.result.stop) == (nh.nfev, -1, {})
+
+
 def test_a_subclass_without_a_name_is_read_back_as_itself() -> None:
     # The strategy's state names its parent ("xnes"); from_state rebuilt the handler's
     # strategy as XNES, so a resumed run left the user's class.
