@@ -216,10 +216,22 @@ class OpenES(Strategy):
         TypeError, ValueError
             If `u` is not `popsize` finite real numbers (a list is read as an array; bool,
             complex and string values, NaN and inf are refused).
+        FloatingPointError
+            If the estimate is beyond the float range (finite `u` of size near 1e308, or
+            divided by a tiny sigma): it is never returned as inf or NaN.
         """
         if self._X is None or self._Zh is None:
             raise RuntimeError("gradient() needs the candidates of a pending ask().")
-        return self._gradient(v.as_vector("u", u, self._popsize), self._Zh)
+        u = v.as_vector("u", u, self._popsize)
+        with np.errstate(over="ignore", invalid="ignore"):
+            g = self._gradient(u, self._Zh)
+        if not np.all(np.isfinite(g)):
+            raise FloatingPointError(
+                "the gradient estimate overflowed: -1/(n sigma) sum_k u_k z_k is beyond the "
+                f"float range for the largest |u_k| = {float(np.max(np.abs(u))):.6g} and "
+                f"sigma = {v.short(self._sigma_value())}."
+            )
+        return g
 
     def _gradient(self, u: FloatArray, Zh: FloatArray) -> FloatArray:
         return self._noise_sum(Zh, u) / (-self._popsize * self._sigma)
@@ -324,6 +336,9 @@ def estimate_gradient(
         number (a string, bool, None or complex number is not).
     ValueError
         If an argument has an invalid value, or `fun` returns a non-finite value.
+    FloatingPointError
+        If the estimate is beyond the float range (values of `fun` near 1e308, or a tiny
+        `sigma`): it is never returned as inf or NaN.
 
     Notes
     -----
@@ -355,7 +370,14 @@ def estimate_gradient(
     if not np.all(np.isfinite(f)):
         k = int(np.flatnonzero(~np.isfinite(f))[0])
         raise ValueError(f"`fun` returned {f[k]} at the perturbed point {k}; it must be finite.")
-    return es.gradient(-f)
+    try:
+        return es.gradient(-f)
+    except FloatingPointError:
+        raise FloatingPointError(
+            "the gradient estimate overflowed: 1/(n sigma) sum_k f(x + sigma z_k) z_k is "
+            f"beyond the float range for the largest |fun| = {float(np.max(np.abs(f))):.6g} "
+            f"and `sigma` = {sigma!r}."
+        ) from None
 
 
 def _decay(name: str, value: object) -> float:

@@ -282,3 +282,19 @@ def test_estimate_accepts_every_rng_kind(kind: str) -> None:
 def test_estimate_accepts_only_real_numbers_from_fun(value: object) -> None:
     with pytest.raises(TypeError, match=r"`fun` must return a real number, but '<lambda>' ret"):
         estimate_gradient(lambda x: value, np.ones(2), 0.1, 4, rng=0)
+
+
+def test_an_estimate_beyond_the_float_range_raises_instead_of_returning_inf() -> None:
+    # Finite values of fun gave [inf, -inf] with numpy's RuntimeWarning: an overflow went on
+    # as a gradient.
+    with pytest.raises(FloatingPointError, match=r"beyond the float range .* `sigma` = 0\.001"):
+        estimate_gradient(lambda x: 1e307 * np.sign(x[0]), np.zeros(2), 1e-3, 10, rng=0)
+    with pytest.raises(FloatingPointError, match="largest \\|fun\\| = 1e\\+306"):
+        estimate_gradient(lambda x: 1e306, np.zeros(2), 1e-3, 10, mirrored=False, rng=0)
+    es = OpenES(np.zeros(2), 1e-3, 10, rng=0)
+    es.ask()
+    u = np.r_[np.full(5, 1e307), np.full(5, -1e307)]
+    with pytest.raises(FloatingPointError, match=r"largest \|u_k\| = 1e\+307 and sigma = 0\.001"):
+        es.gradient(u)
+    # a representable estimate is returned as before
+    assert np.all(np.isfinite(es.gradient(u * 1e-10)))
