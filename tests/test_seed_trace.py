@@ -35,3 +35,20 @@ def test_packaged_trace_equals_the_shared_one(shared: Path) -> None:
     if not original.exists():
         pytest.skip("the shared folder is not beside this checkout")
     assert original.read_text() == TRACE.read_text()
+
+
+def test_the_mean_follows_the_2017_w_to_rounding() -> None:
+    # docs/algorithms/openes.rst: es.mean follows the example's w to rounding, not to the bit
+    # (it said "equals"; the two steps round differently in the last bit).
+    es = OpenES.seed_configuration()
+    rs = np.random.RandomState(0)
+    w = rs.randn(3)
+    gap = 0.0
+    for _ in range(300):
+        N = rs.randn(50, 3)
+        R = np.array([-float(np.sum((w + 0.1 * n - SOLUTION) ** 2)) for n in N])
+        w = w + 0.001 / (50 * 0.1) * N.T @ ((R - R.mean()) / R.std())
+        X = es.ask()
+        es.tell(X, [float(np.sum((x - SOLUTION) ** 2)) for x in X])
+        gap = max(gap, float(np.max(np.abs(es.mean - w))))
+    assert gap < 1e-15
