@@ -6,7 +6,6 @@ OpenES's estimate with raw shaping.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Unpack
 
@@ -142,9 +141,9 @@ class OpenES(Strategy):
     ) -> None:
         lr = v.positive_float("learning_rate", learning_rate)
         wd = v.positive_float("weight_decay", weight_decay, allow_zero=True)
-        sdecay = _decay("sigma_decay", sigma_decay)
+        sdecay = v.fraction("sigma_decay", sigma_decay, closed=True, positive=True)
         slimit = v.positive_float("sigma_limit", sigma_limit, allow_zero=True)
-        ldecay = _decay("learning_rate_decay", learning_rate_decay)
+        ldecay = v.fraction("learning_rate_decay", learning_rate_decay, closed=True, positive=True)
         llimit = v.positive_float("learning_rate_limit", learning_rate_limit, allow_zero=True)
         opt_cls = optimizer_class(optimizer)  # before the base class draws from `rng`
         super().__init__(
@@ -378,16 +377,3 @@ def estimate_gradient(
             f"beyond the float range for the largest |fun| = {float(np.max(np.abs(f))):.6g} "
             f"and `sigma` = {sigma!r}."
         ) from None
-
-
-def _decay(name: str, value: object) -> float:
-    """Return a decay factor in (0, 1], or raise naming `name` and the value."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"`{name}` must be a number in (0, 1], but got {v.short(value)}.")
-    try:
-        out = float(value)
-    except OverflowError:  # an int beyond the float range
-        out = math.inf
-    if not 0.0 < out <= 1.0:
-        raise ValueError(f"`{name}` must be a number in (0, 1], but got {v.short(value)}.")
-    return out

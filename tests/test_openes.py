@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -291,6 +292,19 @@ def test_sigma_and_learning_rate_schedules() -> None:
         rates.append(es.learning_rate)
     assert sigmas == [0.5, 0.25, 0.125, 0.1, 0.1]
     assert rates == [0.4, 0.2, 0.2, 0.2, 0.2]
+
+
+def test_the_decays_take_every_real_number_the_other_options_take() -> None:
+    # sigma_decay=Fraction(1, 2) was refused, "must be a number in (0, 1], but got
+    # Fraction(1, 2)", while learning_rate, weight_decay and the limits took a Fraction
+    half = Fraction(1, 2)
+    es = OpenES(np.zeros(2), 1.0, rng=7, sigma_decay=half, learning_rate_decay=half)
+    assert (es.state_dict()["options"]["sigma_decay"], es.learning_rate) == (0.5, 0.01)
+    X = es.ask()
+    es.tell(X, [rosen(x) for x in X])
+    assert (es.sigma, es.learning_rate) == (0.5, 0.005)
+    with pytest.raises(ValueError, match=r"`sigma_decay` must be a number in \(0, 1\], but got"):
+        OpenES(np.zeros(2), 1.0, sigma_decay=Fraction(3, 2))
 
 
 @pytest.mark.parametrize("sigma0", [1.0, [1.0, 0.5]])
