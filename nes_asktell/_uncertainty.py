@@ -107,6 +107,18 @@ def _order_statistic(R: npt.NDArray[np.int64], j: int, L: int) -> FloatArray:
     return lo.astype(np.float64)
 
 
+def reevaluation_count(r: float, lam: int) -> int:
+    r"""Return :math:`\lambda_r = \lceil r \lambda \rceil`, at least 1 and at most `lam`.
+
+    A product that rounding put just past an integer is that integer: ``0.07 * 100`` is
+    ``7.000000000000001`` in floating point, and 7 of 100 candidates are re-evaluated, not 8.
+    """
+    x = r * lam
+    k = round(x)
+    n = k if abs(x - k) <= 2.0 * math.ulp(k) else math.ceil(x)
+    return min(max(1, n), lam)
+
+
 class NoiseHandler:
     r"""Uncertainty handling around any strategy: re-evaluate, measure, raise sigma.
 
@@ -196,7 +208,7 @@ class NoiseHandler:
         if a < 1.0:
             raise ValueError(f"`alpha_sigma` must be a number >= 1, but got {a}.")
         self._es = strategy
-        self._n_reev = min(max(1, math.ceil(r * lam)), lam)
+        self._n_reev = reevaluation_count(r, lam)
         self._theta, self._c_s, self._alpha = th, cs, a
         self._s_bar = 0.0
         self._s = 0.0

@@ -332,6 +332,18 @@ def test_optimize_keeps_the_strategys_own_maxfev_with_the_reevaluations(name: st
     assert nh.stop()["maxfev"] == 100
 
 
+@pytest.mark.parametrize(("r", "lam", "expected"), [(0.07, 100, 7), (0.55, 100, 55), (0.1, 30, 3)])
+def test_reevaluations_are_the_fraction_of_the_population_not_one_more(
+    r: float, lam: int, expected: int
+) -> None:
+    # ceil(0.07 * 100) = ceil(7.000000000000001) re-evaluated 8 of 100 candidates, not 7%
+    nh = NoiseHandler(SNES(np.zeros(3), 1.0, popsize=lam, rng=0), reevaluations=r)
+    assert nh.reevaluations == expected
+    assert NoiseHandler(
+        SNES(np.zeros(3), 1.0, popsize=lam, rng=0), reevaluations=0.071
+    ).reevaluations == math.ceil(0.071 * lam)
+
+
 @pytest.mark.parametrize("name", strategy_names())
 def test_result_of_a_hand_written_loop_is_the_one_optimize_returns(name: str) -> None:
     # A loop ended by nh.stop() had only the strategy's result, which counted 80 of the 100
