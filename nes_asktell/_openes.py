@@ -41,7 +41,8 @@ class OpenES(Strategy):
     sigma0 : float or array_like of shape (d,)
         Standard deviation of the perturbations (fixed, or scheduled by `sigma_decay`).
     popsize : int, optional
-        Candidates per generation; default ``4 + floor(3 ln d)`` rounded up to even.
+        Candidates per generation; default ``4 + floor(3 ln d)``, rounded up to even with
+        mirrored sampling (the default).
     bounds : optional
         Box constraints: None, ``(lower, upper)``, a sequence of ``(low, high)`` pairs, or
         ``scipy.optimize.Bounds``. Candidates are reflected into the box.

@@ -294,6 +294,12 @@ def test_sigma_and_learning_rate_schedules() -> None:
     assert rates == [0.4, 0.2, 0.2, 0.2, 0.2]
 
 
+def test_the_default_popsize_is_made_even_only_for_mirrored_sampling() -> None:
+    # as the docstring and docs/algorithms/openes.rst now say (they said "rounded up to even")
+    assert OpenES(np.zeros(3), 0.1).popsize == 8
+    assert OpenES(np.zeros(3), 0.1, mirrored=False).popsize == 4 + int(3 * np.log(3)) == 7
+
+
 def test_the_decays_take_every_real_number_the_other_options_take() -> None:
     # sigma_decay=Fraction(1, 2) was refused, "must be a number in (0, 1], but got
     # Fraction(1, 2)", while learning_rate, weight_decay and the limits took a Fraction
