@@ -103,6 +103,31 @@ def test_outcomes_without_a_finite_feasible_value_are_told_their_ranks() -> None
     assert told_fitness(told, 1.0).tolist() == [1, 2, 0, math.inf]
 
 
+def test_outcomes_above_the_largest_float_are_told_their_ranks() -> None:
+    """With the worst feasible value at the largest float (or too near it), the next floats
+    above were inf: the pruned and infeasible outcomes were told inf, tied with a failure and
+    with each other, and numpy warned 'overflow encountered in nextafter'."""
+    top = float(np.finfo(float).max)
+    told = [
+        made(TrialState.COMPLETE, top),
+        made(TrialState.COMPLETE, 1.0),
+        made(TrialState.PRUNED, steps={3: 1.0}),
+        made(TrialState.PRUNED, steps={1: 1.0}),
+        made(TrialState.FAIL),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert told_fitness(told, 1.0).tolist() == [1, 0, 2, 3, math.inf]
+        # maximising a study whose worst value is -top: the same
+        told[0] = made(TrialState.COMPLETE, -top)
+        assert told_fitness(told, -1.0).tolist() == [1, 0, 2, 3, math.inf]
+        # one float left above the worst: one outcome told there, two are ranked
+        below = float(np.nextafter(top, 0.0))
+        told[0] = made(TrialState.COMPLETE, below)
+        assert told_fitness(told[:3], 1.0).tolist() == [below, 1.0, top]
+        assert told_fitness(told, 1.0).tolist() == [1, 0, 2, 3, math.inf]
+
+
 def test_reading_constraints_in_several_threads_leaves_the_warning_filters_as_they_were() -> None:
     # Reading a trial's constraints replaces the process-wide filters for a moment (Optuna
     # warns when both of its forms name one key); samplers in several threads restored them

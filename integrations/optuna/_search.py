@@ -28,6 +28,7 @@ import datetime
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -160,17 +161,20 @@ def told_fitness(told: list[FrozenTrial | None], sign: float) -> FloatArray:
     PRUNED ones are told the next floats above the worst feasible value, one per distinct
     key, in their order (so they change no range of values the stopping criteria read); FAIL,
     NaN and dead candidates inf. Without a finite feasible value to stand on (none in the
-    generation, or ``-inf`` or ``inf`` among them beside other outcomes), the rank of each
-    outcome is told instead (ties share the lowest rank), with inf for FAIL, NaN and dead
-    candidates. (A strategy ranks a non-finite value last, but Optuna takes ``-inf`` when
-    minimising, ``inf`` when maximising, as the best value there is: as a rank it comes first.)
+    generation, ``-inf`` or ``inf`` among them beside other outcomes, or too few finite floats
+    above the worst of them), the rank of each outcome is told instead (ties share the
+    lowest rank), with inf for FAIL, NaN and dead candidates. (A strategy ranks a non-finite
+    value last, but Optuna takes ``-inf`` when minimising, ``inf`` when maximising, as the
+    best value there is: as a rank it comes first.)
     """
     keys = [outcome_key(t, sign) for t in told]
     if all(k[0] == 0 and k[2] != -math.inf for k in keys):
         return np.array([k[2] for k in keys], dtype=float)
     feasible = [k[2] for k in keys if k[0] == 0]
     if feasible and all(math.isfinite(v) for v in feasible):
-        return _told_above(keys, max(feasible))
+        above = _told_above(keys, max(feasible))
+        if above is not None:
+            return above
     f = np.empty(len(keys))
     order = sorted(range(len(keys)), key=lambda i: keys[i])
     first = 0
@@ -181,17 +185,21 @@ def told_fitness(told: list[FrozenTrial | None], sign: float) -> FloatArray:
     return f
 
 
-def _told_above(keys: list[tuple[int, float, float]], worst: float) -> FloatArray:
+def _told_above(keys: list[tuple[int, float, float]], worst: float) -> FloatArray | None:
     """Return the fitness of `keys` told above the worst feasible value `worst`.
 
     Feasible values as themselves, the infeasible and pruned outcomes the next floats above
-    `worst` in the order of their keys (ties share one), and inf for the rest.
+    `worst` in the order of their keys (ties share one), and inf for the rest. None when
+    there are not so many finite floats above `worst` (near 1.8e308: they would be inf, tied
+    with the failures).
     """
     f = np.array([k[2] if k[0] == 0 else math.inf for k in keys], dtype=float)
     below = sorted({k for k in keys if k[0] in (1, 2)})
-    value = np.float64(worst)
+    value = float(worst)
     for key in below:
-        value = np.nextafter(value, math.inf)
+        if value == sys.float_info.max:
+            return None
+        value = math.nextafter(value, math.inf)
         f[[i for i, k in enumerate(keys) if k == key]] = value
     return f
 
