@@ -8,6 +8,7 @@ The helpers that say where restart ``r`` starts (:func:`run_seed`, :func:`restar
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import time
@@ -800,6 +801,16 @@ class IPOP:
         self.__dict__.setdefault("_call_it_limit", None)  # (pickled before it existed)
         self._settled = None  # derived: checked again at the next ask
         self._t0 = time.monotonic() - float(d["_t0"])  # type: ignore[arg-type]
+
+    def __copy__(self) -> IPOP:
+        # A shallow copy would share the run and the records, which the original changes in
+        # place (the copy told its batches to the original's run): they are copied, so that
+        # the two go on independently, as a strategy's copy does
+        twin = type(self).__new__(type(self))
+        twin.__setstate__(self.__getstate__())
+        twin._inner = copy.copy(self._inner)
+        twin._history = copy.deepcopy(self._history)
+        return twin
 
     def __repr__(self) -> str:
         return (

@@ -898,3 +898,30 @@ def test_a_sequence_names_the_option_its_run_lacks_or_differs_in() -> None:
     state["run"]["options"]["eta_B"] = 0.2
     with pytest.raises(ValueError, match=r"`options.eta_B` must be 0.1 as in run 0 .* got 0.2"):
         IPOP.from_state(state)
+
+
+def _copy_steps(seq: IPOP, n: int) -> list[np.ndarray]:
+    out = []
+    for _ in range(n):
+        X = seq.ask()
+        seq.tell(X, [float(np.sum((x - 0.3) ** 2)) for x in X])
+        out.append(np.array(X))
+    return out
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+@pytest.mark.parametrize("pending", [False, True])
+def test_a_shallow_copy_of_a_sequence_goes_on_alone(cls: type[IPOP], pending: bool) -> None:
+    """copy.copy of IPOP (BIPOP) is a twin as independent as copy.deepcopy: it shared the
+    original's run and records, so the twin told its batches to the original's run (after the
+    original's 3 generations the twin of 2 generations was at generation 5)."""
+    seq = cls(XNES, np.ones(3), 0.5, rng=0)
+    _copy_steps(seq, 2)
+    if pending:
+        seq.ask()
+    twin, ref = copy.copy(seq), copy.deepcopy(seq)
+    _copy_steps(seq, 3)  # the original goes on first
+    for got, want in zip(_copy_steps(twin, 3), _copy_steps(ref, 3), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert (twin.nfev, twin.result.nit) == (ref.nfev, ref.result.nit)
+    assert twin.history == ref.history
