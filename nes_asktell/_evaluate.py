@@ -335,6 +335,24 @@ class Evaluator:
             self._token, self._token_of = "", None
 
     # ------------------------------------------------------------------ evaluation
+    def check_call(self, fun: object, args: object = ()) -> tuple[object, ...]:
+        """Return `args` as a tuple, or raise if `fun` cannot run on these workers.
+
+        TypeError when `fun` is not callable, `args` is not a sequence, or they cannot be
+        pickled to other processes (a process pool). A caller checks them before it asks
+        for a batch, so that a rejected call leaves the strategy as it was.
+        """
+        if not callable(fun):
+            raise TypeError(f"`fun` must be callable, but got {short(fun)}.")
+        args = extra_args(args)
+        engine = self._engine
+        if engine.takes_tasks and engine.isolates_retries:
+            # our spawned pool: say early that fun cannot travel
+            _check_picklable(fun, args, main=True)
+        elif engine.takes_tasks and _in_user_processes(engine):
+            _check_picklable(fun, args, main=False)  # its start method is the user's choice
+        return args
+
     def evaluate(
         self,
         fun: Callable[..., object],
@@ -348,9 +366,7 @@ class Evaluator:
         With `strategy`, `X` must be the first rows of its pending batch; the rows may then be
         rebuilt by the workers from keys (``mode`` "auto", "seeds" or "replay").
         """
-        if not callable(fun):
-            raise TypeError(f"`fun` must be callable, but got {short(fun)}.")
-        args = extra_args(args)
+        args = self.check_call(fun, args)
         self.last_bytes = 0
         self._notes = []
         n = len(X)
@@ -373,10 +389,6 @@ class Evaluator:
                 "that needs the strategy's pending batch, an integer `rng` and a diagonal "
                 "perturbation (OpenES, SNES); XNES ships vectors."
             )
-        if engine.isolates_retries:  # our spawned pool: say early that fun cannot travel
-            _check_picklable(fun, args, main=True)
-        elif _in_user_processes(engine):
-            _check_picklable(fun, args, main=False)  # its start method is the user's choice
         try:
             values, errors = self._dispatch(fun, args, X, strategy, plan)
         except BaseException:
@@ -997,9 +1009,7 @@ def evaluate(
         restart_workers=restart_workers,
     ) as ev:
         # (asked once the arguments are checked: a rejected call leaves the strategy as it was)
-        if not callable(fun):
-            raise TypeError(f"`fun` must be callable, but got {short(fun)}.")
-        args = extra_args(args)
+        args = ev.check_call(fun, args)
         if strategy is not None:
             X = strategy.ask()
         return ev.evaluate(fun, X, args, strategy=strategy)

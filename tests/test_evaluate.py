@@ -355,6 +355,7 @@ def test_timeout_may_be_any_real_number(timeout: object) -> None:
         {"workers": None, "vectorized": 1},
         {"fun": "sphere"},  # (these two were checked after the ask)
         {"args": 5},
+        {"fun": lambda x: 0.0, "workers": 2},  # (a process pool cannot take it: after the ask)
     ],
 )
 def test_a_rejected_evaluate_leaves_the_strategy_as_it_was(changes: dict[str, object]) -> None:
@@ -365,6 +366,16 @@ def test_a_rejected_evaluate_leaves_the_strategy_as_it_was(changes: dict[str, ob
     given = {"fun": sphere, **changes}
     with pytest.raises((TypeError, ValueError)):
         evaluate(es, **given)  # type: ignore[arg-type]
+    assert es.state_dict() == before
+
+
+def test_an_optimize_whose_fun_cannot_travel_leaves_the_strategy_as_it_was() -> None:
+    """A `fun` a process pool cannot take (a lambda) was refused after the first ask: the
+    rejected call left a pending batch (another state_dict)."""
+    es = SNES(np.zeros(3), 0.5, rng=0)
+    before = es.state_dict()
+    with pytest.raises(TypeError, match="`fun` \\(and `args`\\) must be picklable"):
+        es.optimize(lambda x: 0.0, workers=2)
     assert es.state_dict() == before
 
 
