@@ -100,8 +100,14 @@ class Result(OptimizeResult):
 
 
 def _shown(x: object) -> object:
-    """Return `x`, or the text ``{}`` for an empty dict (see :class:`Result`)."""
-    return "{}" if isinstance(x, dict) and not x else x
+    """Return `x` with the text ``{}`` for every empty dict in it (see :class:`Result`).
+
+    Nested too: scipy formats a dict within a dict (a result kept in a result) as a block
+    as well, and raised the same ValueError on an empty one there.
+    """
+    if not isinstance(x, dict):
+        return x
+    return {k: _shown(y) for k, y in x.items()} if x else "{}"
 
 
 def with_stop(res: OptimizeResult, stop: dict[str, float]) -> OptimizeResult:

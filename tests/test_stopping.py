@@ -369,3 +369,14 @@ def test_a_result_while_no_criterion_holds_prints(
     assert capsys.readouterr().out.count("stop: {}") == 2
     assert "stop: {}" in repr(IPOP(resolve_strategy(name), np.ones(2), 0.5, rng=0).result)
     assert "maxiter" in repr(es.optimize(lambda x: float(x @ x), maxiter=3))
+
+
+def test_a_result_that_holds_a_result_prints() -> None:
+    """A result kept in another (a field set by the caller) was formatted by scipy as a block,
+    whose empty ``stop`` raised ValueError (max() arg is an empty sequence) on print."""
+    es = XNES(np.ones(2), 0.5, rng=0)
+    outer = es.result
+    outer["previous"] = es.result
+    text = repr(outer)
+    assert text.count("stop: {}") == 2
+    assert outer.previous.stop == {}  # (the result itself unchanged)
