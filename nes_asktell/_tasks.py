@@ -313,7 +313,9 @@ def block_values(y: object, m: int, fun: object) -> FloatArray:
     As ``scipy.optimize.differential_evolution`` with ``vectorized=True``, any array of `m`
     real numbers with at most one axis longer than 1 is read as the `m` values: shape
     ``(m,)``, but also ``(m, 1)`` (``np.sum(..., keepdims=True)`` over rows), ``(1, m)``, and
-    for ``m = 1`` a scalar. Masked entries of a masked array are NaN.
+    for ``m = 1`` a scalar. Masked entries of a masked array are NaN. An array of another
+    library (a torch or JAX array: anything with ``__array__``) is read as its numpy array,
+    as :func:`as_value` reads a scalar of one.
 
     Raises
     ------
@@ -322,6 +324,9 @@ def block_values(y: object, m: int, fun: object) -> FloatArray:
     ValueError
         If it holds real numbers in another shape (``(2, m)``, say, or the wrong count).
     """
+    if not isinstance(y, np.ndarray) and hasattr(type(y), "__array__"):
+        with contextlib.suppress(Exception):  # (a tensor on a device: refused below)
+            y = np.asarray(y)
     arr = (
         np.asarray(unmasked(y))
         if isinstance(y, (np.ndarray, np.generic, list, tuple)) or is_real_number(y)

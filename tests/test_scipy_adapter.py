@@ -536,6 +536,23 @@ def test_fun_may_return_what_holds_one_number_as_scipy_reads_it(wrap, threads):
     assert minimize(lambda x: wrap(sphere(x)), np.ones(3), method="Nelder-Mead").success
 
 
+def test_a_vectorized_fun_may_return_an_array_of_another_library():
+    """A vectorized `fun` returning a torch or JAX array (``__array__``), which scipy's
+    differential_evolution reads, was refused with TypeError while a scalar one was read."""
+
+    def block(X):
+        return np.sum(X * X, axis=0)
+
+    wrapped = nes(
+        lambda X: _LibraryScalar(block(X)), np.ones(3), rng=0, maxiter=30, vectorized=True
+    )
+    plain = nes(block, np.ones(3), rng=0, maxiter=30, vectorized=True)
+    assert wrapped.fun == plain.fun
+    np.testing.assert_array_equal(wrapped.x, plain.x)
+    with pytest.raises(TypeError, match=r"returned an array of shape \(8,\) and dtype complex"):
+        nes(lambda X: _LibraryScalar(block(X) * 1j), np.ones(3), rng=0, vectorized=True)
+
+
 @pytest.mark.parametrize(
     "y",
     [[1.0, 2.0], [True], [None], _LibraryScalar([1.0, 2.0]), _LibraryScalar(1j)],
