@@ -1012,19 +1012,22 @@ class Strategy(ABC):
     def _relative_condition(self, tol: float | None) -> float:
         """Return the condition number the ``conditioncov`` criterion reads (1.0 when off).
 
-        A per-coordinate `sigma0` states the scales of the coordinates (their units), as
-        pycma's ``CMA_stds``: the criterion reads the covariance in those units,
-        ``diag(sigma0)^-1 C diag(sigma0)^-1``. (Read in absolute terms, a `sigma0` whose
-        largest entry was 1e7 times its smallest passed the default ``tolconditioncov``
-        before the first generation, and every run stopped having evaluated nothing.) 1.0
-        also when the condition is surely below `tol`.
+        That of the covariance C; with a per-coordinate `sigma0`, which states the scales of
+        the coordinates (their units, as pycma's ``CMA_stds``), the smaller of it and that of
+        the covariance in those units, ``diag(sigma0)^-1 C diag(sigma0)^-1``: the criterion
+        holds when both pass `tol`. (Read in absolute terms only, a `sigma0` whose largest
+        entry was 1e7 times its smallest passed the default ``tolconditioncov`` before the
+        first generation, and every run stopped having evaluated nothing; in its units only,
+        one far too small along a coordinate stopped a run whose covariance was of
+        condition 28.) 1.0 also when the condition is surely below `tol`.
         """
-        if tol is None:
+        if tol is None or self._condition_at_most(tol):
             return 1.0
+        absolute = self._condition()
         scale = self._sigma0
-        if isinstance(scale, np.ndarray) and np.any(scale != scale[0]):
-            return self._condition(scale)
-        return 1.0 if self._condition_at_most(tol) else self._condition()
+        if isinstance(scale, np.ndarray) and np.any(scale != scale[0]) and absolute > tol:
+            return min(absolute, self._condition(scale))
+        return absolute
 
     def _free(self) -> np.ndarray | None:
         """Return the coordinates the box leaves free, or None when it fixes none.

@@ -380,3 +380,19 @@ def test_a_result_that_holds_a_result_prints() -> None:
     text = repr(outer)
     assert text.count("stop: {}") == 2
     assert outer.previous.stop == {}  # (the result itself unchanged)
+
+
+def test_a_sigma0_far_too_small_along_a_coordinate_does_not_end_a_well_conditioned_run() -> None:
+    """conditioncov holds when both the covariance and the covariance in the units sigma0
+    states pass the threshold: read in those units only, a step size that must grow 1e7-fold
+    along one coordinate ended a run at f = 1.3e10 whose covariance was of condition 28."""
+    s0 = np.array([1e3, 1e-5, 1.0, 0.1])
+    bounds = [(-5, 5), (-5, 5), (0.25, 0.25), (-5, 5)]
+
+    def f(x: np.ndarray) -> float:
+        return float(np.sum((x - 0.25) ** 2 * [1e-6, 1e10, 1, 1e2]))
+
+    es = SNES(np.array([4.0, -4.0, 0.25, 3.0]), s0, bounds=bounds, rng=0)
+    res = es.optimize(f, maxfev=20000)
+    assert "conditioncov" not in res.stop
+    assert res.fun < 1e-10
