@@ -103,6 +103,38 @@ def test_outcomes_without_a_finite_feasible_value_are_told_their_ranks() -> None
     assert told_fitness(told, 1.0).tolist() == [1, 2, 0, math.inf]
 
 
+@pytest.mark.parametrize("surrogate", [False, True])
+def test_a_wholly_infeasible_generation_leaves_real_values_in_the_record(surrogate: bool) -> None:
+    # Some generations of this study have no feasible trial: told their ranks, the run's best
+    # value became the rank 0.0 (every value is above 10), so no later generation improved on
+    # it (tolstagnation counted on) and ``ftarget`` held at once. The ranks still move the
+    # distribution; the record stays as after a generation without a finite value.
+    from nes_asktell.integrations.optuna import _storage as ch
+
+    def objective(t: optuna.Trial) -> float:
+        x, y = t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)
+        t.set_user_attr("c", 0.9 - x)
+        return 10 + (x - 0.9) ** 2 + (y - 0.5) ** 2
+
+    sampler = NESSampler(
+        seed=3, surrogate=surrogate, constraints_func=lambda t: [t.user_attrs["c"]]
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=60)
+    trials = study.get_trials(deepcopy=False)
+    values = {t.value for t in trials}
+    wholly_infeasible = 0
+    for g in sampler.generations(study)[1:]:
+        carrier = ch.parse_carrier(trials[g["trial"]])  # type: ignore[index]
+        assert carrier is not None
+        record = ch.stored_state(trials[g["trial"]], carrier)["run"]["record"]  # type: ignore[index]
+        told = [trials[n] for n in g["told"]]  # type: ignore[attr-defined]
+        wholly_infeasible += bool(told) and all(t.user_attrs["c"] > 0 for t in told)
+        assert record["best_f"] in values
+        assert all(f in values for f in record["fhist"])
+    assert wholly_infeasible >= 2
+
+
 def test_outcomes_above_the_largest_float_are_told_their_ranks() -> None:
     """With the worst feasible value at the largest float (or too near it), the next floats
     above were inf: the pruned and infeasible outcomes were told inf, tied with a failure and

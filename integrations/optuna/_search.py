@@ -163,18 +163,29 @@ def told_fitness(told: list[FrozenTrial | None], sign: float) -> FloatArray:
     NaN and dead candidates inf. Without a finite feasible value to stand on (none in the
     generation, ``-inf`` or ``inf`` among them beside other outcomes, or too few finite floats
     above the worst of them), the rank of each outcome is told instead (ties share the
-    lowest rank), with inf for FAIL, NaN and dead candidates. (A strategy ranks a non-finite
+    lowest rank), with inf for FAIL, NaN and dead candidates (:func:`ranks_told`; the teller
+    then keeps the run's record, see :func:`kept_record`). (A strategy ranks a non-finite
     value last, but Optuna takes ``-inf`` when minimising, ``inf`` when maximising, as the
     best value there is: as a rank it comes first.)
     """
+    return _told(told, sign)[0]
+
+
+def ranks_told(told: list[FrozenTrial | None], sign: float) -> bool:
+    """Return whether :func:`told_fitness` tells `told` ranks (no finite value to stand on)."""
+    return _told(told, sign)[1]
+
+
+def _told(told: list[FrozenTrial | None], sign: float) -> tuple[FloatArray, bool]:
+    """Return :func:`told_fitness` of `told`, and whether it holds ranks."""
     keys = [outcome_key(t, sign) for t in told]
     if all(k[0] == 0 and k[2] != -math.inf for k in keys):
-        return np.array([k[2] for k in keys], dtype=float)
+        return np.array([k[2] for k in keys], dtype=float), False
     feasible = [k[2] for k in keys if k[0] == 0]
     if feasible and all(math.isfinite(v) for v in feasible):
         above = _told_above(keys, max(feasible))
         if above is not None:
-            return above
+            return above, False
     f = np.empty(len(keys))
     order = sorted(range(len(keys)), key=lambda i: keys[i])
     first = 0
@@ -182,7 +193,29 @@ def told_fitness(told: list[FrozenTrial | None], sign: float) -> FloatArray:
         if pos and keys[i] != keys[order[pos - 1]]:
             first = pos
         f[i] = math.inf if keys[i][0] == 3 else float(first)
-    return f
+    return f, True
+
+
+def kept_record(before: Strategy, after: Strategy) -> Strategy:
+    """Return `after` with the record of `before`, as after a generation without a value.
+
+    A generation told ranks (:func:`ranks_told`) moves the distribution, but its ranks are
+    no values: in the record (the best value, ``ftarget``, ``tolfun``) the rank 0 became the
+    run's best value. The record is kept as the strategy keeps it after a generation without
+    a finite value: one more generation without improvement, nothing else. A run without a
+    finite best value yet keeps the ranks (without them it would restart as starved, see
+    ``Search._starved``, while its ranks move it).
+    """
+    if not math.isfinite(before.best[1]):
+        return after
+    kept = before.state_dict()["record"]
+    assert isinstance(kept, dict)
+    record = dict(kept)
+    record["since_improvement"] = int(str(record["since_improvement"])) + 1
+    record["flat_generations"] = 0
+    state = dict(after.state_dict())
+    state["record"] = record
+    return type(after).from_state(state)
 
 
 def _told_above(keys: list[tuple[int, float, float]], worst: float) -> FloatArray | None:
@@ -744,6 +777,7 @@ class Search:
         if es.mirrored:
             extras = extras[: len(extras) - len(extras) % 2]
         f = told_fitness([*told, *extras], sign)
+        keep = ranks_told([*told, *extras], sign)
         with _warn.silenced(), np.errstate(all="ignore"):  # all non-finite: update skipped
             if extras:
                 try:
@@ -766,11 +800,13 @@ class Search:
                         big.tell(Xb, fb)
                         state = dict(big.state_dict())
                         state["popsize"] = lam
-                        return self.cls.from_state(state), len(extras)
+                        told_es = self.cls.from_state(state)
+                        return (kept_record(es, told_es) if keep else told_es), len(extras)
                 except Exception:
                     pass
+            before = copy.deepcopy(es) if keep else es
             es.tell(es.ask(), f[:lam])
-        return es, 0
+        return (kept_record(before, es) if keep else es), 0
 
     def _lost(self, es: Strategy) -> bool:
         """Return whether the spread of `es`'s next generation exceeds `MAX_SPREAD` somewhere.
@@ -876,6 +912,8 @@ class Search:
                 handed_out = step.fitness.size - step.filled
                 with _warn.silenced(), np.errstate(all="ignore"):
                     es.tell(es.ask(), step.fitness, evaluated=handed_out)
+                if step.ranks:
+                    es = kept_record(loaded.es, es)
             else:
                 es, used = self._tell(loaded, told, extras or [], sign)
                 if self.surrogate:
@@ -1048,8 +1086,9 @@ class Search:
         remaining = [i for i in order if i not in outcome and i not in pending]
 
         def ranked() -> Round:  # (every row has an outcome, or is missing)
-            fitness = told_fitness([outcome.get(i) for i in range(lam)], sign)
-            return Round(archive, len(extras), fitness)
+            outcomes = [outcome.get(i) for i in range(lam)]
+            fitness = told_fitness(outcomes, sign)
+            return Round(archive, len(extras), fitness, ranks=ranks_told(outcomes, sign))
 
         def again(count: int) -> Round:
             done = [[row, -1 if t is None else t.number] for row, t in outcome.items()]
@@ -1121,6 +1160,8 @@ class Round:
     next_round: dict[str, object] | None = None
     #: the rows of a told generation that the model filled in (never handed out to a trial)
     filled: int = 0
+    #: whether `fitness` holds ranks, no values (see :func:`ranks_told`)
+    ranks: bool = False
 
 
 #: the shortest time a RUNNING trial runs before it may be presumed dead (seconds)
