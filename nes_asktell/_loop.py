@@ -82,6 +82,7 @@ def run(
     disp: DispLike = False,
     progress: bool = False,
     vectorized: bool = False,
+    agree: Callable[[dict[str, float]], dict[str, float]] | None = None,
 ) -> OptimizeResult:
     """Run `opt` until its ``stop()`` holds or a budget of this call is spent; return the result.
 
@@ -94,7 +95,9 @@ def run(
     fitness values of each generation. `disp` is a verbosity level (0, 1 or 2; False and
     True are 0 and 1); `progress` shows a progress bar (tqdm). `vectorized` evaluates each
     task's candidates in one call ``fun(X.T, *args)`` (an Evaluator passed as `workers`
-    keeps its own setting unless `vectorized` is True).
+    keeps its own setting unless `vectorized` is True). `agree` maps the criteria that hold
+    here to those the run stops on, at the same points of every generation: an SPMD run
+    (:func:`~nes_asktell.mpi_optimize`) makes the ranks agree on a wall-clock ``timeout``.
     """
     call_fev = v.optional_integer("maxfev", maxfev, minimum=0)
     call_it = v.optional_integer("maxiter", maxiter, minimum=0)
@@ -124,7 +127,7 @@ def run(
                     ended["maxfev"] = call_fev
                 if call_it is not None and opt.generation >= call_it:
                     ended["maxiter"] = call_it
-                if ended or (opt.stop() if after is None else after):
+                if ended or (_held(opt, agree) if after is None else after):
                     break
                 with counted:
                     X = opt.ask()
@@ -133,7 +136,7 @@ def run(
                     f[:n] = evaluator.evaluate(fun, X[:n], args, strategy=source())
                     opt.tell(X, f, evaluated=n)
                 counted.show_new()
-                after = opt.stop()
+                after = _held(opt, agree)
                 last = bool(after) or (
                     (call_fev is not None and opt.nfev >= call_fev)
                     or (call_it is not None and opt.generation >= call_it)
@@ -172,6 +175,14 @@ def run(
             bar.close()
     counted.summarise()
     return res
+
+
+def _held(
+    opt: Runnable, agree: Callable[[dict[str, float]], dict[str, float]] | None
+) -> dict[str, float]:
+    """Return the criteria that hold for `opt` (as `agree` makes them, when given)."""
+    held = opt.stop()
+    return held if agree is None else agree(held)
 
 
 def disp_level(disp: object) -> int:

@@ -26,7 +26,8 @@ from scipy.optimize import OptimizeResult
 
 from . import _validate as v
 from . import _warn
-from ._loop import DispLike, disp_level
+from ._loop import DispLike, disp_level, run
+from ._stopping import with_stop
 from ._strategy import Strategy
 from ._tasks import eval_rows
 from ._typing import FloatArray
@@ -205,8 +206,11 @@ def mpi_optimize(
     -----
     A generation moves popsize float64 numbers in all (each rank receives those it did not
     compute), plus a digest per rank every `check_every` generations: about ``8 popsize``
-    bytes whatever d is. A candidate whose `fun` raises gets NaN (ranked worst) with a
-    warning on its rank; a rank that dies or hangs stops the whole MPI job, as MPI does.
+    bytes whatever d is. A strategy with a wall-clock ``timeout`` (which holds on each rank at
+    its own moment) also has the ranks all-gather one boolean per generation, so that they
+    stop in the same generation with the same result. A candidate whose `fun` raises gets
+    NaN (ranked worst) with a warning on its rank; a rank that dies or hangs stops the whole
+    MPI job, as MPI does.
     Ctrl-C (``mpiexec`` forwards it to every rank) raises KeyboardInterrupt on the ranks
     it interrupts in `fun`; a rank that was waiting for the others' values stays there until
     a second Ctrl-C, with which ``mpiexec`` aborts the job.
@@ -242,14 +246,41 @@ def mpi_optimize(
         comm = MPI.COMM_WORLD
     _check_comm(comm)
     spmd = SPMDMap(comm, es, every)
-    res = es.optimize(
+    agree = _agreed_timeout(comm, es)
+    res = run(
+        es,
+        lambda: es,
         fun,
         args=args,
-        maxfev=maxfev,
-        maxiter=maxiter,
+        maxfev=v.budget("maxfev", maxfev),
+        maxiter=v.budget("maxiter", maxiter),
         workers=spmd,
         callback=callback,
         disp=level if comm.Get_rank() == 0 else 0,
+        agree=agree,
     )
     spmd.check()
-    return res
+    return res if agree is None else with_stop(res, agree(res.stop))
+
+
+def _agreed_timeout(
+    comm: Any, es: Strategy
+) -> Callable[[dict[str, float]], dict[str, float]] | None:
+    """Return what makes the ranks agree on the strategy's ``timeout`` (None without one).
+
+    Every other criterion follows from the numbers, the same on every rank; a wall-clock
+    ``timeout`` holds on each rank at its own moment (its clock started when that rank built
+    or loaded its strategy), and a rank that stopped alone left the others waiting for its
+    values for ever. With it, the timeout holds on every rank once it holds on one: one
+    boolean per rank and generation.
+    """
+    limit = es.criteria.get("timeout")
+    if not isinstance(limit, (int, float)):
+        return None
+
+    def agree(held: dict[str, float]) -> dict[str, float]:
+        if any(comm.allgather("timeout" in held)):
+            return {**held, "timeout": float(limit)}
+        return held
+
+    return agree

@@ -57,6 +57,7 @@ def test_spmd_runs_on_two_ranks_are_bit_identical_to_serial() -> None:
             assert f"rank {rank}: {name} identical to serial" in text
         assert f"rank {rank}: raising candidates ranked worst, warned on rank 1 only" in text
         assert f"rank {rank}: divergence detected" in text
+        assert f"rank {rank}: a timeout stops every rank in the same generation" in text
         assert f"rank {rank}: Ctrl-C stops the run" in text
 
 

@@ -6,7 +6,9 @@ A failed check raises, so mpiexec returns non-zero.
 
 from __future__ import annotations
 
+import faulthandler
 import signal
+import time
 import warnings
 
 import numpy as np
@@ -37,6 +39,11 @@ class CtrlCAt:
         if self.calls == self.n:
             signal.raise_signal(signal.SIGINT)  # Python raises KeyboardInterrupt here
         return sphere(x)
+
+
+def slow_sphere(x: np.ndarray) -> float:
+    time.sleep(0.005)
+    return sphere(x)
 
 
 def main() -> None:
@@ -77,6 +84,23 @@ def main() -> None:
         message = str(exc)
     assert "rank(s) [1] differ from rank 0" in message, message
     print(f"rank {rank}: divergence detected", flush=True)
+
+    # a wall-clock timeout holds on each rank at its own moment: rank 1 builds its strategy a
+    # second later, so its clock runs behind. Both ranks must stop in the same generation with
+    # the same result (a rank that stopped alone left the other waiting for ever: the
+    # watchdog ends such a hang with a traceback and a non-zero exit)
+    faulthandler.dump_traceback_later(60, exit=True)
+    comm.Barrier()
+    if rank == 1:
+        time.sleep(1.0)
+    es = SNES(np.ones(6), 0.5, popsize=8, rng=5, timeout=1.5)
+    got = mpi_optimize(es, slow_sphere, maxiter=100_000)
+    faulthandler.cancel_dump_traceback_later()
+    assert got.stop == {"timeout": 1.5}, got.stop
+    results = comm.allgather((got.nit, got.status, got.message, got.x))
+    assert all(r[:3] == results[0][:3] for r in results), results
+    np.testing.assert_array_equal(results[0][3], results[1][3])
+    print(f"rank {rank}: a timeout stops every rank in the same generation", flush=True)
 
     # Ctrl-C during fun stops the run on every rank (8 candidates: 4 per rank and generation,
     # so each rank is interrupted in its 10th call, in generation 2), not only a candidate
