@@ -239,6 +239,20 @@ def as_value(y: object, fun: object) -> float:
     )
 
 
+def failure(exc: BaseException) -> str:
+    """Return the error line of `exc`: its type and text, cut to :data:`MAX_ERROR_CHARS`.
+
+    The text comes from the exception's own ``__str__``, user code like `fun`: one that raises
+    gives a placeholder, not a second exception that ends the task (and, in an SPMD run,
+    its rank, leaving the other ranks waiting for its values for ever).
+    """
+    try:
+        text = str(exc)
+    except Exception as err:
+        text = f"<str() of the exception raised {type(err).__name__}>"
+    return f"{type(exc).__name__}: {text}"[:MAX_ERROR_CHARS]
+
+
 def eval_rows(
     fun: Callable[..., object],
     args: Sequence[object],
@@ -272,7 +286,7 @@ def eval_rows(
             # SystemExit, KeyboardInterrupt or a BaseException of the user's own (asyncio's
             # CancelledError, say) from `fun` would end the worker or the whole run: they cost
             # only this candidate (Ctrl-C in the parent is handled there).
-            errors.append(f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
+            errors.append(failure(exc))
         if track is not None:
             track[0].value[k] = values[i]
             track[0].state[k] = DONE
@@ -371,8 +385,8 @@ def vectorized_task(fun: Callable[..., object], args: Sequence[object], X: Float
         y = fun(X.T, *args)
     except BaseException as exc:  # as in eval_rows: only the candidates' fault
         if len(X) == 1:  # one candidate: its own fault
-            return np.full(1, np.nan), [f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]]
-        raise VectorizedCallError(f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]) from None
+            return np.full(1, np.nan), [failure(exc)]
+        raise VectorizedCallError(failure(exc)) from None
     try:
         values = block_values(y, len(X), fun)
     except (TypeError, ValueError) as exc:
@@ -380,7 +394,7 @@ def vectorized_task(fun: Callable[..., object], args: Sequence[object], X: Float
         # would each pass (one value is a call of one row's), and the wrong shape went
         # unnoticed. Every row of the call gets NaN, and the warning says why.
         values = np.full(len(X), np.nan)
-        errors = [f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]]
+        errors = [failure(exc)]
     if track is not None:
         board.value[list(positions)] = values
         board.state[list(positions)] = DONE
