@@ -371,8 +371,10 @@ class Evaluator:
         self._notes = []
         n = len(X)
         engine = self._engine
+        if not n:  # no candidate, no task (splitting nothing into tasks raised ValueError)
+            return np.zeros(0)
         if self._vectorized and not engine.takes_tasks:  # serial: one call, errors propagate
-            return block_values(fun(X.T, *args), n, fun) if n else np.zeros(0)
+            return block_values(fun(X.T, *args), n, fun)
         if not engine.takes_tasks:  # serial: exceptions propagate, as in scipy's own loops
             ys = engine.map(_Call(fun, args), list(X))
             return np.array([as_value(y, fun) for y in ys], dtype=np.float64)

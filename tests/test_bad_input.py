@@ -12,13 +12,24 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pytest
 from scipy.optimize import Bounds
 
-from nes_asktell import IPOP, XNES, NoiseHandler, OpenES, estimate_gradient, resolve_strategy
+from nes_asktell import (
+    IPOP,
+    SNES,
+    XNES,
+    Evaluator,
+    NoiseHandler,
+    OpenES,
+    estimate_gradient,
+    evaluate,
+    resolve_strategy,
+)
 
 X0 = np.array([0.3, -0.2, 0.1])
 
@@ -1146,3 +1157,18 @@ def test_a_whole_float_of_any_precision_is_an_integer_option(whole: object) -> N
 def test_a_float_that_is_no_whole_number_is_no_integer_option(bad: object) -> None:
     with pytest.raises(TypeError, match=r"`popsize` must be an integer, but got"):
         XNES(np.zeros(2), 1.0, popsize=bad)
+
+
+@pytest.mark.parametrize("mode", ["auto", "vectors", "seeds"])
+def test_an_empty_population_gives_no_values_on_a_pool_as_serially(mode: str) -> None:
+    # evaluate(X[mask], ...) with nothing selected: splitting 0 rows into 0 tasks raised
+    # numpy's "number sections must be larger than 0" on a pool, while serial returned []
+    X = np.zeros((0, 3))
+    with ThreadPoolExecutor(2) as pool:
+        f = evaluate(X, lambda x: 1.0, pool, mode="vectors" if mode == "seeds" else mode)
+    assert f.shape == (0,)
+    assert f.dtype == np.float64
+    es = SNES(np.zeros(3), 0.5, rng=0)
+    with ThreadPoolExecutor(2) as pool, Evaluator(pool, mode=mode) as ev:
+        f = ev.evaluate(lambda x: 1.0, es.ask()[:0], strategy=es)
+    assert f.shape == (0,)
