@@ -1163,10 +1163,42 @@ class RayEngine(Engine):
             ray.init()
         cls = ray.remote(num_cpus=1, max_restarts=0)(RayActor)
         actors = [cls.remote() for _ in range(self._cpus())]
-        ray.get([a.run.remote(ready) for a in actors])
+        try:
+            self._await_start(actors)
+        except BaseException:  # Ctrl-C while waiting: no actor of ours is left behind
+            for actor in actors:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor, no_restart=True)
+            raise
         with self._lock:
             self._actors, self._idle = actors, list(actors)
             self._session = self._connection()
+
+    def _await_start(self, actors: list[Any]) -> None:
+        """Wait until every new actor runs; say so once it has waited `NO_WORKERS_WARN` s.
+
+        Each actor reserves a CPU, so an actor the cluster has no free CPU for (all held by
+        the actors of another evaluator that is still open, say) waits until one is freed or
+        added, as Ray does; before, that wait was silent, and the evaluation's `timeout`
+        (which counts from the start) never came.
+        """
+        refs = [a.run.remote(ready) for a in actors]
+        t0 = time.monotonic()
+        pending, warned = refs, False
+        while pending:
+            _, pending = self.ray.wait(pending, num_returns=len(pending), timeout=NO_WORKERS_POLL)
+            waited = time.monotonic() - t0
+            if pending and not warned and waited >= NO_WORKERS_WARN:
+                warned = True
+                _warn.warn(
+                    f"{len(pending)} of the evaluator's {len(actors)} Ray actors have not "
+                    f"started in {waited:.0f} s: each reserves one CPU, and the cluster has "
+                    "none free for them (the actors of another Evaluator still open hold "
+                    "CPUs until it is closed). The evaluation waits for CPUs, as Ray does: "
+                    "close the evaluators you no longer use, or add CPUs; Ctrl-C stops it.",
+                    stacklevel=4,
+                )
+        self.ray.get(refs)  # an actor that died at start raises here
 
     def submit(self, fn: Callable[..., object], *args: object) -> Future[Any]:
         """Run ``fn(*args)`` on the next idle actor; return a concurrent future at once."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
 
-from nes_asktell import SNES, XNES, Evaluator, NESWarning, OpenES, evaluate
+from nes_asktell import SNES, XNES, Evaluator, NESWarning, OpenES, _backends, evaluate
 
 ray = pytest.importorskip("ray")
 
@@ -228,3 +229,29 @@ def test_an_evaluator_outlives_a_restart_of_ray_and_closing_it_does_not_start_ra
 def test_a_module_that_is_not_ray_is_rejected() -> None:
     with pytest.raises(TypeError, match=r"`workers` must be .* the ray module, but got <module"):
         Evaluator(np)
+
+
+def test_an_evaluator_waiting_for_cpus_held_by_another_says_so(cluster, monkeypatch) -> None:
+    # Each actor reserves a CPU: with the actors of an evaluator still open holding every CPU,
+    # a second evaluator's actors cannot start, and its evaluation waited in silence for ever
+    # (its timeout counts from the start). Now a NESWarning says so after NO_WORKERS_WARN s;
+    # here the warning closes the first evaluator, which frees the CPUs, and the second runs.
+    monkeypatch.setattr(_backends, "NO_WORKERS_WARN", 0.0)
+    first = Evaluator(cluster)
+    es = SNES(np.ones(3), 0.5, rng=0)
+    step(es, first)  # its actors hold both CPUs from now on
+    seen: list[str] = []
+
+    def close_first(message: Warning | str, *args: object, **kwargs: object) -> None:
+        seen.append(str(message))
+        first.close()
+
+    other = SNES(np.ones(3), 0.5, rng=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = close_first
+        f = evaluate(other, sphere, cluster, timeout=60.0)
+    np.testing.assert_array_equal(f, [sphere(x) for x in other.ask()])
+    assert len(seen) == 1
+    assert "Ray actors have not started" in seen[0]
+    assert "another Evaluator still open" in seen[0]
