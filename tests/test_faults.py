@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from raising import raise_no_text_right_of_one
 
 from nes_asktell import SNES, Evaluator, NESWarning, evaluate, shutdown_pools
 from nes_asktell._backends import _exit_code
@@ -1267,19 +1268,6 @@ def test_a_users_process_pool_broken_by_a_candidate_is_named_with_what_to_do(tmp
     assert "Pass `workers=<n>`" in out.stdout
 
 
-class _NoTextError(Exception):
-    """An exception whose text cannot be made: its ``__str__`` raises."""
-
-    def __str__(self) -> str:
-        raise ValueError("no text")
-
-
-def _raise_no_text_right_of_one(x: np.ndarray) -> float:
-    if x[0] > 1.0:
-        raise _NoTextError
-    return sphere(x)
-
-
 def test_an_exception_whose_text_fails_costs_only_its_candidate_on_a_thread_pool() -> None:
     # The error line's str() raised inside the handler, so the whole task failed: its rows ran
     # again, the failures were counted several times over and the warning named the ValueError
@@ -1287,8 +1275,8 @@ def test_an_exception_whose_text_fails_costs_only_its_candidate_on_a_thread_pool
     bad = X[:, 0] > 1.0
     assert 0 < bad.sum() < len(X)
     with ThreadPoolExecutor(2) as pool, pytest.warns(NESWarning) as caught:
-        f = evaluate(X, _raise_no_text_right_of_one, pool)
+        f = evaluate(X, raise_no_text_right_of_one, pool)
     np.testing.assert_array_equal(np.isnan(f), bad)
     np.testing.assert_array_equal(f[~bad], [sphere(x) for x in X[~bad]])
     text = str(caught[0].message)
-    assert f"{bad.sum()} failure(s), the first: _NoTextError: <str() of the exception" in text
+    assert f"{bad.sum()} failure(s), the first: NoTextError: <str() of the exception" in text

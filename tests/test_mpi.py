@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from raising import raise_no_text_right_of_one
 
 from nes_asktell import SNES, XNES, Evaluator, NESWarning, OpenES, SPMDMap, mpi_optimize
 
@@ -155,26 +156,13 @@ def test_mpi_optimize_disp_2_shows_every_generation_as_optimize_does(
     assert got == want
 
 
-class _NoTextError(Exception):
-    """An exception whose text cannot be made: its ``__str__`` raises."""
-
-    def __str__(self) -> str:
-        raise ValueError("no text")
-
-
-def _raise_no_text_right_of_one(x: np.ndarray) -> float:
-    if x[0] > 1.0:
-        raise _NoTextError
-    return sphere(x)
-
-
 @needs_mpi
 def test_an_exception_whose_text_fails_costs_its_candidate_not_the_rank() -> None:
     # The error line called str() on it inside the handler: the ValueError escaped eval_rows
     # and ended the rank, and under mpiexec the other ranks waited for its values for ever.
     es = SNES(np.ones(3), 0.5, rng=1)
     with pytest.warns(
-        NESWarning, match=r"_NoTextError: <str\(\) of the exception raised ValueError>"
+        NESWarning, match=r"NoTextError: <str\(\) of the exception raised ValueError>"
     ):
-        res = mpi_optimize(es, _raise_no_text_right_of_one, maxiter=3)
+        res = mpi_optimize(es, raise_no_text_right_of_one, maxiter=3)
     assert res.nit == 3
