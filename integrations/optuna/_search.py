@@ -163,17 +163,12 @@ def told_fitness(told: list[FrozenTrial | None], sign: float) -> FloatArray:
     NaN and dead candidates inf. Without a finite feasible value to stand on (none in the
     generation, ``-inf`` or ``inf`` among them beside other outcomes, or too few finite floats
     above the worst of them), the rank of each outcome is told instead (ties share the
-    lowest rank), with inf for FAIL, NaN and dead candidates (:func:`ranks_told`; the teller
+    lowest rank), with inf for FAIL, NaN and dead candidates (:func:`_told`; the teller
     then keeps the run's record, see :func:`kept_record`). (A strategy ranks a non-finite
     value last, but Optuna takes ``-inf`` when minimising, ``inf`` when maximising, as the
     best value there is: as a rank it comes first.)
     """
     return _told(told, sign)[0]
-
-
-def ranks_told(told: list[FrozenTrial | None], sign: float) -> bool:
-    """Return whether :func:`told_fitness` tells `told` ranks (no finite value to stand on)."""
-    return _told(told, sign)[1]
 
 
 def _told(told: list[FrozenTrial | None], sign: float) -> tuple[FloatArray, bool]:
@@ -199,7 +194,7 @@ def _told(told: list[FrozenTrial | None], sign: float) -> tuple[FloatArray, bool
 def kept_record(before: Strategy, after: Strategy) -> Strategy:
     """Return `after` with the record of `before`, as after a generation without a value.
 
-    A generation told ranks (:func:`ranks_told`) moves the distribution, but its ranks are
+    A generation told ranks (:func:`_told`) moves the distribution, but its ranks are
     no values: in the record (the best value, ``ftarget``, ``tolfun``) the rank 0 became the
     run's best value. The record is kept as the strategy keeps it after a generation without
     a finite value: one more generation without improvement, nothing else. A run without a
@@ -776,8 +771,7 @@ class Search:
         es = copy.deepcopy(loaded.es)  # the loaded strategy stays that of its digest
         if es.mirrored:
             extras = extras[: len(extras) - len(extras) % 2]
-        f = told_fitness([*told, *extras], sign)
-        keep = ranks_told([*told, *extras], sign)
+        f, keep = _told([*told, *extras], sign)
         with _warn.silenced(), np.errstate(all="ignore"):  # all non-finite: update skipped
             if extras:
                 try:
@@ -1087,8 +1081,8 @@ class Search:
 
         def ranked() -> Round:  # (every row has an outcome, or is missing)
             outcomes = [outcome.get(i) for i in range(lam)]
-            fitness = told_fitness(outcomes, sign)
-            return Round(archive, len(extras), fitness, ranks=ranks_told(outcomes, sign))
+            fitness, ranks = _told(outcomes, sign)
+            return Round(archive, len(extras), fitness, ranks=ranks)
 
         def again(count: int) -> Round:
             done = [[row, -1 if t is None else t.number] for row, t in outcome.items()]
@@ -1160,7 +1154,7 @@ class Round:
     next_round: dict[str, object] | None = None
     #: the rows of a told generation that the model filled in (never handed out to a trial)
     filled: int = 0
-    #: whether `fitness` holds ranks, no values (see :func:`ranks_told`)
+    #: whether `fitness` holds ranks, no values (see :func:`_told`)
     ranks: bool = False
 
 
