@@ -202,6 +202,9 @@ VARIANTS: dict[str, Variant] = {
     "lq-bipop": Variant(surrogate=True, restart_strategy="bipop"),
     "lq-sigma03": Variant(surrogate=True, sigma0=0.3),
     "lq-r1": Variant({"rank_one": True}, surrogate=True),
+    # the surrogate with the rank-one term and the active shape weights (``r1-active``)
+    "lq-r1-active": Variant({"rank_one": True, "active": True}, surrogate=True),
+    "lq-active": Variant({"active": True}, surrogate=True),
     "bipop": Variant(restart_strategy="bipop"),
     # the surrogate with a larger first population (the model fills in the rows it ranks)
     "lq-pop12": Variant(surrogate=True, popsize=12),
