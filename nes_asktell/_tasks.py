@@ -212,6 +212,20 @@ def tracked_task(
         b.close()
 
 
+def numpy_of(y: object) -> object:
+    """Return what `fun` returned as numpy reads it, for :func:`as_value` and :func:`block_values`.
+
+    An array of another library (a torch or JAX array or scalar: anything with ``__array__``)
+    becomes its numpy array, and a numeric masked array float64 with NaN where masked (see
+    :func:`~nes_asktell._validate.unmasked`); anything else is returned as it is (one that
+    does not convert, a tensor on a device, say, is then refused by the caller).
+    """
+    if not isinstance(y, np.ndarray) and hasattr(type(y), "__array__"):
+        with contextlib.suppress(Exception):
+            y = np.asarray(y)
+    return unmasked(y)
+
+
 def as_value(y: object, fun: object) -> float:
     """Return a fitness value as a float, or raise TypeError naming `fun`.
 
@@ -223,9 +237,8 @@ def as_value(y: object, fun: object) -> float:
     got = y
     if isinstance(y, (list, tuple)) and len(y) == 1 and is_real_number(y[0]):
         y = y[0]
-    elif not isinstance(y, np.ndarray) and hasattr(type(y), "__array__"):
-        with contextlib.suppress(Exception):  # (a tensor on a device: refused below)
-            y = np.asarray(y)
+    else:
+        y = numpy_of(y)
     if isinstance(y, np.ndarray) and y.size == 1 and y.dtype.kind in "iuf":
         return float(y.reshape(()))
     if is_real_number(y):
@@ -338,11 +351,9 @@ def block_values(y: object, m: int, fun: object) -> FloatArray:
     ValueError
         If it holds real numbers in another shape (``(2, m)``, say, or the wrong count).
     """
-    if not isinstance(y, np.ndarray) and hasattr(type(y), "__array__"):
-        with contextlib.suppress(Exception):  # (a tensor on a device: refused below)
-            y = np.asarray(y)
+    y = numpy_of(y)
     arr = (
-        np.asarray(unmasked(y))
+        np.asarray(y)
         if isinstance(y, (np.ndarray, np.generic, list, tuple)) or is_real_number(y)
         else None
     )

@@ -599,6 +599,25 @@ def test_vectorized_takes_every_shape_that_differential_evolution_takes(
     assert evaluate(X[:1], lambda Xt: float(sphere_columns(Xt)[0]), vectorized=True) == want[0]
 
 
+def test_a_masked_value_is_nan_alike_one_by_one_and_vectorized() -> None:
+    # A value the user masked out is no value, NaN, whether `fun` is called one row at a time
+    # or vectorized. Read one by one, numpy's float() of the masked element gave the NaN with a
+    # UserWarning of its own ("converting a masked element to nan"); vectorized, none.
+    X = np.arange(8.0).reshape(4, 2)
+    want = np.where(X[:, 0] > 3.0, np.nan, [sphere(x) for x in X])
+
+    def rows(x: np.ndarray) -> object:
+        return np.ma.masked_array([sphere(x)], mask=[x[0] > 3.0])
+
+    def columns(Xt: np.ndarray) -> object:
+        return np.ma.masked_array(sphere_columns(Xt), mask=Xt[0] > 3.0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(evaluate(X, rows), want)
+        np.testing.assert_array_equal(evaluate(X, columns, vectorized=True), want)
+
+
 def test_vectorized_gives_the_same_values_and_run_as_rows() -> None:
     X = np.arange(16.0).reshape(8, 2)
     want = [sphere(x) for x in X]
