@@ -103,6 +103,9 @@ class Keyed(Protocol):
     @property
     def generation(self) -> int: ...
 
+    @property
+    def rows_from_keys(self) -> bool: ...
+
     def ask(self) -> FloatArray: ...
 
     def batch_keys(self, X: FloatArray) -> KeyedBatch | None: ...
@@ -335,16 +338,28 @@ class Evaluator:
             self._token, self._token_of = "", None
 
     # ------------------------------------------------------------------ evaluation
-    def check_call(self, fun: object, args: object = ()) -> tuple[object, ...]:
+    def check_call(
+        self, fun: object, args: object = (), strategy: Keyed | None = None
+    ) -> tuple[object, ...]:
         """Return `args` as a tuple, or raise if `fun` cannot run on these workers.
 
         TypeError when `fun` is not callable, `args` is not a sequence, or they cannot be
-        pickled to other processes (a process pool). A caller checks them before it asks
-        for a batch, so that a rejected call leaves the strategy as it was.
+        pickled to other processes (a process pool); ValueError when `mode` ships keys
+        ("seeds", "replay") and `strategy` cannot rebuild its candidates from keys (its
+        ``rows_from_keys`` is False). A caller checks them before it asks for a batch, so
+        that a rejected call leaves the strategy as it was.
         """
         if not callable(fun):
             raise TypeError(f"`fun` must be callable, but got {short(fun)}.")
         args = extra_args(args)
+        keyed = self._mode in ("seeds", "replay") and self._seeds_ok
+        if keyed and strategy is not None and not strategy.rows_from_keys:
+            raise ValueError(
+                f"`mode` is {self._mode!r}, but the candidates of {type(strategy).__name__} "
+                "cannot be rebuilt from keys (its `rows_from_keys` is False): that needs "
+                "counter-based noise (any `rng` but a legacy RandomState) and a diagonal "
+                "perturbation (OpenES, SNES); use mode='auto' or 'vectors'."
+            )
         engine = self._engine
         if engine.takes_tasks and engine.isolates_retries:
             # our spawned pool: say early that fun cannot travel
@@ -366,7 +381,7 @@ class Evaluator:
         With `strategy`, `X` must be the first rows of its pending batch; the rows may then be
         rebuilt by the workers from keys (``mode`` "auto", "seeds" or "replay").
         """
-        args = self.check_call(fun, args)
+        args = self.check_call(fun, args, strategy)
         self.last_bytes = 0
         self._notes = []
         n = len(X)
@@ -1011,7 +1026,7 @@ def evaluate(
         restart_workers=restart_workers,
     ) as ev:
         # (asked once the arguments are checked: a rejected call leaves the strategy as it was)
-        args = ev.check_call(fun, args)
+        args = ev.check_call(fun, args, strategy)
         if strategy is not None:
             X = strategy.ask()
         return ev.evaluate(fun, X, args, strategy=strategy)

@@ -116,7 +116,7 @@ def run(
     try:
         with _display(level) as own, evaluator:
             # (before the first ask: a `fun` the workers cannot take leaves `opt` as it was)
-            evaluator.check_call(fun, args)
+            evaluator.check_call(fun, args, source())
             bar = _progress_bar(opt, call_it) if show_bar else None
             # The criteria after a generation (read once: the next check reuses them). A
             # generation that ends the run gets no line of its own: the last line, with the

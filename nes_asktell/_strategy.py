@@ -1172,19 +1172,31 @@ class Strategy(ABC):
         )
 
     # ------------------------------------------------------------------ for evaluation
+    @property
+    def rows_from_keys(self) -> bool:
+        """Whether workers can rebuild the candidates from their noise keys.
+
+        True when the noise is counter-based (an integer seed, a SeedSequence or a Generator
+        `rng`) and every candidate is ``mean + scale * z`` (:attr:`diagonal_rows`: OpenES,
+        SNES): what ``mode="seeds"`` and ``mode="replay"`` of :func:`nes_asktell.evaluate`
+        need. False for a full or low-rank shape (XNES, DX-NES-IC, CR-FM-NES) and for a legacy
+        RandomState, whose candidates travel as vectors.
+        """
+        return type(self).diagonal_rows and isinstance(self._noise, _noise.CounterNoise)
+
     def batch_keys(self, X: FloatArray) -> KeyedBatch | None:
         """Return what rebuilds the rows `X` of the pending batch from keys, or None.
 
         `X` must be the first rows of the pending batch (the array :meth:`ask` returned, or a
         slice of it); anything else (a copy, a list, a single row) gets None, as rows that
-        must travel as vectors. Rows can be rebuilt when the noise is counter-based (an
-        integer seed) and a candidate is ``mean + scale * z`` (:attr:`diagonal_rows`: OpenES,
-        SNES); that is also checked on the first and the last row. Any other strategy (XNES)
+        must travel as vectors. Rows can be rebuilt when :attr:`rows_from_keys` holds; that
+        is also checked on the first and the last row. Any other strategy (XNES)
         gets None and ships vectors, in every generation (its first rows, with the identity
         shape, could be rebuilt, and ``mode="seeds"`` then failed from the second generation
         on).
         """
         pending = self._X
+        # (rows_from_keys, spelt out so that the type of the noise is known below)
         if not type(self).diagonal_rows or not isinstance(self._noise, _noise.CounterNoise):
             return None
         if pending is None or not isinstance(X, np.ndarray) or X.ndim != 2 or not len(X):

@@ -17,6 +17,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import pytest
@@ -195,7 +196,7 @@ def test_strategies_that_cannot_be_rebuilt_ship_vectors(name: str) -> None:
 
     with (
         ThreadPoolExecutor(1) as tp,
-        pytest.raises(ValueError, match="`mode` is 'seeds', but these candidates cannot"),
+        pytest.raises(ValueError, match=r"`mode` is 'seeds', but the candidates of \w+ cannot"),
     ):
         evaluate(es, counted, tp, mode="seeds")
     assert not calls
@@ -204,6 +205,42 @@ def test_strategies_that_cannot_be_rebuilt_ship_vectors(name: str) -> None:
     assert es.batch_keys(es.ask()) is None
     gen = OpenES(np.zeros(5), 0.3, rng=np.random.RandomState(0))
     assert gen.batch_keys(gen.ask()) is None  # a sequential stream (legacy) has no keys
+
+
+@pytest.mark.parametrize("through", ["evaluate", "optimize"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: XNES(np.zeros(3), 0.3, rng=0),
+        lambda: nes_asktell.resolve_strategy("crfmnes")(np.zeros(3), 0.3, rng=0),
+        lambda: OpenES(np.zeros(3), 0.3, rng=np.random.RandomState(0)),
+    ],
+    ids=["xnes", "crfmnes", "openes legacy rng"],
+)
+def test_keys_for_a_strategy_whose_rows_they_cannot_rebuild_are_refused_before_the_ask(
+    make: Callable[[], Any], through: str
+) -> None:
+    # Bug: without a pending batch, evaluate(es, fun, mode="seeds") asked first and refused
+    # after: the refused call left a batch pending (another state_dict) and, with a legacy
+    # RandomState, drew from the caller's stream. Strategy.rows_from_keys says beforehand.
+    es, twin = make(), make()
+    assert not es.rows_from_keys
+    before = json.dumps(es.state_dict())
+    call = (
+        (lambda ev: evaluate(es, sphere, ev))
+        if through == "evaluate"
+        else (lambda ev: es.optimize(sphere, maxiter=1, workers=ev))
+    )
+    with (
+        ThreadPoolExecutor(1) as tp,
+        Evaluator(tp, mode="seeds") as ev,
+        pytest.raises(ValueError, match=r"`mode` is 'seeds', but the candidates of \w+ cannot"),
+    ):
+        call(ev)
+    assert json.dumps(es.state_dict()) == before  # the rejected call changed nothing
+    np.testing.assert_array_equal(es.ask(), twin.ask())
+    assert OpenES(np.zeros(3), 0.3, rng=0).rows_from_keys
+    assert SNES(np.zeros(3), 0.3, rng=np.random.default_rng(0)).rows_from_keys
 
 
 def test_a_worker_with_other_noise_falls_back_to_vectors(monkeypatch) -> None:

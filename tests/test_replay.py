@@ -197,7 +197,7 @@ def test_replay_falls_back_to_vectors_where_keys_cannot_rebuild(client) -> None:
     es.tell(es.ask(), np.arange(float(es.popsize)))
     with (
         Evaluator(client, mode="replay") as ev,
-        pytest.raises(ValueError, match="`mode` is 'replay', but these candidates cannot"),
+        pytest.raises(ValueError, match="`mode` is 'replay', but the candidates of XNES cannot"),
     ):
         ev.evaluate(sphere, es.ask(), strategy=es)
     with Evaluator(client) as ev:  # "auto": XNES ships vectors
