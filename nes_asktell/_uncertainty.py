@@ -237,7 +237,13 @@ class NoiseHandler:
 
     @property
     def raises(self) -> int:
-        """How many generations raised sigma."""
+        """How many generations raised sigma.
+
+        Those in which the smoothed measure was positive and the raise widened the search
+        distribution along at least one coordinate; a raise that the limits of
+        :meth:`Strategy.scale_sigma` held back entirely (a spread already at the box's
+        widths, a step size at its largest) is not counted.
+        """
         return self._raises
 
     @property
@@ -290,8 +296,10 @@ class NoiseHandler:
         self._s = s
         self._s_bar = (1.0 - self._c_s) * self._s_bar + self._c_s * s
         if self._s_bar > 0.0:
+            before = self._es.stds
             self._es.scale_sigma(self._alpha)
-            self._raises += 1
+            # a raise the limits held back entirely (the box's widths, sigma's range) is none
+            self._raises += bool(np.any(self._es.stds > before))
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> JSON:

@@ -179,16 +179,42 @@ def test_noise_handling_in_a_box_does_not_raise_the_spread_past_the_box(cls: typ
     es = cls(np.zeros(3), 0.5, rng=0, bounds=([-1.0] * 3, [1.0] * 3))
     nh = NoiseHandler(es)
     rng = np.random.default_rng(0)
+    noisy = 0
     for _ in range(150):
         X = nh.ask()
         nh.tell(X, rng.normal(size=len(X)))
         assert excess(es) <= 1.0 + 1e-12
-    assert nh.raises > 50
+        noisy += nh.measure > 0.0  # a raise asked for (`raises` counts those that widened)
+    assert noisy > 50
     wide = OpenES(np.zeros(2), 5.0, rng=0, bounds=([-1.0, -1.0], [1.0, 1.0]))
     wide.scale_sigma(2.0)  # a spread already past the box is not raised
     assert wide.result.sigma == 5.0
     wide.scale_sigma(0.5)  # and is lowered as asked
     assert wide.result.sigma == 2.5
+
+
+def test_raises_counts_the_generations_that_raised_sigma() -> None:
+    # Bug: `raises` ("how many generations raised sigma") counted every generation judged
+    # noisy, also those whose raise the box held back (OpenES's sigma stops at the box's
+    # width): 30 noisy generations gave raises = 30, with sigma raised in 11 of them.
+    es = OpenES(np.zeros(3), 0.5, rng=0, bounds=([-1.0] * 3, [1.0] * 3))
+    nh = NoiseHandler(es)
+    lam, k = es.popsize, nh.reevaluations
+    # every re-evaluation turns a best candidate into the worst: noisy in every generation
+    f = np.concatenate([np.arange(lam), 100.0 + np.arange(k)])
+    raised = 0
+    for _ in range(30):
+        before = es.sigma
+        nh.tell(nh.ask(), f)
+        assert nh.measure > 0.0
+        raised += es.sigma > before
+    # sigma * alpha**g reaches the box's width 2 after ceil(ln 4 / ln alpha) = 10 raises (one
+    # more when the 10th, cut to the width, rounds to 1 ulp below it); none after that
+    assert math.ceil(math.log(4.0) / math.log(1.0 + 2.0 / 13.0)) == 10
+    assert raised in (10, 11)
+    assert es.sigma == 2.0
+    assert nh.raises == raised
+    assert nh.result.raises == raised
 
 
 @pytest.mark.parametrize("value", ["1.5", True, None, 1j, [1.0, 2.0]])
