@@ -279,7 +279,7 @@ class History:
 
     - ``generation``, ``nfev``, ``popsize``; ``elapsed``: seconds since the history was made
       (a loaded one counts on from its last row's: the time between save and load is left
-      out);
+      out; an unpickled one from the time elapsed when it was pickled);
     - ``f_best_gen`` and ``f_median_gen``: the best and the median fitness told in generation
       g (NaN when not known: :meth:`record` without `fitness`, or called with another
       optimiser's ``OptimizeResult``);
@@ -340,6 +340,18 @@ class History:
         self._next_nit = 1
         #: the smallest ``fun`` of the results received by ``__call__`` in the current run
         self._call_best = math.inf
+
+    def __getstate__(self) -> dict[str, object]:
+        d = self.__dict__.copy()
+        # the seconds elapsed, not a reading of the monotonic clock, which means nothing in
+        # another process (another machine, after a reboot): the time until the load is left
+        # out, as between save() and load()
+        d["_t0"] = time.monotonic() - self._t0
+        return d
+
+    def __setstate__(self, d: dict[str, object]) -> None:
+        self.__dict__.update(d)
+        self._t0 = time.monotonic() - float(d["_t0"])  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ views
     @property

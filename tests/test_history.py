@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import subprocess
 import sys
+import time
 import tracemalloc
 import warnings
 from collections.abc import Callable
@@ -1057,6 +1059,50 @@ def test_a_loaded_history_counts_elapsed_on_from_its_last_row(tmp_path: Path) ->
     assert elapsed[2] == 1000.0
     assert elapsed[3] >= 1000.0
     assert np.all(np.diff(elapsed) >= 0.0)
+
+
+RECORD_UNPICKLED = """
+import pickle, sys, time
+import nes_asktell  # (imported before the clock starts: the load then takes milliseconds)
+t_a = time.monotonic()
+es, history = pickle.loads(sys.stdin.buffer.read())
+X = es.ask()
+f = [float(x @ x) for x in X]
+es.tell(X, f)
+history.record(es, fitness=f)
+t_b = time.monotonic()
+print(float(history["elapsed"][-1] - history["elapsed"][-2]), t_b - t_a)
+"""
+
+
+def test_an_unpickled_history_counts_elapsed_on_from_the_time_it_was_pickled() -> None:
+    """A History pickled holds the seconds elapsed, not a reading of ``time.monotonic()``,
+    which means nothing in another process (another machine, after a reboot): unpickled in a
+    fresh process, it counted from that reading, so the next row's `elapsed` took in the
+    time between pickle and load (here the start of that process and its imports, a second
+    or so), against what a saved and loaded history does."""
+    history = History()
+    es = XNES(np.ones(3), sigma0=0.5, rng=0)
+    for _ in range(3):
+        X = es.ask()
+        f = [sphere(x) for x in X]
+        es.tell(X, f)
+        before = time.monotonic()
+        history.record(es, fitness=f)
+    blob = pickle.dumps((es, history))
+    pickled = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-c", RECORD_UNPICKLED],
+        input=blob,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    step, spent = (float(x) for x in out.stdout.split())
+    # The elapsed time when pickled is at most the last row's plus (pickled - before); the
+    # new row's is at most that plus the time the fresh process spent from before the load to
+    # after the record (both differences of monotonic readings; 1e-9 s for their rounding).
+    assert 0.0 <= step <= (pickled - before) + spent + 1e-9
 
 
 @pytest.mark.parametrize("saved", ["nan", "inf", "-5"])
