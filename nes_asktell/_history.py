@@ -353,6 +353,13 @@ class History:
         self.__dict__.update(d)
         self._t0 = time.monotonic() - float(d["_t0"])  # type: ignore[arg-type]
 
+    def __copy__(self) -> History:
+        # rows of its own: a shallow copy shared the array the original records into
+        twin = type(self).__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        twin._flat = array("d", self._flat)
+        return twin
+
     # ------------------------------------------------------------------ views
     @property
     def columns(self) -> tuple[str, ...]:

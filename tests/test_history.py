@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import pickle
@@ -1059,6 +1060,21 @@ def test_a_loaded_history_counts_elapsed_on_from_its_last_row(tmp_path: Path) ->
     assert elapsed[2] == 1000.0
     assert elapsed[3] >= 1000.0
     assert np.all(np.diff(elapsed) >= 0.0)
+
+
+def test_a_copy_of_a_history_goes_on_independently() -> None:
+    """copy.copy(history) shared the original's rows: what either recorded, the other held too
+    (a copy of 3 rows given 2 generations more left the original with 5)."""
+    history = History()
+    es = XNES(np.ones(3), sigma0=0.5, rng=0)
+    es.optimize(sphere, maxiter=3, callback=history)
+    twin = copy.copy(history)
+    es.optimize(sphere, maxiter=5, callback=twin)
+    assert (len(history), len(twin)) == (3, 5)
+    np.testing.assert_array_equal(history["generation"], [1, 2, 3])
+    es.optimize(sphere, maxiter=6, callback=history)
+    assert (len(history), len(twin)) == (4, 5)
+    np.testing.assert_array_equal(twin["generation"], [1, 2, 3, 4, 5])
 
 
 RECORD_UNPICKLED = """
