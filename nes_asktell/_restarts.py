@@ -256,6 +256,13 @@ class IPOP:
     budget as its ``maxfev``, so the total never exceeds `maxfev` in :meth:`optimize` (which
     evaluates only what the budget allows in the last generation).
 
+    In a loop of your own, :meth:`ask` returns a whole generation of the current run, as a
+    strategy's ``ask`` does, and a run started with a few evaluations left asks as many rows
+    as its population (which doubles at each restart): evaluating every row passes `maxfev`
+    by up to a generation less one. That is the protocol, the same for a single strategy. To
+    keep within the budget exactly as :meth:`optimize` does, evaluate only the rows it allows
+    and tell the others NaN with ``evaluated`` (see the second example).
+
     References
     ----------
     A. Auger, N. Hansen. A Restart CMA Evolution Strategy With Increasing Population Size.
@@ -271,6 +278,21 @@ class IPOP:
     >>> res = opt.optimize(rastrigin)
     >>> bool(res.nfev <= 20_000), res.restarts >= 0
     (True, True)
+
+    A loop of your own that keeps within `maxfev` as :meth:`optimize` does (the last
+    generation, of 64 candidates, has 25 evaluations left):
+
+    >>> opt = IPOP(XNES, np.full(3, 3.0), 2.0, maxfev=7_777, rng=1)
+    >>> while not opt.stop():
+    ...     X = opt.ask()
+    ...     n = min(len(X), opt.criteria["maxfev"] - opt.nfev)
+    ...     f = np.full(len(X), np.nan)  # NaN: not evaluated
+    ...     f[:n] = [rastrigin(x) for x in X[:n]]
+    ...     opt.tell(X, f, evaluated=n)
+    >>> opt.nfev, opt.popsize, opt.result.fun == IPOP(
+    ...     XNES, np.full(3, 3.0), 2.0, maxfev=7_777, rng=1
+    ... ).optimize(rastrigin).fun
+    (7777, 64, True)
     """
 
     #: the name in ``state_dict()['strategy']``.
@@ -942,7 +964,9 @@ class BIPOP(IPOP):
     Every restart draws its initial mean as IPOP does. The sequence ends when a global
     criterion holds (`maxfev`, `maxiter`, `ftarget`, `timeout`, a callback) or when the next
     run would be a large one and `max_restarts` large restarts have been made
-    (``max_restarts=0``: no restart at all). ``history`` records each run's ``regime``.
+    (``max_restarts=0``: no restart at all). ``history`` records each run's ``regime``. In a
+    loop of your own, evaluate only the rows `maxfev` allows to keep within it, as for
+    :class:`IPOP` (whose second example shows the loop).
 
     References
     ----------
