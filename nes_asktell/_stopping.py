@@ -231,7 +231,8 @@ def holds(
     (:func:`is_flat`); ``tolflatfitness`` holds when more than its threshold were.
 
     `condition` is the condition number of the covariance (``conditioncov`` holds above
-    ``tolconditioncov``, as in pycma); `degenerate` says that the distribution is not usable
+    ``tolconditioncov``, as in pycma, from the first generation on, as the other criteria
+    on the search distribution); `degenerate` says that the distribution is not usable
     (a non-finite mean or step size, or a step size at its limit), which holds at once.
     ``sigma`` holds when a step of every standard deviation no longer moves the mean in the
     candidates' `dtype` (float32 samples collapse long before float64 ones would).
@@ -239,8 +240,6 @@ def holds(
     out: dict[str, float] = {}
     if degenerate or not (np.all(np.isfinite(mean)) and np.all(np.isfinite(stds))):
         out["degenerate"] = float(np.min(stds)) if stds.size else math.nan
-    if crit.tolconditioncov is not None and not condition <= crit.tolconditioncov:
-        out["conditioncov"] = crit.tolconditioncov
     if crit.maxfev is not None and nfev >= crit.maxfev:
         out["maxfev"] = crit.maxfev
     if crit.maxiter is not None and generation >= crit.maxiter:
@@ -248,7 +247,12 @@ def holds(
     if crit.ftarget is not None and best_f <= crit.ftarget:
         out["ftarget"] = crit.ftarget
     if generation == 0:
+        # the criteria on the search distribution judge what the updates made of it, so a
+        # run evaluates its first generation whatever its start (CR-FM-NES's covariance
+        # starts at condition 1 + |v|^2, with its random v)
         return out
+    if crit.tolconditioncov is not None and not condition <= crit.tolconditioncov:
+        out["conditioncov"] = crit.tolconditioncov
     if crit.tolfun is not None and history_full and fun_range < crit.tolfun:
         out["tolfun"] = crit.tolfun
     if crit.tolx is not None and float(np.max(stds)) < crit.tolx:

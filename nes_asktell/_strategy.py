@@ -265,7 +265,8 @@ class Strategy(ABC):
     ``tolfun`` (the range of the recent best values; default 1e-12), ``tolx`` (the largest
     standard deviation of the search distribution; default 1e-12), ``tolstagnation``
     (generations without a new best; default ``100 + 100 d**1.5 / popsize``),
-    ``tolconditioncov`` (the condition number of the covariance, above 1; default 1e14) and
+    ``tolconditioncov`` (the condition number of the covariance, above 1, from the first
+    generation on: CR-FM-NES's starts at ``1 + |v|**2``, about 2; default 1e14) and
     ``tolflatfitness`` (more than that many flat generations in a row, whose best value ties
     with the value at rank ``3 popsize / 4``; default 3, off for OpenES, whose step size does
     not adapt); the counts (``maxfev``, ``maxiter``, ``tolstagnation``, ``tolflatfitness``)

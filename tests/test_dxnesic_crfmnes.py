@@ -397,8 +397,9 @@ def test_stop_reads_the_condition_of_a_covariance_that_is_not_diagonal() -> None
     # Equal standard deviations per coordinate, but axes 1e8 apart: the condition number of
     # the covariance is 1e16 > tolconditioncov = 1e14. CRFMNES and DXNESIC read the ratio of
     # the coordinates' variances (1) and ran on.
+    # (States after a generation: the criterion is read from the first generation on.)
     d = 4
-    state = CRFMNES(np.ones(d), 1.0, rng=0).state_dict()
+    state = told_once(CRFMNES(np.ones(d), 1.0, rng=0)).state_dict()
     state["algo"]["D"] = [1.0] * d
     state["algo"]["v"] = [1e8 / math.sqrt(d)] * d
     es = Strategy.from_state(state)
@@ -406,11 +407,18 @@ def test_stop_reads_the_condition_of_a_covariance_that_is_not_diagonal() -> None
     assert "conditioncov" in es.stop()
     H = np.array([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]]) / 2.0
     B = H @ np.diag([1e4, 1e4, 1e-4, 1e-4]) @ H.T  # rows of equal norm, cond(B) = 1e8
-    state = DXNESIC(np.ones(d), 1.0, rng=0).state_dict()
+    state = told_once(DXNESIC(np.ones(d), 1.0, rng=0)).state_dict()
     state["algo"]["B"] = B.tolist()
     es = Strategy.from_state(state)
     assert es.axis_ratio == pytest.approx(1e8, rel=1e-6)
     assert "conditioncov" in es.stop()
+
+
+def told_once(es: Strategy) -> Strategy:
+    """Return `es` after one generation on the sphere."""
+    X = es.ask()
+    es.tell(X, [float(x @ x) for x in X])
+    return es
 
 
 # ---------------------------------------------------------------------- long and crafted shapes

@@ -41,6 +41,21 @@ def test_nothing_holds_at_the_start() -> None:
     assert OpenES(np.zeros(3), 0.1, rng=0, maxfev=10, maxiter=2, timeout=100.0).stop() == {}
 
 
+@pytest.mark.parametrize("tol", [1.0 + 1e-12, 1.1, 1.24])
+def test_conditioncov_ends_a_run_only_after_its_first_generation(tol: float) -> None:
+    """CR-FM-NES's covariance starts at condition 1 + |v|^2 (v drawn from `rng`: 1.243 here),
+    so a `tolconditioncov` below it held before the first generation: optimize returned
+    having evaluated nothing (nfev 0, fun inf), as a threshold of 1 did before it was
+    refused. Like every criterion on the search distribution it now holds after a generation.
+    """
+    es = resolve_strategy("crfmnes")(np.zeros(3), 1.0, rng=0, tolconditioncov=tol)
+    assert es.axis_ratio**2 > tol  # the condition number the criterion reads, at the start
+    assert es.stop() == {}
+    res = es.optimize(sphere)
+    assert (res.nit, res.nfev, res.stop) == (1, es.popsize, {"conditioncov": tol})
+    assert math.isfinite(res.fun)
+
+
 def test_maxiter() -> None:
     es = OpenES(np.ones(3), 0.1, rng=0, maxiter=7)
     assert run_until_stop(es, sphere) == 7
