@@ -15,13 +15,23 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from nes_asktell.integrations.optuna._search import told_fitness  # noqa: E402
+from conftest import ALPHA_PER_ASSERTION  # noqa: E402
+from nes_asktell.integrations.optuna import _storage as ch  # noqa: E402
+from nes_asktell.integrations.optuna._search import (  # noqa: E402
+    MAX_MARGIN_ALPHA,
+    Loaded,
+    Search,
+    told_fitness,
+)
+from nes_asktell.integrations.optuna._space import UnitSpace  # noqa: E402
 from nes_asktell.integrations.optuna._storage import violation  # noqa: E402
 from optuna.distributions import FloatDistribution, IntDistribution  # noqa: E402
 from optuna.study._constrained_optimization import _CONSTRAINTS_KEY  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
+from scipy import stats  # noqa: E402
+from scipy.special import ndtri  # noqa: E402
 
-from nes_asktell import NESSampler, NESWarning  # noqa: E402
+from nes_asktell import XNES, NESSampler, NESWarning  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -109,8 +119,6 @@ def test_a_wholly_infeasible_generation_leaves_real_values_in_the_record(surroga
     # value became the rank 0.0 (every value is above 10), so no later generation improved on
     # it (tolstagnation counted on) and ``ftarget`` held at once. The ranks still move the
     # distribution; the record stays as after a generation without a finite value.
-    from nes_asktell.integrations.optuna import _storage as ch
-
     def objective(t: optuna.Trial) -> float:
         x, y = t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)
         t.set_user_attr("c", 0.9 - x)
@@ -290,8 +298,6 @@ def test_constraints_lead_the_search_to_the_feasible_optimum() -> None:
 
 def index(t: optuna.trial.FrozenTrial) -> int:
     """The candidate index a trial holds (it must hold one)."""
-    from nes_asktell.integrations.optuna import _storage as ch
-
     c = ch.parse_candidate(t)
     assert c is not None
     return c.index
@@ -336,8 +342,6 @@ def test_a_trial_started_while_an_unpaired_extra_runs_takes_its_mirror(running: 
     # worker, and its mirror 7 had no trial. A trial started then used to wait for 6 (idle),
     # and 6 was not told: no pair. It now takes 7, and the pair is told. When 6 had finished
     # by then, nothing is waited for: the trial starts the next generation, 6 untold.
-    from nes_asktell.integrations.optuna import _storage as ch
-
     storage = optuna.storages.InMemoryStorage()
     sampler = NESSampler(seed=0, popsize=6)  # two parameters: mirrored
     study = optuna.create_study(sampler=sampler, storage=storage, study_name="s")
@@ -397,12 +401,6 @@ def test_log_scaled_int_parameters_keep_a_margin_too() -> None:
     # once the strategy's spread fell below its cell (seed 0 below evaluated one point 91
     # times in a row; with the margin 12 at most, as the probability 1 / (d popsize) of
     # leaving the cell in each of 6 coordinates allows).
-    from nes_asktell.integrations.optuna._search import Search
-    from nes_asktell.integrations.optuna._space import UnitSpace
-    from scipy.special import ndtri
-
-    from nes_asktell import XNES
-
     space = UnitSpace({"k": IntDistribution(1, 64, log=True), "x": FloatDistribution(0, 1)})
     search = Search(XNES, 1e-6, None, 9, {}, 0)
     loaded = search.first_state(space, search.key(space))
@@ -447,12 +445,6 @@ def test_an_int_whose_best_value_ends_its_range_keeps_leaving_it(log: bool) -> N
 def test_the_margin_of_an_end_cell_reaches_its_one_exit() -> None:
     # With the mean in the cell of an end value, the spread is the distance to that cell's
     # inner boundary over z(1 - alpha): a row leaves the cell with probability alpha.
-    from nes_asktell.integrations.optuna._search import Loaded
-    from nes_asktell.integrations.optuna._space import UnitSpace
-    from scipy.special import ndtri
-
-    from nes_asktell import XNES
-
     space = UnitSpace(
         {
             "a": IntDistribution(1, 4),  # 4 cells: the mean 0.1 is in the first
@@ -486,13 +478,6 @@ def test_rows_leave_the_cell_of_the_mean_with_probability_alpha(dim: int, mirror
     # most sqrt(3) s = 1.73 s, and the cell's edge was z(1 - alpha / 2) = 1.73 s away. Rows
     # left the cell with probability 0.011 at d = 5 (alpha 0.025) and 0.0002 at d = 2
     # (alpha 0.083): an int held on a worse value than its neighbour's.
-    from conftest import ALPHA_PER_ASSERTION
-    from nes_asktell.integrations.optuna._search import Loaded
-    from nes_asktell.integrations.optuna._space import UnitSpace
-    from scipy import stats
-
-    from nes_asktell import XNES
-
     dists = {
         "k": IntDistribution(0, 9),
         **{f"x{i}": FloatDistribution(0, 1) for i in range(1, dim)},
@@ -518,12 +503,6 @@ def test_a_population_of_two_with_one_int_keeps_its_margin_finite() -> None:
     # alpha = 1 / (d popsize) was 1/2 at d = 1 and popsize 2: z(1 - alpha) = 0, and the
     # spread of an end cell was divided by 0. A RuntimeWarning reached the user and the
     # margin was its cap, 1e12: the rows were spread over the whole range.
-    from nes_asktell.integrations.optuna._search import MAX_MARGIN_ALPHA, Loaded
-    from nes_asktell.integrations.optuna._space import UnitSpace
-    from scipy.special import ndtri
-
-    from nes_asktell import XNES
-
     space = UnitSpace({"n": IntDistribution(0, 9)})
     es = XNES(np.array([0.03]), 1e-6, 2, rng=0)  # in the cell of n = 0, 0.07 from its exit
     with warnings.catch_warnings():
@@ -649,7 +628,6 @@ def test_source_trials_set_the_first_mean_and_spread() -> None:
         lambda t: (t.suggest_float("x", 0, 10) - 7) ** 2 + (t.suggest_float("y", 0, 10) - 2) ** 2,
         n_trials=8,
     )
-    from nes_asktell.integrations.optuna import _storage as ch
 
     first = study.trials[sampler.generations(study)[0]["trial"]]  # type: ignore[index]
     carrier = ch.parse_carrier(first)
@@ -686,8 +664,6 @@ def test_source_trials_that_cannot_start_the_search_are_named_in_one_warning() -
 def test_source_trials_with_numpy_parameter_values_set_the_first_mean() -> None:
     # Trials made with create_trial from numpy data (an np.int64 for an int parameter passes
     # Optuna's checks) were skipped without a word: the first mean stayed the box's centre.
-    from nes_asktell.integrations.optuna import _storage as ch
-
     rng = np.random.default_rng(0)
     dists = {"x": FloatDistribution(0.0, 10.0), "n": IntDistribution(0, 10)}
     source = [
@@ -715,8 +691,6 @@ def test_the_best_infinite_value_of_source_trials_sets_the_first_mean(direction:
     # Optuna takes -inf (minimising) or inf (maximising) as the best value there is (it is the
     # source study's best_trial), but the warm start left it out with NaN: the first mean was
     # the best finite point.
-    from nes_asktell.integrations.optuna import _storage as ch
-
     sign = 1.0 if direction == "minimize" else -1.0
     dists = {"x": FloatDistribution(0.0, 10.0)}
     source = optuna.create_study(direction=direction)
@@ -745,8 +719,6 @@ def test_source_trials_with_numpy_constraint_values_count_as_optuna_counts_them(
     # Optuna's samplers keep what constraints_func returns; in memory a numpy result stays an
     # np.int64, which the sampler counted as an infinite violation: every source trial was
     # infeasible, and the first mean stayed at the centre of the box.
-    from nes_asktell.integrations.optuna import _storage as ch
-
     def objective(t: optuna.Trial) -> float:
         return (t.suggest_float("x", 0, 10) - 7) ** 2 + (t.suggest_int("n", 0, 10) - 2) ** 2
 
@@ -847,8 +819,6 @@ def test_source_trials_whose_values_are_ints_beyond_the_floats_are_refused_by_na
 def test_extra_samples_finished_before_the_tell_are_told_as_further_rows(mirrored: bool) -> None:
     # Bug (mirrored): the extras were handed out and listed as told, but the strategy was told
     # its population alone. Now they are told in whole mirrored pairs, and listed if told.
-    from nes_asktell.integrations.optuna import _storage as ch
-
     sampler = NESSampler(seed=0, popsize=6, strategy_options={"mirrored": mirrored})
     study = optuna.create_study(sampler=sampler)
 
