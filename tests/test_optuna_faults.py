@@ -271,6 +271,8 @@ PAYLOADS = {
     "sigma 1e308": set_entry(("run", "algo", "sigma"), 1e308),
     "eta 1e300": set_entry(("run", "options", "eta_sigma"), 1e300),
     "algo eta 1e300": set_entry(("run", "algo", "eta_sigma"), 1e300),
+    "ranked false": set_entry(("ranked",), False),
+    "ranked 'x' * 10**6": set_entry(("ranked",), "x" * 10**6),
 }
 
 

@@ -143,6 +143,69 @@ def test_a_wholly_infeasible_generation_leaves_real_values_in_the_record(surroga
     assert wholly_infeasible >= 2
 
 
+@pytest.mark.parametrize("surrogate", [False, True])
+def test_a_run_without_a_feasible_value_yet_records_no_rank_as_its_best_value(
+    surrogate: bool,
+) -> None:
+    # The first generations have no feasible trial (x > 0.95 is rare around the centre): told
+    # their ranks, a run with no value yet recorded the rank 0.0 as its best value, so
+    # ``ftarget=1`` (every value is above 10) held and the run restarted, generation after
+    # generation, doubling its population each time. No value reaches the target: the run
+    # goes on, and its record holds values only.
+    def objective(t: optuna.Trial) -> float:
+        x, y = t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)
+        t.set_user_attr("c", 0.95 - x)
+        return 10 + (x - 0.95) ** 2 + (y - 0.5) ** 2
+
+    sampler = NESSampler(
+        seed=0,
+        surrogate=surrogate,
+        constraints_func=lambda t: [t.user_attrs["c"]],
+        strategy_options={"ftarget": 1.0},
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=60)
+    trials = study.get_trials(deepcopy=False)
+    values = {t.value for t in trials}
+    generations = sampler.generations(study)
+    infeasible_first = 0
+    for g in generations:
+        carrier = ch.parse_carrier(trials[g["trial"]])  # type: ignore[index]
+        assert carrier is not None
+        state = ch.stored_state(trials[g["trial"]], carrier)
+        assert state["restart"] == 0  # type: ignore[index]
+        record = state["run"]["record"]  # type: ignore[index]
+        assert record["best_f"] is None or record["best_f"] in values
+        assert all(f in values for f in record["fhist"])
+        told = [trials[n] for n in g["told"]]  # type: ignore[attr-defined]
+        infeasible_first += bool(told) and record["best_f"] is None
+    assert infeasible_first >= 1
+    assert len(generations) >= 5
+
+
+def test_a_run_ranked_by_its_violations_alone_does_not_restart_as_starved() -> None:
+    # No trial is feasible, so the record never holds a value; the violations rank the
+    # outcomes and move the run. It is not a run where nothing completes: it goes on past
+    # ``history_length`` (20 generations at d = 2, popsize 6) without restarting.
+    def objective(t: optuna.Trial) -> float:
+        x, y = t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)
+        t.set_user_attr("c", 1 + (x - 0.3) ** 2 + (y - 0.6) ** 2)
+        return x + y
+
+    sampler = NESSampler(seed=0, constraints_func=lambda t: [t.user_attrs["c"]])
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=1 + 6 * 26)
+    trials = study.get_trials(deepcopy=False)
+    generations = sampler.generations(study)
+    assert len(generations) > 22
+    for g in generations:
+        carrier = ch.parse_carrier(trials[g["trial"]])  # type: ignore[index]
+        assert carrier is not None
+        state = ch.stored_state(trials[g["trial"]], carrier)
+        assert state["restart"] == 0  # type: ignore[index]
+        assert state["run"]["record"]["best_f"] is None  # type: ignore[index]
+
+
 def test_outcomes_above_the_largest_float_are_told_their_ranks() -> None:
     """With the worst feasible value at the largest float (or too near it), the next floats
     above were inf: the pruned and infeasible outcomes were told inf, tied with a failure and

@@ -4,10 +4,11 @@ A state (plain JSON) holds the strategy's ``state_dict`` at the start of a gener
 with the search key, the generation, the parent digest, the restart count and the seed entropy
 (not the numbers of the trials told: two processes that tell the same values from different
 copies of a candidate must write the same state), and under BIPOP its regime and budgets
-(``"bipop"``), and with a surrogate the round of its generation (``"surrogate"``: the trials
-its model fits, the rows evaluated so far and the order of the others; see
-:meth:`Search.surrogate_round`). Everything here is a deterministic function of a state and of
-the told outcomes (and, with a surrogate, of the finished trials its state names),
+(``"bipop"``), ``"ranked": true`` once the run has been told ranks (see
+:meth:`Search.should_restart`), and with a surrogate the round of its generation
+(``"surrogate"``: the trials its model fits, the rows evaluated so far and the order of the
+others; see :meth:`Search.surrogate_round`). Everything here is a deterministic function of a
+state and of the told outcomes (and, with a surrogate, of the finished trials its state names),
 so every process computes the same candidates and the same next state. (A surrogate's state
 names trials, so two processes that tell one round from different copies of a candidate write
 different states: a fork, which the longest chain resolves as any other.) Restarts start where
@@ -83,6 +84,9 @@ MAX_HISTORY = 100_000
 MAX_LEARNING_RATE = 10.0
 _ENTROPY_RE = re.compile(r"[0-9]{1,40}")
 _STATE_KEYS = {"format", "key", "generation", "parent", "restart", "entropy", "run"}
+#: the entry of a state whose run has been told ranks that rank some outcome (``"ranked":
+#: true``; absent otherwise, as in the states written before it; see `Search.should_restart`)
+_RANKED = "ranked"
 #: the entries of a search's ``"surrogate"`` (see :meth:`Search.surrogate_round`): the trials
 #: whose points fit the model, the generation's rows evaluated so far (row, trial) and the
 #: order of the others, and how many of those this round hands out
@@ -164,7 +168,8 @@ def told_fitness(told: list[FrozenTrial | None], sign: float) -> FloatArray:
     generation, ``-inf`` or ``inf`` among them beside other outcomes, or too few finite floats
     above the worst of them), the rank of each outcome is told instead (ties share the
     lowest rank), with inf for FAIL, NaN and dead candidates (:func:`_told`; the teller
-    then keeps the run's record, see :func:`kept_record`). (A strategy ranks a non-finite
+    then keeps the run's record, see :func:`kept_record`, and notes that the run has been
+    ranked, see :meth:`Search.should_restart`). (A strategy ranks a non-finite
     value last, but Optuna takes ``-inf`` when minimising, ``inf`` when maximising, as the
     best value there is: as a rank it comes first.)
     """
@@ -191,18 +196,21 @@ def _told(told: list[FrozenTrial | None], sign: float) -> tuple[FloatArray, bool
     return f, True
 
 
+def _ranked(f: FloatArray, ranks: bool) -> bool:
+    """Return whether fitness `f`, ranks if `ranks`, ranks some outcome (is not all inf)."""
+    return ranks and bool(np.isfinite(f).any())
+
+
 def kept_record(before: Strategy, after: Strategy) -> Strategy:
     """Return `after` with the record of `before`, as after a generation without a value.
 
     A generation told ranks (:func:`_told`) moves the distribution, but its ranks are
     no values: in the record (the best value, ``ftarget``, ``tolfun``) the rank 0 became the
-    run's best value. The record is kept as the strategy keeps it after a generation without
-    a finite value: one more generation without improvement, nothing else. A run without a
-    finite best value yet keeps the ranks (without them it would restart as starved, see
-    ``Search._starved``, while its ranks move it).
+    run's best value, also in a run with no value yet (its first generations infeasible),
+    where ``ftarget`` then held on the rank 0. The record is kept as the strategy keeps it
+    after a generation without a finite value: one more generation without improvement,
+    nothing else.
     """
-    if not math.isfinite(before.best[1]):
-        return after
     kept = before.state_dict()["record"]
     assert isinstance(kept, dict)
     record = dict(kept)
@@ -612,8 +620,12 @@ class Search:
         keys = _STATE_KEYS | {"bipop"} if self.bipop else _STATE_KEYS
         if self.surrogate:
             keys = keys | {"surrogate"}
-        if not isinstance(state, dict) or set(state) != keys:
+        if not isinstance(state, dict) or set(state) - {_RANKED} != keys:
             raise ValueError("the state does not have the keys of a search state")
+        if _RANKED in state and state[_RANKED] is not True:
+            raise ValueError(
+                f"`{_RANKED}` must be true if present, but got {v.short(state[_RANKED])}"
+            )
         restart = v.integer("restart", state["restart"], minimum=0, maximum=MAX_RESTART)
         state = {**state, "restart": restart}  # (a JSON 0.0 is 0: read as an int later)
         entropy = state["entropy"]
@@ -755,7 +767,7 @@ class Search:
         told: list[FrozenTrial | None],
         extras: list[FrozenTrial],
         sign: float,
-    ) -> tuple[Strategy, int]:
+    ) -> tuple[Strategy, int, bool]:
         """Return a copy of the loaded strategy told `told` and, if possible, `extras`.
 
         `extras` are finished trials of the extra samples ``popsize, popsize + 1, ...`` (in that
@@ -765,7 +777,8 @@ class Search:
         ``popsize + len(extras)`` rows, and the result keeps the search's population. With
         mirrored sampling the extras are told in whole mirrored pairs (an extra whose mirror
         has not finished is not told). If the rows do not match, only `told` is told. Returns
-        the strategy and the number of extras told (the first ones of `extras`).
+        the strategy, the number of extras told (the first ones of `extras`) and whether it
+        was told ranks that rank some outcome (see :meth:`should_restart`).
         """
         lam = loaded.X.shape[0]
         es = copy.deepcopy(loaded.es)  # the loaded strategy stays that of its digest
@@ -795,12 +808,13 @@ class Search:
                         state = dict(big.state_dict())
                         state["popsize"] = lam
                         told_es = self.cls.from_state(state)
-                        return (kept_record(es, told_es) if keep else told_es), len(extras)
+                        told_es = kept_record(es, told_es) if keep else told_es
+                        return told_es, len(extras), _ranked(fb, keep)
                 except Exception:
                     pass
             before = copy.deepcopy(es) if keep else es
             es.tell(es.ask(), f[:lam])
-        return (kept_record(before, es) if keep else es), 0
+        return (kept_record(before, es) if keep else es), 0, _ranked(f[:lam], keep)
 
     def _lost(self, es: Strategy) -> bool:
         """Return whether the spread of `es`'s next generation exceeds `MAX_SPREAD` somewhere.
@@ -814,26 +828,31 @@ class Search:
             spread = np.sqrt(np.mean(dev**2, axis=0))
         return not bool(np.all(spread <= MAX_SPREAD * max(1.0, self.sigma0)))
 
-    def _starved(self, es: Strategy) -> bool:
-        """Return whether `es` has told ``history_length`` generations without a finite value.
+    def _starved(self, es: Strategy, ranked: bool) -> bool:
+        """Return whether `es` has told ``history_length`` generations without a finite outcome.
 
         Such a run sits where nothing completes (every outcome a FAIL, NaN or dead): with no
         ranking its distribution never changes, so it restarts elsewhere at once instead of
         waiting for ``tolstagnation`` (147 generations at d = 2, 416 at d = 10). A run that has
-        had a finite value learns from its failures and goes on (see docs/optuna.rst).
+        had a finite value, or has been `ranked` (told ranks of infeasible or pruned outcomes,
+        which move it but leave its record without a value), learns from its failures and goes
+        on (see docs/optuna.rst).
         """
-        return es.generation >= history_length(es.dim, es.popsize) and not math.isfinite(
-            es.best[1]
+        return (
+            es.generation >= history_length(es.dim, es.popsize)
+            and not math.isfinite(es.best[1])
+            and not ranked
         )
 
-    def should_restart(self, es: Strategy) -> bool:
+    def should_restart(self, es: Strategy, ranked: bool = False) -> bool:
         """Return whether the search restarts after `es`'s latest tell.
 
         When the strategy has converged (its ``stop()`` holds), has spread past
         `MAX_SPREAD` (:meth:`_lost`) or has told ``history_length`` generations without a
-        finite value (:meth:`_starved`).
+        finite outcome (:meth:`_starved`; `ranked`: the run has been told ranks that rank
+        some outcome, stored as ``"ranked": true`` in its states).
         """
-        return bool(es.stop()) or self._lost(es) or self._starved(es)
+        return bool(es.stop()) or self._lost(es) or self._starved(es, ranked)
 
     def next_state(
         self,
@@ -873,6 +892,7 @@ class Search:
             restart: int,
             bipop: dict[str, object] | None,
             surrogate: dict[str, object] | None,
+            ranked: bool = False,
         ) -> dict[str, object]:
             out: dict[str, object] = {
                 "format": st.FORMAT,
@@ -887,9 +907,12 @@ class Search:
                 out["bipop"] = bipop
             if surrogate is not None:
                 out["surrogate"] = surrogate
+            if ranked:
+                out[_RANKED] = True
             return out
 
         used = 0
+        ranked = loaded.state.get(_RANKED) is True
         try:
             archive: list[int] = []
             if loaded.order is not None:  # a round of a surrogate-assisted generation
@@ -898,7 +921,9 @@ class Search:
                 if step.fitness is None:  # another round of the same generation
                     run = loaded.state["run"]
                     assert isinstance(run, dict)
-                    after = json.loads(st.dumps(wrap(run, restart, bipop, step.next_round)))
+                    after = json.loads(
+                        st.dumps(wrap(run, restart, bipop, step.next_round, ranked))
+                    )
                     return self.load(after, loaded.es.dim, loaded.space), None, used
                 es = copy.deepcopy(loaded.es)
                 # (the rows the model filled in are no evaluations: a BIPOP search counts its
@@ -908,15 +933,17 @@ class Search:
                     es.tell(es.ask(), step.fitness, evaluated=handed_out)
                 if step.ranks:
                     es = kept_record(loaded.es, es)
+                ranked = ranked or _ranked(step.fitness, step.ranks)
             else:
-                es, used = self._tell(loaded, told, extras or [], sign)
+                es, used, ranks = self._tell(loaded, told, extras or [], sign)
+                ranked = ranked or ranks
                 if self.surrogate:
                     archive = self._grown_archive(loaded, [*told, *(extras or [])[:used]], sign)
                     # the extra samples not told (still running, or finished after the
                     # deadline) join it too: the fit reads a trial once it has a usable value
                     late = _late_samples(held, loaded.es.popsize, archive, trials, sign)
                     archive = [*archive, *late][-sg.max_points(loaded.es.dim) :]
-            stopped = self.should_restart(es)
+            stopped = self.should_restart(es, ranked)
             after_bipop = bipop
             if stopped:
                 restart = min(restart + 1, MAX_RESTART)
@@ -924,8 +951,11 @@ class Search:
                     after_bipop = self.next_bipop(bipop, es.nfev)
                 es = self.new_strategy(es.dim, entropy, restart, bipop=after_bipop)
                 archive = []  # (a new run starts elsewhere: its model starts afresh)
+                ranked = False
             fresh_sur = _fresh_surrogate(es.popsize, archive) if self.surrogate else None
-            after = json.loads(st.dumps(wrap(es.state_dict(), restart, after_bipop, fresh_sur)))
+            after = json.loads(
+                st.dumps(wrap(es.state_dict(), restart, after_bipop, fresh_sur, ranked))
+            )
             out = self.load(after, es.dim, loaded.space)
             ordered = self._first_round(out, archive, trials, sign)
             if ordered is not None:
