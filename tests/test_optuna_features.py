@@ -623,6 +623,31 @@ def test_constraints_func_may_return_any_sequence_of_real_numbers(returned: obje
     assert [t.constraints for t in study.trials] == [expected, expected]
 
 
+def test_constraint_values_are_stored_in_one_attribute_as_optuna_stores_them() -> None:
+    # The sampler wrote one trial system attribute per value ("constraints:0", ...): 200
+    # storage writes for 200 constraints (each a round trip to a database). They are one list
+    # under "constraints", as Optuna's own samplers store them, and read as before.
+    n = 200
+    study = optuna.create_study(
+        sampler=NESSampler(seed=0, constraints_func=lambda t: [t.params["x"] - 0.5] * n)
+    )
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    for trial in study.trials:
+        stored = [k for k in trial.system_attrs if k.startswith(_CONSTRAINTS_KEY)]
+        assert stored == [_CONSTRAINTS_KEY]
+        c = trial.params["x"] - 0.5
+        assert trial.constraints == {str(i): c for i in range(n)}
+        assert violation(trial) == pytest.approx(n * max(c, 0.0), rel=1e-12)
+    # a study written before, one attribute per value, is read as it was
+    old = made(TrialState.COMPLETE, 1.0)
+    old.system_attrs.update({f"{_CONSTRAINTS_KEY}:{i}": c for i, c in enumerate([0.5, -1, 2])})
+    assert violation(old) == 2.5
+    assert told_fitness([old, made(TrialState.COMPLETE, 3.0)], 1.0).tolist() == [
+        above(3.0, 1)[0],
+        3.0,
+    ]
+
+
 def test_a_constraint_the_trial_set_itself_keeps_its_value() -> None:
     # The values of constraints_func overwrote those the objective set with
     # trial.set_constraint under the same key ("0"), without a word; Optuna's samplers keep

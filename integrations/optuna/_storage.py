@@ -50,7 +50,7 @@ import numpy as np
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages._rdb.storage import _create_scoped_session as _rdb_session
 from optuna.study import Study
-from optuna.trial import FrozenTrial, TrialState, create_trial
+from optuna.trial import FrozenTrial, TrialState
 
 from nes_asktell import _warn
 from nes_asktell._validate import short
@@ -479,24 +479,12 @@ def store_state(
 
 #: the longest list a constraint record may hold (more counts as an infinite violation)
 MAX_CONSTRAINTS = 10_000
-#: where Optuna 4, which has no ``FrozenTrial.set_constraint``, keeps a ``constraints_func``'s
-#: values (the list its samplers read); Optuna 5 reads it too
-_OPTUNA4_CONSTRAINTS = "constraints"
-
-
-def constraint_attrs(values: list[float]) -> dict[str, object]:
-    """Return the system attributes under which Optuna keeps the constraint values `values`.
-
-    Derived from Optuna's public API: the attributes that ``FrozenTrial.set_constraint(str(i),
-    value)`` writes on a scratch trial (Optuna 5), so this module names none of Optuna's
-    private keys; Optuna 4 keeps the list under ``"constraints"``.
-    """
-    scratch = create_trial(state=TrialState.COMPLETE, value=0.0)
-    if not hasattr(scratch, "set_constraint"):  # Optuna 4
-        return {_OPTUNA4_CONSTRAINTS: list(values)}
-    for i, c in enumerate(values):
-        scratch.set_constraint(str(i), c)
-    return dict(scratch.system_attrs)
+#: where Optuna's samplers keep a ``constraints_func``'s values (one list; Optuna 5 reads it as
+#: the constraints ``"0"``, ``"1"``, ... of ``FrozenTrial.constraints``), and the prefix of the
+#: keyed form, one attribute ``"constraints:<key>"`` per value, that ``trial.set_constraint``
+#: writes (Optuna 5; the sampler wrote its values so before, and reads them still)
+_CONSTRAINTS = "constraints"
+_KEYED = f"{_CONSTRAINTS}:"
 
 
 def store_constraints(
@@ -508,12 +496,16 @@ def store_constraints(
     """Evaluate `constraints_func` on a finished trial and store its values as Optuna does.
 
     As Optuna's samplers do: only for COMPLETE and PRUNED trials, and a NaN value raises
-    ``ValueError``. The values are stored as ``trial.set_constraint(str(i), value)`` would
-    store them (see :func:`constraint_attrs`), so every reader of ``FrozenTrial.constraints``
-    (Optuna's samplers, its plots, ``study.best_trial``) sees them, except where the trial has
-    set a constraint of that key itself (kept, with a warning); this replaces Optuna's
-    private helper ``_process_constraints_after_trial``. ``after_trial`` runs while the trial
-    is still RUNNING, so they can be written.
+    ``ValueError``. The values are stored as Optuna's samplers store them, one list under
+    ``"constraints"`` (one storage write, however many values), so every reader of
+    ``FrozenTrial.constraints`` (Optuna's samplers, its plots, ``study.best_trial``) sees them
+    as the constraints ``"0"``, ``"1"``, ...; this replaces Optuna's private helper
+    ``_process_constraints_after_trial``. Where the trial has set a constraint of such a key
+    itself (``trial.set_constraint("0", ...)``), its own value is kept, with a warning, and the
+    other values are stored one attribute each, as ``trial.set_constraint(str(i), value)``
+    would store them: the list would name the trial's keys too, and Optuna warns at every
+    reading of such a record. ``after_trial`` runs while the trial is still RUNNING, so they
+    can be written.
     """
     if state not in (TrialState.COMPLETE, TrialState.PRUNED):
         return
@@ -545,13 +537,15 @@ def store_constraints(
     # A constraint the objective set itself (``trial.set_constraint``) keeps its value, as
     # Optuna keeps the first value of a key (and as its samplers' list form leaves it): the
     # value of `constraints_func` for that key is ignored, with a warning.
-    kept = []
-    for key, value in constraint_attrs(values).items():
-        if key in trial.system_attrs:
-            kept.append(key.split(":", 1)[-1])  # (the key set_constraint was given)
-            continue
-        study._storage.set_trial_system_attr(trial._trial_id, key, value)  # type: ignore[arg-type]
-    if kept:
+    own = {key[len(_KEYED) :] for key in trial.system_attrs if key.startswith(_KEYED)}
+    kept = [str(i) for i in range(len(values)) if str(i) in own]
+    storage, trial_id = study._storage, trial._trial_id
+    if not kept:
+        storage.set_trial_system_attr(trial_id, _CONSTRAINTS, values)
+    else:
+        for i, c in enumerate(values):
+            if str(i) not in own:
+                storage.set_trial_system_attr(trial_id, f"{_KEYED}{i}", c)
         _warn.warn(
             f"`constraints_func` returned values for constraints that trial {trial.number} has "
             f"set already ({short(kept)}): the trial's own values are kept, as Optuna keeps the "
@@ -579,9 +573,8 @@ def _forms_clash(attrs: dict[str, object]) -> bool:
     The list form names its values ``"0"``, ``"1"``, ...; the keyed form is one attribute
     ``"constraints:<key>"`` per value. A list form without a length counts as a clash.
     """
-    prefix = f"{_OPTUNA4_CONSTRAINTS}:"
-    keyed = {k[len(prefix) :] for k in attrs if k.startswith(prefix)}
-    listed = attrs.get(_OPTUNA4_CONSTRAINTS)
+    keyed = {k[len(_KEYED) :] for k in attrs if k.startswith(_KEYED)}
+    listed = attrs.get(_CONSTRAINTS)
     if not keyed or listed is None:
         return False
     try:
@@ -613,20 +606,19 @@ def violation(trial: FrozenTrial) -> float | None:
     attrs = trial.system_attrs
     if any(isinstance(v, (list, tuple)) and len(v) > MAX_CONSTRAINTS for v in attrs.values()):
         return math.inf
-    listed = attrs.get(_OPTUNA4_CONSTRAINTS)
+    listed = attrs.get(_CONSTRAINTS)
     if listed is not None and not isinstance(listed, (list, tuple)):
         # (Optuna reads a string or a dict as one value per character or entry: a 5 MB
         # string took seconds and 440 MB)
         return math.inf
-    prefix = f"{_OPTUNA4_CONSTRAINTS}:"
-    if sum(1 for k in attrs if k.startswith(prefix)) > MAX_CONSTRAINTS:
+    if sum(1 for k in attrs if k.startswith(_KEYED)) > MAX_CONSTRAINTS:
         return math.inf
     try:
         if hasattr(type(trial), "constraints"):
             with _without_warnings() if _forms_clash(attrs) else contextlib.nullcontext():
                 found = list(trial.constraints.values())
         else:  # Optuna 4
-            raw = attrs.get(_OPTUNA4_CONSTRAINTS)
+            raw = attrs.get(_CONSTRAINTS)
             found = [] if raw is None else list(raw)
     except Exception:  # a malformed record, whatever Optuna raises on it
         return math.inf
