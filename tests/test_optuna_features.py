@@ -837,6 +837,44 @@ def test_source_trials_with_numpy_constraint_values_count_as_optuna_counts_them(
         assert violation(made(TrialState.COMPLETE, 1.0, constraints=[value])) == max(value, 0)
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # TPESampler's constraints_func, Optuna 5
+def test_source_trials_with_bool_constraint_values_count_as_optuna_counts_them() -> None:
+    # A constraints_func may return bools (violated or not): the sampler takes them, and
+    # Optuna's samplers keep them as they are (True and False, in memory and in a database's
+    # JSON alike) and count True as a violation of 1, False as satisfied. The sampler counted
+    # every bool as an infinite violation: every source trial was infeasible, the feasible
+    # ones too, and the first mean stayed at the centre of the box.
+    def objective(t: optuna.Trial) -> float:
+        return (t.suggest_float("x", 0, 10) - 7) ** 2 + (t.suggest_int("n", 0, 10) - 2) ** 2
+
+    def constraints(t: FrozenTrial) -> list[bool]:
+        return [t.params["n"] > 5]  # feasible when n <= 5
+
+    source = optuna.create_study(
+        sampler=optuna.samplers.TPESampler(
+            seed=0, n_startup_trials=40, constraints_func=constraints
+        )
+    )
+    source.optimize(objective, n_trials=40)
+    assert all(type(t.constraints["0"]) is bool for t in source.trials)
+    feasible = [t for t in source.trials if all(c <= 0 for c in t.constraints.values())]
+    assert 0 < len(feasible) < 40
+    assert [violation(t) for t in feasible] == [0.0] * len(feasible)
+    assert {violation(t) for t in source.trials if t not in feasible} == {1.0}
+    sampler = NESSampler(seed=0, source_trials=source.trials, constraints_func=constraints)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=2)
+    first = study.trials[sampler.generations(study)[0]["trial"]]  # type: ignore[index]
+    carrier = ch.parse_carrier(first)
+    assert carrier is not None
+    run = ch.stored_state(first, carrier)["run"]
+    best = min(feasible, key=lambda t: t.values[0])
+    expected = [(best.params["n"] + 0.5) / 11, best.params["x"] / 10]  # (names sorted)
+    assert np.allclose(run["mean"], expected)  # type: ignore[index]
+    for value, total in ((True, 1.0), (False, 0.0), (np.True_, 1.0), (np.False_, 0.0)):
+        assert violation(made(TrialState.COMPLETE, 1.0, constraints=[value, 0.5])) == total + 0.5
+
+
 def test_a_constraint_record_holding_an_int_beyond_the_floats_is_an_infinite_value() -> None:
     # A storage keeps any JSON int, and Optuna reads a record back as it is: such a value
     # raised OverflowError "int too large to convert to float" in every later trial of the

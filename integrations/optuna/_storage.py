@@ -598,7 +598,9 @@ def violation(trial: FrozenTrial) -> float | None:
     Optuna stores: a sampler's ``constraints_func`` values and ``trial.set_constraint(key,
     value)``. A value may be a numpy number: Optuna's own samplers keep what a
     ``constraints_func`` returns (``np.int64``, ``np.float32``) in an in-memory study, and count
-    it as Optuna does. The attributes are untrusted: a list longer than `MAX_CONSTRAINTS` among
+    it as Optuna does; so is a bool, Python's or numpy's (kept as such in a database's JSON
+    too), which counts as an int, as for Optuna's samplers: True a violation of 1, False
+    satisfied. The attributes are untrusted: a list longer than `MAX_CONSTRAINTS` among
     them (or more keyed values), a list form that is no list, a record Optuna cannot read or a
     value that is not a real number counts as an infinite violation, and an int beyond the
     floats as an infinite value of its sign.
@@ -626,9 +628,8 @@ def violation(trial: FrozenTrial) -> float | None:
         return None
     total = 0.0
     for c in found:
-        if isinstance(c, (bool, np.bool_)) or not isinstance(
-            c, (int, float, np.integer, np.floating)
-        ):
+        # real numbers only (a bool, numpy's too, counts as an int, as for Optuna's samplers)
+        if not isinstance(c, (int, float, np.integer, np.floating, np.bool_)):
             return math.inf
         try:
             x = float(c)
