@@ -50,7 +50,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "--plot",
         type=_named,
         default=Path("nes_demo.png"),
-        help="the image file of the convergence plot (its suffix chooses the format)",
+        help="the image file of the convergence plot, a regular file (its suffix chooses the "
+        "format)",
     )
     where.add_argument("--no-plot", action="store_true", help="do not write the plot")
     demo.set_defaults(usage=demo)  # its errors show its own usage line
@@ -113,14 +114,19 @@ def run_command(argv: Sequence[str] | None) -> int:
         args.usage.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "demo":
         plot = None if args.no_plot else Path(args.plot)
+        # everything about --plot is refused before the runs, not after them
         if plot is not None and (
             _path_kind(plot, "--plot", args.usage) == "dir"
             or _path_kind(plot.parent, "--plot", args.usage) != "dir"
         ):
-            # refused before the runs, not after them
             args.usage.error(
                 f"argument --plot: cannot write an image to {str(plot)!r} (a directory, or "
                 "in a directory that does not exist)"
+            )
+        if plot is not None and _path_kind(plot, "--plot", args.usage) == "other":
+            # /dev/stdout: the image's bytes would be mixed into the demo's own output
+            args.usage.error(
+                f"argument --plot: cannot write an image to {str(plot)!r} (a device or a pipe)"
             )
         if plot is not None and not _writable(plot):
             args.usage.error(

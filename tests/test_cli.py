@@ -433,3 +433,24 @@ def test_ctrl_c_mid_demo_says_interrupted_and_exits_130_without_a_traceback() ->
     _, err = proc.communicate(timeout=120)
     assert first.startswith("== 1.")
     assert (proc.returncode, err) == (130, "python -m nes_asktell: interrupted\n")
+
+
+@pytest.mark.parametrize("kind", ["device", "pipe"])
+def test_demo_refuses_a_device_or_pipe_as_plot_before_the_runs(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --plot /dev/stdout wrote the PNG's bytes into the demo's own output (a file given as
+    # stdout was left holding the image alone), as plot's --output refuses to
+    if kind == "device":
+        target = os.devnull
+    else:
+        target = str(tmp_path / "fifo")
+        os.mkfifo(target)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["demo", "--plot", target])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before the runs
+    assert f"argument --plot: cannot write an image to {target!r} (a device or a pipe)" in (
+        captured.err
+    )
