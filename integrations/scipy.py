@@ -90,11 +90,12 @@ def nes(
         Not used (NES needs no derivatives); ignored with a RuntimeWarning when given.
     bounds : None, sequence of (low, high) pairs or scipy.optimize.Bounds
         Box constraints; None in a pair, or an infinite value, means no bound (NaN is an
-        error). Every evaluated point and the returned `x` lie inside the box (candidates are
-        reflected into it). The package's one parser reads them, so the strategies accept the
-        same forms; a sequence of two pairs at d = 2 is always two (low, high) pairs here, as
-        in scipy's own methods (the strategies read a pair reading that makes no sense, such
-        as ``[(1, 1), (2, 2)]``, as ``(lower, upper)``).
+        error). An iterator of pairs, such as ``zip(lower, upper)``, is read as scipy's
+        methods read it. Every evaluated point and the returned `x` lie inside the box
+        (candidates are reflected into it). The package's one parser reads them, so the
+        strategies accept the same forms; a sequence of two pairs at d = 2 is always two
+        (low, high) pairs here, as in scipy's own methods (the strategies read a pair reading
+        that makes no sense, such as ``[(1, 1), (2, 2)]``, as ``(lower, upper)``).
     constraints : empty
         Only an empty sequence (or None) is accepted: NES handles no general constraints.
     callback : callable, optional

@@ -13,7 +13,7 @@ perturbation that produced each candidate and stays consistent.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from scipy.optimize import Bounds
@@ -221,7 +221,9 @@ def parse_bounds(bounds: BoundsLike, dim: int, *, as_scipy: bool = False) -> Box
     """Return the box of `bounds`, the one parser of every form the package accepts.
 
     The forms: None (no box); ``scipy.optimize.Bounds``; ``(lower, upper)`` with scalars or
-    arrays of length `dim`; a sequence of `dim` ``(low, high)`` pairs, as scipy takes them.
+    arrays of length `dim`; a sequence of `dim` ``(low, high)`` pairs, as scipy takes them;
+    an iterator of these (``zip(lower, upper)``, a generator), read as the list of its items,
+    as scipy's methods read it.
     None (in a pair) and an infinite value mean no bound on that side; NaN is an error. For
     d = 2 a sequence of two sequences of two numbers is ambiguous: it is read as scipy reads
     it, two (low, high) pairs, unless that reading makes no sense (see :func:`_not_pairs`);
@@ -238,6 +240,8 @@ def parse_bounds(bounds: BoundsLike, dim: int, *, as_scipy: bool = False) -> Box
     """
     if bounds is None:
         return None
+    if isinstance(bounds, Iterator):  # zip(lb, ub), a generator of pairs: read once
+        bounds = list(bounds)
     lb: object
     ub: object
     if isinstance(bounds, Bounds) or (hasattr(bounds, "lb") and hasattr(bounds, "ub")):

@@ -6,7 +6,7 @@ BoundsLike``); the runtime checks in ``_validate`` stay, since Python does not e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypedDict
 
 import numpy as np
@@ -39,13 +39,15 @@ RngLike = None | int | np.integer | np.random.SeedSequence | np.random.Generator
 LegacyRngLike = RngLike | np.random.RandomState
 
 #: None, scipy ``Bounds``, ``(lower, upper)`` (scalars or arrays), or one (low, high) pair per
-#: coordinate, where None means no bound.
+#: coordinate (a sequence, or an iterator such as ``zip(lower, upper)``), where None means no
+#: bound.
 BoundsLike = (
     None
     | Bounds
     | tuple[ArrayLike, ArrayLike]
     | Sequence[tuple[float | None, float | None]]
     | Sequence[Sequence[float | None]]
+    | Iterator[Sequence[float | None]]
 )
 
 #: a fitness shaping: raw fitness of one population (lower is better) to utilities.

@@ -157,6 +157,29 @@ def test_every_evaluated_point_respects_each_bounds_form(form):
     np.testing.assert_allclose(res.x, np.clip(SHIFT[:3], lo, hi), atol=1e-2)
 
 
+@pytest.mark.parametrize(
+    "iterator",
+    [
+        lambda: zip([-1.0, None, 0.0], [2.0, -2.5, None], strict=True),
+        lambda: ((lo, hi) for lo, hi in [(-1.0, 2.0), (None, -2.5), (0.0, None)]),
+    ],
+    ids=["zip", "generator"],
+)
+def test_bounds_as_an_iterator_of_pairs_as_scipy_methods_take_them(iterator):
+    # every bounded method of scipy's reads ``bounds=zip(lb, ub)`` (or a generator of
+    # pairs); nes refused it with a TypeError
+    options = {"rng": 2, "maxfev": 300}
+    pairs = [(-1.0, 2.0), (None, -2.5), (0.0, None)]
+    x0 = np.array([0.0, -3.0, 0.0])
+    f = Recorder()
+    res = minimize(f, x0, method=nes, bounds=iterator(), options=options)
+    ref = minimize(sphere, x0, method=nes, bounds=pairs, options=options)
+    np.testing.assert_array_equal(res.x, ref.x)
+    pts = np.array(f.points)
+    assert np.all(pts >= [-1.0, -np.inf, 0.0])
+    assert np.all(pts <= [2.0, -2.5, np.inf])
+
+
 def test_no_bounds_forms():
     a = minimize(sphere, np.zeros(2), method=nes, options={"rng": 3, "maxfev": 300})
     b = minimize(sphere, np.zeros(2), method=nes, bounds=None, options={"rng": 3, "maxfev": 300})
