@@ -97,7 +97,8 @@ def nes(
         (low, high) pairs here, as in scipy's own methods (the strategies read a pair reading
         that makes no sense, such as ``[(1, 1), (2, 2)]``, as ``(lower, upper)``).
     constraints : empty
-        Only an empty sequence (or None) is accepted: NES handles no general constraints.
+        Only an empty list, tuple, dict or array (or None) is accepted: NES handles no general
+        constraints.
     callback : callable, optional
         Called after each generation as ``callback(intermediate_result=res)`` when its only
         parameter is named ``intermediate_result`` (``res`` holds ``x``, ``fun``, ``nfev`` and
@@ -343,10 +344,16 @@ def _intermediate(fields: dict[str, Any]) -> OptimizeResult:
 
 
 def _check_constraints(constraints: object) -> None:
-    """Accept None or an empty sequence; raise ValueError for anything else."""
+    """Accept None or an empty container; raise ValueError for anything else.
+
+    Empty is what scipy's ``minimize`` reads as no constraints (``np.any(constraints)`` is
+    False): an empty list, tuple, dict or array.
+    """
     if constraints is None:
         return
-    if isinstance(constraints, (list, tuple)) and len(constraints) == 0:
+    if isinstance(constraints, np.ndarray) and constraints.size == 0:
+        return
+    if isinstance(constraints, (list, tuple, dict)) and len(constraints) == 0:
         return
     raise ValueError(
         "`constraints` must be empty: method nes handles bounds but no general constraints "

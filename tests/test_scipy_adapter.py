@@ -226,6 +226,17 @@ def test_constraints_rejected_clearly():
         nes(sphere, np.zeros(2), constraints=empty, rng=0, maxfev=50)
 
 
+@pytest.mark.parametrize("empty", [(), [], None, {}, np.array([])], ids=repr)
+def test_empty_constraints_of_every_kind_are_no_constraints(empty):
+    # scipy's minimize takes any empty container as no constraints (np.any(constraints) is
+    # False); nes refused {} and np.array([]) with "`constraints` must be empty ..., but got {}."
+    options = {"rng": 0, "maxfev": 50}
+    res = minimize(sphere, np.zeros(2), method=nes, constraints=empty, options=options)
+    ref = minimize(sphere, np.zeros(2), method=nes, options=options)
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert res.nfev == ref.nfev == 50
+
+
 @pytest.mark.parametrize("name", ["jac", "hess", "hessp"])
 def test_derivatives_ignored_with_a_warning(name):
     kw = {name: lambda x, *a: np.zeros_like(x)}
