@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import stat
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from ._demo import run_demo
-from ._history import load_argument
+from ._history import load_argument, write_whole
 
 DESCRIPTION = "Natural Evolution Strategies with an ask/tell interface."
 
@@ -235,8 +236,12 @@ def plot_run(run: Path, output: Path | None, usage: argparse.ArgumentParser) -> 
         usage.error(str(exc))
     try:
         fig = history.plot()
+        # drawn whole first, then written whole or not at all: a write that fails (a full
+        # disk, Ctrl-C) leaves an image drawn earlier under that name as it was
+        image = io.BytesIO()
         # matplotlib would add ".png" to a name without a suffix: write the very file named
-        fig.savefig(out, dpi=100, format=None if out.suffix else "png")
+        fig.savefig(image, dpi=100, format=out.suffix[1:].lower() or "png")
+        write_whole(out, image.getvalue())
     except OSError as exc:
         print(
             f"{usage.prog}: error: `--output` could not be written to {str(out)!r} "

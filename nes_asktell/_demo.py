@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import io
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._history import write_whole
 from ._openes import OpenES
 from ._snes import SNES
 from ._strategy import Strategy
@@ -138,7 +140,7 @@ def _make(cls: type[Strategy], x0: FloatArray) -> Strategy:
 
 
 def plot_runs(runs: list[Run], path: str) -> bool:
-    """Write the convergence plot to `path`; return False when matplotlib is missing."""
+    """Write the convergence plot to `path`, whole or not at all; False: no matplotlib."""
     try:
         matplotlib = importlib.import_module("matplotlib")
     except ImportError:
@@ -164,9 +166,15 @@ def plot_runs(runs: list[Run], path: str) -> bool:
     ax.set_xlim(1, BUDGET)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    # matplotlib would add ".png" to a name without a suffix: write the very file named
-    fig.savefig(path, dpi=110, format=None if Path(path).suffix else "png")
-    plt.close(fig)
+    # drawn whole first, then written whole or not at all: a write that fails (a full disk,
+    # Ctrl-C) leaves a plot written earlier under that name as it was
+    image = io.BytesIO()
+    try:
+        # matplotlib would add ".png" to a name without a suffix: write the very file named
+        fig.savefig(image, dpi=110, format=Path(path).suffix[1:].lower() or "png")
+    finally:
+        plt.close(fig)
+    write_whole(path, image.getvalue())
     return True
 
 

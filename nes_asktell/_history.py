@@ -578,43 +578,7 @@ class History:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(self.columns)
         writer.writerows([repr(x) for x in self._row(i)] for i in range(len(self)))
-        target = Path(os.path.realpath(path))  # through a symbolic link, to the file it names
-        if target.exists() and not target.is_file():  # a device or a pipe (/dev/stdout)
-            target.write_text(buf.getvalue(), encoding="utf-8")
-            return
-        # a new file beside it, then renamed over it: a save that fails (a full disk,
-        # Ctrl-C) leaves the file as it was, a history saved earlier under the same name
-        # (its name cut short: the longest name a file may have stays one for `path`)
-        if target.is_file() and not os.access(target, os.W_OK):
-            # as writing it in place would: a file made read-only is not replaced
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        tmp = target.with_name(f".{target.name[:64]}.{secrets.token_hex(4)}.tmp")
-        try:
-            fh = tmp.open("x", encoding="utf-8")
-        except OSError as exc:
-            if isinstance(exc, PermissionError) and target.is_file():
-                # a folder that takes no new file: the file in place, as open would write it
-                target.write_text(buf.getvalue(), encoding="utf-8")
-                return
-            if exc.errno is None:
-                raise
-            # name the file asked for, as writing it in place would, not the new file
-            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
-        try:
-            with fh:
-                fh.write(buf.getvalue())
-            if target.is_file():  # the file keeps its permissions
-                os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
-            os.replace(tmp, target)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            if exc.filename == str(tmp) and exc.errno is not None:
-                # name the file asked for, as writing it in place would, not the new file
-                raise type(exc)(exc.errno, exc.strerror, str(path)) from None
-            raise
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_whole(path, buf.getvalue().encode("utf-8"))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> History:
@@ -916,6 +880,60 @@ def _seconds(elapsed: float) -> float:
     file may hold anything), else 0.
     """
     return elapsed if 0.0 <= elapsed < math.inf else 0.0
+
+
+def write_whole(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to the file `path`, whole or not at all.
+
+    A write that fails (a full disk, a file size limit, Ctrl-C) leaves a file written earlier
+    under the same name as it was: `data` goes to a new file beside it, renamed over it. A
+    device or a pipe (``/dev/stdout``) is written in place, and so is a file that may be
+    written in a folder that takes no new file (then not whole or not at all). A symbolic link
+    is written through, to the file it names; a file replaced keeps its permissions.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written, as ``open`` would raise it, naming `path`
+        (PermissionError for a read-only file, which is not replaced).
+    """
+    target = Path(os.path.realpath(path))  # through a symbolic link, to the file it names
+    if target.exists() and not target.is_file():  # a device or a pipe (/dev/stdout)
+        target.write_bytes(data)
+        return
+    # a new file beside it, then renamed over it: a write that fails (a full disk, Ctrl-C)
+    # leaves the file as it was (the new file's name cut short: the longest name a file may
+    # have stays one for `path`)
+    if target.is_file() and not os.access(target, os.W_OK):
+        # as writing it in place would: a file made read-only is not replaced
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+    tmp = target.with_name(f".{target.name[:64]}.{secrets.token_hex(4)}.tmp")
+    try:
+        fh = tmp.open("xb")
+    except OSError as exc:
+        if isinstance(exc, PermissionError) and target.is_file():
+            # a folder that takes no new file: the file in place, as open would write it
+            target.write_bytes(data)
+            return
+        if exc.errno is None:
+            raise
+        # name the file asked for, as writing it in place would, not the new file
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+    try:
+        with fh:
+            fh.write(data)
+        if target.is_file():  # the file keeps its permissions
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename == str(tmp) and exc.errno is not None:
+            # name the file asked for, as writing it in place would, not the new file
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_argument(path: str | os.PathLike[str], argument: str) -> History:

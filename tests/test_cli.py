@@ -454,3 +454,42 @@ def test_demo_refuses_a_device_or_pipe_as_plot_before_the_runs(
     assert f"argument --plot: cannot write an image to {target!r} (a device or a pipe)" in (
         captured.err
     )
+
+
+#: the child lets itself write files of at most this many bytes: past it a write fails with
+#: EFBIG (File too large), as on a full disk (SIGXFSZ, which would end it instead, is ignored)
+LIMIT_WRITES = (
+    "import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+    "resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+)
+
+IMAGE_WRITERS = {
+    # the plot command, and the demo's plot (its runs replaced by a short made-up one)
+    "plot": "from nes_asktell.__main__ import main; raise SystemExit(main(['plot', {run!r}, "
+    "'-o', {out!r}]))",
+    "demo": "from nes_asktell._demo import Run, plot_runs; "
+    "plot_runs([Run('r', [1, 2, 3], [1.0, 0.1, 0.01], [1.0, 0.1, 0.01])], {out!r})",
+}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file size limits are POSIX")
+@pytest.mark.parametrize("writer", list(IMAGE_WRITERS))
+def test_an_image_write_that_fails_midway_leaves_the_earlier_image_as_it_was(
+    writer: str, tmp_path: Path
+) -> None:
+    # the image was written in place: a write cut short (a full disk, here a file size
+    # limit) left a truncated image where a whole one drawn earlier had been
+    saved_run(tmp_path / "run.csv", 3)
+    out = tmp_path / "run.png"
+    earlier = b"\x89PNG an image drawn earlier " * 1000
+    out.write_bytes(earlier)
+    code = LIMIT_WRITES.format(limit=len(earlier) // 2) + IMAGE_WRITERS[writer].format(
+        run=str(tmp_path / "run.csv"), out=str(out)
+    )  # (a whole image is far larger than the limit)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode != 0
+    assert "File too large" in proc.stderr
+    assert out.read_bytes() == earlier
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.csv", "run.png"]
