@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import statistics
@@ -129,6 +130,11 @@ def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--one", choices=list(SETTINGS), help=argparse.SUPPRESS)
     args = parser.parse_args([] if argv is None and quick else argv)
+    for name, least in (("runs", 1), ("generations", 1), ("load", 0)):
+        if getattr(args, name) < least:
+            parser.error(f"`--{name}` must be at least {least}, but got {getattr(args, name)}")
+    if not 0 < args.timeout < math.inf:  # (NaN too)
+        parser.error(f"`--timeout` must be a positive number of seconds, but got {args.timeout}")
     if quick:
         args.runs, args.load = 1, 0
     if args.one:

@@ -182,3 +182,27 @@ def test_the_behaviour_matrix_refuses_a_missing_stored_matrix_before_computing(
         behaviour_matrix.main(["--no-dask", "--check", str(missing)])
     assert exc.value.code == 2
     assert f"`--check` must be a stored matrix, but got {missing}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--runs", "0"], "`--runs` must be at least 1, but got 0"),
+        (["--generations", "0"], "`--generations` must be at least 1, but got 0"),
+        (["--load", "-1"], "`--load` must be at least 0, but got -1"),
+        (["--timeout", "-1"], "`--timeout` must be a positive number of seconds, but got -1.0"),
+        (["--timeout", "nan"], "`--timeout` must be a positive number of seconds, but got nan"),
+    ],
+)
+def test_dask_killed_refuses_counts_and_a_timeout_out_of_range_before_it_runs(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --generations 0 counted every run as ended with only the culprit NaN (none was
+    # evaluated), --timeout -1 every run as hung, --runs 0 printed a table of nothing
+    dask_killed = importlib.import_module("benchmarks.dask_killed")
+    with pytest.raises(SystemExit) as exc:
+        dask_killed.main(argv=argv)
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert captured.out == ""  # refused before the busy processes and the runs
