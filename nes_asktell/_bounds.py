@@ -298,7 +298,9 @@ def _side(value: object, dim: int, bounds: object, missing: float) -> FloatArray
     """Return one side of the box as a (dim,) float64 array (None means `missing`)."""
     if value is None:
         return np.full(dim, missing)
-    if isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes)):
+    if isinstance(value, (Sequence, np.ndarray)) and not (
+        isinstance(value, (str, bytes)) or (isinstance(value, np.ndarray) and value.ndim == 0)
+    ):  # (a 0-d array is a scalar)
         value = [missing if x is None else x for x in value]
     try:
         arr = np.asarray(value)

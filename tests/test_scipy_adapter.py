@@ -137,6 +137,9 @@ BOUND_FORMS = {
         [0.5, 0, np.inf],
     ),
     "Bounds_mixed": (Bounds(0.0, [1.0, 2.0, 3.0]), [0, 0, 0], [1, 2, 3]),
+    # 0-d arrays as scalar sides (np.asarray of a scalar): "iteration over a 0-d array"
+    "scalar_arrays": ((np.array(-0.5), np.array(0.25)), [-0.5] * 3, [0.25] * 3),
+    "scalar_array_and_list": ((np.array(-0.5), [0.5, None, 2.0]), [-0.5] * 3, [0.5, np.inf, 2]),
 }
 
 
