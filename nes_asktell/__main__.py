@@ -49,7 +49,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     where = demo.add_mutually_exclusive_group()
     where.add_argument(
         "--plot",
-        type=_named,
+        type=_image_named,
         default=Path("nes_demo.png"),
         help="the image file of the convergence plot, a regular file (its suffix chooses the "
         "format)",
@@ -65,7 +65,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     plot.add_argument(
         "-o",
         "--output",
-        type=_named,
+        type=_image_named,
         metavar="RUN.png",
         help="the image to write, under exactly this name; its suffix chooses the format, "
         "PNG when it has none (default: RUN.csv with the suffix .png)",
@@ -79,6 +79,20 @@ def _named(text: str) -> Path:
     if not text:
         raise argparse.ArgumentTypeError("must name a file, but got ''")
     return Path(text)
+
+
+def _image_named(text: str) -> Path:
+    """Return `text` as the path of an image to write, as :func:`_named` does.
+
+    A name ending in a separator names a folder, and is refused: ``Path("results/")`` is
+    ``Path("results")``, where the image would be written as a file.
+    """
+    end = next((sep for sep in (os.sep, os.altsep) if sep and text.endswith(sep)), None)
+    if end is not None:
+        raise argparse.ArgumentTypeError(
+            f"must name a file, but got {text!r} (a name ending in {end!r} names a folder)"
+        )
+    return _named(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

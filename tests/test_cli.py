@@ -493,3 +493,23 @@ def test_an_image_write_that_fails_midway_leaves_the_earlier_image_as_it_was(
     assert "File too large" in proc.stderr
     assert out.read_bytes() == earlier
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.csv", "run.png"]
+
+
+@pytest.mark.parametrize("command", ["plot", "demo"])
+def test_an_image_name_ending_in_a_separator_is_refused_not_written_as_a_file(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Path("results/") is Path("results"): -o results/ (a folder not made yet) wrote a PNG
+    # file named results, where writing to the name as typed fails (it names a folder)
+    saved_run(tmp_path / "run.csv", 3)
+    typed = str(tmp_path / "results") + os.sep
+    argv = ["plot", str(tmp_path / "run.csv"), "-o", typed]
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv if command == "plot" else ["demo", "--plot", typed])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert f"must name a file, but got {typed!r} (a name ending in {os.sep!r} names a folder)" in (
+        captured.err
+    )
+    assert captured.out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.csv"]
