@@ -895,8 +895,13 @@ def write_whole(path: str | os.PathLike[str], data: bytes) -> None:
     ------
     OSError
         If the file cannot be written, as ``open`` would raise it, naming `path`
-        (PermissionError for a read-only file, which is not replaced).
+        (PermissionError for a read-only file, which is not replaced; IsADirectoryError for
+        a name ending in a separator, which names a folder).
     """
+    name = os.fspath(path)
+    if name.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)):
+        # it names a folder, as open reads it (realpath would drop the separator)
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
     target = Path(os.path.realpath(path))  # through a symbolic link, to the file it names
     if target.exists() and not target.is_file():  # a device or a pipe (/dev/stdout)
         target.write_bytes(data)

@@ -402,6 +402,16 @@ def test_a_save_into_a_missing_folder_names_the_file_asked_for(tmp_path: Path) -
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_save_to_a_name_ending_in_a_separator_raises_as_open_does(tmp_path: Path) -> None:
+    # the name was read through realpath, which drops the separator: save("results/") wrote
+    # a file named results, where open("results/", "w") raises IsADirectoryError
+    typed = str(tmp_path / "results") + os.sep
+    with pytest.raises(IsADirectoryError) as info:
+        History().save(typed)
+    assert info.value.filename == typed
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_save_and_load_reject_a_path_that_is_not_one() -> None:
     with pytest.raises(TypeError, match=r"`path` must be a file path, but got 3"):
         History().save(3)  # type: ignore[arg-type]
