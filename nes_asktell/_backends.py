@@ -161,6 +161,16 @@ class Engine:
         """
         return value, 0
 
+    def hold(self) -> contextlib.AbstractContextManager[object]:
+        """Return a context in which one evaluation has the workers to itself.
+
+        Engines whose recovery from a fault replaces every worker (the package's process
+        pool, shared by the evaluators of one interpreter) make evaluations from other
+        threads wait their turn: a reset would take down another evaluation's tasks, and
+        their exit codes would blame its innocent candidates. Elsewhere, nothing to wait for.
+        """
+        return contextlib.nullcontext()
+
     def start(self) -> None:
         """Make the workers ready before a generation's clock starts (start a pool)."""
 
@@ -224,6 +234,9 @@ class ProcessPool(Engine):
     :func:`shutdown_pools` (also run at exit) shuts them down. Each worker reports its pid
     when it starts (:func:`~nes_asktell._tasks.init_worker`), so busy workers can be ended
     with ``os.kill`` and the exit code of a dead one read back (:meth:`exit_codes`).
+
+    Evaluations in several threads take turns (:meth:`hold`): a fault in one replaces the
+    whole pool, which must not break the tasks of another.
     """
 
     isolates_retries = True
@@ -235,6 +248,17 @@ class ProcessPool(Engine):
         self._procs: dict[int, multiprocessing.process.BaseProcess] = {}
         self._workers: set[int] = set()
         self._busy: set[Future[Any]] = set()
+        #: held by the evaluation that uses the pool (re-entrant: an Evaluator sharing it)
+        self._turn = threading.RLock()
+
+    def hold(self) -> contextlib.AbstractContextManager[object]:
+        """Return the pool's turn: evaluations in other threads wait until this one ends.
+
+        A fault (a worker that dies, a timeout, Ctrl-C) ends with :meth:`reset`, which kills
+        every worker of the pool; evaluations that shared it would lose their tasks and see
+        their rows killed as if their own candidates had died.
+        """
+        return self._turn
 
     def size(self) -> int:
         """Return the number of processes."""

@@ -126,7 +126,9 @@ class Evaluator:
         See :func:`nes_asktell.evaluate`. A process pool (an int) starts on first use and is
         kept for the whole interpreter, shared by every evaluator of that size (a second
         ``optimize(workers=4)`` reuses it); :func:`nes_asktell.shutdown_pools` (also run at
-        exit) shuts it down. An Executor or Client you pass stays yours to close.
+        exit) shuts it down. Evaluations from several threads take turns on it, so that a
+        fault in one (which replaces the pool) costs the others nothing. An Executor or Client
+        you pass stays yours to close.
     timeout : float, optional
         Seconds one :meth:`evaluate` call may take (pools, Executors and Clients; None,
         ``inf`` or a timeout beyond ``threading.TIMEOUT_MAX``, the longest wait Python can
@@ -406,13 +408,14 @@ class Evaluator:
                 "that needs the strategy's pending batch, an integer `rng` and a diagonal "
                 "perturbation (OpenES, SNES); XNES ships vectors."
             )
-        try:
-            values, errors = self._dispatch(fun, args, X, strategy, plan)
-        except BaseException:
-            # Ctrl-C (or any error) during an evaluation: nothing may outlive it, so the
-            # busy workers of a process pool (or Ray's actors) are killed, not awaited.
-            engine.reset()
-            raise
+        with engine.hold():  # a shared process pool: evaluations in other threads wait
+            try:
+                values, errors = self._dispatch(fun, args, X, strategy, plan)
+            except BaseException:
+                # Ctrl-C (or any error) during an evaluation: nothing may outlive it, so the
+                # busy workers of a process pool (or Ray's actors) are killed, not awaited.
+                engine.reset()
+                raise
         if errors:
             bad = int(np.count_nonzero(~np.isfinite(values)))
             _warn.warn(

@@ -1280,3 +1280,57 @@ def test_an_exception_whose_text_fails_costs_only_its_candidate_on_a_thread_pool
     np.testing.assert_array_equal(f[~bad], [sphere(x) for x in X[~bad]])
     text = str(caught[0].message)
     assert f"{bad.sum()} failure(s), the first: NoTextError: <str() of the exception" in text
+
+
+# ---------------------------------------------------------------------- runs sharing a pool
+def marks_then_takes_2_s(x: np.ndarray, marker: str) -> float:
+    Path(marker).touch()  # this evaluation is under way
+    time.sleep(2.0)  # a slow candidate, still running when the other run's candidate dies
+    return sphere(x)
+
+
+def kills_its_worker_at_1(x: np.ndarray) -> float:
+    if x[0] == 1.0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return sphere(x)
+
+
+@pytest.mark.slow
+def test_a_run_killing_a_worker_of_the_shared_pool_costs_another_runs_evaluation_nothing(
+    pool: Evaluator, tmp_path: Path
+) -> None:
+    # Two runs in two threads use the interpreter's one pool of 2. A candidate of the second
+    # run killed its worker while the first run's candidate ran on the other one: the broken
+    # pool failed both runs' tasks, and both recovered at once (exit codes read while the
+    # other reset the pool, one reset killing the pool the other had just started): the first
+    # run was warned of a failure not its own, or crashed ("Set changed size during
+    # iteration", "the process pool did not start", "cannot schedule new futures after
+    # shutdown"). Evaluations on a shared pool now take turns.
+    marker = tmp_path / "under_way"
+    X = rows(2)
+    out: dict[str, Any] = {}
+
+    def slow_run() -> None:
+        try:
+            out["slow"] = pool.evaluate(marks_then_takes_2_s, X[:1], (str(marker),))
+        except BaseException as exc:  # asserted below
+            out["slow"] = exc
+
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        slow = threading.Thread(target=slow_run)
+        slow.start()
+        deadline = time.monotonic() + 60.0
+        while not marker.exists() and slow.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.exists()
+        with Evaluator(2) as ev:  # the same pool, from this thread
+            f = ev.evaluate(kills_its_worker_at_1, X)
+        slow.join(60.0)
+    assert not slow.is_alive()
+    assert not isinstance(out["slow"], BaseException), repr(out["slow"])
+    np.testing.assert_array_equal(out["slow"], expected(X[:1], np.zeros(1, bool)))
+    np.testing.assert_array_equal(f, expected(X, np.arange(2) == 1))
+    messages = [str(w.message) for w in rec if issubclass(w.category, NESWarning)]
+    assert len(messages) == 1, messages  # the killer's own, and none for the slow run
+    assert "while evaluating candidate 1" in messages[0]
