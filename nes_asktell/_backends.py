@@ -46,7 +46,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from . import _warn
-from ._tasks import executing_keys, init_worker, nbytes, ready
+from ._tasks import executing_keys, init_worker, kill_group, nbytes, ready
 from ._typing import FloatArray
 from ._validate import short
 
@@ -343,7 +343,11 @@ class ProcessPool(Engine):
         return codes
 
     def reset(self) -> None:
-        """Kill the pool's processes (hung or dead workers); a new pool starts on next use."""
+        """Kill the pool's processes (hung or dead workers); a new pool starts on next use.
+
+        Each worker is killed with its process group: the programs its candidates started
+        (a simulator run by ``fun``) end with it.
+        """
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -351,7 +355,11 @@ class ProcessPool(Engine):
         self._note_children()
         for pid in self._workers:
             proc = self._procs.get(pid)
-            if proc is not None and proc.exitcode is None:
+            if proc is None:
+                continue
+            # The worker's process group: the worker if it runs, and the programs its
+            # candidates started, even those of a worker that has ended.
+            if not kill_group(pid) and proc.exitcode is None:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
         for pid in self._workers:

@@ -920,8 +920,9 @@ def evaluate(
         than ``threading.TIMEOUT_MAX``: no limit). The candidates still
         running then get NaN; those that had not started run again with a fresh `timeout`
         (where the engine cannot tell which candidate of a task hung, each runs again once).
-        The process pool and Ray kill their hung workers. A hung ``fun`` in a thread (a thread
-        pool, a dask worker) cannot be stopped: it keeps its thread until it returns, and a
+        The process pool and Ray kill their hung workers (the pool's, on POSIX, with the
+        programs ``fun`` started there). A hung ``fun`` in a thread (a thread pool, a dask
+        worker) cannot be stopped: it keeps its thread until it returns, and a
         :class:`NESWarning` says how many threads are held. On a ``ThreadPoolExecutor`` the
         evaluator runs the next candidates on spare threads of its own in place of the held
         ones (never more than the pool's threads that ran its calls, shut down with the
@@ -992,7 +993,7 @@ def evaluate(
         `timeout`.
     KeyboardInterrupt
         On Ctrl-C, at once: pending tasks are cancelled and a process pool's busy workers
-        killed (a new pool starts on next use).
+        killed, with the programs ``fun`` started there (a new pool starts on next use).
 
     Examples
     --------

@@ -83,29 +83,55 @@ def ready() -> None:
 
 
 def init_worker(pids: Any) -> None:
-    """Set up a process pool's worker: report its pid on `pids`, leave Ctrl-C to the parent.
+    """Set up a process pool's worker: a session of its own, its pid on `pids`, no Ctrl-C.
 
-    The parent records the pids so that it can end busy workers through public means
-    (``os.kill``); a terminal's Ctrl-C reaches the whole process group, and the parent alone
-    decides what it stops. A worker ends when its parent has ended (:func:`_end_with`).
+    Where the platform has sessions (POSIX), the worker leads a new one, so that the
+    processes its candidates start (a simulator run as a program) belong to its process
+    group: the parent ends the worker and them together (:func:`kill_group`). The parent
+    records the pids so that it can end busy workers through public means (``os.killpg``,
+    ``os.kill``); Ctrl-C is the parent's to handle (a terminal sends it to the foreground
+    process group, which a worker has left; it ignores it anyway). A worker ends, with its
+    group, when its parent has ended (:func:`_end_with`).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "setsid"):
+        os.setsid()
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_end_with, args=(parent.sentinel,), daemon=True).start()
     pids.put(os.getpid())
 
 
+def kill_group(pid: int) -> bool:
+    """Kill the process group led by the pool's worker `pid`; return whether there was one.
+
+    The worker leads a group of its own (:func:`init_worker`), which the processes it starts
+    join unless they leave it (``start_new_session``), so the group is the worker and the
+    programs its candidates started, killed as one. A group outlives its leader while one of
+    its processes lives (and its id is not handed out again meanwhile), so the programs left
+    by a worker that has ended are killed too. False without process groups (Windows), or
+    once no process of the group is left.
+    """
+    if not hasattr(os, "killpg"):
+        return False
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:  # no such group
+        return False
+    return True
+
+
 def _end_with(sentinel: int) -> None:
-    """End this worker once its parent has ended (killed with SIGKILL, say), whatever it runs.
+    """End this worker and its group once its parent has ended (killed with SIGKILL, say).
 
     The parent kills busy workers on Ctrl-C and shuts the pool down at its exit; a parent
     killed outright does neither, and its idle workers wait for tasks for ever (each holds
     the task queue's write end too, so no end of the queue ever reaches them), a busy one
-    runs its candidate on.
+    runs its candidate on, and the programs the candidates started run on too.
     """
     multiprocessing.connection.wait([sentinel])
-    os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+    if not kill_group(os.getpid()):
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 #: the board's states of a row

@@ -12,6 +12,7 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -1005,6 +1006,7 @@ def test_restart_workers_is_refused_where_it_cannot_apply_and_changes_nothing() 
 # ---------------------------------------------------------------------- Ctrl-C in the parent
 HANGING_RUN = """
 import os
+import shutil
 import signal
 import threading
 import time
@@ -1334,3 +1336,105 @@ def test_a_run_killing_a_worker_of_the_shared_pool_costs_another_runs_evaluation
     messages = [str(w.message) for w in rec if issubclass(w.category, NESWarning)]
     assert len(messages) == 1, messages  # the killer's own, and none for the slow run
     assert "while evaluating candidate 1" in messages[0]
+
+
+# ---------------------------------------------------------------------- processes fun starts
+SLEEP = shutil.which("sleep")
+
+
+def starts_a_process_and_waits_for_it(x: np.ndarray, pidfile: str) -> float:
+    """A simulator run as a program of its own: `fun` starts it and waits for its end."""
+    assert SLEEP is not None
+    child = subprocess.Popen([SLEEP, "1000"])
+    Path(pidfile).write_text(str(child.pid))
+    child.wait()  # the fault: the program never ends, only the timeout ends the call
+    return sphere(x)
+
+
+def _ended(pid: int, psutil: Any) -> bool:
+    """Return whether `pid` has ended within 10 s (a zombie left to a reaper counts)."""
+    try:
+        proc = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return True
+    _, alive = psutil.wait_procs([proc], timeout=10)
+    return all(p.status() == psutil.STATUS_ZOMBIE for p in alive if p.is_running())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(SLEEP is None, reason="needs the sleep program")
+def test_a_process_started_by_fun_ends_with_its_worker_at_the_timeout(
+    pool: Evaluator, tmp_path: Path
+) -> None:
+    # The pool killed its hung worker at the timeout, but not the program the candidate had
+    # started: it ran on, reparented, for the whole 1000 s (and for ever with a real
+    # simulator). Each worker now leads a process group of its own, which the pool kills.
+    psutil = pytest.importorskip("psutil")
+    pidfile = tmp_path / "child.pid"
+    X = rows(1)
+    with (
+        Evaluator(pool, timeout=3.0) as ev,
+        pytest.warns(NESWarning, match=r"timeout after 3.0 s \(candidate 0\)"),
+    ):
+        f = ev.evaluate(starts_a_process_and_waits_for_it, X, (str(pidfile),))
+    assert np.isnan(f).all()
+    child = int(pidfile.read_text())
+    try:
+        assert _ended(child, psutil)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+
+
+SIMULATING_RUN = """
+import os
+import signal
+import subprocess
+import numpy as np
+from nes_asktell import SNES
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (see HANGING_RUN)
+
+def simulate(x):
+    child = subprocess.Popen([SLEEP, "1000"])
+    os.write(1, f"{child.pid}\\n".encode())  # one write: the lines of two workers stay apart
+    child.wait()  # a simulation that takes for ever
+    return 0.0
+
+if __name__ == "__main__":
+    SNES(np.zeros(3), 0.5, rng=0).optimize(simulate, workers=2)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(SLEEP is None, reason="needs the sleep program")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_processes_started_by_fun_end_with_a_run_stopped_by_a_signal(tmp_path, sig) -> None:
+    # Ctrl-C killed the busy workers, and a parent killed outright (SIGTERM, SIGKILL) took its
+    # workers with it, but the programs their candidates had started ran on, reparented.
+    psutil = pytest.importorskip("psutil")
+    script = tmp_path / "simulating_run.py"
+    script.write_text(f"SLEEP = {SLEEP!r}\n" + SIMULATING_RUN)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # (so that whatever is left can be killed as a group)
+    )
+    kids: list[Any] = []
+    children: list[int] = []
+    try:
+        assert proc.stdout is not None
+        children = [int(proc.stdout.readline()) for _ in range(2)]  # both workers simulate
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(sig)
+        proc.wait(timeout=30)  # (not its pipes: what it left behind may hold them)
+        assert all(_ended(pid, psutil) for pid in children)
+        _, alive = psutil.wait_procs(kids, timeout=10)
+        assert [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _end_hanging_run(proc, kids, psutil)
