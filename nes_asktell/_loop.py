@@ -328,8 +328,8 @@ class _RunWarnings:
     """
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[type[Warning], str, int], list[Any]] = {}
-        self._new: list[tuple[type[Warning], str, int]] = []
+        self._counts: dict[tuple[type[Warning], _warn.Where], list[Any]] = {}
+        self._new: list[tuple[type[Warning], _warn.Where]] = []
 
     def __enter__(self) -> None:
         _warn.push(self)
@@ -337,9 +337,9 @@ class _RunWarnings:
     def __exit__(self, *exc: object) -> None:
         _warn.pop(self)
 
-    def count(self, message: str, category: type[Warning], filename: str, lineno: int) -> None:
-        """Count one :class:`NESWarning` of the run."""
-        key = (category, filename, lineno)
+    def count(self, message: str, category: type[Warning], where: _warn.Where) -> None:
+        """Count one :class:`NESWarning` of the run, by its kind: its category and `where`."""
+        key = (category, where)
         if key in self._counts:
             self._counts[key][1] += 1
         else:
@@ -357,7 +357,7 @@ class _RunWarnings:
     def summarise(self) -> None:
         """Issue one line per kind of warning that occurred more than once in the run."""
         self.show_new()
-        for (category, _, _), (text, count) in self._counts.items():
+        for (category, _), (text, count) in self._counts.items():
             if count > 1:
                 _warn_at_caller(
                     f"this run raised {count} warnings like this one (only the first was "

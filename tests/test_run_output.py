@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from nes_asktell import IPOP, SNES, XNES, NESWarning, OpenES, nes
+from nes_asktell import IPOP, SNES, XNES, Evaluator, NESWarning, OpenES, nes
 
 
 def sphere(x: np.ndarray) -> float:
@@ -321,6 +321,34 @@ def test_worker_failures_are_counted_once(recwarn: pytest.WarningsRecorder) -> N
         sorted(m.split(" (")[0] for m in caught[2:])
         == ["this run raised 6 warnings like this one"] * 2
     )
+    assert all(w.filename == __file__ for w in only_nes(recwarn))
+
+
+def test_each_kind_of_evaluation_warning_is_shown_though_raised_at_the_same_line(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    # An evaluation warns of its failed candidates and, separately, of what the engine did
+    # about them (here: a hung call holds a thread of the pool). Both named the run loop's
+    # line that called the evaluator, so the run counted the second as one more warning
+    # "like" the first: the documented warning about held threads was never shown.
+    release = threading.Event()
+
+    def hangs_at_first(x: np.ndarray) -> float:
+        if x[0] == first[0]:
+            release.wait(60)
+        return sphere(x)
+
+    es = XNES(np.ones(2), 0.5, rng=0)
+    first = es.ask()[0]
+    with ThreadPoolExecutor(2) as pool, Evaluator(pool, timeout=0.5) as ev:
+        try:
+            es.optimize(hangs_at_first, maxiter=1, workers=ev)
+        finally:
+            release.set()
+    caught = [str(w.message) for w in only_nes(recwarn)]
+    assert len(caught) == 2, caught
+    assert caught[0].startswith("1 of 6 candidates have no finite fitness")
+    assert "still run past the timeout and hold 1 thread(s)" in caught[1]
     assert all(w.filename == __file__ for w in only_nes(recwarn))
 
 
