@@ -6,8 +6,8 @@ Every engine has the small interface of :class:`Engine`. Two kinds exist:
   process; an exception raised by ``fun`` propagates) and :class:`MapEngine` (a map-like
   callable, scipy's ``workers(func, iterable)`` convention);
 * engines that run tasks and return futures: :class:`ProcessPool` (a process pool the engine
-  starts, kept per size for the whole interpreter by :func:`process_pool` until
-  :func:`shutdown_pools`), :class:`ExecutorEngine` (any ``concurrent.futures.Executor``) and
+  starts, one per size for the whole interpreter by :func:`process_pool`, whose processes
+  :func:`shutdown_pools` stops), :class:`ExecutorEngine` (any ``concurrent.futures.Executor``) and
   :class:`DaskEngine` (a dask ``distributed.Client``, whose worker processes can keep replicas
   of the strategy between generations and receive broadcasts) and :class:`RayEngine` (a Ray
   cluster: one actor per CPU, which keeps replicas and reads broadcasts from the object store).
@@ -422,11 +422,12 @@ def shutdown_pools() -> None:
     ``workers=4`` (or ``Evaluator(4)``) starts a pool of 4 spawned processes on first use and
     keeps it for later evaluations with the same number, so that a second ``optimize`` call
     does not pay the start-up again. Call this to free the processes earlier; a later
-    evaluation starts a new pool. A pool whose workers are still busy is killed, not awaited.
+    evaluation starts the pool again. A pool whose workers are still busy is killed, not
+    awaited. The pools stay this interpreter's pools: an open Evaluator that starts its pool
+    again shares it with later evaluations of that size, and the next call stops it too.
     """
     with _POOLS_LOCK:
         pools = list(_POOLS.values())
-        _POOLS.clear()
     for pool in pools:
         pool.close()
 

@@ -523,6 +523,35 @@ def test_process_pools_are_reused_across_calls_until_shut_down() -> None:
     nes_asktell.shutdown_pools()
 
 
+@pytest.mark.slow
+def test_a_pool_restarted_by_an_open_evaluator_is_still_the_one_shutdown_pools_stops() -> None:
+    # shutdown_pools() forgot the pools it shut down, but an open Evaluator kept its pool and
+    # started it again on its next evaluation: that pool was out of shutdown_pools()'s reach
+    # (its processes lived until the interpreter's exit), and evaluate(..., 3) started a
+    # second pool of the same size beside it.
+    X = np.zeros((4, 1))
+    nes_asktell.shutdown_pools()
+    others = {p.pid for p in multiprocessing.active_children()}  # (a dask cluster's, say)
+
+    def pool_processes() -> set[int | None]:
+        return {p.pid for p in multiprocessing.active_children()} - others
+
+    try:
+        with Evaluator(3) as ev:
+            ev.evaluate(worker_pid, X)
+            nes_asktell.shutdown_pools()
+            ev.evaluate(worker_pid, X)  # its pool starts again
+            workers = pool_processes()
+            assert len(workers) == 3
+            # a later evaluation finds that pool: no second pool of 3
+            assert {int(p) for p in evaluate(X, worker_pid, 3)} <= workers
+            assert pool_processes() == workers
+            nes_asktell.shutdown_pools()
+            assert pool_processes() == set()
+    finally:
+        nes_asktell.shutdown_pools()
+
+
 def test_tasks_sets_how_many_tasks_a_generation_is_split_into() -> None:
     X = np.arange(12.0).reshape(6, 2)
     seen: list[int] = []
