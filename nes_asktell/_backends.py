@@ -250,15 +250,31 @@ class ProcessPool(Engine):
         self._busy: set[Future[Any]] = set()
         #: held by the evaluation that uses the pool (re-entrant: an Evaluator sharing it)
         self._turn = threading.RLock()
+        #: guards `_depth` and `_close_pending`, which :meth:`close` reads from any thread
+        self._state = threading.Lock()
+        self._depth = 0  # how many holds of the turn are under way
+        self._close_pending = False  # close() was called while an evaluation held the turn
 
-    def hold(self) -> contextlib.AbstractContextManager[object]:
-        """Return the pool's turn: evaluations in other threads wait until this one ends.
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the pool's turn: evaluations in other threads wait until this one ends.
 
         A fault (a worker that dies, a timeout, Ctrl-C) ends with :meth:`reset`, which kills
         every worker of the pool; evaluations that shared it would lose their tasks and see
-        their rows killed as if their own candidates had died.
+        their rows killed as if their own candidates had died. A :meth:`close` asked for
+        meanwhile (from another thread) happens when the turn ends.
         """
-        return self._turn
+        with self._turn:
+            with self._state:
+                self._depth += 1
+            try:
+                yield
+            finally:
+                with self._state:
+                    self._depth -= 1
+                    if not self._depth and self._close_pending:
+                        self._close_pending = False
+                        self._shut_down()
 
     def size(self) -> int:
         """Return the number of processes."""
@@ -371,6 +387,18 @@ class ProcessPool(Engine):
         self._busy.clear()
 
     def close(self) -> None:
+        """Shut the pool down; if an evaluation uses it (another thread's), once that ends.
+
+        Closing it under the evaluation would kill the workers running its candidates and
+        clear the records it reads (the workers' pids and exit codes).
+        """
+        with self._state:
+            if self._depth:
+                self._close_pending = True
+                return
+            self._shut_down()
+
+    def _shut_down(self) -> None:
         """Shut the pool down: at once, killing its workers, when a task still runs."""
         if self._pool is None:
             return
@@ -423,8 +451,10 @@ def shutdown_pools() -> None:
     keeps it for later evaluations with the same number, so that a second ``optimize`` call
     does not pay the start-up again. Call this to free the processes earlier; a later
     evaluation starts the pool again. A pool whose workers are still busy is killed, not
-    awaited. The pools stay this interpreter's pools: an open Evaluator that starts its pool
-    again shares it with later evaluations of that size, and the next call stops it too.
+    awaited; a pool that an evaluation in another thread is using is shut down when that
+    evaluation ends. The pools stay this interpreter's pools: an open Evaluator that starts
+    its pool again shares it with later evaluations of that size, and the next call stops it
+    too.
     """
     with _POOLS_LOCK:
         pools = list(_POOLS.values())

@@ -1338,6 +1338,46 @@ def test_a_run_killing_a_worker_of_the_shared_pool_costs_another_runs_evaluation
     assert "while evaluating candidate 1" in messages[0]
 
 
+@pytest.mark.slow
+def test_shutdown_pools_during_another_threads_evaluation_closes_the_pool_at_its_end(
+    tmp_path: Path,
+) -> None:
+    # shutdown_pools() from one thread killed the busy workers of an evaluation running in
+    # another, and cleared the pool's records under it: that run crashed ("Set changed size
+    # during iteration") or lost its candidates. The pool is now shut down when the
+    # evaluation that uses it ends.
+    shutdown_pools()
+    others = {p.pid for p in multiprocessing.active_children()}
+    marker = tmp_path / "under_way"
+    X = rows(1)
+    out: dict[str, Any] = {}
+
+    def slow_run() -> None:
+        try:
+            with Evaluator(2) as ev:
+                ev.evaluate(sphere, rows(2))  # the pool runs before the clock matters
+                out["slow"] = ev.evaluate(marks_then_takes_2_s, X, (str(marker),))
+        except BaseException as exc:  # asserted below
+            out["slow"] = exc
+
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        slow = threading.Thread(target=slow_run)
+        slow.start()
+        deadline = time.monotonic() + 60.0
+        while not marker.exists() and slow.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.exists()
+        shutdown_pools()  # returns at once: the pool is in use
+        slow.join(60.0)
+    assert not slow.is_alive()
+    assert not isinstance(out["slow"], BaseException), repr(out["slow"])
+    np.testing.assert_array_equal(out["slow"], expected(X, np.zeros(1, bool)))
+    assert [str(w.message) for w in rec if issubclass(w.category, NESWarning)] == []
+    # shut down once the evaluation ended
+    assert {p.pid for p in multiprocessing.active_children()} - others == set()
+
+
 # ---------------------------------------------------------------------- processes fun starts
 SLEEP = shutil.which("sleep")
 
