@@ -7,6 +7,7 @@ deterministic run, not a statistical claim.
 from __future__ import annotations
 
 import copy
+import datetime
 import itertools
 import math
 import warnings
@@ -498,3 +499,54 @@ def test_rows_running_when_their_generation_is_told_still_enter_the_model(
     lost = [n for n in held if n not in used]
     assert len(held) > 190, len(held)
     assert all(n >= 200 - lag for n in lost), lost
+
+
+def _copy_of(study: optuna.Study, finish: int | None = None) -> optuna.Study:
+    """Return an in-memory copy of `study`'s trials for a fresh sampler, as another process
+    would read them; trial `finish`, RUNNING in `study`, COMPLETE at this moment."""
+    out = optuna.create_study(sampler=NESSampler(seed=0, surrogate=True))
+    for t in study.get_trials():
+        if t.number == finish:
+            t.state = TrialState.COMPLETE
+            t.value = _value(t)
+            t.datetime_complete = datetime.datetime.now()
+        out.add_trial(t)
+    return out
+
+
+def test_processes_reading_a_late_trial_running_or_finished_tell_the_same_state() -> None:
+    """Bug: the model that orders a new generation's rows fitted the archive's trials that
+    had finished when the telling process read the storage. An extra sample still running when
+    its generation was told stays in the archive; a process that told a later generation
+    while it ran and one that read after it finished fitted other models, ordered the rows
+    otherwise and wrote two states of one generation: a fork (three processes on one journal
+    file, under load). The storage states two such processes read are built here by hand."""
+    study = optuna.create_study(sampler=NESSampler(seed=0, surrogate=True))
+    startup = _ask(study)
+    study.tell(startup, _value(startup))
+    batch = [_ask(study) for _ in range(8)]  # generation 0's candidates (popsize 8 at d = 5)
+    late = _ask(study)  # its first extra sample, running when the generation is told
+    assert study.trials[late.number].system_attrs[ch.CANDIDATE]["index"] == 8
+    for t in batch:
+        study.tell(t, _value(t))
+    t = _ask(study)  # tells generation 0 (`late` joins the archive) and takes a row of 1
+    study.tell(t, _value(t))
+    assert late.number in _states(study)[-1]["surrogate"]["archive"]  # type: ignore[index]
+    compared = 0
+    for _ in range(120):
+        read_running = _copy_of(study)  # a process that tells while `late` runs
+        read_finished = _copy_of(study, finish=late.number)  # one that reads after it ended
+        before = len(_states(read_running))
+        tips = []
+        for copy_ in (read_running, read_finished):
+            _ask(copy_)  # tells the generation and stores the next state
+            tips.append(_states(copy_)[-1])
+        if len(_states(read_running)) > before:  # a generation told with `late` archived
+            assert late.number in tips[0]["surrogate"]["archive"]  # type: ignore[index]
+            assert tips[0] == tips[1]
+            compared += 1
+            if compared == 6:
+                break
+        t = _ask(study)
+        study.tell(t, _value(t))
+    assert compared == 6

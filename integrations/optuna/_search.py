@@ -8,11 +8,12 @@ copies of a candidate must write the same state), and under BIPOP its regime and
 :meth:`Search.should_restart`), and with a surrogate the round of its generation
 (``"surrogate"``: the trials its model fits, the rows evaluated so far and the order of the
 others; see :meth:`Search.surrogate_round`). Everything here is a deterministic function of a
-state and of the told outcomes (and, with a surrogate, of the finished trials its state names),
-so every process computes the same candidates and the same next state. (A surrogate's state
-names trials, so two processes that tell one round from different copies of a candidate write
-different states: a fork, which the longest chain resolves as any other.) Restarts start where
-IPOP's and BIPOP's would (the shared helpers of ``nes_asktell._restarts``).
+state and of the told outcomes (and, with a surrogate, of the trials its state names that had
+finished by the latest completion among those told: see :func:`finished_by`), so every process
+computes the same candidates and the same next state, whenever it reads the storage. (A
+surrogate's state names trials, so two processes that tell one round from different copies of a
+candidate write different states: a fork, which the longest chain resolves as any other.)
+Restarts start where IPOP's and BIPOP's would (the shared helpers of ``nes_asktell._restarts``).
 
 Every stored state is untrusted: :meth:`Search.load` bounds its size before it is parsed, checks
 its configuration against the search's own (dimension, population, options) and the range of
@@ -913,6 +914,7 @@ class Search:
 
         used = 0
         ranked = loaded.state.get(_RANKED) is True
+        by = told_by([*told, *(extras or [])])
         try:
             archive: list[int] = []
             if loaded.order is not None:  # a round of a surrogate-assisted generation
@@ -941,7 +943,7 @@ class Search:
                     archive = self._grown_archive(loaded, [*told, *(extras or [])[:used]], sign)
                     # the extra samples not told (still running, or finished after the
                     # deadline) join it too: the fit reads a trial once it has a usable value
-                    late = _late_samples(held, loaded.es.popsize, archive, trials, sign)
+                    late = _late_samples(held, loaded.es.popsize, archive, trials, sign, by)
                     archive = [*archive, *late][-sg.max_points(loaded.es.dim) :]
             stopped = self.should_restart(es, ranked)
             after_bipop = bipop
@@ -957,7 +959,7 @@ class Search:
                 st.dumps(wrap(es.state_dict(), restart, after_bipop, fresh_sur, ranked))
             )
             out = self.load(after, es.dim, loaded.space)
-            ordered = self._first_round(out, archive, trials, sign)
+            ordered = self._first_round(out, archive, trials, sign, by)
             if ordered is not None:
                 after["surrogate"] = ordered
                 out = self.load(json.loads(st.dumps(after)), es.dim, loaded.space)
@@ -990,14 +992,22 @@ class Search:
 
     @staticmethod
     def _points(
-        archive: list[int], trials: list[FrozenTrial], space: UnitSpace | None, sign: float
+        archive: list[int],
+        trials: list[FrozenTrial],
+        space: UnitSpace | None,
+        sign: float,
+        by: datetime.datetime | None,
     ) -> tuple[FloatArray, FloatArray]:
-        """Return the points (unit cube) and values (after `sign`) of the usable `archive`."""
+        """Return the points (unit cube) and values (after `sign`) of the usable `archive`.
+
+        Only the trials finished by `by` (see :func:`told_by`) count: one that finished later
+        is read as still running, as by a process that read the storage before it finished.
+        """
         rows: list[FloatArray] = []
         values: list[float] = []
         for n in archive if space is not None else ():
             t = st.find(trials, n)
-            if t is None or not _usable(t, sign):
+            if t is None or not finished_by(t, by) or not _usable(t, sign):
                 continue
             u = space.to_unit(t.params)  # type: ignore[union-attr]
             if u is not None and u.shape == (space.dim,):  # type: ignore[union-attr]
@@ -1007,16 +1017,22 @@ class Search:
         return np.array(rows, dtype=float).reshape(-1, dim), np.array(values, dtype=float)
 
     def _first_round(
-        self, loaded: Loaded, archive: list[int], trials: list[FrozenTrial], sign: float
+        self,
+        loaded: Loaded,
+        archive: list[int],
+        trials: list[FrozenTrial],
+        sign: float,
+        by: datetime.datetime | None,
     ) -> dict[str, object] | None:
         """Return the surrogate entry of a new generation's first round, or None (no model).
 
-        The model of `archive` orders the generation's rows by their predicted value, and the
-        first round hands out the best ``sg.first_batch`` of them.
+        The model of `archive` (its trials finished by `by`) orders the generation's rows by
+        their predicted value, and the first round hands out the best ``sg.first_batch`` of
+        them.
         """
         if not self.surrogate or not archive:
             return None
-        X, f = self._points(archive, trials, loaded.space, sign)
+        X, f = self._points(archive, trials, loaded.space, sign, by)
         model = sg.fit(X, f) if f.size else None
         if model is None:
             return None
@@ -1079,11 +1095,12 @@ class Search:
         assert loaded.rows is not None
         order, k = loaded.order, int(str(sur["k"]))
         lam = loaded.rows.shape[0]
+        by = told_by([*told, *extras])  # (a trial finished later is read as running)
         outcome: dict[int, FrozenTrial | None] = {}  # row -> its finished trial (None: dead)
         pending: dict[int, int] = {}  # row -> the running trial that holds it
         for row, number in sur["done"]:
             t = None if number < 0 else st.find(trials, number)
-            if t is not None and not t.state.is_finished():
+            if t is not None and not finished_by(t, by):
                 pending[row] = number
                 continue
             if t is not None and not self._evaluated(loaded, row, t):
@@ -1105,7 +1122,7 @@ class Search:
         # So do the further samples handed out and not told with the round (still running, or
         # finished after its deadline).
         running = [n for n in pending.values() if n not in archive]
-        running += _late_samples(held, len(order), archive, trials, sign)
+        running += _late_samples(held, len(order), archive, trials, sign, by)
         archive = [*archive, *running][-sg.max_points(loaded.es.dim) :]
         remaining = [i for i in order if i not in outcome and i not in pending]
 
@@ -1124,7 +1141,7 @@ class Search:
             return ranked()
         if not all(_usable(t, sign) for t in outcome.values()):
             return again(len(remaining)) if remaining else ranked()
-        X, f = self._points(archive, trials, loaded.space, sign)
+        X, f = self._points(archive, trials, loaded.space, sign, by)
         model = sg.fit(X, f) if f.size else None
         if model is None:
             return again(len(remaining)) if remaining else ranked()
@@ -1151,11 +1168,13 @@ def _late_samples(
     archive: list[int],
     trials: list[FrozenTrial],
     sign: float,
+    by: datetime.datetime | None,
 ) -> list[int]:
     """Return the trials of further samples (`held` indices from `first` on) for the archive.
 
-    Those not in `archive` that are still running or have a usable point, by index (a trial
-    that finished with no usable value would only take an archive's place).
+    Those not in `archive` that are still running (not finished by `by`, see
+    :func:`finished_by`) or have a usable point, by index (a trial that finished with no
+    usable value would only take an archive's place).
     """
     out: list[int] = []
     for index, n in sorted((held or {}).items()):
@@ -1164,9 +1183,35 @@ def _late_samples(
         t = st.find(trials, n)
         if n in archive or n in out or t is None:
             continue
-        if not t.state.is_finished() or _usable(t, sign):
+        if not finished_by(t, by) or _usable(t, sign):
             out.append(n)
     return out
+
+
+def told_by(told: list[FrozenTrial | None]) -> datetime.datetime | None:
+    """Return the latest completion among the trials `told` (None if none has one).
+
+    Every process that tells a generation has read each of its told trials finished, so it
+    reads every trial that had finished by then as finished too (as with the extra samples
+    told, see :func:`closing`, up to a trial whose completion time is set before its write
+    and that is still being written); a trial it reads finished later may still be running
+    for another process.
+    """
+    stamps = [t.datetime_complete for t in told if t is not None]
+    return max((d for d in stamps if d is not None), default=None)
+
+
+def finished_by(t: FrozenTrial, by: datetime.datetime | None) -> bool:
+    """Return whether `t` had finished by `by` (see :func:`told_by`; None: as read).
+
+    A surrogate's state depends on which trials of its archive have finished (the model fits
+    their points); read as of `by`, every process that tells the generation finds the same,
+    whenever it reads. A finished trial without a completion time counts as finished.
+    """
+    if not t.state.is_finished():
+        return False
+    done = t.datetime_complete
+    return by is None or done is None or done <= by
 
 
 @dataclass
