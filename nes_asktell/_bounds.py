@@ -118,8 +118,9 @@ class Box:
         rows = np.flatnonzero(outside.any(axis=1))
         sub = Y[rows]
         lo, hi = self.lower, self.upper
-        width = hi - lo
+        # (a box wider than the largest float, [-1.8e308, 1.8e308], is inf wide: mended below)
         with np.errstate(invalid="ignore", over="ignore"):
+            width = hi - lo
             t = np.mod(sub - lo, 2.0 * width)
             both = np.where(width > 0, lo + np.minimum(t, 2.0 * width - t), lo)
             off_lo, off_hi = 2.0 * lo - sub, 2.0 * hi - sub
