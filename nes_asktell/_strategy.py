@@ -126,7 +126,10 @@ def floored_divisors(
     if fixed is not None and not np.all(fixed):
         left = left[~fixed]
     floor = float(np.max(left)) / SHRINK_RATIO
-    out: FloatArray = np.where(by > shared, np.minimum(by, np.maximum(stds / floor, shared)), by)
+    # A floor that underflowed to 0, or a quotient beyond the float range, bounds nothing: inf
+    with np.errstate(divide="ignore", over="ignore"):
+        most = stds / floor
+    out: FloatArray = np.where(by > shared, np.minimum(by, np.maximum(most, shared)), by)
     return out
 
 

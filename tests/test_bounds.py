@@ -433,6 +433,34 @@ def test_one_narrow_coordinate_does_not_freeze_the_others(name: str) -> None:
             assert res.fun < best + 0.1, (w, seed, res.fun, res.stop)
 
 
+@pytest.mark.parametrize(
+    ("sigma0", "bounds"),
+    [
+        # every box 2e223 times narrower than the step sizes: the largest step size left
+        # underflowed to 0, and the floor it sets too ("divide by zero encountered")
+        (1e-100, [(0.0, 5e-324)] * 3),
+        # a step size 1e305 times its box's width beside one whose box is narrower still: the
+        # floor, 1e-209, made 1e100 / floor pass the float range ("overflow encountered")
+        ([1e100, 1e-100], [(0.0, 1e-205), (0.0, 1e-300)]),
+    ],
+)
+def test_snes_fits_its_step_sizes_to_boxes_near_the_ends_of_the_float_range_silently(
+    sigma0: float | list[float], bounds: list[tuple[float, float]]
+) -> None:
+    # Bug: the floor below which a narrow coordinate's step size is not shrunk (a ten-
+    # thousandth of the largest one left) divided the step sizes with numpy's warnings on,
+    # and leaked them from every tell. A floor of 0, or a quotient past the float range,
+    # bounds nothing: every step size is fitted to its box, down to its least, 1e-100.
+    d = len(bounds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        es = SNES(np.zeros(d), sigma0, bounds=bounds, rng=0)
+        for _ in range(5):
+            X = es.ask()
+            es.tell(X, np.sum(X, axis=1))
+    assert es.sigma.tolist() == [1e-100] * d
+
+
 def test_which_strategies_adapt_sigma() -> None:
     for name in ADAPTIVE:
         assert resolve_strategy(name).adapts_sigma
