@@ -252,6 +252,8 @@ def shrink_rows(B: FloatArray, sigma: float, by: FloatArray) -> tuple[FloatArray
     when every divisor is the same. sigma is kept at least ``SIGMA_MIN``.
     """
     common = float(np.min(by))
+    if common == math.inf:  # every excess beyond the float range: sigma to its least
+        return B, v.SIGMA_MIN
     rest = by / common
     if not np.any(rest > 1.0):
         return B, max(sigma / common, v.SIGMA_MIN)

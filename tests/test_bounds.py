@@ -461,6 +461,20 @@ def test_snes_fits_its_step_sizes_to_boxes_near_the_ends_of_the_float_range_sile
     assert es.sigma.tolist() == [1e-100] * d
 
 
+@pytest.mark.parametrize("name", ["xnes", "dxnesic"])
+def test_a_step_size_past_the_float_range_times_its_box_is_fitted_silently(name: str) -> None:
+    # Bug: a step size of 1e35 in a box 1e-300 wide exceeds it by more than the largest
+    # float: the divisor was inf, and the shape's share of it, inf / inf, leaked numpy's
+    # "invalid value encountered in divide" from the first tell. Sigma goes to its least.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        es = resolve_strategy(name)([0.0], 1e35, bounds=([0.0], [1e-300]), rng=0)
+        for _ in range(3):
+            X = es.ask()
+            es.tell(X, X[:, 0])
+    assert es.sigma == 1e-100
+
+
 def test_which_strategies_adapt_sigma() -> None:
     for name in ADAPTIVE:
         assert resolve_strategy(name).adapts_sigma
