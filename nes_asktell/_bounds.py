@@ -163,16 +163,20 @@ class Box:
 
         float32(0.1) exceeds 0.1: a candidate clipped onto an upper wall of 0.1 and stored as
         float32 would lie outside the box, so the wall steps one float32 spacing inside. Where
-        no value of `dtype` lies in the box (a coordinate fixed at a value float32 cannot hold),
-        the nearest value of `dtype` is used.
+        no value of `dtype` lies in the box (a coordinate fixed at a value float32 cannot hold,
+        a box beyond the float32 range), the nearest finite value of `dtype` is used.
         """
         if dtype not in self._walls:
-            lo, hi = self.lower.astype(dtype), self.upper.astype(dtype)
-            with np.errstate(invalid="ignore"):
+            # (cast within the finite range: 1e200 as float32 is inf, which no value reaches)
+            big = float(np.finfo(dtype).max)
+            lower, upper = np.clip(self.lower, -big, big), np.clip(self.upper, -big, big)
+            lo, hi = lower.astype(dtype), upper.astype(dtype)
+            # (a step past the largest float32 is inf: a wall of an empty box, replaced below)
+            with np.errstate(invalid="ignore", over="ignore"):
                 lo = np.where(lo < self.lower, np.nextafter(lo, dtype.type(np.inf)), lo)
                 hi = np.where(hi > self.upper, np.nextafter(hi, dtype.type(-np.inf)), hi)
             empty = lo > hi
-            nearest = self.lower.astype(dtype)
+            nearest = lower.astype(dtype)
             lo, hi = np.where(empty, nearest, lo), np.where(empty, nearest, hi)
             self._walls[dtype] = (lo.astype(np.float64), hi.astype(np.float64))
         return self._walls[dtype]

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.optimize import Bounds
 
-from nes_asktell import SNES, XNES, OpenES, resolve_strategy, strategy_names
+from nes_asktell import SNES, XNES, OpenES, Strategy, resolve_strategy, strategy_names
 from nes_asktell._bounds import parse_bounds
 from nes_asktell._xnes import COND_B_MAX, within_cond
 
@@ -311,6 +311,26 @@ def test_float32_candidates_of_a_box_narrower_than_float32_spacing_take_the_near
     lo = hi = np.array([0.1, 1.0 / 3.0])  # fixed coordinates that float32 cannot hold exactly
     X = SNES(np.zeros(2), 1.0, rng=0, dtype="float32", bounds=Bounds(lo, hi)).ask()
     assert np.all(lo.astype(np.float32) == X)
+
+
+@pytest.mark.parametrize("name", strategy_names())
+def test_float32_candidates_of_a_box_beyond_the_float32_range_are_finite(name: str) -> None:
+    # Bug: float32 holds no value of [1e200, 1e300] or [1e300, inf), and the walls the
+    # candidates were clipped to were those bounds cast to float32, inf: every candidate was
+    # inf (a run without bounds clips them to the largest float32, the nearest value).
+    big = float(np.finfo(np.float32).max)
+    bounds = Bounds([1e200, 1e300, -1.0], [1e300, np.inf, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        es = resolve_strategy(name)([1e200, 1e300, 0.0], 1.0, bounds=bounds, rng=0, dtype="f4")
+        X = es.ask()
+        es.tell(X, X[:, 2])
+        copy = Strategy.from_state(json.loads(json.dumps(es.state_dict())))
+        X = es.ask()
+        assert np.array_equal(copy.ask(), X)
+    assert np.all(np.isfinite(X))
+    assert np.all(X[:, :2] == big)
+    assert np.all(np.abs(X[:, 2]) <= 1.0)
 
 
 ADAPTIVE = ["xnes", "snes", "dxnesic", "crfmnes"]  # the strategies that adapt sigma
