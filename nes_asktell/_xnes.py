@@ -207,7 +207,9 @@ def split_step_sizes(
     """
     if not isinstance(sigma0, np.ndarray):
         return float(sigma0), np.ones(dim)
-    sigma = float(np.exp(np.mean(np.log(sigma0))))
+    # (the geometric mean of step sizes within the range is within it; exp(mean(log)) may round
+    # a hair past an end, 9.99999999999989e-101 for [1e-100, 1e-100], where no state loads)
+    sigma = min(max(float(np.exp(np.mean(np.log(sigma0)))), v.SIGMA_MIN), v.SIGMA_MAX)
     scales: FloatArray = sigma0 / sigma
     if shape_matrix and not within_cond(np.linalg.svd(np.diag(scales), compute_uv=False)):
         ratio = float(np.max(sigma0) / np.min(sigma0))

@@ -514,6 +514,22 @@ def test_no_base_of_the_batch_can_be_made_writeable(how: str) -> None:
 
 
 # ---------------------------------------------------------------- 9. per-coordinate sigma0
+@pytest.mark.parametrize("name", ["xnes", "dxnesic", "crfmnes"])
+@pytest.mark.parametrize("end", [1e-100, 1e100])
+def test_a_per_coordinate_sigma0_at_the_ends_of_the_range_gives_a_state_that_loads(
+    name: str, end: float
+) -> None:
+    # Bug: the global step size is the geometric mean of a per-coordinate sigma0, which
+    # exp(mean(log)) rounded just outside the range when every entry sat at one of its ends
+    # (9.99999999999989e-101 for [1e-100, 1e-100]): the constructor took the run, but its own
+    # state_dict() did not load ("`sigma` must be a number in [1e-100, 1e+100]").
+    es = resolve_strategy(name)(np.zeros(2), [end, end], rng=0)
+    assert 1e-100 <= es.sigma <= 1e100
+    X = es.ask()
+    loaded = Strategy.from_state(json.loads(json.dumps(es.state_dict())))
+    assert np.array_equal(loaded.ask(), X)
+
+
 def test_xnes_per_coordinate_sigma0() -> None:
     s0 = np.array([1.0, 4.0, 0.25])
     es = XNES(np.zeros(3), s0, rng=0)
