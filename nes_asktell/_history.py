@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import inspect
 import io
 import math
 import os
@@ -113,6 +114,46 @@ def _result_vector(res: OptimizeResult, key: str) -> FloatArray | None:
             f"but got {v.short(value)}."
         )
     return arr.astype(np.float64).ravel()
+
+
+def _is_point(value: object) -> bool:
+    """Return whether `value` is a point passed alone: a 1-d array, or a list or tuple of reals.
+
+    TNC passes a callback its current point as an array, ``direct`` as a list of floats.
+    """
+    if isinstance(value, np.ndarray):
+        return value.ndim == 1
+    return (
+        isinstance(value, list | tuple)
+        and len(value) > 0
+        and all(v.is_real_number(e) for e in value)
+    )
+
+
+def _point_and_value(x: object, rest: tuple[Any, ...]) -> OptimizeResult:
+    """Return the ``OptimizeResult`` of a ``callback(x, f, extra)`` call, or raise naming it.
+
+    ``dual_annealing`` calls ``callback(x, f, context)`` and ``basinhopping``
+    ``callback(x, f, accept)``: `x` is recorded as the mean and `f` as ``fun``.
+    """
+    if len(rest) != 2:
+        raise TypeError(
+            "A History is called as callback(intermediate_result), callback(xk), "
+            "callback(x, f, context) or callback(x, f, accept), but got "
+            f"{len(rest) + 1} values."
+        )
+    f = rest[0]
+    if not v.is_real_number(f):
+        raise TypeError(f"`f` must be a real number, but got {v.short(f)}.")
+    try:
+        point = np.asarray(x)
+    except (TypeError, ValueError, RecursionError):  # ragged
+        point = np.asarray(None)
+    if point.dtype.kind not in "iuf" or point.ndim != 1 or point.size == 0:
+        raise TypeError(f"`x` must be a 1-d array of real numbers, but got {v.short(x)}.")
+    res = OptimizeResult()
+    res["x"], res["fun"] = point, f
+    return res
 
 
 def _median(x: FloatArray) -> float:
@@ -301,7 +342,10 @@ class History:
     itself each generation, as with ``optimize``, and records every column. Called with an
     ``OptimizeResult`` instead (as the callback of scipy's other methods), it records the
     fields it finds there (``nit``, ``nfev``, ``fun``, and ``mean``, ``sigma``, ``popsize``
-    when present) and NaN for the others.
+    when present) and NaN for the others. It takes the other call forms of scipy's
+    optimisers as well: a point alone (TNC's array, ``direct``'s list) is recorded as the
+    mean, and ``callback(x, f, context)`` of ``dual_annealing`` and ``callback(x, f,
+    accept)`` of ``basinhopping`` record ``x`` as the mean and ``f`` as ``fun``.
 
     Examples
     --------
@@ -393,18 +437,33 @@ class History:
         return f"History({len(self)} generations, columns={list(self.columns)})"
 
     # ------------------------------------------------------------------ recording
-    def __call__(self, intermediate_result: OptimizeResult) -> None:
+    def __call__(self, intermediate_result: OptimizeResult, *x_f_extra: Any) -> None:
         """Record a generation from the ``OptimizeResult`` a callback receives.
 
         The run loop of ``optimize`` (and ``minimize(..., method=nes)``, which hands the
         History to it) records the strategy itself instead, with the fitness of the
         generation; this form serves scipy's other methods, whose ``intermediate_result``
         holds ``x`` and ``fun`` and, for some of them, ``nfev`` and ``nit``; ``x`` is recorded
-        as the mean when the result holds none. TNC passes its current point alone (a 1-d
-        array): it is recorded as the mean, with the generation.
+        as the mean when the result holds none. The other call forms of scipy's optimisers
+        are taken too: a current point alone (a 1-d array, as TNC passes it, or a list, as
+        ``direct`` does) is recorded as the mean, with the generation; ``callback(x, f,
+        context)`` of ``dual_annealing`` and ``callback(x, f, accept)`` of ``basinhopping``
+        record ``x`` as the mean and ``f`` as ``fun`` (the third value is not recorded).
+        To scipy (``inspect.signature``) the one parameter is ``intermediate_result``, so
+        that ``minimize`` and ``differential_evolution`` pass an ``OptimizeResult``.
+
+        Raises
+        ------
+        TypeError
+            If the call is none of these forms, or a field or value is not a real number
+            (or a 1-d array of them, for a point).
+        ValueError
+            If ``intermediate_result.nit`` is not finite.
         """
         res = intermediate_result
-        if isinstance(res, np.ndarray) and res.ndim == 1:  # TNC passes its point alone
+        if x_f_extra:  # dual_annealing's callback(x, f, context), basinhopping's (x, f, accept)
+            res = _point_and_value(intermediate_result, x_f_extra)
+        elif _is_point(res):  # TNC's array or direct's list: the point alone
             point, res = res, OptimizeResult()
             res["x"] = res["mean"] = point
         if not isinstance(res, OptimizeResult):
@@ -446,6 +505,16 @@ class History:
             condition=None,
             mean=mean,
         )
+
+    # scipy passes an OptimizeResult to a callback whose one parameter is named
+    # intermediate_result (inspect.signature); the values of the (x, f, extra) form are
+    # accepted as well, but are not part of what scipy must see
+    __call__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            inspect.Parameter("intermediate_result", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        ]
+    )
 
     def record(self, es: Recordable, fitness: ArrayLike | None = None) -> None:
         """Record the current generation of `es` (a strategy or IPOP), after its ``tell``.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import os
 import pickle
@@ -17,7 +18,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy.optimize import OptimizeResult, minimize, rosen
+from scipy.optimize import (
+    OptimizeResult,
+    basinhopping,
+    differential_evolution,
+    direct,
+    dual_annealing,
+    minimize,
+    rosen,
+)
 
 from nes_asktell import CRFMNES, DXNESIC, IPOP, SNES, XNES, History, OpenES, _history, nes
 from nes_asktell._history import MAGIC
@@ -1139,3 +1148,90 @@ def test_a_loaded_history_whose_last_elapsed_is_not_a_time_counts_from_the_load(
     es.optimize(sphere, maxiter=3, callback=back)
     assert len(back) == 3
     assert 0.0 <= back["elapsed"][-1] < 1e6
+
+
+def test_a_history_takes_every_call_form_of_scipys_global_optimizers() -> None:
+    # dual_annealing calls callback(x, f, context) and basinhopping callback(x, f, accept):
+    # the History failed with Python's "takes 2 positional arguments but 4 were given";
+    # direct passes its point as a list, which was refused although an array was taken
+    box = [(-1.0, 2.0)] * 2
+    seen: list[tuple[list[float], float]] = []
+
+    def spy(x: Any, f: float, _: object) -> None:
+        seen.append((list(np.asarray(x, dtype=float)), float(f)))
+
+    def both(x: Any, f: float, extra: object) -> None:
+        spy(x, f, extra)
+        annealed(x, f, extra)
+
+    annealed = History()
+    dual_annealing(sphere, box, callback=both, maxiter=5, rng=0)
+    assert len(annealed) == len(seen) >= 1
+    np.testing.assert_array_equal(annealed["mean_0"], [x[0] for x, _ in seen])
+    # f_best: the smallest f received, as of another minimize method's `fun`
+    np.testing.assert_array_equal(annealed["f_best"], np.minimum.accumulate([f for _, f in seen]))
+    np.testing.assert_array_equal(annealed["generation"], np.arange(1, len(seen) + 1))
+
+    seen.clear()
+    hopped = History()
+
+    def hop(x: Any, f: float, accept: bool) -> None:
+        spy(x, f, accept)
+        hopped(x, f, accept)
+
+    basinhopping(sphere, np.ones(2), niter=3, callback=hop, rng=0)
+    assert len(hopped) == len(seen) == 4  # its start, then each of the 3 hops
+    np.testing.assert_array_equal(hopped["mean_1"], [x[1] for x, _ in seen])
+    np.testing.assert_array_equal(hopped["f_best"], np.minimum.accumulate([f for _, f in seen]))
+
+    points: list[list[float]] = []
+    directed = History()
+
+    def listed(xk: list[float]) -> None:
+        points.append(list(xk))
+        directed(xk)
+
+    direct(sphere, box, callback=listed, maxiter=3)
+    assert len(directed) == len(points) >= 1
+    np.testing.assert_array_equal(directed["mean_0"], [p[0] for p in points])
+    # the History itself, passed straight in, as users pass it
+    for run in (
+        lambda h: dual_annealing(sphere, box, callback=h, maxiter=3, rng=0),
+        lambda h: basinhopping(sphere, np.ones(2), niter=2, callback=h, rng=0),
+        lambda h: direct(sphere, box, callback=h, maxiter=3),
+        lambda h: differential_evolution(sphere, box, callback=h, maxiter=2, rng=0),
+    ):
+        h = History()
+        run(h)
+        assert len(h) >= 1
+
+
+def test_a_history_stays_a_new_style_scipy_callback() -> None:
+    # scipy hands an OptimizeResult to a callback whose one parameter is intermediate_result
+    assert list(inspect.signature(History()).parameters) == ["intermediate_result"]
+    h = History()
+    differential_evolution(sphere, [(-1.0, 2.0)] * 2, callback=h, maxiter=3, rng=0)
+    assert np.isfinite(h["f_best"]).all()  # (the old form passes no value: NaN)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((np.ones(2), 1.0), r"callback\(x, f, context\).*callback\(x, f, accept\).*got 2 values"),
+        ((np.ones(2), 1.0, 0, 0), r"callback\(x, f, context\).*got 4 values"),
+        ((np.ones(2), "a", 0), r"`f` must be a real number, but got 'a'"),
+        ((np.ones((2, 2)), 1.0, 0), r"`x` must be a 1-d array of real numbers, but got array"),
+        ((["a", "b"],), r"`intermediate_result` must be .*got \['a', 'b'\]"),
+    ],
+)
+def test_a_history_refuses_other_call_forms_naming_them(
+    args: tuple[Any, ...], message: str
+) -> None:
+    h = History()
+    h(np.zeros(2), 3.0, True)
+    with pytest.raises(TypeError, match=message):
+        h(*args)
+    # the refused call changed nothing: the next one is generation 2, its f_best still 3
+    h(np.zeros(2), 5.0, False)
+    np.testing.assert_array_equal(h["generation"], [1, 2])
+    np.testing.assert_array_equal(h["f_best"], [3.0, 3.0])
