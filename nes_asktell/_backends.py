@@ -203,6 +203,28 @@ class Serial(Engine):
         return [call(x) for x in rows]
 
 
+class _FunStoppedError(Exception):
+    """The StopIteration raised by ``fun`` in a map, carried past the map as its argument."""
+
+
+class _Unstoppable:
+    """A picklable ``call`` whose StopIteration cannot pass for the end of the map's values.
+
+    A map-like callable stops at a StopIteration escaping from its function (the builtin
+    ``map`` ends there, an executor's ``map`` turns it into a RuntimeError), so ``fun``'s
+    StopIteration cut the values short and was reported as a wrong count of them.
+    """
+
+    def __init__(self, call: Callable[[FloatArray], object]) -> None:
+        self.call = call
+
+    def __call__(self, x: FloatArray) -> object:
+        try:
+            return self.call(x)
+        except StopIteration as exc:
+            raise _FunStoppedError(exc) from exc
+
+
 class MapEngine(Engine):
     """A map-like callable ``workers(func, iterable)``, which receives the rows one by one."""
 
@@ -212,18 +234,32 @@ class MapEngine(Engine):
         self.workers = workers
 
     def map(self, call: Callable[[FloatArray], object], rows: list[FloatArray]) -> list[object]:
-        """Return ``list(workers(call, rows))``, checked for its length."""
-        out = self.workers(call, rows)
+        """Return ``list(workers(call, rows))``, checked for its length.
+
+        An exception raised by `call` propagates, as in :class:`Serial`: a StopIteration too,
+        which the map would otherwise take for the end of its values.
+        """
+        stop: StopIteration | None = None
         try:
-            ys = list(out)
-        except TypeError as exc:  # None, say
-            raise TypeError(
-                f"`workers` must return an iterable of the values of its rows, but returned "
-                f"{short(out)}."
-            ) from exc
+            ys = _values(self.workers(_Unstoppable(call), rows))
+        except _FunStoppedError as exc:
+            stop = exc.args[0]
+        if stop is not None:  # raised here, not in the handler, to chain nothing to it
+            raise stop  # fun's own StopIteration, with its traceback
         if len(ys) != len(rows):
             raise ValueError(f"`workers` returned {len(ys)} values for {len(rows)} candidates.")
         return ys
+
+
+def _values(out: Iterable[object]) -> list[object]:
+    """Return the values a map-like `workers` returned, as a list, or raise naming it."""
+    try:
+        return list(out)
+    except TypeError as exc:  # None, say
+        raise TypeError(
+            f"`workers` must return an iterable of the values of its rows, but returned "
+            f"{short(out)}."
+        ) from exc
 
 
 class ProcessPool(Engine):

@@ -488,6 +488,28 @@ def test_map_returning_the_wrong_count() -> None:
         evaluate(np.zeros((2, 3)), sphere, lambda f, xs: [0.0])
 
 
+def stops_past_half(x: np.ndarray) -> float:
+    if x[0] > 0.5:
+        raise StopIteration("fun stopped at x[0] > 0.5")
+    return sphere(x)
+
+
+def test_a_stopiteration_of_fun_through_a_map_propagates_as_without_workers() -> None:
+    # map takes a StopIteration escaping from its function for its own end: the values were
+    # cut short and the error read "`workers` returned 3 values for 6 candidates"; it now
+    # propagates as it does from a serial evaluation, where fun's exceptions propagate
+    X = np.linspace(0.0, 1.0, 12).reshape(6, 2)
+    with pytest.raises(StopIteration, match=r"fun stopped at x\[0\] > 0\.5"):
+        evaluate(X, stops_past_half)
+    with ThreadPoolExecutor(2) as pool:
+        for workers in (map, pool.map):
+            with pytest.raises(StopIteration, match=r"fun stopped at x\[0\] > 0\.5"):
+                evaluate(X, stops_past_half, workers)  # type: ignore[arg-type]
+    es = XNES(np.ones(2), 0.5, rng=0)
+    with pytest.raises(StopIteration, match=r"fun stopped at x\[0\] > 0\.5"):
+        es.optimize(stops_past_half, maxiter=3, workers=map)
+
+
 def test_evaluate_is_public() -> None:
     assert "evaluate" in nes_asktell.__all__
     assert "Evaluator" in nes_asktell.__all__
