@@ -27,7 +27,9 @@ BENCHMARKS = {
     "policy": "benchmarks.policy",  # policy search on Box2D tasks: NES vs pycma and ARS
 }
 
-#: benchmarks whose ``main`` also takes ``argv``: their own options, after the name
+#: benchmarks whose ``main`` also takes ``argv``, their own options after the name, and ``prog``,
+#: the command that started them (``python -m benchmarks NAME``; their own module's command
+#: when started as ``python -m benchmarks.MODULE``)
 WITH_OPTIONS = (
     "dask_killed",
     "optuna",
@@ -63,8 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     args, rest = parser.parse_known_args(argv)
     if args.help:
         if len(args.names) == 1 and args.names[0] in WITH_OPTIONS:
-            module = importlib.import_module(BENCHMARKS[args.names[0]])
-            module.main(quick=args.quick, argv=["--help"])  # prints its options and exits
+            name = args.names[0]
+            module = importlib.import_module(BENCHMARKS[name])
+            # prints its options and exits
+            module.main(quick=args.quick, argv=["--help"], prog=f"{parser.prog} {name}")
         parser.print_help()
         parser.exit()
     if rest and (len(args.names) != 1 or args.names[0] not in WITH_OPTIONS):
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n##### benchmark: {name}\n", flush=True)
         module = importlib.import_module(BENCHMARKS[name])
         if name in WITH_OPTIONS:
-            module.main(quick=args.quick, argv=rest)
+            module.main(quick=args.quick, argv=rest, prog=f"{parser.prog} {name}")
         else:
             module.main(quick=args.quick)
 

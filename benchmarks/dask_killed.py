@@ -117,10 +117,12 @@ def trial(setting: str, generations: int, timeout: float) -> dict[str, object] |
     return {"only_culprit": False}
 
 
-def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.dask_killed", description=__doc__.split("\n")[0]
-    )
+def main(
+    quick: bool = False,
+    argv: Sequence[str] | None = None,
+    prog: str = "python -m benchmarks.dask_killed",
+) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per setting")
     parser.add_argument("--load", type=int, default=2, help="busy processes while it runs")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before 'hung'")

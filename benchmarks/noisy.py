@@ -321,8 +321,12 @@ def policy_table(records: list[dict[str, object]], methods: Sequence[str]) -> st
 
 
 # ------------------------------------------------------------------------------ main
-def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.noisy", description=__doc__)
+def main(
+    quick: bool = False,
+    argv: Sequence[str] | None = None,
+    prog: str = "python -m benchmarks.noisy",
+) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--part", choices=("bbob", "policy", "both"), default="both")
     parser.add_argument("--dims", type=int, nargs="+", default=[5])
     parser.add_argument(

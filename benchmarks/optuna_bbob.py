@@ -558,8 +558,12 @@ def docs_stem(
     return f"optuna_bbob_{fault}{part}"
 
 
-def main(quick: bool = False, argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks optuna_bbob")
+def main(
+    quick: bool = False,
+    argv: list[str] | None = None,
+    prog: str = "python -m benchmarks.optuna_bbob",
+) -> None:
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--dims", nargs="*", type=int, default=[5, 10])
     parser.add_argument("--functions", nargs="*", default=["1-24"], help="e.g. 1-24 or 1,8,15")
     parser.add_argument("--instances", nargs="*", type=int, default=[1, 2, 3])

@@ -304,8 +304,12 @@ def speed(
     return text
 
 
-def main(quick: bool = False, argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks optuna")
+def main(
+    quick: bool = False,
+    argv: list[str] | None = None,
+    prog: str = "python -m benchmarks.optuna_bench",
+) -> None:
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--speed", action="store_true", help="only the speed table")
     parser.add_argument("--speed-trials", type=int, default=SPEED_TRIALS)
     parser.add_argument("--speed-seeds", nargs="*", type=int, default=list(SPEED_SEEDS))

@@ -127,8 +127,12 @@ def run_study(name: str, n_trials: int, n_resume: int) -> dict[str, object]:
     }
 
 
-def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.optuna_long", description=__doc__)
+def main(
+    quick: bool = False,
+    argv: Sequence[str] | None = None,
+    prog: str = "python -m benchmarks.optuna_long",
+) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=PROBLEMS)
     parser.add_argument("--trials", type=int, default=20_000)
     parser.add_argument("--resume", type=int, default=200)

@@ -740,8 +740,12 @@ def compare(
         )
 
 
-def main(quick: bool = False, argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks optuna_replay")
+def main(
+    quick: bool = False,
+    argv: list[str] | None = None,
+    prog: str = "python -m benchmarks.optuna_replay",
+) -> None:
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--dims", nargs="*", type=int, default=[5, 10])
     parser.add_argument("--functions", nargs="*", type=int, default=list(range(1, 25)))
     parser.add_argument("--instances", nargs="*", type=int, default=[7, 8, 9])

@@ -141,8 +141,12 @@ def cached_study(cache: Path, name: str, seed: int, n_trials: int) -> dict[str, 
     return record
 
 
-def main(quick: bool = False, argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks optuna_sklearn")
+def main(
+    quick: bool = False,
+    argv: list[str] | None = None,
+    prog: str = "python -m benchmarks.optuna_sklearn",
+) -> None:
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--seeds", nargs="*", type=int, default=list(SEEDS))
     parser.add_argument("--trials", type=int, default=N_TRIALS)
     parser.add_argument("--cache", type=Path, default=CACHE)

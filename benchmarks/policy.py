@@ -590,9 +590,13 @@ def _floats4(text: str) -> tuple[float, float, float, float]:
     return (parts[0], parts[1], parts[2], parts[3])
 
 
-def main(quick: bool = False, argv: Sequence[str] | None = None) -> None:
+def main(
+    quick: bool = False,
+    argv: Sequence[str] | None = None,
+    prog: str = "python -m benchmarks.policy",
+) -> None:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.policy",
+        prog=prog,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -122,12 +122,35 @@ def test_help_after_a_benchmark_name_shows_that_benchmarks_own_options(
         main.main(["policy", "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert "usage: python -m benchmarks.policy" in out
+    assert "usage: python -m benchmarks policy" in out
     assert "--seed-list" in out
     with pytest.raises(SystemExit) as exc:
         main.main(["bbob", "--help"])  # no options of its own: the runner's help
     assert exc.value.code == 0
     assert "usage: python -m benchmarks [-h]" in capsys.readouterr().out
+
+
+@pytest.mark.filterwarnings("ignore:'benchmarks.*' found in sys.modules:RuntimeWarning")
+@pytest.mark.parametrize("name", importlib.import_module("benchmarks.__main__").WITH_OPTIONS)
+def test_a_benchmark_with_options_names_itself_as_it_was_started(
+    name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # noisy, optuna_long, dask_killed and policy called themselves `python -m benchmarks.X`
+    # when started as `python -m benchmarks X`, the optuna ones `python -m benchmarks X` when
+    # started as their own module: the usage line showed a command that was not the one run
+    main = importlib.import_module("benchmarks.__main__")
+    with pytest.raises(SystemExit) as exc:
+        main.main([name, "--no-such-option"])
+    assert exc.value.code == 2
+    assert f"python -m benchmarks {name}: error: unrecognized arguments" in (
+        capsys.readouterr().err
+    )
+    module = main.BENCHMARKS[name]
+    monkeypatch.setattr(sys, "argv", [module, "--no-such-option"])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_module(module, run_name="__main__")
+    assert exc.value.code == 2
+    assert f"python -m {module}: error: unrecognized arguments" in capsys.readouterr().err
 
 
 @pytest.mark.filterwarnings("ignore:'benchmarks.*' found in sys.modules:RuntimeWarning")
