@@ -990,3 +990,38 @@ def test_generations_under_a_partial_fixed_sampler_take_the_searched_space() -> 
     assert nes.generations(study) == []
     chain = nes.generations(study, {"x": FloatDistribution(0, 1)})
     assert [g["generation"] for g in chain] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("surrogate", [False, True])
+def test_a_generation_with_the_best_infinite_value_records_its_finite_values(
+    surrogate: bool,
+) -> None:
+    # Half the box returns -inf (Optuna's best value) and a trial in 8 fails. A generation
+    # holding -inf beside other outcomes is told ranks, and the run's record was kept as after
+    # a generation without a value: its finite values never entered it, so ``ftarget`` and
+    # ``tolstagnation`` did not see them (the best value stayed None). The record holds them
+    # as the strategy records values told beside -inf: the finite ones.
+    def objective(t: optuna.Trial) -> float:
+        x, y = t.suggest_float("x", -5, 5), t.suggest_float("y", -5, 5)
+        if t.number % 8 == 7:
+            raise ValueError("a failing trial")
+        return -math.inf if x < 0 else x**2 + y**2
+
+    sampler = NESSampler(seed=0, popsize=6, surrogate=surrogate)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=60, catch=(ValueError,))
+    trials = study.get_trials(deepcopy=False)
+    best = math.inf
+    mixed = 0
+    for g in sampler.generations(study)[1:]:
+        carrier = ch.parse_carrier(trials[g["trial"]])  # type: ignore[index]
+        assert carrier is not None
+        state = ch.stored_state(trials[g["trial"]], carrier)
+        assert state["restart"] == 0  # type: ignore[index]
+        told = [trials[n] for n in g["told"]]  # type: ignore[attr-defined]
+        finite = [t.value for t in told if t.value is not None and math.isfinite(t.value)]
+        mixed += any(t.value == -math.inf for t in told) and bool(finite)
+        best = min([best, *finite])
+        record = state["run"]["record"]  # type: ignore[index]
+        assert record["best_f"] == (None if best == math.inf else best)
+    assert mixed >= 2

@@ -202,21 +202,32 @@ def _ranked(f: FloatArray, ranks: bool) -> bool:
     return ranks and bool(np.isfinite(f).any())
 
 
-def kept_record(before: Strategy, after: Strategy) -> Strategy:
-    """Return `after` with the record of `before`, as after a generation without a value.
+def told_values(told: list[FrozenTrial | None], sign: float) -> FloatArray:
+    """Return the values of the outcomes `told` for the run's record (lower is better).
+
+    Feasible COMPLETE values as themselves (``-inf`` and ``inf`` too), inf for every other
+    outcome: what a strategy told them records (its finite values), whatever the teller
+    tells its distribution (see :func:`kept_record`).
+    """
+    keys = [outcome_key(t, sign) for t in told]
+    return np.array([k[2] if k[0] == 0 else math.inf for k in keys], dtype=float)
+
+
+def kept_record(before: Strategy, after: Strategy, values: FloatArray) -> Strategy:
+    """Return `after` with the record `before` keeps when told `values` (:func:`told_values`).
 
     A generation told ranks (:func:`_told`) moves the distribution, but its ranks are
     no values: in the record (the best value, ``ftarget``, ``tolfun``) the rank 0 became the
     run's best value, also in a run with no value yet (its first generations infeasible),
-    where ``ftarget`` then held on the rank 0. The record is kept as the strategy keeps it
-    after a generation without a finite value: one more generation without improvement,
-    nothing else.
+    where ``ftarget`` then held on the rank 0. The record is the one the strategy keeps when
+    told the generation's values (a copy of `before`, whose batch is pending, is told them):
+    its finite feasible values, as beside ``-inf`` or ``inf``; without one, one more
+    generation without improvement, nothing else.
     """
-    kept = before.state_dict()["record"]
-    assert isinstance(kept, dict)
-    record = dict(kept)
-    record["since_improvement"] = int(str(record["since_improvement"])) + 1
-    record["flat_generations"] = 0
+    recorded = copy.deepcopy(before)
+    with _warn.silenced(), np.errstate(all="ignore"):  # all non-finite: update skipped
+        recorded.tell(recorded.ask(), values)
+    record = recorded.state_dict()["record"]
     state = dict(after.state_dict())
     state["record"] = record
     return type(after).from_state(state)
@@ -785,7 +796,9 @@ class Search:
         es = copy.deepcopy(loaded.es)  # the loaded strategy stays that of its digest
         if es.mirrored:
             extras = extras[: len(extras) - len(extras) % 2]
-        f, keep = _told([*told, *extras], sign)
+        outcomes = [*told, *extras]
+        f, keep = _told(outcomes, sign)
+        values = told_values(outcomes, sign)
         with _warn.silenced(), np.errstate(all="ignore"):  # all non-finite: update skipped
             if extras:
                 try:
@@ -801,21 +814,33 @@ class Search:
                     if es.mirrored:  # the larger population's order: [+ rows, - rows]
                         m = lam // 2
                         rows = np.vstack([X[:m], E[0::2], X[m:], E[1::2]])
-                        fb = np.concatenate([f[:m], f[lam::2], f[m:lam], f[lam + 1 :: 2]])
+                        n = f.size
+                        order = np.concatenate(
+                            [
+                                np.arange(m),
+                                np.arange(lam, n, 2),
+                                np.arange(m, lam),
+                                np.arange(lam + 1, n, 2),
+                            ]
+                        )
                     else:
-                        rows, fb = np.vstack([X, E]), f
+                        rows, order = np.vstack([X, E]), np.arange(f.size)
+                    fb = f[order]
                     if np.array_equal(Xb, rows):
+                        big_before = copy.deepcopy(big) if keep else big
                         big.tell(Xb, fb)
                         state = dict(big.state_dict())
                         state["popsize"] = lam
                         told_es = self.cls.from_state(state)
-                        told_es = kept_record(es, told_es) if keep else told_es
+                        if keep:
+                            told_es = kept_record(big_before, told_es, values[order])
                         return told_es, len(extras), _ranked(fb, keep)
                 except Exception:
                     pass
             before = copy.deepcopy(es) if keep else es
             es.tell(es.ask(), f[:lam])
-        return (kept_record(before, es) if keep else es), 0, _ranked(f[:lam], keep)
+        told_es = kept_record(before, es, values[:lam]) if keep else es
+        return told_es, 0, _ranked(f[:lam], keep)
 
     def _lost(self, es: Strategy) -> bool:
         """Return whether the spread of `es`'s next generation exceeds `MAX_SPREAD` somewhere.
@@ -934,7 +959,8 @@ class Search:
                 with _warn.silenced(), np.errstate(all="ignore"):
                     es.tell(es.ask(), step.fitness, evaluated=handed_out)
                 if step.ranks:
-                    es = kept_record(loaded.es, es)
+                    assert step.values is not None  # (a round told ranks holds the values)
+                    es = kept_record(loaded.es, es, step.values)
                 ranked = ranked or _ranked(step.fitness, step.ranks)
             else:
                 es, used, ranks = self._tell(loaded, told, extras or [], sign)
@@ -1129,7 +1155,8 @@ class Search:
         def ranked() -> Round:  # (every row has an outcome, or is missing)
             outcomes = [outcome.get(i) for i in range(lam)]
             fitness, ranks = _told(outcomes, sign)
-            return Round(archive, len(extras), fitness, ranks=ranks)
+            values = told_values(outcomes, sign)
+            return Round(archive, len(extras), fitness, ranks=ranks, values=values)
 
         def again(count: int) -> Round:
             done = [[row, -1 if t is None else t.number] for row, t in outcome.items()]
@@ -1231,6 +1258,9 @@ class Round:
     filled: int = 0
     #: whether `fitness` holds ranks, no values (see :func:`_told`)
     ranks: bool = False
+    #: the values of the outcomes for the run's record, when `fitness` holds ranks (see
+    #: :func:`told_values`)
+    values: FloatArray | None = None
 
 
 #: the shortest time a RUNNING trial runs before it may be presumed dead (seconds)
