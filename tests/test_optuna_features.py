@@ -1025,3 +1025,29 @@ def test_a_generation_with_the_best_infinite_value_records_its_finite_values(
         record = state["run"]["record"]  # type: ignore[index]
         assert record["best_f"] == (None if best == math.inf else best)
     assert mixed >= 2
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_ftarget_is_a_value_of_the_study_in_its_direction(direction: str) -> None:
+    # ``ftarget`` holds when the best value reaches it in the study's direction: at or above it
+    # when maximising. A maximised study told the strategy the negated values, and ``ftarget``
+    # was read against them: ``ftarget=-1.2`` (values -1 at best) was read as 1.2 and never
+    # held. A target no value reaches (``-0.5``) holds in neither direction.
+    sign = 1.0 if direction == "minimize" else -1.0
+
+    def objective(t: optuna.Trial) -> float:
+        x, y = t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)
+        return sign * (1 + (x - 0.5) ** 2 + (y - 0.5) ** 2)
+
+    restarts = {}
+    for target in (1.2, 0.5):  # reached near the centre, and never
+        sampler = NESSampler(seed=0, strategy_options={"ftarget": sign * target})
+        study = optuna.create_study(sampler=sampler, direction=direction)
+        study.optimize(objective, n_trials=40)
+        trials = study.get_trials(deepcopy=False)
+        last = sampler.generations(study)[-1]
+        carrier = ch.parse_carrier(trials[last["trial"]])  # type: ignore[index]
+        assert carrier is not None
+        restarts[target] = ch.stored_state(trials[last["trial"]], carrier)["restart"]
+    assert restarts[1.2] >= 1
+    assert restarts[0.5] == 0

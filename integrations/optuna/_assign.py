@@ -95,9 +95,10 @@ class Assigner:
         if not numeric:
             return []
         unit, key = self.unit_space(numeric)
+        sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
         out: list[dict[str, object]] = []
         for c in self.records.chain(ix, key):
-            loaded = self.load(c, trials, unit, ix)
+            loaded = self.load(c, trials, unit, ix, sign)
             if loaded is None:
                 break
             out.append(
@@ -111,11 +112,17 @@ class Assigner:
         return out
 
     def load(
-        self, c: ch.Carrier, trials: list[FrozenTrial], space: UnitSpace, ix: ch.Index
+        self,
+        c: ch.Carrier,
+        trials: list[FrozenTrial],
+        space: UnitSpace,
+        ix: ch.Index,
+        sign: float = 1.0,
     ) -> Loaded | None:
         """Return the state of carrier `c` with its candidates, or None (and warn) if invalid.
 
-        An invalid carrier is noted in ``ix.bad`` (the chain then leaves it out).
+        `sign` is the study's direction (-1 when maximising). An invalid carrier is noted in
+        ``ix.bad`` (the chain then leaves it out).
         """
         hit = self.loaded.get(c.digest)
         if hit is not None:
@@ -126,7 +133,7 @@ class Assigner:
             if trial is None:
                 raise ValueError(f"trial {c.number} is missing")
             state = ch.stored_state(trial, c, self.search.max_chars(space.dim))
-            loaded = self.search.load(state, space.dim, space)
+            loaded = self.search.load(state, space.dim, space, sign)
         except Exception as exc:  # an untrusted state: whatever it raises, it is skipped
             ix.bad.add((c.number, c.digest))
             self.records.warn_once(
@@ -200,7 +207,7 @@ class Assigner:
             held = self.loaded.get(mine.state)
             if held is None:  # (loaded in another process, or gone from the cache)
                 stored = self.records.carrier(ix, key, mine.state)
-                held = None if stored is None else self.load(stored, trials, space, ix)
+                held = None if stored is None else self.load(stored, trials, space, ix, sign)
             if held is not None and held.state.get("key") == key:
                 row = self._row(held, mine.index)
                 if row is None and not preset:
@@ -226,16 +233,16 @@ class Assigner:
                         f"{short(list(space.names))}, so the search starts from the centre "
                         "of the box with `sigma0`, as without `source_trials`.",
                     )
-                first = self.search.first_state(space, key, start)
+                first = self.search.first_state(space, key, start, sign)
                 return self._store_and_assign(study, trial, space, first, [], ix)
-            loaded = self.load(tip, trials, space, ix)
+            loaded = self.load(tip, trials, space, ix, sign)
             if loaded is not None:
                 break
             # A bad state is often one of a run (summaries crafted each below the last): its
             # ancestors are tried now, up to the first that loads, so the chain is recomputed
             # once for the run instead of once per state (quadratic in the run's length).
             above = self.records.parent(ix, key, tip)
-            while above is not None and self.load(above, trials, space, ix) is None:
+            while above is not None and self.load(above, trials, space, ix, sign) is None:
                 above = self.records.parent(ix, key, above)
         lam = loaded.X.shape[0]
         extra = self.search.extra_rows(loaded)

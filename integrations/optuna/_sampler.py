@@ -206,7 +206,8 @@ class NESSampler(BaseSampler):
         adaptation_sampling=False, mirrored=False, rank_one=False`` (``mirrored=True`` with
         one or two searched parameters and an even or default `popsize`) and for ``"snes"``
         ``mirrored=False``, and for every strategy ``tolflatfitness=None``, unless given
-        here.
+        here. ``ftarget`` is a value of the study in its direction (reached at or above it
+        when maximising).
     surrogate : bool
         Pre-screen each generation with a linear-quadratic model of the evaluated points
         (lq-CMA-ES's surrogate, Hansen 2019): its rows are handed out in the order of their

@@ -429,7 +429,9 @@ class Search:
     #: whether a linear-quadratic model of the told points chooses which rows of a generation
     #: are evaluated and ranks the others (see :meth:`surrogate_round`)
     surrogate: bool = False
-    _refs: dict[tuple[int, int], dict[str, object]] = field(default_factory=dict, repr=False)
+    _refs: dict[tuple[int, int, float], dict[str, object]] = field(
+        default_factory=dict, repr=False
+    )
 
     def key(self, space: UnitSpace) -> str:
         """Return the identity of the search of `space` with these settings.
@@ -459,11 +461,19 @@ class Search:
         """Whether the search restarts as BIPOP (else as IPOP)."""
         return self.restart_strategy == "bipop"
 
-    def options_at(self, dim: int) -> dict[str, OptionValue]:
-        """Return the strategy options of a `dim`-d search: mirrored up to `mirrored_up_to`."""
+    def options_at(self, dim: int, sign: float = 1.0) -> dict[str, OptionValue]:
+        """Return the strategy options of a `dim`-d search: mirrored up to `mirrored_up_to`.
+
+        The strategy minimises the study's values after `sign` (-1 when maximising), so a
+        value of the study among them, ``ftarget``, is taken after `sign` too.
+        """
+        options = dict(self.options)
         if dim <= self.mirrored_up_to:
-            return {**self.options, "mirrored": True}
-        return self.options
+            options["mirrored"] = True
+        target = options.get("ftarget")
+        if isinstance(target, (int, float)) and not isinstance(target, bool):
+            options["ftarget"] = sign * target
+        return options
 
     def _mirrored(self, dim: int) -> bool:
         return bool(self.options_at(dim).get("mirrored", self.cls.default_mirrored))
@@ -544,6 +554,7 @@ class Search:
         rng: int | None = None,
         sigma0: float | None = None,
         bipop: dict[str, object] | None = None,
+        sign: float = 1.0,
     ) -> Strategy:
         """Return the strategy of restart `restart`, seeded and placed as IPOP's would be.
 
@@ -551,7 +562,8 @@ class Search:
         ``r`` starts uniformly in the cube with a seed derived from ``(seed, r)``, and a
         population doubled ``min(r, restarts)`` times (under BIPOP, the population and step
         size of its regime entry `bipop`, see :meth:`popsize_of`). `x0` and `rng` override the
-        place and the seed (a reset after a refused tell).
+        place and the seed (a reset after a refused tell); `sign` is the study's direction
+        (see :meth:`options_at`).
         """
         if x0 is not None:
             start = x0
@@ -562,17 +574,24 @@ class Search:
         lam = self.popsize_of(dim, restart, bipop, entropy)
         seed = run_seed(entropy, restart) if rng is None else rng
         s0 = self.sigma0_of(restart, bipop, entropy) if sigma0 is None else sigma0
-        return self.cls(start, s0, lam, rng=seed, **self.options_at(dim))  # type: ignore[arg-type]
+        options = self.options_at(dim, sign)
+        return self.cls(start, s0, lam, rng=seed, **options)  # type: ignore[arg-type]
 
     def reference(
-        self, dim: int, restart: int, bipop: dict[str, object] | None = None, entropy: int = 0
+        self,
+        dim: int,
+        restart: int,
+        bipop: dict[str, object] | None = None,
+        entropy: int = 0,
+        sign: float = 1.0,
     ) -> dict[str, object]:
         """Return the state of a fresh run `restart` in `dim` dimensions (cached)."""
         lam = self.popsize_of(dim, restart, bipop, entropy)
-        ref = self._refs.get((dim, lam))
+        ref = self._refs.get((dim, lam, sign))
         if ref is None:
-            es = self.cls(np.full(dim, 0.5), self.sigma0, lam, rng=0, **self.options_at(dim))  # type: ignore[arg-type]
-            ref = self._refs[(dim, lam)] = es.state_dict()
+            options = self.options_at(dim, sign)
+            es = self.cls(np.full(dim, 0.5), self.sigma0, lam, rng=0, **options)  # type: ignore[arg-type]
+            ref = self._refs[(dim, lam, sign)] = es.state_dict()
             while len(self._refs) > 64:
                 del self._refs[next(iter(self._refs))]
         return ref
@@ -622,12 +641,15 @@ class Search:
         spread = float(np.sqrt(np.mean((top - best) ** 2)))
         return best, min(max(spread, 0.1 * self.sigma0), self.sigma0)
 
-    def load(self, state: object, dim: int, space: UnitSpace | None = None) -> Loaded:
+    def load(
+        self, state: object, dim: int, space: UnitSpace | None = None, sign: float = 1.0
+    ) -> Loaded:
         """Check a stored state and return it as a live strategy; raise ValueError.
 
-        The configuration (strategy, dimension, population of its restart, options) must be
-        this search's, every list must have the length of this search's states, and every
-        number must be finite and in range; only then is the strategy built.
+        The configuration (strategy, dimension, population of its restart, options after the
+        study's direction `sign`, see :meth:`options_at`) must be this search's, every list
+        must have the length of this search's states, and every number must be finite and in
+        range; only then is the strategy built.
         """
         keys = _STATE_KEYS | {"bipop"} if self.bipop else _STATE_KEYS
         if self.surrogate:
@@ -650,7 +672,7 @@ class Search:
         run = state["run"]
         if not isinstance(run, dict):
             raise ValueError(f"the state is not a {self.cls.__name__} state")
-        ref = self.reference(dim, restart, bipop, int(entropy))
+        ref = self.reference(dim, restart, bipop, int(entropy), sign)
         for name in _CONFIG:
             if run.get(name) != ref[name]:
                 raise ValueError(
@@ -744,19 +766,22 @@ class Search:
         space: UnitSpace,
         key: str,
         start: tuple[FloatArray, float] | None = None,
+        sign: float = 1.0,
     ) -> Loaded:
         """Return the state of generation 0 (seeded by `seed`, or fresh entropy).
 
         `start` is a (mean, step size) from :meth:`warm_start`; None: the centre and `sigma0`.
+        `sign` is the study's direction (see :meth:`options_at`).
         """
         entropy = self.seed if self.seed is not None else np.random.SeedSequence().entropy
         assert isinstance(entropy, int)
         bipop = self.first_bipop()
         if start is None:
-            es = self.new_strategy(space.dim, entropy, 0, bipop=bipop)
+            es = self.new_strategy(space.dim, entropy, 0, bipop=bipop, sign=sign)
         else:
+            x0, sigma0 = start
             es = self.new_strategy(
-                space.dim, entropy, 0, x0=start[0], sigma0=start[1], bipop=bipop
+                space.dim, entropy, 0, x0=x0, sigma0=sigma0, bipop=bipop, sign=sign
             )
         state: dict[str, object] = {
             "format": st.FORMAT,
@@ -771,7 +796,7 @@ class Search:
             state["bipop"] = bipop
         if self.surrogate:
             state["surrogate"] = _fresh_surrogate(es.popsize)
-        return self.load(json.loads(st.dumps(state)), space.dim, space)
+        return self.load(json.loads(st.dumps(state)), space.dim, space, sign)
 
     def _tell(
         self,
@@ -951,7 +976,7 @@ class Search:
                     after = json.loads(
                         st.dumps(wrap(run, restart, bipop, step.next_round, ranked))
                     )
-                    return self.load(after, loaded.es.dim, loaded.space), None, used
+                    return self.load(after, loaded.es.dim, loaded.space, sign), None, used
                 es = copy.deepcopy(loaded.es)
                 # (the rows the model filled in are no evaluations: a BIPOP search counts its
                 # runs' budgets in the strategy's evaluations, ``nfev``, as trials)
@@ -977,18 +1002,18 @@ class Search:
                 restart = min(restart + 1, MAX_RESTART)
                 if bipop is not None:
                     after_bipop = self.next_bipop(bipop, es.nfev)
-                es = self.new_strategy(es.dim, entropy, restart, bipop=after_bipop)
+                es = self.new_strategy(es.dim, entropy, restart, bipop=after_bipop, sign=sign)
                 archive = []  # (a new run starts elsewhere: its model starts afresh)
                 ranked = False
             fresh_sur = _fresh_surrogate(es.popsize, archive) if self.surrogate else None
             after = json.loads(
                 st.dumps(wrap(es.state_dict(), restart, after_bipop, fresh_sur, ranked))
             )
-            out = self.load(after, es.dim, loaded.space)
+            out = self.load(after, es.dim, loaded.space, sign)
             ordered = self._first_round(out, archive, trials, sign, by)
             if ordered is not None:
                 after["surrogate"] = ordered
-                out = self.load(json.loads(st.dumps(after)), es.dim, loaded.space)
+                out = self.load(json.loads(st.dumps(after)), es.dim, loaded.space, sign)
             return out, None, used
         except Exception as exc:  # the tell is refused; the search goes on from a fresh run
             reason = f"{type(exc).__name__}: {exc}"
@@ -996,12 +1021,13 @@ class Search:
         mean = np.clip(np.nan_to_num(loaded.es.mean, nan=0.5), 0.0, 1.0)
         words = np.random.SeedSequence(entropy, spawn_key=(restart, tip.generation + 1))
         seed = int(words.generate_state(2, np.uint64)[0])
-        es = self.new_strategy(dim, entropy, restart, x0=mean, rng=seed, bipop=bipop)
+        es = self.new_strategy(dim, entropy, restart, x0=mean, rng=seed, bipop=bipop, sign=sign)
         fresh_sur = _fresh_surrogate(es.popsize) if self.surrogate else None
         fresh = self.load(
             json.loads(st.dumps(wrap(es.state_dict(), restart, bipop, fresh_sur))),
             dim,
             loaded.space,
+            sign,
         )
         return fresh, reason, used
 
