@@ -194,7 +194,9 @@ class NESSampler(BaseSampler):
     source_trials : sequence of FrozenTrial, optional
         Trials of other studies that, with the study's own, set the first mean and step size
         (at least ``popsize`` of them must fit the search space, else one warning says so and
-        the search starts from the centre).
+        the search starts from the centre). Their values are read in this study's direction
+        (a trial holds no direction of its own): give the trials of a study of the other
+        direction with their values negated.
     seed : int, optional
         Seeds the first state of the search and the default independent sampler; in
         ``[0, 2**128)``.
