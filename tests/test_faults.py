@@ -1291,6 +1291,14 @@ def marks_then_takes_2_s(x: np.ndarray, marker: str) -> float:
     return sphere(x)
 
 
+def wait_for(marker: Path, thread: threading.Thread) -> None:
+    """Wait (at most 60 s) until `marker` exists, written by the evaluation `thread` started."""
+    deadline = time.monotonic() + 60.0
+    while not marker.exists() and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert marker.exists()
+
+
 def kills_its_worker_at_1(x: np.ndarray) -> float:
     if x[0] == 1.0:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -1322,10 +1330,7 @@ def test_a_run_killing_a_worker_of_the_shared_pool_costs_another_runs_evaluation
         warnings.simplefilter("always")
         slow = threading.Thread(target=slow_run)
         slow.start()
-        deadline = time.monotonic() + 60.0
-        while not marker.exists() and slow.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert marker.exists()
+        wait_for(marker, slow)
         with Evaluator(2) as ev:  # the same pool, from this thread
             f = ev.evaluate(kills_its_worker_at_1, X)
         slow.join(60.0)
@@ -1364,10 +1369,7 @@ def test_shutdown_pools_during_another_threads_evaluation_closes_the_pool_at_its
         warnings.simplefilter("always")
         slow = threading.Thread(target=slow_run)
         slow.start()
-        deadline = time.monotonic() + 60.0
-        while not marker.exists() and slow.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert marker.exists()
+        wait_for(marker, slow)
         shutdown_pools()  # returns at once: the pool is in use
         slow.join(60.0)
     assert not slow.is_alive()

@@ -9,6 +9,8 @@ import math
 import threading
 import tracemalloc
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -807,32 +809,12 @@ def test_source_trials_with_numpy_constraint_values_count_as_optuna_counts_them(
     # Optuna's samplers keep what constraints_func returns; in memory a numpy result stays an
     # np.int64, which the sampler counted as an infinite violation: every source trial was
     # infeasible, and the first mean stayed at the centre of the box.
-    def objective(t: optuna.Trial) -> float:
-        return (t.suggest_float("x", 0, 10) - 7) ** 2 + (t.suggest_int("n", 0, 10) - 2) ** 2
-
     def constraints(t: FrozenTrial) -> list[np.int64]:
         return [np.int64(t.params["n"]) - 5]  # feasible when n <= 5
 
-    source = optuna.create_study(
-        sampler=optuna.samplers.TPESampler(
-            seed=0, n_startup_trials=40, constraints_func=constraints
-        )
-    )
-    source.optimize(objective, n_trials=40)
-    assert isinstance(source.trials[0].constraints["0"], np.integer)
-    feasible = [t for t in source.trials if all(c <= 0 for c in t.constraints.values())]
-    assert 0 < len(feasible) < 40
-    assert [violation(t) for t in feasible] == [0.0] * len(feasible)
-    sampler = NESSampler(seed=0, source_trials=source.trials, constraints_func=constraints)
-    study = optuna.create_study(sampler=sampler)
-    study.optimize(objective, n_trials=2)
-    first = study.trials[sampler.generations(study)[0]["trial"]]  # type: ignore[index]
-    carrier = ch.parse_carrier(first)
-    assert carrier is not None
-    run = ch.stored_state(first, carrier)["run"]
-    best = min(feasible, key=lambda t: t.values[0])
-    expected = [(best.params["n"] + 0.5) / 11, best.params["x"] / 10]  # (names sorted)
-    assert np.allclose(run["mean"], expected)  # type: ignore[index]
+    trials, mean, expected = warm_started_by_constrained_source(constraints)
+    assert isinstance(trials[0].constraints["0"], np.integer)
+    assert np.allclose(mean, expected)
     for value in (np.float32(0.5), np.int64(3), np.float16(-1.0)):
         assert violation(made(TrialState.COMPLETE, 1.0, constraints=[value])) == max(value, 0)
 
@@ -844,33 +826,14 @@ def test_source_trials_with_bool_constraint_values_count_as_optuna_counts_them()
     # JSON alike) and count True as a violation of 1, False as satisfied. The sampler counted
     # every bool as an infinite violation: every source trial was infeasible, the feasible
     # ones too, and the first mean stayed at the centre of the box.
-    def objective(t: optuna.Trial) -> float:
-        return (t.suggest_float("x", 0, 10) - 7) ** 2 + (t.suggest_int("n", 0, 10) - 2) ** 2
-
     def constraints(t: FrozenTrial) -> list[bool]:
         return [t.params["n"] > 5]  # feasible when n <= 5
 
-    source = optuna.create_study(
-        sampler=optuna.samplers.TPESampler(
-            seed=0, n_startup_trials=40, constraints_func=constraints
-        )
-    )
-    source.optimize(objective, n_trials=40)
-    assert all(type(t.constraints["0"]) is bool for t in source.trials)
-    feasible = [t for t in source.trials if all(c <= 0 for c in t.constraints.values())]
-    assert 0 < len(feasible) < 40
-    assert [violation(t) for t in feasible] == [0.0] * len(feasible)
-    assert {violation(t) for t in source.trials if t not in feasible} == {1.0}
-    sampler = NESSampler(seed=0, source_trials=source.trials, constraints_func=constraints)
-    study = optuna.create_study(sampler=sampler)
-    study.optimize(objective, n_trials=2)
-    first = study.trials[sampler.generations(study)[0]["trial"]]  # type: ignore[index]
-    carrier = ch.parse_carrier(first)
-    assert carrier is not None
-    run = ch.stored_state(first, carrier)["run"]
-    best = min(feasible, key=lambda t: t.values[0])
-    expected = [(best.params["n"] + 0.5) / 11, best.params["x"] / 10]  # (names sorted)
-    assert np.allclose(run["mean"], expected)  # type: ignore[index]
+    trials, mean, expected = warm_started_by_constrained_source(constraints)
+    assert all(type(t.constraints["0"]) is bool for t in trials)
+    infeasible = [t for t in trials if any(c > 0 for c in t.constraints.values())]
+    assert {violation(t) for t in infeasible} == {1.0}
+    assert np.allclose(mean, expected)
     for value, total in ((True, 1.0), (False, 0.0), (np.True_, 1.0), (np.False_, 0.0)):
         assert violation(made(TrialState.COMPLETE, 1.0, constraints=[value, 0.5])) == total + 0.5
 
@@ -1051,3 +1014,40 @@ def test_ftarget_is_a_value_of_the_study_in_its_direction(direction: str) -> Non
         restarts[target] = ch.stored_state(trials[last["trial"]], carrier)["restart"]
     assert restarts[1.2] >= 1
     assert restarts[0.5] == 0
+
+
+def first_mean(study: optuna.Study, sampler: NESSampler) -> list[float]:
+    """Return the mean of the first stored state of `study`'s search (its first run)."""
+    first = study.trials[sampler.generations(study)[0]["trial"]]  # type: ignore[index]
+    carrier = ch.parse_carrier(first)
+    assert carrier is not None
+    return ch.stored_state(first, carrier)["run"]["mean"]  # type: ignore[index,no-any-return]
+
+
+def warm_started_by_constrained_source(
+    constraints: Callable[[FrozenTrial], list[Any]],
+) -> tuple[list[FrozenTrial], list[float], list[float]]:
+    """Run a 40-trial TPE source study with `constraints`, then warm-start NESSampler from it.
+
+    Return the source's feasible trials (every constraint at most 0, as Optuna reads them),
+    the first mean of the warm-started search and the unit point of the best feasible trial.
+    """
+
+    def objective(t: optuna.Trial) -> float:
+        return (t.suggest_float("x", 0, 10) - 7) ** 2 + (t.suggest_int("n", 0, 10) - 2) ** 2
+
+    source = optuna.create_study(
+        sampler=optuna.samplers.TPESampler(
+            seed=0, n_startup_trials=40, constraints_func=constraints
+        )
+    )
+    source.optimize(objective, n_trials=40)
+    feasible = [t for t in source.trials if all(c <= 0 for c in t.constraints.values())]
+    assert 0 < len(feasible) < 40
+    assert [violation(t) for t in feasible] == [0.0] * len(feasible)
+    sampler = NESSampler(seed=0, source_trials=source.trials, constraints_func=constraints)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=2)
+    best = min(feasible, key=lambda t: t.values[0])
+    expected = [(best.params["n"] + 0.5) / 11, best.params["x"] / 10]  # (names sorted)
+    return source.trials, first_mean(study, sampler), expected
