@@ -69,8 +69,14 @@ def step(es: object, ev: Evaluator | None, fun=sphere, args: tuple = ()) -> np.n
 
 
 def holds(token: str) -> bool:
-    """Whether this worker holds a replica of run `token` (run on every worker)."""
-    return token in _tasks._REPLICAS
+    """Whether this worker holds a replica of run `token` (run on every worker).
+
+    A worker that ran a task of the run without its state has an entry for the run but no
+    replica (the task raised ReplicaMissingError, and the evaluator sent the state with the
+    task again, possibly to the other worker): that is no replica.
+    """
+    held = _tasks._REPLICAS.get(token)
+    return held is not None and held.replica is not None
 
 
 def until_every_worker_holds_the_run(
