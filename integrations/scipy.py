@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import sys
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -310,6 +311,21 @@ class _Copying:
         return self.fun(np.array(x, dtype=np.float64), *args)
 
 
+if sys.version_info >= (3, 14):
+    import annotationlib
+
+    def _signature(f: Callable[..., object]) -> inspect.Signature:
+        """Return the signature of `f` without evaluating its annotations, as scipy reads it.
+
+        From Python 3.14 annotations are evaluated when asked for; a callback annotated with a
+        name imported only for type checkers would raise NameError in ``inspect.signature``.
+        """
+        return inspect.signature(f, annotation_format=annotationlib.Format.FORWARDREF)
+
+else:
+    _signature = inspect.signature
+
+
 def _scipy_callback(callback: Callable[..., object]) -> Callable[[OptimizeResult], object]:
     """Adapt the user's callback as scipy's own methods do (with copies of what it sees).
 
@@ -322,7 +338,7 @@ def _scipy_callback(callback: Callable[..., object]) -> Callable[[OptimizeResult
     if isinstance(callback, History):
         return callback
     try:
-        params = set(inspect.signature(callback).parameters)
+        params = set(_signature(callback).parameters)
     except (TypeError, ValueError):  # some builtins have no signature
         params = set()
     if params == {"intermediate_result"}:

@@ -662,6 +662,29 @@ def test_callback_with_two_parameters_gets_xk():
     assert isinstance(seen[0], np.ndarray)
 
 
+@pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="annotations are evaluated lazily from Python 3.14"
+)
+def test_callback_annotated_with_a_name_not_imported_is_new_style():
+    # From 3.14 a def whose annotation names a type imported only for type checkers runs;
+    # inspect.signature then raises NameError unless asked for forward references, as scipy
+    # asks. (Before 3.14 such a def raises NameError itself, so the case cannot arise.)
+    space: dict[str, object] = {}
+    source = (
+        "def cb(intermediate_result: OnlyForTypeCheckers):\n    seen.append(intermediate_result)\n"
+    )
+    # (compiled without this module's `from __future__ import annotations`, which would make
+    # the annotation a string)
+    exec(compile(source, "<callback>", "exec", dont_inherit=True), space)
+    seen: list[object] = []
+    space["seen"] = seen
+    minimize(
+        sphere, np.zeros(2), method=nes, callback=space["cb"], options={"rng": 0, "maxiter": 2}
+    )
+    assert len(seen) == 2
+    assert all(isinstance(r, OptimizeResult) for r in seen)
+
+
 @pytest.mark.parametrize("how", ["raise", "true"])
 def test_callback_stop(how):
     calls = []
