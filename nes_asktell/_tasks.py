@@ -258,13 +258,13 @@ def as_value(y: object, fun: object) -> float:
     Only real numbers are fitness values: int, float, numpy real scalars, and what holds one
     real number as scipy's own methods read it: a 0-d (or one-element) real array, an array
     of another library (a torch or JAX scalar: anything with ``__array__``) and a list or
-    tuple of one number. None, bool, strings and complex numbers are rejected.
+    tuple of one number, nested or not (``[[y]]``, as ``np.asarray(...).item()`` reads it).
+    None, bool, strings and complex numbers are rejected.
     """
     got = y
-    if isinstance(y, (list, tuple)) and len(y) == 1 and is_real_number(y[0]):
+    while isinstance(y, (list, tuple)) and len(y) == 1:
         y = y[0]
-    else:
-        y = numpy_of(y)
+    y = numpy_of(y)
     if isinstance(y, np.ndarray) and y.size == 1 and y.dtype.kind in "iuf":
         return float(y.reshape(()))
     if is_real_number(y):

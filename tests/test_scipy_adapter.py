@@ -555,10 +555,20 @@ class _LibraryScalar:
         lambda y: [y],
         lambda y: (y,),
         lambda y: np.array([[y]]),
+        lambda y: [[y]],
+        lambda y: ([y],),
         _LibraryScalar,
         lambda y: _LibraryScalar([y]),
     ],
-    ids=["list", "tuple", "array 1x1", "__array__", "__array__ of one"],
+    ids=[
+        "list",
+        "tuple",
+        "array 1x1",
+        "list 1x1",
+        "tuple of list",
+        "__array__",
+        "__array__ of one",
+    ],
 )
 @pytest.mark.parametrize("threads", [False, True])
 def test_fun_may_return_what_holds_one_number_as_scipy_reads_it(wrap, threads):
