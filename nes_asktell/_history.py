@@ -787,7 +787,8 @@ class History:
         lines mark where the population size changes (the restarts of IPOP) and where a run
         recorded after another begins (its generations start again: it is drawn after the
         one before, its evaluations added to theirs); a history of one
-        generation is drawn as points, and fitness values above 1e200 (penalties) at 1e200.
+        generation is drawn as points, fitness values above 1e200 (penalties) at 1e200, and
+        infinite ones (the best so far is inf until a finite value is told) not at all.
         The Figure is made without pyplot: save it with ``fig.savefig(path)``.
 
         Raises
@@ -831,6 +832,11 @@ class History:
             label = "f (0 drawn at 1e-12)" if shift == 0 else f"f - ({shift:.6g})"
         with np.errstate(over="ignore"):  # (a span beyond the floats: capped just below)
             drawn = {name: c - shift + tiny for name, c in curves.items()}
+        # a value that is not finite is no value (inf is the best so far before the first
+        # finite one): not drawn, and not drawn as a penalty either
+        drawn = {
+            name: np.where(np.isfinite(curves[name]), c, math.nan) for name, c in drawn.items()
+        }
         if any(np.any(c > PLOT_CEILING) for c in drawn.values()):  # penalties of 1e300, say
             drawn = {name: np.minimum(c, PLOT_CEILING) for name, c in drawn.items()}
             label += " (above 1e200 drawn at 1e200)"

@@ -515,6 +515,36 @@ def test_plot_of_a_run_with_huge_penalties_still_shows_the_fitness(penalty: floa
     assert ax_f.get_ylabel() == "f (above 1e200 drawn at 1e200)"
 
 
+def test_plot_leaves_out_the_best_so_far_of_generations_before_any_finite_value() -> None:
+    # The best so far is inf until a finite value is told (no value yet). It was drawn as a
+    # penalty, at 1e200: a line from 1e200 down to the first value, and a fitness axis
+    # spanning 200 decades where the run's values span 2.
+    pytest.importorskip("matplotlib")
+    history = History()
+    es = XNES(np.ones(3), 0.5, rng=0)
+    for g in range(30):
+        X = es.ask()
+        f = [math.nan] * len(X) if g < 3 else [sphere(x) for x in X]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (the update of an all-NaN generation is skipped)
+            es.tell(X, f)
+        history.record(es, fitness=f)
+    assert np.isinf(history["f_best"][:3]).all()
+    assert np.isfinite(history["f_best"][3:]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = history.plot()
+        fig.canvas.draw()
+    ax_f = fig.get_axes()[0]
+    best_so_far = next(ln for ln in ax_f.get_lines() if ln.get_label() == "best so far")
+    drawn = np.asarray(best_so_far.get_ydata(), dtype=np.float64)
+    assert not np.isfinite(drawn[:3]).any()  # not drawn: no value yet
+    np.testing.assert_array_equal(drawn[3:], history["f_best"][3:])
+    assert ax_f.get_ylabel() == "f"
+    finite = np.concatenate([history[c][3:] for c in ("f_best", "f_best_gen", "f_median_gen")])
+    assert ax_f.get_ylim()[1] < 10 * np.max(finite)
+
+
 def test_plot_of_a_mean_and_values_spanning_the_floats_is_drawn() -> None:
     # A mean of (1e308, -1e308) spans inf on a linear axis: matplotlib raised "arange: cannot
     # compute length". Values of -1.7e308 and 1.7e308 overflowed in the shift of the log
