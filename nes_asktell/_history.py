@@ -215,7 +215,22 @@ class _Lines:
         raise StopIteration
 
 
-def _not_a_history(argument: str, p: Path, line: int) -> ValueError:
+#: the first line of a saved history of any version of the format (group 1: the version)
+_ANY_MAGIC = re.compile(r"# nes_asktell History (v\d+)")
+
+
+def _not_a_history(argument: str, p: Path, line: int, text: str = "") -> ValueError:
+    """Return the error of a file that is no History, or one of another version of the format.
+
+    `line` is the number of its first line that is not blank (0: none), and `text` that line.
+    """
+    other = _ANY_MAGIC.fullmatch(_unpadded_line(text))
+    if other is not None:
+        return ValueError(
+            f"`{argument}` must be a History of format {MAGIC.split()[-1]}, the format this "
+            f"version of nes_asktell reads, but {str(p)!r} is of format {other.group(1)} "
+            "(written by another version)."
+        )
     return ValueError(
         f"`{argument}` must be a CSV file written by History.save (first line {MAGIC!r}), but "
         + (
@@ -240,7 +255,7 @@ def _check_head(head: bytes, whole: bool, p: Path, argument: str) -> None:
         return
     complete = whole or lines._pos < len(text) or text.endswith(tuple(_BREAKS))
     if not complete or not _is_magic(first):
-        raise _not_a_history(argument, p, lines.number)
+        raise _not_a_history(argument, p, lines.number, first if complete else "")
 
 
 def _text_of(data: bytes | bytearray, argument: str, p: Path) -> str:
@@ -257,9 +272,14 @@ def _text_of(data: bytes | bytearray, argument: str, p: Path) -> str:
         ) from None
 
 
+def _unpadded_line(line: str) -> str:
+    """Return `line` without the blanks around it and a spreadsheet's commas at its end."""
+    return line.strip().rstrip(",").rstrip()
+
+
 def _is_magic(line: str) -> bool:
     """Return whether `line` is :data:`MAGIC` (perhaps padded by a spreadsheet)."""
-    return line.strip().rstrip(",").rstrip() == MAGIC
+    return _unpadded_line(line) == MAGIC
 
 
 def _unpadded(row: list[str]) -> list[str]:
@@ -659,7 +679,8 @@ class History:
             If `path` is not a path.
         ValueError
             If `path` is empty, or the file is larger than 1 GiB or is not a saved history (the
-            message names the line).
+            message names the line), or one of another version of the format (the message
+            names both).
         OSError
             If the file cannot be read, as ``open`` raises it (FileNotFoundError,
             IsADirectoryError, PermissionError).
@@ -713,7 +734,7 @@ class History:
         del text  # (the lines hold it until the last one is read)
         first = next(lines, None)  # (None: no line but blank ones)
         if first is None or not _is_magic(first):
-            raise _not_a_history(argument, p, 0 if first is None else lines.number)
+            raise _not_a_history(argument, p, 0 if first is None else lines.number, first or "")
         try:
             return cls._read_rows(csv.reader(lines), lines, p, argument)
         except csv.Error as exc:  # a field longer than the csv module's limit, say

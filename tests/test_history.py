@@ -287,6 +287,24 @@ def test_load_rejects_a_file_that_is_not_a_history(tmp_path: Path, text: str, ma
         History.load(path)
 
 
+@pytest.mark.parametrize("first", ["# nes_asktell History v2", "# nes_asktell History v2,,,"])
+def test_load_of_another_format_version_names_the_versions(tmp_path: Path, first: str) -> None:
+    # a file of another version of the format was refused as no History at all: "line 1 is
+    # not that line", which reads as a file of something else
+    history = History()
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=3, callback=history)
+    path = tmp_path / "run.csv"
+    history.save(path)
+    rows = path.read_text().splitlines()[1:]
+    path.write_text("\n".join([first, *rows]) + "\n")
+    with pytest.raises(
+        ValueError,
+        match=r"^`path` must be a History of format v1, the format this version of nes_asktell "
+        r"reads, but .*run\.csv' is of format v2 \(written by another version\)\.$",
+    ):
+        History.load(path)
+
+
 SAVE_TOO_LARGE = """
 import os, resource, signal, sys
 import numpy as np
