@@ -665,7 +665,14 @@ class History:
         buf = io.StringIO()
         buf.write(MAGIC + "\n")
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(self.columns)
+        # before its first generation, the columns it may record: the most coordinates of the
+        # mean it records (the first generation sets how many it does), so that it loads as
+        # the History it is
+        writer.writerow(
+            self.columns
+            if self._columns is not None
+            else BASE_COLUMNS + tuple(f"mean_{i}" for i in range(self._k))
+        )
         writer.writerows([repr(x) for x in self._row(i)] for i in range(len(self)))
         write_whole(path, buf.getvalue().encode("utf-8"))
 
@@ -691,7 +698,8 @@ class History:
         line (a spreadsheet pads its rows so) are ignored, so a file edited by hand or in a
         spreadsheet still loads. The rows take 8 bytes a value in memory; while loading,
         the file's text too. Rows recorded after the load count ``elapsed`` on from the last
-        row's (the time between save and load is left out).
+        row's (the time between save and load is left out). A history saved before its first
+        generation loads as the new History it was, and records the same columns.
         """
         return cls._load(path, "path")
 
@@ -787,6 +795,8 @@ class History:
                     f"{v.short(','.join(row))}{spans} in {str(p)!r}."
                 )
             out._flat.extend(values)
+        if not len(out):  # saved before its first generation: it records as a new History
+            out._columns = None
         if len(out) and math.isfinite(out._flat[-len(header)]):
             last = out._row(-1)
             out._next_nit = int(last[0]) + 1

@@ -250,6 +250,25 @@ def test_save_and_load_give_back_every_value_exactly(tmp_path: Path) -> None:
     assert len(History.load(tmp_path / "empty.csv")) == 0
 
 
+@pytest.mark.parametrize("coordinates", [10, 2, 0])
+def test_a_history_saved_before_its_first_generation_loads_as_a_new_one(
+    tmp_path: Path, coordinates: int
+) -> None:
+    # saved before any generation was recorded (a run checkpointed at its start), a History
+    # loaded with no columns of the mean: the run resumed into it never recorded its mean
+    path = tmp_path / "empty.csv"
+    History(coordinates=coordinates).save(path)
+    loaded, fresh = History.load(path), History(coordinates=coordinates)
+    assert loaded.columns == fresh.columns
+    for history in (loaded, fresh):
+        XNES(np.ones(3), 0.5, rng=0).optimize(sphere, maxiter=4, callback=history)
+    assert loaded.columns == fresh.columns
+    assert len(loaded) == len(fresh) == 4
+    for name in fresh.columns:
+        if name != "elapsed":
+            np.testing.assert_array_equal(loaded[name], fresh[name], err_msg=name)
+
+
 @pytest.mark.parametrize(
     ("text", "match"),
     [
