@@ -1013,12 +1013,12 @@ def write_whole(path: str | os.PathLike[str], data: bytes) -> None:
         target.write_bytes(data)
         return
     # a new file beside it, then renamed over it: a write that fails (a full disk, Ctrl-C)
-    # leaves the file as it was (the new file's name cut short: the longest name a file may
-    # have stays one for `path`)
+    # leaves the file as it was (the new file's name cut short, in bytes: the longest name a
+    # file may have, 255 bytes, stays one for `path`, whatever its characters)
     if target.is_file() and not os.access(target, os.W_OK):
         # as writing it in place would: a file made read-only is not replaced
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-    tmp = target.with_name(f".{target.name[:64]}.{secrets.token_hex(4)}.tmp")
+    tmp = target.with_name(f".{_cut(target.name, 64)}.{secrets.token_hex(4)}.tmp")
     try:
         fh = tmp.open("xb")
     except OSError as exc:
@@ -1045,6 +1045,17 @@ def write_whole(path: str | os.PathLike[str], data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _cut(name: str, size: int) -> str:
+    """Return the longest start of the file name `name` of at most `size` bytes on this system.
+
+    (A character may take up to 4 bytes: 64 characters may be 256 bytes.)
+    """
+    end = min(len(name), size)
+    while len(os.fsencode(name[:end])) > size:
+        end -= 1
+    return name[:end]
 
 
 def load_argument(path: str | os.PathLike[str], argument: str) -> History:

@@ -437,6 +437,21 @@ def test_a_writable_file_in_a_folder_that_takes_no_new_file_is_saved(
     assert sorted(p.name for p in folder.iterdir()) == ["run.csv"]
 
 
+@pytest.mark.parametrize("char", ["é", "名", "😀"])  # 2, 3 and 4 bytes in UTF-8
+def test_a_save_to_a_long_name_of_any_characters_is_written(tmp_path: Path, char: str) -> None:
+    # the new file written beside it was named after the first 64 characters of the name: 64
+    # characters of 4 bytes passed the limit of 255 bytes a name has, so a name of 60 emoji
+    # (244 bytes), which open() writes, failed with "File name too long"
+    name = char * ((250 - len(".csv")) // len(char.encode())) + ".csv"
+    assert len(os.fsencode(name)) <= 250
+    history = History()
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=3, callback=history)
+    history.save(tmp_path / name)
+    assert len(History.load(tmp_path / name)) == 3
+    history.save(tmp_path / name)  # over the file saved before
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
 def test_a_save_into_a_missing_folder_names_the_file_asked_for(tmp_path: Path) -> None:
     # the error named the new file written beside the target (".run.csv.<hex>.tmp")
     path = tmp_path / "missing" / "run.csv"
