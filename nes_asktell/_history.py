@@ -677,17 +677,26 @@ class History:
         write_whole(path, buf.getvalue().encode("utf-8"))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> History:
+    def load(cls, path: str | os.PathLike[str], *, every: int = 1) -> History:
         """Read a history written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file.
+        every : int
+            Record one generation in `every` from now on, as ``History(every=...)``: the
+            file does not hold it, so a run resumed from a checkpoint into the History of a
+            run that recorded one generation in k records as it did when given k again.
 
         Raises
         ------
         TypeError
-            If `path` is not a path.
+            If `path` is not a path, or `every` not an integer.
         ValueError
-            If `path` is empty, or the file is larger than 1 GiB or is not a saved history (the
-            message names the line), or one of another version of the format (the message
-            names both).
+            If `every` is below 1, `path` is empty, or the file is larger than 1 GiB or is
+            not a saved history (the message names the line), or one of another version of
+            the format (the message names both).
         OSError
             If the file cannot be read, as ``open`` raises it (FileNotFoundError,
             IsADirectoryError, PermissionError).
@@ -701,7 +710,10 @@ class History:
         row's (the time between save and load is left out). A history saved before its first
         generation loads as the new History it was, and records the same columns.
         """
-        return cls._load(path, "path")
+        every = v.integer("every", every, minimum=1)
+        history = cls._load(path, "path")
+        history._every = every
+        return history
 
     @classmethod
     def _load(cls, path: str | os.PathLike[str], argument: str) -> History:

@@ -135,6 +135,32 @@ def test_every_keeps_one_generation_in_k() -> None:
     np.testing.assert_array_equal(history["generation"], [3, 6, 9])
 
 
+def test_a_run_resumed_into_a_loaded_history_records_as_the_run_that_never_stopped(
+    tmp_path: Path,
+) -> None:
+    # `every` is not in the file, and load took no `every`: a run resumed from a checkpoint
+    # into its loaded History(every=5) recorded every generation, with no way to say otherwise
+    whole = History(every=5)
+    XNES(np.ones(3), 0.5, rng=0).optimize(sphere, maxiter=40, callback=whole)
+    first = History(every=5)
+    es = XNES(np.ones(3), 0.5, rng=0)
+    es.optimize(sphere, maxiter=20, callback=first)
+    checkpoint = es.state_dict()
+    first.save(tmp_path / "run.csv")
+    resumed = History.load(tmp_path / "run.csv", every=5)
+    XNES.from_state(checkpoint).optimize(sphere, maxiter=40, callback=resumed)
+    np.testing.assert_array_equal(resumed["generation"], [5, 10, 15, 20, 25, 30, 35, 40])
+    for name in whole.columns:
+        if name != "elapsed":
+            np.testing.assert_array_equal(resumed[name], whole[name], err_msg=name)
+    for bad, error, match in [
+        (0, ValueError, r"`every` must be an integer >= 1, but got 0"),
+        ("5", TypeError, r"`every` must be an integer"),
+    ]:
+        with pytest.raises(error, match=match):
+            History.load(tmp_path / "run.csv", every=bad)  # type: ignore[arg-type]
+
+
 def test_every_keeps_one_generation_in_k_of_another_optimizers_results() -> None:
     # `every` applied to record() only: as the callback of scipy's own methods, a History
     # of every=5 recorded every generation
