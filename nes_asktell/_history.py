@@ -831,8 +831,10 @@ class History:
         recorded after another begins (its generations start again: it is drawn after the
         one before, its evaluations added to theirs); a history of one
         generation is drawn as points, fitness values above 1e200 (penalties) at 1e200, and
-        infinite ones (the best so far is inf until a finite value is told) not at all.
-        The Figure is made without pyplot: save it with ``fig.savefig(path)``.
+        infinite ones (the best so far is inf until a finite value is told) not at all. A
+        panel without a curve says "not recorded" (its columns are NaN) or "no finite value"
+        (they hold infinities: a run whose every value failed). The Figure is made without
+        pyplot: save it with ``fig.savefig(path)``.
 
         Raises
         ------
@@ -921,6 +923,14 @@ class History:
         restarts = n[1:][changed | new_run[1:]]
         # whether a panel has a curve, before the marks of the restarts are added to it
         curved = {ax: ax.has_data() for ax in (ax_f, ax_s, ax_m, ax_c)}
+        # a panel without one: its columns hold NaN only (not recorded), or infinities too
+        # (recorded, none finite: a run whose every value failed has a best so far of inf)
+        columns_of = {
+            ax_f: ("f_best", "f_best_gen", "f_median_gen"),
+            ax_s: ("sigma_min", "sigma_median", "sigma_max"),
+            ax_m: tuple(c for c in self.columns if c.startswith("mean_") and c != "mean_norm"),
+            ax_c: ("condition",),
+        }
         for ax in (ax_f, ax_s, ax_m, ax_c):
             ax.grid(True, which="major", alpha=0.4)
             if restarts.size:  # a new population size: a restart of IPOP
@@ -937,7 +947,15 @@ class History:
                     autolim=False,
                 )
             if not curved[ax]:
-                ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
+                recorded = any(not np.isnan(self[c]).all() for c in columns_of[ax])
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no finite value" if recorded else "not recorded",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                )
         for ax in (ax_f, ax_s):
             if curved[ax]:
                 ax.legend(fontsize="small")

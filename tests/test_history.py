@@ -623,6 +623,24 @@ def test_plot_leaves_out_the_best_so_far_of_generations_before_any_finite_value(
     assert ax_f.get_ylim()[1] < 10 * np.max(finite)
 
 
+def test_plot_of_a_run_whose_every_value_failed_says_so() -> None:
+    # its fitness panel said "not recorded", as if the History had not recorded the fitness:
+    # it recorded it, and no value was finite
+    pytest.importorskip("matplotlib")
+    history = History()
+    es = XNES(np.ones(3), 0.5, rng=0)
+    for _ in range(5):
+        X = es.ask()
+        f = [math.nan] * len(X)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (the update of an all-NaN generation is skipped)
+            es.tell(X, f)
+        history.record(es, fitness=f)
+    axes = history.plot().get_axes()
+    assert [t.get_text() for t in axes[0].texts] == ["no finite value"]
+    assert [len(ax.texts) for ax in axes[1:]] == [0, 0, 0]  # the other panels have curves
+
+
 def test_plot_of_a_mean_and_values_spanning_the_floats_is_drawn() -> None:
     # A mean of (1e308, -1e308) spans inf on a linear axis: matplotlib raised "arange: cannot
     # compute length". Values of -1.7e308 and 1.7e308 overflowed in the shift of the log
