@@ -1,7 +1,8 @@
 """History: a record of a run, one row per generation, saved as CSV and drawn as four panels.
 
 :class:`History` reads only the public properties of what it records (``generation``, ``nfev``,
-``popsize``, ``best``, ``mean``, ``sigma``, ``axis_ratio``; ``strategy`` of IPOP), so it records
+``popsize``, ``best``, ``mean``, ``sigma``, ``axis_ratio``; ``strategy`` and ``restarts`` of
+IPOP), so it records
 any strategy, IPOP, or the ``OptimizeResult`` a callback receives. Nothing is recorded, written
 or drawn unless asked for.
 """
@@ -38,6 +39,7 @@ BASE_COLUMNS = (
     "nfev",
     "elapsed",
     "popsize",
+    "restarts",
     "f_best_gen",
     "f_median_gen",
     "f_best",
@@ -48,7 +50,11 @@ BASE_COLUMNS = (
     "mean_norm",
 )
 #: the first line of a saved history.
-MAGIC = "# nes_asktell History v1"
+MAGIC = "# nes_asktell History v2"
+#: the first line of a history saved by the versions before ``restarts`` was recorded, and
+#: their columns (they load with ``restarts`` NaN)
+MAGIC_V1 = "# nes_asktell History v1"
+V1_COLUMNS = tuple(c for c in BASE_COLUMNS if c != "restarts")
 #: the largest CSV file :meth:`History.load` reads (a saved history of 10**6 generations with
 #: 10 coordinates is about 250 MB).
 MAX_BYTES = 1 << 30
@@ -227,9 +233,9 @@ def _not_a_history(argument: str, p: Path, line: int, text: str = "") -> ValueEr
     other = _ANY_MAGIC.fullmatch(_unpadded_line(text))
     if other is not None:
         return ValueError(
-            f"`{argument}` must be a History of format {MAGIC.split()[-1]}, the format this "
-            f"version of nes_asktell reads, but {str(p)!r} is of format {other.group(1)} "
-            "(written by another version)."
+            f"`{argument}` must be a History of format {MAGIC_V1.split()[-1]} or "
+            f"{MAGIC.split()[-1]}, the formats this version of nes_asktell reads, but "
+            f"{str(p)!r} is of format {other.group(1)} (written by another version)."
         )
     return ValueError(
         f"`{argument}` must be a CSV file written by History.save (first line {MAGIC!r}), but "
@@ -278,8 +284,11 @@ def _unpadded_line(line: str) -> str:
 
 
 def _is_magic(line: str) -> bool:
-    """Return whether `line` is :data:`MAGIC` (perhaps padded by a spreadsheet)."""
-    return _unpadded_line(line) == MAGIC
+    """Return whether `line` is the first line of a History, of either format (perhaps padded).
+
+    That is :data:`MAGIC` or :data:`MAGIC_V1`, perhaps padded by a spreadsheet.
+    """
+    return _unpadded_line(line) in (MAGIC, MAGIC_V1)
 
 
 def _unpadded(row: list[str]) -> list[str]:
@@ -341,6 +350,9 @@ class History:
     - ``generation``, ``nfev``, ``popsize``; ``elapsed``: seconds since the history was made
       (a loaded one counts on from its last row's: the time between save and load is left
       out; an unpickled one from the time elapsed when it was pickled);
+    - ``restarts``: the restarts of IPOP or BIPOP before the run of generation g (0 for a
+      strategy alone; for an ``OptimizeResult``, its ``restarts``, NaN without one; NaN in a
+      file saved before the column was recorded, format v1, which still loads);
     - ``f_best_gen`` and ``f_median_gen``: the best and the median fitness told in generation
       g (NaN when not known: :meth:`record` without `fitness`, or called with another
       optimiser's ``OptimizeResult``);
@@ -361,8 +373,8 @@ class History:
     As the callback of ``scipy.optimize.minimize(..., method=nes)`` it receives the strategy
     itself each generation, as with ``optimize``, and records every column. Called with an
     ``OptimizeResult`` instead (as the callback of scipy's other methods), it records the
-    fields it finds there (``nit``, ``nfev``, ``fun``, and ``mean``, ``sigma``, ``popsize``
-    when present) and NaN for the others. It takes the other call forms of scipy's
+    fields it finds there (``nit``, ``nfev``, ``fun``, and ``mean``, ``sigma``, ``popsize``,
+    ``restarts`` when present) and NaN for the others. It takes the other call forms of scipy's
     optimisers as well: a point alone (TNC's array, ``direct``'s list) is recorded as the
     mean, and ``callback(x, f, context)`` of ``dual_annealing`` and ``callback(x, f,
     accept)`` of ``basinhopping`` record ``x`` as the mean and ``f`` as ``fun``.
@@ -416,6 +428,13 @@ class History:
     def __setstate__(self, d: dict[str, object]) -> None:
         self.__dict__.update(d)
         self._t0 = time.monotonic() - float(d["_t0"])  # type: ignore[arg-type]
+        old = self._columns
+        if old is not None and old[: len(V1_COLUMNS)] == V1_COLUMNS:
+            # pickled before `restarts` was recorded: its column, NaN, goes in each row
+            table = np.asarray(self._flat, dtype=np.float64).reshape(-1, len(old))
+            table = np.insert(table, BASE_COLUMNS.index("restarts"), math.nan, axis=1)
+            self._flat = array("d", table.tobytes())
+            self._columns = BASE_COLUMNS + old[len(V1_COLUMNS) :]
 
     def __copy__(self) -> History:
         # rows of its own: a shallow copy shared the array the original records into
@@ -499,6 +518,7 @@ class History:
         # every field is checked, also in a generation that `every` leaves out
         nfev = _result_number(res, "nfev", math.nan)
         popsize = _result_number(res, "popsize", math.nan)
+        restarts = _result_number(res, "restarts", math.nan)
         fun = _result_number(res, "fun", math.nan)
         sigma = _result_vector(res, "sigma")
         mean = _result_vector(res, "mean")
@@ -519,6 +539,7 @@ class History:
             generation=int(nit),
             nfev=nfev,
             popsize=popsize,
+            restarts=restarts,
             fitness=None,
             f_best=f_best,
             sigma=sigma,
@@ -577,10 +598,12 @@ class History:
             return
         inner = getattr(es, "strategy", es)  # IPOP: the current run
         ratio = getattr(inner, "axis_ratio", None)
+        restarts = getattr(es, "restarts", 0)  # IPOP's; a strategy alone is one run
         self._append(
             generation=es.generation,
             nfev=es.nfev,
             popsize=float(es.popsize),
+            restarts=float(restarts) if v.is_real_number(restarts) else math.nan,
             fitness=f,
             f_best=float(es.best[1]),
             sigma=np.asarray(es.sigma, dtype=np.float64),
@@ -594,6 +617,7 @@ class History:
         generation: int,
         nfev: float,
         popsize: float,
+        restarts: float,
         fitness: FloatArray | None,
         f_best: float,
         sigma: FloatArray | None,
@@ -624,6 +648,7 @@ class History:
             float(nfev),
             time.monotonic() - self._t0,
             popsize,
+            restarts,
             nan if finite is None or not finite.size else float(np.min(finite)),
             nan if finite is None or not finite.size else _median(finite),
             f_best,
@@ -755,8 +780,9 @@ class History:
         first = next(lines, None)  # (None: no line but blank ones)
         if first is None or not _is_magic(first):
             raise _not_a_history(argument, p, 0 if first is None else lines.number, first or "")
+        base = V1_COLUMNS if _unpadded_line(first) == MAGIC_V1 else BASE_COLUMNS
         try:
-            return cls._read_rows(csv.reader(lines), lines, p, argument)
+            return cls._read_rows(csv.reader(lines), lines, p, argument, base)
         except csv.Error as exc:  # a field longer than the csv module's limit, say
             raise ValueError(
                 f"`{argument}` line {lines.number} is not a row of numbers ({exc}) in {str(p)!r}."
@@ -764,20 +790,27 @@ class History:
 
     @classmethod
     def _read_rows(
-        cls, reader: Iterator[list[str]], lines: _Lines, p: Path, argument: str
+        cls,
+        reader: Iterator[list[str]],
+        lines: _Lines,
+        p: Path,
+        argument: str,
+        base: tuple[str, ...],
     ) -> History:
         """Return the history of the header and the rows of `reader` (the lines after MAGIC).
 
-        Empty fields at the end of a line (a spreadsheet pads its rows so) are dropped.
+        `base` are the columns before the mean's of the file's format: :data:`V1_COLUMNS`
+        (then ``restarts`` is NaN) or :data:`BASE_COLUMNS`. Empty fields at the end of a line
+        (a spreadsheet pads its rows so) are dropped.
         """
         got = next(reader, None)
         header = tuple(x.strip() for x in _unpadded(got or []))
-        k = len(header) - len(BASE_COLUMNS)
-        if header[: len(BASE_COLUMNS)] != BASE_COLUMNS or header[len(BASE_COLUMNS) :] != tuple(
+        k = len(header) - len(base)
+        if header[: len(base)] != base or header[len(base) :] != tuple(
             f"mean_{i}" for i in range(max(k, 0))
         ):
             raise ValueError(
-                f"`{argument}` must have the header {','.join(BASE_COLUMNS)},mean_0,..., but "
+                f"`{argument}` must have the header {','.join(base)},mean_0,..., but "
                 + (
                     f"line {lines.number} is {v.short(','.join(header))}"
                     if got is not None
@@ -786,7 +819,8 @@ class History:
                 + f" in {str(p)!r}."
             )
         out = cls(coordinates=k)
-        out._columns = header
+        out._columns = BASE_COLUMNS + header[len(base) :]
+        restarts = None if base == BASE_COLUMNS else BASE_COLUMNS.index("restarts")
         while True:
             lines.first = None
             got = next(reader, None)
@@ -806,10 +840,12 @@ class History:
                     f"`{argument}` line {at} must hold {len(header)} numbers, but got "
                     f"{v.short(','.join(row))}{spans} in {str(p)!r}."
                 )
+            if restarts is not None:  # not recorded by the format of the file
+                values.insert(restarts, math.nan)
             out._flat.extend(values)
         if not len(out):  # saved before its first generation: it records as a new History
             out._columns = None
-        if len(out) and math.isfinite(out._flat[-len(header)]):
+        if len(out) and math.isfinite(out._flat[-len(out.columns)]):
             last = out._row(-1)
             out._next_nit = int(last[0]) + 1
             best = last[BASE_COLUMNS.index("f_best")]
@@ -827,7 +863,8 @@ class History:
         Fitness (best so far, best and median of each generation; log scale, shifted by the
         lowest value when some are not positive), step size (min, median and max), the
         recorded coordinates of the mean, and the condition number of the scale; dotted vertical
-        lines mark where the population size changes (the restarts of IPOP) and where a run
+        lines mark the restarts of IPOP and BIPOP (where ``restarts`` or the population size
+        changes: a run of BIPOP may keep the population of the one before) and where a run
         recorded after another begins (its generations start again: it is drawn after the
         one before, its evaluations added to theirs); a history of one
         generation is drawn as points, fitness values above 1e200 (penalties) at 1e200, and
@@ -918,8 +955,12 @@ class History:
         ax_c.set_title(
             "condition (longest / shortest axis)" + (", above 1e200 at 1e200" if capped else "")
         )
-        pop = self["popsize"] if len(self) else np.zeros(0)
-        changed = (pop[1:] != pop[:-1]) & np.isfinite(pop[1:]) & np.isfinite(pop[:-1])
+        # a restart: a new run of IPOP or BIPOP (one that keeps the population too), a new
+        # population (a file of the first format, or of another tool, records no runs)
+        changed = np.zeros(max(len(self) - 1, 0), dtype=bool)
+        for name in ("restarts", "popsize"):
+            c = self[name]
+            changed |= (c[1:] != c[:-1]) & np.isfinite(c[1:]) & np.isfinite(c[:-1])
         restarts = n[1:][changed | new_run[1:]]
         # whether a panel has a curve, before the marks of the restarts are added to it
         curved = {ax: ax.has_data() for ax in (ax_f, ax_s, ax_m, ax_c)}
@@ -933,7 +974,7 @@ class History:
         }
         for ax in (ax_f, ax_s, ax_m, ax_c):
             ax.grid(True, which="major", alpha=0.4)
-            if restarts.size:  # a new population size: a restart of IPOP
+            if restarts.size:  # a restart of IPOP or BIPOP
                 # one collection, not a line each: thousands of changes (BIPOP's regimes, a
                 # file of another tool) took a minute and a GB as lines
                 ax.add_collection(

@@ -165,7 +165,7 @@ def test_plot_reports_a_missing_or_foreign_file(
             r"`RUN.csv` must have the header generation,.*, but the file ends after line 1 "
             r"in '{run}'\.",
         ),
-        ("corrupt", r"`RUN.csv` line 3 must hold 14 numbers, but got 'x,1' in '{run}'\."),
+        ("corrupt", r"`RUN.csv` line 3 must hold 15 numbers, but got 'x,1' in '{run}'\."),
     ],
 )
 def test_plot_errors_name_the_argument_as_typed_with_its_value(

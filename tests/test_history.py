@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import inspect
 import math
@@ -28,7 +29,18 @@ from scipy.optimize import (
     rosen,
 )
 
-from nes_asktell import CRFMNES, DXNESIC, IPOP, SNES, XNES, History, OpenES, _history, nes
+from nes_asktell import (
+    BIPOP,
+    CRFMNES,
+    DXNESIC,
+    IPOP,
+    SNES,
+    XNES,
+    History,
+    OpenES,
+    _history,
+    nes,
+)
 from nes_asktell._history import MAGIC
 
 
@@ -299,28 +311,24 @@ def test_a_history_saved_before_its_first_generation_loads_as_a_new_one(
     ("text", "match"),
     [
         ("generation,nfev\n1,2\n", r"must be a CSV file written by History.save"),
-        ("# nes_asktell History v1\ngeneration,nfev\n", r"must have the header generation,"),
+        (f"{MAGIC}\ngeneration,nfev\n", r"must have the header generation,"),
         (
-            "# nes_asktell History v1\n" + ",".join(History().columns) + "\n1,2\n",
-            r"`path` line 3 must hold 12 numbers, but got '1,2'",
+            f"{MAGIC}\n" + ",".join(History().columns) + "\n1,2\n",
+            r"`path` line 3 must hold 13 numbers, but got '1,2'",
         ),
         (
-            "# nes_asktell History v1\n"
-            + ",".join(History().columns)
-            + "\n"
-            + ",".join(["x"] * 12)
-            + "\n",
-            r"`path` line 3 must hold 12 numbers",
+            f"{MAGIC}\n" + ",".join(History().columns) + "\n" + ",".join(["x"] * 13) + "\n",
+            r"`path` line 3 must hold 13 numbers",
         ),
         (  # a field longer than the csv module reads raised _csv.Error, no ValueError
-            "# nes_asktell History v1\n"
+            f"{MAGIC}\n"
             + ",".join(History().columns)
-            + ("\n" + ",".join(["1"] * 12))
+            + ("\n" + ",".join(["1"] * 13))
             + ("\n2" + "0" * 200_000),
             r"`path` line 4 is not a row of numbers \(field larger than field limit",
         ),
         (
-            "# nes_asktell History v1\n" + "g" * 200_000 + "\n",
+            f"{MAGIC}\n" + "g" * 200_000 + "\n",
             r"`path` line 2 is not a row of numbers \(field larger than field limit",
         ),
     ],
@@ -332,7 +340,7 @@ def test_load_rejects_a_file_that_is_not_a_history(tmp_path: Path, text: str, ma
         History.load(path)
 
 
-@pytest.mark.parametrize("first", ["# nes_asktell History v2", "# nes_asktell History v2,,,"])
+@pytest.mark.parametrize("first", ["# nes_asktell History v3", "# nes_asktell History v3,,,"])
 def test_load_of_another_format_version_names_the_versions(tmp_path: Path, first: str) -> None:
     # a file of another version of the format was refused as no History at all: "line 1 is
     # not that line", which reads as a file of something else
@@ -344,8 +352,8 @@ def test_load_of_another_format_version_names_the_versions(tmp_path: Path, first
     path.write_text("\n".join([first, *rows]) + "\n")
     with pytest.raises(
         ValueError,
-        match=r"^`path` must be a History of format v1, the format this version of nes_asktell "
-        r"reads, but .*run\.csv' is of format v2 \(written by another version\)\.$",
+        match=r"^`path` must be a History of format v1 or v2, the formats this version of "
+        r"nes_asktell reads, but .*run\.csv' is of format v3 \(written by another version\)\.$",
     ):
         History.load(path)
 
@@ -718,6 +726,60 @@ def test_plot_marks_the_restarts_of_ipop() -> None:
         np.testing.assert_array_equal(starts, changed)
 
 
+def rastrigin(x: np.ndarray) -> float:
+    return float(10 * x.size + np.sum(x**2 - 10 * np.cos(2 * np.pi * x)))
+
+
+def test_history_records_the_run_of_each_row_and_the_plot_marks_every_restart(
+    tmp_path: Path,
+) -> None:
+    # the plot marked where the population changed: BIPOP's runs of the small regime often
+    # keep the population of the run before (run 1 is always small, and before the first
+    # large restart a small run has the first run's population), and their restarts were not
+    # marked; nothing in the file told one run from the next
+    pytest.importorskip("matplotlib")
+    history = History()
+    opt = BIPOP("xnes", np.full(3, 3.0), 2.0, rng=0, maxfev=6000)
+    res = opt.optimize(rastrigin, callback=history)
+    popsizes = [h["popsize"] for h in res.history]
+    assert res.restarts >= 2
+    assert popsizes[0] == popsizes[1]  # a restart that keeps the population
+    runs = history["restarts"]
+    assert runs[0] == 0
+    assert runs[-1] == res.restarts
+    assert set(np.diff(runs).tolist()) == {0.0, 1.0}  # each run's rows, in turn
+    starts = history["nfev"][1:][np.diff(runs) == 1]
+    history.save(tmp_path / "run.csv")
+    for h in (history, History.load(tmp_path / "run.csv")):
+        for ax in h.plot().get_axes():
+            (marks,) = ax.collections
+            np.testing.assert_array_equal([seg[0, 0] for seg in marks.get_segments()], starts)
+
+
+def test_a_history_of_the_first_format_loads_with_its_runs_not_recorded(tmp_path: Path) -> None:
+    # saved before the runs were recorded: format v1, without the column `restarts`
+    pytest.importorskip("matplotlib")
+    history = History(coordinates=2)
+    opt = IPOP("xnes", np.full(2, 3.0), 1.0, rng=0, max_restarts=2, tolfun=1e-3)
+    opt.optimize(sphere, maxfev=3000, callback=history)
+    path = tmp_path / "v1.csv"
+    history.save(path)
+    at = history.columns.index("restarts")
+    _, *table = (list(row.split(",")) for row in path.read_text().splitlines())
+    path.write_text(
+        "\n".join(["# nes_asktell History v1"] + [",".join(r[:at] + r[at + 1 :]) for r in table])
+    )
+    loaded = History.load(path)
+    assert loaded.columns == history.columns
+    assert np.isnan(loaded["restarts"]).all()
+    for name in history.columns:
+        if name != "restarts":
+            np.testing.assert_array_equal(loaded[name], history[name], err_msg=name)
+    (marks,) = loaded.plot().get_axes()[0].collections  # where the population changes
+    changed = history["nfev"][1:][np.diff(history["popsize"]) != 0]
+    np.testing.assert_array_equal([seg[0, 0] for seg in marks.get_segments()], changed)
+
+
 def test_load_reads_a_hand_edited_file_with_blank_lines_and_a_byte_order_mark(
     tmp_path: Path,
 ) -> None:
@@ -777,9 +839,9 @@ def test_load_names_the_line_of_a_bad_row_past_blank_lines(tmp_path: Path) -> No
     magic, header, *rows = (tmp_path / "run.csv").read_text().splitlines()
     lines = ["", magic, header, rows[0], "", "", "1,2,x", *rows[1:]]
     (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(ValueError, match=r"`path` line 7 must hold 14 numbers, but got '1,2,x'"):
+    with pytest.raises(ValueError, match=r"`path` line 7 must hold 15 numbers, but got '1,2,x'"):
         History.load(tmp_path / "bad.csv")
-    with pytest.raises(ValueError, match=r"`path` line 3 must hold 14 numbers, but got '1,2,x'"):
+    with pytest.raises(ValueError, match=r"`path` line 3 must hold 15 numbers, but got '1,2,x'"):
         History.load(io_text(tmp_path / "one.csv", f"{magic}\r{header}\r\n1,2,x\n"))
 
 
@@ -794,7 +856,7 @@ def test_load_names_the_line_where_a_row_with_a_stray_quote_begins(tmp_path: Pat
     (tmp_path / "bad.csv").write_text("".join(lines))
     with pytest.raises(
         ValueError,
-        match=r"`path` line 4 must hold 13 numbers, but got '2\.0,.*\(read on to line 52\) in",
+        match=r"`path` line 4 must hold 14 numbers, but got '2\.0,.*\(read on to line 52\) in",
     ):
         History.load(tmp_path / "bad.csv")
 
@@ -1073,7 +1135,7 @@ def test_loading_a_history_of_short_values_takes_a_few_times_the_file(tmp_path: 
     in resident memory, now 4.9; traced here 5.1 times (the text, and the doubles).
     """
     header = ",".join([*_history.BASE_COLUMNS, "mean_0", "mean_1"])
-    row = ",".join(["1"] * 14) + "\n"
+    row = ",".join(["1"] * (len(_history.BASE_COLUMNS) + 2)) + "\n"
     big = tmp_path / "short.csv"
     big.write_text(f"{MAGIC}\n{header}\n" + row * 20_000)
     loaded, ratio = load_traced(big)
@@ -1361,3 +1423,47 @@ def test_a_history_refuses_other_call_forms_naming_them(
     h(np.zeros(2), 5.0, False)
     np.testing.assert_array_equal(h["generation"], [1, 2])
     np.testing.assert_array_equal(h["f_best"], [3.0, 3.0])
+
+
+#: pickle.dumps of History(coordinates=1) that recorded XNES(np.ones(2), 0.5, rng=0) for 2
+#: generations, made by the version before the column `restarts` (commit 172c272)
+PICKLED_BEFORE_RESTARTS = (
+    "gASVLQIAAAAAAACMFG5lc19hc2t0ZWxsLl9oaXN0b3J5lIwHSGlzdG9yeZSTlCmBlH2UKIwCX2uUSwGMBl9ldmVyeZRL"
+    "AYwFX2ZsYXSUjAVhcnJheZSMFF9hcnJheV9yZWNvbnN0cnVjdG9ylJOUKIwFYXJyYXmUjAVhcnJheZSTlIwBZJRLEEPQ"
+    "AAAAAAAA8D8AAAAAAAAYQAAAgAHu0mY/AAAAAAAAGEBcL1ORmOjdP1NTyO/J5QBAXC9TkZjo3T9rvJGekirjP2u8kZ6S"
+    "KuM/a7yRnpIq4z/yMG7OKsD6P4uELQ8Y9Ow/SsyRwsIn3z8AAAAAAAAAQAAAAAAAAChAAACATcLlbj8AAAAAAAAYQCIA"
+    "1cIwotY/DdvbikVS9D8iANXCMKLWP7yUdI/ZCOg/vJR0j9kI6D+8lHSP2QjoP/cXWPOvVfg/m/WuZvOH1T+G29nzaG/P"
+    "P5R0lFKUjAhfY29sdW1uc5QojApnZW5lcmF0aW9ulIwEbmZldpSMB2VsYXBzZWSUjAdwb3BzaXpllIwKZl9iZXN0X2dl"
+    "bpSMDGZfbWVkaWFuX2dlbpSMBmZfYmVzdJSMCXNpZ21hX21pbpSMDHNpZ21hX21lZGlhbpSMCXNpZ21hX21heJSMCWNv"
+    "bmRpdGlvbpSMCW1lYW5fbm9ybZSMBm1lYW5fMJR0lIwDX3QwlEc/cHeY8UAAAIwJX25leHRfbml0lEsBjApfY2FsbF9i"
+    "ZXN0lEd/8AAAAAAAAHViLg=="
+)
+
+
+def test_a_history_pickled_before_the_runs_were_recorded_records_on_in_place(
+    tmp_path: Path,
+) -> None:
+    # its rows had no value for `restarts`: the rows recorded after the unpickling put each
+    # value in the column after its own (f_best_gen read the restarts, 0), and the file
+    # saved of it did not load
+    old = pickle.loads(base64.b64decode(PICKLED_BEFORE_RESTARTS))
+    fresh = History(coordinates=1)
+    XNES(np.ones(2), 0.5, rng=0).optimize(sphere, maxiter=2, callback=fresh)
+    assert old.columns == fresh.columns
+    assert np.isnan(old["restarts"]).all()
+    for name in fresh.columns:
+        if name not in ("elapsed", "restarts"):
+            np.testing.assert_array_equal(old[name], fresh[name], err_msg=name)
+    es = SNES(np.ones(2), 0.5, rng=1)
+    for history in (old, fresh):
+        es2 = copy.deepcopy(es)
+        for _ in range(2):
+            X = es2.ask()
+            f = [sphere(x) for x in X]
+            es2.tell(X, f)
+            history.record(es2, fitness=f)
+    for name in fresh.columns:
+        if name != "elapsed":
+            np.testing.assert_array_equal(old[name][2:], fresh[name][2:], err_msg=name)
+    old.save(tmp_path / "old.csv")
+    assert len(History.load(tmp_path / "old.csv")) == 4
