@@ -380,10 +380,15 @@ class Evaluator:
     ) -> FloatArray:
         """Return ``[fun(x, *args) for x in X]`` as a float64 array.
 
-        With `strategy`, `X` must be the first rows of its pending batch; the rows may then be
+        `fun` cannot change `X`: in this process it is given read-only rows of it. With
+        `strategy`, `X` must be the first rows of its pending batch; the rows may then be
         rebuilt by the workers from keys (``mode`` "auto", "seeds" or "replay").
         """
         args = self.check_call(fun, args, strategy)
+        if isinstance(X, np.ndarray) and X.flags.writeable:
+            # the caller's own candidates: `fun` reads them in this process, never edits them
+            X = X.view()
+            X.flags.writeable = False
         self.last_bytes = 0
         self._notes = []
         n = len(X)
@@ -899,7 +904,9 @@ def evaluate(
     strategy_or_candidates : Strategy or array_like of shape (n, d)
         A strategy (its pending batch is evaluated; ``ask()`` is called if needed) or candidates.
     fun : callable
-        ``fun(x, *args) -> float``. It receives read-only rows.
+        ``fun(x, *args) -> float``. In this process (serially, on threads, through a map)
+        it receives read-only rows, so that it cannot change the candidates (an array given
+        as `strategy_or_candidates` included); in other processes, copies of them.
     workers : None, int, map-like callable, Executor, dask Client, the ray module or Evaluator
         None or 1: serial, in this process; an exception raised by `fun` propagates. An int:
         a process pool of that size (``-1``: one per core), started with "spawn". A map-like

@@ -510,6 +510,30 @@ def test_a_stopiteration_of_fun_through_a_map_propagates_as_without_workers() ->
         es.optimize(stops_past_half, maxiter=3, workers=map)
 
 
+def shifts_its_point(x: np.ndarray) -> float:
+    x += 1.0  # an objective that works on the point it is given, in place
+    return sphere(x)
+
+
+def test_fun_cannot_change_the_candidates_given_to_evaluate() -> None:
+    # the docstring promises read-only rows; rows of a candidates array were views of the
+    # caller's own array, so an objective that shifted its point in place changed the
+    # caller's candidates (those of an ask() were read-only already)
+    X = np.linspace(0.0, 1.0, 12).reshape(6, 2)
+    before = X.copy()
+    with pytest.raises(ValueError, match="read-only"):
+        evaluate(X, shifts_its_point)  # serially fun's exception propagates
+    with pytest.raises(ValueError, match="read-only"):
+        evaluate(X, shifts_its_point, map)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="read-only"):
+        evaluate(X, lambda Y: shifts_its_point(Y.T), vectorized=True)
+    with ThreadPoolExecutor(2) as pool, pytest.warns(NESWarning, match="read-only"):
+        f = evaluate(X, shifts_its_point, pool)
+    assert np.isnan(f).all()
+    np.testing.assert_array_equal(X, before)
+    assert X.flags.writeable  # the caller's array itself stays as it was given
+
+
 def test_evaluate_is_public() -> None:
     assert "evaluate" in nes_asktell.__all__
     assert "Evaluator" in nes_asktell.__all__
