@@ -3,10 +3,11 @@
 Three ways to move a population to the workers of an engine (``_backends``):
 
 * ``"vectors"``: each task carries its rows of ``X`` (8 d bytes per candidate).
-* ``"seeds"``: for a strategy with counter-based noise (an integer seed) and a diagonal
-  perturbation, each task carries the keys of its candidates; the worker rebuilds them from
-  the mean, the step sizes and the keys. On a dask ``Client`` the mean is broadcast once per
-  generation, so a generation moves a few mean-sized messages instead of the whole population.
+* ``"seeds"``: for a strategy with counter-based noise (any `rng` but a legacy RandomState)
+  and a diagonal perturbation, each task carries the keys of its candidates; the worker
+  rebuilds them from the mean, the step sizes and the keys. On a dask ``Client`` the mean is
+  broadcast once per generation, so a generation moves a few mean-sized messages instead of
+  the whole population.
 * ``"replay"`` (dask ``Client`` only; what "auto" picks there): every worker keeps a replica of
   the strategy and replays the client's updates from their utilities, so a generation moves a
   few KB; the state travels on first contact and whenever a replica is missing or out of step.
@@ -410,8 +411,9 @@ class Evaluator:
         if keyed and self._seeds_ok and plan is None:
             raise ValueError(
                 f"`mode` is {self._mode!r}, but these candidates cannot be rebuilt from keys: "
-                "that needs the strategy's pending batch, an integer `rng` and a diagonal "
-                "perturbation (OpenES, SNES); XNES ships vectors."
+                "that needs the strategy's pending batch, counter-based noise (any `rng` but a "
+                "legacy RandomState) and a diagonal perturbation (OpenES, SNES); XNES ships "
+                "vectors."
             )
         with engine.hold():  # a shared process pool: evaluations in other threads wait
             try:
@@ -936,19 +938,19 @@ def evaluate(
         evaluator); on a dask worker the others run on the threads left (see
         `restart_workers`).
     mode : {"auto", "vectors", "seeds", "replay"}
-        How candidates reach pools, Executors and Clients. "vectors": their rows (8 d bytes
-        each). "seeds": their noise keys (a strategy with an integer `rng` and a diagonal
-        perturbation: OpenES, SNES), with the mean and step sizes sent along (on a dask Client
-        broadcast once per generation: 8 d bytes per worker, twice that for SNES). "replay"
-        (a dask Client or Ray): every worker keeps a replica of the strategy and brings it up to
-        date by replaying the client's updates from their utilities, so a generation moves a
-        few KB whatever d is (the state travels in the first generation, and again to a worker
-        that lost its replica or whose replica no longer matches); the price is compute on
-        the workers, each of which redraws the whole generation's noise (popsize x d normals,
-        half with mirrored sampling) and keeps a buffer of that size. Choose "replay" when the
-        network or the number of workers limits, "seeds" when the workers are few, on one
-        machine or a fast network, and their cores are busy. "auto" uses keys from d = 10,000
-        on: "replay" on a dask Client or Ray, "seeds" elsewhere.
+        How candidates reach pools, Executors and Clients. "vectors": their rows (8 d bytes each).
+        "seeds": their noise keys (a strategy with counter-based noise, any `rng` but a legacy
+        RandomState, and a diagonal perturbation: OpenES, SNES), with the mean and step sizes sent
+        along (on a dask Client broadcast once per generation: 8 d bytes per worker, twice that for
+        SNES). "replay" (a dask Client or Ray): every worker keeps a replica of the strategy and
+        brings it up to date by replaying the client's updates from their utilities, so a
+        generation moves a few KB whatever d is (the state travels in the first generation, and
+        again to a worker that lost its replica or whose replica no longer matches); the price is
+        compute on the workers, each of which redraws the whole generation's noise (popsize x d
+        normals, half with mirrored sampling) and keeps a buffer of that size. Choose "replay" when
+        the network or the number of workers limits, "seeds" when the workers are few, on one
+        machine or a fast network, and their cores are busy. "auto" uses keys from d = 10,000 on:
+        "replay" on a dask Client or Ray, "seeds" elsewhere.
     tasks : int, optional
         How many tasks the population is split into (pools, Executors and Clients); by
         default the engine's size, or one per candidate with a `timeout` where no task can

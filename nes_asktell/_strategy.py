@@ -1226,7 +1226,8 @@ class Strategy(ABC):
         sampling they come in mirrored pairs, as such a population's would: samples ``2 i`` and
         ``2 i + 1`` are ``mean + p`` and ``mean - p`` for the perturbation ``p`` of the key
         ``(generation, n_noise + i)``. They are never told, and the strategy does not change.
-        With noise drawn in sequence (a Generator `rng`) there are none.
+        With noise drawn in sequence (a legacy RandomState `rng`, or a Generator's in a state
+        saved by an older version) there are none.
         """
         n = v.integer("n", n, minimum=0)
         v.check_size("n", n * self._dim, "n * dim")  # before anything is allocated
@@ -1308,7 +1309,9 @@ class Strategy(ABC):
                 f"with no pending batch, but it is at {self._generation}."
             )
         if not isinstance(self._noise, _noise.CounterNoise):
-            raise RuntimeError("replay() needs counter-based noise (an integer `rng`).")
+            raise RuntimeError(
+                "replay() needs counter-based noise (any `rng` but a legacy RandomState)."
+            )
         told = (
             self._popsize
             if n_finite is None

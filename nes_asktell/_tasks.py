@@ -1,9 +1,10 @@
 """What runs on the workers: the row loop, candidates rebuilt from keys, replicas that replay.
 
-With counter-based noise (an integer seed), candidate ``k`` of generation ``g`` is a function of
-the mean, the step sizes, the bounds and its :class:`~nes_asktell._batch.Keys`. A task of
-vectors mode carries rows; :func:`seeds_task` carries keys with the mean and step sizes, checks
-on first contact that its numpy draws the same noise, rebuilds its rows and evaluates them.
+With counter-based noise (any `rng` but a legacy RandomState), candidate ``k`` of generation
+``g`` is a function of the mean, the step sizes, the bounds and its
+:class:`~nes_asktell._batch.Keys`. A task of vectors mode carries rows; :func:`seeds_task`
+carries keys with the mean and step sizes, checks on first contact that its numpy draws the
+same noise, rebuilds its rows and evaluates them.
 
 :func:`replay_task` is the variant that moves no mean at all (the way of Salimans et al.'s
 algorithm 2): each worker process keeps a replica of the strategy per run (keyed by a token)

@@ -179,6 +179,28 @@ def test_seeds_mode_rebuilds_exactly_the_asked_rows() -> None:
             np.testing.assert_array_equal(row, X[k])
 
 
+@pytest.mark.parametrize(
+    "rng",
+    [None, 7, np.random.SeedSequence(7), np.random.default_rng(7)],
+    ids=["none", "int", "seedsequence", "generator"],
+)
+def test_every_rng_but_a_legacy_randomstate_ships_keys(rng: object) -> None:
+    # docs/parallel.rst said that a Generator is drawn in sequence and ships vectors, and
+    # extra_samples() that a Generator gives none: its noise is counter-based, as an int's
+    es = SNES(np.zeros(4), 0.3, rng=rng)  # type: ignore[arg-type]
+    X = es.ask()
+    assert es.rows_from_keys
+    assert es.batch_keys(X) is not None
+    assert es.extra_samples(2) is not None
+    with ThreadPoolExecutor(2) as pool:
+        f = evaluate(es, sphere, pool, mode="seeds")
+    np.testing.assert_array_equal(f, [sphere(x) for x in X])
+    legacy = OpenES(np.zeros(4), 0.3, rng=np.random.RandomState(7))
+    assert not legacy.rows_from_keys
+    assert legacy.batch_keys(legacy.ask()) is None
+    assert legacy.extra_samples(2) is None
+
+
 @pytest.mark.parametrize("name", ["xnes", "dxnesic", "crfmnes"])
 def test_strategies_that_cannot_be_rebuilt_ship_vectors(name: str) -> None:
     # Bug: XNES's (and DX-NES-IC's) first rows, with the identity shape, could be rebuilt
