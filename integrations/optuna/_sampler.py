@@ -206,7 +206,8 @@ class NESSampler(BaseSampler):
         clock would make the state depend on the process that tells it), and learning rates
         ``eta_*`` at most 10. For ``"xnes"`` the sampler sets ``eta_sigma=1.0, csa=True,
         adaptation_sampling=False, mirrored=False, rank_one=False`` (``mirrored=True`` with
-        one or two searched parameters and an even or default `popsize`) and for ``"snes"``
+        one or two searched parameters and the default `popsize` or an even one of at least
+        4) and for ``"snes"``
         ``mirrored=False``, and for every strategy ``tolflatfitness=None``, unless given
         here. ``ftarget`` is a value of the study in its direction (reached at or above it
         when maximising).
