@@ -52,7 +52,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         type=_image_named,
         default=Path("nes_demo.png"),
         help="the image file of the convergence plot, a regular file (its suffix chooses the "
-        "format)",
+        "format; default: %(default)s, in the current directory)",
     )
     where.add_argument("--no-plot", action="store_true", help="do not write the plot")
     demo.set_defaults(usage=demo)  # its errors show its own usage line

@@ -68,6 +68,27 @@ def test_demo_without_plot(
     assert "matches the 2017 trace line for line: True" in out
 
 
+def test_demo_says_where_it_writes_its_plot_by_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `demo` (and `make demo`) writes nes_demo.png into the current folder, which neither its
+    # --help nor the quickstart said
+    with pytest.raises(SystemExit) as info:
+        cli.main(["demo", "--help"])
+    assert info.value.code == 0
+    assert "default: nes_demo.png, in the current directory" in " ".join(
+        capsys.readouterr().out.split()
+    )
+    quickstart = (Path(__file__).resolve().parent.parent / "docs" / "quickstart.rst").read_text()
+    assert "``nes_demo.png``" in quickstart
+    pytest.importorskip("matplotlib")
+    monkeypatch.setattr(_demo, "BUDGET", 1000)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["demo"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nes_demo.png"]
+    assert "convergence plot written to nes_demo.png" in capsys.readouterr().out
+
+
 def test_command_line_requires_a_command(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         cli.main([])
