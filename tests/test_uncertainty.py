@@ -377,8 +377,8 @@ def test_result_of_a_hand_written_loop_is_the_one_optimize_returns(name: str) ->
     def f(x: np.ndarray) -> float:
         return float(x @ x)
 
-    # (a budget of whole generations: optimize evaluates only the part of the last generation
-    # the budget allows, a loop of one's own whole generations; "toy" has another popsize)
+    # (a budget of whole generations: optimize ends before a generation that would pass it,
+    # a loop of one's own after the one that reaches it; "toy" has another popsize)
     per = len(NoiseHandler(resolve_strategy(name)(np.full(3, 2.0), 0.5, rng=0)).ask())
     budget = 10 * per
     nh = NoiseHandler(resolve_strategy(name)(np.full(3, 2.0), 0.5, rng=0, maxfev=budget))
