@@ -112,8 +112,10 @@ def nes(
         ``"openes"``, see :func:`nes_asktell.strategy_names`) or a class; default ``"xnes"``.
     sigma0 : float or array_like, optional
         Initial step size. Default: per coordinate, a quarter of ``high - low`` where both bounds
-        are finite and that quarter lies in [1e-100, 1e100], else ``max(1, |x0_i|) / 2``;
-        SNES takes these per coordinate, the other strategies their median.
+        are finite and that quarter is at most 1e100, else ``max(1, |x0_i|) / 2``; SNES takes
+        these per coordinate, the other strategies their median. A coordinate whose quarter is
+        below 1e-100, the smallest step size (``low == high``, say), is left out: SNES gives it
+        the median of the others.
     popsize : int, optional
         Candidates per generation; the strategy's default when omitted (with `restarts`, the
         size of the first run).
