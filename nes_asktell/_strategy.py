@@ -1413,8 +1413,11 @@ class Strategy(ABC):
 
         Raises
         ------
+        TypeError
+            If `shaping` is neither a name nor a callable.
         ValueError
-            If `state` is malformed or belongs to another strategy.
+            If `state` is malformed or belongs to another strategy, or `shaping` names no
+            shaping.
         """
         if not isinstance(state, dict):
             raise ValueError(
