@@ -192,8 +192,9 @@ class CRFMNES(Strategy):
     rng : None, int, SeedSequence or Generator
         Source of the noise (see :class:`OpenES`); the initial v is drawn from it too.
     implicit_constraints : bool
-        Count non-finite fitness values as infeasible candidates in the distance weights, as
-        the paper does; default False (see :class:`DXNESIC`).
+        Count non-finite fitness values as infeasible candidates, as the paper does: the
+        distance weights and the step-size rate :math:`\eta_\sigma` then use the number
+        :math:`\lambda_F` of finite values; default False (see :class:`DXNESIC`).
     mirrored : bool
         Antithetic pairs ``(z, -z)``; default True, as in the paper.
     shaping : str or callable

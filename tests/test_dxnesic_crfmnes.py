@@ -281,6 +281,25 @@ def test_implicit_constraints_counts_non_finite_values(cls: type[Strategy]) -> N
     assert not np.array_equal(a.mean, b.mean)
 
 
+@pytest.mark.parametrize("cls", [DXNESIC, CRFMNES])
+def test_implicit_constraints_sets_the_step_size_rate_outside_movement_too(
+    cls: type[Strategy],
+) -> None:
+    # docs (crfmnes.rst, the CRFMNES docstring) said that lambda_F enters the distance
+    # weights only; it sets eta_sigma of the stagnation and convergence phases as well, where
+    # the weights are the rank weights and the means stay equal
+    a = cls(np.full(4, 2.0), 0.5, rng=1, implicit_constraints=True)  # type: ignore[call-arg]
+    b = cls(np.full(4, 2.0), 0.5, rng=1)
+    X = a.ask()
+    f = np.array([ellipsoid(x) for x in X])
+    f[np.argmax(f)] = np.nan
+    a.tell(X, f)
+    b.tell(b.ask(), f)
+    assert a.phase == b.phase == "stag"  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(a.mean, b.mean)
+    assert a.sigma != b.sigma
+
+
 @pytest.mark.parametrize(
     ("cls", "key", "bad", "match"),
     [
