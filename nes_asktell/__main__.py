@@ -58,7 +58,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     demo.set_defaults(usage=demo)  # its errors show its own usage line
     plot = sub.add_parser(
         "plot",
-        help="draw a run saved by History.save (a CSV file) as a PNG of four panels",
+        help="draw a run saved by History.save (a CSV file) as an image of four panels (PNG "
+        "unless -o names another format)",
         description="Draw a run saved by History.save (fitness, step size, mean, condition).",
     )
     plot.add_argument("run", type=_named, metavar="RUN.csv", help="a CSV file of History.save")

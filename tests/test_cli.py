@@ -48,6 +48,19 @@ def test_the_module_names_itself_in_usage() -> None:
     assert "the following arguments are required: command" in out.stderr
 
 
+def test_the_help_of_plot_says_that_the_suffix_chooses_the_format(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the command list said "as a PNG of four panels", while `plot run.csv -o run.svg` writes
+    # an SVG (docs/watching.rst: the suffix after -o chooses the format)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "as a PNG" not in text
+    assert "plot draw a run saved by History.save (a CSV file) as an image of four panels" in text
+
+
 def saved_run(path: Path, generations: int = 3) -> None:
     """Save the History of a short XNES run on the sphere to `path`."""
     history = History()
