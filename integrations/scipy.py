@@ -128,9 +128,9 @@ def nes(
         keeps the strategy's defaults.
     rng : None, int, SeedSequence or Generator
         Source of randomness; an int makes the run reproducible.
-    workers : None, int, map-like callable or Executor
-        How a population is evaluated (see :doc:`/parallel`). Ignored, with a warning, when
-        `vectorized` is True.
+    workers : None, int, map-like callable, Executor, dask Client, the ray module or Evaluator
+        How a population is evaluated, as for :meth:`nes_asktell.Strategy.optimize` (see
+        :doc:`/parallel`). Ignored, with a warning, when `vectorized` is True.
     vectorized : bool
         Evaluate each generation in one call ``fun(X, *args)`` with `X` of shape (d, S), a
         writable copy; it returns the S values, as an array of shape (S,), (S, 1) or (1, S),

@@ -804,6 +804,12 @@ def test_workers_map_and_executor_match_serial():
     np.testing.assert_array_equal(with_map.x, ref.x)
     np.testing.assert_array_equal(with_pool.x, ref.x)
     assert with_pool.nfev == ref.nfev == 400
+    # an Evaluator too, as the docstring of nes and docs/scipy.rst list it
+    with ThreadPoolExecutor(2) as pool, nes_asktell.Evaluator(pool) as ev:
+        with_evaluator = minimize(
+            sphere, np.zeros(3), method=nes, options={"rng": 4, "maxfev": 400, "workers": ev}
+        )
+    np.testing.assert_array_equal(with_evaluator.x, ref.x)
 
 
 def test_vectorized():
