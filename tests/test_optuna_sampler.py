@@ -272,6 +272,20 @@ def test_a_seed_of_up_to_128_bits_seeds_a_study(independent: bool) -> None:
             TypeError,
             r"`search_space` must be a dict of distributions or None, but got \{'x': 'a'\}",
         ),
+        # a name that is no str raised "'<' not supported between instances of 'str' and
+        # 'int'" (or, alone, gave an empty chain), naming no argument
+        (
+            (..., {1: FloatDistribution(0, 1), "x": FloatDistribution(0, 1)}),
+            TypeError,
+            r"`search_space` must be a dict of distributions by parameter name \(str\) or None, "
+            r"but got a name 1\.",
+        ),
+        (
+            (..., {1: FloatDistribution(0, 1)}),
+            TypeError,
+            r"`search_space` must be a dict of distributions by parameter name \(str\) or None, "
+            r"but got a name 1\.",
+        ),
     ],
 )
 def test_generations_rejects_bad_arguments(

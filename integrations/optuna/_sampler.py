@@ -652,7 +652,8 @@ class NESSampler(BaseSampler):
         Raises
         ------
         TypeError
-            If `study` is not a study or `search_space` not a dict of distributions.
+            If `study` is not a study or `search_space` not a dict of distributions
+            by parameter name.
         ValueError
             If `study` is multi-objective.
 
@@ -677,6 +678,12 @@ class NESSampler(BaseSampler):
                 "`search_space` must be a dict of distributions or None, "
                 f"but got {v.short(search_space)}."
             )
+        for name in search_space or {}:
+            if not isinstance(name, str):
+                raise TypeError(
+                    "`search_space` must be a dict of distributions by parameter name (str) "
+                    f"or None, but got a name {v.short(name)}."
+                )
         self._check_single_objective(study)
         trials = ch.all_trials(study)
         with self._lock:
