@@ -955,6 +955,45 @@ def test_a_sampler_used_for_a_second_study_searches_it() -> None:
     assert all(ch.parse_candidate(t) is not None for t in first.trials[1:])
 
 
+def test_a_trial_of_another_study_with_the_same_number_leaves_the_warning_as_it_is(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The trials sampled independently on purpose were remembered by number alone: trial 1 of
+    # one study, enqueued with a searched value, silenced the warning of trial 1 of another
+    # study that shares the sampler, which holds a candidate and draws a categorical
+    # independently.
+    def objective(t: optuna.Trial) -> float:
+        return t.suggest_float("x", 0, 1) + len(t.suggest_categorical("c", ["a", "bb"]))
+
+    def other_objective(t: optuna.Trial) -> float:
+        return t.suggest_float("x", 0, 1) + t.suggest_float("y", 0, 1)
+
+    def warned(enqueued_in_other: bool) -> bool:
+        sampler = NESSampler(seed=0, popsize=4)
+        other = optuna.create_study(sampler=sampler)
+        study = optuna.create_study(sampler=sampler)
+        other.optimize(other_objective, n_trials=1)
+        study.optimize(objective, n_trials=1)
+        if enqueued_in_other:
+            other.enqueue_trial({"x": 0.5})
+        held = other.ask()  # trial 1 of `other`: sampled independently on purpose if enqueued
+        other_objective(held)
+        caplog.clear()
+        optuna.logging.enable_propagation()
+        try:
+            with caplog.at_level(logging.WARNING, logger="optuna"):
+                trial = study.ask()  # trial 1 of `study`: it takes a candidate
+                assert trial.number == held.number
+                objective(trial)
+        finally:
+            optuna.logging.disable_propagation()
+        assert ch.parse_candidate(study.trials[-1]) is not None
+        return "`c` in trial 1 is sampled independently" in caplog.text
+
+    assert warned(enqueued_in_other=False)
+    assert warned(enqueued_in_other=True)
+
+
 # ---------------------------------------------------------------------- generations
 def test_generation_is_told_once_popsize_trials_complete() -> None:
     sampler = NESSampler(seed=0, popsize=6)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import time
 from collections import OrderedDict
+from typing import TypeVar
 
 from optuna.distributions import BaseDistribution
 from optuna.study import Study, StudyDirection
@@ -35,7 +36,20 @@ from ._search import (
 )
 from ._space import UnitSpace, is_relative
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 _CACHE_SIZE = 16
+#: the most trials of each kind whose bookkeeping an Assigner keeps
+_MAX_TRIALS = 1024
+
+#: a trial of a study: the study's token (``_storage.study_token``) and the trial's number
+TrialKey = tuple[tuple[object, int, str], int]
+
+
+def _bound(entries: dict[_K, _V]) -> None:
+    """Drop the oldest of `entries` past `_MAX_TRIALS` (trials long finished or abandoned)."""
+    while len(entries) > _MAX_TRIALS:
+        del entries[next(iter(entries))]
 
 
 #: how long the lowest-numbered of trials that took one candidate at once waits for the others
@@ -78,9 +92,14 @@ class Assigner:
         self.n_startup_trials = n_startup_trials
         self.loaded: OrderedDict[str, Loaded] = OrderedDict()
         self.records = ch.Records()
-        self.fallback: set[int] = set()  # trials left to the independent sampler on purpose
-        self.retries: dict[int, int] = {}  # trial -> times it chose again after rivals
-        self.marked: dict[tuple[int, str], float] = {}  # (trial, state) waiting to tell: since
+        # Each trial is known by its study and number (a sampler may serve several studies,
+        # whose trials have the same numbers), the oldest going first past 1024 entries:
+        # the trials left to the independent sampler on purpose,
+        self.fallback: dict[TrialKey, None] = {}
+        # the times each trial chose again after rivals,
+        self.retries: dict[TrialKey, int] = {}
+        # and (trial, state) waiting to tell: since when
+        self.marked: dict[tuple[TrialKey, str], float] = {}
         self.spaces: dict[tuple[tuple[str, BaseDistribution], ...], tuple[UnitSpace, str]] = {}
 
     def generations(
@@ -146,19 +165,18 @@ class Assigner:
             self.loaded.popitem(last=False)
         return loaded
 
-    def _fall_back(self, number: int) -> None:
-        """Note that trial `number` is left to the independent sampler on purpose."""
-        self.fallback.add(number)
-        while len(self.fallback) > 1024:
-            self.fallback.remove(min(self.fallback))
+    def _fall_back(self, study: Study, number: int) -> None:
+        """Note that trial `number` of `study` is left to the independent sampler on purpose."""
+        self.fallback[(ch.study_token(study), number)] = None
+        _bound(self.fallback)
 
     def n_complete(self, study: Study) -> int:
         """Return the number of COMPLETE trials of `study` (read incrementally)."""
         return self.records.update(study, ch.all_trials(study)).complete
 
-    def sampled_independently(self, number: int) -> bool:
-        """Return whether trial `number` was left to the independent sampler on purpose."""
-        return number in self.fallback
+    def sampled_independently(self, study: Study, number: int) -> bool:
+        """Return whether trial `number` of `study` was left to the independent sampler."""
+        return (ch.study_token(study), number) in self.fallback
 
     def unit_space(self, numeric: dict[str, BaseDistribution]) -> tuple[UnitSpace, str]:
         """Return the unit space of the numeric parameters `numeric` and its search key."""
@@ -196,7 +214,7 @@ class Assigner:
             # Enqueued with values of its own for searched parameters: it evaluates no
             # candidate (its value would be told as that of a point it did not evaluate).
             ch.clear_candidate(study, trial)
-            self._fall_back(trial.number)
+            self._fall_back(study, trial.number)
             return None
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
         # Values the trial has already (a trial sampled twice; Optuna's retry of a trial whose
@@ -218,7 +236,7 @@ class Assigner:
         if preset:
             # As an enqueued trial: it evaluates the values it has, not a candidate's.
             ch.clear_candidate(study, trial)
-            self._fall_back(trial.number)
+            self._fall_back(study, trial.number)
             return None
         while True:
             tip = self.records.tip(ix, key)
@@ -284,7 +302,7 @@ class Assigner:
             )
             fill = (
                 close.gaps
-                and (trial.number, tip.digest) not in self.marked
+                and ((ch.study_token(study), trial.number), tip.digest) not in self.marked
                 and trial.datetime_start is not None
                 and close.cutoff is not None
                 and (trial.datetime_start < close.cutoff or close.mirror is not None)
@@ -308,15 +326,14 @@ class Assigner:
                     known,
                     used,
                 )
-            mark = (trial.number, tip.digest)
+            mark = ((ch.study_token(study), trial.number), tip.digest)
             # However the clocks of the processes differ, a trial waits at most one window.
             waited = time.monotonic() - self.marked.get(mark, time.monotonic())
             if close.wait > 0 and waited < close.window:
                 if mark not in self.marked:
                     ch.mark_closing(study, trial, tip.digest)  # others need not wait for it
                     self.marked[mark] = time.monotonic()
-                    while len(self.marked) > 1024:
-                        del self.marked[min(self.marked)]
+                    _bound(self.marked)
                 raise Pending(close.wait)
             extras = close.extras
             holders: dict[int, int] = {}  # with a surrogate: index -> first trial holding it
@@ -339,7 +356,7 @@ class Assigner:
             raise Pending(0.25)
         if k is None:  # the extra samples are used up: an independent sample, not a copy
             ch.clear_candidate(study, trial)  # a record that it holds none
-            self._fall_back(trial.number)
+            self._fall_back(study, trial.number)
             return None
         known = self._known(ix, tip.digest)
         used = {ix.candidates[n].index for n in ix.by_state.get(tip.digest, ())}
@@ -406,15 +423,15 @@ class Assigner:
             k = free[rank]
         if recorded:  # the trial holds no candidate (for now)
             ch.clear_candidate(study, trial)
-        retries = self.retries.get(trial.number, 0)
+        me = (ch.study_token(study), trial.number)
+        retries = self.retries.get(me, 0)
         if row is not None and retries < _RETRIES:
             # Crowded by rivals: read the storage afresh and choose again, rather than draw a
             # point the search would not use.
-            self.retries[trial.number] = retries + 1
-            while len(self.retries) > 1024:
-                del self.retries[min(self.retries)]
+            self.retries[me] = retries + 1
+            _bound(self.retries)
             raise Pending(0.01)
-        self._fall_back(trial.number)
+        self._fall_back(study, trial.number)
         return None
 
     def _told_meanwhile(self, study: Study, loaded: Loaded, k: int, digest: str) -> bool:

@@ -451,9 +451,10 @@ class NESSampler(BaseSampler):
         self._space_calculators: OrderedDict[tuple[object, int, str], _Intersection]
         self._space_calculators = OrderedDict()
         self._warned: set[str] = set()  # parameters warned about (once each)
-        # trials sampled independently on purpose, until they finish (in order: the oldest,
-        # of trials abandoned unfinished, go first past `_MAX_STARTED`)
-        self._fallback: dict[int, None] = {}
+        # (study token, trial number) of the trials sampled independently on purpose, until they
+        # finish (in order: the oldest, of trials abandoned unfinished, go first past
+        # `_MAX_STARTED`)
+        self._fallback: dict[tuple[tuple[object, int, str], int], None] = {}
         # (study token, trial number) -> the thread that started the trial and whether
         # `study.optimize` runs it there, until it finishes
         self._started: dict[tuple[tuple[object, int, str], int], tuple[int, bool]] = {}
@@ -525,12 +526,14 @@ class NESSampler(BaseSampler):
                         delay = min(pending.seconds, backoff)
                         backoff = min(1.5 * backoff, _MAX_POLL)  # (no power: a wait may be long)
                     else:
-                        if values is None and self._assigner.sampled_independently(trial.number):
-                            self._fallback[trial.number] = None
+                        key = (ch.study_token(study), trial.number)
+                        if values is None and self._assigner.sampled_independently(
+                            study, trial.number
+                        ):
+                            self._fallback[key] = None
                             while len(self._fallback) > _MAX_STARTED:
                                 del self._fallback[next(iter(self._fallback))]
                         if values is not None:
-                            key = (ch.study_token(study), trial.number)
                             self._holds[key] = {name: numeric[name] for name in values}
                             while len(self._holds) > _MAX_STARTED:  # trials abandoned unfinished
                                 del self._holds[next(iter(self._holds))]
@@ -571,7 +574,7 @@ class NESSampler(BaseSampler):
             self._warn_independent_sampling
             and not param_distribution.single()
             and param_name not in self._warned
-            and trial.number not in self._fallback
+            and (ch.study_token(study), trial.number) not in self._fallback
         ):
             with self._lock:
                 n_complete = self._assigner.n_complete(study)
@@ -619,7 +622,7 @@ class NESSampler(BaseSampler):
                 self._passed[key] = max(self._passed.pop(key, -1), trial.number)
                 while len(self._passed) > _MAX_STARTED:  # threads of studies long gone
                     del self._passed[next(iter(self._passed))]
-            self._fallback.pop(trial.number, None)  # (only its own parameters ask about it)
+            self._fallback.pop((token, trial.number), None)  # (its own parameters ask of it)
             self._holds.pop((token, trial.number), None)
         if self._constraints_func is not None:
             ch.store_constraints(self._constraints_func, study, trial, state)
