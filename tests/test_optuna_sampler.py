@@ -573,6 +573,50 @@ def test_mixed_conditional_and_single_value_parameters(caplog: pytest.LogCapture
     check_chain(study, sampler)
 
 
+@pytest.mark.parametrize("n_startup_trials", [0, 1, 2])
+def test_a_trial_drawn_independently_in_the_startup_warns_nothing(
+    n_startup_trials: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two trials started together (study.optimize(n_jobs=2) starts every study so): the second
+    # one's later parameters are drawn once the first has completed, and each study warned
+    # that `y`, a parameter the strategy searches, "is sampled independently ... instead of
+    # NESSampler (categorical, conditional and changing parameters are not searched ...)",
+    # the trial being noted as drawn independently on purpose only past the startup. With
+    # n_startup_trials=0 the first trial (no search space yet) warned so of `x` and `y`.
+    # Each warning also used up the one warning of its parameter.
+    def objective(t: optuna.Trial) -> float:
+        return t.suggest_float("x", 0, 1) + t.suggest_float("y", 0, 1)
+
+    sampler = NESSampler(seed=0, popsize=4, n_startup_trials=n_startup_trials)
+    study = optuna.create_study(sampler=sampler)
+    optuna.logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING, logger="optuna"):
+            study.optimize(objective, n_trials=max(n_startup_trials - 1, 0))
+            first, second = study.ask(), study.ask()
+            first.suggest_float("x", 0, 1)
+            second.suggest_float("x", 0, 1)
+            study.tell(first, objective(first))  # the startup ends
+            study.tell(second, objective(second))
+            study.optimize(objective, n_trials=8)
+    finally:
+        optuna.logging.disable_propagation()
+    assert "sampled independently" not in caplog.text
+    assert len(sampler.generations(study)) == 2  # the search went on
+    # a parameter drawn independently past the startup still warns, once
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="optuna"):
+        optuna.logging.enable_propagation()
+        try:
+            study.optimize(lambda t: objective(t) + t.suggest_float("z", 0, 1), n_trials=2)
+        finally:
+            optuna.logging.disable_propagation()
+    # (a set: with propagation on, a record may reach the capture twice)
+    warned = {r.getMessage() for r in caplog.records if "independently" in r.getMessage()}
+    assert len(warned) == 1
+    assert "`z`" in warned.pop()
+
+
 def test_the_logger_sits_under_optunas_so_set_verbosity_governs_it() -> None:
     logger = logging.getLogger("optuna.nes_asktell")
     before = optuna.logging.get_verbosity()

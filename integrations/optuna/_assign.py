@@ -209,6 +209,7 @@ class Assigner:
         trials = ch.all_trials(study)
         ix = self.records.update(study, trials)
         if ix.complete < self.n_startup_trials:
+            self._fall_back(study, trial.number)  # a startup trial
             return None
         if ch.fixed_names(trial) & set(space.names):
             # Enqueued with values of its own for searched parameters: it evaluates no

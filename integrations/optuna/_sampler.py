@@ -174,7 +174,8 @@ class NESSampler(BaseSampler):
         trial and parameter from `seed`.
     warn_independent_sampling : bool
         Log a warning (once per parameter) when a parameter is sampled independently after the
-        startup trials.
+        startup trials (not of a startup trial whose parameters are drawn once the startup
+        has ended, as with ``study.optimize(n_jobs=2)``).
     restarts : int
         Population doublings allowed on restarts when the strategy converges; after them a
         converged search restarts with the same population. Default 9, at most 100. Under
@@ -510,7 +511,14 @@ class NESSampler(BaseSampler):
         self._check_single_objective(study)
         numeric = {name: d for name, d in search_space.items() if is_relative(d)}
         out: dict[str, Any] = {}
-        if numeric:
+        key = (ch.study_token(study), trial.number)
+        if not numeric:
+            with self._lock:
+                # no trial has completed yet (else the space would hold their numeric
+                # parameters), or too few: a startup trial, drawn independently on purpose
+                if self._assigner.n_complete(study) < max(self._n_startup_trials, 1):
+                    self._note_fallback(key)
+        else:
             backoff = _MIN_POLL  # the polls of a long wait back off to `_MAX_POLL` seconds
             while True:
                 with self._lock:
@@ -526,13 +534,10 @@ class NESSampler(BaseSampler):
                         delay = min(pending.seconds, backoff)
                         backoff = min(1.5 * backoff, _MAX_POLL)  # (no power: a wait may be long)
                     else:
-                        key = (ch.study_token(study), trial.number)
                         if values is None and self._assigner.sampled_independently(
                             study, trial.number
                         ):
-                            self._fallback[key] = None
-                            while len(self._fallback) > _MAX_STARTED:
-                                del self._fallback[next(iter(self._fallback))]
+                            self._note_fallback(key)
                         if values is not None:
                             self._holds[key] = {name: numeric[name] for name in values}
                             while len(self._holds) > _MAX_STARTED:  # trials abandoned unfinished
@@ -705,6 +710,12 @@ class NESSampler(BaseSampler):
                 self._space_calculators.popitem(last=False)
         self._space_calculators.move_to_end(token)
         return calculator.calculate(ch.all_trials(study))
+
+    def _note_fallback(self, key: tuple[tuple[object, int, str], int]) -> None:
+        """Note that trial `key` (study token, number) is drawn independently on purpose."""
+        self._fallback[key] = None
+        while len(self._fallback) > _MAX_STARTED:  # (trials abandoned unfinished)
+            del self._fallback[next(iter(self._fallback))]
 
     def _running(self, study: Study, trial: FrozenTrial) -> Running:
         """Return what this process knows of the other unfinished trials of `study`.
