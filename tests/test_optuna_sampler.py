@@ -131,6 +131,26 @@ def check_chain(study: optuna.Study, sampler: NESSampler) -> list[dict[str, obje
             r"`sigma0` must be a positive finite number, but got 'big'",
         ),
         ({"popsize": 1}, ValueError, r"`popsize` must be an integer >= 2, but got 1"),
+        # A population the strategy refuses with its own mirrored sampling was laid to
+        # `strategy_options`, which was not given: "`strategy_options` of CRFMNES: `popsize`
+        # must be even ..."
+        (
+            {"strategy": "crfmnes", "popsize": 3},
+            ValueError,
+            r"^`popsize` must be even with mirrored sampling, but got 3\.$",
+        ),
+        (
+            {"strategy": "openes", "popsize": 5, "strategy_options": {"tolx": 1e-9}},
+            ValueError,
+            r"^`popsize` must be even with mirrored sampling, but got 5\.$",
+        ),
+        # (mirrored sampling set by `strategy_options`: there it is, as is its absence below)
+        (
+            {"popsize": 3, "strategy_options": {"mirrored": True}},
+            ValueError,
+            r"^`strategy_options` of XNES: `popsize` must be even with mirrored sampling, "
+            r"but got 3\.$",
+        ),
         ({"n_startup_trials": -1}, ValueError, r"`n_startup_trials` must be an integer >= 0"),
         ({"independent_sampler": 3}, TypeError, r"`independent_sampler` must be an optuna"),
         ({"warn_independent_sampling": 1}, TypeError, r"`warn_independent_sampling` must be"),
@@ -227,6 +247,15 @@ def test_constructor_rejects_bad_arguments(
 ) -> None:
     with pytest.raises(error, match=match):
         NESSampler(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_population_refused_mirrored_is_taken_with_mirrored_sampling_off() -> None:
+    sampler = NESSampler(
+        strategy="crfmnes", popsize=3, strategy_options={"mirrored": False}, seed=0
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(quadratic_2d, n_trials=10)
+    assert len(check_chain(study, sampler)) == 3  # the startup trial, then 3 trials apiece
 
 
 @pytest.mark.parametrize("independent", [False, True])

@@ -409,8 +409,10 @@ class NESSampler(BaseSampler):
         try:
             probe = cls(np.full(2, 0.5), s0, lam, rng=0, **options)  # type: ignore[arg-type]
         except (TypeError, ValueError) as exc:
-            if not options:
-                raise
+            # What fails with the sampler's own options too is `popsize` or `sigma0` itself (a
+            # population the strategy's own mirrored sampling refuses): raised as it is.
+            own = {**COMMON_OPTIONS, **DEFAULT_OPTIONS.get(cls.name, {})}
+            cls(np.full(2, 0.5), s0, lam, rng=0, **own)  # type: ignore[arg-type]
             # the strategy's message names the option alone (`eta_sigma`): say where it is set
             raise type(exc)(f"`strategy_options` of {cls.__name__}: {exc}") from exc
         try:
