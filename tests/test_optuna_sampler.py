@@ -1181,6 +1181,18 @@ def test_same_seed_same_trials_and_another_seed_differs() -> None:
     assert params(7) != params(8)
 
 
+def test_one_seeded_sampler_runs_the_same_search_in_each_study() -> None:
+    # as docs/optuna.rst says: the search is a function of the seed and the study's trials,
+    # not a stream carried on from one study to the next
+    sampler = NESSampler(seed=7)
+    runs = []
+    for _ in range(2):
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(objective, n_trials=30)
+        runs.append([t.params for t in study.trials])
+    assert runs[0] == runs[1]
+
+
 def test_pickled_sampler_continues_the_same_search() -> None:
     sampler = NESSampler(seed=2)
     study = optuna.create_study(sampler=sampler)
