@@ -8,6 +8,7 @@ the signal-to-noise ratio of the ranking.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 
@@ -385,6 +386,15 @@ class NoiseHandler:
         obj._n_reev, obj._s_bar, obj._s = n_reev, s_bar, s
         obj._raises, obj._nfev_extra = raises, extra
         return obj
+
+    def __copy__(self) -> NoiseHandler:
+        # A shallow copy would share the strategy, which the handler's tell changes in place
+        # (the copy told the original's batch): it gets a copy of its own, so that the two go
+        # on independently, as a strategy's copy (and IPOP's) does
+        twin = type(self).__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        twin._es = copy.copy(self._es)
+        return twin
 
     def stop(self) -> dict[str, float]:
         """Return the strategy's stopping criteria that hold.

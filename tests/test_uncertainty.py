@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import math
@@ -529,3 +530,23 @@ def test_ask_is_read_only_so_an_objective_cannot_change_the_rows_it_is_given() -
     with pytest.raises(ValueError, match="read-only"):
         nh.optimize(f, maxfev=100)
     assert nh.nfev == 0
+
+
+@pytest.mark.parametrize("pending", [False, True])
+def test_a_shallow_copy_goes_on_independently_as_a_deep_one(pending: bool) -> None:
+    """copy.copy(nh) has a strategy of its own, as copy.deepcopy(nh) has: they shared one, so
+    the copy's tell told the original's batch (and the original's next tell was refused as
+    the same batch twice)."""
+    nh = NoiseHandler(XNES(np.full(3, 0.5), 0.3, rng=4))
+    for _ in range(2):
+        X = nh.ask()
+        nh.tell(X, [float(x @ x) for x in X])
+    if pending:
+        nh.ask()
+    twin, reference = copy.copy(nh), copy.deepcopy(nh)
+    for h in (twin, reference, nh):  # the twin first: nothing it does may reach the original
+        X = h.ask()
+        h.tell(X, [float(x @ x) for x in X])
+    assert twin.strategy is not nh.strategy
+    assert json.dumps(twin.state_dict()) == json.dumps(reference.state_dict())
+    assert json.dumps(nh.state_dict()) == json.dumps(reference.state_dict())
