@@ -332,8 +332,8 @@ class IPOP:
         seed = seed_of(rng)
         self._seed = 0 if seed is None else seed
         self._cls = cls
-        # plain values, so that state_dict() is plain data (JSON)
-        self._options = {k: _plain_option(k, x) for k, x in options.items()}
+        # as given, for the first run to check (its errors quote the values received)
+        self._options: dict[str, object] = dict(options)
         self._crit = _stopping.Criteria(tolfun=None, tolx=None, **crit)  # type: ignore[arg-type]
         # The first run validates x0, sigma0, popsize, bounds and the options.
         self._x0 = v.as_vector("x0", x0)
@@ -354,6 +354,8 @@ class IPOP:
         self._settled: tuple[Strategy, int] | None = None
         # Run 0 draws from `rng` itself, so that it is the run the strategy would make.
         self._inner = self._make_run(0, self._x0, popsize, rng=rng)
+        # checked: now plain values, so that state_dict() is plain data (JSON)
+        self._options = {k: _plain_option(k, x) for k, x in options.items()}
         # SPEC 7: every form of `rng` reaches run 0 as the 128-bit entropy it drew (an int and
         # default_rng of that int draw the same), and the restarts follow from that entropy,
         # so rng=42 and rng=np.random.default_rng(42) give the same whole sequence (and the
@@ -892,16 +894,16 @@ def small_regime_draws(seed: int, r: int) -> tuple[float, float]:
 
 
 def _plain_option(name: str, x: object) -> object:
-    """Return option `x` as plain data, so that ``state_dict()`` is JSON.
+    """Return option `x`, which a strategy has accepted, as plain data for ``state_dict()``.
 
     numpy scalars and other real numbers (a Fraction) as Python ones, a `dtype` as its name;
-    anything else as it is (the first run validates it). Raises ValueError naming `dtype` for a
-    dtype that is neither float64 nor float32.
+    anything else as it is. Only for values a strategy took: a real number it accepts is one a
+    float holds (a Fraction(10**400, 3) raises OverflowError here).
     """
+    if name == "dtype" and x is not None:
+        return np.dtype(_check_dtype(x)).name  # (read as the strategies read it)
     if isinstance(x, np.generic):
         x = x.item()
-    if name == "dtype" and x is not None:
-        return np.dtype(_check_dtype(x)).name  # (raises the strategies' error naming `dtype`)
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         return x
     if isinstance(x, numbers.Integral):

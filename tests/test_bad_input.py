@@ -13,6 +13,7 @@ import copy
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -480,6 +481,74 @@ def test_a_rejected_stopping_criterion_draws_nothing_from_a_generator(
     with pytest.raises(ValueError, match=match):
         calls[face](gen)
     assert gen.bit_generator.state == state
+
+
+#: strategy options the restart classes pass on, as the caller gave them, and the message
+RESTART_OPTION_CASES: list[tuple[str, object, type[Exception], str]] = [
+    (  # (float() of it raised a bare OverflowError: "integer division result too large")
+        "eta_mu",
+        Fraction(10**400, 3),
+        ValueError,
+        r"`eta_mu` must be a positive finite number, but got Fraction\(10000",
+    ),
+    (  # (read as 0.0 first: "must be a positive finite number, but got 0.0")
+        "eta_mu",
+        Fraction(1, 10**400),
+        ValueError,
+        r"`eta_mu` must be a positive finite number, but got Fraction\(1, 10000",
+    ),
+    (  # (quoted as "but got 3", an int the caller never passed)
+        "dtype",
+        np.int64(3),
+        ValueError,
+        r"`dtype` must be 'float64' or 'float32', but got np\.int64\(3\)\.",
+    ),
+    (
+        "shaping",
+        np.True_,
+        TypeError,
+        r"`shaping` must be a string or a callable, but got np\.True_\.",
+    ),
+]
+
+
+@pytest.mark.parametrize("face", ["ipop", "bipop", "minimize"])
+@pytest.mark.parametrize(
+    ("option", "value", "exc", "match"),
+    RESTART_OPTION_CASES,
+    ids=[f"{c[0]}={c[1]!r}"[:40] for c in RESTART_OPTION_CASES],
+)
+def test_restarts_reject_a_strategy_option_naming_the_value_received(
+    face: str, option: str, value: object, exc: type[Exception], match: str
+) -> None:
+    # IPOP turned its options into plain numbers before the first run checked them, so the
+    # message quoted the converted value, and a real number no float holds raised Python's
+    # OverflowError, which names no argument
+    from scipy.optimize import minimize
+
+    from nes_asktell import BIPOP, nes
+
+    calls: dict[str, Callable[[np.random.Generator], object]] = {
+        "ipop": lambda gen: IPOP("xnes", X0, 0.1, rng=gen, **{option: value}),
+        "bipop": lambda gen: BIPOP("xnes", X0, 0.1, rng=gen, **{option: value}),
+        "minimize": lambda gen: minimize(
+            sphere, X0, method=nes, options={"rng": gen, "restarts": 2, option: value}
+        ),
+    }
+    gen = np.random.default_rng(7)
+    state = copy.deepcopy(gen.bit_generator.state)
+    with pytest.raises(exc, match=match):
+        calls[face](gen)
+    assert gen.bit_generator.state == state
+
+
+def test_restarts_take_a_fraction_option_as_its_float() -> None:
+    from nes_asktell import BIPOP
+
+    for cls in (IPOP, BIPOP):
+        exact = cls("xnes", X0, 0.1, rng=0, eta_mu=Fraction(1, 3))
+        floats = cls("xnes", X0, 0.1, rng=0, eta_mu=1 / 3)
+        assert json.dumps(exact.state_dict()) == json.dumps(floats.state_dict())
 
 
 @pytest.mark.parametrize("name", ["xnes", "dxnesic", "crfmnes"])
