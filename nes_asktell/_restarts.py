@@ -355,7 +355,7 @@ class IPOP:
         # Run 0 draws from `rng` itself, so that it is the run the strategy would make.
         self._inner = self._make_run(0, self._x0, popsize, rng=rng)
         # checked: now plain values, so that state_dict() is plain data (JSON)
-        self._options = {k: _plain_option(k, x) for k, x in options.items()}
+        self._options = {k: plain_option(k, x) for k, x in options.items()}
         # SPEC 7: every form of `rng` reaches run 0 as the 128-bit entropy it drew (an int and
         # default_rng of that int draw the same), and the restarts follow from that entropy,
         # so rng=42 and rng=np.random.default_rng(42) give the same whole sequence (and the
@@ -893,12 +893,13 @@ def small_regime_draws(seed: int, r: int) -> tuple[float, float]:
     return entropy_small_regime_draws(sequence_entropy(seed), r)
 
 
-def _plain_option(name: str, x: object) -> object:
-    """Return option `x`, which a strategy has accepted, as plain data for ``state_dict()``.
+def plain_option(name: str, x: OptionValue) -> OptionValue:
+    """Return strategy option `x` as plain data, for a ``state_dict()`` or a sampler's JSON.
 
     numpy scalars and other real numbers (a Fraction) as Python ones, a `dtype` as its name;
-    anything else as it is. Only for values a strategy took: a real number it accepts is one a
-    float holds (a Fraction(10**400, 3) raises OverflowError here).
+    anything else as it is, and so a real number no float holds (a Fraction(10**400, 3)),
+    which the strategy refuses, naming it. Raises ValueError naming `dtype` for a dtype that
+    is neither float64 nor float32.
     """
     if name == "dtype" and x is not None:
         return np.dtype(_check_dtype(x)).name  # (read as the strategies read it)
@@ -908,7 +909,10 @@ def _plain_option(name: str, x: object) -> object:
         return x
     if isinstance(x, numbers.Integral):
         return int(x)
-    return float(x)
+    try:
+        return float(x)
+    except OverflowError:
+        return x
 
 
 def entropy_small_regime_draws(entropy: int, r: int) -> tuple[float, float]:

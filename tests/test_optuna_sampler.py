@@ -23,6 +23,7 @@ import textwrap
 import tracemalloc
 import warnings
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -1622,6 +1623,33 @@ def test_strategy_options_given_as_numpy_scalars_are_stored_as_numbers() -> None
     assert stored["mirrored"] is True  # type: ignore[index]
     assert stored["options"]["eta_sigma"] == 0.5  # type: ignore[index]
     assert stored["criteria"]["tolstagnation"] == 50  # type: ignore[index]
+
+
+def test_strategy_options_given_as_fractions_are_stored_as_floats() -> None:
+    # A Fraction passed the constructor (the strategy takes any real number), then every
+    # relative sample crashed the study: "Object of type Fraction is not JSON serializable"
+    options = {"eta_sigma": Fraction(1, 2), "tolx": Fraction(1, 1000)}
+    sampler = NESSampler(seed=0, popsize=4, strategy_options=options)  # type: ignore[arg-type]
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=6)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    state = stored_state(study.trials[sampler.generations(study)[0]["trial"]])  # type: ignore[index]
+    stored = state["run"]  # type: ignore[index]
+    assert stored["options"]["eta_sigma"] == 0.5  # type: ignore[index]
+    assert stored["criteria"]["tolx"] == 0.001  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [(Fraction(10**400, 3), r"Fraction\(10000"), (Fraction(1, 10**400), r"Fraction\(1, 10000")],
+)
+def test_a_fraction_option_no_float_holds_is_refused_naming_it(value: object, match: str) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"`strategy_options` of XNES: `eta_mu` must be a positive finite number, but got "
+        + match,
+    ):
+        NESSampler(strategy_options={"eta_mu": value})  # type: ignore[dict-item]
 
 
 def test_restarts_double_the_population() -> None:

@@ -25,7 +25,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from nes_asktell import _validate as v
-from nes_asktell._restarts import resolve_restart_strategy, restart_count
+from nes_asktell._restarts import plain_option, resolve_restart_strategy, restart_count
 from nes_asktell._strategy import CRITERIA, Strategy, keyword_options, resolve_strategy
 from nes_asktell._typing import OptionValue
 
@@ -287,13 +287,12 @@ class NESSampler(BaseSampler):
         if isinstance(strategy_options, dict) and all(
             isinstance(k, str) for k in strategy_options
         ):
-            # numpy scalars as Python numbers: the options go into the JSON of the storage
-            options.update(
-                {
-                    k: x.item() if isinstance(x, np.generic) else x
-                    for k, x in strategy_options.items()
-                }
-            )
+            # numpy scalars and Fractions as Python numbers: the options go into the JSON of
+            # the storage (the probe below checks them as given)
+            try:
+                options.update({k: plain_option(k, x) for k, x in strategy_options.items()})
+            except ValueError as exc:  # (a dtype neither float64 nor float32)
+                raise ValueError(f"`strategy_options` of {cls.__name__}: {exc}") from exc
             # an option set to the strategy's own default is the same search as one left out
             for k in _defaults_restated(cls, strategy_options, options):
                 del options[k]
@@ -405,9 +404,16 @@ class NESSampler(BaseSampler):
                     f"`seed` must be an integer in [0, 2**128), but got {v.short(seed)}."
                 )
         # Build one strategy now (with the real population), so that a bad option fails here
-        # and not in a trial; the first trial checks them again in the real dimension.
+        # and not in a trial; the first trial checks them again in the real dimension. It takes
+        # the options as given, so that its errors quote the values received.
         try:
-            probe = cls(np.full(2, 0.5), s0, lam, rng=0, **options)  # type: ignore[arg-type]
+            probe = cls(
+                np.full(2, 0.5),
+                s0,
+                lam,
+                rng=0,
+                **{**options, **(strategy_options or {})},  # type: ignore[arg-type]
+            )
         except (TypeError, ValueError) as exc:
             # What fails with the sampler's own options too is `popsize` or `sigma0` itself (a
             # population the strategy's own mirrored sampling refuses): raised as it is.
