@@ -381,12 +381,15 @@ class Evaluator:
     ) -> FloatArray:
         """Return ``[fun(x, *args) for x in X]`` as a float64 array.
 
-        `fun` cannot change `X`: in this process it is given read-only rows of it. With
-        `strategy`, `X` must be the first rows of its pending batch; the rows may then be
+        `X` is an (n, d) array of real numbers (a float array is passed on as it is, other
+        numbers as float64); anything else raises TypeError or ValueError naming `X` before
+        `fun` runs. `fun` cannot change `X`: in this process it is given read-only rows of it.
+        With `strategy`, `X` must be the first rows of its pending batch; the rows may then be
         rebuilt by the workers from keys (``mode`` "auto", "seeds" or "replay").
         """
         args = self.check_call(fun, args, strategy)
-        if isinstance(X, np.ndarray) and X.flags.writeable:
+        X = candidate_rows(X, "X", "an (n, d) array")
+        if X.flags.writeable:
             # the caller's own candidates: `fun` reads them in this process, never edits them
             X = X.view()
             X.flags.writeable = False
@@ -876,6 +879,33 @@ def _wire(obj: Any) -> Any:
     return obj
 
 
+def candidate_rows(value: object, name: str, want: str) -> FloatArray:
+    """Return the candidates `value` as a 2-d float array, or raise naming `name`.
+
+    A float array is taken as it is (a float32 batch stays float32); anything else is read as
+    float64. `want` says what `name` must be (``"an (n, d) array"``). TypeError for what holds
+    no real numbers (text, bool, complex, a ragged nesting), ValueError for another shape or
+    an int no float holds.
+    """
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        X: FloatArray = value
+    else:
+        real_rows(value, name, f"{want} of real numbers")
+        try:
+            X = np.asarray(value, dtype=np.float64)
+        except OverflowError as exc:  # (an int beyond the float range)
+            raise ValueError(
+                f"`{name}` must hold numbers a float can hold, but got {short(value)}."
+            ) from exc
+        except (TypeError, ValueError) as exc:  # text, a ragged nesting
+            raise TypeError(
+                f"`{name}` must be {want} of real numbers, but got {short(value)}."
+            ) from exc
+    if X.ndim != 2:
+        raise ValueError(f"`{name}` must be {want}, but got an array of shape {X.shape}.")
+    return X
+
+
 class _Call:
     """A picklable ``x -> fun(x, *args)``."""
 
@@ -1016,20 +1046,9 @@ def evaluate(
     """
     strategy = strategy_or_candidates if isinstance(strategy_or_candidates, Keyed) else None
     if strategy is None:
-        want = "a Strategy or an (n, d) array of real numbers"
-        real_rows(strategy_or_candidates, "strategy_or_candidates", want)
-        try:
-            X = np.asarray(strategy_or_candidates, dtype=np.float64)
-        except (TypeError, ValueError) as exc:  # text, a ragged nesting
-            raise TypeError(
-                f"`strategy_or_candidates` must be {want}, but got "
-                f"{short(strategy_or_candidates)}."
-            ) from exc
-        if X.ndim != 2:
-            raise ValueError(
-                "`strategy_or_candidates` must be a Strategy or an (n, d) array, but got an "
-                f"array of shape {X.shape}."
-            )
+        X = candidate_rows(
+            strategy_or_candidates, "strategy_or_candidates", "a Strategy or an (n, d) array"
+        ).astype(np.float64, copy=False)
     with Evaluator(
         workers,
         timeout=timeout,

@@ -1241,3 +1241,83 @@ def test_an_empty_population_gives_no_values_on_a_pool_as_serially(mode: str) ->
     with ThreadPoolExecutor(2) as pool, Evaluator(pool, mode=mode) as ev:
         f = ev.evaluate(lambda x: 1.0, es.ask()[:0], strategy=es)
     assert f.shape == (0,)
+
+
+#: candidates that are no (n, d) array of real numbers, for Evaluator.evaluate
+EVALUATOR_X_CASES: list[tuple[str, object, type[Exception], str]] = [
+    ("text", "abc", TypeError, r"`X` must be an \(n, d\) array of real numbers, but got 'abc'\."),
+    (
+        "1-d",
+        [1.0, 2.0],
+        ValueError,
+        r"`X` must be an \(n, d\) array, but got an array of shape \(2,\)\.",
+    ),
+    (
+        "3-d",
+        np.zeros((2, 2, 2)),
+        ValueError,
+        r"`X` must be an \(n, d\) array, but got an array of shape \(2, 2, 2\)\.",
+    ),
+    ("a number", 5, ValueError, r"`X` must be an \(n, d\) array, but got an array of shape \(\)"),
+    ("None", None, TypeError, r"`X` must be an \(n, d\) array of real numbers, but got"),
+    (
+        "bool",
+        [[True, False]],
+        TypeError,
+        r"`X` must be an \(n, d\) array of real numbers, but got bool values",
+    ),
+    (
+        "complex",
+        np.zeros((2, 2), dtype=complex),
+        TypeError,
+        r"`X` must be an \(n, d\) array of real numbers, but got complex values",
+    ),
+    (
+        "ragged",
+        [[1.0], [2.0, 3.0]],
+        TypeError,
+        r"`X` must be an \(n, d\) array of real numbers, but got \[\[1.0\], \[2.0, 3.0\]\]\.",
+    ),
+    (
+        "an int no float holds",
+        [[10**400, 0.0]],
+        ValueError,
+        r"`X` must hold numbers a float can hold, but got \[\[1000",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("X", "exc", "match"),
+    [case[1:] for case in EVALUATOR_X_CASES],
+    ids=[case[0] for case in EVALUATOR_X_CASES],
+)
+def test_evaluator_rejects_candidates_that_are_no_array_of_real_rows(
+    X: object, exc: type[Exception], match: str
+) -> None:
+    # Evaluator.evaluate read X as it came: a string was evaluated character by character, a
+    # 1-d list number by number, bool, complex and ragged rows were handed to `fun`, and a
+    # number raised Python's "object of type 'int' has no len()"
+    seen: list[object] = []
+    with Evaluator() as ev, pytest.raises(exc, match=match):
+        ev.evaluate(lambda x: seen.append(x) or 0.0, X)  # type: ignore[arg-type]
+    assert seen == []  # `fun` never ran
+
+
+def test_evaluate_refuses_an_int_no_float_holds_naming_the_candidates() -> None:
+    # (numpy's bare OverflowError: "int too large to convert to float")
+    with pytest.raises(
+        ValueError,
+        match=r"`strategy_or_candidates` must hold numbers a float can hold, but got \[\[1000",
+    ):
+        evaluate([[10**400, 0.0]], lambda x: 0.0)
+
+
+def test_evaluator_keeps_the_rows_of_a_float32_batch() -> None:
+    es = XNES(X0, 0.5, rng=0, dtype="float32")
+    X = es.ask()
+    seen: list[np.dtype[Any]] = []
+    with Evaluator() as ev:
+        f = ev.evaluate(lambda x: seen.append(x.dtype) or float(x @ x), X, strategy=es)
+    assert seen == [np.dtype(np.float32)] * es.popsize
+    np.testing.assert_array_equal(f, [float(x @ x) for x in X])
