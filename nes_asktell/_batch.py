@@ -23,6 +23,7 @@ import numpy as np
 from ._bounds import Box
 from ._noise import CounterNoise, SequentialNoise, check_value, counter_row
 from ._typing import FloatArray
+from ._validate import short
 
 #: elements per block of the fused ask pass and of the column blocks in noise_sq_sum.
 BLOCK = 1 << 18
@@ -218,6 +219,11 @@ def match_rows(X: FloatArray, solutions: object) -> np.ndarray | None:
             # (numbers that are not arrays are float64 at most: read once, checked below)
             solutions = np.asarray(solutions, dtype=np.float64)
         S = np.asarray(solutions, dtype=X.dtype)
+    except OverflowError as exc:  # (an int beyond the float range: no candidate)
+        raise ValueError(
+            "`solutions` must hold the candidates of the latest ask(), but got a number no "
+            f"float holds: {short(solutions)}."
+        ) from exc
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"`solutions` must be the ({X.shape[0]}, {X.shape[1]}) array returned by "

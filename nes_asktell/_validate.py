@@ -193,11 +193,16 @@ def told_array(solutions: object, dtype: type, want: str) -> npt.NDArray[Any]:
     """Return the told `solutions` as an array of `dtype`, or raise TypeError naming them.
 
     Not real numbers (:func:`real_rows`), or nothing numpy can shape (text, a ragged
-    nesting): TypeError saying that `solutions` must be `want`.
+    nesting): TypeError saying that `solutions` must be `want`; an int no float holds:
+    ValueError.
     """
     real_rows(solutions)
     try:
         return np.asarray(solutions, dtype=dtype)
+    except OverflowError as exc:
+        raise ValueError(
+            f"`solutions` must be {want}, but got a number no float holds: {short(solutions)}."
+        ) from exc
     except (TypeError, ValueError) as exc:
         raise TypeError(f"`solutions` must be {want}, but got {short(solutions)}.") from exc
 

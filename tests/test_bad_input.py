@@ -731,6 +731,13 @@ TELL_SOLUTIONS_CASES: list[tuple[str, Callable[[np.ndarray], object], type[Excep
         ValueError,
         r"`solutions` row 1 is not one of the candidates",
     ),
+    (  # (numpy's bare OverflowError: "int too large to convert to float")
+        "an int no float holds",
+        lambda X: [[10**400, *X[0, 1:].tolist()], *X[1:].tolist()],
+        ValueError,
+        r"`solutions` must hold the candidates of the latest ask\(\), but got a number no "
+        r"float holds: \[\[1000",
+    ),
 ]
 
 
@@ -1321,3 +1328,24 @@ def test_evaluator_keeps_the_rows_of_a_float32_batch() -> None:
         f = ev.evaluate(lambda x: seen.append(x.dtype) or float(x @ x), X, strategy=es)
     assert seen == [np.dtype(np.float32)] * es.popsize
     np.testing.assert_array_equal(f, [float(x @ x) for x in X])
+
+
+def test_noise_handler_tell_refuses_an_int_no_float_holds_and_changes_nothing() -> None:
+    # (numpy's bare OverflowError: "int too large to convert to float")
+    nh, twin = NoiseHandler(XNES(X0, 0.5, rng=0)), NoiseHandler(XNES(X0, 0.5, rng=0))
+    X = nh.ask()
+    rows = X.tolist()
+    rows[0][0] = 10**400
+    before = json.dumps(nh.state_dict(), sort_keys=True)
+    with pytest.raises(
+        ValueError,
+        match=r"`solutions` must be the 10 rows of ask\(\), but got a number no float holds: "
+        r"\[\[1000",
+    ):
+        nh.tell(rows, np.zeros(len(X)))
+    assert json.dumps(nh.state_dict(), sort_keys=True) == before
+    for _ in range(3):
+        A, B = nh.ask(), twin.ask()
+        np.testing.assert_array_equal(A, B)
+        nh.tell(A, [sphere(a) for a in A])
+        twin.tell(B, [sphere(b) for b in B])
