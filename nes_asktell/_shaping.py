@@ -99,7 +99,7 @@ def nes_weights(n: int) -> FloatArray:
     TypeError
         If `n` is not an integer.
     ValueError
-        If `n` is below 1.
+        If `n` is below 1 or above 2**31 (the most numbers the library holds in one array).
 
     Examples
     --------
@@ -107,7 +107,7 @@ def nes_weights(n: int) -> FloatArray:
     >>> bool(abs(w.sum()) < 1e-15 and np.all(np.diff(w) <= 0))
     True
     """
-    n = v.integer("n", n, minimum=1)
+    n = v.integer("n", n, minimum=1, maximum=v.MAX_ELEMENTS)
     k = np.arange(1, n + 1)
     raw = np.maximum(0.0, np.log(n / 2 + 1) - np.log(k))
     out: FloatArray = raw / raw.sum() - 1.0 / n

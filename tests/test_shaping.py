@@ -175,10 +175,13 @@ def test_shaping_functions_reject_what_is_no_fitness_naming_it(
 @pytest.mark.parametrize(
     ("n", "exc", "match"),
     [
-        (0, ValueError, r"`n` must be an integer >= 1, but got 0\."),  # ZeroDivisionError
-        (-3, ValueError, r"`n` must be an integer >= 1, but got -3\."),  # numpy's warnings
+        (0, ValueError, r"`n` must be an integer in \[1, 2147483648\], but got 0\."),
+        (-3, ValueError, r"`n` must be an integer in \[1, 2147483648\], but got -3\."),
         ([1.0], TypeError, r"`n` must be an integer, but got \[1.0\]\."),
+        # (numpy's "Maximum allowed size exceeded", naming no argument)
+        (10**400, ValueError, r"`n` must be .*, but got 1000000000000000000000000000000000000"),
     ],
+    ids=["zero", "negative", "a list", "past the limit"],
 )
 def test_nes_weights_rejects_what_is_no_population_size(
     n: object, exc: type[Exception], match: str
