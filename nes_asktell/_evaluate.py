@@ -211,6 +211,10 @@ class Evaluator:
         vectorized: bool | None = None,
         restart_workers: bool | None = None,
     ) -> None:
+        if not isinstance(mode, str):
+            raise TypeError(f"`mode` must be one of {MODES}, but got {short(mode)}.")
+        if mode not in MODES:
+            raise ValueError(f"`mode` must be one of {MODES}, but got {short(mode)}.")
         if vectorized is not None and not isinstance(vectorized, (bool, np.bool_)):
             raise TypeError(f"`vectorized` must be True or False, but got {short(vectorized)}.")
         if restart_workers is not None and not isinstance(restart_workers, (bool, np.bool_)):
@@ -253,8 +257,6 @@ class Evaluator:
                     "Executor, a dask Client or the ray module), but got "
                     f"workers={short(workers)}."
                 )
-        if mode not in MODES:
-            raise ValueError(f"`mode` must be one of {MODES}, but got {short(mode)}.")
         vectorized = bool(vectorized)
         restart_workers = bool(restart_workers)
         if restart_workers and not engine.restarts_workers:
@@ -1019,7 +1021,8 @@ def evaluate(
     Raises
     ------
     TypeError
-        If `workers`, `tasks`, `vectorized` or `restart_workers` is of the wrong kind, or
+        If `workers`, `mode`, `tasks`, `vectorized` or `restart_workers` is of the wrong
+        kind (a `mode` that is not a string), `strategy_or_candidates` holds no real numbers, or
         `fun` cannot be pickled for a process pool (or is defined in a ``__main__`` that
         other processes cannot import: a script read from stdin, ``python -c``, an
         interactive session).

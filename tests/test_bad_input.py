@@ -1349,3 +1349,20 @@ def test_noise_handler_tell_refuses_an_int_no_float_holds_and_changes_nothing() 
         np.testing.assert_array_equal(A, B)
         nh.tell(A, [sphere(a) for a in A])
         twin.tell(B, [sphere(b) for b in B])
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [np.array(["auto", "seeds"]), ["auto"], 3, None],
+    ids=["an array of names", "a list", "a number", "None"],
+)
+def test_evaluator_refuses_a_mode_that_is_no_name_naming_it(mode: object) -> None:
+    # an array raised numpy's "The truth value of an array with more than one element is
+    # ambiguous" from `mode not in MODES`, naming no argument (and a number was a ValueError)
+    want = r"`mode` must be one of \('auto', 'vectors', 'seeds', 'replay'\), but got "
+    with pytest.raises(TypeError, match=want):
+        Evaluator(mode=mode)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=want):
+        evaluate(np.zeros((2, 2)), lambda x: 0.0, mode=mode)  # type: ignore[arg-type]
+    with Evaluator() as shared, pytest.raises(TypeError, match=want):
+        Evaluator(shared, mode=mode)  # type: ignore[arg-type]
