@@ -38,7 +38,7 @@ from . import _noise
 from ._batch import Keys, rebuild_row
 from ._bounds import Box
 from ._typing import AppliedUpdate, FloatArray
-from ._validate import is_real_number, short, unmasked
+from ._validate import float_or_inf, is_real_number, short, unmasked
 
 Result = tuple[FloatArray, list[str]]
 #: the longest error line a task returns per failure (a worker's reply is bounded)
@@ -367,7 +367,9 @@ def block_values(y: object, m: int, fun: object) -> FloatArray:
     As ``scipy.optimize.differential_evolution`` with ``vectorized=True``, any array of `m`
     real numbers with at most one axis longer than 1 is read as the `m` values: shape
     ``(m,)``, but also ``(m, 1)`` (``np.sum(..., keepdims=True)`` over rows), ``(1, m)``, and
-    for ``m = 1`` a scalar. Masked entries of a masked array are NaN. An array of another
+    for ``m = 1`` a scalar. Each number is read as :func:`as_value` reads one (a Fraction as
+    its float, an int beyond the float range as +-inf). Masked entries of a masked array are
+    NaN. An array of another
     library (a torch or JAX array: anything with ``__array__``) is read as its numpy array,
     as :func:`as_value` reads a scalar of one.
 
@@ -384,6 +386,10 @@ def block_values(y: object, m: int, fun: object) -> FloatArray:
         if isinstance(y, (np.ndarray, np.generic, list, tuple)) or is_real_number(y)
         else None
     )
+    if arr is not None and arr.dtype == object and all(map(is_real_number, arr.reshape(-1))):
+        # Python numbers numpy holds as objects (a Fraction, an int beyond the float range):
+        # each read as one returned alone is (see as_value), an int beyond the floats as +-inf
+        arr = np.array([float_or_inf(x) for x in arr.reshape(-1)]).reshape(arr.shape)
     if arr is None or arr.dtype.kind not in "iuf":
         what = (
             f"an array of shape {arr.shape} and dtype {arr.dtype}"

@@ -17,6 +17,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -750,6 +751,33 @@ def test_a_masked_value_is_nan_alike_one_by_one_and_vectorized() -> None:
         warnings.simplefilter("error")
         np.testing.assert_array_equal(evaluate(X, rows), want)
         np.testing.assert_array_equal(evaluate(X, columns, vectorized=True), want)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(Fraction(1, 3), 1 / 3), (10**400, math.inf), (-(10**400), -math.inf)],
+    ids=["a Fraction", "an int past the floats", "a negative int past the floats"],
+)
+def test_a_python_number_is_read_alike_one_by_one_and_vectorized(
+    value: object, expected: float
+) -> None:
+    # A Fraction, or an int beyond the float range (+-inf), is a value `fun` may return one
+    # row at a time; vectorized, a list holding one was an array of dtype object, refused
+    # with "must return 4 real numbers, an array of shape (4,), ... but returned an array of
+    # shape (4,) and dtype object"
+    X = np.arange(8.0).reshape(4, 2)
+
+    def rows(x: np.ndarray) -> object:
+        return value if x[0] == 2.0 else sphere(x)
+
+    def columns(Xt: np.ndarray) -> object:
+        return [rows(x) for x in Xt.T]
+
+    want = evaluate(X, rows)
+    assert want[1] == expected
+    np.testing.assert_array_equal(evaluate(X, columns, vectorized=True), want)
+    with ThreadPoolExecutor(2) as tp:
+        np.testing.assert_array_equal(evaluate(X, columns, tp, vectorized=True), want)
 
 
 def test_vectorized_gives_the_same_values_and_run_as_rows() -> None:
