@@ -19,7 +19,7 @@ import numpy as np
 from scipy.optimize import Bounds
 
 from ._typing import BoundsLike, FloatArray
-from ._validate import SIGMA_MAX, short
+from ._validate import SIGMA_MAX, float_or_inf, is_real_number, short
 
 
 class Box:
@@ -194,7 +194,7 @@ def _not_pairs(seq: list[object]) -> bool:
     """
     try:
         p = np.array(
-            [[np.nan if v is None else v for v in s] for s in seq],  # type: ignore[attr-defined]
+            [[np.nan if v is None else float_or_inf(v) for v in s] for s in seq],  # type: ignore[attr-defined]
             dtype=np.float64,
         )
     except (TypeError, ValueError):
@@ -300,7 +300,12 @@ def _checked_box(lower: FloatArray, upper: FloatArray, bounds: object) -> Box:
 
 
 def _side(value: object, dim: int, bounds: object, missing: float) -> FloatArray:
-    """Return one side of the box as a (dim,) float64 array (None means `missing`)."""
+    """Return one side of the box as a (dim,) float64 array (None means `missing`).
+
+    bool is no bound (numpy reads ``[True, 1.0]`` as floats); a Python number numpy holds as
+    an object (a Fraction, an int beyond the float range) is read as its float, such an int
+    as +-inf.
+    """
     if value is None:
         return np.full(dim, missing)
     if isinstance(value, (Sequence, np.ndarray)) and not (
@@ -308,8 +313,12 @@ def _side(value: object, dim: int, bounds: object, missing: float) -> FloatArray
     ):  # (a 0-d array is a scalar)
         value = [missing if x is None else x for x in value]
     try:
+        if isinstance(value, list) and any(isinstance(x, (bool, np.bool_)) for x in value):
+            raise TypeError("bool")
         arr = np.asarray(value)
-        if arr.dtype.kind not in "biuf" or arr.dtype.kind == "b":
+        if arr.dtype == object and all(map(is_real_number, arr.reshape(-1))):
+            arr = np.array([float_or_inf(x) for x in arr.reshape(-1)]).reshape(arr.shape)
+        if arr.dtype.kind not in "iuf":
             raise TypeError(f"dtype {arr.dtype}")
         out: FloatArray = np.broadcast_to(arr.astype(np.float64), (dim,)).copy()
         return out

@@ -244,6 +244,12 @@ CONSTRUCTOR_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         ValueError,
         r"`bounds` must hold 3 lower and 3 upper numbers, but got \(\[0, 0, \[0\]\], ",
     ),
+    (  # (numpy read [True, 1, 1] as the floats [1.0, 1.0, 1.0])
+        "bounds bool among numbers",
+        {"bounds": ([0, 0, 0], [True, 1, 1])},
+        ValueError,
+        r"`bounds` must hold 3 lower and 3 upper numbers, but got \(\[0, 0, 0\], \[True, 1, 1\]\)",
+    ),
     (
         "bounds infinite wrong side",
         {"bounds": (np.inf, np.inf)},
@@ -1366,3 +1372,21 @@ def test_evaluator_refuses_a_mode_that_is_no_name_naming_it(mode: object) -> Non
         evaluate(np.zeros((2, 2)), lambda x: 0.0, mode=mode)  # type: ignore[arg-type]
     with Evaluator() as shared, pytest.raises(TypeError, match=want):
         Evaluator(shared, mode=mode)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_bounds_read_python_numbers_as_their_floats(dim: int) -> None:
+    # A Fraction was refused as "`bounds` must hold 3 lower and 3 upper numbers", and an int
+    # beyond the float range raised numpy's bare OverflowError (d = 2) or that same message:
+    # they are read as a float is, the int as +-inf (no bound on that side)
+    lo, hi = [-1.0, -0.5, 0.0][:dim], [1.0, 1.5, 2.0][:dim]
+    exact = [(Fraction(a), Fraction(b)) for a, b in zip(lo, hi, strict=True)]
+    floats = list(zip(lo, hi, strict=True))
+    for given, want in (
+        (exact, floats),
+        ([(-(10**400), 10**400)] * dim, [(None, None)] * dim),
+        ([(-(10**400), b) for b in hi], [(None, b) for b in hi]),
+    ):
+        es = XNES(np.zeros(dim), 0.5, bounds=given, rng=0)
+        twin = XNES(np.zeros(dim), 0.5, bounds=want, rng=0)
+        assert json.dumps(es.state_dict()) == json.dumps(twin.state_dict())
