@@ -306,6 +306,8 @@ def step_sizes(name: str, value: object, dim: int) -> float | FloatArray:
         raise ValueError(f"`{name}` must have shape ({dim},), but got shape ({len(value)},).")
     if isinstance(value, (list, tuple, np.ndarray)):
         try:
+            if isinstance(value, (list, tuple)) and not _NO_BOOL.isdisjoint(map(type, value)):
+                raise TypeError("bool")  # (numpy reads [True, 0.5] as the floats [1.0, 0.5])
             arr = np.asarray(value)
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise TypeError(
@@ -314,6 +316,9 @@ def step_sizes(name: str, value: object, dim: int) -> float | FloatArray:
             ) from exc
         if arr.ndim == 0:
             return step_size(name, arr.item())
+        if arr.dtype == object and all(map(is_real_number, arr.reshape(-1))):
+            # Python numbers numpy holds as objects (a Fraction, an int beyond the floats)
+            arr = np.array([float_or_inf(x) for x in arr.reshape(-1)]).reshape(arr.shape)
         if arr.dtype.kind not in "iuf":
             raise TypeError(
                 f"`{name}` must be a positive number or an array of {dim} positive numbers, "

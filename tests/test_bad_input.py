@@ -141,6 +141,19 @@ CONSTRUCTOR_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         ValueError,
         r"`sigma0` must have shape \(3,\), but got shape \(7,\)\.",
     ),
+    (  # (numpy read [True, 0.5, 0.5] as the floats [1.0, 0.5, 0.5])
+        "sigma0 bool among numbers",
+        {"sigma0": [True, 0.5, 0.5]},
+        TypeError,
+        r"`sigma0` must be a positive number or an array of 3 positive numbers, but got "
+        r"\[True, 0.5, 0.5\]\.",
+    ),
+    (  # (a TypeError said it held no positive numbers)
+        "sigma0 an int past the float range",
+        {"sigma0": [10**400, 0.5, 0.5]},
+        ValueError,
+        r"`sigma0` must hold positive finite numbers, but got \[1000",
+    ),
     (
         "popsize 1",
         {"popsize": 1, "mirrored": False},
@@ -1390,3 +1403,11 @@ def test_bounds_read_python_numbers_as_their_floats(dim: int) -> None:
         es = XNES(np.zeros(dim), 0.5, bounds=given, rng=0)
         twin = XNES(np.zeros(dim), 0.5, bounds=want, rng=0)
         assert json.dumps(es.state_dict()) == json.dumps(twin.state_dict())
+
+
+def test_sigma0_reads_python_numbers_as_their_floats() -> None:
+    # a list of Fractions (or an array of dtype object) was refused with "`sigma0` must be a
+    # positive number or an array of 3 positive numbers", which they are
+    want = json.dumps(SNES(X0, [0.5, 0.25, 1.0], rng=0).state_dict())
+    for given in ([Fraction(1, 2), Fraction(1, 4), 1], np.array([0.5, 0.25, 1.0], dtype=object)):
+        assert json.dumps(SNES(X0, given, rng=0).state_dict()) == want
