@@ -8,6 +8,7 @@ value, as in pycma: ``{'maxfev': 1000}``. :func:`make_result` is the one builder
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -158,6 +159,24 @@ def _count(name: str, value: object, minimum: int) -> int | None:
     return out
 
 
+def _condition_limit(name: str, value: object) -> float:
+    """Return `value` as a finite number above 1 (a condition number is at least 1), or raise.
+
+    One message for every value refused: a limit of 0.5, a positive finite number, is no
+    more a condition number than 0, NaN or inf is.
+    """
+    want = (
+        f"`{name}` must be a number above 1 (a condition number is at least 1) or None, "
+        f"but got {v.short(value)}."
+    )
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(want)
+    cond = v.float_or_inf(value)
+    if not 1.0 < cond < math.inf:  # (also NaN)
+        raise ValueError(want)
+    return cond
+
+
 def check_criteria(**kw: object) -> dict[str, object]:
     """Validate stopping keywords; raise TypeError/ValueError naming the bad one."""
     out: dict[str, object] = {}
@@ -169,13 +188,7 @@ def check_criteria(**kw: object) -> dict[str, object]:
         elif name in ("tolfun", "tolx", "timeout"):
             out[name] = v.optional_float(name, value, allow_zero=True)
         elif name == "tolconditioncov":
-            cond = v.optional_float(name, value, allow_zero=False)
-            if cond is not None and not cond > 1.0:  # a condition number is at least 1
-                raise ValueError(
-                    f"`{name}` must be a number above 1 (a condition number is at least 1) "
-                    f"or None, but got {v.short(value)}."
-                )
-            out[name] = cond
+            out[name] = None if value is None else _condition_limit(name, value)
         elif name == "tolflatfitness":
             out[name] = _count(name, value, 0)
         else:

@@ -445,6 +445,24 @@ CONSTRUCTOR_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         ValueError,
         r"`tolconditioncov` must be a number above 1 .* or None, but got 1\.",
     ),
+    (  # (said "must be a positive finite number", which 0.5 is, and is refused too)
+        "tolconditioncov zero",
+        {"tolconditioncov": 0},
+        ValueError,
+        r"`tolconditioncov` must be a number above 1 .* or None, but got 0\.",
+    ),
+    (
+        "tolconditioncov nan",
+        {"tolconditioncov": np.nan},
+        ValueError,
+        r"`tolconditioncov` must be a number above 1 .* or None, but got nan\.",
+    ),
+    (
+        "tolconditioncov text",
+        {"tolconditioncov": "1e14"},
+        TypeError,
+        r"`tolconditioncov` must be a number above 1 .* or None, but got '1e14'\.",
+    ),
 ]
 
 
