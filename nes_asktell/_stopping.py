@@ -154,7 +154,7 @@ def _count(name: str, value: object, minimum: int) -> int | None:
     out = v.integer(name, value, minimum=minimum)
     if out > MAX_CRITERION_COUNT:
         raise ValueError(
-            f"`{name}` must be an integer <= {MAX_CRITERION_COUNT}, but got {v.short(out)}."
+            f"`{name}` must be an integer <= {MAX_CRITERION_COUNT}, but got {v.short(value)}."
         )
     return out
 

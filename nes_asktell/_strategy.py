@@ -200,7 +200,9 @@ def check_popsize(popsize: object, dim: int, mirrored: bool) -> int:
         return lam + lam % 2 if mirrored else lam
     lam = v.integer("popsize", popsize, minimum=2)
     if lam > MAX_POPSIZE:
-        raise ValueError(f"`popsize` must be an integer <= {MAX_POPSIZE}, but got {v.short(lam)}.")
+        raise ValueError(
+            f"`popsize` must be an integer <= {MAX_POPSIZE}, but got {v.short(popsize)}."
+        )
     if mirrored and lam % 2:
         raise ValueError(f"`popsize` must be even with mirrored sampling, but got {lam}.")
     return lam

@@ -360,17 +360,18 @@ def fraction(name: str, value: object, *, closed: bool = False, positive: bool =
 
 
 def integer(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
-    """Return `value` as an int in [`minimum`, `maximum`], or raise naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        # a whole float of any precision (np.float32(8.0) as np.float64(8.0), a float)
-        if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise TypeError(f"`{name}` must be an integer, but got {short(value)}.")
-    out = int(value)
+    """Return `value` as an int in [`minimum`, `maximum`], or raise naming `name`.
+
+    A whole float of any precision is taken as its int; a message quotes `value` as given.
+    """
+    # a whole float of any precision (np.float32(8.0) as np.float64(8.0), a float) is taken
+    whole = isinstance(value, (float, np.floating)) and float(value).is_integer()
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)) and not whole:
+        raise TypeError(f"`{name}` must be an integer, but got {short(value)}.")
+    out: int = int(value)  # type: ignore[call-overload]
     if out < minimum or (maximum is not None and out > maximum):
         limits = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"`{name}` must be an integer {limits}, but got {short(out)}.")
+        raise ValueError(f"`{name}` must be an integer {limits}, but got {short(value)}.")
     return out
 
 

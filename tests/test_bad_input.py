@@ -173,6 +173,18 @@ CONSTRUCTOR_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         ValueError,
         r"`popsize` must be an integer <= 262144, but got <int of about 5001 digits>\.",
     ),
+    (  # (quoted as the 309 digits of int(1e308), which the caller never wrote)
+        "popsize a whole float past the limit",
+        {"popsize": 1e308},
+        ValueError,
+        r"`popsize` must be an integer <= 262144, but got 1e\+308\.",
+    ),
+    (
+        "maxiter a whole float32 below the minimum",
+        {"maxiter": np.float32(0.0)},
+        ValueError,
+        r"`maxiter` must be an integer >= 1, but got np\.float32\(0\.0\)\.",
+    ),
     ("popsize text", {"popsize": "8"}, TypeError, r"`popsize` must be an integer, but got '8'\."),
     (
         "popsize bool",
