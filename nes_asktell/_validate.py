@@ -171,12 +171,20 @@ def real_rows(
 
     `name` and `want` name the argument and what it must be in the message.
 
-    numpy would read bool as 0 and 1, drop the imaginary part of a complex number and parse
-    a string of digits: none of them is a row that ask() returned. What numpy cannot read at
+    numpy would read bool as 0 and 1 (also among floats in a list of rows), drop the imaginary
+    part of a complex number and parse a string of digits: none of them is a row that ask()
+    returned. What numpy cannot read at
     all is left to the caller, which names what it got.
     """
     if isinstance(value, (str, bytes)):
         return
+    if isinstance(value, (list, tuple)) and any(
+        not _NO_BOOL.isdisjoint(map(type, row))
+        if isinstance(row, (list, tuple))
+        else type(row) in _NO_BOOL
+        for row in value
+    ):  # (numpy reads [[True, 0.5]] as the floats [[1.0, 0.5]])
+        raise TypeError(f"`{name}` must be {want}, but got bool values: {short(value)}.")
     try:
         arr = value if isinstance(value, np.ndarray) else np.asarray(value)
     except (TypeError, ValueError, RecursionError):

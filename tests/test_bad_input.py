@@ -1322,6 +1322,13 @@ EVALUATOR_X_CASES: list[tuple[str, object, type[Exception], str]] = [
         TypeError,
         r"`X` must be an \(n, d\) array of real numbers, but got bool values",
     ),
+    (  # (numpy reads [[True, 0.5]] as the floats [[1.0, 0.5]]: taken silently)
+        "bool among numbers",
+        [[True, 0.5], [0.0, 1.0]],
+        TypeError,
+        r"`X` must be an \(n, d\) array of real numbers, but got bool values: "
+        r"\[\[True, 0.5\], \[0.0, 1.0\]\]\.",
+    ),
     (
         "complex",
         np.zeros((2, 2), dtype=complex),
@@ -1358,6 +1365,15 @@ def test_evaluator_rejects_candidates_that_are_no_array_of_real_rows(
     with Evaluator() as ev, pytest.raises(exc, match=match):
         ev.evaluate(lambda x: seen.append(x) or 0.0, X)  # type: ignore[arg-type]
     assert seen == []  # `fun` never ran
+
+
+def test_evaluate_refuses_bool_among_the_candidates() -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"`strategy_or_candidates` must be a Strategy or an \(n, d\) array of real "
+        r"numbers, but got bool values: \[\[0.5, np.True_\]\]\.",
+    ):
+        evaluate([[0.5, np.True_]], lambda x: 0.0)
 
 
 def test_evaluate_refuses_an_int_no_float_holds_naming_the_candidates() -> None:
