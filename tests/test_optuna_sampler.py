@@ -175,6 +175,9 @@ def check_chain(study: optuna.Study, sampler: NESSampler) -> list[dict[str, obje
         ({"seed": -1}, ValueError, r"`seed` must be an integer >= 0, but got -1"),
         ({"seed": 2**128}, ValueError, r"`seed` must be an integer in \[0, 2\*\*128\), but got"),
         ({"seed": 1.5}, TypeError, r"`seed` must be an integer, but got 1.5"),
+        # a whole float past the limit, quoted as given (not as the 309 digits of its int)
+        ({"seed": 1e308}, ValueError, r"`seed` must be .* \[0, 2\*\*128\), but got 1e\+308\.$"),
+        ({"popsize": 1e308}, ValueError, r"`popsize` must be at most 65536, but got 1e\+308\.$"),
         ({"strategy_options": [1]}, TypeError, r"`strategy_options` must be a dict"),
         (
             {"strategy_options": {"eta_mu": -1.0}},

@@ -350,7 +350,9 @@ class NESSampler(BaseSampler):
             )
         lam = v.optional_integer("popsize", popsize, minimum=2)
         if lam is not None and lam > MAX_POPSIZE:
-            raise ValueError(f"`popsize` must be at most {MAX_POPSIZE}, but got {lam}.")
+            raise ValueError(
+                f"`popsize` must be at most {MAX_POPSIZE}, but got {v.short(popsize)}."
+            )
         n_startup = v.integer("n_startup_trials", n_startup_trials, minimum=0)
         if independent_sampler is not None and not isinstance(independent_sampler, BaseSampler):
             raise TypeError(
@@ -398,10 +400,10 @@ class NESSampler(BaseSampler):
                     f"trial {t.number} has {v.short(t.values)}."
                 ) from None
         if seed is not None:
-            seed = v.integer("seed", seed, minimum=0)
+            given, seed = seed, v.integer("seed", seed, minimum=0)
             if seed >= MAX_SEED:
                 raise ValueError(
-                    f"`seed` must be an integer in [0, 2**128), but got {v.short(seed)}."
+                    f"`seed` must be an integer in [0, 2**128), but got {v.short(given)}."
                 )
         # Build one strategy now (with the real population), so that a bad option fails here
         # and not in a trial; the first trial checks them again in the real dimension. It takes
