@@ -1628,6 +1628,25 @@ def test_strategy_options_given_as_numpy_scalars_are_stored_as_numbers() -> None
     assert stored["criteria"]["tolstagnation"] == 50  # type: ignore[index]
 
 
+@pytest.mark.parametrize(
+    ("argument", "want"),
+    [
+        ("strategy_options", "a dict of keyword arguments or None"),
+        ("independent_sampler", "an optuna.samplers.BaseSampler or None"),
+        ("constraints_func", "callable or None"),
+    ],
+)
+def test_a_refused_argument_is_quoted_short(argument: str, want: str) -> None:
+    # the message printed the whole repr of what it got: a list of a million numbers made
+    # a message of 7.9 million characters
+    with pytest.raises(TypeError) as info:
+        NESSampler(**{argument: list(range(10**6))})  # type: ignore[arg-type]
+    message = str(info.value)
+    assert message.startswith(f"`{argument}` must be {want}, but got [0, 1, 2, 3, ")
+    assert message.endswith("....")
+    assert len(message) < 200
+
+
 def test_strategy_options_given_as_fractions_are_stored_as_floats() -> None:
     # A Fraction passed the constructor (the strategy takes any real number), then every
     # relative sample crashed the study: "Object of type Fraction is not JSON serializable"

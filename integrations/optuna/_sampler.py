@@ -299,7 +299,7 @@ class NESSampler(BaseSampler):
         elif strategy_options is not None:
             raise TypeError(
                 "`strategy_options` must be a dict of keyword arguments or None, "
-                f"but got {strategy_options!r}."
+                f"but got {v.short(strategy_options)}."
             )
         for name in _RESERVED_OPTIONS:
             if strategy_options is not None and name in strategy_options:
@@ -357,14 +357,15 @@ class NESSampler(BaseSampler):
         if independent_sampler is not None and not isinstance(independent_sampler, BaseSampler):
             raise TypeError(
                 "`independent_sampler` must be an optuna.samplers.BaseSampler or None, "
-                f"but got {independent_sampler!r}."
+                f"but got {v.short(independent_sampler)}."
             )
         v.flag("warn_independent_sampling", warn_independent_sampling)
         n_restarts = restart_count(restarts, maximum=100)
         restarter = resolve_restart_strategy(restart_strategy)
         if constraints_func is not None and not callable(constraints_func):
             raise TypeError(
-                f"`constraints_func` must be callable or None, but got {constraints_func!r}."
+                "`constraints_func` must be callable or None, but got "
+                f"{v.short(constraints_func)}."
             )
         try:
             sources = [] if source_trials is None else list(source_trials)
@@ -427,7 +428,7 @@ class NESSampler(BaseSampler):
             text = ch.dumps(probe.state_dict())
         except (TypeError, ValueError) as exc:
             raise ValueError(
-                f"`strategy_options` must be plain JSON data, but got {strategy_options!r}."
+                f"`strategy_options` must be plain JSON data, but got {v.short(strategy_options)}."
             ) from exc
         try:  # every trial after the first reads the stored state back with `cls`
             cls.from_state(json.loads(text))
