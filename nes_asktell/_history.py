@@ -462,7 +462,7 @@ class History:
         """Return the column `name` as a float array (one value per recorded generation)."""
         if not isinstance(name, str) or name not in self.columns:
             raise KeyError(
-                f"`name` must be one of the columns {list(self.columns)}, but got {name!r}."
+                f"`name` must be one of the columns {list(self.columns)}, but got {v.short(name)}."
             )
         j = self.columns.index(name)
         return np.array(self._flat[j :: len(self.columns)], dtype=np.float64)

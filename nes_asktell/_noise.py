@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._typing import JSON, LegacyRngLike
+from ._validate import short
 
 #: entropy is a non-negative integer below 2**128 (what a strategy draws; see make_noise).
 ENTROPY_BITS = 128
@@ -226,7 +227,7 @@ def make_noise(
         return SequentialNoise(rng)
     raise TypeError(
         "`rng` must be None, an int, a SeedSequence or a numpy Generator, "
-        f"but got {type(rng).__name__}: {rng!r}."
+        f"but got {type(rng).__name__}: {short(rng)}."
     )
 
 

@@ -143,12 +143,14 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {c.name: c for c in (SGD, Momentum, Ada
 def optimizer_class(name: object) -> type[Optimizer]:
     """Return the optimizer class registered as `name`, or raise naming `optimizer`."""
     if not isinstance(name, str):
-        raise TypeError(f"`optimizer` must be one of {sorted(OPTIMIZERS)}, but got {name!r}.")
+        raise TypeError(
+            f"`optimizer` must be one of {sorted(OPTIMIZERS)}, but got {v.short(name)}."
+        )
     try:
         return OPTIMIZERS[name]
     except KeyError:
         raise ValueError(
-            f"`optimizer` must be one of {sorted(OPTIMIZERS)}, but got {name!r}."
+            f"`optimizer` must be one of {sorted(OPTIMIZERS)}, but got {v.short(name)}."
         ) from None
 
 

@@ -25,6 +25,7 @@ from nes_asktell import (
     SNES,
     XNES,
     Evaluator,
+    History,
     NoiseHandler,
     OpenES,
     estimate_gradient,
@@ -1457,3 +1458,28 @@ def test_sigma0_reads_python_numbers_as_their_floats() -> None:
     want = json.dumps(SNES(X0, [0.5, 0.25, 1.0], rng=0).state_dict())
     for given in ([Fraction(1, 2), Fraction(1, 4), 1], np.array([0.5, 0.25, 1.0], dtype=object)):
         assert json.dumps(SNES(X0, given, rng=0).state_dict()) == want
+
+
+BIG = list(range(10**6))
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "start"),
+    [
+        (lambda: XNES(X0, 0.5, rng=BIG), TypeError, "`rng` must be None, an int, a Seed"),
+        (lambda: OpenES(X0, 0.5, optimizer=BIG), TypeError, "`optimizer` must be one of"),
+        (lambda: OpenES(X0, 0.5, optimizer="x" * 10**6), ValueError, "`optimizer` must be one"),
+        (lambda: History()["x" * 10**6], KeyError, "`name` must be one of the columns"),
+    ],
+    ids=["rng", "optimizer of another kind", "optimizer unknown", "History column"],
+)
+def test_a_refused_value_is_quoted_short(
+    call: Callable[[], object], exc: type[Exception], start: str
+) -> None:
+    # these messages printed the whole repr of what they got: a list of a million numbers
+    # (or a name of a million characters) made a message of millions of characters
+    with pytest.raises(exc) as info:
+        call()
+    message = str(info.value.args[0])
+    assert message.startswith(start)
+    assert len(message) < 300
