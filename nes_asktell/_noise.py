@@ -164,7 +164,7 @@ def from_state(noise: object, threads: int = 1) -> CounterNoise | SequentialNois
         if noise["kind"] == "counter":
             return CounterNoise(_entropy_from_text(noise["entropy"]), threads)
         if noise["kind"] != "sequential":
-            raise ValueError(f"unknown kind {noise['kind']!r}")
+            raise ValueError(f"unknown kind {short(noise['kind'])}")
         state = noise["state"]
         if noise["legacy"]:
             rs = np.random.RandomState()
@@ -172,9 +172,9 @@ def from_state(noise: object, threads: int = 1) -> CounterNoise | SequentialNois
             inner["key"] = np.asarray(inner["key"], dtype=np.uint32)
             rs.set_state({**state, "state": inner})
             return SequentialNoise(rs)
-        bitgen_cls = getattr(np.random, str(state["bit_generator"]))
+        bitgen_cls = getattr(np.random, str(state["bit_generator"]), None)
         if not (isinstance(bitgen_cls, type) and issubclass(bitgen_cls, np.random.BitGenerator)):
-            raise ValueError(f"unknown bit generator {state['bit_generator']!r}")
+            raise ValueError(f"unknown bit generator {short(state['bit_generator'])}")
         bitgen = bitgen_cls()
         bitgen.state = state
         return SequentialNoise(np.random.Generator(bitgen))

@@ -880,7 +880,9 @@ def _checked_history(records: object, restarts: int, *, regime: bool) -> list[JS
         if not isinstance(stop, list) or not all(isinstance(k, str) for k in stop):
             raise TypeError(f"`stop` must be a list of criteria, but got {v.short(stop)}")
         if regime and h["regime"] not in REGIMES:
-            raise ValueError(f"`regime` must be one of {list(REGIMES)}, but got {h['regime']!r}")
+            raise ValueError(
+                f"`regime` must be one of {list(REGIMES)}, but got {v.short(h['regime'])}"
+            )
         out.append(dict(h))
     return out
 
@@ -1165,7 +1167,7 @@ class BIPOP(IPOP):
         extra = _entries("bipop", state["bipop"])
         regime = extra["regime"]
         if regime not in REGIMES:
-            raise ValueError(f"`regime` must be one of {list(REGIMES)}, but got {regime!r}")
+            raise ValueError(f"`regime` must be one of {list(REGIMES)}, but got {v.short(regime)}")
         large = v.integer(
             "large_restarts", extra["large_restarts"], minimum=0, maximum=self._max_restarts
         )

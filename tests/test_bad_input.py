@@ -1483,3 +1483,31 @@ def test_a_refused_value_is_quoted_short(
     message = str(info.value.args[0])
     assert message.startswith(start)
     assert len(message) < 300
+
+
+def _crafted(kind: str) -> tuple[type[Any], dict[str, Any]]:
+    from nes_asktell import BIPOP
+
+    if kind == "regime":
+        state = json.loads(json.dumps(BIPOP("xnes", X0, 0.5, rng=0).state_dict()))
+        state["bipop"]["regime"] = "x" * 10**6
+        return BIPOP, state
+    state = json.loads(json.dumps(XNES(X0, 0.5, rng=0).state_dict()))
+    if kind == "noise kind":
+        state["noise"] = {"kind": "y" * 10**6}
+    else:
+        state["noise"] = {
+            "kind": "sequential",
+            "legacy": False,
+            "state": {"bit_generator": "z" * 10**6},
+        }
+    return XNES, state
+
+
+@pytest.mark.parametrize("kind", ["regime", "noise kind", "bit generator"])
+def test_a_malformed_state_is_quoted_short(kind: str) -> None:
+    # a crafted state's name of a million characters was printed whole in the message
+    cls, state = _crafted(kind)
+    with pytest.raises(ValueError, match=r"^`state` is malformed: ") as info:
+        cls.from_state(state)
+    assert len(str(info.value)) < 300
