@@ -884,13 +884,13 @@ def _wire(obj: Any) -> Any:
 def candidate_rows(value: object, name: str, want: str) -> FloatArray:
     """Return the candidates `value` as a 2-d float array, or raise naming `name`.
 
-    A float array is taken as it is (a float32 batch stays float32); anything else is read as
-    float64. `want` says what `name` must be (``"an (n, d) array"``). TypeError for what holds
-    no real numbers (text, bool, complex, a ragged nesting), ValueError for another shape or
-    an int no float holds.
+    A float array is taken as its plain array, in its dtype (a float32 batch stays float32);
+    anything else is read as float64. `want` says what `name` must be (``"an (n, d)
+    array"``). TypeError for what holds no real numbers (text, bool, complex, a ragged
+    nesting), ValueError for another shape or an int no float holds.
     """
     if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-        X: FloatArray = value
+        X: FloatArray = np.asarray(value)  # (a matrix or a masked array as its plain array)
     else:
         real_rows(value, name, f"{want} of real numbers")
         try:

@@ -1511,3 +1511,22 @@ def test_a_malformed_state_is_quoted_short(kind: str) -> None:
     with pytest.raises(ValueError, match=r"^`state` is malformed: ") as info:
         cls.from_state(state)
     assert len(str(info.value)) < 300
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # (np.matrix)
+@pytest.mark.parametrize("kind", ["matrix", "masked"])
+def test_candidates_of_an_array_subclass_are_handed_on_as_plain_rows(kind: str) -> None:
+    # an np.matrix (or a masked array) of candidates is read as its plain array: fun gets
+    # 1-d rows, as from any other (n, d) array
+    rows = [[1.0, 2.0], [3.0, 4.0]]
+    X = np.matrix(rows) if kind == "matrix" else np.ma.masked_array(rows)
+    seen: list[tuple[type, tuple[int, ...]]] = []
+
+    def fun(x: np.ndarray) -> float:
+        seen.append((type(x), x.shape))
+        return 0.0
+
+    evaluate(X, fun)
+    with Evaluator() as ev:
+        ev.evaluate(fun, X)
+    assert seen == [(np.ndarray, (2,))] * 4
