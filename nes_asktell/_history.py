@@ -350,9 +350,12 @@ class History:
     - ``generation``, ``nfev``, ``popsize``; ``elapsed``: seconds since the history was made
       (a loaded one counts on from its last row's: the time between save and load is left
       out; an unpickled one from the time elapsed when it was pickled);
-    - ``restarts``: the restarts of IPOP or BIPOP before the run of generation g (0 for a
-      strategy alone; for an ``OptimizeResult``, its ``restarts``, NaN without one; NaN in a
-      file saved before the column was recorded, format v1, which still loads);
+    - ``restarts``: the restarts of IPOP or BIPOP begun by then (0 for a strategy alone; for
+      an ``OptimizeResult``, its ``restarts``, NaN without one; NaN in a file saved before the
+      column was recorded, format v1, which still loads). The tell that ends a run begins
+      the next, so the row of a run's last generation holds the next run's ``restarts``,
+      ``popsize``, mean and step size, with its own fitness values: the first row with a new
+      ``restarts`` is the last generation of the run before;
     - ``f_best_gen`` and ``f_median_gen``: the best and the median fitness told in generation
       g (NaN when not known: :meth:`record` without `fitness`, or called with another
       optimiser's ``OptimizeResult``);

@@ -101,6 +101,25 @@ def test_ipop_records_over_restarts_with_the_popsize_of_each_run() -> None:
     assert np.isfinite(history["condition"]).all()  # B of each run's XNES
 
 
+def test_the_row_of_a_runs_last_generation_holds_the_next_run() -> None:
+    # as the docstring and docs/watching.rst say: the tell that ends a run begins the next,
+    # so the first row with a new `restarts` is the old run's last generation (its
+    # evaluations those of the old population) and shows the new run's population and mean
+    history = History()
+    x0 = np.full(2, 3.0)
+    opt = IPOP("xnes", x0, 1.0, rng=0, max_restarts=2, tolfun=1e-3)
+    res = opt.optimize(sphere, maxfev=3000, callback=history)
+    assert res.restarts >= 1
+    restarts, popsize, nfev = history["restarts"], history["popsize"], history["nfev"]
+    firsts = np.flatnonzero(np.diff(restarts)) + 1
+    assert firsts.size == res.restarts
+    for i in firsts:
+        assert restarts[i] == restarts[i - 1] + 1
+        assert nfev[i] - nfev[i - 1] == popsize[i - 1]  # a generation of the old run
+        assert popsize[i] > popsize[i - 1]  # IPOP's next run, larger
+        np.testing.assert_array_equal([history["mean_0"][i], history["mean_1"][i]], x0)
+
+
 def test_hand_written_loop_with_and_without_fitness() -> None:
     history = History()
     es = XNES(np.ones(3), 0.5, rng=0)
