@@ -141,11 +141,12 @@ class Evaluator:
         threads follow the number of threads held (fewer as hung calls return) and never
         outnumber the pool's threads that ran the evaluator's calls, hung spare threads
         included; :meth:`close` shuts them down without waiting for a hung call.
-    mode : {"auto", "vectors", "seeds", "replay"}
+    mode : {"auto", "vectors", "seeds", "replay"}, optional
         How candidates reach the workers (see :func:`nes_asktell.evaluate`): "replay" keeps a
         replica of the strategy on each dask worker or Ray actor, which redraws a generation's
         noise to replay the update instead of receiving the mean: network traffic traded for
-        worker compute.
+        worker compute. Default (None): the mode of an Evaluator passed as `workers`, else
+        "auto"; a mode given here, "auto" included, overrides the lent one.
     tasks : int, optional
         How many tasks a generation is split into (pools, Executors and Clients). Default:
         the engine's size: the pool's processes, a Client's worker threads, an Executor's
@@ -206,14 +207,14 @@ class Evaluator:
         workers: WorkersLike = None,
         *,
         timeout: float | None = None,
-        mode: str = "auto",
+        mode: str | None = None,
         tasks: int | None = None,
         vectorized: bool | None = None,
         restart_workers: bool | None = None,
     ) -> None:
-        if not isinstance(mode, str):
+        if mode is not None and not isinstance(mode, str):
             raise TypeError(f"`mode` must be one of {MODES}, but got {short(mode)}.")
-        if mode not in MODES:
+        if mode is not None and mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}, but got {short(mode)}.")
         if vectorized is not None and not isinstance(vectorized, (bool, np.bool_)):
             raise TypeError(f"`vectorized` must be True or False, but got {short(vectorized)}.")
@@ -230,13 +231,15 @@ class Evaluator:
             # Share its engine (and pool); its timeout, mode and tasks apply unless given here.
             engine, owned = workers._engine, False
             timeout = workers._timeout if timeout is None else timeout
-            mode = workers._mode if mode == "auto" else mode
+            mode = workers._mode if mode is None else mode
             tasks = workers._tasks if tasks is None else tasks
             vectorized = workers._vectorized if vectorized is None else vectorized
             restart_workers = workers._restart if restart_workers is None else restart_workers
         else:
             engine = make_engine(workers)
             owned = not isinstance(engine, ProcessPool)  # pools are shared: shutdown_pools()
+        if mode is None:
+            mode = "auto"
         if timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
                 raise TypeError(f"`timeout` must be a positive number, but got {short(timeout)}.")
@@ -926,7 +929,7 @@ def evaluate(
     *,
     args: Sequence[object] = (),
     timeout: float | None = None,
-    mode: str = "auto",
+    mode: str | None = None,
     tasks: int | None = None,
     vectorized: bool | None = None,
     restart_workers: bool | None = None,
@@ -950,10 +953,10 @@ def evaluate(
         ``distributed.Client``: natively, with replicas of the strategy on the workers (see
         `mode`). The ``ray`` module (after ``ray.init()``): one Ray actor per CPU of the
         cluster, each keeping replicas like a dask worker. An :class:`Evaluator`, to reuse
-        its workers and pool (its `timeout` and
-        `mode` apply unless given here). Pools, Executors and Clients get about one task per
-        worker (see `tasks`). A process pool is kept and reused by later calls with the same
-        number until :func:`nes_asktell.shutdown_pools` or the interpreter's exit.
+        its workers and pool (its `timeout`, `mode`, `tasks`, `vectorized` and
+        `restart_workers` apply unless given here). Pools, Executors and Clients get about one
+        task per worker (see `tasks`). A process pool is kept and reused by later calls with
+        the same number until :func:`nes_asktell.shutdown_pools` or the interpreter's exit.
     args : tuple
         Extra arguments of `fun`.
     timeout : float, optional
@@ -969,7 +972,7 @@ def evaluate(
         ones (never more than the pool's threads that ran its calls, shut down with the
         evaluator); on a dask worker the others run on the threads left (see
         `restart_workers`).
-    mode : {"auto", "vectors", "seeds", "replay"}
+    mode : {"auto", "vectors", "seeds", "replay"}, optional
         How candidates reach pools, Executors and Clients. "vectors": their rows (8 d bytes each).
         "seeds": their noise keys (a strategy with counter-based noise, any `rng` but a legacy
         RandomState, and a diagonal perturbation: OpenES, SNES), with the mean and step sizes sent
@@ -982,7 +985,9 @@ def evaluate(
         normals, half with mirrored sampling) and keeps a buffer of that size. Choose "replay" when
         the network or the number of workers limits, "seeds" when the workers are few, on one
         machine or a fast network, and their cores are busy. "auto" uses keys from d = 10,000 on:
-        "replay" on a dask Client or Ray, "seeds" elsewhere.
+        "replay" on a dask Client or Ray, "seeds" elsewhere. Default (None): the mode of an
+        :class:`Evaluator` passed as `workers`, else "auto"; a mode given here, "auto"
+        included, overrides the lent one.
     tasks : int, optional
         How many tasks the population is split into (pools, Executors and Clients); by
         default the engine's size, or one per candidate with a `timeout` where no task can

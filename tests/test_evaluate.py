@@ -464,6 +464,32 @@ def test_an_evaluator_as_workers_lends_its_pool_and_settings(pool: Evaluator) ->
         Evaluator(serial, timeout=1.0)
 
 
+@pytest.mark.parametrize("through", ["Evaluator", "evaluate"])
+def test_a_mode_given_explicitly_overrides_the_lent_evaluators_mode(through: str) -> None:
+    # Bug: "auto" was the default and read as "not given", so Evaluator(seeds_ev, mode="auto")
+    # and evaluate(es, fun, seeds_ev, mode="auto") kept "seeds" and refused XNES (whose rows
+    # cannot be rebuilt from keys), although the docs say the lent mode applies unless given.
+    es, twin = XNES(np.zeros(3), 0.3, rng=0), XNES(np.zeros(3), 0.3, rng=0)
+    with ThreadPoolExecutor(1) as tp, Evaluator(tp, mode="seeds") as seeds:
+        if through == "Evaluator":
+            with Evaluator(seeds, mode="auto") as ev:
+                f = ev.evaluate(sphere, es.ask(), strategy=es)
+        else:
+            f = evaluate(es, sphere, seeds, mode="auto")
+        with Evaluator(seeds) as inherits, pytest.raises(ValueError, match="`mode` is 'seeds'"):
+            inherits.check_call(sphere, (), es)  # without a mode, the lent one still applies
+    X = twin.ask()
+    np.testing.assert_array_equal(f, [sphere(x) for x in X])
+
+
+def test_mode_none_means_auto() -> None:
+    es, twin = (OpenES(np.zeros(3), 0.3, popsize=4, rng=0) for _ in range(2))
+    with ThreadPoolExecutor(1) as tp:
+        np.testing.assert_array_equal(
+            evaluate(es, sphere, tp, mode=None), evaluate(twin, sphere, tp, mode="auto")
+        )
+
+
 def test_candidates_must_be_2d() -> None:
     with pytest.raises(ValueError, match="`strategy_or_candidates` must be a Strategy or an"):
         evaluate(np.zeros(3), sphere)
