@@ -32,6 +32,7 @@ from ._strategy import (
     _check_dtype,
     _entries,
     even_popsize,
+    no_batch_error,
     resolve_strategy,
 )
 from ._typing import (
@@ -561,6 +562,9 @@ class IPOP:
         self, solutions: ArrayLike, fitness: ArrayLike, *, evaluated: int | None = None
     ) -> None:
         """Tell the current run (see :meth:`Strategy.tell`); start the next run if it ends."""
+        if not self._inner.pending:
+            # a run that a tell just started is at its generation 0: count the whole sequence's
+            raise no_batch_error(self.generation)
         self._inner.tell(solutions, fitness, evaluated=evaluated)
         self._after_tell()
 

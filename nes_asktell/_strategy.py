@@ -185,6 +185,14 @@ def resolve_strategy(strategy: str | type[Strategy]) -> type[Strategy]:
     )
 
 
+def no_batch_error(generation: int) -> RuntimeError:
+    """Return the error of a tell without a pending batch, after `generation` tells."""
+    what = "the same batch twice" if generation else "tell before ask"
+    return RuntimeError(
+        f"tell() needs the candidates of a pending ask() ({what}); call ask() first."
+    )
+
+
 def default_popsize(dim: int) -> int:
     """Return ``4 + floor(3 ln d)`` (Wierstra et al. 2014, Table 1)."""
     return 4 + math.floor(3 * math.log(dim))
@@ -531,6 +539,11 @@ class Strategy(ABC):
         return self._generation
 
     @property
+    def pending(self) -> bool:
+        """Whether a batch is asked and not yet told: what :meth:`tell` needs."""
+        return self._X is not None and self._Zh is not None
+
+    @property
     def nfev(self) -> int:
         """Number of fitness values evaluated and told so far."""
         return self._nfev
@@ -625,7 +638,8 @@ class Strategy(ABC):
         Raises
         ------
         RuntimeError
-            If there is no batch to tell (tell before ask, or the same batch twice).
+            If there is no batch to tell (:attr:`pending` is False: tell before ask, or the
+            same batch twice).
         TypeError, ValueError
             If `solutions` or `fitness` is malformed: a row that is not one of the candidates
             of the latest ``ask`` (the rows are checked against the strategy's own copy of the
@@ -643,11 +657,8 @@ class Strategy(ABC):
         KeyboardInterrupt): the update and the record are computed first and committed at
         once, and the batch stays pending, so the same ``tell`` can be retried.
         """
-        if self._X is None or self._Zh is None:
-            what = "the same batch twice" if self._generation else "tell before ask"
-            raise RuntimeError(
-                f"tell() needs the candidates of a pending ask() ({what}); call ask() first."
-            )
+        if self._X is None or self._Zh is None:  # (not pending)
+            raise no_batch_error(self._generation)
         n_evaluated = (
             self._popsize
             if evaluated is None

@@ -925,3 +925,29 @@ def test_a_shallow_copy_of_a_sequence_goes_on_alone(cls: type[IPOP], pending: bo
         np.testing.assert_array_equal(got, want)
     assert (twin.nfev, twin.result.nit) == (ref.nfev, ref.result.nit)
     assert twin.history == ref.history
+
+
+@pytest.mark.parametrize("cls", [IPOP, BIPOP])
+def test_telling_the_batch_that_ended_a_run_again_says_the_same_batch_twice(
+    cls: type[IPOP],
+) -> None:
+    # Bug: the tell that ends a run starts the next one at generation 0, so telling the same
+    # batch again was refused as "(tell before ask)"; it is the same batch twice.
+    opt = cls(XNES, np.full(2, 3.0), 1.0, tolfun=1e-4, tolx=1e-4, rng=3, max_restarts=4)
+    while True:
+        X = opt.ask().copy()
+        f = [rastrigin(x) for x in X]
+        opt.tell(X, f)
+        if opt.restarts:
+            break
+    before = json.dumps(opt.state_dict())
+    with pytest.raises(RuntimeError, match=r"\(the same batch twice\)"):
+        opt.tell(X, f)
+    assert not opt.strategy.pending
+    assert json.dumps(opt.state_dict()) == before  # the refused tell changed nothing
+    fresh = cls(XNES, np.full(2, 3.0), 1.0, rng=3)
+    with pytest.raises(RuntimeError, match=r"\(tell before ask\)"):
+        fresh.tell(X, f)
+    assert not fresh.strategy.pending
+    fresh.ask()
+    assert fresh.strategy.pending
