@@ -459,8 +459,10 @@ class DXNESIC(Strategy):
         return self._sigma
 
     def _condition(self, scale: FloatArray | None = None) -> float:
-        # as XNES's: the rows of B in the units `scale`
-        return shape_condition(self._B if scale is None else self._B / scale[:, None])
+        # as XNES's: the rows of B in the units `scale`, of the coordinates the box leaves free
+        B = self._B if scale is None else self._B / scale[:, None]
+        free = self._free()
+        return shape_condition(B if free is None else B[free])
 
     def _condition_at_most(self, limit: float) -> bool:
         # The update's estimate of cond(B) (from the eigenvalues of the previous B B^T, good to

@@ -287,8 +287,8 @@ class Strategy(ABC):
     (a non-finite distribution, or a step size an update took to its limit 1e-100 or 1e100: a
     run that starts there runs its first generation) and ``sigma`` (the step size no longer
     changes the mean), which have no threshold to set. A coordinate the bounds fix (lower ==
-    upper) is left out of ``tolx``, ``sigma`` and, for SNES, OpenES and CRFMNES, of
-    ``tolconditioncov``: its candidates are its value, whatever its step size.
+    upper) is left out of ``tolx``, ``sigma`` and ``tolconditioncov`` (and of
+    :attr:`axis_ratio`): its candidates are its value, whatever its step size.
 
     Examples
     --------

@@ -776,8 +776,12 @@ class XNES(Strategy):
         return out
 
     def _condition(self, scale: FloatArray | None = None) -> float:
-        # Sigma = sigma^2 B B^T; in the units `scale`, (B / scale) (B / scale)^T, row by row
-        return shape_condition(self._B if scale is None else self._B / scale[:, None])
+        # Sigma = sigma^2 B B^T; in the units `scale`, (B / scale) (B / scale)^T, row by row;
+        # of the coordinates the box leaves free (see Strategy._free), their rows of B. (A
+        # bound of cond(B) bounds that of its rows too: see _condition_at_most.)
+        B = self._B if scale is None else self._B / scale[:, None]
+        free = self._free()
+        return shape_condition(B if free is None else B[free])
 
     def __setstate__(self, d: dict[str, object]) -> None:
         super().__setstate__(d)
