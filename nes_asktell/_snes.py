@@ -41,6 +41,11 @@ class SNES(Strategy):
         Learning rate of the mean; default 1.
     eta_sigma : float, optional
         Learning rate of the step sizes; default ``(3 + ln d) / (5 sqrt d)``.
+
+        Both rates take any positive finite number: as for :class:`XNES`, they multiply
+        utilities whose scale is the fitness's own with ``shaping="raw"`` or a callable, so no
+        bound on a rate alone holds for every run; a rate too large for its utilities makes
+        :meth:`tell` raise ``FloatingPointError``, changing nothing.
     csa : bool
         Multiply all step sizes by the cumulative step-size adaptation factor (an evolution
         path) after the NES update; default True.

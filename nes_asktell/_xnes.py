@@ -388,6 +388,15 @@ class XNES(Strategy):
         Learning rate of the shape matrix; default ``(9 + 3 ln d) / (5 d sqrt d)``, or
         CMA-ES's rank-mu rate ``c_mu`` of the population where that is larger: from 4 to 8
         times the default population (d = 2 ... 100), as in the restarts of IPOP.
+
+        The three rates take any positive finite number. They multiply the utilities, whose
+        scale is the fitness's own with ``shaping="raw"`` (``-f``) or a callable: the fitness
+        times ``2**-600`` and the rates times ``2**600`` (without `csa` and
+        `adaptation_sampling`) make the same run bit for bit, so no bound on a rate alone
+        holds for every run. A rate too large for its utilities makes :meth:`tell` raise
+        ``FloatingPointError`` naming what overflowed and the rates, changing nothing. (With
+        the rank shapings the papers' rates are at most 1; the Optuna sampler, whose
+        shaping is fixed and whose states are read from storage, takes ``eta_*`` up to 10.)
     csa : bool
         Add cumulative step-size adaptation (an evolution path) to the NES step-size update;
         default True.

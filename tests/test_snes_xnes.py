@@ -862,3 +862,27 @@ def test_value_based_shapings_do_not_suit_xnes_and_snes_as_the_docs_say(seed: in
             run(cls, "raw")
     assert run(XNES, "zscore") > 1e-7  # stagnates
     assert run(SNES, "zscore") < 1e-13
+
+
+@pytest.mark.parametrize("cls", [XNES, SNES])
+def test_a_huge_learning_rate_is_the_default_one_in_other_fitness_units(cls: type) -> None:
+    # Why the rates have no upper bound at construction (only at the update, which raises
+    # FloatingPointError changing nothing): with raw shaping the utilities are -f, in the
+    # fitness's units, so rates times 2**600 on the fitness times 2**-600 (exact in floats)
+    # make the same run bit for bit; a bound such as the Optuna sampler's 10 would refuse it.
+    def make(c: float) -> Strategy:
+        rates = {"eta_mu": c, "eta_sigma": 0.25 * c}
+        if cls is XNES:
+            rates.update(eta_B=0.25 * c, adaptation_sampling=False)
+        es: Strategy = cls(np.full(3, 0.5), 0.3, shaping="raw", csa=False, rng=0, **rates)
+        return es
+
+    c = 2.0**600
+    ref, big = make(1.0), make(c)
+    for _ in range(3):
+        for es, scale in ((ref, 1.0), (big, 1.0 / c)):
+            X = es.ask()
+            es.tell(X, [scale * sphere(x) for x in X])
+    np.testing.assert_array_equal(big.mean, ref.mean)
+    np.testing.assert_array_equal(big.stds, ref.stds)
+    assert not np.array_equal(ref.mean, np.full(3, 0.5))  # the runs moved
