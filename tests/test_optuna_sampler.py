@@ -2061,6 +2061,38 @@ def test_a_study_whose_other_running_trials_are_dead_does_not_wait_for_ever(
         assert told_as_missing(chain, cand) is True
 
 
+def test_generations_list_no_stale_told_numbers_of_states_copied_into_a_study() -> None:
+    # States copied by study.add_trials into a study that already had trials (as
+    # optuna.copy_study or a user merging studies does) keep the told numbers of their first
+    # study, where the trials were numbered otherwise: the listing showed [4, 1, 3, 2] for
+    # generation 1, and trial 1 of the copy is a trial of the random sampler. Now a told list
+    # whose numbers do not name trials of the parent state's candidates is listed as None.
+    source = optuna.create_study(sampler=NESSampler(seed=0, popsize=4))
+    source.optimize(quadratic_2d, n_trials=13)
+    assert check_chain(source, source.sampler)  # type: ignore[arg-type]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    study.optimize(quadratic_2d, n_trials=3)
+    study.add_trials(source.trials)
+    sampler = NESSampler(seed=0, popsize=4)
+    copied = sampler.generations(study)
+    assert [g["generation"] for g in copied] == [0, 1, 2]
+    assert [g["told"] for g in copied] == [[], None, None]
+    study.sampler = sampler
+    study.optimize(quadratic_2d, n_trials=8)  # the search goes on from the copied chain
+    chain = sampler.generations(study)
+    assert [g["state"] for g in chain[:3]] == [g["state"] for g in copied]
+    assert len(chain) >= 4
+    candidate_of = {t.number: ch.parse_candidate(t) for t in study.trials}
+    for prev, entry in itertools.pairwise(chain[2:]):  # the states told in this study
+        told = entry["told"]
+        assert isinstance(told, list)
+        assert len(told) >= 4
+        for n in told:
+            cand = candidate_of[n]
+            assert cand is not None
+            assert cand.state == prev["state"]
+
+
 def _resumed_after_a_dead_batch(n_dead: int) -> tuple[optuna.Study, list[int]]:
     """Return a study whose worker died with `n_dead` asked trials (popsize 4), resumed.
 

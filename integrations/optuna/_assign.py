@@ -125,10 +125,28 @@ class Assigner:
                     "generation": c.generation,
                     "state": c.digest,
                     "trial": c.number,
-                    "told": list(c.told),
+                    "told": list(c.told) if self._told_here(ix, c) else None,
                 }
             )
         return out
+
+    @staticmethod
+    def _told_here(ix: ch.Index, c: ch.Carrier) -> bool:
+        """Return whether the told numbers of `c` name trials of this study.
+
+        Each must name a distinct trial holding a candidate of `c`'s parent state (-1: a dead
+        candidate). A state copied in from another study (``study.add_trials``, as
+        ``optuna.copy_study`` does) keeps the numbers the trials had there: once renumbered, they
+        name other trials.
+        """
+        named = [n for n in c.told if n >= 0]
+        if len(set(named)) != len(named):
+            return False
+        for n in named:
+            cand = ix.candidates.get(n)
+            if cand is None or cand.state != c.parent:
+                return False
+        return True
 
     def load(
         self,

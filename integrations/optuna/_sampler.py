@@ -666,7 +666,10 @@ class NESSampler(BaseSampler):
         list of dict
             One dict per generation: ``generation``, ``state`` (digest), ``trial`` (the number
             of the trial that stores it) and ``told`` (the numbers of the trials whose values
-            produced it, in candidate order; empty for the first).
+            produced it, in candidate order; empty for the first; None for a state copied in
+            from another study by ``study.add_trials``, as ``optuna.copy_study`` does, whose
+            stored numbers name none of this study's trials of its parent's candidates: the
+            trials were renumbered).
 
         Raises
         ------
