@@ -691,3 +691,31 @@ def test_a_generation_with_a_failed_trial_tells_values_not_ranks() -> None:
     # with ftarget = 1e-3, which no value reaches, one failed trial restarted the search
     records = _told_records(21, 40, strategy_options={"ftarget": 1e-3})
     assert [r for _, r, _ in records] == [0] * len(records)
+
+
+def test_a_trial_interrupted_by_keyboardinterrupt_is_told_as_its_candidates_fail() -> None:
+    """Ctrl-C in the objective: study.optimize tells the trial FAIL and raises the interrupt
+    again; the search goes on from there with that FAIL as the candidate's outcome (ranked
+    last), the candidate not handed out again (docs/optuna.rst, *Failures*)."""
+
+    def quadratic(trial: optuna.Trial) -> float:
+        x, y = trial.suggest_float("x", -5, 5), trial.suggest_float("y", -5, 5)
+        if trial.number == 3:
+            raise KeyboardInterrupt
+        return (x - 1) ** 2 + (y + 1) ** 2
+
+    sampler = NESSampler(seed=0, popsize=4)
+    study = optuna.create_study(sampler=sampler)
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(quadratic, n_trials=10)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3 + [TrialState.FAIL]
+    cand = ch.parse_candidate(study.trials[3])
+    assert cand is not None
+    assert cand.generation == 0
+    study.optimize(quadratic, n_trials=12)
+    assert [t.number for t in study.trials if ch.parse_candidate(t) == cand] == [3]
+    chain = sampler.generations(study)
+    assert len(chain) >= 3
+    told = chain[1]["told"]
+    assert isinstance(told, list)
+    assert told[cand.index] == 3
