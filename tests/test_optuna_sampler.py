@@ -2610,6 +2610,122 @@ def test_with_a_heartbeat_a_running_candidate_is_never_handed_out_again(
     assert all(ch.parse_candidate(t) is not None for t in study.trials[1:])
 
 
+HANGING_WORKER = OPEN_STORAGE.replace(
+    'f"sqlite:///{where}", ', 'f"sqlite:///{where}", heartbeat_interval=1, grace_period=2, '
+) + textwrap.dedent(
+    """
+    import threading
+
+    def objective(trial):
+        x = trial.suggest_float("x", -5.0, 5.0)
+        y = trial.suggest_float("y", 1e-3, 10.0, log=True)
+        n = trial.suggest_int("n", 0, 10)
+        if trial.number == n_trials:
+            print(trial.number, flush=True)  # the parent kills this process now
+            threading.Event().wait()
+        return (x - 1.0) ** 2 + math.log10(y) ** 2 + (n - 3) ** 2
+
+    sampler = NESSampler(seed=0, popsize=4)
+    study = optuna.load_study(study_name="s", storage=storage, sampler=sampler)
+    study.optimize(objective)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+@pytest.mark.parametrize("retry", [False, True])
+def test_with_a_heartbeat_a_worker_killed_mid_trial_is_failed_and_the_search_goes_on(
+    tmp_path: Path, retry: bool
+) -> None:
+    import threading
+
+    # A worker process of an RDBStorage study with a heartbeat is killed (SIGKILL) in the
+    # middle of a trial holding a candidate; another worker goes on. Optuna fails the dead
+    # trial once its heartbeat is older than the grace period (fail_stale_trials, run before
+    # each trial of study.optimize); meanwhile the sampler neither waits for it for ever nor
+    # hands its candidate out again, and the generation is told without it. With Optuna's
+    # retry callback the failed trial comes back once as a WAITING copy, which evaluates the
+    # same candidate (its record and parameters are copied): the only copy of it.
+    where = str(tmp_path / "study.db")
+    retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    callback = "heartbeat_stale_trial_callback" if retry_cls else "failed_trial_callback"
+    retry_cls = retry_cls or optuna.storages.RetryFailedTrialCallback  # (before Optuna 4.9)
+    retried = {callback: retry_cls(max_retry=1)} if retry else {}
+
+    def storage() -> optuna.storages.BaseStorage:
+        return optuna.storages.RDBStorage(
+            f"sqlite:///{where}",
+            heartbeat_interval=1,
+            grace_period=2,
+            engine_kwargs={"connect_args": {"timeout": 60}},
+            **retried,
+        )
+
+    study = optuna.create_study(
+        study_name="s", storage=storage(), sampler=NESSampler(seed=0, popsize=4)
+    )
+    study.optimize(objective, n_trials=2)  # the startup trial and a candidate of generation 0
+    script = tmp_path / "worker.py"
+    script.write_text(HANGING_WORKER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    victim = 3  # a candidate of generation 0, asked after two others
+    worker = subprocess.Popen(
+        [sys.executable, str(script), "sqlite", where, str(victim)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert worker.stdout is not None
+        line = worker.stdout.readline()  # blocks until the victim trial has suggested
+        assert line.strip() == str(victim).encode(), worker.stderr.read().decode()  # type: ignore[union-attr]
+        for _ in range(6000):  # a guard: until its heartbeat is stored (at once, in practice)
+            if victim in ch.heartbeat_trials(study):
+                break
+            threading.Event().wait(0.01)
+        assert victim in ch.heartbeat_trials(study)
+    finally:
+        worker.kill()  # SIGKILL
+        worker.communicate(timeout=60)
+    assert worker.returncode == -signal.SIGKILL
+    dead = study.trials[victim]
+    assert dead.state == TrialState.RUNNING
+    cand = ch.parse_candidate(dead)
+    assert cand is not None
+    assert cand.generation == 0
+
+    sampler = NESSampler(seed=0, popsize=4)
+    other = optuna.load_study(study_name="s", storage=storage(), sampler=sampler)
+
+    def until_failed_and_told(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        # (the dead trial fails at least 2 s after the kill: trials go on until then)
+        if study.trials[victim].state == TrialState.FAIL and len(sampler.generations(study)) >= 6:
+            study.stop()
+
+    other.optimize(objective, timeout=120, callbacks=[until_failed_and_told])  # (a guard)
+    trials = other.trials
+    assert trials[victim].state == TrialState.FAIL
+    assert all(t.state == TrialState.COMPLETE for t in trials if t.number != victim)
+    copies = [t.number for t in trials if ch.parse_candidate(t) == cand]
+    if retry:  # Optuna's copy of the failed trial, run once, the candidate's only copy
+        assert len(copies) == 2
+        assert copies[0] == victim
+        assert trials[copies[1]].system_attrs["failed_trial"] == victim
+        assert trials[copies[1]].params == dead.params
+    else:
+        assert copies == [victim]  # never handed out again (its trial records a heartbeat)
+    chain = check_chain(other, NESSampler(seed=0, popsize=4))
+    assert len(chain) >= 6
+    # told as missing, or as the outcome of a copy (the FAIL, or the retry) that was there
+    # before the generation closed: which one depends on the timing, not the search
+    told = chain[1]["told"]
+    assert isinstance(told, list)
+    assert told[cand.index] in (-1, *copies)
+    # no generation stuck: every trial after the kill took a candidate or an extra sample
+    assert all(ch.parse_candidate(t) is not None for t in trials[victim + 1 :])
+
+
 @pytest.mark.slow
 def test_with_a_heartbeat_an_asked_trial_that_records_none_is_handed_out_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
