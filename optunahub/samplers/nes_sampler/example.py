@@ -1,14 +1,16 @@
 """A study with the NES sampler loaded as a registry package.
 
-``optunahub.load_module`` fetches the package from the registry, so this runs once the package
-is published there (and with network access). Before that, load this folder instead:
-``optunahub.load_local_module(package="samplers/nes_sampler", registry_root="optunahub")``
-from the repository's top folder, as ``tests/test_optuna_hub.py`` does.
+This runs as it is, from any folder: ``test_local = True`` loads this package folder with
+``optunahub.load_local_module``, its registry root being the folder two levels above this file
+(``optunahub/`` in the nes_asktell repository, ``package/`` in the registry). Set
+``test_local = False`` to load the published package with ``optunahub.load_module`` (this
+fetches the registry, so it needs network access).
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import optuna
 
@@ -23,8 +25,18 @@ def objective(trial: optuna.Trial) -> float:
     return (x - 1.0) ** 2 + (math.log10(lr) + 2.5) ** 2 + 0.1 * (layers - 4) ** 2
 
 
+package_name = "samplers/nes_sampler"
+test_local = True
+
 if __name__ == "__main__":
-    module = optunahub.load_module(package="samplers/nes_sampler")
+    if test_local:
+        # This file is <registry root>/samplers/nes_sampler/example.py.
+        registry_root = Path(__file__).resolve().parents[2]
+        module = optunahub.load_local_module(
+            package=package_name, registry_root=str(registry_root)
+        )
+    else:
+        module = optunahub.load_module(package=package_name)
     study = optuna.create_study(sampler=module.NESSampler(seed=0))
     study.optimize(objective, n_trials=200)
     print(study.best_params, study.best_value)
