@@ -30,19 +30,23 @@ def test_the_package_has_the_registry_layout() -> None:
     assert set(front) == {"author", "title", "description", "tags", "optuna_versions", "license"}
     assert "sampler" in front["tags"]  # a package under samplers/ must carry the tag
     assert optuna.__version__ in front["optuna_versions"]
-    for section in ("## Abstract", "## Class or Function Names", "## Installation", "## Example"):
-        assert section in readme
-    assert "- NESSampler" in readme
+    # The registry's template: Abstract, APIs and Example, with Installation and Others where
+    # there is something to say, in that order (the README had "Class or Function Names", the
+    # heading of an older template, where the APIs documentation belongs).
+    headings = re.findall(r"^## (.*)$", readme, re.MULTILINE)
+    assert headings == ["Abstract", "APIs", "Installation", "Example", "Others"]
     assert "nes_asktell" in (FOLDER / "requirements.txt").read_text()
 
 
-def test_the_readme_lists_every_argument_of_the_sampler() -> None:
-    # restart_strategy was missing from the README's list of the keyword-only arguments.
-    readme = " ".join((FOLDER / "README.md").read_text().split())
-    match = re.search(r"Arguments are keyword-only: (.*?)\.", readme)
-    assert match is not None
-    listed = re.findall(r"`(\w+)`", match.group(1))
-    assert listed == list(inspect.signature(NESSampler).parameters)
+def test_the_readme_apis_document_the_signature_and_every_argument() -> None:
+    readme = (FOLDER / "README.md").read_text()
+    apis = readme.split("## APIs\n", 1)[1].split("\n## ", 1)[0]
+    (signature,) = re.findall(r"^- `NESSampler(\(.*\))`$", apis, re.MULTILINE)
+    parameters = inspect.signature(NESSampler).parameters.values()
+    written = ", ".join(f"{p.name}: {p.annotation} = {p.default!r}" for p in parameters)
+    assert signature == f"(*, {written})"  # the annotations are strings (postponed evaluation)
+    described = re.findall(r"^  - `(\w+)`: \S", apis, re.MULTILINE)
+    assert described == [p.name for p in parameters]
 
 
 def test_load_local_module_gives_the_sampler_and_runs_a_study() -> None:
