@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -96,12 +98,24 @@ def main() -> None:
         optuna.create_study(study_name="shared", storage=storage_at(path))
         ctx = multiprocessing.get_context("spawn")
         procs = [ctx.Process(target=worker, args=(path, 40)) for _ in range(2)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
-            if p.exitcode != 0:
-                raise RuntimeError(f"a worker failed with exit code {p.exitcode}")
+        # Ctrl-C is this process's to handle: the workers start with SIGINT ignored (they keep
+        # it), and an interrupted wait below stops them before their folder is removed.
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for p in procs:
+                p.start()
+        finally:
+            signal.signal(signal.SIGINT, handler)
+        try:
+            for p in procs:
+                p.join()
+        finally:
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+                    p.join()
+        if any(p.exitcode != 0 for p in procs):
+            raise RuntimeError(f"a worker failed: exit codes {[p.exitcode for p in procs]}")
         study = optuna.load_study(study_name="shared", storage=storage_at(path))
         sampler = NESSampler()
         n_gen = len(sampler.generations(study))
@@ -120,4 +134,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)  # the shell's code for a command ended by Ctrl-C (128 + SIGINT)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +72,99 @@ def test_the_quickstart_page_snippets_run_and_the_result_has_the_fields_it_lists
     bullet = section.split("* ``result`` is a", 1)[1].split("\n* ", 1)[0]
     listed = set(re.findall(r"``(\w+)``", bullet))
     assert set(es.result) == listed  # type: ignore[attr-defined]
+
+
+def _session(sid: int) -> list[int]:
+    """The processes of session `sid` still alive (zombies are gone for good)."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and int(fields[3]) == sid:
+                alive.append(int(entry.name))
+    return alive
+
+
+def _command(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return f"{pid} (gone)"
+
+
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, f"never saw {what}"
+        time.sleep(0.05)
+
+
+def _interrupt(
+    script: str, tmp_path: Path, after: str, ready: Callable[[Path], bool], whole_group: bool
+) -> tuple[int, str]:
+    """Run an example in its own session, its temporary files in `tmp_path`; once it printed
+    a line starting with `after` and `ready(tmp_path)` holds, send SIGINT (to the whole group,
+    as Ctrl-C in a terminal does, or to the script alone). Return its exit code and stderr,
+    after checking that it left no process behind."""
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path)}
+    path = Path(__file__).resolve().parents[1] / "examples" / script
+    with subprocess.Popen(
+        [sys.executable, str(path)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(after):
+                break
+        _wait_for(lambda: ready(tmp_path), f"{script} ready to be interrupted")
+        if whole_group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=TIMEOUT)
+            # What the script started may still be on its way out (the resource tracker reads
+            # the end of its pipe); a process still there after 10 s was left running.
+            deadline = time.monotonic() + 10
+            while _session(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            left = _session(proc.pid)
+            commands = [_command(pid) for pid in left]
+            for pid in left:
+                os.kill(pid, signal.SIGKILL)
+    assert left == [], f"{script} left processes behind: {commands}\n{err}"
+    return proc.returncode, err
+
+
+def _journal_has_trials(tmp_path: Path) -> bool:
+    """The workers of optuna_study.py have started trials in their journal file."""
+    return any(len(p.read_bytes().splitlines()) > 8 for p in tmp_path.glob("*/study.log"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("whole_group", [True, False], ids=["ctrl-c", "sigint-to-script"])
+@pytest.mark.parametrize(
+    ("script", "after", "ready"),
+    [("optuna_study.py", "3.", _journal_has_trials)],  # two worker processes
+    ids=["optuna_study-workers"],
+)
+def test_an_interrupted_example_ends_cleanly(
+    script: str, after: str, ready: Callable[[Path], bool], whole_group: bool, tmp_path: Path
+) -> None:
+    # Interrupted while its worker processes ran, optuna_study.py removed the study's folder
+    # under them and printed a traceback from each process (FileNotFoundError, KeyboardInterrupt
+    # in a half-imported worker), and the workers went on after the script had ended.
+    returncode, err = _interrupt(script, tmp_path, after, ready, whole_group)
+    assert returncode == 130
+    assert "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "interrupted"
