@@ -40,11 +40,23 @@ def main() -> None:
 
 if __name__ == "__main__":
     if "PMI_RANK" in os.environ or "OMPI_COMM_WORLD_RANK" in os.environ:
-        main()
+        try:
+            main()
+        except KeyboardInterrupt:  # mpiexec passes Ctrl-C on to every rank: end quietly
+            sys.exit(130)
     else:  # a single process: start the example again on 2 ranks
         mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent))
         mpiexec = mpiexec or shutil.which("mpiexec")
         if mpiexec is None:
             raise SystemExit("mpiexec not found: install the mpi extra (pip install .[mpi])")
         cmd = [mpiexec, "-n", "2", sys.executable, str(Path(__file__).resolve())]
-        sys.exit(subprocess.run(cmd, check=False).returncode)
+        # mpiexec runs in a process group of its own, so Ctrl-C reaches this process alone,
+        # which ends mpiexec (and mpiexec its ranks) before it exits.
+        with subprocess.Popen(cmd, process_group=0) as run:
+            try:
+                sys.exit(run.wait())
+            except KeyboardInterrupt:
+                run.terminate()
+                run.wait()
+                print("interrupted", file=sys.stderr)
+                sys.exit(130)  # the shell's code for a command ended by Ctrl-C (128 + SIGINT)

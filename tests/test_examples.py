@@ -74,17 +74,19 @@ def test_the_quickstart_page_snippets_run_and_the_result_has_the_fields_it_lists
     assert set(es.result) == listed  # type: ignore[attr-defined]
 
 
-def _session(sid: int) -> list[int]:
-    """The processes of session `sid` still alive (zombies are gone for good)."""
+def _processes(sid: int, script: Path) -> list[int]:
+    """The live processes of session `sid`, and those running `script` from any session (as
+    mpiexec's ranks do). Zombies are gone for good."""
     alive = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
             fields = stat.rsplit(")", 1)[1].split()
-            if fields[0] != "Z" and int(fields[3]) == sid:
+            if fields[0] != "Z" and (int(fields[3]) == sid or bytes(script) in command):
                 alive.append(int(entry.name))
     return alive
 
@@ -104,10 +106,10 @@ def _wait_for(condition: Callable[[], bool], what: str) -> None:
 
 
 def _interrupt(
-    script: str, tmp_path: Path, after: str, ready: Callable[[Path], bool], whole_group: bool
+    script: str, tmp_path: Path, after: str, ready: Callable[[Path, int], bool], whole_group: bool
 ) -> tuple[int, str]:
     """Run an example in its own session, its temporary files in `tmp_path`; once it printed
-    a line starting with `after` and `ready(tmp_path)` holds, send SIGINT (to the whole group,
+    a line starting with `after` and `ready(tmp_path, pid)` holds, send SIGINT (to the whole group,
     as Ctrl-C in a terminal does, or to the script alone). Return its exit code and stderr,
     after checking that it left no process behind."""
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path)}
@@ -122,10 +124,11 @@ def _interrupt(
         start_new_session=True,
     ) as proc:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith(after):
-                break
-        _wait_for(lambda: ready(tmp_path), f"{script} ready to be interrupted")
+        if after:
+            for line in proc.stdout:
+                if line.startswith(after):
+                    break
+        _wait_for(lambda: ready(tmp_path, proc.pid), f"{script} ready to be interrupted")
         if whole_group:
             os.killpg(proc.pid, signal.SIGINT)
         else:
@@ -135,10 +138,10 @@ def _interrupt(
             # What the script started may still be on its way out (the resource tracker reads
             # the end of its pipe); a process still there after 10 s was left running.
             deadline = time.monotonic() + 10
-            while _session(proc.pid) and time.monotonic() < deadline:
+            while _processes(proc.pid, path) and time.monotonic() < deadline:
                 time.sleep(0.05)
         finally:
-            left = _session(proc.pid)
+            left = _processes(proc.pid, path)
             commands = [_command(pid) for pid in left]
             for pid in left:
                 os.kill(pid, signal.SIGKILL)
@@ -146,24 +149,35 @@ def _interrupt(
     return proc.returncode, err
 
 
-def _journal_has_trials(tmp_path: Path) -> bool:
+def _journal_has_trials(tmp_path: Path, sid: int) -> bool:
     """The workers of optuna_study.py have started trials in their journal file."""
     return any(len(p.read_bytes().splitlines()) > 8 for p in tmp_path.glob("*/study.log"))
+
+
+def _two_ranks_run(tmp_path: Path, sid: int) -> bool:
+    """mpi_run.py runs on two ranks: it and mpiexec name the script, and so does each rank."""
+    script = Path(__file__).resolve().parents[1] / "examples" / "mpi_run.py"
+    return len(_processes(sid, script)) >= 4
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("whole_group", [True, False], ids=["ctrl-c", "sigint-to-script"])
 @pytest.mark.parametrize(
     ("script", "after", "ready"),
-    [("optuna_study.py", "3.", _journal_has_trials)],  # two worker processes
-    ids=["optuna_study-workers"],
+    [
+        ("optuna_study.py", "3.", _journal_has_trials),  # two worker processes
+        ("mpi_run.py", "", _two_ranks_run),  # the script, mpiexec and two ranks
+    ],
+    ids=["optuna_study-workers", "mpi_run"],
 )
 def test_an_interrupted_example_ends_cleanly(
-    script: str, after: str, ready: Callable[[Path], bool], whole_group: bool, tmp_path: Path
+    script: str, after: str, ready: Callable[[Path, int], bool], whole_group: bool, tmp_path: Path
 ) -> None:
     # Interrupted while its worker processes ran, optuna_study.py removed the study's folder
     # under them and printed a traceback from each process (FileNotFoundError, KeyboardInterrupt
     # in a half-imported worker), and the workers went on after the script had ended.
+    # mpi_run.py printed a traceback from each rank and from itself, and interrupted alone it
+    # left mpiexec and the ranks running.
     returncode, err = _interrupt(script, tmp_path, after, ready, whole_group)
     assert returncode == 130
     assert "Traceback" not in err, err
