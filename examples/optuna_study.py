@@ -1,8 +1,8 @@
 """Optuna studies driven by NESSampler: one process, a mixed search space, two processes sharing
 a journal file, and resuming the search with a fresh sampler.
 
-Run: ``python examples/optuna_study.py`` (a few seconds; files go to a temporary folder). It
-needs the ``optuna`` extra: ``pip install 'nes_asktell[optuna]'``.
+Run: ``python examples/optuna_study.py`` (about five to ten seconds; files go to a temporary
+folder). It needs the ``optuna`` extra: ``pip install 'nes_asktell[optuna]'``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Quickstart: the ask/tell loop, the optimize() shortcut, and the result.
 
-Run: ``python examples/quickstart.py`` (well under a second).
+Run: ``python examples/quickstart.py`` (a second or two, most of it importing the package).
 """
 
 from __future__ import annotations

@@ -136,8 +136,9 @@ def _interrupt(
         try:
             _, err = proc.communicate(timeout=TIMEOUT)
             # What the script started may still be on its way out (the resource tracker reads
-            # the end of its pipe); a process still there after 10 s was left running.
-            deadline = time.monotonic() + 10
+            # the end of its pipe); one still there after TIMEOUT (a hang guard on a loaded
+            # machine, not a speed limit) was left running.
+            deadline = time.monotonic() + TIMEOUT
             while _processes(proc.pid, path) and time.monotonic() < deadline:
                 time.sleep(0.05)
         finally:
