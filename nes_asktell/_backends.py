@@ -46,7 +46,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from . import _warn
-from ._tasks import executing_keys, init_worker, kill_group, nbytes, ready
+from ._tasks import UNPICKLABLE_ON_DASK, executing_keys, init_worker, kill_group, nbytes, ready
 from ._typing import FloatArray
 from ._validate import short
 
@@ -185,6 +185,13 @@ class Engine:
         whose process was terminated by the pool (``-SIGTERM``) is innocent.
         """
         return {}
+
+    def check_payload(self, fun: Callable[..., object], args: tuple[object, ...]) -> None:
+        """Raise TypeError naming `fun` if the workers cannot be sent `fun` and `args`.
+
+        Only engines that serialize tasks their own way need it (dask); the package's
+        process pools are checked with plain pickle by the evaluator.
+        """
 
     def run_everywhere(self, fn: Callable[..., object], *args: object) -> None:
         """Run ``fn(*args)`` once in every worker process, ignoring failures (dask only)."""
@@ -1040,6 +1047,22 @@ class DaskEngine(Engine):
                 f"{str(exc).rstrip('.')}. Pass a Client that is open."
             ) from exc
         return fut
+
+    def check_payload(self, fun: Callable[..., object], args: tuple[object, ...]) -> None:
+        """Raise TypeError naming `fun` if dask cannot serialize `fun` and `args`.
+
+        dask sends what plain pickle cannot by value (cloudpickle). ``client.submit`` of a
+        task it cannot serialize registers the task's future first and then raises its own
+        "Could not serialize object of type LLGExpr", which names neither `fun` nor what
+        failed, and leaves that future in ``client.futures``; checking first sends nothing.
+        """
+        cloudpickle = sys.modules.get("cloudpickle")  # imported by distributed
+        if cloudpickle is None:
+            return
+        try:
+            cloudpickle.dumps((fun, args))
+        except Exception as exc:
+            raise TypeError(UNPICKLABLE_ON_DASK.format(exc=exc)) from exc
 
     def ship(self, value: object) -> tuple[object, int]:
         """Return `value` to travel inside its task, or, if large, its future on one worker.

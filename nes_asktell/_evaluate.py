@@ -374,6 +374,7 @@ class Evaluator:
             _check_picklable(fun, args, main=True)
         elif engine.takes_tasks and _in_user_processes(engine):
             _check_picklable(fun, args, main=False)  # its start method is the user's choice
+        engine.check_payload(fun, args)
         return args
 
     def evaluate(
@@ -1030,7 +1031,7 @@ def evaluate(
         kind (a `mode` that is not a string), `strategy_or_candidates` holds no real numbers, or
         `fun` cannot be pickled for a process pool (or is defined in a ``__main__`` that
         other processes cannot import: a script read from stdin, ``python -c``, an
-        interactive session).
+        interactive session) or, with `args`, for a dask Client (a lambda over a lock).
     ValueError
         If `workers`, `timeout`, `mode` or `tasks` has a bad value (a `timeout` with serial
         or map-like workers, "seeds" with a map-like callable, "replay" without a dask

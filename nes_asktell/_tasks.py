@@ -611,3 +611,10 @@ UNPICKLABLE = (
     "or evaluate serially (workers=None), with threads (a ThreadPoolExecutor) or on an "
     "engine that pickles lambdas by value (dask, Ray, loky's executor)."
 )
+
+UNPICKLABLE_ON_DASK = (
+    "`fun` (and `args`) must be picklable to run on the dask workers, but {exc}. dask sends a "
+    "lambda or a local function by value, with everything it refers to: create what cannot "
+    "be pickled (a lock, an open file, a connection, a Client) inside `fun`, or evaluate "
+    "serially (workers=None) or with threads (a ThreadPoolExecutor)."
+)

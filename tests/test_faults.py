@@ -809,6 +809,29 @@ def test_a_dask_client_closed_before_a_run_is_named_and_costs_nothing() -> None:
     )
 
 
+def test_a_fun_that_dask_cannot_serialize_is_named_and_leaves_no_future() -> None:
+    # A lambda over a lock travels by value on dask but its lock cannot: client.submit raised
+    # dask's "Could not serialize object of type LLGExpr", naming neither `fun` nor `workers`,
+    # after it had registered the task's future, which stayed in client.futures.
+    lock = threading.Lock()
+
+    def holds_a_lock(x: np.ndarray) -> float:
+        with lock:
+            return sphere(x)
+
+    es = SNES(np.zeros(3), 0.5, rng=0)
+    with dask_client(n_workers=1) as client:
+        with pytest.raises(TypeError, match=r"`fun` \(and `args`\) must be picklable .*lock"):
+            es.optimize(holds_a_lock, workers=client, maxiter=3)
+        with pytest.raises(TypeError, match=r"`fun` \(and `args`\) must be picklable"):
+            evaluate(rows(4), sphere, client, args=(lock,))
+        assert (es.generation, es.nfev) == (0, 0)
+        assert not client.futures
+        np.testing.assert_array_equal(
+            evaluate(rows(4), sphere, client), expected(rows(4), np.zeros(4, bool))
+        )
+
+
 def test_an_executor_shut_down_before_or_during_a_run_is_named_and_costs_nothing() -> None:
     # A ThreadPoolExecutor shut down by fun in the middle of a run (or before it) raised
     # concurrent.futures' bare "cannot schedule new futures after shutdown". The error now
