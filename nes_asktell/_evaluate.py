@@ -710,16 +710,20 @@ class Evaluator:
                             rerun.append(k)
                     continue
                 except NoiseMismatchError as exc:
+                    _detached(exc)
                     return exc
-                except ReplicaMissingError:
+                except ReplicaMissingError as exc:
+                    _detached(exc)
                     ran.append(True)
                     stale.append(i)
                     continue
-                except FuturesCancelledError:  # never cancelled here but on Ctrl-C
+                except FuturesCancelledError as exc:  # never cancelled here but on Ctrl-C
+                    _detached(exc)
                     ran.append(True)
                     orphaned.extend(rows.tolist())
                     continue
                 except Exception as exc:
+                    _detached(exc)
                     ran.append(True)
                     if unpicklable(exc):
                         raise TypeError(UNPICKLABLE.format(exc=exc)) from exc
@@ -811,6 +815,16 @@ class Evaluator:
         # were the likeliest to be running (hung), the later ones to be waiting behind them.
         # The later ones run again first, so that they take the free threads.
         return sorted(rerun) + sorted(waited, reverse=True), blamed
+
+
+def _detached(exc: BaseException) -> None:
+    """Drop from `exc`, a task's failure, the frames of this process it passed through.
+
+    dask keeps the exception of a failed task in its future's state for the client's life.
+    With the frames that caught it in its traceback, their locals (every future, row and
+    scattered block of the evaluation) stayed in memory and on the cluster as long.
+    """
+    exc.__traceback__ = None
 
 
 def _checked_reply(reply: object, m: int) -> tuple[FloatArray, list[str]] | None:

@@ -357,6 +357,31 @@ def test_on_dask_a_row_that_kills_its_worker_costs_only_itself() -> None:
         np.testing.assert_array_equal(evaluate(X, sphere, client), expected(X, np.zeros(8, bool)))
 
 
+def released(client: Any) -> list[str]:
+    """Return the keys `client` still holds once what it was told to release is done."""
+    import asyncio
+    import gc
+
+    gc.collect()
+    client.sync(asyncio.sleep, 0)  # the releases queued on the client's loop run first
+    return list(client.futures)
+
+
+@pytest.mark.slow
+def test_on_dask_a_run_whose_worker_died_leaves_no_future_on_the_cluster() -> None:
+    # dask keeps the exception of a failed task (a killed worker) in its future's state for
+    # the client's life. Raised into the evaluator, it carried the frames that caught it, and
+    # their locals held every future, row and scattered block of that evaluation: after the
+    # run, client.futures still held its tasks, on the cluster, until the client closed.
+    X = rows(8)
+    once = {**KILLED_WORKERS_LAST, "distributed.scheduler.allowed-failures": 0}
+    with dask_client(config=once) as client:
+        with pytest.warns(NESWarning, match="1 of 8 candidates"):
+            f = evaluate(X, dies_at_5, client)
+        np.testing.assert_array_equal(f, expected(X, np.arange(8) == 5))
+        assert released(client) == []
+
+
 def dies_at_0_others_take_2_s(x: np.ndarray) -> float:
     if x[0] == 0:
         os._exit(3)
