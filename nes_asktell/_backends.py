@@ -46,7 +46,16 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from . import _warn
-from ._tasks import UNPICKLABLE_ON_DASK, executing_keys, init_worker, kill_group, nbytes, ready
+from ._tasks import (
+    UNPICKLABLE,
+    UNPICKLABLE_ON_DASK,
+    executing_keys,
+    init_worker,
+    kill_group,
+    nbytes,
+    ready,
+    unpicklable,
+)
 from ._typing import FloatArray
 from ._validate import short
 
@@ -571,6 +580,8 @@ class ExecutorEngine(Engine):
         RuntimeError
             If the executor refuses the task (it was shut down, before or during the run),
             naming `workers`; a broken executor's own error (``BrokenProcessPool``) says so too.
+        TypeError
+            If the executor cannot pickle the task as it takes it (dask's), naming `fun`.
         """
         try:
             if not isinstance(self.executor, ThreadPoolExecutor):
@@ -598,6 +609,13 @@ class ExecutorEngine(Engine):
                 f"`workers` ({type(self.executor).__name__}) refused a task: {exc}. It was "
                 "shut down (or the interpreter is exiting); pass an Executor that is open."
             ) from exc
+        except Exception as exc:
+            # An executor that serializes the task as it is submitted (dask's raises its own
+            # "Could not serialize object of type ...", the pickling error as its cause)
+            cause = exc if unpicklable(exc) else exc.__cause__
+            if cause is None or not unpicklable(cause):
+                raise
+            raise TypeError(UNPICKLABLE.format(exc=cause)) from exc
         self._spare.submit(self._take, task, self._spare)
         return task
 

@@ -857,6 +857,22 @@ def test_a_fun_that_dask_cannot_serialize_is_named_and_leaves_no_future() -> Non
         )
 
 
+def test_a_fun_that_dasks_executor_cannot_serialize_is_named() -> None:
+    # client.get_executor() raised dask's own "Could not serialize object of type LLGExpr",
+    # which named neither `fun` nor what could not be pickled (a lock).
+    lock = threading.Lock()
+
+    def holds_a_lock(x: np.ndarray) -> float:
+        with lock:
+            return sphere(x)
+
+    es = SNES(np.zeros(3), 0.5, rng=0)
+    with dask_client(n_workers=1) as client:
+        with pytest.raises(TypeError, match=r"`fun` \(and `args`\) must be picklable .*lock"):
+            es.optimize(holds_a_lock, workers=client.get_executor(), maxiter=3)
+        assert (es.generation, es.nfev) == (0, 0)
+
+
 def test_an_executor_shut_down_before_or_during_a_run_is_named_and_costs_nothing() -> None:
     # A ThreadPoolExecutor shut down by fun in the middle of a run (or before it) raised
     # concurrent.futures' bare "cannot schedule new futures after shutdown". The error now
