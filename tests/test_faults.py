@@ -20,7 +20,7 @@ import textwrap
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -834,16 +834,22 @@ def test_a_dask_client_closed_before_a_run_is_named_and_costs_nothing() -> None:
     )
 
 
-def test_a_fun_that_dask_cannot_serialize_is_named_and_leaves_no_future() -> None:
-    # A lambda over a lock travels by value on dask but its lock cannot: client.submit raised
-    # dask's "Could not serialize object of type LLGExpr", naming neither `fun` nor `workers`,
-    # after it had registered the task's future, which stayed in client.futures.
+def lock_holder() -> tuple[threading.Lock, Callable[[np.ndarray], float]]:
+    """Return a lock and a local function over it: dask sends it by value, its lock not."""
     lock = threading.Lock()
 
     def holds_a_lock(x: np.ndarray) -> float:
         with lock:
             return sphere(x)
 
+    return lock, holds_a_lock
+
+
+def test_a_fun_that_dask_cannot_serialize_is_named_and_leaves_no_future() -> None:
+    # A lambda over a lock travels by value on dask but its lock cannot: client.submit raised
+    # dask's "Could not serialize object of type LLGExpr", naming neither `fun` nor `workers`,
+    # after it had registered the task's future, which stayed in client.futures.
+    lock, holds_a_lock = lock_holder()
     es = SNES(np.zeros(3), 0.5, rng=0)
     with dask_client(n_workers=1) as client:
         with pytest.raises(TypeError, match=r"`fun` \(and `args`\) must be picklable .*lock"):
@@ -860,12 +866,7 @@ def test_a_fun_that_dask_cannot_serialize_is_named_and_leaves_no_future() -> Non
 def test_a_fun_that_dasks_executor_cannot_serialize_is_named() -> None:
     # client.get_executor() raised dask's own "Could not serialize object of type LLGExpr",
     # which named neither `fun` nor what could not be pickled (a lock).
-    lock = threading.Lock()
-
-    def holds_a_lock(x: np.ndarray) -> float:
-        with lock:
-            return sphere(x)
-
+    _, holds_a_lock = lock_holder()
     es = SNES(np.zeros(3), 0.5, rng=0)
     with dask_client(n_workers=1) as client:
         with pytest.raises(TypeError, match=r"`fun` \(and `args`\) must be picklable .*lock"):

@@ -1613,19 +1613,43 @@ def test_default_and_given_strategy_options_are_stored() -> None:
         assert state["run"]["options"]["eta_sigma"] == expected  # type: ignore[index]
 
 
-def test_strategy_options_given_as_numpy_scalars_are_stored_as_numbers() -> None:
-    # np.True_, np.float32 and np.int64 passed the constructor, then the first relative sample
-    # crashed the study: "Object of type bool is not JSON serializable"
-    options = {"mirrored": np.True_, "eta_sigma": np.float32(0.5), "tolstagnation": np.int64(50)}
+@pytest.mark.parametrize(
+    ("options", "stored_options", "stored_criteria"),
+    [
+        # np.True_, np.float32 and np.int64 passed the constructor, then the first relative
+        # sample crashed the study: "Object of type bool is not JSON serializable"
+        (
+            {"mirrored": np.True_, "eta_sigma": np.float32(0.5), "tolstagnation": np.int64(50)},
+            {"eta_sigma": 0.5},
+            {"tolstagnation": 50},
+        ),
+        # A Fraction passed the constructor (the strategy takes any real number), then every
+        # relative sample crashed the study: "Object of type Fraction is not JSON serializable"
+        (
+            {"eta_sigma": Fraction(1, 2), "tolx": Fraction(1, 1000)},
+            {"eta_sigma": 0.5},
+            {"tolx": 0.001},
+        ),
+    ],
+    ids=["numpy scalars", "fractions"],
+)
+def test_strategy_options_of_other_number_types_are_stored_as_numbers(
+    options: dict[str, object],
+    stored_options: dict[str, object],
+    stored_criteria: dict[str, object],
+) -> None:
     sampler = NESSampler(seed=0, popsize=4, strategy_options=options)  # type: ignore[arg-type]
     study = optuna.create_study(sampler=sampler)
     study.optimize(objective, n_trials=6)
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     state = stored_state(study.trials[sampler.generations(study)[0]["trial"]])  # type: ignore[index]
     stored = state["run"]  # type: ignore[index]
-    assert stored["mirrored"] is True  # type: ignore[index]
-    assert stored["options"]["eta_sigma"] == 0.5  # type: ignore[index]
-    assert stored["criteria"]["tolstagnation"] == 50  # type: ignore[index]
+    if "mirrored" in options:
+        assert stored["mirrored"] is True  # type: ignore[index]
+    for key, value in stored_options.items():
+        assert stored["options"][key] == value  # type: ignore[index]
+    for key, value in stored_criteria.items():
+        assert stored["criteria"][key] == value  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -1645,20 +1669,6 @@ def test_a_refused_argument_is_quoted_short(argument: str, want: str) -> None:
     assert message.startswith(f"`{argument}` must be {want}, but got [0, 1, 2, 3, ")
     assert message.endswith("....")
     assert len(message) < 200
-
-
-def test_strategy_options_given_as_fractions_are_stored_as_floats() -> None:
-    # A Fraction passed the constructor (the strategy takes any real number), then every
-    # relative sample crashed the study: "Object of type Fraction is not JSON serializable"
-    options = {"eta_sigma": Fraction(1, 2), "tolx": Fraction(1, 1000)}
-    sampler = NESSampler(seed=0, popsize=4, strategy_options=options)  # type: ignore[arg-type]
-    study = optuna.create_study(sampler=sampler)
-    study.optimize(objective, n_trials=6)
-    assert all(t.state == TrialState.COMPLETE for t in study.trials)
-    state = stored_state(study.trials[sampler.generations(study)[0]["trial"]])  # type: ignore[index]
-    stored = state["run"]  # type: ignore[index]
-    assert stored["options"]["eta_sigma"] == 0.5  # type: ignore[index]
-    assert stored["criteria"]["tolx"] == 0.001  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
