@@ -213,9 +213,9 @@ class Evaluator:
         restart_workers: bool | None = None,
     ) -> None:
         if mode is not None and not isinstance(mode, str):
-            raise TypeError(f"`mode` must be one of {MODES}, but got {short(mode)}.")
+            raise TypeError(f"`mode` must be one of {MODES} or None, but got {short(mode)}.")
         if mode is not None and mode not in MODES:
-            raise ValueError(f"`mode` must be one of {MODES}, but got {short(mode)}.")
+            raise ValueError(f"`mode` must be one of {MODES} or None, but got {short(mode)}.")
         if vectorized is not None and not isinstance(vectorized, (bool, np.bool_)):
             raise TypeError(f"`vectorized` must be True or False, but got {short(vectorized)}.")
         if restart_workers is not None and not isinstance(restart_workers, (bool, np.bool_)):

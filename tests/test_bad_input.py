@@ -1419,13 +1419,14 @@ def test_noise_handler_tell_refuses_an_int_no_float_holds_and_changes_nothing() 
 
 @pytest.mark.parametrize(
     "mode",
-    [np.array(["auto", "seeds"]), ["auto"], 3, None],
-    ids=["an array of names", "a list", "a number", "None"],
+    [np.array(["auto", "seeds"]), ["auto"], 3, b"auto"],
+    ids=["an array of names", "a list", "a number", "bytes"],
 )
 def test_evaluator_refuses_a_mode_that_is_no_name_naming_it(mode: object) -> None:
     # an array raised numpy's "The truth value of an array with more than one element is
-    # ambiguous" from `mode not in MODES`, naming no argument (and a number was a ValueError)
-    want = r"`mode` must be one of \('auto', 'vectors', 'seeds', 'replay'\), but got "
+    # ambiguous" from `mode not in MODES`, naming no argument (and a number was a ValueError);
+    # None is no such mode: it means "not given" (see test_evaluate.py)
+    want = r"`mode` must be one of \('auto', 'vectors', 'seeds', 'replay'\) or None, but got "
     with pytest.raises(TypeError, match=want):
         Evaluator(mode=mode)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=want):
